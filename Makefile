@@ -1,0 +1,125 @@
+# HAI Bot build. `make` builds build/haibot; `make test` builds the sanitizer
+# suite and runs it; `make run` starts the daemon. Every target that compiles
+# first makes sure the Debian -dev packages it needs are present.
+
+CC       ?= cc
+PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib
+TEST_PKGS = cmocka
+# Debian package for each pkg-config name above (same order as the names).
+APT_PKGS  = pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
+            libcurl4-openssl-dev libcjson-dev libinih-dev libsqlite3-dev \
+            libssl-dev zlib1g-dev libcmocka-dev
+
+WARN      = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wvla
+ifdef CI
+WARN     += -Werror
+endif
+
+# pkg-config runs lazily (recursive `=`), after `deps` has had its chance.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+CPPFLAGS  += -D_GNU_SOURCE -I.
+
+OPT_CFLAGS  = -O2 -g
+ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined
+
+SRC       := $(wildcard bot/*.c core/*.c storage/*.c adapters/*/*.c)
+LIB_SRC   := $(filter-out bot/main.c,$(SRC))
+TEST_SRC  := $(wildcard tests/*.c tests/*/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+
+OBJ       := $(SRC:%.c=build/obj/%.o)
+ASAN_OBJ  := $(SRC:%.c=build/asan/%.o)
+ASAN_LIB  := $(LIB_SRC:%.c=build/asan/%.o)
+TEST_OBJ  := $(TEST_SRC:%.c=build/asan/%.o)
+BENCH_OBJ := $(BENCH_SRC:%.c=build/obj/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=build/obj/%.o)
+
+.PHONY: all deps test run valgrind bench clean format
+
+all: deps
+	@$(MAKE) --no-print-directory build/haibot
+
+deps:
+	@missing=""; \
+	for p in $(PKGS) $(TEST_PKGS); do \
+	  pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; \
+	done; \
+	[ -f /usr/lib/x86_64-linux-gnu/libwebsockets-evlib_uv.so ] || \
+	  ls /usr/lib/*/libwebsockets-evlib_uv.so >/dev/null 2>&1 || missing="$$missing lws-evlib-uv"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "deps: installing Debian packages for:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS)) >build-deps.log 2>&1 \
+	      || { cat build-deps.log; exit 1; }; rm -f build-deps.log; \
+	  else \
+	    echo "deps: missing:$$missing"; \
+	    echo "deps: run: sudo apt-get install -y $(APT_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+build/haibot: $(OBJ)
+	$(CC) $(OPT_CFLAGS) -o $@ $(OBJ) $(PKG_LIBS)
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(OPT_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(ASAN_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/asan/haibot: $(ASAN_OBJ)
+	$(CC) $(ASAN_CFLAGS) -o $@ $(ASAN_OBJ) $(PKG_LIBS)
+
+build/asan/haibot-tests: $(TEST_OBJ) $(ASAN_LIB)
+	$(CC) $(ASAN_CFLAGS) -o $@ $(TEST_OBJ) $(ASAN_LIB) $(PKG_LIBS) -lcmocka
+
+# Valgrind needs a build without ASan.
+build/vg/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/vg/haibot: $(SRC:%.c=build/vg/%.o)
+	$(CC) -g -o $@ $^ $(PKG_LIBS)
+
+build/vg/haibot-tests: $(TEST_SRC:%.c=build/vg/%.o) $(LIB_SRC:%.c=build/vg/%.o)
+	$(CC) -g -o $@ $^ $(PKG_LIBS) -lcmocka
+
+build/haibot-bench: $(BENCH_OBJ) $(LIB_OBJ)
+	$(CC) $(OPT_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+           LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+
+# TESTS= narrows the run to some groups: make test TESTS="config ledger".
+test: deps
+	@$(MAKE) --no-print-directory build/asan/haibot build/asan/haibot-tests build/haibot
+	@$(ASAN_ENV) HAIBOT_BIN=$(CURDIR)/build/asan/haibot build/asan/haibot-tests $(TESTS)
+
+valgrind: deps
+	@$(MAKE) --no-print-directory build/vg/haibot build/vg/haibot-tests
+	HAIBOT_BIN=$(CURDIR)/build/vg/haibot HAIBOT_VALGRIND=1 valgrind --error-exitcode=99 \
+	  --leak-check=full --errors-for-leak-kinds=definite --quiet \
+	  --suppressions=$(CURDIR)/tests/valgrind.supp build/vg/haibot-tests $(TESTS)
+
+bench: deps
+	@$(MAKE) --no-print-directory build/haibot build/haibot-bench
+	@HAIBOT_BIN=$(CURDIR)/build/haibot build/haibot-bench $(BENCHES)
+
+run: deps
+	@$(MAKE) --no-print-directory build/haibot
+	@if [ -f bot.conf ]; then conf=bot.conf; else conf=bot.conf.example; \
+	  echo "run: no bot.conf, starting on bot.conf.example (copy it to bot.conf to make it yours)"; fi; \
+	exec build/haibot -c $$conf
+
+format:
+	clang-format -i $(SRC) $(TEST_SRC) $(BENCH_SRC) $(wildcard */*.h */*/*.h)
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)

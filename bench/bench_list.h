@@ -1,0 +1,2 @@
+/* Every benchmark, in the order `make bench` runs them. One line each. */
+BENCH(log)

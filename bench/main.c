@@ -1,0 +1,94 @@
+/* The benchmark runner. */
+#include "bench/bench.h"
+
+#include "core/log.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct bench_entry {
+    const char *name;
+    int (*run)(void);
+};
+
+static const struct bench_entry bench_entries[] = {
+#define BENCH(name) {#name, bench_##name},
+#include "bench/bench_list.h"
+#undef BENCH
+};
+
+void bench_report(const char *name, double value, const char *unit)
+{
+    printf("%s %.6g %s\n", name, value, unit);
+    fflush(stdout);
+}
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+long bench_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return 0;
+    char line[256];
+    long kib = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = strtol(line + 6, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
+char *bench_tmpdir_new(void)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[512];
+    snprintf(tmpl, sizeof(tmpl), "%s/haibot-bench-XXXXXX", base != NULL ? base : "/tmp");
+    char *dir = mkdtemp(tmpl);
+    return dir != NULL ? strdup(dir) : NULL;
+}
+
+static int bench__rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void bench_tmpdir_remove(const char *dir)
+{
+    if (dir != NULL)
+        nftw(dir, bench__rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 0;
+    log_configure(LOG_WARN, false, NULL);
+    for (size_t i = 0; i < sizeof(bench_entries) / sizeof(bench_entries[0]); i++) {
+        bool want = argc < 2;
+        for (int a = 1; a < argc; a++)
+            want = want || strcmp(argv[a], bench_entries[i].name) == 0;
+        if (!want)
+            continue;
+        if (bench_entries[i].run() != 0) {
+            fprintf(stderr, "bench %s: could not run\n", bench_entries[i].name);
+            rc = 1;
+        }
+    }
+    log_shutdown();
+    return rc;
+}

@@ -1,0 +1,83 @@
+/* The test harness: cmocka for assertions and groups, one runner
+ * (tests/main.c) and one registration list (tests/test_list.h).
+ *
+ * A test file ends with
+ *
+ *     static const struct CMUnitTest tests[] = { cmocka_unit_test(...), ... };
+ *     TEST_GROUP_DEFINE(name, tests, setup, teardown)
+ *
+ * and tests/test_list.h gains one line TEST_GROUP(name). */
+#ifndef HB_TEST_H
+#define HB_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <cmocka.h>
+
+#define TEST_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define TEST_GROUP_DEFINE(name, list, setup, teardown)                                       \
+    int test_group_##name(size_t *ntests);                                                   \
+    int test_group_##name(size_t *ntests)                                                    \
+    {                                                                                        \
+        *ntests = TEST_ARRAY_SIZE(list);                                                     \
+        return _cmocka_run_group_tests(#name, list, TEST_ARRAY_SIZE(list), setup, teardown); \
+    }
+
+/** A fresh, empty directory under $TMPDIR for this test; removed (with its
+ *  contents) by test_tmpdir_remove(). Returns a heap string the caller frees. */
+char *test_tmpdir_new(void);
+void test_tmpdir_remove(const char *dir);
+
+/** Write `len` bytes (or strlen(text) when len is (size_t)-1) to a file. */
+void test_file_write(const char *path, const void *text, size_t len);
+
+/** Read a whole file; returns a NUL-terminated heap string, or NULL. */
+char *test_file_read(const char *path, size_t *len_out);
+
+/** Path of the daemon binary under test ($HAIBOT_BIN, else build/asan/haibot). */
+const char *test_haibot_bin(void);
+
+/** The result of running a child process. */
+struct test_proc {
+    int status;      /* exit code, or 128 + signal number */
+    char *out;       /* everything written to stdout (heap) */
+    char *err;       /* everything written to stderr (heap) */
+};
+
+/** Run argv (argv[0] is the program path) with `input` on stdin (NULL: empty
+ *  stdin), wait up to timeout_ms, and collect its output. Kills the child
+ *  with SIGKILL when the timeout passes (status is then 128 + 9). */
+void test_proc_run(char *const argv[], const char *input, int timeout_ms, struct test_proc *out);
+void test_proc_free(struct test_proc *p);
+
+/** A child process left running, with pipes to it. */
+struct test_child {
+    int pid;
+    int in_fd;   /* write end of its stdin, or -1 */
+    int out_fd;  /* read end of its stdout */
+    int err_fd;  /* read end of its stderr */
+    char *out;   /* collected so far (heap) */
+    size_t out_len;
+    char *err;
+    size_t err_len;
+};
+
+/** Start argv with pipes; the caller drives it with the calls below. */
+void test_child_start(struct test_child *c, char *const argv[]);
+/** Read from stdout and stderr until `needle` appears in the named stream
+ *  ("out" or "err") or timeout_ms passes. Returns true when it appeared. */
+bool test_child_wait_for(struct test_child *c, const char *stream, const char *needle,
+                         int timeout_ms);
+/** Close stdin, wait for exit (up to timeout_ms, then SIGKILL); returns status
+ *  as test_proc's. Collects remaining output. */
+int test_child_finish(struct test_child *c, int timeout_ms);
+void test_child_free(struct test_child *c);
+
+/** Milliseconds on a monotonic clock. */
+uint64_t test_now_ms(void);
+
+#endif

@@ -1,0 +1,2 @@
+/* Every test group, in the order they run. One line per group. */
+TEST_GROUP(log)

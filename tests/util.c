@@ -1,0 +1,256 @@
+/* Shared test helpers: temporary directories, files, child processes. */
+#include "tests/test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+char *test_tmpdir_new(void)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[512];
+    snprintf(tmpl, sizeof(tmpl), "%s/haibot-test-XXXXXX", base != NULL ? base : "/tmp");
+    char *dir = mkdtemp(tmpl);
+    assert_non_null(dir);
+    char *copy = strdup(dir);
+    assert_non_null(copy);
+    return copy;
+}
+
+static int test__rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void test_tmpdir_remove(const char *dir)
+{
+    if (dir != NULL)
+        nftw(dir, test__rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void test_file_write(const char *path, const void *text, size_t len)
+{
+    if (len == (size_t)-1)
+        len = strlen(text);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+char *test_file_read(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096;
+    size_t len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    if (len_out != NULL)
+        *len_out = len;
+    return buf;
+}
+
+const char *test_haibot_bin(void)
+{
+    const char *bin = getenv("HAIBOT_BIN");
+    return bin != NULL ? bin : "build/asan/haibot";
+}
+
+static void test__append(char **buf, size_t *len, const char *data, size_t n)
+{
+    char *grown = realloc(*buf, *len + n + 1);
+    assert_non_null(grown);
+    memcpy(grown + *len, data, n);
+    *len += n;
+    grown[*len] = '\0';
+    *buf = grown;
+}
+
+void test_child_start(struct test_child *c, char *const argv[])
+{
+    int in[2], out[2], err[2];
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    c->pid = pid;
+    c->in_fd = in[1];
+    c->out_fd = out[0];
+    c->err_fd = err[0];
+    c->out = calloc(1, 1);
+    c->err = calloc(1, 1);
+    assert_non_null(c->out);
+    assert_non_null(c->err);
+    /* Writes to a child that has exited must not kill the test runner. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Poll the child's output pipes once for up to wait_ms. Returns false when
+ * both are at end of file. */
+static bool test__child_pump(struct test_child *c, int wait_ms)
+{
+    struct pollfd p[2] = {{c->out_fd, POLLIN, 0}, {c->err_fd, POLLIN, 0}};
+    if (c->out_fd < 0 && c->err_fd < 0)
+        return false;
+    int n = poll(p, 2, wait_ms);
+    if (n <= 0)
+        return true;
+    char buf[8192];
+    for (int i = 0; i < 2; i++) {
+        if (p[i].fd < 0 || p[i].revents == 0)
+            continue;
+        ssize_t r = read(p[i].fd, buf, sizeof(buf));
+        if (r > 0) {
+            if (i == 0)
+                test__append(&c->out, &c->out_len, buf, (size_t)r);
+            else
+                test__append(&c->err, &c->err_len, buf, (size_t)r);
+        } else if (r == 0 || errno != EINTR) {
+            close(p[i].fd);
+            if (i == 0)
+                c->out_fd = -1;
+            else
+                c->err_fd = -1;
+        }
+    }
+    return true;
+}
+
+bool test_child_wait_for(struct test_child *c, const char *stream, const char *needle,
+                         int timeout_ms)
+{
+    uint64_t deadline = test_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        const char *hay = strcmp(stream, "out") == 0 ? c->out : c->err;
+        if (strstr(hay, needle) != NULL)
+            return true;
+        uint64_t now = test_now_ms();
+        if (now >= deadline)
+            return false;
+        if (!test__child_pump(c, (int)(deadline - now)))
+            return strstr(strcmp(stream, "out") == 0 ? c->out : c->err, needle) != NULL;
+    }
+}
+
+int test_child_finish(struct test_child *c, int timeout_ms)
+{
+    if (c->in_fd >= 0) {
+        close(c->in_fd);
+        c->in_fd = -1;
+    }
+    uint64_t deadline = test_now_ms() + (uint64_t)timeout_ms;
+    int status = 0;
+    bool killed = false;
+    for (;;) {
+        pid_t r = waitpid(c->pid, &status, WNOHANG);
+        if (r == c->pid)
+            break;
+        if (!killed && test_now_ms() >= deadline) {
+            kill(c->pid, SIGKILL);
+            killed = true;
+        }
+        if (!test__child_pump(c, 20))
+            usleep(5000);
+    }
+    while (test__child_pump(c, 0) && (c->out_fd >= 0 || c->err_fd >= 0)) {
+        /* drain what is left */
+        struct pollfd p[2] = {{c->out_fd, POLLIN, 0}, {c->err_fd, POLLIN, 0}};
+        if (poll(p, 2, 0) <= 0)
+            break;
+    }
+    if (c->out_fd >= 0)
+        close(c->out_fd);
+    if (c->err_fd >= 0)
+        close(c->err_fd);
+    c->out_fd = c->err_fd = -1;
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+void test_child_free(struct test_child *c)
+{
+    if (c->in_fd >= 0)
+        close(c->in_fd);
+    if (c->out_fd >= 0)
+        close(c->out_fd);
+    if (c->err_fd >= 0)
+        close(c->err_fd);
+    free(c->out);
+    free(c->err);
+    memset(c, 0, sizeof(*c));
+}
+
+void test_proc_run(char *const argv[], const char *input, int timeout_ms, struct test_proc *out)
+{
+    struct test_child c;
+    test_child_start(&c, argv);
+    if (input != NULL) {
+        size_t len = strlen(input);
+        size_t off = 0;
+        while (off < len) {
+            ssize_t w = write(c.in_fd, input + off, len - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+    }
+    out->status = test_child_finish(&c, timeout_ms);
+    out->out = c.out;
+    out->err = c.err;
+    c.out = c.err = NULL;
+    test_child_free(&c);
+}
+
+void test_proc_free(struct test_proc *p)
+{
+    free(p->out);
+    free(p->err);
+    p->out = p->err = NULL;
+}
