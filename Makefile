@@ -39,6 +39,11 @@ LIB_OBJ   := $(LIB_SRC:%.c=build/obj/%.o)
 
 .PHONY: all deps test run valgrind bench clean format
 
+# Quiet compile lines; `make V=1` shows the full commands.
+ifndef V
+Q = @
+endif
+
 all: deps
 	@$(MAKE) --no-print-directory build/haibot
 
@@ -65,11 +70,13 @@ build/haibot: $(OBJ)
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(OPT_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(WARN) $(OPT_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(ASAN_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(WARN) $(ASAN_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
 build/asan/haibot: $(ASAN_OBJ)
 	$(CC) $(ASAN_CFLAGS) -o $@ $(ASAN_OBJ) $(PKG_LIBS)
@@ -80,7 +87,8 @@ build/asan/haibot-tests: $(TEST_OBJ) $(ASAN_LIB)
 # Valgrind needs a build without ASan.
 build/vg/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
 build/vg/haibot: $(SRC:%.c=build/vg/%.o)
 	$(CC) -g -o $@ $^ $(PKG_LIBS)

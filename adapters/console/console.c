@@ -1,0 +1,442 @@
+#include "adapters/console/console.h"
+
+#include "core/error.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONSOLE_LINE_MAX (64 * 1024)
+#define CONSOLE_READ_CHUNK (16 * 1024)
+
+enum console_in_kind { CONSOLE_IN_STREAM, CONSOLE_IN_FILE };
+
+struct console {
+    struct adapter adapter;
+    uv_loop_t *loop;
+    struct adapter_host host;
+    char *user;
+    bool admin;
+    char *image_dir;
+    int in_fd;
+    int out_fd;
+
+    enum console_in_kind in_kind;
+    union {
+        uv_tty_t tty;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+    } in;
+    uv_fs_t in_req;       /* file input: one read at a time */
+    char *file_buf;       /* file input buffer */
+    int64_t file_off;
+    bool reading;         /* input is being read */
+    bool in_open;         /* the input handle needs a uv_close */
+    bool ended;           /* end of input reached (reported once) */
+
+    char *line;           /* partial line being assembled */
+    size_t line_len;
+    bool line_overflow;   /* the current line passed CONSOLE_LINE_MAX */
+
+    uint64_t seq;         /* line counter, for event ids */
+    long boot;            /* start time, for event ids */
+    size_t refs;          /* replies alive + 1 while open */
+    size_t handles_open;
+    bool closing;
+    void (*close_cb)(void *data);
+    void *close_data;
+};
+
+struct console_reply {
+    struct reply reply;
+    struct console *console;
+};
+
+static void console__maybe_free(struct console *c);
+
+/* ---- output ----------------------------------------------------------- */
+
+/* Output is written synchronously. Putting the output descriptor in
+ * non-blocking mode (as a libuv stream would) also changes it for stderr
+ * whenever both share one pipe or terminal, and log lines would then be lost
+ * to EAGAIN; a full pipe is better met with backpressure. */
+static void console__out(struct console *c, const char *text, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(c->out_fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {.fd = c->out_fd, .events = POLLOUT};
+            poll(&p, 1, 1000);
+            continue;
+        }
+        if (n <= 0)
+            return;
+        off += (size_t)n;
+    }
+}
+
+static void console__outs(struct console *c, const char *text)
+{
+    console__out(c, text, strlen(text));
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static int console__save_image(struct console *c, const struct reply_image *img, char *path,
+                               size_t cap)
+{
+    const char *ext = strchr(img->filename != NULL ? img->filename : "", '.');
+    snprintf(path, cap, "%s/console-%ld-%llu%s", c->image_dir, c->boot,
+             (unsigned long long)++c->seq, ext != NULL ? ext : ".bin");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    size_t off = 0;
+    int rc = 0;
+    while (off < img->len) {
+        ssize_t n = write(fd, img->data + off, img->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = HB_EIO;
+            break;
+        }
+        off += (size_t)n;
+    }
+    close(fd);
+    return rc;
+}
+
+static int console__send(struct reply *r, const struct reply_msg *msg)
+{
+    struct console_reply *cr = r->data;
+    struct console *c = cr->console;
+    const char *prefix = msg->stage == REPLY_PROGRESS ? "… " : "";
+    if (msg->text != NULL && msg->text[0] != '\0') {
+        console__outs(c, prefix);
+        console__outs(c, msg->text);
+        console__outs(c, "\n");
+    }
+    if (msg->image != NULL) {
+        char path[1024];
+        char line[1200];
+        int rc = console__save_image(c, msg->image, path, sizeof(path));
+        if (rc == 0)
+            snprintf(line, sizeof(line), "[image saved to %s, %zu bytes]\n", path, msg->image->len);
+        else
+            snprintf(line, sizeof(line), "[image of %zu bytes could not be saved in %s: %s]\n",
+                     msg->image->len, c->image_dir, hb_strerror(rc));
+        console__outs(c, line);
+    }
+    if (msg->nbuttons > 0) {
+        console__outs(c, "buttons:");
+        for (size_t i = 0; i < msg->nbuttons; i++) {
+            console__outs(c, " [");
+            console__outs(c, msg->buttons[i].label);
+            console__outs(c, "]");
+        }
+        console__outs(c, "\n");
+    }
+    return 0;
+}
+
+static void console__finish(struct reply *r)
+{
+    struct console_reply *cr = r->data;
+    struct console *c = cr->console;
+    free(cr);
+    c->refs--;
+    console__maybe_free(c);
+}
+
+static const struct reply_ops console_reply_ops = {.send = console__send,
+                                                   .finish = console__finish};
+
+/* ---- input ------------------------------------------------------------ */
+
+static void console__line(struct console *c, char *line)
+{
+    size_t len = strlen(line);
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        line[--len] = '\0';
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0')
+        return;
+    struct console_reply *cr = calloc(1, sizeof(*cr));
+    if (cr == NULL)
+        return;
+    cr->reply.ops = &console_reply_ops;
+    cr->reply.data = cr;
+    cr->console = c;
+    c->refs++;
+
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", c->user);
+    snprintf(inv.user_name, sizeof(inv.user_name), "%s", c->user);
+    inv.scope = COMMAND_SCOPE_DM;
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "console");
+    snprintf(inv.event_id, sizeof(inv.event_id), "console:%ld:%llu", c->boot,
+             (unsigned long long)++c->seq);
+    inv.admin = c->admin;
+    inv.reply = &cr->reply;
+    if (*p != '/') {
+        reply_text(&cr->reply, true, "Commands start with a slash. Type /help for the list.");
+        reply_finish(&cr->reply);
+        return;
+    }
+    p++;
+    c->host.dispatch(c->host.data, &inv, p);
+}
+
+static void console__feed(struct console *c, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = data[i];
+        if (ch == '\n') {
+            if (c->line_overflow) {
+                log_warn("console.line_too_long", "limit=%d", CONSOLE_LINE_MAX);
+                console__outs(c, "That line is too long; it was ignored.\n");
+            } else {
+                c->line[c->line_len] = '\0';
+                console__line(c, c->line);
+            }
+            c->line_len = 0;
+            c->line_overflow = false;
+            if (c->closing || !c->reading)
+                return;
+            continue;
+        }
+        if (c->line_len + 1 >= CONSOLE_LINE_MAX) {
+            c->line_overflow = true;
+            continue;
+        }
+        c->line[c->line_len++] = ch;
+    }
+}
+
+static void console__end(struct console *c)
+{
+    if (c->line_len > 0 && !c->line_overflow) {
+        c->line[c->line_len] = '\0';
+        c->line_len = 0;
+        console__line(c, c->line);
+    }
+    c->reading = false;
+    if (!c->ended) {
+        c->ended = true;
+        log_info("console.end_of_input", NULL);
+        if (c->host.ended != NULL)
+            c->host.ended(c->host.data, &c->adapter);
+    }
+}
+
+static void console__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static char chunk[CONSOLE_READ_CHUNK];
+    *buf = uv_buf_init(chunk, sizeof(chunk));
+}
+
+static void console__read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct console *c = s->data;
+    if (n > 0) {
+        console__feed(c, buf->base, (size_t)n);
+        return;
+    }
+    if (n < 0) {
+        if (n != UV_EOF)
+            log_warn("console.read_failed", "error=%s", uv_strerror((int)n));
+        uv_read_stop(s);
+        console__end(c);
+    }
+}
+
+static void console__file_read(uv_fs_t *req);
+
+static void console__file_next(struct console *c)
+{
+    uv_buf_t buf = uv_buf_init(c->file_buf, CONSOLE_READ_CHUNK);
+    int rc = uv_fs_read(c->loop, &c->in_req, c->in_fd, &buf, 1, -1, console__file_read);
+    if (rc < 0) {
+        log_warn("console.read_failed", "error=%s", uv_strerror(rc));
+        console__end(c);
+    } else {
+        c->refs++; /* the read request holds the console */
+    }
+}
+
+static void console__file_read(uv_fs_t *req)
+{
+    struct console *c = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    c->refs--;
+    if (n > 0 && c->reading && !c->closing) {
+        console__feed(c, c->file_buf, (size_t)n);
+        if (c->reading && !c->closing) {
+            console__file_next(c);
+            return;
+        }
+    } else if (n < 0 && n != UV_ECANCELED) {
+        log_warn("console.read_failed", "error=%s", uv_strerror((int)n));
+    }
+    if (!c->closing)
+        console__end(c);
+    console__maybe_free(c);
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static void console__handle_closed(uv_handle_t *h)
+{
+    struct console *c = h->data;
+    c->handles_open--;
+    console__maybe_free(c);
+}
+
+static void console__maybe_free(struct console *c)
+{
+    if (!c->closing)
+        return;
+    if (c->refs > 0 || c->handles_open > 0)
+        return;
+    void (*cb)(void *) = c->close_cb;
+    void *data = c->close_data;
+    free(c->user);
+    free(c->image_dir);
+    free(c->line);
+    free(c->file_buf);
+    free(c);
+    if (cb != NULL)
+        cb(data);
+}
+
+static int console__start(struct adapter *a)
+{
+    struct console *c = a->impl;
+    int rc = 0;
+    uv_handle_type in = uv_guess_handle(c->in_fd);
+    if (in == UV_TTY) {
+        rc = uv_tty_init(c->loop, &c->in.tty, c->in_fd, 1);
+    } else if (in == UV_NAMED_PIPE) {
+        rc = uv_pipe_init(c->loop, &c->in.pipe, 0);
+        if (rc == 0) {
+            rc = uv_pipe_open(&c->in.pipe, c->in_fd);
+            if (rc < 0) {
+                c->handles_open++;
+                c->in.pipe.data = c;
+                uv_close((uv_handle_t *)&c->in.pipe, console__handle_closed);
+                return rc;
+            }
+        }
+    } else {
+        c->in_kind = CONSOLE_IN_FILE;
+    }
+    if (rc < 0)
+        return rc;
+    c->reading = true;
+    if (c->in_kind == CONSOLE_IN_FILE) {
+        c->file_buf = malloc(CONSOLE_READ_CHUNK);
+        if (c->file_buf == NULL)
+            return HB_ENOMEM;
+        c->in_req.data = c;
+        console__file_next(c);
+    } else {
+        c->in.stream.data = c;
+        c->in_open = true;
+        c->handles_open++;
+        rc = uv_read_start(&c->in.stream, console__alloc, console__read);
+        if (rc < 0)
+            return rc;
+    }
+    log_info("console.started", "user=%s input=%s", c->user,
+             in == UV_TTY ? "terminal" : in == UV_NAMED_PIPE ? "pipe" : "file");
+    return 0;
+}
+
+static void console__stop(struct adapter *a)
+{
+    struct console *c = a->impl;
+    if (!c->reading)
+        return;
+    c->reading = false;
+    if (c->in_kind == CONSOLE_IN_STREAM && c->in_open)
+        uv_read_stop(&c->in.stream);
+    else if (c->in_kind == CONSOLE_IN_FILE)
+        uv_cancel((uv_req_t *)&c->in_req);
+}
+
+static void console__close(struct adapter *a, void (*cb)(void *data), void *data)
+{
+    struct console *c = a->impl;
+    console__stop(a);
+    c->closing = true;
+    c->close_cb = cb;
+    c->close_data = data;
+    if (c->in_open) {
+        c->in_open = false;
+        uv_close((uv_handle_t *)&c->in.stream, console__handle_closed);
+    }
+    c->refs--; /* the open reference */
+    console__maybe_free(c);
+}
+
+static const struct adapter_ops console_ops = {
+    .name = "console", .start = console__start, .stop = console__stop, .close = console__close};
+
+struct adapter *console_new(uv_loop_t *loop, const struct console_options *opts,
+                            const struct adapter_host *host)
+{
+    struct console *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->adapter.ops = &console_ops;
+    c->adapter.impl = c;
+    c->loop = loop;
+    c->host = *host;
+    c->user = strdup(opts->user != NULL ? opts->user : "operator");
+    c->image_dir = strdup(opts->image_dir != NULL ? opts->image_dir : ".");
+    c->admin = opts->admin;
+    c->in_fd = opts->in_fd;
+    c->out_fd = opts->out_fd;
+    c->line = malloc(CONSOLE_LINE_MAX);
+    c->boot = (long)time(NULL);
+    c->refs = 1;
+    if (c->user == NULL || c->image_dir == NULL || c->line == NULL)
+        goto fail;
+    return &c->adapter;
+fail:
+    free(c->user);
+    free(c->image_dir);
+    free(c->line);
+    free(c);
+    return NULL;
+}
+
+int console_options_update(struct adapter *a, const char *user, bool admin)
+{
+    struct console *c = a->impl;
+    char *copy = strdup(user);
+    if (copy == NULL)
+        return HB_ENOMEM;
+    free(c->user);
+    c->user = copy;
+    c->admin = admin;
+    return 0;
+}

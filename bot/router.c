@@ -1,0 +1,187 @@
+#include "bot/router.h"
+
+#include "core/commands.h"
+#include "core/core.h"
+#include "core/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct router {
+    struct core *core;
+    size_t in_flight;    /* calls whose reply is not finished */
+    bool draining;       /* refuse new calls */
+    void (*drained_cb)(void *data);
+    void *drained_data;
+};
+
+/* One routed call: the handler's reply handle wraps the adapter's, so the
+ * router sees the handler finish. */
+struct router_call {
+    struct reply reply;  /* handed to the handler */
+    struct reply *inner; /* the adapter's handle */
+    struct router *router;
+    struct invocation inv;
+};
+
+static int router__send(struct reply *r, const struct reply_msg *msg)
+{
+    struct router_call *call = r->data;
+    return reply_send(call->inner, msg);
+}
+
+static void router__finish(struct reply *r)
+{
+    struct router_call *call = r->data;
+    struct router *router = call->router;
+    reply_finish(call->inner);
+    invocation_clear(&call->inv);
+    free(call);
+    router->in_flight--;
+    if (router->draining && router->in_flight == 0 && router->drained_cb != NULL) {
+        void (*cb)(void *) = router->drained_cb;
+        router->drained_cb = NULL;
+        cb(router->drained_data);
+    }
+}
+
+static const struct reply_ops router_reply_ops = {.send = router__send, .finish = router__finish};
+
+struct router *router_new(struct core *core)
+{
+    struct router *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->core = core;
+    return r;
+}
+
+void router_free(struct router *r)
+{
+    free(r);
+}
+
+size_t router_in_flight(const struct router *r)
+{
+    return r->in_flight;
+}
+
+void router_drain(struct router *r, void (*cb)(void *data), void *data)
+{
+    r->draining = true;
+    if (r->in_flight == 0) {
+        cb(data);
+        return;
+    }
+    r->drained_cb = cb;
+    r->drained_data = data;
+}
+
+/* Levenshtein distance, for "did you mean". Short strings only. */
+static size_t router__distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 31 || lb > 31)
+        return 99;
+    size_t d[32][32];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = d[i - 1][j] + 1;
+            size_t ins = d[i][j - 1] + 1;
+            size_t m = sub < del ? sub : del;
+            d[i][j] = m < ins ? m : ins;
+        }
+    }
+    return d[la][lb];
+}
+
+static void router__unknown(struct invocation *inv, const char *name)
+{
+    size_t n;
+    const struct command_spec *table = commands_table(&n);
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < n; i++) {
+        if (table[i].access == COMMAND_ACCESS_ADMIN && !inv->admin)
+            continue;
+        char first[32];
+        snprintf(first, sizeof(first), "%.*s", (int)strcspn(table[i].name, " "), table[i].name);
+        size_t d = router__distance(name, first);
+        if (d < best_d) {
+            best_d = d;
+            best = table[i].name;
+        }
+    }
+    if (best != NULL)
+        reply_text(inv->reply, true, "Unknown command /%s. Did you mean /%s? Type /help for the list.",
+                   name, best);
+    else
+        reply_text(inv->reply, true, "Unknown command /%s. Type /help for the list.", name);
+}
+
+/* Answer and end an invocation the router refuses itself. */
+static void router__refuse_done(struct invocation *inv)
+{
+    reply_finish(inv->reply);
+    invocation_clear(inv);
+}
+
+void router_dispatch(struct router *r, struct invocation *inv, const char *args)
+{
+    char err[512];
+    if (r->draining) {
+        reply_text(inv->reply, true, "The bot is shutting down; please try again in a moment.");
+        router__refuse_done(inv);
+        return;
+    }
+    const struct command_spec *spec;
+    if (inv->name[0] == '\0' && args != NULL) {
+        spec = commands_match(args, inv->name, sizeof(inv->name), &args);
+    } else {
+        spec = commands_find(inv->name);
+    }
+    if (spec == NULL) {
+        router__unknown(inv, inv->name);
+        router__refuse_done(inv);
+        return;
+    }
+    if (spec->access == COMMAND_ACCESS_ADMIN && !inv->admin) {
+        log_info("command.refused", "command=%s platform=%s reason=not_admin", spec->name,
+                 command_platform_name(inv->platform));
+        reply_text(inv->reply, true, "Only admins can use /%s.", spec->name);
+        router__refuse_done(inv);
+        return;
+    }
+    int rc = args != NULL ? command_args_parse(spec, args, inv, err, sizeof(err))
+                          : command_options_validate(spec, inv, err, sizeof(err));
+    if (rc < 0) {
+        reply_text(inv->reply, true, "%s", err);
+        router__refuse_done(inv);
+        return;
+    }
+    struct router_call *call = calloc(1, sizeof(*call));
+    if (call == NULL) {
+        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
+        router__refuse_done(inv);
+        return;
+    }
+    call->router = r;
+    call->inner = inv->reply;
+    call->inv = *inv;
+    call->inv.spec = spec;
+    call->inv.reply = &call->reply;
+    call->reply.ops = &router_reply_ops;
+    call->reply.data = call;
+    memset(inv->opts, 0, sizeof(inv->opts)); /* the call owns the strings now */
+    inv->reply = NULL;
+    r->in_flight++;
+    log_debug("command.run", "command=%s platform=%s event=%s", spec->name,
+              command_platform_name(call->inv.platform), call->inv.event_id);
+    spec->handler(r->core, &call->inv);
+}

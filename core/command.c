@@ -1,0 +1,64 @@
+#include "core/command.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *command_platform_name(enum command_platform p)
+{
+    switch (p) {
+    case COMMAND_PLATFORM_CONSOLE: return "console";
+    case COMMAND_PLATFORM_DISCORD: return "discord";
+    case COMMAND_PLATFORM_TELEGRAM: return "telegram";
+    }
+    return "unknown";
+}
+
+int reply_send(struct reply *r, const struct reply_msg *msg)
+{
+    return r->ops->send(r, msg);
+}
+
+int reply_text(struct reply *r, bool ephemeral, const char *fmt, ...)
+{
+    char stack[1024];
+    char *text = stack;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(stack, sizeof(stack), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n >= sizeof(stack)) {
+        text = malloc((size_t)n + 1);
+        if (text == NULL)
+            return -1;
+        va_start(ap, fmt);
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    struct reply_msg msg = {.stage = REPLY_FINAL, .ephemeral = ephemeral, .text = text};
+    int rc = reply_send(r, &msg);
+    if (text != stack)
+        free(text);
+    return rc;
+}
+
+void reply_finish(struct reply *r)
+{
+    r->ops->finish(r);
+}
+
+void invocation_clear(struct invocation *inv)
+{
+    for (size_t i = 0; i < COMMAND_MAX_OPTIONS; i++) {
+        free(inv->opts[i].string);
+        inv->opts[i].string = NULL;
+        inv->opts[i].set = false;
+    }
+}
+
+void invocation_wallet(const struct invocation *inv, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s:%s", command_platform_name(inv->platform), inv->user_id);
+}

@@ -1,0 +1,139 @@
+/* The neutral command path, shared by every adapter.
+ *
+ * An adapter turns a platform event (a Discord interaction, a Telegram
+ * update, a console line) into a struct invocation: who, where, which
+ * command, typed options, a stable event id, and a reply handle. The router
+ * validates the options against the command table (core/commands.h) and runs
+ * the handler. Handlers answer through the reply handle with neutral
+ * messages (text, an image, buttons, progress, ephemeral notes) that each
+ * adapter renders for its platform.
+ *
+ * Nothing here knows a Discord or Telegram type. */
+#ifndef HB_COMMAND_H
+#define HB_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define COMMAND_MAX_OPTIONS 8
+#define COMMAND_ID_MAX 96      /* user, scope, channel ids: "discord:1234..." fits */
+#define COMMAND_EVENT_ID_MAX 128
+#define COMMAND_BUTTON_REF_MAX 64 /* Telegram allows 64 bytes of callback data */
+
+enum command_platform {
+    COMMAND_PLATFORM_CONSOLE = 0,
+    COMMAND_PLATFORM_DISCORD = 1,
+    COMMAND_PLATFORM_TELEGRAM = 2,
+};
+
+/** "console", "discord" or "telegram". */
+const char *command_platform_name(enum command_platform p);
+
+enum command_scope {
+    COMMAND_SCOPE_DM = 0,    /* a direct conversation with the bot (console too) */
+    COMMAND_SCOPE_GROUP = 1, /* a Discord guild or a Telegram group */
+};
+
+enum command_option_type {
+    COMMAND_OPT_STRING = 0,
+    COMMAND_OPT_INTEGER = 1,
+    COMMAND_OPT_BOOLEAN = 2,
+    COMMAND_OPT_USER = 3, /* a member of the same platform: its platform user id */
+};
+
+/** A typed option value after validation. Strings are owned by the
+ *  invocation that holds them. */
+struct command_value {
+    bool set;
+    enum command_option_type type;
+    int64_t integer; /* INTEGER; BOOLEAN as 0/1 */
+    char *string;    /* STRING and USER; NULL otherwise */
+};
+
+/* ---- Replies ---------------------------------------------------------- */
+
+enum reply_stage {
+    REPLY_PROGRESS = 0, /* an update that a later message replaces (queued, partial text) */
+    REPLY_FINAL = 1,    /* the answer; more finals may follow (a long text split) */
+};
+
+struct reply_image {
+    const unsigned char *data; /* borrowed for the duration of the send call */
+    size_t len;
+    const char *mime;     /* "image/png" */
+    const char *filename; /* "image.png" */
+};
+
+struct reply_button {
+    const char *label;                     /* what the member sees */
+    char ref[COMMAND_BUTTON_REF_MAX + 1];  /* opaque reference the handler checks */
+};
+
+/** A neutral reply message; everything is borrowed for the duration of
+ *  reply_send(): adapters copy what they keep. */
+struct reply_msg {
+    enum reply_stage stage;
+    bool ephemeral;                    /* only the asker sees it (where the platform can) */
+    const char *text;                  /* may be NULL when an image is sent */
+    const struct reply_image *image;   /* optional */
+    const struct reply_button *buttons; /* optional, nbuttons of them */
+    size_t nbuttons;
+};
+
+struct reply;
+
+/** What an adapter implements for its reply handles. */
+struct reply_ops {
+    /** Deliver a message (render, pace, split as the platform needs).
+     *  Returns 0 or a negative error; the caller may ignore errors. */
+    int (*send)(struct reply *r, const struct reply_msg *msg);
+    /** The handler is done with the handle; the adapter frees it. */
+    void (*finish)(struct reply *r);
+};
+
+/** A reply handle. Adapters embed it in their own per-event struct. */
+struct reply {
+    const struct reply_ops *ops;
+    void *data; /* the adapter's */
+};
+
+/** Send one message through a reply handle. */
+int reply_send(struct reply *r, const struct reply_msg *msg);
+
+/** Convenience: send plain text (stage FINAL unless progress is true). */
+int reply_text(struct reply *r, bool ephemeral, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** Release the handle: the adapter may free it. Called exactly once. */
+void reply_finish(struct reply *r);
+
+/* ---- Invocations ------------------------------------------------------ */
+
+struct command_spec;
+
+/** One command call, neutral. The adapter fills the identity fields, the
+ *  command name and either the typed options (Discord) or the raw argument
+ *  text (console, Telegram) that command_args_parse() turns into options. */
+struct invocation {
+    enum command_platform platform;
+    char user_id[COMMAND_ID_MAX];   /* platform user id, without the platform prefix */
+    char user_name[COMMAND_ID_MAX]; /* display name, for replies */
+    enum command_scope scope;
+    char scope_id[COMMAND_ID_MAX];  /* guild id / group chat id; empty in a DM */
+    char channel_id[COMMAND_ID_MAX];
+    char event_id[COMMAND_EVENT_ID_MAX]; /* stable id of the causing event */
+    bool admin;                     /* the adapter's verdict on admin rights */
+    char name[32];                  /* command name without the slash */
+    const struct command_spec *spec; /* set by the router */
+    struct command_value opts[COMMAND_MAX_OPTIONS]; /* in the spec's option order */
+    struct reply *reply;            /* where answers go */
+};
+
+/** Free the option strings an invocation owns (not the reply handle). */
+void invocation_clear(struct invocation *inv);
+
+/** The wallet account id of the invoking member: "<platform>:<user_id>". */
+void invocation_wallet(const struct invocation *inv, char *buf, size_t cap);
+
+#endif

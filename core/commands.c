@@ -1,0 +1,381 @@
+#include "core/commands.h"
+
+#include "core/error.h"
+#include "core/handlers.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const struct command_option_spec help_options[] = {
+    {.name = "command", .description = "A command to explain", .type = COMMAND_OPT_STRING,
+     .max = 32, .rest = true},
+};
+
+static const struct command_spec command_list[] = {
+    {.name = "help",
+     .description = "List the commands, or explain one",
+     .example = "/help balance",
+     .access = COMMAND_ACCESS_MEMBER,
+     .options = help_options,
+     .noptions = 1,
+     .handler = cmd_help},
+    {.name = "admin reload",
+     .description = "Reload bot.conf now and report the result",
+     .example = "/admin reload",
+     .access = COMMAND_ACCESS_ADMIN,
+     .handler = cmd_admin_reload},
+};
+
+const struct command_spec *commands_table(size_t *count)
+{
+    *count = sizeof(command_list) / sizeof(command_list[0]);
+    return command_list;
+}
+
+const struct command_spec *commands_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(command_list) / sizeof(command_list[0]); i++) {
+        if (strcmp(command_list[i].name, name) == 0)
+            return &command_list[i];
+    }
+    return NULL;
+}
+
+/* Does `line` start with the words of `name` followed by a space or the end? */
+static bool commands__prefix(const char *line, const char *name, const char **after)
+{
+    const char *l = line;
+    const char *n = name;
+    while (*n != '\0') {
+        if (*n == ' ') {
+            if (!isspace((unsigned char)*l))
+                return false;
+            while (isspace((unsigned char)*l))
+                l++;
+            n++;
+            continue;
+        }
+        if (tolower((unsigned char)*l) != *n)
+            return false;
+        l++;
+        n++;
+    }
+    if (*l != '\0' && !isspace((unsigned char)*l))
+        return false;
+    while (isspace((unsigned char)*l))
+        l++;
+    *after = l;
+    return true;
+}
+
+const struct command_spec *commands_match(const char *line, char *name, size_t namecap,
+                                          const char **args)
+{
+    const struct command_spec *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < sizeof(command_list) / sizeof(command_list[0]); i++) {
+        const char *after;
+        size_t len = strlen(command_list[i].name);
+        if (len > best_len && commands__prefix(line, command_list[i].name, &after)) {
+            best = &command_list[i];
+            best_len = len;
+            *args = after;
+        }
+    }
+    if (best != NULL) {
+        snprintf(name, namecap, "%s", best->name);
+        return best;
+    }
+    size_t w = strcspn(line, " \t");
+    snprintf(name, namecap, "%.*s", (int)w, line);
+    *args = line + w;
+    return NULL;
+}
+
+size_t command_utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; s++) {
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    }
+    return n;
+}
+
+int command_option_index(const struct command_spec *spec, const char *name)
+{
+    for (size_t i = 0; i < spec->noptions; i++) {
+        if (strcmp(spec->options[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static int commands__parse_bool(const char *text, int64_t *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return HB_EINVAL;
+}
+
+/* A user reference: a platform id ("1234", "<@1234>", "@name") or a console
+ * name. Normalises Discord mentions to the bare id. */
+static int commands__parse_user(const char *text, char *out, size_t cap)
+{
+    const char *s = text;
+    size_t len = strlen(s);
+    if (len >= 4 && strncmp(s, "<@", 2) == 0 && s[len - 1] == '>') {
+        s += 2;
+        len -= 3;
+        if (*s == '!') {
+            s++;
+            len--;
+        }
+    } else if (*s == '@') {
+        s++;
+        len--;
+    }
+    if (len == 0 || len >= cap)
+        return HB_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(isalnum(c) || c == '_' || c == '-' || c == '.'))
+            return HB_EINVAL;
+    }
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return 0;
+}
+
+int command_option_set_text(const struct command_spec *spec, size_t index, const char *text,
+                            struct invocation *inv, char *err, size_t errcap)
+{
+    const struct command_option_spec *o = &spec->options[index];
+    struct command_value *v = &inv->opts[index];
+    free(v->string);
+    memset(v, 0, sizeof(*v));
+    v->type = o->type;
+    switch (o->type) {
+    case COMMAND_OPT_INTEGER: {
+        char *end;
+        errno = 0;
+        long long n = strtoll(text, &end, 10);
+        if (errno != 0 || end == text || *end != '\0') {
+            snprintf(err, errcap, "Option `%s` must be a whole number (got \"%.40s\").", o->name,
+                     text);
+            return HB_EINVAL;
+        }
+        v->integer = n;
+        break;
+    }
+    case COMMAND_OPT_BOOLEAN:
+        if (commands__parse_bool(text, &v->integer) != 0) {
+            snprintf(err, errcap, "Option `%s` must be yes or no (got \"%.40s\").", o->name, text);
+            return HB_EINVAL;
+        }
+        break;
+    case COMMAND_OPT_USER: {
+        char id[COMMAND_ID_MAX];
+        if (commands__parse_user(text, id, sizeof(id)) != 0) {
+            snprintf(err, errcap, "Option `%s` must name a member (got \"%.40s\").", o->name, text);
+            return HB_EINVAL;
+        }
+        v->string = strdup(id);
+        if (v->string == NULL)
+            return HB_ENOMEM;
+        break;
+    }
+    case COMMAND_OPT_STRING:
+        v->string = strdup(text);
+        if (v->string == NULL)
+            return HB_ENOMEM;
+        break;
+    }
+    v->set = true;
+    return 0;
+}
+
+int command_options_validate(const struct command_spec *spec, struct invocation *inv, char *err,
+                             size_t errcap)
+{
+    for (size_t i = 0; i < spec->noptions; i++) {
+        const struct command_option_spec *o = &spec->options[i];
+        const struct command_value *v = &inv->opts[i];
+        if (!v->set) {
+            if (o->required) {
+                snprintf(err, errcap, "Missing `%s`: %s. Example: %s", o->name, o->description,
+                         spec->example);
+                return HB_EINVAL;
+            }
+            continue;
+        }
+        if (v->type != o->type) {
+            snprintf(err, errcap, "Option `%s` has the wrong type.", o->name);
+            return HB_EINVAL;
+        }
+        if (o->type == COMMAND_OPT_INTEGER && (v->integer < o->min || (o->max != 0 && v->integer > o->max))) {
+            snprintf(err, errcap, "Option `%s` must be between %lld and %lld (got %lld).", o->name,
+                     (long long)o->min, (long long)o->max, (long long)v->integer);
+            return HB_EINVAL;
+        }
+        if (o->type == COMMAND_OPT_STRING) {
+            size_t len = command_utf8_len(v->string);
+            if ((int64_t)len < o->min) {
+                snprintf(err, errcap, "Option `%s` must be at least %lld characters long.", o->name,
+                         (long long)o->min);
+                return HB_EINVAL;
+            }
+            if (o->max != 0 && (int64_t)len > o->max) {
+                snprintf(err, errcap, "Option `%s` is %zu characters long; the limit is %lld.",
+                         o->name, len, (long long)o->max);
+                return HB_EINVAL;
+            }
+            if (o->choices != NULL) {
+                bool found = false;
+                for (const char *const *c = o->choices; *c != NULL && !found; c++)
+                    found = strcmp(*c, v->string) == 0;
+                if (!found) {
+                    char list[256] = "";
+                    size_t off = 0;
+                    for (const char *const *c = o->choices; *c != NULL && off < sizeof(list); c++)
+                        off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+                                                off > 0 ? ", " : "", *c);
+                    snprintf(err, errcap, "Option `%s` must be one of: %s.", o->name, list);
+                    return HB_EINVAL;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Cut the next token from *p: a double-quoted run (quotes removed, \" kept as
+ * a quote) or a run of non-space. Returns a heap string or NULL at the end. */
+static char *commands__token(const char **p, const char **start)
+{
+    const char *s = *p;
+    while (isspace((unsigned char)*s))
+        s++;
+    *start = s;
+    if (*s == '\0') {
+        *p = s;
+        return NULL;
+    }
+    size_t cap = strlen(s) + 1;
+    char *tok = malloc(cap);
+    if (tok == NULL)
+        return NULL;
+    size_t n = 0;
+    bool quoted = false;
+    for (; *s != '\0'; s++) {
+        if (*s == '"') {
+            quoted = !quoted;
+            continue;
+        }
+        if (*s == '\\' && s[1] == '"') {
+            tok[n++] = '"';
+            s++;
+            continue;
+        }
+        if (!quoted && isspace((unsigned char)*s))
+            break;
+        tok[n++] = *s;
+    }
+    tok[n] = '\0';
+    *p = s;
+    return tok;
+}
+
+int command_args_parse(const struct command_spec *spec, const char *args, struct invocation *inv,
+                       char *err, size_t errcap)
+{
+    int rc = 0;
+    size_t cap = strlen(args) + 1;
+    char *rest = malloc(cap);         /* positional words, single-spaced */
+    if (rest == NULL)
+        return HB_ENOMEM;
+    rest[0] = '\0';
+    size_t restlen = 0;
+    const char *p = args;
+    const char *start;
+    char *tok;
+    while ((tok = commands__token(&p, &start)) != NULL) {
+        char *colon = strchr(tok, ':');
+        int idx = -1;
+        if (colon != NULL && colon != tok) {
+            *colon = '\0';
+            idx = command_option_index(spec, tok);
+            if (idx < 0)
+                *colon = ':';
+        }
+        if (idx >= 0) {
+            rc = command_option_set_text(spec, (size_t)idx, colon + 1, inv, err, errcap);
+            free(tok);
+            if (rc < 0)
+                goto out;
+            continue;
+        }
+        size_t tlen = strlen(tok);
+        if (restlen > 0)
+            rest[restlen++] = '\x1f'; /* word separator that no token contains */
+        memcpy(rest + restlen, tok, tlen);
+        restlen += tlen;
+        rest[restlen] = '\0';
+        free(tok);
+    }
+
+    /* Fill the unset options in order from the positional words. */
+    char *cursor = restlen > 0 ? rest : NULL;
+    for (size_t i = 0; i < spec->noptions && cursor != NULL; i++) {
+        if (inv->opts[i].set)
+            continue;
+        const struct command_option_spec *o = &spec->options[i];
+        char *word = cursor;
+        if (o->type == COMMAND_OPT_STRING && o->rest) {
+            for (char *c = word; *c != '\0'; c++) {
+                if (*c == '\x1f')
+                    *c = ' ';
+            }
+            cursor = NULL;
+        } else {
+            char *sep = strchr(word, '\x1f');
+            if (sep != NULL) {
+                *sep = '\0';
+                cursor = sep + 1;
+            } else {
+                cursor = NULL;
+            }
+        }
+        rc = command_option_set_text(spec, i, word, inv, err, errcap);
+        if (rc < 0)
+            goto out;
+    }
+    if (cursor != NULL) {
+        for (char *c = cursor; *c != '\0'; c++) {
+            if (*c == '\x1f')
+                *c = ' ';
+        }
+        snprintf(err, errcap, "Too many words: \"%.60s\" is not an option of /%s. Example: %s",
+                 cursor, spec->name, spec->example);
+        rc = HB_EINVAL;
+        goto out;
+    }
+    rc = command_options_validate(spec, inv, err, errcap);
+out:
+    free(rest);
+    return rc;
+}

@@ -1,0 +1,25 @@
+/* struct core: the services command handlers reach, filled in by the daemon.
+ *
+ * Core code sees settings as plain values the daemon copies from bot.conf,
+ * so nothing in core/ depends on how the configuration is parsed. */
+#ifndef HB_CORE_H
+#define HB_CORE_H
+
+#include <stdbool.h>
+
+struct reply;
+
+/** What the daemon offers handlers that reach outside core/. */
+struct core_host_ops {
+    /** Reload the configuration now and report the result through r (which
+     *  the callee finishes). */
+    void (*reload)(void *host, struct reply *r);
+};
+
+struct core {
+    const char *bot_name;              /* shown in replies ("HAI Bot") */
+    const struct core_host_ops *host_ops; /* may be NULL in tests */
+    void *host;                        /* passed back to host_ops */
+};
+
+#endif

@@ -1,0 +1,11 @@
+/* The command handlers, one per command (core/cmd_*.c). Private to core/:
+ * everything else reaches them through the command table. */
+#ifndef HB_HANDLERS_H
+#define HB_HANDLERS_H
+
+#include "core/commands.h"
+
+void cmd_help(struct core *core, struct invocation *inv);
+void cmd_admin_reload(struct core *core, struct invocation *inv);
+
+#endif

@@ -1,0 +1,249 @@
+#include "tests/test.h"
+
+#include "bot/router.h"
+#include "core/commands.h"
+#include "core/core.h"
+#include "core/error.h"
+#include "tests/fake/reply_capture.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A spec with every option type, to exercise the parser without depending
+ * on the real table's contents. */
+static const char *const sizes[] = {"256x256", "512x512", NULL};
+static const struct command_option_spec demo_opts[] = {
+    {.name = "count", .description = "how many", .type = COMMAND_OPT_INTEGER, .required = true,
+     .min = 1, .max = 10},
+    {.name = "size", .description = "image size", .type = COMMAND_OPT_STRING, .choices = sizes},
+    {.name = "loud", .description = "shout", .type = COMMAND_OPT_BOOLEAN},
+    {.name = "who", .description = "a member", .type = COMMAND_OPT_USER},
+    {.name = "prompt", .description = "what to say", .type = COMMAND_OPT_STRING, .min = 2,
+     .max = 20, .rest = true},
+};
+static const struct command_spec demo = {.name = "demo", .description = "d", .example = "/demo 2 hi",
+                                         .options = demo_opts, .noptions = 5};
+
+static int parse(const char *args, struct invocation *inv, char *err)
+{
+    memset(inv, 0, sizeof(*inv));
+    return command_args_parse(&demo, args, inv, err, 256);
+}
+
+static void test_parse_positional_and_rest(void **state)
+{
+    (void)state;
+    struct invocation inv;
+    char err[256];
+    assert_int_equal(parse("3 512x512 yes <@!42> hello there  world", &inv, err), 0);
+    assert_int_equal(inv.opts[0].integer, 3);
+    assert_string_equal(inv.opts[1].string, "512x512");
+    assert_int_equal(inv.opts[2].integer, 1);
+    assert_string_equal(inv.opts[3].string, "42");
+    assert_string_equal(inv.opts[4].string, "hello there world");
+    invocation_clear(&inv);
+}
+
+static void test_parse_named_anywhere(void **state)
+{
+    (void)state;
+    struct invocation inv;
+    char err[256];
+    assert_int_equal(parse("prompt:\"a cat\" count:2 size:256x256", &inv, err), 0);
+    assert_int_equal(inv.opts[0].integer, 2);
+    assert_string_equal(inv.opts[1].string, "256x256");
+    assert_false(inv.opts[2].set);
+    assert_string_equal(inv.opts[4].string, "a cat");
+    invocation_clear(&inv);
+}
+
+static void test_parse_errors_are_specific(void **state)
+{
+    (void)state;
+    struct invocation inv;
+    char err[256];
+    assert_int_equal(parse("", &inv, err), HB_EINVAL);
+    assert_non_null(strstr(err, "Missing `count`"));
+    invocation_clear(&inv);
+    assert_int_equal(parse("abc", &inv, err), HB_EINVAL);
+    assert_non_null(strstr(err, "`count` must be a whole number"));
+    invocation_clear(&inv);
+    assert_int_equal(parse("11", &inv, err), HB_EINVAL);
+    assert_non_null(strstr(err, "between 1 and 10 (got 11)"));
+    invocation_clear(&inv);
+    assert_int_equal(parse("1 size:huge", &inv, err), HB_EINVAL);
+    assert_non_null(strstr(err, "one of: 256x256, 512x512"));
+    invocation_clear(&inv);
+    assert_int_equal(parse("1 loud:maybe", &inv, err), HB_EINVAL);
+    assert_non_null(strstr(err, "yes or no"));
+    invocation_clear(&inv);
+    assert_int_equal(parse("1 who:<#12>", &inv, err), HB_EINVAL);
+    assert_non_null(strstr(err, "must name a member"));
+    invocation_clear(&inv);
+    assert_int_equal(parse("1 prompt:x", &inv, err), HB_EINVAL);
+    assert_non_null(strstr(err, "at least 2 characters"));
+    invocation_clear(&inv);
+    /* Length counts characters, not bytes: 20 two-byte letters fit. */
+    assert_int_equal(parse("1 prompt:ééééééééééééééééééééé", &inv, err), HB_EINVAL);
+    assert_non_null(strstr(err, "21 characters long; the limit is 20"));
+    invocation_clear(&inv);
+    assert_int_equal(parse("1 prompt:éééééééééééééééééééé", &inv, err), 0);
+    invocation_clear(&inv);
+}
+
+static void test_match_longest_name(void **state)
+{
+    (void)state;
+    char name[32];
+    const char *args;
+    const struct command_spec *c = commands_match("admin   reload now", name, sizeof(name), &args);
+    assert_non_null(c);
+    assert_string_equal(c->name, "admin reload");
+    assert_string_equal(args, "now");
+    assert_null(commands_match("halp me", name, sizeof(name), &args));
+    assert_string_equal(name, "halp");
+}
+
+static void test_table_is_well_formed(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct command_spec *t = commands_table(&n);
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(t[i].handler);
+        assert_true(strlen(t[i].description) <= 100);
+        assert_non_null(t[i].example);
+        assert_true(t[i].noptions <= COMMAND_MAX_OPTIONS);
+        bool seen_optional = false;
+        for (size_t j = 0; j < t[i].noptions; j++) {
+            const struct command_option_spec *o = &t[i].options[j];
+            assert_true(strlen(o->name) <= 32);
+            for (const char *p = o->name; *p; p++)
+                assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_');
+            /* Discord requires required options before optional ones. */
+            if (!o->required)
+                seen_optional = true;
+            else
+                assert_false(seen_optional);
+        }
+        for (size_t k = i + 1; k < n; k++)
+            assert_string_not_equal(t[i].name, t[k].name);
+    }
+}
+
+/* ---- router ----------------------------------------------------------- */
+
+static void run_line(struct router *r, const char *line, bool admin, struct reply_capture *cap)
+{
+    reply_capture_init(cap);
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    strcpy(inv.user_id, "tester");
+    inv.admin = admin;
+    inv.reply = &cap->reply;
+    router_dispatch(r, &inv, line);
+}
+
+static void test_router_help(void **state)
+{
+    (void)state;
+    struct core core = {.bot_name = "Test Bot"};
+    struct router *r = router_new(&core);
+    struct reply_capture cap;
+    run_line(r, "help", false, &cap);
+    assert_int_equal(cap.finished, 1);
+    assert_non_null(strstr(cap.text, "Test Bot commands:"));
+    assert_non_null(strstr(cap.text, "/help"));
+    assert_null(strstr(cap.text, "admin reload")); /* not shown to members */
+    reply_capture_close(&cap);
+
+    run_line(r, "help", true, &cap);
+    assert_non_null(strstr(cap.text, "/admin reload"));
+    reply_capture_close(&cap);
+
+    run_line(r, "help /help", false, &cap);
+    assert_non_null(strstr(cap.text, "command (text, optional)"));
+    reply_capture_close(&cap);
+    assert_int_equal(router_in_flight(r), 0);
+    router_free(r);
+}
+
+static void test_router_unknown_and_admin(void **state)
+{
+    (void)state;
+    struct core core = {.bot_name = "Test Bot"};
+    struct router *r = router_new(&core);
+    struct reply_capture cap;
+    run_line(r, "hepl", false, &cap);
+    assert_int_equal(cap.finished, 1);
+    assert_non_null(strstr(cap.text, "Unknown command /hepl. Did you mean /help?"));
+    reply_capture_close(&cap);
+
+    run_line(r, "admin reload", false, &cap);
+    assert_int_equal(cap.finished, 1);
+    assert_non_null(strstr(cap.text, "Only admins can use /admin reload."));
+    reply_capture_close(&cap);
+
+    /* No host: the admin gets a clear answer, not a crash. */
+    run_line(r, "admin reload", true, &cap);
+    assert_non_null(strstr(cap.text, "not available"));
+    reply_capture_close(&cap);
+    router_free(r);
+}
+
+struct held {
+    struct reply *reply;
+};
+static struct held held_reply;
+
+static void hold_reload(void *host, struct reply *rp)
+{
+    (void)host;
+    held_reply.reply = rp; /* finished later, as a slow handler would */
+}
+
+static void drained(void *data)
+{
+    (*(int *)data)++;
+}
+
+static void test_router_drain_waits_for_work(void **state)
+{
+    (void)state;
+    static const struct core_host_ops ops = {.reload = hold_reload};
+    struct core core = {.bot_name = "Test Bot", .host_ops = &ops};
+    struct router *r = router_new(&core);
+    struct reply_capture cap, late;
+    run_line(r, "admin reload", true, &cap);
+    assert_int_equal(router_in_flight(r), 1);
+    assert_int_equal(cap.finished, 0);
+    int ndrained = 0;
+    router_drain(r, drained, &ndrained);
+    assert_int_equal(ndrained, 0);
+    run_line(r, "help", false, &late); /* refused while draining */
+    assert_non_null(strstr(late.text, "shutting down"));
+    assert_int_equal(late.finished, 1);
+    reply_text(held_reply.reply, true, "done");
+    reply_finish(held_reply.reply);
+    assert_int_equal(ndrained, 1);
+    assert_int_equal(cap.finished, 1);
+    assert_string_equal(cap.text, "done");
+    reply_capture_close(&cap);
+    reply_capture_close(&late);
+    router_free(r);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_parse_positional_and_rest),
+    cmocka_unit_test(test_parse_named_anywhere),
+    cmocka_unit_test(test_parse_errors_are_specific),
+    cmocka_unit_test(test_match_longest_name),
+    cmocka_unit_test(test_table_is_well_formed),
+    cmocka_unit_test(test_router_help),
+    cmocka_unit_test(test_router_unknown_and_admin),
+    cmocka_unit_test(test_router_drain_waits_for_work),
+};
+
+TEST_GROUP_DEFINE(commands, tests, NULL, NULL)

@@ -1,0 +1,27 @@
+/* A reply handle for tests: records every message sent through it. */
+#ifndef HB_TEST_REPLY_CAPTURE_H
+#define HB_TEST_REPLY_CAPTURE_H
+
+#include "core/command.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct reply_capture {
+    struct reply reply;
+    char *text;         /* every text sent, joined with "\n" (heap) */
+    size_t nmsgs;
+    size_t nprogress;
+    bool last_ephemeral;
+    size_t nbuttons;    /* buttons on the last message */
+    struct reply_button buttons[8];
+    size_t image_bytes; /* size of the last image */
+    int finished;       /* how many times finish was called */
+};
+
+/** Prepare a capture; its reply handle is &cap->reply. */
+void reply_capture_init(struct reply_capture *cap);
+/** Free what it recorded. */
+void reply_capture_close(struct reply_capture *cap);
+
+#endif
