@@ -1,12 +1,130 @@
-/* haibot: argument parsing and wiring only. */
+/* haibot: the command line. Parses arguments and calls the piece that does
+ * the work; nothing else lives here. */
+#include "bot/config.h"
+#include "bot/daemon.h"
+#include "core/ledger.h"
+#include "core/log.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define HAIBOT_VERSION "0.1.0"
+#define HAIBOT_DEFAULT_CONFIG "bot.conf"
+
+static void main__usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: haibot [-c FILE]                 run the daemon (default ./" HAIBOT_DEFAULT_CONFIG ")\n"
+            "       haibot check-config [-c FILE]    validate a config file\n"
+            "       haibot ledger verify [-c FILE]   recompute the ledger's hash chain and invariants\n"
+            "       haibot ledger head [-c FILE]     print the ledger's chain head\n"
+            "       haibot version                   print the version\n"
+            "       haibot --help                    print this help\n");
+}
+
+/* Take "-c FILE" / "--config FILE" / "--config=FILE" from argv[from..]. */
+static int main__config_arg(int argc, char **argv, int from, const char **path)
+{
+    for (int i = from; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            *path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            *path = argv[i] + 9;
+        } else {
+            fprintf(stderr, "haibot: unexpected argument '%s'\n", argv[i]);
+            main__usage(stderr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int main__config_missing(const char *path)
+{
+    if (access(path, F_OK) == 0)
+        return 0;
+    fprintf(stderr,
+            "haibot: no config file at %s.\n"
+            "Copy the documented example and edit it:  cp bot.conf.example %s\n",
+            path, path);
+    return 1;
+}
+
+static int main__check_config(const char *path)
+{
+    if (main__config_missing(path) != 0)
+        return 1;
+    struct config_problems problems;
+    config_problems_init(&problems);
+    struct config *cfg = config_load(path, &problems);
+    int rc = 0;
+    if (cfg == NULL) {
+        config_problems_print(&problems, stderr);
+        rc = 1;
+    } else {
+        printf("%s: ok\n", path);
+    }
+    config_free(cfg);
+    config_problems_free(&problems);
+    return rc;
+}
+
+static int main__ledger(const char *what, const char *path)
+{
+    if (main__config_missing(path) != 0)
+        return 1;
+    struct config_problems problems;
+    config_problems_init(&problems);
+    struct config *cfg = config_load(path, &problems);
+    if (cfg == NULL) {
+        config_problems_print(&problems, stderr);
+        config_problems_free(&problems);
+        return 1;
+    }
+    config_problems_free(&problems);
+    int rc = strcmp(what, "verify") == 0 ? ledger_verify_file(cfg->storage.path, stdout)
+                                         : ledger_head_file(cfg->storage.path, stdout);
+    config_free(cfg);
+    if (rc < 0)
+        return 2;
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "version") == 0) {
-        printf("haibot 0.1.0\n");
+    const char *path = HAIBOT_DEFAULT_CONFIG;
+    int rc;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                     strcmp(argv[1], "help") == 0)) {
+        main__usage(stdout);
         return 0;
     }
-    return 0;
+    if (argc > 1 && (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)) {
+        printf("haibot " HAIBOT_VERSION "\n");
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "check-config") == 0) {
+        if (main__config_arg(argc, argv, 2, &path) < 0)
+            return 2;
+        rc = main__check_config(path);
+    } else if (argc > 2 && strcmp(argv[1], "ledger") == 0 &&
+               (strcmp(argv[2], "verify") == 0 || strcmp(argv[2], "head") == 0)) {
+        if (main__config_arg(argc, argv, 3, &path) < 0)
+            return 2;
+        rc = main__ledger(argv[2], path);
+    } else if (argc > 1 && argv[1][0] != '-') {
+        fprintf(stderr, "haibot: unknown command '%s'\n", argv[1]);
+        main__usage(stderr);
+        return 2;
+    } else {
+        if (main__config_arg(argc, argv, 1, &path) < 0)
+            return 2;
+        rc = main__config_missing(path);
+        if (rc == 0)
+            rc = daemon_run(path);
+    }
+    log_shutdown();
+    return rc;
 }

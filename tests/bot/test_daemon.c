@@ -1,0 +1,267 @@
+/* The daemon as a process: its command line, the console through a pipe,
+ * signals, and live reload. Each test starts the real binary. */
+#include "tests/test.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct daemon_fixture {
+    char *dir;
+    char conf[512];
+    char db[512];
+};
+
+static const char *const conf_template =
+    "[bot]\n"
+    "name = %s\n"
+    "log_level = debug\n"
+    "shutdown_grace = 5\n"
+    "\n"
+    "[storage]\n"
+    "path = %s\n"
+    "\n"
+    "[console]\n"
+    "enabled = true\n"
+    "user = tester\n"
+    "image_dir = %s\n";
+
+static void write_conf(struct daemon_fixture *f, const char *name)
+{
+    char text[2048];
+    snprintf(text, sizeof(text), conf_template, name, f->db, f->dir);
+    /* Write beside and rename, as editors do, so a reader never sees half. */
+    char tmp[600];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", f->conf);
+    test_file_write(tmp, text, (size_t)-1);
+    chmod(tmp, 0600);
+    assert_int_equal(rename(tmp, f->conf), 0);
+}
+
+static int setup(void **state)
+{
+    struct daemon_fixture *f = calloc(1, sizeof(*f));
+    f->dir = test_tmpdir_new();
+    snprintf(f->conf, sizeof(f->conf), "%s/bot.conf", f->dir);
+    snprintf(f->db, sizeof(f->db), "%s/haibot.db", f->dir);
+    write_conf(f, "Alpha Bot");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct daemon_fixture *f = *state;
+    test_tmpdir_remove(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static void run(char *const argv[], const char *input, struct test_proc *p)
+{
+    test_proc_run(argv, input, 20000, p);
+}
+
+static void test_version_and_help(void **state)
+{
+    (void)state;
+    struct test_proc p;
+    char *v[] = {(char *)test_haibot_bin(), "version", NULL};
+    run(v, NULL, &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "haibot "));
+    test_proc_free(&p);
+    char *h[] = {(char *)test_haibot_bin(), "--help", NULL};
+    run(h, NULL, &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "check-config"));
+    assert_non_null(strstr(p.out, "ledger verify"));
+    test_proc_free(&p);
+    char *bad[] = {(char *)test_haibot_bin(), "frobnicate", NULL};
+    run(bad, NULL, &p);
+    assert_int_equal(p.status, 2);
+    assert_non_null(strstr(p.err, "unknown command 'frobnicate'"));
+    test_proc_free(&p);
+}
+
+static void test_missing_config_points_at_example(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/nope.conf", f->dir);
+    char *argv[] = {(char *)test_haibot_bin(), "-c", path, NULL};
+    struct test_proc p;
+    run(argv, NULL, &p);
+    assert_int_equal(p.status, 1);
+    assert_non_null(strstr(p.err, "bot.conf.example"));
+    test_proc_free(&p);
+}
+
+static void test_check_config(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *argv[] = {(char *)test_haibot_bin(), "check-config", "-c", f->conf, NULL};
+    struct test_proc p;
+    run(argv, NULL, &p);
+    assert_int_equal(p.status, 0);
+    test_proc_free(&p);
+    test_file_write(f->conf, "[bot]\nname = x\nlog_levle = info\n", (size_t)-1);
+    run(argv, NULL, &p);
+    assert_int_equal(p.status, 1);
+    char want[700];
+    snprintf(want, sizeof(want), "%s:3: ", f->conf);
+    assert_non_null(strstr(p.err, want));
+    assert_non_null(strstr(p.err, "log_level"));
+    test_proc_free(&p);
+}
+
+static void test_console_pipe_help(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    run(argv, "/help\n/hepl\nhello\n/help help\n", &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "Alpha Bot commands:"));
+    assert_non_null(strstr(p.out, "Did you mean /help?"));
+    assert_non_null(strstr(p.out, "Commands start with a slash"));
+    assert_non_null(strstr(p.out, "Example: /help balance"));
+    assert_non_null(strstr(p.err, "daemon.stopped"));
+    test_proc_free(&p);
+}
+
+static void test_console_last_line_without_newline(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    run(argv, "/help", &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "Alpha Bot commands:"));
+    test_proc_free(&p);
+}
+
+static void test_console_input_from_file(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char input[600];
+    snprintf(input, sizeof(input), "%s/input.txt", f->dir);
+    test_file_write(input, "/help\n", (size_t)-1);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "exec %s -c %s < %s", test_haibot_bin(), f->conf, input);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    struct test_proc p;
+    run(argv, NULL, &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "Alpha Bot commands:"));
+    test_proc_free(&p);
+}
+
+static void test_sigterm_idle_exits_clean(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_child c;
+    test_child_start(&c, argv);
+    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    kill(c.pid, SIGTERM);
+    assert_true(test_child_wait_for(&c, "err", "daemon.stopped", 15000));
+    int status = test_child_finish(&c, 15000);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(c.err, "reason=SIGTERM"));
+    test_child_free(&c);
+}
+
+static void test_sigterm_mid_work_exits_clean(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_child c;
+    test_child_start(&c, argv);
+    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    /* Keep commands flowing while the signal lands. */
+    static const char burst[] = "/help\n/help help\n/admin reload\n";
+    for (int i = 0; i < 200; i++)
+        assert_true(write(c.in_fd, burst, sizeof(burst) - 1) > 0);
+    assert_true(test_child_wait_for(&c, "out", "commands:", 15000));
+    kill(c.pid, SIGTERM);
+    for (int i = 0; i < 50; i++) {
+        if (write(c.in_fd, burst, sizeof(burst) - 1) < 0)
+            break;
+    }
+    int status = test_child_finish(&c, 15000);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(c.err, "daemon.stopped"));
+    assert_null(strstr(c.err, "ERROR: AddressSanitizer"));
+    test_child_free(&c);
+}
+
+static void test_sighup_reloads(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_child c;
+    test_child_start(&c, argv);
+    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    kill(c.pid, SIGHUP);
+    assert_true(test_child_wait_for(&c, "err", "daemon.sighup", 15000));
+    assert_true(test_child_wait_for(&c, "err", "config.reloaded", 15000));
+    test_child_finish(&c, 15000);
+    test_child_free(&c);
+}
+
+static void test_file_edit_reloads_live(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_child c;
+    test_child_start(&c, argv);
+    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    write_conf(f, "Beta Bot");
+    assert_true(test_child_wait_for(&c, "err", "config.reloaded", 15000));
+    assert_true(write(c.in_fd, "/help\n", 6) == 6);
+    assert_true(test_child_wait_for(&c, "out", "Beta Bot commands:", 15000));
+
+    /* A broken edit is refused and the running name stays. */
+    test_file_write(f->conf, "[bot]\nname = Gamma Bot\nshutdown_grace = lots\n", (size_t)-1);
+    assert_true(test_child_wait_for(&c, "err", "shutdown_grace", 15000));
+    assert_true(write(c.in_fd, "/admin reload\n", 14) == 14);
+    assert_true(test_child_wait_for(&c, "out", "still running on the previous settings", 15000));
+    assert_true(write(c.in_fd, "/help\n", 6) == 6);
+    int status = test_child_finish(&c, 15000);
+    assert_int_equal(status, 0);
+    assert_null(strstr(c.out, "Gamma Bot"));
+    test_child_free(&c);
+}
+
+static void test_world_readable_config_warns(void **state)
+{
+    struct daemon_fixture *f = *state;
+    chmod(f->conf, 0644);
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    run(argv, "", &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.err, "readable by other users"));
+    test_proc_free(&p);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_version_and_help),
+    cmocka_unit_test_setup_teardown(test_missing_config_points_at_example, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_check_config, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_console_pipe_help, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_console_last_line_without_newline, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_console_input_from_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_sigterm_idle_exits_clean, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_sigterm_mid_work_exits_clean, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_sighup_reloads, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_file_edit_reloads_live, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_world_readable_config_warns, setup, teardown),
+};
+
+TEST_GROUP_DEFINE(daemon, tests, NULL, NULL)
