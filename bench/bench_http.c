@@ -96,6 +96,5 @@ out:
         httpd_thread_stop(t);
     if (uv_loop_close(&loop) != 0)
         rc = -1;
-    http_global_cleanup();
     return rc;
 }

@@ -5,6 +5,7 @@
 
 #include "bot/http.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "tests/fake/httpd.h"
 
 #include <arpa/inet.h>
@@ -669,6 +670,106 @@ static void test_start_after_close(void **state)
     fx_free(fx);
 }
 
+
+static int start_on_data(struct http_request *req, const char *bytes, size_t len, void *data)
+{
+    (void)bytes;
+    (void)len;
+    struct fx *fx = ((struct result *)data)->fx;
+    if (fx->data_calls++ == 0) {
+        /* Starting from inside libcurl is deferred to the loop. */
+        fx_start(fx, fx_request(fx, "GET", "/hello"), 1);
+        http_request_cancel(req);
+    }
+    return 0;
+}
+
+static void test_start_from_stream(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new(NULL);
+    struct http_request *req = fx_request(fx, "GET", "/stream-forever");
+    http_request_stream_set(req, NULL, start_on_data);
+    fx_start(fx, req, 0);
+    fx_run(fx);
+    assert_int_equal(fx->res[0].calls, 1);
+    assert_int_equal(fx->res[0].rc, HB_ECANCELED);
+    assert_int_equal(fx->res[1].calls, 1);
+    assert_int_equal(fx->res[1].rc, 0);
+    assert_string_equal(fx->res[1].body, "hello world");
+    fx_free(fx);
+}
+
+static void test_log_redacted(void **state)
+{
+    (void)state;
+    char *lines = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&lines, &len);
+    assert_non_null(mem);
+    log_configure(LOG_DEBUG, false, mem);
+    struct fx *fx = fx_new(NULL);
+    fx_start(fx, fx_request(fx, "GET", "/bot123456:AAE-secretpart/getMe"), 0);
+    fx_run(fx);
+    log_configure(LOG_INFO, false, NULL);
+    fclose(mem);
+    assert_int_equal(fx->res[0].rc, 0);
+    assert_int_equal(fx->res[0].status, 404);
+    assert_non_null(strstr(lines, "http.request method=GET url="));
+    assert_non_null(strstr(lines, "/bot[redacted]/getMe status=404"));
+    assert_null(strstr(lines, "AAE-secretpart"));
+    free(lines);
+    fx_free(fx);
+}
+
+/* The fake server on its own thread, the client on the test's loop. */
+struct thread_fx {
+    int done;
+    int ok;
+    struct http_client *client;
+};
+
+static void thread_handler(struct httpd_response *res, const struct httpd_request *req, void *data)
+{
+    (void)data;
+    httpd_response_send(res, 200, "text/plain", req->target, strlen(req->target));
+}
+
+static void thread_done(struct http_request *req, int rc, void *data)
+{
+    struct thread_fx *t = data;
+    size_t len = 0;
+    const char *body = http_request_body(req, &len);
+    if (rc == 0 && http_request_status(req) == 200 && strcmp(body, "/t") == 0)
+        t->ok++;
+    if (++t->done == 3)
+        http_client_close(t->client, NULL, NULL);
+}
+
+static void test_thread_server(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct thread_fx t = {0};
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct httpd_thread *th = httpd_thread_start(thread_handler, NULL);
+    assert_non_null(th);
+    assert_int_equal(http_client_new(&loop, NULL, &t.client), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/t", httpd_base_url(httpd_thread_server(th)));
+    for (int i = 0; i < 3; i++) {
+        struct http_request *req = http_request_new(t.client, "GET", url);
+        assert_non_null(req);
+        http_request_timeout_set(req, 10000, 0);
+        assert_int_equal(http_request_start(req, thread_done, &t), 0);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(httpd_requests(httpd_thread_server(th)), 3);
+    httpd_thread_stop(th);
+    assert_int_equal(t.ok, 3);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_get_headers),
     cmocka_unit_test(test_post_json),
@@ -687,6 +788,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cancel),
     cmocka_unit_test(test_close_inflight),
     cmocka_unit_test(test_start_after_close),
+    cmocka_unit_test(test_start_from_stream),
+    cmocka_unit_test(test_log_redacted),
+    cmocka_unit_test(test_thread_server),
 };
 
 TEST_GROUP_DEFINE(http, tests, NULL, NULL)
