@@ -33,8 +33,8 @@
 #define HTTP_ERROR_LEN 256
 
 /* The struct that embeds member ptr (libuv keeps its own private). */
-#define HTTP_CONTAINER_OF(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define HTTP_CONTAINER_OF(ptr, type, member)                                                       \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 struct http_header {
     char *name;  /* as the server spelled it */
@@ -67,15 +67,15 @@ struct http_request {
     http_done_cb done_cb;
     void *data;
 
-    bool started;       /* handed to the client */
-    bool in_multi;      /* added to the multi handle */
-    bool canceled;      /* complete with HB_ECANCELED at the next kick */
-    int abort_rc;       /* our reason for stopping a transfer from a callback */
-    uint64_t start_ns;  /* uv_hrtime() at start */
-    uint64_t end_ns;    /* uv_hrtime() at completion, 0 while running */
+    bool started;      /* handed to the client */
+    bool in_multi;     /* added to the multi handle */
+    bool canceled;     /* complete with HB_ECANCELED at the next kick */
+    int abort_rc;      /* our reason for stopping a transfer from a callback */
+    uint64_t start_ns; /* uv_hrtime() at start */
+    uint64_t end_ns;   /* uv_hrtime() at completion, 0 while running */
 
-    int status;              /* response status, 0 before one arrived */
-    bool headers_done;       /* final header block seen */
+    int status;        /* response status, 0 before one arrived */
+    bool headers_done; /* final header block seen */
     struct http_header *resp_headers;
     size_t nresp_headers, cap_resp_headers;
     char *resp_body; /* collected body, NUL-terminated */
@@ -277,9 +277,8 @@ static void http__request_finish(struct http_request *req, int rc)
     else if (req->error[0] == '\0')
         http__error_set(req, "%s", hb_strerror(rc));
     if (log_enabled(LOG_DEBUG)) {
-        log_debug("http.request", "method=%s url=%s status=%d ms=%.1f rc=%d error=%s",
-                  req->method, req->url, req->status, http_request_elapsed_ms(req), rc,
-                  req->error);
+        log_debug("http.request", "method=%s url=%s status=%d ms=%.1f rc=%d error=%s", req->method,
+                  req->url, req->status, http_request_elapsed_ms(req), rc, req->error);
     }
     req->done_cb(req, rc, req->data);
     http_request_free(req);
@@ -400,8 +399,7 @@ static void http__kick_fire(uv_timer_t *timer)
 
 /* ---- curl side ---------------------------------------------------------- */
 
-static int http__curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
-                                void *socketp)
+static int http__curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)easy;
     struct http_client *client = userp;
@@ -613,8 +611,8 @@ int http_client_new(uv_loop_t *loop, const struct http_client_options *opts,
         client->opts.connect_timeout_ms = HTTP_DEFAULT_CONNECT_MS;
     if (client->opts.max_body == 0)
         client->opts.max_body = HTTP_DEFAULT_MAX_BODY;
-    client->user_agent = strdup(client->opts.user_agent != NULL ? client->opts.user_agent
-                                                                : HTTP_DEFAULT_AGENT);
+    client->user_agent =
+        strdup(client->opts.user_agent != NULL ? client->opts.user_agent : HTTP_DEFAULT_AGENT);
     client->opts.user_agent = NULL;
     client->multi = curl_multi_init();
     if (client->user_agent == NULL || client->multi == NULL) {
@@ -841,8 +839,8 @@ static int http__easy_setup(struct http_request *req)
     CURL *e = req->easy;
     int c = CURLE_OK; /* the setopt results or-ed: any failure shows */
     uint64_t timeout = req->timeout_ms ? req->timeout_ms : client->opts.timeout_ms;
-    uint64_t connect = req->connect_timeout_ms ? req->connect_timeout_ms
-                                               : client->opts.connect_timeout_ms;
+    uint64_t connect =
+        req->connect_timeout_ms ? req->connect_timeout_ms : client->opts.connect_timeout_ms;
 
     /* libcurl would otherwise wait for "100 Continue" before large bodies. */
     struct curl_slist *l = curl_slist_append(req->headers, "Expect:");

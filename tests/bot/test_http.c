@@ -16,8 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FX_CONTAINER_OF(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define FX_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #define FX_WATCHDOG_MS 20000
 #define FX_MAX_REQ 128
@@ -28,7 +27,7 @@ struct fx;
 struct result {
     struct fx *fx;
     int index;
-    int calls;     /* completion callbacks seen: must end as 1 */
+    int calls; /* completion callbacks seen: must end as 1 */
     int rc;
     int status;
     char *body;
@@ -46,7 +45,7 @@ struct fx {
     uv_timer_t watchdog;
     bool finished;
     bool watchdog_fired;
-    int closed; /* close callbacks of client and server */
+    int closed;           /* close callbacks of client and server */
     int done_after_close; /* completions seen after a close callback */
     unsigned conns;       /* connections the server accepted, at finish */
     unsigned reqs;        /* requests the server parsed, at finish */
@@ -71,12 +70,12 @@ struct fx {
     size_t nparts;
 
     /* Streaming. */
-    size_t stream_sent;   /* bytes the server has sent */
-    size_t stream_seen;   /* bytes the client has received */
-    int stream_next;      /* next piece to send */
+    size_t stream_sent; /* bytes the server has sent */
+    size_t stream_seen; /* bytes the client has received */
+    int stream_next;    /* next piece to send */
     int data_calls;
     char stream_buf[64];
-    bool headers_first;   /* headers callback ran before any data */
+    bool headers_first; /* headers callback ran before any data */
     int headers_status;
     char stream_header[16];
 
@@ -168,11 +167,10 @@ static void server_handler(struct httpd_response *res, const struct httpd_reques
                            strcmp(j->content_type, "application/json") == 0 &&
                            j->len == strlen("{\"content\":\"hi\"}") &&
                            memcmp(j->data, "{\"content\":\"hi\"}", j->len) == 0;
-        fx->part_file_ok = f != NULL && f->filename != NULL &&
-                           strcmp(f->filename, "cat.png") == 0 && f->content_type != NULL &&
-                           strcmp(f->content_type, "image/png") == 0 &&
-                           f->len == sizeof(file_bytes) &&
-                           memcmp(f->data, file_bytes, sizeof(file_bytes)) == 0;
+        fx->part_file_ok =
+            f != NULL && f->filename != NULL && strcmp(f->filename, "cat.png") == 0 &&
+            f->content_type != NULL && strcmp(f->content_type, "image/png") == 0 &&
+            f->len == sizeof(file_bytes) && memcmp(f->data, file_bytes, sizeof(file_bytes)) == 0;
         httpd_response_send(res, 200, "application/json", "{}", 2);
     } else if (strncmp(t, "/n/", 3) == 0) {
         char body[64];
@@ -532,8 +530,8 @@ static void test_multipart(void **state)
     assert_int_equal(http_request_form_field_add(req, "payload_json", "{\"content\":\"hi\"}",
                                                  "application/json"),
                      0);
-    assert_int_equal(http_request_form_file_add(req, "files[0]", "cat.png", "image/png",
-                                                file_bytes, sizeof(file_bytes)),
+    assert_int_equal(http_request_form_file_add(req, "files[0]", "cat.png", "image/png", file_bytes,
+                                                sizeof(file_bytes)),
                      0);
     assert_int_equal(http_request_body_set(req, "x", 1, NULL), HB_EINVAL);
     fx_start(fx, req, 0);
@@ -669,7 +667,6 @@ static void test_start_after_close(void **state)
     assert_int_equal(fx->res[0].calls, 0);
     fx_free(fx);
 }
-
 
 static int start_on_data(struct http_request *req, const char *bytes, size_t len, void *data)
 {

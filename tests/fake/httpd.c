@@ -14,8 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define HTTPD_CONTAINER_OF(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define HTTPD_CONTAINER_OF(ptr, type, member)                                                      \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #define HTTPD_MAX_HEAD (64u * 1024u)
 #define HTTPD_MAX_BODY (64u * 1024u * 1024u)
@@ -27,10 +27,10 @@ struct httpd {
     void *data;
     int port;
     char base_url[64];
-    atomic_uint nconns;        /* connections accepted */
-    atomic_uint nreqs;         /* requests parsed */
-    struct httpd_conn *conns;  /* open or closing connections */
-    int handles_open;          /* uv handles not yet closed */
+    atomic_uint nconns;       /* connections accepted */
+    atomic_uint nreqs;        /* requests parsed */
+    struct httpd_conn *conns; /* open or closing connections */
+    int handles_open;         /* uv handles not yet closed */
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
@@ -41,11 +41,11 @@ struct httpd_conn {
     uv_shutdown_t shutdown;
     struct httpd *srv;
     unsigned id;
-    unsigned seq;                /* requests parsed on this connection */
-    char *in;                    /* unparsed input */
+    unsigned seq; /* requests parsed on this connection */
+    char *in;     /* unparsed input */
     size_t in_len, in_cap;
-    struct httpd_response *res;  /* the response in progress, or NULL */
-    bool continue_sent;          /* "100 Continue" sent for the pending request */
+    struct httpd_response *res; /* the response in progress, or NULL */
+    bool continue_sent;         /* "100 Continue" sent for the pending request */
     bool closing;
     struct httpd_conn *prev, *next;
 };
@@ -67,13 +67,13 @@ struct httpd_response {
     struct httpd_conn *conn; /* NULL once the connection is gone */
     uv_timer_t timer;        /* for DELAY steps; the struct dies in its close */
     struct httpd_step *head, *tail;
-    char *extra;             /* added header lines, "Name: value\r\n"... */
+    char *extra; /* added header lines, "Name: value\r\n"... */
     size_t extra_len;
-    bool running;            /* the step loop is on the stack */
-    bool waiting;            /* a DELAY is pending */
-    bool complete;           /* the last byte of the response is queued */
-    bool dead;               /* freed: run nothing more */
-    bool want_close;         /* the client asked for Connection: close */
+    bool running;    /* the step loop is on the stack */
+    bool waiting;    /* a DELAY is pending */
+    bool complete;   /* the last byte of the response is queued */
+    bool dead;       /* freed: run nothing more */
+    bool want_close; /* the client asked for Connection: close */
 
     struct httpd_request req;
     char *head_buf; /* request head copy, split by NULs */
@@ -92,22 +92,38 @@ struct httpd_write {
 static const char *httpd__reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -155,7 +171,8 @@ static void httpd__maybe_free(struct httpd *srv)
 
 static void httpd__response_closed(uv_handle_t *handle)
 {
-    struct httpd_response *res = HTTPD_CONTAINER_OF((uv_timer_t *)handle, struct httpd_response, timer);
+    struct httpd_response *res =
+        HTTPD_CONTAINER_OF((uv_timer_t *)handle, struct httpd_response, timer);
     struct httpd *srv = handle->data;
     for (size_t i = 0; i < res->req.nparts; i++) {
         free((char *)res->parts[i].name);
@@ -307,11 +324,11 @@ static char *httpd__head_build(struct httpd_response *res, int status, const cha
 {
     size_t cap = 256 + res->extra_len + (content_type ? strlen(content_type) : 0) + extra_room;
     char *p = httpd__xmalloc(cap);
-    int n = snprintf(p, cap, "HTTP/1.1 %d %s\r\n%s\r\n%s%s%s%.*s%s\r\n", status,
-                     httpd__reason(status), framing, content_type ? "Content-Type: " : "",
-                     content_type ? content_type : "", content_type ? "\r\n" : "",
-                     (int)res->extra_len, res->extra ? res->extra : "",
-                     res->want_close ? "Connection: close\r\n" : "");
+    int n =
+        snprintf(p, cap, "HTTP/1.1 %d %s\r\n%s\r\n%s%s%s%.*s%s\r\n", status, httpd__reason(status),
+                 framing, content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                 content_type ? "\r\n" : "", (int)res->extra_len, res->extra ? res->extra : "",
+                 res->want_close ? "Connection: close\r\n" : "");
     *len = (size_t)n;
     return p;
 }
@@ -335,8 +352,8 @@ void httpd_response_send(struct httpd_response *res, int status, const char *con
 void httpd_response_start(struct httpd_response *res, int status, const char *content_type)
 {
     struct httpd_step *s = httpd__step_new(HTTPD_STEP_WRITE);
-    s->bytes = httpd__head_build(res, status, content_type, "Transfer-Encoding: chunked", 0,
-                                 &s->len);
+    s->bytes =
+        httpd__head_build(res, status, content_type, "Transfer-Encoding: chunked", 0, &s->len);
     httpd__step_add(res, s);
 }
 
@@ -888,12 +905,10 @@ static void httpd__thread_main(void *arg)
 {
     struct httpd_thread *t = arg;
     t->srv = httpd_new(&t->loop, t->handler, t->data);
-    uv_sem_post(&t->ready);
-    if (t->srv == NULL) {
+    bool failed = t->srv == NULL;
+    uv_sem_post(&t->ready); /* t->srv is the starter's to read from here */
+    if (failed)
         uv_close((uv_handle_t *)&t->stop, NULL);
-        uv_run(&t->loop, UV_RUN_DEFAULT);
-        return;
-    }
     uv_run(&t->loop, UV_RUN_DEFAULT);
 }
 
@@ -904,32 +919,37 @@ struct httpd_thread *httpd_thread_start(httpd_handler_fn handler, void *data)
         return NULL;
     t->handler = handler;
     t->data = data;
-    if (uv_loop_init(&t->loop) != 0)
-        goto fail_loop;
-    if (uv_async_init(&t->loop, &t->stop, httpd__thread_stop_cb) != 0 ||
-        uv_sem_init(&t->ready, 0) != 0)
-        goto fail;
-    if (uv_thread_create(&t->tid, httpd__thread_main, t) != 0) {
+    if (uv_loop_init(&t->loop) != 0) {
+        free(t);
+        return NULL;
+    }
+    if (uv_async_init(&t->loop, &t->stop, httpd__thread_stop_cb) != 0) {
+        uv_loop_close(&t->loop);
+        free(t);
+        return NULL;
+    }
+    bool ok = uv_sem_init(&t->ready, 0) == 0;
+    if (ok && uv_thread_create(&t->tid, httpd__thread_main, t) != 0) {
         uv_sem_destroy(&t->ready);
-        goto fail;
+        ok = false;
+    }
+    if (!ok) {
+        uv_close((uv_handle_t *)&t->stop, NULL);
+        uv_run(&t->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&t->loop);
+        free(t);
+        return NULL;
     }
     uv_sem_wait(&t->ready);
     uv_sem_destroy(&t->ready);
     if (t->srv == NULL) {
+        /* The thread closed its handles and returned. */
         uv_thread_join(&t->tid);
         uv_loop_close(&t->loop);
         free(t);
         return NULL;
     }
     return t;
-fail:
-    if (!uv_is_closing((uv_handle_t *)&t->stop))
-        uv_close((uv_handle_t *)&t->stop, NULL);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&t->loop);
-fail_loop:
-    free(t);
-    return NULL;
 }
 
 struct httpd *httpd_thread_server(const struct httpd_thread *t)
