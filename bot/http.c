@@ -894,7 +894,7 @@ int http_request_start(struct http_request *req, http_done_cb cb, void *data)
     if (req == NULL)
         return HB_EINVAL;
     if (req->started)
-        return HB_ESTATE; /* already the client's; leave it alone */
+        return HB_EINVAL; /* already the client's; leave it alone */
     struct http_client *client = req->client;
     if (cb == NULL) {
         rc = HB_EINVAL;

@@ -138,8 +138,10 @@ void http_request_stream_set(struct http_request *req, http_headers_cb headers_c
                              http_data_cb data_cb);
 
 /** Send the request. The client owns req from here, whatever the result:
- *  on success cb will fire once; on failure (HB_ESTATE after close,
- *  HB_ENOMEM, HB_EIO) req is already freed and cb will not fire. */
+ *  on success cb will fire once; on failure (HB_EINVAL for a NULL cb,
+ *  HB_ESTATE once the client is closing, HB_ENOMEM, HB_EIO) req is already
+ *  freed and cb will not fire. A request started before is left alone and
+ *  gets HB_EINVAL. */
 int http_request_start(struct http_request *req, http_done_cb cb, void *data);
 
 /** Stop a started request. Its completion callback fires later from the
