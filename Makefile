@@ -28,7 +28,7 @@ ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 SRC       := $(wildcard bot/*.c core/*.c storage/*.c adapters/*/*.c)
 LIB_SRC   := $(filter-out bot/main.c,$(SRC))
 TEST_SRC  := $(wildcard tests/*.c tests/*/*.c)
-BENCH_SRC := $(wildcard bench/*.c)
+BENCH_SRC := $(wildcard bench/*.c tests/fake/*.c)
 
 OBJ       := $(SRC:%.c=build/obj/%.o)
 ASAN_OBJ  := $(SRC:%.c=build/asan/%.o)

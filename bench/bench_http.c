@@ -1,13 +1,12 @@
 /* Small GETs through the HTTP client against the fake server on its own
  * thread: requests per second with a fixed number in flight over
  * keep-alive connections.
- *
- * The fake server is test code under tests/fake/, which the bench build
- * does not compile; it is included here as one translation unit. */
+ * The fake server is the tests' own (tests/fake/), which the bench build
+ * links too. */
 #include "bench/bench.h"
 
 #include "bot/http.h"
-#include "tests/fake/httpd.c"
+#include "tests/fake/httpd.h"
 
 #define BENCH_HTTP_TOTAL 20000
 #define BENCH_HTTP_INFLIGHT 32

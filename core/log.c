@@ -251,8 +251,8 @@ void log_write(enum log_level level, const char *event, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char when[40];
-    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    size_t wlen = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + wlen, sizeof(when) - wlen, ".%03dZ", (int)(ts.tv_nsec / 1000000));
 
     pthread_mutex_lock(&log_lock);
     log__redact_locked(body, sizeof(body));
