@@ -342,6 +342,10 @@ static void config__suggest_init(struct config_suggest *s, const char *word)
 static void config__suggest_try(struct config_suggest *s, const char *candidate)
 {
     size_t d = config__distance(s->word, candidate);
+    /* A cut-short word ("de" for "demo") is a likely slip however short. */
+    size_t len = strlen(s->word);
+    if (len >= 2 && len < strlen(candidate) && strncasecmp(s->word, candidate, len) == 0)
+        d = 1;
     if (d < s->dist) {
         s->dist = d;
         s->best = candidate;
@@ -534,6 +538,7 @@ struct config_inst {
     size_t index;   /* element of a repeatable section's array; 0 otherwise */
     int line;       /* line of its header; 0 when the file has none */
     int *key_lines; /* per schema key: the line that set it, 0 when unset */
+    bool *key_bad;  /* per schema key: its value was refused (already reported) */
 };
 
 struct config_parser {
@@ -570,9 +575,10 @@ static int config__inst_add(struct config_parser *ps, const struct config_sectio
     in->index = index;
     in->line = line;
     in->key_lines = calloc(s->nkeys, sizeof(int));
-    if (in->key_lines == NULL)
-        return HB_ENOMEM;
+    in->key_bad = calloc(s->nkeys, sizeof(bool));
     ps->ninsts++;
+    if (in->key_lines == NULL || in->key_bad == NULL)
+        return HB_ENOMEM;
     *out = in;
     return 0;
 }
@@ -961,9 +967,9 @@ static int config__handler(void *user, const char *section, const char *name, co
         secname = label;
     }
     void *item = config__item(ps->cfg, s, ps->cur->index);
-    config__parser_oom(ps,
-                       config__value_set(ps->problems, ps->line, secname, k,
-                                         config__field(item, k), text));
+    int rc = config__value_set(ps->problems, ps->line, secname, k, config__field(item, k), text);
+    ps->cur->key_bad[idx] = rc < 0;
+    config__parser_oom(ps, rc);
     free(unquoted);
     return 1;
 }
@@ -1039,7 +1045,7 @@ static int config__validate(struct config_parser *ps)
             struct config_provider *p = config__item(ps->cfg, prov, in->index);
             size_t kind_idx = 0;
             config__key_find(prov, "kind", 4, &kind_idx);
-            bool kind_set = in->key_lines[kind_idx] != 0;
+            bool kind_set = in->key_lines[kind_idx] != 0 && !in->key_bad[kind_idx];
             if (kind_set && p->kind != CONFIG_PROVIDER_DEMO && p->base_url == NULL)
                 rc = config__problem_add(ps->problems, in->line,
                                          "[provider \"%s\"] needs base_url = ... (only kind = "
@@ -1239,8 +1245,10 @@ int config_load(const char *path, struct config **out, struct config_problems *p
     ps.cfg = NULL;
 out:
     config__problems_sort(problems);
-    for (size_t i = 0; i < ps.ninsts; i++)
+    for (size_t i = 0; i < ps.ninsts; i++) {
         free(ps.insts[i].key_lines);
+        free(ps.insts[i].key_bad);
+    }
     free(ps.insts);
     config_free(ps.cfg);
     free(buf);
