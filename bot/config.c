@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1141,14 +1142,16 @@ out:
     return rc;
 }
 
-static int config__parse(struct config_parser *ps)
+/* libinih keeps its options in globals: one parse at a time, and the options
+ * are set on every parse so nothing else in the process can change how the
+ * file is read. */
+static pthread_mutex_t config_ini_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void config__ini_options_set(void)
 {
-    int rc = 0;
-    /* inih keeps its options in globals; set them on every parse so nothing
-     * else in the process can change how the file is read. Multiline is off:
-     * an indented line is its own setting (or an error), never silently
-     * glued to the value above it. Lines are read into a heap buffer large
-     * enough for long API keys. */
+    /* Multiline is off: an indented line is its own setting (or an error),
+     * never silently glued to the value above it. Lines are read into a heap
+     * buffer large enough for long API keys. */
     ini_allow_multiline = false;
     ini_allow_bom = true;
     ini_start_comment_prefixes = (char *)";#";
@@ -1160,6 +1163,11 @@ static int config__parse(struct config_parser *ps)
     ini_allow_realloc = false;
     ini_stop_on_first_error = false;
     ini_allow_no_value = false;
+}
+
+static int config__parse(struct config_parser *ps)
+{
+    int rc = 0;
 
     for (size_t i = 0; i < CONFIG_NSECTIONS; i++) {
         const struct config_section_schema *s = &config_schema[i];
@@ -1172,7 +1180,10 @@ static int config__parse(struct config_parser *ps)
         if (rc < 0)
             return rc;
     }
+    pthread_mutex_lock(&config_ini_lock);
+    config__ini_options_set();
     int bad = ini_parse_stream(config__reader, ps, config__handler, ps);
+    pthread_mutex_unlock(&config_ini_lock);
     if (ps->rc < 0)
         return ps->rc;
     if (bad == -2)

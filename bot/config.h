@@ -181,7 +181,8 @@ void config_problems_log(const struct config_problems *p);
  *  HB_EIO (it cannot be read; problems says why too) or HB_ENOMEM, and *out
  *  is NULL. problems must be initialised; earlier contents are dropped. Warns
  *  (log_warn) when the file is readable by group or others. Blocks on the
- *  file system; safe to call from any thread. */
+ *  file system; safe to call from any thread (parses are serialised, as
+ *  libinih keeps its options in globals). */
 int config_load(const char *path, struct config **out, struct config_problems *problems);
 
 /** Free a config from config_load(). NULL is fine. */
