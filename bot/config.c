@@ -37,15 +37,34 @@ static const char *const config_modalities[] = {"text", "image", NULL};
 #define CREDITS_MAX ((int64_t)1000000000000) /* 10^12: far above any price, far below overflow */
 
 /* One row per key. The key's name is the struct field's name. */
-#define K_STRING(S, f, def, fl, help) {#f, CONFIG_STRING, offsetof(S, f), def, 0, 0, NULL, fl, help}
-#define K_BOOL(S, f, def, fl, help) {#f, CONFIG_BOOL, offsetof(S, f), def, 0, 0, NULL, fl, help}
-#define K_INT(S, f, def, lo, hi, fl, help) \
-    {#f, CONFIG_INT, offsetof(S, f), def, lo, hi, NULL, fl, help}
-#define K_SECONDS(S, f, def, lo, hi, fl, help) \
-    {#f, CONFIG_SECONDS, offsetof(S, f), def, lo, hi, NULL, fl, help}
-#define K_ENUM(S, f, def, ch, fl, help) {#f, CONFIG_ENUM, offsetof(S, f), def, 0, 0, ch, fl, help}
-#define K_URL(S, f, def, fl, help) {#f, CONFIG_URL, offsetof(S, f), def, 0, 0, NULL, fl, help}
-#define K_SECRET(S, f, fl, help) {#f, CONFIG_SECRET, offsetof(S, f), NULL, 0, 0, NULL, fl, help}
+#define K_STRING(S, f, def, fl, help)                                                              \
+    {                                                                                              \
+#f, CONFIG_STRING, offsetof(S, f), def, 0, 0, NULL, fl, help                               \
+    }
+#define K_BOOL(S, f, def, fl, help)                                                                \
+    {                                                                                              \
+#f, CONFIG_BOOL, offsetof(S, f), def, 0, 0, NULL, fl, help                                 \
+    }
+#define K_INT(S, f, def, lo, hi, fl, help)                                                         \
+    {                                                                                              \
+#f, CONFIG_INT, offsetof(S, f), def, lo, hi, NULL, fl, help                                \
+    }
+#define K_SECONDS(S, f, def, lo, hi, fl, help)                                                     \
+    {                                                                                              \
+#f, CONFIG_SECONDS, offsetof(S, f), def, lo, hi, NULL, fl, help                            \
+    }
+#define K_ENUM(S, f, def, ch, fl, help)                                                            \
+    {                                                                                              \
+#f, CONFIG_ENUM, offsetof(S, f), def, 0, 0, ch, fl, help                                   \
+    }
+#define K_URL(S, f, def, fl, help)                                                                 \
+    {                                                                                              \
+#f, CONFIG_URL, offsetof(S, f), def, 0, 0, NULL, fl, help                                  \
+    }
+#define K_SECRET(S, f, fl, help)                                                                   \
+    {                                                                                              \
+#f, CONFIG_SECRET, offsetof(S, f), NULL, 0, 0, NULL, fl, help                              \
+    }
 
 static const struct config_key_schema config_keys_bot[] = {
     K_STRING(struct config_bot, name, "HAI Bot", LIVE, "the bot's display name"),
@@ -98,10 +117,8 @@ static const struct config_key_schema config_keys_provider[] = {
     K_URL(struct config_provider, base_url, NULL, LIVE,
           "API base URL; required unless kind = demo"),
     K_SECRET(struct config_provider, api_key, LIVE, "API key; optional (local servers need none)"),
-    K_SECONDS(struct config_provider, timeout, "120", 1, 600, LIVE,
-              "seconds one request may take"),
-    K_INT(struct config_provider, max_concurrent, "4", 1, 1000, LIVE,
-          "requests in flight at once"),
+    K_SECONDS(struct config_provider, timeout, "120", 1, 600, LIVE, "seconds one request may take"),
+    K_INT(struct config_provider, max_concurrent, "4", 1, 1000, LIVE, "requests in flight at once"),
 };
 
 static const struct config_key_schema config_keys_model[] = {
@@ -121,11 +138,15 @@ static const struct config_key_schema config_keys_model[] = {
     K_BOOL(struct config_model, enabled, "true", LIVE, "offer this model to users"),
 };
 
-#define SECTION(n, field, keys, help) \
-    {n, false, offsetof(struct config, field), 0, 0, keys, sizeof(keys) / sizeof(keys[0]), help}
-#define SECTIONS(n, field, count, type, keys, help)                                      \
-    {n,    true, offsetof(struct config, field), offsetof(struct config, count), sizeof(type), \
-     keys, sizeof(keys) / sizeof(keys[0]), help}
+#define SECTION(n, field, keys, help)                                                              \
+    {                                                                                              \
+        n, false, offsetof(struct config, field), 0, 0, keys, sizeof(keys) / sizeof(keys[0]), help \
+    }
+#define SECTIONS(n, field, count, type, keys, help)                                                \
+    {                                                                                              \
+        n, true, offsetof(struct config, field), offsetof(struct config, count), sizeof(type),     \
+            keys, sizeof(keys) / sizeof(keys[0]), help                                             \
+    }
 
 static const struct config_section_schema config_schema[] = {
     SECTION("bot", bot, config_keys_bot, "the daemon itself"),
@@ -429,11 +450,24 @@ static int config__value_set(struct config_problems *p, int line, const char *se
         int64_t unit = 1;
         if (ok && k->type == CONFIG_SECONDS && *end != '\0' && end[1] == '\0') {
             switch (*end) {
-            case 's': unit = 1; end++; break;
-            case 'm': unit = 60; end++; break;
-            case 'h': unit = 3600; end++; break;
-            case 'd': unit = 86400; end++; break;
-            default: break;
+            case 's':
+                unit = 1;
+                end++;
+                break;
+            case 'm':
+                unit = 60;
+                end++;
+                break;
+            case 'h':
+                unit = 3600;
+                end++;
+                break;
+            case 'd':
+                unit = 86400;
+                end++;
+                break;
+            default:
+                break;
             }
         }
         ok = ok && *end == '\0';
@@ -457,10 +491,9 @@ static int config__value_set(struct config_problems *p, int line, const char *se
                 rc = config__problem_add(p, line, "%s.%s: %s is out of range (at least %lld%s)",
                                          section, k->name, text, (long long)k->min, unit_name);
             else
-                rc = config__problem_add(p, line,
-                                         "%s.%s: %s is out of range (%lld to %lld%s)", section,
-                                         k->name, text, (long long)k->min, (long long)k->max,
-                                         unit_name);
+                rc = config__problem_add(p, line, "%s.%s: %s is out of range (%lld to %lld%s)",
+                                         section, k->name, text, (long long)k->min,
+                                         (long long)k->max, unit_name);
             goto fail;
         }
         *(int64_t *)field = value;
@@ -484,8 +517,9 @@ static int config__value_set(struct config_problems *p, int line, const char *se
         }
         const char *hint = config__suggest_result(&s);
         if (hint != NULL)
-            rc = config__problem_add(p, line, "%s.%s: \"%s\" is not one of %s; did you mean \"%s\"?",
-                                     section, k->name, text, list, hint);
+            rc =
+                config__problem_add(p, line, "%s.%s: \"%s\" is not one of %s; did you mean \"%s\"?",
+                                    section, k->name, text, list, hint);
         else
             rc = config__problem_add(p, line, "%s.%s: \"%s\" is not one of %s", section, k->name,
                                      text, list);
@@ -593,8 +627,8 @@ static int config__defaults_apply(struct config_parser *ps, const struct config_
         const struct config_key_schema *key = &s->keys[k];
         if (key->def == NULL)
             continue;
-        int rc = config__value_set(ps->problems, 0, s->name, key, config__field(item, key),
-                                   key->def);
+        int rc =
+            config__value_set(ps->problems, 0, s->name, key, config__field(item, key), key->def);
         if (rc < 0)
             return rc;
     }
@@ -610,9 +644,8 @@ static const struct config_section_schema *config__section_find(const char *name
     return NULL;
 }
 
-static struct config_inst *config__inst_find(struct config_parser *ps,
-                                             const struct config_section_schema *s,
-                                             const char *name)
+static struct config_inst *
+config__inst_find(struct config_parser *ps, const struct config_section_schema *s, const char *name)
 {
     for (size_t i = 0; i < ps->ninsts; i++) {
         struct config_inst *in = &ps->insts[i];
@@ -717,8 +750,9 @@ static void config__header_parse(struct config_parser *ps, const char *s, const 
         while (after < close && isspace((unsigned char)*after))
             after++;
         if (q == NULL || after != close) {
-            config__reader_problem(ps, "section [%s]: the name must be in double quotes, like "
-                                       "[%s \"NAME\"]",
+            config__reader_problem(ps,
+                                   "section [%s]: the name must be in double quotes, like "
+                                   "[%s \"NAME\"]",
                                    kind, kind);
             goto out;
         }
@@ -759,8 +793,7 @@ static void config__header_parse(struct config_parser *ps, const char *s, const 
             config__reader_problem(ps, "duplicate section [%s \"%s\"] (first on line %d)", kind,
                                    inst_name, in->line);
         else
-            config__reader_problem(ps, "duplicate section [%s] (first on line %d)", kind,
-                                   in->line);
+            config__reader_problem(ps, "duplicate section [%s] (first on line %d)", kind, in->line);
         goto out;
     }
     if (in == NULL) {
@@ -1291,8 +1324,7 @@ int config_file_check_mode(const char *path)
         return -errno;
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
         return 0;
-    log_warn("config.mode",
-             "file=%s mode=%03o hint=%s", path, (unsigned)(st.st_mode & 0777),
+    log_warn("config.mode", "file=%s mode=%03o hint=%s", path, (unsigned)(st.st_mode & 0777),
              "the file may hold secrets; make it private with chmod 600");
     return 1;
 }
@@ -1331,10 +1363,13 @@ static bool config__value_equal(const struct config_key_schema *k, void *a, void
             return sa == sb;
         return strcmp(sa, sb) == 0;
     }
-    case CONFIG_BOOL: return *(bool *)fa == *(bool *)fb;
+    case CONFIG_BOOL:
+        return *(bool *)fa == *(bool *)fb;
     case CONFIG_INT:
-    case CONFIG_SECONDS: return *(int64_t *)fa == *(int64_t *)fb;
-    case CONFIG_ENUM: return *(int *)fa == *(int *)fb;
+    case CONFIG_SECONDS:
+        return *(int64_t *)fa == *(int64_t *)fb;
+    case CONFIG_ENUM:
+        return *(int *)fa == *(int *)fb;
     }
     return false;
 }

@@ -78,9 +78,9 @@ struct config_provider {
 };
 
 struct config_model {
-    char *name;                /* the section's name: [model "NAME"], as users see it */
-    char *provider;            /* name of a [provider] section */
-    char *upstream;            /* model id sent to the provider; default: name */
+    char *name;     /* the section's name: [model "NAME"], as users see it */
+    char *provider; /* name of a [provider] section */
+    char *upstream; /* model id sent to the provider; default: name */
     enum config_modality modality;
     int64_t price_request;     /* credits per request */
     int64_t price_input_1k;    /* credits per 1000 input tokens */
@@ -117,28 +117,28 @@ enum config_type {
     CONFIG_SECRET,  /* char *, non-empty, registered for log redaction */
 };
 
-#define CONFIG_KEY_REQUIRED 0x1u            /* must be set */
+#define CONFIG_KEY_REQUIRED 0x1u              /* must be set */
 #define CONFIG_KEY_REQUIRED_WHEN_ENABLED 0x2u /* must be set when the section's enabled is true */
-#define CONFIG_KEY_LIVE 0x4u                /* a change applies without a restart */
-#define CONFIG_KEY_DEFAULT_NAME 0x8u        /* default is the section's name */
+#define CONFIG_KEY_LIVE 0x4u                  /* a change applies without a restart */
+#define CONFIG_KEY_DEFAULT_NAME 0x8u          /* default is the section's name */
 
 struct config_key_schema {
-    const char *name;            /* key in the file, same as the struct field */
+    const char *name; /* key in the file, same as the struct field */
     enum config_type type;
-    size_t offset;               /* of the field within the section struct */
-    const char *def;             /* default, written as in the file; NULL: none */
-    int64_t min, max;            /* CONFIG_INT and CONFIG_SECONDS limits */
-    const char *const *choices;  /* CONFIG_ENUM: NULL-terminated names */
-    unsigned flags;              /* CONFIG_KEY_* */
-    const char *help;            /* one line: meaning and unit */
+    size_t offset;              /* of the field within the section struct */
+    const char *def;            /* default, written as in the file; NULL: none */
+    int64_t min, max;           /* CONFIG_INT and CONFIG_SECONDS limits */
+    const char *const *choices; /* CONFIG_ENUM: NULL-terminated names */
+    unsigned flags;             /* CONFIG_KEY_* */
+    const char *help;           /* one line: meaning and unit */
 };
 
 struct config_section_schema {
-    const char *name;        /* [name] or [name "INSTANCE"] */
-    bool repeatable;         /* named instances, stored as an array */
-    size_t offset;           /* of the section struct (or the array pointer) in struct config */
-    size_t count_offset;     /* repeatable: of the size_t count in struct config */
-    size_t item_size;        /* repeatable: sizeof one element */
+    const char *name;    /* [name] or [name "INSTANCE"] */
+    bool repeatable;     /* named instances, stored as an array */
+    size_t offset;       /* of the section struct (or the array pointer) in struct config */
+    size_t count_offset; /* repeatable: of the size_t count in struct config */
+    size_t item_size;    /* repeatable: sizeof one element */
     const struct config_key_schema *keys;
     size_t nkeys;
     const char *help;

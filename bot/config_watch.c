@@ -30,9 +30,9 @@ struct config_snapshot {
 
 struct config_watch {
     uv_loop_t *loop;
-    char *path; /* the file */
-    char *dir;  /* its directory, watched */
-    char *base; /* its name within dir, the events we keep */
+    char *path;                   /* the file */
+    char *dir;                    /* its directory, watched */
+    char *base;                   /* its name within dir, the events we keep */
     const struct config *current; /* baseline for diffs (borrowed) */
     config_watch_cb cb;
     void *data;
@@ -41,22 +41,22 @@ struct config_watch {
     uv_fs_event_t event;
     uv_timer_t timer;
     uv_work_t work;
-    int open_handles;     /* handles not yet closed */
-    bool watching;        /* event handle started */
-    bool busy;            /* a load is queued or running on the thread pool */
-    bool again;           /* the timer fired while busy: wait again afterwards */
-    bool closing;         /* config_watch_free() was called */
+    int open_handles; /* handles not yet closed */
+    bool watching;    /* event handle started */
+    bool busy;        /* a load is queued or running on the thread pool */
+    bool again;       /* the timer fired while busy: wait again afterwards */
+    bool closing;     /* config_watch_free() was called */
 
     struct config_waiter *waiting;  /* requests for the next load */
     struct config_waiter *inflight; /* requests the running load answers */
 
     /* Work item: inputs set on the loop, outputs set by the worker. */
-    bool job_check_stable;           /* from a file event: require a stable file */
-    struct config_snapshot snap;     /* last seen snapshot (worker updates it) */
-    int job_stat_rc;                 /* stat failed: negative errno */
-    bool job_unstable;               /* the file changed during the quiet period */
-    int job_rc;                      /* config_load() result */
-    struct config *job_config;       /* config_load() output */
+    bool job_check_stable;       /* from a file event: require a stable file */
+    struct config_snapshot snap; /* last seen snapshot (worker updates it) */
+    int job_stat_rc;             /* stat failed: negative errno */
+    bool job_unstable;           /* the file changed during the quiet period */
+    int job_rc;                  /* config_load() result */
+    struct config *job_config;   /* config_load() output */
     struct config_problems job_problems;
 };
 
@@ -218,9 +218,9 @@ static void config__result_deliver(struct config_watch *w, bool requested)
     } else {
         r.problems = &w->job_problems;
         config_problems_log(&w->job_problems);
-        log_error("config.reload",
-                  "file=%s ok=0 problems=%zu error=%s hint=%s", w->path, w->job_problems.count,
-                  hb_strerror(r.status), "keeping the current configuration");
+        log_error("config.reload", "file=%s ok=0 problems=%zu error=%s hint=%s", w->path,
+                  w->job_problems.count, hb_strerror(r.status),
+                  "keeping the current configuration");
     }
     if (w->cb != NULL)
         w->cb(w, &r, w->data);
@@ -291,8 +291,8 @@ static void config__job_done(uv_work_t *req, int status)
     }
     if (w->job_stat_rc < 0) {
         /* Deleted or mid-rename: the rename that ends it is another event. */
-        log_warn("config.watch", "file=%s error=%s hint=%s", w->path,
-                 uv_strerror(w->job_stat_rc), "keeping the current configuration");
+        log_warn("config.watch", "file=%s error=%s hint=%s", w->path, uv_strerror(w->job_stat_rc),
+                 "keeping the current configuration");
     } else if (w->job_unstable) {
         uv_timer_start(&w->timer, config__timer_fire, w->debounce_ms, 0);
     } else {
@@ -346,8 +346,7 @@ static int config__path_split(struct config_watch *w, const char *path)
 }
 
 struct config_watch *config_watch_new(uv_loop_t *loop, const char *path,
-                                      const struct config *current, config_watch_cb cb,
-                                      void *data)
+                                      const struct config *current, config_watch_cb cb, void *data)
 {
     struct config_watch *w = calloc(1, sizeof(*w));
     if (w == NULL)

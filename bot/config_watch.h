@@ -25,10 +25,10 @@ struct config_watch;
 /** The outcome of one reload attempt. Everything in it is valid only during
  *  the callback, except config, whose ownership passes as described. */
 struct config_watch_result {
-    int status; /* 0 accepted; HB_ECONFIG refused (see problems); HB_EIO
-                   unreadable; HB_ECANCELED the watch was freed first */
-    struct config *config; /* status 0, main callback only: the new config;
-                              the callback owns it from now on */
+    int status;                          /* 0 accepted; HB_ECONFIG refused (see problems); HB_EIO
+                                            unreadable; HB_ECANCELED the watch was freed first */
+    struct config *config;               /* status 0, main callback only: the new config;
+                                            the callback owns it from now on */
     const struct config_change *changes; /* status 0: what differs from the
                                             previous config, in schema order */
     size_t nchanges;
@@ -48,8 +48,7 @@ typedef void (*config_watch_cb)(struct config_watch *w, const struct config_watc
  *  next successful result or until config_watch_free(). Returns NULL when
  *  out of memory. Nothing is watched before config_watch_start(). */
 struct config_watch *config_watch_new(uv_loop_t *loop, const char *path,
-                                      const struct config *current, config_watch_cb cb,
-                                      void *data);
+                                      const struct config *current, config_watch_cb cb, void *data);
 
 /** Change the quiet period (default CONFIG_WATCH_DEBOUNCE_MS). */
 void config_watch_debounce_set(struct config_watch *w, uint64_t ms);

@@ -656,8 +656,8 @@ static void diff_collect(const struct config_change *ch, void *data)
     if (ch->key != NULL)
         snprintf(key, sizeof(key), " %s", ch->key);
     size_t used = strlen(d->text);
-    snprintf(d->text + used, sizeof(d->text) - used, "%s %s%s%s %s\n", kinds[ch->kind],
-             ch->section, inst, key, ch->live ? "live" : "restart");
+    snprintf(d->text + used, sizeof(d->text) - used, "%s %s%s%s %s\n", kinds[ch->kind], ch->section,
+             inst, key, ch->live ? "live" : "restart");
     d->n++;
 }
 
