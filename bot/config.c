@@ -911,11 +911,27 @@ static void config__key_unknown(struct config_parser *ps, const char *name)
         }
     }
     const char *hint = config__suggest_result(&sg);
+    /* A key of another section was probably put under the wrong header. */
+    char where[160] = "";
+    size_t base_len = is_env ? len - 4 : len;
+    for (size_t i = 0; i < CONFIG_NSECTIONS && hint == NULL; i++) {
+        size_t idx;
+        if (&config_schema[i] == s ||
+            config__key_find(&config_schema[i], name, base_len, &idx) == NULL)
+            continue;
+        size_t used = strlen(where);
+        snprintf(where + used, sizeof(where) - used, "%s[%s]", used > 0 ? " or " : "",
+                 config_schema[i].name);
+    }
     int rc;
     if (hint != NULL)
         rc = config__problem_add(ps->problems, ps->line,
                                  "unknown key \"%s\" in [%s]; did you mean \"%s%s\"?", name,
                                  s->name, hint, is_env ? "_env" : "");
+    else if (where[0] != '\0')
+        rc = config__problem_add(ps->problems, ps->line,
+                                 "unknown key \"%s\" in [%s]; it belongs under %s", name, s->name,
+                                 where);
     else
         rc = config__problem_add(ps->problems, ps->line, "unknown key \"%s\" in [%s]", name,
                                  s->name);

@@ -294,7 +294,9 @@ static void config__job_done(uv_work_t *req, int status)
         log_warn("config.watch", "file=%s error=%s hint=%s", w->path, uv_strerror(w->job_stat_rc),
                  "keeping the current configuration");
     } else if (w->job_unstable) {
-        uv_timer_start(&w->timer, config__timer_fire, w->debounce_ms, 0);
+        /* Still being written: wait another quiet period (unless stopped). */
+        if (w->watching)
+            uv_timer_start(&w->timer, config__timer_fire, w->debounce_ms, 0);
     } else {
         config__result_deliver(w, requested);
     }

@@ -270,10 +270,16 @@ static void test_unknown_key_suggests(void **state)
     assert_int_equal(load_text(f, "[bot]\n"
                                   "name = x\n"
                                   "log_levle = info\n"
-                                  "colour = blue\n"),
+                                  "colour = blue\n"
+                                  "token_env = DISCORD_TOKEN\n"
+                                  "welcome_bonus = 5\n"),
                      HB_ECONFIG);
     assert_null(f->cfg);
-    assert_int_equal(f->problems.count, 2);
+    assert_int_equal(f->problems.count, 4);
+    assert_problem(&f->problems, 5, "unknown key \"token_env\" in [bot]",
+                   "it belongs under [discord] or [telegram]");
+    assert_problem(&f->problems, 6, "unknown key \"welcome_bonus\" in [bot]",
+                   "it belongs under [ledger]");
     assert_problem(&f->problems, 3, "unknown key \"log_levle\" in [bot]",
                    "did you mean \"log_level\"?");
     assert_problem(&f->problems, 4, "unknown key \"colour\"", NULL);
