@@ -43,7 +43,8 @@ struct config_watch {
     uv_work_t work;
     int open_handles; /* handles not yet closed */
     bool watching;    /* event handle started */
-    bool busy;        /* a load is queued or running on the thread pool */
+    bool busy;        /* a load is queued, running, or being delivered */
+    bool delivering;  /* inside config__job_done: the work request is finished */
     bool again;       /* the timer fired while busy: wait again afterwards */
     bool closing;     /* config_watch_free() was called */
 
@@ -281,8 +282,8 @@ static void config__job_done(uv_work_t *req, int status)
 {
     struct config_watch *w = req->data;
     bool requested = !w->job_check_stable;
-    w->busy = false;
     if (w->closing || status < 0) {
+        w->busy = false;
         config_free(w->job_config);
         w->job_config = NULL;
         config_problems_close(&w->job_problems);
@@ -298,7 +299,16 @@ static void config__job_done(uv_work_t *req, int status)
         if (w->watching)
             uv_timer_start(&w->timer, config__timer_fire, w->debounce_ms, 0);
     } else {
+        /* Callbacks may ask for another reload or free the watcher: busy
+         * stays set until the job fields are no longer in use. */
+        w->delivering = true;
         config__result_deliver(w, requested);
+        w->delivering = false;
+    }
+    w->busy = false;
+    if (w->closing) {
+        config__maybe_release(w);
+        return;
     }
     config__next(w);
 }
@@ -445,7 +455,7 @@ void config_watch_free(struct config_watch *w)
     config__waiters_answer(&w->waiting, w, &r);
     /* A queued load that has not started yet is dropped; a running one
      * completes and its result is discarded in config__job_done. */
-    if (w->busy)
+    if (w->busy && !w->delivering)
         uv_cancel((uv_req_t *)&w->work);
     int handles = w->open_handles;
     if (handles >= 1)

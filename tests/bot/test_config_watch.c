@@ -384,6 +384,50 @@ static void test_free_cancels_requests(void **state)
     assert_int_equal(h->results, 0);
 }
 
+/* An answer that asks again (an operator repeating /admin reload) is
+ * served by a fresh load once the first one is fully delivered. */
+static void on_done_again(struct config_watch *w, const struct config_watch_result *r, void *data)
+{
+    struct harness *h = data;
+    on_done(w, r, data);
+    if (h->done_calls == 1)
+        assert_int_equal(config_watch_reload(w, on_done_again, h), 0);
+}
+
+static void test_reload_from_callback(void **state)
+{
+    struct harness *h = *state;
+    assert_int_equal(config_watch_reload(h->w, on_done_again, h), 0);
+    wait_done(h, 2);
+    assert_int_equal(h->results, 2);
+    assert_int_equal(h->done_status, 0);
+    finish(h);
+}
+
+/* The owner may free the watcher from inside its callback (shutting down
+ * on a reload result); the loop still ends empty. */
+static void on_result_free(struct config_watch *w, const struct config_watch_result *r, void *data)
+{
+    struct harness *h = data;
+    on_result(w, r, data);
+    config_watch_free(h->w);
+    h->w = NULL;
+}
+
+static void test_free_from_callback(void **state)
+{
+    struct harness *h = *state;
+    config_watch_free(h->w);
+    h->w = config_watch_new(&h->loop, h->path, h->cur, on_result_free, h);
+    assert_non_null(h->w);
+    assert_int_equal(config_watch_start(h->w), 0);
+    assert_int_equal(config_watch_reload(h->w, on_done, h), 0);
+    wait_results(h, 1);
+    assert_null(h->w);
+    assert_int_equal(h->done_calls, 1);
+    assert_int_equal(h->done_status, HB_ECANCELED);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_reload_after_in_place_write, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reload_after_rename, setup, teardown),
@@ -391,6 +435,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_diff_marks_restart_keys, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reload_now, setup, teardown),
     cmocka_unit_test_setup_teardown(test_free_cancels_requests, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_reload_from_callback, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(config_watch, tests, NULL, NULL)
