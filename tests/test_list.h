@@ -2,3 +2,5 @@
 TEST_GROUP(log)
 TEST_GROUP(commands)
 TEST_GROUP(http)
+TEST_GROUP(config)
+TEST_GROUP(config_watch)

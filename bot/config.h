@@ -1,0 +1,230 @@
+/* The configuration: one INI-style file (bot.conf), one declarative schema.
+ *
+ * The file has sections ([bot], [storage], ...) and repeated named sections
+ * ([provider "openai"], [model "gpt-4o-mini"]). Every section and key is a
+ * row in one schema table in config.c; a row names the key, its type, its
+ * default, its limits, whether a change applies live or needs a restart, and
+ * where the value lands in struct config (by offsetof). Adding a setting is
+ * one step: add a field to the section struct below and a row to the table
+ * (the key's name is the field's name), then document it in bot.conf.example
+ * (a test checks that every key is documented there).
+ *
+ * Any key `foo_env = NAME` reads foo from the environment variable NAME, so
+ * secrets need not sit in the file. Loading collects every problem (with its
+ * line) instead of stopping at the first. */
+#ifndef HB_CONFIG_H
+#define HB_CONFIG_H
+
+#include "core/log.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_FILE_MAX (1024 * 1024) /* larger files are refused, in bytes */
+
+enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON = 1 };
+enum config_storage_backend { CONFIG_STORAGE_SQLITE = 0 };
+enum config_provider_kind {
+    CONFIG_PROVIDER_OPENAI = 0,
+    CONFIG_PROVIDER_ANTHROPIC = 1,
+    CONFIG_PROVIDER_DEMO = 2,
+};
+enum config_modality { CONFIG_MODALITY_TEXT = 0, CONFIG_MODALITY_IMAGE = 1 };
+
+struct config_bot {
+    char *name;                        /* display name of the bot */
+    enum log_level log_level;          /* minimum level written */
+    enum config_log_format log_format; /* text (key=value) or json lines */
+    int64_t shutdown_grace;            /* seconds work in flight may finish after SIGTERM */
+};
+
+struct config_storage {
+    enum config_storage_backend backend; /* which store implementation */
+    char *path;                          /* database file (sqlite) */
+    int64_t reservation_timeout;         /* seconds before a pending reservation is voided */
+};
+
+struct config_ledger {
+    int64_t welcome_bonus; /* credits granted to a new wallet */
+};
+
+struct config_console {
+    bool enabled; /* read commands from stdin */
+    char *user;   /* the local user's name; wallet console:<user> */
+    bool admin;   /* the console user may run admin commands */
+};
+
+struct config_discord {
+    bool enabled;
+    char *token;          /* bot token (secret) */
+    char *application_id; /* the application's snowflake id */
+};
+
+struct config_telegram {
+    bool enabled;
+    char *token;    /* bot token (secret) */
+    char *api_base; /* Bot API base URL, without the /bot<token> part */
+};
+
+struct config_provider {
+    char *name;                     /* the section's name: [provider "NAME"] */
+    enum config_provider_kind kind; /* wire protocol spoken */
+    char *base_url;                 /* API base URL; NULL for kind demo when unset */
+    char *api_key;                  /* secret; NULL when the server needs none */
+    int64_t timeout;                /* seconds a request may take */
+    int64_t max_concurrent;         /* requests in flight at once */
+};
+
+struct config_model {
+    char *name;     /* the section's name: [model "NAME"], as users see it */
+    char *provider; /* name of a [provider] section */
+    char *upstream; /* model id sent to the provider; default: name */
+    enum config_modality modality;
+    int64_t price_request;     /* credits per request */
+    int64_t price_input_1k;    /* credits per 1000 input tokens */
+    int64_t price_output_1k;   /* credits per 1000 output tokens */
+    int64_t max_output_tokens; /* cap on tokens generated per request */
+    bool enabled;              /* offered to users */
+};
+
+/** A validated configuration. Transparent and read-only for its users; every
+ *  string is owned by the struct and freed by config_free(). */
+struct config {
+    char *path; /* the file it was loaded from */
+    struct config_bot bot;
+    struct config_storage storage;
+    struct config_ledger ledger;
+    struct config_console console;
+    struct config_discord discord;
+    struct config_telegram telegram;
+    struct config_provider *providers; /* in file order */
+    size_t nproviders;
+    struct config_model *models; /* in file order */
+    size_t nmodels;
+};
+
+/* ---- The schema (read-only; config.c holds the table). ---- */
+
+enum config_type {
+    CONFIG_STRING,  /* char *, any text */
+    CONFIG_BOOL,    /* bool: true/false, yes/no, on/off, 1/0 */
+    CONFIG_INT,     /* int64_t within [min, max] */
+    CONFIG_SECONDS, /* int64_t seconds within [min, max]; accepts 90, 90s, 5m, 2h, 1d */
+    CONFIG_ENUM,    /* an enum (int-sized) holding the index into choices */
+    CONFIG_URL,     /* char *, an http:// or https:// URL */
+    CONFIG_SECRET,  /* char *, non-empty, registered for log redaction */
+};
+
+#define CONFIG_KEY_REQUIRED 0x1u              /* must be set */
+#define CONFIG_KEY_REQUIRED_WHEN_ENABLED 0x2u /* must be set when the section's enabled is true */
+#define CONFIG_KEY_LIVE 0x4u                  /* a change applies without a restart */
+#define CONFIG_KEY_DEFAULT_NAME 0x8u          /* default is the section's name */
+
+struct config_key_schema {
+    const char *name; /* key in the file, same as the struct field */
+    enum config_type type;
+    size_t offset;              /* of the field within the section struct */
+    const char *def;            /* default, written as in the file; NULL: none */
+    int64_t min, max;           /* CONFIG_INT and CONFIG_SECONDS limits */
+    const char *const *choices; /* CONFIG_ENUM: NULL-terminated names */
+    unsigned flags;             /* CONFIG_KEY_* */
+    const char *help;           /* one line: meaning and unit */
+};
+
+struct config_section_schema {
+    const char *name;    /* [name] or [name "INSTANCE"] */
+    bool repeatable;     /* named instances, stored as an array */
+    size_t offset;       /* of the section struct (or the array pointer) in struct config */
+    size_t count_offset; /* repeatable: of the size_t count in struct config */
+    size_t item_size;    /* repeatable: sizeof one element */
+    const struct config_key_schema *keys;
+    size_t nkeys;
+    const char *help;
+};
+
+/** The schema table; *count receives the number of sections. Static data. */
+const struct config_section_schema *config_schema_get(size_t *count);
+
+/* ---- Problems found while loading. ---- */
+
+struct config_problem {
+    int line;      /* 1-based line in the file; 0 when about the whole file */
+    char *message; /* heap, one sentence without the FILE:LINE prefix */
+};
+
+/** Everything wrong with one file, sorted by line. Embedded by the caller. */
+struct config_problems {
+    char *file; /* the file's path as given (heap) */
+    struct config_problem *items;
+    size_t count;
+    size_t cap;
+};
+
+/** Prepare an empty list. */
+void config_problems_init(struct config_problems *p);
+/** Free every problem; the list is empty and reusable afterwards. */
+void config_problems_close(struct config_problems *p);
+/** Write each problem as "FILE:LINE: message" (or "FILE: message") to out,
+ *  one per line. Returns the number written. */
+size_t config_problems_print(const struct config_problems *p, FILE *out);
+/** Log each problem at error level as event config.problem. */
+void config_problems_log(const struct config_problems *p);
+
+/* ---- Loading. ---- */
+
+/** Read, parse and validate the file at path. On success returns 0, *out is
+ *  a new config the caller frees with config_free(), every secret in it is
+ *  registered with log_secret_add(), and problems is empty. On failure
+ *  returns HB_ECONFIG (the file is wrong: problems says where and why),
+ *  HB_EIO (it cannot be read; problems says why too) or HB_ENOMEM, and *out
+ *  is NULL. problems must be initialised; earlier contents are dropped. Warns
+ *  (log_warn) when the file is readable by group or others. Blocks on the
+ *  file system; safe to call from any thread (parses are serialised, as
+ *  libinih keeps its options in globals). */
+int config_load(const char *path, struct config **out, struct config_problems *problems);
+
+/** Free a config from config_load(). NULL is fine. */
+void config_free(struct config *cfg);
+
+/** Register every secret value of cfg with log_secret_add(). */
+void config_secrets_register(const struct config *cfg);
+
+/** Log a warning when the file is readable or writable by group or others
+ *  (it may hold secrets). Returns 0 when private, 1 when it warned, or a
+ *  negative libuv-style error when stat fails. */
+int config_file_check_mode(const char *path);
+
+/** Find a provider or model section by name; NULL when there is none.
+ *  The result is borrowed from cfg. */
+const struct config_provider *config_provider_find(const struct config *cfg, const char *name);
+const struct config_model *config_model_find(const struct config *cfg, const char *name);
+
+/* ---- Comparing two configs. ---- */
+
+enum config_change_kind {
+    CONFIG_CHANGE_VALUE,   /* a key's value differs */
+    CONFIG_CHANGE_ADDED,   /* a repeatable section instance appeared */
+    CONFIG_CHANGE_REMOVED, /* a repeatable section instance disappeared */
+};
+
+/** One difference. Every string is borrowed from the schema or the configs
+ *  and lives as long as they do. Values are not carried (they may be
+ *  secret). */
+struct config_change {
+    enum config_change_kind kind;
+    const char *section;  /* schema name: "bot", "provider" */
+    const char *instance; /* repeatable sections: the instance name; else NULL */
+    const char *key;      /* CONFIG_CHANGE_VALUE: the key; else NULL */
+    bool live;            /* applies without a restart */
+};
+
+typedef void (*config_diff_cb)(const struct config_change *change, void *data);
+
+/** Compare two configs through the schema and call cb once per difference,
+ *  in schema order. Returns the number of differences. */
+size_t config_diff(const struct config *old_cfg, const struct config *new_cfg, config_diff_cb cb,
+                   void *data);
+
+#endif
