@@ -95,6 +95,8 @@ static const struct config_key_schema config_keys_console[] = {
              "the local user's name (wallet console:<user>)"),
     K_BOOL(struct config_console, admin, "true", LIVE,
            "whether the console user may run admin commands"),
+    K_STRING(struct config_console, image_dir, ".", RESTART,
+             "folder where images sent to the console are saved"),
 };
 
 static const struct config_key_schema config_keys_discord[] = {

@@ -54,6 +54,7 @@ struct config_console {
     bool enabled; /* read commands from stdin */
     char *user;   /* the local user's name; wallet console:<user> */
     bool admin;   /* the console user may run admin commands */
+    char *image_dir; /* folder where images sent to the console are saved */
 };
 
 struct config_discord {

@@ -3,9 +3,11 @@
 #include "adapters/console/console.h"
 #include "bot/config.h"
 #include "bot/config_watch.h"
+#include "bot/http.h"
 #include "bot/router.h"
 #include "core/core.h"
 #include "core/error.h"
+#include "core/ledger.h"
 #include "core/log.h"
 
 #include <signal.h>
@@ -35,6 +37,8 @@ struct daemon {
     uv_timer_t grace;            /* bounds the drain */
     struct core core;
     struct router *router;
+    struct http_client *http;    /* every outgoing request (adapters, providers) */
+    struct ledger *ledger;
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     size_t nadapters;
     size_t adapters_live;        /* started and not ended */
@@ -51,101 +55,101 @@ static void daemon__apply_live(struct daemon *d, const struct config *cfg)
 {
     log_configure(cfg->bot.log_level, cfg->bot.log_format == CONFIG_LOG_JSON, NULL);
     d->core.bot_name = cfg->bot.name;
+    d->core.welcome_bonus = cfg->ledger.welcome_bonus;
+    d->core.reservation_timeout_ms = cfg->storage.reservation_timeout * 1000;
     for (size_t i = 0; i < d->nadapters; i++) {
         if (strcmp(d->adapters[i]->ops->name, "console") == 0)
             console_options_update(d->adapters[i], cfg->console.user, cfg->console.admin);
     }
 }
 
-struct daemon_reload_report {
-    char *text;
-    size_t len;
-    size_t restart;  /* changes that need a restart */
-    size_t live;     /* changes applied now */
-};
-
-static void daemon__change(const struct config_change *change, void *data)
+/* Render a reload result for an admin: what changed, or every problem. */
+static void daemon__reload_reply(struct reply *r, const struct config_watch_result *res)
 {
-    struct daemon_reload_report *rep = data;
-    if (change->live)
-        rep->live++;
-    else
-        rep->restart++;
-    log_info("config.changed", "key=%s applies=%s", change->key, change->live ? "now" : "after_restart");
-    char line[256];
-    int n = snprintf(line, sizeof(line), "\n  %s: %s", change->key,
-                     change->live ? "applied" : "takes effect after a restart");
-    if (n <= 0)
-        return;
-    char *grown = realloc(rep->text, rep->len + (size_t)n + 1);
-    if (grown == NULL)
-        return;
-    memcpy(grown + rep->len, line, (size_t)n + 1);
-    rep->text = grown;
-    rep->len += (size_t)n;
-}
-
-/* The watcher accepted a new file: swap it in. Takes ownership of cfg. When
- * r is not NULL an admin asked for the reload and gets the report. */
-static void daemon__config_new(struct daemon *d, struct config *cfg, struct reply *r)
-{
-    struct daemon_reload_report rep = {0};
-    config_diff(d->config, cfg, daemon__change, &rep);
-    struct config *old = d->config;
-    d->config = cfg;
-    daemon__apply_live(d, cfg);
-    config_free(old);
-    log_info("config.reloaded", "live_changes=%zu restart_changes=%zu", rep.live, rep.restart);
-    if (r != NULL) {
-        if (rep.live + rep.restart == 0)
+    if (res->status == 0) {
+        if (res->nchanges == 0) {
             reply_text(r, true, "bot.conf reloaded: nothing changed.");
-        else
-            reply_text(r, true, "bot.conf reloaded: %zu change(s).%s", rep.live + rep.restart,
-                       rep.text != NULL ? rep.text : "");
-        reply_finish(r);
-    }
-    free(rep.text);
-}
-
-static void daemon__watch_changed(void *data, struct config *cfg)
-{
-    daemon__config_new(data, cfg, NULL);
-}
-
-struct daemon_reload_req {
-    struct daemon *d;
-    struct reply *reply;
-};
-
-static void daemon__reload_done(void *data, struct config *cfg,
-                                const struct config_problems *problems)
-{
-    struct daemon_reload_req *req = data;
-    if (cfg != NULL) {
-        daemon__config_new(req->d, cfg, req->reply);
-    } else if (req->reply != NULL) {
-        char *text = config_problems_text(problems);
-        reply_text(req->reply, true, "bot.conf has problems; still running on the previous settings:\n%s",
-                   text != NULL ? text : "(out of memory)");
+            return;
+        }
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        if (mem == NULL)
+            return;
+        fprintf(mem, "bot.conf reloaded: %zu change(s).", res->nchanges);
+        for (size_t i = 0; i < res->nchanges; i++) {
+            const struct config_change *c = &res->changes[i];
+            fprintf(mem, "\n  [%s%s%s%s] %s: %s", c->section, c->instance != NULL ? " \"" : "",
+                    c->instance != NULL ? c->instance : "", c->instance != NULL ? "\"" : "",
+                    c->key != NULL ? c->key
+                                   : c->kind == CONFIG_CHANGE_ADDED ? "(added)" : "(removed)",
+                    c->live ? "applied" : "takes effect after a restart");
+        }
+        fclose(mem);
+        reply_text(r, true, "%s", text);
         free(text);
-        reply_finish(req->reply);
+        return;
     }
-    free(req);
+    if (res->status == HB_ECANCELED) {
+        reply_text(r, true, "The reload was cancelled: the bot is stopping.");
+        return;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem == NULL)
+        return;
+    if (res->problems != NULL)
+        config_problems_print(res->problems, mem);
+    fclose(mem);
+    reply_text(r, true, "bot.conf has problems; still running on the previous settings:\n%s",
+               text);
+    free(text);
+}
+
+/* Every reload attempt, from a file change, SIGHUP or /admin reload. */
+static void daemon__watch_cb(struct config_watch *w, const struct config_watch_result *res,
+                             void *data)
+{
+    struct daemon *d = data;
+    (void)w;
+    if (res->status != 0)
+        return; /* the watcher logged every problem; the running config stays */
+    for (size_t i = 0; i < res->nchanges; i++) {
+        const struct config_change *c = &res->changes[i];
+        log_info("config.changed", "section=%s instance=%s key=%s applies=%s", c->section,
+                 c->instance != NULL ? c->instance : "-", c->key != NULL ? c->key : "-",
+                 c->live ? "now" : "after_restart");
+    }
+    /* The watcher diffs the next reload against this config: keep it, and
+     * free the one it replaces. */
+    struct config *old = d->config;
+    d->config = res->config;
+    daemon__apply_live(d, d->config);
+    config_free(old);
+    log_info("config.reloaded", "changes=%zu restart_required=%d", res->nchanges,
+             res->restart_required ? 1 : 0);
+}
+
+static void daemon__reload_done(struct config_watch *w, const struct config_watch_result *res,
+                                void *data)
+{
+    struct reply *r = data;
+    (void)w;
+    if (r == NULL)
+        return;
+    daemon__reload_reply(r, res);
+    reply_finish(r);
 }
 
 static void daemon__reload(struct daemon *d, struct reply *r)
 {
-    struct daemon_reload_req *req = calloc(1, sizeof(*req));
-    if (req == NULL) {
+    if (d->watch == NULL || config_watch_reload(d->watch, daemon__reload_done, r) < 0) {
         if (r != NULL) {
-            reply_text(r, true, "Out of memory; the reload did not run.");
+            reply_text(r, true, "The reload could not start; the bot keeps its settings.");
             reply_finish(r);
         }
-        return;
     }
-    req->d = d;
-    req->reply = r;
-    config_watch_reload(d->watch, daemon__reload_done, req);
 }
 
 static void daemon__host_reload(void *host, struct reply *r)
@@ -244,9 +248,22 @@ static void daemon__close_all(struct daemon *d)
     }
     d->nadapters = 0;
     if (d->watch != NULL) {
-        d->closing++;
-        config_watch_close(d->watch, daemon__closed_one, d);
+        /* Its handles close as the loop runs on; uv_run waits for them. */
+        config_watch_free(d->watch);
         d->watch = NULL;
+    }
+    if (d->http != NULL) {
+        d->closing++;
+        http_client_close(d->http, daemon__closed_one, d);
+        d->http = NULL;
+    }
+    /* The ledger goes last: adapters and handlers may still settle credits
+     * while they close, and it finishes every queued operation first. */
+    if (d->ledger != NULL) {
+        d->closing++;
+        ledger_close(d->ledger, daemon__closed_one, d);
+        d->ledger = NULL;
+        d->core.ledger = NULL;
     }
     daemon__close_handle(d, (uv_handle_t *)&d->grace);
     daemon__close_handle(d, (uv_handle_t *)&d->sig_term);
@@ -275,8 +292,8 @@ static void daemon__stop(struct daemon *d, const char *reason)
     if (d->state != DAEMON_RUNNING)
         return;
     d->state = DAEMON_DRAINING;
-    log_info("daemon.stopping", "reason=\"%s\" in_flight=%zu grace_s=%d", reason,
-             router_in_flight(d->router), d->config->bot.shutdown_grace);
+    log_info("daemon.stopping", "reason=\"%s\" in_flight=%zu grace_s=%lld", reason,
+             router_in_flight(d->router), (long long)d->config->bot.shutdown_grace);
     for (size_t i = 0; i < d->nadapters; i++)
         d->adapters[i]->ops->stop(d->adapters[i]);
     d->grace.data = d;
@@ -336,29 +353,44 @@ int daemon_run(const char *config_path)
     /* A dead pipe on stdout must end the console, not the daemon. */
     signal(SIGPIPE, SIG_IGN);
     d->config_path = strdup(config_path);
-    d->config = config_load(config_path, &problems);
-    if (d->config == NULL || d->config_path == NULL) {
+    rc = config_load(config_path, &d->config, &problems);
+    if (rc < 0 || d->config_path == NULL) {
         config_problems_print(&problems, stderr);
         fprintf(stderr, "haibot: %s has problems; not starting. Check it with: haibot check-config -c %s\n",
                 config_path, config_path);
         goto out;
     }
     log_configure(d->config->bot.log_level, d->config->bot.log_format == CONFIG_LOG_JSON, NULL);
-    config_file_check_mode(config_path);
-    d->core.bot_name = d->config->bot.name;
+    daemon__apply_live(d, d->config);
     d->core.host_ops = &daemon_host_ops;
     d->core.host = d;
     d->router = router_new(&d->core);
     if (d->router == NULL)
         goto out;
     uv_timer_init(&d->loop, &d->grace);
+    struct ledger_options lopts = {.path = d->config->storage.path};
+    d->ledger = ledger_new(&d->loop, &lopts, &rc);
+    if (d->ledger == NULL) {
+        log_error("ledger.open_failed", "path=%s error=\"%s\"", d->config->storage.path,
+                  hb_strerror(rc));
+        goto fail_running;
+    }
+    d->core.ledger = d->ledger;
+    rc = http_client_new(&d->loop, NULL, &d->http);
+    if (rc < 0)
+        goto fail_running;
     rc = daemon__signals_start(d);
     if (rc < 0)
         goto fail_running;
-    d->watch = config_watch_new(&d->loop, config_path, daemon__watch_changed, d);
+    d->watch = config_watch_new(&d->loop, config_path, d->config, daemon__watch_cb, d);
     if (d->watch == NULL) {
-        log_warn("config.watch_unavailable", "file=%s note=\"edits apply on SIGHUP only\"", config_path);
+        rc = HB_ENOMEM;
+        goto fail_running;
     }
+    rc = config_watch_start(d->watch);
+    if (rc < 0)
+        log_warn("config.watch_unavailable", "file=%s error=\"%s\" note=\"edits apply on SIGHUP only\"",
+                 config_path, uv_strerror(rc));
     log_info("daemon.started", "config=%s pid=%d", config_path, (int)getpid());
     rc = daemon__adapters_start(d);
     if (rc < 0)
@@ -388,7 +420,7 @@ free_all:
     if (d->router != NULL && router_in_flight(d->router) == 0)
         router_free(d->router);
     config_free(d->config);
-    config_problems_free(&problems);
+    config_problems_close(&problems);
     free(d->config_path);
     free(d);
     return exit_code;

@@ -2,6 +2,7 @@
  * the work; nothing else lives here. */
 #include "bot/config.h"
 #include "bot/daemon.h"
+#include "bot/http.h"
 #include "core/ledger.h"
 #include "core/log.h"
 
@@ -58,16 +59,16 @@ static int main__check_config(const char *path)
         return 1;
     struct config_problems problems;
     config_problems_init(&problems);
-    struct config *cfg = config_load(path, &problems);
+    struct config *cfg = NULL;
     int rc = 0;
-    if (cfg == NULL) {
+    if (config_load(path, &cfg, &problems) < 0) {
         config_problems_print(&problems, stderr);
         rc = 1;
     } else {
         printf("%s: ok\n", path);
     }
     config_free(cfg);
-    config_problems_free(&problems);
+    config_problems_close(&problems);
     return rc;
 }
 
@@ -77,13 +78,13 @@ static int main__ledger(const char *what, const char *path)
         return 1;
     struct config_problems problems;
     config_problems_init(&problems);
-    struct config *cfg = config_load(path, &problems);
-    if (cfg == NULL) {
+    struct config *cfg = NULL;
+    if (config_load(path, &cfg, &problems) < 0) {
         config_problems_print(&problems, stderr);
-        config_problems_free(&problems);
+        config_problems_close(&problems);
         return 1;
     }
-    config_problems_free(&problems);
+    config_problems_close(&problems);
     int rc = strcmp(what, "verify") == 0 ? ledger_verify_file(cfg->storage.path, stdout)
                                          : ledger_head_file(cfg->storage.path, stdout);
     config_free(cfg);
@@ -122,8 +123,14 @@ int main(int argc, char **argv)
         if (main__config_arg(argc, argv, 1, &path) < 0)
             return 2;
         rc = main__config_missing(path);
-        if (rc == 0)
+        if (rc == 0 && http_global_init() < 0) {
+            fprintf(stderr, "haibot: the HTTP library could not start\n");
+            rc = 1;
+        }
+        if (rc == 0) {
             rc = daemon_run(path);
+            http_global_cleanup();
+        }
     }
     log_shutdown();
     return rc;

@@ -6,7 +6,9 @@
 #define HB_CORE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
+struct ledger;
 struct reply;
 
 /** What the daemon offers handlers that reach outside core/. */
@@ -18,6 +20,9 @@ struct core_host_ops {
 
 struct core {
     const char *bot_name;              /* shown in replies ("HAI Bot") */
+    struct ledger *ledger;             /* credits; NULL while stopping */
+    int64_t welcome_bonus;             /* credits a new wallet receives once */
+    int64_t reservation_timeout_ms;    /* how long a reservation may stay open */
     const struct core_host_ops *host_ops; /* may be NULL in tests */
     void *host;                        /* passed back to host_ops */
 };

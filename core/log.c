@@ -126,6 +126,27 @@ static size_t log__mask_after(char *text, size_t n, size_t cap, const char *mark
     return n;
 }
 
+/* Telegram puts the token in the URL path: /bot<digits>:<secret>/method.
+ * Only that shape is masked, so paths such as /etc/haibot/bot.conf stay
+ * readable. */
+static size_t log__mask_telegram(char *text, size_t n, size_t cap)
+{
+    size_t from = 0;
+    char *hit;
+    while ((hit = strstr(text + from, "/bot")) != NULL) {
+        size_t at = (size_t)(hit - text) + 4;
+        size_t digits = 0;
+        while (isdigit((unsigned char)text[at + digits]))
+            digits++;
+        if (digits > 0 && text[at + digits] == ':') {
+            size_t len = strcspn(text + at, "/ \"?");
+            n = log__splice(text, n, cap, at, len);
+        }
+        from = at;
+    }
+    return n;
+}
+
 static size_t log__redact_locked(char *text, size_t cap)
 {
     size_t n = strlen(text);
@@ -144,7 +165,7 @@ static size_t log__redact_locked(char *text, size_t cap)
     n = log__mask_after(text, n, cap, "authorization: bearer ", "\r\n\" ,");
     n = log__mask_after(text, n, cap, "authorization: bot ", "\r\n\" ,");
     n = log__mask_after(text, n, cap, "x-api-key: ", "\r\n\" ,");
-    n = log__mask_after(text, n, cap, "/bot", "/ \"?");
+    n = log__mask_telegram(text, n, cap);
     return n;
 }
 

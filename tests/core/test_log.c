@@ -49,6 +49,7 @@ static void write_secret(void)
     log_warn("http.request",
              "url=https://api.telegram.org/bot123456:AAE-xyz/getUpdates header=Authorization: "
              "Bearer qwertyuiop");
+    log_info("config.loaded", "file=/etc/haibot/bot.conf");
 }
 
 static void test_secrets_redacted(void **state)
@@ -60,6 +61,7 @@ static void test_secrets_redacted(void **state)
     assert_null(strstr(lines, "qwertyuiop"));
     assert_non_null(strstr(lines, "key=[redacted]"));
     assert_non_null(strstr(lines, "/bot[redacted]/getUpdates"));
+    assert_non_null(strstr(lines, "file=/etc/haibot/bot.conf"));
     log_secret_clear();
     free(lines);
 }
