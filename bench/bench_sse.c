@@ -26,10 +26,11 @@ static int bench_sse_step(const struct stream_step *step, void *data)
 int bench_sse(void)
 {
     const size_t chunks = 200000;
-    const char *chunk = "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","
-                        "\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,"
-                        "\"delta\":{\"content\":\" token\"},\"logprobs\":null,"
-                        "\"finish_reason\":null}]}\n\n";
+    const char *chunk =
+        "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","
+        "\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,"
+        "\"delta\":{\"content\":\" token\"},\"logprobs\":null,"
+        "\"finish_reason\":null}]}\n\n";
     const char *tail = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
                        "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":200000}}\n\n"
                        "data: [DONE]\n\n";
@@ -43,7 +44,8 @@ int bench_sse(void)
     strcpy(body + clen * chunks, tail);
 
     struct bench_sse_count count = {0};
-    struct stream_decoder *d = stream_decoder_new(STREAM_PROTOCOL_OPENAI, 0, bench_sse_step, &count);
+    struct stream_decoder *d =
+        stream_decoder_new(STREAM_PROTOCOL_OPENAI, 0, bench_sse_step, &count);
     if (d == NULL) {
         free(body);
         return -1;

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FILTER_CARD_MIN 13  /* digits in the shortest payment card number */
-#define FILTER_CARD_MAX 19  /* digits in the longest */
-#define FILTER_PHONE_MIN 7  /* digits in the shortest phone number */
-#define FILTER_PHONE_MAX 15 /* E.164 allows no more */
+#define FILTER_CARD_MIN 13       /* digits in the shortest payment card number */
+#define FILTER_CARD_MAX 19       /* digits in the longest */
+#define FILTER_PHONE_MIN 7       /* digits in the shortest phone number */
+#define FILTER_PHONE_MAX 15      /* E.164 allows no more */
 #define FILTER_PHONE_GROUP_MAX 8 /* longest digit group in a grouped number */
 
 /* A compiled rule. Words are stored folded (see filter_fold). */
@@ -126,16 +126,26 @@ static unsigned char filter_fold(unsigned char c, bool leet)
     if (!leet)
         return c;
     switch (c) {
-    case '0': return 'o';
-    case '1': return 'i';
-    case '3': return 'e';
-    case '4': return 'a';
-    case '5': return 's';
-    case '7': return 't';
-    case '8': return 'b';
-    case '@': return 'a';
-    case '$': return 's';
-    default: return c;
+    case '0':
+        return 'o';
+    case '1':
+        return 'i';
+    case '3':
+        return 'e';
+    case '4':
+        return 'a';
+    case '5':
+        return 's';
+    case '7':
+        return 't';
+    case '8':
+        return 'b';
+    case '@':
+        return 'a';
+    case '$':
+        return 's';
+    default:
+        return c;
     }
 }
 
@@ -144,8 +154,11 @@ static bool filter_utf8_valid(const unsigned char *s, size_t n)
     size_t i = 0;
     while (i < n) {
         unsigned char c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                                  : (c & 0xf8) == 0xf0 ? 4 : 0;
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xe0) == 0xc0 ? 2
+                     : (c & 0xf0) == 0xe0 ? 3
+                     : (c & 0xf8) == 0xf0 ? 4
+                                          : 0;
         if (len == 0 || (len == 2 && c < 0xc2) || i + len > n)
             return false;
         for (size_t k = 1; k < len; k++) {
@@ -181,8 +194,8 @@ void filter_free(struct filter *f)
     free(f);
 }
 
-static int filter_words_compile(struct filter_compiled *c, const struct filter_rule *r,
-                                char *err, size_t errcap)
+static int filter_words_compile(struct filter_compiled *c, const struct filter_rule *r, char *err,
+                                size_t errcap)
 {
     if (r->words == NULL || r->nwords == 0) {
         filter_err(err, errcap, "filter rule \"%s\": no words", r->name);
@@ -218,8 +231,8 @@ nomem:
     return HB_ENOMEM;
 }
 
-static int filter_pattern_compile(struct filter_compiled *c, const struct filter_rule *r,
-                                  char *err, size_t errcap)
+static int filter_pattern_compile(struct filter_compiled *c, const struct filter_rule *r, char *err,
+                                  size_t errcap)
 {
     if (r->pattern == NULL || r->pattern[0] == '\0') {
         filter_err(err, errcap, "filter rule \"%s\": no pattern", r->name);
@@ -244,11 +257,15 @@ static int filter_pattern_compile(struct filter_compiled *c, const struct filter
 static const char *filter_default_replacement(enum filter_kind kind)
 {
     switch (kind) {
-    case FILTER_KIND_EMAIL: return "[email removed]";
-    case FILTER_KIND_PHONE: return "[phone removed]";
-    case FILTER_KIND_CARD: return "[card removed]";
+    case FILTER_KIND_EMAIL:
+        return "[email removed]";
+    case FILTER_KIND_PHONE:
+        return "[phone removed]";
+    case FILTER_KIND_CARD:
+        return "[card removed]";
     case FILTER_KIND_WORDS:
-    case FILTER_KIND_PATTERN: break;
+    case FILTER_KIND_PATTERN:
+        break;
     }
     return "[removed]";
 }
@@ -288,10 +305,12 @@ static int filter_rule_compile(struct filter *f, size_t i, const struct filter_r
         else
             f->any_plain = true;
         return filter_words_compile(c, r, err, errcap);
-    case FILTER_KIND_PATTERN: return filter_pattern_compile(c, r, err, errcap);
+    case FILTER_KIND_PATTERN:
+        return filter_pattern_compile(c, r, err, errcap);
     case FILTER_KIND_EMAIL:
     case FILTER_KIND_PHONE:
-    case FILTER_KIND_CARD: return 0;
+    case FILTER_KIND_CARD:
+        return 0;
     }
     filter_err(err, errcap, "filter rule \"%s\": unknown kind", r->name);
     return HB_EINVAL;
@@ -712,9 +731,8 @@ static int filter_phone_match(size_t rule, const char *text, size_t n, struct fi
     const unsigned char *t = (const unsigned char *)text;
     size_t i = 0;
     while (i < n) {
-        bool starts = filter_is_digit(t[i]) ||
-                      ((t[i] == '+' || t[i] == '(') && i + 1 < n &&
-                       (filter_is_digit(t[i + 1]) || t[i + 1] == '('));
+        bool starts = filter_is_digit(t[i]) || ((t[i] == '+' || t[i] == '(') && i + 1 < n &&
+                                                (filter_is_digit(t[i + 1]) || t[i + 1] == '('));
         if (!starts || !filter_number_starts(t, i)) {
             i++;
             continue;
@@ -857,10 +875,18 @@ int filter_apply(const struct filter *f, const char *text, struct filter_result 
         case FILTER_KIND_WORDS:
             rc = filter_words_match(c, i, c->leet ? leet : plain, n, &spans, out->hits);
             break;
-        case FILTER_KIND_PATTERN: rc = filter_pattern_match(c, i, text, n, &spans, out->hits); break;
-        case FILTER_KIND_EMAIL: rc = filter_email_match(i, text, n, &spans, out->hits); break;
-        case FILTER_KIND_PHONE: rc = filter_phone_match(i, text, n, &spans, out->hits); break;
-        case FILTER_KIND_CARD: rc = filter_card_match(i, text, n, &spans, out->hits); break;
+        case FILTER_KIND_PATTERN:
+            rc = filter_pattern_match(c, i, text, n, &spans, out->hits);
+            break;
+        case FILTER_KIND_EMAIL:
+            rc = filter_email_match(i, text, n, &spans, out->hits);
+            break;
+        case FILTER_KIND_PHONE:
+            rc = filter_phone_match(i, text, n, &spans, out->hits);
+            break;
+        case FILTER_KIND_CARD:
+            rc = filter_card_match(i, text, n, &spans, out->hits);
+            break;
         }
         if (rc == 0 && c->action == FILTER_ACTION_BLOCK && out->hits[i] > 0 && !out->blocked) {
             out->blocked = true;

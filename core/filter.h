@@ -29,8 +29,9 @@
  *
  * Each rule either blocks the text or redacts its matches. Matches of all
  * rules are found on the original text; overlapping redactions merge into
- * one replacement, that of the match starting first (the longer on a tie). Results carry per-rule hit counts, never the text, so
- * statistics can record them. */
+ * one replacement, that of the match starting first (the longer on a
+ * tie). Results carry per-rule hit counts, never the text, so statistics
+ * can record them. */
 #ifndef HB_FILTER_H
 #define HB_FILTER_H
 
@@ -53,15 +54,15 @@ enum filter_action {
 /** One rule as configured. Everything is borrowed during filter_new(),
  *  which copies what it keeps. */
 struct filter_rule {
-    const char *name;          /* unique, non-empty; shown in statistics and refusals */
+    const char *name; /* unique, non-empty; shown in statistics and refusals */
     enum filter_kind kind;
     enum filter_action action;
-    const char *const *words;  /* WORDS: the words or phrases (valid UTF-8) */
-    size_t nwords;             /* WORDS: how many */
-    bool leet;                 /* WORDS: also read digits and @ $ as letters */
-    const char *pattern;       /* PATTERN: POSIX extended regex */
-    const char *replacement;   /* REDACT: put in place of a match; NULL: "[removed]",
-                                  "[email removed]", "[phone removed]" or "[card removed]" */
+    const char *const *words; /* WORDS: the words or phrases (valid UTF-8) */
+    size_t nwords;            /* WORDS: how many */
+    bool leet;                /* WORDS: also read digits and @ $ as letters */
+    const char *pattern;      /* PATTERN: POSIX extended regex */
+    const char *replacement;  /* REDACT: put in place of a match; NULL: "[removed]",
+                                 "[email removed]", "[phone removed]" or "[card removed]" */
 };
 
 /** The outcome of filtering one text. Initialise with {0} or let

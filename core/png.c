@@ -45,8 +45,7 @@ int png_rgb_encode(const unsigned char *rgb, unsigned width, unsigned height, un
 
     *out = NULL;
     *out_len = 0;
-    if (rgb == NULL || width == 0 || height == 0 || width > PNG_SIDE_MAX ||
-        height > PNG_SIDE_MAX) {
+    if (rgb == NULL || width == 0 || height == 0 || width > PNG_SIDE_MAX || height > PNG_SIDE_MAX) {
         rc = HB_EINVAL;
         goto out;
     }

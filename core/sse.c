@@ -13,20 +13,20 @@ struct sse_buf {
 };
 
 struct sse_parser {
-    size_t max_event;   /* bound on line + data + type bytes */
+    size_t max_event; /* bound on line + data + type bytes */
     sse_event_cb cb;
     void *cb_data;
-    int rc;             /* sticky failure, 0 while healthy */
-    struct sse_buf line; /* the line being assembled across chunks */
-    struct sse_buf data; /* data lines of the pending event, each ending "\n" */
-    struct sse_buf type; /* event type of the pending event; empty: "message" */
-    struct sse_buf id;   /* last event id; survives dispatch */
+    int rc;               /* sticky failure, 0 while healthy */
+    struct sse_buf line;  /* the line being assembled across chunks */
+    struct sse_buf data;  /* data lines of the pending event, each ending "\n" */
+    struct sse_buf type;  /* event type of the pending event; empty: "message" */
+    struct sse_buf id;    /* last event id; survives dispatch */
     unsigned char bom[3]; /* leading bytes held back while checking for a BOM */
     size_t bom_len;
-    bool bom_done;      /* the start of the stream has been checked */
-    bool after_cr;      /* the last byte was CR: an LF right after it is skipped */
-    bool pending;       /* a field arrived since the last blank line */
-    long retry_ms;      /* last retry field, -1 when none */
+    bool bom_done; /* the start of the stream has been checked */
+    bool after_cr; /* the last byte was CR: an LF right after it is skipped */
+    bool pending;  /* a field arrived since the last blank line */
+    long retry_ms; /* last retry field, -1 when none */
 };
 
 static const unsigned char sse_bom[3] = {0xef, 0xbb, 0xbf};

@@ -14,11 +14,11 @@ struct stream_decoder {
     struct sse_parser *sse;
     stream_step_cb cb;
     void *cb_data;
-    int rc;            /* sticky failure of this layer, 0 while healthy */
-    bool finished;     /* a finish reason arrived */
-    bool done;         /* the end marker arrived; later events are ignored */
-    size_t events;     /* SSE events seen, for error messages */
-    char error[256];   /* description of the last failure */
+    int rc;          /* sticky failure of this layer, 0 while healthy */
+    bool finished;   /* a finish reason arrived */
+    bool done;       /* the end marker arrived; later events are ignored */
+    size_t events;   /* SSE events seen, for error messages */
+    char error[256]; /* description of the last failure */
 };
 
 static void stream_error_set(struct stream_decoder *d, const char *fmt, ...)
@@ -174,8 +174,8 @@ static int stream_anthropic_event(struct stream_decoder *d, const char *type, co
         return stream_remote_error(d, cJSON_GetObjectItemCaseSensitive(root, "error"));
     if (strcmp(type, "message_start") == 0) {
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "message");
-        return stream_usage_emit(d, cJSON_GetObjectItemCaseSensitive(msg, "usage"),
-                                 "input_tokens", "output_tokens");
+        return stream_usage_emit(d, cJSON_GetObjectItemCaseSensitive(msg, "usage"), "input_tokens",
+                                 "output_tokens");
     }
     if (strcmp(type, "content_block_start") == 0) {
         const cJSON *block = cJSON_GetObjectItemCaseSensitive(root, "content_block");
@@ -201,8 +201,8 @@ static int stream_anthropic_event(struct stream_decoder *d, const char *type, co
             if (rc != 0)
                 return rc;
         }
-        return stream_usage_emit(d, cJSON_GetObjectItemCaseSensitive(root, "usage"),
-                                 "input_tokens", "output_tokens");
+        return stream_usage_emit(d, cJSON_GetObjectItemCaseSensitive(root, "usage"), "input_tokens",
+                                 "output_tokens");
     }
     if (strcmp(type, "message_stop") == 0)
         return stream_done_emit(d);

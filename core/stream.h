@@ -41,7 +41,7 @@ struct stream_step {
     enum stream_step_kind kind;
     const char *text;          /* TEXT: the delta (NUL-terminated) */
     size_t text_len;           /* TEXT: bytes in text */
-    const char *finish_reason; /* FINISH: as the provider spells it: "stop", "length", "end_turn"... */
+    const char *finish_reason; /* FINISH: as sent: "stop", "length", "end_turn"... */
     long input_tokens;         /* USAGE: prompt tokens, -1 when this step does not say */
     long output_tokens;        /* USAGE: completion tokens so far, -1 when this step does not say */
     const char *error_type;    /* ERROR: the provider's type or code ("overloaded_error"), or "" */

@@ -48,8 +48,11 @@ static void test_filter_words(void **state)
 {
     (void)state;
     const struct filter_rule rules[] = {
-        {.name = "words", .kind = FILTER_KIND_WORDS, .action = FILTER_ACTION_REDACT,
-         .words = bad_words, .nwords = TEST_ARRAY_SIZE(bad_words)},
+        {.name = "words",
+         .kind = FILTER_KIND_WORDS,
+         .action = FILTER_ACTION_REDACT,
+         .words = bad_words,
+         .nwords = TEST_ARRAY_SIZE(bad_words)},
     };
     struct filter *f = filter_build(rules, 1);
     expect_text(f, "I HATE this, hate it.", "I [removed] this, [removed] it.");
@@ -62,7 +65,11 @@ static void test_filter_words(void **state)
     expect_text(f, "CAF\xC3\xA9 au lait", "[removed] au lait");
     expect_text(f, "caf\xC3\x89", "caf\xC3\x89");
     /* A multi-byte letter glued to a word makes it a different word. */
-    expect_text(f, "\xC3\xA9" "ass", "\xC3\xA9" "ass");
+    expect_text(f,
+                "\xC3\xA9"
+                "ass",
+                "\xC3\xA9"
+                "ass");
     expect_text(f, "ass\xC3\xA9 cafe", "ass\xC3\xA9 cafe");
     /* Punctuation-only words need no boundaries. */
     expect_text(f, "win$$$now", "win[removed]now");
@@ -85,8 +92,13 @@ static void test_filter_leet(void **state)
     (void)state;
     const char *const words[] = {"hate", "bass"};
     const struct filter_rule rules[] = {
-        {.name = "leet", .kind = FILTER_KIND_WORDS, .action = FILTER_ACTION_REDACT,
-         .words = words, .nwords = 2, .leet = true, .replacement = "***"},
+        {.name = "leet",
+         .kind = FILTER_KIND_WORDS,
+         .action = FILTER_ACTION_REDACT,
+         .words = words,
+         .nwords = 2,
+         .leet = true,
+         .replacement = "***"},
     };
     struct filter *f = filter_build(rules, 1);
     expect_text(f, "I h4t3 you, H@TE, b@$5", "I *** you, ***, ***");
@@ -98,11 +110,18 @@ static void test_filter_pattern(void **state)
 {
     (void)state;
     const struct filter_rule rules[] = {
-        {.name = "codes", .kind = FILTER_KIND_PATTERN, .action = FILTER_ACTION_REDACT,
+        {.name = "codes",
+         .kind = FILTER_KIND_PATTERN,
+         .action = FILTER_ACTION_REDACT,
          .pattern = "secret-[0-9]+"},
-        {.name = "starts", .kind = FILTER_KIND_PATTERN, .action = FILTER_ACTION_REDACT,
-         .pattern = "^hello", .replacement = "[greeting]"},
-        {.name = "bytes", .kind = FILTER_KIND_PATTERN, .action = FILTER_ACTION_REDACT,
+        {.name = "starts",
+         .kind = FILTER_KIND_PATTERN,
+         .action = FILTER_ACTION_REDACT,
+         .pattern = "^hello",
+         .replacement = "[greeting]"},
+        {.name = "bytes",
+         .kind = FILTER_KIND_PATTERN,
+         .action = FILTER_ACTION_REDACT,
          .pattern = "zz."},
     };
     struct filter *f = filter_build(rules, TEST_ARRAY_SIZE(rules));
@@ -133,8 +152,8 @@ static void test_filter_email(void **state)
     expect_text(f, "(x%y@mail.example)", "([email removed])");
     /* Not addresses: no dot in the domain, a one-letter or numeric TLD,
      * empty labels, a bare handle. */
-    const char *no[] = {"user@localhost", "a@b.c", "a@1.23", "a@b..com", "@handle",
-                        "x@-a.com", "a@ b.com", "..@x.com", "@@@"};
+    const char *no[] = {"user@localhost", "a@b.c",    "a@1.23",   "a@b..com", "@handle",
+                        "x@-a.com",       "a@ b.com", "..@x.com", "@@@"};
     for (size_t i = 0; i < TEST_ARRAY_SIZE(no); i++)
         expect_text(f, no[i], no[i]);
     filter_free(f);
@@ -147,18 +166,17 @@ static void test_filter_phone(void **state)
         {.name = "phone", .kind = FILTER_KIND_PHONE, .action = FILTER_ACTION_REDACT},
     };
     struct filter *f = filter_build(rules, 1);
-    const char *yes[] = {"+1 (555) 123-4567", "555-123-4567", "+44 20 7946 0958",
-                         "(555)123-4567",     "555.123.4567", "+4930123456",
-                         "0171 1234567",      "1234567"};
+    const char *yes[] = {"+1 (555) 123-4567", "555-123-4567", "+44 20 7946 0958", "(555)123-4567",
+                         "555.123.4567",      "+4930123456",  "0171 1234567",     "1234567"};
     for (size_t i = 0; i < TEST_ARRAY_SIZE(yes); i++) {
         char in[64];
         snprintf(in, sizeof(in), "call %s now.", yes[i]);
         expect_text(f, in, "call [phone removed] now.");
     }
-    const char *no[] = {"2024-01-15", "15.01.2024", "192.168.1.10", "3.14159265", "123456",
-                        "v1234567",   "1234567890123456", "12:30:45", "-1234567",
-                        "4111 1111 1111 1111",
-                        "378282246310005" /* a card number (Luhn) is the card rule's */};
+    const char *no[] = {
+        "2024-01-15",     "15.01.2024",       "192.168.1.10", "3.14159265", "123456",
+        "v1234567",       "1234567890123456", "12:30:45",     "-1234567",   "4111 1111 1111 1111",
+        "378282246310005" /* a card number (Luhn) is the card rule's */};
     for (size_t i = 0; i < TEST_ARRAY_SIZE(no); i++)
         expect_text(f, no[i], no[i]);
     filter_free(f);
@@ -181,8 +199,7 @@ static void test_filter_card(void **state)
     /* Preceded by unrelated groups. */
     expect_text(f, "ref 99-4111-1111-1111-1111", "ref 99-[card removed]");
     /* A phone number right before a card: both found, neither swallowed. */
-    expect_text(f, "call 212-867-5309 4111 1111 1111 1111",
-                "call [phone removed] [card removed]");
+    expect_text(f, "call 212-867-5309 4111 1111 1111 1111", "call [phone removed] [card removed]");
     /* Luhn fails: not a card (and too long for a phone). */
     expect_text(f, "4111 1111 1111 1112", "4111 1111 1111 1112");
     expect_text(f, "1234567812345678", "1234567812345678");
@@ -207,8 +224,11 @@ static void test_filter_block(void **state)
     const struct filter_rule rules[] = {
         {.name = "email", .kind = FILTER_KIND_EMAIL, .action = FILTER_ACTION_REDACT},
         {.name = "cards", .kind = FILTER_KIND_CARD, .action = FILTER_ACTION_BLOCK},
-        {.name = "topics", .kind = FILTER_KIND_WORDS, .action = FILTER_ACTION_BLOCK,
-         .words = words, .nwords = 1},
+        {.name = "topics",
+         .kind = FILTER_KIND_WORDS,
+         .action = FILTER_ACTION_BLOCK,
+         .words = words,
+         .nwords = 1},
     };
     struct filter *f = filter_build(rules, TEST_ARRAY_SIZE(rules));
     assert_int_equal(filter_rule_count(f), 3);
@@ -244,10 +264,15 @@ static void test_filter_overlap(void **state)
     (void)state;
     const char *const words[] = {"john"};
     const struct filter_rule rules[] = {
-        {.name = "names", .kind = FILTER_KIND_WORDS, .action = FILTER_ACTION_REDACT,
-         .words = words, .nwords = 1},
+        {.name = "names",
+         .kind = FILTER_KIND_WORDS,
+         .action = FILTER_ACTION_REDACT,
+         .words = words,
+         .nwords = 1},
         {.name = "email", .kind = FILTER_KIND_EMAIL, .action = FILTER_ACTION_REDACT},
-        {.name = "tail", .kind = FILTER_KIND_PATTERN, .action = FILTER_ACTION_REDACT,
+        {.name = "tail",
+         .kind = FILTER_KIND_PATTERN,
+         .action = FILTER_ACTION_REDACT,
          .pattern = "com and [a-z]+"},
     };
     struct filter *f = filter_build(rules, TEST_ARRAY_SIZE(rules));
@@ -329,15 +354,15 @@ static void test_filter_errors(void **state)
 
     struct filter_rule k = {.name = "kind", .kind = (enum filter_kind)42};
     expect_build_error(&k, 1, "\"kind\": unknown kind");
-    struct filter_rule a = {.name = "act", .kind = FILTER_KIND_CARD,
-                            .action = (enum filter_action)9};
+    struct filter_rule a = {
+        .name = "act", .kind = FILTER_KIND_CARD, .action = (enum filter_action)9};
     expect_build_error(&a, 1, "\"act\": unknown action");
     expect_build_error(NULL, 2, "rules missing");
 
     /* A later bad rule frees the good ones before it (ASan checks). */
-    struct filter_rule mix[2] = {{.name = "w", .kind = FILTER_KIND_WORDS, .words = words,
-                                  .nwords = 1},
-                                 {.name = "p", .kind = FILTER_KIND_PATTERN, .pattern = "("}};
+    struct filter_rule mix[2] = {
+        {.name = "w", .kind = FILTER_KIND_WORDS, .words = words, .nwords = 1},
+        {.name = "p", .kind = FILTER_KIND_PATTERN, .pattern = "("}};
     expect_build_error(mix, 2, "\"p\": bad pattern");
 }
 
@@ -359,9 +384,15 @@ static void test_filter_parse(void **state)
 }
 
 static const struct filter_rule all_rules[] = {
-    {.name = "words", .kind = FILTER_KIND_WORDS, .action = FILTER_ACTION_REDACT,
-     .words = bad_words, .nwords = TEST_ARRAY_SIZE(bad_words), .leet = true},
-    {.name = "pattern", .kind = FILTER_KIND_PATTERN, .action = FILTER_ACTION_REDACT,
+    {.name = "words",
+     .kind = FILTER_KIND_WORDS,
+     .action = FILTER_ACTION_REDACT,
+     .words = bad_words,
+     .nwords = TEST_ARRAY_SIZE(bad_words),
+     .leet = true},
+    {.name = "pattern",
+     .kind = FILTER_KIND_PATTERN,
+     .action = FILTER_ACTION_REDACT,
      .pattern = "secret-[0-9]+"},
     {.name = "email", .kind = FILTER_KIND_EMAIL, .action = FILTER_ACTION_REDACT},
     {.name = "phone", .kind = FILTER_KIND_PHONE, .action = FILTER_ACTION_REDACT},
@@ -387,8 +418,7 @@ static void test_filter_long_input(void **state)
     (void)state;
     struct filter *f = filter_build(all_rules, TEST_ARRAY_SIZE(all_rules));
     size_t n = 0;
-    char *s = repeat_new("hate a@b.com secret-1 212-867-5309 4111 1111 1111 1111 ok ", 100000,
-                         &n);
+    char *s = repeat_new("hate a@b.com secret-1 212-867-5309 4111 1111 1111 1111 ok ", 100000, &n);
     struct filter_result r;
     assert_int_equal(filter_apply(f, s, &r), 0);
     assert_int_equal(r.hits[0], n);
@@ -425,8 +455,7 @@ static void *filter_thread_main(void *arg)
     struct filter_thread *t = arg;
     for (int i = 0; i < 200; i++) {
         struct filter_result r;
-        if (filter_apply(t->f, t->text, &r) != 0 || r.text == NULL ||
-            strcmp(r.text, t->want) != 0)
+        if (filter_apply(t->f, t->text, &r) != 0 || r.text == NULL || strcmp(r.text, t->want) != 0)
             t->bad++;
         filter_result_clear(&r);
     }
@@ -454,12 +483,12 @@ static void test_filter_threads(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_filter_words),       cmocka_unit_test(test_filter_leet),
-    cmocka_unit_test(test_filter_pattern),     cmocka_unit_test(test_filter_email),
-    cmocka_unit_test(test_filter_phone),       cmocka_unit_test(test_filter_card),
-    cmocka_unit_test(test_filter_block),       cmocka_unit_test(test_filter_overlap),
-    cmocka_unit_test(test_filter_empty),       cmocka_unit_test(test_filter_errors),
-    cmocka_unit_test(test_filter_parse),       cmocka_unit_test(test_filter_long_input),
+    cmocka_unit_test(test_filter_words),   cmocka_unit_test(test_filter_leet),
+    cmocka_unit_test(test_filter_pattern), cmocka_unit_test(test_filter_email),
+    cmocka_unit_test(test_filter_phone),   cmocka_unit_test(test_filter_card),
+    cmocka_unit_test(test_filter_block),   cmocka_unit_test(test_filter_overlap),
+    cmocka_unit_test(test_filter_empty),   cmocka_unit_test(test_filter_errors),
+    cmocka_unit_test(test_filter_parse),   cmocka_unit_test(test_filter_long_input),
     cmocka_unit_test(test_filter_threads),
 };
 

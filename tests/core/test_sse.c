@@ -109,36 +109,35 @@ static struct sse_run sse_run_all(const char *s, size_t len, size_t max_event)
     return whole;
 }
 
-static const char sse_full_stream[] =
-    "\xEF\xBB\xBF"
-    ": a comment line\n"
-    "data: hello\n"
-    "\n"
-    "event: greet\r\n"
-    "data: line1\r\n"
-    "data:line2\r\n"
-    "id: 7\r\n"
-    "\r\n"
-    "data:  two spaces\r"
-    "\r"
-    "data\n"
-    "\n"
-    "event: lonely\n"
-    "\n"
-    "data: after lonely\n"
-    "\n"
-    "id\n"
-    "data: no id\n"
-    "\n"
-    "retry: 2500\n"
-    "retry: 12x\n"
-    "unknown: field\n"
-    "data: \xC3\xA9 \xC3\xBC \xE6\x97\xA5\xE6\x9C\xAC\n"
-    "\n"
-    "id: a\0b\n"
-    "data: colon: inside\n"
-    "\n"
-    "data: trailing partial";
+static const char sse_full_stream[] = "\xEF\xBB\xBF"
+                                      ": a comment line\n"
+                                      "data: hello\n"
+                                      "\n"
+                                      "event: greet\r\n"
+                                      "data: line1\r\n"
+                                      "data:line2\r\n"
+                                      "id: 7\r\n"
+                                      "\r\n"
+                                      "data:  two spaces\r"
+                                      "\r"
+                                      "data\n"
+                                      "\n"
+                                      "event: lonely\n"
+                                      "\n"
+                                      "data: after lonely\n"
+                                      "\n"
+                                      "id\n"
+                                      "data: no id\n"
+                                      "\n"
+                                      "retry: 2500\n"
+                                      "retry: 12x\n"
+                                      "unknown: field\n"
+                                      "data: \xC3\xA9 \xC3\xBC \xE6\x97\xA5\xE6\x9C\xAC\n"
+                                      "\n"
+                                      "id: a\0b\n"
+                                      "data: colon: inside\n"
+                                      "\n"
+                                      "data: trailing partial";
 
 static const char sse_full_expected[] = "message||hello\n"
                                         "greet|7|line1\nline2\n"
@@ -291,11 +290,15 @@ static int step_record(const struct stream_step *step, void *data)
         assert_int_equal(strlen(step->text), step->text_len);
         fprintf(t->mem, "T:%s\n", step->text);
         break;
-    case STREAM_STEP_FINISH: fprintf(t->mem, "F:%s\n", step->finish_reason); break;
+    case STREAM_STEP_FINISH:
+        fprintf(t->mem, "F:%s\n", step->finish_reason);
+        break;
     case STREAM_STEP_USAGE:
         fprintf(t->mem, "U:%ld,%ld\n", step->input_tokens, step->output_tokens);
         break;
-    case STREAM_STEP_DONE: fprintf(t->mem, "D\n"); break;
+    case STREAM_STEP_DONE:
+        fprintf(t->mem, "D\n");
+        break;
     case STREAM_STEP_ERROR:
         fprintf(t->mem, "E:%s|%s\n", step->error_type, step->error_message);
         break;
@@ -358,11 +361,13 @@ static struct decode_run decode_all(enum stream_protocol proto, const char *s)
     return whole;
 }
 
-#define OAI_HEAD "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000," \
-                 "\"model\":\"gpt-4o-mini\","
+#define OAI_HEAD                                                                                   \
+    "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"          \
+    "\"model\":\"gpt-4o-mini\","
 
 static const char openai_stream[] =
-    "data: " OAI_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+    "data: " OAI_HEAD
+    "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
     "\"logprobs\":null,\"finish_reason\":null}]}\n\n"
     "data: " OAI_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},"
     "\"finish_reason\":null}]}\n\n"
@@ -468,9 +473,9 @@ static void test_openai_malformed(void **state)
     (void)state;
     const char *bad[] = {
         "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}\n\n", /* cut JSON */
-        "data: 42\n\n",                                          /* not an object */
-        "data: \n\n",                                            /* empty */
-        "data: {\"choices\":\"stop\"}\n\n",                      /* wrong shape */
+        "data: 42\n\n",                                            /* not an object */
+        "data: \n\n",                                              /* empty */
+        "data: {\"choices\":\"stop\"}\n\n",                        /* wrong shape */
     };
     const char *why[] = {"malformed JSON in event 1", "not a JSON object", "malformed JSON",
                          "non-array choices"};
@@ -578,9 +583,8 @@ static void test_decoder_limits(void **state)
     free(r.steps);
 
     /* An event beyond the size bound (4096 in decode_split). */
+    static char big[5000 + 16];
     size_t n = 5000;
-    char *big = malloc(n + 16);
-    assert_non_null(big);
     memcpy(big, "data: \"", 7);
     memset(big + 7, 'x', n);
     strcpy(big + 7 + n, "\"\n\n");
@@ -589,7 +593,6 @@ static void test_decoder_limits(void **state)
     assert_int_equal(r.finish_rc, HB_EOVERFLOW);
     assert_non_null(strstr(r.error, "size limit"));
     free(r.steps);
-    free(big);
 
     assert_null(stream_decoder_new((enum stream_protocol)7, 0, step_record, NULL));
     stream_decoder_free(NULL);
