@@ -1,3 +1,4 @@
 /* Every benchmark, in the order `make bench` runs them. One line each. */
 BENCH(log)
 BENCH(http)
+BENCH(sse)
