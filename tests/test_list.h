@@ -1,2 +1,3 @@
 /* Every test group, in the order they run. One line per group. */
 TEST_GROUP(log)
+TEST_GROUP(ledger)
