@@ -401,6 +401,12 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         /* WAL lets readers (verify) run beside the writer; FULL makes every
          * commit durable before it returns. */
         rc = store__exec(s, "PRAGMA journal_mode = WAL");
+        /* A larger page cache keeps the indexes' hot pages in memory under
+         * load; checkpoints run less often and move more pages each. */
+        if (rc == 0)
+            rc = store__exec(s, "PRAGMA cache_size = -65536");
+        if (rc == 0)
+            rc = store__exec(s, "PRAGMA wal_autocheckpoint = 8192");
         if (rc == 0)
             rc = store__exec(s, opts->relaxed_sync ? "PRAGMA synchronous = NORMAL"
                                                    : "PRAGMA synchronous = FULL");
