@@ -2,3 +2,4 @@
 TEST_GROUP(log)
 TEST_GROUP(ledger)
 TEST_GROUP(store)
+TEST_GROUP(ledger_tamper)
