@@ -2,3 +2,4 @@
 BENCH(log)
 BENCH(http)
 BENCH(sse)
+BENCH(ledger)

@@ -1,0 +1,208 @@
+/* The store: durable records of the credit ledger behind one interface.
+ *
+ * The store knows records (accounts, transfers, open reservations) and how to
+ * keep them durably; it does not know the ledger's rules. Those live in
+ * core/ledger.c and run on the store's thread as jobs: a job's run function
+ * is called inside a transaction with a `struct store_txn`, reads and writes
+ * records through the store_txn_* calls below, and its done function is
+ * called later on the loop thread, once the transaction that holds the job
+ * is durably committed.
+ *
+ * Group commit: every job queued while a transaction is in progress goes into
+ * the next transaction together. Each job runs inside its own savepoint, so
+ * one job failing (a negative return other than HB_EEXISTS) rolls back only
+ * its own writes. If the commit itself fails, every job of that transaction
+ * completes with HB_ESTORAGE.
+ *
+ * The SQLite backend (storage/sqlite.c) is the only one today. Nothing here
+ * names SQLite: a PostgreSQL backend is meant to sit behind the same calls.
+ *
+ * Threads: store_new, store_start, store_submit, store_stop and store_free
+ * are called on the loop thread. store_txn_* calls are made either on the
+ * store's thread from a job's run function, or on the calling thread inside
+ * store_txn_begin/store_txn_end while the store is not started (start-up
+ * work, command-line tools, tests). */
+#ifndef HB_STORE_H
+#define HB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#define STORE_ID_SIZE 160  /* capacity of an id field, NUL included */
+#define STORE_REF_SIZE 256 /* capacity of a transfer's reference, NUL included */
+#define STORE_TAG_SIZE 64  /* capacity of a transfer's tag (model name), NUL included */
+#define STORE_HASH_SIZE 32 /* SHA-256 */
+
+struct store;
+struct store_txn;
+
+/** An account's record. Sums are cached in the record and kept in step with
+ *  the transfers by the ledger in the same transaction. */
+struct store_account {
+    char id[STORE_ID_SIZE];
+    uint32_t flags;          /* ledger account flags */
+    int64_t debits_posted;   /* credits, sum of posted debits */
+    int64_t credits_posted;  /* credits, sum of posted credits */
+    int64_t debits_pending;  /* credits, reserved by open pending debits */
+    int64_t credits_pending; /* credits, promised by open pending credits */
+    int64_t created_at;      /* ms since the epoch */
+};
+
+/** One committed transfer: an append-only history entry. */
+struct store_transfer {
+    uint64_t seq;                     /* position in the history, from 1 */
+    char id[STORE_ID_SIZE];           /* caller's id, unique */
+    char debit[STORE_ID_SIZE];        /* debited account id */
+    char credit[STORE_ID_SIZE];       /* credited account id */
+    int64_t amount;                   /* credits, > 0 */
+    uint32_t kind;                    /* ledger kind code */
+    uint32_t flags;                   /* ledger transfer flags */
+    char link[STORE_ID_SIZE];         /* pending id (post, void), original (reversal), or "" */
+    int64_t expires_at;               /* ms since the epoch; pending only, 0 = never */
+    int64_t ts;                       /* ms since the epoch */
+    char ref[STORE_REF_SIZE];         /* what caused it */
+    char tag[STORE_TAG_SIZE];         /* model name for generations, or "" */
+    uint8_t hash[STORE_HASH_SIZE];    /* chain hash over the previous hash and this entry */
+};
+
+/** One row of usage statistics: amounts and counts only. */
+struct store_usage {
+    int64_t day;                /* days since the epoch (UTC) */
+    char tag[STORE_TAG_SIZE];   /* model */
+    int64_t amount;             /* credits */
+    int64_t count;              /* transfers */
+};
+
+struct store_options {
+    const char *path;       /* database file (borrowed for the call) */
+    int schema_version;     /* migrate up to this version; 0 = latest (tests only set it) */
+    bool read_only;         /* no create, no migration: refuse any other version */
+    bool single_commit;     /* one transaction per job: the baseline for benchmarks */
+    bool relaxed_sync;      /* synchronous=NORMAL: for tests on tmpfs only, never durable */
+    unsigned batch_max;     /* most jobs per transaction; 0 = 4096 */
+};
+
+/** A unit of work for the store's thread. The caller owns the job (usually
+ *  embedded in its own struct) and must keep it alive until done is called. */
+struct store_job {
+    /* Run on the store's thread inside a transaction. Returns 0, HB_EEXISTS
+     * (success, nothing written), or a negative code (its writes are undone). */
+    int (*run)(struct store_txn *txn, struct store_job *job);
+    /* Called on the loop thread after the commit, with run's result or
+     * HB_ESTORAGE when the transaction failed. */
+    void (*done)(struct store_job *job, int rc);
+    struct store_job *next; /* private to the store */
+    int rc;                 /* private to the store */
+};
+
+/** Open (creating with mode 0600 unless read_only) and migrate the database.
+ *  Returns the store, or NULL with *rc set (HB_ESCHEMA when the database is
+ *  newer than this build, HB_ESTORAGE, HB_ENOMEM, HB_EINVAL). The store is
+ *  not started: the store_txn_begin calls are available. Free with
+ *  store_free. */
+struct store *store_new(const struct store_options *opts, int *rc);
+
+/** Close the database and free the store. The store must not be started, or
+ *  it must be stopped (its stop callback has fired). NULL is ignored. */
+void store_free(struct store *store);
+
+/** The schema version of the open database. */
+int store_schema_version(const struct store *store);
+
+/** The schema version this build writes. */
+int store_schema_latest(void);
+
+/** Start the store's thread; job completions come back on `loop` through a
+ *  uv_async handle. Returns 0 or a libuv / HB error code. */
+int store_start(struct store *store, uv_loop_t *loop);
+
+/** Queue a job (loop thread). Returns 0, or HB_ECANCELED once stopping. */
+int store_submit(struct store *store, struct store_job *job);
+
+/** Finish every queued job, stop the thread and close the handle; cb (may be
+ *  NULL) fires on the loop when everything is closed. */
+void store_stop(struct store *store, void (*cb)(struct store *store, void *data), void *data);
+
+/** Begin a synchronous transaction on the calling thread (store not started).
+ *  write=true takes the write lock at once. */
+int store_txn_begin(struct store *store, bool write, struct store_txn **txn);
+
+/** End a synchronous transaction: commit (durably) or roll back. */
+int store_txn_end(struct store_txn *txn, bool commit);
+
+/* ---- Records, inside a transaction ---------------------------------------
+ * Every call returns 0, HB_ENOTFOUND where it says so, or HB_ESTORAGE. */
+
+/** Read an account into *out. HB_ENOTFOUND when it does not exist. */
+int store_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out);
+
+/** Insert a new account record. */
+int store_txn_account_insert(struct store_txn *txn, const struct store_account *account);
+
+/** Write an account's four sums (flags and creation time never change). */
+int store_txn_account_update(struct store_txn *txn, const struct store_account *account);
+
+/** Read a transfer by id. HB_ENOTFOUND when there is none. */
+int store_txn_transfer_get(struct store_txn *txn, const char *id, struct store_transfer *out);
+
+/** The chain head: the last entry's sequence number and hash (0 and zeros
+ *  for an empty history). */
+int store_txn_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+
+/** The head as recorded by the last commit that appended (0 and zeros when
+ *  none did). Verification compares it with the chain it walks, so that
+ *  removing the newest entries shows. */
+int store_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+
+/** Append a transfer. Its seq must be the head's plus one and its hash the
+ *  caller's chain hash; the head moves to it. */
+int store_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t);
+
+/** The first transfer (by seq) whose link is `link` and whose flags share a
+ *  bit with `flags_any`. HB_ENOTFOUND when there is none. */
+int store_txn_transfer_find_link(struct store_txn *txn, const char *link, uint32_t flags_any,
+                                 struct store_transfer *out);
+
+/** Sum of the amounts of transfers linked to `link` with a flag in `flags_any`. */
+int store_txn_link_sum(struct store_txn *txn, const char *link, uint32_t flags_any, int64_t *sum);
+
+/** Record an open reservation (expires_at 0 = never) / forget it once resolved. */
+int store_txn_pending_add(struct store_txn *txn, const char *id, int64_t expires_at);
+int store_txn_pending_remove(struct store_txn *txn, const char *id);
+
+/** Up to `max` ids of open reservations with 0 < expires_at <= now, earliest
+ *  first, into ids[]; *n is how many. */
+int store_txn_pending_expired(struct store_txn *txn, int64_t now, char (*ids)[STORE_ID_SIZE],
+                              size_t max, size_t *n);
+
+/** The earliest expiry among open reservations, or 0 when none expires. */
+int store_txn_pending_next(struct store_txn *txn, int64_t *expires_at);
+
+/** Call fn for every transfer with seq >= from_seq, in seq order, stopping
+ *  at the first non-zero return (which is returned). */
+int store_txn_transfer_each(struct store_txn *txn, uint64_t from_seq,
+                            int (*fn)(const struct store_transfer *t, void *data), void *data);
+
+/** Call fn for every account, ordered by id; stops as store_txn_transfer_each. */
+int store_txn_account_each(struct store_txn *txn,
+                           int (*fn)(const struct store_account *a, void *data), void *data);
+
+/** Call fn for every open reservation; stops as store_txn_transfer_each. */
+int store_txn_pending_each(struct store_txn *txn,
+                           int (*fn)(const char *id, int64_t expires_at, void *data), void *data);
+
+/** Transfers that debit or credit `account` with seq < before_seq (0 = no
+ *  bound), newest first, at most max of them into out[]; *n is how many. */
+int store_txn_history(struct store_txn *txn, const char *account, uint64_t before_seq,
+                      struct store_transfer *out, size_t max, size_t *n);
+
+/** Usage per day and tag over transfers of `kind` with from <= ts < to, no
+ *  flag in flags_none, debiting `account` (NULL = any). Rows ordered by day
+ *  then tag; at most max of them into out[]; *n is how many. */
+int store_txn_usage(struct store_txn *txn, uint32_t kind, uint32_t flags_none, const char *account,
+                    int64_t from, int64_t to, struct store_usage *out, size_t max, size_t *n);
+
+#endif

@@ -1,0 +1,70 @@
+/* Helpers shared by the ledger's test groups: a loop, a ledger on a fresh
+ * database, a fake clock, and synchronous wrappers that run the loop until
+ * an operation's callback has fired. */
+#ifndef HB_TEST_LEDGER_HELPERS_H
+#define HB_TEST_LEDGER_HELPERS_H
+
+#include "core/ledger.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+struct lt {
+    uv_loop_t loop;
+    struct ledger *ledger;
+    char *dir;              /* heap: the test's directory */
+    char path[512];         /* the database */
+    int64_t now;            /* the fake clock, ms */
+    struct ledger_options opts;
+};
+
+/* One finished operation, copied out of its callback. */
+struct lt_res {
+    bool done;
+    int rc;
+    struct ledger_result r;                   /* pointers inside are cleared */
+    char field[32];
+    char reason[32];
+    struct store_transfer history[100];
+    size_t history_count;
+    struct store_usage usage[64];
+    size_t usage_count;
+};
+
+/** Set up a loop and a ledger on a fresh database in dir (NULL: a new test
+ *  directory; tmpfs=true puts it under /dev/shm when present). The fake
+ *  clock starts at a fixed time; the expiry timer is off unless real_clock. */
+void lt_init(struct lt *t, bool tmpfs, bool real_clock);
+/** Open the ledger again on the same database (after lt_ledger_close). */
+void lt_ledger_open(struct lt *t);
+void lt_ledger_close(struct lt *t);
+/** Close everything, assert uv_loop_close is 0, remove the directory. */
+void lt_done(struct lt *t);
+
+/** The callback that fills a struct lt_res (data). */
+void lt_cb(int rc, const struct ledger_result *r, void *data);
+/** Run the loop until res->done. */
+void lt_wait(struct lt *t, struct lt_res *res);
+
+int lt_open(struct lt *t, const char *account, uint32_t flags, int64_t bonus, struct lt_res *res);
+int lt_transfer(struct lt *t, const struct ledger_transfer *tr, struct lt_res *res);
+int lt_plain(struct lt *t, const char *id, const char *debit, const char *credit, int64_t amount,
+             uint32_t kind, struct lt_res *res);
+int lt_reserve(struct lt *t, const char *id, const char *debit, const char *credit,
+               int64_t amount, int64_t timeout_ms, struct lt_res *res);
+int lt_post(struct lt *t, const char *id, const char *pending, int64_t amount, struct lt_res *res);
+int lt_void(struct lt *t, const char *id, const char *pending, struct lt_res *res);
+int lt_reverse(struct lt *t, const char *id, const char *orig, int64_t amount, uint32_t kind,
+               struct lt_res *res);
+int lt_expire(struct lt *t, struct lt_res *res);
+/** Balance of an account; asserts the query succeeded. */
+struct ledger_balance lt_balance(struct lt *t, const char *account);
+/** Run ledger_verify_file; returns its result and, when out is not NULL,
+ *  the report (heap). */
+int lt_verify(const char *path, char **out);
+
+/** Group setup/teardown: quiet the logger to warnings for the group. */
+int lt_group_setup(void **state);
+int lt_group_teardown(void **state);
+
+#endif

@@ -1,0 +1,600 @@
+/* The ledger against a small in-memory model under thousands of random
+ * operations: deposits, spends, transfers, reservations, posts (full and
+ * partial), voids, timeouts, replays, conflicting replays, atomic batches,
+ * reversals (with debt) and account opens. Operations are submitted in
+ * groups so that several share one group commit; the model applies them in
+ * the same order and predicts every result.
+ *
+ * After every group each account's balance is compared with the model (an
+ * incremental check: cheap, every step). A full `verify` of the chain and
+ * the invariants runs every MODEL_VERIFY_EVERY groups and at the end, since
+ * running it every step would make the test quadratic in its length.
+ *
+ * The seed is printed first; HAIBOT_SEED=<n> replays a run. The database
+ * lives on tmpfs with relaxed sync: durability is the crash test's subject. */
+#include "tests/test.h"
+
+#include "tests/core/ledger_helpers.h"
+
+#include "core/error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MODEL_STEPS 2500
+#define MODEL_VERIFY_EVERY 250
+#define MODEL_GROUP_MAX 6
+#define MODEL_ACCOUNTS_MAX 32
+#define MODEL_TRANSFERS_MAX (MODEL_STEPS * MODEL_GROUP_MAX * 4 + 64)
+
+struct macct {
+    char id[48];
+    bool flagged;
+    int64_t dp, cp, dpend, cpend;
+};
+
+enum mstate { M_NONE, M_OPEN, M_POSTED, M_VOIDED, M_EXPIRED };
+
+struct mxfer {
+    char id[48];
+    int debit, credit;      /* account indexes */
+    int64_t amount;
+    uint32_t kind;
+    uint32_t flags;         /* as committed */
+    int64_t timeout;        /* pending: as requested */
+    int64_t expires_at;
+    enum mstate state;      /* pending only */
+    int64_t reversed;       /* plain and post: credits reversed so far */
+    char tag[16];
+};
+
+enum mop { OP_TRANSFER, OP_BATCH, OP_REVERSE, OP_OPEN, OP_EXPIRE };
+
+/* One submitted operation and what the model expects of it. */
+struct mreq {
+    enum mop op;
+    struct ledger_transfer t[4]; /* strings point into the buffers below */
+    size_t n;
+    char ids[4][48], debits[4][48], credits[4][48], links[4][48], tags[4][16];
+    int64_t rev_amount;
+    uint32_t rev_kind;
+    int expect;
+    size_t expect_index;        /* batches */
+    int64_t expect_debt;        /* reversals */
+    size_t expect_expired;      /* expiry runs */
+    struct lt_res res;
+};
+
+struct model {
+    uint64_t rng;
+    struct macct a[MODEL_ACCOUNTS_MAX];
+    int na;
+    struct mxfer *x;
+    size_t nx;
+    size_t next_id;
+    int64_t now;
+    int dep, rev, bonus;      /* system account indexes */
+    int first_user, n_users;  /* wallets and pools */
+};
+
+static uint64_t rnd(struct model *m)
+{
+    m->rng ^= m->rng << 13;
+    m->rng ^= m->rng >> 7;
+    m->rng ^= m->rng << 17;
+    return m->rng;
+}
+
+static int64_t rnd_in(struct model *m, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(rnd(m) % (uint64_t)(hi - lo + 1));
+}
+
+static int acct_add(struct model *m, const char *id, bool flagged)
+{
+    assert_true(m->na < MODEL_ACCOUNTS_MAX);
+    struct macct *a = &m->a[m->na];
+    memset(a, 0, sizeof(*a));
+    snprintf(a->id, sizeof(a->id), "%s", id);
+    a->flagged = flagged;
+    return m->na++;
+}
+
+static int acct_find(struct model *m, const char *id)
+{
+    for (int i = 0; i < m->na; i++)
+        if (strcmp(m->a[i].id, id) == 0)
+            return i;
+    return -1;
+}
+
+static struct mxfer *xfer_find(struct model *m, const char *id)
+{
+    for (size_t i = m->nx; i-- > 0;)
+        if (strcmp(m->x[i].id, id) == 0)
+            return &m->x[i];
+    return NULL;
+}
+
+static int64_t avail(const struct macct *a)
+{
+    return a->cp - a->dp - a->dpend;
+}
+
+static int user(struct model *m)
+{
+    return m->first_user + (int)rnd_in(m, 0, m->n_users - 1);
+}
+
+static struct mxfer *xfer_add(struct model *m, const char *id, int d, int c, int64_t amount,
+                              uint32_t kind, uint32_t flags)
+{
+    assert_true(m->nx < MODEL_TRANSFERS_MAX);
+    struct mxfer *x = &m->x[m->nx++];
+    memset(x, 0, sizeof(*x));
+    snprintf(x->id, sizeof(x->id), "%s", id);
+    x->debit = d;
+    x->credit = c;
+    x->amount = amount;
+    x->kind = kind;
+    x->flags = flags;
+    return x;
+}
+
+/* Fill request slot i of r with a plain or pending transfer. */
+static void req_transfer(struct mreq *r, size_t i, const char *id, const struct macct *d,
+                         const struct macct *c, int64_t amount, uint32_t kind, uint32_t flags,
+                         int64_t timeout, const char *tag)
+{
+    snprintf(r->ids[i], sizeof(r->ids[i]), "%s", id);
+    snprintf(r->debits[i], sizeof(r->debits[i]), "%s", d->id);
+    snprintf(r->credits[i], sizeof(r->credits[i]), "%s", c->id);
+    snprintf(r->tags[i], sizeof(r->tags[i]), "%s", tag);
+    r->t[i] = (struct ledger_transfer){.id = r->ids[i],
+                                       .debit = r->debits[i],
+                                       .credit = r->credits[i],
+                                       .amount = amount,
+                                       .kind = kind,
+                                       .flags = flags,
+                                       .timeout_ms = timeout,
+                                       .tag = r->tags[i]};
+}
+
+static void req_resolve(struct mreq *r, const char *id, const char *pending, int64_t amount,
+                        uint32_t flags)
+{
+    snprintf(r->ids[0], sizeof(r->ids[0]), "%s", id);
+    snprintf(r->links[0], sizeof(r->links[0]), "%s", pending);
+    r->t[0] = (struct ledger_transfer){
+        .id = r->ids[0], .pending_id = r->links[0], .amount = amount, .flags = flags};
+    r->n = 1;
+}
+
+/* The model's rules for one plain or pending transfer; returns the result
+ * and applies it when it succeeds. */
+static int model_transfer(struct model *m, const struct ledger_transfer *t)
+{
+    struct mxfer *old = xfer_find(m, t->id);
+    if (old != NULL) {
+        bool same = (old->flags & 7u) == t->flags &&
+                    strcmp(m->a[old->debit].id, t->debit) == 0 &&
+                    strcmp(m->a[old->credit].id, t->credit) == 0 && old->amount == t->amount &&
+                    old->kind == t->kind && old->timeout == t->timeout_ms &&
+                    strcmp(old->tag, t->tag) == 0;
+        return same ? HB_EEXISTS : HB_ECONFLICT;
+    }
+    int d = acct_find(m, t->debit);
+    int c = acct_find(m, t->credit);
+    if (d < 0 || c < 0)
+        return HB_ENOTFOUND;
+    if (m->a[d].flagged && avail(&m->a[d]) < t->amount)
+        return HB_EFUNDS;
+    struct mxfer *x = xfer_add(m, t->id, d, c, t->amount, t->kind, t->flags);
+    snprintf(x->tag, sizeof(x->tag), "%s", t->tag);
+    if (t->flags & LEDGER_TRANSFER_PENDING) {
+        m->a[d].dpend += t->amount;
+        m->a[c].cpend += t->amount;
+        x->timeout = t->timeout_ms;
+        x->expires_at = t->timeout_ms > 0 ? m->now + t->timeout_ms : 0;
+        x->state = M_OPEN;
+    } else {
+        m->a[d].dp += t->amount;
+        m->a[c].cp += t->amount;
+    }
+    return 0;
+}
+
+static int model_resolve(struct model *m, const struct ledger_transfer *t, bool expiry)
+{
+    struct mxfer *old = xfer_find(m, t->id);
+    if (old != NULL) {
+        bool same = (old->flags & 7u) == t->flags && (t->amount == 0 || t->amount == old->amount);
+        return same ? HB_EEXISTS : HB_ECONFLICT;
+    }
+    struct mxfer *p = xfer_find(m, t->pending_id);
+    if (p == NULL)
+        return HB_ENOTFOUND;
+    if (!(p->flags & LEDGER_TRANSFER_PENDING) || p->state != M_OPEN)
+        return HB_ESTATE;
+    bool post = (t->flags & LEDGER_TRANSFER_POST) != 0;
+    if (post && p->expires_at != 0 && m->now >= p->expires_at)
+        return HB_ESTATE;
+    if ((post && t->amount > p->amount) || (!post && t->amount != 0 && t->amount != p->amount))
+        return HB_EINVAL;
+    m->a[p->debit].dpend -= p->amount;
+    m->a[p->credit].cpend -= p->amount;
+    int64_t amount = post ? t->amount : p->amount;
+    if (post) {
+        m->a[p->debit].dp += amount;
+        m->a[p->credit].cp += amount;
+    }
+    p->state = post ? M_POSTED : expiry ? M_EXPIRED : M_VOIDED;
+    uint32_t flags = t->flags | (expiry ? LEDGER_TRANSFER_EXPIRED : 0u);
+    xfer_add(m, t->id, p->debit, p->credit, amount, p->kind, flags);
+    return 0;
+}
+
+static int model_reverse(struct model *m, struct mreq *r)
+{
+    const char *id = r->ids[0];
+    struct mxfer *old = xfer_find(m, id);
+    if (old != NULL) {
+        if (!(old->flags & LEDGER_TRANSFER_REVERSAL))
+            return HB_ECONFLICT;
+        return HB_EEXISTS; /* the model only replays reversals unchanged */
+    }
+    struct mxfer *o = xfer_find(m, r->links[0]);
+    if (o == NULL)
+        return HB_ENOTFOUND;
+    if (o->flags & (LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_VOID | LEDGER_TRANSFER_REVERSAL))
+        return HB_ESTATE;
+    if (o->reversed >= o->amount)
+        return HB_ESTATE;
+    if (r->rev_amount > o->amount - o->reversed)
+        return HB_EINVAL;
+    struct macct *from = &m->a[o->credit];
+    int64_t take = r->rev_amount;
+    if (from->flagged) {
+        int64_t av = avail(from);
+        take = av < 0 ? 0 : av < take ? av : take;
+    }
+    int64_t shortfall = r->rev_amount - take;
+    o->reversed += r->rev_amount;
+    if (take > 0) {
+        m->a[o->credit].dp += take;
+        m->a[o->debit].cp += take;
+        xfer_add(m, id, o->credit, o->debit, take, r->rev_kind, LEDGER_TRANSFER_REVERSAL);
+    }
+    if (shortfall > 0) {
+        char debt[64], did[64];
+        snprintf(debt, sizeof(debt), "debt:%s", m->a[o->credit].id);
+        int d = acct_find(m, debt);
+        if (d < 0)
+            d = acct_add(m, debt, false);
+        m->a[d].dp += shortfall;
+        m->a[o->debit].cp += shortfall;
+        snprintf(did, sizeof(did), take > 0 ? "%s:debt" : "%s", id);
+        xfer_add(m, did, d, o->debit, shortfall, r->rev_kind,
+                 LEDGER_TRANSFER_REVERSAL | LEDGER_TRANSFER_DEBT);
+    }
+    r->expect_debt = shortfall;
+    return 0;
+}
+
+static size_t model_expire(struct model *m)
+{
+    size_t n = 0;
+    size_t count = m->nx;
+    for (size_t i = 0; i < count; i++) {
+        struct mxfer *p = &m->x[i];
+        if (!(p->flags & LEDGER_TRANSFER_PENDING) || p->state != M_OPEN || p->expires_at == 0 ||
+            m->now < p->expires_at)
+            continue;
+        char id[64];
+        snprintf(id, sizeof(id), "expire:%s", p->id);
+        struct ledger_transfer t = {.id = id, .pending_id = p->id, .flags = LEDGER_TRANSFER_VOID};
+        assert_int_equal(model_resolve(m, &t, true), 0);
+        n++;
+    }
+    return n;
+}
+
+/* Pick a random earlier transfer matching flags (exactly), or NULL. */
+static struct mxfer *pick(struct model *m, uint32_t flags)
+{
+    if (m->nx == 0)
+        return NULL;
+    for (int tries = 0; tries < 20; tries++) {
+        struct mxfer *x = &m->x[rnd(m) % m->nx];
+        if (x->flags == flags)
+            return x;
+    }
+    return NULL;
+}
+
+/* Make one random operation, predicting its result with the model. */
+static void gen(struct model *m, struct mreq *r)
+{
+    char id[48];
+    memset(r, 0, sizeof(*r));
+    r->op = OP_TRANSFER;
+    r->n = 1;
+    snprintf(id, sizeof(id), "t%zu", m->next_id++);
+    int what = (int)rnd_in(m, 0, 99);
+    if (what < 12) { /* deposit */
+        req_transfer(r, 0, id, &m->a[m->dep], &m->a[user(m)], rnd_in(m, 1, 100),
+                     LEDGER_KIND_DEPOSIT, 0, 0, "");
+    } else if (what < 24) { /* spend, or move between users */
+        int d = user(m);
+        int c = rnd(m) % 2 ? m->rev : user(m);
+        if (c == d)
+            c = m->rev;
+        req_transfer(r, 0, id, &m->a[d], &m->a[c], rnd_in(m, 1, 60),
+                     c == m->rev ? LEDGER_KIND_GENERATION : LEDGER_KIND_TRANSFER, 0, 0,
+                     c == m->rev ? "model-a" : "");
+    } else if (what < 40) { /* reserve */
+        int64_t timeout = rnd(m) % 4 == 0 ? 0 : rnd_in(m, 100, 5000);
+        req_transfer(r, 0, id, &m->a[user(m)], &m->a[m->rev], rnd_in(m, 1, 60),
+                     LEDGER_KIND_GENERATION, LEDGER_TRANSFER_PENDING, timeout,
+                     rnd(m) % 2 ? "model-a" : "model-b");
+    } else if (what < 52) { /* post, full or partial (or too much) */
+        struct mxfer *p = pick(m, LEDGER_TRANSFER_PENDING);
+        if (p == NULL) {
+            gen(m, r);
+            return;
+        }
+        req_resolve(r, id, p->id, rnd_in(m, 1, p->amount + 3), LEDGER_TRANSFER_POST);
+    } else if (what < 60) { /* void */
+        struct mxfer *p = pick(m, LEDGER_TRANSFER_PENDING);
+        if (p == NULL) {
+            gen(m, r);
+            return;
+        }
+        req_resolve(r, id, p->id, 0, LEDGER_TRANSFER_VOID);
+    } else if (what < 74) { /* replay, or replay with one field changed */
+        struct mxfer *x = m->nx > 0 ? &m->x[rnd(m) % m->nx] : NULL;
+        if (x == NULL || (x->flags & ~7u) != 0) {
+            gen(m, r);
+            return;
+        }
+        bool conflict = what >= 68;
+        if (x->flags & (LEDGER_TRANSFER_POST | LEDGER_TRANSFER_VOID)) {
+            /* Find the pending it resolved: replays need its id. */
+        {
+            gen(m, r);
+            return;
+        }
+        }
+        req_transfer(r, 0, x->id, &m->a[x->debit], &m->a[x->credit],
+                     x->amount + (conflict ? 1 : 0), x->kind, x->flags, x->timeout, x->tag);
+        if (strncmp(x->id, "expire:", 7) == 0 || strncmp(x->id, "bonus:", 6) == 0) {
+            gen(m, r);
+            return;
+        }
+    } else if (what < 82) { /* an atomic batch of plain transfers */
+        r->op = OP_BATCH;
+        r->n = (size_t)rnd_in(m, 2, 4);
+        for (size_t i = 0; i < r->n; i++) {
+            char bid[80];
+            snprintf(bid, sizeof(bid), "%s.%zu", id, i);
+            int d = rnd(m) % 3 == 0 ? m->dep : user(m);
+            int c = d == m->dep ? user(m) : m->rev;
+            req_transfer(r, i, bid, &m->a[d], &m->a[c], rnd_in(m, 1, 50),
+                         d == m->dep ? LEDGER_KIND_DEPOSIT : LEDGER_KIND_GENERATION, 0, 0, "");
+        }
+    } else if (what < 92) { /* reversal of a plain or posted transfer */
+        struct mxfer *o = pick(m, rnd(m) % 2 ? 0u : LEDGER_TRANSFER_POST);
+        if (o == NULL) {
+            gen(m, r);
+            return;
+        }
+        r->op = OP_REVERSE;
+        snprintf(r->ids[0], sizeof(r->ids[0]), "%s", id);
+        snprintf(r->links[0], sizeof(r->links[0]), "%s", o->id);
+        r->rev_amount = rnd_in(m, 1, o->amount + 2);
+        r->rev_kind = rnd(m) % 2 ? LEDGER_KIND_REFUND : LEDGER_KIND_CHARGEBACK;
+    } else if (what < 95) { /* open an existing account again */
+        r->op = OP_OPEN;
+        snprintf(r->ids[0], sizeof(r->ids[0]), "%s", m->a[user(m)].id);
+    } else { /* time passes; expire */
+        r->op = OP_EXPIRE;
+    }
+}
+
+/* Predict r's result (and apply it to the model). */
+static void predict(struct model *m, struct mreq *r)
+{
+    switch (r->op) {
+    case OP_TRANSFER:
+        r->expect = (r->t[0].flags & (LEDGER_TRANSFER_POST | LEDGER_TRANSFER_VOID))
+                        ? model_resolve(m, &r->t[0], false)
+                        : model_transfer(m, &r->t[0]);
+        break;
+    case OP_BATCH: {
+        /* All or nothing: apply to a copy of the accounts, keep it only if
+         * every member succeeds. */
+        struct macct saved[MODEL_ACCOUNTS_MAX];
+        size_t nx = m->nx;
+        memcpy(saved, m->a, sizeof(saved));
+        r->expect = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            int rc = model_transfer(m, &r->t[i]);
+            if (rc < 0) {
+                r->expect = rc;
+                r->expect_index = i;
+                memcpy(m->a, saved, sizeof(saved));
+                m->nx = nx;
+                break;
+            }
+        }
+        break;
+    }
+    case OP_REVERSE:
+        r->expect = model_reverse(m, r);
+        break;
+    case OP_OPEN:
+        r->expect = HB_EEXISTS;
+        break;
+    case OP_EXPIRE:
+        r->expect = 0;
+        r->expect_expired = model_expire(m);
+        break;
+    }
+}
+
+static void submit(struct lt *t, struct mreq *r)
+{
+    int rc = 0;
+    switch (r->op) {
+    case OP_TRANSFER:
+        rc = ledger_transfer_create(t->ledger, &r->t[0], lt_cb, &r->res);
+        break;
+    case OP_BATCH:
+        rc = ledger_batch_create(t->ledger, r->t, r->n, lt_cb, &r->res);
+        break;
+    case OP_REVERSE:
+        rc = ledger_transfer_reverse(t->ledger, r->ids[0], r->links[0], r->rev_amount,
+                                     r->rev_kind, "model", lt_cb, &r->res);
+        break;
+    case OP_OPEN:
+        rc = ledger_account_open(t->ledger, r->ids[0], LEDGER_ACCOUNT_NO_OVERDRAFT, 10, lt_cb,
+                                 &r->res);
+        break;
+    case OP_EXPIRE:
+        rc = ledger_expire_run(t->ledger, lt_cb, &r->res);
+        break;
+    }
+    assert_int_equal(rc, 0);
+}
+
+static void check_balances(struct lt *t, struct model *m)
+{
+    static struct lt_res res[MODEL_ACCOUNTS_MAX];
+    for (int i = 0; i < m->na; i++) {
+        memset(&res[i], 0, sizeof(res[i]));
+        assert_int_equal(ledger_balance_get(t->ledger, m->a[i].id, lt_cb, &res[i]), 0);
+    }
+    for (int i = 0; i < m->na; i++) {
+        lt_wait(t, &res[i]);
+        const struct macct *a = &m->a[i];
+        const struct ledger_balance *b = &res[i].r.balance;
+        if (res[i].rc != 0 || b->posted != a->cp - a->dp || b->pending_debits != a->dpend ||
+            b->pending_credits != a->cpend)
+            fprintf(stderr, "account %s: ledger %" PRId64 "/%" PRId64 "/%" PRId64
+                            " model %" PRId64 "/%" PRId64 "/%" PRId64 "\n",
+                    a->id, b->posted, b->pending_debits, b->pending_credits, a->cp - a->dp,
+                    a->dpend, a->cpend);
+        assert_int_equal(res[i].rc, 0);
+        assert_int_equal(b->posted, a->cp - a->dp);
+        assert_int_equal(b->pending_debits, a->dpend);
+        assert_int_equal(b->pending_credits, a->cpend);
+        if (a->flagged)
+            assert_true(avail(a) >= 0);
+    }
+}
+
+static void full_verify(struct lt *t)
+{
+    char *out = NULL;
+    int rc = lt_verify(t->path, &out);
+    if (rc != 0)
+        fprintf(stderr, "%s", out);
+    assert_int_equal(rc, 0);
+    free(out);
+}
+
+static void test_model(void **state)
+{
+    (void)state;
+    static struct model m;
+    static struct mreq reqs[MODEL_GROUP_MAX];
+    struct lt t;
+    size_t seen[7] = {0}, expired = 0, debts = 0;
+    const char *env = getenv("HAIBOT_SEED");
+    uint64_t seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
+    fprintf(stderr, "ledger_model: seed=%" PRIu64 " (HAIBOT_SEED=%" PRIu64 " replays it)\n", seed,
+            seed);
+    memset(&m, 0, sizeof(m));
+    m.rng = seed * 2654435761u + 1;
+    m.x = calloc(MODEL_TRANSFERS_MAX, sizeof(*m.x));
+    assert_non_null(m.x);
+    lt_init(&t, true, false);
+    lt_ledger_close(&t);
+    t.opts.relaxed_sync = true;
+    lt_ledger_open(&t);
+    m.now = t.now;
+    m.dep = acct_add(&m, LEDGER_SYSTEM_DEPOSITS, false);
+    m.bonus = acct_add(&m, LEDGER_SYSTEM_BONUS, false);
+    acct_add(&m, LEDGER_SYSTEM_GRANTS, false);
+    m.rev = acct_add(&m, LEDGER_SYSTEM_REVENUE, false);
+    m.first_user = m.na;
+    const char *users[] = {"discord:1", "discord:2", "telegram:3", "console:alice",
+                           "pool:discord:9", "pool:telegram:-100"};
+    m.n_users = 6;
+    for (int i = 0; i < m.n_users; i++) {
+        struct lt_res res;
+        int u = acct_add(&m, users[i], true);
+        assert_int_equal(lt_open(&t, users[i], LEDGER_ACCOUNT_NO_OVERDRAFT, 10, &res), 0);
+        char bid[64];
+        snprintf(bid, sizeof(bid), "bonus:%s", users[i]);
+        m.a[m.bonus].dp += 10;
+        m.a[u].cp += 10;
+        xfer_add(&m, bid, m.bonus, u, 10, LEDGER_KIND_BONUS, 0);
+    }
+    for (int step = 0; step < MODEL_STEPS; step++) {
+        size_t n = (size_t)rnd_in(&m, 1, MODEL_GROUP_MAX);
+        for (size_t i = 0; i < n; i++) {
+            gen(&m, &reqs[i]);
+            if (reqs[i].op == OP_EXPIRE) {
+                /* Time moves before the group; every op in it sees it. */
+                m.now += rnd_in(&m, 0, 3000);
+                t.now = m.now;
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            predict(&m, &reqs[i]);
+        for (size_t i = 0; i < n; i++)
+            submit(&t, &reqs[i]);
+        for (size_t i = 0; i < n; i++) {
+            struct mreq *r = &reqs[i];
+            lt_wait(&t, &r->res);
+            if (r->res.rc != r->expect)
+                fprintf(stderr, "step %d op %zu (%d, id %s): got %s, model says %s\n", step, i,
+                        r->op, r->ids[0], hb_strerror(r->res.rc), hb_strerror(r->expect));
+            assert_int_equal(r->res.rc, r->expect);
+            if (r->op == OP_BATCH && r->expect < 0)
+                assert_int_equal(r->res.r.index, r->expect_index);
+            if (r->op == OP_REVERSE && r->expect == 0)
+                assert_int_equal(r->res.r.debt, r->expect_debt);
+            if (r->op == OP_EXPIRE)
+                assert_int_equal(r->res.r.expired, r->expect_expired);
+            seen[r->expect == 0 ? 0 : r->expect == HB_EEXISTS ? 1 : r->expect == HB_ECONFLICT ? 2
+                 : r->expect == HB_EFUNDS ? 3 : r->expect == HB_ESTATE ? 4
+                 : r->expect == HB_EINVAL ? 5 : 6]++;
+            expired += r->expect_expired;
+            debts += r->expect_debt > 0;
+        }
+        check_balances(&t, &m);
+        if ((step + 1) % MODEL_VERIFY_EVERY == 0)
+            full_verify(&t);
+    }
+    full_verify(&t);
+    fprintf(stderr, "ledger_model: ok=%zu exists=%zu conflict=%zu funds=%zu state=%zu invalid=%zu "
+            "other=%zu expired=%zu reversals_with_debt=%zu transfers=%zu\n", seen[0], seen[1],
+            seen[2], seen[3], seen[4], seen[5], seen[6], expired, debts, m.nx);
+    /* Every kind of result came up. */
+    for (int i = 0; i < 6; i++)
+        assert_true(seen[i] > 0);
+    assert_true(expired > 0);
+    lt_done(&t);
+    free(m.x);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_model),
+};
+
+TEST_GROUP_DEFINE(ledger_model, tests, lt_group_setup, lt_group_teardown)
