@@ -1342,7 +1342,7 @@ int config_file_check_mode(const char *path)
         return -errno;
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
         return 0;
-    log_warn("config.mode", "file=%s mode=%03o hint=%s", path, (unsigned)(st.st_mode & 0777),
+    log_warn("config.mode", "file=%s mode=%03o problem=readable or writable by other users hint=%s", path, (unsigned)(st.st_mode & 0777),
              "the file may hold secrets; make it private with chmod 600");
     return 1;
 }

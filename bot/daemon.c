@@ -43,6 +43,7 @@ struct daemon {
     size_t nadapters;
     size_t adapters_live;        /* started and not ended */
     size_t closing;              /* close operations still under way */
+    unsigned stop_signals;       /* SIGTERM/SIGINT received */
     int exit_code;
 };
 
@@ -183,9 +184,9 @@ static int daemon__adapters_start(struct daemon *d)
     struct adapter_host host = {
         .dispatch = daemon__dispatch, .ended = daemon__adapter_ended, .data = d};
     if (cfg->discord.enabled)
-        log_warn("adapter.unavailable", "adapter=discord reason=\"this build has no Discord adapter yet\"");
+        log_warn("adapter.unavailable", "adapter=discord reason=this build has no Discord adapter yet");
     if (cfg->telegram.enabled)
-        log_warn("adapter.unavailable", "adapter=telegram reason=\"this build has no Telegram adapter yet\"");
+        log_warn("adapter.unavailable", "adapter=telegram reason=this build has no Telegram adapter yet");
     if (cfg->console.enabled) {
         struct console_options opts = {.user = cfg->console.user,
                                        .admin = cfg->console.admin,
@@ -198,14 +199,14 @@ static int daemon__adapters_start(struct daemon *d)
         d->adapters[d->nadapters++] = a;
     }
     if (d->nadapters == 0) {
-        log_error("daemon.no_adapter", "hint=\"enable [console], [discord] or [telegram] in %s\"",
+        log_error("daemon.no_adapter", "hint=enable [console], [discord] or [telegram] in %s",
                   d->config_path);
         return HB_ECONFIG;
     }
     for (size_t i = 0; i < d->nadapters; i++) {
         int rc = d->adapters[i]->ops->start(d->adapters[i]);
         if (rc < 0) {
-            log_error("adapter.start_failed", "adapter=%s error=\"%s\"", d->adapters[i]->ops->name,
+            log_error("adapter.start_failed", "adapter=%s error=%s", d->adapters[i]->ops->name,
                       hb_strerror(rc));
             return rc;
         }
@@ -292,7 +293,7 @@ static void daemon__stop(struct daemon *d, const char *reason)
     if (d->state != DAEMON_RUNNING)
         return;
     d->state = DAEMON_DRAINING;
-    log_info("daemon.stopping", "reason=\"%s\" in_flight=%zu grace_s=%lld", reason,
+    log_info("daemon.stopping", "reason=%s in_flight=%zu grace_s=%lld", reason,
              router_in_flight(d->router), (long long)d->config->bot.shutdown_grace);
     for (size_t i = 0; i < d->nadapters; i++)
         d->adapters[i]->ops->stop(d->adapters[i]);
@@ -310,8 +311,8 @@ static void daemon__signal(uv_signal_t *s, int signum)
         daemon__reload(d, NULL);
         return;
     }
-    if (d->state != DAEMON_RUNNING) {
-        /* A second request to stop: the operator does not want to wait.
+    if (++d->stop_signals > 1) {
+        /* A second signal: the operator does not want to wait.
          * Committed ledger entries are durable; open reservations expire. */
         log_warn("daemon.exit_now", "signal=%s", strsignal(signum));
         _exit(1);
@@ -371,7 +372,7 @@ int daemon_run(const char *config_path)
     struct ledger_options lopts = {.path = d->config->storage.path};
     d->ledger = ledger_new(&d->loop, &lopts, &rc);
     if (d->ledger == NULL) {
-        log_error("ledger.open_failed", "path=%s error=\"%s\"", d->config->storage.path,
+        log_error("ledger.open_failed", "path=%s error=%s", d->config->storage.path,
                   hb_strerror(rc));
         goto fail_running;
     }
@@ -389,7 +390,7 @@ int daemon_run(const char *config_path)
     }
     rc = config_watch_start(d->watch);
     if (rc < 0)
-        log_warn("config.watch_unavailable", "file=%s error=\"%s\" note=\"edits apply on SIGHUP only\"",
+        log_warn("config.watch_unavailable", "file=%s error=%s note=edits apply on SIGHUP only",
                  config_path, uv_strerror(rc));
     log_info("daemon.started", "config=%s pid=%d", config_path, (int)getpid());
     rc = daemon__adapters_start(d);

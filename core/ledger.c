@@ -382,7 +382,7 @@ static int ledger__resolve(struct store_txn *txn, struct ledger_op *op, const st
     if (rc < 0)
         goto out;
     if (d.debits_pending < 0 || c.credits_pending < 0) {
-        log_error("ledger.corrupt", "pending=%s reason=\"reservation exceeds account sums\"", p.id);
+        log_error("ledger.corrupt", "pending=%s reason=reservation exceeds account sums", p.id);
         rc = HB_ETAMPER;
         goto out;
     }
@@ -817,7 +817,7 @@ static void ledger__done(struct store_job *job, int rc)
     struct ledger *l = op->ledger;
     if (op->type == LEDGER_OP_EXPIRE) {
         if (rc < 0)
-            log_error("ledger.expire", "err=\"%s\"", hb_strerror(rc));
+            log_error("ledger.expire", "err=%s", hb_strerror(rc));
         else if (op->result.expired > 0)
             log_info("ledger.expired", "count=%zu", op->result.expired);
     }

@@ -286,10 +286,12 @@ static void console__file_read(uv_fs_t *req)
     struct console *c = req->data;
     ssize_t n = req->result;
     uv_fs_req_cleanup(req);
-    c->refs--;
+    /* The request's reference is dropped last: ending the input may close
+     * the console from inside this callback. */
     if (n > 0 && c->reading && !c->closing) {
         console__feed(c, c->file_buf, (size_t)n);
         if (c->reading && !c->closing) {
+            c->refs--;
             console__file_next(c);
             return;
         }
@@ -298,6 +300,7 @@ static void console__file_read(uv_fs_t *req)
     }
     if (!c->closing)
         console__end(c);
+    c->refs--;
     console__maybe_free(c);
 }
 

@@ -194,6 +194,8 @@ static void test_sigterm_mid_work_exits_clean(void **state)
             break;
     }
     int status = test_child_finish(&c, 15000);
+    if (status != 0)
+        fprintf(stderr, "daemon stderr:\n%s\n", c.err);
     assert_int_equal(status, 0);
     assert_non_null(strstr(c.err, "daemon.stopped"));
     assert_null(strstr(c.err, "ERROR: AddressSanitizer"));
@@ -246,7 +248,7 @@ static void test_world_readable_config_warns(void **state)
     struct test_proc p;
     run(argv, "", &p);
     assert_int_equal(p.status, 0);
-    assert_non_null(strstr(p.err, "readable by other users"));
+    assert_non_null(strstr(p.err, "readable or writable by other users"));
     test_proc_free(&p);
 }
 
