@@ -1244,3 +1244,8 @@ void ledger_close(struct ledger *l, void (*cb)(void *data), void *data)
     uv_close((uv_handle_t *)&l->timer, ledger__timer_closed);
     store_stop(l->store, ledger__store_stopped, l);
 }
+
+struct store *ledger_store(struct ledger *ledger)
+{
+    return ledger->store;
+}

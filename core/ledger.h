@@ -135,6 +135,11 @@ struct ledger;
  *  set on failure (HB_ESCHEMA for a database newer than this build). */
 struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, int *rc);
 
+/** The store the ledger writes through, for other durable records that
+ *  share its thread and its group commits (core/state.h). Borrowed; valid
+ *  until ledger_close(). */
+struct store *ledger_store(struct ledger *ledger);
+
 /** Finish every queued operation (their callbacks fire), stop the thread,
  *  close the handles and free the ledger; then cb(data) (cb may be NULL). */
 void ledger_close(struct ledger *ledger, void (*cb)(void *data), void *data);

@@ -73,7 +73,18 @@ static const char *const store_migrations[] = {
     " BEGIN SELECT RAISE(ABORT, 'transfers are append-only'); END;",
     /* 2: usage statistics per day and model read transfers by kind and time. */
     "CREATE INDEX transfers_usage ON transfers(kind, ts);",
+    /* 3: small durable state outside the ledger (preferences, adapter
+     * cursors, per-scope settings), keyed by namespace and key. */
+    "CREATE TABLE state ("
+    " ns TEXT NOT NULL,"
+    " key TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (ns, key)"
+    ") WITHOUT ROWID;",
 };
+
+#define STORE_STATE_VERSION 3 /* the first schema with the state table */
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -108,6 +119,10 @@ enum store_stmt_id {
     ST_PENDING_EACH,
     ST_HISTORY,
     ST_USAGE,
+    ST_STATE_GET, /* from here on: statements of STORE_STATE_VERSION */
+    ST_STATE_PUT,
+    ST_STATE_DELETE,
+    ST_STATE_EACH,
     ST_COUNT
 };
 
@@ -153,6 +168,11 @@ static const char *const store_sql[ST_COUNT] = {
                  " WHERE kind = ?1 AND ts >= ?2 AND ts < ?3 AND (flags & ?4) = 0"
                  " AND (?5 IS NULL OR debit_account = ?5)"
                  " GROUP BY 1, 2 ORDER BY 1, 2 LIMIT ?6",
+    [ST_STATE_GET] = "SELECT value FROM state WHERE ns = ?1 AND key = ?2",
+    [ST_STATE_PUT] = "INSERT INTO state (ns, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)"
+                     " ON CONFLICT (ns, key) DO UPDATE SET value = ?3, updated_at = ?4",
+    [ST_STATE_DELETE] = "DELETE FROM state WHERE ns = ?1 AND key = ?2",
+    [ST_STATE_EACH] = "SELECT key, value FROM state WHERE ns = ?1 AND key >= ?2 ORDER BY key",
 };
 
 struct store_txn {
@@ -418,6 +438,10 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
             goto out;
     }
     for (int i = 0; i < ST_COUNT; i++) {
+        /* A database held at an older version (tests of upgrades) lacks the
+         * later tables; their statements stay unprepared. */
+        if (i >= ST_STATE_GET && s->version < STORE_STATE_VERSION)
+            continue;
         if (sqlite3_prepare_v3(s->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK) {
             rc = store__fail(s, store_sql[i]);
@@ -1004,6 +1028,81 @@ int store_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[S
     } else if (r != SQLITE_DONE) {
         rc = store__fail(s, "head_recorded");
     }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* ---- State ------------------------------------------------------------- */
+
+int store_txn_state_get(struct store_txn *txn, const char *ns, const char *key, char **value)
+{
+    struct store *s = txn->store;
+    *value = NULL;
+    if (s->stmt[ST_STATE_GET] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_STATE_GET);
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    int rc = 0;
+    if (r == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        *value = strdup(v != NULL ? (const char *)v : "");
+        if (*value == NULL)
+            rc = HB_ENOMEM;
+    } else if (r == SQLITE_DONE) {
+        rc = HB_ENOTFOUND;
+    } else {
+        rc = store__fail(s, "state_get");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_txn_state_put(struct store_txn *txn, const char *ns, const char *key, const char *value,
+                        int64_t now_ms)
+{
+    struct store *s = txn->store;
+    if (s->stmt[ST_STATE_PUT] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st;
+    if (value == NULL) {
+        st = store__stmt(s, ST_STATE_DELETE);
+        sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        return store__step_done(s, st, "state_delete");
+    }
+    st = store__stmt(s, ST_STATE_PUT);
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now_ms);
+    return store__step_done(s, st, "state_put");
+}
+
+int store_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
+                         int (*fn)(const char *key, const char *value, void *data), void *data)
+{
+    struct store *s = txn->store;
+    if (s->stmt[ST_STATE_EACH] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_STATE_EACH);
+    size_t plen = strlen(prefix);
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
+    int rc = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        const char *v = (const char *)sqlite3_column_text(st, 1);
+        if (k == NULL || strncmp(k, prefix, plen) != 0)
+            break; /* keys are ordered: past the prefix */
+        rc = fn(k, v != NULL ? v : "", data);
+        if (rc != 0)
+            break;
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = store__fail(s, "state_each");
     sqlite3_reset(st);
     return rc;
 }

@@ -205,4 +205,22 @@ int store_txn_history(struct store_txn *txn, const char *account, uint64_t befor
 int store_txn_usage(struct store_txn *txn, uint32_t kind, uint32_t flags_none, const char *account,
                     int64_t from, int64_t to, struct store_usage *out, size_t max, size_t *n);
 
+/* ---- State: small durable values outside the ledger ---------------------
+ * Namespaced keys ("prefs", "telegram", ...) with text values: member
+ * preferences, adapter cursors, per-scope settings. Never credits: those are
+ * transfers. */
+
+/** Read a value into *value (heap, the caller frees). HB_ENOTFOUND when the
+ *  key has none; HB_ESCHEMA on a database older than the state table. */
+int store_txn_state_get(struct store_txn *txn, const char *ns, const char *key, char **value);
+
+/** Set a value (NULL deletes it). now_ms is recorded with it. */
+int store_txn_state_put(struct store_txn *txn, const char *ns, const char *key, const char *value,
+                        int64_t now_ms);
+
+/** Call fn for each key in ns that starts with prefix, in key order, until
+ *  fn returns non-zero (which is returned). */
+int store_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
+                         int (*fn)(const char *key, const char *value, void *data), void *data);
+
 #endif

@@ -1,0 +1,168 @@
+#include "core/state.h"
+
+#include "core/error.h"
+#include "storage/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STATE_CONTAINER(ptr) ((struct state_op *)(void *)((char *)(ptr) - offsetof(struct state_op, job)))
+
+enum state_verb { STATE_GET, STATE_PUT, STATE_LIST };
+
+struct state_op {
+    struct store_job job;
+    enum state_verb verb;
+    char *ns;
+    char *key;              /* key, or prefix for a listing */
+    char *value;            /* put: the value (NULL deletes); get: what was read */
+    size_t max;             /* list: most entries */
+    struct state_entry *entries; /* list: results (strings owned here) */
+    size_t n;
+    state_cb cb;
+    state_list_cb list_cb;
+    void *data;
+};
+
+static int64_t state__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int state__collect(const char *key, const char *value, void *data)
+{
+    struct state_op *op = data;
+    if (op->n >= op->max)
+        return 1;
+    char *k = strdup(key);
+    char *v = strdup(value);
+    if (k == NULL || v == NULL) {
+        free(k);
+        free(v);
+        return HB_ENOMEM;
+    }
+    op->entries[op->n].key = k;
+    op->entries[op->n].value = v;
+    op->n++;
+    return 0;
+}
+
+static int state__run(struct store_txn *txn, struct store_job *job)
+{
+    struct state_op *op = STATE_CONTAINER(job);
+    switch (op->verb) {
+    case STATE_GET:
+        return store_txn_state_get(txn, op->ns, op->key, &op->value);
+    case STATE_PUT:
+        return store_txn_state_put(txn, op->ns, op->key, op->value, state__now_ms());
+    case STATE_LIST: {
+        int rc = store_txn_state_each(txn, op->ns, op->key, state__collect, op);
+        return rc == 1 ? 0 : rc;
+    }
+    }
+    return HB_EINVAL;
+}
+
+static void state__op_free(struct state_op *op)
+{
+    for (size_t i = 0; i < op->n; i++) {
+        free((char *)op->entries[i].key);
+        free((char *)op->entries[i].value);
+    }
+    free(op->entries);
+    free(op->ns);
+    free(op->key);
+    free(op->value);
+    free(op);
+}
+
+static void state__done(struct store_job *job, int rc)
+{
+    struct state_op *op = STATE_CONTAINER(job);
+    if (op->verb == STATE_LIST) {
+        if (op->list_cb != NULL)
+            op->list_cb(rc, op->entries, rc == 0 ? op->n : 0, op->data);
+    } else if (op->cb != NULL) {
+        op->cb(rc, op->verb == STATE_GET && rc == 0 ? op->value : NULL, op->data);
+    }
+    state__op_free(op);
+}
+
+static struct state_op *state__op_new(enum state_verb verb, const char *ns, const char *key)
+{
+    if (ns == NULL || key == NULL || strlen(ns) + strlen(key) > STATE_KEY_MAX || ns[0] == '\0')
+        return NULL;
+    struct state_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return NULL;
+    op->verb = verb;
+    op->ns = strdup(ns);
+    op->key = strdup(key);
+    op->job.run = state__run;
+    op->job.done = state__done;
+    if (op->ns == NULL || op->key == NULL) {
+        state__op_free(op);
+        return NULL;
+    }
+    return op;
+}
+
+static int state__submit(struct store *store, struct state_op *op)
+{
+    int rc = store_submit(store, &op->job);
+    if (rc < 0)
+        state__op_free(op);
+    return rc;
+}
+
+int state_get(struct store *store, const char *ns, const char *key, state_cb cb, void *data)
+{
+    struct state_op *op = state__op_new(STATE_GET, ns, key);
+    if (op == NULL)
+        return HB_EINVAL;
+    op->cb = cb;
+    op->data = data;
+    return state__submit(store, op);
+}
+
+int state_put(struct store *store, const char *ns, const char *key, const char *value, state_cb cb,
+              void *data)
+{
+    if (value != NULL && strlen(value) > STATE_VALUE_MAX)
+        return HB_EOVERFLOW;
+    struct state_op *op = state__op_new(STATE_PUT, ns, key);
+    if (op == NULL)
+        return HB_EINVAL;
+    if (value != NULL) {
+        op->value = strdup(value);
+        if (op->value == NULL) {
+            state__op_free(op);
+            return HB_ENOMEM;
+        }
+    }
+    op->cb = cb;
+    op->data = data;
+    return state__submit(store, op);
+}
+
+int state_list(struct store *store, const char *ns, const char *prefix, size_t max,
+               state_list_cb cb, void *data)
+{
+    if (max == 0 || max > 1000)
+        return HB_EINVAL;
+    struct state_op *op = state__op_new(STATE_LIST, ns, prefix);
+    if (op == NULL)
+        return HB_EINVAL;
+    op->entries = calloc(max, sizeof(*op->entries));
+    if (op->entries == NULL) {
+        state__op_free(op);
+        return HB_ENOMEM;
+    }
+    op->max = max;
+    op->list_cb = cb;
+    op->data = data;
+    return state__submit(store, op);
+}

@@ -1,0 +1,41 @@
+/* Durable state outside the ledger: member preferences, per-scope settings,
+ * adapter cursors. Values are short text under a namespace and a key.
+ *
+ * Operations run on the store's thread, in the same group commits as ledger
+ * operations, and call back on the loop after the commit is durable. Never
+ * put credits here: every credit movement is a ledger transfer. */
+#ifndef HB_STATE_H
+#define HB_STATE_H
+
+#include <stddef.h>
+
+struct store;
+
+#define STATE_KEY_MAX 256     /* namespace and key, in bytes */
+#define STATE_VALUE_MAX 65536 /* value, in bytes */
+
+/** Completion: rc is 0, HB_ENOTFOUND (get: no value), or an error. value is
+ *  the value read (get) or NULL; borrowed for the callback. */
+typedef void (*state_cb)(int rc, const char *value, void *data);
+
+/** Read ns/key. Returns 0 (cb follows) or a negative code (no callback). */
+int state_get(struct store *store, const char *ns, const char *key, state_cb cb, void *data);
+
+/** Write ns/key = value, or delete it when value is NULL. cb may be NULL.
+ *  Returns 0 (cb follows) or a negative code (no callback). */
+int state_put(struct store *store, const char *ns, const char *key, const char *value, state_cb cb,
+              void *data);
+
+/** One entry of a listing. */
+struct state_entry {
+    const char *key;
+    const char *value;
+};
+
+/** List the keys of ns that start with prefix (at most max, in key order).
+ *  cb receives rc, the entries and their count. */
+typedef void (*state_list_cb)(int rc, const struct state_entry *entries, size_t n, void *data);
+int state_list(struct store *store, const char *ns, const char *prefix, size_t max,
+               state_list_cb cb, void *data);
+
+#endif

@@ -1,0 +1,115 @@
+#include "tests/test.h"
+
+#include "core/error.h"
+#include "core/state.h"
+#include "tests/core/ledger_helpers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct got {
+    bool done;
+    int rc;
+    char value[256];
+    size_t n;
+    char keys[8][64];
+};
+
+static void got_cb(int rc, const char *value, void *data)
+{
+    struct got *g = data;
+    g->done = true;
+    g->rc = rc;
+    snprintf(g->value, sizeof(g->value), "%s", value != NULL ? value : "(null)");
+}
+
+static void got_list_cb(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct got *g = data;
+    g->done = true;
+    g->rc = rc;
+    g->n = n;
+    for (size_t i = 0; i < n && i < 8; i++)
+        snprintf(g->keys[i], sizeof(g->keys[i]), "%s=%s", e[i].key, e[i].value);
+}
+
+static void run_until(struct lt *t, struct got *g)
+{
+    while (!g->done)
+        uv_run(&t->loop, UV_RUN_ONCE);
+}
+
+static void put(struct lt *t, const char *ns, const char *key, const char *value)
+{
+    struct got g = {0};
+    assert_int_equal(state_put(ledger_store(t->ledger), ns, key, value, got_cb, &g), 0);
+    run_until(t, &g);
+    assert_int_equal(g.rc, 0);
+}
+
+static struct got get(struct lt *t, const char *ns, const char *key)
+{
+    struct got g = {0};
+    assert_int_equal(state_get(ledger_store(t->ledger), ns, key, got_cb, &g), 0);
+    run_until(t, &g);
+    return g;
+}
+
+static void test_state_put_get_delete_persist(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, false, false);
+    struct got g = get(&t, "prefs", "discord:1/model");
+    assert_int_equal(g.rc, HB_ENOTFOUND);
+    put(&t, "prefs", "discord:1/model", "demo-chat");
+    put(&t, "prefs", "discord:1/model", "gpt-4o-mini"); /* overwrite */
+    put(&t, "prefs", "discord:2/model", "demo-chat");
+    put(&t, "other", "discord:1/model", "x");
+    g = get(&t, "prefs", "discord:1/model");
+    assert_int_equal(g.rc, 0);
+    assert_string_equal(g.value, "gpt-4o-mini");
+
+    /* Values survive a restart. */
+    lt_ledger_close(&t);
+    lt_ledger_open(&t);
+    g = get(&t, "prefs", "discord:1/model");
+    assert_string_equal(g.value, "gpt-4o-mini");
+
+    struct got l = {0};
+    assert_int_equal(state_list(ledger_store(t.ledger), "prefs", "discord:", 10, got_list_cb, &l), 0);
+    run_until(&t, &l);
+    assert_int_equal(l.rc, 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.keys[0], "discord:1/model=gpt-4o-mini");
+    assert_string_equal(l.keys[1], "discord:2/model=demo-chat");
+
+    put(&t, "prefs", "discord:1/model", NULL);
+    g = get(&t, "prefs", "discord:1/model");
+    assert_int_equal(g.rc, HB_ENOTFOUND);
+    lt_done(&t);
+}
+
+static void test_state_rejects_bad_input(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, false, false);
+    struct store *s = ledger_store(t.ledger);
+    assert_int_equal(state_get(s, "", "k", got_cb, NULL), HB_EINVAL);
+    assert_int_equal(state_get(s, "ns", NULL, got_cb, NULL), HB_EINVAL);
+    char *big = malloc(STATE_VALUE_MAX + 2);
+    memset(big, 'x', STATE_VALUE_MAX + 1);
+    big[STATE_VALUE_MAX + 1] = '\0';
+    assert_int_equal(state_put(s, "ns", "k", big, NULL, NULL), HB_EOVERFLOW);
+    free(big);
+    assert_int_equal(state_list(s, "ns", "", 0, got_list_cb, NULL), HB_EINVAL);
+    lt_done(&t);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_state_put_get_delete_persist),
+    cmocka_unit_test(test_state_rejects_bad_input),
+};
+
+TEST_GROUP_DEFINE(state, tests, lt_group_setup, lt_group_teardown)
