@@ -9,6 +9,9 @@
 #include "core/error.h"
 #include "core/ledger.h"
 #include "core/log.h"
+#include "core/state.h"
+
+#include <openssl/rand.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -215,6 +218,68 @@ static int daemon__adapters_start(struct daemon *d)
     return 0;
 }
 
+/* ---- the button key --------------------------------------------------- */
+
+static void daemon__key_stored(int rc, const char *value, void *data)
+{
+    struct daemon *d = data;
+    (void)value;
+    if (d->state != DAEMON_RUNNING)
+        return;
+    if (rc < 0) {
+        log_error("daemon.button_key", "error=%s", hb_strerror(rc));
+        d->exit_code = 1;
+        daemon__stop(d, "the button key could not be stored");
+        return;
+    }
+    rc = daemon__adapters_start(d);
+    if (rc < 0) {
+        d->exit_code = 1;
+        daemon__stop(d, "an adapter could not start");
+    }
+}
+
+/* The key that signs button refs lives in the state table, so buttons keep
+ * working across restarts. Adapters start once it is loaded. */
+static void daemon__key_loaded(int rc, const char *value, void *data)
+{
+    struct daemon *d = data;
+    if (d->state != DAEMON_RUNNING)
+        return;
+    static const char hex[] = "0123456789abcdef";
+    if (rc == 0 && value != NULL && strlen(value) == 2 * BUTTON_KEY_SIZE) {
+        for (size_t i = 0; i < BUTTON_KEY_SIZE; i++) {
+            const char *hi = strchr(hex, value[2 * i]);
+            const char *lo = strchr(hex, value[2 * i + 1]);
+            if (hi == NULL || lo == NULL) {
+                rc = HB_EPROTO;
+                break;
+            }
+            d->core.button_key[i] = (uint8_t)(((hi - hex) << 4) | (lo - hex));
+        }
+        if (rc == 0) {
+            daemon__key_stored(0, NULL, d);
+            return;
+        }
+    }
+    if (rc != HB_ENOTFOUND && rc != 0)
+        log_warn("daemon.button_key", "problem=%s action=new key; older buttons stop working",
+                 hb_strerror(rc));
+    char text[2 * BUTTON_KEY_SIZE + 1];
+    if (RAND_bytes(d->core.button_key, BUTTON_KEY_SIZE) != 1) {
+        daemon__key_stored(HB_EIO, NULL, d);
+        return;
+    }
+    for (size_t i = 0; i < BUTTON_KEY_SIZE; i++) {
+        text[2 * i] = hex[d->core.button_key[i] >> 4];
+        text[2 * i + 1] = hex[d->core.button_key[i] & 0xf];
+    }
+    text[2 * BUTTON_KEY_SIZE] = '\0';
+    rc = state_put(ledger_store(d->ledger), "bot", "button_key", text, daemon__key_stored, d);
+    if (rc < 0)
+        daemon__key_stored(rc, NULL, d);
+}
+
 /* ---- stopping --------------------------------------------------------- */
 
 static void daemon__closed_one(void *data)
@@ -393,11 +458,11 @@ int daemon_run(const char *config_path)
         log_warn("config.watch_unavailable", "file=%s error=%s note=edits apply on SIGHUP only",
                  config_path, uv_strerror(rc));
     log_info("daemon.started", "config=%s pid=%d", config_path, (int)getpid());
-    rc = daemon__adapters_start(d);
+    rc = state_get(ledger_store(d->ledger), "bot", "button_key", daemon__key_loaded, d);
     if (rc < 0)
         goto fail_running;
     uv_run(&d->loop, UV_RUN_DEFAULT);
-    exit_code = 0;
+    exit_code = d->exit_code;
     goto closed;
 fail_running:
     /* Start failed with handles open: close them the normal way. */

@@ -132,6 +132,32 @@ static void router__refuse_done(struct invocation *inv)
     invocation_clear(inv);
 }
 
+/* Hand a checked invocation to fn with a reply handle the router watches. */
+static void router__run(struct router *r, struct invocation *inv, const struct command_spec *spec,
+                        command_handler_fn fn)
+{
+    struct router_call *call = calloc(1, sizeof(*call));
+    if (call == NULL) {
+        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
+        router__refuse_done(inv);
+        return;
+    }
+    call->router = r;
+    call->inner = inv->reply;
+    call->inv = *inv;
+    call->inv.spec = spec;
+    call->inv.reply = &call->reply;
+    call->reply.ops = &router_reply_ops;
+    call->reply.data = call;
+    memset(inv->opts, 0, sizeof(inv->opts)); /* the call owns the strings now */
+    inv->reply = NULL;
+    r->in_flight++;
+    log_debug("command.run", "command=%s platform=%s event=%s button=%d", spec->name,
+              command_platform_name(call->inv.platform), call->inv.event_id,
+              call->inv.button_ref[0] != '\0');
+    fn(r->core, &call->inv);
+}
+
 void router_dispatch(struct router *r, struct invocation *inv, const char *args)
 {
     char err[512];
@@ -141,6 +167,20 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
         return;
     }
     const struct command_spec *spec;
+    if (inv->button_ref[0] != '\0') {
+        /* A button press: route by the ref's prefix; the handler checks
+         * that the ref belongs to the member pressing it. */
+        spec = commands_find_button(inv->button_ref);
+        if (spec == NULL || spec->on_button == NULL ||
+            (spec->access == COMMAND_ACCESS_ADMIN && !inv->admin)) {
+            reply_text(inv->reply, true, "This button is no longer active.");
+            router__refuse_done(inv);
+            return;
+        }
+        snprintf(inv->name, sizeof(inv->name), "%s", spec->name);
+        router__run(r, inv, spec, spec->on_button);
+        return;
+    }
     if (inv->name[0] == '\0' && args != NULL) {
         spec = commands_match(args, inv->name, sizeof(inv->name), &args);
     } else {
@@ -165,23 +205,5 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
         router__refuse_done(inv);
         return;
     }
-    struct router_call *call = calloc(1, sizeof(*call));
-    if (call == NULL) {
-        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
-        router__refuse_done(inv);
-        return;
-    }
-    call->router = r;
-    call->inner = inv->reply;
-    call->inv = *inv;
-    call->inv.spec = spec;
-    call->inv.reply = &call->reply;
-    call->reply.ops = &router_reply_ops;
-    call->reply.data = call;
-    memset(inv->opts, 0, sizeof(inv->opts)); /* the call owns the strings now */
-    inv->reply = NULL;
-    r->in_flight++;
-    log_debug("command.run", "command=%s platform=%s event=%s", spec->name,
-              command_platform_name(call->inv.platform), call->inv.event_id);
-    spec->handler(r->core, &call->inv);
+    router__run(r, inv, spec, spec->handler);
 }

@@ -125,6 +125,8 @@ struct invocation {
     char event_id[COMMAND_EVENT_ID_MAX]; /* stable id of the causing event */
     bool admin;                     /* the adapter's verdict on admin rights */
     char name[32];                  /* command name without the slash */
+    char button_ref[COMMAND_BUTTON_REF_MAX + 1]; /* a button press: the pressed button's
+                                                    ref (see core/button.h); else "" */
     const struct command_spec *spec; /* set by the router */
     struct command_value opts[COMMAND_MAX_OPTIONS]; /* in the spec's option order */
     struct reply *reply;            /* where answers go */

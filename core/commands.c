@@ -45,6 +45,19 @@ const struct command_spec *commands_find(const char *name)
     return NULL;
 }
 
+const struct command_spec *commands_find_button(const char *ref)
+{
+    size_t plen = strcspn(ref, ":");
+    if (ref[plen] != ':')
+        return NULL;
+    for (size_t i = 0; i < sizeof(command_list) / sizeof(command_list[0]); i++) {
+        const char *p = command_list[i].button_prefix;
+        if (p != NULL && strlen(p) == plen && strncmp(p, ref, plen) == 0)
+            return &command_list[i];
+    }
+    return NULL;
+}
+
 /* Does `line` start with the words of `name` followed by a space or the end? */
 static bool commands__prefix(const char *line, const char *name, const char **after)
 {

@@ -45,7 +45,12 @@ struct command_spec {
     const struct command_option_spec *options;
     size_t noptions;
     command_handler_fn handler;
+    const char *button_prefix;     /* button refs "<prefix>:..." made by this command */
+    command_handler_fn on_button;  /* runs for a press of one of those buttons */
 };
+
+/** The command whose buttons carry refs starting "<prefix>:". NULL if none. */
+const struct command_spec *commands_find_button(const char *ref);
 
 /** The table, and its size. */
 const struct command_spec *commands_table(size_t *count);

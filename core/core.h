@@ -5,6 +5,8 @@
 #ifndef HB_CORE_H
 #define HB_CORE_H
 
+#include "core/button.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,6 +25,7 @@ struct core {
     struct ledger *ledger;             /* credits; NULL while stopping */
     int64_t welcome_bonus;             /* credits a new wallet receives once */
     int64_t reservation_timeout_ms;    /* how long a reservation may stay open */
+    uint8_t button_key[BUTTON_KEY_SIZE]; /* signs button refs; kept in the state table */
     const struct core_host_ops *host_ops; /* may be NULL in tests */
     void *host;                        /* passed back to host_ops */
 };

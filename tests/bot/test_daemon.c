@@ -240,6 +240,21 @@ static void test_file_edit_reloads_live(void **state)
     test_child_free(&c);
 }
 
+static void test_no_adapter_is_an_error(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char text[1024];
+    snprintf(text, sizeof(text), "[storage]\npath = %s\n[console]\nenabled = false\n", f->db);
+    test_file_write(f->conf, text, (size_t)-1);
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    run(argv, NULL, &p);
+    assert_int_equal(p.status, 1);
+    assert_non_null(strstr(p.err, "daemon.no_adapter"));
+    assert_non_null(strstr(p.err, "enable [console], [discord] or [telegram]"));
+    test_proc_free(&p);
+}
+
 static void test_world_readable_config_warns(void **state)
 {
     struct daemon_fixture *f = *state;
@@ -263,6 +278,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_sigterm_mid_work_exits_clean, setup, teardown),
     cmocka_unit_test_setup_teardown(test_sighup_reloads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_file_edit_reloads_live, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_no_adapter_is_an_error, setup, teardown),
     cmocka_unit_test_setup_teardown(test_world_readable_config_warns, setup, teardown),
 };
 

@@ -1,6 +1,7 @@
 #include "tests/test.h"
 
 #include "bot/router.h"
+#include "core/button.h"
 #include "core/commands.h"
 #include "core/core.h"
 #include "core/error.h"
@@ -235,7 +236,69 @@ static void test_router_drain_waits_for_work(void **state)
     router_free(r);
 }
 
+static void test_button_refs(void **state)
+{
+    (void)state;
+    uint8_t key[BUTTON_KEY_SIZE] = {1, 2, 3};
+    struct invocation owner;
+    memset(&owner, 0, sizeof(owner));
+    owner.platform = COMMAND_PLATFORM_TELEGRAM;
+    strcpy(owner.user_id, "123456789");
+    strcpy(owner.scope_id, "-100987654321");
+    char ref[COMMAND_BUTTON_REF_MAX + 1];
+    assert_int_equal(button_ref_make(ref, key, "hist", "p2.s12345", &owner), 0);
+    assert_true(strlen(ref) <= 64);
+
+    struct invocation press = owner;
+    strcpy(press.button_ref, ref);
+    char payload[64];
+    assert_int_equal(button_ref_check(&press, key, payload, sizeof(payload)), 0);
+    assert_string_equal(payload, "p2.s12345");
+
+    /* Another member, another scope, another key, or an edited payload: refused. */
+    strcpy(press.user_id, "111");
+    assert_int_equal(button_ref_check(&press, key, payload, sizeof(payload)), HB_EPERM);
+    press = owner;
+    strcpy(press.button_ref, ref);
+    strcpy(press.scope_id, "-100111");
+    assert_int_equal(button_ref_check(&press, key, payload, sizeof(payload)), HB_EPERM);
+    press = owner;
+    strcpy(press.button_ref, ref);
+    uint8_t other[BUTTON_KEY_SIZE] = {9};
+    assert_int_equal(button_ref_check(&press, other, payload, sizeof(payload)), HB_EPERM);
+    snprintf(press.button_ref, sizeof(press.button_ref), "hist:p9.s12345:%s", strrchr(ref, ':') + 1);
+    assert_int_equal(button_ref_check(&press, key, payload, sizeof(payload)), HB_EPERM);
+    strcpy(press.button_ref, "garbage");
+    assert_int_equal(button_ref_check(&press, key, payload, sizeof(payload)), HB_EINVAL);
+
+    /* Refs that would not fit Telegram's 64 bytes are refused at creation. */
+    assert_int_equal(button_ref_make(ref, key, "hist", "a-very-long-payload-that-does-not-fit-in-sixty-four-bytes-at-all", &owner),
+                     HB_EINVAL);
+    assert_int_equal(button_ref_make(ref, key, "Bad!", "1", &owner), HB_EINVAL);
+    assert_int_equal(button_ref_make(ref, key, "hist", "a:b", &owner), HB_EINVAL);
+}
+
+static void test_router_unknown_button(void **state)
+{
+    (void)state;
+    struct core core = {.bot_name = "Test Bot"};
+    struct router *r = router_new(&core);
+    struct reply_capture cap;
+    reply_capture_init(&cap);
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    strcpy(inv.button_ref, "nosuch:1:AAAAAAAAAAA");
+    inv.reply = &cap.reply;
+    router_dispatch(r, &inv, NULL);
+    assert_int_equal(cap.finished, 1);
+    assert_non_null(strstr(cap.text, "no longer active"));
+    reply_capture_close(&cap);
+    router_free(r);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_button_refs),
+    cmocka_unit_test(test_router_unknown_button),
     cmocka_unit_test(test_parse_positional_and_rest),
     cmocka_unit_test(test_parse_named_anywhere),
     cmocka_unit_test(test_parse_errors_are_specific),
