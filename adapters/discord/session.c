@@ -181,6 +181,7 @@ void discord_identify_gate_init(struct discord_identify_gate *g, unsigned max_co
     if (max_concurrency > DISCORD_IDENTIFY_BUCKETS_MAX)
         max_concurrency = DISCORD_IDENTIFY_BUCKETS_MAX;
     g->max_concurrency = max_concurrency;
+    g->spacing_ms = DISCORD_IDENTIFY_SPACING_MS;
 }
 
 uint64_t discord_identify_gate_take(struct discord_identify_gate *g, unsigned shard_id,
@@ -189,7 +190,7 @@ uint64_t discord_identify_gate_take(struct discord_identify_gate *g, unsigned sh
     unsigned bucket = shard_id % g->max_concurrency;
     if (g->next_ms[bucket] > now_ms)
         return g->next_ms[bucket] - now_ms;
-    g->next_ms[bucket] = now_ms + DISCORD_IDENTIFY_SPACING_MS;
+    g->next_ms[bucket] = now_ms + g->spacing_ms;
     return 0;
 }
 

@@ -125,6 +125,7 @@ uint64_t discord_send_limit_take(struct discord_send_limit *l, uint64_t now_ms, 
  *  shard_id % max_concurrency. */
 struct discord_identify_gate {
     unsigned max_concurrency;
+    uint32_t spacing_ms; /* time between two IDENTIFYs of one bucket (5000; tests shorten it) */
     uint64_t next_ms[DISCORD_IDENTIFY_BUCKETS_MAX];
 };
 

@@ -5,13 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A buffer grown for one large payload (a big GUILD_CREATE) is given back
+ * before the next payload, so a connection does not keep megabytes for the
+ * rare big one. */
+#define ZSTREAM_KEEP_CAP (256 * 1024)
+#define ZSTREAM_START_CAP (16 * 1024)
+
 static const uint8_t zstream_marker[4] = {0x00, 0x00, 0xff, 0xff};
 
 int discord_zstream_init(struct discord_zstream *zs, size_t max_payload)
 {
     memset(zs, 0, sizeof(*zs));
     zs->max_payload = max_payload;
-    zs->out_cap = 16 * 1024;
+    zs->out_cap = ZSTREAM_START_CAP;
     zs->out = malloc(zs->out_cap);
     if (zs->out == NULL)
         return HB_ENOMEM;
@@ -49,8 +55,21 @@ static void zstream__tail(struct discord_zstream *zs, const uint8_t *data, size_
 int discord_zstream_feed(struct discord_zstream *zs, const void *data, size_t len,
                          const char **payload, size_t *plen)
 {
+    return discord_zstream_feed_part(zs, data, len, 1, payload, plen);
+}
+
+int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size_t len,
+                              int message_end, const char **payload, size_t *plen)
+{
     if (!zs->ready)
         return HB_EPROTO;
+    if (zs->out_len == 0 && zs->out_cap > ZSTREAM_KEEP_CAP) {
+        char *small = realloc(zs->out, ZSTREAM_START_CAP);
+        if (small != NULL) {
+            zs->out = small;
+            zs->out_cap = ZSTREAM_START_CAP;
+        }
+    }
     zs->z.next_in = (Bytef *)(uintptr_t)data;
     zs->z.avail_in = (uInt)len;
     while (zs->z.avail_in > 0) {
@@ -78,6 +97,8 @@ int discord_zstream_feed(struct discord_zstream *zs, const void *data, size_t le
             return HB_EOVERFLOW;
     }
     zstream__tail(zs, data, len);
+    if (!message_end)
+        return 0;
     if (zs->tail_len < 4 || memcmp(zs->tail, zstream_marker, 4) != 0)
         return 0;
     zs->out[zs->out_len] = '\0';

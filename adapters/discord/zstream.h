@@ -31,12 +31,20 @@ int discord_zstream_init(struct discord_zstream *zs, size_t max_payload);
 /** Release the context. */
 void discord_zstream_close(struct discord_zstream *zs);
 
-/** Feed one websocket message (or fragment). Returns 1 when it completed a
+/** Feed one whole websocket message. Returns 1 when it completed a
  *  payload: *payload and *len point at the inflated JSON (NUL-terminated,
  *  valid until the next call); 0 when more is needed; HB_EPROTO for a
  *  corrupt stream and HB_EOVERFLOW for an oversized payload (either way the
  *  connection must be dropped: the stream cannot be resynchronised). */
 int discord_zstream_feed(struct discord_zstream *zs, const void *data, size_t len,
                          const char **payload, size_t *plen);
+
+/** Feed part of a websocket message; message_end says whether this part
+ *  ends the message. The flush marker only counts at the end of a message:
+ *  compressed bytes inside a message may happen to read 00 00 ff ff at a
+ *  read boundary. Returns as discord_zstream_feed (never 1 when
+ *  message_end is 0). */
+int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size_t len,
+                              int message_end, const char **payload, size_t *plen);
 
 #endif

@@ -104,6 +104,71 @@ static void test_zstream_corrupt_and_oversized(void **state)
     free(o.buf);
 }
 
+static void test_zstream_marker_only_at_message_end(void **state)
+{
+    (void)state;
+    const char *payloads[] = {"{\"op\":11}", "{\"op\":1,\"d\":null}"};
+    struct zout o;
+    zcompress(payloads, 2, &o);
+    struct discord_zstream zs;
+    const char *msg;
+    size_t len;
+    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    /* A read boundary that happens to fall after 00 00 ff ff inside one
+     * websocket message does not end the payload. */
+    assert_int_equal(discord_zstream_feed_part(&zs, o.buf, o.ends[0], 0, &msg, &len), 0);
+    assert_int_equal(discord_zstream_feed_part(&zs, o.buf + o.ends[0], 0, 1, &msg, &len), 1);
+    assert_int_equal(len, strlen(payloads[0]));
+    assert_int_equal(discord_zstream_feed_part(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], 1,
+                                               &msg, &len),
+                     1);
+    assert_string_equal(msg, payloads[1]);
+    discord_zstream_close(&zs);
+    free(o.buf);
+}
+
+static void test_zstream_gives_back_big_buffers(void **state)
+{
+    (void)state;
+    size_t big_len = 2u << 20;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (char)('a' + (i * 7919u) % 26u);
+    big[big_len] = '\0';
+    const char *payloads[] = {big, "{\"op\":11}"};
+    struct zout o;
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit(&z, 1), Z_OK);
+    o.buf = malloc(4u << 20);
+    o.len = 0;
+    for (size_t i = 0; i < 2; i++) {
+        z.next_in = (Bytef *)payloads[i];
+        z.avail_in = (uInt)strlen(payloads[i]);
+        z.next_out = o.buf + o.len;
+        z.avail_out = (uInt)((4u << 20) - o.len);
+        assert_int_equal(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+        o.len = (size_t)(z.next_out - o.buf);
+        o.ends[i] = o.len;
+    }
+    deflateEnd(&z);
+    struct discord_zstream zs;
+    const char *msg;
+    size_t len;
+    assert_int_equal(discord_zstream_init(&zs, 16u << 20), 0);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
+    assert_int_equal(len, big_len);
+    assert_true(zs.out_cap > big_len);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], &msg, &len),
+                     1);
+    assert_string_equal(msg, "{\"op\":11}");
+    assert_true(zs.out_cap <= 256 * 1024);
+    discord_zstream_close(&zs);
+    free(o.buf);
+    free(big);
+}
+
 /* ---- session rules ------------------------------------------------------ */
 
 static void test_hello_identify_then_resume(void **state)
@@ -219,6 +284,9 @@ static void test_identify_gate_and_sharding(void **state)
     assert_int_equal(discord_identify_gate_take(&g, 1, 100), 0); /* other bucket */
     assert_int_equal(discord_identify_gate_take(&g, 2, 100), 5000); /* bucket 0 again */
     assert_int_equal(discord_identify_gate_take(&g, 2, 5100), 0);
+    g.spacing_ms = 50; /* shortened, as tests of the connection do */
+    assert_int_equal(discord_identify_gate_take(&g, 1, 5100), 0);
+    assert_int_equal(discord_identify_gate_take(&g, 1, 5120), 30);
     /* The documented example: guild 197038439483310086 on 2 shards lands... */
     uint64_t guild = 197038439483310086ULL;
     assert_int_equal(discord_shard_for_guild(guild, 1), 0);
@@ -229,6 +297,8 @@ static void test_identify_gate_and_sharding(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_zstream_split_anywhere),
     cmocka_unit_test(test_zstream_corrupt_and_oversized),
+    cmocka_unit_test(test_zstream_marker_only_at_message_end),
+    cmocka_unit_test(test_zstream_gives_back_big_buffers),
     cmocka_unit_test(test_hello_identify_then_resume),
     cmocka_unit_test(test_zombie_connection_reconnects),
     cmocka_unit_test(test_invalid_session_and_reconnect_ops),
