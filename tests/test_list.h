@@ -2,3 +2,4 @@
 TEST_GROUP(log)
 TEST_GROUP(commands)
 TEST_GROUP(discord_session)
+TEST_GROUP(discord_gateway)
