@@ -16,6 +16,8 @@
 #define GW_USER_QUEUE_MAX 1000
 #define GW_TYPE_MAX 64
 #define GW_CLOSE_GRACE_S 3 /* a close handshake that takes longer is cut */
+/* lws 4.1 keeps the close opcode out of its public enum; the value is 4. */
+#define LWS_WRITE_CLOSE_FRAME ((enum lws_write_protocol)4)
 
 /* ---- the shared context ------------------------------------------------- */
 
@@ -624,6 +626,11 @@ static void gw__receive(struct discord_gateway *gw, struct lws *wsi, const void 
         gw__payload(gw, json, jlen);
         return;
     }
+    if (rc == HB_EOVERFLOW) {
+        log_warn("discord.gateway.too_large", "shard=%u max_bytes=%zu", gw->shard_id,
+                 gw->max_payload);
+        return;
+    }
     if (rc < 0) {
         /* A broken zlib stream cannot be picked up again mid-way: a new
          * connection (resuming) starts a new one. */
@@ -632,12 +639,23 @@ static void gw__receive(struct discord_gateway *gw, struct lws *wsi, const void 
     }
 }
 
+/* Send the close frame ourselves, then drop the socket. lws 4.1 on libuv
+ * does not send the frame set by lws_close_reason() when a WRITEABLE
+ * callback returns -1: it kills the connection at once ("uv repeat"), and
+ * the peer never learns the code. */
+static int gw__close_now(struct lws *wsi, int code)
+{
+    unsigned char frame[LWS_PRE + 2];
+    frame[LWS_PRE] = (unsigned char)((code >> 8) & 0xff);
+    frame[LWS_PRE + 1] = (unsigned char)(code & 0xff);
+    lws_write(wsi, frame + LWS_PRE, 2, LWS_WRITE_CLOSE_FRAME);
+    return -1;
+}
+
 static int gw__writable(struct discord_gateway *gw, struct lws *wsi)
 {
-    if (gw->close_code != 0) {
-        lws_close_reason(wsi, (enum lws_close_status)gw->close_code, NULL, 0);
-        return -1;
-    }
+    if (gw->close_code != 0)
+        return gw__close_now(wsi, gw->close_code);
     struct gw_queue *q = &gw->ctl;
     if (q->head == NULL && gw->state == DISCORD_GW_IDENTIFIED)
         q = &gw->user;

@@ -83,8 +83,12 @@ int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size
             zs->out = grown;
             zs->out_cap = ncap;
         }
-        if (zs->out_cap - zs->out_len <= 1)
-            return HB_EOVERFLOW; /* full, and more input is waiting */
+        if (zs->out_cap - zs->out_len <= 1) {
+            /* Full at the maximum: inflate on into the same buffer so the
+             * stream stays in step, and drop this payload at its end. */
+            zs->discarding = 1;
+            zs->out_len = 0;
+        }
         zs->z.next_out = (Bytef *)zs->out + zs->out_len;
         zs->z.avail_out = (uInt)(zs->out_cap - zs->out_len - 1);
         int zr = inflate(&zs->z, Z_SYNC_FLUSH);
@@ -93,14 +97,22 @@ int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size
             break; /* no progress possible: input is exhausted */
         if (zr != Z_OK && zr != Z_BUF_ERROR)
             return HB_EPROTO;
-        if (zs->out_len > zs->max_payload)
-            return HB_EOVERFLOW;
+        if (zs->out_len > zs->max_payload) {
+            zs->discarding = 1;
+            zs->out_len = 0;
+        }
     }
     zstream__tail(zs, data, len);
     if (!message_end)
         return 0;
     if (zs->tail_len < 4 || memcmp(zs->tail, zstream_marker, 4) != 0)
         return 0;
+    if (zs->discarding) {
+        zs->discarding = 0;
+        zs->out_len = 0;
+        zs->tail_len = 0;
+        return HB_EOVERFLOW;
+    }
     zs->out[zs->out_len] = '\0';
     *payload = zs->out;
     *plen = zs->out_len;

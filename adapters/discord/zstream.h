@@ -21,6 +21,7 @@ struct discord_zstream {
     uint8_t tail[4];    /* the last four bytes fed, to spot the marker across frames */
     size_t tail_len;
     int ready;          /* z was initialised */
+    int discarding;     /* the payload being inflated is too large: dropped at its end */
 };
 
 /** Prepare a context for a new connection. max_payload bounds one inflated
@@ -33,9 +34,10 @@ void discord_zstream_close(struct discord_zstream *zs);
 
 /** Feed one whole websocket message. Returns 1 when it completed a
  *  payload: *payload and *len point at the inflated JSON (NUL-terminated,
- *  valid until the next call); 0 when more is needed; HB_EPROTO for a
- *  corrupt stream and HB_EOVERFLOW for an oversized payload (either way the
- *  connection must be dropped: the stream cannot be resynchronised). */
+ *  valid until the next call); 0 when more is needed; HB_EOVERFLOW when it
+ *  completed a payload larger than max_payload, which was dropped (the
+ *  stream stays usable); HB_EPROTO for a corrupt stream (the connection
+ *  must be dropped: the stream cannot be resynchronised). */
 int discord_zstream_feed(struct discord_zstream *zs, const void *data, size_t len,
                          const char **payload, size_t *plen);
 

@@ -237,8 +237,462 @@ static void test_identify_ready_events_in_order(void **state)
     gt_done(t);
 }
 
+/* ---- heartbeats ---------------------------------------------------------- */
+
+static void heartbeat_seen(struct gt *t, enum fake_gateway_seen what)
+{
+    if (what != FAKE_SEEN_HEARTBEAT)
+        return;
+    struct fake_gateway_stats st;
+    fake_gateway_stats(t->fake, &st);
+    /* A heartbeat after an unanswered one would have been a reconnect: the
+     * fourth heartbeat on one connection means three ACKs were taken. */
+    if (st.heartbeats >= 4)
+        gt_finish(t);
+}
+
+static void test_heartbeats_sent_and_acked(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_seen = heartbeat_seen;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_true(t->fst.heartbeats >= 4);
+    assert_true(t->fst.acks >= 4);
+    assert_int_equal(t->fst.connections, 1);
+    assert_int_equal(t->gst.reconnects, 0);
+    assert_int_equal(t->fst.last_heartbeat_seq, 1); /* READY's seq */
+    gt_done(t);
+}
+
+/* ---- zombie connection: missed ACK, resume, replay ------------------------ */
+
+static void zombie_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)d;
+    (void)len;
+    if (strcmp(type, "READY") == 0) {
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{\"content\":\"a\"}");
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{\"content\":\"b\"}");
+    } else if (seq == 3) {
+        /* From here the connection is a zombie, and two events are lost on it. */
+        fake_gateway_drop_acks(t->fake, true);
+        fake_gateway_dispatch_missed(t->fake, "MESSAGE_CREATE", "{\"content\":\"c\"}");
+        fake_gateway_dispatch_missed(t->fake, "MESSAGE_CREATE", "{\"content\":\"d\"}");
+    } else if (strcmp(type, "RESUMED") == 0) {
+        gt_finish(t);
+    }
+}
+
+static void test_zombie_closes_and_resumes(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = zombie_event;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->nev, 6);
+    gt_expect(t, 0, "READY", 1);
+    for (size_t i = 1; i < 5; i++)
+        gt_expect(t, i, "MESSAGE_CREATE", (int64_t)i + 1);
+    gt_expect(t, 5, "RESUMED", 6);
+    assert_int_equal(t->fst.identifies, 1);
+    assert_int_equal(t->fst.resumes, 1);
+    assert_string_equal(t->fst.last_resume_session, "fake-session-1");
+    assert_int_equal(t->fst.last_resume_seq, 3);
+    assert_int_equal(t->fst.client_closes, 2); /* the zombie's, then the stop's */
+    assert_int_equal(t->gst.resumes, 1);
+    assert_int_equal(t->gst.reconnects, 1);
+    assert_int_equal(t->gst.last_close_code, DISCORD_CLOSE_RESUMABLE);
+    assert_non_null(strstr(t->logbuf, "discord.gateway.zombie"));
+    gt_done(t);
+}
+
+static void zombie_close_seen(struct gt *t, enum fake_gateway_seen what)
+{
+    if (what != FAKE_SEEN_CLOSE)
+        return;
+    struct fake_gateway_stats st;
+    fake_gateway_stats(t->fake, &st);
+    /* The zombie's close must keep the session: not 1000 or 1001. */
+    if (st.client_closes == 1) {
+        assert_int_not_equal(st.last_client_close, 1000);
+        assert_int_not_equal(st.last_client_close, 1001);
+    }
+}
+
+static void test_zombie_close_code_keeps_session(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = zombie_event;
+    t->on_seen = zombie_close_seen;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->fst.resumes, 1);
+    gt_done(t);
+}
+
+/* ---- op 7, op 9 ------------------------------------------------------------ */
+
+static void op7_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)seq;
+    (void)d;
+    (void)len;
+    if (strcmp(type, "READY") == 0)
+        fake_gateway_reconnect(t->fake);
+    else if (strcmp(type, "RESUMED") == 0)
+        gt_finish(t);
+}
+
+static void test_op7_reconnects_and_resumes(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = op7_event;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->fst.connections, 2);
+    assert_int_equal(t->fst.identifies, 1);
+    assert_int_equal(t->fst.resumes, 1);
+    assert_int_equal(t->fst.last_resume_seq, 1);
+    assert_int_equal(t->gst.resumes, 1);
+    gt_done(t);
+}
+
+static void op9_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)seq;
+    (void)len;
+    if (strcmp(type, "READY") == 0 && strstr(d, "fake-session-1") != NULL) {
+        fake_gateway_invalid_session(t->fake, false);
+    } else if (strcmp(type, "READY") == 0) {
+        /* A new session, identified anew; now one that may be resumed. */
+        assert_non_null(strstr(d, "fake-session-2"));
+        fake_gateway_invalid_session(t->fake, true);
+    } else if (strcmp(type, "RESUMED") == 0) {
+        gt_finish(t);
+    }
+}
+
+static void test_op9_identifies_anew_or_resumes(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = op9_event;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->fst.identifies, 2);
+    assert_int_equal(t->fst.resumes, 1);
+    assert_string_equal(t->fst.last_resume_session, "fake-session-2");
+    assert_int_equal(t->fst.connections, 3);
+    assert_int_equal(t->gst.identifies, 2);
+    assert_int_equal(t->gst.resumes, 1);
+    gt_done(t);
+}
+
+/* ---- close codes ----------------------------------------------------------- */
+
+static void close4000_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)d;
+    (void)len;
+    if (strcmp(type, "READY") == 0) {
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{}");
+        fake_gateway_kick(t->fake, 4000);
+    } else if (strcmp(type, "RESUMED") == 0) {
+        assert_int_equal(seq, 3);
+        gt_finish(t);
+    }
+}
+
+static void test_close_4000_resumes(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = close4000_event;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->fst.identifies, 1);
+    assert_int_equal(t->fst.resumes, 1);
+    assert_int_equal(t->fst.last_resume_seq, 2);
+    assert_int_equal(t->gst.last_close_code, 4000);
+    assert_int_equal(t->gst.reconnects, 1);
+    gt_done(t);
+}
+
+static void close4004_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)seq;
+    (void)d;
+    (void)len;
+    if (strcmp(type, "READY") == 0)
+        fake_gateway_kick(t->fake, 4004);
+}
+
+static void close4004_later(uv_timer_t *timer)
+{
+    gt_finish(timer->data);
+}
+
+static void close4004_state(struct gt *t, enum discord_gateway_state state, int code)
+{
+    if (state != DISCORD_GW_STOPPED)
+        return;
+    assert_int_equal(code, 4004);
+    /* Give a reconnect, if one were coming, time to show up: the backoff
+     * after a close is at least 500 ms here. */
+    uv_timer_init(&t->loop, &t->later);
+    t->later.data = t;
+    t->later_used = true;
+    uv_timer_start(&t->later, close4004_later, 1200, 0);
+}
+
+static void test_close_4004_stops(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = close4004_event;
+    t->on_state = close4004_state;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->fst.connections, 1);
+    assert_int_equal(t->fst.identifies, 1);
+    assert_int_equal(t->gst.state, DISCORD_GW_STOPPED);
+    assert_int_equal(t->gst.reconnects, 0);
+    assert_int_equal(t->gst.last_close_code, 4004);
+    const char *line = strstr(t->logbuf, "discord.gateway.stopped");
+    assert_non_null(line);
+    assert_non_null(strstr(line, "code=4004"));
+    assert_non_null(strstr(line, "authentication failed"));
+    gt_done(t);
+}
+
+/* ---- bad input ------------------------------------------------------------- */
+
+static void malformed_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)len;
+    if (strcmp(type, "READY") == 0) {
+        fake_gateway_send_text(t->fake, "{\"t\":\"MESSAGE_CREATE\",\"s\":2,\"op\":0,\"d\":{\"a\":");
+        fake_gateway_send_text(t->fake, "not json at all");
+        fake_gateway_send_text(t->fake, "{\"t\":\"MESSAGE_CREATE\",\"s\":2,\"op\":0,\"d\":{}}}");
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{\"content\":\"after\"}");
+    } else {
+        assert_int_equal(seq, 2);
+        assert_non_null(strstr(d, "after"));
+        gt_finish(t);
+    }
+}
+
+static void test_malformed_json_skipped(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = malformed_event;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->nev, 2);
+    assert_int_equal(t->fst.connections, 1);
+    assert_int_equal(t->gst.reconnects, 0);
+    assert_non_null(strstr(t->logbuf, "discord.gateway.bad_payload"));
+    gt_done(t);
+}
+
+static void corrupt_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)d;
+    (void)len;
+    if (strcmp(type, "READY") == 0) {
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{}");
+    } else if (seq == 2) {
+        fake_gateway_send_corrupt(t->fake);
+        fake_gateway_dispatch_missed(t->fake, "MESSAGE_CREATE", "{\"content\":\"lost\"}");
+    } else if (strcmp(type, "RESUMED") == 0) {
+        gt_finish(t);
+    }
+}
+
+static void test_corrupt_stream_resumes(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = corrupt_event;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->fst.connections, 2);
+    assert_int_equal(t->fst.resumes, 1);
+    assert_int_equal(t->fst.last_resume_seq, 2);
+    gt_expect(t, 2, "MESSAGE_CREATE", 3); /* the lost one, replayed */
+    gt_expect(t, 3, "RESUMED", 4);
+    assert_non_null(strstr(t->logbuf, "discord.gateway.stream"));
+    gt_done(t);
+}
+
+/* ---- filtering and size ---------------------------------------------------- */
+
+static void unwanted_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)d;
+    (void)len;
+    if (strcmp(type, "READY") == 0) {
+        for (int i = 0; i < 3; i++)
+            fake_gateway_dispatch(t->fake, "TYPING_START", "{\"user_id\":\"1\"}");
+        fake_gateway_dispatch(t->fake, "PRESENCE_UPDATE", "{\"user\":{\"id\":\"1\"}}");
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{}");
+    } else {
+        assert_string_equal(type, "MESSAGE_CREATE");
+        assert_int_equal(seq, 6);
+        /* The next heartbeat must carry the seq of the skipped events too. */
+        t->step = 1;
+        fake_gateway_dispatch(t->fake, "TYPING_START", "{\"user_id\":\"2\"}");
+        fake_gateway_heartbeat_request(t->fake);
+    }
+}
+
+static void unwanted_seen(struct gt *t, enum fake_gateway_seen what)
+{
+    if (what != FAKE_SEEN_HEARTBEAT || t->step != 1)
+        return;
+    struct fake_gateway_stats st;
+    fake_gateway_stats(t->fake, &st);
+    if (st.last_heartbeat_seq == 7)
+        gt_finish(t);
+}
+
+static void test_unwanted_events_skipped_seq_advances(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = unwanted_event;
+    t->on_seen = unwanted_seen;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->nev, 2);
+    assert_int_equal(t->gst.seq, 7);
+    gt_done(t);
+}
+
+static void large_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)seq;
+    if (strcmp(type, "READY") == 0) {
+        fake_gateway_burst(t->fake, "GUILD_CREATE", 1, 1u << 20);
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{}");
+        return;
+    }
+    if (strcmp(type, "GUILD_CREATE") == 0) {
+        assert_true(len > (1u << 20) - 4096);
+        cJSON *g = cJSON_ParseWithLength(d, len);
+        assert_non_null(g);
+        const cJSON *ch = cJSON_GetObjectItemCaseSensitive(g, "channels");
+        assert_true(cJSON_GetArraySize(ch) > 1000);
+        cJSON_Delete(g);
+        return;
+    }
+    gt_finish(t);
+}
+
+static void test_large_payload_arrives_whole(void **state)
+{
+    (void)state;
+    static const char *const events[] = {"READY", "GUILD_CREATE", "MESSAGE_CREATE", NULL};
+    struct gt *t = gt_new();
+    t->on_event = large_event;
+    gt_start(t, events, 4u << 20);
+    gt_run(t);
+    assert_int_equal(t->nev, 3);
+    gt_expect(t, 1, "GUILD_CREATE", 2);
+    gt_expect(t, 2, "MESSAGE_CREATE", 3);
+    assert_int_equal(t->gst.reconnects, 0);
+    gt_done(t);
+}
+
+static void oversized_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)d;
+    (void)len;
+    if (strcmp(type, "READY") == 0) {
+        fake_gateway_burst(t->fake, "GUILD_CREATE", 1, 256 * 1024);
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{}");
+    } else if (strcmp(type, "MESSAGE_CREATE") == 0) {
+        assert_int_equal(seq, 3);
+        gt_finish(t);
+    }
+}
+
+static void test_oversized_payload_skipped(void **state)
+{
+    (void)state;
+    static const char *const events[] = {"READY", "GUILD_CREATE", "MESSAGE_CREATE", NULL};
+    struct gt *t = gt_new();
+    t->on_event = oversized_event;
+    gt_start(t, events, 64 * 1024);
+    gt_run(t);
+    /* Too large to take: skipped, and the stream goes on. */
+    assert_int_equal(t->nev, 2);
+    gt_expect(t, 1, "MESSAGE_CREATE", 3);
+    assert_int_equal(t->fst.connections, 1);
+    assert_non_null(strstr(t->logbuf, "discord.gateway.too_large"));
+    gt_done(t);
+}
+
+/* ---- the payload scanner --------------------------------------------------- */
+
+static bool scan_want(const char *type, size_t len, void *data)
+{
+    (void)data;
+    return len == 14 && memcmp(type, "MESSAGE_CREATE", 14) == 0;
+}
+
+static void test_payload_scan(void **state)
+{
+    (void)state;
+    struct discord_payload p;
+    const char *a = "{\"t\":\"MESSAGE_CREATE\",\"s\":42,\"op\":0,\"d\":{\"content\":\"}\\\"{\",\"x\":[1,{}]}}";
+    assert_int_equal(discord_payload_scan(a, strlen(a), scan_want, NULL, &p), 0);
+    assert_int_equal(p.op, 0);
+    assert_int_equal(p.seq, 42);
+    assert_int_equal(p.type_len, 14);
+    assert_false(p.skipped);
+    assert_int_equal(p.d_len, strlen("{\"content\":\"}\\\"{\",\"x\":[1,{}]}"));
+    assert_memory_equal(p.d, "{\"content\":\"}\\\"{\",\"x\":[1,{}]}", p.d_len);
+    /* Unwanted: stops before d (which is broken here, and never looked at). */
+    const char *b = "{\"t\":\"TYPING_START\",\"s\":7,\"op\":0,\"d\":{\"broken";
+    assert_int_equal(discord_payload_scan(b, strlen(b), scan_want, NULL, &p), 0);
+    assert_true(p.skipped);
+    assert_int_equal(p.seq, 7);
+    assert_null(p.d);
+    /* Any key order; null t and s. */
+    const char *c = " {\"d\" : {\"heartbeat_interval\":41250}, \"op\":10, \"s\":null, \"t\":null} ";
+    assert_int_equal(discord_payload_scan(c, strlen(c), scan_want, NULL, &p), 0);
+    assert_int_equal(p.op, 10);
+    assert_int_equal(p.seq, -1);
+    assert_null(p.type);
+    assert_int_equal(p.d_len, strlen("{\"heartbeat_interval\":41250}"));
+    const char *bad[] = {"", "[]", "{\"op\":0,\"d\":{}", "{\"op\":0,\"d\":{}}}", "{\"op\":0 \"d\":1}",
+                         "{\"op\":\"x\"}", "{\"t\":\"A\"}", "{\"op\":1,\"d\":\"abc}", "{\"op\":1,\"d\":]}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(discord_payload_scan(bad[i], strlen(bad[i]), NULL, NULL, &p), HB_EPROTO);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_payload_scan),
     cmocka_unit_test(test_identify_ready_events_in_order),
+    cmocka_unit_test(test_heartbeats_sent_and_acked),
+    cmocka_unit_test(test_zombie_closes_and_resumes),
+    cmocka_unit_test(test_zombie_close_code_keeps_session),
+    cmocka_unit_test(test_op7_reconnects_and_resumes),
+    cmocka_unit_test(test_op9_identifies_anew_or_resumes),
+    cmocka_unit_test(test_close_4000_resumes),
+    cmocka_unit_test(test_close_4004_stops),
+    cmocka_unit_test(test_malformed_json_skipped),
+    cmocka_unit_test(test_corrupt_stream_resumes),
+    cmocka_unit_test(test_unwanted_events_skipped_seq_advances),
+    cmocka_unit_test(test_large_payload_arrives_whole),
+    cmocka_unit_test(test_oversized_payload_skipped),
 };
 
 TEST_GROUP_DEFINE(discord_gateway, tests, NULL, NULL)

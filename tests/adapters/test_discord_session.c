@@ -104,6 +104,37 @@ static void test_zstream_corrupt_and_oversized(void **state)
     free(o.buf);
 }
 
+static void test_zstream_skips_oversized_and_goes_on(void **state)
+{
+    (void)state;
+    static char big[300000];
+    memset(big, 'q', sizeof(big) - 1);
+    for (size_t i = 0; i < sizeof(big) - 1; i += 7)
+        big[i] = (char)('a' + i % 23);
+    big[sizeof(big) - 1] = '\0';
+    const char *payloads[] = {"{\"op\":11}", big, "{\"op\":1,\"d\":7}"};
+    struct zout o;
+    zcompress(payloads, 3, &o);
+    struct discord_zstream zs;
+    const char *msg;
+    size_t len;
+    assert_int_equal(discord_zstream_init(&zs, 64 * 1024), 0);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
+    /* The big one in small parts: dropped at its end, and the stream goes on. */
+    int rc = 0;
+    for (size_t at = o.ends[0]; at < o.ends[1]; at += 1000) {
+        size_t n = o.ends[1] - at < 1000 ? o.ends[1] - at : 1000;
+        rc = discord_zstream_feed_part(&zs, o.buf + at, n, at + n == o.ends[1], &msg, &len);
+        if (at + n < o.ends[1])
+            assert_int_equal(rc, 0);
+    }
+    assert_int_equal(rc, HB_EOVERFLOW);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf + o.ends[1], o.ends[2] - o.ends[1], &msg, &len), 1);
+    assert_string_equal(msg, payloads[2]);
+    discord_zstream_close(&zs);
+    free(o.buf);
+}
+
 static void test_zstream_marker_only_at_message_end(void **state)
 {
     (void)state;
@@ -298,6 +329,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_zstream_split_anywhere),
     cmocka_unit_test(test_zstream_corrupt_and_oversized),
     cmocka_unit_test(test_zstream_marker_only_at_message_end),
+    cmocka_unit_test(test_zstream_skips_oversized_and_goes_on),
     cmocka_unit_test(test_zstream_gives_back_big_buffers),
     cmocka_unit_test(test_hello_identify_then_resume),
     cmocka_unit_test(test_zombie_connection_reconnects),

@@ -9,6 +9,8 @@
 #include <zlib.h>
 
 #define FAKE_FLOOD_CYCLE 2048
+/* lws 4.1 keeps the close opcode out of its public enum; the value is 4. */
+#define LWS_WRITE_CLOSE_FRAME ((enum lws_write_protocol)4)
 
 enum fake_kind {
     FK_TEXT,     /* a whole payload (sent as is, through zlib) */
@@ -470,11 +472,17 @@ static int fake__writable(struct fake_conn *c)
                 return -1;
             break;
         }
-        case FK_KICK:
-            lws_close_reason(c->wsi, (enum lws_close_status)it->code, NULL, 0);
+        case FK_KICK: {
+            /* The close frame is written here: lws 4.1 on libuv drops the
+             * one set by lws_close_reason() when WRITEABLE returns -1. */
+            unsigned char frame[LWS_PRE + 2];
+            frame[LWS_PRE] = (unsigned char)((it->code >> 8) & 0xff);
+            frame[LWS_PRE + 1] = (unsigned char)(it->code & 0xff);
+            lws_write(c->wsi, frame + LWS_PRE, 2, LWS_WRITE_CLOSE_FRAME);
             c->closing = true;
             fake__item_free(fake__list_pop(&c->items));
             return -1;
+        }
         default:
             break;
         }
@@ -849,7 +857,8 @@ static int fake__listen(struct fake_gateway *f)
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     void *loops[1] = {f->loop};
-    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    /* LWSDBG=1 in the environment shows everything libwebsockets says. */
+    lws_set_log_level(getenv("LWSDBG") != NULL ? 0xfff : (LLL_ERR | LLL_WARN), NULL);
     info.port = 0; /* an ephemeral port */
     info.iface = "127.0.0.1";
     info.protocols = fake_protocols;
