@@ -118,7 +118,17 @@ static void gt_seen(struct fake_gateway *f, enum fake_gateway_seen what, void *d
         t->on_seen(t, what);
 }
 
+static void gt_start_url(struct gt *t, const char *const *events, size_t max_payload,
+                         const char *host);
+
 static void gt_start(struct gt *t, const char *const *events, size_t max_payload)
+{
+    gt_start_url(t, events, max_payload, NULL);
+}
+
+/* host: connect by this name instead of the fake's 127.0.0.1. */
+static void gt_start_url(struct gt *t, const char *const *events, size_t max_payload,
+                         const char *host)
 {
     assert_int_equal(uv_loop_init(&t->loop), 0);
     t->logf = open_memstream(&t->logbuf, &t->loglen);
@@ -131,8 +141,13 @@ static void gt_start(struct gt *t, const char *const *events, size_t max_payload
     assert_non_null(t->ws);
     discord_identify_gate_init(&t->gate, 1);
     t->gate.spacing_ms = 50;
+    char url[128];
+    if (host != NULL)
+        snprintf(url, sizeof(url), "ws://%s:%d/", host, fake_gateway_port(t->fake));
+    else
+        snprintf(url, sizeof(url), "%s", fake_gateway_url(t->fake));
     struct discord_gateway_options o = {
-        .url = fake_gateway_url(t->fake),
+        .url = url,
         .token = GT_TOKEN,
         .intents = 513,
         .shard_id = 0,
@@ -678,9 +693,26 @@ static void test_payload_scan(void **state)
         assert_int_equal(discord_payload_scan(bad[i], strlen(bad[i]), NULL, NULL, &p), HB_EPROTO);
 }
 
+/* "localhost" is resolved off the loop; it may give ::1 first, where
+ * nothing listens, and the next address is tried. Host names the name. */
+static void test_resolves_name_keeps_host(void **state)
+{
+    (void)state;
+    struct gt *t = gt_new();
+    t->on_event = identify_event;
+    gt_start_url(t, gt_events, 0, "localhost");
+    gt_run(t);
+    assert_int_equal(t->nev, 6);
+    assert_int_equal(t->fst.connections, 1);
+    assert_string_equal(t->fst.host, "localhost");
+    assert_int_equal(t->gst.reconnects, 0);
+    gt_done(t);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_payload_scan),
     cmocka_unit_test(test_identify_ready_events_in_order),
+    cmocka_unit_test(test_resolves_name_keeps_host),
     cmocka_unit_test(test_heartbeats_sent_and_acked),
     cmocka_unit_test(test_zombie_closes_and_resumes),
     cmocka_unit_test(test_zombie_close_code_keeps_session),
