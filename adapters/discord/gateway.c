@@ -690,8 +690,10 @@ static int gw__lws_callback(struct lws *wsi, enum lws_callback_reasons reason, v
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         gw = lws_get_opaque_user_data(wsi);
-        if (gw != NULL && gw->conn_live)
+        if (gw != NULL && gw->conn_live) {
+            lws_set_opaque_user_data(wsi, NULL);
             gw__conn_end(gw, in != NULL ? (const char *)in : "connection failed");
+        }
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         gw = lws_get_opaque_user_data(wsi);
