@@ -1,0 +1,342 @@
+#include "tests/test.h"
+
+#include "adapters/discord/session.h"
+#include "adapters/discord/zstream.h"
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* ---- zlib-stream ------------------------------------------------------- */
+
+/* Compress payloads as Discord does: one deflate stream, each payload ended
+ * by a sync flush (which emits 00 00 ff ff). */
+struct zout {
+    unsigned char *buf;
+    size_t len;
+    size_t ends[16]; /* offset just past each payload */
+    size_t n;
+};
+
+static void zcompress(const char *const *payloads, size_t n, struct zout *o)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit(&z, 6), Z_OK);
+    o->buf = malloc(1 << 20);
+    o->len = 0;
+    o->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        z.next_in = (Bytef *)payloads[i];
+        z.avail_in = (uInt)strlen(payloads[i]);
+        z.next_out = o->buf + o->len;
+        z.avail_out = (uInt)((1 << 20) - o->len);
+        assert_int_equal(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+        o->len = (size_t)(z.next_out - o->buf);
+        o->ends[o->n++] = o->len;
+    }
+    deflateEnd(&z);
+}
+
+static void test_zstream_split_anywhere(void **state)
+{
+    (void)state;
+    char big[20000];
+    memset(big, 'x', sizeof(big) - 1);
+    memcpy(big, "{\"op\":0,\"d\":\"", 13);
+    big[sizeof(big) - 3] = '"';
+    big[sizeof(big) - 2] = '}';
+    big[sizeof(big) - 1] = '\0';
+    const char *payloads[] = {"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}", big,
+                              "{\"op\":11}"};
+    struct zout o;
+    zcompress(payloads, 3, &o);
+    /* Every split point inside each payload's bytes gives the same result. */
+    for (size_t step = 1; step < 40; step += 7) {
+        struct discord_zstream zs;
+        assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+        size_t got = 0;
+        size_t start = 0;
+        for (size_t p = 0; p < o.n; p++) {
+            /* A payload may come in several websocket messages. */
+            size_t end = o.ends[p];
+            size_t at = start;
+            while (at < end) {
+                size_t chunk = end - at < step ? end - at : step;
+                const char *msg;
+                size_t len;
+                int rc = discord_zstream_feed(&zs, o.buf + at, chunk, &msg, &len);
+                at += chunk;
+                if (at < end) {
+                    assert_int_equal(rc, 0);
+                } else {
+                    assert_int_equal(rc, 1);
+                    assert_int_equal(len, strlen(payloads[p]));
+                    assert_memory_equal(msg, payloads[p], len);
+                    got++;
+                }
+            }
+            start = end;
+        }
+        assert_int_equal(got, 3);
+        discord_zstream_close(&zs);
+    }
+    free(o.buf);
+}
+
+static void test_zstream_corrupt_and_oversized(void **state)
+{
+    (void)state;
+    const char *payloads[] = {"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}"};
+    struct zout o;
+    zcompress(payloads, 1, &o);
+    struct discord_zstream zs;
+    const char *msg;
+    size_t len;
+    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    unsigned char junk[] = {0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0xff, 0xff};
+    assert_int_equal(discord_zstream_feed(&zs, junk, sizeof(junk), &msg, &len), HB_EPROTO);
+    discord_zstream_close(&zs);
+    assert_int_equal(discord_zstream_init(&zs, 10), 0);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf, o.len, &msg, &len), HB_EOVERFLOW);
+    discord_zstream_close(&zs);
+    free(o.buf);
+}
+
+static void test_zstream_skips_oversized_and_goes_on(void **state)
+{
+    (void)state;
+    static char big[300000];
+    memset(big, 'q', sizeof(big) - 1);
+    for (size_t i = 0; i < sizeof(big) - 1; i += 7)
+        big[i] = (char)('a' + i % 23);
+    big[sizeof(big) - 1] = '\0';
+    const char *payloads[] = {"{\"op\":11}", big, "{\"op\":1,\"d\":7}"};
+    struct zout o;
+    zcompress(payloads, 3, &o);
+    struct discord_zstream zs;
+    const char *msg;
+    size_t len;
+    assert_int_equal(discord_zstream_init(&zs, 64 * 1024), 0);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
+    /* The big one in small parts: dropped at its end, and the stream goes on. */
+    int rc = 0;
+    for (size_t at = o.ends[0]; at < o.ends[1]; at += 1000) {
+        size_t n = o.ends[1] - at < 1000 ? o.ends[1] - at : 1000;
+        rc = discord_zstream_feed_part(&zs, o.buf + at, n, at + n == o.ends[1], &msg, &len);
+        if (at + n < o.ends[1])
+            assert_int_equal(rc, 0);
+    }
+    assert_int_equal(rc, HB_EOVERFLOW);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf + o.ends[1], o.ends[2] - o.ends[1], &msg, &len), 1);
+    assert_string_equal(msg, payloads[2]);
+    discord_zstream_close(&zs);
+    free(o.buf);
+}
+
+static void test_zstream_marker_only_at_message_end(void **state)
+{
+    (void)state;
+    const char *payloads[] = {"{\"op\":11}", "{\"op\":1,\"d\":null}"};
+    struct zout o;
+    zcompress(payloads, 2, &o);
+    struct discord_zstream zs;
+    const char *msg;
+    size_t len;
+    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    /* A read boundary that happens to fall after 00 00 ff ff inside one
+     * websocket message does not end the payload. */
+    assert_int_equal(discord_zstream_feed_part(&zs, o.buf, o.ends[0], 0, &msg, &len), 0);
+    assert_int_equal(discord_zstream_feed_part(&zs, o.buf + o.ends[0], 0, 1, &msg, &len), 1);
+    assert_int_equal(len, strlen(payloads[0]));
+    assert_int_equal(discord_zstream_feed_part(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], 1,
+                                               &msg, &len),
+                     1);
+    assert_string_equal(msg, payloads[1]);
+    discord_zstream_close(&zs);
+    free(o.buf);
+}
+
+static void test_zstream_gives_back_big_buffers(void **state)
+{
+    (void)state;
+    size_t big_len = 2u << 20;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (char)('a' + (i * 7919u) % 26u);
+    big[big_len] = '\0';
+    const char *payloads[] = {big, "{\"op\":11}"};
+    struct zout o;
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit(&z, 1), Z_OK);
+    o.buf = malloc(4u << 20);
+    o.len = 0;
+    for (size_t i = 0; i < 2; i++) {
+        z.next_in = (Bytef *)payloads[i];
+        z.avail_in = (uInt)strlen(payloads[i]);
+        z.next_out = o.buf + o.len;
+        z.avail_out = (uInt)((4u << 20) - o.len);
+        assert_int_equal(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+        o.len = (size_t)(z.next_out - o.buf);
+        o.ends[i] = o.len;
+    }
+    deflateEnd(&z);
+    struct discord_zstream zs;
+    const char *msg;
+    size_t len;
+    assert_int_equal(discord_zstream_init(&zs, 16u << 20), 0);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
+    assert_int_equal(len, big_len);
+    assert_true(zs.out_cap > big_len);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], &msg, &len),
+                     1);
+    assert_string_equal(msg, "{\"op\":11}");
+    assert_true(zs.out_cap <= 256 * 1024);
+    discord_zstream_close(&zs);
+    free(o.buf);
+    free(big);
+}
+
+/* ---- session rules ------------------------------------------------------ */
+
+static void test_hello_identify_then_resume(void **state)
+{
+    (void)state;
+    struct discord_session s;
+    discord_session_init(&s);
+    uint32_t first;
+    assert_int_equal(discord_session_hello(&s, 41250, 0.5, &first), DISCORD_ACT_IDENTIFY);
+    assert_int_equal(first, 20625);
+    discord_session_dispatch(&s, 1, "READY", "abc", "wss://resume.example");
+    discord_session_dispatch(&s, 5, "MESSAGE_CREATE", NULL, NULL);
+    discord_session_dispatch(&s, 3, "MESSAGE_CREATE", NULL, NULL); /* never goes back */
+    assert_int_equal(s.seq, 5);
+    assert_string_equal(s.resume_url, "wss://resume.example");
+    uint32_t wait;
+    assert_int_equal(discord_session_closed(&s, 4000, 0.0, &wait), DISCORD_ACT_RECONNECT);
+    assert_int_equal(wait, 500); /* a healthy session retries within a second */
+    assert_int_equal(discord_session_hello(&s, 41250, 0.0, &first), DISCORD_ACT_RESUME);
+    assert_int_equal(first, 0);
+}
+
+static void test_zombie_connection_reconnects(void **state)
+{
+    (void)state;
+    struct discord_session s;
+    discord_session_init(&s);
+    uint32_t first;
+    discord_session_hello(&s, 1000, 0.1, &first);
+    assert_int_equal(discord_session_heartbeat_due(&s, 100), DISCORD_ACT_HEARTBEAT);
+    discord_session_ack(&s, 130);
+    assert_int_equal(s.latency_ms, 30);
+    assert_int_equal(discord_session_heartbeat_due(&s, 1100), DISCORD_ACT_HEARTBEAT);
+    /* No ACK before the next tick: zombie. */
+    assert_int_equal(discord_session_heartbeat_due(&s, 2100), DISCORD_ACT_RECONNECT);
+    /* A server-requested heartbeat goes out at once. */
+    discord_session_ack(&s, 2200);
+    assert_int_equal(discord_session_heartbeat_asked(&s, 2300), DISCORD_ACT_HEARTBEAT);
+}
+
+static void test_invalid_session_and_reconnect_ops(void **state)
+{
+    (void)state;
+    struct discord_session s;
+    discord_session_init(&s);
+    discord_session_dispatch(&s, 3, "READY", "sess", "wss://r");
+    assert_int_equal(discord_session_reconnect_asked(&s), DISCORD_ACT_RECONNECT);
+    uint32_t wait;
+    assert_int_equal(discord_session_invalid(&s, true, 0.5, &wait), DISCORD_ACT_RECONNECT);
+    assert_int_equal(wait, 0);
+    assert_true(discord_session_resumable(&s));
+    assert_int_equal(discord_session_invalid(&s, false, 0.5, &wait), DISCORD_ACT_RECONNECT);
+    assert_int_equal(wait, 3000);
+    assert_false(discord_session_resumable(&s));
+    uint32_t first;
+    assert_int_equal(discord_session_hello(&s, 41250, 0.0, &first), DISCORD_ACT_IDENTIFY);
+}
+
+static void test_close_codes(void **state)
+{
+    (void)state;
+    int stop[] = {4004, 4010, 4011, 4012, 4013, 4014};
+    for (size_t i = 0; i < sizeof(stop) / sizeof(stop[0]); i++) {
+        struct discord_session s;
+        discord_session_init(&s);
+        uint32_t wait;
+        assert_int_equal(discord_session_closed(&s, stop[i], 0.3, &wait), DISCORD_ACT_STOP);
+        assert_non_null(discord_close_reason(stop[i]));
+    }
+    struct discord_session s;
+    discord_session_init(&s);
+    discord_session_dispatch(&s, 9, "READY", "sess", "wss://r");
+    uint32_t wait;
+    assert_int_equal(discord_session_closed(&s, 4009, 0.0, &wait), DISCORD_ACT_RECONNECT);
+    assert_false(discord_session_resumable(&s));
+    /* Backoff grows with failures and is capped at a minute. */
+    uint32_t prev = 0;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(discord_session_closed(&s, 0, 0.999, &wait), DISCORD_ACT_RECONNECT);
+        assert_true(wait >= prev || wait >= 59000);
+        assert_true(wait <= 60000);
+        prev = wait;
+    }
+    assert_true(prev >= 59000);
+    discord_session_dispatch(&s, 1, "RESUMED", NULL, NULL);
+    assert_int_equal(s.failures, 0);
+}
+
+static void test_send_limit_keeps_heartbeats(void **state)
+{
+    (void)state;
+    struct discord_send_limit l;
+    discord_send_limit_init(&l);
+    uint64_t now = 1000;
+    size_t sent = 0;
+    while (discord_send_limit_take(&l, now, false) == 0)
+        sent++;
+    assert_int_equal(sent, DISCORD_SEND_LIMIT - DISCORD_SEND_HEARTBEAT_RESERVE);
+    /* Heartbeats still pass, up to the hard limit. */
+    for (int i = 0; i < DISCORD_SEND_HEARTBEAT_RESERVE; i++)
+        assert_int_equal(discord_send_limit_take(&l, now, true), 0);
+    uint64_t wait = discord_send_limit_take(&l, now, true);
+    assert_int_equal(wait, DISCORD_SEND_WINDOW_MS);
+    assert_int_equal(discord_send_limit_take(&l, now + DISCORD_SEND_WINDOW_MS, false), 0);
+}
+
+static void test_identify_gate_and_sharding(void **state)
+{
+    (void)state;
+    struct discord_identify_gate g;
+    discord_identify_gate_init(&g, 2);
+    assert_int_equal(discord_identify_gate_take(&g, 0, 100), 0);
+    assert_int_equal(discord_identify_gate_take(&g, 1, 100), 0); /* other bucket */
+    assert_int_equal(discord_identify_gate_take(&g, 2, 100), 5000); /* bucket 0 again */
+    assert_int_equal(discord_identify_gate_take(&g, 2, 5100), 0);
+    g.spacing_ms = 50; /* shortened, as tests of the connection do */
+    assert_int_equal(discord_identify_gate_take(&g, 1, 5100), 0);
+    assert_int_equal(discord_identify_gate_take(&g, 1, 5120), 30);
+    /* The documented example: guild 197038439483310086 on 2 shards lands... */
+    uint64_t guild = 197038439483310086ULL;
+    assert_int_equal(discord_shard_for_guild(guild, 1), 0);
+    assert_int_equal(discord_shard_for_guild(guild, 2), (unsigned)((guild >> 22) % 2));
+    assert_int_equal(discord_shard_for_guild(guild, 0), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_zstream_split_anywhere),
+    cmocka_unit_test(test_zstream_corrupt_and_oversized),
+    cmocka_unit_test(test_zstream_marker_only_at_message_end),
+    cmocka_unit_test(test_zstream_skips_oversized_and_goes_on),
+    cmocka_unit_test(test_zstream_gives_back_big_buffers),
+    cmocka_unit_test(test_hello_identify_then_resume),
+    cmocka_unit_test(test_zombie_connection_reconnects),
+    cmocka_unit_test(test_invalid_session_and_reconnect_ops),
+    cmocka_unit_test(test_close_codes),
+    cmocka_unit_test(test_send_limit_keeps_heartbeats),
+    cmocka_unit_test(test_identify_gate_and_sharding),
+};
+
+TEST_GROUP_DEFINE(discord_session, tests, NULL, NULL)
