@@ -66,7 +66,8 @@ deps:
 	fi
 
 build/haibot: $(OBJ)
-	$(CC) $(OPT_CFLAGS) -o $@ $(OBJ) $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(OPT_CFLAGS) -o $@ $(OBJ) $(PKG_LIBS)
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -79,10 +80,12 @@ build/asan/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) $(WARN) $(ASAN_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
 build/asan/haibot: $(ASAN_OBJ)
-	$(CC) $(ASAN_CFLAGS) -o $@ $(ASAN_OBJ) $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $(ASAN_OBJ) $(PKG_LIBS)
 
 build/asan/haibot-tests: $(TEST_OBJ) $(ASAN_LIB)
-	$(CC) $(ASAN_CFLAGS) -o $@ $(TEST_OBJ) $(ASAN_LIB) $(PKG_LIBS) -lcmocka
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $(TEST_OBJ) $(ASAN_LIB) $(PKG_LIBS) -lcmocka
 
 # Valgrind needs a build without ASan.
 build/vg/%.o: %.c
@@ -91,13 +94,16 @@ build/vg/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
 build/vg/haibot: $(SRC:%.c=build/vg/%.o)
-	$(CC) -g -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) -g -o $@ $^ $(PKG_LIBS)
 
 build/vg/haibot-tests: $(TEST_SRC:%.c=build/vg/%.o) $(LIB_SRC:%.c=build/vg/%.o)
-	$(CC) -g -o $@ $^ $(PKG_LIBS) -lcmocka
+	@echo "  LD      $@"
+	$(Q)$(CC) -g -o $@ $^ $(PKG_LIBS) -lcmocka
 
 build/haibot-bench: $(BENCH_OBJ) $(LIB_OBJ)
-	$(CC) $(OPT_CFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(OPT_CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

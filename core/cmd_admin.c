@@ -1,6 +1,15 @@
-/* Admin commands. */
+/* Admin commands: reload, credit grants and revocations, pool settings. */
 #include "core/core.h"
+#include "core/error.h"
+#include "core/format.h"
 #include "core/handlers.h"
+#include "core/ledger.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "core/wallet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 
 void cmd_admin_reload(struct core *core, struct invocation *inv)
 {
@@ -11,4 +20,258 @@ void cmd_admin_reload(struct core *core, struct invocation *inv)
     }
     /* The host finishes the reply once the reload has a result. */
     core->host_ops->reload(core->host, inv->reply);
+}
+
+/* ---- grants and revocations ------------------------------------------- */
+
+enum admin_move { ADMIN_GRANT, ADMIN_REVOKE, ADMIN_POOL_GRANT };
+
+struct admin_ctx {
+    struct core *core;
+    struct invocation *inv;
+    enum admin_move move;
+    char target[WALLET_ACCOUNT_MAX]; /* the wallet or pool credited or debited */
+    char shown[WALLET_ACCOUNT_MAX];  /* how the reply names it */
+    int64_t amount;
+    char id[COMMAND_EVENT_ID_MAX + 16];
+    char ref[STORE_REF_SIZE];
+};
+
+static void admin__done(struct admin_ctx *ctx, int rc, const char *what)
+{
+    if (rc < 0) {
+        log_warn("command.failed", "command=%s step=%s error=%s", ctx->inv->name, what,
+                 hb_strerror(rc));
+        reply_text(ctx->inv->reply, true, "That did not work (%s); nothing was moved.",
+                   hb_strerror(rc));
+    }
+    reply_finish(ctx->inv->reply);
+    free(ctx);
+}
+
+static void admin__balance(int rc, const struct ledger_result *r, void *data)
+{
+    struct admin_ctx *ctx = data;
+    char amount[32], avail[32];
+    format_credits(amount, sizeof(amount), ctx->amount);
+    if (rc < 0) {
+        admin__done(ctx, rc, "balance");
+        return;
+    }
+    format_credits(avail, sizeof(avail), r->balance.available);
+    switch (ctx->move) {
+    case ADMIN_GRANT:
+        reply_text(ctx->inv->reply, true, "Granted %s credits to %s. Their wallet now has %s available.",
+                   amount, ctx->shown, avail);
+        break;
+    case ADMIN_REVOKE:
+        reply_text(ctx->inv->reply, true, "Revoked %s credits from %s. Their wallet now has %s available.",
+                   amount, ctx->shown, avail);
+        break;
+    case ADMIN_POOL_GRANT:
+        reply_text(ctx->inv->reply, false, "Added %s credits to this group's pool. It now has %s available.",
+                   amount, avail);
+        break;
+    }
+    admin__done(ctx, 0, NULL);
+}
+
+static void admin__moved(int rc, const struct ledger_result *r, void *data)
+{
+    struct admin_ctx *ctx = data;
+    if (rc == HB_EFUNDS) {
+        char amount[32];
+        reply_text(ctx->inv->reply, true,
+                   "%s does not have %s credits available; nothing was revoked. /admin revoke "
+                   "takes at most what is available.",
+                   ctx->shown, format_credits(amount, sizeof(amount), ctx->amount));
+        admin__done(ctx, 0, NULL);
+        return;
+    }
+    if (rc == HB_ECONFLICT) {
+        /* The same event with other fields: never apply it twice. */
+        reply_text(ctx->inv->reply, true, "This request was already handled with other values (%s).",
+                   r != NULL && r->field != NULL ? r->field : "?");
+        admin__done(ctx, 0, NULL);
+        return;
+    }
+    if (rc < 0 && rc != HB_EEXISTS) {
+        admin__done(ctx, rc, "transfer");
+        return;
+    }
+    log_info("admin.credits", "move=%s account=%s amount=%lld admin=%s:%s replay=%d",
+             ctx->move == ADMIN_REVOKE ? "revoke" : "grant", ctx->target, (long long)ctx->amount,
+             command_platform_name(ctx->inv->platform), ctx->inv->user_id, rc == HB_EEXISTS);
+    rc = ledger_balance_get(ctx->core->ledger, ctx->target, admin__balance, ctx);
+    if (rc < 0)
+        admin__done(ctx, rc, "balance");
+}
+
+static void admin__target_open(int rc, const struct ledger_result *r, void *data)
+{
+    struct admin_ctx *ctx = data;
+    (void)r;
+    if (rc < 0 && rc != HB_EEXISTS) {
+        admin__done(ctx, rc, "open account");
+        return;
+    }
+    bool revoke = ctx->move == ADMIN_REVOKE;
+    struct ledger_transfer t = {
+        .id = ctx->id,
+        .debit = revoke ? ctx->target : LEDGER_SYSTEM_GRANTS,
+        .credit = revoke ? LEDGER_SYSTEM_GRANTS : ctx->target,
+        .amount = ctx->amount,
+        .kind = revoke ? LEDGER_KIND_REVERSAL : LEDGER_KIND_GRANT,
+        .ref = ctx->ref,
+    };
+    rc = ledger_transfer_create(ctx->core->ledger, &t, admin__moved, ctx);
+    if (rc < 0)
+        admin__done(ctx, rc, "transfer");
+}
+
+/* Move credits between the grants account and a wallet or pool. The
+ * transfer id comes from the event, so a redelivered command moves nothing
+ * twice. */
+static void admin__move(struct core *core, struct invocation *inv, enum admin_move move,
+                        const char *member, int64_t amount, const char *reason)
+{
+    struct admin_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        reply_finish(inv->reply);
+        return;
+    }
+    ctx->core = core;
+    ctx->inv = inv;
+    ctx->move = move;
+    ctx->amount = amount;
+    int rc = 0;
+    if (move == ADMIN_POOL_GRANT) {
+        rc = wallet_pool_account(inv, ctx->target, sizeof(ctx->target));
+        if (rc == HB_ENOTFOUND) {
+            reply_text(inv->reply, true, "Pools belong to servers and groups: run this there.");
+            admin__done(ctx, 0, NULL);
+            return;
+        }
+        snprintf(ctx->shown, sizeof(ctx->shown), "this group's pool");
+    } else {
+        rc = ledger_wallet_name(ctx->target, sizeof(ctx->target),
+                                command_platform_name(inv->platform), member);
+        snprintf(ctx->shown, sizeof(ctx->shown), "%s", member);
+    }
+    if (rc < 0 || core->ledger == NULL) {
+        admin__done(ctx, rc < 0 ? rc : HB_ECANCELED, "account");
+        return;
+    }
+    snprintf(ctx->id, sizeof(ctx->id), "%s:%s", move == ADMIN_REVOKE ? "revoke" : "grant",
+             inv->event_id);
+    snprintf(ctx->ref, sizeof(ctx->ref), "by %s:%s%s%s", command_platform_name(inv->platform),
+             inv->user_id, reason != NULL ? ": " : "", reason != NULL ? reason : "");
+    /* The account is opened as the member's own first command would open
+     * it, welcome bonus included, so a grant never skips the bonus. */
+    int64_t bonus = move == ADMIN_POOL_GRANT ? 0 : core->welcome_bonus;
+    rc = ledger_account_open(core->ledger, ctx->target, LEDGER_ACCOUNT_NO_OVERDRAFT, bonus,
+                             admin__target_open, ctx);
+    if (rc < 0)
+        admin__done(ctx, rc, "open account");
+}
+
+void cmd_admin_grant(struct core *core, struct invocation *inv)
+{
+    admin__move(core, inv, ADMIN_GRANT, inv->opts[0].string, inv->opts[1].integer,
+                inv->opts[2].set ? inv->opts[2].string : NULL);
+}
+
+void cmd_admin_revoke(struct core *core, struct invocation *inv)
+{
+    admin__move(core, inv, ADMIN_REVOKE, inv->opts[0].string, inv->opts[1].integer,
+                inv->opts[2].set ? inv->opts[2].string : NULL);
+}
+
+void cmd_admin_pool_grant(struct core *core, struct invocation *inv)
+{
+    admin__move(core, inv, ADMIN_POOL_GRANT, NULL, inv->opts[0].integer,
+                inv->opts[1].set ? inv->opts[1].string : NULL);
+}
+
+/* ---- pool settings ------------------------------------------------------ */
+
+struct admin_pool_ctx {
+    struct core *core;
+    struct invocation *inv;
+    char pool[WALLET_ACCOUNT_MAX];
+    bool set_policy;
+    enum pool_policy policy;
+    int64_t cap;
+};
+
+static void admin__pool_saved(int rc, const struct pool_settings *s, void *data)
+{
+    struct admin_pool_ctx *ctx = data;
+    if (rc < 0) {
+        reply_text(ctx->inv->reply, true, "The setting could not be saved (%s).", hb_strerror(rc));
+    } else if (ctx->set_policy) {
+        reply_text(ctx->inv->reply, false, "This group's members now spend %s.",
+                   s->policy == POOL_POLICY_POOL_FIRST ? "the pool first, then their own wallet"
+                                                       : "their own wallet first, then the pool");
+    } else if (s->daily_cap > 0) {
+        char cap[32];
+        reply_text(ctx->inv->reply, false, "This group's pool may now spend at most %s credits a day.",
+                   format_credits(cap, sizeof(cap), s->daily_cap));
+    } else {
+        reply_text(ctx->inv->reply, false, "This group's pool has no daily cap now.");
+    }
+    reply_finish(ctx->inv->reply);
+    free(ctx);
+}
+
+static void admin__pool_loaded(int rc, const struct pool_settings *s, void *data)
+{
+    struct admin_pool_ctx *ctx = data;
+    if (rc < 0) {
+        admin__pool_saved(rc, s, ctx);
+        return;
+    }
+    struct pool_settings next = *s;
+    if (ctx->set_policy)
+        next.policy = ctx->policy;
+    else
+        next.daily_cap = ctx->cap;
+    rc = pool_settings_put(ctx->core, ctx->pool, &next, admin__pool_saved, ctx);
+    if (rc < 0)
+        admin__pool_saved(rc, &next, ctx);
+}
+
+static void admin__pool_set(struct core *core, struct invocation *inv, bool set_policy)
+{
+    struct admin_pool_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        reply_finish(inv->reply);
+        return;
+    }
+    ctx->core = core;
+    ctx->inv = inv;
+    ctx->set_policy = set_policy;
+    if (wallet_pool_account(inv, ctx->pool, sizeof(ctx->pool)) != 0) {
+        reply_text(inv->reply, true, "Pools belong to servers and groups: run this there.");
+        reply_finish(inv->reply);
+        free(ctx);
+        return;
+    }
+    if (set_policy)
+        pool_policy_parse(inv->opts[0].string, &ctx->policy);
+    else
+        ctx->cap = inv->opts[0].integer;
+    int rc = pool_settings_get(core, ctx->pool, admin__pool_loaded, ctx);
+    if (rc < 0)
+        admin__pool_saved(rc, NULL, ctx);
+}
+
+void cmd_admin_pool_limit(struct core *core, struct invocation *inv)
+{
+    admin__pool_set(core, inv, false);
+}
+
+void cmd_admin_pool_policy(struct core *core, struct invocation *inv)
+{
+    admin__pool_set(core, inv, true);
 }

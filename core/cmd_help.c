@@ -93,17 +93,22 @@ void cmd_help(struct core *core, struct invocation *inv)
     }
     char *buf = NULL;
     size_t len = 0, cap = 0;
+    int width = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (table[i].access != COMMAND_ACCESS_ADMIN || inv->admin)
+            width = (int)strlen(table[i].name) > width ? (int)strlen(table[i].name) : width;
+    }
     cmd_help__put(&buf, &len, &cap, "%s commands:\n", core->bot_name != NULL ? core->bot_name : "HAI Bot");
     for (size_t i = 0; i < n; i++) {
         if (table[i].access == COMMAND_ACCESS_ADMIN)
             continue;
-        cmd_help__put(&buf, &len, &cap, "  /%-14s %s\n", table[i].name, table[i].description);
+        cmd_help__put(&buf, &len, &cap, "  /%-*s  %s\n", width, table[i].name, table[i].description);
     }
     if (inv->admin) {
         cmd_help__put(&buf, &len, &cap, "Admin commands:\n");
         for (size_t i = 0; i < n; i++) {
             if (table[i].access == COMMAND_ACCESS_ADMIN)
-                cmd_help__put(&buf, &len, &cap, "  /%-14s %s\n", table[i].name,
+                cmd_help__put(&buf, &len, &cap, "  /%-*s  %s\n", width, table[i].name,
                               table[i].description);
         }
     }

@@ -15,14 +15,118 @@ static const struct command_option_spec help_options[] = {
      .max = 32, .rest = true},
 };
 
+static const struct command_option_spec start_options[] = {
+    {.name = "payload", .description = "Deep-link payload (Telegram start links)",
+     .type = COMMAND_OPT_STRING, .max = 64, .rest = true},
+};
+
+static const struct command_option_spec history_options[] = {
+    {.name = "page", .description = "Page to show, 1 is the newest", .type = COMMAND_OPT_INTEGER,
+     .min = 1, .max = 12},
+};
+
+static const char *const usage_periods[] = {"day", "week", "month", "year", NULL};
+static const struct command_option_spec usage_options[] = {
+    {.name = "period", .description = "How far back: day, week, month or year (default week)",
+     .type = COMMAND_OPT_STRING, .choices = usage_periods},
+};
+
+#define ADMIN_AMOUNT_MAX 1000000000000LL /* a trillion credits: far above any real grant */
+
+static const struct command_option_spec admin_move_options[] = {
+    {.name = "member", .description = "The member", .type = COMMAND_OPT_USER, .required = true},
+    {.name = "amount", .description = "Credits", .type = COMMAND_OPT_INTEGER, .required = true,
+     .min = 1, .max = ADMIN_AMOUNT_MAX},
+    {.name = "reason", .description = "Why (kept in the ledger)", .type = COMMAND_OPT_STRING,
+     .max = 200, .rest = true},
+};
+
+static const struct command_option_spec admin_pool_grant_options[] = {
+    {.name = "amount", .description = "Credits", .type = COMMAND_OPT_INTEGER, .required = true,
+     .min = 1, .max = ADMIN_AMOUNT_MAX},
+    {.name = "reason", .description = "Why (kept in the ledger)", .type = COMMAND_OPT_STRING,
+     .max = 200, .rest = true},
+};
+
+static const struct command_option_spec admin_pool_limit_options[] = {
+    {.name = "credits", .description = "Most the pool may spend per day; 0 removes the cap",
+     .type = COMMAND_OPT_INTEGER, .required = true, .min = 0, .max = ADMIN_AMOUNT_MAX},
+};
+
+static const char *const pool_policies[] = {"pool_first", "wallet_first", NULL};
+static const struct command_option_spec admin_pool_policy_options[] = {
+    {.name = "policy", .description = "pool_first or wallet_first", .type = COMMAND_OPT_STRING,
+     .required = true, .choices = pool_policies},
+};
+
+#define OPTS(a) .options = a, .noptions = sizeof(a) / sizeof(a[0])
+
 static const struct command_spec command_list[] = {
+    {.name = "start",
+     .description = "Open your wallet and see how credits work",
+     .example = "/start",
+     OPTS(start_options),
+     .handler = cmd_start},
+    {.name = "balance",
+     .description = "Your credits, and this group's pool (only you see it)",
+     .example = "/balance",
+     .handler = cmd_balance},
+    {.name = "history",
+     .description = "Your recent transfers, page by page",
+     .example = "/history 2",
+     OPTS(history_options),
+     .handler = cmd_history,
+     .button_prefix = "hist",
+     .on_button = cmd_history_button},
+    {.name = "usage",
+     .description = "What you spent, per day and model",
+     .example = "/usage month",
+     OPTS(usage_options),
+     .handler = cmd_usage},
+    {.name = "deposit",
+     .description = "How to top up your credits",
+     .example = "/deposit",
+     .handler = cmd_deposit},
+    {.name = "pool",
+     .description = "This group's pool: balance, who spends it, daily cap",
+     .example = "/pool",
+     .handler = cmd_pool},
     {.name = "help",
      .description = "List the commands, or explain one",
      .example = "/help balance",
      .access = COMMAND_ACCESS_MEMBER,
-     .options = help_options,
-     .noptions = 1,
+     OPTS(help_options),
      .handler = cmd_help},
+    {.name = "admin grant",
+     .description = "Give a member credits",
+     .example = "/admin grant @alice 500 contest prize",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_move_options),
+     .handler = cmd_admin_grant},
+    {.name = "admin revoke",
+     .description = "Take credits back from a member",
+     .example = "/admin revoke @alice 200 granted by mistake",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_move_options),
+     .handler = cmd_admin_revoke},
+    {.name = "admin pool grant",
+     .description = "Add credits to this group's pool",
+     .example = "/admin pool grant 10000",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_pool_grant_options),
+     .handler = cmd_admin_pool_grant},
+    {.name = "admin pool limit",
+     .description = "Set the most this group's pool may spend per day",
+     .example = "/admin pool limit 2000",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_pool_limit_options),
+     .handler = cmd_admin_pool_limit},
+    {.name = "admin pool policy",
+     .description = "Choose whether members spend the pool or their wallet first",
+     .example = "/admin pool policy wallet_first",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_pool_policy_options),
+     .handler = cmd_admin_pool_policy},
     {.name = "admin reload",
      .description = "Reload bot.conf now and report the result",
      .example = "/admin reload",

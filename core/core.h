@@ -26,6 +26,7 @@ struct core {
     int64_t welcome_bonus;             /* credits a new wallet receives once */
     int64_t reservation_timeout_ms;    /* how long a reservation may stay open */
     uint8_t button_key[BUTTON_KEY_SIZE]; /* signs button refs; kept in the state table */
+    const char *deposit_text;          /* how to top up here, from the payment setup; may be NULL */
     const struct core_host_ops *host_ops; /* may be NULL in tests */
     void *host;                        /* passed back to host_ops */
 };

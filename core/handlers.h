@@ -6,6 +6,18 @@
 #include "core/commands.h"
 
 void cmd_help(struct core *core, struct invocation *inv);
+void cmd_start(struct core *core, struct invocation *inv);
+void cmd_balance(struct core *core, struct invocation *inv);
+void cmd_history(struct core *core, struct invocation *inv);
+void cmd_history_button(struct core *core, struct invocation *inv);
+void cmd_usage(struct core *core, struct invocation *inv);
+void cmd_deposit(struct core *core, struct invocation *inv);
+void cmd_pool(struct core *core, struct invocation *inv);
+void cmd_admin_grant(struct core *core, struct invocation *inv);
+void cmd_admin_revoke(struct core *core, struct invocation *inv);
+void cmd_admin_pool_grant(struct core *core, struct invocation *inv);
+void cmd_admin_pool_limit(struct core *core, struct invocation *inv);
+void cmd_admin_pool_policy(struct core *core, struct invocation *inv);
 void cmd_admin_reload(struct core *core, struct invocation *inv);
 
 #endif

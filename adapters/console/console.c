@@ -39,7 +39,16 @@ struct console {
     int64_t file_off;
     bool reading;         /* input is being read */
     bool in_open;         /* the input handle needs a uv_close */
-    bool ended;           /* end of input reached (reported once) */
+    bool ended;           /* end of input reported to the host */
+    bool input_done;      /* end of input (or a read error) reached */
+    bool paused;          /* input paused: too many lines queued */
+    bool file_reading;    /* file input: a read request is out */
+    bool stopped;         /* the adapter was stopped: no new commands */
+    bool busy;            /* a command is in flight; the next line waits */
+    bool pumping;         /* inside console__pump (no recursion) */
+    struct console_line *queue_head; /* lines read, not yet run */
+    struct console_line *queue_tail;
+    size_t queued;
 
     char *line;           /* partial line being assembled */
     size_t line_len;
@@ -52,6 +61,16 @@ struct console {
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
+};
+
+/* Lines run one at a time, as a shell runs them: replies come out in the
+ * order the lines went in. Reading pauses while too many wait. */
+#define CONSOLE_QUEUE_HIGH 256
+#define CONSOLE_QUEUE_LOW 32
+
+struct console_line {
+    struct console_line *next;
+    char text[];
 };
 
 struct console_reply {
@@ -150,11 +169,16 @@ static int console__send(struct reply *r, const struct reply_msg *msg)
     return 0;
 }
 
+static void console__pump(struct console *c);
+
 static void console__finish(struct reply *r)
 {
     struct console_reply *cr = r->data;
     struct console *c = cr->console;
     free(cr);
+    c->busy = false;
+    if (!c->closing)
+        console__pump(c);
     c->refs--;
     console__maybe_free(c);
 }
@@ -164,16 +188,9 @@ static const struct reply_ops console_reply_ops = {.send = console__send,
 
 /* ---- input ------------------------------------------------------------ */
 
-static void console__line(struct console *c, char *line)
+/* Run one line: a command goes to the host, anything else gets a hint. */
+static void console__run(struct console *c, char *p)
 {
-    size_t len = strlen(line);
-    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
-        line[--len] = '\0';
-    char *p = line;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (*p == '\0')
-        return;
     struct console_reply *cr = calloc(1, sizeof(*cr));
     if (cr == NULL)
         return;
@@ -181,6 +198,7 @@ static void console__line(struct console *c, char *line)
     cr->reply.data = cr;
     cr->console = c;
     c->refs++;
+    c->busy = true;
 
     struct invocation inv;
     memset(&inv, 0, sizeof(inv));
@@ -198,8 +216,79 @@ static void console__line(struct console *c, char *line)
         reply_finish(&cr->reply);
         return;
     }
-    p++;
-    c->host.dispatch(c->host.data, &inv, p);
+    c->host.dispatch(c->host.data, &inv, p + 1);
+}
+
+static void console__input_resume(struct console *c);
+
+/* Run queued lines while nothing is in flight; report the end of input
+ * once the last line has finished. */
+static void console__pump(struct console *c)
+{
+    if (c->pumping)
+        return;
+    c->pumping = true;
+    while (!c->busy && c->queue_head != NULL && !c->stopped && !c->closing) {
+        struct console_line *l = c->queue_head;
+        c->queue_head = l->next;
+        if (c->queue_head == NULL)
+            c->queue_tail = NULL;
+        c->queued--;
+        console__run(c, l->text);
+        free(l);
+    }
+    c->pumping = false;
+    if (c->paused && c->queued <= CONSOLE_QUEUE_LOW && !c->stopped && !c->closing)
+        console__input_resume(c);
+    if (c->input_done && c->queue_head == NULL && !c->busy && !c->ended) {
+        c->ended = true;
+        log_info("console.end_of_input", NULL);
+        if (c->host.ended != NULL)
+            c->host.ended(c->host.data, &c->adapter);
+    }
+}
+
+static void console__queue_drop(struct console *c)
+{
+    if (c->queued > 0)
+        log_info("console.lines_dropped", "count=%zu reason=stopping", c->queued);
+    while (c->queue_head != NULL) {
+        struct console_line *l = c->queue_head;
+        c->queue_head = l->next;
+        free(l);
+    }
+    c->queue_tail = NULL;
+    c->queued = 0;
+}
+
+static void console__line(struct console *c, char *line)
+{
+    size_t len = strlen(line);
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        line[--len] = '\0';
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0' || c->stopped)
+        return;
+    size_t plen = strlen(p);
+    struct console_line *l = malloc(sizeof(*l) + plen + 1);
+    if (l == NULL)
+        return;
+    l->next = NULL;
+    memcpy(l->text, p, plen + 1);
+    if (c->queue_tail != NULL)
+        c->queue_tail->next = l;
+    else
+        c->queue_head = l;
+    c->queue_tail = l;
+    c->queued++;
+    if (c->queued >= CONSOLE_QUEUE_HIGH && !c->paused) {
+        c->paused = true;
+        if (c->in_kind == CONSOLE_IN_STREAM && c->in_open)
+            uv_read_stop(&c->in.stream);
+    }
+    console__pump(c);
 }
 
 static void console__feed(struct console *c, const char *data, size_t len)
@@ -216,7 +305,7 @@ static void console__feed(struct console *c, const char *data, size_t len)
             }
             c->line_len = 0;
             c->line_overflow = false;
-            if (c->closing || !c->reading)
+            if (c->closing || c->stopped)
                 return;
             continue;
         }
@@ -236,12 +325,8 @@ static void console__end(struct console *c)
         console__line(c, c->line);
     }
     c->reading = false;
-    if (!c->ended) {
-        c->ended = true;
-        log_info("console.end_of_input", NULL);
-        if (c->host.ended != NULL)
-            c->host.ended(c->host.data, &c->adapter);
-    }
+    c->input_done = true;
+    console__pump(c);
 }
 
 static void console__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -278,6 +363,7 @@ static void console__file_next(struct console *c)
         console__end(c);
     } else {
         c->refs++; /* the read request holds the console */
+        c->file_reading = true;
     }
 }
 
@@ -286,22 +372,33 @@ static void console__file_read(uv_fs_t *req)
     struct console *c = req->data;
     ssize_t n = req->result;
     uv_fs_req_cleanup(req);
+    c->file_reading = false;
     /* The request's reference is dropped last: ending the input may close
      * the console from inside this callback. */
     if (n > 0 && c->reading && !c->closing) {
         console__feed(c, c->file_buf, (size_t)n);
-        if (c->reading && !c->closing) {
-            c->refs--;
+        if (c->reading && !c->closing && !c->paused && !c->stopped)
             console__file_next(c);
-            return;
-        }
     } else if (n < 0 && n != UV_ECANCELED) {
         log_warn("console.read_failed", "error=%s", uv_strerror((int)n));
-    }
-    if (!c->closing)
+        if (!c->closing)
+            console__end(c);
+    } else if (!c->closing && !c->stopped && n == 0) {
         console__end(c);
+    }
     c->refs--;
     console__maybe_free(c);
+}
+
+static void console__input_resume(struct console *c)
+{
+    c->paused = false;
+    if (!c->reading || c->input_done)
+        return;
+    if (c->in_kind == CONSOLE_IN_STREAM && c->in_open)
+        uv_read_start(&c->in.stream, console__alloc, console__read);
+    else if (c->in_kind == CONSOLE_IN_FILE && !c->file_reading)
+        console__file_next(c);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -321,6 +418,7 @@ static void console__maybe_free(struct console *c)
         return;
     void (*cb)(void *) = c->close_cb;
     void *data = c->close_data;
+    console__queue_drop(c);
     free(c->user);
     free(c->image_dir);
     free(c->line);
@@ -376,12 +474,14 @@ static int console__start(struct adapter *a)
 static void console__stop(struct adapter *a)
 {
     struct console *c = a->impl;
+    c->stopped = true;
+    console__queue_drop(c);
     if (!c->reading)
         return;
     c->reading = false;
     if (c->in_kind == CONSOLE_IN_STREAM && c->in_open)
         uv_read_stop(&c->in.stream);
-    else if (c->in_kind == CONSOLE_IN_FILE)
+    else if (c->in_kind == CONSOLE_IN_FILE && c->file_reading)
         uv_cancel((uv_req_t *)&c->in_req);
 }
 

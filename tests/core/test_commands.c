@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "tests/fake/reply_capture.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,0 +1,550 @@
+/* Member commands about credits: /start, /balance, /history, /usage,
+ * /deposit, /pool. Every one of them opens the member's wallet first, so a
+ * member's first command, whichever it is, pays the welcome bonus once. */
+#include "core/core.h"
+#include "core/error.h"
+#include "core/format.h"
+#include "core/handlers.h"
+#include "core/ledger.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "core/wallet.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CREDITS_HISTORY_PAGE 8
+#define CREDITS_HISTORY_PAGES 12 /* the ledger pages back at most 100 entries at once */
+
+/* One command's state across its asynchronous steps. */
+struct credits_ctx {
+    struct core *core;
+    struct invocation *inv;
+    char wallet[WALLET_ACCOUNT_MAX];
+    char pool[WALLET_ACCOUNT_MAX];
+    bool created;                 /* this command opened the wallet */
+    struct ledger_balance wallet_balance;
+    int64_t page;                 /* /history: page shown, from 0 */
+    uint64_t anchor;              /* /history: entries with seq < anchor (0: newest) */
+    int64_t from_ms;              /* /usage */
+    const char *period;
+    void (*next)(struct credits_ctx *ctx); /* what to run once the wallet is open */
+};
+
+/* A growing text buffer for replies. */
+struct text {
+    char *buf;
+    size_t len;
+    size_t cap;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_add(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (t->len + (size_t)n + 1 > t->cap) {
+        size_t cap = (t->cap + (size_t)n + 1) * 2;
+        char *grown = realloc(t->buf, cap);
+        if (grown == NULL)
+            return;
+        t->buf = grown;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+/* End the command: say what went wrong if rc < 0, and release everything. */
+static void credits__finish(struct credits_ctx *ctx, int rc, const char *what)
+{
+    if (rc < 0) {
+        log_warn("command.failed", "command=%s step=%s error=%s", ctx->inv->name, what,
+                 hb_strerror(rc));
+        reply_text(ctx->inv->reply, true,
+                   "Sorry, that did not work (%s). Nothing was charged; please try again.",
+                   hb_strerror(rc));
+    }
+    reply_finish(ctx->inv->reply);
+    free(ctx);
+}
+
+static void credits__welcome(struct credits_ctx *ctx, struct text *t)
+{
+    if (!ctx->created)
+        return;
+    char amount[32];
+    if (ctx->core->welcome_bonus > 0)
+        text_add(t, "Welcome! Your wallet is open and holds a welcome bonus of %s credits.\n",
+                 format_credits(amount, sizeof(amount), ctx->core->welcome_bonus));
+    else
+        text_add(t, "Welcome! Your wallet is open.\n");
+}
+
+static void credits__opened(int rc, bool created, void *data)
+{
+    struct credits_ctx *ctx = data;
+    if (rc < 0) {
+        credits__finish(ctx, rc, "wallet");
+        return;
+    }
+    ctx->created = created;
+    ctx->next(ctx);
+}
+
+/* Start a command: allocate its context and open the wallet, then run next. */
+static void credits__begin(struct core *core, struct invocation *inv,
+                           void (*next)(struct credits_ctx *ctx))
+{
+    struct credits_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
+        reply_finish(inv->reply);
+        return;
+    }
+    ctx->core = core;
+    ctx->inv = inv;
+    ctx->next = next;
+    int rc = wallet_account(inv, ctx->wallet, sizeof(ctx->wallet));
+    if (rc == 0 && wallet_pool_account(inv, ctx->pool, sizeof(ctx->pool)) != 0)
+        ctx->pool[0] = '\0';
+    if (rc == 0)
+        rc = wallet_open(core, inv, credits__opened, ctx);
+    if (rc < 0)
+        credits__finish(ctx, rc, "wallet");
+}
+
+static void credits__balance_line(struct text *t, const char *who, const struct ledger_balance *b)
+{
+    char avail[32], posted[32], held[32];
+    text_add(t, "%s: %s credits available", who, format_credits(avail, sizeof(avail), b->available));
+    if (b->pending_debits > 0)
+        text_add(t, " (%s in total, %s reserved for work in progress)",
+                 format_credits(posted, sizeof(posted), b->posted),
+                 format_credits(held, sizeof(held), b->pending_debits));
+    text_add(t, "\n");
+}
+
+/* ---- /start ------------------------------------------------------------ */
+
+static void start__balance(int rc, const struct ledger_result *r, void *data)
+{
+    struct credits_ctx *ctx = data;
+    if (rc < 0) {
+        credits__finish(ctx, rc, "balance");
+        return;
+    }
+    struct text t = {0};
+    const char *name = ctx->core->bot_name != NULL ? ctx->core->bot_name : "HAI Bot";
+    if (ctx->created)
+        credits__welcome(ctx, &t);
+    else
+        text_add(&t, "Welcome back to %s.\n", name);
+    credits__balance_line(&t, "Your wallet", &r->balance);
+    text_add(&t,
+             "\nHow credits work: every generation (/chat, /imagine) costs credits, shown before "
+             "it runs. The bot reserves the most it could cost, charges what the work really "
+             "used, and refunds the rest; a failed generation costs nothing.\n"
+             "/balance shows your credits, /history your transfers, /usage your spending, "
+             "/deposit how to top up, and /help everything else.");
+    reply_text(ctx->inv->reply, true, "%s", t.buf != NULL ? t.buf : "");
+    free(t.buf);
+    credits__finish(ctx, 0, NULL);
+}
+
+static void start__next(struct credits_ctx *ctx)
+{
+    int rc = ledger_balance_get(ctx->core->ledger, ctx->wallet, start__balance, ctx);
+    if (rc < 0)
+        credits__finish(ctx, rc, "balance");
+}
+
+void cmd_start(struct core *core, struct invocation *inv)
+{
+    credits__begin(core, inv, start__next);
+}
+
+/* ---- /balance ---------------------------------------------------------- */
+
+static void balance__pool(int rc, const struct ledger_result *r, void *data)
+{
+    struct credits_ctx *ctx = data;
+    if (rc < 0 && rc != HB_ENOTFOUND) {
+        credits__finish(ctx, rc, "pool balance");
+        return;
+    }
+    struct text t = {0};
+    credits__welcome(ctx, &t);
+    credits__balance_line(&t, "Your wallet", &ctx->wallet_balance);
+    if (ctx->pool[0] != '\0') {
+        if (rc == HB_ENOTFOUND) {
+            text_add(&t, "This group's pool: empty (admins fund it with /admin pool grant)\n");
+        } else {
+            credits__balance_line(&t, "This group's pool", &r->balance);
+        }
+    }
+    if (t.len > 0 && t.buf[t.len - 1] == '\n')
+        t.buf[--t.len] = '\0';
+    reply_text(ctx->inv->reply, true, "%s", t.buf != NULL ? t.buf : "");
+    free(t.buf);
+    credits__finish(ctx, 0, NULL);
+}
+
+static void balance__wallet(int rc, const struct ledger_result *r, void *data)
+{
+    struct credits_ctx *ctx = data;
+    if (rc < 0) {
+        credits__finish(ctx, rc, "balance");
+        return;
+    }
+    ctx->wallet_balance = r->balance;
+    if (ctx->pool[0] == '\0') {
+        balance__pool(HB_ENOTFOUND, NULL, ctx);
+        return;
+    }
+    rc = ledger_balance_get(ctx->core->ledger, ctx->pool, balance__pool, ctx);
+    if (rc < 0)
+        credits__finish(ctx, rc, "pool balance");
+}
+
+static void balance__next(struct credits_ctx *ctx)
+{
+    int rc = ledger_balance_get(ctx->core->ledger, ctx->wallet, balance__wallet, ctx);
+    if (rc < 0)
+        credits__finish(ctx, rc, "balance");
+}
+
+void cmd_balance(struct core *core, struct invocation *inv)
+{
+    credits__begin(core, inv, balance__next);
+}
+
+/* ---- /history ---------------------------------------------------------- */
+
+static void history__entry(struct text *t, const struct store_transfer *tr, const char *wallet)
+{
+    char when[32], amount[32];
+    bool in = strcmp(tr->credit, wallet) == 0;
+    format_time(when, sizeof(when), tr->ts);
+    format_credits(amount, sizeof(amount), tr->amount);
+    const char *what = format_kind(tr->kind);
+    if (tr->flags & LEDGER_TRANSFER_PENDING)
+        text_add(t, "%s  %s reserved for a %s", when, amount, what);
+    else if (tr->flags & LEDGER_TRANSFER_VOID)
+        text_add(t, "%s  reservation released (%s)%s", when, what,
+                 tr->flags & LEDGER_TRANSFER_EXPIRED ? ", it expired" : "");
+    else
+        text_add(t, "%s  %s%s  %s", when, in ? "+" : "-", amount, what);
+    if (tr->tag[0] != '\0')
+        text_add(t, " (%s)", tr->tag);
+    text_add(t, "\n");
+}
+
+static void history__got(int rc, const struct ledger_result *r, void *data)
+{
+    struct credits_ctx *ctx = data;
+    if (rc < 0) {
+        credits__finish(ctx, rc, "history");
+        return;
+    }
+    size_t first = (size_t)ctx->page * CREDITS_HISTORY_PAGE;
+    struct text t = {0};
+    credits__welcome(ctx, &t);
+    if (r->history_count <= first) {
+        text_add(&t, ctx->page == 0 ? "No transfers yet." : "No older transfers.");
+    } else {
+        text_add(&t, "Your transfers, newest first (page %lld):\n", (long long)ctx->page + 1);
+        size_t end = first + CREDITS_HISTORY_PAGE;
+        if (end > r->history_count)
+            end = r->history_count;
+        for (size_t i = first; i < end; i++)
+            history__entry(&t, &r->history[i], ctx->wallet);
+    }
+    /* Pages are anchored at the newest entry of the first view, so new
+     * transfers do not shift the pages a member is reading. */
+    uint64_t anchor = ctx->anchor;
+    if (anchor == 0 && r->history_count > 0)
+        anchor = r->history[0].seq + 1;
+    struct reply_button buttons[2];
+    size_t nb = 0;
+    char payload[40];
+    if (ctx->page > 0) {
+        snprintf(payload, sizeof(payload), "%lld.%llu", (long long)ctx->page - 1,
+                 (unsigned long long)anchor);
+        if (button_ref_make(buttons[nb].ref, ctx->core->button_key, "hist", payload, ctx->inv) == 0)
+            buttons[nb++].label = "Newer";
+    }
+    bool more = r->history_count > first + CREDITS_HISTORY_PAGE;
+    if (more && ctx->page + 1 < CREDITS_HISTORY_PAGES) {
+        snprintf(payload, sizeof(payload), "%lld.%llu", (long long)ctx->page + 1,
+                 (unsigned long long)anchor);
+        if (button_ref_make(buttons[nb].ref, ctx->core->button_key, "hist", payload, ctx->inv) == 0)
+            buttons[nb++].label = "Older";
+    }
+    while (t.len > 0 && t.buf[t.len - 1] == '\n')
+        t.buf[--t.len] = '\0';
+    struct reply_msg msg = {.stage = REPLY_FINAL,
+                            .ephemeral = true,
+                            .text = t.buf != NULL ? t.buf : "",
+                            .buttons = buttons,
+                            .nbuttons = nb};
+    reply_send(ctx->inv->reply, &msg);
+    free(t.buf);
+    credits__finish(ctx, 0, NULL);
+}
+
+static void history__next(struct credits_ctx *ctx)
+{
+    /* One more entry than the page holds tells whether an older page exists. */
+    size_t limit = (size_t)(ctx->page + 1) * CREDITS_HISTORY_PAGE + 1;
+    if (limit > 100)
+        limit = 100;
+    int rc = ledger_history_get(ctx->core->ledger, ctx->wallet, ctx->anchor, limit, history__got,
+                                ctx);
+    if (rc < 0)
+        credits__finish(ctx, rc, "history");
+}
+
+static void history__start(struct core *core, struct invocation *inv, int64_t page,
+                           uint64_t anchor)
+{
+    struct credits_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        reply_finish(inv->reply);
+        return;
+    }
+    ctx->core = core;
+    ctx->inv = inv;
+    ctx->page = page;
+    ctx->anchor = anchor;
+    ctx->next = history__next;
+    int rc = wallet_account(inv, ctx->wallet, sizeof(ctx->wallet));
+    if (rc == 0)
+        rc = wallet_open(core, inv, credits__opened, ctx);
+    if (rc < 0)
+        credits__finish(ctx, rc, "wallet");
+}
+
+void cmd_history(struct core *core, struct invocation *inv)
+{
+    int64_t page = inv->opts[0].set ? inv->opts[0].integer - 1 : 0;
+    history__start(core, inv, page, 0);
+}
+
+void cmd_history_button(struct core *core, struct invocation *inv)
+{
+    char payload[40];
+    long long page = 0;
+    unsigned long long anchor = 0;
+    int rc = button_ref_check(inv, core->button_key, payload, sizeof(payload));
+    if (rc == 0 && (sscanf(payload, "%lld.%llu", &page, &anchor) != 2 || page < 0 ||
+                    page >= CREDITS_HISTORY_PAGES))
+        rc = HB_EINVAL;
+    if (rc < 0) {
+        reply_text(inv->reply, true,
+                   rc == HB_EPERM ? "That button belongs to someone else's /history."
+                                  : "This button is no longer active. Try /history.");
+        reply_finish(inv->reply);
+        return;
+    }
+    history__start(core, inv, page, anchor);
+}
+
+/* ---- /usage ------------------------------------------------------------ */
+
+static int64_t credits__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void usage__got(int rc, const struct ledger_result *r, void *data)
+{
+    struct credits_ctx *ctx = data;
+    if (rc < 0) {
+        credits__finish(ctx, rc, "usage");
+        return;
+    }
+    struct text t = {0};
+    credits__welcome(ctx, &t);
+    if (r->usage_count == 0) {
+        text_add(&t, "No generations in the last %s.", ctx->period);
+    } else {
+        int64_t total = 0, count = 0;
+        text_add(&t, "Your spending in the last %s:\n", ctx->period);
+        for (size_t i = 0; i < r->usage_count; i++) {
+            const struct store_usage *u = &r->usage[i];
+            char day[16], amount[32];
+            text_add(&t, "%s  %s: %lld generation%s, %s credits\n",
+                     format_day(day, sizeof(day), u->day), u->tag[0] != '\0' ? u->tag : "(model)",
+                     (long long)u->count, u->count == 1 ? "" : "s",
+                     format_credits(amount, sizeof(amount), u->amount));
+            total += u->amount;
+            count += u->count;
+        }
+        char amount[32];
+        text_add(&t, "Total: %lld generation%s, %s credits.", (long long)count,
+                 count == 1 ? "" : "s", format_credits(amount, sizeof(amount), total));
+    }
+    reply_text(ctx->inv->reply, true, "%s", t.buf != NULL ? t.buf : "");
+    free(t.buf);
+    credits__finish(ctx, 0, NULL);
+}
+
+static void usage__next(struct credits_ctx *ctx)
+{
+    int rc = ledger_usage_get(ctx->core->ledger, ctx->wallet, ctx->from_ms, credits__now_ms() + 1,
+                              usage__got, ctx);
+    if (rc < 0)
+        credits__finish(ctx, rc, "usage");
+}
+
+void cmd_usage(struct core *core, struct invocation *inv)
+{
+    const char *period = inv->opts[0].set ? inv->opts[0].string : "week";
+    int64_t days = 7;
+    if (strcmp(period, "day") == 0)
+        days = 1;
+    else if (strcmp(period, "month") == 0)
+        days = 30;
+    else if (strcmp(period, "year") == 0)
+        days = 365;
+    struct credits_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        reply_finish(inv->reply);
+        return;
+    }
+    ctx->core = core;
+    ctx->inv = inv;
+    ctx->period = days == 1 ? "day" : days == 7 ? "7 days" : days == 30 ? "30 days" : "year";
+    /* Whole UTC days, so the first line is not a partial day. */
+    int64_t now = credits__now_ms();
+    ctx->from_ms = (now / 86400000 - (days - 1)) * 86400000;
+    ctx->next = usage__next;
+    int rc = wallet_account(inv, ctx->wallet, sizeof(ctx->wallet));
+    if (rc == 0)
+        rc = wallet_open(core, inv, credits__opened, ctx);
+    if (rc < 0)
+        credits__finish(ctx, rc, "wallet");
+}
+
+/* ---- /deposit ---------------------------------------------------------- */
+
+static void deposit__next(struct credits_ctx *ctx)
+{
+    struct text t = {0};
+    credits__welcome(ctx, &t);
+    if (ctx->core->deposit_text != NULL && ctx->core->deposit_text[0] != '\0')
+        text_add(&t, "%s", ctx->core->deposit_text);
+    else
+        text_add(&t, "No payment method is set up on this bot yet. An admin can add credits to "
+                     "your wallet with /admin grant.");
+    if (ctx->pool[0] != '\0')
+        text_add(&t, "\nThis group's pool is funded by its admins with /admin pool grant; "
+                     "/pool shows it.");
+    reply_text(ctx->inv->reply, true, "%s", t.buf != NULL ? t.buf : "");
+    free(t.buf);
+    credits__finish(ctx, 0, NULL);
+}
+
+void cmd_deposit(struct core *core, struct invocation *inv)
+{
+    credits__begin(core, inv, deposit__next);
+}
+
+/* ---- /pool ------------------------------------------------------------- */
+
+struct pool_view {
+    struct credits_ctx *ctx;
+    struct ledger_balance balance;
+    bool empty;
+};
+
+static void pool__settings(int rc, const struct pool_settings *s, void *data)
+{
+    struct pool_view *pv = data;
+    struct credits_ctx *ctx = pv->ctx;
+    if (rc < 0) {
+        free(pv);
+        credits__finish(ctx, rc, "pool settings");
+        return;
+    }
+    struct text t = {0};
+    credits__welcome(ctx, &t);
+    if (pv->empty)
+        text_add(&t, "This group's pool is empty.\n");
+    else
+        credits__balance_line(&t, "This group's pool", &pv->balance);
+    text_add(&t, "Who spends it: every member here, %s.\n",
+             s->policy == POOL_POLICY_POOL_FIRST
+                 ? "before their own wallet (pool first)"
+                 : "once their own wallet is empty (wallet first)");
+    char cap[32];
+    if (s->daily_cap > 0)
+        text_add(&t, "Daily cap: %s credits per day.",
+                 format_credits(cap, sizeof(cap), s->daily_cap));
+    else
+        text_add(&t, "Daily cap: none.");
+    reply_text(ctx->inv->reply, false, "%s", t.buf != NULL ? t.buf : "");
+    free(t.buf);
+    free(pv);
+    credits__finish(ctx, 0, NULL);
+}
+
+static void pool__balance(int rc, const struct ledger_result *r, void *data)
+{
+    struct pool_view *pv = data;
+    if (rc < 0 && rc != HB_ENOTFOUND) {
+        struct credits_ctx *ctx = pv->ctx;
+        free(pv);
+        credits__finish(ctx, rc, "pool balance");
+        return;
+    }
+    pv->empty = rc == HB_ENOTFOUND || r->balance.posted == 0;
+    if (rc == 0)
+        pv->balance = r->balance;
+    rc = pool_settings_get(pv->ctx->core, pv->ctx->pool, pool__settings, pv);
+    if (rc < 0)
+        pool__settings(rc, NULL, pv);
+}
+
+static void pool__next(struct credits_ctx *ctx)
+{
+    if (ctx->pool[0] == '\0') {
+        struct text t = {0};
+        credits__welcome(ctx, &t);
+        text_add(&t, "Pools belong to servers and groups: use /pool there. Here you spend your "
+                     "own wallet (/balance).");
+        reply_text(ctx->inv->reply, true, "%s", t.buf);
+        free(t.buf);
+        credits__finish(ctx, 0, NULL);
+        return;
+    }
+    struct pool_view *pv = calloc(1, sizeof(*pv));
+    if (pv == NULL) {
+        credits__finish(ctx, HB_ENOMEM, "pool");
+        return;
+    }
+    pv->ctx = ctx;
+    int rc = ledger_balance_get(ctx->core->ledger, ctx->pool, pool__balance, pv);
+    if (rc < 0) {
+        free(pv);
+        credits__finish(ctx, rc, "pool balance");
+    }
+}
+
+void cmd_pool(struct core *core, struct invocation *inv)
+{
+    credits__begin(core, inv, pool__next);
+}

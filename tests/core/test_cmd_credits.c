@@ -1,0 +1,246 @@
+/* The credit commands through the neutral path: router, handlers and a real
+ * ledger on a loop. */
+#include "tests/test.h"
+
+#include "bot/router.h"
+#include "core/core.h"
+#include "core/error.h"
+#include "core/ledger.h"
+#include "tests/core/ledger_helpers.h"
+#include "tests/fake/reply_capture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fx {
+    struct lt lt;
+    struct core core;
+    struct router *router;
+    struct reply_capture cap;
+    int event;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    lt_init(&f->lt, true, true);
+    f->core.bot_name = "Test Bot";
+    f->core.ledger = f->lt.ledger;
+    f->core.welcome_bonus = 100;
+    memset(f->core.button_key, 7, sizeof(f->core.button_key));
+    f->router = router_new(&f->core);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    reply_capture_close(&f->cap);
+    router_free(f->router);
+    lt_done(&f->lt);
+    free(f);
+    return 0;
+}
+
+/* Who runs a command, and where. */
+struct who {
+    const char *user;
+    const char *scope; /* NULL: a DM */
+    bool admin;
+    const char *event; /* NULL: a fresh event id */
+    const char *button;
+};
+
+/* Run one command line (or a button press) and wait for its reply to end.
+ * Returns the text it answered (owned by the fixture until the next call). */
+static const char *run(struct fx *f, const struct who *w, const char *line)
+{
+    reply_capture_close(&f->cap);
+    reply_capture_init(&f->cap);
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_DISCORD;
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", w->user);
+    if (w->scope != NULL) {
+        inv.scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", w->scope);
+    }
+    inv.admin = w->admin;
+    if (w->event != NULL)
+        snprintf(inv.event_id, sizeof(inv.event_id), "%s", w->event);
+    else
+        snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
+    if (w->button != NULL)
+        snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", w->button);
+    inv.reply = &f->cap.reply;
+    router_dispatch(f->router, &inv, w->button != NULL ? NULL : line);
+    while (f->cap.finished == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(f->cap.finished, 1);
+    return f->cap.text != NULL ? f->cap.text : "";
+}
+
+static const struct who alice = {.user = "1001"};
+static const struct who bob = {.user = "1002"};
+
+static void test_start_opens_wallet_once(void **state)
+{
+    struct fx *f = *state;
+    const char *t = run(f, &alice, "start");
+    assert_non_null(strstr(t, "welcome bonus of 100 credits"));
+    assert_non_null(strstr(t, "Your wallet: 100 credits available"));
+    t = run(f, &alice, "start");
+    assert_non_null(strstr(t, "Welcome back to Test Bot"));
+    assert_non_null(strstr(t, "100 credits available"));
+    /* Any first command opens the wallet: bob starts with /balance. */
+    t = run(f, &bob, "balance");
+    assert_non_null(strstr(t, "welcome bonus of 100"));
+    assert_true(f->cap.last_ephemeral);
+    assert_int_equal(lt_balance(&f->lt, "discord:1002").available, 100);
+}
+
+static void test_grant_and_revoke(void **state)
+{
+    struct fx *f = *state;
+    const char *t = run(f, &bob, "admin grant <@1001> 500");
+    assert_non_null(strstr(t, "Only admins"));
+    struct who admin = {.user = "9", .admin = true, .event = "grant-event-1"};
+    t = run(f, &admin, "admin grant <@1001> 500 contest prize");
+    assert_non_null(strstr(t, "Granted 500 credits to 1001"));
+    assert_non_null(strstr(t, "600 available")); /* bonus + grant */
+    /* The same event delivered again grants nothing more. */
+    t = run(f, &admin, "admin grant <@1001> 500 contest prize");
+    assert_non_null(strstr(t, "600 available"));
+    assert_int_equal(lt_balance(&f->lt, "discord:1001").posted, 600);
+    /* The same event id with other values is refused, not applied. */
+    t = run(f, &admin, "admin grant <@1001> 700");
+    assert_non_null(strstr(t, "already handled"));
+    admin.event = NULL;
+    t = run(f, &admin, "admin revoke <@1001> 5000");
+    assert_non_null(strstr(t, "does not have 5,000 credits available; nothing was revoked"));
+    t = run(f, &admin, "admin revoke <@1001> 250 mistake");
+    assert_non_null(strstr(t, "Revoked 250 credits from 1001. Their wallet now has 350 available."));
+    t = run(f, &admin, "admin grant <@1001> 0");
+    assert_non_null(strstr(t, "between 1 and"));
+    t = run(f, &admin, "admin grant");
+    assert_non_null(strstr(t, "Missing `member`"));
+    assert_int_equal(lt_verify(f->lt.path, NULL), 0);
+}
+
+static void test_pools(void **state)
+{
+    struct fx *f = *state;
+    struct who member = {.user = "1001", .scope = "555"};
+    struct who admin = {.user = "9", .scope = "555", .admin = true};
+    const char *t = run(f, &alice, "pool");
+    assert_non_null(strstr(t, "Pools belong to servers and groups"));
+    t = run(f, &member, "balance");
+    assert_non_null(strstr(t, "This group's pool: empty"));
+    t = run(f, &admin, "admin pool grant 5000 launch");
+    assert_non_null(strstr(t, "Added 5,000 credits to this group's pool. It now has 5,000 available."));
+    t = run(f, &member, "pool");
+    assert_non_null(strstr(t, "This group's pool: 5,000 credits available"));
+    assert_non_null(strstr(t, "pool first"));
+    assert_non_null(strstr(t, "Daily cap: none."));
+    t = run(f, &admin, "admin pool policy wallet_first");
+    assert_non_null(strstr(t, "their own wallet first"));
+    t = run(f, &admin, "admin pool limit 2000");
+    assert_non_null(strstr(t, "at most 2,000 credits a day"));
+    t = run(f, &member, "pool");
+    assert_non_null(strstr(t, "wallet first"));
+    assert_non_null(strstr(t, "Daily cap: 2,000 credits per day."));
+    t = run(f, &admin, "admin pool policy sideways");
+    assert_non_null(strstr(t, "one of: pool_first, wallet_first"));
+    /* Another group's pool is another account. */
+    struct who other = {.user = "1001", .scope = "777"};
+    t = run(f, &other, "balance");
+    assert_non_null(strstr(t, "This group's pool: empty"));
+    struct who dm_admin = {.user = "9", .admin = true};
+    t = run(f, &dm_admin, "admin pool grant 5");
+    assert_non_null(strstr(t, "run this there"));
+}
+
+static void test_history_pages_and_buttons(void **state)
+{
+    struct fx *f = *state;
+    struct who admin = {.user = "9", .admin = true};
+    for (int i = 1; i <= 19; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "admin grant <@1001> %d", i);
+        run(f, &admin, line);
+    }
+    /* 20 entries: the bonus and 19 grants; 8 a page. */
+    const char *t = run(f, &alice, "history");
+    assert_non_null(strstr(t, "page 1"));
+    assert_non_null(strstr(t, "+19  grant"));
+    assert_int_equal(f->cap.nbuttons, 1);
+    assert_string_equal(f->cap.buttons[0].label, "Older");
+    char older[COMMAND_BUTTON_REF_MAX + 1];
+    snprintf(older, sizeof(older), "%s", f->cap.buttons[0].ref);
+
+    /* A new transfer does not shift the pages being read. */
+    run(f, &admin, "admin grant <@1001> 77");
+    struct who press = {.user = "1001", .button = older};
+    t = run(f, &press, NULL);
+    assert_non_null(strstr(t, "page 2"));
+    assert_non_null(strstr(t, "+11  grant"));
+    assert_null(strstr(t, "+77"));
+    assert_int_equal(f->cap.nbuttons, 2);
+    char older2[COMMAND_BUTTON_REF_MAX + 1];
+    snprintf(older2, sizeof(older2), "%s", f->cap.buttons[1].ref);
+    press.button = older2;
+    t = run(f, &press, NULL);
+    assert_non_null(strstr(t, "page 3"));
+    assert_non_null(strstr(t, "+100  welcome bonus"));
+    assert_int_equal(f->cap.nbuttons, 1); /* only "Newer" */
+    assert_string_equal(f->cap.buttons[0].label, "Newer");
+
+    /* Bob pressing alice's button, or a forged ref: refused politely. */
+    struct who thief = {.user = "1002", .button = older};
+    t = run(f, &thief, NULL);
+    assert_non_null(strstr(t, "belongs to someone else"));
+    char forged[COMMAND_BUTTON_REF_MAX + 1];
+    snprintf(forged, sizeof(forged), "%s", older);
+    forged[5] = forged[5] == '9' ? '8' : '9';
+    press.button = forged;
+    t = run(f, &press, NULL);
+    assert_true(strstr(t, "belongs to someone else") != NULL || strstr(t, "no longer active") != NULL);
+    t = run(f, &alice, "history 13");
+    assert_non_null(strstr(t, "between 1 and 12"));
+}
+
+static void test_usage_and_deposit(void **state)
+{
+    struct fx *f = *state;
+    const char *t = run(f, &alice, "usage");
+    assert_non_null(strstr(t, "No generations in the last 7 days."));
+    struct lt_res res;
+    assert_int_equal(lt_plain(&f->lt, "gen-1", "discord:1001", LEDGER_SYSTEM_REVENUE, 12,
+                              LEDGER_KIND_GENERATION, &res), 0);
+    struct ledger_transfer tr = {.id = "gen-2", .debit = "discord:1001",
+                                 .credit = LEDGER_SYSTEM_REVENUE, .amount = 30,
+                                 .kind = LEDGER_KIND_GENERATION, .tag = "demo-chat"};
+    assert_int_equal(lt_transfer(&f->lt, &tr, &res), 0);
+    t = run(f, &alice, "usage day");
+    assert_non_null(strstr(t, "demo-chat: 1 generation, 30 credits"));
+    assert_non_null(strstr(t, "Total: 2 generations, 42 credits."));
+    t = run(f, &alice, "usage decade");
+    assert_non_null(strstr(t, "one of: day, week, month, year"));
+    t = run(f, &alice, "deposit");
+    assert_non_null(strstr(t, "No payment method is set up"));
+    f->core.deposit_text = "Buy credits with Telegram Stars: /deposit in the Telegram bot.";
+    t = run(f, &alice, "deposit");
+    assert_non_null(strstr(t, "Telegram Stars"));
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_start_opens_wallet_once, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_grant_and_revoke, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_pools, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_history_pages_and_buttons, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_usage_and_deposit, setup, teardown),
+};
+
+TEST_GROUP_DEFINE(cmd_credits, tests, lt_group_setup, lt_group_teardown)
