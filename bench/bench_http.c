@@ -8,6 +8,8 @@
 #include "bot/http.h"
 #include "tests/fake/httpd.h"
 
+#include <string.h>
+
 #define BENCH_HTTP_TOTAL 20000
 #define BENCH_HTTP_INFLIGHT 32
 
