@@ -3,6 +3,7 @@
 #include "bot/config.h"
 
 #include "core/error.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -317,38 +318,6 @@ void config_problems_log(const struct config_problems *p)
 
 #define CONFIG_NAME_MAX 64
 
-/* Edit distance with adjacent transpositions counting as one edit (optimal
- * string alignment), ignoring case. Long names get SIZE_MAX: no suggestion. */
-static size_t config__distance(const char *a, const char *b)
-{
-    size_t la = strlen(a);
-    size_t lb = strlen(b);
-    if (la > CONFIG_NAME_MAX || lb > CONFIG_NAME_MAX)
-        return SIZE_MAX;
-    size_t d[CONFIG_NAME_MAX + 1][CONFIG_NAME_MAX + 1];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            int ca = tolower((unsigned char)a[i - 1]);
-            int cb = tolower((unsigned char)b[j - 1]);
-            size_t cost = ca == cb ? 0 : 1;
-            size_t best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best)
-                best = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < best)
-                best = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    }
-    return d[la][lb];
-}
-
 /* Tracks the closest candidate to a misspelt word. */
 struct config_suggest {
     const char *word;
@@ -365,7 +334,7 @@ static void config__suggest_init(struct config_suggest *s, const char *word)
 
 static void config__suggest_try(struct config_suggest *s, const char *candidate)
 {
-    size_t d = config__distance(s->word, candidate);
+    size_t d = text_distance(s->word, candidate);
     /* A cut-short word ("de" for "demo") is a likely slip however short. */
     size_t len = strlen(s->word);
     if (len >= 2 && len < strlen(candidate) && strncasecmp(s->word, candidate, len) == 0)
@@ -427,18 +396,8 @@ static int config__value_set(struct config_problems *p, int line, const char *se
         return 0;
     }
     case CONFIG_BOOL: {
-        static const char *const yes[] = {"true", "yes", "on", "1"};
-        static const char *const no[] = {"false", "no", "off", "0"};
-        for (size_t i = 0; i < 4; i++) {
-            if (strcasecmp(text, yes[i]) == 0) {
-                *(bool *)field = true;
-                return 0;
-            }
-            if (strcasecmp(text, no[i]) == 0) {
-                *(bool *)field = false;
-                return 0;
-            }
-        }
+        if (text_bool_parse(text, (bool *)field) == 0)
+            return 0;
         rc = config__problem_add(p, line, "%s.%s: expected true or false, got \"%s\"", section,
                                  k->name, text);
         goto fail;
@@ -904,8 +863,8 @@ static void config__key_unknown(struct config_parser *ps, const char *name)
     for (size_t k = 0; k < s->nkeys; k++) {
         if (is_env) {
             snprintf(env, sizeof(env), "%s_env", s->keys[k].name);
-            if (config__distance(name, env) < sg.dist) {
-                sg.dist = config__distance(name, env);
+            if (text_distance(name, env) < sg.dist) {
+                sg.dist = text_distance(name, env);
                 sg.best = s->keys[k].name;
             }
         } else {

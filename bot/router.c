@@ -3,6 +3,7 @@
 #include "core/commands.h"
 #include "core/core.h"
 #include "core/log.h"
+#include "core/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,29 +79,6 @@ void router_drain(struct router *r, void (*cb)(void *data), void *data)
     r->drained_data = data;
 }
 
-/* Levenshtein distance, for "did you mean". Short strings only. */
-static size_t router__distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 31 || lb > 31)
-        return 99;
-    size_t d[32][32];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = d[i - 1][j] + 1;
-            size_t ins = d[i][j - 1] + 1;
-            size_t m = sub < del ? sub : del;
-            d[i][j] = m < ins ? m : ins;
-        }
-    }
-    return d[la][lb];
-}
-
 static void router__unknown(struct invocation *inv, const char *name)
 {
     size_t n;
@@ -112,7 +90,7 @@ static void router__unknown(struct invocation *inv, const char *name)
             continue;
         char first[32];
         snprintf(first, sizeof(first), "%.*s", (int)strcspn(table[i].name, " "), table[i].name);
-        size_t d = router__distance(name, first);
+        size_t d = text_distance(name, first);
         if (d < best_d) {
             best_d = d;
             best = table[i].name;

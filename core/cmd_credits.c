@@ -8,9 +8,9 @@
 #include "core/ledger.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/text.h"
 #include "core/wallet.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,37 +34,6 @@ struct credits_ctx {
     void (*next)(struct credits_ctx *ctx); /* what to run once the wallet is open */
 };
 
-/* A growing text buffer for replies. */
-struct text {
-    char *buf;
-    size_t len;
-    size_t cap;
-};
-
-static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void text_add(struct text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = (t->cap + (size_t)n + 1) * 2;
-        char *grown = realloc(t->buf, cap);
-        if (grown == NULL)
-            return;
-        t->buf = grown;
-        t->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)n;
-}
-
 /* End the command: say what went wrong if rc < 0, and release everything. */
 static void credits__finish(struct credits_ctx *ctx, int rc, const char *what)
 {
@@ -79,16 +48,16 @@ static void credits__finish(struct credits_ctx *ctx, int rc, const char *what)
     free(ctx);
 }
 
-static void credits__welcome(struct credits_ctx *ctx, struct text *t)
+static void credits__welcome(struct credits_ctx *ctx, struct text_buf *t)
 {
     if (!ctx->created)
         return;
     char amount[32];
     if (ctx->core->welcome_bonus > 0)
-        text_add(t, "Welcome! Your wallet is open and holds a welcome bonus of %s credits.\n",
+        text_buf_add(t, "Welcome! Your wallet is open and holds a welcome bonus of %s credits.\n",
                  format_credits(amount, sizeof(amount), ctx->core->welcome_bonus));
     else
-        text_add(t, "Welcome! Your wallet is open.\n");
+        text_buf_add(t, "Welcome! Your wallet is open.\n");
 }
 
 static void credits__opened(int rc, bool created, void *data)
@@ -102,37 +71,51 @@ static void credits__opened(int rc, bool created, void *data)
     ctx->next(ctx);
 }
 
-/* Start a command: allocate its context and open the wallet, then run next. */
-static void credits__begin(struct core *core, struct invocation *inv,
-                           void (*next)(struct credits_ctx *ctx))
+/* A command's context; NULL (and the reply finished) when out of memory. */
+static struct credits_ctx *credits__new(struct core *core, struct invocation *inv,
+                                        void (*next)(struct credits_ctx *ctx))
 {
     struct credits_ctx *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
         reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
         reply_finish(inv->reply);
-        return;
+        return NULL;
     }
     ctx->core = core;
     ctx->inv = inv;
     ctx->next = next;
-    int rc = wallet_account(inv, ctx->wallet, sizeof(ctx->wallet));
-    if (rc == 0 && wallet_pool_account(inv, ctx->pool, sizeof(ctx->pool)) != 0)
+    return ctx;
+}
+
+/* Open the member's wallet, then run ctx->next. */
+static void credits__open(struct credits_ctx *ctx)
+{
+    int rc = wallet_account(ctx->inv, ctx->wallet, sizeof(ctx->wallet));
+    if (rc == 0 && wallet_pool_account(ctx->inv, ctx->pool, sizeof(ctx->pool)) != 0)
         ctx->pool[0] = '\0';
     if (rc == 0)
-        rc = wallet_open(core, inv, credits__opened, ctx);
+        rc = wallet_open(ctx->core, ctx->inv, credits__opened, ctx);
     if (rc < 0)
         credits__finish(ctx, rc, "wallet");
 }
 
-static void credits__balance_line(struct text *t, const char *who, const struct ledger_balance *b)
+static void credits__begin(struct core *core, struct invocation *inv,
+                           void (*next)(struct credits_ctx *ctx))
+{
+    struct credits_ctx *ctx = credits__new(core, inv, next);
+    if (ctx != NULL)
+        credits__open(ctx);
+}
+
+static void credits__balance_line(struct text_buf *t, const char *who, const struct ledger_balance *b)
 {
     char avail[32], posted[32], held[32];
-    text_add(t, "%s: %s credits available", who, format_credits(avail, sizeof(avail), b->available));
+    text_buf_add(t, "%s: %s credits available", who, format_credits(avail, sizeof(avail), b->available));
     if (b->pending_debits > 0)
-        text_add(t, " (%s in total, %s reserved for work in progress)",
+        text_buf_add(t, " (%s in total, %s reserved for work in progress)",
                  format_credits(posted, sizeof(posted), b->posted),
                  format_credits(held, sizeof(held), b->pending_debits));
-    text_add(t, "\n");
+    text_buf_add(t, "\n");
 }
 
 /* ---- /start ------------------------------------------------------------ */
@@ -144,20 +127,20 @@ static void start__balance(int rc, const struct ledger_result *r, void *data)
         credits__finish(ctx, rc, "balance");
         return;
     }
-    struct text t = {0};
+    struct text_buf t = {0};
     const char *name = ctx->core->bot_name != NULL ? ctx->core->bot_name : "HAI Bot";
     if (ctx->created)
         credits__welcome(ctx, &t);
     else
-        text_add(&t, "Welcome back to %s.\n", name);
+        text_buf_add(&t, "Welcome back to %s.\n", name);
     credits__balance_line(&t, "Your wallet", &r->balance);
-    text_add(&t,
+    text_buf_add(&t,
              "\nHow credits work: every generation (/chat, /imagine) costs credits, shown before "
              "it runs. The bot reserves the most it could cost, charges what the work really "
              "used, and refunds the rest; a failed generation costs nothing.\n"
              "/balance shows your credits, /history your transfers, /usage your spending, "
              "/deposit how to top up, and /help everything else.");
-    reply_text(ctx->inv->reply, true, "%s", t.buf != NULL ? t.buf : "");
+    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);
 }
@@ -183,19 +166,18 @@ static void balance__pool(int rc, const struct ledger_result *r, void *data)
         credits__finish(ctx, rc, "pool balance");
         return;
     }
-    struct text t = {0};
+    struct text_buf t = {0};
     credits__welcome(ctx, &t);
     credits__balance_line(&t, "Your wallet", &ctx->wallet_balance);
     if (ctx->pool[0] != '\0') {
         if (rc == HB_ENOTFOUND) {
-            text_add(&t, "This group's pool: empty (admins fund it with /admin pool grant)\n");
+            text_buf_add(&t, "This group's pool: empty (admins fund it with /admin pool grant)\n");
         } else {
             credits__balance_line(&t, "This group's pool", &r->balance);
         }
     }
-    if (t.len > 0 && t.buf[t.len - 1] == '\n')
-        t.buf[--t.len] = '\0';
-    reply_text(ctx->inv->reply, true, "%s", t.buf != NULL ? t.buf : "");
+    text_buf_trim(&t);
+    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);
 }
@@ -231,7 +213,7 @@ void cmd_balance(struct core *core, struct invocation *inv)
 
 /* ---- /history ---------------------------------------------------------- */
 
-static void history__entry(struct text *t, const struct store_transfer *tr, const char *wallet)
+static void history__entry(struct text_buf *t, const struct store_transfer *tr, const char *wallet)
 {
     char when[32], amount[32];
     bool in = strcmp(tr->credit, wallet) == 0;
@@ -239,15 +221,15 @@ static void history__entry(struct text *t, const struct store_transfer *tr, cons
     format_credits(amount, sizeof(amount), tr->amount);
     const char *what = format_kind(tr->kind);
     if (tr->flags & LEDGER_TRANSFER_PENDING)
-        text_add(t, "%s  %s reserved for a %s", when, amount, what);
+        text_buf_add(t, "%s  %s reserved for a %s", when, amount, what);
     else if (tr->flags & LEDGER_TRANSFER_VOID)
-        text_add(t, "%s  reservation released (%s)%s", when, what,
+        text_buf_add(t, "%s  reservation released (%s)%s", when, what,
                  tr->flags & LEDGER_TRANSFER_EXPIRED ? ", it expired" : "");
     else
-        text_add(t, "%s  %s%s  %s", when, in ? "+" : "-", amount, what);
+        text_buf_add(t, "%s  %s%s  %s", when, in ? "+" : "-", amount, what);
     if (tr->tag[0] != '\0')
-        text_add(t, " (%s)", tr->tag);
-    text_add(t, "\n");
+        text_buf_add(t, " (%s)", tr->tag);
+    text_buf_add(t, "\n");
 }
 
 static void history__got(int rc, const struct ledger_result *r, void *data)
@@ -258,12 +240,12 @@ static void history__got(int rc, const struct ledger_result *r, void *data)
         return;
     }
     size_t first = (size_t)ctx->page * CREDITS_HISTORY_PAGE;
-    struct text t = {0};
+    struct text_buf t = {0};
     credits__welcome(ctx, &t);
     if (r->history_count <= first) {
-        text_add(&t, ctx->page == 0 ? "No transfers yet." : "No older transfers.");
+        text_buf_add(&t, ctx->page == 0 ? "No transfers yet." : "No older transfers.");
     } else {
-        text_add(&t, "Your transfers, newest first (page %lld):\n", (long long)ctx->page + 1);
+        text_buf_add(&t, "Your transfers, newest first (page %lld):\n", (long long)ctx->page + 1);
         size_t end = first + CREDITS_HISTORY_PAGE;
         if (end > r->history_count)
             end = r->history_count;
@@ -291,11 +273,10 @@ static void history__got(int rc, const struct ledger_result *r, void *data)
         if (button_ref_make(buttons[nb].ref, ctx->core->button_key, "hist", payload, ctx->inv) == 0)
             buttons[nb++].label = "Older";
     }
-    while (t.len > 0 && t.buf[t.len - 1] == '\n')
-        t.buf[--t.len] = '\0';
+    text_buf_trim(&t);
     struct reply_msg msg = {.stage = REPLY_FINAL,
                             .ephemeral = true,
-                            .text = t.buf != NULL ? t.buf : "",
+                            .text = text_buf_str(&t),
                             .buttons = buttons,
                             .nbuttons = nb};
     reply_send(ctx->inv->reply, &msg);
@@ -318,21 +299,12 @@ static void history__next(struct credits_ctx *ctx)
 static void history__start(struct core *core, struct invocation *inv, int64_t page,
                            uint64_t anchor)
 {
-    struct credits_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (ctx == NULL) {
-        reply_finish(inv->reply);
+    struct credits_ctx *ctx = credits__new(core, inv, history__next);
+    if (ctx == NULL)
         return;
-    }
-    ctx->core = core;
-    ctx->inv = inv;
     ctx->page = page;
     ctx->anchor = anchor;
-    ctx->next = history__next;
-    int rc = wallet_account(inv, ctx->wallet, sizeof(ctx->wallet));
-    if (rc == 0)
-        rc = wallet_open(core, inv, credits__opened, ctx);
-    if (rc < 0)
-        credits__finish(ctx, rc, "wallet");
+    credits__open(ctx);
 }
 
 void cmd_history(struct core *core, struct invocation *inv)
@@ -376,17 +348,17 @@ static void usage__got(int rc, const struct ledger_result *r, void *data)
         credits__finish(ctx, rc, "usage");
         return;
     }
-    struct text t = {0};
+    struct text_buf t = {0};
     credits__welcome(ctx, &t);
     if (r->usage_count == 0) {
-        text_add(&t, "No generations in the last %s.", ctx->period);
+        text_buf_add(&t, "No generations in the last %s.", ctx->period);
     } else {
         int64_t total = 0, count = 0;
-        text_add(&t, "Your spending in the last %s:\n", ctx->period);
+        text_buf_add(&t, "Your spending in the last %s:\n", ctx->period);
         for (size_t i = 0; i < r->usage_count; i++) {
             const struct store_usage *u = &r->usage[i];
             char day[16], amount[32];
-            text_add(&t, "%s  %s: %lld generation%s, %s credits\n",
+            text_buf_add(&t, "%s  %s: %lld generation%s, %s credits\n",
                      format_day(day, sizeof(day), u->day), u->tag[0] != '\0' ? u->tag : "(model)",
                      (long long)u->count, u->count == 1 ? "" : "s",
                      format_credits(amount, sizeof(amount), u->amount));
@@ -394,10 +366,10 @@ static void usage__got(int rc, const struct ledger_result *r, void *data)
             count += u->count;
         }
         char amount[32];
-        text_add(&t, "Total: %lld generation%s, %s credits.", (long long)count,
+        text_buf_add(&t, "Total: %lld generation%s, %s credits.", (long long)count,
                  count == 1 ? "" : "s", format_credits(amount, sizeof(amount), total));
     }
-    reply_text(ctx->inv->reply, true, "%s", t.buf != NULL ? t.buf : "");
+    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);
 }
@@ -420,40 +392,31 @@ void cmd_usage(struct core *core, struct invocation *inv)
         days = 30;
     else if (strcmp(period, "year") == 0)
         days = 365;
-    struct credits_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (ctx == NULL) {
-        reply_finish(inv->reply);
+    struct credits_ctx *ctx = credits__new(core, inv, usage__next);
+    if (ctx == NULL)
         return;
-    }
-    ctx->core = core;
-    ctx->inv = inv;
     ctx->period = days == 1 ? "day" : days == 7 ? "7 days" : days == 30 ? "30 days" : "year";
     /* Whole UTC days, so the first line is not a partial day. */
     int64_t now = credits__now_ms();
     ctx->from_ms = (now / 86400000 - (days - 1)) * 86400000;
-    ctx->next = usage__next;
-    int rc = wallet_account(inv, ctx->wallet, sizeof(ctx->wallet));
-    if (rc == 0)
-        rc = wallet_open(core, inv, credits__opened, ctx);
-    if (rc < 0)
-        credits__finish(ctx, rc, "wallet");
+    credits__open(ctx);
 }
 
 /* ---- /deposit ---------------------------------------------------------- */
 
 static void deposit__next(struct credits_ctx *ctx)
 {
-    struct text t = {0};
+    struct text_buf t = {0};
     credits__welcome(ctx, &t);
     if (ctx->core->deposit_text != NULL && ctx->core->deposit_text[0] != '\0')
-        text_add(&t, "%s", ctx->core->deposit_text);
+        text_buf_add(&t, "%s", ctx->core->deposit_text);
     else
-        text_add(&t, "No payment method is set up on this bot yet. An admin can add credits to "
+        text_buf_add(&t, "No payment method is set up on this bot yet. An admin can add credits to "
                      "your wallet with /admin grant.");
     if (ctx->pool[0] != '\0')
-        text_add(&t, "\nThis group's pool is funded by its admins with /admin pool grant; "
+        text_buf_add(&t, "\nThis group's pool is funded by its admins with /admin pool grant; "
                      "/pool shows it.");
-    reply_text(ctx->inv->reply, true, "%s", t.buf != NULL ? t.buf : "");
+    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);
 }
@@ -480,23 +443,23 @@ static void pool__settings(int rc, const struct pool_settings *s, void *data)
         credits__finish(ctx, rc, "pool settings");
         return;
     }
-    struct text t = {0};
+    struct text_buf t = {0};
     credits__welcome(ctx, &t);
     if (pv->empty)
-        text_add(&t, "This group's pool is empty.\n");
+        text_buf_add(&t, "This group's pool is empty.\n");
     else
         credits__balance_line(&t, "This group's pool", &pv->balance);
-    text_add(&t, "Who spends it: every member here, %s.\n",
+    text_buf_add(&t, "Who spends it: every member here, %s.\n",
              s->policy == POOL_POLICY_POOL_FIRST
                  ? "before their own wallet (pool first)"
                  : "once their own wallet is empty (wallet first)");
     char cap[32];
     if (s->daily_cap > 0)
-        text_add(&t, "Daily cap: %s credits per day.",
+        text_buf_add(&t, "Daily cap: %s credits per day.",
                  format_credits(cap, sizeof(cap), s->daily_cap));
     else
-        text_add(&t, "Daily cap: none.");
-    reply_text(ctx->inv->reply, false, "%s", t.buf != NULL ? t.buf : "");
+        text_buf_add(&t, "Daily cap: none.");
+    reply_text(ctx->inv->reply, false, "%s", text_buf_str(&t));
     free(t.buf);
     free(pv);
     credits__finish(ctx, 0, NULL);
@@ -522,9 +485,9 @@ static void pool__balance(int rc, const struct ledger_result *r, void *data)
 static void pool__next(struct credits_ctx *ctx)
 {
     if (ctx->pool[0] == '\0') {
-        struct text t = {0};
+        struct text_buf t = {0};
         credits__welcome(ctx, &t);
-        text_add(&t, "Pools belong to servers and groups: use /pool there. Here you spend your "
+        text_buf_add(&t, "Pools belong to servers and groups: use /pool there. Here you spend your "
                      "own wallet (/balance).");
         reply_text(ctx->inv->reply, true, "%s", t.buf);
         free(t.buf);

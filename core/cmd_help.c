@@ -1,8 +1,8 @@
 /* /help: the command table, rendered as text. */
 #include "core/core.h"
 #include "core/handlers.h"
+#include "core/text.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,59 +18,30 @@ static const char *cmd_help__type_name(enum command_option_type t)
     return "value";
 }
 
-/* Append formatted text to a growing buffer; on allocation failure the
- * buffer keeps what it had. */
-static void cmd_help__put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void cmd_help__put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (*len + (size_t)n + 1 > *cap) {
-        size_t ncap = (*cap + (size_t)n + 1) * 2;
-        char *grown = realloc(*buf, ncap);
-        if (grown == NULL)
-            return;
-        *buf = grown;
-        *cap = ncap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(*buf + *len, *cap - *len, fmt, ap);
-    va_end(ap);
-    *len += (size_t)n;
-}
-
 static void cmd_help__one(struct invocation *inv, const struct command_spec *c)
 {
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    cmd_help__put(&buf, &len, &cap, "/%s", c->name);
+    struct text_buf t = {0};
+    text_buf_add(&t, "/%s", c->name);
     for (size_t i = 0; i < c->noptions; i++) {
         const struct command_option_spec *o = &c->options[i];
-        cmd_help__put(&buf, &len, &cap, o->required ? " <%s>" : " [%s]", o->name);
+        text_buf_add(&t, o->required ? " <%s>" : " [%s]", o->name);
     }
-    cmd_help__put(&buf, &len, &cap, "\n%s%s\n", c->description,
+    text_buf_add(&t, "\n%s%s\n", c->description,
                   c->access == COMMAND_ACCESS_ADMIN ? " (admins only)" : "");
     for (size_t i = 0; i < c->noptions; i++) {
         const struct command_option_spec *o = &c->options[i];
-        cmd_help__put(&buf, &len, &cap, "  %s (%s%s): %s", o->name, cmd_help__type_name(o->type),
+        text_buf_add(&t, "  %s (%s%s): %s", o->name, cmd_help__type_name(o->type),
                       o->required ? "" : ", optional", o->description);
         if (o->choices != NULL) {
-            cmd_help__put(&buf, &len, &cap, "; one of");
+            text_buf_add(&t, "; one of");
             for (const char *const *ch = o->choices; *ch != NULL; ch++)
-                cmd_help__put(&buf, &len, &cap, " %s", *ch);
+                text_buf_add(&t, " %s", *ch);
         }
-        cmd_help__put(&buf, &len, &cap, "\n");
+        text_buf_add(&t, "\n");
     }
-    cmd_help__put(&buf, &len, &cap, "Example: %s", c->example);
-    if (buf != NULL)
-        reply_text(inv->reply, true, "%s", buf);
-    free(buf);
+    text_buf_add(&t, "Example: %s", c->example);
+    reply_text(inv->reply, true, "%s", text_buf_str(&t));
+    free(t.buf);
 }
 
 void cmd_help(struct core *core, struct invocation *inv)
@@ -91,30 +62,28 @@ void cmd_help(struct core *core, struct invocation *inv)
         reply_finish(inv->reply);
         return;
     }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    struct text_buf t = {0};
     int width = 0;
     for (size_t i = 0; i < n; i++) {
         if (table[i].access != COMMAND_ACCESS_ADMIN || inv->admin)
             width = (int)strlen(table[i].name) > width ? (int)strlen(table[i].name) : width;
     }
-    cmd_help__put(&buf, &len, &cap, "%s commands:\n", core->bot_name != NULL ? core->bot_name : "HAI Bot");
+    text_buf_add(&t, "%s commands:\n", core->bot_name != NULL ? core->bot_name : "HAI Bot");
     for (size_t i = 0; i < n; i++) {
         if (table[i].access == COMMAND_ACCESS_ADMIN)
             continue;
-        cmd_help__put(&buf, &len, &cap, "  /%-*s  %s\n", width, table[i].name, table[i].description);
+        text_buf_add(&t, "  /%-*s  %s\n", width, table[i].name, table[i].description);
     }
     if (inv->admin) {
-        cmd_help__put(&buf, &len, &cap, "Admin commands:\n");
+        text_buf_add(&t, "Admin commands:\n");
         for (size_t i = 0; i < n; i++) {
             if (table[i].access == COMMAND_ACCESS_ADMIN)
-                cmd_help__put(&buf, &len, &cap, "  /%-*s  %s\n", width, table[i].name,
+                text_buf_add(&t, "  /%-*s  %s\n", width, table[i].name,
                               table[i].description);
         }
     }
-    cmd_help__put(&buf, &len, &cap, "Type /help <command> for its options.");
-    if (buf != NULL)
-        reply_text(inv->reply, true, "%s", buf);
-    free(buf);
+    text_buf_add(&t, "Type /help <command> for its options.");
+    reply_text(inv->reply, true, "%s", text_buf_str(&t));
+    free(t.buf);
     reply_finish(inv->reply);
 }

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/handlers.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -232,23 +233,6 @@ int command_option_index(const struct command_spec *spec, const char *name)
     return -1;
 }
 
-static int commands__parse_bool(const char *text, int64_t *out)
-{
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(text, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(text, no[i]) == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return HB_EINVAL;
-}
-
 /* A user reference: a platform id ("1234", "<@1234>", "@name") or a console
  * name. Normalises Discord mentions to the bare id. */
 static int commands__parse_user(const char *text, char *out, size_t cap)
@@ -300,10 +284,12 @@ int command_option_set_text(const struct command_spec *spec, size_t index, const
         break;
     }
     case COMMAND_OPT_BOOLEAN:
-        if (commands__parse_bool(text, &v->integer) != 0) {
+        bool yes;
+        if (text_bool_parse(text, &yes) != 0) {
             snprintf(err, errcap, "Option `%s` must be yes or no (got \"%.40s\").", o->name, text);
             return HB_EINVAL;
         }
+        v->integer = yes;
         break;
     case COMMAND_OPT_USER: {
         char id[COMMAND_ID_MAX];

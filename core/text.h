@@ -1,0 +1,36 @@
+/* Small text helpers shared across layers: a growing buffer for building
+ * replies, the edit distance behind every "did you mean", and the one
+ * spelling of yes and no that config files and command options accept. */
+#ifndef HB_TEXT_H
+#define HB_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/** A growing NUL-terminated string. Zero-initialise; free(buf) when done. */
+struct text_buf {
+    char *buf;  /* NULL until something is added */
+    size_t len;
+    size_t cap;
+};
+
+/** Append formatted text. On allocation failure the buffer keeps what it had. */
+void text_buf_add(struct text_buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Drop trailing newlines. */
+void text_buf_trim(struct text_buf *t);
+
+/** The buffer's text, or "" when empty. */
+const char *text_buf_str(const struct text_buf *t);
+
+#define TEXT_DISTANCE_MAX_LEN 64
+
+/** Edit distance, ignoring case, where swapping two adjacent letters counts
+ *  as one edit. SIZE_MAX when either string is longer than
+ *  TEXT_DISTANCE_MAX_LEN. */
+size_t text_distance(const char *a, const char *b);
+
+/** Parse true/yes/on/1 or false/no/off/0 (any case). Returns 0 or -1. */
+int text_bool_parse(const char *s, bool *out);
+
+#endif
