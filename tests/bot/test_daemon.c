@@ -3,6 +3,7 @@
 #include "tests/test.h"
 
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,41 @@ static void test_no_adapter_is_an_error(void **state)
     test_proc_free(&p);
 }
 
+static void test_ledger_verify_and_head_cli(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *daemon[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    run(daemon, "/start\n/admin grant bob 500 prize\n/admin grant carol 20\n", &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "Granted 500 credits to bob"));
+    test_proc_free(&p);
+
+    char *verify[] = {(char *)test_haibot_bin(), "ledger", "verify", "-c", f->conf, NULL};
+    run(verify, NULL, &p);
+    assert_int_equal(p.status, 0);
+    test_proc_free(&p);
+    char *head[] = {(char *)test_haibot_bin(), "ledger", "head", "-c", f->conf, NULL};
+    run(head, NULL, &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "seq=5 hash=")); /* 3 bonuses and 2 grants */
+    test_proc_free(&p);
+
+    /* Change one committed amount behind the ledger's back. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TRIGGER transfers_no_update;"
+                                  "UPDATE transfers SET amount = 5000 WHERE seq = 4;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    run(verify, NULL, &p);
+    assert_int_equal(p.status, 1);
+    assert_non_null(strstr(p.out, "FAILED at entry seq=4"));
+    test_proc_free(&p);
+}
+
 static void test_world_readable_config_warns(void **state)
 {
     struct daemon_fixture *f = *state;
@@ -279,6 +315,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_sighup_reloads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_file_edit_reloads_live, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_adapter_is_an_error, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ledger_verify_and_head_cli, setup, teardown),
     cmocka_unit_test_setup_teardown(test_world_readable_config_warns, setup, teardown),
 };
 
