@@ -69,7 +69,7 @@ static void daemon__apply_live(struct daemon *d, const struct config *cfg)
             telegram_options_update(d->adapters[i], cfg->telegram.admins,
                                     cfg->telegram.stars_packages) < 0)
             log_warn("config.telegram_lists",
-                     "problem=\"admins or stars_packages do not parse\" action=kept the previous");
+                     "problem=admins or stars_packages do not parse action=kept the previous");
     }
 }
 
@@ -199,8 +199,8 @@ static int daemon__telegram_new(struct daemon *d, const struct adapter_host *hos
     if (telegram_ids_parse(tc->admins, (int64_t[64]){0}, 64) < 0 ||
         telegram_packages_parse(tc->stars_packages, (struct telegram_package[16]){{0, 0}}, 16) < 0) {
         log_error("adapter.start_failed",
-                  "adapter=telegram problem=\"[telegram] admins must be user ids separated by "
-                  "commas, stars_packages stars:credits pairs (at most 64 and 16)\"");
+                  "adapter=telegram problem=[telegram] admins must be user ids separated by "
+                  "commas, stars_packages stars:credits pairs (at most 64 and 16)");
         return HB_ECONFIG;
     }
     struct adapter *a = telegram_new(&d->loop, d->http, &d->core, &opts, host);

@@ -336,7 +336,7 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
             interval = 0;
         }
     } else {
-        log_warn("telegram.send_refused", "chat=%" PRId64 " method=%s status=%d description=\"%s\"",
+        log_warn("telegram.send_refused", "chat=%" PRId64 " method=%s status=%d description=%s",
                  c->id, op->method, res->status, res->description);
         done = true;
     }

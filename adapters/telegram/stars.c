@@ -122,7 +122,7 @@ static void pay__precheckout_answered(struct tg *tg, void *data, const struct tg
     (void)tg;
     (void)data;
     if (res->rc != HB_ECANCELED && (res->rc != 0 || !res->ok))
-        log_error("telegram.precheckout_answer_failed", "status=%d description=\"%s\" error=%s",
+        log_error("telegram.precheckout_answer_failed", "status=%d description=%s error=%s",
                   res->status, res->description, hb_strerror(res->rc));
 }
 
@@ -130,7 +130,7 @@ void tg_stars_precheckout(struct tg *tg, const cJSON *q)
 {
     const char *id = tg_json_str(q, "id");
     if (id == NULL) {
-        log_warn("telegram.update_malformed", "problem=\"pre_checkout_query without id\"");
+        log_warn("telegram.update_malformed", "problem=pre_checkout_query without id");
         return;
     }
     const char *currency = tg_json_str(q, "currency");
@@ -228,12 +228,12 @@ void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t u
     int64_t stars = 0, credits = 0, group = 0;
     int rc = pay__payload_parse(tg_json_str(sp, "invoice_payload"), &stars, &credits, &group);
     if (charge == NULL || charge[0] == '\0' || strlen(charge) > 100) {
-        log_error("telegram.payment_malformed", "problem=\"no charge id\" chat=%" PRId64, chat_id);
+        log_error("telegram.payment_malformed", "problem=no charge id chat=%" PRId64, chat_id);
         return;
     }
     if (rc < 0 || currency == NULL || strcmp(currency, "XTR") != 0) {
         log_error("telegram.payment_unknown", "charge=%s chat=%" PRId64
-                  " hint=\"not a package this bot offered; refund it with /admin refund\"",
+                  " hint=not a package this bot offered; refund it with /admin refund",
                   charge, chat_id);
         reply_text(&r->reply, false,
                    "Your payment arrived, but the bot cannot tell what it was for. An admin can "

@@ -230,16 +230,16 @@ static bool tg__poll_failed(struct tg *tg, const struct tg_result *res, const ch
         /* Telegram answers 404 for a token of the wrong shape, 401 for a
          * revoked one: neither gets better by asking again. */
         log_error("telegram.unauthorized",
-                  "status=%d method=%s action=stopped hint=\"the bot token was refused; check "
-                  "[telegram] token\"",
+                  "status=%d method=%s action=stopped hint=the bot token was refused; check "
+                  "[telegram] token",
                   res->status, method);
         tg__fatal(tg);
         return true;
     }
     if (res->status == 409) {
         log_error("telegram.conflict",
-                  "status=409 description=\"%s\" hint=\"a webhook is set for this bot, or "
-                  "another process polls with the same token\" retry=backoff",
+                  "status=409 description=%s hint=a webhook is set for this bot, or "
+                  "another process polls with the same token retry=backoff",
                   res->description);
         tg->failures = tg->failures < 6 ? 6 : tg->failures;
         tg__poll_later(tg, 0);
@@ -252,7 +252,7 @@ static bool tg__poll_failed(struct tg *tg, const struct tg_result *res, const ch
         return true;
     }
     if (res->status != 200 || !res->ok) {
-        log_warn("telegram.poll_error", "method=%s status=%d description=\"%s\" retry=backoff",
+        log_warn("telegram.poll_error", "method=%s status=%d description=%s retry=backoff",
                  method, res->status, res->description);
         tg__poll_later(tg, 0);
         return true;
@@ -314,7 +314,7 @@ static void tg__poll_done(struct tg *tg, void *data, const struct tg_result *res
     if (tg__poll_failed(tg, res, "getUpdates"))
         return;
     if (!cJSON_IsArray(res->result)) {
-        log_warn("telegram.poll_error", "problem=\"result is not an array\" retry=backoff");
+        log_warn("telegram.poll_error", "problem=result is not an array retry=backoff");
         tg__poll_later(tg, 0);
         return;
     }
@@ -479,7 +479,7 @@ static void tg__commands_set(struct tg *tg, void *data, const struct tg_result *
                       tg__commands_stored, cs) == 0)
             return;
     } else if (res->rc != HB_ECANCELED) {
-        log_warn("telegram.commands_not_set", "status=%d description=\"%s\" error=%s",
+        log_warn("telegram.commands_not_set", "status=%d description=%s error=%s",
                  res->status, res->description, hb_strerror(res->rc));
     }
     tg__cmdsync_free(cs);
@@ -538,7 +538,7 @@ static void tg__me_done(struct tg *tg, void *data, const struct tg_result *res)
     const char *user = tg_json_str(res->result, "username");
     tg->bot_id = tg_json_int(res->result, "id", 0);
     if (tg->bot_id == 0 || user == NULL) {
-        log_warn("telegram.poll_error", "method=getMe problem=\"no id or username\"");
+        log_warn("telegram.poll_error", "method=getMe problem=no id or username");
         tg__poll_later(tg, 0);
         return;
     }

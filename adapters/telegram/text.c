@@ -99,9 +99,9 @@ size_t telegram_text_cut(const char *text, size_t len, size_t max)
     if (off >= len)
         return len;
     /* Prefer a line break in the last quarter, then a space. */
-    if (last_nl > off - off / 4 && last_nl > 0)
+    if (last_nl > 0 && last_nl >= off / 2)
         return last_nl;
-    if (last_space > off - off / 8 && last_space > 0)
+    if (last_space > 0 && last_space >= off - off / 4)
         return last_space;
     return off;
 }

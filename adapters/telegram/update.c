@@ -36,7 +36,7 @@ static void tg__answered(struct tg *tg, void *data, const struct tg_result *res)
     (void)tg;
     (void)data;
     if (res->rc != HB_ECANCELED && (res->rc != 0 || !res->ok))
-        log_warn("telegram.callback_answer_failed", "status=%d description=\"%s\" error=%s",
+        log_warn("telegram.callback_answer_failed", "status=%d description=%s error=%s",
                  res->status, res->description, hb_strerror(res->rc));
 }
 
@@ -417,7 +417,7 @@ int tg_update_handle(struct tg *tg, const cJSON *u)
 {
     const cJSON *idv = cJSON_GetObjectItemCaseSensitive(u, "update_id");
     if (!cJSON_IsObject(u) || !cJSON_IsNumber(idv)) {
-        log_warn("telegram.update_malformed", "problem=\"no update_id\" action=skipped");
+        log_warn("telegram.update_malformed", "problem=no update_id action=skipped");
         return HB_EPROTO;
     }
     int64_t id = (int64_t)idv->valuedouble;
