@@ -112,6 +112,12 @@ static const struct config_key_schema config_keys_telegram[] = {
     K_SECRET(struct config_telegram, token, CONFIG_KEY_REQUIRED_WHEN_ENABLED, "bot token"),
     K_URL(struct config_telegram, api_base, "https://api.telegram.org", RESTART,
           "Bot API base URL (a local Bot API server works too)"),
+    K_SECONDS(struct config_telegram, poll_timeout, "30", 1, 300, RESTART,
+              "seconds a getUpdates long poll waits for updates"),
+    K_STRING(struct config_telegram, admins, "", LIVE,
+             "Telegram user ids with admin rights, separated by commas"),
+    K_STRING(struct config_telegram, stars_packages, "", LIVE,
+             "Stars packages /deposit offers, as stars:credits pairs separated by commas"),
 };
 
 static const struct config_key_schema config_keys_provider[] = {

@@ -67,6 +67,9 @@ struct config_telegram {
     bool enabled;
     char *token;    /* bot token (secret) */
     char *api_base; /* Bot API base URL, without the /bot<token> part */
+    int64_t poll_timeout;  /* seconds a getUpdates long poll waits for updates */
+    char *admins;          /* user ids with admin rights: "123, 456" */
+    char *stars_packages;  /* Stars packages /deposit offers: "stars:credits, ..." */
 };
 
 struct config_provider {

@@ -1,6 +1,7 @@
 #include "bot/daemon.h"
 
 #include "adapters/console/console.h"
+#include "adapters/telegram/telegram.h"
 #include "bot/config.h"
 #include "bot/config_watch.h"
 #include "bot/http.h"
@@ -64,6 +65,11 @@ static void daemon__apply_live(struct daemon *d, const struct config *cfg)
     for (size_t i = 0; i < d->nadapters; i++) {
         if (strcmp(d->adapters[i]->ops->name, "console") == 0)
             console_options_update(d->adapters[i], cfg->console.user, cfg->console.admin);
+        if (strcmp(d->adapters[i]->ops->name, "telegram") == 0 &&
+            telegram_options_update(d->adapters[i], cfg->telegram.admins,
+                                    cfg->telegram.stars_packages) < 0)
+            log_warn("config.telegram_lists",
+                     "problem=admins or stars_packages do not parse action=kept the previous");
     }
 }
 
@@ -181,6 +187,29 @@ static void daemon__adapter_ended(void *data, struct adapter *a)
         daemon__stop(d, "no adapter is left running");
 }
 
+/* The Telegram adapter, on the daemon's HTTP client and ledger. */
+static int daemon__telegram_new(struct daemon *d, const struct adapter_host *host)
+{
+    const struct config_telegram *tc = &d->config->telegram;
+    struct telegram_options opts = {.token = tc->token,
+                                    .api_base = tc->api_base,
+                                    .poll_timeout_s = tc->poll_timeout,
+                                    .admins = tc->admins,
+                                    .stars_packages = tc->stars_packages};
+    if (telegram_ids_parse(tc->admins, (int64_t[64]){0}, 64) < 0 ||
+        telegram_packages_parse(tc->stars_packages, (struct telegram_package[16]){{0, 0}}, 16) < 0) {
+        log_error("adapter.start_failed",
+                  "adapter=telegram problem=[telegram] admins must be user ids separated by "
+                  "commas, stars_packages stars:credits pairs (at most 64 and 16)");
+        return HB_ECONFIG;
+    }
+    struct adapter *a = telegram_new(&d->loop, d->http, &d->core, &opts, host);
+    if (a == NULL)
+        return HB_ENOMEM;
+    d->adapters[d->nadapters++] = a;
+    return 0;
+}
+
 static int daemon__adapters_start(struct daemon *d)
 {
     const struct config *cfg = d->config;
@@ -188,8 +217,11 @@ static int daemon__adapters_start(struct daemon *d)
         .dispatch = daemon__dispatch, .ended = daemon__adapter_ended, .data = d};
     if (cfg->discord.enabled)
         log_warn("adapter.unavailable", "adapter=discord reason=this build has no Discord adapter yet");
-    if (cfg->telegram.enabled)
-        log_warn("adapter.unavailable", "adapter=telegram reason=this build has no Telegram adapter yet");
+    if (cfg->telegram.enabled) {
+        int rc = daemon__telegram_new(d, &host);
+        if (rc < 0)
+            return rc;
+    }
     if (cfg->console.enabled) {
         struct console_options opts = {.user = cfg->console.user,
                                        .admin = cfg->console.admin,

@@ -1,0 +1,476 @@
+/* The send queue: one FIFO per chat, one call in flight per chat, paced.
+ *
+ * Telegram allows about one message a second in a chat, twenty a minute in
+ * a group and thirty a second overall, and answers 429 with retry_after
+ * beyond that. Each chat keeps the time its next call may start; a global
+ * token bucket spreads calls over the second; one timer wakes the queue
+ * when the earliest waiting chat is due. A call that meets 429 stays at the
+ * head of its chat's queue and is tried again after retry_after, so order
+ * holds and nothing is dropped. Edits of the same message that pile up
+ * behind the pace collapse into the newest, which is what streaming needs. */
+#include "adapters/telegram/telegram_internal.h"
+
+#include "core/error.h"
+#include "core/log.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TG_SEND_ATTEMPTS 6       /* network errors and 5xx before a send is given up */
+#define TG_GLOBAL_429_CHATS 3    /* chats limited within one second that pause everything */
+
+struct tg_op {
+    struct tg_op *next;
+    struct tg_reply *reply; /* holds a reference, or NULL */
+    const char *method;     /* static string */
+    enum tg_op_kind kind;
+    cJSON *body;            /* JSON body, or the form fields of a photo */
+    unsigned char *photo;
+    size_t photo_len;
+    char *photo_name;
+    char *photo_mime;
+    bool edit;     /* message_id comes from the reply at send time */
+    bool sets_msg; /* the result's message_id goes to the reply */
+    unsigned attempts;
+};
+
+struct tg_chat {
+    int64_t id;          /* the key: the chat the replies were made for */
+    int64_t send_to;     /* where calls go (differs after a group migrated) */
+    bool group;
+    struct tg_op *head, *tail;
+    bool busy;           /* the head is in flight */
+    bool ready;          /* in the ready list */
+    struct tg_chat *rnext;
+    struct tg_chat *hnext;
+    uint64_t next_ms;    /* earliest start of the next call (loop time) */
+    uint64_t limited_ms; /* last 429, for the global heuristic */
+};
+
+static void sq__op_free(struct tg_op *op)
+{
+    if (op->reply != NULL)
+        tg_reply_unref(op->reply);
+    cJSON_Delete(op->body);
+    free(op->photo);
+    free(op->photo_name);
+    free(op->photo_mime);
+    free(op);
+}
+
+static size_t sq__hash(const struct tg *tg, int64_t id)
+{
+    uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(x >> 32) & (tg->nbuckets - 1);
+}
+
+static void sq__grow(struct tg *tg)
+{
+    size_t n = tg->nbuckets * 2;
+    struct tg_chat **b = calloc(n, sizeof(*b));
+    if (b == NULL)
+        return;
+    struct tg_chat **old = tg->buckets;
+    size_t oldn = tg->nbuckets;
+    tg->buckets = b;
+    tg->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++) {
+        struct tg_chat *c = old[i];
+        while (c != NULL) {
+            struct tg_chat *next = c->hnext;
+            size_t h = sq__hash(tg, c->id);
+            c->hnext = b[h];
+            b[h] = c;
+            c = next;
+        }
+    }
+    free(old);
+}
+
+static struct tg_chat *sq__chat(struct tg *tg, int64_t id, bool group)
+{
+    size_t h = sq__hash(tg, id);
+    for (struct tg_chat *c = tg->buckets[h]; c != NULL; c = c->hnext) {
+        if (c->id == id)
+            return c;
+    }
+    struct tg_chat *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->id = id;
+    c->send_to = id;
+    c->group = group;
+    c->hnext = tg->buckets[h];
+    tg->buckets[h] = c;
+    if (++tg->nchats > tg->nbuckets * 2)
+        sq__grow(tg);
+    return c;
+}
+
+static void sq__ready(struct tg *tg, struct tg_chat *c)
+{
+    if (c->ready || c->busy || c->head == NULL)
+        return;
+    c->ready = true;
+    c->rnext = NULL;
+    if (tg->ready_tail != NULL)
+        tg->ready_tail->rnext = c;
+    else
+        tg->ready_head = c;
+    tg->ready_tail = c;
+}
+
+static void sq__run(uv_timer_t *t);
+
+/* Wake the queue at loop time `due` (or earlier if already set so). */
+static void sq__arm(struct tg *tg, uint64_t due)
+{
+    if (tg->closing)
+        return;
+    uint64_t now = uv_now(tg->loop);
+    if (tg->sq_armed && tg->sq_due <= due)
+        return;
+    tg->sq_armed = true;
+    tg->sq_due = due;
+    uv_timer_start(&tg->sq_timer, sq__run, due > now ? due - now : 0, 0);
+}
+
+static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res);
+
+/* Put a JSON field value into a multipart form. */
+static int sq__form_field(struct http_request *req, const cJSON *item)
+{
+    if (cJSON_IsString(item))
+        return http_request_form_field_add(req, item->string, item->valuestring, NULL);
+    char *text = cJSON_PrintUnformatted(item);
+    if (text == NULL)
+        return HB_ENOMEM;
+    int rc = http_request_form_field_add(req, item->string, text, NULL);
+    free(text);
+    return rc;
+}
+
+static int sq__start(struct tg *tg, struct tg_chat *c)
+{
+    struct tg_op *op = c->head;
+    if (op->edit) {
+        if (op->reply == NULL || op->reply->msg_id == 0) {
+            /* The message to edit was never sent (its send failed): send
+             * this text as a new message instead. */
+            op->method = "sendMessage";
+            op->edit = false;
+            op->sets_msg = op->reply != NULL;
+            cJSON_DeleteItemFromObjectCaseSensitive(op->body, "message_id");
+        } else {
+            cJSON_DeleteItemFromObjectCaseSensitive(op->body, "message_id");
+            cJSON_AddNumberToObject(op->body, "message_id", (double)op->reply->msg_id);
+        }
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(op->body, "chat_id");
+    cJSON_AddNumberToObject(op->body, "chat_id", (double)c->send_to);
+    struct http_request *req = tg_request_new(tg, op->method);
+    if (req == NULL)
+        return HB_ENOMEM;
+    int rc = 0;
+    if (op->kind == TG_OP_PHOTO) {
+        const cJSON *item;
+        cJSON_ArrayForEach(item, op->body)
+        {
+            if (rc == 0)
+                rc = sq__form_field(req, item);
+        }
+        if (rc == 0)
+            rc = http_request_form_file_add(req, "photo", op->photo_name, op->photo_mime,
+                                            op->photo, op->photo_len);
+    } else {
+        rc = http_request_json_set(req, op->body);
+    }
+    if (rc < 0) {
+        http_request_free(req);
+        return rc;
+    }
+    http_request_timeout_set(req, 60000, 0);
+    rc = tg_request_start(tg, req, sq__op_done, c, NULL);
+    if (rc < 0)
+        return rc;
+    c->busy = true;
+    tg->inflight++;
+    return 0;
+}
+
+static void sq__pop(struct tg_chat *c)
+{
+    struct tg_op *op = c->head;
+    c->head = op->next;
+    if (c->head == NULL)
+        c->tail = NULL;
+    sq__op_free(op);
+}
+
+static void sq__run(uv_timer_t *t)
+{
+    struct tg *tg = t->data;
+    tg->sq_armed = false;
+    if (tg->closing)
+        return;
+    uint64_t now = uv_now(tg->loop);
+    uint64_t wake = UINT64_MAX;
+    if (!tg->pacing_off) {
+        double add = (double)(now - tg->tokens_at) * (double)tg->global_per_s / 1000.0;
+        tg->tokens += add;
+        if (tg->tokens > (double)tg->global_per_s)
+            tg->tokens = (double)tg->global_per_s;
+        tg->tokens_at = now;
+    }
+    struct tg_chat *prev = NULL;
+    struct tg_chat *c = tg->ready_head;
+    while (c != NULL) {
+        struct tg_chat *next = c->rnext;
+        if (tg->inflight >= tg->max_inflight)
+            break; /* a completion kicks the queue again */
+        if (!tg->pacing_off && now < tg->global_until) {
+            wake = tg->global_until;
+            break;
+        }
+        if (now < c->next_ms) {
+            if (c->next_ms < wake)
+                wake = c->next_ms;
+            prev = c;
+            c = next;
+            continue;
+        }
+        if (!tg->pacing_off && tg->tokens < 1.0) {
+            uint64_t need = (uint64_t)((1.0 - tg->tokens) * 1000.0 / (double)tg->global_per_s) + 1;
+            if (now + need < wake)
+                wake = now + need;
+            break;
+        }
+        /* Unlink c from the ready list and start its head. */
+        if (prev != NULL)
+            prev->rnext = next;
+        else
+            tg->ready_head = next;
+        if (tg->ready_tail == c)
+            tg->ready_tail = prev;
+        c->ready = false;
+        c->rnext = NULL;
+        if (!tg->pacing_off)
+            tg->tokens -= 1.0;
+        int rc = sq__start(tg, c);
+        if (rc < 0) {
+            log_warn("telegram.send_failed", "chat=%" PRId64 " error=%s", c->id, hb_strerror(rc));
+            sq__pop(c);
+            sq__ready(tg, c);
+            if (wake > now)
+                wake = now; /* look at it again on the next turn */
+        }
+        c = next;
+    }
+    if (wake != UINT64_MAX)
+        sq__arm(tg, wake);
+}
+
+static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
+{
+    struct tg_chat *c = data;
+    struct tg_op *op = c->head;
+    c->busy = false;
+    tg->inflight--;
+    if (tg->closing || res->rc == HB_ECANCELED) {
+        sq__pop(c);
+        return;
+    }
+    uint64_t now = uv_now(tg->loop);
+    uint64_t interval = tg->pacing_off ? 0 : c->group ? tg->group_interval_ms : tg->chat_interval_ms;
+    bool done = false;
+    if (res->rc == 0 && res->status == 200 && res->ok) {
+        if (op->sets_msg && op->reply != NULL)
+            op->reply->msg_id = tg_json_int(res->result, "message_id", 0);
+        tg->sends_done++;
+        done = true;
+    } else if (res->rc == 0 && res->status == 400 &&
+               strstr(res->description, "message is not modified") != NULL) {
+        done = true; /* the edit asked for what is already shown */
+    } else if (res->rc == 0 && res->migrate_to != 0) {
+        log_info("telegram.chat_migrated", "from=%" PRId64 " to=%" PRId64, c->send_to,
+                 res->migrate_to);
+        tg_migrate(tg, c->send_to, res->migrate_to);
+        c->send_to = res->migrate_to;
+        interval = 0; /* try the new chat at once */
+    } else if (res->rc == 0 && res->status == 429) {
+        int64_t ra = res->retry_after > 0 ? res->retry_after : 1;
+        uint64_t until = now + (uint64_t)ra * tg->retry_unit_ms;
+        log_warn("telegram.rate_limited", "chat=%" PRId64 " method=%s retry_after_s=%" PRId64,
+                 c->id, op->method, ra);
+        /* Several chats limited within a second means the bot as a whole
+         * is over the limit: pause everything, not just this chat. */
+        size_t limited = 0;
+        for (size_t i = 0; i < tg->nbuckets && limited < TG_GLOBAL_429_CHATS; i++) {
+            for (struct tg_chat *o = tg->buckets[i]; o != NULL; o = o->hnext) {
+                if (o != c && o->limited_ms != 0 && o->limited_ms + 1000 > now)
+                    limited++;
+            }
+        }
+        c->limited_ms = now;
+        if (limited + 1 >= TG_GLOBAL_429_CHATS && until > tg->global_until)
+            tg->global_until = until;
+        if (until > c->next_ms)
+            c->next_ms = until;
+        interval = 0;
+    } else if (res->rc == 0 && res->status == 400 && op->edit &&
+               strstr(res->description, "message to edit not found") != NULL) {
+        op->reply->msg_id = 0; /* sent anew on the next try */
+        interval = 0;
+    } else if (res->rc != 0 || res->status >= 500) {
+        if (++op->attempts >= TG_SEND_ATTEMPTS) {
+            log_error("telegram.send_given_up", "chat=%" PRId64 " method=%s attempts=%u error=%s "
+                      "status=%d", c->id, op->method, op->attempts, hb_strerror(res->rc),
+                      res->status);
+            done = true;
+        } else {
+            uint64_t d = tg->backoff_min_ms << (op->attempts < 10 ? op->attempts : 10);
+            if (d > tg->backoff_max_ms)
+                d = tg->backoff_max_ms;
+            c->next_ms = now + tg_jitter(tg, d);
+            interval = 0;
+        }
+    } else {
+        log_warn("telegram.send_refused", "chat=%" PRId64 " method=%s status=%d description=%s",
+                 c->id, op->method, res->status, res->description);
+        done = true;
+    }
+    if (done)
+        sq__pop(c);
+    if (now + interval > c->next_ms)
+        c->next_ms = now + interval;
+    sq__ready(tg, c);
+    sq__arm(tg, c->head != NULL ? c->next_ms : now);
+}
+
+static int sq__push(struct tg *tg, int64_t chat_id, bool group, struct tg_op *op, bool coalesce)
+{
+    struct tg_chat *c = sq__chat(tg, chat_id, group);
+    if (c == NULL) {
+        sq__op_free(op);
+        return HB_ENOMEM;
+    }
+    struct tg_op *tail = c->tail;
+    if (coalesce && tail != NULL && !(c->busy && tail == c->head) && tail->reply == op->reply &&
+        tail->kind == TG_OP_JSON && (tail->edit || tail->sets_msg)) {
+        /* The newest text replaces what was waiting to be shown. */
+        const char *fields[] = {"text", "reply_markup"};
+        for (size_t i = 0; i < 2; i++) {
+            cJSON_DeleteItemFromObjectCaseSensitive(tail->body, fields[i]);
+            cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(op->body, fields[i]);
+            if (v != NULL)
+                cJSON_AddItemToObject(tail->body, fields[i], v);
+        }
+        sq__op_free(op);
+        return 0;
+    }
+    if (tail != NULL)
+        tail->next = op;
+    else
+        c->head = op;
+    c->tail = op;
+    sq__ready(tg, c);
+    sq__arm(tg, c->next_ms);
+    return 0;
+}
+
+int tg_sendq_json(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r,
+                  const char *method, cJSON *body, bool edit, bool sets_msg, bool coalesce)
+{
+    struct tg_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || tg->closing) {
+        free(op);
+        cJSON_Delete(body);
+        return op == NULL ? HB_ENOMEM : HB_ECANCELED;
+    }
+    op->kind = TG_OP_JSON;
+    op->method = method;
+    op->body = body;
+    op->edit = edit;
+    op->sets_msg = sets_msg;
+    op->reply = r;
+    if (r != NULL)
+        r->refs++;
+    return sq__push(tg, chat_id, group, op, coalesce);
+}
+
+int tg_sendq_photo(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r, cJSON *fields,
+                   const struct reply_image *img)
+{
+    struct tg_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || tg->closing) {
+        free(op);
+        cJSON_Delete(fields);
+        return op == NULL ? HB_ENOMEM : HB_ECANCELED;
+    }
+    op->kind = TG_OP_PHOTO;
+    op->method = "sendPhoto";
+    op->body = fields;
+    op->photo = malloc(img->len > 0 ? img->len : 1);
+    op->photo_name = strdup(img->filename != NULL ? img->filename : "image.png");
+    op->photo_mime = strdup(img->mime != NULL ? img->mime : "image/png");
+    if (op->photo == NULL || op->photo_name == NULL || op->photo_mime == NULL) {
+        sq__op_free(op);
+        return HB_ENOMEM;
+    }
+    memcpy(op->photo, img->data, img->len);
+    op->photo_len = img->len;
+    op->reply = r;
+    if (r != NULL)
+        r->refs++;
+    return sq__push(tg, chat_id, group, op, false);
+}
+
+void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to)
+{
+    for (size_t i = 0; i < tg->nbuckets; i++) {
+        for (struct tg_chat *c = tg->buckets[i]; c != NULL; c = c->hnext) {
+            if (c->send_to == from)
+                c->send_to = to;
+        }
+    }
+}
+
+void tg_sendq_drop(struct tg *tg)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < tg->nbuckets; i++) {
+        for (struct tg_chat *c = tg->buckets[i]; c != NULL; c = c->hnext) {
+            /* A head in flight is freed by its completion. */
+            struct tg_op **link = c->busy ? &c->head->next : &c->head;
+            while (*link != NULL) {
+                struct tg_op *op = *link;
+                *link = op->next;
+                sq__op_free(op);
+                dropped++;
+            }
+            c->tail = c->busy ? c->head : NULL;
+            c->ready = false;
+            c->rnext = NULL;
+        }
+    }
+    tg->ready_head = tg->ready_tail = NULL;
+    if (dropped > 0)
+        log_warn("telegram.sends_dropped", "count=%zu reason=closing", dropped);
+}
+
+void tg_sendq_close(struct tg *tg)
+{
+    for (size_t i = 0; i < tg->nbuckets; i++) {
+        struct tg_chat *c = tg->buckets[i];
+        while (c != NULL) {
+            struct tg_chat *next = c->hnext;
+            while (c->head != NULL)
+                sq__pop(c);
+            free(c);
+            c = next;
+        }
+        tg->buckets[i] = NULL;
+    }
+    tg->nchats = 0;
+}

@@ -1,0 +1,418 @@
+/* Telegram Stars deposits, refunds, and group migration.
+ *
+ * /deposit sends one invoice (currency XTR) per package in bot.conf; the
+ * invoice payload names the package and where the credits go:
+ * "dep:<stars>:<credits>:w" for the payer's wallet, "...:g<chat>" for a
+ * group's pool. A pre-checkout query is answered at once: yes while the
+ * package is still offered. A successful payment becomes the ledger
+ * transfer "tg:stars:<charge id>", so a payment reported twice credits
+ * once. The transfer's ref keeps the payer, which a refund needs. */
+#include "adapters/telegram/telegram_internal.h"
+
+#include "core/core.h"
+#include "core/error.h"
+#include "core/ledger.h"
+#include "core/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One asynchronous chain of ledger and API steps. */
+struct tg_pay {
+    struct tg *tg;
+    struct tg_reply *r; /* holds a reference, or NULL */
+    char account[STORE_ID_SIZE];
+    char other[STORE_ID_SIZE]; /* migration: the new pool */
+    char id[STORE_ID_SIZE];
+    char charge[128];
+    int64_t stars, credits, payer;
+    bool existed;
+    int64_t debt;
+};
+
+static struct tg_pay *pay__new(struct tg *tg, struct tg_reply *r)
+{
+    struct tg_pay *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->tg = tg;
+    p->r = r;
+    if (r != NULL)
+        r->refs++;
+    tg_ref(tg);
+    return p;
+}
+
+static void pay__free(struct tg_pay *p)
+{
+    struct tg *tg = p->tg;
+    if (p->r != NULL)
+        tg_reply_unref(p->r);
+    free(p);
+    tg_unref(tg);
+}
+
+static struct ledger *pay__ledger(const struct tg *tg)
+{
+    return tg->core != NULL ? tg->core->ledger : NULL;
+}
+
+/* "dep:<stars>:<credits>:w" or "dep:<stars>:<credits>:g<chat>". */
+static int pay__payload_parse(const char *s, int64_t *stars, int64_t *credits, int64_t *group)
+{
+    long long a, b, g = 0;
+    char kind = 0;
+    int used = 0;
+    if (s == NULL || sscanf(s, "dep:%lld:%lld:%c%n", &a, &b, &kind, &used) != 3)
+        return HB_EINVAL;
+    if (kind == 'g' && sscanf(s + used, "%lld", &g) != 1)
+        return HB_EINVAL;
+    if ((kind != 'w' && kind != 'g') || a <= 0 || b <= 0)
+        return HB_EINVAL;
+    *stars = a;
+    *credits = b;
+    *group = kind == 'g' ? g : 0;
+    return 0;
+}
+
+static bool pay__offered(const struct tg *tg, int64_t stars, int64_t credits)
+{
+    for (size_t i = 0; i < tg->npackages; i++) {
+        if (tg->packages[i].stars == stars && tg->packages[i].credits == credits)
+            return true;
+    }
+    return false;
+}
+
+void tg_stars_offer(struct tg *tg, struct tg_reply *r, int64_t chat_id, bool group)
+{
+    for (size_t i = 0; i < tg->npackages; i++) {
+        const struct telegram_package *pk = &tg->packages[i];
+        char title[64], desc[160], payload[96], label[64];
+        snprintf(title, sizeof(title), "%" PRId64 " credits", pk->credits);
+        snprintf(label, sizeof(label), "%" PRId64 " credits", pk->credits);
+        snprintf(desc, sizeof(desc), "%" PRId64 " credits for %s, paid with %" PRId64 " Stars.",
+                 pk->credits, group ? "this group's pool" : "your wallet", pk->stars);
+        if (group)
+            snprintf(payload, sizeof(payload), "dep:%" PRId64 ":%" PRId64 ":g%" PRId64, pk->stars,
+                     pk->credits, chat_id);
+        else
+            snprintf(payload, sizeof(payload), "dep:%" PRId64 ":%" PRId64 ":w", pk->stars,
+                     pk->credits);
+        cJSON *body = cJSON_CreateObject();
+        if (body == NULL)
+            return;
+        cJSON_AddStringToObject(body, "title", title);
+        cJSON_AddStringToObject(body, "description", desc);
+        cJSON_AddStringToObject(body, "payload", payload);
+        cJSON_AddStringToObject(body, "currency", "XTR");
+        cJSON *prices = cJSON_AddArrayToObject(body, "prices");
+        cJSON *price = cJSON_CreateObject();
+        cJSON_AddStringToObject(price, "label", label);
+        cJSON_AddNumberToObject(price, "amount", (double)pk->stars);
+        cJSON_AddItemToArray(prices, price);
+        tg_sendq_json(tg, chat_id, group, r, "sendInvoice", body, false, false, false);
+    }
+}
+
+static void pay__precheckout_answered(struct tg *tg, void *data, const struct tg_result *res)
+{
+    (void)tg;
+    (void)data;
+    if (res->rc != HB_ECANCELED && (res->rc != 0 || !res->ok))
+        log_error("telegram.precheckout_answer_failed", "status=%d description=%s error=%s",
+                  res->status, res->description, hb_strerror(res->rc));
+}
+
+void tg_stars_precheckout(struct tg *tg, const cJSON *q)
+{
+    const char *id = tg_json_str(q, "id");
+    if (id == NULL) {
+        log_warn("telegram.update_malformed", "problem=pre_checkout_query without id");
+        return;
+    }
+    const char *currency = tg_json_str(q, "currency");
+    int64_t total = tg_json_int(q, "total_amount", 0);
+    int64_t stars = 0, credits = 0, group = 0;
+    int rc = pay__payload_parse(tg_json_str(q, "invoice_payload"), &stars, &credits, &group);
+    bool ok = rc == 0 && currency != NULL && strcmp(currency, "XTR") == 0 && total == stars &&
+              pay__offered(tg, stars, credits) && pay__ledger(tg) != NULL;
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        return;
+    cJSON_AddStringToObject(body, "pre_checkout_query_id", id);
+    cJSON_AddBoolToObject(body, "ok", ok);
+    if (!ok)
+        cJSON_AddStringToObject(body, "error_message",
+                                pay__ledger(tg) == NULL
+                                    ? "The bot cannot take payments right now; please try later."
+                                    : "This package is no longer offered. Send /deposit again "
+                                      "to see the current ones.");
+    log_info("telegram.precheckout", "ok=%d stars=%" PRId64 " credits=%" PRId64, ok ? 1 : 0,
+             stars, credits);
+    if (tg_call_json(tg, "answerPreCheckoutQuery", body, pay__precheckout_answered, NULL) < 0)
+        log_error("telegram.precheckout_answer_failed", "error=cannot send");
+    cJSON_Delete(body);
+}
+
+static void pay__balance(int rc, const struct ledger_result *res, void *data)
+{
+    struct tg_pay *p = data;
+    if (p->r != NULL) {
+        if (rc == 0)
+            reply_text(&p->r->reply, false,
+                       "%s%" PRId64 " credits added for %" PRId64 " Stars. Balance of %s: %" PRId64
+                       " credits.",
+                       p->existed ? "This payment was already credited: " : "Thank you! ",
+                       p->credits, p->stars, strncmp(p->account, "pool:", 5) == 0 ? "this group's pool" : "your wallet",
+                       res->balance.available);
+        else
+            reply_text(&p->r->reply, false, "%" PRId64 " credits were added.", p->credits);
+    }
+    pay__free(p);
+}
+
+static void pay__credited(int rc, const struct ledger_result *res, void *data)
+{
+    struct tg_pay *p = data;
+    (void)res;
+    if (rc == HB_EEXISTS) {
+        p->existed = true;
+        rc = 0;
+    }
+    if (rc < 0) {
+        log_error("telegram.payment_not_credited", "charge=%s account=%s error=%s", p->charge,
+                  p->account, hb_strerror(rc));
+        if (p->r != NULL)
+            reply_text(&p->r->reply, false,
+                       "Your payment arrived but could not be credited yet. An admin can see it "
+                       "under charge id %s.",
+                       p->charge);
+        pay__free(p);
+        return;
+    }
+    log_info("telegram.payment_credited", "charge=%s account=%s credits=%" PRId64 " replay=%d",
+             p->charge, p->account, p->credits, p->existed ? 1 : 0);
+    struct ledger *l = pay__ledger(p->tg);
+    if (l == NULL || ledger_balance_get(l, p->account, pay__balance, p) < 0)
+        pay__balance(HB_ECANCELED, NULL, p);
+}
+
+static void pay__opened(int rc, const struct ledger_result *res, void *data)
+{
+    struct tg_pay *p = data;
+    (void)res;
+    struct ledger *l = pay__ledger(p->tg);
+    if (rc == HB_EEXISTS || rc == HB_ECONFLICT)
+        rc = 0; /* it exists; the transfer below says whether it may be credited */
+    char ref[STORE_REF_SIZE];
+    snprintf(ref, sizeof(ref), "telegram stars=%" PRId64 " payer=%" PRId64 " charge=%s", p->stars,
+             p->payer, p->charge);
+    struct ledger_transfer t = {.id = p->id,
+                                .debit = LEDGER_SYSTEM_DEPOSITS,
+                                .credit = p->account,
+                                .amount = p->credits,
+                                .kind = LEDGER_KIND_DEPOSIT,
+                                .ref = ref};
+    if (rc < 0 || l == NULL || ledger_transfer_create(l, &t, pay__credited, p) < 0)
+        pay__credited(rc < 0 ? rc : HB_ECANCELED, NULL, p);
+}
+
+void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t user_id,
+                   const cJSON *sp)
+{
+    const char *charge = tg_json_str(sp, "telegram_payment_charge_id");
+    const char *currency = tg_json_str(sp, "currency");
+    int64_t stars = 0, credits = 0, group = 0;
+    int rc = pay__payload_parse(tg_json_str(sp, "invoice_payload"), &stars, &credits, &group);
+    if (charge == NULL || charge[0] == '\0' || strlen(charge) > 100) {
+        log_error("telegram.payment_malformed", "problem=no charge id chat=%" PRId64, chat_id);
+        return;
+    }
+    if (rc < 0 || currency == NULL || strcmp(currency, "XTR") != 0) {
+        log_error("telegram.payment_unknown", "charge=%s chat=%" PRId64
+                  " hint=not a package this bot offered; refund it with /admin refund",
+                  charge, chat_id);
+        reply_text(&r->reply, false,
+                   "Your payment arrived, but the bot cannot tell what it was for. An admin can "
+                   "refund it: charge id %s.",
+                   charge);
+        return;
+    }
+    struct tg_pay *p = pay__new(tg, r);
+    if (p == NULL)
+        return;
+    p->stars = stars;
+    p->credits = credits;
+    p->payer = user_id;
+    snprintf(p->charge, sizeof(p->charge), "%s", charge);
+    snprintf(p->id, sizeof(p->id), "tg:stars:%s", charge);
+    char who[32];
+    snprintf(who, sizeof(who), "%" PRId64, group != 0 ? group : user_id);
+    if (group != 0)
+        rc = ledger_pool_name(p->account, sizeof(p->account), "telegram", who);
+    else
+        rc = ledger_wallet_name(p->account, sizeof(p->account), "telegram", who);
+    struct ledger *l = pay__ledger(tg);
+    int64_t bonus = group == 0 && tg->core != NULL ? tg->core->welcome_bonus : 0;
+    if (rc < 0 || l == NULL ||
+        ledger_account_open(l, p->account, LEDGER_ACCOUNT_NO_OVERDRAFT, bonus, pay__opened, p) < 0)
+        pay__credited(rc < 0 ? rc : HB_ECANCELED, NULL, p);
+}
+
+/* ---- refunds -------------------------------------------------------- */
+
+static void pay__reversed(int rc, const struct ledger_result *res, void *data)
+{
+    struct tg_pay *p = data;
+    if (rc == HB_EEXISTS)
+        rc = 0;
+    if (rc == 0) {
+        p->debt = res != NULL ? res->debt : 0;
+        log_info("telegram.refunded", "charge=%s account=%s credits=%" PRId64 " debt=%" PRId64,
+                 p->charge, p->account, p->credits, p->debt);
+        reply_text(&p->r->reply, true,
+                   "Refunded %" PRId64 " Stars to user %" PRId64 "; %" PRId64
+                   " credits taken back from %s (%" PRId64 " of them booked as debt).",
+                   p->stars, p->payer, p->credits, p->account, p->debt);
+    } else {
+        log_error("telegram.refund_not_recorded", "charge=%s error=%s", p->charge,
+                  hb_strerror(rc));
+        reply_text(&p->r->reply, true,
+                   "Telegram refunded the Stars, but the ledger did not record the reversal (%s). "
+                   "Run the refund again to record it.",
+                   hb_strerror(rc));
+    }
+    pay__free(p);
+}
+
+static void pay__refund_answered(struct tg *tg, void *data, const struct tg_result *res)
+{
+    struct tg_pay *p = data;
+    struct ledger *l = pay__ledger(tg);
+    bool again = strstr(res->description, "CHARGE_ALREADY_REFUNDED") != NULL;
+    if (res->rc != 0 || !(res->ok || again)) {
+        reply_text(&p->r->reply, true, "Telegram refused the refund: %s",
+                   res->rc != 0 ? hb_strerror(res->rc) : res->description);
+        pay__free(p);
+        return;
+    }
+    char id[STORE_ID_SIZE];
+    snprintf(id, sizeof(id), "tg:refund:%s", p->charge);
+    char ref[STORE_REF_SIZE];
+    snprintf(ref, sizeof(ref), "telegram refund charge=%s", p->charge);
+    if (l == NULL ||
+        ledger_transfer_reverse(l, id, p->id, p->credits, LEDGER_KIND_REFUND, ref, pay__reversed,
+                                p) < 0)
+        pay__reversed(HB_ECANCELED, NULL, p);
+}
+
+static void pay__refund_found(int rc, const struct ledger_result *res, void *data)
+{
+    struct tg_pay *p = data;
+    const char *payer = rc == 0 ? strstr(res->transfer.ref, "payer=") : NULL;
+    const char *stars = rc == 0 ? strstr(res->transfer.ref, "stars=") : NULL;
+    if (payer == NULL || stars == NULL) {
+        reply_text(&p->r->reply, true, "No Telegram Stars payment has charge id %s.", p->charge);
+        pay__free(p);
+        return;
+    }
+    p->payer = strtoll(payer + 6, NULL, 10);
+    p->stars = strtoll(stars + 6, NULL, 10);
+    p->credits = res->transfer.amount;
+    snprintf(p->account, sizeof(p->account), "%s", res->transfer.credit);
+    cJSON *body = cJSON_CreateObject();
+    if (body != NULL) {
+        cJSON_AddNumberToObject(body, "user_id", (double)p->payer);
+        cJSON_AddStringToObject(body, "telegram_payment_charge_id", p->charge);
+    }
+    rc = body == NULL ? HB_ENOMEM
+                      : tg_call_json(p->tg, "refundStarPayment", body, pay__refund_answered, p);
+    cJSON_Delete(body);
+    if (rc < 0) {
+        reply_text(&p->r->reply, true, "The refund could not be sent: %s", hb_strerror(rc));
+        pay__free(p);
+    }
+}
+
+void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id)
+{
+    struct ledger *l = pay__ledger(tg);
+    size_t n = strcspn(charge_id, " \t\n");
+    if (l == NULL || n == 0 || n > 100) {
+        reply_text(&r->reply, true, "That is not a charge id this bot can refund.");
+        return;
+    }
+    struct tg_pay *p = pay__new(tg, r);
+    if (p == NULL)
+        return;
+    snprintf(p->charge, sizeof(p->charge), "%.*s", (int)n, charge_id);
+    snprintf(p->id, sizeof(p->id), "tg:stars:%s", p->charge);
+    if (ledger_transfer_get(l, p->id, pay__refund_found, p) < 0)
+        pay__refund_found(HB_ECANCELED, NULL, p);
+}
+
+/* ---- a group became a supergroup ---------------------------------- */
+
+static void pay__migrated(int rc, const struct ledger_result *res, void *data)
+{
+    struct tg_pay *p = data;
+    (void)res;
+    if (rc == 0 || rc == HB_EEXISTS)
+        log_info("telegram.pool_migrated", "from=%s to=%s credits=%" PRId64, p->account, p->other,
+                 p->credits);
+    else
+        log_error("telegram.pool_not_migrated", "from=%s to=%s error=%s", p->account, p->other,
+                  hb_strerror(rc));
+    pay__free(p);
+}
+
+static void pay__migrate_opened(int rc, const struct ledger_result *res, void *data)
+{
+    struct tg_pay *p = data;
+    (void)res;
+    struct ledger *l = pay__ledger(p->tg);
+    struct ledger_transfer t = {.id = p->id,
+                                .debit = p->account,
+                                .credit = p->other,
+                                .amount = p->credits,
+                                .kind = LEDGER_KIND_TRANSFER,
+                                .ref = "telegram group became a supergroup"};
+    if ((rc < 0 && rc != HB_EEXISTS && rc != HB_ECONFLICT) || l == NULL ||
+        ledger_transfer_create(l, &t, pay__migrated, p) < 0)
+        pay__migrated(rc < 0 ? rc : HB_ECANCELED, NULL, p);
+}
+
+static void pay__migrate_balance(int rc, const struct ledger_result *res, void *data)
+{
+    struct tg_pay *p = data;
+    struct ledger *l = pay__ledger(p->tg);
+    if (rc < 0 || res->balance.available <= 0 || l == NULL) {
+        pay__free(p); /* no pool, or nothing in it */
+        return;
+    }
+    p->credits = res->balance.available;
+    if (ledger_account_open(l, p->other, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, pay__migrate_opened, p) <
+        0)
+        pay__migrated(HB_ECANCELED, NULL, p);
+}
+
+void tg_migrate(struct tg *tg, int64_t from, int64_t to)
+{
+    struct ledger *l = pay__ledger(tg);
+    if (l == NULL || from == to)
+        return;
+    struct tg_pay *p = pay__new(tg, NULL);
+    if (p == NULL)
+        return;
+    char a[32], b[32];
+    snprintf(a, sizeof(a), "%" PRId64, from);
+    snprintf(b, sizeof(b), "%" PRId64, to);
+    snprintf(p->id, sizeof(p->id), "tg:migrate:%s:%s", a, b);
+    if (ledger_pool_name(p->account, sizeof(p->account), "telegram", a) < 0 ||
+        ledger_pool_name(p->other, sizeof(p->other), "telegram", b) < 0 ||
+        ledger_balance_get(l, p->account, pay__migrate_balance, p) < 0)
+        pay__free(p);
+}

@@ -1,0 +1,80 @@
+/* The Telegram adapter: Bot API long polling in, paced Bot API calls out.
+ *
+ * It polls getUpdates on the daemon's HTTP client, turns each update into a
+ * neutral invocation (core/command.h) and hands it to the host; replies come
+ * back through per-update reply handles and leave through a send queue per
+ * chat that keeps Telegram's pace (about one message per second in a chat,
+ * twenty a minute in a group, thirty a second overall) and honours 429
+ * retry_after without dropping or reordering anything.
+ *
+ * The getUpdates offset lives in the state table (core/state.h, namespace
+ * "telegram"), written after the updates before it were dispatched, so a
+ * restart neither loses nor repeats an update. Telegram Stars deposits
+ * (/deposit, pre-checkout, successful payments, /admin refund) are handled
+ * here, against the ledger in struct core. */
+#ifndef HB_TELEGRAM_H
+#define HB_TELEGRAM_H
+
+#include "adapters/adapter.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct core;
+struct http_client;
+
+/** Settings. Strings are copied by telegram_new(). Zero fields take the
+ *  default named on each; the pacing fields exist so tests and benchmarks
+ *  can run faster than Telegram's limits while keeping the same rules. */
+struct telegram_options {
+    const char *token;          /* bot token (required; registered as a log secret) */
+    const char *api_base;       /* NULL: https://api.telegram.org */
+    int64_t poll_timeout_s;     /* getUpdates long-poll timeout; 0: 30 */
+    unsigned poll_limit;        /* updates per getUpdates, 1..100; 0: 100 */
+    const char *admins;         /* "123, 456": user ids with admin rights; may be NULL */
+    const char *stars_packages; /* "50:500, 100:1100": stars:credits offered by /deposit */
+    uint64_t chat_interval_ms;  /* spacing of sends in a private chat; 0: 1000 */
+    uint64_t group_interval_ms; /* spacing of sends in a group; 0: 3000 (20 a minute) */
+    uint64_t global_per_s;      /* sends per second overall; 0: 30 */
+    uint64_t retry_after_unit_ms; /* length of one retry_after second; 0: 1000 */
+    uint64_t backoff_min_ms;    /* first back-off after an error or an empty answer; 0: 1000 */
+    uint64_t backoff_max_ms;    /* longest back-off; 0: 60000 */
+    unsigned max_inflight;      /* queued sends in flight at once; 0: 32 */
+    int pacing_off;             /* benchmarks: no per-chat or global pacing at all */
+};
+
+/** A Telegram adapter on loop, calling the API through http (borrowed; it
+ *  must outlive the adapter), reaching the ledger through core (borrowed).
+ *  Returns NULL on bad options or out of memory. */
+struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct core *core,
+                             const struct telegram_options *opts, const struct adapter_host *host);
+
+/** Replace the admin list and the Stars packages (a live config reload).
+ *  Returns 0, or HB_EINVAL when a list does not parse (nothing changes). */
+int telegram_options_update(struct adapter *a, const char *admins, const char *stars_packages);
+
+/** Handle one update given as JSON text, as a webhook would deliver it. The
+ *  same path the poller takes (deduplicated by update_id). Returns 0, or
+ *  HB_EPROTO for a malformed update (logged and skipped). */
+int telegram_update_feed(struct adapter *a, const char *json, size_t len);
+
+/** Parse "123, 456" into ids (at most cap). Returns the count, or HB_EINVAL. */
+int telegram_ids_parse(const char *text, int64_t *ids, size_t cap);
+
+/** One Stars package: stars paid, credits received. */
+struct telegram_package {
+    int64_t stars;
+    int64_t credits;
+};
+
+/** Parse "50:500, 100:1100" (at most cap). Returns the count, or HB_EINVAL. */
+int telegram_packages_parse(const char *text, struct telegram_package *out, size_t cap);
+
+/** Split text into pieces of at most max UTF-16 code units (Telegram's
+ *  measure), at a newline or space when one is near, never inside a UTF-8
+ *  sequence. Returns the byte length of the first piece (all of it when it
+ *  fits). */
+size_t telegram_text_cut(const char *text, size_t len, size_t max);
+
+#endif

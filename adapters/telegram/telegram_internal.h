@@ -1,0 +1,159 @@
+/* What the Telegram adapter's files share: the adapter's state, API calls,
+ * the per-chat send queue, reply handles, updates and Stars payments. */
+#ifndef HB_TELEGRAM_INTERNAL_H
+#define HB_TELEGRAM_INTERNAL_H
+
+#include "adapters/telegram/telegram.h"
+#include "bot/http.h"
+#include "core/command.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TG_PACKAGES_MAX 16
+#define TG_ADMINS_MAX 64
+#define TG_TEXT_MAX 4096    /* message text, UTF-16 code units */
+#define TG_CAPTION_MAX 1024 /* photo caption */
+#define TG_CALLBACK_TEXT_MAX 200
+
+struct tg;
+struct tg_chat;
+struct tg_call;
+
+/* The outcome of one Bot API call, as the completion sees it. */
+struct tg_result {
+    int rc;                 /* transport: 0 when a response arrived */
+    int status;             /* HTTP status, 0 without a response */
+    bool ok;                /* the body's "ok" */
+    const cJSON *result;    /* the body's "result", or NULL */
+    const char *description; /* the body's "description", or "" */
+    int64_t retry_after;    /* parameters.retry_after (seconds), 0 when absent */
+    int64_t migrate_to;     /* parameters.migrate_to_chat_id, 0 when absent */
+    double elapsed_ms;
+};
+
+typedef void (*tg_done_fn)(struct tg *tg, void *data, const struct tg_result *res);
+
+struct tg {
+    struct adapter adapter;
+    uv_loop_t *loop;
+    struct http_client *http;
+    struct core *core;
+    struct adapter_host host;
+    char *base;  /* "<api_base>/bot<token>/" (secret: never logged) */
+
+    /* settings */
+    int64_t poll_timeout_s;
+    unsigned poll_limit;
+    uint64_t chat_interval_ms, group_interval_ms, global_per_s, retry_unit_ms;
+    uint64_t backoff_min_ms, backoff_max_ms;
+    unsigned max_inflight;
+    bool pacing_off;
+    int64_t admins[TG_ADMINS_MAX];
+    size_t nadmins;
+    struct telegram_package packages[TG_PACKAGES_MAX];
+    size_t npackages;
+
+    /* who the bot is (getMe) */
+    int64_t bot_id;
+    char bot_username[64];
+
+    /* updates in */
+    bool running;            /* started and not stopped */
+    bool closing;
+    struct tg_call *poll;    /* the getUpdates in flight, or NULL */
+    int64_t offset;          /* next update_id wanted; older ones are duplicates */
+    int64_t persisted;       /* offset last written to the state table */
+    bool persisting;         /* a state write is under way */
+    bool poll_after_persist; /* poll again once it is written */
+    unsigned failures;       /* consecutive failed or empty polls, for back-off */
+    uv_timer_t poll_timer;
+    uint64_t rng;            /* xorshift state for jitter */
+
+    /* sends out */
+    uv_timer_t sq_timer;
+    bool sq_armed;           /* sq_timer is started */
+    uint64_t sq_due;         /* when it fires */
+    struct tg_chat **buckets;
+    size_t nbuckets, nchats;
+    struct tg_chat *ready_head, *ready_tail; /* chats with work, not busy */
+    unsigned inflight;
+    double tokens;           /* global bucket */
+    uint64_t tokens_at;      /* ms of the last refill */
+    uint64_t global_until;   /* a global 429 pause, ms */
+
+    struct tg_call *calls;   /* every call in flight, to cancel on close */
+    size_t refs;             /* open + calls + replies + store operations */
+    size_t handles_open;
+    void (*close_cb)(void *data);
+    void *close_data;
+
+    uint64_t updates_seen;   /* counters for logs and benchmarks */
+    uint64_t sends_done;
+};
+
+/* A reply handle for one update. */
+struct tg_reply {
+    struct reply reply;
+    struct tg *tg;
+    int64_t chat_id;
+    bool group;
+    int64_t reply_to;   /* message to answer in groups, 0 none */
+    int64_t msg_id;     /* message later sends edit in place, 0 none */
+    bool edit_next;     /* the next text replaces msg_id (or the message being sent) */
+    char *callback_id;  /* callback query still to answer, or NULL */
+    size_t refs;        /* the handle itself + queued sends */
+    bool finished;
+};
+
+/* ---- telegram.c: calls and the adapter ---- */
+void tg_ref(struct tg *tg);
+void tg_unref(struct tg *tg);
+uint64_t tg_jitter(struct tg *tg, uint64_t ms);
+/** A Bot API request for method, ready for a body (NULL on no memory). */
+struct http_request *tg_request_new(struct tg *tg, const char *method);
+/** Start req; done runs once with the parsed outcome. Returns 0 or an error
+ *  (then done never runs and req is gone). */
+int tg_request_start(struct tg *tg, struct http_request *req, tg_done_fn done, void *data,
+                     struct tg_call **out);
+/** POST body (borrowed) as JSON to method; done may be NULL. */
+int tg_call_json(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done,
+                 void *data);
+bool tg_is_admin(const struct tg *tg, int64_t user_id);
+void tg_persist_offset(struct tg *tg);
+
+/* ---- sendq.c ---- */
+enum tg_op_kind { TG_OP_JSON = 0, TG_OP_PHOTO = 1 };
+/** Queue a call in a chat's queue: body is taken over. edit: message_id is
+ *  filled from the reply at send time; sets_msg: the result's message_id is
+ *  stored in the reply. Coalesces with a queued, unstarted edit of the same
+ *  reply when coalesce is true. Returns 0 or HB_ENOMEM. */
+int tg_sendq_json(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r,
+                  const char *method, cJSON *body, bool edit, bool sets_msg, bool coalesce);
+int tg_sendq_photo(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r, cJSON *fields,
+                   const struct reply_image *img);
+void tg_sendq_drop(struct tg *tg);  /* closing: forget what has not started */
+void tg_sendq_close(struct tg *tg); /* free the chats */
+void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to);
+
+/* ---- update.c ---- */
+int tg_update_handle(struct tg *tg, const cJSON *u);
+struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_t reply_to);
+void tg_reply_unref(struct tg_reply *r);
+void tg_callback_answer(struct tg *tg, const char *id, const char *text);
+cJSON *tg_markup(const struct reply_button *b, size_t n);
+
+/* ---- stars.c ---- */
+void tg_stars_offer(struct tg *tg, struct tg_reply *r, int64_t chat_id, bool group);
+void tg_stars_precheckout(struct tg *tg, const cJSON *q);
+void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t user_id,
+                   const cJSON *payment);
+void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id);
+void tg_migrate(struct tg *tg, int64_t from, int64_t to);
+
+/* ---- text.c ---- */
+int64_t tg_json_int(const cJSON *obj, const char *name, int64_t def);
+const char *tg_json_str(const cJSON *obj, const char *name);
+
+#endif

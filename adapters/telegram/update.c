@@ -1,0 +1,443 @@
+/* Updates in, replies out: a Telegram update becomes a neutral invocation
+ * with a reply handle, and the neutral replies become sendMessage,
+ * editMessageText, sendPhoto and answerCallbackQuery calls.
+ *
+ * Replies are plain text, without a parse mode: handlers write plain text
+ * (names, prompts, model output), and a parse mode would turn an underscore
+ * or an asterisk in it into markup or into a rejected message. */
+#include "adapters/telegram/telegram_internal.h"
+
+#include "core/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define TG_BUTTONS_PER_ROW 3
+
+/* ---- replies -------------------------------------------------------- */
+
+void tg_reply_unref(struct tg_reply *r)
+{
+    if (--r->refs > 0)
+        return;
+    struct tg *tg = r->tg;
+    free(r->callback_id);
+    free(r);
+    tg_unref(tg);
+}
+
+static void tg__answered(struct tg *tg, void *data, const struct tg_result *res)
+{
+    (void)tg;
+    (void)data;
+    if (res->rc != HB_ECANCELED && (res->rc != 0 || !res->ok))
+        log_warn("telegram.callback_answer_failed", "status=%d description=%s error=%s",
+                 res->status, res->description, hb_strerror(res->rc));
+}
+
+void tg_callback_answer(struct tg *tg, const char *id, const char *text)
+{
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        return;
+    cJSON_AddStringToObject(body, "callback_query_id", id);
+    if (text != NULL)
+        cJSON_AddStringToObject(body, "text", text);
+    int rc = tg_call_json(tg, "answerCallbackQuery", body, tg__answered, NULL);
+    if (rc < 0 && rc != HB_ECANCELED)
+        log_warn("telegram.callback_answer_failed", "error=%s", hb_strerror(rc));
+    cJSON_Delete(body);
+}
+
+cJSON *tg_markup(const struct reply_button *b, size_t n)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON *rows = cJSON_AddArrayToObject(m, "inline_keyboard");
+    cJSON *row = NULL;
+    for (size_t i = 0; i < n && rows != NULL; i++) {
+        if (i % TG_BUTTONS_PER_ROW == 0) {
+            row = cJSON_CreateArray();
+            cJSON_AddItemToArray(rows, row);
+        }
+        cJSON *btn = cJSON_CreateObject();
+        cJSON_AddStringToObject(btn, "text", b[i].label != NULL ? b[i].label : "?");
+        cJSON_AddStringToObject(btn, "callback_data", b[i].ref);
+        cJSON_AddItemToArray(row, btn);
+    }
+    return m;
+}
+
+static void tg__reply_to(cJSON *body, int64_t msg)
+{
+    if (msg == 0)
+        return;
+    cJSON *rp = cJSON_AddObjectToObject(body, "reply_parameters");
+    cJSON_AddNumberToObject(rp, "message_id", (double)msg);
+    cJSON_AddBoolToObject(rp, "allow_sending_without_reply", 1);
+}
+
+static int tg__send_text(struct tg_reply *r, const struct reply_msg *msg, const char *text,
+                         size_t len)
+{
+    struct tg *tg = r->tg;
+    size_t off = 0;
+    bool first = true;
+    int rc = 0;
+    while (off < len && rc == 0) {
+        size_t cut = telegram_text_cut(text + off, len - off, TG_TEXT_MAX);
+        bool last = off + cut >= len || msg->stage == REPLY_PROGRESS;
+        cJSON *body = cJSON_CreateObject();
+        if (body == NULL)
+            return HB_ENOMEM;
+        char *piece = strndup(text + off, cut);
+        if (piece == NULL) {
+            cJSON_Delete(body);
+            return HB_ENOMEM;
+        }
+        cJSON_AddStringToObject(body, "text", piece);
+        free(piece);
+        if (last && msg->nbuttons > 0)
+            cJSON_AddItemToObject(body, "reply_markup", tg_markup(msg->buttons, msg->nbuttons));
+        if (first && r->edit_next) {
+            rc = tg_sendq_json(tg, r->chat_id, r->group, r, "editMessageText", body, true, false,
+                               true);
+        } else {
+            if (r->group)
+                tg__reply_to(body, r->reply_to);
+            bool progress = first && msg->stage == REPLY_PROGRESS;
+            rc = tg_sendq_json(tg, r->chat_id, r->group, r, "sendMessage", body, false, progress,
+                               false);
+        }
+        if (first)
+            r->edit_next = msg->stage == REPLY_PROGRESS;
+        first = false;
+        if (last)
+            break; /* progress shows its first piece only: later edits replace it */
+        off += cut;
+    }
+    return rc;
+}
+
+static int tg__reply_send(struct reply *handle, const struct reply_msg *msg)
+{
+    struct tg_reply *r = handle->data;
+    struct tg *tg = r->tg;
+    if (tg->closing)
+        return HB_ECANCELED;
+    const char *text = msg->text != NULL ? msg->text : "";
+    size_t len = strlen(text);
+    if (r->callback_id != NULL) {
+        /* A short private note to the member who pressed a button shows as
+         * the button's own answer; anything else answers it plainly. */
+        bool toast = msg->ephemeral && msg->image == NULL && msg->nbuttons == 0 && len > 0 &&
+                     command_utf8_len(text) <= TG_CALLBACK_TEXT_MAX;
+        tg_callback_answer(tg, r->callback_id, toast ? text : NULL);
+        free(r->callback_id);
+        r->callback_id = NULL;
+        if (toast)
+            return 0;
+    }
+    if (msg->image != NULL) {
+        cJSON *fields = cJSON_CreateObject();
+        if (fields == NULL)
+            return HB_ENOMEM;
+        bool caption = len > 0 && telegram_text_cut(text, len, TG_CAPTION_MAX) == len;
+        if (caption)
+            cJSON_AddStringToObject(fields, "caption", text);
+        if (msg->nbuttons > 0 && (caption || len == 0))
+            cJSON_AddItemToObject(fields, "reply_markup", tg_markup(msg->buttons, msg->nbuttons));
+        if (r->group)
+            tg__reply_to(fields, r->reply_to);
+        int rc = tg_sendq_photo(tg, r->chat_id, r->group, r, fields, msg->image);
+        r->edit_next = false;
+        if (rc < 0 || caption || len == 0)
+            return rc;
+    }
+    if (len == 0)
+        return 0;
+    return tg__send_text(r, msg, text, len);
+}
+
+static void tg__reply_finish(struct reply *handle)
+{
+    struct tg_reply *r = handle->data;
+    if (r->callback_id != NULL) {
+        if (!r->tg->closing)
+            tg_callback_answer(r->tg, r->callback_id, NULL);
+        free(r->callback_id);
+        r->callback_id = NULL;
+    }
+    r->finished = true;
+    tg_reply_unref(r);
+}
+
+static const struct reply_ops tg_reply_ops = {.send = tg__reply_send, .finish = tg__reply_finish};
+
+struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_t reply_to)
+{
+    struct tg_reply *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->reply.ops = &tg_reply_ops;
+    r->reply.data = r;
+    r->tg = tg;
+    r->chat_id = chat_id;
+    r->group = group;
+    r->reply_to = reply_to;
+    r->refs = 1;
+    tg_ref(tg);
+    return r;
+}
+
+/* ---- updates -------------------------------------------------------- */
+
+static void tg__inv_init(struct tg *tg, struct invocation *inv, int64_t update_id,
+                         const cJSON *from, int64_t chat_id, bool group)
+{
+    memset(inv, 0, sizeof(*inv));
+    inv->platform = COMMAND_PLATFORM_TELEGRAM;
+    int64_t uid = tg_json_int(from, "id", 0);
+    snprintf(inv->user_id, sizeof(inv->user_id), "%" PRId64, uid);
+    const char *name = tg_json_str(from, "username");
+    if (name == NULL)
+        name = tg_json_str(from, "first_name");
+    snprintf(inv->user_name, sizeof(inv->user_name), "%s", name != NULL ? name : inv->user_id);
+    inv->scope = group ? COMMAND_SCOPE_GROUP : COMMAND_SCOPE_DM;
+    if (group)
+        snprintf(inv->scope_id, sizeof(inv->scope_id), "%" PRId64, chat_id);
+    snprintf(inv->channel_id, sizeof(inv->channel_id), "%" PRId64, chat_id);
+    snprintf(inv->event_id, sizeof(inv->event_id), "telegram:%" PRId64, update_id);
+    inv->admin = tg_is_admin(tg, uid);
+}
+
+static void tg__dispatch(struct tg *tg, struct invocation *inv, const char *args, int64_t chat_id,
+                         bool group, int64_t reply_to)
+{
+    struct tg_reply *r = tg_reply_new(tg, chat_id, group, reply_to);
+    if (r == NULL) {
+        log_warn("telegram.update_dropped", "event=%s reason=out_of_memory", inv->event_id);
+        return;
+    }
+    inv->reply = &r->reply;
+    tg->host.dispatch(tg->host.data, inv, args);
+}
+
+/* Where "@botname" appears in text as a whole word, or NULL. */
+static const char *tg__mention(const struct tg *tg, const char *text)
+{
+    size_t n = strlen(tg->bot_username);
+    if (n == 0)
+        return NULL;
+    for (const char *p = strchr(text, '@'); p != NULL; p = strchr(p + 1, '@')) {
+        char after = p[1 + n];
+        if (strncasecmp(p + 1, tg->bot_username, n) == 0 &&
+            !(after == '_' || (after >= '0' && after <= '9') || (after >= 'a' && after <= 'z') ||
+              (after >= 'A' && after <= 'Z')))
+            return p;
+    }
+    return NULL;
+}
+
+static char *tg__join(const char *a, const char *b, size_t blen)
+{
+    size_t alen = strlen(a);
+    char *s = malloc(alen + blen + 2);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, a, alen);
+    s[alen] = ' ';
+    memcpy(s + alen + 1, b, blen);
+    s[alen + 1 + blen] = '\0';
+    return s;
+}
+
+/* A text message: a command, or a chat turn where one is meant. */
+static void tg__text(struct tg *tg, struct invocation *inv, const char *text, int64_t chat_id,
+                     bool group, int64_t msg_id, const cJSON *m)
+{
+    char *args = NULL;
+    if (text[0] == '/') {
+        const char *p = text + 1;
+        size_t w = strcspn(p, " \t\n");
+        const char *at = memchr(p, '@', w);
+        size_t nlen = at != NULL ? (size_t)(at - p) : w;
+        if (at != NULL) {
+            size_t tlen = w - nlen - 1;
+            if (tlen != strlen(tg->bot_username) || strncasecmp(at + 1, tg->bot_username, tlen) != 0)
+                return; /* addressed to another bot in this group */
+        }
+        if (nlen == 0 || nlen > 32)
+            return;
+        char name[33];
+        for (size_t i = 0; i < nlen; i++)
+            name[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+        name[nlen] = '\0';
+        const char *rest = p + w;
+        while (*rest == ' ' || *rest == '\t' || *rest == '\n')
+            rest++;
+        if (strcmp(name, "deposit") == 0 && tg->npackages > 0) {
+            struct tg_reply *r = tg_reply_new(tg, chat_id, group, msg_id);
+            if (r != NULL) {
+                tg_stars_offer(tg, r, chat_id, group);
+                tg_reply_unref(r);
+            }
+            return;
+        }
+        if (strcmp(name, "admin") == 0 && strncasecmp(rest, "refund", 6) == 0 &&
+            (rest[6] == '\0' || rest[6] == ' ')) {
+            struct tg_reply *r = tg_reply_new(tg, chat_id, group, msg_id);
+            if (r == NULL)
+                return;
+            const char *charge = rest + 6;
+            while (*charge == ' ')
+                charge++;
+            if (!inv->admin)
+                reply_text(&r->reply, true, "Only admins can use /admin refund.");
+            else if (*charge == '\0')
+                reply_text(&r->reply, true, "Usage: /admin refund <telegram payment charge id>");
+            else
+                tg_stars_refund(tg, r, charge);
+            reply_finish(&r->reply);
+            return;
+        }
+        if (strcmp(name, "start") == 0 && commands_find("start") == NULL) {
+            /* A deep link's payload needs a /start command to read it; until
+             * the table has one, /start greets with the command list. */
+            args = strdup("help");
+        } else {
+            args = tg__join(name, rest, strlen(rest));
+        }
+    } else if (!group) {
+        args = tg__join("chat", text, strlen(text));
+    } else {
+        const char *mention = tg__mention(tg, text);
+        const cJSON *to = cJSON_GetObjectItemCaseSensitive(m, "reply_to_message");
+        int64_t to_user = tg_json_int(cJSON_GetObjectItemCaseSensitive(to, "from"), "id", 0);
+        if (mention != NULL) {
+            /* The text with the mention taken out. */
+            size_t n = strlen(tg->bot_username) + 1;
+            size_t before = (size_t)(mention - text);
+            char *rest = malloc(strlen(text) + 1);
+            if (rest == NULL)
+                return;
+            memcpy(rest, text, before);
+            strcpy(rest + before, mention + n);
+            args = tg__join("chat", rest, strlen(rest));
+            free(rest);
+        } else if (to_user != 0 && to_user == tg->bot_id) {
+            args = tg__join("chat", text, strlen(text));
+        } else {
+            return; /* group talk not meant for the bot */
+        }
+    }
+    if (args == NULL)
+        return;
+    tg__dispatch(tg, inv, args, chat_id, group, group ? msg_id : 0);
+    free(args);
+}
+
+static int tg__message(struct tg *tg, int64_t update_id, const cJSON *m)
+{
+    const cJSON *chat = cJSON_GetObjectItemCaseSensitive(m, "chat");
+    int64_t chat_id = tg_json_int(chat, "id", 0);
+    const char *type = tg_json_str(chat, "type");
+    if (!cJSON_IsObject(m) || chat_id == 0 || type == NULL)
+        return HB_EPROTO;
+    bool group = strcmp(type, "private") != 0;
+    int64_t migrate = tg_json_int(m, "migrate_to_chat_id", 0);
+    if (migrate != 0) {
+        tg_sendq_migrate(tg, chat_id, migrate);
+        tg_migrate(tg, chat_id, migrate);
+        return 0;
+    }
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(m, "from");
+    if (!cJSON_IsObject(from) || tg_json_int(from, "id", 0) == 0)
+        return 0; /* a channel post or an anonymous admin: nobody to charge */
+    int64_t msg_id = tg_json_int(m, "message_id", 0);
+    const cJSON *paid = cJSON_GetObjectItemCaseSensitive(m, "successful_payment");
+    if (cJSON_IsObject(paid)) {
+        struct tg_reply *r = tg_reply_new(tg, chat_id, group, 0);
+        if (r != NULL) {
+            tg_stars_paid(tg, r, chat_id, tg_json_int(from, "id", 0), paid);
+            tg_reply_unref(r);
+        }
+        return 0;
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(from, "is_bot")))
+        return 0;
+    const char *text = tg_json_str(m, "text");
+    if (text == NULL || text[0] == '\0')
+        return 0; /* stickers, photos, joins: nothing the bot answers */
+    struct invocation inv;
+    tg__inv_init(tg, &inv, update_id, from, chat_id, group);
+    tg__text(tg, &inv, text, chat_id, group, msg_id, m);
+    return 0;
+}
+
+static int tg__callback(struct tg *tg, int64_t update_id, const cJSON *q)
+{
+    const char *id = tg_json_str(q, "id");
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(q, "from");
+    if (id == NULL || !cJSON_IsObject(from))
+        return HB_EPROTO;
+    const char *data = tg_json_str(q, "data");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(q, "message");
+    const cJSON *chat = cJSON_GetObjectItemCaseSensitive(m, "chat");
+    int64_t chat_id = tg_json_int(chat, "id", 0);
+    const char *type = tg_json_str(chat, "type");
+    if (data == NULL || strlen(data) > COMMAND_BUTTON_REF_MAX || chat_id == 0 || type == NULL) {
+        /* No message (an inline-mode or a very old one) or a ref that is
+         * not ours: answer it so the button stops spinning. */
+        tg_callback_answer(tg, id, "This button is no longer active.");
+        return 0;
+    }
+    bool group = strcmp(type, "private") != 0;
+    struct invocation inv;
+    tg__inv_init(tg, &inv, update_id, from, chat_id, group);
+    snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", data);
+    struct tg_reply *r = tg_reply_new(tg, chat_id, group, 0);
+    if (r == NULL) {
+        tg_callback_answer(tg, id, "The bot is busy; please try again.");
+        return 0;
+    }
+    r->callback_id = strdup(id);
+    r->msg_id = tg_json_int(m, "message_id", 0);
+    r->edit_next = r->msg_id != 0; /* the answer replaces the message with the button */
+    inv.reply = &r->reply;
+    tg->host.dispatch(tg->host.data, &inv, NULL);
+    return 0;
+}
+
+int tg_update_handle(struct tg *tg, const cJSON *u)
+{
+    const cJSON *idv = cJSON_GetObjectItemCaseSensitive(u, "update_id");
+    if (!cJSON_IsObject(u) || !cJSON_IsNumber(idv)) {
+        log_warn("telegram.update_malformed", "problem=no update_id action=skipped");
+        return HB_EPROTO;
+    }
+    int64_t id = (int64_t)idv->valuedouble;
+    if (id < tg->offset) {
+        log_debug("telegram.update_duplicate", "update_id=%" PRId64, id);
+        return 0;
+    }
+    tg->offset = id + 1;
+    tg->updates_seen++;
+    int rc = 0;
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(u, "message");
+    const cJSON *cbq = cJSON_GetObjectItemCaseSensitive(u, "callback_query");
+    const cJSON *pcq = cJSON_GetObjectItemCaseSensitive(u, "pre_checkout_query");
+    if (msg != NULL)
+        rc = tg__message(tg, id, msg);
+    else if (cbq != NULL)
+        rc = tg__callback(tg, id, cbq);
+    else if (pcq != NULL)
+        tg_stars_precheckout(tg, pcq);
+    if (rc < 0)
+        log_warn("telegram.update_malformed", "update_id=%" PRId64 " action=skipped", id);
+    return rc;
+}

@@ -1,0 +1,141 @@
+/* The Telegram adapter taking a backlog: 100,000 updates from 1,000 private
+ * chats on the fake Bot API (its own thread), each routed through the
+ * command table to /help and answered with one sendMessage. Pacing is off
+ * (a bench setting), the offset is written durably after each batch.
+ * Reports updates per second end to end, the daemon side's CPU seconds
+ * (the process's, minus the fake's thread) and resident memory (the
+ * process's, fake included). */
+#include "bench/bench.h"
+
+#include "adapters/telegram/telegram.h"
+#include "bot/http.h"
+#include "bot/router.h"
+#include "core/core.h"
+#include "core/ledger.h"
+#include "core/log.h"
+#include "tests/fake/telegram_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define BENCH_TG_UPDATES 100000
+#define BENCH_TG_CHATS 1000
+#define BENCH_TG_TOKEN "123456:BENCH-token-abcdef"
+
+struct bench_tg {
+    uv_loop_t loop;
+    struct tgapi *api;
+    struct http_client *http;
+    struct ledger *ledger;
+    struct core core;
+    struct router *router;
+    struct adapter *tg;
+    uv_timer_t check;
+    double t_end;
+    bool done;
+};
+
+static double bench_tg_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void bench_tg_dispatch(void *data, struct invocation *inv, const char *args)
+{
+    struct bench_tg *b = data;
+    router_dispatch(b->router, inv, args);
+}
+
+static void bench_tg_ended(void *data, struct adapter *a)
+{
+    struct bench_tg *b = data;
+    (void)a;
+    b->done = true;
+}
+
+static void bench_tg_closed(void *data)
+{
+    (void)data;
+}
+
+static void bench_tg_check(uv_timer_t *t)
+{
+    struct bench_tg *b = t->data;
+    if (!b->done && tgapi_sends(b->api) < BENCH_TG_UPDATES)
+        return;
+    b->t_end = bench_now();
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    b->tg->ops->close(b->tg, bench_tg_closed, NULL);
+    http_client_close(b->http, bench_tg_closed, NULL);
+    ledger_close(b->ledger, bench_tg_closed, NULL);
+}
+
+int bench_telegram(void)
+{
+    struct bench_tg b;
+    memset(&b, 0, sizeof(b));
+    int rc = 0;
+    char *dir = bench_tmpdir_new();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tg.db", dir);
+    log_configure(LOG_WARN, false, NULL);
+    http_global_init();
+    if (uv_loop_init(&b.loop) != 0)
+        return 1;
+    b.api = tgapi_thread_new(BENCH_TG_TOKEN);
+    struct ledger_options lo = {.path = path};
+    b.ledger = ledger_new(&b.loop, &lo, &rc);
+    if (b.api == NULL || b.ledger == NULL || http_client_new(&b.loop, NULL, &b.http) != 0) {
+        fprintf(stderr, "bench telegram: setup failed\n");
+        return 1;
+    }
+    tgapi_backlog(b.api, BENCH_TG_UPDATES, BENCH_TG_CHATS);
+    b.core.bot_name = "HAI Bot";
+    b.core.ledger = b.ledger;
+    b.router = router_new(&b.core);
+    struct telegram_options opts = {.token = BENCH_TG_TOKEN,
+                                    .api_base = tgapi_base(b.api),
+                                    .poll_timeout_s = 1,
+                                    .pacing_off = 1,
+                                    .max_inflight = 64};
+    struct adapter_host host = {.dispatch = bench_tg_dispatch, .ended = bench_tg_ended, .data = &b};
+    b.tg = telegram_new(&b.loop, b.http, &b.core, &opts, &host);
+    uv_timer_init(&b.loop, &b.check);
+    b.check.data = &b;
+    double cpu0 = bench_tg_cpu();
+    double fake0 = tgapi_cpu_s(b.api);
+    double t0 = bench_now();
+    b.tg->ops->start(b.tg);
+    uv_timer_start(&b.check, bench_tg_check, 5, 5);
+    uv_run(&b.loop, UV_RUN_DEFAULT);
+    double cpu = bench_tg_cpu() - cpu0;
+    double fake_cpu = tgapi_cpu_s(b.api) - fake0;
+    long rss = bench_rss_kib();
+    uint64_t sends = tgapi_sends(b.api);
+    size_t polls = tgapi_count(b.api, "getUpdates");
+    tgapi_close(b.api, NULL, NULL);
+    router_free(b.router);
+    int lrc = uv_loop_close(&b.loop);
+    bench_tmpdir_remove(dir);
+    free(dir);
+    if (sends < BENCH_TG_UPDATES || lrc != 0) {
+        fprintf(stderr, "bench telegram: %llu replies of %d, loop_close=%d\n",
+                (unsigned long long)sends, BENCH_TG_UPDATES, lrc);
+        return 1;
+    }
+    double secs = b.t_end - t0;
+    bench_report("telegram_updates_per_s", (double)BENCH_TG_UPDATES / secs, "updates/s");
+    bench_report("telegram_backlog_seconds", secs, "s");
+    bench_report("telegram_polls", (double)polls, "getUpdates");
+    bench_report("telegram_daemon_cpu_per_100k", (cpu - fake_cpu) * 100000.0 / BENCH_TG_UPDATES,
+                 "cpu_s");
+    bench_report("telegram_fake_cpu_per_100k", fake_cpu * 100000.0 / BENCH_TG_UPDATES, "cpu_s");
+    bench_report("telegram_process_rss", (double)rss / 1024.0, "MiB");
+    return 0;
+}

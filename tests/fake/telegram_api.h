@@ -1,0 +1,73 @@
+/* A fake Telegram Bot API on the fake HTTP server, for tests and benches.
+ *
+ * It answers /bot<token>/<method> like the Bot API: getMe, getUpdates (long
+ * polls held until an update is queued or the poll's timeout, capped by
+ * hold_max_ms), sendMessage / sendPhoto / sendInvoice (a new message_id
+ * each), and ok:true for the rest. A wrong token gets 401. Scripted
+ * failures answer the next calls of a method with a given status and body
+ * (429 with retry_after, 409, 5xx, 400 with migrate_to_chat_id). Every call
+ * is recorded with its body (JSON, or the form fields of a multipart upload
+ * as a JSON object plus the photo's size) and the loop time it arrived.
+ *
+ * Updates are queued as the JSON members after "update_id", which the fake
+ * numbers from 1; getUpdates returns those at or after the offset, and an
+ * offset confirms (drops) the ones before it. For benchmarks a backlog of
+ * generated messages can stand in for a queue. */
+#ifndef HB_TESTS_FAKE_TELEGRAM_API_H
+#define HB_TESTS_FAKE_TELEGRAM_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct tgapi;
+
+#define TGAPI_BOT_ID 4242
+#define TGAPI_BOT_USERNAME "hai_test_bot"
+
+struct tgapi_call {
+    char method[40];
+    char *body;        /* the JSON body (or the form fields as JSON), heap */
+    uint64_t at_ms;    /* loop time of arrival (uv_hrtime / 1e6) */
+    int status;        /* what the fake answered */
+    size_t photo_len;  /* multipart "photo" part size, 0 when none */
+    char photo_type[32];
+};
+
+/** A fake on loop (the test's), accepting `token`. NULL on failure. */
+struct tgapi *tgapi_new(uv_loop_t *loop, const char *token);
+/** A fake on its own thread (benchmarks); calls are counted, not recorded. */
+struct tgapi *tgapi_thread_new(const char *token);
+/** Close (loop fake: cb from the loop; thread fake: joins, cb may be NULL). */
+void tgapi_close(struct tgapi *f, void (*cb)(void *data), void *data);
+/** "http://127.0.0.1:PORT" (borrowed). */
+const char *tgapi_base(const struct tgapi *f);
+
+/** Queue an update: `members` is the JSON after "update_id", like
+ *  "\"message\":{...}". Returns its update_id. */
+int64_t tgapi_push(struct tgapi *f, const char *members);
+/** Queue a whole update text as is (malformed ones too) under update_id id. */
+void tgapi_push_raw(struct tgapi *f, int64_t id, const char *json);
+/** Answer the next `count` calls of method with status and body. */
+void tgapi_fail(struct tgapi *f, const char *method, int count, int status, const char *body);
+/** Answer polls at once with no updates, however long they ask to wait. */
+void tgapi_empty_fast(struct tgapi *f, bool on);
+/** Longest hold of a poll, ms (default 200 so closes are quick). */
+void tgapi_hold_max(struct tgapi *f, uint64_t ms);
+/** Bench: serve n generated "/help help" messages from nchats private chats. */
+void tgapi_backlog(struct tgapi *f, int64_t n, int64_t nchats);
+
+/** Calls recorded so far, and one of them (borrowed). */
+size_t tgapi_ncalls(const struct tgapi *f);
+const struct tgapi_call *tgapi_call_at(const struct tgapi *f, size_t i);
+/** How many calls of method arrived (any thread). */
+size_t tgapi_count(const struct tgapi *f, const char *method);
+/** Successful sends (sendMessage, editMessageText, sendPhoto) so far (any thread). */
+uint64_t tgapi_sends(const struct tgapi *f);
+/** The highest offset a poll confirmed. */
+int64_t tgapi_confirmed(const struct tgapi *f);
+/** CPU seconds the fake's own thread used (thread fake). */
+double tgapi_cpu_s(const struct tgapi *f);
+
+#endif
