@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct generate;
 struct ledger;
 struct reply;
 
@@ -28,6 +29,7 @@ struct core {
     uint8_t button_key[BUTTON_KEY_SIZE]; /* signs button refs; kept in the state table */
     const struct core_host_ops *host_ops; /* may be NULL in tests */
     void *host;                        /* passed back to host_ops */
+    struct generate *generate;         /* generation jobs; NULL when not running */
 };
 
 #endif
