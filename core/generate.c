@@ -536,8 +536,10 @@ static struct job *job__new(struct generate *g, struct invocation *inv)
 static void job__id_make(struct job *job)
 {
     const char *ev = job->who.event_id;
-    if (strlen(ev) <= 80) {
-        snprintf(job->id, sizeof(job->id), "gen:%s", ev);
+    size_t len = strlen(ev);
+    if (len <= 80) {
+        memcpy(job->id, "gen:", 4);
+        memcpy(job->id + 4, ev, len + 1);
         return;
     }
     unsigned char md[SHA256_DIGEST_LENGTH];

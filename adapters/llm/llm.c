@@ -147,7 +147,7 @@ static void llm__error_message(const char *body, size_t len, char *out, size_t c
                        : cJSON_IsString(err) ? err
                                              : NULL;
     if (cJSON_IsString(msg))
-        snprintf(out, cap, "%.160s", msg->valuestring);
+        snprintf(out, cap, "%s", msg->valuestring);
     cJSON_Delete(json);
 }
 
@@ -156,7 +156,7 @@ static void llm__status_result(struct provider_call *call, struct http_request *
                                struct provider_result *res)
 {
     int st = http_request_status(req);
-    char msg[200];
+    char msg[120];
     llm__error_message(call->errbody, call->errlen, msg, sizeof(msg));
     res->rc = HB_EHTTP;
     res->http_status = st;
@@ -210,6 +210,10 @@ static void llm__done(struct http_request *req, int rc, void *data)
         res.rc = rc;
         snprintf(call->err, sizeof(call->err), "%s sent a result larger than allowed",
                  call->p->name);
+    } else if (rc < 0 && call->dec != NULL && st >= 200 && st <= 299) {
+        res.rc = HB_EPROTO;
+        snprintf(call->err, sizeof(call->err), "%s ended the stream early (%s)", call->p->name,
+                 http_request_error(req));
     } else if (rc < 0) {
         res.rc = rc;
         snprintf(call->err, sizeof(call->err), "%s could not be reached: %s", call->p->name,
