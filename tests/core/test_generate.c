@@ -13,6 +13,7 @@
 #include "core/core.h"
 #include "core/error.h"
 #include "core/generate.h"
+#include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/log.h"
 #include "core/state.h"
@@ -576,6 +577,60 @@ static void test_images_b64_url_and_limit(void **state)
     gt_done(&gt);
 }
 
+
+static void gt_press(struct gt *gt, struct reply_capture *cap, const char *user, const char *ref)
+{
+    static unsigned seq;
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    reply_capture_init(cap);
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "console");
+    snprintf(inv.event_id, sizeof(inv.event_id), "press:%u:%u", (unsigned)getpid(), ++seq);
+    snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", ref);
+    inv.reply = &cap->reply;
+    cmd_generate_button(&gt->core, &inv);
+    gt_wait(gt, &cap->finished, 1);
+}
+
+/* Regenerate is the owner's and charged again; Upvote is anyone else's,
+ * once. */
+static void test_image_buttons(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap, p;
+    gt_run(&gt, &cap, "u1", PROVIDER_IMAGE, "img-b64", "a red cat");
+    assert_int_equal(cap.nbuttons, 2);
+    assert_string_equal(cap.buttons[0].label, "Regenerate");
+    assert_string_equal(cap.buttons[1].label, "Upvote");
+    char regen[COMMAND_BUTTON_REF_MAX + 1], up[COMMAND_BUTTON_REF_MAX + 1];
+    snprintf(regen, sizeof(regen), "%s", cap.buttons[0].ref);
+    snprintf(up, sizeof(up), "%s", cap.buttons[1].ref);
+    reply_capture_close(&cap);
+
+    gt_press(&gt, &p, "u2", up);
+    assert_has(&p, "Upvoted");
+    reply_capture_close(&p);
+    gt_press(&gt, &p, "u2", up);
+    assert_has(&p, "already upvoted");
+    reply_capture_close(&p);
+    gt_press(&gt, &p, "u1", up);
+    assert_has(&p, "your own");
+    reply_capture_close(&p);
+    gt_press(&gt, &p, "u2", regen);
+    assert_has(&p, "not yours");
+    reply_capture_close(&p);
+    gt_press(&gt, &p, "u1", regen);
+    assert_int_equal(p.image_bytes, sizeof(png_bytes) - 1);
+    assert_has(&p, "cost 7 credits");
+    reply_capture_close(&p);
+    assert_int_equal(gt_balance(&gt, "u1"), 86);
+    gt_done(&gt);
+}
+
 /* ---- the engine with the held provider ------------------------------------ */
 
 static struct provider_call *held_wait_call(struct gt *gt, size_t index)
@@ -865,6 +920,7 @@ static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_bad_key_fails_fast),
     cmocka_unit_test(test_malformed_and_truncated_streams),
     cmocka_unit_test(test_images_b64_url_and_limit),
+    cmocka_unit_test(test_image_buttons),
 };
 
 static const struct CMUnitTest generate_tests[] = {
