@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "core/filter.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -23,6 +24,8 @@ _Static_assert(sizeof(enum config_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_storage_backend) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_provider_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_modality) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_filter_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_filter_action) == sizeof(int), "enum size");
 
 /* ---- The schema ---------------------------------------------------------- */
 
@@ -32,6 +35,9 @@ static const char *const config_log_formats[] = {"text", "json", NULL};
 static const char *const config_backends[] = {"sqlite", NULL};
 static const char *const config_provider_kinds[] = {"openai", "anthropic", "demo", NULL};
 static const char *const config_modalities[] = {"text", "image", NULL};
+static const char *const config_filter_kinds[] = {"words", "pattern", "email", "phone", "card",
+                                                  NULL};
+static const char *const config_filter_actions[] = {"block", "redact", NULL};
 
 #define LIVE CONFIG_KEY_LIVE
 #define RESTART 0u
@@ -128,6 +134,10 @@ static const struct config_key_schema config_keys_provider[] = {
     K_SECRET(struct config_provider, api_key, LIVE, "API key; optional (local servers need none)"),
     K_SECONDS(struct config_provider, timeout, "120", 1, 600, LIVE, "seconds one request may take"),
     K_INT(struct config_provider, max_concurrent, "4", 1, 1000, LIVE, "requests in flight at once"),
+    K_STRING(struct config_provider, headers, NULL, LIVE,
+             "extra request headers: \"Name: value; Name2: value\""),
+    K_STRING(struct config_provider, api_version, NULL, LIVE,
+             "anthropic: the anthropic-version header; default 2023-06-01"),
 };
 
 static const struct config_key_schema config_keys_model[] = {
@@ -145,6 +155,42 @@ static const struct config_key_schema config_keys_model[] = {
     K_INT(struct config_model, max_output_tokens, "1024", 1, 1000000, LIVE,
           "most tokens generated per request"),
     K_BOOL(struct config_model, enabled, "true", LIVE, "offer this model to users"),
+    K_STRING(struct config_model, sizes, NULL, LIVE,
+             "image sizes allowed, \"512x512, 256x256\"; the first is the default"),
+    K_STRING(struct config_model, fallbacks, NULL, LIVE,
+             "models tried in order when this one fails, comma-separated"),
+    K_STRING(struct config_model, allow, NULL, LIVE,
+             "who may use it: wallet ids, scope:<platform>:<id>, dm, admins; default everyone"),
+};
+
+static const struct config_key_schema config_keys_limits[] = {
+    K_INT(struct config_limits, user_per_hour, "0", 0, 1000000, LIVE,
+          "generations per member per clock hour; 0: no limit"),
+    K_INT(struct config_limits, pool_per_day, "0", 0, 100000000, LIVE,
+          "generations per group per UTC day; 0: no limit"),
+    K_INT(struct config_limits, tokens_per_day, "0", 0, CREDITS_MAX, LIVE,
+          "tokens for everyone per UTC day; 0: no limit"),
+    K_INT(struct config_limits, queue_max, "64", 1, 100000, LIVE, "jobs waiting, everyone"),
+    K_INT(struct config_limits, user_queue, "2", 1, 1000, LIVE, "jobs waiting per member"),
+    K_INT(struct config_limits, user_in_flight, "1", 1, 100, LIVE, "jobs running per member"),
+    K_INT(struct config_limits, prompt_max, "4000", 1, 6000, LIVE, "characters in a prompt"),
+    K_INT(struct config_limits, memory_tokens, "2000", 1, 1000000, LIVE,
+          "tokens of conversation /chat remembers"),
+    K_INT(struct config_limits, retry_max, "2", 0, 10, LIVE,
+          "retries per model after HTTP 429 or 5xx"),
+    K_SECONDS(struct config_limits, job_timeout, "300", 5, 3600, LIVE,
+              "seconds a job may take, retries and fallbacks included"),
+};
+
+static const struct config_key_schema config_keys_filter[] = {
+    K_ENUM(struct config_filter, kind, NULL, config_filter_kinds, LIVE | CONFIG_KEY_REQUIRED,
+           "words, pattern, email, phone or card"),
+    K_ENUM(struct config_filter, action, "block", config_filter_actions, LIVE,
+           "block the whole text or redact the matches"),
+    K_STRING(struct config_filter, words, NULL, LIVE, "words: comma-separated words or phrases"),
+    K_BOOL(struct config_filter, leet, "false", LIVE, "words: also read 0 1 3 4 5 7 8 @ $ as letters"),
+    K_STRING(struct config_filter, pattern, NULL, LIVE, "pattern: POSIX extended regular expression"),
+    K_STRING(struct config_filter, replacement, NULL, LIVE, "redact: text put in place of a match"),
 };
 
 #define SECTION(n, field, keys, help)                                                              \
@@ -168,6 +214,9 @@ static const struct config_section_schema config_schema[] = {
              "a model provider (repeatable, named)"),
     SECTIONS("model", models, nmodels, struct config_model, config_keys_model,
              "a model offered to users (repeatable, named)"),
+    SECTION("limits", limits, config_keys_limits, "generation limits and the queue"),
+    SECTIONS("filter", filters, nfilters, struct config_filter, config_keys_filter,
+             "a content filter rule for prompts and outputs (repeatable, named)"),
 };
 
 #define CONFIG_NSECTIONS (sizeof(config_schema) / sizeof(config_schema[0]))
@@ -1009,6 +1058,71 @@ static void config__section_label(const struct config_section_schema *s, void *i
         snprintf(buf, cap, "[%s]", s->name);
 }
 
+/* A filter rule must build: words given, a pattern that compiles. */
+static int config__filter_check(struct config_parser *ps, const struct config_filter *f, int line)
+{
+    char *copy = f->words != NULL ? strdup(f->words) : NULL;
+    const char *words[256];
+    size_t nwords = 0;
+    for (char *save = NULL, *w = copy != NULL ? strtok_r(copy, ",", &save) : NULL;
+         w != NULL && nwords < 256; w = strtok_r(NULL, ",", &save)) {
+        while (*w == ' ' || *w == '\t')
+            w++;
+        size_t len = strlen(w);
+        while (len > 0 && (w[len - 1] == ' ' || w[len - 1] == '\t'))
+            w[--len] = '\0';
+        if (len > 0)
+            words[nwords++] = w;
+    }
+    struct filter_rule rule = {.name = f->name,
+                               .kind = (enum filter_kind)f->kind,
+                               .action = (enum filter_action)f->action,
+                               .words = words,
+                               .nwords = nwords,
+                               .leet = f->leet,
+                               .pattern = f->pattern,
+                               .replacement = f->replacement};
+    char err[256] = "";
+    struct filter *built = filter_new(&rule, 1, err, sizeof(err));
+    int rc = 0;
+    if (built == NULL)
+        rc = config__problem_add(ps->problems, line, "[filter \"%s\"]: %s", f->name, err);
+    filter_free(built);
+    free(copy);
+    return rc;
+}
+
+/* Every fallback names a model of the file. */
+static int config__fallbacks_check(struct config_parser *ps, const struct config_model *m,
+                                   int line)
+{
+    if (m->fallbacks == NULL)
+        return 0;
+    char *copy = strdup(m->fallbacks);
+    if (copy == NULL)
+        return HB_ENOMEM;
+    int rc = 0;
+    for (char *save = NULL, *w = strtok_r(copy, ",", &save); w != NULL && rc == 0;
+         w = strtok_r(NULL, ",", &save)) {
+        while (*w == ' ' || *w == '\t')
+            w++;
+        size_t len = strlen(w);
+        while (len > 0 && (w[len - 1] == ' ' || w[len - 1] == '\t'))
+            w[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (config_model_find(ps->cfg, w) == NULL)
+            rc = config__problem_add(ps->problems, line,
+                                     "[model \"%s\"]: fallback \"%s\" is not a [model] section",
+                                     m->name, w);
+        else if (strcmp(w, m->name) == 0)
+            rc = config__problem_add(ps->problems, line,
+                                     "[model \"%s\"] lists itself as a fallback", m->name);
+    }
+    free(copy);
+    return rc;
+}
+
 /* Required keys, per-instance defaults, and rules across keys or sections. */
 static int config__validate(struct config_parser *ps)
 {
@@ -1056,8 +1170,18 @@ static int config__validate(struct config_parser *ps)
 
     const struct config_section_schema *prov = config__section_find("provider");
     const struct config_section_schema *model = config__section_find("model");
+    const struct config_section_schema *filt = config__section_find("filter");
     for (size_t i = 0; i < ps->ninsts && rc == 0; i++) {
         struct config_inst *in = &ps->insts[i];
+        if (in->sec == filt) {
+            rc = config__filter_check(ps, config__item(ps->cfg, filt, in->index), in->line);
+            continue;
+        }
+        if (in->sec == model) {
+            rc = config__fallbacks_check(ps, config__item(ps->cfg, model, in->index), in->line);
+            if (rc < 0)
+                break;
+        }
         if (in->sec == prov) {
             struct config_provider *p = config__item(ps->cfg, prov, in->index);
             size_t kind_idx = 0;

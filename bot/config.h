@@ -32,6 +32,15 @@ enum config_provider_kind {
     CONFIG_PROVIDER_DEMO = 2,
 };
 enum config_modality { CONFIG_MODALITY_TEXT = 0, CONFIG_MODALITY_IMAGE = 1 };
+/* Same order as core/filter.h's enum filter_kind and enum filter_action. */
+enum config_filter_kind {
+    CONFIG_FILTER_WORDS = 0,
+    CONFIG_FILTER_PATTERN = 1,
+    CONFIG_FILTER_EMAIL = 2,
+    CONFIG_FILTER_PHONE = 3,
+    CONFIG_FILTER_CARD = 4,
+};
+enum config_filter_action { CONFIG_FILTER_BLOCK = 0, CONFIG_FILTER_REDACT = 1 };
 
 struct config_bot {
     char *name;                        /* display name of the bot */
@@ -79,6 +88,8 @@ struct config_provider {
     char *api_key;                  /* secret; NULL when the server needs none */
     int64_t timeout;                /* seconds a request may take */
     int64_t max_concurrent;         /* requests in flight at once */
+    char *headers;                  /* extra headers "Name: value; Name2: value"; NULL: none */
+    char *api_version;              /* anthropic-version header; NULL: the adapter's default */
 };
 
 struct config_model {
@@ -91,6 +102,32 @@ struct config_model {
     int64_t price_output_1k;   /* credits per 1000 output tokens */
     int64_t max_output_tokens; /* cap on tokens generated per request */
     bool enabled;              /* offered to users */
+    char *sizes;     /* image sizes "512x512, 256x256", the first is the default */
+    char *fallbacks; /* comma-separated models tried in order when this one fails */
+    char *allow;     /* who may use it: wallet ids, scope:<platform>:<id>, dm, admins */
+};
+
+struct config_limits {
+    int64_t user_per_hour;  /* generations per member per clock hour; 0: no limit */
+    int64_t pool_per_day;   /* generations per group per UTC day; 0: no limit */
+    int64_t tokens_per_day; /* tokens for everyone per UTC day; 0: no limit */
+    int64_t queue_max;      /* jobs waiting, everyone */
+    int64_t user_queue;     /* jobs waiting per member */
+    int64_t user_in_flight; /* jobs running per member */
+    int64_t prompt_max;     /* characters in a prompt */
+    int64_t memory_tokens;  /* tokens of conversation remembered for /chat */
+    int64_t retry_max;      /* retries per model after 429 or 5xx */
+    int64_t job_timeout;    /* seconds a job may take, retries and fallbacks included */
+};
+
+struct config_filter {
+    char *name;                       /* the section's name: [filter "NAME"] */
+    enum config_filter_kind kind;     /* words, pattern, email, phone or card */
+    enum config_filter_action action; /* block or redact */
+    char *words;                      /* words: comma-separated words or phrases */
+    bool leet;                        /* words: also read 0 1 3 4 5 7 8 @ $ as letters */
+    char *pattern;                    /* pattern: POSIX extended regular expression */
+    char *replacement;                /* redact: text put in place of a match */
 };
 
 /** A validated configuration. Transparent and read-only for its users; every
@@ -107,6 +144,9 @@ struct config {
     size_t nproviders;
     struct config_model *models; /* in file order */
     size_t nmodels;
+    struct config_limits limits;
+    struct config_filter *filters; /* in file order */
+    size_t nfilters;
 };
 
 /* ---- The schema (read-only; config.c holds the table). ---- */

@@ -4,10 +4,12 @@
 #include "adapters/telegram/telegram.h"
 #include "bot/config.h"
 #include "bot/config_watch.h"
+#include "bot/generation.h"
 #include "bot/http.h"
 #include "bot/router.h"
 #include "core/core.h"
 #include "core/error.h"
+#include "core/generate.h"
 #include "core/ledger.h"
 #include "core/log.h"
 #include "core/state.h"
@@ -43,6 +45,7 @@ struct daemon {
     struct router *router;
     struct http_client *http;    /* every outgoing request (adapters, providers) */
     struct ledger *ledger;
+    struct generate *generate;   /* generation jobs; made after the ledger */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     size_t nadapters;
     size_t adapters_live;        /* started and not ended */
@@ -52,6 +55,8 @@ struct daemon {
 };
 
 static void daemon__stop(struct daemon *d, const char *reason);
+static void daemon__generate_reload(struct daemon *d, const struct config *cfg);
+static void daemon__closed_one(void *data);
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -71,6 +76,70 @@ static void daemon__apply_live(struct daemon *d, const struct config *cfg)
             log_warn("config.telegram_lists",
                      "problem=admins or stars_packages do not parse action=kept the previous");
     }
+    daemon__generate_reload(d, cfg);
+}
+
+/* ---- generation ------------------------------------------------------- */
+
+/* A reload swaps in a new catalog; jobs already admitted keep theirs (and
+ * their price). A catalog that cannot be built keeps the running one. */
+static void daemon__generate_reload(struct daemon *d, const struct config *cfg)
+{
+    if (d->generate == NULL)
+        return;
+    char err[512] = "";
+    struct catalog *cat = generation_catalog_build(cfg, &d->loop, d->http, err, sizeof(err));
+    if (cat == NULL) {
+        log_error("generate.catalog_refused", "problem=%s action=keeping the previous models",
+                  err);
+        return;
+    }
+    generate_catalog_set(d->generate, cat);
+    catalog_unref(cat);
+    log_info("generate.catalog", "models=%zu", catalog_model_count(cat));
+}
+
+static void daemon__generate_recovered(int rc, size_t voided, void *data)
+{
+    (void)data;
+    if (rc < 0)
+        log_warn("generate.recover_failed", "error=%s", hb_strerror(rc));
+    else if (voided > 0)
+        log_info("generate.recovered", "voided=%zu note=\"interrupted jobs refunded; members are told\"",
+                 voided);
+}
+
+/* The engine needs the ledger and the HTTP client; it voids what a crash
+ * left reserved before any command arrives. */
+static int daemon__generate_start(struct daemon *d)
+{
+    char err[512] = "";
+    struct catalog *cat = generation_catalog_build(d->config, &d->loop, d->http, err, sizeof(err));
+    if (cat == NULL) {
+        log_error("generate.catalog_refused", "problem=%s", err);
+        return HB_ECONFIG;
+    }
+    d->generate = generate_new(&d->loop, &d->core, cat, NULL);
+    catalog_unref(cat);
+    if (d->generate == NULL)
+        return HB_ENOMEM;
+    d->core.generate = d->generate;
+    int rc = generate_recover(d->generate, daemon__generate_recovered, d);
+    if (rc < 0)
+        log_warn("generate.recover_failed", "error=%s", hb_strerror(rc));
+    return 0;
+}
+
+/* Before the ledger closes: jobs still running are cancelled and their
+ * reservations voided, so none is left hanging. */
+static void daemon__generate_close(struct daemon *d)
+{
+    if (d->generate == NULL)
+        return;
+    d->closing++;
+    generate_close(d->generate, daemon__closed_one, d);
+    d->generate = NULL;
+    d->core.generate = NULL;
 }
 
 /* Render a reload result for an admin: what changed, or every problem. */
@@ -340,6 +409,7 @@ static void daemon__close_all(struct daemon *d)
     if (d->state == DAEMON_CLOSING)
         return;
     d->state = DAEMON_CLOSING;
+    daemon__generate_close(d);
     for (size_t i = 0; i < d->nadapters; i++) {
         d->closing++;
         d->adapters[i]->ops->close(d->adapters[i], daemon__closed_one, d);
@@ -475,6 +545,9 @@ int daemon_run(const char *config_path)
     }
     d->core.ledger = d->ledger;
     rc = http_client_new(&d->loop, NULL, &d->http);
+    if (rc < 0)
+        goto fail_running;
+    rc = daemon__generate_start(d);
     if (rc < 0)
         goto fail_running;
     rc = daemon__signals_start(d);

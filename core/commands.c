@@ -62,6 +62,30 @@ static const struct command_option_spec admin_pool_policy_options[] = {
 
 #define OPTS(a) .options = a, .noptions = sizeof(a) / sizeof(a[0])
 
+static const char *const generate_modalities[] = {"text", "image", NULL};
+static const struct command_option_spec chat_options[] = {
+    {.name = "prompt", .description = "What to ask", .type = COMMAND_OPT_STRING,
+     .required = true, .min = 1, .max = 6000, .rest = true},
+    {.name = "model", .description = "A model from /models (default: yours, see /model)",
+     .type = COMMAND_OPT_STRING, .max = 100},
+};
+static const struct command_option_spec imagine_options[] = {
+    {.name = "prompt", .description = "What to draw", .type = COMMAND_OPT_STRING,
+     .required = true, .min = 1, .max = 6000, .rest = true},
+    {.name = "model", .description = "An image model from /models", .type = COMMAND_OPT_STRING,
+     .max = 100},
+    {.name = "size", .description = "WIDTHxHEIGHT, one of the model's sizes",
+     .type = COMMAND_OPT_STRING, .max = 12},
+};
+static const struct command_option_spec models_options[] = {
+    {.name = "modality", .description = "Only text or only image models",
+     .type = COMMAND_OPT_STRING, .choices = generate_modalities},
+};
+static const struct command_option_spec model_options[] = {
+    {.name = "name", .description = "A model from /models", .type = COMMAND_OPT_STRING,
+     .required = true, .min = 1, .max = 100},
+};
+
 static const struct command_spec command_list[] = {
     {.name = "start",
      .description = "Open your wallet and see how credits work",
@@ -133,6 +157,42 @@ static const struct command_spec command_list[] = {
      .example = "/admin reload",
      .access = COMMAND_ACCESS_ADMIN,
      .handler = cmd_admin_reload},
+    /* Generation. */
+    {.name = "chat",
+     .description = "Ask a text model; a follow-up continues the conversation",
+     .example = "/chat Write a haiku about autumn model:demo-chat",
+     .access = COMMAND_ACCESS_MEMBER,
+     .options = chat_options,
+     .noptions = 2,
+     .handler = cmd_chat},
+    {.name = "imagine",
+     .description = "Generate an image from a prompt",
+     .example = "/imagine a red cat on a windowsill size:512x512",
+     .access = COMMAND_ACCESS_MEMBER,
+     .options = imagine_options,
+     .noptions = 3,
+     .handler = cmd_imagine,
+     .button_prefix = "gen",
+     .on_button = cmd_generate_button},
+    {.name = "new",
+     .description = "Start a new conversation for /chat",
+     .example = "/new",
+     .access = COMMAND_ACCESS_MEMBER,
+     .handler = cmd_new},
+    {.name = "models",
+     .description = "List the models you can use and their prices",
+     .example = "/models image",
+     .access = COMMAND_ACCESS_MEMBER,
+     .options = models_options,
+     .noptions = 1,
+     .handler = cmd_models},
+    {.name = "model",
+     .description = "Choose your default model",
+     .example = "/model demo-chat",
+     .access = COMMAND_ACCESS_MEMBER,
+     .options = model_options,
+     .noptions = 1,
+     .handler = cmd_model},
 };
 
 const struct command_spec *commands_table(size_t *count)

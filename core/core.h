@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct generate;
 struct ledger;
 struct reply;
 
@@ -29,6 +30,7 @@ struct core {
     const char *deposit_text;          /* how to top up here, from the payment setup; may be NULL */
     const struct core_host_ops *host_ops; /* may be NULL in tests */
     void *host;                        /* passed back to host_ops */
+    struct generate *generate;         /* generation jobs; NULL when not running */
 };
 
 #endif

@@ -20,4 +20,12 @@ void cmd_admin_pool_limit(struct core *core, struct invocation *inv);
 void cmd_admin_pool_policy(struct core *core, struct invocation *inv);
 void cmd_admin_reload(struct core *core, struct invocation *inv);
 
+/* Generation (core/cmd_generate.c). */
+void cmd_chat(struct core *core, struct invocation *inv);
+void cmd_imagine(struct core *core, struct invocation *inv);
+void cmd_new(struct core *core, struct invocation *inv);
+void cmd_models(struct core *core, struct invocation *inv);
+void cmd_model(struct core *core, struct invocation *inv);
+void cmd_generate_button(struct core *core, struct invocation *inv);
+
 #endif

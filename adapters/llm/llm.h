@@ -1,0 +1,91 @@
+/* What the HTTP model providers share: settings, the request on the shared
+ * HTTP client, streaming through the decoders of core/stream.h, and the
+ * translation of HTTP failures into results the engine acts on (retry
+ * after 429 and 5xx honouring Retry-After; fail at once, with a sentence
+ * an operator can act on, on a bad key or an unknown model).
+ *
+ * Private to the provider adapters (adapters/openai, adapters/anthropic). */
+#ifndef HB_ADAPTERS_LLM_H
+#define HB_ADAPTERS_LLM_H
+
+#include "bot/http.h"
+#include "core/provider.h"
+#include "core/stream.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LLM_ERROR_MAX 256
+
+/** One HTTP provider: the settings the adapters read. */
+struct llm_provider {
+    struct provider provider;
+    struct http_client *http; /* borrowed; outlives the provider */
+    char *name;
+    char *base_url;    /* without a trailing slash */
+    char *api_key;     /* NULL: none */
+    char *api_version; /* anthropic-version */
+    char **hdr_names;  /* extra headers */
+    char **hdr_values;
+    size_t nhdrs;
+    size_t max_image_bytes;
+};
+
+/** Fill p from settings (ops set by the caller). Returns 0 or HB_ENOMEM /
+ *  HB_EINVAL (a header without "Name: value"). */
+int llm_provider_init(struct llm_provider *p, struct http_client *http,
+                      const struct provider_settings *s);
+/** Free what llm_provider_init allocated (and p itself). */
+void llm_provider_free(struct provider *provider);
+
+/** A call's body parser in collecting mode: reads the whole 2xx body and
+ *  fills res (image bytes stay owned by the call: see llm_call_image_set).
+ *  Return 0 when res is final, 1 when it started a follow-up request with
+ *  llm_call_follow (done comes later), or a negative code with call->err set. */
+struct provider_call;
+typedef int (*llm_body_fn)(struct provider_call *call, const char *body, size_t len,
+                           struct provider_result *res);
+
+struct provider_call {
+    struct llm_provider *p;
+    struct http_request *req;     /* the request under way */
+    struct stream_decoder *dec;   /* streaming mode */
+    llm_body_fn on_body;          /* collecting mode */
+    const struct provider_events *ev;
+    void *data;
+    int dec_rc;                   /* the decoder's failure, stopping the stream */
+    bool cancelled;
+    bool follow;                  /* the current request is a follow-up fetch */
+    char err[LLM_ERROR_MAX];
+    bool remote_retryable;        /* a mid-stream error worth another try (overloaded) */
+    char errbody[2048];           /* start of a failed response's body */
+    size_t errlen;
+    unsigned char *image;
+    size_t image_len;
+    const char *image_mime;
+};
+
+/** Make a POST of json (borrowed) to base_url + path with the provider's
+ *  headers plus auth headers the caller adds through hdrs (name, value
+ *  pairs, NULL-terminated). Streaming when proto >= 0, else collected and
+ *  handed to on_body. Returns 0 and *out, or a negative code. */
+int llm_call_start(struct llm_provider *p, const char *path, const char *const *hdrs,
+                   const cJSON *json, uint64_t timeout_ms, int proto, llm_body_fn on_body,
+                   const struct provider_events *ev, void *data, struct provider_call **out);
+
+/** From inside on_body: GET url (a result's image), collected up to
+ *  max_bytes, then handed to on_body again with call->follow set. */
+int llm_call_follow(struct provider_call *call, const char *url, size_t max_bytes,
+                    uint64_t timeout_ms);
+
+/** Keep image bytes (taken over) and their kind on the call. */
+void llm_call_image_set(struct provider_call *call, unsigned char *bytes, size_t len);
+
+/** Cancel (the provider vtable's cancel). */
+void llm_call_cancel(struct provider_call *call);
+
+/** Milliseconds from a Retry-After value (seconds, or an HTTP date), or -1. */
+int64_t llm_retry_after_ms(const char *value);
+
+#endif

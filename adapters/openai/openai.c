@@ -1,0 +1,156 @@
+#include "adapters/openai/openai.h"
+
+#include "adapters/llm/llm.h"
+#include "core/error.h"
+
+#include <openssl/evp.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Decode standard base64 (whitespace tolerated). Returns a heap buffer. */
+static unsigned char *openai__b64_decode(const char *in, size_t *out_len)
+{
+    size_t n = strlen(in);
+    char *clean = malloc(n + 4);
+    if (clean == NULL)
+        return NULL;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] != '\n' && in[i] != '\r' && in[i] != ' ')
+            clean[m++] = in[i];
+    }
+    while (m % 4 != 0)
+        clean[m++] = '=';
+    clean[m] = '\0';
+    unsigned char *out = malloc(m / 4 * 3 + 1);
+    if (out == NULL) {
+        free(clean);
+        return NULL;
+    }
+    int len = m > 0 ? EVP_DecodeBlock(out, (const unsigned char *)clean, (int)m) : 0;
+    if (len < 0) {
+        free(clean);
+        free(out);
+        return NULL;
+    }
+    /* EVP_DecodeBlock counts padding as zero bytes. */
+    size_t pad = 0;
+    if (m >= 1 && clean[m - 1] == '=')
+        pad++;
+    if (m >= 2 && clean[m - 2] == '=')
+        pad++;
+    free(clean);
+    *out_len = (size_t)len - pad;
+    return out;
+}
+
+static int openai__image_body(struct provider_call *call, const char *body, size_t len,
+                              struct provider_result *res)
+{
+    (void)res;
+    if (call->follow) {
+        unsigned char *copy = malloc(len > 0 ? len : 1);
+        if (copy == NULL)
+            return HB_ENOMEM;
+        memcpy(copy, body, len);
+        llm_call_image_set(call, copy, len);
+        if (len == 0) {
+            snprintf(call->err, sizeof(call->err), "%s sent an empty image", call->p->name);
+            return HB_EPROTO;
+        }
+        return 0;
+    }
+    int rc = HB_EPROTO;
+    cJSON *json = cJSON_ParseWithLength(body, len);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(json, "data");
+    const cJSON *first = cJSON_IsArray(data) ? cJSON_GetArrayItem(data, 0) : NULL;
+    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(first, "b64_json");
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(first, "url");
+    if (cJSON_IsString(b64)) {
+        size_t n = 0;
+        unsigned char *bytes = openai__b64_decode(b64->valuestring, &n);
+        if (bytes != NULL && n > 0) {
+            llm_call_image_set(call, bytes, n);
+            rc = 0;
+        } else {
+            free(bytes);
+        }
+    } else if (cJSON_IsString(url)) {
+        rc = llm_call_follow(call, url->valuestring, call->p->max_image_bytes, 60000);
+        if (rc == 0)
+            rc = 1;
+        else
+            snprintf(call->err, sizeof(call->err), "%s gave an image URL that cannot be fetched",
+                     call->p->name);
+    }
+    if (rc == HB_EPROTO)
+        snprintf(call->err, sizeof(call->err), "%s answered without an image (bad JSON or no "
+                 "data[0].b64_json or url)", call->p->name);
+    cJSON_Delete(json);
+    return rc;
+}
+
+static int openai__start(struct provider *provider, const struct provider_request *req,
+                         const struct provider_events *ev, void *data, struct provider_call **out)
+{
+    struct llm_provider *p = provider->impl;
+    char *auth = NULL;
+    if (p->api_key != NULL && asprintf(&auth, "Bearer %s", p->api_key) < 0)
+        return HB_ENOMEM;
+    const char *hdrs[] = {"Authorization", auth, NULL};
+    if (auth == NULL)
+        hdrs[0] = NULL;
+    int rc = HB_ENOMEM;
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        goto out;
+    cJSON_AddStringToObject(body, "model", req->model);
+    if (req->modality == PROVIDER_IMAGE) {
+        char size[32];
+        snprintf(size, sizeof(size), "%ux%u", req->width, req->height);
+        cJSON_AddStringToObject(body, "prompt", req->prompt != NULL ? req->prompt : "");
+        cJSON_AddNumberToObject(body, "n", 1);
+        cJSON_AddStringToObject(body, "size", size);
+        rc = llm_call_start(p, "/images/generations", hdrs, body, req->timeout_ms, -1,
+                            openai__image_body, ev, data, out);
+        goto out;
+    }
+    cJSON *msgs = cJSON_AddArrayToObject(body, "messages");
+    for (size_t i = 0; msgs != NULL && i < req->nmessages; i++) {
+        cJSON *m = cJSON_CreateObject();
+        if (m == NULL)
+            goto out;
+        cJSON_AddStringToObject(m, "role", req->messages[i].role);
+        cJSON_AddStringToObject(m, "content", req->messages[i].content);
+        cJSON_AddItemToArray(msgs, m);
+    }
+    cJSON_AddBoolToObject(body, "stream", 1);
+    cJSON *so = cJSON_AddObjectToObject(body, "stream_options");
+    if (so != NULL)
+        cJSON_AddBoolToObject(so, "include_usage", 1);
+    cJSON_AddNumberToObject(body, "max_tokens", (double)req->max_output_tokens);
+    rc = llm_call_start(p, "/chat/completions", hdrs, body, req->timeout_ms,
+                        STREAM_PROTOCOL_OPENAI, NULL, ev, data, out);
+out:
+    cJSON_Delete(body);
+    free(auth);
+    return rc;
+}
+
+static const struct provider_ops openai_ops = {
+    .start = openai__start, .cancel = llm_call_cancel, .free = llm_provider_free};
+
+struct provider *openai_provider_new(struct http_client *http, const struct provider_settings *s)
+{
+    struct llm_provider *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->provider.ops = &openai_ops;
+    if (llm_provider_init(p, http, s) < 0) {
+        llm_provider_free(&p->provider);
+        return NULL;
+    }
+    return &p->provider;
+}

@@ -1,0 +1,203 @@
+/* Generation jobs through the whole pipeline: wallet, reservation, fair
+ * queue, the OpenAI-compatible adapter streaming from a fake server on its
+ * own thread that answers at once, output filter, settlement and the
+ * balance read, on a durable ledger.
+ *
+ * Figures: jobs per second with many members in flight, and the daemon's
+ * own added latency per job (p50, p99): the time from submit to the final
+ * reply minus the time inside provider calls, measured one job at a time. */
+#include "bench/bench.h"
+
+#include "adapters/openai/openai.h"
+#include "bot/http.h"
+#include "core/catalog.h"
+#include "core/core.h"
+#include "core/generate.h"
+#include "core/ledger.h"
+#include "core/log.h"
+#include "tests/fake/httpd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BG_THROUGHPUT_JOBS 3000
+#define BG_INFLIGHT 64
+#define BG_USERS 64
+#define BG_LATENCY_JOBS 400
+
+static const char *const bg_stream[] = {
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\", world\"},\"finish_reason\":\"stop\"}]}\n\n",
+    "data: {\"choices\":null,\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n",
+    NULL};
+
+static void bg_handler(struct httpd_response *res, const struct httpd_request *req, void *data)
+{
+    (void)req;
+    (void)data;
+    httpd_response_start(res, 200, "text/event-stream");
+    for (size_t i = 0; bg_stream[i] != NULL; i++)
+        httpd_response_chunk(res, bg_stream[i], strlen(bg_stream[i]));
+    httpd_response_end(res);
+}
+
+struct bg_reply {
+    struct reply reply;
+    struct bg *b;
+};
+
+struct bg {
+    uv_loop_t loop;
+    struct core core;
+    struct generate *g;
+    unsigned started, done, failed;
+    unsigned target, inflight;
+    double *added; /* per job, ms */
+    size_t nadded;
+    bool closed;
+};
+
+static int bg_send(struct reply *r, const struct reply_msg *msg)
+{
+    (void)r;
+    (void)msg;
+    return 0;
+}
+
+static void bg_next(struct bg *b);
+
+static void bg_finish(struct reply *r)
+{
+    struct bg_reply *br = r->data;
+    struct bg *b = br->b;
+    free(br);
+    b->done++;
+    if (b->started < b->target)
+        bg_next(b);
+}
+
+static const struct reply_ops bg_ops = {.send = bg_send, .finish = bg_finish};
+
+static void bg_job_end(void *data, const struct generate_job_report *rep)
+{
+    struct bg *b = data;
+    if (rep->rc != 0)
+        b->failed++;
+    if (b->added != NULL)
+        b->added[b->nadded++] = rep->total_ms - rep->provider_ms;
+}
+
+static void bg_next(struct bg *b)
+{
+    struct bg_reply *br = calloc(1, sizeof(*br));
+    if (br == NULL) {
+        b->failed++;
+        return;
+    }
+    br->b = b;
+    br->reply.ops = &bg_ops;
+    br->reply.data = br;
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv.user_id, sizeof(inv.user_id), "bench%u", b->started % BG_USERS);
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "c%u", b->started);
+    snprintf(inv.event_id, sizeof(inv.event_id), "bench:%u", b->started);
+    inv.reply = &br->reply;
+    b->started++;
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "Say hello", .model = "fast"};
+    generate_submit(b->g, &inv, &req);
+}
+
+static void bg_closed(void *data)
+{
+    ((struct bg *)data)->closed = true;
+}
+
+static int bg_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int bench_generate(void)
+{
+    int rc = 0;
+    log_configure(LOG_ERROR, false, NULL);
+    http_global_init();
+    struct httpd_thread *srv = httpd_thread_start(bg_handler, NULL);
+    if (srv == NULL)
+        return 1;
+    char *dir = bench_tmpdir_new();
+    char path[512], base[160];
+    snprintf(path, sizeof(path), "%s/ledger.db", dir);
+    snprintf(base, sizeof(base), "%s/v1", httpd_base_url(httpd_thread_server(srv)));
+    struct bg b;
+    memset(&b, 0, sizeof(b));
+    uv_loop_init(&b.loop);
+    struct ledger_options lopts = {.path = path};
+    struct ledger *ledger = ledger_new(&b.loop, &lopts, &rc);
+    struct http_client *http = NULL;
+    if (ledger == NULL || http_client_new(&b.loop, NULL, &http) < 0) {
+        fprintf(stderr, "bench_generate: setup failed\n");
+        return 1;
+    }
+    struct provider_settings ps = {.name = "fake", .base_url = base, .api_key = "sk-bench-000000"};
+    struct catalog_provider_spec p = {.name = "fake",
+                                      .provider = openai_provider_new(http, &ps),
+                                      .timeout_ms = 30000,
+                                      .max_concurrent = BG_INFLIGHT};
+    struct catalog_model_spec m = {.name = "fast", .provider = "fake", .modality = PROVIDER_TEXT,
+                                   .price_request = 1, .price_output_1k = 10,
+                                   .max_output_tokens = 100, .enabled = true};
+    struct catalog_spec spec = {.providers = &p, .nproviders = 1, .models = &m, .nmodels = 1,
+                                .limits = {.queue_max = 100000, .user_queue = 1000}};
+    char err[256];
+    struct catalog *cat = catalog_new(&spec, err, sizeof(err));
+    b.core.ledger = ledger;
+    b.core.welcome_bonus = 1000000;
+    b.core.reservation_timeout_ms = 600000;
+    struct generate_options gopts = {.on_job_end = bg_job_end, .hook_data = &b};
+    b.g = generate_new(&b.loop, &b.core, cat, &gopts);
+    catalog_unref(cat);
+    b.core.generate = b.g;
+
+    /* Throughput: many members, BG_INFLIGHT jobs at a time. */
+    b.target = BG_THROUGHPUT_JOBS;
+    double t0 = bench_now();
+    for (unsigned i = 0; i < BG_INFLIGHT; i++)
+        bg_next(&b);
+    while (b.done < b.target)
+        uv_run(&b.loop, UV_RUN_ONCE);
+    double secs = bench_now() - t0;
+    bench_report("generate_jobs_per_s", b.target / secs, "jobs/s");
+
+    /* Added latency: one job at a time. */
+    b.added = calloc(BG_LATENCY_JOBS, sizeof(double));
+    b.target = b.started + BG_LATENCY_JOBS;
+    unsigned until = b.target;
+    bg_next(&b);
+    while (b.done < until)
+        uv_run(&b.loop, UV_RUN_ONCE);
+    qsort(b.added, b.nadded, sizeof(double), bg_cmp);
+    if (b.nadded > 0) {
+        bench_report("generate_added_latency_p50", b.added[b.nadded / 2], "ms");
+        bench_report("generate_added_latency_p99", b.added[b.nadded * 99 / 100], "ms");
+    }
+    if (b.failed > 0) {
+        fprintf(stderr, "bench_generate: %u jobs failed\n", b.failed);
+        rc = 1;
+    }
+    generate_close(b.g, bg_closed, &b);
+    http_client_close(http, NULL, NULL);
+    ledger_close(ledger, NULL, NULL);
+    uv_run(&b.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&b.loop) != 0)
+        rc = 1;
+    httpd_thread_stop(srv);
+    free(b.added);
+    bench_tmpdir_remove(dir);
+    free(dir);
+    return rc;
+}

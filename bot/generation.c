@@ -1,0 +1,137 @@
+#include "bot/generation.h"
+
+#include "adapters/anthropic/anthropic.h"
+#include "adapters/demo/demo.h"
+#include "adapters/openai/openai.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct provider *generation__provider(const struct config_provider *cp, uv_loop_t *loop,
+                                             struct http_client *http)
+{
+    struct provider_settings s = {.name = cp->name,
+                                  .base_url = cp->base_url,
+                                  .api_key = cp->api_key,
+                                  .headers = cp->headers,
+                                  .api_version = cp->api_version};
+    switch (cp->kind) {
+    case CONFIG_PROVIDER_OPENAI: return openai_provider_new(http, &s);
+    case CONFIG_PROVIDER_ANTHROPIC: return anthropic_provider_new(http, &s);
+    case CONFIG_PROVIDER_DEMO: return demo_provider_new(loop, GENERATION_DEMO_STEP_MS);
+    }
+    return NULL;
+}
+
+/* Split "a, b" into words pointing into copy (modified). */
+static size_t generation__words(char *copy, const char **words, size_t max)
+{
+    size_t n = 0;
+    for (char *save = NULL, *w = copy != NULL ? strtok_r(copy, ",", &save) : NULL;
+         w != NULL && n < max; w = strtok_r(NULL, ",", &save)) {
+        while (*w == ' ' || *w == '\t')
+            w++;
+        size_t len = strlen(w);
+        while (len > 0 && (w[len - 1] == ' ' || w[len - 1] == '\t'))
+            w[--len] = '\0';
+        if (len > 0)
+            words[n++] = w;
+    }
+    return n;
+}
+
+#define GENERATION_WORDS_MAX 256
+
+struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *loop,
+                                         struct http_client *http, char *err, size_t errcap)
+{
+    struct catalog *cat = NULL;
+    bool taken = false;
+    size_t np = cfg->nproviders, nm = cfg->nmodels, nf = cfg->nfilters;
+    struct catalog_provider_spec *ps = calloc(np + 1, sizeof(*ps));
+    struct catalog_model_spec *ms = calloc(nm + 1, sizeof(*ms));
+    struct filter_rule *rules = calloc(nf + 1, sizeof(*rules));
+    char **copies = calloc(nf + 1, sizeof(*copies));
+    const char **words = calloc((nf + 1) * GENERATION_WORDS_MAX, sizeof(*words));
+    if (ps == NULL || ms == NULL || rules == NULL || copies == NULL || words == NULL) {
+        snprintf(err, errcap, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < np; i++) {
+        const struct config_provider *cp = &cfg->providers[i];
+        ps[i].name = cp->name;
+        ps[i].provider = generation__provider(cp, loop, http);
+        ps[i].timeout_ms = (uint64_t)cp->timeout * 1000;
+        ps[i].max_concurrent = (unsigned)cp->max_concurrent;
+    }
+    for (size_t i = 0; i < nm; i++) {
+        const struct config_model *cm = &cfg->models[i];
+        ms[i] = (struct catalog_model_spec){
+            .name = cm->name,
+            .provider = cm->provider,
+            .upstream = cm->upstream,
+            .modality = cm->modality == CONFIG_MODALITY_IMAGE ? PROVIDER_IMAGE : PROVIDER_TEXT,
+            .price_request = cm->price_request,
+            .price_input_1k = cm->price_input_1k,
+            .price_output_1k = cm->price_output_1k,
+            .max_output_tokens = cm->max_output_tokens,
+            .sizes = cm->sizes,
+            .fallbacks = cm->fallbacks,
+            .allow = cm->allow,
+            .enabled = cm->enabled,
+        };
+    }
+    for (size_t i = 0; i < nf; i++) {
+        const struct config_filter *cf = &cfg->filters[i];
+        copies[i] = cf->words != NULL ? strdup(cf->words) : NULL;
+        const char **w = words + i * GENERATION_WORDS_MAX;
+        rules[i] = (struct filter_rule){
+            .name = cf->name,
+            .kind = (enum filter_kind)cf->kind,
+            .action = (enum filter_action)cf->action,
+            .words = w,
+            .nwords = generation__words(copies[i], w, GENERATION_WORDS_MAX),
+            .leet = cf->leet,
+            .pattern = cf->pattern,
+            .replacement = cf->replacement,
+        };
+    }
+    const struct config_limits *l = &cfg->limits;
+    struct catalog_spec spec = {
+        .providers = ps,
+        .nproviders = np,
+        .models = ms,
+        .nmodels = nm,
+        .limits = {.user_per_hour = l->user_per_hour,
+                   .pool_per_day = l->pool_per_day,
+                   .tokens_per_day = l->tokens_per_day,
+                   .queue_max = l->queue_max,
+                   .user_queue = l->user_queue,
+                   .user_in_flight = l->user_in_flight,
+                   .prompt_max = l->prompt_max,
+                   .memory_tokens = l->memory_tokens,
+                   .retry_max = l->retry_max,
+                   .job_timeout_ms = l->job_timeout * 1000},
+        .filter_rules = rules,
+        .nfilter_rules = nf,
+    };
+    cat = catalog_new(&spec, err, errcap); /* takes the providers, also on failure */
+    taken = true;
+out:
+    if (ps != NULL && !taken) {
+        for (size_t i = 0; i < np; i++) {
+            if (ps[i].provider != NULL)
+                ps[i].provider->ops->free(ps[i].provider);
+        }
+    }
+    free(ps);
+    free(ms);
+    free(rules);
+    for (size_t i = 0; copies != NULL && i < nf; i++)
+        free(copies[i]);
+    free(copies);
+    free(words);
+    return cat;
+}

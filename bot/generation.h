@@ -1,0 +1,20 @@
+/* The daemon's side of generation: translate bot.conf's providers, models,
+ * [limits] and [filter] sections into a catalog for core/generate.h, with
+ * provider objects made from the adapters on the shared HTTP client. */
+#ifndef HB_BOT_GENERATION_H
+#define HB_BOT_GENERATION_H
+
+#include "bot/config.h"
+#include "bot/http.h"
+#include "core/catalog.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+#define GENERATION_DEMO_STEP_MS 150 /* the demo provider's pause between chunks */
+
+/** Build a catalog from cfg (borrowed). Returns NULL with a sentence in err. */
+struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *loop,
+                                         struct http_client *http, char *err, size_t errcap);
+
+#endif

@@ -1,0 +1,405 @@
+/* The model catalog: an immutable snapshot built from the operator's
+ * settings. See catalog.h. */
+#include "core/catalog.h"
+
+#include "core/command.h"
+#include "core/error.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct catalog {
+    unsigned refs;
+    struct catalog_provider *providers;
+    size_t nproviders;
+    struct catalog_model *models;
+    size_t nmodels;
+    struct catalog_limits limits;
+    struct filter *filter;
+};
+
+/* Split a comma-separated list into trimmed, non-empty heap strings. */
+static int catalog__list(const char *text, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (text == NULL)
+        return 0;
+    size_t cap = 1;
+    for (const char *p = text; *p != '\0'; p++)
+        cap += *p == ',';
+    char **items = calloc(cap, sizeof(*items));
+    if (items == NULL)
+        return HB_ENOMEM;
+    const char *p = text;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        const char *s = p;
+        const char *e = p + len;
+        while (s < e && isspace((unsigned char)*s))
+            s++;
+        while (e > s && isspace((unsigned char)e[-1]))
+            e--;
+        if (e > s) {
+            items[*n] = strndup(s, (size_t)(e - s));
+            if (items[*n] == NULL) {
+                for (size_t i = 0; i < *n; i++)
+                    free(items[i]);
+                free(items);
+                *n = 0;
+                return HB_ENOMEM;
+            }
+            (*n)++;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    *out = items;
+    return 0;
+}
+
+static void catalog__list_free(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+static int catalog__size_parse(const char *text, struct catalog_size *out)
+{
+    unsigned w = 0, h = 0;
+    char tail;
+    if (sscanf(text, "%ux%u%c", &w, &h, &tail) != 2 || w < 1 || h < 1 || w > 4096 || h > 4096)
+        return HB_EINVAL;
+    out->width = w;
+    out->height = h;
+    return 0;
+}
+
+static void catalog__free(struct catalog *c)
+{
+    for (size_t i = 0; i < c->nmodels; i++) {
+        struct catalog_model *m = &c->models[i];
+        free(m->name);
+        free(m->upstream);
+        free(m->sizes);
+        catalog__list_free(m->fallbacks, m->nfallbacks);
+        catalog__list_free(m->allow, m->nallow);
+    }
+    free(c->models);
+    for (size_t i = 0; i < c->nproviders; i++) {
+        struct catalog_provider *p = &c->providers[i];
+        free(p->name);
+        if (p->provider != NULL)
+            p->provider->ops->free(p->provider);
+    }
+    free(c->providers);
+    filter_free(c->filter);
+    free(c);
+}
+
+static void catalog__err(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void catalog__err(char *err, size_t cap, const char *fmt, ...)
+{
+    if (err == NULL || cap == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+static void catalog__limits_default(struct catalog_limits *l)
+{
+    if (l->queue_max <= 0)
+        l->queue_max = 64;
+    if (l->user_queue <= 0)
+        l->user_queue = 2;
+    if (l->user_in_flight <= 0)
+        l->user_in_flight = 1;
+    if (l->prompt_max <= 0)
+        l->prompt_max = 4000;
+    if (l->memory_tokens <= 0)
+        l->memory_tokens = 2000;
+    if (l->retry_max < 0)
+        l->retry_max = 0;
+    if (l->job_timeout_ms <= 0)
+        l->job_timeout_ms = 300000;
+    if (l->progress_ms <= 0)
+        l->progress_ms = 500;
+}
+
+static int catalog__model_build(struct catalog *c, struct catalog_model *m,
+                                const struct catalog_model_spec *s, char *err, size_t errcap)
+{
+    m->name = strdup(s->name);
+    m->upstream = strdup(s->upstream != NULL ? s->upstream : s->name);
+    if (m->name == NULL || m->upstream == NULL)
+        return HB_ENOMEM;
+    for (size_t j = 0; j < c->nproviders; j++) {
+        if (strcmp(c->providers[j].name, s->provider) == 0)
+            m->provider = &c->providers[j];
+    }
+    if (m->provider == NULL) {
+        catalog__err(err, errcap, "model \"%s\": provider \"%s\" is not defined", s->name,
+                     s->provider);
+        return HB_ECONFIG;
+    }
+    m->modality = s->modality;
+    m->price_request = s->price_request;
+    m->price_input_1k = s->price_input_1k;
+    m->price_output_1k = s->price_output_1k;
+    m->max_output_tokens = s->max_output_tokens > 0 ? s->max_output_tokens : 1024;
+    m->enabled = s->enabled;
+    char **sizes = NULL;
+    size_t nsizes = 0;
+    int rc = catalog__list(s->sizes != NULL ? s->sizes : "512x512", &sizes, &nsizes);
+    if (rc < 0)
+        return rc;
+    m->sizes = calloc(nsizes > 0 ? nsizes : 1, sizeof(*m->sizes));
+    if (m->sizes == NULL)
+        rc = HB_ENOMEM;
+    for (size_t j = 0; j < nsizes && rc == 0; j++) {
+        if (catalog__size_parse(sizes[j], &m->sizes[j]) < 0) {
+            catalog__err(err, errcap, "model \"%s\": size \"%s\" is not WIDTHxHEIGHT", s->name,
+                         sizes[j]);
+            rc = HB_ECONFIG;
+        }
+    }
+    m->nsizes = nsizes;
+    catalog__list_free(sizes, nsizes);
+    if (rc < 0)
+        return rc;
+    if (m->nsizes == 0) {
+        m->sizes[0].width = m->sizes[0].height = 512;
+        m->nsizes = 1;
+    }
+    rc = catalog__list(s->fallbacks, &m->fallbacks, &m->nfallbacks);
+    if (rc == 0)
+        rc = catalog__list(s->allow, &m->allow, &m->nallow);
+    return rc;
+}
+
+/* Fallbacks must exist, make the same thing, and never put a demo behind a
+ * real model. */
+static int catalog__fallbacks_check(const struct catalog *c, char *err, size_t errcap)
+{
+    for (size_t i = 0; i < c->nmodels; i++) {
+        const struct catalog_model *m = &c->models[i];
+        for (size_t j = 0; j < m->nfallbacks; j++) {
+            const struct catalog_model *f = catalog_model_find(c, m->fallbacks[j]);
+            if (f == NULL) {
+                catalog__err(err, errcap, "model \"%s\": fallback \"%s\" is not defined", m->name,
+                             m->fallbacks[j]);
+                return HB_ECONFIG;
+            }
+            if (f == m) {
+                catalog__err(err, errcap, "model \"%s\" lists itself as a fallback", m->name);
+                return HB_ECONFIG;
+            }
+            if (f->modality != m->modality) {
+                catalog__err(err, errcap,
+                             "model \"%s\": fallback \"%s\" makes %s, not %s", m->name, f->name,
+                             f->modality == PROVIDER_TEXT ? "text" : "images",
+                             m->modality == PROVIDER_TEXT ? "text" : "images");
+                return HB_ECONFIG;
+            }
+            if (f->provider->provider->demo && !m->provider->provider->demo) {
+                catalog__err(err, errcap,
+                             "model \"%s\": the demo model \"%s\" cannot be the fallback of a "
+                             "real model",
+                             m->name, f->name);
+                return HB_ECONFIG;
+            }
+        }
+    }
+    return 0;
+}
+
+struct catalog *catalog_new(const struct catalog_spec *spec, char *err, size_t errcap)
+{
+    int rc = 0;
+    struct catalog *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        for (size_t i = 0; i < spec->nproviders; i++) {
+            if (spec->providers[i].provider != NULL)
+                spec->providers[i].provider->ops->free(spec->providers[i].provider);
+        }
+        catalog__err(err, errcap, "out of memory");
+        return NULL;
+    }
+    c->refs = 1;
+    c->limits = spec->limits;
+    catalog__limits_default(&c->limits);
+    c->providers = calloc(spec->nproviders > 0 ? spec->nproviders : 1, sizeof(*c->providers));
+    if (c->providers == NULL) {
+        for (size_t i = 0; i < spec->nproviders; i++) {
+            if (spec->providers[i].provider != NULL)
+                spec->providers[i].provider->ops->free(spec->providers[i].provider);
+        }
+        free(c);
+        catalog__err(err, errcap, "out of memory");
+        return NULL;
+    }
+    /* Take every provider first, so a failure below frees them all. */
+    c->nproviders = spec->nproviders;
+    for (size_t i = 0; i < spec->nproviders; i++) {
+        const struct catalog_provider_spec *ps = &spec->providers[i];
+        struct catalog_provider *p = &c->providers[i];
+        p->provider = ps->provider;
+        p->name = strdup(ps->name);
+        p->timeout_ms = ps->timeout_ms > 0 ? ps->timeout_ms : 120000;
+        p->max_concurrent = ps->max_concurrent > 0 ? ps->max_concurrent : 4;
+        if (p->name == NULL)
+            rc = HB_ENOMEM;
+        else if (p->provider == NULL) {
+            catalog__err(err, errcap, "provider \"%s\" could not be created", ps->name);
+            rc = HB_ECONFIG;
+        }
+    }
+    if (rc < 0)
+        goto fail;
+    c->models = calloc(spec->nmodels > 0 ? spec->nmodels : 1, sizeof(*c->models));
+    if (c->models == NULL) {
+        rc = HB_ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < spec->nmodels && rc == 0; i++) {
+        c->nmodels = i + 1;
+        rc = catalog__model_build(c, &c->models[i], &spec->models[i], err, errcap);
+    }
+    if (rc < 0)
+        goto fail;
+    rc = catalog__fallbacks_check(c, err, errcap);
+    if (rc < 0)
+        goto fail;
+    char ferr[256] = "";
+    c->filter = filter_new(spec->filter_rules, spec->nfilter_rules, ferr, sizeof(ferr));
+    if (c->filter == NULL) {
+        catalog__err(err, errcap, "content filter: %s", ferr);
+        rc = HB_ECONFIG;
+        goto fail;
+    }
+    return c;
+fail:
+    if (rc == HB_ENOMEM)
+        catalog__err(err, errcap, "out of memory");
+    catalog__free(c);
+    return NULL;
+}
+
+void catalog_ref(struct catalog *c)
+{
+    c->refs++;
+}
+
+void catalog_unref(struct catalog *c)
+{
+    if (c != NULL && --c->refs == 0)
+        catalog__free(c);
+}
+
+const struct catalog_limits *catalog_limits_get(const struct catalog *c)
+{
+    return &c->limits;
+}
+
+const struct filter *catalog_filter(const struct catalog *c)
+{
+    return c->filter;
+}
+
+size_t catalog_model_count(const struct catalog *c)
+{
+    return c->nmodels;
+}
+
+const struct catalog_model *catalog_model_at(const struct catalog *c, size_t i)
+{
+    return i < c->nmodels ? &c->models[i] : NULL;
+}
+
+const struct catalog_model *catalog_model_find(const struct catalog *c, const char *name)
+{
+    for (size_t i = 0; i < c->nmodels; i++) {
+        if (strcasecmp(c->models[i].name, name) == 0)
+            return &c->models[i];
+    }
+    return NULL;
+}
+
+const struct catalog_model *catalog_model_default(const struct catalog *c,
+                                                  enum provider_modality modality)
+{
+    for (size_t i = 0; i < c->nmodels; i++) {
+        if (c->models[i].enabled && c->models[i].modality == modality && c->models[i].nallow == 0)
+            return &c->models[i];
+    }
+    return NULL;
+}
+
+bool catalog_model_allowed(const struct catalog_model *m, const struct invocation *inv)
+{
+    if (m->nallow == 0)
+        return true;
+    char wallet[COMMAND_ID_MAX + 16];
+    char scope[COMMAND_ID_MAX + 24];
+    snprintf(wallet, sizeof(wallet), "%s:%s", command_platform_name(inv->platform), inv->user_id);
+    snprintf(scope, sizeof(scope), "scope:%s:%s", command_platform_name(inv->platform),
+             inv->scope_id);
+    for (size_t i = 0; i < m->nallow; i++) {
+        const char *a = m->allow[i];
+        if (strcmp(a, wallet) == 0 || (inv->admin && strcmp(a, "admins") == 0) ||
+            (inv->scope == COMMAND_SCOPE_DM && strcmp(a, "dm") == 0) ||
+            (inv->scope == COMMAND_SCOPE_GROUP && strcmp(a, scope) == 0))
+            return true;
+    }
+    return false;
+}
+
+bool catalog_model_size(const struct catalog_model *m, const char *text, struct catalog_size *out)
+{
+    if (text == NULL || text[0] == '\0') {
+        *out = m->sizes[0];
+        return true;
+    }
+    struct catalog_size s;
+    if (catalog__size_parse(text, &s) < 0)
+        return false;
+    for (size_t i = 0; i < m->nsizes; i++) {
+        if (m->sizes[i].width == s.width && m->sizes[i].height == s.height) {
+            *out = s;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ceil(tokens * price / 1000) without overflow for sane inputs. */
+static int64_t catalog__per_1k(int64_t tokens, int64_t price)
+{
+    if (tokens <= 0 || price <= 0)
+        return 0;
+    if (tokens > INT64_MAX / price)
+        return INT64_MAX / 4;
+    return (tokens * price + 999) / 1000;
+}
+
+int64_t catalog_estimate(const struct catalog_model *m, size_t input_bytes)
+{
+    return m->price_request + catalog__per_1k((int64_t)input_bytes, m->price_input_1k) +
+           catalog__per_1k(m->max_output_tokens, m->price_output_1k);
+}
+
+int64_t catalog_cost(const struct catalog_model *m, long input_tokens, long output_tokens)
+{
+    return m->price_request + catalog__per_1k(input_tokens, m->price_input_1k) +
+           catalog__per_1k(output_tokens, m->price_output_1k);
+}

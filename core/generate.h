@@ -1,0 +1,128 @@
+/* The generation engine: jobs, the fair queue, limits, and settlement.
+ *
+ * A job's life: check (model, access, content filter, rate limits and the
+ * daily token cap) -> estimate the cost and reserve it from the payer ->
+ * queue (fair across members, bounded, per-member and per-provider limits)
+ * -> run on the model's provider with progress flowing back through the
+ * reply handle -> filter the output -> settle: post the actual cost (never
+ * more than reserved) or, when the model and its fallbacks all fail, void
+ * the reservation and say that nothing was charged.
+ *
+ * Jobs are persisted in the state table ("gen.job") while they hold a
+ * reservation; generate_recover() voids what a crash left behind and tells
+ * the member on their next generation command. Prompt text is never stored
+ * durably and appears in logs only at debug level. */
+#ifndef HB_GENERATE_H
+#define HB_GENERATE_H
+
+#include "core/catalog.h"
+#include "core/command.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct core;
+struct generate;
+
+/** What one finished job cost in time, for measurements. */
+struct generate_job_report {
+    int rc;             /* 0: delivered and settled; else why not */
+    int64_t charged;    /* credits posted */
+    double total_ms;    /* submit to final reply */
+    double provider_ms; /* time spent inside provider calls and back-off waits */
+};
+
+struct generate_options {
+    int64_t (*clock)(void *data); /* wall clock in ms for limit windows; NULL: the real one */
+    void *clock_data;
+    /** Called once per job that reached the queue, when it ends (may be NULL). */
+    void (*on_job_end)(void *data, const struct generate_job_report *report);
+    void *hook_data;
+};
+
+/** Counters since start. */
+struct generate_stats {
+    uint64_t submitted;  /* commands that asked for a generation */
+    uint64_t refused;    /* refused before anything was reserved */
+    uint64_t completed;  /* delivered and charged */
+    uint64_t failed;     /* ended with the reservation voided */
+    uint64_t retries;    /* attempts repeated on the same model */
+    uint64_t fallbacks;  /* switches to a fallback model */
+    uint64_t filtered_prompts; /* prompts blocked by the filter */
+    uint64_t filtered_outputs; /* outputs withheld by the filter */
+    uint64_t redactions; /* prompts or outputs with redactions */
+    int64_t credits;     /* posted in total */
+    int64_t tokens_today; /* counted against the daily cap */
+    size_t queued, running;
+};
+
+/** Make the engine on loop, charging through core->ledger. Takes a
+ *  reference to cat. opts may be NULL. Returns NULL when out of memory. */
+struct generate *generate_new(uv_loop_t *loop, struct core *core, struct catalog *cat,
+                              const struct generate_options *opts);
+
+/** Swap in a new catalog (a reference is taken; the old one is dropped
+ *  once the jobs admitted under it end). */
+void generate_catalog_set(struct generate *g, struct catalog *cat);
+
+/** The current catalog (borrowed). */
+struct catalog *generate_catalog(const struct generate *g);
+
+/** Void the reservations of jobs a crash or restart left behind and
+ *  remember to tell their members. cb (may be NULL) gets how many were
+ *  voided. Returns 0 or a negative code (no callback). */
+int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void *data),
+                     void *data);
+
+/** Stop: queued and waiting jobs are voided and told at once; running calls
+ *  are cancelled and their reservations voided (the void is queued on the
+ *  ledger now, so close the ledger after this call, not before). cb runs once
+ *  every job is gone; the engine is then freed. */
+void generate_close(struct generate *g, void (*cb)(void *data), void *data);
+
+/** One request for a generation. Borrowed for the call. */
+struct generate_request {
+    enum provider_modality modality;
+    const char *prompt;
+    const char *model; /* NULL or "": the member's choice (/model), else the first enabled */
+    const char *size;  /* images: "512x512"; NULL: the model's first size */
+};
+
+/** Submit a generation for the invocation. Takes over inv->reply: every
+ *  answer goes there and it is finished when the job ends. */
+void generate_submit(struct generate *g, struct invocation *inv,
+                     const struct generate_request *req);
+
+/** Regenerate the image `gid` for its owner (a new, charged job); takes
+ *  over inv->reply. */
+void generate_regenerate(struct generate *g, struct invocation *inv, const char *gid);
+
+/** Record inv's member's upvote of image `gid` (once per member, never of
+ *  their own); ref_owner_check verifies the button was made for the owner.
+ *  Takes over inv->reply. */
+void generate_upvote(struct generate *g, struct invocation *inv, const char *gid,
+                     const char *button_ref);
+
+/** Forget the conversation of the invocation's member in its channel. */
+void generate_conversation_reset(struct generate *g, const struct invocation *inv);
+
+/** Remember the member's model of choice (durably, in the state table).
+ *  Returns 0 (cb follows) or a negative code. */
+int generate_preference_set(struct generate *g, const struct invocation *inv, const char *model,
+                            void (*cb)(int rc, void *data), void *data);
+
+/** The member's remembered model, if it is cached ("" when none). */
+const char *generate_preference_cached(struct generate *g, const struct invocation *inv);
+
+/** Who pays for a job started by inv: the one place that picks between the
+ *  member's wallet and the scope's pool. Today: the member's wallet. */
+int generate_payer_choose(const struct invocation *inv, char *buf, size_t cap);
+
+void generate_stats_get(const struct generate *g, struct generate_stats *out);
+
+/** Hits of the content filter rule `name` since start (prompts and outputs). */
+uint64_t generate_filter_hits(const struct generate *g, const char *name);
+
+#endif
