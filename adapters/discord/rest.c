@@ -786,7 +786,10 @@ static void rest__http_done(struct http_request *h, int rc, void *data)
     if (q->bucket != NULL && q->bucket->in_flight > 0)
         q->bucket->in_flight--;
     int status = http_request_status(h);
-    if (rc == 0 && (status == 401 || status == 403 || status == 429))
+    /* Discord does not count 429s of shared resource limits as invalid. */
+    const char *scope = rc == 0 ? http_request_header(h, "X-RateLimit-Scope") : NULL;
+    bool shared = scope != NULL && strcmp(scope, "shared") == 0;
+    if (rc == 0 && (status == 401 || status == 403 || (status == 429 && !shared)))
         rest__invalid_note(r, now);
     if (rc == 0 && q->bucket != NULL)
         rest__bucket_learn(r, q, h, now);

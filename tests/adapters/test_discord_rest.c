@@ -152,6 +152,7 @@ static void rt_teardown(struct rt *r)
     uv_close((uv_handle_t *)&r->guard, rt_guard_closed);
     while (uv_run(&r->loop, UV_RUN_DEFAULT) != 0) {
     }
+    fake_rest_free(r->fake);
     assert_int_equal(uv_loop_close(&r->loop), 0);
 }
 

@@ -149,6 +149,7 @@ static void fr_handler(struct httpd_response *res, const struct httpd_request *r
     char headers[6][2][64];
     size_t nheaders = 0;
     uint64_t delay = 0;
+    struct fr_bucket *b = NULL;
 
     struct fr_rule *slow = fr_rule(f, target, 2);
     if (slow != NULL)
@@ -163,7 +164,6 @@ static void fr_handler(struct httpd_response *res, const struct httpd_request *r
         out = body;
         goto answer;
     }
-    struct fr_bucket *b = NULL;
     if (!callback) {
         char key[192];
         fr_bucket_key(req->method, target, key, sizeof(key));
@@ -340,41 +340,31 @@ struct fake_rest *fake_rest_start_thread(const struct fake_rest_options *opt)
     return f;
 }
 
-struct fr_close {
-    struct fake_rest *f;
-    void (*cb)(void *data);
-    void *data;
-};
-
-static void fr_closed(void *data)
-{
-    struct fr_close *c = data;
-    void (*cb)(void *) = c->cb;
-    void *cb_data = c->data;
-    fr_free(c->f);
-    free(c);
-    if (cb != NULL)
-        cb(cb_data);
-}
-
 void fake_rest_close(struct fake_rest *f, void (*cb)(void *data), void *data)
 {
     if (f == NULL)
         return;
     if (f->thread != NULL) {
         httpd_thread_stop(f->thread);
-        fr_free(f);
+        f->thread = NULL;
         if (cb != NULL)
             cb(data);
         return;
     }
-    struct fr_close *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (f->srv != NULL) {
+        struct httpd *srv = f->srv;
+        f->srv = NULL;
+        httpd_close(srv, cb, data);
+    }
+}
+
+void fake_rest_free(struct fake_rest *f)
+{
+    if (f == NULL)
         return;
-    c->f = f;
-    c->cb = cb;
-    c->data = data;
-    httpd_close(f->srv, fr_closed, c);
+    if (f->thread != NULL)
+        httpd_thread_stop(f->thread);
+    fr_free(f);
 }
 
 const char *fake_rest_api_base(const struct fake_rest *f)

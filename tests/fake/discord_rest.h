@@ -56,9 +56,13 @@ struct fake_rest *fake_rest_new(uv_loop_t *loop, const struct fake_rest_options 
 /** The same on a thread and loop of its own (benchmarks). */
 struct fake_rest *fake_rest_start_thread(const struct fake_rest_options *opt);
 
-/** Loop mode: close the server and free the fake, then cb (may be NULL).
- *  Thread mode: stop the thread and free; cb runs at once. */
+/** Loop mode: close the server, then cb (may be NULL) from the loop.
+ *  Thread mode: stop the thread; cb runs at once. The records stay
+ *  readable until fake_rest_free(). */
 void fake_rest_close(struct fake_rest *f, void (*cb)(void *data), void *data);
+
+/** Free the fake (closing it first in thread mode). NULL is fine. */
+void fake_rest_free(struct fake_rest *f);
 
 /** "http://127.0.0.1:PORT/api/v10" (valid as long as the fake). */
 const char *fake_rest_api_base(const struct fake_rest *f);
