@@ -111,6 +111,20 @@ static const struct config_key_schema config_keys_discord[] = {
     K_SECRET(struct config_discord, token, CONFIG_KEY_REQUIRED_WHEN_ENABLED, "bot token"),
     K_STRING(struct config_discord, application_id, NULL, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
              "the application's id (a snowflake)"),
+    K_URL(struct config_discord, api_base, "https://discord.com/api/v10", RESTART,
+          "REST API base URL, with the version"),
+    K_STRING(struct config_discord, gateway_url, NULL, RESTART,
+             "gateway URL override (tests); default: the one GET /gateway/bot gives"),
+    K_INT(struct config_discord, intents, "4609", 0, 0x7fffffff, RESTART,
+          "gateway intents bit set (guilds, guild messages, direct messages)"),
+    K_STRING(struct config_discord, shards, "auto", RESTART,
+             "total shard count, or auto for Discord's recommendation"),
+    K_INT(struct config_discord, shard_first, "0", 0, 4095, RESTART,
+          "first shard this daemon runs"),
+    K_INT(struct config_discord, shard_last, "-1", -1, 4095, RESTART,
+          "last shard this daemon runs; -1: the last one"),
+    K_STRING(struct config_discord, guild_id, NULL, RESTART,
+             "register commands in this guild only (instant, for testing); default: globally"),
 };
 
 static const struct config_key_schema config_keys_telegram[] = {
@@ -1164,6 +1178,16 @@ static int config__validate(struct config_parser *ps)
                                              "%s: %s must not be empty", label, key->name);
             }
         }
+    }
+    if (rc < 0)
+        return rc;
+
+    if (ps->cfg->discord.shards != NULL && strcmp(ps->cfg->discord.shards, "auto") != 0) {
+        char *end = NULL;
+        long n = strtol(ps->cfg->discord.shards, &end, 10);
+        if (end == ps->cfg->discord.shards || *end != '\0' || n < 1 || n > 4096)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[discord] shards must be auto or a count from 1 to 4096");
     }
     if (rc < 0)
         return rc;

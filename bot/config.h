@@ -70,6 +70,13 @@ struct config_discord {
     bool enabled;
     char *token;          /* bot token (secret) */
     char *application_id; /* the application's snowflake id */
+    char *api_base;       /* REST base URL, with the API version */
+    char *gateway_url;    /* gateway URL override; NULL: the one /gateway/bot gives */
+    int64_t intents;      /* gateway intents bit set */
+    char *shards;         /* "auto" (Discord's recommendation) or a total count */
+    int64_t shard_first;  /* first shard this daemon runs */
+    int64_t shard_last;   /* last shard this daemon runs; -1: the last one */
+    char *guild_id;       /* register commands in this guild only; NULL: globally */
 };
 
 struct config_telegram {

@@ -2,6 +2,8 @@
 
 #include "adapters/console/console.h"
 #include "adapters/telegram/telegram.h"
+#include "adapters/discord/discord.h"
+#include "adapters/discord/gateway.h"
 #include "bot/config.h"
 #include "bot/config_watch.h"
 #include "bot/generation.h"
@@ -46,6 +48,7 @@ struct daemon {
     struct http_client *http;    /* every outgoing request (adapters, providers) */
     struct ledger *ledger;
     struct generate *generate;   /* generation jobs; made after the ledger */
+    struct discord_ws *discord_ws; /* the gateways' websocket context; freed after uv_run */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     size_t nadapters;
     size_t adapters_live;        /* started and not ended */
@@ -279,13 +282,69 @@ static int daemon__telegram_new(struct daemon *d, const struct adapter_host *hos
     return 0;
 }
 
+/* Autocomplete offers the enabled models of the running config. */
+static size_t daemon__model_names(void *data, const char **names, size_t max)
+{
+    struct daemon *d = data;
+    size_t n = 0;
+    for (size_t i = 0; i < d->config->nmodels && n < max; i++) {
+        if (d->config->models[i].enabled)
+            names[n++] = d->config->models[i].name;
+    }
+    return n;
+}
+
+/* The Discord adapter and the websocket context its shards share. */
+static int daemon__discord_new(struct daemon *d, const struct adapter_host *host)
+{
+    const struct config_discord *c = &d->config->discord;
+    d->discord_ws = discord_ws_new(&d->loop);
+    if (d->discord_ws == NULL)
+        return HB_EIO;
+    struct discord_options o = {
+        .token = c->token,
+        .application_id = c->application_id,
+        .api_base = c->api_base,
+        .gateway_url = c->gateway_url,
+        .guild_id = c->guild_id,
+        .intents = (uint32_t)c->intents,
+        .shards = c->shards != NULL && strcmp(c->shards, "auto") != 0 ? (unsigned)atoi(c->shards) : 0,
+        .shard_first = (int)c->shard_first,
+        .shard_last = (int)c->shard_last,
+        .http = d->http,
+        .ws = d->discord_ws,
+        .store = ledger_store(d->ledger),
+        .models = daemon__model_names,
+        .models_data = d,
+    };
+    struct adapter *a = discord_new(&d->loop, &o, host);
+    if (a == NULL)
+        return HB_ENOMEM;
+    d->adapters[d->nadapters++] = a;
+    return 0;
+}
+
+/* The shards have stopped: the websocket context can go (its last part
+ * goes after uv_run returns, in daemon_run). */
+static void daemon__discord_closed(void *data)
+{
+    struct daemon *d = data;
+    discord_ws_close(d->discord_ws);
+    d->closing--;
+}
+
 static int daemon__adapters_start(struct daemon *d)
 {
     const struct config *cfg = d->config;
     struct adapter_host host = {
         .dispatch = daemon__dispatch, .ended = daemon__adapter_ended, .data = d};
-    if (cfg->discord.enabled)
-        log_warn("adapter.unavailable", "adapter=discord reason=this build has no Discord adapter yet");
+    if (cfg->discord.enabled) {
+        int rc = daemon__discord_new(d, &host);
+        if (rc < 0) {
+            log_error("adapter.create_failed", "adapter=discord error=%s", hb_strerror(rc));
+            return rc;
+        }
+    }
     if (cfg->telegram.enabled) {
         int rc = daemon__telegram_new(d, &host);
         if (rc < 0)
@@ -412,7 +471,9 @@ static void daemon__close_all(struct daemon *d)
     daemon__generate_close(d);
     for (size_t i = 0; i < d->nadapters; i++) {
         d->closing++;
-        d->adapters[i]->ops->close(d->adapters[i], daemon__closed_one, d);
+        bool discord = strcmp(d->adapters[i]->ops->name, "discord") == 0;
+        d->adapters[i]->ops->close(d->adapters[i],
+                                   discord ? daemon__discord_closed : daemon__closed_one, d);
     }
     d->nadapters = 0;
     if (d->watch != NULL) {
@@ -575,6 +636,8 @@ fail_running:
     daemon__close_all(d);
     uv_run(&d->loop, UV_RUN_DEFAULT);
 closed:
+    discord_ws_free(d->discord_ws);
+    d->discord_ws = NULL;
     if (d->closing != 0)
         log_error("daemon.close_incomplete", "pending=%zu", d->closing);
     rc = uv_loop_close(&d->loop);

@@ -1,0 +1,96 @@
+/* The Discord adapter: gateway shards, REST, application commands and
+ * interactions, behind the one adapter interface (adapters/adapter.h).
+ *
+ * Starting: GET /gateway/bot gives the URL, the recommended shard count and
+ * the identify concurrency; the adapter opens the configured shards (all,
+ * or a range so several daemons can split one bot) on the shared
+ * websocket context. In parallel it renders the command table into
+ * application commands and bulk-overwrites them, unless their hash matches
+ * the one stored after the last overwrite.
+ *
+ * Interactions: a slash command is dispatched at once; when the handler
+ * answers during the dispatch the answer is the interaction callback
+ * itself (type 4, or 7 for a button), otherwise the callback is deferred
+ * (type 5, or 6 for a button) and later messages edit @original, at most
+ * one edit per edit interval (progress in between is coalesced). Text over
+ * 2,000 characters continues in follow-ups. An ephemeral first answer to a
+ * deferred public reply deletes the placeholder and follows up
+ * ephemerally. Autocomplete for an option named "model" lists the enabled
+ * models. Mentions of the bot, replies to its messages and direct messages
+ * are dispatched as "chat <text>" and answered in the channel.
+ *
+ * Ownership: the loop, http client, websocket context and store are
+ * borrowed and must outlive the adapter; options are copied. */
+#ifndef HB_DISCORD_H
+#define HB_DISCORD_H
+
+#include "adapters/adapter.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct http_client;
+struct discord_ws;
+struct store;
+
+#define DISCORD_INTENT_GUILDS (1u << 0)
+#define DISCORD_INTENT_GUILD_MESSAGES (1u << 9)
+#define DISCORD_INTENT_DIRECT_MESSAGES (1u << 12)
+#define DISCORD_INTENT_MESSAGE_CONTENT (1u << 15)
+#define DISCORD_INTENTS_DEFAULT                                                                    \
+    (DISCORD_INTENT_GUILDS | DISCORD_INTENT_GUILD_MESSAGES | DISCORD_INTENT_DIRECT_MESSAGES)
+
+/** Enabled model names for autocomplete: fill at most max borrowed names
+ *  (valid during the call) and return how many. */
+typedef size_t (*discord_models_fn)(void *data, const char **names, size_t max);
+
+struct discord_options {
+    const char *token;          /* bot token (registered as a log secret) */
+    const char *application_id;
+    const char *api_base;       /* NULL: https://discord.com/api/v10 */
+    const char *gateway_url;    /* NULL: the one GET /gateway/bot gives */
+    const char *guild_id;       /* register commands in this guild only; NULL or "": globally */
+    uint32_t intents;           /* 0: DISCORD_INTENTS_DEFAULT */
+    unsigned shards;            /* total shard count; 0: Discord's recommendation */
+    int shard_first;            /* first shard this daemon runs */
+    int shard_last;             /* last one; -1: the last of all */
+    struct http_client *http;
+    struct discord_ws *ws;
+    struct store *store;        /* remembers the commands' hash; NULL: always overwrite */
+    discord_models_fn models;   /* may be NULL: autocomplete answers an empty list */
+    void *models_data;
+    uint64_t edit_interval_ms;  /* least time between two edits of one message; 0: 1500 */
+    uint32_t identify_spacing_ms; /* between IDENTIFYs of one bucket; 0: 5000 (tests shorten) */
+    unsigned global_per_s;      /* REST global limit; 0: 50 */
+    double (*jitter)(void *data); /* NULL: random */
+};
+
+/** Counters, for health checks and tests. */
+struct discord_adapter_stats {
+    uint64_t interactions;   /* INTERACTION_CREATE handled (duplicates not counted) */
+    uint64_t duplicates;     /* events seen twice and dropped */
+    uint64_t acks;           /* interaction callbacks answered 2xx */
+    uint64_t ack_failures;   /* callbacks that failed or were refused */
+    uint64_t messages;       /* MESSAGE_CREATE dispatched as a conversation */
+    uint64_t edits;          /* @original and channel message edits sent */
+    uint64_t followups;      /* follow-up messages sent */
+    unsigned commands_put;   /* application command overwrites done */
+    bool commands_current;   /* the registered commands match the table */
+    unsigned shards_open;    /* shards running in this daemon */
+};
+
+/** Make the adapter (not started). Returns NULL on bad options (logged) or
+ *  no memory. */
+struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
+                            const struct adapter_host *host);
+
+/** The counters of a Discord adapter. */
+void discord_adapter_stats(const struct adapter *a, struct discord_adapter_stats *out);
+
+/** Split text for Discord's 2,000-character messages: the byte length of
+ *  the first piece (at most max characters, cut after a newline or space
+ *  when one is near the end, never inside a UTF-8 sequence). */
+size_t discord_text_cut(const char *text, size_t max_chars);
+
+#endif
