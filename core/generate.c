@@ -13,6 +13,7 @@
 #include "core/ledger.h"
 #include "core/log.h"
 #include "core/state.h"
+#include "core/pool.h"
 #include "core/wallet.h"
 
 #include <openssl/sha.h>
@@ -143,6 +144,9 @@ struct job {
     char id[96]; /* "gen:<event id>" (hashed when long) */
     char wallet[WALLET_ACCOUNT_MAX];
     char payer[WALLET_ACCOUNT_MAX];
+    char payer_alt[WALLET_ACCOUNT_MAX]; /* tried when payer cannot cover the reservation */
+    char pool_account[WALLET_ACCOUNT_MAX]; /* the scope's pool, or "" in a DM */
+    struct pool_settings pool_settings; /* the scope's policy and daily cap */
     char conv_key[GEN_KEY_MAX];
     struct gen_user *user;
     struct gen_pool *pool;
@@ -309,11 +313,23 @@ static void generate__conv_key(const struct invocation *inv, char *buf, size_t c
              inv->user_id);
 }
 
-int generate_payer_choose(const struct invocation *inv, char *buf, size_t cap)
+int generate_payer_choose(const struct invocation *inv, const struct pool_settings *s,
+                          bool pool_usable, char *buf, size_t cap, char *alt, size_t altcap)
 {
-    /* Group scopes will choose between the pool and the wallet by the
-     * scope's policy here; until that exists, the member pays. */
-    return wallet_account(inv, buf, cap);
+    char wallet[WALLET_ACCOUNT_MAX];
+    char pool[WALLET_ACCOUNT_MAX];
+    int rc = wallet_account(inv, wallet, sizeof(wallet));
+    if (rc < 0)
+        return rc;
+    alt[0] = '\0';
+    if (!pool_usable || s == NULL || wallet_pool_account(inv, pool, sizeof(pool)) != 0) {
+        snprintf(buf, cap, "%s", wallet);
+        return 0;
+    }
+    bool pool_first = s->policy == POOL_POLICY_POOL_FIRST;
+    snprintf(buf, cap, "%s", pool_first ? pool : wallet);
+    snprintf(alt, altcap, "%s", pool_first ? wallet : pool);
+    return 0;
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -1154,6 +1170,16 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
         job__unref(job);
         return;
     }
+    if ((rc == HB_EFUNDS || rc == HB_ENOTFOUND) && job->payer_alt[0] != '\0' && !g->closing) {
+        /* The first choice cannot cover it: the other account may. */
+        log_debug("generate.payer_switch", "job=%s from=%s to=%s", job->id, job->payer,
+                  job->payer_alt);
+        snprintf(job->payer, sizeof(job->payer), "%s", job->payer_alt);
+        job->payer_alt[0] = '\0';
+        job__reserve(job, job->reserved);
+        job__unref(job);
+        return;
+    }
     job__persist(job, false);
     if (job->fb_next > 0 || job->nres > 1) {
         /* A fallback needed more than the first reservation held. */
@@ -1492,15 +1518,58 @@ static void job__preference_then_admit(struct job *job)
         job__pref_loaded(HB_ECANCELED, NULL, job);
 }
 
+/* The pool's spending today is known: choose who pays by the policy. A
+ * pool that reached its daily cap is left out (the cap is checked before a
+ * job, so one job may take the pool slightly past it). */
+static void job__pool_usage(int rc, const struct ledger_result *res, void *data)
+{
+    struct job *job = data;
+    bool usable = true;
+    if (rc == 0 && res != NULL && job->pool_settings.daily_cap > 0) {
+        int64_t spent = 0;
+        for (size_t i = 0; i < res->usage_count; i++)
+            spent += res->usage[i].amount;
+        usable = spent < job->pool_settings.daily_cap;
+        if (!usable)
+            log_info("generate.pool_capped", "job=%s pool=%s spent=%lld cap=%lld", job->id,
+                     job->pool_account, (long long)spent, (long long)job->pool_settings.daily_cap);
+    }
+    generate_payer_choose(&job->who, &job->pool_settings, usable, job->payer, sizeof(job->payer),
+                          job->payer_alt, sizeof(job->payer_alt));
+    job__preference_then_admit(job);
+    job__unref(job);
+}
+
+static void job__pool_settings(int rc, const struct pool_settings *ps, void *data)
+{
+    struct job *job = data;
+    if (rc == 0 && ps != NULL)
+        job->pool_settings = *ps;
+    struct ledger *ledger = job->g->core->ledger;
+    if (job->pool_settings.daily_cap > 0 && ledger != NULL) {
+        int64_t now = generate__now(job->g);
+        if (ledger_usage_get(ledger, job->pool_account, now / 86400000 * 86400000, now + 1,
+                             job__pool_usage, job) == 0)
+            return;
+    }
+    job__pool_usage(0, NULL, job);
+}
+
 static void job__wallet_opened(int rc, bool created, void *data)
 {
     struct job *job = data;
     (void)created;
-    if (rc < 0)
+    if (rc < 0) {
         job__refuse(job, "Your wallet could not be opened (%s); please try again.",
                     hb_strerror(rc));
-    else
-        job__preference_then_admit(job);
+        job__unref(job);
+        return;
+    }
+    /* In a group the pool may pay, by the policy its admins chose. */
+    if (wallet_pool_account(&job->who, job->pool_account, sizeof(job->pool_account)) == 0 &&
+        pool_settings_get(job->g->core, job->pool_account, job__pool_settings, job) == 0)
+        return; /* the reference moves along the chain */
+    job__preference_then_admit(job);
     job__unref(job);
 }
 
@@ -1523,7 +1592,8 @@ void generate_submit(struct generate *g, struct invocation *inv,
     generate__conv_key(&job->who, job->conv_key, sizeof(job->conv_key));
     job__id_make(job);
     if (job->prompt == NULL || wallet_account(&job->who, job->wallet, sizeof(job->wallet)) < 0 ||
-        generate_payer_choose(&job->who, job->payer, sizeof(job->payer)) < 0) {
+        generate_payer_choose(&job->who, NULL, false, job->payer, sizeof(job->payer),
+                              job->payer_alt, sizeof(job->payer_alt)) < 0) {
         job__refuse(job, "This request could not be read; please try again.");
         return;
     }

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 struct core;
+struct pool_settings;
 struct generate;
 
 /** What one finished job cost in time, for measurements. */
@@ -116,9 +117,13 @@ int generate_preference_set(struct generate *g, const struct invocation *inv, co
 /** The member's remembered model, if it is cached ("" when none). */
 const char *generate_preference_cached(struct generate *g, const struct invocation *inv);
 
-/** Who pays for a job started by inv: the one place that picks between the
- *  member's wallet and the scope's pool. Today: the member's wallet. */
-int generate_payer_choose(const struct invocation *inv, char *buf, size_t cap);
+/** Who pays for a generation: in a DM the member's wallet; in a group the
+ *  pool or the wallet by the pool's policy (settings s), with the other one
+ *  in alt as the fallback when the first cannot cover the reservation. A
+ *  pool that is not usable (capped for today) is left out. Returns 0 or
+ *  HB_EINVAL. */
+int generate_payer_choose(const struct invocation *inv, const struct pool_settings *s,
+                          bool pool_usable, char *buf, size_t cap, char *alt, size_t altcap);
 
 void generate_stats_get(const struct generate *g, struct generate_stats *out);
 

@@ -13,6 +13,7 @@
 #include "core/core.h"
 #include "core/error.h"
 #include "core/generate.h"
+#include "core/pool.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/log.h"
@@ -817,6 +818,82 @@ static void test_not_enough_credits(void **state)
     gt_done(&gt);
 }
 
+/* Run one held job for `user` in group `scope` and settle it. */
+static void gt_run_in_group(struct gt *gt, const char *user, const char *scope, size_t call_index)
+{
+    static unsigned seq;
+    struct reply_capture cap;
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    reply_capture_init(&cap);
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
+    inv.scope = COMMAND_SCOPE_GROUP;
+    snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "c");
+    snprintf(inv.event_id, sizeof(inv.event_id), "grp:%u:%u", (unsigned)getpid(), ++seq);
+    inv.reply = &cap.reply;
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hi", .model = "h"};
+    generate_submit(gt->g, &inv, &req);
+    held_finish(held_wait_call(gt, call_index), 0, "fine", 5, 5);
+    gt_wait(gt, &cap.finished, 1);
+    assert_has(&cap, "fine");
+    reply_capture_close(&cap);
+}
+
+static void pool_saved(int rc, const struct pool_settings *s, void *data)
+{
+    (void)s;
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+static void gt_pool_set(struct gt *gt, const char *pool, enum pool_policy policy, int64_t cap)
+{
+    int saved = 0;
+    struct pool_settings s = {.policy = policy, .daily_cap = cap};
+    assert_int_equal(pool_settings_put(&gt->core, pool, &s, pool_saved, &saved), 0);
+    gt_wait(gt, &saved, 1);
+}
+
+static void test_pool_policy_chooses_payer(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct lt_res res;
+    assert_int_equal(lt_open(&gt.lt, "pool:console:g1", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    assert_int_equal(lt_plain(&gt.lt, "fund", LEDGER_SYSTEM_GRANTS, "pool:console:g1", 1000,
+                              LEDGER_KIND_GRANT, &res), 0);
+    /* The default policy: the pool pays. */
+    gt_run_in_group(&gt, "m", "g1", 0);
+    int64_t cost = 1000 - lt_balance(&gt.lt, "pool:console:g1").posted;
+    assert_true(cost > 0 && cost < 20);
+    assert_int_equal(gt_balance(&gt, "m"), 100);
+    /* Wallet first: the member pays. */
+    gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_WALLET_FIRST, 0);
+    gt_run_in_group(&gt, "m", "g1", 1);
+    assert_int_equal(gt_balance(&gt, "m"), 100 - cost);
+    assert_int_equal(lt_balance(&gt.lt, "pool:console:g1").posted, 1000 - cost);
+    /* Pool first, but the pool reached its daily cap: the member pays. */
+    gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_POOL_FIRST, cost);
+    gt_run_in_group(&gt, "m", "g1", 2);
+    assert_int_equal(gt_balance(&gt, "m"), 100 - 2 * cost);
+    assert_int_equal(lt_balance(&gt.lt, "pool:console:g1").posted, 1000 - cost);
+    /* A group whose pool was never funded: the member pays. */
+    gt_run_in_group(&gt, "m", "g2", 3);
+    assert_int_equal(gt_balance(&gt, "m"), 100 - 3 * cost);
+    /* Wallet first with an empty wallet: the pool covers it. */
+    gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_WALLET_FIRST, 0);
+    assert_int_equal(lt_plain(&gt.lt, "drain", "console:m", LEDGER_SYSTEM_GRANTS, 100 - 3 * cost,
+                              LEDGER_KIND_REVERSAL, &res), 0);
+    gt_run_in_group(&gt, "m", "g1", 4);
+    assert_int_equal(lt_balance(&gt.lt, "pool:console:g1").posted, 1000 - 2 * cost);
+    assert_int_equal(gt_balance(&gt, "m"), 0);
+    assert_int_equal(lt_verify(gt.lt.path, NULL), 0);
+    gt_done(&gt);
+}
+
 static void test_close_voids_running_job(void **state)
 {
     (void)state;
@@ -929,6 +1006,7 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_filter_block_and_redact),
     cmocka_unit_test(test_conversation_memory),
     cmocka_unit_test(test_not_enough_credits),
+    cmocka_unit_test(test_pool_policy_chooses_payer),
     cmocka_unit_test(test_close_voids_running_job),
     cmocka_unit_test(test_crash_restart_voids),
 };
