@@ -60,6 +60,12 @@ static const struct command_option_spec admin_pool_policy_options[] = {
      .required = true, .choices = pool_policies},
 };
 
+static const char *const board_periods[] = {"day", "week", "month", "all", NULL};
+static const struct command_option_spec leaderboard_options[] = {
+    {.name = "period", .description = "day, week, month or all (default week)",
+     .type = COMMAND_OPT_STRING, .choices = board_periods},
+};
+
 #define OPTS(a) .options = a, .noptions = sizeof(a) / sizeof(a[0])
 
 static const char *const generate_modalities[] = {"text", "image", NULL};
@@ -116,6 +122,11 @@ static const struct command_spec command_list[] = {
      .description = "This group's pool: balance, who spends it, daily cap",
      .example = "/pool",
      .handler = cmd_pool},
+    {.name = "leaderboard",
+     .description = "The most upvoted generations here",
+     .example = "/leaderboard month",
+     OPTS(leaderboard_options),
+     .handler = cmd_leaderboard},
     {.name = "help",
      .description = "List the commands, or explain one",
      .example = "/help balance",

@@ -1651,6 +1651,9 @@ struct upvote_op {
     char voter[WALLET_ACCOUNT_MAX];
     char ref[COMMAND_BUTTON_REF_MAX + 1];
     struct invocation presser;
+    char owner_user[COMMAND_ID_MAX];   /* who made the image */
+    char model[64];                    /* which model made it */
+    char scope_key[COMMAND_ID_MAX + 16]; /* "<platform>:<group>", or "" for a DM image */
 };
 
 static void upvote__end(struct upvote_op *op, const char *text)
@@ -1664,6 +1667,18 @@ static void upvote__stored(int rc, const char *value, void *data)
 {
     struct upvote_op *op = data;
     (void)value;
+    struct ledger *ledger = op->g->core->ledger;
+    if (rc == 0 && op->scope_key[0] != '\0' && ledger != NULL) {
+        /* The group's leaderboard lists these: one record per vote, keyed
+         * by group and day, holding the creator and the model. */
+        char key[STATE_KEY_MAX];
+        char record[COMMAND_ID_MAX + 80];
+        int n = snprintf(key, sizeof(key), "%s/%lld/%s/%s", op->scope_key,
+                         (long long)(generate__now(op->g) / 86400000), op->gid, op->voter);
+        snprintf(record, sizeof(record), "%s|%s", op->owner_user, op->model);
+        if (n > 0 && (size_t)n < sizeof(key))
+            state_put(ledger_store(ledger), GENERATE_NS_VOTE, key, record, NULL, NULL);
+    }
     upvote__end(op, rc == 0 ? "Upvoted. Thank you!" : "The upvote could not be recorded; please try again.");
 }
 
@@ -1713,6 +1728,12 @@ static void upvote__owner_loaded(int rc, const char *value, void *data)
     }
     owner.platform = (enum command_platform)platform;
     owner.scope = (enum command_scope)scope;
+    snprintf(op->owner_user, sizeof(op->owner_user), "%s", user);
+    const char *model = strrchr(value, '|');
+    snprintf(op->model, sizeof(op->model), "%s", model != NULL ? model + 1 : "");
+    if (owner.scope == COMMAND_SCOPE_GROUP && scope_id[0] != '\0')
+        snprintf(op->scope_key, sizeof(op->scope_key), "%s:%s",
+                 command_platform_name(owner.platform), scope_id);
     snprintf(owner.user_id, sizeof(owner.user_id), "%s", user);
     snprintf(owner.scope_id, sizeof(owner.scope_id), "%s", scope_id);
     snprintf(owner.button_ref, sizeof(owner.button_ref), "%s", op->ref);

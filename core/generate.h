@@ -25,6 +25,10 @@
 
 struct core;
 struct pool_settings;
+
+/** State namespace of upvote records for leaderboards: keys
+ *  "<platform>:<group>/<day>/<image>/<voter>", values "<creator>|<model>". */
+#define GENERATE_NS_VOTE "gen.vote"
 struct generate;
 
 /** What one finished job cost in time, for measurements. */

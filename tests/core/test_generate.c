@@ -632,6 +632,81 @@ static void test_image_buttons(void **state)
     gt_done(&gt);
 }
 
+/* An image made in group g9; its Upvote ref goes to up. */
+static void gt_image_in_group(struct gt *gt, const char *user, char *up)
+{
+    static unsigned seq;
+    struct reply_capture cap;
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    reply_capture_init(&cap);
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
+    inv.scope = COMMAND_SCOPE_GROUP;
+    snprintf(inv.scope_id, sizeof(inv.scope_id), "g9");
+    snprintf(inv.event_id, sizeof(inv.event_id), "img:%u:%u", (unsigned)getpid(), ++seq);
+    inv.reply = &cap.reply;
+    struct generate_request req = {.modality = PROVIDER_IMAGE, .prompt = "a cat", .model = "img-b64"};
+    generate_submit(gt->g, &inv, &req);
+    gt_wait(gt, &cap.finished, 1);
+    assert_int_equal(cap.nbuttons, 2);
+    snprintf(up, COMMAND_BUTTON_REF_MAX + 1, "%s", cap.buttons[1].ref);
+    reply_capture_close(&cap);
+}
+
+static const char *gt_leaderboard(struct gt *gt, struct reply_capture *cap, const char *scope)
+{
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    reply_capture_init(cap);
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv.user_id, sizeof(inv.user_id), "viewer");
+    if (scope != NULL) {
+        inv.scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
+    }
+    inv.opts[0].set = true;
+    inv.opts[0].type = COMMAND_OPT_STRING;
+    inv.opts[0].string = strdup("all");
+    inv.reply = &cap->reply;
+    cmd_leaderboard(&gt->core, &inv);
+    gt_wait(gt, &cap->finished, 1);
+    free(inv.opts[0].string);
+    return cap->text != NULL ? cap->text : "";
+}
+
+static void test_leaderboard_counts_upvotes(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    char up1[COMMAND_BUTTON_REF_MAX + 1], up2[COMMAND_BUTTON_REF_MAX + 1];
+    struct reply_capture p;
+    assert_non_null(strstr(gt_leaderboard(&gt, &p, "g9"), "No upvoted generations"));
+    reply_capture_close(&p);
+    gt_image_in_group(&gt, "u1", up1);
+    gt_image_in_group(&gt, "u3", up2);
+    const char *voters1[] = {"u2", "u4", "u2"}; /* u2 twice: counted once */
+    for (size_t i = 0; i < 3; i++) {
+        gt_press(&gt, &p, voters1[i], up1);
+        reply_capture_close(&p);
+    }
+    gt_press(&gt, &p, "u2", up2);
+    reply_capture_close(&p);
+    gt_press(&gt, &p, "u3", up2); /* one's own: not counted */
+    reply_capture_close(&p);
+    const char *t = gt_leaderboard(&gt, &p, "g9");
+    if (strstr(t, "1. 2 upvotes: an image by u1 (img-b64)\n2. 1 upvote: an image by u3 (img-b64)") == NULL)
+        fail_msg("unexpected leaderboard:\n%s", t);
+    reply_capture_close(&p);
+    /* Another group sees nothing of g9's; a DM has no leaderboard. */
+    assert_non_null(strstr(gt_leaderboard(&gt, &p, "g10"), "No upvoted generations"));
+    reply_capture_close(&p);
+    assert_non_null(strstr(gt_leaderboard(&gt, &p, NULL), "belong to servers and groups"));
+    reply_capture_close(&p);
+    gt_done(&gt);
+}
+
 /* ---- the engine with the held provider ------------------------------------ */
 
 static struct provider_call *held_wait_call(struct gt *gt, size_t index)
@@ -998,6 +1073,7 @@ static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_malformed_and_truncated_streams),
     cmocka_unit_test(test_images_b64_url_and_limit),
     cmocka_unit_test(test_image_buttons),
+    cmocka_unit_test(test_leaderboard_counts_upvotes),
 };
 
 static const struct CMUnitTest generate_tests[] = {

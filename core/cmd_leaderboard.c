@@ -1,0 +1,130 @@
+/* /leaderboard: the most upvoted generations of this server or group. */
+#include "core/core.h"
+#include "core/error.h"
+#include "core/generate.h"
+#include "core/handlers.h"
+#include "core/ledger.h"
+#include "core/state.h"
+#include "core/text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BOARD_RECORDS_MAX 1000 /* votes read per request */
+#define BOARD_SHOWN 10
+
+struct board_ctx {
+    struct invocation *inv;
+    int64_t from_day; /* votes on this day or later count */
+    const char *period;
+};
+
+struct board_row {
+    char gid[16];
+    char creator[COMMAND_ID_MAX];
+    char model[64];
+    int64_t votes;
+};
+
+static int board__row_cmp(const void *a, const void *b)
+{
+    const struct board_row *x = a, *y = b;
+    if (x->votes != y->votes)
+        return x->votes > y->votes ? -1 : 1;
+    return strcmp(x->gid, y->gid);
+}
+
+/* Keys are "<scope>/<day>/<image>/<voter>"; values "<creator>|<model>". */
+static void board__listed(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct board_ctx *ctx = data;
+    struct invocation *inv = ctx->inv;
+    if (rc < 0) {
+        reply_text(inv->reply, true, "The leaderboard could not be read (%s).", hb_strerror(rc));
+        goto out;
+    }
+    struct board_row *rows = calloc(n > 0 ? n : 1, sizeof(*rows));
+    size_t nrows = 0;
+    if (rows == NULL) {
+        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *p = strchr(e[i].key, '/');
+        if (p == NULL)
+            continue;
+        long long day = strtoll(p + 1, NULL, 10);
+        const char *gid = strchr(p + 1, '/');
+        if (gid == NULL || day < ctx->from_day)
+            continue;
+        gid++;
+        size_t glen = strcspn(gid, "/");
+        struct board_row *row = NULL;
+        for (size_t r = 0; r < nrows && row == NULL; r++) {
+            if (strlen(rows[r].gid) == glen && strncmp(rows[r].gid, gid, glen) == 0)
+                row = &rows[r];
+        }
+        if (row == NULL) {
+            row = &rows[nrows++];
+            snprintf(row->gid, sizeof(row->gid), "%.*s", (int)glen, gid);
+            size_t clen = strcspn(e[i].value, "|");
+            snprintf(row->creator, sizeof(row->creator), "%.*s", (int)clen, e[i].value);
+            const char *model = e[i].value[clen] == '|' ? e[i].value + clen + 1 : "";
+            snprintf(row->model, sizeof(row->model), "%s", model);
+        }
+        row->votes++;
+    }
+    qsort(rows, nrows, sizeof(*rows), board__row_cmp);
+    struct text_buf t = {0};
+    if (nrows == 0) {
+        text_buf_add(&t, "No upvoted generations here in the last %s. Upvote an image with its "
+                         "Upvote button.", ctx->period);
+    } else {
+        text_buf_add(&t, "Most upvoted generations here in the last %s:\n", ctx->period);
+        for (size_t r = 0; r < nrows && r < BOARD_SHOWN; r++)
+            text_buf_add(&t, "%zu. %lld upvote%s: an image by %s (%s)\n", r + 1,
+                         (long long)rows[r].votes, rows[r].votes == 1 ? "" : "s", rows[r].creator,
+                         rows[r].model[0] != '\0' ? rows[r].model : "unknown model");
+        text_buf_trim(&t);
+    }
+    reply_text(inv->reply, false, "%s", text_buf_str(&t));
+    free(t.buf);
+    free(rows);
+out:
+    reply_finish(inv->reply);
+    free(ctx);
+}
+
+void cmd_leaderboard(struct core *core, struct invocation *inv)
+{
+    if (inv->scope != COMMAND_SCOPE_GROUP || inv->scope_id[0] == '\0') {
+        reply_text(inv->reply, true, "Leaderboards belong to servers and groups: use /leaderboard there.");
+        reply_finish(inv->reply);
+        return;
+    }
+    if (core->ledger == NULL) {
+        reply_text(inv->reply, true, "The bot is shutting down; please try again in a moment.");
+        reply_finish(inv->reply);
+        return;
+    }
+    struct board_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        reply_finish(inv->reply);
+        return;
+    }
+    ctx->inv = inv;
+    const char *period = inv->opts[0].set ? inv->opts[0].string : "week";
+    int64_t days = strcmp(period, "day") == 0 ? 1 : strcmp(period, "month") == 0 ? 30
+                   : strcmp(period, "all") == 0 ? 0 : 7;
+    ctx->period = days == 1 ? "day" : days == 7 ? "7 days" : days == 30 ? "30 days" : "while";
+    time_t now = time(NULL);
+    ctx->from_day = days == 0 ? 0 : (int64_t)now / 86400 - (days - 1);
+    char prefix[COMMAND_ID_MAX + 24];
+    snprintf(prefix, sizeof(prefix), "%s:%s/", command_platform_name(inv->platform), inv->scope_id);
+    int rc = state_list(ledger_store(core->ledger), GENERATE_NS_VOTE, prefix, BOARD_RECORDS_MAX,
+                        board__listed, ctx);
+    if (rc < 0)
+        board__listed(rc, NULL, 0, ctx);
+}
