@@ -1,11 +1,14 @@
 /* Admin commands: reload, credit grants and revocations, pool settings. */
 #include "core/core.h"
 #include "core/error.h"
+#include "core/catalog.h"
 #include "core/format.h"
+#include "core/generate.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/state.h"
 #include "core/wallet.h"
 
 #include <stdio.h>
@@ -274,4 +277,71 @@ void cmd_admin_pool_limit(struct core *core, struct invocation *inv)
 void cmd_admin_pool_policy(struct core *core, struct invocation *inv)
 {
     admin__pool_set(core, inv, true);
+}
+
+/* ---- per-group model switches ------------------------------------------ */
+
+struct admin_model_ctx {
+    struct invocation *inv;
+    bool enable;
+    char model[128];
+};
+
+static void admin__model_saved(int rc, const char *value, void *data)
+{
+    struct admin_model_ctx *ctx = data;
+    (void)value;
+    if (rc < 0)
+        reply_text(ctx->inv->reply, true, "The setting could not be saved (%s).", hb_strerror(rc));
+    else if (ctx->enable)
+        reply_text(ctx->inv->reply, false, "%s is available in this group again (as bot.conf allows).",
+                   ctx->model);
+    else
+        reply_text(ctx->inv->reply, false, "%s is turned off in this group.", ctx->model);
+    reply_finish(ctx->inv->reply);
+    free(ctx);
+}
+
+static void admin__model_set(struct core *core, struct invocation *inv, bool enable)
+{
+    const char *name = inv->opts[0].string;
+    if (inv->scope != COMMAND_SCOPE_GROUP || inv->scope_id[0] == '\0') {
+        reply_text(inv->reply, true, "Models are switched per server or group: run this there.");
+        reply_finish(inv->reply);
+        return;
+    }
+    struct catalog *cat = core->generate != NULL ? generate_catalog(core->generate) : NULL;
+    if (cat == NULL || catalog_model_find(cat, name) == NULL) {
+        reply_text(inv->reply, true, "There is no model called \"%s\". See /models for the list.",
+                   name);
+        reply_finish(inv->reply);
+        return;
+    }
+    struct admin_model_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL || core->ledger == NULL) {
+        free(ctx);
+        reply_text(inv->reply, true, "The setting could not be saved; please try again.");
+        reply_finish(inv->reply);
+        return;
+    }
+    ctx->inv = inv;
+    ctx->enable = enable;
+    snprintf(ctx->model, sizeof(ctx->model), "%s", name);
+    char key[STATE_KEY_MAX];
+    snprintf(key, sizeof(key), "%s:%s/%s", command_platform_name(inv->platform), inv->scope_id,
+             name);
+    int rc = state_put(ledger_store(core->ledger), GENERATE_NS_SCOPE_MODEL, key,
+                       enable ? NULL : "off", admin__model_saved, ctx);
+    if (rc < 0)
+        admin__model_saved(rc, NULL, ctx);
+}
+
+void cmd_admin_model_enable(struct core *core, struct invocation *inv)
+{
+    admin__model_set(core, inv, true);
+}
+
+void cmd_admin_model_disable(struct core *core, struct invocation *inv)
+{
+    admin__model_set(core, inv, false);
 }

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/generate.h"
 #include "core/handlers.h"
+#include "core/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,49 +78,125 @@ static void cmd_models__price(char *buf, size_t cap, const struct catalog_model 
         snprintf(buf, cap, "free");
 }
 
+#define MODELS_PAGE 6
+
+struct models_ctx {
+    struct core *core;
+    struct invocation *inv;
+    char modality[8]; /* "", "text" or "image" */
+    long page;        /* from 0 */
+};
+
+/* Render one page of the models this member may use here. off lists the
+ * models this group's admins turned off ("\n<name>\n..."), or is NULL. */
+static void models__render(struct models_ctx *ctx, const char *off)
+{
+    struct core *core = ctx->core;
+    struct invocation *inv = ctx->inv;
+    struct catalog *cat = generate_catalog(core->generate);
+    const char *mine = generate_preference_cached(core->generate, inv);
+    struct text_buf t = {0};
+    size_t shown = 0, usable = 0;
+    size_t first = (size_t)ctx->page * MODELS_PAGE;
+    for (size_t i = 0; i < catalog_model_count(cat); i++) {
+        const struct catalog_model *m = catalog_model_at(cat, i);
+        const char *kind = m->modality == PROVIDER_TEXT ? "text" : "image";
+        if (!m->enabled || !catalog_model_allowed(m, inv) || generate_scope_off_has(off, m->name))
+            continue;
+        if (ctx->modality[0] != '\0' && strcmp(ctx->modality, kind) != 0)
+            continue;
+        if (usable++ < first || shown >= MODELS_PAGE)
+            continue;
+        char price[160];
+        cmd_models__price(price, sizeof(price), m);
+        text_buf_add(&t, "\n  %s%s (%s): %s; up to %lld credits a request%s", m->name,
+                     m->provider->provider->demo ? " [demo: offline sample answers]" : "", kind,
+                     price, (long long)catalog_estimate(m, 0),
+                     strcmp(mine, m->name) == 0 ? " — your choice" : "");
+        if (m->modality == PROVIDER_IMAGE) {
+            text_buf_add(&t, "; sizes");
+            for (size_t sz = 0; sz < m->nsizes; sz++)
+                text_buf_add(&t, " %ux%u", m->sizes[sz].width, m->sizes[sz].height);
+        }
+        shown++;
+    }
+    struct text_buf out = {0};
+    if (usable == 0)
+        text_buf_add(&out, "Models: none available to you right now.");
+    else if (shown == 0)
+        text_buf_add(&out, "Models: no more pages.");
+    else
+        text_buf_add(&out, "Models%s:%s\nPick one with /model <name>, or name it: /chat hello model:<name>.",
+                     usable > MODELS_PAGE ? " (a page of them)" : "", text_buf_str(&t));
+    struct reply_button buttons[2];
+    size_t nb = 0;
+    char payload[32];
+    if (ctx->page > 0) {
+        snprintf(payload, sizeof(payload), "%ld.%s", ctx->page - 1, ctx->modality);
+        if (button_ref_make(buttons[nb].ref, core->button_key, "mdl", payload, inv) == 0)
+            buttons[nb++].label = "Previous";
+    }
+    if (usable > first + MODELS_PAGE) {
+        snprintf(payload, sizeof(payload), "%ld.%s", ctx->page + 1, ctx->modality);
+        if (button_ref_make(buttons[nb].ref, core->button_key, "mdl", payload, inv) == 0)
+            buttons[nb++].label = "Next";
+    }
+    struct reply_msg msg = {.stage = REPLY_FINAL, .ephemeral = true, .text = text_buf_str(&out),
+                            .buttons = buttons, .nbuttons = nb};
+    reply_send(inv->reply, &msg);
+    free(t.buf);
+    free(out.buf);
+    reply_finish(inv->reply);
+    free(ctx);
+}
+
+static void models__listed(char *off, void *data)
+{
+    models__render(data, off);
+    free(off);
+}
+
+static void models__start(struct core *core, struct invocation *inv, const char *modality, long page)
+{
+    struct models_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        reply_finish(inv->reply);
+        return;
+    }
+    ctx->core = core;
+    ctx->inv = inv;
+    ctx->page = page;
+    snprintf(ctx->modality, sizeof(ctx->modality), "%s", modality != NULL ? modality : "");
+    /* In a group, leave out the models its admins turned off. */
+    if (generate_scope_off_load(core, inv, models__listed, ctx) == 0)
+        return;
+    models__render(ctx, NULL);
+}
+
 void cmd_models(struct core *core, struct invocation *inv)
 {
     if (!cmd_generate__ready(core, inv))
         return;
-    const char *want = cmd_generate__opt(inv, "modality");
-    struct catalog *cat = generate_catalog(core->generate);
-    const char *mine = generate_preference_cached(core->generate, inv);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    if (mem == NULL) {
-        reply_finish(inv->reply);
+    models__start(core, inv, cmd_generate__opt(inv, "modality"), 0);
+}
+
+void cmd_models_button(struct core *core, struct invocation *inv)
+{
+    char payload[32];
+    long page = 0;
+    char modality[8] = "";
+    int rc = button_ref_check(inv, core->button_key, payload, sizeof(payload));
+    if (rc == 0 && (sscanf(payload, "%ld.%7s", &page, modality) < 1 || page < 0 || page > 1000))
+        rc = HB_EINVAL;
+    if (rc < 0 || !cmd_generate__ready(core, inv)) {
+        if (rc < 0) {
+            reply_text(inv->reply, true, rc == HB_EPERM ? "That button belongs to someone else's /models."
+                                                        : "This button is no longer active. Try /models.");
+            reply_finish(inv->reply);
+        }
         return;
     }
-    fprintf(mem, "Models:");
-    size_t shown = 0;
-    for (size_t i = 0; i < catalog_model_count(cat); i++) {
-        const struct catalog_model *m = catalog_model_at(cat, i);
-        const char *kind = m->modality == PROVIDER_TEXT ? "text" : "image";
-        if (!m->enabled || !catalog_model_allowed(m, inv))
-            continue;
-        if (want != NULL && strcmp(want, kind) != 0)
-            continue;
-        char price[160];
-        cmd_models__price(price, sizeof(price), m);
-        fprintf(mem, "\n  %s%s (%s): %s; up to %lld credits a request%s", m->name,
-                m->provider->provider->demo ? " [demo: offline sample answers]" : "", kind, price,
-                (long long)catalog_estimate(m, 0) , strcmp(mine, m->name) == 0 ? " — your choice" : "");
-        if (m->modality == PROVIDER_IMAGE) {
-            fprintf(mem, "; sizes");
-            for (size_t s = 0; s < m->nsizes; s++)
-                fprintf(mem, " %ux%u", m->sizes[s].width, m->sizes[s].height);
-        }
-        shown++;
-    }
-    if (shown == 0)
-        fprintf(mem, " none available to you right now.");
-    else
-        fprintf(mem, "\nPick one with /model <name>, or name it: /chat hello model:<name>.");
-    fclose(mem);
-    reply_text(inv->reply, true, "%s", text != NULL ? text : "");
-    free(text);
-    reply_finish(inv->reply);
+    models__start(core, inv, modality, page);
 }
 
 static void cmd_model__stored(int rc, void *data)

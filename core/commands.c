@@ -66,6 +66,11 @@ static const struct command_option_spec leaderboard_options[] = {
      .type = COMMAND_OPT_STRING, .choices = board_periods},
 };
 
+static const struct command_option_spec admin_model_options[] = {
+    {.name = "name", .description = "A model from /models", .type = COMMAND_OPT_STRING,
+     .required = true, .min = 1, .max = 100},
+};
+
 #define OPTS(a) .options = a, .noptions = sizeof(a) / sizeof(a[0])
 
 static const char *const generate_modalities[] = {"text", "image", NULL};
@@ -163,6 +168,18 @@ static const struct command_spec command_list[] = {
      .access = COMMAND_ACCESS_ADMIN,
      OPTS(admin_pool_policy_options),
      .handler = cmd_admin_pool_policy},
+    {.name = "admin model enable",
+     .description = "Make a model available in this group again",
+     .example = "/admin model enable demo-chat",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_model_options),
+     .handler = cmd_admin_model_enable},
+    {.name = "admin model disable",
+     .description = "Turn a model off in this group",
+     .example = "/admin model disable demo-image",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_model_options),
+     .handler = cmd_admin_model_disable},
     {.name = "admin reload",
      .description = "Reload bot.conf now and report the result",
      .example = "/admin reload",
@@ -196,7 +213,9 @@ static const struct command_spec command_list[] = {
      .access = COMMAND_ACCESS_MEMBER,
      .options = models_options,
      .noptions = 1,
-     .handler = cmd_models},
+     .handler = cmd_models,
+     .button_prefix = "mdl",
+     .on_button = cmd_models_button},
     {.name = "model",
      .description = "Choose your default model",
      .example = "/model demo-chat",

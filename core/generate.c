@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/state.h"
 #include "core/pool.h"
+#include "core/text.h"
 #include "core/wallet.h"
 
 #include <openssl/sha.h>
@@ -147,6 +148,7 @@ struct job {
     char payer_alt[WALLET_ACCOUNT_MAX]; /* tried when payer cannot cover the reservation */
     char pool_account[WALLET_ACCOUNT_MAX]; /* the scope's pool, or "" in a DM */
     struct pool_settings pool_settings; /* the scope's policy and daily cap */
+    char *scope_off;                    /* "\n<model>\n..." models this group's admins turned off */
     char conv_key[GEN_KEY_MAX];
     struct gen_user *user;
     struct gen_pool *pool;
@@ -195,6 +197,13 @@ static void job__run_next(struct job *job);
 static void job__fail(struct job *job);
 
 /* ---- small helpers ------------------------------------------------------ */
+
+/* Did this group's admins turn the model off (/admin model disable)? */
+static bool job__scope_off(const struct job *job, const char *name)
+{
+    return generate_scope_off_has(job->scope_off, name);
+}
+
 
 static int64_t generate__now(const struct generate *g)
 {
@@ -416,6 +425,7 @@ static void job__free(struct job *job)
         free((char *)job->msgs[i].content);
     free(job->msgs);
     free(job->prompt);
+    free(job->scope_off);
     free(job->text);
     free(job->image);
     catalog_unref(job->cat);
@@ -1225,7 +1235,8 @@ static void job__run_next(struct job *job)
     while (job->fb_next < job->first->nfallbacks && next == NULL) {
         const struct catalog_model *m =
             catalog_model_find(job->cat, job->first->fallbacks[job->fb_next++]);
-        if (m != NULL && m->enabled && m != job->model && catalog_model_allowed(m, &job->who))
+        if (m != NULL && m->enabled && m != job->model && catalog_model_allowed(m, &job->who) &&
+            !job__scope_off(job, m->name))
             next = m;
     }
     if (next == NULL) {
@@ -1337,6 +1348,11 @@ static void job__admit(struct job *job)
     }
     if (!m->enabled) {
         job__refuse(job, "The model %s is switched off right now. See /models for the others.",
+                    m->name);
+        return;
+    }
+    if (job__scope_off(job, m->name)) {
+        job__refuse(job, "This group's admins turned %s off here. See /models for the others.",
                     m->name);
         return;
     }
@@ -1555,6 +1571,17 @@ static void job__pool_settings(int rc, const struct pool_settings *ps, void *dat
     job__pool_usage(0, NULL, job);
 }
 
+/* The group's turned-off models are known; next, the pool's settings. */
+static void job__scope_models(char *off, void *data)
+{
+    struct job *job = data;
+    job->scope_off = off;
+    if (pool_settings_get(job->g->core, job->pool_account, job__pool_settings, job) == 0)
+        return;
+    job__preference_then_admit(job);
+    job__unref(job);
+}
+
 static void job__wallet_opened(int rc, bool created, void *data)
 {
     struct job *job = data;
@@ -1565,9 +1592,10 @@ static void job__wallet_opened(int rc, bool created, void *data)
         job__unref(job);
         return;
     }
-    /* In a group the pool may pay, by the policy its admins chose. */
+    /* In a group its admins may have turned models off, and the pool may
+     * pay by the policy they chose. */
     if (wallet_pool_account(&job->who, job->pool_account, sizeof(job->pool_account)) == 0 &&
-        pool_settings_get(job->g->core, job->pool_account, job__pool_settings, job) == 0)
+        generate_scope_off_load(job->g->core, &job->who, job__scope_models, job) == 0)
         return; /* the reference moves along the chain */
     job__preference_then_admit(job);
     job__unref(job);
@@ -2065,4 +2093,57 @@ uint64_t generate_filter_hits(const struct generate *g, const char *name)
             return h->hits;
     }
     return 0;
+}
+
+/* ---- per-group model switches ----------------------------------------------- */
+
+bool generate_scope_off_has(const char *off, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = off != NULL ? strstr(off, name) : NULL; p != NULL; p = strstr(p + 1, name)) {
+        if (p[-1] == '\n' && p[n] == '\n')
+            return true;
+    }
+    return false;
+}
+
+struct scope_off_op {
+    void (*cb)(char *off, void *data);
+    void *data;
+};
+
+static void generate__scope_off_listed(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct scope_off_op *op = data;
+    struct text_buf off = {0};
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *name = strchr(e[i].key, '/');
+        if (name != NULL && strcmp(e[i].value, "off") == 0)
+            text_buf_add(&off, "\n%s", name + 1);
+    }
+    if (off.len > 0)
+        text_buf_add(&off, "\n");
+    op->cb(off.buf, op->data);
+    free(op);
+}
+
+int generate_scope_off_load(struct core *core, const struct invocation *inv,
+                            void (*cb)(char *off, void *data), void *data)
+{
+    if (inv->scope != COMMAND_SCOPE_GROUP || inv->scope_id[0] == '\0')
+        return HB_ENOTFOUND;
+    if (core->ledger == NULL)
+        return HB_ECANCELED;
+    struct scope_off_op *op = malloc(sizeof(*op));
+    if (op == NULL)
+        return HB_ENOMEM;
+    op->cb = cb;
+    op->data = data;
+    char prefix[COMMAND_ID_MAX + 24];
+    snprintf(prefix, sizeof(prefix), "%s:%s/", command_platform_name(inv->platform), inv->scope_id);
+    int rc = state_list(ledger_store(core->ledger), GENERATE_NS_SCOPE_MODEL, prefix, 200,
+                        generate__scope_off_listed, op);
+    if (rc < 0)
+        free(op);
+    return rc;
 }

@@ -24,11 +24,25 @@
 #include <uv.h>
 
 struct core;
+struct invocation;
 struct pool_settings;
 
 /** State namespace of upvote records for leaderboards: keys
  *  "<platform>:<group>/<day>/<image>/<voter>", values "<creator>|<model>". */
 #define GENERATE_NS_VOTE "gen.vote"
+
+/** State namespace of per-group model switches (/admin model): keys
+ *  "<platform>:<group>/<model>", value "off" (no key: as bot.conf says). */
+#define GENERATE_NS_SCOPE_MODEL "scope.model"
+
+/** Load the models a group's admins turned off, as "\n<name>\n<name>\n"
+ *  (heap, the callback owns it; NULL when none). Returns 0 (cb follows), or
+ *  a negative code (HB_ENOTFOUND outside a group) and no callback. */
+int generate_scope_off_load(struct core *core, const struct invocation *inv,
+                            void (*cb)(char *off, void *data), void *data);
+
+/** Is name in such a list? off may be NULL. */
+bool generate_scope_off_has(const char *off, const char *name);
 struct generate;
 
 /** What one finished job cost in time, for measurements. */

@@ -19,6 +19,8 @@ void cmd_admin_revoke(struct core *core, struct invocation *inv);
 void cmd_admin_pool_grant(struct core *core, struct invocation *inv);
 void cmd_admin_pool_limit(struct core *core, struct invocation *inv);
 void cmd_admin_pool_policy(struct core *core, struct invocation *inv);
+void cmd_admin_model_enable(struct core *core, struct invocation *inv);
+void cmd_admin_model_disable(struct core *core, struct invocation *inv);
 void cmd_admin_reload(struct core *core, struct invocation *inv);
 
 /* Generation (core/cmd_generate.c). */
@@ -26,6 +28,7 @@ void cmd_chat(struct core *core, struct invocation *inv);
 void cmd_imagine(struct core *core, struct invocation *inv);
 void cmd_new(struct core *core, struct invocation *inv);
 void cmd_models(struct core *core, struct invocation *inv);
+void cmd_models_button(struct core *core, struct invocation *inv);
 void cmd_model(struct core *core, struct invocation *inv);
 void cmd_generate_button(struct core *core, struct invocation *inv);
 

@@ -12,6 +12,7 @@
 #include "core/catalog.h"
 #include "core/core.h"
 #include "core/error.h"
+#include "core/commands.h"
 #include "core/generate.h"
 #include "core/pool.h"
 #include "core/handlers.h"
@@ -969,6 +970,145 @@ static void test_pool_policy_chooses_payer(void **state)
     gt_done(&gt);
 }
 
+static const char *gt_model_switch(struct gt *gt, struct reply_capture *cap, const char *scope,
+                                   const char *model, bool enable)
+{
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    reply_capture_init(cap);
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv.user_id, sizeof(inv.user_id), "admin");
+    inv.admin = true;
+    if (scope != NULL) {
+        inv.scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
+    }
+    inv.opts[0].set = true;
+    inv.opts[0].type = COMMAND_OPT_STRING;
+    inv.opts[0].string = strdup(model);
+    inv.reply = &cap->reply;
+    if (enable)
+        cmd_admin_model_enable(&gt->core, &inv);
+    else
+        cmd_admin_model_disable(&gt->core, &inv);
+    gt_wait(gt, &cap->finished, 1);
+    free(inv.opts[0].string);
+    return cap->text != NULL ? cap->text : "";
+}
+
+static const char *gt_models(struct gt *gt, struct reply_capture *cap, const char *scope,
+                             const char *button)
+{
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    reply_capture_init(cap);
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv.user_id, sizeof(inv.user_id), "m");
+    if (scope != NULL) {
+        inv.scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
+    }
+    inv.spec = commands_find("models");
+    inv.reply = &cap->reply;
+    if (button != NULL) {
+        snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", button);
+        cmd_models_button(&gt->core, &inv);
+    } else {
+        cmd_models(&gt->core, &inv);
+    }
+    gt_wait(gt, &cap->finished, 1);
+    return cap->text != NULL ? cap->text : "";
+}
+
+static void test_group_model_switches(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap;
+    assert_non_null(strstr(gt_model_switch(&gt, &cap, NULL, "h", false), "run this there"));
+    reply_capture_close(&cap);
+    assert_non_null(strstr(gt_model_switch(&gt, &cap, "g1", "nosuch", false), "no model called"));
+    reply_capture_close(&cap);
+    assert_non_null(strstr(gt_model_switch(&gt, &cap, "g1", "h", false), "h is turned off in this group"));
+    reply_capture_close(&cap);
+
+    /* Refused in g1, still fine in g2. */
+    static unsigned seq;
+    const char *scopes[] = {"g1", "g2"};
+    for (size_t i = 0; i < 2; i++) {
+        struct invocation inv;
+        memset(&inv, 0, sizeof(inv));
+        reply_capture_init(&cap);
+        inv.platform = COMMAND_PLATFORM_CONSOLE;
+        snprintf(inv.user_id, sizeof(inv.user_id), "m");
+        inv.scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scopes[i]);
+        snprintf(inv.event_id, sizeof(inv.event_id), "sw:%u:%u", (unsigned)getpid(), ++seq);
+        inv.reply = &cap.reply;
+        struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hi", .model = "h"};
+        generate_submit(gt.g, &inv, &req);
+        if (i == 0) {
+            gt_wait(&gt, &cap.finished, 1);
+            assert_has(&cap, "turned h off here");
+            assert_int_equal(gt.held.ncalls, 0);
+        } else {
+            held_finish(held_wait_call(&gt, 0), 0, "fine", 5, 5);
+            gt_wait(&gt, &cap.finished, 1);
+            assert_has(&cap, "fine");
+        }
+        reply_capture_close(&cap);
+    }
+    /* /models in g1 leaves h out; in g2 it is there (h is on page 2). */
+    const char *groups[] = {"g1", "g2"};
+    for (size_t i = 0; i < 2; i++) {
+        char next[COMMAND_BUTTON_REF_MAX + 1];
+        bool seen = strstr(gt_models(&gt, &cap, groups[i], NULL), "\n  h (") != NULL;
+        assert_true(cap.nbuttons >= 1);
+        snprintf(next, sizeof(next), "%s", cap.buttons[cap.nbuttons - 1].ref);
+        reply_capture_close(&cap);
+        seen = seen || strstr(gt_models(&gt, &cap, groups[i], next), "\n  h (") != NULL;
+        reply_capture_close(&cap);
+        assert_int_equal(seen, i == 1);
+    }
+    assert_non_null(strstr(gt_model_switch(&gt, &cap, "g1", "h", true), "available in this group again"));
+    reply_capture_close(&cap);
+    gt_run_in_group(&gt, "m", "g1", 1);
+    assert_int_equal(gt_balance(&gt, "m") < 100, 1);
+    gt_done(&gt);
+}
+
+/* /models pages with buttons that only their owner may press. */
+static void test_models_pages(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_models(&gt, &cap, NULL, NULL);
+    size_t listed = 0;
+    for (const char *p = strstr(cap.text, "\n  "); p != NULL; p = strstr(p + 1, "\n  "))
+        listed++;
+    assert_true(listed >= 1 && listed <= 6);
+    if (cap.nbuttons == 0) {
+        /* Few models: one page, no buttons. */
+        reply_capture_close(&cap);
+        gt_done(&gt);
+        return;
+    }
+    assert_string_equal(cap.buttons[0].label, "Next");
+    char next[COMMAND_BUTTON_REF_MAX + 1];
+    snprintf(next, sizeof(next), "%s", cap.buttons[0].ref);
+    char *page1 = strdup(cap.text);
+    reply_capture_close(&cap);
+    const char *t = gt_models(&gt, &cap, NULL, next);
+    assert_string_not_equal(t, page1);
+    assert_string_equal(cap.buttons[0].label, "Previous");
+    reply_capture_close(&cap);
+    free(page1);
+    gt_done(&gt);
+}
+
 static void test_close_voids_running_job(void **state)
 {
     (void)state;
@@ -1083,6 +1223,8 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_conversation_memory),
     cmocka_unit_test(test_not_enough_credits),
     cmocka_unit_test(test_pool_policy_chooses_payer),
+    cmocka_unit_test(test_group_model_switches),
+    cmocka_unit_test(test_models_pages),
     cmocka_unit_test(test_close_voids_running_job),
     cmocka_unit_test(test_crash_restart_voids),
 };
