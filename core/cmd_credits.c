@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define CREDITS_HISTORY_PAGE 8
 #define CREDITS_HISTORY_PAGES 12 /* the ledger pages back at most 100 entries at once */
@@ -334,13 +333,6 @@ void cmd_history_button(struct core *core, struct invocation *inv)
 
 /* ---- /usage ------------------------------------------------------------ */
 
-static int64_t credits__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void usage__got(int rc, const struct ledger_result *r, void *data)
 {
     struct credits_ctx *ctx = data;
@@ -376,7 +368,7 @@ static void usage__got(int rc, const struct ledger_result *r, void *data)
 
 static void usage__next(struct credits_ctx *ctx)
 {
-    int rc = ledger_usage_get(ctx->core->ledger, ctx->wallet, ctx->from_ms, credits__now_ms() + 1,
+    int rc = ledger_usage_get(ctx->core->ledger, ctx->wallet, ctx->from_ms, core_now_ms(ctx->core) + 1,
                               usage__got, ctx);
     if (rc < 0)
         credits__finish(ctx, rc, "usage");
@@ -397,7 +389,7 @@ void cmd_usage(struct core *core, struct invocation *inv)
         return;
     ctx->period = days == 1 ? "day" : days == 7 ? "7 days" : days == 30 ? "30 days" : "year";
     /* Whole UTC days, so the first line is not a partial day. */
-    int64_t now = credits__now_ms();
+    int64_t now = core_now_ms(core);
     ctx->from_ms = (now / 86400000 - (days - 1)) * 86400000;
     credits__open(ctx);
 }

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BOARD_RECORDS_MAX 1000 /* votes read per request */
 #define BOARD_SHOWN 10
@@ -119,8 +118,8 @@ void cmd_leaderboard(struct core *core, struct invocation *inv)
     int64_t days = strcmp(period, "day") == 0 ? 1 : strcmp(period, "month") == 0 ? 30
                    : strcmp(period, "all") == 0 ? 0 : 7;
     ctx->period = days == 1 ? "day" : days == 7 ? "7 days" : days == 30 ? "30 days" : "while";
-    time_t now = time(NULL);
-    ctx->from_day = days == 0 ? 0 : (int64_t)now / 86400 - (days - 1);
+    int64_t today = core_now_ms(core) / 86400000;
+    ctx->from_day = days == 0 ? 0 : today - (days - 1);
     char prefix[COMMAND_ID_MAX + 24];
     snprintf(prefix, sizeof(prefix), "%s:%s/", command_platform_name(inv->platform), inv->scope_id);
     int rc = state_list(ledger_store(core->ledger), GENERATE_NS_VOTE, prefix, BOARD_RECORDS_MAX,

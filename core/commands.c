@@ -71,6 +71,12 @@ static const struct command_option_spec admin_model_options[] = {
      .required = true, .min = 1, .max = 100},
 };
 
+static const char *const stats_periods[] = {"day", "week", "month", NULL};
+static const struct command_option_spec admin_stats_options[] = {
+    {.name = "period", .description = "day, week or month (default week)",
+     .type = COMMAND_OPT_STRING, .choices = stats_periods},
+};
+
 #define OPTS(a) .options = a, .noptions = sizeof(a) / sizeof(a[0])
 
 static const char *const generate_modalities[] = {"text", "image", NULL};
@@ -180,6 +186,12 @@ static const struct command_spec command_list[] = {
      .access = COMMAND_ACCESS_ADMIN,
      OPTS(admin_model_options),
      .handler = cmd_admin_model_disable},
+    {.name = "admin stats",
+     .description = "Generations, credits spent, top models, refusals and failures",
+     .example = "/admin stats month",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_stats_options),
+     .handler = cmd_admin_stats},
     {.name = "admin reload",
      .description = "Reload bot.conf now and report the result",
      .example = "/admin reload",

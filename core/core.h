@@ -22,6 +22,8 @@ struct core_host_ops {
 };
 
 struct core {
+    int64_t (*clock)(void *data);      /* wall clock in ms; NULL: the real one (tests set it) */
+    void *clock_data;
     const char *bot_name;              /* shown in replies ("HAI Bot") */
     struct ledger *ledger;             /* credits; NULL while stopping */
     int64_t welcome_bonus;             /* credits a new wallet receives once */
@@ -32,5 +34,8 @@ struct core {
     void *host;                        /* passed back to host_ops */
     struct generate *generate;         /* generation jobs; NULL when not running */
 };
+
+/** The wall clock handlers use for periods ("the last 7 days"), in ms. */
+int64_t core_now_ms(const struct core *core);
 
 #endif

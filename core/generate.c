@@ -511,9 +511,21 @@ static void job__end(struct job *job, int rc)
 }
 
 /* Refuse before anything was reserved. */
-static void job__refuse(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void job__refuse(struct job *job, const char *fmt, ...)
+/* Count an outcome per UTC day in the state table, for /admin stats. */
+static void generate__count(struct generate *g, const char *what, const char *name)
+{
+    struct ledger *ledger = g->core->ledger;
+    if (ledger == NULL)
+        return;
+    char key[160];
+    snprintf(key, sizeof(key), "%lld/%s/%s", (long long)(generate__now(g) / 86400000), what, name);
+    state_incr(ledger_store(ledger), GENERATE_NS_STATS, key, 1, NULL, NULL);
+}
+
+static void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ...)
 {
     char *text = NULL;
     va_list ap;
@@ -526,6 +538,7 @@ static void job__refuse(struct job *job, const char *fmt, ...)
         free(text);
     }
     job->g->stats.refused++;
+    generate__count(job->g, "refused", generate_refusal_name(why));
     job__end(job, HB_EPERM);
 }
 
@@ -855,6 +868,8 @@ static void job__fail(struct job *job)
     g->stats.failed++;
     if (job->end_rc == 0)
         job->end_rc = HB_EIO;
+    if (job->end_rc != HB_ECANCELED)
+        generate__count(g, "failed", job->model != NULL ? job->model->provider->name : "none");
     log_info("generate.failed", "job=%s model=%s", job->id,
              job->model != NULL ? job->model->name : "-");
     struct ledger *ledger = g->core->ledger;
@@ -1147,13 +1162,13 @@ static void job__funds_balance(int rc, const struct ledger_result *res, void *da
 {
     struct job *job = data;
     if (rc == 0)
-        job__refuse(job,
+        job__refuse(job, GEN_REFUSE_FUNDS,
                     "Not enough credits: %s%s costs up to %lld credits and your balance is %lld. "
                     "Nothing was reserved.",
                     job->model->name, job__label(job->model), (long long)job->reserved,
                     (long long)res->balance.available);
     else
-        job__refuse(job, "Not enough credits: %s%s costs up to %lld credits. Nothing was reserved.",
+        job__refuse(job, GEN_REFUSE_FUNDS, "Not enough credits: %s%s costs up to %lld credits. Nothing was reserved.",
                     job->model->name, job__label(job->model), (long long)job->reserved);
     job__unref(job);
 }
@@ -1204,9 +1219,9 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
         ledger_balance_get(g->core->ledger, job->payer, job__funds_balance, job) == 0)
         return; /* the reference moves to the balance callback */
     if (rc == HB_EFUNDS)
-        job__refuse(job, "Not enough credits for %s. Nothing was reserved.", job->model->name);
+        job__refuse(job, GEN_REFUSE_FUNDS, "Not enough credits for %s. Nothing was reserved.", job->model->name);
     else
-        job__refuse(job, "Credits could not be reserved (%s); please try again.", hb_strerror(rc));
+        job__refuse(job, GEN_REFUSE_OTHER, "Credits could not be reserved (%s); please try again.", hb_strerror(rc));
     job__unref(job);
 }
 
@@ -1325,7 +1340,7 @@ static void job__admit(struct job *job)
     const struct catalog_limits *l = catalog_limits_get(cat);
     const char *kind = job->modality == PROVIDER_TEXT ? "text" : "image";
     if (g->closing) {
-        job__refuse(job, "The bot is shutting down; please try again in a moment.");
+        job__refuse(job, GEN_REFUSE_OTHER, "The bot is shutting down; please try again in a moment.");
         return;
     }
     job__notice_deliver(job);
@@ -1335,35 +1350,35 @@ static void job__admit(struct job *job)
     if (job->want_model[0] != '\0') {
         m = catalog_model_find(cat, job->want_model);
         if (m == NULL) {
-            job__refuse(job, "There is no model called \"%s\". See /models for the list.",
+            job__refuse(job, GEN_REFUSE_MODEL, "There is no model called \"%s\". See /models for the list.",
                         job->want_model);
             return;
         }
     } else {
         m = catalog_model_default(cat, job->modality);
         if (m == NULL) {
-            job__refuse(job, "No %s model is available right now.", kind);
+            job__refuse(job, GEN_REFUSE_MODEL, "No %s model is available right now.", kind);
             return;
         }
     }
     if (!m->enabled) {
-        job__refuse(job, "The model %s is switched off right now. See /models for the others.",
+        job__refuse(job, GEN_REFUSE_MODEL, "The model %s is switched off right now. See /models for the others.",
                     m->name);
         return;
     }
     if (job__scope_off(job, m->name)) {
-        job__refuse(job, "This group's admins turned %s off here. See /models for the others.",
+        job__refuse(job, GEN_REFUSE_MODEL, "This group's admins turned %s off here. See /models for the others.",
                     m->name);
         return;
     }
     if (m->modality != job->modality) {
-        job__refuse(job, "%s makes %s; use %s.", m->name,
+        job__refuse(job, GEN_REFUSE_MODEL, "%s makes %s; use %s.", m->name,
                     m->modality == PROVIDER_TEXT ? "text" : "images",
                     m->modality == PROVIDER_TEXT ? "/chat" : "/imagine");
         return;
     }
     if (!catalog_model_allowed(m, &job->who)) {
-        job__refuse(job, "You may not use %s here. See /models for the models you can use.",
+        job__refuse(job, GEN_REFUSE_MODEL, "You may not use %s here. See /models for the models you can use.",
                     m->name);
         return;
     }
@@ -1374,28 +1389,28 @@ static void job__admit(struct job *job)
         for (size_t i = 0; i < m->nsizes && off < sizeof(sizes); i++)
             off += (size_t)snprintf(sizes + off, sizeof(sizes) - off, "%s%ux%u", i ? ", " : "",
                                     m->sizes[i].width, m->sizes[i].height);
-        job__refuse(job, "%s does not make %s images; sizes: %s.", m->name, job->want_size, sizes);
+        job__refuse(job, GEN_REFUSE_INPUT, "%s does not make %s images; sizes: %s.", m->name, job->want_size, sizes);
         return;
     }
 
     /* The prompt: length and the content filter. */
     size_t chars = command_utf8_len(job->prompt);
     if ((int64_t)chars > l->prompt_max) {
-        job__refuse(job, "The prompt is %zu characters long; the limit is %lld.", chars,
+        job__refuse(job, GEN_REFUSE_INPUT, "The prompt is %zu characters long; the limit is %lld.", chars,
                     (long long)l->prompt_max);
         return;
     }
     const struct filter *f = catalog_filter(cat);
     struct filter_result fr = {0};
     if (filter_apply(f, job->prompt, &fr) < 0) {
-        job__refuse(job, "The bot is out of memory; please try again later.");
+        job__refuse(job, GEN_REFUSE_OTHER, "The bot is out of memory; please try again later.");
         return;
     }
     generate__hit(g, f, &fr);
     if (fr.blocked) {
         g->stats.filtered_prompts++;
         log_info("generate.prompt_blocked", "rule=%s", fr.blocked_by);
-        job__refuse(job, "The prompt was refused by the content filter (rule %s).", fr.blocked_by);
+        job__refuse(job, GEN_REFUSE_FILTER, "The prompt was refused by the content filter (rule %s).", fr.blocked_by);
         filter_result_clear(&fr);
         return;
     }
@@ -1414,7 +1429,7 @@ static void job__admit(struct job *job)
     snprintf(key, sizeof(key), "%s", job->wallet);
     job->user = generate__user(g, key);
     if (job->user == NULL) {
-        job__refuse(job, "The bot is out of memory; please try again later.");
+        job__refuse(job, GEN_REFUSE_OTHER, "The bot is out of memory; please try again later.");
         return;
     }
     if (job->user->hour != now / GEN_HOUR_MS) {
@@ -1423,7 +1438,7 @@ static void job__admit(struct job *job)
     }
     if (l->user_per_hour > 0 && job->user->count >= l->user_per_hour) {
         generate__until(when, sizeof(when), (job->user->hour + 1) * GEN_HOUR_MS - now);
-        job__refuse(job, "You have used your %lld generations for this hour; the limit resets %s.",
+        job__refuse(job, GEN_REFUSE_USER_LIMIT, "You have used your %lld generations for this hour; the limit resets %s.",
                     (long long)l->user_per_hour, when);
         return;
     }
@@ -1438,7 +1453,7 @@ static void job__admit(struct job *job)
         }
         if (job->pool != NULL && l->pool_per_day > 0 && job->pool->count >= l->pool_per_day) {
             generate__until(when, sizeof(when), (job->pool->day + 1) * GEN_DAY_MS - now);
-            job__refuse(job,
+            job__refuse(job, GEN_REFUSE_GROUP_LIMIT,
                         "This group has used its %lld generations for today; the limit resets %s "
                         "(00:00 UTC).",
                         (long long)l->pool_per_day, when);
@@ -1451,21 +1466,21 @@ static void job__admit(struct job *job)
     }
     if (l->tokens_per_day > 0 && g->tokens_today >= l->tokens_per_day) {
         generate__until(when, sizeof(when), (g->token_day + 1) * GEN_DAY_MS - now);
-        job__refuse(job,
+        job__refuse(job, GEN_REFUSE_TOKEN_CAP,
                     "The bot has used its daily allowance of %lld tokens; it resets %s (00:00 "
                     "UTC).",
                     (long long)l->tokens_per_day, when);
         return;
     }
     if (job->user->queued + job->user->running >= (unsigned)(l->user_queue + l->user_in_flight)) {
-        job__refuse(job, "You already have %u generation%s waiting or running; please wait for "
+        job__refuse(job, GEN_REFUSE_BUSY, "You already have %u generation%s waiting or running; please wait for "
                          "them to finish.",
                     job->user->queued + job->user->running,
                     job->user->queued + job->user->running == 1 ? "" : "s");
         return;
     }
     if ((int64_t)g->nqueued >= l->queue_max) {
-        job__refuse(job, "The bot is busy (%zu generations waiting); please try again in a "
+        job__refuse(job, GEN_REFUSE_BUSY, "The bot is busy (%zu generations waiting); please try again in a "
                          "minute.",
                     g->nqueued);
         return;
@@ -1473,7 +1488,7 @@ static void job__admit(struct job *job)
 
     /* The price, the reservation, and the queue. */
     if (job__messages_build(job) < 0) {
-        job__refuse(job, "The bot is out of memory; please try again later.");
+        job__refuse(job, GEN_REFUSE_OTHER, "The bot is out of memory; please try again later.");
         return;
     }
     job->user->count++;
@@ -1587,7 +1602,7 @@ static void job__wallet_opened(int rc, bool created, void *data)
     struct job *job = data;
     (void)created;
     if (rc < 0) {
-        job__refuse(job, "Your wallet could not be opened (%s); please try again.",
+        job__refuse(job, GEN_REFUSE_OTHER, "Your wallet could not be opened (%s); please try again.",
                     hb_strerror(rc));
         job__unref(job);
         return;
@@ -1622,11 +1637,11 @@ void generate_submit(struct generate *g, struct invocation *inv,
     if (job->prompt == NULL || wallet_account(&job->who, job->wallet, sizeof(job->wallet)) < 0 ||
         generate_payer_choose(&job->who, NULL, false, job->payer, sizeof(job->payer),
                               job->payer_alt, sizeof(job->payer_alt)) < 0) {
-        job__refuse(job, "This request could not be read; please try again.");
+        job__refuse(job, GEN_REFUSE_OTHER, "This request could not be read; please try again.");
         return;
     }
     if (g->closing || g->core->ledger == NULL) {
-        job__refuse(job, "The bot is shutting down; please try again in a moment.");
+        job__refuse(job, GEN_REFUSE_OTHER, "The bot is shutting down; please try again in a moment.");
         return;
     }
     job->refs++;
@@ -2146,4 +2161,20 @@ int generate_scope_off_load(struct core *core, const struct invocation *inv,
     if (rc < 0)
         free(op);
     return rc;
+}
+
+const char *generate_refusal_name(enum generate_refusal why)
+{
+    switch (why) {
+    case GEN_REFUSE_FUNDS: return "credits";
+    case GEN_REFUSE_FILTER: return "filter";
+    case GEN_REFUSE_USER_LIMIT: return "member_limit";
+    case GEN_REFUSE_GROUP_LIMIT: return "group_limit";
+    case GEN_REFUSE_TOKEN_CAP: return "token_cap";
+    case GEN_REFUSE_BUSY: return "busy";
+    case GEN_REFUSE_INPUT: return "input";
+    case GEN_REFUSE_MODEL: return "model";
+    case GEN_REFUSE_OTHER: return "other";
+    }
+    return "other";
 }

@@ -35,6 +35,26 @@ struct pool_settings;
  *  "<platform>:<group>/<model>", value "off" (no key: as bot.conf says). */
 #define GENERATE_NS_SCOPE_MODEL "scope.model"
 
+/** State namespace of daily outcome counters: keys
+ *  "<day>/refused/<reason>" and "<day>/failed/<provider>", integer values. */
+#define GENERATE_NS_STATS "stats.gen"
+
+/** Why a generation was refused, for statistics. */
+enum generate_refusal {
+    GEN_REFUSE_FUNDS,       /* not enough credits */
+    GEN_REFUSE_FILTER,      /* the content filter blocked the prompt */
+    GEN_REFUSE_USER_LIMIT,  /* the member's hourly limit */
+    GEN_REFUSE_GROUP_LIMIT, /* the group's daily limit */
+    GEN_REFUSE_TOKEN_CAP,   /* the global daily token cap */
+    GEN_REFUSE_BUSY,        /* queue full, or the member's jobs in flight */
+    GEN_REFUSE_INPUT,       /* prompt too long, size not offered */
+    GEN_REFUSE_MODEL,       /* unknown, off, or not allowed here */
+    GEN_REFUSE_OTHER,       /* shutting down, out of memory, storage trouble */
+};
+
+/** "credits", "filter", "member_limit", ... */
+const char *generate_refusal_name(enum generate_refusal why);
+
 /** Load the models a group's admins turned off, as "\n<name>\n<name>\n"
  *  (heap, the callback owns it; NULL when none). Returns 0 (cb follows), or
  *  a negative code (HB_ENOTFOUND outside a group) and no callback. */

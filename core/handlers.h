@@ -21,6 +21,7 @@ void cmd_admin_pool_limit(struct core *core, struct invocation *inv);
 void cmd_admin_pool_policy(struct core *core, struct invocation *inv);
 void cmd_admin_model_enable(struct core *core, struct invocation *inv);
 void cmd_admin_model_disable(struct core *core, struct invocation *inv);
+void cmd_admin_stats(struct core *core, struct invocation *inv);
 void cmd_admin_reload(struct core *core, struct invocation *inv);
 
 /* Generation (core/cmd_generate.c). */

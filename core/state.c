@@ -3,13 +3,14 @@
 #include "core/error.h"
 #include "storage/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define STATE_CONTAINER(ptr) ((struct state_op *)(void *)((char *)(ptr) - offsetof(struct state_op, job)))
 
-enum state_verb { STATE_GET, STATE_PUT, STATE_LIST };
+enum state_verb { STATE_GET, STATE_PUT, STATE_LIST, STATE_INCR };
 
 struct state_op {
     struct store_job job;
@@ -18,6 +19,7 @@ struct state_op {
     char *key;              /* key, or prefix for a listing */
     char *value;            /* put: the value (NULL deletes); get: what was read */
     size_t max;             /* list: most entries */
+    int64_t delta;          /* incr: what to add */
     struct state_entry *entries; /* list: results (strings owned here) */
     size_t n;
     state_cb cb;
@@ -61,6 +63,18 @@ static int state__run(struct store_txn *txn, struct store_job *job)
     case STATE_LIST: {
         int rc = store_txn_state_each(txn, op->ns, op->key, state__collect, op);
         return rc == 1 ? 0 : rc;
+    }
+    case STATE_INCR: {
+        /* Read and write in one job: increments never lose each other. */
+        char *old = NULL;
+        int rc = store_txn_state_get(txn, op->ns, op->key, &old);
+        if (rc < 0 && rc != HB_ENOTFOUND)
+            return rc;
+        long long v = old != NULL ? strtoll(old, NULL, 10) : 0;
+        free(old);
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%lld", v + (long long)op->delta);
+        return store_txn_state_put(txn, op->ns, op->key, buf, state__now_ms());
     }
     }
     return HB_EINVAL;
@@ -163,6 +177,18 @@ int state_list(struct store *store, const char *ns, const char *prefix, size_t m
     }
     op->max = max;
     op->list_cb = cb;
+    op->data = data;
+    return state__submit(store, op);
+}
+
+int state_incr(struct store *store, const char *ns, const char *key, int64_t delta, state_cb cb,
+               void *data)
+{
+    struct state_op *op = state__op_new(STATE_INCR, ns, key);
+    if (op == NULL)
+        return HB_EINVAL;
+    op->delta = delta;
+    op->cb = cb;
     op->data = data;
     return state__submit(store, op);
 }

@@ -8,6 +8,7 @@
 #define HB_STATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct store;
 
@@ -25,6 +26,12 @@ int state_get(struct store *store, const char *ns, const char *key, state_cb cb,
  *  Returns 0 (cb follows) or a negative code (no callback). */
 int state_put(struct store *store, const char *ns, const char *key, const char *value, state_cb cb,
               void *data);
+
+/** Add delta to the integer value of ns/key (absent counts as 0), in one
+ *  step on the store's thread so concurrent increments never lose each
+ *  other. cb may be NULL. Returns 0 (cb follows) or a negative code. */
+int state_incr(struct store *store, const char *ns, const char *key, int64_t delta, state_cb cb,
+               void *data);
 
 /** One entry of a listing. */
 struct state_entry {

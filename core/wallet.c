@@ -6,6 +6,7 @@
 #include "core/log.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 struct wallet_open_op {
     wallet_open_cb cb;
@@ -55,4 +56,13 @@ int wallet_open(struct core *core, const struct invocation *inv, wallet_open_cb 
     if (rc < 0)
         free(op);
     return rc;
+}
+
+int64_t core_now_ms(const struct core *core)
+{
+    if (core->clock != NULL)
+        return core->clock(core->clock_data);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

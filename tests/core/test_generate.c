@@ -1078,6 +1078,53 @@ static void test_group_model_switches(void **state)
     gt_done(&gt);
 }
 
+static const char *gt_stats(struct gt *gt, struct reply_capture *cap, const char *scope)
+{
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    reply_capture_init(cap);
+    inv.platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv.user_id, sizeof(inv.user_id), "admin");
+    inv.admin = true;
+    if (scope != NULL) {
+        inv.scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
+    }
+    inv.reply = &cap->reply;
+    cmd_admin_stats(&gt->core, &inv);
+    gt_wait(gt, &cap->finished, 1);
+    return cap->text != NULL ? cap->text : "";
+}
+
+static void test_admin_stats(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.clock = gt_clock;
+    gt.core.clock_data = &gt;
+    struct reply_capture cap;
+    gt_submit(&gt, &cap, "u", PROVIDER_TEXT, "h", "hello");
+    held_finish(held_wait_call(&gt, 0), 0, "fine", 5, 5);
+    gt_wait(&gt, &cap.finished, 1);
+    reply_capture_close(&cap);
+    gt_run(&gt, &cap, "u", PROVIDER_TEXT, "nosuch", "hello");
+    reply_capture_close(&cap);
+    gt_run(&gt, &cap, "u", PROVIDER_TEXT, "allfail", "hello");
+    assert_has(&cap, "Nothing was charged");
+    reply_capture_close(&cap);
+    const char *t = gt_stats(&gt, &cap, NULL);
+    if (strstr(t, "Generations charged: 1;") == NULL || strstr(t, "Top models: h (1,") == NULL ||
+        strstr(t, "Refused: model 1") == NULL || strstr(t, "by provider: fakeai 1") == NULL)
+        fail_msg("unexpected stats:\n%s", t);
+    reply_capture_close(&cap);
+    t = gt_stats(&gt, &cap, "g1");
+    assert_non_null(strstr(t, "This group's pool, last 7 days:\nGenerations charged: 0;"));
+    assert_null(strstr(t, "Refused"));
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 /* /models pages with buttons that only their owner may press. */
 static void test_models_pages(void **state)
 {
@@ -1225,6 +1272,7 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_pool_policy_chooses_payer),
     cmocka_unit_test(test_group_model_switches),
     cmocka_unit_test(test_models_pages),
+    cmocka_unit_test(test_admin_stats),
     cmocka_unit_test(test_close_voids_running_job),
     cmocka_unit_test(test_crash_restart_voids),
 };

@@ -84,6 +84,15 @@ static void test_state_put_get_delete_persist(void **state)
     assert_string_equal(l.keys[0], "discord:1/model=gpt-4o-mini");
     assert_string_equal(l.keys[1], "discord:2/model=demo-chat");
 
+    /* Increments queued together all count. */
+    struct got inc[5];
+    memset(inc, 0, sizeof(inc));
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(state_incr(ledger_store(t.ledger), "stats", "n", i + 1, got_cb, &inc[i]), 0);
+    run_until(&t, &inc[4]);
+    g = get(&t, "stats", "n");
+    assert_string_equal(g.value, "15");
+
     put(&t, "prefs", "discord:1/model", NULL);
     g = get(&t, "prefs", "discord:1/model");
     assert_int_equal(g.rc, HB_ENOTFOUND);

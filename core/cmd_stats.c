@@ -1,0 +1,162 @@
+/* /admin stats: generations, credits spent, top models, refusals by reason
+ * and failures by provider over a period. Counts and amounts only. In a
+ * group it covers what the group's pool paid; elsewhere (the operator's
+ * console or a DM) the whole bot, with refusals and failures. */
+#include "core/core.h"
+#include "core/error.h"
+#include "core/format.h"
+#include "core/generate.h"
+#include "core/handlers.h"
+#include "core/ledger.h"
+#include "core/state.h"
+#include "core/text.h"
+#include "core/wallet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATS_TOP 5
+
+struct stats_model {
+    char name[STORE_TAG_SIZE];
+    int64_t count;
+    int64_t amount;
+};
+
+struct stats_ctx {
+    struct core *core;
+    struct invocation *inv;
+    bool group;
+    int64_t from_day;
+    const char *period;
+    struct text_buf t;
+};
+
+static int stats__model_cmp(const void *a, const void *b)
+{
+    const struct stats_model *x = a, *y = b;
+    if (x->amount != y->amount)
+        return x->amount > y->amount ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static void stats__end(struct stats_ctx *ctx)
+{
+    text_buf_trim(&ctx->t);
+    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&ctx->t));
+    reply_finish(ctx->inv->reply);
+    free(ctx->t.buf);
+    free(ctx);
+}
+
+/* Keys "<day>/<refused|failed>/<name>", integer values. */
+static void stats__counters(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct stats_ctx *ctx = data;
+    struct text_buf refused = {0}, failed = {0};
+    struct {
+        char kind[16];
+        char name[96];
+        int64_t count;
+    } sums[64];
+    size_t nsums = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char kind[16], name[96];
+        long long day;
+        if (sscanf(e[i].key, "%lld/%15[^/]/%95s", &day, kind, name) != 3 || day < ctx->from_day)
+            continue;
+        size_t k = 0;
+        while (k < nsums && !(strcmp(sums[k].kind, kind) == 0 && strcmp(sums[k].name, name) == 0))
+            k++;
+        if (k == nsums) {
+            if (nsums == sizeof(sums) / sizeof(sums[0]))
+                continue;
+            snprintf(sums[k].kind, sizeof(sums[k].kind), "%s", kind);
+            snprintf(sums[k].name, sizeof(sums[k].name), "%s", name);
+            sums[k].count = 0;
+            nsums++;
+        }
+        sums[k].count += strtoll(e[i].value, NULL, 10);
+    }
+    for (size_t k = 0; k < nsums; k++) {
+        struct text_buf *t = strcmp(sums[k].kind, "refused") == 0 ? &refused : &failed;
+        text_buf_add(t, "%s%s %lld", t->len > 0 ? ", " : "", sums[k].name, (long long)sums[k].count);
+    }
+    text_buf_add(&ctx->t, "Refused: %s\n", refused.len > 0 ? refused.buf : "none");
+    text_buf_add(&ctx->t, "Failed (nothing charged), by provider: %s\n",
+                 failed.len > 0 ? failed.buf : "none");
+    free(refused.buf);
+    free(failed.buf);
+    stats__end(ctx);
+}
+
+static void stats__usage(int rc, const struct ledger_result *r, void *data)
+{
+    struct stats_ctx *ctx = data;
+    if (rc < 0 && rc != HB_ENOTFOUND) {
+        text_buf_add(&ctx->t, "The statistics could not be read (%s).", hb_strerror(rc));
+        stats__end(ctx);
+        return;
+    }
+    size_t n = rc == 0 ? r->usage_count : 0;
+    struct stats_model *models = calloc(n > 0 ? n : 1, sizeof(*models));
+    size_t nm = 0;
+    int64_t count = 0, amount = 0;
+    for (size_t i = 0; models != NULL && i < n; i++) {
+        const struct store_usage *u = &r->usage[i];
+        size_t k = 0;
+        while (k < nm && strcmp(models[k].name, u->tag) != 0)
+            k++;
+        if (k == nm)
+            snprintf(models[nm++].name, sizeof(models[0].name), "%s", u->tag);
+        models[k].count += u->count;
+        models[k].amount += u->amount;
+        count += u->count;
+        amount += u->amount;
+    }
+    char credits[32];
+    text_buf_add(&ctx->t, "%s, last %s:\n", ctx->group ? "This group's pool" : "The whole bot",
+                 ctx->period);
+    text_buf_add(&ctx->t, "Generations charged: %lld; credits spent: %s\n", (long long)count,
+                 format_credits(credits, sizeof(credits), amount));
+    if (models != NULL && nm > 0) {
+        qsort(models, nm, sizeof(*models), stats__model_cmp);
+        text_buf_add(&ctx->t, "Top models:");
+        for (size_t k = 0; k < nm && k < STATS_TOP; k++)
+            text_buf_add(&ctx->t, "%s %s (%lld, %s credits)", k > 0 ? "," : "",
+                         models[k].name[0] != '\0' ? models[k].name : "?",
+                         (long long)models[k].count,
+                         format_credits(credits, sizeof(credits), models[k].amount));
+        text_buf_add(&ctx->t, "\n");
+    }
+    free(models);
+    if (ctx->group || ctx->core->ledger == NULL ||
+        state_list(ledger_store(ctx->core->ledger), GENERATE_NS_STATS, "", 1000, stats__counters,
+                   ctx) < 0)
+        stats__end(ctx);
+}
+
+void cmd_admin_stats(struct core *core, struct invocation *inv)
+{
+    struct stats_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL || core->ledger == NULL) {
+        free(ctx);
+        reply_text(inv->reply, true, "The statistics are not available right now.");
+        reply_finish(inv->reply);
+        return;
+    }
+    ctx->core = core;
+    ctx->inv = inv;
+    const char *period = inv->opts[0].set ? inv->opts[0].string : "week";
+    int64_t days = strcmp(period, "day") == 0 ? 1 : strcmp(period, "month") == 0 ? 30 : 7;
+    ctx->period = days == 1 ? "day" : days == 7 ? "7 days" : "30 days";
+    int64_t now_ms = core_now_ms(core);
+    ctx->from_day = now_ms / 86400000 - (days - 1);
+    char pool[WALLET_ACCOUNT_MAX];
+    ctx->group = wallet_pool_account(inv, pool, sizeof(pool)) == 0;
+    int rc = ledger_usage_get(core->ledger, ctx->group ? pool : NULL, ctx->from_day * 86400000,
+                              now_ms + 1, stats__usage, ctx);
+    if (rc < 0)
+        stats__usage(rc, NULL, ctx);
+}
