@@ -4,11 +4,15 @@
 #include "bot/config.h"
 #include "bot/config_watch.h"
 #include "bot/http.h"
+#include "bot/payments.h"
 #include "bot/router.h"
+#include "bot/server.h"
+#include "bot/status.h"
 #include "core/core.h"
 #include "core/error.h"
 #include "core/ledger.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/state.h"
 
 #include <openssl/rand.h>
@@ -42,6 +46,9 @@ struct daemon {
     struct router *router;
     struct http_client *http;    /* every outgoing request (adapters, providers) */
     struct ledger *ledger;
+    struct server *server;       /* HTTP: webhooks, /healthz, /metrics; NULL when off */
+    struct status *status;       /* /healthz and /metrics on the server */
+    struct payments *payments;   /* card webhooks on the server; NULL when none */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     size_t nadapters;
     size_t adapters_live;        /* started and not ended */
@@ -175,6 +182,8 @@ static void daemon__adapter_ended(void *data, struct adapter *a)
 {
     struct daemon *d = data;
     log_info("adapter.ended", "adapter=%s", a->ops->name);
+    if (d->status != NULL)
+        status_component_set(d->status, a->ops->name, true, STATUS_DOWN, "ended");
     if (d->adapters_live > 0)
         d->adapters_live--;
     if (d->adapters_live == 0)
@@ -214,8 +223,85 @@ static int daemon__adapters_start(struct daemon *d)
             return rc;
         }
         d->adapters_live++;
+        if (d->status != NULL)
+            status_component_set(d->status, d->adapters[i]->ops->name, true, STATUS_UP, NULL);
     }
     return 0;
+}
+
+/* ---- the HTTP server ------------------------------------------------- */
+
+/* Start the server when [server] enabled: /healthz and /metrics always,
+ * the card webhooks when a card method is enabled. Off by default, and on
+ * loopback unless the operator says otherwise. */
+static int daemon__server_start(struct daemon *d)
+{
+    const struct config *cfg = d->config;
+    if (!cfg->server.enabled) {
+        if (cfg->stripe.enabled || cfg->paddle.enabled)
+            log_warn("payments.unreachable", "hint=%s",
+                     "card webhooks need [server] enabled = true; payments will not be credited");
+        return 0;
+    }
+    struct server_options so = {.address = cfg->server.address,
+                                .port = (int)cfg->server.port,
+                                .max_body = (size_t)cfg->server.max_body};
+    d->server = server_new(&d->loop, &so);
+    if (d->server == NULL)
+        return HB_EIO;
+    struct status_options sto = {.metrics_token = cfg->server.metrics_token,
+                                 .storage_probe = status_probe_ledger,
+                                 .storage_probe_data = &d->ledger};
+    d->status = status_new(d->server, &sto);
+    if (d->status == NULL)
+        return HB_ENOMEM;
+    /* Families the gateways and REST clients will report read 0 until then. */
+    const struct metrics_std *m = metrics_std();
+    struct metrics_family *per_platform[] = {m->gateway_reconnects, m->gateway_resumes,
+                                             m->ratelimit_waits, m->http_429};
+    for (size_t i = 0; i < sizeof(per_platform) / sizeof(per_platform[0]); i++) {
+        metrics_counter_add(per_platform[i], (const char *[]){"discord"}, 0);
+        metrics_counter_add(per_platform[i], (const char *[]){"telegram"}, 0);
+    }
+    if (cfg->stripe.enabled || cfg->paddle.enabled) {
+        struct payments_options po = {
+            .ledger = &d->ledger,
+            .reference_key = cfg->payments.reference_key,
+            .packages = cfg->payments.packages,
+            .currency = cfg->payments.currency,
+            .welcome_bonus = cfg->ledger.welcome_bonus,
+            .stripe_secret = cfg->stripe.enabled ? cfg->stripe.webhook_secret : NULL,
+            .stripe_tolerance = cfg->stripe.tolerance,
+            .paddle_secret = cfg->paddle.enabled ? cfg->paddle.webhook_secret : NULL,
+            .paddle_tolerance = cfg->paddle.tolerance};
+        d->payments = payments_new(d->server, &po);
+        if (d->payments == NULL)
+            return HB_ECONFIG;
+        if (cfg->stripe.enabled)
+            status_component_set(d->status, "stripe", false, STATUS_UP, NULL);
+        if (cfg->paddle.enabled)
+            status_component_set(d->status, "paddle", false, STATUS_UP, NULL);
+    }
+    return 0;
+}
+
+/* Inside the loop: stop listening. Webhooks still in the ledger finish
+ * there; their answers are dropped and the providers retry later. */
+static void daemon__server_close(struct daemon *d)
+{
+    if (d->server != NULL)
+        server_close(d->server);
+}
+
+/* After uv_run() returned. */
+static void daemon__server_free(struct daemon *d)
+{
+    server_free(d->server);
+    d->server = NULL;
+    status_free(d->status);
+    d->status = NULL;
+    payments_free(d->payments);
+    d->payments = NULL;
 }
 
 /* ---- the button key --------------------------------------------------- */
@@ -313,6 +399,7 @@ static void daemon__close_all(struct daemon *d)
         d->adapters[i]->ops->close(d->adapters[i], daemon__closed_one, d);
     }
     d->nadapters = 0;
+    daemon__server_close(d);
     if (d->watch != NULL) {
         /* Its handles close as the loop runs on; uv_run waits for them. */
         config_watch_free(d->watch);
@@ -448,6 +535,11 @@ int daemon_run(const char *config_path)
     rc = daemon__signals_start(d);
     if (rc < 0)
         goto fail_running;
+    rc = daemon__server_start(d);
+    if (rc < 0) {
+        d->exit_code = 1;
+        goto fail_running;
+    }
     d->watch = config_watch_new(&d->loop, config_path, d->config, daemon__watch_cb, d);
     if (d->watch == NULL) {
         rc = HB_ENOMEM;
@@ -470,6 +562,7 @@ fail_running:
     daemon__close_all(d);
     uv_run(&d->loop, UV_RUN_DEFAULT);
 closed:
+    daemon__server_free(d);
     if (d->closing != 0)
         log_error("daemon.close_incomplete", "pending=%zu", d->closing);
     rc = uv_loop_close(&d->loop);
