@@ -4,6 +4,7 @@
 #include "bot/config.h"
 #include "bot/config_watch.h"
 #include "bot/http.h"
+#include "bot/mirror.h"
 #include "bot/payments.h"
 #include "bot/router.h"
 #include "bot/server.h"
@@ -49,6 +50,7 @@ struct daemon {
     struct server *server;       /* HTTP: webhooks, /healthz, /metrics; NULL when off */
     struct status *status;       /* /healthz and /metrics on the server */
     struct payments *payments;   /* card webhooks on the server; NULL when none */
+    struct mirror *mirror;       /* Hedera deposit poller; NULL when off */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     size_t nadapters;
     size_t adapters_live;        /* started and not ended */
@@ -58,6 +60,7 @@ struct daemon {
 };
 
 static void daemon__stop(struct daemon *d, const char *reason);
+static void daemon__closed_one(void *data);
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -304,6 +307,47 @@ static void daemon__server_free(struct daemon *d)
     d->payments = NULL;
 }
 
+/* ---- crypto deposits --------------------------------------------------- */
+
+static void daemon__mirror_polled(void *data, int rc)
+{
+    struct daemon *d = data;
+    if (d->status != NULL)
+        status_component_set(d->status, "hedera", false, rc == 0 ? STATUS_UP : STATUS_DOWN,
+                             rc == 0 ? NULL : hb_strerror(rc));
+}
+
+/* Poll the mirror node when [hedera] enabled. */
+static int daemon__mirror_start(struct daemon *d)
+{
+    const struct config *cfg = d->config;
+    if (!cfg->hedera.enabled)
+        return 0;
+    struct mirror_options mo = {.http = d->http,
+                                .ledger = &d->ledger,
+                                .mirror_url = cfg->hedera.mirror_url,
+                                .treasury = cfg->hedera.treasury,
+                                .reference_key = cfg->payments.reference_key,
+                                .tinybars_per_credit = cfg->hedera.tinybars_per_credit,
+                                .tokens = cfg->hedera.tokens,
+                                .welcome_bonus = cfg->ledger.welcome_bonus,
+                                .interval_ms = (uint64_t)cfg->hedera.poll_interval * 1000u,
+                                .on_poll = daemon__mirror_polled,
+                                .data = d};
+    d->mirror = mirror_new(&d->loop, &mo);
+    if (d->mirror == NULL)
+        return HB_ECONFIG;
+    if (d->status != NULL)
+        status_component_set(d->status, "hedera", false, STATUS_STARTING, NULL);
+    int rc = mirror_start(d->mirror);
+    if (rc < 0) {
+        d->closing++;
+        mirror_stop(d->mirror, daemon__closed_one, d);
+        d->mirror = NULL;
+    }
+    return rc;
+}
+
 /* ---- the button key --------------------------------------------------- */
 
 static void daemon__key_stored(int rc, const char *value, void *data)
@@ -400,6 +444,12 @@ static void daemon__close_all(struct daemon *d)
     }
     d->nadapters = 0;
     daemon__server_close(d);
+    if (d->mirror != NULL) {
+        /* Before the HTTP client: it cancels its own request. */
+        d->closing++;
+        mirror_stop(d->mirror, daemon__closed_one, d);
+        d->mirror = NULL;
+    }
     if (d->watch != NULL) {
         /* Its handles close as the loop runs on; uv_run waits for them. */
         config_watch_free(d->watch);
@@ -536,10 +586,11 @@ int daemon_run(const char *config_path)
     if (rc < 0)
         goto fail_running;
     rc = daemon__server_start(d);
-    if (rc < 0) {
-        d->exit_code = 1;
+    if (rc < 0)
         goto fail_running;
-    }
+    rc = daemon__mirror_start(d);
+    if (rc < 0)
+        goto fail_running;
     d->watch = config_watch_new(&d->loop, config_path, d->config, daemon__watch_cb, d);
     if (d->watch == NULL) {
         rc = HB_ENOMEM;
