@@ -3,6 +3,7 @@
 #include "adapters/console/console.h"
 #include "bot/config.h"
 #include "bot/config_watch.h"
+#include "bot/deposit.h"
 #include "bot/http.h"
 #include "bot/mirror.h"
 #include "bot/payments.h"
@@ -51,6 +52,7 @@ struct daemon {
     struct status *status;       /* /healthz and /metrics on the server */
     struct payments *payments;   /* card webhooks on the server; NULL when none */
     struct mirror *mirror;       /* Hedera deposit poller; NULL when off */
+    char *deposit_text;          /* /deposit without member links (heap); NULL: none */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     size_t nadapters;
     size_t adapters_live;        /* started and not ended */
@@ -171,7 +173,44 @@ static void daemon__host_reload(void *host, struct reply *r)
     daemon__reload(host, r);
 }
 
-static const struct core_host_ops daemon_host_ops = {.reload = daemon__host_reload};
+/* The configured payment methods, as /deposit describes them. */
+struct daemon_methods {
+    struct deposit_methods m;
+    struct payments_package packages[PAYMENTS_PACKAGES_MAX];
+    struct mirror_token tokens[MIRROR_TOKENS_MAX];
+};
+
+static void daemon__methods(const struct config *cfg, struct daemon_methods *dm)
+{
+    memset(dm, 0, sizeof(*dm));
+    int n = payments_packages_parse(cfg->payments.packages, dm->packages, PAYMENTS_PACKAGES_MAX);
+    int t = mirror_tokens_parse(cfg->hedera.tokens, dm->tokens, MIRROR_TOKENS_MAX);
+    bool cards = cfg->server.enabled && cfg->payments.reference_key != NULL;
+    dm->m = (struct deposit_methods){
+        .key = cfg->payments.reference_key,
+        .packages = dm->packages,
+        .npackages = n > 0 ? (size_t)n : 0,
+        .currency = cfg->payments.currency,
+        .stripe_url = cards && cfg->stripe.enabled ? cfg->stripe.checkout_url : NULL,
+        .paddle_url = cards && cfg->paddle.enabled ? cfg->paddle.checkout_url : NULL,
+        .treasury = cfg->hedera.enabled && cfg->payments.reference_key != NULL
+                        ? cfg->hedera.treasury
+                        : NULL,
+        .tinybars_per_credit = cfg->hedera.tinybars_per_credit,
+        .tokens = dm->tokens,
+        .ntokens = t > 0 ? (size_t)t : 0};
+}
+
+static char *daemon__host_deposit_text(void *host, const char *wallet, const char *pool)
+{
+    struct daemon *d = host;
+    struct daemon_methods dm;
+    daemon__methods(d->config, &dm);
+    return deposit_text_make(&dm.m, wallet, pool);
+}
+
+static const struct core_host_ops daemon_host_ops = {
+    .reload = daemon__host_reload, .deposit_text_for = daemon__host_deposit_text};
 
 /* ---- adapters --------------------------------------------------------- */
 
@@ -591,6 +630,10 @@ int daemon_run(const char *config_path)
     rc = daemon__mirror_start(d);
     if (rc < 0)
         goto fail_running;
+    struct daemon_methods dm;
+    daemon__methods(d->config, &dm);
+    d->deposit_text = deposit_text_make(&dm.m, NULL, NULL);
+    d->core.deposit_text = d->deposit_text;
     d->watch = config_watch_new(&d->loop, config_path, d->config, daemon__watch_cb, d);
     if (d->watch == NULL) {
         rc = HB_ENOMEM;
@@ -630,6 +673,7 @@ free_all:
     if (d->router != NULL && router_in_flight(d->router) == 0)
         router_free(d->router);
     config_free(d->config);
+    free(d->deposit_text);
     config_problems_close(&problems);
     free(d->config_path);
     free(d);
