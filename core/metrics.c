@@ -190,18 +190,24 @@ const struct metrics_std *metrics_std(void)
     return &metrics_std_families;
 }
 
+/* A series' labels equal these values (cut as when stored). */
+static bool metrics__labels_equal(const struct metrics_family *f, const struct metrics_series *s,
+                                  const char *const *values)
+{
+    for (size_t i = 0; i < f->nlabels; i++) {
+        const char *v = values != NULL && values[i] != NULL ? values[i] : "";
+        if (strncmp(s->values[i], v, METRICS_LABEL_VALUE_MAX - 1) != 0)
+            return false;
+    }
+    return true;
+}
+
 /* The series for these label values, created when absent. Called locked. */
 static struct metrics_series *metrics__series(struct metrics_family *f, const char *const *values,
                                               bool create)
 {
-    char v[METRICS_LABELS_MAX][METRICS_LABEL_VALUE_MAX];
-    memset(v, 0, sizeof(v));
-    for (size_t i = 0; i < f->nlabels; i++) {
-        const char *s = values != NULL && values[i] != NULL ? values[i] : "";
-        snprintf(v[i], sizeof(v[i]), "%s", s);
-    }
     for (size_t i = 0; i < f->nseries; i++) {
-        if (memcmp(f->series[i].values, v, sizeof(v)) == 0)
+        if (metrics__labels_equal(f, &f->series[i], values))
             return &f->series[i];
     }
     if (!create)
@@ -222,7 +228,9 @@ static struct metrics_series *metrics__series(struct metrics_family *f, const ch
     }
     struct metrics_series *s = &f->series[f->nseries++];
     memset(s, 0, sizeof(*s));
-    memcpy(s->values, v, sizeof(v));
+    for (size_t i = 0; i < f->nlabels; i++)
+        snprintf(s->values[i], sizeof(s->values[i]), "%s",
+                 values != NULL && values[i] != NULL ? values[i] : "");
     return s;
 }
 
