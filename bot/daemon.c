@@ -289,8 +289,8 @@ static int daemon__server_start(struct daemon *d)
                                 .port = (int)cfg->server.port,
                                 .max_body = (size_t)cfg->server.max_body};
     d->server = server_new(&d->loop, &so);
-    if (d->server == NULL)
-        return HB_EIO;
+    if (d->server == NULL || server_port(d->server) <= 0)
+        return HB_EIO; /* logged; a server made is closed with the rest */
     struct status_options sto = {.metrics_token = cfg->server.metrics_token,
                                  .storage_probe = status_probe_ledger,
                                  .storage_probe_data = &d->ledger};

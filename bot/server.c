@@ -3,11 +3,15 @@
 #include "core/error.h"
 #include "core/log.h"
 
+#include <errno.h>
 #include <libwebsockets.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define SERVER_MAX_BODY_DEFAULT (1u << 20)
 #define SERVER_PATH_MAX 512
@@ -522,6 +526,37 @@ static int server__callback(struct lws *wsi, enum lws_callback_reasons reason, v
 
 /* ---- the server ---------------------------------------------------------- */
 
+/* Can we listen there? libwebsockets 4.1 crashes closing a context whose
+ * vhost failed to listen on a foreign loop, so a taken port is found out
+ * before any context exists. Returns 0, or a negative errno. */
+static int server__probe_listen(const char *address, int port)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(address, service, &hints, &res) != 0 || res == NULL)
+        return -EADDRNOTAVAIL;
+    int rc = -EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        rc = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : -errno;
+        close(fd);
+        if (rc == 0)
+            break;
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
 struct server *server_new(uv_loop_t *loop, const struct server_options *opts)
 {
     struct server *srv = calloc(1, sizeof(*srv));
@@ -530,13 +565,21 @@ struct server *server_new(uv_loop_t *loop, const struct server_options *opts)
     srv->loop = loop;
     srv->max_body = opts != NULL && opts->max_body > 0 ? opts->max_body : SERVER_MAX_BODY_DEFAULT;
     const char *address = opts != NULL && opts->address != NULL ? opts->address : "127.0.0.1";
+    bool any = strcmp(address, "0.0.0.0") == 0 || strcmp(address, "*") == 0;
+    int probe = server__probe_listen(any ? NULL : address, opts != NULL ? opts->port : 0);
+    if (probe < 0) {
+        log_error("server.listen", "address=%s port=%d error=%s", address,
+                  opts != NULL ? opts->port : 0, strerror(-probe));
+        free(srv);
+        return NULL;
+    }
     lws_set_log_level(LLL_ERR | LLL_WARN, server__lws_log);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     void *loops[1] = {loop};
     info.port = opts != NULL ? opts->port : 0;
     /* lws reads NULL as every interface; it takes an address or a name. */
-    info.iface = strcmp(address, "0.0.0.0") == 0 || strcmp(address, "*") == 0 ? NULL : address;
+    info.iface = any ? NULL : address;
     info.vhost_name = "haibot";
     info.protocols = server_protocols;
     info.options = LWS_SERVER_OPTION_LIBUV;
@@ -557,13 +600,13 @@ struct server *server_new(uv_loop_t *loop, const struct server_options *opts)
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "haibot");
     srv->port = vh != NULL ? lws_get_vhost_listen_port(vh) : -1;
     if (srv->port <= 0) {
+        /* Taken between the probe and now. The context has handles on the
+         * loop already: it is closed the usual way by the caller, who sees
+         * server_port() <= 0. */
         log_error("server.listen", "address=%s port=%d error=%s", address, info.port,
                   "cannot listen (address in use or not local?)");
-        srv->destroy_calls = 1;
-        lws_context_destroy(srv->ctx);
-        lws_context_destroy(srv->ctx);
-        free(srv);
-        return NULL;
+        srv->port = -1;
+        return srv;
     }
     log_info("server.listening", "address=%s port=%d", address, srv->port);
     return srv;

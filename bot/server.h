@@ -40,11 +40,15 @@ struct server_options {
 /** A route's handler; req is the handler's until server_respond(). */
 typedef void (*server_handler_fn)(struct server_request *req, void *data);
 
-/** Listen on loop (borrowed; it must outlive the server). Returns NULL on
- *  failure (logged: address in use, bad address, lws without uv). */
+/** Listen on loop (borrowed; it must outlive the server). Returns NULL
+ *  when the address cannot be listened on (in use, not local) or no
+ *  context could be made (lws without its uv plugin); both logged. If the
+ *  port is taken in the instant between the check and the listen, it
+ *  returns a server whose server_port() is -1 (logged): close and free it
+ *  as any other, since its context already holds handles on the loop. */
 struct server *server_new(uv_loop_t *loop, const struct server_options *opts);
 
-/** The port listened on (useful with port 0). */
+/** The port listened on (useful with port 0), or -1 when listening failed. */
 int server_port(const struct server *srv);
 
 /** Serve method ("GET", "POST") on the exact path. headers lists the

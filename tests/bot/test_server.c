@@ -207,7 +207,23 @@ static void test_server_close_with_request_held(void **state)
     /* The teardown closes the server first and answers afterwards. */
 }
 
+/* A port already taken: the server says so and still closes cleanly. */
+static void test_server_port_taken(void **state)
+{
+    struct sfx *fx = *state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct server_options o = {.address = "127.0.0.1", .port = server_port(fx->srv)};
+    assert_null(server_new(&loop, &o));
+    o.address = "192.0.2.1"; /* TEST-NET-1: not an address of this machine */
+    o.port = 0;
+    assert_null(server_new(&loop, &o));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_server_port_taken, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_get_post_headers, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_refusals, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_late_answer, sfx_setup, sfx_teardown),
