@@ -140,6 +140,59 @@ static const struct config_key_schema config_keys_telegram[] = {
              "Stars packages /deposit offers, as stars:credits pairs separated by commas"),
 };
 
+static const struct config_key_schema config_keys_server[] = {
+    K_BOOL(struct config_server, enabled, "false", RESTART,
+           "serve HTTP (payment webhooks, /healthz, /metrics)"),
+    K_STRING(struct config_server, address, "127.0.0.1", RESTART, "listen address"),
+    K_INT(struct config_server, port, "8080", 1, 65535, RESTART, "listen port"),
+    K_INT(struct config_server, max_body, "65536", 1024, 16777216, RESTART,
+          "largest request body accepted, in bytes"),
+    K_SECRET(struct config_server, metrics_token, RESTART,
+             "bearer token /metrics asks for; optional"),
+};
+
+static const struct config_key_schema config_keys_payments[] = {
+    K_SECRET(struct config_payments, reference_key, RESTART,
+             "key that signs payment references and memos; required for any payment method"),
+    K_STRING(struct config_payments, packages, NULL, RESTART,
+             "card packages: price:credits, comma-separated, prices in minor units"),
+    K_STRING(struct config_payments, currency, "usd", RESTART, "currency of the package prices"),
+};
+
+static const struct config_key_schema config_keys_stripe[] = {
+    K_BOOL(struct config_card, enabled, "false", RESTART, "accept Stripe checkout payments"),
+    K_SECRET(struct config_card, webhook_secret, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+             "the webhook endpoint's signing secret (whsec_...)"),
+    K_URL(struct config_card, checkout_url, NULL, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+          "the operator's payment link; the member's reference is appended"),
+    K_SECONDS(struct config_card, tolerance, "300", 1, 86400, RESTART,
+              "seconds a signature timestamp may be old"),
+};
+
+static const struct config_key_schema config_keys_paddle[] = {
+    K_BOOL(struct config_card, enabled, "false", RESTART, "accept Paddle checkout payments"),
+    K_SECRET(struct config_card, webhook_secret, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+             "the notification destination's secret key"),
+    K_URL(struct config_card, checkout_url, NULL, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+          "the operator's checkout page; the member's reference is appended"),
+    K_SECONDS(struct config_card, tolerance, "300", 1, 86400, RESTART,
+              "seconds a signature timestamp may be old"),
+};
+
+static const struct config_key_schema config_keys_hedera[] = {
+    K_BOOL(struct config_hedera, enabled, "false", RESTART, "credit HBAR and token deposits"),
+    K_URL(struct config_hedera, mirror_url, "https://mainnet-public.mirrornode.hedera.com",
+          RESTART, "mirror node REST base URL"),
+    K_STRING(struct config_hedera, treasury, NULL, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+             "the account deposits are sent to (0.0.N)"),
+    K_INT(struct config_hedera, tinybars_per_credit, "1000000", 1, CREDITS_MAX, RESTART,
+          "tinybars that buy one credit"),
+    K_STRING(struct config_hedera, tokens, NULL, RESTART,
+             "HTS tokens accepted: token_id:units_per_credit, comma-separated"),
+    K_SECONDS(struct config_hedera, poll_interval, "15", 1, 3600, RESTART,
+              "seconds between polls of the mirror node"),
+};
+
 static const struct config_key_schema config_keys_provider[] = {
     K_ENUM(struct config_provider, kind, NULL, config_provider_kinds, LIVE | CONFIG_KEY_REQUIRED,
            "wire protocol: openai (and compatible servers), anthropic, or demo (offline)"),
@@ -224,6 +277,11 @@ static const struct config_section_schema config_schema[] = {
     SECTION("console", console, config_keys_console, "the local console adapter"),
     SECTION("discord", discord, config_keys_discord, "the Discord adapter"),
     SECTION("telegram", telegram, config_keys_telegram, "the Telegram adapter"),
+    SECTION("server", server, config_keys_server, "the HTTP server"),
+    SECTION("payments", payments, config_keys_payments, "what deposits buy"),
+    SECTION("stripe", stripe, config_keys_stripe, "Stripe checkout and webhooks"),
+    SECTION("paddle", paddle, config_keys_paddle, "Paddle checkout and webhooks"),
+    SECTION("hedera", hedera, config_keys_hedera, "HBAR and token deposits by memo"),
     SECTIONS("provider", providers, nproviders, struct config_provider, config_keys_provider,
              "a model provider (repeatable, named)"),
     SECTIONS("model", models, nmodels, struct config_model, config_keys_model,

@@ -88,6 +88,36 @@ struct config_telegram {
     char *stars_packages;  /* Stars packages /deposit offers: "stars:credits, ..." */
 };
 
+struct config_server {
+    bool enabled;        /* serve HTTP: webhooks, /healthz, /metrics */
+    char *address;       /* listen address */
+    int64_t port;        /* listen port */
+    int64_t max_body;    /* largest request body accepted, in bytes */
+    char *metrics_token; /* bearer token /metrics asks for (secret); NULL: none */
+};
+
+struct config_payments {
+    char *reference_key; /* HMAC key for payment references and memos (secret) */
+    char *packages;      /* "price:credits, ..." prices in minor units */
+    char *currency;      /* ISO code of the package prices, lower case */
+};
+
+struct config_card {
+    bool enabled;
+    char *webhook_secret; /* signing secret of the webhook endpoint (secret) */
+    char *checkout_url;   /* the operator's checkout link */
+    int64_t tolerance;    /* seconds a signature timestamp may be old */
+};
+
+struct config_hedera {
+    bool enabled;
+    char *mirror_url;            /* mirror node REST base URL */
+    char *treasury;              /* account deposits go to ("0.0.1234") */
+    int64_t tinybars_per_credit; /* HBAR rate: tinybars for one credit */
+    char *tokens;                /* "token_id:units_per_credit, ..." HTS tokens accepted */
+    int64_t poll_interval;       /* seconds between polls */
+};
+
 struct config_provider {
     char *name;                     /* the section's name: [provider "NAME"] */
     enum config_provider_kind kind; /* wire protocol spoken */
@@ -147,6 +177,11 @@ struct config {
     struct config_console console;
     struct config_discord discord;
     struct config_telegram telegram;
+    struct config_server server;
+    struct config_payments payments;
+    struct config_card stripe;
+    struct config_card paddle;
+    struct config_hedera hedera;
     struct config_provider *providers; /* in file order */
     size_t nproviders;
     struct config_model *models; /* in file order */

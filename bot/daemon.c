@@ -7,13 +7,19 @@
 #include "bot/config.h"
 #include "bot/config_watch.h"
 #include "bot/generation.h"
+#include "bot/deposit.h"
 #include "bot/http.h"
+#include "bot/mirror.h"
+#include "bot/payments.h"
 #include "bot/router.h"
+#include "bot/server.h"
+#include "bot/status.h"
 #include "core/core.h"
 #include "core/error.h"
 #include "core/generate.h"
 #include "core/ledger.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/state.h"
 
 #include <openssl/rand.h>
@@ -49,6 +55,11 @@ struct daemon {
     struct ledger *ledger;
     struct generate *generate;   /* generation jobs; made after the ledger */
     struct discord_ws *discord_ws; /* the gateways' websocket context; freed after uv_run */
+    struct server *server;       /* HTTP: webhooks, /healthz, /metrics; NULL when off */
+    struct status *status;       /* /healthz and /metrics on the server */
+    struct payments *payments;   /* card webhooks on the server; NULL when none */
+    struct mirror *mirror;       /* Hedera deposit poller; NULL when off */
+    char *deposit_text;          /* /deposit without member links (heap); NULL: none */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     size_t nadapters;
     size_t adapters_live;        /* started and not ended */
@@ -239,7 +250,44 @@ static void daemon__host_reload(void *host, struct reply *r)
     daemon__reload(host, r);
 }
 
-static const struct core_host_ops daemon_host_ops = {.reload = daemon__host_reload};
+/* The configured payment methods, as /deposit describes them. */
+struct daemon_methods {
+    struct deposit_methods m;
+    struct payments_package packages[PAYMENTS_PACKAGES_MAX];
+    struct mirror_token tokens[MIRROR_TOKENS_MAX];
+};
+
+static void daemon__methods(const struct config *cfg, struct daemon_methods *dm)
+{
+    memset(dm, 0, sizeof(*dm));
+    int n = payments_packages_parse(cfg->payments.packages, dm->packages, PAYMENTS_PACKAGES_MAX);
+    int t = mirror_tokens_parse(cfg->hedera.tokens, dm->tokens, MIRROR_TOKENS_MAX);
+    bool cards = cfg->server.enabled && cfg->payments.reference_key != NULL;
+    dm->m = (struct deposit_methods){
+        .key = cfg->payments.reference_key,
+        .packages = dm->packages,
+        .npackages = n > 0 ? (size_t)n : 0,
+        .currency = cfg->payments.currency,
+        .stripe_url = cards && cfg->stripe.enabled ? cfg->stripe.checkout_url : NULL,
+        .paddle_url = cards && cfg->paddle.enabled ? cfg->paddle.checkout_url : NULL,
+        .treasury = cfg->hedera.enabled && cfg->payments.reference_key != NULL
+                        ? cfg->hedera.treasury
+                        : NULL,
+        .tinybars_per_credit = cfg->hedera.tinybars_per_credit,
+        .tokens = dm->tokens,
+        .ntokens = t > 0 ? (size_t)t : 0};
+}
+
+static char *daemon__host_deposit_text(void *host, const char *wallet, const char *pool)
+{
+    struct daemon *d = host;
+    struct daemon_methods dm;
+    daemon__methods(d->config, &dm);
+    return deposit_text_make(&dm.m, wallet, pool);
+}
+
+static const struct core_host_ops daemon_host_ops = {
+    .reload = daemon__host_reload, .deposit_text_for = daemon__host_deposit_text};
 
 /* ---- adapters --------------------------------------------------------- */
 
@@ -253,6 +301,8 @@ static void daemon__adapter_ended(void *data, struct adapter *a)
 {
     struct daemon *d = data;
     log_info("adapter.ended", "adapter=%s", a->ops->name);
+    if (d->status != NULL)
+        status_component_set(d->status, a->ops->name, true, STATUS_DOWN, "ended");
     if (d->adapters_live > 0)
         d->adapters_live--;
     if (d->adapters_live == 0)
@@ -374,8 +424,126 @@ static int daemon__adapters_start(struct daemon *d)
             return rc;
         }
         d->adapters_live++;
+        if (d->status != NULL)
+            status_component_set(d->status, d->adapters[i]->ops->name, true, STATUS_UP, NULL);
     }
     return 0;
+}
+
+/* ---- the HTTP server ------------------------------------------------- */
+
+/* Start the server when [server] enabled: /healthz and /metrics always,
+ * the card webhooks when a card method is enabled. Off by default, and on
+ * loopback unless the operator says otherwise. */
+static int daemon__server_start(struct daemon *d)
+{
+    const struct config *cfg = d->config;
+    if (!cfg->server.enabled) {
+        if (cfg->stripe.enabled || cfg->paddle.enabled)
+            log_warn("payments.unreachable", "hint=%s",
+                     "card webhooks need [server] enabled = true; payments will not be credited");
+        return 0;
+    }
+    struct server_options so = {.address = cfg->server.address,
+                                .port = (int)cfg->server.port,
+                                .max_body = (size_t)cfg->server.max_body};
+    d->server = server_new(&d->loop, &so);
+    if (d->server == NULL || server_port(d->server) <= 0)
+        return HB_EIO; /* logged; a server made is closed with the rest */
+    struct status_options sto = {.metrics_token = cfg->server.metrics_token,
+                                 .storage_probe = status_probe_ledger,
+                                 .storage_probe_data = &d->ledger};
+    d->status = status_new(d->server, &sto);
+    if (d->status == NULL)
+        return HB_ENOMEM;
+    /* Families the gateways and REST clients will report read 0 until then. */
+    const struct metrics_std *m = metrics_std();
+    struct metrics_family *per_platform[] = {m->gateway_reconnects, m->gateway_resumes,
+                                             m->ratelimit_waits, m->http_429};
+    for (size_t i = 0; i < sizeof(per_platform) / sizeof(per_platform[0]); i++) {
+        metrics_counter_add(per_platform[i], (const char *[]){"discord"}, 0);
+        metrics_counter_add(per_platform[i], (const char *[]){"telegram"}, 0);
+    }
+    if (cfg->stripe.enabled || cfg->paddle.enabled) {
+        struct payments_options po = {
+            .ledger = &d->ledger,
+            .reference_key = cfg->payments.reference_key,
+            .packages = cfg->payments.packages,
+            .currency = cfg->payments.currency,
+            .welcome_bonus = cfg->ledger.welcome_bonus,
+            .stripe_secret = cfg->stripe.enabled ? cfg->stripe.webhook_secret : NULL,
+            .stripe_tolerance = cfg->stripe.tolerance,
+            .paddle_secret = cfg->paddle.enabled ? cfg->paddle.webhook_secret : NULL,
+            .paddle_tolerance = cfg->paddle.tolerance};
+        d->payments = payments_new(d->server, &po);
+        if (d->payments == NULL)
+            return HB_ECONFIG;
+        if (cfg->stripe.enabled)
+            status_component_set(d->status, "stripe", false, STATUS_UP, NULL);
+        if (cfg->paddle.enabled)
+            status_component_set(d->status, "paddle", false, STATUS_UP, NULL);
+    }
+    return 0;
+}
+
+/* Inside the loop: stop listening. Webhooks still in the ledger finish
+ * there; their answers are dropped and the providers retry later. */
+static void daemon__server_close(struct daemon *d)
+{
+    if (d->server != NULL)
+        server_close(d->server);
+}
+
+/* After uv_run() returned. */
+static void daemon__server_free(struct daemon *d)
+{
+    server_free(d->server);
+    d->server = NULL;
+    status_free(d->status);
+    d->status = NULL;
+    payments_free(d->payments);
+    d->payments = NULL;
+}
+
+/* ---- crypto deposits --------------------------------------------------- */
+
+static void daemon__mirror_polled(void *data, int rc)
+{
+    struct daemon *d = data;
+    if (d->status != NULL)
+        status_component_set(d->status, "hedera", false, rc == 0 ? STATUS_UP : STATUS_DOWN,
+                             rc == 0 ? NULL : hb_strerror(rc));
+}
+
+/* Poll the mirror node when [hedera] enabled. */
+static int daemon__mirror_start(struct daemon *d)
+{
+    const struct config *cfg = d->config;
+    if (!cfg->hedera.enabled)
+        return 0;
+    struct mirror_options mo = {.http = d->http,
+                                .ledger = &d->ledger,
+                                .mirror_url = cfg->hedera.mirror_url,
+                                .treasury = cfg->hedera.treasury,
+                                .reference_key = cfg->payments.reference_key,
+                                .tinybars_per_credit = cfg->hedera.tinybars_per_credit,
+                                .tokens = cfg->hedera.tokens,
+                                .welcome_bonus = cfg->ledger.welcome_bonus,
+                                .interval_ms = (uint64_t)cfg->hedera.poll_interval * 1000u,
+                                .on_poll = daemon__mirror_polled,
+                                .data = d};
+    d->mirror = mirror_new(&d->loop, &mo);
+    if (d->mirror == NULL)
+        return HB_ECONFIG;
+    if (d->status != NULL)
+        status_component_set(d->status, "hedera", false, STATUS_STARTING, NULL);
+    int rc = mirror_start(d->mirror);
+    if (rc < 0) {
+        d->closing++;
+        mirror_stop(d->mirror, daemon__closed_one, d);
+        d->mirror = NULL;
+    }
+    return rc;
 }
 
 /* ---- the button key --------------------------------------------------- */
@@ -476,6 +644,13 @@ static void daemon__close_all(struct daemon *d)
                                    discord ? daemon__discord_closed : daemon__closed_one, d);
     }
     d->nadapters = 0;
+    daemon__server_close(d);
+    if (d->mirror != NULL) {
+        /* Before the HTTP client: it cancels its own request. */
+        d->closing++;
+        mirror_stop(d->mirror, daemon__closed_one, d);
+        d->mirror = NULL;
+    }
     if (d->watch != NULL) {
         /* Its handles close as the loop runs on; uv_run waits for them. */
         config_watch_free(d->watch);
@@ -614,6 +789,16 @@ int daemon_run(const char *config_path)
     rc = daemon__signals_start(d);
     if (rc < 0)
         goto fail_running;
+    rc = daemon__server_start(d);
+    if (rc < 0)
+        goto fail_running;
+    rc = daemon__mirror_start(d);
+    if (rc < 0)
+        goto fail_running;
+    struct daemon_methods dm;
+    daemon__methods(d->config, &dm);
+    d->deposit_text = deposit_text_make(&dm.m, NULL, NULL);
+    d->core.deposit_text = d->deposit_text;
     d->watch = config_watch_new(&d->loop, config_path, d->config, daemon__watch_cb, d);
     if (d->watch == NULL) {
         rc = HB_ENOMEM;
@@ -638,6 +823,7 @@ fail_running:
 closed:
     discord_ws_free(d->discord_ws);
     d->discord_ws = NULL;
+    daemon__server_free(d);
     if (d->closing != 0)
         log_error("daemon.close_incomplete", "pending=%zu", d->closing);
     rc = uv_loop_close(&d->loop);
@@ -654,6 +840,7 @@ free_all:
     if (d->router != NULL && router_in_flight(d->router) == 0)
         router_free(d->router);
     config_free(d->config);
+    free(d->deposit_text);
     config_problems_close(&problems);
     free(d->config_path);
     free(d);

@@ -3,6 +3,7 @@
 #include "core/commands.h"
 #include "core/core.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/text.h"
 
 #include <stdio.h>
@@ -24,11 +25,22 @@ struct router_call {
     struct reply *inner; /* the adapter's handle */
     struct router *router;
     struct invocation inv;
+    bool answered;       /* the handler sent a final message */
 };
+
+/* Count a command by outcome: "answered" or "silent" for a handler's call,
+ * or why the router refused it. */
+static void router__count(const char *command, const char *outcome)
+{
+    const char *labels[] = {command != NULL && command[0] != '\0' ? command : "unknown", outcome};
+    metrics_counter_add(metrics_std()->commands, labels, 1);
+}
 
 static int router__send(struct reply *r, const struct reply_msg *msg)
 {
     struct router_call *call = r->data;
+    if (msg != NULL && msg->stage == REPLY_FINAL)
+        call->answered = true;
     return reply_send(call->inner, msg);
 }
 
@@ -36,6 +48,8 @@ static void router__finish(struct reply *r)
 {
     struct router_call *call = r->data;
     struct router *router = call->router;
+    router__count(call->inv.spec != NULL ? call->inv.spec->name : NULL,
+                  call->answered ? "answered" : "silent");
     reply_finish(call->inner);
     invocation_clear(&call->inv);
     free(call);
@@ -104,8 +118,9 @@ static void router__unknown(struct invocation *inv, const char *name)
 }
 
 /* Answer and end an invocation the router refuses itself. */
-static void router__refuse_done(struct invocation *inv)
+static void router__refuse_done(struct invocation *inv, const char *command, const char *outcome)
 {
+    router__count(command, outcome);
     reply_finish(inv->reply);
     invocation_clear(inv);
 }
@@ -117,7 +132,7 @@ static void router__run(struct router *r, struct invocation *inv, const struct c
     struct router_call *call = calloc(1, sizeof(*call));
     if (call == NULL) {
         reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
-        router__refuse_done(inv);
+        router__refuse_done(inv, spec->name, "no_memory");
         return;
     }
     call->router = r;
@@ -141,7 +156,7 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
     char err[512];
     if (r->draining) {
         reply_text(inv->reply, true, "The bot is shutting down; please try again in a moment.");
-        router__refuse_done(inv);
+        router__refuse_done(inv, NULL, "draining");
         return;
     }
     const struct command_spec *spec;
@@ -152,7 +167,7 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
         if (spec == NULL || spec->on_button == NULL ||
             (spec->access == COMMAND_ACCESS_ADMIN && !inv->admin)) {
             reply_text(inv->reply, true, "This button is no longer active.");
-            router__refuse_done(inv);
+            router__refuse_done(inv, NULL, "inactive_button");
             return;
         }
         snprintf(inv->name, sizeof(inv->name), "%s", spec->name);
@@ -166,21 +181,21 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
     }
     if (spec == NULL) {
         router__unknown(inv, inv->name);
-        router__refuse_done(inv);
+        router__refuse_done(inv, NULL, "unknown");
         return;
     }
     if (spec->access == COMMAND_ACCESS_ADMIN && !inv->admin) {
         log_info("command.refused", "command=%s platform=%s reason=not_admin", spec->name,
                  command_platform_name(inv->platform));
         reply_text(inv->reply, true, "Only admins can use /%s.", spec->name);
-        router__refuse_done(inv);
+        router__refuse_done(inv, spec->name, "not_admin");
         return;
     }
     int rc = args != NULL ? command_args_parse(spec, args, inv, err, sizeof(err))
                           : command_options_validate(spec, inv, err, sizeof(err));
     if (rc < 0) {
         reply_text(inv->reply, true, "%s", err);
-        router__refuse_done(inv);
+        router__refuse_done(inv, spec->name, "bad_options");
         return;
     }
     router__run(r, inv, spec, spec->handler);

@@ -19,6 +19,11 @@ struct core_host_ops {
     /** Reload the configuration now and report the result through r (which
      *  the callee finishes). */
     void (*reload)(void *host, struct reply *r);
+    /** How this member tops up: deposit_text with their own checkout links
+     *  and memos for their wallet and, when not NULL, the group's pool.
+     *  Returns a heap string the caller frees, or NULL (then use
+     *  deposit_text). May be NULL. */
+    char *(*deposit_text_for)(void *host, const char *wallet, const char *pool);
 };
 
 struct core {

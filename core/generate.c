@@ -1911,9 +1911,13 @@ static void recover__one_done(struct recover_op *op)
 {
     if (--op->pending > 0)
         return;
+    struct generate *g = op->g;
     if (op->cb != NULL)
         op->cb(0, op->voided, op->data);
     free(op);
+    /* The recovery held the engine like a job: closing waits for it. */
+    g->njobs--;
+    generate__maybe_free(g);
 }
 
 static void recover__notice_add(struct generate *g, const char *wallet)
@@ -2018,6 +2022,7 @@ int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void 
         free(op);
         return rc;
     }
+    g->njobs++;
     rc = state_list(ledger_store(ledger), GEN_NS_JOB, "", 1000, recover__jobs, op);
     if (rc < 0)
         recover__one_done(op);

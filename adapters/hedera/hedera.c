@@ -1,0 +1,216 @@
+#include "adapters/hedera/hedera.h"
+
+#include "core/error.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool hedera_timestamp_ok(const char *ts)
+{
+    if (ts == NULL || ts[0] == '\0' || strlen(ts) >= 32)
+        return false;
+    const char *dot = strchr(ts, '.');
+    for (const char *p = ts; *p != '\0'; p++) {
+        if (p != dot && (*p < '0' || *p > '9'))
+            return false;
+    }
+    return dot != NULL && dot != ts && dot[1] != '\0';
+}
+
+static int hedera__b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Standard base64 with padding, as the mirror node writes memo_base64.
+ * Returns the length, or -1 when malformed or longer than cap - 1. */
+static long hedera__b64_decode(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = strlen(in);
+    while (n > 0 && in[n - 1] == '=')
+        n--;
+    for (size_t i = 0; i < n; i++) {
+        int v = hedera__b64_value(in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= cap)
+                return -1;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+static const char *hedera__str(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool hedera__amount(const cJSON *o, int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "amount");
+    if (!cJSON_IsNumber(v) || v->valuedouble > 9e15 || v->valuedouble < -9e15)
+        return false;
+    *out = (int64_t)v->valuedouble;
+    return true;
+}
+
+static int hedera__push(struct hedera_page *page, size_t *cap, const struct hedera_deposit *d)
+{
+    if (page->n == *cap) {
+        size_t ncap = *cap == 0 ? 8 : *cap * 2;
+        struct hedera_deposit *items = realloc(page->items, ncap * sizeof(*items));
+        if (items == NULL)
+            return HB_ENOMEM;
+        page->items = items;
+        *cap = ncap;
+    }
+    page->items[page->n++] = *d;
+    return 0;
+}
+
+/* Sum the token transfers of one token to the treasury. */
+static int64_t hedera__token_sum(const cJSON *tts, const char *token, const char *treasury)
+{
+    int64_t sum = 0;
+    const cJSON *tt;
+    cJSON_ArrayForEach(tt, tts)
+    {
+        const char *tok = hedera__str(tt, "token_id");
+        const char *acc = hedera__str(tt, "account");
+        int64_t a = 0;
+        if (tok != NULL && acc != NULL && strcmp(tok, token) == 0 && strcmp(acc, treasury) == 0 &&
+            hedera__amount(tt, &a))
+            sum += a;
+    }
+    return sum;
+}
+
+int hedera_page_parse(const char *body, size_t len, const char *treasury, struct hedera_page *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t cap = 0;
+    int rc = HB_EPROTO;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *txs = cJSON_GetObjectItemCaseSensitive(root, "transactions");
+    if (!cJSON_IsObject(root) || !cJSON_IsArray(txs))
+        goto out;
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "links"), "next");
+    if (cJSON_IsString(next)) {
+        if (strlen(next->valuestring) >= sizeof(out->next) || next->valuestring[0] != '/')
+            goto out;
+        snprintf(out->next, sizeof(out->next), "%s", next->valuestring);
+    } else if (next != NULL && !cJSON_IsNull(next)) {
+        goto out;
+    }
+    const cJSON *tx;
+    cJSON_ArrayForEach(tx, txs)
+    {
+        const char *ts = hedera__str(tx, "consensus_timestamp");
+        const char *id = hedera__str(tx, "transaction_id");
+        const char *result = hedera__str(tx, "result");
+        if (!hedera_timestamp_ok(ts) || id == NULL || id[0] == '\0' ||
+            strlen(id) >= sizeof(out->items[0].tx_id) || result == NULL)
+            goto out;
+        snprintf(out->last_timestamp, sizeof(out->last_timestamp), "%s", ts);
+        out->transactions++;
+        if (strcmp(result, "SUCCESS") != 0)
+            continue;
+        struct hedera_deposit d;
+        memset(&d, 0, sizeof(d));
+        snprintf(d.tx_id, sizeof(d.tx_id), "%s", id);
+        snprintf(d.timestamp, sizeof(d.timestamp), "%s", ts);
+        const char *memo64 = hedera__str(tx, "memo_base64");
+        if (memo64 != NULL && hedera__b64_decode(memo64, d.memo, sizeof(d.memo)) < 0)
+            d.memo[0] = '\0';
+        if (strlen(d.memo) != strcspn(d.memo, "\r\n\t")) /* control characters: not a memo of ours */
+            d.memo[strcspn(d.memo, "\r\n\t")] = '\0';
+        const cJSON *transfers = cJSON_GetObjectItemCaseSensitive(tx, "transfers");
+        if (transfers != NULL && !cJSON_IsArray(transfers))
+            goto out;
+        int64_t sum = 0;
+        const cJSON *t;
+        cJSON_ArrayForEach(t, transfers)
+        {
+            const char *acc = hedera__str(t, "account");
+            int64_t a = 0;
+            if (acc == NULL || !hedera__amount(t, &a))
+                goto out;
+            if (strcmp(acc, treasury) == 0)
+                sum += a;
+        }
+        if (sum > 0) {
+            d.amount = sum;
+            d.token[0] = '\0';
+            if (hedera__push(out, &cap, &d) < 0) {
+                rc = HB_ENOMEM;
+                goto out;
+            }
+        }
+        const cJSON *tts = cJSON_GetObjectItemCaseSensitive(tx, "token_transfers");
+        if (tts != NULL && !cJSON_IsArray(tts))
+            goto out;
+        const cJSON *tt;
+        cJSON_ArrayForEach(tt, tts)
+        {
+            const char *tok = hedera__str(tt, "token_id");
+            const char *acc = hedera__str(tt, "account");
+            if (tok == NULL || acc == NULL || strlen(tok) >= sizeof(d.token))
+                goto out;
+            if (strcmp(acc, treasury) != 0)
+                continue;
+            /* One deposit per token: skip tokens already counted. */
+            bool seen = false;
+            for (size_t i = 0; i < out->n; i++) {
+                if (strcmp(out->items[i].tx_id, id) == 0 && strcmp(out->items[i].token, tok) == 0)
+                    seen = true;
+            }
+            int64_t tsum = hedera__token_sum(tts, tok, treasury);
+            if (seen || tsum <= 0)
+                continue;
+            snprintf(d.token, sizeof(d.token), "%s", tok);
+            d.amount = tsum;
+            if (hedera__push(out, &cap, &d) < 0) {
+                rc = HB_ENOMEM;
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    if (rc < 0)
+        hedera_page_free(out);
+    return rc;
+}
+
+void hedera_page_free(struct hedera_page *page)
+{
+    if (page == NULL)
+        return;
+    free(page->items);
+    page->items = NULL;
+    page->n = 0;
+}

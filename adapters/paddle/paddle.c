@@ -1,0 +1,158 @@
+#include "adapters/paddle/paddle.h"
+
+#include "core/error.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int paddle_signature_verify(const char *header, const char *secret, const void *body, size_t len,
+                            int64_t now, int64_t tolerance)
+{
+    if (header == NULL || secret == NULL || secret[0] == '\0')
+        return HB_EINVAL;
+    int64_t ts = -1;
+    const char *stamp = NULL;
+    size_t stamp_len = 0;
+    for (const char *p = header; *p != '\0';) {
+        const char *end = strchr(p, ';');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (n > 3 && strncmp(p, "ts=", 3) == 0) {
+            if (stamp != NULL || payment_stamp_parse(p + 3, n - 3, &ts) < 0)
+                return HB_EINVAL;
+            stamp = p + 3;
+            stamp_len = n - 3;
+        }
+        p += n + (end != NULL ? 1 : 0);
+    }
+    if (stamp == NULL)
+        return HB_EINVAL;
+    char tsbuf[16];
+    memcpy(tsbuf, stamp, stamp_len);
+    tsbuf[stamp_len] = '\0';
+    char expected[PAYMENT_HMAC_HEX + 1];
+    int rc = payment_hmac_hex(expected, secret, tsbuf, ':', body, len);
+    if (rc < 0)
+        return rc;
+    bool match = false;
+    bool any = false;
+    for (const char *p = header; *p != '\0';) {
+        const char *end = strchr(p, ';');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (n > 3 && strncmp(p, "h1=", 3) == 0) {
+            any = true;
+            if (payment_sig_equal(expected, p + 3, n - 3))
+                match = true;
+        }
+        p += n + (end != NULL ? 1 : 0);
+    }
+    if (!any)
+        return HB_EINVAL;
+    if (!match)
+        return HB_EPERM;
+    if (ts < now - tolerance || ts > now + tolerance)
+        return HB_ETIMEOUT;
+    return 0;
+}
+
+int paddle_signature_make(char *out, size_t cap, const char *secret, const void *body, size_t len,
+                          int64_t ts)
+{
+    char stamp[24];
+    snprintf(stamp, sizeof(stamp), "%lld", (long long)ts);
+    char sig[PAYMENT_HMAC_HEX + 1];
+    int rc = payment_hmac_hex(sig, secret, stamp, ':', body, len);
+    if (rc < 0)
+        return rc;
+    int n = snprintf(out, cap, "ts=%s;h1=%s", stamp, sig);
+    return n > 0 && (size_t)n < cap ? 0 : HB_EINVAL;
+}
+
+static const char *paddle__str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Paddle writes amounts as strings of minor units ("1050"). */
+static bool paddle__amount(const cJSON *obj, const char *name, int64_t *out)
+{
+    const char *s = paddle__str(obj, name);
+    if (s == NULL || s[0] == '\0' || strlen(s) > 15)
+        return false;
+    int64_t v = 0;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static void paddle__copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src != NULL ? src : "");
+}
+
+int paddle_event_parse(const char *body, size_t len, struct payment_event *out)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = HB_EPROTO;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    const char *id = paddle__str(root, "event_id");
+    const char *type = paddle__str(root, "event_type");
+    if (!cJSON_IsObject(root) || !cJSON_IsObject(data) || id == NULL || type == NULL ||
+        id[0] == '\0' || strlen(id) >= sizeof(out->event_id))
+        goto out;
+    paddle__copy(out->event_id, sizeof(out->event_id), id);
+    paddle__copy(out->type, sizeof(out->type), type);
+    const char *currency = paddle__str(data, "currency_code");
+    if (currency != NULL) {
+        char lower[8];
+        paddle__copy(lower, sizeof(lower), currency);
+        for (char *c = lower; *c != '\0'; c++)
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+        paddle__copy(out->currency, sizeof(out->currency), lower);
+    }
+    if (strcmp(type, "transaction.completed") == 0) {
+        const char *txn = paddle__str(data, "id");
+        const cJSON *totals = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(data, "details"), "totals");
+        if (txn == NULL ||
+            (!paddle__amount(totals, "grand_total", &out->amount) &&
+             !paddle__amount(totals, "total", &out->amount)))
+            goto out;
+        paddle__copy(out->payment_id, sizeof(out->payment_id), txn);
+        paddle__copy(out->reference, sizeof(out->reference),
+                     paddle__str(cJSON_GetObjectItemCaseSensitive(data, "custom_data"),
+                                 "reference"));
+        out->action = PAYMENT_CREDIT;
+    } else if (strcmp(type, "adjustment.created") == 0 || strcmp(type, "adjustment.updated") == 0) {
+        const char *action = paddle__str(data, "action");
+        const char *status = paddle__str(data, "status");
+        if (action == NULL || status == NULL || strcmp(status, "approved") != 0 ||
+            (strcmp(action, "refund") != 0 && strcmp(action, "chargeback") != 0)) {
+            rc = 0;
+            goto out;
+        }
+        const char *txn = paddle__str(data, "transaction_id");
+        const char *adj = paddle__str(data, "id");
+        if (txn == NULL || adj == NULL ||
+            !paddle__amount(cJSON_GetObjectItemCaseSensitive(data, "totals"), "total",
+                            &out->amount))
+            goto out;
+        paddle__copy(out->payment_id, sizeof(out->payment_id), txn);
+        /* Created and updated may both say approved: the adjustment, not
+         * the event, is what must be reversed once. */
+        paddle__copy(out->event_id, sizeof(out->event_id), adj);
+        out->action = strcmp(action, "refund") == 0 ? PAYMENT_REFUND : PAYMENT_CHARGEBACK;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}

@@ -1,0 +1,143 @@
+#include "adapters/stripe/stripe.h"
+
+#include "core/error.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+int stripe_signature_verify(const char *header, const char *secret, const void *body,
+                            size_t len, int64_t now, int64_t tolerance)
+{
+    if (header == NULL || secret == NULL || secret[0] == '\0')
+        return HB_EINVAL;
+    /* First the timestamp, wherever it stands in the list. */
+    int64_t t = -1;
+    const char *stamp = NULL;
+    size_t stamp_len = 0;
+    for (const char *p = header; *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (n > 2 && p[0] == 't' && p[1] == '=') {
+            if (stamp != NULL || payment_stamp_parse(p + 2, n - 2, &t) < 0)
+                return HB_EINVAL;
+            stamp = p + 2;
+            stamp_len = n - 2;
+        }
+        p += n + (end != NULL ? 1 : 0);
+    }
+    if (stamp == NULL)
+        return HB_EINVAL;
+    char ts[16];
+    memcpy(ts, stamp, stamp_len);
+    ts[stamp_len] = '\0';
+    char expected[PAYMENT_HMAC_HEX + 1];
+    int rc = payment_hmac_hex(expected, secret, ts, '.', body, len);
+    if (rc < 0)
+        return rc;
+    /* Every v1 is compared, so the time taken does not say which matched. */
+    bool match = false;
+    bool any_v1 = false;
+    for (const char *p = header; *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (n > 3 && strncmp(p, "v1=", 3) == 0) {
+            any_v1 = true;
+            if (payment_sig_equal(expected, p + 3, n - 3))
+                match = true;
+        }
+        p += n + (end != NULL ? 1 : 0);
+    }
+    if (!any_v1)
+        return HB_EINVAL;
+    if (!match)
+        return HB_EPERM;
+    if (t < now - tolerance || t > now + tolerance)
+        return HB_ETIMEOUT;
+    return 0;
+}
+
+int stripe_signature_make(char *out, size_t cap, const char *secret, const void *body, size_t len,
+                          int64_t t)
+{
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%lld", (long long)t);
+    char sig[PAYMENT_HMAC_HEX + 1];
+    int rc = payment_hmac_hex(sig, secret, ts, '.', body, len);
+    if (rc < 0)
+        return rc;
+    int n = snprintf(out, cap, "t=%s,v1=%s", ts, sig);
+    return n > 0 && (size_t)n < cap ? 0 : HB_EINVAL;
+}
+
+static const char *stripe__str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool stripe__int(const cJSON *obj, const char *name, int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9e15)
+        return false;
+    *out = (int64_t)v->valuedouble;
+    return true;
+}
+
+static void stripe__copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src != NULL ? src : "");
+}
+
+int stripe_event_parse(const char *body, size_t len, struct payment_event *out)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = HB_EPROTO;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *object = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "data"), "object");
+    const char *id = stripe__str(root, "id");
+    const char *type = stripe__str(root, "type");
+    if (!cJSON_IsObject(root) || !cJSON_IsObject(object) || id == NULL || type == NULL ||
+        id[0] == '\0' || strlen(id) >= sizeof(out->event_id))
+        goto out;
+    stripe__copy(out->event_id, sizeof(out->event_id), id);
+    stripe__copy(out->type, sizeof(out->type), type);
+    stripe__copy(out->currency, sizeof(out->currency), stripe__str(object, "currency"));
+    if (strcmp(type, "checkout.session.completed") == 0 ||
+        strcmp(type, "checkout.session.async_payment_succeeded") == 0) {
+        const char *status = stripe__str(object, "payment_status");
+        if (status == NULL || strcmp(status, "paid") != 0) {
+            rc = 0; /* unpaid (a delayed method): the async event follows */
+            goto out;
+        }
+        const char *pi = stripe__str(object, "payment_intent");
+        if (pi == NULL)
+            pi = stripe__str(object, "id");
+        if (pi == NULL || !stripe__int(object, "amount_total", &out->amount))
+            goto out;
+        stripe__copy(out->reference, sizeof(out->reference),
+                     stripe__str(object, "client_reference_id"));
+        stripe__copy(out->payment_id, sizeof(out->payment_id), pi);
+        out->action = PAYMENT_CREDIT;
+    } else if (strcmp(type, "charge.refunded") == 0) {
+        const char *pi = stripe__str(object, "payment_intent");
+        if (pi == NULL || !stripe__int(object, "amount_refunded", &out->amount))
+            goto out;
+        stripe__copy(out->payment_id, sizeof(out->payment_id), pi);
+        out->amount_cumulative = 1;
+        out->action = PAYMENT_REFUND;
+    } else if (strcmp(type, "charge.dispute.created") == 0) {
+        const char *pi = stripe__str(object, "payment_intent");
+        if (pi == NULL || !stripe__int(object, "amount", &out->amount))
+            goto out;
+        stripe__copy(out->payment_id, sizeof(out->payment_id), pi);
+        out->action = PAYMENT_CHARGEBACK;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}

@@ -1,0 +1,549 @@
+#include "bot/payments.h"
+
+#include "adapters/paddle/paddle.h"
+#include "adapters/stripe/stripe.h"
+#include "bot/server.h"
+#include "core/error.h"
+#include "core/ledger.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/payment.h"
+#include "core/payref.h"
+#include "core/state.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <openssl/crypto.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PAYMENTS_NS "payments"                   /* provider:payment -> the credit */
+#define PAYMENTS_NS_UNMATCHED "payments.unmatched" /* for the operator */
+
+enum payments_provider { PAY_STRIPE = 0, PAY_PADDLE = 1 };
+
+static const char *const payments_provider_names[] = {"stripe", "paddle"};
+
+struct payments {
+    struct ledger **ledger;
+    char *key;
+    char currency[8];
+    struct payments_package packages[PAYMENTS_PACKAGES_MAX];
+    size_t npackages;
+    int64_t welcome_bonus;
+    char *secrets[2];
+    int64_t tolerance[2];
+    size_t pending;
+};
+
+/* One webhook on its way through the ledger. */
+struct pay_job {
+    struct payments *p;
+    struct server_request *req;
+    enum payments_provider provider;
+    struct payment_event ev;
+    char transfer_id[LEDGER_ID_LEN_MAX + 1]; /* "<provider>:<event id>" */
+    char link_key[160];                      /* "<provider>:<payment id>" */
+    char account[PAYREF_ACCOUNT_MAX + 1];
+    char original[LEDGER_ID_LEN_MAX + 1];    /* refunds: the credit reversed */
+    int64_t credits;                          /* credits moved by this event */
+    int64_t paid_amount;                      /* refunds: what the credit cost */
+    int64_t paid_credits;                     /* refunds: what the credit bought */
+    int64_t reversed;                         /* refunds: credits reversed before */
+    const char *outcome;                      /* for the metric and the answer */
+};
+
+/* ---- packages ---------------------------------------------------------------- */
+
+int payments_packages_parse(const char *text, struct payments_package *out, size_t max)
+{
+    size_t n = 0;
+    if (text == NULL)
+        return 0;
+    const char *p = text;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        char *end = NULL;
+        long long price = strtoll(p, &end, 10);
+        if (end == p || *end != ':' || price <= 0)
+            return HB_EINVAL;
+        p = end + 1;
+        long long credits = strtoll(p, &end, 10);
+        if (end == p || credits <= 0 || credits > 1000000000000LL)
+            return HB_EINVAL;
+        p = end;
+        while (*p == ' ')
+            p++;
+        if (*p != '\0' && *p != ',')
+            return HB_EINVAL;
+        if (n == max)
+            return HB_EINVAL;
+        for (size_t i = 0; i < n; i++) {
+            if (out[i].price == price)
+                return HB_EINVAL; /* two packages at one price: ambiguous */
+        }
+        out[n].price = price;
+        out[n].credits = credits;
+        n++;
+    }
+    return (int)n;
+}
+
+/* ---- answering ---------------------------------------------------------------- */
+
+static void pay__count(enum payments_provider provider, const char *outcome)
+{
+    const char *labels[] = {payments_provider_names[provider], outcome};
+    metrics_counter_add(metrics_std()->webhooks, labels, 1);
+}
+
+static void pay__answer(struct payments *p, struct server_request *req,
+                        enum payments_provider provider, int status, const char *outcome)
+{
+    char body[128];
+    int n = snprintf(body, sizeof(body), "{\"result\":\"%s\"}\n", outcome);
+    pay__count(provider, outcome);
+    server_respond(req, status, "application/json", body, (size_t)n, NULL);
+    (void)p;
+}
+
+static void pay__finish(struct pay_job *job, int status, const char *outcome)
+{
+    struct payments *p = job->p;
+    p->pending--;
+    pay__answer(p, job->req, job->provider, status, outcome);
+    free(job);
+}
+
+static void pay__fail(struct pay_job *job, const char *step, int rc)
+{
+    log_error("payment.failed", "provider=%s event=%s step=%s error=%s note=%s",
+              payments_provider_names[job->provider], job->ev.event_id, step, hb_strerror(rc),
+              "answered 500; the provider retries");
+    pay__finish(job, 500, "error");
+}
+
+static struct store *pay__store(struct pay_job *job)
+{
+    struct ledger *l = *job->p->ledger;
+    return l != NULL ? ledger_store(l) : NULL;
+}
+
+/* ---- the operator's notes ---------------------------------------------------------- */
+
+static void pay__unmatched_stored(int rc, const char *value, void *data)
+{
+    struct pay_job *job = data;
+    (void)value;
+    if (rc < 0) {
+        pay__fail(job, "record unmatched", rc);
+        return;
+    }
+    pay__finish(job, 200, job->outcome);
+}
+
+/* Keep what a payment we cannot book said, for the operator; answer 200
+ * once it is durable (a retry would not help). */
+static void pay__unmatched(struct pay_job *job, const char *why)
+{
+    char key[200];
+    char value[512];
+    snprintf(key, sizeof(key), "%s:%s", payments_provider_names[job->provider], job->ev.event_id);
+    snprintf(value, sizeof(value),
+             "type=%s payment=%s amount=%" PRId64 " currency=%s reason=%s", job->ev.type,
+             job->ev.payment_id, job->ev.amount, job->ev.currency, why);
+    log_warn("payment.unmatched", "provider=%s event=%s payment=%s amount=%" PRId64 " reason=%s",
+             payments_provider_names[job->provider], job->ev.event_id, job->ev.payment_id,
+             job->ev.amount, why);
+    job->outcome = "unmatched";
+    struct store *st = pay__store(job);
+    int rc = st != NULL ? state_put(st, PAYMENTS_NS_UNMATCHED, key, value, pay__unmatched_stored,
+                                    job)
+                        : HB_ECANCELED;
+    if (rc < 0)
+        pay__fail(job, "record unmatched", rc);
+}
+
+/* ---- credits ---------------------------------------------------------------------- */
+
+static void pay__credit_balance(int rc, const struct ledger_result *r, void *data)
+{
+    struct pay_job *job = data;
+    /* Adapters cannot post unprompted messages yet: this line is what the
+     * member would be told in the chat where they started. */
+    if (rc == 0)
+        log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
+                 " provider=%s note=%s",
+                 job->account, job->credits, r->balance.available,
+                 payments_provider_names[job->provider],
+                 "member notification not delivered: adapters cannot post unprompted yet");
+    pay__finish(job, 200, job->outcome);
+}
+
+static void pay__credit_linked(int rc, const char *value, void *data)
+{
+    struct pay_job *job = data;
+    (void)value;
+    if (rc < 0) {
+        pay__fail(job, "link payment", rc);
+        return;
+    }
+    struct ledger *l = *job->p->ledger;
+    rc = l != NULL ? ledger_balance_get(l, job->account, pay__credit_balance, job) : HB_ECANCELED;
+    if (rc < 0)
+        pay__finish(job, 200, job->outcome); /* credited; only the notice is lost */
+}
+
+static void pay__credited(int rc, const struct ledger_result *r, void *data)
+{
+    struct pay_job *job = data;
+    (void)r;
+    if (rc < 0 && rc != HB_EEXISTS) {
+        pay__fail(job, "credit", rc);
+        return;
+    }
+    if (rc == 0) {
+        metrics_counter_add(metrics_std()->credits_moved, (const char *[]){"deposit"},
+                            (double)job->credits);
+        log_info("payment.credited", "provider=%s event=%s account=%s credits=%" PRId64,
+                 payments_provider_names[job->provider], job->ev.event_id, job->account,
+                 job->credits);
+    }
+    job->outcome = rc == 0 ? "credited" : "duplicate";
+    /* Remember which transfer this payment made, for its refunds. */
+    char value[400];
+    snprintf(value, sizeof(value), "%s %s %" PRId64 " %" PRId64 " 0", job->transfer_id,
+             job->account, job->credits, job->ev.amount);
+    struct store *st = pay__store(job);
+    rc = st != NULL ? state_put(st, PAYMENTS_NS, job->link_key, value, pay__credit_linked, job)
+                    : HB_ECANCELED;
+    if (rc < 0)
+        pay__fail(job, "link payment", rc);
+}
+
+static void pay__account_opened(int rc, const struct ledger_result *r, void *data)
+{
+    struct pay_job *job = data;
+    (void)r;
+    if (rc < 0 && rc != HB_EEXISTS) {
+        pay__fail(job, "open account", rc);
+        return;
+    }
+    char ref[200];
+    snprintf(ref, sizeof(ref), "%s %s", payments_provider_names[job->provider],
+             job->ev.payment_id);
+    struct ledger_transfer t = {.id = job->transfer_id,
+                                .debit = LEDGER_SYSTEM_DEPOSITS,
+                                .credit = job->account,
+                                .amount = job->credits,
+                                .kind = LEDGER_KIND_DEPOSIT,
+                                .ref = ref};
+    struct ledger *l = *job->p->ledger;
+    rc = l != NULL ? ledger_transfer_create(l, &t, pay__credited, job) : HB_ECANCELED;
+    if (rc < 0)
+        pay__fail(job, "credit", rc);
+}
+
+static void pay__credit(struct pay_job *job)
+{
+    struct payments *p = job->p;
+    int rc = payref_reference_check(job->ev.reference, p->key, strlen(p->key), job->account,
+                                    sizeof(job->account));
+    if (rc < 0) {
+        pay__unmatched(job, rc == HB_EPERM ? "reference_forged" : "no_reference");
+        return;
+    }
+    if (p->currency[0] != '\0' && job->ev.currency[0] != '\0' &&
+        strcmp(p->currency, job->ev.currency) != 0) {
+        pay__unmatched(job, "currency");
+        return;
+    }
+    for (size_t i = 0; i < p->npackages; i++) {
+        if (p->packages[i].price == job->ev.amount)
+            job->credits = p->packages[i].credits;
+    }
+    if (job->credits == 0) {
+        pay__unmatched(job, "no_package");
+        return;
+    }
+    bool pool = strncmp(job->account, "pool:", 5) == 0;
+    struct ledger *l = *p->ledger;
+    rc = l != NULL ? ledger_account_open(l, job->account, LEDGER_ACCOUNT_NO_OVERDRAFT,
+                                         pool ? 0 : p->welcome_bonus, pay__account_opened, job)
+                   : HB_ECANCELED;
+    if (rc < 0)
+        pay__fail(job, "open account", rc);
+}
+
+/* ---- refunds and chargebacks --------------------------------------------------------- */
+
+static void pay__reverse_linked(int rc, const char *value, void *data)
+{
+    struct pay_job *job = data;
+    (void)value;
+    if (rc < 0) {
+        pay__fail(job, "link reversal", rc);
+        return;
+    }
+    pay__finish(job, 200, job->outcome);
+}
+
+static void pay__reversed(int rc, const struct ledger_result *r, void *data)
+{
+    struct pay_job *job = data;
+    if (rc < 0 && rc != HB_EEXISTS) {
+        pay__fail(job, "reverse", rc);
+        return;
+    }
+    bool chargeback = job->ev.action == PAYMENT_CHARGEBACK;
+    if (rc == 0) {
+        metrics_counter_add(metrics_std()->credits_moved,
+                            (const char *[]){chargeback ? "chargeback" : "refund"},
+                            (double)job->credits);
+        log_info("payment.reversed", "provider=%s event=%s account=%s credits=%" PRId64
+                 " debt=%" PRId64 " kind=%s",
+                 payments_provider_names[job->provider], job->ev.event_id, job->account,
+                 job->credits, r->debt, chargeback ? "chargeback" : "refund");
+    }
+    job->outcome = rc == 0 ? "reversed" : "duplicate";
+    char value[400];
+    snprintf(value, sizeof(value), "%s %s %" PRId64 " %" PRId64 " %" PRId64, job->original,
+             job->account, job->paid_credits, job->paid_amount, job->reversed + job->credits);
+    struct store *st = pay__store(job);
+    rc = st != NULL ? state_put(st, PAYMENTS_NS, job->link_key, value, pay__reverse_linked, job)
+                    : HB_ECANCELED;
+    if (rc < 0)
+        pay__fail(job, "link reversal", rc);
+}
+
+static void pay__link_read(int rc, const char *value, void *data)
+{
+    struct pay_job *job = data;
+    if (rc == HB_ENOTFOUND) {
+        pay__unmatched(job, "unknown_payment");
+        return;
+    }
+    if (rc < 0) {
+        pay__fail(job, "read payment", rc);
+        return;
+    }
+    char original[LEDGER_ID_LEN_MAX + 1];
+    char account[PAYREF_ACCOUNT_MAX + 1];
+    long long credits = 0, amount = 0, reversed = 0;
+    if (sscanf(value, "%120s %120s %lld %lld %lld", original, account, &credits, &amount,
+               &reversed) != 5 ||
+        credits <= 0 || amount <= 0) {
+        pay__unmatched(job, "payment_record_unreadable");
+        return;
+    }
+    snprintf(job->original, sizeof(job->original), "%s", original);
+    snprintf(job->account, sizeof(job->account), "%s", account);
+    job->paid_credits = credits;
+    job->paid_amount = amount;
+    job->reversed = reversed;
+    /* Credits in proportion to the money returned, never more than bought. */
+    int64_t returned = job->ev.amount < amount ? job->ev.amount : amount;
+    int64_t target = returned == amount
+                         ? credits
+                         : (int64_t)ceill((long double)returned * (long double)credits /
+                                          (long double)amount);
+    int64_t delta = job->ev.amount_cumulative ? target - reversed : target;
+    if (delta > credits - reversed)
+        delta = credits - reversed;
+    if (delta <= 0) {
+        pay__finish(job, 200, "nothing_to_reverse");
+        return;
+    }
+    job->credits = delta;
+    char ref[200];
+    snprintf(ref, sizeof(ref), "%s %.60s %.120s", payments_provider_names[job->provider],
+             job->ev.type, job->ev.payment_id);
+    uint32_t kind =
+        job->ev.action == PAYMENT_CHARGEBACK ? LEDGER_KIND_CHARGEBACK : LEDGER_KIND_REFUND;
+    struct ledger *l = *job->p->ledger;
+    rc = l != NULL ? ledger_transfer_reverse(l, job->transfer_id, job->original, delta, kind, ref,
+                                             pay__reversed, job)
+                   : HB_ECANCELED;
+    if (rc < 0)
+        pay__fail(job, "reverse", rc);
+}
+
+/* ---- the event ------------------------------------------------------------------------ */
+
+/* A retry of a handled event finds its transfer: answer at once. */
+static void pay__seen(int rc, const struct ledger_result *r, void *data)
+{
+    struct pay_job *job = data;
+    (void)r;
+    if (rc == 0) {
+        log_info("payment.duplicate", "provider=%s event=%s", payments_provider_names[job->provider],
+                 job->ev.event_id);
+        pay__finish(job, 200, "duplicate");
+        return;
+    }
+    if (rc != HB_ENOTFOUND) {
+        pay__fail(job, "look up event", rc);
+        return;
+    }
+    if (job->ev.action == PAYMENT_CREDIT) {
+        pay__credit(job);
+        return;
+    }
+    struct store *st = pay__store(job);
+    rc = st != NULL ? state_get(st, PAYMENTS_NS, job->link_key, pay__link_read, job)
+                    : HB_ECANCELED;
+    if (rc < 0)
+        pay__fail(job, "read payment", rc);
+}
+
+static void pay__webhook(struct payments *p, struct server_request *req,
+                         enum payments_provider provider, const char *header_name)
+{
+    const char *name = payments_provider_names[provider];
+    size_t len = 0;
+    const char *body = server_request_body(req, &len);
+    const char *sig = server_request_header(req, header_name);
+    int64_t now = (int64_t)time(NULL);
+    int rc = provider == PAY_STRIPE
+                 ? stripe_signature_verify(sig, p->secrets[provider], body, len, now,
+                                           p->tolerance[provider])
+                 : paddle_signature_verify(sig, p->secrets[provider], body, len, now,
+                                           p->tolerance[provider]);
+    if (rc < 0) {
+        /* Never the body: it may hold personal data, and it is not trusted. */
+        log_warn("webhook.refused", "provider=%s reason=%s bytes=%zu", name,
+                 sig == NULL ? "no_signature"
+                 : rc == HB_ETIMEOUT ? "stale_timestamp"
+                 : rc == HB_EPERM ? "bad_signature"
+                                  : "malformed_signature",
+                 len);
+        pay__answer(p, req, provider, 401, "unauthorized");
+        return;
+    }
+    struct pay_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        pay__answer(p, req, provider, 500, "error");
+        return;
+    }
+    job->p = p;
+    job->req = req;
+    job->provider = provider;
+    rc = provider == PAY_STRIPE ? stripe_event_parse(body, len, &job->ev)
+                                : paddle_event_parse(body, len, &job->ev);
+    if (rc < 0) {
+        log_warn("webhook.malformed", "provider=%s bytes=%zu", name, len);
+        free(job);
+        pay__answer(p, req, provider, 400, "malformed");
+        return;
+    }
+    if (job->ev.action == PAYMENT_IGNORE) {
+        log_debug("webhook.ignored", "provider=%s event=%s type=%s", name, job->ev.event_id,
+                  job->ev.type);
+        free(job);
+        pay__answer(p, req, provider, 200, "ignored");
+        return;
+    }
+    int n1 = snprintf(job->transfer_id, sizeof(job->transfer_id), "%s:%s", name, job->ev.event_id);
+    int n2 = snprintf(job->link_key, sizeof(job->link_key), "%s:%s", name, job->ev.payment_id);
+    if (n1 < 0 || (size_t)n1 >= sizeof(job->transfer_id) || n2 < 0 ||
+        (size_t)n2 >= sizeof(job->link_key)) {
+        free(job);
+        pay__answer(p, req, provider, 400, "malformed");
+        return;
+    }
+    p->pending++;
+    struct ledger *l = *p->ledger;
+    rc = l != NULL ? ledger_transfer_get(l, job->transfer_id, pay__seen, job) : HB_ECANCELED;
+    if (rc < 0) {
+        log_warn("webhook.unavailable", "provider=%s event=%s error=%s", name, job->ev.event_id,
+                 hb_strerror(rc));
+        pay__finish(job, 503, "unavailable");
+    }
+}
+
+static void pay__stripe(struct server_request *req, void *data)
+{
+    pay__webhook(data, req, PAY_STRIPE, "Stripe-Signature");
+}
+
+static void pay__paddle(struct server_request *req, void *data)
+{
+    pay__webhook(data, req, PAY_PADDLE, "Paddle-Signature");
+}
+
+/* ---- life ------------------------------------------------------------------------------ */
+
+struct payments *payments_new(struct server *srv, const struct payments_options *opts)
+{
+    if (opts == NULL || opts->ledger == NULL || opts->reference_key == NULL ||
+        opts->reference_key[0] == '\0') {
+        log_error("payments.config", "problem=%s", "[payments] reference_key is required");
+        return NULL;
+    }
+    struct payments *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->ledger = opts->ledger;
+    p->welcome_bonus = opts->welcome_bonus;
+    snprintf(p->currency, sizeof(p->currency), "%s", opts->currency != NULL ? opts->currency : "");
+    int n = payments_packages_parse(opts->packages, p->packages, PAYMENTS_PACKAGES_MAX);
+    if (n < 0) {
+        log_error("payments.config", "problem=%s", "[payments] packages must be price:credits pairs");
+        goto fail;
+    }
+    p->npackages = (size_t)n;
+    p->key = strdup(opts->reference_key);
+    if (p->key == NULL)
+        goto fail;
+    static const char *const stripe_headers[] = {"Stripe-Signature", NULL};
+    static const char *const paddle_headers[] = {"Paddle-Signature", NULL};
+    if (opts->stripe_secret != NULL) {
+        p->secrets[PAY_STRIPE] = strdup(opts->stripe_secret);
+        p->tolerance[PAY_STRIPE] = opts->stripe_tolerance > 0 ? opts->stripe_tolerance : 300;
+        if (p->secrets[PAY_STRIPE] == NULL ||
+            server_route_add(srv, "POST", "/webhooks/stripe", stripe_headers, pay__stripe, p) < 0)
+            goto fail;
+    }
+    if (opts->paddle_secret != NULL) {
+        p->secrets[PAY_PADDLE] = strdup(opts->paddle_secret);
+        p->tolerance[PAY_PADDLE] = opts->paddle_tolerance > 0 ? opts->paddle_tolerance : 300;
+        if (p->secrets[PAY_PADDLE] == NULL ||
+            server_route_add(srv, "POST", "/webhooks/paddle", paddle_headers, pay__paddle, p) < 0)
+            goto fail;
+    }
+    return p;
+fail:
+    payments_free(p);
+    return NULL;
+}
+
+size_t payments_pending(const struct payments *p)
+{
+    return p->pending;
+}
+
+static void pay__secret_free(char *s)
+{
+    if (s == NULL)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+void payments_free(struct payments *p)
+{
+    if (p == NULL)
+        return;
+    if (p->pending > 0)
+        log_error("payments.free", "pending=%zu", p->pending);
+    pay__secret_free(p->key);
+    pay__secret_free(p->secrets[0]);
+    pay__secret_free(p->secrets[1]);
+    free(p);
+}

@@ -1,0 +1,88 @@
+/* The daemon's HTTP server: a libwebsockets vhost on the daemon's libuv
+ * loop (the same loop as everything else), serving routes registered by
+ * method and exact path.
+ *
+ * A route's handler gets a request: method, path, query, the headers the
+ * route asked for, and the whole raw body (up to the server's limit; a
+ * larger body is refused with 413 before the handler sees it). The handler
+ * answers when it is ready, at once or later from any loop callback, with
+ * server_respond(); webhooks answer only after their ledger commit.
+ *
+ * Ownership: the request belongs to the server until the handler is
+ * called, then to the handler until server_respond(), which frees it. If
+ * the client goes away first the request stays valid; the answer is then
+ * dropped. A request must be answered exactly once, also while the server
+ * is closing (the answer is then dropped).
+ *
+ * Shutting down, as with every lws context on the loop: server_close()
+ * from inside the loop, then server_free() after uv_run() has returned;
+ * uv_loop_close() then returns 0. */
+#ifndef HB_SERVER_H
+#define HB_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define SERVER_HEADERS_MAX 4      /* headers a route may ask for */
+#define SERVER_HEADER_VALUE_MAX 1024 /* longer header values are refused (431) */
+
+struct server;
+struct server_request;
+
+struct server_options {
+    const char *address; /* listen address; NULL: "127.0.0.1" */
+    int port;            /* 0: an ephemeral port (tests) */
+    size_t max_body;     /* largest request body accepted, in bytes; 0: 1 MiB */
+};
+
+/** A route's handler; req is the handler's until server_respond(). */
+typedef void (*server_handler_fn)(struct server_request *req, void *data);
+
+/** Listen on loop (borrowed; it must outlive the server). Returns NULL
+ *  when the address cannot be listened on (in use, not local) or no
+ *  context could be made (lws without its uv plugin); both logged. If the
+ *  port is taken in the instant between the check and the listen, it
+ *  returns a server whose server_port() is -1 (logged): close and free it
+ *  as any other, since its context already holds handles on the loop. */
+struct server *server_new(uv_loop_t *loop, const struct server_options *opts);
+
+/** The port listened on (useful with port 0), or -1 when listening failed. */
+int server_port(const struct server *srv);
+
+/** Serve method ("GET", "POST") on the exact path. headers lists the
+ *  request headers the handler reads (names, case-insensitive; at most
+ *  SERVER_HEADERS_MAX, NULL-terminated; NULL: none). Strings are copied.
+ *  Returns 0, HB_EINVAL, HB_EEXISTS (path and method taken) or HB_ENOMEM. */
+int server_route_add(struct server *srv, const char *method, const char *path,
+                     const char *const *headers, server_handler_fn fn, void *data);
+
+/** Begin closing, from inside the loop: stop listening, drop connections. */
+void server_close(struct server *srv);
+
+/** Finish closing after uv_run() returned and free the server. NULL is
+ *  fine; calls server_close() first when needed. */
+void server_free(struct server *srv);
+
+/** The request's method, path (without the query), and query ("" if none). */
+const char *server_request_method(const struct server_request *req);
+const char *server_request_path(const struct server_request *req);
+const char *server_request_query(const struct server_request *req);
+
+/** A header the route asked for, or NULL when absent (borrowed from req). */
+const char *server_request_header(const struct server_request *req, const char *name);
+
+/** The raw body (NUL-terminated for convenience; *len excludes the NUL). */
+const char *server_request_body(const struct server_request *req, size_t *len);
+
+/** Answer and free req: status, content type (NULL: text/plain), body
+ *  (copied; may be NULL when len is 0). extra_header may be NULL, or one
+ *  "Name: value" line (WWW-Authenticate for a 401). */
+void server_respond(struct server_request *req, int status, const char *content_type,
+                    const void *body, size_t len, const char *extra_header);
+
+/** Requests handed to handlers and not yet answered (tests, shutdown). */
+size_t server_pending(const struct server *srv);
+
+#endif

@@ -1,0 +1,475 @@
+/* Payment webhooks: the signature schemes (known-answer vectors computed
+ * outside this code, and signatures made by the tests from the documented
+ * schemes), references, and the whole path from a signed POST to a
+ * committed credit: replays, forgeries, stale timestamps, wrong secrets,
+ * oversized and malformed bodies, refunds and chargebacks. */
+#include "adapters/paddle/paddle.h"
+#include "adapters/stripe/stripe.h"
+#include "bot/payments.h"
+#include "bot/server.h"
+#include "core/error.h"
+#include "core/payref.h"
+#include "core/state.h"
+#include "tests/bot/tcall.h"
+#include "tests/core/ledger_helpers.h"
+#include "tests/test.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KEY "ref-key-0123456789abcdef"
+#define STRIPE_SECRET "whsec_test_secret"
+#define PADDLE_SECRET "pdl_ntfset_secret"
+
+/* ---- the schemes ----------------------------------------------------------------- */
+
+static void test_stripe_known_answer(void **state)
+{
+    (void)state;
+    const char *body = "{\"id\":\"evt_1\"}";
+    /* HMAC-SHA256("whsec_test_secret", "1700000000." + body), computed with
+     * Python's hmac module. */
+    const char *h = "t=1700000000,v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a";
+    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, body, strlen(body), 1700000100, 300), 0);
+    char made[256];
+    assert_int_equal(stripe_signature_make(made, sizeof(made), STRIPE_SECRET, body, strlen(body),
+                                           1700000000), 0);
+    assert_string_equal(made, h);
+    /* Upper-case hex, several v1 (one right) and a v0 are all fine. */
+    const char *multi = "t=1700000000,v1=00ff,v0=abc,v1=248A374F50F943A28B0F6AB50FAF9A7E7E29B710FA26DF9FB1618B9BF8EA9C9A";
+    assert_int_equal(stripe_signature_verify(multi, STRIPE_SECRET, body, strlen(body), 1700000000, 300), 0);
+    /* Stale and far-future timestamps, with a right signature. */
+    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, body, strlen(body), 1700000301, 300), HB_ETIMEOUT);
+    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, body, strlen(body), 1699999000, 300), HB_ETIMEOUT);
+    /* A wrong secret, a changed body, a changed timestamp. */
+    assert_int_equal(stripe_signature_verify(h, "whsec_other", body, strlen(body), 1700000000, 300), HB_EPERM);
+    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, "{\"id\":\"evt_2\"}", 14, 1700000000, 300), HB_EPERM);
+    const char *moved = "t=1700000001,v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a";
+    assert_int_equal(stripe_signature_verify(moved, STRIPE_SECRET, body, strlen(body), 1700000000, 300), HB_EPERM);
+    /* Malformed headers. */
+    static const char *const bad[] = {"", "v1=248a", "t=,v1=00", "t=17x,v1=00", "t=1700000000",
+                                      "t=1700000000,v0=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a",
+                                      "t=1,t=2,v1=00"};
+    for (size_t i = 0; i < TEST_ARRAY_SIZE(bad); i++)
+        assert_int_equal(stripe_signature_verify(bad[i], STRIPE_SECRET, body, strlen(body), 1700000000, 300), HB_EINVAL);
+    assert_int_equal(stripe_signature_verify(NULL, STRIPE_SECRET, body, strlen(body), 1700000000, 300), HB_EINVAL);
+}
+
+static void test_paddle_known_answer(void **state)
+{
+    (void)state;
+    const char *body = "{\"event_id\":\"evt_1\"}";
+    /* HMAC-SHA256("pdl_ntfset_secret", "1700000000:" + body), from Python. */
+    const char *h = "ts=1700000000;h1=05baa29ac78ebc4421d9a808c0ec0ca1ef283a0eeb96996c9055776551f67907";
+    assert_int_equal(paddle_signature_verify(h, PADDLE_SECRET, body, strlen(body), 1700000000, 300), 0);
+    char made[256];
+    assert_int_equal(paddle_signature_make(made, sizeof(made), PADDLE_SECRET, body, strlen(body), 1700000000), 0);
+    assert_string_equal(made, h);
+    const char *rotated = "ts=1700000000;h1=deadbeef;h1=05baa29ac78ebc4421d9a808c0ec0ca1ef283a0eeb96996c9055776551f67907";
+    assert_int_equal(paddle_signature_verify(rotated, PADDLE_SECRET, body, strlen(body), 1700000000, 300), 0);
+    assert_int_equal(paddle_signature_verify(h, PADDLE_SECRET, body, strlen(body), 1700000400, 300), HB_ETIMEOUT);
+    assert_int_equal(paddle_signature_verify(h, "pdl_other", body, strlen(body), 1700000000, 300), HB_EPERM);
+    /* Stripe's separator is not Paddle's. */
+    char stripe_style[256];
+    assert_int_equal(stripe_signature_make(stripe_style, sizeof(stripe_style), PADDLE_SECRET, body, strlen(body), 1700000000), 0);
+    char as_paddle[256];
+    snprintf(as_paddle, sizeof(as_paddle), "ts=1700000000;h1=%s", strstr(stripe_style, "v1=") + 3);
+    assert_int_equal(paddle_signature_verify(as_paddle, PADDLE_SECRET, body, strlen(body), 1700000000, 300), HB_EPERM);
+    assert_int_equal(paddle_signature_verify("h1=05ba", PADDLE_SECRET, body, strlen(body), 1700000000, 300), HB_EINVAL);
+    assert_int_equal(paddle_signature_verify("ts=1700000000", PADDLE_SECRET, body, strlen(body), 1700000000, 300), HB_EINVAL);
+}
+
+static void test_references_and_memos(void **state)
+{
+    (void)state;
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    char acc[PAYREF_ACCOUNT_MAX + 1];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:1234"), 0);
+    for (const char *c = ref; *c != '\0'; c++)
+        assert_true((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                    *c == '-' || *c == '_');
+    assert_int_equal(payref_reference_check(ref, KEY, strlen(KEY), acc, sizeof(acc)), 0);
+    assert_string_equal(acc, "discord:1234");
+    /* Another key, or one changed character, is refused. */
+    assert_int_equal(payref_reference_check(ref, "other-key", 9, acc, sizeof(acc)), HB_EPERM);
+    char forged[PAYREF_REFERENCE_MAX + 1];
+    assert_int_equal(payref_reference_make(forged, sizeof(forged), KEY, strlen(KEY), "discord:1235"), 0);
+    memcpy(forged + strlen(forged) - 22, ref + strlen(ref) - 22, 22); /* 1235 with 1234's mac */
+    assert_int_equal(payref_reference_check(forged, KEY, strlen(KEY), acc, sizeof(acc)), HB_EPERM);
+    assert_int_equal(payref_reference_check("short", KEY, strlen(KEY), acc, sizeof(acc)), HB_EINVAL);
+    assert_int_equal(payref_reference_check("", KEY, strlen(KEY), acc, sizeof(acc)), HB_EINVAL);
+    /* Pools work the same; memos are readable and checked the same way. */
+    char memo[PAYREF_MEMO_MAX + 1];
+    assert_int_equal(payref_memo_make(memo, sizeof(memo), KEY, strlen(KEY), "pool:telegram:-100"), 0);
+    assert_int_equal(strncmp(memo, "hb:pool:telegram:-100/", 22), 0);
+    char spaced[128];
+    snprintf(spaced, sizeof(spaced), "  %s \n", memo);
+    assert_int_equal(payref_memo_check(spaced, KEY, strlen(KEY), acc, sizeof(acc)), 0);
+    assert_string_equal(acc, "pool:telegram:-100");
+    memo[strlen(memo) - 1] ^= 1;
+    assert_int_equal(payref_memo_check(memo, KEY, strlen(KEY), acc, sizeof(acc)), HB_EPERM);
+    assert_int_equal(payref_memo_check("thanks for the coffee", KEY, strlen(KEY), acc, sizeof(acc)), HB_EINVAL);
+    /* Packages. */
+    struct payments_package pk[4];
+    assert_int_equal(payments_packages_parse("500:1000, 1000:2200", pk, 4), 2);
+    assert_int_equal(pk[1].price, 1000);
+    assert_int_equal(pk[1].credits, 2200);
+    assert_int_equal(payments_packages_parse("500:1000,500:900", pk, 4), HB_EINVAL);
+    assert_int_equal(payments_packages_parse("500=1000", pk, 4), HB_EINVAL);
+    assert_int_equal(payments_packages_parse("", pk, 4), 0);
+}
+
+/* ---- the webhooks, end to end -------------------------------------------------------- */
+
+struct pfx {
+    struct lt lt;
+    struct server *srv;
+    struct payments *pay;
+    struct http_client *client;
+    char base[64];
+};
+
+static void pfx_open(struct pfx *fx)
+{
+    memset(fx, 0, sizeof(*fx));
+    lt_init(&fx->lt, true, false);
+    struct server_options so = {.max_body = 8192};
+    fx->srv = server_new(&fx->lt.loop, &so);
+    assert_non_null(fx->srv);
+    snprintf(fx->base, sizeof(fx->base), "http://127.0.0.1:%d", server_port(fx->srv));
+    struct payments_options o = {.ledger = &fx->lt.ledger,
+                                 .reference_key = KEY,
+                                 .packages = "500:1000, 1000:2200",
+                                 .currency = "usd",
+                                 .welcome_bonus = 100,
+                                 .stripe_secret = STRIPE_SECRET,
+                                 .paddle_secret = PADDLE_SECRET};
+    fx->pay = payments_new(fx->srv, &o);
+    assert_non_null(fx->pay);
+    assert_int_equal(http_global_init(), 0);
+    assert_int_equal(http_client_new(&fx->lt.loop, NULL, &fx->client), 0);
+}
+
+static void pfx_close(struct pfx *fx)
+{
+    assert_int_equal(payments_pending(fx->pay), 0);
+    if (fx->lt.ledger != NULL)
+        lt_ledger_close(&fx->lt);
+    http_client_close(fx->client, NULL, NULL);
+    server_close(fx->srv);
+    uv_run(&fx->lt.loop, UV_RUN_DEFAULT);
+    server_free(fx->srv);
+    payments_free(fx->pay);
+    assert_int_equal(uv_loop_close(&fx->lt.loop), 0);
+    test_tmpdir_remove(fx->lt.dir);
+    free(fx->lt.dir);
+}
+
+/* POST body to /webhooks/<provider> with the given signature header. */
+static int pfx_post(struct pfx *fx, const char *provider, const char *body, size_t len,
+                    const char *sig, char *result, size_t cap)
+{
+    char u[128];
+    snprintf(u, sizeof(u), "%s/webhooks/%s", fx->base, provider);
+    const char *h[] = {strcmp(provider, "stripe") == 0 ? "Stripe-Signature" : "Paddle-Signature", sig, NULL};
+    struct tcall c;
+    tcall_do(&fx->lt.loop, fx->client, "POST", u, sig != NULL ? h : NULL, body, len, &c);
+    assert_int_equal(c.rc, 0);
+    int status = c.status;
+    if (result != NULL)
+        snprintf(result, cap, "%s", c.body != NULL ? c.body : "");
+    tcall_clear(&c);
+    return status;
+}
+
+static int pfx_stripe(struct pfx *fx, const char *body, char *result, size_t cap)
+{
+    char sig[256];
+    assert_int_equal(stripe_signature_make(sig, sizeof(sig), STRIPE_SECRET, body, strlen(body), time(NULL)), 0);
+    return pfx_post(fx, "stripe", body, strlen(body), sig, result, cap);
+}
+
+static int pfx_paddle(struct pfx *fx, const char *body, char *result, size_t cap)
+{
+    char sig[256];
+    assert_int_equal(paddle_signature_make(sig, sizeof(sig), PADDLE_SECRET, body, strlen(body), time(NULL)), 0);
+    return pfx_post(fx, "paddle", body, strlen(body), sig, result, cap);
+}
+
+/* A checkout.session.completed event in Stripe's documented shape. */
+static void stripe_checkout(char *out, size_t cap, const char *evt, const char *ref, long amount,
+                            const char *pi)
+{
+    snprintf(out, cap,
+             "{\"id\":\"%s\",\"object\":\"event\",\"api_version\":\"2024-06-20\",\"created\":1700000000,"
+             "\"type\":\"checkout.session.completed\",\"livemode\":false,\"data\":{\"object\":{"
+             "\"id\":\"cs_test_a1\",\"object\":\"checkout.session\",\"amount_subtotal\":%ld,"
+             "\"amount_total\":%ld,\"client_reference_id\":\"%s\",\"currency\":\"usd\","
+             "\"mode\":\"payment\",\"payment_intent\":\"%s\",\"payment_status\":\"paid\","
+             "\"status\":\"complete\"}}}",
+             evt, amount, amount, ref, pi);
+}
+
+static int64_t balance_of(struct pfx *fx, const char *account)
+{
+    return lt_balance(&fx->lt, account).posted;
+}
+
+static void test_stripe_webhook_credits_once(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:42"), 0);
+    char body[2048];
+    char result[256];
+    stripe_checkout(body, sizeof(body), "evt_1A", ref, 1000, "pi_1");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"credited\"}\n");
+    /* A new wallet: the welcome bonus, then the package. */
+    assert_int_equal(balance_of(&fx, "discord:42"), 100 + 2200);
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(ledger_transfer_get(fx.lt.ledger, "stripe:evt_1A", lt_cb, &res), 0);
+    lt_wait(&fx.lt, &res);
+    assert_int_equal(res.rc, 0);
+    assert_int_equal(res.r.transfer.amount, 2200);
+    /* Stripe retries: 200, nothing twice; even re-signed later. */
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:42"), 2300);
+    /* A second purchase is a second event. */
+    stripe_checkout(body, sizeof(body), "evt_1B", ref, 500, "pi_2");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_int_equal(balance_of(&fx, "discord:42"), 3300);
+    /* A pool reference credits the pool. */
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "pool:discord:9"), 0);
+    stripe_checkout(body, sizeof(body), "evt_1C", ref, 500, "pi_3");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_int_equal(balance_of(&fx, "pool:discord:9"), 1000);
+    pfx_close(&fx);
+}
+
+static void test_stripe_webhook_refusals(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:7"), 0);
+    char body[2048];
+    char sig[256];
+    char result[256];
+    stripe_checkout(body, sizeof(body), "evt_2A", ref, 1000, "pi_9");
+    /* No signature, a wrong secret, a stale timestamp, a changed body. */
+    assert_int_equal(pfx_post(&fx, "stripe", body, strlen(body), NULL, result, sizeof(result)), 401);
+    assert_int_equal(stripe_signature_make(sig, sizeof(sig), "whsec_wrong", body, strlen(body), time(NULL)), 0);
+    assert_int_equal(pfx_post(&fx, "stripe", body, strlen(body), sig, result, sizeof(result)), 401);
+    assert_int_equal(stripe_signature_make(sig, sizeof(sig), STRIPE_SECRET, body, strlen(body), time(NULL) - 301), 0);
+    assert_int_equal(pfx_post(&fx, "stripe", body, strlen(body), sig, result, sizeof(result)), 401);
+    assert_int_equal(stripe_signature_make(sig, sizeof(sig), STRIPE_SECRET, body, strlen(body), time(NULL)), 0);
+    char *changed = strdup(body);
+    *strstr(changed, "1000") = '9';
+    assert_int_equal(pfx_post(&fx, "stripe", changed, strlen(changed), sig, result, sizeof(result)), 401);
+    free(changed);
+    /* Signed but not an event: 400. */
+    assert_int_equal(pfx_stripe(&fx, "{\"id\":\"evt_x\",", result, sizeof(result)), 400);
+    assert_int_equal(pfx_stripe(&fx, "[]", result, sizeof(result)), 400);
+    assert_int_equal(pfx_stripe(&fx, "{\"id\":\"evt_x\",\"type\":\"checkout.session.completed\",\"data\":{\"object\":{\"payment_status\":\"paid\"}}}", result, sizeof(result)), 400);
+    /* Too large: 413 before any handler. */
+    size_t n = 9000;
+    char *big = malloc(n + 1);
+    memset(big, ' ', n);
+    big[0] = '{';
+    big[n - 1] = '}';
+    big[n] = '\0';
+    assert_int_equal(pfx_stripe(&fx, big, result, sizeof(result)), 413);
+    free(big);
+    /* Events the bot does not act on are acknowledged. */
+    assert_int_equal(pfx_stripe(&fx, "{\"id\":\"evt_y\",\"type\":\"customer.created\",\"data\":{\"object\":{}}}", result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"ignored\"}\n");
+    /* Nothing was credited by any of it. */
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(ledger_balance_get(fx.lt.ledger, "discord:7", lt_cb, &res), 0);
+    lt_wait(&fx.lt, &res);
+    assert_int_equal(res.rc, HB_ENOTFOUND);
+    pfx_close(&fx);
+}
+
+static void got_state(int rc, const char *value, void *data)
+{
+    char *out = data;
+    snprintf(out, 512, "%d %s", rc, value != NULL ? value : "-");
+}
+
+static void test_stripe_unmatched_is_recorded(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    char body[2048];
+    char result[256];
+    /* A price no package has. */
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:5"), 0);
+    stripe_checkout(body, sizeof(body), "evt_3A", ref, 777, "pi_7");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"unmatched\"}\n");
+    /* A reference made with another key. */
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), "not-the-key", 11, "discord:5"), 0);
+    stripe_checkout(body, sizeof(body), "evt_3B", ref, 500, "pi_8");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    char got[512] = "";
+    assert_int_equal(state_get(ledger_store(fx.lt.ledger), "payments.unmatched", "stripe:evt_3A", got_state, got), 0);
+    while (got[0] == '\0')
+        uv_run(&fx.lt.loop, UV_RUN_ONCE);
+    assert_non_null(strstr(got, "amount=777"));
+    assert_non_null(strstr(got, "reason=no_package"));
+    got[0] = '\0';
+    assert_int_equal(state_get(ledger_store(fx.lt.ledger), "payments.unmatched", "stripe:evt_3B", got_state, got), 0);
+    while (got[0] == '\0')
+        uv_run(&fx.lt.loop, UV_RUN_ONCE);
+    assert_non_null(strstr(got, "reason=reference_forged"));
+    pfx_close(&fx);
+}
+
+static void test_stripe_refund_and_dispute(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    char body[2048];
+    char result[256];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "telegram:8"), 0);
+    stripe_checkout(body, sizeof(body), "evt_4A", ref, 1000, "pi_r");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_int_equal(balance_of(&fx, "telegram:8"), 2300);
+    /* Half refunded (amount_refunded is the running total). */
+    const char *refund1 = "{\"id\":\"evt_4B\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_1\","
+                          "\"object\":\"charge\",\"amount\":1000,\"amount_refunded\":500,\"currency\":\"usd\","
+                          "\"payment_intent\":\"pi_r\",\"refunded\":false}}}";
+    assert_int_equal(pfx_stripe(&fx, refund1, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"reversed\"}\n");
+    assert_int_equal(balance_of(&fx, "telegram:8"), 2300 - 1100);
+    assert_int_equal(pfx_stripe(&fx, refund1, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "telegram:8"), 1200);
+    /* Spend some, then a dispute takes back the rest: the spent part
+     * becomes debt. */
+    struct lt_res res;
+    lt_plain(&fx.lt, "spend-1", "telegram:8", LEDGER_SYSTEM_REVENUE, 1000, LEDGER_KIND_GENERATION, &res);
+    assert_int_equal(res.rc, 0);
+    const char *dispute = "{\"id\":\"evt_4C\",\"type\":\"charge.dispute.created\",\"data\":{\"object\":{\"id\":\"dp_1\","
+                          "\"object\":\"dispute\",\"amount\":1000,\"currency\":\"usd\",\"payment_intent\":\"pi_r\","
+                          "\"status\":\"needs_response\"}}}";
+    assert_int_equal(pfx_stripe(&fx, dispute, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"reversed\"}\n");
+    assert_int_equal(balance_of(&fx, "telegram:8"), 0);
+    assert_int_equal(balance_of(&fx, "debt:telegram:8"), -900);
+    /* The full refund after it has nothing left to reverse. */
+    const char *refund2 = "{\"id\":\"evt_4D\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_1\","
+                          "\"amount_refunded\":1000,\"currency\":\"usd\",\"payment_intent\":\"pi_r\"}}}";
+    assert_int_equal(pfx_stripe(&fx, refund2, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"nothing_to_reverse\"}\n");
+    /* A refund of a payment the bot never credited is recorded. */
+    const char *stray = "{\"id\":\"evt_4E\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_2\","
+                        "\"amount_refunded\":100,\"currency\":\"usd\",\"payment_intent\":\"pi_unknown\"}}}";
+    assert_int_equal(pfx_stripe(&fx, stray, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"unmatched\"}\n");
+    pfx_close(&fx);
+}
+
+/* A transaction.completed notification in Paddle's documented shape. */
+static void paddle_completed(char *out, size_t cap, const char *evt, const char *txn,
+                             const char *ref, const char *total)
+{
+    snprintf(out, cap,
+             "{\"event_id\":\"%s\",\"event_type\":\"transaction.completed\","
+             "\"occurred_at\":\"2024-04-12T10:18:49.621022Z\",\"notification_id\":\"ntf_01\","
+             "\"data\":{\"id\":\"%s\",\"status\":\"completed\",\"currency_code\":\"USD\","
+             "\"custom_data\":{\"reference\":\"%s\"},\"details\":{\"totals\":{\"subtotal\":\"%s\","
+             "\"tax\":\"0\",\"total\":\"%s\",\"grand_total\":\"%s\"}}}}",
+             evt, txn, ref, total, total, total);
+}
+
+static void test_paddle_webhook(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    char body[2048];
+    char sig[256];
+    char result[256];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:77"), 0);
+    paddle_completed(body, sizeof(body), "evt_01hv", "txn_01hv", ref, "500");
+    assert_int_equal(pfx_paddle(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"credited\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:77"), 1100);
+    assert_int_equal(pfx_paddle(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:77"), 1100);
+    /* Forged, stale, Stripe's scheme on Paddle's route. */
+    assert_int_equal(paddle_signature_make(sig, sizeof(sig), "pdl_wrong", body, strlen(body), time(NULL)), 0);
+    assert_int_equal(pfx_post(&fx, "paddle", body, strlen(body), sig, result, sizeof(result)), 401);
+    assert_int_equal(paddle_signature_make(sig, sizeof(sig), PADDLE_SECRET, body, strlen(body), time(NULL) - 1000), 0);
+    assert_int_equal(pfx_post(&fx, "paddle", body, strlen(body), sig, result, sizeof(result)), 401);
+    assert_int_equal(stripe_signature_make(sig, sizeof(sig), PADDLE_SECRET, body, strlen(body), time(NULL)), 0);
+    assert_int_equal(pfx_post(&fx, "paddle", body, strlen(body), sig, result, sizeof(result)), 401);
+    assert_int_equal(pfx_paddle(&fx, "not json", result, sizeof(result)), 400);
+    /* A refund adjustment, approved: reversed once, even when both
+     * adjustment.created and adjustment.updated say so. */
+    const char *adj = "{\"event_id\":\"evt_02a\",\"event_type\":\"adjustment.updated\",\"data\":{\"id\":\"adj_01\","
+                      "\"action\":\"refund\",\"status\":\"approved\",\"transaction_id\":\"txn_01hv\","
+                      "\"currency_code\":\"USD\",\"totals\":{\"subtotal\":\"500\",\"tax\":\"0\",\"total\":\"500\"}}}";
+    assert_int_equal(pfx_paddle(&fx, adj, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"reversed\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:77"), 100);
+    const char *adj2 = "{\"event_id\":\"evt_02b\",\"event_type\":\"adjustment.created\",\"data\":{\"id\":\"adj_01\","
+                       "\"action\":\"refund\",\"status\":\"approved\",\"transaction_id\":\"txn_01hv\","
+                       "\"totals\":{\"total\":\"500\"}}}";
+    assert_int_equal(pfx_paddle(&fx, adj2, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:77"), 100);
+    pfx_close(&fx);
+}
+
+/* Storage gone (the daemon stopping): 503, so the provider retries. */
+static void test_webhook_without_storage(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    char body[2048];
+    char result[256];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:1"), 0);
+    stripe_checkout(body, sizeof(body), "evt_5A", ref, 500, "pi_5");
+    lt_ledger_close(&fx.lt);
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 503);
+    lt_ledger_open(&fx.lt);
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_int_equal(balance_of(&fx, "discord:1"), 1100);
+    pfx_close(&fx);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_stripe_known_answer),
+    cmocka_unit_test(test_paddle_known_answer),
+    cmocka_unit_test(test_references_and_memos),
+    cmocka_unit_test(test_stripe_webhook_credits_once),
+    cmocka_unit_test(test_stripe_webhook_refusals),
+    cmocka_unit_test(test_stripe_unmatched_is_recorded),
+    cmocka_unit_test(test_stripe_refund_and_dispute),
+    cmocka_unit_test(test_paddle_webhook),
+    cmocka_unit_test(test_webhook_without_storage),
+};
+
+TEST_GROUP_DEFINE(payments, tests, lt_group_setup, lt_group_teardown)
