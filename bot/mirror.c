@@ -276,8 +276,6 @@ static void mirror__credited(int rc, const struct ledger_result *r, void *data)
     if (rc == 0) {
         const struct hedera_deposit *d = &m->page.items[m->at];
         m->stats.credited++;
-        metrics_counter_add(metrics_std()->credits_moved, (const char *[]){"deposit"},
-                            (double)m->credits);
         metrics_counter_add(metrics_std()->deposits, (const char *[]){"hedera", "credited"}, 1);
         log_info("hedera.credited", "tx=%s account=%s credits=%" PRId64 " amount=%" PRId64
                  " token=%s",

@@ -209,8 +209,6 @@ static void pay__credited(int rc, const struct ledger_result *r, void *data)
         return;
     }
     if (rc == 0) {
-        metrics_counter_add(metrics_std()->credits_moved, (const char *[]){"deposit"},
-                            (double)job->credits);
         log_info("payment.credited", "provider=%s event=%s account=%s credits=%" PRId64,
                  payments_provider_names[job->provider], job->ev.event_id, job->account,
                  job->credits);
@@ -303,9 +301,6 @@ static void pay__reversed(int rc, const struct ledger_result *r, void *data)
     }
     bool chargeback = job->ev.action == PAYMENT_CHARGEBACK;
     if (rc == 0) {
-        metrics_counter_add(metrics_std()->credits_moved,
-                            (const char *[]){chargeback ? "chargeback" : "refund"},
-                            (double)job->credits);
         log_info("payment.reversed", "provider=%s event=%s account=%s credits=%" PRId64
                  " debt=%" PRId64 " kind=%s",
                  payments_provider_names[job->provider], job->ev.event_id, job->account,

@@ -400,14 +400,24 @@ static void deposit__next(struct credits_ctx *ctx)
 {
     struct text_buf t = {0};
     credits__welcome(ctx, &t);
-    if (ctx->core->deposit_text != NULL && ctx->core->deposit_text[0] != '\0')
+    /* The member's own links and memos when payments are set up; they are
+     * signed for this wallet (and this group's pool), so a payment lands
+     * in the right account. */
+    char *personal = NULL;
+    if (ctx->core->host_ops != NULL && ctx->core->host_ops->deposit_text_for != NULL)
+        personal = ctx->core->host_ops->deposit_text_for(
+            ctx->core->host, ctx->wallet, ctx->pool[0] != '\0' ? ctx->pool : NULL);
+    if (personal != NULL && personal[0] != '\0')
+        text_buf_add(&t, "%s", personal);
+    else if (ctx->core->deposit_text != NULL && ctx->core->deposit_text[0] != '\0')
         text_buf_add(&t, "%s", ctx->core->deposit_text);
     else
         text_buf_add(&t, "No payment method is set up on this bot yet. An admin can add credits to "
-                     "your wallet with /admin grant.");
+                         "your wallet with /admin grant.");
+    free(personal);
     if (ctx->pool[0] != '\0')
-        text_buf_add(&t, "\nThis group's pool is funded by its admins with /admin pool grant; "
-                     "/pool shows it.");
+        text_buf_add(&t, "\nThis group's pool is also funded by its admins with /admin pool grant; "
+                         "/pool shows it.");
     reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/ledger_internal.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -811,10 +812,49 @@ static void ledger__timer_arm(struct ledger *l, int64_t at)
     uv_timer_start(&l->timer, ledger__timer_cb, (uint64_t)delay, 0);
 }
 
+const char *ledger_kind_name(uint32_t kind)
+{
+    static const char *const names[] = {"other",  "deposit",  "bonus",      "grant",   "generation",
+                                        "refund", "reversal", "chargeback", "transfer"};
+    return kind <= LEDGER_KIND_MAX ? names[kind] : "other";
+}
+
+/* Count credits that moved (reservations and releases are not moves). */
+static void ledger__count(const struct ledger_op *op, int rc)
+{
+    if (rc != 0)
+        return;
+    const struct store_transfer *t = &op->result.transfer;
+    switch (op->type) {
+    case LEDGER_OP_TRANSFER:
+    case LEDGER_OP_REVERSE:
+        if ((t->flags & (LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_VOID)) == 0 && t->amount > 0)
+            metrics_counter_add(metrics_std()->credits_moved,
+                                (const char *[]){ledger_kind_name(t->kind)}, (double)t->amount);
+        break;
+    case LEDGER_OP_ACCOUNT_OPEN:
+        if (op->one.amount > 0)
+            metrics_counter_add(metrics_std()->credits_moved, (const char *[]){"bonus"},
+                                (double)op->one.amount);
+        break;
+    case LEDGER_OP_BATCH:
+        for (size_t i = 0; i < op->n; i++) {
+            if ((op->reqs[i].flags & (LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_VOID)) == 0)
+                metrics_counter_add(metrics_std()->credits_moved,
+                                    (const char *[]){ledger_kind_name(op->reqs[i].kind)},
+                                    (double)op->reqs[i].amount);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 static void ledger__done(struct store_job *job, int rc)
 {
     struct ledger_op *op = (struct ledger_op *)job;
     struct ledger *l = op->ledger;
+    ledger__count(op, rc);
     if (op->type == LEDGER_OP_EXPIRE) {
         if (rc < 0)
             log_error("ledger.expire", "err=%s", hb_strerror(rc));

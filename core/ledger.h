@@ -203,6 +203,9 @@ int ledger_expire_run(struct ledger *ledger, ledger_cb cb, void *data);
 /** Read the chain head into result->head_seq and result->head_hash. */
 int ledger_head_get(struct ledger *ledger, ledger_cb cb, void *data);
 
+/** A kind's name for statistics: "deposit", "generation", ... */
+const char *ledger_kind_name(uint32_t kind);
+
 /** "discord:<user>" (platform and id as given) into buf. Returns 0, or
  *  HB_EINVAL when empty or longer than LEDGER_ID_LEN_MAX. */
 int ledger_wallet_name(char *buf, size_t cap, const char *platform, const char *user);

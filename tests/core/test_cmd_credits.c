@@ -6,6 +6,7 @@
 #include "core/core.h"
 #include "core/error.h"
 #include "core/ledger.h"
+#include "core/metrics.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/fake/reply_capture.h"
 
@@ -120,7 +121,11 @@ static void test_grant_and_revoke(void **state)
     admin.event = NULL;
     t = run(f, &admin, "admin revoke <@1001> 5000");
     assert_non_null(strstr(t, "does not have 5,000 credits available; nothing was revoked"));
+    double granted = metrics_value(metrics_std()->credits_moved, (const char *[]){"grant"});
     t = run(f, &admin, "admin revoke <@1001> 250 mistake");
+    /* Moves are counted by kind: a revocation is a correction. */
+    assert_true(granted >= 500);
+    assert_true(metrics_value(metrics_std()->credits_moved, (const char *[]){"reversal"}) >= 250);
     assert_non_null(strstr(t, "Revoked 250 credits from 1001. Their wallet now has 350 available."));
     t = run(f, &admin, "admin grant <@1001> 0");
     assert_non_null(strstr(t, "between 1 and"));
@@ -211,6 +216,15 @@ static void test_history_pages_and_buttons(void **state)
     assert_non_null(strstr(t, "between 1 and 12"));
 }
 
+static char *personal_text(void *host, const char *wallet, const char *pool)
+{
+    (void)host;
+    char *text = NULL;
+    if (asprintf(&text, "pay for %s (pool %s)", wallet, pool != NULL ? pool : "-") < 0)
+        return NULL;
+    return text;
+}
+
 static void test_usage_and_deposit(void **state)
 {
     struct fx *f = *state;
@@ -233,6 +247,12 @@ static void test_usage_and_deposit(void **state)
     f->core.deposit_text = "Buy credits with Telegram Stars: /deposit in the Telegram bot.";
     t = run(f, &alice, "deposit");
     assert_non_null(strstr(t, "Telegram Stars"));
+    /* With payments set up, the member gets links made for their accounts. */
+    static const struct core_host_ops ops = {.deposit_text_for = personal_text};
+    f->core.host_ops = &ops;
+    struct who member = {.user = "1001", .scope = "555"};
+    t = run(f, &member, "deposit");
+    assert_non_null(strstr(t, "pay for discord:1001 (pool pool:discord:555)"));
 }
 
 static const struct CMUnitTest tests[] = {
