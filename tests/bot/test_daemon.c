@@ -203,6 +203,72 @@ static void test_sigterm_mid_work_exits_clean(void **state)
     test_child_free(&c);
 }
 
+/* A config with the offline demo model, whose answers stream for a while. */
+static void write_demo_conf(struct daemon_fixture *f)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "[bot]\nname = Demo Bot\nshutdown_grace = 20\n"
+             "[storage]\npath = %s\n"
+             "[console]\nuser = tester\nimage_dir = %s\n"
+             "[provider \"demo\"]\nkind = demo\n"
+             "[model \"demo-chat\"]\nprovider = demo\nprice_request = 1\n",
+             f->db, f->dir);
+    test_file_write(f->conf, text, (size_t)-1);
+    chmod(f->conf, 0600);
+}
+
+static void test_sigterm_lets_a_generation_finish(void **state)
+{
+    struct daemon_fixture *f = *state;
+    write_demo_conf(f);
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_child c;
+    test_child_start(&c, argv);
+    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    assert_true(write(c.in_fd, "/chat hello\n", 12) == 12);
+    assert_true(test_child_wait_for(&c, "out", "Generating", 15000));
+    kill(c.pid, SIGTERM);
+    /* The job in flight finishes and is charged; then the daemon stops. */
+    assert_true(test_child_wait_for(&c, "out", "cost 1 credit", 15000));
+    int status = test_child_finish(&c, 15000);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(c.err, "daemon.stopping reason=SIGTERM in_flight=1"));
+    assert_non_null(strstr(c.err, "daemon.stopped"));
+    test_child_free(&c);
+    char *verify[] = {(char *)test_haibot_bin(), "ledger", "verify", "-c", f->conf, NULL};
+    struct test_proc p;
+    run(verify, NULL, &p);
+    assert_int_equal(p.status, 0);
+    test_proc_free(&p);
+}
+
+static void test_second_signal_exits_at_once(void **state)
+{
+    struct daemon_fixture *f = *state;
+    write_demo_conf(f);
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_child c;
+    test_child_start(&c, argv);
+    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    assert_true(write(c.in_fd, "/chat hello\n", 12) == 12);
+    assert_true(test_child_wait_for(&c, "out", "Generating", 15000));
+    kill(c.pid, SIGTERM);
+    assert_true(test_child_wait_for(&c, "err", "daemon.stopping", 15000));
+    kill(c.pid, SIGINT);
+    int status = test_child_finish(&c, 15000);
+    assert_int_equal(status, 1);
+    assert_non_null(strstr(c.err, "daemon.exit_now"));
+    test_child_free(&c);
+    /* The reservation left open is voided at the next start; the ledger
+     * stays intact. */
+    char *verify[] = {(char *)test_haibot_bin(), "ledger", "verify", "-c", f->conf, NULL};
+    struct test_proc p;
+    run(verify, NULL, &p);
+    assert_int_equal(p.status, 0);
+    test_proc_free(&p);
+}
+
 static void test_sighup_reloads(void **state)
 {
     struct daemon_fixture *f = *state;
@@ -312,6 +378,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_console_input_from_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_sigterm_idle_exits_clean, setup, teardown),
     cmocka_unit_test_setup_teardown(test_sigterm_mid_work_exits_clean, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_sigterm_lets_a_generation_finish, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_second_signal_exits_at_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_sighup_reloads, setup, teardown),
     cmocka_unit_test_setup_teardown(test_file_edit_reloads_live, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_adapter_is_an_error, setup, teardown),
