@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/ledger.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/state.h"
 #include "core/pool.h"
 #include "core/text.h"
@@ -464,6 +465,7 @@ static void job__queue_remove(struct job *job)
         g->queue_tail = job->q_prev;
     job->q_next = job->q_prev = NULL;
     g->nqueued--;
+    metrics_gauge_set(metrics_std()->queue_depth, NULL, (double)g->nqueued);
     if (job->user != NULL)
         job->user->queued--;
 }
@@ -538,6 +540,8 @@ static void job__refuse(struct job *job, enum generate_refusal why, const char *
         free(text);
     }
     job->g->stats.refused++;
+    metrics_counter_add(metrics_std()->generations,
+                        (const char *[]){job->model != NULL ? job->model->name : "-", "refused"}, 1);
     generate__count(job->g, "refused", generate_refusal_name(why));
     job__end(job, HB_EPERM);
 }
@@ -686,6 +690,8 @@ static void job__posted(int rc, const struct ledger_result *res, void *data)
     }
     job->g->stats.completed++;
     job->g->stats.credits += job->charged;
+    metrics_counter_add(metrics_std()->generations, (const char *[]){job->model->name, "completed"},
+                        1);
     job__persist(job, false);
     log_info("generate.done", "job=%s model=%s charged=%lld in=%ld out=%ld", job->id,
              job->model->name, (long long)job->charged, job->in_tokens, job->out_tokens);
@@ -866,6 +872,8 @@ static void job__fail(struct job *job)
     struct generate *g = job->g;
     job->state = JOB_SETTLE;
     g->stats.failed++;
+    metrics_counter_add(metrics_std()->generations,
+                        (const char *[]){job->model != NULL ? job->model->name : "-", "failed"}, 1);
     if (job->end_rc == 0)
         job->end_rc = HB_EIO;
     if (job->end_rc != HB_ECANCELED)
@@ -949,6 +957,7 @@ static void job__retry_timer(uv_timer_t *t)
         g->queue_tail = job;
     g->queue_head = job;
     g->nqueued++;
+    metrics_gauge_set(metrics_std()->queue_depth, NULL, (double)g->nqueued);
     job->user->queued++;
     generate__dispatch(g);
     job__unref(job);
@@ -959,7 +968,11 @@ static void job__on_done(void *data, const struct provider_result *res)
     struct job *job = data;
     struct generate *g = job->g;
     job->call = NULL;
-    job->provider_ns += uv_hrtime() - job->t_call_ns;
+    uint64_t call_ns = uv_hrtime() - job->t_call_ns;
+    job->provider_ns += call_ns;
+    if (job->model != NULL)
+        metrics_observe(metrics_std()->provider_latency,
+                        (const char *[]){job->model->provider->name}, (double)call_ns / 1e9);
     if (job->use != NULL && job->use->running > 0)
         job->use->running--;
     job->use = NULL;
@@ -1112,6 +1125,7 @@ static void job__enqueue(struct job *job)
         g->queue_head = job;
     g->queue_tail = job;
     g->nqueued++;
+    metrics_gauge_set(metrics_std()->queue_depth, NULL, (double)g->nqueued);
     job->user->queued++;
     if (g->nrunning > 0 || g->nqueued > 1) {
         size_t pos = 0;

@@ -4,6 +4,7 @@
 #include "adapters/discord/zstream.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
@@ -462,6 +463,7 @@ static void gw__conn_end(struct discord_gateway *gw, const char *error)
                          gw->close_why == GW_WHY_STREAM || gw->close_why == GW_WHY_OP9))
         wait = 0;
     gw->st.reconnects++;
+    metrics_counter_add(metrics_std()->gateway_reconnects, (const char *[]){"discord"}, 1);
     bool resume = discord_session_resumable(&gw->session);
     log_info("discord.gateway.reconnect", "shard=%u code=%d reason=%s wait_ms=%u resume=%d%s%s",
              gw->shard_id, code,
@@ -531,6 +533,7 @@ static void gw__dispatch(struct discord_gateway *gw, const struct discord_payloa
     } else if (strcmp(type, "RESUMED") == 0) {
         discord_session_dispatch(&gw->session, p->seq, type, NULL, NULL);
         gw->st.resumes++;
+        metrics_counter_add(metrics_std()->gateway_resumes, (const char *[]){"discord"}, 1);
         log_info("discord.gateway.resumed", "shard=%u seq=%lld", gw->shard_id,
                  (long long)gw->session.seq);
         gw__set_state(gw, DISCORD_GW_IDENTIFIED, 0);

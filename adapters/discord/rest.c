@@ -3,6 +3,7 @@
 #include "bot/http.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -538,6 +539,8 @@ static void rest__schedule(struct discord_rest *r, uint64_t wake)
         return;
     uint64_t now = uv_now(r->loop);
     r->timer_due = wake;
+    if (wake > now) /* requests wait for a bucket or the global limit */
+        metrics_counter_add(metrics_std()->ratelimit_waits, (const char *[]){"discord"}, 1);
     uv_timer_start(&r->timer, rest__timer_cb, wake > now ? wake - now : 0, 0);
 }
 
@@ -800,6 +803,7 @@ static void rest__http_done(struct http_request *h, int rc, void *data)
         bool global = false;
         uint64_t wait = rest__retry_after(h, &global);
         r->stats.rate_limited++;
+        metrics_counter_add(metrics_std()->http_429, (const char *[]){"discord"}, 1);
         if (global) {
             r->stats.global_limited++;
             if (now + wait > r->global_until)

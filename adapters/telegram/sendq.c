@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -299,6 +300,8 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
         c->send_to = res->migrate_to;
         interval = 0; /* try the new chat at once */
     } else if (res->rc == 0 && res->status == 429) {
+        metrics_counter_add(metrics_std()->http_429, (const char *[]){"telegram"}, 1);
+        metrics_counter_add(metrics_std()->ratelimit_waits, (const char *[]){"telegram"}, 1);
         int64_t ra = res->retry_after > 0 ? res->retry_after : 1;
         uint64_t until = now + (uint64_t)ra * tg->retry_unit_ms;
         log_warn("telegram.rate_limited", "chat=%" PRId64 " method=%s retry_after_s=%" PRId64,

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/commands.h"
 #include "core/generate.h"
+#include "core/metrics.h"
 #include "core/pool.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
@@ -1118,6 +1119,9 @@ static void test_admin_stats(void **state)
         strstr(t, "Refused: model 1") == NULL || strstr(t, "by provider: fakeai 1") == NULL)
         fail_msg("unexpected stats:\n%s", t);
     reply_capture_close(&cap);
+    /* The same outcomes reach /metrics. */
+    assert_true(metrics_value(metrics_std()->generations, (const char *[]){"h", "completed"}) >= 1);
+    assert_true(metrics_value(metrics_std()->generations, (const char *[]){"malformed", "failed"}) >= 1); /* its last fallback */
     t = gt_stats(&gt, &cap, "g1");
     assert_non_null(strstr(t, "This group's pool, last 7 days:\nGenerations charged: 0;"));
     assert_null(strstr(t, "Refused"));
