@@ -813,6 +813,53 @@ static void test_limits_refuse_and_reset(void **state)
     gt_done(&gt);
 }
 
+static void gt_run_in_group(struct gt *gt, const char *user, const char *scope, size_t call_index);
+
+/* A group's daily limit counts every member's generations there, refuses
+ * with the reset time, leaves other groups and DMs alone, and resets at
+ * midnight UTC. */
+static void test_group_daily_limit(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.pool_per_day = 2, .user_per_hour = 100};
+    gt_init(&gt, &l, NULL, 0, 0);
+    gt_run_in_group(&gt, "a", "g1", 0);
+    gt_run_in_group(&gt, "b", "g1", 1);
+    struct reply_capture cap;
+    static unsigned seq;
+    const char *scopes[] = {"g1", "g2", NULL};
+    for (size_t i = 0; i < 3; i++) {
+        struct invocation inv;
+        memset(&inv, 0, sizeof(inv));
+        reply_capture_init(&cap);
+        inv.platform = COMMAND_PLATFORM_CONSOLE;
+        snprintf(inv.user_id, sizeof(inv.user_id), "c");
+        if (scopes[i] != NULL) {
+            inv.scope = COMMAND_SCOPE_GROUP;
+            snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scopes[i]);
+        }
+        snprintf(inv.event_id, sizeof(inv.event_id), "gl:%u:%u", (unsigned)getpid(), ++seq);
+        inv.reply = &cap.reply;
+        struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hi", .model = "h"};
+        generate_submit(gt.g, &inv, &req);
+        if (i == 0) {
+            gt_wait(&gt, &cap.finished, 1);
+            assert_has(&cap, "This group has used its 2 generations for today");
+            assert_has(&cap, "resets in 23 h 50 min");
+        } else {
+            held_finish(held_wait_call(&gt, i + 1), 0, "fine", 1, 1);
+            gt_wait(&gt, &cap.finished, 1);
+            assert_has(&cap, "fine");
+        }
+        reply_capture_close(&cap);
+    }
+    /* The next UTC day the group may generate again. */
+    gt.wall += 24 * 3600000LL;
+    gt_run_in_group(&gt, "a", "g1", 4);
+    gt_done(&gt);
+}
+
 static void test_filter_block_and_redact(void **state)
 {
     (void)state;
@@ -1270,6 +1317,7 @@ static const struct CMUnitTest provider_tests[] = {
 static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_fair_queue_and_bounds),
     cmocka_unit_test(test_limits_refuse_and_reset),
+    cmocka_unit_test(test_group_daily_limit),
     cmocka_unit_test(test_filter_block_and_redact),
     cmocka_unit_test(test_conversation_memory),
     cmocka_unit_test(test_not_enough_credits),
