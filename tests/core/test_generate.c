@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define GT_GUARD_MS 20000
 #define GT_MAX_CALLS 16
@@ -520,6 +521,29 @@ static void test_429_retry_after_honoured(void **state)
     assert_int_equal(gt_balance(&gt, "u1"), 96);
     reply_capture_close(&cap);
     gt_done(&gt);
+}
+
+/* From adapters/llm/llm.h, whose struct provider_call differs from this
+ * file's held provider. */
+int64_t llm_retry_after_ms(const char *value);
+
+/* Retry-After in seconds, fractions, or as an HTTP date. */
+static void test_retry_after_forms(void **state)
+{
+    (void)state;
+    assert_int_equal(llm_retry_after_ms("2"), 2000);
+    assert_int_equal(llm_retry_after_ms("0.25"), 250);
+    assert_int_equal(llm_retry_after_ms(NULL), -1);
+    assert_int_equal(llm_retry_after_ms("soon"), -1);
+    assert_int_equal(llm_retry_after_ms("-3"), -1);
+    char date[64];
+    time_t later = time(NULL) + 30;
+    struct tm tm;
+    gmtime_r(&later, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    int64_t ms = llm_retry_after_ms(date);
+    assert_true(ms >= 28000 && ms <= 30000);
+    assert_int_equal(llm_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), 0); /* past */
 }
 
 static void test_bad_key_fails_fast(void **state)
@@ -1307,6 +1331,7 @@ static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_midstream_error_falls_back),
     cmocka_unit_test(test_timeout_refunds),
     cmocka_unit_test(test_429_retry_after_honoured),
+    cmocka_unit_test(test_retry_after_forms),
     cmocka_unit_test(test_bad_key_fails_fast),
     cmocka_unit_test(test_malformed_and_truncated_streams),
     cmocka_unit_test(test_images_b64_url_and_limit),
