@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/ledger.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "core/metrics.h"
 #include "core/payref.h"
 #include "core/state.h"
@@ -59,33 +60,15 @@ static void mirror__fetch(struct mirror *m, const char *next);
 
 int mirror_tokens_parse(const char *text, struct mirror_token *out, size_t max)
 {
-    size_t n = 0;
-    if (text == NULL)
-        return 0;
-    const char *p = text;
-    while (*p != '\0') {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (*p == '\0')
-            break;
-        const char *colon = strchr(p, ':');
-        if (colon == NULL || colon == p || (size_t)(colon - p) >= sizeof(out[0].id) || n == max)
+    struct text_pair pairs[64];
+    int n = text_pairs_parse(text, pairs, max < 64 ? max : 64);
+    for (int i = 0; i < n; i++) {
+        if (strlen(pairs[i].key) >= sizeof(out[0].id))
             return HB_EINVAL;
-        char *end = NULL;
-        long long units = strtoll(colon + 1, &end, 10);
-        if (end == colon + 1 || units <= 0)
-            return HB_EINVAL;
-        memcpy(out[n].id, p, (size_t)(colon - p));
-        out[n].id[colon - p] = '\0';
-        out[n].units_per_credit = units;
-        n++;
-        p = end;
-        while (*p == ' ')
-            p++;
-        if (*p != '\0' && *p != ',')
-            return HB_EINVAL;
+        snprintf(out[i].id, sizeof(out[i].id), "%s", pairs[i].key);
+        out[i].units_per_credit = pairs[i].value;
     }
-    return (int)n;
+    return n < 0 ? HB_EINVAL : n;
 }
 
 /* ---- stopping ---------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/ledger.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "core/metrics.h"
 #include "core/payment.h"
 #include "core/payref.h"
@@ -60,39 +61,21 @@ struct pay_job {
 
 int payments_packages_parse(const char *text, struct payments_package *out, size_t max)
 {
-    size_t n = 0;
-    if (text == NULL)
-        return 0;
-    const char *p = text;
-    while (*p != '\0') {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (*p == '\0')
-            break;
+    struct text_pair pairs[64];
+    int n = text_pairs_parse(text, pairs, max < 64 ? max : 64);
+    for (int i = 0; i < n; i++) {
         char *end = NULL;
-        long long price = strtoll(p, &end, 10);
-        if (end == p || *end != ':' || price <= 0)
+        long long price = strtoll(pairs[i].key, &end, 10);
+        if (*end != '\0' || price <= 0 || pairs[i].value > 1000000000000LL)
             return HB_EINVAL;
-        p = end + 1;
-        long long credits = strtoll(p, &end, 10);
-        if (end == p || credits <= 0 || credits > 1000000000000LL)
-            return HB_EINVAL;
-        p = end;
-        while (*p == ' ')
-            p++;
-        if (*p != '\0' && *p != ',')
-            return HB_EINVAL;
-        if (n == max)
-            return HB_EINVAL;
-        for (size_t i = 0; i < n; i++) {
-            if (out[i].price == price)
+        for (int k = 0; k < i; k++) {
+            if (out[k].price == price)
                 return HB_EINVAL; /* two packages at one price: ambiguous */
         }
-        out[n].price = price;
-        out[n].credits = credits;
-        n++;
+        out[i].price = price;
+        out[i].credits = pairs[i].value;
     }
-    return (int)n;
+    return n < 0 ? HB_EINVAL : n;
 }
 
 /* ---- answering ---------------------------------------------------------------- */

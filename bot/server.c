@@ -81,15 +81,7 @@ static const struct lws_protocols server_protocols[] = {
 
 static void server__lws_log(int level, const char *line)
 {
-    char buf[512];
-    size_t n = strlen(line);
-    if (n >= sizeof(buf))
-        n = sizeof(buf) - 1;
-    memcpy(buf, line, n);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
-    buf[n] = '\0';
-    log_write(level == LLL_ERR ? LOG_WARN : LOG_DEBUG, "lws", "msg=%s", buf);
+    log_external(level == LLL_ERR ? LOG_WARN : LOG_DEBUG, "lws", line);
 }
 
 /* ---- requests ----------------------------------------------------------- */

@@ -291,3 +291,13 @@ void log_write(enum log_level level, const char *event, const char *fmt, ...)
     fflush(out);
     pthread_mutex_unlock(&log_lock);
 }
+
+void log_external(enum log_level level, const char *source, const char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    if (n > LOG_LINE_MAX / 2)
+        n = LOG_LINE_MAX / 2;
+    log_write(level, source, "msg=%.*s", (int)n, line);
+}

@@ -42,6 +42,10 @@ void log_write(enum log_level level, const char *event, const char *fmt, ...)
 #define log_warn(...) log_write(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
 
+/** Log one line written by a library (libwebsockets, ...) as event
+ *  `source` with the text in msg=, trailing newlines removed. */
+void log_external(enum log_level level, const char *source, const char *line);
+
 /** Register a secret (token, API key, webhook secret) that must never appear
  *  in a log line. The string is copied. Secrets shorter than 6 bytes are
  *  ignored (they would mask ordinary words). Thread-safe. */

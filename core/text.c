@@ -1,6 +1,7 @@
 #include "core/text.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,4 +86,34 @@ int text_bool_parse(const char *s, bool *out)
         }
     }
     return -1;
+}
+
+int text_pairs_parse(const char *text, struct text_pair *out, size_t max)
+{
+    size_t n = 0;
+    const char *p = text != NULL ? text : "";
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *colon = strchr(p, ':');
+        size_t klen = colon != NULL ? (size_t)(colon - p) : 0;
+        if (colon == NULL || klen == 0 || klen >= sizeof(out[0].key) || n == max ||
+            memchr(p, ',', klen) != NULL || memchr(p, ' ', klen) != NULL)
+            return -1;
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(colon + 1, &end, 10);
+        if (end == colon + 1 || errno != 0 || v <= 0)
+            return -1;
+        if (*end != '\0' && *end != ',' && *end != ' ' && *end != '\t')
+            return -1;
+        memcpy(out[n].key, p, klen);
+        out[n].key[klen] = '\0';
+        out[n].value = v;
+        n++;
+        p = end;
+    }
+    return (int)n;
 }

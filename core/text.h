@@ -33,4 +33,15 @@ size_t text_distance(const char *a, const char *b);
 /** Parse true/yes/on/1 or false/no/off/0 (any case). Returns 0 or -1. */
 int text_bool_parse(const char *s, bool *out);
 
+/** One "key:value" of a setting list ("100:500, 250:1500"). */
+struct text_pair {
+    char key[64];
+    long long value; /* a positive whole number */
+};
+
+/** Parse a list of key:value pairs separated by commas and/or spaces, each
+ *  value a positive whole number. Returns the count (0 for NULL or empty),
+ *  or -1 when the text is malformed or holds more than max pairs. */
+int text_pairs_parse(const char *text, struct text_pair *out, size_t max);
+
 #endif

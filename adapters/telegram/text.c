@@ -3,6 +3,7 @@
 #include "adapters/telegram/telegram_internal.h"
 
 #include "core/error.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -45,24 +46,17 @@ int telegram_ids_parse(const char *text, int64_t *ids, size_t cap)
 
 int telegram_packages_parse(const char *text, struct telegram_package *out, size_t cap)
 {
-    size_t n = 0;
-    const char *p = text != NULL ? text : "";
-    for (p = text__skip(p); *p != '\0'; p = text__skip(p)) {
-        int64_t stars, credits;
-        if (text__int(&p, &stars) < 0 || *p != ':')
+    struct text_pair pairs[64];
+    int n = text_pairs_parse(text, pairs, cap < 64 ? cap : 64);
+    for (int i = 0; i < n; i++) {
+        char *end = NULL;
+        long long stars = strtoll(pairs[i].key, &end, 10);
+        if (*end != '\0' || stars < 1 || stars > 100000 || pairs[i].value > 1000000000000LL)
             return HB_EINVAL;
-        p++;
-        if (text__int(&p, &credits) < 0 || n >= cap)
-            return HB_EINVAL;
-        if (stars < 1 || stars > 100000 || credits < 1 || credits > 1000000000000LL)
-            return HB_EINVAL;
-        if (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t')
-            return HB_EINVAL;
-        out[n].stars = stars;
-        out[n].credits = credits;
-        n++;
+        out[i].stars = stars;
+        out[i].credits = pairs[i].value;
     }
-    return (int)n;
+    return n < 0 ? HB_EINVAL : n;
 }
 
 /* Length in bytes of the UTF-8 sequence starting with byte c (1 for a

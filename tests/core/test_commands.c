@@ -5,6 +5,7 @@
 #include "core/commands.h"
 #include "core/core.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "tests/fake/reply_capture.h"
 
 #include <stdio.h>
@@ -297,7 +298,24 @@ static void test_router_unknown_button(void **state)
     router_free(r);
 }
 
+static void test_text_pairs(void **state)
+{
+    (void)state;
+    struct text_pair p[4];
+    assert_int_equal(text_pairs_parse("100:500, 250:1500", p, 4), 2);
+    assert_string_equal(p[1].key, "250");
+    assert_int_equal(p[1].value, 1500);
+    assert_int_equal(text_pairs_parse(" 0.0.456858:10 ", p, 4), 1);
+    assert_string_equal(p[0].key, "0.0.456858");
+    assert_int_equal(text_pairs_parse(NULL, p, 4), 0);
+    assert_int_equal(text_pairs_parse("", p, 4), 0);
+    const char *bad[] = {"a", "a:0", "a:b", ":5", "a:5x", "a b:5", "1:1,2:2,3:3,4:4,5:5"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(text_pairs_parse(bad[i], p, 4), -1);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_text_pairs),
     cmocka_unit_test(test_button_refs),
     cmocka_unit_test(test_router_unknown_button),
     cmocka_unit_test(test_parse_positional_and_rest),
