@@ -136,4 +136,5 @@ format:
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
+VG_OBJ := $(SRC:%.c=build/vg/%.o) $(TEST_SRC:%.c=build/vg/%.o)
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(VG_OBJ:.o=.d)
