@@ -125,6 +125,10 @@ static const struct config_key_schema config_keys_discord[] = {
           "last shard this daemon runs; -1: the last one"),
     K_STRING(struct config_discord, guild_id, NULL, RESTART,
              "register commands in this guild only (instant, for testing); default: globally"),
+    K_BOOL(struct config_discord, interactions_endpoint, "false", RESTART,
+           "also take interactions over HTTP at POST /interactions/discord (needs [server])"),
+    K_STRING(struct config_discord, public_key, NULL, RESTART,
+             "the application's public key (64 hex digits) that signs endpoint requests"),
 };
 
 static const struct config_key_schema config_keys_telegram[] = {
@@ -1195,6 +1199,34 @@ static int config__fallbacks_check(struct config_parser *ps, const struct config
     return rc;
 }
 
+static bool config__hex_is(const char *s, size_t digits)
+{
+    if (s == NULL || strlen(s) != digits)
+        return false;
+    for (size_t i = 0; i < digits; i++) {
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Endpoints on the HTTP server need the server, and their keys. */
+static int config__endpoints_check(struct config_parser *ps)
+{
+    const struct config_discord *dc = &ps->cfg->discord;
+    int rc = 0;
+    if (dc->enabled && dc->interactions_endpoint) {
+        if (!config__hex_is(dc->public_key, 64))
+            rc = config__problem_add(ps->problems, 0,
+                                     "[discord] interactions_endpoint needs public_key = the "
+                                     "application's public key (64 hex digits)");
+        else if (!ps->cfg->server.enabled)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[discord] interactions_endpoint needs [server] enabled = true");
+    }
+    return rc;
+}
+
 /* Required keys, per-instance defaults, and rules across keys or sections. */
 static int config__validate(struct config_parser *ps)
 {
@@ -1247,6 +1279,8 @@ static int config__validate(struct config_parser *ps)
             rc = config__problem_add(ps->problems, 0,
                                      "[discord] shards must be auto or a count from 1 to 4096");
     }
+    if (rc == 0)
+        rc = config__endpoints_check(ps);
     if (rc < 0)
         return rc;
 
