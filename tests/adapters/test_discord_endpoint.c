@@ -7,6 +7,7 @@
 
 #include "adapters/discord/discord.h"
 #include "adapters/discord/gateway.h"
+#include "bot/config.h"
 #include "bot/http.h"
 #include "bot/server.h"
 #include "bot/webhooks.h"
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define EP_TOKEN "endpoint-test-token.ZZZ-123456"
 #define EP_APP "4242"
@@ -352,7 +354,50 @@ static void test_endpoint_ping_and_forgeries(void **state)
     ep_close(&e);
 }
 
+/* Load text as a config file; the problems' messages joined in out. */
+static int ep_config(const char *text, char *out, size_t cap)
+{
+    char *dir = test_tmpdir_new();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/bot.conf", dir);
+    test_file_write(path, text, (size_t)-1);
+    chmod(path, 0600);
+    struct config *cfg = NULL;
+    struct config_problems problems;
+    config_problems_init(&problems);
+    int rc = config_load(path, &cfg, &problems);
+    out[0] = '\0';
+    for (size_t i = 0; i < problems.count; i++) {
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "%s\n", problems.items[i].message);
+    }
+    config_problems_close(&problems);
+    config_free(cfg);
+    test_tmpdir_remove(dir);
+    free(dir);
+    return rc;
+}
+
+/* The endpoint needs a well-formed key and the server. */
+static void test_endpoint_config(void **state)
+{
+    (void)state;
+    char msgs[1024];
+    const char *base = "[console]\nenabled = true\n[discord]\nenabled = true\ntoken = x\n"
+                       "application_id = 1\ninteractions_endpoint = true\n";
+    char text[1024];
+    snprintf(text, sizeof(text), "%s", base);
+    assert_int_equal(ep_config(text, msgs, sizeof(msgs)), HB_ECONFIG);
+    assert_non_null(strstr(msgs, "public_key"));
+    snprintf(text, sizeof(text), "%spublic_key = %064d\n", base, 0);
+    assert_int_equal(ep_config(text, msgs, sizeof(msgs)), HB_ECONFIG);
+    assert_non_null(strstr(msgs, "[server] enabled"));
+    snprintf(text, sizeof(text), "%spublic_key = %064d\n[server]\nenabled = true\n", base, 0);
+    assert_int_equal(ep_config(text, msgs, sizeof(msgs)), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_endpoint_config),
     cmocka_unit_test(test_endpoint_deferred_then_edit),
     cmocka_unit_test(test_endpoint_answer_now_and_image),
     cmocka_unit_test(test_endpoint_ping_and_forgeries),
