@@ -142,6 +142,12 @@ static const struct config_key_schema config_keys_telegram[] = {
              "Telegram user ids with admin rights, separated by commas"),
     K_STRING(struct config_telegram, stars_packages, "", LIVE,
              "Stars packages /deposit offers, as stars:credits pairs separated by commas"),
+    K_BOOL(struct config_telegram, webhook, "false", RESTART,
+           "take updates at POST /webhooks/telegram instead of polling (needs [server])"),
+    K_SECRET(struct config_telegram, webhook_secret, RESTART,
+             "secret token Telegram sends with each webhook request"),
+    K_URL(struct config_telegram, webhook_url, NULL, RESTART,
+          "public URL of the webhook, given to setWebhook at start; default: set by the operator"),
 };
 
 static const struct config_key_schema config_keys_server[] = {
@@ -1223,6 +1229,22 @@ static int config__endpoints_check(struct config_parser *ps)
         else if (!ps->cfg->server.enabled)
             rc = config__problem_add(ps->problems, 0,
                                      "[discord] interactions_endpoint needs [server] enabled = true");
+    }
+    const struct config_telegram *tc = &ps->cfg->telegram;
+    if (rc == 0 && tc->enabled && tc->webhook) {
+        bool ok = tc->webhook_secret != NULL && strlen(tc->webhook_secret) <= 256 &&
+                  tc->webhook_secret[0] != '\0';
+        for (const char *c = ok ? tc->webhook_secret : ""; *c != '\0'; c++) {
+            if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+                ok = false;
+        }
+        if (!ok)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[telegram] webhook needs webhook_secret = 1 to 256 of "
+                                     "A-Z, a-z, 0-9, _ and - (better: webhook_secret_env)");
+        else if (!ps->cfg->server.enabled)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[telegram] webhook needs [server] enabled = true");
     }
     return rc;
 }

@@ -88,6 +88,9 @@ struct config_telegram {
     int64_t poll_timeout;  /* seconds a getUpdates long poll waits for updates */
     char *admins;          /* user ids with admin rights: "123, 456" */
     char *stars_packages;  /* Stars packages /deposit offers: "stars:credits, ..." */
+    bool webhook;          /* take updates at POST /webhooks/telegram instead of polling */
+    char *webhook_secret;  /* the X-Telegram-Bot-Api-Secret-Token expected (secret) */
+    char *webhook_url;     /* public URL for setWebhook at start; NULL: the operator sets it */
 };
 
 struct config_server {

@@ -311,6 +311,21 @@ static void daemon__adapter_ended(void *data, struct adapter *a)
         daemon__stop(d, "no adapter is left running");
 }
 
+/* Updates through POST /webhooks/telegram when [telegram] webhook (the
+ * config check made sure [server] is on and the secret is set). */
+static int daemon__telegram_webhook_add(struct daemon *d, struct adapter *a)
+{
+    const struct config_telegram *tc = &d->config->telegram;
+    if (!tc->webhook)
+        return 0;
+    int rc = d->webhooks != NULL ? webhooks_telegram_add(d->webhooks, a, tc->webhook_secret)
+                                 : HB_ECONFIG;
+    if (rc < 0)
+        log_error("adapter.start_failed", "adapter=telegram problem=webhook error=%s",
+                  hb_strerror(rc));
+    return rc;
+}
+
 /* The Telegram adapter, on the daemon's HTTP client and ledger. */
 static int daemon__telegram_new(struct daemon *d, const struct adapter_host *host)
 {
@@ -319,7 +334,10 @@ static int daemon__telegram_new(struct daemon *d, const struct adapter_host *hos
                                     .api_base = tc->api_base,
                                     .poll_timeout_s = tc->poll_timeout,
                                     .admins = tc->admins,
-                                    .stars_packages = tc->stars_packages};
+                                    .stars_packages = tc->stars_packages,
+                                    .webhook = tc->webhook,
+                                    .webhook_url = tc->webhook_url,
+                                    .webhook_secret = tc->webhook_secret};
     if (telegram_ids_parse(tc->admins, (int64_t[64]){0}, 64) < 0 ||
         telegram_packages_parse(tc->stars_packages, (struct telegram_package[16]){{0, 0}}, 16) < 0) {
         log_error("adapter.start_failed",
@@ -331,7 +349,7 @@ static int daemon__telegram_new(struct daemon *d, const struct adapter_host *hos
     if (a == NULL)
         return HB_ENOMEM;
     d->adapters[d->nadapters++] = a;
-    return 0;
+    return daemon__telegram_webhook_add(d, a);
 }
 
 /* Autocomplete offers the enabled models of the running config. */

@@ -3,11 +3,13 @@
 #include "adapters/adapter.h"
 #include "adapters/discord/discord.h"
 #include "adapters/discord/verify.h"
+#include "adapters/telegram/telegram.h"
 #include "bot/server.h"
 #include "core/error.h"
 #include "core/log.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,8 @@ struct webhooks {
     struct server *srv;
     struct adapter *discord;            /* NULL: no endpoint, or closed */
     char discord_key[WEBHOOKS_KEY_HEX + 1];
+    struct adapter *telegram;           /* NULL: no webhook, or closed */
+    char *telegram_secret;              /* X-Telegram-Bot-Api-Secret-Token */
     bool closed;
 };
 
@@ -88,15 +92,80 @@ int webhooks_discord_add(struct webhooks *wh, struct adapter *discord, const cha
     return 0;
 }
 
+static const char *const webhooks_telegram_headers[] = {"X-Telegram-Bot-Api-Secret-Token", NULL};
+
+/* Constant time over the expected length, so the secret does not leak
+ * through timing (only its length may). */
+static bool webhooks__secret_ok(const char *expected, const char *given)
+{
+    size_t n = strlen(expected);
+    if (given == NULL || strlen(given) != n)
+        return false;
+    return CRYPTO_memcmp(expected, given, n) == 0;
+}
+
+static void webhooks__telegram(struct server_request *req, void *data)
+{
+    struct webhooks *wh = data;
+    if (wh->closed || wh->telegram == NULL) {
+        server_respond(req, 503, NULL, "shutting down\n", 14, NULL);
+        return;
+    }
+    if (!webhooks__secret_ok(wh->telegram_secret,
+                             server_request_header(req, "X-Telegram-Bot-Api-Secret-Token"))) {
+        log_warn("webhooks.telegram_refused", "reason=%s", "wrong or missing secret token");
+        server_respond(req, 401, NULL, "unauthorized\n", 13, NULL);
+        return;
+    }
+    size_t len = 0;
+    const char *body = server_request_body(req, &len);
+    /* The update is dispatched (or known as a repeat) when this returns;
+     * only then does Telegram hear 200 and forget it. */
+    int rc = telegram_update_feed(wh->telegram, body, len);
+    if (rc < 0) {
+        server_respond(req, 400, NULL, "malformed update\n", 17, NULL);
+        return;
+    }
+    server_respond(req, 200, "application/json", "{}", 2, NULL);
+}
+
+int webhooks_telegram_add(struct webhooks *wh, struct adapter *telegram, const char *secret)
+{
+    if (telegram == NULL || secret == NULL || secret[0] == '\0')
+        return HB_EINVAL;
+    if (wh->telegram != NULL)
+        return HB_EEXISTS;
+    char *copy = strdup(secret);
+    if (copy == NULL)
+        return HB_ENOMEM;
+    int rc = server_route_add(wh->srv, "POST", "/webhooks/telegram", webhooks_telegram_headers,
+                              webhooks__telegram, wh);
+    if (rc < 0) {
+        free(copy);
+        return rc;
+    }
+    wh->telegram_secret = copy;
+    wh->telegram = telegram;
+    log_info("webhooks.telegram", "path=%s", "/webhooks/telegram");
+    return 0;
+}
+
 void webhooks_close(struct webhooks *wh)
 {
     if (wh == NULL)
         return;
     wh->closed = true;
     wh->discord = NULL;
+    wh->telegram = NULL;
 }
 
 void webhooks_free(struct webhooks *wh)
 {
+    if (wh == NULL)
+        return;
+    if (wh->telegram_secret != NULL) {
+        OPENSSL_cleanse(wh->telegram_secret, strlen(wh->telegram_secret));
+        free(wh->telegram_secret);
+    }
     free(wh);
 }
