@@ -24,6 +24,7 @@
 #define DC_RETRY_MIN_MS 1000
 #define DC_RETRY_MAX_MS 60000
 #define DC_FLAG_EPHEMERAL 64
+#define DC_HTTP_RETRY_MS 500    /* wait before repeating a REST call refused 404 after an HTTP answer */
 
 #define DC_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -75,6 +76,8 @@ struct dc_reply {
     char sent_id[32];     /* MESSAGE: our first message, which edits change */
     bool in_dispatch;     /* inside host.dispatch: the callback is not sent yet */
     struct dc_first *first; /* until dispatch ends: the first response's way; NULL: REST */
+    bool http_answered;   /* the first response went out as an HTTP answer */
+    bool retried;         /* a REST call after it was repeated once already */
     bool acked;           /* the callback is queued (MESSAGE: nothing to ack) */
     bool deferred_public; /* acked with a public type 5 and nothing shown yet */
     bool original_used;   /* @original (or sent_id) shows a message of ours */
@@ -367,16 +370,38 @@ static void dc__pace_cb(uv_timer_t *t)
     dc__reply_pump(r);
 }
 
+static void dc__pace_arm(struct dc_reply *r, uint64_t ms)
+{
+    struct discord *dc = r->dc;
+    if (!r->pace_init) {
+        uv_timer_init(dc->loop, &r->pace);
+        r->pace_init = true;
+        dc->handles++;
+    }
+    r->pace.data = r;
+    r->pace_armed = true;
+    uv_timer_start(&r->pace, dc__pace_cb, ms, 0);
+}
+
 static void dc__op_done(const struct discord_rest_result *res, void *data)
 {
     struct dc_reply *r = data;
     struct discord *dc = r->dc;
     struct dc_op *op = r->head;
+    bool ok = res->rc == 0 && res->status >= 200 && res->status < 300;
+    r->busy = false;
+    if (res->rc == 0 && res->status == 404 && r->http_answered && !r->retried && !dc->closing) {
+        /* The HTTP answer is written after the handler returns, and nothing
+         * says when Discord has taken it in; a REST call right behind it
+         * can find the interaction unknown. Once, a little later. */
+        r->retried = true;
+        log_debug("discord.retry_after_http_answer", "op=%d", (int)op->kind);
+        dc__pace_arm(r, DC_HTTP_RETRY_MS);
+        return;
+    }
     r->head = op->next;
     if (r->head == NULL)
         r->tail = NULL;
-    r->busy = false;
-    bool ok = res->rc == 0 && res->status >= 200 && res->status < 300;
     if (op->kind == DC_OP_CALLBACK) {
         if (ok)
             dc->stats.acks++;
@@ -420,6 +445,7 @@ static void dc__first_answer(struct dc_reply *r)
     struct dc_first *first = r->first;
     struct dc_op *op = r->head;
     r->first = NULL;
+    r->http_answered = true;
     if (op->image != NULL) {
         cJSON *cb = cJSON_Parse(op->json);
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(cb, "type");
@@ -467,14 +493,7 @@ static void dc__reply_pump(struct dc_reply *r)
     struct dc_op *op = r->head;
     uint64_t now = uv_now(dc->loop);
     if (op->kind == DC_OP_EDIT && r->last_edit_ms != 0 && now < r->last_edit_ms + dc->edit_interval_ms) {
-        if (!r->pace_init) {
-            uv_timer_init(dc->loop, &r->pace);
-            r->pace_init = true;
-            dc->handles++;
-        }
-        r->pace.data = r;
-        r->pace_armed = true;
-        uv_timer_start(&r->pace, dc__pace_cb, r->last_edit_ms + dc->edit_interval_ms - now, 0);
+        dc__pace_arm(r, r->last_edit_ms + dc->edit_interval_ms - now);
         return;
     }
     char path[1024];

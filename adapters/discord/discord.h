@@ -96,7 +96,10 @@ typedef void (*discord_respond_fn)(void *data, const char *json, size_t len);
  *  as INTERACTION_CREATE from the gateway, except that the first response
  *  (types 4 to 8) goes to respond instead of a REST callback. respond is
  *  called exactly once, before this returns; later messages (edits of
- *  @original, follow-ups) go through REST as usual. */
+ *  @original, follow-ups) go through REST as usual. The HTTP answer is
+ *  written after respond returns and nothing reports when Discord has it,
+ *  so the first REST call of such an interaction is repeated once, half a
+ *  second later, if Discord answers it 404. */
 void discord_interaction_feed(struct adapter *a, const char *json, size_t len,
                               discord_respond_fn respond, void *data);
 

@@ -42,6 +42,7 @@ struct ep {
     struct reply *held;         /* a reply the handler keeps for later */
     bool answer_now;            /* the handler answers during dispatch */
     bool with_image;            /* ... with an image */
+    bool long_text;             /* ... with a text in two messages */
     size_t dispatched;
     struct discord_adapter_stats stats;
 };
@@ -110,6 +111,12 @@ static void ep_dispatch(void *data, struct invocation *inv, const char *args)
                                   .filename = "a.png", .mime = "image/png"};
         struct reply_msg m = {.stage = REPLY_FINAL, .text = "balance: 5",
                               .image = e->with_image ? &img : NULL};
+        static char big[2600];
+        if (e->long_text) {
+            memset(big, 'x', sizeof(big) - 1);
+            big[sizeof(big) - 1] = '\0';
+            m.text = big;
+        }
         reply_send(inv->reply, &m);
         reply_finish(inv->reply);
     } else {
@@ -396,7 +403,49 @@ static void test_endpoint_config(void **state)
     assert_int_equal(ep_config(text, msgs, sizeof(msgs)), 0);
 }
 
+/* A text longer than one message: the first piece is the HTTP answer,
+ * the rest a follow-up through REST. When Discord has not taken the HTTP
+ * answer in yet (404 on the follow-up) the follow-up is repeated once. */
+static void test_endpoint_followup_retried_after_404(void **state)
+{
+    (void)state;
+    struct ep e;
+    ep_open(&e);
+    e.answer_now = true;
+    e.long_text = true;
+    fake_rest_script_status(e.rest, "/webhooks/" EP_APP "/tok6", 404);
+    char body[1024];
+    ep_command(body, sizeof(body), 6, 2, "{\"id\":\"9\",\"name\":\"help\",\"type\":1}");
+    struct tcall c = {0};
+    ep_post(&e, e.key, body, &c);
+    assert_int_equal(c.status, 200);
+    assert_non_null(strstr(c.body, "\"type\":4"));
+    tcall_clear(&c);
+    while (fake_rest_matching(e.rest, "POST", "/webhooks/" EP_APP "/tok6") < 2 && !e.timed_out)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    struct fake_rest_request *first = fake_rest_get(e.rest, 0);
+    struct fake_rest_request *second = fake_rest_get(e.rest, 1);
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_int_equal(first->status, 404);
+    assert_int_equal(second->status / 100, 2);
+    assert_string_equal(first->json, second->json);
+    assert_true(second->at_ms - first->at_ms >= 400);
+    fake_rest_request_free(first);
+    fake_rest_request_free(second);
+    /* Let the reply see its answer before closing. */
+    discord_adapter_stats(e.adapter, &e.stats);
+    while (e.stats.followups < 1 && !e.timed_out) {
+        uv_run(&e.loop, UV_RUN_ONCE);
+        discord_adapter_stats(e.adapter, &e.stats);
+    }
+    assert_int_equal(fake_rest_matching(e.rest, NULL, "/callback"), 0);
+    ep_close(&e);
+    assert_int_equal(e.stats.followups, 1);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_endpoint_followup_retried_after_404),
     cmocka_unit_test(test_endpoint_config),
     cmocka_unit_test(test_endpoint_deferred_then_edit),
     cmocka_unit_test(test_endpoint_answer_now_and_image),
