@@ -18,10 +18,10 @@
 
 struct webhooks {
     struct server *srv;
-    struct adapter *discord;            /* NULL: no endpoint, or closed */
+    struct adapter *discord; /* NULL: no endpoint, or closed */
     char discord_key[WEBHOOKS_KEY_HEX + 1];
-    struct adapter *telegram;           /* NULL: no webhook, or closed */
-    char *telegram_secret;              /* X-Telegram-Bot-Api-Secret-Token */
+    struct adapter *telegram; /* NULL: no webhook, or closed */
+    char *telegram_secret;    /* X-Telegram-Bot-Api-Secret-Token */
     bool closed;
 };
 

@@ -27,22 +27,22 @@
 
 struct ep {
     uv_loop_t loop;
-    struct http_client *http;   /* the adapter's REST and the test's calls */
+    struct http_client *http; /* the adapter's REST and the test's calls */
     struct discord_ws *ws;
     struct fake_rest *rest;
     struct server *srv;
     struct webhooks *wh;
     struct adapter *adapter;
-    EVP_PKEY *key;              /* signs the requests */
-    EVP_PKEY *other;            /* a key Discord does not use */
+    EVP_PKEY *key;   /* signs the requests */
+    EVP_PKEY *other; /* a key Discord does not use */
     char key_hex[65];
     char url[96];
     uv_timer_t guard;
     bool timed_out;
-    struct reply *held;         /* a reply the handler keeps for later */
-    bool answer_now;            /* the handler answers during dispatch */
-    bool with_image;            /* ... with an image */
-    bool long_text;             /* ... with a text in two messages */
+    struct reply *held; /* a reply the handler keeps for later */
+    bool answer_now;    /* the handler answers during dispatch */
+    bool with_image;    /* ... with an image */
+    bool long_text;     /* ... with a text in two messages */
     size_t dispatched;
     struct discord_adapter_stats stats;
 };
@@ -107,10 +107,12 @@ static void ep_dispatch(void *data, struct invocation *inv, const char *args)
     (void)args;
     e->dispatched++;
     if (e->answer_now) {
-        struct reply_image img = {.data = (const unsigned char *)"\x89PNG....", .len = 8,
-                                  .filename = "a.png", .mime = "image/png"};
-        struct reply_msg m = {.stage = REPLY_FINAL, .text = "balance: 5",
-                              .image = e->with_image ? &img : NULL};
+        struct reply_image img = {.data = (const unsigned char *)"\x89PNG....",
+                                  .len = 8,
+                                  .filename = "a.png",
+                                  .mime = "image/png"};
+        struct reply_msg m = {
+            .stage = REPLY_FINAL, .text = "balance: 5", .image = e->with_image ? &img : NULL};
         static char big[2600];
         if (e->long_text) {
             memset(big, 'x', sizeof(big) - 1);
@@ -205,8 +207,9 @@ static void ep_post(struct ep *e, EVP_PKEY *key, const char *body, struct tcall 
     char sig[129];
     if (key != NULL)
         ep_sign(key, ts, body, sig);
-    const char *headers[] = {"X-Signature-Ed25519", sig, "X-Signature-Timestamp", ts,
-                             "Content-Type", "application/json", NULL};
+    const char *headers[] = {
+        "X-Signature-Ed25519", sig, "X-Signature-Timestamp", ts, "Content-Type",
+        "application/json",    NULL};
     const char *bare[] = {"Content-Type", "application/json", NULL};
     tcall_do(&e->loop, e->http, "POST", e->url, key != NULL ? headers : bare, body, strlen(body),
              out);
@@ -326,7 +329,8 @@ static void test_endpoint_ping_and_forgeries(void **state)
     struct ep e;
     ep_open(&e);
     struct tcall c = {0};
-    const char *ping = "{\"id\":\"1\",\"application_id\":\"" EP_APP "\",\"type\":1,\"token\":\"t\"}";
+    const char *ping =
+        "{\"id\":\"1\",\"application_id\":\"" EP_APP "\",\"type\":1,\"token\":\"t\"}";
     ep_post(&e, e.key, ping, &c);
     assert_int_equal(c.status, 200);
     assert_string_equal(c.body, "{\"type\":1}");

@@ -147,8 +147,8 @@ static void tw_post(struct tw *t, const char *secret, const char *body, struct t
     const char *with[] = {"X-Telegram-Bot-Api-Secret-Token", secret, "Content-Type",
                           "application/json", NULL};
     const char *bare[] = {"Content-Type", "application/json", NULL};
-    tcall_do(&t->lt.loop, t->http, "POST", t->url, secret != NULL ? with : bare, body,
-             strlen(body), out);
+    tcall_do(&t->lt.loop, t->http, "POST", t->url, secret != NULL ? with : bare, body, strlen(body),
+             out);
 }
 
 /* setWebhook with the URL and the secret at start; an update through the
