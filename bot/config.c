@@ -125,6 +125,10 @@ static const struct config_key_schema config_keys_discord[] = {
           "last shard this daemon runs; -1: the last one"),
     K_STRING(struct config_discord, guild_id, NULL, RESTART,
              "register commands in this guild only (instant, for testing); default: globally"),
+    K_BOOL(struct config_discord, interactions_endpoint, "false", RESTART,
+           "also take interactions over HTTP at POST /interactions/discord (needs [server])"),
+    K_STRING(struct config_discord, public_key, NULL, RESTART,
+             "the application's public key (64 hex digits) that signs endpoint requests"),
 };
 
 static const struct config_key_schema config_keys_telegram[] = {
@@ -138,6 +142,12 @@ static const struct config_key_schema config_keys_telegram[] = {
              "Telegram user ids with admin rights, separated by commas"),
     K_STRING(struct config_telegram, stars_packages, "", LIVE,
              "Stars packages /deposit offers, as stars:credits pairs separated by commas"),
+    K_BOOL(struct config_telegram, webhook, "false", RESTART,
+           "take updates at POST /webhooks/telegram instead of polling (needs [server])"),
+    K_SECRET(struct config_telegram, webhook_secret, RESTART,
+             "secret token Telegram sends with each webhook request"),
+    K_URL(struct config_telegram, webhook_url, NULL, RESTART,
+          "public URL of the webhook, given to setWebhook at start; default: set by the operator"),
 };
 
 static const struct config_key_schema config_keys_server[] = {
@@ -1195,6 +1205,50 @@ static int config__fallbacks_check(struct config_parser *ps, const struct config
     return rc;
 }
 
+static bool config__hex_is(const char *s, size_t digits)
+{
+    if (s == NULL || strlen(s) != digits)
+        return false;
+    for (size_t i = 0; i < digits; i++) {
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Endpoints on the HTTP server need the server, and their keys. */
+static int config__endpoints_check(struct config_parser *ps)
+{
+    const struct config_discord *dc = &ps->cfg->discord;
+    int rc = 0;
+    if (dc->enabled && dc->interactions_endpoint) {
+        if (!config__hex_is(dc->public_key, 64))
+            rc = config__problem_add(ps->problems, 0,
+                                     "[discord] interactions_endpoint needs public_key = the "
+                                     "application's public key (64 hex digits)");
+        else if (!ps->cfg->server.enabled)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[discord] interactions_endpoint needs [server] enabled = true");
+    }
+    const struct config_telegram *tc = &ps->cfg->telegram;
+    if (rc == 0 && tc->enabled && tc->webhook) {
+        bool ok = tc->webhook_secret != NULL && strlen(tc->webhook_secret) <= 256 &&
+                  tc->webhook_secret[0] != '\0';
+        for (const char *c = ok ? tc->webhook_secret : ""; *c != '\0'; c++) {
+            if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+                ok = false;
+        }
+        if (!ok)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[telegram] webhook needs webhook_secret = 1 to 256 of "
+                                     "A-Z, a-z, 0-9, _ and - (better: webhook_secret_env)");
+        else if (!ps->cfg->server.enabled)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[telegram] webhook needs [server] enabled = true");
+    }
+    return rc;
+}
+
 /* Required keys, per-instance defaults, and rules across keys or sections. */
 static int config__validate(struct config_parser *ps)
 {
@@ -1247,6 +1301,8 @@ static int config__validate(struct config_parser *ps)
             rc = config__problem_add(ps->problems, 0,
                                      "[discord] shards must be auto or a count from 1 to 4096");
     }
+    if (rc == 0)
+        rc = config__endpoints_check(ps);
     if (rc < 0)
         return rc;
 

@@ -77,6 +77,8 @@ struct config_discord {
     int64_t shard_first;  /* first shard this daemon runs */
     int64_t shard_last;   /* last shard this daemon runs; -1: the last one */
     char *guild_id;       /* register commands in this guild only; NULL: globally */
+    bool interactions_endpoint; /* also take interactions at POST /interactions/discord */
+    char *public_key;     /* the application's Ed25519 public key (64 hex digits) */
 };
 
 struct config_telegram {
@@ -86,6 +88,9 @@ struct config_telegram {
     int64_t poll_timeout;  /* seconds a getUpdates long poll waits for updates */
     char *admins;          /* user ids with admin rights: "123, 456" */
     char *stars_packages;  /* Stars packages /deposit offers: "stars:credits, ..." */
+    bool webhook;          /* take updates at POST /webhooks/telegram instead of polling */
+    char *webhook_secret;  /* the X-Telegram-Bot-Api-Secret-Token expected (secret) */
+    char *webhook_url;     /* public URL for setWebhook at start; NULL: the operator sets it */
 };
 
 struct config_server {

@@ -13,6 +13,7 @@
 #include "bot/payments.h"
 #include "bot/router.h"
 #include "bot/server.h"
+#include "bot/webhooks.h"
 #include "bot/status.h"
 #include "core/core.h"
 #include "core/error.h"
@@ -58,6 +59,7 @@ struct daemon {
     struct server *server;       /* HTTP: webhooks, /healthz, /metrics; NULL when off */
     struct status *status;       /* /healthz and /metrics on the server */
     struct payments *payments;   /* card webhooks on the server; NULL when none */
+    struct webhooks *webhooks;   /* platform endpoints on the server; NULL when off */
     struct mirror *mirror;       /* Hedera deposit poller; NULL when off */
     char *deposit_text;          /* /deposit without member links (heap); NULL: none */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
@@ -309,6 +311,21 @@ static void daemon__adapter_ended(void *data, struct adapter *a)
         daemon__stop(d, "no adapter is left running");
 }
 
+/* Updates through POST /webhooks/telegram when [telegram] webhook (the
+ * config check made sure [server] is on and the secret is set). */
+static int daemon__telegram_webhook_add(struct daemon *d, struct adapter *a)
+{
+    const struct config_telegram *tc = &d->config->telegram;
+    if (!tc->webhook)
+        return 0;
+    int rc = d->webhooks != NULL ? webhooks_telegram_add(d->webhooks, a, tc->webhook_secret)
+                                 : HB_ECONFIG;
+    if (rc < 0)
+        log_error("adapter.start_failed", "adapter=telegram problem=webhook error=%s",
+                  hb_strerror(rc));
+    return rc;
+}
+
 /* The Telegram adapter, on the daemon's HTTP client and ledger. */
 static int daemon__telegram_new(struct daemon *d, const struct adapter_host *host)
 {
@@ -317,7 +334,10 @@ static int daemon__telegram_new(struct daemon *d, const struct adapter_host *hos
                                     .api_base = tc->api_base,
                                     .poll_timeout_s = tc->poll_timeout,
                                     .admins = tc->admins,
-                                    .stars_packages = tc->stars_packages};
+                                    .stars_packages = tc->stars_packages,
+                                    .webhook = tc->webhook,
+                                    .webhook_url = tc->webhook_url,
+                                    .webhook_secret = tc->webhook_secret};
     if (telegram_ids_parse(tc->admins, (int64_t[64]){0}, 64) < 0 ||
         telegram_packages_parse(tc->stars_packages, (struct telegram_package[16]){{0, 0}}, 16) < 0) {
         log_error("adapter.start_failed",
@@ -329,7 +349,7 @@ static int daemon__telegram_new(struct daemon *d, const struct adapter_host *hos
     if (a == NULL)
         return HB_ENOMEM;
     d->adapters[d->nadapters++] = a;
-    return 0;
+    return daemon__telegram_webhook_add(d, a);
 }
 
 /* Autocomplete offers the enabled models of the running config. */
@@ -342,6 +362,25 @@ static size_t daemon__model_names(void *data, const char **names, size_t max)
             names[n++] = d->config->models[i].name;
     }
     return n;
+}
+
+/* Interactions over HTTP too when [discord] interactions_endpoint (the
+ * config check made sure [server] is on and the key is well formed). */
+static int daemon__discord_endpoint_add(struct daemon *d, struct adapter *a)
+{
+    const struct config_discord *c = &d->config->discord;
+    if (!c->interactions_endpoint)
+        return 0;
+    if (d->webhooks == NULL) {
+        log_error("adapter.start_failed", "adapter=discord problem=%s",
+                  "interactions_endpoint needs [server] enabled = true");
+        return HB_ECONFIG;
+    }
+    int rc = webhooks_discord_add(d->webhooks, a, c->public_key);
+    if (rc < 0)
+        log_error("adapter.start_failed", "adapter=discord problem=interactions endpoint error=%s",
+                  hb_strerror(rc));
+    return rc;
 }
 
 /* The Discord adapter and the websocket context its shards share. */
@@ -371,7 +410,7 @@ static int daemon__discord_new(struct daemon *d, const struct adapter_host *host
     if (a == NULL)
         return HB_ENOMEM;
     d->adapters[d->nadapters++] = a;
-    return 0;
+    return daemon__discord_endpoint_add(d, a);
 }
 
 /* The shards have stopped: the websocket context can go (its last part
@@ -456,6 +495,9 @@ static int daemon__server_start(struct daemon *d)
     d->status = status_new(d->server, &sto);
     if (d->status == NULL)
         return HB_ENOMEM;
+    d->webhooks = webhooks_new(d->server);
+    if (d->webhooks == NULL)
+        return HB_ENOMEM;
     /* Families the gateways and REST clients will report read 0 until then. */
     const struct metrics_std *m = metrics_std();
     struct metrics_family *per_platform[] = {m->gateway_reconnects, m->gateway_resumes,
@@ -490,6 +532,7 @@ static int daemon__server_start(struct daemon *d)
  * there; their answers are dropped and the providers retry later. */
 static void daemon__server_close(struct daemon *d)
 {
+    webhooks_close(d->webhooks);
     if (d->server != NULL)
         server_close(d->server);
 }
@@ -503,6 +546,8 @@ static void daemon__server_free(struct daemon *d)
     d->status = NULL;
     payments_free(d->payments);
     d->payments = NULL;
+    webhooks_free(d->webhooks);
+    d->webhooks = NULL;
 }
 
 /* ---- crypto deposits --------------------------------------------------- */
@@ -637,6 +682,7 @@ static void daemon__close_all(struct daemon *d)
         return;
     d->state = DAEMON_CLOSING;
     daemon__generate_close(d);
+    webhooks_close(d->webhooks); /* no request reaches a closing adapter */
     for (size_t i = 0; i < d->nadapters; i++) {
         d->closing++;
         bool discord = strcmp(d->adapters[i]->ops->name, "discord") == 0;

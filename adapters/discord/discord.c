@@ -24,6 +24,7 @@
 #define DC_RETRY_MIN_MS 1000
 #define DC_RETRY_MAX_MS 60000
 #define DC_FLAG_EPHEMERAL 64
+#define DC_HTTP_RETRY_MS 500    /* wait before repeating a REST call refused 404 after an HTTP answer */
 
 #define DC_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -53,6 +54,17 @@ struct dc_op {
 
 struct discord;
 
+/* Where an interaction's first response goes. Interactions from the
+ * gateway have none and answer with a REST callback; one received over
+ * HTTP answers in the HTTP reply. Lives on the stack of
+ * discord_interaction_feed: a reply holds it only until its dispatch ends,
+ * by which time the first response is decided. */
+struct dc_first {
+    discord_respond_fn fn;
+    void *data;
+    bool used; /* fn was called */
+};
+
 struct dc_reply {
     struct reply reply;
     struct discord *dc;
@@ -63,6 +75,9 @@ struct dc_reply {
     char message_id[32];  /* MESSAGE: the member's message we answer */
     char sent_id[32];     /* MESSAGE: our first message, which edits change */
     bool in_dispatch;     /* inside host.dispatch: the callback is not sent yet */
+    struct dc_first *first; /* until dispatch ends: the first response's way; NULL: REST */
+    bool http_answered;   /* the first response went out as an HTTP answer */
+    bool retried;         /* a REST call after it was repeated once already */
     bool acked;           /* the callback is queued (MESSAGE: nothing to ack) */
     bool deferred_public; /* acked with a public type 5 and nothing shown yet */
     bool original_used;   /* @original (or sent_id) shows a message of ours */
@@ -355,16 +370,38 @@ static void dc__pace_cb(uv_timer_t *t)
     dc__reply_pump(r);
 }
 
+static void dc__pace_arm(struct dc_reply *r, uint64_t ms)
+{
+    struct discord *dc = r->dc;
+    if (!r->pace_init) {
+        uv_timer_init(dc->loop, &r->pace);
+        r->pace_init = true;
+        dc->handles++;
+    }
+    r->pace.data = r;
+    r->pace_armed = true;
+    uv_timer_start(&r->pace, dc__pace_cb, ms, 0);
+}
+
 static void dc__op_done(const struct discord_rest_result *res, void *data)
 {
     struct dc_reply *r = data;
     struct discord *dc = r->dc;
     struct dc_op *op = r->head;
+    bool ok = res->rc == 0 && res->status >= 200 && res->status < 300;
+    r->busy = false;
+    if (res->rc == 0 && res->status == 404 && r->http_answered && !r->retried && !dc->closing) {
+        /* The HTTP answer is written after the handler returns, and nothing
+         * says when Discord has taken it in; a REST call right behind it
+         * can find the interaction unknown. Once, a little later. */
+        r->retried = true;
+        log_debug("discord.retry_after_http_answer", "op=%d", (int)op->kind);
+        dc__pace_arm(r, DC_HTTP_RETRY_MS);
+        return;
+    }
     r->head = op->next;
     if (r->head == NULL)
         r->tail = NULL;
-    r->busy = false;
-    bool ok = res->rc == 0 && res->status >= 200 && res->status < 300;
     if (op->kind == DC_OP_CALLBACK) {
         if (ok)
             dc->stats.acks++;
@@ -399,23 +436,64 @@ static void dc__op_done(const struct discord_rest_result *res, void *data)
     dc__reply_maybe_free(r);
 }
 
+/* The callback at the head of the queue is answered through r->first, at
+ * once. The HTTP answer carries JSON only, so a first answer with an image
+ * becomes a deferral there and the message an edit of @original through
+ * REST, queued in the callback's place. */
+static void dc__first_answer(struct dc_reply *r)
+{
+    struct dc_first *first = r->first;
+    struct dc_op *op = r->head;
+    r->first = NULL;
+    r->http_answered = true;
+    if (op->image != NULL) {
+        cJSON *cb = cJSON_Parse(op->json);
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(cb, "type");
+        cJSON *data = cJSON_DetachItemFromObjectCaseSensitive(cb, "data");
+        const cJSON *flags = cJSON_GetObjectItemCaseSensitive(data, "flags");
+        bool ephemeral = cJSON_IsNumber(flags) && (flags->valueint & DC_FLAG_EPHEMERAL) != 0;
+        int deferred = cJSON_IsNumber(type) && type->valueint == 7 ? 6 : 5;
+        cJSON_Delete(cb);
+        char *edit = data != NULL ? cJSON_PrintUnformatted(data) : NULL;
+        cJSON_Delete(data);
+        char answer[64];
+        snprintf(answer, sizeof(answer), "{\"type\":%d%s}", deferred,
+                 ephemeral ? ",\"data\":{\"flags\":64}" : "");
+        first->used = true;
+        first->fn(first->data, answer, strlen(answer));
+        r->dc->stats.acks++;
+        if (edit != NULL) {
+            free(op->json);
+            op->json = edit;
+            op->kind = DC_OP_EDIT;
+            return;
+        }
+    } else {
+        first->used = true;
+        first->fn(first->data, op->json, strlen(op->json));
+        r->dc->stats.acks++;
+    }
+    r->head = op->next;
+    if (r->head == NULL)
+        r->tail = NULL;
+    dc__op_free(op);
+}
+
 /* Send the next op when its time has come. */
 static void dc__reply_pump(struct dc_reply *r)
 {
     struct discord *dc = r->dc;
     if (r->busy || r->head == NULL || r->in_dispatch || r->pace_armed)
         return;
+    if (r->head->kind == DC_OP_CALLBACK && r->first != NULL) {
+        dc__first_answer(r);
+        if (r->head == NULL)
+            return;
+    }
     struct dc_op *op = r->head;
     uint64_t now = uv_now(dc->loop);
     if (op->kind == DC_OP_EDIT && r->last_edit_ms != 0 && now < r->last_edit_ms + dc->edit_interval_ms) {
-        if (!r->pace_init) {
-            uv_timer_init(dc->loop, &r->pace);
-            r->pace_init = true;
-            dc->handles++;
-        }
-        r->pace.data = r;
-        r->pace_armed = true;
-        uv_timer_start(&r->pace, dc__pace_cb, r->last_edit_ms + dc->edit_interval_ms - now, 0);
+        dc__pace_arm(r, r->last_edit_ms + dc->edit_interval_ms - now);
         return;
     }
     char path[1024];
@@ -620,6 +698,7 @@ static void dc__reply_dispatched(struct dc_reply *r)
             dc__reply_push(r, dc__op_new(DC_OP_DELETE, NULL, NULL)); /* finished without a word */
     }
     dc__reply_pump(r);
+    r->first = NULL; /* the first response has gone out, or never will */
     dc__reply_maybe_free(r);
 }
 
@@ -765,7 +844,8 @@ static const cJSON *dc__focused(const cJSON *opts)
     return NULL;
 }
 
-static void dc__autocomplete(struct discord *dc, const cJSON *d, const char *id, const char *token)
+static void dc__autocomplete(struct discord *dc, const cJSON *d, const char *id, const char *token,
+                             struct dc_first *first)
 {
     const cJSON *focused = dc__focused(
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "data"), "options"));
@@ -797,6 +877,13 @@ static void dc__autocomplete(struct discord *dc, const cJSON *d, const char *id,
     cJSON_Delete(cb);
     if (json == NULL)
         return;
+    if (first != NULL) {
+        first->used = true;
+        first->fn(first->data, json, strlen(json));
+        dc->stats.acks++;
+        free(json);
+        return;
+    }
     char path[700];
     snprintf(path, sizeof(path), "/interactions/%s/%s/callback", id, token);
     dc->refs++;
@@ -805,7 +892,8 @@ static void dc__autocomplete(struct discord *dc, const cJSON *d, const char *id,
     free(json);
 }
 
-static void dc__interaction(struct discord *dc, const char *json, size_t len)
+/* One interaction, from the gateway (first NULL) or over HTTP. */
+static void dc__interaction(struct discord *dc, const char *json, size_t len, struct dc_first *first)
 {
     cJSON *d = cJSON_ParseWithLength(json, len);
     if (d == NULL) {
@@ -826,7 +914,7 @@ static void dc__interaction(struct discord *dc, const char *json, size_t len)
     }
     dc->stats.interactions++;
     if (type->valueint == 4) {
-        dc__autocomplete(dc, d, id, token);
+        dc__autocomplete(dc, d, id, token, first);
         goto out;
     }
     if (type->valueint != 2 && type->valueint != 3) {
@@ -838,6 +926,7 @@ static void dc__interaction(struct discord *dc, const char *json, size_t len)
         goto out;
     dc__copy(r->id, sizeof(r->id), id);
     dc__copy(r->token, sizeof(r->token), token);
+    r->first = first;
     if (type->valueint == 2)
         dc__command(dc, d, r);
     else
@@ -949,7 +1038,7 @@ static void dc__event(struct discord_gateway *gw, const char *type, int64_t seq,
     (void)gw;
     (void)seq;
     if (strcmp(type, "INTERACTION_CREATE") == 0) {
-        dc__interaction(dc, d, d_len);
+        dc__interaction(dc, d, d_len, NULL);
     } else if (strcmp(type, "MESSAGE_CREATE") == 0) {
         dc__message(dc, d, d_len);
     } else if (strcmp(type, "READY") == 0) {
@@ -1361,6 +1450,19 @@ fail:
     dc->close_cb = NULL;
     dc__free(dc);
     return NULL;
+}
+
+void discord_interaction_feed(struct adapter *a, const char *json, size_t len,
+                              discord_respond_fn respond, void *data)
+{
+    struct dc_first first = {.fn = respond, .data = data, .used = false};
+    if (a->ops == &dc_ops) {
+        struct discord *dc = a->impl;
+        if (!dc->closing)
+            dc__interaction(dc, json, len, &first);
+    }
+    if (!first.used)
+        respond(data, NULL, 0);
 }
 
 void discord_adapter_stats(const struct adapter *a, struct discord_adapter_stats *out)

@@ -85,6 +85,24 @@ struct discord_adapter_stats {
 struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
                             const struct adapter_host *host);
 
+/** Where the first response to an interaction received over HTTP goes:
+ *  json is the interaction response (borrowed for the call), or NULL when
+ *  the adapter does not answer the interaction (malformed, seen before, a
+ *  type it does not handle, or the adapter is closing). */
+typedef void (*discord_respond_fn)(void *data, const char *json, size_t len);
+
+/** Handle one interaction as Discord posts it to an interactions endpoint
+ *  (the signature already checked, PING already answered): the same path
+ *  as INTERACTION_CREATE from the gateway, except that the first response
+ *  (types 4 to 8) goes to respond instead of a REST callback. respond is
+ *  called exactly once, before this returns; later messages (edits of
+ *  @original, follow-ups) go through REST as usual. The HTTP answer is
+ *  written after respond returns and nothing reports when Discord has it,
+ *  so the first REST call of such an interaction is repeated once, half a
+ *  second later, if Discord answers it 404. */
+void discord_interaction_feed(struct adapter *a, const char *json, size_t len,
+                              discord_respond_fn respond, void *data);
+
 /** The counters of a Discord adapter. */
 void discord_adapter_stats(const struct adapter *a, struct discord_adapter_stats *out);
 

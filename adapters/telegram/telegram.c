@@ -44,6 +44,8 @@ static void tg__maybe_free(struct tg *tg)
     tg_sendq_close(tg);
     free(tg->buckets);
     free(tg->base);
+    free(tg->webhook_url);
+    free(tg->webhook_secret);
     free(tg);
     if (cb != NULL)
         cb(data);
@@ -348,7 +350,7 @@ static void tg__poll_done(struct tg *tg, void *data, const struct tg_result *res
 
 static void tg__poll(struct tg *tg)
 {
-    if (!tg->running || tg->closing || tg->poll != NULL)
+    if (!tg->running || tg->closing || tg->poll != NULL || tg->webhook)
         return;
     struct http_request *req = tg_request_new(tg, "getUpdates");
     cJSON *body = cJSON_CreateObject();
@@ -377,6 +379,44 @@ static void tg__poll(struct tg *tg)
 
 /* ---- start: getMe, the offset, the command list ---------------------- */
 
+static void tg__webhook_set_done(struct tg *tg, void *data, const struct tg_result *res)
+{
+    (void)data;
+    if (res->rc == 0 && res->status == 200 && res->ok)
+        log_info("telegram.webhook_set", "bot=%s", tg->bot_username);
+    else if (res->rc != HB_ECANCELED)
+        log_error("telegram.webhook_not_set", "status=%d description=%s error=%s hint=%s",
+                  res->status, res->description, hb_strerror(res->rc),
+                  "no updates arrive until setWebhook succeeds; restart or set it by hand");
+}
+
+/* Webhook mode: updates come in through telegram_update_feed. With a URL
+ * configured, point Telegram at it (which also ends any getUpdates use);
+ * otherwise the operator has set the webhook. */
+static void tg__webhook_set(struct tg *tg)
+{
+    if (tg->webhook_url == NULL) {
+        log_info("telegram.webhook", "bot=%s offset=%" PRId64 " note=%s", tg->bot_username,
+                 tg->offset, "setWebhook is the operator's (no webhook_url configured)");
+        return;
+    }
+    cJSON *body = cJSON_CreateObject();
+    cJSON *allowed = body != NULL ? cJSON_AddArrayToObject(body, "allowed_updates") : NULL;
+    int rc = HB_ENOMEM;
+    if (allowed != NULL) {
+        cJSON_AddStringToObject(body, "url", tg->webhook_url);
+        if (tg->webhook_secret != NULL)
+            cJSON_AddStringToObject(body, "secret_token", tg->webhook_secret);
+        cJSON_AddItemToArray(allowed, cJSON_CreateString("message"));
+        cJSON_AddItemToArray(allowed, cJSON_CreateString("callback_query"));
+        cJSON_AddItemToArray(allowed, cJSON_CreateString("pre_checkout_query"));
+        rc = tg_call_json(tg, "setWebhook", body, tg__webhook_set_done, NULL);
+    }
+    cJSON_Delete(body);
+    if (rc < 0)
+        log_error("telegram.webhook_not_set", "error=%s", hb_strerror(rc));
+}
+
 static void tg__offset_loaded(int rc, const char *value, void *data)
 {
     struct tg *tg = data;
@@ -389,7 +429,9 @@ static void tg__offset_loaded(int rc, const char *value, void *data)
     } else if (rc != HB_ENOTFOUND) {
         log_warn("telegram.offset_not_loaded", "error=%s", hb_strerror(rc));
     }
-    if (tg->running && !tg->closing) {
+    if (tg->running && !tg->closing && tg->webhook) {
+        tg__webhook_set(tg);
+    } else if (tg->running && !tg->closing) {
         log_info("telegram.polling", "bot=%s offset=%" PRId64 " timeout_s=%" PRId64,
                  tg->bot_username, tg->offset, tg->poll_timeout_s);
         tg__poll(tg);
@@ -655,6 +697,18 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
         tg->backoff_max_ms = tg->backoff_min_ms;
     tg->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : 32;
     tg->pacing_off = opts->pacing_off != 0;
+    tg->webhook = opts->webhook != 0;
+    if (tg->webhook && opts->webhook_url != NULL && opts->webhook_url[0] != '\0') {
+        tg->webhook_url = strdup(opts->webhook_url);
+        if (tg->webhook_url == NULL)
+            goto fail;
+    }
+    if (tg->webhook && opts->webhook_secret != NULL && opts->webhook_secret[0] != '\0') {
+        log_secret_add(opts->webhook_secret);
+        tg->webhook_secret = strdup(opts->webhook_secret);
+        if (tg->webhook_secret == NULL)
+            goto fail;
+    }
     tg->tokens = (double)tg->global_per_s;
     tg->rng = uv_hrtime() | 1;
     if (telegram_options_update(&tg->adapter, opts->admins, opts->stars_packages) < 0)
@@ -676,6 +730,8 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
 fail:
     free(tg->base);
     free(tg->buckets);
+    free(tg->webhook_url);
+    free(tg->webhook_secret);
     free(tg);
     return NULL;
 }

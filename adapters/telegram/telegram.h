@@ -42,6 +42,11 @@ struct telegram_options {
     uint64_t backoff_max_ms;    /* longest back-off; 0: 60000 */
     unsigned max_inflight;      /* queued sends in flight at once; 0: 32 */
     int pacing_off;             /* benchmarks: no per-chat or global pacing at all */
+    int webhook;                /* updates arrive through telegram_update_feed: no getUpdates */
+    const char *webhook_url;    /* webhook mode: setWebhook to this URL at start; NULL or "":
+                                   the operator sets the webhook */
+    const char *webhook_secret; /* the secret_token given to setWebhook (registered as a log
+                                   secret); may be NULL */
 };
 
 /** A Telegram adapter on loop, calling the API through http (borrowed; it

@@ -50,6 +50,9 @@ struct tg {
     uint64_t backoff_min_ms, backoff_max_ms;
     unsigned max_inflight;
     bool pacing_off;
+    bool webhook;       /* updates come from a webhook: never poll */
+    char *webhook_url;  /* setWebhook at start to this; NULL: the operator does */
+    char *webhook_secret; /* secret_token for setWebhook; NULL: none */
     int64_t admins[TG_ADMINS_MAX];
     size_t nadmins;
     struct telegram_package packages[TG_PACKAGES_MAX];

@@ -1,0 +1,278 @@
+/* Telegram in webhook mode: updates come in at POST /webhooks/telegram on
+ * the daemon's server (bot/webhooks.c) instead of getUpdates. The fake Bot
+ * API takes the replies and records setWebhook; the test posts updates
+ * with the HTTP client, with the right secret token, a wrong one and none. */
+#include "tests/test.h"
+
+#include "adapters/telegram/telegram.h"
+#include "bot/config.h"
+#include "bot/http.h"
+#include "bot/server.h"
+#include "bot/webhooks.h"
+#include "core/core.h"
+#include "core/error.h"
+#include "tests/bot/tcall.h"
+#include "tests/core/ledger_helpers.h"
+#include "tests/fake/telegram_api.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TW_TOKEN "123456:TEST-token-abcdef"
+#define TW_SECRET "hook-secret_0123456789"
+#define TW_GUARD_MS 10000
+
+struct tw {
+    struct lt lt;
+    struct http_client *http;
+    struct tgapi *api;
+    struct core core;
+    struct server *srv;
+    struct webhooks *wh;
+    struct adapter *tg;
+    char url[96];
+    size_t dispatched;
+    char last_args[256];
+};
+
+static void tw_dispatch(void *data, struct invocation *inv, const char *args)
+{
+    struct tw *t = data;
+    t->dispatched++;
+    snprintf(t->last_args, sizeof(t->last_args), "%s", args != NULL ? args : "");
+    reply_text(inv->reply, false, "ok %s", args != NULL ? args : "");
+    reply_finish(inv->reply);
+}
+
+static void tw_ended(void *data, struct adapter *a)
+{
+    (void)data;
+    (void)a;
+}
+
+static void tw_closed(void *data)
+{
+    int *n = data;
+    (*n)++;
+}
+
+static void tw_guard(uv_timer_t *timer)
+{
+    bool *fired = timer->data;
+    *fired = true;
+}
+
+/* Run the loop until method has been called n times at the fake. */
+static void tw_wait_count(struct tw *t, const char *method, size_t n)
+{
+    uv_timer_t guard;
+    bool fired = false;
+    uv_timer_init(&t->lt.loop, &guard);
+    guard.data = &fired;
+    uv_timer_start(&guard, tw_guard, TW_GUARD_MS, 0);
+    while (tgapi_count(t->api, method) < n && !fired)
+        uv_run(&t->lt.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&t->lt.loop, UV_RUN_NOWAIT);
+    assert_false(fired);
+}
+
+static void tw_open(struct tw *t, const char *webhook_url)
+{
+    memset(t, 0, sizeof(*t));
+    lt_init(&t->lt, true, true);
+    assert_int_equal(http_client_new(&t->lt.loop, NULL, &t->http), 0);
+    t->api = tgapi_new(&t->lt.loop, TW_TOKEN);
+    assert_non_null(t->api);
+    t->core.bot_name = "HAI Bot";
+    t->core.ledger = t->lt.ledger;
+    struct telegram_options o = {.token = TW_TOKEN,
+                                 .api_base = tgapi_base(t->api),
+                                 .chat_interval_ms = 20,
+                                 .group_interval_ms = 30,
+                                 .global_per_s = 1000,
+                                 .backoff_min_ms = 20,
+                                 .backoff_max_ms = 100,
+                                 .webhook = 1,
+                                 .webhook_url = webhook_url,
+                                 .webhook_secret = TW_SECRET};
+    struct adapter_host host = {.dispatch = tw_dispatch, .ended = tw_ended, .data = t};
+    t->tg = telegram_new(&t->lt.loop, t->http, &t->core, &o, &host);
+    assert_non_null(t->tg);
+    struct server_options so = {.max_body = 8192};
+    t->srv = server_new(&t->lt.loop, &so);
+    assert_non_null(t->srv);
+    snprintf(t->url, sizeof(t->url), "http://127.0.0.1:%d/webhooks/telegram", server_port(t->srv));
+    t->wh = webhooks_new(t->srv);
+    assert_non_null(t->wh);
+    assert_int_equal(webhooks_telegram_add(t->wh, t->tg, ""), HB_EINVAL);
+    assert_int_equal(webhooks_telegram_add(t->wh, t->tg, TW_SECRET), 0);
+    assert_int_equal(webhooks_telegram_add(t->wh, t->tg, TW_SECRET), HB_EEXISTS);
+    assert_int_equal(t->tg->ops->start(t->tg), 0);
+}
+
+static void tw_close(struct tw *t)
+{
+    int closed = 0;
+    webhooks_close(t->wh);
+    server_close(t->srv);
+    t->tg->ops->close(t->tg, tw_closed, &closed);
+    while (closed < 1)
+        uv_run(&t->lt.loop, UV_RUN_ONCE);
+    http_client_close(t->http, tw_closed, &closed);
+    tgapi_close(t->api, tw_closed, &closed);
+    while (closed < 3)
+        uv_run(&t->lt.loop, UV_RUN_ONCE);
+    uv_run(&t->lt.loop, UV_RUN_NOWAIT);
+    server_free(t->srv);
+    webhooks_free(t->wh);
+    lt_done(&t->lt); /* asserts uv_loop_close == 0 */
+}
+
+static void tw_update(char *out, size_t cap, int64_t id, int64_t user, const char *text)
+{
+    snprintf(out, cap,
+             "{\"update_id\":%" PRId64 ",\"message\":{\"message_id\":7,\"date\":1700000000,"
+             "\"chat\":{\"id\":%" PRId64 ",\"type\":\"private\",\"first_name\":\"Ann\"},"
+             "\"from\":{\"id\":%" PRId64 ",\"is_bot\":false,\"first_name\":\"Ann\"},"
+             "\"text\":\"%s\"}}",
+             id, user, user, text);
+}
+
+static void tw_post(struct tw *t, const char *secret, const char *body, struct tcall *out)
+{
+    const char *with[] = {"X-Telegram-Bot-Api-Secret-Token", secret, "Content-Type",
+                          "application/json", NULL};
+    const char *bare[] = {"Content-Type", "application/json", NULL};
+    tcall_do(&t->lt.loop, t->http, "POST", t->url, secret != NULL ? with : bare, body, strlen(body),
+             out);
+}
+
+/* setWebhook with the URL and the secret at start; an update through the
+ * webhook reaches its reply; a repeat is answered 200 and not dispatched
+ * again; nothing ever polls. */
+static void test_webhook_update_to_reply(void **state)
+{
+    (void)state;
+    struct tw t;
+    tw_open(&t, "https://bot.example.org/webhooks/telegram");
+    tw_wait_count(&t, "setWebhook", 1);
+    const struct tgapi_call *c = NULL;
+    for (size_t i = 0; i < tgapi_ncalls(t.api); i++) {
+        if (strcmp(tgapi_call_at(t.api, i)->method, "setWebhook") == 0)
+            c = tgapi_call_at(t.api, i);
+    }
+    assert_non_null(c);
+    assert_non_null(strstr(c->body, "\"url\":\"https://bot.example.org/webhooks/telegram\""));
+    assert_non_null(strstr(c->body, "\"secret_token\":\"" TW_SECRET "\""));
+    char body[1024];
+    tw_update(body, sizeof(body), 500, 77, "/help");
+    struct tcall r = {0};
+    tw_post(&t, TW_SECRET, body, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(t.dispatched, 1); /* handed over before the 200 */
+    tcall_clear(&r);
+    tw_wait_count(&t, "sendMessage", 1);
+    for (size_t i = 0; i < tgapi_ncalls(t.api); i++) {
+        c = tgapi_call_at(t.api, i);
+        if (strcmp(c->method, "sendMessage") == 0)
+            assert_non_null(strstr(c->body, "\"chat_id\":77"));
+    }
+    /* Telegram delivers again when unsure: answered, not dispatched twice. */
+    tw_post(&t, TW_SECRET, body, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(t.dispatched, 1);
+    tcall_clear(&r);
+    /* Not an update at all. */
+    tw_post(&t, TW_SECRET, "{\"nope\":1}", &r);
+    assert_int_equal(r.status, 400);
+    tcall_clear(&r);
+    assert_int_equal(tgapi_count(t.api, "getUpdates"), 0);
+    tw_close(&t);
+}
+
+/* A wrong, missing or prefix-only secret is 401 and reaches nothing.
+ * Without a URL the adapter does not call setWebhook (the operator does). */
+static void test_webhook_wrong_secret(void **state)
+{
+    (void)state;
+    struct tw t;
+    tw_open(&t, NULL);
+    tw_wait_count(&t, "getMe", 1);
+    char body[1024];
+    tw_update(body, sizeof(body), 600, 78, "/help");
+    struct tcall r = {0};
+    tw_post(&t, "hook-secret_0123456788", body, &r);
+    assert_int_equal(r.status, 401);
+    tcall_clear(&r);
+    tw_post(&t, "hook-secret", body, &r);
+    assert_int_equal(r.status, 401);
+    tcall_clear(&r);
+    tw_post(&t, NULL, body, &r);
+    assert_int_equal(r.status, 401);
+    tcall_clear(&r);
+    assert_int_equal(t.dispatched, 0);
+    /* The right one still works after the refusals. */
+    tw_post(&t, TW_SECRET, body, &r);
+    assert_int_equal(r.status, 200);
+    tcall_clear(&r);
+    assert_int_equal(t.dispatched, 1);
+    tw_wait_count(&t, "sendMessage", 1);
+    assert_int_equal(tgapi_count(t.api, "setWebhook"), 0);
+    assert_int_equal(tgapi_count(t.api, "getUpdates"), 0);
+    tw_close(&t);
+}
+
+/* Load text as a config file: its result, and whether a problem mentions needle. */
+static int tw_config(const char *text, const char *needle)
+{
+    char *dir = test_tmpdir_new();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/bot.conf", dir);
+    test_file_write(path, text, (size_t)-1);
+    chmod(path, 0600);
+    struct config *cfg = NULL;
+    struct config_problems problems;
+    config_problems_init(&problems);
+    int rc = config_load(path, &cfg, &problems);
+    bool found = needle == NULL;
+    for (size_t i = 0; i < problems.count; i++) {
+        if (needle != NULL && strstr(problems.items[i].message, needle) != NULL)
+            found = true;
+    }
+    assert_true(found);
+    config_problems_close(&problems);
+    config_free(cfg);
+    test_tmpdir_remove(dir);
+    free(dir);
+    return rc;
+}
+
+/* Webhook mode needs a usable secret and the server. */
+static void test_webhook_config(void **state)
+{
+    (void)state;
+    const char *base = "[telegram]\nenabled = true\ntoken = 1:x\nwebhook = true\n";
+    char text[512];
+    snprintf(text, sizeof(text), "%s", base);
+    assert_int_equal(tw_config(text, "webhook_secret"), HB_ECONFIG);
+    snprintf(text, sizeof(text), "%swebhook_secret = has space\n", base);
+    assert_int_equal(tw_config(text, "webhook_secret"), HB_ECONFIG);
+    snprintf(text, sizeof(text), "%swebhook_secret = " TW_SECRET "\n", base);
+    assert_int_equal(tw_config(text, "[server] enabled"), HB_ECONFIG);
+    snprintf(text, sizeof(text), "%swebhook_secret = " TW_SECRET "\n[server]\nenabled = true\n",
+             base);
+    assert_int_equal(tw_config(text, NULL), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_webhook_config),
+    cmocka_unit_test(test_webhook_update_to_reply),
+    cmocka_unit_test(test_webhook_wrong_secret),
+};
+
+TEST_GROUP_DEFINE(telegram_webhook, tests, NULL, NULL)
