@@ -1,6 +1,7 @@
 #include "core/notify.h"
 
 #include "core/error.h"
+#include "core/format.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -49,4 +50,19 @@ int notify_target_from_account(struct notify_target *to, const char *account)
     if (rc == 0 && to->platform == COMMAND_PLATFORM_TELEGRAM)
         rc = notify__copy(to->channel_id, colon + 1);
     return rc;
+}
+
+char *notify_credit_text(char *buf, size_t cap, const struct notify_target *to, const char *via,
+                         int64_t credits, int64_t balance)
+{
+    char amount[32], total[32];
+    format_credits(amount, sizeof(amount), credits);
+    format_credits(total, sizeof(total), balance);
+    bool pool = to->scope == COMMAND_SCOPE_GROUP;
+    int n = snprintf(buf, cap, "%s %s payment arrived: %s credits.", pool ? "A" : "Your",
+                     via != NULL ? via : "", amount);
+    if (n >= 0 && (size_t)n < cap && balance >= 0)
+        snprintf(buf + n, cap - (size_t)n, " %s now has %s credits available.",
+                 pool ? "This group's pool" : "Your wallet", total);
+    return buf;
 }

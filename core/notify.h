@@ -13,6 +13,7 @@
 #include "core/command.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /** A recipient, by value. */
 struct notify_target {
@@ -29,5 +30,12 @@ struct notify_target {
  *  channel_id). Returns 0, or HB_EINVAL for an account that names nobody
  *  (a system account, an unknown platform, ids too long). */
 int notify_target_from_account(struct notify_target *to, const char *account);
+
+/** The notice for a credit that went in: "Your payment arrived: 1,000
+ *  credits. Your wallet now has 1,100 credits available." (a group's pool
+ *  is named as such). via names the method ("card", "Hedera"); balance < 0
+ *  leaves the balance out. Writes at most cap bytes; returns buf. */
+char *notify_credit_text(char *buf, size_t cap, const struct notify_target *to, const char *via,
+                         int64_t credits, int64_t balance);
 
 #endif
