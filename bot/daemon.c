@@ -571,6 +571,17 @@ static int daemon__mirror_start(struct daemon *d)
     return rc;
 }
 
+/* Recovery may have finished before any adapter ran: members whose jobs
+ * it voided are told now that their platform's adapter is up. */
+static void daemon__notices_send(struct daemon *d)
+{
+    if (d->generate == NULL)
+        return;
+    int told = generate_notices_send(d->generate);
+    if (told > 0)
+        log_info("generate.notices", "told=%d", told);
+}
+
 /* ---- the button key --------------------------------------------------- */
 
 static void daemon__key_stored(int rc, const char *value, void *data)
@@ -589,7 +600,9 @@ static void daemon__key_stored(int rc, const char *value, void *data)
     if (rc < 0) {
         d->exit_code = 1;
         daemon__stop(d, "an adapter could not start");
+        return;
     }
+    daemon__notices_send(d);
 }
 
 /* The key that signs button refs lives in the state table, so buttons keep
