@@ -190,9 +190,12 @@ static void pay__notify(struct pay_job *job, int64_t balance)
     } else if (rc == 0) {
         rc = HB_ENOTFOUND;
     }
-    if (rc < 0)
-        note = rc == HB_ENOTFOUND ? "not delivered: no adapter for this platform"
-                                  : "not delivered: the account names nobody to tell";
+    if (rc == HB_ENOTFOUND)
+        note = "not delivered: no adapter for this platform";
+    else if (rc == HB_EINVAL)
+        note = "not delivered: no chat to reach this account in";
+    else if (rc < 0)
+        note = "not delivered: the adapter refused it";
     log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
              " provider=%s note=\"%s\"",
              job->account, job->credits, balance, payments_provider_names[job->provider], note);
