@@ -293,7 +293,7 @@ static void mirror__notify(struct mirror *m, int64_t balance)
     else if (rc < 0)
         note = "not delivered: the adapter refused it";
     log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
-             " provider=hedera note=\"%s\"",
+             " provider=hedera note=%s",
              m->account, m->credits, balance, note);
 }
 

@@ -197,7 +197,7 @@ static void pay__notify(struct pay_job *job, int64_t balance)
     else if (rc < 0)
         note = "not delivered: the adapter refused it";
     log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
-             " provider=%s note=\"%s\"",
+             " provider=%s note=%s",
              job->account, job->credits, balance, payments_provider_names[job->provider], note);
 }
 
