@@ -7,6 +7,7 @@
 #define HB_ADAPTER_H
 
 #include "core/command.h"
+#include "core/notify.h"
 
 struct adapter;
 
@@ -31,6 +32,18 @@ struct adapter_ops {
     void (*stop)(struct adapter *a);
     /** Close every handle and free the adapter; cb runs when it is gone. */
     void (*close)(struct adapter *a, void (*cb)(void *data), void *data);
+    /** Tell someone something unprompted (a payment booked, a generation
+     *  voided at restart). May be NULL: the platform cannot. `to` and `msg`
+     *  are borrowed for the call; the adapter copies what it keeps. The
+     *  message goes through the same paced send path as replies (per-chat
+     *  queues, rate-limit buckets), so it never jumps the queue. With
+     *  to->channel_id set it goes there; otherwise to the member's DM
+     *  (to->user_id). Returns 0 once queued (delivery is best effort and
+     *  logged), HB_EINVAL when the target cannot be reached on this
+     *  platform, or another negative code. Stage, ephemeral and buttons are
+     *  ignored; images may be. */
+    int (*notify)(struct adapter *a, const struct notify_target *to,
+                  const struct reply_msg *msg);
 };
 
 struct adapter {

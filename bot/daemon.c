@@ -288,8 +288,29 @@ static char *daemon__host_deposit_text(void *host, const char *wallet, const cha
     return deposit_text_make(&dm.m, wallet, pool);
 }
 
-static const struct core_host_ops daemon_host_ops = {
-    .reload = daemon__host_reload, .deposit_text_for = daemon__host_deposit_text};
+/* ---- notices ---------------------------------------------------------- */
+
+/* Hand a notice to the running adapter of its platform. Payments, the
+ * deposit poller and generation recovery reach members through here. */
+static int daemon__notify(void *data, const struct notify_target *to, const char *text)
+{
+    struct daemon *d = data;
+    if (d->state == DAEMON_CLOSING)
+        return HB_ENOTFOUND;
+    const char *platform = command_platform_name(to->platform);
+    for (size_t i = 0; i < d->nadapters; i++) {
+        struct adapter *a = d->adapters[i];
+        if (strcmp(a->ops->name, platform) != 0 || a->ops->notify == NULL)
+            continue;
+        struct reply_msg msg = {.stage = REPLY_FINAL, .text = text};
+        return a->ops->notify(a, to, &msg);
+    }
+    return HB_ENOTFOUND;
+}
+
+static const struct core_host_ops daemon_host_ops = {.reload = daemon__host_reload,
+                                                     .deposit_text_for = daemon__host_deposit_text,
+                                                     .notify = daemon__notify};
 
 /* ---- adapters --------------------------------------------------------- */
 
@@ -516,7 +537,9 @@ static int daemon__server_start(struct daemon *d)
             .stripe_secret = cfg->stripe.enabled ? cfg->stripe.webhook_secret : NULL,
             .stripe_tolerance = cfg->stripe.tolerance,
             .paddle_secret = cfg->paddle.enabled ? cfg->paddle.webhook_secret : NULL,
-            .paddle_tolerance = cfg->paddle.tolerance};
+            .paddle_tolerance = cfg->paddle.tolerance,
+            .notify = daemon__notify,
+            .notify_data = d};
         d->payments = payments_new(d->server, &po);
         if (d->payments == NULL)
             return HB_ECONFIG;
@@ -576,7 +599,9 @@ static int daemon__mirror_start(struct daemon *d)
                                 .welcome_bonus = cfg->ledger.welcome_bonus,
                                 .interval_ms = (uint64_t)cfg->hedera.poll_interval * 1000u,
                                 .on_poll = daemon__mirror_polled,
-                                .data = d};
+                                .data = d,
+                                .notify = daemon__notify,
+                                .notify_data = d};
     d->mirror = mirror_new(&d->loop, &mo);
     if (d->mirror == NULL)
         return HB_ECONFIG;
@@ -589,6 +614,17 @@ static int daemon__mirror_start(struct daemon *d)
         d->mirror = NULL;
     }
     return rc;
+}
+
+/* Recovery may have finished before any adapter ran: members whose jobs
+ * it voided are told now that their platform's adapter is up. */
+static void daemon__notices_send(struct daemon *d)
+{
+    if (d->generate == NULL)
+        return;
+    int told = generate_notices_send(d->generate);
+    if (told > 0)
+        log_info("generate.notices", "told=%d", told);
 }
 
 /* ---- the button key --------------------------------------------------- */
@@ -609,7 +645,9 @@ static void daemon__key_stored(int rc, const char *value, void *data)
     if (rc < 0) {
         d->exit_code = 1;
         daemon__stop(d, "an adapter could not start");
+        return;
     }
+    daemon__notices_send(d);
 }
 
 /* The key that signs button refs lives in the state table, so buttons keep

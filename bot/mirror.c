@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/text.h"
 #include "core/metrics.h"
+#include "core/notify.h"
 #include "core/payref.h"
 #include "core/state.h"
 
@@ -37,6 +38,8 @@ struct mirror {
     uint64_t interval_ms;
     void (*on_poll)(void *data, int rc);
     void *data;
+    int (*notify)(void *data, const struct notify_target *to, const char *text); /* may be NULL */
+    void *notify_data;
 
     char cursor[32];              /* last consensus timestamp handled; "" none yet */
     bool started;
@@ -252,6 +255,38 @@ static void mirror__unmatched(struct mirror *m, const struct hedera_deposit *d, 
     m->busy = true;
 }
 
+/* Tell the member (or the group, for a pool) in their DM: the memo names
+ * the account, not the chat where they started. balance < 0: unknown. */
+static void mirror__notify(struct mirror *m, int64_t balance)
+{
+    struct notify_target to;
+    const char *note = "delivered to the adapter";
+    int rc = notify_target_from_account(&to, m->account);
+    if (rc == 0 && m->notify != NULL) {
+        char text[256];
+        notify_credit_text(text, sizeof(text), &to, "Hedera", m->credits, balance);
+        rc = m->notify(m->notify_data, &to, text);
+    } else if (rc == 0) {
+        rc = HB_ENOTFOUND;
+    }
+    if (rc == HB_ENOTFOUND)
+        note = "not delivered: no adapter for this platform";
+    else if (rc == HB_EINVAL)
+        note = "not delivered: no chat to reach this account in";
+    else if (rc < 0)
+        note = "not delivered: the adapter refused it";
+    log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
+             " provider=hedera note=%s",
+             m->account, m->credits, balance, note);
+}
+
+static void mirror__credit_balance(int rc, const struct ledger_result *r, void *data)
+{
+    struct mirror *m = data;
+    mirror__notify(m, rc == 0 ? r->balance.available : -1);
+    mirror__step_done(m, 0, "credit");
+}
+
 static void mirror__credited(int rc, const struct ledger_result *r, void *data)
 {
     struct mirror *m = data;
@@ -263,11 +298,12 @@ static void mirror__credited(int rc, const struct ledger_result *r, void *data)
         log_info("hedera.credited", "tx=%s account=%s credits=%" PRId64 " amount=%" PRId64
                  " token=%s",
                  d->tx_id, m->account, m->credits, d->amount, d->token[0] != '\0' ? d->token : "hbar");
-        /* Adapters cannot post unprompted messages yet: this is what the
-         * member would be told. */
-        log_info("payment.notify", "account=%s credits=%" PRId64 " provider=hedera note=%s",
-                 m->account, m->credits,
-                 "member notification not delivered: adapters cannot post unprompted yet");
+        /* The new balance goes in the notice; the next deposit waits for
+         * it, as it waits for every step of this one. */
+        struct ledger *l = *m->ledger;
+        if (l != NULL && ledger_balance_get(l, m->account, mirror__credit_balance, m) == 0)
+            return;
+        mirror__notify(m, -1);
     }
     mirror__step_done(m, rc == HB_EEXISTS ? 0 : rc, "credit");
 }
@@ -489,6 +525,8 @@ struct mirror *mirror_new(uv_loop_t *loop, const struct mirror_options *o)
     m->tinybars_per_credit = o->tinybars_per_credit;
     m->welcome_bonus = o->welcome_bonus;
     m->interval_ms = o->interval_ms > 0 ? o->interval_ms : 15000;
+    m->notify = o->notify;
+    m->notify_data = o->notify_data;
     m->on_poll = o->on_poll;
     m->data = o->data;
     uv_timer_init(loop, &m->timer);

@@ -23,6 +23,7 @@
 
 struct http_client;
 struct ledger;
+struct notify_target;
 struct mirror;
 
 #define MIRROR_TOKENS_MAX 8
@@ -45,7 +46,11 @@ struct mirror_options {
     /* After every poll (all pages, or the failure that ended it); rc is 0
      * or why it stopped. May be NULL. Tests wait on it. */
     void (*on_poll)(void *data, int rc);
-    void *data;
+    void *data;    /* Tell the member (or group) a credit went in, once it is committed
+     * (core/notify.h); to and text are borrowed for the call. Returns 0
+     * when queued. May be NULL: then the notice is only logged. */
+    int (*notify)(void *data, const struct notify_target *to, const char *text);
+    void *notify_data;
 };
 
 /** Parse "0.0.456:100, 0.0.789:5" into out. Returns the count or HB_EINVAL. */

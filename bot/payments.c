@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/text.h"
 #include "core/metrics.h"
+#include "core/notify.h"
 #include "core/payment.h"
 #include "core/payref.h"
 #include "core/state.h"
@@ -38,6 +39,8 @@ struct payments {
     char *secrets[2];
     int64_t tolerance[2];
     size_t pending;
+    int (*notify)(void *data, const struct notify_target *to, const char *text); /* may be NULL */
+    void *notify_data;
 };
 
 /* One webhook on its way through the ledger. */
@@ -155,17 +158,39 @@ static void pay__unmatched(struct pay_job *job, const char *why)
 
 /* ---- credits ---------------------------------------------------------------------- */
 
+/* Tell the member (or the group, for a pool) in their DM: the reference
+ * names the account, not the chat where they started. */
+static void pay__notify(struct pay_job *job, int64_t balance)
+{
+    struct payments *p = job->p;
+    struct notify_target to;
+    const char *note = "delivered to the adapter";
+    int rc = notify_target_from_account(&to, job->account);
+    if (rc == 0 && p->notify != NULL) {
+        char text[256];
+        notify_credit_text(text, sizeof(text), &to, "card", job->credits, balance);
+        rc = p->notify(p->notify_data, &to, text);
+    } else if (rc == 0) {
+        rc = HB_ENOTFOUND;
+    }
+    if (rc == HB_ENOTFOUND)
+        note = "not delivered: no adapter for this platform";
+    else if (rc == HB_EINVAL)
+        note = "not delivered: no chat to reach this account in";
+    else if (rc < 0)
+        note = "not delivered: the adapter refused it";
+    log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
+             " provider=%s note=%s",
+             job->account, job->credits, balance, payments_provider_names[job->provider], note);
+}
+
 static void pay__credit_balance(int rc, const struct ledger_result *r, void *data)
 {
     struct pay_job *job = data;
-    /* Adapters cannot post unprompted messages yet: this line is what the
-     * member would be told in the chat where they started. */
-    if (rc == 0)
-        log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
-                 " provider=%s note=%s",
-                 job->account, job->credits, r->balance.available,
-                 payments_provider_names[job->provider],
-                 "member notification not delivered: adapters cannot post unprompted yet");
+    /* A redelivered webhook finds its credit booked: the member was told
+     * the first time. */
+    if (rc == 0 && strcmp(job->outcome, "credited") == 0)
+        pay__notify(job, r->balance.available);
     pay__finish(job, 200, job->outcome);
 }
 
@@ -469,6 +494,8 @@ struct payments *payments_new(struct server *srv, const struct payments_options 
         return NULL;
     p->ledger = opts->ledger;
     p->welcome_bonus = opts->welcome_bonus;
+    p->notify = opts->notify;
+    p->notify_data = opts->notify_data;
     snprintf(p->currency, sizeof(p->currency), "%s", opts->currency != NULL ? opts->currency : "");
     int n = payments_packages_parse(opts->packages, p->packages, PAYMENTS_PACKAGES_MAX);
     if (n < 0) {

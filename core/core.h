@@ -12,6 +12,7 @@
 
 struct generate;
 struct ledger;
+struct notify_target;
 struct reply;
 
 /** What the daemon offers handlers that reach outside core/. */
@@ -24,6 +25,13 @@ struct core_host_ops {
      *  Returns a heap string the caller frees, or NULL (then use
      *  deposit_text). May be NULL. */
     char *(*deposit_text_for)(void *host, const char *wallet, const char *pool);
+    /** Tell someone something no command asked for (core/notify.h), through
+     *  the running adapter of to->platform. to and text are borrowed for the
+     *  call. Returns 0 once the message is queued there (delivery is then
+     *  best effort), HB_ENOTFOUND when no adapter of that platform is
+     *  running or it cannot post unprompted, or another negative code.
+     *  May be NULL. */
+    int (*notify)(void *host, const struct notify_target *to, const char *text);
 };
 
 struct core {

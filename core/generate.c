@@ -13,6 +13,7 @@
 #include "core/ledger.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/notify.h"
 #include "core/state.h"
 #include "core/pool.h"
 #include "core/text.h"
@@ -1921,11 +1922,46 @@ struct recover_void {
     bool refunded;
 };
 
+#define GEN_RECOVER_NOTICE                                                                        \
+    "A generation of yours was interrupted when the bot restarted; its reservation was "       \
+    "released and nothing was charged."
+
+int generate_notices_send(struct generate *g)
+{
+    const struct core_host_ops *ops = g->core->host_ops;
+    if (ops == NULL || ops->notify == NULL)
+        return 0;
+    int told = 0;
+    struct gen_notice **pp = &g->notices;
+    while (*pp != NULL) {
+        struct gen_notice *n = *pp;
+        struct notify_target to;
+        if (notify_target_from_account(&to, n->wallet) < 0 ||
+            ops->notify(g->core->host, &to, GEN_RECOVER_NOTICE) < 0) {
+            /* No adapter for that platform now: the member hears it with
+             * their next generation command. */
+            pp = &n->next;
+            continue;
+        }
+        log_info("generate.notice_sent", "wallet=%s", n->wallet);
+        if (g->core->ledger != NULL)
+            state_put(ledger_store(g->core->ledger), GEN_NS_NOTICE, n->wallet, NULL, NULL, NULL);
+        *pp = n->next;
+        free(n);
+        told++;
+    }
+    return told;
+}
+
 static void recover__one_done(struct recover_op *op)
 {
     if (--op->pending > 0)
         return;
     struct generate *g = op->g;
+    /* Tell the members at once where an adapter of their platform runs;
+     * the record stays for the others (and for a daemon whose adapters
+     * start later: it calls generate_notices_send then). */
+    generate_notices_send(g);
     if (op->cb != NULL)
         op->cb(0, op->voided, op->data);
     free(op);

@@ -10,7 +10,8 @@
  *
  * Jobs are persisted in the state table ("gen.job") while they hold a
  * reservation; generate_recover() voids what a crash left behind and tells
- * the member on their next generation command. Prompt text is never stored
+ * the member at once through the host's notify, or on their next
+ * generation command when no adapter of their platform runs. Prompt text is never stored
  * durably and appears in logs only at debug level. */
 #ifndef HB_GENERATE_H
 #define HB_GENERATE_H
@@ -114,6 +115,13 @@ struct catalog *generate_catalog(const struct generate *g);
  *  voided. Returns 0 or a negative code (no callback). */
 int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void *data),
                      void *data);
+
+/** Tell members whose jobs a restart voided, now, through the host's
+ *  notify (core/core.h); a member told is forgotten, the others are told
+ *  with their next generation command. generate_recover() calls it when
+ *  it is done; call it again once the adapters run. Returns how many were
+ *  told. */
+int generate_notices_send(struct generate *g);
 
 /** Stop: queued and waiting jobs are voided and told at once; running calls
  *  are cancelled and their reservations voided (the void is queued on the

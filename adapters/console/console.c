@@ -500,8 +500,29 @@ static void console__close(struct adapter *a, void (*cb)(void *data), void *data
     console__maybe_free(c);
 }
 
-static const struct adapter_ops console_ops = {
-    .name = "console", .start = console__start, .stop = console__stop, .close = console__close};
+/* The console has one member, the operator: every notice is theirs. It is
+ * written at once, as replies are, marked so it is not taken for the
+ * answer to the line being run. */
+static int console__notify(struct adapter *a, const struct notify_target *to,
+                           const struct reply_msg *msg)
+{
+    struct console *c = a->impl;
+    (void)to;
+    if (c->closing)
+        return HB_ECANCELED;
+    if (msg->text == NULL || msg->text[0] == '\0')
+        return HB_EINVAL;
+    console__outs(c, "[notice] ");
+    console__outs(c, msg->text);
+    console__outs(c, "\n");
+    return 0;
+}
+
+static const struct adapter_ops console_ops = {.name = "console",
+                                               .start = console__start,
+                                               .stop = console__stop,
+                                               .close = console__close,
+                                               .notify = console__notify};
 
 struct adapter *console_new(uv_loop_t *loop, const struct console_options *opts,
                             const struct adapter_host *host)

@@ -651,8 +651,11 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     tg_unref(tg); /* the open reference */
 }
 
-static const struct adapter_ops tg_ops = {
-    .name = "telegram", .start = tg__start, .stop = tg__stop, .close = tg__close};
+static const struct adapter_ops tg_ops = {.name = "telegram",
+                                          .start = tg__start,
+                                          .stop = tg__stop,
+                                          .close = tg__close,
+                                          .notify = tg_notify};
 
 static uint64_t tg__or(uint64_t v, uint64_t def)
 {

@@ -140,6 +140,10 @@ void tg_sendq_drop(struct tg *tg);  /* closing: forget what has not started */
 void tg_sendq_close(struct tg *tg); /* free the chats */
 void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to);
 
+/* ---- notify.c ---- */
+/** The adapter's notify operation (adapters/adapter.h). */
+int tg_notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
+
 /* ---- update.c ---- */
 int tg_update_handle(struct tg *tg, const cJSON *u);
 struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_t reply_to);

@@ -220,6 +220,10 @@ static void fr_handler(struct httpd_response *res, const struct httpd_request *r
         } else if (strcmp(req->method, "DELETE") == 0) {
             status = 204;
             out = NULL;
+        } else if (strcmp(req->method, "POST") == 0 && strcmp(path, "/users/@me/channels") == 0) {
+            /* Create DM: a DM channel object (type 1). */
+            snprintf(body, sizeof(body), "{\"id\":\"%llu\",\"type\":1,\"recipients\":[]}", id);
+            out = body;
         } else if (strncmp(path, "/webhooks/", 10) == 0 || strncmp(path, "/channels/", 10) == 0) {
             snprintf(body, sizeof(body), "{\"id\":\"%llu\",\"type\":0}", id);
             out = body;

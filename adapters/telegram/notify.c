@@ -1,0 +1,65 @@
+/* Unprompted messages: a notice to a member's private chat or to a group,
+ * through the same per-chat send queue as replies, so pacing and 429
+ * handling are the queue's. */
+#include "adapters/telegram/telegram_internal.h"
+
+#include "core/error.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A Telegram chat id is a signed 64-bit integer (negative for groups). */
+static int tg__chat_parse(const char *s, int64_t *out)
+{
+    if (s == NULL || s[0] == '\0')
+        return HB_EINVAL;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v == 0)
+        return HB_EINVAL;
+    *out = (int64_t)v;
+    return 0;
+}
+
+int tg_notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg)
+{
+    struct tg *tg = a->impl;
+    if (tg->closing)
+        return HB_ECANCELED;
+    if (to->platform != COMMAND_PLATFORM_TELEGRAM || msg->text == NULL || msg->text[0] == '\0')
+        return HB_EINVAL;
+    /* Where the member started when known; a private chat's id is the
+     * member's user id. */
+    int64_t chat_id = 0;
+    const char *where = to->channel_id[0] != '\0' ? to->channel_id : to->user_id;
+    if (tg__chat_parse(where, &chat_id) < 0)
+        return HB_EINVAL;
+    bool group = chat_id < 0;
+    const char *text = msg->text;
+    size_t len = strlen(text);
+    size_t off = 0;
+    int rc = 0;
+    while (off < len && rc == 0) {
+        size_t cut = telegram_text_cut(text + off, len - off, TG_TEXT_MAX);
+        if (cut == 0)
+            break;
+        cJSON *body = cJSON_CreateObject();
+        char *piece = strndup(text + off, cut);
+        if (body == NULL || piece == NULL ||
+            cJSON_AddStringToObject(body, "text", piece) == NULL) {
+            free(piece);
+            cJSON_Delete(body);
+            return HB_ENOMEM;
+        }
+        free(piece);
+        rc = tg_sendq_json(tg, chat_id, group, NULL, "sendMessage", body, false, false, false);
+        off += cut;
+    }
+    if (rc == 0)
+        log_info("telegram.notify", "chat=%" PRId64 " bytes=%zu", chat_id, len);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/* Where an unprompted message goes: a member, or a group chat, on one
+ * platform.
+ *
+ * Replies answer an invocation through its reply handle; a notice has no
+ * invocation behind it (a payment booked by a webhook, a generation voided
+ * at restart), so the sender names the recipient with a neutral target and
+ * the daemon hands it to the adapter of that platform
+ * (adapters/adapter.h, the notify operation). Nothing here knows a Discord
+ * or Telegram type. */
+#ifndef HB_NOTIFY_H
+#define HB_NOTIFY_H
+
+#include "core/command.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** A recipient, by value. */
+struct notify_target {
+    enum command_platform platform;
+    char user_id[COMMAND_ID_MAX];    /* platform user id, no prefix; "" for a group notice */
+    enum command_scope scope;        /* DM: to the member privately; GROUP: where they started */
+    char scope_id[COMMAND_ID_MAX];   /* guild id / group chat id; "" in a DM */
+    char channel_id[COMMAND_ID_MAX]; /* the channel or chat to post in; "" when not known */
+};
+
+/** Fill `to` from a ledger account: a wallet "<platform>:<user>" becomes a
+ *  DM to that member; a pool "pool:<platform>:<group>" becomes a group
+ *  notice (scope_id and, on Telegram where the group id is the chat id,
+ *  channel_id). Returns 0, or HB_EINVAL for an account that names nobody
+ *  (a system account, an unknown platform, ids too long). */
+int notify_target_from_account(struct notify_target *to, const char *account);
+
+/** The notice for a credit that went in: "Your payment arrived: 1,000
+ *  credits. Your wallet now has 1,100 credits available." (a group's pool
+ *  is named as such). via names the method ("card", "Hedera"); balance < 0
+ *  leaves the balance out. Writes at most cap bytes; returns buf. */
+char *notify_credit_text(char *buf, size_t cap, const struct notify_target *to, const char *via,
+                         int64_t credits, int64_t balance);
+
+#endif

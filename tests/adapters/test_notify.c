@@ -1,0 +1,313 @@
+/* The adapters' notify operation: a message no command asked for. The
+ * console prints it marked as a notice; Telegram sends it through its
+ * paced per-chat queue to the fake Bot API (the user id is a private
+ * chat's id; a group's chat when one is named); Discord opens the member's
+ * DM at the fake REST and posts there, or posts in a named channel. Every
+ * test closes the adapter and its fakes and ends with a clean loop. */
+#include "tests/test.h"
+
+#include "adapters/console/console.h"
+#include "adapters/discord/discord.h"
+#include "adapters/discord/gateway.h"
+#include "adapters/telegram/telegram.h"
+#include "bot/http.h"
+#include "core/core.h"
+#include "core/error.h"
+#include "core/notify.h"
+#include "tests/core/ledger_helpers.h"
+#include "tests/fake/discord_rest.h"
+#include "tests/fake/telegram_api.h"
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NT_GUARD_MS 10000
+
+static void nt_count(void *data)
+{
+    (*(int *)data)++;
+}
+
+static void nt_dispatch(void *data, struct invocation *inv, const char *args)
+{
+    (void)data;
+    (void)args;
+    reply_finish(inv->reply);
+    invocation_clear(inv);
+}
+
+static void nt_ended(void *data, struct adapter *a)
+{
+    (void)data;
+    (void)a;
+}
+
+static void nt_guard(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+/* Run loop until cond(arg) holds, failing after NT_GUARD_MS. */
+static void nt_until(uv_loop_t *loop, bool (*cond)(void *arg), void *arg)
+{
+    uv_timer_t guard;
+    bool fired = false;
+    uv_timer_init(loop, &guard);
+    guard.data = &fired;
+    uv_timer_start(&guard, nt_guard, NT_GUARD_MS, 0);
+    while (!cond(arg) && !fired)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    assert_false(fired);
+}
+
+static bool nt_count_reached(void *arg)
+{
+    return *(int *)arg > 0;
+}
+
+/* ---- console --------------------------------------------------------------- */
+
+static void test_console_notify_prints(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    struct console_options o = {.user = "operator", .in_fd = in[0], .out_fd = out[1]};
+    struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
+    struct adapter *a = console_new(&loop, &o, &host);
+    assert_non_null(a);
+    assert_non_null(a->ops->notify);
+    assert_int_equal(a->ops->start(a), 0);
+    struct notify_target to;
+    assert_int_equal(notify_target_from_account(&to, "console:operator"), 0);
+    struct reply_msg m = {.stage = REPLY_FINAL, .text = "Your card payment arrived: 1,000 credits."};
+    assert_int_equal(a->ops->notify(a, &to, &m), 0);
+    /* Nothing to say is refused. */
+    struct reply_msg empty = {.stage = REPLY_FINAL, .text = ""};
+    assert_int_equal(a->ops->notify(a, &to, &empty), HB_EINVAL);
+    char buf[256] = "";
+    ssize_t n = read(out[0], buf, sizeof(buf) - 1);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "[notice] Your card payment arrived: 1,000 credits.\n");
+    int closed = 0;
+    a->ops->close(a, nt_count, &closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    close(in[0]);
+    close(in[1]);
+    close(out[0]);
+    close(out[1]);
+}
+
+/* ---- telegram -------------------------------------------------------------- */
+
+#define TG_TOKEN "123456:TEST-token-abcdef"
+
+struct tgn {
+    struct lt lt;
+    struct http_client *http;
+    struct tgapi *api;
+    struct core core;
+    struct adapter *tg;
+    const char *method;
+    size_t want;
+};
+
+static bool tgn_has(void *arg)
+{
+    struct tgn *t = arg;
+    return tgapi_count(t->api, t->method) >= t->want;
+}
+
+/* The n-th recorded call of method (0-based), or NULL. */
+static const struct tgapi_call *tgn_call(struct tgn *t, const char *method, size_t n)
+{
+    for (size_t i = 0; i < tgapi_ncalls(t->api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(t->api, i);
+        if (strcmp(c->method, method) == 0 && n-- == 0)
+            return c;
+    }
+    return NULL;
+}
+
+static void tgn_expect_send(struct tgn *t, size_t n, double chat_id, const char *text)
+{
+    const struct tgapi_call *c = tgn_call(t, "sendMessage", n);
+    assert_non_null(c);
+    cJSON *j = cJSON_Parse(c->body);
+    assert_non_null(j);
+    assert_true(cJSON_GetObjectItem(j, "chat_id")->valuedouble == chat_id);
+    assert_string_equal(cJSON_GetObjectItem(j, "text")->valuestring, text);
+    assert_null(cJSON_GetObjectItem(j, "reply_markup"));
+    cJSON_Delete(j);
+}
+
+static void test_telegram_notify_sends_message(void **state)
+{
+    (void)state;
+    struct tgn t;
+    memset(&t, 0, sizeof(t));
+    lt_init(&t.lt, true, false);
+    assert_int_equal(http_client_new(&t.lt.loop, NULL, &t.http), 0);
+    t.api = tgapi_new(&t.lt.loop, TG_TOKEN);
+    assert_non_null(t.api);
+    t.core.bot_name = "HAI Bot";
+    t.core.ledger = t.lt.ledger;
+    struct telegram_options o = {.token = TG_TOKEN,
+                                 .api_base = tgapi_base(t.api),
+                                 .chat_interval_ms = 20,
+                                 .group_interval_ms = 30,
+                                 .global_per_s = 1000,
+                                 .retry_after_unit_ms = 20,
+                                 .backoff_min_ms = 20,
+                                 .backoff_max_ms = 100};
+    struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
+    t.tg = telegram_new(&t.lt.loop, t.http, &t.core, &o, &host);
+    assert_non_null(t.tg);
+    assert_int_equal(t.tg->ops->start(t.tg), 0);
+
+    /* A member's DM: the chat id is their user id. */
+    struct notify_target to;
+    assert_int_equal(notify_target_from_account(&to, "telegram:777"), 0);
+    struct reply_msg m = {.stage = REPLY_FINAL, .text = "Your card payment arrived."};
+    assert_int_equal(t.tg->ops->notify(t.tg, &to, &m), 0);
+    /* Where the member started, when known: the group's chat. */
+    snprintf(to.channel_id, sizeof(to.channel_id), "-100123");
+    struct reply_msg g = {.stage = REPLY_FINAL, .text = "In the group."};
+    assert_int_equal(t.tg->ops->notify(t.tg, &to, &g), 0);
+    /* Not a Telegram chat: refused, nothing queued. */
+    struct notify_target bad;
+    assert_int_equal(notify_target_from_account(&bad, "discord:5"), 0);
+    assert_int_equal(t.tg->ops->notify(t.tg, &bad, &m), HB_EINVAL);
+
+    t.method = "sendMessage";
+    t.want = 2;
+    nt_until(&t.lt.loop, tgn_has, &t);
+    tgn_expect_send(&t, 0, 777, "Your card payment arrived.");
+    tgn_expect_send(&t, 1, -100123, "In the group.");
+    assert_int_equal(tgapi_count(t.api, "sendMessage"), 2);
+
+    int closed = 0;
+    t.tg->ops->close(t.tg, nt_count, &closed);
+    nt_until(&t.lt.loop, nt_count_reached, &closed);
+    closed = 0;
+    http_client_close(t.http, nt_count, &closed);
+    tgapi_close(t.api, nt_count, &closed);
+    while (closed < 2)
+        uv_run(&t.lt.loop, UV_RUN_ONCE);
+    lt_done(&t.lt); /* asserts uv_loop_close == 0 */
+}
+
+/* ---- discord --------------------------------------------------------------- */
+
+struct dcn {
+    uv_loop_t loop;
+    struct http_client *http;
+    struct discord_ws *ws;
+    struct fake_rest *rest;
+    struct adapter *dc;
+    size_t want;
+};
+
+static bool dcn_has(void *arg)
+{
+    struct dcn *t = arg;
+    return fake_rest_count(t->rest) >= t->want;
+}
+
+static void dcn_expect(struct dcn *t, size_t i, const char *method, const char *target,
+                       const char *json_has)
+{
+    struct fake_rest_request *q = fake_rest_get(t->rest, i);
+    assert_non_null(q);
+    assert_string_equal(q->method, method);
+    if (target != NULL)
+        assert_string_equal(q->target, target);
+    assert_int_equal(q->status, 200);
+    if (json_has != NULL && strstr(q->json, json_has) == NULL)
+        fail_msg("request %zu body %s lacks %s", i, q->json, json_has);
+    fake_rest_request_free(q);
+}
+
+static void test_discord_notify_dm_and_channel(void **state)
+{
+    (void)state;
+    struct dcn t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(uv_loop_init(&t.loop), 0);
+    assert_int_equal(http_client_new(&t.loop, NULL, &t.http), 0);
+    t.ws = discord_ws_new(&t.loop);
+    assert_non_null(t.ws);
+    struct fake_rest_options ro = {.gateway_url = "ws://127.0.0.1:1"};
+    t.rest = fake_rest_new(&t.loop, &ro);
+    assert_non_null(t.rest);
+    struct discord_options o;
+    memset(&o, 0, sizeof(o));
+    o.token = "notify-test-token.ZZZ-123456";
+    o.application_id = "4242";
+    o.api_base = fake_rest_api_base(t.rest);
+    o.shard_last = -1;
+    o.http = t.http;
+    o.ws = t.ws;
+    struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
+    t.dc = discord_new(&t.loop, &o, &host);
+    assert_non_null(t.dc);
+
+    /* No channel known: open the member's DM, then post there. */
+    struct notify_target to;
+    assert_int_equal(notify_target_from_account(&to, "discord:555"), 0);
+    struct reply_msg m = {.stage = REPLY_FINAL, .text = "Your card payment arrived, @everyone."};
+    assert_int_equal(t.dc->ops->notify(t.dc, &to, &m), 0);
+    t.want = 2;
+    nt_until(&t.loop, dcn_has, &t);
+    dcn_expect(&t, 0, "POST", "/api/v10/users/@me/channels", "\"recipient_id\":\"555\"");
+    dcn_expect(&t, 1, "POST", NULL, "\"content\":\"Your card payment arrived, @everyone.\"");
+    /* Posted in the DM channel the open answered (the fake's first id),
+     * with no mentions parsed. */
+    struct fake_rest_request *post = fake_rest_get(t.rest, 1);
+    assert_non_null(strstr(post->target, "/api/v10/channels/900000000000000001/messages"));
+    assert_non_null(strstr(post->json, "\"allowed_mentions\":{\"parse\":[]}"));
+    fake_rest_request_free(post);
+
+    /* A known channel: one post there, no DM. */
+    snprintf(to.channel_id, sizeof(to.channel_id), "88");
+    assert_int_equal(t.dc->ops->notify(t.dc, &to, &m), 0);
+    t.want = 3;
+    nt_until(&t.loop, dcn_has, &t);
+    dcn_expect(&t, 2, "POST", "/api/v10/channels/88/messages", "\"content\":");
+
+    /* A guild pool names no channel: refused, for the caller to log. */
+    assert_int_equal(notify_target_from_account(&to, "pool:discord:9"), 0);
+    assert_int_equal(t.dc->ops->notify(t.dc, &to, &m), HB_EINVAL);
+    assert_int_equal(fake_rest_count(t.rest), 3);
+
+    int closed = 0;
+    t.dc->ops->close(t.dc, nt_count, &closed);
+    nt_until(&t.loop, nt_count_reached, &closed);
+    fake_rest_close(t.rest, NULL, NULL);
+    http_client_close(t.http, NULL, NULL);
+    discord_ws_close(t.ws);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
+    discord_ws_free(t.ws);
+    fake_rest_free(t.rest);
+    assert_int_equal(uv_loop_close(&t.loop), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_console_notify_prints),
+    cmocka_unit_test(test_telegram_notify_sends_message),
+    cmocka_unit_test(test_discord_notify_dm_and_channel),
+};
+
+TEST_GROUP_DEFINE(notify, tests, lt_group_setup, lt_group_teardown)
