@@ -50,6 +50,7 @@ struct mirror {
     size_t at;                    /* next deposit of page to book */
     unsigned pages;               /* pages read in this poll */
     char account[PAYREF_ACCOUNT_MAX + 1]; /* of the deposit being booked */
+    char channel[COMMAND_ID_MAX];         /* where it was started, or "" */
     char transfer_id[LEDGER_ID_LEN_MAX + 1];
     int64_t credits;
     bool stopping;
@@ -255,13 +256,16 @@ static void mirror__unmatched(struct mirror *m, const struct hedera_deposit *d, 
     m->busy = true;
 }
 
-/* Tell the member (or the group, for a pool) in their DM: the memo names
- * the account, not the chat where they started. balance < 0: unknown. */
+/* Tell the member in their DM (a balance is never posted where others
+ * read it), or the group, for a pool, in the chat /deposit was run in.
+ * balance < 0: unknown. */
 static void mirror__notify(struct mirror *m, int64_t balance)
 {
     struct notify_target to;
     const char *note = "delivered to the adapter";
     int rc = notify_target_from_account(&to, m->account);
+    if (rc == 0 && to.scope == COMMAND_SCOPE_GROUP && m->channel[0] != '\0')
+        snprintf(to.channel_id, sizeof(to.channel_id), "%s", m->channel);
     if (rc == 0 && m->notify != NULL) {
         char text[256];
         notify_credit_text(text, sizeof(text), &to, "Hedera", m->credits, balance);
@@ -343,6 +347,7 @@ static void mirror__book_next(struct mirror *m)
         mirror__unmatched(m, d, d->memo[0] == '\0' ? "no_memo" : "unknown_memo");
         return;
     }
+    notify_account_split(m->account, m->channel, sizeof(m->channel));
     int64_t per_credit = m->tinybars_per_credit;
     if (d->token[0] != '\0') {
         per_credit = 0;

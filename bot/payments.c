@@ -52,6 +52,7 @@ struct pay_job {
     char transfer_id[LEDGER_ID_LEN_MAX + 1]; /* "<provider>:<event id>" */
     char link_key[160];                      /* "<provider>:<payment id>" */
     char account[PAYREF_ACCOUNT_MAX + 1];
+    char channel[COMMAND_ID_MAX];             /* where the deposit was started, or "" */
     char original[LEDGER_ID_LEN_MAX + 1];    /* refunds: the credit reversed */
     int64_t credits;                          /* credits moved by this event */
     int64_t paid_amount;                      /* refunds: what the credit cost */
@@ -158,14 +159,16 @@ static void pay__unmatched(struct pay_job *job, const char *why)
 
 /* ---- credits ---------------------------------------------------------------------- */
 
-/* Tell the member (or the group, for a pool) in their DM: the reference
- * names the account, not the chat where they started. */
+/* Tell the member in their DM (a balance is never posted where others
+ * read it), or the group, for a pool, in the chat /deposit was run in. */
 static void pay__notify(struct pay_job *job, int64_t balance)
 {
     struct payments *p = job->p;
     struct notify_target to;
     const char *note = "delivered to the adapter";
     int rc = notify_target_from_account(&to, job->account);
+    if (rc == 0 && to.scope == COMMAND_SCOPE_GROUP && job->channel[0] != '\0')
+        snprintf(to.channel_id, sizeof(to.channel_id), "%s", job->channel);
     if (rc == 0 && p->notify != NULL) {
         char text[256];
         notify_credit_text(text, sizeof(text), &to, "card", job->credits, balance);
@@ -265,6 +268,7 @@ static void pay__credit(struct pay_job *job)
         pay__unmatched(job, rc == HB_EPERM ? "reference_forged" : "no_reference");
         return;
     }
+    notify_account_split(job->account, job->channel, sizeof(job->channel));
     if (p->currency[0] != '\0' && job->ev.currency[0] != '\0' &&
         strcmp(p->currency, job->ev.currency) != 0) {
         pay__unmatched(job, "currency");

@@ -404,9 +404,14 @@ static void deposit__next(struct credits_ctx *ctx)
      * signed for this wallet (and this group's pool), so a payment lands
      * in the right account. */
     char *personal = NULL;
+    char pool[WALLET_ACCOUNT_MAX + COMMAND_ID_MAX];
+    /* A pool's link also names this chat, so the group hears here when
+     * the payment arrives. */
+    snprintf(pool, sizeof(pool), "%s%s%s", ctx->pool,
+             ctx->inv->channel_id[0] != '\0' ? "#" : "", ctx->inv->channel_id);
     if (ctx->core->host_ops != NULL && ctx->core->host_ops->deposit_text_for != NULL)
-        personal = ctx->core->host_ops->deposit_text_for(
-            ctx->core->host, ctx->wallet, ctx->pool[0] != '\0' ? ctx->pool : NULL);
+        personal = ctx->core->host_ops->deposit_text_for(ctx->core->host, ctx->wallet,
+                                                         ctx->pool[0] != '\0' ? pool : NULL);
     if (personal != NULL && personal[0] != '\0')
         text_buf_add(&t, "%s", personal);
     else if (ctx->core->deposit_text != NULL && ctx->core->deposit_text[0] != '\0')

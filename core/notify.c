@@ -66,3 +66,14 @@ char *notify_credit_text(char *buf, size_t cap, const struct notify_target *to, 
                  pool ? "This group's pool" : "Your wallet", total);
     return buf;
 }
+
+void notify_account_split(char *account, char *channel, size_t cap)
+{
+    char *hash = strchr(account, '#');
+    if (cap > 0)
+        channel[0] = '\0';
+    if (hash == NULL)
+        return;
+    *hash = '\0';
+    snprintf(channel, cap, "%s", hash + 1);
+}

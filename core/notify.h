@@ -31,6 +31,11 @@ struct notify_target {
  *  (a system account, an unknown platform, ids too long). */
 int notify_target_from_account(struct notify_target *to, const char *account);
 
+/** A signed payment reference or memo may name the chat a deposit was
+ *  started in after the account: "pool:discord:42#<channel>". Cut account
+ *  at the '#' and copy what follows into channel (cap bytes; "" when none). */
+void notify_account_split(char *account, char *channel, size_t cap);
+
 /** The notice for a credit that went in: "Your payment arrived: 1,000
  *  credits. Your wallet now has 1,100 credits available." (a group's pool
  *  is named as such). via names the method ("card", "Hedera"); balance < 0

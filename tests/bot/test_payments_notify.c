@@ -138,10 +138,20 @@ static void test_stripe_credit_notifies_member(void **state)
     assert_string_equal(fx.notifier.to.channel_id, "-100");
     assert_non_null(strstr(fx.notifier.text, "This group's pool now has 1,000 credits available"));
 
+    /* A Discord server's pool, paid from the link /deposit gave in channel
+     * 777: the pool is credited and the server told in that channel. */
+    assert_int_equal(nfx_checkout(&fx, "evt_n4", "pool:discord:9#777", 500), 200);
+    assert_int_equal(fx.notifier.calls, 3);
+    assert_int_equal(fx.notifier.to.platform, COMMAND_PLATFORM_DISCORD);
+    assert_int_equal(fx.notifier.to.scope, COMMAND_SCOPE_GROUP);
+    assert_string_equal(fx.notifier.to.scope_id, "9");
+    assert_string_equal(fx.notifier.to.channel_id, "777");
+    assert_int_equal(lt_balance(&fx.lt, "pool:discord:9").posted, 1000); /* 500 buys 1,000 */
+
     /* No adapter for the platform: the credit stands, the answer is 200. */
     fx.notifier.rc = HB_ENOTFOUND;
     assert_int_equal(nfx_checkout(&fx, "evt_n3", "discord:7", 500), 200);
-    assert_int_equal(fx.notifier.calls, 3);
+    assert_int_equal(fx.notifier.calls, 4);
     assert_int_equal(lt_balance(&fx.lt, "discord:7").posted, 100 + 1000);
     nfx_close(&fx);
 }
@@ -164,6 +174,12 @@ static void test_notify_target_from_account(void **state)
     assert_int_equal(notify_target_from_account(&t, "debt:discord:1"), HB_EINVAL);
     assert_int_equal(notify_target_from_account(&t, "discord:"), HB_EINVAL);
     assert_int_equal(notify_target_from_account(&t, "pool:irc:1"), HB_EINVAL);
+    char acct[64] = "pool:discord:9#777", chan[32];
+    notify_account_split(acct, chan, sizeof(chan));
+    assert_string_equal(acct, "pool:discord:9");
+    assert_string_equal(chan, "777");
+    notify_account_split(acct, chan, sizeof(chan));
+    assert_string_equal(chan, "");
     char text[256];
     assert_int_equal(notify_target_from_account(&t, "telegram:5"), 0);
     notify_credit_text(text, sizeof(text), &t, "Hedera", 1500, -1);

@@ -67,6 +67,7 @@ static const char *run(struct fx *f, const struct who *w, const char *line)
     if (w->scope != NULL) {
         inv.scope = COMMAND_SCOPE_GROUP;
         snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", w->scope);
+        snprintf(inv.channel_id, sizeof(inv.channel_id), "chan-%s", w->scope);
     }
     inv.admin = w->admin;
     if (w->event != NULL)
@@ -252,7 +253,9 @@ static void test_usage_and_deposit(void **state)
     f->core.host_ops = &ops;
     struct who member = {.user = "1001", .scope = "555"};
     t = run(f, &member, "deposit");
-    assert_non_null(strstr(t, "pay for discord:1001 (pool pool:discord:555)"));
+    /* The pool's link names the chat it was asked in, so the group hears
+     * there when the payment arrives. */
+    assert_non_null(strstr(t, "pay for discord:1001 (pool pool:discord:555#chan-555)"));
 }
 
 static const struct CMUnitTest tests[] = {
