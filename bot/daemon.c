@@ -50,6 +50,7 @@ struct daemon {
     uv_signal_t sig_int;
     uv_signal_t sig_hup;
     uv_timer_t grace;            /* bounds the drain */
+    uv_timer_t health;           /* refreshes shard states for /healthz */
     struct core core;
     struct router *router;
     struct http_client *http;    /* every outgoing request (adapters, providers) */
@@ -308,8 +309,21 @@ static int daemon__notify(void *data, const struct notify_target *to, const char
     return HB_ENOTFOUND;
 }
 
+/* A provider answered or failed: its state for /healthz. */
+static void daemon__host_provider_state(void *host, const char *provider, bool ok,
+                                        const char *detail)
+{
+    struct daemon *d = host;
+    if (d->status == NULL)
+        return;
+    char name[160];
+    snprintf(name, sizeof(name), "provider:%s", provider);
+    status_component_set(d->status, name, false, ok ? STATUS_UP : STATUS_DOWN, detail);
+}
+
 static const struct core_host_ops daemon_host_ops = {.reload = daemon__host_reload,
                                                      .deposit_text_for = daemon__host_deposit_text,
+    .provider_state = daemon__host_provider_state,
                                                      .notify = daemon__notify};
 
 /* ---- adapters --------------------------------------------------------- */
@@ -495,6 +509,30 @@ static int daemon__adapters_start(struct daemon *d)
 /* Start the server when [server] enabled: /healthz and /metrics always,
  * the card webhooks when a card method is enabled. Off by default, and on
  * loopback unless the operator says otherwise. */
+/* Each Discord shard of this daemon, for /healthz: events flow (up), on
+ * its way (starting), or stopped for good (down: an essential part). */
+static void daemon__health_tick(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->status == NULL)
+        return;
+    for (size_t a = 0; a < d->nadapters; a++) {
+        if (strcmp(d->adapters[a]->ops->name, "discord") != 0)
+            continue;
+        struct discord_gateway_status gs;
+        unsigned shard;
+        for (size_t i = 0; discord_adapter_shard(d->adapters[a], i, &shard, &gs); i++) {
+            char name[64];
+            snprintf(name, sizeof(name), "discord:shard:%u", shard);
+            enum status_state st = gs.state == DISCORD_GW_IDENTIFIED ? STATUS_UP
+                                   : gs.state == DISCORD_GW_STOPPED  ? STATUS_DOWN
+                                                                     : STATUS_STARTING;
+            status_component_set(d->status, name, true, st,
+                                 st == STATUS_UP ? NULL : discord_gateway_state_name(gs.state));
+        }
+    }
+}
+
 static int daemon__server_start(struct daemon *d)
 {
     const struct config *cfg = d->config;
@@ -516,6 +554,12 @@ static int daemon__server_start(struct daemon *d)
     d->status = status_new(d->server, &sto);
     if (d->status == NULL)
         return HB_ENOMEM;
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        char name[160];
+        snprintf(name, sizeof(name), "provider:%s", cfg->providers[i].name);
+        status_component_set(d->status, name, false, STATUS_UP, "no request yet");
+    }
+    uv_timer_start(&d->health, daemon__health_tick, 1000, 2000);
     d->webhooks = webhooks_new(d->server);
     if (d->webhooks == NULL)
         return HB_ENOMEM;
@@ -754,6 +798,7 @@ static void daemon__close_all(struct daemon *d)
         d->core.ledger = NULL;
     }
     daemon__close_handle(d, (uv_handle_t *)&d->grace);
+    daemon__close_handle(d, (uv_handle_t *)&d->health);
     daemon__close_handle(d, (uv_handle_t *)&d->sig_term);
     daemon__close_handle(d, (uv_handle_t *)&d->sig_int);
     daemon__close_handle(d, (uv_handle_t *)&d->sig_hup);
@@ -856,6 +901,8 @@ int daemon_run(const char *config_path)
     if (d->router == NULL)
         goto out;
     uv_timer_init(&d->loop, &d->grace);
+    uv_timer_init(&d->loop, &d->health);
+    d->health.data = d;
     struct ledger_options lopts = {.path = d->config->storage.path};
     d->ledger = ledger_new(&d->loop, &lopts, &rc);
     if (d->ledger == NULL) {

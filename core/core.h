@@ -25,6 +25,9 @@ struct core_host_ops {
      *  Returns a heap string the caller frees, or NULL (then use
      *  deposit_text). May be NULL. */
     char *(*deposit_text_for)(void *host, const char *wallet, const char *pool);
+    /** A provider answered (ok) or failed (detail says why, no secrets):
+     *  for health reporting. May be NULL. */
+    void (*provider_state)(void *host, const char *provider, bool ok, const char *detail);
     /** Tell someone something no command asked for (core/notify.h), through
      *  the running adapter of to->platform. to and text are borrowed for the
      *  call. Returns 0 once the message is queued there (delivery is then

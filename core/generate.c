@@ -971,9 +971,14 @@ static void job__on_done(void *data, const struct provider_result *res)
     job->call = NULL;
     uint64_t call_ns = uv_hrtime() - job->t_call_ns;
     job->provider_ns += call_ns;
-    if (job->model != NULL)
+    if (job->model != NULL) {
         metrics_observe(metrics_std()->provider_latency,
                         (const char *[]){job->model->provider->name}, (double)call_ns / 1e9);
+        const struct core_host_ops *host = g->core->host_ops;
+        if (host != NULL && host->provider_state != NULL && res->rc != HB_ECANCELED)
+            host->provider_state(g->core->host, job->model->provider->name, res->rc == 0,
+                                 res->rc == 0 ? NULL : res->error);
+    }
     if (job->use != NULL && job->use->running > 0)
         job->use->running--;
     job->use = NULL;

@@ -1622,3 +1622,14 @@ void discord_adapter_stats(const struct adapter *a, struct discord_adapter_stats
     const struct discord *dc = a->impl;
     *out = dc->stats;
 }
+
+bool discord_adapter_shard(const struct adapter *a, size_t i, unsigned *shard_id,
+                           struct discord_gateway_status *out)
+{
+    const struct discord *dc = a->impl;
+    if (i >= dc->ngws || dc->gws == NULL || dc->gws[i] == NULL)
+        return false;
+    *shard_id = discord_gateway_shard(dc->gws[i]);
+    discord_gateway_status(dc->gws[i], out);
+    return true;
+}

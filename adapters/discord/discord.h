@@ -25,6 +25,7 @@
 #define HB_DISCORD_H
 
 #include "adapters/adapter.h"
+#include "adapters/discord/gateway.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -105,6 +106,11 @@ void discord_interaction_feed(struct adapter *a, const char *json, size_t len,
 
 /** The counters of a Discord adapter. */
 void discord_adapter_stats(const struct adapter *a, struct discord_adapter_stats *out);
+
+/** The gateway state of this daemon's shard at index i (0 .. shards_open-1
+ *  from the stats). Returns false when there is no such shard (any more). */
+bool discord_adapter_shard(const struct adapter *a, size_t i, unsigned *shard_id,
+                           struct discord_gateway_status *out);
 
 /** Split text for Discord's 2,000-character messages: the byte length of
  *  the first piece (at most max characters, cut after a newline or space

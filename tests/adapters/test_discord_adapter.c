@@ -37,6 +37,7 @@ struct at {
     bool timed_out;
     bool closing;
     bool identified;
+    bool shard_seen; /* discord_adapter_shard reported shard 0 identified */
     at_handler_fn handler;
     at_done_fn done;
     void (*script)(struct at *t);
@@ -132,6 +133,11 @@ static void at_dispatch(void *data, struct invocation *inv, const char *args)
             t->last.opts[i].string = strdup(inv->opts[i].string);
     }
     snprintf(t->last_args, sizeof(t->last_args), "%s", args != NULL ? args : "");
+    /* Events flow, so the shard reports itself identified (for /healthz). */
+    struct discord_gateway_status gs;
+    unsigned shard = 99;
+    t->shard_seen = discord_adapter_shard(t->adapter, 0, &shard, &gs) && shard == 0 &&
+                    gs.state == DISCORD_GW_IDENTIFIED && !discord_adapter_shard(t->adapter, 1, &shard, &gs);
     if (t->handler != NULL)
         t->handler(t, inv);
     else
@@ -273,6 +279,7 @@ static void test_slash_command_to_result_edit(void **state)
     assert_string_equal(t.last.scope_id, "77");
     assert_int_equal(t.last.scope, COMMAND_SCOPE_GROUP);
     assert_string_equal(t.last.event_id, "discord:interaction:1001");
+    assert_true(t.shard_seen);
     /* Deferred at once, then edits: the first progress, the coalesced
      * latest progress, the result; paced. */
     struct fake_rest_request *q;

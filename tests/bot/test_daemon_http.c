@@ -39,7 +39,8 @@ static void test_daemon_serves_health_and_metrics(void **state)
     int port = free_port();
     snprintf(text, sizeof(text),
              "[storage]\npath = %s\n[console]\nenabled = true\nuser = tester\nimage_dir = %s\n"
-             "[server]\nenabled = true\nport = %d\n",
+             "[server]\nenabled = true\nport = %d\n"
+             "[provider \"demo\"]\nkind = demo\n[model \"demo-chat\"]\nprovider = demo\n",
              db, dir, port);
     test_file_write(conf, text, (size_t)-1);
     char *argv[] = {(char *)test_haibot_bin(), "-c", conf, NULL};
@@ -63,6 +64,14 @@ static void test_daemon_serves_health_and_metrics(void **state)
     assert_int_equal(t.status, 200);
     assert_non_null(strstr(t.body, "\"storage\":{\"state\":\"up\""));
     assert_non_null(strstr(t.body, "\"console\":{\"state\":\"up\""));
+    assert_non_null(strstr(t.body, "\"provider:demo\":{\"state\":\"up\",\"essential\":false,\"detail\":\"no request yet\""));
+    tcall_clear(&t);
+    /* A provider that answered is up without the note. */
+    assert_true(write(c.in_fd, "/chat hi\n", 9) == 9);
+    assert_true(test_child_wait_for(&c, "out", "cost", 15000));
+    tcall_do(&loop, client, "GET", u, NULL, NULL, 0, &t);
+    assert_null(strstr(t.body, "no request yet"));
+    assert_non_null(strstr(t.body, "\"provider:demo\":{\"state\":\"up\""));
     tcall_clear(&t);
     snprintf(u, sizeof(u), "http://127.0.0.1:%d/metrics", port);
     tcall_do(&loop, client, "GET", u, NULL, NULL, 0, &t);
