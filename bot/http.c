@@ -47,6 +47,7 @@ struct http_sock {
     curl_socket_t fd;
     struct http_client *client;
     struct http_sock *prev, *next; /* client->socks, while open */
+    int events;            /* UV_READABLE | UV_WRITABLE being polled for */
 };
 
 struct http_request {
@@ -437,8 +438,13 @@ static int http__curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *us
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
+    /* libcurl repeats the same wish often; each restart costs an
+     * epoll_ctl, so only a change of events touches the poll. */
+    if (events == sock->events && uv_is_active((uv_handle_t *)&sock->poll))
+        return 0;
     if (uv_poll_start(&sock->poll, events, http__poll_cb) != 0)
         return -1;
+    sock->events = events;
     return 0;
 }
 
