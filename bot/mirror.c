@@ -261,24 +261,8 @@ static void mirror__unmatched(struct mirror *m, const struct hedera_deposit *d, 
  * balance < 0: unknown. */
 static void mirror__notify(struct mirror *m, int64_t balance)
 {
-    struct notify_target to;
-    const char *note = "delivered to the adapter";
-    int rc = notify_target_from_account(&to, m->account);
-    if (rc == 0 && to.scope == COMMAND_SCOPE_GROUP && m->channel[0] != '\0')
-        snprintf(to.channel_id, sizeof(to.channel_id), "%s", m->channel);
-    if (rc == 0 && m->notify != NULL) {
-        char text[256];
-        notify_credit_text(text, sizeof(text), &to, "Hedera", m->credits, balance);
-        rc = m->notify(m->notify_data, &to, text);
-    } else if (rc == 0) {
-        rc = HB_ENOTFOUND;
-    }
-    if (rc == HB_ENOTFOUND)
-        note = "not delivered: no adapter for this platform";
-    else if (rc == HB_EINVAL)
-        note = "not delivered: no chat to reach this account in";
-    else if (rc < 0)
-        note = "not delivered: the adapter refused it";
+    const char *note = notify_payment(m->notify, m->notify_data, m->account, m->channel,
+                                      "Hedera", m->credits, balance);
     log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
              " provider=hedera note=%s",
              m->account, m->credits, balance, note);

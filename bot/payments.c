@@ -164,24 +164,8 @@ static void pay__unmatched(struct pay_job *job, const char *why)
 static void pay__notify(struct pay_job *job, int64_t balance)
 {
     struct payments *p = job->p;
-    struct notify_target to;
-    const char *note = "delivered to the adapter";
-    int rc = notify_target_from_account(&to, job->account);
-    if (rc == 0 && to.scope == COMMAND_SCOPE_GROUP && job->channel[0] != '\0')
-        snprintf(to.channel_id, sizeof(to.channel_id), "%s", job->channel);
-    if (rc == 0 && p->notify != NULL) {
-        char text[256];
-        notify_credit_text(text, sizeof(text), &to, "card", job->credits, balance);
-        rc = p->notify(p->notify_data, &to, text);
-    } else if (rc == 0) {
-        rc = HB_ENOTFOUND;
-    }
-    if (rc == HB_ENOTFOUND)
-        note = "not delivered: no adapter for this platform";
-    else if (rc == HB_EINVAL)
-        note = "not delivered: no chat to reach this account in";
-    else if (rc < 0)
-        note = "not delivered: the adapter refused it";
+    const char *note = notify_payment(p->notify, p->notify_data, job->account, job->channel,
+                                      "card", job->credits, balance);
     log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
              " provider=%s note=%s",
              job->account, job->credits, balance, payments_provider_names[job->provider], note);

@@ -77,3 +77,26 @@ void notify_account_split(char *account, char *channel, size_t cap)
     *hash = '\0';
     snprintf(channel, cap, "%s", hash + 1);
 }
+
+const char *notify_payment(notify_fn fn, void *data, const char *account, const char *channel,
+                           const char *method, int64_t credits, int64_t balance)
+{
+    struct notify_target to;
+    int rc = notify_target_from_account(&to, account);
+    if (rc == 0 && to.scope == COMMAND_SCOPE_GROUP && channel != NULL && channel[0] != '\0')
+        snprintf(to.channel_id, sizeof(to.channel_id), "%s", channel);
+    if (rc == 0 && fn != NULL) {
+        char text[256];
+        notify_credit_text(text, sizeof(text), &to, method, credits, balance);
+        rc = fn(data, &to, text);
+    } else if (rc == 0) {
+        rc = HB_ENOTFOUND;
+    }
+    if (rc == 0)
+        return "delivered to the adapter";
+    if (rc == HB_ENOTFOUND)
+        return "not delivered: no adapter for this platform";
+    if (rc == HB_EINVAL)
+        return "not delivered: no chat to reach this account in";
+    return "not delivered: the adapter refused it";
+}

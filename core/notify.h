@@ -31,6 +31,18 @@ struct notify_target {
  *  (a system account, an unknown platform, ids too long). */
 int notify_target_from_account(struct notify_target *to, const char *account);
 
+/** Deliver a function to whoever can reach a member: 0 once queued,
+ *  HB_ENOTFOUND when no adapter runs for the platform, another negative
+ *  code when it refused. */
+typedef int (*notify_fn)(void *data, const struct notify_target *to, const char *text);
+
+/** Tell the owner of `account` that a payment of `credits` arrived through
+ *  `method` ("card", "Hedera"), with the new balance (< 0: unknown): by DM
+ *  for a wallet, in `channel` (may be "" or NULL) for a pool. fn may be
+ *  NULL. Returns a short note for the log saying whether it went out. */
+const char *notify_payment(notify_fn fn, void *data, const char *account, const char *channel,
+                           const char *method, int64_t credits, int64_t balance);
+
 /** A signed payment reference or memo may name the chat a deposit was
  *  started in after the account: "pool:discord:42#<channel>". Cut account
  *  at the '#' and copy what follows into channel (cap bytes; "" when none). */
