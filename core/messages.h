@@ -1,0 +1,104 @@
+/* Every text a member sees in a reply, in one place.
+ *
+ * Each reply is a named macro that expands to a string literal, so the call
+ * sites keep passing literal format strings and -Wformat=2 keeps checking
+ * every argument against its conversion specifiers. Names are
+ * MSG_<AREA>_<WHAT>, grouped by command below.
+ *
+ * The texts are what members see today, byte for byte; tests assert on them.
+ * Change a text here, not at its call site.
+ *
+ * Next step: a [messages] section in bot.conf that overrides these defaults
+ * by name, each override validated at load against the default's conversion
+ * specifiers (same count, order and types), so an operator's wording can
+ * never break a format call. Log event names and log fields are not replies
+ * and do not belong here; neither do the command table's help descriptions. */
+#ifndef HB_CORE_MESSAGES_H
+#define HB_CORE_MESSAGES_H
+
+/* ---- Shared by the member commands -------------------------------------- */
+
+#define MSG_COMMON_OUT_OF_MEMORY "The bot is out of memory; please try again later."
+
+/* ---- Credits: /start /balance /history /usage /deposit /pool ------------- */
+
+/* %s: the error. */
+#define MSG_CREDITS_FAILED "Sorry, that did not work (%s). Nothing was charged; please try again."
+/* %s: the bonus in credits. */
+#define MSG_CREDITS_WELCOME_BONUS \
+    "Welcome! Your wallet is open and holds a welcome bonus of %s credits.\n"
+#define MSG_CREDITS_WELCOME "Welcome! Your wallet is open.\n"
+/* %s: whose balance ("Your wallet", "This group's pool"); %s: credits available. */
+#define MSG_CREDITS_BALANCE_LINE "%s: %s credits available"
+/* %s: credits in total; %s: credits reserved. */
+#define MSG_CREDITS_BALANCE_HELD " (%s in total, %s reserved for work in progress)"
+#define MSG_CREDITS_YOUR_WALLET "Your wallet"
+#define MSG_CREDITS_GROUP_POOL "This group's pool"
+
+/* The bot's name when bot.conf does not give one. */
+#define MSG_START_DEFAULT_NAME "HAI Bot"
+/* %s: the bot's name. */
+#define MSG_START_WELCOME_BACK "Welcome back to %s.\n"
+#define MSG_START_HOW_CREDITS_WORK                                                             \
+    "\nHow credits work: every generation (/chat, /imagine) costs credits, shown before "      \
+    "it runs. The bot reserves the most it could cost, charges what the work really "          \
+    "used, and refunds the rest; a failed generation costs nothing.\n"                         \
+    "/balance shows your credits, /history your transfers, /usage your spending, "             \
+    "/deposit how to top up, and /help everything else."
+
+#define MSG_BALANCE_POOL_EMPTY "This group's pool: empty (admins fund it with /admin pool grant)\n"
+
+/* %s: when; %s: amount; %s: what for. */
+#define MSG_HISTORY_RESERVED "%s  %s reserved for a %s"
+/* %s: when; %s: what for; %s: MSG_HISTORY_EXPIRED or "". */
+#define MSG_HISTORY_RELEASED "%s  reservation released (%s)%s"
+#define MSG_HISTORY_EXPIRED ", it expired"
+/* %s: when; %s: "+" or "-"; %s: amount; %s: what for. */
+#define MSG_HISTORY_ENTRY "%s  %s%s  %s"
+/* %s: the transfer's tag. */
+#define MSG_HISTORY_TAG " (%s)"
+#define MSG_HISTORY_NONE "No transfers yet."
+#define MSG_HISTORY_NO_OLDER "No older transfers."
+/* %lld: the page number, from 1. */
+#define MSG_HISTORY_HEADER "Your transfers, newest first (page %lld):\n"
+#define MSG_HISTORY_BUTTON_NEWER "Newer"
+#define MSG_HISTORY_BUTTON_OLDER "Older"
+#define MSG_HISTORY_BUTTON_NOT_YOURS "That button belongs to someone else's /history."
+#define MSG_HISTORY_BUTTON_EXPIRED "This button is no longer active. Try /history."
+
+/* Periods /usage reports on, as they read after "the last". */
+#define MSG_USAGE_PERIOD_DAY "day"
+#define MSG_USAGE_PERIOD_WEEK "7 days"
+#define MSG_USAGE_PERIOD_MONTH "30 days"
+#define MSG_USAGE_PERIOD_YEAR "year"
+/* %s: the period. */
+#define MSG_USAGE_NONE "No generations in the last %s."
+/* %s: the period. */
+#define MSG_USAGE_HEADER "Your spending in the last %s:\n"
+/* %s: day; %s: model tag; %lld: count; %s: "s" or ""; %s: credits. */
+#define MSG_USAGE_LINE "%s  %s: %lld generation%s, %s credits\n"
+/* Shown for a generation recorded without a model tag. */
+#define MSG_USAGE_NO_TAG "(model)"
+/* %lld: count; %s: "s" or ""; %s: credits. */
+#define MSG_USAGE_TOTAL "Total: %lld generation%s, %s credits."
+
+#define MSG_DEPOSIT_NOT_SET_UP                                                                 \
+    "No payment method is set up on this bot yet. An admin can add credits to "                \
+    "your wallet with /admin grant."
+#define MSG_DEPOSIT_POOL_HINT                                                                  \
+    "\nThis group's pool is also funded by its admins with /admin pool grant; "                \
+    "/pool shows it."
+
+#define MSG_POOL_EMPTY "This group's pool is empty.\n"
+/* %s: MSG_POOL_POLICY_POOL_FIRST or MSG_POOL_POLICY_WALLET_FIRST. */
+#define MSG_POOL_WHO_SPENDS "Who spends it: every member here, %s.\n"
+#define MSG_POOL_POLICY_POOL_FIRST "before their own wallet (pool first)"
+#define MSG_POOL_POLICY_WALLET_FIRST "once their own wallet is empty (wallet first)"
+/* %s: credits per day. */
+#define MSG_POOL_DAILY_CAP "Daily cap: %s credits per day."
+#define MSG_POOL_NO_DAILY_CAP "Daily cap: none."
+#define MSG_POOL_NOT_HERE                                                                      \
+    "Pools belong to servers and groups: use /pool there. Here you spend your "                \
+    "own wallet (/balance)."
+
+#endif
