@@ -101,4 +101,43 @@
     "Pools belong to servers and groups: use /pool there. Here you spend your "                \
     "own wallet (/balance)."
 
+
+/* ---- Admin: /admin reload, grant, revoke, pool, model ------------------- */
+
+#define MSG_ADMIN_RELOAD_UNAVAILABLE "Reloading is not available here."
+/* %s: the error. */
+#define MSG_ADMIN_FAILED "That did not work (%s); nothing was moved."
+/* %s: credits; %s: the member; %s: credits now available. */
+#define MSG_ADMIN_GRANTED "Granted %s credits to %s. Their wallet now has %s available."
+/* %s: credits; %s: the member; %s: credits now available. */
+#define MSG_ADMIN_REVOKED "Revoked %s credits from %s. Their wallet now has %s available."
+/* %s: credits; %s: credits now available. */
+#define MSG_ADMIN_POOL_GRANTED "Added %s credits to this group's pool. It now has %s available."
+/* %s: the member; %s: credits asked for. */
+#define MSG_ADMIN_REVOKE_SHORT                                                                 \
+    "%s does not have %s credits available; nothing was revoked. /admin revoke "               \
+    "takes at most what is available."
+/* %s: the field that differs. */
+#define MSG_ADMIN_CONFLICT "This request was already handled with other values (%s)."
+#define MSG_ADMIN_POOL_NOT_HERE "Pools belong to servers and groups: run this there."
+/* How grant replies name a group's pool. */
+#define MSG_ADMIN_POOL_SHOWN "this group's pool"
+/* %s: the error. */
+#define MSG_ADMIN_NOT_SAVED "The setting could not be saved (%s)."
+/* %s: MSG_ADMIN_POLICY_POOL_FIRST or MSG_ADMIN_POLICY_WALLET_FIRST. */
+#define MSG_ADMIN_POLICY_SET "This group's members now spend %s."
+#define MSG_ADMIN_POLICY_POOL_FIRST "the pool first, then their own wallet"
+#define MSG_ADMIN_POLICY_WALLET_FIRST "their own wallet first, then the pool"
+/* %s: credits a day. */
+#define MSG_ADMIN_CAP_SET "This group's pool may now spend at most %s credits a day."
+#define MSG_ADMIN_CAP_REMOVED "This group's pool has no daily cap now."
+/* %s: the model. */
+#define MSG_ADMIN_MODEL_ENABLED "%s is available in this group again (as bot.conf allows)."
+/* %s: the model. */
+#define MSG_ADMIN_MODEL_DISABLED "%s is turned off in this group."
+#define MSG_ADMIN_MODEL_NOT_HERE "Models are switched per server or group: run this there."
+/* %s: the name asked for. */
+#define MSG_ADMIN_MODEL_UNKNOWN "There is no model called \"%s\". See /models for the list."
+#define MSG_ADMIN_NOT_SAVED_RETRY "The setting could not be saved; please try again."
+
 #endif
