@@ -140,4 +140,39 @@
 #define MSG_ADMIN_MODEL_UNKNOWN "There is no model called \"%s\". See /models for the list."
 #define MSG_ADMIN_NOT_SAVED_RETRY "The setting could not be saved; please try again."
 
+
+/* ---- The router: what it answers itself, before any handler runs -------- */
+
+/* %s: the command typed; %s: the closest command. */
+#define MSG_ROUTER_UNKNOWN_SUGGEST "Unknown command /%s. Did you mean /%s? Type /help for the list."
+/* %s: the command typed. */
+#define MSG_ROUTER_UNKNOWN "Unknown command /%s. Type /help for the list."
+#define MSG_ROUTER_SHUTTING_DOWN "The bot is shutting down; please try again in a moment."
+#define MSG_ROUTER_BUTTON_INACTIVE "This button is no longer active."
+/* %s: the command. */
+#define MSG_ROUTER_ADMINS_ONLY "Only admins can use /%s."
+
+/* ---- Options: why a command's options were refused ---------------------- */
+
+/* %s: the option; %.40s: what was typed. */
+#define MSG_OPTION_NOT_INTEGER "Option `%s` must be a whole number (got \"%.40s\")."
+/* %s: the option; %.40s: what was typed. */
+#define MSG_OPTION_NOT_BOOLEAN "Option `%s` must be yes or no (got \"%.40s\")."
+/* %s: the option; %.40s: what was typed. */
+#define MSG_OPTION_NOT_USER "Option `%s` must name a member (got \"%.40s\")."
+/* %s: the option; %s: its description; %s: the command's example. */
+#define MSG_OPTION_MISSING "Missing `%s`: %s. Example: %s"
+/* %s: the option. */
+#define MSG_OPTION_WRONG_TYPE "Option `%s` has the wrong type."
+/* %s: the option; %lld: minimum; %lld: maximum; %lld: the value given. */
+#define MSG_OPTION_OUT_OF_RANGE "Option `%s` must be between %lld and %lld (got %lld)."
+/* %s: the option; %lld: the minimum length. */
+#define MSG_OPTION_TOO_SHORT "Option `%s` must be at least %lld characters long."
+/* %s: the option; %zu: its length; %lld: the limit. */
+#define MSG_OPTION_TOO_LONG "Option `%s` is %zu characters long; the limit is %lld."
+/* %s: the option; %s: the choices, comma-separated. */
+#define MSG_OPTION_NOT_A_CHOICE "Option `%s` must be one of: %s."
+/* %.60s: the extra words; %s: the command; %s: the command's example. */
+#define MSG_OPTION_TOO_MANY_WORDS "Too many words: \"%.60s\" is not an option of /%s. Example: %s"
+
 #endif
