@@ -126,7 +126,7 @@ static void start__balance(int rc, const struct ledger_result *r, void *data)
         return;
     }
     struct text_buf t = {0};
-    const char *name = ctx->core->bot_name != NULL ? ctx->core->bot_name : MSG_START_DEFAULT_NAME;
+    const char *name = ctx->core->bot_name != NULL ? ctx->core->bot_name : MSG_COMMON_BOT_NAME;
     if (ctx->created)
         credits__welcome(ctx, &t);
     else

@@ -19,6 +19,8 @@
 /* ---- Shared by the member commands -------------------------------------- */
 
 #define MSG_COMMON_OUT_OF_MEMORY "The bot is out of memory; please try again later."
+/* The bot's name when bot.conf does not give one (/start, /help). */
+#define MSG_COMMON_BOT_NAME "HAI Bot"
 
 /* ---- Credits: /start /balance /history /usage /deposit /pool ------------- */
 
@@ -35,8 +37,6 @@
 #define MSG_CREDITS_YOUR_WALLET "Your wallet"
 #define MSG_CREDITS_GROUP_POOL "This group's pool"
 
-/* The bot's name when bot.conf does not give one. */
-#define MSG_START_DEFAULT_NAME "HAI Bot"
 /* %s: the bot's name. */
 #define MSG_START_WELCOME_BACK "Welcome back to %s.\n"
 #define MSG_START_HOW_CREDITS_WORK                                                             \
@@ -174,5 +174,30 @@
 #define MSG_OPTION_NOT_A_CHOICE "Option `%s` must be one of: %s."
 /* %.60s: the extra words; %s: the command; %s: the command's example. */
 #define MSG_OPTION_TOO_MANY_WORDS "Too many words: \"%.60s\" is not an option of /%s. Example: %s"
+
+
+/* ---- /help --------------------------------------------------------------- */
+
+/* What each option type reads as in "/help <command>". */
+#define MSG_HELP_TYPE_TEXT "text"
+#define MSG_HELP_TYPE_NUMBER "number"
+#define MSG_HELP_TYPE_YES_NO "yes/no"
+#define MSG_HELP_TYPE_MEMBER "member"
+#define MSG_HELP_TYPE_VALUE "value"
+/* Appended to an admin command's description. */
+#define MSG_HELP_ADMINS_ONLY " (admins only)"
+/* %s: option; %s: type; %s: MSG_HELP_OPTIONAL or ""; %s: description. */
+#define MSG_HELP_OPTION_LINE "  %s (%s%s): %s"
+#define MSG_HELP_OPTIONAL ", optional"
+/* Followed by the choices, each after a space. */
+#define MSG_HELP_ONE_OF "; one of"
+/* %s: the command's example. */
+#define MSG_HELP_EXAMPLE "Example: %s"
+/* %s: the command asked for. */
+#define MSG_HELP_NO_SUCH_COMMAND "There is no command /%s. Type /help for the list."
+/* %s: the bot's name. */
+#define MSG_HELP_COMMANDS "%s commands:\n"
+#define MSG_HELP_ADMIN_COMMANDS "Admin commands:\n"
+#define MSG_HELP_MORE "Type /help <command> for its options."
 
 #endif
