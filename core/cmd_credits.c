@@ -380,10 +380,10 @@ void cmd_usage(struct core *core, struct invocation *inv)
     struct credits_ctx *ctx = credits__new(core, inv, usage__next);
     if (ctx == NULL)
         return;
-    ctx->period = days == 1    ? MSG_USAGE_PERIOD_DAY
-                  : days == 7  ? MSG_USAGE_PERIOD_WEEK
-                  : days == 30 ? MSG_USAGE_PERIOD_MONTH
-                               : MSG_USAGE_PERIOD_YEAR;
+    ctx->period = days == 1    ? MSG_PERIOD_DAY
+                  : days == 7  ? MSG_PERIOD_WEEK
+                  : days == 30 ? MSG_PERIOD_MONTH
+                               : MSG_PERIOD_YEAR;
     /* Whole UTC days, so the first line is not a partial day. */
     int64_t now = core_now_ms(core);
     ctx->from_ms = (now / 86400000 - (days - 1)) * 86400000;

@@ -21,6 +21,13 @@
 #define MSG_COMMON_OUT_OF_MEMORY "The bot is out of memory; please try again later."
 /* The bot's name when bot.conf does not give one (/start, /help). */
 #define MSG_COMMON_BOT_NAME "HAI Bot"
+/* Periods /usage, /leaderboard and /admin stats report on, as they read
+ * after "the last". */
+#define MSG_PERIOD_DAY "day"
+#define MSG_PERIOD_WEEK "7 days"
+#define MSG_PERIOD_MONTH "30 days"
+#define MSG_PERIOD_YEAR "year"
+#define MSG_PERIOD_ALL "while"
 
 /* ---- Credits: /start /balance /history /usage /deposit /pool ------------- */
 
@@ -66,11 +73,6 @@
 #define MSG_HISTORY_BUTTON_NOT_YOURS "That button belongs to someone else's /history."
 #define MSG_HISTORY_BUTTON_EXPIRED "This button is no longer active. Try /history."
 
-/* Periods /usage reports on, as they read after "the last". */
-#define MSG_USAGE_PERIOD_DAY "day"
-#define MSG_USAGE_PERIOD_WEEK "7 days"
-#define MSG_USAGE_PERIOD_MONTH "30 days"
-#define MSG_USAGE_PERIOD_YEAR "year"
 /* %s: the period. */
 #define MSG_USAGE_NONE "No generations in the last %s."
 /* %s: the period. */
@@ -199,5 +201,41 @@
 #define MSG_HELP_COMMANDS "%s commands:\n"
 #define MSG_HELP_ADMIN_COMMANDS "Admin commands:\n"
 #define MSG_HELP_MORE "Type /help <command> for its options."
+
+
+/* ---- /leaderboard --------------------------------------------------------- */
+
+/* %s: the error. */
+#define MSG_BOARD_READ_FAILED "The leaderboard could not be read (%s)."
+/* %s: the period. */
+#define MSG_BOARD_EMPTY                                                                        \
+    "No upvoted generations here in the last %s. Upvote an image with its "                    \
+    "Upvote button."
+/* %s: the period. */
+#define MSG_BOARD_HEADER "Most upvoted generations here in the last %s:\n"
+/* %zu: rank; %lld: upvotes; %s: "s" or ""; %s: creator; %s: model. */
+#define MSG_BOARD_ROW "%zu. %lld upvote%s: an image by %s (%s)\n"
+#define MSG_BOARD_UNKNOWN_MODEL "unknown model"
+#define MSG_BOARD_NOT_HERE "Leaderboards belong to servers and groups: use /leaderboard there."
+
+/* ---- /admin stats ----------------------------------------------------------- */
+
+/* %s: the refusals by reason, or MSG_STATS_NONE. */
+#define MSG_STATS_REFUSED "Refused: %s\n"
+/* %s: the failures by provider, or MSG_STATS_NONE. */
+#define MSG_STATS_FAILED "Failed (nothing charged), by provider: %s\n"
+#define MSG_STATS_NONE "none"
+/* %s: the error. */
+#define MSG_STATS_READ_FAILED "The statistics could not be read (%s)."
+/* %s: MSG_STATS_SCOPE_POOL or MSG_STATS_SCOPE_BOT; %s: the period. */
+#define MSG_STATS_HEADER "%s, last %s:\n"
+#define MSG_STATS_SCOPE_POOL "This group's pool"
+#define MSG_STATS_SCOPE_BOT "The whole bot"
+/* %lld: generations; %s: credits. */
+#define MSG_STATS_TOTALS "Generations charged: %lld; credits spent: %s\n"
+#define MSG_STATS_TOP_MODELS "Top models:"
+/* %s: "," or ""; %s: model; %lld: generations; %s: credits. */
+#define MSG_STATS_MODEL "%s %s (%lld, %s credits)"
+#define MSG_STATS_UNAVAILABLE "The statistics are not available right now."
 
 #endif
