@@ -238,4 +238,41 @@
 #define MSG_STATS_MODEL "%s %s (%lld, %s credits)"
 #define MSG_STATS_UNAVAILABLE "The statistics are not available right now."
 
+
+/* ---- Generation commands: /chat /imagine /new /models /model, buttons ---- */
+
+#define MSG_GEN_UNAVAILABLE "Generation is not available here."
+#define MSG_GEN_NEW_CONVERSATION "Started a new conversation: /chat forgets what came before."
+/* Price parts of a model, joined with ", ". %lld: credits. */
+#define MSG_MODELS_PRICE_REQUEST "%lld per request"
+/* %s: ", " or ""; %lld: credits. */
+#define MSG_MODELS_PRICE_INPUT "%s%lld per 1k input tokens"
+/* %s: ", " or ""; %lld: credits. */
+#define MSG_MODELS_PRICE_OUTPUT "%s%lld per 1k output tokens"
+#define MSG_MODELS_PRICE_FREE "free"
+/* %s: model; %s: MSG_MODELS_DEMO or ""; %s: "text" or "image"; %s: price;
+ * %lld: most credits a request; %s: MSG_MODELS_YOUR_CHOICE or "". */
+#define MSG_MODELS_LINE "\n  %s%s (%s): %s; up to %lld credits a request%s"
+#define MSG_MODELS_DEMO " [demo: offline sample answers]"
+#define MSG_MODELS_YOUR_CHOICE " — your choice"
+/* Followed by the sizes, each as " <w>x<h>". */
+#define MSG_MODELS_SIZES "; sizes"
+#define MSG_MODELS_NONE "Models: none available to you right now."
+#define MSG_MODELS_NO_MORE "Models: no more pages."
+/* %s: MSG_MODELS_A_PAGE or ""; %s: the model lines. */
+#define MSG_MODELS_LIST "Models%s:%s\nPick one with /model <name>, or name it: /chat hello model:<name>."
+#define MSG_MODELS_A_PAGE " (a page of them)"
+#define MSG_MODELS_BUTTON_PREVIOUS "Previous"
+#define MSG_MODELS_BUTTON_NEXT "Next"
+#define MSG_MODELS_BUTTON_NOT_YOURS "That button belongs to someone else's /models."
+#define MSG_MODELS_BUTTON_EXPIRED "This button is no longer active. Try /models."
+/* %s: the name asked for. */
+#define MSG_MODEL_UNKNOWN "There is no model called \"%s\" that you can use. See /models."
+/* %s: the error. */
+#define MSG_MODEL_NOT_SAVED "Your choice could not be saved (%s)."
+/* %s: "/chat" or "/imagine"; %s: the model; %s: MSG_MODEL_DEMO or "". */
+#define MSG_MODEL_CHOSEN "From now on your %s generations use %s%s."
+#define MSG_MODEL_DEMO " (demo)"
+#define MSG_GEN_BUTTON_NOT_YOURS "This button is not yours to press."
+
 #endif
