@@ -275,4 +275,103 @@
 #define MSG_MODEL_DEMO " (demo)"
 #define MSG_GEN_BUTTON_NOT_YOURS "This button is not yours to press."
 
+
+/* ---- The generation engine: progress, results, refusals, buttons --------- */
+
+/* When a limit resets. %lld: minutes. */
+#define MSG_GEN_UNTIL_MIN "in %lld min"
+/* %lld: hours; %lld: minutes. */
+#define MSG_GEN_UNTIL_H_MIN "in %lld h %lld min"
+/* Appended to a demo model's name. */
+#define MSG_GEN_DEMO " (demo)"
+/* Footer parts. %lld: posted balance; %lld: reserved for other jobs. */
+#define MSG_GEN_FOOTER_BALANCE_HELD " · balance %lld (%lld reserved for other jobs)"
+/* %lld: posted balance. */
+#define MSG_GEN_FOOTER_BALANCE " · balance %lld"
+/* %s: model; %s: MSG_GEN_DEMO or ""; %lld: credits; %s: "s" or "";
+ * %s: one of the balance parts or "". */
+#define MSG_GEN_FOOTER "— %s%s · cost %lld credit%s%s"
+/* %s: the answer; %s: the footer. */
+#define MSG_GEN_ANSWER "%s\n\n%s"
+#define MSG_GEN_BUTTON_REGENERATE "Regenerate"
+#define MSG_GEN_BUTTON_UPVOTE "Upvote"
+/* %s: the filter rule. */
+#define MSG_GEN_OUTPUT_FILTERED "The answer was withheld by the content filter (rule %s)."
+/* %s: why it failed, a full sentence. */
+#define MSG_GEN_FAILED "%s Nothing was charged."
+#define MSG_GEN_TIMED_OUT "The generation ran out of time."
+/* %s: model; %s: MSG_GEN_DEMO or "". */
+#define MSG_GEN_GENERATING "Generating with %s%s…"
+/* %zu: position in the queue. */
+#define MSG_GEN_QUEUED "Queued: position %zu."
+/* %s: model; %s: MSG_GEN_DEMO or ""; %lld: most it costs; %lld: balance. */
+#define MSG_GEN_FUNDS_SHORT_BALANCE                                                            \
+    "Not enough credits: %s%s costs up to %lld credits and your balance is %lld. "             \
+    "Nothing was reserved."
+/* %s: model; %s: MSG_GEN_DEMO or ""; %lld: most it costs. */
+#define MSG_GEN_FUNDS_SHORT "Not enough credits: %s%s costs up to %lld credits. Nothing was reserved."
+#define MSG_GEN_STOPPING "The bot is stopping."
+/* %s: the fallback model; %s: the error. */
+#define MSG_GEN_FALLBACK_NOT_RESERVED "The fallback model %s could not be reserved (%s)."
+/* %s: model. */
+#define MSG_GEN_FUNDS_SHORT_FOR "Not enough credits for %s. Nothing was reserved."
+/* %s: the error. */
+#define MSG_GEN_NOT_RESERVED "Credits could not be reserved (%s); please try again."
+/* %s: model that failed; %s: the next model; %s: MSG_GEN_DEMO or "". */
+#define MSG_GEN_FALLING_BACK "%s failed; trying %s%s…"
+/* Told in the member's next reply, or by a notice, after a restart. */
+#define MSG_GEN_INTERRUPTED                                                                    \
+    "A generation of yours was interrupted when the bot restarted; its reservation was "       \
+    "released and nothing was charged."
+/* %s: the name asked for. */
+#define MSG_GEN_NO_SUCH_MODEL "There is no model called \"%s\". See /models for the list."
+/* %s: "text" or "image". */
+#define MSG_GEN_NO_MODEL "No %s model is available right now."
+/* %s: model. */
+#define MSG_GEN_MODEL_OFF "The model %s is switched off right now. See /models for the others."
+/* %s: model. */
+#define MSG_GEN_MODEL_OFF_HERE "This group's admins turned %s off here. See /models for the others."
+/* %s: model; %s: MSG_GEN_MAKES_TEXT or MSG_GEN_MAKES_IMAGES; %s: "/chat" or "/imagine". */
+#define MSG_GEN_WRONG_COMMAND "%s makes %s; use %s."
+#define MSG_GEN_MAKES_TEXT "text"
+#define MSG_GEN_MAKES_IMAGES "images"
+/* %s: model. */
+#define MSG_GEN_MODEL_NOT_ALLOWED "You may not use %s here. See /models for the models you can use."
+/* %s: model; %s: size asked for; %s: the sizes it makes. */
+#define MSG_GEN_BAD_SIZE "%s does not make %s images; sizes: %s."
+/* %zu: prompt length; %lld: the limit. */
+#define MSG_GEN_PROMPT_TOO_LONG "The prompt is %zu characters long; the limit is %lld."
+/* %s: the filter rule. */
+#define MSG_GEN_PROMPT_FILTERED "The prompt was refused by the content filter (rule %s)."
+/* %lld: the limit; %s: when it resets. */
+#define MSG_GEN_USER_LIMIT "You have used your %lld generations for this hour; the limit resets %s."
+/* %lld: the limit; %s: when it resets. */
+#define MSG_GEN_GROUP_LIMIT                                                                    \
+    "This group has used its %lld generations for today; the limit resets %s "                 \
+    "(00:00 UTC)."
+/* %lld: the allowance; %s: when it resets. */
+#define MSG_GEN_TOKEN_CAP                                                                      \
+    "The bot has used its daily allowance of %lld tokens; it resets %s (00:00 "                \
+    "UTC)."
+/* %u: generations; %s: "s" or "". */
+#define MSG_GEN_USER_BUSY                                                                      \
+    "You already have %u generation%s waiting or running; please wait for "                    \
+    "them to finish."
+/* %zu: generations waiting. */
+#define MSG_GEN_BOT_BUSY                                                                       \
+    "The bot is busy (%zu generations waiting); please try again in a "                        \
+    "minute."
+/* %s: the error. */
+#define MSG_GEN_WALLET_FAILED "Your wallet could not be opened (%s); please try again."
+#define MSG_GEN_BAD_REQUEST "This request could not be read; please try again."
+#define MSG_GEN_TOO_OLD "This image is too old to regenerate; use /imagine to make a new one."
+#define MSG_GEN_CANCELLED "The bot is stopping; the generation was cancelled."
+
+#define MSG_UPVOTE_DONE "Upvoted. Thank you!"
+#define MSG_UPVOTE_FAILED "The upvote could not be recorded; please try again."
+#define MSG_UPVOTE_AGAIN "You have already upvoted this image."
+#define MSG_UPVOTE_UNKNOWN "This image is unknown; it cannot be upvoted."
+#define MSG_UPVOTE_INVALID "This button is not valid."
+#define MSG_UPVOTE_OWN "You cannot upvote your own image."
+
 #endif
