@@ -309,7 +309,7 @@ static void admin__model_set(struct core *core, struct invocation *inv, bool ena
     }
     struct catalog *cat = core->generate != NULL ? generate_catalog(core->generate) : NULL;
     if (cat == NULL || catalog_model_find(cat, name) == NULL) {
-        reply_text(inv->reply, true, MSG_ADMIN_MODEL_UNKNOWN,
+        reply_text(inv->reply, true, MSG_COMMON_NO_SUCH_MODEL,
                    name);
         reply_finish(inv->reply);
         return;

@@ -228,7 +228,7 @@ void cmd_model(struct core *core, struct invocation *inv)
     else
         reply_text(inv->reply, true, MSG_MODEL_CHOSEN,
                    m->modality == PROVIDER_TEXT ? "/chat" : "/imagine", m->name,
-                   m->provider->provider->demo ? MSG_MODEL_DEMO : "");
+                   m->provider->provider->demo ? MSG_GEN_DEMO : "");
     reply_finish(inv->reply);
 }
 

@@ -1360,7 +1360,7 @@ static void job__admit(struct job *job)
     if (job->want_model[0] != '\0') {
         m = catalog_model_find(cat, job->want_model);
         if (m == NULL) {
-            job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_NO_SUCH_MODEL,
+            job__refuse(job, GEN_REFUSE_MODEL, MSG_COMMON_NO_SUCH_MODEL,
                         job->want_model);
             return;
         }

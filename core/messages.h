@@ -28,6 +28,8 @@
 #define MSG_PERIOD_MONTH "30 days"
 #define MSG_PERIOD_YEAR "year"
 #define MSG_PERIOD_ALL "while"
+/* %s: the model name asked for (/admin model, /chat, /imagine). */
+#define MSG_COMMON_NO_SUCH_MODEL "There is no model called \"%s\". See /models for the list."
 
 /* ---- Credits: /start /balance /history /usage /deposit /pool ------------- */
 
@@ -138,8 +140,6 @@
 /* %s: the model. */
 #define MSG_ADMIN_MODEL_DISABLED "%s is turned off in this group."
 #define MSG_ADMIN_MODEL_NOT_HERE "Models are switched per server or group: run this there."
-/* %s: the name asked for. */
-#define MSG_ADMIN_MODEL_UNKNOWN "There is no model called \"%s\". See /models for the list."
 #define MSG_ADMIN_NOT_SAVED_RETRY "The setting could not be saved; please try again."
 
 
@@ -270,9 +270,8 @@
 #define MSG_MODEL_UNKNOWN "There is no model called \"%s\" that you can use. See /models."
 /* %s: the error. */
 #define MSG_MODEL_NOT_SAVED "Your choice could not be saved (%s)."
-/* %s: "/chat" or "/imagine"; %s: the model; %s: MSG_MODEL_DEMO or "". */
+/* %s: "/chat" or "/imagine"; %s: the model; %s: MSG_GEN_DEMO or "". */
 #define MSG_MODEL_CHOSEN "From now on your %s generations use %s%s."
-#define MSG_MODEL_DEMO " (demo)"
 #define MSG_GEN_BUTTON_NOT_YOURS "This button is not yours to press."
 
 
@@ -282,7 +281,7 @@
 #define MSG_GEN_UNTIL_MIN "in %lld min"
 /* %lld: hours; %lld: minutes. */
 #define MSG_GEN_UNTIL_H_MIN "in %lld h %lld min"
-/* Appended to a demo model's name. */
+/* Appended to a demo model's name (also in /model's answer). */
 #define MSG_GEN_DEMO " (demo)"
 /* Footer parts. %lld: posted balance; %lld: reserved for other jobs. */
 #define MSG_GEN_FOOTER_BALANCE_HELD " · balance %lld (%lld reserved for other jobs)"
@@ -323,8 +322,6 @@
 #define MSG_GEN_INTERRUPTED                                                                    \
     "A generation of yours was interrupted when the bot restarted; its reservation was "       \
     "released and nothing was charged."
-/* %s: the name asked for. */
-#define MSG_GEN_NO_SUCH_MODEL "There is no model called \"%s\". See /models for the list."
 /* %s: "text" or "image". */
 #define MSG_GEN_NO_MODEL "No %s model is available right now."
 /* %s: model. */
