@@ -6,7 +6,8 @@
  * MSG_<AREA>_<WHAT>, grouped by command below.
  *
  * The texts are what members see today, byte for byte; tests assert on them.
- * Change a text here, not at its call site.
+ * Change a text here, not at its call site. A new text is also listed in
+ * tests/core/test_messages.c, which checks every entry.
  *
  * Next step: a [messages] section in bot.conf that overrides these defaults
  * by name, each override validated at load against the default's conversion
@@ -36,7 +37,7 @@
 /* %s: the error. */
 #define MSG_CREDITS_FAILED "Sorry, that did not work (%s). Nothing was charged; please try again."
 /* %s: the bonus in credits. */
-#define MSG_CREDITS_WELCOME_BONUS \
+#define MSG_CREDITS_WELCOME_BONUS                                                                  \
     "Welcome! Your wallet is open and holds a welcome bonus of %s credits.\n"
 #define MSG_CREDITS_WELCOME "Welcome! Your wallet is open.\n"
 /* %s: whose balance ("Your wallet", "This group's pool"); %s: credits available. */
@@ -48,11 +49,11 @@
 
 /* %s: the bot's name. */
 #define MSG_START_WELCOME_BACK "Welcome back to %s.\n"
-#define MSG_START_HOW_CREDITS_WORK                                                             \
-    "\nHow credits work: every generation (/chat, /imagine) costs credits, shown before "      \
-    "it runs. The bot reserves the most it could cost, charges what the work really "          \
-    "used, and refunds the rest; a failed generation costs nothing.\n"                         \
-    "/balance shows your credits, /history your transfers, /usage your spending, "             \
+#define MSG_START_HOW_CREDITS_WORK                                                                 \
+    "\nHow credits work: every generation (/chat, /imagine) costs credits, shown before "          \
+    "it runs. The bot reserves the most it could cost, charges what the work really "              \
+    "used, and refunds the rest; a failed generation costs nothing.\n"                             \
+    "/balance shows your credits, /history your transfers, /usage your spending, "                 \
     "/deposit how to top up, and /help everything else."
 
 #define MSG_BALANCE_POOL_EMPTY "This group's pool: empty (admins fund it with /admin pool grant)\n"
@@ -86,11 +87,11 @@
 /* %lld: count; %s: "s" or ""; %s: credits. */
 #define MSG_USAGE_TOTAL "Total: %lld generation%s, %s credits."
 
-#define MSG_DEPOSIT_NOT_SET_UP                                                                 \
-    "No payment method is set up on this bot yet. An admin can add credits to "                \
+#define MSG_DEPOSIT_NOT_SET_UP                                                                     \
+    "No payment method is set up on this bot yet. An admin can add credits to "                    \
     "your wallet with /admin grant."
-#define MSG_DEPOSIT_POOL_HINT                                                                  \
-    "\nThis group's pool is also funded by its admins with /admin pool grant; "                \
+#define MSG_DEPOSIT_POOL_HINT                                                                      \
+    "\nThis group's pool is also funded by its admins with /admin pool grant; "                    \
     "/pool shows it."
 
 #define MSG_POOL_EMPTY "This group's pool is empty.\n"
@@ -101,10 +102,9 @@
 /* %s: credits per day. */
 #define MSG_POOL_DAILY_CAP "Daily cap: %s credits per day."
 #define MSG_POOL_NO_DAILY_CAP "Daily cap: none."
-#define MSG_POOL_NOT_HERE                                                                      \
-    "Pools belong to servers and groups: use /pool there. Here you spend your "                \
+#define MSG_POOL_NOT_HERE                                                                          \
+    "Pools belong to servers and groups: use /pool there. Here you spend your "                    \
     "own wallet (/balance)."
-
 
 /* ---- Admin: /admin reload, grant, revoke, pool, model ------------------- */
 
@@ -118,8 +118,8 @@
 /* %s: credits; %s: credits now available. */
 #define MSG_ADMIN_POOL_GRANTED "Added %s credits to this group's pool. It now has %s available."
 /* %s: the member; %s: credits asked for. */
-#define MSG_ADMIN_REVOKE_SHORT                                                                 \
-    "%s does not have %s credits available; nothing was revoked. /admin revoke "               \
+#define MSG_ADMIN_REVOKE_SHORT                                                                     \
+    "%s does not have %s credits available; nothing was revoked. /admin revoke "                   \
     "takes at most what is available."
 /* %s: the field that differs. */
 #define MSG_ADMIN_CONFLICT "This request was already handled with other values (%s)."
@@ -141,7 +141,6 @@
 #define MSG_ADMIN_MODEL_DISABLED "%s is turned off in this group."
 #define MSG_ADMIN_MODEL_NOT_HERE "Models are switched per server or group: run this there."
 #define MSG_ADMIN_NOT_SAVED_RETRY "The setting could not be saved; please try again."
-
 
 /* ---- The router: what it answers itself, before any handler runs -------- */
 
@@ -177,7 +176,6 @@
 /* %.60s: the extra words; %s: the command; %s: the command's example. */
 #define MSG_OPTION_TOO_MANY_WORDS "Too many words: \"%.60s\" is not an option of /%s. Example: %s"
 
-
 /* ---- /help --------------------------------------------------------------- */
 
 /* What each option type reads as in "/help <command>". */
@@ -202,14 +200,13 @@
 #define MSG_HELP_ADMIN_COMMANDS "Admin commands:\n"
 #define MSG_HELP_MORE "Type /help <command> for its options."
 
-
 /* ---- /leaderboard --------------------------------------------------------- */
 
 /* %s: the error. */
 #define MSG_BOARD_READ_FAILED "The leaderboard could not be read (%s)."
 /* %s: the period. */
-#define MSG_BOARD_EMPTY                                                                        \
-    "No upvoted generations here in the last %s. Upvote an image with its "                    \
+#define MSG_BOARD_EMPTY                                                                            \
+    "No upvoted generations here in the last %s. Upvote an image with its "                        \
     "Upvote button."
 /* %s: the period. */
 #define MSG_BOARD_HEADER "Most upvoted generations here in the last %s:\n"
@@ -238,7 +235,6 @@
 #define MSG_STATS_MODEL "%s %s (%lld, %s credits)"
 #define MSG_STATS_UNAVAILABLE "The statistics are not available right now."
 
-
 /* ---- Generation commands: /chat /imagine /new /models /model, buttons ---- */
 
 #define MSG_GEN_UNAVAILABLE "Generation is not available here."
@@ -260,7 +256,8 @@
 #define MSG_MODELS_NONE "Models: none available to you right now."
 #define MSG_MODELS_NO_MORE "Models: no more pages."
 /* %s: MSG_MODELS_A_PAGE or ""; %s: the model lines. */
-#define MSG_MODELS_LIST "Models%s:%s\nPick one with /model <name>, or name it: /chat hello model:<name>."
+#define MSG_MODELS_LIST                                                                            \
+    "Models%s:%s\nPick one with /model <name>, or name it: /chat hello model:<name>."
 #define MSG_MODELS_A_PAGE " (a page of them)"
 #define MSG_MODELS_BUTTON_PREVIOUS "Previous"
 #define MSG_MODELS_BUTTON_NEXT "Next"
@@ -273,7 +270,6 @@
 /* %s: "/chat" or "/imagine"; %s: the model; %s: MSG_GEN_DEMO or "". */
 #define MSG_MODEL_CHOSEN "From now on your %s generations use %s%s."
 #define MSG_GEN_BUTTON_NOT_YOURS "This button is not yours to press."
-
 
 /* ---- The generation engine: progress, results, refusals, buttons --------- */
 
@@ -304,11 +300,12 @@
 /* %zu: position in the queue. */
 #define MSG_GEN_QUEUED "Queued: position %zu."
 /* %s: model; %s: MSG_GEN_DEMO or ""; %lld: most it costs; %lld: balance. */
-#define MSG_GEN_FUNDS_SHORT_BALANCE                                                            \
-    "Not enough credits: %s%s costs up to %lld credits and your balance is %lld. "             \
+#define MSG_GEN_FUNDS_SHORT_BALANCE                                                                \
+    "Not enough credits: %s%s costs up to %lld credits and your balance is %lld. "                 \
     "Nothing was reserved."
 /* %s: model; %s: MSG_GEN_DEMO or ""; %lld: most it costs. */
-#define MSG_GEN_FUNDS_SHORT "Not enough credits: %s%s costs up to %lld credits. Nothing was reserved."
+#define MSG_GEN_FUNDS_SHORT                                                                        \
+    "Not enough credits: %s%s costs up to %lld credits. Nothing was reserved."
 #define MSG_GEN_STOPPING "The bot is stopping."
 /* %s: the fallback model; %s: the error. */
 #define MSG_GEN_FALLBACK_NOT_RESERVED "The fallback model %s could not be reserved (%s)."
@@ -319,8 +316,8 @@
 /* %s: model that failed; %s: the next model; %s: MSG_GEN_DEMO or "". */
 #define MSG_GEN_FALLING_BACK "%s failed; trying %s%s…"
 /* Told in the member's next reply, or by a notice, after a restart. */
-#define MSG_GEN_INTERRUPTED                                                                    \
-    "A generation of yours was interrupted when the bot restarted; its reservation was "       \
+#define MSG_GEN_INTERRUPTED                                                                        \
+    "A generation of yours was interrupted when the bot restarted; its reservation was "           \
     "released and nothing was charged."
 /* %s: "text" or "image". */
 #define MSG_GEN_NO_MODEL "No %s model is available right now."
@@ -343,20 +340,20 @@
 /* %lld: the limit; %s: when it resets. */
 #define MSG_GEN_USER_LIMIT "You have used your %lld generations for this hour; the limit resets %s."
 /* %lld: the limit; %s: when it resets. */
-#define MSG_GEN_GROUP_LIMIT                                                                    \
-    "This group has used its %lld generations for today; the limit resets %s "                 \
+#define MSG_GEN_GROUP_LIMIT                                                                        \
+    "This group has used its %lld generations for today; the limit resets %s "                     \
     "(00:00 UTC)."
 /* %lld: the allowance; %s: when it resets. */
-#define MSG_GEN_TOKEN_CAP                                                                      \
-    "The bot has used its daily allowance of %lld tokens; it resets %s (00:00 "                \
+#define MSG_GEN_TOKEN_CAP                                                                          \
+    "The bot has used its daily allowance of %lld tokens; it resets %s (00:00 "                    \
     "UTC)."
 /* %u: generations; %s: "s" or "". */
-#define MSG_GEN_USER_BUSY                                                                      \
-    "You already have %u generation%s waiting or running; please wait for "                    \
+#define MSG_GEN_USER_BUSY                                                                          \
+    "You already have %u generation%s waiting or running; please wait for "                        \
     "them to finish."
 /* %zu: generations waiting. */
-#define MSG_GEN_BOT_BUSY                                                                       \
-    "The bot is busy (%zu generations waiting); please try again in a "                        \
+#define MSG_GEN_BOT_BUSY                                                                           \
+    "The bot is busy (%zu generations waiting); please try again in a "                            \
     "minute."
 /* %s: the error. */
 #define MSG_GEN_WALLET_FAILED "Your wallet could not be opened (%s); please try again."

@@ -23,8 +23,10 @@ struct msg_entry {
     enum msg_kind kind;
 };
 
+/* clang-format off */
 #define S(m) {#m, m, MSG_SENTENCE}
 #define F(m) {#m, m, MSG_FRAGMENT}
+/* clang-format on */
 
 /* Every macro in core/messages.h, in its order. A new text goes here too;
  * test_table_matches_header fails until it does. */
@@ -272,8 +274,7 @@ static void test_table_matches_header(void **state)
         while (isalnum((unsigned char)p[len]) || p[len] == '_')
             len++;
         if (msg_find(p, len) == NULL)
-            fail_msg("%.*s is defined in core/messages.h but not listed in this test", (int)len,
-                     p);
+            fail_msg("%.*s is defined in core/messages.h but not listed in this test", (int)len, p);
         defined++;
         p += len;
     }
