@@ -3,6 +3,7 @@
 #include "core/commands.h"
 #include "core/core.h"
 #include "core/log.h"
+#include "core/messages.h"
 #include "core/metrics.h"
 #include "core/text.h"
 
@@ -111,10 +112,10 @@ static void router__unknown(struct invocation *inv, const char *name)
         }
     }
     if (best != NULL)
-        reply_text(inv->reply, true, "Unknown command /%s. Did you mean /%s? Type /help for the list.",
+        reply_text(inv->reply, true, MSG_ROUTER_UNKNOWN_SUGGEST,
                    name, best);
     else
-        reply_text(inv->reply, true, "Unknown command /%s. Type /help for the list.", name);
+        reply_text(inv->reply, true, MSG_ROUTER_UNKNOWN, name);
 }
 
 /* Answer and end an invocation the router refuses itself. */
@@ -131,7 +132,7 @@ static void router__run(struct router *r, struct invocation *inv, const struct c
 {
     struct router_call *call = calloc(1, sizeof(*call));
     if (call == NULL) {
-        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
+        reply_text(inv->reply, true, MSG_COMMON_OUT_OF_MEMORY);
         router__refuse_done(inv, spec->name, "no_memory");
         return;
     }
@@ -155,7 +156,7 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
 {
     char err[512];
     if (r->draining) {
-        reply_text(inv->reply, true, "The bot is shutting down; please try again in a moment.");
+        reply_text(inv->reply, true, MSG_ROUTER_SHUTTING_DOWN);
         router__refuse_done(inv, NULL, "draining");
         return;
     }
@@ -166,7 +167,7 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
         spec = commands_find_button(inv->button_ref);
         if (spec == NULL || spec->on_button == NULL ||
             (spec->access == COMMAND_ACCESS_ADMIN && !inv->admin)) {
-            reply_text(inv->reply, true, "This button is no longer active.");
+            reply_text(inv->reply, true, MSG_ROUTER_BUTTON_INACTIVE);
             router__refuse_done(inv, NULL, "inactive_button");
             return;
         }
@@ -187,7 +188,7 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
     if (spec->access == COMMAND_ACCESS_ADMIN && !inv->admin) {
         log_info("command.refused", "command=%s platform=%s reason=not_admin", spec->name,
                  command_platform_name(inv->platform));
-        reply_text(inv->reply, true, "Only admins can use /%s.", spec->name);
+        reply_text(inv->reply, true, MSG_ROUTER_ADMINS_ONLY, spec->name);
         router__refuse_done(inv, spec->name, "not_admin");
         return;
     }

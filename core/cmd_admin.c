@@ -7,6 +7,7 @@
 #include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/log.h"
+#include "core/messages.h"
 #include "core/pool.h"
 #include "core/state.h"
 #include "core/wallet.h"
@@ -17,7 +18,7 @@
 void cmd_admin_reload(struct core *core, struct invocation *inv)
 {
     if (core->host_ops == NULL || core->host_ops->reload == NULL) {
-        reply_text(inv->reply, true, "Reloading is not available here.");
+        reply_text(inv->reply, true, MSG_ADMIN_RELOAD_UNAVAILABLE);
         reply_finish(inv->reply);
         return;
     }
@@ -45,8 +46,7 @@ static void admin__done(struct admin_ctx *ctx, int rc, const char *what)
     if (rc < 0) {
         log_warn("command.failed", "command=%s step=%s error=%s", ctx->inv->name, what,
                  hb_strerror(rc));
-        reply_text(ctx->inv->reply, true, "That did not work (%s); nothing was moved.",
-                   hb_strerror(rc));
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_FAILED, hb_strerror(rc));
     }
     reply_finish(ctx->inv->reply);
     free(ctx);
@@ -64,15 +64,15 @@ static void admin__balance(int rc, const struct ledger_result *r, void *data)
     format_credits(avail, sizeof(avail), r->balance.available);
     switch (ctx->move) {
     case ADMIN_GRANT:
-        reply_text(ctx->inv->reply, true, "Granted %s credits to %s. Their wallet now has %s available.",
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_GRANTED,
                    amount, ctx->shown, avail);
         break;
     case ADMIN_REVOKE:
-        reply_text(ctx->inv->reply, true, "Revoked %s credits from %s. Their wallet now has %s available.",
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKED,
                    amount, ctx->shown, avail);
         break;
     case ADMIN_POOL_GRANT:
-        reply_text(ctx->inv->reply, false, "Added %s credits to this group's pool. It now has %s available.",
+        reply_text(ctx->inv->reply, false, MSG_ADMIN_POOL_GRANTED,
                    amount, avail);
         break;
     }
@@ -84,16 +84,13 @@ static void admin__moved(int rc, const struct ledger_result *r, void *data)
     struct admin_ctx *ctx = data;
     if (rc == HB_EFUNDS) {
         char amount[32];
-        reply_text(ctx->inv->reply, true,
-                   "%s does not have %s credits available; nothing was revoked. /admin revoke "
-                   "takes at most what is available.",
-                   ctx->shown, format_credits(amount, sizeof(amount), ctx->amount));
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKE_SHORT, ctx->shown, format_credits(amount, sizeof(amount), ctx->amount));
         admin__done(ctx, 0, NULL);
         return;
     }
     if (rc == HB_ECONFLICT) {
         /* The same event with other fields: never apply it twice. */
-        reply_text(ctx->inv->reply, true, "This request was already handled with other values (%s).",
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_CONFLICT,
                    r != NULL && r->field != NULL ? r->field : "?");
         admin__done(ctx, 0, NULL);
         return;
@@ -151,11 +148,11 @@ static void admin__move(struct core *core, struct invocation *inv, enum admin_mo
     if (move == ADMIN_POOL_GRANT) {
         rc = wallet_pool_account(inv, ctx->target, sizeof(ctx->target));
         if (rc == HB_ENOTFOUND) {
-            reply_text(inv->reply, true, "Pools belong to servers and groups: run this there.");
+            reply_text(inv->reply, true, MSG_ADMIN_POOL_NOT_HERE);
             admin__done(ctx, 0, NULL);
             return;
         }
-        snprintf(ctx->shown, sizeof(ctx->shown), "this group's pool");
+        snprintf(ctx->shown, sizeof(ctx->shown), MSG_ADMIN_POOL_SHOWN);
     } else {
         rc = ledger_wallet_name(ctx->target, sizeof(ctx->target),
                                 command_platform_name(inv->platform), member);
@@ -211,17 +208,17 @@ static void admin__pool_saved(int rc, const struct pool_settings *s, void *data)
 {
     struct admin_pool_ctx *ctx = data;
     if (rc < 0) {
-        reply_text(ctx->inv->reply, true, "The setting could not be saved (%s).", hb_strerror(rc));
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_NOT_SAVED, hb_strerror(rc));
     } else if (ctx->set_policy) {
-        reply_text(ctx->inv->reply, false, "This group's members now spend %s.",
-                   s->policy == POOL_POLICY_POOL_FIRST ? "the pool first, then their own wallet"
-                                                       : "their own wallet first, then the pool");
+        reply_text(ctx->inv->reply, false, MSG_ADMIN_POLICY_SET,
+                   s->policy == POOL_POLICY_POOL_FIRST ? MSG_ADMIN_POLICY_POOL_FIRST
+                                                       : MSG_ADMIN_POLICY_WALLET_FIRST);
     } else if (s->daily_cap > 0) {
         char cap[32];
-        reply_text(ctx->inv->reply, false, "This group's pool may now spend at most %s credits a day.",
+        reply_text(ctx->inv->reply, false, MSG_ADMIN_CAP_SET,
                    format_credits(cap, sizeof(cap), s->daily_cap));
     } else {
-        reply_text(ctx->inv->reply, false, "This group's pool has no daily cap now.");
+        reply_text(ctx->inv->reply, false, MSG_ADMIN_CAP_REMOVED);
     }
     reply_finish(ctx->inv->reply);
     free(ctx);
@@ -255,7 +252,7 @@ static void admin__pool_set(struct core *core, struct invocation *inv, bool set_
     ctx->inv = inv;
     ctx->set_policy = set_policy;
     if (wallet_pool_account(inv, ctx->pool, sizeof(ctx->pool)) != 0) {
-        reply_text(inv->reply, true, "Pools belong to servers and groups: run this there.");
+        reply_text(inv->reply, true, MSG_ADMIN_POOL_NOT_HERE);
         reply_finish(inv->reply);
         free(ctx);
         return;
@@ -292,12 +289,12 @@ static void admin__model_saved(int rc, const char *value, void *data)
     struct admin_model_ctx *ctx = data;
     (void)value;
     if (rc < 0)
-        reply_text(ctx->inv->reply, true, "The setting could not be saved (%s).", hb_strerror(rc));
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_NOT_SAVED, hb_strerror(rc));
     else if (ctx->enable)
-        reply_text(ctx->inv->reply, false, "%s is available in this group again (as bot.conf allows).",
+        reply_text(ctx->inv->reply, false, MSG_ADMIN_MODEL_ENABLED,
                    ctx->model);
     else
-        reply_text(ctx->inv->reply, false, "%s is turned off in this group.", ctx->model);
+        reply_text(ctx->inv->reply, false, MSG_ADMIN_MODEL_DISABLED, ctx->model);
     reply_finish(ctx->inv->reply);
     free(ctx);
 }
@@ -306,13 +303,13 @@ static void admin__model_set(struct core *core, struct invocation *inv, bool ena
 {
     const char *name = inv->opts[0].string;
     if (inv->scope != COMMAND_SCOPE_GROUP || inv->scope_id[0] == '\0') {
-        reply_text(inv->reply, true, "Models are switched per server or group: run this there.");
+        reply_text(inv->reply, true, MSG_ADMIN_MODEL_NOT_HERE);
         reply_finish(inv->reply);
         return;
     }
     struct catalog *cat = core->generate != NULL ? generate_catalog(core->generate) : NULL;
     if (cat == NULL || catalog_model_find(cat, name) == NULL) {
-        reply_text(inv->reply, true, "There is no model called \"%s\". See /models for the list.",
+        reply_text(inv->reply, true, MSG_COMMON_NO_SUCH_MODEL,
                    name);
         reply_finish(inv->reply);
         return;
@@ -320,7 +317,7 @@ static void admin__model_set(struct core *core, struct invocation *inv, bool ena
     struct admin_model_ctx *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL || core->ledger == NULL) {
         free(ctx);
-        reply_text(inv->reply, true, "The setting could not be saved; please try again.");
+        reply_text(inv->reply, true, MSG_ADMIN_NOT_SAVED_RETRY);
         reply_finish(inv->reply);
         return;
     }

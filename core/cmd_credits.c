@@ -7,6 +7,7 @@
 #include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/log.h"
+#include "core/messages.h"
 #include "core/pool.h"
 #include "core/text.h"
 #include "core/wallet.h"
@@ -39,9 +40,7 @@ static void credits__finish(struct credits_ctx *ctx, int rc, const char *what)
     if (rc < 0) {
         log_warn("command.failed", "command=%s step=%s error=%s", ctx->inv->name, what,
                  hb_strerror(rc));
-        reply_text(ctx->inv->reply, true,
-                   "Sorry, that did not work (%s). Nothing was charged; please try again.",
-                   hb_strerror(rc));
+        reply_text(ctx->inv->reply, true, MSG_CREDITS_FAILED, hb_strerror(rc));
     }
     reply_finish(ctx->inv->reply);
     free(ctx);
@@ -53,10 +52,10 @@ static void credits__welcome(struct credits_ctx *ctx, struct text_buf *t)
         return;
     char amount[32];
     if (ctx->core->welcome_bonus > 0)
-        text_buf_add(t, "Welcome! Your wallet is open and holds a welcome bonus of %s credits.\n",
+        text_buf_add(t, MSG_CREDITS_WELCOME_BONUS,
                  format_credits(amount, sizeof(amount), ctx->core->welcome_bonus));
     else
-        text_buf_add(t, "Welcome! Your wallet is open.\n");
+        text_buf_add(t, MSG_CREDITS_WELCOME);
 }
 
 static void credits__opened(int rc, bool created, void *data)
@@ -76,7 +75,7 @@ static struct credits_ctx *credits__new(struct core *core, struct invocation *in
 {
     struct credits_ctx *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
-        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
+        reply_text(inv->reply, true, MSG_COMMON_OUT_OF_MEMORY);
         reply_finish(inv->reply);
         return NULL;
     }
@@ -109,9 +108,9 @@ static void credits__begin(struct core *core, struct invocation *inv,
 static void credits__balance_line(struct text_buf *t, const char *who, const struct ledger_balance *b)
 {
     char avail[32], posted[32], held[32];
-    text_buf_add(t, "%s: %s credits available", who, format_credits(avail, sizeof(avail), b->available));
+    text_buf_add(t, MSG_CREDITS_BALANCE_LINE, who, format_credits(avail, sizeof(avail), b->available));
     if (b->pending_debits > 0)
-        text_buf_add(t, " (%s in total, %s reserved for work in progress)",
+        text_buf_add(t, MSG_CREDITS_BALANCE_HELD,
                  format_credits(posted, sizeof(posted), b->posted),
                  format_credits(held, sizeof(held), b->pending_debits));
     text_buf_add(t, "\n");
@@ -127,18 +126,13 @@ static void start__balance(int rc, const struct ledger_result *r, void *data)
         return;
     }
     struct text_buf t = {0};
-    const char *name = ctx->core->bot_name != NULL ? ctx->core->bot_name : "HAI Bot";
+    const char *name = ctx->core->bot_name != NULL ? ctx->core->bot_name : MSG_COMMON_BOT_NAME;
     if (ctx->created)
         credits__welcome(ctx, &t);
     else
-        text_buf_add(&t, "Welcome back to %s.\n", name);
-    credits__balance_line(&t, "Your wallet", &r->balance);
-    text_buf_add(&t,
-             "\nHow credits work: every generation (/chat, /imagine) costs credits, shown before "
-             "it runs. The bot reserves the most it could cost, charges what the work really "
-             "used, and refunds the rest; a failed generation costs nothing.\n"
-             "/balance shows your credits, /history your transfers, /usage your spending, "
-             "/deposit how to top up, and /help everything else.");
+        text_buf_add(&t, MSG_START_WELCOME_BACK, name);
+    credits__balance_line(&t, MSG_CREDITS_YOUR_WALLET, &r->balance);
+    text_buf_add(&t, MSG_START_HOW_CREDITS_WORK);
     reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);
@@ -167,12 +161,12 @@ static void balance__pool(int rc, const struct ledger_result *r, void *data)
     }
     struct text_buf t = {0};
     credits__welcome(ctx, &t);
-    credits__balance_line(&t, "Your wallet", &ctx->wallet_balance);
+    credits__balance_line(&t, MSG_CREDITS_YOUR_WALLET, &ctx->wallet_balance);
     if (ctx->pool[0] != '\0') {
         if (rc == HB_ENOTFOUND) {
-            text_buf_add(&t, "This group's pool: empty (admins fund it with /admin pool grant)\n");
+            text_buf_add(&t, MSG_BALANCE_POOL_EMPTY);
         } else {
-            credits__balance_line(&t, "This group's pool", &r->balance);
+            credits__balance_line(&t, MSG_CREDITS_GROUP_POOL, &r->balance);
         }
     }
     text_buf_trim(&t);
@@ -220,14 +214,14 @@ static void history__entry(struct text_buf *t, const struct store_transfer *tr, 
     format_credits(amount, sizeof(amount), tr->amount);
     const char *what = format_kind(tr->kind);
     if (tr->flags & LEDGER_TRANSFER_PENDING)
-        text_buf_add(t, "%s  %s reserved for a %s", when, amount, what);
+        text_buf_add(t, MSG_HISTORY_RESERVED, when, amount, what);
     else if (tr->flags & LEDGER_TRANSFER_VOID)
-        text_buf_add(t, "%s  reservation released (%s)%s", when, what,
-                 tr->flags & LEDGER_TRANSFER_EXPIRED ? ", it expired" : "");
+        text_buf_add(t, MSG_HISTORY_RELEASED, when, what,
+                 tr->flags & LEDGER_TRANSFER_EXPIRED ? MSG_HISTORY_EXPIRED : "");
     else
-        text_buf_add(t, "%s  %s%s  %s", when, in ? "+" : "-", amount, what);
+        text_buf_add(t, MSG_HISTORY_ENTRY, when, in ? "+" : "-", amount, what);
     if (tr->tag[0] != '\0')
-        text_buf_add(t, " (%s)", tr->tag);
+        text_buf_add(t, MSG_HISTORY_TAG, tr->tag);
     text_buf_add(t, "\n");
 }
 
@@ -242,9 +236,9 @@ static void history__got(int rc, const struct ledger_result *r, void *data)
     struct text_buf t = {0};
     credits__welcome(ctx, &t);
     if (r->history_count <= first) {
-        text_buf_add(&t, ctx->page == 0 ? "No transfers yet." : "No older transfers.");
+        text_buf_add(&t, ctx->page == 0 ? MSG_HISTORY_NONE : MSG_HISTORY_NO_OLDER);
     } else {
-        text_buf_add(&t, "Your transfers, newest first (page %lld):\n", (long long)ctx->page + 1);
+        text_buf_add(&t, MSG_HISTORY_HEADER, (long long)ctx->page + 1);
         size_t end = first + CREDITS_HISTORY_PAGE;
         if (end > r->history_count)
             end = r->history_count;
@@ -263,14 +257,14 @@ static void history__got(int rc, const struct ledger_result *r, void *data)
         snprintf(payload, sizeof(payload), "%lld.%llu", (long long)ctx->page - 1,
                  (unsigned long long)anchor);
         if (button_ref_make(buttons[nb].ref, ctx->core->button_key, "hist", payload, ctx->inv) == 0)
-            buttons[nb++].label = "Newer";
+            buttons[nb++].label = MSG_HISTORY_BUTTON_NEWER;
     }
     bool more = r->history_count > first + CREDITS_HISTORY_PAGE;
     if (more && ctx->page + 1 < CREDITS_HISTORY_PAGES) {
         snprintf(payload, sizeof(payload), "%lld.%llu", (long long)ctx->page + 1,
                  (unsigned long long)anchor);
         if (button_ref_make(buttons[nb].ref, ctx->core->button_key, "hist", payload, ctx->inv) == 0)
-            buttons[nb++].label = "Older";
+            buttons[nb++].label = MSG_HISTORY_BUTTON_OLDER;
     }
     text_buf_trim(&t);
     struct reply_msg msg = {.stage = REPLY_FINAL,
@@ -323,8 +317,7 @@ void cmd_history_button(struct core *core, struct invocation *inv)
         rc = HB_EINVAL;
     if (rc < 0) {
         reply_text(inv->reply, true,
-                   rc == HB_EPERM ? "That button belongs to someone else's /history."
-                                  : "This button is no longer active. Try /history.");
+                   rc == HB_EPERM ? MSG_HISTORY_BUTTON_NOT_YOURS : MSG_HISTORY_BUTTON_EXPIRED);
         reply_finish(inv->reply);
         return;
     }
@@ -343,22 +336,22 @@ static void usage__got(int rc, const struct ledger_result *r, void *data)
     struct text_buf t = {0};
     credits__welcome(ctx, &t);
     if (r->usage_count == 0) {
-        text_buf_add(&t, "No generations in the last %s.", ctx->period);
+        text_buf_add(&t, MSG_USAGE_NONE, ctx->period);
     } else {
         int64_t total = 0, count = 0;
-        text_buf_add(&t, "Your spending in the last %s:\n", ctx->period);
+        text_buf_add(&t, MSG_USAGE_HEADER, ctx->period);
         for (size_t i = 0; i < r->usage_count; i++) {
             const struct store_usage *u = &r->usage[i];
             char day[16], amount[32];
-            text_buf_add(&t, "%s  %s: %lld generation%s, %s credits\n",
-                     format_day(day, sizeof(day), u->day), u->tag[0] != '\0' ? u->tag : "(model)",
+            text_buf_add(&t, MSG_USAGE_LINE,
+                     format_day(day, sizeof(day), u->day), u->tag[0] != '\0' ? u->tag : MSG_USAGE_NO_TAG,
                      (long long)u->count, u->count == 1 ? "" : "s",
                      format_credits(amount, sizeof(amount), u->amount));
             total += u->amount;
             count += u->count;
         }
         char amount[32];
-        text_buf_add(&t, "Total: %lld generation%s, %s credits.", (long long)count,
+        text_buf_add(&t, MSG_USAGE_TOTAL, (long long)count,
                  count == 1 ? "" : "s", format_credits(amount, sizeof(amount), total));
     }
     reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
@@ -387,7 +380,10 @@ void cmd_usage(struct core *core, struct invocation *inv)
     struct credits_ctx *ctx = credits__new(core, inv, usage__next);
     if (ctx == NULL)
         return;
-    ctx->period = days == 1 ? "day" : days == 7 ? "7 days" : days == 30 ? "30 days" : "year";
+    ctx->period = days == 1    ? MSG_PERIOD_DAY
+                  : days == 7  ? MSG_PERIOD_WEEK
+                  : days == 30 ? MSG_PERIOD_MONTH
+                               : MSG_PERIOD_YEAR;
     /* Whole UTC days, so the first line is not a partial day. */
     int64_t now = core_now_ms(core);
     ctx->from_ms = (now / 86400000 - (days - 1)) * 86400000;
@@ -417,12 +413,10 @@ static void deposit__next(struct credits_ctx *ctx)
     else if (ctx->core->deposit_text != NULL && ctx->core->deposit_text[0] != '\0')
         text_buf_add(&t, "%s", ctx->core->deposit_text);
     else
-        text_buf_add(&t, "No payment method is set up on this bot yet. An admin can add credits to "
-                         "your wallet with /admin grant.");
+        text_buf_add(&t, MSG_DEPOSIT_NOT_SET_UP);
     free(personal);
     if (ctx->pool[0] != '\0')
-        text_buf_add(&t, "\nThis group's pool is also funded by its admins with /admin pool grant; "
-                         "/pool shows it.");
+        text_buf_add(&t, MSG_DEPOSIT_POOL_HINT);
     reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);
@@ -453,19 +447,19 @@ static void pool__settings(int rc, const struct pool_settings *s, void *data)
     struct text_buf t = {0};
     credits__welcome(ctx, &t);
     if (pv->empty)
-        text_buf_add(&t, "This group's pool is empty.\n");
+        text_buf_add(&t, MSG_POOL_EMPTY);
     else
-        credits__balance_line(&t, "This group's pool", &pv->balance);
-    text_buf_add(&t, "Who spends it: every member here, %s.\n",
+        credits__balance_line(&t, MSG_CREDITS_GROUP_POOL, &pv->balance);
+    text_buf_add(&t, MSG_POOL_WHO_SPENDS,
              s->policy == POOL_POLICY_POOL_FIRST
-                 ? "before their own wallet (pool first)"
-                 : "once their own wallet is empty (wallet first)");
+                 ? MSG_POOL_POLICY_POOL_FIRST
+                 : MSG_POOL_POLICY_WALLET_FIRST);
     char cap[32];
     if (s->daily_cap > 0)
-        text_buf_add(&t, "Daily cap: %s credits per day.",
+        text_buf_add(&t, MSG_POOL_DAILY_CAP,
                  format_credits(cap, sizeof(cap), s->daily_cap));
     else
-        text_buf_add(&t, "Daily cap: none.");
+        text_buf_add(&t, MSG_POOL_NO_DAILY_CAP);
     reply_text(ctx->inv->reply, false, "%s", text_buf_str(&t));
     free(t.buf);
     free(pv);
@@ -494,8 +488,7 @@ static void pool__next(struct credits_ctx *ctx)
     if (ctx->pool[0] == '\0') {
         struct text_buf t = {0};
         credits__welcome(ctx, &t);
-        text_buf_add(&t, "Pools belong to servers and groups: use /pool there. Here you spend your "
-                     "own wallet (/balance).");
+        text_buf_add(&t, MSG_POOL_NOT_HERE);
         reply_text(ctx->inv->reply, true, "%s", t.buf);
         free(t.buf);
         credits__finish(ctx, 0, NULL);

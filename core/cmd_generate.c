@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/generate.h"
 #include "core/handlers.h"
+#include "core/messages.h"
 #include "core/text.h"
 
 #include <stdio.h>
@@ -26,7 +27,7 @@ static bool cmd_generate__ready(struct core *core, struct invocation *inv)
 {
     if (core->generate != NULL)
         return true;
-    reply_text(inv->reply, true, "Generation is not available here.");
+    reply_text(inv->reply, true, MSG_GEN_UNAVAILABLE);
     reply_finish(inv->reply);
     return false;
 }
@@ -57,7 +58,7 @@ void cmd_new(struct core *core, struct invocation *inv)
     if (!cmd_generate__ready(core, inv))
         return;
     generate_conversation_reset(core->generate, inv);
-    reply_text(inv->reply, true, "Started a new conversation: /chat forgets what came before.");
+    reply_text(inv->reply, true, MSG_GEN_NEW_CONVERSATION);
     reply_finish(inv->reply);
 }
 
@@ -66,16 +67,16 @@ static void cmd_models__price(char *buf, size_t cap, const struct catalog_model 
     size_t off = 0;
     buf[0] = '\0';
     if (m->price_request > 0)
-        off += (size_t)snprintf(buf + off, cap - off, "%lld per request",
+        off += (size_t)snprintf(buf + off, cap - off, MSG_MODELS_PRICE_REQUEST,
                                 (long long)m->price_request);
     if (m->price_input_1k > 0 && off < cap)
-        off += (size_t)snprintf(buf + off, cap - off, "%s%lld per 1k input tokens",
+        off += (size_t)snprintf(buf + off, cap - off, MSG_MODELS_PRICE_INPUT,
                                 off ? ", " : "", (long long)m->price_input_1k);
     if (m->price_output_1k > 0 && off < cap)
-        off += (size_t)snprintf(buf + off, cap - off, "%s%lld per 1k output tokens",
+        off += (size_t)snprintf(buf + off, cap - off, MSG_MODELS_PRICE_OUTPUT,
                                 off ? ", " : "", (long long)m->price_output_1k);
     if (off == 0)
-        snprintf(buf, cap, "free");
+        snprintf(buf, cap, MSG_MODELS_PRICE_FREE);
 }
 
 #define MODELS_PAGE 6
@@ -109,12 +110,12 @@ static void models__render(struct models_ctx *ctx, const char *off)
             continue;
         char price[160];
         cmd_models__price(price, sizeof(price), m);
-        text_buf_add(&t, "\n  %s%s (%s): %s; up to %lld credits a request%s", m->name,
-                     m->provider->provider->demo ? " [demo: offline sample answers]" : "", kind,
+        text_buf_add(&t, MSG_MODELS_LINE, m->name,
+                     m->provider->provider->demo ? MSG_MODELS_DEMO : "", kind,
                      price, (long long)catalog_estimate(m, 0),
-                     strcmp(mine, m->name) == 0 ? " — your choice" : "");
+                     strcmp(mine, m->name) == 0 ? MSG_MODELS_YOUR_CHOICE : "");
         if (m->modality == PROVIDER_IMAGE) {
-            text_buf_add(&t, "; sizes");
+            text_buf_add(&t, MSG_MODELS_SIZES);
             for (size_t sz = 0; sz < m->nsizes; sz++)
                 text_buf_add(&t, " %ux%u", m->sizes[sz].width, m->sizes[sz].height);
         }
@@ -122,24 +123,24 @@ static void models__render(struct models_ctx *ctx, const char *off)
     }
     struct text_buf out = {0};
     if (usable == 0)
-        text_buf_add(&out, "Models: none available to you right now.");
+        text_buf_add(&out, MSG_MODELS_NONE);
     else if (shown == 0)
-        text_buf_add(&out, "Models: no more pages.");
+        text_buf_add(&out, MSG_MODELS_NO_MORE);
     else
-        text_buf_add(&out, "Models%s:%s\nPick one with /model <name>, or name it: /chat hello model:<name>.",
-                     usable > MODELS_PAGE ? " (a page of them)" : "", text_buf_str(&t));
+        text_buf_add(&out, MSG_MODELS_LIST,
+                     usable > MODELS_PAGE ? MSG_MODELS_A_PAGE : "", text_buf_str(&t));
     struct reply_button buttons[2];
     size_t nb = 0;
     char payload[32];
     if (ctx->page > 0) {
         snprintf(payload, sizeof(payload), "%ld.%s", ctx->page - 1, ctx->modality);
         if (button_ref_make(buttons[nb].ref, core->button_key, "mdl", payload, inv) == 0)
-            buttons[nb++].label = "Previous";
+            buttons[nb++].label = MSG_MODELS_BUTTON_PREVIOUS;
     }
     if (usable > first + MODELS_PAGE) {
         snprintf(payload, sizeof(payload), "%ld.%s", ctx->page + 1, ctx->modality);
         if (button_ref_make(buttons[nb].ref, core->button_key, "mdl", payload, inv) == 0)
-            buttons[nb++].label = "Next";
+            buttons[nb++].label = MSG_MODELS_BUTTON_NEXT;
     }
     struct reply_msg msg = {.stage = REPLY_FINAL, .ephemeral = true, .text = text_buf_str(&out),
                             .buttons = buttons, .nbuttons = nb};
@@ -190,8 +191,8 @@ void cmd_models_button(struct core *core, struct invocation *inv)
         rc = HB_EINVAL;
     if (rc < 0 || !cmd_generate__ready(core, inv)) {
         if (rc < 0) {
-            reply_text(inv->reply, true, rc == HB_EPERM ? "That button belongs to someone else's /models."
-                                                        : "This button is no longer active. Try /models.");
+            reply_text(inv->reply, true, rc == HB_EPERM ? MSG_MODELS_BUTTON_NOT_YOURS
+                                                        : MSG_MODELS_BUTTON_EXPIRED);
             reply_finish(inv->reply);
         }
         return;
@@ -214,7 +215,7 @@ void cmd_model(struct core *core, struct invocation *inv)
     struct catalog *cat = generate_catalog(core->generate);
     const struct catalog_model *m = name != NULL ? catalog_model_find(cat, name) : NULL;
     if (m == NULL || !m->enabled || !catalog_model_allowed(m, inv)) {
-        reply_text(inv->reply, true, "There is no model called \"%s\" that you can use. See /models.",
+        reply_text(inv->reply, true, MSG_MODEL_UNKNOWN,
                    name != NULL ? name : "");
         reply_finish(inv->reply);
         return;
@@ -223,11 +224,11 @@ void cmd_model(struct core *core, struct invocation *inv)
      * through the store's thread in order. */
     int rc = generate_preference_set(core->generate, inv, m->name, cmd_model__stored, NULL);
     if (rc < 0)
-        reply_text(inv->reply, true, "Your choice could not be saved (%s).", hb_strerror(rc));
+        reply_text(inv->reply, true, MSG_MODEL_NOT_SAVED, hb_strerror(rc));
     else
-        reply_text(inv->reply, true, "From now on your %s generations use %s%s.",
+        reply_text(inv->reply, true, MSG_MODEL_CHOSEN,
                    m->modality == PROVIDER_TEXT ? "/chat" : "/imagine", m->name,
-                   m->provider->provider->demo ? " (demo)" : "");
+                   m->provider->provider->demo ? MSG_GEN_DEMO : "");
     reply_finish(inv->reply);
 }
 
@@ -253,7 +254,7 @@ void cmd_generate_button(struct core *core, struct invocation *inv)
     char checked[32];
     if (strncmp(payload, "r.", 2) != 0 ||
         button_ref_check(inv, core->button_key, checked, sizeof(checked)) != 0) {
-        reply_text(inv->reply, true, "This button is not yours to press.");
+        reply_text(inv->reply, true, MSG_GEN_BUTTON_NOT_YOURS);
         reply_finish(inv->reply);
         return;
     }

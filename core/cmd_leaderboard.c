@@ -4,6 +4,7 @@
 #include "core/generate.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
+#include "core/messages.h"
 #include "core/state.h"
 #include "core/text.h"
 
@@ -41,13 +42,13 @@ static void board__listed(int rc, const struct state_entry *e, size_t n, void *d
     struct board_ctx *ctx = data;
     struct invocation *inv = ctx->inv;
     if (rc < 0) {
-        reply_text(inv->reply, true, "The leaderboard could not be read (%s).", hb_strerror(rc));
+        reply_text(inv->reply, true, MSG_BOARD_READ_FAILED, hb_strerror(rc));
         goto out;
     }
     struct board_row *rows = calloc(n > 0 ? n : 1, sizeof(*rows));
     size_t nrows = 0;
     if (rows == NULL) {
-        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
+        reply_text(inv->reply, true, MSG_COMMON_OUT_OF_MEMORY);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -78,14 +79,13 @@ static void board__listed(int rc, const struct state_entry *e, size_t n, void *d
     qsort(rows, nrows, sizeof(*rows), board__row_cmp);
     struct text_buf t = {0};
     if (nrows == 0) {
-        text_buf_add(&t, "No upvoted generations here in the last %s. Upvote an image with its "
-                         "Upvote button.", ctx->period);
+        text_buf_add(&t, MSG_BOARD_EMPTY, ctx->period);
     } else {
-        text_buf_add(&t, "Most upvoted generations here in the last %s:\n", ctx->period);
+        text_buf_add(&t, MSG_BOARD_HEADER, ctx->period);
         for (size_t r = 0; r < nrows && r < BOARD_SHOWN; r++)
-            text_buf_add(&t, "%zu. %lld upvote%s: an image by %s (%s)\n", r + 1,
+            text_buf_add(&t, MSG_BOARD_ROW, r + 1,
                          (long long)rows[r].votes, rows[r].votes == 1 ? "" : "s", rows[r].creator,
-                         rows[r].model[0] != '\0' ? rows[r].model : "unknown model");
+                         rows[r].model[0] != '\0' ? rows[r].model : MSG_BOARD_UNKNOWN_MODEL);
         text_buf_trim(&t);
     }
     reply_text(inv->reply, false, "%s", text_buf_str(&t));
@@ -99,12 +99,12 @@ out:
 void cmd_leaderboard(struct core *core, struct invocation *inv)
 {
     if (inv->scope != COMMAND_SCOPE_GROUP || inv->scope_id[0] == '\0') {
-        reply_text(inv->reply, true, "Leaderboards belong to servers and groups: use /leaderboard there.");
+        reply_text(inv->reply, true, MSG_BOARD_NOT_HERE);
         reply_finish(inv->reply);
         return;
     }
     if (core->ledger == NULL) {
-        reply_text(inv->reply, true, "The bot is shutting down; please try again in a moment.");
+        reply_text(inv->reply, true, MSG_ROUTER_SHUTTING_DOWN);
         reply_finish(inv->reply);
         return;
     }
@@ -117,7 +117,10 @@ void cmd_leaderboard(struct core *core, struct invocation *inv)
     const char *period = inv->opts[0].set ? inv->opts[0].string : "week";
     int64_t days = strcmp(period, "day") == 0 ? 1 : strcmp(period, "month") == 0 ? 30
                    : strcmp(period, "all") == 0 ? 0 : 7;
-    ctx->period = days == 1 ? "day" : days == 7 ? "7 days" : days == 30 ? "30 days" : "while";
+    ctx->period = days == 1    ? MSG_PERIOD_DAY
+                  : days == 7  ? MSG_PERIOD_WEEK
+                  : days == 30 ? MSG_PERIOD_MONTH
+                               : MSG_PERIOD_ALL;
     int64_t today = core_now_ms(core) / 86400000;
     ctx->from_day = days == 0 ? 0 : today - (days - 1);
     char prefix[COMMAND_ID_MAX + 24];

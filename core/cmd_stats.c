@@ -8,6 +8,7 @@
 #include "core/generate.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
+#include "core/messages.h"
 #include "core/state.h"
 #include "core/text.h"
 #include "core/wallet.h"
@@ -83,9 +84,9 @@ static void stats__counters(int rc, const struct state_entry *e, size_t n, void 
         struct text_buf *t = strcmp(sums[k].kind, "refused") == 0 ? &refused : &failed;
         text_buf_add(t, "%s%s %lld", t->len > 0 ? ", " : "", sums[k].name, (long long)sums[k].count);
     }
-    text_buf_add(&ctx->t, "Refused: %s\n", refused.len > 0 ? refused.buf : "none");
-    text_buf_add(&ctx->t, "Failed (nothing charged), by provider: %s\n",
-                 failed.len > 0 ? failed.buf : "none");
+    text_buf_add(&ctx->t, MSG_STATS_REFUSED, refused.len > 0 ? refused.buf : MSG_STATS_NONE);
+    text_buf_add(&ctx->t, MSG_STATS_FAILED,
+                 failed.len > 0 ? failed.buf : MSG_STATS_NONE);
     free(refused.buf);
     free(failed.buf);
     stats__end(ctx);
@@ -95,7 +96,7 @@ static void stats__usage(int rc, const struct ledger_result *r, void *data)
 {
     struct stats_ctx *ctx = data;
     if (rc < 0 && rc != HB_ENOTFOUND) {
-        text_buf_add(&ctx->t, "The statistics could not be read (%s).", hb_strerror(rc));
+        text_buf_add(&ctx->t, MSG_STATS_READ_FAILED, hb_strerror(rc));
         stats__end(ctx);
         return;
     }
@@ -116,15 +117,15 @@ static void stats__usage(int rc, const struct ledger_result *r, void *data)
         amount += u->amount;
     }
     char credits[32];
-    text_buf_add(&ctx->t, "%s, last %s:\n", ctx->group ? "This group's pool" : "The whole bot",
+    text_buf_add(&ctx->t, MSG_STATS_HEADER, ctx->group ? MSG_STATS_SCOPE_POOL : MSG_STATS_SCOPE_BOT,
                  ctx->period);
-    text_buf_add(&ctx->t, "Generations charged: %lld; credits spent: %s\n", (long long)count,
+    text_buf_add(&ctx->t, MSG_STATS_TOTALS, (long long)count,
                  format_credits(credits, sizeof(credits), amount));
     if (models != NULL && nm > 0) {
         qsort(models, nm, sizeof(*models), stats__model_cmp);
-        text_buf_add(&ctx->t, "Top models:");
+        text_buf_add(&ctx->t, MSG_STATS_TOP_MODELS);
         for (size_t k = 0; k < nm && k < STATS_TOP; k++)
-            text_buf_add(&ctx->t, "%s %s (%lld, %s credits)", k > 0 ? "," : "",
+            text_buf_add(&ctx->t, MSG_STATS_MODEL, k > 0 ? "," : "",
                          models[k].name[0] != '\0' ? models[k].name : "?",
                          (long long)models[k].count,
                          format_credits(credits, sizeof(credits), models[k].amount));
@@ -142,7 +143,7 @@ void cmd_admin_stats(struct core *core, struct invocation *inv)
     struct stats_ctx *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL || core->ledger == NULL) {
         free(ctx);
-        reply_text(inv->reply, true, "The statistics are not available right now.");
+        reply_text(inv->reply, true, MSG_STATS_UNAVAILABLE);
         reply_finish(inv->reply);
         return;
     }
@@ -150,7 +151,7 @@ void cmd_admin_stats(struct core *core, struct invocation *inv)
     ctx->inv = inv;
     const char *period = inv->opts[0].set ? inv->opts[0].string : "week";
     int64_t days = strcmp(period, "day") == 0 ? 1 : strcmp(period, "month") == 0 ? 30 : 7;
-    ctx->period = days == 1 ? "day" : days == 7 ? "7 days" : "30 days";
+    ctx->period = days == 1 ? MSG_PERIOD_DAY : days == 7 ? MSG_PERIOD_WEEK : MSG_PERIOD_MONTH;
     int64_t now_ms = core_now_ms(core);
     ctx->from_day = now_ms / 86400000 - (days - 1);
     char pool[WALLET_ACCOUNT_MAX];

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/handlers.h"
+#include "core/messages.h"
 #include "core/text.h"
 
 #include <ctype.h>
@@ -378,8 +379,7 @@ int command_option_set_text(const struct command_spec *spec, size_t index, const
         errno = 0;
         long long n = strtoll(text, &end, 10);
         if (errno != 0 || end == text || *end != '\0') {
-            snprintf(err, errcap, "Option `%s` must be a whole number (got \"%.40s\").", o->name,
-                     text);
+            snprintf(err, errcap, MSG_OPTION_NOT_INTEGER, o->name, text);
             return HB_EINVAL;
         }
         v->integer = n;
@@ -388,7 +388,7 @@ int command_option_set_text(const struct command_spec *spec, size_t index, const
     case COMMAND_OPT_BOOLEAN:
         bool yes;
         if (text_bool_parse(text, &yes) != 0) {
-            snprintf(err, errcap, "Option `%s` must be yes or no (got \"%.40s\").", o->name, text);
+            snprintf(err, errcap, MSG_OPTION_NOT_BOOLEAN, o->name, text);
             return HB_EINVAL;
         }
         v->integer = yes;
@@ -396,7 +396,7 @@ int command_option_set_text(const struct command_spec *spec, size_t index, const
     case COMMAND_OPT_USER: {
         char id[COMMAND_ID_MAX];
         if (commands__parse_user(text, id, sizeof(id)) != 0) {
-            snprintf(err, errcap, "Option `%s` must name a member (got \"%.40s\").", o->name, text);
+            snprintf(err, errcap, MSG_OPTION_NOT_USER, o->name, text);
             return HB_EINVAL;
         }
         v->string = strdup(id);
@@ -422,30 +422,30 @@ int command_options_validate(const struct command_spec *spec, struct invocation 
         const struct command_value *v = &inv->opts[i];
         if (!v->set) {
             if (o->required) {
-                snprintf(err, errcap, "Missing `%s`: %s. Example: %s", o->name, o->description,
+                snprintf(err, errcap, MSG_OPTION_MISSING, o->name, o->description,
                          spec->example);
                 return HB_EINVAL;
             }
             continue;
         }
         if (v->type != o->type) {
-            snprintf(err, errcap, "Option `%s` has the wrong type.", o->name);
+            snprintf(err, errcap, MSG_OPTION_WRONG_TYPE, o->name);
             return HB_EINVAL;
         }
         if (o->type == COMMAND_OPT_INTEGER && (v->integer < o->min || (o->max != 0 && v->integer > o->max))) {
-            snprintf(err, errcap, "Option `%s` must be between %lld and %lld (got %lld).", o->name,
+            snprintf(err, errcap, MSG_OPTION_OUT_OF_RANGE, o->name,
                      (long long)o->min, (long long)o->max, (long long)v->integer);
             return HB_EINVAL;
         }
         if (o->type == COMMAND_OPT_STRING) {
             size_t len = command_utf8_len(v->string);
             if ((int64_t)len < o->min) {
-                snprintf(err, errcap, "Option `%s` must be at least %lld characters long.", o->name,
+                snprintf(err, errcap, MSG_OPTION_TOO_SHORT, o->name,
                          (long long)o->min);
                 return HB_EINVAL;
             }
             if (o->max != 0 && (int64_t)len > o->max) {
-                snprintf(err, errcap, "Option `%s` is %zu characters long; the limit is %lld.",
+                snprintf(err, errcap, MSG_OPTION_TOO_LONG,
                          o->name, len, (long long)o->max);
                 return HB_EINVAL;
             }
@@ -459,7 +459,7 @@ int command_options_validate(const struct command_spec *spec, struct invocation 
                     for (const char *const *c = o->choices; *c != NULL && off < sizeof(list); c++)
                         off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
                                                 off > 0 ? ", " : "", *c);
-                    snprintf(err, errcap, "Option `%s` must be one of: %s.", o->name, list);
+                    snprintf(err, errcap, MSG_OPTION_NOT_A_CHOICE, o->name, list);
                     return HB_EINVAL;
                 }
             }
@@ -574,7 +574,7 @@ int command_args_parse(const struct command_spec *spec, const char *args, struct
             if (*c == '\x1f')
                 *c = ' ';
         }
-        snprintf(err, errcap, "Too many words: \"%.60s\" is not an option of /%s. Example: %s",
+        snprintf(err, errcap, MSG_OPTION_TOO_MANY_WORDS,
                  cursor, spec->name, spec->example);
         rc = HB_EINVAL;
         goto out;

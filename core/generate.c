@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/ledger.h"
 #include "core/log.h"
+#include "core/messages.h"
 #include "core/metrics.h"
 #include "core/notify.h"
 #include "core/state.h"
@@ -221,9 +222,9 @@ static void generate__until(char *buf, size_t cap, int64_t ms)
 {
     int64_t min = (ms + 59999) / 60000;
     if (min < 60)
-        snprintf(buf, cap, "in %lld min", (long long)(min < 1 ? 1 : min));
+        snprintf(buf, cap, MSG_GEN_UNTIL_MIN, (long long)(min < 1 ? 1 : min));
     else
-        snprintf(buf, cap, "in %lld h %lld min", (long long)(min / 60), (long long)(min % 60));
+        snprintf(buf, cap, MSG_GEN_UNTIL_H_MIN, (long long)(min / 60), (long long)(min % 60));
 }
 
 static void generate__hit(struct generate *g, const struct filter *f,
@@ -364,7 +365,7 @@ static void job__say(struct job *job, enum reply_stage stage, const char *fmt, .
 
 static const char *job__label(const struct catalog_model *m)
 {
-    return m->provider->provider->demo ? " (demo)" : "";
+    return m->provider->provider->demo ? MSG_GEN_DEMO : "";
 }
 
 /* ---- life and death ----------------------------------------------------- */
@@ -628,13 +629,13 @@ static void job__final_balance(int rc, const struct ledger_result *res, void *da
     struct generate *g = job->g;
     char balance[96] = "";
     if (rc == 0 && res->balance.pending_debits > 0)
-        snprintf(balance, sizeof(balance), " · balance %lld (%lld reserved for other jobs)",
+        snprintf(balance, sizeof(balance), MSG_GEN_FOOTER_BALANCE_HELD,
                  (long long)res->balance.posted, (long long)res->balance.pending_debits);
     else if (rc == 0)
-        snprintf(balance, sizeof(balance), " · balance %lld", (long long)res->balance.posted);
+        snprintf(balance, sizeof(balance), MSG_GEN_FOOTER_BALANCE, (long long)res->balance.posted);
     const struct catalog_model *m = job->model;
     char footer[512];
-    snprintf(footer, sizeof(footer), "— %s%s · cost %lld credit%s%s", m->name, job__label(m),
+    snprintf(footer, sizeof(footer), MSG_GEN_FOOTER, m->name, job__label(m),
              (long long)job->charged, job->charged == 1 ? "" : "s", balance);
     if (job->end_rc == 0 && job->modality == PROVIDER_IMAGE) {
         struct reply_button buttons[2];
@@ -644,11 +645,11 @@ static void job__final_balance(int rc, const struct ledger_result *res, void *da
             snprintf(payload, sizeof(payload), "r.%s", job->gid);
             if (button_ref_make(buttons[nb].ref, g->core->button_key, "gen", payload, &job->who) ==
                 0)
-                buttons[nb++].label = "Regenerate";
+                buttons[nb++].label = MSG_GEN_BUTTON_REGENERATE;
             snprintf(payload, sizeof(payload), "u.%s", job->gid);
             if (button_ref_make(buttons[nb].ref, g->core->button_key, "gen", payload, &job->who) ==
                 0)
-                buttons[nb++].label = "Upvote";
+                buttons[nb++].label = MSG_GEN_BUTTON_UPVOTE;
         }
         struct reply_image image = {.data = job->image,
                                     .len = job->image_len,
@@ -662,7 +663,7 @@ static void job__final_balance(int rc, const struct ledger_result *res, void *da
                                 .nbuttons = nb};
         reply_send(job->reply, &msg);
     } else if (job->end_rc == 0) {
-        job__say(job, REPLY_FINAL, "%s\n\n%s", job->text != NULL ? job->text : "", footer);
+        job__say(job, REPLY_FINAL, MSG_GEN_ANSWER, job->text != NULL ? job->text : "", footer);
     }
     job__end(job, job->end_rc);
     job__unref(job);
@@ -784,8 +785,7 @@ static void job__settle(struct job *job)
             if (fr.blocked) {
                 g->stats.filtered_outputs++;
                 log_info("generate.output_blocked", "job=%s rule=%s", job->id, fr.blocked_by);
-                snprintf(job->error, sizeof(job->error),
-                         "The answer was withheld by the content filter (rule %s).",
+                snprintf(job->error, sizeof(job->error), MSG_GEN_OUTPUT_FILTERED,
                          fr.blocked_by);
                 filter_result_clear(&fr);
                 job->end_rc = HB_EPERM;
@@ -862,7 +862,7 @@ static void job__voided_final(int rc, const struct ledger_result *res, void *dat
         log_error("generate.void_failed", "job=%s error=%s", job->id, hb_strerror(rc));
     job->res_open = false;
     job__persist(job, false);
-    job__say(job, REPLY_FINAL, "%s Nothing was charged.", job->error);
+    job__say(job, REPLY_FINAL, MSG_GEN_FAILED, job->error);
     job__end(job, job->end_rc < 0 ? job->end_rc : HB_EIO);
     job__unref(job);
 }
@@ -1040,7 +1040,7 @@ static void job__start(struct job *job)
     const struct catalog_model *m = job->model;
     uint64_t now = uv_now(g->loop);
     if (now >= job->deadline) {
-        snprintf(job->error, sizeof(job->error), "The generation ran out of time.");
+        snprintf(job->error, sizeof(job->error), MSG_GEN_TIMED_OUT);
         job->end_rc = HB_ETIMEOUT;
         job__fail(job);
         return;
@@ -1076,7 +1076,7 @@ static void job__start(struct job *job)
     job->t_call_ns = uv_hrtime();
     job->refs++;
     log_debug("generate.prompt", "job=%s model=%s prompt=%s", job->id, m->name, job->prompt);
-    job__say(job, REPLY_PROGRESS, "Generating with %s%s…", m->name, job__label(m));
+    job__say(job, REPLY_PROGRESS, MSG_GEN_GENERATING, m->name, job__label(m));
     int rc = m->provider->provider->ops->start(m->provider->provider, &req, &events, job, &job->call);
     if (rc < 0) {
         struct provider_result res = {.rc = rc, .retry_after_ms = -1, .error = hb_strerror(rc)};
@@ -1137,7 +1137,7 @@ static void job__enqueue(struct job *job)
         size_t pos = 0;
         for (struct job *j = g->queue_head; j != NULL; j = j->q_next)
             pos++;
-        job__say(job, REPLY_PROGRESS, "Queued: position %zu.", pos);
+        job__say(job, REPLY_PROGRESS, MSG_GEN_QUEUED, pos);
     }
     generate__dispatch(g);
 }
@@ -1182,13 +1182,10 @@ static void job__funds_balance(int rc, const struct ledger_result *res, void *da
 {
     struct job *job = data;
     if (rc == 0)
-        job__refuse(job, GEN_REFUSE_FUNDS,
-                    "Not enough credits: %s%s costs up to %lld credits and your balance is %lld. "
-                    "Nothing was reserved.",
-                    job->model->name, job__label(job->model), (long long)job->reserved,
+        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT_BALANCE, job->model->name, job__label(job->model), (long long)job->reserved,
                     (long long)res->balance.available);
     else
-        job__refuse(job, GEN_REFUSE_FUNDS, "Not enough credits: %s%s costs up to %lld credits. Nothing was reserved.",
+        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT,
                     job->model->name, job__label(job->model), (long long)job->reserved);
     job__unref(job);
 }
@@ -1203,7 +1200,7 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
     if (rc == 0) {
         job->res_open = true;
         if (job->state == JOB_ENDED || g->closing) {
-            snprintf(job->error, sizeof(job->error), "The bot is stopping.");
+            snprintf(job->error, sizeof(job->error), MSG_GEN_STOPPING);
             job->end_rc = HB_ECANCELED;
             job__fail(job);
         } else if (job->state == JOB_ADMIT) {
@@ -1228,7 +1225,7 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
     job__persist(job, false);
     if (job->fb_next > 0 || job->nres > 1) {
         /* A fallback needed more than the first reservation held. */
-        snprintf(job->error, sizeof(job->error), "The fallback model %s could not be reserved (%s).",
+        snprintf(job->error, sizeof(job->error), MSG_GEN_FALLBACK_NOT_RESERVED,
                  job->model->name, hb_strerror(rc));
         job->end_rc = rc;
         job__fail(job);
@@ -1239,9 +1236,9 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
         ledger_balance_get(g->core->ledger, job->payer, job__funds_balance, job) == 0)
         return; /* the reference moves to the balance callback */
     if (rc == HB_EFUNDS)
-        job__refuse(job, GEN_REFUSE_FUNDS, "Not enough credits for %s. Nothing was reserved.", job->model->name);
+        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT_FOR, job->model->name);
     else
-        job__refuse(job, GEN_REFUSE_OTHER, "Credits could not be reserved (%s); please try again.", hb_strerror(rc));
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_NOT_RESERVED, hb_strerror(rc));
     job__unref(job);
 }
 
@@ -1280,7 +1277,7 @@ static void job__run_next(struct job *job)
     }
     g->stats.fallbacks++;
     log_info("generate.fallback", "job=%s from=%s to=%s", job->id, job->model->name, next->name);
-    job__say(job, REPLY_PROGRESS, "%s failed; trying %s%s…", job->model->name, next->name,
+    job__say(job, REPLY_PROGRESS, MSG_GEN_FALLING_BACK, job->model->name, next->name,
              job__label(next));
     job->model = next;
     job->attempt = 0;
@@ -1341,9 +1338,7 @@ static void job__notice_deliver(struct job *job)
         if (strcmp(n->wallet, job->wallet) == 0) {
             *pp = n->next;
             free(n);
-            job__say(job, REPLY_FINAL,
-                     "A generation of yours was interrupted when the bot restarted; its "
-                     "reservation was released and nothing was charged.");
+            job__say(job, REPLY_FINAL, MSG_GEN_INTERRUPTED);
             if (g->core->ledger != NULL)
                 state_put(ledger_store(g->core->ledger), GEN_NS_NOTICE, job->wallet, NULL, NULL,
                           NULL);
@@ -1360,7 +1355,7 @@ static void job__admit(struct job *job)
     const struct catalog_limits *l = catalog_limits_get(cat);
     const char *kind = job->modality == PROVIDER_TEXT ? "text" : "image";
     if (g->closing) {
-        job__refuse(job, GEN_REFUSE_OTHER, "The bot is shutting down; please try again in a moment.");
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
         return;
     }
     job__notice_deliver(job);
@@ -1370,35 +1365,35 @@ static void job__admit(struct job *job)
     if (job->want_model[0] != '\0') {
         m = catalog_model_find(cat, job->want_model);
         if (m == NULL) {
-            job__refuse(job, GEN_REFUSE_MODEL, "There is no model called \"%s\". See /models for the list.",
+            job__refuse(job, GEN_REFUSE_MODEL, MSG_COMMON_NO_SUCH_MODEL,
                         job->want_model);
             return;
         }
     } else {
         m = catalog_model_default(cat, job->modality);
         if (m == NULL) {
-            job__refuse(job, GEN_REFUSE_MODEL, "No %s model is available right now.", kind);
+            job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_NO_MODEL, kind);
             return;
         }
     }
     if (!m->enabled) {
-        job__refuse(job, GEN_REFUSE_MODEL, "The model %s is switched off right now. See /models for the others.",
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_OFF,
                     m->name);
         return;
     }
     if (job__scope_off(job, m->name)) {
-        job__refuse(job, GEN_REFUSE_MODEL, "This group's admins turned %s off here. See /models for the others.",
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_OFF_HERE,
                     m->name);
         return;
     }
     if (m->modality != job->modality) {
-        job__refuse(job, GEN_REFUSE_MODEL, "%s makes %s; use %s.", m->name,
-                    m->modality == PROVIDER_TEXT ? "text" : "images",
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_WRONG_COMMAND, m->name,
+                    m->modality == PROVIDER_TEXT ? MSG_GEN_MAKES_TEXT : MSG_GEN_MAKES_IMAGES,
                     m->modality == PROVIDER_TEXT ? "/chat" : "/imagine");
         return;
     }
     if (!catalog_model_allowed(m, &job->who)) {
-        job__refuse(job, GEN_REFUSE_MODEL, "You may not use %s here. See /models for the models you can use.",
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_NOT_ALLOWED,
                     m->name);
         return;
     }
@@ -1409,28 +1404,28 @@ static void job__admit(struct job *job)
         for (size_t i = 0; i < m->nsizes && off < sizeof(sizes); i++)
             off += (size_t)snprintf(sizes + off, sizeof(sizes) - off, "%s%ux%u", i ? ", " : "",
                                     m->sizes[i].width, m->sizes[i].height);
-        job__refuse(job, GEN_REFUSE_INPUT, "%s does not make %s images; sizes: %s.", m->name, job->want_size, sizes);
+        job__refuse(job, GEN_REFUSE_INPUT, MSG_GEN_BAD_SIZE, m->name, job->want_size, sizes);
         return;
     }
 
     /* The prompt: length and the content filter. */
     size_t chars = command_utf8_len(job->prompt);
     if ((int64_t)chars > l->prompt_max) {
-        job__refuse(job, GEN_REFUSE_INPUT, "The prompt is %zu characters long; the limit is %lld.", chars,
+        job__refuse(job, GEN_REFUSE_INPUT, MSG_GEN_PROMPT_TOO_LONG, chars,
                     (long long)l->prompt_max);
         return;
     }
     const struct filter *f = catalog_filter(cat);
     struct filter_result fr = {0};
     if (filter_apply(f, job->prompt, &fr) < 0) {
-        job__refuse(job, GEN_REFUSE_OTHER, "The bot is out of memory; please try again later.");
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
         return;
     }
     generate__hit(g, f, &fr);
     if (fr.blocked) {
         g->stats.filtered_prompts++;
         log_info("generate.prompt_blocked", "rule=%s", fr.blocked_by);
-        job__refuse(job, GEN_REFUSE_FILTER, "The prompt was refused by the content filter (rule %s).", fr.blocked_by);
+        job__refuse(job, GEN_REFUSE_FILTER, MSG_GEN_PROMPT_FILTERED, fr.blocked_by);
         filter_result_clear(&fr);
         return;
     }
@@ -1449,7 +1444,7 @@ static void job__admit(struct job *job)
     snprintf(key, sizeof(key), "%s", job->wallet);
     job->user = generate__user(g, key);
     if (job->user == NULL) {
-        job__refuse(job, GEN_REFUSE_OTHER, "The bot is out of memory; please try again later.");
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
         return;
     }
     if (job->user->hour != now / GEN_HOUR_MS) {
@@ -1458,7 +1453,7 @@ static void job__admit(struct job *job)
     }
     if (l->user_per_hour > 0 && job->user->count >= l->user_per_hour) {
         generate__until(when, sizeof(when), (job->user->hour + 1) * GEN_HOUR_MS - now);
-        job__refuse(job, GEN_REFUSE_USER_LIMIT, "You have used your %lld generations for this hour; the limit resets %s.",
+        job__refuse(job, GEN_REFUSE_USER_LIMIT, MSG_GEN_USER_LIMIT,
                     (long long)l->user_per_hour, when);
         return;
     }
@@ -1473,9 +1468,7 @@ static void job__admit(struct job *job)
         }
         if (job->pool != NULL && l->pool_per_day > 0 && job->pool->count >= l->pool_per_day) {
             generate__until(when, sizeof(when), (job->pool->day + 1) * GEN_DAY_MS - now);
-            job__refuse(job, GEN_REFUSE_GROUP_LIMIT,
-                        "This group has used its %lld generations for today; the limit resets %s "
-                        "(00:00 UTC).",
+            job__refuse(job, GEN_REFUSE_GROUP_LIMIT, MSG_GEN_GROUP_LIMIT,
                         (long long)l->pool_per_day, when);
             return;
         }
@@ -1486,29 +1479,25 @@ static void job__admit(struct job *job)
     }
     if (l->tokens_per_day > 0 && g->tokens_today >= l->tokens_per_day) {
         generate__until(when, sizeof(when), (g->token_day + 1) * GEN_DAY_MS - now);
-        job__refuse(job, GEN_REFUSE_TOKEN_CAP,
-                    "The bot has used its daily allowance of %lld tokens; it resets %s (00:00 "
-                    "UTC).",
+        job__refuse(job, GEN_REFUSE_TOKEN_CAP, MSG_GEN_TOKEN_CAP,
                     (long long)l->tokens_per_day, when);
         return;
     }
     if (job->user->queued + job->user->running >= (unsigned)(l->user_queue + l->user_in_flight)) {
-        job__refuse(job, GEN_REFUSE_BUSY, "You already have %u generation%s waiting or running; please wait for "
-                         "them to finish.",
+        job__refuse(job, GEN_REFUSE_BUSY, MSG_GEN_USER_BUSY,
                     job->user->queued + job->user->running,
                     job->user->queued + job->user->running == 1 ? "" : "s");
         return;
     }
     if ((int64_t)g->nqueued >= l->queue_max) {
-        job__refuse(job, GEN_REFUSE_BUSY, "The bot is busy (%zu generations waiting); please try again in a "
-                         "minute.",
+        job__refuse(job, GEN_REFUSE_BUSY, MSG_GEN_BOT_BUSY,
                     g->nqueued);
         return;
     }
 
     /* The price, the reservation, and the queue. */
     if (job__messages_build(job) < 0) {
-        job__refuse(job, GEN_REFUSE_OTHER, "The bot is out of memory; please try again later.");
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
         return;
     }
     job->user->count++;
@@ -1622,7 +1611,7 @@ static void job__wallet_opened(int rc, bool created, void *data)
     struct job *job = data;
     (void)created;
     if (rc < 0) {
-        job__refuse(job, GEN_REFUSE_OTHER, "Your wallet could not be opened (%s); please try again.",
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_WALLET_FAILED,
                     hb_strerror(rc));
         job__unref(job);
         return;
@@ -1641,7 +1630,7 @@ void generate_submit(struct generate *g, struct invocation *inv,
 {
     struct job *job = job__new(g, inv);
     if (job == NULL) {
-        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
+        reply_text(inv->reply, true, MSG_COMMON_OUT_OF_MEMORY);
         reply_finish(inv->reply);
         inv->reply = NULL;
         return;
@@ -1657,11 +1646,11 @@ void generate_submit(struct generate *g, struct invocation *inv,
     if (job->prompt == NULL || wallet_account(&job->who, job->wallet, sizeof(job->wallet)) < 0 ||
         generate_payer_choose(&job->who, NULL, false, job->payer, sizeof(job->payer),
                               job->payer_alt, sizeof(job->payer_alt)) < 0) {
-        job__refuse(job, GEN_REFUSE_OTHER, "This request could not be read; please try again.");
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_BAD_REQUEST);
         return;
     }
     if (g->closing || g->core->ledger == NULL) {
-        job__refuse(job, GEN_REFUSE_OTHER, "The bot is shutting down; please try again in a moment.");
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
         return;
     }
     job->refs++;
@@ -1685,8 +1674,7 @@ void generate_regenerate(struct generate *g, struct invocation *inv, const char 
 {
     struct gen_image *img = generate__image_find(g, gid);
     if (img == NULL) {
-        reply_text(inv->reply, true,
-                   "This image is too old to regenerate; use /imagine to make a new one.");
+        reply_text(inv->reply, true, MSG_GEN_TOO_OLD);
         reply_finish(inv->reply);
         inv->reply = NULL;
         return;
@@ -1696,7 +1684,7 @@ void generate_regenerate(struct generate *g, struct invocation *inv, const char 
     snprintf(model, sizeof(model), "%s", img->model);
     snprintf(size, sizeof(size), "%s", img->size);
     if (prompt == NULL) {
-        reply_text(inv->reply, true, "The bot is out of memory; please try again later.");
+        reply_text(inv->reply, true, MSG_COMMON_OUT_OF_MEMORY);
         reply_finish(inv->reply);
         inv->reply = NULL;
         return;
@@ -1742,7 +1730,7 @@ static void upvote__stored(int rc, const char *value, void *data)
         if (n > 0 && (size_t)n < sizeof(key))
             state_put(ledger_store(ledger), GENERATE_NS_VOTE, key, record, NULL, NULL);
     }
-    upvote__end(op, rc == 0 ? "Upvoted. Thank you!" : "The upvote could not be recorded; please try again.");
+    upvote__end(op, rc == 0 ? MSG_UPVOTE_DONE : MSG_UPVOTE_FAILED);
 }
 
 static void upvote__checked(int rc, const char *value, void *data)
@@ -1750,7 +1738,7 @@ static void upvote__checked(int rc, const char *value, void *data)
     struct upvote_op *op = data;
     (void)value;
     if (rc == 0) {
-        upvote__end(op, "You have already upvoted this image.");
+        upvote__end(op, MSG_UPVOTE_AGAIN);
         return;
     }
     struct ledger *ledger = op->g->core->ledger;
@@ -1758,14 +1746,14 @@ static void upvote__checked(int rc, const char *value, void *data)
     snprintf(key, sizeof(key), "%s/%s", op->gid, op->voter);
     if (ledger == NULL ||
         state_put(ledger_store(ledger), GEN_NS_UPVOTE, key, "1", upvote__stored, op) < 0)
-        upvote__end(op, "The upvote could not be recorded; please try again.");
+        upvote__end(op, MSG_UPVOTE_FAILED);
 }
 
 static void upvote__owner_loaded(int rc, const char *value, void *data)
 {
     struct upvote_op *op = data;
     if (rc < 0 || value == NULL) {
-        upvote__end(op, "This image is unknown; it cannot be upvoted.");
+        upvote__end(op, MSG_UPVOTE_UNKNOWN);
         return;
     }
     /* "<platform>|<user>|<scope>|<scope id>|<model>" */
@@ -1802,11 +1790,11 @@ static void upvote__owner_loaded(int rc, const char *value, void *data)
     snprintf(owner.button_ref, sizeof(owner.button_ref), "%s", op->ref);
     char payload[32];
     if (button_ref_check(&owner, op->g->core->button_key, payload, sizeof(payload)) != 0) {
-        upvote__end(op, "This button is not valid.");
+        upvote__end(op, MSG_UPVOTE_INVALID);
         return;
     }
     if (owner.platform == op->presser.platform && strcmp(owner.user_id, op->presser.user_id) == 0) {
-        upvote__end(op, "You cannot upvote your own image.");
+        upvote__end(op, MSG_UPVOTE_OWN);
         return;
     }
     struct ledger *ledger = op->g->core->ledger;
@@ -1814,7 +1802,7 @@ static void upvote__owner_loaded(int rc, const char *value, void *data)
     snprintf(key, sizeof(key), "%s/%s", op->gid, op->voter);
     if (ledger == NULL ||
         state_get(ledger_store(ledger), GEN_NS_UPVOTE, key, upvote__checked, op) < 0)
-        upvote__end(op, "The upvote could not be recorded; please try again.");
+        upvote__end(op, MSG_UPVOTE_FAILED);
 }
 
 void generate_upvote(struct generate *g, struct invocation *inv, const char *gid,
@@ -1824,7 +1812,7 @@ void generate_upvote(struct generate *g, struct invocation *inv, const char *gid
     struct ledger *ledger = g->core->ledger;
     if (op == NULL || ledger == NULL) {
         free(op);
-        reply_text(inv->reply, true, "The upvote could not be recorded; please try again.");
+        reply_text(inv->reply, true, MSG_UPVOTE_FAILED);
         reply_finish(inv->reply);
         inv->reply = NULL;
         return;
@@ -1838,7 +1826,7 @@ void generate_upvote(struct generate *g, struct invocation *inv, const char *gid
     memset(op->presser.opts, 0, sizeof(op->presser.opts));
     wallet_account(inv, op->voter, sizeof(op->voter));
     if (state_get(ledger_store(ledger), GEN_NS_IMAGE, gid, upvote__owner_loaded, op) < 0)
-        upvote__end(op, "The upvote could not be recorded; please try again.");
+        upvote__end(op, MSG_UPVOTE_FAILED);
 }
 
 /* ---- preferences and conversations ---------------------------------------- */
@@ -1927,10 +1915,6 @@ struct recover_void {
     bool refunded;
 };
 
-#define GEN_RECOVER_NOTICE                                                                        \
-    "A generation of yours was interrupted when the bot restarted; its reservation was "       \
-    "released and nothing was charged."
-
 int generate_notices_send(struct generate *g)
 {
     const struct core_host_ops *ops = g->core->host_ops;
@@ -1942,7 +1926,7 @@ int generate_notices_send(struct generate *g)
         struct gen_notice *n = *pp;
         struct notify_target to;
         if (notify_target_from_account(&to, n->wallet) < 0 ||
-            ops->notify(g->core->host, &to, GEN_RECOVER_NOTICE) < 0) {
+            ops->notify(g->core->host, &to, MSG_GEN_INTERRUPTED) < 0) {
             /* No adapter for that platform now: the member hears it with
              * their next generation command. */
             pp = &n->next;
@@ -2124,7 +2108,7 @@ void generate_close(struct generate *g, void (*cb)(void *data), void *data)
     struct job *next;
     for (struct job *job = g->all; job != NULL; job = next) {
         next = job->all_next;
-        snprintf(job->error, sizeof(job->error), "The bot is stopping; the generation was cancelled.");
+        snprintf(job->error, sizeof(job->error), MSG_GEN_CANCELLED);
         job->end_rc = HB_ECANCELED;
         switch (job->state) {
         case JOB_QUEUED:

@@ -1,0 +1,371 @@
+/* Every text a member sees in a reply, in one place.
+ *
+ * Each reply is a named macro that expands to a string literal, so the call
+ * sites keep passing literal format strings and -Wformat=2 keeps checking
+ * every argument against its conversion specifiers. Names are
+ * MSG_<AREA>_<WHAT>, grouped by command below.
+ *
+ * The texts are what members see today, byte for byte; tests assert on them.
+ * Change a text here, not at its call site. A new text is also listed in
+ * tests/core/test_messages.c, which checks every entry.
+ *
+ * Next step: a [messages] section in bot.conf that overrides these defaults
+ * by name, each override validated at load against the default's conversion
+ * specifiers (same count, order and types), so an operator's wording can
+ * never break a format call. Log event names and log fields are not replies
+ * and do not belong here; neither do the command table's help descriptions. */
+#ifndef HB_CORE_MESSAGES_H
+#define HB_CORE_MESSAGES_H
+
+/* ---- Shared by the member commands -------------------------------------- */
+
+#define MSG_COMMON_OUT_OF_MEMORY "The bot is out of memory; please try again later."
+/* The bot's name when bot.conf does not give one (/start, /help). */
+#define MSG_COMMON_BOT_NAME "HAI Bot"
+/* Periods /usage, /leaderboard and /admin stats report on, as they read
+ * after "the last". */
+#define MSG_PERIOD_DAY "day"
+#define MSG_PERIOD_WEEK "7 days"
+#define MSG_PERIOD_MONTH "30 days"
+#define MSG_PERIOD_YEAR "year"
+#define MSG_PERIOD_ALL "while"
+/* %s: the model name asked for (/admin model, /chat, /imagine). */
+#define MSG_COMMON_NO_SUCH_MODEL "There is no model called \"%s\". See /models for the list."
+
+/* ---- Credits: /start /balance /history /usage /deposit /pool ------------- */
+
+/* %s: the error. */
+#define MSG_CREDITS_FAILED "Sorry, that did not work (%s). Nothing was charged; please try again."
+/* %s: the bonus in credits. */
+#define MSG_CREDITS_WELCOME_BONUS                                                                  \
+    "Welcome! Your wallet is open and holds a welcome bonus of %s credits.\n"
+#define MSG_CREDITS_WELCOME "Welcome! Your wallet is open.\n"
+/* %s: whose balance ("Your wallet", "This group's pool"); %s: credits available. */
+#define MSG_CREDITS_BALANCE_LINE "%s: %s credits available"
+/* %s: credits in total; %s: credits reserved. */
+#define MSG_CREDITS_BALANCE_HELD " (%s in total, %s reserved for work in progress)"
+#define MSG_CREDITS_YOUR_WALLET "Your wallet"
+#define MSG_CREDITS_GROUP_POOL "This group's pool"
+
+/* %s: the bot's name. */
+#define MSG_START_WELCOME_BACK "Welcome back to %s.\n"
+#define MSG_START_HOW_CREDITS_WORK                                                                 \
+    "\nHow credits work: every generation (/chat, /imagine) costs credits, shown before "          \
+    "it runs. The bot reserves the most it could cost, charges what the work really "              \
+    "used, and refunds the rest; a failed generation costs nothing.\n"                             \
+    "/balance shows your credits, /history your transfers, /usage your spending, "                 \
+    "/deposit how to top up, and /help everything else."
+
+#define MSG_BALANCE_POOL_EMPTY "This group's pool: empty (admins fund it with /admin pool grant)\n"
+
+/* %s: when; %s: amount; %s: what for. */
+#define MSG_HISTORY_RESERVED "%s  %s reserved for a %s"
+/* %s: when; %s: what for; %s: MSG_HISTORY_EXPIRED or "". */
+#define MSG_HISTORY_RELEASED "%s  reservation released (%s)%s"
+#define MSG_HISTORY_EXPIRED ", it expired"
+/* %s: when; %s: "+" or "-"; %s: amount; %s: what for. */
+#define MSG_HISTORY_ENTRY "%s  %s%s  %s"
+/* %s: the transfer's tag. */
+#define MSG_HISTORY_TAG " (%s)"
+#define MSG_HISTORY_NONE "No transfers yet."
+#define MSG_HISTORY_NO_OLDER "No older transfers."
+/* %lld: the page number, from 1. */
+#define MSG_HISTORY_HEADER "Your transfers, newest first (page %lld):\n"
+#define MSG_HISTORY_BUTTON_NEWER "Newer"
+#define MSG_HISTORY_BUTTON_OLDER "Older"
+#define MSG_HISTORY_BUTTON_NOT_YOURS "That button belongs to someone else's /history."
+#define MSG_HISTORY_BUTTON_EXPIRED "This button is no longer active. Try /history."
+
+/* %s: the period. */
+#define MSG_USAGE_NONE "No generations in the last %s."
+/* %s: the period. */
+#define MSG_USAGE_HEADER "Your spending in the last %s:\n"
+/* %s: day; %s: model tag; %lld: count; %s: "s" or ""; %s: credits. */
+#define MSG_USAGE_LINE "%s  %s: %lld generation%s, %s credits\n"
+/* Shown for a generation recorded without a model tag. */
+#define MSG_USAGE_NO_TAG "(model)"
+/* %lld: count; %s: "s" or ""; %s: credits. */
+#define MSG_USAGE_TOTAL "Total: %lld generation%s, %s credits."
+
+#define MSG_DEPOSIT_NOT_SET_UP                                                                     \
+    "No payment method is set up on this bot yet. An admin can add credits to "                    \
+    "your wallet with /admin grant."
+#define MSG_DEPOSIT_POOL_HINT                                                                      \
+    "\nThis group's pool is also funded by its admins with /admin pool grant; "                    \
+    "/pool shows it."
+
+#define MSG_POOL_EMPTY "This group's pool is empty.\n"
+/* %s: MSG_POOL_POLICY_POOL_FIRST or MSG_POOL_POLICY_WALLET_FIRST. */
+#define MSG_POOL_WHO_SPENDS "Who spends it: every member here, %s.\n"
+#define MSG_POOL_POLICY_POOL_FIRST "before their own wallet (pool first)"
+#define MSG_POOL_POLICY_WALLET_FIRST "once their own wallet is empty (wallet first)"
+/* %s: credits per day. */
+#define MSG_POOL_DAILY_CAP "Daily cap: %s credits per day."
+#define MSG_POOL_NO_DAILY_CAP "Daily cap: none."
+#define MSG_POOL_NOT_HERE                                                                          \
+    "Pools belong to servers and groups: use /pool there. Here you spend your "                    \
+    "own wallet (/balance)."
+
+/* ---- Admin: /admin reload, grant, revoke, pool, model ------------------- */
+
+#define MSG_ADMIN_RELOAD_UNAVAILABLE "Reloading is not available here."
+/* %s: the error. */
+#define MSG_ADMIN_FAILED "That did not work (%s); nothing was moved."
+/* %s: credits; %s: the member; %s: credits now available. */
+#define MSG_ADMIN_GRANTED "Granted %s credits to %s. Their wallet now has %s available."
+/* %s: credits; %s: the member; %s: credits now available. */
+#define MSG_ADMIN_REVOKED "Revoked %s credits from %s. Their wallet now has %s available."
+/* %s: credits; %s: credits now available. */
+#define MSG_ADMIN_POOL_GRANTED "Added %s credits to this group's pool. It now has %s available."
+/* %s: the member; %s: credits asked for. */
+#define MSG_ADMIN_REVOKE_SHORT                                                                     \
+    "%s does not have %s credits available; nothing was revoked. /admin revoke "                   \
+    "takes at most what is available."
+/* %s: the field that differs. */
+#define MSG_ADMIN_CONFLICT "This request was already handled with other values (%s)."
+#define MSG_ADMIN_POOL_NOT_HERE "Pools belong to servers and groups: run this there."
+/* How grant replies name a group's pool. */
+#define MSG_ADMIN_POOL_SHOWN "this group's pool"
+/* %s: the error. */
+#define MSG_ADMIN_NOT_SAVED "The setting could not be saved (%s)."
+/* %s: MSG_ADMIN_POLICY_POOL_FIRST or MSG_ADMIN_POLICY_WALLET_FIRST. */
+#define MSG_ADMIN_POLICY_SET "This group's members now spend %s."
+#define MSG_ADMIN_POLICY_POOL_FIRST "the pool first, then their own wallet"
+#define MSG_ADMIN_POLICY_WALLET_FIRST "their own wallet first, then the pool"
+/* %s: credits a day. */
+#define MSG_ADMIN_CAP_SET "This group's pool may now spend at most %s credits a day."
+#define MSG_ADMIN_CAP_REMOVED "This group's pool has no daily cap now."
+/* %s: the model. */
+#define MSG_ADMIN_MODEL_ENABLED "%s is available in this group again (as bot.conf allows)."
+/* %s: the model. */
+#define MSG_ADMIN_MODEL_DISABLED "%s is turned off in this group."
+#define MSG_ADMIN_MODEL_NOT_HERE "Models are switched per server or group: run this there."
+#define MSG_ADMIN_NOT_SAVED_RETRY "The setting could not be saved; please try again."
+
+/* ---- The router: what it answers itself, before any handler runs -------- */
+
+/* %s: the command typed; %s: the closest command. */
+#define MSG_ROUTER_UNKNOWN_SUGGEST "Unknown command /%s. Did you mean /%s? Type /help for the list."
+/* %s: the command typed. */
+#define MSG_ROUTER_UNKNOWN "Unknown command /%s. Type /help for the list."
+#define MSG_ROUTER_SHUTTING_DOWN "The bot is shutting down; please try again in a moment."
+#define MSG_ROUTER_BUTTON_INACTIVE "This button is no longer active."
+/* %s: the command. */
+#define MSG_ROUTER_ADMINS_ONLY "Only admins can use /%s."
+
+/* ---- Options: why a command's options were refused ---------------------- */
+
+/* %s: the option; %.40s: what was typed. */
+#define MSG_OPTION_NOT_INTEGER "Option `%s` must be a whole number (got \"%.40s\")."
+/* %s: the option; %.40s: what was typed. */
+#define MSG_OPTION_NOT_BOOLEAN "Option `%s` must be yes or no (got \"%.40s\")."
+/* %s: the option; %.40s: what was typed. */
+#define MSG_OPTION_NOT_USER "Option `%s` must name a member (got \"%.40s\")."
+/* %s: the option; %s: its description; %s: the command's example. */
+#define MSG_OPTION_MISSING "Missing `%s`: %s. Example: %s"
+/* %s: the option. */
+#define MSG_OPTION_WRONG_TYPE "Option `%s` has the wrong type."
+/* %s: the option; %lld: minimum; %lld: maximum; %lld: the value given. */
+#define MSG_OPTION_OUT_OF_RANGE "Option `%s` must be between %lld and %lld (got %lld)."
+/* %s: the option; %lld: the minimum length. */
+#define MSG_OPTION_TOO_SHORT "Option `%s` must be at least %lld characters long."
+/* %s: the option; %zu: its length; %lld: the limit. */
+#define MSG_OPTION_TOO_LONG "Option `%s` is %zu characters long; the limit is %lld."
+/* %s: the option; %s: the choices, comma-separated. */
+#define MSG_OPTION_NOT_A_CHOICE "Option `%s` must be one of: %s."
+/* %.60s: the extra words; %s: the command; %s: the command's example. */
+#define MSG_OPTION_TOO_MANY_WORDS "Too many words: \"%.60s\" is not an option of /%s. Example: %s"
+
+/* ---- /help --------------------------------------------------------------- */
+
+/* What each option type reads as in "/help <command>". */
+#define MSG_HELP_TYPE_TEXT "text"
+#define MSG_HELP_TYPE_NUMBER "number"
+#define MSG_HELP_TYPE_YES_NO "yes/no"
+#define MSG_HELP_TYPE_MEMBER "member"
+#define MSG_HELP_TYPE_VALUE "value"
+/* Appended to an admin command's description. */
+#define MSG_HELP_ADMINS_ONLY " (admins only)"
+/* %s: option; %s: type; %s: MSG_HELP_OPTIONAL or ""; %s: description. */
+#define MSG_HELP_OPTION_LINE "  %s (%s%s): %s"
+#define MSG_HELP_OPTIONAL ", optional"
+/* Followed by the choices, each after a space. */
+#define MSG_HELP_ONE_OF "; one of"
+/* %s: the command's example. */
+#define MSG_HELP_EXAMPLE "Example: %s"
+/* %s: the command asked for. */
+#define MSG_HELP_NO_SUCH_COMMAND "There is no command /%s. Type /help for the list."
+/* %s: the bot's name. */
+#define MSG_HELP_COMMANDS "%s commands:\n"
+#define MSG_HELP_ADMIN_COMMANDS "Admin commands:\n"
+#define MSG_HELP_MORE "Type /help <command> for its options."
+
+/* ---- /leaderboard --------------------------------------------------------- */
+
+/* %s: the error. */
+#define MSG_BOARD_READ_FAILED "The leaderboard could not be read (%s)."
+/* %s: the period. */
+#define MSG_BOARD_EMPTY                                                                            \
+    "No upvoted generations here in the last %s. Upvote an image with its "                        \
+    "Upvote button."
+/* %s: the period. */
+#define MSG_BOARD_HEADER "Most upvoted generations here in the last %s:\n"
+/* %zu: rank; %lld: upvotes; %s: "s" or ""; %s: creator; %s: model. */
+#define MSG_BOARD_ROW "%zu. %lld upvote%s: an image by %s (%s)\n"
+#define MSG_BOARD_UNKNOWN_MODEL "unknown model"
+#define MSG_BOARD_NOT_HERE "Leaderboards belong to servers and groups: use /leaderboard there."
+
+/* ---- /admin stats ----------------------------------------------------------- */
+
+/* %s: the refusals by reason, or MSG_STATS_NONE. */
+#define MSG_STATS_REFUSED "Refused: %s\n"
+/* %s: the failures by provider, or MSG_STATS_NONE. */
+#define MSG_STATS_FAILED "Failed (nothing charged), by provider: %s\n"
+#define MSG_STATS_NONE "none"
+/* %s: the error. */
+#define MSG_STATS_READ_FAILED "The statistics could not be read (%s)."
+/* %s: MSG_STATS_SCOPE_POOL or MSG_STATS_SCOPE_BOT; %s: the period. */
+#define MSG_STATS_HEADER "%s, last %s:\n"
+#define MSG_STATS_SCOPE_POOL "This group's pool"
+#define MSG_STATS_SCOPE_BOT "The whole bot"
+/* %lld: generations; %s: credits. */
+#define MSG_STATS_TOTALS "Generations charged: %lld; credits spent: %s\n"
+#define MSG_STATS_TOP_MODELS "Top models:"
+/* %s: "," or ""; %s: model; %lld: generations; %s: credits. */
+#define MSG_STATS_MODEL "%s %s (%lld, %s credits)"
+#define MSG_STATS_UNAVAILABLE "The statistics are not available right now."
+
+/* ---- Generation commands: /chat /imagine /new /models /model, buttons ---- */
+
+#define MSG_GEN_UNAVAILABLE "Generation is not available here."
+#define MSG_GEN_NEW_CONVERSATION "Started a new conversation: /chat forgets what came before."
+/* Price parts of a model, joined with ", ". %lld: credits. */
+#define MSG_MODELS_PRICE_REQUEST "%lld per request"
+/* %s: ", " or ""; %lld: credits. */
+#define MSG_MODELS_PRICE_INPUT "%s%lld per 1k input tokens"
+/* %s: ", " or ""; %lld: credits. */
+#define MSG_MODELS_PRICE_OUTPUT "%s%lld per 1k output tokens"
+#define MSG_MODELS_PRICE_FREE "free"
+/* %s: model; %s: MSG_MODELS_DEMO or ""; %s: "text" or "image"; %s: price;
+ * %lld: most credits a request; %s: MSG_MODELS_YOUR_CHOICE or "". */
+#define MSG_MODELS_LINE "\n  %s%s (%s): %s; up to %lld credits a request%s"
+#define MSG_MODELS_DEMO " [demo: offline sample answers]"
+#define MSG_MODELS_YOUR_CHOICE " — your choice"
+/* Followed by the sizes, each as " <w>x<h>". */
+#define MSG_MODELS_SIZES "; sizes"
+#define MSG_MODELS_NONE "Models: none available to you right now."
+#define MSG_MODELS_NO_MORE "Models: no more pages."
+/* %s: MSG_MODELS_A_PAGE or ""; %s: the model lines. */
+#define MSG_MODELS_LIST                                                                            \
+    "Models%s:%s\nPick one with /model <name>, or name it: /chat hello model:<name>."
+#define MSG_MODELS_A_PAGE " (a page of them)"
+#define MSG_MODELS_BUTTON_PREVIOUS "Previous"
+#define MSG_MODELS_BUTTON_NEXT "Next"
+#define MSG_MODELS_BUTTON_NOT_YOURS "That button belongs to someone else's /models."
+#define MSG_MODELS_BUTTON_EXPIRED "This button is no longer active. Try /models."
+/* %s: the name asked for. */
+#define MSG_MODEL_UNKNOWN "There is no model called \"%s\" that you can use. See /models."
+/* %s: the error. */
+#define MSG_MODEL_NOT_SAVED "Your choice could not be saved (%s)."
+/* %s: "/chat" or "/imagine"; %s: the model; %s: MSG_GEN_DEMO or "". */
+#define MSG_MODEL_CHOSEN "From now on your %s generations use %s%s."
+#define MSG_GEN_BUTTON_NOT_YOURS "This button is not yours to press."
+
+/* ---- The generation engine: progress, results, refusals, buttons --------- */
+
+/* When a limit resets. %lld: minutes. */
+#define MSG_GEN_UNTIL_MIN "in %lld min"
+/* %lld: hours; %lld: minutes. */
+#define MSG_GEN_UNTIL_H_MIN "in %lld h %lld min"
+/* Appended to a demo model's name (also in /model's answer). */
+#define MSG_GEN_DEMO " (demo)"
+/* Footer parts. %lld: posted balance; %lld: reserved for other jobs. */
+#define MSG_GEN_FOOTER_BALANCE_HELD " · balance %lld (%lld reserved for other jobs)"
+/* %lld: posted balance. */
+#define MSG_GEN_FOOTER_BALANCE " · balance %lld"
+/* %s: model; %s: MSG_GEN_DEMO or ""; %lld: credits; %s: "s" or "";
+ * %s: one of the balance parts or "". */
+#define MSG_GEN_FOOTER "— %s%s · cost %lld credit%s%s"
+/* %s: the answer; %s: the footer. */
+#define MSG_GEN_ANSWER "%s\n\n%s"
+#define MSG_GEN_BUTTON_REGENERATE "Regenerate"
+#define MSG_GEN_BUTTON_UPVOTE "Upvote"
+/* %s: the filter rule. */
+#define MSG_GEN_OUTPUT_FILTERED "The answer was withheld by the content filter (rule %s)."
+/* %s: why it failed, a full sentence. */
+#define MSG_GEN_FAILED "%s Nothing was charged."
+#define MSG_GEN_TIMED_OUT "The generation ran out of time."
+/* %s: model; %s: MSG_GEN_DEMO or "". */
+#define MSG_GEN_GENERATING "Generating with %s%s…"
+/* %zu: position in the queue. */
+#define MSG_GEN_QUEUED "Queued: position %zu."
+/* %s: model; %s: MSG_GEN_DEMO or ""; %lld: most it costs; %lld: balance. */
+#define MSG_GEN_FUNDS_SHORT_BALANCE                                                                \
+    "Not enough credits: %s%s costs up to %lld credits and your balance is %lld. "                 \
+    "Nothing was reserved."
+/* %s: model; %s: MSG_GEN_DEMO or ""; %lld: most it costs. */
+#define MSG_GEN_FUNDS_SHORT                                                                        \
+    "Not enough credits: %s%s costs up to %lld credits. Nothing was reserved."
+#define MSG_GEN_STOPPING "The bot is stopping."
+/* %s: the fallback model; %s: the error. */
+#define MSG_GEN_FALLBACK_NOT_RESERVED "The fallback model %s could not be reserved (%s)."
+/* %s: model. */
+#define MSG_GEN_FUNDS_SHORT_FOR "Not enough credits for %s. Nothing was reserved."
+/* %s: the error. */
+#define MSG_GEN_NOT_RESERVED "Credits could not be reserved (%s); please try again."
+/* %s: model that failed; %s: the next model; %s: MSG_GEN_DEMO or "". */
+#define MSG_GEN_FALLING_BACK "%s failed; trying %s%s…"
+/* Told in the member's next reply, or by a notice, after a restart. */
+#define MSG_GEN_INTERRUPTED                                                                        \
+    "A generation of yours was interrupted when the bot restarted; its reservation was "           \
+    "released and nothing was charged."
+/* %s: "text" or "image". */
+#define MSG_GEN_NO_MODEL "No %s model is available right now."
+/* %s: model. */
+#define MSG_GEN_MODEL_OFF "The model %s is switched off right now. See /models for the others."
+/* %s: model. */
+#define MSG_GEN_MODEL_OFF_HERE "This group's admins turned %s off here. See /models for the others."
+/* %s: model; %s: MSG_GEN_MAKES_TEXT or MSG_GEN_MAKES_IMAGES; %s: "/chat" or "/imagine". */
+#define MSG_GEN_WRONG_COMMAND "%s makes %s; use %s."
+#define MSG_GEN_MAKES_TEXT "text"
+#define MSG_GEN_MAKES_IMAGES "images"
+/* %s: model. */
+#define MSG_GEN_MODEL_NOT_ALLOWED "You may not use %s here. See /models for the models you can use."
+/* %s: model; %s: size asked for; %s: the sizes it makes. */
+#define MSG_GEN_BAD_SIZE "%s does not make %s images; sizes: %s."
+/* %zu: prompt length; %lld: the limit. */
+#define MSG_GEN_PROMPT_TOO_LONG "The prompt is %zu characters long; the limit is %lld."
+/* %s: the filter rule. */
+#define MSG_GEN_PROMPT_FILTERED "The prompt was refused by the content filter (rule %s)."
+/* %lld: the limit; %s: when it resets. */
+#define MSG_GEN_USER_LIMIT "You have used your %lld generations for this hour; the limit resets %s."
+/* %lld: the limit; %s: when it resets. */
+#define MSG_GEN_GROUP_LIMIT                                                                        \
+    "This group has used its %lld generations for today; the limit resets %s "                     \
+    "(00:00 UTC)."
+/* %lld: the allowance; %s: when it resets. */
+#define MSG_GEN_TOKEN_CAP                                                                          \
+    "The bot has used its daily allowance of %lld tokens; it resets %s (00:00 "                    \
+    "UTC)."
+/* %u: generations; %s: "s" or "". */
+#define MSG_GEN_USER_BUSY                                                                          \
+    "You already have %u generation%s waiting or running; please wait for "                        \
+    "them to finish."
+/* %zu: generations waiting. */
+#define MSG_GEN_BOT_BUSY                                                                           \
+    "The bot is busy (%zu generations waiting); please try again in a "                            \
+    "minute."
+/* %s: the error. */
+#define MSG_GEN_WALLET_FAILED "Your wallet could not be opened (%s); please try again."
+#define MSG_GEN_BAD_REQUEST "This request could not be read; please try again."
+#define MSG_GEN_TOO_OLD "This image is too old to regenerate; use /imagine to make a new one."
+#define MSG_GEN_CANCELLED "The bot is stopping; the generation was cancelled."
+
+#define MSG_UPVOTE_DONE "Upvoted. Thank you!"
+#define MSG_UPVOTE_FAILED "The upvote could not be recorded; please try again."
+#define MSG_UPVOTE_AGAIN "You have already upvoted this image."
+#define MSG_UPVOTE_UNKNOWN "This image is unknown; it cannot be upvoted."
+#define MSG_UPVOTE_INVALID "This button is not valid."
+#define MSG_UPVOTE_OWN "You cannot upvote your own image."
+
+#endif

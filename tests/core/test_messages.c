@@ -1,0 +1,365 @@
+/* core/messages.h: every reply text a member sees, named once. These
+ * checks hold the header to what a later [messages] section in bot.conf
+ * will rely on: every text is listed here (so a check covers it), full
+ * sentences read as sentences, no sentence is defined twice, and every
+ * conversion specifier is one the override validator will understand. */
+#include "tests/test.h"
+
+#include "core/messages.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum msg_kind {
+    MSG_SENTENCE, /* a whole reply or a whole sentence of one */
+    MSG_FRAGMENT, /* a label, a line layout, or words another text wraps */
+};
+
+struct msg_entry {
+    const char *name;
+    const char *text;
+    enum msg_kind kind;
+};
+
+/* clang-format off */
+#define S(m) {#m, m, MSG_SENTENCE}
+#define F(m) {#m, m, MSG_FRAGMENT}
+/* clang-format on */
+
+/* Every macro in core/messages.h, in its order. A new text goes here too;
+ * test_table_matches_header fails until it does. */
+static const struct msg_entry msgs[] = {
+    S(MSG_COMMON_OUT_OF_MEMORY),
+    F(MSG_COMMON_BOT_NAME),
+    F(MSG_PERIOD_DAY),
+    F(MSG_PERIOD_WEEK),
+    F(MSG_PERIOD_MONTH),
+    F(MSG_PERIOD_YEAR),
+    F(MSG_PERIOD_ALL),
+    S(MSG_COMMON_NO_SUCH_MODEL),
+    S(MSG_CREDITS_FAILED),
+    S(MSG_CREDITS_WELCOME_BONUS),
+    S(MSG_CREDITS_WELCOME),
+    F(MSG_CREDITS_BALANCE_LINE),
+    F(MSG_CREDITS_BALANCE_HELD),
+    F(MSG_CREDITS_YOUR_WALLET),
+    F(MSG_CREDITS_GROUP_POOL),
+    S(MSG_START_WELCOME_BACK),
+    S(MSG_START_HOW_CREDITS_WORK),
+    F(MSG_BALANCE_POOL_EMPTY),
+    F(MSG_HISTORY_RESERVED),
+    F(MSG_HISTORY_RELEASED),
+    F(MSG_HISTORY_EXPIRED),
+    F(MSG_HISTORY_ENTRY),
+    F(MSG_HISTORY_TAG),
+    S(MSG_HISTORY_NONE),
+    S(MSG_HISTORY_NO_OLDER),
+    F(MSG_HISTORY_HEADER),
+    F(MSG_HISTORY_BUTTON_NEWER),
+    F(MSG_HISTORY_BUTTON_OLDER),
+    S(MSG_HISTORY_BUTTON_NOT_YOURS),
+    S(MSG_HISTORY_BUTTON_EXPIRED),
+    S(MSG_USAGE_NONE),
+    F(MSG_USAGE_HEADER),
+    F(MSG_USAGE_LINE),
+    F(MSG_USAGE_NO_TAG),
+    S(MSG_USAGE_TOTAL),
+    S(MSG_DEPOSIT_NOT_SET_UP),
+    S(MSG_DEPOSIT_POOL_HINT),
+    S(MSG_POOL_EMPTY),
+    S(MSG_POOL_WHO_SPENDS),
+    F(MSG_POOL_POLICY_POOL_FIRST),
+    F(MSG_POOL_POLICY_WALLET_FIRST),
+    S(MSG_POOL_DAILY_CAP),
+    S(MSG_POOL_NO_DAILY_CAP),
+    S(MSG_POOL_NOT_HERE),
+    S(MSG_ADMIN_RELOAD_UNAVAILABLE),
+    S(MSG_ADMIN_FAILED),
+    S(MSG_ADMIN_GRANTED),
+    S(MSG_ADMIN_REVOKED),
+    S(MSG_ADMIN_POOL_GRANTED),
+    S(MSG_ADMIN_REVOKE_SHORT),
+    S(MSG_ADMIN_CONFLICT),
+    S(MSG_ADMIN_POOL_NOT_HERE),
+    F(MSG_ADMIN_POOL_SHOWN),
+    S(MSG_ADMIN_NOT_SAVED),
+    S(MSG_ADMIN_POLICY_SET),
+    F(MSG_ADMIN_POLICY_POOL_FIRST),
+    F(MSG_ADMIN_POLICY_WALLET_FIRST),
+    S(MSG_ADMIN_CAP_SET),
+    S(MSG_ADMIN_CAP_REMOVED),
+    S(MSG_ADMIN_MODEL_ENABLED),
+    S(MSG_ADMIN_MODEL_DISABLED),
+    S(MSG_ADMIN_MODEL_NOT_HERE),
+    S(MSG_ADMIN_NOT_SAVED_RETRY),
+    S(MSG_ROUTER_UNKNOWN_SUGGEST),
+    S(MSG_ROUTER_UNKNOWN),
+    S(MSG_ROUTER_SHUTTING_DOWN),
+    S(MSG_ROUTER_BUTTON_INACTIVE),
+    S(MSG_ROUTER_ADMINS_ONLY),
+    S(MSG_OPTION_NOT_INTEGER),
+    S(MSG_OPTION_NOT_BOOLEAN),
+    S(MSG_OPTION_NOT_USER),
+    F(MSG_OPTION_MISSING),
+    S(MSG_OPTION_WRONG_TYPE),
+    S(MSG_OPTION_OUT_OF_RANGE),
+    S(MSG_OPTION_TOO_SHORT),
+    S(MSG_OPTION_TOO_LONG),
+    S(MSG_OPTION_NOT_A_CHOICE),
+    F(MSG_OPTION_TOO_MANY_WORDS),
+    F(MSG_HELP_TYPE_TEXT),
+    F(MSG_HELP_TYPE_NUMBER),
+    F(MSG_HELP_TYPE_YES_NO),
+    F(MSG_HELP_TYPE_MEMBER),
+    F(MSG_HELP_TYPE_VALUE),
+    F(MSG_HELP_ADMINS_ONLY),
+    F(MSG_HELP_OPTION_LINE),
+    F(MSG_HELP_OPTIONAL),
+    F(MSG_HELP_ONE_OF),
+    F(MSG_HELP_EXAMPLE),
+    S(MSG_HELP_NO_SUCH_COMMAND),
+    F(MSG_HELP_COMMANDS),
+    F(MSG_HELP_ADMIN_COMMANDS),
+    S(MSG_HELP_MORE),
+    S(MSG_BOARD_READ_FAILED),
+    S(MSG_BOARD_EMPTY),
+    F(MSG_BOARD_HEADER),
+    F(MSG_BOARD_ROW),
+    F(MSG_BOARD_UNKNOWN_MODEL),
+    S(MSG_BOARD_NOT_HERE),
+    F(MSG_STATS_REFUSED),
+    F(MSG_STATS_FAILED),
+    F(MSG_STATS_NONE),
+    S(MSG_STATS_READ_FAILED),
+    F(MSG_STATS_HEADER),
+    F(MSG_STATS_SCOPE_POOL),
+    F(MSG_STATS_SCOPE_BOT),
+    F(MSG_STATS_TOTALS),
+    F(MSG_STATS_TOP_MODELS),
+    F(MSG_STATS_MODEL),
+    S(MSG_STATS_UNAVAILABLE),
+    S(MSG_GEN_UNAVAILABLE),
+    S(MSG_GEN_NEW_CONVERSATION),
+    F(MSG_MODELS_PRICE_REQUEST),
+    F(MSG_MODELS_PRICE_INPUT),
+    F(MSG_MODELS_PRICE_OUTPUT),
+    F(MSG_MODELS_PRICE_FREE),
+    F(MSG_MODELS_LINE),
+    F(MSG_MODELS_DEMO),
+    F(MSG_MODELS_YOUR_CHOICE),
+    F(MSG_MODELS_SIZES),
+    S(MSG_MODELS_NONE),
+    S(MSG_MODELS_NO_MORE),
+    S(MSG_MODELS_LIST),
+    F(MSG_MODELS_A_PAGE),
+    F(MSG_MODELS_BUTTON_PREVIOUS),
+    F(MSG_MODELS_BUTTON_NEXT),
+    S(MSG_MODELS_BUTTON_NOT_YOURS),
+    S(MSG_MODELS_BUTTON_EXPIRED),
+    S(MSG_MODEL_UNKNOWN),
+    S(MSG_MODEL_NOT_SAVED),
+    S(MSG_MODEL_CHOSEN),
+    S(MSG_GEN_BUTTON_NOT_YOURS),
+    F(MSG_GEN_UNTIL_MIN),
+    F(MSG_GEN_UNTIL_H_MIN),
+    F(MSG_GEN_DEMO),
+    F(MSG_GEN_FOOTER_BALANCE_HELD),
+    F(MSG_GEN_FOOTER_BALANCE),
+    F(MSG_GEN_FOOTER),
+    F(MSG_GEN_ANSWER),
+    F(MSG_GEN_BUTTON_REGENERATE),
+    F(MSG_GEN_BUTTON_UPVOTE),
+    S(MSG_GEN_OUTPUT_FILTERED),
+    S(MSG_GEN_FAILED),
+    S(MSG_GEN_TIMED_OUT),
+    F(MSG_GEN_GENERATING),
+    S(MSG_GEN_QUEUED),
+    S(MSG_GEN_FUNDS_SHORT_BALANCE),
+    S(MSG_GEN_FUNDS_SHORT),
+    S(MSG_GEN_STOPPING),
+    S(MSG_GEN_FALLBACK_NOT_RESERVED),
+    S(MSG_GEN_FUNDS_SHORT_FOR),
+    S(MSG_GEN_NOT_RESERVED),
+    F(MSG_GEN_FALLING_BACK),
+    S(MSG_GEN_INTERRUPTED),
+    S(MSG_GEN_NO_MODEL),
+    S(MSG_GEN_MODEL_OFF),
+    S(MSG_GEN_MODEL_OFF_HERE),
+    S(MSG_GEN_WRONG_COMMAND),
+    F(MSG_GEN_MAKES_TEXT),
+    F(MSG_GEN_MAKES_IMAGES),
+    S(MSG_GEN_MODEL_NOT_ALLOWED),
+    S(MSG_GEN_BAD_SIZE),
+    S(MSG_GEN_PROMPT_TOO_LONG),
+    S(MSG_GEN_PROMPT_FILTERED),
+    S(MSG_GEN_USER_LIMIT),
+    S(MSG_GEN_GROUP_LIMIT),
+    S(MSG_GEN_TOKEN_CAP),
+    S(MSG_GEN_USER_BUSY),
+    S(MSG_GEN_BOT_BUSY),
+    S(MSG_GEN_WALLET_FAILED),
+    S(MSG_GEN_BAD_REQUEST),
+    S(MSG_GEN_TOO_OLD),
+    S(MSG_GEN_CANCELLED),
+    S(MSG_UPVOTE_DONE),
+    S(MSG_UPVOTE_FAILED),
+    S(MSG_UPVOTE_AGAIN),
+    S(MSG_UPVOTE_UNKNOWN),
+    S(MSG_UPVOTE_INVALID),
+    S(MSG_UPVOTE_OWN),
+};
+
+#undef S
+#undef F
+
+static const struct msg_entry *msg_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < TEST_ARRAY_SIZE(msgs); i++) {
+        if (strlen(msgs[i].name) == len && strncmp(msgs[i].name, name, len) == 0)
+            return &msgs[i];
+    }
+    return NULL;
+}
+
+/* The conversion specifiers of a format, one letter each, in order:
+ * s (%s, %.Ns), u (%u), z (%zu), l (%lld). Returns the count, or -1
+ * for a specifier outside that set; "%%" is not a conversion. */
+static int msg_signature(const char *fmt, char *sig, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = fmt; *p != '\0'; p++) {
+        if (*p != '%')
+            continue;
+        p++;
+        if (*p == '%')
+            continue;
+        if (*p == '.') {
+            p++;
+            while (isdigit((unsigned char)*p))
+                p++;
+        }
+        char c;
+        if (*p == 's')
+            c = 's';
+        else if (*p == 'u')
+            c = 'u';
+        else if (p[0] == 'z' && p[1] == 'u')
+            c = 'z', p++;
+        else if (p[0] == 'l' && p[1] == 'l' && p[2] == 'd')
+            c = 'l', p += 2;
+        else
+            return -1;
+        if (n + 1 >= cap)
+            return -1;
+        sig[n++] = c;
+    }
+    sig[n] = '\0';
+    return (int)n;
+}
+
+/* Every MSG_ macro the header defines is in the table, once, and the table
+ * names nothing the header lacks. */
+static void test_table_matches_header(void **state)
+{
+    (void)state;
+    char *h = test_file_read("core/messages.h", NULL);
+    if (h == NULL)
+        fail_msg("core/messages.h not found; run the tests from the repository root");
+    size_t defined = 0;
+    for (const char *p = h; (p = strstr(p, "#define MSG_")) != NULL;) {
+        p += strlen("#define ");
+        size_t len = 0;
+        while (isalnum((unsigned char)p[len]) || p[len] == '_')
+            len++;
+        if (msg_find(p, len) == NULL)
+            fail_msg("%.*s is defined in core/messages.h but not listed in this test", (int)len, p);
+        defined++;
+        p += len;
+    }
+    free(h);
+    assert_int_equal(defined, TEST_ARRAY_SIZE(msgs));
+    for (size_t i = 0; i < TEST_ARRAY_SIZE(msgs); i++) {
+        for (size_t j = i + 1; j < TEST_ARRAY_SIZE(msgs); j++) {
+            if (strcmp(msgs[i].name, msgs[j].name) == 0)
+                fail_msg("%s is listed twice", msgs[i].name);
+        }
+    }
+}
+
+/* Texts are not empty and do not carry stray blanks; sentences end as
+ * sentences ('.', '?', '!' or ')'), a final line break aside. */
+static void test_texts_are_well_formed(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < TEST_ARRAY_SIZE(msgs); i++) {
+        const struct msg_entry *m = &msgs[i];
+        size_t len = strlen(m->text);
+        if (len == 0)
+            fail_msg("%s is empty", m->name);
+        while (len > 0 && m->text[len - 1] == '\n')
+            len--;
+        if (len == 0)
+            fail_msg("%s is only line breaks", m->name);
+        if (m->text[len - 1] == ' ' || m->text[len - 1] == '\t')
+            fail_msg("%s ends with a blank", m->name);
+        if (m->kind == MSG_SENTENCE && strchr(".?!)", m->text[len - 1]) == NULL)
+            fail_msg("%s is a sentence but does not end like one: \"%s\"", m->name, m->text);
+        if (strstr(m->text, "  ") != NULL && m->kind == MSG_SENTENCE)
+            fail_msg("%s has a double space", m->name);
+    }
+}
+
+/* One wording per sentence: two names for the same sentence would let an
+ * operator reword one and leave the other behind. */
+static void test_no_sentence_twice(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < TEST_ARRAY_SIZE(msgs); i++) {
+        if (msgs[i].kind != MSG_SENTENCE)
+            continue;
+        for (size_t j = i + 1; j < TEST_ARRAY_SIZE(msgs); j++) {
+            if (msgs[j].kind == MSG_SENTENCE && strcmp(msgs[i].text, msgs[j].text) == 0)
+                fail_msg("%s and %s are the same sentence", msgs[i].name, msgs[j].name);
+        }
+    }
+}
+
+/* Every conversion is one the bot.conf override check will compare (kind
+ * and order), and no text takes more arguments than the callers pass. */
+static void test_conversions_are_known(void **state)
+{
+    (void)state;
+    char sig[16];
+    for (size_t i = 0; i < TEST_ARRAY_SIZE(msgs); i++) {
+        int n = msg_signature(msgs[i].text, sig, sizeof(sig));
+        if (n < 0)
+            fail_msg("%s uses a conversion outside %%s %%u %%zu %%lld: \"%s\"", msgs[i].name,
+                     msgs[i].text);
+        assert_true(n <= 6);
+    }
+    /* The signature itself, on texts whose arguments are known. */
+    assert_int_equal(msg_signature(MSG_GEN_FUNDS_SHORT_BALANCE, sig, sizeof(sig)), 4);
+    assert_string_equal(sig, "ssll");
+    assert_int_equal(msg_signature(MSG_OPTION_TOO_LONG, sig, sizeof(sig)), 3);
+    assert_string_equal(sig, "szl");
+    assert_int_equal(msg_signature(MSG_OPTION_NOT_INTEGER, sig, sizeof(sig)), 2);
+    assert_string_equal(sig, "ss");
+    assert_int_equal(msg_signature(MSG_GEN_USER_BUSY, sig, sizeof(sig)), 2);
+    assert_string_equal(sig, "us");
+    assert_int_equal(msg_signature(MSG_ROUTER_SHUTTING_DOWN, sig, sizeof(sig)), 0);
+    assert_int_equal(msg_signature("100%% sure", sig, sizeof(sig)), 0);
+    assert_int_equal(msg_signature("%d", sig, sizeof(sig)), -1);
+    assert_int_equal(msg_signature("%n", sig, sizeof(sig)), -1);
+    assert_int_equal(msg_signature("%-*s", sig, sizeof(sig)), -1); /* width is an argument */
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_table_matches_header),
+    cmocka_unit_test(test_texts_are_well_formed),
+    cmocka_unit_test(test_no_sentence_twice),
+    cmocka_unit_test(test_conversions_are_known),
+};
+
+TEST_GROUP_DEFINE(messages, tests, NULL, NULL)
