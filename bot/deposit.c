@@ -1,5 +1,6 @@
 #include "bot/deposit.h"
 
+#include "core/messages.h"
 #include "core/format.h"
 #include "core/payref.h"
 #include "core/text.h"
@@ -38,12 +39,12 @@ char *deposit_text_make(const struct deposit_methods *m, const char *wallet, con
     struct text_buf t = {0};
     char a[64], b[64];
     if (card) {
-        text_buf_add(&t, "Pay by card");
+        text_buf_add(&t, MSG_DEPOSIT_CARD);
         if (m->npackages > 0) {
             text_buf_add(&t, " (");
             for (size_t i = 0; i < m->npackages; i++) {
                 deposit__price(a, sizeof(a), m->packages[i].price, m->currency);
-                text_buf_add(&t, "%s%s buys %s credits", i > 0 ? ", " : "", a,
+                text_buf_add(&t, "%s" MSG_DEPOSIT_PACKAGE, i > 0 ? ", " : "", a,
                              format_credits(b, sizeof(b), m->packages[i].credits));
             }
             text_buf_add(&t, ")");
@@ -53,17 +54,17 @@ char *deposit_text_make(const struct deposit_methods *m, const char *wallet, con
         if (personal) {
             if (m->stripe_url != NULL) {
                 deposit__link(&t, "Stripe", m->stripe_url, "client_reference_id", m->key, wallet,
-                              "your wallet");
+                              MSG_DEPOSIT_FOR_WALLET);
                 deposit__link(&t, "Stripe", m->stripe_url, "client_reference_id", m->key, pool,
-                              "this group's pool");
+                              MSG_DEPOSIT_FOR_POOL);
             }
             if (m->paddle_url != NULL) {
                 deposit__link(&t, "Paddle", m->paddle_url, "reference", m->key, wallet,
-                              "your wallet");
+                              MSG_DEPOSIT_FOR_WALLET);
                 deposit__link(&t, "Paddle", m->paddle_url, "reference", m->key, pool,
-                              "this group's pool");
+                              MSG_DEPOSIT_FOR_POOL);
             }
-            text_buf_add(&t, "  Each link is yours: it tells the bot whom to credit.\n");
+            text_buf_add(&t, "  " MSG_DEPOSIT_LINKS_YOURS "\n");
         } else {
             if (m->stripe_url != NULL)
                 text_buf_add(&t, "  Stripe: %s\n", m->stripe_url);
@@ -72,33 +73,30 @@ char *deposit_text_make(const struct deposit_methods *m, const char *wallet, con
         }
     }
     if (m->treasury != NULL) {
-        text_buf_add(&t, "Pay with HBAR: send it to account %s", m->treasury);
+        text_buf_add(&t, MSG_DEPOSIT_HBAR, m->treasury);
         if (m->tinybars_per_credit > 0) {
             /* 1 HBAR is 100,000,000 tinybars. */
             int64_t per_hbar = 100000000 / m->tinybars_per_credit;
             if (per_hbar > 0)
-                text_buf_add(&t, " (1 HBAR buys %s credits)", format_credits(a, sizeof(a), per_hbar));
+                text_buf_add(&t, " (" MSG_DEPOSIT_HBAR_RATE ")", format_credits(a, sizeof(a), per_hbar));
         }
         for (size_t i = 0; i < m->ntokens; i++)
-            text_buf_add(&t, "%s token %s (%lld units a credit)", i == 0 ? "; also" : ",",
+            text_buf_add(&t, "%s " MSG_DEPOSIT_TOKEN, i == 0 ? "; " MSG_DEPOSIT_ALSO : ",",
                          m->tokens[i].id, (long long)m->tokens[i].units_per_credit);
         text_buf_add(&t, ".\n");
         char memo[PAYREF_MEMO_MAX + 1];
         bool any = false;
         if (m->key != NULL && wallet != NULL &&
             payref_memo_make(memo, sizeof(memo), m->key, strlen(m->key), wallet) == 0) {
-            text_buf_add(&t, "  Memo for your wallet: %s\n", memo);
+            text_buf_add(&t, "  " MSG_DEPOSIT_MEMO_WALLET "\n", memo);
             any = true;
         }
         if (m->key != NULL && pool != NULL &&
             payref_memo_make(memo, sizeof(memo), m->key, strlen(m->key), pool) == 0) {
-            text_buf_add(&t, "  Memo for this group's pool: %s\n", memo);
+            text_buf_add(&t, "  " MSG_DEPOSIT_MEMO_POOL "\n", memo);
             any = true;
         }
-        text_buf_add(&t, any ? "  Put the memo on the transfer exactly as shown; a transfer "
-                               "without it cannot be credited.\n"
-                             : "  Put your personal memo on the transfer; a transfer without "
-                               "it cannot be credited.\n");
+        text_buf_add(&t, any ? "  " MSG_DEPOSIT_MEMO_EXACT "\n" : "  " MSG_DEPOSIT_MEMO_PERSONAL "\n");
     }
     text_buf_trim(&t);
     if (t.buf == NULL)

@@ -368,4 +368,83 @@
 #define MSG_UPVOTE_INVALID "This button is not valid."
 #define MSG_UPVOTE_OWN "You cannot upvote your own image."
 
+/* ---- /deposit: the configured payment methods (bot/deposit.c) ---------- */
+
+#define MSG_DEPOSIT_CARD "Pay by card"
+/* %s: the price; %s: credits. */
+#define MSG_DEPOSIT_PACKAGE "%s buys %s credits"
+#define MSG_DEPOSIT_FOR_WALLET "your wallet"
+#define MSG_DEPOSIT_FOR_POOL "this group's pool"
+#define MSG_DEPOSIT_LINKS_YOURS "Each link is yours: it tells the bot whom to credit."
+/* %s: the treasury account. */
+#define MSG_DEPOSIT_HBAR "Pay with HBAR: send it to account %s"
+/* %s: credits one HBAR buys. */
+#define MSG_DEPOSIT_HBAR_RATE "1 HBAR buys %s credits"
+#define MSG_DEPOSIT_ALSO "also"
+/* %s: the token id; %lld: its units per credit. */
+#define MSG_DEPOSIT_TOKEN "token %s (%lld units a credit)"
+/* %s: the memo. */
+#define MSG_DEPOSIT_MEMO_WALLET "Memo for your wallet: %s"
+/* %s: the memo. */
+#define MSG_DEPOSIT_MEMO_POOL "Memo for this group's pool: %s"
+#define MSG_DEPOSIT_MEMO_EXACT                                                                    \
+    "Put the memo on the transfer exactly as shown; a transfer without it cannot be credited."
+#define MSG_DEPOSIT_MEMO_PERSONAL                                                                 \
+    "Put your personal memo on the transfer; a transfer without it cannot be credited."
+
+/* ---- Notices a member did not ask for (core/notify.c) ------------------- */
+
+/* %s: MSG_NOTIFY_A or _YOUR; %s: how it was paid; %s: credits. */
+#define MSG_NOTIFY_PAYMENT "%s %s payment arrived: %s credits."
+#define MSG_NOTIFY_A "A"
+#define MSG_NOTIFY_YOUR "Your"
+/* %s: MSG_NOTIFY_POOL or _WALLET; %s: the balance. */
+#define MSG_NOTIFY_BALANCE "%s now has %s credits available."
+#define MSG_NOTIFY_POOL "This group's pool"
+#define MSG_NOTIFY_WALLET "Your wallet"
+
+/* ---- Telegram: Stars payments and refunds (adapters/telegram) ---------- */
+
+/* %lld: credits (invoice title and price label). */
+#define MSG_TG_STARS_TITLE "%lld credits"
+/* %lld: credits; %s: MSG_TG_STARS_FOR_*; %lld: Stars. */
+#define MSG_TG_STARS_DESCRIPTION "%lld credits for %s, paid with %lld Stars."
+#define MSG_TG_STARS_FOR_POOL "this group's pool"
+#define MSG_TG_STARS_FOR_WALLET "your wallet"
+#define MSG_TG_STARS_UNAVAILABLE "The bot cannot take payments right now; please try later."
+#define MSG_TG_STARS_NOT_OFFERED                                                                  \
+    "This package is no longer offered. Send /deposit again to see the current ones."
+/* %s: MSG_TG_STARS_ALREADY or _THANKS; %lld credits; %lld Stars; %s: whose
+ * balance (MSG_TG_STARS_FOR_*); %lld: the balance. */
+#define MSG_TG_STARS_CREDITED "%s %lld credits added for %lld Stars. Balance of %s: %lld credits."
+#define MSG_TG_STARS_ALREADY "This payment was already credited:"
+#define MSG_TG_STARS_THANKS "Thank you!"
+/* %lld: credits. */
+#define MSG_TG_STARS_ADDED "%lld credits were added."
+/* %s: the charge id. */
+#define MSG_TG_STARS_NOT_CREDITED                                                                 \
+    "Your payment arrived but could not be credited yet. An admin can see it under charge id %s."
+/* %s: the charge id. */
+#define MSG_TG_STARS_UNKNOWN                                                                      \
+    "Your payment arrived, but the bot cannot tell what it was for. An admin can refund it: "     \
+    "charge id %s."
+/* %lld Stars; %lld user id; %lld credits; %s account; %lld of them as debt. */
+#define MSG_TG_REFUND_DONE                                                                        \
+    "Refunded %lld Stars to user %lld; %lld credits taken back from %s (%lld of them booked as "  \
+    "debt)."
+/* %s: the error. */
+#define MSG_TG_REFUND_UNRECORDED                                                                  \
+    "Telegram refunded the Stars, but the ledger did not record the reversal (%s). Run the "      \
+    "refund again to record it."
+/* %s: Telegram's reason. */
+#define MSG_TG_REFUND_REFUSED "Telegram refused the refund: %s"
+/* %s: the charge id. */
+#define MSG_TG_REFUND_NO_CHARGE "No Telegram Stars payment has charge id %s."
+/* %s: the error. */
+#define MSG_TG_REFUND_NOT_SENT "The refund could not be sent: %s"
+#define MSG_TG_REFUND_BAD_CHARGE "That is not a charge id this bot can refund."
+#define MSG_TG_REFUND_ADMINS_ONLY "Only admins can use /admin refund."
+#define MSG_TG_REFUND_USAGE "Usage: /admin refund <telegram payment charge id>"
+#define MSG_TG_BUSY "The bot is busy; please try again."
+
 #endif

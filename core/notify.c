@@ -1,3 +1,4 @@
+#include "core/messages.h"
 #include "core/notify.h"
 
 #include "core/error.h"
@@ -59,11 +60,11 @@ char *notify_credit_text(char *buf, size_t cap, const struct notify_target *to, 
     format_credits(amount, sizeof(amount), credits);
     format_credits(total, sizeof(total), balance);
     bool pool = to->scope == COMMAND_SCOPE_GROUP;
-    int n = snprintf(buf, cap, "%s %s payment arrived: %s credits.", pool ? "A" : "Your",
+    int n = snprintf(buf, cap, MSG_NOTIFY_PAYMENT, pool ? MSG_NOTIFY_A : MSG_NOTIFY_YOUR,
                      via != NULL ? via : "", amount);
     if (n >= 0 && (size_t)n < cap && balance >= 0)
-        snprintf(buf + n, cap - (size_t)n, " %s now has %s credits available.",
-                 pool ? "This group's pool" : "Your wallet", total);
+        snprintf(buf + n, cap - (size_t)n, " " MSG_NOTIFY_BALANCE,
+                 pool ? MSG_NOTIFY_POOL : MSG_NOTIFY_WALLET, total);
     return buf;
 }
 

@@ -3,6 +3,7 @@
 #include "adapters/discord/appcmd.h"
 #include "adapters/discord/gateway.h"
 #include "adapters/discord/rest.h"
+#include "core/messages.h"
 #include "core/commands.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -811,7 +812,7 @@ static void dc__component(struct discord *dc, const cJSON *d, struct dc_reply *r
     inv.reply = &r->reply;
     const char *ref = dc__str(cJSON_GetObjectItemCaseSensitive(d, "data"), "custom_id");
     if (ref == NULL || strlen(ref) > COMMAND_BUTTON_REF_MAX) {
-        dc__refuse(r, "This button is no longer active.");
+        dc__refuse(r, MSG_ROUTER_BUTTON_INACTIVE);
         return;
     }
     dc__copy(inv.button_ref, sizeof(inv.button_ref), ref);

@@ -9,6 +9,7 @@
  * once. The transfer's ref keeps the payer, which a refund needs. */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "core/messages.h"
 #include "core/core.h"
 #include "core/error.h"
 #include "core/ledger.h"
@@ -91,10 +92,10 @@ void tg_stars_offer(struct tg *tg, struct tg_reply *r, int64_t chat_id, bool gro
     for (size_t i = 0; i < tg->npackages; i++) {
         const struct telegram_package *pk = &tg->packages[i];
         char title[64], desc[160], payload[96], label[64];
-        snprintf(title, sizeof(title), "%" PRId64 " credits", pk->credits);
-        snprintf(label, sizeof(label), "%" PRId64 " credits", pk->credits);
-        snprintf(desc, sizeof(desc), "%" PRId64 " credits for %s, paid with %" PRId64 " Stars.",
-                 pk->credits, group ? "this group's pool" : "your wallet", pk->stars);
+        snprintf(title, sizeof(title), MSG_TG_STARS_TITLE, (long long)pk->credits);
+        snprintf(label, sizeof(label), MSG_TG_STARS_TITLE, (long long)pk->credits);
+        snprintf(desc, sizeof(desc), MSG_TG_STARS_DESCRIPTION, (long long)pk->credits,
+                 group ? MSG_TG_STARS_FOR_POOL : MSG_TG_STARS_FOR_WALLET, (long long)pk->stars);
         if (group)
             snprintf(payload, sizeof(payload), "dep:%" PRId64 ":%" PRId64 ":g%" PRId64, pk->stars,
                      pk->credits, chat_id);
@@ -146,10 +147,8 @@ void tg_stars_precheckout(struct tg *tg, const cJSON *q)
     cJSON_AddBoolToObject(body, "ok", ok);
     if (!ok)
         cJSON_AddStringToObject(body, "error_message",
-                                pay__ledger(tg) == NULL
-                                    ? "The bot cannot take payments right now; please try later."
-                                    : "This package is no longer offered. Send /deposit again "
-                                      "to see the current ones.");
+                                pay__ledger(tg) == NULL ? MSG_TG_STARS_UNAVAILABLE
+                                                        : MSG_TG_STARS_NOT_OFFERED);
     log_info("telegram.precheckout", "ok=%d stars=%" PRId64 " credits=%" PRId64, ok ? 1 : 0,
              stars, credits);
     if (tg_call_json(tg, "answerPreCheckoutQuery", body, pay__precheckout_answered, NULL) < 0)
@@ -162,14 +161,14 @@ static void pay__balance(int rc, const struct ledger_result *res, void *data)
     struct tg_pay *p = data;
     if (p->r != NULL) {
         if (rc == 0)
-            reply_text(&p->r->reply, false,
-                       "%s%" PRId64 " credits added for %" PRId64 " Stars. Balance of %s: %" PRId64
-                       " credits.",
-                       p->existed ? "This payment was already credited: " : "Thank you! ",
-                       p->credits, p->stars, strncmp(p->account, "pool:", 5) == 0 ? "this group's pool" : "your wallet",
-                       res->balance.available);
+            reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED,
+                       p->existed ? MSG_TG_STARS_ALREADY : MSG_TG_STARS_THANKS,
+                       (long long)p->credits, (long long)p->stars,
+                       strncmp(p->account, "pool:", 5) == 0 ? MSG_TG_STARS_FOR_POOL
+                                                            : MSG_TG_STARS_FOR_WALLET,
+                       (long long)res->balance.available);
         else
-            reply_text(&p->r->reply, false, "%" PRId64 " credits were added.", p->credits);
+            reply_text(&p->r->reply, false, MSG_TG_STARS_ADDED, (long long)p->credits);
     }
     pay__free(p);
 }
@@ -186,10 +185,7 @@ static void pay__credited(int rc, const struct ledger_result *res, void *data)
         log_error("telegram.payment_not_credited", "charge=%s account=%s error=%s", p->charge,
                   p->account, hb_strerror(rc));
         if (p->r != NULL)
-            reply_text(&p->r->reply, false,
-                       "Your payment arrived but could not be credited yet. An admin can see it "
-                       "under charge id %s.",
-                       p->charge);
+            reply_text(&p->r->reply, false, MSG_TG_STARS_NOT_CREDITED, p->charge);
         pay__free(p);
         return;
     }
@@ -235,10 +231,7 @@ void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t u
         log_error("telegram.payment_unknown", "charge=%s chat=%" PRId64
                   " hint=not a package this bot offered; refund it with /admin refund",
                   charge, chat_id);
-        reply_text(&r->reply, false,
-                   "Your payment arrived, but the bot cannot tell what it was for. An admin can "
-                   "refund it: charge id %s.",
-                   charge);
+        reply_text(&r->reply, false, MSG_TG_STARS_UNKNOWN, charge);
         return;
     }
     struct tg_pay *p = pay__new(tg, r);
@@ -273,17 +266,12 @@ static void pay__reversed(int rc, const struct ledger_result *res, void *data)
         p->debt = res != NULL ? res->debt : 0;
         log_info("telegram.refunded", "charge=%s account=%s credits=%" PRId64 " debt=%" PRId64,
                  p->charge, p->account, p->credits, p->debt);
-        reply_text(&p->r->reply, true,
-                   "Refunded %" PRId64 " Stars to user %" PRId64 "; %" PRId64
-                   " credits taken back from %s (%" PRId64 " of them booked as debt).",
-                   p->stars, p->payer, p->credits, p->account, p->debt);
+        reply_text(&p->r->reply, true, MSG_TG_REFUND_DONE, (long long)p->stars,
+                   (long long)p->payer, (long long)p->credits, p->account, (long long)p->debt);
     } else {
         log_error("telegram.refund_not_recorded", "charge=%s error=%s", p->charge,
                   hb_strerror(rc));
-        reply_text(&p->r->reply, true,
-                   "Telegram refunded the Stars, but the ledger did not record the reversal (%s). "
-                   "Run the refund again to record it.",
-                   hb_strerror(rc));
+        reply_text(&p->r->reply, true, MSG_TG_REFUND_UNRECORDED, hb_strerror(rc));
     }
     pay__free(p);
 }
@@ -294,7 +282,7 @@ static void pay__refund_answered(struct tg *tg, void *data, const struct tg_resu
     struct ledger *l = pay__ledger(tg);
     bool again = strstr(res->description, "CHARGE_ALREADY_REFUNDED") != NULL;
     if (res->rc != 0 || !(res->ok || again)) {
-        reply_text(&p->r->reply, true, "Telegram refused the refund: %s",
+        reply_text(&p->r->reply, true, MSG_TG_REFUND_REFUSED,
                    res->rc != 0 ? hb_strerror(res->rc) : res->description);
         pay__free(p);
         return;
@@ -315,7 +303,7 @@ static void pay__refund_found(int rc, const struct ledger_result *res, void *dat
     const char *payer = rc == 0 ? strstr(res->transfer.ref, "payer=") : NULL;
     const char *stars = rc == 0 ? strstr(res->transfer.ref, "stars=") : NULL;
     if (payer == NULL || stars == NULL) {
-        reply_text(&p->r->reply, true, "No Telegram Stars payment has charge id %s.", p->charge);
+        reply_text(&p->r->reply, true, MSG_TG_REFUND_NO_CHARGE, p->charge);
         pay__free(p);
         return;
     }
@@ -332,7 +320,7 @@ static void pay__refund_found(int rc, const struct ledger_result *res, void *dat
                       : tg_call_json(p->tg, "refundStarPayment", body, pay__refund_answered, p);
     cJSON_Delete(body);
     if (rc < 0) {
-        reply_text(&p->r->reply, true, "The refund could not be sent: %s", hb_strerror(rc));
+        reply_text(&p->r->reply, true, MSG_TG_REFUND_NOT_SENT, hb_strerror(rc));
         pay__free(p);
     }
 }
@@ -342,7 +330,7 @@ void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id)
     struct ledger *l = pay__ledger(tg);
     size_t n = strcspn(charge_id, " \t\n");
     if (l == NULL || n == 0 || n > 100) {
-        reply_text(&r->reply, true, "That is not a charge id this bot can refund.");
+        reply_text(&r->reply, true, MSG_TG_REFUND_BAD_CHARGE);
         return;
     }
     struct tg_pay *p = pay__new(tg, r);

@@ -7,6 +7,7 @@
  * or an asterisk in it into markup or into a rejected message. */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "core/messages.h"
 #include "core/commands.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -297,9 +298,9 @@ static void tg__text(struct tg *tg, struct invocation *inv, const char *text, in
             while (*charge == ' ')
                 charge++;
             if (!inv->admin)
-                reply_text(&r->reply, true, "Only admins can use /admin refund.");
+                reply_text(&r->reply, true, MSG_TG_REFUND_ADMINS_ONLY);
             else if (*charge == '\0')
-                reply_text(&r->reply, true, "Usage: /admin refund <telegram payment charge id>");
+                reply_text(&r->reply, true, MSG_TG_REFUND_USAGE);
             else
                 tg_stars_refund(tg, r, charge);
             reply_finish(&r->reply);
@@ -393,7 +394,7 @@ static int tg__callback(struct tg *tg, int64_t update_id, const cJSON *q)
     if (data == NULL || strlen(data) > COMMAND_BUTTON_REF_MAX || chat_id == 0 || type == NULL) {
         /* No message (an inline-mode or a very old one) or a ref that is
          * not ours: answer it so the button stops spinning. */
-        tg_callback_answer(tg, id, "This button is no longer active.");
+        tg_callback_answer(tg, id, MSG_ROUTER_BUTTON_INACTIVE);
         return 0;
     }
     bool group = strcmp(type, "private") != 0;
@@ -402,7 +403,7 @@ static int tg__callback(struct tg *tg, int64_t update_id, const cJSON *q)
     snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", data);
     struct tg_reply *r = tg_reply_new(tg, chat_id, group, 0);
     if (r == NULL) {
-        tg_callback_answer(tg, id, "The bot is busy; please try again.");
+        tg_callback_answer(tg, id, MSG_TG_BUSY);
         return 0;
     }
     r->callback_id = strdup(id);
