@@ -212,8 +212,10 @@ static void console__run(struct console *c, char *p)
     inv.admin = c->admin;
     inv.reply = &cr->reply;
     if (*p != '/') {
-        reply_text(&cr->reply, true, "Commands start with a slash. Type /help for the list.");
-        reply_finish(&cr->reply);
+        /* The console is a direct conversation: plain text is a chat turn,
+         * as a plain message in a Telegram or Discord DM is. */
+        snprintf(inv.name, sizeof(inv.name), "chat");
+        c->host.dispatch(c->host.data, &inv, p);
         return;
     }
     c->host.dispatch(c->host.data, &inv, p + 1);
