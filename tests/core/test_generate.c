@@ -247,19 +247,32 @@ static void gt_wait(struct gt *gt, const int *flag, int want)
     assert_false(gt->guard_fired);
 }
 
+/* A console invocation from user, in group scope (NULL: a DM), answering
+ * into cap, with a fresh event id. */
+static void gt_inv(struct invocation *inv, struct reply_capture *cap, const char *user,
+                   const char *scope)
+{
+    static unsigned seq;
+    memset(inv, 0, sizeof(*inv));
+    reply_capture_init(cap);
+    inv->platform = COMMAND_PLATFORM_CONSOLE;
+    snprintf(inv->user_id, sizeof(inv->user_id), "%s", user);
+    if (scope != NULL) {
+        inv->scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv->scope_id, sizeof(inv->scope_id), "%s", scope);
+        snprintf(inv->channel_id, sizeof(inv->channel_id), "c-%s", scope);
+    } else {
+        snprintf(inv->channel_id, sizeof(inv->channel_id), "console");
+    }
+    snprintf(inv->event_id, sizeof(inv->event_id), "test:%u:%u", (unsigned)getpid(), ++seq);
+    inv->reply = &cap->reply;
+}
+
 static void gt_submit(struct gt *gt, struct reply_capture *cap, const char *user,
                       enum provider_modality modality, const char *model, const char *prompt)
 {
-    static unsigned seq;
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    reply_capture_init(cap);
-    inv.platform = COMMAND_PLATFORM_CONSOLE;
-    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
-    inv.scope = COMMAND_SCOPE_DM;
-    snprintf(inv.channel_id, sizeof(inv.channel_id), "console");
-    snprintf(inv.event_id, sizeof(inv.event_id), "test:%u:%u", (unsigned)getpid(), ++seq);
-    inv.reply = &cap->reply;
+    gt_inv(&inv, cap, user, NULL);
     struct generate_request req = {.modality = modality, .prompt = prompt, .model = model};
     generate_submit(gt->g, &inv, &req);
 }
@@ -607,16 +620,9 @@ static void test_images_b64_url_and_limit(void **state)
 
 static void gt_press(struct gt *gt, struct reply_capture *cap, const char *user, const char *ref)
 {
-    static unsigned seq;
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    reply_capture_init(cap);
-    inv.platform = COMMAND_PLATFORM_CONSOLE;
-    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
-    snprintf(inv.channel_id, sizeof(inv.channel_id), "console");
-    snprintf(inv.event_id, sizeof(inv.event_id), "press:%u:%u", (unsigned)getpid(), ++seq);
+    gt_inv(&inv, cap, user, NULL);
     snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", ref);
-    inv.reply = &cap->reply;
     cmd_generate_button(&gt->core, &inv);
     gt_wait(gt, &cap->finished, 1);
 }
@@ -661,17 +667,9 @@ static void test_image_buttons(void **state)
 /* An image made in group g9; its Upvote ref goes to up. */
 static void gt_image_in_group(struct gt *gt, const char *user, char *up)
 {
-    static unsigned seq;
     struct reply_capture cap;
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    reply_capture_init(&cap);
-    inv.platform = COMMAND_PLATFORM_CONSOLE;
-    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
-    inv.scope = COMMAND_SCOPE_GROUP;
-    snprintf(inv.scope_id, sizeof(inv.scope_id), "g9");
-    snprintf(inv.event_id, sizeof(inv.event_id), "img:%u:%u", (unsigned)getpid(), ++seq);
-    inv.reply = &cap.reply;
+    gt_inv(&inv, &cap, user, "g9");
     struct generate_request req = {.modality = PROVIDER_IMAGE, .prompt = "a cat", .model = "img-b64"};
     generate_submit(gt->g, &inv, &req);
     gt_wait(gt, &cap.finished, 1);
@@ -683,18 +681,10 @@ static void gt_image_in_group(struct gt *gt, const char *user, char *up)
 static const char *gt_leaderboard(struct gt *gt, struct reply_capture *cap, const char *scope)
 {
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    reply_capture_init(cap);
-    inv.platform = COMMAND_PLATFORM_CONSOLE;
-    snprintf(inv.user_id, sizeof(inv.user_id), "viewer");
-    if (scope != NULL) {
-        inv.scope = COMMAND_SCOPE_GROUP;
-        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
-    }
+    gt_inv(&inv, cap, "viewer", scope);
     inv.opts[0].set = true;
     inv.opts[0].type = COMMAND_OPT_STRING;
     inv.opts[0].string = strdup("all");
-    inv.reply = &cap->reply;
     cmd_leaderboard(&gt->core, &inv);
     gt_wait(gt, &cap->finished, 1);
     free(inv.opts[0].string);
@@ -851,20 +841,10 @@ static void test_group_daily_limit(void **state)
     gt_run_in_group(&gt, "a", "g1", 0);
     gt_run_in_group(&gt, "b", "g1", 1);
     struct reply_capture cap;
-    static unsigned seq;
     const char *scopes[] = {"g1", "g2", NULL};
     for (size_t i = 0; i < 3; i++) {
         struct invocation inv;
-        memset(&inv, 0, sizeof(inv));
-        reply_capture_init(&cap);
-        inv.platform = COMMAND_PLATFORM_CONSOLE;
-        snprintf(inv.user_id, sizeof(inv.user_id), "c");
-        if (scopes[i] != NULL) {
-            inv.scope = COMMAND_SCOPE_GROUP;
-            snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scopes[i]);
-        }
-        snprintf(inv.event_id, sizeof(inv.event_id), "gl:%u:%u", (unsigned)getpid(), ++seq);
-        inv.reply = &cap.reply;
+        gt_inv(&inv, &cap, "c", scopes[i]);
         struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hi", .model = "h"};
         generate_submit(gt.g, &inv, &req);
         if (i == 0) {
@@ -969,18 +949,9 @@ static void test_not_enough_credits(void **state)
 /* Run one held job for `user` in group `scope` and settle it. */
 static void gt_run_in_group(struct gt *gt, const char *user, const char *scope, size_t call_index)
 {
-    static unsigned seq;
     struct reply_capture cap;
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    reply_capture_init(&cap);
-    inv.platform = COMMAND_PLATFORM_CONSOLE;
-    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
-    inv.scope = COMMAND_SCOPE_GROUP;
-    snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
-    snprintf(inv.channel_id, sizeof(inv.channel_id), "c");
-    snprintf(inv.event_id, sizeof(inv.event_id), "grp:%u:%u", (unsigned)getpid(), ++seq);
-    inv.reply = &cap.reply;
+    gt_inv(&inv, &cap, user, scope);
     struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hi", .model = "h"};
     generate_submit(gt->g, &inv, &req);
     held_finish(held_wait_call(gt, call_index), 0, "fine", 5, 5);
@@ -1046,19 +1017,11 @@ static const char *gt_model_switch(struct gt *gt, struct reply_capture *cap, con
                                    const char *model, bool enable)
 {
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    reply_capture_init(cap);
-    inv.platform = COMMAND_PLATFORM_CONSOLE;
-    snprintf(inv.user_id, sizeof(inv.user_id), "admin");
+    gt_inv(&inv, cap, "admin", scope);
     inv.admin = true;
-    if (scope != NULL) {
-        inv.scope = COMMAND_SCOPE_GROUP;
-        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
-    }
     inv.opts[0].set = true;
     inv.opts[0].type = COMMAND_OPT_STRING;
     inv.opts[0].string = strdup(model);
-    inv.reply = &cap->reply;
     if (enable)
         cmd_admin_model_enable(&gt->core, &inv);
     else
@@ -1072,16 +1035,8 @@ static const char *gt_models(struct gt *gt, struct reply_capture *cap, const cha
                              const char *button)
 {
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    reply_capture_init(cap);
-    inv.platform = COMMAND_PLATFORM_CONSOLE;
-    snprintf(inv.user_id, sizeof(inv.user_id), "m");
-    if (scope != NULL) {
-        inv.scope = COMMAND_SCOPE_GROUP;
-        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
-    }
+    gt_inv(&inv, cap, "m", scope);
     inv.spec = commands_find("models");
-    inv.reply = &cap->reply;
     if (button != NULL) {
         snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", button);
         cmd_models_button(&gt->core, &inv);
@@ -1106,18 +1061,10 @@ static void test_group_model_switches(void **state)
     reply_capture_close(&cap);
 
     /* Refused in g1, still fine in g2. */
-    static unsigned seq;
     const char *scopes[] = {"g1", "g2"};
     for (size_t i = 0; i < 2; i++) {
         struct invocation inv;
-        memset(&inv, 0, sizeof(inv));
-        reply_capture_init(&cap);
-        inv.platform = COMMAND_PLATFORM_CONSOLE;
-        snprintf(inv.user_id, sizeof(inv.user_id), "m");
-        inv.scope = COMMAND_SCOPE_GROUP;
-        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scopes[i]);
-        snprintf(inv.event_id, sizeof(inv.event_id), "sw:%u:%u", (unsigned)getpid(), ++seq);
-        inv.reply = &cap.reply;
+        gt_inv(&inv, &cap, "m", scopes[i]);
         struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hi", .model = "h"};
         generate_submit(gt.g, &inv, &req);
         if (i == 0) {
@@ -1153,16 +1100,8 @@ static void test_group_model_switches(void **state)
 static const char *gt_stats(struct gt *gt, struct reply_capture *cap, const char *scope)
 {
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    reply_capture_init(cap);
-    inv.platform = COMMAND_PLATFORM_CONSOLE;
-    snprintf(inv.user_id, sizeof(inv.user_id), "admin");
+    gt_inv(&inv, cap, "admin", scope);
     inv.admin = true;
-    if (scope != NULL) {
-        inv.scope = COMMAND_SCOPE_GROUP;
-        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
-    }
-    inv.reply = &cap->reply;
     cmd_admin_stats(&gt->core, &inv);
     gt_wait(gt, &cap->finished, 1);
     return cap->text != NULL ? cap->text : "";
