@@ -47,13 +47,5 @@ static const struct provider_ops anthropic_ops = {
 struct provider *anthropic_provider_new(struct http_client *http,
                                         const struct provider_settings *s)
 {
-    struct llm_provider *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return NULL;
-    p->provider.ops = &anthropic_ops;
-    if (llm_provider_init(p, http, s) < 0) {
-        llm_provider_free(&p->provider);
-        return NULL;
-    }
-    return &p->provider;
+    return llm_provider_new(&anthropic_ops, http, s);
 }

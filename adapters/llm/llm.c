@@ -26,8 +26,8 @@ static char *llm__trim_dup(const char *s, size_t len)
     return strndup(s, len);
 }
 
-int llm_provider_init(struct llm_provider *p, struct http_client *http,
-                      const struct provider_settings *s)
+static int llm__provider_init(struct llm_provider *p, struct http_client *http,
+                              const struct provider_settings *s)
 {
     p->provider.impl = p;
     p->http = http;
@@ -77,6 +77,20 @@ int llm_provider_init(struct llm_provider *p, struct http_client *http,
             c++;
     }
     return 0;
+}
+
+struct provider *llm_provider_new(const struct provider_ops *ops, struct http_client *http,
+                                  const struct provider_settings *s)
+{
+    struct llm_provider *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->provider.ops = ops;
+    if (llm__provider_init(p, http, s) < 0) {
+        llm_provider_free(&p->provider);
+        return NULL;
+    }
+    return &p->provider;
 }
 
 void llm_provider_free(struct provider *provider)

@@ -32,11 +32,11 @@ struct llm_provider {
     size_t max_image_bytes;
 };
 
-/** Fill p from settings (ops set by the caller). Returns 0 or HB_ENOMEM /
- *  HB_EINVAL (a header without "Name: value"). */
-int llm_provider_init(struct llm_provider *p, struct http_client *http,
-                      const struct provider_settings *s);
-/** Free what llm_provider_init allocated (and p itself). */
+/** A provider speaking through ops, configured from settings (copied).
+ *  Returns NULL when out of memory or a header is not "Name: value". */
+struct provider *llm_provider_new(const struct provider_ops *ops, struct http_client *http,
+                                  const struct provider_settings *s);
+/** Free what llm_provider_new allocated (and the provider itself). */
 void llm_provider_free(struct provider *provider);
 
 /** A call's body parser in collecting mode: reads the whole 2xx body and

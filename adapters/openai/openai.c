@@ -144,13 +144,5 @@ static const struct provider_ops openai_ops = {
 
 struct provider *openai_provider_new(struct http_client *http, const struct provider_settings *s)
 {
-    struct llm_provider *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return NULL;
-    p->provider.ops = &openai_ops;
-    if (llm_provider_init(p, http, s) < 0) {
-        llm_provider_free(&p->provider);
-        return NULL;
-    }
-    return &p->provider;
+    return llm_provider_new(&openai_ops, http, s);
 }
