@@ -67,6 +67,25 @@ static void run(char *const argv[], const char *input, struct test_proc *p)
     test_proc_run(argv, input, 20000, p);
 }
 
+/* Start the daemon on the fixture's config and wait until it reads input. */
+static void start_daemon(struct daemon_fixture *f, struct test_child *c)
+{
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    test_child_start(c, argv);
+    assert_true(test_child_wait_for(c, "err", "console.started", 15000));
+}
+
+/* `haibot ledger verify` on the fixture's database: returns its status. */
+static int ledger_verify_status(struct daemon_fixture *f)
+{
+    char *verify[] = {(char *)test_haibot_bin(), "ledger", "verify", "-c", f->conf, NULL};
+    struct test_proc p;
+    run(verify, NULL, &p);
+    int status = p.status;
+    test_proc_free(&p);
+    return status;
+}
+
 static void test_version_and_help(void **state)
 {
     (void)state;
@@ -166,10 +185,8 @@ static void test_console_input_from_file(void **state)
 static void test_sigterm_idle_exits_clean(void **state)
 {
     struct daemon_fixture *f = *state;
-    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     struct test_child c;
-    test_child_start(&c, argv);
-    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    start_daemon(f, &c);
     kill(c.pid, SIGTERM);
     assert_true(test_child_wait_for(&c, "err", "daemon.stopped", 15000));
     int status = test_child_finish(&c, 15000);
@@ -181,10 +198,8 @@ static void test_sigterm_idle_exits_clean(void **state)
 static void test_sigterm_mid_work_exits_clean(void **state)
 {
     struct daemon_fixture *f = *state;
-    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     struct test_child c;
-    test_child_start(&c, argv);
-    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    start_daemon(f, &c);
     /* Keep commands flowing while the signal lands. */
     static const char burst[] = "/help\n/help help\n/admin reload\n";
     for (int i = 0; i < 200; i++)
@@ -223,10 +238,8 @@ static void test_sigterm_lets_a_generation_finish(void **state)
 {
     struct daemon_fixture *f = *state;
     write_demo_conf(f);
-    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     struct test_child c;
-    test_child_start(&c, argv);
-    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    start_daemon(f, &c);
     assert_true(write(c.in_fd, "/chat hello\n", 12) == 12);
     assert_true(test_child_wait_for(&c, "out", "Generating", 15000));
     kill(c.pid, SIGTERM);
@@ -237,21 +250,15 @@ static void test_sigterm_lets_a_generation_finish(void **state)
     assert_non_null(strstr(c.err, "daemon.stopping reason=SIGTERM in_flight=1"));
     assert_non_null(strstr(c.err, "daemon.stopped"));
     test_child_free(&c);
-    char *verify[] = {(char *)test_haibot_bin(), "ledger", "verify", "-c", f->conf, NULL};
-    struct test_proc p;
-    run(verify, NULL, &p);
-    assert_int_equal(p.status, 0);
-    test_proc_free(&p);
+    assert_int_equal(ledger_verify_status(f), 0);
 }
 
 static void test_second_signal_exits_at_once(void **state)
 {
     struct daemon_fixture *f = *state;
     write_demo_conf(f);
-    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     struct test_child c;
-    test_child_start(&c, argv);
-    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    start_daemon(f, &c);
     assert_true(write(c.in_fd, "/chat hello\n", 12) == 12);
     assert_true(test_child_wait_for(&c, "out", "Generating", 15000));
     kill(c.pid, SIGTERM);
@@ -263,20 +270,14 @@ static void test_second_signal_exits_at_once(void **state)
     test_child_free(&c);
     /* The reservation left open is voided at the next start; the ledger
      * stays intact. */
-    char *verify[] = {(char *)test_haibot_bin(), "ledger", "verify", "-c", f->conf, NULL};
-    struct test_proc p;
-    run(verify, NULL, &p);
-    assert_int_equal(p.status, 0);
-    test_proc_free(&p);
+    assert_int_equal(ledger_verify_status(f), 0);
 }
 
 static void test_sighup_reloads(void **state)
 {
     struct daemon_fixture *f = *state;
-    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     struct test_child c;
-    test_child_start(&c, argv);
-    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    start_daemon(f, &c);
     kill(c.pid, SIGHUP);
     assert_true(test_child_wait_for(&c, "err", "daemon.sighup", 15000));
     assert_true(test_child_wait_for(&c, "err", "config.reloaded", 15000));
@@ -287,10 +288,8 @@ static void test_sighup_reloads(void **state)
 static void test_file_edit_reloads_live(void **state)
 {
     struct daemon_fixture *f = *state;
-    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     struct test_child c;
-    test_child_start(&c, argv);
-    assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+    start_daemon(f, &c);
     write_conf(f, "Beta Bot");
     assert_true(test_child_wait_for(&c, "err", "config.reloaded", 15000));
     assert_true(write(c.in_fd, "/help\n", 6) == 6);
@@ -333,10 +332,7 @@ static void test_ledger_verify_and_head_cli(void **state)
     assert_non_null(strstr(p.out, "Granted 500 credits to bob"));
     test_proc_free(&p);
 
-    char *verify[] = {(char *)test_haibot_bin(), "ledger", "verify", "-c", f->conf, NULL};
-    run(verify, NULL, &p);
-    assert_int_equal(p.status, 0);
-    test_proc_free(&p);
+    assert_int_equal(ledger_verify_status(f), 0);
     char *head[] = {(char *)test_haibot_bin(), "ledger", "head", "-c", f->conf, NULL};
     run(head, NULL, &p);
     assert_int_equal(p.status, 0);
@@ -352,6 +348,7 @@ static void test_ledger_verify_and_head_cli(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
+    char *verify[] = {(char *)test_haibot_bin(), "ledger", "verify", "-c", f->conf, NULL};
     run(verify, NULL, &p);
     assert_int_equal(p.status, 1);
     assert_non_null(strstr(p.out, "FAILED at entry seq=4"));
