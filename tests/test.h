@@ -77,6 +77,9 @@ bool test_child_wait_for(struct test_child *c, const char *stream, const char *n
 int test_child_finish(struct test_child *c, int timeout_ms);
 void test_child_free(struct test_child *c);
 
+/** A loopback TCP port nobody listens on right now. */
+int test_port_free(void);
+
 /** Milliseconds on a monotonic clock. */
 uint64_t test_now_ms(void);
 

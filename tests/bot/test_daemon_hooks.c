@@ -19,22 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A port nobody listens on right now. */
-static int hooks_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void hooks_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -63,8 +47,8 @@ static void test_daemon_serves_platform_endpoints(void **state)
     char *dir = test_tmpdir_new();
     char conf[512], text[2048];
     snprintf(conf, sizeof(conf), "%s/bot.conf", dir);
-    int port = hooks_free_port();
-    int dead = hooks_free_port();
+    int port = test_port_free();
+    int dead = test_port_free();
     snprintf(text, sizeof(text),
              "[storage]\npath = %s/haibot.db\n"
              "[discord]\nenabled = true\ntoken = test-token\napplication_id = 4242\n"

@@ -13,22 +13,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* A port nobody listens on right now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void test_daemon_serves_health_and_metrics(void **state)
 {
     (void)state;
@@ -36,7 +20,7 @@ static void test_daemon_serves_health_and_metrics(void **state)
     char conf[512], db[512], text[2048];
     snprintf(conf, sizeof(conf), "%s/bot.conf", dir);
     snprintf(db, sizeof(db), "%s/haibot.db", dir);
-    int port = free_port();
+    int port = test_port_free();
     snprintf(text, sizeof(text),
              "[storage]\npath = %s\n[console]\nenabled = true\nuser = tester\nimage_dir = %s\n"
              "[server]\nenabled = true\nport = %d\n"
