@@ -8,6 +8,7 @@
 #include "bot/payments.h"
 #include "bot/server.h"
 #include "core/error.h"
+#include "core/notify.h"
 #include "core/payref.h"
 #include "core/state.h"
 #include "tests/bot/tcall.h"
@@ -125,12 +126,30 @@ static void test_references_and_memos(void **state)
 
 /* ---- the webhooks, end to end -------------------------------------------------------- */
 
+/* A fake notifier: what the daemon would hand to an adapter. */
+struct fake_notifier {
+    int calls;
+    int rc; /* what it answers */
+    struct notify_target to;
+    char text[512];
+};
+
+static int fake_notify(void *data, const struct notify_target *to, const char *text)
+{
+    struct fake_notifier *n = data;
+    n->calls++;
+    n->to = *to;
+    snprintf(n->text, sizeof(n->text), "%s", text);
+    return n->rc;
+}
+
 struct pfx {
     struct lt lt;
     struct server *srv;
     struct payments *pay;
     struct http_client *client;
     char base[64];
+    struct fake_notifier notifier; /* what members would be told */
 };
 
 static void pfx_open(struct pfx *fx)
@@ -147,7 +166,9 @@ static void pfx_open(struct pfx *fx)
                                  .currency = "usd",
                                  .welcome_bonus = 100,
                                  .stripe_secret = STRIPE_SECRET,
-                                 .paddle_secret = PADDLE_SECRET};
+                                 .paddle_secret = PADDLE_SECRET,
+                                 .notify = fake_notify,
+                                 .notify_data = &fx->notifier};
     fx->pay = payments_new(fx->srv, &o);
     assert_non_null(fx->pay);
     assert_int_equal(http_global_init(), 0);
@@ -460,6 +481,92 @@ static void test_webhook_without_storage(void **state)
     pfx_close(&fx);
 }
 
+/* A signed checkout for account (its reference made here), posted; returns
+ * the HTTP status. */
+static int pfx_checkout(struct pfx *fx, const char *evt, const char *account, long amount)
+{
+    char ref[PAYREF_REFERENCE_MAX + 1], pi[64], body[2048];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), account), 0);
+    snprintf(pi, sizeof(pi), "pi_%s", evt);
+    stripe_checkout(body, sizeof(body), evt, ref, amount, pi);
+    return pfx_stripe(fx, body, NULL, 0);
+}
+
+static void test_stripe_credit_notifies_member(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    /* A new wallet: the welcome bonus and the package, 2,300 in all. The
+     * 200 comes after the notice, so it has been handed over by now. */
+    assert_int_equal(pfx_checkout(&fx, "evt_n1", "telegram:42", 1000), 200);
+    assert_int_equal(fx.notifier.calls, 1);
+    assert_int_equal(fx.notifier.to.platform, COMMAND_PLATFORM_TELEGRAM);
+    assert_int_equal(fx.notifier.to.scope, COMMAND_SCOPE_DM);
+    assert_string_equal(fx.notifier.to.user_id, "42");
+    assert_string_equal(fx.notifier.to.channel_id, "");
+    assert_non_null(strstr(fx.notifier.text, "2,200 credits"));
+    assert_non_null(strstr(fx.notifier.text, "Your wallet now has 2,300 credits available"));
+
+    /* Stripe redelivers: credited once, told once. */
+    assert_int_equal(pfx_checkout(&fx, "evt_n1", "telegram:42", 1000), 200);
+    assert_int_equal(fx.notifier.calls, 1);
+
+    /* A pool on Telegram: the group is told in its chat. */
+    assert_int_equal(pfx_checkout(&fx, "evt_n2", "pool:telegram:-100", 500), 200);
+    assert_int_equal(fx.notifier.calls, 2);
+    assert_int_equal(fx.notifier.to.scope, COMMAND_SCOPE_GROUP);
+    assert_string_equal(fx.notifier.to.channel_id, "-100");
+    assert_non_null(strstr(fx.notifier.text, "This group's pool now has 1,000 credits available"));
+
+    /* A Discord server's pool, paid from the link /deposit gave in channel
+     * 777: the pool is credited and the server told in that channel. */
+    assert_int_equal(pfx_checkout(&fx, "evt_n4", "pool:discord:9#777", 500), 200);
+    assert_int_equal(fx.notifier.calls, 3);
+    assert_int_equal(fx.notifier.to.platform, COMMAND_PLATFORM_DISCORD);
+    assert_int_equal(fx.notifier.to.scope, COMMAND_SCOPE_GROUP);
+    assert_string_equal(fx.notifier.to.scope_id, "9");
+    assert_string_equal(fx.notifier.to.channel_id, "777");
+    assert_int_equal(lt_balance(&fx.lt, "pool:discord:9").posted, 1000); /* 500 buys 1,000 */
+
+    /* No adapter for the platform: the credit stands, the answer is 200. */
+    fx.notifier.rc = HB_ENOTFOUND;
+    assert_int_equal(pfx_checkout(&fx, "evt_n3", "discord:7", 500), 200);
+    assert_int_equal(fx.notifier.calls, 4);
+    assert_int_equal(lt_balance(&fx.lt, "discord:7").posted, 100 + 1000);
+    pfx_close(&fx);
+}
+
+static void test_notify_target_from_account(void **state)
+{
+    (void)state;
+    struct notify_target t;
+    assert_int_equal(notify_target_from_account(&t, "discord:123"), 0);
+    assert_int_equal(t.platform, COMMAND_PLATFORM_DISCORD);
+    assert_int_equal(t.scope, COMMAND_SCOPE_DM);
+    assert_string_equal(t.user_id, "123");
+    assert_int_equal(notify_target_from_account(&t, "pool:discord:9"), 0);
+    assert_int_equal(t.scope, COMMAND_SCOPE_GROUP);
+    assert_string_equal(t.scope_id, "9");
+    assert_string_equal(t.channel_id, ""); /* a guild has no one channel */
+    assert_int_equal(notify_target_from_account(&t, "console:operator"), 0);
+    assert_int_equal(t.platform, COMMAND_PLATFORM_CONSOLE);
+    assert_int_equal(notify_target_from_account(&t, "system:deposits"), HB_EINVAL);
+    assert_int_equal(notify_target_from_account(&t, "debt:discord:1"), HB_EINVAL);
+    assert_int_equal(notify_target_from_account(&t, "discord:"), HB_EINVAL);
+    assert_int_equal(notify_target_from_account(&t, "pool:irc:1"), HB_EINVAL);
+    char acct[64] = "pool:discord:9#777", chan[32];
+    notify_account_split(acct, chan, sizeof(chan));
+    assert_string_equal(acct, "pool:discord:9");
+    assert_string_equal(chan, "777");
+    notify_account_split(acct, chan, sizeof(chan));
+    assert_string_equal(chan, "");
+    char text[256];
+    assert_int_equal(notify_target_from_account(&t, "telegram:5"), 0);
+    notify_credit_text(text, sizeof(text), &t, "Hedera", 1500, -1);
+    assert_string_equal(text, "Your Hedera payment arrived: 1,500 credits.");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stripe_known_answer),
     cmocka_unit_test(test_paddle_known_answer),
@@ -473,3 +580,10 @@ static const struct CMUnitTest tests[] = {
 };
 
 TEST_GROUP_DEFINE(payments, tests, lt_group_setup, lt_group_teardown)
+
+static const struct CMUnitTest notify_tests[] = {
+    cmocka_unit_test(test_notify_target_from_account),
+    cmocka_unit_test(test_stripe_credit_notifies_member),
+};
+
+TEST_GROUP_DEFINE(payments_notify, notify_tests, lt_group_setup, lt_group_teardown)
