@@ -1145,17 +1145,7 @@ static int config__filter_check(struct config_parser *ps, const struct config_fi
 {
     char *copy = f->words != NULL ? strdup(f->words) : NULL;
     const char *words[256];
-    size_t nwords = 0;
-    for (char *save = NULL, *w = copy != NULL ? strtok_r(copy, ",", &save) : NULL;
-         w != NULL && nwords < 256; w = strtok_r(NULL, ",", &save)) {
-        while (*w == ' ' || *w == '\t')
-            w++;
-        size_t len = strlen(w);
-        while (len > 0 && (w[len - 1] == ' ' || w[len - 1] == '\t'))
-            w[--len] = '\0';
-        if (len > 0)
-            words[nwords++] = w;
-    }
+    size_t nwords = text_words_split(copy, words, 256);
     struct filter_rule rule = {.name = f->name,
                                .kind = (enum filter_kind)f->kind,
                                .action = (enum filter_action)f->action,

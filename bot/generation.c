@@ -3,6 +3,7 @@
 #include "adapters/anthropic/anthropic.h"
 #include "adapters/demo/demo.h"
 #include "adapters/openai/openai.h"
+#include "core/text.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,23 +24,6 @@ static struct provider *generation__provider(const struct config_provider *cp, u
     case CONFIG_PROVIDER_DEMO: return demo_provider_new(loop, GENERATION_DEMO_STEP_MS);
     }
     return NULL;
-}
-
-/* Split "a, b" into words pointing into copy (modified). */
-static size_t generation__words(char *copy, const char **words, size_t max)
-{
-    size_t n = 0;
-    for (char *save = NULL, *w = copy != NULL ? strtok_r(copy, ",", &save) : NULL;
-         w != NULL && n < max; w = strtok_r(NULL, ",", &save)) {
-        while (*w == ' ' || *w == '\t')
-            w++;
-        size_t len = strlen(w);
-        while (len > 0 && (w[len - 1] == ' ' || w[len - 1] == '\t'))
-            w[--len] = '\0';
-        if (len > 0)
-            words[n++] = w;
-    }
-    return n;
 }
 
 #define GENERATION_WORDS_MAX 256
@@ -92,7 +76,7 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
             .kind = (enum filter_kind)cf->kind,
             .action = (enum filter_action)cf->action,
             .words = w,
-            .nwords = generation__words(copies[i], w, GENERATION_WORDS_MAX),
+            .nwords = text_words_split(copies[i], w, GENERATION_WORDS_MAX),
             .leet = cf->leet,
             .pattern = cf->pattern,
             .replacement = cf->replacement,

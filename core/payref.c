@@ -1,6 +1,7 @@
 #include "core/payref.h"
 
 #include "core/error.h"
+#include "core/text.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -35,39 +36,6 @@ static size_t payref__b64_encode(char *out, const uint8_t *in, size_t n)
     }
     out[o] = '\0';
     return o;
-}
-
-static int payref__b64_value(char c)
-{
-    const char *p = c != '\0' ? strchr(payref_b64, c) : NULL;
-    return p != NULL ? (int)(p - payref_b64) : -1;
-}
-
-/* Decode n characters; returns the byte count or -1. */
-static long payref__b64_decode(uint8_t *out, size_t cap, const char *in, size_t n)
-{
-    if (n % 4 == 1)
-        return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = payref__b64_value(in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o == cap)
-                return -1;
-            out[o++] = (uint8_t)((acc >> bits) & 0xff);
-        }
-    }
-    /* Leftover bits must be zero, so each account has one encoding. */
-    if ((acc & ((1u << bits) - 1)) != 0)
-        return -1;
-    return (long)o;
 }
 
 /* The first `chars` base64url characters of HMAC-SHA256(key, label || account). */
@@ -123,7 +91,7 @@ int payref_reference_check(const char *ref, const void *key, size_t klen, char *
     if (n <= PAYREF_REF_MAC_CHARS || n > PAYREF_REFERENCE_MAX || key == NULL || klen == 0)
         return HB_EINVAL;
     uint8_t raw[PAYREF_ACCOUNT_MAX + 1];
-    long alen = payref__b64_decode(raw, PAYREF_ACCOUNT_MAX, ref, n - PAYREF_REF_MAC_CHARS);
+    long alen = text_base64_decode(ref, n - PAYREF_REF_MAC_CHARS, raw, PAYREF_ACCOUNT_MAX, true);
     if (alen <= 0)
         return HB_EINVAL;
     char acc[PAYREF_ACCOUNT_MAX + 1];

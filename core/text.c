@@ -117,3 +117,61 @@ int text_pairs_parse(const char *text, struct text_pair *out, size_t max)
     }
     return (int)n;
 }
+
+static int text__b64_value(char c, bool url)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == (url ? '-' : '+'))
+        return 62;
+    if (c == (url ? '_' : '/'))
+        return 63;
+    return -1;
+}
+
+long text_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap, bool url)
+{
+    while (n > 0 && in[n - 1] == '=')
+        n--;
+    if (n % 4 == 1)
+        return -1;
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = text__b64_value(in[i], url);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o == cap)
+                return -1;
+            out[o++] = (unsigned char)((acc >> bits) & 0xff);
+        }
+    }
+    if ((acc & ((1u << bits) - 1)) != 0)
+        return -1;
+    return (long)o;
+}
+
+size_t text_words_split(char *copy, const char **words, size_t max)
+{
+    size_t n = 0;
+    for (char *save = NULL, *w = copy != NULL ? strtok_r(copy, ",", &save) : NULL;
+         w != NULL && n < max; w = strtok_r(NULL, ",", &save)) {
+        while (*w == ' ' || *w == '\t')
+            w++;
+        size_t len = strlen(w);
+        while (len > 0 && (w[len - 1] == ' ' || w[len - 1] == '\t'))
+            w[--len] = '\0';
+        if (len > 0)
+            words[n++] = w;
+    }
+    return n;
+}

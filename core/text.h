@@ -33,6 +33,17 @@ size_t text_distance(const char *a, const char *b);
 /** Parse true/yes/on/1 or false/no/off/0 (any case). Returns 0 or -1. */
 int text_bool_parse(const char *s, bool *out);
 
+/** Decode n characters of base64 (url: the "-_" alphabet, else "+/");
+ *  trailing '=' padding is allowed. Strict: a character outside the
+ *  alphabet or leftover bits that are not zero fail, so every value has one
+ *  encoding. Returns the byte count, or -1 (malformed, or more than cap). */
+long text_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap, bool url);
+
+/** Split a comma-separated list in place (copy is modified; NULL gives 0):
+ *  words lose their surrounding blanks, empty ones are skipped. Returns how
+ *  many of at most max went into words, which point into copy. */
+size_t text_words_split(char *copy, const char **words, size_t max);
+
 /** One "key:value" of a setting list ("100:500, 250:1500"). */
 struct text_pair {
     char key[64];

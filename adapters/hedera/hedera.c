@@ -1,6 +1,7 @@
 #include "adapters/hedera/hedera.h"
 
 #include "core/error.h"
+#include "core/text.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -17,48 +18,6 @@ bool hedera_timestamp_ok(const char *ts)
             return false;
     }
     return dot != NULL && dot != ts && dot[1] != '\0';
-}
-
-static int hedera__b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Standard base64 with padding, as the mirror node writes memo_base64.
- * Returns the length, or -1 when malformed or longer than cap - 1. */
-static long hedera__b64_decode(const char *in, char *out, size_t cap)
-{
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = strlen(in);
-    while (n > 0 && in[n - 1] == '=')
-        n--;
-    for (size_t i = 0; i < n; i++) {
-        int v = hedera__b64_value(in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= cap)
-                return -1;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    out[o] = '\0';
-    return (long)o;
 }
 
 static const char *hedera__str(const cJSON *o, const char *name)
@@ -143,8 +102,11 @@ int hedera_page_parse(const char *body, size_t len, const char *treasury, struct
         snprintf(d.tx_id, sizeof(d.tx_id), "%s", id);
         snprintf(d.timestamp, sizeof(d.timestamp), "%s", ts);
         const char *memo64 = hedera__str(tx, "memo_base64");
-        if (memo64 != NULL && hedera__b64_decode(memo64, d.memo, sizeof(d.memo)) < 0)
-            d.memo[0] = '\0';
+        long mlen = memo64 != NULL ? text_base64_decode(memo64, strlen(memo64),
+                                                        (unsigned char *)d.memo,
+                                                        sizeof(d.memo) - 1, false)
+                                   : 0;
+        d.memo[mlen >= 0 ? mlen : 0] = '\0'; /* a memo that is not base64 is no memo */
         if (strlen(d.memo) != strcspn(d.memo, "\r\n\t")) /* control characters: not a memo of ours */
             d.memo[strcspn(d.memo, "\r\n\t")] = '\0';
         const cJSON *transfers = cJSON_GetObjectItemCaseSensitive(tx, "transfers");

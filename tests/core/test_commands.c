@@ -314,8 +314,31 @@ static void test_text_pairs(void **state)
         assert_int_equal(text_pairs_parse(bad[i], p, 4), -1);
 }
 
+static void test_text_base64_and_words(void **state)
+{
+    (void)state;
+    unsigned char out[16];
+    assert_int_equal(text_base64_decode("aGI6dGVzdA==", 12, out, sizeof(out), false), 7);
+    assert_memory_equal(out, "hb:test", 7);
+    assert_int_equal(text_base64_decode("-_8", 3, out, sizeof(out), true), 2);
+    assert_int_equal(out[0], 0xfb);
+    assert_int_equal(out[1], 0xff);
+    assert_int_equal(text_base64_decode("-_8", 3, out, sizeof(out), false), -1); /* not url */
+    assert_int_equal(text_base64_decode("aGJ", 3, out, sizeof(out), false), -1); /* stray bits */
+    assert_int_equal(text_base64_decode("a", 1, out, sizeof(out), false), -1);
+    assert_int_equal(text_base64_decode("aGI6dGVzdA==", 12, out, 3, false), -1); /* too long */
+    char list[] = " gpt-4o ,, demo-chat,\tx ";
+    const char *w[4];
+    assert_int_equal(text_words_split(list, w, 4), 3);
+    assert_string_equal(w[0], "gpt-4o");
+    assert_string_equal(w[1], "demo-chat");
+    assert_string_equal(w[2], "x");
+    assert_int_equal(text_words_split(NULL, w, 4), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_text_pairs),
+    cmocka_unit_test(test_text_base64_and_words),
     cmocka_unit_test(test_button_refs),
     cmocka_unit_test(test_router_unknown_button),
     cmocka_unit_test(test_parse_positional_and_rest),
