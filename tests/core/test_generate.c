@@ -1150,13 +1150,9 @@ static void test_models_pages(void **state)
     size_t listed = 0;
     for (const char *p = strstr(cap.text, "\n  "); p != NULL; p = strstr(p + 1, "\n  "))
         listed++;
-    assert_true(listed >= 1 && listed <= 6);
-    if (cap.nbuttons == 0) {
-        /* Few models: one page, no buttons. */
-        reply_capture_close(&cap);
-        gt_done(&gt);
-        return;
-    }
+    /* The test catalog has more usable models than a page holds. */
+    assert_int_equal(listed, 6);
+    assert_int_equal(cap.nbuttons, 1);
     assert_string_equal(cap.buttons[0].label, "Next");
     char next[COMMAND_BUTTON_REF_MAX + 1];
     snprintf(next, sizeof(next), "%s", cap.buttons[0].ref);
