@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 const char *command_platform_name(enum command_platform p)
@@ -25,6 +26,13 @@ int reply_text(struct reply *r, bool ephemeral, const char *fmt, ...)
     char *text = stack;
     va_list ap;
     va_start(ap, fmt);
+    if (strcmp(fmt, "%s") == 0) {
+        /* Text made elsewhere: no copy. */
+        struct reply_msg msg = {
+            .stage = REPLY_FINAL, .ephemeral = ephemeral, .text = va_arg(ap, const char *)};
+        va_end(ap);
+        return reply_send(r, &msg);
+    }
     int n = vsnprintf(stack, sizeof(stack), fmt, ap);
     va_end(ap);
     if (n < 0)

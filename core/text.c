@@ -13,15 +13,25 @@ void text_buf_add(struct text_buf *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    /* One pass when it fits in what is left, a second after growing. */
+    int n = vsnprintf(t->buf != NULL ? t->buf + t->len : NULL, t->buf != NULL ? t->cap - t->len : 0,
+                      fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
+    if (t->buf != NULL && t->len + (size_t)n < t->cap) {
+        t->len += (size_t)n;
+        return;
+    }
     if (t->len + (size_t)n + 1 > t->cap) {
         size_t cap = (t->cap + (size_t)n + 1) * 2;
-        char *grown = realloc(t->buf, cap);
-        if (grown == NULL)
+        char *grown = realloc(t->buf, cap < 256 ? 256 : cap);
+        if (grown == NULL) {
+            if (t->buf != NULL)
+                t->buf[t->len] = '\0'; /* undo the part the first pass wrote */
             return;
+        }
+        cap = cap < 256 ? 256 : cap;
         t->buf = grown;
         t->cap = cap;
     }

@@ -1,0 +1,166 @@
+/* Writing JSON text from a cJSON tree. See core/json.h. */
+#include "core/json.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct json_out {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+static bool json__reserve(struct json_out *o, size_t n)
+{
+    if (o->failed)
+        return false;
+    if (o->len + n + 1 <= o->cap)
+        return true;
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->len + n + 1)
+        cap *= 2;
+    char *b = realloc(o->buf, cap);
+    if (b == NULL) {
+        o->failed = true;
+        return false;
+    }
+    o->buf = b;
+    o->cap = cap;
+    return true;
+}
+
+static void json__put(struct json_out *o, const char *s, size_t n)
+{
+    if (!json__reserve(o, n))
+        return;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void json__string(struct json_out *o, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (s == NULL) {
+        json__put(o, "\"\"", 2);
+        return;
+    }
+    json__put(o, "\"", 1);
+    const char *run = s;
+    for (const char *p = s;; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        json__put(o, run, (size_t)(p - run));
+        if (ch == '\0')
+            break;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (ch) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            n = 6;
+        }
+        json__put(o, esc, n);
+        run = p + 1;
+    }
+    json__put(o, "\"", 1);
+}
+
+static void json__number(struct json_out *o, double d)
+{
+    char tmp[32];
+    size_t n;
+    if (isnan(d) || isinf(d)) {
+        json__put(o, "null", 4);
+        return;
+    }
+    /* Whole numbers up to 2^53 are exact in a double: integer digits. */
+    if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
+        int64_t v = (int64_t)d;
+        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        char *e = tmp + sizeof(tmp);
+        char *p = e;
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u != 0);
+        if (v < 0)
+            *--p = '-';
+        json__put(o, p, (size_t)(e - p));
+        return;
+    }
+    int k = snprintf(tmp, sizeof(tmp), "%.15g", d);
+    if (k < 0 || strtod(tmp, NULL) != d)
+        k = snprintf(tmp, sizeof(tmp), "%.17g", d);
+    n = k > 0 ? (size_t)k : 0;
+    json__put(o, tmp, n);
+}
+
+static void json__value(struct json_out *o, const cJSON *item, int depth)
+{
+    if (depth > CJSON_NESTING_LIMIT) {
+        o->failed = true;
+        return;
+    }
+    switch (item->type & 0xFF) {
+    case cJSON_NULL: json__put(o, "null", 4); break;
+    case cJSON_False: json__put(o, "false", 5); break;
+    case cJSON_True: json__put(o, "true", 4); break;
+    case cJSON_Number: json__number(o, item->valuedouble); break;
+    case cJSON_String: json__string(o, item->valuestring); break;
+    case cJSON_Raw:
+        if (item->valuestring == NULL)
+            o->failed = true;
+        else
+            json__put(o, item->valuestring, strlen(item->valuestring));
+        break;
+    case cJSON_Array:
+    case cJSON_Object: {
+        bool obj = (item->type & 0xFF) == cJSON_Object;
+        json__put(o, obj ? "{" : "[", 1);
+        for (const cJSON *c = item->child; c != NULL && !o->failed; c = c->next) {
+            if (c != item->child)
+                json__put(o, ",", 1);
+            if (obj) {
+                json__string(o, c->string);
+                json__put(o, ":", 1);
+            }
+            json__value(o, c, depth + 1);
+        }
+        json__put(o, obj ? "}" : "]", 1);
+        break;
+    }
+    default: o->failed = true;
+    }
+}
+
+char *json_print(const cJSON *item, size_t *len)
+{
+    if (item == NULL)
+        return NULL;
+    struct json_out o = {0};
+    json__value(&o, item, 0);
+    if (o.failed || !json__reserve(&o, 0)) {
+        free(o.buf);
+        return NULL;
+    }
+    o.buf[o.len] = '\0';
+    if (len != NULL)
+        *len = o.len;
+    return o.buf;
+}
