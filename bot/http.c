@@ -13,6 +13,7 @@
 #include "bot/http.h"
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/log.h"
 
 #include <curl/curl.h>
@@ -27,6 +28,7 @@
 #include <strings.h>
 
 #define HTTP_DEFAULT_TIMEOUT_MS 30000u
+#define HTTP_DEFAULT_IDLE_CONNS 128L
 #define HTTP_DEFAULT_CONNECT_MS 10000u
 #define HTTP_DEFAULT_MAX_BODY (8u * 1024u * 1024u)
 #define HTTP_DEFAULT_AGENT "haibot/0.1"
@@ -68,6 +70,8 @@ struct http_request {
     http_done_cb done_cb;
     void *data;
 
+    bool connect_only; /* a raw connection (http_connection_new) */
+    bool handed_over;  /* connected: the caller speaks over it now */
     bool started;      /* handed to the client */
     bool in_multi;     /* added to the multi handle */
     bool canceled;     /* complete with HB_ECANCELED at the next kick */
@@ -97,6 +101,7 @@ struct http_client {
     char *user_agent;
     struct http_request *reqs; /* started, not completed (oldest last) */
     size_t nreqs;
+    size_t nconns;           /* raw connections handed over, not yet freed */
     struct http_sock *socks; /* polled sockets */
     int in_curl;             /* depth of calls into libcurl on this stack */
     int handles_open;        /* uv handles not yet closed */
@@ -285,6 +290,27 @@ static void http__request_finish(struct http_request *req, int rc)
     http_request_free(req);
 }
 
+/* A raw connection is up: it stays in the multi handle (curl_easy_send and
+ * curl_easy_recv need that) and leaves the request list; its socket is no
+ * longer curl's to watch, so a poll still open on it is closed first. */
+static void http__connection_ready(struct http_request *req)
+{
+    struct http_client *client = req->client;
+    http__list_remove(req);
+    req->handed_over = true;
+    req->end_ns = uv_hrtime();
+    client->nconns++;
+    curl_socket_t fd = http_connection_fd(req);
+    for (struct http_sock *sock = client->socks; sock != NULL; sock = sock->next) {
+        if (sock->fd == fd) {
+            curl_multi_assign(client->multi, fd, NULL);
+            http__sock_close(sock);
+            break;
+        }
+    }
+    req->done_cb(req, 0, req->data);
+}
+
 /* Read every finished transfer from the multi handle. The CURLMsg dies with
  * curl_easy_cleanup (in http_request_free), so copy it first. */
 static void http__multi_check(struct http_client *client)
@@ -314,7 +340,10 @@ static void http__multi_check(struct http_client *client)
             rc = req->abort_rc;
         else
             rc = http__result_map(req, res);
-        http__request_finish(req, rc);
+        if (rc == 0 && req->connect_only)
+            http__connection_ready(req);
+        else
+            http__request_finish(req, rc);
         if (client->multi == NULL)
             break;
     }
@@ -394,7 +423,7 @@ static void http__kick_fire(uv_timer_t *timer)
         int rc = req->abort_rc != 0 && !client->closing ? req->abort_rc : HB_ECANCELED;
         http__request_finish(req, rc);
     }
-    if (client->closing && client->reqs == NULL && !client->torn_down)
+    if (client->closing && client->reqs == NULL && client->nconns == 0 && !client->torn_down)
         http__teardown(client);
 }
 
@@ -629,6 +658,13 @@ int http_client_new(uv_loop_t *loop, const struct http_client_options *opts,
     curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
     curl_multi_setopt(client->multi, CURLMOPT_TIMERFUNCTION, http__curl_timer_cb);
     curl_multi_setopt(client->multi, CURLMOPT_TIMERDATA, client);
+    /* libcurl's own default keeps four connections per transfer running at
+     * the moment one ends: when a burst drains, the connections it opened
+     * are closed and the next burst connects again. A fixed cache keeps
+     * them for reuse. */
+    curl_multi_setopt(client->multi, CURLMOPT_MAXCONNECTS,
+                      client->opts.max_idle_connections > 0 ? client->opts.max_idle_connections
+                                                            : HTTP_DEFAULT_IDLE_CONNS);
     if (client->opts.max_host_connections > 0)
         curl_multi_setopt(client->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                           client->opts.max_host_connections);
@@ -692,6 +728,17 @@ void http_request_free(struct http_request *req)
 {
     if (req == NULL)
         return;
+    if (req->handed_over) {
+        struct http_client *client = req->client;
+        if (req->in_multi && client->multi != NULL) {
+            client->in_curl++;
+            curl_multi_remove_handle(client->multi, req->easy);
+            client->in_curl--;
+        }
+        client->nconns--;
+        if (client->closing)
+            http__kick(client);
+    }
     if (req->easy != NULL)
         curl_easy_cleanup(req->easy);
     curl_mime_free(req->mime);
@@ -755,11 +802,12 @@ int http_request_json_set(struct http_request *req, const cJSON *json)
 {
     if (json == NULL)
         return HB_EINVAL;
-    char *text = cJSON_PrintUnformatted(json);
+    size_t len = 0;
+    char *text = json_print(json, &len);
     if (text == NULL)
         return HB_ENOMEM;
-    int rc = http_request_body_set(req, text, strlen(text), "application/json");
-    cJSON_free(text);
+    int rc = http_request_body_set(req, text, len, "application/json");
+    free(text);
     return rc;
 }
 
@@ -875,6 +923,13 @@ static int http__easy_setup(struct http_request *req)
         c |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, http__ms_opt((req->idle_ms + 999) / 1000));
     }
 
+    if (req->connect_only) {
+        /* Through a proxy the connection is a CONNECT tunnel, also for
+         * http://, so that origin-form requests reach the origin. */
+        c |= curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+        c |= curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L);
+        return c == CURLE_OK ? 0 : HB_EIO;
+    }
     bool is_get = strcmp(req->method, "GET") == 0;
     bool is_post = strcmp(req->method, "POST") == 0;
     if (strcmp(req->method, "HEAD") == 0) {
@@ -1010,4 +1065,51 @@ double http_request_elapsed_ms(const struct http_request *req)
         return 0;
     uint64_t end = req->end_ns ? req->end_ns : uv_hrtime();
     return (double)(end - req->start_ns) / 1e6;
+}
+
+/* ---- raw connections ------------------------------------------------------ */
+
+struct http_request *http_connection_new(struct http_client *client, const char *url)
+{
+    struct http_request *req = http_request_new(client, "CONNECT", url);
+    if (req != NULL)
+        req->connect_only = true;
+    return req;
+}
+
+int http_connection_fd(const struct http_request *req)
+{
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (!req->connect_only ||
+        curl_easy_getinfo(req->easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK)
+        return -1;
+    return fd == CURL_SOCKET_BAD ? -1 : (int)fd;
+}
+
+int http_connection_send(struct http_request *req, const void *buf, size_t len, size_t *sent)
+{
+    *sent = 0;
+    if (!req->handed_over)
+        return HB_ESTATE;
+    CURLcode c = curl_easy_send(req->easy, buf, len, sent);
+    if (c == CURLE_OK)
+        return 0;
+    if (c == CURLE_AGAIN)
+        return UV_EAGAIN;
+    http__error_set(req, "send failed: %s", curl_easy_strerror(c));
+    return HB_EIO;
+}
+
+int http_connection_recv(struct http_request *req, void *buf, size_t cap, size_t *got)
+{
+    *got = 0;
+    if (!req->handed_over)
+        return HB_ESTATE;
+    CURLcode c = curl_easy_recv(req->easy, buf, cap, got);
+    if (c == CURLE_OK)
+        return 0;
+    if (c == CURLE_AGAIN)
+        return UV_EAGAIN;
+    http__error_set(req, "receive failed: %s", curl_easy_strerror(c));
+    return HB_EIO;
 }

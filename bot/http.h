@@ -52,6 +52,7 @@ struct http_client_options {
     uint64_t connect_timeout_ms; /* TCP + TLS handshake; 0: 10000 */
     size_t max_body;             /* collected response body limit in bytes; 0: 8 MiB */
     long max_host_connections;   /* parallel connections per host; 0: unlimited */
+    long max_idle_connections;   /* open connections kept for reuse; 0: 128 */
     const char *user_agent;      /* copied; NULL: "haibot/0.1" */
 };
 
@@ -177,5 +178,33 @@ const char *http_request_error(const struct http_request *req);
 
 /** Milliseconds from start to completion (or to now while running). */
 double http_request_elapsed_ms(const struct http_request *req);
+
+/* Raw connections. libcurl resolves, connects, tunnels through a proxy when
+ * one is set and does TLS (CURLOPT_CONNECT_ONLY); the caller then speaks
+ * over the connection itself, for a protocol of its own on top (the
+ * pipelined Bot API calls of bot/http_pipe.h):
+ *
+ *     struct http_request *c = http_connection_new(client, "https://host");
+ *     http_request_start(c, on_connected, ctx);  // rc 0: connected
+ *     // from on_connected on: poll http_connection_fd(c) yourself, move
+ *     // bytes with http_connection_send/recv, and http_request_free(c)
+ *     // when done (that closes it).
+ *
+ * Only a failed connection is freed by the client after its callback. A
+ * client closes only once every connection handed over has been freed. */
+
+/** A raw connection to url's host and port (its path is ignored). */
+struct http_request *http_connection_new(struct http_client *client, const char *url);
+
+/** The connected socket, or -1. Poll it; do not read or close it. */
+int http_connection_fd(const struct http_request *req);
+
+/** Send up to len bytes: 0 and *sent, UV_EAGAIN (wait until writable;
+ *  with TLS, offer the same bytes again), or HB_EIO. */
+int http_connection_send(struct http_request *req, const void *buf, size_t len, size_t *sent);
+
+/** Receive up to cap bytes: 0 and *got (0 bytes: the peer closed),
+ *  UV_EAGAIN (nothing now), or HB_EIO. */
+int http_connection_recv(struct http_request *req, void *buf, size_t cap, size_t *got);
 
 #endif
