@@ -966,3 +966,19 @@ void httpd_thread_stop(struct httpd_thread *t)
     uv_loop_close(&t->loop);
     free(t);
 }
+
+void httpd_response_close_after(struct httpd_response *res)
+{
+    res->want_close = true;
+}
+
+void httpd_close_idle(struct httpd *srv)
+{
+    for (struct httpd_conn *c = srv->conns; c != NULL; c = c->next) {
+        if (c->res == NULL && !c->closing) {
+            c->closing = true;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            uv_close((uv_handle_t *)&c->tcp, httpd__conn_closed);
+        }
+    }
+}

@@ -120,6 +120,15 @@ void httpd_response_call(struct httpd_response *res,
 /** Queue closing the connection (mid-response, or instead of one). */
 void httpd_response_abort(struct httpd_response *res);
 
+/** Answer with "Connection: close" and close once this response is out
+ *  (what is pipelined behind it is not read). */
+void httpd_response_close_after(struct httpd_response *res);
+
+/** Close every connection that has no response in progress, at once and
+ *  without a word, as a server does when a keep-alive connection idles
+ *  out (unread requests are dropped). */
+void httpd_close_idle(struct httpd *srv);
+
 /** The server a response belongs to. */
 struct httpd *httpd_response_server(const struct httpd_response *res);
 
