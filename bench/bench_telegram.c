@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #define BENCH_TG_UPDATES 100000
 #define BENCH_TG_CHATS 1000
@@ -117,8 +118,14 @@ int bench_telegram(void)
     double cpu = bench_tg_cpu() - cpu0;
     double fake_cpu = tgapi_cpu_s(b.api) - fake0;
     long rss = bench_rss_kib();
+    if (getenv("BENCH_THREADS") != NULL) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "for t in /proc/%d/task/*; do echo $t $(cut -d' ' -f2,14,15 $t/stat); done", (int)getpid());
+        (void)system(cmd);
+    }
     uint64_t sends = tgapi_sends(b.api);
     size_t polls = tgapi_count(b.api, "getUpdates");
+    unsigned conns = tgapi_connections(b.api);
     tgapi_close(b.api, NULL, NULL);
     router_free(b.router);
     int lrc = uv_loop_close(&b.loop);
@@ -133,6 +140,7 @@ int bench_telegram(void)
     bench_report("telegram_updates_per_s", (double)BENCH_TG_UPDATES / secs, "updates/s");
     bench_report("telegram_backlog_seconds", secs, "s");
     bench_report("telegram_polls", (double)polls, "getUpdates");
+    bench_report("telegram_connections", (double)conns, "connections");
     bench_report("telegram_daemon_cpu_per_100k", (cpu - fake_cpu) * 100000.0 / BENCH_TG_UPDATES,
                  "cpu_s");
     bench_report("telegram_fake_cpu_per_100k", fake_cpu * 100000.0 / BENCH_TG_UPDATES, "cpu_s");

@@ -138,6 +138,9 @@ static const struct config_key_schema config_keys_telegram[] = {
           "Bot API base URL (a local Bot API server works too)"),
     K_SECONDS(struct config_telegram, poll_timeout, "30", 1, 300, RESTART,
               "seconds a getUpdates long poll waits for updates"),
+    K_INT(struct config_telegram, pipeline, "8", 0, 64, RESTART,
+          "Bot API calls written ahead on each connection (HTTP/1.1 pipelining); 0: each "
+          "call its own transfer"),
     K_STRING(struct config_telegram, admins, "", LIVE,
              "Telegram user ids with admin rights, separated by commas"),
     K_STRING(struct config_telegram, stars_packages, "", LIVE,

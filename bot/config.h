@@ -86,6 +86,7 @@ struct config_telegram {
     char *token;    /* bot token (secret) */
     char *api_base; /* Bot API base URL, without the /bot<token> part */
     int64_t poll_timeout;  /* seconds a getUpdates long poll waits for updates */
+    int64_t pipeline;      /* calls in flight per connection; 0: no pipelining */
     char *admins;          /* user ids with admin rights: "123, 456" */
     char *stars_packages;  /* Stars packages /deposit offers: "stars:credits, ..." */
     bool webhook;          /* take updates at POST /webhooks/telegram instead of polling */

@@ -368,6 +368,8 @@ static int daemon__telegram_new(struct daemon *d, const struct adapter_host *hos
     struct telegram_options opts = {.token = tc->token,
                                     .api_base = tc->api_base,
                                     .poll_timeout_s = tc->poll_timeout,
+                                    .pipeline = (unsigned)tc->pipeline,
+                                    .pipeline_off = tc->pipeline == 0,
                                     .admins = tc->admins,
                                     .stars_packages = tc->stars_packages,
                                     .webhook = tc->webhook,

@@ -152,6 +152,30 @@ static int sq__form_field(struct http_request *req, const cJSON *item)
     return rc;
 }
 
+/* A photo goes as a multipart upload, its own libcurl transfer. */
+static int sq__photo_start(struct tg *tg, struct tg_chat *c, struct tg_op *op)
+{
+    struct http_request *req = tg_request_new(tg, op->method);
+    if (req == NULL)
+        return HB_ENOMEM;
+    int rc = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, op->body)
+    {
+        if (rc == 0)
+            rc = sq__form_field(req, item);
+    }
+    if (rc == 0)
+        rc = http_request_form_file_add(req, "photo", op->photo_name, op->photo_mime, op->photo,
+                                        op->photo_len);
+    if (rc < 0) {
+        http_request_free(req);
+        return rc;
+    }
+    http_request_timeout_set(req, 60000, 0);
+    return tg_request_start(tg, req, sq__op_done, c, NULL);
+}
+
 static int sq__start(struct tg *tg, struct tg_chat *c)
 {
     struct tg_op *op = c->head;
@@ -170,29 +194,8 @@ static int sq__start(struct tg *tg, struct tg_chat *c)
     }
     cJSON_DeleteItemFromObjectCaseSensitive(op->body, "chat_id");
     cJSON_AddNumberToObject(op->body, "chat_id", (double)c->send_to);
-    struct http_request *req = tg_request_new(tg, op->method);
-    if (req == NULL)
-        return HB_ENOMEM;
-    int rc = 0;
-    if (op->kind == TG_OP_PHOTO) {
-        const cJSON *item;
-        cJSON_ArrayForEach(item, op->body)
-        {
-            if (rc == 0)
-                rc = sq__form_field(req, item);
-        }
-        if (rc == 0)
-            rc = http_request_form_file_add(req, "photo", op->photo_name, op->photo_mime,
-                                            op->photo, op->photo_len);
-    } else {
-        rc = http_request_json_set(req, op->body);
-    }
-    if (rc < 0) {
-        http_request_free(req);
-        return rc;
-    }
-    http_request_timeout_set(req, 60000, 0);
-    rc = tg_request_start(tg, req, sq__op_done, c, NULL);
+    int rc = op->kind == TG_OP_PHOTO ? sq__photo_start(tg, c, op)
+                                     : tg_call_json(tg, op->method, op->body, sq__op_done, c);
     if (rc < 0)
         return rc;
     c->busy = true;

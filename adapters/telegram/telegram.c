@@ -3,9 +3,11 @@
  * back-off, the persisted offset, and closing. */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "bot/http_pipe.h"
 #include "core/commands.h"
 #include "core/core.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/ledger.h"
 #include "core/log.h"
 #include "core/state.h"
@@ -26,6 +28,7 @@ struct tg_call {
     struct tg_call *prev, *next; /* tg->calls */
     tg_done_fn done;
     void *data;
+    uint64_t start_ns;
 };
 
 /* ---- references and closing ---------------------------------------- */
@@ -91,17 +94,15 @@ struct http_request *tg_request_new(struct tg *tg, const char *method)
     return req;
 }
 
-static void tg__call_done(struct http_request *req, int rc, void *data)
+/* A call's answer, from either path: parse it and hand it on. */
+static void tg__call_finish(struct tg_call *c, int rc, int status, const char *body, size_t len)
 {
-    struct tg_call *c = data;
     struct tg *tg = c->tg;
     struct tg_result res = {.rc = rc, .description = ""};
     cJSON *root = NULL;
-    res.elapsed_ms = http_request_elapsed_ms(req);
+    res.elapsed_ms = (double)(uv_hrtime() - c->start_ns) / 1e6;
     if (rc == 0) {
-        size_t len = 0;
-        const char *body = http_request_body(req, &len);
-        res.status = http_request_status(req);
+        res.status = status;
         root = cJSON_ParseWithLength(body, len);
         if (cJSON_IsObject(root)) {
             res.ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "ok"));
@@ -130,6 +131,39 @@ static void tg__call_done(struct http_request *req, int rc, void *data)
     tg_unref(tg);
 }
 
+static void tg__call_done(struct http_request *req, int rc, void *data)
+{
+    size_t len = 0;
+    const char *body = rc == 0 ? http_request_body(req, &len) : "";
+    tg__call_finish(data, rc, rc == 0 ? http_request_status(req) : 0, body, len);
+}
+
+static void tg__pipe_done(int rc, int status, const char *body, size_t len, void *data)
+{
+    tg__call_finish(data, rc, status, body, len);
+}
+
+static struct tg_call *tg__call_new(struct tg *tg, tg_done_fn done, void *data)
+{
+    struct tg_call *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->tg = tg;
+    c->done = done;
+    c->data = data;
+    c->start_ns = uv_hrtime();
+    return c;
+}
+
+static void tg__call_link(struct tg *tg, struct tg_call *c)
+{
+    c->next = tg->calls;
+    if (tg->calls != NULL)
+        tg->calls->prev = c;
+    tg->calls = c;
+    tg_ref(tg);
+}
+
 int tg_request_start(struct tg *tg, struct http_request *req, tg_done_fn done, void *data,
                      struct tg_call **out)
 {
@@ -137,32 +171,54 @@ int tg_request_start(struct tg *tg, struct http_request *req, tg_done_fn done, v
         http_request_free(req);
         return HB_ECANCELED;
     }
-    struct tg_call *c = calloc(1, sizeof(*c));
+    struct tg_call *c = tg__call_new(tg, done, data);
     if (c == NULL) {
         http_request_free(req);
         return HB_ENOMEM;
     }
-    c->tg = tg;
     c->req = req;
-    c->done = done;
-    c->data = data;
     int rc = http_request_start(req, tg__call_done, c);
     if (rc < 0) {
         free(c);
         return rc;
     }
-    c->next = tg->calls;
-    if (tg->calls != NULL)
-        tg->calls->prev = c;
-    tg->calls = c;
-    tg_ref(tg);
+    tg__call_link(tg, c);
     if (out != NULL)
         *out = c;
     return 0;
 }
 
+/* A JSON call through the pipe: written with the others of this turn. */
+static int tg__call_piped(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done,
+                          void *data)
+{
+    if (tg->closing)
+        return HB_ECANCELED;
+    char path[256];
+    int n = snprintf(path, sizeof(path), "%s%s", tg->pipe_path, method);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return HB_EINVAL;
+    size_t len = 0;
+    char *text = json_print(body, &len);
+    struct tg_call *c = text != NULL ? tg__call_new(tg, done, data) : NULL;
+    if (c == NULL) {
+        free(text);
+        return HB_ENOMEM;
+    }
+    int rc = http_pipe_post(tg->pipe, path, "application/json", text, len, tg__pipe_done, c);
+    free(text);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    tg__call_link(tg, c);
+    return 0;
+}
+
 int tg_call_json(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done, void *data)
 {
+    if (tg->pipe != NULL && strcmp(method, "getUpdates") != 0)
+        return tg__call_piped(tg, method, body, done, data);
     struct http_request *req = tg_request_new(tg, method);
     if (req == NULL)
         return HB_ENOMEM;
@@ -636,6 +692,13 @@ static void tg__handle_closed(uv_handle_t *h)
     tg__maybe_free(tg);
 }
 
+static void tg__pipe_closed(void *data)
+{
+    struct tg *tg = data;
+    tg->handles_open--;
+    tg__maybe_free(tg);
+}
+
 static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
 {
     struct tg *tg = a->impl;
@@ -646,6 +709,11 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     tg_sendq_drop(tg);
     for (struct tg_call *c = tg->calls; c != NULL; c = c->next)
         http_request_cancel(c->req);
+    if (tg->pipe != NULL) {
+        tg->handles_open++;
+        http_pipe_close(tg->pipe, tg__pipe_closed, tg);
+        tg->pipe = NULL;
+    }
     uv_close((uv_handle_t *)&tg->poll_timer, tg__handle_closed);
     uv_close((uv_handle_t *)&tg->sq_timer, tg__handle_closed);
     tg_unref(tg); /* the open reference */
@@ -712,6 +780,16 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
         if (tg->webhook_secret == NULL)
             goto fail;
     }
+    if (!opts->pipeline_off) {
+        /* The origin is the API base up to its path; calls go to the rest. */
+        const char *hs = strstr(tg->base, "://");
+        tg->pipe_path = hs != NULL ? strchr(hs + 3, '/') : NULL;
+        struct http_pipe_options po = {.depth = opts->pipeline, .timeout_ms = TG_CALL_TIMEOUT_MS};
+        if (tg->pipe_path != NULL)
+            tg->pipe = http_pipe_new(loop, http, tg->base, &po);
+        if (tg->pipe == NULL)
+            goto fail;
+    }
     tg->tokens = (double)tg->global_per_s;
     tg->rng = uv_hrtime() | 1;
     if (telegram_options_update(&tg->adapter, opts->admins, opts->stars_packages) < 0)
@@ -722,6 +800,8 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
     tg->handles_open++;
     if (uv_timer_init(loop, &tg->sq_timer) < 0) {
         tg->closing = true;
+        http_pipe_close(tg->pipe, NULL, NULL);
+        tg->pipe = NULL;
         uv_close((uv_handle_t *)&tg->poll_timer, tg__handle_closed);
         return NULL; /* freed when the timer has closed */
     }
@@ -731,6 +811,7 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
     tg->tokens_at = uv_now(loop);
     return &tg->adapter;
 fail:
+    http_pipe_close(tg->pipe, NULL, NULL);
     free(tg->base);
     free(tg->buckets);
     free(tg->webhook_url);

@@ -42,6 +42,8 @@ struct tg {
     struct core *core;
     struct adapter_host host;
     char *base;  /* "<api_base>/bot<token>/" (secret: never logged) */
+    struct http_pipe *pipe;  /* pipelined JSON calls, or NULL: each its own transfer */
+    const char *pipe_path;   /* base from the path on ("/bot<token>/"), inside base */
 
     /* settings */
     int64_t poll_timeout_s;

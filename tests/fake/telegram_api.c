@@ -499,3 +499,8 @@ double tgapi_cpu_s(const struct tgapi *f)
     pthread_mutex_unlock(&m->mu);
     return v;
 }
+
+unsigned tgapi_connections(const struct tgapi *f)
+{
+    return httpd_connections(f->thread != NULL ? httpd_thread_server(f->thread) : f->srv);
+}

@@ -69,5 +69,7 @@ uint64_t tgapi_sends(const struct tgapi *f);
 int64_t tgapi_confirmed(const struct tgapi *f);
 /** CPU seconds the fake's own thread used (thread fake). */
 double tgapi_cpu_s(const struct tgapi *f);
+/** Connections the fake accepted so far (any thread). */
+unsigned tgapi_connections(const struct tgapi *f);
 
 #endif
