@@ -6,8 +6,9 @@
  * message id, that is most of the cost of building a body. This writer
  * gives the same text for the same tree (compact, keys in order, strings
  * escaped as RFC 8259 asks, NaN and infinities as null) but writes whole
- * numbers, which ids and amounts are, with integer code, and other numbers
- * with the shortest "%.15g"/"%.17g" form that reads back exactly. */
+ * numbers, which ids and amounts are, with integer code (exactly, up to
+ * 2^53, where cJSON rounds 16 digits to 15), and other numbers with the
+ * shorter of "%.15g" and "%.17g" that reads back exactly. */
 #ifndef HB_JSON_H
 #define HB_JSON_H
 

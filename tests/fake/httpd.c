@@ -47,6 +47,9 @@ struct httpd_conn {
     struct httpd_response *res; /* the response in progress, or NULL */
     bool continue_sent;         /* "100 Continue" sent for the pending request */
     bool closing;
+    bool gather;    /* answering what one read brought: collect, write once */
+    char *out;      /* collected response bytes */
+    size_t out_len, out_cap;
     struct httpd_conn *prev, *next;
 };
 
@@ -148,6 +151,16 @@ static void *httpd__xcalloc(size_t n, size_t size)
     return p;
 }
 
+static void *httpd__xrealloc(void *old, size_t n)
+{
+    void *p = realloc(old, n != 0 ? n : 1);
+    if (p == NULL) {
+        fprintf(stderr, "httpd: out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
 static char *httpd__xstrndup(const char *s, size_t n)
 {
     char *p = httpd__xmalloc(n + 1);
@@ -205,6 +218,7 @@ static void httpd__response_free(struct httpd_response *res)
 
 static void httpd__conn_close(struct httpd_conn *conn);
 static void httpd__conn_process(struct httpd_conn *conn);
+static void httpd__conn_flush(struct httpd_conn *conn);
 
 static void httpd__write_done(uv_write_t *w, int status)
 {
@@ -218,6 +232,21 @@ static void httpd__write_done(uv_write_t *w, int status)
 static void httpd__conn_write(struct httpd_conn *conn, char *bytes, size_t len)
 {
     if (conn->closing || len == 0) {
+        free(bytes);
+        return;
+    }
+    if (conn->gather) {
+        /* Pipelined requests: their answers leave in one write, as a
+         * server that buffers its output sends them. */
+        if (conn->out_len + len > conn->out_cap) {
+            size_t cap = conn->out_cap ? conn->out_cap : 4096;
+            while (cap < conn->out_len + len)
+                cap *= 2;
+            conn->out = httpd__xrealloc(conn->out, cap);
+            conn->out_cap = cap;
+        }
+        memcpy(conn->out + conn->out_len, bytes, len);
+        conn->out_len += len;
         free(bytes);
         return;
     }
@@ -717,6 +746,7 @@ static void httpd__conn_closed(uv_handle_t *handle)
     if (conn->next != NULL)
         conn->next->prev = conn->prev;
     free(conn->in);
+    free(conn->out);
     free(conn);
     srv->handles_open--;
     httpd__maybe_free(srv);
@@ -735,6 +765,7 @@ static void httpd__conn_close(struct httpd_conn *conn)
 {
     if (conn == NULL || conn->closing)
         return;
+    httpd__conn_flush(conn); /* what was answered before the close goes out */
     conn->closing = true;
     if (conn->res != NULL) {
         httpd__response_free(conn->res);
@@ -763,6 +794,19 @@ static void httpd__alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(conn->in + conn->in_len, (unsigned)(conn->in_cap - conn->in_len));
 }
 
+/* Write what was collected while answering one read. */
+static void httpd__conn_flush(struct httpd_conn *conn)
+{
+    conn->gather = false;
+    if (conn->out_len == 0)
+        return;
+    char *bytes = conn->out;
+    size_t len = conn->out_len;
+    conn->out = NULL;
+    conn->out_len = conn->out_cap = 0;
+    httpd__conn_write(conn, bytes, len);
+}
+
 static void httpd__read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -776,7 +820,9 @@ static void httpd__read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         httpd__conn_close(conn);
         return;
     }
+    conn->gather = true;
     httpd__conn_process(conn);
+    httpd__conn_flush(conn);
 }
 
 static void httpd__accept(uv_stream_t *listener, int status)

@@ -1,0 +1,94 @@
+/* json_print against cJSON's own printer: the same text for the same tree,
+ * whole numbers as integers, escapes as RFC 8259 asks. */
+#include "tests/test.h"
+
+#include "core/json.h"
+#include "core/text.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void json_same_as_cjson(const char *text)
+{
+    cJSON *t = cJSON_Parse(text);
+    assert_non_null(t);
+    char *want = cJSON_PrintUnformatted(t);
+    size_t len = 0;
+    char *got = json_print(t, &len);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    assert_int_equal(len, strlen(want));
+    free(got);
+    cJSON_free(want);
+    cJSON_Delete(t);
+}
+
+static void test_json_matches_cjson(void **state)
+{
+    (void)state;
+    json_same_as_cjson("{\"chat_id\":-1001234567890,\"text\":\"hi\",\"n\":0}");
+    json_same_as_cjson("{\"a\":[1,2,3,[],{}],\"b\":{\"c\":null,\"d\":true,\"e\":false}}");
+    json_same_as_cjson("[0.5,-2.25,3.14159265358979,1e-7,123456789012,-100123456789012]");
+    /* Where cJSON rounds a 16-digit whole number to 15 digits, this is exact. */
+    cJSON *big = cJSON_CreateNumber(-9007199254740992.0);
+    char *exact = json_print(big, NULL);
+    assert_string_equal(exact, "-9007199254740992");
+    free(exact);
+    cJSON_Delete(big);
+    json_same_as_cjson("{\"s\":\"quote \\\" backslash \\\\ slash / tab \\t nl \\n cr \\r\"}");
+    json_same_as_cjson("{\"u\":\"\\u0001\\u001f caf\\u00e9 \\ud83d\\ude00\",\"e\":\"\"}");
+    json_same_as_cjson("{\"reply_markup\":{\"inline_keyboard\":[[{\"text\":\"Next\","
+                       "\"callback_data\":\"m:2:abc\"}]]}}");
+}
+
+static void test_json_numbers(void **state)
+{
+    (void)state;
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(9007199254740993.0)); /* beyond 2^53 */
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(0.1));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(NAN));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(-0.0));
+    char *got = json_print(a, NULL);
+    assert_non_null(got);
+    /* Each number reads back as itself; NaN has no JSON spelling. */
+    cJSON *back = cJSON_Parse(got);
+    assert_non_null(back);
+    assert_true(cJSON_GetArrayItem(back, 0)->valuedouble == 9007199254740992.0 ||
+                cJSON_GetArrayItem(back, 0)->valuedouble == 9007199254740993.0);
+    assert_true(cJSON_GetArrayItem(back, 1)->valuedouble == 0.1);
+    assert_true(cJSON_IsNull(cJSON_GetArrayItem(back, 2)));
+    assert_string_equal(strstr(got, "null,") != NULL ? "ok" : got, "ok");
+    cJSON_Delete(back);
+    free(got);
+    cJSON_Delete(a);
+    assert_null(json_print(NULL, NULL));
+    cJSON *raw = cJSON_CreateRaw("{\"x\":1}");
+    got = json_print(raw, NULL);
+    assert_string_equal(got, "{\"x\":1}");
+    free(got);
+    cJSON_Delete(raw);
+}
+
+/* text_buf grows past what it had and keeps earlier text. */
+static void test_text_buf_growth(void **state)
+{
+    (void)state;
+    struct text_buf t = {0};
+    for (int i = 0; i < 200; i++)
+        text_buf_add(&t, "%03d,", i);
+    assert_int_equal(t.len, 800);
+    assert_int_equal(strncmp(text_buf_str(&t), "000,001,002,", 12), 0);
+    assert_string_equal(text_buf_str(&t) + 796, "199,");
+    free(t.buf);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_json_matches_cjson),
+    cmocka_unit_test(test_json_numbers),
+    cmocka_unit_test(test_text_buf_growth),
+};
+
+TEST_GROUP_DEFINE(json, tests, NULL, NULL)
