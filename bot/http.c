@@ -99,6 +99,7 @@ struct http_client {
     uv_timer_t kick;  /* deferred starts, cancels and close */
     struct http_client_options opts;
     char *user_agent;
+    char *ca_file; /* or NULL */
     struct http_request *reqs; /* started, not completed (oldest last) */
     size_t nreqs;
     size_t nconns;           /* raw connections handed over, not yet freed */
@@ -172,6 +173,7 @@ static void http__maybe_free_client(struct http_client *client)
         return;
     void (*cb)(void *) = client->close_cb;
     void *data = client->close_data;
+    free(client->ca_file);
     free(client->user_agent);
     free(client);
     if (cb != NULL)
@@ -649,6 +651,14 @@ int http_client_new(uv_loop_t *loop, const struct http_client_options *opts,
     client->user_agent =
         strdup(client->opts.user_agent != NULL ? client->opts.user_agent : HTTP_DEFAULT_AGENT);
     client->opts.user_agent = NULL;
+    if (client->opts.ca_file != NULL) {
+        client->ca_file = strdup(client->opts.ca_file);
+        if (client->ca_file == NULL) {
+            rc = HB_ENOMEM;
+            goto out;
+        }
+    }
+    client->opts.ca_file = NULL;
     client->multi = curl_multi_init();
     if (client->user_agent == NULL || client->multi == NULL) {
         rc = HB_ENOMEM;
@@ -678,6 +688,7 @@ out:
     if (rc < 0) {
         if (client->multi != NULL)
             curl_multi_cleanup(client->multi);
+        free(client->ca_file);
         free(client->user_agent);
         free(client);
         return rc;
@@ -911,6 +922,8 @@ static int http__easy_setup(struct http_request *req)
     c |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     c |= curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     c |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (client->ca_file != NULL)
+        c |= curl_easy_setopt(e, CURLOPT_CAINFO, client->ca_file);
     c |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http__curl_header_cb);
     c |= curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
     c |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http__curl_write_cb);

@@ -54,6 +54,8 @@ struct http_client_options {
     long max_host_connections;   /* parallel connections per host; 0: unlimited */
     long max_idle_connections;   /* open connections kept for reuse; 0: 128 */
     const char *user_agent;      /* copied; NULL: "haibot/0.1" */
+    const char *ca_file;         /* PEM file of CAs to trust instead of the system's
+                                    (a private CA); copied; NULL: the system's */
 };
 
 /** Completion: rc is 0 or a negative code (see the top of this file). */

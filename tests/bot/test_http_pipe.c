@@ -9,6 +9,7 @@
 #include "bot/http_pipe.h"
 #include "core/error.h"
 #include "tests/fake/httpd.h"
+#include "tests/fake/tls_echo.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,11 @@ static void px_closed(void *data)
 {
     struct px *px = data;
     px->closed++;
+}
+
+static void px_count_closed(void *data)
+{
+    (*(int *)data)++;
 }
 
 static void px_finish(struct px *px)
@@ -386,6 +392,66 @@ static void test_pipe_bad_arguments(void **state)
     px_finish(&px);
 }
 
+/* Over TLS: libcurl makes the connection and checks the certificate
+ * (trusted through ca_file), the pipe frames the calls; pipelined calls
+ * come back in order on one connection. A client that does not trust the
+ * certificate fails every call. */
+static void test_pipe_over_tls(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir_new();
+    struct tls_echo *srv = tls_echo_start(dir);
+    assert_non_null(srv);
+    char origin[64];
+    snprintf(origin, sizeof(origin), "https://127.0.0.1:%d", tls_echo_port(srv));
+    for (int trust = 1; trust >= 0; trust--) {
+        uv_loop_t loop;
+        assert_int_equal(uv_loop_init(&loop), 0);
+        struct http_client_options co = {.ca_file = trust ? tls_echo_ca(srv) : NULL};
+        struct http_client *client = NULL;
+        assert_int_equal(http_client_new(&loop, &co, &client), 0);
+        struct http_pipe_options po = {.connections = 1, .depth = 8};
+        struct http_pipe *pipe = http_pipe_new(&loop, client, origin, &po);
+        assert_non_null(pipe);
+        struct px px; /* only its calls and counter */
+        memset(&px, 0, sizeof(px));
+        for (int i = 0; i < 12; i++) {
+            px.calls[i].px = &px;
+            char body[32];
+            int n = snprintf(body, sizeof(body), "{\"tls\":%d}", i);
+            assert_int_equal(http_pipe_post(pipe, "/x", "application/json", body, (size_t)n,
+                                            px_done, &px.calls[i]),
+                             0);
+        }
+        while (px.done < 12)
+            uv_run(&loop, UV_RUN_ONCE);
+        for (int i = 0; i < 12; i++) {
+            assert_int_equal(px.calls[i].calls, 1);
+            if (trust) {
+                char want[32];
+                snprintf(want, sizeof(want), "{\"tls\":%d}", i);
+                assert_int_equal(px.calls[i].rc, 0);
+                assert_string_equal(px.calls[i].body, want);
+                assert_int_equal(px.calls[i].order, i + 1);
+            } else {
+                assert_int_equal(px.calls[i].rc, HB_EPROTO);
+            }
+        }
+        int closed = 0;
+        http_pipe_close(pipe, px_count_closed, &closed);
+        http_client_close(client, px_count_closed, &closed);
+        while (closed < 2)
+            uv_run(&loop, UV_RUN_ONCE);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(&loop), 0);
+    }
+    assert_int_equal(tls_echo_requests(srv), 12);
+    assert_int_equal(tls_echo_connections(srv), 2); /* one each; the second refused the cert */
+    tls_echo_stop(srv);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pipe_order_and_framing),
     cmocka_unit_test(test_pipe_spreads_over_connections),
@@ -396,6 +462,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pipe_refused),
     cmocka_unit_test(test_pipe_close_cancels),
     cmocka_unit_test(test_pipe_bad_arguments),
+    cmocka_unit_test(test_pipe_over_tls),
 };
 
 TEST_GROUP_DEFINE(http_pipe, tests, NULL, NULL)
