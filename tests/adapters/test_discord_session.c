@@ -85,6 +85,40 @@ static void test_zstream_split_anywhere(void **state)
     free(o.buf);
 }
 
+/* A big payload that compresses well arrives in one small message: zlib
+ * takes all the input while output is still pending, and all of it must
+ * come out (then the next payload is whole too). */
+static void test_zstream_whole_when_input_ends_first(void **state)
+{
+    (void)state;
+    size_t n = 300000;
+    char *big = malloc(n + 1);
+    memset(big, 'a', n);
+    memcpy(big, "{\"op\":0,\"d\":\"", 13);
+    big[n - 2] = '"';
+    big[n - 1] = '}';
+    big[n] = '\0';
+    const char *payloads[] = {big, "{\"op\":11}"};
+    struct zout o;
+    zcompress(payloads, 2, &o);
+    assert_true(o.ends[0] < 2000); /* a few hundred bytes in */
+    struct discord_zstream zs;
+    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    const char *msg;
+    size_t len;
+    assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
+    assert_int_equal(len, n);
+    assert_memory_equal(msg, big, n);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], &msg,
+                                          &len),
+                     1);
+    assert_int_equal(len, 9);
+    assert_memory_equal(msg, "{\"op\":11}", 9);
+    discord_zstream_close(&zs);
+    free(o.buf);
+    free(big);
+}
+
 static void test_zstream_corrupt_and_oversized(void **state)
 {
     (void)state;
@@ -327,6 +361,7 @@ static void test_identify_gate_and_sharding(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_zstream_split_anywhere),
+    cmocka_unit_test(test_zstream_whole_when_input_ends_first),
     cmocka_unit_test(test_zstream_corrupt_and_oversized),
     cmocka_unit_test(test_zstream_marker_only_at_message_end),
     cmocka_unit_test(test_zstream_skips_oversized_and_goes_on),

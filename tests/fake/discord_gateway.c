@@ -495,7 +495,18 @@ static int fake__writable(struct fake_conn *c)
 
 static void fake__queue(struct fake_conn *c, struct fake_item *it, bool front)
 {
-    fake__list_push(&c->items, it, front);
+    struct fake_item *head = c->items.head;
+    if (front && head != NULL && head->kind == FK_FLOOD && c->cycle.n > 0) {
+        /* A flood under way is one stream of its own: a payload put in the
+         * middle of it, compressed with the connection's stream, would
+         * break both in the client's window. It goes right after. */
+        it->next = head->next;
+        head->next = it;
+        if (c->items.tail == head)
+            c->items.tail = it;
+    } else {
+        fake__list_push(&c->items, it, front);
+    }
     lws_callback_on_writable(c->wsi);
 }
 
