@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 struct bench_entry {
     const char *name;
@@ -84,7 +86,19 @@ int main(int argc, char **argv)
             want = want || strcmp(argv[a], bench_entries[i].name) == 0;
         if (!want)
             continue;
-        if (bench_entries[i].run() != 0) {
+        /* Each bench in a fresh process: its memory and CPU figures are its
+         * own, not what the benches before it left behind. */
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int brc = bench_entries[i].run();
+            log_shutdown();
+            fflush(stdout);
+            _exit(brc != 0 ? 1 : 0);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0) {
             fprintf(stderr, "bench %s: could not run\n", bench_entries[i].name);
             rc = 1;
         }

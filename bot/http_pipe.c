@@ -757,7 +757,10 @@ static void pipe__flush(struct http_pipe *p)
         }
         if (best == NULL)
             break;
+        size_t before = p->nqueued;
         pipe__conn_fill(best);
+        if (p->nqueued == before)
+            break; /* out of memory for its buffer: try again next turn */
     }
     if (p->qhead == NULL)
         return;
