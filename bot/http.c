@@ -29,6 +29,7 @@
 
 #define HTTP_DEFAULT_TIMEOUT_MS 30000u
 #define HTTP_DEFAULT_IDLE_CONNS 128L
+#define HTTP_SPARE_EASY 16 /* easy handles kept: making one is a large allocation */
 #define HTTP_DEFAULT_CONNECT_MS 10000u
 #define HTTP_DEFAULT_MAX_BODY (8u * 1024u * 1024u)
 #define HTTP_DEFAULT_AGENT "haibot/0.1"
@@ -103,6 +104,8 @@ struct http_client {
     struct http_request *reqs; /* started, not completed (oldest last) */
     size_t nreqs;
     size_t nconns;           /* raw connections handed over, not yet freed */
+    CURL *spare[HTTP_SPARE_EASY]; /* finished easy handles, reset and kept for reuse */
+    size_t nspare;
     struct http_sock *socks; /* polled sockets */
     int in_curl;             /* depth of calls into libcurl on this stack */
     int handles_open;        /* uv handles not yet closed */
@@ -387,6 +390,8 @@ static void http__timer_fire(uv_timer_t *timer)
 static void http__teardown(struct http_client *client)
 {
     client->torn_down = true;
+    while (client->nspare > 0)
+        curl_easy_cleanup(client->spare[--client->nspare]);
     client->in_curl++;
     curl_multi_cleanup(client->multi);
     client->in_curl--;
@@ -727,7 +732,12 @@ struct http_request *http_request_new(struct http_client *client, const char *me
     req->client = client;
     req->method = strdup(method);
     req->url = strdup(url);
-    req->easy = curl_easy_init();
+    if (client->nspare > 0) {
+        req->easy = client->spare[--client->nspare];
+        curl_easy_reset(req->easy);
+    } else {
+        req->easy = curl_easy_init();
+    }
     if (req->method == NULL || req->url == NULL || req->easy == NULL) {
         http_request_free(req);
         return NULL;
@@ -750,7 +760,11 @@ void http_request_free(struct http_request *req)
         if (client->closing)
             http__kick(client);
     }
-    if (req->easy != NULL)
+    struct http_client *owner = req->client;
+    if (req->easy != NULL && !req->connect_only && !req->in_multi && !owner->torn_down &&
+        owner->nspare < HTTP_SPARE_EASY)
+        owner->spare[owner->nspare++] = req->easy;
+    else if (req->easy != NULL)
         curl_easy_cleanup(req->easy);
     curl_mime_free(req->mime);
     curl_slist_free_all(req->headers);
