@@ -955,6 +955,9 @@ static int http__easy_setup(struct http_request *req)
          * http://, so that origin-form requests reach the origin. */
         c |= curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
         c |= curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L);
+        /* The caller speaks HTTP/1.1 over it: offer only that in ALPN, or
+         * a server would pick h2 and not understand a word. */
+        c |= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
         return c == CURLE_OK ? 0 : HB_EIO;
     }
     bool is_get = strcmp(req->method, "GET") == 0;

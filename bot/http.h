@@ -182,8 +182,8 @@ const char *http_request_error(const struct http_request *req);
 double http_request_elapsed_ms(const struct http_request *req);
 
 /* Raw connections. libcurl resolves, connects, tunnels through a proxy when
- * one is set and does TLS (CURLOPT_CONNECT_ONLY); the caller then speaks
- * over the connection itself, for a protocol of its own on top (the
+ * one is set and does TLS (CURLOPT_CONNECT_ONLY, offering only http/1.1 in
+ * ALPN); the caller then speaks HTTP/1.1 over the connection itself (the
  * pipelined Bot API calls of bot/http_pipe.h):
  *
  *     struct http_request *c = http_connection_new(client, "https://host");

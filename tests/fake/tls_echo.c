@@ -67,6 +67,30 @@ static int tls_echo__cert(struct tls_echo *s)
     return ok ? 0 : -1;
 }
 
+/* Pick h2 when the client offers it, as most HTTPS servers do: a client
+ * that then speaks HTTP/1.1 is not understood (the connection is closed). */
+static int tls_echo__alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    for (unsigned int i = 0; i + 1 <= inlen && i + 1 + in[i] <= inlen; i += 1u + in[i]) {
+        if (in[i] == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
+            *out = in + i + 1;
+            *outlen = 2;
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
+    for (unsigned int i = 0; i + 1 <= inlen && i + 1 + in[i] <= inlen; i += 1u + in[i]) {
+        if (in[i] == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+            *out = in + i + 1;
+            *outlen = 8;
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
 /* Answer every whole request in buf; returns the bytes used. */
 static size_t tls_echo__answer(struct tls_echo *s, SSL *ssl, const char *buf, size_t len)
 {
@@ -116,6 +140,14 @@ static void tls_echo__serve(struct tls_echo *s, int cfd)
     SSL *ssl = SSL_new(s->ctx);
     SSL_set_fd(ssl, cfd);
     if (SSL_accept(ssl) == 1) {
+        const unsigned char *proto = NULL;
+        unsigned int plen = 0;
+        SSL_get0_alpn_selected(ssl, &proto, &plen);
+        if (plen == 2 && memcmp(proto, "h2", 2) == 0) {
+            SSL_free(ssl); /* this fake speaks no HTTP/2 */
+            close(cfd);
+            return;
+        }
         char buf[65536];
         size_t len = 0;
         while (!atomic_load(&s->stop)) {
@@ -158,6 +190,8 @@ struct tls_echo *tls_echo_start(const char *dir)
         return NULL;
     snprintf(s->ca, sizeof(s->ca), "%s/ca.pem", dir);
     s->ctx = SSL_CTX_new(TLS_server_method());
+    if (s->ctx != NULL)
+        SSL_CTX_set_alpn_select_cb(s->ctx, tls_echo__alpn, NULL);
     s->fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof(a);

@@ -1,7 +1,10 @@
 /* A small HTTPS/1.1 server for tests: TLS with a certificate made at start
  * for 127.0.0.1, kept-alive connections, pipelined requests answered in
  * order (each with its own request body echoed back as JSON), on its own
- * thread with blocking OpenSSL calls, one connection at a time.
+ * thread with blocking OpenSSL calls, one connection at a time. Like most
+ * HTTPS servers it picks h2 when a client offers it in ALPN, and then
+ * hangs up (it speaks no HTTP/2): a client that offers h2 and writes
+ * HTTP/1.1 fails.
  *
  *     struct tls_echo *s = tls_echo_start(dir);   // writes dir/ca.pem
  *     ... "https://127.0.0.1:<tls_echo_port(s)>" with CA file dir/ca.pem
