@@ -194,7 +194,7 @@ static int tg__call_piped(struct tg *tg, const char *method, const cJSON *body, 
 {
     if (tg->closing)
         return HB_ECANCELED;
-    char path[256];
+    char path[1024]; /* "/<base path>/bot<token>/<method>" */
     int n = snprintf(path, sizeof(path), "%s%s", tg->pipe_path, method);
     if (n < 0 || (size_t)n >= sizeof(path))
         return HB_EINVAL;
