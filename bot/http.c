@@ -749,8 +749,8 @@ void http_request_free(struct http_request *req)
 {
     if (req == NULL)
         return;
+    struct http_client *client = req->client;
     if (req->handed_over) {
-        struct http_client *client = req->client;
         if (req->in_multi && client->multi != NULL) {
             client->in_curl++;
             curl_multi_remove_handle(client->multi, req->easy);
@@ -760,10 +760,9 @@ void http_request_free(struct http_request *req)
         if (client->closing)
             http__kick(client);
     }
-    struct http_client *owner = req->client;
-    if (req->easy != NULL && !req->connect_only && !req->in_multi && !owner->torn_down &&
-        owner->nspare < HTTP_SPARE_EASY)
-        owner->spare[owner->nspare++] = req->easy;
+    if (req->easy != NULL && !req->connect_only && !req->in_multi && !client->torn_down &&
+        client->nspare < HTTP_SPARE_EASY)
+        client->spare[client->nspare++] = req->easy;
     else if (req->easy != NULL)
         curl_easy_cleanup(req->easy);
     curl_mime_free(req->mime);

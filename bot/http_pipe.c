@@ -509,7 +509,7 @@ static bool pipe__conn_parse(struct pipe_conn *conn, bool eof)
     while (conn->state == PIPE_OPEN && !p->closing) {
         char *buf = conn->in + conn->in_off;
         size_t avail = conn->in_len - conn->in_off;
-        if (avail == 0 && !(eof && conn->until_close))
+        if (avail == 0) /* an answer waiting for its end keeps its head here */
             break;
         if (conn->head == NULL) {
             /* Bytes nobody asked for. */
