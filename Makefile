@@ -25,7 +25,7 @@ OPT_CFLAGS  = -O2 -g
 ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 
-SRC       := $(wildcard bot/*.c core/*.c storage/*.c adapters/*/*.c)
+SRC       := $(wildcard base/*.c net/*.c bot/*.c core/*.c storage/*.c adapters/*/*.c)
 LIB_SRC   := $(filter-out bot/main.c,$(SRC))
 TEST_SRC  := $(wildcard tests/*.c tests/*/*.c)
 BENCH_SRC := $(wildcard bench/*.c tests/fake/*.c)
@@ -37,7 +37,7 @@ TEST_OBJ  := $(TEST_SRC:%.c=build/asan/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=build/obj/%.o)
 LIB_OBJ   := $(LIB_SRC:%.c=build/obj/%.o)
 
-.PHONY: all deps test run valgrind bench clean format
+.PHONY: all deps test run valgrind bench clean format check-layers
 
 # Quiet compile lines; `make V=1` shows the full commands.
 ifndef V
@@ -110,7 +110,7 @@ ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
 # TESTS= narrows the run to some groups: make test TESTS="config ledger".
-test: deps
+test: deps check-layers
 	@$(MAKE) --no-print-directory build/asan/haibot build/asan/haibot-tests build/haibot
 	@$(ASAN_ENV) HAIBOT_BIN=$(CURDIR)/build/asan/haibot build/asan/haibot-tests $(TESTS)
 
@@ -129,6 +129,10 @@ run: deps
 	@if [ -f bot.conf ]; then conf=bot.conf; else conf=bot.conf.example; \
 	  echo "run: no bot.conf, starting on bot.conf.example (copy it to bot.conf to make it yours)"; fi; \
 	exec build/haibot -c $$conf
+
+# Wrong-way includes (README.md, Layout) fail the build and CI.
+check-layers:
+	@sh tools/check-layers.sh
 
 format:
 	clang-format -i $(SRC) $(TEST_SRC) $(BENCH_SRC) $(wildcard */*.h */*/*.h)

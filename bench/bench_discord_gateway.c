@@ -5,7 +5,7 @@
 #include "bench/bench.h"
 
 #include "adapters/discord/gateway.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "tests/fake/discord_gateway.h"
 
 #include <stdio.h>

@@ -9,8 +9,8 @@
 
 #include "adapters/discord/discord.h"
 #include "adapters/discord/gateway.h"
-#include "bot/http.h"
-#include "core/log.h"
+#include "net/http.h"
+#include "base/log.h"
 #include "tests/fake/discord_gateway.h"
 #include "tests/fake/discord_rest.h"
 

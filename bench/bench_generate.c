@@ -9,12 +9,12 @@
 #include "bench/bench.h"
 
 #include "adapters/openai/openai.h"
-#include "bot/http.h"
+#include "net/http.h"
 #include "core/catalog.h"
 #include "core/core.h"
 #include "core/generate.h"
 #include "core/ledger.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "tests/fake/httpd.h"
 
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * links too. */
 #include "bench/bench.h"
 
-#include "bot/http.h"
+#include "net/http.h"
 #include "tests/fake/httpd.h"
 
 #include <string.h>

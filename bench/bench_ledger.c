@@ -3,7 +3,7 @@
  * synchronous=FULL) in $TMPDIR. */
 #include "bench/bench.h"
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/ledger.h"
 
 #include <stdio.h>

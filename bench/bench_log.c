@@ -1,7 +1,7 @@
 /* Cost of one structured log line with redaction, written to /dev/null. */
 #include "bench/bench.h"
 
-#include "core/log.h"
+#include "base/log.h"
 
 #include <stdio.h>
 

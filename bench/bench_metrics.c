@@ -3,7 +3,7 @@
  * commit), and rendering /metrics. */
 #include "bench/bench.h"
 
-#include "core/metrics.h"
+#include "base/metrics.h"
 
 #include <stdlib.h>
 

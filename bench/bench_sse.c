@@ -2,7 +2,7 @@
  * JSON parse per chunk, fed in 4 KiB reads as a socket would deliver it. */
 #include "bench/bench.h"
 
-#include "core/stream.h"
+#include "adapters/llm/stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>

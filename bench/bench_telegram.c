@@ -9,11 +9,11 @@
 #include "bench/bench.h"
 
 #include "adapters/telegram/telegram.h"
-#include "bot/http.h"
+#include "net/http.h"
 #include "bot/router.h"
 #include "core/core.h"
 #include "core/ledger.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "tests/fake/telegram_api.h"
 
 #include <stdio.h>

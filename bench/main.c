@@ -1,7 +1,7 @@
 /* The benchmark runner. */
 #include "bench/bench.h"
 
-#include "core/log.h"
+#include "base/log.h"
 
 #include <ftw.h>
 #include <stdio.h>

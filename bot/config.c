@@ -2,8 +2,8 @@
  * comparison. See config.h for the file's shape. */
 #include "bot/config.h"
 
-#include "core/error.h"
-#include "core/text.h"
+#include "base/error.h"
+#include "base/text.h"
 #include "core/filter.h"
 
 #include <ctype.h>

@@ -15,7 +15,7 @@
 #ifndef HB_CONFIG_H
 #define HB_CONFIG_H
 
-#include "core/log.h"
+#include "base/log.h"
 
 #include <stdbool.h>
 #include <stddef.h>

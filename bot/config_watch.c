@@ -2,8 +2,8 @@
  * debounce timer, and loads on the thread pool. See config_watch.h. */
 #include "bot/config_watch.h"
 
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
 #include "core/messages.h"
 #include "core/format.h"
 #include "core/payref.h"
-#include "core/text.h"
+#include "base/text.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #include "adapters/anthropic/anthropic.h"
 #include "adapters/demo/demo.h"
 #include "adapters/openai/openai.h"
-#include "core/text.h"
+#include "base/text.h"
 
 #include <stdbool.h>
 #include <stdio.h>

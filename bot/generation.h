@@ -5,7 +5,7 @@
 #define HB_BOT_GENERATION_H
 
 #include "bot/config.h"
-#include "bot/http.h"
+#include "net/http.h"
 #include "core/catalog.h"
 
 #include <stddef.h>

@@ -2,9 +2,9 @@
  * the work; nothing else lives here. */
 #include "bot/config.h"
 #include "bot/daemon.h"
-#include "bot/http.h"
+#include "net/http.h"
 #include "core/ledger.h"
-#include "core/log.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

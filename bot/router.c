@@ -2,10 +2,10 @@
 
 #include "core/commands.h"
 #include "core/core.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "core/messages.h"
-#include "core/metrics.h"
-#include "core/text.h"
+#include "base/metrics.h"
+#include "base/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>

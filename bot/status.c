@@ -1,10 +1,10 @@
 #include "bot/status.h"
 
-#include "bot/server.h"
-#include "core/error.h"
+#include "net/server.h"
+#include "base/error.h"
 #include "core/ledger.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "core/state.h"
 
 #include <cjson/cJSON.h>

@@ -6,7 +6,7 @@
  * through the store's thread, so a stuck or failed database shows); the
  * other components report their state with status_component_set().
  *
- * /metrics answers the registry of core/metrics.h in the Prometheus text
+ * /metrics answers the registry of base/metrics.h in the Prometheus text
  * format; with a bearer token configured, only to requests that carry it. */
 #ifndef HB_STATUS_H
 #define HB_STATUS_H

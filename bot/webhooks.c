@@ -4,9 +4,9 @@
 #include "adapters/discord/discord.h"
 #include "adapters/discord/verify.h"
 #include "adapters/telegram/telegram.h"
-#include "bot/server.h"
-#include "core/error.h"
-#include "core/log.h"
+#include "net/server.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>

@@ -3,7 +3,7 @@
 #include "core/catalog.h"
 
 #include "core/command.h"
-#include "core/error.h"
+#include "base/error.h"
 
 #include <ctype.h>
 #include <stdarg.h>

@@ -2,14 +2,14 @@
  * /deposit, /pool. Every one of them opens the member's wallet first, so a
  * member's first command, whichever it is, pays the welcome bonus once. */
 #include "core/core.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/format.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "core/messages.h"
 #include "core/pool.h"
-#include "core/text.h"
+#include "base/text.h"
 #include "core/wallet.h"
 
 #include <stdio.h>

@@ -3,11 +3,11 @@
  * (core/generate.h); these only read options and answer. */
 #include "core/catalog.h"
 #include "core/core.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/generate.h"
 #include "core/handlers.h"
 #include "core/messages.h"
-#include "core/text.h"
+#include "base/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>

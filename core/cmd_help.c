@@ -2,7 +2,7 @@
 #include "core/core.h"
 #include "core/handlers.h"
 #include "core/messages.h"
-#include "core/text.h"
+#include "base/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 /* /leaderboard: the most upvoted generations of this server or group. */
 #include "core/core.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/generate.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/messages.h"
 #include "core/state.h"
-#include "core/text.h"
+#include "base/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,14 +3,14 @@
  * group it covers what the group's pool paid; elsewhere (the operator's
  * console or a DM) the whole bot, with refusals and failures. */
 #include "core/core.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/format.h"
 #include "core/generate.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/messages.h"
 #include "core/state.h"
-#include "core/text.h"
+#include "base/text.h"
 #include "core/wallet.h"
 
 #include <stdio.h>

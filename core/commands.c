@@ -1,9 +1,9 @@
 #include "core/commands.h"
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/handlers.h"
 #include "core/messages.h"
-#include "core/text.h"
+#include "base/text.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 #include "core/filter.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <regex.h>
 #include <stdarg.h>

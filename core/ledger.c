@@ -7,10 +7,10 @@
  * once that transaction is durable and calls the caller's callback. */
 #include "core/ledger.h"
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/ledger_internal.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>

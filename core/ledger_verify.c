@@ -4,7 +4,7 @@
  * head). The first thing that does not hold is named and the walk stops. */
 #include "core/ledger.h"
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/ledger_internal.h"
 
 #include <inttypes.h>

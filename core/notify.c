@@ -1,7 +1,7 @@
 #include "core/messages.h"
 #include "core/notify.h"
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/format.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 #include "core/payment.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -1,7 +1,7 @@
 #include "core/payref.h"
 
-#include "core/error.h"
-#include "core/text.h"
+#include "base/error.h"
+#include "base/text.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

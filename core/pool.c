@@ -1,7 +1,7 @@
 #include "core/pool.h"
 
 #include "core/core.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/ledger.h"
 #include "core/state.h"
 

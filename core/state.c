@@ -1,6 +1,6 @@
 #include "core/state.h"
 
-#include "core/error.h"
+#include "base/error.h"
 #include "storage/store.h"
 
 #include <stdio.h>

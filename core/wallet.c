@@ -1,9 +1,9 @@
 #include "core/wallet.h"
 
 #include "core/core.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/ledger.h"
-#include "core/log.h"
+#include "base/log.h"
 
 #include <stdlib.h>
 #include <time.h>

@@ -6,9 +6,9 @@
  * is on disk; every statement is prepared once at open. */
 #include "storage/store.h"
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <errno.h>
 #include <stddef.h>

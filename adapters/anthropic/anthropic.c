@@ -1,7 +1,7 @@
 #include "adapters/anthropic/anthropic.h"
 
 #include "adapters/llm/llm.h"
-#include "core/error.h"
+#include "base/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 #include "adapters/demo/demo.h"
 
-#include "core/error.h"
-#include "core/png.h"
+#include "base/error.h"
+#include "adapters/demo/png.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * example configuration works anywhere. Text replies say plainly that they
  * come from a demo and stream in a few chunks on a timer, so progress is
  * visible; images are a small picture drawn from the prompt
- * (core/png.h). */
+ * (adapters/demo/png.h). */
 #ifndef HB_ADAPTERS_DEMO_H
 #define HB_ADAPTERS_DEMO_H
 

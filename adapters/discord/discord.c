@@ -5,8 +5,8 @@
 #include "adapters/discord/rest.h"
 #include "core/messages.h"
 #include "core/commands.h"
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "core/state.h"
 
 #include <cjson/cJSON.h>

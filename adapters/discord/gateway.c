@@ -2,9 +2,9 @@
 
 #include "adapters/discord/payload.h"
 #include "adapters/discord/zstream.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>

@@ -1,6 +1,6 @@
 #include "adapters/discord/payload.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <string.h>
 

@@ -1,9 +1,9 @@
 #include "adapters/discord/rest.h"
 
-#include "bot/http.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "net/http.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

@@ -1,6 +1,6 @@
 #include "adapters/discord/verify.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>

@@ -1,7 +1,7 @@
 #include "adapters/hedera/hedera.h"
 
-#include "core/error.h"
-#include "core/text.h"
+#include "base/error.h"
+#include "base/text.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

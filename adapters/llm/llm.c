@@ -1,7 +1,7 @@
 #include "adapters/llm/llm.h"
 
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <curl/curl.h>
 #include <ctype.h>

@@ -1,5 +1,5 @@
 /* What the HTTP model providers share: settings, the request on the shared
- * HTTP client, streaming through the decoders of core/stream.h, and the
+ * HTTP client, streaming through the decoders of adapters/llm/stream.h, and the
  * translation of HTTP failures into results the engine acts on (retry
  * after 429 and 5xx honouring Retry-After; fail at once, with a sentence
  * an operator can act on, on a bad key or an unknown model).
@@ -8,9 +8,9 @@
 #ifndef HB_ADAPTERS_LLM_H
 #define HB_ADAPTERS_LLM_H
 
-#include "bot/http.h"
+#include "net/http.h"
 #include "core/provider.h"
-#include "core/stream.h"
+#include "adapters/llm/stream.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 #include "adapters/openai/openai.h"
 
 #include "adapters/llm/llm.h"
-#include "core/error.h"
+#include "base/error.h"
 
 #include <openssl/evp.h>
 

@@ -9,7 +9,7 @@
 #ifndef HB_ADAPTERS_OPENAI_H
 #define HB_ADAPTERS_OPENAI_H
 
-#include "bot/http.h"
+#include "net/http.h"
 #include "core/provider.h"
 
 /** A provider on the shared client (borrowed; must outlive it). Returns

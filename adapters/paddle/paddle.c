@@ -1,6 +1,6 @@
 #include "adapters/paddle/paddle.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

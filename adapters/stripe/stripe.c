@@ -1,6 +1,6 @@
 #include "adapters/stripe/stripe.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

@@ -3,8 +3,8 @@
  * handling are the queue's. */
 #include "adapters/telegram/telegram_internal.h"
 
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <inttypes.h>

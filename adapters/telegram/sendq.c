@@ -10,9 +10,9 @@
  * behind the pace collapse into the newest, which is what streaming needs. */
 #include "adapters/telegram/telegram_internal.h"
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

@@ -11,9 +11,9 @@
 
 #include "core/messages.h"
 #include "core/core.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/ledger.h"
-#include "core/log.h"
+#include "base/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>

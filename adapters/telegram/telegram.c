@@ -3,13 +3,13 @@
  * back-off, the persisted offset, and closing. */
 #include "adapters/telegram/telegram_internal.h"
 
-#include "bot/http_pipe.h"
+#include "net/http_pipe.h"
 #include "core/commands.h"
 #include "core/core.h"
-#include "core/error.h"
-#include "core/json.h"
+#include "base/error.h"
+#include "base/json.h"
 #include "core/ledger.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "core/state.h"
 
 #include <inttypes.h>

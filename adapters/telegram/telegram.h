@@ -43,7 +43,7 @@ struct telegram_options {
     unsigned max_inflight;      /* queued sends in flight at once; 0: 32 */
     int pacing_off;             /* benchmarks: no per-chat or global pacing at all */
     unsigned pipeline;          /* JSON calls in flight per connection (HTTP/1.1
-                                   pipelining, bot/http_pipe.h); 0: 8 */
+                                   pipelining, net/http_pipe.h); 0: 8 */
     int pipeline_off;           /* every call its own libcurl transfer */
     int webhook;                /* updates arrive through telegram_update_feed: no getUpdates */
     const char *webhook_url;    /* webhook mode: setWebhook to this URL at start; NULL or "":

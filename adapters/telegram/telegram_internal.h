@@ -4,7 +4,7 @@
 #define HB_TELEGRAM_INTERNAL_H
 
 #include "adapters/telegram/telegram.h"
-#include "bot/http.h"
+#include "net/http.h"
 #include "core/command.h"
 
 #include <cjson/cJSON.h>

@@ -2,8 +2,8 @@
  * by Telegram's measure, and tolerant JSON field access. */
 #include "adapters/telegram/telegram_internal.h"
 
-#include "core/error.h"
-#include "core/text.h"
+#include "base/error.h"
+#include "base/text.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -9,8 +9,8 @@
 
 #include "core/messages.h"
 #include "core/commands.h"
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>

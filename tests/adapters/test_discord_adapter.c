@@ -7,8 +7,8 @@
 
 #include "adapters/discord/discord.h"
 #include "adapters/discord/gateway.h"
-#include "bot/http.h"
-#include "core/error.h"
+#include "net/http.h"
+#include "base/error.h"
 #include "tests/fake/discord_gateway.h"
 #include "tests/fake/discord_rest.h"
 

@@ -8,10 +8,10 @@
 #include "adapters/discord/discord.h"
 #include "adapters/discord/gateway.h"
 #include "bot/config.h"
-#include "bot/http.h"
-#include "bot/server.h"
+#include "net/http.h"
+#include "net/server.h"
 #include "bot/webhooks.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "tests/bot/tcall.h"
 #include "tests/fake/discord_rest.h"
 

@@ -5,8 +5,8 @@
 
 #include "adapters/discord/gateway.h"
 #include "adapters/discord/payload.h"
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "tests/fake/discord_gateway.h"
 
 #include <cjson/cJSON.h>

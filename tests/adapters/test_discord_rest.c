@@ -6,8 +6,8 @@
 #include "tests/test.h"
 
 #include "adapters/discord/rest.h"
-#include "bot/http.h"
-#include "core/error.h"
+#include "net/http.h"
+#include "base/error.h"
 #include "tests/fake/discord_rest.h"
 
 #include <stdio.h>

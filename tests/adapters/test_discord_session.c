@@ -2,7 +2,7 @@
 
 #include "adapters/discord/session.h"
 #include "adapters/discord/zstream.h"
-#include "core/error.h"
+#include "base/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 #include "tests/test.h"
 
 #include "adapters/discord/verify.h"
-#include "core/error.h"
+#include "base/error.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
-/* Test helper: HTTP calls to the daemon's server through bot/http.h, on
+/* Test helper: HTTP calls to the daemon's server through net/http.h, on
  * the test's loop. */
 #ifndef HB_TESTS_TCALL_H
 #define HB_TESTS_TCALL_H
 
-#include "bot/http.h"
+#include "net/http.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -4,8 +4,8 @@
 #include "tests/test.h"
 
 #include "bot/config.h"
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * at a closed port: the adapters keep retrying their start in the
  * background, which the endpoints do not depend on. Runs the real binary
  * and stops it with SIGTERM. */
-#include "bot/http.h"
+#include "net/http.h"
 #include "tests/bot/tcall.h"
 #include "tests/test.h"
 

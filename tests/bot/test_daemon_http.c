@@ -1,7 +1,7 @@
 /* The daemon with its HTTP server on: it listens on loopback, answers
  * /healthz and /metrics, counts the console's commands, and still stops
  * cleanly. Runs the real binary. */
-#include "bot/http.h"
+#include "net/http.h"
 #include "tests/bot/tcall.h"
 #include "tests/test.h"
 

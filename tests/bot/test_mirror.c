@@ -3,9 +3,9 @@
  * transactions, unknown memos kept for the operator, restart from the
  * stored cursor without a second credit, a malformed page, and the mirror
  * being down. */
-#include "bot/http.h"
+#include "net/http.h"
 #include "bot/mirror.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/payref.h"
 #include "core/state.h"
 #include "tests/core/ledger_helpers.h"

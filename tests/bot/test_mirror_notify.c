@@ -1,7 +1,7 @@
 /* A Hedera deposit credited by the poller is told to its member, after
  * the credit is committed, with the new balance; a page read again
  * credits nothing and tells nobody twice. */
-#include "bot/http.h"
+#include "net/http.h"
 #include "bot/mirror.h"
 #include "core/notify.h"
 #include "core/payref.h"

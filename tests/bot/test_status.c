@@ -1,9 +1,9 @@
 /* /healthz and /metrics: the exposition format line by line, the bearer
  * token, and /healthz turning 503 when storage is gone. */
-#include "bot/server.h"
+#include "net/server.h"
 #include "bot/status.h"
-#include "core/error.h"
-#include "core/metrics.h"
+#include "base/error.h"
+#include "base/metrics.h"
 #include "tests/bot/tcall.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/test.h"

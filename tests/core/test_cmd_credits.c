@@ -4,9 +4,9 @@
 
 #include "bot/router.h"
 #include "core/core.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/ledger.h"
-#include "core/metrics.h"
+#include "base/metrics.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/fake/reply_capture.h"
 

@@ -4,8 +4,8 @@
 #include "core/button.h"
 #include "core/commands.h"
 #include "core/core.h"
-#include "core/error.h"
-#include "core/text.h"
+#include "base/error.h"
+#include "base/text.h"
 #include "tests/fake/reply_capture.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 #include "tests/test.h"
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/filter.h"
 
 #include <pthread.h>

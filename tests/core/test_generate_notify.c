@@ -4,7 +4,7 @@
  * their next command and can be sent later. */
 #include "core/catalog.h"
 #include "core/core.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/generate.h"
 #include "core/notify.h"
 #include "core/state.h"

@@ -3,7 +3,7 @@
 
 #include "tests/core/ledger_helpers.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,8 +8,8 @@
 
 #include "tests/core/ledger_helpers.h"
 
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -16,7 +16,7 @@
 
 #include "tests/core/ledger_helpers.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
 
 #include "tests/core/ledger_helpers.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <sqlite3.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 #include "tests/test.h"
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/state.h"
 #include "tests/core/ledger_helpers.h"
 

@@ -2,8 +2,8 @@
  * append-only history, savepoint isolation inside a group commit. */
 #include "tests/test.h"
 
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "storage/store.h"
 
 #include <sqlite3.h>

@@ -184,7 +184,7 @@ double http_request_elapsed_ms(const struct http_request *req);
 /* Raw connections. libcurl resolves, connects, tunnels through a proxy when
  * one is set and does TLS (CURLOPT_CONNECT_ONLY, offering only http/1.1 in
  * ALPN); the caller then speaks HTTP/1.1 over the connection itself (the
- * pipelined Bot API calls of bot/http_pipe.h):
+ * pipelined Bot API calls of net/http_pipe.h):
  *
  *     struct http_request *c = http_connection_new(client, "https://host");
  *     http_request_start(c, on_connected, ctx);  // rc 0: connected

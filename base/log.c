@@ -1,6 +1,6 @@
-#include "core/log.h"
+#include "base/log.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <ctype.h>
 #include <pthread.h>

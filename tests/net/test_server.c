@@ -1,8 +1,8 @@
 /* The HTTP server on the loop: routing, headers, bodies, late answers,
  * refusals, and a clean close with a request still in a handler. Every
  * test ends with uv_loop_close() == 0. */
-#include "bot/server.h"
-#include "core/error.h"
+#include "net/server.h"
+#include "base/error.h"
 #include "tests/bot/tcall.h"
 #include "tests/test.h"
 

@@ -1,13 +1,13 @@
-/* Pipelined calls (bot/http_pipe.h) against the fake server on loopback:
+/* Pipelined calls (net/http_pipe.h) against the fake server on loopback:
  * order and framing, a server that closes after a response, an idle
  * connection dropped by the server, a server that does not pipeline,
  * timeouts, refusals and closing with calls pending. Every test runs its
  * own loop and ends with uv_loop_close() == 0. */
 #include "tests/test.h"
 
-#include "bot/http.h"
-#include "bot/http_pipe.h"
-#include "core/error.h"
+#include "net/http.h"
+#include "net/http_pipe.h"
+#include "base/error.h"
 #include "tests/fake/httpd.h"
 #include "tests/fake/tls_echo.h"
 

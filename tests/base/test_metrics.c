@@ -1,6 +1,6 @@
 /* The metrics registry: declaration rules, series limits, histogram
  * buckets, reset, and counting from several threads at once. */
-#include "core/metrics.h"
+#include "base/metrics.h"
 #include "tests/test.h"
 
 #include <pthread.h>

@@ -1,7 +1,7 @@
-#include "bot/server.h"
+#include "net/server.h"
 
-#include "core/error.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <libwebsockets.h>

@@ -1,6 +1,6 @@
-#include "core/png.h"
+#include "adapters/demo/png.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Streaming replies from text generation providers, decoded into neutral
  * steps.
  *
- * A decoder sits on an SSE parser (core/sse.h) and understands one wire
+ * A decoder sits on an SSE parser (adapters/llm/sse.h) and understands one wire
  * protocol:
  *
  * - OpenAI-compatible chat completions (OpenAI, Ollama, llama.cpp server,

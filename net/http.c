@@ -1,4 +1,4 @@
-/* The HTTP client on the loop. See bot/http.h for the contract.
+/* The HTTP client on the loop. See net/http.h for the contract.
  *
  * libcurl tells us which sockets to watch (socket callback) and when to call
  * it back (timer callback); we watch sockets with uv_poll and the deadline
@@ -10,11 +10,11 @@
  * cancelling, closing and starting from there are deferred: they mark the
  * request or the client and start the "kick" timer with a zero timeout,
  * whose callback does the work from a clean stack on the next loop turn. */
-#include "bot/http.h"
+#include "net/http.h"
 
-#include "core/error.h"
-#include "core/json.h"
-#include "core/log.h"
+#include "base/error.h"
+#include "base/json.h"
+#include "base/log.h"
 
 #include <curl/curl.h>
 #include <errno.h>

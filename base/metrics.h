@@ -1,7 +1,7 @@
 /* The metrics registry: counters, gauges and histograms with labels, read
  * out in the Prometheus text exposition format.
  *
- * A leaf utility like core/log.h: any layer may count (storage counts its
+ * A leaf utility like base/log.h: any layer may count (storage counts its
  * commits from its own thread), so every update takes one process-wide
  * mutex for a few dozen nanoseconds. Families are declared once, at
  * startup or as static data below, and live for the whole process; a

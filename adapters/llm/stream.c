@@ -1,7 +1,7 @@
-#include "core/stream.h"
+#include "adapters/llm/stream.h"
 
-#include "core/error.h"
-#include "core/sse.h"
+#include "base/error.h"
+#include "adapters/llm/sse.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>

@@ -3,9 +3,9 @@
  * uv_loop_close() == 0. */
 #include "tests/test.h"
 
-#include "bot/http.h"
-#include "core/error.h"
-#include "core/log.h"
+#include "net/http.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "tests/fake/httpd.h"
 
 #include <arpa/inet.h>

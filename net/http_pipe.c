@@ -1,4 +1,4 @@
-/* Pipelined HTTP/1.1 calls to one origin. See bot/http_pipe.h.
+/* Pipelined HTTP/1.1 calls to one origin. See net/http_pipe.h.
  *
  * Calls wait in the pipe's queue until the check phase of the loop's turn
  * in which they were made; then each open connection whose last write has
@@ -7,11 +7,11 @@
  * head of the connection's pending list. A connection is polled for
  * reading all the time (so a close by the server is seen while idle) and
  * for writing only while a send is held back. */
-#include "bot/http_pipe.h"
+#include "net/http_pipe.h"
 
-#include "bot/http.h"
-#include "core/error.h"
-#include "core/log.h"
+#include "net/http.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <stdbool.h>
 #include <stdio.h>

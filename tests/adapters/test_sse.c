@@ -1,8 +1,8 @@
 #include "tests/test.h"
 
-#include "core/error.h"
-#include "core/sse.h"
-#include "core/stream.h"
+#include "base/error.h"
+#include "adapters/llm/sse.h"
+#include "adapters/llm/stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>

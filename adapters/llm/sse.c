@@ -1,6 +1,6 @@
-#include "core/sse.h"
+#include "adapters/llm/sse.h"
 
-#include "core/error.h"
+#include "base/error.h"
 
 #include <stdlib.h>
 #include <string.h>

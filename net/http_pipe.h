@@ -8,7 +8,7 @@
  * write and one read carry many calls.
  *
  * libcurl still makes every connection (name resolution, proxy tunnel,
- * TLS and certificate checks: http_connection_new in bot/http.h); the pipe
+ * TLS and certificate checks: http_connection_new in net/http.h); the pipe
  * only frames requests and parses responses (Content-Length, chunked, or
  * until close; 1xx skipped).
  *

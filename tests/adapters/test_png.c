@@ -1,7 +1,7 @@
 #include "tests/test.h"
 
-#include "core/error.h"
-#include "core/png.h"
+#include "base/error.h"
+#include "adapters/demo/png.h"
 
 #include <stdint.h>
 #include <stdlib.h>

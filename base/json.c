@@ -1,5 +1,5 @@
-/* Writing JSON text from a cJSON tree. See core/json.h. */
-#include "core/json.h"
+/* Writing JSON text from a cJSON tree. See base/json.h. */
+#include "base/json.h"
 
 #include <math.h>
 #include <stdbool.h>

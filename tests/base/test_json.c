@@ -2,8 +2,8 @@
  * whole numbers as integers, escapes as RFC 8259 asks. */
 #include "tests/test.h"
 
-#include "core/json.h"
-#include "core/text.h"
+#include "base/json.h"
+#include "base/text.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,6 +1,6 @@
 #include "tests/test.h"
 
-#include "core/log.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
