@@ -37,7 +37,7 @@ TEST_OBJ  := $(TEST_SRC:%.c=build/asan/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=build/obj/%.o)
 LIB_OBJ   := $(LIB_SRC:%.c=build/obj/%.o)
 
-.PHONY: all deps test run valgrind bench clean format check-layers
+.PHONY: all deps test run valgrind bench clean format format-check check-layers
 
 # Quiet compile lines; `make V=1` shows the full commands.
 ifndef V
@@ -134,8 +134,16 @@ run: deps
 check-layers:
 	@sh tools/check-layers.sh
 
+FORMAT_FILES = $(SRC) $(TEST_SRC) $(BENCH_SRC) $(wildcard */*.h */*/*.h)
+
 format:
-	clang-format -i $(SRC) $(TEST_SRC) $(BENCH_SRC) $(wildcard */*.h */*/*.h)
+	clang-format -i $(FORMAT_FILES)
+
+# Fails, naming the lines, when any file differs from what `make format` writes.
+format-check:
+	@command -v clang-format >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-format; } >/dev/null 2>&1 \
+	  || { echo "format-check: needs clang-format (apt-get install clang-format)"; exit 1; }
+	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "format: every file as .clang-format writes it"
 
 clean:
 	rm -rf build
