@@ -1,6 +1,7 @@
 #include "adapters/console/console.h"
 
 #include "base/error.h"
+#include "base/hex.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,7 +57,7 @@ struct console {
     bool line_overflow;   /* the current line passed CONSOLE_LINE_MAX */
 
     uint64_t seq;         /* line counter, for event ids */
-    long boot;            /* start time, for event ids */
+    char boot[17];        /* random per run, in hex: event ids never repeat across runs */
     size_t refs;          /* replies alive + 1 while open */
     size_t handles_open;
     bool closing;
@@ -115,7 +117,7 @@ static int console__save_image(struct console *c, const struct reply_image *img,
                                size_t cap)
 {
     const char *ext = strchr(img->filename != NULL ? img->filename : "", '.');
-    snprintf(path, cap, "%s/console-%ld-%llu%s", c->image_dir, c->boot,
+    snprintf(path, cap, "%s/console-%s-%llu%s", c->image_dir, c->boot,
              (unsigned long long)++c->seq, ext != NULL ? ext : ".bin");
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -207,7 +209,7 @@ static void console__run(struct console *c, char *p)
     snprintf(inv.user_name, sizeof(inv.user_name), "%s", c->user);
     inv.scope = COMMAND_SCOPE_DM;
     snprintf(inv.channel_id, sizeof(inv.channel_id), "console");
-    snprintf(inv.event_id, sizeof(inv.event_id), "console:%ld:%llu", c->boot,
+    snprintf(inv.event_id, sizeof(inv.event_id), "console:%s:%llu", c->boot,
              (unsigned long long)++c->seq);
     inv.admin = c->admin;
     inv.reply = &cr->reply;
@@ -542,7 +544,13 @@ struct adapter *console_new(uv_loop_t *loop, const struct console_options *opts,
     c->in_fd = opts->in_fd;
     c->out_fd = opts->out_fd;
     c->line = malloc(CONSOLE_LINE_MAX);
-    c->boot = (long)time(NULL);
+    /* A start time would repeat when the daemon restarts within the same
+     * second, and every event id of the previous run with it: a grant would
+     * then be taken for a replay. 64 random bits never repeat in practice. */
+    unsigned char nonce[8];
+    if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
+        goto fail;
+    hex_encode(nonce, sizeof(nonce), c->boot);
     c->refs = 1;
     if (c->user == NULL || c->image_dir == NULL || c->line == NULL)
         goto fail;
