@@ -4,8 +4,11 @@
 #include "bot/daemon.h"
 #include "net/http.h"
 #include "core/ledger.h"
+#include "storage/store.h"
+#include "base/error.h"
 #include "base/log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +23,11 @@ static void main__usage(FILE *out)
             "Usage: haibot [-c FILE]                 run the daemon (default ./" HAIBOT_DEFAULT_CONFIG ")\n"
             "       haibot check-config [-c FILE]    validate a config file\n"
             "       haibot ledger verify [-c FILE]   recompute the ledger's hash chain and invariants\n"
+            "       haibot ledger verify --head SEQ:HASH [-c FILE]\n"
+            "                                        also fail unless the chain holds that published head\n"
             "       haibot ledger head [-c FILE]     print the ledger's chain head\n"
+            "       haibot ledger backup FILE [-c FILE]\n"
+            "                                        copy the ledger while it runs, verify the copy, print its head\n"
             "       haibot version                   print the version\n"
             "       haibot --help                    print this help\n");
 }
@@ -72,21 +79,73 @@ static int main__check_config(const char *path)
     return rc;
 }
 
-static int main__ledger(const char *what, const char *path)
+/* Load the config at path for a command-line tool; NULL (with the problems
+ * printed) when it does not load. */
+static struct config *main__config_for_tool(const char *path)
 {
     if (main__config_missing(path) != 0)
-        return 1;
+        return NULL;
     struct config_problems problems;
     config_problems_init(&problems);
     struct config *cfg = NULL;
     if (config_load(path, &cfg, &problems) < 0) {
         config_problems_print(&problems, stderr);
-        config_problems_close(&problems);
-        return 1;
+        cfg = NULL;
     }
     config_problems_close(&problems);
-    int rc = strcmp(what, "verify") == 0 ? ledger_verify_file(cfg->storage.path, stdout)
-                                         : ledger_head_file(cfg->storage.path, stdout);
+    return cfg;
+}
+
+/* `haibot ledger verify|head|backup ...`: argv[2] is the verb. */
+static int main__ledger(int argc, char **argv)
+{
+    const char *what = argv[2];
+    const char *path = HAIBOT_DEFAULT_CONFIG;
+    const char *backup_to = NULL;
+    struct ledger_head head;
+    bool have_head = false;
+    int from = 3;
+    if (strcmp(what, "backup") == 0) {
+        if (argc < 4 || argv[3][0] == '-') {
+            fprintf(stderr, "haibot: ledger backup needs the file to write: haibot ledger backup FILE\n");
+            return 2;
+        }
+        backup_to = argv[3];
+        from = 4;
+    } else if (strcmp(what, "verify") == 0 && argc > 3 && strncmp(argv[3], "--head", 6) == 0) {
+        const char *text = argv[3][6] == '=' ? argv[3] + 7 : (argc > 4 ? argv[4] : NULL);
+        if ((argv[3][6] != '=' && argv[3][6] != '\0') || ledger_head_parse(text, &head) < 0) {
+            fprintf(stderr, "haibot: --head takes SEQ:HASH, the seq and the 64-digit hash that "
+                            "`haibot ledger head` prints\n");
+            return 2;
+        }
+        have_head = true;
+        from = argv[3][6] == '=' ? 4 : 5;
+    }
+    if (main__config_arg(argc, argv, from, &path) < 0)
+        return 2;
+    struct config *cfg = main__config_for_tool(path);
+    if (cfg == NULL)
+        return 1;
+    int rc = 0;
+    if (backup_to != NULL) {
+        rc = store_backup_file(cfg->storage.path, backup_to);
+        if (rc < 0) {
+            fprintf(stderr, "haibot: ledger backup to %s failed: %s\n", backup_to,
+                    rc == HB_EEXISTS ? "the file exists (a backup never overwrites)" : hb_strerror(rc));
+            config_free(cfg);
+            return 1;
+        }
+        printf("ledger backup: wrote %s\n", backup_to);
+        /* A copy is only a backup once it verifies on its own. */
+        rc = ledger_verify_file(backup_to, stdout);
+        if (rc == 0)
+            rc = ledger_head_file(backup_to, stdout);
+    } else if (strcmp(what, "verify") == 0) {
+        rc = ledger_verify_file_head(cfg->storage.path, have_head ? &head : NULL, stdout);
+    } else {
+        rc = ledger_head_file(cfg->storage.path, stdout);
+    }
     config_free(cfg);
     if (rc < 0)
         return 2;
@@ -111,10 +170,9 @@ int main(int argc, char **argv)
             return 2;
         rc = main__check_config(path);
     } else if (argc > 2 && strcmp(argv[1], "ledger") == 0 &&
-               (strcmp(argv[2], "verify") == 0 || strcmp(argv[2], "head") == 0)) {
-        if (main__config_arg(argc, argv, 3, &path) < 0)
-            return 2;
-        rc = main__ledger(argv[2], path);
+               (strcmp(argv[2], "verify") == 0 || strcmp(argv[2], "head") == 0 ||
+                strcmp(argv[2], "backup") == 0)) {
+        rc = main__ledger(argc, argv);
     } else if (argc > 1 && argv[1][0] != '-') {
         fprintf(stderr, "haibot: unknown command '%s'\n", argv[1]);
         main__usage(stderr);

@@ -220,6 +220,22 @@ int ledger_pool_name(char *buf, size_t cap, const char *platform, const char *gr
  *  cannot check (missing file, schema). */
 int ledger_verify_file(const char *db_path, FILE *out);
 
+/** A chain head as published: the entry's position and its hash. */
+struct ledger_head {
+    uint64_t seq;                    /* the entry's position, from 1 */
+    uint8_t hash[STORE_HASH_SIZE];   /* its SHA-256 chain hash */
+};
+
+/** Parse "SEQ:HASH" (HASH: 64 hex digits), as `ledger verify --head` takes
+ *  it. Returns 0 or HB_EINVAL. */
+int ledger_head_parse(const char *text, struct ledger_head *out);
+
+/** ledger_verify_file, and also fail (1) unless the chain holds the
+ *  published head: entry head->seq exists and has head->hash. A rewritten
+ *  or truncated history cannot hold a head published before the rewrite.
+ *  head NULL is ledger_verify_file. */
+int ledger_verify_file_head(const char *db_path, const struct ledger_head *head, FILE *out);
+
 /** `haibot ledger head`: print "seq=<n> hash=<hex>" of the chain head.
  *  Returns 0 or a negative code. */
 int ledger_head_file(const char *db_path, FILE *out);

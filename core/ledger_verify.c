@@ -5,8 +5,10 @@
 #include "core/ledger.h"
 
 #include "base/error.h"
+#include "base/hex.h"
 #include "core/ledger_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -103,6 +105,7 @@ struct verify {
     struct verify_map open;            /* v[0]: 1 while open; v[1]: expires_at */
     struct verify_map reversed;        /* v[0]: credits reversed of an original */
     size_t open_count;
+    const struct ledger_head *head;    /* a published head the chain must hold, or NULL */
     char where[STORE_ID_SIZE + 64];    /* the first bad entry or account */
     char what[512];                    /* what is wrong with it */
 };
@@ -224,6 +227,10 @@ static int verify__transfer(const struct store_transfer *t, void *data)
     if (memcmp(hash, t->hash, STORE_HASH_SIZE) != 0)
         return verify__bad_entry(v, t, "hash does not match its contents and its predecessor "
                                        "(altered, moved or inserted)");
+    if (v->head != NULL && v->head->seq == t->seq &&
+        memcmp(hash, v->head->hash, STORE_HASH_SIZE) != 0)
+        return verify__bad_entry(v, t, "hash differs from the published head: the history up "
+                                       "to it was rewritten");
     memcpy(v->prev, t->hash, STORE_HASH_SIZE);
     v->next_seq++;
     if (t->amount <= 0)
@@ -309,7 +316,27 @@ static int verify__pending(const char *id, int64_t expires_at, void *data)
     return 0;
 }
 
+int ledger_head_parse(const char *text, struct ledger_head *out)
+{
+    char *end = NULL;
+    if (text == NULL || *text < '1' || *text > '9')
+        return HB_EINVAL;
+    errno = 0;
+    unsigned long long seq = strtoull(text, &end, 10);
+    if (errno != 0 || *end != ':' || strlen(end + 1) != 2 * STORE_HASH_SIZE)
+        return HB_EINVAL;
+    if (hex_decode(end + 1, out->hash, STORE_HASH_SIZE) < 0)
+        return HB_EINVAL;
+    out->seq = seq;
+    return 0;
+}
+
 int ledger_verify_file(const char *db_path, FILE *out)
+{
+    return ledger_verify_file_head(db_path, NULL, out);
+}
+
+int ledger_verify_file_head(const char *db_path, const struct ledger_head *head, FILE *out)
 {
     struct store_options so = {.path = db_path, .read_only = true};
     struct store *store = NULL;
@@ -324,6 +351,7 @@ int ledger_verify_file(const char *db_path, FILE *out)
     memset(&v, 0, sizeof(v));
     memset(&tot, 0, sizeof(tot));
     v.next_seq = 1;
+    v.head = head;
     tot.v = &v;
     store = store_new(&so, &rc);
     if (store == NULL)
@@ -336,6 +364,15 @@ int ledger_verify_file(const char *db_path, FILE *out)
     rc = store_txn_transfer_each(txn, 1, verify__transfer, &v);
     if (rc != 0)
         goto out;
+    if (head != NULL && head->seq > v.next_seq - 1) {
+        char where[64];
+        snprintf(where, sizeof(where), "entry seq=%" PRIu64, head->seq);
+        rc = verify__bad(&v, where,
+                         "of the published head is missing: the chain ends at seq=%" PRIu64
+                         " (truncated or rewritten)",
+                         v.next_seq - 1);
+        goto out;
+    }
     rc = store_txn_head_recorded(txn, &rec_seq, rec_hash);
     if (rc < 0)
         goto out;
@@ -397,6 +434,9 @@ out:
         fprintf(out, "ledger verify: ok entries=%" PRIu64 " accounts=%zu open=%zu head=%" PRIu64
                      " hash=%s\n",
                 v.next_seq - 1, tot.accounts, listed, v.next_seq - 1, hex);
+        if (head != NULL)
+            fprintf(out, "ledger verify: the chain holds the published head seq=%" PRIu64 "\n",
+                    head->seq);
     }
     verify__map_free(&v.accounts);
     verify__map_free(&v.open);

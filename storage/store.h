@@ -223,4 +223,12 @@ int store_txn_state_put(struct store_txn *txn, const char *ns, const char *key, 
 int store_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
                          int (*fn)(const char *key, const char *value, void *data), void *data);
 
+/** Copy the database at src_path to dst_path, consistent while a daemon
+ *  writes to it (SQLite's online backup: one read transaction, WAL
+ *  included). The copy is written beside dst_path and renamed into place,
+ *  so dst_path is whole or absent. Returns 0, HB_EEXISTS when dst_path
+ *  exists (never overwritten), HB_ESTORAGE when src_path cannot be read as
+ *  a database, HB_EIO when the copy cannot be written. */
+int store_backup_file(const char *src_path, const char *dst_path);
+
 #endif
