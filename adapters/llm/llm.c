@@ -262,6 +262,44 @@ static void llm__done(struct http_request *req, int rc, void *data)
     llm__call_free(call);
 }
 
+/* Whether one of the words names the error: a substring of type or code. */
+static bool llm__error_names(const char *type, const char *code, const char *const *words)
+{
+    for (size_t i = 0; words[i] != NULL; i++) {
+        if (strstr(type, words[i]) != NULL || strstr(code, words[i]) != NULL)
+            return true;
+    }
+    return false;
+}
+
+enum llm_error_class llm_error_classify(const char *type, const char *code)
+{
+    /* Billing and quota first: "insufficient_quota" must not be retried
+     * although OpenAI sends it with HTTP 429. */
+    static const char *const billing[] = {"insufficient_quota", "billing", "credit", NULL};
+    static const char *const auth[] = {"authentication", "invalid_api_key", "permission",
+                                       "unauthorized", "forbidden", NULL};
+    static const char *const retry[] = {"rate_limit", "overloaded", "server_error", "api_error",
+                                        "timeout", "unavailable", "internal", NULL};
+    static const char *const request[] = {"invalid_request", "not_found", "context_length",
+                                          "invalid", "unsupported", NULL};
+    if (type == NULL)
+        type = "";
+    if (code == NULL)
+        code = "";
+    if (llm__error_names(type, code, billing))
+        return LLM_ERROR_REQUEST;
+    if (llm__error_names(type, code, auth))
+        return LLM_ERROR_AUTH;
+    /* OpenAI's rate-limit errors carry the limit's unit as their type. */
+    if (llm__error_names(type, code, retry) || strcmp(type, "requests") == 0 ||
+        strcmp(type, "tokens") == 0)
+        return LLM_ERROR_RETRY;
+    if (llm__error_names(type, code, request))
+        return LLM_ERROR_REQUEST;
+    return LLM_ERROR_OTHER;
+}
+
 static int llm__step(const struct stream_step *step, void *data)
 {
     struct provider_call *call = data;
@@ -275,13 +313,24 @@ static int llm__step(const struct stream_step *step, void *data)
         break;
     case STREAM_STEP_ERROR: {
         const char *type = step->error_type != NULL ? step->error_type : "";
-        call->remote_retryable = strstr(type, "overloaded") != NULL ||
-                                 strstr(type, "rate_limit") != NULL ||
-                                 strcmp(type, "api_error") == 0 ||
-                                 strcmp(type, "server_error") == 0;
-        snprintf(call->err, sizeof(call->err), "%s reported an error mid-stream: %s%s%.160s",
-                 call->p->name, type, type[0] && step->error_message[0] ? ": " : "",
-                 step->error_message != NULL ? step->error_message : "");
+        const char *code = step->error_code != NULL ? step->error_code : "";
+        const char *msg = step->error_message != NULL ? step->error_message : "";
+        enum llm_error_class cls = llm_error_classify(type, code);
+        call->remote_retryable = cls == LLM_ERROR_RETRY;
+        const char *what = code[0] != '\0' && strcmp(code, type) != 0 ? code : type;
+        if (cls == LLM_ERROR_AUTH)
+            snprintf(call->err, sizeof(call->err),
+                     "%s refused the API key mid-stream (%s); an operator should check api_key "
+                     "in [provider \"%s\"]",
+                     call->p->name, what, call->p->name);
+        else if (cls == LLM_ERROR_REQUEST)
+            snprintf(call->err, sizeof(call->err),
+                     "%s refused the request mid-stream (%s); an operator should check the "
+                     "model's upstream and limits: %.120s",
+                     call->p->name, what, msg);
+        else
+            snprintf(call->err, sizeof(call->err), "%s reported an error mid-stream: %s%s%.160s",
+                     call->p->name, what, what[0] && msg[0] ? ": " : "", msg);
         break;
     }
     default:

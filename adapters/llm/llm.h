@@ -88,4 +88,18 @@ void llm_call_cancel(struct provider_call *call);
 /** Milliseconds from a Retry-After value (seconds, or an HTTP date), or -1. */
 int64_t llm_retry_after_ms(const char *value);
 
+/** What an error a provider reports (in a stream, or in an error body)
+ *  asks of the engine, judged by its type and its code together. */
+enum llm_error_class {
+    LLM_ERROR_OTHER = 0,   /* unknown: fail this attempt, as a final error */
+    LLM_ERROR_RETRY = 1,   /* rate limit, overloaded, server error: retry with backoff */
+    LLM_ERROR_AUTH = 2,    /* the key is refused: fail at once; the operator must act */
+    LLM_ERROR_REQUEST = 3, /* invalid request, unknown model, no quota: fail at once */
+};
+
+/** Classify by the provider's error type and code (either may be NULL or
+ *  ""), e.g. {"type":"requests","code":"rate_limit_exceeded"} is
+ *  LLM_ERROR_RETRY. */
+enum llm_error_class llm_error_classify(const char *type, const char *code);
+
 #endif

@@ -19,6 +19,8 @@ struct stream_decoder {
     bool done;       /* the end marker arrived; later events are ignored */
     size_t events;   /* SSE events seen, for error messages */
     char error[256]; /* description of the last failure */
+    unsigned char held[3]; /* a high surrogate that ended a text delta, in WTF-8 */
+    bool holding;          /* held is set: the next delta may start with its low half */
 };
 
 static void stream_error_set(struct stream_decoder *d, const char *fmt, ...)
@@ -47,19 +49,199 @@ static void stream_step_init(struct stream_step *step, enum stream_step_kind kin
     step->output_tokens = -1;
 }
 
+/* ---- Surrogates ------------------------------------------------------------
+ *
+ * A server that streams UTF-16 code units (as JSON escapes) may cut an emoji
+ * between two chunks: "\ud83d" ends one delta and "\ude00" starts the next.
+ * Each chunk alone is JSON with a lone surrogate, which cJSON refuses. So
+ * before parsing, a lone surrogate escape is rewritten to its three-byte
+ * generalized UTF-8 form (WTF-8: ED A0..BF xx), which cJSON copies through;
+ * as text is emitted, a high half that ends a delta is held and joined with
+ * a low half that starts the next one. Whatever stays lone becomes U+FFFD,
+ * so what leaves the decoder is always valid UTF-8. */
+
+static const unsigned char stream_replacement[3] = {0xEF, 0xBF, 0xBD}; /* U+FFFD */
+
+static int stream__hex4(const char *p, size_t avail)
+{
+    int v = 0;
+    if (avail < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* The \uXXXX escape at p (p[0] is the backslash), or -1. */
+static int stream__escape_at(const char *p, const char *end)
+{
+    if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+        return -1;
+    return stream__hex4(p + 2, (size_t)(end - p - 2));
+}
+
+/* A copy of json with every lone surrogate escape written as WTF-8 bytes,
+ * or NULL (with *changed false) when there is none. Escaped pairs stay. */
+static char *stream__surrogates_rewrite(const char *json, size_t len, size_t *out_len,
+                                        bool *changed)
+{
+    *changed = false;
+    const char *end = json + len;
+    const char *p = json;
+    char *out = NULL;
+    size_t n = 0;
+    bool in_string = false;
+    while (p < end) {
+        int v = -1;
+        if (in_string && *p == '\\') {
+            v = stream__escape_at(p, end);
+            if (v < 0xD800 || v > 0xDFFF) {
+                /* Any other escape: copy it whole so "\\u..." is not misread. */
+                size_t k = end - p >= 2 ? 2 : 1;
+                if (out != NULL)
+                    memcpy(out + n, p, k);
+                n += k;
+                p += k;
+                continue;
+            }
+            int low = v <= 0xDBFF ? stream__escape_at(p + 6, end) : -1;
+            if (low >= 0xDC00 && low <= 0xDFFF) {
+                if (out != NULL)
+                    memcpy(out + n, p, 12);
+                n += 12;
+                p += 12;
+                continue;
+            }
+            if (out == NULL) {
+                *changed = true; /* and NULL: out of memory */
+                out = malloc(len + 1);
+                if (out == NULL)
+                    return NULL;
+                memcpy(out, json, n);
+            }
+            out[n++] = (char)0xED;
+            out[n++] = (char)(0x80 | ((v >> 6) & 0x3F));
+            out[n++] = (char)(0x80 | (v & 0x3F));
+            p += 6;
+            continue;
+        }
+        if (*p == '"')
+            in_string = !in_string;
+        if (out != NULL)
+            out[n] = *p;
+        n++;
+        p++;
+    }
+    if (out != NULL)
+        out[n] = '\0';
+    *out_len = n;
+    return out;
+}
+
+static bool stream__is_surrogate(const unsigned char *p, size_t avail, bool high)
+{
+    return avail >= 3 && p[0] == 0xED && (high ? (p[1] >= 0xA0 && p[1] <= 0xAF)
+                                               : (p[1] >= 0xB0 && p[1] <= 0xBF));
+}
+
+/* Join a held high half with a low half as one 4-byte UTF-8 character. */
+static void stream__join(const unsigned char *hi, const unsigned char *lo, unsigned char out[4])
+{
+    unsigned h = 0xD000u | (unsigned)(hi[1] & 0x3F) << 6 | (hi[2] & 0x3F);
+    unsigned l = 0xD000u | (unsigned)(lo[1] & 0x3F) << 6 | (lo[2] & 0x3F);
+    unsigned cp = 0x10000u + ((h - 0xD800u) << 10) + (l - 0xDC00u);
+    out[0] = (unsigned char)(0xF0 | cp >> 18);
+    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+}
+
+static int stream__text_step(struct stream_decoder *d, const char *text, size_t len)
+{
+    if (len == 0)
+        return 0;
+    struct stream_step step;
+    stream_step_init(&step, STREAM_STEP_TEXT);
+    step.text = text;
+    step.text_len = len;
+    return stream_step_emit(d, &step);
+}
+
+/* A held high half that no low half followed: U+FFFD in its place. */
+static int stream__held_flush(struct stream_decoder *d)
+{
+    if (!d->holding)
+        return 0;
+    d->holding = false;
+    char r[4];
+    memcpy(r, stream_replacement, 3);
+    r[3] = '\0';
+    return stream__text_step(d, r, 3);
+}
+
 static int stream_text_emit(struct stream_decoder *d, const cJSON *text)
 {
     if (!cJSON_IsString(text) || text->valuestring[0] == '\0')
         return 0;
-    struct stream_step step;
-    stream_step_init(&step, STREAM_STEP_TEXT);
-    step.text = text->valuestring;
-    step.text_len = strlen(text->valuestring);
-    return stream_step_emit(d, &step);
+    const unsigned char *in = (const unsigned char *)text->valuestring;
+    size_t len = strlen(text->valuestring);
+    if (!d->holding && memchr(in, 0xED, len) == NULL)
+        return stream__text_step(d, text->valuestring, len);
+    /* Out: at most 3 bytes more than in (a held half turned into U+FFFD). */
+    unsigned char *out = malloc(len + 4);
+    if (out == NULL)
+        return HB_ENOMEM;
+    size_t n = 0;
+    size_t i = 0;
+    if (d->holding) {
+        d->holding = false;
+        if (stream__is_surrogate(in, len, false)) {
+            stream__join(d->held, in, out);
+            n = 4;
+            i = 3;
+        } else {
+            memcpy(out, stream_replacement, 3);
+            n = 3;
+        }
+    }
+    while (i < len) {
+        if (stream__is_surrogate(in + i, len - i, true) &&
+            stream__is_surrogate(in + i + 3, len - i - 3, false)) {
+            stream__join(in + i, in + i + 3, out + n);
+            n += 4;
+            i += 6;
+        } else if (stream__is_surrogate(in + i, len - i, true) && i + 3 == len) {
+            memcpy(d->held, in + i, 3);
+            d->holding = true;
+            i += 3;
+        } else if (stream__is_surrogate(in + i, len - i, true) ||
+                   stream__is_surrogate(in + i, len - i, false)) {
+            memcpy(out + n, stream_replacement, 3);
+            n += 3;
+            i += 3;
+        } else {
+            out[n++] = in[i++];
+        }
+    }
+    out[n] = '\0';
+    int rc = stream__text_step(d, (const char *)out, n);
+    free(out);
+    return rc;
 }
 
 static int stream_finish_emit(struct stream_decoder *d, const char *reason)
 {
+    int rc = stream__held_flush(d);
+    if (rc != 0)
+        return rc;
     struct stream_step step;
     stream_step_init(&step, STREAM_STEP_FINISH);
     step.finish_reason = reason;
@@ -69,6 +251,9 @@ static int stream_finish_emit(struct stream_decoder *d, const char *reason)
 
 static int stream_done_emit(struct stream_decoder *d)
 {
+    int rc = stream__held_flush(d);
+    if (rc != 0)
+        return rc;
     struct stream_step step;
     stream_step_init(&step, STREAM_STEP_DONE);
     d->done = true;
@@ -105,6 +290,7 @@ static int stream_usage_emit(struct stream_decoder *d, const cJSON *usage, const
 static int stream_remote_error(struct stream_decoder *d, const cJSON *error)
 {
     const char *type = "";
+    const char *code = "";
     const char *message = "";
     if (cJSON_IsString(error)) {
         message = error->valuestring;
@@ -114,16 +300,20 @@ static int stream_remote_error(struct stream_decoder *d, const cJSON *error)
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(error, "message");
         if (cJSON_IsString(t))
             type = t->valuestring;
-        else if (cJSON_IsString(c))
-            type = c->valuestring;
+        if (cJSON_IsString(c))
+            code = c->valuestring;
         if (cJSON_IsString(m))
             message = m->valuestring;
     }
     struct stream_step step;
     stream_step_init(&step, STREAM_STEP_ERROR);
-    step.error_type = type;
+    /* Without a type the code stands in, as before codes were passed on. */
+    step.error_type = type[0] != '\0' ? type : code;
+    step.error_code = code;
     step.error_message = message;
-    stream_error_set(d, "remote error in stream: %s %s", type[0] ? type : "(no type)", message);
+    stream_error_set(d, "remote error in stream: %s%s%s %s",
+                     step.error_type[0] ? step.error_type : "(no type)",
+                     code[0] && type[0] ? "/" : "", type[0] ? code : "", message);
     int rc = stream_step_emit(d, &step);
     return rc != 0 ? rc : HB_EHTTP;
 }
@@ -224,7 +414,15 @@ static int stream_sse_event(const struct sse_event *ev, void *data)
         rc = stream_done_emit(d);
         goto out;
     }
-    root = cJSON_ParseWithLength(ev->data, ev->data_len);
+    bool rewritten = false;
+    size_t json_len = ev->data_len;
+    char *json = stream__surrogates_rewrite(ev->data, ev->data_len, &json_len, &rewritten);
+    if (json == NULL && rewritten) {
+        rc = HB_ENOMEM;
+        goto out;
+    }
+    root = cJSON_ParseWithLength(json != NULL ? json : ev->data, json_len);
+    free(json);
     if (root == NULL && strcmp(ev->type, "error") == 0) {
         /* Some servers send `event: error` with a plain text message. */
         cJSON *msg = cJSON_CreateString(ev->data);

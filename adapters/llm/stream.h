@@ -15,7 +15,11 @@
  *
  * Either way the caller sees the same steps: text deltas, a finish reason,
  * usage figures, the end marker, or a remote error. A stream that ends
- * without a finish reason is a failure, whatever came before. */
+ * without a finish reason is a failure, whatever came before.
+ *
+ * Text is always valid UTF-8: an emoji whose UTF-16 surrogate halves arrive
+ * as escapes in two chunks is joined, and a truly lone surrogate becomes
+ * U+FFFD. */
 #ifndef HB_STREAM_H
 #define HB_STREAM_H
 
@@ -44,7 +48,8 @@ struct stream_step {
     const char *finish_reason; /* FINISH: as sent: "stop", "length", "end_turn"... */
     long input_tokens;         /* USAGE: prompt tokens, -1 when this step does not say */
     long output_tokens;        /* USAGE: completion tokens so far, -1 when this step does not say */
-    const char *error_type;    /* ERROR: the provider's type or code ("overloaded_error"), or "" */
+    const char *error_type;    /* ERROR: the provider's type ("overloaded_error"), else its code, or "" */
+    const char *error_code;    /* ERROR: the provider's code ("rate_limit_exceeded"), or "" */
     const char *error_message; /* ERROR: the provider's message, or "" */
 };
 

@@ -1,6 +1,7 @@
 #include "tests/test.h"
 
 #include "base/error.h"
+#include "adapters/llm/llm.h"
 #include "adapters/llm/sse.h"
 #include "adapters/llm/stream.h"
 
@@ -570,6 +571,85 @@ static void test_anthropic_error(void **state)
     free(r.steps);
 }
 
+/* One OpenAI chunk whose delta content is the JSON string text c. */
+#define OAI_DELTA(c) "data: {\"choices\":[{\"delta\":{\"content\":\"" c "\"}}]}\n\n"
+#define OAI_STOP "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+
+static void test_surrogates_split_across_chunks(void **state)
+{
+    (void)state;
+    /* An emoji cut between two chunks as UTF-16 escapes is joined. */
+    struct decode_run r = decode_all(STREAM_PROTOCOL_OPENAI, OAI_DELTA("hi \\ud83d")
+                                         OAI_DELTA("\\ude00!") OAI_STOP);
+    assert_string_equal(r.steps, "T:hi \nT:\xF0\x9F\x98\x80!\nF:stop\n");
+    assert_int_equal(r.feed_rc, 0);
+    assert_int_equal(r.finish_rc, 0);
+    free(r.steps);
+
+    /* A pair inside one chunk, upper-case hex, as before. */
+    r = decode_all(STREAM_PROTOCOL_OPENAI, OAI_DELTA("\\uD83D\\uDE00") OAI_STOP);
+    assert_string_equal(r.steps, "T:\xF0\x9F\x98\x80\nF:stop\n");
+    free(r.steps);
+
+    /* A high half that nothing completes, a lone low half, and a high half
+     * left when the model stops: each becomes U+FFFD, never invalid UTF-8. */
+    r = decode_all(STREAM_PROTOCOL_OPENAI, OAI_DELTA("a\\ud83d") OAI_DELTA("b\\ude00c")
+                                               OAI_DELTA("\\udbff") OAI_STOP);
+    assert_string_equal(r.steps, "T:a\nT:\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\n"
+                                 "T:\xEF\xBF\xBD\nF:stop\n");
+    assert_int_equal(r.finish_rc, 0);
+    free(r.steps);
+
+    /* An escaped backslash before "ud83d" is text, not an escape. */
+    r = decode_all(STREAM_PROTOCOL_OPENAI, OAI_DELTA("x\\\\ud83d") OAI_STOP);
+    assert_string_equal(r.steps, "T:x\\ud83d\nF:stop\n");
+    free(r.steps);
+
+    /* Anthropic text deltas are joined the same way. */
+    r = decode_all(STREAM_PROTOCOL_ANTHROPIC,
+                   "event: content_block_delta\n"
+                   "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                   "\"text_delta\",\"text\":\"\\ud83d\"}}\n\n"
+                   "event: content_block_delta\n"
+                   "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                   "\"text_delta\",\"text\":\"\\ude00\"}}\n\n"
+                   "event: message_delta\n"
+                   "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+                   "\"usage\":{\"output_tokens\":2}}\n\n");
+    assert_string_equal(r.steps, "T:\xF0\x9F\x98\x80\nF:end_turn\nU:-1,2\n");
+    free(r.steps);
+}
+
+/* Each class of error, by type and code together. */
+static void test_error_classes(void **state)
+{
+    (void)state;
+    /* OpenAI's in-stream rate limit: the type names the limit's unit. */
+    struct decode_run r = decode_all(
+        STREAM_PROTOCOL_OPENAI, "data: {\"error\":{\"type\":\"requests\",\"code\":"
+                                "\"rate_limit_exceeded\",\"message\":\"Rate limit reached\"}}\n\n");
+    assert_string_equal(r.steps, "E:requests|Rate limit reached\n");
+    assert_non_null(strstr(r.error, "rate_limit_exceeded"));
+    free(r.steps);
+    assert_int_equal(llm_error_classify("requests", "rate_limit_exceeded"), LLM_ERROR_RETRY);
+    assert_int_equal(llm_error_classify("server_error", NULL), LLM_ERROR_RETRY);
+    assert_int_equal(llm_error_classify("overloaded_error", ""), LLM_ERROR_RETRY);
+    assert_int_equal(llm_error_classify("api_error", ""), LLM_ERROR_RETRY);
+    assert_int_equal(llm_error_classify("", "rate_limit"), LLM_ERROR_RETRY);
+    assert_int_equal(llm_error_classify("tokens", "rate_limit_exceeded"), LLM_ERROR_RETRY);
+    assert_int_equal(llm_error_classify("invalid_request_error", "invalid_api_key"),
+                     LLM_ERROR_AUTH);
+    assert_int_equal(llm_error_classify("authentication_error", ""), LLM_ERROR_AUTH);
+    assert_int_equal(llm_error_classify("permission_error", ""), LLM_ERROR_AUTH);
+    assert_int_equal(llm_error_classify("insufficient_quota", "insufficient_quota"),
+                     LLM_ERROR_REQUEST);
+    assert_int_equal(llm_error_classify("invalid_request_error", "context_length_exceeded"),
+                     LLM_ERROR_REQUEST);
+    assert_int_equal(llm_error_classify("not_found_error", ""), LLM_ERROR_REQUEST);
+    assert_int_equal(llm_error_classify("", ""), LLM_ERROR_OTHER);
+    assert_int_equal(llm_error_classify(NULL, NULL), LLM_ERROR_OTHER);
+}
+
 static void test_decoder_limits(void **state)
 {
     (void)state;
@@ -614,6 +694,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_anthropic_without_event_names),
     cmocka_unit_test(test_anthropic_error),
     cmocka_unit_test(test_decoder_limits),
+    cmocka_unit_test(test_surrogates_split_across_chunks),
+    cmocka_unit_test(test_error_classes),
 };
 
 TEST_GROUP_DEFINE(sse, tests, NULL, NULL)
