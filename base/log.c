@@ -147,6 +147,31 @@ static size_t log__mask_telegram(char *text, size_t n, size_t cap)
     return n;
 }
 
+/* Discord puts interaction and webhook tokens in the URL path, valid for
+ * 15 minutes, enough to post as the bot: /interactions/<id>/<token>/callback
+ * and /webhooks/<application id>/<token>[/messages/...]. The segment after a
+ * numeric id is masked; routes such as /webhooks/stripe stay readable. */
+static size_t log__mask_after_id(char *text, size_t n, size_t cap, const char *marker)
+{
+    size_t mlen = strlen(marker);
+    size_t from = 0;
+    char *hit;
+    while ((hit = strstr(text + from, marker)) != NULL) {
+        size_t at = (size_t)(hit - text) + mlen;
+        size_t digits = 0;
+        while (isdigit((unsigned char)text[at + digits]))
+            digits++;
+        if (digits > 0 && text[at + digits] == '/') {
+            size_t tok = at + digits + 1;
+            size_t len = strcspn(text + tok, "/ \"?\r\n");
+            if (len > 0 && strncmp(text + tok, LOG_REDACTED, strlen(LOG_REDACTED)) != 0)
+                n = log__splice(text, n, cap, tok, len);
+        }
+        from = at;
+    }
+    return n;
+}
+
 static size_t log__redact_locked(char *text, size_t cap)
 {
     size_t n = strlen(text);
@@ -166,6 +191,8 @@ static size_t log__redact_locked(char *text, size_t cap)
     n = log__mask_after(text, n, cap, "authorization: bot ", "\r\n\" ,");
     n = log__mask_after(text, n, cap, "x-api-key: ", "\r\n\" ,");
     n = log__mask_telegram(text, n, cap);
+    n = log__mask_after_id(text, n, cap, "/interactions/");
+    n = log__mask_after_id(text, n, cap, "/webhooks/");
     return n;
 }
 

@@ -1,5 +1,6 @@
 /* Every test group, in the order they run. One line per group. */
 TEST_GROUP(log)
+TEST_GROUP(log_redact)
 TEST_GROUP(json)
 TEST_GROUP(base_util)
 TEST_GROUP(commands)
