@@ -125,7 +125,7 @@ static void dc__gw_stopped(struct discord_gateway *gw, void *data)
     }
     dc->gws_alive--;
     dc->refs--;
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 static void dc__gateways_stop(struct discord *dc)
@@ -206,7 +206,7 @@ static void dc__gateway_bot_done(const struct discord_rest_result *res, void *da
     struct discord *dc = data;
     dc->refs--;
     if (dc->stopping || res->rc == HB_ECANCELED) {
-        dc__maybe_free(dc);
+        dc__maybe_closed(dc);
         return;
     }
     if (res->rc == 0 && (res->status == 401 || res->status == 403)) {
@@ -263,7 +263,7 @@ static void dc__commands_stored(int rc, const char *value, void *data)
         log_warn("discord.commands_hash", "error=%s note=%s", hb_strerror(rc),
                  "the next start overwrites the commands again");
     dc->refs--;
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 static void dc__commands_key(const struct discord *dc, char *key, size_t cap)
@@ -293,7 +293,7 @@ static void dc__commands_put_done(const struct discord_rest_result *res, void *d
                   res->rc != 0 ? hb_strerror(res->rc) : "http status", body);
     }
     dc->refs--;
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 static void dc__commands_put(struct discord *dc)
@@ -306,7 +306,7 @@ static void dc__commands_put(struct discord *dc)
     if (discord_rest_request(dc->rest, "PUT", path, dc->commands_json, NULL, 0,
                              dc__commands_put_done, dc) < 0) {
         dc->refs--;
-        dc__maybe_free(dc);
+        dc__maybe_closed(dc);
     }
 }
 
@@ -315,14 +315,14 @@ static void dc__commands_loaded(int rc, const char *value, void *data)
     struct discord *dc = data;
     if (dc->stopping) {
         dc->refs--;
-        dc__maybe_free(dc);
+        dc__maybe_closed(dc);
         return;
     }
     if (rc == 0 && value != NULL && strcmp(value, dc->commands_hash) == 0) {
         log_info("discord.commands_unchanged", "action=%s", "skipping the overwrite");
         dc->stats.commands_current = true;
         dc->refs--;
-        dc__maybe_free(dc);
+        dc__maybe_closed(dc);
         return;
     }
     dc__commands_put(dc); /* keeps the ref */
@@ -349,8 +349,6 @@ static void dc__commands_sync(struct discord *dc)
 
 static void dc__free(struct discord *dc)
 {
-    void (*cb)(void *) = dc->close_cb;
-    void *data = dc->close_data;
     free(dc->gws);
     free(dc->resolved_url);
     free(dc->commands_json);
@@ -358,13 +356,12 @@ static void dc__free(struct discord *dc)
     free(dc->api_base);
     free(dc->gateway_url);
     free(dc->guild_id);
+    free(dc->public_key);
     if (dc->token != NULL) {
         memset(dc->token, 0, strlen(dc->token));
         free(dc->token);
     }
     free(dc);
-    if (cb != NULL)
-        cb(data);
 }
 
 static void dc__rest_closed(void *data)
@@ -373,21 +370,22 @@ static void dc__rest_closed(void *data)
     dc->rest = NULL;
     dc->rest_closed = true;
     dc->refs--;
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 static void dc__handle_closed(uv_handle_t *h)
 {
     struct discord *dc = h->data;
     dc->handles--;
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 /* Once only the rest client (and its ref) is left, close it; once that
- * and every handle is gone, free. */
-void dc__maybe_free(struct discord *dc)
+ * and every handle is gone, the shards have stopped and the websocket
+ * context can begin to go (its last part goes in release, after uv_run). */
+void dc__maybe_closed(struct discord *dc)
 {
-    if (!dc->closing)
+    if (!dc->closing || dc->closed)
         return;
     if (dc->refs == 1 && dc->rest != NULL && !dc->rest_closed) {
         struct discord_rest *rest = dc->rest;
@@ -395,8 +393,20 @@ void dc__maybe_free(struct discord *dc)
         discord_rest_close(rest, dc__rest_closed, dc);
         return;
     }
-    if (dc->refs == 0 && dc->handles == 0)
-        dc__free(dc);
+    if (dc->refs == 0 && dc->handles == 0) {
+        dc->closed = true;
+        discord_ws_close(dc->ws);
+        if (dc->close_cb != NULL)
+            dc->close_cb(dc->close_data);
+    }
+}
+
+static void dc__release(struct adapter *a)
+{
+    struct discord *dc = a->impl;
+    discord_ws_free(dc->ws);
+    dc->ws = NULL;
+    dc__free(dc);
 }
 
 static int dc__start(struct adapter *a)
@@ -404,6 +414,9 @@ static int dc__start(struct adapter *a)
     struct discord *dc = a->impl;
     if (dc->started)
         return HB_ESTATE;
+    dc->ws = discord_ws_new(dc->loop);
+    if (dc->ws == NULL)
+        return HB_EIO; /* logged */
     dc->started = true;
     log_info("discord.starting", "application=%s commands=%s", dc->app_id,
              dc->guild_id != NULL ? dc->guild_id : "global");
@@ -432,14 +445,34 @@ static void dc__close(struct adapter *a, void (*cb)(void *data), void *data)
     if (!uv_is_closing((uv_handle_t *)&dc->retry))
         uv_close((uv_handle_t *)&dc->retry, dc__handle_closed);
     dc->refs--; /* the open reference; the rest client's stays until the end */
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 
+/* Each shard of this daemon, for /healthz: events flow (up), on its way
+ * (starting), or stopped for good (down). */
+static bool dc__health(struct adapter *a, size_t i, struct adapter_health *out)
+{
+    struct discord_gateway_status gs;
+    unsigned shard;
+    if (!discord_adapter_shard(a, i, &shard, &gs))
+        return false;
+    snprintf(out->name, sizeof(out->name), "discord:shard:%u", shard);
+    out->state = gs.state == DISCORD_GW_IDENTIFIED ? ADAPTER_HEALTH_UP
+                 : gs.state == DISCORD_GW_STOPPED  ? ADAPTER_HEALTH_DOWN
+                                                   : ADAPTER_HEALTH_STARTING;
+    out->detail = out->state == ADAPTER_HEALTH_UP ? NULL : discord_gateway_state_name(gs.state);
+    return true;
+}
+
 static const struct adapter_ops dc_ops = {.name = "discord",
+                                          .platform = COMMAND_PLATFORM_DISCORD,
                                           .start = dc__start,
                                           .stop = dc__stop,
                                           .close = dc__close,
+                                          .release = dc__release,
+                                          .health = dc__health,
+                                          .routes = dc__routes,
                                           .notify = dc__notify};
 
 static char *dc__dup_or_null(const char *s)
@@ -451,8 +484,8 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
                             const struct adapter_host *host)
 {
     if (opt->token == NULL || opt->token[0] == '\0' || opt->application_id == NULL ||
-        opt->application_id[0] == '\0' || opt->http == NULL || opt->ws == NULL) {
-        log_error("discord.options", "reason=%s", "token, application_id, http and ws are needed");
+        opt->application_id[0] == '\0' || opt->http == NULL) {
+        log_error("discord.options", "reason=%s", "token, application_id and http are needed");
         return NULL;
     }
     struct discord *dc = calloc(1, sizeof(*dc));
@@ -473,7 +506,7 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->shard_first = opt->shard_first;
     dc->shard_last = opt->shard_last;
     dc->http = opt->http;
-    dc->ws = opt->ws;
+    dc->public_key = dc__dup_or_null(opt->public_key);
     dc->store = opt->store;
     dc->models = opt->models;
     dc->models_data = opt->models_data;
@@ -483,7 +516,8 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->retry_ms = DC_RETRY_MIN_MS;
     if (dc->token == NULL || dc->app_id == NULL || dc->api_base == NULL ||
         (opt->gateway_url != NULL && opt->gateway_url[0] != '\0' && dc->gateway_url == NULL) ||
-        (opt->guild_id != NULL && opt->guild_id[0] != '\0' && dc->guild_id == NULL))
+        (opt->guild_id != NULL && opt->guild_id[0] != '\0' && dc->guild_id == NULL) ||
+        (opt->public_key != NULL && opt->public_key[0] != '\0' && dc->public_key == NULL))
         goto fail;
     struct discord_rest_options ro = {
         .api_base = dc->api_base, .token = dc->token, .global_per_s = opt->global_per_s};
@@ -496,7 +530,6 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->refs = 2; /* the open reference and the rest client */
     return &dc->adapter;
 fail:
-    dc->close_cb = NULL;
     dc__free(dc);
     return NULL;
 }

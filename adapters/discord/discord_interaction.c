@@ -143,7 +143,7 @@ static void dc__autocomplete_done(const struct discord_rest_result *res, void *d
     else
         dc->stats.ack_failures++;
     dc->refs--;
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 static const cJSON *dc__focused(const cJSON *opts)

@@ -105,7 +105,8 @@ struct discord {
     unsigned shards_opt;
     int shard_first, shard_last;
     struct http_client *http;
-    struct discord_ws *ws;
+    struct discord_ws *ws; /* owned: made at start, closed after the shards, freed by release */
+    char *public_key;      /* the interactions endpoint's key; NULL: no endpoint */
     struct store *store;
     discord_models_fn models;
     void *models_data;
@@ -134,6 +135,7 @@ struct discord {
     bool closing;
     bool ended;
     bool rest_closed;
+    bool closed;           /* close finished: only release is left */
     size_t refs;           /* replies alive, requests of our own in flight, the open ref */
     size_t handles;        /* uv handles open */
     void (*close_cb)(void *data);
@@ -146,8 +148,9 @@ void dc__copy(char *dst, size_t cap, const char *src);
 const char *dc__str(const cJSON *obj, const char *name);
 /** True when the event id was seen before; remembers it otherwise. */
 bool dc__seen(struct discord *dc, const char *id_text);
-/** Free the adapter once it is closing and nothing of it is left. */
-void dc__maybe_free(struct discord *dc);
+/** Once the adapter is closing and nothing of it is left on the loop,
+ *  begin destroying the websocket context and call the close callback. */
+void dc__maybe_closed(struct discord *dc);
 
 /* discord_reply.c: replies, their rendering and their pacing */
 /** The message body Discord takes for callbacks, edits and follow-ups;
@@ -169,6 +172,9 @@ void dc__identity(const cJSON *d, struct invocation *inv);
 
 /* discord_channel.c: mentions, replies and DMs answered in the channel */
 void dc__message(struct discord *dc, const char *json, size_t len);
+
+/* discord_endpoint.c: the HTTP interactions endpoint */
+int dc__routes(struct adapter *a, const struct adapter_route **routes);
 
 /* discord_notice.c: messages no interaction asked for */
 int dc__notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);

@@ -38,7 +38,7 @@ static void dc__notice_free(struct dc_notice *n)
     free(n->text);
     free(n);
     dc->refs--;
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 static void dc__notice_next(struct dc_notice *n);

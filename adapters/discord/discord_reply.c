@@ -127,7 +127,7 @@ static void dc__reply_pace_closed(uv_handle_t *h)
     free(r);
     dc->handles--;
     dc->refs--;
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 static void dc__reply_free(struct dc_reply *r)
@@ -145,7 +145,7 @@ static void dc__reply_free(struct dc_reply *r)
     }
     free(r);
     dc->refs--;
-    dc__maybe_free(dc);
+    dc__maybe_closed(dc);
 }
 
 static void dc__reply_maybe_free(struct dc_reply *r)
