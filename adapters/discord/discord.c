@@ -1,20 +1,19 @@
+/* The Discord adapter's life: options, the shards on its websocket context
+ * (GET /gateway/bot, start, stop), application command sync, and closing in
+ * two steps (inside the loop, then release after uv_run). The adapter's
+ * vtable is here; replies, interactions, channel messages, notices and the
+ * HTTP endpoint have files of their own (discord_internal.h). */
 #include "adapters/discord/discord_internal.h"
 
 #include "adapters/discord/appcmd.h"
-#include "adapters/discord/gateway.h"
 #include "adapters/discord/rest.h"
-#include "core/messages.h"
-#include "core/commands.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "core/state.h"
 
-#include <cjson/cJSON.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* ---- small helpers ------------------------------------------------------- */
 

@@ -2,21 +2,14 @@
  * payment booked, a generation refunded at restart). */
 #include "adapters/discord/discord_internal.h"
 
-#include "adapters/discord/appcmd.h"
-#include "adapters/discord/gateway.h"
 #include "adapters/discord/rest.h"
-#include "core/messages.h"
-#include "core/commands.h"
 #include "base/error.h"
 #include "base/log.h"
-#include "core/state.h"
 
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* ---- notices: messages no interaction asked for ---------------------- */
 
