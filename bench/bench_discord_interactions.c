@@ -25,7 +25,6 @@
 struct bench_ia {
     uv_loop_t loop;
     struct http_client *http;
-    struct discord_ws *ws;
     struct fake_gateway *gw;
     struct fake_rest *rest;
     struct adapter *adapter;
@@ -91,7 +90,6 @@ static void bi_adapter_closed(void *data)
 {
     struct bench_ia *b = data;
     http_client_close(b->http, bi_noop, NULL);
-    discord_ws_close(b->ws);
 }
 
 static void bi_close(struct bench_ia *b)
@@ -172,17 +170,15 @@ int bench_discord_interactions(void)
         fprintf(stderr, "bench discord_interactions: fakes did not start\n");
         return 1;
     }
-    b->ws = discord_ws_new(&b->loop);
     struct discord_options o = {.token = "bench-token.abcdef",
                                 .application_id = "42",
                                 .api_base = fake_rest_api_base(b->rest),
                                 .shard_last = -1,
                                 .http = b->http,
-                                .ws = b->ws,
                                 .identify_spacing_ms = 10,
                                 .global_per_s = 100000};
     struct adapter_host host = {.dispatch = bi_dispatch, .ended = bi_ended, .data = b};
-    b->adapter = b->ws != NULL ? discord_new(&b->loop, &o, &host) : NULL;
+    b->adapter = discord_new(&b->loop, &o, &host);
     if (b->adapter == NULL || b->adapter->ops->start(b->adapter) < 0) {
         fprintf(stderr, "bench discord_interactions: adapter did not start\n");
         return 1;
@@ -192,7 +188,7 @@ int bench_discord_interactions(void)
     b->poll.data = b;
     uv_timer_start(&b->poll, bi_poll, 1, 1);
     uv_run(&b->loop, UV_RUN_DEFAULT);
-    discord_ws_free(b->ws);
+    b->adapter->ops->release(b->adapter);
     uv_loop_close(&b->loop);
     fake_rest_free(b->rest);
     fake_gateway_free(b->gw);

@@ -1,9 +1,7 @@
 #include "bot/daemon.h"
 
-#include "adapters/console/console.h"
-#include "adapters/telegram/telegram.h"
-#include "adapters/discord/discord.h"
-#include "adapters/discord/gateway.h"
+#include "adapters/adapter.h"
+#include "bot/adapters.h"
 #include "bot/config.h"
 #include "bot/config_watch.h"
 #include "bot/generation.h"
@@ -56,7 +54,6 @@ struct daemon {
     struct http_client *http;    /* every outgoing request (adapters, providers) */
     struct ledger *ledger;
     struct generate *generate;   /* generation jobs; made after the ledger */
-    struct discord_ws *discord_ws; /* the gateways' websocket context; freed after uv_run */
     struct server *server;       /* HTTP: webhooks, /healthz, /metrics; NULL when off */
     struct status *status;       /* /healthz and /metrics on the server */
     struct payments *payments;   /* card webhooks on the server; NULL when none */
@@ -64,7 +61,10 @@ struct daemon {
     struct mirror *mirror;       /* Hedera deposit poller; NULL when off */
     char *deposit_text;          /* /deposit without member links (heap); NULL: none */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
+    const struct adapters_kind *kinds[DAEMON_MAX_ADAPTERS]; /* the table row of each */
     size_t nadapters;
+    struct adapter *closed[DAEMON_MAX_ADAPTERS]; /* closed; released after uv_run */
+    size_t nclosed;
     size_t adapters_live;        /* started and not ended */
     size_t closing;              /* close operations still under way */
     unsigned stop_signals;       /* SIGTERM/SIGINT received */
@@ -85,13 +85,13 @@ static void daemon__apply_live(struct daemon *d, const struct config *cfg)
     d->core.welcome_bonus = cfg->ledger.welcome_bonus;
     d->core.reservation_timeout_ms = cfg->storage.reservation_timeout * 1000;
     for (size_t i = 0; i < d->nadapters; i++) {
-        if (strcmp(d->adapters[i]->ops->name, "console") == 0)
-            console_options_update(d->adapters[i], cfg->console.user, cfg->console.admin);
-        if (strcmp(d->adapters[i]->ops->name, "telegram") == 0 &&
-            telegram_options_update(d->adapters[i], cfg->telegram.admins,
-                                    cfg->telegram.stars_packages) < 0)
-            log_warn("config.telegram_lists",
-                     "problem=admins or stars_packages do not parse action=kept the previous");
+        if (d->kinds[i]->reload == NULL || d->adapters[i]->ops->reload == NULL)
+            continue;
+        int rc = d->kinds[i]->reload(d->adapters[i], cfg);
+        if (rc < 0)
+            log_warn("config.adapter_options",
+                     "adapter=%s problem=its live settings do not apply (%s) action=kept the previous",
+                     d->adapters[i]->ops->name, hb_strerror(rc));
     }
     daemon__generate_reload(d, cfg);
 }
@@ -298,10 +298,9 @@ static int daemon__notify(void *data, const struct notify_target *to, const char
     struct daemon *d = data;
     if (d->state == DAEMON_CLOSING)
         return HB_ENOTFOUND;
-    const char *platform = command_platform_name(to->platform);
     for (size_t i = 0; i < d->nadapters; i++) {
         struct adapter *a = d->adapters[i];
-        if (strcmp(a->ops->name, platform) != 0 || a->ops->notify == NULL)
+        if (a->ops->platform != to->platform || a->ops->notify == NULL)
             continue;
         struct reply_msg msg = {.stage = REPLY_FINAL, .text = text};
         return a->ops->notify(a, to, &msg);
@@ -346,49 +345,6 @@ static void daemon__adapter_ended(void *data, struct adapter *a)
         daemon__stop(d, "no adapter is left running");
 }
 
-/* Updates through POST /webhooks/telegram when [telegram] webhook (the
- * config check made sure [server] is on and the secret is set). */
-static int daemon__telegram_webhook_add(struct daemon *d, struct adapter *a)
-{
-    const struct config_telegram *tc = &d->config->telegram;
-    if (!tc->webhook)
-        return 0;
-    int rc = d->webhooks != NULL ? webhooks_telegram_add(d->webhooks, a, tc->webhook_secret)
-                                 : HB_ECONFIG;
-    if (rc < 0)
-        log_error("adapter.start_failed", "adapter=telegram problem=webhook error=%s",
-                  hb_strerror(rc));
-    return rc;
-}
-
-/* The Telegram adapter, on the daemon's HTTP client and ledger. */
-static int daemon__telegram_new(struct daemon *d, const struct adapter_host *host)
-{
-    const struct config_telegram *tc = &d->config->telegram;
-    struct telegram_options opts = {.token = tc->token,
-                                    .api_base = tc->api_base,
-                                    .poll_timeout_s = tc->poll_timeout,
-                                    .pipeline = (unsigned)tc->pipeline,
-                                    .pipeline_off = tc->pipeline == 0,
-                                    .admins = tc->admins,
-                                    .stars_packages = tc->stars_packages,
-                                    .webhook = tc->webhook,
-                                    .webhook_url = tc->webhook_url,
-                                    .webhook_secret = tc->webhook_secret};
-    if (telegram_ids_parse(tc->admins, (int64_t[64]){0}, 64) < 0 ||
-        telegram_packages_parse(tc->stars_packages, (struct telegram_package[16]){{0, 0}}, 16) < 0) {
-        log_error("adapter.start_failed",
-                  "adapter=telegram problem=[telegram] admins must be user ids separated by "
-                  "commas, stars_packages stars:credits pairs (at most 64 and 16)");
-        return HB_ECONFIG;
-    }
-    struct adapter *a = telegram_new(&d->loop, d->http, &d->core, &opts, host);
-    if (a == NULL)
-        return HB_ENOMEM;
-    d->adapters[d->nadapters++] = a;
-    return daemon__telegram_webhook_add(d, a);
-}
-
 /* Autocomplete offers the enabled models of the running config. */
 static size_t daemon__model_names(void *data, const char **names, size_t max)
 {
@@ -401,99 +357,72 @@ static size_t daemon__model_names(void *data, const char **names, size_t max)
     return n;
 }
 
-/* Interactions over HTTP too when [discord] interactions_endpoint (the
- * config check made sure [server] is on and the key is well formed). */
-static int daemon__discord_endpoint_add(struct daemon *d, struct adapter *a)
+/* Put the HTTP endpoints the adapter serves (a platform's webhook) on the
+ * server; the config check made sure [server] is on when one is set. */
+static int daemon__routes_add(struct daemon *d, struct adapter *a)
 {
-    const struct config_discord *c = &d->config->discord;
-    if (!c->interactions_endpoint)
-        return 0;
-    if (d->webhooks == NULL) {
-        log_error("adapter.start_failed", "adapter=discord problem=%s",
-                  "interactions_endpoint needs [server] enabled = true");
+    const struct adapter_route *routes = NULL;
+    int n = a->ops->routes != NULL ? a->ops->routes(a, &routes) : 0;
+    int rc = n;
+    if (n > 0 && d->webhooks == NULL) {
+        log_error("adapter.start_failed", "adapter=%s problem=%s", a->ops->name,
+                  "its HTTP endpoint needs [server] enabled = true");
         return HB_ECONFIG;
     }
-    int rc = webhooks_discord_add(d->webhooks, a, c->public_key);
+    if (n > 0)
+        rc = webhooks_adapter_add(d->webhooks, a);
     if (rc < 0)
-        log_error("adapter.start_failed", "adapter=discord problem=interactions endpoint error=%s",
-                  hb_strerror(rc));
-    return rc;
+        log_error("adapter.start_failed", "adapter=%s problem=HTTP endpoint error=%s",
+                  a->ops->name, hb_strerror(rc));
+    return rc < 0 ? rc : 0;
 }
 
-/* The Discord adapter and the websocket context its shards share. */
-static int daemon__discord_new(struct daemon *d, const struct adapter_host *host)
+/* Make the adapter of every enabled section of the adapter table. */
+static int daemon__adapters_make(struct daemon *d)
 {
-    const struct config_discord *c = &d->config->discord;
-    d->discord_ws = discord_ws_new(&d->loop);
-    if (d->discord_ws == NULL)
-        return HB_EIO;
-    struct discord_options o = {
-        .token = c->token,
-        .application_id = c->application_id,
-        .api_base = c->api_base,
-        .gateway_url = c->gateway_url,
-        .guild_id = c->guild_id,
-        .intents = (uint32_t)c->intents,
-        .shards = c->shards != NULL && strcmp(c->shards, "auto") != 0 ? (unsigned)atoi(c->shards) : 0,
-        .shard_first = (int)c->shard_first,
-        .shard_last = (int)c->shard_last,
-        .http = d->http,
-        .ws = d->discord_ws,
-        .store = ledger_store(d->ledger),
-        .models = daemon__model_names,
-        .models_data = d,
-    };
-    struct adapter *a = discord_new(&d->loop, &o, host);
-    if (a == NULL)
-        return HB_ENOMEM;
-    d->adapters[d->nadapters++] = a;
-    return daemon__discord_endpoint_add(d, a);
-}
-
-/* The shards have stopped: the websocket context can go (its last part
- * goes after uv_run returns, in daemon_run). */
-static void daemon__discord_closed(void *data)
-{
-    struct daemon *d = data;
-    discord_ws_close(d->discord_ws);
-    d->closing--;
+    struct adapter_host host = {
+        .dispatch = daemon__dispatch, .ended = daemon__adapter_ended, .data = d};
+    struct adapters_env env = {.loop = &d->loop,
+                               .http = d->http,
+                               .core = &d->core,
+                               .store = ledger_store(d->ledger),
+                               .host = &host,
+                               .models = daemon__model_names,
+                               .models_data = d};
+    for (size_t k = 0; k < adapters_nkinds; k++) {
+        const struct adapters_kind *kind = &adapters_kinds[k];
+        if (!kind->enabled(d->config))
+            continue;
+        if (d->nadapters == DAEMON_MAX_ADAPTERS)
+            return HB_ENOMEM;
+        struct adapter *a = NULL;
+        int rc = kind->make(d->config, &env, &a);
+        if (rc < 0) {
+            log_error("adapter.create_failed", "adapter=%s error=%s", kind->section,
+                      hb_strerror(rc));
+            return rc;
+        }
+        d->kinds[d->nadapters] = kind;
+        d->adapters[d->nadapters++] = a;
+        rc = daemon__routes_add(d, a);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 static int daemon__adapters_start(struct daemon *d)
 {
-    const struct config *cfg = d->config;
-    struct adapter_host host = {
-        .dispatch = daemon__dispatch, .ended = daemon__adapter_ended, .data = d};
-    if (cfg->discord.enabled) {
-        int rc = daemon__discord_new(d, &host);
-        if (rc < 0) {
-            log_error("adapter.create_failed", "adapter=discord error=%s", hb_strerror(rc));
-            return rc;
-        }
-    }
-    if (cfg->telegram.enabled) {
-        int rc = daemon__telegram_new(d, &host);
-        if (rc < 0)
-            return rc;
-    }
-    if (cfg->console.enabled) {
-        struct console_options opts = {.user = cfg->console.user,
-                                       .admin = cfg->console.admin,
-                                       .image_dir = cfg->console.image_dir,
-                                       .in_fd = 0,
-                                       .out_fd = 1};
-        struct adapter *a = console_new(&d->loop, &opts, &host);
-        if (a == NULL)
-            return HB_ENOMEM;
-        d->adapters[d->nadapters++] = a;
-    }
+    int rc = daemon__adapters_make(d);
+    if (rc < 0)
+        return rc;
     if (d->nadapters == 0) {
         log_error("daemon.no_adapter", "hint=enable [console], [discord] or [telegram] in %s",
                   d->config_path);
         return HB_ECONFIG;
     }
     for (size_t i = 0; i < d->nadapters; i++) {
-        int rc = d->adapters[i]->ops->start(d->adapters[i]);
+        rc = d->adapters[i]->ops->start(d->adapters[i]);
         if (rc < 0) {
             log_error("adapter.start_failed", "adapter=%s error=%s", d->adapters[i]->ops->name,
                       hb_strerror(rc));
@@ -508,33 +437,33 @@ static int daemon__adapters_start(struct daemon *d)
 
 /* ---- the HTTP server ------------------------------------------------- */
 
-/* Start the server when [server] enabled: /healthz and /metrics always,
- * the card webhooks when a card method is enabled. Off by default, and on
- * loopback unless the operator says otherwise. */
-/* Each Discord shard of this daemon, for /healthz: events flow (up), on
- * its way (starting), or stopped for good (down: an essential part). */
+/* The parts of the adapters whose health counts on their own (Discord
+ * shards), for /healthz: each is essential. */
 static void daemon__health_tick(uv_timer_t *t)
 {
     struct daemon *d = t->data;
     if (d->status == NULL)
         return;
     for (size_t a = 0; a < d->nadapters; a++) {
-        if (strcmp(d->adapters[a]->ops->name, "discord") != 0)
+        struct adapter *ad = d->adapters[a];
+        if (ad->ops->health == NULL)
             continue;
-        struct discord_gateway_status gs;
-        unsigned shard;
-        for (size_t i = 0; discord_adapter_shard(d->adapters[a], i, &shard, &gs); i++) {
-            char name[64];
-            snprintf(name, sizeof(name), "discord:shard:%u", shard);
-            enum status_state st = gs.state == DISCORD_GW_IDENTIFIED ? STATUS_UP
-                                   : gs.state == DISCORD_GW_STOPPED  ? STATUS_DOWN
-                                                                     : STATUS_STARTING;
-            status_component_set(d->status, name, true, st,
-                                 st == STATUS_UP ? NULL : discord_gateway_state_name(gs.state));
+        for (size_t i = 0;; i++) {
+            struct adapter_health h;
+            memset(&h, 0, sizeof(h));
+            if (!ad->ops->health(ad, i, &h))
+                break;
+            enum status_state st = h.state == ADAPTER_HEALTH_UP     ? STATUS_UP
+                                   : h.state == ADAPTER_HEALTH_DOWN ? STATUS_DOWN
+                                                                    : STATUS_STARTING;
+            status_component_set(d->status, h.name, true, st, h.detail);
         }
     }
 }
 
+/* Start the server when [server] enabled: /healthz and /metrics always,
+ * the card webhooks when a card method is enabled. Off by default, and on
+ * loopback unless the operator says otherwise. */
 static int daemon__server_start(struct daemon *d)
 {
     const struct config *cfg = d->config;
@@ -768,10 +697,13 @@ static void daemon__close_all(struct daemon *d)
     daemon__generate_close(d);
     webhooks_close(d->webhooks); /* no request reaches a closing adapter */
     for (size_t i = 0; i < d->nadapters; i++) {
+        struct adapter *a = d->adapters[i];
+        /* An adapter with a release operation stays allocated until it
+         * runs, after uv_run; close frees the others. */
+        if (a->ops->release != NULL)
+            d->closed[d->nclosed++] = a;
         d->closing++;
-        bool discord = strcmp(d->adapters[i]->ops->name, "discord") == 0;
-        d->adapters[i]->ops->close(d->adapters[i],
-                                   discord ? daemon__discord_closed : daemon__closed_one, d);
+        a->ops->close(a, daemon__closed_one, d);
     }
     d->nadapters = 0;
     daemon__server_close(d);
@@ -954,8 +886,10 @@ fail_running:
     daemon__close_all(d);
     uv_run(&d->loop, UV_RUN_DEFAULT);
 closed:
-    discord_ws_free(d->discord_ws);
-    d->discord_ws = NULL;
+    /* What only goes once the loop stopped (the Discord websocket context). */
+    for (size_t i = 0; i < d->nclosed; i++)
+        d->closed[i]->ops->release(d->closed[i]);
+    d->nclosed = 0;
     daemon__server_free(d);
     if (d->closing != 0)
         log_error("daemon.close_incomplete", "pending=%zu", d->closing);

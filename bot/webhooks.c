@@ -1,32 +1,27 @@
 #include "bot/webhooks.h"
 
 #include "adapters/adapter.h"
-#include "adapters/discord/discord.h"
-#include "adapters/discord/verify.h"
-#include "adapters/telegram/telegram.h"
-#include "net/server.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "net/server.h"
 
-#include <ctype.h>
-#include <openssl/crypto.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#define WEBHOOKS_KEY_HEX 64 /* an Ed25519 public key in hex */
+/* One route on the server: which adapter serves it, and how. */
+struct webhooks_route {
+    struct webhooks_route *next;
+    struct webhooks *wh;
+    struct adapter *adapter;            /* borrowed until webhooks_close() */
+    const struct adapter_route *route;  /* static, the adapter's */
+};
 
 struct webhooks {
     struct server *srv;
-    struct adapter *discord; /* NULL: no endpoint, or closed */
-    char discord_key[WEBHOOKS_KEY_HEX + 1];
-    struct adapter *telegram; /* NULL: no webhook, or closed */
-    char *telegram_secret;    /* X-Telegram-Bot-Api-Secret-Token */
+    struct webhooks_route *routes; /* every route added, freed with the object */
     bool closed;
 };
-
-static const char *const webhooks_discord_headers[] = {"X-Signature-Ed25519",
-                                                       "X-Signature-Timestamp", NULL};
 
 struct webhooks *webhooks_new(struct server *srv)
 {
@@ -37,116 +32,45 @@ struct webhooks *webhooks_new(struct server *srv)
     return wh;
 }
 
-/* The adapter's first response, or none: the answer to the request. */
-static void webhooks__discord_respond(void *data, const char *json, size_t len)
+static void webhooks__serve(struct server_request *req, void *data)
 {
-    struct server_request *req = data;
-    if (json == NULL) {
-        server_respond(req, 400, NULL, "interaction not handled\n", 24, NULL);
-        return;
-    }
-    server_respond(req, 200, "application/json", json, len, NULL);
-}
-
-static void webhooks__discord(struct server_request *req, void *data)
-{
-    struct webhooks *wh = data;
-    if (wh->closed || wh->discord == NULL) {
+    struct webhooks_route *r = data;
+    if (r->wh->closed || r->adapter == NULL) {
         server_respond(req, 503, NULL, "shutting down\n", 14, NULL);
         return;
     }
-    size_t len = 0;
-    const char *body = server_request_body(req, &len);
-    struct discord_endpoint_answer ans;
-    discord_endpoint_check(wh->discord_key, server_request_header(req, "X-Signature-Ed25519"),
-                           server_request_header(req, "X-Signature-Timestamp"), body, len, &ans);
-    if (ans.status != 0) {
-        /* The body is not logged: it is unverified and may carry tokens. */
-        if (ans.status == 401)
-            log_warn("webhooks.discord_refused", "reason=%s bytes=%zu", "bad or missing signature",
-                     len);
-        server_respond(req, ans.status, ans.status == 200 ? "application/json" : NULL, ans.body,
-                       strlen(ans.body), NULL);
-        return;
-    }
-    discord_interaction_feed(wh->discord, body, len, webhooks__discord_respond, req);
+    r->route->serve(r->adapter, req);
 }
 
-int webhooks_discord_add(struct webhooks *wh, struct adapter *discord, const char *public_key_hex)
+int webhooks_adapter_add(struct webhooks *wh, struct adapter *a)
 {
-    if (discord == NULL || public_key_hex == NULL || strlen(public_key_hex) != WEBHOOKS_KEY_HEX)
+    if (a == NULL)
         return HB_EINVAL;
-    for (size_t i = 0; i < WEBHOOKS_KEY_HEX; i++) {
-        if (!isxdigit((unsigned char)public_key_hex[i]))
-            return HB_EINVAL;
+    if (a->ops->routes == NULL)
+        return 0;
+    const struct adapter_route *routes = NULL;
+    int n = a->ops->routes(a, &routes);
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n; i++) {
+        struct webhooks_route *r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            return HB_ENOMEM;
+        r->wh = wh;
+        r->adapter = a;
+        r->route = &routes[i];
+        int rc = server_route_add(wh->srv, routes[i].method, routes[i].path, routes[i].headers,
+                                  webhooks__serve, r);
+        if (rc < 0) {
+            free(r);
+            return rc;
+        }
+        r->next = wh->routes;
+        wh->routes = r;
+        char event[64];
+        snprintf(event, sizeof(event), "webhooks.%s", a->ops->name);
+        log_info(event, "path=%s", routes[i].path);
     }
-    if (wh->discord != NULL)
-        return HB_EEXISTS;
-    int rc = server_route_add(wh->srv, "POST", "/interactions/discord", webhooks_discord_headers,
-                              webhooks__discord, wh);
-    if (rc < 0)
-        return rc;
-    memcpy(wh->discord_key, public_key_hex, WEBHOOKS_KEY_HEX + 1);
-    wh->discord = discord;
-    log_info("webhooks.discord", "path=%s", "/interactions/discord");
-    return 0;
-}
-
-static const char *const webhooks_telegram_headers[] = {"X-Telegram-Bot-Api-Secret-Token", NULL};
-
-/* Constant time over the expected length, so the secret does not leak
- * through timing (only its length may). */
-static bool webhooks__secret_ok(const char *expected, const char *given)
-{
-    size_t n = strlen(expected);
-    if (given == NULL || strlen(given) != n)
-        return false;
-    return CRYPTO_memcmp(expected, given, n) == 0;
-}
-
-static void webhooks__telegram(struct server_request *req, void *data)
-{
-    struct webhooks *wh = data;
-    if (wh->closed || wh->telegram == NULL) {
-        server_respond(req, 503, NULL, "shutting down\n", 14, NULL);
-        return;
-    }
-    if (!webhooks__secret_ok(wh->telegram_secret,
-                             server_request_header(req, "X-Telegram-Bot-Api-Secret-Token"))) {
-        log_warn("webhooks.telegram_refused", "reason=%s", "wrong or missing secret token");
-        server_respond(req, 401, NULL, "unauthorized\n", 13, NULL);
-        return;
-    }
-    size_t len = 0;
-    const char *body = server_request_body(req, &len);
-    /* The update is dispatched (or known as a repeat) when this returns;
-     * only then does Telegram hear 200 and forget it. */
-    int rc = telegram_update_feed(wh->telegram, body, len);
-    if (rc < 0) {
-        server_respond(req, 400, NULL, "malformed update\n", 17, NULL);
-        return;
-    }
-    server_respond(req, 200, "application/json", "{}", 2, NULL);
-}
-
-int webhooks_telegram_add(struct webhooks *wh, struct adapter *telegram, const char *secret)
-{
-    if (telegram == NULL || secret == NULL || secret[0] == '\0')
-        return HB_EINVAL;
-    if (wh->telegram != NULL)
-        return HB_EEXISTS;
-    char *copy = strdup(secret);
-    if (copy == NULL)
-        return HB_ENOMEM;
-    int rc = server_route_add(wh->srv, "POST", "/webhooks/telegram", webhooks_telegram_headers,
-                              webhooks__telegram, wh);
-    if (rc < 0) {
-        free(copy);
-        return rc;
-    }
-    wh->telegram_secret = copy;
-    wh->telegram = telegram;
-    log_info("webhooks.telegram", "path=%s", "/webhooks/telegram");
     return 0;
 }
 
@@ -155,17 +79,18 @@ void webhooks_close(struct webhooks *wh)
     if (wh == NULL)
         return;
     wh->closed = true;
-    wh->discord = NULL;
-    wh->telegram = NULL;
+    for (struct webhooks_route *r = wh->routes; r != NULL; r = r->next)
+        r->adapter = NULL;
 }
 
 void webhooks_free(struct webhooks *wh)
 {
     if (wh == NULL)
         return;
-    if (wh->telegram_secret != NULL) {
-        OPENSSL_cleanse(wh->telegram_secret, strlen(wh->telegram_secret));
-        free(wh->telegram_secret);
+    while (wh->routes != NULL) {
+        struct webhooks_route *r = wh->routes;
+        wh->routes = r->next;
+        free(r);
     }
     free(wh);
 }

@@ -1,9 +1,8 @@
-/* The platforms' inbound HTTP endpoints on the daemon's server: Discord's
- * interactions endpoint (POST /interactions/discord), which checks each
- * request's Ed25519 signature and hands verified interactions to the
- * Discord adapter, whose first response becomes the HTTP answer; and
- * Telegram's webhook (POST /webhooks/telegram), which checks the secret
- * token header and answers 200 once the update is handed to the adapter.
+/* The platforms' inbound HTTP endpoints on the daemon's server. Each
+ * adapter says which routes it serves (adapters/adapter.h: Discord's
+ * interactions endpoint, Telegram's webhook) and checks and answers their
+ * requests itself; this module puts the routes on the server and answers
+ * 503 in their place once the adapters close.
  *
  * Ownership: the server and the adapters are borrowed. The webhooks object
  * is route data of the server, so it is freed only after server_free();
@@ -20,17 +19,11 @@ struct webhooks;
  *  out of memory. */
 struct webhooks *webhooks_new(struct server *srv);
 
-/** Serve POST /interactions/discord for the Discord adapter discord,
- *  checking signatures with public_key_hex (the application's public key,
- *  64 hex digits; copied). Returns 0, HB_EINVAL (bad key), HB_EEXISTS
- *  (added twice) or HB_ENOMEM. */
-int webhooks_discord_add(struct webhooks *wh, struct adapter *discord, const char *public_key_hex);
-
-/** Serve POST /webhooks/telegram for the Telegram adapter telegram (in
- *  webhook mode), accepting requests whose X-Telegram-Bot-Api-Secret-Token
- *  equals secret (required; copied). Returns 0, HB_EINVAL, HB_EEXISTS or
+/** Serve the routes adapter a asks for through its routes operation (none
+ *  is fine). Returns 0, HB_EINVAL (the adapter's endpoint lacks a key or
+ *  secret, or a is NULL), HB_EEXISTS (a route is taken: added twice) or
  *  HB_ENOMEM. */
-int webhooks_telegram_add(struct webhooks *wh, struct adapter *telegram, const char *secret);
+int webhooks_adapter_add(struct webhooks *wh, struct adapter *a);
 
 /** From now on answer 503 and forget the adapters (they are closing). */
 void webhooks_close(struct webhooks *wh);

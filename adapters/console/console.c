@@ -522,10 +522,26 @@ static int console__notify(struct adapter *a, const struct notify_target *to,
     return 0;
 }
 
+/* A reload changes who the local user is and whether they are an admin. */
+static int console__reload(struct adapter *a, const void *options)
+{
+    const struct console_options *opts = options;
+    struct console *c = a->impl;
+    char *copy = strdup(opts->user != NULL ? opts->user : "operator");
+    if (copy == NULL)
+        return HB_ENOMEM;
+    free(c->user);
+    c->user = copy;
+    c->admin = opts->admin;
+    return 0;
+}
+
 static const struct adapter_ops console_ops = {.name = "console",
+                                               .platform = COMMAND_PLATFORM_CONSOLE,
                                                .start = console__start,
                                                .stop = console__stop,
                                                .close = console__close,
+                                               .reload = console__reload,
                                                .notify = console__notify};
 
 struct adapter *console_new(uv_loop_t *loop, const struct console_options *opts,
@@ -561,16 +577,4 @@ fail:
     free(c->line);
     free(c);
     return NULL;
-}
-
-int console_options_update(struct adapter *a, const char *user, bool admin)
-{
-    struct console *c = a->impl;
-    char *copy = strdup(user);
-    if (copy == NULL)
-        return HB_ENOMEM;
-    free(c->user);
-    c->user = copy;
-    c->admin = admin;
-    return 0;
 }

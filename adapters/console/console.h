@@ -22,11 +22,9 @@ struct console_options {
 };
 
 /** A console adapter on `loop`; host is copied. Returns NULL on failure.
- *  Freed through its close operation. */
+ *  Freed through its close operation. Its reload operation takes a
+ *  struct console_options and applies user and admin. */
 struct adapter *console_new(uv_loop_t *loop, const struct console_options *opts,
                             const struct adapter_host *host);
-
-/** Apply settings that may change while running (user name, admin). */
-int console_options_update(struct adapter *a, const char *user, bool admin);
 
 #endif

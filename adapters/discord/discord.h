@@ -19,8 +19,18 @@
  * models. Mentions of the bot, replies to its messages and direct messages
  * are dispatched as "chat <text>" and answered in the channel.
  *
- * Ownership: the loop, http client, websocket context and store are
- * borrowed and must outlive the adapter; options are copied. */
+ * HTTP: with a public key set, the adapter serves Discord's interactions
+ * endpoint (POST /interactions/discord, its routes operation): it checks
+ * each request's Ed25519 signature, answers PING, and hands verified
+ * interactions to the same path as the gateway's.
+ *
+ * Ownership: the loop, http client and store are borrowed and must outlive
+ * the adapter; options are copied. The adapter makes the libwebsockets
+ * context its shards share when it starts and lets go of it in two steps,
+ * as libwebsockets on a foreign libuv loop needs: its close operation
+ * begins destroying it inside the loop once the shards have stopped, and
+ * its release operation, after uv_run() returned, finishes and frees the
+ * adapter. */
 #ifndef HB_DISCORD_H
 #define HB_DISCORD_H
 
@@ -32,7 +42,6 @@
 #include <uv.h>
 
 struct http_client;
-struct discord_ws;
 struct store;
 
 #define DISCORD_INTENT_GUILDS (1u << 0)
@@ -57,7 +66,8 @@ struct discord_options {
     int shard_first;            /* first shard this daemon runs */
     int shard_last;             /* last one; -1: the last of all */
     struct http_client *http;
-    struct discord_ws *ws;
+    const char *public_key;     /* serve POST /interactions/discord, checking signatures with
+                                   this key (64 hex digits); NULL or "": no endpoint */
     struct store *store;        /* remembers the commands' hash; NULL: always overwrite */
     discord_models_fn models;   /* may be NULL: autocomplete answers an empty list */
     void *models_data;

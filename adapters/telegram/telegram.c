@@ -4,6 +4,7 @@
 #include "adapters/telegram/telegram_internal.h"
 
 #include "net/http_pipe.h"
+#include "net/server.h"
 #include "core/commands.h"
 #include "core/core.h"
 #include "base/error.h"
@@ -13,6 +14,7 @@
 #include "core/state.h"
 
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -719,10 +721,68 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     tg_unref(tg); /* the open reference */
 }
 
+/* A reload replaces the admin list and the Stars packages. */
+static int tg__reload(struct adapter *a, const void *options)
+{
+    const struct telegram_options *o = options;
+    return telegram_options_update(a, o->admins, o->stars_packages);
+}
+
+/* Constant time over the expected length, so the secret does not leak
+ * through timing (only its length may). */
+static bool tg__secret_ok(const char *expected, const char *given)
+{
+    size_t n = strlen(expected);
+    if (given == NULL || strlen(given) != n)
+        return false;
+    return CRYPTO_memcmp(expected, given, n) == 0;
+}
+
+/* POST /webhooks/telegram: the update is dispatched (or known as a
+ * repeat) before Telegram hears 200 and forgets it. */
+static void tg__webhook_serve(struct adapter *a, struct server_request *req)
+{
+    struct tg *tg = a->impl;
+    if (!tg__secret_ok(tg->webhook_secret,
+                       server_request_header(req, "X-Telegram-Bot-Api-Secret-Token"))) {
+        log_warn("webhooks.telegram_refused", "reason=%s", "wrong or missing secret token");
+        server_respond(req, 401, NULL, "unauthorized\n", 13, NULL);
+        return;
+    }
+    size_t len = 0;
+    const char *body = server_request_body(req, &len);
+    if (telegram_update_feed(a, body, len) < 0) {
+        server_respond(req, 400, NULL, "malformed update\n", 17, NULL);
+        return;
+    }
+    server_respond(req, 200, "application/json", "{}", 2, NULL);
+}
+
+static const char *const tg_webhook_headers[] = {"X-Telegram-Bot-Api-Secret-Token", NULL};
+static const struct adapter_route tg_routes[] = {
+    {.method = "POST", .path = "/webhooks/telegram", .headers = tg_webhook_headers,
+     .serve = tg__webhook_serve}};
+
+/* In webhook mode updates arrive at POST /webhooks/telegram, which needs
+ * the secret token to refuse strangers. */
+static int tg__routes(struct adapter *a, const struct adapter_route **routes)
+{
+    struct tg *tg = a->impl;
+    if (!tg->webhook)
+        return 0;
+    if (tg->webhook_secret == NULL)
+        return HB_EINVAL;
+    *routes = tg_routes;
+    return 1;
+}
+
 static const struct adapter_ops tg_ops = {.name = "telegram",
+                                          .platform = COMMAND_PLATFORM_TELEGRAM,
                                           .start = tg__start,
                                           .stop = tg__stop,
                                           .close = tg__close,
+                                          .reload = tg__reload,
+                                          .routes = tg__routes,
                                           .notify = tg_notify};
 
 static uint64_t tg__or(uint64_t v, uint64_t def)

@@ -27,7 +27,6 @@ typedef bool (*at_done_fn)(struct at *t);
 
 struct at {
     uv_loop_t loop;
-    struct discord_ws *ws;
     struct fake_gateway *gw;
     struct fake_rest *rest;
     struct http_client *http;
@@ -73,7 +72,6 @@ static void at_adapter_closed(void *data)
     fake_gateway_close(t->gw);
     fake_rest_close(t->rest, at_closed_noop, NULL);
     http_client_close(t->http, at_closed_noop, NULL);
-    discord_ws_close(t->ws);
 }
 
 static void at_finish(struct at *t)
@@ -155,8 +153,6 @@ static void at_run(struct at *t, const struct discord_options *extra)
 {
     assert_int_equal(uv_loop_init(&t->loop), 0);
     assert_int_equal(http_client_new(&t->loop, NULL, &t->http), 0);
-    t->ws = discord_ws_new(&t->loop);
-    assert_non_null(t->ws);
     struct fake_gateway_options go = {.heartbeat_ms = 5000, .on_seen = at_on_seen, .data = t};
     t->gw = fake_gateway_new(&t->loop, &go);
     assert_non_null(t->gw);
@@ -174,7 +170,6 @@ static void at_run(struct at *t, const struct discord_options *extra)
     o.api_base = fake_rest_api_base(t->rest);
     o.shard_last = -1;
     o.http = t->http;
-    o.ws = t->ws;
     o.jitter = at_jitter;
     o.identify_spacing_ms = 10;
     if (o.edit_interval_ms == 0)
@@ -189,7 +184,7 @@ static void at_run(struct at *t, const struct discord_options *extra)
     uv_timer_start(&t->guard, at_guard, AT_GUARD_MS, 0);
     assert_int_equal(t->adapter->ops->start(t->adapter), 0);
     uv_run(&t->loop, UV_RUN_DEFAULT);
-    discord_ws_free(t->ws);
+    t->adapter->ops->release(t->adapter);
     fake_gateway_free(t->gw);
     assert_int_equal(uv_loop_close(&t->loop), 0);
     assert_false(t->timed_out);

@@ -6,7 +6,6 @@
 #include "tests/test.h"
 
 #include "adapters/discord/discord.h"
-#include "adapters/discord/gateway.h"
 #include "bot/config.h"
 #include "net/http.h"
 #include "net/server.h"
@@ -28,11 +27,11 @@
 struct ep {
     uv_loop_t loop;
     struct http_client *http; /* the adapter's REST and the test's calls */
-    struct discord_ws *ws;
     struct fake_rest *rest;
     struct server *srv;
     struct webhooks *wh;
     struct adapter *adapter;
+    struct adapter *bad_key; /* an adapter configured with a malformed key */
     EVP_PKEY *key;   /* signs the requests */
     EVP_PKEY *other; /* a key Discord does not use */
     char key_hex[65];
@@ -138,8 +137,6 @@ static void ep_open(struct ep *e)
     memset(e, 0, sizeof(*e));
     assert_int_equal(uv_loop_init(&e->loop), 0);
     assert_int_equal(http_client_new(&e->loop, NULL, &e->http), 0);
-    e->ws = discord_ws_new(&e->loop);
-    assert_non_null(e->ws);
     struct fake_rest_options ro = {.gateway_url = "ws://127.0.0.1:1"};
     e->rest = fake_rest_new(&e->loop, &ro);
     assert_non_null(e->rest);
@@ -148,9 +145,18 @@ static void ep_open(struct ep *e)
                                 .api_base = fake_rest_api_base(e->rest),
                                 .shard_last = -1,
                                 .http = e->http,
-                                .ws = e->ws,
                                 .edit_interval_ms = 10};
+    e->key = ep_keygen();
+    e->other = ep_keygen();
+    unsigned char pub[32];
+    size_t publen = sizeof(pub);
+    assert_int_equal(EVP_PKEY_get_raw_public_key(e->key, pub, &publen), 1);
+    ep_hex(pub, 32, e->key_hex);
     struct adapter_host host = {.dispatch = ep_dispatch, .ended = ep_ended, .data = e};
+    o.public_key = "not-a-key";
+    e->bad_key = discord_new(&e->loop, &o, &host);
+    assert_non_null(e->bad_key);
+    o.public_key = e->key_hex;
     e->adapter = discord_new(&e->loop, &o, &host);
     assert_non_null(e->adapter);
     struct server_options so = {.max_body = 8192};
@@ -158,17 +164,11 @@ static void ep_open(struct ep *e)
     assert_non_null(e->srv);
     snprintf(e->url, sizeof(e->url), "http://127.0.0.1:%d/interactions/discord",
              server_port(e->srv));
-    e->key = ep_keygen();
-    e->other = ep_keygen();
-    unsigned char pub[32];
-    size_t publen = sizeof(pub);
-    assert_int_equal(EVP_PKEY_get_raw_public_key(e->key, pub, &publen), 1);
-    ep_hex(pub, 32, e->key_hex);
     e->wh = webhooks_new(e->srv);
     assert_non_null(e->wh);
-    assert_int_equal(webhooks_discord_add(e->wh, e->adapter, "not-a-key"), HB_EINVAL);
-    assert_int_equal(webhooks_discord_add(e->wh, e->adapter, e->key_hex), 0);
-    assert_int_equal(webhooks_discord_add(e->wh, e->adapter, e->key_hex), HB_EEXISTS);
+    assert_int_equal(webhooks_adapter_add(e->wh, e->bad_key), HB_EINVAL);
+    assert_int_equal(webhooks_adapter_add(e->wh, e->adapter), 0);
+    assert_int_equal(webhooks_adapter_add(e->wh, e->adapter), HB_EEXISTS);
     uv_timer_init(&e->loop, &e->guard);
     e->guard.data = e;
     uv_timer_start(&e->guard, ep_guard, EP_GUARD_MS, 0);
@@ -179,7 +179,6 @@ static void ep_adapter_closed(void *data)
     struct ep *e = data;
     fake_rest_close(e->rest, ep_noop, NULL);
     http_client_close(e->http, ep_noop, NULL);
-    discord_ws_close(e->ws);
 }
 
 static void ep_close(struct ep *e)
@@ -188,11 +187,13 @@ static void ep_close(struct ep *e)
     uv_close((uv_handle_t *)&e->guard, ep_handle_closed);
     webhooks_close(e->wh);
     server_close(e->srv);
+    e->bad_key->ops->close(e->bad_key, ep_noop, NULL);
     e->adapter->ops->close(e->adapter, ep_adapter_closed, e);
     uv_run(&e->loop, UV_RUN_DEFAULT);
+    e->bad_key->ops->release(e->bad_key);
+    e->adapter->ops->release(e->adapter);
     server_free(e->srv);
     webhooks_free(e->wh);
-    discord_ws_free(e->ws);
     fake_rest_free(e->rest);
     EVP_PKEY_free(e->key);
     EVP_PKEY_free(e->other);

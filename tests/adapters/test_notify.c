@@ -8,7 +8,6 @@
 
 #include "adapters/console/console.h"
 #include "adapters/discord/discord.h"
-#include "adapters/discord/gateway.h"
 #include "adapters/telegram/telegram.h"
 #include "net/http.h"
 #include "core/core.h"
@@ -214,7 +213,6 @@ static void test_telegram_notify_sends_message(void **state)
 struct dcn {
     uv_loop_t loop;
     struct http_client *http;
-    struct discord_ws *ws;
     struct fake_rest *rest;
     struct adapter *dc;
     size_t want;
@@ -247,8 +245,6 @@ static void test_discord_notify_dm_and_channel(void **state)
     memset(&t, 0, sizeof(t));
     assert_int_equal(uv_loop_init(&t.loop), 0);
     assert_int_equal(http_client_new(&t.loop, NULL, &t.http), 0);
-    t.ws = discord_ws_new(&t.loop);
-    assert_non_null(t.ws);
     struct fake_rest_options ro = {.gateway_url = "ws://127.0.0.1:1"};
     t.rest = fake_rest_new(&t.loop, &ro);
     assert_non_null(t.rest);
@@ -259,7 +255,6 @@ static void test_discord_notify_dm_and_channel(void **state)
     o.api_base = fake_rest_api_base(t.rest);
     o.shard_last = -1;
     o.http = t.http;
-    o.ws = t.ws;
     struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
     t.dc = discord_new(&t.loop, &o, &host);
     assert_non_null(t.dc);
@@ -297,9 +292,8 @@ static void test_discord_notify_dm_and_channel(void **state)
     nt_until(&t.loop, nt_count_reached, &closed);
     fake_rest_close(t.rest, NULL, NULL);
     http_client_close(t.http, NULL, NULL);
-    discord_ws_close(t.ws);
     uv_run(&t.loop, UV_RUN_DEFAULT);
-    discord_ws_free(t.ws);
+    t.dc->ops->release(t.dc);
     fake_rest_free(t.rest);
     assert_int_equal(uv_loop_close(&t.loop), 0);
 }

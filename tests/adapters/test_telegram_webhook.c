@@ -33,6 +33,7 @@ struct tw {
     struct server *srv;
     struct webhooks *wh;
     struct adapter *tg;
+    struct adapter *no_secret; /* in webhook mode without a secret */
     char url[96];
     size_t dispatched;
     char last_args[256];
@@ -100,6 +101,10 @@ static void tw_open(struct tw *t, const char *webhook_url)
                                  .webhook_url = webhook_url,
                                  .webhook_secret = TW_SECRET};
     struct adapter_host host = {.dispatch = tw_dispatch, .ended = tw_ended, .data = t};
+    o.webhook_secret = "";
+    t->no_secret = telegram_new(&t->lt.loop, t->http, &t->core, &o, &host);
+    assert_non_null(t->no_secret);
+    o.webhook_secret = TW_SECRET;
     t->tg = telegram_new(&t->lt.loop, t->http, &t->core, &o, &host);
     assert_non_null(t->tg);
     struct server_options so = {.max_body = 8192};
@@ -108,9 +113,9 @@ static void tw_open(struct tw *t, const char *webhook_url)
     snprintf(t->url, sizeof(t->url), "http://127.0.0.1:%d/webhooks/telegram", server_port(t->srv));
     t->wh = webhooks_new(t->srv);
     assert_non_null(t->wh);
-    assert_int_equal(webhooks_telegram_add(t->wh, t->tg, ""), HB_EINVAL);
-    assert_int_equal(webhooks_telegram_add(t->wh, t->tg, TW_SECRET), 0);
-    assert_int_equal(webhooks_telegram_add(t->wh, t->tg, TW_SECRET), HB_EEXISTS);
+    assert_int_equal(webhooks_adapter_add(t->wh, t->no_secret), HB_EINVAL);
+    assert_int_equal(webhooks_adapter_add(t->wh, t->tg), 0);
+    assert_int_equal(webhooks_adapter_add(t->wh, t->tg), HB_EEXISTS);
     assert_int_equal(t->tg->ops->start(t->tg), 0);
 }
 
@@ -119,12 +124,13 @@ static void tw_close(struct tw *t)
     int closed = 0;
     webhooks_close(t->wh);
     server_close(t->srv);
+    t->no_secret->ops->close(t->no_secret, tw_closed, &closed);
     t->tg->ops->close(t->tg, tw_closed, &closed);
-    while (closed < 1)
+    while (closed < 2)
         uv_run(&t->lt.loop, UV_RUN_ONCE);
     http_client_close(t->http, tw_closed, &closed);
     tgapi_close(t->api, tw_closed, &closed);
-    while (closed < 3)
+    while (closed < 4)
         uv_run(&t->lt.loop, UV_RUN_ONCE);
     uv_run(&t->lt.loop, UV_RUN_NOWAIT);
     server_free(t->srv);

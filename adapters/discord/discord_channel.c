@@ -1,0 +1,104 @@
+/* The Discord adapter's conversations in channels: a mention of the bot,
+ * a reply to one of its messages or a direct message is dispatched as
+ * "chat <text>" and answered in the channel. */
+#include "adapters/discord/discord_internal.h"
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- conversations in channels -------------------------------------------- */
+
+static bool dc__mentions_bot(struct discord *dc, const cJSON *d)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(d, "mentions"))
+    {
+        const char *id = dc__str(m, "id");
+        if (id != NULL && strcmp(id, dc->bot_id) == 0)
+            return true;
+    }
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(d, "referenced_message");
+    const char *author = dc__str(cJSON_GetObjectItemCaseSensitive(ref, "author"), "id");
+    return author != NULL && strcmp(author, dc->bot_id) == 0;
+}
+
+/* The text without mentions of the bot, trimmed. */
+static void dc__strip_mentions(const struct discord *dc, const char *in, char *out, size_t cap)
+{
+    char a[48], b[48];
+    snprintf(a, sizeof(a), "<@%s>", dc->bot_id);
+    snprintf(b, sizeof(b), "<@!%s>", dc->bot_id);
+    size_t o = 0;
+    while (*in != '\0' && o + 1 < cap) {
+        if (strncmp(in, a, strlen(a)) == 0) {
+            in += strlen(a);
+            continue;
+        }
+        if (strncmp(in, b, strlen(b)) == 0) {
+            in += strlen(b);
+            continue;
+        }
+        out[o++] = *in++;
+    }
+    out[o] = '\0';
+    char *s = out;
+    while (*s == ' ' || *s == '\n' || *s == '\t')
+        s++;
+    memmove(out, s, strlen(s) + 1);
+    size_t n = strlen(out);
+    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\n' || out[n - 1] == '\t'))
+        out[--n] = '\0';
+}
+
+void dc__message(struct discord *dc, const char *json, size_t len)
+{
+    if (dc->bot_id[0] == '\0')
+        return;
+    cJSON *d = cJSON_ParseWithLength(json, len);
+    if (d == NULL)
+        return;
+    const cJSON *author = cJSON_GetObjectItemCaseSensitive(d, "author");
+    const char *content = dc__str(d, "content");
+    const char *id = dc__str(d, "id");
+    const char *channel = dc__str(d, "channel_id");
+    bool dm = dc__str(d, "guild_id") == NULL;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(author, "bot")) || content == NULL ||
+        id == NULL || channel == NULL || strlen(id) >= 32 || strlen(channel) >= 32)
+        goto out;
+    if (!dm && !dc__mentions_bot(dc, d))
+        goto out;
+    /* Without the message content intent the text may be empty: nothing to
+     * continue with. */
+    size_t cap = strlen(content) + 8;
+    char *text = malloc(cap + 5);
+    if (text == NULL)
+        goto out;
+    memcpy(text, "chat ", 5);
+    dc__strip_mentions(dc, content, text + 5, cap);
+    if (text[5] == '\0' || dc__seen(dc, id)) {
+        free(text);
+        goto out;
+    }
+    struct dc_reply *r = dc__reply_new(dc, DC_KIND_MESSAGE);
+    if (r == NULL) {
+        free(text);
+        goto out;
+    }
+    r->acked = true;
+    dc__copy(r->channel_id, sizeof(r->channel_id), channel);
+    dc__copy(r->message_id, sizeof(r->message_id), id);
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    dc__identity(d, &inv);
+    snprintf(inv.event_id, sizeof(inv.event_id), "discord:message:%s", id);
+    inv.reply = &r->reply;
+    dc->stats.messages++;
+    dc->host.dispatch(dc->host.data, &inv, text);
+    free(text);
+    dc__reply_dispatched(r);
+out:
+    cJSON_Delete(d);
+}
+

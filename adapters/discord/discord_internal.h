@@ -1,0 +1,182 @@
+/* What the Discord adapter's own files share: its limits, the state of
+ * one adapter and of one reply, and the helpers they call across files.
+ * Nothing outside adapters/discord/ includes this. */
+#ifndef HB_DISCORD_INTERNAL_H
+#define HB_DISCORD_INTERNAL_H
+
+#include "adapters/discord/discord.h"
+#include "adapters/discord/gateway.h"
+#include "core/command.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct discord_rest_result;
+
+#define DC_TEXT_MAX 2000        /* characters in one Discord message */
+#define DC_RECENT 1024          /* event ids remembered against replays */
+#define DC_MAX_SHARDS 4096
+#define DC_BUTTONS_PER_ROW 5
+#define DC_ROWS_MAX 5
+#define DC_AUTOCOMPLETE_MAX 25
+#define DC_RETRY_MIN_MS 1000
+#define DC_RETRY_MAX_MS 60000
+#define DC_FLAG_EPHEMERAL 64
+#define DC_HTTP_RETRY_MS 500    /* wait before repeating a REST call refused 404 after an HTTP answer */
+
+#define DC_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+enum dc_kind {
+    DC_KIND_COMMAND,   /* a slash command: @original is the deferred or answered reply */
+    DC_KIND_COMPONENT, /* a button press: @original is the message the button is on */
+    DC_KIND_MESSAGE,   /* a mention or reply in a channel: answered with channel messages */
+};
+
+enum dc_op_kind {
+    DC_OP_CALLBACK,     /* POST /interactions/{id}/{token}/callback */
+    DC_OP_EDIT,         /* PATCH @original, or the bot's channel message */
+    DC_OP_FOLLOWUP,     /* POST /webhooks/{app}/{token}, or a channel message */
+    DC_OP_DELETE,       /* DELETE @original */
+};
+
+struct dc_op {
+    struct dc_op *next;
+    enum dc_op_kind kind;
+    bool progress;      /* an edit a later one may replace */
+    char *json;
+    unsigned char *image;
+    size_t image_len;
+    char *image_name;
+    char *image_mime;
+};
+
+struct discord;
+
+/* Where an interaction's first response goes. Interactions from the
+ * gateway have none and answer with a REST callback; one received over
+ * HTTP answers in the HTTP reply. Lives on the stack of
+ * discord_interaction_feed: a reply holds it only until its dispatch ends,
+ * by which time the first response is decided. */
+struct dc_first {
+    discord_respond_fn fn;
+    void *data;
+    bool used; /* fn was called */
+};
+
+struct dc_reply {
+    struct reply reply;
+    struct discord *dc;
+    enum dc_kind kind;
+    char id[32];
+    char token[512];
+    char channel_id[32];
+    char message_id[32];  /* MESSAGE: the member's message we answer */
+    char sent_id[32];     /* MESSAGE: our first message, which edits change */
+    bool in_dispatch;     /* inside host.dispatch: the callback is not sent yet */
+    struct dc_first *first; /* until dispatch ends: the first response's way; NULL: REST */
+    bool http_answered;   /* the first response went out as an HTTP answer */
+    bool retried;         /* a REST call after it was repeated once already */
+    bool acked;           /* the callback is queued (MESSAGE: nothing to ack) */
+    bool deferred_public; /* acked with a public type 5 and nothing shown yet */
+    bool original_used;   /* @original (or sent_id) shows a message of ours */
+    bool original_final;  /* ... and it is a final one */
+    bool finished;        /* the handler is done */
+    bool busy;            /* an op is with the rest client */
+    struct dc_op *head, *tail;
+    uint64_t last_edit_ms;
+    bool pace_init;
+    bool pace_armed;
+    uv_timer_t pace;
+};
+
+struct discord {
+    struct adapter adapter;
+    uv_loop_t *loop;
+    struct adapter_host host;
+    char *token;
+    char *app_id;
+    char *api_base;
+    char *gateway_url;
+    char *guild_id;
+    uint32_t intents;
+    unsigned shards_opt;
+    int shard_first, shard_last;
+    struct http_client *http;
+    struct discord_ws *ws; /* owned: made at start, closed after the shards, freed by release */
+    char *public_key;      /* the interactions endpoint's key; NULL: no endpoint */
+    struct store *store;
+    discord_models_fn models;
+    void *models_data;
+    uint64_t edit_interval_ms;
+    uint32_t identify_spacing_ms;
+    double (*jitter)(void *data);
+
+    struct discord_rest *rest;
+    struct discord_identify_gate gate;
+    struct discord_gateway **gws;
+    size_t ngws;
+    size_t gws_alive;      /* created and not yet freed by a stop */
+    size_t gws_fatal;      /* stopped for good by a close code */
+    char *resolved_url;    /* from /gateway/bot */
+    uv_timer_t retry;      /* /gateway/bot again after a failure */
+    uint64_t retry_ms;
+    char bot_id[32];       /* the bot's user id, from READY */
+    char commands_hash[65];
+    char *commands_json;
+
+    uint64_t recent[DC_RECENT];
+    size_t recent_next;
+
+    bool started;
+    bool stopping;
+    bool closing;
+    bool ended;
+    bool rest_closed;
+    bool closed;           /* close finished: only release is left */
+    size_t refs;           /* replies alive, requests of our own in flight, the open ref */
+    size_t handles;        /* uv handles open */
+    void (*close_cb)(void *data);
+    void *close_data;
+    struct discord_adapter_stats stats;
+};
+
+/* discord.c: small helpers and the lifecycle */
+void dc__copy(char *dst, size_t cap, const char *src);
+const char *dc__str(const cJSON *obj, const char *name);
+/** True when the event id was seen before; remembers it otherwise. */
+bool dc__seen(struct discord *dc, const char *id_text);
+/** Once the adapter is closing and nothing of it is left on the loop,
+ *  begin destroying the websocket context and call the close callback. */
+void dc__maybe_closed(struct discord *dc);
+
+/* discord_reply.c: replies, their rendering and their pacing */
+/** The message body Discord takes for callbacks, edits and follow-ups;
+ *  with_extras adds the image and buttons of msg. */
+cJSON *dc__message_json(const char *text, size_t text_len, bool ephemeral,
+                        const struct reply_msg *msg, bool with_extras);
+/** An interaction response of the given type around data (taken). */
+cJSON *dc__callback(int type, cJSON *data);
+struct dc_reply *dc__reply_new(struct discord *dc, enum dc_kind kind);
+/** The dispatch of r returned: send the first response if none went out. */
+void dc__reply_dispatched(struct dc_reply *r);
+void dc__reply_pump(struct dc_reply *r);
+
+/* discord_interaction.c: INTERACTION_CREATE, from the gateway or over HTTP */
+void dc__interaction(struct discord *dc, const char *json, size_t len, struct dc_first *first);
+
+/** Who sent an interaction or a message, and where: fills inv's ids. */
+void dc__identity(const cJSON *d, struct invocation *inv);
+
+/* discord_channel.c: mentions, replies and DMs answered in the channel */
+void dc__message(struct discord *dc, const char *json, size_t len);
+
+/* discord_endpoint.c: the HTTP interactions endpoint */
+int dc__routes(struct adapter *a, const struct adapter_route **routes);
+
+/* discord_notice.c: messages no interaction asked for */
+int dc__notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
+
+#endif
