@@ -2,7 +2,7 @@
  *
  * The file has sections ([bot], [storage], ...) and repeated named sections
  * ([provider "openai"], [model "gpt-4o-mini"]). Every section and key is a
- * row in one schema table in config.c; a row names the key, its type, its
+ * row in one schema table in config_schema.c; a row names the key, its type, its
  * default, its limits, whether a change applies live or needs a restart, and
  * where the value lands in struct config (by offsetof). Adding a setting is
  * one step: add a field to the section struct below and a row to the table
@@ -197,7 +197,7 @@ struct config {
     size_t nfilters;
 };
 
-/* ---- The schema (read-only; config.c holds the table). ---- */
+/* ---- The schema (read-only; config_schema.c holds the table). ---- */
 
 enum config_type {
     CONFIG_STRING,  /* char *, any text */

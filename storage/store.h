@@ -2,7 +2,7 @@
  *
  * The store knows records (accounts, transfers, open reservations) and how to
  * keep them durably; it does not know the ledger's rules. Those live in
- * core/ledger.c and run on the store's thread as jobs: a job's run function
+ * core/ledger_rules.c and run on the store's thread as jobs: a job's run function
  * is called inside a transaction with a `struct store_txn`, reads and writes
  * records through the store_txn_* calls below, and its done function is
  * called later on the loop thread, once the transaction that holds the job
@@ -14,7 +14,7 @@
  * its own writes. If the commit itself fails, every job of that transaction
  * completes with HB_ESTORAGE.
  *
- * The SQLite backend (storage/sqlite.c) is the only one today. Nothing here
+ * The SQLite backend (storage/sqlite*.c) is the only one today. Nothing here
  * names SQLite: a PostgreSQL backend is meant to sit behind the same calls.
  *
  * Threads: store_new, store_start, store_submit, store_stop and store_free

@@ -1,4 +1,11 @@
+/* The fake Discord gateway: a libwebsockets server on its own loop (or
+ * thread) that speaks the gateway protocol, scripted by the test through
+ * commands. This file holds the commands, the server and its lifecycle;
+ * what goes over one connection is in discord_gateway_wire.c. See
+ * tests/fake/discord_gateway.h. */
 #include "tests/fake/discord_gateway.h"
+
+#include "tests/fake/discord_gateway_internal.h"
 
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
@@ -8,111 +15,13 @@
 #include <string.h>
 #include <zlib.h>
 
-#define FAKE_FLOOD_CYCLE 2048
-/* lws 4.1 keeps the close opcode out of its public enum; the value is 4. */
-#define LWS_WRITE_CLOSE_FRAME ((enum lws_write_protocol)4)
-
-enum fake_kind {
-    FK_TEXT,     /* a whole payload (sent as is, through zlib) */
-    FK_DISPATCH, /* a new event: takes the next seq, kept for resumes */
-    FK_MISSED,   /* as FK_DISPATCH, but not sent */
-    FK_BURST,
-    FK_FLOOD,
-    FK_CORRUPT,
-    FK_KICK,
-    FK_INVALID,   /* op 9; code says resumable */
-    FK_DROP_ACKS, /* commands only: applied to the connection at once */
-    FK_STOP,
-};
-
-struct fake_item {
-    struct fake_item *next;
-    enum fake_kind kind;
-    char *type;
-    char *text;     /* FK_TEXT: the payload; FK_DISPATCH/MISSED: the d */
-    size_t count;   /* FK_BURST/FLOOD: events left */
-    size_t d_bytes; /* FK_BURST/FLOOD */
-    int code;       /* FK_KICK; FK_DROP_ACKS: on/off */
-};
-
-struct fake_list {
-    struct fake_item *head;
-    struct fake_item *tail;
-};
-
-/* One logged event, for replays. Generated events keep only their size. */
-struct fake_event {
-    int64_t seq;
-    char *type;
-    char *d; /* NULL: generated from seq and d_bytes */
-    size_t d_bytes;
-};
-
-/* A precompressed cycle of payloads (flood). */
-struct fake_cycle {
-    unsigned char *buf;
-    size_t *off; /* each frame starts at buf + off[i], LWS_PRE bytes after the previous */
-    size_t *len;
-    size_t n;
-};
-
-struct fake_conn {
-    struct fake_gateway *f;
-    struct lws *wsi;
-    z_stream z;
-    bool z_ready;
-    bool header_sent; /* the two zlib header bytes go before the first payload */
-    bool drop_acks;
-    bool closing;
-    struct fake_list items;
-    char *rx; /* a text message being assembled */
-    size_t rx_len;
-    struct fake_cycle cycle; /* while a flood runs */
-    size_t cycle_at;
-};
-
-struct fake_gateway {
-    uv_loop_t *loop;
-    uv_loop_t own_loop;
-    bool threaded;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    bool started;
-    bool start_failed;
-    struct lws_context *ctx;
-    uv_async_t async;
-    bool closed;
-    int port;
-    char url[64];
-    struct fake_gateway_options opt;
-
-    struct fake_list cmds;    /* from any thread, under mu */
-    struct fake_list pending; /* waiting for a connection */
-    struct fake_conn *current;
-
-    /* the session */
-    unsigned session_no;
-    bool session_valid;
-    struct fake_event *log;
-    size_t nlog;
-    size_t caplog;
-
-    struct fake_gateway_stats st; /* under mu */
-
-    unsigned char *zbuf; /* compression output */
-    size_t zcap;
-    char *gen; /* generated payload text */
-    size_t gencap;
-};
-
-static void fake__seen(struct fake_gateway *f, enum fake_gateway_seen what)
+void fake__seen(struct fake_gateway *f, enum fake_gateway_seen what)
 {
     if (f->opt.on_seen != NULL)
         f->opt.on_seen(f, what, f->opt.data);
 }
 
-static char *fake__strdup(const char *s)
+char *fake__strdup(const char *s)
 {
     if (s == NULL)
         return NULL;
@@ -123,14 +32,14 @@ static char *fake__strdup(const char *s)
     return d;
 }
 
-static void fake__item_free(struct fake_item *it)
+void fake__item_free(struct fake_item *it)
 {
     free(it->type);
     free(it->text);
     free(it);
 }
 
-static void fake__list_push(struct fake_list *l, struct fake_item *it, bool front)
+void fake__list_push(struct fake_list *l, struct fake_item *it, bool front)
 {
     if (front) {
         it->next = l->head;
@@ -147,7 +56,7 @@ static void fake__list_push(struct fake_list *l, struct fake_item *it, bool fron
     l->tail = it;
 }
 
-static struct fake_item *fake__list_pop(struct fake_list *l)
+struct fake_item *fake__list_pop(struct fake_list *l)
 {
     struct fake_item *it = l->head;
     if (it != NULL) {
@@ -165,7 +74,7 @@ static void fake__list_clear(struct fake_list *l)
         fake__item_free(it);
 }
 
-static struct fake_item *fake__item(enum fake_kind kind, const char *type, const char *text)
+struct fake_item *fake__item(enum fake_kind kind, const char *type, const char *text)
 {
     struct fake_item *it = calloc(1, sizeof(*it));
     if (it == NULL)
@@ -174,452 +83,6 @@ static struct fake_item *fake__item(enum fake_kind kind, const char *type, const
     it->type = fake__strdup(type);
     it->text = fake__strdup(text);
     return it;
-}
-
-/* ---- payload text --------------------------------------------------------- */
-
-static void fake__gen_reserve(struct fake_gateway *f, size_t need)
-{
-    if (need <= f->gencap)
-        return;
-    size_t cap = f->gencap ? f->gencap : 4096;
-    while (cap < need)
-        cap *= 2;
-    f->gen = realloc(f->gen, cap);
-    if (f->gen == NULL)
-        abort();
-    f->gencap = cap;
-}
-
-static const char *const fake_words[] = {
-    "the", "model", "image", "credits", "hello", "render", "a", "cat", "in", "space",
-    "please", "with", "more", "light", "and", "detail", "thanks", "again", "sunset", "city",
-};
-
-/* A "d" of about d_bytes, shaped like Discord's: a message, or a guild
- * with a list of channels. Deterministic in seq, so replays match. */
-static size_t fake__gen_d(struct fake_gateway *f, size_t at, const char *type, int64_t seq,
-                          size_t d_bytes)
-{
-    fake__gen_reserve(f, at + d_bytes + 1024);
-    char *p = f->gen + at;
-    char *start = p;
-    unsigned long long id = 1100000000000000000ULL + (unsigned long long)seq * 4194304ULL;
-    if (strcmp(type, "GUILD_CREATE") == 0) {
-        p += sprintf(p,
-                     "{\"id\":\"%llu\",\"name\":\"guild %lld\",\"icon\":null,\"owner_id\":"
-                     "\"80351110224678912\",\"member_count\":%lld,\"large\":true,\"channels\":[",
-                     id, (long long)seq, (long long)(seq * 7 % 100000));
-        for (unsigned i = 0; (size_t)(p - start) + 200 < d_bytes; i++)
-            p += sprintf(p,
-                         "%s{\"id\":\"%llu\",\"type\":0,\"name\":\"channel-%u\",\"position\":%u,"
-                         "\"parent_id\":null,\"topic\":\"%s %s\",\"nsfw\":false}",
-                         i ? "," : "", id + i + 1, i, i, fake_words[i % 20],
-                         fake_words[(i * 7) % 20]);
-        p += sprintf(p, "]}");
-        return (size_t)(p - start);
-    }
-    p += sprintf(p,
-                 "{\"id\":\"%llu\",\"channel_id\":\"1100000000000000001\",\"guild_id\":"
-                 "\"1100000000000000000\",\"author\":{\"id\":\"%llu\",\"username\":\"user%lld\","
-                 "\"global_name\":\"User %lld\",\"avatar\":null,\"discriminator\":\"0\"},"
-                 "\"timestamp\":\"2026-01-01T00:00:00.000000+00:00\",\"edited_timestamp\":null,"
-                 "\"tts\":false,\"mention_everyone\":false,\"mentions\":[],\"mention_roles\":[],"
-                 "\"attachments\":[],\"embeds\":[],\"pinned\":false,\"type\":0,\"flags\":0,"
-                 "\"content\":\"",
-                 id, 80351110224678912ULL + (unsigned long long)(seq % 1000), (long long)(seq % 1000),
-                 (long long)(seq % 1000));
-    uint64_t r = (uint64_t)seq * 6364136223846793005ULL + 1442695040888963407ULL;
-    while ((size_t)(p - start) + 16 < d_bytes) {
-        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
-        const char *w = fake_words[(r >> 33) % 20];
-        size_t n = strlen(w);
-        memcpy(p, w, n);
-        p += n;
-        *p++ = ' ';
-    }
-    p += sprintf(p, "\"}");
-    return (size_t)(p - start);
-}
-
-/* {"t":TYPE,"s":SEQ,"op":0,"d":D} into f->gen; returns its length. */
-static size_t fake__gen_dispatch(struct fake_gateway *f, const char *type, int64_t seq,
-                                 const char *d, size_t d_bytes)
-{
-    size_t dl = d != NULL ? strlen(d) : d_bytes;
-    fake__gen_reserve(f, dl + strlen(type) + 2048);
-    size_t n = (size_t)sprintf(f->gen, "{\"t\":\"%s\",\"s\":%lld,\"op\":0,\"d\":", type,
-                               (long long)seq);
-    if (d != NULL) {
-        memcpy(f->gen + n, d, dl);
-        n += dl;
-    } else {
-        n += fake__gen_d(f, n, type, seq, d_bytes);
-    }
-    f->gen[n++] = '}';
-    f->gen[n] = '\0';
-    return n;
-}
-
-/* ---- sending ---------------------------------------------------------------- */
-
-static void fake__zreserve(struct fake_gateway *f, size_t need)
-{
-    if (need <= f->zcap)
-        return;
-    size_t cap = f->zcap ? f->zcap : 65536;
-    while (cap < need)
-        cap *= 2;
-    f->zbuf = realloc(f->zbuf, cap);
-    if (f->zbuf == NULL)
-        abort();
-    f->zcap = cap;
-}
-
-/* Compress one payload with the connection's stream and write it as one
- * binary message. The stream is raw deflate with the zlib header written by
- * hand, so it can be reset after a flood without a second header. */
-static int fake__send_payload(struct fake_conn *c, const char *text, size_t len)
-{
-    struct fake_gateway *f = c->f;
-    size_t bound = deflateBound(&c->z, (uLong)len) + 64;
-    fake__zreserve(f, LWS_PRE + bound);
-    unsigned char *out = f->zbuf + LWS_PRE;
-    size_t n = 0;
-    if (!c->header_sent) {
-        out[n++] = 0x78;
-        out[n++] = 0x9c;
-        c->header_sent = true;
-    }
-    c->z.next_in = (Bytef *)(uintptr_t)text;
-    c->z.avail_in = (uInt)len;
-    c->z.next_out = out + n;
-    c->z.avail_out = (uInt)(bound - n);
-    if (deflate(&c->z, Z_SYNC_FLUSH) != Z_OK)
-        return -1;
-    n = (size_t)(c->z.next_out - out);
-    return lws_write(c->wsi, out, n, LWS_WRITE_BINARY) < 0 ? -1 : 0;
-}
-
-static void fake__log_event(struct fake_gateway *f, int64_t seq, const char *type, const char *d,
-                            size_t d_bytes)
-{
-    if (f->nlog == f->caplog) {
-        f->caplog = f->caplog ? f->caplog * 2 : 64;
-        f->log = realloc(f->log, f->caplog * sizeof(*f->log));
-        if (f->log == NULL)
-            abort();
-    }
-    struct fake_event *e = &f->log[f->nlog++];
-    e->seq = seq;
-    e->type = fake__strdup(type);
-    e->d = fake__strdup(d);
-    e->d_bytes = d_bytes;
-}
-
-static void fake__log_clear(struct fake_gateway *f)
-{
-    for (size_t i = 0; i < f->nlog; i++) {
-        free(f->log[i].type);
-        free(f->log[i].d);
-    }
-    f->nlog = 0;
-}
-
-static int64_t fake__next_seq(struct fake_gateway *f)
-{
-    pthread_mutex_lock(&f->mu);
-    int64_t s = ++f->st.seq;
-    pthread_mutex_unlock(&f->mu);
-    return s;
-}
-
-static void fake__count_event(struct fake_gateway *f)
-{
-    pthread_mutex_lock(&f->mu);
-    f->st.events_sent++;
-    pthread_mutex_unlock(&f->mu);
-}
-
-static void fake__cycle_free(struct fake_cycle *cy)
-{
-    free(cy->buf);
-    free(cy->off);
-    free(cy->len);
-    memset(cy, 0, sizeof(*cy));
-}
-
-/* Compress a cycle of payloads once with a fresh raw deflate stream: it
- * refers only to its own bytes, so it can follow any sync-flushed point of
- * the connection's stream, and follow itself. */
-static void fake__cycle_build(struct fake_conn *c, const char *type, size_t n, size_t d_bytes)
-{
-    struct fake_gateway *f = c->f;
-    struct fake_cycle *cy = &c->cycle;
-    z_stream z;
-    memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, f->opt.level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        abort();
-    size_t cap = n * (LWS_PRE + d_bytes / 2 + 512) + 65536;
-    cy->buf = malloc(cap);
-    cy->off = calloc(n, sizeof(size_t));
-    cy->len = calloc(n, sizeof(size_t));
-    if (cy->buf == NULL || cy->off == NULL || cy->len == NULL)
-        abort();
-    size_t at = 0;
-    int64_t base = f->st.seq;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = fake__gen_dispatch(f, type, base + 1 + (int64_t)i, NULL, d_bytes);
-        size_t bound = deflateBound(&z, (uLong)len) + 64;
-        if (at + LWS_PRE + bound > cap) {
-            cap = (at + LWS_PRE + bound) * 2;
-            cy->buf = realloc(cy->buf, cap);
-            if (cy->buf == NULL)
-                abort();
-        }
-        at += LWS_PRE;
-        z.next_in = (Bytef *)f->gen;
-        z.avail_in = (uInt)len;
-        z.next_out = cy->buf + at;
-        z.avail_out = (uInt)bound;
-        if (deflate(&z, Z_SYNC_FLUSH) != Z_OK)
-            abort();
-        cy->off[i] = at;
-        cy->len[i] = (size_t)(z.next_out - (cy->buf + at));
-        at += cy->len[i];
-    }
-    deflateEnd(&z);
-    cy->n = n;
-    c->cycle_at = 0;
-    pthread_mutex_lock(&f->mu);
-    f->st.seq = base + (int64_t)n;
-    pthread_mutex_unlock(&f->mu);
-}
-
-/* Write what the connection has queued until the socket is full. Returns -1
- * to close the connection. */
-static int fake__writable(struct fake_conn *c)
-{
-    struct fake_gateway *f = c->f;
-    for (int budget = 0; budget < 256; budget++) {
-        if (lws_send_pipe_choked(c->wsi))
-            break;
-        struct fake_item *it = c->items.head;
-        if (it == NULL)
-            return 0;
-        size_t len;
-        switch (it->kind) {
-        case FK_TEXT:
-            if (fake__send_payload(c, it->text, strlen(it->text)) < 0)
-                return -1;
-            break;
-        case FK_DISPATCH:
-        case FK_MISSED: {
-            int64_t seq = fake__next_seq(f);
-            fake__log_event(f, seq, it->type, it->text, 0);
-            if (it->kind == FK_DISPATCH) {
-                len = fake__gen_dispatch(f, it->type, seq, it->text, 0);
-                if (fake__send_payload(c, f->gen, len) < 0)
-                    return -1;
-                fake__count_event(f);
-            }
-            break;
-        }
-        case FK_BURST: {
-            int64_t seq = fake__next_seq(f);
-            fake__log_event(f, seq, it->type, NULL, it->d_bytes);
-            len = fake__gen_dispatch(f, it->type, seq, NULL, it->d_bytes);
-            if (fake__send_payload(c, f->gen, len) < 0)
-                return -1;
-            fake__count_event(f);
-            if (--it->count > 0)
-                continue; /* the item stays at the head */
-            break;
-        }
-        case FK_FLOOD: {
-            if (c->cycle.n == 0)
-                fake__cycle_build(c, it->type, it->count < FAKE_FLOOD_CYCLE ? it->count : FAKE_FLOOD_CYCLE,
-                                  it->d_bytes);
-            struct fake_cycle *cy = &c->cycle;
-            if (lws_write(c->wsi, cy->buf + cy->off[c->cycle_at], cy->len[c->cycle_at],
-                          LWS_WRITE_BINARY) < 0)
-                return -1;
-            c->cycle_at = (c->cycle_at + 1) % cy->n;
-            fake__count_event(f);
-            if (--it->count > 0)
-                continue;
-            fake__cycle_free(cy);
-            /* The client's window now holds the flood: start the
-             * connection's own stream afresh. */
-            deflateReset(&c->z);
-            break;
-        }
-        case FK_CORRUPT: {
-            /* A block with the reserved type 3: inflate cannot go on. */
-            static const unsigned char junk[] = {0x07, 0xff, 0x13, 0x37, 0x00, 0x00, 0xff, 0xff};
-            fake__zreserve(f, LWS_PRE + sizeof(junk));
-            memcpy(f->zbuf + LWS_PRE, junk, sizeof(junk));
-            if (lws_write(c->wsi, f->zbuf + LWS_PRE, sizeof(junk), LWS_WRITE_BINARY) < 0)
-                return -1;
-            break;
-        }
-        case FK_INVALID: {
-            const char *text = it->code ? "{\"t\":null,\"s\":null,\"op\":9,\"d\":true}"
-                                        : "{\"t\":null,\"s\":null,\"op\":9,\"d\":false}";
-            if (!it->code)
-                f->session_valid = false;
-            if (fake__send_payload(c, text, strlen(text)) < 0)
-                return -1;
-            break;
-        }
-        case FK_KICK: {
-            /* The close frame is written here: lws 4.1 on libuv drops the
-             * one set by lws_close_reason() when WRITEABLE returns -1. */
-            unsigned char frame[LWS_PRE + 2];
-            frame[LWS_PRE] = (unsigned char)((it->code >> 8) & 0xff);
-            frame[LWS_PRE + 1] = (unsigned char)(it->code & 0xff);
-            lws_write(c->wsi, frame + LWS_PRE, 2, LWS_WRITE_CLOSE_FRAME);
-            c->closing = true;
-            fake__item_free(fake__list_pop(&c->items));
-            return -1;
-        }
-        default:
-            break;
-        }
-        fake__item_free(fake__list_pop(&c->items));
-    }
-    if (c->items.head != NULL)
-        lws_callback_on_writable(c->wsi);
-    return 0;
-}
-
-static void fake__queue(struct fake_conn *c, struct fake_item *it, bool front)
-{
-    struct fake_item *head = c->items.head;
-    if (front && head != NULL && head->kind == FK_FLOOD && c->cycle.n > 0) {
-        /* A flood under way is one stream of its own: a payload put in the
-         * middle of it, compressed with the connection's stream, would
-         * break both in the client's window. It goes right after. */
-        it->next = head->next;
-        head->next = it;
-        if (c->items.tail == head)
-            c->items.tail = it;
-    } else {
-        fake__list_push(&c->items, it, front);
-    }
-    lws_callback_on_writable(c->wsi);
-}
-
-static void fake__queue_text(struct fake_conn *c, const char *text, bool front)
-{
-    fake__queue(c, fake__item(FK_TEXT, NULL, text), front);
-}
-
-/* ---- what the client says --------------------------------------------------- */
-
-static void fake__ready(struct fake_conn *c)
-{
-    struct fake_gateway *f = c->f;
-    char sid[64];
-    f->session_no++;
-    snprintf(sid, sizeof(sid), "fake-session-%u", f->session_no);
-    fake__log_clear(f);
-    f->session_valid = true;
-    pthread_mutex_lock(&f->mu);
-    snprintf(f->st.session_id, sizeof(f->st.session_id), "%s", sid);
-    f->st.seq = 0;
-    int shard0 = f->st.identify_shard[0];
-    int shard1 = f->st.identify_shard[1];
-    pthread_mutex_unlock(&f->mu);
-    int64_t seq = fake__next_seq(f);
-    char text[1024];
-    snprintf(text, sizeof(text),
-             "{\"t\":\"READY\",\"s\":%lld,\"op\":0,\"d\":{\"v\":10,\"user\":{\"id\":"
-             "\"1100000000000000099\",\"username\":\"fakebot\",\"bot\":true},\"guilds\":[],"
-             "\"session_id\":\"%s\",\"resume_gateway_url\":\"%s\",\"shard\":[%d,%d],"
-             "\"application\":{\"id\":\"1100000000000000099\",\"flags\":0}}}",
-             (long long)seq, sid, f->url, shard0, shard1);
-    fake__queue_text(c, text, false);
-}
-
-static void fake__resume(struct fake_conn *c, const char *sid, int64_t seq)
-{
-    struct fake_gateway *f = c->f;
-    pthread_mutex_lock(&f->mu);
-    bool ok = f->session_valid && strcmp(sid, f->st.session_id) == 0 && seq <= f->st.seq;
-    pthread_mutex_unlock(&f->mu);
-    if (!ok) {
-        fake__queue_text(c, "{\"t\":null,\"s\":null,\"op\":9,\"d\":false}", false);
-        return;
-    }
-    for (size_t i = 0; i < f->nlog; i++) {
-        const struct fake_event *e = &f->log[i];
-        if (e->seq <= seq)
-            continue;
-        size_t len = fake__gen_dispatch(f, e->type, e->seq, e->d, e->d_bytes);
-        (void)len;
-        fake__queue_text(c, f->gen, false);
-        fake__count_event(f);
-    }
-    char text[128];
-    snprintf(text, sizeof(text), "{\"t\":\"RESUMED\",\"s\":%lld,\"op\":0,\"d\":{}}",
-             (long long)fake__next_seq(f));
-    fake__queue_text(c, text, false);
-}
-
-static void fake__client_payload(struct fake_conn *c, const char *text, size_t len)
-{
-    struct fake_gateway *f = c->f;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(root, "op");
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "d");
-    int o = cJSON_IsNumber(op) ? op->valueint : -1;
-    if (o == 1) {
-        pthread_mutex_lock(&f->mu);
-        f->st.heartbeats++;
-        f->st.last_heartbeat_seq = cJSON_IsNumber(d) ? (int64_t)d->valuedouble : -1;
-        if (!c->drop_acks)
-            f->st.acks++;
-        pthread_mutex_unlock(&f->mu);
-        if (!c->drop_acks)
-            fake__queue_text(c, "{\"t\":null,\"s\":null,\"op\":11,\"d\":null}", true);
-        fake__seen(f, FAKE_SEEN_HEARTBEAT);
-    } else if (o == 2) {
-        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(d, "token");
-        const cJSON *intents = cJSON_GetObjectItemCaseSensitive(d, "intents");
-        const cJSON *shard = cJSON_GetObjectItemCaseSensitive(d, "shard");
-        pthread_mutex_lock(&f->mu);
-        f->st.identifies++;
-        snprintf(f->st.identify_token, sizeof(f->st.identify_token), "%s",
-                 cJSON_IsString(tok) ? tok->valuestring : "");
-        f->st.identify_intents = cJSON_IsNumber(intents) ? (uint32_t)intents->valuedouble : 0;
-        f->st.identify_shard[0] = cJSON_IsNumber(cJSON_GetArrayItem(shard, 0))
-                                      ? cJSON_GetArrayItem(shard, 0)->valueint
-                                      : -1;
-        f->st.identify_shard[1] = cJSON_IsNumber(cJSON_GetArrayItem(shard, 1))
-                                      ? cJSON_GetArrayItem(shard, 1)->valueint
-                                      : -1;
-        pthread_mutex_unlock(&f->mu);
-        fake__ready(c);
-        fake__seen(f, FAKE_SEEN_IDENTIFY);
-    } else if (o == 6) {
-        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(d, "session_id");
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(d, "seq");
-        const char *s = cJSON_IsString(sid) ? sid->valuestring : "";
-        int64_t q = cJSON_IsNumber(seq) ? (int64_t)seq->valuedouble : -1;
-        pthread_mutex_lock(&f->mu);
-        f->st.resumes++;
-        snprintf(f->st.last_resume_session, sizeof(f->st.last_resume_session), "%s", s);
-        f->st.last_resume_seq = q;
-        pthread_mutex_unlock(&f->mu);
-        fake__resume(c, s, q);
-        fake__seen(f, FAKE_SEEN_RESUME);
-    } else {
-        pthread_mutex_lock(&f->mu);
-        f->st.other_ops++;
-        pthread_mutex_unlock(&f->mu);
-    }
-    cJSON_Delete(root);
 }
 
 /* ---- commands --------------------------------------------------------------- */
@@ -1012,3 +475,4 @@ void fake_gateway_free(struct fake_gateway *f)
     }
     fake__release(f);
 }
+

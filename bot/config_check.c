@@ -1,0 +1,236 @@
+/* The configuration's checks after parsing: required keys, per-instance
+ * defaults, and rules across keys or sections. */
+#include "bot/config_internal.h"
+
+#include "base/error.h"
+#include "base/text.h"
+#include "core/filter.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Validation after parsing --------------------------------------------- */
+
+static bool config__enabled(const struct config_section_schema *s, void *item)
+{
+    size_t idx;
+    const struct config_key_schema *k = config__key_find(s, "enabled", 7, &idx);
+    return k != NULL && k->type == CONFIG_BOOL && *(bool *)config__field(item, k);
+}
+
+static void config__section_label(const struct config_section_schema *s, void *item, char *buf,
+                                  size_t cap)
+{
+    if (s->repeatable)
+        snprintf(buf, cap, "[%s \"%s\"]", s->name, config__item_name(item));
+    else
+        snprintf(buf, cap, "[%s]", s->name);
+}
+
+/* A filter rule must build: words given, a pattern that compiles. */
+static int config__filter_check(struct config_parser *ps, const struct config_filter *f, int line)
+{
+    char *copy = f->words != NULL ? strdup(f->words) : NULL;
+    const char *words[256];
+    size_t nwords = text_words_split(copy, words, 256);
+    struct filter_rule rule = {.name = f->name,
+                               .kind = (enum filter_kind)f->kind,
+                               .action = (enum filter_action)f->action,
+                               .words = words,
+                               .nwords = nwords,
+                               .leet = f->leet,
+                               .pattern = f->pattern,
+                               .replacement = f->replacement};
+    char err[256] = "";
+    struct filter *built = filter_new(&rule, 1, err, sizeof(err));
+    int rc = 0;
+    if (built == NULL)
+        rc = config__problem_add(ps->problems, line, "[filter \"%s\"]: %s", f->name, err);
+    filter_free(built);
+    free(copy);
+    return rc;
+}
+
+/* Every fallback names a model of the file. */
+static int config__fallbacks_check(struct config_parser *ps, const struct config_model *m,
+                                   int line)
+{
+    if (m->fallbacks == NULL)
+        return 0;
+    char *copy = strdup(m->fallbacks);
+    if (copy == NULL)
+        return HB_ENOMEM;
+    int rc = 0;
+    for (char *save = NULL, *w = strtok_r(copy, ",", &save); w != NULL && rc == 0;
+         w = strtok_r(NULL, ",", &save)) {
+        while (*w == ' ' || *w == '\t')
+            w++;
+        size_t len = strlen(w);
+        while (len > 0 && (w[len - 1] == ' ' || w[len - 1] == '\t'))
+            w[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (config_model_find(ps->cfg, w) == NULL)
+            rc = config__problem_add(ps->problems, line,
+                                     "[model \"%s\"]: fallback \"%s\" is not a [model] section",
+                                     m->name, w);
+        else if (strcmp(w, m->name) == 0)
+            rc = config__problem_add(ps->problems, line,
+                                     "[model \"%s\"] lists itself as a fallback", m->name);
+    }
+    free(copy);
+    return rc;
+}
+
+static bool config__hex_is(const char *s, size_t digits)
+{
+    if (s == NULL || strlen(s) != digits)
+        return false;
+    for (size_t i = 0; i < digits; i++) {
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Endpoints on the HTTP server need the server, and their keys. */
+static int config__endpoints_check(struct config_parser *ps)
+{
+    const struct config_discord *dc = &ps->cfg->discord;
+    int rc = 0;
+    if (dc->enabled && dc->interactions_endpoint) {
+        if (!config__hex_is(dc->public_key, 64))
+            rc = config__problem_add(ps->problems, 0,
+                                     "[discord] interactions_endpoint needs public_key = the "
+                                     "application's public key (64 hex digits)");
+        else if (!ps->cfg->server.enabled)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[discord] interactions_endpoint needs [server] enabled = true");
+    }
+    const struct config_telegram *tc = &ps->cfg->telegram;
+    if (rc == 0 && tc->enabled && tc->webhook) {
+        bool ok = tc->webhook_secret != NULL && strlen(tc->webhook_secret) <= 256 &&
+                  tc->webhook_secret[0] != '\0';
+        for (const char *c = ok ? tc->webhook_secret : ""; *c != '\0'; c++) {
+            if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+                ok = false;
+        }
+        if (!ok)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[telegram] webhook needs webhook_secret = 1 to 256 of "
+                                     "A-Z, a-z, 0-9, _ and - (better: webhook_secret_env)");
+        else if (!ps->cfg->server.enabled)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[telegram] webhook needs [server] enabled = true");
+    }
+    return rc;
+}
+
+/* Required keys, per-instance defaults, and rules across keys or sections. */
+int config__validate(struct config_parser *ps)
+{
+    int rc = 0;
+    char label[CONFIG_NAME_MAX * 2 + 8];
+    for (size_t i = 0; i < ps->ninsts && rc == 0; i++) {
+        struct config_inst *in = &ps->insts[i];
+        const struct config_section_schema *s = in->sec;
+        void *item = config__item(ps->cfg, s, in->index);
+        bool enabled = config__enabled(s, item);
+        config__section_label(s, item, label, sizeof(label));
+        for (size_t k = 0; k < s->nkeys && rc == 0; k++) {
+            const struct config_key_schema *key = &s->keys[k];
+            bool set = in->key_lines[k] != 0;
+            if (!set && (key->flags & CONFIG_KEY_DEFAULT_NAME)) {
+                char **slot = config__field(item, key);
+                *slot = strdup(config__item_name(item));
+                if (*slot == NULL)
+                    rc = HB_ENOMEM;
+                continue;
+            }
+            bool required = (key->flags & CONFIG_KEY_REQUIRED) ||
+                            ((key->flags & CONFIG_KEY_REQUIRED_WHEN_ENABLED) && enabled);
+            if (!required)
+                continue;
+            if (!set) {
+                if (key->flags & CONFIG_KEY_REQUIRED)
+                    rc = config__problem_add(ps->problems, in->line, "%s needs %s = ...", label,
+                                             key->name);
+                else
+                    rc = config__problem_add(ps->problems, in->line,
+                                             "%s is enabled but %s is not set", label, key->name);
+                continue;
+            }
+            if (config__is_string_type(key->type)) {
+                char **slot = config__field(item, key);
+                if (*slot != NULL && (*slot)[0] == '\0')
+                    rc = config__problem_add(ps->problems, in->key_lines[k],
+                                             "%s: %s must not be empty", label, key->name);
+            }
+        }
+    }
+    if (rc < 0)
+        return rc;
+
+    if (ps->cfg->discord.shards != NULL && strcmp(ps->cfg->discord.shards, "auto") != 0) {
+        char *end = NULL;
+        long n = strtol(ps->cfg->discord.shards, &end, 10);
+        if (end == ps->cfg->discord.shards || *end != '\0' || n < 1 || n > 4096)
+            rc = config__problem_add(ps->problems, 0,
+                                     "[discord] shards must be auto or a count from 1 to 4096");
+    }
+    if (rc == 0)
+        rc = config__endpoints_check(ps);
+    if (rc < 0)
+        return rc;
+
+    const struct config_section_schema *prov = config__section_find("provider");
+    const struct config_section_schema *model = config__section_find("model");
+    const struct config_section_schema *filt = config__section_find("filter");
+    for (size_t i = 0; i < ps->ninsts && rc == 0; i++) {
+        struct config_inst *in = &ps->insts[i];
+        if (in->sec == filt) {
+            rc = config__filter_check(ps, config__item(ps->cfg, filt, in->index), in->line);
+            continue;
+        }
+        if (in->sec == model) {
+            rc = config__fallbacks_check(ps, config__item(ps->cfg, model, in->index), in->line);
+            if (rc < 0)
+                break;
+        }
+        if (in->sec == prov) {
+            struct config_provider *p = config__item(ps->cfg, prov, in->index);
+            size_t kind_idx = 0;
+            config__key_find(prov, "kind", 4, &kind_idx);
+            bool kind_set = in->key_lines[kind_idx] != 0 && !in->key_bad[kind_idx];
+            if (kind_set && p->kind != CONFIG_PROVIDER_DEMO && p->base_url == NULL)
+                rc = config__problem_add(ps->problems, in->line,
+                                         "[provider \"%s\"] needs base_url = ... (only kind = "
+                                         "demo works without one)",
+                                         p->name);
+        } else if (in->sec == model) {
+            struct config_model *m = config__item(ps->cfg, model, in->index);
+            if (m->provider == NULL || config_provider_find(ps->cfg, m->provider) != NULL)
+                continue;
+            struct config_suggest sg;
+            config__suggest_init(&sg, m->provider);
+            for (size_t j = 0; j < ps->cfg->nproviders; j++)
+                config__suggest_try(&sg, ps->cfg->providers[j].name);
+            const char *hint = config__suggest_result(&sg);
+            size_t idx;
+            config__key_find(model, "provider", 8, &idx);
+            int line = in->key_lines[idx];
+            if (hint != NULL)
+                rc = config__problem_add(ps->problems, line,
+                                         "[model \"%s\"]: provider \"%s\" is not defined; did you "
+                                         "mean \"%s\"?",
+                                         m->name, m->provider, hint);
+            else
+                rc = config__problem_add(ps->problems, line,
+                                         "[model \"%s\"]: provider \"%s\" is not defined (add a "
+                                         "[provider \"%s\"] section)",
+                                         m->name, m->provider, m->provider);
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,373 @@
+/* The configuration schema: one table row per key and section, and the
+ * helpers that reach a field through it. See config.h for the file's shape. */
+#include "bot/config_internal.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* Enum fields are written through an int pointer: the enums here must be
+ * int-sized (GCC and Clang make them unsigned int, which may alias int). */
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_log_format) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_storage_backend) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_provider_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_modality) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_filter_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_filter_action) == sizeof(int), "enum size");
+
+/* ---- The schema ---------------------------------------------------------- */
+
+/* The choices lists follow the C enums' order: the stored value is the index. */
+static const char *const config_log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const config_log_formats[] = {"text", "json", NULL};
+static const char *const config_backends[] = {"sqlite", NULL};
+static const char *const config_provider_kinds[] = {"openai", "anthropic", "demo", NULL};
+static const char *const config_modalities[] = {"text", "image", NULL};
+static const char *const config_filter_kinds[] = {"words", "pattern", "email", "phone", "card",
+                                                  NULL};
+static const char *const config_filter_actions[] = {"block", "redact", NULL};
+
+#define LIVE CONFIG_KEY_LIVE
+#define RESTART 0u
+
+/* One row per key. The key's name is the struct field's name. */
+#define K_STRING(S, f, def, fl, help)                                                              \
+    {                                                                                              \
+#f, CONFIG_STRING, offsetof(S, f), def, 0, 0, NULL, fl, help                               \
+    }
+#define K_BOOL(S, f, def, fl, help)                                                                \
+    {                                                                                              \
+#f, CONFIG_BOOL, offsetof(S, f), def, 0, 0, NULL, fl, help                                 \
+    }
+#define K_INT(S, f, def, lo, hi, fl, help)                                                         \
+    {                                                                                              \
+#f, CONFIG_INT, offsetof(S, f), def, lo, hi, NULL, fl, help                                \
+    }
+#define K_SECONDS(S, f, def, lo, hi, fl, help)                                                     \
+    {                                                                                              \
+#f, CONFIG_SECONDS, offsetof(S, f), def, lo, hi, NULL, fl, help                            \
+    }
+#define K_ENUM(S, f, def, ch, fl, help)                                                            \
+    {                                                                                              \
+#f, CONFIG_ENUM, offsetof(S, f), def, 0, 0, ch, fl, help                                   \
+    }
+#define K_URL(S, f, def, fl, help)                                                                 \
+    {                                                                                              \
+#f, CONFIG_URL, offsetof(S, f), def, 0, 0, NULL, fl, help                                  \
+    }
+#define K_SECRET(S, f, fl, help)                                                                   \
+    {                                                                                              \
+#f, CONFIG_SECRET, offsetof(S, f), NULL, 0, 0, NULL, fl, help                              \
+    }
+
+static const struct config_key_schema config_keys_bot[] = {
+    K_STRING(struct config_bot, name, "HAI Bot", LIVE, "the bot's display name"),
+    K_ENUM(struct config_bot, log_level, "info", config_log_levels, LIVE,
+           "minimum level of log lines written"),
+    K_ENUM(struct config_bot, log_format, "text", config_log_formats, LIVE,
+           "log line format: key=value text or one JSON object per line"),
+    K_SECONDS(struct config_bot, shutdown_grace, "10", 0, 600, LIVE,
+              "seconds work in flight may finish after SIGTERM"),
+};
+
+static const struct config_key_schema config_keys_storage[] = {
+    K_ENUM(struct config_storage, backend, "sqlite", config_backends, RESTART,
+           "where the ledger is stored"),
+    K_STRING(struct config_storage, path, "haibot.db", RESTART, "database file"),
+    K_SECONDS(struct config_storage, reservation_timeout, "600", 10, 86400, LIVE,
+              "seconds before an unsettled credit reservation is voided"),
+};
+
+static const struct config_key_schema config_keys_ledger[] = {
+    K_INT(struct config_ledger, welcome_bonus, "100", 0, CREDITS_MAX, LIVE,
+          "credits granted to each new wallet"),
+};
+
+static const struct config_key_schema config_keys_console[] = {
+    K_BOOL(struct config_console, enabled, "true", RESTART, "read commands from standard input"),
+    K_STRING(struct config_console, user, "operator", LIVE,
+             "the local user's name (wallet console:<user>)"),
+    K_BOOL(struct config_console, admin, "true", LIVE,
+           "whether the console user may run admin commands"),
+    K_STRING(struct config_console, image_dir, ".", RESTART,
+             "folder where images sent to the console are saved"),
+};
+
+static const struct config_key_schema config_keys_discord[] = {
+    K_BOOL(struct config_discord, enabled, "false", RESTART, "connect to Discord"),
+    K_SECRET(struct config_discord, token, CONFIG_KEY_REQUIRED_WHEN_ENABLED, "bot token"),
+    K_STRING(struct config_discord, application_id, NULL, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+             "the application's id (a snowflake)"),
+    K_URL(struct config_discord, api_base, "https://discord.com/api/v10", RESTART,
+          "REST API base URL, with the version"),
+    K_STRING(struct config_discord, gateway_url, NULL, RESTART,
+             "gateway URL override (tests); default: the one GET /gateway/bot gives"),
+    K_INT(struct config_discord, intents, "4609", 0, 0x7fffffff, RESTART,
+          "gateway intents bit set (guilds, guild messages, direct messages)"),
+    K_STRING(struct config_discord, shards, "auto", RESTART,
+             "total shard count, or auto for Discord's recommendation"),
+    K_INT(struct config_discord, shard_first, "0", 0, 4095, RESTART,
+          "first shard this daemon runs"),
+    K_INT(struct config_discord, shard_last, "-1", -1, 4095, RESTART,
+          "last shard this daemon runs; -1: the last one"),
+    K_STRING(struct config_discord, guild_id, NULL, RESTART,
+             "register commands in this guild only (instant, for testing); default: globally"),
+    K_BOOL(struct config_discord, interactions_endpoint, "false", RESTART,
+           "also take interactions over HTTP at POST /interactions/discord (needs [server])"),
+    K_STRING(struct config_discord, public_key, NULL, RESTART,
+             "the application's public key (64 hex digits) that signs endpoint requests"),
+};
+
+static const struct config_key_schema config_keys_telegram[] = {
+    K_BOOL(struct config_telegram, enabled, "false", RESTART, "poll the Telegram Bot API"),
+    K_SECRET(struct config_telegram, token, CONFIG_KEY_REQUIRED_WHEN_ENABLED, "bot token"),
+    K_URL(struct config_telegram, api_base, "https://api.telegram.org", RESTART,
+          "Bot API base URL (a local Bot API server works too)"),
+    K_SECONDS(struct config_telegram, poll_timeout, "30", 1, 300, RESTART,
+              "seconds a getUpdates long poll waits for updates"),
+    K_INT(struct config_telegram, pipeline, "8", 0, 64, RESTART,
+          "Bot API calls written ahead on each connection (HTTP/1.1 pipelining); 0: each "
+          "call its own transfer"),
+    K_STRING(struct config_telegram, admins, "", LIVE,
+             "Telegram user ids with admin rights, separated by commas"),
+    K_STRING(struct config_telegram, stars_packages, "", LIVE,
+             "Stars packages /deposit offers, as stars:credits pairs separated by commas"),
+    K_BOOL(struct config_telegram, webhook, "false", RESTART,
+           "take updates at POST /webhooks/telegram instead of polling (needs [server])"),
+    K_SECRET(struct config_telegram, webhook_secret, RESTART,
+             "secret token Telegram sends with each webhook request"),
+    K_URL(struct config_telegram, webhook_url, NULL, RESTART,
+          "public URL of the webhook, given to setWebhook at start; default: set by the operator"),
+};
+
+static const struct config_key_schema config_keys_server[] = {
+    K_BOOL(struct config_server, enabled, "false", RESTART,
+           "serve HTTP (payment webhooks, /healthz, /metrics)"),
+    K_STRING(struct config_server, address, "127.0.0.1", RESTART, "listen address"),
+    K_INT(struct config_server, port, "8080", 1, 65535, RESTART, "listen port"),
+    K_INT(struct config_server, max_body, "65536", 1024, 16777216, RESTART,
+          "largest request body accepted, in bytes"),
+    K_SECRET(struct config_server, metrics_token, RESTART,
+             "bearer token /metrics asks for; optional"),
+};
+
+static const struct config_key_schema config_keys_payments[] = {
+    K_SECRET(struct config_payments, reference_key, RESTART,
+             "key that signs payment references and memos; required for any payment method"),
+    K_STRING(struct config_payments, packages, NULL, RESTART,
+             "card packages: price:credits, comma-separated, prices in minor units"),
+    K_STRING(struct config_payments, currency, "usd", RESTART, "currency of the package prices"),
+};
+
+static const struct config_key_schema config_keys_stripe[] = {
+    K_BOOL(struct config_card, enabled, "false", RESTART, "accept Stripe checkout payments"),
+    K_SECRET(struct config_card, webhook_secret, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+             "the webhook endpoint's signing secret (whsec_...)"),
+    K_URL(struct config_card, checkout_url, NULL, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+          "the operator's payment link; the member's reference is appended"),
+    K_SECONDS(struct config_card, tolerance, "300", 1, 86400, RESTART,
+              "seconds a signature timestamp may be old"),
+};
+
+static const struct config_key_schema config_keys_paddle[] = {
+    K_BOOL(struct config_card, enabled, "false", RESTART, "accept Paddle checkout payments"),
+    K_SECRET(struct config_card, webhook_secret, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+             "the notification destination's secret key"),
+    K_URL(struct config_card, checkout_url, NULL, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+          "the operator's checkout page; the member's reference is appended"),
+    K_SECONDS(struct config_card, tolerance, "300", 1, 86400, RESTART,
+              "seconds a signature timestamp may be old"),
+};
+
+static const struct config_key_schema config_keys_hedera[] = {
+    K_BOOL(struct config_hedera, enabled, "false", RESTART, "credit HBAR and token deposits"),
+    K_URL(struct config_hedera, mirror_url, "https://mainnet-public.mirrornode.hedera.com",
+          RESTART, "mirror node REST base URL"),
+    K_STRING(struct config_hedera, treasury, NULL, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
+             "the account deposits are sent to (0.0.N)"),
+    K_INT(struct config_hedera, tinybars_per_credit, "1000000", 1, CREDITS_MAX, RESTART,
+          "tinybars that buy one credit"),
+    K_STRING(struct config_hedera, tokens, NULL, RESTART,
+             "HTS tokens accepted: token_id:units_per_credit, comma-separated"),
+    K_SECONDS(struct config_hedera, poll_interval, "15", 1, 3600, RESTART,
+              "seconds between polls of the mirror node"),
+};
+
+static const struct config_key_schema config_keys_provider[] = {
+    K_ENUM(struct config_provider, kind, NULL, config_provider_kinds, LIVE | CONFIG_KEY_REQUIRED,
+           "wire protocol: openai (and compatible servers), anthropic, or demo (offline)"),
+    K_URL(struct config_provider, base_url, NULL, LIVE,
+          "API base URL; required unless kind = demo"),
+    K_SECRET(struct config_provider, api_key, LIVE, "API key; optional (local servers need none)"),
+    K_SECONDS(struct config_provider, timeout, "120", 1, 600, LIVE, "seconds one request may take"),
+    K_INT(struct config_provider, max_concurrent, "4", 1, 1000, LIVE, "requests in flight at once"),
+    K_STRING(struct config_provider, headers, NULL, LIVE,
+             "extra request headers: \"Name: value; Name2: value\""),
+    K_STRING(struct config_provider, api_version, NULL, LIVE,
+             "anthropic: the anthropic-version header; default 2023-06-01"),
+};
+
+static const struct config_key_schema config_keys_model[] = {
+    K_STRING(struct config_model, provider, NULL, LIVE | CONFIG_KEY_REQUIRED,
+             "name of the [provider] section serving this model"),
+    K_STRING(struct config_model, upstream, NULL, LIVE | CONFIG_KEY_DEFAULT_NAME,
+             "model id sent to the provider; default: the section's name"),
+    K_ENUM(struct config_model, modality, "text", config_modalities, LIVE,
+           "what the model makes: text or image"),
+    K_INT(struct config_model, price_request, "0", 0, CREDITS_MAX, LIVE, "credits per request"),
+    K_INT(struct config_model, price_input_1k, "0", 0, CREDITS_MAX, LIVE,
+          "credits per 1000 input tokens"),
+    K_INT(struct config_model, price_output_1k, "0", 0, CREDITS_MAX, LIVE,
+          "credits per 1000 output tokens"),
+    K_INT(struct config_model, max_output_tokens, "1024", 1, 1000000, LIVE,
+          "most tokens generated per request"),
+    K_BOOL(struct config_model, enabled, "true", LIVE, "offer this model to users"),
+    K_STRING(struct config_model, sizes, NULL, LIVE,
+             "image sizes allowed, \"512x512, 256x256\"; the first is the default"),
+    K_STRING(struct config_model, fallbacks, NULL, LIVE,
+             "models tried in order when this one fails, comma-separated"),
+    K_STRING(struct config_model, allow, NULL, LIVE,
+             "who may use it: wallet ids, scope:<platform>:<id>, dm, admins; default everyone"),
+};
+
+static const struct config_key_schema config_keys_limits[] = {
+    K_INT(struct config_limits, user_per_hour, "0", 0, 1000000, LIVE,
+          "generations per member per clock hour; 0: no limit"),
+    K_INT(struct config_limits, pool_per_day, "0", 0, 100000000, LIVE,
+          "generations per group per UTC day; 0: no limit"),
+    K_INT(struct config_limits, tokens_per_day, "0", 0, CREDITS_MAX, LIVE,
+          "tokens for everyone per UTC day; 0: no limit"),
+    K_INT(struct config_limits, queue_max, "64", 1, 100000, LIVE, "jobs waiting, everyone"),
+    K_INT(struct config_limits, user_queue, "2", 1, 1000, LIVE, "jobs waiting per member"),
+    K_INT(struct config_limits, user_in_flight, "1", 1, 100, LIVE, "jobs running per member"),
+    K_INT(struct config_limits, prompt_max, "4000", 1, 6000, LIVE, "characters in a prompt"),
+    K_INT(struct config_limits, memory_tokens, "2000", 1, 1000000, LIVE,
+          "tokens of conversation /chat remembers"),
+    K_INT(struct config_limits, retry_max, "2", 0, 10, LIVE,
+          "retries per model after HTTP 429 or 5xx"),
+    K_SECONDS(struct config_limits, job_timeout, "300", 5, 3600, LIVE,
+              "seconds a job may take, retries and fallbacks included"),
+};
+
+static const struct config_key_schema config_keys_filter[] = {
+    K_ENUM(struct config_filter, kind, NULL, config_filter_kinds, LIVE | CONFIG_KEY_REQUIRED,
+           "words, pattern, email, phone or card"),
+    K_ENUM(struct config_filter, action, "block", config_filter_actions, LIVE,
+           "block the whole text or redact the matches"),
+    K_STRING(struct config_filter, words, NULL, LIVE, "words: comma-separated words or phrases"),
+    K_BOOL(struct config_filter, leet, "false", LIVE, "words: also read 0 1 3 4 5 7 8 @ $ as letters"),
+    K_STRING(struct config_filter, pattern, NULL, LIVE, "pattern: POSIX extended regular expression"),
+    K_STRING(struct config_filter, replacement, NULL, LIVE, "redact: text put in place of a match"),
+};
+
+#define SECTION(n, field, keys, help)                                                              \
+    {                                                                                              \
+        n, false, offsetof(struct config, field), 0, 0, keys, sizeof(keys) / sizeof(keys[0]), help \
+    }
+#define SECTIONS(n, field, count, type, keys, help)                                                \
+    {                                                                                              \
+        n, true, offsetof(struct config, field), offsetof(struct config, count), sizeof(type),     \
+            keys, sizeof(keys) / sizeof(keys[0]), help                                             \
+    }
+
+const struct config_section_schema config__schema[] = {
+    SECTION("bot", bot, config_keys_bot, "the daemon itself"),
+    SECTION("storage", storage, config_keys_storage, "where credits are kept"),
+    SECTION("ledger", ledger, config_keys_ledger, "credit rules"),
+    SECTION("console", console, config_keys_console, "the local console adapter"),
+    SECTION("discord", discord, config_keys_discord, "the Discord adapter"),
+    SECTION("telegram", telegram, config_keys_telegram, "the Telegram adapter"),
+    SECTION("server", server, config_keys_server, "the HTTP server"),
+    SECTION("payments", payments, config_keys_payments, "what deposits buy"),
+    SECTION("stripe", stripe, config_keys_stripe, "Stripe checkout and webhooks"),
+    SECTION("paddle", paddle, config_keys_paddle, "Paddle checkout and webhooks"),
+    SECTION("hedera", hedera, config_keys_hedera, "HBAR and token deposits by memo"),
+    SECTIONS("provider", providers, nproviders, struct config_provider, config_keys_provider,
+             "a model provider (repeatable, named)"),
+    SECTIONS("model", models, nmodels, struct config_model, config_keys_model,
+             "a model offered to users (repeatable, named)"),
+    SECTION("limits", limits, config_keys_limits, "generation limits and the queue"),
+    SECTIONS("filter", filters, nfilters, struct config_filter, config_keys_filter,
+             "a content filter rule for prompts and outputs (repeatable, named)"),
+};
+
+const size_t config__nsections = sizeof(config__schema) / sizeof(config__schema[0]);
+
+const struct config_section_schema *config_schema_get(size_t *count)
+{
+    *count = config__nsections;
+    return config__schema;
+}
+
+/* ---- Field access through the schema ------------------------------------ */
+
+/* Repeatable sections keep their elements in an array whose pointer sits in
+ * struct config; memcpy reads and writes it without type punning. */
+void *config__array_get(const struct config *cfg, const struct config_section_schema *s)
+{
+    void *arr;
+    memcpy(&arr, (const char *)cfg + s->offset, sizeof(arr));
+    return arr;
+}
+
+void config__array_set(struct config *cfg, const struct config_section_schema *s, void *arr)
+{
+    memcpy((char *)cfg + s->offset, &arr, sizeof(arr));
+}
+
+size_t *config__count(const struct config *cfg, const struct config_section_schema *s)
+{
+    return (size_t *)(void *)((char *)(uintptr_t)cfg + s->count_offset);
+}
+
+size_t config__instances(const struct config *cfg, const struct config_section_schema *s)
+{
+    return s->repeatable ? *config__count(cfg, s) : 1;
+}
+
+/* The section struct of one instance (index 0 for single sections). */
+void *config__item(const struct config *cfg, const struct config_section_schema *s,
+                          size_t index)
+{
+    if (!s->repeatable)
+        return (char *)(uintptr_t)cfg + s->offset;
+    return (char *)config__array_get(cfg, s) + index * s->item_size;
+}
+
+/* Repeatable sections begin with the instance name (char *name). */
+const char *config__item_name(const void *item)
+{
+    const char *const *name = item;
+    return *name;
+}
+
+void *config__field(void *item, const struct config_key_schema *k)
+{
+    return (char *)item + k->offset;
+}
+
+bool config__is_string_type(enum config_type t)
+{
+    return t == CONFIG_STRING || t == CONFIG_URL || t == CONFIG_SECRET;
+}
+
+const struct config_section_schema *config__section_find(const char *name)
+{
+    for (size_t i = 0; i < config__nsections; i++) {
+        if (strcmp(config__schema[i].name, name) == 0)
+            return &config__schema[i];
+    }
+    return NULL;
+}
+
+const struct config_key_schema *config__key_find(const struct config_section_schema *s,
+                                                        const char *name, size_t len, size_t *idx)
+{
+    for (size_t k = 0; k < s->nkeys; k++) {
+        if (strlen(s->keys[k].name) == len && strncmp(s->keys[k].name, name, len) == 0) {
+            *idx = k;
+            return &s->keys[k];
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,99 @@
+/* The ledger's hash chain: the canonical bytes of a transfer, its SHA-256
+ * over the previous entry's hash, and the append that seals each entry. */
+#include "core/ledger.h"
+
+#include "base/error.h"
+#include "core/ledger_internal.h"
+
+#include <openssl/evp.h>
+#include <string.h>
+
+/* ---- Canonical encoding and the chain hash ------------------------------------ */
+
+static size_t ledger__put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    return 8;
+}
+
+static size_t ledger__put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+    return 4;
+}
+
+static size_t ledger__put_str(uint8_t *p, const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap);
+    size_t off = ledger__put_u32(p, (uint32_t)n);
+    memcpy(p + off, s, n);
+    return off + n;
+}
+
+/* The canonical bytes: a version tag, then every field in a fixed order,
+ * integers big-endian, strings length-prefixed. Independent of the backend. */
+static size_t ledger__encode(const struct store_transfer *t, uint8_t *p)
+{
+    size_t n = 0;
+    memcpy(p, "HBL1", 4);
+    n += 4;
+    n += ledger__put_u64(p + n, t->seq);
+    n += ledger__put_str(p + n, t->id, sizeof(t->id));
+    n += ledger__put_str(p + n, t->debit, sizeof(t->debit));
+    n += ledger__put_str(p + n, t->credit, sizeof(t->credit));
+    n += ledger__put_u64(p + n, (uint64_t)t->amount);
+    n += ledger__put_u32(p + n, t->kind);
+    n += ledger__put_u32(p + n, t->flags);
+    n += ledger__put_str(p + n, t->link, sizeof(t->link));
+    n += ledger__put_u64(p + n, (uint64_t)t->expires_at);
+    n += ledger__put_u64(p + n, (uint64_t)t->ts);
+    n += ledger__put_str(p + n, t->ref, sizeof(t->ref));
+    n += ledger__put_str(p + n, t->tag, sizeof(t->tag));
+    return n;
+}
+
+int ledger__hash(const uint8_t prev[STORE_HASH_SIZE], const struct store_transfer *t,
+                 uint8_t out[STORE_HASH_SIZE])
+{
+    uint8_t buf[4 + 8 * 4 + 4 * 2 + 6 * 4 + 4 * STORE_ID_SIZE + STORE_REF_SIZE + STORE_TAG_SIZE];
+    size_t n = ledger__encode(t, buf);
+    unsigned int len = 0;
+    int rc = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, prev, STORE_HASH_SIZE) != 1 || EVP_DigestUpdate(ctx, buf, n) != 1 ||
+        EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != STORE_HASH_SIZE)
+        rc = HB_ENOMEM;
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+void ledger__hex(const uint8_t hash[STORE_HASH_SIZE], char out[2 * STORE_HASH_SIZE + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < STORE_HASH_SIZE; i++) {
+        out[2 * i] = digits[hash[i] >> 4];
+        out[2 * i + 1] = digits[hash[i] & 15];
+    }
+    out[2 * STORE_HASH_SIZE] = '\0';
+}
+
+/* Seal a transfer with the next sequence number and its chain hash, and
+ * append it. */
+int ledger__append(struct store_txn *txn, struct store_transfer *t)
+{
+    uint64_t seq = 0;
+    uint8_t prev[STORE_HASH_SIZE];
+    int rc = store_txn_head(txn, &seq, prev);
+    if (rc < 0)
+        goto out;
+    t->seq = seq + 1;
+    rc = ledger__hash(prev, t, t->hash);
+    if (rc < 0)
+        goto out;
+    rc = store_txn_transfer_append(txn, t);
+out:
+    return rc;
+}

@@ -1,0 +1,96 @@
+/* What the SQLite store's own files share: the statement ids and text, the
+ * store and transaction structs, and the statement helpers. Private to
+ * storage/sqlite*.c; storage/store.h is the public API. */
+#ifndef HB_SQLITE_INTERNAL_H
+#define HB_SQLITE_INTERNAL_H
+
+#include "storage/store.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+enum store_stmt_id {
+    ST_BEGIN_WRITE,
+    ST_BEGIN_READ,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_ACCOUNT_GET,
+    ST_ACCOUNT_INSERT,
+    ST_ACCOUNT_UPDATE,
+    ST_ACCOUNT_EACH,
+    ST_TRANSFER_GET,
+    ST_TRANSFER_INSERT,
+    ST_TRANSFER_EACH,
+    ST_HEAD,
+    ST_HEAD_RECORD,
+    ST_HEAD_RECORDED,
+    ST_FIND_LINK,
+    ST_LINK_SUM,
+    ST_PENDING_ADD,
+    ST_PENDING_REMOVE,
+    ST_PENDING_EXPIRED,
+    ST_PENDING_NEXT,
+    ST_PENDING_EACH,
+    ST_HISTORY,
+    ST_USAGE,
+    ST_STATE_GET, /* from here on: statements of STORE_STATE_VERSION */
+    ST_STATE_PUT,
+    ST_STATE_DELETE,
+    ST_STATE_EACH,
+    ST_COUNT
+};
+
+/* The text of each statement, prepared once at open (sqlite_open.c). */
+extern const char *const store__sql[ST_COUNT];
+
+struct store_txn {
+    struct store *store;
+    bool head_valid;                       /* head_* hold the chain head */
+    uint64_t head_seq;                     /* last appended seq */
+    uint8_t head_hash[STORE_HASH_SIZE];    /* last appended hash */
+    uint64_t saved_seq;                    /* head at the current savepoint */
+    uint8_t saved_hash[STORE_HASH_SIZE];
+    bool saved_valid;
+    bool head_dirty;                       /* appended since the last commit */
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[ST_COUNT];
+    int version;                 /* schema version of the open database */
+    bool single_commit;          /* one job per transaction */
+    unsigned batch_max;          /* most jobs per transaction */
+    struct store_txn txn;        /* the one transaction context */
+
+    /* Threading; all below mu is guarded by mu. */
+    uv_loop_t *loop;
+    uv_thread_t thread;
+    uv_async_t async;            /* wakes the loop for completions */
+    bool started;                /* the thread runs (until joined) */
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    struct store_job *queue_head; /* waiting to run */
+    struct store_job *queue_tail;
+    struct store_job *done_head;  /* committed, waiting for their done call */
+    struct store_job *done_tail;
+    bool stopping;               /* no new jobs; the thread exits when idle */
+    bool exited;                 /* the thread has left its loop */
+    void (*stop_cb)(struct store *store, void *data);
+    void *stop_data;
+};
+
+/* Log SQLite's error for what and return HB_ESTORAGE. */
+int store__fail(struct store *s, const char *what);
+/* A prepared statement reset and cleared for a fresh use. */
+sqlite3_stmt *store__stmt(struct store *s, enum store_stmt_id id);
+/* Run a statement that returns no rows. */
+int store__step_done(struct store *s, sqlite3_stmt *st, const char *what);
+/* Run the statement id, which takes no parameters and returns no rows. */
+int store__exec_stmt(struct store *s, enum store_stmt_id id);
+
+#endif
