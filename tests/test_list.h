@@ -1,6 +1,7 @@
 /* Every test group, in the order they run. One line per group. */
 TEST_GROUP(log)
 TEST_GROUP(json)
+TEST_GROUP(map)
 TEST_GROUP(commands)
 TEST_GROUP(messages)
 TEST_GROUP(http)
