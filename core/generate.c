@@ -35,23 +35,19 @@ int64_t generate__now(const struct generate *g)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void generate__hit(struct generate *g, const struct filter *f,
-                          const struct filter_result *r)
+void generate__hit(struct generate *g, const struct filter *f, const struct filter_result *r)
 {
     for (size_t i = 0; i < r->nhits; i++) {
         if (r->hits[i] == 0)
             continue;
         const char *name = filter_rule_name(f, i);
-        struct gen_hits *h = g->hits;
-        while (h != NULL && strcmp(h->name, name) != 0)
-            h = h->next;
+        struct gen_hits *h = map_get(g->hits, name);
         if (h == NULL) {
             h = calloc(1, sizeof(*h));
-            if (h == NULL)
+            if (h == NULL || map_set(g->hits, name, h) < 0) {
+                free(h);
                 continue;
-            snprintf(h->name, sizeof(h->name), "%s", name);
-            h->next = g->hits;
-            g->hits = h;
+            }
         }
         h->hits += r->hits[i];
     }
@@ -59,17 +55,26 @@ void generate__hit(struct generate *g, const struct filter *f,
 
 static struct gen_provider_use *generate__use(struct generate *g, const char *name)
 {
-    for (struct gen_provider_use *u = g->puse; u != NULL; u = u->next) {
-        if (strcmp(u->name, name) == 0)
-            return u;
-    }
-    struct gen_provider_use *u = calloc(1, sizeof(*u));
-    if (u == NULL)
+    struct gen_provider_use *u = map_get(g->puse, name);
+    if (u != NULL)
+        return u;
+    u = calloc(1, sizeof(*u));
+    if (u == NULL || map_set(g->puse, name, u) < 0) {
+        free(u);
         return NULL;
-    snprintf(u->name, sizeof(u->name), "%s", name);
-    u->next = g->puse;
-    g->puse = u;
+    }
     return u;
+}
+
+void generate__prune(struct generate *g)
+{
+    int64_t now = generate__now(g);
+    if (now - g->pruned_at < GEN_PRUNE_EVERY_MS)
+        return;
+    g->pruned_at = now;
+    generate__quota_prune(g, now - GEN_IDLE_MS);
+    generate__conv_prune(g, now - GEN_IDLE_MS);
+    generate__prefs_prune(g, now - GEN_IDLE_MS);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -95,26 +100,24 @@ const char *job__label(const struct catalog_model *m)
 
 /* ---- life and death ----------------------------------------------------- */
 
+static void generate__maps_free(struct generate *g)
+{
+    map_free(g->users);
+    map_free(g->pools);
+    map_free(g->puse);
+    map_free(g->convs);
+    map_free(g->prefs);
+    map_free(g->notices);
+    map_free(g->hits);
+}
+
 void generate__maybe_free(struct generate *g)
 {
     if (!g->closing || g->njobs != 0)
         return;
     void (*cb)(void *) = g->close_cb;
     void *data = g->close_data;
-    generate__quota_free(g);
-    while (g->puse != NULL) {
-        struct gen_provider_use *n = g->puse->next;
-        free(g->puse);
-        g->puse = n;
-    }
-    generate__conv_free(g);
-    generate__prefs_free(g);
-    generate__notices_free(g);
-    while (g->hits != NULL) {
-        struct gen_hits *n = g->hits->next;
-        free(g->hits);
-        g->hits = n;
-    }
+    generate__maps_free(g);
     generate__images_free(g);
     catalog_unref(g->cat);
     free(g);
@@ -133,6 +136,7 @@ static void job__free(struct job *job)
     free(job->text);
     free(job->image);
     catalog_unref(job->cat);
+    job__quota_detach(job);
     free(job);
     g->njobs--;
     generate__maybe_free(g);
@@ -212,6 +216,8 @@ void job__end(struct job *job, int rc)
 /* Refuse before anything was reserved. */
 struct job *job__new(struct generate *g, struct invocation *inv)
 {
+    /* Activity is what grows the maps, so it is also what prunes them. */
+    generate__prune(g);
     struct job *job = calloc(1, sizeof(*job));
     if (job == NULL)
         return NULL;
@@ -450,11 +456,8 @@ static bool generate__eligible(const struct generate *g, const struct job *job)
     const struct catalog_limits *l = catalog_limits_get(job->cat);
     if (job->user->running >= (unsigned)l->user_in_flight)
         return false;
-    for (const struct gen_provider_use *u = g->puse; u != NULL; u = u->next) {
-        if (strcmp(u->name, job->model->provider->name) == 0)
-            return u->running < job->model->provider->max_concurrent;
-    }
-    return true;
+    const struct gen_provider_use *u = map_get(g->puse, job->model->provider->name);
+    return u == NULL || u->running < job->model->provider->max_concurrent;
 }
 
 /* Start what may start: among the eligible queued jobs, the one whose
@@ -574,6 +577,20 @@ struct generate *generate_new(uv_loop_t *loop, struct core *core, struct catalog
     catalog_ref(cat);
     if (opts != NULL)
         g->opts = *opts;
+    g->users = map_new(free);
+    g->pools = map_new(free);
+    g->puse = map_new(free);
+    g->convs = map_new(generate__conv_free);
+    g->prefs = map_new(free);
+    g->notices = map_new(free);
+    g->hits = map_new(free);
+    if (g->users == NULL || g->pools == NULL || g->puse == NULL || g->convs == NULL ||
+        g->prefs == NULL || g->notices == NULL || g->hits == NULL) {
+        generate__maps_free(g);
+        catalog_unref(cat);
+        free(g);
+        return NULL;
+    }
     return g;
 }
 
@@ -635,14 +652,13 @@ void generate_stats_get(const struct generate *g, struct generate_stats *out)
     out->queued = g->nqueued;
     out->running = g->nrunning;
     out->tokens_today = g->tokens_today;
+    out->members = map_count(g->users) + map_count(g->pools) + map_count(g->convs) +
+                   map_count(g->prefs);
 }
 
 uint64_t generate_filter_hits(const struct generate *g, const char *name)
 {
-    for (const struct gen_hits *h = g->hits; h != NULL; h = h->next) {
-        if (strcmp(h->name, name) == 0)
-            return h->hits;
-    }
-    return 0;
+    const struct gen_hits *h = map_get(g->hits, name);
+    return h != NULL ? h->hits : 0;
 }
 

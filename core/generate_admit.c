@@ -274,6 +274,9 @@ void job__admit(struct job *job)
     job__reserve(job, estimate);
 }
 
+/* The pool's spending today is known: choose who pays by the policy. A
+ * pool that reached its daily cap is left out (the cap is checked before a
+ * job, so one job may take the pool slightly past it). */
 static void job__pool_usage(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;

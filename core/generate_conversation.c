@@ -8,20 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The conversation under key, made when absent and create is set; its
+ * use is noted for pruning. */
 static struct gen_conv *generate__conv(struct generate *g, const char *key, bool create)
 {
-    for (struct gen_conv *c = g->convs; c != NULL; c = c->next) {
-        if (strcmp(c->key, key) == 0)
-            return c;
+    struct gen_conv *c = map_get(g->convs, key);
+    if (c == NULL && create) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL || map_set(g->convs, key, c) < 0) {
+            free(c);
+            return NULL;
+        }
     }
-    if (!create)
-        return NULL;
-    struct gen_conv *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return NULL;
-    snprintf(c->key, sizeof(c->key), "%s", key);
-    c->next = g->convs;
-    g->convs = c;
+    if (c != NULL)
+        c->last_used = generate__now(g);
     return c;
 }
 
@@ -110,18 +110,24 @@ void generate_conversation_reset(struct generate *g, const struct invocation *in
 {
     char key[GEN_KEY_MAX];
     generate__conv_key(inv, key, sizeof(key));
-    struct gen_conv *c = generate__conv(g, key, false);
-    if (c != NULL)
-        generate__conv_clear(c);
+    map_remove(g->convs, key);
 }
 
-void generate__conv_free(struct generate *g)
+void generate__conv_free(void *conv)
 {
-    while (g->convs != NULL) {
-        struct gen_conv *n = g->convs->next;
-        generate__conv_clear(g->convs);
-        free(g->convs->turns);
-        free(g->convs);
-        g->convs = n;
+    struct gen_conv *c = conv;
+    generate__conv_clear(c);
+    free(c->turns);
+    free(c);
+}
+
+void generate__conv_prune(struct generate *g, int64_t before)
+{
+    struct map_iter it;
+    void *v;
+    map_iter_init(&it, g->convs);
+    while (map_iter_next(&it, NULL, &v)) {
+        if (((const struct gen_conv *)v)->last_used < before)
+            map_iter_remove(&it);
     }
 }

@@ -23,6 +23,7 @@
 #include "core/ledger.h"
 #include "core/pool.h"
 #include "core/wallet.h"
+#include "base/map.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,6 +39,8 @@
 #define GEN_KEY_MAX 400
 #define GEN_HOUR_MS 3600000LL
 #define GEN_DAY_MS 86400000LL
+#define GEN_IDLE_MS GEN_DAY_MS        /* a member idle this long leaves memory */
+#define GEN_PRUNE_EVERY_MS GEN_HOUR_MS /* how often activity looks for idle entries */
 
 enum job_state {
     JOB_ADMIT = 0, /* checks and reservation under way */
@@ -48,26 +51,30 @@ enum job_state {
     JOB_ENDED,
 };
 
+/* The maps below are keyed as their comment in struct generate says; each
+ * owns its values (base/map.h). Entries of members and groups idle for
+ * GEN_IDLE_MS leave memory (generate__prune); what must outlive them is in
+ * the state table already (preferences) or never mattered past a day
+ * (hourly and daily counters, conversations). */
+
 struct gen_user {
-    struct gen_user *next;
-    char key[GEN_KEY_MAX];
     unsigned queued, running;
+    unsigned jobs;         /* live jobs pointing here: never pruned while > 0 */
     uint64_t last_served;  /* dispatch counter when this member last started a job */
     int64_t hour;          /* window of count */
     int64_t count;         /* generations admitted in that hour */
+    int64_t last_used;     /* wall-clock ms of the member's last job */
 };
 
 struct gen_pool {
-    struct gen_pool *next;
-    char key[GEN_KEY_MAX];
-    int64_t day;
-    int64_t count;
+    unsigned jobs;     /* live jobs pointing here: never pruned while > 0 */
+    int64_t day;       /* window of count, in UTC days */
+    int64_t count;     /* generations admitted in the group that day */
+    int64_t last_used; /* wall-clock ms of the group's last job */
 };
 
 /* In flight per provider name, across catalog generations. */
 struct gen_provider_use {
-    struct gen_provider_use *next;
-    char name[128];
     unsigned running;
 };
 
@@ -77,21 +84,19 @@ struct gen_turn {
 };
 
 struct gen_conv {
-    struct gen_conv *next;
-    char key[GEN_KEY_MAX];
     struct gen_turn *turns;
     size_t n, cap;
+    int64_t last_used; /* wall-clock ms the conversation last moved */
 };
 
 struct gen_pref {
-    struct gen_pref *next;
-    char key[GEN_KEY_MAX];
-    char model[128]; /* "" when the member has none */
+    char model[128];   /* "" when the member has none */
+    int64_t last_used; /* wall-clock ms it was last read or set */
 };
 
+/* A member to tell that a restart voided their job. */
 struct gen_notice {
-    struct gen_notice *next;
-    char wallet[WALLET_ACCOUNT_MAX];
+    int64_t since; /* wall-clock ms it was recorded */
 };
 
 struct gen_image {
@@ -103,8 +108,6 @@ struct gen_image {
 };
 
 struct gen_hits {
-    struct gen_hits *next;
-    char name[128];
     uint64_t hits;
 };
 
@@ -120,13 +123,14 @@ struct generate {
     size_t njobs;              /* live jobs, until freed */
     size_t nqueued, nrunning;
     uint64_t dispatches;
-    struct gen_user *users;
-    struct gen_pool *pools;
-    struct gen_provider_use *puse;
-    struct gen_conv *convs;
-    struct gen_pref *prefs;
-    struct gen_notice *notices;
-    struct gen_hits *hits;
+    struct map *users;         /* wallet account -> struct gen_user */
+    struct map *pools;         /* "<platform>:<group>" -> struct gen_pool */
+    struct map *puse;          /* provider name -> struct gen_provider_use */
+    struct map *convs;         /* conversation key (generate__conv_key) -> struct gen_conv */
+    struct map *prefs;         /* wallet account -> struct gen_pref */
+    struct map *notices;       /* wallet account -> struct gen_notice */
+    struct map *hits;          /* filter rule name -> struct gen_hits */
+    int64_t pruned_at;         /* wall-clock ms of the last prune */
     struct gen_image images[GEN_IMAGES_KEPT];
     size_t image_next;
     int64_t token_day;
@@ -201,6 +205,9 @@ struct job {
 int64_t generate__now(const struct generate *g);
 /** Count the filter's rule hits of one application. */
 void generate__hit(struct generate *g, const struct filter *f, const struct filter_result *r);
+/** Now and then (every GEN_PRUNE_EVERY_MS), forget the members and groups
+ *  idle for GEN_IDLE_MS. */
+void generate__prune(struct generate *g);
 /** Free the engine once it is closing and no job (or recovery) holds it. */
 void generate__maybe_free(struct generate *g);
 /** A new job for inv, holding its life reference; NULL when out of memory. */
@@ -248,7 +255,10 @@ void job__quota_count(struct job *job);
 void job__quota_release(struct job *job);
 /** Add tokens to today's total for the daily cap. */
 void generate__tokens_add(struct generate *g, long tokens);
-void generate__quota_free(struct generate *g);
+/** The job no longer points at its member's and group's counters. */
+void job__quota_detach(struct job *job);
+/** Forget members and groups idle since before `before` (ms) with no job. */
+void generate__quota_prune(struct generate *g, int64_t before);
 
 /* ---- conversations (generate_conversation.c) ------------------------------ */
 
@@ -257,13 +267,18 @@ void generate__conv_key(const struct invocation *inv, char *buf, size_t cap);
 int job__messages_build(struct job *job);
 /** Remember the delivered question and answer, within the budget. */
 void job__remember_turn(struct job *job);
-void generate__conv_free(struct generate *g);
+/** Releases a struct gen_conv (the convs map's free function). */
+void generate__conv_free(void *conv);
+/** Forget conversations idle since before `before` (ms). */
+void generate__conv_prune(struct generate *g, int64_t before);
 
 /* ---- preferences (generate_prefs.c) --------------------------------------- */
 
 /** Take the member's remembered model when none was asked for, then admit. */
 void job__preference_then_admit(struct job *job);
-void generate__prefs_free(struct generate *g);
+/** Forget cached preferences unused since before `before` (ms); they stay
+ *  in the state table. */
+void generate__prefs_prune(struct generate *g, int64_t before);
 
 /* ---- kept images (generate_image.c) --------------------------------------- */
 
@@ -275,7 +290,6 @@ void generate__images_free(struct generate *g);
 
 /** Tell the member about jobs a restart voided, once. */
 void job__notice_deliver(struct job *job);
-void generate__notices_free(struct generate *g);
 
 /* ---- model switches (generate_switch.c) ----------------------------------- */
 

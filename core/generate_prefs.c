@@ -14,12 +14,15 @@ static void job__pref_loaded(int rc, const char *value, void *data)
 {
     struct job *job = data;
     struct generate *g = job->g;
-    struct gen_pref *p = calloc(1, sizeof(*p));
-    if (p != NULL) {
-        snprintf(p->key, sizeof(p->key), "%s", job->wallet);
-        snprintf(p->model, sizeof(p->model), "%s", rc == 0 && value != NULL ? value : "");
-        p->next = g->prefs;
-        g->prefs = p;
+    /* Cache what the store said, unless /model set one meanwhile. */
+    if (map_get(g->prefs, job->wallet) == NULL) {
+        struct gen_pref *p = calloc(1, sizeof(*p));
+        if (p != NULL) {
+            snprintf(p->model, sizeof(p->model), "%s", rc == 0 && value != NULL ? value : "");
+            p->last_used = generate__now(g);
+            if (map_set(g->prefs, job->wallet, p) < 0)
+                free(p);
+        }
     }
     if (rc == 0 && value != NULL && job->want_model[0] == '\0') {
         const struct catalog_model *m = catalog_model_find(job->cat, value);
@@ -37,15 +40,15 @@ void job__preference_then_admit(struct job *job)
         job__admit(job);
         return;
     }
-    for (struct gen_pref *p = g->prefs; p != NULL; p = p->next) {
-        if (strcmp(p->key, job->wallet) == 0) {
-            const struct catalog_model *m =
-                p->model[0] != '\0' ? catalog_model_find(job->cat, p->model) : NULL;
-            if (m != NULL && m->modality == job->modality && m->enabled)
-                snprintf(job->want_model, sizeof(job->want_model), "%s", p->model);
-            job__admit(job);
-            return;
-        }
+    struct gen_pref *p = map_get(g->prefs, job->wallet);
+    if (p != NULL) {
+        p->last_used = generate__now(g);
+        const struct catalog_model *m =
+            p->model[0] != '\0' ? catalog_model_find(job->cat, p->model) : NULL;
+        if (m != NULL && m->modality == job->modality && m->enabled)
+            snprintf(job->want_model, sizeof(job->want_model), "%s", p->model);
+        job__admit(job);
+        return;
     }
     struct ledger *ledger = g->core->ledger;
     job->refs++;
@@ -54,9 +57,6 @@ void job__preference_then_admit(struct job *job)
         job__pref_loaded(HB_ECANCELED, NULL, job);
 }
 
-/* The pool's spending today is known: choose who pays by the policy. A
- * pool that reached its daily cap is left out (the cap is checked before a
- * job, so one job may take the pool slightly past it). */
 struct pref_op {
     void (*cb)(int rc, void *data);
     void *data;
@@ -79,18 +79,18 @@ int generate_preference_set(struct generate *g, const struct invocation *inv, co
         return rc;
     if (g->core->ledger == NULL)
         return HB_ECANCELED;
-    struct gen_pref *p = g->prefs;
-    while (p != NULL && strcmp(p->key, wallet) != 0)
-        p = p->next;
+    struct gen_pref *p = map_get(g->prefs, wallet);
     if (p == NULL) {
         p = calloc(1, sizeof(*p));
         if (p == NULL)
             return HB_ENOMEM;
-        snprintf(p->key, sizeof(p->key), "%s", wallet);
-        p->next = g->prefs;
-        g->prefs = p;
+        if (map_set(g->prefs, wallet, p) < 0) {
+            free(p);
+            return HB_ENOMEM;
+        }
     }
     snprintf(p->model, sizeof(p->model), "%s", model);
+    p->last_used = generate__now(g);
     struct pref_op *op = malloc(sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;
@@ -107,18 +107,17 @@ const char *generate_preference_cached(struct generate *g, const struct invocati
     char wallet[WALLET_ACCOUNT_MAX];
     if (wallet_account(inv, wallet, sizeof(wallet)) < 0)
         return "";
-    for (struct gen_pref *p = g->prefs; p != NULL; p = p->next) {
-        if (strcmp(p->key, wallet) == 0)
-            return p->model;
-    }
-    return "";
+    const struct gen_pref *p = map_get(g->prefs, wallet);
+    return p != NULL ? p->model : "";
 }
 
-void generate__prefs_free(struct generate *g)
+void generate__prefs_prune(struct generate *g, int64_t before)
 {
-    while (g->prefs != NULL) {
-        struct gen_pref *n = g->prefs->next;
-        free(g->prefs);
-        g->prefs = n;
+    struct map_iter it;
+    void *v;
+    map_iter_init(&it, g->prefs);
+    while (map_iter_next(&it, NULL, &v)) {
+        if (((const struct gen_pref *)v)->last_used < before)
+            map_iter_remove(&it);
     }
 }

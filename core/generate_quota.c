@@ -18,34 +18,19 @@ static void generate__until(char *buf, size_t cap, int64_t ms)
         snprintf(buf, cap, MSG_GEN_UNTIL_H_MIN, (long long)(min / 60), (long long)(min % 60));
 }
 
-static struct gen_user *generate__user(struct generate *g, const char *key)
+/* The entry under key in a map of counters of `size` bytes, made zeroed
+ * when absent; NULL when out of memory. */
+static void *generate__counter(struct map *m, const char *key, size_t size)
 {
-    for (struct gen_user *u = g->users; u != NULL; u = u->next) {
-        if (strcmp(u->key, key) == 0)
-            return u;
-    }
-    struct gen_user *u = calloc(1, sizeof(*u));
-    if (u == NULL)
+    void *c = map_get(m, key);
+    if (c != NULL)
+        return c;
+    c = calloc(1, size);
+    if (c == NULL || map_set(m, key, c) < 0) {
+        free(c);
         return NULL;
-    snprintf(u->key, sizeof(u->key), "%s", key);
-    u->next = g->users;
-    g->users = u;
-    return u;
-}
-
-static struct gen_pool *generate__pool(struct generate *g, const char *key)
-{
-    for (struct gen_pool *p = g->pools; p != NULL; p = p->next) {
-        if (strcmp(p->key, key) == 0)
-            return p;
     }
-    struct gen_pool *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return NULL;
-    snprintf(p->key, sizeof(p->key), "%s", key);
-    p->next = g->pools;
-    g->pools = p;
-    return p;
+    return c;
 }
 
 bool job__quota_admit(struct job *job)
@@ -54,13 +39,13 @@ bool job__quota_admit(struct job *job)
     const struct catalog_limits *l = catalog_limits_get(job->cat);
     int64_t now = generate__now(g);
     char when[64];
-    char key[GEN_KEY_MAX];
-    snprintf(key, sizeof(key), "%s", job->wallet);
-    job->user = generate__user(g, key);
+    job->user = generate__counter(g->users, job->wallet, sizeof(*job->user));
     if (job->user == NULL) {
         job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
         return false;
     }
+    job->user->jobs++;
+    job->user->last_used = now;
     if (job->user->hour != now / GEN_HOUR_MS) {
         job->user->hour = now / GEN_HOUR_MS;
         job->user->count = 0;
@@ -75,7 +60,11 @@ bool job__quota_admit(struct job *job)
         char pkey[GEN_KEY_MAX];
         snprintf(pkey, sizeof(pkey), "%s:%s", command_platform_name(job->who.platform),
                  job->who.scope_id);
-        job->pool = generate__pool(g, pkey);
+        job->pool = generate__counter(g->pools, pkey, sizeof(*job->pool));
+        if (job->pool != NULL) {
+            job->pool->jobs++;
+            job->pool->last_used = now;
+        }
         if (job->pool != NULL && job->pool->day != now / GEN_DAY_MS) {
             job->pool->day = now / GEN_DAY_MS;
             job->pool->count = 0;
@@ -141,16 +130,37 @@ void generate__tokens_add(struct generate *g, long tokens)
     g->tokens_today += tokens;
 }
 
-void generate__quota_free(struct generate *g)
+void job__quota_detach(struct job *job)
 {
-    while (g->users != NULL) {
-        struct gen_user *n = g->users->next;
-        free(g->users);
-        g->users = n;
+    int64_t now = generate__now(job->g);
+    if (job->user != NULL) {
+        job->user->jobs--;
+        job->user->last_used = now;
+        job->user = NULL;
     }
-    while (g->pools != NULL) {
-        struct gen_pool *n = g->pools->next;
-        free(g->pools);
-        g->pools = n;
+    if (job->pool != NULL) {
+        job->pool->jobs--;
+        job->pool->last_used = now;
+        job->pool = NULL;
+    }
+}
+
+void generate__quota_prune(struct generate *g, int64_t before)
+{
+    /* An idle member's hour and an idle group's day have long passed, so
+     * forgetting their counters changes no limit. */
+    struct map_iter it;
+    void *v;
+    map_iter_init(&it, g->users);
+    while (map_iter_next(&it, NULL, &v)) {
+        const struct gen_user *u = v;
+        if (u->jobs == 0 && u->last_used < before)
+            map_iter_remove(&it);
+    }
+    map_iter_init(&it, g->pools);
+    while (map_iter_next(&it, NULL, &v)) {
+        const struct gen_pool *p = v;
+        if (p->jobs == 0 && p->last_used < before)
+            map_iter_remove(&it);
     }
 }

@@ -17,20 +17,11 @@
 void job__notice_deliver(struct job *job)
 {
     struct generate *g = job->g;
-    struct gen_notice **pp = &g->notices;
-    while (*pp != NULL) {
-        struct gen_notice *n = *pp;
-        if (strcmp(n->wallet, job->wallet) == 0) {
-            *pp = n->next;
-            free(n);
-            job__say(job, REPLY_FINAL, MSG_GEN_INTERRUPTED);
-            if (g->core->ledger != NULL)
-                state_put(ledger_store(g->core->ledger), GEN_NS_NOTICE, job->wallet, NULL, NULL,
-                          NULL);
-            continue;
-        }
-        pp = &n->next;
-    }
+    if (map_remove(g->notices, job->wallet) < 0)
+        return;
+    job__say(job, REPLY_FINAL, MSG_GEN_INTERRUPTED);
+    if (g->core->ledger != NULL)
+        state_put(ledger_store(g->core->ledger), GEN_NS_NOTICE, job->wallet, NULL, NULL, NULL);
 }
 
 struct recover_op {
@@ -55,22 +46,21 @@ int generate_notices_send(struct generate *g)
     if (ops == NULL || ops->notify == NULL)
         return 0;
     int told = 0;
-    struct gen_notice **pp = &g->notices;
-    while (*pp != NULL) {
-        struct gen_notice *n = *pp;
+    struct map_iter it;
+    const char *wallet;
+    map_iter_init(&it, g->notices);
+    while (map_iter_next(&it, &wallet, NULL)) {
         struct notify_target to;
-        if (notify_target_from_account(&to, n->wallet) < 0 ||
+        if (notify_target_from_account(&to, wallet) < 0 ||
             ops->notify(g->core->host, &to, MSG_GEN_INTERRUPTED) < 0) {
             /* No adapter for that platform now: the member hears it with
              * their next generation command. */
-            pp = &n->next;
             continue;
         }
-        log_info("generate.notice_sent", "wallet=%s", n->wallet);
+        log_info("generate.notice_sent", "wallet=%s", wallet);
         if (g->core->ledger != NULL)
-            state_put(ledger_store(g->core->ledger), GEN_NS_NOTICE, n->wallet, NULL, NULL, NULL);
-        *pp = n->next;
-        free(n);
+            state_put(ledger_store(g->core->ledger), GEN_NS_NOTICE, wallet, NULL, NULL, NULL);
+        map_iter_remove(&it);
         told++;
     }
     return told;
@@ -95,16 +85,14 @@ static void recover__one_done(struct recover_op *op)
 
 static void recover__notice_add(struct generate *g, const char *wallet)
 {
-    for (struct gen_notice *n = g->notices; n != NULL; n = n->next) {
-        if (strcmp(n->wallet, wallet) == 0)
-            return;
-    }
+    if (map_get(g->notices, wallet) != NULL)
+        return;
     struct gen_notice *n = calloc(1, sizeof(*n));
     if (n == NULL)
         return;
-    snprintf(n->wallet, sizeof(n->wallet), "%s", wallet);
-    n->next = g->notices;
-    g->notices = n;
+    n->since = generate__now(g);
+    if (map_set(g->notices, wallet, n) < 0)
+        free(n);
 }
 
 static void recover__voided(int rc, const struct ledger_result *res, void *data)
@@ -200,13 +188,4 @@ int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void 
     if (rc < 0)
         recover__one_done(op);
     return 0;
-}
-
-void generate__notices_free(struct generate *g)
-{
-    while (g->notices != NULL) {
-        struct gen_notice *n = g->notices->next;
-        free(g->notices);
-        g->notices = n;
-    }
 }

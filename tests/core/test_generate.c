@@ -1193,6 +1193,77 @@ static void test_close_voids_running_job(void **state)
     lt_done(&gt.lt);
 }
 
+static void pref_saved(int rc, void *data)
+{
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+static size_t gt_members(struct gt *gt)
+{
+    struct generate_stats st;
+    generate_stats_get(gt->g, &st);
+    return st.members;
+}
+
+/* What the engine holds for a member or a group leaves memory once they
+ * are idle for a day, unless one of their jobs is still alive; the model
+ * of choice comes back from the state table, the conversation is gone. */
+static void test_idle_members_pruned(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct invocation inv;
+    struct reply_capture cap;
+    gt_inv(&inv, &cap, "u1", "g1");
+    int saved = 0;
+    assert_int_equal(generate_preference_set(gt.g, &inv, "h2", pref_saved, &saved), 0);
+    gt_wait(&gt, &saved, 1);
+    reply_capture_close(&cap);
+    gt_run_in_group(&gt, "u1", "g1", 0);
+    /* u1's counters, g1's counters, u1's conversation in g1, u1's model. */
+    assert_int_equal(gt_members(&gt), 4);
+    gt_inv(&inv, &cap, "u1", "g1");
+    assert_string_equal(generate_preference_cached(gt.g, &inv), "h2");
+    reply_capture_close(&cap);
+
+    /* u3's job is still running when the day has passed. */
+    struct reply_capture c3;
+    gt_submit(&gt, &c3, "u3", PROVIDER_TEXT, "h", "slow");
+    struct provider_call *slow = held_wait_call(&gt, 1);
+    assert_int_equal(gt_members(&gt), 5);
+
+    gt.wall += 25 * 3600000LL;
+    struct reply_capture c2;
+    gt_submit(&gt, &c2, "u2", PROVIDER_TEXT, "h", "hello");
+    gt_inv(&inv, &cap, "u1", "g1");
+    assert_string_equal(generate_preference_cached(gt.g, &inv), "");
+    reply_capture_close(&cap);
+    held_finish(slow, 0, "late", 1, 1);
+    gt_wait(&gt, &c3.finished, 1);
+    assert_has(&c3, "late");
+    held_finish(held_wait_call(&gt, 2), 0, "hi", 1, 1);
+    gt_wait(&gt, &c2.finished, 1);
+    reply_capture_close(&c2);
+    reply_capture_close(&c3);
+    /* u1 and g1 are gone; u3 (kept by its job) and u2 remain, each with
+     * counters and a conversation. */
+    assert_int_equal(gt_members(&gt), 4);
+
+    /* u1 again: the model of choice reloads, the conversation starts anew. */
+    gt_inv(&inv, &cap, "u1", "g1");
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "remember me?"};
+    generate_submit(gt.g, &inv, &req);
+    struct provider_call *call = held_wait_call(&gt, 3);
+    assert_string_equal(call->model, "h2");
+    assert_int_equal(call->nmessages, 1);
+    held_finish(call, 0, "no", 1, 1);
+    gt_wait(&gt, &cap.finished, 1);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 struct recovered {
     int done;
     size_t voided;
@@ -1287,6 +1358,7 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_admin_stats),
     cmocka_unit_test(test_close_voids_running_job),
     cmocka_unit_test(test_crash_restart_voids),
+    cmocka_unit_test(test_idle_members_pruned),
 };
 
 TEST_GROUP_DEFINE(providers, provider_tests, gt_group_setup, lt_group_teardown)
