@@ -52,9 +52,9 @@ size_t map_count(const struct map *m);
  *  its fields are private to map.c. */
 struct map_iter {
     struct map *map;
-    size_t bucket;            /* next bucket to look in */
-    struct map_entry *cur;    /* the entry last returned, or NULL */
-    struct map_entry *next;   /* the entry after it, read before it is returned */
+    size_t bucket;          /* next bucket to look in */
+    struct map_entry *cur;  /* the entry last returned, or NULL */
+    struct map_entry *next; /* the entry after it, read before it is returned */
 };
 
 /** Start an iteration over m, in no particular order. */
