@@ -95,6 +95,8 @@ struct generate_stats {
     uint64_t redactions; /* prompts or outputs with redactions */
     int64_t credits;     /* posted in total */
     int64_t tokens_today; /* counted against the daily cap */
+    size_t members;      /* member and group entries held in memory (limits, conversations,
+                            preferences); those idle for a day are forgotten */
     size_t queued, running;
 };
 

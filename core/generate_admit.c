@@ -1,0 +1,392 @@
+/* Admission: the checks before a job may queue (model, access, size,
+ * prompt length, the content filter, quotas), who pays, and the
+ * reservation of the estimated cost. */
+#include "core/generate_internal.h"
+
+#include "core/commands.h"
+#include "core/core.h"
+#include "core/messages.h"
+#include "core/state.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int generate_payer_choose(const struct invocation *inv, const struct pool_settings *s,
+                          bool pool_usable, char *buf, size_t cap, char *alt, size_t altcap)
+{
+    char wallet[WALLET_ACCOUNT_MAX];
+    char pool[WALLET_ACCOUNT_MAX];
+    int rc = wallet_account(inv, wallet, sizeof(wallet));
+    if (rc < 0)
+        return rc;
+    alt[0] = '\0';
+    if (!pool_usable || s == NULL || wallet_pool_account(inv, pool, sizeof(pool)) != 0) {
+        snprintf(buf, cap, "%s", wallet);
+        return 0;
+    }
+    bool pool_first = s->policy == POOL_POLICY_POOL_FIRST;
+    snprintf(buf, cap, "%s", pool_first ? pool : wallet);
+    snprintf(alt, altcap, "%s", pool_first ? wallet : pool);
+    return 0;
+}
+
+/* Count an outcome per UTC day in the state table, for /admin stats. */
+void generate__count(struct generate *g, const char *what, const char *name)
+{
+    struct ledger *ledger = g->core->ledger;
+    if (ledger == NULL)
+        return;
+    char key[160];
+    snprintf(key, sizeof(key), "%lld/%s/%s", (long long)(generate__now(g) / 86400000), what, name);
+    state_incr(ledger_store(ledger), GENERATE_NS_STATS, key, 1, NULL, NULL);
+}
+
+void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ...)
+{
+    char *text = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&text, fmt, ap);
+    va_end(ap);
+    if (n >= 0) {
+        struct reply_msg msg = {.stage = REPLY_FINAL, .ephemeral = true, .text = text};
+        reply_send(job->reply, &msg);
+        free(text);
+    }
+    job->g->stats.refused++;
+    metrics_counter_add(metrics_std()->generations,
+                        (const char *[]){job->model != NULL ? job->model->name : "-", "refused"}, 1);
+    generate__count(job->g, "refused", generate_refusal_name(why));
+    job__end(job, HB_EPERM);
+}
+
+/* ---- reservations --------------------------------------------------------- */
+
+static void job__reserved(int rc, const struct ledger_result *res, void *data);
+
+void job__reserve(struct job *job, int64_t amount)
+{
+    struct generate *g = job->g;
+    struct ledger *ledger = g->core->ledger;
+    job->nres++;
+    snprintf(job->res_id, sizeof(job->res_id), "%s:r%u", job->id, job->nres);
+    job->reserved = amount;
+    job__persist(job, true);
+    int64_t timeout = g->core->reservation_timeout_ms;
+    const struct catalog_limits *l = catalog_limits_get(job->cat);
+    if (timeout < l->job_timeout_ms + 60000)
+        timeout = l->job_timeout_ms + 60000;
+    struct ledger_transfer t = {
+        .id = job->res_id,
+        .debit = job->payer,
+        .credit = LEDGER_SYSTEM_REVENUE,
+        .amount = amount,
+        .kind = LEDGER_KIND_GENERATION,
+        .flags = LEDGER_TRANSFER_PENDING,
+        .timeout_ms = timeout,
+        .ref = job->id,
+        .tag = job->model->name,
+    };
+    job->refs++;
+    int rc = ledger != NULL ? ledger_transfer_create(ledger, &t, job__reserved, job) : HB_ECANCELED;
+    if (rc < 0) {
+        struct ledger_result none;
+        memset(&none, 0, sizeof(none));
+        job__reserved(rc, &none, job);
+    }
+}
+
+static void job__funds_balance(int rc, const struct ledger_result *res, void *data)
+{
+    struct job *job = data;
+    if (rc == 0)
+        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT_BALANCE, job->model->name, job__label(job->model), (long long)job->reserved,
+                    (long long)res->balance.available);
+    else
+        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT,
+                    job->model->name, job__label(job->model), (long long)job->reserved);
+    job__unref(job);
+}
+
+static void job__reserved(int rc, const struct ledger_result *res, void *data)
+{
+    struct job *job = data;
+    struct generate *g = job->g;
+    (void)res;
+    if (rc == HB_EEXISTS)
+        rc = 0;
+    if (rc == 0) {
+        job->res_open = true;
+        if (job->state == JOB_ENDED || g->closing) {
+            snprintf(job->error, sizeof(job->error), MSG_GEN_STOPPING);
+            job->end_rc = HB_ECANCELED;
+            job__fail(job);
+        } else if (job->state == JOB_ADMIT) {
+            job__enqueue(job);
+        } else {
+            /* A fallback's new reservation. */
+            job__enqueue(job);
+        }
+        job__unref(job);
+        return;
+    }
+    if ((rc == HB_EFUNDS || rc == HB_ENOTFOUND) && job->payer_alt[0] != '\0' && !g->closing) {
+        /* The first choice cannot cover it: the other account may. */
+        log_debug("generate.payer_switch", "job=%s from=%s to=%s", job->id, job->payer,
+                  job->payer_alt);
+        snprintf(job->payer, sizeof(job->payer), "%s", job->payer_alt);
+        job->payer_alt[0] = '\0';
+        job__reserve(job, job->reserved);
+        job__unref(job);
+        return;
+    }
+    job__persist(job, false);
+    if (job->fb_next > 0 || job->nres > 1) {
+        /* A fallback needed more than the first reservation held. */
+        snprintf(job->error, sizeof(job->error), MSG_GEN_FALLBACK_NOT_RESERVED,
+                 job->model->name, hb_strerror(rc));
+        job->end_rc = rc;
+        job__fail(job);
+        job__unref(job);
+        return;
+    }
+    if (rc == HB_EFUNDS && g->core->ledger != NULL &&
+        ledger_balance_get(g->core->ledger, job->payer, job__funds_balance, job) == 0)
+        return; /* the reference moves to the balance callback */
+    if (rc == HB_EFUNDS)
+        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT_FOR, job->model->name);
+    else
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_NOT_RESERVED, hb_strerror(rc));
+    job__unref(job);
+}
+
+void job__admit(struct job *job)
+{
+    struct generate *g = job->g;
+    struct catalog *cat = job->cat;
+    const struct catalog_limits *l = catalog_limits_get(cat);
+    const char *kind = job->modality == PROVIDER_TEXT ? "text" : "image";
+    if (g->closing) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
+        return;
+    }
+    job__notice_deliver(job);
+
+    /* The model. */
+    const struct catalog_model *m = NULL;
+    if (job->want_model[0] != '\0') {
+        m = catalog_model_find(cat, job->want_model);
+        if (m == NULL) {
+            job__refuse(job, GEN_REFUSE_MODEL, MSG_COMMON_NO_SUCH_MODEL,
+                        job->want_model);
+            return;
+        }
+    } else {
+        m = catalog_model_default(cat, job->modality);
+        if (m == NULL) {
+            job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_NO_MODEL, kind);
+            return;
+        }
+    }
+    if (!m->enabled) {
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_OFF,
+                    m->name);
+        return;
+    }
+    if (job__scope_off(job, m->name)) {
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_OFF_HERE,
+                    m->name);
+        return;
+    }
+    if (m->modality != job->modality) {
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_WRONG_COMMAND, m->name,
+                    m->modality == PROVIDER_TEXT ? MSG_GEN_MAKES_TEXT : MSG_GEN_MAKES_IMAGES,
+                    m->modality == PROVIDER_TEXT ? "/chat" : "/imagine");
+        return;
+    }
+    if (!catalog_model_allowed(m, &job->who)) {
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_NOT_ALLOWED,
+                    m->name);
+        return;
+    }
+    job->first = job->model = m;
+    if (job->modality == PROVIDER_IMAGE && !catalog_model_size(m, job->want_size, &job->size)) {
+        char sizes[256] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < m->nsizes && off < sizeof(sizes); i++)
+            off += (size_t)snprintf(sizes + off, sizeof(sizes) - off, "%s%ux%u", i ? ", " : "",
+                                    m->sizes[i].width, m->sizes[i].height);
+        job__refuse(job, GEN_REFUSE_INPUT, MSG_GEN_BAD_SIZE, m->name, job->want_size, sizes);
+        return;
+    }
+
+    /* The prompt: length and the content filter. */
+    size_t chars = command_utf8_len(job->prompt);
+    if ((int64_t)chars > l->prompt_max) {
+        job__refuse(job, GEN_REFUSE_INPUT, MSG_GEN_PROMPT_TOO_LONG, chars,
+                    (long long)l->prompt_max);
+        return;
+    }
+    const struct filter *f = catalog_filter(cat);
+    struct filter_result fr = {0};
+    if (filter_apply(f, job->prompt, &fr) < 0) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
+        return;
+    }
+    generate__hit(g, f, &fr);
+    if (fr.blocked) {
+        g->stats.filtered_prompts++;
+        log_info("generate.prompt_blocked", "rule=%s", fr.blocked_by);
+        job__refuse(job, GEN_REFUSE_FILTER, MSG_GEN_PROMPT_FILTERED, fr.blocked_by);
+        filter_result_clear(&fr);
+        return;
+    }
+    if (fr.redactions > 0) {
+        g->stats.redactions++;
+        free(job->prompt);
+        job->prompt = fr.text;
+        fr.text = NULL;
+    }
+    filter_result_clear(&fr);
+
+    /* Rate limits, the token cap and the queue bounds. */
+    if (!job__quota_admit(job))
+        return;
+
+    /* The price, the reservation, and the queue. */
+    if (job__messages_build(job) < 0) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
+        return;
+    }
+    job__quota_count(job);
+    job->deadline = uv_now(g->loop) + (uint64_t)l->job_timeout_ms;
+    int64_t estimate = catalog_estimate(m, job->input_bytes);
+    if (estimate <= 0) {
+        job->reserved = 0;
+        job__enqueue(job);
+        return;
+    }
+    job__reserve(job, estimate);
+}
+
+/* The pool's spending today is known: choose who pays by the policy. A
+ * pool that reached its daily cap is left out (the cap is checked before a
+ * job, so one job may take the pool slightly past it). */
+static void job__pool_usage(int rc, const struct ledger_result *res, void *data)
+{
+    struct job *job = data;
+    bool usable = true;
+    if (rc == 0 && res != NULL && job->pool_settings.daily_cap > 0) {
+        int64_t spent = 0;
+        for (size_t i = 0; i < res->usage_count; i++)
+            spent += res->usage[i].amount;
+        usable = spent < job->pool_settings.daily_cap;
+        if (!usable)
+            log_info("generate.pool_capped", "job=%s pool=%s spent=%lld cap=%lld", job->id,
+                     job->pool_account, (long long)spent, (long long)job->pool_settings.daily_cap);
+    }
+    generate_payer_choose(&job->who, &job->pool_settings, usable, job->payer, sizeof(job->payer),
+                          job->payer_alt, sizeof(job->payer_alt));
+    job__preference_then_admit(job);
+    job__unref(job);
+}
+
+static void job__pool_settings(int rc, const struct pool_settings *ps, void *data)
+{
+    struct job *job = data;
+    if (rc == 0 && ps != NULL)
+        job->pool_settings = *ps;
+    struct ledger *ledger = job->g->core->ledger;
+    if (job->pool_settings.daily_cap > 0 && ledger != NULL) {
+        int64_t now = generate__now(job->g);
+        if (ledger_usage_get(ledger, job->pool_account, now / 86400000 * 86400000, now + 1,
+                             job__pool_usage, job) == 0)
+            return;
+    }
+    job__pool_usage(0, NULL, job);
+}
+
+/* The group's turned-off models are known; next, the pool's settings. */
+static void job__scope_models(char *off, void *data)
+{
+    struct job *job = data;
+    job->scope_off = off;
+    if (pool_settings_get(job->g->core, job->pool_account, job__pool_settings, job) == 0)
+        return;
+    job__preference_then_admit(job);
+    job__unref(job);
+}
+
+static void job__wallet_opened(int rc, bool created, void *data)
+{
+    struct job *job = data;
+    (void)created;
+    if (rc < 0) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_WALLET_FAILED,
+                    hb_strerror(rc));
+        job__unref(job);
+        return;
+    }
+    /* In a group its admins may have turned models off, and the pool may
+     * pay by the policy they chose. */
+    if (wallet_pool_account(&job->who, job->pool_account, sizeof(job->pool_account)) == 0 &&
+        generate_scope_off_load(job->g->core, &job->who, job__scope_models, job) == 0)
+        return; /* the reference moves along the chain */
+    job__preference_then_admit(job);
+    job__unref(job);
+}
+
+void generate_submit(struct generate *g, struct invocation *inv,
+                     const struct generate_request *req)
+{
+    struct job *job = job__new(g, inv);
+    if (job == NULL) {
+        reply_text(inv->reply, true, MSG_COMMON_OUT_OF_MEMORY);
+        reply_finish(inv->reply);
+        inv->reply = NULL;
+        return;
+    }
+    inv->reply = NULL;
+    g->stats.submitted++;
+    job->modality = req->modality;
+    job->prompt = strdup(req->prompt != NULL ? req->prompt : "");
+    snprintf(job->want_model, sizeof(job->want_model), "%s", req->model != NULL ? req->model : "");
+    snprintf(job->want_size, sizeof(job->want_size), "%s", req->size != NULL ? req->size : "");
+    generate__conv_key(&job->who, job->conv_key, sizeof(job->conv_key));
+    job__id_make(job);
+    if (job->prompt == NULL || wallet_account(&job->who, job->wallet, sizeof(job->wallet)) < 0 ||
+        generate_payer_choose(&job->who, NULL, false, job->payer, sizeof(job->payer),
+                              job->payer_alt, sizeof(job->payer_alt)) < 0) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_BAD_REQUEST);
+        return;
+    }
+    if (g->closing || g->core->ledger == NULL) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
+        return;
+    }
+    job->refs++;
+    int rc = wallet_open(g->core, &job->who, job__wallet_opened, job);
+    if (rc < 0)
+        job__wallet_opened(rc, false, job);
+}
+
+const char *generate_refusal_name(enum generate_refusal why)
+{
+    switch (why) {
+    case GEN_REFUSE_FUNDS: return "credits";
+    case GEN_REFUSE_FILTER: return "filter";
+    case GEN_REFUSE_USER_LIMIT: return "member_limit";
+    case GEN_REFUSE_GROUP_LIMIT: return "group_limit";
+    case GEN_REFUSE_TOKEN_CAP: return "token_cap";
+    case GEN_REFUSE_BUSY: return "busy";
+    case GEN_REFUSE_INPUT: return "input";
+    case GEN_REFUSE_MODEL: return "model";
+    case GEN_REFUSE_OTHER: return "other";
+    }
+    return "other";
+}

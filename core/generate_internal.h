@@ -1,0 +1,299 @@
+/* What the generation engine's files share; not for use outside core/generate*.c.
+ *
+ * The engine is one service split by noun:
+ *   generate.c              the job engine: life of a job, the fair queue,
+ *                           running on a provider, retries and fallbacks
+ *   generate_admit.c        admission: the checks, the payer, the reservation
+ *   generate_settle.c       settlement: persisting the job, posting or voiding
+ *   generate_quota.c        per-member and per-group rate limits, the token cap
+ *   generate_conversation.c what /chat remembers of a conversation
+ *   generate_prefs.c        each member's model of choice
+ *   generate_image.c        kept images: Regenerate and upvotes
+ *   generate_recover.c      voiding what a crash left behind, and telling members
+ *   generate_switch.c       per-group model switches (/admin model)
+ *
+ * Helpers shared between these files take a double underscore
+ * (generate__now, job__end); everything else stays static in its file. */
+#ifndef HB_GENERATE_INTERNAL_H
+#define HB_GENERATE_INTERNAL_H
+
+#include "core/generate.h"
+
+#include "core/command.h"
+#include "core/ledger.h"
+#include "core/pool.h"
+#include "core/wallet.h"
+#include "base/map.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define GEN_NS_JOB "gen.job"
+#define GEN_NS_PREF "gen.pref"
+#define GEN_NS_NOTICE "gen.notice"
+#define GEN_NS_IMAGE "gen.image"
+#define GEN_NS_UPVOTE "gen.upvote"
+#define GEN_IMAGES_KEPT 128 /* recent images that Regenerate can re-run */
+#define GEN_KEY_MAX 400
+#define GEN_HOUR_MS 3600000LL
+#define GEN_DAY_MS 86400000LL
+#define GEN_IDLE_MS GEN_DAY_MS        /* a member idle this long leaves memory */
+#define GEN_PRUNE_EVERY_MS GEN_HOUR_MS /* how often activity looks for idle entries */
+
+enum job_state {
+    JOB_ADMIT = 0, /* checks and reservation under way */
+    JOB_QUEUED,
+    JOB_RUNNING,
+    JOB_BACKOFF,   /* waiting to retry */
+    JOB_SETTLE,    /* posting or voiding */
+    JOB_ENDED,
+};
+
+/* The maps below are keyed as their comment in struct generate says; each
+ * owns its values (base/map.h). Entries of members and groups idle for
+ * GEN_IDLE_MS leave memory (generate__prune); what must outlive them is in
+ * the state table already (preferences) or never mattered past a day
+ * (hourly and daily counters, conversations). */
+
+struct gen_user {
+    unsigned queued, running;
+    unsigned jobs;         /* live jobs pointing here: never pruned while > 0 */
+    uint64_t last_served;  /* dispatch counter when this member last started a job */
+    int64_t hour;          /* window of count */
+    int64_t count;         /* generations admitted in that hour */
+    int64_t last_used;     /* wall-clock ms of the member's last job */
+};
+
+struct gen_pool {
+    unsigned jobs;     /* live jobs pointing here: never pruned while > 0 */
+    int64_t day;       /* window of count, in UTC days */
+    int64_t count;     /* generations admitted in the group that day */
+    int64_t last_used; /* wall-clock ms of the group's last job */
+};
+
+/* In flight per provider name, across catalog generations. */
+struct gen_provider_use {
+    unsigned running;
+};
+
+struct gen_turn {
+    char *role; /* static string */
+    char *text;
+};
+
+struct gen_conv {
+    struct gen_turn *turns;
+    size_t n, cap;
+    int64_t last_used; /* wall-clock ms the conversation last moved */
+};
+
+struct gen_pref {
+    char model[128];   /* "" when the member has none */
+    int64_t last_used; /* wall-clock ms it was last read or set */
+};
+
+/* A member to tell that a restart voided their job. */
+struct gen_notice {
+    int64_t since; /* wall-clock ms it was recorded */
+};
+
+struct gen_image {
+    char gid[16];
+    struct invocation owner; /* identity only */
+    char model[128];
+    char *prompt;
+    char size[24];
+};
+
+struct gen_hits {
+    uint64_t hits;
+};
+
+struct job;
+
+struct generate {
+    uv_loop_t *loop;
+    struct core *core;
+    struct catalog *cat;
+    struct generate_options opts;
+    struct job *all;           /* every live job */
+    struct job *queue_head, *queue_tail;
+    size_t njobs;              /* live jobs, until freed */
+    size_t nqueued, nrunning;
+    uint64_t dispatches;
+    struct map *users;         /* wallet account -> struct gen_user */
+    struct map *pools;         /* "<platform>:<group>" -> struct gen_pool */
+    struct map *puse;          /* provider name -> struct gen_provider_use */
+    struct map *convs;         /* conversation key (generate__conv_key) -> struct gen_conv */
+    struct map *prefs;         /* wallet account -> struct gen_pref */
+    struct map *notices;       /* wallet account -> struct gen_notice */
+    struct map *hits;          /* filter rule name -> struct gen_hits */
+    int64_t pruned_at;         /* wall-clock ms of the last prune */
+    struct gen_image images[GEN_IMAGES_KEPT];
+    size_t image_next;
+    int64_t token_day;
+    int64_t tokens_today;
+    struct generate_stats stats;
+    bool closing;
+    void (*close_cb)(void *data);
+    void *close_data;
+};
+
+struct job {
+    struct generate *g;
+    struct job *all_next, *all_prev;
+    struct job *q_next, *q_prev;
+    unsigned refs;
+    enum job_state state;
+    struct catalog *cat;
+    struct reply *reply;
+    struct invocation who; /* identity of the asker; no options, no reply */
+    char id[96]; /* "gen:<event id>" (hashed when long) */
+    char wallet[WALLET_ACCOUNT_MAX];
+    char payer[WALLET_ACCOUNT_MAX];
+    char payer_alt[WALLET_ACCOUNT_MAX]; /* tried when payer cannot cover the reservation */
+    char pool_account[WALLET_ACCOUNT_MAX]; /* the scope's pool, or "" in a DM */
+    struct pool_settings pool_settings; /* the scope's policy and daily cap */
+    char *scope_off;                    /* "\n<model>\n..." models this group's admins turned off */
+    char conv_key[GEN_KEY_MAX];
+    struct gen_user *user;
+    struct gen_pool *pool;
+    bool counted; /* rate counters include this job */
+    bool queued_once;
+    enum provider_modality modality;
+    char *prompt;
+    char want_model[128];
+    char want_size[24];
+    const struct catalog_model *first; /* the model asked for */
+    const struct catalog_model *model; /* the model being tried */
+    size_t fb_next;                    /* next fallback of `first` to try */
+    unsigned attempt;                  /* retries on `model` */
+    struct catalog_size size;
+    struct provider_message *msgs;
+    size_t nmsgs;
+    size_t input_bytes;
+    char res_id[LEDGER_ID_LEN_MAX + 8];
+    int64_t reserved;
+    unsigned nres;
+    bool res_open;
+    uint64_t deadline; /* uv_now ms */
+    struct provider_call *call;
+    struct gen_provider_use *use;
+    char *text;
+    size_t text_len, text_cap;
+    long in_tokens, out_tokens;
+    unsigned char *image;
+    size_t image_len;
+    char mime[32];
+    char gid[16]; /* image: the id its buttons carry */
+    char error[256];
+    uint64_t last_progress;
+    uint64_t t_submit_ns;
+    uint64_t t_call_ns;
+    uint64_t provider_ns;
+    int64_t charged;
+    int end_rc;
+    bool timer_open;
+    uv_timer_t timer;
+};
+
+/* ---- the engine (generate.c) ---------------------------------------------- */
+
+/** Wall-clock ms for limit windows: the options' clock, else the real one. */
+int64_t generate__now(const struct generate *g);
+/** Count the filter's rule hits of one application. */
+void generate__hit(struct generate *g, const struct filter *f, const struct filter_result *r);
+/** Now and then (every GEN_PRUNE_EVERY_MS), forget the members and groups
+ *  idle for GEN_IDLE_MS. */
+void generate__prune(struct generate *g);
+/** Free the engine once it is closing and no job (or recovery) holds it. */
+void generate__maybe_free(struct generate *g);
+/** A new job for inv, holding its life reference; NULL when out of memory. */
+struct job *job__new(struct generate *g, struct invocation *inv);
+/** Derive the job id from the causing event. */
+void job__id_make(struct job *job);
+void job__unref(struct job *job);
+/** The end: counters, the reply finished, the life reference dropped. */
+void job__end(struct job *job, int rc);
+void job__enqueue(struct job *job);
+void job__say(struct job *job, enum reply_stage stage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** " (demo)" for the demo provider's models, else "". */
+const char *job__label(const struct catalog_model *m);
+
+/* ---- admission (generate_admit.c) ----------------------------------------- */
+
+/** Count an outcome per UTC day in the state table, for /admin stats. */
+void generate__count(struct generate *g, const char *what, const char *name);
+/** Refuse before anything was reserved, and end the job. */
+void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Check everything and reserve; the job then queues or is refused. */
+void job__admit(struct job *job);
+/** Reserve amount from the payer (a fallback's new reservation, too). */
+void job__reserve(struct job *job, int64_t amount);
+
+/* ---- settlement (generate_settle.c) --------------------------------------- */
+
+/** Write (keep) or delete the job's record of open reservations. */
+void job__persist(struct job *job, bool keep);
+/** Post the actual cost of a delivered result. */
+void job__settle(struct job *job);
+/** Every model failed (or the job was stopped): void and say so. */
+void job__fail(struct job *job);
+
+/* ---- quotas (generate_quota.c) -------------------------------------------- */
+
+/** Check the member's and the group's limits, the token cap and the queue
+ *  bounds; attach the counters to the job. Returns false after refusing. */
+bool job__quota_admit(struct job *job);
+/** Count the admitted job against the member and the group. */
+void job__quota_count(struct job *job);
+/** Nothing was delivered: give the job's count back. */
+void job__quota_release(struct job *job);
+/** Add tokens to today's total for the daily cap. */
+void generate__tokens_add(struct generate *g, long tokens);
+/** The job no longer points at its member's and group's counters. */
+void job__quota_detach(struct job *job);
+/** Forget members and groups idle since before `before` (ms) with no job. */
+void generate__quota_prune(struct generate *g, int64_t before);
+
+/* ---- conversations (generate_conversation.c) ------------------------------ */
+
+void generate__conv_key(const struct invocation *inv, char *buf, size_t cap);
+/** The provider messages: the remembered turns, then the prompt. */
+int job__messages_build(struct job *job);
+/** Remember the delivered question and answer, within the budget. */
+void job__remember_turn(struct job *job);
+/** Releases a struct gen_conv (the convs map's free function). */
+void generate__conv_free(void *conv);
+/** Forget conversations idle since before `before` (ms). */
+void generate__conv_prune(struct generate *g, int64_t before);
+
+/* ---- preferences (generate_prefs.c) --------------------------------------- */
+
+/** Take the member's remembered model when none was asked for, then admit. */
+void job__preference_then_admit(struct job *job);
+/** Forget cached preferences unused since before `before` (ms); they stay
+ *  in the state table. */
+void generate__prefs_prune(struct generate *g, int64_t before);
+
+/* ---- kept images (generate_image.c) --------------------------------------- */
+
+/** Keep the delivered image for Regenerate and record its owner for upvotes. */
+void job__image_remember(struct job *job);
+void generate__images_free(struct generate *g);
+
+/* ---- recovery (generate_recover.c) ---------------------------------------- */
+
+/** Tell the member about jobs a restart voided, once. */
+void job__notice_deliver(struct job *job);
+
+/* ---- model switches (generate_switch.c) ----------------------------------- */
+
+/** Did this group's admins turn the model off (/admin model disable)? */
+bool job__scope_off(const struct job *job, const char *name);
+
+#endif

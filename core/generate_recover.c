@@ -1,0 +1,191 @@
+/* Crash recovery: void the reservations of jobs a crash or restart left
+ * behind, and tell their members (at once through the host's notify, or
+ * with their next generation command). */
+#include "core/generate_internal.h"
+
+#include "core/core.h"
+#include "core/messages.h"
+#include "core/notify.h"
+#include "core/state.h"
+#include "base/error.h"
+#include "base/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void job__notice_deliver(struct job *job)
+{
+    struct generate *g = job->g;
+    if (map_remove(g->notices, job->wallet) < 0)
+        return;
+    job__say(job, REPLY_FINAL, MSG_GEN_INTERRUPTED);
+    if (g->core->ledger != NULL)
+        state_put(ledger_store(g->core->ledger), GEN_NS_NOTICE, job->wallet, NULL, NULL, NULL);
+}
+
+struct recover_op {
+    struct generate *g;
+    void (*cb)(int rc, size_t voided, void *data);
+    void *data;
+    size_t pending;
+    size_t voided;
+};
+
+struct recover_void {
+    struct recover_op *op;
+    char wallet[WALLET_ACCOUNT_MAX];
+    char job[LEDGER_ID_LEN_MAX];
+    unsigned left;
+    bool refunded;
+};
+
+int generate_notices_send(struct generate *g)
+{
+    const struct core_host_ops *ops = g->core->host_ops;
+    if (ops == NULL || ops->notify == NULL)
+        return 0;
+    int told = 0;
+    struct map_iter it;
+    const char *wallet;
+    map_iter_init(&it, g->notices);
+    while (map_iter_next(&it, &wallet, NULL)) {
+        struct notify_target to;
+        if (notify_target_from_account(&to, wallet) < 0 ||
+            ops->notify(g->core->host, &to, MSG_GEN_INTERRUPTED) < 0) {
+            /* No adapter for that platform now: the member hears it with
+             * their next generation command. */
+            continue;
+        }
+        log_info("generate.notice_sent", "wallet=%s", wallet);
+        if (g->core->ledger != NULL)
+            state_put(ledger_store(g->core->ledger), GEN_NS_NOTICE, wallet, NULL, NULL, NULL);
+        map_iter_remove(&it);
+        told++;
+    }
+    return told;
+}
+
+static void recover__one_done(struct recover_op *op)
+{
+    if (--op->pending > 0)
+        return;
+    struct generate *g = op->g;
+    /* Tell the members at once where an adapter of their platform runs;
+     * the record stays for the others (and for a daemon whose adapters
+     * start later: it calls generate_notices_send then). */
+    generate_notices_send(g);
+    if (op->cb != NULL)
+        op->cb(0, op->voided, op->data);
+    free(op);
+    /* The recovery held the engine like a job: closing waits for it. */
+    g->njobs--;
+    generate__maybe_free(g);
+}
+
+static void recover__notice_add(struct generate *g, const char *wallet)
+{
+    if (map_get(g->notices, wallet) != NULL)
+        return;
+    struct gen_notice *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return;
+    n->since = generate__now(g);
+    if (map_set(g->notices, wallet, n) < 0)
+        free(n);
+}
+
+static void recover__voided(int rc, const struct ledger_result *res, void *data)
+{
+    struct recover_void *rv = data;
+    struct recover_op *op = rv->op;
+    struct generate *g = op->g;
+    /* Voided now, or released by its timeout meanwhile: either way it was
+     * refunded by the restart. Posted or already voided: nothing to say. */
+    if (rc == 0 || (rc == HB_ESTATE && res->reason != NULL && strcmp(res->reason, "expired") == 0))
+        rv->refunded = true;
+    if (--rv->left > 0)
+        return;
+    struct ledger *ledger = g->core->ledger;
+    if (rv->refunded) {
+        op->voided++;
+        recover__notice_add(g, rv->wallet);
+        if (ledger != NULL)
+            state_put(ledger_store(ledger), GEN_NS_NOTICE, rv->wallet, "1", NULL, NULL);
+        log_info("generate.recovered", "job=%s action=voided", rv->job);
+    }
+    if (ledger != NULL)
+        state_put(ledger_store(ledger), GEN_NS_JOB, rv->job, NULL, NULL, NULL);
+    free(rv);
+    recover__one_done(op);
+}
+
+static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct recover_op *op = data;
+    struct generate *g = op->g;
+    struct ledger *ledger = g->core->ledger;
+    for (size_t i = 0; rc == 0 && ledger != NULL && i < n; i++) {
+        struct recover_void *rv = calloc(1, sizeof(*rv));
+        if (rv == NULL)
+            break;
+        rv->op = op;
+        unsigned nres = 0;
+        char wallet[WALLET_ACCOUNT_MAX] = "";
+        if (sscanf(e[i].value, "%159s %u", wallet, &nres) != 2)
+            nres = 0;
+        snprintf(rv->wallet, sizeof(rv->wallet), "%s", wallet);
+        snprintf(rv->job, sizeof(rv->job), "%s", e[i].key);
+        if (nres == 0) {
+            state_put(ledger_store(ledger), GEN_NS_JOB, rv->job, NULL, NULL, NULL);
+            free(rv);
+            continue;
+        }
+        rv->left = nres;
+        op->pending++;
+        for (unsigned r = 1; r <= nres; r++) {
+            char vid[LEDGER_ID_LEN_MAX + 16], pid[LEDGER_ID_LEN_MAX + 16];
+            snprintf(vid, sizeof(vid), "%s:void%u", rv->job, r);
+            snprintf(pid, sizeof(pid), "%s:r%u", rv->job, r);
+            if (ledger_transfer_void(ledger, vid, pid, recover__voided, rv) < 0) {
+                struct ledger_result none;
+                memset(&none, 0, sizeof(none));
+                recover__voided(HB_ECANCELED, &none, rv);
+            }
+        }
+    }
+    recover__one_done(op);
+}
+
+static void recover__notices(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct recover_op *op = data;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        recover__notice_add(op->g, e[i].key);
+    recover__one_done(op);
+}
+
+int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void *data),
+                     void *data)
+{
+    struct ledger *ledger = g->core->ledger;
+    if (ledger == NULL)
+        return HB_ECANCELED;
+    struct recover_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return HB_ENOMEM;
+    op->g = g;
+    op->cb = cb;
+    op->data = data;
+    op->pending = 2;
+    int rc = state_list(ledger_store(ledger), GEN_NS_NOTICE, "", 1000, recover__notices, op);
+    if (rc < 0) {
+        free(op);
+        return rc;
+    }
+    g->njobs++;
+    rc = state_list(ledger_store(ledger), GEN_NS_JOB, "", 1000, recover__jobs, op);
+    if (rc < 0)
+        recover__one_done(op);
+    return 0;
+}

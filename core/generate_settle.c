@@ -1,0 +1,247 @@
+/* Settlement: the job's durable record of open reservations, posting the
+ * actual cost of a delivered result (never more than reserved) or voiding
+ * the reservation, and the final reply with the new balance. */
+#include "core/generate_internal.h"
+
+#include "core/button.h"
+#include "core/core.h"
+#include "core/messages.h"
+#include "core/state.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- persistence -------------------------------------------------------- */
+
+static void job__state_done(int rc, const char *value, void *data)
+{
+    struct job *job = data;
+    (void)value;
+    if (rc < 0)
+        log_warn("generate.persist_failed", "job=%s error=%s", job->id, hb_strerror(rc));
+    job__unref(job);
+}
+
+/* The record says which reservations may be open, so a restart can void
+ * them: "<wallet> <number of reservations>". NULL deletes it. */
+void job__persist(struct job *job, bool keep)
+{
+    struct ledger *ledger = job->g->core->ledger;
+    if (ledger == NULL)
+        return;
+    char value[WALLET_ACCOUNT_MAX + 32];
+    snprintf(value, sizeof(value), "%s %u", job->wallet, job->nres);
+    job->refs++;
+    if (state_put(ledger_store(ledger), GEN_NS_JOB, job->id, keep ? value : NULL,
+                  job__state_done, job) < 0)
+        job->refs--;
+}
+
+/* ---- settlement ---------------------------------------------------------- */
+
+static void job__final_balance(int rc, const struct ledger_result *res, void *data)
+{
+    struct job *job = data;
+    struct generate *g = job->g;
+    char balance[96] = "";
+    if (rc == 0 && res->balance.pending_debits > 0)
+        snprintf(balance, sizeof(balance), MSG_GEN_FOOTER_BALANCE_HELD,
+                 (long long)res->balance.posted, (long long)res->balance.pending_debits);
+    else if (rc == 0)
+        snprintf(balance, sizeof(balance), MSG_GEN_FOOTER_BALANCE, (long long)res->balance.posted);
+    const struct catalog_model *m = job->model;
+    char footer[512];
+    snprintf(footer, sizeof(footer), MSG_GEN_FOOTER, m->name, job__label(m),
+             (long long)job->charged, job->charged == 1 ? "" : "s", balance);
+    if (job->end_rc == 0 && job->modality == PROVIDER_IMAGE) {
+        struct reply_button buttons[2];
+        size_t nb = 0;
+        if (job->gid[0] != '\0') {
+            char payload[32];
+            snprintf(payload, sizeof(payload), "r.%s", job->gid);
+            if (button_ref_make(buttons[nb].ref, g->core->button_key, "gen", payload, &job->who) ==
+                0)
+                buttons[nb++].label = MSG_GEN_BUTTON_REGENERATE;
+            snprintf(payload, sizeof(payload), "u.%s", job->gid);
+            if (button_ref_make(buttons[nb].ref, g->core->button_key, "gen", payload, &job->who) ==
+                0)
+                buttons[nb++].label = MSG_GEN_BUTTON_UPVOTE;
+        }
+        struct reply_image image = {.data = job->image,
+                                    .len = job->image_len,
+                                    .mime = job->mime,
+                                    .filename = strcmp(job->mime, "image/png") == 0 ? "image.png"
+                                                                                    : "image.jpg"};
+        struct reply_msg msg = {.stage = REPLY_FINAL,
+                                .text = footer,
+                                .image = &image,
+                                .buttons = buttons,
+                                .nbuttons = nb};
+        reply_send(job->reply, &msg);
+    } else if (job->end_rc == 0) {
+        job__say(job, REPLY_FINAL, MSG_GEN_ANSWER, job->text != NULL ? job->text : "", footer);
+    }
+    job__end(job, job->end_rc);
+    job__unref(job);
+}
+
+static void job__balance_then_end(struct job *job)
+{
+    struct ledger *ledger = job->g->core->ledger;
+    job->refs++;
+    if (ledger == NULL || ledger_balance_get(ledger, job->payer, job__final_balance, job) < 0) {
+        struct ledger_result none;
+        memset(&none, 0, sizeof(none));
+        job__final_balance(HB_ECANCELED, &none, job);
+    }
+}
+
+static void job__posted(int rc, const struct ledger_result *res, void *data)
+{
+    struct job *job = data;
+    (void)res;
+    job->res_open = false;
+    if (rc < 0 && rc != HB_EEXISTS) {
+        /* The reservation expired or the ledger failed: nothing was taken. */
+        log_error("generate.post_failed", "job=%s error=%s", job->id, hb_strerror(rc));
+        job->charged = 0;
+    }
+    job->g->stats.completed++;
+    job->g->stats.credits += job->charged;
+    metrics_counter_add(metrics_std()->generations, (const char *[]){job->model->name, "completed"},
+                        1);
+    job__persist(job, false);
+    log_info("generate.done", "job=%s model=%s charged=%lld in=%ld out=%ld", job->id,
+             job->model->name, (long long)job->charged, job->in_tokens, job->out_tokens);
+    job__balance_then_end(job);
+    job__unref(job);
+}
+
+static void job__voided_final(int rc, const struct ledger_result *res, void *data);
+
+/* Post the actual cost of a delivered result. */
+void job__settle(struct job *job)
+{
+    struct generate *g = job->g;
+    const struct catalog_model *m = job->model;
+    job->state = JOB_SETTLE;
+    if (job->modality == PROVIDER_TEXT) {
+        const struct filter *f = catalog_filter(job->cat);
+        struct filter_result fr = {0};
+        if (filter_apply(f, job->text != NULL ? job->text : "", &fr) == 0) {
+            generate__hit(g, f, &fr);
+            if (fr.blocked) {
+                g->stats.filtered_outputs++;
+                log_info("generate.output_blocked", "job=%s rule=%s", job->id, fr.blocked_by);
+                snprintf(job->error, sizeof(job->error), MSG_GEN_OUTPUT_FILTERED,
+                         fr.blocked_by);
+                filter_result_clear(&fr);
+                job->end_rc = HB_EPERM;
+                job__fail(job);
+                return;
+            }
+            if (fr.redactions > 0)
+                g->stats.redactions++;
+            free(job->text);
+            job->text = fr.text;
+            job->text_len = fr.text_len;
+            job->text_cap = fr.text_len + 1;
+            fr.text = NULL;
+            filter_result_clear(&fr);
+        }
+    }
+    long in = job->in_tokens, out = job->out_tokens;
+    if (job->modality == PROVIDER_TEXT) {
+        /* Without reported usage, estimate at four bytes a token. */
+        if (in < 0)
+            in = (long)(job->input_bytes / 4 + 1);
+        if (out < 0)
+            out = (long)(job->text_len / 4 + 1);
+        generate__tokens_add(g, in + out);
+        job->in_tokens = in;
+        job->out_tokens = out;
+    } else {
+        in = out = 0;
+        job__image_remember(job);
+    }
+    int64_t cost = catalog_cost(m, in, out);
+    if (cost > job->reserved)
+        cost = job->reserved;
+    job->charged = cost;
+    job->end_rc = 0;
+    if (job->modality == PROVIDER_TEXT)
+        job__remember_turn(job);
+    struct ledger *ledger = g->core->ledger;
+    if (!job->res_open) {
+        job->charged = 0;
+        g->stats.completed++;
+        job__persist(job, false);
+        job__balance_then_end(job);
+        return;
+    }
+    char post_id[LEDGER_ID_LEN_MAX + 8];
+    snprintf(post_id, sizeof(post_id), "%s:post", job->id);
+    job->refs++;
+    int rc;
+    if (cost > 0) {
+        rc = ledger != NULL ? ledger_transfer_post(ledger, post_id, job->res_id, cost, job__posted, job)
+                            : HB_ECANCELED;
+    } else {
+        rc = ledger != NULL ? ledger_transfer_void(ledger, post_id, job->res_id, job__posted, job)
+                            : HB_ECANCELED;
+    }
+    if (rc < 0) {
+        struct ledger_result none;
+        memset(&none, 0, sizeof(none));
+        job__posted(rc, &none, job);
+    }
+}
+
+static void job__voided_final(int rc, const struct ledger_result *res, void *data)
+{
+    struct job *job = data;
+    (void)res;
+    if (rc < 0 && rc != HB_EEXISTS)
+        log_error("generate.void_failed", "job=%s error=%s", job->id, hb_strerror(rc));
+    job->res_open = false;
+    job__persist(job, false);
+    job__say(job, REPLY_FINAL, MSG_GEN_FAILED, job->error);
+    job__end(job, job->end_rc < 0 ? job->end_rc : HB_EIO);
+    job__unref(job);
+}
+
+/* Every model failed (or the job was stopped): void and say so. */
+void job__fail(struct job *job)
+{
+    struct generate *g = job->g;
+    job->state = JOB_SETTLE;
+    g->stats.failed++;
+    metrics_counter_add(metrics_std()->generations,
+                        (const char *[]){job->model != NULL ? job->model->name : "-", "failed"}, 1);
+    if (job->end_rc == 0)
+        job->end_rc = HB_EIO;
+    if (job->end_rc != HB_ECANCELED)
+        generate__count(g, "failed", job->model != NULL ? job->model->provider->name : "none");
+    log_info("generate.failed", "job=%s model=%s", job->id,
+             job->model != NULL ? job->model->name : "-");
+    struct ledger *ledger = g->core->ledger;
+    job->refs++;
+    if (!job->res_open || ledger == NULL) {
+        struct ledger_result none;
+        memset(&none, 0, sizeof(none));
+        job__voided_final(job->res_open ? HB_ECANCELED : 0, &none, job);
+        return;
+    }
+    char void_id[LEDGER_ID_LEN_MAX + 16];
+    snprintf(void_id, sizeof(void_id), "%s:void%u", job->id, job->nres);
+    if (ledger_transfer_void(ledger, void_id, job->res_id, job__voided_final, job) < 0) {
+        struct ledger_result none;
+        memset(&none, 0, sizeof(none));
+        job__voided_final(HB_ECANCELED, &none, job);
+    }
+}
+

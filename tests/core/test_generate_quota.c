@@ -1,0 +1,237 @@
+/* The generation engine's limits and payers with the held provider: the
+ * member's hourly limit, the token cap, the group's daily limit, funds,
+ * the pool's policy and daily cap, and forgetting idle members. Every
+ * test ends with uv_loop_close() == 0. */
+#include "tests/core/test_generate.h"
+#include "tests/test.h"
+
+#include "core/pool.h"
+#include "core/ledger.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void test_limits_refuse_and_reset(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.user_per_hour = 1, .tokens_per_day = 50};
+    gt_init(&gt, &l, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "one");
+    held_finish(held_wait_call(&gt, 0), 0, "ok", 10, 10);
+    gt_wait(&gt, &cap.finished, 1);
+    reply_capture_close(&cap);
+    gt_run(&gt, &cap, "u1", PROVIDER_TEXT, "h", "two");
+    assert_has(&cap, "limit resets in 50 min");
+    reply_capture_close(&cap);
+    /* The next hour the member may ask again. */
+    gt.wall += 60 * 60000;
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "three");
+    held_finish(held_wait_call(&gt, 1), 0, "ok", 20, 20);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "cost");
+    reply_capture_close(&cap);
+    /* 60 tokens today > 50: everyone waits for tomorrow. */
+    gt_run(&gt, &cap, "u2", PROVIDER_TEXT, "h", "four");
+    assert_has(&cap, "daily allowance of 50 tokens");
+    reply_capture_close(&cap);
+    gt.wall += 24 * 3600000LL;
+    gt_submit(&gt, &cap, "u2", PROVIDER_TEXT, "h", "five");
+    held_finish(held_wait_call(&gt, 2), 0, "ok", 1, 1);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "cost");
+    reply_capture_close(&cap);
+    /* Access: the private model is refused to others. */
+    gt_run(&gt, &cap, "u2", PROVIDER_TEXT, "private", "x");
+    assert_has(&cap, "may not use private");
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
+
+/* A group's daily limit counts every member's generations there, refuses
+ * with the reset time, leaves other groups and DMs alone, and resets at
+ * midnight UTC. */
+static void test_group_daily_limit(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.pool_per_day = 2, .user_per_hour = 100};
+    gt_init(&gt, &l, NULL, 0, 0);
+    gt_run_in_group(&gt, "a", "g1", 0);
+    gt_run_in_group(&gt, "b", "g1", 1);
+    struct reply_capture cap;
+    const char *scopes[] = {"g1", "g2", NULL};
+    for (size_t i = 0; i < 3; i++) {
+        struct invocation inv;
+        gt_inv(&inv, &cap, "c", scopes[i]);
+        struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hi", .model = "h"};
+        generate_submit(gt.g, &inv, &req);
+        if (i == 0) {
+            gt_wait(&gt, &cap.finished, 1);
+            assert_has(&cap, "This group has used its 2 generations for today");
+            assert_has(&cap, "resets in 23 h 50 min");
+        } else {
+            held_finish(held_wait_call(&gt, i + 1), 0, "fine", 1, 1);
+            gt_wait(&gt, &cap.finished, 1);
+            assert_has(&cap, "fine");
+        }
+        reply_capture_close(&cap);
+    }
+    /* The next UTC day the group may generate again. */
+    gt.wall += 24 * 3600000LL;
+    gt_run_in_group(&gt, "a", "g1", 4);
+    gt_done(&gt);
+}
+
+static void test_not_enough_credits(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.welcome_bonus = 5; /* the estimate of "h" is 12 */
+    struct reply_capture cap;
+    gt_run(&gt, &cap, "poor", PROVIDER_TEXT, "h", "hello");
+    assert_has(&cap, "Not enough credits");
+    assert_has(&cap, "your balance is 5");
+    assert_int_equal(gt.held.ncalls, 0);
+    assert_int_equal(gt_balance(&gt, "poor"), 5);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
+/* Run one held job for `user` in group `scope` and settle it. */
+static void pool_saved(int rc, const struct pool_settings *s, void *data)
+{
+    (void)s;
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+static void gt_pool_set(struct gt *gt, const char *pool, enum pool_policy policy, int64_t cap)
+{
+    int saved = 0;
+    struct pool_settings s = {.policy = policy, .daily_cap = cap};
+    assert_int_equal(pool_settings_put(&gt->core, pool, &s, pool_saved, &saved), 0);
+    gt_wait(gt, &saved, 1);
+}
+
+static void test_pool_policy_chooses_payer(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct lt_res res;
+    assert_int_equal(lt_open(&gt.lt, "pool:console:g1", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    assert_int_equal(lt_plain(&gt.lt, "fund", LEDGER_SYSTEM_GRANTS, "pool:console:g1", 1000,
+                              LEDGER_KIND_GRANT, &res), 0);
+    /* The default policy: the pool pays. */
+    gt_run_in_group(&gt, "m", "g1", 0);
+    int64_t cost = 1000 - lt_balance(&gt.lt, "pool:console:g1").posted;
+    assert_true(cost > 0 && cost < 20);
+    assert_int_equal(gt_balance(&gt, "m"), 100);
+    /* Wallet first: the member pays. */
+    gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_WALLET_FIRST, 0);
+    gt_run_in_group(&gt, "m", "g1", 1);
+    assert_int_equal(gt_balance(&gt, "m"), 100 - cost);
+    assert_int_equal(lt_balance(&gt.lt, "pool:console:g1").posted, 1000 - cost);
+    /* Pool first, but the pool reached its daily cap: the member pays. */
+    gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_POOL_FIRST, cost);
+    gt_run_in_group(&gt, "m", "g1", 2);
+    assert_int_equal(gt_balance(&gt, "m"), 100 - 2 * cost);
+    assert_int_equal(lt_balance(&gt.lt, "pool:console:g1").posted, 1000 - cost);
+    /* A group whose pool was never funded: the member pays. */
+    gt_run_in_group(&gt, "m", "g2", 3);
+    assert_int_equal(gt_balance(&gt, "m"), 100 - 3 * cost);
+    /* Wallet first with an empty wallet: the pool covers it. */
+    gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_WALLET_FIRST, 0);
+    assert_int_equal(lt_plain(&gt.lt, "drain", "console:m", LEDGER_SYSTEM_GRANTS, 100 - 3 * cost,
+                              LEDGER_KIND_REVERSAL, &res), 0);
+    gt_run_in_group(&gt, "m", "g1", 4);
+    assert_int_equal(lt_balance(&gt.lt, "pool:console:g1").posted, 1000 - 2 * cost);
+    assert_int_equal(gt_balance(&gt, "m"), 0);
+    assert_int_equal(lt_verify(gt.lt.path, NULL), 0);
+    gt_done(&gt);
+}
+
+static void pref_saved(int rc, void *data)
+{
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+static size_t gt_members(struct gt *gt)
+{
+    struct generate_stats st;
+    generate_stats_get(gt->g, &st);
+    return st.members;
+}
+
+/* What the engine holds for a member or a group leaves memory once they
+ * are idle for a day, unless one of their jobs is still alive; the model
+ * of choice comes back from the state table, the conversation is gone. */
+static void test_idle_members_pruned(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct invocation inv;
+    struct reply_capture cap;
+    gt_inv(&inv, &cap, "u1", "g1");
+    int saved = 0;
+    assert_int_equal(generate_preference_set(gt.g, &inv, "h2", pref_saved, &saved), 0);
+    gt_wait(&gt, &saved, 1);
+    reply_capture_close(&cap);
+    gt_run_in_group(&gt, "u1", "g1", 0);
+    /* u1's counters, g1's counters, u1's conversation in g1, u1's model. */
+    assert_int_equal(gt_members(&gt), 4);
+    gt_inv(&inv, &cap, "u1", "g1");
+    assert_string_equal(generate_preference_cached(gt.g, &inv), "h2");
+    reply_capture_close(&cap);
+
+    /* u3's job is still running when the day has passed. */
+    struct reply_capture c3;
+    gt_submit(&gt, &c3, "u3", PROVIDER_TEXT, "h", "slow");
+    struct provider_call *slow = held_wait_call(&gt, 1);
+    assert_int_equal(gt_members(&gt), 5);
+
+    gt.wall += 25 * 3600000LL;
+    struct reply_capture c2;
+    gt_submit(&gt, &c2, "u2", PROVIDER_TEXT, "h", "hello");
+    gt_inv(&inv, &cap, "u1", "g1");
+    assert_string_equal(generate_preference_cached(gt.g, &inv), "");
+    reply_capture_close(&cap);
+    held_finish(slow, 0, "late", 1, 1);
+    gt_wait(&gt, &c3.finished, 1);
+    assert_has(&c3, "late");
+    held_finish(held_wait_call(&gt, 2), 0, "hi", 1, 1);
+    gt_wait(&gt, &c2.finished, 1);
+    reply_capture_close(&c2);
+    reply_capture_close(&c3);
+    /* u1 and g1 are gone; u3 (kept by its job) and u2 remain, each with
+     * counters and a conversation. */
+    assert_int_equal(gt_members(&gt), 4);
+
+    /* u1 again: the model of choice reloads, the conversation starts anew. */
+    gt_inv(&inv, &cap, "u1", "g1");
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "remember me?"};
+    generate_submit(gt.g, &inv, &req);
+    struct provider_call *call = held_wait_call(&gt, 3);
+    assert_string_equal(call->model, "h2");
+    assert_int_equal(call->nmessages, 1);
+    held_finish(call, 0, "no", 1, 1);
+    gt_wait(&gt, &cap.finished, 1);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
+static const struct CMUnitTest quota_tests[] = {
+    cmocka_unit_test(test_limits_refuse_and_reset),
+    cmocka_unit_test(test_group_daily_limit),
+    cmocka_unit_test(test_not_enough_credits),
+    cmocka_unit_test(test_pool_policy_chooses_payer),
+    cmocka_unit_test(test_idle_members_pruned),
+};
+
+TEST_GROUP_DEFINE(generate_quota, quota_tests, gt_group_setup, lt_group_teardown)
