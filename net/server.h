@@ -1,6 +1,16 @@
-/* The daemon's HTTP server: a libwebsockets vhost on the daemon's libuv
- * loop (the same loop as everything else), serving routes registered by
- * method and exact path.
+/* The daemon's HTTP server: HTTP/1.1 on uv_tcp handles of the daemon's
+ * libuv loop (the same loop as everything else), serving routes registered
+ * by method and exact path.
+ *
+ * Hostile input is bounded: a request's head (request line and headers) is
+ * at most 8 KiB (431 beyond), a body at most max_body (413); a malformed
+ * request line or header, two different Content-Length values, or a
+ * Transfer-Encoding is refused (400, 501) and the connection closed after
+ * the answer. Each connection holds one request at a time: it stops reading
+ * while the request is handled, and parses a pipelined next one only after
+ * the answer is written. A request must arrive whole within 30 s; at most
+ * 512 connections are open and 100 requests served on one. The process
+ * should ignore SIGPIPE (the daemon does).
  *
  * A route's handler gets a request: method, path, query, the headers the
  * route asked for, and the whole raw body (up to the server's limit; a
@@ -14,9 +24,9 @@
  * dropped. A request must be answered exactly once, also while the server
  * is closing (the answer is then dropped).
  *
- * Shutting down, as with every lws context on the loop: server_close()
- * from inside the loop, then server_free() after uv_run() has returned;
- * uv_loop_close() then returns 0. */
+ * Shutting down: server_close() from inside the loop (it closes the
+ * listener and every connection), then server_free() after uv_run() has
+ * returned; uv_loop_close() then returns 0. */
 #ifndef HB_SERVER_H
 #define HB_SERVER_H
 
@@ -41,11 +51,10 @@ struct server_options {
 typedef void (*server_handler_fn)(struct server_request *req, void *data);
 
 /** Listen on loop (borrowed; it must outlive the server). Returns NULL
- *  when the address cannot be listened on (in use, not local) or no
- *  context could be made (lws without its uv plugin); both logged. If the
- *  port is taken in the instant between the check and the listen, it
+ *  when the address cannot be listened on (in use, not local; logged). If
+ *  the port is taken in the instant between the check and the listen, it
  *  returns a server whose server_port() is -1 (logged): close and free it
- *  as any other, since its context already holds handles on the loop. */
+ *  as any other, since its listener is already a handle on the loop. */
 struct server *server_new(uv_loop_t *loop, const struct server_options *opts);
 
 /** The port listened on (useful with port 0), or -1 when listening failed. */

@@ -6,9 +6,16 @@
 #include "tests/bot/tcall.h"
 #include "tests/test.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct sfx {
     uv_loop_t loop;
@@ -68,6 +75,7 @@ static void sfx_auth(struct server_request *req, void *data)
 static int sfx_setup(void **state)
 {
     struct sfx *fx = calloc(1, sizeof(*fx));
+    signal(SIGPIPE, SIG_IGN); /* as the daemon: a peer gone mid-answer is no signal */
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     uv_timer_init(&fx->loop, &fx->timer);
     fx->timer.data = fx;
@@ -82,6 +90,7 @@ static int sfx_setup(void **state)
     assert_int_equal(server_route_add(fx->srv, "GET", "/later", NULL, sfx_later, fx), 0);
     assert_int_equal(server_route_add(fx->srv, "POST", "/hold", NULL, sfx_hold, fx), 0);
     assert_int_equal(server_route_add(fx->srv, "GET", "/auth", NULL, sfx_auth, fx), 0);
+    assert_int_equal(server_route_add(fx->srv, "POST", "/webhooks/stripe", hdrs, sfx_echo, fx), 0);
     assert_int_equal(http_global_init(), 0);
     assert_int_equal(http_client_new(&fx->loop, NULL, &fx->client), 0);
     *state = fx;
@@ -222,12 +231,229 @@ static void test_server_port_taken(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+
+/* ---- raw HTTP over a loopback socket ----------------------------------------------------
+ * The server runs on this thread's loop, so the client is a non-blocking
+ * socket polled between loop turns. A server stuck inside one loop turn
+ * would hang the suite: a watchdog alarm turns that into a failure. */
+
+static void raw_watchdog(int sig)
+{
+    (void)sig;
+    static const char msg[] = "server test: the event loop hung (watchdog)\n";
+    (void)!write(2, msg, sizeof(msg) - 1);
+    _exit(1);
+}
+
+static void raw_watchdog_arm(unsigned seconds)
+{
+    signal(SIGALRM, raw_watchdog);
+    alarm(seconds);
+}
+
+/* How many complete answers (head and content-length body) buf holds. */
+static size_t raw_answers(const char *buf, size_t len)
+{
+    size_t n = 0;
+    const char *p = buf;
+    const char *end = buf + len;
+    while (p < end) {
+        const char *head_end = strstr(p, "\r\n\r\n");
+        if (head_end == NULL)
+            break;
+        const char *cl = strcasestr(p, "content-length:");
+        size_t body = cl != NULL && cl < head_end ? strtoul(cl + 15, NULL, 10) : 0;
+        if ((size_t)(end - (head_end + 4)) < body)
+            break;
+        n++;
+        p = head_end + 4 + body;
+    }
+    return n;
+}
+
+/* Send data (in one write when the socket takes it) to the server, then
+ * read until want answers are complete, the server closes, or 3 s pass.
+ * Returns the bytes read; *closed says whether the server closed. */
+static size_t raw_exchange(struct sfx *fx, const void *data, size_t len, size_t want, char *out,
+                           size_t cap, bool *closed)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)server_port(fx->srv));
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    assert_true(rc == 0 || errno == EINPROGRESS);
+    uint64_t deadline = test_now_ms() + 3000;
+    size_t sent = 0, got = 0;
+    *closed = false;
+    while (test_now_ms() < deadline) {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        struct pollfd p = {.fd = fd, .events = (short)(POLLIN | (sent < len ? POLLOUT : 0))};
+        if (poll(&p, 1, 1) <= 0)
+            continue;
+        if (sent < len && (p.revents & POLLOUT)) {
+            ssize_t n = send(fd, (const char *)data + sent, len - sent, MSG_NOSIGNAL);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, out + got, cap - got - 1, 0);
+            if (n <= 0) {
+                *closed = true;
+                break;
+            }
+            got += (size_t)n;
+            out[got] = '\0';
+            if (want > 0 && raw_answers(out, got) >= want)
+                break;
+        }
+    }
+    out[got] = '\0';
+    close(fd);
+    return got;
+}
+
+static char *raw_corpus(const char *name, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "tests/corpus/http_server/%s", name);
+    char *data = test_file_read(path, len);
+    assert_non_null(data);
+    return data;
+}
+
+/* Two requests with bodies in one write: both answered, in order, each
+ * with its own body; the loop keeps serving. */
+static void test_server_pipelined_bodies(void **state)
+{
+    struct sfx *fx = *state;
+    raw_watchdog_arm(20);
+    size_t len = 0;
+    char *data = raw_corpus("http-two-pipelined-posts.txt", &len);
+    char out[8192];
+    bool closed = false;
+    raw_exchange(fx, data, len, 2, out, sizeof(out), &closed);
+    free(data);
+    assert_int_equal(raw_answers(out, strlen(out)), 2);
+    const char *expect = "POST /webhooks/stripe q= sig=- len=71 body={\"id\":\"evt_1\","
+                         "\"type\":\"checkout.session.completed\",\"data\":{\"object\":{}}}";
+    const char *first = strstr(out, "\r\n\r\n");
+    assert_memory_equal(out, "HTTP/1.1 200", 12);
+    assert_non_null(first);
+    assert_memory_equal(first + 4, expect, strlen(expect));
+    const char *second = strstr(first, "HTTP/1.1 200");
+    assert_non_null(second);
+    assert_non_null(strstr(second, expect));
+    assert_int_equal(fx->seen, 2);
+    /* The server still serves. */
+    char u[128];
+    struct tcall c;
+    url(fx, u, sizeof(u), "/echo");
+    tcall_do(&fx->loop, fx->client, "POST", u, NULL, "{}", 2, &c);
+    assert_int_equal(c.status, 200);
+    tcall_clear(&c);
+    assert_int_equal(server_pending(fx->srv), 0);
+    alarm(0);
+}
+
+/* LF line ends and an HTTP version we do not speak: the first request is
+ * answered (405, PUT is not served there), the second refused with 505 and
+ * the connection closed; a version that is no version at all is a 400. */
+static void test_server_bad_version(void **state)
+{
+    struct sfx *fx = *state;
+    raw_watchdog_arm(20);
+    size_t len = 0;
+    char *data = raw_corpus("http-pipelined-put-lf-badversion.txt", &len);
+    char out[8192];
+    bool closed = false;
+    raw_exchange(fx, data, len, 0, out, sizeof(out), &closed);
+    free(data);
+    assert_true(closed);
+    assert_memory_equal(out, "HTTP/1.1 405", 12);
+    const char *second = strstr(out + 1, "HTTP/1.1 ");
+    assert_non_null(second);
+    assert_memory_equal(second, "HTTP/1.1 505", 12);
+    assert_int_equal(fx->seen, 0);
+    static const char junk[] = "GET /echo HTTP/one\r\n\r\n";
+    raw_exchange(fx, junk, sizeof(junk) - 1, 0, out, sizeof(out), &closed);
+    assert_true(closed);
+    assert_memory_equal(out, "HTTP/1.1 400", 12);
+    assert_int_equal(fx->seen, 0);
+    alarm(0);
+}
+
+/* Two different Content-Length values: 400 (RFC 9112, 6.3), the handler
+ * never runs, the connection closes. The same value twice is one length. */
+static void test_server_duplicate_content_length(void **state)
+{
+    struct sfx *fx = *state;
+    raw_watchdog_arm(20);
+    static const char two[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                              "Content-Length: 12\r\n\r\n{}POST /echo HTTP/1.1\r\n\r\n";
+    char out[4096];
+    bool closed = false;
+    raw_exchange(fx, two, sizeof(two) - 1, 0, out, sizeof(out), &closed);
+    assert_memory_equal(out, "HTTP/1.1 400", 12);
+    assert_non_null(strcasestr(out, "connection: close"));
+    assert_true(closed);
+    assert_int_equal(fx->seen, 0);
+    static const char list[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 3\r\n\r\n{}";
+    raw_exchange(fx, list, sizeof(list) - 1, 0, out, sizeof(out), &closed);
+    assert_memory_equal(out, "HTTP/1.1 400", 12);
+    assert_int_equal(fx->seen, 0);
+    static const char same[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                               "Content-Length: 2\r\n\r\n{}";
+    raw_exchange(fx, same, sizeof(same) - 1, 1, out, sizeof(out), &closed);
+    assert_memory_equal(out, "HTTP/1.1 200", 12);
+    assert_int_equal(fx->seen, 1);
+    alarm(0);
+}
+
+/* Headers over the limit: 431, not a silent close. */
+static void test_server_oversized_headers(void **state)
+{
+    struct sfx *fx = *state;
+    raw_watchdog_arm(20);
+    size_t big = 20000;
+    char *req = malloc(big + 128);
+    int n = snprintf(req, big + 128, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Filler: ");
+    memset(req + n, 'f', big);
+    memcpy(req + n + big, "\r\n\r\n", 5);
+    char out[4096];
+    bool closed = false;
+    raw_exchange(fx, req, strlen(req), 0, out, sizeof(out), &closed);
+    free(req);
+    if (strncmp(out, "HTTP/1.1 431", 12) != 0)
+        fprintf(stderr, "answer: \"%s\" (closed %d)\n", out, closed);
+    assert_memory_equal(out, "HTTP/1.1 431", 12);
+    assert_true(closed);
+    /* A header the route reads, over its own limit: 431 as well. */
+    char sig[2000];
+    memset(sig, 's', sizeof(sig) - 1);
+    sig[sizeof(sig) - 1] = '\0';
+    char req2[2200];
+    snprintf(req2, sizeof(req2), "GET /echo HTTP/1.1\r\nHost: x\r\nX-Signature: %s\r\n\r\n", sig);
+    raw_exchange(fx, req2, strlen(req2), 1, out, sizeof(out), &closed);
+    assert_memory_equal(out, "HTTP/1.1 431", 12);
+    assert_int_equal(fx->seen, 0);
+    alarm(0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_server_port_taken, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_get_post_headers, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_refusals, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_late_answer, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_close_with_request_held, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_pipelined_bodies, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_bad_version, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_duplicate_content_length, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_oversized_headers, sfx_setup, sfx_teardown),
 };
 
 TEST_GROUP_DEFINE(server, tests, NULL, NULL)
