@@ -32,7 +32,7 @@ struct mirror {
     char treasury[32];
     char *key;
     int64_t tinybars_per_credit;
-    struct mirror_token tokens[MIRROR_TOKENS_MAX];
+    struct deposit_token tokens[MIRROR_TOKENS_MAX];
     size_t ntokens;
     int64_t welcome_bonus;
     uint64_t interval_ms;
@@ -62,7 +62,7 @@ struct mirror {
 static void mirror__book_next(struct mirror *m);
 static void mirror__fetch(struct mirror *m, const char *next);
 
-int mirror_tokens_parse(const char *text, struct mirror_token *out, size_t max)
+int mirror_tokens_parse(const char *text, struct deposit_token *out, size_t max)
 {
     struct text_pair pairs[64];
     int n = text_pairs_parse(text, pairs, max < 64 ? max : 64);

@@ -17,6 +17,8 @@
 #ifndef HB_MIRROR_H
 #define HB_MIRROR_H
 
+#include "core/deposit.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -27,11 +29,6 @@ struct notify_target;
 struct mirror;
 
 #define MIRROR_TOKENS_MAX 8
-
-struct mirror_token {
-    char id[32];             /* "0.0.456858" */
-    int64_t units_per_credit;
-};
 
 struct mirror_options {
     struct http_client *http;  /* borrowed */
@@ -54,7 +51,7 @@ struct mirror_options {
 };
 
 /** Parse "0.0.456:100, 0.0.789:5" into out. Returns the count or HB_EINVAL. */
-int mirror_tokens_parse(const char *text, struct mirror_token *out, size_t max);
+int mirror_tokens_parse(const char *text, struct deposit_token *out, size_t max);
 
 /** Make a poller (options copied). NULL on bad options (logged) or no memory. */
 struct mirror *mirror_new(uv_loop_t *loop, const struct mirror_options *opts);

@@ -46,7 +46,7 @@ struct payments {
     struct ledger **ledger;
     char *key;
     char currency[8];
-    struct payments_package packages[PAYMENTS_PACKAGES_MAX];
+    struct deposit_package packages[PAYMENTS_PACKAGES_MAX];
     size_t npackages;
     int64_t welcome_bonus;
     char *secrets[PAY_PROVIDERS];
@@ -76,7 +76,7 @@ struct pay_job {
 
 /* ---- packages ---------------------------------------------------------------- */
 
-int payments_packages_parse(const char *text, struct payments_package *out, size_t max)
+int payments_packages_parse(const char *text, struct deposit_package *out, size_t max)
 {
     struct text_pair pairs[64];
     int n = text_pairs_parse(text, pairs, max < 64 ? max : 64);

@@ -18,6 +18,8 @@
 #ifndef HB_PAYMENTS_H
 #define HB_PAYMENTS_H
 
+#include "core/deposit.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,11 +29,6 @@ struct notify_target;
 struct payments;
 
 #define PAYMENTS_PACKAGES_MAX 16
-
-struct payments_package {
-    int64_t price;   /* minor units of the currency */
-    int64_t credits; /* credits it buys */
-};
 
 struct payments_options {
     struct ledger **ledger;    /* borrowed pointer to the daemon's ledger (NULL while stopping) */
@@ -51,7 +48,7 @@ struct payments_options {
 
 /** Parse "500:1000, 1000:2200" into out (max entries). Returns the count,
  *  or HB_EINVAL naming nothing (the caller logs the text). */
-int payments_packages_parse(const char *text, struct payments_package *out, size_t max);
+int payments_packages_parse(const char *text, struct deposit_package *out, size_t max);
 
 /** Register the webhook routes on srv. Secrets are copied. Returns NULL
  *  on bad options (no key, bad packages: logged) or no memory. */

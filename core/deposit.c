@@ -1,4 +1,4 @@
-#include "bot/deposit.h"
+#include "core/deposit.h"
 
 #include "core/messages.h"
 #include "core/format.h"
