@@ -6,7 +6,8 @@
  * follows links.next until the last page. Every deposit with a valid memo
  * (core/payref.h) is credited as the transfer "hedera:<transaction id>"
  * (HBAR) or "hedera:<transaction id>:<token id>" (an HTS token), so a
- * page read twice never credits twice. Deposits with an unknown memo, an
+ * page read twice never credits twice; core/deposit.h books it and tells
+ * the member. Deposits with an unknown memo, an
  * unknown token or too little for one credit are recorded in the state
  * table (namespace "hedera.unmatched") for the operator. The cursor (the
  * last consensus timestamp handled) is stored after each page's credits

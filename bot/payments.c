@@ -4,6 +4,7 @@
 #include "adapters/stripe/stripe.h"
 #include "net/server.h"
 #include "base/error.h"
+#include "core/deposit.h"
 #include "core/ledger.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -172,28 +173,6 @@ static void pay__unmatched(struct pay_job *job, const char *why)
 
 /* ---- credits ---------------------------------------------------------------------- */
 
-/* Tell the member in their DM (a balance is never posted where others
- * read it), or the group, for a pool, in the chat /deposit was run in. */
-static void pay__notify(struct pay_job *job, int64_t balance)
-{
-    struct payments *p = job->p;
-    const char *note = notify_payment(p->notify, p->notify_data, job->account, job->channel,
-                                      "card", job->credits, balance);
-    log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
-             " provider=%s note=%s",
-             job->account, job->credits, balance, payments_provider_name(job->provider), note);
-}
-
-static void pay__credit_balance(int rc, const struct ledger_result *r, void *data)
-{
-    struct pay_job *job = data;
-    /* A redelivered webhook finds its credit booked: the member was told
-     * the first time. */
-    if (rc == 0 && strcmp(job->outcome, "credited") == 0)
-        pay__notify(job, r->balance.available);
-    pay__finish(job, 200, job->outcome);
-}
-
 static void pay__credit_linked(int rc, const char *value, void *data)
 {
     struct pay_job *job = data;
@@ -202,26 +181,23 @@ static void pay__credit_linked(int rc, const char *value, void *data)
         pay__fail(job, "link payment", rc);
         return;
     }
-    struct ledger *l = *job->p->ledger;
-    rc = l != NULL ? ledger_balance_get(l, job->account, pay__credit_balance, job) : HB_ECANCELED;
-    if (rc < 0)
-        pay__finish(job, 200, job->outcome); /* credited; only the notice is lost */
+    pay__finish(job, 200, job->outcome);
 }
 
-static void pay__credited(int rc, const struct ledger_result *r, void *data)
+/* Booked (core/deposit.h), and the member told. */
+static void pay__credited(int rc, const struct deposit_result *r, void *data)
 {
     struct pay_job *job = data;
-    (void)r;
-    if (rc < 0 && rc != HB_EEXISTS) {
-        pay__fail(job, "credit", rc);
+    if (rc < 0) {
+        pay__fail(job, r->step, rc);
         return;
     }
-    if (rc == 0) {
+    if (!r->existed) {
         log_info("payment.credited", "provider=%s event=%s account=%s credits=%" PRId64,
                  payments_provider_name(job->provider), job->ev.event_id, job->account,
                  job->credits);
     }
-    job->outcome = rc == 0 ? "credited" : "duplicate";
+    job->outcome = r->existed ? "duplicate" : "credited";
     /* Remember which transfer this payment made, for its refunds. */
     char value[400];
     snprintf(value, sizeof(value), "%s %s %" PRId64 " %" PRId64 " 0", job->transfer_id,
@@ -231,29 +207,6 @@ static void pay__credited(int rc, const struct ledger_result *r, void *data)
                     : HB_ECANCELED;
     if (rc < 0)
         pay__fail(job, "link payment", rc);
-}
-
-static void pay__account_opened(int rc, const struct ledger_result *r, void *data)
-{
-    struct pay_job *job = data;
-    (void)r;
-    if (rc < 0 && rc != HB_EEXISTS) {
-        pay__fail(job, "open account", rc);
-        return;
-    }
-    char ref[200];
-    snprintf(ref, sizeof(ref), "%s %s", payments_provider_name(job->provider),
-             job->ev.payment_id);
-    struct ledger_transfer t = {.id = job->transfer_id,
-                                .debit = LEDGER_SYSTEM_DEPOSITS,
-                                .credit = job->account,
-                                .amount = job->credits,
-                                .kind = LEDGER_KIND_DEPOSIT,
-                                .ref = ref};
-    struct ledger *l = *job->p->ledger;
-    rc = l != NULL ? ledger_transfer_create(l, &t, pay__credited, job) : HB_ECANCELED;
-    if (rc < 0)
-        pay__fail(job, "credit", rc);
 }
 
 static void pay__credit(struct pay_job *job)
@@ -279,11 +232,20 @@ static void pay__credit(struct pay_job *job)
         pay__unmatched(job, "no_package");
         return;
     }
-    bool pool = strncmp(job->account, "pool:", 5) == 0;
-    struct ledger *l = *p->ledger;
-    rc = l != NULL ? ledger_account_open(l, job->account, LEDGER_ACCOUNT_NO_OVERDRAFT,
-                                         pool ? 0 : p->welcome_bonus, pay__account_opened, job)
-                   : HB_ECANCELED;
+    char ref[200];
+    snprintf(ref, sizeof(ref), "%s %s", payments_provider_name(job->provider),
+             job->ev.payment_id);
+    struct deposit_credit c = {.id = job->transfer_id,
+                               .account = job->account,
+                               .channel = job->channel,
+                               .credits = job->credits,
+                               .welcome_bonus = p->welcome_bonus,
+                               .ref = ref,
+                               .method = payments_provider_name(job->provider),
+                               .via = "card",
+                               .notify = p->notify,
+                               .notify_data = p->notify_data};
+    rc = deposit_credit(*p->ledger, &c, pay__credited, job);
     if (rc < 0)
         pay__fail(job, "open account", rc);
 }
@@ -301,21 +263,21 @@ static void pay__reverse_linked(int rc, const char *value, void *data)
     pay__finish(job, 200, job->outcome);
 }
 
-static void pay__reversed(int rc, const struct ledger_result *r, void *data)
+static void pay__reversed(int rc, const struct deposit_result *r, void *data)
 {
     struct pay_job *job = data;
-    if (rc < 0 && rc != HB_EEXISTS) {
-        pay__fail(job, "reverse", rc);
+    if (rc < 0) {
+        pay__fail(job, r->step, rc);
         return;
     }
     bool chargeback = job->ev.action == PAYMENT_CHARGEBACK;
-    if (rc == 0) {
+    if (!r->existed) {
         log_info("payment.reversed", "provider=%s event=%s account=%s credits=%" PRId64
                  " debt=%" PRId64 " kind=%s",
                  payments_provider_name(job->provider), job->ev.event_id, job->account,
                  job->credits, r->debt, chargeback ? "chargeback" : "refund");
     }
-    job->outcome = rc == 0 ? "reversed" : "duplicate";
+    job->outcome = r->existed ? "duplicate" : "reversed";
     char value[400];
     snprintf(value, sizeof(value), "%s %s %" PRId64 " %" PRId64 " %" PRId64, job->original,
              job->account, job->paid_credits, job->paid_amount, job->reversed + job->credits);
@@ -368,12 +330,12 @@ static void pay__link_read(int rc, const char *value, void *data)
     char ref[200];
     snprintf(ref, sizeof(ref), "%s %.60s %.120s", payments_provider_name(job->provider),
              job->ev.type, job->ev.payment_id);
-    uint32_t kind =
-        job->ev.action == PAYMENT_CHARGEBACK ? LEDGER_KIND_CHARGEBACK : LEDGER_KIND_REFUND;
-    struct ledger *l = *job->p->ledger;
-    rc = l != NULL ? ledger_transfer_reverse(l, job->transfer_id, job->original, delta, kind, ref,
-                                             pay__reversed, job)
-                   : HB_ECANCELED;
+    struct deposit_reversal rev = {.id = job->transfer_id,
+                                   .original = job->original,
+                                   .credits = delta,
+                                   .chargeback = job->ev.action == PAYMENT_CHARGEBACK,
+                                   .ref = ref};
+    rc = deposit_reverse(*job->p->ledger, &rev, pay__reversed, job);
     if (rc < 0)
         pay__fail(job, "reverse", rc);
 }

@@ -9,7 +9,8 @@
  * body; a signed body that is not an event is 400.
  *
  * Credits: the checkout carries a reference (core/payref.h) naming the
- * wallet or pool; the amount paid picks the package (price -> credits). A
+ * wallet or pool; the amount paid picks the package (price -> credits);
+ * the credit is booked, and the member told, by core/deposit.h. A
  * payment whose reference or amount matches nothing is recorded in the
  * state table (namespace "payments.unmatched") for the operator, never
  * dropped. Refunds and chargebacks reverse the credit in proportion to the
