@@ -141,7 +141,7 @@ struct deposit_op {
     char channel[COMMAND_ID_MAX]; /* "" when unknown */
     char ref[STORE_REF_SIZE];
     char method[32];
-    char via[32];                 /* "" when the caller answers itself */
+    char via[32]; /* "" when the caller answers itself */
 };
 
 static int deposit__copy(char *dst, size_t cap, const char *src, bool required)
@@ -181,8 +181,8 @@ static void deposit__notify(struct deposit_op *op)
     const char *note = notify_payment(op->notify, op->notify_data, op->account, op->channel,
                                       op->via, op->credits, op->res.balance);
     log_info("payment.notify",
-             "account=%s credits=%" PRId64 " balance=%" PRId64 " provider=%s note=%s",
-             op->account, op->credits, op->res.balance, op->method, note);
+             "account=%s credits=%" PRId64 " balance=%" PRId64 " provider=%s note=%s", op->account,
+             op->credits, op->res.balance, op->method, note);
 }
 
 static void deposit__balance(int rc, const struct ledger_result *r, void *data)
@@ -233,8 +233,7 @@ static void deposit__opened(int rc, const struct ledger_result *r, void *data)
         deposit__finish(op, rc, "credit");
 }
 
-int deposit_credit(struct ledger *ledger, const struct deposit_credit *c, deposit_cb cb,
-                   void *data)
+int deposit_credit(struct ledger *ledger, const struct deposit_credit *c, deposit_cb cb, void *data)
 {
     if (c == NULL || cb == NULL || c->credits <= 0)
         return HB_EINVAL;

@@ -147,8 +147,8 @@ int webhook_sig_verify(const struct webhook_sig_scheme *s, const char *header, c
     return 0;
 }
 
-int webhook_sig_make(const struct webhook_sig_scheme *s, char *out, size_t cap,
-                     const char *secret, const void *body, size_t len, int64_t t)
+int webhook_sig_make(const struct webhook_sig_scheme *s, char *out, size_t cap, const char *secret,
+                     const void *body, size_t len, int64_t t)
 {
     char stamp[24];
     snprintf(stamp, sizeof(stamp), "%lld", (long long)t);

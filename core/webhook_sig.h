@@ -37,7 +37,7 @@ int webhook_sig_verify(const struct webhook_sig_scheme *s, const char *header, c
 /** Make the header for body at time t, with one signature (tests, and the
  *  scheme's documentation). Returns 0, HB_EINVAL when cap is too small, or
  *  HB_ENOMEM / HB_EIO. */
-int webhook_sig_make(const struct webhook_sig_scheme *s, char *out, size_t cap,
-                     const char *secret, const void *body, size_t len, int64_t t);
+int webhook_sig_make(const struct webhook_sig_scheme *s, char *out, size_t cap, const char *secret,
+                     const void *body, size_t len, int64_t t);
 
 #endif

@@ -75,7 +75,8 @@ static void test_deposit_id_make(void **state)
 {
     (void)state;
     char id[DEPOSIT_ID_MAX + 1];
-    assert_int_equal(deposit_id_make(id, sizeof(id), "hedera", "0.0.5-1700000000-000000001", NULL), 0);
+    assert_int_equal(deposit_id_make(id, sizeof(id), "hedera", "0.0.5-1700000000-000000001", NULL),
+                     0);
     assert_string_equal(id, "hedera:0.0.5-1700000000-000000001");
     assert_int_equal(deposit_id_make(id, sizeof(id), "hedera", "0.0.5-1-2", "0.0.777"), 0);
     assert_string_equal(id, "hedera:0.0.5-1-2:0.0.777");
@@ -242,26 +243,32 @@ static void test_refund_reverses_once_into_debt(void **state)
     (void)state;
     struct lt t;
     lt_init(&t, true, false);
-    struct deposit_credit c = {.id = "stripe:evt_1", .account = "discord:8", .credits = 1000,
-                               .ref = "stripe pi_1"};
+    struct deposit_credit c = {
+        .id = "stripe:evt_1", .account = "discord:8", .credits = 1000, .ref = "stripe pi_1"};
     struct got g = book(&t, &c);
     assert_int_equal(g.rc, 0);
     /* 700 of it spent. */
     struct lt_res res = {0};
     assert_int_equal(lt_plain(&t, "spend-1", "discord:8", LEDGER_SYSTEM_REVENUE, 700,
-                              LEDGER_KIND_GENERATION, &res), 0);
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
     assert_int_equal(res.rc, 0);
     /* Part refunded: covered by what is left. */
-    struct deposit_reversal r = {.id = "stripe:evt_2", .original = "stripe:evt_1",
-                                 .credits = 200, .ref = "stripe charge.refunded pi_1"};
+    struct deposit_reversal r = {.id = "stripe:evt_2",
+                                 .original = "stripe:evt_1",
+                                 .credits = 200,
+                                 .ref = "stripe charge.refunded pi_1"};
     g = reverse(&t, &r);
     assert_int_equal(g.rc, 0);
     assert_false(g.existed);
     assert_int_equal(g.debt, 0);
     assert_int_equal(lt_balance(&t, "discord:8").posted, 100);
     /* A dispute takes the rest: what was spent becomes debt. */
-    r = (struct deposit_reversal){.id = "stripe:evt_3", .original = "stripe:evt_1",
-                                  .credits = 800, .chargeback = true, .ref = "stripe dispute"};
+    r = (struct deposit_reversal){.id = "stripe:evt_3",
+                                  .original = "stripe:evt_1",
+                                  .credits = 800,
+                                  .chargeback = true,
+                                  .ref = "stripe dispute"};
     g = reverse(&t, &r);
     assert_int_equal(g.rc, 0);
     assert_false(g.existed);
@@ -279,8 +286,10 @@ static void test_refund_reverses_once_into_debt(void **state)
     assert_int_equal(lt_balance(&t, "discord:8").posted, 0);
     assert_int_equal(lt_balance(&t, "debt:discord:8").posted, -700);
     /* More than was credited is never reversed. */
-    r = (struct deposit_reversal){.id = "stripe:evt_4", .original = "stripe:evt_1",
-                                  .credits = 1, .ref = "stripe charge.refunded pi_1"};
+    r = (struct deposit_reversal){.id = "stripe:evt_4",
+                                  .original = "stripe:evt_1",
+                                  .credits = 1,
+                                  .ref = "stripe charge.refunded pi_1"};
     g = reverse(&t, &r);
     assert_true(g.rc < 0);
     assert_string_equal(g.step, "reverse");

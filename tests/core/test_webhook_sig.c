@@ -15,8 +15,7 @@
 #define NOW 1700000000
 #define BODY "{\"id\":\"evt_table\",\"amount\":500}"
 
-static const struct webhook_sig_scheme *const schemes[] = {&stripe_sig_scheme,
-                                                           &paddle_sig_scheme};
+static const struct webhook_sig_scheme *const schemes[] = {&stripe_sig_scheme, &paddle_sig_scheme};
 
 static int verify(const struct webhook_sig_scheme *s, const char *header, const char *secret,
                   int64_t now)
@@ -114,16 +113,17 @@ static void test_malformed_header(void **state)
         const char *sig = strstr(good, s->sig_key) + strlen(s->sig_key);
         char bad[8][400];
         snprintf(bad[0], sizeof(bad[0]), "%s", "");
-        snprintf(bad[1], sizeof(bad[1]), "%s%s", s->sig_key, sig);            /* no timestamp */
+        snprintf(bad[1], sizeof(bad[1]), "%s%s", s->sig_key, sig);                /* no timestamp */
         snprintf(bad[2], sizeof(bad[2]), "%s%lld", s->stamp_key, (long long)NOW); /* no signature */
         snprintf(bad[3], sizeof(bad[3]), "%s%c%s%s", s->stamp_key, s->field_sep, s->sig_key, sig);
-        snprintf(bad[4], sizeof(bad[4]), "%s17x%c%s%s", s->stamp_key, s->field_sep, s->sig_key, sig);
+        snprintf(bad[4], sizeof(bad[4]), "%s17x%c%s%s", s->stamp_key, s->field_sep, s->sig_key,
+                 sig);
         snprintf(bad[5], sizeof(bad[5]), "%s1%c%s2%c%s%s", s->stamp_key, s->field_sep, s->stamp_key,
-                 s->field_sep, s->sig_key, sig);                               /* two timestamps */
+                 s->field_sep, s->sig_key, sig); /* two timestamps */
         snprintf(bad[6], sizeof(bad[6]), "%s1234567890123%c%s%s", s->stamp_key, s->field_sep,
-                 s->sig_key, sig);                                            /* too long */
+                 s->sig_key, sig); /* too long */
         snprintf(bad[7], sizeof(bad[7]), "%s%lld%cv0=%s", s->stamp_key, (long long)NOW,
-                 s->field_sep, sig);                                          /* no known version */
+                 s->field_sep, sig); /* no known version */
         for (size_t k = 0; k < TEST_ARRAY_SIZE(bad); k++)
             assert_int_equal(verify(s, bad[k], SECRET, NOW), HB_EINVAL);
         assert_int_equal(verify(s, NULL, SECRET, NOW), HB_EINVAL);
