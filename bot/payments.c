@@ -41,7 +41,10 @@ static const struct pay_provider pay_providers[PAY_PROVIDERS] = {
     [PAY_PADDLE] = {"/webhooks/paddle", &paddle_sig_scheme, paddle_event_parse},
 };
 
-#define payments_provider_name(provider) (pay_providers[provider].scheme->name)
+static const char *payments_provider_name(enum payments_provider provider)
+{
+    return pay_providers[provider].scheme->name;
+}
 
 struct payments {
     struct ledger **ledger;
