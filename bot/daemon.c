@@ -5,7 +5,7 @@
 #include "bot/config.h"
 #include "bot/config_watch.h"
 #include "bot/generation.h"
-#include "bot/deposit.h"
+#include "core/deposit.h"
 #include "net/http.h"
 #include "bot/mirror.h"
 #include "bot/payments.h"
@@ -256,8 +256,8 @@ static void daemon__host_reload(void *host, struct reply *r)
 /* The configured payment methods, as /deposit describes them. */
 struct daemon_methods {
     struct deposit_methods m;
-    struct payments_package packages[PAYMENTS_PACKAGES_MAX];
-    struct mirror_token tokens[MIRROR_TOKENS_MAX];
+    struct deposit_package packages[PAYMENTS_PACKAGES_MAX];
+    struct deposit_token tokens[MIRROR_TOKENS_MAX];
 };
 
 static void daemon__methods(const struct config *cfg, struct daemon_methods *dm)

@@ -3,6 +3,7 @@
 #include "adapters/hedera/hedera.h"
 #include "net/http.h"
 #include "base/error.h"
+#include "core/deposit.h"
 #include "core/ledger.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -32,7 +33,7 @@ struct mirror {
     char treasury[32];
     char *key;
     int64_t tinybars_per_credit;
-    struct mirror_token tokens[MIRROR_TOKENS_MAX];
+    struct deposit_token tokens[MIRROR_TOKENS_MAX];
     size_t ntokens;
     int64_t welcome_bonus;
     uint64_t interval_ms;
@@ -62,7 +63,7 @@ struct mirror {
 static void mirror__book_next(struct mirror *m);
 static void mirror__fetch(struct mirror *m, const char *next);
 
-int mirror_tokens_parse(const char *text, struct mirror_token *out, size_t max)
+int mirror_tokens_parse(const char *text, struct deposit_token *out, size_t max)
 {
     struct text_pair pairs[64];
     int n = text_pairs_parse(text, pairs, max < 64 ? max : 64);
@@ -256,67 +257,20 @@ static void mirror__unmatched(struct mirror *m, const struct hedera_deposit *d, 
     m->busy = true;
 }
 
-/* Tell the member in their DM (a balance is never posted where others
- * read it), or the group, for a pool, in the chat /deposit was run in.
- * balance < 0: unknown. */
-static void mirror__notify(struct mirror *m, int64_t balance)
-{
-    const char *note = notify_payment(m->notify, m->notify_data, m->account, m->channel,
-                                      "Hedera", m->credits, balance);
-    log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
-             " provider=hedera note=%s",
-             m->account, m->credits, balance, note);
-}
-
-static void mirror__credit_balance(int rc, const struct ledger_result *r, void *data)
+/* Booked (core/deposit.h), and the member told; the next deposit waits
+ * for every step of this one. */
+static void mirror__credited(int rc, const struct deposit_result *r, void *data)
 {
     struct mirror *m = data;
-    mirror__notify(m, rc == 0 ? r->balance.available : -1);
-    mirror__step_done(m, 0, "credit");
-}
-
-static void mirror__credited(int rc, const struct ledger_result *r, void *data)
-{
-    struct mirror *m = data;
-    (void)r;
-    if (rc == 0) {
+    if (rc == 0 && !r->existed) {
         const struct hedera_deposit *d = &m->page.items[m->at];
         m->stats.credited++;
         metrics_counter_add(metrics_std()->deposits, (const char *[]){"hedera", "credited"}, 1);
         log_info("hedera.credited", "tx=%s account=%s credits=%" PRId64 " amount=%" PRId64
                  " token=%s",
                  d->tx_id, m->account, m->credits, d->amount, d->token[0] != '\0' ? d->token : "hbar");
-        /* The new balance goes in the notice; the next deposit waits for
-         * it, as it waits for every step of this one. */
-        struct ledger *l = *m->ledger;
-        if (l != NULL && ledger_balance_get(l, m->account, mirror__credit_balance, m) == 0)
-            return;
-        mirror__notify(m, -1);
     }
-    mirror__step_done(m, rc == HB_EEXISTS ? 0 : rc, "credit");
-}
-
-static void mirror__opened(int rc, const struct ledger_result *r, void *data)
-{
-    struct mirror *m = data;
-    (void)r;
-    if (rc < 0 && rc != HB_EEXISTS) {
-        mirror__step_done(m, rc, "open account");
-        return;
-    }
-    const struct hedera_deposit *d = &m->page.items[m->at];
-    char ref[160];
-    snprintf(ref, sizeof(ref), "hedera %s", d->tx_id);
-    struct ledger_transfer t = {.id = m->transfer_id,
-                                .debit = LEDGER_SYSTEM_DEPOSITS,
-                                .credit = m->account,
-                                .amount = m->credits,
-                                .kind = LEDGER_KIND_DEPOSIT,
-                                .ref = ref};
-    rc = *m->ledger != NULL ? ledger_transfer_create(*m->ledger, &t, mirror__credited, m)
-                            : HB_ECANCELED;
-    if (rc < 0)
-        mirror__step_done(m, rc, "credit");
+    mirror__step_done(m, rc, rc < 0 ? r->step : "credit");
 }
 
 static void mirror__book_next(struct mirror *m)
@@ -349,17 +303,24 @@ static void mirror__book_next(struct mirror *m)
         mirror__unmatched(m, d, "below_one_credit");
         return;
     }
-    int n = snprintf(m->transfer_id, sizeof(m->transfer_id), "hedera:%s%s%s", d->tx_id,
-                     d->token[0] != '\0' ? ":" : "", d->token);
-    if (n < 0 || (size_t)n >= sizeof(m->transfer_id)) {
+    if (deposit_id_make(m->transfer_id, sizeof(m->transfer_id), "hedera", d->tx_id, d->token) <
+        0) {
         mirror__unmatched(m, d, "id_too_long");
         return;
     }
-    bool pool = strncmp(m->account, "pool:", 5) == 0;
-    rc = *m->ledger != NULL
-             ? ledger_account_open(*m->ledger, m->account, LEDGER_ACCOUNT_NO_OVERDRAFT,
-                                   pool ? 0 : m->welcome_bonus, mirror__opened, m)
-             : HB_ECANCELED;
+    char ref[160];
+    snprintf(ref, sizeof(ref), "hedera %s", d->tx_id);
+    struct deposit_credit c = {.id = m->transfer_id,
+                               .account = m->account,
+                               .channel = m->channel,
+                               .credits = m->credits,
+                               .welcome_bonus = m->welcome_bonus,
+                               .ref = ref,
+                               .method = "hedera",
+                               .via = "Hedera",
+                               .notify = m->notify,
+                               .notify_data = m->notify_data};
+    rc = deposit_credit(*m->ledger, &c, mirror__credited, m);
     if (rc < 0) {
         mirror__poll_done(m, rc);
         return;

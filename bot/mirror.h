@@ -6,7 +6,8 @@
  * follows links.next until the last page. Every deposit with a valid memo
  * (core/payref.h) is credited as the transfer "hedera:<transaction id>"
  * (HBAR) or "hedera:<transaction id>:<token id>" (an HTS token), so a
- * page read twice never credits twice. Deposits with an unknown memo, an
+ * page read twice never credits twice; core/deposit.h books it and tells
+ * the member. Deposits with an unknown memo, an
  * unknown token or too little for one credit are recorded in the state
  * table (namespace "hedera.unmatched") for the operator. The cursor (the
  * last consensus timestamp handled) is stored after each page's credits
@@ -16,6 +17,8 @@
  * logged and asked again at the next interval; the cursor stays. */
 #ifndef HB_MIRROR_H
 #define HB_MIRROR_H
+
+#include "core/deposit.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,11 +30,6 @@ struct notify_target;
 struct mirror;
 
 #define MIRROR_TOKENS_MAX 8
-
-struct mirror_token {
-    char id[32];             /* "0.0.456858" */
-    int64_t units_per_credit;
-};
 
 struct mirror_options {
     struct http_client *http;  /* borrowed */
@@ -54,7 +52,7 @@ struct mirror_options {
 };
 
 /** Parse "0.0.456:100, 0.0.789:5" into out. Returns the count or HB_EINVAL. */
-int mirror_tokens_parse(const char *text, struct mirror_token *out, size_t max);
+int mirror_tokens_parse(const char *text, struct deposit_token *out, size_t max);
 
 /** Make a poller (options copied). NULL on bad options (logged) or no memory. */
 struct mirror *mirror_new(uv_loop_t *loop, const struct mirror_options *opts);

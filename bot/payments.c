@@ -4,6 +4,7 @@
 #include "adapters/stripe/stripe.h"
 #include "net/server.h"
 #include "base/error.h"
+#include "core/deposit.h"
 #include "core/ledger.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -12,6 +13,7 @@
 #include "core/payment.h"
 #include "core/payref.h"
 #include "core/state.h"
+#include "core/webhook_sig.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -25,19 +27,34 @@
 #define PAYMENTS_NS "payments"                   /* provider:payment -> the credit */
 #define PAYMENTS_NS_UNMATCHED "payments.unmatched" /* for the operator */
 
-enum payments_provider { PAY_STRIPE = 0, PAY_PADDLE = 1 };
+enum payments_provider { PAY_STRIPE = 0, PAY_PADDLE = 1, PAY_PROVIDERS = 2 };
 
-static const char *const payments_provider_names[] = {"stripe", "paddle"};
+/* A card provider: its route, its signature scheme, its event reader. */
+struct pay_provider {
+    const char *route;
+    const struct webhook_sig_scheme *scheme; /* the header, its name, its default tolerance */
+    int (*parse)(const char *body, size_t len, struct payment_event *out);
+};
+
+static const struct pay_provider pay_providers[PAY_PROVIDERS] = {
+    [PAY_STRIPE] = {"/webhooks/stripe", &stripe_sig_scheme, stripe_event_parse},
+    [PAY_PADDLE] = {"/webhooks/paddle", &paddle_sig_scheme, paddle_event_parse},
+};
+
+static const char *payments_provider_name(enum payments_provider provider)
+{
+    return pay_providers[provider].scheme->name;
+}
 
 struct payments {
     struct ledger **ledger;
     char *key;
     char currency[8];
-    struct payments_package packages[PAYMENTS_PACKAGES_MAX];
+    struct deposit_package packages[PAYMENTS_PACKAGES_MAX];
     size_t npackages;
     int64_t welcome_bonus;
-    char *secrets[2];
-    int64_t tolerance[2];
+    char *secrets[PAY_PROVIDERS];
+    int64_t tolerance[PAY_PROVIDERS];
     size_t pending;
     int (*notify)(void *data, const struct notify_target *to, const char *text); /* may be NULL */
     void *notify_data;
@@ -63,7 +80,7 @@ struct pay_job {
 
 /* ---- packages ---------------------------------------------------------------- */
 
-int payments_packages_parse(const char *text, struct payments_package *out, size_t max)
+int payments_packages_parse(const char *text, struct deposit_package *out, size_t max)
 {
     struct text_pair pairs[64];
     int n = text_pairs_parse(text, pairs, max < 64 ? max : 64);
@@ -86,7 +103,7 @@ int payments_packages_parse(const char *text, struct payments_package *out, size
 
 static void pay__count(enum payments_provider provider, const char *outcome)
 {
-    const char *labels[] = {payments_provider_names[provider], outcome};
+    const char *labels[] = {payments_provider_name(provider), outcome};
     metrics_counter_add(metrics_std()->webhooks, labels, 1);
 }
 
@@ -111,7 +128,7 @@ static void pay__finish(struct pay_job *job, int status, const char *outcome)
 static void pay__fail(struct pay_job *job, const char *step, int rc)
 {
     log_error("payment.failed", "provider=%s event=%s step=%s error=%s note=%s",
-              payments_provider_names[job->provider], job->ev.event_id, step, hb_strerror(rc),
+              payments_provider_name(job->provider), job->ev.event_id, step, hb_strerror(rc),
               "answered 500; the provider retries");
     pay__finish(job, 500, "error");
 }
@@ -141,12 +158,12 @@ static void pay__unmatched(struct pay_job *job, const char *why)
 {
     char key[200];
     char value[512];
-    snprintf(key, sizeof(key), "%s:%s", payments_provider_names[job->provider], job->ev.event_id);
+    snprintf(key, sizeof(key), "%s:%s", payments_provider_name(job->provider), job->ev.event_id);
     snprintf(value, sizeof(value),
              "type=%s payment=%s amount=%" PRId64 " currency=%s reason=%s", job->ev.type,
              job->ev.payment_id, job->ev.amount, job->ev.currency, why);
     log_warn("payment.unmatched", "provider=%s event=%s payment=%s amount=%" PRId64 " reason=%s",
-             payments_provider_names[job->provider], job->ev.event_id, job->ev.payment_id,
+             payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id,
              job->ev.amount, why);
     job->outcome = "unmatched";
     struct store *st = pay__store(job);
@@ -159,28 +176,6 @@ static void pay__unmatched(struct pay_job *job, const char *why)
 
 /* ---- credits ---------------------------------------------------------------------- */
 
-/* Tell the member in their DM (a balance is never posted where others
- * read it), or the group, for a pool, in the chat /deposit was run in. */
-static void pay__notify(struct pay_job *job, int64_t balance)
-{
-    struct payments *p = job->p;
-    const char *note = notify_payment(p->notify, p->notify_data, job->account, job->channel,
-                                      "card", job->credits, balance);
-    log_info("payment.notify", "account=%s credits=%" PRId64 " balance=%" PRId64
-             " provider=%s note=%s",
-             job->account, job->credits, balance, payments_provider_names[job->provider], note);
-}
-
-static void pay__credit_balance(int rc, const struct ledger_result *r, void *data)
-{
-    struct pay_job *job = data;
-    /* A redelivered webhook finds its credit booked: the member was told
-     * the first time. */
-    if (rc == 0 && strcmp(job->outcome, "credited") == 0)
-        pay__notify(job, r->balance.available);
-    pay__finish(job, 200, job->outcome);
-}
-
 static void pay__credit_linked(int rc, const char *value, void *data)
 {
     struct pay_job *job = data;
@@ -189,26 +184,23 @@ static void pay__credit_linked(int rc, const char *value, void *data)
         pay__fail(job, "link payment", rc);
         return;
     }
-    struct ledger *l = *job->p->ledger;
-    rc = l != NULL ? ledger_balance_get(l, job->account, pay__credit_balance, job) : HB_ECANCELED;
-    if (rc < 0)
-        pay__finish(job, 200, job->outcome); /* credited; only the notice is lost */
+    pay__finish(job, 200, job->outcome);
 }
 
-static void pay__credited(int rc, const struct ledger_result *r, void *data)
+/* Booked (core/deposit.h), and the member told. */
+static void pay__credited(int rc, const struct deposit_result *r, void *data)
 {
     struct pay_job *job = data;
-    (void)r;
-    if (rc < 0 && rc != HB_EEXISTS) {
-        pay__fail(job, "credit", rc);
+    if (rc < 0) {
+        pay__fail(job, r->step, rc);
         return;
     }
-    if (rc == 0) {
+    if (!r->existed) {
         log_info("payment.credited", "provider=%s event=%s account=%s credits=%" PRId64,
-                 payments_provider_names[job->provider], job->ev.event_id, job->account,
+                 payments_provider_name(job->provider), job->ev.event_id, job->account,
                  job->credits);
     }
-    job->outcome = rc == 0 ? "credited" : "duplicate";
+    job->outcome = r->existed ? "duplicate" : "credited";
     /* Remember which transfer this payment made, for its refunds. */
     char value[400];
     snprintf(value, sizeof(value), "%s %s %" PRId64 " %" PRId64 " 0", job->transfer_id,
@@ -218,29 +210,6 @@ static void pay__credited(int rc, const struct ledger_result *r, void *data)
                     : HB_ECANCELED;
     if (rc < 0)
         pay__fail(job, "link payment", rc);
-}
-
-static void pay__account_opened(int rc, const struct ledger_result *r, void *data)
-{
-    struct pay_job *job = data;
-    (void)r;
-    if (rc < 0 && rc != HB_EEXISTS) {
-        pay__fail(job, "open account", rc);
-        return;
-    }
-    char ref[200];
-    snprintf(ref, sizeof(ref), "%s %s", payments_provider_names[job->provider],
-             job->ev.payment_id);
-    struct ledger_transfer t = {.id = job->transfer_id,
-                                .debit = LEDGER_SYSTEM_DEPOSITS,
-                                .credit = job->account,
-                                .amount = job->credits,
-                                .kind = LEDGER_KIND_DEPOSIT,
-                                .ref = ref};
-    struct ledger *l = *job->p->ledger;
-    rc = l != NULL ? ledger_transfer_create(l, &t, pay__credited, job) : HB_ECANCELED;
-    if (rc < 0)
-        pay__fail(job, "credit", rc);
 }
 
 static void pay__credit(struct pay_job *job)
@@ -266,11 +235,20 @@ static void pay__credit(struct pay_job *job)
         pay__unmatched(job, "no_package");
         return;
     }
-    bool pool = strncmp(job->account, "pool:", 5) == 0;
-    struct ledger *l = *p->ledger;
-    rc = l != NULL ? ledger_account_open(l, job->account, LEDGER_ACCOUNT_NO_OVERDRAFT,
-                                         pool ? 0 : p->welcome_bonus, pay__account_opened, job)
-                   : HB_ECANCELED;
+    char ref[200];
+    snprintf(ref, sizeof(ref), "%s %s", payments_provider_name(job->provider),
+             job->ev.payment_id);
+    struct deposit_credit c = {.id = job->transfer_id,
+                               .account = job->account,
+                               .channel = job->channel,
+                               .credits = job->credits,
+                               .welcome_bonus = p->welcome_bonus,
+                               .ref = ref,
+                               .method = payments_provider_name(job->provider),
+                               .via = "card",
+                               .notify = p->notify,
+                               .notify_data = p->notify_data};
+    rc = deposit_credit(*p->ledger, &c, pay__credited, job);
     if (rc < 0)
         pay__fail(job, "open account", rc);
 }
@@ -288,21 +266,21 @@ static void pay__reverse_linked(int rc, const char *value, void *data)
     pay__finish(job, 200, job->outcome);
 }
 
-static void pay__reversed(int rc, const struct ledger_result *r, void *data)
+static void pay__reversed(int rc, const struct deposit_result *r, void *data)
 {
     struct pay_job *job = data;
-    if (rc < 0 && rc != HB_EEXISTS) {
-        pay__fail(job, "reverse", rc);
+    if (rc < 0) {
+        pay__fail(job, r->step, rc);
         return;
     }
     bool chargeback = job->ev.action == PAYMENT_CHARGEBACK;
-    if (rc == 0) {
+    if (!r->existed) {
         log_info("payment.reversed", "provider=%s event=%s account=%s credits=%" PRId64
                  " debt=%" PRId64 " kind=%s",
-                 payments_provider_names[job->provider], job->ev.event_id, job->account,
+                 payments_provider_name(job->provider), job->ev.event_id, job->account,
                  job->credits, r->debt, chargeback ? "chargeback" : "refund");
     }
-    job->outcome = rc == 0 ? "reversed" : "duplicate";
+    job->outcome = r->existed ? "duplicate" : "reversed";
     char value[400];
     snprintf(value, sizeof(value), "%s %s %" PRId64 " %" PRId64 " %" PRId64, job->original,
              job->account, job->paid_credits, job->paid_amount, job->reversed + job->credits);
@@ -353,14 +331,14 @@ static void pay__link_read(int rc, const char *value, void *data)
     }
     job->credits = delta;
     char ref[200];
-    snprintf(ref, sizeof(ref), "%s %.60s %.120s", payments_provider_names[job->provider],
+    snprintf(ref, sizeof(ref), "%s %.60s %.120s", payments_provider_name(job->provider),
              job->ev.type, job->ev.payment_id);
-    uint32_t kind =
-        job->ev.action == PAYMENT_CHARGEBACK ? LEDGER_KIND_CHARGEBACK : LEDGER_KIND_REFUND;
-    struct ledger *l = *job->p->ledger;
-    rc = l != NULL ? ledger_transfer_reverse(l, job->transfer_id, job->original, delta, kind, ref,
-                                             pay__reversed, job)
-                   : HB_ECANCELED;
+    struct deposit_reversal rev = {.id = job->transfer_id,
+                                   .original = job->original,
+                                   .credits = delta,
+                                   .chargeback = job->ev.action == PAYMENT_CHARGEBACK,
+                                   .ref = ref};
+    rc = deposit_reverse(*job->p->ledger, &rev, pay__reversed, job);
     if (rc < 0)
         pay__fail(job, "reverse", rc);
 }
@@ -373,7 +351,7 @@ static void pay__seen(int rc, const struct ledger_result *r, void *data)
     struct pay_job *job = data;
     (void)r;
     if (rc == 0) {
-        log_info("payment.duplicate", "provider=%s event=%s", payments_provider_names[job->provider],
+        log_info("payment.duplicate", "provider=%s event=%s", payments_provider_name(job->provider),
                  job->ev.event_id);
         pay__finish(job, 200, "duplicate");
         return;
@@ -394,18 +372,16 @@ static void pay__seen(int rc, const struct ledger_result *r, void *data)
 }
 
 static void pay__webhook(struct payments *p, struct server_request *req,
-                         enum payments_provider provider, const char *header_name)
+                         enum payments_provider provider)
 {
-    const char *name = payments_provider_names[provider];
+    const struct pay_provider *pv = &pay_providers[provider];
+    const char *name = payments_provider_name(provider);
     size_t len = 0;
     const char *body = server_request_body(req, &len);
-    const char *sig = server_request_header(req, header_name);
+    const char *sig = server_request_header(req, pv->scheme->header);
     int64_t now = (int64_t)time(NULL);
-    int rc = provider == PAY_STRIPE
-                 ? stripe_signature_verify(sig, p->secrets[provider], body, len, now,
-                                           p->tolerance[provider])
-                 : paddle_signature_verify(sig, p->secrets[provider], body, len, now,
-                                           p->tolerance[provider]);
+    int rc = webhook_sig_verify(pv->scheme, sig, p->secrets[provider], body, len, now,
+                                p->tolerance[provider]);
     if (rc < 0) {
         /* Never the body: it may hold personal data, and it is not trusted. */
         log_warn("webhook.refused", "provider=%s reason=%s bytes=%zu", name,
@@ -425,8 +401,7 @@ static void pay__webhook(struct payments *p, struct server_request *req,
     job->p = p;
     job->req = req;
     job->provider = provider;
-    rc = provider == PAY_STRIPE ? stripe_event_parse(body, len, &job->ev)
-                                : paddle_event_parse(body, len, &job->ev);
+    rc = pv->parse(body, len, &job->ev);
     if (rc < 0) {
         log_warn("webhook.malformed", "provider=%s bytes=%zu", name, len);
         free(job);
@@ -460,12 +435,28 @@ static void pay__webhook(struct payments *p, struct server_request *req,
 
 static void pay__stripe(struct server_request *req, void *data)
 {
-    pay__webhook(data, req, PAY_STRIPE, "Stripe-Signature");
+    pay__webhook(data, req, PAY_STRIPE);
 }
 
 static void pay__paddle(struct server_request *req, void *data)
 {
-    pay__webhook(data, req, PAY_PADDLE, "Paddle-Signature");
+    pay__webhook(data, req, PAY_PADDLE);
+}
+
+/* Serve one provider's route when it has a secret. */
+static int pay__route_add(struct payments *p, struct server *srv, enum payments_provider provider,
+                          const char *secret, int64_t tolerance, server_handler_fn handler)
+{
+    const struct pay_provider *pv = &pay_providers[provider];
+    if (secret == NULL)
+        return 0;
+    p->secrets[provider] = strdup(secret);
+    p->tolerance[provider] = tolerance > 0 ? tolerance : pv->scheme->tolerance_default;
+    const char *headers[] = {pv->scheme->header, NULL};
+    if (p->secrets[provider] == NULL ||
+        server_route_add(srv, "POST", pv->route, headers, handler, p) < 0)
+        return HB_ENOMEM;
+    return 0;
 }
 
 /* ---- life ------------------------------------------------------------------------------ */
@@ -494,22 +485,11 @@ struct payments *payments_new(struct server *srv, const struct payments_options 
     p->key = strdup(opts->reference_key);
     if (p->key == NULL)
         goto fail;
-    static const char *const stripe_headers[] = {"Stripe-Signature", NULL};
-    static const char *const paddle_headers[] = {"Paddle-Signature", NULL};
-    if (opts->stripe_secret != NULL) {
-        p->secrets[PAY_STRIPE] = strdup(opts->stripe_secret);
-        p->tolerance[PAY_STRIPE] = opts->stripe_tolerance > 0 ? opts->stripe_tolerance : 300;
-        if (p->secrets[PAY_STRIPE] == NULL ||
-            server_route_add(srv, "POST", "/webhooks/stripe", stripe_headers, pay__stripe, p) < 0)
-            goto fail;
-    }
-    if (opts->paddle_secret != NULL) {
-        p->secrets[PAY_PADDLE] = strdup(opts->paddle_secret);
-        p->tolerance[PAY_PADDLE] = opts->paddle_tolerance > 0 ? opts->paddle_tolerance : 300;
-        if (p->secrets[PAY_PADDLE] == NULL ||
-            server_route_add(srv, "POST", "/webhooks/paddle", paddle_headers, pay__paddle, p) < 0)
-            goto fail;
-    }
+    if (pay__route_add(p, srv, PAY_STRIPE, opts->stripe_secret, opts->stripe_tolerance,
+                       pay__stripe) < 0 ||
+        pay__route_add(p, srv, PAY_PADDLE, opts->paddle_secret, opts->paddle_tolerance,
+                       pay__paddle) < 0)
+        goto fail;
     return p;
 fail:
     payments_free(p);
@@ -536,7 +516,7 @@ void payments_free(struct payments *p)
     if (p->pending > 0)
         log_error("payments.free", "pending=%zu", p->pending);
     pay__secret_free(p->key);
-    pay__secret_free(p->secrets[0]);
-    pay__secret_free(p->secrets[1]);
+    for (size_t i = 0; i < PAY_PROVIDERS; i++)
+        pay__secret_free(p->secrets[i]);
     free(p);
 }

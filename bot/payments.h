@@ -9,7 +9,8 @@
  * body; a signed body that is not an event is 400.
  *
  * Credits: the checkout carries a reference (core/payref.h) naming the
- * wallet or pool; the amount paid picks the package (price -> credits). A
+ * wallet or pool; the amount paid picks the package (price -> credits);
+ * the credit is booked, and the member told, by core/deposit.h. A
  * payment whose reference or amount matches nothing is recorded in the
  * state table (namespace "payments.unmatched") for the operator, never
  * dropped. Refunds and chargebacks reverse the credit in proportion to the
@@ -17,6 +18,8 @@
  * the ledger. */
 #ifndef HB_PAYMENTS_H
 #define HB_PAYMENTS_H
+
+#include "core/deposit.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,11 +30,6 @@ struct notify_target;
 struct payments;
 
 #define PAYMENTS_PACKAGES_MAX 16
-
-struct payments_package {
-    int64_t price;   /* minor units of the currency */
-    int64_t credits; /* credits it buys */
-};
 
 struct payments_options {
     struct ledger **ledger;    /* borrowed pointer to the daemon's ledger (NULL while stopping) */
@@ -51,7 +49,7 @@ struct payments_options {
 
 /** Parse "500:1000, 1000:2200" into out (max entries). Returns the count,
  *  or HB_EINVAL naming nothing (the caller logs the text). */
-int payments_packages_parse(const char *text, struct payments_package *out, size_t max);
+int payments_packages_parse(const char *text, struct deposit_package *out, size_t max);
 
 /** Register the webhook routes on srv. Secrets are copied. Returns NULL
  *  on bad options (no key, bad packages: logged) or no memory. */

@@ -1,14 +1,13 @@
 /* A payment provider's event, reduced to what the ledger needs. Filled in
  * by the provider adapters (adapters/stripe, adapters/paddle) from a
- * verified webhook body; the daemon books it (bot/payments.c). */
+ * verified webhook body (core/webhook_sig.h); the daemon books it
+ * (bot/payments.c). */
 #ifndef HB_PAYMENT_H
 #define HB_PAYMENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define PAYMENT_HMAC_HEX 64 /* hex digits of an HMAC-SHA256 */
 
 enum payment_action {
     PAYMENT_IGNORE = 0,     /* an event the bot does not act on */
@@ -28,18 +27,5 @@ struct payment_event {
     int amount_cumulative; /* REFUND: amount is the total refunded so far */
     char currency[8];     /* ISO code, lower case */
 };
-
-/** Lower-case hex HMAC-SHA256 under secret over "<stamp><sep><body>", the
- *  shape both Stripe and Paddle sign. out holds PAYMENT_HMAC_HEX + 1 bytes.
- *  Returns 0 or HB_EIO. */
-int payment_hmac_hex(char out[PAYMENT_HMAC_HEX + 1], const char *secret, const char *stamp,
-                     char sep, const void *body, size_t len);
-
-/** Compare a computed signature with a given one (n bytes, any case) in
- *  time independent of where they differ. */
-bool payment_sig_equal(const char computed[PAYMENT_HMAC_HEX + 1], const char *given, size_t n);
-
-/** Parse a timestamp of decimal seconds (n bytes). Returns 0 or HB_EINVAL. */
-int payment_stamp_parse(const char *s, size_t n, int64_t *out);
 
 #endif

@@ -8,66 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+const struct webhook_sig_scheme paddle_sig_scheme = {.name = "paddle",
+                                                   .header = "Paddle-Signature",
+                                                   .field_sep = ';',
+                                                   .stamp_key = "ts=",
+                                                   .sig_key = "h1=",
+                                                   .signed_sep = ':',
+                                                   .tolerance_default = 300};
+
 int paddle_signature_verify(const char *header, const char *secret, const void *body, size_t len,
                             int64_t now, int64_t tolerance)
 {
-    if (header == NULL || secret == NULL || secret[0] == '\0')
-        return HB_EINVAL;
-    int64_t ts = -1;
-    const char *stamp = NULL;
-    size_t stamp_len = 0;
-    for (const char *p = header; *p != '\0';) {
-        const char *end = strchr(p, ';');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-        if (n > 3 && strncmp(p, "ts=", 3) == 0) {
-            if (stamp != NULL || payment_stamp_parse(p + 3, n - 3, &ts) < 0)
-                return HB_EINVAL;
-            stamp = p + 3;
-            stamp_len = n - 3;
-        }
-        p += n + (end != NULL ? 1 : 0);
-    }
-    if (stamp == NULL)
-        return HB_EINVAL;
-    char tsbuf[16];
-    memcpy(tsbuf, stamp, stamp_len);
-    tsbuf[stamp_len] = '\0';
-    char expected[PAYMENT_HMAC_HEX + 1];
-    int rc = payment_hmac_hex(expected, secret, tsbuf, ':', body, len);
-    if (rc < 0)
-        return rc;
-    bool match = false;
-    bool any = false;
-    for (const char *p = header; *p != '\0';) {
-        const char *end = strchr(p, ';');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-        if (n > 3 && strncmp(p, "h1=", 3) == 0) {
-            any = true;
-            if (payment_sig_equal(expected, p + 3, n - 3))
-                match = true;
-        }
-        p += n + (end != NULL ? 1 : 0);
-    }
-    if (!any)
-        return HB_EINVAL;
-    if (!match)
-        return HB_EPERM;
-    if (ts < now - tolerance || ts > now + tolerance)
-        return HB_ETIMEOUT;
-    return 0;
+    return webhook_sig_verify(&paddle_sig_scheme, header, secret, body, len, now, tolerance);
 }
 
 int paddle_signature_make(char *out, size_t cap, const char *secret, const void *body, size_t len,
                           int64_t ts)
 {
-    char stamp[24];
-    snprintf(stamp, sizeof(stamp), "%lld", (long long)ts);
-    char sig[PAYMENT_HMAC_HEX + 1];
-    int rc = payment_hmac_hex(sig, secret, stamp, ':', body, len);
-    if (rc < 0)
-        return rc;
-    int n = snprintf(out, cap, "ts=%s;h1=%s", stamp, sig);
-    return n > 0 && (size_t)n < cap ? 0 : HB_EINVAL;
+    return webhook_sig_make(&paddle_sig_scheme, out, cap, secret, body, len, ts);
 }
 
 static const char *paddle__str(const cJSON *obj, const char *name)

@@ -1,18 +1,23 @@
-/* Paddle Billing webhooks: the Paddle-Signature check and the events the
+/* Paddle Billing webhooks: the Paddle-Signature scheme and the events the
  * bot acts on. Pure functions; bot/payments.c serves the route.
  *
  * Paddle-Signature is "ts=<unix seconds>;h1=<hex>[;h1=<hex>...]"; each h1
  * is HMAC-SHA256 under the notification destination's secret over
- * "<ts>:<raw body>". */
+ * "<ts>:<raw body>". The check itself is core/webhook_sig.h's, driven by
+ * paddle_sig_scheme. */
 #ifndef HB_PADDLE_H
 #define HB_PADDLE_H
 
 #include "core/payment.h"
+#include "core/webhook_sig.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/** As stripe_signature_verify, for Paddle's header. */
+/** The Paddle-Signature row of the signature schemes. */
+extern const struct webhook_sig_scheme paddle_sig_scheme;
+
+/** As stripe_signature_verify, for Paddle's header (paddle_sig_scheme). */
 int paddle_signature_verify(const char *header, const char *secret, const void *body, size_t len,
                             int64_t now, int64_t tolerance);
 

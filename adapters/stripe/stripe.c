@@ -7,68 +7,24 @@
 #include <stdio.h>
 #include <string.h>
 
+const struct webhook_sig_scheme stripe_sig_scheme = {.name = "stripe",
+                                                   .header = "Stripe-Signature",
+                                                   .field_sep = ',',
+                                                   .stamp_key = "t=",
+                                                   .sig_key = "v1=",
+                                                   .signed_sep = '.',
+                                                   .tolerance_default = 300};
+
 int stripe_signature_verify(const char *header, const char *secret, const void *body,
                             size_t len, int64_t now, int64_t tolerance)
 {
-    if (header == NULL || secret == NULL || secret[0] == '\0')
-        return HB_EINVAL;
-    /* First the timestamp, wherever it stands in the list. */
-    int64_t t = -1;
-    const char *stamp = NULL;
-    size_t stamp_len = 0;
-    for (const char *p = header; *p != '\0';) {
-        const char *end = strchr(p, ',');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-        if (n > 2 && p[0] == 't' && p[1] == '=') {
-            if (stamp != NULL || payment_stamp_parse(p + 2, n - 2, &t) < 0)
-                return HB_EINVAL;
-            stamp = p + 2;
-            stamp_len = n - 2;
-        }
-        p += n + (end != NULL ? 1 : 0);
-    }
-    if (stamp == NULL)
-        return HB_EINVAL;
-    char ts[16];
-    memcpy(ts, stamp, stamp_len);
-    ts[stamp_len] = '\0';
-    char expected[PAYMENT_HMAC_HEX + 1];
-    int rc = payment_hmac_hex(expected, secret, ts, '.', body, len);
-    if (rc < 0)
-        return rc;
-    /* Every v1 is compared, so the time taken does not say which matched. */
-    bool match = false;
-    bool any_v1 = false;
-    for (const char *p = header; *p != '\0';) {
-        const char *end = strchr(p, ',');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-        if (n > 3 && strncmp(p, "v1=", 3) == 0) {
-            any_v1 = true;
-            if (payment_sig_equal(expected, p + 3, n - 3))
-                match = true;
-        }
-        p += n + (end != NULL ? 1 : 0);
-    }
-    if (!any_v1)
-        return HB_EINVAL;
-    if (!match)
-        return HB_EPERM;
-    if (t < now - tolerance || t > now + tolerance)
-        return HB_ETIMEOUT;
-    return 0;
+    return webhook_sig_verify(&stripe_sig_scheme, header, secret, body, len, now, tolerance);
 }
 
 int stripe_signature_make(char *out, size_t cap, const char *secret, const void *body, size_t len,
                           int64_t t)
 {
-    char ts[24];
-    snprintf(ts, sizeof(ts), "%lld", (long long)t);
-    char sig[PAYMENT_HMAC_HEX + 1];
-    int rc = payment_hmac_hex(sig, secret, ts, '.', body, len);
-    if (rc < 0)
-        return rc;
-    int n = snprintf(out, cap, "t=%s,v1=%s", ts, sig);
-    return n > 0 && (size_t)n < cap ? 0 : HB_EINVAL;
+    return webhook_sig_make(&stripe_sig_scheme, out, cap, secret, body, len, t);
 }
 
 static const char *stripe__str(const cJSON *obj, const char *name)

@@ -1,18 +1,24 @@
-/* Stripe webhooks: the Stripe-Signature check and the events the bot acts
+/* Stripe webhooks: the Stripe-Signature scheme and the events the bot acts
  * on. Pure functions; bot/payments.c serves the route.
  *
  * Stripe-Signature is "t=<unix seconds>,v1=<hex>[,v1=<hex>...][,v0=...]".
  * Each v1 is HMAC-SHA256 under the endpoint's secret over "<t>.<raw body>";
- * any one matching is enough (Stripe sends several while a secret rolls). */
+ * any one matching is enough (Stripe sends several while a secret rolls).
+ * The check itself is core/webhook_sig.h's, driven by stripe_sig_scheme. */
 #ifndef HB_STRIPE_H
 #define HB_STRIPE_H
 
 #include "core/payment.h"
+#include "core/webhook_sig.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/** Verify the header against the raw body. now and tolerance are seconds;
+/** The Stripe-Signature row of the signature schemes. */
+extern const struct webhook_sig_scheme stripe_sig_scheme;
+
+/** Verify the header against the raw body (webhook_sig_verify with
+ *  stripe_sig_scheme). now and tolerance are seconds;
  *  a timestamp older than tolerance (or as far in the future) is refused.
  *  Returns 0, HB_EPERM (no v1 matches), HB_ETIMEOUT (stale) or HB_EINVAL
  *  (missing or malformed header). Compares in constant time. */

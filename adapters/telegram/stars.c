@@ -11,6 +11,7 @@
 
 #include "core/messages.h"
 #include "core/core.h"
+#include "core/deposit.h"
 #include "base/error.h"
 #include "core/ledger.h"
 #include "base/log.h"
@@ -29,7 +30,6 @@ struct tg_pay {
     char id[STORE_ID_SIZE];
     char charge[128];
     int64_t stars, credits, payer;
-    bool existed;
     int64_t debt;
 };
 
@@ -156,31 +156,10 @@ void tg_stars_precheckout(struct tg *tg, const cJSON *q)
     cJSON_Delete(body);
 }
 
-static void pay__balance(int rc, const struct ledger_result *res, void *data)
+/* Booked (core/deposit.h): answer the payer with the new balance. */
+static void pay__credited(int rc, const struct deposit_result *res, void *data)
 {
     struct tg_pay *p = data;
-    if (p->r != NULL) {
-        if (rc == 0)
-            reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED,
-                       p->existed ? MSG_TG_STARS_ALREADY : MSG_TG_STARS_THANKS,
-                       (long long)p->credits, (long long)p->stars,
-                       strncmp(p->account, "pool:", 5) == 0 ? MSG_TG_STARS_FOR_POOL
-                                                            : MSG_TG_STARS_FOR_WALLET,
-                       (long long)res->balance.available);
-        else
-            reply_text(&p->r->reply, false, MSG_TG_STARS_ADDED, (long long)p->credits);
-    }
-    pay__free(p);
-}
-
-static void pay__credited(int rc, const struct ledger_result *res, void *data)
-{
-    struct tg_pay *p = data;
-    (void)res;
-    if (rc == HB_EEXISTS) {
-        p->existed = true;
-        rc = 0;
-    }
     if (rc < 0) {
         log_error("telegram.payment_not_credited", "charge=%s account=%s error=%s", p->charge,
                   p->account, hb_strerror(rc));
@@ -190,30 +169,19 @@ static void pay__credited(int rc, const struct ledger_result *res, void *data)
         return;
     }
     log_info("telegram.payment_credited", "charge=%s account=%s credits=%" PRId64 " replay=%d",
-             p->charge, p->account, p->credits, p->existed ? 1 : 0);
-    struct ledger *l = pay__ledger(p->tg);
-    if (l == NULL || ledger_balance_get(l, p->account, pay__balance, p) < 0)
-        pay__balance(HB_ECANCELED, NULL, p);
-}
-
-static void pay__opened(int rc, const struct ledger_result *res, void *data)
-{
-    struct tg_pay *p = data;
-    (void)res;
-    struct ledger *l = pay__ledger(p->tg);
-    if (rc == HB_EEXISTS || rc == HB_ECONFLICT)
-        rc = 0; /* it exists; the transfer below says whether it may be credited */
-    char ref[STORE_REF_SIZE];
-    snprintf(ref, sizeof(ref), "telegram stars=%" PRId64 " payer=%" PRId64 " charge=%s", p->stars,
-             p->payer, p->charge);
-    struct ledger_transfer t = {.id = p->id,
-                                .debit = LEDGER_SYSTEM_DEPOSITS,
-                                .credit = p->account,
-                                .amount = p->credits,
-                                .kind = LEDGER_KIND_DEPOSIT,
-                                .ref = ref};
-    if (rc < 0 || l == NULL || ledger_transfer_create(l, &t, pay__credited, p) < 0)
-        pay__credited(rc < 0 ? rc : HB_ECANCELED, NULL, p);
+             p->charge, p->account, p->credits, res->existed ? 1 : 0);
+    if (p->r != NULL) {
+        if (res->balance >= 0)
+            reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED,
+                       res->existed ? MSG_TG_STARS_ALREADY : MSG_TG_STARS_THANKS,
+                       (long long)p->credits, (long long)p->stars,
+                       strncmp(p->account, "pool:", 5) == 0 ? MSG_TG_STARS_FOR_POOL
+                                                            : MSG_TG_STARS_FOR_WALLET,
+                       (long long)res->balance);
+        else
+            reply_text(&p->r->reply, false, MSG_TG_STARS_ADDED, (long long)p->credits);
+    }
+    pay__free(p);
 }
 
 void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t user_id,
@@ -248,11 +216,19 @@ void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t u
         rc = ledger_pool_name(p->account, sizeof(p->account), "telegram", who);
     else
         rc = ledger_wallet_name(p->account, sizeof(p->account), "telegram", who);
-    struct ledger *l = pay__ledger(tg);
-    int64_t bonus = group == 0 && tg->core != NULL ? tg->core->welcome_bonus : 0;
-    if (rc < 0 || l == NULL ||
-        ledger_account_open(l, p->account, LEDGER_ACCOUNT_NO_OVERDRAFT, bonus, pay__opened, p) < 0)
-        pay__credited(rc < 0 ? rc : HB_ECANCELED, NULL, p);
+    char ref[STORE_REF_SIZE];
+    snprintf(ref, sizeof(ref), "telegram stars=%" PRId64 " payer=%" PRId64 " charge=%s", p->stars,
+             p->payer, p->charge);
+    struct deposit_credit c = {.id = p->id,
+                               .account = p->account,
+                               .credits = p->credits,
+                               .welcome_bonus = tg->core != NULL ? tg->core->welcome_bonus : 0,
+                               .ref = ref,
+                               .method = "telegram"};
+    if (rc == 0)
+        rc = deposit_credit(pay__ledger(tg), &c, pay__credited, p);
+    if (rc < 0)
+        pay__credited(rc, &(struct deposit_result){.balance = -1, .step = "open account"}, p);
 }
 
 /* ---- refunds -------------------------------------------------------- */

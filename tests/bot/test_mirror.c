@@ -303,7 +303,7 @@ static void test_mirror_malformed_and_down(void **state)
 static void test_mirror_parse_and_tokens(void **state)
 {
     (void)state;
-    struct mirror_token t[4];
+    struct deposit_token t[4];
     assert_int_equal(mirror_tokens_parse("0.0.777:100, 0.0.8:5", t, 4), 2);
     assert_string_equal(t[1].id, "0.0.8");
     assert_int_equal(t[1].units_per_credit, 5);

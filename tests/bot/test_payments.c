@@ -115,7 +115,7 @@ static void test_references_and_memos(void **state)
     assert_int_equal(payref_memo_check(memo, KEY, strlen(KEY), acc, sizeof(acc)), HB_EPERM);
     assert_int_equal(payref_memo_check("thanks for the coffee", KEY, strlen(KEY), acc, sizeof(acc)), HB_EINVAL);
     /* Packages. */
-    struct payments_package pk[4];
+    struct deposit_package pk[4];
     assert_int_equal(payments_packages_parse("500:1000, 1000:2200", pk, 4), 2);
     assert_int_equal(pk[1].price, 1000);
     assert_int_equal(pk[1].credits, 2200);

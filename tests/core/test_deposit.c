@@ -1,6 +1,6 @@
 /* The /deposit text: every configured method, and the member's own links
  * and memos, which read back to their accounts. */
-#include "bot/deposit.h"
+#include "core/deposit.h"
 #include "core/payref.h"
 #include "tests/test.h"
 
@@ -10,10 +10,10 @@
 
 #define KEY "deposit-key-0123456789"
 
-static struct deposit_methods methods(struct payments_package *pk, struct mirror_token *tk)
+static struct deposit_methods methods(struct deposit_package *pk, struct deposit_token *tk)
 {
-    pk[0] = (struct payments_package){.price = 500, .credits = 1000};
-    pk[1] = (struct payments_package){.price = 1000, .credits = 2200};
+    pk[0] = (struct deposit_package){.price = 500, .credits = 1000};
+    pk[1] = (struct deposit_package){.price = 1000, .credits = 2200};
     snprintf(tk[0].id, sizeof(tk[0].id), "0.0.777");
     tk[0].units_per_credit = 100;
     return (struct deposit_methods){.key = KEY,
@@ -43,8 +43,8 @@ static void after(const char *text, const char *marker, char *out, size_t cap)
 static void test_deposit_text_general(void **state)
 {
     (void)state;
-    struct payments_package pk[2];
-    struct mirror_token tk[1];
+    struct deposit_package pk[2];
+    struct deposit_token tk[1];
     struct deposit_methods m = methods(pk, tk);
     char *text = deposit_text_make(&m, NULL, NULL);
     assert_non_null(text);
@@ -60,8 +60,8 @@ static void test_deposit_text_general(void **state)
 static void test_deposit_text_personal(void **state)
 {
     (void)state;
-    struct payments_package pk[2];
-    struct mirror_token tk[1];
+    struct deposit_package pk[2];
+    struct deposit_token tk[1];
     struct deposit_methods m = methods(pk, tk);
     char *text = deposit_text_make(&m, "discord:42", "pool:discord:9");
     assert_non_null(text);
