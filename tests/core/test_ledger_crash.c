@@ -196,6 +196,14 @@ static void test_crash(void **state)
         close(p[1]);
         char *acks = NULL;
         size_t len = 0;
+        /* The kill falls among transfers, not before the child has opened
+         * its wallet: on a loaded machine 40 ms may pass before the child's
+         * first commit, and a wallet never opened has no balance to check.
+         * The first acknowledgement means the open committed. */
+        uint64_t started = test_now_ms();
+        while (len == 0 && test_now_ms() < started + 10000)
+            crash__read(p[0], &acks, &len, 5);
+        assert_true(len > 0);
         uint64_t until = test_now_ms() + 40 + (uint64_t)(rand() % 260);
         while (test_now_ms() < until)
             crash__read(p[0], &acks, &len, 5);
