@@ -152,6 +152,8 @@ struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_
 void tg_reply_unref(struct tg_reply *r);
 void tg_callback_answer(struct tg *tg, const char *id, const char *text);
 cJSON *tg_markup(const struct reply_button *b, size_t n);
+/** A group became a supergroup: its pool moves to the new chat id. */
+void tg_migrate(struct tg *tg, int64_t from, int64_t to);
 
 /* ---- stars.c ---- */
 void tg_stars_offer(struct tg *tg, struct tg_reply *r, int64_t chat_id, bool group);
@@ -159,7 +161,6 @@ void tg_stars_precheckout(struct tg *tg, const cJSON *q);
 void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t user_id,
                    const cJSON *payment);
 void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id);
-void tg_migrate(struct tg *tg, int64_t from, int64_t to);
 
 /* ---- text.c ---- */
 int64_t tg_json_int(const cJSON *obj, const char *name, int64_t def);

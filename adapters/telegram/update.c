@@ -9,6 +9,8 @@
 
 #include "core/messages.h"
 #include "core/commands.h"
+#include "core/core.h"
+#include "core/pool.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -193,6 +195,42 @@ struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_
     r->refs = 1;
     tg_ref(tg);
     return r;
+}
+
+/* ---- a group became a supergroup ---------------------------------- */
+
+static void tg__pool_migrated(const struct pool_migrate_result *res, void *data)
+{
+    struct tg *tg = data;
+    if (res->credits <= 0) {
+        /* no pool, or nothing in it: nothing to say */
+    } else if (res->rc == 0 || res->rc == HB_EEXISTS) {
+        log_info("telegram.pool_migrated", "from=%s to=%s credits=%" PRId64, res->from, res->to,
+                 res->credits);
+    } else {
+        log_error("telegram.pool_not_migrated", "from=%s to=%s error=%s", res->from, res->to,
+                  hb_strerror(res->rc));
+    }
+    tg_unref(tg);
+}
+
+/* The group's chat id changed: its pool follows (core/pool.h). */
+void tg_migrate(struct tg *tg, int64_t from, int64_t to)
+{
+    if (tg->core == NULL || tg->core->ledger == NULL || from == to)
+        return;
+    char a[32], b[32], id[80];
+    snprintf(a, sizeof(a), "%" PRId64, from);
+    snprintf(b, sizeof(b), "%" PRId64, to);
+    snprintf(id, sizeof(id), "tg:migrate:%s:%s", a, b);
+    struct pool_migration m = {.platform = "telegram",
+                               .from = a,
+                               .to = b,
+                               .id = id,
+                               .ref = "telegram group became a supergroup"};
+    tg_ref(tg);
+    if (pool_migrate(tg->core, &m, tg__pool_migrated, tg) < 0)
+        tg_unref(tg);
 }
 
 /* ---- updates -------------------------------------------------------- */
