@@ -16,6 +16,8 @@
 #define TG_TEXT_MAX 4096    /* message text, UTF-16 code units */
 #define TG_CAPTION_MAX 1024 /* photo caption */
 #define TG_CALLBACK_TEXT_MAX 200
+#define TG_STATE_NS "telegram" /* the state table's namespace: offset, commands_hash */
+#define TG_CALL_TIMEOUT_MS 30000
 
 struct tg;
 struct tg_chat;
@@ -90,6 +92,7 @@ struct tg {
 
     struct tg_call *calls;   /* every call in flight, to cancel on close */
     size_t refs;             /* open + calls + replies + store operations */
+    void (*maybe_free)(struct tg *tg); /* telegram.c: free once closed and unreferenced */
     size_t handles_open;
     void (*close_cb)(void *data);
     void *close_data;
@@ -112,7 +115,7 @@ struct tg_reply {
     bool finished;
 };
 
-/* ---- telegram.c: calls and the adapter ---- */
+/* ---- calls.c ---- */
 void tg_ref(struct tg *tg);
 void tg_unref(struct tg *tg);
 uint64_t tg_jitter(struct tg *tg, uint64_t ms);
@@ -125,7 +128,18 @@ int tg_request_start(struct tg *tg, struct http_request *req, tg_done_fn done, v
 /** POST body (borrowed) as JSON to method; done may be NULL. */
 int tg_call_json(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done,
                  void *data);
-bool tg_is_admin(const struct tg *tg, int64_t user_id);
+/** Cancel one call, or every call in flight (closing). */
+void tg_call_cancel(struct tg_call *c);
+void tg_calls_cancel(struct tg *tg);
+
+/* ---- cmdsync.c ---- */
+/** setMyCommands, unless the list is the one last set. */
+void tg_commands_sync(struct tg *tg);
+
+/* ---- poll.c ---- */
+/** getMe, then the stored offset, then the webhook or the long poll. */
+void tg_poll_start(struct tg *tg);
+/** Store the offset when it moved (the next poll waits for the write). */
 void tg_persist_offset(struct tg *tg);
 
 /* ---- sendq.c ---- */

@@ -235,6 +235,15 @@ void tg_migrate(struct tg *tg, int64_t from, int64_t to)
 
 /* ---- updates -------------------------------------------------------- */
 
+static bool tg_is_admin(const struct tg *tg, int64_t user_id)
+{
+    for (size_t i = 0; i < tg->nadmins; i++) {
+        if (tg->admins[i] == user_id)
+            return true;
+    }
+    return false;
+}
+
 static void tg__inv_init(struct tg *tg, struct invocation *inv, int64_t update_id,
                          const cJSON *from, int64_t chat_id, bool group)
 {
