@@ -111,6 +111,7 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
     tg->adapter.ops = &tg_ops;
     tg->adapter.impl = tg;
     tg->maybe_free = tg__maybe_free;
+    tg->chat_migrated = tg_migrate;
     tg->loop = loop;
     tg->http = http;
     tg->core = core;
