@@ -116,8 +116,8 @@ static void pool__moved(int rc, const struct ledger_result *res, void *data)
 {
     struct pool_move *mv = data;
     (void)res;
-    struct pool_migrate_result r = {.rc = rc, .credits = mv->credits, .from = mv->from,
-                                    .to = mv->to};
+    struct pool_migrate_result r = {
+        .rc = rc, .credits = mv->credits, .from = mv->from, .to = mv->to};
     mv->cb(&r, mv->data);
     free(mv);
 }
@@ -148,13 +148,11 @@ static void pool__move_balance(int rc, const struct ledger_result *res, void *da
         return;
     }
     mv->credits = res->balance.available;
-    if (ledger_account_open(l, mv->to, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, pool__move_opened, mv) <
-        0)
+    if (ledger_account_open(l, mv->to, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, pool__move_opened, mv) < 0)
         pool__moved(HB_ECANCELED, NULL, mv);
 }
 
-int pool_migrate(struct core *core, const struct pool_migration *m, pool_migrate_cb cb,
-                 void *data)
+int pool_migrate(struct core *core, const struct pool_migration *m, pool_migrate_cb cb, void *data)
 {
     if (core->ledger == NULL)
         return HB_ECANCELED;

@@ -47,10 +47,10 @@ struct pool_migration {
 
 /** How a migration ended. Borrowed by the callback for its duration. */
 struct pool_migrate_result {
-    int rc;          /* 0 moved; HB_EEXISTS booked before (nothing moved twice); or the
-                        error of the step that failed */
-    int64_t credits; /* what it moved or tried to move; 0: the old pool was absent or
-                        empty (rc then says why: 0 for empty, the read error otherwise) */
+    int rc;                /* 0 moved; HB_EEXISTS booked before (nothing moved twice); or the
+                              error of the step that failed */
+    int64_t credits;       /* what it moved or tried to move; 0: the old pool was absent or
+                              empty (rc then says why: 0 for empty, the read error otherwise) */
     const char *from, *to; /* the pools' account names */
 };
 
@@ -63,7 +63,6 @@ typedef void (*pool_migrate_cb)(const struct pool_migrate_result *res, void *dat
  *  Returns 0 and later calls cb once, or a negative code at once (HB_EINVAL
  *  for bad names or from == to, HB_ECANCELED without a ledger, HB_ENOMEM)
  *  and never calls cb. */
-int pool_migrate(struct core *core, const struct pool_migration *m, pool_migrate_cb cb,
-                 void *data);
+int pool_migrate(struct core *core, const struct pool_migration *m, pool_migrate_cb cb, void *data);
 
 #endif

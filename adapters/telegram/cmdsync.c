@@ -97,8 +97,8 @@ static void tg__commands_set(struct tg *tg, void *data, const struct tg_result *
                       tg__commands_stored, cs) == 0)
             return;
     } else if (res->rc != HB_ECANCELED) {
-        log_warn("telegram.commands_not_set", "status=%d description=%s error=%s",
-                 res->status, res->description, hb_strerror(res->rc));
+        log_warn("telegram.commands_not_set", "status=%d description=%s error=%s", res->status,
+                 res->description, hb_strerror(res->rc));
     }
     tg__cmdsync_free(cs);
 }

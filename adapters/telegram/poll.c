@@ -96,8 +96,8 @@ static bool tg__poll_failed(struct tg *tg, const struct tg_result *res, const ch
         return true;
     }
     if (res->status != 200 || !res->ok) {
-        log_warn("telegram.poll_error", "method=%s status=%d description=%s retry=backoff",
-                 method, res->status, res->description);
+        log_warn("telegram.poll_error", "method=%s status=%d description=%s retry=backoff", method,
+                 res->status, res->description);
         tg__poll_later(tg, 0);
         return true;
     }
@@ -302,8 +302,7 @@ static void tg__me_done(struct tg *tg, void *data, const struct tg_result *res)
     tg_commands_sync(tg);
     tg_ref(tg);
     if (tg->core == NULL || tg->core->ledger == NULL ||
-        state_get(ledger_store(tg->core->ledger), TG_STATE_NS, "offset", tg__offset_loaded,
-                  tg) < 0)
+        state_get(ledger_store(tg->core->ledger), TG_STATE_NS, "offset", tg__offset_loaded, tg) < 0)
         tg__offset_loaded(HB_ENOTFOUND, NULL, tg);
 }
 
@@ -315,7 +314,6 @@ static void tg__start_identity(struct tg *tg)
     if (rc < 0)
         tg__poll_later(tg, 0);
 }
-
 
 void tg_poll_start(struct tg *tg)
 {
