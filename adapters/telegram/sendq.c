@@ -49,6 +49,22 @@ struct tg_chat {
     uint64_t limited_ms; /* last 429, for the global heuristic */
 };
 
+/* ---- reply handles ---------------------------------------------------- */
+
+/* The queue holds a reference to a reply handle for each of its sends
+ * (reply.c makes the handle and holds one itself until it is finished). */
+void tg_reply_unref(struct tg_reply *r)
+{
+    if (--r->refs > 0)
+        return;
+    struct tg *tg = r->tg;
+    free(r->callback_id);
+    free(r);
+    tg_unref(tg);
+}
+
+/* ---- the queue -------------------------------------------------------- */
+
 static void sq__op_free(struct tg_op *op)
 {
     if (op->reply != NULL)
@@ -299,7 +315,7 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
     } else if (res->rc == 0 && res->migrate_to != 0) {
         log_info("telegram.chat_migrated", "from=%" PRId64 " to=%" PRId64, c->send_to,
                  res->migrate_to);
-        tg_migrate(tg, c->send_to, res->migrate_to);
+        tg->chat_migrated(tg, c->send_to, res->migrate_to);
         c->send_to = res->migrate_to;
         interval = 0; /* try the new chat at once */
     } else if (res->rc == 0 && res->status == 429) {

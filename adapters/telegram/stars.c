@@ -1,4 +1,4 @@
-/* Telegram Stars deposits, refunds, and group migration.
+/* Telegram Stars deposits and refunds.
  *
  * /deposit sends one invoice (currency XTR) per package in bot.conf; the
  * invoice payload names the package and where the credits go:
@@ -26,7 +26,6 @@ struct tg_pay {
     struct tg *tg;
     struct tg_reply *r; /* holds a reference, or NULL */
     char account[STORE_ID_SIZE];
-    char other[STORE_ID_SIZE]; /* migration: the new pool */
     char id[STORE_ID_SIZE];
     char charge[128];
     int64_t stars, credits, payer;
@@ -316,67 +315,4 @@ void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id)
     snprintf(p->id, sizeof(p->id), "tg:stars:%s", p->charge);
     if (ledger_transfer_get(l, p->id, pay__refund_found, p) < 0)
         pay__refund_found(HB_ECANCELED, NULL, p);
-}
-
-/* ---- a group became a supergroup ---------------------------------- */
-
-static void pay__migrated(int rc, const struct ledger_result *res, void *data)
-{
-    struct tg_pay *p = data;
-    (void)res;
-    if (rc == 0 || rc == HB_EEXISTS)
-        log_info("telegram.pool_migrated", "from=%s to=%s credits=%" PRId64, p->account, p->other,
-                 p->credits);
-    else
-        log_error("telegram.pool_not_migrated", "from=%s to=%s error=%s", p->account, p->other,
-                  hb_strerror(rc));
-    pay__free(p);
-}
-
-static void pay__migrate_opened(int rc, const struct ledger_result *res, void *data)
-{
-    struct tg_pay *p = data;
-    (void)res;
-    struct ledger *l = pay__ledger(p->tg);
-    struct ledger_transfer t = {.id = p->id,
-                                .debit = p->account,
-                                .credit = p->other,
-                                .amount = p->credits,
-                                .kind = LEDGER_KIND_TRANSFER,
-                                .ref = "telegram group became a supergroup"};
-    if ((rc < 0 && rc != HB_EEXISTS && rc != HB_ECONFLICT) || l == NULL ||
-        ledger_transfer_create(l, &t, pay__migrated, p) < 0)
-        pay__migrated(rc < 0 ? rc : HB_ECANCELED, NULL, p);
-}
-
-static void pay__migrate_balance(int rc, const struct ledger_result *res, void *data)
-{
-    struct tg_pay *p = data;
-    struct ledger *l = pay__ledger(p->tg);
-    if (rc < 0 || res->balance.available <= 0 || l == NULL) {
-        pay__free(p); /* no pool, or nothing in it */
-        return;
-    }
-    p->credits = res->balance.available;
-    if (ledger_account_open(l, p->other, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, pay__migrate_opened, p) <
-        0)
-        pay__migrated(HB_ECANCELED, NULL, p);
-}
-
-void tg_migrate(struct tg *tg, int64_t from, int64_t to)
-{
-    struct ledger *l = pay__ledger(tg);
-    if (l == NULL || from == to)
-        return;
-    struct tg_pay *p = pay__new(tg, NULL);
-    if (p == NULL)
-        return;
-    char a[32], b[32];
-    snprintf(a, sizeof(a), "%" PRId64, from);
-    snprintf(b, sizeof(b), "%" PRId64, to);
-    snprintf(p->id, sizeof(p->id), "tg:migrate:%s:%s", a, b);
-    if (ledger_pool_name(p->account, sizeof(p->account), "telegram", a) < 0 ||
-        ledger_pool_name(p->other, sizeof(p->other), "telegram", b) < 0 ||
-        ledger_balance_get(l, p->account, pay__migrate_balance, p) < 0)
-        pay__free(p);
 }

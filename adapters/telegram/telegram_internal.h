@@ -1,5 +1,26 @@
-/* What the Telegram adapter's files share: the adapter's state, API calls,
- * the per-chat send queue, reply handles, updates and Stars payments. */
+/* What the Telegram adapter's files share: the adapter's state and each
+ * file's entry points.
+ *
+ * The files depend one way. Lowest first; each calls only files listed
+ * before it here (besides net/, core/ and base/):
+ *
+ *   text.c      pure helpers: setting lists, text cuts, JSON fields
+ *   calls.c     Bot API calls (net/http_pipe.h or one transfer each), the
+ *               adapter's references, jitter
+ *   sendq.c     the paced per-chat send queue; it holds reply handles
+ *   reply.c     reply handles: neutral replies into queued sends
+ *   notify.c    unprompted messages through the queue
+ *   stars.c     Stars: invoices, pre-checkout answers, payments, refunds
+ *   cmdsync.c   setMyCommands when the command list changed
+ *   update.c    an update into an invocation; a group's migration detected
+ *               (the pool moves in core/pool.h)
+ *   poll.c      getMe, the stored offset, setWebhook or the getUpdates loop
+ *   telegram.c  the adapter's life: settings, start, stop, close, its ops
+ *
+ * Two calls go back up, through function pointers that telegram_new()
+ * sets: tg->maybe_free (the last tg_unref frees the adapter: telegram.c)
+ * and tg->chat_migrated (a send answered "the group is now a supergroup":
+ * tg_migrate in update.c). */
 #ifndef HB_TELEGRAM_INTERNAL_H
 #define HB_TELEGRAM_INTERNAL_H
 
@@ -16,6 +37,8 @@
 #define TG_TEXT_MAX 4096    /* message text, UTF-16 code units */
 #define TG_CAPTION_MAX 1024 /* photo caption */
 #define TG_CALLBACK_TEXT_MAX 200
+#define TG_STATE_NS "telegram" /* the state table's namespace: offset, commands_hash */
+#define TG_CALL_TIMEOUT_MS 30000
 
 struct tg;
 struct tg_chat;
@@ -90,6 +113,8 @@ struct tg {
 
     struct tg_call *calls;   /* every call in flight, to cancel on close */
     size_t refs;             /* open + calls + replies + store operations */
+    void (*maybe_free)(struct tg *tg); /* telegram.c: free once closed and unreferenced */
+    void (*chat_migrated)(struct tg *tg, int64_t from, int64_t to); /* update.c: tg_migrate */
     size_t handles_open;
     void (*close_cb)(void *data);
     void *close_data;
@@ -112,7 +137,11 @@ struct tg_reply {
     bool finished;
 };
 
-/* ---- telegram.c: calls and the adapter ---- */
+/* ---- text.c ---- */
+int64_t tg_json_int(const cJSON *obj, const char *name, int64_t def);
+const char *tg_json_str(const cJSON *obj, const char *name);
+
+/* ---- calls.c ---- */
 void tg_ref(struct tg *tg);
 void tg_unref(struct tg *tg);
 uint64_t tg_jitter(struct tg *tg, uint64_t ms);
@@ -125,8 +154,9 @@ int tg_request_start(struct tg *tg, struct http_request *req, tg_done_fn done, v
 /** POST body (borrowed) as JSON to method; done may be NULL. */
 int tg_call_json(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done,
                  void *data);
-bool tg_is_admin(const struct tg *tg, int64_t user_id);
-void tg_persist_offset(struct tg *tg);
+/** Cancel one call, or every call in flight (closing). */
+void tg_call_cancel(struct tg_call *c);
+void tg_calls_cancel(struct tg *tg);
 
 /* ---- sendq.c ---- */
 enum tg_op_kind { TG_OP_JSON = 0, TG_OP_PHOTO = 1 };
@@ -141,17 +171,18 @@ int tg_sendq_photo(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *
 void tg_sendq_drop(struct tg *tg);  /* closing: forget what has not started */
 void tg_sendq_close(struct tg *tg); /* free the chats */
 void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to);
+/** Drop a reference to a reply handle; the last one frees it. */
+void tg_reply_unref(struct tg_reply *r);
+
+/* ---- reply.c ---- */
+/** A reply handle holding one reference (dropped by its finish). */
+struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_t reply_to);
+void tg_callback_answer(struct tg *tg, const char *id, const char *text);
+cJSON *tg_markup(const struct reply_button *b, size_t n);
 
 /* ---- notify.c ---- */
 /** The adapter's notify operation (adapters/adapter.h). */
 int tg_notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
-
-/* ---- update.c ---- */
-int tg_update_handle(struct tg *tg, const cJSON *u);
-struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_t reply_to);
-void tg_reply_unref(struct tg_reply *r);
-void tg_callback_answer(struct tg *tg, const char *id, const char *text);
-cJSON *tg_markup(const struct reply_button *b, size_t n);
 
 /* ---- stars.c ---- */
 void tg_stars_offer(struct tg *tg, struct tg_reply *r, int64_t chat_id, bool group);
@@ -159,10 +190,20 @@ void tg_stars_precheckout(struct tg *tg, const cJSON *q);
 void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t user_id,
                    const cJSON *payment);
 void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id);
+
+/* ---- cmdsync.c ---- */
+/** setMyCommands, unless the list is the one last set. */
+void tg_commands_sync(struct tg *tg);
+
+/* ---- update.c ---- */
+int tg_update_handle(struct tg *tg, const cJSON *u);
+/** A group became a supergroup: its pool moves to the new chat id. */
 void tg_migrate(struct tg *tg, int64_t from, int64_t to);
 
-/* ---- text.c ---- */
-int64_t tg_json_int(const cJSON *obj, const char *name, int64_t def);
-const char *tg_json_str(const cJSON *obj, const char *name);
+/* ---- poll.c ---- */
+/** getMe, then the stored offset, then the webhook or the long poll. */
+void tg_poll_start(struct tg *tg);
+/** Store the offset when it moved (the next poll waits for the write). */
+void tg_persist_offset(struct tg *tg);
 
 #endif

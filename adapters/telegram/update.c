@@ -1,14 +1,13 @@
-/* Updates in, replies out: a Telegram update becomes a neutral invocation
- * with a reply handle, and the neutral replies become sendMessage,
- * editMessageText, sendPhoto and answerCallbackQuery calls.
- *
- * Replies are plain text, without a parse mode: handlers write plain text
- * (names, prompts, model output), and a parse mode would turn an underscore
- * or an asterisk in it into markup or into a rejected message. */
+/* Updates in: a Telegram update becomes a neutral invocation with a reply
+ * handle (reply.c) for the host to dispatch; /deposit, payments and
+ * /admin refund go to stars.c; a group that became a supergroup takes its
+ * pool along (core/pool.h). */
 #include "adapters/telegram/telegram_internal.h"
 
 #include "core/messages.h"
 #include "core/commands.h"
+#include "core/core.h"
+#include "core/pool.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -18,184 +17,52 @@
 #include <string.h>
 #include <strings.h>
 
-#define TG_BUTTONS_PER_ROW 3
+/* ---- a group became a supergroup ---------------------------------- */
 
-/* ---- replies -------------------------------------------------------- */
-
-void tg_reply_unref(struct tg_reply *r)
+static void tg__pool_migrated(const struct pool_migrate_result *res, void *data)
 {
-    if (--r->refs > 0)
-        return;
-    struct tg *tg = r->tg;
-    free(r->callback_id);
-    free(r);
+    struct tg *tg = data;
+    if (res->credits <= 0) {
+        /* no pool, or nothing in it: nothing to say */
+    } else if (res->rc == 0 || res->rc == HB_EEXISTS) {
+        log_info("telegram.pool_migrated", "from=%s to=%s credits=%" PRId64, res->from, res->to,
+                 res->credits);
+    } else {
+        log_error("telegram.pool_not_migrated", "from=%s to=%s error=%s", res->from, res->to,
+                  hb_strerror(res->rc));
+    }
     tg_unref(tg);
 }
 
-static void tg__answered(struct tg *tg, void *data, const struct tg_result *res)
+/* The group's chat id changed: its pool follows (core/pool.h). */
+void tg_migrate(struct tg *tg, int64_t from, int64_t to)
 {
-    (void)tg;
-    (void)data;
-    if (res->rc != HB_ECANCELED && (res->rc != 0 || !res->ok))
-        log_warn("telegram.callback_answer_failed", "status=%d description=%s error=%s",
-                 res->status, res->description, hb_strerror(res->rc));
-}
-
-void tg_callback_answer(struct tg *tg, const char *id, const char *text)
-{
-    cJSON *body = cJSON_CreateObject();
-    if (body == NULL)
+    if (tg->core == NULL || tg->core->ledger == NULL || from == to)
         return;
-    cJSON_AddStringToObject(body, "callback_query_id", id);
-    if (text != NULL)
-        cJSON_AddStringToObject(body, "text", text);
-    int rc = tg_call_json(tg, "answerCallbackQuery", body, tg__answered, NULL);
-    if (rc < 0 && rc != HB_ECANCELED)
-        log_warn("telegram.callback_answer_failed", "error=%s", hb_strerror(rc));
-    cJSON_Delete(body);
-}
-
-cJSON *tg_markup(const struct reply_button *b, size_t n)
-{
-    cJSON *m = cJSON_CreateObject();
-    cJSON *rows = cJSON_AddArrayToObject(m, "inline_keyboard");
-    cJSON *row = NULL;
-    for (size_t i = 0; i < n && rows != NULL; i++) {
-        if (i % TG_BUTTONS_PER_ROW == 0) {
-            row = cJSON_CreateArray();
-            cJSON_AddItemToArray(rows, row);
-        }
-        cJSON *btn = cJSON_CreateObject();
-        cJSON_AddStringToObject(btn, "text", b[i].label != NULL ? b[i].label : "?");
-        cJSON_AddStringToObject(btn, "callback_data", b[i].ref);
-        cJSON_AddItemToArray(row, btn);
-    }
-    return m;
-}
-
-static void tg__reply_to(cJSON *body, int64_t msg)
-{
-    if (msg == 0)
-        return;
-    cJSON *rp = cJSON_AddObjectToObject(body, "reply_parameters");
-    cJSON_AddNumberToObject(rp, "message_id", (double)msg);
-    cJSON_AddBoolToObject(rp, "allow_sending_without_reply", 1);
-}
-
-static int tg__send_text(struct tg_reply *r, const struct reply_msg *msg, const char *text,
-                         size_t len)
-{
-    struct tg *tg = r->tg;
-    size_t off = 0;
-    bool first = true;
-    int rc = 0;
-    while (off < len && rc == 0) {
-        size_t cut = telegram_text_cut(text + off, len - off, TG_TEXT_MAX);
-        bool last = off + cut >= len || msg->stage == REPLY_PROGRESS;
-        cJSON *body = cJSON_CreateObject();
-        if (body == NULL)
-            return HB_ENOMEM;
-        char *piece = strndup(text + off, cut);
-        if (piece == NULL) {
-            cJSON_Delete(body);
-            return HB_ENOMEM;
-        }
-        cJSON_AddStringToObject(body, "text", piece);
-        free(piece);
-        if (last && msg->nbuttons > 0)
-            cJSON_AddItemToObject(body, "reply_markup", tg_markup(msg->buttons, msg->nbuttons));
-        if (first && r->edit_next) {
-            rc = tg_sendq_json(tg, r->chat_id, r->group, r, "editMessageText", body, true, false,
-                               true);
-        } else {
-            if (r->group)
-                tg__reply_to(body, r->reply_to);
-            bool progress = first && msg->stage == REPLY_PROGRESS;
-            rc = tg_sendq_json(tg, r->chat_id, r->group, r, "sendMessage", body, false, progress,
-                               false);
-        }
-        if (first)
-            r->edit_next = msg->stage == REPLY_PROGRESS;
-        first = false;
-        if (last)
-            break; /* progress shows its first piece only: later edits replace it */
-        off += cut;
-    }
-    return rc;
-}
-
-static int tg__reply_send(struct reply *handle, const struct reply_msg *msg)
-{
-    struct tg_reply *r = handle->data;
-    struct tg *tg = r->tg;
-    if (tg->closing)
-        return HB_ECANCELED;
-    const char *text = msg->text != NULL ? msg->text : "";
-    size_t len = strlen(text);
-    if (r->callback_id != NULL) {
-        /* A short private note to the member who pressed a button shows as
-         * the button's own answer; anything else answers it plainly. */
-        bool toast = msg->ephemeral && msg->image == NULL && msg->nbuttons == 0 && len > 0 &&
-                     command_utf8_len(text) <= TG_CALLBACK_TEXT_MAX;
-        tg_callback_answer(tg, r->callback_id, toast ? text : NULL);
-        free(r->callback_id);
-        r->callback_id = NULL;
-        if (toast)
-            return 0;
-    }
-    if (msg->image != NULL) {
-        cJSON *fields = cJSON_CreateObject();
-        if (fields == NULL)
-            return HB_ENOMEM;
-        bool caption = len > 0 && telegram_text_cut(text, len, TG_CAPTION_MAX) == len;
-        if (caption)
-            cJSON_AddStringToObject(fields, "caption", text);
-        if (msg->nbuttons > 0 && (caption || len == 0))
-            cJSON_AddItemToObject(fields, "reply_markup", tg_markup(msg->buttons, msg->nbuttons));
-        if (r->group)
-            tg__reply_to(fields, r->reply_to);
-        int rc = tg_sendq_photo(tg, r->chat_id, r->group, r, fields, msg->image);
-        r->edit_next = false;
-        if (rc < 0 || caption || len == 0)
-            return rc;
-    }
-    if (len == 0)
-        return 0;
-    return tg__send_text(r, msg, text, len);
-}
-
-static void tg__reply_finish(struct reply *handle)
-{
-    struct tg_reply *r = handle->data;
-    if (r->callback_id != NULL) {
-        if (!r->tg->closing)
-            tg_callback_answer(r->tg, r->callback_id, NULL);
-        free(r->callback_id);
-        r->callback_id = NULL;
-    }
-    r->finished = true;
-    tg_reply_unref(r);
-}
-
-static const struct reply_ops tg_reply_ops = {.send = tg__reply_send, .finish = tg__reply_finish};
-
-struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_t reply_to)
-{
-    struct tg_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return NULL;
-    r->reply.ops = &tg_reply_ops;
-    r->reply.data = r;
-    r->tg = tg;
-    r->chat_id = chat_id;
-    r->group = group;
-    r->reply_to = reply_to;
-    r->refs = 1;
+    char a[32], b[32], id[80];
+    snprintf(a, sizeof(a), "%" PRId64, from);
+    snprintf(b, sizeof(b), "%" PRId64, to);
+    snprintf(id, sizeof(id), "tg:migrate:%s:%s", a, b);
+    struct pool_migration m = {.platform = "telegram",
+                               .from = a,
+                               .to = b,
+                               .id = id,
+                               .ref = "telegram group became a supergroup"};
     tg_ref(tg);
-    return r;
+    if (pool_migrate(tg->core, &m, tg__pool_migrated, tg) < 0)
+        tg_unref(tg);
 }
 
 /* ---- updates -------------------------------------------------------- */
+
+static bool tg_is_admin(const struct tg *tg, int64_t user_id)
+{
+    for (size_t i = 0; i < tg->nadmins; i++) {
+        if (tg->admins[i] == user_id)
+            return true;
+    }
+    return false;
+}
 
 static void tg__inv_init(struct tg *tg, struct invocation *inv, int64_t update_id,
                          const cJSON *from, int64_t chat_id, bool group)

@@ -1,0 +1,321 @@
+/* Updates in: getMe at start (retried with the poll's back-off), the
+ * persisted getUpdates offset, then setWebhook in webhook mode or else the
+ * getUpdates long poll with its back-off. */
+#include "adapters/telegram/telegram_internal.h"
+
+#include "core/core.h"
+#include "base/error.h"
+#include "core/ledger.h"
+#include "base/log.h"
+#include "core/state.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TG_POLL_GRACE_MS 15000 /* the HTTP timeout exceeds the poll's by this */
+#define TG_EMPTY_FAST_MS 1000  /* an empty answer sooner than this is backed off */
+
+/* ---- the poll ------------------------------------------------------- */
+
+static void tg__poll(struct tg *tg);
+static void tg__start_identity(struct tg *tg);
+
+static void tg__poll_timer(uv_timer_t *t)
+{
+    struct tg *tg = t->data;
+    if (tg->bot_id == 0)
+        tg__start_identity(tg);
+    else
+        tg__poll(tg);
+}
+
+/* Wait before the next attempt: exponential from backoff_min to
+ * backoff_max with jitter, or exactly `ms` when given. */
+static void tg__poll_later(struct tg *tg, uint64_t ms)
+{
+    if (!tg->running || tg->closing)
+        return;
+    if (ms == 0) {
+        unsigned shift = tg->failures < 16 ? tg->failures : 16;
+        uint64_t d = tg->backoff_min_ms << shift;
+        if (d > tg->backoff_max_ms || d < tg->backoff_min_ms)
+            d = tg->backoff_max_ms;
+        ms = tg_jitter(tg, d);
+        tg->failures++;
+    }
+    uv_timer_start(&tg->poll_timer, tg__poll_timer, ms, 0);
+}
+
+/* The adapter cannot go on (a refused token): say so and tell the host. */
+static void tg__fatal(struct tg *tg)
+{
+    if (!tg->running)
+        return;
+    tg->running = false;
+    uv_timer_stop(&tg->poll_timer);
+    if (tg->host.ended != NULL)
+        tg->host.ended(tg->host.data, &tg->adapter);
+}
+
+/* Common answers to a poll or getMe that failed. Returns true when handled. */
+static bool tg__poll_failed(struct tg *tg, const struct tg_result *res, const char *method)
+{
+    if (res->rc == HB_ECANCELED)
+        return true;
+    if (res->rc != 0) {
+        log_warn("telegram.poll_error", "method=%s error=%s retry=backoff", method,
+                 hb_strerror(res->rc));
+        tg__poll_later(tg, 0);
+        return true;
+    }
+    if (res->status == 401 || res->status == 404) {
+        /* Telegram answers 404 for a token of the wrong shape, 401 for a
+         * revoked one: neither gets better by asking again. */
+        log_error("telegram.unauthorized",
+                  "status=%d method=%s action=stopped hint=the bot token was refused; check "
+                  "[telegram] token",
+                  res->status, method);
+        tg__fatal(tg);
+        return true;
+    }
+    if (res->status == 409) {
+        log_error("telegram.conflict",
+                  "status=409 description=%s hint=a webhook is set for this bot, or "
+                  "another process polls with the same token retry=backoff",
+                  res->description);
+        tg->failures = tg->failures < 6 ? 6 : tg->failures;
+        tg__poll_later(tg, 0);
+        return true;
+    }
+    if (res->status == 429) {
+        int64_t ra = res->retry_after > 0 ? res->retry_after : 1;
+        log_warn("telegram.rate_limited", "method=%s retry_after_s=%" PRId64, method, ra);
+        tg__poll_later(tg, (uint64_t)ra * tg->retry_unit_ms);
+        return true;
+    }
+    if (res->status != 200 || !res->ok) {
+        log_warn("telegram.poll_error", "method=%s status=%d description=%s retry=backoff", method,
+                 res->status, res->description);
+        tg__poll_later(tg, 0);
+        return true;
+    }
+    return false;
+}
+
+static void tg__offset_stored(int rc, const char *value, void *data)
+{
+    struct tg *tg = data;
+    (void)value;
+    tg->persisting = false;
+    if (rc < 0)
+        log_warn("telegram.offset_not_stored", "error=%s", hb_strerror(rc));
+    bool again = tg->poll_after_persist;
+    tg->poll_after_persist = false;
+    if (tg->offset > tg->persisted && !tg->closing) {
+        tg_persist_offset(tg);
+        if (tg->persisting) {
+            tg->poll_after_persist = again;
+            again = false;
+        }
+    }
+    if (again)
+        tg__poll(tg);
+    tg_unref(tg);
+}
+
+/* Write the offset after the updates before it went to the core. The next
+ * poll (which confirms them to Telegram) waits for the write, so a crash
+ * in between repeats nothing that was already confirmed. */
+void tg_persist_offset(struct tg *tg)
+{
+    if (tg->persisting || tg->offset <= tg->persisted)
+        return;
+    if (tg->core == NULL || tg->core->ledger == NULL) {
+        tg->persisted = tg->offset; /* no store: nothing to persist in */
+        return;
+    }
+    char text[32];
+    snprintf(text, sizeof(text), "%" PRId64, tg->offset);
+    int64_t writing = tg->offset;
+    int rc = state_put(ledger_store(tg->core->ledger), TG_STATE_NS, "offset", text,
+                       tg__offset_stored, tg);
+    if (rc < 0) {
+        log_warn("telegram.offset_not_stored", "error=%s", hb_strerror(rc));
+        return;
+    }
+    tg->persisted = writing;
+    tg->persisting = true;
+    tg_ref(tg);
+}
+
+static void tg__poll_done(struct tg *tg, void *data, const struct tg_result *res)
+{
+    (void)data;
+    tg->poll = NULL; /* this call is over */
+    if (!tg->running || tg->closing)
+        return;
+    if (tg__poll_failed(tg, res, "getUpdates"))
+        return;
+    if (!cJSON_IsArray(res->result)) {
+        log_warn("telegram.poll_error", "problem=result is not an array retry=backoff");
+        tg__poll_later(tg, 0);
+        return;
+    }
+    int n = cJSON_GetArraySize(res->result);
+    const cJSON *u;
+    cJSON_ArrayForEach(u, res->result)
+    {
+        if (!tg->running)
+            break;
+        tg_update_handle(tg, u);
+    }
+    if (!tg->running)
+        return;
+    if (n == 0 && res->elapsed_ms < TG_EMPTY_FAST_MS && tg->poll_timeout_s > 0) {
+        /* An empty answer that did not wait: the server does not hold long
+         * polls (or a proxy cuts them). Asking again at once would spin. */
+        log_debug("telegram.poll_empty_fast", "elapsed_ms=%.0f", res->elapsed_ms);
+        tg__poll_later(tg, 0);
+        return;
+    }
+    tg->failures = 0;
+    if (tg->offset > tg->persisted || tg->persisting) {
+        tg->poll_after_persist = true;
+        tg_persist_offset(tg);
+        if (tg->persisting)
+            return;
+        tg->poll_after_persist = false;
+    }
+    tg__poll(tg);
+}
+
+static void tg__poll(struct tg *tg)
+{
+    if (!tg->running || tg->closing || tg->poll != NULL || tg->webhook)
+        return;
+    struct http_request *req = tg_request_new(tg, "getUpdates");
+    cJSON *body = cJSON_CreateObject();
+    cJSON *allowed = cJSON_AddArrayToObject(body, "allowed_updates");
+    cJSON_AddItemToArray(allowed, cJSON_CreateString("message"));
+    cJSON_AddItemToArray(allowed, cJSON_CreateString("callback_query"));
+    cJSON_AddItemToArray(allowed, cJSON_CreateString("pre_checkout_query"));
+    cJSON_AddNumberToObject(body, "offset", (double)tg->offset);
+    cJSON_AddNumberToObject(body, "limit", tg->poll_limit);
+    cJSON_AddNumberToObject(body, "timeout", (double)tg->poll_timeout_s);
+    int rc = req == NULL || allowed == NULL ? HB_ENOMEM : http_request_json_set(req, body);
+    cJSON_Delete(body);
+    if (rc < 0) {
+        if (req != NULL)
+            http_request_free(req);
+        tg__poll_later(tg, 0);
+        return;
+    }
+    http_request_timeout_set(req, (uint64_t)tg->poll_timeout_s * 1000 + TG_POLL_GRACE_MS, 0);
+    rc = tg_request_start(tg, req, tg__poll_done, NULL, &tg->poll);
+    if (rc < 0) {
+        log_warn("telegram.poll_error", "error=%s", hb_strerror(rc));
+        tg__poll_later(tg, 0);
+    }
+}
+
+/* ---- start: getMe, the offset, the webhook ----------------------------- */
+
+static void tg__webhook_set_done(struct tg *tg, void *data, const struct tg_result *res)
+{
+    (void)data;
+    if (res->rc == 0 && res->status == 200 && res->ok)
+        log_info("telegram.webhook_set", "bot=%s", tg->bot_username);
+    else if (res->rc != HB_ECANCELED)
+        log_error("telegram.webhook_not_set", "status=%d description=%s error=%s hint=%s",
+                  res->status, res->description, hb_strerror(res->rc),
+                  "no updates arrive until setWebhook succeeds; restart or set it by hand");
+}
+
+/* Webhook mode: updates come in through telegram_update_feed. With a URL
+ * configured, point Telegram at it (which also ends any getUpdates use);
+ * otherwise the operator has set the webhook. */
+static void tg__webhook_set(struct tg *tg)
+{
+    if (tg->webhook_url == NULL) {
+        log_info("telegram.webhook", "bot=%s offset=%" PRId64 " note=%s", tg->bot_username,
+                 tg->offset, "setWebhook is the operator's (no webhook_url configured)");
+        return;
+    }
+    cJSON *body = cJSON_CreateObject();
+    cJSON *allowed = body != NULL ? cJSON_AddArrayToObject(body, "allowed_updates") : NULL;
+    int rc = HB_ENOMEM;
+    if (allowed != NULL) {
+        cJSON_AddStringToObject(body, "url", tg->webhook_url);
+        if (tg->webhook_secret != NULL)
+            cJSON_AddStringToObject(body, "secret_token", tg->webhook_secret);
+        cJSON_AddItemToArray(allowed, cJSON_CreateString("message"));
+        cJSON_AddItemToArray(allowed, cJSON_CreateString("callback_query"));
+        cJSON_AddItemToArray(allowed, cJSON_CreateString("pre_checkout_query"));
+        rc = tg_call_json(tg, "setWebhook", body, tg__webhook_set_done, NULL);
+    }
+    cJSON_Delete(body);
+    if (rc < 0)
+        log_error("telegram.webhook_not_set", "error=%s", hb_strerror(rc));
+}
+
+static void tg__offset_loaded(int rc, const char *value, void *data)
+{
+    struct tg *tg = data;
+    if (rc == 0 && value != NULL) {
+        int64_t v = strtoll(value, NULL, 10);
+        if (v > tg->offset) {
+            tg->offset = v;
+            tg->persisted = v;
+        }
+    } else if (rc != HB_ENOTFOUND) {
+        log_warn("telegram.offset_not_loaded", "error=%s", hb_strerror(rc));
+    }
+    if (tg->running && !tg->closing && tg->webhook) {
+        tg__webhook_set(tg);
+    } else if (tg->running && !tg->closing) {
+        log_info("telegram.polling", "bot=%s offset=%" PRId64 " timeout_s=%" PRId64,
+                 tg->bot_username, tg->offset, tg->poll_timeout_s);
+        tg__poll(tg);
+    }
+    tg_unref(tg);
+}
+
+static void tg__me_done(struct tg *tg, void *data, const struct tg_result *res)
+{
+    (void)data;
+    if (!tg->running || tg->closing)
+        return;
+    if (tg__poll_failed(tg, res, "getMe"))
+        return;
+    const char *user = tg_json_str(res->result, "username");
+    tg->bot_id = tg_json_int(res->result, "id", 0);
+    if (tg->bot_id == 0 || user == NULL) {
+        log_warn("telegram.poll_error", "method=getMe problem=no id or username");
+        tg__poll_later(tg, 0);
+        return;
+    }
+    snprintf(tg->bot_username, sizeof(tg->bot_username), "%s", user);
+    tg->failures = 0;
+    log_info("telegram.identity", "bot=%s id=%" PRId64, tg->bot_username, tg->bot_id);
+    tg_commands_sync(tg);
+    tg_ref(tg);
+    if (tg->core == NULL || tg->core->ledger == NULL ||
+        state_get(ledger_store(tg->core->ledger), TG_STATE_NS, "offset", tg__offset_loaded, tg) < 0)
+        tg__offset_loaded(HB_ENOTFOUND, NULL, tg);
+}
+
+static void tg__start_identity(struct tg *tg)
+{
+    cJSON *body = cJSON_CreateObject();
+    int rc = body == NULL ? HB_ENOMEM : tg_call_json(tg, "getMe", body, tg__me_done, NULL);
+    cJSON_Delete(body);
+    if (rc < 0)
+        tg__poll_later(tg, 0);
+}
+
+void tg_poll_start(struct tg *tg)
+{
+    tg__start_identity(tg);
+}
