@@ -7,6 +7,7 @@
 #include "base/map.h"
 
 #include "base/error.h"
+#include "base/hash.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,12 +31,7 @@ struct map {
 
 static uint64_t map__hash(const char *key)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return hash_fnv1a64_str(key);
 }
 
 static void map__release(struct map *m, struct map_entry *e)

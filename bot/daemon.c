@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "core/state.h"
+#include "base/hex.h"
 
 #include <openssl/rand.h>
 
@@ -632,17 +633,9 @@ static void daemon__key_loaded(int rc, const char *value, void *data)
     struct daemon *d = data;
     if (d->state != DAEMON_RUNNING)
         return;
-    static const char hex[] = "0123456789abcdef";
     if (rc == 0 && value != NULL && strlen(value) == 2 * BUTTON_KEY_SIZE) {
-        for (size_t i = 0; i < BUTTON_KEY_SIZE; i++) {
-            const char *hi = strchr(hex, value[2 * i]);
-            const char *lo = strchr(hex, value[2 * i + 1]);
-            if (hi == NULL || lo == NULL) {
-                rc = HB_EPROTO;
-                break;
-            }
-            d->core.button_key[i] = (uint8_t)(((hi - hex) << 4) | (lo - hex));
-        }
+        if (hex_decode(value, d->core.button_key, BUTTON_KEY_SIZE) < 0)
+            rc = HB_EPROTO;
         if (rc == 0) {
             daemon__key_stored(0, NULL, d);
             return;
@@ -656,11 +649,7 @@ static void daemon__key_loaded(int rc, const char *value, void *data)
         daemon__key_stored(HB_EIO, NULL, d);
         return;
     }
-    for (size_t i = 0; i < BUTTON_KEY_SIZE; i++) {
-        text[2 * i] = hex[d->core.button_key[i] >> 4];
-        text[2 * i + 1] = hex[d->core.button_key[i] & 0xf];
-    }
-    text[2 * BUTTON_KEY_SIZE] = '\0';
+    hex_encode(d->core.button_key, BUTTON_KEY_SIZE, text);
     rc = state_put(ledger_store(d->ledger), "bot", "button_key", text, daemon__key_stored, d);
     if (rc < 0)
         daemon__key_stored(rc, NULL, d);

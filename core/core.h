@@ -6,6 +6,7 @@
 #define HB_CORE_H
 
 #include "core/button.h"
+#include "base/clock.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,8 +39,7 @@ struct core_host_ops {
 };
 
 struct core {
-    int64_t (*clock)(void *data);      /* wall clock in ms; NULL: the real one (tests set it) */
-    void *clock_data;
+    struct clock clock;                /* wall clock in ms; the zero value: the real one (tests set it) */
     const char *bot_name;              /* shown in replies ("HAI Bot") */
     struct ledger *ledger;             /* credits; NULL while stopping */
     int64_t welcome_bonus;             /* credits a new wallet receives once */

@@ -14,6 +14,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/hex.h"
 
 #include <openssl/sha.h>
 
@@ -28,11 +29,7 @@ static void job__run_next(struct job *job);
 
 int64_t generate__now(const struct generate *g)
 {
-    if (g->opts.clock != NULL)
-        return g->opts.clock(g->opts.clock_data);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_now_ms(&g->opts.clock);
 }
 
 void generate__hit(struct generate *g, const struct filter *f, const struct filter_result *r)
@@ -258,8 +255,7 @@ void job__id_make(struct job *job)
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)ev, strlen(ev), md);
     char hex[41];
-    for (size_t i = 0; i < 20; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex_encode(md, 20, hex);
     snprintf(job->id, sizeof(job->id), "gen:h:%s", hex);
 }
 

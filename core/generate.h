@@ -18,6 +18,7 @@
 
 #include "core/catalog.h"
 #include "core/command.h"
+#include "base/clock.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,8 +76,7 @@ struct generate_job_report {
 };
 
 struct generate_options {
-    int64_t (*clock)(void *data); /* wall clock in ms for limit windows; NULL: the real one */
-    void *clock_data;
+    struct clock clock; /* wall clock in ms for limit windows; the zero value: the real one */
     /** Called once per job that reached the queue, when it ends (may be NULL). */
     void (*on_job_end)(void *data, const struct generate_job_report *report);
     void *hook_data;

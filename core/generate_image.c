@@ -8,6 +8,7 @@
 #include "core/messages.h"
 #include "core/state.h"
 #include "base/error.h"
+#include "base/hex.h"
 
 #include <openssl/sha.h>
 
@@ -24,8 +25,7 @@ void job__image_remember(struct job *job)
     g->image_next = (g->image_next + 1) % GEN_IMAGES_KEPT;
     free(img->prompt);
     memset(img, 0, sizeof(*img));
-    for (size_t i = 0; i < 6; i++)
-        snprintf(img->gid + 2 * i, 3, "%02x", md[i]);
+    hex_encode(md, 6, img->gid);
     snprintf(job->gid, sizeof(job->gid), "%s", img->gid);
     img->owner = job->who;
     snprintf(img->model, sizeof(img->model), "%s", job->first->name);

@@ -27,8 +27,7 @@ struct ledger {
     uv_loop_t *loop;
     struct store *store;
     uv_timer_t timer;           /* voids reservations as they expire */
-    int64_t (*clock)(void *data);
-    void *clock_data;
+    struct clock clock;         /* the wall clock reservations expire by */
     bool timer_enabled;
     int64_t timer_at;           /* expiry the timer is armed for; 0 = idle */
     bool expire_running;        /* an internal expiry run is queued */
@@ -41,17 +40,9 @@ struct ledger {
 
 /* ---- Small helpers ----------------------------------------------------------- */
 
-static int64_t ledger__real_clock(void *data)
-{
-    (void)data;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t ledger__now(const struct ledger *l)
 {
-    return l->clock(l->clock_data);
+    return clock_now_ms(&l->clock);
 }
 
 /* Copy a caller string; NULL reads as "". Fails when it does not fit in
@@ -517,8 +508,7 @@ struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, in
         goto out;
     }
     l->loop = loop;
-    l->clock = opts->clock != NULL ? opts->clock : ledger__real_clock;
-    l->clock_data = opts->clock_data;
+    l->clock = opts->clock;
     l->timer_enabled = !opts->no_expire_timer;
     struct store_options so = {.path = opts->path,
                                .single_commit = opts->single_commit,

@@ -34,6 +34,7 @@
 #define HB_LEDGER_H
 
 #include "storage/store.h"
+#include "base/clock.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -119,8 +120,7 @@ typedef void (*ledger_cb)(int rc, const struct ledger_result *result, void *data
 
 struct ledger_options {
     const char *path;       /* database file (borrowed for the call) */
-    int64_t (*clock)(void *data); /* ms since the epoch; NULL = the real clock */
-    void *clock_data;
+    struct clock clock;     /* ms since the epoch; the zero value reads the real clock */
     bool single_commit;     /* one transaction per operation (benchmark baseline) */
     bool relaxed_sync;      /* tests on tmpfs only: commits are not durable */
     unsigned batch_max;     /* most operations per transaction; 0 = default */

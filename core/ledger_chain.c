@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "core/ledger_internal.h"
+#include "base/hex.h"
 
 #include <openssl/evp.h>
 #include <string.h>
@@ -72,12 +73,7 @@ int ledger__hash(const uint8_t prev[STORE_HASH_SIZE], const struct store_transfe
 
 void ledger__hex(const uint8_t hash[STORE_HASH_SIZE], char out[2 * STORE_HASH_SIZE + 1])
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < STORE_HASH_SIZE; i++) {
-        out[2 * i] = digits[hash[i] >> 4];
-        out[2 * i + 1] = digits[hash[i] & 15];
-    }
-    out[2 * STORE_HASH_SIZE] = '\0';
+    hex_encode(hash, STORE_HASH_SIZE, out);
 }
 
 /* Seal a transfer with the next sequence number and its chain hash, and

@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "base/hex.h"
 #include "core/ledger_internal.h"
+#include "base/hash.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,10 +31,7 @@ struct verify_map {
 
 static uint64_t verify__hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s != '\0'; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
+    return hash_fnv1a64_str(s);
 }
 
 static struct verify_entry *verify__find(struct verify_map *m, const char *key)

@@ -2,13 +2,14 @@
 
 #include "base/error.h"
 #include "storage/store.h"
+#include "base/util.h"
+#include "base/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define STATE_CONTAINER(ptr) ((struct state_op *)(void *)((char *)(ptr) - offsetof(struct state_op, job)))
 
 enum state_verb { STATE_GET, STATE_PUT, STATE_LIST, STATE_INCR };
 
@@ -26,13 +27,6 @@ struct state_op {
     state_list_cb list_cb;
     void *data;
 };
-
-static int64_t state__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int state__collect(const char *key, const char *value, void *data)
 {
@@ -54,12 +48,12 @@ static int state__collect(const char *key, const char *value, void *data)
 
 static int state__run(struct store_txn *txn, struct store_job *job)
 {
-    struct state_op *op = STATE_CONTAINER(job);
+    struct state_op *op = container_of(job, struct state_op, job);
     switch (op->verb) {
     case STATE_GET:
         return store_txn_state_get(txn, op->ns, op->key, &op->value);
     case STATE_PUT:
-        return store_txn_state_put(txn, op->ns, op->key, op->value, state__now_ms());
+        return store_txn_state_put(txn, op->ns, op->key, op->value, clock_real_ms());
     case STATE_LIST: {
         int rc = store_txn_state_each(txn, op->ns, op->key, state__collect, op);
         return rc == 1 ? 0 : rc;
@@ -74,7 +68,7 @@ static int state__run(struct store_txn *txn, struct store_job *job)
         free(old);
         char buf[32];
         snprintf(buf, sizeof(buf), "%lld", v + (long long)op->delta);
-        return store_txn_state_put(txn, op->ns, op->key, buf, state__now_ms());
+        return store_txn_state_put(txn, op->ns, op->key, buf, clock_real_ms());
     }
     }
     return HB_EINVAL;
@@ -95,7 +89,7 @@ static void state__op_free(struct state_op *op)
 
 static void state__done(struct store_job *job, int rc)
 {
-    struct state_op *op = STATE_CONTAINER(job);
+    struct state_op *op = container_of(job, struct state_op, job);
     if (op->verb == STATE_LIST) {
         if (op->list_cb != NULL)
             op->list_cb(rc, op->entries, rc == 0 ? op->n : 0, op->data);

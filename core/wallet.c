@@ -60,9 +60,5 @@ int wallet_open(struct core *core, const struct invocation *inv, wallet_open_cb 
 
 int64_t core_now_ms(const struct core *core)
 {
-    if (core->clock != NULL)
-        return core->clock(core->clock_data);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_now_ms(&core->clock);
 }

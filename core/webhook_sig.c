@@ -1,6 +1,7 @@
 #include "core/webhook_sig.h"
 
 #include "base/error.h"
+#include "base/hex.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -17,7 +18,6 @@
 static int webhook_sig__hmac_hex(char out[WEBHOOK_SIG_HEX + 1], const char *secret,
                                  const char *stamp, char sep, const void *body, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     int rc = HB_EIO;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mlen = 0;
@@ -34,11 +34,7 @@ static int webhook_sig__hmac_hex(char out[WEBHOOK_SIG_HEX + 1], const char *secr
     if (HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, slen + 1 + len, mac, &mlen) == NULL ||
         mlen * 2 != WEBHOOK_SIG_HEX)
         goto out;
-    for (unsigned int i = 0; i < mlen; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 0xf];
-    }
-    out[WEBHOOK_SIG_HEX] = '\0';
+    hex_encode(mac, mlen, out);
     rc = 0;
 out:
     OPENSSL_cleanse(mac, sizeof(mac));

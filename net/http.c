@@ -104,7 +104,7 @@ static void http__handle_closed(uv_handle_t *handle)
 
 static void http__sock_closed(uv_handle_t *handle)
 {
-    struct http_sock *sock = HTTP_CONTAINER_OF(handle, struct http_sock, poll);
+    struct http_sock *sock = container_of(handle, struct http_sock, poll);
     struct http_client *client = sock->client;
     free(sock);
     client->handles_open--;
@@ -279,7 +279,7 @@ static void http__socket_action(struct http_client *client, curl_socket_t fd, in
 
 static void http__poll_cb(uv_poll_t *poll, int status, int events)
 {
-    struct http_sock *sock = HTTP_CONTAINER_OF(poll, struct http_sock, poll);
+    struct http_sock *sock = container_of(poll, struct http_sock, poll);
     struct http_client *client = sock->client;
     int flags = 0;
     if (status < 0)
@@ -294,7 +294,7 @@ static void http__poll_cb(uv_poll_t *poll, int status, int events)
 
 static void http__timer_fire(uv_timer_t *timer)
 {
-    struct http_client *client = HTTP_CONTAINER_OF(timer, struct http_client, timer);
+    struct http_client *client = container_of(timer, struct http_client, timer);
     if (client->multi != NULL)
         http__socket_action(client, CURL_SOCKET_TIMEOUT, 0);
 }
@@ -316,7 +316,7 @@ static void http__teardown(struct http_client *client)
 
 static void http__kick_fire(uv_timer_t *timer)
 {
-    struct http_client *client = HTTP_CONTAINER_OF(timer, struct http_client, kick);
+    struct http_client *client = container_of(timer, struct http_client, kick);
     /* Deferred starts first: a request started from a stream callback. */
     for (struct http_request *req = client->reqs; req != NULL; req = req->next) {
         if (req->in_multi || req->canceled || client->closing)

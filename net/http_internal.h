@@ -6,6 +6,7 @@
 #define HB_HTTP_INTERNAL_H
 
 #include "net/http.h"
+#include "base/util.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -19,10 +20,6 @@
 #define HTTP_DEFAULT_MAX_BODY (8u * 1024u * 1024u)
 #define HTTP_DEFAULT_AGENT "haibot/0.1"
 #define HTTP_ERROR_LEN 256
-
-/* The struct that embeds member ptr (libuv keeps its own private). */
-#define HTTP_CONTAINER_OF(ptr, type, member)                                                       \
-    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 struct http_header {
     char *name;  /* as the server spelled it */

@@ -12,6 +12,7 @@
 #include "net/http.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/util.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,9 +27,6 @@
 #define PIPE_MAX_HEAD (64u * 1024u)
 #define PIPE_READ_CHUNK 16384u
 #define PIPE_TICK_MS 1000u
-
-#define PIPE_CONTAINER_OF(ptr, type, member)                                                       \
-    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 struct pipe_call {
     struct pipe_call *next;
@@ -201,7 +199,7 @@ static void pipe__conn_free(struct pipe_conn *conn)
 
 static void pipe__poll_closed(uv_handle_t *h)
 {
-    struct pipe_conn *conn = PIPE_CONTAINER_OF((uv_poll_t *)h, struct pipe_conn, poll);
+    struct pipe_conn *conn = container_of((uv_poll_t *)h, struct pipe_conn, poll);
     pipe__conn_free(conn);
 }
 
@@ -666,7 +664,7 @@ static void pipe__conn_read(struct pipe_conn *conn)
 
 static void pipe__poll_cb(uv_poll_t *poll, int status, int events)
 {
-    struct pipe_conn *conn = PIPE_CONTAINER_OF(poll, struct pipe_conn, poll);
+    struct pipe_conn *conn = container_of(poll, struct pipe_conn, poll);
     struct http_pipe *p = conn->pipe;
     if (conn->state != PIPE_OPEN)
         return;

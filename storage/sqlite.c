@@ -15,12 +15,12 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "storage/sqlite_internal.h"
+#include "base/util.h"
 
 #include <sqlite3.h>
 #include <stddef.h>
 #include <string.h>
 
-#define STORE_CONTAINER(ptr, type, field) ((type *)(void *)((char *)(ptr) - offsetof(type, field)))
 
 int store__fail(struct store *s, const char *what)
 {
@@ -182,7 +182,7 @@ static void store__thread(void *arg)
 
 static void store__closed(uv_handle_t *handle)
 {
-    struct store *s = STORE_CONTAINER(handle, struct store, async);
+    struct store *s = container_of(handle, struct store, async);
     uv_cond_destroy(&s->cv);
     uv_mutex_destroy(&s->mu);
     s->loop = NULL;
@@ -192,7 +192,7 @@ static void store__closed(uv_handle_t *handle)
 
 static void store__async(uv_async_t *handle)
 {
-    struct store *s = STORE_CONTAINER(handle, struct store, async);
+    struct store *s = container_of(handle, struct store, async);
     uv_mutex_lock(&s->mu);
     struct store_job *done = s->done_head;
     s->done_head = s->done_tail = NULL;

@@ -1,6 +1,7 @@
 #include "adapters/demo/png.h"
 
 #include "base/error.h"
+#include "base/hash.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -108,18 +109,6 @@ out:
     return rc;
 }
 
-/* FNV-1a, 64 bits: a stable hash of the seed so the picture never depends
- * on the platform or the build. */
-static uint64_t png_seed_hash(const char *seed)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)seed; *p != '\0'; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 /* splitmix64 step: spreads the hash into independent parameters. */
 static uint64_t png_mix_next(uint64_t *state)
 {
@@ -148,7 +137,7 @@ int png_demo_render(const char *seed, unsigned width, unsigned height, unsigned 
         goto out;
     }
 
-    uint64_t state = png_seed_hash(seed);
+    uint64_t state = hash_fnv1a64_str(seed);
     unsigned char c0[3], c1[3], c2[3];
     for (int i = 0; i < 3; i++) {
         c0[i] = (unsigned char)(png_mix_next(&state) & 0xff);

@@ -1,4 +1,5 @@
 #include "adapters/discord/appcmd.h"
+#include "base/hex.h"
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
@@ -159,12 +160,7 @@ void discord_appcmd_hash(const char *json, const char *scope, char out[65])
     if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
         EVP_DigestUpdate(ctx, scope, strlen(scope) + 1) == 1 &&
         EVP_DigestUpdate(ctx, json, strlen(json)) == 1 && EVP_DigestFinal_ex(ctx, md, &len) == 1) {
-        static const char hex[] = "0123456789abcdef";
-        for (unsigned i = 0; i < 32; i++) {
-            out[2 * i] = hex[md[i] >> 4];
-            out[2 * i + 1] = hex[md[i] & 0xf];
-        }
-        out[64] = '\0';
+        hex_encode(md, 32, out);
     }
     EVP_MD_CTX_free(ctx);
 }

@@ -7,6 +7,7 @@
 #include "adapters/discord/discord.h"
 #include "adapters/discord/gateway.h"
 #include "core/command.h"
+#include "base/util.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -27,7 +28,6 @@ struct discord_rest_result;
 #define DC_FLAG_EPHEMERAL 64
 #define DC_HTTP_RETRY_MS 500    /* wait before repeating a REST call refused 404 after an HTTP answer */
 
-#define DC_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 enum dc_kind {
     DC_KIND_COMMAND,   /* a slash command: @original is the deferred or answered reply */

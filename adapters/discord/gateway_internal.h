@@ -8,6 +8,7 @@
 #include "adapters/discord/gateway.h"
 #include "adapters/discord/session.h"
 #include "adapters/discord/zstream.h"
+#include "base/util.h"
 
 #include <libwebsockets.h>
 #include <stdbool.h>
@@ -106,8 +107,7 @@ struct discord_gateway {
     void *stop_data;
 };
 
-#define GW_OWNER(ptr, field) \
-    ((struct discord_gateway *)(void *)((char *)(ptr) - offsetof(struct discord_gateway, field)))
+#define GW_OWNER(ptr, field) container_of(ptr, struct discord_gateway, field)
 
 /* ---- the protocol (gateway.c) ---- */
 

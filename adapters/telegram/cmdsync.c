@@ -9,6 +9,7 @@
 #include "core/ledger.h"
 #include "base/log.h"
 #include "core/state.h"
+#include "base/hash.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -53,16 +54,6 @@ static cJSON *tg__commands_json(const struct tg *tg)
         cJSON_AddItemToArray(list, c2);
     }
     return root;
-}
-
-static uint64_t tg__fnv(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
 }
 
 struct tg_cmdsync {
@@ -138,7 +129,7 @@ void tg_commands_sync(struct tg *tg)
         free(cs);
         return;
     }
-    snprintf(cs->hash, sizeof(cs->hash), "%016" PRIx64, tg__fnv(cs->json));
+    snprintf(cs->hash, sizeof(cs->hash), "%016" PRIx64, hash_fnv1a64_str(cs->json));
     tg_ref(tg);
     if (tg->core == NULL || tg->core->ledger == NULL ||
         state_get(ledger_store(tg->core->ledger), TG_STATE_NS, "commands_hash",

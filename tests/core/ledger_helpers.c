@@ -35,8 +35,7 @@ void lt_init(struct lt *t, bool tmpfs, bool real_clock)
     t->now = LT_EPOCH;
     t->opts.path = t->path;
     if (!real_clock) {
-        t->opts.clock = lt__clock;
-        t->opts.clock_data = t;
+        t->opts.clock = (struct clock){.now_ms = lt__clock, .data = t};
         t->opts.no_expire_timer = true;
     }
     lt_ledger_open(t);

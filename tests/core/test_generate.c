@@ -235,8 +235,7 @@ static void test_admin_stats(void **state)
     (void)state;
     struct gt gt;
     gt_init(&gt, NULL, NULL, 0, 0);
-    gt.core.clock = gt_clock;
-    gt.core.clock_data = &gt;
+    gt.core.clock = (struct clock){.now_ms = gt_clock, .data = &gt};
     struct reply_capture cap;
     gt_submit(&gt, &cap, "u", PROVIDER_TEXT, "h", "hello");
     held_finish(held_wait_call(&gt, 0), 0, "fine", 5, 5);

@@ -159,7 +159,7 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits,
     gt->core.welcome_bonus = 100;
     gt->core.reservation_timeout_ms = 600000;
     memset(gt->core.button_key, 7, sizeof(gt->core.button_key));
-    struct generate_options opts = {.clock = gt_clock, .clock_data = gt};
+    struct generate_options opts = {.clock = {.now_ms = gt_clock, .data = gt}};
     gt->g = generate_new(&gt->lt.loop, &gt->core, cat, &opts);
     catalog_unref(cat);
     assert_non_null(gt->g);

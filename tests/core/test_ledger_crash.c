@@ -220,7 +220,7 @@ static void test_crash(void **state)
         memset(&t, 0, sizeof(t));
         assert_int_equal(uv_loop_init(&t.loop), 0);
         t.opts.path = path;
-        t.opts.clock = crash__clock;
+        t.opts.clock.now_ms = crash__clock;
         t.opts.no_expire_timer = true;
         lt_ledger_open(&t);
         struct lt_res res;
