@@ -22,7 +22,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 CPPFLAGS  += -D_GNU_SOURCE -I.
 
 OPT_CFLAGS  = -O2 -g
-ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow \
               -fno-sanitize-recover=undefined
 
 SRC       := $(wildcard base/*.c net/*.c bot/*.c core/*.c storage/*.c adapters/*/*.c)

@@ -28,7 +28,7 @@ struct tg_result {
     bool ok;                /* the body's "ok" */
     const cJSON *result;    /* the body's "result", or NULL */
     const char *description; /* the body's "description", or "" */
-    int64_t retry_after;    /* parameters.retry_after (seconds), 0 when absent */
+    int64_t retry_after;    /* parameters.retry_after (seconds, at most a day), 0 when absent */
     int64_t migrate_to;     /* parameters.migrate_to_chat_id, 0 when absent */
     double elapsed_ms;
 };
@@ -162,6 +162,8 @@ void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id);
 void tg_migrate(struct tg *tg, int64_t from, int64_t to);
 
 /* ---- text.c ---- */
+/* A whole number field within +-2^53 (Telegram's ids fit in 52 bits); def
+ * when absent, and when out of range or fractional (logged). */
 int64_t tg_json_int(const cJSON *obj, const char *name, int64_t def);
 const char *tg_json_str(const cJSON *obj, const char *name);
 

@@ -188,6 +188,7 @@ static void gt_init(struct gt *gt, const struct catalog_limits *limits,
         M("truncated", "fakeai", NULL),
         M("never", "fakeai", NULL),
         M("r429", "fakeai", NULL),
+        M("r429ms", "fakeai", NULL),
         M("badkey", "fakeai", "ok"),
         M("claude", "fakeanthropic", NULL),
         M("overloaded", "fakeanthropic", NULL),
@@ -345,6 +346,16 @@ static void openai_chat(struct gt *gt, struct httpd_response *res, const char *m
         /* no answer at all */
     } else if (strcmp(model, "r429") == 0) {
         if (gt->tries_429++ == 0) {
+            httpd_response_header_add(res, "Retry-After", "1");
+            const char *b = "{\"error\":{\"message\":\"Rate limit reached\"}}";
+            httpd_response_send(res, 429, "application/json", b, strlen(b));
+        } else {
+            send_sse(res, openai_ok);
+        }
+    } else if (strcmp(model, "r429ms") == 0) {
+        /* A retry-after-ms that does not parse, beside a usable Retry-After. */
+        if (gt->tries_429++ == 0) {
+            httpd_response_header_add(res, "retry-after-ms", "soon");
             httpd_response_header_add(res, "Retry-After", "1");
             const char *b = "{\"error\":{\"message\":\"Rate limit reached\"}}";
             httpd_response_send(res, 429, "application/json", b, strlen(b));
@@ -536,6 +547,22 @@ static void test_429_retry_after_honoured(void **state)
     gt_done(&gt);
 }
 
+/* A retry-after-ms that does not parse is no hint at all, not "at once":
+ * the Retry-After beside it is honoured. */
+static void test_429_bad_retry_after_ms(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_run(&gt, &cap, "u1", PROVIDER_TEXT, "r429ms", "hi there");
+    assert_has(&cap, "Hello, world");
+    assert_int_equal(gt.tries_429, 2);
+    assert_true(gt.req_ms[1] - gt.req_ms[0] >= 990);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 /* From adapters/llm/llm.h, whose struct provider_call differs from this
  * file's held provider. */
 int64_t llm_retry_after_ms(const char *value);
@@ -557,6 +584,14 @@ static void test_retry_after_forms(void **state)
     int64_t ms = llm_retry_after_ms(date);
     assert_true(ms >= 28000 && ms <= 30000);
     assert_int_equal(llm_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), 0); /* past */
+    /* Numbers no integer holds are no hint (tests/corpus/llm/). */
+    char *huge = test_file_read("tests/corpus/llm/retry-after-1e300.txt", NULL);
+    assert_non_null(huge);
+    assert_int_equal(llm_retry_after_ms(huge), -1);
+    free(huge);
+    assert_int_equal(llm_retry_after_ms("inf"), -1);
+    assert_int_equal(llm_retry_after_ms("nan"), -1);
+    assert_int_equal(llm_retry_after_ms("99999999999999999999"), -1);
 }
 
 static void test_bad_key_fails_fast(void **state)
@@ -1266,6 +1301,7 @@ static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_midstream_error_falls_back),
     cmocka_unit_test(test_timeout_refunds),
     cmocka_unit_test(test_429_retry_after_honoured),
+    cmocka_unit_test(test_429_bad_retry_after_ms),
     cmocka_unit_test(test_retry_after_forms),
     cmocka_unit_test(test_bad_key_fails_fast),
     cmocka_unit_test(test_malformed_and_truncated_streams),
