@@ -380,6 +380,7 @@ void config_problems_close(struct config_problems *p)
     memset(p, 0, sizeof(*p));
 }
 
+__attribute__((format(printf, 3, 0)))
 static int config__problem_vadd(struct config_problems *p, int line, const char *fmt, va_list ap)
 {
     int rc = 0;
