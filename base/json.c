@@ -1,6 +1,8 @@
 /* Writing JSON text from a cJSON tree. See base/json.h. */
 #include "base/json.h"
 
+#include "base/error.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -163,4 +165,24 @@ char *json_print(const cJSON *item, size_t *len)
     if (len != NULL)
         *len = o.len;
     return o.buf;
+}
+
+int json_int64_get(const cJSON *item, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!cJSON_IsNumber(item))
+        return HB_EINVAL;
+    double d = item->valuedouble;
+    if (isnan(d))
+        return HB_EINVAL;
+    /* -2^63 and 2^63 are exact doubles; INT64_MAX is not (it rounds up to
+     * 2^63), so the upper bound is exclusive. */
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+        return HB_EOVERFLOW;
+    if (d != floor(d))
+        return HB_EINVAL;
+    int64_t v = (int64_t)d;
+    if (v < lo || v > hi)
+        return HB_EOVERFLOW;
+    *out = v;
+    return 0;
 }

@@ -14,10 +14,23 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /** The compact JSON text of item (malloc'd, NUL-terminated; free()), its
  *  length in *len when len is not NULL. NULL when out of memory or when
  *  item is NULL or of an invalid type. */
 char *json_print(const cJSON *item, size_t *len);
+
+/** 2^53: every whole number up to this magnitude is exact in a double, so
+ *  in a JSON number; the usual bound for an id that comes from outside. */
+#define JSON_INT_EXACT 9007199254740992LL
+
+/** Read a JSON number from outside as a whole number in [lo, hi]. The check
+ *  comes before any conversion, so 1e300, infinities, NaN and fractions
+ *  never reach an integer type (converting them is undefined behaviour).
+ *  Returns 0 and sets *out; HB_EINVAL when item is not a number, is NaN or
+ *  has a fraction; HB_EOVERFLOW when it lies outside [lo, hi] (infinities
+ *  included). *out is left alone on failure. */
+int json_int64_get(const cJSON *item, int64_t lo, int64_t hi, int64_t *out);
 
 #endif

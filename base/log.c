@@ -213,28 +213,60 @@ static bool log__is_key_at(const char *p)
     return k > p && *k == '=';
 }
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t log__utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (len == 0 || len > n || s[0] >= 0xF5)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    }
+    /* No overlong forms, no surrogates, nothing past U+10FFFF. */
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0) ||
+        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))
+        return 0;
+    return len;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped, and
+ * bytes that are not UTF-8 replaced by U+FFFD, so every line parses. */
 static void log__put_json_string(FILE *out, const char *s, size_t len)
 {
     fputc('"', out);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
+        if (c == '"' || c == '\\') {
             fprintf(out, "\\%c", c);
-        else if (c == '\n')
+        } else if (c == '\n') {
             fputs("\\n", out);
-        else if (c < 0x20)
+        } else if (c < 0x20 || c == 0x7F) {
             fprintf(out, "\\u%04x", c);
-        else
+        } else if (c < 0x80) {
             fputc(c, out);
+        } else {
+            size_t n = log__utf8_len((const unsigned char *)s + i, len - i);
+            if (n == 0) {
+                fputs("\\ufffd", out);
+            } else {
+                fwrite(s + i, 1, n, out);
+                i += n - 1;
+            }
+        }
     }
     fputc('"', out);
 }
 
+/* A logfmt value: bare when it is plain, else quoted and escaped as a JSON
+ * string, so no value can pass for a field boundary or a second line. */
 static void log__put_value(FILE *out, const char *v, size_t len)
 {
     bool quote = len == 0;
     for (size_t i = 0; i < len && !quote; i++) {
-        if (v[i] == ' ' || v[i] == '"' || v[i] == '=' || (unsigned char)v[i] < 0x20)
+        unsigned char c = (unsigned char)v[i];
+        if (c == ' ' || c == '"' || c == '=' || c == '\\' || c < 0x20 || c == 0x7F ||
+            (c >= 0x80 && log__utf8_len((const unsigned char *)v + i, len - i) == 0))
             quote = true;
     }
     if (quote)
@@ -243,43 +275,77 @@ static void log__put_value(FILE *out, const char *v, size_t len)
         fwrite(v, 1, len, out);
 }
 
-/* Emit the fields of `body`: "k=v k2=v two" -> logfmt or JSON members. */
-static void log__put_fields(FILE *out, const char *body, bool json)
+#define LOG_FIELDS_MAX 32
+#define LOG_FMT_MAX 1024
+
+/* Where the fields of a format begin: the key of each " key=" in its
+ * literal text (and at its start), never inside a conversion. Fields are
+ * found in the format, which the program wrote, not in the formatted line,
+ * where a value from outside could hold " key=value" and forge a field. */
+static size_t log__fmt_fields(const char *fmt, size_t *starts, size_t max)
 {
-    const char *p = body;
-    while (*p == ' ')
-        p++;
-    while (*p != '\0') {
-        const char *eq = strchr(p, '=');
-        if (eq == NULL || !log__is_key_at(p)) {
-            /* Free text without a key: keep it under "msg". */
-            if (json) {
-                fputs(",\"msg\":", out);
-                log__put_json_string(out, p, strlen(p));
-            } else {
-                fputs(" msg=", out);
-                log__put_value(out, p, strlen(p));
-            }
-            return;
-        }
-        const char *val = eq + 1;
-        const char *end = val;
-        while (*end != '\0' && !(*end == ' ' && log__is_key_at(end + 1)))
-            end++;
-        if (json) {
-            fputc(',', out);
-            log__put_json_string(out, p, (size_t)(eq - p));
-            fputc(':', out);
-            log__put_json_string(out, val, (size_t)(end - val));
-        } else {
-            fputc(' ', out);
-            fwrite(p, 1, (size_t)(eq - p + 1), out);
-            log__put_value(out, val, (size_t)(end - val));
-        }
-        p = end;
-        while (*p == ' ')
+    size_t n = 0;
+    if (log__is_key_at(fmt))
+        starts[n++] = 0;
+    for (const char *p = fmt; *p != '\0' && n < max;) {
+        if (*p == '%') {
             p++;
+            if (*p == '%') {
+                p++;
+                continue;
+            }
+            while (*p != '\0' && strchr("-+ #0'123456789.*hljztL", *p) != NULL)
+                p++;
+            if (*p != '\0')
+                p++;
+            continue;
+        }
+        if (*p == ' ' && log__is_key_at(p + 1))
+            starts[n++] = (size_t)(p + 1 - fmt);
+        p++;
     }
+    return n;
+}
+
+/* Emit one field "key=value" (key and value already split). */
+static void log__put_field(FILE *out, const char *key, size_t klen, const char *val,
+                           size_t vlen, bool json)
+{
+    if (json) {
+        fputc(',', out);
+        log__put_json_string(out, key, klen);
+        fputc(':', out);
+        log__put_json_string(out, val, vlen);
+    } else {
+        fputc(' ', out);
+        fwrite(key, 1, klen, out);
+        fputc('=', out);
+        log__put_value(out, val, vlen);
+    }
+}
+
+/* Emit body[from, to) as a field, redacted. `text` is scratch. */
+static void log__put_piece(FILE *out, const char *body, size_t from, size_t to, bool keyed,
+                           bool json, char *text, size_t cap)
+{
+    if (!keyed) {
+        while (to > from && body[to - 1] == ' ')
+            to--;
+        while (from < to && body[from] == ' ')
+            from++;
+    }
+    if (from >= to)
+        return;
+    size_t n = to - from < cap - 1 ? to - from : cap - 1;
+    memcpy(text, body + from, n);
+    text[n] = '\0';
+    n = log__redact_locked(text, cap);
+    const char *eq = keyed ? memchr(text, '=', n) : NULL;
+    if (eq == NULL)
+        log__put_field(out, "msg", 3, text, n, json); /* free text without a key */
+    else
+        log__put_field(out, text, (size_t)(eq - text), eq + 1, n - (size_t)(eq - text) - 1,
+                       json);
 }
 
 void log_write(enum log_level level, const char *event, const char *fmt, ...)
@@ -288,12 +354,41 @@ void log_write(enum log_level level, const char *event, const char *fmt, ...)
         return;
     char body[LOG_LINE_MAX];
     body[0] = '\0';
+    size_t starts[LOG_FIELDS_MAX];
+    size_t offs[LOG_FIELDS_MAX]; /* where each field begins in body */
+    size_t nf = 0;
     if (fmt != NULL) {
         va_list ap;
         va_start(ap, fmt);
+        nf = log__fmt_fields(fmt, starts, LOG_FIELDS_MAX);
+        /* A field begins where the format before its key ends: format
+         * that prefix alone (extra arguments are ignored) to learn how
+         * long it came out. */
+        char prefix[LOG_FMT_MAX];
+        for (size_t i = 0; i < nf; i++) {
+            if (starts[i] >= sizeof(prefix)) {
+                nf = i;
+                break;
+            }
+            memcpy(prefix, fmt, starts[i]);
+            prefix[starts[i]] = '\0';
+            va_list aq;
+            va_copy(aq, ap);
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wformat-nonliteral"
+#endif
+            int k = vsnprintf(NULL, 0, prefix, aq);
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
+            va_end(aq);
+            offs[i] = k > 0 ? (size_t)k : 0;
+        }
         vsnprintf(body, sizeof(body), fmt, ap);
         va_end(ap);
     }
+    size_t blen = strlen(body);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -302,19 +397,28 @@ void log_write(enum log_level level, const char *event, const char *fmt, ...)
     size_t wlen = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(when + wlen, sizeof(when) - wlen, ".%03dZ", (int)(ts.tv_nsec / 1000000));
 
+    char text[LOG_LINE_MAX + 64]; /* one field, with room for redaction to grow */
     pthread_mutex_lock(&log_lock);
-    log__redact_locked(body, sizeof(body));
     FILE *out = log_out != NULL ? log_out : stderr;
     if (log_json) {
         fprintf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":", when, log_level_names[level]);
         log__put_json_string(out, event, strlen(event));
-        log__put_fields(out, body, true);
-        fputs("}\n", out);
     } else {
         fprintf(out, "%s %s %s", when, log_level_names[level], event);
-        log__put_fields(out, body, false);
-        fputc('\n', out);
     }
+    /* Text before the first key, then each field up to the next. */
+    size_t first = nf > 0 ? (offs[0] < blen ? offs[0] : blen) : blen;
+    log__put_piece(out, body, 0, first, false, log_json, text, sizeof(text));
+    for (size_t i = 0; i < nf; i++) {
+        size_t from = offs[i] < blen ? offs[i] : blen;
+        size_t to = blen;
+        if (i + 1 < nf && offs[i + 1] - 1 < blen)
+            to = offs[i + 1] - 1; /* the space before the next key is no part of this value */
+        if (to < from)
+            to = from;
+        log__put_piece(out, body, from, to, true, log_json, text, sizeof(text));
+    }
+    fputs(log_json ? "}\n" : "\n", out);
     fflush(out);
     pthread_mutex_unlock(&log_lock);
 }

@@ -1,5 +1,7 @@
 #include "base/text.h"
 
+#include "base/error.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -184,4 +186,59 @@ size_t text_words_split(char *copy, const char **words, size_t max)
             words[n++] = w;
     }
     return n;
+}
+
+int text_header_decimal(const char *value, int64_t unit, int64_t max, int64_t *out)
+{
+    if (value == NULL || unit < 1 || unit > 1000 || max < 0)
+        return HB_EINVAL;
+    const char *p = value;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p < '0' || *p > '9')
+        return HB_EINVAL;
+    /* The whole part saturates just above max / unit: any more digits only
+     * make it larger, and the answer is HB_EOVERFLOW either way. */
+    int64_t whole = 0;
+    bool big = false;
+    int64_t most = max / unit;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        int digit = *p - '0';
+        if (!big && (most < digit || whole > (most - digit) / 10))
+            big = true;
+        if (!big)
+            whole = whole * 10 + digit;
+    }
+    /* The fraction in billionths, rounded up past the ninth digit. */
+    int64_t nano = 0;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return HB_EINVAL;
+        int64_t scale = 100000000;
+        bool rest = false;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (scale > 0)
+                nano += (*p - '0') * scale;
+            else if (*p != '0')
+                rest = true;
+            scale /= 10;
+        }
+        if (rest)
+            nano++;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p != '\0')
+        return HB_EINVAL;
+    if (big)
+        return HB_EOVERFLOW;
+    /* whole <= max / unit, so whole * unit <= max; the fraction adds at
+     * most unit. */
+    int64_t v = whole * unit;
+    int64_t frac = (nano * unit + 999999999) / 1000000000;
+    if (frac > max - v)
+        return HB_EOVERFLOW;
+    *out = v + frac;
+    return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /** A growing NUL-terminated string. Zero-initialise; free(buf) when done. */
 struct text_buf {
@@ -54,5 +55,15 @@ struct text_pair {
  *  value a positive whole number. Returns the count (0 for NULL or empty),
  *  or -1 when the text is malformed or holds more than max pairs. */
 int text_pairs_parse(const char *text, struct text_pair *out, size_t max);
+
+/** A non-negative decimal number from an HTTP header (Retry-After's
+ *  seconds, Discord's "64.57" reset-after, a count): digits, optionally a
+ *  '.' and more digits, blanks around; no sign, exponent, "inf" or "nan".
+ *  The value times unit (1..1000: 1000 turns seconds into milliseconds),
+ *  rounded up to a whole number, goes to *out. Parsed digit by digit, so no
+ *  value of any length can overflow. Returns 0; HB_EINVAL when the text is
+ *  not such a number (or unit is out of its range); HB_EOVERFLOW when the
+ *  result would exceed max. *out is left alone on failure. */
+int text_header_decimal(const char *value, int64_t unit, int64_t max, int64_t *out);
 
 #endif

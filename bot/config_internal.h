@@ -45,7 +45,8 @@ const struct config_key_schema *config__key_find(const struct config_section_sch
 
 /* ---- Problems and suggestions (config.c) ---- */
 
-int config__problem_vadd(struct config_problems *p, int line, const char *fmt, va_list ap);
+int config__problem_vadd(struct config_problems *p, int line, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 int config__problem_add(struct config_problems *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

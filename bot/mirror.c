@@ -355,8 +355,8 @@ static void mirror__fetched(struct http_request *req, int rc, void *data)
     const char *body = http_request_body(req, &len);
     rc = hedera_page_parse(body, len, m->treasury, &m->page);
     if (rc < 0) {
-        log_warn("hedera.page_malformed", "bytes=%zu cursor=%s", len,
-                 m->cursor[0] != '\0' ? m->cursor : "-");
+        log_warn("hedera.page_malformed", "bytes=%zu cursor=%s error=%s", len,
+                 m->cursor[0] != '\0' ? m->cursor : "-", hb_strerror(rc));
         mirror__poll_done(m, rc);
         return;
     }
@@ -387,6 +387,7 @@ static void mirror__fetch(struct mirror *m, const char *next)
         return;
     }
     http_request_header_add(req, "Accept", "application/json");
+    http_request_max_body_set(req, HEDERA_PAGE_MAX_BYTES); /* what one page may cost */
     int rc = http_request_start(req, mirror__fetched, m);
     if (rc < 0) {
         mirror__poll_done(m, rc);

@@ -385,7 +385,7 @@ int command_option_set_text(const struct command_spec *spec, size_t index, const
         v->integer = n;
         break;
     }
-    case COMMAND_OPT_BOOLEAN:
+    case COMMAND_OPT_BOOLEAN: {
         bool yes;
         if (text_bool_parse(text, &yes) != 0) {
             snprintf(err, errcap, MSG_OPTION_NOT_BOOLEAN, o->name, text);
@@ -393,6 +393,7 @@ int command_option_set_text(const struct command_spec *spec, size_t index, const
         }
         v->integer = yes;
         break;
+    }
     case COMMAND_OPT_USER: {
         char id[COMMAND_ID_MAX];
         if (commands__parse_user(text, id, sizeof(id)) != 0) {

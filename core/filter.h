@@ -88,6 +88,21 @@ int filter_kind_parse(const char *name, enum filter_kind *out);
 /** Parse an action name: "block" or "redact". Returns 0 or HB_EINVAL. */
 int filter_action_parse(const char *name, enum filter_action *out);
 
+#define FILTER_PATTERN_MAX 256        /* bytes in one pattern */
+#define FILTER_PATTERN_REPEAT_MAX 256 /* the largest counts of a pattern's {n,m} bounds, added up */
+
+/** Refuse a pattern the regex compiler would spend exponential time or
+ *  memory on, before it gets there: longer than FILTER_PATTERN_MAX bytes;
+ *  a quantifier right after another (`a**`, `b+{2}`); a group repeated
+ *  with *, + or {} that itself holds a quantifier (`(a*)*`, `(ab+)+`;
+ *  `(a+)?` is fine); {n,m} bounds whose largest counts add up to more
+ *  than FILTER_PATTERN_REPEAT_MAX (each copies its item that often); a
+ *  back-reference (`\1`); a quantifier with nothing before it. Other syntax
+ *  errors are left to regcomp, which reports them quickly. Returns 0, or
+ *  HB_EINVAL with a one-line reason in err (errcap bytes, may be NULL).
+ *  filter_new() runs this on every pattern before compiling it. */
+int filter_pattern_check(const char *pattern, char *err, size_t errcap);
+
 /** Build a filter from n rules (borrowed; n may be 0). Returns the filter,
  *  freed with filter_free(); or NULL with a message naming the rule in err
  *  (errcap bytes, may be NULL) for a missing or duplicate name, an empty

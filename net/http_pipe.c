@@ -381,6 +381,11 @@ static int pipe__head_parse(const char *buf, size_t len, struct pipe_head *h)
             return HB_EPROTO;
         status = status * 10 + (buf[i] - '0');
     }
+    /* Three digits after one space, then a space or the line's end; a
+     * status outside 100-599 is no HTTP answer ("000" is not a call that
+     * completed). */
+    if (status < 100 || status > 599 || (buf[12] != ' ' && buf[12] != '\r'))
+        return HB_EPROTO;
     h->status = status;
     bool keep_alive = false;
     const char *line = (const char *)memchr(buf, '\n', h->head_len) + 1;

@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <time.h>
 
 #define DC_KEY_HEX 64 /* an Ed25519 public key in hex */
 
@@ -32,13 +33,20 @@ static void dc__endpoint_serve(struct adapter *a, struct server_request *req)
     size_t len = 0;
     const char *body = server_request_body(req, &len);
     struct discord_endpoint_answer ans;
-    discord_endpoint_check(dc->public_key, server_request_header(req, "X-Signature-Ed25519"),
-                           server_request_header(req, "X-Signature-Timestamp"), body, len, &ans);
+    const char *ts = server_request_header(req, "X-Signature-Timestamp");
+    discord_endpoint_check(dc->public_key, server_request_header(req, "X-Signature-Ed25519"), ts,
+                           body, len, &ans);
+    const char *why = "bad or missing signature";
+    if (ans.status != 401 && discord_timestamp_check(ts, (int64_t)time(NULL)) != 0) {
+        /* Signed, but not now: a replay of a captured request. */
+        ans.status = 401;
+        ans.body = "stale request timestamp";
+        why = "timestamp more than 5 minutes off";
+    }
     if (ans.status != 0) {
         /* The body is not logged: it is unverified and may carry tokens. */
         if (ans.status == 401)
-            log_warn("webhooks.discord_refused", "reason=%s bytes=%zu", "bad or missing signature",
-                     len);
+            log_warn("webhooks.discord_refused", "reason=%s bytes=%zu", why, len);
         server_respond(req, ans.status, ans.status == 200 ? "application/json" : NULL, ans.body,
                        strlen(ans.body), NULL);
         return;

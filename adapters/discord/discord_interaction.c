@@ -6,11 +6,13 @@
 #include "adapters/discord/rest.h"
 #include "core/messages.h"
 #include "base/log.h"
+#include "base/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <inttypes.h>
 
 /* ---- interactions --------------------------------------------------------- */
 
@@ -57,7 +59,13 @@ static int dc__options(const struct command_spec *spec, const cJSON *opts, struc
         } else if (cJSON_IsBool(v)) {
             value = cJSON_IsTrue(v) ? "yes" : "no";
         } else if (cJSON_IsNumber(v)) {
-            snprintf(text, sizeof(text), "%lld", (long long)v->valuedouble);
+            /* Discord's integers lie within +-2^53. Anything else keeps its
+             * own spelling, which the option parser refuses by name. */
+            int64_t n = 0;
+            if (json_int64_get(v, -JSON_INT_EXACT, JSON_INT_EXACT, &n) == 0)
+                snprintf(text, sizeof(text), "%" PRId64, n);
+            else
+                snprintf(text, sizeof(text), "%g", v->valuedouble);
             value = text;
         }
         if (value == NULL)

@@ -4,6 +4,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/text.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -17,6 +18,8 @@
 #define REST_BUCKET_IDLE_MS 60000 /* a bucket unused this long is forgotten */
 #define REST_SWEEP_EVERY_MS 30000
 #define REST_DEFAULT_RETRY_MS 1000
+#define REST_COUNT_MAX 1000000                /* the most X-RateLimit-Limit/Remaining we believe */
+#define REST_RESET_MAX_MS (24LL * 3600 * 1000) /* the longest reset or Retry-After we believe */
 
 struct rest_file {
     char *filename;
@@ -704,16 +707,20 @@ done:
     rest__schedule(r, wake);
 }
 
-static double rest__header_double(struct http_request *h, const char *name, double def)
+/* A rate limit header as a whole number times unit (1000: seconds to ms),
+ * at most max. 0 and *out set; HB_ENOTFOUND when absent; another negative
+ * code when it is not a number or does not fit. */
+static int rest__header_number(struct http_request *h, const char *name, int64_t unit,
+                               int64_t max, int64_t *out)
 {
     const char *v = http_request_header(h, name);
     if (v == NULL)
-        return def;
-    char *end = NULL;
-    double d = strtod(v, &end);
-    if (end == v || !isfinite(d) || d < 0)
-        return def;
-    return d;
+        return HB_ENOTFOUND;
+    int rc = text_header_decimal(v, unit, max, out);
+    if (rc < 0)
+        log_warn("discord.rest_header_refused", "header=%s problem=%s", name,
+                 rc == HB_EOVERFLOW ? "out of range" : "not a number");
+    return rc;
 }
 
 /* Learn the bucket's state from the answer's headers. */
@@ -732,13 +739,21 @@ static void rest__bucket_learn(struct discord_rest *r, struct rest_req *q, struc
                 rest__entry_add(r, key, b);
         }
     }
-    const char *rem = http_request_header(h, "X-RateLimit-Remaining");
-    if (rem == NULL)
+    /* Every number is checked before it is used; one that does not fit
+     * makes the whole set unusable, and the bucket learns nothing. */
+    int64_t rem = 0, lim = 0, after_ms = 1000;
+    int rc = rest__header_number(h, "X-RateLimit-Remaining", 1, REST_COUNT_MAX, &rem);
+    if (rc < 0)
+        return; /* absent or refused: nothing to learn */
+    rc = rest__header_number(h, "X-RateLimit-Limit", 1, REST_COUNT_MAX, &lim);
+    if (rc < 0 && rc != HB_ENOTFOUND)
         return;
-    int remaining = atoi(rem);
-    int limit = (int)rest__header_double(h, "X-RateLimit-Limit", 0);
-    double after = rest__header_double(h, "X-RateLimit-Reset-After", 1.0);
-    uint64_t reset_at = now + (uint64_t)ceil(after * 1000.0);
+    rc = rest__header_number(h, "X-RateLimit-Reset-After", 1000, REST_RESET_MAX_MS, &after_ms);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return;
+    int remaining = (int)rem;
+    int limit = (int)lim;
+    uint64_t reset_at = now + (uint64_t)after_ms;
     if (limit > 0)
         b->limit = limit;
     /* Answers can overtake each other: within one window keep the lower
@@ -767,8 +782,9 @@ static uint64_t rest__retry_after(struct http_request *h, bool *global)
         *global = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "global"));
         cJSON_Delete(j);
     }
-    if (secs < 0)
-        secs = rest__header_double(h, "Retry-After", -1);
+    int64_t header_ms = 0;
+    if (secs < 0 && rest__header_number(h, "Retry-After", 1000, REST_RESET_MAX_MS, &header_ms) == 0)
+        secs = (double)header_ms / 1000.0;
     const char *g = http_request_header(h, "X-RateLimit-Global");
     if (g != NULL && strcmp(g, "true") == 0)
         *global = true;

@@ -1,6 +1,7 @@
 #include "adapters/discord/verify.h"
 
 #include "base/error.h"
+#include "base/text.h"
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
@@ -73,6 +74,17 @@ out:
     EVP_PKEY_free(pkey);
     free(msg);
     return rc;
+}
+
+int discord_timestamp_check(const char *timestamp, int64_t now_s)
+{
+    int64_t t = 0;
+    if (timestamp == NULL || text_header_decimal(timestamp, 1, INT64_MAX / 4, &t) != 0)
+        return HB_EINVAL;
+    if (now_s < 0 || now_s > INT64_MAX / 4)
+        return HB_EINVAL;
+    int64_t skew = t > now_s ? t - now_s : now_s - t;
+    return skew <= DISCORD_TIMESTAMP_MAX_SKEW_S ? 0 : HB_EPERM;
 }
 
 void discord_endpoint_check(const char *public_key_hex, const char *signature_hex,

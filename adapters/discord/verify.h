@@ -10,6 +10,7 @@
 #define HB_DISCORD_VERIFY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /** Verify an Ed25519 signature. public_key_hex: the application's public
  *  key (64 hex digits); signature_hex: 128 hex digits; timestamp and body
@@ -17,6 +18,16 @@
  *  HB_EINVAL for malformed input (also refused). */
 int discord_signature_verify(const char *public_key_hex, const char *signature_hex,
                              const char *timestamp, const char *body, size_t body_len);
+
+/** How far a signed X-Signature-Timestamp may lie from now, either way:
+ *  a signature proves who sent a request, not when, so an older (or
+ *  future-dated) one is refused as a possible replay. */
+#define DISCORD_TIMESTAMP_MAX_SKEW_S 300
+
+/** Is timestamp (Unix seconds, as Discord sends it) within
+ *  DISCORD_TIMESTAMP_MAX_SKEW_S of now_s? Returns 0; HB_EPERM when it is
+ *  too old or too far ahead; HB_EINVAL when it is not a number. */
+int discord_timestamp_check(const char *timestamp, int64_t now_s);
 
 /** What the endpoint answers. */
 struct discord_endpoint_answer {

@@ -84,10 +84,26 @@ int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size
             zs->out_cap = ncap;
         }
         if (zs->out_cap - zs->out_len <= 1) {
-            /* Full at the maximum: inflate on into the same buffer so the
-             * stream stays in step, and drop this payload at its end. */
-            zs->discarding = 1;
-            zs->out_len = 0;
+            /* Full at the maximum. What is left of the input may hold no
+             * more output (the end of the block and the flush marker):
+             * then the payload is exactly the limit and is kept. Inflate
+             * on into scratch to learn which; only output that does not
+             * fit makes the payload too large, and then it is inflated on
+             * into the same buffer so the stream stays in step, and
+             * dropped at its end. */
+            unsigned char scratch[64];
+            zs->z.next_out = scratch;
+            zs->z.avail_out = sizeof(scratch);
+            int zr = inflate(&zs->z, Z_SYNC_FLUSH);
+            if (zr != Z_OK && zr != Z_BUF_ERROR)
+                return HB_EPROTO;
+            if (zs->z.avail_out < sizeof(scratch)) {
+                zs->discarding = 1;
+                zs->out_len = 0;
+            } else if (zr == Z_BUF_ERROR) {
+                break; /* no progress possible: input is exhausted */
+            }
+            continue;
         }
         zs->z.next_out = (Bytef *)zs->out + zs->out_len;
         zs->z.avail_out = (uInt)(zs->out_cap - zs->out_len - 1);

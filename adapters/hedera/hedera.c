@@ -1,6 +1,7 @@
 #include "adapters/hedera/hedera.h"
 
 #include "base/error.h"
+#include "base/json.h"
 #include "base/text.h"
 
 #include <cjson/cJSON.h>
@@ -28,11 +29,8 @@ static const char *hedera__str(const cJSON *o, const char *name)
 
 static bool hedera__amount(const cJSON *o, int64_t *out)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "amount");
-    if (!cJSON_IsNumber(v) || v->valuedouble > 9e15 || v->valuedouble < -9e15)
-        return false;
-    *out = (int64_t)v->valuedouble;
-    return true;
+    return json_int64_get(cJSON_GetObjectItemCaseSensitive(o, "amount"), -HEDERA_AMOUNT_MAX,
+                          HEDERA_AMOUNT_MAX, out) == 0;
 }
 
 static int hedera__push(struct hedera_page *page, size_t *cap, const struct hedera_deposit *d)
@@ -49,27 +47,87 @@ static int hedera__push(struct hedera_page *page, size_t *cap, const struct hede
     return 0;
 }
 
-/* Sum the token transfers of one token to the treasury. */
-static int64_t hedera__token_sum(const cJSON *tts, const char *token, const char *treasury)
+static size_t hedera__hash(const char *s)
 {
-    int64_t sum = 0;
+    size_t h = 2166136261u; /* FNV-1a */
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* One transaction's token transfers to the treasury, one deposit per token
+ * (in the order tokens first appear), each summed once. A table from token
+ * id to deposit index makes this one pass: linear in the transfers, where
+ * summing per transfer (the old way) was quadratic. *count grows by the
+ * transfers seen, and stops the page at HEDERA_PAGE_TRANSFERS_MAX. */
+static int hedera__tokens(struct hedera_page *out, size_t *cap, const cJSON *tts,
+                          const char *treasury, struct hedera_deposit *d, size_t *count)
+{
+    size_t n = (size_t)cJSON_GetArraySize(tts);
+    if (n > HEDERA_PAGE_TRANSFERS_MAX - *count)
+        return HB_ELIMIT;
+    size_t tcap = 16;
+    while (tcap < 2 * n)
+        tcap *= 2;
+    size_t *slots = calloc(tcap, sizeof(*slots)); /* deposit index + 1; 0: free */
+    if (slots == NULL)
+        return HB_ENOMEM;
+    size_t first = out->n;
+    int rc = 0;
     const cJSON *tt;
     cJSON_ArrayForEach(tt, tts)
     {
+        (*count)++;
         const char *tok = hedera__str(tt, "token_id");
         const char *acc = hedera__str(tt, "account");
+        if (tok == NULL || acc == NULL || strlen(tok) >= sizeof(d->token)) {
+            rc = HB_EPROTO;
+            goto out;
+        }
+        if (strcmp(acc, treasury) != 0)
+            continue;
         int64_t a = 0;
-        if (tok != NULL && acc != NULL && strcmp(tok, token) == 0 && strcmp(acc, treasury) == 0 &&
-            hedera__amount(tt, &a))
-            sum += a;
+        if (!hedera__amount(tt, &a)) {
+            rc = HB_EPROTO;
+            goto out;
+        }
+        size_t i = hedera__hash(tok) & (tcap - 1);
+        while (slots[i] != 0 && strcmp(out->items[slots[i] - 1].token, tok) != 0)
+            i = (i + 1) & (tcap - 1);
+        if (slots[i] != 0) {
+            struct hedera_deposit *seen = &out->items[slots[i] - 1];
+            if (__builtin_add_overflow(seen->amount, a, &seen->amount)) {
+                rc = HB_EOVERFLOW;
+                goto out;
+            }
+            continue;
+        }
+        snprintf(d->token, sizeof(d->token), "%s", tok);
+        d->amount = a;
+        rc = hedera__push(out, cap, d);
+        if (rc < 0)
+            goto out;
+        slots[i] = out->n;
     }
-    return sum;
+    /* Only what the treasury received on balance is a deposit. */
+    size_t kept = first;
+    for (size_t i = first; i < out->n; i++) {
+        if (out->items[i].amount > 0)
+            out->items[kept++] = out->items[i];
+    }
+    out->n = kept;
+out:
+    free(slots);
+    return rc;
 }
 
 int hedera_page_parse(const char *body, size_t len, const char *treasury, struct hedera_page *out)
 {
     memset(out, 0, sizeof(*out));
     size_t cap = 0;
+    size_t count = 0; /* transfers seen, page-wide */
+    if (len > HEDERA_PAGE_MAX_BYTES)
+        return HB_ELIMIT;
     int rc = HB_EPROTO;
     cJSON *root = cJSON_ParseWithLength(body, len);
     const cJSON *txs = cJSON_GetObjectItemCaseSensitive(root, "transactions");
@@ -87,6 +145,7 @@ int hedera_page_parse(const char *body, size_t len, const char *treasury, struct
     const cJSON *tx;
     cJSON_ArrayForEach(tx, txs)
     {
+        rc = HB_EPROTO;
         const char *ts = hedera__str(tx, "consensus_timestamp");
         const char *id = hedera__str(tx, "transaction_id");
         const char *result = hedera__str(tx, "result");
@@ -116,12 +175,18 @@ int hedera_page_parse(const char *body, size_t len, const char *treasury, struct
         const cJSON *t;
         cJSON_ArrayForEach(t, transfers)
         {
+            if (++count > HEDERA_PAGE_TRANSFERS_MAX) {
+                rc = HB_ELIMIT;
+                goto out;
+            }
             const char *acc = hedera__str(t, "account");
             int64_t a = 0;
             if (acc == NULL || !hedera__amount(t, &a))
                 goto out;
-            if (strcmp(acc, treasury) == 0)
-                sum += a;
+            if (strcmp(acc, treasury) == 0 && __builtin_add_overflow(sum, a, &sum)) {
+                rc = HB_EOVERFLOW;
+                goto out;
+            }
         }
         if (sum > 0) {
             d.amount = sum;
@@ -134,31 +199,9 @@ int hedera_page_parse(const char *body, size_t len, const char *treasury, struct
         const cJSON *tts = cJSON_GetObjectItemCaseSensitive(tx, "token_transfers");
         if (tts != NULL && !cJSON_IsArray(tts))
             goto out;
-        const cJSON *tt;
-        cJSON_ArrayForEach(tt, tts)
-        {
-            const char *tok = hedera__str(tt, "token_id");
-            const char *acc = hedera__str(tt, "account");
-            if (tok == NULL || acc == NULL || strlen(tok) >= sizeof(d.token))
-                goto out;
-            if (strcmp(acc, treasury) != 0)
-                continue;
-            /* One deposit per token: skip tokens already counted. */
-            bool seen = false;
-            for (size_t i = 0; i < out->n; i++) {
-                if (strcmp(out->items[i].tx_id, id) == 0 && strcmp(out->items[i].token, tok) == 0)
-                    seen = true;
-            }
-            int64_t tsum = hedera__token_sum(tts, tok, treasury);
-            if (seen || tsum <= 0)
-                continue;
-            snprintf(d.token, sizeof(d.token), "%s", tok);
-            d.amount = tsum;
-            if (hedera__push(out, &cap, &d) < 0) {
-                rc = HB_ENOMEM;
-                goto out;
-            }
-        }
+        rc = hedera__tokens(out, &cap, tts, treasury, &d, &count);
+        if (rc < 0)
+            goto out;
     }
     rc = 0;
 out:

@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/text.h"
 
 #include <curl/curl.h>
 #include <ctype.h>
@@ -113,18 +114,25 @@ int64_t llm_retry_after_ms(const char *value)
 {
     if (value == NULL || value[0] == '\0')
         return -1;
-    char *end;
-    double secs = strtod(value, &end);
-    if (end != value && (*end == '\0' || isspace((unsigned char)*end))) {
-        if (secs < 0)
-            return -1;
-        return (int64_t)(secs * 1000.0);
+    int64_t ms = -1;
+    int rc = text_header_decimal(value, 1000, LLM_RETRY_AFTER_MAX_MS, &ms);
+    if (rc == 0)
+        return ms;
+    if (rc == HB_EOVERFLOW) {
+        log_warn("llm.retry_after_refused", "problem=longer than a day action=own backoff");
+        return -1;
     }
     time_t when = curl_getdate(value, NULL);
     if (when < 0)
         return -1;
     time_t now = time(NULL);
-    return when > now ? (int64_t)(when - now) * 1000 : 0;
+    if (when <= now)
+        return 0;
+    if (when - now > LLM_RETRY_AFTER_MAX_MS / 1000) {
+        log_warn("llm.retry_after_refused", "problem=longer than a day action=own backoff");
+        return -1;
+    }
+    return (int64_t)(when - now) * 1000;
 }
 
 /* ---- a call ------------------------------------------------------------- */
@@ -176,9 +184,13 @@ static void llm__status_result(struct provider_call *call, struct http_request *
     res->http_status = st;
     if (st == 429 || st >= 500) {
         res->retryable = true;
+        /* retry-after-ms (OpenAI's) is finer; one that does not parse is
+         * no hint, so Retry-After, else the engine's own backoff, decides. */
         const char *ms = http_request_header(req, "retry-after-ms");
-        res->retry_after_ms = ms != NULL ? llm_retry_after_ms(ms) / 1000
-                                         : llm_retry_after_ms(http_request_header(req, "retry-after"));
+        int64_t wait = -1;
+        if (ms == NULL || text_header_decimal(ms, 1, LLM_RETRY_AFTER_MAX_MS, &wait) != 0)
+            wait = llm_retry_after_ms(http_request_header(req, "retry-after"));
+        res->retry_after_ms = wait;
         snprintf(call->err, sizeof(call->err), "%s is %s (HTTP %d)%s%s", call->p->name,
                  st == 429 ? "rate limiting requests" : "having trouble", st, msg[0] ? ": " : "",
                  msg);

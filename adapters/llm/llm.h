@@ -85,7 +85,13 @@ void llm_call_image_set(struct provider_call *call, unsigned char *bytes, size_t
 /** Cancel (the provider vtable's cancel). */
 void llm_call_cancel(struct provider_call *call);
 
-/** Milliseconds from a Retry-After value (seconds, or an HTTP date), or -1. */
+/** The longest wait a Retry-After may ask for (a day); a longer one, or a
+ *  number that does not fit, is no usable hint. */
+#define LLM_RETRY_AFTER_MAX_MS (24LL * 3600 * 1000)
+
+/** Milliseconds from a Retry-After value (seconds, or an HTTP date), or -1
+ *  when there is none, it does not parse or it exceeds
+ *  LLM_RETRY_AFTER_MAX_MS. */
 int64_t llm_retry_after_ms(const char *value);
 
 /** What an error a provider reports (in a stream, or in an error body)

@@ -9,6 +9,7 @@
 #include "net/http_pipe.h"
 #include "base/error.h"
 #include "base/json.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,10 @@ static void tg__call_finish(struct tg_call *c, int rc, int status, const char *b
             res.description = d != NULL ? d : "";
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "parameters");
             res.retry_after = tg_json_int(p, "retry_after", 0);
+            if (res.retry_after < 0 || res.retry_after > 86400) {
+                log_warn("telegram.number_refused", "field=retry_after problem=out of range");
+                res.retry_after = 0; /* the usual one-second wait */
+            }
             res.migrate_to = tg_json_int(p, "migrate_to_chat_id", 0);
         } else if (res.status == 200) {
             res.rc = HB_EPROTO; /* a 200 without a JSON object is not an answer */

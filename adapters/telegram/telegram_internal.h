@@ -51,7 +51,7 @@ struct tg_result {
     bool ok;                /* the body's "ok" */
     const cJSON *result;    /* the body's "result", or NULL */
     const char *description; /* the body's "description", or "" */
-    int64_t retry_after;    /* parameters.retry_after (seconds), 0 when absent */
+    int64_t retry_after;    /* parameters.retry_after (seconds, at most a day), 0 when absent */
     int64_t migrate_to;     /* parameters.migrate_to_chat_id, 0 when absent */
     double elapsed_ms;
 };
@@ -138,6 +138,8 @@ struct tg_reply {
 };
 
 /* ---- text.c ---- */
+/* A whole number field within +-2^53 (Telegram's ids fit in 52 bits); def
+ * when absent, and when out of range or fractional (logged). */
 int64_t tg_json_int(const cJSON *obj, const char *name, int64_t def);
 const char *tg_json_str(const cJSON *obj, const char *name);
 

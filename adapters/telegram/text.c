@@ -3,6 +3,8 @@
 #include "adapters/telegram/telegram_internal.h"
 
 #include "base/error.h"
+#include "base/json.h"
+#include "base/log.h"
 #include "base/text.h"
 
 #include <ctype.h>
@@ -105,7 +107,13 @@ int64_t tg_json_int(const cJSON *obj, const char *name, int64_t def)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     if (!cJSON_IsNumber(v))
         return def;
-    return (int64_t)v->valuedouble;
+    /* Telegram's ids fit in 52 bits; anything past 2^53 is not one. */
+    int64_t n = def;
+    if (json_int64_get(v, -JSON_INT_EXACT, JSON_INT_EXACT, &n) != 0) {
+        log_warn("telegram.number_refused", "field=%s problem=not a whole number in range", name);
+        return def;
+    }
+    return n;
 }
 
 const char *tg_json_str(const cJSON *obj, const char *name)

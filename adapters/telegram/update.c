@@ -9,6 +9,7 @@
 #include "core/core.h"
 #include "core/pool.h"
 #include "base/error.h"
+#include "base/json.h"
 #include "base/log.h"
 
 #include <inttypes.h>
@@ -288,7 +289,13 @@ int tg_update_handle(struct tg *tg, const cJSON *u)
         log_warn("telegram.update_malformed", "problem=no update_id action=skipped");
         return HB_EPROTO;
     }
-    int64_t id = (int64_t)idv->valuedouble;
+    /* Range-checked before it becomes the offset: one absurd id must not
+     * make every later update look like a repeat. */
+    int64_t id = 0;
+    if (json_int64_get(idv, 0, JSON_INT_EXACT - 1, &id) != 0) {
+        log_warn("telegram.update_malformed", "problem=update_id out of range action=skipped");
+        return HB_EPROTO;
+    }
     if (id < tg->offset) {
         log_debug("telegram.update_duplicate", "update_id=%" PRId64, id);
         return 0;

@@ -533,6 +533,46 @@ static void test_autocomplete_and_mention(void **state)
     fake_rest_free(t.rest);
 }
 
+/* ---- a number option from outside ----------------------------------------- */
+
+/* A gateway payload whose integer option is 1e300 (tests/corpus/discord/),
+ * then the same command with a sane page. */
+static void at_bignum_script(struct at *t)
+{
+    char *payload = test_file_read("tests/corpus/discord/discord-option-1e300.json", NULL);
+    assert_non_null(payload);
+    fake_gateway_send_text(t->gw, payload);
+    free(payload);
+    at_interaction(t, 8,
+                   "{\"id\":\"9\",\"name\":\"history\",\"type\":1,\"options\":[{\"name\":"
+                   "\"page\",\"type\":4,\"value\":2}]}",
+                   2);
+}
+
+static bool at_bignum_done(struct at *t)
+{
+    return fake_rest_matching(t->rest, "POST", "/interactions/1007/") == 1 && t->dispatched == 1;
+}
+
+/* An integer option of 1e300 is refused to the member as not a whole
+ * number (it never becomes an integer); the next command runs. */
+static void test_option_out_of_range(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    t.script = at_bignum_script;
+    t.done = at_bignum_done;
+    at_run(&t, NULL);
+    assert_int_equal(at_count(&t, "POST", "/interactions/1007/", "must be a whole number"), 1);
+    assert_int_equal(t.dispatched, 1);
+    assert_string_equal(t.last.name, "history");
+    assert_true(t.last.opts[0].set);
+    assert_int_equal(t.last.opts[0].integer, 2);
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+}
+
 static void test_text_cut(void **state)
 {
     (void)state;
@@ -549,6 +589,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_fast_long_image_button),
     cmocka_unit_test(test_burst_of_200_acknowledged),
     cmocka_unit_test(test_autocomplete_and_mention),
+    cmocka_unit_test(test_option_out_of_range),
 };
 
 TEST_GROUP_DEFINE(discord_adapter, tests, NULL, NULL)

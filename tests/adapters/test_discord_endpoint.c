@@ -6,6 +6,7 @@
 #include "tests/test.h"
 
 #include "adapters/discord/discord.h"
+#include "adapters/discord/verify.h"
 #include "bot/config.h"
 #include "net/http.h"
 #include "net/server.h"
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define EP_TOKEN "endpoint-test-token.ZZZ-123456"
 #define EP_APP "4242"
@@ -201,10 +203,11 @@ static void ep_close(struct ep *e)
     assert_false(e->timed_out);
 }
 
-/* POST body to the endpoint, signed with key (NULL: no signature headers). */
-static void ep_post(struct ep *e, EVP_PKEY *key, const char *body, struct tcall *out)
+/* POST body to the endpoint, signed with key (NULL: no signature headers)
+ * at time ts. */
+static void ep_post_at(struct ep *e, EVP_PKEY *key, const char *ts, const char *body,
+                       struct tcall *out)
 {
-    const char *ts = "1700000000";
     char sig[129];
     if (key != NULL)
         ep_sign(key, ts, body, sig);
@@ -214,6 +217,20 @@ static void ep_post(struct ep *e, EVP_PKEY *key, const char *body, struct tcall 
     const char *bare[] = {"Content-Type", "application/json", NULL};
     tcall_do(&e->loop, e->http, "POST", e->url, key != NULL ? headers : bare, body, strlen(body),
              out);
+}
+
+/* Now as Discord writes it in X-Signature-Timestamp, moved by delta seconds. */
+static void ep_now(char *out, size_t cap, long delta)
+{
+    snprintf(out, cap, "%lld", (long long)time(NULL) + delta);
+}
+
+/* POST body to the endpoint, signed with key (NULL: no signature headers) now. */
+static void ep_post(struct ep *e, EVP_PKEY *key, const char *body, struct tcall *out)
+{
+    char ts[32];
+    ep_now(ts, sizeof(ts), 0);
+    ep_post_at(e, key, ts, body, out);
 }
 
 static void ep_command(char *out, size_t cap, unsigned n, int type, const char *data)
@@ -348,10 +365,10 @@ static void test_endpoint_ping_and_forgeries(void **state)
     assert_int_equal(c.status, 401);
     tcall_clear(&c);
     /* Signed for one body, sent with another. */
-    char sig[129];
-    ep_sign(e.key, "1700000000", ping, sig);
-    const char *headers[] = {"X-Signature-Ed25519", sig, "X-Signature-Timestamp", "1700000000",
-                             NULL};
+    char sig[129], now[32];
+    ep_now(now, sizeof(now), 0);
+    ep_sign(e.key, now, ping, sig);
+    const char *headers[] = {"X-Signature-Ed25519", sig, "X-Signature-Timestamp", now, NULL};
     tcall_do(&e.loop, e.http, "POST", e.url, headers, body, strlen(body), &c);
     assert_int_equal(c.status, 401);
     tcall_clear(&c);
@@ -363,6 +380,51 @@ static void test_endpoint_ping_and_forgeries(void **state)
     tcall_clear(&c);
     assert_int_equal(e.dispatched, 0);
     assert_int_equal(fake_rest_count(e.rest), 0);
+    ep_close(&e);
+}
+
+/* A correctly signed request is refused with 401 when its timestamp is
+ * more than five minutes old or ahead (a replay), or not a number; within
+ * five minutes either way it is answered. */
+static void test_endpoint_stale_timestamp(void **state)
+{
+    (void)state;
+    struct ep e;
+    ep_open(&e);
+    struct tcall c = {0};
+    const char *ping =
+        "{\"id\":\"1\",\"application_id\":\"" EP_APP "\",\"type\":1,\"token\":\"t\"}";
+    char body[1024], ts[32];
+    ep_command(body, sizeof(body), 6, 2, "{\"id\":\"9\",\"name\":\"help\",\"type\":1}");
+    ep_post_at(&e, e.key, "1700000000", body, &c); /* signed long ago */
+    assert_int_equal(c.status, 401);
+    tcall_clear(&c);
+    static const long refused[] = {-301 - 5, 301 + 5, -86400};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        ep_now(ts, sizeof(ts), refused[i]);
+        ep_post_at(&e, e.key, ts, ping, &c);
+        assert_int_equal(c.status, 401);
+        tcall_clear(&c);
+        ep_post_at(&e, e.key, ts, body, &c);
+        assert_int_equal(c.status, 401);
+        tcall_clear(&c);
+    }
+    ep_post_at(&e, e.key, "soon", ping, &c);
+    assert_int_equal(c.status, 401);
+    tcall_clear(&c);
+    assert_int_equal(e.dispatched, 0);
+    static const long answered[] = {-290, 0, 290};
+    for (size_t i = 0; i < sizeof(answered) / sizeof(answered[0]); i++) {
+        ep_now(ts, sizeof(ts), answered[i]);
+        ep_post_at(&e, e.key, ts, ping, &c);
+        assert_int_equal(c.status, 200);
+        tcall_clear(&c);
+    }
+    assert_int_equal(discord_timestamp_check("1000", 1300), 0);
+    assert_int_equal(discord_timestamp_check("1000", 1301), HB_EPERM);
+    assert_int_equal(discord_timestamp_check("1301", 1000), HB_EPERM);
+    assert_int_equal(discord_timestamp_check("1e300", 1000), HB_EINVAL);
+    assert_int_equal(discord_timestamp_check(NULL, 1000), HB_EINVAL);
     ep_close(&e);
 }
 
@@ -455,6 +517,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_endpoint_deferred_then_edit),
     cmocka_unit_test(test_endpoint_answer_now_and_image),
     cmocka_unit_test(test_endpoint_ping_and_forgeries),
+    cmocka_unit_test(test_endpoint_stale_timestamp),
 };
 
 TEST_GROUP_DEFINE(discord_endpoint, tests, NULL, NULL)

@@ -9,6 +9,7 @@
 #include "net/http.h"
 #include "base/error.h"
 #include "tests/fake/discord_rest.h"
+#include "tests/fake/httpd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +380,63 @@ static void test_close_cancels_queued(void **state)
     assert_int_equal(r.rc[1], HB_ECANCELED);
 }
 
+/* A server whose X-RateLimit-* headers hold numbers no integer holds. */
+static void rt_huge_handler(struct httpd_response *res, const struct httpd_request *req, void *data)
+{
+    unsigned *calls = data;
+    (void)req;
+    (*calls)++;
+    httpd_response_header_add(res, "X-RateLimit-Bucket", "huge");
+    if (*calls == 1) {
+        httpd_response_header_add(res, "X-RateLimit-Limit", "1e300");
+        httpd_response_header_add(res, "X-RateLimit-Remaining", "99999999999999999999");
+        httpd_response_header_add(res, "X-RateLimit-Reset-After", "1.5");
+    } else {
+        httpd_response_header_add(res, "X-RateLimit-Limit", "5");
+        httpd_response_header_add(res, "X-RateLimit-Remaining", "0");
+        httpd_response_header_add(res, "X-RateLimit-Reset-After", "1e300");
+    }
+    httpd_response_send(res, 200, "application/json", "{}", 2);
+}
+
+/* Limits that do not fit are refused, not converted: the bucket learns
+ * nothing from them and every request still goes out and completes. */
+static void test_ratelimit_headers_out_of_range(void **state)
+{
+    (void)state;
+    struct rt r;
+    memset(&r, 0, sizeof(r));
+    unsigned calls = 0;
+    assert_int_equal(uv_loop_init(&r.loop), 0);
+    assert_int_equal(http_client_new(&r.loop, NULL, &r.http), 0);
+    struct httpd *srv = httpd_new(&r.loop, rt_huge_handler, &calls);
+    assert_non_null(srv);
+    struct discord_rest_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.api_base = httpd_base_url(srv);
+    ro.token = RT_TOKEN;
+    r.rest = discord_rest_new(&r.loop, r.http, &ro);
+    assert_non_null(r.rest);
+    uv_timer_init(&r.loop, &r.guard);
+    r.guard.data = &r;
+    uv_timer_start(&r.guard, rt_guard, RT_GUARD_MS, 0);
+    r.start_ms = test_now_ms();
+    for (int i = 0; i < 3; i++)
+        rt_request(&r, "POST", "/channels/1/messages", "{}");
+    rt_run(&r);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(r.status[i], 200);
+    assert_int_equal(calls, 3);
+    assert_true(r.done_ms[2] < 5000);
+    discord_rest_close(r.rest, rt_closed, NULL);
+    http_client_close(r.http, rt_closed, NULL);
+    httpd_close(srv, rt_closed, NULL);
+    uv_close((uv_handle_t *)&r.guard, rt_guard_closed);
+    while (uv_run(&r.loop, UV_RUN_DEFAULT) != 0) {
+    }
+    assert_int_equal(uv_loop_close(&r.loop), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_route_keys),
     cmocka_unit_test(test_bucket_exhausted_holds),
@@ -390,6 +448,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_invalid_budget_backs_off),
     cmocka_unit_test(test_multipart_file),
     cmocka_unit_test(test_close_cancels_queued),
+    cmocka_unit_test(test_ratelimit_headers_out_of_range),
 };
 
 TEST_GROUP_DEFINE(discord_rest, tests, NULL, NULL)

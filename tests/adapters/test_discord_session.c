@@ -85,6 +85,86 @@ static void test_zstream_split_anywhere(void **state)
     free(o.buf);
 }
 
+/* Deflate n payloads of the given lengths as one stream, each ended by a
+ * sync flush; o->ends[i] is where payload i's message ends. */
+static void zcompress_bytes(const unsigned char *const *payloads, const size_t *lens, size_t n,
+                            struct zout *o)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit(&z, 6), Z_OK);
+    o->buf = malloc(1 << 20);
+    assert_non_null(o->buf);
+    o->len = 0;
+    o->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        z.next_in = (Bytef *)(uintptr_t)payloads[i];
+        z.avail_in = (uInt)lens[i];
+        z.next_out = o->buf + o->len;
+        z.avail_out = (uInt)((1 << 20) - o->len);
+        assert_int_equal(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+        o->len = (size_t)(z.next_out - o->buf);
+        o->ends[o->n++] = o->len;
+    }
+    deflateEnd(&z);
+}
+
+/* The limit is the largest payload accepted: a payload of exactly
+ * max_payload bytes comes out whole; one byte more is refused, and the
+ * stream goes on. The payload is tests/corpus/zstream/ (binary, NULs and
+ * all) repeated past the first buffer's 16 KiB, so the buffer grows to
+ * the limit and the payload fills it exactly. */
+static void test_zstream_exactly_the_limit(void **state)
+{
+    (void)state;
+    size_t unit = 0;
+    char *corpus = test_file_read("tests/corpus/zstream/zstream-exactly-max.bin", &unit);
+    assert_non_null(corpus);
+    assert_true(unit > 1000);
+    size_t max = 20 * unit;
+    unsigned char *exact = malloc(max);
+    assert_non_null(exact);
+    for (size_t i = 0; i < 20; i++)
+        memcpy(exact + i * unit, corpus, unit);
+    free(corpus);
+    unsigned char *over = malloc(max + 1);
+    assert_non_null(over);
+    memcpy(over, exact, max);
+    over[max] = 'x';
+    const unsigned char *payloads[] = {exact, over, exact};
+    size_t lens[] = {max, max + 1, max};
+    struct zout o;
+    zcompress_bytes(payloads, lens, 3, &o);
+    /* Whole messages, then the same split in small parts. */
+    for (size_t step = 0; step <= 7; step += 7) {
+        struct discord_zstream zs;
+        assert_int_equal(discord_zstream_init(&zs, max), 0);
+        int want[] = {1, HB_EOVERFLOW, 1};
+        size_t start = 0;
+        for (size_t p = 0; p < 3; p++) {
+            const char *msg = NULL;
+            size_t len = 0;
+            int rc = 0;
+            for (size_t at = start; at < o.ends[p];) {
+                size_t chunk = step == 0 || o.ends[p] - at < step ? o.ends[p] - at : step;
+                rc = discord_zstream_feed_part(&zs, o.buf + at, chunk, at + chunk == o.ends[p],
+                                               &msg, &len);
+                at += chunk;
+            }
+            assert_int_equal(rc, want[p]);
+            if (rc == 1) {
+                assert_int_equal(len, max);
+                assert_memory_equal(msg, exact, max);
+            }
+            start = o.ends[p];
+        }
+        discord_zstream_close(&zs);
+    }
+    free(o.buf);
+    free(over);
+    free(exact);
+}
+
 /* A big payload that compresses well arrives in one small message: zlib
  * takes all the input while output is still pending, and all of it must
  * come out (then the next payload is whole too). */
@@ -361,6 +441,7 @@ static void test_identify_gate_and_sharding(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_zstream_split_anywhere),
+    cmocka_unit_test(test_zstream_exactly_the_limit),
     cmocka_unit_test(test_zstream_whole_when_input_ends_first),
     cmocka_unit_test(test_zstream_corrupt_and_oversized),
     cmocka_unit_test(test_zstream_marker_only_at_message_end),

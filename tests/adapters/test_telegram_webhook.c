@@ -233,6 +233,63 @@ static void test_webhook_wrong_secret(void **state)
     tw_close(&t);
 }
 
+/* A message update's body with the chat and sender ids as given. */
+static void tw_message(char *out, size_t cap, const char *chat, const char *from)
+{
+    snprintf(out, cap,
+             "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":%s,"
+             "\"type\":\"private\"},\"from\":{\"id\":%s,\"is_bot\":false,"
+             "\"first_name\":\"Ann\"},\"text\":\"/help\"}",
+             chat, from);
+}
+
+/* Numbers from outside that no integer holds: update_id 1e300 (from
+ * tests/corpus/telegram/), an update_id near 2^63, ids of 1e300. Each is a
+ * malformed update or one nobody is charged for; none moves the offset, so
+ * the next ordinary update is dispatched, not taken for a repeat. */
+static void test_webhook_numbers_out_of_range(void **state)
+{
+    (void)state;
+    struct tw t;
+    tw_open(&t, NULL);
+    tw_wait_count(&t, "getMe", 1);
+    struct tcall r = {0};
+    char *corpus = test_file_read("tests/corpus/telegram/telegram-update-id-1e300.json", NULL);
+    assert_non_null(corpus);
+    tw_post(&t, TW_SECRET, corpus, &r);
+    free(corpus);
+    assert_int_equal(r.status, 400);
+    tcall_clear(&r);
+    char m[512], body[1024];
+    tw_message(m, sizeof(m), "77", "77");
+    snprintf(body, sizeof(body), "{\"update_id\":9223372036854775807,%s}", m);
+    tw_post(&t, TW_SECRET, body, &r);
+    assert_int_equal(r.status, 400);
+    tcall_clear(&r);
+    snprintf(body, sizeof(body), "{\"update_id\":-1e300,%s}", m);
+    tw_post(&t, TW_SECRET, body, &r);
+    assert_int_equal(r.status, 400);
+    tcall_clear(&r);
+    tw_message(m, sizeof(m), "1e300", "77");
+    snprintf(body, sizeof(body), "{\"update_id\":700,%s}", m);
+    tw_post(&t, TW_SECRET, body, &r);
+    assert_int_equal(r.status, 400); /* no chat to answer */
+    tcall_clear(&r);
+    tw_message(m, sizeof(m), "77", "-1e300");
+    snprintf(body, sizeof(body), "{\"update_id\":701,%s}", m);
+    tw_post(&t, TW_SECRET, body, &r);
+    assert_int_equal(r.status, 200); /* nobody to charge: skipped */
+    tcall_clear(&r);
+    assert_int_equal(t.dispatched, 0);
+    tw_update(body, sizeof(body), 702, 77, "/help");
+    tw_post(&t, TW_SECRET, body, &r);
+    assert_int_equal(r.status, 200);
+    tcall_clear(&r);
+    assert_int_equal(t.dispatched, 1);
+    tw_wait_count(&t, "sendMessage", 1);
+    tw_close(&t);
+}
+
 /* Load text as a config file: its result, and whether a problem mentions needle. */
 static int tw_config(const char *text, const char *needle)
 {
@@ -279,6 +336,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_webhook_config),
     cmocka_unit_test(test_webhook_update_to_reply),
     cmocka_unit_test(test_webhook_wrong_secret),
+    cmocka_unit_test(test_webhook_numbers_out_of_range),
 };
 
 TEST_GROUP_DEFINE(telegram_webhook, tests, NULL, NULL)

@@ -2,6 +2,7 @@
  * whole numbers as integers, escapes as RFC 8259 asks. */
 #include "tests/test.h"
 
+#include "base/error.h"
 #include "base/json.h"
 #include "base/text.h"
 
@@ -85,7 +86,77 @@ static void test_text_buf_growth(void **state)
     free(t.buf);
 }
 
+static int json_int_of(const char *text, int64_t lo, int64_t hi, int64_t *out)
+{
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    int rc = json_int64_get(j, lo, hi, out);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* Numbers from outside are checked before they become integers. */
+static void test_json_int64_get(void **state)
+{
+    (void)state;
+    int64_t v = 7;
+    assert_int_equal(json_int_of("42", 0, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(json_int_of("-9007199254740992", -JSON_INT_EXACT, JSON_INT_EXACT, &v), 0);
+    assert_int_equal(v, -JSON_INT_EXACT);
+    v = 7;
+    assert_int_equal(json_int_of("101", 0, 100, &v), HB_EOVERFLOW);
+    assert_int_equal(json_int_of("-1", 0, 100, &v), HB_EOVERFLOW);
+    assert_int_equal(json_int_of("1e300", INT64_MIN, INT64_MAX, &v), HB_EOVERFLOW);
+    assert_int_equal(json_int_of("-1e300", INT64_MIN, INT64_MAX, &v), HB_EOVERFLOW);
+    /* 2^63 itself is one past INT64_MAX. */
+    assert_int_equal(json_int_of("9223372036854775808", INT64_MIN, INT64_MAX, &v), HB_EOVERFLOW);
+    assert_int_equal(json_int_of("9223372036854775807", 0, JSON_INT_EXACT, &v), HB_EOVERFLOW);
+    assert_int_equal(json_int_of("2.5", 0, 100, &v), HB_EINVAL);
+    assert_int_equal(json_int_of("\"5\"", 0, 100, &v), HB_EINVAL);
+    assert_int_equal(json_int64_get(NULL, 0, 100, &v), HB_EINVAL);
+    cJSON *odd = cJSON_CreateNumber(INFINITY);
+    assert_int_equal(json_int64_get(odd, INT64_MIN, INT64_MAX, &v), HB_EOVERFLOW);
+    cJSON_SetNumberValue(odd, NAN);
+    assert_int_equal(json_int64_get(odd, INT64_MIN, INT64_MAX, &v), HB_EINVAL);
+    cJSON_Delete(odd);
+    assert_int_equal(v, 7); /* untouched by every refusal */
+}
+
+/* Header numbers: digits and a fraction, rounded up, bounded. */
+static void test_text_header_decimal(void **state)
+{
+    (void)state;
+    int64_t v = -5;
+    assert_int_equal(text_header_decimal("2", 1000, 60000, &v), 0);
+    assert_int_equal(v, 2000);
+    assert_int_equal(text_header_decimal(" 0.25 ", 1000, 60000, &v), 0);
+    assert_int_equal(v, 250);
+    assert_int_equal(text_header_decimal("64.5701", 1000, 100000, &v), 0);
+    assert_int_equal(v, 64571); /* rounded up: never retry early */
+    assert_int_equal(text_header_decimal("0.0000000001", 1000, 10, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(text_header_decimal("1500", 1, 60000, &v), 0);
+    assert_int_equal(v, 1500);
+    assert_int_equal(text_header_decimal("60", 1000, 60000, &v), 0);
+    assert_int_equal(v, 60000);
+    v = -5;
+    assert_int_equal(text_header_decimal("60.001", 1000, 60000, &v), HB_EOVERFLOW);
+    assert_int_equal(text_header_decimal("61", 1000, 60000, &v), HB_EOVERFLOW);
+    assert_int_equal(text_header_decimal("5", 1, 4, &v), HB_EOVERFLOW);
+    assert_int_equal(text_header_decimal("99999999999999999999999999999999", 1000, INT64_MAX, &v),
+                     HB_EOVERFLOW);
+    const char *bad[] = {"", " ", "1e300", "inf", "nan", "-3", "+3", "3.", ".5", "1,5", "2 s",
+                         "0x10", NULL};
+    for (size_t i = 0; bad[i] != NULL; i++)
+        assert_int_equal(text_header_decimal(bad[i], 1000, INT64_MAX, &v), HB_EINVAL);
+    assert_int_equal(text_header_decimal(NULL, 1000, 60000, &v), HB_EINVAL);
+    assert_int_equal(v, -5);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_json_int64_get),
+    cmocka_unit_test(test_text_header_decimal),
     cmocka_unit_test(test_json_matches_cjson),
     cmocka_unit_test(test_json_numbers),
     cmocka_unit_test(test_text_buf_growth),

@@ -42,6 +42,49 @@ static void test_json_fields(void **state)
     free(line);
 }
 
+/* Values from outside that look like more fields, quotes, lines. */
+static void write_forged(void)
+{
+    log_warn("auth.refused", "user=%s reason=%s n=%d", "mallory level=error admin=true",
+             "said \"hi\"\nfake line", 3);
+    log_warn("auth.refused", "user=%s", "a=b");
+    log_warn("auth.refused", "user=%s ip=%s", "tab\there\x7f", "bad\xff\xc3(utf8 \xc3\xa9");
+}
+
+/* A value holding " key=value" stays one quoted value in logfmt: no
+ * forged field, no forged line. */
+static void test_logfmt_forged_fields(void **state)
+{
+    (void)state;
+    char *lines = capture(false, write_forged);
+    assert_non_null(strstr(lines, " warn auth.refused user=\"mallory level=error admin=true\" "
+                                  "reason=\"said \\\"hi\\\"\\nfake line\" n=3\n"));
+    assert_non_null(strstr(lines, " warn auth.refused user=\"a=b\"\n"));
+    assert_non_null(strstr(lines, " user=\"tab\\u0009here\\u007f\" ip=\"bad\\ufffd\\ufffd(utf8 \xc3\xa9\"\n"));
+    /* Three lines, each one event. */
+    size_t n = 0;
+    for (const char *p = lines; *p != '\0'; p++)
+        n += *p == '\n';
+    assert_int_equal(n, 3);
+    free(lines);
+}
+
+/* In JSON the same values are one member each, escaped, with no second
+ * "level" or "admin" key. */
+static void test_json_forged_fields(void **state)
+{
+    (void)state;
+    char *lines = capture(true, write_forged);
+    assert_non_null(strstr(lines, "\"event\":\"auth.refused\",\"user\":\"mallory level=error "
+                                  "admin=true\",\"reason\":\"said \\\"hi\\\"\\nfake line\","
+                                  "\"n\":\"3\"}\n"));
+    assert_null(strstr(lines, "\"admin\":"));
+    assert_non_null(strstr(lines, "\"user\":\"a=b\"}\n"));
+    assert_non_null(strstr(lines, "\"user\":\"tab\\u0009here\\u007f\",\"ip\":\"bad\\ufffd"
+                                  "\\ufffd(utf8 \xc3\xa9\"}\n"));
+    free(lines);
+}
+
 static void write_secret(void)
 {
     log_secret_add("sk-live-abcdef123456");
@@ -99,6 +142,8 @@ static void test_redact_in_place_without_room(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_logfmt_fields),
     cmocka_unit_test(test_json_fields),
+    cmocka_unit_test(test_logfmt_forged_fields),
+    cmocka_unit_test(test_json_forged_fields),
     cmocka_unit_test(test_secrets_redacted),
     cmocka_unit_test(test_level_filter),
     cmocka_unit_test(test_redact_in_place_without_room),

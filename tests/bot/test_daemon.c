@@ -139,6 +139,31 @@ static void test_check_config(void **state)
     test_proc_free(&p);
 }
 
+/* A filter pattern whose compile time doubles per character
+ * (tests/corpus/config/) is refused at once, with its file and line, by
+ * check-config and by a start alike; neither hangs. */
+static void test_check_config_pattern_blowup(void **state)
+{
+    (void)state;
+    const char *conf = "tests/corpus/config/config-pattern-backtracking.conf";
+    char want[200];
+    snprintf(want, sizeof(want), "%s:8: [filter \"f\"]: filter rule \"f\": pattern refused: ", conf);
+    char *check[] = {(char *)test_haibot_bin(), "check-config", "-c", (char *)conf, NULL};
+    char *start[] = {(char *)test_haibot_bin(), "-c", (char *)conf, NULL};
+    char *const *argvs[] = {check, start};
+    for (size_t i = 0; i < 2; i++) {
+        struct test_proc p;
+        uint64_t t0 = test_now_ms();
+        test_proc_run(argvs[i], NULL, 10000, &p);
+        assert_int_equal(p.status, 1); /* not killed by the timeout (128 + 9) */
+        assert_true(test_now_ms() - t0 < 10000);
+        if (strstr(p.err, want) == NULL)
+            fail_msg("no \"%s\" in:\n%s", want, p.err);
+        assert_non_null(strstr(p.err, "nested quantifier"));
+        test_proc_free(&p);
+    }
+}
+
 static void test_console_pipe_help(void **state)
 {
     struct daemon_fixture *f = *state;
@@ -371,6 +396,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_version_and_help),
     cmocka_unit_test_setup_teardown(test_missing_config_points_at_example, setup, teardown),
     cmocka_unit_test_setup_teardown(test_check_config, setup, teardown),
+    cmocka_unit_test(test_check_config_pattern_blowup),
     cmocka_unit_test_setup_teardown(test_console_pipe_help, setup, teardown),
     cmocka_unit_test_setup_teardown(test_console_last_line_without_newline, setup, teardown),
     cmocka_unit_test_setup_teardown(test_console_input_from_file, setup, teardown),

@@ -4,6 +4,7 @@
  * stored cursor without a second credit, a malformed page, and the mirror
  * being down. */
 #include "net/http.h"
+#include "adapters/hedera/hedera.h"
 #include "bot/mirror.h"
 #include "base/error.h"
 #include "core/payref.h"
@@ -20,7 +21,7 @@
 #define KEY "mirror-test-key-0123456789"
 #define TREASURY "0.0.900"
 
-enum fake_mode { FAKE_NORMAL, FAKE_REPLAY, FAKE_MALFORMED, FAKE_DOWN };
+enum fake_mode { FAKE_NORMAL, FAKE_REPLAY, FAKE_MALFORMED, FAKE_DOWN, FAKE_HUGE };
 
 struct mfx {
     struct lt lt;
@@ -84,6 +85,19 @@ static void fake_handler(struct httpd_response *res, const struct httpd_request 
     char body[8192];
     if (fx->mode == FAKE_DOWN) {
         httpd_response_send(res, 503, "application/json", "{\"_status\":{}}", 14);
+        return;
+    }
+    if (fx->mode == FAKE_HUGE) {
+        /* A well-formed empty page padded past what one page may cost. */
+        size_t n = HEDERA_PAGE_MAX_BYTES + 4096;
+        char *big = malloc(n + 1);
+        assert_non_null(big);
+        int k = snprintf(big, n + 1, "{\"transactions\":[],\"links\":{\"next\":null},\"pad\":\"");
+        memset(big + k, 'x', n - (size_t)k - 2);
+        memcpy(big + n - 2, "\"}", 2);
+        big[n] = '\0';
+        httpd_response_send(res, 200, "application/json", big, n);
+        free(big);
         return;
     }
     if (fx->mode == FAKE_MALFORMED) {
@@ -300,6 +314,92 @@ static void test_mirror_malformed_and_down(void **state)
     mfx_close(&fx);
 }
 
+/* A page with ntx transactions, each with per_tx token transfers to the
+ * treasury: token (i % tokens) of amount 7, and one outgoing transfer. */
+static char *gen_page(size_t ntx, size_t per_tx, size_t tokens, size_t *len)
+{
+    size_t cap = 256 + ntx * (256 + per_tx * 96);
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t n = (size_t)snprintf(buf, cap, "{\"transactions\":[");
+    for (size_t t = 0; t < ntx; t++) {
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "%s{\"consensus_timestamp\":\"1700000001.%09zu\",\"transaction_id\":"
+                              "\"0.0.5-1-%zu\",\"result\":\"SUCCESS\",\"memo_base64\":\"\","
+                              "\"transfers\":[],\"token_transfers\":[{\"token_id\":\"0.0.1\","
+                              "\"account\":\"0.0.5\",\"amount\":-1}",
+                              t ? "," : "", t + 1, t + 1);
+        for (size_t i = 0; i < per_tx; i++)
+            n += (size_t)snprintf(buf + n, cap - n,
+                                  ",{\"token_id\":\"0.0.%zu\",\"account\":\"" TREASURY
+                                  "\",\"amount\":7}",
+                                  1000 + i % tokens);
+        n += (size_t)snprintf(buf + n, cap - n, "]}");
+    }
+    n += (size_t)snprintf(buf + n, cap - n, "],\"links\":{\"next\":null}}");
+    assert_true(n < cap);
+    *len = n;
+    return buf;
+}
+
+/* Hostile pages: sums that overflow 64 bits (tests/corpus/hedera/), too
+ * many transfers, too many bytes. Each is refused whole; a large page
+ * under the bounds parses to one deposit per token, each summed once. */
+static void test_mirror_hostile_pages(void **state)
+{
+    (void)state;
+    struct hedera_page page;
+    size_t len = 0;
+    char *body = test_file_read("tests/corpus/hedera/hedera-sum-overflow.json", &len);
+    assert_non_null(body);
+    assert_int_equal(hedera_page_parse(body, len, "0.0.1234", &page), HB_EOVERFLOW);
+    assert_null(page.items);
+    free(body);
+    /* The same for a token: 1100 transfers of 9e15 to the treasury. */
+    char *tok = malloc(1100 * 80 + 512);
+    assert_non_null(tok);
+    size_t n = (size_t)sprintf(tok, "{\"transactions\":[{\"consensus_timestamp\":\"1.1\","
+                                    "\"transaction_id\":\"0.0.5-1-1\",\"result\":\"SUCCESS\","
+                                    "\"token_transfers\":[");
+    for (int i = 0; i < 1100; i++)
+        n += (size_t)sprintf(tok + n, "%s{\"token_id\":\"0.0.7\",\"account\":\"" TREASURY
+                                      "\",\"amount\":9000000000000000}", i ? "," : "");
+    sprintf(tok + n, "]}]}");
+    assert_int_equal(hedera_page_parse(tok, strlen(tok), TREASURY, &page), HB_EOVERFLOW);
+    free(tok);
+    /* One transaction with 20,000 token transfers: over the page's bound. */
+    body = gen_page(1, 20000, 20000, &len);
+    assert_int_equal(hedera_page_parse(body, len, TREASURY, &page), HB_ELIMIT);
+    free(body);
+    /* Spread over 100 transactions, still over. */
+    body = gen_page(100, 200, 50, &len);
+    assert_int_equal(hedera_page_parse(body, len, TREASURY, &page), HB_ELIMIT);
+    free(body);
+    /* Under the bounds: 9,000 transfers to the treasury in one transaction,
+     * 4,500 distinct tokens twice each: 4,500 deposits of 14, in order. */
+    body = gen_page(1, 9000, 4500, &len);
+    assert_int_equal(hedera_page_parse(body, len, TREASURY, &page), 0);
+    assert_int_equal(page.n, 4500);
+    for (size_t i = 0; i < page.n; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "0.0.%zu", 1000 + i);
+        assert_string_equal(page.items[i].token, want);
+        assert_int_equal(page.items[i].amount, 14);
+    }
+    hedera_page_free(&page);
+    free(body);
+    /* Too many bytes is refused before any parsing. */
+    assert_int_equal(hedera_page_parse("{}", HEDERA_PAGE_MAX_BYTES + 1, TREASURY, &page), HB_ELIMIT);
+    /* And the mirror does not fetch such a page at all. */
+    struct mfx fx;
+    mfx_open(&fx);
+    fx.mode = FAKE_HUGE;
+    assert_int_equal(mirror_start(fx.mirror), 0);
+    mfx_wait_polls(&fx, 1);
+    assert_true(fx.last_rc < 0);
+    mfx_close(&fx);
+}
+
 static void test_mirror_parse_and_tokens(void **state)
 {
     (void)state;
@@ -330,6 +430,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_mirror_restart_and_replay),
     cmocka_unit_test(test_mirror_malformed_and_down),
     cmocka_unit_test(test_mirror_parse_and_tokens),
+    cmocka_unit_test(test_mirror_hostile_pages),
     cmocka_unit_test(test_mirror_stop_mid_request),
 };
 

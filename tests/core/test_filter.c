@@ -366,6 +366,54 @@ static void test_filter_errors(void **state)
     expect_build_error(mix, 2, "\"p\": bad pattern");
 }
 
+/* Patterns regcomp would spend exponential time on are refused before it
+ * sees them, with the reason; ordinary ones pass. */
+static void test_filter_pattern_check(void **state)
+{
+    (void)state;
+    char err[200];
+    static const char *const ok[] = {
+        "secret-[0-9]+", "^hello", "(ab|cd)+", "(a+)?b", "colou?r", "[*+?{]+x", "a\\*+",
+        "x{2,5}y", "x{,3}y", "[]a*]+", "[[:alpha:]*]+", "(a)(b)(c)+", "a{100}b{100}c{56}", "lit{eral", NULL};
+    for (size_t i = 0; ok[i] != NULL; i++) {
+        err[0] = '\0';
+        assert_int_equal(filter_pattern_check(ok[i], err, sizeof(err)), 0);
+    }
+    static const struct {
+        const char *pattern, *why;
+    } bad[] = {
+        {"(a*)*b+++++++++++++++++++++++++++++++", "nested quantifier '*' at byte 5"},
+        {"ab++", "stacked quantifier '+' at byte 4"},
+        {"a*{2}", "stacked quantifier '{'"},
+        {"(a|b+)+", "nested quantifier"},
+        {"((a)*)*", "nested quantifier"},
+        {"(x(a?))+", "nested quantifier"},
+        {"(a+){2,3}", "nested quantifier"},
+        {"a{257}", "bounds add up to more than 256 (at byte 2)"},
+        {"a{1,99999999999999999999}", "more than 256"},
+        {".{0,100}.{0,100}.{0,100}", "more than 256 (at byte 18)"},
+        {"*a", "repeats nothing"},
+        {"(|+)", "repeats nothing"},
+        {"(a)\\1", "back-reference at byte 4"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(filter_pattern_check(bad[i].pattern, err, sizeof(err)), HB_EINVAL);
+        if (strstr(err, bad[i].why) == NULL)
+            fail_msg("%s: \"%s\" does not say \"%s\"", bad[i].pattern, err, bad[i].why);
+    }
+    char longp[FILTER_PATTERN_MAX + 2];
+    memset(longp, 'a', sizeof(longp) - 1);
+    longp[sizeof(longp) - 1] = '\0';
+    assert_int_equal(filter_pattern_check(longp, err, sizeof(err)), HB_EINVAL);
+    assert_non_null(strstr(err, "more than 256"));
+    longp[FILTER_PATTERN_MAX] = '\0';
+    assert_int_equal(filter_pattern_check(longp, err, sizeof(err)), 0);
+    /* filter_new() refuses it with the rule's name. */
+    struct filter_rule p = {.name = "pat", .kind = FILTER_KIND_PATTERN, .pattern = bad[0].pattern};
+    expect_build_error(&p, 1, "\"pat\": pattern refused: nested quantifier");
+}
+
 static void test_filter_parse(void **state)
 {
     (void)state;
@@ -484,7 +532,8 @@ static void test_filter_threads(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_filter_words),   cmocka_unit_test(test_filter_leet),
-    cmocka_unit_test(test_filter_pattern), cmocka_unit_test(test_filter_email),
+    cmocka_unit_test(test_filter_pattern), cmocka_unit_test(test_filter_pattern_check),
+    cmocka_unit_test(test_filter_email),
     cmocka_unit_test(test_filter_phone),   cmocka_unit_test(test_filter_card),
     cmocka_unit_test(test_filter_block),   cmocka_unit_test(test_filter_overlap),
     cmocka_unit_test(test_filter_empty),   cmocka_unit_test(test_filter_errors),

@@ -125,6 +125,7 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits,
         M("truncated", "fakeai", NULL),
         M("never", "fakeai", NULL),
         M("r429", "fakeai", NULL),
+        M("r429ms", "fakeai", NULL),
         M("badkey", "fakeai", "ok"),
         M("claude", "fakeanthropic", NULL),
         M("overloaded", "fakeanthropic", NULL),
@@ -280,6 +281,16 @@ static void openai_chat(struct gt *gt, struct httpd_response *res, const char *m
         /* no answer at all */
     } else if (strcmp(model, "r429") == 0) {
         if (gt->tries_429++ == 0) {
+            httpd_response_header_add(res, "Retry-After", "1");
+            const char *b = "{\"error\":{\"message\":\"Rate limit reached\"}}";
+            httpd_response_send(res, 429, "application/json", b, strlen(b));
+        } else {
+            send_sse(res, openai_ok);
+        }
+    } else if (strcmp(model, "r429ms") == 0) {
+        /* A retry-after-ms that does not parse, beside a usable Retry-After. */
+        if (gt->tries_429++ == 0) {
+            httpd_response_header_add(res, "retry-after-ms", "soon");
             httpd_response_header_add(res, "Retry-After", "1");
             const char *b = "{\"error\":{\"message\":\"Rate limit reached\"}}";
             httpd_response_send(res, 429, "application/json", b, strlen(b));

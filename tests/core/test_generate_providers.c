@@ -115,6 +115,22 @@ static void test_429_retry_after_honoured(void **state)
     gt_done(&gt);
 }
 
+/* A retry-after-ms that does not parse is no hint at all, not "at once":
+ * the Retry-After beside it is honoured. */
+static void test_429_bad_retry_after_ms(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_run(&gt, &cap, "u1", PROVIDER_TEXT, "r429ms", "hi there");
+    assert_has(&cap, "Hello, world");
+    assert_int_equal(gt.tries_429, 2);
+    assert_true(gt.req_ms[1] - gt.req_ms[0] >= 990);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 /* From adapters/llm/llm.h, whose struct provider_call differs from this
  * file's held provider. */
 int64_t llm_retry_after_ms(const char *value);
@@ -136,6 +152,14 @@ static void test_retry_after_forms(void **state)
     int64_t ms = llm_retry_after_ms(date);
     assert_true(ms >= 28000 && ms <= 30000);
     assert_int_equal(llm_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), 0); /* past */
+    /* Numbers no integer holds are no hint (tests/corpus/llm/). */
+    char *huge = test_file_read("tests/corpus/llm/retry-after-1e300.txt", NULL);
+    assert_non_null(huge);
+    assert_int_equal(llm_retry_after_ms(huge), -1);
+    free(huge);
+    assert_int_equal(llm_retry_after_ms("inf"), -1);
+    assert_int_equal(llm_retry_after_ms("nan"), -1);
+    assert_int_equal(llm_retry_after_ms("99999999999999999999"), -1);
 }
 
 static void test_bad_key_fails_fast(void **state)
@@ -308,6 +332,7 @@ static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_midstream_error_falls_back),
     cmocka_unit_test(test_timeout_refunds),
     cmocka_unit_test(test_429_retry_after_honoured),
+    cmocka_unit_test(test_429_bad_retry_after_ms),
     cmocka_unit_test(test_retry_after_forms),
     cmocka_unit_test(test_bad_key_fails_fast),
     cmocka_unit_test(test_malformed_and_truncated_streams),

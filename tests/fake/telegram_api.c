@@ -2,6 +2,7 @@
 #include "tests/fake/telegram_api.h"
 
 #include "tests/fake/httpd.h"
+#include "base/json.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -81,6 +82,15 @@ static void tgapi__count(struct tgapi *f, const char *method)
 static void tgapi__send_json(struct httpd_response *res, int status, const char *body)
 {
     httpd_response_send(res, status, "application/json", body, strlen(body));
+}
+
+/* A whole-number field of a request, or 0 when absent or out of range. */
+static int64_t tgapi__int(const cJSON *body, const char *name)
+{
+    int64_t v = 0;
+    if (json_int64_get(cJSON_GetObjectItem(body, name), -JSON_INT_EXACT, JSON_INT_EXACT, &v) != 0)
+        return 0;
+    return v;
 }
 
 /* Drop the updates an offset confirmed. */
@@ -224,9 +234,9 @@ static void tgapi__handler(struct httpd_response *res, const struct httpd_reques
             fixed = "{\"ok\":true,\"result\":{\"id\":" "4242" ",\"is_bot\":true,\"first_name\":"
                     "\"HAI\",\"username\":\"" TGAPI_BOT_USERNAME "\",\"can_join_groups\":true}}";
         } else if (strcmp(method, "getUpdates") == 0) {
-            int64_t offset = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(body, "offset"));
-            int limit = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(body, "limit"));
-            int64_t timeout = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(body, "timeout"));
+            int64_t offset = tgapi__int(body, "offset");
+            int limit = (int)tgapi__int(body, "limit");
+            int64_t timeout = tgapi__int(body, "timeout");
             if (limit <= 0 || limit > 100)
                 limit = 100;
             tgapi__confirm(f, offset);
@@ -246,9 +256,9 @@ static void tgapi__handler(struct httpd_response *res, const struct httpd_reques
             }
         } else if (strcmp(method, "sendMessage") == 0 || strcmp(method, "sendPhoto") == 0 ||
                    strcmp(method, "sendInvoice") == 0 || strcmp(method, "editMessageText") == 0) {
-            int64_t chat = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(body, "chat_id"));
+            int64_t chat = tgapi__int(body, "chat_id");
             int64_t mid = strcmp(method, "editMessageText") == 0
-                              ? (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(body, "message_id"))
+                              ? tgapi__int(body, "message_id")
                               : ++f->message_id;
             char buf[256];
             snprintf(buf, sizeof(buf),

@@ -11,6 +11,7 @@
 #include "tests/fake/httpd.h"
 #include "tests/fake/tls_echo.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +324,108 @@ static void test_pipe_timeout_and_limits(void **state)
     px_finish(&px);
 }
 
+/* A server that answers the first bytes it reads with canned bytes, as
+ * they are, and then says nothing more. */
+struct raw_srv {
+    uv_tcp_t listener;
+    uv_tcp_t conn;
+    bool have_conn;
+    bool sent;
+    const char *answer;
+    size_t len;
+    uv_write_t w;
+    uv_buf_t buf;
+    int closed;
+};
+
+static void raw_alloc(uv_handle_t *h, size_t size, uv_buf_t *b)
+{
+    static char scratch[4096];
+    (void)h;
+    (void)size;
+    *b = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct raw_srv *r = s->data;
+    (void)b;
+    if (n > 0 && !r->sent) {
+        r->sent = true;
+        r->buf = uv_buf_init((char *)r->answer, (unsigned)r->len);
+        assert_int_equal(uv_write(&r->w, s, &r->buf, 1, NULL), 0);
+    }
+}
+
+static void raw_accept(uv_stream_t *l, int status)
+{
+    struct raw_srv *r = l->data;
+    if (status < 0 || r->have_conn)
+        return;
+    uv_tcp_init(l->loop, &r->conn);
+    r->conn.data = r;
+    r->have_conn = true;
+    assert_int_equal(uv_accept(l, (uv_stream_t *)&r->conn), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&r->conn, raw_alloc, raw_read), 0);
+}
+
+static void raw_closed(uv_handle_t *h)
+{
+    struct raw_srv *r = h->data;
+    r->closed++;
+}
+
+/* A status line must hold a status from 100 to 599: "000" (an answer from
+ * tests/corpus/http_pipe/, from its "HTTP/" on; the bytes before are the
+ * fuzzer's framing) is a protocol error, never a completed call. */
+static void test_pipe_status_out_of_range(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    char *corpus = test_file_read("tests/corpus/http_pipe/http-pipe-status-000.txt", &len);
+    assert_non_null(corpus);
+    char *http = memmem(corpus, len, "HTTP/", 5);
+    assert_non_null(http);
+    struct px px;
+    memset(&px, 0, sizeof(px));
+    px.calls[0].px = &px;
+    assert_int_equal(uv_loop_init(&px.loop), 0);
+    struct raw_srv r = {.answer = http, .len = len - (size_t)(http - corpus)};
+    uv_tcp_init(&px.loop, &r.listener);
+    r.listener.data = &r;
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    assert_int_equal(uv_tcp_bind(&r.listener, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&r.listener, 8, raw_accept), 0);
+    struct sockaddr_in bound;
+    int alen = sizeof(bound);
+    uv_tcp_getsockname(&r.listener, (struct sockaddr *)&bound, &alen);
+    char origin[64];
+    snprintf(origin, sizeof(origin), "http://127.0.0.1:%d", ntohs(bound.sin_port));
+    assert_int_equal(http_client_new(&px.loop, NULL, &px.client), 0);
+    struct http_pipe_options o = {.connections = 1, .timeout_ms = 5000};
+    px.pipe = http_pipe_new(&px.loop, px.client, origin, &o);
+    assert_non_null(px.pipe);
+    uv_timer_init(&px.loop, &px.watchdog);
+    px.watchdog.data = &px;
+    uv_timer_start(&px.watchdog, px_watchdog, PX_WATCHDOG_MS, 0);
+    px_post(&px, 0, "/call");
+    px_wait_done(&px, 1);
+    assert_int_equal(px.calls[0].calls, 1);
+    assert_int_equal(px.calls[0].rc, HB_EPROTO);
+    http_pipe_close(px.pipe, px_closed, &px);
+    http_client_close(px.client, px_closed, &px);
+    uv_close((uv_handle_t *)&px.watchdog, NULL);
+    uv_close((uv_handle_t *)&r.listener, raw_closed);
+    if (r.have_conn)
+        uv_close((uv_handle_t *)&r.conn, raw_closed);
+    while (px.closed < 2 || r.closed < (r.have_conn ? 2 : 1))
+        uv_run(&px.loop, UV_RUN_ONCE);
+    uv_run(&px.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&px.loop), 0);
+    free(corpus);
+}
+
 /* Nobody listening: every call fails with the connection's reason. */
 static void test_pipe_refused(void **state)
 {
@@ -460,6 +563,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pipe_falls_back_without_pipelining),
     cmocka_unit_test(test_pipe_timeout_and_limits),
     cmocka_unit_test(test_pipe_refused),
+    cmocka_unit_test(test_pipe_status_out_of_range),
     cmocka_unit_test(test_pipe_close_cancels),
     cmocka_unit_test(test_pipe_bad_arguments),
     cmocka_unit_test(test_pipe_over_tls),
