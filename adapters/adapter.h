@@ -7,7 +7,7 @@
  *
  * Lifecycle: made by the adapter's constructor (bot/adapters.c builds each
  * from its config section), start, stop (drain), close inside the loop,
- * and, when the adapter has one, the release operation after uv_run()
+ * and, when the adapter has one, the free operation after uv_run()
  * returned (an adapter that owns a libwebsockets context can only let go
  * of it there). */
 #ifndef HB_ADAPTER_H
@@ -65,12 +65,12 @@ struct adapter_ops {
     /** Stop taking new events; replies to work in flight still go out. */
     void (*stop)(struct adapter *a);
     /** Close every handle, inside the loop; cb runs when nothing of the
-     *  adapter is left on the loop. Without a release operation the adapter
-     *  is freed by then; with one, it stays until release. */
+     *  adapter is left on the loop. Without a free operation the adapter
+     *  is freed by then; with one, it stays until free. */
     void (*close)(struct adapter *a, void (*cb)(void *data), void *data);
     /** After close's cb ran and uv_run() returned: free what could only go
      *  once the loop stopped, and the adapter. May be NULL: close freed it. */
-    void (*release)(struct adapter *a);
+    void (*free)(struct adapter *a);
     /** Apply the settings that may change while running (a config reload).
      *  options points to the same options struct the adapter's constructor
      *  takes; fields that cannot change live are ignored. Returns 0, or a

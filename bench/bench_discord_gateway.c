@@ -37,7 +37,7 @@ static void bench_gw_stopped(struct discord_gateway *gw, void *data)
 {
     (void)gw;
     struct bench_gw *b = data;
-    discord_ws_close(b->ws);
+    discord_ws_stop(b->ws);
 }
 
 static void bench_gw_finish(struct bench_gw *b)

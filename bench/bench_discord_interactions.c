@@ -188,7 +188,7 @@ int bench_discord_interactions(void)
     b->poll.data = b;
     uv_timer_start(&b->poll, bi_poll, 1, 1);
     uv_run(&b->loop, UV_RUN_DEFAULT);
-    b->adapter->ops->release(b->adapter);
+    b->adapter->ops->free(b->adapter);
     uv_loop_close(&b->loop);
     fake_rest_free(b->rest);
     fake_gateway_free(b->gw);

@@ -21,7 +21,7 @@ void config_problems_init(struct config_problems *p)
     memset(p, 0, sizeof(*p));
 }
 
-void config_problems_close(struct config_problems *p)
+void config_problems_free(struct config_problems *p)
 {
     for (size_t i = 0; i < p->count; i++)
         free(p->items[i].message);
@@ -314,7 +314,7 @@ int config_load(const char *path, struct config **out, struct config_problems *p
     struct config_parser ps;
     memset(&ps, 0, sizeof(ps));
     *out = NULL;
-    config_problems_close(problems);
+    config_problems_free(problems);
     problems->file = strdup(path);
     if (problems->file == NULL) {
         rc = HB_ENOMEM;

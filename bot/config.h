@@ -257,7 +257,7 @@ struct config_problems {
 /** Prepare an empty list. */
 void config_problems_init(struct config_problems *p);
 /** Free every problem; the list is empty and reusable afterwards. */
-void config_problems_close(struct config_problems *p);
+void config_problems_free(struct config_problems *p);
 /** Write each problem as "FILE:LINE: message" (or "FILE: message") to out,
  *  one per line. Returns the number written. */
 size_t config_problems_print(const struct config_problems *p, FILE *out);

@@ -227,7 +227,7 @@ static void config__result_deliver(struct config_watch *w, bool requested)
         w->cb(w, &r, w->data);
     config__waiters_answer(&w->inflight, w, &r);
     config__change_list_free(&changes);
-    config_problems_close(&w->job_problems);
+    config_problems_free(&w->job_problems);
 }
 
 static void config__job_done(uv_work_t *req, int status);
@@ -271,7 +271,7 @@ static void config__maybe_release(struct config_watch *w)
 {
     if (!w->closing || w->busy || w->open_handles > 0)
         return;
-    config_problems_close(&w->job_problems);
+    config_problems_free(&w->job_problems);
     free(w->path);
     free(w->dir);
     free(w->base);
@@ -286,7 +286,7 @@ static void config__job_done(uv_work_t *req, int status)
         w->busy = false;
         config_free(w->job_config);
         w->job_config = NULL;
-        config_problems_close(&w->job_problems);
+        config_problems_free(&w->job_problems);
         config__maybe_release(w);
         return;
     }

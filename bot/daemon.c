@@ -64,7 +64,7 @@ struct daemon {
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     const struct adapters_kind *kinds[DAEMON_MAX_ADAPTERS]; /* the table row of each */
     size_t nadapters;
-    struct adapter *closed[DAEMON_MAX_ADAPTERS]; /* closed; released after uv_run */
+    struct adapter *closed[DAEMON_MAX_ADAPTERS]; /* closed; freed after uv_run */
     size_t nclosed;
     size_t adapters_live;        /* started and not ended */
     size_t closing;              /* close operations still under way */
@@ -531,9 +531,9 @@ static int daemon__server_start(struct daemon *d)
  * there; their answers are dropped and the providers retry later. */
 static void daemon__server_close(struct daemon *d)
 {
-    webhooks_close(d->webhooks);
+    webhooks_stop(d->webhooks);
     if (d->server != NULL)
-        server_close(d->server);
+        server_stop(d->server);
 }
 
 /* After uv_run() returned. */
@@ -684,12 +684,12 @@ static void daemon__close_all(struct daemon *d)
         return;
     d->state = DAEMON_CLOSING;
     daemon__generate_close(d);
-    webhooks_close(d->webhooks); /* no request reaches a closing adapter */
+    webhooks_stop(d->webhooks); /* no request reaches a closing adapter */
     for (size_t i = 0; i < d->nadapters; i++) {
         struct adapter *a = d->adapters[i];
-        /* An adapter with a release operation stays allocated until it
+        /* An adapter with a free operation stays allocated until it
          * runs, after uv_run; close frees the others. */
-        if (a->ops->release != NULL)
+        if (a->ops->free != NULL)
             d->closed[d->nclosed++] = a;
         d->closing++;
         a->ops->close(a, daemon__closed_one, d);
@@ -877,7 +877,7 @@ fail_running:
 closed:
     /* What only goes once the loop stopped (the Discord websocket context). */
     for (size_t i = 0; i < d->nclosed; i++)
-        d->closed[i]->ops->release(d->closed[i]);
+        d->closed[i]->ops->free(d->closed[i]);
     d->nclosed = 0;
     daemon__server_free(d);
     if (d->closing != 0)
@@ -897,7 +897,7 @@ free_all:
         router_free(d->router);
     config_free(d->config);
     free(d->deposit_text);
-    config_problems_close(&problems);
+    config_problems_free(&problems);
     free(d->config_path);
     free(d);
     return exit_code;

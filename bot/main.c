@@ -75,7 +75,7 @@ static int main__check_config(const char *path)
         printf("%s: ok\n", path);
     }
     config_free(cfg);
-    config_problems_close(&problems);
+    config_problems_free(&problems);
     return rc;
 }
 
@@ -92,7 +92,7 @@ static struct config *main__config_for_tool(const char *path)
         config_problems_print(&problems, stderr);
         cfg = NULL;
     }
-    config_problems_close(&problems);
+    config_problems_free(&problems);
     return cfg;
 }
 
@@ -187,7 +187,7 @@ int main(int argc, char **argv)
         }
         if (rc == 0) {
             rc = daemon_run(path);
-            http_global_cleanup();
+            http_global_shutdown();
         }
     }
     log_shutdown();

@@ -13,7 +13,7 @@
 struct webhooks_route {
     struct webhooks_route *next;
     struct webhooks *wh;
-    struct adapter *adapter;            /* borrowed until webhooks_close() */
+    struct adapter *adapter;            /* borrowed until webhooks_stop() */
     const struct adapter_route *route;  /* static, the adapter's */
 };
 
@@ -74,7 +74,7 @@ int webhooks_adapter_add(struct webhooks *wh, struct adapter *a)
     return 0;
 }
 
-void webhooks_close(struct webhooks *wh)
+void webhooks_stop(struct webhooks *wh)
 {
     if (wh == NULL)
         return;

@@ -6,7 +6,7 @@
  *
  * Ownership: the server and the adapters are borrowed. The webhooks object
  * is route data of the server, so it is freed only after server_free();
- * webhooks_close() (inside the loop, before the adapters close) makes the
+ * webhooks_stop() (inside the loop, before the adapters close) makes the
  * routes answer 503 from then on, so no request reaches a closed adapter. */
 #ifndef HB_WEBHOOKS_H
 #define HB_WEBHOOKS_H
@@ -26,7 +26,7 @@ struct webhooks *webhooks_new(struct server *srv);
 int webhooks_adapter_add(struct webhooks *wh, struct adapter *a);
 
 /** From now on answer 503 and forget the adapters (they are closing). */
-void webhooks_close(struct webhooks *wh);
+void webhooks_stop(struct webhooks *wh);
 
 /** Free, after server_free(). NULL is fine. */
 void webhooks_free(struct webhooks *wh);

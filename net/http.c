@@ -45,7 +45,7 @@ int http_global_init(void)
     return http_global_rc;
 }
 
-void http_global_cleanup(void)
+void http_global_shutdown(void)
 {
     curl_global_cleanup();
 }

@@ -75,7 +75,7 @@ typedef int (*http_data_cb)(struct http_request *req, const char *bytes, size_t 
 int http_global_init(void);
 
 /** Release libcurl's global state; call at exit after every client closed. */
-void http_global_cleanup(void);
+void http_global_shutdown(void);
 
 /** Make a client on loop (borrowed; must outlive the client). opts is copied
  *  and may be NULL. Returns 0 and *out, or HB_ENOMEM / HB_EIO. */

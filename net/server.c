@@ -1035,7 +1035,7 @@ static void server__listener_closed(uv_handle_t *h)
     free(h);
 }
 
-void server_close(struct server *srv)
+void server_stop(struct server *srv)
 {
     if (srv == NULL || srv->closed)
         return;
@@ -1062,7 +1062,7 @@ void server_free(struct server *srv)
 {
     if (srv == NULL)
         return;
-    server_close(srv);
+    server_stop(srv);
     struct server_route *r = srv->routes;
     while (r != NULL) {
         struct server_route *next = r->next;

@@ -24,7 +24,7 @@
  * dropped. A request must be answered exactly once, also while the server
  * is closing (the answer is then dropped).
  *
- * Shutting down: server_close() from inside the loop (it closes the
+ * Shutting down: server_stop() from inside the loop (it closes the
  * listener and every connection), then server_free() after uv_run() has
  * returned; uv_loop_close() then returns 0. */
 #ifndef HB_SERVER_H
@@ -68,10 +68,10 @@ int server_route_add(struct server *srv, const char *method, const char *path,
                      const char *const *headers, server_handler_fn fn, void *data);
 
 /** Begin closing, from inside the loop: stop listening, drop connections. */
-void server_close(struct server *srv);
+void server_stop(struct server *srv);
 
 /** Finish closing after uv_run() returned and free the server. NULL is
- *  fine; calls server_close() first when needed. */
+ *  fine; calls server_stop() first when needed. */
 void server_free(struct server *srv);
 
 /** The request's method, path (without the query), and query ("" if none). */

@@ -1,6 +1,6 @@
 /* The Discord adapter's life: options, the shards on its websocket context
  * (GET /gateway/bot, start, stop), application command sync, and closing in
- * two steps (inside the loop, then release after uv_run). The adapter's
+ * two steps (inside the loop, then free after uv_run). The adapter's
  * vtable is here; replies, interactions, channel messages, notices and the
  * HTTP endpoint have files of their own (discord_internal.h). */
 #include "adapters/discord/discord_internal.h"
@@ -381,7 +381,7 @@ static void dc__handle_closed(uv_handle_t *h)
 
 /* Once only the rest client (and its ref) is left, close it; once that
  * and every handle is gone, the shards have stopped and the websocket
- * context can begin to go (its last part goes in release, after uv_run). */
+ * context can begin to go (its last part goes in free, after uv_run). */
 void dc__maybe_closed(struct discord *dc)
 {
     if (!dc->closing || dc->closed)
@@ -394,13 +394,13 @@ void dc__maybe_closed(struct discord *dc)
     }
     if (dc->refs == 0 && dc->handles == 0) {
         dc->closed = true;
-        discord_ws_close(dc->ws);
+        discord_ws_stop(dc->ws);
         if (dc->close_cb != NULL)
             dc->close_cb(dc->close_data);
     }
 }
 
-static void dc__release(struct adapter *a)
+static void dc__adapter_free(struct adapter *a)
 {
     struct discord *dc = a->impl;
     discord_ws_free(dc->ws);
@@ -469,7 +469,7 @@ static const struct adapter_ops dc_ops = {.name = "discord",
                                           .start = dc__start,
                                           .stop = dc__stop,
                                           .close = dc__close,
-                                          .release = dc__release,
+                                          .free = dc__adapter_free,
                                           .health = dc__health,
                                           .routes = dc__routes,
                                           .notify = dc__notify};

@@ -157,7 +157,7 @@ void gw__conn_end(struct discord_gateway *gw, const char *error)
         gw->retry_what = GW_RETRY_NONE;
     }
     gw__queue_clear(&gw->ctl);
-    discord_zstream_close(&gw->zs);
+    discord_zstream_free(&gw->zs);
 
     if (gw->stopping) {
         if (gw->addrs != NULL) {

@@ -15,7 +15,7 @@
  *
  * Shutting down, in this order: discord_gateway_stop() on every shard; in
  * the last stop callback (or later, still on the loop)
- * discord_ws_close(); once uv_run() has returned, discord_ws_free(). Then
+ * discord_ws_stop(); once uv_run() has returned, discord_ws_free(). Then
  * uv_loop_close() returns 0. */
 #ifndef HB_DISCORD_GATEWAY_H
 #define HB_DISCORD_GATEWAY_H
@@ -38,10 +38,10 @@ struct discord_ws *discord_ws_new(uv_loop_t *loop);
 
 /** Begin destroying the context, from inside the loop, after every gateway
  *  on it has stopped. uv_run() can then return. */
-void discord_ws_close(struct discord_ws *ws);
+void discord_ws_stop(struct discord_ws *ws);
 
 /** Finish destroying the context and free it, after uv_run() returned.
- *  Calls discord_ws_close() first if it was not called. NULL is allowed. */
+ *  Calls discord_ws_stop() first if it was not called. NULL is allowed. */
 void discord_ws_free(struct discord_ws *ws);
 
 /* ---- one shard's connection --------------------------------------------- */

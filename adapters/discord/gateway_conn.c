@@ -66,7 +66,7 @@ struct discord_ws *discord_ws_new(uv_loop_t *loop)
     return ws;
 }
 
-void discord_ws_close(struct discord_ws *ws)
+void discord_ws_stop(struct discord_ws *ws)
 {
     if (ws == NULL || ws->destroy_calls > 0)
         return;
@@ -78,7 +78,7 @@ void discord_ws_free(struct discord_ws *ws)
 {
     if (ws == NULL)
         return;
-    discord_ws_close(ws);
+    discord_ws_stop(ws);
     /* The second call, after uv_run() returned, frees what the first one
      * could not while the loop still held lws's handles. */
     lws_context_destroy(ws->ctx);
@@ -417,7 +417,7 @@ static int gw__connect_addr(struct discord_gateway *gw)
     } else if (gw->conn_live) {
         /* It failed without a callback. */
         gw->conn_live = false;
-        discord_zstream_close(&gw->zs);
+        discord_zstream_free(&gw->zs);
         return HB_EIO;
     }
     return 0;

@@ -30,7 +30,7 @@ int discord_zstream_init(struct discord_zstream *zs, size_t max_payload)
     return 0;
 }
 
-void discord_zstream_close(struct discord_zstream *zs)
+void discord_zstream_free(struct discord_zstream *zs)
 {
     if (zs->ready)
         inflateEnd(&zs->z);

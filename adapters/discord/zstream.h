@@ -30,7 +30,7 @@ struct discord_zstream {
 int discord_zstream_init(struct discord_zstream *zs, size_t max_payload);
 
 /** Release the context. */
-void discord_zstream_close(struct discord_zstream *zs);
+void discord_zstream_free(struct discord_zstream *zs);
 
 /** Feed one whole websocket message. Returns 1 when it completed a
  *  payload: *payload and *len point at the inflated JSON (NUL-terminated,

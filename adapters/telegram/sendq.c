@@ -481,7 +481,7 @@ void tg_sendq_drop(struct tg *tg)
         log_warn("telegram.sends_dropped", "count=%zu reason=closing", dropped);
 }
 
-void tg_sendq_close(struct tg *tg)
+void tg_sendq_free(struct tg *tg)
 {
     for (size_t i = 0; i < tg->nbuckets; i++) {
         struct tg_chat *c = tg->buckets[i];

@@ -24,7 +24,7 @@ static void tg__maybe_free(struct tg *tg)
         return;
     void (*cb)(void *) = tg->close_cb;
     void *data = tg->close_data;
-    tg_sendq_close(tg);
+    tg_sendq_free(tg);
     free(tg->buckets);
     free(tg->base);
     free(tg->webhook_url);

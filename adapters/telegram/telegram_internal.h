@@ -171,7 +171,7 @@ int tg_sendq_json(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r
 int tg_sendq_photo(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r, cJSON *fields,
                    const struct reply_image *img);
 void tg_sendq_drop(struct tg *tg);  /* closing: forget what has not started */
-void tg_sendq_close(struct tg *tg); /* free the chats */
+void tg_sendq_free(struct tg *tg); /* free the chats */
 void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to);
 /** Drop a reference to a reply handle; the last one frees it. */
 void tg_reply_unref(struct tg_reply *r);

@@ -184,7 +184,7 @@ static void at_run(struct at *t, const struct discord_options *extra)
     uv_timer_start(&t->guard, at_guard, AT_GUARD_MS, 0);
     assert_int_equal(t->adapter->ops->start(t->adapter), 0);
     uv_run(&t->loop, UV_RUN_DEFAULT);
-    t->adapter->ops->release(t->adapter);
+    t->adapter->ops->free(t->adapter);
     fake_gateway_free(t->gw);
     assert_int_equal(uv_loop_close(&t->loop), 0);
     assert_false(t->timed_out);

@@ -187,13 +187,13 @@ static void ep_close(struct ep *e)
 {
     discord_adapter_stats(e->adapter, &e->stats);
     uv_close((uv_handle_t *)&e->guard, ep_handle_closed);
-    webhooks_close(e->wh);
-    server_close(e->srv);
+    webhooks_stop(e->wh);
+    server_stop(e->srv);
     e->bad_key->ops->close(e->bad_key, ep_noop, NULL);
     e->adapter->ops->close(e->adapter, ep_adapter_closed, e);
     uv_run(&e->loop, UV_RUN_DEFAULT);
-    e->bad_key->ops->release(e->bad_key);
-    e->adapter->ops->release(e->adapter);
+    e->bad_key->ops->free(e->bad_key);
+    e->adapter->ops->free(e->adapter);
     server_free(e->srv);
     webhooks_free(e->wh);
     fake_rest_free(e->rest);
@@ -374,7 +374,7 @@ static void test_endpoint_ping_and_forgeries(void **state)
     tcall_clear(&c);
     assert_int_equal(e.dispatched, 0);
     /* Closing: the endpoint no longer reaches the adapter. */
-    webhooks_close(e.wh);
+    webhooks_stop(e.wh);
     ep_post(&e, e.key, body, &c);
     assert_int_equal(c.status, 503);
     tcall_clear(&c);
@@ -445,7 +445,7 @@ static int ep_config(const char *text, char *out, size_t cap)
         size_t n = strlen(out);
         snprintf(out + n, cap - n, "%s\n", problems.items[i].message);
     }
-    config_problems_close(&problems);
+    config_problems_free(&problems);
     config_free(cfg);
     test_tmpdir_remove(dir);
     free(dir);

@@ -64,7 +64,7 @@ static void gt_stopped(struct discord_gateway *gw, void *data)
     struct gt *t = data;
     t->gw = NULL;
     fake_gateway_close(t->fake);
-    discord_ws_close(t->ws);
+    discord_ws_stop(t->ws);
 }
 
 static void gt_finish(struct gt *t)

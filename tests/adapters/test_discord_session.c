@@ -80,7 +80,7 @@ static void test_zstream_split_anywhere(void **state)
             start = end;
         }
         assert_int_equal(got, 3);
-        discord_zstream_close(&zs);
+        discord_zstream_free(&zs);
     }
     free(o.buf);
 }
@@ -158,7 +158,7 @@ static void test_zstream_exactly_the_limit(void **state)
             }
             start = o.ends[p];
         }
-        discord_zstream_close(&zs);
+        discord_zstream_free(&zs);
     }
     free(o.buf);
     free(over);
@@ -194,7 +194,7 @@ static void test_zstream_whole_when_input_ends_first(void **state)
                      1);
     assert_int_equal(len, 9);
     assert_memory_equal(msg, "{\"op\":11}", 9);
-    discord_zstream_close(&zs);
+    discord_zstream_free(&zs);
     free(o.buf);
     free(big);
 }
@@ -211,10 +211,10 @@ static void test_zstream_corrupt_and_oversized(void **state)
     assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
     unsigned char junk[] = {0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0xff, 0xff};
     assert_int_equal(discord_zstream_feed(&zs, junk, sizeof(junk), &msg, &len), HB_EPROTO);
-    discord_zstream_close(&zs);
+    discord_zstream_free(&zs);
     assert_int_equal(discord_zstream_init(&zs, 10), 0);
     assert_int_equal(discord_zstream_feed(&zs, o.buf, o.len, &msg, &len), HB_EOVERFLOW);
-    discord_zstream_close(&zs);
+    discord_zstream_free(&zs);
     free(o.buf);
 }
 
@@ -245,7 +245,7 @@ static void test_zstream_skips_oversized_and_goes_on(void **state)
     assert_int_equal(rc, HB_EOVERFLOW);
     assert_int_equal(discord_zstream_feed(&zs, o.buf + o.ends[1], o.ends[2] - o.ends[1], &msg, &len), 1);
     assert_string_equal(msg, payloads[2]);
-    discord_zstream_close(&zs);
+    discord_zstream_free(&zs);
     free(o.buf);
 }
 
@@ -268,7 +268,7 @@ static void test_zstream_marker_only_at_message_end(void **state)
                                                &msg, &len),
                      1);
     assert_string_equal(msg, payloads[1]);
-    discord_zstream_close(&zs);
+    discord_zstream_free(&zs);
     free(o.buf);
 }
 
@@ -309,7 +309,7 @@ static void test_zstream_gives_back_big_buffers(void **state)
                      1);
     assert_string_equal(msg, "{\"op\":11}");
     assert_true(zs.out_cap <= 256 * 1024);
-    discord_zstream_close(&zs);
+    discord_zstream_free(&zs);
     free(o.buf);
     free(big);
 }

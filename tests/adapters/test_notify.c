@@ -293,7 +293,7 @@ static void test_discord_notify_dm_and_channel(void **state)
     fake_rest_close(t.rest, NULL, NULL);
     http_client_close(t.http, NULL, NULL);
     uv_run(&t.loop, UV_RUN_DEFAULT);
-    t.dc->ops->release(t.dc);
+    t.dc->ops->free(t.dc);
     fake_rest_free(t.rest);
     assert_int_equal(uv_loop_close(&t.loop), 0);
 }

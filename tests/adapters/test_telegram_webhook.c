@@ -122,8 +122,8 @@ static void tw_open(struct tw *t, const char *webhook_url)
 static void tw_close(struct tw *t)
 {
     int closed = 0;
-    webhooks_close(t->wh);
-    server_close(t->srv);
+    webhooks_stop(t->wh);
+    server_stop(t->srv);
     t->no_secret->ops->close(t->no_secret, tw_closed, &closed);
     t->tg->ops->close(t->tg, tw_closed, &closed);
     while (closed < 2)
@@ -308,7 +308,7 @@ static int tw_config(const char *text, const char *needle)
             found = true;
     }
     assert_true(found);
-    config_problems_close(&problems);
+    config_problems_free(&problems);
     config_free(cfg);
     test_tmpdir_remove(dir);
     free(dir);

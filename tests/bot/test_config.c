@@ -36,7 +36,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     config_free(f->cfg);
-    config_problems_close(&f->problems);
+    config_problems_free(&f->problems);
     test_tmpdir_remove(f->dir);
     free(f->dir);
     free(f->path);

@@ -115,7 +115,7 @@ static int setup(void **state)
     struct config_problems p;
     config_problems_init(&p);
     assert_int_equal(config_load(h->path, &h->cur, &p), 0);
-    config_problems_close(&p);
+    config_problems_free(&p);
     h->w = config_watch_new(&h->loop, h->path, h->cur, on_result, h);
     assert_non_null(h->w);
     config_watch_debounce_set(h->w, 50);

@@ -181,7 +181,7 @@ static void pfx_close(struct pfx *fx)
     if (fx->lt.ledger != NULL)
         lt_ledger_close(&fx->lt);
     http_client_close(fx->client, NULL, NULL);
-    server_close(fx->srv);
+    server_stop(fx->srv);
     uv_run(&fx->lt.loop, UV_RUN_DEFAULT);
     server_free(fx->srv);
     payments_free(fx->pay);

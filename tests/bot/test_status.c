@@ -43,7 +43,7 @@ static void stfx_close(struct stfx *fx)
     if (fx->lt.ledger != NULL)
         lt_ledger_close(&fx->lt);
     http_client_close(fx->client, NULL, NULL);
-    server_close(fx->srv);
+    server_stop(fx->srv);
     uv_run(&fx->lt.loop, UV_RUN_DEFAULT);
     server_free(fx->srv);
     status_free(fx->st);

@@ -101,7 +101,7 @@ static int sfx_teardown(void **state)
 {
     struct sfx *fx = *state;
     http_client_close(fx->client, NULL, NULL);
-    server_close(fx->srv);
+    server_stop(fx->srv);
     uv_close((uv_handle_t *)&fx->timer, NULL);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     server_free(fx->srv);
