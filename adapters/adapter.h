@@ -40,17 +40,17 @@ enum adapter_health_state {
 };
 
 struct adapter_health {
-    char name[64];                     /* component name, e.g. "discord:shard:3" */
+    char name[64]; /* component name, e.g. "discord:shard:3" */
     enum adapter_health_state state;
-    const char *detail;                /* static text, or NULL when up */
+    const char *detail; /* static text, or NULL when up */
 };
 
 /** An HTTP endpoint the adapter serves on the daemon's server (a
  *  platform's webhook). The route is static and outlives the adapter. */
 struct adapter_route {
-    const char *method;          /* "POST" */
-    const char *path;            /* "/interactions/discord" */
-    const char *const *headers;  /* request headers serve reads, NULL-terminated */
+    const char *method;         /* "POST" */
+    const char *path;           /* "/interactions/discord" */
+    const char *const *headers; /* request headers serve reads, NULL-terminated */
     /** Check and handle one request, answering it exactly once with
      *  server_respond() (net/server.h). Only called while the adapter is
      *  open: the daemon answers 503 itself once it closes adapters. */
@@ -96,8 +96,7 @@ struct adapter_ops {
      *  logged), HB_EINVAL when the target cannot be reached on this
      *  platform, or another negative code. Stage, ephemeral and buttons are
      *  ignored; images may be. */
-    int (*notify)(struct adapter *a, const struct notify_target *to,
-                  const struct reply_msg *msg);
+    int (*notify)(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
 };
 
 struct adapter {

@@ -62,13 +62,27 @@ static void json__string(struct json_out *o, const char *s)
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
         size_t n = 2;
         switch (ch) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
         default:
             esc[1] = 'u';
             esc[2] = '0';
@@ -120,11 +134,21 @@ static void json__value(struct json_out *o, const cJSON *item, int depth)
         return;
     }
     switch (item->type & 0xFF) {
-    case cJSON_NULL: json__put(o, "null", 4); break;
-    case cJSON_False: json__put(o, "false", 5); break;
-    case cJSON_True: json__put(o, "true", 4); break;
-    case cJSON_Number: json__number(o, item->valuedouble); break;
-    case cJSON_String: json__string(o, item->valuestring); break;
+    case cJSON_NULL:
+        json__put(o, "null", 4);
+        break;
+    case cJSON_False:
+        json__put(o, "false", 5);
+        break;
+    case cJSON_True:
+        json__put(o, "true", 4);
+        break;
+    case cJSON_Number:
+        json__number(o, item->valuedouble);
+        break;
+    case cJSON_String:
+        json__string(o, item->valuestring);
+        break;
     case cJSON_Raw:
         if (item->valuestring == NULL)
             o->failed = true;
@@ -147,7 +171,8 @@ static void json__value(struct json_out *o, const cJSON *item, int depth)
         json__put(o, obj ? "}" : "]", 1);
         break;
     }
-    default: o->failed = true;
+    default:
+        o->failed = true;
     }
 }
 

@@ -308,8 +308,8 @@ static size_t log__fmt_fields(const char *fmt, size_t *starts, size_t max)
 }
 
 /* Emit one field "key=value" (key and value already split). */
-static void log__put_field(FILE *out, const char *key, size_t klen, const char *val,
-                           size_t vlen, bool json)
+static void log__put_field(FILE *out, const char *key, size_t klen, const char *val, size_t vlen,
+                           bool json)
 {
     if (json) {
         fputc(',', out);
@@ -344,8 +344,7 @@ static void log__put_piece(FILE *out, const char *body, size_t from, size_t to, 
     if (eq == NULL)
         log__put_field(out, "msg", 3, text, n, json); /* free text without a key */
     else
-        log__put_field(out, text, (size_t)(eq - text), eq + 1, n - (size_t)(eq - text) - 1,
-                       json);
+        log__put_field(out, text, (size_t)(eq - text), eq + 1, n - (size_t)(eq - text) - 1, json);
 }
 
 void log_write(enum log_level level, const char *event, const char *fmt, ...)

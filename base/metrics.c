@@ -10,8 +10,8 @@
 
 struct metrics_series {
     char values[METRICS_LABELS_MAX][METRICS_LABEL_VALUE_MAX];
-    double value;                             /* counter or gauge; histogram: sum */
-    uint64_t count;                           /* histogram: observations */
+    double value;                              /* counter or gauge; histogram: sum */
+    uint64_t count;                            /* histogram: observations */
     uint64_t buckets[METRICS_BUCKETS_MAX + 1]; /* histogram: per bound, last is +Inf */
 };
 
@@ -160,9 +160,9 @@ const struct metrics_std *metrics_std(void)
         .gateway_reconnects = metrics_family_new("haibot_gateway_reconnects_total",
                                                  "Gateway connections lost and reopened.",
                                                  METRICS_COUNTER, l_platform, 1, NULL, 0),
-        .gateway_resumes = metrics_family_new("haibot_gateway_resumes_total",
-                                              "Gateway sessions resumed.", METRICS_COUNTER,
-                                              l_platform, 1, NULL, 0),
+        .gateway_resumes =
+            metrics_family_new("haibot_gateway_resumes_total", "Gateway sessions resumed.",
+                               METRICS_COUNTER, l_platform, 1, NULL, 0),
         .ratelimit_waits = metrics_family_new("haibot_ratelimit_waits_total",
                                               "Requests held back by a rate limit.",
                                               METRICS_COUNTER, l_platform, 1, NULL, 0),
@@ -178,9 +178,9 @@ const struct metrics_std *metrics_std(void)
         .webhooks = metrics_family_new("haibot_webhooks_total",
                                        "Payment webhooks received, by provider and outcome.",
                                        METRICS_COUNTER, l_hook, 2, NULL, 0),
-        .deposits = metrics_family_new("haibot_deposits_total",
-                                       "Deposits seen, by method and outcome.", METRICS_COUNTER,
-                                       l_dep, 2, NULL, 0),
+        .deposits =
+            metrics_family_new("haibot_deposits_total", "Deposits seen, by method and outcome.",
+                               METRICS_COUNTER, l_dep, 2, NULL, 0),
     };
 #undef NB
     pthread_mutex_lock(&metrics_mu);
@@ -390,8 +390,9 @@ char *metrics_render(size_t *len)
     pthread_mutex_lock(&metrics_mu);
     for (const struct metrics_family *f = metrics_head; f != NULL; f = f->next)
         metrics__family_render(out, f);
-    fprintf(out, "# HELP haibot_metrics_dropped_total Metric updates refused: too many series.\n"
-                 "# TYPE haibot_metrics_dropped_total counter\nhaibot_metrics_dropped_total %llu\n",
+    fprintf(out,
+            "# HELP haibot_metrics_dropped_total Metric updates refused: too many series.\n"
+            "# TYPE haibot_metrics_dropped_total counter\nhaibot_metrics_dropped_total %llu\n",
             (unsigned long long)metrics_dropped);
     pthread_mutex_unlock(&metrics_mu);
     fputs("# HELP process_resident_memory_bytes Resident memory size in bytes.\n"

@@ -33,19 +33,19 @@ struct metrics_family;
 
 /** The families the daemon registers at startup. */
 struct metrics_std {
-    struct metrics_family *commands;          /* counter {command, outcome} */
-    struct metrics_family *generations;       /* counter {model, outcome} */
-    struct metrics_family *credits_moved;     /* counter {kind}, credits */
-    struct metrics_family *queue_depth;       /* gauge: generation jobs waiting */
-    struct metrics_family *provider_latency;  /* histogram {provider}, seconds */
-    struct metrics_family *gateway_reconnects;/* counter {platform} */
-    struct metrics_family *gateway_resumes;   /* counter {platform} */
-    struct metrics_family *ratelimit_waits;   /* counter {platform} */
-    struct metrics_family *http_429;          /* counter {platform} */
-    struct metrics_family *storage_commit;    /* histogram: seconds per commit */
-    struct metrics_family *storage_batch;     /* histogram: operations per commit */
-    struct metrics_family *webhooks;          /* counter {provider, outcome} */
-    struct metrics_family *deposits;          /* counter {method, outcome} */
+    struct metrics_family *commands;           /* counter {command, outcome} */
+    struct metrics_family *generations;        /* counter {model, outcome} */
+    struct metrics_family *credits_moved;      /* counter {kind}, credits */
+    struct metrics_family *queue_depth;        /* gauge: generation jobs waiting */
+    struct metrics_family *provider_latency;   /* histogram {provider}, seconds */
+    struct metrics_family *gateway_reconnects; /* counter {platform} */
+    struct metrics_family *gateway_resumes;    /* counter {platform} */
+    struct metrics_family *ratelimit_waits;    /* counter {platform} */
+    struct metrics_family *http_429;           /* counter {platform} */
+    struct metrics_family *storage_commit;     /* histogram: seconds per commit */
+    struct metrics_family *storage_batch;      /* histogram: operations per commit */
+    struct metrics_family *webhooks;           /* counter {provider, outcome} */
+    struct metrics_family *deposits;           /* counter {method, outcome} */
 };
 
 /** Declare a family (name, help and label names copied; bounds copied,

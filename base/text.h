@@ -10,7 +10,7 @@
 
 /** A growing NUL-terminated string. Zero-initialise; free(buf) when done. */
 struct text_buf {
-    char *buf;  /* NULL until something is added */
+    char *buf; /* NULL until something is added */
     size_t len;
     size_t cap;
 };

@@ -6,7 +6,7 @@
 
 /** The struct of type `type` whose field `member` is at ptr (libuv, h2o):
  *  how a callback recovers its owner from an embedded handle. */
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /** Elements in a true array (not a pointer). */
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -46,8 +46,8 @@ static void bench_gw_finish(struct bench_gw *b)
     discord_gateway_stop(b->gw, bench_gw_stopped, b);
 }
 
-static void bench_gw_event(struct discord_gateway *gw, const char *type, int64_t seq,
-                           const char *d, size_t d_len, void *data)
+static void bench_gw_event(struct discord_gateway *gw, const char *type, int64_t seq, const char *d,
+                           size_t d_len, void *data)
 {
     (void)gw;
     (void)seq;
@@ -115,8 +115,7 @@ int bench_discord_gateway(void)
         return -1;
     bench_report("discord_gateway_events_per_sec", (double)b.messages / (b.t1 - b.t0), "events/s");
     bench_report("discord_gateway_inflated_mib_per_sec",
-                 (double)b.message_bytes / (b.t1 - b.t0) / (1024.0 * 1024.0),
-                 "MiB/s");
+                 (double)b.message_bytes / (b.t1 - b.t0) / (1024.0 * 1024.0), "MiB/s");
     bench_report("discord_guild_create_rss_mib", (double)b.rss_after_kib / 1024.0, "MiB");
     bench_report("discord_guild_create_rss_growth_mib",
                  (double)(b.rss_after_kib - b.rss_before_kib) / 1024.0, "MiB");

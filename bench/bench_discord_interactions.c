@@ -30,8 +30,8 @@ struct bench_ia {
     struct adapter *adapter;
     uv_timer_t poll;
     atomic_bool identified;
-    atomic_uint acked;          /* callbacks seen this round */
-    int round;                  /* -1 before the first burst */
+    atomic_uint acked; /* callbacks seen this round */
+    int round;         /* -1 before the first burst */
     double sent_at[BI_ROUNDS][BI_BURST];
     double acked_at[BI_ROUNDS][BI_BURST];
     struct reply *held[BI_ROUNDS * BI_BURST];

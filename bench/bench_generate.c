@@ -28,8 +28,10 @@
 
 static const char *const bg_stream[] = {
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
-    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\", world\"},\"finish_reason\":\"stop\"}]}\n\n",
-    "data: {\"choices\":null,\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\", "
+    "world\"},\"finish_reason\":\"stop\"}]}\n\n",
+    "data: {\"choices\":null,\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\n\ndata: "
+    "[DONE]\n\n",
     NULL};
 
 static void bg_handler(struct httpd_response *res, const struct httpd_request *req, void *data)
@@ -106,7 +108,8 @@ static void bg_next(struct bg *b)
     snprintf(inv.event_id, sizeof(inv.event_id), "bench:%u", b->started);
     inv.reply = &br->reply;
     b->started++;
-    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "Say hello", .model = "fast"};
+    struct generate_request req = {
+        .modality = PROVIDER_TEXT, .prompt = "Say hello", .model = "fast"};
     generate_submit(b->g, &inv, &req);
 }
 
@@ -148,10 +151,17 @@ int bench_generate(void)
                                       .provider = openai_provider_new(http, &ps),
                                       .timeout_ms = 30000,
                                       .max_concurrent = BG_INFLIGHT};
-    struct catalog_model_spec m = {.name = "fast", .provider = "fake", .modality = PROVIDER_TEXT,
-                                   .price_request = 1, .price_output_1k = 10,
-                                   .max_output_tokens = 100, .enabled = true};
-    struct catalog_spec spec = {.providers = &p, .nproviders = 1, .models = &m, .nmodels = 1,
+    struct catalog_model_spec m = {.name = "fast",
+                                   .provider = "fake",
+                                   .modality = PROVIDER_TEXT,
+                                   .price_request = 1,
+                                   .price_output_1k = 10,
+                                   .max_output_tokens = 100,
+                                   .enabled = true};
+    struct catalog_spec spec = {.providers = &p,
+                                .nproviders = 1,
+                                .models = &m,
+                                .nmodels = 1,
                                 .limits = {.queue_max = 100000, .user_queue = 1000}};
     char err[256];
     struct catalog *cat = catalog_new(&spec, err, sizeof(err));

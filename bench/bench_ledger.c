@@ -15,11 +15,11 @@
 struct bench_run {
     uv_loop_t *loop;
     struct ledger *ledger;
-    uint64_t total;      /* transfers to make */
+    uint64_t total; /* transfers to make */
     uint64_t submitted;
     uint64_t completed;
     uint64_t failed;
-    unsigned run;        /* distinguishes the two runs' ids */
+    unsigned run; /* distinguishes the two runs' ids */
     bool setup_done;
 };
 

@@ -58,7 +58,8 @@ static int adapters__discord_make(const struct config *cfg, const struct adapter
         .gateway_url = c->gateway_url,
         .guild_id = c->guild_id,
         .intents = (uint32_t)c->intents,
-        .shards = c->shards != NULL && strcmp(c->shards, "auto") != 0 ? (unsigned)atoi(c->shards) : 0,
+        .shards =
+            c->shards != NULL && strcmp(c->shards, "auto") != 0 ? (unsigned)atoi(c->shards) : 0,
         .shard_first = (int)c->shard_first,
         .shard_last = (int)c->shard_last,
         .http = env->http,
@@ -99,7 +100,8 @@ static int adapters__telegram_make(const struct config *cfg, const struct adapte
 {
     const struct config_telegram *tc = &cfg->telegram;
     if (telegram_ids_parse(tc->admins, (int64_t[64]){0}, 64) < 0 ||
-        telegram_packages_parse(tc->stars_packages, (struct telegram_package[16]){{0, 0}}, 16) < 0) {
+        telegram_packages_parse(tc->stars_packages, (struct telegram_package[16]){{0, 0}}, 16) <
+            0) {
         log_error("adapter.start_failed",
                   "adapter=telegram problem=[telegram] admins must be user ids separated by "
                   "commas, stars_packages stars:credits pairs (at most 64 and 16)");

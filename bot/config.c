@@ -136,7 +136,7 @@ const char *config__suggest_result(const struct config_suggest *s)
 /* Parses text as key k into field. Returns 0, or HB_ECONFIG after adding a
  * problem at line, or HB_ENOMEM. */
 int config__value_set(struct config_problems *p, int line, const char *section,
-                             const struct config_key_schema *k, void *field, const char *text)
+                      const struct config_key_schema *k, void *field, const char *text)
 {
     int rc = 0;
     switch (k->type) {
@@ -394,7 +394,8 @@ int config_file_check_mode(const char *path)
         return -errno;
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
         return 0;
-    log_warn("config.mode", "file=%s mode=%03o problem=readable or writable by other users hint=%s", path, (unsigned)(st.st_mode & 0777),
+    log_warn("config.mode", "file=%s mode=%03o problem=readable or writable by other users hint=%s",
+             path, (unsigned)(st.st_mode & 0777),
              "the file may hold secrets; make it private with chmod 600");
     return 1;
 }

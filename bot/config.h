@@ -60,38 +60,38 @@ struct config_ledger {
 };
 
 struct config_console {
-    bool enabled; /* read commands from stdin */
-    char *user;   /* the local user's name; wallet console:<user> */
-    bool admin;   /* the console user may run admin commands */
+    bool enabled;    /* read commands from stdin */
+    char *user;      /* the local user's name; wallet console:<user> */
+    bool admin;      /* the console user may run admin commands */
     char *image_dir; /* folder where images sent to the console are saved */
 };
 
 struct config_discord {
     bool enabled;
-    char *token;          /* bot token (secret) */
-    char *application_id; /* the application's snowflake id */
-    char *api_base;       /* REST base URL, with the API version */
-    char *gateway_url;    /* gateway URL override; NULL: the one /gateway/bot gives */
-    int64_t intents;      /* gateway intents bit set */
-    char *shards;         /* "auto" (Discord's recommendation) or a total count */
-    int64_t shard_first;  /* first shard this daemon runs */
-    int64_t shard_last;   /* last shard this daemon runs; -1: the last one */
-    char *guild_id;       /* register commands in this guild only; NULL: globally */
+    char *token;                /* bot token (secret) */
+    char *application_id;       /* the application's snowflake id */
+    char *api_base;             /* REST base URL, with the API version */
+    char *gateway_url;          /* gateway URL override; NULL: the one /gateway/bot gives */
+    int64_t intents;            /* gateway intents bit set */
+    char *shards;               /* "auto" (Discord's recommendation) or a total count */
+    int64_t shard_first;        /* first shard this daemon runs */
+    int64_t shard_last;         /* last shard this daemon runs; -1: the last one */
+    char *guild_id;             /* register commands in this guild only; NULL: globally */
     bool interactions_endpoint; /* also take interactions at POST /interactions/discord */
-    char *public_key;     /* the application's Ed25519 public key (64 hex digits) */
+    char *public_key;           /* the application's Ed25519 public key (64 hex digits) */
 };
 
 struct config_telegram {
     bool enabled;
-    char *token;    /* bot token (secret) */
-    char *api_base; /* Bot API base URL, without the /bot<token> part */
-    int64_t poll_timeout;  /* seconds a getUpdates long poll waits for updates */
-    int64_t pipeline;      /* calls in flight per connection; 0: no pipelining */
-    char *admins;          /* user ids with admin rights: "123, 456" */
-    char *stars_packages;  /* Stars packages /deposit offers: "stars:credits, ..." */
-    bool webhook;          /* take updates at POST /webhooks/telegram instead of polling */
-    char *webhook_secret;  /* the X-Telegram-Bot-Api-Secret-Token expected (secret) */
-    char *webhook_url;     /* public URL for setWebhook at start; NULL: the operator sets it */
+    char *token;          /* bot token (secret) */
+    char *api_base;       /* Bot API base URL, without the /bot<token> part */
+    int64_t poll_timeout; /* seconds a getUpdates long poll waits for updates */
+    int64_t pipeline;     /* calls in flight per connection; 0: no pipelining */
+    char *admins;         /* user ids with admin rights: "123, 456" */
+    char *stars_packages; /* Stars packages /deposit offers: "stars:credits, ..." */
+    bool webhook;         /* take updates at POST /webhooks/telegram instead of polling */
+    char *webhook_secret; /* the X-Telegram-Bot-Api-Secret-Token expected (secret) */
+    char *webhook_url;    /* public URL for setWebhook at start; NULL: the operator sets it */
 };
 
 struct config_server {
@@ -145,9 +145,9 @@ struct config_model {
     int64_t price_output_1k;   /* credits per 1000 output tokens */
     int64_t max_output_tokens; /* cap on tokens generated per request */
     bool enabled;              /* offered to users */
-    char *sizes;     /* image sizes "512x512, 256x256", the first is the default */
-    char *fallbacks; /* comma-separated models tried in order when this one fails */
-    char *allow;     /* who may use it: wallet ids, scope:<platform>:<id>, dm, admins */
+    char *sizes;               /* image sizes "512x512, 256x256", the first is the default */
+    char *fallbacks;           /* comma-separated models tried in order when this one fails */
+    char *allow;               /* who may use it: wallet ids, scope:<platform>:<id>, dm, admins */
 };
 
 struct config_limits {

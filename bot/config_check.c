@@ -53,8 +53,7 @@ static int config__filter_check(struct config_parser *ps, const struct config_fi
 }
 
 /* Every fallback names a model of the file. */
-static int config__fallbacks_check(struct config_parser *ps, const struct config_model *m,
-                                   int line)
+static int config__fallbacks_check(struct config_parser *ps, const struct config_model *m, int line)
 {
     if (m->fallbacks == NULL)
         return 0;
@@ -105,8 +104,8 @@ static int config__endpoints_check(struct config_parser *ps)
                                      "[discord] interactions_endpoint needs public_key = the "
                                      "application's public key (64 hex digits)");
         else if (!ps->cfg->server.enabled)
-            rc = config__problem_add(ps->problems, 0,
-                                     "[discord] interactions_endpoint needs [server] enabled = true");
+            rc = config__problem_add(
+                ps->problems, 0, "[discord] interactions_endpoint needs [server] enabled = true");
     }
     const struct config_telegram *tc = &ps->cfg->telegram;
     if (rc == 0 && tc->enabled && tc->webhook) {

@@ -96,8 +96,7 @@ struct config_parser {
 
 /* Reads the whole file into *buf_out (the caller frees), refusing what is too
  * large before reading it. */
-int config__file_read(const char *path, struct config_problems *p, char **buf_out,
-                      size_t *len_out);
+int config__file_read(const char *path, struct config_problems *p, char **buf_out, size_t *len_out);
 /* Parses ps->buf into ps->cfg, then checks it. Returns 0 (problems may have
  * been added) or HB_ENOMEM. */
 int config__parse(struct config_parser *ps);

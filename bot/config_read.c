@@ -18,7 +18,6 @@
 
 /* ---- Parsing ------------------------------------------------------------- */
 
-
 static void config__parser_oom(struct config_parser *ps, int rc)
 {
     if (rc == HB_ENOMEM)
@@ -433,8 +432,7 @@ static int config__handler(void *user, const char *section, const char *name, co
 /* ---- Loading -------------------------------------------------------------- */
 
 /* Reads the whole file, refusing what is too large before reading it. */
-int config__file_read(const char *path, struct config_problems *p, char **buf_out,
-                             size_t *len_out)
+int config__file_read(const char *path, struct config_problems *p, char **buf_out, size_t *len_out)
 {
     int rc = 0;
     char *buf = NULL;

@@ -23,8 +23,8 @@ static const char *const config_log_formats[] = {"text", "json", NULL};
 static const char *const config_backends[] = {"sqlite", NULL};
 static const char *const config_provider_kinds[] = {"openai", "anthropic", "demo", NULL};
 static const char *const config_modalities[] = {"text", "image", NULL};
-static const char *const config_filter_kinds[] = {"words", "pattern", "email", "phone", "card",
-                                                  NULL};
+static const char *const config_filter_kinds[] = {"words", "pattern", "email",
+                                                  "phone", "card",    NULL};
 static const char *const config_filter_actions[] = {"block", "redact", NULL};
 
 #define LIVE CONFIG_KEY_LIVE
@@ -181,8 +181,8 @@ static const struct config_key_schema config_keys_paddle[] = {
 
 static const struct config_key_schema config_keys_hedera[] = {
     K_BOOL(struct config_hedera, enabled, "false", RESTART, "credit HBAR and token deposits"),
-    K_URL(struct config_hedera, mirror_url, "https://mainnet-public.mirrornode.hedera.com",
-          RESTART, "mirror node REST base URL"),
+    K_URL(struct config_hedera, mirror_url, "https://mainnet-public.mirrornode.hedera.com", RESTART,
+          "mirror node REST base URL"),
     K_STRING(struct config_hedera, treasury, NULL, CONFIG_KEY_REQUIRED_WHEN_ENABLED,
              "the account deposits are sent to (0.0.N)"),
     K_INT(struct config_hedera, tinybars_per_credit, "1000000", 1, CREDITS_MAX, RESTART,
@@ -255,8 +255,10 @@ static const struct config_key_schema config_keys_filter[] = {
     K_ENUM(struct config_filter, action, "block", config_filter_actions, LIVE,
            "block the whole text or redact the matches"),
     K_STRING(struct config_filter, words, NULL, LIVE, "words: comma-separated words or phrases"),
-    K_BOOL(struct config_filter, leet, "false", LIVE, "words: also read 0 1 3 4 5 7 8 @ $ as letters"),
-    K_STRING(struct config_filter, pattern, NULL, LIVE, "pattern: POSIX extended regular expression"),
+    K_BOOL(struct config_filter, leet, "false", LIVE,
+           "words: also read 0 1 3 4 5 7 8 @ $ as letters"),
+    K_STRING(struct config_filter, pattern, NULL, LIVE,
+             "pattern: POSIX extended regular expression"),
     K_STRING(struct config_filter, replacement, NULL, LIVE, "redact: text put in place of a match"),
 };
 
@@ -326,8 +328,7 @@ size_t config__instances(const struct config *cfg, const struct config_section_s
 }
 
 /* The section struct of one instance (index 0 for single sections). */
-void *config__item(const struct config *cfg, const struct config_section_schema *s,
-                          size_t index)
+void *config__item(const struct config *cfg, const struct config_section_schema *s, size_t index)
 {
     if (!s->repeatable)
         return (char *)(uintptr_t)cfg + s->offset;
@@ -361,7 +362,7 @@ const struct config_section_schema *config__section_find(const char *name)
 }
 
 const struct config_key_schema *config__key_find(const struct config_section_schema *s,
-                                                        const char *name, size_t len, size_t *idx)
+                                                 const char *name, size_t len, size_t *idx)
 {
     for (size_t k = 0; k < s->nkeys; k++) {
         if (strlen(s->keys[k].name) == len && strncmp(s->keys[k].name, name, len) == 0) {

@@ -43,32 +43,32 @@ struct daemon {
     uv_loop_t loop;
     enum daemon_state state;
     char *config_path;
-    struct config *config;       /* the running configuration */
+    struct config *config; /* the running configuration */
     struct config_watch *watch;
     uv_signal_t sig_term;
     uv_signal_t sig_int;
     uv_signal_t sig_hup;
-    uv_timer_t grace;            /* bounds the drain */
-    uv_timer_t health;           /* refreshes shard states for /healthz */
+    uv_timer_t grace;  /* bounds the drain */
+    uv_timer_t health; /* refreshes shard states for /healthz */
     struct core core;
     struct router *router;
-    struct http_client *http;    /* every outgoing request (adapters, providers) */
+    struct http_client *http; /* every outgoing request (adapters, providers) */
     struct ledger *ledger;
-    struct generate *generate;   /* generation jobs; made after the ledger */
-    struct server *server;       /* HTTP: webhooks, /healthz, /metrics; NULL when off */
-    struct status *status;       /* /healthz and /metrics on the server */
-    struct payments *payments;   /* card webhooks on the server; NULL when none */
-    struct webhooks *webhooks;   /* platform endpoints on the server; NULL when off */
-    struct mirror *mirror;       /* Hedera deposit poller; NULL when off */
-    char *deposit_text;          /* /deposit without member links (heap); NULL: none */
+    struct generate *generate; /* generation jobs; made after the ledger */
+    struct server *server;     /* HTTP: webhooks, /healthz, /metrics; NULL when off */
+    struct status *status;     /* /healthz and /metrics on the server */
+    struct payments *payments; /* card webhooks on the server; NULL when none */
+    struct webhooks *webhooks; /* platform endpoints on the server; NULL when off */
+    struct mirror *mirror;     /* Hedera deposit poller; NULL when off */
+    char *deposit_text;        /* /deposit without member links (heap); NULL: none */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     const struct adapters_kind *kinds[DAEMON_MAX_ADAPTERS]; /* the table row of each */
     size_t nadapters;
     struct adapter *closed[DAEMON_MAX_ADAPTERS]; /* closed; freed after uv_run */
     size_t nclosed;
-    size_t adapters_live;        /* started and not ended */
-    size_t closing;              /* close operations still under way */
-    unsigned stop_signals;       /* SIGTERM/SIGINT received */
+    size_t adapters_live;  /* started and not ended */
+    size_t closing;        /* close operations still under way */
+    unsigned stop_signals; /* SIGTERM/SIGINT received */
     int exit_code;
 };
 
@@ -90,9 +90,10 @@ static void daemon__apply_live(struct daemon *d, const struct config *cfg)
             continue;
         int rc = d->kinds[i]->reload(d->adapters[i], cfg);
         if (rc < 0)
-            log_warn("config.adapter_options",
-                     "adapter=%s problem=its live settings do not apply (%s) action=kept the previous",
-                     d->adapters[i]->ops->name, hb_strerror(rc));
+            log_warn(
+                "config.adapter_options",
+                "adapter=%s problem=its live settings do not apply (%s) action=kept the previous",
+                d->adapters[i]->ops->name, hb_strerror(rc));
     }
     daemon__generate_reload(d, cfg);
 }
@@ -108,8 +109,7 @@ static void daemon__generate_reload(struct daemon *d, const struct config *cfg)
     char err[512] = "";
     struct catalog *cat = generation_catalog_build(cfg, &d->loop, d->http, err, sizeof(err));
     if (cat == NULL) {
-        log_error("generate.catalog_refused", "problem=%s action=keeping the previous models",
-                  err);
+        log_error("generate.catalog_refused", "problem=%s action=keeping the previous models", err);
         return;
     }
     generate_catalog_set(d->generate, cat);
@@ -123,8 +123,8 @@ static void daemon__generate_recovered(int rc, size_t voided, void *data)
     if (rc < 0)
         log_warn("generate.recover_failed", "error=%s", hb_strerror(rc));
     else if (voided > 0)
-        log_info("generate.recovered", "voided=%zu note=\"interrupted jobs refunded; members are told\"",
-                 voided);
+        log_info("generate.recovered",
+                 "voided=%zu note=\"interrupted jobs refunded; members are told\"", voided);
 }
 
 /* The engine needs the ledger and the HTTP client; it voids what a crash
@@ -178,8 +178,9 @@ static void daemon__reload_reply(struct reply *r, const struct config_watch_resu
             const struct config_change *c = &res->changes[i];
             fprintf(mem, "\n  [%s%s%s%s] %s: %s", c->section, c->instance != NULL ? " \"" : "",
                     c->instance != NULL ? c->instance : "", c->instance != NULL ? "\"" : "",
-                    c->key != NULL ? c->key
-                                   : c->kind == CONFIG_CHANGE_ADDED ? "(added)" : "(removed)",
+                    c->key != NULL                   ? c->key
+                    : c->kind == CONFIG_CHANGE_ADDED ? "(added)"
+                                                     : "(removed)",
                     c->live ? "applied" : "takes effect after a restart");
         }
         fclose(mem);
@@ -199,8 +200,7 @@ static void daemon__reload_reply(struct reply *r, const struct config_watch_resu
     if (res->problems != NULL)
         config_problems_print(res->problems, mem);
     fclose(mem);
-    reply_text(r, true, "bot.conf has problems; still running on the previous settings:\n%s",
-               text);
+    reply_text(r, true, "bot.conf has problems; still running on the previous settings:\n%s", text);
     free(text);
 }
 
@@ -323,7 +323,7 @@ static void daemon__host_provider_state(void *host, const char *provider, bool o
 
 static const struct core_host_ops daemon_host_ops = {.reload = daemon__host_reload,
                                                      .deposit_text_for = daemon__host_deposit_text,
-    .provider_state = daemon__host_provider_state,
+                                                     .provider_state = daemon__host_provider_state,
                                                      .notify = daemon__notify};
 
 /* ---- adapters --------------------------------------------------------- */
@@ -373,8 +373,8 @@ static int daemon__routes_add(struct daemon *d, struct adapter *a)
     if (n > 0)
         rc = webhooks_adapter_add(d->webhooks, a);
     if (rc < 0)
-        log_error("adapter.start_failed", "adapter=%s problem=HTTP endpoint error=%s",
-                  a->ops->name, hb_strerror(rc));
+        log_error("adapter.start_failed", "adapter=%s problem=HTTP endpoint error=%s", a->ops->name,
+                  hb_strerror(rc));
     return rc < 0 ? rc : 0;
 }
 
@@ -738,7 +738,8 @@ static void daemon__grace_expired(uv_timer_t *t)
 {
     struct daemon *d = t->data;
     log_warn("daemon.grace_expired",
-             "in_flight=%zu note=\"unfinished work is abandoned; its reservations expire and are refunded\"",
+             "in_flight=%zu note=\"unfinished work is abandoned; its reservations expire and are "
+             "refunded\"",
              router_in_flight(d->router));
     daemon__close_all(d);
 }
@@ -753,7 +754,8 @@ static void daemon__stop(struct daemon *d, const char *reason)
     for (size_t i = 0; i < d->nadapters; i++)
         d->adapters[i]->ops->stop(d->adapters[i]);
     d->grace.data = d;
-    uv_timer_start(&d->grace, daemon__grace_expired, (uint64_t)d->config->bot.shutdown_grace * 1000u, 0);
+    uv_timer_start(&d->grace, daemon__grace_expired,
+                   (uint64_t)d->config->bot.shutdown_grace * 1000u, 0);
     /* Stopping the timer first lets a drain that completes at once skip it. */
     router_drain(d->router, daemon__drained, d);
 }
@@ -812,7 +814,8 @@ int daemon_run(const char *config_path)
     rc = config_load(config_path, &d->config, &problems);
     if (rc < 0 || d->config_path == NULL) {
         config_problems_print(&problems, stderr);
-        fprintf(stderr, "haibot: %s has problems; not starting. Check it with: haibot check-config -c %s\n",
+        fprintf(stderr,
+                "haibot: %s has problems; not starting. Check it with: haibot check-config -c %s\n",
                 config_path, config_path);
         goto out;
     }

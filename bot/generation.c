@@ -19,9 +19,12 @@ static struct provider *generation__provider(const struct config_provider *cp, u
                                   .headers = cp->headers,
                                   .api_version = cp->api_version};
     switch (cp->kind) {
-    case CONFIG_PROVIDER_OPENAI: return openai_provider_new(http, &s);
-    case CONFIG_PROVIDER_ANTHROPIC: return anthropic_provider_new(http, &s);
-    case CONFIG_PROVIDER_DEMO: return demo_provider_new(loop, GENERATION_DEMO_STEP_MS);
+    case CONFIG_PROVIDER_OPENAI:
+        return openai_provider_new(http, &s);
+    case CONFIG_PROVIDER_ANTHROPIC:
+        return anthropic_provider_new(http, &s);
+    case CONFIG_PROVIDER_DEMO:
+        return demo_provider_new(loop, GENERATION_DEMO_STEP_MS);
     }
     return NULL;
 }

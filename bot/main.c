@@ -19,17 +19,21 @@
 
 static void main__usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: haibot [-c FILE]                 run the daemon (default ./" HAIBOT_DEFAULT_CONFIG ")\n"
-            "       haibot check-config [-c FILE]    validate a config file\n"
-            "       haibot ledger verify [-c FILE]   recompute the ledger's hash chain and invariants\n"
-            "       haibot ledger verify --head SEQ:HASH [-c FILE]\n"
-            "                                        also fail unless the chain holds that published head\n"
-            "       haibot ledger head [-c FILE]     print the ledger's chain head\n"
-            "       haibot ledger backup FILE [-c FILE]\n"
-            "                                        copy the ledger while it runs, verify the copy, print its head\n"
-            "       haibot version                   print the version\n"
-            "       haibot --help                    print this help\n");
+    fprintf(
+        out,
+        "Usage: haibot [-c FILE]                 run the daemon (default ./" HAIBOT_DEFAULT_CONFIG
+        ")\n"
+        "       haibot check-config [-c FILE]    validate a config file\n"
+        "       haibot ledger verify [-c FILE]   recompute the ledger's hash chain and invariants\n"
+        "       haibot ledger verify --head SEQ:HASH [-c FILE]\n"
+        "                                        also fail unless the chain holds that published "
+        "head\n"
+        "       haibot ledger head [-c FILE]     print the ledger's chain head\n"
+        "       haibot ledger backup FILE [-c FILE]\n"
+        "                                        copy the ledger while it runs, verify the copy, "
+        "print its head\n"
+        "       haibot version                   print the version\n"
+        "       haibot --help                    print this help\n");
 }
 
 /* Take "-c FILE" / "--config FILE" / "--config=FILE" from argv[from..]. */
@@ -107,7 +111,8 @@ static int main__ledger(int argc, char **argv)
     int from = 3;
     if (strcmp(what, "backup") == 0) {
         if (argc < 4 || argv[3][0] == '-') {
-            fprintf(stderr, "haibot: ledger backup needs the file to write: haibot ledger backup FILE\n");
+            fprintf(stderr,
+                    "haibot: ledger backup needs the file to write: haibot ledger backup FILE\n");
             return 2;
         }
         backup_to = argv[3];
@@ -132,7 +137,8 @@ static int main__ledger(int argc, char **argv)
         rc = store_backup_file(cfg->storage.path, backup_to);
         if (rc < 0) {
             fprintf(stderr, "haibot: ledger backup to %s failed: %s\n", backup_to,
-                    rc == HB_EEXISTS ? "the file exists (a backup never overwrites)" : hb_strerror(rc));
+                    rc == HB_EEXISTS ? "the file exists (a backup never overwrites)"
+                                     : hb_strerror(rc));
             config_free(cfg);
             return 1;
         }

@@ -29,7 +29,7 @@ struct mirror {
     uv_timer_t timer;
     struct http_client *http;
     struct ledger **ledger;
-    char *base;        /* mirror URL without a trailing slash */
+    char *base; /* mirror URL without a trailing slash */
     char treasury[32];
     char *key;
     int64_t tinybars_per_credit;
@@ -42,14 +42,14 @@ struct mirror {
     int (*notify)(void *data, const struct notify_target *to, const char *text); /* may be NULL */
     void *notify_data;
 
-    char cursor[32];              /* last consensus timestamp handled; "" none yet */
+    char cursor[32]; /* last consensus timestamp handled; "" none yet */
     bool started;
-    bool polling;                 /* a poll is under way */
-    bool busy;                    /* a request or a store operation is in flight */
-    struct http_request *req;     /* the request in flight */
-    struct hedera_page page;      /* the page being booked */
-    size_t at;                    /* next deposit of page to book */
-    unsigned pages;               /* pages read in this poll */
+    bool polling;                         /* a poll is under way */
+    bool busy;                            /* a request or a store operation is in flight */
+    struct http_request *req;             /* the request in flight */
+    struct hedera_page page;              /* the page being booked */
+    size_t at;                            /* next deposit of page to book */
+    unsigned pages;                       /* pages read in this poll */
     char account[PAYREF_ACCOUNT_MAX + 1]; /* of the deposit being booked */
     char channel[COMMAND_ID_MAX];         /* where it was started, or "" */
     char transfer_id[LEDGER_ID_LEN_MAX + 1];
@@ -248,8 +248,9 @@ static void mirror__unmatched(struct mirror *m, const struct hedera_deposit *d, 
     m->stats.unmatched++;
     metrics_counter_add(metrics_std()->deposits, (const char *[]){"hedera", "unmatched"}, 1);
     struct store *st = mirror__store(m);
-    int rc = st != NULL ? state_put(st, MIRROR_NS_UNMATCHED, key, value, mirror__unmatched_stored, m)
-                        : HB_ECANCELED;
+    int rc = st != NULL
+                 ? state_put(st, MIRROR_NS_UNMATCHED, key, value, mirror__unmatched_stored, m)
+                 : HB_ECANCELED;
     if (rc < 0) {
         mirror__poll_done(m, rc);
         return;
@@ -266,9 +267,9 @@ static void mirror__credited(int rc, const struct deposit_result *r, void *data)
         const struct hedera_deposit *d = &m->page.items[m->at];
         m->stats.credited++;
         metrics_counter_add(metrics_std()->deposits, (const char *[]){"hedera", "credited"}, 1);
-        log_info("hedera.credited", "tx=%s account=%s credits=%" PRId64 " amount=%" PRId64
-                 " token=%s",
-                 d->tx_id, m->account, m->credits, d->amount, d->token[0] != '\0' ? d->token : "hbar");
+        log_info("hedera.credited",
+                 "tx=%s account=%s credits=%" PRId64 " amount=%" PRId64 " token=%s", d->tx_id,
+                 m->account, m->credits, d->amount, d->token[0] != '\0' ? d->token : "hbar");
     }
     mirror__step_done(m, rc, rc < 0 ? r->step : "credit");
 }
@@ -303,8 +304,7 @@ static void mirror__book_next(struct mirror *m)
         mirror__unmatched(m, d, "below_one_credit");
         return;
     }
-    if (deposit_id_make(m->transfer_id, sizeof(m->transfer_id), "hedera", d->tx_id, d->token) <
-        0) {
+    if (deposit_id_make(m->transfer_id, sizeof(m->transfer_id), "hedera", d->tx_id, d->token) < 0) {
         mirror__unmatched(m, d, "id_too_long");
         return;
     }
@@ -442,8 +442,8 @@ struct mirror *mirror_new(uv_loop_t *loop, const struct mirror_options *o)
 {
     if (o == NULL || o->http == NULL || o->ledger == NULL || o->mirror_url == NULL ||
         o->treasury == NULL || o->treasury[0] == '\0' ||
-        strlen(o->treasury) >= sizeof(((struct mirror *)0)->treasury) ||
-        o->reference_key == NULL || o->reference_key[0] == '\0' || o->tinybars_per_credit <= 0) {
+        strlen(o->treasury) >= sizeof(((struct mirror *)0)->treasury) || o->reference_key == NULL ||
+        o->reference_key[0] == '\0' || o->tinybars_per_credit <= 0) {
         log_error("hedera.config", "problem=%s",
                   "[hedera] needs mirror_url, treasury and [payments] reference_key");
         return NULL;

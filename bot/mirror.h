@@ -38,15 +38,15 @@ struct mirror_options {
     const char *treasury;      /* "0.0.N" */
     const char *reference_key; /* HMAC key of memos */
     int64_t tinybars_per_credit;
-    const char *tokens;        /* "token_id:units_per_credit, ..." or NULL */
-    int64_t welcome_bonus;     /* paid when a deposit opens a wallet */
-    uint64_t interval_ms;      /* between polls */
+    const char *tokens;    /* "token_id:units_per_credit, ..." or NULL */
+    int64_t welcome_bonus; /* paid when a deposit opens a wallet */
+    uint64_t interval_ms;  /* between polls */
     /* After every poll (all pages, or the failure that ended it); rc is 0
      * or why it stopped. May be NULL. Tests wait on it. */
     void (*on_poll)(void *data, int rc);
-    void *data;    /* Tell the member (or group) a credit went in, once it is committed
-     * (core/notify.h); to and text are borrowed for the call. Returns 0
-     * when queued. May be NULL: then the notice is only logged. */
+    void *data; /* Tell the member (or group) a credit went in, once it is committed
+                 * (core/notify.h); to and text are borrowed for the call. Returns 0
+                 * when queued. May be NULL: then the notice is only logged. */
     int (*notify)(void *data, const struct notify_target *to, const char *text);
     void *notify_data;
 };

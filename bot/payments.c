@@ -24,7 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-#define PAYMENTS_NS "payments"                   /* provider:payment -> the credit */
+#define PAYMENTS_NS "payments"                     /* provider:payment -> the credit */
 #define PAYMENTS_NS_UNMATCHED "payments.unmatched" /* for the operator */
 
 enum payments_provider { PAY_STRIPE = 0, PAY_PADDLE = 1, PAY_PROVIDERS = 2 };
@@ -69,13 +69,13 @@ struct pay_job {
     char transfer_id[LEDGER_ID_LEN_MAX + 1]; /* "<provider>:<event id>" */
     char link_key[160];                      /* "<provider>:<payment id>" */
     char account[PAYREF_ACCOUNT_MAX + 1];
-    char channel[COMMAND_ID_MAX];             /* where the deposit was started, or "" */
-    char original[LEDGER_ID_LEN_MAX + 1];    /* refunds: the credit reversed */
-    int64_t credits;                          /* credits moved by this event */
-    int64_t paid_amount;                      /* refunds: what the credit cost */
-    int64_t paid_credits;                     /* refunds: what the credit bought */
-    int64_t reversed;                         /* refunds: credits reversed before */
-    const char *outcome;                      /* for the metric and the answer */
+    char channel[COMMAND_ID_MAX];         /* where the deposit was started, or "" */
+    char original[LEDGER_ID_LEN_MAX + 1]; /* refunds: the credit reversed */
+    int64_t credits;                      /* credits moved by this event */
+    int64_t paid_amount;                  /* refunds: what the credit cost */
+    int64_t paid_credits;                 /* refunds: what the credit bought */
+    int64_t reversed;                     /* refunds: credits reversed before */
+    const char *outcome;                  /* for the metric and the answer */
 };
 
 /* ---- packages ---------------------------------------------------------------- */
@@ -159,17 +159,16 @@ static void pay__unmatched(struct pay_job *job, const char *why)
     char key[200];
     char value[512];
     snprintf(key, sizeof(key), "%s:%s", payments_provider_name(job->provider), job->ev.event_id);
-    snprintf(value, sizeof(value),
-             "type=%s payment=%s amount=%" PRId64 " currency=%s reason=%s", job->ev.type,
-             job->ev.payment_id, job->ev.amount, job->ev.currency, why);
+    snprintf(value, sizeof(value), "type=%s payment=%s amount=%" PRId64 " currency=%s reason=%s",
+             job->ev.type, job->ev.payment_id, job->ev.amount, job->ev.currency, why);
     log_warn("payment.unmatched", "provider=%s event=%s payment=%s amount=%" PRId64 " reason=%s",
              payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id,
              job->ev.amount, why);
     job->outcome = "unmatched";
     struct store *st = pay__store(job);
-    int rc = st != NULL ? state_put(st, PAYMENTS_NS_UNMATCHED, key, value, pay__unmatched_stored,
-                                    job)
-                        : HB_ECANCELED;
+    int rc = st != NULL
+                 ? state_put(st, PAYMENTS_NS_UNMATCHED, key, value, pay__unmatched_stored, job)
+                 : HB_ECANCELED;
     if (rc < 0)
         pay__fail(job, "record unmatched", rc);
 }
@@ -236,8 +235,7 @@ static void pay__credit(struct pay_job *job)
         return;
     }
     char ref[200];
-    snprintf(ref, sizeof(ref), "%s %s", payments_provider_name(job->provider),
-             job->ev.payment_id);
+    snprintf(ref, sizeof(ref), "%s %s", payments_provider_name(job->provider), job->ev.payment_id);
     struct deposit_credit c = {.id = job->transfer_id,
                                .account = job->account,
                                .channel = job->channel,
@@ -275,8 +273,8 @@ static void pay__reversed(int rc, const struct deposit_result *r, void *data)
     }
     bool chargeback = job->ev.action == PAYMENT_CHARGEBACK;
     if (!r->existed) {
-        log_info("payment.reversed", "provider=%s event=%s account=%s credits=%" PRId64
-                 " debt=%" PRId64 " kind=%s",
+        log_info("payment.reversed",
+                 "provider=%s event=%s account=%s credits=%" PRId64 " debt=%" PRId64 " kind=%s",
                  payments_provider_name(job->provider), job->ev.event_id, job->account,
                  job->credits, r->debt, chargeback ? "chargeback" : "refund");
     }
@@ -318,10 +316,10 @@ static void pay__link_read(int rc, const char *value, void *data)
     job->reversed = reversed;
     /* Credits in proportion to the money returned, never more than bought. */
     int64_t returned = job->ev.amount < amount ? job->ev.amount : amount;
-    int64_t target = returned == amount
-                         ? credits
-                         : (int64_t)ceill((long double)returned * (long double)credits /
-                                          (long double)amount);
+    int64_t target =
+        returned == amount
+            ? credits
+            : (int64_t)ceill((long double)returned * (long double)credits / (long double)amount);
     int64_t delta = job->ev.amount_cumulative ? target - reversed : target;
     if (delta > credits - reversed)
         delta = credits - reversed;
@@ -365,8 +363,7 @@ static void pay__seen(int rc, const struct ledger_result *r, void *data)
         return;
     }
     struct store *st = pay__store(job);
-    rc = st != NULL ? state_get(st, PAYMENTS_NS, job->link_key, pay__link_read, job)
-                    : HB_ECANCELED;
+    rc = st != NULL ? state_get(st, PAYMENTS_NS, job->link_key, pay__link_read, job) : HB_ECANCELED;
     if (rc < 0)
         pay__fail(job, "read payment", rc);
 }
@@ -385,10 +382,10 @@ static void pay__webhook(struct payments *p, struct server_request *req,
     if (rc < 0) {
         /* Never the body: it may hold personal data, and it is not trusted. */
         log_warn("webhook.refused", "provider=%s reason=%s bytes=%zu", name,
-                 sig == NULL ? "no_signature"
+                 sig == NULL         ? "no_signature"
                  : rc == HB_ETIMEOUT ? "stale_timestamp"
-                 : rc == HB_EPERM ? "bad_signature"
-                                  : "malformed_signature",
+                 : rc == HB_EPERM    ? "bad_signature"
+                                     : "malformed_signature",
                  len);
         pay__answer(p, req, provider, 401, "unauthorized");
         return;
@@ -478,7 +475,8 @@ struct payments *payments_new(struct server *srv, const struct payments_options 
     snprintf(p->currency, sizeof(p->currency), "%s", opts->currency != NULL ? opts->currency : "");
     int n = payments_packages_parse(opts->packages, p->packages, PAYMENTS_PACKAGES_MAX);
     if (n < 0) {
-        log_error("payments.config", "problem=%s", "[payments] packages must be price:credits pairs");
+        log_error("payments.config", "problem=%s",
+                  "[payments] packages must be price:credits pairs");
         goto fail;
     }
     p->npackages = (size_t)n;

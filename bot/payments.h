@@ -40,9 +40,10 @@ struct payments_options {
     const char *stripe_secret; /* NULL: no Stripe route */
     int64_t stripe_tolerance;  /* seconds */
     const char *paddle_secret; /* NULL: no Paddle route */
-    int64_t paddle_tolerance;  /* seconds */    /* Tell the member (or group) a credit went in, once it is committed
-     * (core/notify.h); to and text are borrowed for the call. Returns 0
-     * when queued. May be NULL: then the notice is only logged. */
+    int64_t paddle_tolerance;
+    /* seconds */ /* Tell the member (or group) a credit went in, once it is committed
+                   * (core/notify.h); to and text are borrowed for the call. Returns 0
+                   * when queued. May be NULL: then the notice is only logged. */
     int (*notify)(void *data, const struct notify_target *to, const char *text);
     void *notify_data;
 };

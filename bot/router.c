@@ -13,8 +13,8 @@
 
 struct router {
     struct core *core;
-    size_t in_flight;    /* calls whose reply is not finished */
-    bool draining;       /* refuse new calls */
+    size_t in_flight; /* calls whose reply is not finished */
+    bool draining;    /* refuse new calls */
     void (*drained_cb)(void *data);
     void *drained_data;
 };
@@ -26,7 +26,7 @@ struct router_call {
     struct reply *inner; /* the adapter's handle */
     struct router *router;
     struct invocation inv;
-    bool answered;       /* the handler sent a final message */
+    bool answered; /* the handler sent a final message */
 };
 
 /* Count a command by outcome: "answered" or "silent" for a handler's call,
@@ -112,8 +112,7 @@ static void router__unknown(struct invocation *inv, const char *name)
         }
     }
     if (best != NULL)
-        reply_text(inv->reply, true, MSG_ROUTER_UNKNOWN_SUGGEST,
-                   name, best);
+        reply_text(inv->reply, true, MSG_ROUTER_UNKNOWN_SUGGEST, name, best);
     else
         reply_text(inv->reply, true, MSG_ROUTER_UNKNOWN, name);
 }

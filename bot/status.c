@@ -40,9 +40,12 @@ struct status_probe_ctx {
 static const char *status__state_name(enum status_state s)
 {
     switch (s) {
-    case STATUS_UP: return "up";
-    case STATUS_STARTING: return "starting";
-    case STATUS_DOWN: break;
+    case STATUS_UP:
+        return "up";
+    case STATUS_STARTING:
+        return "starting";
+    case STATUS_DOWN:
+        break;
     }
     return "down";
 }

@@ -25,7 +25,7 @@ enum status_state { STATUS_DOWN = 0, STATUS_UP = 1, STATUS_STARTING = 2 };
 typedef int (*status_probe_fn)(void *data, void (*done)(int rc, void *arg), void *arg);
 
 struct status_options {
-    const char *metrics_token; /* bearer token for /metrics (copied); NULL: open */
+    const char *metrics_token;     /* bearer token for /metrics (copied); NULL: open */
     status_probe_fn storage_probe; /* NULL: storage is not reported */
     void *storage_probe_data;
 };

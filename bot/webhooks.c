@@ -13,8 +13,8 @@
 struct webhooks_route {
     struct webhooks_route *next;
     struct webhooks *wh;
-    struct adapter *adapter;            /* borrowed until webhooks_stop() */
-    const struct adapter_route *route;  /* static, the adapter's */
+    struct adapter *adapter;           /* borrowed until webhooks_stop() */
+    const struct adapter_route *route; /* static, the adapter's */
 };
 
 struct webhooks {

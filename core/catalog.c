@@ -205,9 +205,8 @@ static int catalog__fallbacks_check(const struct catalog *c, char *err, size_t e
                 return HB_ECONFIG;
             }
             if (f->modality != m->modality) {
-                catalog__err(err, errcap,
-                             "model \"%s\": fallback \"%s\" makes %s, not %s", m->name, f->name,
-                             f->modality == PROVIDER_TEXT ? "text" : "images",
+                catalog__err(err, errcap, "model \"%s\": fallback \"%s\" makes %s, not %s", m->name,
+                             f->name, f->modality == PROVIDER_TEXT ? "text" : "images",
                              m->modality == PROVIDER_TEXT ? "text" : "images");
                 return HB_ECONFIG;
             }

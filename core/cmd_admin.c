@@ -64,16 +64,13 @@ static void admin__balance(int rc, const struct ledger_result *r, void *data)
     format_credits(avail, sizeof(avail), r->balance.available);
     switch (ctx->move) {
     case ADMIN_GRANT:
-        reply_text(ctx->inv->reply, true, MSG_ADMIN_GRANTED,
-                   amount, ctx->shown, avail);
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_GRANTED, amount, ctx->shown, avail);
         break;
     case ADMIN_REVOKE:
-        reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKED,
-                   amount, ctx->shown, avail);
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKED, amount, ctx->shown, avail);
         break;
     case ADMIN_POOL_GRANT:
-        reply_text(ctx->inv->reply, false, MSG_ADMIN_POOL_GRANTED,
-                   amount, avail);
+        reply_text(ctx->inv->reply, false, MSG_ADMIN_POOL_GRANTED, amount, avail);
         break;
     }
     admin__done(ctx, 0, NULL);
@@ -84,7 +81,8 @@ static void admin__moved(int rc, const struct ledger_result *r, void *data)
     struct admin_ctx *ctx = data;
     if (rc == HB_EFUNDS) {
         char amount[32];
-        reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKE_SHORT, ctx->shown, format_credits(amount, sizeof(amount), ctx->amount));
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKE_SHORT, ctx->shown,
+                   format_credits(amount, sizeof(amount), ctx->amount));
         admin__done(ctx, 0, NULL);
         return;
     }
@@ -291,8 +289,7 @@ static void admin__model_saved(int rc, const char *value, void *data)
     if (rc < 0)
         reply_text(ctx->inv->reply, true, MSG_ADMIN_NOT_SAVED, hb_strerror(rc));
     else if (ctx->enable)
-        reply_text(ctx->inv->reply, false, MSG_ADMIN_MODEL_ENABLED,
-                   ctx->model);
+        reply_text(ctx->inv->reply, false, MSG_ADMIN_MODEL_ENABLED, ctx->model);
     else
         reply_text(ctx->inv->reply, false, MSG_ADMIN_MODEL_DISABLED, ctx->model);
     reply_finish(ctx->inv->reply);
@@ -309,8 +306,7 @@ static void admin__model_set(struct core *core, struct invocation *inv, bool ena
     }
     struct catalog *cat = core->generate != NULL ? generate_catalog(core->generate) : NULL;
     if (cat == NULL || catalog_model_find(cat, name) == NULL) {
-        reply_text(inv->reply, true, MSG_COMMON_NO_SUCH_MODEL,
-                   name);
+        reply_text(inv->reply, true, MSG_COMMON_NO_SUCH_MODEL, name);
         reply_finish(inv->reply);
         return;
     }

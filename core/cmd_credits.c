@@ -25,11 +25,11 @@ struct credits_ctx {
     struct invocation *inv;
     char wallet[WALLET_ACCOUNT_MAX];
     char pool[WALLET_ACCOUNT_MAX];
-    bool created;                 /* this command opened the wallet */
+    bool created; /* this command opened the wallet */
     struct ledger_balance wallet_balance;
-    int64_t page;                 /* /history: page shown, from 0 */
-    uint64_t anchor;              /* /history: entries with seq < anchor (0: newest) */
-    int64_t from_ms;              /* /usage */
+    int64_t page;    /* /history: page shown, from 0 */
+    uint64_t anchor; /* /history: entries with seq < anchor (0: newest) */
+    int64_t from_ms; /* /usage */
     const char *period;
     void (*next)(struct credits_ctx *ctx); /* what to run once the wallet is open */
 };
@@ -53,7 +53,7 @@ static void credits__welcome(struct credits_ctx *ctx, struct text_buf *t)
     char amount[32];
     if (ctx->core->welcome_bonus > 0)
         text_buf_add(t, MSG_CREDITS_WELCOME_BONUS,
-                 format_credits(amount, sizeof(amount), ctx->core->welcome_bonus));
+                     format_credits(amount, sizeof(amount), ctx->core->welcome_bonus));
     else
         text_buf_add(t, MSG_CREDITS_WELCOME);
 }
@@ -105,14 +105,15 @@ static void credits__begin(struct core *core, struct invocation *inv,
         credits__open(ctx);
 }
 
-static void credits__balance_line(struct text_buf *t, const char *who, const struct ledger_balance *b)
+static void credits__balance_line(struct text_buf *t, const char *who,
+                                  const struct ledger_balance *b)
 {
     char avail[32], posted[32], held[32];
-    text_buf_add(t, MSG_CREDITS_BALANCE_LINE, who, format_credits(avail, sizeof(avail), b->available));
+    text_buf_add(t, MSG_CREDITS_BALANCE_LINE, who,
+                 format_credits(avail, sizeof(avail), b->available));
     if (b->pending_debits > 0)
-        text_buf_add(t, MSG_CREDITS_BALANCE_HELD,
-                 format_credits(posted, sizeof(posted), b->posted),
-                 format_credits(held, sizeof(held), b->pending_debits));
+        text_buf_add(t, MSG_CREDITS_BALANCE_HELD, format_credits(posted, sizeof(posted), b->posted),
+                     format_credits(held, sizeof(held), b->pending_debits));
     text_buf_add(t, "\n");
 }
 
@@ -217,7 +218,7 @@ static void history__entry(struct text_buf *t, const struct store_transfer *tr, 
         text_buf_add(t, MSG_HISTORY_RESERVED, when, amount, what);
     else if (tr->flags & LEDGER_TRANSFER_VOID)
         text_buf_add(t, MSG_HISTORY_RELEASED, when, what,
-                 tr->flags & LEDGER_TRANSFER_EXPIRED ? MSG_HISTORY_EXPIRED : "");
+                     tr->flags & LEDGER_TRANSFER_EXPIRED ? MSG_HISTORY_EXPIRED : "");
     else
         text_buf_add(t, MSG_HISTORY_ENTRY, when, in ? "+" : "-", amount, what);
     if (tr->tag[0] != '\0')
@@ -283,14 +284,13 @@ static void history__next(struct credits_ctx *ctx)
     size_t limit = (size_t)(ctx->page + 1) * CREDITS_HISTORY_PAGE + 1;
     if (limit > 100)
         limit = 100;
-    int rc = ledger_history_get(ctx->core->ledger, ctx->wallet, ctx->anchor, limit, history__got,
-                                ctx);
+    int rc =
+        ledger_history_get(ctx->core->ledger, ctx->wallet, ctx->anchor, limit, history__got, ctx);
     if (rc < 0)
         credits__finish(ctx, rc, "history");
 }
 
-static void history__start(struct core *core, struct invocation *inv, int64_t page,
-                           uint64_t anchor)
+static void history__start(struct core *core, struct invocation *inv, int64_t page, uint64_t anchor)
 {
     struct credits_ctx *ctx = credits__new(core, inv, history__next);
     if (ctx == NULL)
@@ -343,16 +343,16 @@ static void usage__got(int rc, const struct ledger_result *r, void *data)
         for (size_t i = 0; i < r->usage_count; i++) {
             const struct store_usage *u = &r->usage[i];
             char day[16], amount[32];
-            text_buf_add(&t, MSG_USAGE_LINE,
-                     format_day(day, sizeof(day), u->day), u->tag[0] != '\0' ? u->tag : MSG_USAGE_NO_TAG,
-                     (long long)u->count, u->count == 1 ? "" : "s",
-                     format_credits(amount, sizeof(amount), u->amount));
+            text_buf_add(&t, MSG_USAGE_LINE, format_day(day, sizeof(day), u->day),
+                         u->tag[0] != '\0' ? u->tag : MSG_USAGE_NO_TAG, (long long)u->count,
+                         u->count == 1 ? "" : "s",
+                         format_credits(amount, sizeof(amount), u->amount));
             total += u->amount;
             count += u->count;
         }
         char amount[32];
-        text_buf_add(&t, MSG_USAGE_TOTAL, (long long)count,
-                 count == 1 ? "" : "s", format_credits(amount, sizeof(amount), total));
+        text_buf_add(&t, MSG_USAGE_TOTAL, (long long)count, count == 1 ? "" : "s",
+                     format_credits(amount, sizeof(amount), total));
     }
     reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
     free(t.buf);
@@ -361,8 +361,8 @@ static void usage__got(int rc, const struct ledger_result *r, void *data)
 
 static void usage__next(struct credits_ctx *ctx)
 {
-    int rc = ledger_usage_get(ctx->core->ledger, ctx->wallet, ctx->from_ms, core_now_ms(ctx->core) + 1,
-                              usage__got, ctx);
+    int rc = ledger_usage_get(ctx->core->ledger, ctx->wallet, ctx->from_ms,
+                              core_now_ms(ctx->core) + 1, usage__got, ctx);
     if (rc < 0)
         credits__finish(ctx, rc, "usage");
 }
@@ -403,8 +403,8 @@ static void deposit__next(struct credits_ctx *ctx)
     char pool[WALLET_ACCOUNT_MAX + COMMAND_ID_MAX];
     /* A pool's link also names this chat, so the group hears here when
      * the payment arrives. */
-    snprintf(pool, sizeof(pool), "%s%s%s", ctx->pool,
-             ctx->inv->channel_id[0] != '\0' ? "#" : "", ctx->inv->channel_id);
+    snprintf(pool, sizeof(pool), "%s%s%s", ctx->pool, ctx->inv->channel_id[0] != '\0' ? "#" : "",
+             ctx->inv->channel_id);
     if (ctx->core->host_ops != NULL && ctx->core->host_ops->deposit_text_for != NULL)
         personal = ctx->core->host_ops->deposit_text_for(ctx->core->host, ctx->wallet,
                                                          ctx->pool[0] != '\0' ? pool : NULL);
@@ -451,13 +451,11 @@ static void pool__settings(int rc, const struct pool_settings *s, void *data)
     else
         credits__balance_line(&t, MSG_CREDITS_GROUP_POOL, &pv->balance);
     text_buf_add(&t, MSG_POOL_WHO_SPENDS,
-             s->policy == POOL_POLICY_POOL_FIRST
-                 ? MSG_POOL_POLICY_POOL_FIRST
-                 : MSG_POOL_POLICY_WALLET_FIRST);
+                 s->policy == POOL_POLICY_POOL_FIRST ? MSG_POOL_POLICY_POOL_FIRST
+                                                     : MSG_POOL_POLICY_WALLET_FIRST);
     char cap[32];
     if (s->daily_cap > 0)
-        text_buf_add(&t, MSG_POOL_DAILY_CAP,
-                 format_credits(cap, sizeof(cap), s->daily_cap));
+        text_buf_add(&t, MSG_POOL_DAILY_CAP, format_credits(cap, sizeof(cap), s->daily_cap));
     else
         text_buf_add(&t, MSG_POOL_NO_DAILY_CAP);
     reply_text(ctx->inv->reply, false, "%s", text_buf_str(&t));

@@ -70,11 +70,11 @@ static void cmd_models__price(char *buf, size_t cap, const struct catalog_model 
         off += (size_t)snprintf(buf + off, cap - off, MSG_MODELS_PRICE_REQUEST,
                                 (long long)m->price_request);
     if (m->price_input_1k > 0 && off < cap)
-        off += (size_t)snprintf(buf + off, cap - off, MSG_MODELS_PRICE_INPUT,
-                                off ? ", " : "", (long long)m->price_input_1k);
+        off += (size_t)snprintf(buf + off, cap - off, MSG_MODELS_PRICE_INPUT, off ? ", " : "",
+                                (long long)m->price_input_1k);
     if (m->price_output_1k > 0 && off < cap)
-        off += (size_t)snprintf(buf + off, cap - off, MSG_MODELS_PRICE_OUTPUT,
-                                off ? ", " : "", (long long)m->price_output_1k);
+        off += (size_t)snprintf(buf + off, cap - off, MSG_MODELS_PRICE_OUTPUT, off ? ", " : "",
+                                (long long)m->price_output_1k);
     if (off == 0)
         snprintf(buf, cap, MSG_MODELS_PRICE_FREE);
 }
@@ -111,8 +111,8 @@ static void models__render(struct models_ctx *ctx, const char *off)
         char price[160];
         cmd_models__price(price, sizeof(price), m);
         text_buf_add(&t, MSG_MODELS_LINE, m->name,
-                     m->provider->provider->demo ? MSG_MODELS_DEMO : "", kind,
-                     price, (long long)catalog_estimate(m, 0),
+                     m->provider->provider->demo ? MSG_MODELS_DEMO : "", kind, price,
+                     (long long)catalog_estimate(m, 0),
                      strcmp(mine, m->name) == 0 ? MSG_MODELS_YOUR_CHOICE : "");
         if (m->modality == PROVIDER_IMAGE) {
             text_buf_add(&t, MSG_MODELS_SIZES);
@@ -127,8 +127,8 @@ static void models__render(struct models_ctx *ctx, const char *off)
     else if (shown == 0)
         text_buf_add(&out, MSG_MODELS_NO_MORE);
     else
-        text_buf_add(&out, MSG_MODELS_LIST,
-                     usable > MODELS_PAGE ? MSG_MODELS_A_PAGE : "", text_buf_str(&t));
+        text_buf_add(&out, MSG_MODELS_LIST, usable > MODELS_PAGE ? MSG_MODELS_A_PAGE : "",
+                     text_buf_str(&t));
     struct reply_button buttons[2];
     size_t nb = 0;
     char payload[32];
@@ -142,8 +142,11 @@ static void models__render(struct models_ctx *ctx, const char *off)
         if (button_ref_make(buttons[nb].ref, core->button_key, "mdl", payload, inv) == 0)
             buttons[nb++].label = MSG_MODELS_BUTTON_NEXT;
     }
-    struct reply_msg msg = {.stage = REPLY_FINAL, .ephemeral = true, .text = text_buf_str(&out),
-                            .buttons = buttons, .nbuttons = nb};
+    struct reply_msg msg = {.stage = REPLY_FINAL,
+                            .ephemeral = true,
+                            .text = text_buf_str(&out),
+                            .buttons = buttons,
+                            .nbuttons = nb};
     reply_send(inv->reply, &msg);
     free(t.buf);
     free(out.buf);
@@ -157,7 +160,8 @@ static void models__listed(char *off, void *data)
     free(off);
 }
 
-static void models__start(struct core *core, struct invocation *inv, const char *modality, long page)
+static void models__start(struct core *core, struct invocation *inv, const char *modality,
+                          long page)
 {
     struct models_ctx *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
@@ -191,8 +195,8 @@ void cmd_models_button(struct core *core, struct invocation *inv)
         rc = HB_EINVAL;
     if (rc < 0 || !cmd_generate__ready(core, inv)) {
         if (rc < 0) {
-            reply_text(inv->reply, true, rc == HB_EPERM ? MSG_MODELS_BUTTON_NOT_YOURS
-                                                        : MSG_MODELS_BUTTON_EXPIRED);
+            reply_text(inv->reply, true,
+                       rc == HB_EPERM ? MSG_MODELS_BUTTON_NOT_YOURS : MSG_MODELS_BUTTON_EXPIRED);
             reply_finish(inv->reply);
         }
         return;
@@ -215,8 +219,7 @@ void cmd_model(struct core *core, struct invocation *inv)
     struct catalog *cat = generate_catalog(core->generate);
     const struct catalog_model *m = name != NULL ? catalog_model_find(cat, name) : NULL;
     if (m == NULL || !m->enabled || !catalog_model_allowed(m, inv)) {
-        reply_text(inv->reply, true, MSG_MODEL_UNKNOWN,
-                   name != NULL ? name : "");
+        reply_text(inv->reply, true, MSG_MODEL_UNKNOWN, name != NULL ? name : "");
         reply_finish(inv->reply);
         return;
     }

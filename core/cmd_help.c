@@ -11,10 +11,14 @@
 static const char *cmd_help__type_name(enum command_option_type t)
 {
     switch (t) {
-    case COMMAND_OPT_STRING: return MSG_HELP_TYPE_TEXT;
-    case COMMAND_OPT_INTEGER: return MSG_HELP_TYPE_NUMBER;
-    case COMMAND_OPT_BOOLEAN: return MSG_HELP_TYPE_YES_NO;
-    case COMMAND_OPT_USER: return MSG_HELP_TYPE_MEMBER;
+    case COMMAND_OPT_STRING:
+        return MSG_HELP_TYPE_TEXT;
+    case COMMAND_OPT_INTEGER:
+        return MSG_HELP_TYPE_NUMBER;
+    case COMMAND_OPT_BOOLEAN:
+        return MSG_HELP_TYPE_YES_NO;
+    case COMMAND_OPT_USER:
+        return MSG_HELP_TYPE_MEMBER;
     }
     return MSG_HELP_TYPE_VALUE;
 }
@@ -28,11 +32,11 @@ static void cmd_help__one(struct invocation *inv, const struct command_spec *c)
         text_buf_add(&t, o->required ? " <%s>" : " [%s]", o->name);
     }
     text_buf_add(&t, "\n%s%s\n", c->description,
-                  c->access == COMMAND_ACCESS_ADMIN ? MSG_HELP_ADMINS_ONLY : "");
+                 c->access == COMMAND_ACCESS_ADMIN ? MSG_HELP_ADMINS_ONLY : "");
     for (size_t i = 0; i < c->noptions; i++) {
         const struct command_option_spec *o = &c->options[i];
         text_buf_add(&t, MSG_HELP_OPTION_LINE, o->name, cmd_help__type_name(o->type),
-                      o->required ? "" : MSG_HELP_OPTIONAL, o->description);
+                     o->required ? "" : MSG_HELP_OPTIONAL, o->description);
         if (o->choices != NULL) {
             text_buf_add(&t, MSG_HELP_ONE_OF);
             for (const char *const *ch = o->choices; *ch != NULL; ch++)
@@ -69,7 +73,8 @@ void cmd_help(struct core *core, struct invocation *inv)
         if (table[i].access != COMMAND_ACCESS_ADMIN || inv->admin)
             width = (int)strlen(table[i].name) > width ? (int)strlen(table[i].name) : width;
     }
-    text_buf_add(&t, MSG_HELP_COMMANDS, core->bot_name != NULL ? core->bot_name : MSG_COMMON_BOT_NAME);
+    text_buf_add(&t, MSG_HELP_COMMANDS,
+                 core->bot_name != NULL ? core->bot_name : MSG_COMMON_BOT_NAME);
     for (size_t i = 0; i < n; i++) {
         if (table[i].access == COMMAND_ACCESS_ADMIN)
             continue;
@@ -79,8 +84,7 @@ void cmd_help(struct core *core, struct invocation *inv)
         text_buf_add(&t, MSG_HELP_ADMIN_COMMANDS);
         for (size_t i = 0; i < n; i++) {
             if (table[i].access == COMMAND_ACCESS_ADMIN)
-                text_buf_add(&t, "  /%-*s  %s\n", width, table[i].name,
-                              table[i].description);
+                text_buf_add(&t, "  /%-*s  %s\n", width, table[i].name, table[i].description);
         }
     }
     text_buf_add(&t, MSG_HELP_MORE);

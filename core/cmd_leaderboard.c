@@ -83,8 +83,8 @@ static void board__listed(int rc, const struct state_entry *e, size_t n, void *d
     } else {
         text_buf_add(&t, MSG_BOARD_HEADER, ctx->period);
         for (size_t r = 0; r < nrows && r < BOARD_SHOWN; r++)
-            text_buf_add(&t, MSG_BOARD_ROW, r + 1,
-                         (long long)rows[r].votes, rows[r].votes == 1 ? "" : "s", rows[r].creator,
+            text_buf_add(&t, MSG_BOARD_ROW, r + 1, (long long)rows[r].votes,
+                         rows[r].votes == 1 ? "" : "s", rows[r].creator,
                          rows[r].model[0] != '\0' ? rows[r].model : MSG_BOARD_UNKNOWN_MODEL);
         text_buf_trim(&t);
     }
@@ -115,8 +115,10 @@ void cmd_leaderboard(struct core *core, struct invocation *inv)
     }
     ctx->inv = inv;
     const char *period = inv->opts[0].set ? inv->opts[0].string : "week";
-    int64_t days = strcmp(period, "day") == 0 ? 1 : strcmp(period, "month") == 0 ? 30
-                   : strcmp(period, "all") == 0 ? 0 : 7;
+    int64_t days = strcmp(period, "day") == 0     ? 1
+                   : strcmp(period, "month") == 0 ? 30
+                   : strcmp(period, "all") == 0   ? 0
+                                                  : 7;
     ctx->period = days == 1    ? MSG_PERIOD_DAY
                   : days == 7  ? MSG_PERIOD_WEEK
                   : days == 30 ? MSG_PERIOD_MONTH

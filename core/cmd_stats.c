@@ -82,11 +82,11 @@ static void stats__counters(int rc, const struct state_entry *e, size_t n, void 
     }
     for (size_t k = 0; k < nsums; k++) {
         struct text_buf *t = strcmp(sums[k].kind, "refused") == 0 ? &refused : &failed;
-        text_buf_add(t, "%s%s %lld", t->len > 0 ? ", " : "", sums[k].name, (long long)sums[k].count);
+        text_buf_add(t, "%s%s %lld", t->len > 0 ? ", " : "", sums[k].name,
+                     (long long)sums[k].count);
     }
     text_buf_add(&ctx->t, MSG_STATS_REFUSED, refused.len > 0 ? refused.buf : MSG_STATS_NONE);
-    text_buf_add(&ctx->t, MSG_STATS_FAILED,
-                 failed.len > 0 ? failed.buf : MSG_STATS_NONE);
+    text_buf_add(&ctx->t, MSG_STATS_FAILED, failed.len > 0 ? failed.buf : MSG_STATS_NONE);
     free(refused.buf);
     free(failed.buf);
     stats__end(ctx);

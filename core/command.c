@@ -8,9 +8,12 @@
 const char *command_platform_name(enum command_platform p)
 {
     switch (p) {
-    case COMMAND_PLATFORM_CONSOLE: return "console";
-    case COMMAND_PLATFORM_DISCORD: return "discord";
-    case COMMAND_PLATFORM_TELEGRAM: return "telegram";
+    case COMMAND_PLATFORM_CONSOLE:
+        return "console";
+    case COMMAND_PLATFORM_DISCORD:
+        return "discord";
+    case COMMAND_PLATFORM_TELEGRAM:
+        return "telegram";
     }
     return "unknown";
 }

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define COMMAND_MAX_OPTIONS 8
-#define COMMAND_ID_MAX 96      /* user, scope, channel ids: "discord:1234..." fits */
+#define COMMAND_ID_MAX 96 /* user, scope, channel ids: "discord:1234..." fits */
 #define COMMAND_EVENT_ID_MAX 128
 #define COMMAND_BUTTON_REF_MAX 64 /* Telegram allows 64 bytes of callback data */
 
@@ -66,17 +66,17 @@ struct reply_image {
 };
 
 struct reply_button {
-    const char *label;                     /* what the member sees */
-    char ref[COMMAND_BUTTON_REF_MAX + 1];  /* opaque reference the handler checks */
+    const char *label;                    /* what the member sees */
+    char ref[COMMAND_BUTTON_REF_MAX + 1]; /* opaque reference the handler checks */
 };
 
 /** A neutral reply message; everything is borrowed for the duration of
  *  reply_send(): adapters copy what they keep. */
 struct reply_msg {
     enum reply_stage stage;
-    bool ephemeral;                    /* only the asker sees it (where the platform can) */
-    const char *text;                  /* may be NULL when an image is sent */
-    const struct reply_image *image;   /* optional */
+    bool ephemeral;                     /* only the asker sees it (where the platform can) */
+    const char *text;                   /* may be NULL when an image is sent */
+    const struct reply_image *image;    /* optional */
     const struct reply_button *buttons; /* optional, nbuttons of them */
     size_t nbuttons;
 };
@@ -120,16 +120,16 @@ struct invocation {
     char user_id[COMMAND_ID_MAX];   /* platform user id, without the platform prefix */
     char user_name[COMMAND_ID_MAX]; /* display name, for replies */
     enum command_scope scope;
-    char scope_id[COMMAND_ID_MAX];  /* guild id / group chat id; empty in a DM */
+    char scope_id[COMMAND_ID_MAX]; /* guild id / group chat id; empty in a DM */
     char channel_id[COMMAND_ID_MAX];
-    char event_id[COMMAND_EVENT_ID_MAX]; /* stable id of the causing event */
-    bool admin;                     /* the adapter's verdict on admin rights */
-    char name[32];                  /* command name without the slash */
-    char button_ref[COMMAND_BUTTON_REF_MAX + 1]; /* a button press: the pressed button's
-                                                    ref (see core/button.h); else "" */
-    const struct command_spec *spec; /* set by the router */
+    char event_id[COMMAND_EVENT_ID_MAX];            /* stable id of the causing event */
+    bool admin;                                     /* the adapter's verdict on admin rights */
+    char name[32];                                  /* command name without the slash */
+    char button_ref[COMMAND_BUTTON_REF_MAX + 1];    /* a button press: the pressed button's
+                                                       ref (see core/button.h); else "" */
+    const struct command_spec *spec;                /* set by the router */
     struct command_value opts[COMMAND_MAX_OPTIONS]; /* in the spec's option order */
-    struct reply *reply;            /* where answers go */
+    struct reply *reply;                            /* where answers go */
 };
 
 /** Free the option strings an invocation owns (not the reply handle). */

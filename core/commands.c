@@ -13,95 +13,157 @@
 #include <strings.h>
 
 static const struct command_option_spec help_options[] = {
-    {.name = "command", .description = "A command to explain", .type = COMMAND_OPT_STRING,
-     .max = 32, .rest = true},
+    {.name = "command",
+     .description = "A command to explain",
+     .type = COMMAND_OPT_STRING,
+     .max = 32,
+     .rest = true},
 };
 
 static const struct command_option_spec start_options[] = {
-    {.name = "payload", .description = "Deep-link payload (Telegram start links)",
-     .type = COMMAND_OPT_STRING, .max = 64, .rest = true},
+    {.name = "payload",
+     .description = "Deep-link payload (Telegram start links)",
+     .type = COMMAND_OPT_STRING,
+     .max = 64,
+     .rest = true},
 };
 
 static const struct command_option_spec history_options[] = {
-    {.name = "page", .description = "Page to show, 1 is the newest", .type = COMMAND_OPT_INTEGER,
-     .min = 1, .max = 12},
+    {.name = "page",
+     .description = "Page to show, 1 is the newest",
+     .type = COMMAND_OPT_INTEGER,
+     .min = 1,
+     .max = 12},
 };
 
 static const char *const usage_periods[] = {"day", "week", "month", "year", NULL};
 static const struct command_option_spec usage_options[] = {
-    {.name = "period", .description = "How far back: day, week, month or year (default week)",
-     .type = COMMAND_OPT_STRING, .choices = usage_periods},
+    {.name = "period",
+     .description = "How far back: day, week, month or year (default week)",
+     .type = COMMAND_OPT_STRING,
+     .choices = usage_periods},
 };
 
 #define ADMIN_AMOUNT_MAX 1000000000000LL /* a trillion credits: far above any real grant */
 
 static const struct command_option_spec admin_move_options[] = {
     {.name = "member", .description = "The member", .type = COMMAND_OPT_USER, .required = true},
-    {.name = "amount", .description = "Credits", .type = COMMAND_OPT_INTEGER, .required = true,
-     .min = 1, .max = ADMIN_AMOUNT_MAX},
-    {.name = "reason", .description = "Why (kept in the ledger)", .type = COMMAND_OPT_STRING,
-     .max = 200, .rest = true},
+    {.name = "amount",
+     .description = "Credits",
+     .type = COMMAND_OPT_INTEGER,
+     .required = true,
+     .min = 1,
+     .max = ADMIN_AMOUNT_MAX},
+    {.name = "reason",
+     .description = "Why (kept in the ledger)",
+     .type = COMMAND_OPT_STRING,
+     .max = 200,
+     .rest = true},
 };
 
 static const struct command_option_spec admin_pool_grant_options[] = {
-    {.name = "amount", .description = "Credits", .type = COMMAND_OPT_INTEGER, .required = true,
-     .min = 1, .max = ADMIN_AMOUNT_MAX},
-    {.name = "reason", .description = "Why (kept in the ledger)", .type = COMMAND_OPT_STRING,
-     .max = 200, .rest = true},
+    {.name = "amount",
+     .description = "Credits",
+     .type = COMMAND_OPT_INTEGER,
+     .required = true,
+     .min = 1,
+     .max = ADMIN_AMOUNT_MAX},
+    {.name = "reason",
+     .description = "Why (kept in the ledger)",
+     .type = COMMAND_OPT_STRING,
+     .max = 200,
+     .rest = true},
 };
 
 static const struct command_option_spec admin_pool_limit_options[] = {
-    {.name = "credits", .description = "Most the pool may spend per day; 0 removes the cap",
-     .type = COMMAND_OPT_INTEGER, .required = true, .min = 0, .max = ADMIN_AMOUNT_MAX},
+    {.name = "credits",
+     .description = "Most the pool may spend per day; 0 removes the cap",
+     .type = COMMAND_OPT_INTEGER,
+     .required = true,
+     .min = 0,
+     .max = ADMIN_AMOUNT_MAX},
 };
 
 static const char *const pool_policies[] = {"pool_first", "wallet_first", NULL};
 static const struct command_option_spec admin_pool_policy_options[] = {
-    {.name = "policy", .description = "pool_first or wallet_first", .type = COMMAND_OPT_STRING,
-     .required = true, .choices = pool_policies},
+    {.name = "policy",
+     .description = "pool_first or wallet_first",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .choices = pool_policies},
 };
 
 static const char *const board_periods[] = {"day", "week", "month", "all", NULL};
 static const struct command_option_spec leaderboard_options[] = {
-    {.name = "period", .description = "day, week, month or all (default week)",
-     .type = COMMAND_OPT_STRING, .choices = board_periods},
+    {.name = "period",
+     .description = "day, week, month or all (default week)",
+     .type = COMMAND_OPT_STRING,
+     .choices = board_periods},
 };
 
 static const struct command_option_spec admin_model_options[] = {
-    {.name = "name", .description = "A model from /models", .type = COMMAND_OPT_STRING,
-     .required = true, .min = 1, .max = 100},
+    {.name = "name",
+     .description = "A model from /models",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 100},
 };
 
 static const char *const stats_periods[] = {"day", "week", "month", NULL};
 static const struct command_option_spec admin_stats_options[] = {
-    {.name = "period", .description = "day, week or month (default week)",
-     .type = COMMAND_OPT_STRING, .choices = stats_periods},
+    {.name = "period",
+     .description = "day, week or month (default week)",
+     .type = COMMAND_OPT_STRING,
+     .choices = stats_periods},
 };
 
 #define OPTS(a) .options = a, .noptions = sizeof(a) / sizeof(a[0])
 
 static const char *const generate_modalities[] = {"text", "image", NULL};
 static const struct command_option_spec chat_options[] = {
-    {.name = "prompt", .description = "What to ask", .type = COMMAND_OPT_STRING,
-     .required = true, .min = 1, .max = 6000, .rest = true},
-    {.name = "model", .description = "A model from /models (default: yours, see /model)",
-     .type = COMMAND_OPT_STRING, .max = 100},
+    {.name = "prompt",
+     .description = "What to ask",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 6000,
+     .rest = true},
+    {.name = "model",
+     .description = "A model from /models (default: yours, see /model)",
+     .type = COMMAND_OPT_STRING,
+     .max = 100},
 };
 static const struct command_option_spec imagine_options[] = {
-    {.name = "prompt", .description = "What to draw", .type = COMMAND_OPT_STRING,
-     .required = true, .min = 1, .max = 6000, .rest = true},
-    {.name = "model", .description = "An image model from /models", .type = COMMAND_OPT_STRING,
+    {.name = "prompt",
+     .description = "What to draw",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 6000,
+     .rest = true},
+    {.name = "model",
+     .description = "An image model from /models",
+     .type = COMMAND_OPT_STRING,
      .max = 100},
-    {.name = "size", .description = "WIDTHxHEIGHT, one of the model's sizes",
-     .type = COMMAND_OPT_STRING, .max = 12},
+    {.name = "size",
+     .description = "WIDTHxHEIGHT, one of the model's sizes",
+     .type = COMMAND_OPT_STRING,
+     .max = 12},
 };
 static const struct command_option_spec models_options[] = {
-    {.name = "modality", .description = "Only text or only image models",
-     .type = COMMAND_OPT_STRING, .choices = generate_modalities},
+    {.name = "modality",
+     .description = "Only text or only image models",
+     .type = COMMAND_OPT_STRING,
+     .choices = generate_modalities},
 };
 static const struct command_option_spec model_options[] = {
-    {.name = "name", .description = "A model from /models", .type = COMMAND_OPT_STRING,
-     .required = true, .min = 1, .max = 100},
+    {.name = "name",
+     .description = "A model from /models",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 100},
 };
 
 static const struct command_spec command_list[] = {
@@ -423,8 +485,7 @@ int command_options_validate(const struct command_spec *spec, struct invocation 
         const struct command_value *v = &inv->opts[i];
         if (!v->set) {
             if (o->required) {
-                snprintf(err, errcap, MSG_OPTION_MISSING, o->name, o->description,
-                         spec->example);
+                snprintf(err, errcap, MSG_OPTION_MISSING, o->name, o->description, spec->example);
                 return HB_EINVAL;
             }
             continue;
@@ -433,21 +494,20 @@ int command_options_validate(const struct command_spec *spec, struct invocation 
             snprintf(err, errcap, MSG_OPTION_WRONG_TYPE, o->name);
             return HB_EINVAL;
         }
-        if (o->type == COMMAND_OPT_INTEGER && (v->integer < o->min || (o->max != 0 && v->integer > o->max))) {
-            snprintf(err, errcap, MSG_OPTION_OUT_OF_RANGE, o->name,
-                     (long long)o->min, (long long)o->max, (long long)v->integer);
+        if (o->type == COMMAND_OPT_INTEGER &&
+            (v->integer < o->min || (o->max != 0 && v->integer > o->max))) {
+            snprintf(err, errcap, MSG_OPTION_OUT_OF_RANGE, o->name, (long long)o->min,
+                     (long long)o->max, (long long)v->integer);
             return HB_EINVAL;
         }
         if (o->type == COMMAND_OPT_STRING) {
             size_t len = command_utf8_len(v->string);
             if ((int64_t)len < o->min) {
-                snprintf(err, errcap, MSG_OPTION_TOO_SHORT, o->name,
-                         (long long)o->min);
+                snprintf(err, errcap, MSG_OPTION_TOO_SHORT, o->name, (long long)o->min);
                 return HB_EINVAL;
             }
             if (o->max != 0 && (int64_t)len > o->max) {
-                snprintf(err, errcap, MSG_OPTION_TOO_LONG,
-                         o->name, len, (long long)o->max);
+                snprintf(err, errcap, MSG_OPTION_TOO_LONG, o->name, len, (long long)o->max);
                 return HB_EINVAL;
             }
             if (o->choices != NULL) {
@@ -511,7 +571,7 @@ int command_args_parse(const struct command_spec *spec, const char *args, struct
 {
     int rc = 0;
     size_t cap = strlen(args) + 1;
-    char *rest = malloc(cap);         /* positional words, single-spaced */
+    char *rest = malloc(cap); /* positional words, single-spaced */
     if (rest == NULL)
         return HB_ENOMEM;
     rest[0] = '\0';
@@ -575,8 +635,7 @@ int command_args_parse(const struct command_spec *spec, const char *args, struct
             if (*c == '\x1f')
                 *c = ' ';
         }
-        snprintf(err, errcap, MSG_OPTION_TOO_MANY_WORDS,
-                 cursor, spec->name, spec->example);
+        snprintf(err, errcap, MSG_OPTION_TOO_MANY_WORDS, cursor, spec->name, spec->example);
         rc = HB_EINVAL;
         goto out;
     }

@@ -26,10 +26,10 @@ struct command_option_spec {
     const char *description; /* at most 100 characters (Discord) */
     enum command_option_type type;
     bool required;
-    int64_t min;   /* INTEGER: smallest value; STRING: shortest length in characters */
-    int64_t max;   /* INTEGER: largest value; STRING: longest length; 0 = no limit */
+    int64_t min;                /* INTEGER: smallest value; STRING: shortest length in characters */
+    int64_t max;                /* INTEGER: largest value; STRING: longest length; 0 = no limit */
     const char *const *choices; /* STRING: NULL-terminated allowed values, or NULL */
-    bool rest;     /* STRING on text platforms: takes the rest of the line */
+    bool rest;                  /* STRING on text platforms: takes the rest of the line */
 };
 
 /** A handler runs on the loop. It owns nothing of the invocation after it
@@ -45,8 +45,8 @@ struct command_spec {
     const struct command_option_spec *options;
     size_t noptions;
     command_handler_fn handler;
-    const char *button_prefix;     /* button refs "<prefix>:..." made by this command */
-    command_handler_fn on_button;  /* runs for a press of one of those buttons */
+    const char *button_prefix;    /* button refs "<prefix>:..." made by this command */
+    command_handler_fn on_button; /* runs for a press of one of those buttons */
 };
 
 /** The command whose buttons carry refs starting "<prefix>:". NULL if none. */

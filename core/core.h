@@ -39,16 +39,16 @@ struct core_host_ops {
 };
 
 struct core {
-    struct clock clock;                /* wall clock in ms; the zero value: the real one (tests set it) */
-    const char *bot_name;              /* shown in replies ("HAI Bot") */
-    struct ledger *ledger;             /* credits; NULL while stopping */
-    int64_t welcome_bonus;             /* credits a new wallet receives once */
-    int64_t reservation_timeout_ms;    /* how long a reservation may stay open */
+    struct clock clock;    /* wall clock in ms; the zero value: the real one (tests set it) */
+    const char *bot_name;  /* shown in replies ("HAI Bot") */
+    struct ledger *ledger; /* credits; NULL while stopping */
+    int64_t welcome_bonus; /* credits a new wallet receives once */
+    int64_t reservation_timeout_ms;      /* how long a reservation may stay open */
     uint8_t button_key[BUTTON_KEY_SIZE]; /* signs button refs; kept in the state table */
-    const char *deposit_text;          /* how to top up here, from the payment setup; may be NULL */
+    const char *deposit_text; /* how to top up here, from the payment setup; may be NULL */
     const struct core_host_ops *host_ops; /* may be NULL in tests */
-    void *host;                        /* passed back to host_ops */
-    struct generate *generate;         /* generation jobs; NULL when not running */
+    void *host;                           /* passed back to host_ops */
+    struct generate *generate;            /* generation jobs; NULL when not running */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

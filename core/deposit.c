@@ -22,7 +22,7 @@ static void deposit__price(char *buf, size_t cap, int64_t minor, const char *cur
     char cur[8] = "";
     for (size_t i = 0; currency != NULL && currency[i] != '\0' && i + 1 < sizeof(cur); i++)
         cur[i] = (char)(currency[i] >= 'a' && currency[i] <= 'z' ? currency[i] - 'a' + 'A'
-                                                                   : currency[i]);
+                                                                 : currency[i]);
     snprintf(buf, cap, "%lld.%02lld %s", (long long)(minor / 100), (long long)(minor % 100), cur);
 }
 
@@ -84,7 +84,8 @@ char *deposit_text_make(const struct deposit_methods *m, const char *wallet, con
             /* 1 HBAR is 100,000,000 tinybars. */
             int64_t per_hbar = 100000000 / m->tinybars_per_credit;
             if (per_hbar > 0)
-                text_buf_add(&t, " (" MSG_DEPOSIT_HBAR_RATE ")", format_credits(a, sizeof(a), per_hbar));
+                text_buf_add(&t, " (" MSG_DEPOSIT_HBAR_RATE ")",
+                             format_credits(a, sizeof(a), per_hbar));
         }
         for (size_t i = 0; i < m->ntokens; i++)
             text_buf_add(&t, "%s " MSG_DEPOSIT_TOKEN, i == 0 ? "; " MSG_DEPOSIT_ALSO : ",",
@@ -102,7 +103,8 @@ char *deposit_text_make(const struct deposit_methods *m, const char *wallet, con
             text_buf_add(&t, "  " MSG_DEPOSIT_MEMO_POOL "\n", memo);
             any = true;
         }
-        text_buf_add(&t, any ? "  " MSG_DEPOSIT_MEMO_EXACT "\n" : "  " MSG_DEPOSIT_MEMO_PERSONAL "\n");
+        text_buf_add(&t,
+                     any ? "  " MSG_DEPOSIT_MEMO_EXACT "\n" : "  " MSG_DEPOSIT_MEMO_PERSONAL "\n");
     }
     text_buf_trim(&t);
     if (t.buf == NULL)

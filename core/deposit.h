@@ -38,13 +38,13 @@ struct deposit_token {
 };
 
 struct deposit_methods {
-    const char *key;                          /* reference key; NULL: no references */
-    const struct deposit_package *packages;   /* card packages */
+    const char *key;                        /* reference key; NULL: no references */
+    const struct deposit_package *packages; /* card packages */
     size_t npackages;
-    const char *currency;                     /* of the prices ("usd") */
-    const char *stripe_url;                   /* NULL: Stripe off */
-    const char *paddle_url;                   /* NULL: Paddle off */
-    const char *treasury;                     /* NULL: Hedera off */
+    const char *currency;   /* of the prices ("usd") */
+    const char *stripe_url; /* NULL: Stripe off */
+    const char *paddle_url; /* NULL: Paddle off */
+    const char *treasury;   /* NULL: Hedera off */
     int64_t tinybars_per_credit;
     const struct deposit_token *tokens;
     size_t ntokens;

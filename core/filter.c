@@ -320,8 +320,8 @@ int filter_pattern_check(const char *pattern, char *err, size_t errcap)
             }
             if (prev == PAT_QUANT) {
                 filter_err(err, errcap,
-                           "stacked quantifier '%c' at byte %zu (a quantifier of a quantifier)",
-                           c, at);
+                           "stacked quantifier '%c' at byte %zu (a quantifier of a quantifier)", c,
+                           at);
                 return HB_EINVAL;
             }
             if (prev == PAT_GROUP_QUANTIFIED && c != '?') {
@@ -373,8 +373,12 @@ int filter_pattern_check(const char *pattern, char *err, size_t errcap)
                 holds[depth - 1] = true;
             depth--;
             break;
-        case '|': prev = PAT_NONE; break;
-        default: prev = PAT_ATOM; break;
+        case '|':
+            prev = PAT_NONE;
+            break;
+        default:
+            prev = PAT_ATOM;
+            break;
         }
         p++;
     }

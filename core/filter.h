@@ -88,8 +88,10 @@ int filter_kind_parse(const char *name, enum filter_kind *out);
 /** Parse an action name: "block" or "redact". Returns 0 or HB_EINVAL. */
 int filter_action_parse(const char *name, enum filter_action *out);
 
-#define FILTER_PATTERN_MAX 256        /* bytes in one pattern */
-#define FILTER_PATTERN_REPEAT_MAX 256 /* the largest counts of a pattern's {n,m} bounds, added up */
+#define FILTER_PATTERN_MAX 256 /* bytes in one pattern */
+#define FILTER_PATTERN_REPEAT_MAX                                                                  \
+    256 /* the largest counts of a pattern's {n,m} bounds, added up                                \
+         */
 
 /** Refuse a pattern the regex compiler would spend exponential time or
  *  memory on, before it gets there: longer than FILTER_PATTERN_MAX bytes;

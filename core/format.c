@@ -46,14 +46,22 @@ char *format_day(char *buf, size_t cap, int64_t day)
 const char *format_kind(uint32_t kind)
 {
     switch (kind) {
-    case LEDGER_KIND_DEPOSIT: return "deposit";
-    case LEDGER_KIND_BONUS: return "welcome bonus";
-    case LEDGER_KIND_GRANT: return "grant";
-    case LEDGER_KIND_GENERATION: return "generation";
-    case LEDGER_KIND_REFUND: return "refund";
-    case LEDGER_KIND_REVERSAL: return "correction";
-    case LEDGER_KIND_CHARGEBACK: return "chargeback";
-    case LEDGER_KIND_TRANSFER: return "transfer";
+    case LEDGER_KIND_DEPOSIT:
+        return "deposit";
+    case LEDGER_KIND_BONUS:
+        return "welcome bonus";
+    case LEDGER_KIND_GRANT:
+        return "grant";
+    case LEDGER_KIND_GENERATION:
+        return "generation";
+    case LEDGER_KIND_REFUND:
+        return "refund";
+    case LEDGER_KIND_REVERSAL:
+        return "correction";
+    case LEDGER_KIND_CHARGEBACK:
+        return "chargeback";
+    case LEDGER_KIND_TRANSFER:
+        return "transfer";
     }
     return "transfer";
 }

@@ -364,9 +364,8 @@ static void job__on_done(void *data, const struct provider_result *res)
         job__unref(job);
         return;
     }
-    snprintf(job->error, sizeof(job->error), "%s", res->error != NULL && res->error[0] != '\0'
-                                                        ? res->error
-                                                        : hb_strerror(res->rc));
+    snprintf(job->error, sizeof(job->error), "%s",
+             res->error != NULL && res->error[0] != '\0' ? res->error : hb_strerror(res->rc));
     log_warn("generate.attempt_failed", "job=%s model=%s status=%d error=%s", job->id,
              job->model->name, res->http_status, job->error);
     job->end_rc = res->rc;
@@ -438,7 +437,8 @@ static void job__start(struct job *job)
     job->refs++;
     log_debug("generate.prompt", "job=%s model=%s prompt=%s", job->id, m->name, job->prompt);
     job__say(job, REPLY_PROGRESS, MSG_GEN_GENERATING, m->name, job__label(m));
-    int rc = m->provider->provider->ops->start(m->provider->provider, &req, &events, job, &job->call);
+    int rc =
+        m->provider->provider->ops->start(m->provider->provider, &req, &events, job, &job->call);
     if (rc < 0) {
         struct provider_result res = {.rc = rc, .retry_after_ms = -1, .error = hb_strerror(rc)};
         job__on_done(job, &res);
@@ -648,8 +648,8 @@ void generate_stats_get(const struct generate *g, struct generate_stats *out)
     out->queued = g->nqueued;
     out->running = g->nrunning;
     out->tokens_today = g->tokens_today;
-    out->members = map_count(g->users) + map_count(g->pools) + map_count(g->convs) +
-                   map_count(g->prefs);
+    out->members =
+        map_count(g->users) + map_count(g->pools) + map_count(g->convs) + map_count(g->prefs);
 }
 
 uint64_t generate_filter_hits(const struct generate *g, const char *name)
@@ -657,4 +657,3 @@ uint64_t generate_filter_hits(const struct generate *g, const char *name)
     const struct gen_hits *h = map_get(g->hits, name);
     return h != NULL ? h->hits : 0;
 }
-

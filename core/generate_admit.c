@@ -60,7 +60,8 @@ void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ..
     }
     job->g->stats.refused++;
     metrics_counter_add(metrics_std()->generations,
-                        (const char *[]){job->model != NULL ? job->model->name : "-", "refused"}, 1);
+                        (const char *[]){job->model != NULL ? job->model->name : "-", "refused"},
+                        1);
     generate__count(job->g, "refused", generate_refusal_name(why));
     job__end(job, HB_EPERM);
 }
@@ -105,11 +106,12 @@ static void job__funds_balance(int rc, const struct ledger_result *res, void *da
 {
     struct job *job = data;
     if (rc == 0)
-        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT_BALANCE, job->model->name, job__label(job->model), (long long)job->reserved,
+        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT_BALANCE, job->model->name,
+                    job__label(job->model), (long long)job->reserved,
                     (long long)res->balance.available);
     else
-        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT,
-                    job->model->name, job__label(job->model), (long long)job->reserved);
+        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT, job->model->name,
+                    job__label(job->model), (long long)job->reserved);
     job__unref(job);
 }
 
@@ -148,8 +150,8 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
     job__persist(job, false);
     if (job->fb_next > 0 || job->nres > 1) {
         /* A fallback needed more than the first reservation held. */
-        snprintf(job->error, sizeof(job->error), MSG_GEN_FALLBACK_NOT_RESERVED,
-                 job->model->name, hb_strerror(rc));
+        snprintf(job->error, sizeof(job->error), MSG_GEN_FALLBACK_NOT_RESERVED, job->model->name,
+                 hb_strerror(rc));
         job->end_rc = rc;
         job__fail(job);
         job__unref(job);
@@ -182,8 +184,7 @@ void job__admit(struct job *job)
     if (job->want_model[0] != '\0') {
         m = catalog_model_find(cat, job->want_model);
         if (m == NULL) {
-            job__refuse(job, GEN_REFUSE_MODEL, MSG_COMMON_NO_SUCH_MODEL,
-                        job->want_model);
+            job__refuse(job, GEN_REFUSE_MODEL, MSG_COMMON_NO_SUCH_MODEL, job->want_model);
             return;
         }
     } else {
@@ -194,13 +195,11 @@ void job__admit(struct job *job)
         }
     }
     if (!m->enabled) {
-        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_OFF,
-                    m->name);
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_OFF, m->name);
         return;
     }
     if (job__scope_off(job, m->name)) {
-        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_OFF_HERE,
-                    m->name);
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_OFF_HERE, m->name);
         return;
     }
     if (m->modality != job->modality) {
@@ -210,8 +209,7 @@ void job__admit(struct job *job)
         return;
     }
     if (!catalog_model_allowed(m, &job->who)) {
-        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_NOT_ALLOWED,
-                    m->name);
+        job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_NOT_ALLOWED, m->name);
         return;
     }
     job->first = job->model = m;
@@ -327,8 +325,7 @@ static void job__wallet_opened(int rc, bool created, void *data)
     struct job *job = data;
     (void)created;
     if (rc < 0) {
-        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_WALLET_FAILED,
-                    hb_strerror(rc));
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_WALLET_FAILED, hb_strerror(rc));
         job__unref(job);
         return;
     }
@@ -341,8 +338,7 @@ static void job__wallet_opened(int rc, bool created, void *data)
     job__unref(job);
 }
 
-void generate_submit(struct generate *g, struct invocation *inv,
-                     const struct generate_request *req)
+void generate_submit(struct generate *g, struct invocation *inv, const struct generate_request *req)
 {
     struct job *job = job__new(g, inv);
     if (job == NULL) {
@@ -378,15 +374,24 @@ void generate_submit(struct generate *g, struct invocation *inv,
 const char *generate_refusal_name(enum generate_refusal why)
 {
     switch (why) {
-    case GEN_REFUSE_FUNDS: return "credits";
-    case GEN_REFUSE_FILTER: return "filter";
-    case GEN_REFUSE_USER_LIMIT: return "member_limit";
-    case GEN_REFUSE_GROUP_LIMIT: return "group_limit";
-    case GEN_REFUSE_TOKEN_CAP: return "token_cap";
-    case GEN_REFUSE_BUSY: return "busy";
-    case GEN_REFUSE_INPUT: return "input";
-    case GEN_REFUSE_MODEL: return "model";
-    case GEN_REFUSE_OTHER: return "other";
+    case GEN_REFUSE_FUNDS:
+        return "credits";
+    case GEN_REFUSE_FILTER:
+        return "filter";
+    case GEN_REFUSE_USER_LIMIT:
+        return "member_limit";
+    case GEN_REFUSE_GROUP_LIMIT:
+        return "group_limit";
+    case GEN_REFUSE_TOKEN_CAP:
+        return "token_cap";
+    case GEN_REFUSE_BUSY:
+        return "busy";
+    case GEN_REFUSE_INPUT:
+        return "input";
+    case GEN_REFUSE_MODEL:
+        return "model";
+    case GEN_REFUSE_OTHER:
+        return "other";
     }
     return "other";
 }

@@ -35,8 +35,7 @@ static void generate__conv_clear(struct gen_conv *c)
 void generate__conv_key(const struct invocation *inv, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s|%s|%s|%s", command_platform_name(inv->platform),
-             inv->scope == COMMAND_SCOPE_DM ? "dm" : inv->scope_id, inv->channel_id,
-             inv->user_id);
+             inv->scope == COMMAND_SCOPE_DM ? "dm" : inv->scope_id, inv->channel_id, inv->user_id);
 }
 
 void job__remember_turn(struct job *job)
@@ -82,9 +81,8 @@ void job__remember_turn(struct job *job)
 
 int job__messages_build(struct job *job)
 {
-    struct gen_conv *c = job->modality == PROVIDER_TEXT
-                             ? generate__conv(job->g, job->conv_key, false)
-                             : NULL;
+    struct gen_conv *c =
+        job->modality == PROVIDER_TEXT ? generate__conv(job->g, job->conv_key, false) : NULL;
     size_t n = (c != NULL ? c->n : 0) + 1;
     job->msgs = calloc(n, sizeof(*job->msgs));
     if (job->msgs == NULL)

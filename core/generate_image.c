@@ -36,8 +36,8 @@ void job__image_remember(struct job *job)
     struct ledger *ledger = g->core->ledger;
     if (ledger != NULL) {
         char value[COMMAND_ID_MAX * 3 + 160];
-        snprintf(value, sizeof(value), "%d|%s|%d|%s|%s", (int)job->who.platform,
-                 job->who.user_id, (int)job->who.scope, job->who.scope_id, img->model);
+        snprintf(value, sizeof(value), "%d|%s|%d|%s|%s", (int)job->who.platform, job->who.user_id,
+                 (int)job->who.scope, job->who.scope_id, img->model);
         state_put(ledger_store(ledger), GEN_NS_IMAGE, img->gid, value, NULL, NULL);
     }
 }
@@ -83,8 +83,8 @@ struct upvote_op {
     char voter[WALLET_ACCOUNT_MAX];
     char ref[COMMAND_BUTTON_REF_MAX + 1];
     struct invocation presser;
-    char owner_user[COMMAND_ID_MAX];   /* who made the image */
-    char model[64];                    /* which model made it */
+    char owner_user[COMMAND_ID_MAX];     /* who made the image */
+    char model[64];                      /* which model made it */
     char scope_key[COMMAND_ID_MAX + 16]; /* "<platform>:<group>", or "" for a DM image */
 };
 

@@ -39,15 +39,15 @@
 #define GEN_KEY_MAX 400
 #define GEN_HOUR_MS 3600000LL
 #define GEN_DAY_MS 86400000LL
-#define GEN_IDLE_MS GEN_DAY_MS        /* a member idle this long leaves memory */
+#define GEN_IDLE_MS GEN_DAY_MS         /* a member idle this long leaves memory */
 #define GEN_PRUNE_EVERY_MS GEN_HOUR_MS /* how often activity looks for idle entries */
 
 enum job_state {
     JOB_ADMIT = 0, /* checks and reservation under way */
     JOB_QUEUED,
     JOB_RUNNING,
-    JOB_BACKOFF,   /* waiting to retry */
-    JOB_SETTLE,    /* posting or voiding */
+    JOB_BACKOFF, /* waiting to retry */
+    JOB_SETTLE,  /* posting or voiding */
     JOB_ENDED,
 };
 
@@ -59,11 +59,11 @@ enum job_state {
 
 struct gen_user {
     unsigned queued, running;
-    unsigned jobs;         /* live jobs pointing here: never pruned while > 0 */
-    uint64_t last_served;  /* dispatch counter when this member last started a job */
-    int64_t hour;          /* window of count */
-    int64_t count;         /* generations admitted in that hour */
-    int64_t last_used;     /* wall-clock ms of the member's last job */
+    unsigned jobs;        /* live jobs pointing here: never pruned while > 0 */
+    uint64_t last_served; /* dispatch counter when this member last started a job */
+    int64_t hour;         /* window of count */
+    int64_t count;        /* generations admitted in that hour */
+    int64_t last_used;    /* wall-clock ms of the member's last job */
 };
 
 struct gen_pool {
@@ -118,19 +118,19 @@ struct generate {
     struct core *core;
     struct catalog *cat;
     struct generate_options opts;
-    struct job *all;           /* every live job */
+    struct job *all; /* every live job */
     struct job *queue_head, *queue_tail;
-    size_t njobs;              /* live jobs, until freed */
+    size_t njobs; /* live jobs, until freed */
     size_t nqueued, nrunning;
     uint64_t dispatches;
-    struct map *users;         /* wallet account -> struct gen_user */
-    struct map *pools;         /* "<platform>:<group>" -> struct gen_pool */
-    struct map *puse;          /* provider name -> struct gen_provider_use */
-    struct map *convs;         /* conversation key (generate__conv_key) -> struct gen_conv */
-    struct map *prefs;         /* wallet account -> struct gen_pref */
-    struct map *notices;       /* wallet account -> struct gen_notice */
-    struct map *hits;          /* filter rule name -> struct gen_hits */
-    int64_t pruned_at;         /* wall-clock ms of the last prune */
+    struct map *users;   /* wallet account -> struct gen_user */
+    struct map *pools;   /* "<platform>:<group>" -> struct gen_pool */
+    struct map *puse;    /* provider name -> struct gen_provider_use */
+    struct map *convs;   /* conversation key (generate__conv_key) -> struct gen_conv */
+    struct map *prefs;   /* wallet account -> struct gen_pref */
+    struct map *notices; /* wallet account -> struct gen_notice */
+    struct map *hits;    /* filter rule name -> struct gen_hits */
+    int64_t pruned_at;   /* wall-clock ms of the last prune */
     struct gen_image images[GEN_IMAGES_KEPT];
     size_t image_next;
     int64_t token_day;
@@ -150,13 +150,13 @@ struct job {
     struct catalog *cat;
     struct reply *reply;
     struct invocation who; /* identity of the asker; no options, no reply */
-    char id[96]; /* "gen:<event id>" (hashed when long) */
+    char id[96];           /* "gen:<event id>" (hashed when long) */
     char wallet[WALLET_ACCOUNT_MAX];
     char payer[WALLET_ACCOUNT_MAX];
-    char payer_alt[WALLET_ACCOUNT_MAX]; /* tried when payer cannot cover the reservation */
+    char payer_alt[WALLET_ACCOUNT_MAX];    /* tried when payer cannot cover the reservation */
     char pool_account[WALLET_ACCOUNT_MAX]; /* the scope's pool, or "" in a DM */
-    struct pool_settings pool_settings; /* the scope's policy and daily cap */
-    char *scope_off;                    /* "\n<model>\n..." models this group's admins turned off */
+    struct pool_settings pool_settings;    /* the scope's policy and daily cap */
+    char *scope_off; /* "\n<model>\n..." models this group's admins turned off */
     char conv_key[GEN_KEY_MAX];
     struct gen_user *user;
     struct gen_pool *pool;

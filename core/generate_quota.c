@@ -52,8 +52,8 @@ bool job__quota_admit(struct job *job)
     }
     if (l->user_per_hour > 0 && job->user->count >= l->user_per_hour) {
         generate__until(when, sizeof(when), (job->user->hour + 1) * GEN_HOUR_MS - now);
-        job__refuse(job, GEN_REFUSE_USER_LIMIT, MSG_GEN_USER_LIMIT,
-                    (long long)l->user_per_hour, when);
+        job__refuse(job, GEN_REFUSE_USER_LIMIT, MSG_GEN_USER_LIMIT, (long long)l->user_per_hour,
+                    when);
         return false;
     }
     if (job->who.scope == COMMAND_SCOPE_GROUP) {
@@ -82,19 +82,17 @@ bool job__quota_admit(struct job *job)
     }
     if (l->tokens_per_day > 0 && g->tokens_today >= l->tokens_per_day) {
         generate__until(when, sizeof(when), (g->token_day + 1) * GEN_DAY_MS - now);
-        job__refuse(job, GEN_REFUSE_TOKEN_CAP, MSG_GEN_TOKEN_CAP,
-                    (long long)l->tokens_per_day, when);
+        job__refuse(job, GEN_REFUSE_TOKEN_CAP, MSG_GEN_TOKEN_CAP, (long long)l->tokens_per_day,
+                    when);
         return false;
     }
     if (job->user->queued + job->user->running >= (unsigned)(l->user_queue + l->user_in_flight)) {
-        job__refuse(job, GEN_REFUSE_BUSY, MSG_GEN_USER_BUSY,
-                    job->user->queued + job->user->running,
+        job__refuse(job, GEN_REFUSE_BUSY, MSG_GEN_USER_BUSY, job->user->queued + job->user->running,
                     job->user->queued + job->user->running == 1 ? "" : "s");
         return false;
     }
     if ((int64_t)g->nqueued >= l->queue_max) {
-        job__refuse(job, GEN_REFUSE_BUSY, MSG_GEN_BOT_BUSY,
-                    g->nqueued);
+        job__refuse(job, GEN_REFUSE_BUSY, MSG_GEN_BOT_BUSY, g->nqueued);
         return false;
     }
     return true;

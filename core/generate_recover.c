@@ -165,8 +165,7 @@ static void recover__notices(int rc, const struct state_entry *e, size_t n, void
     recover__one_done(op);
 }
 
-int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void *data),
-                     void *data)
+int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void *data), void *data)
 {
     struct ledger *ledger = g->core->ledger;
     if (ledger == NULL)

@@ -36,8 +36,8 @@ void job__persist(struct job *job, bool keep)
     char value[WALLET_ACCOUNT_MAX + 32];
     snprintf(value, sizeof(value), "%s %u", job->wallet, job->nres);
     job->refs++;
-    if (state_put(ledger_store(ledger), GEN_NS_JOB, job->id, keep ? value : NULL,
-                  job__state_done, job) < 0)
+    if (state_put(ledger_store(ledger), GEN_NS_JOB, job->id, keep ? value : NULL, job__state_done,
+                  job) < 0)
         job->refs--;
 }
 
@@ -137,8 +137,7 @@ void job__settle(struct job *job)
             if (fr.blocked) {
                 g->stats.filtered_outputs++;
                 log_info("generate.output_blocked", "job=%s rule=%s", job->id, fr.blocked_by);
-                snprintf(job->error, sizeof(job->error), MSG_GEN_OUTPUT_FILTERED,
-                         fr.blocked_by);
+                snprintf(job->error, sizeof(job->error), MSG_GEN_OUTPUT_FILTERED, fr.blocked_by);
                 filter_result_clear(&fr);
                 job->end_rc = HB_EPERM;
                 job__fail(job);
@@ -188,8 +187,9 @@ void job__settle(struct job *job)
     job->refs++;
     int rc;
     if (cost > 0) {
-        rc = ledger != NULL ? ledger_transfer_post(ledger, post_id, job->res_id, cost, job__posted, job)
-                            : HB_ECANCELED;
+        rc = ledger != NULL
+                 ? ledger_transfer_post(ledger, post_id, job->res_id, cost, job__posted, job)
+                 : HB_ECANCELED;
     } else {
         rc = ledger != NULL ? ledger_transfer_void(ledger, post_id, job->res_id, job__posted, job)
                             : HB_ECANCELED;
@@ -244,4 +244,3 @@ void job__fail(struct job *job)
         job__voided_final(HB_ECANCELED, &none, job);
     }
 }
-

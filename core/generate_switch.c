@@ -19,7 +19,8 @@ bool job__scope_off(const struct job *job, const char *name)
 bool generate_scope_off_has(const char *off, const char *name)
 {
     size_t n = strlen(name);
-    for (const char *p = off != NULL ? strstr(off, name) : NULL; p != NULL; p = strstr(p + 1, name)) {
+    for (const char *p = off != NULL ? strstr(off, name) : NULL; p != NULL;
+         p = strstr(p + 1, name)) {
         if (p[-1] == '\n' && p[n] == '\n')
             return true;
     }

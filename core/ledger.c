@@ -21,19 +21,19 @@
 #include <string.h>
 #include <time.h>
 
-#define LEDGER_HISTORY_MAX 100       /* largest history page */
+#define LEDGER_HISTORY_MAX 100 /* largest history page */
 
 struct ledger {
     uv_loop_t *loop;
     struct store *store;
-    uv_timer_t timer;           /* voids reservations as they expire */
-    struct clock clock;         /* the wall clock reservations expire by */
+    uv_timer_t timer;   /* voids reservations as they expire */
+    struct clock clock; /* the wall clock reservations expire by */
     bool timer_enabled;
-    int64_t timer_at;           /* expiry the timer is armed for; 0 = idle */
-    bool expire_running;        /* an internal expiry run is queued */
-    bool expire_again;          /* the timer fired during that run */
+    int64_t timer_at;    /* expiry the timer is armed for; 0 = idle */
+    bool expire_running; /* an internal expiry run is queued */
+    bool expire_again;   /* the timer fired during that run */
     bool closing;
-    int close_pending;          /* handles still closing */
+    int close_pending; /* handles still closing */
     void (*close_cb)(void *data);
     void *close_data;
 };
@@ -276,8 +276,8 @@ int ledger_transfer_create(struct ledger *l, const struct ledger_transfer *t, le
 int ledger_transfer_post(struct ledger *l, const char *id, const char *pending_id, int64_t amount,
                          ledger_cb cb, void *data)
 {
-    struct ledger_transfer t = {.id = id, .pending_id = pending_id, .amount = amount,
-                                .flags = LEDGER_TRANSFER_POST};
+    struct ledger_transfer t = {
+        .id = id, .pending_id = pending_id, .amount = amount, .flags = LEDGER_TRANSFER_POST};
     return ledger_transfer_create(l, &t, cb, data);
 }
 
@@ -585,4 +585,3 @@ struct store *ledger_store(struct ledger *ledger)
 {
     return ledger->store;
 }
-

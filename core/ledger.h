@@ -101,30 +101,30 @@ struct ledger_balance {
 /** What an operation produced. Borrowed by the callback for its duration. */
 struct ledger_result {
     struct store_transfer transfer; /* the transfer committed, or the one that exists */
-    const char *field;   /* HB_ECONFLICT / HB_EINVAL: the offending field ("amount"...) */
-    const char *reason;  /* HB_ESTATE: "posted", "voided", "expired", "not pending"... */
-    char account[STORE_ID_SIZE]; /* HB_ENOTFOUND / HB_EFUNDS: the account concerned */
-    size_t index;        /* batches: index of the transfer that failed */
-    int64_t debt;        /* reversals: credits booked to the debt account */
-    struct ledger_balance balance;        /* ledger_balance_get */
+    const char *field;             /* HB_ECONFLICT / HB_EINVAL: the offending field ("amount"...) */
+    const char *reason;            /* HB_ESTATE: "posted", "voided", "expired", "not pending"... */
+    char account[STORE_ID_SIZE];   /* HB_ENOTFOUND / HB_EFUNDS: the account concerned */
+    size_t index;                  /* batches: index of the transfer that failed */
+    int64_t debt;                  /* reversals: credits booked to the debt account */
+    struct ledger_balance balance; /* ledger_balance_get */
     const struct store_transfer *history; /* ledger_history_get: newest first */
     size_t history_count;
-    const struct store_usage *usage;      /* ledger_usage_get: by day, then model */
+    const struct store_usage *usage; /* ledger_usage_get: by day, then model */
     size_t usage_count;
-    size_t expired;      /* ledger_expire_run: reservations voided */
-    uint64_t head_seq;   /* ledger_head_get: chain head */
+    size_t expired;    /* ledger_expire_run: reservations voided */
+    uint64_t head_seq; /* ledger_head_get: chain head */
     uint8_t head_hash[STORE_HASH_SIZE];
 };
 
 typedef void (*ledger_cb)(int rc, const struct ledger_result *result, void *data);
 
 struct ledger_options {
-    const char *path;       /* database file (borrowed for the call) */
-    struct clock clock;     /* ms since the epoch; the zero value reads the real clock */
-    bool single_commit;     /* one transaction per operation (benchmark baseline) */
-    bool relaxed_sync;      /* tests on tmpfs only: commits are not durable */
-    unsigned batch_max;     /* most operations per transaction; 0 = default */
-    bool no_expire_timer;   /* do not void on a timer (tests call ledger_expire_run) */
+    const char *path;     /* database file (borrowed for the call) */
+    struct clock clock;   /* ms since the epoch; the zero value reads the real clock */
+    bool single_commit;   /* one transaction per operation (benchmark baseline) */
+    bool relaxed_sync;    /* tests on tmpfs only: commits are not durable */
+    unsigned batch_max;   /* most operations per transaction; 0 = default */
+    bool no_expire_timer; /* do not void on a timer (tests call ledger_expire_run) */
 };
 
 struct ledger;
@@ -222,8 +222,8 @@ int ledger_verify_file(const char *db_path, FILE *out);
 
 /** A chain head as published: the entry's position and its hash. */
 struct ledger_head {
-    uint64_t seq;                    /* the entry's position, from 1 */
-    uint8_t hash[STORE_HASH_SIZE];   /* its SHA-256 chain hash */
+    uint64_t seq;                  /* the entry's position, from 1 */
+    uint8_t hash[STORE_HASH_SIZE]; /* its SHA-256 chain hash */
 };
 
 /** Parse "SEQ:HASH" (HASH: 64 hex digits), as `ledger verify --head` takes

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LEDGER_USAGE_MAX 1000        /* most usage rows per query */
+#define LEDGER_USAGE_MAX 1000 /* most usage rows per query */
 
 enum ledger_op_type {
     LEDGER_OP_ACCOUNT_OPEN,
@@ -41,23 +41,23 @@ struct ledger_req {
 };
 
 struct ledger_op {
-    struct store_job job;       /* first: the store hands it back */
+    struct store_job job; /* first: the store hands it back */
     struct ledger *ledger;
     enum ledger_op_type type;
-    int64_t now;                /* the ledger's clock when submitted, ms */
+    int64_t now; /* the ledger's clock when submitted, ms */
     ledger_cb cb;
     void *data;
-    bool internal;              /* the ledger's own expiry run */
+    bool internal; /* the ledger's own expiry run */
     struct ledger_result result;
-    int64_t next_expiry;        /* earliest expiry this op created or found; 0 none */
-    struct ledger_req one;      /* the request of single-transfer operations */
-    struct ledger_req *reqs;    /* batch: n requests (heap) */
+    int64_t next_expiry;     /* earliest expiry this op created or found; 0 none */
+    struct ledger_req one;   /* the request of single-transfer operations */
+    struct ledger_req *reqs; /* batch: n requests (heap) */
     size_t n;
-    uint64_t before_seq;        /* history */
-    int64_t from, to;           /* usage */
-    bool any_account;           /* usage over every account */
+    uint64_t before_seq;         /* history */
+    int64_t from, to;            /* usage */
+    bool any_account;            /* usage over every account */
     struct store_transfer *rows; /* history page (heap) */
-    struct store_usage *usage;  /* usage rows (heap) */
+    struct store_usage *usage;   /* usage rows (heap) */
 };
 
 /** Copy a caller string; NULL reads as "". Fails with HB_EINVAL when it does

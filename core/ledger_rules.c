@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define LEDGER_EXPIRE_CHUNK 64       /* reservations voided per store call */
+#define LEDGER_EXPIRE_CHUNK 64 /* reservations voided per store call */
 #define LEDGER_RESOLVE_FLAGS (LEDGER_TRANSFER_POST | LEDGER_TRANSFER_VOID)
 #define LEDGER_REQUEST_FLAGS (LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_POST | LEDGER_TRANSFER_VOID)
 
@@ -377,7 +377,8 @@ static int ledger__reverse_run(struct store_txn *txn, struct ledger_op *op)
         res->field = "original_id";
     if (rc < 0)
         goto out;
-    if ((orig.flags & (LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_VOID | LEDGER_TRANSFER_REVERSAL)) != 0) {
+    if ((orig.flags &
+         (LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_VOID | LEDGER_TRANSFER_REVERSAL)) != 0) {
         res->reason = "not reversible";
         rc = HB_ESTATE;
         goto out;

@@ -18,14 +18,14 @@
 /* A string-keyed open-addressing map of four integers, for the sums and
  * states the walk recomputes. */
 struct verify_entry {
-    char *key;      /* heap, NULL for a free slot */
+    char *key; /* heap, NULL for a free slot */
     int64_t v[4];
-    bool seen;      /* matched against a stored record */
+    bool seen; /* matched against a stored record */
 };
 
 struct verify_map {
     struct verify_entry *slots;
-    size_t cap;     /* power of two */
+    size_t cap; /* power of two */
     size_t count;
 };
 
@@ -97,15 +97,15 @@ enum { VERIFY_DP, VERIFY_CP, VERIFY_DPEND, VERIFY_CPEND };
 
 struct verify {
     struct store_txn *txn;
-    uint64_t next_seq;                 /* the seq the next entry must have */
-    uint8_t prev[STORE_HASH_SIZE];     /* the previous entry's hash */
-    struct verify_map accounts;        /* recomputed sums */
-    struct verify_map open;            /* v[0]: 1 while open; v[1]: expires_at */
-    struct verify_map reversed;        /* v[0]: credits reversed of an original */
+    uint64_t next_seq;             /* the seq the next entry must have */
+    uint8_t prev[STORE_HASH_SIZE]; /* the previous entry's hash */
+    struct verify_map accounts;    /* recomputed sums */
+    struct verify_map open;        /* v[0]: 1 while open; v[1]: expires_at */
+    struct verify_map reversed;    /* v[0]: credits reversed of an original */
     size_t open_count;
-    const struct ledger_head *head;    /* a published head the chain must hold, or NULL */
-    char where[STORE_ID_SIZE + 64];    /* the first bad entry or account */
-    char what[512];                    /* what is wrong with it */
+    const struct ledger_head *head; /* a published head the chain must hold, or NULL */
+    char where[STORE_ID_SIZE + 64]; /* the first bad entry or account */
+    char what[512];                 /* what is wrong with it */
 };
 
 #define VERIFY_BROKEN 1
@@ -163,7 +163,8 @@ static int verify__resolution(struct verify *v, const struct store_transfer *t)
         return verify__bad_entry(v, t, "accounts differ from the reservation %s", p.id);
     bool post = (t->flags & LEDGER_TRANSFER_POST) != 0;
     if ((post && t->amount > p.amount) || (!post && t->amount != p.amount))
-        return verify__bad_entry(v, t, "amount %" PRId64 " does not fit the reservation of %" PRId64,
+        return verify__bad_entry(v, t,
+                                 "amount %" PRId64 " does not fit the reservation of %" PRId64,
                                  t->amount, p.amount);
     if (post && p.expires_at != 0 && t->ts >= p.expires_at)
         return verify__bad_entry(v, t, "posted after the reservation expired");
@@ -190,7 +191,8 @@ static int verify__reversal(struct verify *v, const struct store_transfer *t)
         return verify__bad_entry(v, t, "reverses %s, which does not come before it", t->link);
     if (rc < 0)
         return rc;
-    if ((o.flags & (LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_VOID | LEDGER_TRANSFER_REVERSAL)) != 0)
+    if ((o.flags & (LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_VOID | LEDGER_TRANSFER_REVERSAL)) !=
+        0)
         return verify__bad_entry(v, t, "reverses %s, which cannot be reversed", o.id);
     snprintf(debt, sizeof(debt), "%s%s", LEDGER_DEBT_PREFIX, o.credit);
     const char *from = (t->flags & LEDGER_TRANSFER_DEBT) != 0 ? debt : o.credit;
@@ -215,20 +217,22 @@ static int verify__transfer(const struct store_transfer *t, void *data)
     int rc = 0;
     if (t->seq != v->next_seq) {
         snprintf(v->where, sizeof(v->where), "entry seq=%" PRIu64, v->next_seq);
-        snprintf(v->what, sizeof(v->what), "is missing (the next stored entry is seq=%" PRIu64
-                 " id=%s)", t->seq, t->id);
+        snprintf(v->what, sizeof(v->what),
+                 "is missing (the next stored entry is seq=%" PRIu64 " id=%s)", t->seq, t->id);
         return VERIFY_BROKEN;
     }
     rc = ledger__hash(v->prev, t, hash);
     if (rc < 0)
         return rc;
     if (memcmp(hash, t->hash, STORE_HASH_SIZE) != 0)
-        return verify__bad_entry(v, t, "hash does not match its contents and its predecessor "
-                                       "(altered, moved or inserted)");
+        return verify__bad_entry(v, t,
+                                 "hash does not match its contents and its predecessor "
+                                 "(altered, moved or inserted)");
     if (v->head != NULL && v->head->seq == t->seq &&
         memcmp(hash, v->head->hash, STORE_HASH_SIZE) != 0)
-        return verify__bad_entry(v, t, "hash differs from the published head: the history up "
-                                       "to it was rewritten");
+        return verify__bad_entry(v, t,
+                                 "hash differs from the published head: the history up "
+                                 "to it was rewritten");
     memcpy(v->prev, t->hash, STORE_HASH_SIZE);
     v->next_seq++;
     if (t->amount <= 0)
@@ -255,7 +259,8 @@ static int verify__transfer(const struct store_transfer *t, void *data)
     } else if (f == LEDGER_TRANSFER_POST || f == LEDGER_TRANSFER_VOID ||
                f == (LEDGER_TRANSFER_VOID | LEDGER_TRANSFER_EXPIRED)) {
         rc = verify__resolution(v, t);
-    } else if (f == LEDGER_TRANSFER_REVERSAL || f == (LEDGER_TRANSFER_REVERSAL | LEDGER_TRANSFER_DEBT)) {
+    } else if (f == LEDGER_TRANSFER_REVERSAL ||
+               f == (LEDGER_TRANSFER_REVERSAL | LEDGER_TRANSFER_DEBT)) {
         rc = verify__reversal(v, t);
     } else {
         rc = verify__bad_entry(v, t, "flags 0x%" PRIx32 " are not a valid combination", f);
@@ -265,8 +270,8 @@ static int verify__transfer(const struct store_transfer *t, void *data)
 
 struct verify_totals {
     struct verify *v;
-    int64_t balance;   /* sum over accounts of credits_posted - debits_posted */
-    int64_t pending;   /* sum of debits_pending - credits_pending */
+    int64_t balance; /* sum over accounts of credits_posted - debits_posted */
+    int64_t pending; /* sum of debits_pending - credits_pending */
     size_t accounts;
 };
 
@@ -288,8 +293,8 @@ static int verify__account(const struct store_account *a, void *data)
                            "/%" PRId64 ") differ from its transfers (debits %" PRId64 "/%" PRId64
                            " credits %" PRId64 "/%" PRId64 ")",
                            a->debits_posted, a->debits_pending, a->credits_posted,
-                           a->credits_pending, sums[VERIFY_DP], sums[VERIFY_DPEND],
-                           sums[VERIFY_CP], sums[VERIFY_CPEND]);
+                           a->credits_pending, sums[VERIFY_DP], sums[VERIFY_DPEND], sums[VERIFY_CP],
+                           sums[VERIFY_CPEND]);
     int64_t avail = 0;
     if (__builtin_sub_overflow(a->credits_posted, a->debits_posted, &avail) ||
         __builtin_add_overflow(tot->balance, avail, &tot->balance) ||
@@ -378,9 +383,10 @@ int ledger_verify_file_head(const char *db_path, const struct ledger_head *head,
         char where[64];
         snprintf(where, sizeof(where), "entry seq=%" PRIu64,
                  rec_seq > v.next_seq - 1 ? v.next_seq : rec_seq);
-        rc = verify__bad(&v, where, rec_seq > v.next_seq - 1
-                                        ? "is missing (the recorded head is seq=%" PRIu64 ")"
-                                        : "differs from the recorded head (seq=%" PRIu64 ")",
+        rc = verify__bad(&v, where,
+                         rec_seq > v.next_seq - 1
+                             ? "is missing (the recorded head is seq=%" PRIu64 ")"
+                             : "differs from the recorded head (seq=%" PRIu64 ")",
                          rec_seq);
         goto out;
     }
@@ -398,8 +404,8 @@ int ledger_verify_file_head(const char *db_path, const struct ledger_head *head,
     }
     if (tot.balance != 0 || tot.pending != 0) {
         rc = verify__bad(&v, "all accounts",
-                         "balances sum to %" PRId64 " and reservations to %" PRId64
-                         ", not zero", tot.balance, tot.pending);
+                         "balances sum to %" PRId64 " and reservations to %" PRId64 ", not zero",
+                         tot.balance, tot.pending);
         goto out;
     }
     rc = store_txn_pending_each(txn, verify__pending, &v);
@@ -429,8 +435,9 @@ out:
                 hb_strerror(rc));
     } else {
         ledger__hex(v.prev, hex);
-        fprintf(out, "ledger verify: ok entries=%" PRIu64 " accounts=%zu open=%zu head=%" PRIu64
-                     " hash=%s\n",
+        fprintf(out,
+                "ledger verify: ok entries=%" PRIu64 " accounts=%zu open=%zu head=%" PRIu64
+                " hash=%s\n",
                 v.next_seq - 1, tot.accounts, listed, v.next_seq - 1, hex);
         if (head != NULL)
             fprintf(out, "ledger verify: the chain holds the published head seq=%" PRIu64 "\n",

@@ -387,9 +387,9 @@
 #define MSG_DEPOSIT_MEMO_WALLET "Memo for your wallet: %s"
 /* %s: the memo. */
 #define MSG_DEPOSIT_MEMO_POOL "Memo for this group's pool: %s"
-#define MSG_DEPOSIT_MEMO_EXACT                                                                    \
+#define MSG_DEPOSIT_MEMO_EXACT                                                                     \
     "Put the memo on the transfer exactly as shown; a transfer without it cannot be credited."
-#define MSG_DEPOSIT_MEMO_PERSONAL                                                                 \
+#define MSG_DEPOSIT_MEMO_PERSONAL                                                                  \
     "Put your personal memo on the transfer; a transfer without it cannot be credited."
 
 /* ---- Notices a member did not ask for (core/notify.c) ------------------- */
@@ -412,7 +412,7 @@
 #define MSG_TG_STARS_FOR_POOL "this group's pool"
 #define MSG_TG_STARS_FOR_WALLET "your wallet"
 #define MSG_TG_STARS_UNAVAILABLE "The bot cannot take payments right now; please try later."
-#define MSG_TG_STARS_NOT_OFFERED                                                                  \
+#define MSG_TG_STARS_NOT_OFFERED                                                                   \
     "This package is no longer offered. Send /deposit again to see the current ones."
 /* %s: MSG_TG_STARS_ALREADY or _THANKS; %lld credits; %lld Stars; %s: whose
  * balance (MSG_TG_STARS_FOR_*); %lld: the balance. */
@@ -422,19 +422,19 @@
 /* %lld: credits. */
 #define MSG_TG_STARS_ADDED "%lld credits were added."
 /* %s: the charge id. */
-#define MSG_TG_STARS_NOT_CREDITED                                                                 \
+#define MSG_TG_STARS_NOT_CREDITED                                                                  \
     "Your payment arrived but could not be credited yet. An admin can see it under charge id %s."
 /* %s: the charge id. */
-#define MSG_TG_STARS_UNKNOWN                                                                      \
-    "Your payment arrived, but the bot cannot tell what it was for. An admin can refund it: "     \
+#define MSG_TG_STARS_UNKNOWN                                                                       \
+    "Your payment arrived, but the bot cannot tell what it was for. An admin can refund it: "      \
     "charge id %s."
 /* %lld Stars; %lld user id; %lld credits; %s account; %lld of them as debt. */
-#define MSG_TG_REFUND_DONE                                                                        \
-    "Refunded %lld Stars to user %lld; %lld credits taken back from %s (%lld of them booked as "  \
+#define MSG_TG_REFUND_DONE                                                                         \
+    "Refunded %lld Stars to user %lld; %lld credits taken back from %s (%lld of them booked as "   \
     "debt)."
 /* %s: the error. */
-#define MSG_TG_REFUND_UNRECORDED                                                                  \
-    "Telegram refunded the Stars, but the ledger did not record the reversal (%s). Run the "      \
+#define MSG_TG_REFUND_UNRECORDED                                                                   \
+    "Telegram refunded the Stars, but the ledger did not record the reversal (%s). Run the "       \
     "refund again to record it."
 /* %s: Telegram's reason. */
 #define MSG_TG_REFUND_REFUSED "Telegram refused the refund: %s"

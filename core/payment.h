@@ -18,14 +18,14 @@ enum payment_action {
 
 struct payment_event {
     enum payment_action action;
-    char event_id[128];   /* the provider's event id: the idempotency key */
-    char type[96];        /* the provider's event type, for logs */
-    char reference[256];  /* CREDIT: the reference the checkout carried (may be "") */
-    char payment_id[128]; /* the provider's payment (links refunds to the credit) */
-    int64_t amount;       /* minor units: paid (CREDIT), or reversed (REFUND: cumulative
-                             when amount_cumulative) */
+    char event_id[128];    /* the provider's event id: the idempotency key */
+    char type[96];         /* the provider's event type, for logs */
+    char reference[256];   /* CREDIT: the reference the checkout carried (may be "") */
+    char payment_id[128];  /* the provider's payment (links refunds to the credit) */
+    int64_t amount;        /* minor units: paid (CREDIT), or reversed (REFUND: cumulative
+                              when amount_cumulative) */
     int amount_cumulative; /* REFUND: amount is the total refunded so far */
-    char currency[8];     /* ISO code, lower case */
+    char currency[8];      /* ISO code, lower case */
 };
 
 #endif

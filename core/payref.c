@@ -14,8 +14,7 @@
 #define PAYREF_MEMO_MAC_CHARS 12
 #define PAYREF_MEMO_PREFIX "hb:"
 
-static const char payref_b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char payref_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* base64url without padding; out must hold 4 * ceil(n / 3) + 1 bytes. */
 static size_t payref__b64_encode(char *out, const uint8_t *in, size_t n)

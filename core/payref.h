@@ -25,8 +25,7 @@
 
 /** Make the reference for account under key (klen bytes). Returns 0, or
  *  HB_EINVAL (empty key, account empty or too long, cap too small). */
-int payref_reference_make(char *out, size_t cap, const void *key, size_t klen,
-                          const char *account);
+int payref_reference_make(char *out, size_t cap, const void *key, size_t klen, const char *account);
 
 /** Check a reference and copy its account into account (cap bytes).
  *  Returns 0, HB_EPERM (the MAC does not match: forged or another key), or

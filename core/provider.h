@@ -30,22 +30,22 @@ struct provider_message {
  *  a provider copies what it keeps. */
 struct provider_request {
     enum provider_modality modality;
-    const char *model;                        /* the upstream model id */
-    const struct provider_message *messages;  /* TEXT: oldest first, last is the prompt */
+    const char *model;                       /* the upstream model id */
+    const struct provider_message *messages; /* TEXT: oldest first, last is the prompt */
     size_t nmessages;
-    const char *prompt;                       /* IMAGE: the prompt */
-    unsigned width, height;                   /* IMAGE: pixels */
-    int64_t max_output_tokens;                /* TEXT: cap, always sent */
-    uint64_t timeout_ms;                      /* the whole attempt */
+    const char *prompt;        /* IMAGE: the prompt */
+    unsigned width, height;    /* IMAGE: pixels */
+    int64_t max_output_tokens; /* TEXT: cap, always sent */
+    uint64_t timeout_ms;       /* the whole attempt */
 };
 
 /** How an attempt ended. Borrowed by the done callback for its duration. */
 struct provider_result {
-    int rc;                 /* 0, or HB_ETIMEOUT, HB_EHTTP, HB_EPROTO, HB_ECANCELED, ... */
-    int http_status;        /* the remote's status, 0 when none arrived */
-    bool retryable;         /* 429, 5xx, overloaded: the same request may work later */
-    int64_t retry_after_ms; /* the remote asked to wait this long; -1 when it did not say */
-    const char *error;      /* for operators and members: never prompt or output text; "" */
+    int rc;                     /* 0, or HB_ETIMEOUT, HB_EHTTP, HB_EPROTO, HB_ECANCELED, ... */
+    int http_status;            /* the remote's status, 0 when none arrived */
+    bool retryable;             /* 429, 5xx, overloaded: the same request may work later */
+    int64_t retry_after_ms;     /* the remote asked to wait this long; -1 when it did not say */
+    const char *error;          /* for operators and members: never prompt or output text; "" */
     const unsigned char *image; /* IMAGE: the picture's bytes */
     size_t image_len;
     const char *image_mime; /* IMAGE: "image/png", ... */
@@ -85,11 +85,11 @@ struct provider {
  *  the constructors, which copy what they keep. */
 struct provider_settings {
     const char *name;
-    const char *base_url;  /* without a trailing slash preferred; one is tolerated */
-    const char *api_key;   /* NULL: none sent */
-    const char *headers;   /* extra headers "Name: value; Name2: value", or NULL */
+    const char *base_url;    /* without a trailing slash preferred; one is tolerated */
+    const char *api_key;     /* NULL: none sent */
+    const char *headers;     /* extra headers "Name: value; Name2: value", or NULL */
     const char *api_version; /* anthropic-version; NULL: "2023-06-01" */
-    size_t max_image_bytes; /* largest image fetched from a URL result; 0: 20 MiB */
+    size_t max_image_bytes;  /* largest image fetched from a URL result; 0: 20 MiB */
 };
 
 #endif

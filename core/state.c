@@ -10,17 +10,16 @@
 #include <string.h>
 #include <time.h>
 
-
 enum state_verb { STATE_GET, STATE_PUT, STATE_LIST, STATE_INCR };
 
 struct state_op {
     struct store_job job;
     enum state_verb verb;
     char *ns;
-    char *key;              /* key, or prefix for a listing */
-    char *value;            /* put: the value (NULL deletes); get: what was read */
-    size_t max;             /* list: most entries */
-    int64_t delta;          /* incr: what to add */
+    char *key;                   /* key, or prefix for a listing */
+    char *value;                 /* put: the value (NULL deletes); get: what was read */
+    size_t max;                  /* list: most entries */
+    int64_t delta;               /* incr: what to add */
     struct state_entry *entries; /* list: results (strings owned here) */
     size_t n;
     state_cb cb;

@@ -409,7 +409,6 @@ static int http__curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-
 /* ---- client ------------------------------------------------------------- */
 
 int http_client_new(uv_loop_t *loop, const struct http_client_options *opts,

@@ -32,7 +32,7 @@ struct http_sock {
     curl_socket_t fd;
     struct http_client *client;
     struct http_sock *prev, *next; /* client->socks, while open */
-    int events;            /* UV_READABLE | UV_WRITABLE being polled for */
+    int events;                    /* UV_READABLE | UV_WRITABLE being polled for */
 };
 
 struct http_request {
@@ -82,10 +82,10 @@ struct http_client {
     uv_timer_t kick;  /* deferred starts, cancels and close */
     struct http_client_options opts;
     char *user_agent;
-    char *ca_file; /* or NULL */
+    char *ca_file;             /* or NULL */
     struct http_request *reqs; /* started, not completed (oldest last) */
     size_t nreqs;
-    size_t nconns;           /* raw connections handed over, not yet freed */
+    size_t nconns;                /* raw connections handed over, not yet freed */
     CURL *spare[HTTP_SPARE_EASY]; /* finished easy handles, reset and kept for reuse */
     size_t nspare;
     struct http_sock *socks; /* polled sockets */

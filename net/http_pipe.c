@@ -77,8 +77,8 @@ struct http_pipe {
     unsigned nconns, nconnecting, opened;
     unsigned nfreeing; /* connections unlinked, not yet freed */
     unsigned resent;   /* calls written a second time */
-    uv_check_t check; /* flushes after the poll phase of this turn */
-    uv_idle_t idle;   /* active with check: the poll phase must not block */
+    uv_check_t check;  /* flushes after the poll phase of this turn */
+    uv_idle_t idle;    /* active with check: the poll phase must not block */
     uv_timer_t tick;
     int handles_open;
     bool closing;
@@ -205,8 +205,7 @@ static void pipe__poll_closed(uv_handle_t *h)
 
 /* Take the pending calls off a connection (in order), for completing or
  * sending again. */
-static struct pipe_call *pipe__conn_take(struct pipe_conn *conn, struct pipe_call **last,
-                                         size_t *n)
+static struct pipe_call *pipe__conn_take(struct pipe_conn *conn, struct pipe_call **last, size_t *n)
 {
     struct pipe_call *first = conn->head;
     *last = conn->tail;
@@ -608,8 +607,9 @@ static void pipe__conn_lost(struct pipe_conn *conn)
     bool resend = conn->reused && conn->got_since_idle == 0;
     if (!resend && conn->answered > 0 && p->depth > 1) {
         /* It answered some and dropped the rest: it does not pipeline. */
-        log_info("http.pipe", "origin=%s pipelining=off reason=\"the server closed a connection "
-                              "with calls pending\"",
+        log_info("http.pipe",
+                 "origin=%s pipelining=off reason=\"the server closed a connection "
+                 "with calls pending\"",
                  p->origin);
         p->depth = 1;
     }
@@ -853,7 +853,8 @@ struct http_pipe *http_pipe_new(uv_loop_t *loop, struct http_client *client, con
     }
     p->max_conns = opts != NULL && opts->connections > 0 ? opts->connections : PIPE_DEFAULT_CONNS;
     p->depth = opts != NULL && opts->depth > 0 ? opts->depth : PIPE_DEFAULT_DEPTH;
-    p->timeout_ms = opts != NULL && opts->timeout_ms > 0 ? opts->timeout_ms : PIPE_DEFAULT_TIMEOUT_MS;
+    p->timeout_ms =
+        opts != NULL && opts->timeout_ms > 0 ? opts->timeout_ms : PIPE_DEFAULT_TIMEOUT_MS;
     p->max_body = opts != NULL && opts->max_body > 0 ? opts->max_body : PIPE_DEFAULT_MAX_BODY;
     p->tick_ms = p->timeout_ms / 4 < PIPE_TICK_MS ? p->timeout_ms / 4 + 1 : PIPE_TICK_MS;
     uv_check_init(loop, &p->check);
@@ -882,9 +883,17 @@ int http_pipe_post(struct http_pipe *p, const char *path, const char *content_ty
     const char *ct = content_type != NULL ? content_type : "application/octet-stream";
     char clen[24];
     int cl = snprintf(clen, sizeof(clen), "%zu", len);
-    const char *parts[] = {"POST ", path, " HTTP/1.1\r\nHost: ", p->host,
-                           "\r\nUser-Agent: ", p->agent, "\r\nContent-Type: ", ct,
-                           "\r\nContent-Length: ", clen, "\r\n\r\n"};
+    const char *parts[] = {"POST ",
+                           path,
+                           " HTTP/1.1\r\nHost: ",
+                           p->host,
+                           "\r\nUser-Agent: ",
+                           p->agent,
+                           "\r\nContent-Type: ",
+                           ct,
+                           "\r\nContent-Length: ",
+                           clen,
+                           "\r\n\r\n"};
     size_t lens[sizeof(parts) / sizeof(parts[0])];
     size_t hl = 0;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {

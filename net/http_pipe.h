@@ -46,10 +46,10 @@ struct http_pipe;
 
 /** Zero fields take the defaults named on each. */
 struct http_pipe_options {
-    unsigned connections; /* connections at most; 0: 4 */
-    unsigned depth;       /* calls in flight per connection; 0: 8; 1: no pipelining */
-    uint64_t timeout_ms;  /* from written to answered; 0: 30000 */
-    size_t max_body;      /* response body limit; 0: 8 MiB */
+    unsigned connections;   /* connections at most; 0: 4 */
+    unsigned depth;         /* calls in flight per connection; 0: 8; 1: no pipelining */
+    uint64_t timeout_ms;    /* from written to answered; 0: 30000 */
+    size_t max_body;        /* response body limit; 0: 8 MiB */
     const char *user_agent; /* NULL: "haibot/0.1" */
 };
 

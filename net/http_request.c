@@ -488,8 +488,7 @@ struct http_request *http_connection_new(struct http_client *client, const char 
 int http_connection_fd(const struct http_request *req)
 {
     curl_socket_t fd = CURL_SOCKET_BAD;
-    if (!req->connect_only ||
-        curl_easy_getinfo(req->easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK)
+    if (!req->connect_only || curl_easy_getinfo(req->easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK)
         return -1;
     return fd == CURL_SOCKET_BAD ? -1 : (int)fd;
 }
@@ -521,4 +520,3 @@ int http_connection_recv(struct http_request *req, void *buf, size_t cap, size_t
     http__error_set(req, "receive failed: %s", curl_easy_strerror(c));
     return HB_EIO;
 }
-

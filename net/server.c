@@ -68,8 +68,8 @@ enum server_req_state {
 };
 
 struct server_request {
-    struct server *srv;        /* NULL once the server closed */
-    struct server_conn *conn;  /* NULL once the connection closed */
+    struct server *srv;                 /* NULL once the server closed */
+    struct server_conn *conn;           /* NULL once the connection closed */
     struct server_request *prev, *next; /* in srv->handling */
     enum server_req_state state;
     const struct server_route *route;
@@ -79,7 +79,7 @@ struct server_request {
     char *header_values[SERVER_HEADERS_MAX]; /* heap or NULL, in route->headers order */
     char *body;
     size_t body_len;
-    int early_status;          /* answer this once the body is read (404, 405), or 0 */
+    int early_status; /* answer this once the body is read (404, 405), or 0 */
 };
 
 enum server_conn_state {
@@ -96,21 +96,21 @@ struct server_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t write;
-    uv_write_t cont_write;    /* "100 Continue" */
+    uv_write_t cont_write; /* "100 Continue" */
     uv_shutdown_t shutdown;
-    int handles;              /* open libuv handles; freed when 0 */
+    int handles; /* open libuv handles; freed when 0 */
     enum server_conn_state state;
     bool reading;
-    bool keep_alive;          /* the current request allows another after it */
-    bool expect_continue;     /* the current request waits for "100 Continue" */
-    char *in;                 /* received, not yet consumed */
+    bool keep_alive;      /* the current request allows another after it */
+    bool expect_continue; /* the current request waits for "100 Continue" */
+    char *in;             /* received, not yet consumed */
     size_t in_len, in_cap;
-    size_t head_scan;         /* where the head's first unfinished line starts in conn->in */
-    size_t body_expected;     /* the current request's Content-Length */
-    size_t served;            /* requests answered on this connection */
-    size_t lingered;          /* bytes dropped while lingering */
+    size_t head_scan;     /* where the head's first unfinished line starts in conn->in */
+    size_t body_expected; /* the current request's Content-Length */
+    size_t served;        /* requests answered on this connection */
+    size_t lingered;      /* bytes dropped while lingering */
     struct server_request *req;
-    char *out;                /* the answer being written */
+    char *out; /* the answer being written */
 };
 
 static void server__conn_close(struct server_conn *conn);
@@ -187,29 +187,52 @@ size_t server_pending(const struct server *srv)
 static const char *server__reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Status";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Status";
     }
 }
 
@@ -258,8 +281,8 @@ static void server__conn_write(struct server_conn *conn, int status, const char 
         conn->keep_alive = false;
     if (content_type == NULL || !server__header_safe(content_type))
         content_type = "text/plain; charset=utf-8";
-    if (extra_header != NULL && (!server__header_safe(extra_header) ||
-                                 strchr(extra_header, ':') == NULL))
+    if (extra_header != NULL &&
+        (!server__header_safe(extra_header) || strchr(extra_header, ':') == NULL))
         extra_header = NULL;
     char *head = NULL;
     size_t head_len = 0;
@@ -359,9 +382,9 @@ int server_route_add(struct server *srv, const char *method, const char *path,
             break;
         }
         for (size_t k = 0; k < n; k++)
-            r->headers[i][k] = (char)(headers[i][k] >= 'A' && headers[i][k] <= 'Z'
-                                          ? headers[i][k] - 'A' + 'a'
-                                          : headers[i][k]);
+            r->headers[i][k] =
+                (char)(headers[i][k] >= 'A' && headers[i][k] <= 'Z' ? headers[i][k] - 'A' + 'a'
+                                                                    : headers[i][k]);
         r->headers[i][n] = '\0';
         r->nheaders = i + 1;
     }
@@ -848,8 +871,8 @@ static void server__conn_process(struct server_conn *conn)
     switch (conn->state) {
     case SERVER_CONN_HEAD:
     case SERVER_CONN_BODY:
-        if (!conn->reading && uv_read_start((uv_stream_t *)&conn->tcp, server__conn_alloc,
-                                            server__conn_read) < 0) {
+        if (!conn->reading &&
+            uv_read_start((uv_stream_t *)&conn->tcp, server__conn_alloc, server__conn_read) < 0) {
             server__conn_close(conn);
             return;
         }
@@ -884,8 +907,8 @@ static void server__conn_linger(struct server_conn *conn)
     conn->in_len = 0;
     conn->shutdown.data = conn;
     if (uv_shutdown(&conn->shutdown, (uv_stream_t *)&conn->tcp, server__conn_shut) < 0 ||
-        (!conn->reading && uv_read_start((uv_stream_t *)&conn->tcp, server__conn_alloc,
-                                         server__conn_read) < 0)) {
+        (!conn->reading &&
+         uv_read_start((uv_stream_t *)&conn->tcp, server__conn_alloc, server__conn_read) < 0)) {
         server__conn_close(conn);
         return;
     }

@@ -35,7 +35,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define SERVER_HEADERS_MAX 4      /* headers a route may ask for */
+#define SERVER_HEADERS_MAX 4         /* headers a route may ask for */
 #define SERVER_HEADER_VALUE_MAX 1024 /* longer header values are refused (431) */
 
 struct server;

@@ -21,7 +21,6 @@
 #include <stddef.h>
 #include <string.h>
 
-
 int store__fail(struct store *s, const char *what)
 {
     log_error("store.error", "op=%s err=%s", what, sqlite3_errmsg(s->db));
@@ -130,8 +129,7 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
     if (rc == 0)
         rc = store__exec_stmt(s, ST_COMMIT);
     /* Measured around the whole transaction: the fsync of COMMIT dominates. */
-    metrics_observe(metrics_std()->storage_commit, NULL,
-                    (double)(uv_hrtime() - started_ns) / 1e9);
+    metrics_observe(metrics_std()->storage_commit, NULL, (double)(uv_hrtime() - started_ns) / 1e9);
     metrics_observe(metrics_std()->storage_batch, NULL, (double)njobs);
     if (rc < 0) {
         /* Nothing of this transaction is durable: every job failed. */

@@ -50,36 +50,36 @@ extern const char *const store__sql[ST_COUNT];
 
 struct store_txn {
     struct store *store;
-    bool head_valid;                       /* head_* hold the chain head */
-    uint64_t head_seq;                     /* last appended seq */
-    uint8_t head_hash[STORE_HASH_SIZE];    /* last appended hash */
-    uint64_t saved_seq;                    /* head at the current savepoint */
+    bool head_valid;                    /* head_* hold the chain head */
+    uint64_t head_seq;                  /* last appended seq */
+    uint8_t head_hash[STORE_HASH_SIZE]; /* last appended hash */
+    uint64_t saved_seq;                 /* head at the current savepoint */
     uint8_t saved_hash[STORE_HASH_SIZE];
     bool saved_valid;
-    bool head_dirty;                       /* appended since the last commit */
+    bool head_dirty; /* appended since the last commit */
 };
 
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
-    int version;                 /* schema version of the open database */
-    bool single_commit;          /* one job per transaction */
-    unsigned batch_max;          /* most jobs per transaction */
-    struct store_txn txn;        /* the one transaction context */
+    int version;          /* schema version of the open database */
+    bool single_commit;   /* one job per transaction */
+    unsigned batch_max;   /* most jobs per transaction */
+    struct store_txn txn; /* the one transaction context */
 
     /* Threading; all below mu is guarded by mu. */
     uv_loop_t *loop;
     uv_thread_t thread;
-    uv_async_t async;            /* wakes the loop for completions */
-    bool started;                /* the thread runs (until joined) */
+    uv_async_t async; /* wakes the loop for completions */
+    bool started;     /* the thread runs (until joined) */
     uv_mutex_t mu;
     uv_cond_t cv;
     struct store_job *queue_head; /* waiting to run */
     struct store_job *queue_tail;
-    struct store_job *done_head;  /* committed, waiting for their done call */
+    struct store_job *done_head; /* committed, waiting for their done call */
     struct store_job *done_tail;
-    bool stopping;               /* no new jobs; the thread exits when idle */
-    bool exited;                 /* the thread has left its loop */
+    bool stopping; /* no new jobs; the thread exits when idle */
+    bool exited;   /* the thread has left its loop */
     void (*stop_cb)(struct store *store, void *data);
     void *stop_data;
 };

@@ -84,8 +84,8 @@ static const char *const store_migrations[] = {
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
-#define STORE_TRANSFER_COLS                                                                \
-    "seq, id, debit_account, credit_account, amount, kind, flags, link, expires_at, ts, " \
+#define STORE_TRANSFER_COLS                                                                        \
+    "seq, id, debit_account, credit_account, amount, kind, flags, link, expires_at, ts, "          \
     "ref, tag, hash"
 
 const char *const store__sql[ST_COUNT] = {
@@ -283,8 +283,8 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
                                                    : "PRAGMA synchronous = FULL");
         if (rc < 0)
             goto out;
-        rc = store__migrate(s, opts->schema_version != 0 ? opts->schema_version
-                                                         : STORE_SCHEMA_LATEST);
+        rc = store__migrate(s,
+                            opts->schema_version != 0 ? opts->schema_version : STORE_SCHEMA_LATEST);
         if (rc < 0)
             goto out;
     }

@@ -477,4 +477,3 @@ int store_txn_state_each(struct store_txn *txn, const char *ns, const char *pref
     sqlite3_reset(st);
     return rc;
 }
-

@@ -53,36 +53,36 @@ struct store_account {
 
 /** One committed transfer: an append-only history entry. */
 struct store_transfer {
-    uint64_t seq;                     /* position in the history, from 1 */
-    char id[STORE_ID_SIZE];           /* caller's id, unique */
-    char debit[STORE_ID_SIZE];        /* debited account id */
-    char credit[STORE_ID_SIZE];       /* credited account id */
-    int64_t amount;                   /* credits, > 0 */
-    uint32_t kind;                    /* ledger kind code */
-    uint32_t flags;                   /* ledger transfer flags */
-    char link[STORE_ID_SIZE];         /* pending id (post, void), original (reversal), or "" */
-    int64_t expires_at;               /* ms since the epoch; pending only, 0 = never */
-    int64_t ts;                       /* ms since the epoch */
-    char ref[STORE_REF_SIZE];         /* what caused it */
-    char tag[STORE_TAG_SIZE];         /* model name for generations, or "" */
-    uint8_t hash[STORE_HASH_SIZE];    /* chain hash over the previous hash and this entry */
+    uint64_t seq;                  /* position in the history, from 1 */
+    char id[STORE_ID_SIZE];        /* caller's id, unique */
+    char debit[STORE_ID_SIZE];     /* debited account id */
+    char credit[STORE_ID_SIZE];    /* credited account id */
+    int64_t amount;                /* credits, > 0 */
+    uint32_t kind;                 /* ledger kind code */
+    uint32_t flags;                /* ledger transfer flags */
+    char link[STORE_ID_SIZE];      /* pending id (post, void), original (reversal), or "" */
+    int64_t expires_at;            /* ms since the epoch; pending only, 0 = never */
+    int64_t ts;                    /* ms since the epoch */
+    char ref[STORE_REF_SIZE];      /* what caused it */
+    char tag[STORE_TAG_SIZE];      /* model name for generations, or "" */
+    uint8_t hash[STORE_HASH_SIZE]; /* chain hash over the previous hash and this entry */
 };
 
 /** One row of usage statistics: amounts and counts only. */
 struct store_usage {
-    int64_t day;                /* days since the epoch (UTC) */
-    char tag[STORE_TAG_SIZE];   /* model */
-    int64_t amount;             /* credits */
-    int64_t count;              /* transfers */
+    int64_t day;              /* days since the epoch (UTC) */
+    char tag[STORE_TAG_SIZE]; /* model */
+    int64_t amount;           /* credits */
+    int64_t count;            /* transfers */
 };
 
 struct store_options {
-    const char *path;       /* database file (borrowed for the call) */
-    int schema_version;     /* migrate up to this version; 0 = latest (tests only set it) */
-    bool read_only;         /* no create, no migration: refuse any other version */
-    bool single_commit;     /* one transaction per job: the baseline for benchmarks */
-    bool relaxed_sync;      /* synchronous=NORMAL: for tests on tmpfs only, never durable */
-    unsigned batch_max;     /* most jobs per transaction; 0 = 4096 */
+    const char *path;   /* database file (borrowed for the call) */
+    int schema_version; /* migrate up to this version; 0 = latest (tests only set it) */
+    bool read_only;     /* no create, no migration: refuse any other version */
+    bool single_commit; /* one transaction per job: the baseline for benchmarks */
+    bool relaxed_sync;  /* synchronous=NORMAL: for tests on tmpfs only, never durable */
+    unsigned batch_max; /* most jobs per transaction; 0 = 4096 */
 };
 
 /** A unit of work for the store's thread. The caller owns the job (usually

@@ -19,12 +19,12 @@
 
 #define TEST_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define TEST_GROUP_DEFINE(name, list, setup, teardown)                                       \
-    int test_group_##name(size_t *ntests);                                                   \
-    int test_group_##name(size_t *ntests)                                                    \
-    {                                                                                        \
-        *ntests = TEST_ARRAY_SIZE(list);                                                     \
-        return _cmocka_run_group_tests(#name, list, TEST_ARRAY_SIZE(list), setup, teardown); \
+#define TEST_GROUP_DEFINE(name, list, setup, teardown)                                             \
+    int test_group_##name(size_t *ntests);                                                         \
+    int test_group_##name(size_t *ntests)                                                          \
+    {                                                                                              \
+        *ntests = TEST_ARRAY_SIZE(list);                                                           \
+        return _cmocka_run_group_tests(#name, list, TEST_ARRAY_SIZE(list), setup, teardown);       \
     }
 
 /** A fresh, empty directory under $TMPDIR for this test; removed (with its
@@ -43,9 +43,9 @@ const char *test_haibot_bin(void);
 
 /** The result of running a child process. */
 struct test_proc {
-    int status;      /* exit code, or 128 + signal number */
-    char *out;       /* everything written to stdout (heap) */
-    char *err;       /* everything written to stderr (heap) */
+    int status; /* exit code, or 128 + signal number */
+    char *out;  /* everything written to stdout (heap) */
+    char *err;  /* everything written to stderr (heap) */
 };
 
 /** Run argv (argv[0] is the program path) with `input` on stdin (NULL: empty
@@ -57,10 +57,10 @@ void test_proc_free(struct test_proc *p);
 /** A child process left running, with pipes to it. */
 struct test_child {
     int pid;
-    int in_fd;   /* write end of its stdin, or -1 */
-    int out_fd;  /* read end of its stdout */
-    int err_fd;  /* read end of its stderr */
-    char *out;   /* collected so far (heap) */
+    int in_fd;  /* write end of its stdin, or -1 */
+    int out_fd; /* read end of its stdout */
+    int err_fd; /* read end of its stderr */
+    char *out;  /* collected so far (heap) */
     size_t out_len;
     char *err;
     size_t err_len;

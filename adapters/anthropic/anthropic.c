@@ -44,8 +44,7 @@ out:
 static const struct provider_ops anthropic_ops = {
     .start = anthropic__start, .cancel = llm_call_cancel, .free = llm_provider_free};
 
-struct provider *anthropic_provider_new(struct http_client *http,
-                                        const struct provider_settings *s)
+struct provider *anthropic_provider_new(struct http_client *http, const struct provider_settings *s)
 {
     return llm_provider_new(&anthropic_ops, http, s);
 }

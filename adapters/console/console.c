@@ -36,29 +36,29 @@ struct console {
         uv_pipe_t pipe;
         uv_stream_t stream;
     } in;
-    uv_fs_t in_req;       /* file input: one read at a time */
-    char *file_buf;       /* file input buffer */
+    uv_fs_t in_req; /* file input: one read at a time */
+    char *file_buf; /* file input buffer */
     int64_t file_off;
-    bool reading;         /* input is being read */
-    bool in_open;         /* the input handle needs a uv_close */
-    bool ended;           /* end of input reported to the host */
-    bool input_done;      /* end of input (or a read error) reached */
-    bool paused;          /* input paused: too many lines queued */
-    bool file_reading;    /* file input: a read request is out */
-    bool stopped;         /* the adapter was stopped: no new commands */
-    bool busy;            /* a command is in flight; the next line waits */
-    bool pumping;         /* inside console__pump (no recursion) */
+    bool reading;                    /* input is being read */
+    bool in_open;                    /* the input handle needs a uv_close */
+    bool ended;                      /* end of input reported to the host */
+    bool input_done;                 /* end of input (or a read error) reached */
+    bool paused;                     /* input paused: too many lines queued */
+    bool file_reading;               /* file input: a read request is out */
+    bool stopped;                    /* the adapter was stopped: no new commands */
+    bool busy;                       /* a command is in flight; the next line waits */
+    bool pumping;                    /* inside console__pump (no recursion) */
     struct console_line *queue_head; /* lines read, not yet run */
     struct console_line *queue_tail;
     size_t queued;
 
-    char *line;           /* partial line being assembled */
+    char *line; /* partial line being assembled */
     size_t line_len;
-    bool line_overflow;   /* the current line passed CONSOLE_LINE_MAX */
+    bool line_overflow; /* the current line passed CONSOLE_LINE_MAX */
 
-    uint64_t seq;         /* line counter, for event ids */
-    char boot[17];        /* random per run, in hex: event ids never repeat across runs */
-    size_t refs;          /* replies alive + 1 while open */
+    uint64_t seq;  /* line counter, for event ids */
+    char boot[17]; /* random per run, in hex: event ids never repeat across runs */
+    size_t refs;   /* replies alive + 1 while open */
     size_t handles_open;
     bool closing;
     void (*close_cb)(void *data);
@@ -117,8 +117,8 @@ static int console__save_image(struct console *c, const struct reply_image *img,
                                size_t cap)
 {
     const char *ext = strchr(img->filename != NULL ? img->filename : "", '.');
-    snprintf(path, cap, "%s/console-%s-%llu%s", c->image_dir, c->boot,
-             (unsigned long long)++c->seq, ext != NULL ? ext : ".bin");
+    snprintf(path, cap, "%s/console-%s-%llu%s", c->image_dir, c->boot, (unsigned long long)++c->seq,
+             ext != NULL ? ext : ".bin");
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
@@ -471,7 +471,9 @@ static int console__start(struct adapter *a)
             return rc;
     }
     log_info("console.started", "user=%s input=%s", c->user,
-             in == UV_TTY ? "terminal" : in == UV_NAMED_PIPE ? "pipe" : "file");
+             in == UV_TTY          ? "terminal"
+             : in == UV_NAMED_PIPE ? "pipe"
+                                   : "file");
     return 0;
 }
 

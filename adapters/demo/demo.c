@@ -20,7 +20,7 @@ struct provider_call {
     const struct provider_events *ev;
     void *data;
     enum provider_modality modality;
-    char *text;     /* the whole answer */
+    char *text; /* the whole answer */
     size_t len, off;
     unsigned step;
     long input_tokens;
@@ -50,7 +50,8 @@ static void demo__tick(uv_timer_t *t)
 {
     struct provider_call *call = t->data;
     if (call->cancelled) {
-        struct provider_result res = {.rc = HB_ECANCELED, .retry_after_ms = -1, .error = "cancelled"};
+        struct provider_result res = {
+            .rc = HB_ECANCELED, .retry_after_ms = -1, .error = "cancelled"};
         demo__end(call, &res);
         return;
     }
@@ -76,7 +77,8 @@ static void demo__tick(uv_timer_t *t)
         if (piece > left)
             piece = left;
         /* Never split a UTF-8 character between chunks. */
-        while (call->off + piece < call->len && ((unsigned char)call->text[call->off + piece] & 0xC0) == 0x80)
+        while (call->off + piece < call->len &&
+               ((unsigned char)call->text[call->off + piece] & 0xC0) == 0x80)
             piece++;
         call->ev->text(call->data, call->text + call->off, piece);
         call->off += piece;

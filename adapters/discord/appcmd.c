@@ -59,7 +59,8 @@ static cJSON *appcmd__options(const struct command_spec *spec)
                 if (o->min > 0)
                     cJSON_AddNumberToObject(j, "min_length", (double)o->min);
                 if (o->max > 0)
-                    cJSON_AddNumberToObject(j, "max_length", (double)(o->max < 6000 ? o->max : 6000));
+                    cJSON_AddNumberToObject(j, "max_length",
+                                            (double)(o->max < 6000 ? o->max : 6000));
                 if (o->choices != NULL) {
                     cJSON *ch = cJSON_AddArrayToObject(j, "choices");
                     for (size_t c = 0; ch != NULL && o->choices[c] != NULL && c < 25; c++) {

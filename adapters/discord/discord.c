@@ -72,7 +72,6 @@ size_t discord_text_cut(const char *text, size_t max_chars)
     return bytes;
 }
 
-
 /* ---- gateway events -------------------------------------------------------- */
 
 static void dc__event(struct discord_gateway *gw, const char *type, int64_t seq, const char *d,
@@ -214,8 +213,8 @@ static void dc__gateway_bot_done(const struct discord_rest_result *res, void *da
         dc__end(dc);
         return;
     }
-    cJSON *j = res->rc == 0 && res->status == 200 ? cJSON_ParseWithLength(res->body, res->body_len)
-                                                   : NULL;
+    cJSON *j =
+        res->rc == 0 && res->status == 200 ? cJSON_ParseWithLength(res->body, res->body_len) : NULL;
     const char *url = dc__str(j, "url");
     if (url == NULL) {
         cJSON_Delete(j);
@@ -229,8 +228,10 @@ static void dc__gateway_bot_done(const struct discord_rest_result *res, void *da
     const cJSON *shards = cJSON_GetObjectItemCaseSensitive(j, "shards");
     const cJSON *conc = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(j, "session_start_limit"), "max_concurrency");
-    unsigned recommended = cJSON_IsNumber(shards) && shards->valueint > 0 ? (unsigned)shards->valueint : 1;
-    unsigned concurrency = cJSON_IsNumber(conc) && conc->valueint > 0 ? (unsigned)conc->valueint : 1;
+    unsigned recommended =
+        cJSON_IsNumber(shards) && shards->valueint > 0 ? (unsigned)shards->valueint : 1;
+    unsigned concurrency =
+        cJSON_IsNumber(conc) && conc->valueint > 0 ? (unsigned)conc->valueint : 1;
     free(dc->resolved_url);
     dc->resolved_url = strdup(url);
     cJSON_Delete(j);
@@ -277,7 +278,8 @@ static void dc__commands_put_done(const struct discord_rest_result *res, void *d
     if (res->rc == 0 && res->status >= 200 && res->status < 300) {
         dc->stats.commands_put++;
         dc->stats.commands_current = true;
-        log_info("discord.commands_registered", "scope=%s", dc->guild_id != NULL ? dc->guild_id : "global");
+        log_info("discord.commands_registered", "scope=%s",
+                 dc->guild_id != NULL ? dc->guild_id : "global");
         char key[160];
         dc__commands_key(dc, key, sizeof(key));
         if (dc->store != NULL && !dc->closing &&
@@ -299,7 +301,8 @@ static void dc__commands_put(struct discord *dc)
 {
     char path[256];
     if (dc->guild_id != NULL)
-        snprintf(path, sizeof(path), "/applications/%s/guilds/%s/commands", dc->app_id, dc->guild_id);
+        snprintf(path, sizeof(path), "/applications/%s/guilds/%s/commands", dc->app_id,
+                 dc->guild_id);
     else
         snprintf(path, sizeof(path), "/applications/%s/commands", dc->app_id);
     if (discord_rest_request(dc->rest, "PUT", path, dc->commands_json, NULL, 0,
@@ -339,8 +342,7 @@ static void dc__commands_sync(struct discord *dc)
     dc->refs++;
     char key[160];
     dc__commands_key(dc, key, sizeof(key));
-    if (dc->store == NULL ||
-        state_get(dc->store, "discord", key, dc__commands_loaded, dc) < 0)
+    if (dc->store == NULL || state_get(dc->store, "discord", key, dc__commands_loaded, dc) < 0)
         dc__commands_put(dc);
 }
 
@@ -446,7 +448,6 @@ static void dc__close(struct adapter *a, void (*cb)(void *data), void *data)
     dc->refs--; /* the open reference; the rest client's stays until the end */
     dc__maybe_closed(dc);
 }
-
 
 /* Each shard of this daemon, for /healthz: events flow (up), on its way
  * (starting), or stopped for good (down). */

@@ -56,39 +56,39 @@ struct store;
 typedef size_t (*discord_models_fn)(void *data, const char **names, size_t max);
 
 struct discord_options {
-    const char *token;          /* bot token (registered as a log secret) */
+    const char *token; /* bot token (registered as a log secret) */
     const char *application_id;
-    const char *api_base;       /* NULL: https://discord.com/api/v10 */
-    const char *gateway_url;    /* NULL: the one GET /gateway/bot gives */
-    const char *guild_id;       /* register commands in this guild only; NULL or "": globally */
-    uint32_t intents;           /* 0: DISCORD_INTENTS_DEFAULT */
-    unsigned shards;            /* total shard count; 0: Discord's recommendation */
-    int shard_first;            /* first shard this daemon runs */
-    int shard_last;             /* last one; -1: the last of all */
+    const char *api_base;    /* NULL: https://discord.com/api/v10 */
+    const char *gateway_url; /* NULL: the one GET /gateway/bot gives */
+    const char *guild_id;    /* register commands in this guild only; NULL or "": globally */
+    uint32_t intents;        /* 0: DISCORD_INTENTS_DEFAULT */
+    unsigned shards;         /* total shard count; 0: Discord's recommendation */
+    int shard_first;         /* first shard this daemon runs */
+    int shard_last;          /* last one; -1: the last of all */
     struct http_client *http;
-    const char *public_key;     /* serve POST /interactions/discord, checking signatures with
-                                   this key (64 hex digits); NULL or "": no endpoint */
-    struct store *store;        /* remembers the commands' hash; NULL: always overwrite */
-    discord_models_fn models;   /* may be NULL: autocomplete answers an empty list */
+    const char *public_key;   /* serve POST /interactions/discord, checking signatures with
+                                 this key (64 hex digits); NULL or "": no endpoint */
+    struct store *store;      /* remembers the commands' hash; NULL: always overwrite */
+    discord_models_fn models; /* may be NULL: autocomplete answers an empty list */
     void *models_data;
-    uint64_t edit_interval_ms;  /* least time between two edits of one message; 0: 1500 */
+    uint64_t edit_interval_ms;    /* least time between two edits of one message; 0: 1500 */
     uint32_t identify_spacing_ms; /* between IDENTIFYs of one bucket; 0: 5000 (tests shorten) */
-    unsigned global_per_s;      /* REST global limit; 0: 50 */
+    unsigned global_per_s;        /* REST global limit; 0: 50 */
     double (*jitter)(void *data); /* NULL: random */
 };
 
 /** Counters, for health checks and tests. */
 struct discord_adapter_stats {
-    uint64_t interactions;   /* INTERACTION_CREATE handled (duplicates not counted) */
-    uint64_t duplicates;     /* events seen twice and dropped */
-    uint64_t acks;           /* interaction callbacks answered 2xx */
-    uint64_t ack_failures;   /* callbacks that failed or were refused */
-    uint64_t messages;       /* MESSAGE_CREATE dispatched as a conversation */
-    uint64_t edits;          /* @original and channel message edits sent */
-    uint64_t followups;      /* follow-up messages sent */
-    unsigned commands_put;   /* application command overwrites done */
-    bool commands_current;   /* the registered commands match the table */
-    unsigned shards_open;    /* shards running in this daemon */
+    uint64_t interactions; /* INTERACTION_CREATE handled (duplicates not counted) */
+    uint64_t duplicates;   /* events seen twice and dropped */
+    uint64_t acks;         /* interaction callbacks answered 2xx */
+    uint64_t ack_failures; /* callbacks that failed or were refused */
+    uint64_t messages;     /* MESSAGE_CREATE dispatched as a conversation */
+    uint64_t edits;        /* @original and channel message edits sent */
+    uint64_t followups;    /* follow-up messages sent */
+    unsigned commands_put; /* application command overwrites done */
+    bool commands_current; /* the registered commands match the table */
+    unsigned shards_open;  /* shards running in this daemon */
 };
 
 /** Make the adapter (not started). Returns NULL on bad options (logged) or

@@ -3,7 +3,6 @@
  * "chat <text>" and answered in the channel. */
 #include "adapters/discord/discord_internal.h"
 
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,4 +100,3 @@ void dc__message(struct discord *dc, const char *json, size_t len)
 out:
     cJSON_Delete(d);
 }
-

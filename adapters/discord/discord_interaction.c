@@ -26,7 +26,8 @@ void dc__identity(const cJSON *d, struct invocation *inv)
         user = cJSON_GetObjectItemCaseSensitive(d, "author");
     dc__copy(inv->user_id, sizeof(inv->user_id), dc__str(user, "id"));
     const char *name = dc__str(user, "global_name");
-    dc__copy(inv->user_name, sizeof(inv->user_name), name != NULL ? name : dc__str(user, "username"));
+    dc__copy(inv->user_name, sizeof(inv->user_name),
+             name != NULL ? name : dc__str(user, "username"));
     const char *guild = dc__str(d, "guild_id");
     inv->platform = COMMAND_PLATFORM_DISCORD;
     inv->scope = guild != NULL ? COMMAND_SCOPE_GROUP : COMMAND_SCOPE_DM;
@@ -103,7 +104,8 @@ static void dc__command(struct discord *dc, const cJSON *d, struct dc_reply *r)
         if (!cJSON_IsNumber(t) || (t->valueint != 1 && t->valueint != 2))
             break;
         size_t n = strlen(full);
-        snprintf(full + n, sizeof(full) - n, " %s", dc__str(first, "name") != NULL ? dc__str(first, "name") : "");
+        snprintf(full + n, sizeof(full) - n, " %s",
+                 dc__str(first, "name") != NULL ? dc__str(first, "name") : "");
         opts = cJSON_GetObjectItemCaseSensitive(first, "options");
     }
     dc__copy(inv.name, sizeof(inv.name), full);
@@ -170,7 +172,8 @@ static void dc__autocomplete(struct discord *dc, const cJSON *d, const char *id,
     cJSON *cb = dc__callback(8, cJSON_CreateObject());
     if (cb == NULL)
         return;
-    cJSON *choices = cJSON_AddArrayToObject(cJSON_GetObjectItemCaseSensitive(cb, "data"), "choices");
+    cJSON *choices =
+        cJSON_AddArrayToObject(cJSON_GetObjectItemCaseSensitive(cb, "data"), "choices");
     const char *name = dc__str(focused, "name");
     if (choices != NULL && name != NULL && strcmp(name, "model") == 0 && dc->models != NULL) {
         const char *typed = dc__str(focused, "value");
@@ -223,7 +226,8 @@ void dc__interaction(struct discord *dc, const char *json, size_t len, struct dc
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(d, "type");
     if (id == NULL || token == NULL || !cJSON_IsNumber(type) || strlen(id) >= 32 ||
         strlen(token) >= 512) {
-        log_warn("discord.bad_event", "type=INTERACTION_CREATE reason=%s", "missing id, token or type");
+        log_warn("discord.bad_event", "type=INTERACTION_CREATE reason=%s",
+                 "missing id, token or type");
         goto out;
     }
     if (dc__seen(dc, id)) {
@@ -239,7 +243,8 @@ void dc__interaction(struct discord *dc, const char *json, size_t len, struct dc
         log_debug("discord.interaction_ignored", "type=%d", type->valueint);
         goto out;
     }
-    struct dc_reply *r = dc__reply_new(dc, type->valueint == 2 ? DC_KIND_COMMAND : DC_KIND_COMPONENT);
+    struct dc_reply *r =
+        dc__reply_new(dc, type->valueint == 2 ? DC_KIND_COMMAND : DC_KIND_COMPONENT);
     if (r == NULL)
         goto out;
     dc__copy(r->id, sizeof(r->id), id);
@@ -252,4 +257,3 @@ void dc__interaction(struct discord *dc, const char *json, size_t len, struct dc
 out:
     cJSON_Delete(d);
 }
-

@@ -17,8 +17,8 @@
 
 struct discord_rest_result;
 
-#define DC_TEXT_MAX 2000        /* characters in one Discord message */
-#define DC_RECENT 1024          /* event ids remembered against replays */
+#define DC_TEXT_MAX 2000 /* characters in one Discord message */
+#define DC_RECENT 1024   /* event ids remembered against replays */
 #define DC_MAX_SHARDS 4096
 #define DC_BUTTONS_PER_ROW 5
 #define DC_ROWS_MAX 5
@@ -26,8 +26,8 @@ struct discord_rest_result;
 #define DC_RETRY_MIN_MS 1000
 #define DC_RETRY_MAX_MS 60000
 #define DC_FLAG_EPHEMERAL 64
-#define DC_HTTP_RETRY_MS 500    /* wait before repeating a REST call refused 404 after an HTTP answer */
-
+#define DC_HTTP_RETRY_MS                                                                           \
+    500 /* wait before repeating a REST call refused 404 after an HTTP answer */
 
 enum dc_kind {
     DC_KIND_COMMAND,   /* a slash command: @original is the deferred or answered reply */
@@ -36,16 +36,16 @@ enum dc_kind {
 };
 
 enum dc_op_kind {
-    DC_OP_CALLBACK,     /* POST /interactions/{id}/{token}/callback */
-    DC_OP_EDIT,         /* PATCH @original, or the bot's channel message */
-    DC_OP_FOLLOWUP,     /* POST /webhooks/{app}/{token}, or a channel message */
-    DC_OP_DELETE,       /* DELETE @original */
+    DC_OP_CALLBACK, /* POST /interactions/{id}/{token}/callback */
+    DC_OP_EDIT,     /* PATCH @original, or the bot's channel message */
+    DC_OP_FOLLOWUP, /* POST /webhooks/{app}/{token}, or a channel message */
+    DC_OP_DELETE,   /* DELETE @original */
 };
 
 struct dc_op {
     struct dc_op *next;
     enum dc_op_kind kind;
-    bool progress;      /* an edit a later one may replace */
+    bool progress; /* an edit a later one may replace */
     char *json;
     unsigned char *image;
     size_t image_len;
@@ -73,18 +73,18 @@ struct dc_reply {
     char id[32];
     char token[512];
     char channel_id[32];
-    char message_id[32];  /* MESSAGE: the member's message we answer */
-    char sent_id[32];     /* MESSAGE: our first message, which edits change */
-    bool in_dispatch;     /* inside host.dispatch: the callback is not sent yet */
+    char message_id[32];    /* MESSAGE: the member's message we answer */
+    char sent_id[32];       /* MESSAGE: our first message, which edits change */
+    bool in_dispatch;       /* inside host.dispatch: the callback is not sent yet */
     struct dc_first *first; /* until dispatch ends: the first response's way; NULL: REST */
-    bool http_answered;   /* the first response went out as an HTTP answer */
-    bool retried;         /* a REST call after it was repeated once already */
-    bool acked;           /* the callback is queued (MESSAGE: nothing to ack) */
-    bool deferred_public; /* acked with a public type 5 and nothing shown yet */
-    bool original_used;   /* @original (or sent_id) shows a message of ours */
-    bool original_final;  /* ... and it is a final one */
-    bool finished;        /* the handler is done */
-    bool busy;            /* an op is with the rest client */
+    bool http_answered;     /* the first response went out as an HTTP answer */
+    bool retried;           /* a REST call after it was repeated once already */
+    bool acked;             /* the callback is queued (MESSAGE: nothing to ack) */
+    bool deferred_public;   /* acked with a public type 5 and nothing shown yet */
+    bool original_used;     /* @original (or sent_id) shows a message of ours */
+    bool original_final;    /* ... and it is a final one */
+    bool finished;          /* the handler is done */
+    bool busy;              /* an op is with the rest client */
     struct dc_op *head, *tail;
     uint64_t last_edit_ms;
     bool pace_init;
@@ -118,12 +118,12 @@ struct discord {
     struct discord_identify_gate gate;
     struct discord_gateway **gws;
     size_t ngws;
-    size_t gws_alive;      /* created and not yet freed by a stop */
-    size_t gws_fatal;      /* stopped for good by a close code */
-    char *resolved_url;    /* from /gateway/bot */
-    uv_timer_t retry;      /* /gateway/bot again after a failure */
+    size_t gws_alive;   /* created and not yet freed by a stop */
+    size_t gws_fatal;   /* stopped for good by a close code */
+    char *resolved_url; /* from /gateway/bot */
+    uv_timer_t retry;   /* /gateway/bot again after a failure */
     uint64_t retry_ms;
-    char bot_id[32];       /* the bot's user id, from READY */
+    char bot_id[32]; /* the bot's user id, from READY */
     char commands_hash[65];
     char *commands_json;
 
@@ -135,9 +135,9 @@ struct discord {
     bool closing;
     bool ended;
     bool rest_closed;
-    bool closed;           /* close finished: only release is left */
-    size_t refs;           /* replies alive, requests of our own in flight, the open ref */
-    size_t handles;        /* uv handles open */
+    bool closed;    /* close finished: only release is left */
+    size_t refs;    /* replies alive, requests of our own in flight, the open ref */
+    size_t handles; /* uv handles open */
     void (*close_cb)(void *data);
     void *close_data;
     struct discord_adapter_stats stats;

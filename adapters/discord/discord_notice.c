@@ -21,8 +21,8 @@ struct dc_notice {
     struct discord *dc;
     char channel_id[COMMAND_ID_MAX]; /* where it is posted; "" until the DM is open */
     char user_id[COMMAND_ID_MAX];    /* the member, for logs and the DM */
-    char *text;          /* owned copy of the message text */
-    size_t off;          /* bytes of text already posted */
+    char *text;                      /* owned copy of the message text */
+    size_t off;                      /* bytes of text already posted */
 };
 
 static void dc__notice_free(struct dc_notice *n)
@@ -93,9 +93,9 @@ static void dc__notice_next(struct dc_notice *n)
     cJSON_Delete(m);
     char path[COMMAND_ID_MAX + 32];
     snprintf(path, sizeof(path), "/channels/%s/messages", n->channel_id);
-    int rc = json != NULL ? discord_rest_request(dc->rest, "POST", path, json, NULL, 0,
-                                                 dc__notice_posted, n)
-                          : HB_ENOMEM;
+    int rc = json != NULL
+                 ? discord_rest_request(dc->rest, "POST", path, json, NULL, 0, dc__notice_posted, n)
+                 : HB_ENOMEM;
     free(json);
     if (rc < 0) {
         log_warn("discord.notify_failed", "step=post user=%s error=%s", n->user_id,
@@ -119,8 +119,7 @@ static bool dc__snowflake(const char *s)
 /* The notify operation: to the channel where the member started when it
  * is known, else to their DM channel (opened first; Discord answers an
  * open DM channel with the same id every time). */
-int dc__notify(struct adapter *a, const struct notify_target *to,
-               const struct reply_msg *msg)
+int dc__notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg)
 {
     struct discord *dc = a->impl;
     if (dc->closing || dc->stopping || dc->rest == NULL)
@@ -159,4 +158,3 @@ int dc__notify(struct adapter *a, const struct notify_target *to,
     }
     return 0;
 }
-

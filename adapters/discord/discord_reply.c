@@ -64,8 +64,8 @@ cJSON *dc__message_json(const char *text, size_t text_len, bool ephemeral,
         cJSON *a = cJSON_CreateObject();
         if (a != NULL) {
             cJSON_AddNumberToObject(a, "id", 0);
-            cJSON_AddStringToObject(a, "filename",
-                                    msg->image->filename != NULL ? msg->image->filename : "image.png");
+            cJSON_AddStringToObject(
+                a, "filename", msg->image->filename != NULL ? msg->image->filename : "image.png");
             cJSON_AddItemToArray(att, a);
         }
     }
@@ -305,7 +305,8 @@ void dc__reply_pump(struct dc_reply *r)
     }
     struct dc_op *op = r->head;
     uint64_t now = uv_now(dc->loop);
-    if (op->kind == DC_OP_EDIT && r->last_edit_ms != 0 && now < r->last_edit_ms + dc->edit_interval_ms) {
+    if (op->kind == DC_OP_EDIT && r->last_edit_ms != 0 &&
+        now < r->last_edit_ms + dc->edit_interval_ms) {
         dc__pace_arm(r, r->last_edit_ms + dc->edit_interval_ms - now);
         return;
     }
@@ -320,7 +321,8 @@ void dc__reply_pump(struct dc_reply *r)
         if (r->kind == DC_KIND_MESSAGE)
             snprintf(path, sizeof(path), "/channels/%s/messages/%s", r->channel_id, r->sent_id);
         else
-            snprintf(path, sizeof(path), "/webhooks/%s/%s/messages/@original", dc->app_id, r->token);
+            snprintf(path, sizeof(path), "/webhooks/%s/%s/messages/@original", dc->app_id,
+                     r->token);
         break;
     case DC_OP_FOLLOWUP:
         if (r->kind == DC_KIND_MESSAGE)
@@ -340,8 +342,9 @@ void dc__reply_pump(struct dc_reply *r)
     if (op->kind == DC_OP_EDIT)
         r->last_edit_ms = now;
     r->busy = true;
-    int rc = discord_rest_request(dc->rest, method, path, op->json, op->image != NULL ? &file : NULL,
-                                  op->image != NULL ? 1 : 0, dc__op_done, r);
+    int rc =
+        discord_rest_request(dc->rest, method, path, op->json, op->image != NULL ? &file : NULL,
+                             op->image != NULL ? 1 : 0, dc__op_done, r);
     if (rc < 0) {
         struct discord_rest_result res = {.rc = rc};
         dc__op_done(&res, r);
@@ -514,4 +517,3 @@ void dc__reply_dispatched(struct dc_reply *r)
     r->first = NULL; /* the first response has gone out, or never will */
     dc__reply_maybe_free(r);
 }
-

@@ -29,12 +29,18 @@ static void gw__retry_tick(uv_timer_t *t);
 const char *discord_gateway_state_name(enum discord_gateway_state state)
 {
     switch (state) {
-    case DISCORD_GW_IDLE: return "idle";
-    case DISCORD_GW_CONNECTING: return "connecting";
-    case DISCORD_GW_CONNECTED: return "connected";
-    case DISCORD_GW_IDENTIFIED: return "identified";
-    case DISCORD_GW_RESUMING: return "resuming";
-    case DISCORD_GW_STOPPED: return "stopped";
+    case DISCORD_GW_IDLE:
+        return "idle";
+    case DISCORD_GW_CONNECTING:
+        return "connecting";
+    case DISCORD_GW_CONNECTED:
+        return "connected";
+    case DISCORD_GW_IDENTIFIED:
+        return "identified";
+    case DISCORD_GW_RESUMING:
+        return "resuming";
+    case DISCORD_GW_STOPPED:
+        return "stopped";
     }
     return "unknown";
 }
@@ -202,9 +208,9 @@ void gw__conn_end(struct discord_gateway *gw, const char *error)
     bool resume = discord_session_resumable(&gw->session);
     log_info("discord.gateway.reconnect", "shard=%u code=%d reason=%s wait_ms=%u resume=%d%s%s",
              gw->shard_id, code,
-             gw->close_why == GW_WHY_ZOMBIE ? "no heartbeat ack"
-             : gw->close_why == GW_WHY_OP7  ? "reconnect requested"
-             : gw->close_why == GW_WHY_OP9  ? "invalid session"
+             gw->close_why == GW_WHY_ZOMBIE   ? "no heartbeat ack"
+             : gw->close_why == GW_WHY_OP7    ? "reconnect requested"
+             : gw->close_why == GW_WHY_OP9    ? "invalid session"
              : gw->close_why == GW_WHY_STREAM ? "broken stream"
                                               : discord_close_reason(code),
              wait, resume ? 1 : 0, error != NULL ? " error=" : "", error != NULL ? error : "");
@@ -229,7 +235,8 @@ static bool gw__wanted(struct discord_gateway *gw, const char *type, size_t len)
 /* READY and RESUMED are always looked at: the session needs them. */
 static bool gw__want_scan(const char *type, size_t len, void *data)
 {
-    if ((len == 5 && memcmp(type, "READY", 5) == 0) || (len == 7 && memcmp(type, "RESUMED", 7) == 0))
+    if ((len == 5 && memcmp(type, "READY", 5) == 0) ||
+        (len == 7 && memcmp(type, "RESUMED", 7) == 0))
         return true;
     return gw__wanted(data, type, len);
 }
@@ -242,7 +249,8 @@ static void gw__ready(struct discord_gateway *gw, int64_t seq, const char *d, si
     if (!cJSON_IsString(sid) || !cJSON_IsString(url))
         log_warn("discord.gateway.ready", "shard=%u error=%s", gw->shard_id,
                  "READY without session_id or resume_gateway_url");
-    discord_session_dispatch(&gw->session, seq, "READY", cJSON_IsString(sid) ? sid->valuestring : NULL,
+    discord_session_dispatch(&gw->session, seq, "READY",
+                             cJSON_IsString(sid) ? sid->valuestring : NULL,
                              cJSON_IsString(url) ? url->valuestring : NULL);
     cJSON_Delete(root);
     log_info("discord.gateway.ready", "shard=%u", gw->shard_id);
@@ -352,7 +360,6 @@ void gw__payload(struct discord_gateway *gw, const char *json, size_t len)
     }
 }
 
-
 /* ---- timers ------------------------------------------------------------- */
 
 static void gw__heartbeat_tick(uv_timer_t *t)
@@ -387,7 +394,6 @@ static void gw__retry_tick(uv_timer_t *t)
             gw__connect_fail(gw, hb_strerror(rc));
     }
 }
-
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
@@ -558,4 +564,3 @@ unsigned discord_gateway_shard(const struct discord_gateway *gw)
 {
     return gw->shard_id;
 }
-

@@ -71,31 +71,33 @@ typedef void (*discord_gateway_state_cb)(struct discord_gateway *gw,
 typedef void (*discord_gateway_stop_cb)(struct discord_gateway *gw, void *data);
 
 struct discord_gateway_options {
-    const char *url;         /* "wss://gateway.discord.gg"; "ws://127.0.0.1:PORT" in tests */
-    const char *token;       /* bot token (copied; registered as a log secret) */
-    uint32_t intents;        /* gateway intents bit set */
+    const char *url;   /* "wss://gateway.discord.gg"; "ws://127.0.0.1:PORT" in tests */
+    const char *token; /* bot token (copied; registered as a log secret) */
+    uint32_t intents;  /* gateway intents bit set */
     unsigned shard_id;
-    unsigned shard_count;    /* 0 means 1 */
+    unsigned shard_count;      /* 0 means 1 */
     const char *const *events; /* dispatch types to deliver, NULL-terminated; NULL: all */
-    size_t max_payload;      /* largest inflated payload in bytes; 0: 16 MiB */
-    struct discord_identify_gate *gate; /* shared by the shards (borrowed); NULL: own, concurrency 1 */
+    size_t max_payload;        /* largest inflated payload in bytes; 0: 16 MiB */
+    struct discord_identify_gate
+        *gate; /* shared by the shards (borrowed); NULL: own, concurrency 1 */
     discord_gateway_event_cb on_event;
     discord_gateway_state_cb on_state; /* may be NULL */
-    void *data;              /* passed to the callbacks */
-    double (*jitter)(void *data); /* random in [0,1) for heartbeat and backoff jitter; NULL: internal */
+    void *data;                        /* passed to the callbacks */
+    double (*jitter)(
+        void *data); /* random in [0,1) for heartbeat and backoff jitter; NULL: internal */
 };
 
 /** Status for health checks: a snapshot the caller may keep. */
 struct discord_gateway_status {
     enum discord_gateway_state state;
-    uint32_t latency_ms;   /* last heartbeat round trip */
-    unsigned connects;     /* websocket connections opened */
-    unsigned reconnects;   /* connections lost or dropped that were followed by another */
-    unsigned identifies;   /* IDENTIFY sent */
-    unsigned resumes;      /* RESUMED received */
-    int64_t seq;           /* last sequence number */
-    int last_close_code;   /* the last close code seen or sent (0: none or dropped) */
-    size_t send_queue;     /* sends waiting for the rate limit */
+    uint32_t latency_ms; /* last heartbeat round trip */
+    unsigned connects;   /* websocket connections opened */
+    unsigned reconnects; /* connections lost or dropped that were followed by another */
+    unsigned identifies; /* IDENTIFY sent */
+    unsigned resumes;    /* RESUMED received */
+    int64_t seq;         /* last sequence number */
+    int last_close_code; /* the last close code seen or sent (0: none or dropped) */
+    size_t send_queue;   /* sends waiting for the rate limit */
 };
 
 /** Create a shard's connection on the context (borrowed). Options are

@@ -23,8 +23,8 @@ static void gw__send_tick(uv_timer_t *t);
 
 /* ---- the shared context ------------------------------------------------- */
 
-static int gw__lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                            void *in, size_t len);
+static int gw__lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                            size_t len);
 
 static const struct lws_protocols gw_protocols[] = {
     {"discord-gateway", gw__lws_callback, 0, 64 * 1024, 0, NULL, 0},
@@ -59,7 +59,8 @@ struct discord_ws *discord_ws_new(uv_loop_t *loop)
     info.pt_serv_buf_size = 64 * 1024;
     ws->ctx = lws_create_context(&info);
     if (ws->ctx == NULL) {
-        log_error("discord.ws.create", "error=%s", "libwebsockets context failed (libwebsockets-evlib-uv installed?)");
+        log_error("discord.ws.create", "error=%s",
+                  "libwebsockets context failed (libwebsockets-evlib-uv installed?)");
         free(ws);
         return NULL;
     }
@@ -161,9 +162,7 @@ int gw__send_ctl(struct discord_gateway *gw, const char *json, bool heartbeat, b
     return 0;
 }
 
-
 /* ---- closing ------------------------------------------------------------ */
-
 
 /* Decide to drop this connection; the close frame goes out from the
  * connection's next callback. */
@@ -254,8 +253,8 @@ static int gw__writable(struct discord_gateway *gw, struct lws *wsi)
     return 0;
 }
 
-static int gw__lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                            void *in, size_t len)
+static int gw__lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                            size_t len)
 {
     (void)user;
     struct discord_gateway *gw;
@@ -286,8 +285,8 @@ static int gw__lws_callback(struct lws *wsi, enum lws_callback_reasons reason, v
             lws_callback_on_writable(wsi);
             return 0;
         }
-        gw__set_state(gw, gw->state == DISCORD_GW_RESUMING ? DISCORD_GW_RESUMING
-                                                           : DISCORD_GW_CONNECTED, 0);
+        gw__set_state(
+            gw, gw->state == DISCORD_GW_RESUMING ? DISCORD_GW_RESUMING : DISCORD_GW_CONNECTED, 0);
         return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         gw = lws_get_opaque_user_data(wsi);

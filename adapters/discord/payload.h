@@ -19,9 +19,9 @@ struct discord_payload {
     int64_t seq;      /* "s"; -1 when absent or null */
     const char *type; /* "t", pointing into the payload (not NUL-terminated); NULL when null */
     size_t type_len;
-    const char *d;    /* raw JSON of "d", pointing into the payload; NULL when absent */
+    const char *d; /* raw JSON of "d", pointing into the payload; NULL when absent */
     size_t d_len;
-    bool skipped;     /* a dispatch the caller does not want: the scan stopped early */
+    bool skipped; /* a dispatch the caller does not want: the scan stopped early */
 };
 
 /** Does the caller want dispatches of this type? */

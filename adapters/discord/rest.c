@@ -18,7 +18,7 @@
 #define REST_BUCKET_IDLE_MS 60000 /* a bucket unused this long is forgotten */
 #define REST_SWEEP_EVERY_MS 30000
 #define REST_DEFAULT_RETRY_MS 1000
-#define REST_COUNT_MAX 1000000                /* the most X-RateLimit-Limit/Remaining we believe */
+#define REST_COUNT_MAX 1000000                 /* the most X-RateLimit-Limit/Remaining we believe */
 #define REST_RESET_MAX_MS (24LL * 3600 * 1000) /* the longest reset or Retry-After we believe */
 
 struct rest_file {
@@ -31,36 +31,36 @@ struct rest_file {
 struct rest_bucket;
 
 struct rest_req {
-    struct rest_req *next;       /* in a bucket queue or the delayed list */
+    struct rest_req *next;          /* in a bucket queue or the delayed list */
     struct rest_req *fprev, *fnext; /* in the in-flight list */
     struct discord_rest *rest;
-    struct rest_bucket *bucket;  /* NULL for an interaction callback */
+    struct rest_bucket *bucket; /* NULL for an interaction callback */
     char *method;
     char *path;
     char *json;
     struct rest_file *files;
     size_t nfiles;
-    char route[REST_KEY_MAX];    /* route shape, for learning the bucket name */
+    char route[REST_KEY_MAX]; /* route shape, for learning the bucket name */
     char major[REST_KEY_MAX / 2];
     unsigned tries;
-    int fail_rc;                 /* why it could not be sent (failed list) */
-    uint64_t not_before;         /* loop ms before which it may not be sent */
+    int fail_rc;         /* why it could not be sent (failed list) */
+    uint64_t not_before; /* loop ms before which it may not be sent */
     discord_rest_cb cb;
     void *data;
-    struct http_request *http;   /* while in flight */
+    struct http_request *http; /* while in flight */
 };
 
 struct rest_bucket {
     struct rest_bucket *aprev, *anext; /* in the active list (queue not empty) */
     bool active;
-    unsigned nentries;           /* table entries naming it */
+    unsigned nentries; /* table entries naming it */
     bool sweep;
-    int limit;                   /* X-RateLimit-Limit; 0 unknown */
-    int remaining;               /* requests left in this window; -1 unknown */
-    uint64_t reset_at;           /* loop ms when the window resets */
+    int limit;         /* X-RateLimit-Limit; 0 unknown */
+    int remaining;     /* requests left in this window; -1 unknown */
+    uint64_t reset_at; /* loop ms when the window resets */
     uint64_t last_used;
     unsigned in_flight;
-    bool held;                   /* counted in held_by_bucket for the current wait */
+    bool held; /* counted in held_by_bucket for the current wait */
     struct rest_req *head, *tail;
 };
 
@@ -90,20 +90,20 @@ struct discord_rest {
     unsigned max_tries;
 
     uv_timer_t timer;
-    uint64_t timer_due;           /* when the timer fires; UINT64_MAX: idle */
+    uint64_t timer_due; /* when the timer fires; UINT64_MAX: idle */
     bool pumping;
     struct rest_entry *table[REST_TABLE_SIZE];
     struct rest_alias *aliases[REST_TABLE_SIZE];
-    struct rest_bucket *active;   /* buckets with queued requests */
-    struct rest_req *delayed;     /* interaction callbacks waiting out a 429 */
-    struct rest_req *failed;      /* failed to start: complete from the timer */
-    struct rest_req *flying;      /* in flight */
+    struct rest_bucket *active; /* buckets with queued requests */
+    struct rest_req *delayed;   /* interaction callbacks waiting out a 429 */
+    struct rest_req *failed;    /* failed to start: complete from the timer */
+    struct rest_req *flying;    /* in flight */
 
-    uint64_t *global_at;          /* ring of the last global_per_s send times */
+    uint64_t *global_at; /* ring of the last global_per_s send times */
     size_t global_head, global_count;
-    uint64_t global_until;        /* a global 429 holds everything until then */
+    uint64_t global_until; /* a global 429 holds everything until then */
     bool global_held;
-    uint64_t *invalid_at;         /* ring of invalid answer times */
+    uint64_t *invalid_at; /* ring of invalid answer times */
     size_t invalid_head, invalid_count;
     bool invalid_warned;
     uint64_t next_sweep;
@@ -363,9 +363,11 @@ static void rest__req_free(struct rest_req *q)
 static void rest__complete(struct discord_rest *r, struct rest_req *q, int rc, int status,
                            const char *body, size_t len)
 {
-    struct discord_rest_result res = {
-        .rc = rc, .status = status, .body = body != NULL ? body : "", .body_len = len,
-        .tries = q->tries};
+    struct discord_rest_result res = {.rc = rc,
+                                      .status = status,
+                                      .body = body != NULL ? body : "",
+                                      .body_len = len,
+                                      .tries = q->tries};
     r->stats.completed++;
     if (q->cb != NULL)
         q->cb(&res, q->data);
@@ -467,8 +469,7 @@ static bool rest__global_ready(struct discord_rest *r, uint64_t now, uint64_t *w
         if (now < oldest + r->invalid_window_ms) {
             if (!r->invalid_warned) {
                 r->invalid_warned = true;
-                log_error("discord.rest.invalid_budget",
-                          "count=%zu window_ms=%llu action=%s",
+                log_error("discord.rest.invalid_budget", "count=%zu window_ms=%llu action=%s",
                           r->invalid_count, (unsigned long long)r->invalid_window_ms,
                           "holding requests so Discord does not ban the address");
             }
@@ -583,7 +584,8 @@ static void rest__send(struct discord_rest *r, struct rest_req *q)
     }
     rc = http_request_header_add(h, "Authorization", r->auth);
     if (rc == 0)
-        rc = http_request_header_add(h, "User-Agent", "DiscordBot (https://example.invalid/haibot, 0.1)");
+        rc = http_request_header_add(h, "User-Agent",
+                                     "DiscordBot (https://example.invalid/haibot, 0.1)");
     if (rc == 0 && q->nfiles > 0) {
         if (q->json != NULL)
             rc = http_request_form_field_add(h, "payload_json", q->json, "application/json");
@@ -710,8 +712,8 @@ done:
 /* A rate limit header as a whole number times unit (1000: seconds to ms),
  * at most max. 0 and *out set; HB_ENOTFOUND when absent; another negative
  * code when it is not a number or does not fit. */
-static int rest__header_number(struct http_request *h, const char *name, int64_t unit,
-                               int64_t max, int64_t *out)
+static int rest__header_number(struct http_request *h, const char *name, int64_t unit, int64_t max,
+                               int64_t *out)
 {
     const char *v = http_request_header(h, name);
     if (v == NULL)
@@ -758,8 +760,8 @@ static void rest__bucket_learn(struct discord_rest *r, struct rest_req *q, struc
         b->limit = limit;
     /* Answers can overtake each other: within one window keep the lower
      * count; a later window starts from what Discord says. */
-    bool same_window = b->remaining >= 0 && reset_at <= b->reset_at + 1000 &&
-                       reset_at + 1000 >= b->reset_at;
+    bool same_window =
+        b->remaining >= 0 && reset_at <= b->reset_at + 1000 && reset_at + 1000 >= b->reset_at;
     if (same_window && b->remaining < remaining)
         remaining = b->remaining;
     b->remaining = remaining < 0 ? 0 : remaining;
@@ -813,8 +815,8 @@ static void rest__http_done(struct http_request *h, int rc, void *data)
     if (rc == 0 && q->bucket != NULL)
         rest__bucket_learn(r, q, h, now);
     if (rc == 0 && status == 401)
-        log_error("discord.rest.unauthorized", "method=%s route=%s note=%s",
-                  q->method, q->route, "check the [discord] token");
+        log_error("discord.rest.unauthorized", "method=%s route=%s note=%s", q->method, q->route,
+                  "check the [discord] token");
     if (rc == 0 && status == 429 && !r->closing) {
         bool global = false;
         uint64_t wait = rest__retry_after(h, &global);
@@ -926,10 +928,13 @@ int discord_rest_request(struct discord_rest *r, const char *method, const char 
             goto nomem;
         q->nfiles = nfiles;
         for (size_t i = 0; i < nfiles; i++) {
-            q->files[i].filename = strdup(files[i].filename != NULL ? files[i].filename : "file.bin");
-            q->files[i].mime = strdup(files[i].mime != NULL ? files[i].mime : "application/octet-stream");
+            q->files[i].filename =
+                strdup(files[i].filename != NULL ? files[i].filename : "file.bin");
+            q->files[i].mime =
+                strdup(files[i].mime != NULL ? files[i].mime : "application/octet-stream");
             q->files[i].data = malloc(files[i].len > 0 ? files[i].len : 1);
-            if (q->files[i].filename == NULL || q->files[i].mime == NULL || q->files[i].data == NULL)
+            if (q->files[i].filename == NULL || q->files[i].mime == NULL ||
+                q->files[i].data == NULL)
                 goto nomem;
             if (files[i].len > 0)
                 memcpy(q->files[i].data, files[i].data, files[i].len);

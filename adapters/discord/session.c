@@ -128,23 +128,40 @@ enum discord_action discord_session_closed(struct discord_session *s, int code, 
 const char *discord_close_reason(int code)
 {
     switch (code) {
-    case 0: return "connection lost";
-    case 1000: return "normal close";
-    case 1001: return "going away";
-    case 4000: return "unknown error";
-    case 4001: return "unknown opcode";
-    case 4002: return "decode error";
-    case 4003: return "not authenticated";
-    case 4004: return "authentication failed: check the bot token";
-    case 4005: return "already authenticated";
-    case 4007: return "invalid sequence";
-    case 4008: return "rate limited";
-    case 4009: return "session timed out";
-    case 4010: return "invalid shard: check the shard settings";
-    case 4011: return "sharding required: set more shards";
-    case 4012: return "invalid API version";
-    case 4013: return "invalid intents";
-    case 4014: return "disallowed intents: enable them in the developer portal or remove them";
+    case 0:
+        return "connection lost";
+    case 1000:
+        return "normal close";
+    case 1001:
+        return "going away";
+    case 4000:
+        return "unknown error";
+    case 4001:
+        return "unknown opcode";
+    case 4002:
+        return "decode error";
+    case 4003:
+        return "not authenticated";
+    case 4004:
+        return "authentication failed: check the bot token";
+    case 4005:
+        return "already authenticated";
+    case 4007:
+        return "invalid sequence";
+    case 4008:
+        return "rate limited";
+    case 4009:
+        return "session timed out";
+    case 4010:
+        return "invalid shard: check the shard settings";
+    case 4011:
+        return "sharding required: set more shards";
+    case 4012:
+        return "invalid API version";
+    case 4013:
+        return "invalid intents";
+    case 4014:
+        return "disallowed intents: enable them in the developer portal or remove them";
     }
     return "unexpected close";
 }
@@ -161,7 +178,8 @@ uint64_t discord_send_limit_take(struct discord_send_limit *l, uint64_t now_ms, 
         l->head = (l->head + 1) % DISCORD_SEND_LIMIT;
         l->count--;
     }
-    size_t limit = heartbeat ? DISCORD_SEND_LIMIT : DISCORD_SEND_LIMIT - DISCORD_SEND_HEARTBEAT_RESERVE;
+    size_t limit =
+        heartbeat ? DISCORD_SEND_LIMIT : DISCORD_SEND_LIMIT - DISCORD_SEND_HEARTBEAT_RESERVE;
     if (l->count >= limit) {
         /* Wait until enough old sends leave the window. */
         size_t idx = (l->head + (l->count - limit)) % DISCORD_SEND_LIMIT;

@@ -26,11 +26,11 @@ enum discord_op {
 
 enum discord_action {
     DISCORD_ACT_NONE = 0,
-    DISCORD_ACT_IDENTIFY,      /* send IDENTIFY (through the identify gate) */
-    DISCORD_ACT_RESUME,        /* send RESUME with session id and seq */
-    DISCORD_ACT_HEARTBEAT,     /* send a heartbeat with the last seq now */
-    DISCORD_ACT_RECONNECT,     /* close (not 1000/1001) and connect again, resuming if possible */
-    DISCORD_ACT_STOP,          /* the shard must not reconnect (bad token, shard, intents) */
+    DISCORD_ACT_IDENTIFY,  /* send IDENTIFY (through the identify gate) */
+    DISCORD_ACT_RESUME,    /* send RESUME with session id and seq */
+    DISCORD_ACT_HEARTBEAT, /* send a heartbeat with the last seq now */
+    DISCORD_ACT_RECONNECT, /* close (not 1000/1001) and connect again, resuming if possible */
+    DISCORD_ACT_STOP,      /* the shard must not reconnect (bad token, shard, intents) */
 };
 
 /** Close code a client uses to drop a connection it wants to resume: any
@@ -98,14 +98,14 @@ const char *discord_close_reason(int code);
 
 /* ---- send pacing -------------------------------------------------------- */
 
-#define DISCORD_SEND_LIMIT 120         /* gateway sends per window, per connection */
+#define DISCORD_SEND_LIMIT 120 /* gateway sends per window, per connection */
 #define DISCORD_SEND_WINDOW_MS 60000
 #define DISCORD_SEND_HEARTBEAT_RESERVE 4 /* sends kept back for heartbeats */
 
 /** A sliding window of the last DISCORD_SEND_LIMIT send times. */
 struct discord_send_limit {
     uint64_t at[DISCORD_SEND_LIMIT];
-    size_t head;  /* index of the oldest entry */
+    size_t head; /* index of the oldest entry */
     size_t count;
 };
 

@@ -14,14 +14,14 @@
 
 struct discord_zstream {
     z_stream z;
-    char *out;          /* inflated bytes of the payload being assembled */
+    char *out; /* inflated bytes of the payload being assembled */
     size_t out_len;
     size_t out_cap;
     size_t max_payload; /* a payload larger than this is refused */
     uint8_t tail[4];    /* the last four bytes fed, to spot the marker across frames */
     size_t tail_len;
-    int ready;          /* z was initialised */
-    int discarding;     /* the payload being inflated is too large: dropped at its end */
+    int ready;      /* z was initialised */
+    int discarding; /* the payload being inflated is too large: dropped at its end */
 };
 
 /** Prepare a context for a new connection. max_payload bounds one inflated

@@ -133,8 +133,8 @@ int hedera_page_parse(const char *body, size_t len, const char *treasury, struct
     const cJSON *txs = cJSON_GetObjectItemCaseSensitive(root, "transactions");
     if (!cJSON_IsObject(root) || !cJSON_IsArray(txs))
         goto out;
-    const cJSON *next = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(root, "links"), "next");
+    const cJSON *next =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "links"), "next");
     if (cJSON_IsString(next)) {
         if (strlen(next->valuestring) >= sizeof(out->next) || next->valuestring[0] != '/')
             goto out;
@@ -161,12 +161,13 @@ int hedera_page_parse(const char *body, size_t len, const char *treasury, struct
         snprintf(d.tx_id, sizeof(d.tx_id), "%s", id);
         snprintf(d.timestamp, sizeof(d.timestamp), "%s", ts);
         const char *memo64 = hedera__str(tx, "memo_base64");
-        long mlen = memo64 != NULL ? text_base64_decode(memo64, strlen(memo64),
-                                                        (unsigned char *)d.memo,
-                                                        sizeof(d.memo) - 1, false)
-                                   : 0;
+        long mlen = memo64 != NULL
+                        ? text_base64_decode(memo64, strlen(memo64), (unsigned char *)d.memo,
+                                             sizeof(d.memo) - 1, false)
+                        : 0;
         d.memo[mlen >= 0 ? mlen : 0] = '\0'; /* a memo that is not base64 is no memo */
-        if (strlen(d.memo) != strcspn(d.memo, "\r\n\t")) /* control characters: not a memo of ours */
+        if (strlen(d.memo) !=
+            strcspn(d.memo, "\r\n\t")) /* control characters: not a memo of ours */
             d.memo[strcspn(d.memo, "\r\n\t")] = '\0';
         const cJSON *transfers = cJSON_GetObjectItemCaseSensitive(tx, "transfers");
         if (transfers != NULL && !cJSON_IsArray(transfers))

@@ -165,7 +165,7 @@ static void llm__error_message(const char *body, size_t len, char *out, size_t c
     if (json == NULL)
         return;
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(json, "error");
-    const cJSON *msg = cJSON_IsObject(err) ? cJSON_GetObjectItemCaseSensitive(err, "message")
+    const cJSON *msg = cJSON_IsObject(err)   ? cJSON_GetObjectItemCaseSensitive(err, "message")
                        : cJSON_IsString(err) ? err
                                              : NULL;
     if (cJSON_IsString(msg))
@@ -290,11 +290,11 @@ enum llm_error_class llm_error_classify(const char *type, const char *code)
      * although OpenAI sends it with HTTP 429. */
     static const char *const billing[] = {"insufficient_quota", "billing", "credit", NULL};
     static const char *const auth[] = {"authentication", "invalid_api_key", "permission",
-                                       "unauthorized", "forbidden", NULL};
-    static const char *const retry[] = {"rate_limit", "overloaded", "server_error", "api_error",
-                                        "timeout", "unavailable", "internal", NULL};
-    static const char *const request[] = {"invalid_request", "not_found", "context_length",
-                                          "invalid", "unsupported", NULL};
+                                       "unauthorized",   "forbidden",       NULL};
+    static const char *const retry[] = {"rate_limit", "overloaded",  "server_error", "api_error",
+                                        "timeout",    "unavailable", "internal",     NULL};
+    static const char *const request[] = {"invalid_request", "not_found",   "context_length",
+                                          "invalid",         "unsupported", NULL};
     if (type == NULL)
         type = "";
     if (code == NULL)

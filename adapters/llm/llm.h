@@ -49,17 +49,17 @@ typedef int (*llm_body_fn)(struct provider_call *call, const char *body, size_t 
 
 struct provider_call {
     struct llm_provider *p;
-    struct http_request *req;     /* the request under way */
-    struct stream_decoder *dec;   /* streaming mode */
-    llm_body_fn on_body;          /* collecting mode */
+    struct http_request *req;   /* the request under way */
+    struct stream_decoder *dec; /* streaming mode */
+    llm_body_fn on_body;        /* collecting mode */
     const struct provider_events *ev;
     void *data;
-    int dec_rc;                   /* the decoder's failure, stopping the stream */
+    int dec_rc; /* the decoder's failure, stopping the stream */
     bool cancelled;
-    bool follow;                  /* the current request is a follow-up fetch */
+    bool follow; /* the current request is a follow-up fetch */
     char err[LLM_ERROR_MAX];
-    bool remote_retryable;        /* a mid-stream error worth another try (overloaded) */
-    char errbody[2048];           /* start of a failed response's body */
+    bool remote_retryable; /* a mid-stream error worth another try (overloaded) */
+    char errbody[2048];    /* start of a failed response's body */
     size_t errlen;
     unsigned char *image;
     size_t image_len;

@@ -14,11 +14,11 @@ struct stream_decoder {
     struct sse_parser *sse;
     stream_step_cb cb;
     void *cb_data;
-    int rc;          /* sticky failure of this layer, 0 while healthy */
-    bool finished;   /* a finish reason arrived */
-    bool done;       /* the end marker arrived; later events are ignored */
-    size_t events;   /* SSE events seen, for error messages */
-    char error[256]; /* description of the last failure */
+    int rc;                /* sticky failure of this layer, 0 while healthy */
+    bool finished;         /* a finish reason arrived */
+    bool done;             /* the end marker arrived; later events are ignored */
+    size_t events;         /* SSE events seen, for error messages */
+    char error[256];       /* description of the last failure */
     unsigned char held[3]; /* a high surrogate that ended a text delta, in WTF-8 */
     bool holding;          /* held is set: the next delta may start with its low half */
 };
@@ -148,8 +148,8 @@ static char *stream__surrogates_rewrite(const char *json, size_t len, size_t *ou
 
 static bool stream__is_surrogate(const unsigned char *p, size_t avail, bool high)
 {
-    return avail >= 3 && p[0] == 0xED && (high ? (p[1] >= 0xA0 && p[1] <= 0xAF)
-                                               : (p[1] >= 0xB0 && p[1] <= 0xBF));
+    return avail >= 3 && p[0] == 0xED &&
+           (high ? (p[1] >= 0xA0 && p[1] <= 0xAF) : (p[1] >= 0xB0 && p[1] <= 0xBF));
 }
 
 /* Join a held high half with a low half as one 4-byte UTF-8 character. */

@@ -48,7 +48,8 @@ struct stream_step {
     const char *finish_reason; /* FINISH: as sent: "stop", "length", "end_turn"... */
     long input_tokens;         /* USAGE: prompt tokens, -1 when this step does not say */
     long output_tokens;        /* USAGE: completion tokens so far, -1 when this step does not say */
-    const char *error_type;    /* ERROR: the provider's type ("overloaded_error"), else its code, or "" */
+    const char
+        *error_type; /* ERROR: the provider's type ("overloaded_error"), else its code, or "" */
     const char *error_code;    /* ERROR: the provider's code ("rate_limit_exceeded"), or "" */
     const char *error_message; /* ERROR: the provider's message, or "" */
 };

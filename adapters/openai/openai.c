@@ -86,8 +86,10 @@ static int openai__image_body(struct provider_call *call, const char *body, size
                      call->p->name);
     }
     if (rc == HB_EPROTO)
-        snprintf(call->err, sizeof(call->err), "%s answered without an image (bad JSON or no "
-                 "data[0].b64_json or url)", call->p->name);
+        snprintf(call->err, sizeof(call->err),
+                 "%s answered without an image (bad JSON or no "
+                 "data[0].b64_json or url)",
+                 call->p->name);
     cJSON_Delete(json);
     return rc;
 }
@@ -131,8 +133,8 @@ static int openai__start(struct provider *provider, const struct provider_reques
     if (so != NULL)
         cJSON_AddBoolToObject(so, "include_usage", 1);
     cJSON_AddNumberToObject(body, "max_tokens", (double)req->max_output_tokens);
-    rc = llm_call_start(p, "/chat/completions", hdrs, body, req->timeout_ms,
-                        STREAM_PROTOCOL_OPENAI, NULL, ev, data, out);
+    rc = llm_call_start(p, "/chat/completions", hdrs, body, req->timeout_ms, STREAM_PROTOCOL_OPENAI,
+                        NULL, ev, data, out);
 out:
     cJSON_Delete(body);
     free(auth);

@@ -9,12 +9,12 @@
 #include <string.h>
 
 const struct webhook_sig_scheme paddle_sig_scheme = {.name = "paddle",
-                                                   .header = "Paddle-Signature",
-                                                   .field_sep = ';',
-                                                   .stamp_key = "ts=",
-                                                   .sig_key = "h1=",
-                                                   .signed_sep = ':',
-                                                   .tolerance_default = 300};
+                                                     .header = "Paddle-Signature",
+                                                     .field_sep = ';',
+                                                     .stamp_key = "ts=",
+                                                     .sig_key = "h1=",
+                                                     .signed_sep = ':',
+                                                     .tolerance_default = 300};
 
 int paddle_signature_verify(const char *header, const char *secret, const void *body, size_t len,
                             int64_t now, int64_t tolerance)
@@ -80,14 +80,13 @@ int paddle_event_parse(const char *body, size_t len, struct payment_event *out)
         const char *txn = paddle__str(data, "id");
         const cJSON *totals = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(data, "details"), "totals");
-        if (txn == NULL ||
-            (!paddle__amount(totals, "grand_total", &out->amount) &&
-             !paddle__amount(totals, "total", &out->amount)))
+        if (txn == NULL || (!paddle__amount(totals, "grand_total", &out->amount) &&
+                            !paddle__amount(totals, "total", &out->amount)))
             goto out;
         paddle__copy(out->payment_id, sizeof(out->payment_id), txn);
-        paddle__copy(out->reference, sizeof(out->reference),
-                     paddle__str(cJSON_GetObjectItemCaseSensitive(data, "custom_data"),
-                                 "reference"));
+        paddle__copy(
+            out->reference, sizeof(out->reference),
+            paddle__str(cJSON_GetObjectItemCaseSensitive(data, "custom_data"), "reference"));
         out->action = PAYMENT_CREDIT;
     } else if (strcmp(type, "adjustment.created") == 0 || strcmp(type, "adjustment.updated") == 0) {
         const char *action = paddle__str(data, "action");

@@ -22,8 +22,8 @@ int paddle_signature_verify(const char *header, const char *secret, const void *
                             int64_t now, int64_t tolerance);
 
 /** Make a header for body at time ts (tests). */
-int paddle_signature_make(char *out, size_t cap, const char *secret, const void *body,
-                          size_t len, int64_t ts);
+int paddle_signature_make(char *out, size_t cap, const char *secret, const void *body, size_t len,
+                          int64_t ts);
 
 /** Read an event: transaction.completed credits (the reference comes from
  *  custom_data.reference); adjustment.created or adjustment.updated with

@@ -8,15 +8,15 @@
 #include <string.h>
 
 const struct webhook_sig_scheme stripe_sig_scheme = {.name = "stripe",
-                                                   .header = "Stripe-Signature",
-                                                   .field_sep = ',',
-                                                   .stamp_key = "t=",
-                                                   .sig_key = "v1=",
-                                                   .signed_sep = '.',
-                                                   .tolerance_default = 300};
+                                                     .header = "Stripe-Signature",
+                                                     .field_sep = ',',
+                                                     .stamp_key = "t=",
+                                                     .sig_key = "v1=",
+                                                     .signed_sep = '.',
+                                                     .tolerance_default = 300};
 
-int stripe_signature_verify(const char *header, const char *secret, const void *body,
-                            size_t len, int64_t now, int64_t tolerance)
+int stripe_signature_verify(const char *header, const char *secret, const void *body, size_t len,
+                            int64_t now, int64_t tolerance)
 {
     return webhook_sig_verify(&stripe_sig_scheme, header, secret, body, len, now, tolerance);
 }
@@ -52,8 +52,8 @@ int stripe_event_parse(const char *body, size_t len, struct payment_event *out)
     memset(out, 0, sizeof(*out));
     int rc = HB_EPROTO;
     cJSON *root = cJSON_ParseWithLength(body, len);
-    const cJSON *object = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(root, "data"), "object");
+    const cJSON *object =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "data"), "object");
     const char *id = stripe__str(root, "id");
     const char *type = stripe__str(root, "type");
     if (!cJSON_IsObject(root) || !cJSON_IsObject(object) || id == NULL || type == NULL ||

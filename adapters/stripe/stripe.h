@@ -22,13 +22,13 @@ extern const struct webhook_sig_scheme stripe_sig_scheme;
  *  a timestamp older than tolerance (or as far in the future) is refused.
  *  Returns 0, HB_EPERM (no v1 matches), HB_ETIMEOUT (stale) or HB_EINVAL
  *  (missing or malformed header). Compares in constant time. */
-int stripe_signature_verify(const char *header, const char *secret, const void *body,
-                            size_t len, int64_t now, int64_t tolerance);
+int stripe_signature_verify(const char *header, const char *secret, const void *body, size_t len,
+                            int64_t now, int64_t tolerance);
 
 /** Make a header for body at time t (tests, and documentation of the
  *  scheme). Returns 0 or HB_EINVAL when cap is too small. */
-int stripe_signature_make(char *out, size_t cap, const char *secret, const void *body,
-                          size_t len, int64_t t);
+int stripe_signature_make(char *out, size_t cap, const char *secret, const void *body, size_t len,
+                          int64_t t);
 
 /** Read an event: checkout.session.completed and
  *  checkout.session.async_payment_succeeded (paid) credit; charge.refunded

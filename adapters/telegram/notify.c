@@ -49,8 +49,7 @@ int tg_notify(struct adapter *a, const struct notify_target *to, const struct re
             break;
         cJSON *body = cJSON_CreateObject();
         char *piece = strndup(text + off, cut);
-        if (body == NULL || piece == NULL ||
-            cJSON_AddStringToObject(body, "text", piece) == NULL) {
+        if (body == NULL || piece == NULL || cJSON_AddStringToObject(body, "text", piece) == NULL) {
             free(piece);
             cJSON_Delete(body);
             return HB_ENOMEM;

@@ -18,15 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TG_SEND_ATTEMPTS 6       /* network errors and 5xx before a send is given up */
-#define TG_GLOBAL_429_CHATS 3    /* chats limited within one second that pause everything */
+#define TG_SEND_ATTEMPTS 6    /* network errors and 5xx before a send is given up */
+#define TG_GLOBAL_429_CHATS 3 /* chats limited within one second that pause everything */
 
 struct tg_op {
     struct tg_op *next;
     struct tg_reply *reply; /* holds a reference, or NULL */
     const char *method;     /* static string */
     enum tg_op_kind kind;
-    cJSON *body;            /* JSON body, or the form fields of a photo */
+    cJSON *body; /* JSON body, or the form fields of a photo */
     unsigned char *photo;
     size_t photo_len;
     char *photo_name;
@@ -37,12 +37,12 @@ struct tg_op {
 };
 
 struct tg_chat {
-    int64_t id;          /* the key: the chat the replies were made for */
-    int64_t send_to;     /* where calls go (differs after a group migrated) */
+    int64_t id;      /* the key: the chat the replies were made for */
+    int64_t send_to; /* where calls go (differs after a group migrated) */
     bool group;
     struct tg_op *head, *tail;
-    bool busy;           /* the head is in flight */
-    bool ready;          /* in the ready list */
+    bool busy;  /* the head is in flight */
+    bool ready; /* in the ready list */
     struct tg_chat *rnext;
     struct tg_chat *hnext;
     uint64_t next_ms;    /* earliest start of the next call (loop time) */
@@ -302,7 +302,9 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
         return;
     }
     uint64_t now = uv_now(tg->loop);
-    uint64_t interval = tg->pacing_off ? 0 : c->group ? tg->group_interval_ms : tg->chat_interval_ms;
+    uint64_t interval = tg->pacing_off ? 0
+                        : c->group     ? tg->group_interval_ms
+                                       : tg->chat_interval_ms;
     bool done = false;
     if (res->rc == 0 && res->status == 200 && res->ok) {
         if (op->sets_msg && op->reply != NULL)
@@ -346,9 +348,10 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
         interval = 0;
     } else if (res->rc != 0 || res->status >= 500) {
         if (++op->attempts >= TG_SEND_ATTEMPTS) {
-            log_error("telegram.send_given_up", "chat=%" PRId64 " method=%s attempts=%u error=%s "
-                      "status=%d", c->id, op->method, op->attempts, hb_strerror(res->rc),
-                      res->status);
+            log_error("telegram.send_given_up",
+                      "chat=%" PRId64 " method=%s attempts=%u error=%s "
+                      "status=%d",
+                      c->id, op->method, op->attempts, hb_strerror(res->rc), res->status);
             done = true;
         } else {
             uint64_t d = tg->backoff_min_ms << (op->attempts < 10 ? op->attempts : 10);

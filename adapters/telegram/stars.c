@@ -148,8 +148,8 @@ void tg_stars_precheckout(struct tg *tg, const cJSON *q)
         cJSON_AddStringToObject(body, "error_message",
                                 pay__ledger(tg) == NULL ? MSG_TG_STARS_UNAVAILABLE
                                                         : MSG_TG_STARS_NOT_OFFERED);
-    log_info("telegram.precheckout", "ok=%d stars=%" PRId64 " credits=%" PRId64, ok ? 1 : 0,
-             stars, credits);
+    log_info("telegram.precheckout", "ok=%d stars=%" PRId64 " credits=%" PRId64, ok ? 1 : 0, stars,
+             credits);
     if (tg_call_json(tg, "answerPreCheckoutQuery", body, pay__precheckout_answered, NULL) < 0)
         log_error("telegram.precheckout_answer_failed", "error=cannot send");
     cJSON_Delete(body);
@@ -195,7 +195,8 @@ void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t u
         return;
     }
     if (rc < 0 || currency == NULL || strcmp(currency, "XTR") != 0) {
-        log_error("telegram.payment_unknown", "charge=%s chat=%" PRId64
+        log_error("telegram.payment_unknown",
+                  "charge=%s chat=%" PRId64
                   " hint=not a package this bot offered; refund it with /admin refund",
                   charge, chat_id);
         reply_text(&r->reply, false, MSG_TG_STARS_UNKNOWN, charge);
@@ -241,11 +242,10 @@ static void pay__reversed(int rc, const struct ledger_result *res, void *data)
         p->debt = res != NULL ? res->debt : 0;
         log_info("telegram.refunded", "charge=%s account=%s credits=%" PRId64 " debt=%" PRId64,
                  p->charge, p->account, p->credits, p->debt);
-        reply_text(&p->r->reply, true, MSG_TG_REFUND_DONE, (long long)p->stars,
-                   (long long)p->payer, (long long)p->credits, p->account, (long long)p->debt);
+        reply_text(&p->r->reply, true, MSG_TG_REFUND_DONE, (long long)p->stars, (long long)p->payer,
+                   (long long)p->credits, p->account, (long long)p->debt);
     } else {
-        log_error("telegram.refund_not_recorded", "charge=%s error=%s", p->charge,
-                  hb_strerror(rc));
+        log_error("telegram.refund_not_recorded", "charge=%s error=%s", p->charge, hb_strerror(rc));
         reply_text(&p->r->reply, true, MSG_TG_REFUND_UNRECORDED, hb_strerror(rc));
     }
     pay__free(p);
@@ -266,9 +266,8 @@ static void pay__refund_answered(struct tg *tg, void *data, const struct tg_resu
     snprintf(id, sizeof(id), "tg:refund:%s", p->charge);
     char ref[STORE_REF_SIZE];
     snprintf(ref, sizeof(ref), "telegram refund charge=%s", p->charge);
-    if (l == NULL ||
-        ledger_transfer_reverse(l, id, p->id, p->credits, LEDGER_KIND_REFUND, ref, pay__reversed,
-                                p) < 0)
+    if (l == NULL || ledger_transfer_reverse(l, id, p->id, p->credits, LEDGER_KIND_REFUND, ref,
+                                             pay__reversed, p) < 0)
         pay__reversed(HB_ECANCELED, NULL, p);
 }
 

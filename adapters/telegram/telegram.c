@@ -130,9 +130,10 @@ static void tg__webhook_serve(struct adapter *a, struct server_request *req)
 }
 
 static const char *const tg_webhook_headers[] = {"X-Telegram-Bot-Api-Secret-Token", NULL};
-static const struct adapter_route tg_routes[] = {
-    {.method = "POST", .path = "/webhooks/telegram", .headers = tg_webhook_headers,
-     .serve = tg__webhook_serve}};
+static const struct adapter_route tg_routes[] = {{.method = "POST",
+                                                  .path = "/webhooks/telegram",
+                                                  .headers = tg_webhook_headers,
+                                                  .serve = tg__webhook_serve}};
 
 /* In webhook mode updates arrive at POST /webhooks/telegram, which needs
  * the secret token to refuse strangers. */

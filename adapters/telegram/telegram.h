@@ -28,28 +28,28 @@ struct http_client;
  *  default named on each; the pacing fields exist so tests and benchmarks
  *  can run faster than Telegram's limits while keeping the same rules. */
 struct telegram_options {
-    const char *token;          /* bot token (required; registered as a log secret) */
-    const char *api_base;       /* NULL: https://api.telegram.org */
-    int64_t poll_timeout_s;     /* getUpdates long-poll timeout; 0: 30 */
-    unsigned poll_limit;        /* updates per getUpdates, 1..100; 0: 100 */
-    const char *admins;         /* "123, 456": user ids with admin rights; may be NULL */
-    const char *stars_packages; /* "50:500, 100:1100": stars:credits offered by /deposit */
-    uint64_t chat_interval_ms;  /* spacing of sends in a private chat; 0: 1000 */
-    uint64_t group_interval_ms; /* spacing of sends in a group; 0: 3000 (20 a minute) */
-    uint64_t global_per_s;      /* sends per second overall; 0: 30 */
+    const char *token;            /* bot token (required; registered as a log secret) */
+    const char *api_base;         /* NULL: https://api.telegram.org */
+    int64_t poll_timeout_s;       /* getUpdates long-poll timeout; 0: 30 */
+    unsigned poll_limit;          /* updates per getUpdates, 1..100; 0: 100 */
+    const char *admins;           /* "123, 456": user ids with admin rights; may be NULL */
+    const char *stars_packages;   /* "50:500, 100:1100": stars:credits offered by /deposit */
+    uint64_t chat_interval_ms;    /* spacing of sends in a private chat; 0: 1000 */
+    uint64_t group_interval_ms;   /* spacing of sends in a group; 0: 3000 (20 a minute) */
+    uint64_t global_per_s;        /* sends per second overall; 0: 30 */
     uint64_t retry_after_unit_ms; /* length of one retry_after second; 0: 1000 */
-    uint64_t backoff_min_ms;    /* first back-off after an error or an empty answer; 0: 1000 */
-    uint64_t backoff_max_ms;    /* longest back-off; 0: 60000 */
-    unsigned max_inflight;      /* queued sends in flight at once; 0: 32 */
-    int pacing_off;             /* benchmarks: no per-chat or global pacing at all */
-    unsigned pipeline;          /* JSON calls in flight per connection (HTTP/1.1
-                                   pipelining, net/http_pipe.h); 0: 8 */
-    int pipeline_off;           /* every call its own libcurl transfer */
-    int webhook;                /* updates arrive through telegram_update_feed: no getUpdates */
-    const char *webhook_url;    /* webhook mode: setWebhook to this URL at start; NULL or "":
-                                   the operator sets the webhook */
-    const char *webhook_secret; /* the secret_token given to setWebhook (registered as a log
-                                   secret); may be NULL */
+    uint64_t backoff_min_ms;      /* first back-off after an error or an empty answer; 0: 1000 */
+    uint64_t backoff_max_ms;      /* longest back-off; 0: 60000 */
+    unsigned max_inflight;        /* queued sends in flight at once; 0: 32 */
+    int pacing_off;               /* benchmarks: no per-chat or global pacing at all */
+    unsigned pipeline;            /* JSON calls in flight per connection (HTTP/1.1
+                                     pipelining, net/http_pipe.h); 0: 8 */
+    int pipeline_off;             /* every call its own libcurl transfer */
+    int webhook;                  /* updates arrive through telegram_update_feed: no getUpdates */
+    const char *webhook_url;      /* webhook mode: setWebhook to this URL at start; NULL or "":
+                                     the operator sets the webhook */
+    const char *webhook_secret;   /* the secret_token given to setWebhook (registered as a log
+                                     secret); may be NULL */
 };
 
 /** A Telegram adapter on loop, calling the API through http (borrowed; it

@@ -46,13 +46,13 @@ struct tg_call;
 
 /* The outcome of one Bot API call, as the completion sees it. */
 struct tg_result {
-    int rc;                 /* transport: 0 when a response arrived */
-    int status;             /* HTTP status, 0 without a response */
-    bool ok;                /* the body's "ok" */
-    const cJSON *result;    /* the body's "result", or NULL */
+    int rc;                  /* transport: 0 when a response arrived */
+    int status;              /* HTTP status, 0 without a response */
+    bool ok;                 /* the body's "ok" */
+    const cJSON *result;     /* the body's "result", or NULL */
     const char *description; /* the body's "description", or "" */
-    int64_t retry_after;    /* parameters.retry_after (seconds, at most a day), 0 when absent */
-    int64_t migrate_to;     /* parameters.migrate_to_chat_id, 0 when absent */
+    int64_t retry_after;     /* parameters.retry_after (seconds, at most a day), 0 when absent */
+    int64_t migrate_to;      /* parameters.migrate_to_chat_id, 0 when absent */
     double elapsed_ms;
 };
 
@@ -64,9 +64,9 @@ struct tg {
     struct http_client *http;
     struct core *core;
     struct adapter_host host;
-    char *base;  /* "<api_base>/bot<token>/" (secret: never logged) */
-    struct http_pipe *pipe;  /* pipelined JSON calls, or NULL: each its own transfer */
-    const char *pipe_path;   /* base from the path on ("/bot<token>/"), inside base */
+    char *base;             /* "<api_base>/bot<token>/" (secret: never logged) */
+    struct http_pipe *pipe; /* pipelined JSON calls, or NULL: each its own transfer */
+    const char *pipe_path;  /* base from the path on ("/bot<token>/"), inside base */
 
     /* settings */
     int64_t poll_timeout_s;
@@ -75,8 +75,8 @@ struct tg {
     uint64_t backoff_min_ms, backoff_max_ms;
     unsigned max_inflight;
     bool pacing_off;
-    bool webhook;       /* updates come from a webhook: never poll */
-    char *webhook_url;  /* setWebhook at start to this; NULL: the operator does */
+    bool webhook;         /* updates come from a webhook: never poll */
+    char *webhook_url;    /* setWebhook at start to this; NULL: the operator does */
     char *webhook_secret; /* secret_token for setWebhook; NULL: none */
     int64_t admins[TG_ADMINS_MAX];
     size_t nadmins;
@@ -88,7 +88,7 @@ struct tg {
     char bot_username[64];
 
     /* updates in */
-    bool running;            /* started and not stopped */
+    bool running; /* started and not stopped */
     bool closing;
     struct tg_call *poll;    /* the getUpdates in flight, or NULL */
     int64_t offset;          /* next update_id wanted; older ones are duplicates */
@@ -97,29 +97,29 @@ struct tg {
     bool poll_after_persist; /* poll again once it is written */
     unsigned failures;       /* consecutive failed or empty polls, for back-off */
     uv_timer_t poll_timer;
-    uint64_t rng;            /* xorshift state for jitter */
+    uint64_t rng; /* xorshift state for jitter */
 
     /* sends out */
     uv_timer_t sq_timer;
-    bool sq_armed;           /* sq_timer is started */
-    uint64_t sq_due;         /* when it fires */
+    bool sq_armed;   /* sq_timer is started */
+    uint64_t sq_due; /* when it fires */
     struct tg_chat **buckets;
     size_t nbuckets, nchats;
     struct tg_chat *ready_head, *ready_tail; /* chats with work, not busy */
     unsigned inflight;
-    double tokens;           /* global bucket */
-    uint64_t tokens_at;      /* ms of the last refill */
-    uint64_t global_until;   /* a global 429 pause, ms */
+    double tokens;         /* global bucket */
+    uint64_t tokens_at;    /* ms of the last refill */
+    uint64_t global_until; /* a global 429 pause, ms */
 
-    struct tg_call *calls;   /* every call in flight, to cancel on close */
-    size_t refs;             /* open + calls + replies + store operations */
+    struct tg_call *calls;             /* every call in flight, to cancel on close */
+    size_t refs;                       /* open + calls + replies + store operations */
     void (*maybe_free)(struct tg *tg); /* telegram.c: free once closed and unreferenced */
     void (*chat_migrated)(struct tg *tg, int64_t from, int64_t to); /* update.c: tg_migrate */
     size_t handles_open;
     void (*close_cb)(void *data);
     void *close_data;
 
-    uint64_t updates_seen;   /* counters for logs and benchmarks */
+    uint64_t updates_seen; /* counters for logs and benchmarks */
     uint64_t sends_done;
 };
 
@@ -129,11 +129,11 @@ struct tg_reply {
     struct tg *tg;
     int64_t chat_id;
     bool group;
-    int64_t reply_to;   /* message to answer in groups, 0 none */
-    int64_t msg_id;     /* message later sends edit in place, 0 none */
-    bool edit_next;     /* the next text replaces msg_id (or the message being sent) */
-    char *callback_id;  /* callback query still to answer, or NULL */
-    size_t refs;        /* the handle itself + queued sends */
+    int64_t reply_to;  /* message to answer in groups, 0 none */
+    int64_t msg_id;    /* message later sends edit in place, 0 none */
+    bool edit_next;    /* the next text replaces msg_id (or the message being sent) */
+    char *callback_id; /* callback query still to answer, or NULL */
+    size_t refs;       /* the handle itself + queued sends */
     bool finished;
 };
 
@@ -154,8 +154,7 @@ struct http_request *tg_request_new(struct tg *tg, const char *method);
 int tg_request_start(struct tg *tg, struct http_request *req, tg_done_fn done, void *data,
                      struct tg_call **out);
 /** POST body (borrowed) as JSON to method; done may be NULL. */
-int tg_call_json(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done,
-                 void *data);
+int tg_call_json(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done, void *data);
 /** Cancel one call, or every call in flight (closing). */
 void tg_call_cancel(struct tg_call *c);
 void tg_calls_cancel(struct tg *tg);
@@ -170,7 +169,7 @@ int tg_sendq_json(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r
                   const char *method, cJSON *body, bool edit, bool sets_msg, bool coalesce);
 int tg_sendq_photo(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r, cJSON *fields,
                    const struct reply_image *img);
-void tg_sendq_drop(struct tg *tg);  /* closing: forget what has not started */
+void tg_sendq_drop(struct tg *tg); /* closing: forget what has not started */
 void tg_sendq_free(struct tg *tg); /* free the chats */
 void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to);
 /** Drop a reference to a reply handle; the last one frees it. */

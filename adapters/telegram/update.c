@@ -137,7 +137,8 @@ static void tg__text(struct tg *tg, struct invocation *inv, const char *text, in
         size_t nlen = at != NULL ? (size_t)(at - p) : w;
         if (at != NULL) {
             size_t tlen = w - nlen - 1;
-            if (tlen != strlen(tg->bot_username) || strncasecmp(at + 1, tg->bot_username, tlen) != 0)
+            if (tlen != strlen(tg->bot_username) ||
+                strncasecmp(at + 1, tg->bot_username, tlen) != 0)
                 return; /* addressed to another bot in this group */
         }
         if (nlen == 0 || nlen > 32)

@@ -135,7 +135,8 @@ static void at_dispatch(void *data, struct invocation *inv, const char *args)
     struct discord_gateway_status gs;
     unsigned shard = 99;
     t->shard_seen = discord_adapter_shard(t->adapter, 0, &shard, &gs) && shard == 0 &&
-                    gs.state == DISCORD_GW_IDENTIFIED && !discord_adapter_shard(t->adapter, 1, &shard, &gs);
+                    gs.state == DISCORD_GW_IDENTIFIED &&
+                    !discord_adapter_shard(t->adapter, 1, &shard, &gs);
     if (t->handler != NULL)
         t->handler(t, inv);
     else
@@ -156,9 +157,8 @@ static void at_run(struct at *t, const struct discord_options *extra)
     struct fake_gateway_options go = {.heartbeat_ms = 5000, .on_seen = at_on_seen, .data = t};
     t->gw = fake_gateway_new(&t->loop, &go);
     assert_non_null(t->gw);
-    struct fake_rest_options ro = {.gateway_url = fake_gateway_url(t->gw),
-                                   .on_request = at_on_request,
-                                   .data = t};
+    struct fake_rest_options ro = {
+        .gateway_url = fake_gateway_url(t->gw), .on_request = at_on_request, .data = t};
     t->rest = fake_rest_new(&t->loop, &ro);
     assert_non_null(t->rest);
     struct discord_options o;
@@ -211,7 +211,8 @@ static size_t at_count(struct at *t, const char *method, const char *substr, con
         struct fake_rest_request *q = fake_rest_get(t->rest, i);
         if (q == NULL)
             continue;
-        if ((method == NULL || strcmp(q->method, method) == 0) && strstr(q->target, substr) != NULL &&
+        if ((method == NULL || strcmp(q->method, method) == 0) &&
+            strstr(q->target, substr) != NULL &&
             (needle == NULL || strstr(q->json, needle) != NULL))
             n++;
         fake_rest_request_free(q);
@@ -246,7 +247,10 @@ static void at_slow_handler(struct at *t, struct invocation *inv)
 
 static void at_slow_script(struct at *t)
 {
-    at_interaction(t, 1, "{\"id\":\"9\",\"name\":\"help\",\"type\":1,\"options\":[{\"name\":\"command\",\"type\":3,\"value\":\"admin\"}]}", 2);
+    at_interaction(t, 1,
+                   "{\"id\":\"9\",\"name\":\"help\",\"type\":1,\"options\":[{\"name\":\"command\","
+                   "\"type\":3,\"value\":\"admin\"}]}",
+                   2);
 }
 
 static bool at_slow_done(struct at *t)
@@ -327,8 +331,11 @@ static void at_fast_handler(struct at *t, struct invocation *inv)
     if (strcmp(inv->name, "help") == 0) {
         /* An ephemeral balance-like answer, at once. */
         static const struct reply_button buttons[] = {{.label = "Again", .ref = "help:again"}};
-        struct reply_msg m = {.stage = REPLY_FINAL, .ephemeral = true, .text = "balance: 5",
-                              .buttons = buttons, .nbuttons = 1};
+        struct reply_msg m = {.stage = REPLY_FINAL,
+                              .ephemeral = true,
+                              .text = "balance: 5",
+                              .buttons = buttons,
+                              .nbuttons = 1};
         reply_send(inv->reply, &m);
         reply_finish(inv->reply);
         return;
@@ -341,8 +348,8 @@ static void at_image_step(uv_timer_t *timer)
 {
     struct at *t = timer->data;
     static const unsigned char png[] = {0x89, 'P', 'N', 'G', 13, 10, 26, 10, 1, 2, 3};
-    struct reply_image img = {.data = png, .len = sizeof(png), .mime = "image/png",
-                              .filename = "cat.png"};
+    struct reply_image img = {
+        .data = png, .len = sizeof(png), .mime = "image/png", .filename = "cat.png"};
     struct reply_msg m = {.stage = REPLY_FINAL, .text = "a cat", .image = &img};
     reply_send(t->held[0], &m);
     reply_finish(t->held[0]);
@@ -352,8 +359,14 @@ static void at_image_step(uv_timer_t *timer)
 static void at_fast_script(struct at *t)
 {
     at_interaction(t, 1, "{\"name\":\"help\",\"type\":1}", 2);
-    at_interaction(t, 2, "{\"name\":\"help\",\"type\":1,\"options\":[{\"name\":\"command\",\"type\":3,\"value\":\"long\"}]}", 2);
-    at_interaction(t, 3, "{\"name\":\"admin\",\"type\":1,\"options\":[{\"name\":\"reload\",\"type\":1,\"options\":[]}]}", 2);
+    at_interaction(t, 2,
+                   "{\"name\":\"help\",\"type\":1,\"options\":[{\"name\":\"command\",\"type\":3,"
+                   "\"value\":\"long\"}]}",
+                   2);
+    at_interaction(t, 3,
+                   "{\"name\":\"admin\",\"type\":1,\"options\":[{\"name\":\"reload\",\"type\":1,"
+                   "\"options\":[]}]}",
+                   2);
     at_interaction(t, 4, "{\"custom_id\":\"help:again\",\"component_type\":2}", 3);
     /* A replayed event (same id) is dropped. */
     at_interaction(t, 1, "{\"name\":\"help\",\"type\":1}", 2);
@@ -496,10 +509,11 @@ static void at_chat_script(struct at *t)
                    4);
     /* A mention of the bot (its id comes with READY) and a message that is
      * not for the bot. */
-    fake_gateway_dispatch(t->gw, "MESSAGE_CREATE",
-                          "{\"id\":\"700\",\"channel_id\":\"88\",\"guild_id\":\"77\",\"author\":{"
-                          "\"id\":\"555\",\"username\":\"ann\"},\"content\":\"<@1100000000000000099> "
-                          "tell me a joke\",\"mentions\":[{\"id\":\"1100000000000000099\"}]}");
+    fake_gateway_dispatch(
+        t->gw, "MESSAGE_CREATE",
+        "{\"id\":\"700\",\"channel_id\":\"88\",\"guild_id\":\"77\",\"author\":{"
+        "\"id\":\"555\",\"username\":\"ann\"},\"content\":\"<@1100000000000000099> "
+        "tell me a joke\",\"mentions\":[{\"id\":\"1100000000000000099\"}]}");
     fake_gateway_dispatch(t->gw, "MESSAGE_CREATE",
                           "{\"id\":\"701\",\"channel_id\":\"88\",\"guild_id\":\"77\",\"author\":{"
                           "\"id\":\"556\",\"username\":\"bob\"},\"content\":\"\",\"mentions\":[]}");
@@ -528,7 +542,8 @@ static void test_autocomplete_and_mention(void **state)
     assert_string_equal(t.last_args, "chat tell me a joke");
     assert_int_equal(t.dispatched, 1);
     /* Guild registration. */
-    assert_int_equal(fake_rest_matching(t.rest, "PUT", "/applications/" AT_APP "/guilds/77/commands"), 1);
+    assert_int_equal(
+        fake_rest_matching(t.rest, "PUT", "/applications/" AT_APP "/guilds/77/commands"), 1);
     invocation_clear(&t.last);
     fake_rest_free(t.rest);
 }

@@ -34,8 +34,8 @@ struct ep {
     struct webhooks *wh;
     struct adapter *adapter;
     struct adapter *bad_key; /* an adapter configured with a malformed key */
-    EVP_PKEY *key;   /* signs the requests */
-    EVP_PKEY *other; /* a key Discord does not use */
+    EVP_PKEY *key;           /* signs the requests */
+    EVP_PKEY *other;         /* a key Discord does not use */
     char key_hex[65];
     char url[96];
     uv_timer_t guard;

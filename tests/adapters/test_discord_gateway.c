@@ -666,7 +666,8 @@ static void test_payload_scan(void **state)
 {
     (void)state;
     struct discord_payload p;
-    const char *a = "{\"t\":\"MESSAGE_CREATE\",\"s\":42,\"op\":0,\"d\":{\"content\":\"}\\\"{\",\"x\":[1,{}]}}";
+    const char *a =
+        "{\"t\":\"MESSAGE_CREATE\",\"s\":42,\"op\":0,\"d\":{\"content\":\"}\\\"{\",\"x\":[1,{}]}}";
     assert_int_equal(discord_payload_scan(a, strlen(a), scan_want, NULL, &p), 0);
     assert_int_equal(p.op, 0);
     assert_int_equal(p.seq, 42);
@@ -687,8 +688,15 @@ static void test_payload_scan(void **state)
     assert_int_equal(p.seq, -1);
     assert_null(p.type);
     assert_int_equal(p.d_len, strlen("{\"heartbeat_interval\":41250}"));
-    const char *bad[] = {"", "[]", "{\"op\":0,\"d\":{}", "{\"op\":0,\"d\":{}}}", "{\"op\":0 \"d\":1}",
-                         "{\"op\":\"x\"}", "{\"t\":\"A\"}", "{\"op\":1,\"d\":\"abc}", "{\"op\":1,\"d\":]}"};
+    const char *bad[] = {"",
+                         "[]",
+                         "{\"op\":0,\"d\":{}",
+                         "{\"op\":0,\"d\":{}}}",
+                         "{\"op\":0 \"d\":1}",
+                         "{\"op\":\"x\"}",
+                         "{\"t\":\"A\"}",
+                         "{\"op\":1,\"d\":\"abc}",
+                         "{\"op\":1,\"d\":]}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(discord_payload_scan(bad[i], strlen(bad[i]), NULL, NULL, &p), HB_EPROTO);
 }

@@ -96,8 +96,8 @@ static void rt_request(struct rt *r, const char *method, const char *path, const
     assert_true(i < RT_MAX);
     rt_slots[i].r = r;
     rt_slots[i].index = i;
-    assert_int_equal(discord_rest_request(r->rest, method, path, json, NULL, 0, rt_cb, &rt_slots[i]),
-                     0);
+    assert_int_equal(
+        discord_rest_request(r->rest, method, path, json, NULL, 0, rt_cb, &rt_slots[i]), 0);
 }
 
 static void rt_run(struct rt *r)

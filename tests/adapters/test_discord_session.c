@@ -189,9 +189,8 @@ static void test_zstream_whole_when_input_ends_first(void **state)
     assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
     assert_int_equal(len, n);
     assert_memory_equal(msg, big, n);
-    assert_int_equal(discord_zstream_feed(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], &msg,
-                                          &len),
-                     1);
+    assert_int_equal(
+        discord_zstream_feed(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], &msg, &len), 1);
     assert_int_equal(len, 9);
     assert_memory_equal(msg, "{\"op\":11}", 9);
     discord_zstream_free(&zs);
@@ -243,7 +242,8 @@ static void test_zstream_skips_oversized_and_goes_on(void **state)
             assert_int_equal(rc, 0);
     }
     assert_int_equal(rc, HB_EOVERFLOW);
-    assert_int_equal(discord_zstream_feed(&zs, o.buf + o.ends[1], o.ends[2] - o.ends[1], &msg, &len), 1);
+    assert_int_equal(
+        discord_zstream_feed(&zs, o.buf + o.ends[1], o.ends[2] - o.ends[1], &msg, &len), 1);
     assert_string_equal(msg, payloads[2]);
     discord_zstream_free(&zs);
     free(o.buf);
@@ -264,9 +264,8 @@ static void test_zstream_marker_only_at_message_end(void **state)
     assert_int_equal(discord_zstream_feed_part(&zs, o.buf, o.ends[0], 0, &msg, &len), 0);
     assert_int_equal(discord_zstream_feed_part(&zs, o.buf + o.ends[0], 0, 1, &msg, &len), 1);
     assert_int_equal(len, strlen(payloads[0]));
-    assert_int_equal(discord_zstream_feed_part(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], 1,
-                                               &msg, &len),
-                     1);
+    assert_int_equal(
+        discord_zstream_feed_part(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], 1, &msg, &len), 1);
     assert_string_equal(msg, payloads[1]);
     discord_zstream_free(&zs);
     free(o.buf);
@@ -305,8 +304,8 @@ static void test_zstream_gives_back_big_buffers(void **state)
     assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
     assert_int_equal(len, big_len);
     assert_true(zs.out_cap > big_len);
-    assert_int_equal(discord_zstream_feed(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], &msg, &len),
-                     1);
+    assert_int_equal(
+        discord_zstream_feed(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], &msg, &len), 1);
     assert_string_equal(msg, "{\"op\":11}");
     assert_true(zs.out_cap <= 256 * 1024);
     discord_zstream_free(&zs);
@@ -426,7 +425,7 @@ static void test_identify_gate_and_sharding(void **state)
     struct discord_identify_gate g;
     discord_identify_gate_init(&g, 2);
     assert_int_equal(discord_identify_gate_take(&g, 0, 100), 0);
-    assert_int_equal(discord_identify_gate_take(&g, 1, 100), 0); /* other bucket */
+    assert_int_equal(discord_identify_gate_take(&g, 1, 100), 0);    /* other bucket */
     assert_int_equal(discord_identify_gate_take(&g, 2, 100), 5000); /* bucket 0 again */
     assert_int_equal(discord_identify_gate_take(&g, 2, 5100), 0);
     g.spacing_ms = 50; /* shortened, as tests of the connection do */

@@ -63,7 +63,8 @@ static void test_signature_good_and_forged(void **state)
     assert_int_equal(discord_signature_verify(k.pub_hex, sig, ts, body, strlen(body)), 0);
     /* A changed body, timestamp, or someone else's key: refused. */
     const char *forged = "{\"type\":2,\"id\":\"2\",\"token\":\"t\"}";
-    assert_int_equal(discord_signature_verify(k.pub_hex, sig, ts, forged, strlen(forged)), HB_EPERM);
+    assert_int_equal(discord_signature_verify(k.pub_hex, sig, ts, forged, strlen(forged)),
+                     HB_EPERM);
     assert_int_equal(discord_signature_verify(k.pub_hex, sig, "1700000001", body, strlen(body)),
                      HB_EPERM);
     char osig[129];
@@ -75,7 +76,8 @@ static void test_signature_good_and_forged(void **state)
     /* Malformed input. */
     assert_int_equal(discord_signature_verify(k.pub_hex, "zz", ts, body, strlen(body)), HB_EINVAL);
     assert_int_equal(discord_signature_verify("abc", osig, ts, body, strlen(body)), HB_EINVAL);
-    assert_int_equal(discord_signature_verify(k.pub_hex, osig, NULL, body, strlen(body)), HB_EINVAL);
+    assert_int_equal(discord_signature_verify(k.pub_hex, osig, NULL, body, strlen(body)),
+                     HB_EINVAL);
     EVP_PKEY_free(k.pkey);
     EVP_PKEY_free(other.pkey);
 }

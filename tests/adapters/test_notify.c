@@ -88,7 +88,8 @@ static void test_console_notify_prints(void **state)
     assert_int_equal(a->ops->start(a), 0);
     struct notify_target to;
     assert_int_equal(notify_target_from_account(&to, "console:operator"), 0);
-    struct reply_msg m = {.stage = REPLY_FINAL, .text = "Your card payment arrived: 1,000 credits."};
+    struct reply_msg m = {.stage = REPLY_FINAL,
+                          .text = "Your card payment arrived: 1,000 credits."};
     assert_int_equal(a->ops->notify(a, &to, &m), 0);
     /* Nothing to say is refused. */
     struct reply_msg empty = {.stage = REPLY_FINAL, .text = ""};

@@ -579,8 +579,8 @@ static void test_surrogates_split_across_chunks(void **state)
 {
     (void)state;
     /* An emoji cut between two chunks as UTF-16 escapes is joined. */
-    struct decode_run r = decode_all(STREAM_PROTOCOL_OPENAI, OAI_DELTA("hi \\ud83d")
-                                         OAI_DELTA("\\ude00!") OAI_STOP);
+    struct decode_run r =
+        decode_all(STREAM_PROTOCOL_OPENAI, OAI_DELTA("hi \\ud83d") OAI_DELTA("\\ude00!") OAI_STOP);
     assert_string_equal(r.steps, "T:hi \nT:\xF0\x9F\x98\x80!\nF:stop\n");
     assert_int_equal(r.feed_rc, 0);
     assert_int_equal(r.finish_rc, 0);
@@ -593,9 +593,11 @@ static void test_surrogates_split_across_chunks(void **state)
 
     /* A high half that nothing completes, a lone low half, and a high half
      * left when the model stops: each becomes U+FFFD, never invalid UTF-8. */
-    r = decode_all(STREAM_PROTOCOL_OPENAI, OAI_DELTA("a\\ud83d") OAI_DELTA("b\\ude00c")
-                                               OAI_DELTA("\\udbff") OAI_STOP);
-    assert_string_equal(r.steps, "T:a\nT:\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\n"
+    r = decode_all(STREAM_PROTOCOL_OPENAI,
+                   OAI_DELTA("a\\ud83d") OAI_DELTA("b\\ude00c") OAI_DELTA("\\udbff") OAI_STOP);
+    assert_string_equal(r.steps, "T:a\nT:\xEF\xBF\xBD"
+                                 "b\xEF\xBF\xBD"
+                                 "c\n"
                                  "T:\xEF\xBF\xBD\nF:stop\n");
     assert_int_equal(r.finish_rc, 0);
     free(r.steps);

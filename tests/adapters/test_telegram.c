@@ -90,8 +90,8 @@ static void fx_custom(struct fx *fx, struct invocation *inv, const char *args)
         return;
     } else if (args != NULL && strncmp(args, "image", 5) == 0) {
         static const unsigned char png[] = {0x89, 'P', 'N', 'G', 1, 2, 3, 4, 5};
-        struct reply_image img = {.data = png, .len = sizeof(png), .mime = "image/png",
-                                  .filename = "image.png"};
+        struct reply_image img = {
+            .data = png, .len = sizeof(png), .mime = "image/png", .filename = "image.png"};
         struct reply_msg m = {.stage = REPLY_FINAL, .text = "a cat", .image = &img};
         reply_send(inv->reply, &m);
     } else if (args != NULL && strncmp(args, "long", 4) == 0) {
@@ -300,7 +300,8 @@ static void test_text_helpers(void **state)
     assert_int_equal(pk[1].credits, 1100);
     assert_int_equal(telegram_packages_parse("50", pk, 4), HB_EINVAL);
     /* Cutting counts UTF-16 units and never splits a character. */
-    const char *s = "ab\xF0\x9F\x98\x80" "cd"; /* an emoji is two units */
+    const char *s = "ab\xF0\x9F\x98\x80"
+                    "cd"; /* an emoji is two units */
     assert_int_equal(telegram_text_cut(s, strlen(s), 3), 2);
     assert_int_equal(telegram_text_cut(s, strlen(s), 4), 6);
     assert_int_equal(telegram_text_cut("hello world", 11, 8), 6);
@@ -322,7 +323,7 @@ static void test_command_to_reply(void **state)
     /* The poll asked for what the bot handles, and waits long. */
     const struct tgapi_call *p = fx_call(&fx, "getUpdates", 0);
     assert_non_null(strstr(p->body, "\"allowed_updates\":[\"message\",\"callback_query\","
-                                     "\"pre_checkout_query\"]"));
+                                    "\"pre_checkout_query\"]"));
     assert_non_null(strstr(p->body, "\"timeout\":30"));
     /* setMyCommands rendered the table once. */
     fx_wait_count(&fx, "setMyCommands", 1);
@@ -377,10 +378,11 @@ static void test_button_press_to_edit(void **state)
     fx_wait_count(&fx, "sendMessage", 1);
     const struct tgapi_call *c = fx_call(&fx, "sendMessage", 0);
     assert_non_null(strstr(c->body, "\"inline_keyboard\":[[{\"text\":\"One\",\"callback_data\":"
-                                     "\"t:1:abc\"}"));
-    tgapi_push(fx.api, "\"callback_query\":{\"id\":\"cb1\",\"from\":{\"id\":77,\"is_bot\":false,"
-                       "\"first_name\":\"Ann\"},\"message\":{\"message_id\":1,\"date\":1,\"chat\":"
-                       "{\"id\":77,\"type\":\"private\"}},\"chat_instance\":\"x\",\"data\":\"t:2:abc\"}");
+                                    "\"t:1:abc\"}"));
+    tgapi_push(fx.api,
+               "\"callback_query\":{\"id\":\"cb1\",\"from\":{\"id\":77,\"is_bot\":false,"
+               "\"first_name\":\"Ann\"},\"message\":{\"message_id\":1,\"date\":1,\"chat\":"
+               "{\"id\":77,\"type\":\"private\"}},\"chat_instance\":\"x\",\"data\":\"t:2:abc\"}");
     fx_wait_count(&fx, "editMessageText", 1);
     fx_wait_count(&fx, "answerCallbackQuery", 1);
     c = fx_call(&fx, "editMessageText", 0);
@@ -391,9 +393,10 @@ static void test_button_press_to_edit(void **state)
 
     /* Through the router a stale button is answered politely, as a toast. */
     fx.mode = FX_ROUTER;
-    tgapi_push(fx.api, "\"callback_query\":{\"id\":\"cb2\",\"from\":{\"id\":77,\"is_bot\":false,"
-                       "\"first_name\":\"Ann\"},\"message\":{\"message_id\":1,\"date\":1,\"chat\":"
-                       "{\"id\":77,\"type\":\"private\"}},\"chat_instance\":\"x\",\"data\":\"zz:1:q\"}");
+    tgapi_push(fx.api,
+               "\"callback_query\":{\"id\":\"cb2\",\"from\":{\"id\":77,\"is_bot\":false,"
+               "\"first_name\":\"Ann\"},\"message\":{\"message_id\":1,\"date\":1,\"chat\":"
+               "{\"id\":77,\"type\":\"private\"}},\"chat_instance\":\"x\",\"data\":\"zz:1:q\"}");
     /* And one without a message (inline mode) is answered too. */
     tgapi_push(fx.api, "\"callback_query\":{\"id\":\"cb3\",\"from\":{\"id\":77,\"is_bot\":false,"
                        "\"first_name\":\"Ann\"},\"chat_instance\":\"x\",\"data\":\"zz:1:q\"}");
@@ -465,9 +468,10 @@ static void test_restart_loses_none_repeats_none(void **state)
     fx_start(&fx);
     fx_until(&fx, fx_events_at_least, (void *)(intptr_t)20);
     /* A late duplicate of an old update changes nothing. */
-    tgapi_push_raw(fx.api, 3, "{\"update_id\":3,\"message\":{\"message_id\":1,\"date\":1,\"chat\":"
-                              "{\"id\":1,\"type\":\"private\"},\"from\":{\"id\":1,\"is_bot\":"
-                              "false,\"first_name\":\"x\"},\"text\":\"/help\"}}");
+    tgapi_push_raw(fx.api, 3,
+                   "{\"update_id\":3,\"message\":{\"message_id\":1,\"date\":1,\"chat\":"
+                   "{\"id\":1,\"type\":\"private\"},\"from\":{\"id\":1,\"is_bot\":"
+                   "false,\"first_name\":\"x\"},\"text\":\"/help\"}}");
     fx_dm(&fx, 5, "/help");
     fx_until(&fx, fx_events_at_least, (void *)(intptr_t)21);
     fx_wait_count(&fx, "sendMessage", 21);
@@ -633,7 +637,8 @@ static void test_stars_purchase_credits_once(void **state)
     /* Spend most of it, then refund: what was spent becomes debt. */
     struct lt_res r;
     assert_int_equal(lt_plain(&fx.lt, "spend-1", "telegram:77", LEDGER_SYSTEM_REVENUE, 550,
-                              LEDGER_KIND_GENERATION, &r), 0);
+                              LEDGER_KIND_GENERATION, &r),
+                     0);
     assert_int_equal(r.rc, 0);
     fx_dm(&fx, 77, "/admin refund stxCHARGE1"); /* not an admin */
     fx_wait_count(&fx, "sendMessage", 3);

@@ -146,8 +146,8 @@ static void test_text_header_decimal(void **state)
     assert_int_equal(text_header_decimal("5", 1, 4, &v), HB_EOVERFLOW);
     assert_int_equal(text_header_decimal("99999999999999999999999999999999", 1000, INT64_MAX, &v),
                      HB_EOVERFLOW);
-    const char *bad[] = {"", " ", "1e300", "inf", "nan", "-3", "+3", "3.", ".5", "1,5", "2 s",
-                         "0x10", NULL};
+    const char *bad[] = {"",   " ",  "1e300", "inf", "nan",  "-3", "+3",
+                         "3.", ".5", "1,5",   "2 s", "0x10", NULL};
     for (size_t i = 0; bad[i] != NULL; i++)
         assert_int_equal(text_header_decimal(bad[i], 1000, INT64_MAX, &v), HB_EINVAL);
     assert_int_equal(text_header_decimal(NULL, 1000, 60000, &v), HB_EINVAL);
@@ -155,10 +155,8 @@ static void test_text_header_decimal(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_json_int64_get),
-    cmocka_unit_test(test_text_header_decimal),
-    cmocka_unit_test(test_json_matches_cjson),
-    cmocka_unit_test(test_json_numbers),
+    cmocka_unit_test(test_json_int64_get),     cmocka_unit_test(test_text_header_decimal),
+    cmocka_unit_test(test_json_matches_cjson), cmocka_unit_test(test_json_numbers),
     cmocka_unit_test(test_text_buf_growth),
 };
 

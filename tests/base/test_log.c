@@ -60,7 +60,8 @@ static void test_logfmt_forged_fields(void **state)
     assert_non_null(strstr(lines, " warn auth.refused user=\"mallory level=error admin=true\" "
                                   "reason=\"said \\\"hi\\\"\\nfake line\" n=3\n"));
     assert_non_null(strstr(lines, " warn auth.refused user=\"a=b\"\n"));
-    assert_non_null(strstr(lines, " user=\"tab\\u0009here\\u007f\" ip=\"bad\\ufffd\\ufffd(utf8 \xc3\xa9\"\n"));
+    assert_non_null(
+        strstr(lines, " user=\"tab\\u0009here\\u007f\" ip=\"bad\\ufffd\\ufffd(utf8 \xc3\xa9\"\n"));
     /* Three lines, each one event. */
     size_t n = 0;
     for (const char *p = lines; *p != '\0'; p++)

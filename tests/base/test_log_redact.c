@@ -22,8 +22,9 @@ static void test_discord_token_urls(void **state)
             "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDEyMzQ1Njc4OTpzZWNyZXQ/callback status=204",
             "url=https://discord.com/api/v10/interactions/1234567890123456789/[redacted]/callback "
             "status=204");
-    redacts("PATCH /api/v10/webhooks/1111111111111111111/aW50ZXJhY3Rpb24tdG9rZW4/messages/@original",
-            "PATCH /api/v10/webhooks/1111111111111111111/[redacted]/messages/@original");
+    redacts(
+        "PATCH /api/v10/webhooks/1111111111111111111/aW50ZXJhY3Rpb24tdG9rZW4/messages/@original",
+        "PATCH /api/v10/webhooks/1111111111111111111/[redacted]/messages/@original");
     redacts("route=\"/webhooks/1111111111111111111/tok-en_123?wait=true\"",
             "route=\"/webhooks/1111111111111111111/[redacted]?wait=true\"");
     /* Ending the text, and twice in one line. */

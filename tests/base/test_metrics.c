@@ -20,7 +20,8 @@ static void test_metrics_declare(void **state)
     assert_null(metrics_family_new("t_hist", "x", METRICS_HISTOGRAM, NULL, 0, bad_b, 2));
     static const char *const le[] = {"le"};
     assert_null(metrics_family_new("t_le", "x", METRICS_HISTOGRAM, le, 1, b, 2));
-    struct metrics_family *f = metrics_family_new("t_decl_total", "x", METRICS_COUNTER, l, 1, NULL, 0);
+    struct metrics_family *f =
+        metrics_family_new("t_decl_total", "x", METRICS_COUNTER, l, 1, NULL, 0);
     assert_non_null(f);
     /* Declaring again returns the same family; another type is refused. */
     assert_ptr_equal(metrics_family_new("t_decl_total", "y", METRICS_COUNTER, l, 1, NULL, 0), f);
@@ -37,9 +38,10 @@ static void test_metrics_histogram_and_limits(void **state)
 {
     (void)state;
     static const double b[] = {0.1, 1};
-    struct metrics_family *h = metrics_family_new("t_lat_seconds", "x", METRICS_HISTOGRAM, NULL, 0, b, 2);
+    struct metrics_family *h =
+        metrics_family_new("t_lat_seconds", "x", METRICS_HISTOGRAM, NULL, 0, b, 2);
     assert_non_null(h);
-    metrics_observe(h, NULL, 0.1);  /* le="0.1" is inclusive */
+    metrics_observe(h, NULL, 0.1); /* le="0.1" is inclusive */
     metrics_observe(h, NULL, 0.5);
     metrics_observe(h, NULL, 7);
     size_t len = 0;
@@ -55,7 +57,8 @@ static void test_metrics_histogram_and_limits(void **state)
     free(text);
     /* Too many label combinations: the rest are dropped and counted. */
     static const char *const l[] = {"id"};
-    struct metrics_family *c = metrics_family_new("t_many_total", "x", METRICS_COUNTER, l, 1, NULL, 0);
+    struct metrics_family *c =
+        metrics_family_new("t_many_total", "x", METRICS_COUNTER, l, 1, NULL, 0);
     for (int i = 0; i < METRICS_SERIES_MAX + 10; i++) {
         char v[16];
         snprintf(v, sizeof(v), "%d", i);
@@ -83,7 +86,8 @@ static void test_metrics_threads(void **state)
 {
     (void)state;
     static const char *const l[] = {"k"};
-    struct metrics_family *f = metrics_family_new("t_threads_total", "x", METRICS_COUNTER, l, 1, NULL, 0);
+    struct metrics_family *f =
+        metrics_family_new("t_threads_total", "x", METRICS_COUNTER, l, 1, NULL, 0);
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
         assert_int_equal(pthread_create(&t[i], NULL, count_thread, f), 0);

@@ -10,9 +10,9 @@
 
 struct tcall {
     bool done;
-    int rc;          /* the client's completion code */
-    int status;      /* HTTP status */
-    char *body;      /* heap, NUL-terminated */
+    int rc;     /* the client's completion code */
+    int status; /* HTTP status */
+    char *body; /* heap, NUL-terminated */
     size_t body_len;
     char *content_type;
     char *www_authenticate;

@@ -16,19 +16,18 @@ struct daemon_fixture {
     char db[512];
 };
 
-static const char *const conf_template =
-    "[bot]\n"
-    "name = %s\n"
-    "log_level = debug\n"
-    "shutdown_grace = 5\n"
-    "\n"
-    "[storage]\n"
-    "path = %s\n"
-    "\n"
-    "[console]\n"
-    "enabled = true\n"
-    "user = tester\n"
-    "image_dir = %s\n";
+static const char *const conf_template = "[bot]\n"
+                                         "name = %s\n"
+                                         "log_level = debug\n"
+                                         "shutdown_grace = 5\n"
+                                         "\n"
+                                         "[storage]\n"
+                                         "path = %s\n"
+                                         "\n"
+                                         "[console]\n"
+                                         "enabled = true\n"
+                                         "user = tester\n"
+                                         "image_dir = %s\n";
 
 static void write_conf(struct daemon_fixture *f, const char *name)
 {
@@ -147,7 +146,8 @@ static void test_check_config_pattern_blowup(void **state)
     (void)state;
     const char *conf = "tests/corpus/config/config-pattern-backtracking.conf";
     char want[200];
-    snprintf(want, sizeof(want), "%s:8: [filter \"f\"]: filter rule \"f\": pattern refused: ", conf);
+    snprintf(want, sizeof(want),
+             "%s:8: [filter \"f\"]: filter rule \"f\": pattern refused: ", conf);
     char *check[] = {(char *)test_haibot_bin(), "check-config", "-c", (char *)conf, NULL};
     char *start[] = {(char *)test_haibot_bin(), "-c", (char *)conf, NULL};
     char *const *argvs[] = {check, start};

@@ -48,7 +48,9 @@ static void test_daemon_serves_health_and_metrics(void **state)
     assert_int_equal(t.status, 200);
     assert_non_null(strstr(t.body, "\"storage\":{\"state\":\"up\""));
     assert_non_null(strstr(t.body, "\"console\":{\"state\":\"up\""));
-    assert_non_null(strstr(t.body, "\"provider:demo\":{\"state\":\"up\",\"essential\":false,\"detail\":\"no request yet\""));
+    assert_non_null(strstr(
+        t.body,
+        "\"provider:demo\":{\"state\":\"up\",\"essential\":false,\"detail\":\"no request yet\""));
     tcall_clear(&t);
     /* A provider that answered is up without the note. */
     assert_true(write(c.in_fd, "/chat hi\n", 9) == 9);
@@ -60,7 +62,8 @@ static void test_daemon_serves_health_and_metrics(void **state)
     snprintf(u, sizeof(u), "http://127.0.0.1:%d/metrics", port);
     tcall_do(&loop, client, "GET", u, NULL, NULL, 0, &t);
     assert_int_equal(t.status, 200);
-    assert_non_null(strstr(t.body, "haibot_commands_total{command=\"balance\",outcome=\"answered\"} 1\n"));
+    assert_non_null(
+        strstr(t.body, "haibot_commands_total{command=\"balance\",outcome=\"answered\"} 1\n"));
     assert_non_null(strstr(t.body, "haibot_http_429_total{platform=\"discord\"} 0\n"));
     tcall_clear(&t);
     http_client_close(client, NULL, NULL);
@@ -94,7 +97,8 @@ static void test_daemon_port_taken(void **state)
     char conf[512], text[1024];
     snprintf(conf, sizeof(conf), "%s/bot.conf", dir);
     snprintf(text, sizeof(text),
-             "[storage]\npath = %s/haibot.db\n[console]\nenabled = true\n[server]\nenabled = true\nport = %d\n",
+             "[storage]\npath = %s/haibot.db\n[console]\nenabled = true\n[server]\nenabled = "
+             "true\nport = %d\n",
              dir, ntohs(a.sin_port));
     test_file_write(conf, text, (size_t)-1);
     char *argv[] = {(char *)test_haibot_bin(), "-c", conf, NULL};

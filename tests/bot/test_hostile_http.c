@@ -235,7 +235,8 @@ static void hh_flood_request(size_t k, char *buf, size_t cap, size_t *len)
     int n = 0;
     switch (k % 12) {
     case 0:
-        n = snprintf(buf, cap, "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+        n = snprintf(buf, cap,
+                     "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
                      sizeof(body) - 1, body);
         break;
     case 1:
@@ -259,14 +260,17 @@ static void hh_flood_request(size_t k, char *buf, size_t cap, size_t *len)
         n = snprintf(buf, cap, "GET /healthz HTTP/1.1\r\nX-Big: %0*d\r\n\r\n", 9000, 0);
         break;
     case 6:
-        n = snprintf(buf, cap, "POST /webhooks/stripe HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n");
+        n = snprintf(
+            buf, cap,
+            "POST /webhooks/stripe HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n");
         break;
     case 7:
         n = snprintf(buf, cap, "POST /webhooks/stripe HTTP/1.1\r\nContent-Length: -1\r\n\r\n");
         break;
     case 8:
         n = snprintf(buf, cap,
-                     "POST /webhooks/stripe HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
+                     "POST /webhooks/stripe HTTP/1.1\r\nTransfer-Encoding: "
+                     "chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
         break;
     case 9:
         n = snprintf(buf, cap, "\r\n\r\n\x01\x02\xff\xfe garbage\r\n\r\n");
@@ -275,7 +279,9 @@ static void hh_flood_request(size_t k, char *buf, size_t cap, size_t *len)
         n = snprintf(buf, cap, "GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n");
         break;
     default:
-        n = snprintf(buf, cap, "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"a\"");
+        n = snprintf(
+            buf, cap,
+            "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"a\"");
         break;
     }
     assert_true(n > 0 && (size_t)n < cap);

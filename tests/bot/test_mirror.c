@@ -44,37 +44,51 @@ static void b64(char *out, const char *text)
 
 static void page1(struct mfx *fx, char *out, size_t cap)
 {
-    snprintf(out, cap,
-             "{\"transactions\":["
-             "{\"consensus_timestamp\":\"1700000001.000000001\",\"transaction_id\":\"0.0.5001-1700000000-000000001\","
-             "\"name\":\"CRYPTOTRANSFER\",\"result\":\"SUCCESS\",\"memo_base64\":\"%s\",\"charged_tx_fee\":84000,"
-             "\"transfers\":[{\"account\":\"0.0.5001\",\"amount\":-250084000,\"is_approval\":false},"
-             "{\"account\":\"0.0.3\",\"amount\":84000,\"is_approval\":false},"
-             "{\"account\":\"" TREASURY "\",\"amount\":250000000,\"is_approval\":false}],\"token_transfers\":[]},"
-             "{\"consensus_timestamp\":\"1700000001.000000002\",\"transaction_id\":\"0.0.5001-1700000000-000000002\","
-             "\"name\":\"CRYPTOTRANSFER\",\"result\":\"INSUFFICIENT_PAYER_BALANCE\",\"memo_base64\":\"%s\","
-             "\"transfers\":[{\"account\":\"" TREASURY "\",\"amount\":900000000}]},"
-             "{\"consensus_timestamp\":\"1700000001.000000003\",\"transaction_id\":\"0.0.5002-1700000000-000000003\","
-             "\"name\":\"CRYPTOTRANSFER\",\"result\":\"SUCCESS\",\"memo_base64\":\"%s\","
-             "\"transfers\":[{\"account\":\"0.0.5002\",\"amount\":-90000},{\"account\":\"0.0.4\",\"amount\":90000}],"
-             "\"token_transfers\":[{\"token_id\":\"0.0.777\",\"account\":\"0.0.5002\",\"amount\":-30000,\"is_approval\":false},"
-             "{\"token_id\":\"0.0.777\",\"account\":\"" TREASURY "\",\"amount\":30000,\"is_approval\":false}]}"
-             "],\"links\":{\"next\":%s}}",
-             fx->memo_wallet, fx->memo_wallet, fx->memo_pool,
-             fx->mode == FAKE_REPLAY ? "null"
-                                     : "\"/api/v1/transactions?account.id=" TREASURY
-                                       "&transactiontype=CRYPTOTRANSFER&order=asc&limit=100"
-                                       "&timestamp=gt:1700000001.000000003\"");
+    snprintf(
+        out, cap,
+        "{\"transactions\":["
+        "{\"consensus_timestamp\":\"1700000001.000000001\",\"transaction_id\":\"0.0.5001-"
+        "1700000000-000000001\","
+        "\"name\":\"CRYPTOTRANSFER\",\"result\":\"SUCCESS\",\"memo_base64\":\"%s\",\"charged_tx_"
+        "fee\":84000,"
+        "\"transfers\":[{\"account\":\"0.0.5001\",\"amount\":-250084000,\"is_approval\":false},"
+        "{\"account\":\"0.0.3\",\"amount\":84000,\"is_approval\":false},"
+        "{\"account\":\"" TREASURY
+        "\",\"amount\":250000000,\"is_approval\":false}],\"token_transfers\":[]},"
+        "{\"consensus_timestamp\":\"1700000001.000000002\",\"transaction_id\":\"0.0.5001-"
+        "1700000000-000000002\","
+        "\"name\":\"CRYPTOTRANSFER\",\"result\":\"INSUFFICIENT_PAYER_BALANCE\",\"memo_base64\":\"%"
+        "s\","
+        "\"transfers\":[{\"account\":\"" TREASURY "\",\"amount\":900000000}]},"
+        "{\"consensus_timestamp\":\"1700000001.000000003\",\"transaction_id\":\"0.0.5002-"
+        "1700000000-000000003\","
+        "\"name\":\"CRYPTOTRANSFER\",\"result\":\"SUCCESS\",\"memo_base64\":\"%s\","
+        "\"transfers\":[{\"account\":\"0.0.5002\",\"amount\":-90000},{\"account\":\"0.0.4\","
+        "\"amount\":90000}],"
+        "\"token_transfers\":[{\"token_id\":\"0.0.777\",\"account\":\"0.0.5002\",\"amount\":-30000,"
+        "\"is_approval\":false},"
+        "{\"token_id\":\"0.0.777\",\"account\":\"" TREASURY
+        "\",\"amount\":30000,\"is_approval\":false}]}"
+        "],\"links\":{\"next\":%s}}",
+        fx->memo_wallet, fx->memo_wallet, fx->memo_pool,
+        fx->mode == FAKE_REPLAY ? "null"
+                                : "\"/api/v1/transactions?account.id=" TREASURY
+                                  "&transactiontype=CRYPTOTRANSFER&order=asc&limit=100"
+                                  "&timestamp=gt:1700000001.000000003\"");
 }
 
 static const char page2[] =
     "{\"transactions\":["
-    "{\"consensus_timestamp\":\"1700000001.000000004\",\"transaction_id\":\"0.0.5003-1700000000-000000004\","
+    "{\"consensus_timestamp\":\"1700000001.000000004\",\"transaction_id\":\"0.0.5003-1700000000-"
+    "000000004\","
     "\"name\":\"CRYPTOTRANSFER\",\"result\":\"SUCCESS\",\"memo_base64\":\"aGVsbG8gdGhlcmU=\","
-    "\"transfers\":[{\"account\":\"0.0.5003\",\"amount\":-100000000},{\"account\":\"" TREASURY "\",\"amount\":100000000}]},"
-    "{\"consensus_timestamp\":\"1700000001.000000005\",\"transaction_id\":\"0.0.900-1700000000-000000005\","
+    "\"transfers\":[{\"account\":\"0.0.5003\",\"amount\":-100000000},{\"account\":\"" TREASURY
+    "\",\"amount\":100000000}]},"
+    "{\"consensus_timestamp\":\"1700000001.000000005\",\"transaction_id\":\"0.0.900-1700000000-"
+    "000000005\","
     "\"name\":\"CRYPTOTRANSFER\",\"result\":\"SUCCESS\",\"memo_base64\":\"\","
-    "\"transfers\":[{\"account\":\"" TREASURY "\",\"amount\":-5000000},{\"account\":\"0.0.5003\",\"amount\":5000000}]}"
+    "\"transfers\":[{\"account\":\"" TREASURY
+    "\",\"amount\":-5000000},{\"account\":\"0.0.5003\",\"amount\":5000000}]}"
     "],\"links\":{\"next\":null}}";
 
 static void fake_handler(struct httpd_response *res, const struct httpd_request *req, void *data)
@@ -101,7 +115,8 @@ static void fake_handler(struct httpd_response *res, const struct httpd_request 
         return;
     }
     if (fx->mode == FAKE_MALFORMED) {
-        const char *bad = "{\"transactions\":[{\"consensus_timestamp\":\"yesterday\"}],\"links\":{}}";
+        const char *bad =
+            "{\"transactions\":[{\"consensus_timestamp\":\"yesterday\"}],\"links\":{}}";
         httpd_response_send(res, 200, "application/json", bad, strlen(bad));
         return;
     }
@@ -362,8 +377,10 @@ static void test_mirror_hostile_pages(void **state)
                                     "\"transaction_id\":\"0.0.5-1-1\",\"result\":\"SUCCESS\","
                                     "\"token_transfers\":[");
     for (int i = 0; i < 1100; i++)
-        n += (size_t)sprintf(tok + n, "%s{\"token_id\":\"0.0.7\",\"account\":\"" TREASURY
-                                      "\",\"amount\":9000000000000000}", i ? "," : "");
+        n += (size_t)sprintf(tok + n,
+                             "%s{\"token_id\":\"0.0.7\",\"account\":\"" TREASURY
+                             "\",\"amount\":9000000000000000}",
+                             i ? "," : "");
     sprintf(tok + n, "]}]}");
     assert_int_equal(hedera_page_parse(tok, strlen(tok), TREASURY, &page), HB_EOVERFLOW);
     free(tok);
@@ -389,7 +406,8 @@ static void test_mirror_hostile_pages(void **state)
     hedera_page_free(&page);
     free(body);
     /* Too many bytes is refused before any parsing. */
-    assert_int_equal(hedera_page_parse("{}", HEDERA_PAGE_MAX_BYTES + 1, TREASURY, &page), HB_ELIMIT);
+    assert_int_equal(hedera_page_parse("{}", HEDERA_PAGE_MAX_BYTES + 1, TREASURY, &page),
+                     HB_ELIMIT);
     /* And the mirror does not fetch such a page at all. */
     struct mfx fx;
     mfx_open(&fx);

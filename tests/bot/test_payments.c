@@ -34,30 +34,52 @@ static void test_stripe_known_answer(void **state)
     const char *body = "{\"id\":\"evt_1\"}";
     /* HMAC-SHA256("whsec_test_secret", "1700000000." + body), computed with
      * Python's hmac module. */
-    const char *h = "t=1700000000,v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a";
-    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, body, strlen(body), 1700000100, 300), 0);
+    const char *h =
+        "t=1700000000,v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a";
+    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, body, strlen(body), 1700000100, 300),
+                     0);
     char made[256];
-    assert_int_equal(stripe_signature_make(made, sizeof(made), STRIPE_SECRET, body, strlen(body),
-                                           1700000000), 0);
+    assert_int_equal(
+        stripe_signature_make(made, sizeof(made), STRIPE_SECRET, body, strlen(body), 1700000000),
+        0);
     assert_string_equal(made, h);
     /* Upper-case hex, several v1 (one right) and a v0 are all fine. */
-    const char *multi = "t=1700000000,v1=00ff,v0=abc,v1=248A374F50F943A28B0F6AB50FAF9A7E7E29B710FA26DF9FB1618B9BF8EA9C9A";
-    assert_int_equal(stripe_signature_verify(multi, STRIPE_SECRET, body, strlen(body), 1700000000, 300), 0);
+    const char *multi = "t=1700000000,v1=00ff,v0=abc,v1="
+                        "248A374F50F943A28B0F6AB50FAF9A7E7E29B710FA26DF9FB1618B9BF8EA9C9A";
+    assert_int_equal(
+        stripe_signature_verify(multi, STRIPE_SECRET, body, strlen(body), 1700000000, 300), 0);
     /* Stale and far-future timestamps, with a right signature. */
-    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, body, strlen(body), 1700000301, 300), HB_ETIMEOUT);
-    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, body, strlen(body), 1699999000, 300), HB_ETIMEOUT);
+    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, body, strlen(body), 1700000301, 300),
+                     HB_ETIMEOUT);
+    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, body, strlen(body), 1699999000, 300),
+                     HB_ETIMEOUT);
     /* A wrong secret, a changed body, a changed timestamp. */
-    assert_int_equal(stripe_signature_verify(h, "whsec_other", body, strlen(body), 1700000000, 300), HB_EPERM);
-    assert_int_equal(stripe_signature_verify(h, STRIPE_SECRET, "{\"id\":\"evt_2\"}", 14, 1700000000, 300), HB_EPERM);
-    const char *moved = "t=1700000001,v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a";
-    assert_int_equal(stripe_signature_verify(moved, STRIPE_SECRET, body, strlen(body), 1700000000, 300), HB_EPERM);
+    assert_int_equal(stripe_signature_verify(h, "whsec_other", body, strlen(body), 1700000000, 300),
+                     HB_EPERM);
+    assert_int_equal(
+        stripe_signature_verify(h, STRIPE_SECRET, "{\"id\":\"evt_2\"}", 14, 1700000000, 300),
+        HB_EPERM);
+    const char *moved =
+        "t=1700000001,v1=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a";
+    assert_int_equal(
+        stripe_signature_verify(moved, STRIPE_SECRET, body, strlen(body), 1700000000, 300),
+        HB_EPERM);
     /* Malformed headers. */
-    static const char *const bad[] = {"", "v1=248a", "t=,v1=00", "t=17x,v1=00", "t=1700000000",
-                                      "t=1700000000,v0=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a",
-                                      "t=1,t=2,v1=00"};
+    static const char *const bad[] = {
+        "",
+        "v1=248a",
+        "t=,v1=00",
+        "t=17x,v1=00",
+        "t=1700000000",
+        "t=1700000000,v0=248a374f50f943a28b0f6ab50faf9a7e7e29b710fa26df9fb1618b9bf8ea9c9a",
+        "t=1,t=2,v1=00"};
     for (size_t i = 0; i < TEST_ARRAY_SIZE(bad); i++)
-        assert_int_equal(stripe_signature_verify(bad[i], STRIPE_SECRET, body, strlen(body), 1700000000, 300), HB_EINVAL);
-    assert_int_equal(stripe_signature_verify(NULL, STRIPE_SECRET, body, strlen(body), 1700000000, 300), HB_EINVAL);
+        assert_int_equal(
+            stripe_signature_verify(bad[i], STRIPE_SECRET, body, strlen(body), 1700000000, 300),
+            HB_EINVAL);
+    assert_int_equal(
+        stripe_signature_verify(NULL, STRIPE_SECRET, body, strlen(body), 1700000000, 300),
+        HB_EINVAL);
 }
 
 static void test_paddle_known_answer(void **state)
@@ -65,23 +87,39 @@ static void test_paddle_known_answer(void **state)
     (void)state;
     const char *body = "{\"event_id\":\"evt_1\"}";
     /* HMAC-SHA256("pdl_ntfset_secret", "1700000000:" + body), from Python. */
-    const char *h = "ts=1700000000;h1=05baa29ac78ebc4421d9a808c0ec0ca1ef283a0eeb96996c9055776551f67907";
-    assert_int_equal(paddle_signature_verify(h, PADDLE_SECRET, body, strlen(body), 1700000000, 300), 0);
+    const char *h =
+        "ts=1700000000;h1=05baa29ac78ebc4421d9a808c0ec0ca1ef283a0eeb96996c9055776551f67907";
+    assert_int_equal(paddle_signature_verify(h, PADDLE_SECRET, body, strlen(body), 1700000000, 300),
+                     0);
     char made[256];
-    assert_int_equal(paddle_signature_make(made, sizeof(made), PADDLE_SECRET, body, strlen(body), 1700000000), 0);
+    assert_int_equal(
+        paddle_signature_make(made, sizeof(made), PADDLE_SECRET, body, strlen(body), 1700000000),
+        0);
     assert_string_equal(made, h);
-    const char *rotated = "ts=1700000000;h1=deadbeef;h1=05baa29ac78ebc4421d9a808c0ec0ca1ef283a0eeb96996c9055776551f67907";
-    assert_int_equal(paddle_signature_verify(rotated, PADDLE_SECRET, body, strlen(body), 1700000000, 300), 0);
-    assert_int_equal(paddle_signature_verify(h, PADDLE_SECRET, body, strlen(body), 1700000400, 300), HB_ETIMEOUT);
-    assert_int_equal(paddle_signature_verify(h, "pdl_other", body, strlen(body), 1700000000, 300), HB_EPERM);
+    const char *rotated = "ts=1700000000;h1=deadbeef;h1="
+                          "05baa29ac78ebc4421d9a808c0ec0ca1ef283a0eeb96996c9055776551f67907";
+    assert_int_equal(
+        paddle_signature_verify(rotated, PADDLE_SECRET, body, strlen(body), 1700000000, 300), 0);
+    assert_int_equal(paddle_signature_verify(h, PADDLE_SECRET, body, strlen(body), 1700000400, 300),
+                     HB_ETIMEOUT);
+    assert_int_equal(paddle_signature_verify(h, "pdl_other", body, strlen(body), 1700000000, 300),
+                     HB_EPERM);
     /* Stripe's separator is not Paddle's. */
     char stripe_style[256];
-    assert_int_equal(stripe_signature_make(stripe_style, sizeof(stripe_style), PADDLE_SECRET, body, strlen(body), 1700000000), 0);
+    assert_int_equal(stripe_signature_make(stripe_style, sizeof(stripe_style), PADDLE_SECRET, body,
+                                           strlen(body), 1700000000),
+                     0);
     char as_paddle[256];
     snprintf(as_paddle, sizeof(as_paddle), "ts=1700000000;h1=%s", strstr(stripe_style, "v1=") + 3);
-    assert_int_equal(paddle_signature_verify(as_paddle, PADDLE_SECRET, body, strlen(body), 1700000000, 300), HB_EPERM);
-    assert_int_equal(paddle_signature_verify("h1=05ba", PADDLE_SECRET, body, strlen(body), 1700000000, 300), HB_EINVAL);
-    assert_int_equal(paddle_signature_verify("ts=1700000000", PADDLE_SECRET, body, strlen(body), 1700000000, 300), HB_EINVAL);
+    assert_int_equal(
+        paddle_signature_verify(as_paddle, PADDLE_SECRET, body, strlen(body), 1700000000, 300),
+        HB_EPERM);
+    assert_int_equal(
+        paddle_signature_verify("h1=05ba", PADDLE_SECRET, body, strlen(body), 1700000000, 300),
+        HB_EINVAL);
+    assert_int_equal(paddle_signature_verify("ts=1700000000", PADDLE_SECRET, body, strlen(body),
+                                             1700000000, 300),
+                     HB_EINVAL);
 }
 
 static void test_references_and_memos(void **state)
@@ -91,21 +129,24 @@ static void test_references_and_memos(void **state)
     char acc[PAYREF_ACCOUNT_MAX + 1];
     assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:1234"), 0);
     for (const char *c = ref; *c != '\0'; c++)
-        assert_true((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                    *c == '-' || *c == '_');
+        assert_true((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                    (*c >= '0' && *c <= '9') || *c == '-' || *c == '_');
     assert_int_equal(payref_reference_check(ref, KEY, strlen(KEY), acc, sizeof(acc)), 0);
     assert_string_equal(acc, "discord:1234");
     /* Another key, or one changed character, is refused. */
     assert_int_equal(payref_reference_check(ref, "other-key", 9, acc, sizeof(acc)), HB_EPERM);
     char forged[PAYREF_REFERENCE_MAX + 1];
-    assert_int_equal(payref_reference_make(forged, sizeof(forged), KEY, strlen(KEY), "discord:1235"), 0);
+    assert_int_equal(
+        payref_reference_make(forged, sizeof(forged), KEY, strlen(KEY), "discord:1235"), 0);
     memcpy(forged + strlen(forged) - 22, ref + strlen(ref) - 22, 22); /* 1235 with 1234's mac */
     assert_int_equal(payref_reference_check(forged, KEY, strlen(KEY), acc, sizeof(acc)), HB_EPERM);
-    assert_int_equal(payref_reference_check("short", KEY, strlen(KEY), acc, sizeof(acc)), HB_EINVAL);
+    assert_int_equal(payref_reference_check("short", KEY, strlen(KEY), acc, sizeof(acc)),
+                     HB_EINVAL);
     assert_int_equal(payref_reference_check("", KEY, strlen(KEY), acc, sizeof(acc)), HB_EINVAL);
     /* Pools work the same; memos are readable and checked the same way. */
     char memo[PAYREF_MEMO_MAX + 1];
-    assert_int_equal(payref_memo_make(memo, sizeof(memo), KEY, strlen(KEY), "pool:telegram:-100"), 0);
+    assert_int_equal(payref_memo_make(memo, sizeof(memo), KEY, strlen(KEY), "pool:telegram:-100"),
+                     0);
     assert_int_equal(strncmp(memo, "hb:pool:telegram:-100/", 22), 0);
     char spaced[128];
     snprintf(spaced, sizeof(spaced), "  %s \n", memo);
@@ -113,7 +154,8 @@ static void test_references_and_memos(void **state)
     assert_string_equal(acc, "pool:telegram:-100");
     memo[strlen(memo) - 1] ^= 1;
     assert_int_equal(payref_memo_check(memo, KEY, strlen(KEY), acc, sizeof(acc)), HB_EPERM);
-    assert_int_equal(payref_memo_check("thanks for the coffee", KEY, strlen(KEY), acc, sizeof(acc)), HB_EINVAL);
+    assert_int_equal(payref_memo_check("thanks for the coffee", KEY, strlen(KEY), acc, sizeof(acc)),
+                     HB_EINVAL);
     /* Packages. */
     struct deposit_package pk[4];
     assert_int_equal(payments_packages_parse("500:1000, 1000:2200", pk, 4), 2);
@@ -196,7 +238,8 @@ static int pfx_post(struct pfx *fx, const char *provider, const char *body, size
 {
     char u[128];
     snprintf(u, sizeof(u), "%s/webhooks/%s", fx->base, provider);
-    const char *h[] = {strcmp(provider, "stripe") == 0 ? "Stripe-Signature" : "Paddle-Signature", sig, NULL};
+    const char *h[] = {strcmp(provider, "stripe") == 0 ? "Stripe-Signature" : "Paddle-Signature",
+                       sig, NULL};
     struct tcall c;
     tcall_do(&fx->lt.loop, fx->client, "POST", u, sig != NULL ? h : NULL, body, len, &c);
     assert_int_equal(c.rc, 0);
@@ -210,14 +253,16 @@ static int pfx_post(struct pfx *fx, const char *provider, const char *body, size
 static int pfx_stripe(struct pfx *fx, const char *body, char *result, size_t cap)
 {
     char sig[256];
-    assert_int_equal(stripe_signature_make(sig, sizeof(sig), STRIPE_SECRET, body, strlen(body), time(NULL)), 0);
+    assert_int_equal(
+        stripe_signature_make(sig, sizeof(sig), STRIPE_SECRET, body, strlen(body), time(NULL)), 0);
     return pfx_post(fx, "stripe", body, strlen(body), sig, result, cap);
 }
 
 static int pfx_paddle(struct pfx *fx, const char *body, char *result, size_t cap)
 {
     char sig[256];
-    assert_int_equal(paddle_signature_make(sig, sizeof(sig), PADDLE_SECRET, body, strlen(body), time(NULL)), 0);
+    assert_int_equal(
+        paddle_signature_make(sig, sizeof(sig), PADDLE_SECRET, body, strlen(body), time(NULL)), 0);
     return pfx_post(fx, "paddle", body, strlen(body), sig, result, cap);
 }
 
@@ -225,14 +270,15 @@ static int pfx_paddle(struct pfx *fx, const char *body, char *result, size_t cap
 static void stripe_checkout(char *out, size_t cap, const char *evt, const char *ref, long amount,
                             const char *pi)
 {
-    snprintf(out, cap,
-             "{\"id\":\"%s\",\"object\":\"event\",\"api_version\":\"2024-06-20\",\"created\":1700000000,"
-             "\"type\":\"checkout.session.completed\",\"livemode\":false,\"data\":{\"object\":{"
-             "\"id\":\"cs_test_a1\",\"object\":\"checkout.session\",\"amount_subtotal\":%ld,"
-             "\"amount_total\":%ld,\"client_reference_id\":\"%s\",\"currency\":\"usd\","
-             "\"mode\":\"payment\",\"payment_intent\":\"%s\",\"payment_status\":\"paid\","
-             "\"status\":\"complete\"}}}",
-             evt, amount, amount, ref, pi);
+    snprintf(
+        out, cap,
+        "{\"id\":\"%s\",\"object\":\"event\",\"api_version\":\"2024-06-20\",\"created\":1700000000,"
+        "\"type\":\"checkout.session.completed\",\"livemode\":false,\"data\":{\"object\":{"
+        "\"id\":\"cs_test_a1\",\"object\":\"checkout.session\",\"amount_subtotal\":%ld,"
+        "\"amount_total\":%ld,\"client_reference_id\":\"%s\",\"currency\":\"usd\","
+        "\"mode\":\"payment\",\"payment_intent\":\"%s\",\"payment_status\":\"paid\","
+        "\"status\":\"complete\"}}}",
+        evt, amount, amount, ref, pi);
 }
 
 static int64_t balance_of(struct pfx *fx, const char *account)
@@ -269,7 +315,8 @@ static void test_stripe_webhook_credits_once(void **state)
     assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
     assert_int_equal(balance_of(&fx, "discord:42"), 3300);
     /* A pool reference credits the pool. */
-    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "pool:discord:9"), 0);
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "pool:discord:9"),
+                     0);
     stripe_checkout(body, sizeof(body), "evt_1C", ref, 500, "pi_3");
     assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
     assert_int_equal(balance_of(&fx, "pool:discord:9"), 1000);
@@ -288,20 +335,30 @@ static void test_stripe_webhook_refusals(void **state)
     char result[256];
     stripe_checkout(body, sizeof(body), "evt_2A", ref, 1000, "pi_9");
     /* No signature, a wrong secret, a stale timestamp, a changed body. */
-    assert_int_equal(pfx_post(&fx, "stripe", body, strlen(body), NULL, result, sizeof(result)), 401);
-    assert_int_equal(stripe_signature_make(sig, sizeof(sig), "whsec_wrong", body, strlen(body), time(NULL)), 0);
+    assert_int_equal(pfx_post(&fx, "stripe", body, strlen(body), NULL, result, sizeof(result)),
+                     401);
+    assert_int_equal(
+        stripe_signature_make(sig, sizeof(sig), "whsec_wrong", body, strlen(body), time(NULL)), 0);
     assert_int_equal(pfx_post(&fx, "stripe", body, strlen(body), sig, result, sizeof(result)), 401);
-    assert_int_equal(stripe_signature_make(sig, sizeof(sig), STRIPE_SECRET, body, strlen(body), time(NULL) - 301), 0);
+    assert_int_equal(stripe_signature_make(sig, sizeof(sig), STRIPE_SECRET, body, strlen(body),
+                                           time(NULL) - 301),
+                     0);
     assert_int_equal(pfx_post(&fx, "stripe", body, strlen(body), sig, result, sizeof(result)), 401);
-    assert_int_equal(stripe_signature_make(sig, sizeof(sig), STRIPE_SECRET, body, strlen(body), time(NULL)), 0);
+    assert_int_equal(
+        stripe_signature_make(sig, sizeof(sig), STRIPE_SECRET, body, strlen(body), time(NULL)), 0);
     char *changed = strdup(body);
     *strstr(changed, "1000") = '9';
-    assert_int_equal(pfx_post(&fx, "stripe", changed, strlen(changed), sig, result, sizeof(result)), 401);
+    assert_int_equal(pfx_post(&fx, "stripe", changed, strlen(changed), sig, result, sizeof(result)),
+                     401);
     free(changed);
     /* Signed but not an event: 400. */
     assert_int_equal(pfx_stripe(&fx, "{\"id\":\"evt_x\",", result, sizeof(result)), 400);
     assert_int_equal(pfx_stripe(&fx, "[]", result, sizeof(result)), 400);
-    assert_int_equal(pfx_stripe(&fx, "{\"id\":\"evt_x\",\"type\":\"checkout.session.completed\",\"data\":{\"object\":{\"payment_status\":\"paid\"}}}", result, sizeof(result)), 400);
+    assert_int_equal(pfx_stripe(&fx,
+                                "{\"id\":\"evt_x\",\"type\":\"checkout.session.completed\","
+                                "\"data\":{\"object\":{\"payment_status\":\"paid\"}}}",
+                                result, sizeof(result)),
+                     400);
     /* Too large: 413 before any handler. */
     size_t n = 9000;
     char *big = malloc(n + 1);
@@ -312,7 +369,10 @@ static void test_stripe_webhook_refusals(void **state)
     assert_int_equal(pfx_stripe(&fx, big, result, sizeof(result)), 413);
     free(big);
     /* Events the bot does not act on are acknowledged. */
-    assert_int_equal(pfx_stripe(&fx, "{\"id\":\"evt_y\",\"type\":\"customer.created\",\"data\":{\"object\":{}}}", result, sizeof(result)), 200);
+    assert_int_equal(
+        pfx_stripe(&fx, "{\"id\":\"evt_y\",\"type\":\"customer.created\",\"data\":{\"object\":{}}}",
+                   result, sizeof(result)),
+        200);
     assert_string_equal(result, "{\"result\":\"ignored\"}\n");
     /* Nothing was credited by any of it. */
     struct lt_res res;
@@ -347,13 +407,17 @@ static void test_stripe_unmatched_is_recorded(void **state)
     stripe_checkout(body, sizeof(body), "evt_3B", ref, 500, "pi_8");
     assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
     char got[512] = "";
-    assert_int_equal(state_get(ledger_store(fx.lt.ledger), "payments.unmatched", "stripe:evt_3A", got_state, got), 0);
+    assert_int_equal(state_get(ledger_store(fx.lt.ledger), "payments.unmatched", "stripe:evt_3A",
+                               got_state, got),
+                     0);
     while (got[0] == '\0')
         uv_run(&fx.lt.loop, UV_RUN_ONCE);
     assert_non_null(strstr(got, "amount=777"));
     assert_non_null(strstr(got, "reason=no_package"));
     got[0] = '\0';
-    assert_int_equal(state_get(ledger_store(fx.lt.ledger), "payments.unmatched", "stripe:evt_3B", got_state, got), 0);
+    assert_int_equal(state_get(ledger_store(fx.lt.ledger), "payments.unmatched", "stripe:evt_3B",
+                               got_state, got),
+                     0);
     while (got[0] == '\0')
         uv_run(&fx.lt.loop, UV_RUN_ONCE);
     assert_non_null(strstr(got, "reason=reference_forged"));
@@ -373,9 +437,10 @@ static void test_stripe_refund_and_dispute(void **state)
     assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
     assert_int_equal(balance_of(&fx, "telegram:8"), 2300);
     /* Half refunded (amount_refunded is the running total). */
-    const char *refund1 = "{\"id\":\"evt_4B\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_1\","
-                          "\"object\":\"charge\",\"amount\":1000,\"amount_refunded\":500,\"currency\":\"usd\","
-                          "\"payment_intent\":\"pi_r\",\"refunded\":false}}}";
+    const char *refund1 =
+        "{\"id\":\"evt_4B\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_1\","
+        "\"object\":\"charge\",\"amount\":1000,\"amount_refunded\":500,\"currency\":\"usd\","
+        "\"payment_intent\":\"pi_r\",\"refunded\":false}}}";
     assert_int_equal(pfx_stripe(&fx, refund1, result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"reversed\"}\n");
     assert_int_equal(balance_of(&fx, "telegram:8"), 2300 - 1100);
@@ -385,23 +450,28 @@ static void test_stripe_refund_and_dispute(void **state)
     /* Spend some, then a dispute takes back the rest: the spent part
      * becomes debt. */
     struct lt_res res;
-    lt_plain(&fx.lt, "spend-1", "telegram:8", LEDGER_SYSTEM_REVENUE, 1000, LEDGER_KIND_GENERATION, &res);
+    lt_plain(&fx.lt, "spend-1", "telegram:8", LEDGER_SYSTEM_REVENUE, 1000, LEDGER_KIND_GENERATION,
+             &res);
     assert_int_equal(res.rc, 0);
-    const char *dispute = "{\"id\":\"evt_4C\",\"type\":\"charge.dispute.created\",\"data\":{\"object\":{\"id\":\"dp_1\","
-                          "\"object\":\"dispute\",\"amount\":1000,\"currency\":\"usd\",\"payment_intent\":\"pi_r\","
-                          "\"status\":\"needs_response\"}}}";
+    const char *dispute =
+        "{\"id\":\"evt_4C\",\"type\":\"charge.dispute.created\",\"data\":{\"object\":{\"id\":\"dp_"
+        "1\","
+        "\"object\":\"dispute\",\"amount\":1000,\"currency\":\"usd\",\"payment_intent\":\"pi_r\","
+        "\"status\":\"needs_response\"}}}";
     assert_int_equal(pfx_stripe(&fx, dispute, result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"reversed\"}\n");
     assert_int_equal(balance_of(&fx, "telegram:8"), 0);
     assert_int_equal(balance_of(&fx, "debt:telegram:8"), -900);
     /* The full refund after it has nothing left to reverse. */
-    const char *refund2 = "{\"id\":\"evt_4D\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_1\","
-                          "\"amount_refunded\":1000,\"currency\":\"usd\",\"payment_intent\":\"pi_r\"}}}";
+    const char *refund2 =
+        "{\"id\":\"evt_4D\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_1\","
+        "\"amount_refunded\":1000,\"currency\":\"usd\",\"payment_intent\":\"pi_r\"}}}";
     assert_int_equal(pfx_stripe(&fx, refund2, result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"nothing_to_reverse\"}\n");
     /* A refund of a payment the bot never credited is recorded. */
-    const char *stray = "{\"id\":\"evt_4E\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_2\","
-                        "\"amount_refunded\":100,\"currency\":\"usd\",\"payment_intent\":\"pi_unknown\"}}}";
+    const char *stray =
+        "{\"id\":\"evt_4E\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_2\","
+        "\"amount_refunded\":100,\"currency\":\"usd\",\"payment_intent\":\"pi_unknown\"}}}";
     assert_int_equal(pfx_stripe(&fx, stray, result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"unmatched\"}\n");
     pfx_close(&fx);
@@ -438,24 +508,33 @@ static void test_paddle_webhook(void **state)
     assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
     assert_int_equal(balance_of(&fx, "discord:77"), 1100);
     /* Forged, stale, Stripe's scheme on Paddle's route. */
-    assert_int_equal(paddle_signature_make(sig, sizeof(sig), "pdl_wrong", body, strlen(body), time(NULL)), 0);
+    assert_int_equal(
+        paddle_signature_make(sig, sizeof(sig), "pdl_wrong", body, strlen(body), time(NULL)), 0);
     assert_int_equal(pfx_post(&fx, "paddle", body, strlen(body), sig, result, sizeof(result)), 401);
-    assert_int_equal(paddle_signature_make(sig, sizeof(sig), PADDLE_SECRET, body, strlen(body), time(NULL) - 1000), 0);
+    assert_int_equal(paddle_signature_make(sig, sizeof(sig), PADDLE_SECRET, body, strlen(body),
+                                           time(NULL) - 1000),
+                     0);
     assert_int_equal(pfx_post(&fx, "paddle", body, strlen(body), sig, result, sizeof(result)), 401);
-    assert_int_equal(stripe_signature_make(sig, sizeof(sig), PADDLE_SECRET, body, strlen(body), time(NULL)), 0);
+    assert_int_equal(
+        stripe_signature_make(sig, sizeof(sig), PADDLE_SECRET, body, strlen(body), time(NULL)), 0);
     assert_int_equal(pfx_post(&fx, "paddle", body, strlen(body), sig, result, sizeof(result)), 401);
     assert_int_equal(pfx_paddle(&fx, "not json", result, sizeof(result)), 400);
     /* A refund adjustment, approved: reversed once, even when both
      * adjustment.created and adjustment.updated say so. */
-    const char *adj = "{\"event_id\":\"evt_02a\",\"event_type\":\"adjustment.updated\",\"data\":{\"id\":\"adj_01\","
-                      "\"action\":\"refund\",\"status\":\"approved\",\"transaction_id\":\"txn_01hv\","
-                      "\"currency_code\":\"USD\",\"totals\":{\"subtotal\":\"500\",\"tax\":\"0\",\"total\":\"500\"}}}";
+    const char *adj =
+        "{\"event_id\":\"evt_02a\",\"event_type\":\"adjustment.updated\",\"data\":{\"id\":\"adj_"
+        "01\","
+        "\"action\":\"refund\",\"status\":\"approved\",\"transaction_id\":\"txn_01hv\","
+        "\"currency_code\":\"USD\",\"totals\":{\"subtotal\":\"500\",\"tax\":\"0\",\"total\":"
+        "\"500\"}}}";
     assert_int_equal(pfx_paddle(&fx, adj, result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"reversed\"}\n");
     assert_int_equal(balance_of(&fx, "discord:77"), 100);
-    const char *adj2 = "{\"event_id\":\"evt_02b\",\"event_type\":\"adjustment.created\",\"data\":{\"id\":\"adj_01\","
-                       "\"action\":\"refund\",\"status\":\"approved\",\"transaction_id\":\"txn_01hv\","
-                       "\"totals\":{\"total\":\"500\"}}}";
+    const char *adj2 =
+        "{\"event_id\":\"evt_02b\",\"event_type\":\"adjustment.created\",\"data\":{\"id\":\"adj_"
+        "01\","
+        "\"action\":\"refund\",\"status\":\"approved\",\"transaction_id\":\"txn_01hv\","
+        "\"totals\":{\"total\":\"500\"}}}";
     assert_int_equal(pfx_paddle(&fx, adj2, result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
     assert_int_equal(balance_of(&fx, "discord:77"), 100);

@@ -65,7 +65,8 @@ static void stfx_get(struct stfx *fx, const char *path, const char *auth, struct
 
 static bool name_char(char c, bool first)
 {
-    return isalpha((unsigned char)c) || c == '_' || c == ':' || (!first && isdigit((unsigned char)c));
+    return isalpha((unsigned char)c) || c == '_' || c == ':' ||
+           (!first && isdigit((unsigned char)c));
 }
 
 static const char *skip_name(const char *p)
@@ -159,7 +160,8 @@ static void test_metrics_exposition(void **state)
     size_t lines = 0;
     char *save = NULL;
     char *copy = strdup(c.body);
-    for (char *line = strtok_r(copy, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(copy, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
         if (!exposition_line_ok(line))
             fail_msg("not exposition format: %s", line);
         lines++;
@@ -168,12 +170,12 @@ static void test_metrics_exposition(void **state)
     assert_true(lines > 40);
     /* Every family the issue names is there, reading 0 until reported. */
     static const char *const families[] = {
-        "haibot_commands_total",         "haibot_generations_total",
-        "haibot_credits_moved_total",    "haibot_queue_depth",
+        "haibot_commands_total",           "haibot_generations_total",
+        "haibot_credits_moved_total",      "haibot_queue_depth",
         "haibot_provider_latency_seconds", "haibot_gateway_reconnects_total",
-        "haibot_gateway_resumes_total",  "haibot_ratelimit_waits_total",
-        "haibot_http_429_total",         "haibot_storage_commit_seconds",
-        "haibot_storage_batch_size",     "process_resident_memory_bytes"};
+        "haibot_gateway_resumes_total",    "haibot_ratelimit_waits_total",
+        "haibot_http_429_total",           "haibot_storage_commit_seconds",
+        "haibot_storage_batch_size",       "process_resident_memory_bytes"};
     for (size_t i = 0; i < TEST_ARRAY_SIZE(families); i++) {
         char want[128];
         snprintf(want, sizeof(want), "# TYPE %s ", families[i]);
@@ -185,9 +187,12 @@ static void test_metrics_exposition(void **state)
     assert_true(sample_value(c.body, "\nprocess_resident_memory_bytes ") > 0);
     assert_true(sample_value(c.body, "\nhaibot_queue_depth ") == 0);
     assert_non_null(strstr(c.body, "command=\"we\\\"ird\\\\cmd\\n\""));
-    assert_non_null(strstr(c.body, "haibot_provider_latency_seconds_bucket{provider=\"demo\",le=\"0.5\"} 1\n"));
-    assert_non_null(strstr(c.body, "haibot_provider_latency_seconds_bucket{provider=\"demo\",le=\"+Inf\"} 1\n"));
-    assert_non_null(strstr(c.body, "haibot_provider_latency_seconds_bucket{provider=\"demo\",le=\"0.25\"} 0\n"));
+    assert_non_null(
+        strstr(c.body, "haibot_provider_latency_seconds_bucket{provider=\"demo\",le=\"0.5\"} 1\n"));
+    assert_non_null(strstr(
+        c.body, "haibot_provider_latency_seconds_bucket{provider=\"demo\",le=\"+Inf\"} 1\n"));
+    assert_non_null(strstr(
+        c.body, "haibot_provider_latency_seconds_bucket{provider=\"demo\",le=\"0.25\"} 0\n"));
     tcall_clear(&c);
     stfx_close(&fx);
 }
@@ -220,8 +225,8 @@ static const char *component_state(const char *json, const char *name)
     static char out[32];
     cJSON *root = cJSON_Parse(json);
     assert_non_null(root);
-    cJSON *s = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "components"), name),
-                                   "state");
+    cJSON *s = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(root, "components"), name), "state");
     snprintf(out, sizeof(out), "%s", cJSON_IsString(s) ? s->valuestring : "(none)");
     cJSON_Delete(root);
     return out;
@@ -233,7 +238,8 @@ static void test_healthz_storage_down(void **state)
     struct stfx fx;
     stfx_open(&fx, NULL);
     assert_int_equal(status_component_set(fx.st, "console", true, STATUS_UP, NULL), 0);
-    assert_int_equal(status_component_set(fx.st, "provider:demo", false, STATUS_DOWN, "timeout"), 0);
+    assert_int_equal(status_component_set(fx.st, "provider:demo", false, STATUS_DOWN, "timeout"),
+                     0);
     struct tcall c;
     stfx_get(&fx, "/healthz", NULL, &c);
     assert_int_equal(c.status, 200); /* a non-essential component down is not fatal */

@@ -128,8 +128,8 @@ int lt_plain(struct lt *t, const char *id, const char *debit, const char *credit
     return lt_transfer(t, &tr, res);
 }
 
-int lt_reserve(struct lt *t, const char *id, const char *debit, const char *credit,
-               int64_t amount, int64_t timeout_ms, struct lt_res *res)
+int lt_reserve(struct lt *t, const char *id, const char *debit, const char *credit, int64_t amount,
+               int64_t timeout_ms, struct lt_res *res)
 {
     struct ledger_transfer tr = {.id = id,
                                  .debit = debit,

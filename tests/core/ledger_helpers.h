@@ -12,9 +12,9 @@
 struct lt {
     uv_loop_t loop;
     struct ledger *ledger;
-    char *dir;              /* heap: the test's directory */
-    char path[512];         /* the database */
-    int64_t now;            /* the fake clock, ms */
+    char *dir;      /* heap: the test's directory */
+    char path[512]; /* the database */
+    int64_t now;    /* the fake clock, ms */
     struct ledger_options opts;
 };
 
@@ -22,7 +22,7 @@ struct lt {
 struct lt_res {
     bool done;
     int rc;
-    struct ledger_result r;                   /* pointers inside are cleared */
+    struct ledger_result r; /* pointers inside are cleared */
     char field[32];
     char reason[32];
     struct store_transfer history[100];
@@ -50,8 +50,8 @@ int lt_open(struct lt *t, const char *account, uint32_t flags, int64_t bonus, st
 int lt_transfer(struct lt *t, const struct ledger_transfer *tr, struct lt_res *res);
 int lt_plain(struct lt *t, const char *id, const char *debit, const char *credit, int64_t amount,
              uint32_t kind, struct lt_res *res);
-int lt_reserve(struct lt *t, const char *id, const char *debit, const char *credit,
-               int64_t amount, int64_t timeout_ms, struct lt_res *res);
+int lt_reserve(struct lt *t, const char *id, const char *debit, const char *credit, int64_t amount,
+               int64_t timeout_ms, struct lt_res *res);
 int lt_post(struct lt *t, const char *id, const char *pending, int64_t amount, struct lt_res *res);
 int lt_void(struct lt *t, const char *id, const char *pending, struct lt_res *res);
 int lt_reverse(struct lt *t, const char *id, const char *orig, int64_t amount, uint32_t kind,

@@ -127,7 +127,8 @@ static void test_grant_and_revoke(void **state)
     /* Moves are counted by kind: a revocation is a correction. */
     assert_true(granted >= 500);
     assert_true(metrics_value(metrics_std()->credits_moved, (const char *[]){"reversal"}) >= 250);
-    assert_non_null(strstr(t, "Revoked 250 credits from 1001. Their wallet now has 350 available."));
+    assert_non_null(
+        strstr(t, "Revoked 250 credits from 1001. Their wallet now has 350 available."));
     t = run(f, &admin, "admin grant <@1001> 0");
     assert_non_null(strstr(t, "between 1 and"));
     t = run(f, &admin, "admin grant");
@@ -145,7 +146,8 @@ static void test_pools(void **state)
     t = run(f, &member, "balance");
     assert_non_null(strstr(t, "This group's pool: empty"));
     t = run(f, &admin, "admin pool grant 5000 launch");
-    assert_non_null(strstr(t, "Added 5,000 credits to this group's pool. It now has 5,000 available."));
+    assert_non_null(
+        strstr(t, "Added 5,000 credits to this group's pool. It now has 5,000 available."));
     t = run(f, &member, "pool");
     assert_non_null(strstr(t, "This group's pool: 5,000 credits available"));
     assert_non_null(strstr(t, "pool first"));
@@ -212,7 +214,8 @@ static void test_history_pages_and_buttons(void **state)
     forged[5] = forged[5] == '9' ? '8' : '9';
     press.button = forged;
     t = run(f, &press, NULL);
-    assert_true(strstr(t, "belongs to someone else") != NULL || strstr(t, "no longer active") != NULL);
+    assert_true(strstr(t, "belongs to someone else") != NULL ||
+                strstr(t, "no longer active") != NULL);
     t = run(f, &alice, "history 13");
     assert_non_null(strstr(t, "between 1 and 12"));
 }
@@ -233,10 +236,14 @@ static void test_usage_and_deposit(void **state)
     assert_non_null(strstr(t, "No generations in the last 7 days."));
     struct lt_res res;
     assert_int_equal(lt_plain(&f->lt, "gen-1", "discord:1001", LEDGER_SYSTEM_REVENUE, 12,
-                              LEDGER_KIND_GENERATION, &res), 0);
-    struct ledger_transfer tr = {.id = "gen-2", .debit = "discord:1001",
-                                 .credit = LEDGER_SYSTEM_REVENUE, .amount = 30,
-                                 .kind = LEDGER_KIND_GENERATION, .tag = "demo-chat"};
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    struct ledger_transfer tr = {.id = "gen-2",
+                                 .debit = "discord:1001",
+                                 .credit = LEDGER_SYSTEM_REVENUE,
+                                 .amount = 30,
+                                 .kind = LEDGER_KIND_GENERATION,
+                                 .tag = "demo-chat"};
     assert_int_equal(lt_transfer(&f->lt, &tr, &res), 0);
     t = run(f, &alice, "usage day");
     assert_non_null(strstr(t, "demo-chat: 1 generation, 30 credits"));

@@ -16,16 +16,27 @@
  * on the real table's contents. */
 static const char *const sizes[] = {"256x256", "512x512", NULL};
 static const struct command_option_spec demo_opts[] = {
-    {.name = "count", .description = "how many", .type = COMMAND_OPT_INTEGER, .required = true,
-     .min = 1, .max = 10},
+    {.name = "count",
+     .description = "how many",
+     .type = COMMAND_OPT_INTEGER,
+     .required = true,
+     .min = 1,
+     .max = 10},
     {.name = "size", .description = "image size", .type = COMMAND_OPT_STRING, .choices = sizes},
     {.name = "loud", .description = "shout", .type = COMMAND_OPT_BOOLEAN},
     {.name = "who", .description = "a member", .type = COMMAND_OPT_USER},
-    {.name = "prompt", .description = "what to say", .type = COMMAND_OPT_STRING, .min = 2,
-     .max = 20, .rest = true},
+    {.name = "prompt",
+     .description = "what to say",
+     .type = COMMAND_OPT_STRING,
+     .min = 2,
+     .max = 20,
+     .rest = true},
 };
-static const struct command_spec demo = {.name = "demo", .description = "d", .example = "/demo 2 hi",
-                                         .options = demo_opts, .noptions = 5};
+static const struct command_spec demo = {.name = "demo",
+                                         .description = "d",
+                                         .example = "/demo 2 hi",
+                                         .options = demo_opts,
+                                         .noptions = 5};
 
 static int parse(const char *args, struct invocation *inv, char *err)
 {
@@ -268,14 +279,17 @@ static void test_button_refs(void **state)
     strcpy(press.button_ref, ref);
     uint8_t other[BUTTON_KEY_SIZE] = {9};
     assert_int_equal(button_ref_check(&press, other, payload, sizeof(payload)), HB_EPERM);
-    snprintf(press.button_ref, sizeof(press.button_ref), "hist:p9.s12345:%s", strrchr(ref, ':') + 1);
+    snprintf(press.button_ref, sizeof(press.button_ref), "hist:p9.s12345:%s",
+             strrchr(ref, ':') + 1);
     assert_int_equal(button_ref_check(&press, key, payload, sizeof(payload)), HB_EPERM);
     strcpy(press.button_ref, "garbage");
     assert_int_equal(button_ref_check(&press, key, payload, sizeof(payload)), HB_EINVAL);
 
     /* Refs that would not fit Telegram's 64 bytes are refused at creation. */
-    assert_int_equal(button_ref_make(ref, key, "hist", "a-very-long-payload-that-does-not-fit-in-sixty-four-bytes-at-all", &owner),
-                     HB_EINVAL);
+    assert_int_equal(
+        button_ref_make(ref, key, "hist",
+                        "a-very-long-payload-that-does-not-fit-in-sixty-four-bytes-at-all", &owner),
+        HB_EINVAL);
     assert_int_equal(button_ref_make(ref, key, "Bad!", "1", &owner), HB_EINVAL);
     assert_int_equal(button_ref_make(ref, key, "hist", "a:b", &owner), HB_EINVAL);
 }

@@ -50,7 +50,8 @@ static void test_deposit_text_general(void **state)
     assert_non_null(text);
     assert_non_null(strstr(text, "5.00 USD buys 1,000 credits, 10.00 USD buys 2,200 credits"));
     assert_non_null(strstr(text, "Stripe: https://buy.stripe.com/test_1\n"));
-    assert_non_null(strstr(text, "send it to account 0.0.900 (1 HBAR buys 100 credits); also token 0.0.777"));
+    assert_non_null(
+        strstr(text, "send it to account 0.0.900 (1 HBAR buys 100 credits); also token 0.0.777"));
     assert_null(strstr(text, "client_reference_id"));
     free(text);
     struct deposit_methods none = {0};
@@ -66,13 +67,17 @@ static void test_deposit_text_personal(void **state)
     char *text = deposit_text_make(&m, "discord:42", "pool:discord:9");
     assert_non_null(text);
     char ref[256], acc[PAYREF_ACCOUNT_MAX + 1];
-    after(text, "Stripe for your wallet: https://buy.stripe.com/test_1?client_reference_id=", ref, sizeof(ref));
+    after(text, "Stripe for your wallet: https://buy.stripe.com/test_1?client_reference_id=", ref,
+          sizeof(ref));
     assert_int_equal(payref_reference_check(ref, KEY, strlen(KEY), acc, sizeof(acc)), 0);
     assert_string_equal(acc, "discord:42");
-    after(text, "Stripe for this group's pool: https://buy.stripe.com/test_1?client_reference_id=", ref, sizeof(ref));
+    after(text,
+          "Stripe for this group's pool: https://buy.stripe.com/test_1?client_reference_id=", ref,
+          sizeof(ref));
     assert_int_equal(payref_reference_check(ref, KEY, strlen(KEY), acc, sizeof(acc)), 0);
     assert_string_equal(acc, "pool:discord:9");
-    after(text, "Paddle for your wallet: https://pay.example.com/checkout?lang=en&reference=", ref, sizeof(ref));
+    after(text, "Paddle for your wallet: https://pay.example.com/checkout?lang=en&reference=", ref,
+          sizeof(ref));
     assert_int_equal(payref_reference_check(ref, KEY, strlen(KEY), acc, sizeof(acc)), 0);
     after(text, "Memo for your wallet: ", ref, sizeof(ref));
     assert_int_equal(payref_memo_check(ref, KEY, strlen(KEY), acc, sizeof(acc)), 0);

@@ -373,8 +373,9 @@ static void test_filter_pattern_check(void **state)
     (void)state;
     char err[200];
     static const char *const ok[] = {
-        "secret-[0-9]+", "^hello", "(ab|cd)+", "(a+)?b", "colou?r", "[*+?{]+x", "a\\*+",
-        "x{2,5}y", "x{,3}y", "[]a*]+", "[[:alpha:]*]+", "(a)(b)(c)+", "a{100}b{100}c{56}", "lit{eral", NULL};
+        "secret-[0-9]+", "^hello",     "(ab|cd)+",          "(a+)?b",   "colou?r",
+        "[*+?{]+x",      "a\\*+",      "x{2,5}y",           "x{,3}y",   "[]a*]+",
+        "[[:alpha:]*]+", "(a)(b)(c)+", "a{100}b{100}c{56}", "lit{eral", NULL};
     for (size_t i = 0; ok[i] != NULL; i++) {
         err[0] = '\0';
         assert_int_equal(filter_pattern_check(ok[i], err, sizeof(err)), 0);
@@ -531,14 +532,13 @@ static void test_filter_threads(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_filter_words),   cmocka_unit_test(test_filter_leet),
-    cmocka_unit_test(test_filter_pattern), cmocka_unit_test(test_filter_pattern_check),
-    cmocka_unit_test(test_filter_email),
-    cmocka_unit_test(test_filter_phone),   cmocka_unit_test(test_filter_card),
-    cmocka_unit_test(test_filter_block),   cmocka_unit_test(test_filter_overlap),
-    cmocka_unit_test(test_filter_empty),   cmocka_unit_test(test_filter_errors),
-    cmocka_unit_test(test_filter_parse),   cmocka_unit_test(test_filter_long_input),
-    cmocka_unit_test(test_filter_threads),
+    cmocka_unit_test(test_filter_words),      cmocka_unit_test(test_filter_leet),
+    cmocka_unit_test(test_filter_pattern),    cmocka_unit_test(test_filter_pattern_check),
+    cmocka_unit_test(test_filter_email),      cmocka_unit_test(test_filter_phone),
+    cmocka_unit_test(test_filter_card),       cmocka_unit_test(test_filter_block),
+    cmocka_unit_test(test_filter_overlap),    cmocka_unit_test(test_filter_empty),
+    cmocka_unit_test(test_filter_errors),     cmocka_unit_test(test_filter_parse),
+    cmocka_unit_test(test_filter_long_input), cmocka_unit_test(test_filter_threads),
 };
 
 TEST_GROUP_DEFINE(filter, tests, NULL, NULL)

@@ -75,8 +75,11 @@ static void test_filter_block_and_redact(void **state)
     (void)state;
     static const char *const bad[] = {"forbidden"};
     struct filter_rule rules[] = {
-        {.name = "badwords", .kind = FILTER_KIND_WORDS, .action = FILTER_ACTION_BLOCK,
-         .words = bad, .nwords = 1},
+        {.name = "badwords",
+         .kind = FILTER_KIND_WORDS,
+         .action = FILTER_ACTION_BLOCK,
+         .words = bad,
+         .nwords = 1},
         {.name = "emails", .kind = FILTER_KIND_EMAIL, .action = FILTER_ACTION_REDACT},
     };
     struct gt gt;
@@ -180,7 +183,8 @@ static void test_group_model_switches(void **state)
     reply_capture_close(&cap);
     assert_non_null(strstr(gt_model_switch(&gt, &cap, "g1", "nosuch", false), "no model called"));
     reply_capture_close(&cap);
-    assert_non_null(strstr(gt_model_switch(&gt, &cap, "g1", "h", false), "h is turned off in this group"));
+    assert_non_null(
+        strstr(gt_model_switch(&gt, &cap, "g1", "h", false), "h is turned off in this group"));
     reply_capture_close(&cap);
 
     /* Refused in g1, still fine in g2. */
@@ -213,7 +217,8 @@ static void test_group_model_switches(void **state)
         reply_capture_close(&cap);
         assert_int_equal(seen, i == 1);
     }
-    assert_non_null(strstr(gt_model_switch(&gt, &cap, "g1", "h", true), "available in this group again"));
+    assert_non_null(
+        strstr(gt_model_switch(&gt, &cap, "g1", "h", true), "available in this group again"));
     reply_capture_close(&cap);
     gt_run_in_group(&gt, "m", "g1", 1);
     assert_int_equal(gt_balance(&gt, "m") < 100, 1);
@@ -253,7 +258,9 @@ static void test_admin_stats(void **state)
     reply_capture_close(&cap);
     /* The same outcomes reach /metrics. */
     assert_true(metrics_value(metrics_std()->generations, (const char *[]){"h", "completed"}) >= 1);
-    assert_true(metrics_value(metrics_std()->generations, (const char *[]){"malformed", "failed"}) >= 1); /* its last fallback */
+    assert_true(
+        metrics_value(metrics_std()->generations, (const char *[]){"malformed", "failed"}) >=
+        1); /* its last fallback */
     t = gt_stats(&gt, &cap, "g1");
     assert_non_null(strstr(t, "This group's pool, last 7 days:\nGenerations charged: 0;"));
     assert_null(strstr(t, "Refused"));

@@ -41,7 +41,6 @@ struct held {
     bool freed_ok;
 };
 
-
 /* What the fake image endpoint serves as a small PNG. */
 static const char png_bytes[] = "\x89PNG\r\n\x1a\nfake-image-bytes";
 
@@ -72,11 +71,10 @@ struct gt {
     unsigned tries_overloaded;
 };
 
-
 /** Make the engine with limits (NULL: defaults), filter rules and the
  *  OpenAI-compatible provider's image size limit. */
-void gt_init(struct gt *gt, const struct catalog_limits *limits,
-             const struct filter_rule *rules, size_t nrules, size_t max_image_bytes);
+void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct filter_rule *rules,
+             size_t nrules, size_t max_image_bytes);
 /** Close everything and check the loop closes clean. */
 void gt_done(struct gt *gt);
 /** A close callback that counts into gt->closed. */
@@ -87,8 +85,7 @@ int64_t gt_clock(void *data);
 void gt_wait(struct gt *gt, const int *flag, int want);
 /** A console invocation from user, in group scope (NULL: a DM), answering
  *  into cap, with a fresh event id. */
-void gt_inv(struct invocation *inv, struct reply_capture *cap, const char *user,
-            const char *scope);
+void gt_inv(struct invocation *inv, struct reply_capture *cap, const char *user, const char *scope);
 void gt_submit(struct gt *gt, struct reply_capture *cap, const char *user,
                enum provider_modality modality, const char *model, const char *prompt);
 /** Submit and wait for the final reply. */

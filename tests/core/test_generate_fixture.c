@@ -78,13 +78,12 @@ void gt_closed(void *data)
     ((struct gt *)data)->closed++;
 }
 
-static void server_handler(struct httpd_response *res, const struct httpd_request *req,
-                           void *data);
+static void server_handler(struct httpd_response *res, const struct httpd_request *req, void *data);
 
 /* An OpenAI-compatible and an Anthropic provider on the fake server, the
  * held provider, and models on each. */
-void gt_init(struct gt *gt, const struct catalog_limits *limits,
-                    const struct filter_rule *rules, size_t nrules, size_t max_image_bytes)
+void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct filter_rule *rules,
+             size_t nrules, size_t max_image_bytes)
 {
     memset(gt, 0, sizeof(*gt));
     lt_init(&gt->lt, true, false);
@@ -105,18 +104,25 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits,
                                    .api_key = "sk-test-123456",
                                    .headers = "X-Extra: yes",
                                    .max_image_bytes = max_image_bytes};
-    struct provider_settings as = {.name = "fakeanthropic", .base_url = base, .api_key = "ak-test-987654"};
+    struct provider_settings as = {
+        .name = "fakeanthropic", .base_url = base, .api_key = "ak-test-987654"};
     struct catalog_provider_spec ps[] = {
-        {.name = "fakeai", .provider = openai_provider_new(gt->http, &os), .timeout_ms = 2000,
+        {.name = "fakeai",
+         .provider = openai_provider_new(gt->http, &os),
+         .timeout_ms = 2000,
          .max_concurrent = 4},
-        {.name = "fakeanthropic", .provider = anthropic_provider_new(gt->http, &as),
-         .timeout_ms = 2000, .max_concurrent = 4},
+        {.name = "fakeanthropic",
+         .provider = anthropic_provider_new(gt->http, &as),
+         .timeout_ms = 2000,
+         .max_concurrent = 4},
         {.name = "held", .provider = &gt->held.provider, .timeout_ms = 60000, .max_concurrent = 1},
     };
-#define M(n, prov, fb) \
-    {.name = n, .provider = prov, .modality = PROVIDER_TEXT, .price_request = 1, \
-     .price_input_1k = 100, .price_output_1k = 100, .max_output_tokens = 100, .fallbacks = fb, \
-     .enabled = true}
+#define M(n, prov, fb)                                                                             \
+    {                                                                                              \
+        .name = n, .provider = prov, .modality = PROVIDER_TEXT, .price_request = 1,                \
+        .price_input_1k = 100, .price_output_1k = 100, .max_output_tokens = 100, .fallbacks = fb,  \
+        .enabled = true                                                                            \
+    }
     struct catalog_model_spec ms[] = {
         M("ok", "fakeai", NULL),
         M("midstream", "fakeai", "ok"),
@@ -131,14 +137,30 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits,
         M("overloaded", "fakeanthropic", NULL),
         M("h", "held", NULL),
         M("h2", "held", NULL),
-        {.name = "img-b64", .provider = "fakeai", .modality = PROVIDER_IMAGE, .price_request = 7,
-         .sizes = "256x256", .enabled = true},
-        {.name = "img-url", .provider = "fakeai", .modality = PROVIDER_IMAGE, .price_request = 7,
-         .sizes = "256x256", .enabled = true},
-        {.name = "img-big", .provider = "fakeai", .modality = PROVIDER_IMAGE, .price_request = 7,
-         .sizes = "256x256", .enabled = true},
-        {.name = "private", .provider = "held", .modality = PROVIDER_TEXT, .price_request = 1,
-         .allow = "console:boss", .enabled = true},
+        {.name = "img-b64",
+         .provider = "fakeai",
+         .modality = PROVIDER_IMAGE,
+         .price_request = 7,
+         .sizes = "256x256",
+         .enabled = true},
+        {.name = "img-url",
+         .provider = "fakeai",
+         .modality = PROVIDER_IMAGE,
+         .price_request = 7,
+         .sizes = "256x256",
+         .enabled = true},
+        {.name = "img-big",
+         .provider = "fakeai",
+         .modality = PROVIDER_IMAGE,
+         .price_request = 7,
+         .sizes = "256x256",
+         .enabled = true},
+        {.name = "private",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .allow = "console:boss",
+         .enabled = true},
     };
 #undef M
     struct catalog_spec spec = {.providers = ps,
@@ -187,8 +209,7 @@ void gt_wait(struct gt *gt, const int *flag, int want)
 
 /* A console invocation from user, in group scope (NULL: a DM), answering
  * into cap, with a fresh event id. */
-void gt_inv(struct invocation *inv, struct reply_capture *cap, const char *user,
-                   const char *scope)
+void gt_inv(struct invocation *inv, struct reply_capture *cap, const char *user, const char *scope)
 {
     static unsigned seq;
     memset(inv, 0, sizeof(*inv));
@@ -207,7 +228,7 @@ void gt_inv(struct invocation *inv, struct reply_capture *cap, const char *user,
 }
 
 void gt_submit(struct gt *gt, struct reply_capture *cap, const char *user,
-                      enum provider_modality modality, const char *model, const char *prompt)
+               enum provider_modality modality, const char *model, const char *prompt)
 {
     struct invocation inv;
     gt_inv(&inv, cap, user, NULL);
@@ -217,7 +238,7 @@ void gt_submit(struct gt *gt, struct reply_capture *cap, const char *user,
 
 /* Submit and wait for the final reply. */
 void gt_run(struct gt *gt, struct reply_capture *cap, const char *user,
-                   enum provider_modality modality, const char *model, const char *prompt)
+            enum provider_modality modality, const char *model, const char *prompt)
 {
     gt_submit(gt, cap, user, modality, model, prompt);
     gt_wait(gt, &cap->finished, 1);
@@ -253,9 +274,12 @@ static const char *const openai_ok[] = {
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo, \"}}]}\n\n",
-    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"world\"},\"finish_reason\":null}]}\n\n",
+    "data: "
+    "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"world\"},\"finish_reason\":null}]}\n\n",
     "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
-    "data: {\"choices\":null,\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":20,\"total_tokens\":30}}\n\n",
+    "data: "
+    "{\"choices\":null,\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":20,\"total_tokens\":"
+    "30}}\n\n",
     "data: [DONE]\n\n",
     NULL};
 
@@ -266,7 +290,8 @@ static void openai_chat(struct gt *gt, struct httpd_response *res, const char *m
     } else if (strcmp(model, "midstream") == 0) {
         static const char *const ev[] = {
             "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"partial\"}}]}\n\n",
-            "data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\"}}\n\n",
+            "data: {\"error\":{\"message\":\"The server had an "
+            "error\",\"type\":\"server_error\"}}\n\n",
             NULL};
         send_sse(res, ev);
     } else if (strcmp(model, "malformed") == 0) {
@@ -321,13 +346,24 @@ static void openai_image(struct gt *gt, struct httpd_response *res, const char *
 }
 
 static const char *const anthropic_ok[] = {
-    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude\",\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
-    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+    "event: message_start\ndata: "
+    "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":"
+    "\"assistant\",\"content\":[],\"model\":\"claude\",\"usage\":{\"input_tokens\":10,\"output_"
+    "tokens\":1}}}\n\n",
+    "event: content_block_start\ndata: "
+    "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":"
+    "\"\"}}\n\n",
     "event: ping\ndata: {\"type\": \"ping\"}\n\n",
-    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Bonjour\"}}\n\n",
-    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" le monde\"}}\n\n",
+    "event: content_block_delta\ndata: "
+    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
+    "\"Bonjour\"}}\n\n",
+    "event: content_block_delta\ndata: "
+    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" "
+    "le monde\"}}\n\n",
     "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
-    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":20}}\n\n",
+    "event: message_delta\ndata: "
+    "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},"
+    "\"usage\":{\"output_tokens\":20}}\n\n",
     "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
     NULL};
 
@@ -369,9 +405,10 @@ static void server_handler(struct httpd_response *res, const struct httpd_reques
         openai_image(gt, res, m);
     } else if (strcmp(req->target, "/v1/messages") == 0) {
         if (strcmp(m, "overloaded") == 0 && gt->tries_overloaded++ == 0) {
-            static const char *const ev[] = {
-                "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
-                NULL};
+            static const char *const ev[] = {"event: error\ndata: "
+                                             "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_"
+                                             "error\",\"message\":\"Overloaded\"}}\n\n",
+                                             NULL};
             send_sse(res, ev);
         } else {
             send_sse(res, anthropic_ok);
@@ -417,4 +454,3 @@ int gt_group_setup(void **state)
     http_global_init();
     return lt_group_setup(state);
 }
-

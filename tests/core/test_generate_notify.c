@@ -111,15 +111,15 @@ static void gn_crash_leftover(struct gn *gn, const char *wallet)
 {
     struct lt_res res;
     assert_int_equal(lt_open(&gn->lt, wallet, LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
-    assert_int_equal(lt_reserve(&gn->lt, "gen:crashed:1:r1", wallet, LEDGER_SYSTEM_REVENUE, 12,
-                                600000, &res),
-                     0);
+    assert_int_equal(
+        lt_reserve(&gn->lt, "gen:crashed:1:r1", wallet, LEDGER_SYSTEM_REVENUE, 12, 600000, &res),
+        0);
     char value[128];
     snprintf(value, sizeof(value), "%s 1", wallet);
     struct gn_state st = {0};
-    assert_int_equal(state_put(ledger_store(gn->lt.ledger), "gen.job", "gen:crashed:1", value,
-                               gn_state_cb, &st),
-                     0);
+    assert_int_equal(
+        state_put(ledger_store(gn->lt.ledger), "gen.job", "gen:crashed:1", value, gn_state_cb, &st),
+        0);
     gn_run_until(gn, &st.done);
     assert_int_equal(st.rc, 0);
 }
@@ -127,8 +127,8 @@ static void gn_crash_leftover(struct gn *gn, const char *wallet)
 static void gn_notice_record(struct gn *gn, const char *wallet, struct gn_state *out)
 {
     memset(out, 0, sizeof(*out));
-    assert_int_equal(
-        state_get(ledger_store(gn->lt.ledger), "gen.notice", wallet, gn_state_cb, out), 0);
+    assert_int_equal(state_get(ledger_store(gn->lt.ledger), "gen.notice", wallet, gn_state_cb, out),
+                     0);
     gn_run_until(gn, &out->done);
 }
 

@@ -220,7 +220,6 @@ static void test_images_b64_url_and_limit(void **state)
     gt_done(&gt);
 }
 
-
 static void gt_press(struct gt *gt, struct reply_capture *cap, const char *user, const char *ref)
 {
     struct invocation inv;
@@ -273,7 +272,8 @@ static void gt_image_in_group(struct gt *gt, const char *user, char *up)
     struct reply_capture cap;
     struct invocation inv;
     gt_inv(&inv, &cap, user, "g9");
-    struct generate_request req = {.modality = PROVIDER_IMAGE, .prompt = "a cat", .model = "img-b64"};
+    struct generate_request req = {
+        .modality = PROVIDER_IMAGE, .prompt = "a cat", .model = "img-b64"};
     generate_submit(gt->g, &inv, &req);
     gt_wait(gt, &cap.finished, 1);
     assert_int_equal(cap.nbuttons, 2);
@@ -315,7 +315,9 @@ static void test_leaderboard_counts_upvotes(void **state)
     gt_press(&gt, &p, "u3", up2); /* one's own: not counted */
     reply_capture_close(&p);
     const char *t = gt_leaderboard(&gt, &p, "g9");
-    if (strstr(t, "1. 2 upvotes: an image by u1 (img-b64)\n2. 1 upvote: an image by u3 (img-b64)") == NULL)
+    if (strstr(t,
+               "1. 2 upvotes: an image by u1 (img-b64)\n2. 1 upvote: an image by u3 (img-b64)") ==
+        NULL)
         fail_msg("unexpected leaderboard:\n%s", t);
     reply_capture_close(&p);
     /* Another group sees nothing of g9's; a DM has no leaderboard. */

@@ -49,7 +49,6 @@ static void test_limits_refuse_and_reset(void **state)
     gt_done(&gt);
 }
 
-
 /* A group's daily limit counts every member's generations there, refuses
  * with the reset time, leaves other groups and DMs alone, and resets at
  * midnight UTC. */
@@ -125,7 +124,8 @@ static void test_pool_policy_chooses_payer(void **state)
     struct lt_res res;
     assert_int_equal(lt_open(&gt.lt, "pool:console:g1", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
     assert_int_equal(lt_plain(&gt.lt, "fund", LEDGER_SYSTEM_GRANTS, "pool:console:g1", 1000,
-                              LEDGER_KIND_GRANT, &res), 0);
+                              LEDGER_KIND_GRANT, &res),
+                     0);
     /* The default policy: the pool pays. */
     gt_run_in_group(&gt, "m", "g1", 0);
     int64_t cost = 1000 - lt_balance(&gt.lt, "pool:console:g1").posted;
@@ -147,7 +147,8 @@ static void test_pool_policy_chooses_payer(void **state)
     /* Wallet first with an empty wallet: the pool covers it. */
     gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_WALLET_FIRST, 0);
     assert_int_equal(lt_plain(&gt.lt, "drain", "console:m", LEDGER_SYSTEM_GRANTS, 100 - 3 * cost,
-                              LEDGER_KIND_REVERSAL, &res), 0);
+                              LEDGER_KIND_REVERSAL, &res),
+                     0);
     gt_run_in_group(&gt, "m", "g1", 4);
     assert_int_equal(lt_balance(&gt.lt, "pool:console:g1").posted, 1000 - 2 * cost);
     assert_int_equal(gt_balance(&gt, "m"), 0);

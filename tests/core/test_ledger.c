@@ -126,9 +126,9 @@ static void test_invalid_requests(void **state)
     assert_int_equal(ledger_batch_create(t.ledger, bad, 0, lt_cb, &res), HB_EINVAL);
     assert_int_equal(ledger_history_get(t.ledger, W1, 0, 0, lt_cb, &res), HB_EINVAL);
     assert_int_equal(ledger_usage_get(t.ledger, NULL, 10, 5, lt_cb, &res), HB_EINVAL);
-    assert_int_equal(ledger_transfer_reverse(t.ledger, "r", "o", 1, LEDGER_KIND_BONUS, "", lt_cb,
-                                             &res),
-                     HB_EINVAL);
+    assert_int_equal(
+        ledger_transfer_reverse(t.ledger, "r", "o", 1, LEDGER_KIND_BONUS, "", lt_cb, &res),
+        HB_EINVAL);
     assert_int_equal(lt_transfer(&t, &ok, &res), 0);
     lt_done(&t);
 }
@@ -407,11 +407,9 @@ static void test_reversal_and_debt(void **state)
     assert_string_equal(res.field, "flags");
     assert_int_equal(lt_reverse(&t, "cb:2", "pay:1", 1, LEDGER_KIND_CHARGEBACK, &res), HB_ESTATE);
     assert_string_equal(res.reason, "reversed");
-    assert_int_equal(lt_reverse(&t, "cb:3", "nope", 1, LEDGER_KIND_CHARGEBACK, &res),
-                     HB_ENOTFOUND);
+    assert_int_equal(lt_reverse(&t, "cb:3", "nope", 1, LEDGER_KIND_CHARGEBACK, &res), HB_ENOTFOUND);
     assert_string_equal(res.field, "original_id");
-    assert_int_equal(lt_reverse(&t, "cb:4", "refund:1", 1, LEDGER_KIND_REVERSAL, &res),
-                     HB_ESTATE);
+    assert_int_equal(lt_reverse(&t, "cb:4", "refund:1", 1, LEDGER_KIND_REVERSAL, &res), HB_ESTATE);
     assert_string_equal(res.reason, "not reversible");
     /* Entirely spent: the whole reversal goes to debt, under its own id. */
     assert_int_equal(lt_plain(&t, "pay:2", DEP, W1, 10, LEDGER_KIND_DEPOSIT, &res), 0);
@@ -419,8 +417,7 @@ static void test_reversal_and_debt(void **state)
     assert_int_equal(lt_reverse(&t, "cb:5", "pay:2", 10, LEDGER_KIND_CHARGEBACK, &res), 0);
     assert_int_equal(res.r.debt, 10);
     assert_string_equal(res.r.transfer.id, "cb:5");
-    assert_int_equal(lt_reverse(&t, "cb:5", "pay:2", 10, LEDGER_KIND_CHARGEBACK, &res),
-                     HB_EEXISTS);
+    assert_int_equal(lt_reverse(&t, "cb:5", "pay:2", 10, LEDGER_KIND_CHARGEBACK, &res), HB_EEXISTS);
     assert_int_equal(lt_balance(&t, "debt:" W1).posted, -60);
     /* Pending transfers are voided, not reversed. */
     assert_int_equal(lt_plain(&t, "pay:3", DEP, W1, 10, LEDGER_KIND_DEPOSIT, &res), 0);

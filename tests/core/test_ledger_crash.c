@@ -30,7 +30,7 @@
 struct crash_child {
     uv_loop_t loop;
     struct ledger *ledger;
-    int fd;                 /* acknowledgements go here */
+    int fd; /* acknowledgements go here */
     int round;
     uint64_t next;
     char reserved[256][48]; /* acknowledged reservations, to post */
@@ -135,8 +135,8 @@ static void crash_child_main(const char *path, int fd, int round)
     c.ledger = ledger_new(&c.loop, &opts, &rc);
     if (c.ledger == NULL)
         _exit(2);
-    if (ledger_account_open(c.ledger, CRASH_WALLET, LEDGER_ACCOUNT_NO_OVERDRAFT, 0,
-                            crash__opened, &c) < 0)
+    if (ledger_account_open(c.ledger, CRASH_WALLET, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, crash__opened,
+                            &c) < 0)
         _exit(8);
     uv_run(&c.loop, UV_RUN_DEFAULT);
     _exit(9);
@@ -177,7 +177,8 @@ static void test_crash(void **state)
     char path[512];
     uint64_t seed = getenv("HAIBOT_SEED") != NULL ? strtoull(getenv("HAIBOT_SEED"), NULL, 10)
                                                   : (uint64_t)time(NULL);
-    fprintf(stderr, "ledger_crash: seed=%" PRIu64 " (HAIBOT_SEED=%" PRIu64 " replays the kill times)\n",
+    fprintf(stderr,
+            "ledger_crash: seed=%" PRIu64 " (HAIBOT_SEED=%" PRIu64 " replays the kill times)\n",
             seed, seed);
     srand((unsigned)seed);
     snprintf(path, sizeof(path), "%s/ledger.db", dir);

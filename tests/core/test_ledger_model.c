@@ -40,14 +40,14 @@ enum mstate { M_NONE, M_OPEN, M_POSTED, M_VOIDED, M_EXPIRED };
 
 struct mxfer {
     char id[48];
-    int debit, credit;      /* account indexes */
+    int debit, credit; /* account indexes */
     int64_t amount;
     uint32_t kind;
-    uint32_t flags;         /* as committed */
-    int64_t timeout;        /* pending: as requested */
+    uint32_t flags;  /* as committed */
+    int64_t timeout; /* pending: as requested */
     int64_t expires_at;
-    enum mstate state;      /* pending only */
-    int64_t reversed;       /* plain and post: credits reversed so far */
+    enum mstate state; /* pending only */
+    int64_t reversed;  /* plain and post: credits reversed so far */
     char tag[16];
 };
 
@@ -62,9 +62,9 @@ struct mreq {
     int64_t rev_amount;
     uint32_t rev_kind;
     int expect;
-    size_t expect_index;        /* batches */
-    int64_t expect_debt;        /* reversals */
-    size_t expect_expired;      /* expiry runs */
+    size_t expect_index;   /* batches */
+    int64_t expect_debt;   /* reversals */
+    size_t expect_expired; /* expiry runs */
     struct lt_res res;
 };
 
@@ -76,8 +76,8 @@ struct model {
     size_t nx;
     size_t next_id;
     int64_t now;
-    int dep, rev, bonus;      /* system account indexes */
-    int first_user, n_users;  /* wallets and pools */
+    int dep, rev, bonus;     /* system account indexes */
+    int first_user, n_users; /* wallets and pools */
 };
 
 static uint64_t rnd(struct model *m)
@@ -179,8 +179,7 @@ static int model_transfer(struct model *m, const struct ledger_transfer *t)
 {
     struct mxfer *old = xfer_find(m, t->id);
     if (old != NULL) {
-        bool same = (old->flags & 7u) == t->flags &&
-                    strcmp(m->a[old->debit].id, t->debit) == 0 &&
+        bool same = (old->flags & 7u) == t->flags && strcmp(m->a[old->debit].id, t->debit) == 0 &&
                     strcmp(m->a[old->credit].id, t->credit) == 0 && old->amount == t->amount &&
                     old->kind == t->kind && old->timeout == t->timeout_ms &&
                     strcmp(old->tag, t->tag) == 0;
@@ -363,13 +362,13 @@ static void gen(struct model *m, struct mreq *r)
         bool conflict = what >= 68;
         if (x->flags & (LEDGER_TRANSFER_POST | LEDGER_TRANSFER_VOID)) {
             /* Find the pending it resolved: replays need its id. */
-        {
-            gen(m, r);
-            return;
+            {
+                gen(m, r);
+                return;
+            }
         }
-        }
-        req_transfer(r, 0, x->id, &m->a[x->debit], &m->a[x->credit],
-                     x->amount + (conflict ? 1 : 0), x->kind, x->flags, x->timeout, x->tag);
+        req_transfer(r, 0, x->id, &m->a[x->debit], &m->a[x->credit], x->amount + (conflict ? 1 : 0),
+                     x->kind, x->flags, x->timeout, x->tag);
         if (strncmp(x->id, "expire:", 7) == 0 || strncmp(x->id, "bonus:", 6) == 0) {
             gen(m, r);
             return;
@@ -456,8 +455,8 @@ static void submit(struct lt *t, struct mreq *r)
         rc = ledger_batch_create(t->ledger, r->t, r->n, lt_cb, &r->res);
         break;
     case OP_REVERSE:
-        rc = ledger_transfer_reverse(t->ledger, r->ids[0], r->links[0], r->rev_amount,
-                                     r->rev_kind, "model", lt_cb, &r->res);
+        rc = ledger_transfer_reverse(t->ledger, r->ids[0], r->links[0], r->rev_amount, r->rev_kind,
+                                     "model", lt_cb, &r->res);
         break;
     case OP_OPEN:
         rc = ledger_account_open(t->ledger, r->ids[0], LEDGER_ACCOUNT_NO_OVERDRAFT, 10, lt_cb,
@@ -483,8 +482,9 @@ static void check_balances(struct lt *t, struct model *m)
         const struct ledger_balance *b = &res[i].r.balance;
         if (res[i].rc != 0 || b->posted != a->cp - a->dp || b->pending_debits != a->dpend ||
             b->pending_credits != a->cpend)
-            fprintf(stderr, "account %s: ledger %" PRId64 "/%" PRId64 "/%" PRId64
-                            " model %" PRId64 "/%" PRId64 "/%" PRId64 "\n",
+            fprintf(stderr,
+                    "account %s: ledger %" PRId64 "/%" PRId64 "/%" PRId64 " model %" PRId64
+                    "/%" PRId64 "/%" PRId64 "\n",
                     a->id, b->posted, b->pending_debits, b->pending_credits, a->cp - a->dp,
                     a->dpend, a->cpend);
         assert_int_equal(res[i].rc, 0);
@@ -531,8 +531,8 @@ static void test_model(void **state)
     acct_add(&m, LEDGER_SYSTEM_GRANTS, false);
     m.rev = acct_add(&m, LEDGER_SYSTEM_REVENUE, false);
     m.first_user = m.na;
-    const char *users[] = {"discord:1", "discord:2", "telegram:3", "console:alice",
-                           "pool:discord:9", "pool:telegram:-100"};
+    const char *users[] = {"discord:1",     "discord:2",      "telegram:3",
+                           "console:alice", "pool:discord:9", "pool:telegram:-100"};
     m.n_users = 6;
     for (int i = 0; i < m.n_users; i++) {
         struct lt_res res;
@@ -571,9 +571,13 @@ static void test_model(void **state)
                 assert_int_equal(r->res.r.debt, r->expect_debt);
             if (r->op == OP_EXPIRE)
                 assert_int_equal(r->res.r.expired, r->expect_expired);
-            seen[r->expect == 0 ? 0 : r->expect == HB_EEXISTS ? 1 : r->expect == HB_ECONFLICT ? 2
-                 : r->expect == HB_EFUNDS ? 3 : r->expect == HB_ESTATE ? 4
-                 : r->expect == HB_EINVAL ? 5 : 6]++;
+            seen[r->expect == 0              ? 0
+                 : r->expect == HB_EEXISTS   ? 1
+                 : r->expect == HB_ECONFLICT ? 2
+                 : r->expect == HB_EFUNDS    ? 3
+                 : r->expect == HB_ESTATE    ? 4
+                 : r->expect == HB_EINVAL    ? 5
+                                             : 6]++;
             expired += r->expect_expired;
             debts += r->expect_debt > 0;
         }
@@ -582,9 +586,10 @@ static void test_model(void **state)
             full_verify(&t);
     }
     full_verify(&t);
-    fprintf(stderr, "ledger_model: ok=%zu exists=%zu conflict=%zu funds=%zu state=%zu invalid=%zu "
-            "other=%zu expired=%zu reversals_with_debt=%zu transfers=%zu\n", seen[0], seen[1],
-            seen[2], seen[3], seen[4], seen[5], seen[6], expired, debts, m.nx);
+    fprintf(stderr,
+            "ledger_model: ok=%zu exists=%zu conflict=%zu funds=%zu state=%zu invalid=%zu "
+            "other=%zu expired=%zu reversals_with_debt=%zu transfers=%zu\n",
+            seen[0], seen[1], seen[2], seen[3], seen[4], seen[5], seen[6], expired, debts, m.nx);
     /* Every kind of result came up. */
     for (int i = 0; i < 6; i++)
         assert_true(seen[i] > 0);

@@ -44,8 +44,7 @@ static void tampered(const char *path, const char *copy, const char *sql)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(copy, &db), SQLITE_OK);
     char *err = NULL;
-    int rc = sqlite3_exec(db,
-                          "DROP TRIGGER transfers_no_update; DROP TRIGGER transfers_no_delete;",
+    int rc = sqlite3_exec(db, "DROP TRIGGER transfers_no_update; DROP TRIGGER transfers_no_delete;",
                           NULL, NULL, &err);
     assert_int_equal(rc, SQLITE_OK);
     rc = sqlite3_exec(db, sql, NULL, NULL, &err);
@@ -136,18 +135,21 @@ static void test_tamper_each_row(void **state)
         }
     }
     /* Edits outside the history are caught by recomputing from it. */
-    expect_broken(t.path, copy, "UPDATE accounts SET credits_posted = credits_posted + 7 WHERE id = 'telegram:2'",
+    expect_broken(t.path, copy,
+                  "UPDATE accounts SET credits_posted = credits_posted + 7 WHERE id = 'telegram:2'",
                   "at account telegram:2");
     expect_broken(t.path, copy, "UPDATE accounts SET debits_pending = 0 WHERE id = 'telegram:2'",
                   "at account telegram:2");
     expect_broken(t.path, copy, "DELETE FROM pending WHERE id = 'r4'", "at reservation r4");
     expect_broken(t.path, copy, "INSERT INTO pending VALUES ('r1', 5)", "at reservation r1");
-    expect_broken(t.path, copy, "DELETE FROM accounts WHERE id = 'discord:1'", "at account discord:1");
+    expect_broken(t.path, copy, "DELETE FROM accounts WHERE id = 'discord:1'",
+                  "at account discord:1");
     /* An entry appended behind the ledger's back. */
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO transfers SELECT seq + 1, 'forged', debit_account, credit_account, amount,"
-             " kind, flags, link, expires_at, ts, ref, tag, hash FROM transfers WHERE seq = %llu",
-             (unsigned long long)n);
+    snprintf(
+        sql, sizeof(sql),
+        "INSERT INTO transfers SELECT seq + 1, 'forged', debit_account, credit_account, amount,"
+        " kind, flags, link, expires_at, ts, ref, tag, hash FROM transfers WHERE seq = %llu",
+        (unsigned long long)n);
     snprintf(name, sizeof(name), "at entry seq=%llu id=forged", (unsigned long long)n + 1);
     expect_broken(t.path, copy, sql, name);
     lt_done(&t);

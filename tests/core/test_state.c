@@ -77,7 +77,8 @@ static void test_state_put_get_delete_persist(void **state)
     assert_string_equal(g.value, "gpt-4o-mini");
 
     struct got l = {0};
-    assert_int_equal(state_list(ledger_store(t.ledger), "prefs", "discord:", 10, got_list_cb, &l), 0);
+    assert_int_equal(state_list(ledger_store(t.ledger), "prefs", "discord:", 10, got_list_cb, &l),
+                     0);
     run_until(&t, &l);
     assert_int_equal(l.rc, 0);
     assert_int_equal(l.n, 2);
@@ -88,7 +89,8 @@ static void test_state_put_get_delete_persist(void **state)
     struct got inc[5];
     memset(inc, 0, sizeof(inc));
     for (int i = 0; i < 5; i++)
-        assert_int_equal(state_incr(ledger_store(t.ledger), "stats", "n", i + 1, got_cb, &inc[i]), 0);
+        assert_int_equal(state_incr(ledger_store(t.ledger), "stats", "n", i + 1, got_cb, &inc[i]),
+                         0);
     run_until(&t, &inc[4]);
     g = get(&t, "stats", "n");
     assert_string_equal(g.value, "15");

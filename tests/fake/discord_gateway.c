@@ -475,4 +475,3 @@ void fake_gateway_free(struct fake_gateway *f)
     }
     fake__release(f);
 }
-

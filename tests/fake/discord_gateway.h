@@ -23,12 +23,12 @@ struct fake_gateway;
 
 /* What the fake saw the client do, for tests that wait on it. */
 enum fake_gateway_seen {
-    FAKE_SEEN_CONNECT,   /* a websocket opened */
+    FAKE_SEEN_CONNECT, /* a websocket opened */
     FAKE_SEEN_IDENTIFY,
     FAKE_SEEN_RESUME,
     FAKE_SEEN_HEARTBEAT,
-    FAKE_SEEN_CLOSE,     /* the client sent a close frame (code in the stats) */
-    FAKE_SEEN_GONE,      /* a connection ended */
+    FAKE_SEEN_CLOSE, /* the client sent a close frame (code in the stats) */
+    FAKE_SEEN_GONE,  /* a connection ended */
 };
 
 struct fake_gateway_options {
@@ -51,14 +51,14 @@ struct fake_gateway_stats {
     int64_t last_heartbeat_seq; /* -1 for null */
     char last_resume_session[64];
     int64_t last_resume_seq;
-    char session_id[64];        /* the current session, "" when none */
-    int64_t seq;                /* the current session's last seq */
+    char session_id[64]; /* the current session, "" when none */
+    int64_t seq;         /* the current session's last seq */
     uint32_t identify_intents;
     int identify_shard[2];
     char identify_token[128];
-    char query[128];            /* query string of the last connection */
-    char host[128];             /* Host header of the last connection */
-    size_t events_sent;         /* dispatches written, replays included */
+    char query[128];    /* query string of the last connection */
+    char host[128];     /* Host header of the last connection */
+    size_t events_sent; /* dispatches written, replays included */
 };
 
 /** A fake listening on 127.0.0.1 on `loop` (borrowed). NULL on failure. */
@@ -101,9 +101,9 @@ void fake_gateway_flood(struct fake_gateway *f, const char *type, size_t count, 
 /** Stop (or restart) answering heartbeats on the current connection. */
 void fake_gateway_drop_acks(struct fake_gateway *f, bool drop);
 
-void fake_gateway_reconnect(struct fake_gateway *f);                  /* op 7 */
+void fake_gateway_reconnect(struct fake_gateway *f);                       /* op 7 */
 void fake_gateway_invalid_session(struct fake_gateway *f, bool resumable); /* op 9 */
-void fake_gateway_heartbeat_request(struct fake_gateway *f);          /* op 1 */
+void fake_gateway_heartbeat_request(struct fake_gateway *f);               /* op 1 */
 
 /** Close the current connection with `code`. */
 void fake_gateway_kick(struct fake_gateway *f, int code);

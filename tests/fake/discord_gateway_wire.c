@@ -32,8 +32,8 @@ static void fake__gen_reserve(struct fake_gateway *f, size_t need)
 }
 
 static const char *const fake_words[] = {
-    "the", "model", "image", "credits", "hello", "render", "a", "cat", "in", "space",
-    "please", "with", "more", "light", "and", "detail", "thanks", "again", "sunset", "city",
+    "the",    "model", "image", "credits", "hello", "render", "a",      "cat",   "in",     "space",
+    "please", "with",  "more",  "light",   "and",   "detail", "thanks", "again", "sunset", "city",
 };
 
 /* A "d" of about d_bytes, shaped like Discord's: a message, or a guild
@@ -67,8 +67,8 @@ static size_t fake__gen_d(struct fake_gateway *f, size_t at, const char *type, i
                  "\"tts\":false,\"mention_everyone\":false,\"mentions\":[],\"mention_roles\":[],"
                  "\"attachments\":[],\"embeds\":[],\"pinned\":false,\"type\":0,\"flags\":0,"
                  "\"content\":\"",
-                 id, 80351110224678912ULL + (unsigned long long)(seq % 1000), (long long)(seq % 1000),
-                 (long long)(seq % 1000));
+                 id, 80351110224678912ULL + (unsigned long long)(seq % 1000),
+                 (long long)(seq % 1000), (long long)(seq % 1000));
     uint64_t r = (uint64_t)seq * 6364136223846793005ULL + 1442695040888963407ULL;
     while ((size_t)(p - start) + 16 < d_bytes) {
         r = r * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -88,8 +88,8 @@ static size_t fake__gen_dispatch(struct fake_gateway *f, const char *type, int64
 {
     size_t dl = d != NULL ? strlen(d) : d_bytes;
     fake__gen_reserve(f, dl + strlen(type) + 2048);
-    size_t n = (size_t)sprintf(f->gen, "{\"t\":\"%s\",\"s\":%lld,\"op\":0,\"d\":", type,
-                               (long long)seq);
+    size_t n =
+        (size_t)sprintf(f->gen, "{\"t\":\"%s\",\"s\":%lld,\"op\":0,\"d\":", type, (long long)seq);
     if (d != NULL) {
         memcpy(f->gen + n, d, dl);
         n += dl;
@@ -278,7 +278,8 @@ int fake__writable(struct fake_conn *c)
         }
         case FK_FLOOD: {
             if (c->cycle.n == 0)
-                fake__cycle_build(c, it->type, it->count < FAKE_FLOOD_CYCLE ? it->count : FAKE_FLOOD_CYCLE,
+                fake__cycle_build(c, it->type,
+                                  it->count < FAKE_FLOOD_CYCLE ? it->count : FAKE_FLOOD_CYCLE,
                                   it->d_bytes);
             struct fake_cycle *cy = &c->cycle;
             if (lws_write(c->wsi, cy->buf + cy->off[c->cycle_at], cy->len[c->cycle_at],

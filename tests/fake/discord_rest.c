@@ -159,8 +159,10 @@ static void fr_handler(struct httpd_response *res, const struct httpd_request *r
     if (now < f->global_until) {
         f->violations++;
         status = 429;
-        snprintf(body, sizeof(body), "{\"message\":\"You are being rate limited.\",\"retry_after\":%.3f,\"global\":true}",
-                 (double)(f->global_until - now) / 1000.0);
+        snprintf(
+            body, sizeof(body),
+            "{\"message\":\"You are being rate limited.\",\"retry_after\":%.3f,\"global\":true}",
+            (double)(f->global_until - now) / 1000.0);
         out = body;
         goto answer;
     }
@@ -178,7 +180,9 @@ static void fr_handler(struct httpd_response *res, const struct httpd_request *r
             f->violations++;
             uint64_t until = b->held_until > b->reset_at ? b->held_until : b->reset_at;
             status = 429;
-            snprintf(body, sizeof(body), "{\"message\":\"You are being rate limited.\",\"retry_after\":%.3f,\"global\":false}",
+            snprintf(body, sizeof(body),
+                     "{\"message\":\"You are being rate "
+                     "limited.\",\"retry_after\":%.3f,\"global\":false}",
                      (double)(until - now) / 1000.0);
             out = body;
             goto answer;
@@ -192,7 +196,8 @@ static void fr_handler(struct httpd_response *res, const struct httpd_request *r
             f->global_until = now + ms;
         else if (b != NULL)
             b->held_until = now + ms;
-        snprintf(body, sizeof(body), "{\"message\":\"You are being rate limited.\",\"retry_after\":%.3f,\"global\":%s}",
+        snprintf(body, sizeof(body),
+                 "{\"message\":\"You are being rate limited.\",\"retry_after\":%.3f,\"global\":%s}",
                  limited->retry_after, limited->global ? "true" : "false");
         out = body;
         if (limited->global)

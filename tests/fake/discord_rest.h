@@ -27,23 +27,23 @@ struct fake_rest;
 /** One recorded request; strings owned by the fake. */
 struct fake_rest_request {
     char method[8];
-    char *target;      /* "/api/v10/channels/1/messages" */
-    char *json;        /* the JSON body, or payload_json of a multipart body; "" if none */
-    size_t nfiles;     /* files[n] parts */
-    size_t file_len;   /* bytes of files[0] */
+    char *target;    /* "/api/v10/channels/1/messages" */
+    char *json;      /* the JSON body, or payload_json of a multipart body; "" if none */
+    size_t nfiles;   /* files[n] parts */
+    size_t file_len; /* bytes of files[0] */
     char file_name[64];
     char file_type[64];
-    char auth[192];    /* the Authorization header */
-    uint64_t at_ms;    /* monotonic ms when it arrived */
-    int status;        /* what the fake answered */
+    char auth[192]; /* the Authorization header */
+    uint64_t at_ms; /* monotonic ms when it arrived */
+    int status;     /* what the fake answered */
 };
 
 struct fake_rest_options {
-    const char *gateway_url;   /* "url" in GET /gateway/bot */
-    unsigned shards;           /* recommended shards; 0: 1 */
-    unsigned max_concurrency;  /* session_start_limit.max_concurrency; 0: 1 */
-    unsigned bucket_limit;     /* requests per bucket window; 0: 1000 */
-    uint64_t bucket_reset_ms;  /* bucket window; 0: 1000 */
+    const char *gateway_url;  /* "url" in GET /gateway/bot */
+    unsigned shards;          /* recommended shards; 0: 1 */
+    unsigned max_concurrency; /* session_start_limit.max_concurrency; 0: 1 */
+    unsigned bucket_limit;    /* requests per bucket window; 0: 1000 */
+    uint64_t bucket_reset_ms; /* bucket window; 0: 1000 */
     /* Called (on the fake's loop, outside its lock) after each request is
      * recorded and answered or scheduled; may be NULL. */
     void (*on_request)(struct fake_rest *f, const struct fake_rest_request *req, void *data);
@@ -84,8 +84,7 @@ unsigned fake_rest_violations(struct fake_rest *f);
 /** The next request whose target contains substr gets a 429 with
  *  retry_after seconds (global or per bucket; a per-bucket one also holds
  *  the bucket for that long). */
-void fake_rest_script_429(struct fake_rest *f, const char *substr, double retry_after,
-                          bool global);
+void fake_rest_script_429(struct fake_rest *f, const char *substr, double retry_after, bool global);
 
 /** Every following request whose target contains substr is answered after
  *  ms milliseconds (0 removes the rule). */

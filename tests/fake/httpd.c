@@ -684,4 +684,3 @@ void httpd_close_idle(struct httpd *srv)
         }
     }
 }
-

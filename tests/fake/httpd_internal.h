@@ -45,8 +45,8 @@ struct httpd_conn {
     struct httpd_response *res; /* the response in progress, or NULL */
     bool continue_sent;         /* "100 Continue" sent for the pending request */
     bool closing;
-    bool gather;    /* answering what one read brought: collect, write once */
-    char *out;      /* collected response bytes */
+    bool gather; /* answering what one read brought: collect, write once */
+    char *out;   /* collected response bytes */
     size_t out_len, out_cap;
     struct httpd_conn *prev, *next;
 };

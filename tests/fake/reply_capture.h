@@ -9,11 +9,11 @@
 
 struct reply_capture {
     struct reply reply;
-    char *text;         /* every text sent, joined with "\n" (heap) */
+    char *text; /* every text sent, joined with "\n" (heap) */
     size_t nmsgs;
     size_t nprogress;
     bool last_ephemeral;
-    size_t nbuttons;    /* buttons on the last message */
+    size_t nbuttons; /* buttons on the last message */
     struct reply_button buttons[8];
     size_t image_bytes; /* size of the last image */
     int finished;       /* how many times finish was called */

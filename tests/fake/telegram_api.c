@@ -125,8 +125,7 @@ static char *tgapi__batch(struct tgapi *f, int64_t offset, int limit)
             cap = (len + add + 4) * 2;
             out = realloc(out, cap);
         }
-        len += (size_t)snprintf(out + len, cap - len, "%s%s", n > 0 ? "," : "",
-                                f->updates[i].json);
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", n > 0 ? "," : "", f->updates[i].json);
         n++;
     }
     if (f->backlog_n > 0) {
@@ -231,7 +230,9 @@ static void tgapi__handler(struct httpd_response *res, const struct httpd_reques
     struct tgapi_hold *h = NULL;
     if (fixed == NULL && answer == NULL) {
         if (strcmp(method, "getMe") == 0) {
-            fixed = "{\"ok\":true,\"result\":{\"id\":" "4242" ",\"is_bot\":true,\"first_name\":"
+            fixed = "{\"ok\":true,\"result\":{\"id\":"
+                    "4242"
+                    ",\"is_bot\":true,\"first_name\":"
                     "\"HAI\",\"username\":\"" TGAPI_BOT_USERNAME "\",\"can_join_groups\":true}}";
         } else if (strcmp(method, "getUpdates") == 0) {
             int64_t offset = tgapi__int(body, "offset");
@@ -257,9 +258,8 @@ static void tgapi__handler(struct httpd_response *res, const struct httpd_reques
         } else if (strcmp(method, "sendMessage") == 0 || strcmp(method, "sendPhoto") == 0 ||
                    strcmp(method, "sendInvoice") == 0 || strcmp(method, "editMessageText") == 0) {
             int64_t chat = tgapi__int(body, "chat_id");
-            int64_t mid = strcmp(method, "editMessageText") == 0
-                              ? tgapi__int(body, "message_id")
-                              : ++f->message_id;
+            int64_t mid = strcmp(method, "editMessageText") == 0 ? tgapi__int(body, "message_id")
+                                                                 : ++f->message_id;
             char buf[256];
             snprintf(buf, sizeof(buf),
                      "{\"ok\":true,\"result\":{\"message_id\":%" PRId64

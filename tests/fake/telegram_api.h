@@ -28,10 +28,10 @@ struct tgapi;
 
 struct tgapi_call {
     char method[40];
-    char *body;        /* the JSON body (or the form fields as JSON), heap */
-    uint64_t at_ms;    /* loop time of arrival (uv_hrtime / 1e6) */
-    int status;        /* what the fake answered */
-    size_t photo_len;  /* multipart "photo" part size, 0 when none */
+    char *body;       /* the JSON body (or the form fields as JSON), heap */
+    uint64_t at_ms;   /* loop time of arrival (uv_hrtime / 1e6) */
+    int status;       /* what the fake answered */
+    size_t photo_len; /* multipart "photo" part size, 0 when none */
     char photo_type[32];
 };
 

@@ -43,14 +43,13 @@ static int tls_echo__cert(struct tls_echo *s)
         X509_gmtime_adj(X509_getm_notAfter(x), 86400);
         X509_set_pubkey(x, key);
         X509_NAME *name = X509_get_subject_name(x);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1",
-                                   -1, -1, 0);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1,
+                                   -1, 0);
         X509_set_issuer_name(x, name);
         X509V3_CTX v3;
         X509V3_set_ctx_nodb(&v3);
         X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-        X509_EXTENSION *san =
-            X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
+        X509_EXTENSION *san = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
         X509_EXTENSION *bc = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "CA:TRUE");
         ok = san != NULL && bc != NULL && X509_add_ext(x, san, -1) && X509_add_ext(x, bc, -1) &&
              X509_sign(x, key, EVP_sha256()) > 0;

@@ -46,10 +46,10 @@ struct px {
     unsigned seen;             /* requests the handler saw */
     unsigned seen_seq[PX_MAX]; /* their sequence number on their connection */
     unsigned seen_conn[PX_MAX];
-    unsigned close_after;      /* answer with Connection: close at this request (1-based) */
-    unsigned abort_at;         /* close the connection instead of this request (1-based) */
-    bool never;                /* answer nothing */
-    size_t big;                /* answer with a body this long */
+    unsigned close_after; /* answer with Connection: close at this request (1-based) */
+    unsigned abort_at;    /* close the connection instead of this request (1-based) */
+    bool never;           /* answer nothing */
+    size_t big;           /* answer with a body this long */
 };
 
 static void px_answer(struct httpd_response *res, const struct httpd_request *req, void *data)
@@ -128,9 +128,9 @@ static void px_post(struct px *px, int i, const char *path)
 {
     char body[64];
     int n = snprintf(body, sizeof(body), "{\"call\":%d}", i);
-    assert_int_equal(http_pipe_post(px->pipe, path, "application/json", body, (size_t)n, px_done,
-                                    &px->calls[i]),
-                     0);
+    assert_int_equal(
+        http_pipe_post(px->pipe, path, "application/json", body, (size_t)n, px_done, &px->calls[i]),
+        0);
 }
 
 static void px_wait_done(struct px *px, int n)

@@ -231,7 +231,6 @@ static void test_server_port_taken(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-
 /* ---- raw HTTP over a loopback socket ----------------------------------------------------
  * The server runs on this thread's loop, so the client is a non-blocking
  * socket polled between loop turns. A server stuck inside one loop turn

@@ -66,8 +66,8 @@ static void test_migrations(void **state)
     assert_non_null(s);
     assert_int_equal(store_schema_version(s), 1);
     store_free(s);
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name='transfers_usage'"),
-                     0);
+    assert_int_equal(
+        sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name='transfers_usage'"), 0);
     /* Verification refuses a database that needs an upgrade. */
     struct store_options ro = {.path = path, .read_only = true};
     assert_null(store_new(&ro, &rc));
@@ -79,8 +79,8 @@ static void test_migrations(void **state)
     assert_int_equal(store_schema_version(s), store_schema_latest());
     store_free(s);
     assert_int_equal(sql_int(path, "PRAGMA user_version"), store_schema_latest());
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name='transfers_usage'"),
-                     1);
+    assert_int_equal(
+        sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name='transfers_usage'"), 1);
     assert_int_equal(sql_int(path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
     /* A newer one is refused, and left alone. */
     assert_int_equal(sql_exec(path, "PRAGMA user_version = 99"), SQLITE_OK);
@@ -183,9 +183,9 @@ static void test_savepoints_in_group_commit(void **state)
     assert_int_equal(store_start(s, &loop), 0);
     struct insert_job jobs[4] = {
         {.id = "a", .result = 0},
-        {.id = "b", .result = HB_EFUNDS},   /* rolled back alone */
-        {.id = "c", .result = HB_EEXISTS},  /* success: kept */
-        {.id = "a", .result = 0},           /* duplicate key: storage error, alone */
+        {.id = "b", .result = HB_EFUNDS},  /* rolled back alone */
+        {.id = "c", .result = HB_EEXISTS}, /* success: kept */
+        {.id = "a", .result = 0},          /* duplicate key: storage error, alone */
     };
     for (int i = 0; i < 4; i++) {
         jobs[i].job.run = insert_run;
