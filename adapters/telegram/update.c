@@ -103,9 +103,11 @@ static const char *tg__mention(const struct tg *tg, const char *text)
     if (n == 0)
         return NULL;
     for (const char *p = strchr(text, '@'); p != NULL; p = strchr(p + 1, '@')) {
+        /* Only once the name matched are n bytes known to follow the '@'. */
+        if (strncasecmp(p + 1, tg->bot_username, n) != 0)
+            continue;
         char after = p[1 + n];
-        if (strncasecmp(p + 1, tg->bot_username, n) == 0 &&
-            !(after == '_' || (after >= '0' && after <= '9') || (after >= 'a' && after <= 'z') ||
+        if (!(after == '_' || (after >= '0' && after <= '9') || (after >= 'a' && after <= 'z') ||
               (after >= 'A' && after <= 'Z')))
             return p;
     }

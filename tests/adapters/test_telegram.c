@@ -351,6 +351,29 @@ static void test_command_to_reply(void **state)
     fx_done(&fx);
 }
 
+/* A group message ending in "@" and a name shorter than the bot's own
+ * (tests/corpus/telegram/telegram-group-mention.json): the mention check
+ * read past the end of the text. The update is skipped as not addressed,
+ * and the adapter goes on answering. */
+static void test_group_mention_near_end(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx_start(&fx);
+    char *json = test_file_read("tests/corpus/telegram/telegram-group-mention.json", NULL);
+    assert_non_null(json);
+    tgapi_push_raw(fx.api, 1, json);
+    free(json);
+    fx_group(&fx, -100500, 88, "a @" TGAPI_BOT_USERNAME);
+    fx_wait_count(&fx, "sendMessage", 1);
+    assert_string_equal(fx.last_args, "chat a ");
+    fx_dm(&fx, 77, "/help");
+    fx_wait_count(&fx, "sendMessage", 2);
+    assert_int_equal(fx.nevents, 2);
+    fx_done(&fx);
+}
+
 static void test_setmycommands_skipped_when_unchanged(void **state)
 {
     (void)state;
@@ -691,6 +714,7 @@ static void test_group_migration_moves_pool(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_text_helpers),
     cmocka_unit_test(test_command_to_reply),
+    cmocka_unit_test(test_group_mention_near_end),
     cmocka_unit_test(test_setmycommands_skipped_when_unchanged),
     cmocka_unit_test(test_button_press_to_edit),
     cmocka_unit_test(test_streaming_edits_paced),
