@@ -6,6 +6,7 @@
 
 #include "adapters/discord/discord.h"
 #include "adapters/discord/gateway.h"
+#include "adapters/discord/rest.h"
 #include "core/command.h"
 #include "base/util.h"
 
@@ -71,7 +72,7 @@ struct dc_reply {
     struct discord *dc;
     enum dc_kind kind;
     char id[32];
-    char token[512];
+    char token[DISCORD_TOKEN_MAX + 1];
     char channel_id[32];
     char message_id[32];    /* MESSAGE: the member's message we answer */
     char sent_id[32];       /* MESSAGE: our first message, which edits change */
@@ -89,6 +90,7 @@ struct dc_reply {
     uint64_t last_edit_ms;
     bool pace_init;
     bool pace_armed;
+    int refused_rc; /* the rest client refused the head op at once: completed from the timer */
     uv_timer_t pace;
 };
 

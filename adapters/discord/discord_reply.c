@@ -176,10 +176,18 @@ static void dc__reply_push(struct dc_reply *r, struct dc_op *op)
     r->tail = op;
 }
 
+static void dc__op_done(const struct discord_rest_result *res, void *data);
+
 static void dc__pace_cb(uv_timer_t *t)
 {
     struct dc_reply *r = t->data;
     r->pace_armed = false;
+    if (r->refused_rc != 0) {
+        struct discord_rest_result res = {.rc = r->refused_rc};
+        r->refused_rc = 0;
+        dc__op_done(&res, r);
+        return;
+    }
     dc__reply_pump(r);
 }
 
@@ -346,8 +354,11 @@ void dc__reply_pump(struct dc_reply *r)
         discord_rest_request(dc->rest, method, path, op->json, op->image != NULL ? &file : NULL,
                              op->image != NULL ? 1 : 0, dc__op_done, r);
     if (rc < 0) {
-        struct discord_rest_result res = {.rc = rc};
-        dc__op_done(&res, r);
+        /* Never complete an op from inside the pump: its callers still use
+         * the reply, which completing may free. The refusal is handed back
+         * from the loop, busy until then. */
+        r->refused_rc = rc;
+        dc__pace_arm(r, 0);
     }
 }
 

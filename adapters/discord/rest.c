@@ -2,6 +2,7 @@
 
 #include "net/http.h"
 #include "base/error.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/text.h"
@@ -14,7 +15,6 @@
 #include <string.h>
 
 #define REST_TABLE_SIZE 1024
-#define REST_KEY_MAX 512
 #define REST_BUCKET_IDLE_MS 60000 /* a bucket unused this long is forgotten */
 #define REST_SWEEP_EVERY_MS 30000
 #define REST_DEFAULT_RETRY_MS 1000
@@ -40,8 +40,9 @@ struct rest_req {
     char *json;
     struct rest_file *files;
     size_t nfiles;
-    char route[REST_KEY_MAX]; /* route shape, for learning the bucket name */
-    char major[REST_KEY_MAX / 2];
+    char route[DISCORD_REST_ROUTE_MAX]; /* route shape, for learning the bucket name */
+    char
+        major[DISCORD_REST_MAJOR_MAX]; /* the major parameter's value, e.g. webhooks/<id>/<token> */
     unsigned tries;
     int fail_rc;         /* why it could not be sent (failed list) */
     uint64_t not_before; /* loop ms before which it may not be sent */
@@ -115,111 +116,11 @@ struct discord_rest {
     void *close_data;
 };
 
-/* ---- route keys ---------------------------------------------------------- */
-
-static bool rest__is_id(const char *s, size_t n)
-{
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    }
-    return true;
-}
-
-static int rest__append(char *buf, size_t cap, size_t *len, const char *s, size_t n)
-{
-    if (*len + n + 1 > cap)
-        return HB_EOVERFLOW;
-    memcpy(buf + *len, s, n);
-    *len += n;
-    buf[*len] = '\0';
-    return 0;
-}
-
-int discord_rest_route_key(const char *method, const char *path, char *route, size_t route_cap,
-                           char *major, size_t major_cap)
-{
-    size_t rlen = 0, mlen = 0;
-    if (route_cap == 0 || major_cap == 0)
-        return HB_EOVERFLOW;
-    route[0] = '\0';
-    major[0] = '\0';
-    if (rest__append(route, route_cap, &rlen, method, strlen(method)) < 0 ||
-        rest__append(route, route_cap, &rlen, " ", 1) < 0)
-        return HB_EOVERFLOW;
-    size_t plen = strcspn(path, "?");
-    const char *p = path;
-    const char *end = path + plen;
-    int index = 0;
-    int major_left = 0; /* segments still belonging to the major parameter */
-    const char *first = NULL;
-    size_t first_len = 0;
-    while (p < end) {
-        while (p < end && *p == '/')
-            p++;
-        if (p >= end)
-            break;
-        const char *seg = p;
-        while (p < end && *p != '/')
-            p++;
-        size_t n = (size_t)(p - seg);
-        if (index == 0) {
-            first = seg;
-            first_len = n;
-        }
-        const char *put = seg;
-        size_t put_len = n;
-        if (index == 1 && first != NULL &&
-            ((first_len == 8 && memcmp(first, "channels", 8) == 0) ||
-             (first_len == 6 && memcmp(first, "guilds", 6) == 0) ||
-             (first_len == 8 && memcmp(first, "webhooks", 8) == 0)) &&
-            rest__is_id(seg, n)) {
-            major_left = first_len == 8 && memcmp(first, "webhooks", 8) == 0 ? 2 : 1;
-            if (rest__append(major, major_cap, &mlen, first, first_len) < 0)
-                return HB_EOVERFLOW;
-        }
-        if (major_left > 0) {
-            if (rest__append(major, major_cap, &mlen, "/", 1) < 0 ||
-                rest__append(major, major_cap, &mlen, seg, n) < 0)
-                return HB_EOVERFLOW;
-            major_left--;
-            put = ":major";
-            put_len = 6;
-        } else if (rest__is_id(seg, n)) {
-            put = ":id";
-            put_len = 3;
-        } else if (index == 2 && first_len == 12 && memcmp(first, "interactions", 12) == 0) {
-            put = ":token";
-            put_len = 6;
-        }
-        if (rest__append(route, route_cap, &rlen, "/", 1) < 0 ||
-            rest__append(route, route_cap, &rlen, put, put_len) < 0)
-            return HB_EOVERFLOW;
-        index++;
-    }
-    return 0;
-}
-
-bool discord_rest_is_interaction_callback(const char *path)
-{
-    char route[REST_KEY_MAX], major[REST_KEY_MAX / 2];
-    if (discord_rest_route_key("POST", path, route, sizeof(route), major, sizeof(major)) < 0)
-        return false;
-    return strcmp(route, "POST /interactions/:id/:token/callback") == 0;
-}
-
 /* ---- tables --------------------------------------------------------------- */
 
 static size_t rest__hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return (size_t)(h % REST_TABLE_SIZE);
+    return (size_t)(hash_fnv1a64_str(s) % REST_TABLE_SIZE);
 }
 
 static struct rest_bucket *rest__entry_find(struct discord_rest *r, const char *key)
@@ -293,7 +194,7 @@ static void rest__alias_set(struct discord_rest *r, const char *route, const cha
 static struct rest_bucket *rest__bucket_for(struct discord_rest *r, const char *route,
                                             const char *major)
 {
-    char key[REST_KEY_MAX * 2];
+    char key[DISCORD_REST_ROUTE_MAX + DISCORD_REST_MAJOR_MAX + 4];
     const char *hash = rest__alias_find(r, route);
     if (hash != NULL)
         snprintf(key, sizeof(key), "h:%s|%s", hash, major);
@@ -735,7 +636,7 @@ static void rest__bucket_learn(struct discord_rest *r, struct rest_req *q, struc
         const char *known = rest__alias_find(r, q->route);
         if (known == NULL || strcmp(known, name) != 0) {
             rest__alias_set(r, q->route, name);
-            char key[REST_KEY_MAX * 2];
+            char key[DISCORD_REST_ROUTE_MAX + DISCORD_REST_MAJOR_MAX + 4];
             snprintf(key, sizeof(key), "h:%s|%s", name, q->major);
             if (rest__entry_find(r, key) == NULL)
                 rest__entry_add(r, key, b);

@@ -100,6 +100,14 @@ void discord_rest_stats(const struct discord_rest *r, struct discord_rest_stats 
 
 /* ---- pure helpers, exposed for tests ------------------------------------ */
 
+/** Room for a route's shape ("PATCH /webhooks/:major/messages/:id"). */
+#define DISCORD_REST_ROUTE_MAX 512
+/** Room for a major parameter's value. The longest is a webhook's,
+ *  "webhooks/<id>/<token>": up to 20 digits and an interaction token of up
+ *  to DISCORD_TOKEN_MAX bytes, the most the adapter keeps. */
+#define DISCORD_TOKEN_MAX 511
+#define DISCORD_REST_MAJOR_MAX (sizeof("webhooks//") + 20 + DISCORD_TOKEN_MAX)
+
 /** The shape of a route: the method and the path without its query, ids
  *  replaced by ":id" and the major parameter by ":major".
  *  "PATCH /channels/1/messages/2" -> "PATCH /channels/:major/messages/:id"

@@ -48,6 +48,7 @@ struct at {
     uint64_t first_ms;
     uint64_t acked_ms;
     struct discord_adapter_stats stats;
+    const char *app_id; /* NULL: AT_APP */
 };
 
 static double at_jitter(void *data)
@@ -166,7 +167,7 @@ static void at_run(struct at *t, const struct discord_options *extra)
     if (extra != NULL)
         o = *extra;
     o.token = AT_TOKEN;
-    o.application_id = AT_APP;
+    o.application_id = t->app_id != NULL ? t->app_id : AT_APP;
     o.api_base = fake_rest_api_base(t->rest);
     o.shard_last = -1;
     o.http = t->http;
@@ -588,6 +589,91 @@ static void test_option_out_of_range(void **state)
     fake_rest_free(t.rest);
 }
 
+/* ---- a long interaction token --------------------------------------------- */
+
+#define AT_APP_REAL "1234567890123456789" /* 19 digits, as Discord's ids are */
+
+/* The hostile gateway payload (tests/corpus/discord/): an interaction with
+ * a 250-byte token; then an ordinary command. */
+static void at_longtoken_script(struct at *t)
+{
+    char *payload =
+        test_file_read("tests/corpus/discord/discord-interaction-long-token.json", NULL);
+    assert_non_null(payload);
+    fake_gateway_send_text(t->gw, payload);
+    free(payload);
+    at_interaction(t, 9, "{\"id\":\"9\",\"name\":\"help\",\"type\":1}", 2);
+}
+
+/* Every held reply gets its final answer. */
+static void at_later_step(uv_timer_t *timer)
+{
+    struct at *t = timer->data;
+    for (size_t i = 0; i < t->nheld; i++) {
+        struct reply_msg m = {.stage = REPLY_FINAL, .text = "done"};
+        reply_send(t->held[i], &m);
+        reply_finish(t->held[i]);
+        t->held[i] = NULL;
+    }
+    t->nheld = 0;
+}
+
+/* Answer after the deferral, so the reply goes out as an edit of
+ * @original: the webhooks/<app>/<token> route whose key overflowed. */
+static void at_later_handler(struct at *t, struct invocation *inv)
+{
+    if (t->nheld < AT_MAX_REPLIES)
+        t->held[t->nheld++] = inv->reply;
+    uv_timer_start(&t->later, at_later_step, 30, 0);
+}
+
+static bool at_longtoken_done(struct at *t)
+{
+    return t->dispatched == 2 && fake_rest_matching(t->rest, "PATCH", "/webhooks/") >= 2;
+}
+
+/* A route key that does not fit made the REST client refuse the op at
+ * once, and the reply was completed from inside its own pump: freed while
+ * still in use, then freed again. The key now fits the longest token the
+ * adapter keeps, and a refused op completes later, from the loop. */
+static void test_long_token_reply(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    t.app_id = AT_APP_REAL;
+    t.script = at_longtoken_script;
+    t.handler = at_later_handler;
+    t.done = at_longtoken_done;
+    at_run(&t, NULL);
+    assert_int_equal(t.dispatched, 2);
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+}
+
+static bool at_silent_done(struct at *t)
+{
+    return t->dispatched == 2 && fake_rest_matching(t->rest, "DELETE", "/webhooks/") >= 2;
+}
+
+/* Handlers that finish without a word: the deferral is deleted through
+ * webhooks/<app>/<token>, queued behind the callback, and pumped from the
+ * callback's completion. The refused delete completed inside that pump
+ * freed the reply under its caller (use after free, then double free). */
+static void test_long_token_silent_finish(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    t.app_id = AT_APP_REAL;
+    t.script = at_longtoken_script;
+    t.done = at_silent_done;
+    at_run(&t, NULL);
+    assert_int_equal(t.dispatched, 2);
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+}
+
 static void test_text_cut(void **state)
 {
     (void)state;
@@ -605,6 +691,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_burst_of_200_acknowledged),
     cmocka_unit_test(test_autocomplete_and_mention),
     cmocka_unit_test(test_option_out_of_range),
+    cmocka_unit_test(test_long_token_reply),
+    cmocka_unit_test(test_long_token_silent_finish),
 };
 
 TEST_GROUP_DEFINE(discord_adapter, tests, NULL, NULL)
