@@ -1,4 +1,5 @@
 #include "core/filter.h"
+#include "core/filter_internal.h"
 
 #include "base/error.h"
 
@@ -49,10 +50,7 @@ struct filter_spans {
     size_t cap;
 };
 
-static void filter_err(char *err, size_t errcap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void filter_err(char *err, size_t errcap, const char *fmt, ...)
+void filter__err(char *err, size_t errcap, const char *fmt, ...)
 {
     if (err == NULL || errcap == 0)
         return;
@@ -198,7 +196,7 @@ static int filter_words_compile(struct filter_compiled *c, const struct filter_r
                                 size_t errcap)
 {
     if (r->words == NULL || r->nwords == 0) {
-        filter_err(err, errcap, "filter rule \"%s\": no words", r->name);
+        filter__err(err, errcap, "filter rule \"%s\": no words", r->name);
         return HB_EINVAL;
     }
     c->words = calloc(r->nwords, sizeof(*c->words));
@@ -209,12 +207,12 @@ static int filter_words_compile(struct filter_compiled *c, const struct filter_r
         const char *w = r->words[i];
         size_t len = w ? strlen(w) : 0;
         if (len == 0) {
-            filter_err(err, errcap, "filter rule \"%s\": word %zu is empty", r->name, i + 1);
+            filter__err(err, errcap, "filter rule \"%s\": word %zu is empty", r->name, i + 1);
             return HB_EINVAL;
         }
         if (!filter_utf8_valid((const unsigned char *)w, len)) {
-            filter_err(err, errcap, "filter rule \"%s\": word %zu is not valid UTF-8", r->name,
-                       i + 1);
+            filter__err(err, errcap, "filter rule \"%s\": word %zu is not valid UTF-8", r->name,
+                        i + 1);
             return HB_EINVAL;
         }
         c->words[i] = malloc(len + 1);
@@ -227,187 +225,33 @@ static int filter_words_compile(struct filter_compiled *c, const struct filter_r
     }
     return 0;
 nomem:
-    filter_err(err, errcap, "filter rule \"%s\": out of memory", r->name);
+    filter__err(err, errcap, "filter rule \"%s\": out of memory", r->name);
     return HB_ENOMEM;
-}
-
-#define FILTER_PATTERN_DEPTH 32 /* nested groups */
-
-/* Skip a bracket expression starting at p ('['); returns the byte after
- * its ']' or NULL when it never closes. A ']' first (after an optional
- * '^') is a member, and [:class:], [.coll.] and [=equiv=] nest. */
-static const char *filter_pattern_bracket(const char *p)
-{
-    p++;
-    if (*p == '^')
-        p++;
-    if (*p == ']')
-        p++;
-    for (; *p != '\0'; p++) {
-        if (*p == ']')
-            return p + 1;
-        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-            char kind = p[1];
-            const char *q = p + 2;
-            while (*q != '\0' && !(q[0] == kind && q[1] == ']'))
-                q++;
-            if (*q == '\0')
-                return NULL;
-            p = q + 1;
-        }
-    }
-    return NULL;
-}
-
-int filter_pattern_check(const char *pattern, char *err, size_t errcap)
-{
-    if (pattern == NULL || pattern[0] == '\0') {
-        filter_err(err, errcap, "no pattern");
-        return HB_EINVAL;
-    }
-    size_t len = strlen(pattern);
-    if (len > FILTER_PATTERN_MAX) {
-        filter_err(err, errcap, "pattern is %zu bytes, more than %d", len, FILTER_PATTERN_MAX);
-        return HB_EINVAL;
-    }
-    /* One pass over the ERE. For the item before a quantifier we know
-     * whether it is there at all, whether it is itself a quantifier, and
-     * whether it is a group that holds one. */
-    bool holds[FILTER_PATTERN_DEPTH + 1] = {false}; /* group at each depth holds a quantifier */
-    int depth = 0;
-    long repeats = 0; /* the largest counts of all {n,m} bounds so far, added up */
-    enum { PAT_NONE, PAT_ATOM, PAT_GROUP_QUANTIFIED, PAT_QUANT } prev = PAT_NONE;
-    for (const char *p = pattern; *p != '\0';) {
-        size_t at = (size_t)(p - pattern) + 1; /* 1-based, for the message */
-        char c = *p;
-        if (c == '*' || c == '+' || c == '?' || c == '{') {
-            const char *q = p + 1;
-            if (c == '{') {
-                /* {n}, {n,}, {,m} or {n,m}: digits and one comma up to '}'.
-                 * Anything else is no bound (regcomp refuses it or reads
-                 * a literal '{'). */
-                long n = 0, most = 0;
-                bool comma = false;
-                for (; (*q >= '0' && *q <= '9') || (*q == ',' && !comma); q++) {
-                    if (*q == ',') {
-                        comma = true;
-                        n = 0;
-                        continue;
-                    }
-                    if (n <= FILTER_PATTERN_REPEAT_MAX)
-                        n = n * 10 + (*q - '0');
-                    if (n > most)
-                        most = n;
-                }
-                if (*q != '}') {
-                    prev = PAT_ATOM;
-                    p++;
-                    continue;
-                }
-                q++;
-                /* Each bound copies its item up to `most` times, in the
-                 * compiled form and in the matcher's states. */
-                repeats += most;
-                if (repeats > FILTER_PATTERN_REPEAT_MAX) {
-                    filter_err(err, errcap, "bounds add up to more than %d (at byte %zu)",
-                               FILTER_PATTERN_REPEAT_MAX, at);
-                    return HB_EINVAL;
-                }
-            }
-            if (prev == PAT_NONE) {
-                filter_err(err, errcap, "quantifier '%c' at byte %zu repeats nothing", c, at);
-                return HB_EINVAL;
-            }
-            if (prev == PAT_QUANT) {
-                filter_err(err, errcap,
-                           "stacked quantifier '%c' at byte %zu (a quantifier of a quantifier)", c,
-                           at);
-                return HB_EINVAL;
-            }
-            if (prev == PAT_GROUP_QUANTIFIED && c != '?') {
-                filter_err(err, errcap,
-                           "nested quantifier '%c' at byte %zu repeats a group that repeats "
-                           "(write it without the inner or the outer repetition)",
-                           c, at);
-                return HB_EINVAL;
-            }
-            holds[depth] = true;
-            prev = PAT_QUANT;
-            p = q;
-            continue;
-        }
-        switch (c) {
-        case '\\':
-            if (p[1] >= '1' && p[1] <= '9') {
-                filter_err(err, errcap, "back-reference at byte %zu", at);
-                return HB_EINVAL;
-            }
-            if (p[1] == '\0')
-                return 0; /* regcomp says what is wrong with it */
-            p += 2;
-            prev = PAT_ATOM;
-            continue;
-        case '[': {
-            const char *q = filter_pattern_bracket(p);
-            if (q == NULL)
-                return 0; /* regcomp says what is wrong with it */
-            p = q;
-            prev = PAT_ATOM;
-            continue;
-        }
-        case '(':
-            if (depth == FILTER_PATTERN_DEPTH) {
-                filter_err(err, errcap, "groups nest deeper than %d", FILTER_PATTERN_DEPTH);
-                return HB_EINVAL;
-            }
-            holds[++depth] = false;
-            prev = PAT_NONE;
-            break;
-        case ')':
-            if (depth == 0) {
-                prev = PAT_ATOM; /* regcomp refuses it, or reads a literal */
-                break;
-            }
-            prev = holds[depth] ? PAT_GROUP_QUANTIFIED : PAT_ATOM;
-            if (holds[depth])
-                holds[depth - 1] = true;
-            depth--;
-            break;
-        case '|':
-            prev = PAT_NONE;
-            break;
-        default:
-            prev = PAT_ATOM;
-            break;
-        }
-        p++;
-    }
-    return 0; /* an unclosed '(' is for regcomp to report */
 }
 
 static int filter_pattern_compile(struct filter_compiled *c, const struct filter_rule *r, char *err,
                                   size_t errcap)
 {
     if (r->pattern == NULL || r->pattern[0] == '\0') {
-        filter_err(err, errcap, "filter rule \"%s\": no pattern", r->name);
+        filter__err(err, errcap, "filter rule \"%s\": no pattern", r->name);
         return HB_EINVAL;
     }
     char why_not[160];
     if (filter_pattern_check(r->pattern, why_not, sizeof(why_not)) < 0) {
-        filter_err(err, errcap, "filter rule \"%s\": pattern refused: %s", r->name, why_not);
+        filter__err(err, errcap, "filter rule \"%s\": pattern refused: %s", r->name, why_not);
         return HB_EINVAL;
     }
     int rrc = regcomp(&c->regex, r->pattern, REG_EXTENDED | REG_ICASE);
     if (rrc != 0) {
         char why[128];
         regerror(rrc, &c->regex, why, sizeof(why));
-        filter_err(err, errcap, "filter rule \"%s\": bad pattern: %s", r->name, why);
+        filter__err(err, errcap, "filter rule \"%s\": bad pattern: %s", r->name, why);
         return HB_EINVAL;
     }
     c->has_regex = true;
     regmatch_t m;
     if (regexec(&c->regex, "", 1, &m, 0) == 0) {
-        filter_err(err, errcap, "filter rule \"%s\": pattern matches empty text", r->name);
+        filter__err(err, errcap, "filter rule \"%s\": pattern matches empty text", r->name);
         return HB_EINVAL;
     }
     return 0;
@@ -434,24 +278,24 @@ static int filter_rule_compile(struct filter *f, size_t i, const struct filter_r
 {
     struct filter_compiled *c = &f->rules[i];
     if (r->name == NULL || r->name[0] == '\0') {
-        filter_err(err, errcap, "filter rule %zu has no name", i + 1);
+        filter__err(err, errcap, "filter rule %zu has no name", i + 1);
         return HB_EINVAL;
     }
     for (size_t k = 0; k < i; k++) {
         if (strcmp(f->rules[k].name, r->name) == 0) {
-            filter_err(err, errcap, "filter rule \"%s\": name used twice", r->name);
+            filter__err(err, errcap, "filter rule \"%s\": name used twice", r->name);
             return HB_EINVAL;
         }
     }
     if (r->action != FILTER_ACTION_BLOCK && r->action != FILTER_ACTION_REDACT) {
-        filter_err(err, errcap, "filter rule \"%s\": unknown action", r->name);
+        filter__err(err, errcap, "filter rule \"%s\": unknown action", r->name);
         return HB_EINVAL;
     }
     c->name = strdup(r->name);
     const char *rep = r->replacement ? r->replacement : filter_default_replacement(r->kind);
     c->replacement = strdup(rep);
     if (c->name == NULL || c->replacement == NULL) {
-        filter_err(err, errcap, "filter rule \"%s\": out of memory", r->name);
+        filter__err(err, errcap, "filter rule \"%s\": out of memory", r->name);
         return HB_ENOMEM;
     }
     c->kind = r->kind;
@@ -471,7 +315,7 @@ static int filter_rule_compile(struct filter *f, size_t i, const struct filter_r
     case FILTER_KIND_CARD:
         return 0;
     }
-    filter_err(err, errcap, "filter rule \"%s\": unknown kind", r->name);
+    filter__err(err, errcap, "filter rule \"%s\": unknown kind", r->name);
     return HB_EINVAL;
 }
 
@@ -482,7 +326,7 @@ struct filter *filter_new(const struct filter_rule *rules, size_t n, char *err, 
     if (err != NULL && errcap > 0)
         err[0] = '\0';
     if (rules == NULL && n > 0) {
-        filter_err(err, errcap, "filter rules missing");
+        filter__err(err, errcap, "filter rules missing");
         rc = HB_EINVAL;
         goto out;
     }
@@ -490,7 +334,7 @@ struct filter *filter_new(const struct filter_rule *rules, size_t n, char *err, 
     if (f != NULL && n > 0)
         f->rules = calloc(n, sizeof(*f->rules));
     if (f == NULL || (n > 0 && f->rules == NULL)) {
-        filter_err(err, errcap, "out of memory");
+        filter__err(err, errcap, "out of memory");
         rc = HB_ENOMEM;
         goto out;
     }
