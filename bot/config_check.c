@@ -189,7 +189,14 @@ int config__validate(struct config_parser *ps)
     for (size_t i = 0; i < ps->ninsts && rc == 0; i++) {
         struct config_inst *in = &ps->insts[i];
         if (in->sec == filt) {
-            rc = config__filter_check(ps, config__item(ps->cfg, filt, in->index), in->line);
+            /* A pattern that does not build is reported on its own line. */
+            const struct config_filter *f = config__item(ps->cfg, filt, in->index);
+            size_t pat_idx = 0;
+            int line = in->line;
+            if (f->pattern != NULL && config__key_find(filt, "pattern", 7, &pat_idx) != NULL &&
+                in->key_lines[pat_idx] != 0)
+                line = in->key_lines[pat_idx];
+            rc = config__filter_check(ps, f, line);
             continue;
         }
         if (in->sec == model) {

@@ -147,7 +147,7 @@ static void test_check_config_pattern_blowup(void **state)
     const char *conf = "tests/corpus/config/config-pattern-backtracking.conf";
     char want[200];
     snprintf(want, sizeof(want),
-             "%s:8: [filter \"f\"]: filter rule \"f\": pattern refused: ", conf);
+             "%s:10: [filter \"f\"]: filter rule \"f\": pattern refused: ", conf);
     char *check[] = {(char *)test_haibot_bin(), "check-config", "-c", (char *)conf, NULL};
     char *start[] = {(char *)test_haibot_bin(), "-c", (char *)conf, NULL};
     char *const *argvs[] = {check, start};
