@@ -38,6 +38,19 @@ void test_file_write(const char *path, const void *text, size_t len);
 /** Read a whole file; returns a NUL-terminated heap string, or NULL. */
 char *test_file_read(const char *path, size_t *len_out);
 
+/** A temporary directory holding a daemon's config and database: bot.conf
+ *  names the bot, puts the ledger at dir/haibot.db, and turns on the
+ *  console for user "tester" (an admin, images into dir). */
+struct test_daemon_dir {
+    char *dir;      /* heap; removed with its contents by test_daemon_dir_free */
+    char conf[512]; /* dir/bot.conf, mode 0600 */
+    char db[512];   /* dir/haibot.db */
+};
+
+/** Make the directory and write its bot.conf for a bot called name. */
+void test_daemon_dir_init(struct test_daemon_dir *f, const char *name);
+void test_daemon_dir_free(struct test_daemon_dir *f);
+
 /** Path of the daemon binary under test ($HAIBOT_BIN, else build/asan/haibot). */
 const char *test_haibot_bin(void);
 

@@ -272,3 +272,26 @@ int test_port_free(void)
     close(fd);
     return ntohs(a.sin_port);
 }
+
+void test_daemon_dir_init(struct test_daemon_dir *f, const char *name)
+{
+    memset(f, 0, sizeof(*f));
+    f->dir = test_tmpdir_new();
+    snprintf(f->conf, sizeof(f->conf), "%s/bot.conf", f->dir);
+    snprintf(f->db, sizeof(f->db), "%s/haibot.db", f->dir);
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "[bot]\nname = %s\n"
+             "[storage]\npath = %s\n"
+             "[console]\nuser = tester\nadmin = true\nimage_dir = %s\n",
+             name, f->db, f->dir);
+    test_file_write(f->conf, text, (size_t)-1);
+    chmod(f->conf, 0600);
+}
+
+void test_daemon_dir_free(struct test_daemon_dir *f)
+{
+    test_tmpdir_remove(f->dir);
+    free(f->dir);
+    f->dir = NULL;
+}

@@ -15,35 +15,18 @@
 
 #define RESTART_CYCLES 4
 
-struct restart_fixture {
-    char *dir;
-    char conf[512];
-    char db[512];
-};
-
 static int setup(void **state)
 {
-    struct restart_fixture *f = calloc(1, sizeof(*f));
-    f->dir = test_tmpdir_new();
-    snprintf(f->conf, sizeof(f->conf), "%s/bot.conf", f->dir);
-    snprintf(f->db, sizeof(f->db), "%s/haibot.db", f->dir);
-    char text[2048];
-    snprintf(text, sizeof(text),
-             "[bot]\nname = Restart Bot\n"
-             "[storage]\npath = %s\n"
-             "[console]\nuser = tester\nadmin = true\nimage_dir = %s\n",
-             f->db, f->dir);
-    test_file_write(f->conf, text, (size_t)-1);
-    chmod(f->conf, 0600);
+    struct test_daemon_dir *f = calloc(1, sizeof(*f));
+    test_daemon_dir_init(f, "Restart Bot");
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct restart_fixture *f = *state;
-    test_tmpdir_remove(f->dir);
-    free(f->dir);
+    struct test_daemon_dir *f = *state;
+    test_daemon_dir_free(f);
     free(f);
     return 0;
 }
@@ -78,7 +61,7 @@ static void wait_second_start(void)
 
 static void test_console_ids_survive_fast_restart(void **state)
 {
-    struct restart_fixture *f = *state;
+    struct test_daemon_dir *f = *state;
     char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     int acknowledged = 0;
     wait_second_start();

@@ -13,35 +13,18 @@
 
 #define BACKUP_GRANTS 12
 
-struct backup_fixture {
-    char *dir;
-    char conf[512];
-    char db[512];
-};
-
 static int setup(void **state)
 {
-    struct backup_fixture *f = calloc(1, sizeof(*f));
-    f->dir = test_tmpdir_new();
-    snprintf(f->conf, sizeof(f->conf), "%s/bot.conf", f->dir);
-    snprintf(f->db, sizeof(f->db), "%s/haibot.db", f->dir);
-    char text[2048];
-    snprintf(text, sizeof(text),
-             "[bot]\nname = Backup Bot\n"
-             "[storage]\npath = %s\n"
-             "[console]\nuser = tester\nadmin = true\nimage_dir = %s\n",
-             f->db, f->dir);
-    test_file_write(f->conf, text, (size_t)-1);
-    chmod(f->conf, 0600);
+    struct test_daemon_dir *f = calloc(1, sizeof(*f));
+    test_daemon_dir_init(f, "Backup Bot");
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct backup_fixture *f = *state;
-    test_tmpdir_remove(f->dir);
-    free(f->dir);
+    struct test_daemon_dir *f = *state;
+    test_daemon_dir_free(f);
     free(f);
     return 0;
 }
@@ -82,7 +65,7 @@ static void copy_file(const char *from, const char *to)
 
 static void test_backup_while_running_holds_every_entry(void **state)
 {
-    struct backup_fixture *f = *state;
+    struct test_daemon_dir *f = *state;
     char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     struct test_child c;
     test_child_start(&c, argv);
@@ -154,7 +137,7 @@ static void test_backup_while_running_holds_every_entry(void **state)
 
 static void test_verify_head_refuses_a_different_hash(void **state)
 {
-    struct backup_fixture *f = *state;
+    struct test_daemon_dir *f = *state;
     struct test_proc p;
     char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     test_proc_run(argv, "/admin grant tester 5\n/admin grant tester 6\n", 20000, &p);
