@@ -51,6 +51,10 @@ int server_route_add(struct server *srv, const char *method, const char *path,
         }
         /* Kept lower case; requests' header names compare case-insensitively. */
         size_t n = strlen(headers[i]);
+        if (n == 0 || n >= SERVER_NAME_MAX) { /* a longer name is never kept when read */
+            ok = false;
+            break;
+        }
         r->headers[i] = malloc(n + 1);
         if (r->headers[i] == NULL) {
             ok = false;

@@ -94,6 +94,10 @@ struct server_parse {
     bool in_expect;
     bool expect_continue;
     bool transfer_encoding;
+    bool in_te;        /* reading a Transfer-Encoding value */
+    char te[24];       /* the Transfer-Encoding values, joined with ", " */
+    size_t te_len;     /* past sizeof(te): too long to be "chunked" */
+    bool chunked;      /* the body comes in chunks */
     bool cl_repeated;  /* Content-Length seen more than once */
     bool cl_unflagged; /* the parser's Content-Length flag cleared for a repeat */
     uint64_t cl_first; /* the first Content-Length */

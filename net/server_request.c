@@ -86,54 +86,38 @@ size_t server_pending(const struct server *srv)
 
 static const char *server__reason(int status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Status";
+    static const struct {
+        int status;
+        const char *reason;
+    } reasons[] = {
+        {100, "Continue"},
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {204, "No Content"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {413, "Content Too Large"},
+        {414, "URI Too Long"},
+        {422, "Unprocessable Content"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {505, "HTTP Version Not Supported"},
+    };
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        if (reasons[i].status == status)
+            return reasons[i].reason;
     }
+    return "Status";
 }
 
 /* A header line we write must not carry a line break of its own. */
@@ -406,6 +390,8 @@ static int server__on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct server_conn *conn = server__conn_of(p);
     struct server_parse *ps = &conn->parse;
+    if (conn->state == SERVER_CONN_BODY)
+        return 0; /* a chunked body's trailer: read and dropped */
     if (server__request_route(conn) < 0)
         return -1;
     if (ps->in_value && server__header_done(conn) < 0)
@@ -450,17 +436,42 @@ static int server__value_append(char **slot, bool sep, const char *v, size_t n)
     return 0;
 }
 
+static void server__te_append(struct server_parse *ps, const char *v, size_t n)
+{
+    if (n > sizeof(ps->te) - ps->te_len) {
+        ps->te_len = sizeof(ps->te) + 1;
+        return;
+    }
+    memcpy(ps->te + ps->te_len, v, n);
+    ps->te_len += n;
+}
+
+/* Is the Transfer-Encoding, all of its values joined, "chunked" alone? */
+static bool server__te_chunked(const struct server_parse *ps)
+{
+    size_t n = ps->te_len;
+    if (n > sizeof(ps->te))
+        return false;
+    while (n > 0 && (ps->te[n - 1] == ' ' || ps->te[n - 1] == '\t'))
+        n--;
+    return n == 7 && strncasecmp(ps->te, "chunked", 7) == 0;
+}
+
 static int server__on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct server_conn *conn = server__conn_of(p);
     struct server_parse *ps = &conn->parse;
     struct server_request *req = conn->req;
+    if (conn->state == SERVER_CONN_BODY)
+        return 0; /* a trailer */
     bool first = !ps->in_value;
     if (first) {
         ps->in_value = true;
         ps->cl_unflagged = false; /* the parser set its flag again on this value */
-        if (server__name_is(ps, "transfer-encoding"))
-            ps->transfer_encoding = true;
+        ps->in_te = server__name_is(ps, "transfer-encoding");
+        if (ps->in_te && ps->transfer_encoding)
+            server__te_append(ps, ", ", 2);
+        ps->transfer_encoding = ps->transfer_encoding || ps->in_te;
         ps->in_expect = server__name_is(ps, "expect");
         ps->expect_len = 0;
         for (size_t i = 0; req->route != NULL && i < req->route->nheaders; i++) {
@@ -474,6 +485,8 @@ static int server__on_header_value(http_parser *p, const char *at, size_t len)
         memcpy(ps->expect + ps->expect_len, at, n);
         ps->expect_len += n;
     }
+    if (ps->in_te)
+        server__te_append(ps, at, len);
     if (ps->slot < 0)
         return 0;
     int rc = server__value_append(&req->header_values[ps->slot], first, at, len);
@@ -495,9 +508,15 @@ static int server__on_headers_complete(http_parser *p)
         return server__fail(conn, 400, "bad or conflicting Content-Length\n");
     conn->keep_alive = http_should_keep_alive(p) != 0 && !p->upgrade;
     if (ps->transfer_encoding || (p->flags & F_CHUNKED)) {
-        /* Webhook senders give a Content-Length; a coded body is refused
-         * rather than taken (RFC 9112, 6.1). */
-        return server__fail(conn, 501, "transfer codings not supported\n");
+        /* Chunked alone is read; any other coding is refused rather than
+         * handed on undecoded (RFC 9112, 6.1). HTTP/1.0 has no transfer
+         * codings: its framing is then faulty (RFC 9112, 6.1). A length
+         * beside them the parser has refused already. */
+        if (p->http_minor == 0)
+            return server__fail(conn, 400, "transfer coding in HTTP/1.0\n");
+        if (!server__te_chunked(ps) || !(p->flags & F_CHUNKED))
+            return server__fail(conn, 501, "transfer codings not supported\n");
+        ps->chunked = true;
     }
     uint64_t declared = p->content_length != ULLONG_MAX ? p->content_length : 0;
     if (declared > conn->srv->max_body) {
@@ -512,7 +531,7 @@ static int server__on_headers_complete(http_parser *p)
         req->body_cap = (size_t)declared;
         req->body[0] = '\0';
     }
-    conn->expect_continue = ps->expect_continue && declared > 0;
+    conn->expect_continue = ps->expect_continue && (declared > 0 || ps->chunked);
     conn->state = SERVER_CONN_BODY;
     return 0;
 }
@@ -521,8 +540,25 @@ static int server__on_body(http_parser *p, const char *at, size_t len)
 {
     struct server_conn *conn = server__conn_of(p);
     struct server_request *req = conn->req;
-    if (len > req->body_cap - req->body_len)
-        return server__fail(conn, 413, "request body too large\n"); /* not with a length */
+    if (len > req->body_cap - req->body_len) {
+        /* Only a chunked body grows (a length was checked and allocated
+         * whole), up to the server's limit. */
+        size_t max = conn->srv->max_body;
+        if (!conn->parse.chunked || len > max - req->body_len) {
+            log_warn("server.body_too_large", "path=%s chunked=true limit=%zu", req->path, max);
+            return server__fail(conn, 413, "request body too large\n");
+        }
+        size_t cap = req->body_cap > 0 ? req->body_cap * 2 : 4096;
+        if (cap < req->body_len + len)
+            cap = req->body_len + len;
+        if (cap > max)
+            cap = max;
+        char *body = realloc(req->body, cap + 1);
+        if (body == NULL)
+            return server__fail(conn, 500, "out of memory\n");
+        req->body = body;
+        req->body_cap = cap;
+    }
     memcpy(req->body + req->body_len, at, len);
     req->body_len += len;
     req->body[req->body_len] = '\0';
