@@ -5,10 +5,13 @@
 CC       ?= cc
 PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib
 TEST_PKGS = cmocka
-# Debian package for each pkg-config name above (same order as the names).
+# Libraries without a pkg-config file: found by their header in `deps`.
+NOPC_LIBS = -lhttp_parser
+# Debian package for each pkg-config name above (same order as the names),
+# then the ones without pkg-config (http-parser).
 APT_PKGS  = pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
             libcurl4-openssl-dev libcjson-dev libinih-dev libsqlite3-dev \
-            libssl-dev zlib1g-dev libcmocka-dev
+            libssl-dev zlib1g-dev libcmocka-dev libhttp-parser-dev
 
 WARN      = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla
@@ -18,7 +21,7 @@ endif
 
 # pkg-config runs lazily (recursive `=`), after `deps` has had its chance.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) $(NOPC_LIBS) -lpthread -lm
 CPPFLAGS  += -D_GNU_SOURCE -I.
 
 OPT_CFLAGS  = -O2 -g
@@ -54,6 +57,7 @@ deps:
 	done; \
 	[ -f /usr/lib/x86_64-linux-gnu/libwebsockets-evlib_uv.so ] || \
 	  ls /usr/lib/*/libwebsockets-evlib_uv.so >/dev/null 2>&1 || missing="$$missing lws-evlib-uv"; \
+	[ -f /usr/include/http_parser.h ] || missing="$$missing http-parser"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "deps: installing Debian packages for:$$missing"; \

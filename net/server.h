@@ -1,16 +1,19 @@
 /* The daemon's HTTP server: HTTP/1.1 on uv_tcp handles of the daemon's
- * libuv loop (the same loop as everything else), serving routes registered
- * by method and exact path.
+ * libuv loop (the same loop as everything else), requests read by
+ * http-parser, serving routes registered by method and exact path.
  *
  * Hostile input is bounded: a request's head (request line and headers) is
- * at most 8 KiB (431 beyond), a body at most max_body (413); a malformed
- * request line or header, two different Content-Length values, or a
- * Transfer-Encoding is refused (400, 501) and the connection closed after
- * the answer. Each connection holds one request at a time: it stops reading
- * while the request is handled, and parses a pipelined next one only after
- * the answer is written. A request must arrive whole within 30 s; at most
- * 512 connections are open and 100 requests served on one. The process
- * should ignore SIGPIPE (the daemon does).
+ * at most 8 KiB (431 beyond), a body at most max_body (413), with a
+ * Content-Length or chunked (trailers are dropped). A malformed request
+ * line, header or chunk, two different Content-Length values, a length
+ * beside chunked, or a version other than HTTP/1.0 and 1.1 is refused
+ * (400, 505), as is a method or transfer coding the server does not know
+ * (501); the connection closes after the answer. Each connection holds
+ * one request at a time: it stops reading while the request is handled,
+ * and parses a pipelined next one only after the answer is written. A
+ * request must arrive whole within 30 s; at most 512 connections are open
+ * and 100 requests served on one. The process should ignore SIGPIPE (the
+ * daemon does).
  *
  * A route's handler gets a request: method, path, query, the headers the
  * route asked for, and the whole raw body (up to the server's limit; a
@@ -61,8 +64,8 @@ struct server *server_new(uv_loop_t *loop, const struct server_options *opts);
 int server_port(const struct server *srv);
 
 /** Serve method ("GET", "POST") on the exact path. headers lists the
- *  request headers the handler reads (names, case-insensitive; at most
- *  SERVER_HEADERS_MAX, NULL-terminated; NULL: none). Strings are copied.
+ *  request headers the handler reads (names, case-insensitive, under 64
+ *  bytes; at most SERVER_HEADERS_MAX, NULL-terminated; NULL: none). Strings are copied.
  *  Returns 0, HB_EINVAL, HB_EEXISTS (path and method taken) or HB_ENOMEM. */
 int server_route_add(struct server *srv, const char *method, const char *path,
                      const char *const *headers, server_handler_fn fn, void *data);

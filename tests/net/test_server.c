@@ -443,6 +443,149 @@ static void test_server_oversized_headers(void **state)
     alarm(0);
 }
 
+/* Chunked bodies (RFC 9112, 7.1) arrive whole, in order with a pipelined
+ * request after them; trailers are read and dropped, never taken for
+ * headers. */
+static void test_server_chunked_body(void **state)
+{
+    struct sfx *fx = *state;
+    raw_watchdog_arm(20);
+    static const char two[] = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "2\r\n{}\r\n3;ext=1\r\nabc\r\n0\r\nX-Signature: trailer\r\n\r\n"
+                              "GET /echo?b=2 HTTP/1.1\r\nHost: x\r\n\r\n";
+    char out[8192];
+    bool closed = false;
+    raw_exchange(fx, two, sizeof(two) - 1, 2, out, sizeof(out), &closed);
+    assert_int_equal(raw_answers(out, strlen(out)), 2);
+    assert_memory_equal(out, "HTTP/1.1 200", 12);
+    assert_non_null(strstr(out, "POST /echo q= sig=- len=5 body={}abc"));
+    assert_non_null(strstr(out, "GET /echo q=b=2 sig=- len=0 body="));
+    assert_int_equal(fx->seen, 2);
+    alarm(0);
+}
+
+/* Chunked bodies are bounded as the others: past max_body, 413 and no
+ * handler; a coding other than chunked alone is 501; chunked beside a
+ * Content-Length, or in an HTTP/1.0 request, is a 400 (RFC 9112, 6.1 and
+ * 6.3). Each closes the connection. */
+static void test_server_chunked_refusals(void **state)
+{
+    struct sfx *fx = *state;
+    raw_watchdog_arm(20);
+    char big[8192];
+    int n = snprintf(big, sizeof(big),
+                     "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 3; i++) {
+        n += snprintf(big + n, sizeof(big) - (size_t)n, "7d0\r\n");
+        memset(big + n, 'c', 2000);
+        n += 2000;
+        n += snprintf(big + n, sizeof(big) - (size_t)n, "\r\n");
+    }
+    n += snprintf(big + n, sizeof(big) - (size_t)n, "0\r\n\r\n");
+    char out[4096];
+    bool closed = false;
+    raw_exchange(fx, big, (size_t)n, 0, out, sizeof(out), &closed);
+    assert_memory_equal(out, "HTTP/1.1 413", 12);
+    assert_true(closed);
+    static const char *const bad[][2] = {
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+         "2\r\n{}\r\n0\r\n\r\n",
+         "HTTP/1.1 501"},
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+         "HTTP/1.1 501"},
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"
+         "2\r\n{}\r\n0\r\n\r\n",
+         "HTTP/1.1 400"},
+        {"POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+         "HTTP/1.1 400"},
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+         "chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+         "HTTP/1.1 400"},
+    };
+    for (size_t i = 0; i < TEST_ARRAY_SIZE(bad); i++) {
+        raw_exchange(fx, bad[i][0], strlen(bad[i][0]), 0, out, sizeof(out), &closed);
+        if (strncmp(out, bad[i][1], 12) != 0)
+            fprintf(stderr, "case %zu: answer \"%s\"\n", i, out);
+        assert_memory_equal(out, bad[i][1], 12);
+        assert_true(closed);
+    }
+    assert_int_equal(fx->seen, 0);
+    alarm(0);
+}
+
+/* A space before the colon makes no header (RFC 9112, 5.1): 400, since a
+ * proxy in front might read "Content-Length : 5" as a length. A method
+ * the parser does not know is 501. */
+static void test_server_header_name_and_method(void **state)
+{
+    struct sfx *fx = *state;
+    raw_watchdog_arm(20);
+    static const char space[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 2\r\n\r\n{}";
+    char out[4096];
+    bool closed = false;
+    raw_exchange(fx, space, sizeof(space) - 1, 0, out, sizeof(out), &closed);
+    assert_memory_equal(out, "HTTP/1.1 400", 12);
+    assert_true(closed);
+    static const char brew[] = "BREW /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+    raw_exchange(fx, brew, sizeof(brew) - 1, 0, out, sizeof(out), &closed);
+    assert_memory_equal(out, "HTTP/1.1 501", 12);
+    assert_true(closed);
+    assert_int_equal(fx->seen, 0);
+    alarm(0);
+}
+
+/* Expect: 100-continue: the interim answer comes before the body is sent,
+ * then the final one. */
+static void test_server_expect_continue(void **state)
+{
+    struct sfx *fx = *state;
+    raw_watchdog_arm(20);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)server_port(fx->srv));
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    assert_true(rc == 0 || errno == EINPROGRESS);
+    static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                               "Expect: 100-continue\r\n\r\n";
+    const char *parts[] = {head, "{}"};
+    char out[4096] = {0};
+    size_t got = 0;
+    const char *want[] = {"HTTP/1.1 100 Continue\r\n\r\n", "len=2 body={}"};
+    for (size_t step = 0; step < 2; step++) {
+        size_t sent = 0, len = strlen(parts[step]);
+        uint64_t deadline = test_now_ms() + 3000;
+        while (test_now_ms() < deadline && strstr(out, want[step]) == NULL) {
+            out[got] = '\0';
+            uv_run(&fx->loop, UV_RUN_NOWAIT);
+            if (sent < len) {
+                ssize_t n = send(fd, parts[step] + sent, len - sent, MSG_NOSIGNAL);
+                if (n > 0)
+                    sent += (size_t)n;
+            }
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, 1) > 0) {
+                ssize_t n = recv(fd, out + got, sizeof(out) - got - 1, 0);
+                if (n <= 0)
+                    break;
+                got += (size_t)n;
+                out[got] = '\0';
+            }
+        }
+        if (step == 0)
+            assert_string_equal(out, want[0]); /* nothing else yet */
+        assert_non_null(strstr(out, want[step]));
+    }
+    close(fd);
+    assert_int_equal(fx->seen, 1);
+    alarm(0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_server_port_taken, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_get_post_headers, sfx_setup, sfx_teardown),
@@ -453,6 +596,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_server_bad_version, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_duplicate_content_length, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_oversized_headers, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_chunked_body, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_chunked_refusals, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_header_name_and_method, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_expect_continue, sfx_setup, sfx_teardown),
 };
 
 TEST_GROUP_DEFINE(server, tests, NULL, NULL)
