@@ -268,6 +268,31 @@ static void test_admin_stats(void **state)
     gt_done(&gt);
 }
 
+/* Outcome counters of a thousand older days do not hide today's: a refusal
+ * on each of 1,000 days before the month, then one today. */
+static void test_admin_stats_newest_counters(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.clock = (struct clock){.now_ms = gt_clock, .data = &gt};
+    int64_t now = gt.wall;
+    struct reply_capture cap;
+    for (int d = 1000; d >= 1; d--) {
+        gt.wall = now - (int64_t)(d + 30) * 86400000;
+        gt_run(&gt, &cap, "u", PROVIDER_TEXT, "nosuch", "hello");
+        reply_capture_close(&cap);
+    }
+    gt.wall = now;
+    gt_run(&gt, &cap, "u", PROVIDER_TEXT, "nosuch", "hello");
+    reply_capture_close(&cap);
+    const char *t = gt_stats(&gt, &cap, NULL);
+    if (strstr(t, "Refused: model 1\n") == NULL)
+        fail_msg("unexpected stats:\n%s", t);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 /* /models pages with buttons that only their owner may press. */
 static void test_models_pages(void **state)
 {
@@ -390,6 +415,7 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_group_model_switches),
     cmocka_unit_test(test_models_pages),
     cmocka_unit_test(test_admin_stats),
+    cmocka_unit_test(test_admin_stats_newest_counters),
     cmocka_unit_test(test_close_voids_running_job),
     cmocka_unit_test(test_crash_restart_voids),
 };
