@@ -18,11 +18,19 @@
 #include <string.h>
 
 #define STATS_TOP 5
+#define STATS_PAGE 500 /* counters read per store round trip */
+#define STATS_SUMS 64  /* distinct refusal reasons and failing providers shown */
 
 struct stats_model {
     char name[STORE_TAG_SIZE];
     int64_t count;
     int64_t amount;
+};
+
+struct stats_sum {
+    char kind[16]; /* "refused" or "failed" */
+    char name[96]; /* the reason or the provider */
+    int64_t count;
 };
 
 struct stats_ctx {
@@ -32,6 +40,8 @@ struct stats_ctx {
     int64_t from_day;
     const char *period;
     struct text_buf t;
+    struct stats_sum sums[STATS_SUMS];
+    size_t nsums;
 };
 
 static int stats__model_cmp(const void *a, const void *b)
@@ -51,45 +61,64 @@ static void stats__end(struct stats_ctx *ctx)
     free(ctx);
 }
 
-/* Keys "<day>/<refused|failed>/<name>", integer values. */
-static void stats__counters(int rc, const struct state_entry *e, size_t n, void *data)
+static void stats__counters_end(struct stats_ctx *ctx)
 {
-    struct stats_ctx *ctx = data;
     struct text_buf refused = {0}, failed = {0};
-    struct {
-        char kind[16];
-        char name[96];
-        int64_t count;
-    } sums[64];
-    size_t nsums = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        char kind[16], name[96];
-        long long day;
-        if (sscanf(e[i].key, "%lld/%15[^/]/%95s", &day, kind, name) != 3 || day < ctx->from_day)
-            continue;
-        size_t k = 0;
-        while (k < nsums && !(strcmp(sums[k].kind, kind) == 0 && strcmp(sums[k].name, name) == 0))
-            k++;
-        if (k == nsums) {
-            if (nsums == sizeof(sums) / sizeof(sums[0]))
-                continue;
-            snprintf(sums[k].kind, sizeof(sums[k].kind), "%s", kind);
-            snprintf(sums[k].name, sizeof(sums[k].name), "%s", name);
-            sums[k].count = 0;
-            nsums++;
-        }
-        sums[k].count += strtoll(e[i].value, NULL, 10);
-    }
-    for (size_t k = 0; k < nsums; k++) {
-        struct text_buf *t = strcmp(sums[k].kind, "refused") == 0 ? &refused : &failed;
-        text_buf_add(t, "%s%s %lld", t->len > 0 ? ", " : "", sums[k].name,
-                     (long long)sums[k].count);
+    for (size_t k = 0; k < ctx->nsums; k++) {
+        struct text_buf *t = strcmp(ctx->sums[k].kind, "refused") == 0 ? &refused : &failed;
+        text_buf_add(t, "%s%s %lld", t->len > 0 ? ", " : "", ctx->sums[k].name,
+                     (long long)ctx->sums[k].count);
     }
     text_buf_add(&ctx->t, MSG_STATS_REFUSED, refused.len > 0 ? refused.buf : MSG_STATS_NONE);
     text_buf_add(&ctx->t, MSG_STATS_FAILED, failed.len > 0 ? failed.buf : MSG_STATS_NONE);
     free(refused.buf);
     free(failed.buf);
     stats__end(ctx);
+}
+
+/* Read the counters from key `from` on, one page at a time. */
+static int stats__counters_read(struct stats_ctx *ctx, const char *from);
+
+/* Keys "<day>/<refused|failed>/<name>", integer values. The day is a
+ * decimal number of days since the epoch (five digits from 1973 to 2243),
+ * so keys sort by day and the period is one range of keys: older days are
+ * never read, however many there are. */
+static void stats__counters(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct stats_ctx *ctx = data;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char kind[16], name[96];
+        long long day;
+        if (sscanf(e[i].key, "%lld/%15[^/]/%95s", &day, kind, name) != 3 || day < ctx->from_day)
+            continue;
+        size_t k = 0;
+        while (k < ctx->nsums &&
+               !(strcmp(ctx->sums[k].kind, kind) == 0 && strcmp(ctx->sums[k].name, name) == 0))
+            k++;
+        if (k == ctx->nsums) {
+            if (ctx->nsums == STATS_SUMS)
+                continue;
+            snprintf(ctx->sums[k].kind, sizeof(ctx->sums[k].kind), "%s", kind);
+            snprintf(ctx->sums[k].name, sizeof(ctx->sums[k].name), "%s", name);
+            ctx->sums[k].count = 0;
+            ctx->nsums++;
+        }
+        ctx->sums[k].count += strtoll(e[i].value, NULL, 10);
+    }
+    if (rc == 0 && n == STATS_PAGE) {
+        /* The next page starts just after this page's last key. */
+        char next[STATE_KEY_MAX + 2];
+        snprintf(next, sizeof(next), "%s\x01", e[n - 1].key);
+        if (stats__counters_read(ctx, next) == 0)
+            return;
+    }
+    stats__counters_end(ctx);
+}
+
+static int stats__counters_read(struct stats_ctx *ctx, const char *from)
+{
+    return state_list_range(ledger_store(ctx->core->ledger), GENERATE_NS_STATS, from, NULL,
+                            STATS_PAGE, stats__counters, ctx);
 }
 
 static void stats__usage(int rc, const struct ledger_result *r, void *data)
@@ -132,9 +161,9 @@ static void stats__usage(int rc, const struct ledger_result *r, void *data)
         text_buf_add(&ctx->t, "\n");
     }
     free(models);
-    if (ctx->group || ctx->core->ledger == NULL ||
-        state_list(ledger_store(ctx->core->ledger), GENERATE_NS_STATS, "", 1000, stats__counters,
-                   ctx) < 0)
+    char from[32];
+    snprintf(from, sizeof(from), "%lld/", (long long)ctx->from_day);
+    if (ctx->group || ctx->core->ledger == NULL || stats__counters_read(ctx, from) < 0)
         stats__end(ctx);
 }
 

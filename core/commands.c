@@ -96,7 +96,7 @@ static const struct command_option_spec admin_pool_policy_options[] = {
 static const char *const board_periods[] = {"day", "week", "month", "all", NULL};
 static const struct command_option_spec leaderboard_options[] = {
     {.name = "period",
-     .description = "day, week, month or all (default week)",
+     .description = "day, week (since Monday), month or all; UTC (default week)",
      .type = COMMAND_OPT_STRING,
      .choices = board_periods},
 };

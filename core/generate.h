@@ -29,10 +29,6 @@ struct core;
 struct invocation;
 struct pool_settings;
 
-/** State namespace of upvote records for leaderboards: keys
- *  "<platform>:<group>/<day>/<image>/<voter>", values "<creator>|<model>". */
-#define GENERATE_NS_VOTE "gen.vote"
-
 /** State namespace of per-group model switches (/admin model): keys
  *  "<platform>:<group>/<model>", value "off" (no key: as bot.conf says). */
 #define GENERATE_NS_SCOPE_MODEL "scope.model"

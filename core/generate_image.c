@@ -1,12 +1,13 @@
 /* Kept images: the recent images Regenerate can re-run (prompt in memory
- * only), and upvotes of an image by other members, recorded durably for the
- * leaderboards. */
+ * only), and upvotes of an image by other members, counted durably for the
+ * leaderboards (core/votes.c). */
 #include "core/generate_internal.h"
 
 #include "core/button.h"
 #include "core/core.h"
 #include "core/messages.h"
 #include "core/state.h"
+#include "core/votes.h"
 #include "base/error.h"
 #include "base/hex.h"
 
@@ -95,39 +96,13 @@ static void upvote__end(struct upvote_op *op, const char *text)
     free(op);
 }
 
-static void upvote__stored(int rc, const char *value, void *data)
+/* The vote is counted, or was already, or could not be stored. */
+static void upvote__cast(int rc, void *data)
 {
     struct upvote_op *op = data;
-    (void)value;
-    struct ledger *ledger = op->g->core->ledger;
-    if (rc == 0 && op->scope_key[0] != '\0' && ledger != NULL) {
-        /* The group's leaderboard lists these: one record per vote, keyed
-         * by group and day, holding the creator and the model. */
-        char key[STATE_KEY_MAX];
-        char record[COMMAND_ID_MAX + 80];
-        int n = snprintf(key, sizeof(key), "%s/%lld/%s/%s", op->scope_key,
-                         (long long)(generate__now(op->g) / 86400000), op->gid, op->voter);
-        snprintf(record, sizeof(record), "%s|%s", op->owner_user, op->model);
-        if (n > 0 && (size_t)n < sizeof(key))
-            state_put(ledger_store(ledger), GENERATE_NS_VOTE, key, record, NULL, NULL);
-    }
-    upvote__end(op, rc == 0 ? MSG_UPVOTE_DONE : MSG_UPVOTE_FAILED);
-}
-
-static void upvote__checked(int rc, const char *value, void *data)
-{
-    struct upvote_op *op = data;
-    (void)value;
-    if (rc == 0) {
-        upvote__end(op, MSG_UPVOTE_AGAIN);
-        return;
-    }
-    struct ledger *ledger = op->g->core->ledger;
-    char key[64 + WALLET_ACCOUNT_MAX];
-    snprintf(key, sizeof(key), "%s/%s", op->gid, op->voter);
-    if (ledger == NULL ||
-        state_put(ledger_store(ledger), GEN_NS_UPVOTE, key, "1", upvote__stored, op) < 0)
-        upvote__end(op, MSG_UPVOTE_FAILED);
+    upvote__end(op, rc == 0            ? MSG_UPVOTE_DONE
+                    : rc == HB_EEXISTS ? MSG_UPVOTE_AGAIN
+                                       : MSG_UPVOTE_FAILED);
 }
 
 static void upvote__owner_loaded(int rc, const char *value, void *data)
@@ -178,11 +153,17 @@ static void upvote__owner_loaded(int rc, const char *value, void *data)
         upvote__end(op, MSG_UPVOTE_OWN);
         return;
     }
+    /* One store job checks the voter's mark and counts the vote in the
+     * group's boards (a DM image is on none): two presses at once count
+     * once, and a failed commit leaves no half-recorded vote. */
     struct ledger *ledger = op->g->core->ledger;
-    char key[64 + WALLET_ACCOUNT_MAX];
-    snprintf(key, sizeof(key), "%s/%s", op->gid, op->voter);
-    if (ledger == NULL ||
-        state_get(ledger_store(ledger), GEN_NS_UPVOTE, key, upvote__checked, op) < 0)
+    struct votes_cast vote = {.scope = op->scope_key,
+                              .image = op->gid,
+                              .voter = op->voter,
+                              .creator = op->owner_user,
+                              .model = op->model,
+                              .now_ms = generate__now(op->g)};
+    if (ledger == NULL || votes_cast(ledger_store(ledger), &vote, upvote__cast, op) < 0)
         upvote__end(op, MSG_UPVOTE_FAILED);
 }
 

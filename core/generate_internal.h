@@ -34,7 +34,6 @@
 #define GEN_NS_PREF "gen.pref"
 #define GEN_NS_NOTICE "gen.notice"
 #define GEN_NS_IMAGE "gen.image"
-#define GEN_NS_UPVOTE "gen.upvote"
 #define GEN_IMAGES_KEPT 128 /* recent images that Regenerate can re-run */
 #define GEN_KEY_MAX 400
 #define GEN_HOUR_MS 3600000LL

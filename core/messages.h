@@ -22,13 +22,12 @@
 #define MSG_COMMON_OUT_OF_MEMORY "The bot is out of memory; please try again later."
 /* The bot's name when bot.conf does not give one (/start, /help). */
 #define MSG_COMMON_BOT_NAME "HAI Bot"
-/* Periods /usage, /leaderboard and /admin stats report on, as they read
- * after "the last". */
+/* Periods /usage and /admin stats report on, as they read after "the
+ * last". */
 #define MSG_PERIOD_DAY "day"
 #define MSG_PERIOD_WEEK "7 days"
 #define MSG_PERIOD_MONTH "30 days"
 #define MSG_PERIOD_YEAR "year"
-#define MSG_PERIOD_ALL "while"
 /* %s: the model name asked for (/admin model, /chat, /imagine). */
 #define MSG_COMMON_NO_SUCH_MODEL "There is no model called \"%s\". See /models for the list."
 
@@ -204,12 +203,15 @@
 
 /* %s: the error. */
 #define MSG_BOARD_READ_FAILED "The leaderboard could not be read (%s)."
-/* %s: the period. */
-#define MSG_BOARD_EMPTY                                                                            \
-    "No upvoted generations here in the last %s. Upvote an image with its "                        \
-    "Upvote button."
-/* %s: the period. */
-#define MSG_BOARD_HEADER "Most upvoted generations here in the last %s:\n"
+/* %s: the period, one of MSG_BOARD_PERIOD_*. */
+#define MSG_BOARD_EMPTY "No upvoted generations here %s. Upvote an image with its Upvote button."
+/* %s: the period, one of MSG_BOARD_PERIOD_*. */
+#define MSG_BOARD_HEADER "Most upvoted generations here %s:\n"
+/* The calendar periods a board covers, as they read after "here". */
+#define MSG_BOARD_PERIOD_DAY "today (UTC)"
+#define MSG_BOARD_PERIOD_WEEK "this week (since Monday, UTC)"
+#define MSG_BOARD_PERIOD_MONTH "this month (UTC)"
+#define MSG_BOARD_PERIOD_ALL "so far"
 /* %zu: rank; %lld: upvotes; %s: "s" or ""; %s: creator; %s: model. */
 #define MSG_BOARD_ROW "%zu. %lld upvote%s: an image by %s (%s)\n"
 #define MSG_BOARD_UNKNOWN_MODEL "unknown model"

@@ -10,14 +10,15 @@
 #include <string.h>
 #include <time.h>
 
-enum state_verb { STATE_GET, STATE_PUT, STATE_LIST, STATE_INCR };
+enum state_verb { STATE_GET, STATE_PUT, STATE_LIST, STATE_RANGE, STATE_INCR };
 
 struct state_op {
     struct store_job job;
     enum state_verb verb;
     char *ns;
-    char *key;                   /* key, or prefix for a listing */
+    char *key;                   /* key, or prefix for a listing, or a range's start */
     char *value;                 /* put: the value (NULL deletes); get: what was read */
+    char *to;                    /* range: the end (excluded), or NULL */
     size_t max;                  /* list: most entries */
     int64_t delta;               /* incr: what to add */
     struct state_entry *entries; /* list: results (strings owned here) */
@@ -57,6 +58,10 @@ static int state__run(struct store_txn *txn, struct store_job *job)
         int rc = store_txn_state_each(txn, op->ns, op->key, state__collect, op);
         return rc == 1 ? 0 : rc;
     }
+    case STATE_RANGE: {
+        int rc = store_txn_state_range(txn, op->ns, op->key, op->to, state__collect, op);
+        return rc == 1 ? 0 : rc;
+    }
     case STATE_INCR: {
         /* Read and write in one job: increments never lose each other. */
         char *old = NULL;
@@ -83,13 +88,14 @@ static void state__op_free(struct state_op *op)
     free(op->ns);
     free(op->key);
     free(op->value);
+    free(op->to);
     free(op);
 }
 
 static void state__done(struct store_job *job, int rc)
 {
     struct state_op *op = container_of(job, struct state_op, job);
-    if (op->verb == STATE_LIST) {
+    if (op->verb == STATE_LIST || op->verb == STATE_RANGE) {
         if (op->list_cb != NULL)
             op->list_cb(rc, op->entries, rc == 0 ? op->n : 0, op->data);
     } else if (op->cb != NULL) {
@@ -165,6 +171,26 @@ int state_list(struct store *store, const char *ns, const char *prefix, size_t m
         return HB_EINVAL;
     op->entries = calloc(max, sizeof(*op->entries));
     if (op->entries == NULL) {
+        state__op_free(op);
+        return HB_ENOMEM;
+    }
+    op->max = max;
+    op->list_cb = cb;
+    op->data = data;
+    return state__submit(store, op);
+}
+
+int state_list_range(struct store *store, const char *ns, const char *from, const char *to,
+                     size_t max, state_list_cb cb, void *data)
+{
+    if (max == 0 || max > 1000 || (to != NULL && strlen(to) > STATE_KEY_MAX))
+        return HB_EINVAL;
+    struct state_op *op = state__op_new(STATE_RANGE, ns, from);
+    if (op == NULL)
+        return HB_EINVAL;
+    op->entries = calloc(max, sizeof(*op->entries));
+    op->to = to != NULL ? strdup(to) : NULL;
+    if (op->entries == NULL || (to != NULL && op->to == NULL)) {
         state__op_free(op);
         return HB_ENOMEM;
     }

@@ -45,4 +45,10 @@ typedef void (*state_list_cb)(int rc, const struct state_entry *entries, size_t 
 int state_list(struct store *store, const char *ns, const char *prefix, size_t max,
                state_list_cb cb, void *data);
 
+/** List the keys of ns with from <= key < to (to NULL: no upper bound), at
+ *  most max of them, in key order: a bounded read that starts where the
+ *  caller's interest starts (page on from the last key plus "\x01"). */
+int state_list_range(struct store *store, const char *ns, const char *from, const char *to,
+                     size_t max, state_list_cb cb, void *data);
+
 #endif

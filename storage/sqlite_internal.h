@@ -42,6 +42,8 @@ enum store_stmt_id {
     ST_STATE_PUT,
     ST_STATE_DELETE,
     ST_STATE_EACH,
+    ST_VOTE_ADD, /* from here to ST_VOTE_TOP: statements of STORE_VOTES_VERSION */
+    ST_VOTE_TOP,
     ST_COUNT
 };
 

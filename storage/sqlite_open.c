@@ -78,9 +78,51 @@ static const char *const store_migrations[] = {
     " updated_at INTEGER NOT NULL,"
     " PRIMARY KEY (ns, key)"
     ") WITHOUT ROWID;",
+    /* 4: upvotes counted per scope, calendar period and image, so that a
+     * leaderboard is an indexed top-N read however many votes a group
+     * holds. The votes recorded one per state row before ("gen.vote" keys
+     * "<scope>/<day>/<image>/<voter>", values "<creator>|<model>") are
+     * counted into every period they fall in (day, ISO week, month, all),
+     * then removed. The ISO week is the year and week of the Thursday of
+     * the vote's week (day 0, 1970-01-01, was a Thursday). */
+    "CREATE TABLE votes ("
+    " scope TEXT NOT NULL,"
+    " period TEXT NOT NULL,"
+    " image TEXT NOT NULL,"
+    " creator TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " PRIMARY KEY (scope, period, image)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX votes_top ON votes(scope, period, count DESC, image);"
+    "WITH"
+    " k1 AS (SELECT substr(key, 1, instr(key, '/') - 1) AS scope,"
+    "  substr(key, instr(key, '/') + 1) AS rest, value FROM state"
+    "  WHERE ns = 'gen.vote' AND instr(key, '/') > 1),"
+    " k2 AS (SELECT scope, CAST(substr(rest, 1, instr(rest, '/') - 1) AS INTEGER) AS day,"
+    "  substr(rest, instr(rest, '/') + 1) AS rest, value FROM k1 WHERE instr(rest, '/') > 1),"
+    " v AS (SELECT scope, day, day - (day + 3) % 7 + 3 AS thursday,"
+    "  substr(rest, 1, instr(rest, '/') - 1) AS image,"
+    "  substr(value, 1, instr(value || '|', '|') - 1) AS creator,"
+    "  substr(value, instr(value || '|', '|') + 1) AS model FROM k2"
+    "  WHERE instr(rest, '/') > 1 AND day >= 0),"
+    " p AS ("
+    "  SELECT scope, 'd' || date(day * 86400, 'unixepoch') AS period, image, creator, model"
+    "  FROM v UNION ALL"
+    "  SELECT scope, 'w' || strftime('%Y', thursday * 86400, 'unixepoch') || '-W' ||"
+    "  printf('%02d', (CAST(strftime('%j', thursday * 86400, 'unixepoch') AS INTEGER) - 1)"
+    "  / 7 + 1), image, creator, model FROM v UNION ALL"
+    "  SELECT scope, 'm' || strftime('%Y-%m', day * 86400, 'unixepoch'), image, creator, model"
+    "  FROM v UNION ALL"
+    "  SELECT scope, 'all', image, creator, model FROM v)"
+    " INSERT INTO votes (scope, period, image, creator, model, count)"
+    " SELECT scope, period, image, MIN(creator), MIN(model), COUNT(*) FROM p"
+    " GROUP BY scope, period, image;"
+    "DELETE FROM state WHERE ns = 'gen.vote';",
 };
 
 #define STORE_STATE_VERSION 3 /* the first schema with the state table */
+#define STORE_VOTES_VERSION 4 /* the first schema with the votes table */
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -135,6 +177,11 @@ const char *const store__sql[ST_COUNT] = {
                      " ON CONFLICT (ns, key) DO UPDATE SET value = ?3, updated_at = ?4",
     [ST_STATE_DELETE] = "DELETE FROM state WHERE ns = ?1 AND key = ?2",
     [ST_STATE_EACH] = "SELECT key, value FROM state WHERE ns = ?1 AND key >= ?2 ORDER BY key",
+    [ST_VOTE_ADD] = "INSERT INTO votes (scope, period, image, creator, model, count)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                    " ON CONFLICT (scope, period, image) DO UPDATE SET count = count + ?6",
+    [ST_VOTE_TOP] = "SELECT image, creator, model, count FROM votes"
+                    " WHERE scope = ?1 AND period = ?2 ORDER BY count DESC, image LIMIT ?3",
 };
 
 int store_schema_latest(void)
@@ -292,6 +339,8 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         /* A database held at an older version (tests of upgrades) lacks the
          * later tables; their statements stay unprepared. */
         if (i >= ST_STATE_GET && s->version < STORE_STATE_VERSION)
+            continue;
+        if (i >= ST_VOTE_ADD && i <= ST_VOTE_TOP && s->version < STORE_VOTES_VERSION)
             continue;
         if (sqlite3_prepare_v3(s->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK) {

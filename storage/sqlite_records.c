@@ -1,6 +1,6 @@
 /* The store's records: accounts, the transfer history and its chain head,
- * open reservations, usage, and the state table, read and written inside a
- * transaction on the store's thread. */
+ * open reservations, usage, the state table and the vote counts, read and
+ * written inside a transaction on the store's thread. */
 #include "storage/store.h"
 
 #include "base/error.h"
@@ -474,6 +474,76 @@ int store_txn_state_each(struct store_txn *txn, const char *ns, const char *pref
     }
     if (r != SQLITE_ROW && r != SQLITE_DONE)
         rc = store__fail(s, "state_each");
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_txn_state_range(struct store_txn *txn, const char *ns, const char *from, const char *to,
+                          int (*fn)(const char *key, const char *value, void *data), void *data)
+{
+    struct store *s = txn->store;
+    if (s->stmt[ST_STATE_EACH] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_STATE_EACH);
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
+    int rc = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        const char *v = (const char *)sqlite3_column_text(st, 1);
+        if (k == NULL || (to != NULL && strcmp(k, to) >= 0))
+            break; /* keys are ordered: past the range */
+        rc = fn(k, v != NULL ? v : "", data);
+        if (rc != 0)
+            break;
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = store__fail(s, "state_range");
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* ---- Votes -------------------------------------------------------------- */
+
+int store_txn_vote_add(struct store_txn *txn, const char *scope, const char *period,
+                       const struct store_vote *v)
+{
+    struct store *s = txn->store;
+    if (s->stmt[ST_VOTE_ADD] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_VOTE_ADD);
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, v->image, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, v->creator, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, v->model, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, v->count);
+    return store__step_done(s, st, "vote_add");
+}
+
+int store_txn_vote_top(struct store_txn *txn, const char *scope, const char *period,
+                       struct store_vote *out, size_t max, size_t *n)
+{
+    struct store *s = txn->store;
+    *n = 0;
+    if (s->stmt[ST_VOTE_TOP] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_VOTE_TOP);
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    int rc = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+        struct store_vote *v = &out[(*n)++];
+        store__copy_text(v->image, sizeof(v->image), st, 0);
+        store__copy_text(v->creator, sizeof(v->creator), st, 1);
+        store__copy_text(v->model, sizeof(v->model), st, 2);
+        v->count = sqlite3_column_int64(st, 3);
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = store__fail(s, "vote_top");
     sqlite3_reset(st);
     return rc;
 }

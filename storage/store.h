@@ -223,6 +223,37 @@ int store_txn_state_put(struct store_txn *txn, const char *ns, const char *key, 
 int store_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
                          int (*fn)(const char *key, const char *value, void *data), void *data);
 
+/** Call fn for each key in ns with from <= key < to (to NULL: no upper
+ *  bound), in key order, until fn returns non-zero (which is returned). */
+int store_txn_state_range(struct store_txn *txn, const char *ns, const char *from, const char *to,
+                          int (*fn)(const char *key, const char *value, void *data), void *data);
+
+/* ---- Votes: upvotes counted per scope, period and image ------------------
+ * One count per (scope, period, image). A period names a calendar span in
+ * UTC as short text: "d2026-12-05" (a day), "w2026-W49" (an ISO week),
+ * "m2026-12" (a month), "all". A vote adds to the count of every period it
+ * falls in, so a leaderboard is one indexed top-N read, however many votes
+ * the scope holds. */
+
+/** One image's count in a period. */
+struct store_vote {
+    char image[STORE_TAG_SIZE];  /* the image's id */
+    char creator[STORE_ID_SIZE]; /* who made it */
+    char model[STORE_TAG_SIZE];  /* which model made it */
+    int64_t count;               /* upvotes */
+};
+
+/** Add v->count to the image's count in scope and period (a new image
+ *  starts at 0 and keeps v's creator and model). HB_ESCHEMA on a database
+ *  older than the votes table. */
+int store_txn_vote_add(struct store_txn *txn, const char *scope, const char *period,
+                       const struct store_vote *v);
+
+/** The images of scope with the highest counts in period, highest first
+ *  (ties by image id), at most max of them into out[]; *n is how many. */
+int store_txn_vote_top(struct store_txn *txn, const char *scope, const char *period,
+                       struct store_vote *out, size_t max, size_t *n);
+
 /** Copy the database at src_path to dst_path, consistent while a daemon
  *  writes to it (SQLite's online backup: one read transaction, WAL
  *  included). The copy is written beside dst_path and renamed into place,

@@ -268,6 +268,68 @@ static void test_admin_stats(void **state)
     gt_done(&gt);
 }
 
+/* Outcome counters of a thousand older days do not hide today's: a refusal
+ * on each of 1,000 days before the month, then one today. */
+static void test_admin_stats_newest_counters(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.clock = (struct clock){.now_ms = gt_clock, .data = &gt};
+    int64_t now = gt.wall;
+    struct reply_capture cap;
+    for (int d = 1000; d >= 1; d--) {
+        gt.wall = now - (int64_t)(d + 30) * 86400000;
+        gt_run(&gt, &cap, "u", PROVIDER_TEXT, "nosuch", "hello");
+        reply_capture_close(&cap);
+    }
+    gt.wall = now;
+    gt_run(&gt, &cap, "u", PROVIDER_TEXT, "nosuch", "hello");
+    reply_capture_close(&cap);
+    const char *t = gt_stats(&gt, &cap, NULL);
+    if (strstr(t, "Refused: model 1\n") == NULL)
+        fail_msg("unexpected stats:\n%s", t);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
+/* A month of counters takes more than one page to read: twenty reasons on
+ * each of 30 days (600 counters, as generate__count keys them) sum whole. */
+static void test_admin_stats_counters_paged(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.clock = (struct clock){.now_ms = gt_clock, .data = &gt};
+    int64_t today = gt.wall / 86400000;
+    struct store *s = ledger_store(gt.lt.ledger);
+    int pending = 0;
+    for (int64_t d = today - 29; d <= today; d++) {
+        for (int r = 0; r < 20; r++) {
+            char key[64];
+            snprintf(key, sizeof(key), "%lld/refused/r%02d", (long long)d, r);
+            assert_int_equal(state_incr(s, GENERATE_NS_STATS, key, 1, NULL, NULL), 0);
+            pending++;
+        }
+    }
+    gt_settle(&gt, 4);
+    struct reply_capture cap;
+    struct invocation inv;
+    gt_inv(&inv, &cap, "admin", NULL);
+    inv.admin = true;
+    inv.opts[0].set = true;
+    inv.opts[0].type = COMMAND_OPT_STRING;
+    inv.opts[0].string = strdup("month");
+    cmd_admin_stats(&gt.core, &inv);
+    gt_wait(&gt, &cap.finished, 1);
+    free(inv.opts[0].string);
+    const char *t = cap.text != NULL ? cap.text : "";
+    if (strstr(t, "Refused: r00 30, r01 30,") == NULL || strstr(t, ", r19 30\n") == NULL)
+        fail_msg("unexpected stats after %d counters:\n%s", pending, t);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 /* /models pages with buttons that only their owner may press. */
 static void test_models_pages(void **state)
 {
@@ -390,6 +452,8 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_group_model_switches),
     cmocka_unit_test(test_models_pages),
     cmocka_unit_test(test_admin_stats),
+    cmocka_unit_test(test_admin_stats_newest_counters),
+    cmocka_unit_test(test_admin_stats_counters_paged),
     cmocka_unit_test(test_close_voids_running_job),
     cmocka_unit_test(test_crash_restart_voids),
 };

@@ -281,17 +281,23 @@ static void gt_image_in_group(struct gt *gt, const char *user, char *up)
     reply_capture_close(&cap);
 }
 
-static const char *gt_leaderboard(struct gt *gt, struct reply_capture *cap, const char *scope)
+static const char *gt_leaderboard_period(struct gt *gt, struct reply_capture *cap,
+                                         const char *scope, const char *period)
 {
     struct invocation inv;
     gt_inv(&inv, cap, "viewer", scope);
     inv.opts[0].set = true;
     inv.opts[0].type = COMMAND_OPT_STRING;
-    inv.opts[0].string = strdup("all");
+    inv.opts[0].string = strdup(period);
     cmd_leaderboard(&gt->core, &inv);
     gt_wait(gt, &cap->finished, 1);
     free(inv.opts[0].string);
     return cap->text != NULL ? cap->text : "";
+}
+
+static const char *gt_leaderboard(struct gt *gt, struct reply_capture *cap, const char *scope)
+{
+    return gt_leaderboard_period(gt, cap, scope, "all");
 }
 
 static void test_leaderboard_counts_upvotes(void **state)
@@ -328,6 +334,45 @@ static void test_leaderboard_counts_upvotes(void **state)
     gt_done(&gt);
 }
 
+/* A leaderboard with a board's worth of older votes still counts the
+ * newest: 1,000 votes a month ago on one image, then two this week on
+ * another. This week's board has the new image alone; all time has both. */
+static void test_leaderboard_newest_votes_count(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.clock = (struct clock){.now_ms = gt_clock, .data = &gt};
+    int64_t now = gt.wall;
+    gt.wall = now - 30LL * 86400000;
+    char old_up[COMMAND_BUTTON_REF_MAX + 1], new_up[COMMAND_BUTTON_REF_MAX + 1];
+    struct reply_capture p;
+    gt_image_in_group(&gt, "u1", old_up);
+    for (int i = 0; i < 1000; i++) {
+        char voter[16];
+        snprintf(voter, sizeof(voter), "v%d", i);
+        gt_press(&gt, &p, voter, old_up);
+        assert_has(&p, "Upvoted");
+        reply_capture_close(&p);
+    }
+    gt.wall = now;
+    gt_image_in_group(&gt, "u3", new_up);
+    gt_press(&gt, &p, "u2", new_up);
+    reply_capture_close(&p);
+    gt_press(&gt, &p, "u4", new_up);
+    reply_capture_close(&p);
+    const char *t = gt_leaderboard_period(&gt, &p, "g9", "week");
+    if (strstr(t, "1. 2 upvotes: an image by u3 (img-b64)") == NULL || strstr(t, "by u1") != NULL)
+        fail_msg("unexpected board for the week:\n%s", t);
+    reply_capture_close(&p);
+    t = gt_leaderboard(&gt, &p, "g9");
+    if (strstr(t, "1. 1000 upvotes: an image by u1 (img-b64)\n"
+                  "2. 2 upvotes: an image by u3 (img-b64)") == NULL)
+        fail_msg("unexpected board for all time:\n%s", t);
+    reply_capture_close(&p);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_openai_stream_settles_by_usage),
     cmocka_unit_test(test_anthropic_stream),
@@ -341,6 +386,7 @@ static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_images_b64_url_and_limit),
     cmocka_unit_test(test_image_buttons),
     cmocka_unit_test(test_leaderboard_counts_upvotes),
+    cmocka_unit_test(test_leaderboard_newest_votes_count),
 };
 
 TEST_GROUP_DEFINE(providers, provider_tests, gt_group_setup, lt_group_teardown)

@@ -118,9 +118,44 @@ static void test_state_rejects_bad_input(void **state)
     lt_done(&t);
 }
 
+/* A range starts at its first key and ends before its last; a page
+ * continues from the last key read plus "\x01". */
+static void test_state_list_range(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, true, false);
+    struct store *s = ledger_store(t.ledger);
+    const char *keys[] = {"20000/a", "20001/a", "20001/b", "20001/b/c", "20002/a", "x"};
+    for (size_t i = 0; i < TEST_ARRAY_SIZE(keys); i++)
+        put(&t, "r", keys[i], "1");
+    put(&t, "rr", "20001/z", "1"); /* another namespace, never listed */
+    struct got l = {0};
+    assert_int_equal(state_list_range(s, "r", "20001/", "20002/", 10, got_list_cb, &l), 0);
+    run_until(&t, &l);
+    assert_int_equal(l.rc, 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.keys[0], "20001/a=1");
+    assert_string_equal(l.keys[2], "20001/b/c=1");
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(state_list_range(s, "r", "20001/", NULL, 2, got_list_cb, &l), 0);
+    run_until(&t, &l);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.keys[1], "20001/b=1");
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(state_list_range(s, "r", "20001/b\x01", NULL, 10, got_list_cb, &l), 0);
+    run_until(&t, &l);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.keys[0], "20001/b/c=1");
+    assert_string_equal(l.keys[2], "x=1");
+    assert_int_equal(state_list_range(s, "r", "", NULL, 0, got_list_cb, &l), HB_EINVAL);
+    lt_done(&t);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_state_put_get_delete_persist),
     cmocka_unit_test(test_state_rejects_bad_input),
+    cmocka_unit_test(test_state_list_range),
 };
 
 TEST_GROUP_DEFINE(state, tests, lt_group_setup, lt_group_teardown)
