@@ -380,6 +380,34 @@ static void test_ledger_verify_and_head_cli(void **state)
     test_proc_free(&p);
 }
 
+/* At log_level = debug a generation logs what it did, never what was
+ * asked: the prompt reaches no log line. */
+static void test_prompt_never_logged(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "[bot]\nname = Demo Bot\nlog_level = debug\n"
+             "[storage]\npath = %s\n"
+             "[console]\nuser = tester\nimage_dir = %s\n"
+             "[provider \"demo\"]\nkind = demo\n"
+             "[model \"demo-chat\"]\nprovider = demo\nprice_request = 1\n",
+             f->db, f->dir);
+    test_file_write(f->conf, text, (size_t)-1);
+    chmod(f->conf, 0600);
+    char *daemon[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    run(daemon, "/chat zebra quokka marmalade secret\nplain xylophone kumquat turn\n", &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "cost 1 credit"));
+    assert_non_null(strstr(p.err, "generate.")); /* the engine did log, at debug */
+    assert_null(strstr(p.err, "quokka"));
+    assert_null(strstr(p.err, "marmalade"));
+    assert_null(strstr(p.err, "xylophone"));
+    assert_null(strstr(p.err, "kumquat"));
+    test_proc_free(&p);
+}
+
 static void test_world_readable_config_warns(void **state)
 {
     struct daemon_fixture *f = *state;
@@ -408,6 +436,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_file_edit_reloads_live, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_adapter_is_an_error, setup, teardown),
     cmocka_unit_test_setup_teardown(test_ledger_verify_and_head_cli, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prompt_never_logged, setup, teardown),
     cmocka_unit_test_setup_teardown(test_world_readable_config_warns, setup, teardown),
 };
 
