@@ -15,6 +15,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void cmd_admin_reload(struct core *core, struct invocation *inv)
 {
@@ -187,7 +188,10 @@ static void admin__member_resolved(int rc, const char *user_id, void *data)
         admin__done(ctx, rc, "member");
         return;
     }
-    snprintf(ctx->shown, sizeof(ctx->shown), "%s", inv->opts[0].string);
+    /* A member named by replying to their message is shown by name. */
+    bool by_reply = inv->target_name[0] != '\0' && strcmp(inv->opts[0].string, inv->target_id) == 0;
+    snprintf(ctx->shown, sizeof(ctx->shown), "%s",
+             by_reply ? inv->target_name : inv->opts[0].string);
     admin__open_and_move(ctx);
 }
 

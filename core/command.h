@@ -130,7 +130,8 @@ struct invocation {
     char target_id[COMMAND_ID_MAX];              /* the member whose message this command replies to
                                                     (their platform user id), for a member option the
                                                     text does not name; "" when none */
-    const struct command_spec *spec;             /* set by the router */
+    char target_name[COMMAND_ID_MAX]; /* how replies name that member ("@alice"); may be "" */
+    const struct command_spec *spec;  /* set by the router */
     struct command_value opts[COMMAND_MAX_OPTIONS]; /* in the spec's option order */
     struct reply *reply;                            /* where answers go */
 };

@@ -117,6 +117,12 @@ static void tg__reply_target(struct tg *tg, struct invocation *inv, const cJSON 
     if (uid <= 0)
         return;
     snprintf(inv->target_id, sizeof(inv->target_id), "%" PRId64, uid);
+    const char *username = tg_json_str(who, "username");
+    const char *first = tg_json_str(who, "first_name");
+    if (username != NULL)
+        snprintf(inv->target_name, sizeof(inv->target_name), "@%s", username);
+    else if (first != NULL)
+        snprintf(inv->target_name, sizeof(inv->target_name), "%s", first);
     tg__member_seen(tg, who);
 }
 

@@ -713,6 +713,17 @@ static bool fx_handled(struct fx *fx, void *arg)
     return fx->nevents >= (size_t)(intptr_t)arg && router_in_flight(fx->router) == 0;
 }
 
+/* Some recorded call's body holds the text arg. */
+static bool fx_some_call_says(struct fx *fx, void *arg)
+{
+    for (size_t i = 0; i < tgapi_ncalls(fx->api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(fx->api, i);
+        if (c->body != NULL && strstr(c->body, arg) != NULL)
+            return true;
+    }
+    return false;
+}
+
 /* rc of reading an account's balance: 0, or HB_ENOTFOUND when never opened. */
 static int fx_account_rc(struct fx *fx, const char *account)
 {
@@ -764,6 +775,7 @@ static void test_admin_names_members(void **state)
                   "");
     fx_until(&fx, fx_handled, (void *)(intptr_t)3);
     assert_int_equal(lt_balance(&fx.lt, "telegram:555").posted, 175);
+    fx_until(&fx, fx_some_call_says, "Granted 25 credits to @Alice");
 
     /* A reply to the bot's own message, or a forum topic's first message
      * (which every topic message replies to), names nobody. */
