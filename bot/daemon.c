@@ -17,6 +17,7 @@
 #include "base/error.h"
 #include "core/generate.h"
 #include "core/ledger.h"
+#include "core/member.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "core/state.h"
@@ -824,7 +825,8 @@ int daemon_run(const char *config_path)
     d->core.host_ops = &daemon_host_ops;
     d->core.host = d;
     d->router = router_new(&d->core);
-    if (d->router == NULL)
+    d->core.members = member_dir_new();
+    if (d->router == NULL || d->core.members == NULL)
         goto out;
     uv_timer_init(&d->loop, &d->grace);
     uv_timer_init(&d->loop, &d->health);
@@ -898,6 +900,7 @@ out:
 free_all:
     if (d->router != NULL && router_in_flight(d->router) == 0)
         router_free(d->router);
+    member_dir_free(d->core.members);
     config_free(d->config);
     free(d->deposit_text);
     config_problems_free(&problems);

@@ -6,6 +6,7 @@
 #include "core/generate.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
+#include "core/member.h"
 #include "base/log.h"
 #include "core/messages.h"
 #include "core/pool.h"
@@ -14,6 +15,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void cmd_admin_reload(struct core *core, struct invocation *inv)
 {
@@ -37,6 +39,7 @@ struct admin_ctx {
     char target[WALLET_ACCOUNT_MAX]; /* the wallet or pool credited or debited */
     char shown[WALLET_ACCOUNT_MAX];  /* how the reply names it */
     int64_t amount;
+    const char *reason; /* borrowed from the invocation; NULL when none */
     char id[COMMAND_EVENT_ID_MAX + 16];
     char ref[STORE_REF_SIZE];
 };
@@ -127,11 +130,75 @@ static void admin__target_open(int rc, const struct ledger_result *r, void *data
         admin__done(ctx, rc, "transfer");
 }
 
-/* Move credits between the grants account and a wallet or pool. The
- * transfer id comes from the event, so a redelivered command moves nothing
- * twice. */
+/* Open the target account (a wallet as the member's own first command would
+ * open it, welcome bonus included, so a grant never skips the bonus) and
+ * move. The transfer id comes from the event, so a redelivered command
+ * moves nothing twice. */
+static void admin__open_and_move(struct admin_ctx *ctx)
+{
+    const char *reason = ctx->reason;
+    struct core *core = ctx->core;
+    struct invocation *inv = ctx->inv;
+    snprintf(ctx->id, sizeof(ctx->id), "%s:%s", ctx->move == ADMIN_REVOKE ? "revoke" : "grant",
+             inv->event_id);
+    snprintf(ctx->ref, sizeof(ctx->ref), "by %s:%s%s%s", command_platform_name(inv->platform),
+             inv->user_id, reason != NULL ? ": " : "", reason != NULL ? reason : "");
+    int64_t bonus = ctx->move == ADMIN_POOL_GRANT ? 0 : core->welcome_bonus;
+    int rc = ledger_account_open(core->ledger, ctx->target, LEDGER_ACCOUNT_NO_OVERDRAFT, bonus,
+                                 admin__target_open, ctx);
+    if (rc < 0)
+        admin__done(ctx, rc, "open account");
+}
+
+/* The member reference resolved (or not): only a real member's wallet is
+ * ever opened; a name nobody is known by is refused with how to name one. */
+static void admin__member_resolved(int rc, const char *user_id, void *data)
+{
+    struct admin_ctx *ctx = data;
+    struct invocation *inv = ctx->inv;
+    if (rc == HB_ENOTFOUND) {
+        const char *named = inv->opts[0].string;
+        log_info("admin.member_unknown", "command=%s platform=%s", inv->name,
+                 command_platform_name(inv->platform));
+        switch (inv->platform) {
+        case COMMAND_PLATFORM_TELEGRAM: {
+            char amount[32];
+            snprintf(amount, sizeof(amount), "%lld", (long long)ctx->amount);
+            reply_text(inv->reply, true, MSG_ADMIN_MEMBER_UNKNOWN_TELEGRAM, named, inv->name,
+                       amount);
+            break;
+        }
+        case COMMAND_PLATFORM_DISCORD:
+            reply_text(inv->reply, true, MSG_ADMIN_MEMBER_UNKNOWN_DISCORD, named);
+            break;
+        case COMMAND_PLATFORM_CONSOLE:
+            reply_text(inv->reply, true, MSG_ADMIN_MEMBER_UNKNOWN_CONSOLE, named,
+                       inv->user_name[0] != '\0' ? inv->user_name : inv->user_id);
+            break;
+        }
+        admin__done(ctx, 0, NULL);
+        return;
+    }
+    if (rc == 0 && ctx->core->ledger == NULL)
+        rc = HB_ECANCELED;
+    if (rc == 0)
+        rc = ledger_wallet_name(ctx->target, sizeof(ctx->target),
+                                command_platform_name(inv->platform), user_id);
+    if (rc < 0) {
+        admin__done(ctx, rc, "member");
+        return;
+    }
+    /* A member named by replying to their message is shown by name. */
+    bool by_reply = inv->target_name[0] != '\0' && strcmp(inv->opts[0].string, inv->target_id) == 0;
+    snprintf(ctx->shown, sizeof(ctx->shown), "%s",
+             by_reply ? inv->target_name : inv->opts[0].string);
+    admin__open_and_move(ctx);
+}
+
+/* Move credits between the grants account and a member's wallet (named by
+ * the invocation's first option) or this group's pool. */
 static void admin__move(struct core *core, struct invocation *inv, enum admin_move move,
-                        const char *member, int64_t amount, const char *reason)
+                        int64_t amount, const char *reason)
 {
     struct admin_ctx *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
@@ -142,52 +209,40 @@ static void admin__move(struct core *core, struct invocation *inv, enum admin_mo
     ctx->inv = inv;
     ctx->move = move;
     ctx->amount = amount;
-    int rc = 0;
-    if (move == ADMIN_POOL_GRANT) {
-        rc = wallet_pool_account(inv, ctx->target, sizeof(ctx->target));
-        if (rc == HB_ENOTFOUND) {
-            reply_text(inv->reply, true, MSG_ADMIN_POOL_NOT_HERE);
-            admin__done(ctx, 0, NULL);
-            return;
-        }
-        snprintf(ctx->shown, sizeof(ctx->shown), MSG_ADMIN_POOL_SHOWN);
-    } else {
-        rc = ledger_wallet_name(ctx->target, sizeof(ctx->target),
-                                command_platform_name(inv->platform), member);
-        snprintf(ctx->shown, sizeof(ctx->shown), "%s", member);
+    ctx->reason = reason;
+    if (move != ADMIN_POOL_GRANT) {
+        member_resolve(core, inv, inv->opts[0].string, admin__member_resolved, ctx);
+        return;
     }
+    int rc = wallet_pool_account(inv, ctx->target, sizeof(ctx->target));
+    if (rc == HB_ENOTFOUND) {
+        reply_text(inv->reply, true, MSG_ADMIN_POOL_NOT_HERE);
+        admin__done(ctx, 0, NULL);
+        return;
+    }
+    snprintf(ctx->shown, sizeof(ctx->shown), MSG_ADMIN_POOL_SHOWN);
     if (rc < 0 || core->ledger == NULL) {
         admin__done(ctx, rc < 0 ? rc : HB_ECANCELED, "account");
         return;
     }
-    snprintf(ctx->id, sizeof(ctx->id), "%s:%s", move == ADMIN_REVOKE ? "revoke" : "grant",
-             inv->event_id);
-    snprintf(ctx->ref, sizeof(ctx->ref), "by %s:%s%s%s", command_platform_name(inv->platform),
-             inv->user_id, reason != NULL ? ": " : "", reason != NULL ? reason : "");
-    /* The account is opened as the member's own first command would open
-     * it, welcome bonus included, so a grant never skips the bonus. */
-    int64_t bonus = move == ADMIN_POOL_GRANT ? 0 : core->welcome_bonus;
-    rc = ledger_account_open(core->ledger, ctx->target, LEDGER_ACCOUNT_NO_OVERDRAFT, bonus,
-                             admin__target_open, ctx);
-    if (rc < 0)
-        admin__done(ctx, rc, "open account");
+    admin__open_and_move(ctx);
 }
 
 void cmd_admin_grant(struct core *core, struct invocation *inv)
 {
-    admin__move(core, inv, ADMIN_GRANT, inv->opts[0].string, inv->opts[1].integer,
+    admin__move(core, inv, ADMIN_GRANT, inv->opts[1].integer,
                 inv->opts[2].set ? inv->opts[2].string : NULL);
 }
 
 void cmd_admin_revoke(struct core *core, struct invocation *inv)
 {
-    admin__move(core, inv, ADMIN_REVOKE, inv->opts[0].string, inv->opts[1].integer,
+    admin__move(core, inv, ADMIN_REVOKE, inv->opts[1].integer,
                 inv->opts[2].set ? inv->opts[2].string : NULL);
 }
 
 void cmd_admin_pool_grant(struct core *core, struct invocation *inv)
 {
-    admin__move(core, inv, ADMIN_POOL_GRANT, NULL, inv->opts[0].integer,
+    admin__move(core, inv, ADMIN_POOL_GRANT, inv->opts[0].integer,
                 inv->opts[1].set ? inv->opts[1].string : NULL);
 }
 

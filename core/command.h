@@ -122,12 +122,16 @@ struct invocation {
     enum command_scope scope;
     char scope_id[COMMAND_ID_MAX]; /* guild id / group chat id; empty in a DM */
     char channel_id[COMMAND_ID_MAX];
-    char event_id[COMMAND_EVENT_ID_MAX];            /* stable id of the causing event */
-    bool admin;                                     /* the adapter's verdict on admin rights */
-    char name[32];                                  /* command name without the slash */
-    char button_ref[COMMAND_BUTTON_REF_MAX + 1];    /* a button press: the pressed button's
-                                                       ref (see core/button.h); else "" */
-    const struct command_spec *spec;                /* set by the router */
+    char event_id[COMMAND_EVENT_ID_MAX];         /* stable id of the causing event */
+    bool admin;                                  /* the adapter's verdict on admin rights */
+    char name[32];                               /* command name without the slash */
+    char button_ref[COMMAND_BUTTON_REF_MAX + 1]; /* a button press: the pressed button's
+                                                    ref (see core/button.h); else "" */
+    char target_id[COMMAND_ID_MAX];              /* the member whose message this command replies to
+                                                    (their platform user id), for a member option the
+                                                    text does not name; "" when none */
+    char target_name[COMMAND_ID_MAX]; /* how replies name that member ("@alice"); may be "" */
+    const struct command_spec *spec;  /* set by the router */
     struct command_value opts[COMMAND_MAX_OPTIONS]; /* in the spec's option order */
     struct reply *reply;                            /* where answers go */
 };

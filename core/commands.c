@@ -398,12 +398,14 @@ int command_option_index(const struct command_spec *spec, const char *name)
     return -1;
 }
 
-/* A user reference: a platform id ("1234", "<@1234>", "@name") or a console
- * name. Normalises Discord mentions to the bare id. */
+/* A member reference as written: a mention ("<@1234>", "<@!1234>") becomes
+ * the bare id; an id ("1234"), a "@name" or a bare name is kept as written,
+ * for core/member.h to resolve to a member before anything is opened. */
 static int commands__parse_user(const char *text, char *out, size_t cap)
 {
     const char *s = text;
     size_t len = strlen(s);
+    bool mention = false;
     if (len >= 4 && strncmp(s, "<@", 2) == 0 && s[len - 1] == '>') {
         s += 2;
         len -= 3;
@@ -411,20 +413,26 @@ static int commands__parse_user(const char *text, char *out, size_t cap)
             s++;
             len--;
         }
-    } else if (*s == '@') {
-        s++;
-        len--;
+        mention = true;
     }
-    if (len == 0 || len >= cap)
+    size_t skip = !mention && *s == '@' ? 1 : 0; /* "@name": the name must follow */
+    if (len <= skip || len >= cap)
         return HB_EINVAL;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = skip; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!(isalnum(c) || c == '_' || c == '-' || c == '.'))
+        if (mention ? !isdigit(c) : !(isalnum(c) || c == '_' || c == '-' || c == '.'))
             return HB_EINVAL;
     }
     memcpy(out, s, len);
     out[len] = '\0';
     return 0;
+}
+
+/* Does a positional word name a member by itself ("@name", a mention)? In a
+ * reply to a member's message, other words fill the other options. */
+static bool commands__names_member(const char *word)
+{
+    return word[0] == '@' || strncmp(word, "<@", 2) == 0;
 }
 
 int command_option_set_text(const struct command_spec *spec, size_t index, const char *text,
@@ -604,12 +612,23 @@ int command_args_parse(const struct command_spec *spec, const char *args, struct
         free(tok);
     }
 
-    /* Fill the unset options in order from the positional words. */
+    /* Fill the unset options in order from the positional words. A command
+     * sent as a reply to a member's message names that member, unless a
+     * word names one itself. */
     char *cursor = restlen > 0 ? rest : NULL;
-    for (size_t i = 0; i < spec->noptions && cursor != NULL; i++) {
+    for (size_t i = 0; i < spec->noptions; i++) {
         if (inv->opts[i].set)
             continue;
         const struct command_option_spec *o = &spec->options[i];
+        if (o->type == COMMAND_OPT_USER && inv->target_id[0] != '\0' &&
+            (cursor == NULL || !commands__names_member(cursor))) {
+            rc = command_option_set_text(spec, i, inv->target_id, inv, err, errcap);
+            if (rc < 0)
+                goto out;
+            continue;
+        }
+        if (cursor == NULL)
+            break;
         char *word = cursor;
         if (o->type == COMMAND_OPT_STRING && o->rest) {
             for (char *c = word; *c != '\0'; c++) {

@@ -13,6 +13,7 @@
 
 struct generate;
 struct ledger;
+struct member_dir;
 struct notify_target;
 struct reply;
 
@@ -49,6 +50,7 @@ struct core {
     const struct core_host_ops *host_ops; /* may be NULL in tests */
     void *host;                           /* passed back to host_ops */
     struct generate *generate;            /* generation jobs; NULL when not running */
+    struct member_dir *members;           /* cache of seen usernames (core/member.h); may be NULL */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

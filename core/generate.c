@@ -435,7 +435,17 @@ static void job__start(struct job *job)
     job->user->last_served = ++g->dispatches;
     job->t_call_ns = uv_hrtime();
     job->refs++;
-    log_debug("generate.prompt", "job=%s model=%s prompt=%s", job->id, m->name, job->prompt);
+    if (log_enabled(LOG_DEBUG)) {
+        /* Never the prompt itself: its length and a short digest correlate
+         * repeats without saying what was asked. */
+        const char *pr = job->prompt != NULL ? job->prompt : "";
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        char digest[9];
+        SHA256((const unsigned char *)pr, strlen(pr), md);
+        hex_encode(md, 4, digest);
+        log_debug("generate.prompt", "job=%s model=%s prompt_len=%zu prompt_sha256=%s", job->id,
+                  m->name, strlen(pr), digest);
+    }
     job__say(job, REPLY_PROGRESS, MSG_GEN_GENERATING, m->name, job__label(m));
     int rc =
         m->provider->provider->ops->start(m->provider->provider, &req, &events, job, &job->call);

@@ -120,6 +120,20 @@
 #define MSG_ADMIN_REVOKE_SHORT                                                                     \
     "%s does not have %s credits available; nothing was revoked. /admin revoke "                   \
     "takes at most what is available."
+/* A member reference that names nobody the bot knows (core/member.h).
+ * Telegram: %s: the name as written; %s: the command ("admin grant");
+ * %s: the amount as written. */
+#define MSG_ADMIN_MEMBER_UNKNOWN_TELEGRAM                                                          \
+    "I don't know %s yet: reply to one of their messages with /%s %s, or use their "               \
+    "numeric id. Nothing was moved."
+/* Discord: %s: the name as written. */
+#define MSG_ADMIN_MEMBER_UNKNOWN_DISCORD                                                           \
+    "I don't know %s: pick the member in the command's member option, or mention them. "           \
+    "Nothing was moved."
+/* Console: %s: the name as written; %s: the console's own user. */
+#define MSG_ADMIN_MEMBER_UNKNOWN_CONSOLE                                                           \
+    "I don't know %s: the console's one member is you (%s). Members of Discord and "               \
+    "Telegram are named there. Nothing was moved."
 /* %s: the field that differs. */
 #define MSG_ADMIN_CONFLICT "This request was already handled with other values (%s)."
 #define MSG_ADMIN_POOL_NOT_HERE "Pools belong to servers and groups: run this there."

@@ -7,6 +7,7 @@
 #include "core/messages.h"
 #include "core/commands.h"
 #include "core/core.h"
+#include "core/member.h"
 #include "core/pool.h"
 #include "base/error.h"
 #include "base/json.h"
@@ -82,6 +83,47 @@ static void tg__inv_init(struct tg *tg, struct invocation *inv, int64_t update_i
     snprintf(inv->channel_id, sizeof(inv->channel_id), "%" PRId64, chat_id);
     snprintf(inv->event_id, sizeof(inv->event_id), "telegram:%" PRId64, update_id);
     inv->admin = tg_is_admin(tg, uid);
+}
+
+/* Remember who a username belongs to, so that an admin can name the member
+ * as @username (core/member.h). */
+static void tg__member_seen(struct tg *tg, const cJSON *from)
+{
+    const char *username = tg_json_str(from, "username");
+    int64_t uid = tg_json_int(from, "id", 0);
+    if (tg->core == NULL || username == NULL || uid <= 0 ||
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(from, "is_bot")))
+        return;
+    char id[32];
+    snprintf(id, sizeof(id), "%" PRId64, uid);
+    member_seen(tg->core, COMMAND_PLATFORM_TELEGRAM, id, username);
+}
+
+/* A message sent as a reply to a member's message names that member for a
+ * command's member option (/admin grant 50 as a reply). A reply to a bot
+ * names nobody, and neither does a forum topic's first message, which
+ * every message in the topic "replies" to. */
+static void tg__reply_target(struct tg *tg, struct invocation *inv, const cJSON *m)
+{
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(m, "reply_to_message");
+    const cJSON *who = cJSON_GetObjectItemCaseSensitive(to, "from");
+    if (!cJSON_IsObject(who) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(who, "is_bot")))
+        return;
+    if (cJSON_GetObjectItemCaseSensitive(to, "forum_topic_created") != NULL ||
+        (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "is_topic_message")) &&
+         tg_json_int(to, "message_id", 0) == tg_json_int(m, "message_thread_id", -1)))
+        return;
+    int64_t uid = tg_json_int(who, "id", 0);
+    if (uid <= 0)
+        return;
+    snprintf(inv->target_id, sizeof(inv->target_id), "%" PRId64, uid);
+    const char *username = tg_json_str(who, "username");
+    const char *first = tg_json_str(who, "first_name");
+    if (username != NULL)
+        snprintf(inv->target_name, sizeof(inv->target_name), "@%s", username);
+    else if (first != NULL)
+        snprintf(inv->target_name, sizeof(inv->target_name), "%s", first);
+    tg__member_seen(tg, who);
 }
 
 static void tg__dispatch(struct tg *tg, struct invocation *inv, const char *args, int64_t chat_id,
@@ -242,11 +284,13 @@ static int tg__message(struct tg *tg, int64_t update_id, const cJSON *m)
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(from, "is_bot")))
         return 0;
+    tg__member_seen(tg, from);
     const char *text = tg_json_str(m, "text");
     if (text == NULL || text[0] == '\0')
         return 0; /* stickers, photos, joins: nothing the bot answers */
     struct invocation inv;
     tg__inv_init(tg, &inv, update_id, from, chat_id, group);
+    tg__reply_target(tg, &inv, m);
     tg__text(tg, &inv, text, chat_id, group, msg_id, m);
     return 0;
 }
@@ -269,6 +313,7 @@ static int tg__callback(struct tg *tg, int64_t update_id, const cJSON *q)
         return 0;
     }
     bool group = strcmp(type, "private") != 0;
+    tg__member_seen(tg, from);
     struct invocation inv;
     tg__inv_init(tg, &inv, update_id, from, chat_id, group);
     snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", data);

@@ -10,6 +10,7 @@
 #include "core/core.h"
 #include "base/error.h"
 #include "core/ledger.h"
+#include "core/member.h"
 #include "base/log.h"
 #include "core/state.h"
 #include "tests/core/ledger_helpers.h"
@@ -711,6 +712,126 @@ static void test_group_migration_moves_pool(void **state)
     fx_done(&fx);
 }
 
+/* ---- naming members -------------------------------------------------- */
+
+/* One message of user (with a username) in a group; reply_to: the JSON of
+ * reply_to_message, or NULL; extra: more members of the message, or "". */
+static void fx_group_from(struct fx *fx, int64_t chat, int64_t user, const char *username,
+                          int64_t msg_id, const char *text, const char *reply_to, const char *extra)
+{
+    char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "\"message\":{\"message_id\":%" PRId64 ",\"date\":1700000000,\"chat\":{\"id\":%" PRId64
+             ",\"type\":\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":%" PRId64
+             ",\"is_bot\":false,\"first_name\":\"%s\",\"username\":\"%s\"},\"text\":\"%s\"%s%s%s}",
+             msg_id, chat, user, username, username, text,
+             reply_to != NULL ? ",\"reply_to_message\":" : "", reply_to != NULL ? reply_to : "",
+             extra);
+    tgapi_push(fx->api, buf);
+}
+
+/* The host dispatched n updates and every command has finished. */
+static bool fx_handled(struct fx *fx, void *arg)
+{
+    return fx->nevents >= (size_t)(intptr_t)arg && router_in_flight(fx->router) == 0;
+}
+
+/* Some recorded call's body holds the text arg. */
+static bool fx_some_call_says(struct fx *fx, void *arg)
+{
+    for (size_t i = 0; i < tgapi_ncalls(fx->api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(fx->api, i);
+        if (c->body != NULL && strstr(c->body, arg) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* rc of reading an account's balance: 0, or HB_ENOTFOUND when never opened. */
+static int fx_account_rc(struct fx *fx, const char *account)
+{
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    int rc = ledger_balance_get(fx->lt.ledger, account, lt_cb, &res);
+    if (rc < 0)
+        return rc;
+    lt_wait(&fx->lt, &res);
+    return res.rc;
+}
+
+/* "/admin grant @alice 50" grants to the member the bot saw as @alice, or
+ * is refused with how to name her; a reply to her message names her; after
+ * a restart the name is still known. Nothing is opened for a name nobody
+ * has. */
+static void test_admin_names_members(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.opts.admins = "1";
+    fx.core.members = member_dir_new();
+    assert_non_null(fx.core.members);
+    fx_start(&fx);
+
+    /* Nobody called alice has been seen: refused, nothing opened. */
+    fx_dm(&fx, 1, "/admin grant @alice 50");
+    fx_wait_count(&fx, "sendMessage", 1);
+    const char *t = fx_call(&fx, "sendMessage", 0)->body;
+    assert_non_null(strstr(t, "I don't know @alice yet"));
+    assert_non_null(strstr(t, "reply to one of their messages with /admin grant 50"));
+    assert_int_equal(fx_account_rc(&fx, "telegram:alice"), HB_ENOTFOUND);
+    assert_int_equal(fx_account_rc(&fx, "telegram:555"), HB_ENOTFOUND);
+
+    /* Alice talks in a group (not to the bot): now the name is hers. */
+    fx_group_from(&fx, -100, 555, "Alice", 40, "hello all", NULL, "");
+    fx_dm(&fx, 1, "/admin grant @alice 50 welcome");
+    fx_wait_count(&fx, "sendMessage", 2);
+    assert_non_null(strstr(fx_call(&fx, "sendMessage", 1)->body, "Granted 50 credits to @alice"));
+    assert_int_equal(lt_balance(&fx.lt, "telegram:555").posted, 150);
+    assert_int_equal(fx_account_rc(&fx, "telegram:alice"), HB_ENOTFOUND);
+
+    /* An admin replies to her message in the group: the reply names her. */
+    fx_group_from(&fx, -100, 1, "op", 41, "/admin grant 25 thanks",
+                  "{\"message_id\":40,\"date\":1700000000,\"chat\":{\"id\":-100,\"type\":"
+                  "\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":555,\"is_bot\":false,"
+                  "\"first_name\":\"Alice\",\"username\":\"Alice\"},\"text\":\"hello all\"}",
+                  "");
+    fx_until(&fx, fx_handled, (void *)(intptr_t)3);
+    assert_int_equal(lt_balance(&fx.lt, "telegram:555").posted, 175);
+    fx_until(&fx, fx_some_call_says, "Granted 25 credits to @Alice");
+
+    /* A reply to the bot's own message, or a forum topic's first message
+     * (which every topic message replies to), names nobody. */
+    fx_group_from(&fx, -100, 1, "op", 42, "/admin grant 30",
+                  "{\"message_id\":12,\"date\":1700000000,\"chat\":{\"id\":-100,\"type\":"
+                  "\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":4242,\"is_bot\":true,"
+                  "\"first_name\":\"HAI\",\"username\":\"hai_test_bot\"},\"text\":\"hi\"}",
+                  "");
+    fx_group_from(&fx, -100, 1, "op", 43, "/admin grant 30",
+                  "{\"message_id\":70,\"date\":1700000000,\"chat\":{\"id\":-100,\"type\":"
+                  "\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":555,\"is_bot\":false,"
+                  "\"first_name\":\"Alice\"},\"forum_topic_created\":{\"name\":\"t\","
+                  "\"icon_color\":1}}",
+                  ",\"is_topic_message\":true,\"message_thread_id\":70");
+    fx_until(&fx, fx_handled, (void *)(intptr_t)5);
+    assert_int_equal(lt_balance(&fx.lt, "telegram:555").posted, 175);
+    assert_int_equal(fx_account_rc(&fx, "telegram:30"), HB_ENOTFOUND);
+
+    /* A restart: the cache is empty, the store still knows the name. */
+    fx_adapter_close(&fx);
+    member_dir_free(fx.core.members);
+    fx.core.members = member_dir_new();
+    fx_start(&fx);
+    size_t sent = tgapi_count(fx.api, "sendMessage");
+    fx_dm(&fx, 1, "/admin revoke @ALICE 5");
+    fx_wait_count(&fx, "sendMessage", sent + 1);
+    assert_non_null(
+        strstr(fx_call(&fx, "sendMessage", sent)->body, "Revoked 5 credits from @ALICE"));
+    assert_int_equal(lt_balance(&fx.lt, "telegram:555").posted, 170);
+    fx_done(&fx);
+    member_dir_free(fx.core.members);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_text_helpers),
     cmocka_unit_test(test_command_to_reply),
@@ -725,6 +846,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conflict_and_empty_answers_back_off),
     cmocka_unit_test(test_stars_purchase_credits_once),
     cmocka_unit_test(test_group_migration_moves_pool),
+    cmocka_unit_test(test_admin_names_members),
 };
 
 TEST_GROUP_DEFINE(telegram, tests, lt_group_setup, lt_group_teardown)

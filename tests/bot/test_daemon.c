@@ -352,16 +352,16 @@ static void test_ledger_verify_and_head_cli(void **state)
     struct daemon_fixture *f = *state;
     char *daemon[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     struct test_proc p;
-    run(daemon, "/start\n/admin grant bob 500 prize\n/admin grant carol 20\n", &p);
+    run(daemon, "/start\n/admin grant tester 500 prize\n/admin grant @tester 20\n/start\n", &p);
     assert_int_equal(p.status, 0);
-    assert_non_null(strstr(p.out, "Granted 500 credits to bob"));
+    assert_non_null(strstr(p.out, "Granted 500 credits to tester"));
     test_proc_free(&p);
 
     assert_int_equal(ledger_verify_status(f), 0);
     char *head[] = {(char *)test_haibot_bin(), "ledger", "head", "-c", f->conf, NULL};
     run(head, NULL, &p);
     assert_int_equal(p.status, 0);
-    assert_non_null(strstr(p.out, "seq=5 hash=")); /* 3 bonuses and 2 grants */
+    assert_non_null(strstr(p.out, "seq=3 hash=")); /* 1 bonus and 2 grants */
     test_proc_free(&p);
 
     /* Change one committed amount behind the ledger's back. */
@@ -369,14 +369,79 @@ static void test_ledger_verify_and_head_cli(void **state)
     assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TRIGGER transfers_no_update;"
-                                  "UPDATE transfers SET amount = 5000 WHERE seq = 4;",
+                                  "UPDATE transfers SET amount = 5000 WHERE seq = 2;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
     char *verify[] = {(char *)test_haibot_bin(), "ledger", "verify", "-c", f->conf, NULL};
     run(verify, NULL, &p);
     assert_int_equal(p.status, 1);
-    assert_non_null(strstr(p.out, "FAILED at entry seq=4"));
+    assert_non_null(strstr(p.out, "FAILED at entry seq=2"));
+    test_proc_free(&p);
+}
+
+/* A name that is not a member is refused with how to name one, and nothing
+ * is opened for it: no wallet, no bonus, no grant. On the console the
+ * console's own user is the one member there is. */
+static void test_grant_to_unknown_member_refused(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *daemon[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    run(daemon, "/admin grant bob 500 prize\n/admin revoke @carol 5\n/admin grant 12345 7\n", &p);
+    assert_int_equal(p.status, 0);
+    assert_null(strstr(p.out, "Granted"));
+    assert_null(strstr(p.out, "Revoked"));
+    assert_non_null(strstr(p.out, "I don't know bob"));
+    assert_non_null(strstr(p.out, "I don't know @carol"));
+    assert_non_null(strstr(p.out, "I don't know 12345"));
+    assert_non_null(strstr(p.out, "tester")); /* how to name the one member here */
+    test_proc_free(&p);
+
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM transfers", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM accounts WHERE id LIKE '%bob%' "
+                                        "OR id LIKE '%carol%' OR id LIKE '%12345%'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* At log_level = debug a generation logs what it did, never what was
+ * asked: the prompt reaches no log line. */
+static void test_prompt_never_logged(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "[bot]\nname = Demo Bot\nlog_level = debug\n"
+             "[storage]\npath = %s\n"
+             "[console]\nuser = tester\nimage_dir = %s\n"
+             "[provider \"demo\"]\nkind = demo\n"
+             "[model \"demo-chat\"]\nprovider = demo\nprice_request = 1\n",
+             f->db, f->dir);
+    test_file_write(f->conf, text, (size_t)-1);
+    chmod(f->conf, 0600);
+    char *daemon[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    run(daemon, "/chat zebra quokka marmalade secret\nplain xylophone kumquat turn\n", &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "cost 1 credit"));
+    assert_non_null(strstr(p.err, "generate.")); /* the engine did log, at debug */
+    assert_null(strstr(p.err, "quokka"));
+    assert_null(strstr(p.err, "marmalade"));
+    assert_null(strstr(p.err, "xylophone"));
+    assert_null(strstr(p.err, "kumquat"));
     test_proc_free(&p);
 }
 
@@ -408,6 +473,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_file_edit_reloads_live, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_adapter_is_an_error, setup, teardown),
     cmocka_unit_test_setup_teardown(test_ledger_verify_and_head_cli, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_grant_to_unknown_member_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prompt_never_logged, setup, teardown),
     cmocka_unit_test_setup_teardown(test_world_readable_config_warns, setup, teardown),
 };
 

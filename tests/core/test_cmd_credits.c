@@ -136,6 +136,28 @@ static void test_grant_and_revoke(void **state)
     assert_int_equal(lt_verify(f->lt.path, NULL), 0);
 }
 
+/* On Discord a member is picked in the member option or mentioned; a
+ * written name nobody resolves is refused and nothing is opened for it. */
+static void test_grant_to_unknown_name_refused(void **state)
+{
+    struct fx *f = *state;
+    struct who admin = {.user = "9", .admin = true};
+    const char *t = run(f, &admin, "admin grant @alice 50");
+    assert_non_null(strstr(t, "I don't know @alice"));
+    assert_non_null(strstr(t, "member option"));
+    t = run(f, &admin, "admin revoke alice 5");
+    assert_non_null(strstr(t, "I don't know alice"));
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(ledger_balance_get(f->lt.ledger, "discord:alice", lt_cb, &res), 0);
+    lt_wait(&f->lt, &res);
+    assert_int_equal(res.rc, HB_ENOTFOUND);
+    /* The member option's id (what Discord sends) still works. */
+    t = run(f, &admin, "admin grant 1003 50");
+    assert_non_null(strstr(t, "Granted 50 credits to 1003"));
+    assert_int_equal(lt_balance(&f->lt, "discord:1003").posted, 150);
+}
+
 static void test_pools(void **state)
 {
     struct fx *f = *state;
@@ -268,6 +290,7 @@ static void test_usage_and_deposit(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_start_opens_wallet_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_grant_and_revoke, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_grant_to_unknown_name_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_pools, setup, teardown),
     cmocka_unit_test_setup_teardown(test_history_pages_and_buttons, setup, teardown),
     cmocka_unit_test_setup_teardown(test_usage_and_deposit, setup, teardown),

@@ -71,6 +71,71 @@ static void test_parse_named_anywhere(void **state)
     invocation_clear(&inv);
 }
 
+/* Member options keep what was written, for core/member.c to resolve: a
+ * mention becomes its id; "@name", a bare name and an id stay as they are;
+ * a mention of something else is refused. In a reply to a member's message
+ * (target_id), the reply names the member unless a word names one itself. */
+static void test_parse_member_references(void **state)
+{
+    (void)state;
+    static const struct command_option_spec move_opts[] = {
+        {.name = "member", .description = "m", .type = COMMAND_OPT_USER, .required = true},
+        {.name = "amount", .description = "a", .type = COMMAND_OPT_INTEGER, .required = true},
+        {.name = "reason", .description = "r", .type = COMMAND_OPT_STRING, .rest = true},
+    };
+    static const struct command_spec move = {.name = "move",
+                                             .description = "d",
+                                             .example = "/move @a 1",
+                                             .options = move_opts,
+                                             .noptions = 3};
+    struct invocation inv;
+    char err[256];
+    static const char *const cases[][2] = {
+        {"<@123> 5", "123"},  {"<@!123> 5", "123"}, {"@Alice 5", "@Alice"},
+        {"alice 5", "alice"}, {"777 5", "777"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&inv, 0, sizeof(inv));
+        assert_int_equal(command_args_parse(&move, cases[i][0], &inv, err, sizeof(err)), 0);
+        assert_string_equal(inv.opts[0].string, cases[i][1]);
+        assert_int_equal(inv.opts[1].integer, 5);
+        invocation_clear(&inv);
+    }
+    static const char *const bad[] = {"<@abc> 5", "@ 5", "<@12x> 5", "a/b 5"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&inv, 0, sizeof(inv));
+        assert_int_equal(command_args_parse(&move, bad[i], &inv, err, sizeof(err)), HB_EINVAL);
+        assert_non_null(strstr(err, "must name a member"));
+        invocation_clear(&inv);
+    }
+    /* A reply: the bare number is the amount, the rest the reason. */
+    memset(&inv, 0, sizeof(inv));
+    strcpy(inv.target_id, "555");
+    assert_int_equal(command_args_parse(&move, "50 thanks a lot", &inv, err, sizeof(err)), 0);
+    assert_string_equal(inv.opts[0].string, "555");
+    assert_int_equal(inv.opts[1].integer, 50);
+    assert_string_equal(inv.opts[2].string, "thanks a lot");
+    invocation_clear(&inv);
+    /* A reply whose text names someone: the text wins. */
+    memset(&inv, 0, sizeof(inv));
+    strcpy(inv.target_id, "555");
+    assert_int_equal(command_args_parse(&move, "@bob 50", &inv, err, sizeof(err)), 0);
+    assert_string_equal(inv.opts[0].string, "@bob");
+    assert_int_equal(inv.opts[1].integer, 50);
+    invocation_clear(&inv);
+    memset(&inv, 0, sizeof(inv));
+    strcpy(inv.target_id, "555");
+    assert_int_equal(command_args_parse(&move, "amount:7 member:<@9>", &inv, err, sizeof(err)), 0);
+    assert_string_equal(inv.opts[0].string, "9");
+    invocation_clear(&inv);
+    /* No words at all in a reply: the member is named, the amount missing. */
+    memset(&inv, 0, sizeof(inv));
+    strcpy(inv.target_id, "555");
+    assert_int_equal(command_args_parse(&move, "", &inv, err, sizeof(err)), HB_EINVAL);
+    assert_non_null(strstr(err, "Missing `amount`"));
+    invocation_clear(&inv);
+}
+
 static void test_parse_errors_are_specific(void **state)
 {
     (void)state;
@@ -358,6 +423,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_parse_positional_and_rest),
     cmocka_unit_test(test_parse_named_anywhere),
     cmocka_unit_test(test_parse_errors_are_specific),
+    cmocka_unit_test(test_parse_member_references),
     cmocka_unit_test(test_match_longest_name),
     cmocka_unit_test(test_table_is_well_formed),
     cmocka_unit_test(test_router_help),

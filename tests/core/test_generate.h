@@ -69,6 +69,8 @@ struct gt {
     bool seen_stream;
     unsigned tries_429;
     unsigned tries_overloaded;
+    unsigned tries_rl_mid;  /* requests to "rlmid" */
+    unsigned tries_key_mid; /* requests to "keymid" */
 };
 
 /** Make the engine with limits (NULL: defaults), filter rules and the

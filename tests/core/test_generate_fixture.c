@@ -161,6 +161,9 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
          .price_request = 1,
          .allow = "console:boss",
          .enabled = true},
+        /* Last, so the /models pages of the models above stay as they were. */
+        M("rlmid", "fakeai", NULL),
+        M("keymid", "fakeai", NULL),
     };
 #undef M
     struct catalog_spec spec = {.providers = ps,
@@ -322,6 +325,23 @@ static void openai_chat(struct gt *gt, struct httpd_response *res, const char *m
         } else {
             send_sse(res, openai_ok);
         }
+    } else if (strcmp(model, "rlmid") == 0) {
+        /* OpenAI's rate-limit error inside a 200 stream, once. */
+        static const char *const ev[] = {
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"par\"}}]}\n\n",
+            "data: {\"error\":{\"message\":\"Rate limit reached for requests\",\"type\":"
+            "\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n\n",
+            NULL};
+        send_sse(res, gt->tries_rl_mid++ == 0 ? ev : openai_ok);
+    } else if (strcmp(model, "keymid") == 0) {
+        /* The key refused inside a 200 stream. */
+        static const char *const ev[] = {
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"par\"}}]}\n\n",
+            "data: {\"error\":{\"message\":\"Incorrect API key provided\",\"type\":"
+            "\"invalid_request_error\",\"param\":null,\"code\":\"invalid_api_key\"}}\n\n",
+            NULL};
+        gt->tries_key_mid++;
+        send_sse(res, ev);
     } else if (strcmp(model, "badkey") == 0) {
         const char *b = "{\"error\":{\"message\":\"Incorrect API key provided\",\"type\":"
                         "\"invalid_request_error\",\"code\":\"invalid_api_key\"}}";

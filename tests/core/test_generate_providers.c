@@ -180,6 +180,66 @@ static void test_bad_key_fails_fast(void **state)
     gt_done(&gt);
 }
 
+/* An OpenAI-compatible rate-limit error inside a 200 stream (type
+ * "requests", code "rate_limit_exceeded") is retried like a 429: the job
+ * succeeds on the second request and is charged once, for what that
+ * request used. */
+static void test_midstream_rate_limit_retried(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_run(&gt, &cap, "u1", PROVIDER_TEXT, "rlmid", "hi there");
+    assert_has(&cap, "Hello, world");
+    assert_has(&cap, "cost 4 credits");
+    assert_int_equal(gt.tries_rl_mid, 2);
+    struct generate_stats st;
+    generate_stats_get(gt.g, &st);
+    assert_int_equal(st.retries, 1);
+    assert_int_equal(st.completed, 1);
+    assert_int_equal(gt_balance(&gt, "u1"), 96);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
+static char seen_provider_detail[512];
+
+static void capture_provider_state(void *host, const char *provider, bool ok, const char *detail)
+{
+    (void)host;
+    (void)provider;
+    if (!ok)
+        snprintf(seen_provider_detail, sizeof(seen_provider_detail), "%s",
+                 detail != NULL ? detail : "");
+}
+
+/* A key refused inside a 200 stream fails at once: no retry, nothing
+ * charged, and what the operator hears says which setting to check. */
+static void test_midstream_bad_key_fails_at_once(void **state)
+{
+    (void)state;
+    static const struct core_host_ops host = {.provider_state = capture_provider_state};
+    struct gt gt;
+    struct catalog_limits l = {.retry_max = 3};
+    gt_init(&gt, &l, NULL, 0, 0);
+    gt.core.host_ops = &host;
+    seen_provider_detail[0] = '\0';
+    struct reply_capture cap;
+    gt_run(&gt, &cap, "u1", PROVIDER_TEXT, "keymid", "hi there");
+    assert_has(&cap, "Nothing was charged");
+    assert_int_equal(gt.tries_key_mid, 1);
+    struct generate_stats st;
+    generate_stats_get(gt.g, &st);
+    assert_int_equal(st.retries, 0);
+    assert_int_equal(gt_balance(&gt, "u1"), 100);
+    assert_non_null(strstr(seen_provider_detail, "invalid_api_key"));
+    assert_non_null(strstr(seen_provider_detail, "check api_key in [provider \"fakeai\"]"));
+    assert_null(strstr(seen_provider_detail, "sk-test-123456"));
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 static void test_malformed_and_truncated_streams(void **state)
 {
     (void)state;
@@ -382,6 +442,8 @@ static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_429_bad_retry_after_ms),
     cmocka_unit_test(test_retry_after_forms),
     cmocka_unit_test(test_bad_key_fails_fast),
+    cmocka_unit_test(test_midstream_rate_limit_retried),
+    cmocka_unit_test(test_midstream_bad_key_fails_at_once),
     cmocka_unit_test(test_malformed_and_truncated_streams),
     cmocka_unit_test(test_images_b64_url_and_limit),
     cmocka_unit_test(test_image_buttons),
