@@ -445,6 +445,8 @@ static int dc__reply_send(struct reply *rep, const struct reply_msg *msg)
     struct dc_reply *r = rep->data;
     if (r->finished)
         return HB_ESTATE;
+    if (r->kind == DC_KIND_MESSAGE && msg->personal)
+        return 0; /* a channel message cannot be hidden: a member's own figures stay out */
     const char *text = msg->text != NULL ? msg->text : "";
     size_t len = strlen(text);
     if (msg->stage == REPLY_PROGRESS) {
