@@ -134,7 +134,7 @@ static void start__balance(int rc, const struct ledger_result *r, void *data)
         text_buf_add(&t, MSG_START_WELCOME_BACK, name);
     credits__balance_line(&t, MSG_CREDITS_YOUR_WALLET, &r->balance);
     text_buf_add(&t, MSG_START_HOW_CREDITS_WORK);
-    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
+    reply_personal(ctx->inv->reply, text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);
 }
@@ -171,7 +171,7 @@ static void balance__pool(int rc, const struct ledger_result *r, void *data)
         }
     }
     text_buf_trim(&t);
-    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
+    reply_personal(ctx->inv->reply, text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);
 }
@@ -270,6 +270,7 @@ static void history__got(int rc, const struct ledger_result *r, void *data)
     text_buf_trim(&t);
     struct reply_msg msg = {.stage = REPLY_FINAL,
                             .ephemeral = true,
+                            .personal = true,
                             .text = text_buf_str(&t),
                             .buttons = buttons,
                             .nbuttons = nb};
@@ -354,7 +355,7 @@ static void usage__got(int rc, const struct ledger_result *r, void *data)
         text_buf_add(&t, MSG_USAGE_TOTAL, (long long)count, count == 1 ? "" : "s",
                      format_credits(amount, sizeof(amount), total));
     }
-    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
+    reply_personal(ctx->inv->reply, text_buf_str(&t));
     free(t.buf);
     credits__finish(ctx, 0, NULL);
 }

@@ -55,6 +55,13 @@ int reply_text(struct reply *r, bool ephemeral, const char *fmt, ...)
     return rc;
 }
 
+int reply_personal(struct reply *r, const char *text)
+{
+    struct reply_msg msg = {
+        .stage = REPLY_FINAL, .ephemeral = true, .personal = true, .text = text};
+    return reply_send(r, &msg);
+}
+
 void reply_finish(struct reply *r)
 {
     r->ops->finish(r);

@@ -5,8 +5,8 @@
  * command, typed options, a stable event id, and a reply handle. The router
  * validates the options against the command table (core/commands.h) and runs
  * the handler. Handlers answer through the reply handle with neutral
- * messages (text, an image, buttons, progress, ephemeral notes) that each
- * adapter renders for its platform.
+ * messages (text, an image, buttons, progress, ephemeral notes, personal
+ * answers) that each adapter renders for its platform.
  *
  * Nothing here knows a Discord or Telegram type. */
 #ifndef HB_COMMAND_H
@@ -74,8 +74,15 @@ struct reply_button {
  *  reply_send(): adapters copy what they keep. */
 struct reply_msg {
     enum reply_stage stage;
-    bool ephemeral;                     /* only the asker sees it (where the platform can) */
-    const char *text;                   /* may be NULL when an image is sent */
+    bool ephemeral;   /* a note for the asker: hidden from others where the platform can,
+                         shown in place where it cannot */
+    bool personal;    /* the member's own data (balances, history): never shown where others
+                         read it. Ephemeral on Discord; from a Telegram group it goes to the
+                         member's private chat and the group hears only where it went */
+    bool aside;       /* with personal: worth showing only in place; where the platform cannot
+                         hide it there (a Telegram group, a Discord channel message) it is
+                         left out rather than sent elsewhere */
+    const char *text; /* may be NULL when an image is sent */
     const struct reply_image *image;    /* optional */
     const struct reply_button *buttons; /* optional, nbuttons of them */
     size_t nbuttons;
@@ -104,6 +111,9 @@ int reply_send(struct reply *r, const struct reply_msg *msg);
 /** Convenience: send plain text (stage FINAL unless progress is true). */
 int reply_text(struct reply *r, bool ephemeral, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/** Convenience: send a personal answer (stage FINAL; see reply_msg.personal). */
+int reply_personal(struct reply *r, const char *text);
 
 /** Release the handle: the adapter may free it. Called exactly once. */
 void reply_finish(struct reply *r);

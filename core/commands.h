@@ -45,7 +45,9 @@ struct command_spec {
     const struct command_option_spec *options;
     size_t noptions;
     command_handler_fn handler;
-    const char *button_prefix;    /* button refs "<prefix>:..." made by this command */
+    bool personal;             /* answers the member's own data: adapters acknowledge it privately
+                                  (Discord: an ephemeral deferral), see reply_msg.personal */
+    const char *button_prefix; /* button refs "<prefix>:..." made by this command */
     command_handler_fn on_button; /* runs for a press of one of those buttons */
 };
 

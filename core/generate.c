@@ -446,7 +446,9 @@ static void job__start(struct job *job)
         log_debug("generate.prompt", "job=%s model=%s prompt_len=%zu prompt_sha256=%s", job->id,
                   m->name, strlen(pr), digest);
     }
-    job__say(job, REPLY_PROGRESS, MSG_GEN_GENERATING, m->name, job__label(m));
+    char price[128];
+    job__say(job, REPLY_PROGRESS, MSG_GEN_GENERATING, m->name, job__label(m),
+             job__price(job, price, sizeof(price)));
     int rc =
         m->provider->provider->ops->start(m->provider->provider, &req, &events, job, &job->call);
     if (rc < 0) {
@@ -505,7 +507,8 @@ void job__enqueue(struct job *job)
         size_t pos = 0;
         for (struct job *j = g->queue_head; j != NULL; j = j->q_next)
             pos++;
-        job__say(job, REPLY_PROGRESS, MSG_GEN_QUEUED, pos);
+        char price[128];
+        job__say(job, REPLY_PROGRESS, MSG_GEN_QUEUED, pos, job__price(job, price, sizeof(price)));
     }
     generate__dispatch(g);
 }

@@ -68,6 +68,14 @@ void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ..
 
 /* ---- reservations --------------------------------------------------------- */
 
+/* What the member is told before the work runs: the reservation is the
+ * most it may cost, and the charge is what it uses. */
+const char *job__price(const struct job *job, char *buf, size_t cap)
+{
+    snprintf(buf, cap, MSG_GEN_PRICE, (long long)job->reserved, job->reserved == 1 ? "" : "s");
+    return buf;
+}
+
 static void job__reserved(int rc, const struct ledger_result *res, void *data);
 
 void job__reserve(struct job *job, int64_t amount)

@@ -221,6 +221,9 @@ void job__say(struct job *job, enum reply_stage stage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /** " (demo)" for the demo provider's models, else "". */
 const char *job__label(const struct catalog_model *m);
+/** The price as shown before the work runs (MSG_GEN_PRICE over the job's
+ *  reservation), written to buf; returns buf. */
+const char *job__price(const struct job *job, char *buf, size_t cap);
 
 /* ---- admission (generate_admit.c) ----------------------------------------- */
 

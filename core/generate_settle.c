@@ -43,15 +43,40 @@ void job__persist(struct job *job, bool keep)
 
 /* ---- settlement ---------------------------------------------------------- */
 
+/* In a group the answer is public: its footer shows the cost, never a
+ * wallet's balance. The member hears their wallet's balance alone, as an
+ * aside where the platform can show it to them in place (a pool's balance
+ * is the group's, and /pool shows it). */
+static bool job__footer_private(const struct job *job)
+{
+    return job->who.scope == COMMAND_SCOPE_DM;
+}
+
+static void job__balance_aside(struct job *job, int rc, const struct ledger_result *res)
+{
+    if (rc < 0 || job__footer_private(job) || strcmp(job->payer, job->wallet) != 0)
+        return;
+    char text[160];
+    if (res->balance.pending_debits > 0)
+        snprintf(text, sizeof(text), MSG_GEN_ASIDE_BALANCE_HELD, (long long)res->balance.posted,
+                 (long long)res->balance.pending_debits);
+    else
+        snprintf(text, sizeof(text), MSG_GEN_ASIDE_BALANCE, (long long)res->balance.posted);
+    struct reply_msg msg = {
+        .stage = REPLY_FINAL, .ephemeral = true, .personal = true, .aside = true, .text = text};
+    reply_send(job->reply, &msg);
+}
+
 static void job__final_balance(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
     struct generate *g = job->g;
     char balance[96] = "";
-    if (rc == 0 && res->balance.pending_debits > 0)
+    bool shown = rc == 0 && job__footer_private(job); /* else the cost only */
+    if (shown && res->balance.pending_debits > 0)
         snprintf(balance, sizeof(balance), MSG_GEN_FOOTER_BALANCE_HELD,
                  (long long)res->balance.posted, (long long)res->balance.pending_debits);
-    else if (rc == 0)
+    else if (shown)
         snprintf(balance, sizeof(balance), MSG_GEN_FOOTER_BALANCE, (long long)res->balance.posted);
     const struct catalog_model *m = job->model;
     char footer[512];
@@ -85,6 +110,8 @@ static void job__final_balance(int rc, const struct ledger_result *res, void *da
     } else if (job->end_rc == 0) {
         job__say(job, REPLY_FINAL, MSG_GEN_ANSWER, job->text != NULL ? job->text : "", footer);
     }
+    if (job->end_rc == 0)
+        job__balance_aside(job, rc, res);
     job__end(job, job->end_rc);
     job__unref(job);
 }

@@ -302,6 +302,12 @@
 /* %s: model; %s: MSG_GEN_DEMO or ""; %lld: credits; %s: "s" or "";
  * %s: one of the balance parts or "". */
 #define MSG_GEN_FOOTER "— %s%s · cost %lld credit%s%s"
+/* The wallet's balance after a generation in a group, to the member alone
+ * (the public footer shows the cost only). %lld: posted balance; %lld:
+ * reserved for other jobs. */
+#define MSG_GEN_ASIDE_BALANCE_HELD "Your wallet: %lld credits (%lld reserved for other jobs)."
+/* %lld: posted balance. */
+#define MSG_GEN_ASIDE_BALANCE "Your wallet: %lld credits."
 /* %s: the answer; %s: the footer. */
 #define MSG_GEN_ANSWER "%s\n\n%s"
 #define MSG_GEN_BUTTON_REGENERATE "Regenerate"
@@ -311,10 +317,13 @@
 /* %s: why it failed, a full sentence. */
 #define MSG_GEN_FAILED "%s Nothing was charged."
 #define MSG_GEN_TIMED_OUT "The generation ran out of time."
-/* %s: model; %s: MSG_GEN_DEMO or "". */
-#define MSG_GEN_GENERATING "Generating with %s%s…"
-/* %zu: position in the queue. */
-#define MSG_GEN_QUEUED "Queued: position %zu."
+/* The price, shown before the work runs: what the job reserved.
+ * %lld: the most it may cost; %s: "s" or "". */
+#define MSG_GEN_PRICE "up to %lld credit%s; you are charged what it uses"
+/* %s: model; %s: MSG_GEN_DEMO or ""; %s: MSG_GEN_PRICE. */
+#define MSG_GEN_GENERATING "Generating with %s%s: %s…"
+/* %zu: position in the queue; %s: MSG_GEN_PRICE. */
+#define MSG_GEN_QUEUED "Queued: position %zu (%s)."
 /* %s: model; %s: MSG_GEN_DEMO or ""; %lld: most it costs; %lld: balance. */
 #define MSG_GEN_FUNDS_SHORT_BALANCE                                                                \
     "Not enough credits: %s%s costs up to %lld credits and your balance is %lld. "                 \
@@ -419,7 +428,19 @@
 #define MSG_NOTIFY_POOL "This group's pool"
 #define MSG_NOTIFY_WALLET "Your wallet"
 
-/* ---- Telegram: Stars payments and refunds (adapters/telegram) ---------- */
+/* ---- Telegram: personal answers, Stars payments and refunds ------------ */
+
+/* A personal answer asked for in a Telegram group goes to the member's
+ * private chat; the group hears only where it went. */
+#define MSG_TG_ANSWER_IN_DM "I sent you the answer in a private message."
+/* The private chat is not open (the member never pressed Start, or blocked
+ * the bot). %s: the bot's username. */
+#define MSG_TG_DM_CLOSED                                                                           \
+    "That answer is yours alone, and I cannot message you privately yet: open "                    \
+    "https://t.me/%s?start, press Start, then ask again."
+#define MSG_TG_DM_CLOSED_NO_LINK                                                                   \
+    "That answer is yours alone, and I cannot message you privately yet: open a private chat "     \
+    "with me, press Start, then ask again."
 
 /* %lld: credits (invoice title and price label). */
 #define MSG_TG_STARS_TITLE "%lld credits"

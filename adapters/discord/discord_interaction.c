@@ -110,6 +110,7 @@ static void dc__command(struct discord *dc, const cJSON *d, struct dc_reply *r)
     }
     dc__copy(inv.name, sizeof(inv.name), full);
     const struct command_spec *spec = commands_find(inv.name);
+    r->personal = spec != NULL && spec->personal;
     if (spec != NULL) {
         char err[256];
         if (dc__options(spec, opts, &inv, err, sizeof(err)) < 0) {

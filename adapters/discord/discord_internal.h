@@ -27,6 +27,9 @@ struct discord_rest_result;
 #define DC_RETRY_MIN_MS 1000
 #define DC_RETRY_MAX_MS 60000
 #define DC_FLAG_EPHEMERAL 64
+#define DC_PERSONAL_HOLD_MS                                                                        \
+    1000 /* a personal command's acknowledgement waits this long for its answer, so the answer     \
+            can be the one ephemeral callback (Discord allows 3 s in all) */
 #define DC_HTTP_RETRY_MS                                                                           \
     500 /* wait before repeating a REST call refused 404 after an HTTP answer */
 
@@ -82,6 +85,8 @@ struct dc_reply {
     bool retried;           /* a REST call after it was repeated once already */
     bool acked;             /* the callback is queued (MESSAGE: nothing to ack) */
     bool deferred_public;   /* acked with a public type 5 and nothing shown yet */
+    bool personal;          /* COMMAND: answers the member's own figures (acked ephemeral) */
+    bool holding;           /* the acknowledgement waits for the answer (pace timer) */
     bool original_used;     /* @original (or sent_id) shows a message of ours */
     bool original_final;    /* ... and it is a final one */
     bool finished;          /* the handler is done */

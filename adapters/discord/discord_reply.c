@@ -191,7 +191,7 @@ static void dc__pace_cb(uv_timer_t *t)
     dc__reply_pump(r);
 }
 
-static void dc__pace_arm(struct dc_reply *r, uint64_t ms)
+static void dc__timer_arm(struct dc_reply *r, uint64_t ms, uv_timer_cb cb)
 {
     struct discord *dc = r->dc;
     if (!r->pace_init) {
@@ -201,7 +201,12 @@ static void dc__pace_arm(struct dc_reply *r, uint64_t ms)
     }
     r->pace.data = r;
     r->pace_armed = true;
-    uv_timer_start(&r->pace, dc__pace_cb, ms, 0);
+    uv_timer_start(&r->pace, cb, ms, 0);
+}
+
+static void dc__pace_arm(struct dc_reply *r, uint64_t ms)
+{
+    dc__timer_arm(r, ms, dc__pace_cb);
 }
 
 static void dc__op_done(const struct discord_rest_result *res, void *data)
@@ -384,6 +389,7 @@ static void dc__reply_piece(struct dc_reply *r, const struct reply_msg *msg, con
     const struct reply_image *img = extras ? msg->image : NULL;
     bool progress = msg->stage == REPLY_PROGRESS;
     bool to_original = !r->original_final;
+    bool ephemeral = msg->ephemeral || msg->personal;
     if (r->kind == DC_KIND_MESSAGE) {
         cJSON *m = dc__message_json(text, len, false, msg, extras);
         if (m == NULL)
@@ -412,23 +418,23 @@ static void dc__reply_piece(struct dc_reply *r, const struct reply_msg *msg, con
     if (!to_original) {
         if (progress)
             return; /* progress after the answer has nowhere to go */
-        cJSON *m = dc__message_json(text, len, msg->ephemeral, msg, extras);
+        cJSON *m = dc__message_json(text, len, ephemeral, msg, extras);
         dc__reply_push(r, dc__op_new(DC_OP_FOLLOWUP, m, img));
         return;
     }
     if (!r->acked) {
         /* Answered during dispatch: the answer is the callback itself. */
         int type = 4;
-        if (r->kind == DC_KIND_COMPONENT && !msg->ephemeral)
+        if (r->kind == DC_KIND_COMPONENT && !ephemeral)
             type = 7;
-        cJSON *m = dc__message_json(text, len, msg->ephemeral && type == 4, msg, extras);
+        cJSON *m = dc__message_json(text, len, ephemeral && type == 4, msg, extras);
         dc__reply_push(r, dc__op_new(DC_OP_CALLBACK, dc__callback(type, m), img));
         r->acked = true;
         r->original_used = true;
         r->original_final = !progress;
         return;
     }
-    bool ephemeral_first = msg->ephemeral && !r->original_used;
+    bool ephemeral_first = ephemeral && !r->original_used;
     if (ephemeral_first && (r->deferred_public || r->kind == DC_KIND_COMPONENT)) {
         /* The placeholder is public (or the button's own message): an
          * ephemeral answer cannot be an edit of it. */
@@ -456,6 +462,8 @@ static int dc__reply_send(struct reply *rep, const struct reply_msg *msg)
     struct dc_reply *r = rep->data;
     if (r->finished)
         return HB_ESTATE;
+    if (r->kind == DC_KIND_MESSAGE && msg->personal)
+        return 0; /* a channel message cannot be hidden: a member's own figures stay out */
     const char *text = msg->text != NULL ? msg->text : "";
     size_t len = strlen(text);
     if (msg->stage == REPLY_PROGRESS) {
@@ -476,14 +484,30 @@ static int dc__reply_send(struct reply *rep, const struct reply_msg *msg)
             text += cut;
         } while (*text != '\0');
     }
+    if (r->holding && r->acked) {
+        /* The answer came in time: it is the callback itself. */
+        uv_timer_stop(&r->pace);
+        r->pace_armed = false;
+        r->holding = false;
+    }
     dc__reply_pump(r);
     return 0;
 }
+
+static void dc__reply_defer(struct dc_reply *r);
 
 static void dc__reply_finish(struct reply *rep)
 {
     struct dc_reply *r = rep->data;
     r->finished = true;
+    if (r->holding) {
+        /* Done without a word: acknowledge, then clear the placeholder. */
+        uv_timer_stop(&r->pace);
+        r->pace_armed = false;
+        r->holding = false;
+        if (!r->acked)
+            dc__reply_defer(r);
+    }
     if (r->kind == DC_KIND_COMMAND && r->acked && !r->original_used)
         dc__reply_push(r, dc__op_new(DC_OP_DELETE, NULL, NULL)); /* no "thinking…" forever */
     dc__reply_pump(r);
@@ -506,21 +530,58 @@ struct dc_reply *dc__reply_new(struct discord *dc, enum dc_kind kind)
     return r;
 }
 
-/* After dispatch: when the handler did not answer yet, defer. */
+/* Acknowledge without the answer: a deferral at the head of the queue.
+ * A personal command's deferral is ephemeral, so the channel never sees
+ * "thinking…" for it, and its answer is an edit of that ephemeral
+ * placeholder: no delete, no follow-up. */
+static void dc__reply_defer(struct dc_reply *r)
+{
+    int type = r->kind == DC_KIND_COMPONENT ? 6 : 5;
+    bool ephemeral = r->kind == DC_KIND_COMMAND && r->personal;
+    cJSON *data = NULL;
+    if (ephemeral) {
+        data = cJSON_CreateObject();
+        if (data != NULL)
+            cJSON_AddNumberToObject(data, "flags", DC_FLAG_EPHEMERAL);
+    }
+    struct dc_op *op = dc__op_new(DC_OP_CALLBACK, dc__callback(type, data), NULL);
+    if (op != NULL) {
+        op->next = r->head;
+        r->head = op;
+        if (r->tail == NULL)
+            r->tail = op;
+    }
+    r->acked = true;
+    r->deferred_public = r->kind == DC_KIND_COMMAND && !ephemeral;
+}
+
+/* A personal command's answer did not come in time: defer, ephemerally. */
+static void dc__hold_cb(uv_timer_t *t)
+{
+    struct dc_reply *r = t->data;
+    r->pace_armed = false;
+    r->holding = false;
+    if (!r->acked)
+        dc__reply_defer(r);
+    dc__reply_pump(r);
+    dc__reply_maybe_free(r);
+}
+
+/* After dispatch: when the handler did not answer yet, defer. A personal
+ * command over the gateway waits a little first (its answer is usually a
+ * ledger read away), so that the answer can be the one ephemeral callback;
+ * over HTTP the first response is this HTTP answer, so it defers now. */
 void dc__reply_dispatched(struct dc_reply *r)
 {
     r->in_dispatch = false;
+    if (r->kind == DC_KIND_COMMAND && !r->acked && r->personal && r->first == NULL &&
+        !r->finished) {
+        r->holding = true;
+        dc__timer_arm(r, DC_PERSONAL_HOLD_MS, dc__hold_cb);
+        return;
+    }
     if (r->kind != DC_KIND_MESSAGE && !r->acked) {
-        int type = r->kind == DC_KIND_COMPONENT ? 6 : 5;
-        struct dc_op *op = dc__op_new(DC_OP_CALLBACK, dc__callback(type, NULL), NULL);
-        if (op != NULL) {
-            op->next = r->head;
-            r->head = op;
-            if (r->tail == NULL)
-                r->tail = op;
-        }
-        r->acked = true;
-        r->deferred_public = r->kind == DC_KIND_COMMAND;
+        dc__reply_defer(r);
         if (r->finished && r->kind == DC_KIND_COMMAND)
             dc__reply_push(r, dc__op_new(DC_OP_DELETE, NULL, NULL)); /* finished without a word */
     }

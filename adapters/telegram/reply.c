@@ -3,15 +3,26 @@
  * the chat's send queue. The queue holds a reference to the handle for each
  * queued send (sendq.c frees it with the last one).
  *
+ * A group reads everything posted in it, and Telegram cannot show a message
+ * to one member of a group alone. So a personal answer (a balance, a
+ * history) asked for in a group goes to the member's private chat, through
+ * a second handle for that chat; once Telegram took it (or refused it: the
+ * member never pressed Start, or blocked the bot), the group hears only
+ * where the answer went, or how to open the private chat. A personal aside
+ * (the balance after a generation) is left out in a group.
+ *
  * Replies are plain text, without a parse mode: handlers write plain text
  * (names, prompts, model output), and a parse mode would turn an underscore
  * or an asterisk in it into markup or into a rejected message. */
 #include "adapters/telegram/telegram_internal.h"
 
 #include "core/commands.h"
+#include "core/messages.h"
 #include "base/error.h"
 #include "base/log.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,12 +122,84 @@ static int tg__send_text(struct tg_reply *r, const struct reply_msg *msg, const 
     return rc;
 }
 
+/* ---- personal answers from a group --------------------------------- */
+
+/* A send to the member's private chat is done: tell the group, once, that
+ * the answer went there, or how to open that chat when Telegram refused
+ * it. Other failures (the network, given up after retries) are logged by
+ * the queue; the group hears nothing then. */
+static void tg__dm_sent(struct tg_reply *dm, const struct tg_result *res)
+{
+    struct tg *tg = dm->tg;
+    if (dm->noticed || tg->closing)
+        return;
+    bool ok = res->rc == 0 && res->status == 200 && res->ok;
+    bool closed = res->rc == 0 &&
+                  (res->status == 403 || (res->status == 400 && res->description != NULL &&
+                                          strstr(res->description, "chat not found") != NULL));
+    if (!ok && !closed)
+        return;
+    dm->noticed = true;
+    char text[512];
+    if (ok)
+        snprintf(text, sizeof(text), MSG_TG_ANSWER_IN_DM);
+    else if (tg->bot_username[0] != '\0')
+        snprintf(text, sizeof(text), MSG_TG_DM_CLOSED, tg->bot_username);
+    else
+        snprintf(text, sizeof(text), MSG_TG_DM_CLOSED_NO_LINK);
+    if (!ok)
+        log_info("telegram.dm_closed", "user=%" PRId64 " status=%d", dm->chat_id, res->status);
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        return;
+    cJSON_AddStringToObject(body, "text", text);
+    tg__reply_to(body, dm->notice_to);
+    int rc =
+        tg_sendq_json(tg, dm->notice_chat, true, NULL, "sendMessage", body, false, false, false);
+    if (rc < 0 && rc != HB_ECANCELED)
+        log_warn("telegram.send_failed", "chat=%" PRId64 " error=%s", dm->notice_chat,
+                 hb_strerror(rc));
+}
+
+/* The handle for the asker's private chat, made on first use; NULL when
+ * the asker is unknown or memory is short. */
+static struct tg_reply *tg__dm(struct tg_reply *r)
+{
+    if (r->dm != NULL || r->user_id == 0)
+        return r->dm;
+    struct tg_reply *dm = tg_reply_new(r->tg, r->user_id, false, 0);
+    if (dm == NULL)
+        return NULL;
+    dm->user_id = r->user_id;
+    dm->notice_chat = r->chat_id;
+    dm->notice_to = r->reply_to;
+    dm->sent = tg__dm_sent;
+    r->dm = dm;
+    return dm;
+}
+
 static int tg__reply_send(struct reply *handle, const struct reply_msg *msg)
 {
     struct tg_reply *r = handle->data;
     struct tg *tg = r->tg;
     if (tg->closing)
         return HB_ECANCELED;
+    if (r->group && msg->personal) {
+        if (msg->aside)
+            return 0; /* only worth showing in place, and a group is not the place */
+        struct tg_reply *dm = tg__dm(r);
+        if (dm == NULL) {
+            log_warn("telegram.personal_dropped", "chat=%" PRId64 " reason=%s", r->chat_id,
+                     r->user_id == 0 ? "unknown member" : "out of memory");
+            return r->user_id == 0 ? HB_EINVAL : HB_ENOMEM;
+        }
+        if (r->callback_id != NULL) {
+            tg_callback_answer(tg, r->callback_id, NULL);
+            free(r->callback_id);
+            r->callback_id = NULL;
+        }
+        return dm->reply.ops->send(&dm->reply, msg);
+    }
     const char *text = msg->text != NULL ? msg->text : "";
     size_t len = strlen(text);
     if (r->callback_id != NULL) {
@@ -159,6 +242,11 @@ static void tg__reply_finish(struct reply *handle)
             tg_callback_answer(r->tg, r->callback_id, NULL);
         free(r->callback_id);
         r->callback_id = NULL;
+    }
+    if (r->dm != NULL) {
+        r->dm->finished = true;
+        tg_reply_unref(r->dm); /* its queued sends keep it until they are done */
+        r->dm = NULL;
     }
     r->finished = true;
     tg_reply_unref(r);

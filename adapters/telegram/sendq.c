@@ -365,6 +365,8 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
                  c->id, op->method, res->status, res->description);
         done = true;
     }
+    if (done && op->reply != NULL && op->reply->sent != NULL)
+        op->reply->sent(op->reply, res);
     if (done)
         sq__pop(c);
     if (now + interval > c->next_ms)

@@ -135,6 +135,15 @@ struct tg_reply {
     char *callback_id; /* callback query still to answer, or NULL */
     size_t refs;       /* the handle itself + queued sends */
     bool finished;
+    /* Personal answers asked for in a group (reply.c) */
+    int64_t user_id;     /* who asked: their private chat has this id; 0 unknown */
+    struct tg_reply *dm; /* the handle for the asker's private chat (one reference), or NULL */
+    int64_t notice_chat; /* a private-chat handle: the group to tell where the answer went */
+    int64_t notice_to;   /* ... and the message there to answer, 0 none */
+    bool noticed;        /* the group has been told */
+    /** Each queued send of this handle, when it is done (sent, refused or
+     *  given up): sendq.c calls it before dropping the send; NULL: none. */
+    void (*sent)(struct tg_reply *r, const struct tg_result *res);
 };
 
 /* ---- text.c ---- */

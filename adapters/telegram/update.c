@@ -134,6 +134,7 @@ static void tg__dispatch(struct tg *tg, struct invocation *inv, const char *args
         log_warn("telegram.update_dropped", "event=%s reason=out_of_memory", inv->event_id);
         return;
     }
+    r->user_id = strtoll(inv->user_id, NULL, 10); /* where personal answers go from a group */
     inv->reply = &r->reply;
     tg->host.dispatch(tg->host.data, inv, args);
 }
@@ -322,6 +323,7 @@ static int tg__callback(struct tg *tg, int64_t update_id, const cJSON *q)
         tg_callback_answer(tg, id, MSG_TG_BUSY);
         return 0;
     }
+    r->user_id = tg_json_int(from, "id", 0);
     r->callback_id = strdup(id);
     r->msg_id = tg_json_int(m, "message_id", 0);
     r->edit_next = r->msg_id != 0; /* the answer replaces the message with the button */

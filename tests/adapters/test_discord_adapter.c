@@ -20,6 +20,7 @@
 #define AT_APP "4242"
 #define AT_GUARD_MS 15000
 #define AT_MAX_REPLIES 256
+#define DC_TEST_LATE_MS 1400 /* after the adapter's personal hold (1 s) has run out */
 
 struct at;
 typedef void (*at_handler_fn)(struct at *t, struct invocation *inv);
@@ -674,6 +675,112 @@ static void test_long_token_silent_finish(void **state)
     fake_rest_free(t.rest);
 }
 
+/* ---- personal answers ------------------------------------------------------ */
+
+/* Interactions 1 (/balance), 2 (/history) and 3 (/chat) are held; a timer
+ * ticking every 50 ms answers /balance and /chat on its first tick and
+ * /history well after the personal hold (its deferral) has gone out. */
+static void at_personal_tick(uv_timer_t *timer)
+{
+    struct at *t = timer->data;
+    static unsigned ticks;
+    if (t->nheld < 3)
+        return;
+    ticks++;
+    if (t->held[0] != NULL) {
+        reply_personal(t->held[0], "Your wallet: 5 credits available");
+        reply_finish(t->held[0]);
+        t->held[0] = NULL;
+        /* A generation in a guild: a public answer whose footer shows the
+         * cost, then the wallet's balance as a personal aside. */
+        reply_text(t->held[2], false, "a joke\n\n— demo-chat · cost 2 credits");
+        struct reply_msg aside = {.stage = REPLY_FINAL,
+                                  .ephemeral = true,
+                                  .personal = true,
+                                  .aside = true,
+                                  .text = "Your wallet: 98 credits."};
+        reply_send(t->held[2], &aside);
+        reply_finish(t->held[2]);
+        t->held[2] = NULL;
+    }
+    if (ticks * 50 >= DC_TEST_LATE_MS && t->held[1] != NULL) {
+        reply_personal(t->held[1], "Your transfers, newest first (page 1)");
+        reply_finish(t->held[1]);
+        t->held[1] = NULL;
+        ticks = 0;
+        uv_timer_stop(timer);
+    }
+}
+
+static void at_personal_handler(struct at *t, struct invocation *inv)
+{
+    t->held[t->nheld++] = inv->reply;
+    if (t->nheld == 3)
+        uv_timer_start(&t->later, at_personal_tick, 50, 50);
+}
+
+static void at_personal_script(struct at *t)
+{
+    at_interaction(t, 1, "{\"id\":\"9\",\"name\":\"balance\",\"type\":1}", 2);
+    at_interaction(t, 2, "{\"id\":\"9\",\"name\":\"history\",\"type\":1}", 2);
+    at_interaction(t, 3,
+                   "{\"id\":\"9\",\"name\":\"chat\",\"type\":1,\"options\":[{\"name\":"
+                   "\"prompt\",\"type\":3,\"value\":\"a joke\"}]}",
+                   2);
+}
+
+static bool at_personal_done(struct at *t)
+{
+    return at_count(t, "POST", "/interactions/1001/tok1/callback", NULL) == 1 &&
+           at_count(t, "PATCH", "/tok2/messages/@original", "page 1") == 1 &&
+           at_count(t, "POST", "/webhooks/" AT_APP "/tok3", "98 credits") == 1;
+}
+
+/* A personal command is never announced to the channel: answered within
+ * the hold it is one ephemeral callback; answered later, the deferral
+ * itself is ephemeral (flags 64) and the answer edits it, with no delete
+ * and no follow-up. A public answer never carries the wallet's balance;
+ * the balance goes as an ephemeral follow-up. */
+static void test_personal_commands_stay_ephemeral(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    t.handler = at_personal_handler;
+    t.script = at_personal_script;
+    t.done = at_personal_done;
+    at_run(&t, NULL);
+    /* /balance: one call, the ephemeral answer itself. */
+    assert_int_equal(at_count(&t, NULL, "/tok1", NULL), 1);
+    assert_int_equal(at_count(&t, "POST", "/interactions/1001/tok1/callback", "\"type\":4"), 1);
+    assert_int_equal(at_count(&t, "POST", "/interactions/1001/tok1/callback", "\"flags\":64"), 1);
+    assert_int_equal(at_count(&t, "POST", "/interactions/1001/tok1/callback", "Your wallet: 5"), 1);
+    /* /history, answered late: an ephemeral deferral, then its edit. */
+    assert_int_equal(at_count(&t, "POST", "/interactions/1002/tok2/callback", NULL), 1);
+    assert_int_equal(at_count(&t, "POST", "/interactions/1002/tok2/callback", "\"type\":5"), 1);
+    assert_int_equal(at_count(&t, "POST", "/interactions/1002/tok2/callback", "{\"flags\":64}"), 1);
+    assert_int_equal(at_count(&t, "DELETE", "/tok2", NULL), 0);
+    assert_int_equal(at_count(&t, "POST", "/webhooks/" AT_APP "/tok2", NULL), 0);
+    /* /chat: public, the balance only in the ephemeral follow-up. */
+    assert_int_equal(at_count(&t, "POST", "/interactions/1003/tok3/callback", "flags"), 0);
+    assert_int_equal(at_count(&t, "PATCH", "/tok3/messages/@original", "cost 2 credits"), 1);
+    assert_int_equal(at_count(&t, "POST", "/webhooks/" AT_APP "/tok3", "\"flags\":64"), 1);
+    size_t total = fake_rest_count(t.rest);
+    for (size_t i = 0; i < total; i++) {
+        struct fake_rest_request *q = fake_rest_get(t.rest, i);
+        bool mine =
+            strstr(q->json, "Your wallet") != NULL || strstr(q->json, "Your transfers") != NULL;
+        /* Ephemeral itself, or an edit of the ephemeral deferral. */
+        bool hidden = strstr(q->json, "\"flags\":64") != NULL ||
+                      strstr(q->target, "/tok2/messages/@original") != NULL;
+        if (mine && !hidden)
+            fail_msg("a member's own figures in a public message: %s %s", q->target, q->json);
+        fake_rest_request_free(q);
+    }
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+}
+
 static void test_text_cut(void **state)
 {
     (void)state;
@@ -691,6 +798,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_burst_of_200_acknowledged),
     cmocka_unit_test(test_autocomplete_and_mention),
     cmocka_unit_test(test_option_out_of_range),
+    cmocka_unit_test(test_personal_commands_stay_ephemeral),
     cmocka_unit_test(test_long_token_reply),
     cmocka_unit_test(test_long_token_silent_finish),
 };

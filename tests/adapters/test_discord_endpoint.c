@@ -298,6 +298,37 @@ static void test_endpoint_deferred_then_edit(void **state)
     assert_int_equal(e.stats.duplicates, 1);
 }
 
+/* A personal command over HTTP: the deferral in the HTTP answer is itself
+ * ephemeral, so the channel never sees who asked, and the answer is an
+ * edit of it: no delete, no follow-up. */
+static void test_endpoint_personal_deferred_ephemeral(void **state)
+{
+    (void)state;
+    struct ep e;
+    ep_open(&e);
+    char body[1024];
+    ep_command(body, sizeof(body), 7, 2, "{\"id\":\"9\",\"name\":\"balance\",\"type\":1}");
+    struct tcall c = {0};
+    ep_post(&e, e.key, body, &c);
+    assert_int_equal(c.status, 200);
+    assert_string_equal(c.body, "{\"type\":5,\"data\":{\"flags\":64}}");
+    assert_non_null(e.held);
+    tcall_clear(&c);
+    reply_personal(e.held, "Your wallet: 5 credits available");
+    reply_finish(e.held);
+    e.held = NULL;
+    ep_wait_rest(&e, "PATCH", "/webhooks/" EP_APP "/tok7/messages/@original", "Your wallet: 5");
+    discord_adapter_stats(e.adapter, &e.stats);
+    while (e.stats.edits < 1 && !e.timed_out) {
+        uv_run(&e.loop, UV_RUN_ONCE);
+        discord_adapter_stats(e.adapter, &e.stats);
+    }
+    assert_int_equal(fake_rest_count(e.rest), 1);
+    assert_int_equal(fake_rest_matching(e.rest, "DELETE", "/tok7"), 0);
+    assert_int_equal(fake_rest_matching(e.rest, "POST", "/webhooks/" EP_APP "/tok7"), 0);
+    ep_close(&e);
+}
+
 /* Answered during dispatch: the message is the HTTP answer (type 4). With
  * an image the HTTP answer defers and the message, file and all, is the
  * edit of @original. */
@@ -516,6 +547,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_endpoint_config),
     cmocka_unit_test(test_endpoint_deferred_then_edit),
     cmocka_unit_test(test_endpoint_answer_now_and_image),
+    cmocka_unit_test(test_endpoint_personal_deferred_ephemeral),
     cmocka_unit_test(test_endpoint_ping_and_forgeries),
     cmocka_unit_test(test_endpoint_stale_timestamp),
 };

@@ -93,6 +93,7 @@ static void test_start_opens_wallet_once(void **state)
     const char *t = run(f, &alice, "start");
     assert_non_null(strstr(t, "welcome bonus of 100 credits"));
     assert_non_null(strstr(t, "Your wallet: 100 credits available"));
+    assert_true(f->cap.last_personal); /* a balance: the member's alone */
     t = run(f, &alice, "start");
     assert_non_null(strstr(t, "Welcome back to Test Bot"));
     assert_non_null(strstr(t, "100 credits available"));
@@ -100,6 +101,7 @@ static void test_start_opens_wallet_once(void **state)
     t = run(f, &bob, "balance");
     assert_non_null(strstr(t, "welcome bonus of 100"));
     assert_true(f->cap.last_ephemeral);
+    assert_true(f->cap.last_personal);
     assert_int_equal(lt_balance(&f->lt, "discord:1002").available, 100);
 }
 
@@ -206,6 +208,7 @@ static void test_history_pages_and_buttons(void **state)
     assert_non_null(strstr(t, "page 1"));
     assert_non_null(strstr(t, "+19  grant"));
     assert_int_equal(f->cap.nbuttons, 1);
+    assert_true(f->cap.last_personal);
     assert_string_equal(f->cap.buttons[0].label, "Older");
     char older[COMMAND_BUTTON_REF_MAX + 1];
     snprintf(older, sizeof(older), "%s", f->cap.buttons[0].ref);
@@ -270,6 +273,7 @@ static void test_usage_and_deposit(void **state)
     t = run(f, &alice, "usage day");
     assert_non_null(strstr(t, "demo-chat: 1 generation, 30 credits"));
     assert_non_null(strstr(t, "Total: 2 generations, 42 credits."));
+    assert_true(f->cap.last_personal);
     t = run(f, &alice, "usage decade");
     assert_non_null(strstr(t, "one of: day, week, month, year"));
     t = run(f, &alice, "deposit");

@@ -41,6 +41,61 @@ static void test_openai_stream_settles_by_usage(void **state)
     gt_done(&gt);
 }
 
+/* In a group the answer is public: its footer shows the cost and never the
+ * member's wallet balance, which goes to the member alone as a personal
+ * aside. In a DM (above) the footer keeps the balance. */
+static void test_group_footer_shows_cost_not_balance(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap;
+    struct invocation inv;
+    gt_inv(&inv, &cap, "u1", "g1");
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hi", .model = "ok"};
+    generate_submit(gt.g, &inv, &req);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "Hello, world");
+    assert_non_null(cap.public_text);
+    assert_non_null(strstr(cap.public_text, "cost 4 credits"));
+    assert_null(strstr(cap.public_text, "balance"));
+    assert_null(strstr(cap.public_text, "96"));
+    assert_int_equal(cap.npersonal, 1);
+    assert_int_equal(cap.nasides, 1);
+    assert_non_null(cap.personal_text);
+    assert_non_null(strstr(cap.personal_text, "96"));
+    assert_int_equal(gt_balance(&gt, "u1"), 96);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
+/* The price is shown before the work runs: the first thing the member
+ * sees names the most the job may cost (its reservation) and that the
+ * charge is what it uses. */
+static void test_price_shown_before_it_runs(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "hi");
+    struct provider_call *call = held_wait_call(&gt, 0);
+    assert_true(cap.nprogress >= 1);
+    assert_int_equal(cap.finished, 0);
+    /* The held model: 1 per request + 100 per 1,000 tokens of at most 100
+     * output tokens and the prompt: reserved up front. */
+    int64_t reserved = lt_balance(&gt.lt, "console:u1").pending_debits;
+    assert_true(reserved > 0);
+    char want[96];
+    snprintf(want, sizeof(want), "up to %lld credit", (long long)reserved);
+    assert_has(&cap, want);
+    assert_has(&cap, "you are charged what it uses");
+    held_finish(call, 0, "fine", 5, 5);
+    gt_wait(&gt, &cap.finished, 1);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 static void test_anthropic_stream(void **state)
 {
     (void)state;
@@ -435,6 +490,8 @@ static void test_leaderboard_newest_votes_count(void **state)
 
 static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_openai_stream_settles_by_usage),
+    cmocka_unit_test(test_group_footer_shows_cost_not_balance),
+    cmocka_unit_test(test_price_shown_before_it_runs),
     cmocka_unit_test(test_anthropic_stream),
     cmocka_unit_test(test_midstream_error_falls_back),
     cmocka_unit_test(test_timeout_refunds),

@@ -3,6 +3,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Append text to *buf, joined with "\n". */
+static int reply_capture__join(char **buf, const char *text)
+{
+    size_t old = *buf != NULL ? strlen(*buf) : 0;
+    size_t add = strlen(text);
+    char *grown = realloc(*buf, old + add + 2);
+    if (grown == NULL)
+        return -1;
+    if (old > 0)
+        grown[old++] = '\n';
+    memcpy(grown + old, text, add + 1);
+    *buf = grown;
+    return 0;
+}
+
 static int reply_capture__send(struct reply *r, const struct reply_msg *msg)
 {
     struct reply_capture *cap = r->data;
@@ -10,17 +25,23 @@ static int reply_capture__send(struct reply *r, const struct reply_msg *msg)
     if (msg->stage == REPLY_PROGRESS)
         cap->nprogress++;
     cap->last_ephemeral = msg->ephemeral;
-    if (msg->text != NULL) {
-        size_t old = cap->text != NULL ? strlen(cap->text) : 0;
-        size_t add = strlen(msg->text);
-        char *grown = realloc(cap->text, old + add + 2);
-        if (grown == NULL)
-            return -1;
-        if (old > 0)
-            grown[old++] = '\n';
-        memcpy(grown + old, msg->text, add + 1);
-        cap->text = grown;
+    cap->last_personal = msg->personal;
+    if (msg->personal) {
+        cap->npersonal++;
+        if (msg->aside)
+            cap->nasides++;
     }
+    if (msg->text != NULL) {
+        if (reply_capture__join(&cap->text, msg->text) < 0)
+            return -1;
+        char **which = msg->personal    ? &cap->personal_text
+                       : msg->ephemeral ? NULL
+                                        : &cap->public_text;
+        if (which != NULL && reply_capture__join(which, msg->text) < 0)
+            return -1;
+    }
+    if (msg->aside)
+        return 0; /* a by-the-way note: the answer's buttons and image stay the last seen */
     cap->nbuttons = msg->nbuttons < 8 ? msg->nbuttons : 8;
     for (size_t i = 0; i < cap->nbuttons; i++)
         cap->buttons[i] = msg->buttons[i];
@@ -48,5 +69,9 @@ void reply_capture_init(struct reply_capture *cap)
 void reply_capture_close(struct reply_capture *cap)
 {
     free(cap->text);
+    free(cap->public_text);
+    free(cap->personal_text);
     cap->text = NULL;
+    cap->public_text = NULL;
+    cap->personal_text = NULL;
 }

@@ -13,7 +13,13 @@ struct reply_capture {
     size_t nmsgs;
     size_t nprogress;
     bool last_ephemeral;
-    size_t nbuttons; /* buttons on the last message */
+    bool last_personal;
+    char *public_text;   /* texts of the messages others may read (neither ephemeral nor
+                            personal), joined with "\n" (heap) */
+    char *personal_text; /* texts of the personal messages, joined likewise (heap) */
+    size_t npersonal;
+    size_t nasides;  /* personal messages marked aside */
+    size_t nbuttons; /* buttons on the last message that is not an aside */
     struct reply_button buttons[8];
     size_t image_bytes; /* size of the last image */
     int finished;       /* how many times finish was called */
