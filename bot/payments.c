@@ -380,13 +380,15 @@ static void pay__seen(int rc, const struct ledger_result *r, void *data)
 {
     struct pay_job *job = data;
     (void)r;
-    if (rc == 0) {
+    /* A credit that exists may lack its link (a stop between the two
+     * commits): the credit path finds the credit and writes the link. */
+    if (rc == 0 && job->ev.action != PAYMENT_CREDIT) {
         log_info("payment.duplicate", "provider=%s event=%s", payments_provider_name(job->provider),
                  job->ev.event_id);
         pay__finish(job, 200, "duplicate");
         return;
     }
-    if (rc != HB_ENOTFOUND) {
+    if (rc < 0 && rc != HB_ENOTFOUND) {
         pay__fail(job, "look up event", rc);
         return;
     }

@@ -605,6 +605,28 @@ static void test_stripe_credit_from_an_older_ledger(void **state)
     assert_int_equal(pfx_stripe(&fx, refund, result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"reversed\"}\n");
     assert_int_equal(balance_of(&fx, "discord:71"), 0);
+
+    /* A credit committed without its link (a stop between the two): the
+     * next report finds the credit, writes the link, and a refund finds
+     * the payment. */
+    struct ledger_transfer cut = {.id = "stripe:cs_cut",
+                                  .debit = LEDGER_SYSTEM_DEPOSITS,
+                                  .credit = "discord:71",
+                                  .amount = 1000,
+                                  .kind = LEDGER_KIND_DEPOSIT,
+                                  .ref = "stripe pi_cut"};
+    assert_int_equal(lt_transfer(&fx.lt, &cut, &res), 0);
+    stripe_session(body, sizeof(body), "evt_cut", "checkout.session.completed", "cs_cut", ref, 500,
+                   "pi_cut", "paid");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:71"), 1000);
+    const char *refund_cut =
+        "{\"id\":\"evt_cutR\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
+        "\"ch_c\",\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_cut\"}}}";
+    assert_int_equal(pfx_stripe(&fx, refund_cut, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"reversed\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:71"), 0);
     pfx_close(&fx);
 }
 
