@@ -27,10 +27,12 @@ struct credits_ctx {
     char pool[WALLET_ACCOUNT_MAX];
     bool created; /* this command opened the wallet */
     struct ledger_balance wallet_balance;
-    int64_t owed;    /* credits owed on debt:<wallet> (a refund of credits already spent) */
-    int64_t page;    /* /history: page shown, from 0 */
-    uint64_t anchor; /* /history: entries with seq < anchor (0: newest) */
-    int64_t from_ms; /* /usage */
+    int64_t owed;      /* credits owed on debt:<wallet> (a refund of credits already spent) */
+    int64_t pool_owed; /* /balance: credits owed on debt:<pool> */
+    struct ledger_balance pool_balance; /* /balance */
+    int64_t page;                       /* /history: page shown, from 0 */
+    uint64_t anchor;                    /* /history: entries with seq < anchor (0: newest) */
+    int64_t from_ms;                    /* /usage */
     const char *period;
     void (*next)(struct credits_ctx *ctx); /* what to run once the wallet is open */
 };
@@ -180,6 +182,36 @@ void cmd_start(struct core *core, struct invocation *inv)
 
 /* ---- /balance ---------------------------------------------------------- */
 
+static void balance__answer(struct credits_ctx *ctx, bool pool_found)
+{
+    char owed[32];
+    struct text_buf t = {0};
+    credits__welcome(ctx, &t);
+    credits__balance_line(&t, MSG_CREDITS_YOUR_WALLET, &ctx->wallet_balance);
+    credits__debt_line(ctx, &t);
+    if (ctx->pool[0] != '\0') {
+        if (!pool_found) {
+            text_buf_add(&t, MSG_BALANCE_POOL_EMPTY);
+        } else {
+            credits__balance_line(&t, MSG_CREDITS_GROUP_POOL, &ctx->pool_balance);
+        }
+        if (ctx->pool_owed > 0)
+            text_buf_add(&t, MSG_CREDITS_POOL_DEBT,
+                         format_credits(owed, sizeof(owed), ctx->pool_owed));
+    }
+    text_buf_trim(&t);
+    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
+    free(t.buf);
+    credits__finish(ctx, 0, NULL);
+}
+
+static void balance__pool_debt(int rc, const struct ledger_result *r, void *data)
+{
+    struct credits_ctx *ctx = data;
+    ctx->pool_owed = rc == 0 && r != NULL && r->balance.posted < 0 ? -r->balance.posted : 0;
+    balance__answer(ctx, true);
+}
+
 static void balance__pool(int rc, const struct ledger_result *r, void *data)
 {
     struct credits_ctx *ctx = data;
@@ -187,21 +219,15 @@ static void balance__pool(int rc, const struct ledger_result *r, void *data)
         credits__finish(ctx, rc, "pool balance");
         return;
     }
-    struct text_buf t = {0};
-    credits__welcome(ctx, &t);
-    credits__balance_line(&t, MSG_CREDITS_YOUR_WALLET, &ctx->wallet_balance);
-    credits__debt_line(ctx, &t);
-    if (ctx->pool[0] != '\0') {
-        if (rc == HB_ENOTFOUND) {
-            text_buf_add(&t, MSG_BALANCE_POOL_EMPTY);
-        } else {
-            credits__balance_line(&t, MSG_CREDITS_GROUP_POOL, &r->balance);
-        }
+    if (rc == HB_ENOTFOUND) {
+        balance__answer(ctx, false);
+        return;
     }
-    text_buf_trim(&t);
-    reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
-    free(t.buf);
-    credits__finish(ctx, 0, NULL);
+    ctx->pool_balance = r->balance;
+    char debt[WALLET_ACCOUNT_MAX + sizeof(LEDGER_DEBT_PREFIX)];
+    snprintf(debt, sizeof(debt), "%s%s", LEDGER_DEBT_PREFIX, ctx->pool);
+    if (ledger_balance_get(ctx->core->ledger, debt, balance__pool_debt, ctx) < 0)
+        balance__answer(ctx, true);
 }
 
 static void balance__wallet(int rc, const struct ledger_result *r, void *data)

@@ -61,6 +61,10 @@
 #define MSG_CREDITS_DEBT                                                                           \
     "You owe %s credits: a refund took back credits you had already spent. Your next "             \
     "deposits repay it first.\n"
+/* %s: credits owed on debt:<pool>. */
+#define MSG_CREDITS_POOL_DEBT                                                                      \
+    "This group's pool owes %s credits: a refund took back credits it had already spent. Its "     \
+    "next deposits repay it first.\n"
 #define MSG_HISTORY_DEBT_REPAID "debt repaid"
 
 /* %s: when; %s: amount; %s: what for. */

@@ -342,6 +342,21 @@ static void test_debt_shown_and_repaid(void **state)
     assert_non_null(strstr(t, "150 credits available"));
     assert_null(strstr(t, "You owe"));
     assert_int_equal(lt_balance(&f->lt, "debt:discord:1001").posted, 0);
+
+    /* A group's pool that owes says so in /balance too. */
+    const struct who in_group = {.user = "1001", .scope = "g1"};
+    deposit(f, "test:pool1", "pool:discord:g1", 300);
+    assert_int_equal(lt_plain(&f->lt, "spend-p", "pool:discord:g1", LEDGER_SYSTEM_REVENUE, 200,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    struct dep_wait pw = {0};
+    struct deposit_reversal prev = {
+        .id = "test:refundp", .original = "test:pool1", .credits = 300, .ref = "refund"};
+    assert_int_equal(deposit_reverse(f->lt.ledger, &prev, dep_done, &pw), 0);
+    dep_wait(f, &pw);
+    t = run(f, &in_group, "balance");
+    assert_non_null(strstr(t, "This group's pool owes 200 credits"));
+    assert_null(strstr(t, "You owe"));
     assert_int_equal(lt_verify(f->lt.path, NULL), 0);
 }
 
