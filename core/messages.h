@@ -427,6 +427,8 @@
  * balance (MSG_TG_STARS_FOR_*); %lld: the balance. */
 #define MSG_TG_STARS_CREDITED "%s %lld credits added for %lld Stars. Balance of %s: %lld credits."
 #define MSG_TG_STARS_THANKS "Thank you!"
+/* %lld: credits of the payment that repaid debt (follows MSG_TG_STARS_CREDITED). */
+#define MSG_TG_STARS_REPAID " %lld of them repaid what was owed after an earlier refund."
 /* %lld: credits. */
 #define MSG_TG_STARS_ADDED "%lld credits were added."
 /* %s: the charge id. */

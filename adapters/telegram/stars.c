@@ -175,12 +175,16 @@ static void pay__credited(int rc, const struct deposit_result *res, void *data)
     /* The first report of this charge was answered: one payment, one
      * answer. */
     if (p->r != NULL && !res->existed) {
-        if (res->balance >= 0)
+        const char *whose =
+            strncmp(p->account, "pool:", 5) == 0 ? MSG_TG_STARS_FOR_POOL : MSG_TG_STARS_FOR_WALLET;
+        /* A balance lower than the credits says why: debt was repaid. */
+        if (res->balance >= 0 && res->repaid > 0)
+            reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED MSG_TG_STARS_REPAID,
+                       MSG_TG_STARS_THANKS, (long long)p->credits, (long long)p->stars, whose,
+                       (long long)res->balance, (long long)res->repaid);
+        else if (res->balance >= 0)
             reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED, MSG_TG_STARS_THANKS,
-                       (long long)p->credits, (long long)p->stars,
-                       strncmp(p->account, "pool:", 5) == 0 ? MSG_TG_STARS_FOR_POOL
-                                                            : MSG_TG_STARS_FOR_WALLET,
-                       (long long)res->balance);
+                       (long long)p->credits, (long long)p->stars, whose, (long long)res->balance);
         else
             reply_text(&p->r->reply, false, MSG_TG_STARS_ADDED, (long long)p->credits);
     }

@@ -692,6 +692,7 @@ static void test_stars_purchase_credits_once(void **state)
     tgapi_push(fx.api, paid2);
     fx_wait_count(&fx, "sendMessage", 4);
     assert_non_null(strstr(fx_call(&fx, "sendMessage", 3)->body, "Balance of your wallet: 50"));
+    assert_non_null(strstr(fx_call(&fx, "sendMessage", 3)->body, "450 of them repaid"));
     assert_int_equal(lt_balance(&fx.lt, "telegram:77").posted, 50);
     assert_int_equal(lt_balance(&fx.lt, "debt:telegram:77").posted, 0);
     fx_done(&fx);

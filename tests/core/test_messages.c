@@ -239,6 +239,7 @@ static const struct msg_entry msgs[] = {
     S(MSG_TG_STARS_NOT_OFFERED),
     S(MSG_TG_STARS_CREDITED),
     F(MSG_TG_STARS_THANKS),
+    S(MSG_TG_STARS_REPAID),
     S(MSG_TG_STARS_ADDED),
     S(MSG_TG_STARS_NOT_CREDITED),
     S(MSG_TG_STARS_UNKNOWN),
