@@ -113,6 +113,7 @@ struct config_card {
     char *webhook_secret; /* signing secret of the webhook endpoint (secret) */
     char *checkout_url;   /* the operator's checkout link */
     int64_t tolerance;    /* seconds a signature timestamp may be old */
+    int match_on;         /* Paddle: the amount that picks a package (enum payments_match) */
 };
 
 struct config_hedera {

@@ -21,6 +21,7 @@ _Static_assert(sizeof(enum config_filter_action) == sizeof(int), "enum size");
 static const char *const config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const config_log_formats[] = {"text", "json", NULL};
 static const char *const config_backends[] = {"sqlite", NULL};
+static const char *const config_match_on[] = {"subtotal", "total", NULL}; /* payments_match */
 static const char *const config_provider_kinds[] = {"openai", "anthropic", "demo", NULL};
 static const char *const config_modalities[] = {"text", "image", NULL};
 static const char *const config_filter_kinds[] = {"words", "pattern", "email",
@@ -177,6 +178,8 @@ static const struct config_key_schema config_keys_paddle[] = {
           "the operator's checkout page; the member's reference is appended"),
     K_SECONDS(struct config_card, tolerance, "300", 1, 86400, RESTART,
               "seconds a signature timestamp may be old"),
+    K_ENUM(struct config_card, match_on, "subtotal", config_match_on, RESTART,
+           "the amount that picks a package: subtotal (before tax) or total"),
 };
 
 static const struct config_key_schema config_keys_hedera[] = {

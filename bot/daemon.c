@@ -515,6 +515,7 @@ static int daemon__server_start(struct daemon *d)
             .stripe_tolerance = cfg->stripe.tolerance,
             .paddle_secret = cfg->paddle.enabled ? cfg->paddle.webhook_secret : NULL,
             .paddle_tolerance = cfg->paddle.tolerance,
+            .paddle_match_on = (enum payments_match)cfg->paddle.match_on,
             .notify = daemon__notify,
             .notify_data = d};
         d->payments = payments_new(d->server, &po);

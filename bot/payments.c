@@ -55,6 +55,7 @@ struct payments {
     int64_t welcome_bonus;
     char *secrets[PAY_PROVIDERS];
     int64_t tolerance[PAY_PROVIDERS];
+    enum payments_match match_on[PAY_PROVIDERS]; /* which amount picks the package */
     size_t pending;
     int (*notify)(void *data, const struct notify_target *to, const char *text); /* may be NULL */
     void *notify_data;
@@ -66,7 +67,7 @@ struct pay_job {
     struct server_request *req;
     enum payments_provider provider;
     struct payment_event ev;
-    char transfer_id[LEDGER_ID_LEN_MAX + 1]; /* "<provider>:<event id>" */
+    char transfer_id[LEDGER_ID_LEN_MAX + 1]; /* "<provider>:<payment object>" */
     char link_key[160];                      /* "<provider>:<payment id>" */
     char account[PAYREF_ACCOUNT_MAX + 1];
     char channel[COMMAND_ID_MAX];         /* where the deposit was started, or "" */
@@ -226,8 +227,13 @@ static void pay__credit(struct pay_job *job)
         pay__unmatched(job, "currency");
         return;
     }
+    /* Tax is the state's, not the bot's: a package is its pre-tax price
+     * unless the operator matches on the total. */
+    int64_t price = p->match_on[job->provider] == PAYMENTS_MATCH_SUBTOTAL && job->ev.subtotal >= 0
+                        ? job->ev.subtotal
+                        : job->ev.amount;
     for (size_t i = 0; i < p->npackages; i++) {
-        if (p->packages[i].price == job->ev.amount)
+        if (p->packages[i].price == price)
             job->credits = p->packages[i].credits;
     }
     if (job->credits == 0) {
@@ -343,27 +349,55 @@ static void pay__link_read(int rc, const char *value, void *data)
 
 /* ---- the event ------------------------------------------------------------------------ */
 
+/* A credit's payment already linked to a transfer was credited: under this
+ * id, or, in a ledger written before credits were named by the payment
+ * object, under the id of the event that first reported it. Either way it
+ * is not credited again. */
+static void pay__credit_link_read(int rc, const char *value, void *data)
+{
+    struct pay_job *job = data;
+    if (rc == HB_ENOTFOUND) {
+        pay__credit(job);
+        return;
+    }
+    if (rc < 0) {
+        pay__fail(job, "read payment", rc);
+        return;
+    }
+    char original[LEDGER_ID_LEN_MAX + 1] = "";
+    if (sscanf(value, "%120s", original) != 1 || strcmp(original, job->transfer_id) != 0)
+        log_info("payment.duplicate", "provider=%s event=%s payment=%s credited_as=%s note=%s",
+                 payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id,
+                 original, "credited before under another id; not credited again");
+    else
+        log_info("payment.duplicate", "provider=%s event=%s payment=%s",
+                 payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id);
+    pay__finish(job, 200, "duplicate");
+}
+
 /* A retry of a handled event finds its transfer: answer at once. */
 static void pay__seen(int rc, const struct ledger_result *r, void *data)
 {
     struct pay_job *job = data;
     (void)r;
-    if (rc == 0) {
+    /* A credit that exists may lack its link (a stop between the two
+     * commits): the credit path finds the credit and writes the link. */
+    if (rc == 0 && job->ev.action != PAYMENT_CREDIT) {
         log_info("payment.duplicate", "provider=%s event=%s", payments_provider_name(job->provider),
                  job->ev.event_id);
         pay__finish(job, 200, "duplicate");
         return;
     }
-    if (rc != HB_ENOTFOUND) {
+    if (rc < 0 && rc != HB_ENOTFOUND) {
         pay__fail(job, "look up event", rc);
         return;
     }
-    if (job->ev.action == PAYMENT_CREDIT) {
-        pay__credit(job);
-        return;
-    }
     struct store *st = pay__store(job);
-    rc = st != NULL ? state_get(st, PAYMENTS_NS, job->link_key, pay__link_read, job) : HB_ECANCELED;
+    rc = st != NULL
+             ? state_get(st, PAYMENTS_NS, job->link_key,
+                         job->ev.action == PAYMENT_CREDIT ? pay__credit_link_read : pay__link_read,
+                         job)
+             : HB_ECANCELED;
     if (rc < 0)
         pay__fail(job, "read payment", rc);
 }
@@ -412,10 +446,10 @@ static void pay__webhook(struct payments *p, struct server_request *req,
         pay__answer(p, req, provider, 200, "ignored");
         return;
     }
-    int n1 = snprintf(job->transfer_id, sizeof(job->transfer_id), "%s:%s", name, job->ev.event_id);
+    int n1 = snprintf(job->transfer_id, sizeof(job->transfer_id), "%s:%s", name, job->ev.object_id);
     int n2 = snprintf(job->link_key, sizeof(job->link_key), "%s:%s", name, job->ev.payment_id);
-    if (n1 < 0 || (size_t)n1 >= sizeof(job->transfer_id) || n2 < 0 ||
-        (size_t)n2 >= sizeof(job->link_key)) {
+    if (job->ev.object_id[0] == '\0' || n1 < 0 || (size_t)n1 >= sizeof(job->transfer_id) ||
+        n2 < 0 || (size_t)n2 >= sizeof(job->link_key)) {
         free(job);
         pay__answer(p, req, provider, 400, "malformed");
         return;
@@ -442,13 +476,15 @@ static void pay__paddle(struct server_request *req, void *data)
 
 /* Serve one provider's route when it has a secret. */
 static int pay__route_add(struct payments *p, struct server *srv, enum payments_provider provider,
-                          const char *secret, int64_t tolerance, server_handler_fn handler)
+                          const char *secret, int64_t tolerance, enum payments_match match_on,
+                          server_handler_fn handler)
 {
     const struct pay_provider *pv = &pay_providers[provider];
     if (secret == NULL)
         return 0;
     p->secrets[provider] = strdup(secret);
     p->tolerance[provider] = tolerance > 0 ? tolerance : pv->scheme->tolerance_default;
+    p->match_on[provider] = match_on;
     const char *headers[] = {pv->scheme->header, NULL};
     if (p->secrets[provider] == NULL ||
         server_route_add(srv, "POST", pv->route, headers, handler, p) < 0)
@@ -484,9 +520,9 @@ struct payments *payments_new(struct server *srv, const struct payments_options 
     if (p->key == NULL)
         goto fail;
     if (pay__route_add(p, srv, PAY_STRIPE, opts->stripe_secret, opts->stripe_tolerance,
-                       pay__stripe) < 0 ||
+                       PAYMENTS_MATCH_TOTAL, pay__stripe) < 0 ||
         pay__route_add(p, srv, PAY_PADDLE, opts->paddle_secret, opts->paddle_tolerance,
-                       pay__paddle) < 0)
+                       opts->paddle_match_on, pay__paddle) < 0)
         goto fail;
     return p;
 fail:

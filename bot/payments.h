@@ -3,9 +3,16 @@
  *
  * A webhook is answered 2xx only after what it caused is durably
  * committed (the credit, the record linking the payment to it, or the
- * note for the operator), so a provider's retry never loses a payment; a
- * retry of a handled event finds its transfer and answers 200 without a
- * second credit. A bad or stale signature is 401 and logged without the
+ * note for the operator), so a provider's retry never loses a payment.
+ * Transfers are named by the payment object, never by the event that
+ * reported it: a credit "<provider>:<session or transaction>", a return
+ * "<provider>:<refund state, dispute or adjustment>". One payment reported
+ * under several events (Stripe's checkout.session.completed, then
+ * checkout.session.async_payment_succeeded) credits once, and a refund
+ * reverses that one credit. A payment whose link record (namespace
+ * "payments", "<provider>:<payment id>") exists was credited, also when an
+ * older ledger named its transfer by the event id: it is not credited
+ * again. A bad or stale signature is 401 and logged without the
  * body; a signed body that is not an event is 400.
  *
  * Credits: the checkout carries a reference (core/payref.h) naming the
@@ -31,6 +38,12 @@ struct payments;
 
 #define PAYMENTS_PACKAGES_MAX 16
 
+/** Which amount of a payment picks its package. */
+enum payments_match {
+    PAYMENTS_MATCH_SUBTOTAL = 0, /* before tax (and less discounts), when the provider says */
+    PAYMENTS_MATCH_TOTAL = 1,    /* what the buyer paid, tax included */
+};
+
 struct payments_options {
     struct ledger **ledger;    /* borrowed pointer to the daemon's ledger (NULL while stopping) */
     const char *reference_key; /* HMAC key of references (copied) */
@@ -40,10 +53,11 @@ struct payments_options {
     const char *stripe_secret; /* NULL: no Stripe route */
     int64_t stripe_tolerance;  /* seconds */
     const char *paddle_secret; /* NULL: no Paddle route */
-    int64_t paddle_tolerance;
-    /* seconds */ /* Tell the member (or group) a credit went in, once it is committed
-                   * (core/notify.h); to and text are borrowed for the call. Returns 0
-                   * when queued. May be NULL: then the notice is only logged. */
+    int64_t paddle_tolerance;  /* seconds */
+    enum payments_match paddle_match_on; /* default subtotal: tax does not change the package */
+    /* Tell the member (or group) a credit went in, once it is committed
+     * (core/notify.h); to and text are borrowed for the call. Returns 0
+     * when queued. May be NULL: then the notice is only logged. */
     int (*notify)(void *data, const struct notify_target *to, const char *text);
     void *notify_data;
 };

@@ -27,9 +27,12 @@ struct credits_ctx {
     char pool[WALLET_ACCOUNT_MAX];
     bool created; /* this command opened the wallet */
     struct ledger_balance wallet_balance;
-    int64_t page;    /* /history: page shown, from 0 */
-    uint64_t anchor; /* /history: entries with seq < anchor (0: newest) */
-    int64_t from_ms; /* /usage */
+    int64_t owed;      /* credits owed on debt:<wallet> (a refund of credits already spent) */
+    int64_t pool_owed; /* /balance: credits owed on debt:<pool> */
+    struct ledger_balance pool_balance; /* /balance */
+    int64_t page;                       /* /history: page shown, from 0 */
+    uint64_t anchor;                    /* /history: entries with seq < anchor (0: newest) */
+    int64_t from_ms;                    /* /usage */
     const char *period;
     void (*next)(struct credits_ctx *ctx); /* what to run once the wallet is open */
 };
@@ -117,6 +120,32 @@ static void credits__balance_line(struct text_buf *t, const char *who,
     text_buf_add(t, "\n");
 }
 
+static void credits__debt_got(int rc, const struct ledger_result *r, void *data)
+{
+    struct credits_ctx *ctx = data;
+    /* No debt account: nothing was ever owed. A read that fails only
+     * hides the line; the command still answers. */
+    ctx->owed = rc == 0 && r != NULL && r->balance.posted < 0 ? -r->balance.posted : 0;
+    ctx->next(ctx);
+}
+
+/* Read what the wallet owes into ctx->owed, then run then. */
+static void credits__debt_read(struct credits_ctx *ctx, void (*then)(struct credits_ctx *ctx))
+{
+    char debt[WALLET_ACCOUNT_MAX + sizeof(LEDGER_DEBT_PREFIX)];
+    ctx->next = then;
+    snprintf(debt, sizeof(debt), "%s%s", LEDGER_DEBT_PREFIX, ctx->wallet);
+    if (ledger_balance_get(ctx->core->ledger, debt, credits__debt_got, ctx) < 0)
+        then(ctx);
+}
+
+static void credits__debt_line(const struct credits_ctx *ctx, struct text_buf *t)
+{
+    char owed[32];
+    if (ctx->owed > 0)
+        text_buf_add(t, MSG_CREDITS_DEBT, format_credits(owed, sizeof(owed), ctx->owed));
+}
+
 /* ---- /start ------------------------------------------------------------ */
 
 static void start__balance(int rc, const struct ledger_result *r, void *data)
@@ -153,6 +182,36 @@ void cmd_start(struct core *core, struct invocation *inv)
 
 /* ---- /balance ---------------------------------------------------------- */
 
+static void balance__answer(struct credits_ctx *ctx, bool pool_found)
+{
+    char owed[32];
+    struct text_buf t = {0};
+    credits__welcome(ctx, &t);
+    credits__balance_line(&t, MSG_CREDITS_YOUR_WALLET, &ctx->wallet_balance);
+    credits__debt_line(ctx, &t);
+    if (ctx->pool[0] != '\0') {
+        if (!pool_found) {
+            text_buf_add(&t, MSG_BALANCE_POOL_EMPTY);
+        } else {
+            credits__balance_line(&t, MSG_CREDITS_GROUP_POOL, &ctx->pool_balance);
+        }
+        if (ctx->pool_owed > 0)
+            text_buf_add(&t, MSG_CREDITS_POOL_DEBT,
+                         format_credits(owed, sizeof(owed), ctx->pool_owed));
+    }
+    text_buf_trim(&t);
+    reply_personal(ctx->inv->reply, text_buf_str(&t));
+    free(t.buf);
+    credits__finish(ctx, 0, NULL);
+}
+
+static void balance__pool_debt(int rc, const struct ledger_result *r, void *data)
+{
+    struct credits_ctx *ctx = data;
+    ctx->pool_owed = rc == 0 && r != NULL && r->balance.posted < 0 ? -r->balance.posted : 0;
+    balance__answer(ctx, true);
+}
+
 static void balance__pool(int rc, const struct ledger_result *r, void *data)
 {
     struct credits_ctx *ctx = data;
@@ -160,20 +219,15 @@ static void balance__pool(int rc, const struct ledger_result *r, void *data)
         credits__finish(ctx, rc, "pool balance");
         return;
     }
-    struct text_buf t = {0};
-    credits__welcome(ctx, &t);
-    credits__balance_line(&t, MSG_CREDITS_YOUR_WALLET, &ctx->wallet_balance);
-    if (ctx->pool[0] != '\0') {
-        if (rc == HB_ENOTFOUND) {
-            text_buf_add(&t, MSG_BALANCE_POOL_EMPTY);
-        } else {
-            credits__balance_line(&t, MSG_CREDITS_GROUP_POOL, &r->balance);
-        }
+    if (rc == HB_ENOTFOUND) {
+        balance__answer(ctx, false);
+        return;
     }
-    text_buf_trim(&t);
-    reply_personal(ctx->inv->reply, text_buf_str(&t));
-    free(t.buf);
-    credits__finish(ctx, 0, NULL);
+    ctx->pool_balance = r->balance;
+    char debt[WALLET_ACCOUNT_MAX + sizeof(LEDGER_DEBT_PREFIX)];
+    snprintf(debt, sizeof(debt), "%s%s", LEDGER_DEBT_PREFIX, ctx->pool);
+    if (ledger_balance_get(ctx->core->ledger, debt, balance__pool_debt, ctx) < 0)
+        balance__answer(ctx, true);
 }
 
 static void balance__wallet(int rc, const struct ledger_result *r, void *data)
@@ -193,11 +247,16 @@ static void balance__wallet(int rc, const struct ledger_result *r, void *data)
         credits__finish(ctx, rc, "pool balance");
 }
 
-static void balance__next(struct credits_ctx *ctx)
+static void balance__read(struct credits_ctx *ctx)
 {
     int rc = ledger_balance_get(ctx->core->ledger, ctx->wallet, balance__wallet, ctx);
     if (rc < 0)
         credits__finish(ctx, rc, "balance");
+}
+
+static void balance__next(struct credits_ctx *ctx)
+{
+    credits__debt_read(ctx, balance__read);
 }
 
 void cmd_balance(struct core *core, struct invocation *inv)
@@ -213,7 +272,9 @@ static void history__entry(struct text_buf *t, const struct store_transfer *tr, 
     bool in = strcmp(tr->credit, wallet) == 0;
     format_time(when, sizeof(when), tr->ts);
     format_credits(amount, sizeof(amount), tr->amount);
-    const char *what = format_kind(tr->kind);
+    const char *what = strncmp(tr->credit, LEDGER_DEBT_PREFIX, strlen(LEDGER_DEBT_PREFIX)) == 0
+                           ? MSG_HISTORY_DEBT_REPAID
+                           : format_kind(tr->kind);
     if (tr->flags & LEDGER_TRANSFER_PENDING)
         text_buf_add(t, MSG_HISTORY_RESERVED, when, amount, what);
     else if (tr->flags & LEDGER_TRANSFER_VOID)
@@ -236,6 +297,7 @@ static void history__got(int rc, const struct ledger_result *r, void *data)
     size_t first = (size_t)ctx->page * CREDITS_HISTORY_PAGE;
     struct text_buf t = {0};
     credits__welcome(ctx, &t);
+    credits__debt_line(ctx, &t);
     if (r->history_count <= first) {
         text_buf_add(&t, ctx->page == 0 ? MSG_HISTORY_NONE : MSG_HISTORY_NO_OLDER);
     } else {
@@ -279,7 +341,7 @@ static void history__got(int rc, const struct ledger_result *r, void *data)
     credits__finish(ctx, 0, NULL);
 }
 
-static void history__next(struct credits_ctx *ctx)
+static void history__read(struct credits_ctx *ctx)
 {
     /* One more entry than the page holds tells whether an older page exists. */
     size_t limit = (size_t)(ctx->page + 1) * CREDITS_HISTORY_PAGE + 1;
@@ -289,6 +351,11 @@ static void history__next(struct credits_ctx *ctx)
         ledger_history_get(ctx->core->ledger, ctx->wallet, ctx->anchor, limit, history__got, ctx);
     if (rc < 0)
         credits__finish(ctx, rc, "history");
+}
+
+static void history__next(struct credits_ctx *ctx)
+{
+    credits__debt_read(ctx, history__read);
 }
 
 static void history__start(struct core *core, struct invocation *inv, int64_t page, uint64_t anchor)

@@ -5,10 +5,12 @@
 #include "core/ledger.h"
 #include "core/payref.h"
 #include "base/error.h"
+#include "base/hex.h"
 #include "base/log.h"
 #include "base/text.h"
 
 #include <inttypes.h>
+#include <openssl/sha.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,8 +145,17 @@ struct deposit_op {
     char channel[COMMAND_ID_MAX]; /* "" when unknown */
     char ref[STORE_REF_SIZE];
     char method[32];
-    char via[32]; /* "" when the caller answers itself */
+    char via[32];                  /* "" when the caller answers itself */
+    char debt[DEPOSIT_ID_MAX + 8]; /* "debt:<account>" */
+    int64_t owed;                  /* what debt said before the repayment */
+    struct deposit_op *next;       /* the repayment queue */
 };
+
+/* Repayments run one at a time: each reads the debt and then books from
+ * it, and two deposits to one account must not both repay the same debt.
+ * The loop is single-threaded, so a queue in the module is enough. */
+static struct deposit_op *deposit__repay_head, *deposit__repay_tail;
+static bool deposit__repay_busy;
 
 static int deposit__copy(char *dst, size_t cap, const char *src, bool required)
 {
@@ -197,6 +208,117 @@ static void deposit__balance(int rc, const struct ledger_result *r, void *data)
     deposit__finish(op, 0, NULL);
 }
 
+int deposit_repay_id_make(char *out, size_t cap, const char *deposit_id)
+{
+    if (out == NULL || cap == 0 || deposit_id == NULL || deposit_id[0] == '\0')
+        return HB_EINVAL;
+    int n = snprintf(out, cap, "%s:repay", deposit_id);
+    if (n >= 0 && (size_t)n < cap && n <= DEPOSIT_ID_MAX)
+        return 0;
+    /* Too long to append to: a digest of the deposit's id names it as well. */
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+    SHA256((const unsigned char *)deposit_id, strlen(deposit_id), md);
+    hex_encode(md, sizeof(md), hex);
+    n = snprintf(out, cap, "repay:%s", hex);
+    if (n < 0 || (size_t)n >= cap) {
+        out[0] = '\0';
+        return HB_EINVAL;
+    }
+    return 0;
+}
+
+static void deposit__repay_start(struct deposit_op *op);
+
+/* No repayment was tried: only the balance is still to come. */
+static void deposit__repay_done_alone(struct deposit_op *op)
+{
+    if (ledger_balance_get(op->ledger, op->account, deposit__balance, op) < 0)
+        deposit__balance(HB_ECANCELED, NULL, op);
+}
+
+/* The repayment is over (booked, nothing owed, or failed: the credit
+ * stands either way); read the balance for the answer, and let the next
+ * deposit repay. */
+static void deposit__repay_done(struct deposit_op *op)
+{
+    deposit__repay_busy = false;
+    struct deposit_op *next = deposit__repay_head;
+    if (next != NULL) {
+        deposit__repay_head = next->next;
+        if (deposit__repay_head == NULL)
+            deposit__repay_tail = NULL;
+        next->next = NULL;
+        deposit__repay_start(next);
+    }
+    deposit__repay_done_alone(op);
+}
+
+static void deposit__repaid(int rc, const struct ledger_result *r, void *data)
+{
+    struct deposit_op *op = data;
+    (void)r;
+    if (rc == 0) {
+        log_info("payment.debt_repaid", "account=%s credits=%" PRId64 " owed=%" PRId64 " id=%s",
+                 op->account, op->res.repaid, op->owed, op->id);
+    } else {
+        /* Exists: repaid when this deposit was first booked. Conflict: it
+         * was, with what was owed then. Short of funds: spent meanwhile;
+         * the next deposit repays. */
+        if (rc != HB_EEXISTS && rc != HB_ECONFLICT)
+            log_warn("payment.debt_not_repaid", "account=%s id=%s error=%s", op->account, op->id,
+                     hb_strerror(rc));
+        op->res.repaid = 0;
+    }
+    deposit__repay_done(op);
+}
+
+static void deposit__repay_funds(int rc, const struct ledger_result *r, void *data)
+{
+    struct deposit_op *op = data;
+    int64_t avail = rc == 0 && r != NULL ? r->balance.available : 0;
+    int64_t amount = op->owed < op->credits ? op->owed : op->credits;
+    if (amount > avail)
+        amount = avail;
+    char id[DEPOSIT_ID_MAX + 1];
+    if (amount <= 0 || deposit_repay_id_make(id, sizeof(id), op->id) < 0) {
+        deposit__repay_done(op);
+        return;
+    }
+    op->res.repaid = amount;
+    char ref[STORE_REF_SIZE];
+    snprintf(ref, sizeof(ref), "debt repaid from %.200s", op->id);
+    struct ledger_transfer t = {.id = id,
+                                .debit = op->account,
+                                .credit = op->debt,
+                                .amount = amount,
+                                .kind = LEDGER_KIND_TRANSFER,
+                                .ref = ref};
+    if (ledger_transfer_create(op->ledger, &t, deposit__repaid, op) < 0)
+        deposit__repaid(HB_ECANCELED, NULL, op);
+}
+
+static void deposit__repay_debt(int rc, const struct ledger_result *r, void *data)
+{
+    struct deposit_op *op = data;
+    /* The debt account is debited by what refunds could not take back:
+     * a negative balance is what is owed. */
+    op->owed = rc == 0 && r != NULL && r->balance.posted < 0 ? -r->balance.posted : 0;
+    if (op->owed == 0) {
+        deposit__repay_done(op);
+        return;
+    }
+    if (ledger_balance_get(op->ledger, op->account, deposit__repay_funds, op) < 0)
+        deposit__repay_done(op);
+}
+
+static void deposit__repay_start(struct deposit_op *op)
+{
+    deposit__repay_busy = true;
+    if (ledger_balance_get(op->ledger, op->debt, deposit__repay_debt, op) < 0)
+        deposit__repay_done(op);
+}
+
 static void deposit__credited(int rc, const struct ledger_result *r, void *data)
 {
     struct deposit_op *op = data;
@@ -209,9 +331,24 @@ static void deposit__credited(int rc, const struct ledger_result *r, void *data)
         deposit__finish(op, rc, "credit");
         return;
     }
-    /* Credited: only the balance in the answer is still to come. */
-    if (ledger_balance_get(op->ledger, op->account, deposit__balance, op) < 0)
-        deposit__balance(HB_ECANCELED, NULL, op);
+    /* Credited: what the account owes is repaid first (also on a replay,
+     * in case a crash came between the credit and its repayment: the
+     * repayment's id is derived from the deposit's, so it happens once),
+     * then the balance for the answer. */
+    if (snprintf(op->debt, sizeof(op->debt), "%s%s", LEDGER_DEBT_PREFIX, op->account) >=
+        (int)sizeof(op->debt)) {
+        deposit__repay_done_alone(op);
+        return;
+    }
+    if (deposit__repay_busy) {
+        if (deposit__repay_tail != NULL)
+            deposit__repay_tail->next = op;
+        else
+            deposit__repay_head = op;
+        deposit__repay_tail = op;
+        return;
+    }
+    deposit__repay_start(op);
 }
 
 static void deposit__opened(int rc, const struct ledger_result *r, void *data)

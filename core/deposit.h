@@ -13,7 +13,9 @@
  * reads the new balance and, when asked, tells the member through the
  * neutral notify function (core/notify.h). A refund or chargeback is
  * deposit_reverse: what was already spent is booked to debt:<account> by
- * the ledger. Nothing here knows a platform's or provider's type. */
+ * the ledger, and the account's next deposits repay that debt first (a
+ * transfer from the account to debt:<account>, named by
+ * deposit_repay_id_make, once per deposit). Nothing here knows a platform's or provider's type. */
 #ifndef HB_DEPOSIT_H
 #define HB_DEPOSIT_H
 
@@ -87,6 +89,7 @@ struct deposit_result {
     bool existed;     /* the id was credited before (a replay): nothing moved now */
     int64_t balance;  /* the account's available credits afterwards; < 0: unknown */
     int64_t debt;     /* deposit_reverse: credits booked to debt:<account> */
+    int64_t repaid;   /* deposit_credit: credits of this deposit that repaid debt now */
     const char *step; /* rc < 0: what failed ("open account", "credit", "reverse") */
 };
 
@@ -94,10 +97,18 @@ struct deposit_result {
  *  nothing was credited by this call. */
 typedef void (*deposit_cb)(int rc, const struct deposit_result *r, void *data);
 
+/** The id of the repayment a deposit makes: "<deposit id>:repay", or
+ *  "repay:<SHA-256 of the deposit id, hex>" when that would not fit
+ *  DEPOSIT_ID_MAX. Returns 0 or HB_EINVAL. */
+int deposit_repay_id_make(char *out, size_t cap, const char *deposit_id);
+
 /** Book c on ledger: open the account (an existing one is fine), credit
  *  c->credits from the system deposits account as c->id (once: a replay
- *  completes with existed and moves nothing), read the balance, and for a
- *  new credit with c->via tell the account's owner (a wallet by DM, a pool
+ *  completes with existed and moves nothing), repay what debt:<account>
+ *  owes from it (at most c->credits and what is available, as the transfer
+ *  deposit_repay_id_make(c->id), once; repayments of all deposits run one
+ *  at a time so two never repay the same debt), read the balance, and for
+ *  a new credit with c->via tell the account's owner (a wallet by DM, a pool
  *  in c->channel) with it. Then cb, once, after the credit is durable.
  *  Returns 0, or HB_EINVAL (a missing or too long field), HB_ECANCELED (no
  *  ledger), HB_ENOMEM or the ledger's refusal, and then never calls cb. */

@@ -56,6 +56,15 @@
     "/deposit how to top up, and /help everything else."
 
 #define MSG_BALANCE_POOL_EMPTY "This group's pool: empty (admins fund it with /admin pool grant)\n"
+/* %s: credits owed on debt:<wallet>. */
+#define MSG_CREDITS_DEBT                                                                           \
+    "You owe %s credits: a refund took back credits you had already spent. Your next "             \
+    "deposits repay it first.\n"
+/* %s: credits owed on debt:<pool>. */
+#define MSG_CREDITS_POOL_DEBT                                                                      \
+    "This group's pool owes %s credits: a refund took back credits it had already spent. Its "     \
+    "next deposits repay it first.\n"
+#define MSG_HISTORY_DEBT_REPAID "debt repaid"
 
 /* %s: when; %s: amount; %s: what for. */
 #define MSG_HISTORY_RESERVED "%s  %s reserved for a %s"
@@ -451,11 +460,12 @@
 #define MSG_TG_STARS_UNAVAILABLE "The bot cannot take payments right now; please try later."
 #define MSG_TG_STARS_NOT_OFFERED                                                                   \
     "This package is no longer offered. Send /deposit again to see the current ones."
-/* %s: MSG_TG_STARS_ALREADY or _THANKS; %lld credits; %lld Stars; %s: whose
+/* %s: MSG_TG_STARS_THANKS; %lld credits; %lld Stars; %s: whose
  * balance (MSG_TG_STARS_FOR_*); %lld: the balance. */
 #define MSG_TG_STARS_CREDITED "%s %lld credits added for %lld Stars. Balance of %s: %lld credits."
-#define MSG_TG_STARS_ALREADY "This payment was already credited:"
 #define MSG_TG_STARS_THANKS "Thank you!"
+/* %lld: credits of the payment that repaid debt (follows MSG_TG_STARS_CREDITED). */
+#define MSG_TG_STARS_REPAID " %lld of them repaid what was owed after an earlier refund."
 /* %lld: credits. */
 #define MSG_TG_STARS_ADDED "%lld credits were added."
 /* %s: the charge id. */

@@ -18,12 +18,19 @@ enum payment_action {
 
 struct payment_event {
     enum payment_action action;
-    char event_id[128];    /* the provider's event id: the idempotency key */
+    char event_id[128];    /* the provider's event id (logs and the operator's notes) */
+    char object_id[160];   /* what the transfer is derived from, once per payment object:
+                              CREDIT the payment (Stripe Checkout Session, Paddle
+                              transaction); REFUND/CHARGEBACK the return itself (Stripe
+                              "<payment intent>:refunded:<cumulative amount>" or the dispute,
+                              Paddle adjustment). Never the event id: one payment arrives
+                              under several events. */
     char type[96];         /* the provider's event type, for logs */
     char reference[256];   /* CREDIT: the reference the checkout carried (may be "") */
     char payment_id[128];  /* the provider's payment (links refunds to the credit) */
-    int64_t amount;        /* minor units: paid (CREDIT), or reversed (REFUND: cumulative
-                              when amount_cumulative) */
+    int64_t amount;        /* minor units: paid, tax included (CREDIT), or reversed (REFUND:
+                              cumulative when amount_cumulative) */
+    int64_t subtotal;      /* CREDIT: minor units before tax (less discounts); < 0: unknown */
     int amount_cumulative; /* REFUND: amount is the total refunded so far */
     char currency[8];      /* ISO code, lower case */
 };

@@ -58,6 +58,7 @@ static void paddle__copy(char *dst, size_t cap, const char *src)
 int paddle_event_parse(const char *body, size_t len, struct payment_event *out)
 {
     memset(out, 0, sizeof(*out));
+    out->subtotal = -1;
     int rc = HB_EPROTO;
     cJSON *root = cJSON_ParseWithLength(body, len);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
@@ -80,10 +81,20 @@ int paddle_event_parse(const char *body, size_t len, struct payment_event *out)
         const char *txn = paddle__str(data, "id");
         const cJSON *totals = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(data, "details"), "totals");
-        if (txn == NULL || (!paddle__amount(totals, "grand_total", &out->amount) &&
-                            !paddle__amount(totals, "total", &out->amount)))
+        if (txn == NULL || txn[0] == '\0' || strlen(txn) >= sizeof(out->payment_id) ||
+            (!paddle__amount(totals, "grand_total", &out->amount) &&
+             !paddle__amount(totals, "total", &out->amount)))
             goto out;
+        /* What the buyer paid before tax: the subtotal less any discount. */
+        int64_t subtotal = 0, discount = 0;
+        if (paddle__amount(totals, "subtotal", &subtotal)) {
+            if (cJSON_GetObjectItemCaseSensitive(totals, "discount") != NULL &&
+                !paddle__amount(totals, "discount", &discount))
+                goto out;
+            out->subtotal = subtotal >= discount ? subtotal - discount : 0;
+        }
         paddle__copy(out->payment_id, sizeof(out->payment_id), txn);
+        paddle__copy(out->object_id, sizeof(out->object_id), txn);
         paddle__copy(
             out->reference, sizeof(out->reference),
             paddle__str(cJSON_GetObjectItemCaseSensitive(data, "custom_data"), "reference"));
@@ -105,7 +116,7 @@ int paddle_event_parse(const char *body, size_t len, struct payment_event *out)
         paddle__copy(out->payment_id, sizeof(out->payment_id), txn);
         /* Created and updated may both say approved: the adjustment, not
          * the event, is what must be reversed once. */
-        paddle__copy(out->event_id, sizeof(out->event_id), adj);
+        paddle__copy(out->object_id, sizeof(out->object_id), adj);
         out->action = strcmp(action, "refund") == 0 ? PAYMENT_REFUND : PAYMENT_CHARGEBACK;
     }
     rc = 0;

@@ -25,10 +25,12 @@ int paddle_signature_verify(const char *header, const char *secret, const void *
 int paddle_signature_make(char *out, size_t cap, const char *secret, const void *body, size_t len,
                           int64_t ts);
 
-/** Read an event: transaction.completed credits (the reference comes from
- *  custom_data.reference); adjustment.created or adjustment.updated with
- *  status approved and action refund or chargeback reverse. Everything else
- *  is PAYMENT_IGNORE. Returns 0 or HB_EPROTO. */
+/** Read an event: transaction.completed credits (object_id: the
+ *  transaction; the reference comes from custom_data.reference; amount is
+ *  details.totals.grand_total, subtotal is its subtotal less discount, or
+ *  -1 when absent); adjustment.created or adjustment.updated with
+ *  status approved and action refund or chargeback reverse (object_id: the adjustment). Everything
+ * else is PAYMENT_IGNORE. Returns 0 or HB_EPROTO. */
 int paddle_event_parse(const char *body, size_t len, struct payment_event *out);
 
 #endif

@@ -50,6 +50,7 @@ static void stripe__copy(char *dst, size_t cap, const char *src)
 int stripe_event_parse(const char *body, size_t len, struct payment_event *out)
 {
     memset(out, 0, sizeof(*out));
+    out->subtotal = -1;
     int rc = HB_EPROTO;
     cJSON *root = cJSON_ParseWithLength(body, len);
     const cJSON *object =
@@ -69,20 +70,31 @@ int stripe_event_parse(const char *body, size_t len, struct payment_event *out)
             rc = 0; /* unpaid (a delayed method): the async event follows */
             goto out;
         }
+        /* Both events carry the same session: it is the payment object
+         * the credit is derived from, so the second one finds it. */
+        const char *session = stripe__str(object, "id");
         const char *pi = stripe__str(object, "payment_intent");
         if (pi == NULL)
-            pi = stripe__str(object, "id");
-        if (pi == NULL || !stripe__int(object, "amount_total", &out->amount))
+            pi = session;
+        if (session == NULL || session[0] == '\0' || strlen(session) >= sizeof(out->object_id) ||
+            pi == NULL || !stripe__int(object, "amount_total", &out->amount))
             goto out;
         stripe__copy(out->reference, sizeof(out->reference),
                      stripe__str(object, "client_reference_id"));
         stripe__copy(out->payment_id, sizeof(out->payment_id), pi);
+        stripe__copy(out->object_id, sizeof(out->object_id), session);
         out->action = PAYMENT_CREDIT;
     } else if (strcmp(type, "charge.refunded") == 0) {
         const char *pi = stripe__str(object, "payment_intent");
         if (pi == NULL || !stripe__int(object, "amount_refunded", &out->amount))
             goto out;
         stripe__copy(out->payment_id, sizeof(out->payment_id), pi);
+        /* The charge's refunded total is one state of the payment: every
+         * event reporting it makes the same reversal. */
+        int n = snprintf(out->object_id, sizeof(out->object_id), "%s:refunded:%lld", pi,
+                         (long long)out->amount);
+        if (n < 0 || (size_t)n >= sizeof(out->object_id))
+            goto out;
         out->amount_cumulative = 1;
         out->action = PAYMENT_REFUND;
     } else if (strcmp(type, "charge.dispute.created") == 0) {
@@ -90,6 +102,10 @@ int stripe_event_parse(const char *body, size_t len, struct payment_event *out)
         if (pi == NULL || !stripe__int(object, "amount", &out->amount))
             goto out;
         stripe__copy(out->payment_id, sizeof(out->payment_id), pi);
+        const char *dispute = stripe__str(object, "id");
+        if (dispute == NULL || dispute[0] == '\0' || strlen(dispute) >= sizeof(out->object_id))
+            goto out;
+        stripe__copy(out->object_id, sizeof(out->object_id), dispute);
         out->action = PAYMENT_CHARGEBACK;
     }
     rc = 0;

@@ -31,10 +31,12 @@ int stripe_signature_make(char *out, size_t cap, const char *secret, const void 
                           int64_t t);
 
 /** Read an event: checkout.session.completed and
- *  checkout.session.async_payment_succeeded (paid) credit; charge.refunded
- *  refunds (cumulative amount); charge.dispute.created is a chargeback;
- *  everything else is PAYMENT_IGNORE. Returns 0 or HB_EPROTO (not an
- *  event, or a field the action needs is missing). */
+ *  checkout.session.async_payment_succeeded credit once paid (object_id:
+ *  the session; an unpaid session is PAYMENT_IGNORE until its async event);
+ *  charge.refunded refunds (cumulative amount; object_id
+ *  "<payment intent>:refunded:<amount>"); charge.dispute.created is a
+ *  chargeback (object_id: the dispute); everything else is PAYMENT_IGNORE. Returns 0 or HB_EPROTO
+ * (not an event, or a field the action needs is missing). */
 int stripe_event_parse(const char *body, size_t len, struct payment_event *out);
 
 #endif

@@ -6,7 +6,10 @@
  * group's pool. A pre-checkout query is answered at once: yes while the
  * package is still offered. A successful payment becomes the ledger
  * transfer "tg:stars:<charge id>", so a payment reported twice credits
- * once. The transfer's ref keeps the payer, which a refund needs. */
+ * once, and is answered once: a repeated successful_payment for a charge
+ * already credited is only logged. The transfer's ref keeps the payer,
+ * which a refund needs. A refund is core/deposit.h's deposit_reverse, as
+ * every other method's. */
 #include "adapters/telegram/telegram_internal.h"
 
 #include "core/messages.h"
@@ -169,14 +172,19 @@ static void pay__credited(int rc, const struct deposit_result *res, void *data)
     }
     log_info("telegram.payment_credited", "charge=%s account=%s credits=%" PRId64 " replay=%d",
              p->charge, p->account, p->credits, res->existed ? 1 : 0);
-    if (p->r != NULL) {
-        if (res->balance >= 0)
-            reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED,
-                       res->existed ? MSG_TG_STARS_ALREADY : MSG_TG_STARS_THANKS,
-                       (long long)p->credits, (long long)p->stars,
-                       strncmp(p->account, "pool:", 5) == 0 ? MSG_TG_STARS_FOR_POOL
-                                                            : MSG_TG_STARS_FOR_WALLET,
-                       (long long)res->balance);
+    /* The first report of this charge was answered: one payment, one
+     * answer. */
+    if (p->r != NULL && !res->existed) {
+        const char *whose =
+            strncmp(p->account, "pool:", 5) == 0 ? MSG_TG_STARS_FOR_POOL : MSG_TG_STARS_FOR_WALLET;
+        /* A balance lower than the credits says why: debt was repaid. */
+        if (res->balance >= 0 && res->repaid > 0)
+            reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED MSG_TG_STARS_REPAID,
+                       MSG_TG_STARS_THANKS, (long long)p->credits, (long long)p->stars, whose,
+                       (long long)res->balance, (long long)res->repaid);
+        else if (res->balance >= 0)
+            reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED, MSG_TG_STARS_THANKS,
+                       (long long)p->credits, (long long)p->stars, whose, (long long)res->balance);
         else
             reply_text(&p->r->reply, false, MSG_TG_STARS_ADDED, (long long)p->credits);
     }
@@ -233,11 +241,9 @@ void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t u
 
 /* ---- refunds -------------------------------------------------------- */
 
-static void pay__reversed(int rc, const struct ledger_result *res, void *data)
+static void pay__reversed(int rc, const struct deposit_result *res, void *data)
 {
     struct tg_pay *p = data;
-    if (rc == HB_EEXISTS)
-        rc = 0;
     if (rc == 0) {
         p->debt = res != NULL ? res->debt : 0;
         log_info("telegram.refunded", "charge=%s account=%s credits=%" PRId64 " debt=%" PRId64,
@@ -255,6 +261,7 @@ static void pay__refund_answered(struct tg *tg, void *data, const struct tg_resu
 {
     struct tg_pay *p = data;
     struct ledger *l = pay__ledger(tg);
+    int rc = 0;
     bool again = strstr(res->description, "CHARGE_ALREADY_REFUNDED") != NULL;
     if (res->rc != 0 || !(res->ok || again)) {
         reply_text(&p->r->reply, true, MSG_TG_REFUND_REFUSED,
@@ -266,9 +273,11 @@ static void pay__refund_answered(struct tg *tg, void *data, const struct tg_resu
     snprintf(id, sizeof(id), "tg:refund:%s", p->charge);
     char ref[STORE_REF_SIZE];
     snprintf(ref, sizeof(ref), "telegram refund charge=%s", p->charge);
-    if (l == NULL || ledger_transfer_reverse(l, id, p->id, p->credits, LEDGER_KIND_REFUND, ref,
-                                             pay__reversed, p) < 0)
-        pay__reversed(HB_ECANCELED, NULL, p);
+    struct deposit_reversal rev = {
+        .id = id, .original = p->id, .credits = p->credits, .chargeback = false, .ref = ref};
+    rc = deposit_reverse(l, &rev, pay__reversed, p);
+    if (rc < 0)
+        pay__reversed(rc, NULL, p);
 }
 
 static void pay__refund_found(int rc, const struct ledger_result *res, void *data)

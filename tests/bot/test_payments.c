@@ -194,7 +194,7 @@ struct pfx {
     struct fake_notifier notifier; /* what members would be told */
 };
 
-static void pfx_open(struct pfx *fx)
+static void pfx_open_with(struct pfx *fx, enum payments_match paddle_match_on)
 {
     memset(fx, 0, sizeof(*fx));
     lt_init(&fx->lt, true, false);
@@ -209,12 +209,18 @@ static void pfx_open(struct pfx *fx)
                                  .welcome_bonus = 100,
                                  .stripe_secret = STRIPE_SECRET,
                                  .paddle_secret = PADDLE_SECRET,
+                                 .paddle_match_on = paddle_match_on,
                                  .notify = fake_notify,
                                  .notify_data = &fx->notifier};
     fx->pay = payments_new(fx->srv, &o);
     assert_non_null(fx->pay);
     assert_int_equal(http_global_init(), 0);
     assert_int_equal(http_client_new(&fx->lt.loop, NULL, &fx->client), 0);
+}
+
+static void pfx_open(struct pfx *fx)
+{
+    pfx_open_with(fx, PAYMENTS_MATCH_SUBTOTAL);
 }
 
 static void pfx_close(struct pfx *fx)
@@ -266,19 +272,31 @@ static int pfx_paddle(struct pfx *fx, const char *body, char *result, size_t cap
     return pfx_post(fx, "paddle", body, strlen(body), sig, result, cap);
 }
 
-/* A checkout.session.completed event in Stripe's documented shape. */
-static void stripe_checkout(char *out, size_t cap, const char *evt, const char *ref, long amount,
-                            const char *pi)
+/* A Checkout Session event in Stripe's documented shape: type, the
+ * session's id and its payment_status ("paid", "unpaid"). */
+static void stripe_session(char *out, size_t cap, const char *evt, const char *type,
+                           const char *session, const char *ref, long amount, const char *pi,
+                           const char *status)
 {
     snprintf(
         out, cap,
         "{\"id\":\"%s\",\"object\":\"event\",\"api_version\":\"2024-06-20\",\"created\":1700000000,"
-        "\"type\":\"checkout.session.completed\",\"livemode\":false,\"data\":{\"object\":{"
-        "\"id\":\"cs_test_a1\",\"object\":\"checkout.session\",\"amount_subtotal\":%ld,"
+        "\"type\":\"%s\",\"livemode\":false,\"data\":{\"object\":{"
+        "\"id\":\"%s\",\"object\":\"checkout.session\",\"amount_subtotal\":%ld,"
         "\"amount_total\":%ld,\"client_reference_id\":\"%s\",\"currency\":\"usd\","
-        "\"mode\":\"payment\",\"payment_intent\":\"%s\",\"payment_status\":\"paid\","
+        "\"mode\":\"payment\",\"payment_intent\":\"%s\",\"payment_status\":\"%s\","
         "\"status\":\"complete\"}}}",
-        evt, amount, amount, ref, pi);
+        evt, type, session, amount, amount, ref, pi, status);
+}
+
+/* A paid checkout.session.completed; each payment intent has its own
+ * session ("cs_test_<pi>"), as each purchase does. */
+static void stripe_checkout(char *out, size_t cap, const char *evt, const char *ref, long amount,
+                            const char *pi)
+{
+    char session[96];
+    snprintf(session, sizeof(session), "cs_test_%s", pi);
+    stripe_session(out, cap, evt, "checkout.session.completed", session, ref, amount, pi, "paid");
 }
 
 static int64_t balance_of(struct pfx *fx, const char *account)
@@ -302,7 +320,8 @@ static void test_stripe_webhook_credits_once(void **state)
     assert_int_equal(balance_of(&fx, "discord:42"), 100 + 2200);
     struct lt_res res;
     memset(&res, 0, sizeof(res));
-    assert_int_equal(ledger_transfer_get(fx.lt.ledger, "stripe:evt_1A", lt_cb, &res), 0);
+    /* Named by the payment (its Checkout Session), not by the event. */
+    assert_int_equal(ledger_transfer_get(fx.lt.ledger, "stripe:cs_test_pi_1", lt_cb, &res), 0);
     lt_wait(&fx.lt, &res);
     assert_int_equal(res.rc, 0);
     assert_int_equal(res.r.transfer.amount, 2200);
@@ -477,6 +496,200 @@ static void test_stripe_refund_and_dispute(void **state)
     pfx_close(&fx);
 }
 
+static int pfx_checkout(struct pfx *fx, const char *evt, const char *account, long amount);
+
+/* Stripe documents delayed methods: checkout.session.completed, then
+ * checkout.session.async_payment_succeeded for the same session. One
+ * payment: credited once, and a full refund takes back all of it. */
+static void test_stripe_one_session_two_events(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    char body[2048];
+    char result[256];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:61"), 0);
+    stripe_session(body, sizeof(body), "evt_6A", "checkout.session.completed", "cs_six", ref, 500,
+                   "pi_six", "paid");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"credited\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:61"), 100 + 1000);
+    stripe_session(body, sizeof(body), "evt_6B", "checkout.session.async_payment_succeeded",
+                   "cs_six", ref, 500, "pi_six", "paid");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:61"), 100 + 1000);
+    assert_int_equal(fx.notifier.calls, 1); /* told once */
+    /* The full refund reverses the one credit: only the bonus is left. */
+    const char *refund =
+        "{\"id\":\"evt_6C\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_6\","
+        "\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_six\"}}}";
+    assert_int_equal(pfx_stripe(&fx, refund, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"reversed\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:61"), 100);
+    /* The same refund under another event id, and a dispute after it:
+     * nothing more is taken. */
+    const char *again =
+        "{\"id\":\"evt_6D\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_6\","
+        "\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_six\"}}}";
+    assert_int_equal(pfx_stripe(&fx, again, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    const char *dispute =
+        "{\"id\":\"evt_6E\",\"type\":\"charge.dispute.created\",\"data\":{\"object\":{"
+        "\"id\":\"dp_6\",\"amount\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_six\"}}}";
+    assert_int_equal(pfx_stripe(&fx, dispute, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"nothing_to_reverse\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:61"), 100);
+
+    /* A delayed method: completed while unpaid credits nothing; the async
+     * success credits; completed redelivered after, paid, does not. */
+    stripe_session(body, sizeof(body), "evt_6F", "checkout.session.completed", "cs_late", ref, 1000,
+                   "pi_late", "unpaid");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"ignored\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:61"), 100);
+    stripe_session(body, sizeof(body), "evt_6G", "checkout.session.async_payment_succeeded",
+                   "cs_late", ref, 1000, "pi_late", "paid");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"credited\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:61"), 100 + 2200);
+    stripe_session(body, sizeof(body), "evt_6H", "checkout.session.completed", "cs_late", ref, 1000,
+                   "pi_late", "paid");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:61"), 100 + 2200);
+    pfx_close(&fx);
+}
+
+static void state_put_done(int rc, const char *value, void *data)
+{
+    (void)value;
+    *(int *)data = rc == 0 ? 1 : -1;
+}
+
+/* A ledger written before credits were named by the payment: the credit
+ * is "stripe:<event id>" and the link record names it. The same payment
+ * reported again under a new event after the upgrade is recognised by its
+ * link and not credited a second time; its refund reverses the old
+ * credit. */
+static void test_stripe_credit_from_an_older_ledger(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    struct lt_res res;
+    assert_int_equal(lt_open(&fx.lt, "discord:71", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    assert_int_equal(lt_plain(&fx.lt, "stripe:evt_old", LEDGER_SYSTEM_DEPOSITS, "discord:71", 2200,
+                              LEDGER_KIND_DEPOSIT, &res),
+                     0);
+    int done = 0;
+    assert_int_equal(state_put(ledger_store(fx.lt.ledger), "payments", "stripe:pi_old",
+                               "stripe:evt_old discord:71 2200 1000 0", state_put_done, &done),
+                     0);
+    while (done == 0)
+        uv_run(&fx.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(done, 1);
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    char body[2048];
+    char result[256];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:71"), 0);
+    stripe_session(body, sizeof(body), "evt_new", "checkout.session.async_payment_succeeded",
+                   "cs_old", ref, 1000, "pi_old", "paid");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:71"), 2200);
+    const char *refund =
+        "{\"id\":\"evt_oldR\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
+        "\"ch_o\",\"amount_refunded\":1000,\"currency\":\"usd\",\"payment_intent\":\"pi_old\"}}}";
+    assert_int_equal(pfx_stripe(&fx, refund, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"reversed\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:71"), 0);
+
+    /* A credit committed without its link (a stop between the two): the
+     * next report finds the credit, writes the link, and a refund finds
+     * the payment. */
+    struct ledger_transfer cut = {.id = "stripe:cs_cut",
+                                  .debit = LEDGER_SYSTEM_DEPOSITS,
+                                  .credit = "discord:71",
+                                  .amount = 1000,
+                                  .kind = LEDGER_KIND_DEPOSIT,
+                                  .ref = "stripe pi_cut"};
+    assert_int_equal(lt_transfer(&fx.lt, &cut, &res), 0);
+    stripe_session(body, sizeof(body), "evt_cut", "checkout.session.completed", "cs_cut", ref, 500,
+                   "pi_cut", "paid");
+    assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:71"), 1000);
+    const char *refund_cut =
+        "{\"id\":\"evt_cutR\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
+        "\"ch_c\",\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_cut\"}}}";
+    assert_int_equal(pfx_stripe(&fx, refund_cut, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"reversed\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:71"), 0);
+    pfx_close(&fx);
+}
+
+/* Credits spent before a refund are owed; the next deposit repays them
+ * first, once, however often it is reported. */
+static void test_debt_repaid_from_next_deposit(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char result[256];
+    assert_int_equal(pfx_checkout(&fx, "evt_d1", "discord:81", 500), 200);
+    assert_int_equal(balance_of(&fx, "discord:81"), 1100);
+    struct lt_res res;
+    assert_int_equal(lt_plain(&fx.lt, "spend-d", "discord:81", LEDGER_SYSTEM_REVENUE, 900,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    const char *refund =
+        "{\"id\":\"evt_dR\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
+        "\"ch_d\",\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_evt_d1\"}}}";
+    assert_int_equal(pfx_stripe(&fx, refund, result, sizeof(result)), 200);
+    assert_int_equal(balance_of(&fx, "discord:81"), 0);
+    assert_int_equal(balance_of(&fx, "debt:discord:81"), -800);
+    /* 500 buys 1,000: 800 repay the debt, 200 are left to spend. */
+    assert_int_equal(pfx_checkout(&fx, "evt_d2", "discord:81", 500), 200);
+    assert_int_equal(balance_of(&fx, "discord:81"), 200);
+    assert_int_equal(balance_of(&fx, "debt:discord:81"), 0);
+    assert_non_null(strstr(fx.notifier.text, "200 credits available"));
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(
+        ledger_transfer_get(fx.lt.ledger, "stripe:cs_test_pi_evt_d2:repay", lt_cb, &res), 0);
+    lt_wait(&fx.lt, &res);
+    assert_int_equal(res.rc, 0);
+    assert_int_equal(res.r.transfer.amount, 800);
+    assert_string_equal(res.r.transfer.credit, "debt:discord:81");
+    /* Redelivered: nothing moves twice. */
+    assert_int_equal(pfx_checkout(&fx, "evt_d2", "discord:81", 500), 200);
+    assert_int_equal(balance_of(&fx, "discord:81"), 200);
+    assert_int_equal(balance_of(&fx, "debt:discord:81"), 0);
+    /* A debt larger than a deposit takes all of it, and the next one
+     * repays the rest. */
+    assert_int_equal(pfx_checkout(&fx, "evt_d3", "discord:81", 1000), 200); /* 2,200 more */
+    assert_int_equal(lt_plain(&fx.lt, "spend-d2", "discord:81", LEDGER_SYSTEM_REVENUE, 2400,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    const char *refund3 =
+        "{\"id\":\"evt_dR3\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
+        "\"ch_d3\",\"amount_refunded\":1000,\"currency\":\"usd\",\"payment_intent\":"
+        "\"pi_evt_d3\"}}}";
+    assert_int_equal(pfx_stripe(&fx, refund3, result, sizeof(result)), 200);
+    assert_int_equal(balance_of(&fx, "debt:discord:81"), -2200);
+    assert_int_equal(pfx_checkout(&fx, "evt_d4", "discord:81", 500), 200);
+    assert_int_equal(balance_of(&fx, "discord:81"), 0);
+    assert_int_equal(balance_of(&fx, "debt:discord:81"), -1200);
+    assert_int_equal(pfx_checkout(&fx, "evt_d5", "discord:81", 1000), 200);
+    assert_int_equal(balance_of(&fx, "discord:81"), 1000);
+    assert_int_equal(balance_of(&fx, "debt:discord:81"), 0);
+    char *report = NULL;
+    assert_int_equal(lt_verify(fx.lt.path, &report), 0);
+    free(report);
+    pfx_close(&fx);
+}
+
 /* A transaction.completed notification in Paddle's documented shape. */
 static void paddle_completed(char *out, size_t cap, const char *evt, const char *txn,
                              const char *ref, const char *total)
@@ -538,6 +751,70 @@ static void test_paddle_webhook(void **state)
     assert_int_equal(pfx_paddle(&fx, adj2, result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
     assert_int_equal(balance_of(&fx, "discord:77"), 100);
+    pfx_close(&fx);
+}
+
+/* A transaction.completed with tax and discount in its totals. */
+static void paddle_taxed(char *out, size_t cap, const char *evt, const char *txn, const char *ref,
+                         const char *subtotal, const char *discount, const char *tax,
+                         const char *total, const char *grand_total)
+{
+    snprintf(out, cap,
+             "{\"event_id\":\"%s\",\"event_type\":\"transaction.completed\",\"data\":{\"id\":"
+             "\"%s\",\"status\":\"completed\",\"currency_code\":\"USD\",\"custom_data\":{"
+             "\"reference\":\"%s\"},\"details\":{\"totals\":{\"subtotal\":\"%s\",\"discount\":"
+             "\"%s\",\"tax\":\"%s\",\"total\":\"%s\",\"credit\":\"0\",\"balance\":\"0\","
+             "\"grand_total\":\"%s\"}}}}",
+             evt, txn, ref, subtotal, discount, tax, total, grand_total);
+}
+
+/* A buyer who pays tax: 5.00 + 1.00 tax is the 5.00 package (the
+ * default, match_on = subtotal); a discount is not a package's price; a
+ * refund is proportional to the total paid. */
+static void test_paddle_tax_matches_subtotal(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    char body[2048];
+    char result[256];
+    assert_int_equal(payref_reference_make(ref, sizeof(ref), KEY, strlen(KEY), "discord:91"), 0);
+    paddle_taxed(body, sizeof(body), "evt_t1", "txn_tax", ref, "500", "0", "100", "600", "600");
+    assert_int_equal(pfx_paddle(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"credited\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:91"), 100 + 1000);
+    /* transaction.completed again under another event: the transaction
+     * was credited. */
+    paddle_taxed(body, sizeof(body), "evt_t1b", "txn_tax", ref, "500", "0", "100", "600", "600");
+    assert_int_equal(pfx_paddle(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:91"), 1100);
+    /* 10.00 less 5.00 discount, plus tax: 5.00 before tax is not the
+     * 10.00 package. */
+    paddle_taxed(body, sizeof(body), "evt_t2", "txn_disc", ref, "1000", "500", "100", "600", "600");
+    assert_int_equal(pfx_paddle(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"credited\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:91"), 1100 + 1000);
+    /* Half of the 6.00 paid returned: half of the credit. */
+    const char *adj =
+        "{\"event_id\":\"evt_t3\",\"event_type\":\"adjustment.created\",\"data\":{\"id\":"
+        "\"adj_t\",\"action\":\"refund\",\"status\":\"approved\",\"transaction_id\":"
+        "\"txn_tax\",\"currency_code\":\"USD\",\"totals\":{\"subtotal\":\"250\",\"tax\":\"50\","
+        "\"total\":\"300\"}}}";
+    assert_int_equal(pfx_paddle(&fx, adj, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"reversed\"}\n");
+    assert_int_equal(balance_of(&fx, "discord:91"), 2100 - 500);
+    pfx_close(&fx);
+
+    /* match_on = total: the tax-inclusive 6.00 matches no package. */
+    pfx_open_with(&fx, PAYMENTS_MATCH_TOTAL);
+    paddle_taxed(body, sizeof(body), "evt_t4", "txn_tax2", ref, "500", "0", "100", "600", "600");
+    assert_int_equal(pfx_paddle(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"unmatched\"}\n");
+    paddle_taxed(body, sizeof(body), "evt_t5", "txn_tax3", ref, "400", "0", "100", "500", "500");
+    assert_int_equal(pfx_paddle(&fx, body, result, sizeof(result)), 200);
+    assert_string_equal(result, "{\"result\":\"credited\"}\n");
     pfx_close(&fx);
 }
 
@@ -656,6 +933,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stripe_refund_and_dispute),
     cmocka_unit_test(test_paddle_webhook),
     cmocka_unit_test(test_webhook_without_storage),
+    cmocka_unit_test(test_stripe_one_session_two_events),
+    cmocka_unit_test(test_stripe_credit_from_an_older_ledger),
+    cmocka_unit_test(test_debt_repaid_from_next_deposit),
+    cmocka_unit_test(test_paddle_tax_matches_subtotal),
 };
 
 TEST_GROUP_DEFINE(payments, tests, lt_group_setup, lt_group_teardown)

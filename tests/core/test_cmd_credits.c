@@ -4,6 +4,7 @@
 
 #include "bot/router.h"
 #include "core/core.h"
+#include "core/deposit.h"
 #include "base/error.h"
 #include "core/ledger.h"
 #include "base/metrics.h"
@@ -291,6 +292,100 @@ static void test_usage_and_deposit(void **state)
     assert_non_null(strstr(t, "pay for discord:1001 (pool pool:discord:555#chan-555)"));
 }
 
+struct dep_wait {
+    int done;
+    int rc;
+    struct deposit_result r;
+};
+
+static void dep_done(int rc, const struct deposit_result *r, void *data)
+{
+    struct dep_wait *w = data;
+    w->done = 1;
+    w->rc = rc;
+    w->r = *r;
+}
+
+static void dep_wait(struct fx *f, struct dep_wait *w)
+{
+    while (!w->done)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(w->rc, 0);
+}
+
+/* Book a payment of credits to account as id, through the one deposit
+ * path every method uses. */
+static struct deposit_result deposit(struct fx *f, const char *id, const char *account,
+                                     int64_t credits)
+{
+    struct dep_wait w = {0};
+    struct deposit_credit c = {
+        .id = id, .account = account, .credits = credits, .ref = "test", .method = "test"};
+    assert_int_equal(deposit_credit(f->lt.ledger, &c, dep_done, &w), 0);
+    dep_wait(f, &w);
+    return w.r;
+}
+
+/* A refund of credits already spent is owed; /balance and /history say
+ * so, and the next deposits repay it before anything else. */
+static void test_debt_shown_and_repaid(void **state)
+{
+    struct fx *f = *state;
+    const char *t = run(f, &alice, "balance");
+    assert_null(strstr(t, "You owe"));
+    deposit(f, "test:pay1", "discord:1001", 1000);
+    struct lt_res res;
+    assert_int_equal(lt_plain(&f->lt, "spend-1", "discord:1001", LEDGER_SYSTEM_REVENUE, 1050,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    struct dep_wait w = {0};
+    struct deposit_reversal rev = {
+        .id = "test:refund1", .original = "test:pay1", .credits = 1000, .ref = "refund"};
+    assert_int_equal(deposit_reverse(f->lt.ledger, &rev, dep_done, &w), 0);
+    dep_wait(f, &w);
+    assert_int_equal(w.r.debt, 950);
+    t = run(f, &alice, "balance");
+    assert_non_null(strstr(t, "Your wallet: 0 credits available"));
+    assert_non_null(strstr(t, "You owe 950 credits"));
+    t = run(f, &alice, "history");
+    assert_non_null(strstr(t, "You owe 950 credits"));
+    /* 500 in: all of it repays. */
+    struct deposit_result r = deposit(f, "test:pay2", "discord:1001", 500);
+    assert_int_equal(r.repaid, 500);
+    assert_int_equal(r.balance, 0);
+    t = run(f, &alice, "history");
+    assert_non_null(strstr(t, "You owe 450 credits"));
+    assert_non_null(strstr(t, "-500  debt repaid"));
+    /* The same deposit reported again repays nothing more. */
+    r = deposit(f, "test:pay2", "discord:1001", 500);
+    assert_true(r.existed);
+    assert_int_equal(lt_balance(&f->lt, "debt:discord:1001").posted, -450);
+    /* 600 in: 450 repay the rest, 150 are the member's. */
+    r = deposit(f, "test:pay3", "discord:1001", 600);
+    assert_int_equal(r.repaid, 450);
+    assert_int_equal(r.balance, 150);
+    t = run(f, &alice, "balance");
+    assert_non_null(strstr(t, "150 credits available"));
+    assert_null(strstr(t, "You owe"));
+    assert_int_equal(lt_balance(&f->lt, "debt:discord:1001").posted, 0);
+
+    /* A group's pool that owes says so in /balance too. */
+    const struct who in_group = {.user = "1001", .scope = "g1"};
+    deposit(f, "test:pool1", "pool:discord:g1", 300);
+    assert_int_equal(lt_plain(&f->lt, "spend-p", "pool:discord:g1", LEDGER_SYSTEM_REVENUE, 200,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    struct dep_wait pw = {0};
+    struct deposit_reversal prev = {
+        .id = "test:refundp", .original = "test:pool1", .credits = 300, .ref = "refund"};
+    assert_int_equal(deposit_reverse(f->lt.ledger, &prev, dep_done, &pw), 0);
+    dep_wait(f, &pw);
+    t = run(f, &in_group, "balance");
+    assert_non_null(strstr(t, "This group's pool owes 200 credits"));
+    assert_null(strstr(t, "You owe"));
+    assert_int_equal(lt_verify(f->lt.path, NULL), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_start_opens_wallet_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_grant_and_revoke, setup, teardown),
@@ -298,6 +393,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_pools, setup, teardown),
     cmocka_unit_test_setup_teardown(test_history_pages_and_buttons, setup, teardown),
     cmocka_unit_test_setup_teardown(test_usage_and_deposit, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_debt_shown_and_repaid, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(cmd_credits, tests, lt_group_setup, lt_group_teardown)

@@ -5,6 +5,17 @@
  * groups so that several share one group commit; the model applies them in
  * the same order and predicts every result.
  *
+ * Payments go through the path every method books through
+ * (core/deposit.h), with their ids derived by the Stripe adapter from
+ * signed-event bodies: one payment reported again under new event ids and
+ * other event types (checkout.session.completed, then
+ * async_payment_succeeded) credits once; a refund reported under several
+ * event ids, and a dispute after it, reverse what it credited once; a
+ * deposit to an account that owes debt repays the debt first, once per
+ * deposit, also when two deposits run at once. After every step: balances
+ * equal the model's, no debt account is ever above zero, and no payment
+ * was credited more than once.
+ *
  * After every group each account's balance is compared with the model (an
  * incremental check: cheap, every step). A full `verify` of the chain and
  * the invariants runs every MODEL_VERIFY_EVERY groups and at the end, since
@@ -16,7 +27,9 @@
 
 #include "tests/core/ledger_helpers.h"
 
+#include "adapters/stripe/stripe.h"
 #include "base/error.h"
+#include "core/deposit.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -68,8 +81,20 @@ struct mreq {
     struct lt_res res;
 };
 
+#define MODEL_PAYMENTS_MAX 24
+
+/* A card payment: one Checkout Session, however often it is reported. */
+struct mpay {
+    int account;
+    int64_t credits;
+    bool credited; /* its deposit committed */
+};
+
 struct model {
     uint64_t rng;
+    struct mpay pays[MODEL_PAYMENTS_MAX];
+    int npays;
+    size_t pay_events, pay_repaid, pay_refunds; /* what the payment steps did */
     struct macct a[MODEL_ACCOUNTS_MAX];
     int na;
     struct mxfer *x;
@@ -369,7 +394,9 @@ static void gen(struct model *m, struct mreq *r)
         }
         req_transfer(r, 0, x->id, &m->a[x->debit], &m->a[x->credit], x->amount + (conflict ? 1 : 0),
                      x->kind, x->flags, x->timeout, x->tag);
-        if (strncmp(x->id, "expire:", 7) == 0 || strncmp(x->id, "bonus:", 6) == 0) {
+        /* Expiries, bonuses and payments carry refs a replay here lacks. */
+        if (strncmp(x->id, "expire:", 7) == 0 || strncmp(x->id, "bonus:", 6) == 0 ||
+            strncmp(x->id, "stripe:", 7) == 0) {
             gen(m, r);
             return;
         }
@@ -506,6 +533,248 @@ static void full_verify(struct lt *t)
     free(out);
 }
 
+/* ---- payments, through core/deposit.h ---------------------------------- */
+
+struct pwait {
+    int done;
+    int rc;
+    struct deposit_result r;
+};
+
+static void pwait_cb(int rc, const struct deposit_result *r, void *data)
+{
+    struct pwait *w = data;
+    w->done = 1;
+    w->rc = rc;
+    w->r = *r;
+}
+
+static void pwait(struct lt *t, struct pwait *w)
+{
+    while (!w->done)
+        uv_run(&t->loop, UV_RUN_ONCE);
+}
+
+/* What debt:<account> owes in the model (0 when it has no debt account). */
+static int model_debt(struct model *m, int account, int64_t *owed)
+{
+    char debt[64];
+    snprintf(debt, sizeof(debt), "debt:%s", m->a[account].id);
+    int d = acct_find(m, debt);
+    *owed = d >= 0 ? m->a[d].dp - m->a[d].cp : 0;
+    return d;
+}
+
+/* The model of deposit_credit: credit once per id, then repay debt once
+ * per deposit (at most the deposit and what is available). Returns what
+ * was repaid now. */
+static int64_t model_deposit(struct model *m, const char *id, int account, int64_t credits)
+{
+    if (xfer_find(m, id) == NULL) {
+        xfer_add(m, id, m->dep, account, credits, LEDGER_KIND_DEPOSIT, 0);
+        m->a[m->dep].dp += credits;
+        m->a[account].cp += credits;
+    }
+    int64_t owed = 0;
+    int d = model_debt(m, account, &owed);
+    char rid[DEPOSIT_ID_MAX + 1];
+    assert_int_equal(deposit_repay_id_make(rid, sizeof(rid), id), 0);
+    int64_t amount = owed < credits ? owed : credits;
+    if (amount > avail(&m->a[account]))
+        amount = avail(&m->a[account]);
+    if (d < 0 || amount <= 0 || xfer_find(m, rid) != NULL)
+        return 0;
+    xfer_add(m, rid, account, d, amount, LEDGER_KIND_TRANSFER, 0);
+    m->a[account].dp += amount;
+    m->a[d].cp += amount;
+    return amount;
+}
+
+/* A signed-event body as Stripe sends it, read by the Stripe adapter:
+ * what the ledger id is derived from. */
+static void stripe_read(const char *body, struct payment_event *ev)
+{
+    assert_int_equal(stripe_event_parse(body, strlen(body), ev), 0);
+}
+
+static void pay_credit_body(char *out, size_t cap, struct model *m, int p)
+{
+    static const char *const types[] = {"checkout.session.completed",
+                                        "checkout.session.async_payment_succeeded"};
+    snprintf(out, cap,
+             "{\"id\":\"evt_%" PRIu64 "\",\"type\":\"%s\",\"data\":{\"object\":{\"id\":"
+             "\"cs_model_%d\",\"amount_total\":500,\"currency\":\"usd\",\"payment_intent\":"
+             "\"pi_model_%d\",\"payment_status\":\"paid\"}}}",
+             rnd(m), types[rnd(m) % 2], p, p);
+}
+
+/* One payment step, alone: a new payment, or one reported again under a
+ * new event; sometimes two deposits to one account at once. */
+static void step_payment(struct lt *t, struct model *m)
+{
+    int n = rnd(m) % 4 == 0 ? 2 : 1;
+    int p[2];
+    char ids[2][DEPOSIT_ID_MAX + 1];
+    struct pwait w[2];
+    int64_t expect_repaid[2];
+    memset(w, 0, sizeof(w));
+    for (int i = 0; i < n; i++) {
+        if (m->npays < MODEL_PAYMENTS_MAX && (m->npays == 0 || rnd(m) % 2 == 0)) {
+            p[i] = m->npays++;
+            m->pays[p[i]].account = i > 0 ? m->pays[p[0]].account : user(m);
+            m->pays[p[i]].credits = rnd_in(m, 1, 120);
+        } else {
+            p[i] = (int)(rnd(m) % (uint64_t)m->npays);
+        }
+        char body[512];
+        struct payment_event ev;
+        pay_credit_body(body, sizeof(body), m, p[i]);
+        stripe_read(body, &ev);
+        assert_int_equal(ev.action, PAYMENT_CREDIT);
+        assert_int_equal(deposit_id_make(ids[i], sizeof(ids[i]), "stripe", ev.object_id, NULL), 0);
+    }
+    /* The model in the order the ledger runs them: both credits, then
+     * the repayments one after the other. */
+    bool existed[2];
+    for (int i = 0; i < n; i++) {
+        struct mpay *pay = &m->pays[p[i]];
+        existed[i] = xfer_find(m, ids[i]) != NULL;
+        if (!existed[i]) {
+            xfer_add(m, ids[i], m->dep, pay->account, pay->credits, LEDGER_KIND_DEPOSIT, 0);
+            m->a[m->dep].dp += pay->credits;
+            m->a[pay->account].cp += pay->credits;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        expect_repaid[i] = model_deposit(m, ids[i], m->pays[p[i]].account, m->pays[p[i]].credits);
+    for (int i = 0; i < n; i++) {
+        struct deposit_credit c = {.id = ids[i],
+                                   .account = m->a[m->pays[p[i]].account].id,
+                                   .credits = m->pays[p[i]].credits,
+                                   .ref = "model payment",
+                                   .method = "stripe"};
+        assert_int_equal(deposit_credit(t->ledger, &c, pwait_cb, &w[i]), 0);
+    }
+    for (int i = 0; i < n; i++) {
+        pwait(t, &w[i]);
+        assert_int_equal(w[i].rc, 0);
+        assert_int_equal(w[i].r.existed, existed[i]);
+        assert_int_equal(w[i].r.repaid, expect_repaid[i]);
+        m->pays[p[i]].credited = true;
+        m->pay_events++;
+        m->pay_repaid += expect_repaid[i] > 0;
+    }
+}
+
+/* A refund of a credited payment (charge.refunded, the whole amount)
+ * under a new event id, or a dispute: what the payment credited is
+ * reversed once in all, whatever else reversed it before. */
+static void step_payment_refund(struct lt *t, struct model *m)
+{
+    if (m->npays == 0)
+        return;
+    int p = (int)(rnd(m) % (uint64_t)m->npays);
+    if (!m->pays[p].credited)
+        return;
+    char body[512];
+    if (rnd(m) % 3 == 0)
+        snprintf(body, sizeof(body),
+                 "{\"id\":\"evt_%" PRIu64 "\",\"type\":\"charge.dispute.created\",\"data\":{"
+                 "\"object\":{\"id\":\"dp_model_%d\",\"amount\":500,\"payment_intent\":"
+                 "\"pi_model_%d\"}}}",
+                 rnd(m), p, p);
+    else
+        snprintf(body, sizeof(body),
+                 "{\"id\":\"evt_%" PRIu64 "\",\"type\":\"charge.refunded\",\"data\":{"
+                 "\"object\":{\"id\":\"ch_model_%d\",\"amount_refunded\":500,"
+                 "\"payment_intent\":\"pi_model_%d\"}}}",
+                 rnd(m), p, p);
+    struct payment_event ev;
+    stripe_read(body, &ev);
+    assert_true(ev.action == PAYMENT_REFUND || ev.action == PAYMENT_CHARGEBACK);
+    char id[DEPOSIT_ID_MAX + 1], orig[DEPOSIT_ID_MAX + 1], session[48];
+    assert_int_equal(deposit_id_make(id, sizeof(id), "stripe", ev.object_id, NULL), 0);
+    snprintf(session, sizeof(session), "cs_model_%d", p);
+    assert_int_equal(deposit_id_make(orig, sizeof(orig), "stripe", session, NULL), 0);
+    struct mxfer *o = xfer_find(m, orig);
+    assert_non_null(o);
+    /* Often the member spent it all first: the refund leaves debt. */
+    int acct = o->credit;
+    int64_t all = avail(&m->a[acct]);
+    if (rnd(m) % 2 == 0 && all > 0) {
+        char sid[48];
+        snprintf(sid, sizeof(sid), "pspend%zu", m->next_id++);
+        struct ledger_transfer sp = {.id = sid,
+                                     .debit = m->a[acct].id,
+                                     .credit = m->a[m->rev].id,
+                                     .amount = all,
+                                     .kind = LEDGER_KIND_GENERATION,
+                                     .tag = ""};
+        assert_int_equal(model_transfer(m, &sp), 0);
+        struct lt_res res;
+        assert_int_equal(lt_transfer(t, &sp, &res), 0);
+    }
+    /* As bot/payments.c: reverse what is left of the credit, if anything. */
+    struct mreq r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.ids[0], sizeof(r.ids[0]), "%.40s", id);
+    snprintf(r.links[0], sizeof(r.links[0]), "%.40s", orig);
+    assert_string_equal(r.ids[0], id);
+    assert_string_equal(r.links[0], orig);
+    r.rev_amount = o->amount - o->reversed;
+    r.rev_kind = ev.action == PAYMENT_CHARGEBACK ? LEDGER_KIND_CHARGEBACK : LEDGER_KIND_REFUND;
+    bool again = xfer_find(m, id) != NULL;
+    if (r.rev_amount <= 0 && !again)
+        return;
+    if (again) {
+        /* A replay with the amount it had: exists, nothing moves. */
+        struct mxfer *x = xfer_find(m, id);
+        char did[64];
+        snprintf(did, sizeof(did), "%.50s:debt", id);
+        struct mxfer *dx = xfer_find(m, did);
+        r.rev_amount = x->amount + (dx != NULL && dx != x ? dx->amount : 0);
+    }
+    int expect = model_reverse(m, &r);
+    struct pwait w = {0};
+    struct deposit_reversal rev = {.id = id,
+                                   .original = orig,
+                                   .credits = r.rev_amount,
+                                   .chargeback = ev.action == PAYMENT_CHARGEBACK,
+                                   .ref = "model"};
+    assert_int_equal(deposit_reverse(t->ledger, &rev, pwait_cb, &w), 0);
+    pwait(t, &w);
+    assert_int_equal(w.rc, expect == HB_EEXISTS ? 0 : expect);
+    assert_int_equal(w.r.existed, expect == HB_EEXISTS);
+    if (expect == 0)
+        assert_int_equal(w.r.debt, r.expect_debt);
+    m->pay_refunds++;
+}
+
+/* Invariants of the payment steps, after every step: no debt account
+ * above zero (repaid more than owed), no payment credited twice. */
+static void check_payments(struct lt *t, struct model *m)
+{
+    for (int i = 0; i < m->na; i++) {
+        if (strncmp(m->a[i].id, LEDGER_DEBT_PREFIX, strlen(LEDGER_DEBT_PREFIX)) == 0)
+            assert_true(lt_balance(t, m->a[i].id).posted <= 0);
+    }
+    for (int p = 0; p < m->npays; p++) {
+        size_t n = 0;
+        char prefix[48];
+        snprintf(prefix, sizeof(prefix), "stripe:cs_model_%d", p);
+        for (size_t i = 0; i < m->nx; i++)
+            n += strcmp(m->x[i].id, prefix) == 0 && m->x[i].kind == LEDGER_KIND_DEPOSIT;
+        assert_true(n <= 1);
+        struct lt_res res;
+        memset(&res, 0, sizeof(res));
+        assert_int_equal(ledger_transfer_get(t->ledger, prefix, lt_cb, &res), 0);
+        lt_wait(t, &res);
+        assert_int_equal(res.rc, m->pays[p].credited ? 0 : HB_ENOTFOUND);
+        if (m->pays[p].credited)
+            assert_int_equal(res.r.transfer.amount, m->pays[p].credits);
+    }
+}
+
 static void test_model(void **state)
 {
     (void)state;
@@ -545,6 +814,17 @@ static void test_model(void **state)
         xfer_add(&m, bid, m.bonus, u, 10, LEDGER_KIND_BONUS, 0);
     }
     for (int step = 0; step < MODEL_STEPS; step++) {
+        int pay = (int)rnd_in(&m, 0, 99);
+        if (pay < 10) {
+            /* Payments run alone: each is several ledger steps. */
+            if (pay < 6)
+                step_payment(&t, &m);
+            else
+                step_payment_refund(&t, &m);
+            check_balances(&t, &m);
+            check_payments(&t, &m);
+            continue;
+        }
         size_t n = (size_t)rnd_in(&m, 1, MODEL_GROUP_MAX);
         for (size_t i = 0; i < n; i++) {
             gen(&m, &reqs[i]);
@@ -590,6 +870,11 @@ static void test_model(void **state)
             "ledger_model: ok=%zu exists=%zu conflict=%zu funds=%zu state=%zu invalid=%zu "
             "other=%zu expired=%zu reversals_with_debt=%zu transfers=%zu\n",
             seen[0], seen[1], seen[2], seen[3], seen[4], seen[5], seen[6], expired, debts, m.nx);
+    fprintf(stderr, "ledger_model: payment_events=%zu with_repayment=%zu refunds=%zu payments=%d\n",
+            m.pay_events, m.pay_repaid, m.pay_refunds, m.npays);
+    assert_true(m.pay_events > (size_t)m.npays); /* some were reported again */
+    assert_true(m.pay_repaid > 0);
+    assert_true(m.pay_refunds > 0);
     /* Every kind of result came up. */
     for (int i = 0; i < 6; i++)
         assert_true(seen[i] > 0);
