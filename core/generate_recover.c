@@ -158,7 +158,7 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
             nres = 0;
         if (fields == 3 && strcmp(run, generate__run(g)) == 0) {
             /* This run's own job, still running: not ours to void. */
-            log_debug("generate.recover_skip", "job=%s reason=\"this run's job\"", e[i].key);
+            log_debug("generate.recover_skip", "job=%s reason=this run's job", e[i].key);
             free(rv);
             continue;
         }

@@ -222,8 +222,8 @@ static int store__file_create(const char *path)
 static void store__read_only_log(const char *path, const char *why)
 {
     log_error("store.read_only",
-              "path=%s problem=\"%s\" hint=\"the daemon writes every credit movement; put the "
-              "database on a writable disk, or use haibot ledger verify/head/backup to read it\"",
+              "path=%s problem=%s hint=the daemon writes every credit movement; put the "
+              "database on a writable disk, or use haibot ledger verify/head/backup to read it",
               path, why);
 }
 
@@ -259,9 +259,9 @@ static int store__lock(struct store *s, const char *path)
             if (pid > 0)
                 snprintf(holder, sizeof(holder), "%ld", pid);
             log_error("store.locked",
-                      "path=%s holder_pid=%s problem=\"another haibot daemon is running on this "
-                      "database\" hint=\"one daemon per SQLite database: stop the other one "
-                      "first\"",
+                      "path=%s holder_pid=%s problem=another haibot daemon is running on this "
+                      "database hint=one daemon per SQLite database: stop the other one "
+                      "first",
                       path, holder);
         } else {
             log_error("store.lock", "path=%s err=%s", lock_path, strerror(err));
@@ -273,7 +273,7 @@ static int store__lock(struct store *s, const char *path)
     int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
         /* Still locked; only the message of a refused daemon loses the pid. */
-        log_warn("store.lock", "path=%s problem=\"the pid could not be written\" err=%s", lock_path,
+        log_warn("store.lock", "path=%s problem=the pid could not be written err=%s", lock_path,
                  strerror(errno));
     }
     s->lock_fd = fd;
@@ -338,8 +338,8 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
     }
     if (opts->read_only && s->version == 0) {
         log_error("store.no_ledger",
-                  "path=%s problem=\"the file holds no ledger (empty, or a copy made without its "
-                  "-wal file)\" hint=\"copy a running ledger with haibot ledger backup\"",
+                  "path=%s problem=the file holds no ledger (empty, or a copy made without its "
+                  "-wal file) hint=copy a running ledger with haibot ledger backup",
                   opts->path);
         rc = HB_ESCHEMA;
         goto out;

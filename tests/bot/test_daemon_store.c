@@ -189,7 +189,7 @@ static void test_relative_path_follows_config(void **state)
     snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", f->dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     assert_int_equal(mkdir(elsewhere, 0700), 0);
-    char cmd[2048];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "cd %s && exec %s -c ../bot.conf", elsewhere, test_haibot_bin());
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     struct test_proc p;
@@ -238,12 +238,20 @@ static void test_read_only_database_refused(void **state)
     assert_int_equal(p.status, 0);
     test_proc_free(&p);
 
-    char cmd[2048];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "mount --bind %s %s && mount -o remount,bind,ro %s && exec %s -c %s",
              sub, sub, sub, test_haibot_bin(), f->conf);
     char *argv[] = {"/usr/bin/unshare", "-m", "/bin/sh", "-c", cmd, NULL};
     test_proc_run(argv, "/balance\n", 20000, &p);
     assert_refused(&p, "store.read_only");
+    test_proc_free(&p);
+
+    /* The folder writable, the file itself on a read-only mount. */
+    snprintf(cmd, sizeof(cmd), "mount --bind %s %s && mount -o remount,bind,ro %s && exec %s -c %s",
+             db, db, db, test_haibot_bin(), f->conf);
+    test_proc_run(argv, "/balance\n", 20000, &p);
+    assert_refused(&p, "store.read_only");
+    assert_non_null(strstr(p.err, "the database file cannot be written"));
     test_proc_free(&p);
 }
 
@@ -289,7 +297,7 @@ static void test_healthz_down_when_commits_fail(void **state)
     assert_int_equal(mkdir(sub, 0700), 0);
     int port = test_port_free();
     conf_write(f, db, port);
-    char cmd[2048];
+    char cmd[4096];
     snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=2m tmpfs %s && exec %s -c %s", sub,
              test_haibot_bin(), f->conf);
     char *argv[] = {"/usr/bin/unshare", "-m", "/bin/sh", "-c", cmd, NULL};
