@@ -18,7 +18,7 @@ const char *hb_strerror(int code)
     case HB_ESTORAGE:
         return "storage error";
     case HB_ESCHEMA:
-        return "database schema is newer than this program";
+        return "database schema is not the one this program uses";
     case HB_EEXISTS:
         return "already exists";
     case HB_ECONFLICT:

@@ -12,12 +12,13 @@
 
 enum hb_error {
     HB_OK = 0,
-    HB_EINVAL = HB_ERROR_BASE - 1,     /* bad argument or bad input */
-    HB_ENOMEM = HB_ERROR_BASE - 2,     /* allocation failed */
-    HB_ECONFIG = HB_ERROR_BASE - 3,    /* configuration is invalid */
-    HB_EIO = HB_ERROR_BASE - 4,        /* file or socket I/O failed */
-    HB_ESTORAGE = HB_ERROR_BASE - 5,   /* the database reported an error */
-    HB_ESCHEMA = HB_ERROR_BASE - 6,    /* database schema is newer than this build */
+    HB_EINVAL = HB_ERROR_BASE - 1,   /* bad argument or bad input */
+    HB_ENOMEM = HB_ERROR_BASE - 2,   /* allocation failed */
+    HB_ECONFIG = HB_ERROR_BASE - 3,  /* configuration is invalid */
+    HB_EIO = HB_ERROR_BASE - 4,      /* file or socket I/O failed */
+    HB_ESTORAGE = HB_ERROR_BASE - 5, /* the database reported an error */
+    HB_ESCHEMA =
+        HB_ERROR_BASE - 6, /* database schema is not this build's (newer, or older read-only) */
     HB_EEXISTS = HB_ERROR_BASE - 7,    /* idempotent replay: already done, same fields */
     HB_ECONFLICT = HB_ERROR_BASE - 8,  /* same id, different fields */
     HB_ENOTFOUND = HB_ERROR_BASE - 9,  /* no such account, transfer, command... */

@@ -9,6 +9,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +309,34 @@ void config_free(struct config *cfg)
 
 /* ---- Loading -------------------------------------------------------------- */
 
+/* A relative storage path is relative to the folder of the config file, not
+ * to wherever the daemon happens to be started: otherwise a start from
+ * another folder silently opens a new, empty ledger. The folder is made
+ * absolute, so the path the start logs is the one a backup needs. */
+static int config__storage_path_resolve(struct config *cfg, const char *conf_path)
+{
+    char *rel = cfg->storage.path;
+    if (rel == NULL || rel[0] == '\0' || rel[0] == '/')
+        return 0;
+    char *copy = strdup(conf_path);
+    if (copy == NULL)
+        return HB_ENOMEM;
+    const char *dir = dirname(copy);
+    char abs[PATH_MAX];
+    if (realpath(dir, abs) != NULL)
+        dir = abs;
+    size_t len = strlen(dir) + 1 + strlen(rel) + 1;
+    char *joined = malloc(len);
+    if (joined != NULL)
+        snprintf(joined, len, "%s/%s", dir, rel);
+    free(copy);
+    if (joined == NULL)
+        return HB_ENOMEM;
+    free(cfg->storage.path);
+    cfg->storage.path = joined;
+    return 0;
+}
+
 int config_load(const char *path, struct config **out, struct config_problems *problems)
 {
     int rc = 0;
@@ -354,6 +385,9 @@ int config_load(const char *path, struct config **out, struct config_problems *p
         rc = HB_ECONFIG;
         goto out;
     }
+    rc = config__storage_path_resolve(ps.cfg, path);
+    if (rc < 0)
+        goto out;
     config_secrets_register(ps.cfg);
     *out = ps.cfg;
     ps.cfg = NULL;

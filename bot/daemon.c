@@ -672,7 +672,9 @@ static void daemon__handle_closed(uv_handle_t *h)
 
 static void daemon__close_handle(struct daemon *d, uv_handle_t *h)
 {
-    if (uv_is_closing(h))
+    /* The daemon struct starts zeroed: a handle never initialised has no
+     * loop, and closing it would abort inside libuv. */
+    if (h->loop == NULL || uv_is_closing(h))
         return;
     h->data = d;
     d->closing++;
@@ -781,16 +783,31 @@ static void daemon__signal(uv_signal_t *s, int signum)
 
 /* ---- run -------------------------------------------------------------- */
 
+/* The daemon's own handles are initialised before anything else can fail,
+ * so that every start failure closes the same set of handles as a stop
+ * does. A handle whose init failed is never closed (daemon__close_handle). */
+static int daemon__handles_init(struct daemon *d)
+{
+    int rc = uv_timer_init(&d->loop, &d->grace);
+    if (rc == 0)
+        rc = uv_timer_init(&d->loop, &d->health);
+    d->health.data = d;
+    if (rc == 0)
+        rc = uv_signal_init(&d->loop, &d->sig_term);
+    if (rc == 0)
+        rc = uv_signal_init(&d->loop, &d->sig_int);
+    if (rc == 0)
+        rc = uv_signal_init(&d->loop, &d->sig_hup);
+    return rc;
+}
+
 static int daemon__signals_start(struct daemon *d)
 {
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < 3; i++) {
-        int rc = uv_signal_init(&d->loop, sigs[i]);
-        if (rc < 0)
-            return rc;
         sigs[i]->data = d;
-        rc = uv_signal_start(sigs[i], daemon__signal, nums[i]);
+        int rc = uv_signal_start(sigs[i], daemon__signal, nums[i]);
         if (rc < 0)
             return rc;
     }
@@ -829,14 +846,18 @@ int daemon_run(const char *config_path)
     d->core.members = member_dir_new();
     if (d->router == NULL || d->core.members == NULL)
         goto out;
-    uv_timer_init(&d->loop, &d->grace);
-    uv_timer_init(&d->loop, &d->health);
-    d->health.data = d;
+    rc = daemon__handles_init(d);
+    if (rc < 0)
+        goto fail_running;
     struct ledger_options lopts = {.path = d->config->storage.path};
     d->ledger = ledger_new(&d->loop, &lopts, &rc);
     if (d->ledger == NULL) {
         log_error("ledger.open_failed", "path=%s error=%s", d->config->storage.path,
                   hb_strerror(rc));
+        fprintf(stderr,
+                "haibot: the ledger at %s cannot be opened (%s; see the error above); "
+                "not starting\n",
+                d->config->storage.path, hb_strerror(rc));
         goto fail_running;
     }
     d->core.ledger = d->ledger;

@@ -239,7 +239,11 @@ int status_probe_ledger(void *data, void (*done)(int rc, void *arg), void *arg)
         return HB_ENOMEM;
     p->done = done;
     p->arg = arg;
-    int rc = state_get(ledger_store(*ledger), "health", "probe", status__ledger_probed, p);
+    /* A write, not a read: with the disk full or the database gone
+     * read-only, reads still answer while every commit fails. The counter
+     * changes on each probe, so the commit really writes a page and waits
+     * for it to be durable, as a credit movement does. */
+    int rc = state_incr(ledger_store(*ledger), "health", "probe", 1, status__ledger_probed, p);
     if (rc < 0)
         free(p);
     return rc;

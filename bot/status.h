@@ -2,9 +2,10 @@
  *
  * /healthz answers 200 with a small JSON object of every component's state
  * (storage, each adapter, each provider, each payment method), or 503 when
- * an essential one is down. Storage is probed on every request (a read
- * through the store's thread, so a stuck or failed database shows); the
- * other components report their state with status_component_set().
+ * an essential one is down. Storage is probed on every request (a tiny
+ * durable write through the store's thread, so a stuck database, a full disk
+ * or a read-only one shows); the other components report their state with
+ * status_component_set().
  *
  * /metrics answers the registry of base/metrics.h in the Prometheus text
  * format; with a bearer token configured, only to requests that carry it. */
@@ -45,7 +46,9 @@ int status_component_set(struct status *st, const char *name, bool essential,
                          enum status_state state, const char *detail);
 
 /** A storage probe over the ledger whose pointer is at data (a `struct
- *  ledger **`, so a closed ledger set to NULL reads as down). */
+ *  ledger **`, so a closed ledger set to NULL reads as down): it commits a
+ *  counter in the state table ("health" / "probe"), so storage is up only
+ *  while commits succeed. */
 int status_probe_ledger(void *data, void (*done)(int rc, void *arg), void *arg);
 
 #endif

@@ -138,6 +138,7 @@ struct generate {
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
+    char run[64]; /* this run's id, or "" until generate__run makes it */
 };
 
 struct job {
@@ -292,6 +293,10 @@ void generate__images_free(struct generate *g);
 
 /** Tell the member about jobs a restart voided, once. */
 void job__notice_deliver(struct job *job);
+
+/** This run's id (made on first use): job records carry it, and recovery
+ *  voids only the records of earlier runs. */
+const char *generate__run(struct generate *g);
 
 /* ---- model switches (generate_switch.c) ----------------------------------- */
 

@@ -1,6 +1,13 @@
 /* Crash recovery: void the reservations of jobs a crash or restart left
  * behind, and tell their members (at once through the host's notify, or
- * with their next generation command). */
+ * with their next generation command).
+ *
+ * Only jobs of earlier runs are voided. Each job record carries the id of
+ * the run that wrote it; a record of this run is a job still in flight.
+ * The store's lock already keeps a second daemon off the database, so all
+ * records recovery sees at a start are an earlier run's; the id keeps that
+ * true however recovery is called, and when a shared-ledger backend lets
+ * several daemons write at once. */
 #include "core/generate_internal.h"
 
 #include "core/core.h"
@@ -13,6 +20,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *generate__run(struct generate *g)
+{
+    if (g->run[0] == '\0') {
+        /* Process id, wall clock and boot-relative clock: no two runs on
+         * one host share all three. */
+        snprintf(g->run, sizeof(g->run), "run-%lx-%llx-%llx", (long)getpid(),
+                 (unsigned long long)time(NULL), (unsigned long long)uv_hrtime());
+    }
+    return g->run;
+}
 
 void job__notice_deliver(struct job *job)
 {
@@ -132,8 +152,16 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
         rv->op = op;
         unsigned nres = 0;
         char wallet[WALLET_ACCOUNT_MAX] = "";
-        if (sscanf(e[i].value, "%159s %u", wallet, &nres) != 2)
+        char run[64] = ""; /* absent in records written before run ids */
+        int fields = sscanf(e[i].value, "%159s %u %63s", wallet, &nres, run);
+        if (fields < 2)
             nres = 0;
+        if (fields == 3 && strcmp(run, generate__run(g)) == 0) {
+            /* This run's own job, still running: not ours to void. */
+            log_debug("generate.recover_skip", "job=%s reason=this run's job", e[i].key);
+            free(rv);
+            continue;
+        }
         snprintf(rv->wallet, sizeof(rv->wallet), "%s", wallet);
         snprintf(rv->job, sizeof(rv->job), "%s", e[i].key);
         if (nres == 0) {

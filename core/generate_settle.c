@@ -27,14 +27,14 @@ static void job__state_done(int rc, const char *value, void *data)
 }
 
 /* The record says which reservations may be open, so a restart can void
- * them: "<wallet> <number of reservations>". NULL deletes it. */
+ * them: "<wallet> <number of reservations> <run id>". NULL deletes it. */
 void job__persist(struct job *job, bool keep)
 {
     struct ledger *ledger = job->g->core->ledger;
     if (ledger == NULL)
         return;
-    char value[WALLET_ACCOUNT_MAX + 32];
-    snprintf(value, sizeof(value), "%s %u", job->wallet, job->nres);
+    char value[WALLET_ACCOUNT_MAX + 96];
+    snprintf(value, sizeof(value), "%s %u %s", job->wallet, job->nres, generate__run(job->g));
     job->refs++;
     if (state_put(ledger_store(ledger), GEN_NS_JOB, job->id, keep ? value : NULL, job__state_done,
                   job) < 0)

@@ -65,6 +65,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
     int version;          /* schema version of the open database */
+    int lock_fd;          /* the held `<path>.lock` (one daemon per database), or -1 */
     bool single_commit;   /* one job per transaction */
     unsigned batch_max;   /* most jobs per transaction */
     struct store_txn txn; /* the one transaction context */

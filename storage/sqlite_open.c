@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -264,6 +265,68 @@ static int store__file_create(const char *path)
     return rc;
 }
 
+/* Say that the database cannot be written, and why, once for every cause. */
+static void store__read_only_log(const char *path, const char *why)
+{
+    log_error("store.read_only",
+              "path=%s problem=%s hint=the daemon writes every credit movement; put the "
+              "database on a writable disk, or use haibot ledger verify/head/backup to read it",
+              path, why);
+}
+
+/* One daemon per database: an exclusive lock on `<path>.lock`, held for the
+ * store's life, with the holder's pid in the file for the message the next
+ * one prints. Two daemons on one SQLite file would each treat the other's
+ * running jobs as left over by a restart. flock() locks belong to the open
+ * file, so a second store in the same process is refused too, and the
+ * kernel drops the lock when the process dies however it ends. Readers
+ * (ledger verify/head/backup) do not take it. */
+static int store__lock(struct store *s, const char *path)
+{
+    char lock_path[4096];
+    int n = snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+    if (n < 0 || (size_t)n >= sizeof(lock_path))
+        return HB_EINVAL;
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        int err = errno;
+        if (err == EROFS || err == EACCES || err == EPERM)
+            store__read_only_log(path, strerror(err));
+        else
+            log_error("store.lock", "path=%s err=%s", lock_path, strerror(err));
+        return HB_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        if (err == EWOULDBLOCK) {
+            char buf[32] = "";
+            ssize_t got = pread(fd, buf, sizeof(buf) - 1, 0);
+            long pid = got > 0 ? strtol(buf, NULL, 10) : 0;
+            char holder[32] = "unknown";
+            if (pid > 0)
+                snprintf(holder, sizeof(holder), "%ld", pid);
+            log_error("store.locked",
+                      "path=%s holder_pid=%s problem=another haibot daemon is running on this "
+                      "database hint=one daemon per SQLite database: stop the other one "
+                      "first",
+                      path, holder);
+        } else {
+            log_error("store.lock", "path=%s err=%s", lock_path, strerror(err));
+        }
+        close(fd);
+        return HB_EBUSY;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        /* Still locked; only the message of a refused daemon loses the pid. */
+        log_warn("store.lock", "path=%s problem=the pid could not be written err=%s", lock_path,
+                 strerror(errno));
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
 struct store *store_new(const struct store_options *opts, int *rc_out)
 {
     int rc = 0;
@@ -279,6 +342,7 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         goto out;
     }
     s->txn.store = s;
+    s->lock_fd = -1;
     s->single_commit = opts->single_commit;
     s->batch_max = opts->batch_max != 0 ? opts->batch_max : STORE_BATCH_DEFAULT;
     if (!opts->read_only) {
@@ -287,12 +351,23 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
             log_error("store.open", "path=%s err=%s", opts->path, strerror(errno));
             goto out;
         }
+        rc = store__lock(s, opts->path);
+        if (rc < 0)
+            goto out;
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(opts->path, &s->db, flags, NULL) != SQLITE_OK) {
         log_error("store.open", "path=%s err=%s", opts->path,
                   s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
         rc = HB_ESTORAGE;
+        goto out;
+    }
+    /* SQLite falls back to reading when it cannot write the file (a
+     * read-only mount, a file without write permission): every commit would
+     * then fail while the daemon looks alive. */
+    if (!opts->read_only && sqlite3_db_readonly(s->db, "main") == 1) {
+        store__read_only_log(opts->path, "the database file cannot be written");
+        rc = HB_EIO;
         goto out;
     }
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
@@ -305,6 +380,14 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
                   "path=%s version=%d supported=%d hint=\"this database was written by a newer "
                   "haibot; run that version\"",
                   opts->path, s->version, STORE_SCHEMA_LATEST);
+        rc = HB_ESCHEMA;
+        goto out;
+    }
+    if (opts->read_only && s->version == 0) {
+        log_error("store.no_ledger",
+                  "path=%s problem=the file holds no ledger (empty, or a copy made without its "
+                  "-wal file) hint=copy a running ledger with haibot ledger backup",
+                  opts->path);
         rc = HB_ESCHEMA;
         goto out;
     }
@@ -335,6 +418,8 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         if (rc < 0)
             goto out;
     }
+    if (!opts->read_only)
+        log_info("store.opened", "path=%s version=%d", opts->path, s->version);
     for (int i = 0; i < ST_COUNT; i++) {
         /* A database held at an older version (tests of upgrades) lacks the
          * later tables; their statements stay unprepared. */
@@ -366,5 +451,8 @@ void store_free(struct store *s)
         sqlite3_finalize(s->stmt[i]);
     if (s->db != NULL)
         sqlite3_close(s->db);
+    /* After the database is closed: the next daemon may start now. */
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     free(s);
 }

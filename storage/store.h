@@ -99,10 +99,14 @@ struct store_job {
 };
 
 /** Open (creating with mode 0600 unless read_only) and migrate the database.
- *  Returns the store, or NULL with *rc set (HB_ESCHEMA when the database is
- *  newer than this build, HB_ESTORAGE, HB_ENOMEM, HB_EINVAL). The store is
- *  not started: the store_txn_begin calls are available. Free with
- *  store_free. */
+ *  Unless read_only, the store holds an exclusive lock on `<path>.lock` until
+ *  store_free: one writer per database, across processes. Returns the store,
+ *  or NULL with *rc set and the cause logged: HB_EBUSY when another store
+ *  holds the lock (the log names its pid), HB_EIO when the file or its
+ *  folder cannot be written (or created), HB_ESCHEMA when the schema is
+ *  newer than this build (or, read_only, not this build's: older, or no
+ *  ledger at all), HB_ESTORAGE, HB_ENOMEM, HB_EINVAL. The store is not
+ *  started: the store_txn_begin calls are available. Free with store_free. */
 struct store *store_new(const struct store_options *opts, int *rc);
 
 /** Close the database and free the store. The store must not be started, or

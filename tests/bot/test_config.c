@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "base/log.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,18 @@ static void assert_loads(struct fixture *f, const char *text)
     assert_int_equal(f->problems.count, 0);
 }
 
+/* A relative storage path names a file in the config file's folder, made
+ * absolute. */
+static void assert_storage_beside_config(struct fixture *f, const struct config *c,
+                                         const char *name)
+{
+    char dir[PATH_MAX];
+    assert_non_null(realpath(f->dir, dir));
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "%s/%s", dir, name);
+    assert_string_equal(c->storage.path, want);
+}
+
 static void test_example_loads(void **state)
 {
     struct fixture *f = *state;
@@ -110,7 +123,7 @@ static void test_example_loads(void **state)
     assert_true(c->console.enabled);
     assert_false(c->discord.enabled);
     assert_false(c->telegram.enabled);
-    assert_string_equal(c->storage.path, "haibot.db");
+    assert_storage_beside_config(f, c, "haibot.db");
     assert_int_equal(c->nproviders, 1);
     assert_string_equal(c->providers[0].name, "demo");
     assert_int_equal(c->providers[0].kind, CONFIG_PROVIDER_DEMO);
@@ -181,7 +194,7 @@ static void test_defaults_applied(void **state)
     assert_int_equal(c->bot.log_format, CONFIG_LOG_TEXT);
     assert_int_equal(c->bot.shutdown_grace, 10);
     assert_int_equal(c->storage.backend, CONFIG_STORAGE_SQLITE);
-    assert_string_equal(c->storage.path, "haibot.db");
+    assert_storage_beside_config(f, c, "haibot.db");
     assert_int_equal(c->storage.reservation_timeout, 600);
     assert_int_equal(c->ledger.welcome_bonus, 100);
     assert_true(c->console.enabled);

@@ -445,6 +445,32 @@ static void test_crash_restart_voids(void **state)
     gt_done(&gt);
 }
 
+/* Recovery voids what earlier runs left, never a job this run still has
+ * in flight: the member is charged for the answer and told of no restart. */
+static void test_recovery_spares_this_runs_jobs(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "a job in flight");
+    struct provider_call *call = held_wait_call(&gt, 0);
+
+    struct recovered rec = {0};
+    assert_int_equal(generate_recover(gt.g, recovered_cb, &rec), 0);
+    gt_wait(&gt, &rec.done, 1);
+    assert_int_equal(rec.voided, 0);
+
+    held_finish(call, 0, "the answer", 1, 1);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "the answer");
+    assert_null(strstr(cap.text, "interrupted"));
+    gt_settle(&gt, 10);
+    assert_true(gt_balance(&gt, "u1") < 100);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_fair_queue_and_bounds),
     cmocka_unit_test(test_filter_block_and_redact),
@@ -456,6 +482,7 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_admin_stats_counters_paged),
     cmocka_unit_test(test_close_voids_running_job),
     cmocka_unit_test(test_crash_restart_voids),
+    cmocka_unit_test(test_recovery_spares_this_runs_jobs),
 };
 
 TEST_GROUP_DEFINE(generate, generate_tests, gt_group_setup, lt_group_teardown)

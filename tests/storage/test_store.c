@@ -215,10 +215,38 @@ static void test_savepoints_in_group_commit(void **state)
     free(dir);
 }
 
+/* One writer per database: a second writing store is refused while the
+ * first is open (in this process too), readers are not, and the lock goes
+ * with the store. */
+static void test_one_writer_per_database(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir_new();
+    char path[512];
+    int rc = 0;
+    snprintf(path, sizeof(path), "%s/s.db", dir);
+    struct store_options o = {.path = path};
+    struct store *first = store_new(&o, &rc);
+    assert_non_null(first);
+    assert_null(store_new(&o, &rc));
+    assert_int_equal(rc, HB_EBUSY);
+    struct store_options ro = {.path = path, .read_only = true};
+    struct store *reader = store_new(&ro, &rc);
+    assert_non_null(reader);
+    store_free(reader);
+    store_free(first);
+    struct store *again = store_new(&o, &rc);
+    assert_non_null(again);
+    store_free(again);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_migrations),
     cmocka_unit_test(test_file_mode_and_append_only),
     cmocka_unit_test(test_savepoints_in_group_commit),
+    cmocka_unit_test(test_one_writer_per_database),
 };
 
 TEST_GROUP_DEFINE(store, tests, store_group_setup, store_group_teardown)
