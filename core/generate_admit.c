@@ -252,16 +252,28 @@ void job__admit(struct job *job)
     }
     filter_result_clear(&fr);
 
-    /* Rate limits, the token cap and the queue bounds. */
+    /* The queue bounds. */
     if (!job__quota_admit(job))
         return;
 
-    /* The price, the reservation, and the queue. */
+    /* The rate limits and the token cap, counted in the store; then the
+     * price, the reservation, and the queue. */
     if (job__messages_build(job) < 0) {
         job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
         return;
     }
-    job__quota_count(job);
+    job__quota_take(job, job__tokens_bound(job, m));
+}
+
+void job__admit_counted(struct job *job)
+{
+    struct generate *g = job->g;
+    const struct catalog_limits *l = catalog_limits_get(job->cat);
+    const struct catalog_model *m = job->model;
+    if (g->closing) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
+        return;
+    }
     job->deadline = uv_now(g->loop) + (uint64_t)l->job_timeout_ms;
     int64_t estimate = catalog_estimate(m, job->input_bytes);
     if (estimate <= 0) {

@@ -160,7 +160,7 @@ void job__settle(struct job *job)
             in = (long)(job->input_bytes / 4 + 1);
         if (out < 0)
             out = (long)(job->text_len / 4 + 1);
-        generate__tokens_add(g, in + out);
+        job__quota_tokens_settle(job, (int64_t)in + out);
         job->in_tokens = in;
         job->out_tokens = out;
     } else {

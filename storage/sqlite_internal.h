@@ -42,6 +42,10 @@ enum store_stmt_id {
     ST_STATE_PUT,
     ST_STATE_DELETE,
     ST_STATE_EACH,
+    ST_COUNTER_ENSURE, /* from here on: statements of STORE_COUNTER_VERSION */
+    ST_COUNTER_ADD,
+    ST_COUNTER_GET,
+    ST_COUNTER_PRUNE,
     ST_COUNT
 };
 

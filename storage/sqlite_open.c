@@ -78,9 +78,20 @@ static const char *const store_migrations[] = {
     " updated_at INTEGER NOT NULL,"
     " PRIMARY KEY (ns, key)"
     ") WITHOUT ROWID;",
+    /* 4: durable limit counters (generations per member per hour, per group
+     * per day, tokens per day), one row per name and window, changed only by
+     * conditional increments so that a restart or a second daemon on the
+     * same ledger sees the exact count. */
+    "CREATE TABLE counters ("
+    " name TEXT NOT NULL,"
+    " win INTEGER NOT NULL,"
+    " used INTEGER NOT NULL CHECK (used >= 0),"
+    " PRIMARY KEY (name, win)"
+    ") WITHOUT ROWID;",
 };
 
-#define STORE_STATE_VERSION 3 /* the first schema with the state table */
+#define STORE_STATE_VERSION 3   /* the first schema with the state table */
+#define STORE_COUNTER_VERSION 4 /* the first schema with the counters table */
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -135,6 +146,15 @@ const char *const store__sql[ST_COUNT] = {
                      " ON CONFLICT (ns, key) DO UPDATE SET value = ?3, updated_at = ?4",
     [ST_STATE_DELETE] = "DELETE FROM state WHERE ns = ?1 AND key = ?2",
     [ST_STATE_EACH] = "SELECT key, value FROM state WHERE ns = ?1 AND key >= ?2 ORDER BY key",
+    [ST_COUNTER_ENSURE] = "INSERT INTO counters (name, win, used) VALUES (?1, ?2, 0)"
+                          " ON CONFLICT (name, win) DO NOTHING",
+    /* One statement decides and adds: the bound is checked against the
+     * stored value, never against a copy read earlier. */
+    [ST_COUNTER_ADD] = "UPDATE counters SET used = MAX(used + ?3, 0)"
+                       " WHERE name = ?1 AND win = ?2"
+                       " AND (?3 <= 0 OR ?4 <= 0 OR used + ?3 <= ?4) RETURNING used",
+    [ST_COUNTER_GET] = "SELECT used FROM counters WHERE name = ?1 AND win = ?2",
+    [ST_COUNTER_PRUNE] = "DELETE FROM counters WHERE name = ?1 AND win < ?2",
 };
 
 int store_schema_latest(void)
@@ -292,6 +312,8 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         /* A database held at an older version (tests of upgrades) lacks the
          * later tables; their statements stay unprepared. */
         if (i >= ST_STATE_GET && s->version < STORE_STATE_VERSION)
+            continue;
+        if (i >= ST_COUNTER_ENSURE && s->version < STORE_COUNTER_VERSION)
             continue;
         if (sqlite3_prepare_v3(s->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK) {

@@ -15,7 +15,8 @@ static void test_limits_refuse_and_reset(void **state)
 {
     (void)state;
     struct gt gt;
-    struct catalog_limits l = {.user_per_hour = 1, .tokens_per_day = 50};
+    /* "h" may use its prompt's bytes plus 100 output tokens. */
+    struct catalog_limits l = {.user_per_hour = 1, .tokens_per_day = 150};
     gt_init(&gt, &l, NULL, 0, 0);
     struct reply_capture cap;
     gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "one");
@@ -32,9 +33,11 @@ static void test_limits_refuse_and_reset(void **state)
     gt_wait(&gt, &cap.finished, 1);
     assert_has(&cap, "cost");
     reply_capture_close(&cap);
-    /* 60 tokens today > 50: everyone waits for tomorrow. */
+    /* 60 tokens used today, and a job that may use 104 more does not fit
+     * in 150: everyone waits for tomorrow. */
     gt_run(&gt, &cap, "u2", PROVIDER_TEXT, "h", "four");
-    assert_has(&cap, "daily allowance of 50 tokens");
+    assert_has(&cap, "up to 104 tokens");
+    assert_has(&cap, "daily allowance of 150 tokens has 90 left");
     reply_capture_close(&cap);
     gt.wall += 24 * 3600000LL;
     gt_submit(&gt, &cap, "u2", PROVIDER_TEXT, "h", "five");
