@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEN_COUNTER_USER "gen.user:"   /* + wallet account, per hour */
-#define GEN_COUNTER_GROUP "gen.group:" /* + "<platform>:<group>", per UTC day */
+#define GEN_COUNTER_USER "gen.user:"    /* + wallet account, per hour */
+#define GEN_COUNTER_GROUP "gen.group:"  /* + "<platform>:<group>", per UTC day */
 #define GEN_COUNTER_TOKENS "gen.tokens" /* everyone's tokens, per UTC day */
 #define GEN_QUOTA_MAX 3
 
@@ -32,10 +32,10 @@ enum gen_counter { GEN_C_USER, GEN_C_GROUP, GEN_C_TOKENS };
 struct gen_counter_move {
     enum gen_counter what;
     char name[GEN_KEY_MAX + 16]; /* a prefix above and a key of up to GEN_KEY_MAX */
-    int64_t win;   /* hour or day number */
-    int64_t delta; /* what to add (negative gives back) */
-    int64_t limit; /* bound; 0: none */
-    int64_t used;  /* the value after, or the current one when refused */
+    int64_t win;                 /* hour or day number */
+    int64_t delta;               /* what to add (negative gives back) */
+    int64_t limit;               /* bound; 0: none */
+    int64_t used;                /* the value after, or the current one when refused */
 };
 
 /* One store job that moves up to three counters, all or none. */

@@ -7,6 +7,7 @@
 
 #include "core/pool.h"
 #include "core/ledger.h"
+#include "base/error.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -230,12 +231,109 @@ static void test_idle_members_pruned(void **state)
     gt_done(&gt);
 }
 
+static uint64_t gt_refused(struct gt *gt)
+{
+    struct generate_stats st;
+    generate_stats_get(gt->g, &st);
+    return st.refused;
+}
+
+static int64_t gt_tokens_today(struct gt *gt)
+{
+    struct generate_stats st;
+    generate_stats_get(gt->g, &st);
+    return st.tokens_today;
+}
+
+/* The daily token cap is a reservation: jobs admitted at once each hold
+ * their upper bound (the prompt's bytes plus 100 for "h"), so together they
+ * never pass the cap; each settles to what it used, and what it did not use
+ * is free again for the next job. */
+static void test_token_cap_reserved_at_admission(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.tokens_per_day = 250};
+    gt_init(&gt, &l, NULL, 0, 0);
+    struct reply_capture cap[4];
+    const char *users[] = {"a", "b", "c", "d"};
+    for (size_t i = 0; i < 4; i++)
+        gt_submit(&gt, &cap[i], users[i], PROVIDER_TEXT, "h", "four"); /* up to 104 each */
+    /* 2 x 104 fit in 250, a third does not. */
+    while (gt_refused(&gt) < 2 && !gt.guard_fired)
+        uv_run(&gt.lt.loop, UV_RUN_ONCE);
+    assert_false(gt.guard_fired);
+    /* The held provider runs one call at a time: the other admitted job
+     * waits in the queue, its tokens held. */
+    struct provider_call *c0 = held_wait_call(&gt, 0);
+    assert_int_equal(gt_refused(&gt), 2);
+    assert_int_equal(gt_tokens_today(&gt), 208);
+    size_t refused = 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (cap[i].finished == 1) {
+            assert_has(&cap[i], "up to 104 tokens");
+            assert_has(&cap[i], "daily allowance of 250 tokens has 42 left");
+            refused++;
+        }
+    }
+    assert_int_equal(refused, 2);
+    /* They use 49 and 98 tokens: the tally is what was used. */
+    held_finish(c0, 0, "ok", 20, 29);
+    held_finish(held_wait_call(&gt, 1), 0, "ok", 40, 58);
+    for (size_t i = 0; i < 4; i++) {
+        gt_wait(&gt, &cap[i].finished, 1);
+        reply_capture_close(&cap[i]);
+    }
+    assert_int_equal(gt_tokens_today(&gt), 147);
+    /* 103 are left: a job that may use 101 fits, and then one of 104 does not. */
+    struct reply_capture c;
+    gt_submit(&gt, &c, "e", PROVIDER_TEXT, "h", "x");
+    held_finish(held_wait_call(&gt, 2), 0, "ok", 1, 1);
+    gt_wait(&gt, &c.finished, 1);
+    assert_has(&c, "cost");
+    reply_capture_close(&c);
+    assert_int_equal(gt_tokens_today(&gt), 149);
+    gt_run(&gt, &c, "f", PROVIDER_TEXT, "h", "four");
+    assert_has(&c, "daily allowance of 250 tokens has 101 left");
+    reply_capture_close(&c);
+    assert_int_equal(gt_tokens_today(&gt), 149);
+    assert_int_equal(gt.held.ncalls, 3);
+    gt_done(&gt);
+}
+
+/* A job that delivers nothing gives its count and its tokens back. */
+static void test_failed_job_gives_limits_back(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.user_per_hour = 1, .tokens_per_day = 110};
+    gt_init(&gt, &l, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "four");
+    held_finish(held_wait_call(&gt, 0), HB_EPROTO, NULL, -1, -1);
+    gt_wait(&gt, &cap.finished, 1);
+    reply_capture_close(&cap);
+    while (gt_tokens_today(&gt) != 0 && !gt.guard_fired)
+        uv_run(&gt.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(gt_tokens_today(&gt), 0);
+    /* The member may ask again this hour, and the tokens are there. */
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "four");
+    held_finish(held_wait_call(&gt, 1), 0, "fine", 2, 3);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "fine");
+    reply_capture_close(&cap);
+    assert_int_equal(gt_tokens_today(&gt), 5);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest quota_tests[] = {
     cmocka_unit_test(test_limits_refuse_and_reset),
     cmocka_unit_test(test_group_daily_limit),
     cmocka_unit_test(test_not_enough_credits),
     cmocka_unit_test(test_pool_policy_chooses_payer),
     cmocka_unit_test(test_idle_members_pruned),
+    cmocka_unit_test(test_token_cap_reserved_at_admission),
+    cmocka_unit_test(test_failed_job_gives_limits_back),
 };
 
 TEST_GROUP_DEFINE(generate_quota, quota_tests, gt_group_setup, lt_group_teardown)
