@@ -272,6 +272,13 @@ void job__quota_release(struct job *job);
 /** The job used `tokens`: settle its token reservation to that (never
  *  more than it reserved). */
 void job__quota_tokens_settle(struct job *job, int64_t tokens);
+/** What the job counted, as text for its durable record, so that a restart
+ *  can give it back: "<hour> <day> <tokens> <user 0|1> <group key or ->". */
+void job__quota_record(const struct job *job, char *buf, size_t cap);
+/** A restart voided a job of `wallet` whose record held `record`
+ *  (job__quota_record): give back its counts and tokens in windows still
+ *  open. */
+void generate__quota_release_record(struct generate *g, const char *wallet, const char *record);
 /** The job no longer points at its member's and group's counters. */
 void job__quota_detach(struct job *job);
 /** Forget members and groups idle since before `before` (ms) with no job. */

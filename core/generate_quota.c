@@ -41,7 +41,8 @@ struct gen_counter_move {
 /* One store job that moves up to three counters, all or none. */
 struct gen_quota_op {
     struct store_job sj;
-    struct job *job; /* holds a reference until done */
+    struct generate *g;
+    struct job *job; /* holds a reference until done; NULL: g->njobs holds the engine */
     size_t n;
     struct gen_counter_move c[GEN_QUOTA_MAX];
     size_t failed; /* the counter that refused (HB_ELIMIT) */
@@ -137,7 +138,7 @@ static void gen_quota_done(struct store_job *sj, int rc)
 {
     struct gen_quota_op *op = container_of(sj, struct gen_quota_op, sj);
     struct job *job = op->job;
-    struct generate *g = job->g;
+    struct generate *g = op->g;
     for (size_t i = 0; i < op->n; i++) {
         bool seen = rc == 0 || (rc == HB_ELIMIT && i == op->failed);
         if (op->c[i].what == GEN_C_TOKENS && seen && op->c[i].win >= g->token_day) {
@@ -146,11 +147,17 @@ static void gen_quota_done(struct store_job *sj, int rc)
         }
     }
     if (rc < 0 && rc != HB_ELIMIT)
-        log_warn("generate.quota_failed", "job=%s error=%s", job->id, hb_strerror(rc));
+        log_warn("generate.quota_failed", "job=%s error=%s", job != NULL ? job->id : "-",
+                 hb_strerror(rc));
     if (op->then != NULL)
         op->then(op, rc);
-    job__unref(job);
     free(op);
+    if (job != NULL) {
+        job__unref(job);
+    } else {
+        g->njobs--;
+        generate__maybe_free(g);
+    }
 }
 
 static struct gen_quota_op *gen_quota_op_new(struct job *job)
@@ -159,6 +166,7 @@ static struct gen_quota_op *gen_quota_op_new(struct job *job)
     if (op == NULL)
         return NULL;
     op->job = job;
+    op->g = job->g;
     op->sj.run = gen_quota_run;
     op->sj.done = gen_quota_done;
     return op;
@@ -414,5 +422,50 @@ void generate__quota_prune(struct generate *g, int64_t before)
         const struct gen_pool *p = v;
         if (p->jobs == 0 && p->last_used < before)
             map_iter_remove(&it);
+    }
+}
+
+/* ---- what a restart gives back ------------------------------------------ */
+
+void job__quota_record(const struct job *job, char *buf, size_t cap)
+{
+    char gkey[GEN_KEY_MAX] = "-";
+    if (job->count_group)
+        job__group_key(job, gkey, sizeof(gkey));
+    snprintf(buf, cap, "%lld %lld %lld %d %s", (long long)job->q_hour, (long long)job->q_day,
+             (long long)job->tokens_held, job->count_user ? 1 : 0, gkey);
+}
+
+void generate__quota_release_record(struct generate *g, const char *wallet, const char *record)
+{
+    long long hour = 0, day = 0, tokens = 0;
+    int user = 0;
+    char gkey[GEN_KEY_MAX];
+    struct ledger *ledger = g->core->ledger;
+    if (record == NULL || ledger == NULL ||
+        sscanf(record, "%lld %lld %lld %d %399s", &hour, &day, &tokens, &user, gkey) != 5)
+        return; /* a record of an older version, or none: nothing was counted */
+    struct gen_quota_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return;
+    op->g = g;
+    op->sj.run = gen_quota_run;
+    op->sj.done = gen_quota_done;
+    /* Only windows still open matter: a past hour or day no longer limits. */
+    int64_t now = generate__now(g);
+    if (user == 1 && hour == now / GEN_HOUR_MS)
+        gen_quota_add(op, GEN_C_USER, GEN_COUNTER_USER, wallet, hour, -1, 0);
+    if (strcmp(gkey, "-") != 0 && day == now / GEN_DAY_MS)
+        gen_quota_add(op, GEN_C_GROUP, GEN_COUNTER_GROUP, gkey, day, -1, 0);
+    if (tokens > 0 && day == now / GEN_DAY_MS)
+        gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", day, -tokens, 0);
+    if (op->n == 0) {
+        free(op);
+        return;
+    }
+    g->njobs++;
+    if (store_submit(ledger_store(ledger), &op->sj) < 0) {
+        free(op);
+        g->njobs--;
     }
 }

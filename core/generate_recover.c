@@ -36,6 +36,7 @@ struct recover_void {
     struct recover_op *op;
     char wallet[WALLET_ACCOUNT_MAX];
     char job[LEDGER_ID_LEN_MAX];
+    char *quota; /* what the job counted against the limits (job__quota_record), or NULL */
     unsigned left;
     bool refunded;
 };
@@ -113,9 +114,12 @@ static void recover__voided(int rc, const struct ledger_result *res, void *data)
         if (ledger != NULL)
             state_put(ledger_store(ledger), GEN_NS_NOTICE, rv->wallet, "1", NULL, NULL);
         log_info("generate.recovered", "job=%s action=voided", rv->job);
+        /* Nothing was delivered: the limits give its counts back. */
+        generate__quota_release_record(g, rv->wallet, rv->quota);
     }
     if (ledger != NULL)
         state_put(ledger_store(ledger), GEN_NS_JOB, rv->job, NULL, NULL, NULL);
+    free(rv->quota);
     free(rv);
     recover__one_done(op);
 }
@@ -131,13 +135,17 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
             break;
         rv->op = op;
         unsigned nres = 0;
+        int used = 0;
         char wallet[WALLET_ACCOUNT_MAX] = "";
-        if (sscanf(e[i].value, "%159s %u", wallet, &nres) != 2)
+        if (sscanf(e[i].value, "%159s %u %n", wallet, &nres, &used) != 2)
             nres = 0;
+        else if (e[i].value[used] != '\0')
+            rv->quota = strdup(e[i].value + used);
         snprintf(rv->wallet, sizeof(rv->wallet), "%s", wallet);
         snprintf(rv->job, sizeof(rv->job), "%s", e[i].key);
         if (nres == 0) {
             state_put(ledger_store(ledger), GEN_NS_JOB, rv->job, NULL, NULL, NULL);
+            free(rv->quota);
             free(rv);
             continue;
         }

@@ -27,14 +27,17 @@ static void job__state_done(int rc, const char *value, void *data)
 }
 
 /* The record says which reservations may be open, so a restart can void
- * them: "<wallet> <number of reservations>". NULL deletes it. */
+ * them, and what the limits counted, so it can give that back:
+ * "<wallet> <number of reservations> <job__quota_record>". NULL deletes it. */
 void job__persist(struct job *job, bool keep)
 {
     struct ledger *ledger = job->g->core->ledger;
     if (ledger == NULL)
         return;
-    char value[WALLET_ACCOUNT_MAX + 32];
-    snprintf(value, sizeof(value), "%s %u", job->wallet, job->nres);
+    char quota[GEN_KEY_MAX + 96];
+    job__quota_record(job, quota, sizeof(quota));
+    char value[WALLET_ACCOUNT_MAX + sizeof(quota) + 32];
+    snprintf(value, sizeof(value), "%s %u %s", job->wallet, job->nres, quota);
     job->refs++;
     if (state_put(ledger_store(ledger), GEN_NS_JOB, job->id, keep ? value : NULL, job__state_done,
                   job) < 0)

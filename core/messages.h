@@ -354,7 +354,8 @@
     "left; nothing was charged. Try a shorter prompt, or again when it resets %s (00:00 UTC)."
 /* %s: the fallback model; %lld: the allowance. */
 #define MSG_GEN_TOKEN_CAP_FALLBACK                                                                 \
-    "%s could use more tokens than the bot's daily allowance of %lld has left"
+    "The fallback model %s could use more tokens than the bot's daily allowance of %lld has "      \
+    "left."
 /* %u: generations; %s: "s" or "". */
 #define MSG_GEN_USER_BUSY                                                                          \
     "You already have %u generation%s waiting or running; please wait for "                        \

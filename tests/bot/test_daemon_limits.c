@@ -3,11 +3,13 @@
  * within the hour (or the day) neither forgets nor double-counts them. */
 #include "tests/test.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct limits_fixture {
     char *dir;
@@ -117,9 +119,42 @@ static void test_token_cap_survives_restart(void **state)
     test_proc_free(&p2);
 }
 
+/* A daemon killed while a generation runs: the next start voids the job,
+ * and gives back its count and its tokens, since nothing was delivered. */
+static void test_crash_gives_limits_back(void **state)
+{
+    struct limits_fixture *f = *state;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        remove(f->db);
+        write_conf(f, "user_per_hour = 1\ntokens_per_day = 150\n");
+        long long hour = hour_now();
+        char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+        struct test_child c;
+        test_child_start(&c, argv);
+        assert_true(test_child_wait_for(&c, "err", "console.started", 15000));
+        assert_true(write(c.in_fd, "/chat hello\n", 12) == 12);
+        assert_true(test_child_wait_for(&c, "out", "Generating", 15000));
+        kill(c.pid, SIGKILL);
+        assert_int_equal(test_child_finish(&c, 15000), 128 + SIGKILL);
+        assert_null(strstr(c.out, "cost 1 credit"));
+        test_child_free(&c);
+        struct test_proc p;
+        run_once(f, "/chat hello again\n", &p);
+        if (hour_now() != hour && attempt == 0) {
+            test_proc_free(&p);
+            continue;
+        }
+        assert_non_null(strstr(p.out, "interrupted when the bot restarted"));
+        assert_int_equal(count_of(p.out, "cost 1 credit"), 1);
+        test_proc_free(&p);
+        break;
+    }
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_member_limit_survives_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_token_cap_survives_restart, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_crash_gives_limits_back, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(daemon_limits, tests, NULL, NULL)
