@@ -161,6 +161,20 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
          .price_request = 1,
          .allow = "console:boss",
          .enabled = true},
+        /* A fallback that may use ten times the tokens of the model asked for. */
+        {.name = "hfb",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .max_output_tokens = 100,
+         .fallbacks = "hbig",
+         .enabled = true},
+        {.name = "hbig",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .max_output_tokens = 1000,
+         .enabled = true},
     };
 #undef M
     struct catalog_spec spec = {.providers = ps,

@@ -326,6 +326,52 @@ static void test_failed_job_gives_limits_back(void **state)
     gt_done(&gt);
 }
 
+/* A fallback that may use more tokens than the job reserved reserves the
+ * difference against the cap first; when that does not fit, the job fails
+ * and gives everything back. */
+static void test_fallback_reserves_more_tokens(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.tokens_per_day = 1100};
+    gt_init(&gt, &l, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "hfb", "four"); /* 104, then 1004 */
+    held_finish(held_wait_call(&gt, 0), HB_EPROTO, NULL, -1, -1);
+    struct provider_call *c = held_wait_call(&gt, 1);
+    assert_string_equal(c->model, "hbig");
+    assert_int_equal(gt_tokens_today(&gt), 1004);
+    /* Meanwhile another job that may use 104 does not fit. */
+    struct reply_capture other;
+    gt_run(&gt, &other, "u2", PROVIDER_TEXT, "h", "four");
+    assert_has(&other, "has 96 left");
+    reply_capture_close(&other);
+    held_finish(c, 0, "big", 5, 5);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "big");
+    reply_capture_close(&cap);
+    assert_int_equal(gt_tokens_today(&gt), 10);
+
+    gt_done(&gt);
+
+    /* Under a cap of 1000 the fallback's 1004 does not fit. */
+    l.tokens_per_day = 1000;
+    gt_init(&gt, &l, NULL, 0, 0);
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "hfb", "four");
+    held_finish(held_wait_call(&gt, 0), HB_EPROTO, NULL, -1, -1);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "The fallback model hbig could use more tokens than the bot's daily "
+                     "allowance of 1000 has left.");
+    assert_has(&cap, "Nothing was charged.");
+    reply_capture_close(&cap);
+    assert_int_equal(gt.held.ncalls, 1);
+    assert_int_equal(gt_balance(&gt, "u1"), 100);
+    while (gt_tokens_today(&gt) != 0 && !gt.guard_fired)
+        uv_run(&gt.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(gt_tokens_today(&gt), 0);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest quota_tests[] = {
     cmocka_unit_test(test_limits_refuse_and_reset),
     cmocka_unit_test(test_group_daily_limit),
@@ -334,6 +380,7 @@ static const struct CMUnitTest quota_tests[] = {
     cmocka_unit_test(test_idle_members_pruned),
     cmocka_unit_test(test_token_cap_reserved_at_admission),
     cmocka_unit_test(test_failed_job_gives_limits_back),
+    cmocka_unit_test(test_fallback_reserves_more_tokens),
 };
 
 TEST_GROUP_DEFINE(generate_quota, quota_tests, gt_group_setup, lt_group_teardown)
