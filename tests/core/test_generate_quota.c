@@ -10,6 +10,7 @@
 #include "base/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_limits_refuse_and_reset(void **state)
@@ -372,6 +373,156 @@ static void test_fallback_reserves_more_tokens(void **state)
     gt_done(&gt);
 }
 
+/* ---- the limits against a model, under random traffic ----------------------
+ * Members submit jobs of random length (each in its own group, so no
+ * conversation grows the prompt), the held provider finishes or fails them
+ * in random order, and the clock moves on by the hour. One step at a time,
+ * the model says whether each job is admitted, and after every step the
+ * engine's token count must equal the model's: the live jobs' bounds plus
+ * what the delivered ones used (at most their bound), never past the cap. */
+
+#define RM_JOBS 150
+#define RM_MEMBERS 4
+#define RM_CAP 2000
+#define RM_PER_HOUR 3
+
+struct rm_job {
+    struct reply_capture cap;
+    char prompt[64];
+    int member;
+    int64_t bound;
+    int64_t hour;
+    bool live;
+};
+
+static uint64_t rm_live_count(struct gt *gt)
+{
+    struct generate_stats st;
+    generate_stats_get(gt->g, &st);
+    return st.queued + st.running;
+}
+
+static void rm_wait_tokens(struct gt *gt, int64_t want)
+{
+    while (gt_tokens_today(gt) != want && !gt->guard_fired)
+        uv_run(&gt->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(gt_tokens_today(gt), want);
+}
+
+static void test_limits_follow_model(void **state)
+{
+    (void)state;
+    static struct rm_job jobs[RM_JOBS];
+    struct gt gt;
+    struct catalog_limits l = {.user_per_hour = RM_PER_HOUR, .tokens_per_day = RM_CAP};
+    gt_init(&gt, &l, NULL, 0, 0);
+    gt.core.welcome_bonus = 1000000;
+    int64_t tokens = 0;                      /* the model's count for today */
+    int64_t counted[RM_MEMBERS][24] = {{0}}; /* admitted per member and hour of today */
+    unsigned live[RM_MEMBERS] = {0};
+    size_t njobs = 0, admitted = 0, refused = 0;
+    srand(1301);
+    for (int step = 0; step < 600 && njobs < RM_JOBS && !gt.guard_fired; step++) {
+        int r = rand() % 10;
+        int64_t hour_of_day = (gt.wall / 3600000) % 24;
+        if (r == 0 && hour_of_day < 22) {
+            gt.wall += 3600000;
+        } else if (r <= 5) {
+            int m = rand() % RM_MEMBERS;
+            if (live[m] >= 2 || rm_live_count(&gt) >= 6)
+                continue;
+            struct rm_job *j = &jobs[njobs];
+            char user[8], scope[16];
+            snprintf(user, sizeof(user), "m%d", m);
+            snprintf(scope, sizeof(scope), "s%zu", njobs);
+            int pad = rand() % 40;
+            snprintf(j->prompt, sizeof(j->prompt), "p%zu %.*s", njobs, pad,
+                     "........................................");
+            j->member = m;
+            j->bound = (int64_t)strlen(j->prompt) + 100;
+            j->hour = hour_of_day;
+            bool want = counted[m][hour_of_day] < RM_PER_HOUR && tokens + j->bound <= RM_CAP;
+            uint64_t refused_before = gt_refused(&gt), live_before = rm_live_count(&gt);
+            struct invocation inv;
+            gt_inv(&inv, &j->cap, user, scope);
+            struct generate_request req = {
+                .modality = PROVIDER_TEXT, .prompt = j->prompt, .model = "h"};
+            generate_submit(gt.g, &inv, &req);
+            njobs++;
+            while (gt_refused(&gt) == refused_before && rm_live_count(&gt) == live_before &&
+                   !gt.guard_fired)
+                uv_run(&gt.lt.loop, UV_RUN_ONCE);
+            bool got = gt_refused(&gt) == refused_before;
+            assert_int_equal(got, want);
+            if (got) {
+                j->live = true;
+                live[m]++;
+                counted[m][hour_of_day]++;
+                tokens += j->bound;
+                admitted++;
+            } else {
+                gt_wait(&gt, &j->cap.finished, 1);
+                reply_capture_close(&j->cap);
+                refused++;
+            }
+        } else {
+            /* Finish the running call, if any. */
+            struct provider_call *c = NULL;
+            for (size_t i = 0; i < gt.held.ncalls; i++)
+                if (gt.held.calls[i].active)
+                    c = &gt.held.calls[i];
+            if (c == NULL)
+                continue;
+            struct rm_job *j = NULL;
+            for (size_t i = 0; i < njobs; i++)
+                if (jobs[i].live && strcmp(jobs[i].prompt, c->last_prompt) == 0)
+                    j = &jobs[i];
+            assert_non_null(j);
+            if (rand() % 10 < 7) {
+                long in = rand() % 20, out = rand() % 40;
+                if (rand() % 20 == 0)
+                    out = 100 + rand() % 100; /* past the bound: counted as the bound */
+                held_finish(c, 0, "ok", in, out);
+                int64_t used = in + out < j->bound ? in + out : j->bound;
+                tokens -= j->bound - used;
+            } else {
+                held_finish(c, HB_EPROTO, NULL, -1, -1);
+                tokens -= j->bound;
+                counted[j->member][j->hour]--;
+            }
+            gt_wait(&gt, &j->cap.finished, 1);
+            reply_capture_close(&j->cap);
+            j->live = false;
+            live[j->member]--;
+        }
+        /* The invariants, after every step. */
+        assert_true(tokens <= RM_CAP);
+        rm_wait_tokens(&gt, tokens);
+        for (int m = 0; m < RM_MEMBERS; m++)
+            for (int h = 0; h < 24; h++)
+                assert_true(counted[m][h] <= RM_PER_HOUR);
+    }
+    /* Let the jobs still live finish, and check the tally once more. */
+    for (size_t i = 0; i < gt.held.ncalls || rm_live_count(&gt) > 0; i++) {
+        struct provider_call *c = held_wait_call(&gt, i);
+        if (!c->active)
+            continue;
+        struct rm_job *j = NULL;
+        for (size_t k = 0; k < njobs; k++)
+            if (jobs[k].live && strcmp(jobs[k].prompt, c->last_prompt) == 0)
+                j = &jobs[k];
+        assert_non_null(j);
+        held_finish(c, 0, "ok", 1, 1);
+        tokens -= j->bound - 2;
+        gt_wait(&gt, &j->cap.finished, 1);
+        reply_capture_close(&j->cap);
+        j->live = false;
+    }
+    rm_wait_tokens(&gt, tokens);
+    assert_true(admitted > 20 && refused > 5);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest quota_tests[] = {
     cmocka_unit_test(test_limits_refuse_and_reset),
     cmocka_unit_test(test_group_daily_limit),
@@ -381,6 +532,7 @@ static const struct CMUnitTest quota_tests[] = {
     cmocka_unit_test(test_token_cap_reserved_at_admission),
     cmocka_unit_test(test_failed_job_gives_limits_back),
     cmocka_unit_test(test_fallback_reserves_more_tokens),
+    cmocka_unit_test(test_limits_follow_model),
 };
 
 TEST_GROUP_DEFINE(generate_quota, quota_tests, gt_group_setup, lt_group_teardown)
