@@ -111,6 +111,7 @@ struct gen_hits {
 };
 
 struct job;
+struct gen_quota_op;
 
 struct generate {
     uv_loop_t *loop;
@@ -159,12 +160,13 @@ struct job {
     char conv_key[GEN_KEY_MAX];
     struct gen_user *user;
     struct gen_pool *pool;
-    bool counted;        /* the store's counters include this job */
-    bool count_user;     /* ... the member's hourly counter (hour q_hour) */
-    bool count_group;    /* ... the group's daily counter (day q_day) */
-    int64_t q_hour;      /* the hour window the job was counted in */
-    int64_t q_day;       /* the UTC day window the job was counted in */
-    int64_t tokens_held; /* tokens reserved against the daily cap (day q_day) */
+    bool counted;               /* the store's counters include this job */
+    bool count_user;            /* ... the member's hourly counter (hour q_hour) */
+    bool count_group;           /* ... the group's daily counter (day q_day) */
+    int64_t q_hour;             /* the hour window the job was counted in */
+    int64_t q_day;              /* the UTC day window the job was counted in */
+    int64_t tokens_held;        /* tokens reserved against the daily cap (day q_day) */
+    struct gen_quota_op *quota; /* counts to take with the first reservation, or NULL */
     bool queued_once;
     enum provider_modality modality;
     char *prompt;
@@ -259,11 +261,20 @@ bool job__quota_admit(struct job *job);
 /** The upper bound of tokens the job's model may use: every input byte a
  *  token, plus the model's max_output_tokens (0 for images). */
 int64_t job__tokens_bound(const struct job *job, const struct catalog_model *m);
-/** Count the job against the member's hourly limit and the group's daily
- *  limit, and reserve `tokens` against the daily token cap, all or none, in
- *  one store job. Then job__admit_counted(job), or a refusal saying which
- *  limit. */
-void job__quota_take(struct job *job, int64_t tokens);
+/** Prepare the job's counts against the member's hourly limit and the
+ *  group's daily limit, and `tokens` against the daily token cap, to be
+ *  taken all or none with its first reservation; then job__admit_counted. */
+void job__quota_prepare(struct job *job, int64_t tokens);
+/** Let the reservation t take the prepared counts in its own transaction
+ *  (struct ledger_transfer's guard). */
+void job__quota_guard(struct job *job, struct ledger_transfer *t);
+/** The first reservation completed with rc: the counts were taken with it
+ *  (rc 0), or a limit refused it (HB_ELIMIT: the job is refused; returns
+ *  true). Returns false when the caller goes on as usual. */
+bool job__quota_reserved(struct job *job, int rc);
+/** A job without a reservation (a free model): take the prepared counts on
+ *  their own; then queue it, or refuse it. */
+void job__quota_take_alone(struct job *job);
 /** Reserve more tokens for a fallback whose bound exceeds what is held;
  *  then cb(job, 0) or cb(job, HB_ELIMIT / an error) with job->error set. */
 void job__quota_tokens_more(struct job *job, int64_t tokens, void (*cb)(struct job *job, int rc));

@@ -3,12 +3,14 @@
  *
  * The limits are durable counters in the store (storage/store.h), one per
  * member and hour, per group and day, and one for the day's tokens. A job
- * takes its counts and its token upper bound in one store job, where each
- * counter moves by one conditional update that refuses to pass its bound:
- * all or none, exact across restarts, and across several daemons sharing
- * the ledger. The store job joins the group commit of whatever else is
- * queued, so it costs no fsync of its own under load. What is in flight
- * (queued and running jobs) stays in this daemon's memory. */
+ * takes its counts and its token upper bound inside the transaction of its
+ * credit reservation (the ledger transfer's guard), where each counter
+ * moves by one conditional update that refuses to pass its bound: all or
+ * none with the reservation, in the same commit (no fsync of its own),
+ * exact across restarts, and across several daemons sharing the ledger.
+ * Giving back (a failure, the unused tokens) is a store job queued beside
+ * the void or post. What is in flight (queued and running jobs) stays in
+ * this daemon's memory. */
 #include "core/generate_internal.h"
 
 #include "core/core.h"
@@ -134,10 +136,9 @@ static int gen_quota_run(struct store_txn *txn, struct store_job *sj)
     return 0;
 }
 
-static void gen_quota_done(struct store_job *sj, int rc)
+/* Keep the statistics' copy of today's token count as the store said. */
+static void gen_quota_seen(const struct gen_quota_op *op, int rc)
 {
-    struct gen_quota_op *op = container_of(sj, struct gen_quota_op, sj);
-    struct job *job = op->job;
     struct generate *g = op->g;
     for (size_t i = 0; i < op->n; i++) {
         bool seen = rc == 0 || (rc == HB_ELIMIT && i == op->failed);
@@ -146,6 +147,14 @@ static void gen_quota_done(struct store_job *sj, int rc)
             g->tokens_today = op->c[i].used;
         }
     }
+}
+
+static void gen_quota_done(struct store_job *sj, int rc)
+{
+    struct gen_quota_op *op = container_of(sj, struct gen_quota_op, sj);
+    struct job *job = op->job;
+    struct generate *g = op->g;
+    gen_quota_seen(op, rc);
     if (rc < 0 && rc != HB_ELIMIT)
         log_warn("generate.quota_failed", "job=%s error=%s", job != NULL ? job->id : "-",
                  hb_strerror(rc));
@@ -205,28 +214,25 @@ static void job__group_key(const struct job *job, char *buf, size_t cap)
 
 /* ---- admission ---------------------------------------------------------- */
 
-static void job__quota_taken(struct gen_quota_op *op, int rc)
+/* The counts were taken: remember what to give back. */
+static void job__quota_counted(struct job *job, const struct gen_quota_op *op)
 {
-    struct job *job = op->job;
+    job->counted = true;
+    for (size_t i = 0; i < op->n; i++) {
+        if (op->c[i].what == GEN_C_USER)
+            job->count_user = true;
+        else if (op->c[i].what == GEN_C_GROUP)
+            job->count_group = true;
+        else
+            job->tokens_held = op->c[i].delta;
+    }
+}
+
+/* A limit refused the job: say which, and when it resets. */
+static void job__quota_refuse(struct job *job, const struct gen_quota_op *op)
+{
     int64_t now = generate__now(job->g);
     char when[64];
-    if (rc == 0) {
-        job->counted = true;
-        for (size_t i = 0; i < op->n; i++) {
-            if (op->c[i].what == GEN_C_USER)
-                job->count_user = true;
-            else if (op->c[i].what == GEN_C_GROUP)
-                job->count_group = true;
-            else
-                job->tokens_held = op->c[i].delta;
-        }
-        job__admit_counted(job);
-        return;
-    }
-    if (rc != HB_ELIMIT) {
-        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_NOT_RESERVED, hb_strerror(rc));
-        return;
-    }
     const struct gen_counter_move *c = &op->c[op->failed];
     switch (c->what) {
     case GEN_C_USER:
@@ -248,7 +254,7 @@ static void job__quota_taken(struct gen_quota_op *op, int rc)
     }
 }
 
-void job__quota_take(struct job *job, int64_t tokens)
+void job__quota_prepare(struct job *job, int64_t tokens)
 {
     struct generate *g = job->g;
     const struct catalog_limits *l = catalog_limits_get(job->cat);
@@ -260,7 +266,6 @@ void job__quota_take(struct job *job, int64_t tokens)
         job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
         return;
     }
-    op->then = job__quota_taken;
     /* A limit of 0 means none: nothing to count (a limit set later starts
      * counting from then). */
     if (l->user_per_hour > 0)
@@ -275,12 +280,74 @@ void job__quota_take(struct job *job, int64_t tokens)
         gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", job->q_day, tokens,
                       l->tokens_per_day);
     if (op->n == 0) {
-        /* Tokens are still counted for the statistics, without a bound. */
+        /* Nothing to count; tokens still add up for the statistics. */
         free(op);
         job->counted = true;
-        job__admit_counted(job);
+    } else {
+        job->quota = op;
+    }
+    job__admit_counted(job);
+}
+
+static int gen_quota_guard(struct store_txn *txn, void *data)
+{
+    struct gen_quota_op *op = data;
+    return gen_quota_run(txn, &op->sj);
+}
+
+void job__quota_guard(struct job *job, struct ledger_transfer *t)
+{
+    if (job->quota == NULL)
+        return;
+    t->guard = gen_quota_guard;
+    t->guard_data = job->quota;
+}
+
+bool job__quota_reserved(struct job *job, int rc)
+{
+    struct gen_quota_op *op = job->quota;
+    if (op == NULL)
+        return false;
+    if (rc == 0) {
+        /* Taken in the reservation's commit. */
+        gen_quota_seen(op, rc);
+        job__quota_counted(job, op);
+    } else if (rc == HB_ELIMIT) {
+        gen_quota_seen(op, rc);
+    } else {
+        return false; /* the store undid the counts; a retry takes them again */
+    }
+    job->quota = NULL;
+    if (rc == HB_ELIMIT)
+        job__quota_refuse(job, op);
+    free(op);
+    return rc == HB_ELIMIT;
+}
+
+static void job__quota_alone_done(struct gen_quota_op *op, int rc)
+{
+    struct job *job = op->job;
+    if (rc == 0)
+        job__quota_counted(job, op);
+    if (rc == HB_ELIMIT)
+        job__quota_refuse(job, op);
+    else if (rc < 0)
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_NOT_RESERVED, hb_strerror(rc));
+    else if (job->g->closing)
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
+    else
+        job__enqueue(job);
+}
+
+void job__quota_take_alone(struct job *job)
+{
+    struct gen_quota_op *op = job->quota;
+    job->quota = NULL;
+    if (op == NULL) {
+        job__enqueue(job);
         return;
     }
+    op->then = job__quota_alone_done;
     int rc = gen_quota_submit(op);
     if (rc < 0)
         job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_NOT_RESERVED, hb_strerror(rc));
@@ -291,9 +358,11 @@ void job__quota_take(struct job *job, int64_t tokens)
 static void job__quota_more_done(struct gen_quota_op *op, int rc)
 {
     struct job *job = op->job;
-    if (rc == 0)
+    if (rc == 0) {
         job->tokens_held += op->c[0].delta;
-    else if (rc == HB_ELIMIT)
+        if (job->res_open)
+            job__persist(job, true); /* a restart gives these back too */
+    } else if (rc == HB_ELIMIT)
         snprintf(job->error, sizeof(job->error), MSG_GEN_TOKEN_CAP_FALLBACK, job->model->name,
                  (long long)op->c[0].limit);
     else
@@ -393,6 +462,8 @@ void job__quota_tokens_settle(struct job *job, int64_t tokens)
 void job__quota_detach(struct job *job)
 {
     int64_t now = generate__now(job->g);
+    free(job->quota); /* prepared, never taken */
+    job->quota = NULL;
     if (job->user != NULL) {
         job->user->jobs--;
         job->user->last_used = now;
@@ -429,11 +500,26 @@ void generate__quota_prune(struct generate *g, int64_t before)
 
 void job__quota_record(const struct job *job, char *buf, size_t cap)
 {
+    bool user = job->count_user, group = job->count_group;
+    int64_t tokens = job->tokens_held;
+    if (job->quota != NULL) {
+        /* Prepared to be taken with the reservation this record goes with:
+         * if a restart finds that reservation, the counts were taken. */
+        for (size_t i = 0; i < job->quota->n; i++) {
+            const struct gen_counter_move *c = &job->quota->c[i];
+            if (c->what == GEN_C_USER)
+                user = true;
+            else if (c->what == GEN_C_GROUP)
+                group = true;
+            else
+                tokens = c->delta;
+        }
+    }
     char gkey[GEN_KEY_MAX] = "-";
-    if (job->count_group)
+    if (group)
         job__group_key(job, gkey, sizeof(gkey));
     snprintf(buf, cap, "%lld %lld %lld %d %s", (long long)job->q_hour, (long long)job->q_day,
-             (long long)job->tokens_held, job->count_user ? 1 : 0, gkey);
+             (long long)tokens, user ? 1 : 0, gkey);
 }
 
 void generate__quota_release_record(struct generate *g, const char *wallet, const char *record)

@@ -6,6 +6,8 @@
 #include "tests/test.h"
 
 #include "core/catalog.h"
+#include "core/ledger.h"
+#include "tests/core/ledger_helpers.h"
 #include "base/error.h"
 #include "storage/store.h"
 
@@ -171,9 +173,88 @@ static void test_counters_follow_model(void **state)
     free(dir);
 }
 
+/* ---- counts taken with a reservation --------------------------------------- */
+
+struct guard_ctx {
+    int64_t limit;
+    int runs;
+    int64_t used;
+};
+
+static int guard_take(struct store_txn *txn, void *data)
+{
+    struct guard_ctx *g = data;
+    g->runs++;
+    return store_txn_counter_add(txn, "test.count", 1, 1, g->limit, &g->used);
+}
+
+static int64_t counter_of(struct lt *t)
+{
+    /* The ledger is closed: read the file directly. */
+    struct store_options o = {.path = t->path};
+    int rc = 0;
+    struct store *s = store_new(&o, &rc);
+    assert_non_null(s);
+    struct store_txn *txn = NULL;
+    int64_t used = -1;
+    assert_int_equal(store_txn_begin(s, false, &txn), 0);
+    assert_int_equal(store_txn_counter_get(txn, "test.count", 1, &used), 0);
+    assert_int_equal(store_txn_end(txn, true), 0);
+    store_free(s);
+    return used;
+}
+
+/* A reservation's guard moves in its transaction: a guard that refuses
+ * fails the reservation and leaves nothing behind; one that passes commits
+ * with it; a reservation the ledger refuses (funds) or a replay never runs
+ * it. */
+static void test_reservation_guard(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, true, false);
+    struct lt_res res;
+    assert_int_equal(lt_open(&t, "w", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    struct guard_ctx g = {.limit = 2};
+    struct ledger_transfer tr = {.id = "r1",
+                                 .debit = "w",
+                                 .credit = LEDGER_SYSTEM_REVENUE,
+                                 .amount = 10,
+                                 .kind = LEDGER_KIND_GENERATION,
+                                 .flags = LEDGER_TRANSFER_PENDING,
+                                 .timeout_ms = 60000,
+                                 .guard = guard_take,
+                                 .guard_data = &g};
+    assert_int_equal(lt_transfer(&t, &tr, &res), 0);
+    assert_int_equal(g.used, 1);
+    assert_int_equal(lt_transfer(&t, &tr, &res), HB_EEXISTS); /* a replay */
+    assert_int_equal(g.runs, 1);
+    tr.id = "r2";
+    tr.amount = 1000; /* more than the wallet holds */
+    assert_int_equal(lt_transfer(&t, &tr, &res), HB_EFUNDS);
+    tr.amount = 10;
+    assert_int_equal(lt_transfer(&t, &tr, &res), 0);
+    tr.id = "r3";
+    assert_int_equal(lt_transfer(&t, &tr, &res), HB_ELIMIT);
+    assert_int_equal(lt_balance(&t, "w").pending_debits, 20);
+    /* Only a new transfer may carry a guard. */
+    struct ledger_transfer post = {.id = "p1",
+                                   .pending_id = "r1",
+                                   .amount = 5,
+                                   .flags = LEDGER_TRANSFER_POST,
+                                   .guard = guard_take,
+                                   .guard_data = &g};
+    assert_int_equal(lt_transfer(&t, &post, &res), HB_EINVAL);
+    assert_int_equal(g.runs, 3); /* r1, r2, r3: never for the replay or the funds refusal */
+    lt_ledger_close(&t);
+    assert_int_equal(counter_of(&t), 2);
+    lt_done(&t);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_price_never_above_configured),
     cmocka_unit_test(test_counters_follow_model),
+    cmocka_unit_test(test_reservation_guard),
 };
 
 TEST_GROUP_DEFINE(limits, tests, NULL, NULL)
