@@ -397,8 +397,25 @@ int64_t catalog_estimate(const struct catalog_model *m, size_t input_bytes)
            catalog__per_1k(m->max_output_tokens, m->price_output_1k);
 }
 
+/* tokens * price into *sum, false when it would overflow. */
+static bool catalog__mul_add(int64_t *sum, int64_t tokens, int64_t price)
+{
+    if (tokens <= 0 || price <= 0)
+        return true;
+    if (tokens > (INT64_MAX - *sum) / price)
+        return false;
+    *sum += tokens * price;
+    return true;
+}
+
 int64_t catalog_cost(const struct catalog_model *m, long input_tokens, long output_tokens)
 {
-    return m->price_request + catalog__per_1k(input_tokens, m->price_input_1k) +
-           catalog__per_1k(output_tokens, m->price_output_1k);
+    /* The exact price is in thousandths of a credit; the member pays the
+     * whole credits of it, rounded down, so never more than the configured
+     * price. The fraction left over is the operator's, never the member's. */
+    int64_t milli = 0;
+    if (!catalog__mul_add(&milli, input_tokens, m->price_input_1k) ||
+        !catalog__mul_add(&milli, output_tokens, m->price_output_1k))
+        return INT64_MAX / 4;
+    return m->price_request + milli / 1000;
 }

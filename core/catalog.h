@@ -130,7 +130,9 @@ bool catalog_model_size(const struct catalog_model *m, const char *text, struct 
  *  token per byte (a token is never shorter than a byte) and the full
  *  max_output_tokens. */
 int64_t catalog_estimate(const struct catalog_model *m, size_t input_bytes);
-/** The cost of reported usage (each part rounded up). */
+/** The cost of reported usage: the request price plus the exact token
+ *  price (input and output together), rounded down to whole credits, so
+ *  never more than the configured price. */
 int64_t catalog_cost(const struct catalog_model *m, long input_tokens, long output_tokens);
 
 #endif

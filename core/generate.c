@@ -513,6 +513,8 @@ void job__enqueue(struct job *job)
     generate__dispatch(g);
 }
 
+static void job__fallback_counted(struct job *job, int rc);
+
 static void job__revoided(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
@@ -552,10 +554,29 @@ static void job__run_next(struct job *job)
              job__label(next));
     job->model = next;
     job->attempt = 0;
+    /* The fallback may use more tokens than the job reserved against the
+     * daily cap: reserve the difference first (admission work again). */
+    job->state = JOB_ADMIT;
+    job->refs++;
+    job__quota_tokens_more(job, job__tokens_bound(job, next), job__fallback_counted);
+}
+
+static void job__fallback_counted(struct job *job, int rc)
+{
+    struct generate *g = job->g;
+    const struct catalog_model *next = job->model;
+    if (rc < 0 || g->closing) {
+        if (rc < 0)
+            job->end_rc = rc;
+        job__fail(job);
+        job__unref(job);
+        return;
+    }
     int64_t need = catalog_estimate(next, job->input_bytes);
     if (need <= job->reserved && job->res_open) {
         job->state = JOB_ADMIT;
         job__enqueue(job);
+        job__unref(job);
         return;
     }
     /* Dearer than what is held: release it and reserve the fallback's price. */
@@ -570,6 +591,7 @@ static void job__run_next(struct job *job)
         memset(&none, 0, sizeof(none));
         job__revoided(0, &none, job);
     }
+    job__unref(job);
 }
 
 /* ---- the engine --------------------------------------------------------------- */

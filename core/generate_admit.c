@@ -101,6 +101,8 @@ void job__reserve(struct job *job, int64_t amount)
         .ref = job->id,
         .tag = job->model->name,
     };
+    /* The limits' counts are taken in the reservation's own transaction. */
+    job__quota_guard(job, &t);
     job->refs++;
     int rc = ledger != NULL ? ledger_transfer_create(ledger, &t, job__reserved, job) : HB_ECANCELED;
     if (rc < 0) {
@@ -128,6 +130,12 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
     struct job *job = data;
     struct generate *g = job->g;
     (void)res;
+    /* A replay (HB_EEXISTS) took no counts: its first run did. */
+    if (job__quota_reserved(job, rc == HB_EEXISTS ? 1 : rc)) {
+        job__persist(job, false);
+        job__unref(job);
+        return; /* a limit refused it */
+    }
     if (rc == HB_EEXISTS)
         rc = 0;
     if (rc == 0) {
@@ -260,21 +268,33 @@ void job__admit(struct job *job)
     }
     filter_result_clear(&fr);
 
-    /* Rate limits, the token cap and the queue bounds. */
+    /* The queue bounds. */
     if (!job__quota_admit(job))
         return;
 
-    /* The price, the reservation, and the queue. */
+    /* The rate limits and the token cap, counted in the store; then the
+     * price, the reservation, and the queue. */
     if (job__messages_build(job) < 0) {
         job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
         return;
     }
-    job__quota_count(job);
+    job__quota_prepare(job, job__tokens_bound(job, m));
+}
+
+void job__admit_counted(struct job *job)
+{
+    struct generate *g = job->g;
+    const struct catalog_limits *l = catalog_limits_get(job->cat);
+    const struct catalog_model *m = job->model;
+    if (g->closing) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
+        return;
+    }
     job->deadline = uv_now(g->loop) + (uint64_t)l->job_timeout_ms;
     int64_t estimate = catalog_estimate(m, job->input_bytes);
     if (estimate <= 0) {
         job->reserved = 0;
-        job__enqueue(job);
+        job__quota_take_alone(job);
         return;
     }
     job__reserve(job, estimate);

@@ -56,19 +56,18 @@ enum job_state {
  * the state table already (preferences) or never mattered past a day
  * (hourly and daily counters, conversations). */
 
+/* What one daemon holds per member and per group: what is in flight here.
+ * The hourly and daily counts and the token cap are durable counters in
+ * the store (generate_quota.c), shared by every daemon on the ledger. */
 struct gen_user {
     unsigned queued, running;
     unsigned jobs;        /* live jobs pointing here: never pruned while > 0 */
     uint64_t last_served; /* dispatch counter when this member last started a job */
-    int64_t hour;         /* window of count */
-    int64_t count;        /* generations admitted in that hour */
     int64_t last_used;    /* wall-clock ms of the member's last job */
 };
 
 struct gen_pool {
     unsigned jobs;     /* live jobs pointing here: never pruned while > 0 */
-    int64_t day;       /* window of count, in UTC days */
-    int64_t count;     /* generations admitted in the group that day */
     int64_t last_used; /* wall-clock ms of the group's last job */
 };
 
@@ -111,6 +110,7 @@ struct gen_hits {
 };
 
 struct job;
+struct gen_quota_op;
 
 struct generate {
     uv_loop_t *loop;
@@ -132,8 +132,8 @@ struct generate {
     int64_t pruned_at;   /* wall-clock ms of the last prune */
     struct gen_image images[GEN_IMAGES_KEPT];
     size_t image_next;
-    int64_t token_day;
-    int64_t tokens_today;
+    int64_t token_day;    /* UTC day of tokens_today */
+    int64_t tokens_today; /* the store's token counter as last seen (for stats) */
     struct generate_stats stats;
     bool closing;
     void (*close_cb)(void *data);
@@ -160,7 +160,13 @@ struct job {
     char conv_key[GEN_KEY_MAX];
     struct gen_user *user;
     struct gen_pool *pool;
-    bool counted; /* rate counters include this job */
+    bool counted;               /* the store's counters include this job */
+    bool count_user;            /* ... the member's hourly counter (hour q_hour) */
+    bool count_group;           /* ... the group's daily counter (day q_day) */
+    int64_t q_hour;             /* the hour window the job was counted in */
+    int64_t q_day;              /* the UTC day window the job was counted in */
+    int64_t tokens_held;        /* tokens reserved against the daily cap (day q_day) */
+    struct gen_quota_op *quota; /* counts to take with the first reservation, or NULL */
     bool queued_once;
     enum provider_modality modality;
     char *prompt;
@@ -235,6 +241,8 @@ void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 /** Check everything and reserve; the job then queues or is refused. */
 void job__admit(struct job *job);
+/** The limits counted the job: reserve its price and queue it. */
+void job__admit_counted(struct job *job);
 /** Reserve amount from the payer (a fallback's new reservation, too). */
 void job__reserve(struct job *job, int64_t amount);
 
@@ -249,15 +257,42 @@ void job__fail(struct job *job);
 
 /* ---- quotas (generate_quota.c) -------------------------------------------- */
 
-/** Check the member's and the group's limits, the token cap and the queue
- *  bounds; attach the counters to the job. Returns false after refusing. */
+/** Check the bounds on what is in flight (the member's queue, the bot's
+ *  queue) and attach the member's and group's entries to the job. Returns
+ *  false after refusing. */
 bool job__quota_admit(struct job *job);
-/** Count the admitted job against the member and the group. */
-void job__quota_count(struct job *job);
-/** Nothing was delivered: give the job's count back. */
+/** The upper bound of tokens the job's model may use: every input byte a
+ *  token, plus the model's max_output_tokens (0 for images). */
+int64_t job__tokens_bound(const struct job *job, const struct catalog_model *m);
+/** Prepare the job's counts against the member's hourly limit and the
+ *  group's daily limit, and `tokens` against the daily token cap, to be
+ *  taken all or none with its first reservation; then job__admit_counted. */
+void job__quota_prepare(struct job *job, int64_t tokens);
+/** Let the reservation t take the prepared counts in its own transaction
+ *  (struct ledger_transfer's guard). */
+void job__quota_guard(struct job *job, struct ledger_transfer *t);
+/** The first reservation completed with rc: the counts were taken with it
+ *  (rc 0), or a limit refused it (HB_ELIMIT: the job is refused; returns
+ *  true). Returns false when the caller goes on as usual. */
+bool job__quota_reserved(struct job *job, int rc);
+/** A job without a reservation (a free model): take the prepared counts on
+ *  their own; then queue it, or refuse it. */
+void job__quota_take_alone(struct job *job);
+/** Reserve more tokens for a fallback whose bound exceeds what is held;
+ *  then cb(job, 0) or cb(job, HB_ELIMIT / an error) with job->error set. */
+void job__quota_tokens_more(struct job *job, int64_t tokens, void (*cb)(struct job *job, int rc));
+/** Nothing was delivered: give the job's counts and tokens back. */
 void job__quota_release(struct job *job);
-/** Add tokens to today's total for the daily cap. */
-void generate__tokens_add(struct generate *g, long tokens);
+/** The job used `tokens`: settle its token reservation to that (never
+ *  more than it reserved). */
+void job__quota_tokens_settle(struct job *job, int64_t tokens);
+/** What the job counted, as text for its durable record, so that a restart
+ *  can give it back: "<hour> <day> <tokens> <user 0|1> <group key or ->". */
+void job__quota_record(const struct job *job, char *buf, size_t cap);
+/** A restart voided a job of `wallet` whose record held `record`
+ *  (job__quota_record): give back its counts and tokens in windows still
+ *  open. */
+void generate__quota_release_record(struct generate *g, const char *wallet, const char *record);
 /** The job no longer points at its member's and group's counters. */
 void job__quota_detach(struct job *job);
 /** Forget members and groups idle since before `before` (ms) with no job. */

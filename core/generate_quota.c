@@ -1,12 +1,56 @@
 /* Quotas: the member's hourly limit, the group's daily limit, the global
- * daily token cap, and the bounds on what one member may have queued. */
+ * daily token cap, and the bounds on what one member may have queued.
+ *
+ * The limits are durable counters in the store (storage/store.h), one per
+ * member and hour, per group and day, and one for the day's tokens. A job
+ * takes its counts and its token upper bound inside the transaction of its
+ * credit reservation (the ledger transfer's guard), where each counter
+ * moves by one conditional update that refuses to pass its bound: all or
+ * none with the reservation, in the same commit (no fsync of its own),
+ * exact across restarts, and across several daemons sharing the ledger.
+ * Giving back (a failure, the unused tokens) is a store job queued beside
+ * the void or post. What is in flight (queued and running jobs) stays in
+ * this daemon's memory. */
 #include "core/generate_internal.h"
 
+#include "core/core.h"
 #include "core/messages.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define GEN_COUNTER_USER "gen.user:"    /* + wallet account, per hour */
+#define GEN_COUNTER_GROUP "gen.group:"  /* + "<platform>:<group>", per UTC day */
+#define GEN_COUNTER_TOKENS "gen.tokens" /* everyone's tokens, per UTC day */
+#define GEN_QUOTA_MAX 3
+
+enum gen_counter { GEN_C_USER, GEN_C_GROUP, GEN_C_TOKENS };
+
+/* One counter's move. */
+struct gen_counter_move {
+    enum gen_counter what;
+    char name[GEN_KEY_MAX + 16]; /* a prefix above and a key of up to GEN_KEY_MAX */
+    int64_t win;                 /* hour or day number */
+    int64_t delta;               /* what to add (negative gives back) */
+    int64_t limit;               /* bound; 0: none */
+    int64_t used;                /* the value after, or the current one when refused */
+};
+
+/* One store job that moves up to three counters, all or none. */
+struct gen_quota_op {
+    struct store_job sj;
+    struct generate *g;
+    struct job *job; /* holds a reference until done; NULL: g->njobs holds the engine */
+    size_t n;
+    struct gen_counter_move c[GEN_QUOTA_MAX];
+    size_t failed; /* the counter that refused (HB_ELIMIT) */
+    void (*then)(struct gen_quota_op *op, int rc);
+    void (*more_cb)(struct job *job, int rc); /* job__quota_tokens_more */
+};
 
 /* "in 23 min" / "in 2 h 5 min" until a window's end. */
 static void generate__until(char *buf, size_t cap, int64_t ms)
@@ -18,9 +62,9 @@ static void generate__until(char *buf, size_t cap, int64_t ms)
         snprintf(buf, cap, MSG_GEN_UNTIL_H_MIN, (long long)(min / 60), (long long)(min % 60));
 }
 
-/* The entry under key in a map of counters of `size` bytes, made zeroed
- * when absent; NULL when out of memory. */
-static void *generate__counter(struct map *m, const char *key, size_t size)
+/* The entry under key in a map of `size` bytes, made zeroed when absent;
+ * NULL when out of memory. */
+static void *generate__entry(struct map *m, const char *key, size_t size)
 {
     void *c = map_get(m, key);
     if (c != NULL)
@@ -38,53 +82,22 @@ bool job__quota_admit(struct job *job)
     struct generate *g = job->g;
     const struct catalog_limits *l = catalog_limits_get(job->cat);
     int64_t now = generate__now(g);
-    char when[64];
-    job->user = generate__counter(g->users, job->wallet, sizeof(*job->user));
+    job->user = generate__entry(g->users, job->wallet, sizeof(*job->user));
     if (job->user == NULL) {
         job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
         return false;
     }
     job->user->jobs++;
     job->user->last_used = now;
-    if (job->user->hour != now / GEN_HOUR_MS) {
-        job->user->hour = now / GEN_HOUR_MS;
-        job->user->count = 0;
-    }
-    if (l->user_per_hour > 0 && job->user->count >= l->user_per_hour) {
-        generate__until(when, sizeof(when), (job->user->hour + 1) * GEN_HOUR_MS - now);
-        job__refuse(job, GEN_REFUSE_USER_LIMIT, MSG_GEN_USER_LIMIT, (long long)l->user_per_hour,
-                    when);
-        return false;
-    }
     if (job->who.scope == COMMAND_SCOPE_GROUP) {
         char pkey[GEN_KEY_MAX];
         snprintf(pkey, sizeof(pkey), "%s:%s", command_platform_name(job->who.platform),
                  job->who.scope_id);
-        job->pool = generate__counter(g->pools, pkey, sizeof(*job->pool));
+        job->pool = generate__entry(g->pools, pkey, sizeof(*job->pool));
         if (job->pool != NULL) {
             job->pool->jobs++;
             job->pool->last_used = now;
         }
-        if (job->pool != NULL && job->pool->day != now / GEN_DAY_MS) {
-            job->pool->day = now / GEN_DAY_MS;
-            job->pool->count = 0;
-        }
-        if (job->pool != NULL && l->pool_per_day > 0 && job->pool->count >= l->pool_per_day) {
-            generate__until(when, sizeof(when), (job->pool->day + 1) * GEN_DAY_MS - now);
-            job__refuse(job, GEN_REFUSE_GROUP_LIMIT, MSG_GEN_GROUP_LIMIT,
-                        (long long)l->pool_per_day, when);
-            return false;
-        }
-    }
-    if (g->token_day != now / GEN_DAY_MS) {
-        g->token_day = now / GEN_DAY_MS;
-        g->tokens_today = 0;
-    }
-    if (l->tokens_per_day > 0 && g->tokens_today >= l->tokens_per_day) {
-        generate__until(when, sizeof(when), (g->token_day + 1) * GEN_DAY_MS - now);
-        job__refuse(job, GEN_REFUSE_TOKEN_CAP, MSG_GEN_TOKEN_CAP, (long long)l->tokens_per_day,
-                    when);
-        return false;
     }
     if (job->user->queued + job->user->running >= (unsigned)(l->user_queue + l->user_in_flight)) {
         job__refuse(job, GEN_REFUSE_BUSY, MSG_GEN_USER_BUSY, job->user->queued + job->user->running,
@@ -98,39 +111,359 @@ bool job__quota_admit(struct job *job)
     return true;
 }
 
-void job__quota_count(struct job *job)
+int64_t job__tokens_bound(const struct job *job, const struct catalog_model *m)
 {
-    job->user->count++;
-    if (job->pool != NULL)
-        job->pool->count++;
-    job->counted = true;
+    if (job->modality != PROVIDER_TEXT || m == NULL)
+        return 0;
+    return (int64_t)job->input_bytes + m->max_output_tokens;
 }
+
+/* ---- the store job -------------------------------------------------------- */
+
+static int gen_quota_run(struct store_txn *txn, struct store_job *sj)
+{
+    struct gen_quota_op *op = container_of(sj, struct gen_quota_op, sj);
+    for (size_t i = 0; i < op->n; i++) {
+        int rc = store_txn_counter_add(txn, op->c[i].name, op->c[i].win, op->c[i].delta,
+                                       op->c[i].limit, &op->c[i].used);
+        if (rc < 0) {
+            /* The store rolls back this job's savepoint: the counters
+             * moved before this one move back. */
+            op->failed = i;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Keep the statistics' copy of today's token count as the store said. */
+static void gen_quota_seen(const struct gen_quota_op *op, int rc)
+{
+    struct generate *g = op->g;
+    for (size_t i = 0; i < op->n; i++) {
+        bool seen = rc == 0 || (rc == HB_ELIMIT && i == op->failed);
+        if (op->c[i].what == GEN_C_TOKENS && seen && op->c[i].win >= g->token_day) {
+            g->token_day = op->c[i].win;
+            g->tokens_today = op->c[i].used;
+        }
+    }
+}
+
+static void gen_quota_done(struct store_job *sj, int rc)
+{
+    struct gen_quota_op *op = container_of(sj, struct gen_quota_op, sj);
+    struct job *job = op->job;
+    struct generate *g = op->g;
+    gen_quota_seen(op, rc);
+    if (rc < 0 && rc != HB_ELIMIT)
+        log_warn("generate.quota_failed", "job=%s error=%s", job != NULL ? job->id : "-",
+                 hb_strerror(rc));
+    if (op->then != NULL)
+        op->then(op, rc);
+    free(op);
+    if (job != NULL) {
+        job__unref(job);
+    } else {
+        g->njobs--;
+        generate__maybe_free(g);
+    }
+}
+
+static struct gen_quota_op *gen_quota_op_new(struct job *job)
+{
+    struct gen_quota_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return NULL;
+    op->job = job;
+    op->g = job->g;
+    op->sj.run = gen_quota_run;
+    op->sj.done = gen_quota_done;
+    return op;
+}
+
+static void gen_quota_add(struct gen_quota_op *op, enum gen_counter what, const char *prefix,
+                          const char *key, int64_t win, int64_t delta, int64_t limit)
+{
+    op->c[op->n].what = what;
+    snprintf(op->c[op->n].name, sizeof(op->c[op->n].name), "%s%s", prefix, key);
+    op->c[op->n].win = win;
+    op->c[op->n].delta = delta;
+    op->c[op->n].limit = limit;
+    op->n++;
+}
+
+/* Submit op (which holds a new job reference). Returns 0, or a negative
+ * code after freeing op and dropping the reference (no callback). */
+static int gen_quota_submit(struct gen_quota_op *op)
+{
+    struct job *job = op->job;
+    struct ledger *ledger = job->g->core->ledger;
+    job->refs++;
+    int rc = ledger != NULL ? store_submit(ledger_store(ledger), &op->sj) : HB_ECANCELED;
+    if (rc < 0) {
+        free(op);
+        job->refs--;
+    }
+    return rc;
+}
+
+static void job__group_key(const struct job *job, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s:%s", command_platform_name(job->who.platform), job->who.scope_id);
+}
+
+/* ---- admission ---------------------------------------------------------- */
+
+/* The counts were taken: remember what to give back. */
+static void job__quota_counted(struct job *job, const struct gen_quota_op *op)
+{
+    job->counted = true;
+    for (size_t i = 0; i < op->n; i++) {
+        if (op->c[i].what == GEN_C_USER)
+            job->count_user = true;
+        else if (op->c[i].what == GEN_C_GROUP)
+            job->count_group = true;
+        else
+            job->tokens_held = op->c[i].delta;
+    }
+}
+
+/* A limit refused the job: say which, and when it resets. */
+static void job__quota_refuse(struct job *job, const struct gen_quota_op *op)
+{
+    int64_t now = generate__now(job->g);
+    char when[64];
+    const struct gen_counter_move *c = &op->c[op->failed];
+    switch (c->what) {
+    case GEN_C_USER:
+        generate__until(when, sizeof(when), (c->win + 1) * GEN_HOUR_MS - now);
+        job__refuse(job, GEN_REFUSE_USER_LIMIT, MSG_GEN_USER_LIMIT, (long long)c->limit, when);
+        break;
+    case GEN_C_GROUP:
+        generate__until(when, sizeof(when), (c->win + 1) * GEN_DAY_MS - now);
+        job__refuse(job, GEN_REFUSE_GROUP_LIMIT, MSG_GEN_GROUP_LIMIT, (long long)c->limit, when);
+        break;
+    case GEN_C_TOKENS:
+        generate__until(when, sizeof(when), (c->win + 1) * GEN_DAY_MS - now);
+        if (c->used >= c->limit)
+            job__refuse(job, GEN_REFUSE_TOKEN_CAP, MSG_GEN_TOKEN_CAP, (long long)c->limit, when);
+        else
+            job__refuse(job, GEN_REFUSE_TOKEN_CAP, MSG_GEN_TOKEN_CAP_SHORT, (long long)c->delta,
+                        (long long)c->limit, (long long)(c->limit - c->used), when);
+        break;
+    }
+}
+
+void job__quota_prepare(struct job *job, int64_t tokens)
+{
+    struct generate *g = job->g;
+    const struct catalog_limits *l = catalog_limits_get(job->cat);
+    int64_t now = generate__now(g);
+    job->q_hour = now / GEN_HOUR_MS;
+    job->q_day = now / GEN_DAY_MS;
+    struct gen_quota_op *op = gen_quota_op_new(job);
+    if (op == NULL) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
+        return;
+    }
+    /* A limit of 0 means none: nothing to count (a limit set later starts
+     * counting from then). */
+    if (l->user_per_hour > 0)
+        gen_quota_add(op, GEN_C_USER, GEN_COUNTER_USER, job->wallet, job->q_hour, 1,
+                      l->user_per_hour);
+    if (l->pool_per_day > 0 && job->who.scope == COMMAND_SCOPE_GROUP) {
+        char gkey[GEN_KEY_MAX];
+        job__group_key(job, gkey, sizeof(gkey));
+        gen_quota_add(op, GEN_C_GROUP, GEN_COUNTER_GROUP, gkey, job->q_day, 1, l->pool_per_day);
+    }
+    if (l->tokens_per_day > 0 && tokens > 0)
+        gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", job->q_day, tokens,
+                      l->tokens_per_day);
+    if (op->n == 0) {
+        /* Nothing to count; tokens still add up for the statistics. */
+        free(op);
+        job->counted = true;
+    } else {
+        job->quota = op;
+    }
+    job__admit_counted(job);
+}
+
+static int gen_quota_guard(struct store_txn *txn, void *data)
+{
+    struct gen_quota_op *op = data;
+    return gen_quota_run(txn, &op->sj);
+}
+
+void job__quota_guard(struct job *job, struct ledger_transfer *t)
+{
+    if (job->quota == NULL)
+        return;
+    t->guard = gen_quota_guard;
+    t->guard_data = job->quota;
+}
+
+bool job__quota_reserved(struct job *job, int rc)
+{
+    struct gen_quota_op *op = job->quota;
+    if (op == NULL)
+        return false;
+    if (rc == 0) {
+        /* Taken in the reservation's commit. */
+        gen_quota_seen(op, rc);
+        job__quota_counted(job, op);
+    } else if (rc == HB_ELIMIT) {
+        gen_quota_seen(op, rc);
+    } else {
+        return false; /* the store undid the counts; a retry takes them again */
+    }
+    job->quota = NULL;
+    if (rc == HB_ELIMIT)
+        job__quota_refuse(job, op);
+    free(op);
+    return rc == HB_ELIMIT;
+}
+
+static void job__quota_alone_done(struct gen_quota_op *op, int rc)
+{
+    struct job *job = op->job;
+    if (rc == 0)
+        job__quota_counted(job, op);
+    if (rc == HB_ELIMIT)
+        job__quota_refuse(job, op);
+    else if (rc < 0)
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_NOT_RESERVED, hb_strerror(rc));
+    else if (job->g->closing)
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
+    else
+        job__enqueue(job);
+}
+
+void job__quota_take_alone(struct job *job)
+{
+    struct gen_quota_op *op = job->quota;
+    job->quota = NULL;
+    if (op == NULL) {
+        job__enqueue(job);
+        return;
+    }
+    op->then = job__quota_alone_done;
+    int rc = gen_quota_submit(op);
+    if (rc < 0)
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_NOT_RESERVED, hb_strerror(rc));
+}
+
+/* ---- a fallback's larger bound -------------------------------------------- */
+
+static void job__quota_more_done(struct gen_quota_op *op, int rc)
+{
+    struct job *job = op->job;
+    if (rc == 0) {
+        job->tokens_held += op->c[0].delta;
+        if (job->res_open)
+            job__persist(job, true); /* a restart gives these back too */
+    } else if (rc == HB_ELIMIT)
+        snprintf(job->error, sizeof(job->error), MSG_GEN_TOKEN_CAP_FALLBACK, job->model->name,
+                 (long long)op->c[0].limit);
+    else
+        snprintf(job->error, sizeof(job->error), MSG_GEN_NOT_RESERVED, hb_strerror(rc));
+    op->more_cb(job, rc);
+}
+
+void job__quota_tokens_more(struct job *job, int64_t tokens, void (*cb)(struct job *job, int rc))
+{
+    const struct catalog_limits *l = catalog_limits_get(job->cat);
+    int64_t more = tokens - job->tokens_held;
+    if (l->tokens_per_day <= 0 || more <= 0 || !job->counted) {
+        cb(job, 0);
+        return;
+    }
+    struct gen_quota_op *op = gen_quota_op_new(job);
+    if (op == NULL) {
+        snprintf(job->error, sizeof(job->error), MSG_COMMON_OUT_OF_MEMORY);
+        cb(job, HB_ENOMEM);
+        return;
+    }
+    op->then = job__quota_more_done;
+    op->more_cb = cb;
+    gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", job->q_day, more, l->tokens_per_day);
+    int rc = gen_quota_submit(op);
+    if (rc < 0) {
+        snprintf(job->error, sizeof(job->error), MSG_GEN_NOT_RESERVED, hb_strerror(rc));
+        cb(job, rc);
+    }
+}
+
+/* ---- giving back ---------------------------------------------------------- */
 
 void job__quota_release(struct job *job)
 {
     if (!job->counted)
         return;
+    job->counted = false;
     /* Nothing was delivered: the attempt does not count against the
-     * member's or the scope's allowance. */
-    if (job->user != NULL && job->user->count > 0)
-        job->user->count--;
-    if (job->pool != NULL && job->pool->count > 0)
-        job->pool->count--;
+     * member's or the scope's allowance, and its tokens go back. */
+    struct gen_quota_op *op = gen_quota_op_new(job);
+    if (op == NULL) {
+        log_warn("generate.quota_release_failed", "job=%s error=%s", job->id,
+                 hb_strerror(HB_ENOMEM));
+        return;
+    }
+    if (job->count_user)
+        gen_quota_add(op, GEN_C_USER, GEN_COUNTER_USER, job->wallet, job->q_hour, -1, 0);
+    if (job->count_group) {
+        char gkey[GEN_KEY_MAX];
+        job__group_key(job, gkey, sizeof(gkey));
+        gen_quota_add(op, GEN_C_GROUP, GEN_COUNTER_GROUP, gkey, job->q_day, -1, 0);
+    }
+    if (job->tokens_held > 0)
+        gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", job->q_day, -job->tokens_held, 0);
+    job->count_user = job->count_group = false;
+    job->tokens_held = 0;
+    if (op->n == 0) {
+        free(op);
+        return;
+    }
+    int rc = gen_quota_submit(op);
+    if (rc < 0)
+        log_warn("generate.quota_release_failed", "job=%s error=%s", job->id, hb_strerror(rc));
 }
 
-void generate__tokens_add(struct generate *g, long tokens)
+void job__quota_tokens_settle(struct job *job, int64_t tokens)
 {
-    int64_t day = generate__now(g) / GEN_DAY_MS;
-    if (day != g->token_day) {
-        g->token_day = day;
-        g->tokens_today = 0;
+    struct generate *g = job->g;
+    if (tokens < 0)
+        tokens = 0;
+    if (job->tokens_held <= 0) {
+        /* No cap is set: count for the statistics only. */
+        int64_t day = generate__now(g) / GEN_DAY_MS;
+        if (day != g->token_day) {
+            g->token_day = day;
+            g->tokens_today = 0;
+        }
+        g->tokens_today += tokens;
+        return;
     }
-    g->tokens_today += tokens;
+    /* The cap's counter keeps what was used, never more than was reserved:
+     * the reservation is the bound every other job relied on. */
+    int64_t back = job->tokens_held - (tokens < job->tokens_held ? tokens : job->tokens_held);
+    job->tokens_held = 0;
+    if (back == 0)
+        return;
+    struct gen_quota_op *op = gen_quota_op_new(job);
+    if (op == NULL)
+        return;
+    gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", job->q_day, -back, 0);
+    int rc = gen_quota_submit(op);
+    if (rc < 0)
+        log_warn("generate.quota_settle_failed", "job=%s error=%s", job->id, hb_strerror(rc));
 }
 
 void job__quota_detach(struct job *job)
 {
     int64_t now = generate__now(job->g);
+    free(job->quota); /* prepared, never taken */
+    job->quota = NULL;
     if (job->user != NULL) {
         job->user->jobs--;
         job->user->last_used = now;
@@ -145,8 +478,8 @@ void job__quota_detach(struct job *job)
 
 void generate__quota_prune(struct generate *g, int64_t before)
 {
-    /* An idle member's hour and an idle group's day have long passed, so
-     * forgetting their counters changes no limit. */
+    /* An idle member or group has nothing in flight here; its counts live
+     * in the store. */
     struct map_iter it;
     void *v;
     map_iter_init(&it, g->users);
@@ -160,5 +493,65 @@ void generate__quota_prune(struct generate *g, int64_t before)
         const struct gen_pool *p = v;
         if (p->jobs == 0 && p->last_used < before)
             map_iter_remove(&it);
+    }
+}
+
+/* ---- what a restart gives back ------------------------------------------ */
+
+void job__quota_record(const struct job *job, char *buf, size_t cap)
+{
+    bool user = job->count_user, group = job->count_group;
+    int64_t tokens = job->tokens_held;
+    if (job->quota != NULL) {
+        /* Prepared to be taken with the reservation this record goes with:
+         * if a restart finds that reservation, the counts were taken. */
+        for (size_t i = 0; i < job->quota->n; i++) {
+            const struct gen_counter_move *c = &job->quota->c[i];
+            if (c->what == GEN_C_USER)
+                user = true;
+            else if (c->what == GEN_C_GROUP)
+                group = true;
+            else
+                tokens = c->delta;
+        }
+    }
+    char gkey[GEN_KEY_MAX] = "-";
+    if (group)
+        job__group_key(job, gkey, sizeof(gkey));
+    snprintf(buf, cap, "%lld %lld %lld %d %s", (long long)job->q_hour, (long long)job->q_day,
+             (long long)tokens, user ? 1 : 0, gkey);
+}
+
+void generate__quota_release_record(struct generate *g, const char *wallet, const char *record)
+{
+    long long hour = 0, day = 0, tokens = 0;
+    int user = 0;
+    char gkey[GEN_KEY_MAX];
+    struct ledger *ledger = g->core->ledger;
+    if (record == NULL || ledger == NULL ||
+        sscanf(record, "%lld %lld %lld %d %399s", &hour, &day, &tokens, &user, gkey) != 5)
+        return; /* a record of an older version, or none: nothing was counted */
+    struct gen_quota_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return;
+    op->g = g;
+    op->sj.run = gen_quota_run;
+    op->sj.done = gen_quota_done;
+    /* Only windows still open matter: a past hour or day no longer limits. */
+    int64_t now = generate__now(g);
+    if (user == 1 && hour == now / GEN_HOUR_MS)
+        gen_quota_add(op, GEN_C_USER, GEN_COUNTER_USER, wallet, hour, -1, 0);
+    if (strcmp(gkey, "-") != 0 && day == now / GEN_DAY_MS)
+        gen_quota_add(op, GEN_C_GROUP, GEN_COUNTER_GROUP, gkey, day, -1, 0);
+    if (tokens > 0 && day == now / GEN_DAY_MS)
+        gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", day, -tokens, 0);
+    if (op->n == 0) {
+        free(op);
+        return;
+    }
+    g->njobs++;
+    if (store_submit(ledger_store(ledger), &op->sj) < 0) {
+        free(op);
+        g->njobs--;
     }
 }

@@ -56,6 +56,7 @@ struct recover_void {
     struct recover_op *op;
     char wallet[WALLET_ACCOUNT_MAX];
     char job[LEDGER_ID_LEN_MAX];
+    char *quota; /* what the job counted against the limits (job__quota_record), or NULL */
     unsigned left;
     bool refunded;
 };
@@ -133,9 +134,12 @@ static void recover__voided(int rc, const struct ledger_result *res, void *data)
         if (ledger != NULL)
             state_put(ledger_store(ledger), GEN_NS_NOTICE, rv->wallet, "1", NULL, NULL);
         log_info("generate.recovered", "job=%s action=voided", rv->job);
+        /* Nothing was delivered: the limits give its counts back. */
+        generate__quota_release_record(g, rv->wallet, rv->quota);
     }
     if (ledger != NULL)
         state_put(ledger_store(ledger), GEN_NS_JOB, rv->job, NULL, NULL, NULL);
+    free(rv->quota);
     free(rv);
     recover__one_done(op);
 }
@@ -151,14 +155,25 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
             break;
         rv->op = op;
         unsigned nres = 0;
+        int used = 0;
         char wallet[WALLET_ACCOUNT_MAX] = "";
         char run[64] = ""; /* absent in records written before run ids */
-        int fields = sscanf(e[i].value, "%159s %u %63s", wallet, &nres, run);
-        if (fields < 2)
+        if (sscanf(e[i].value, "%159s %u %n", wallet, &nres, &used) != 2) {
             nres = 0;
-        if (fields == 3 && strcmp(run, generate__run(g)) == 0) {
+        } else {
+            /* Then "run-..." (records since run ids), then what the limits
+             * counted (records since durable limits). */
+            const char *rest = e[i].value + used;
+            int rlen = 0;
+            if (strncmp(rest, "run-", 4) == 0 && sscanf(rest, "%63s %n", run, &rlen) == 1)
+                rest += rlen;
+            if (*rest != '\0')
+                rv->quota = strdup(rest);
+        }
+        if (run[0] != '\0' && strcmp(run, generate__run(g)) == 0) {
             /* This run's own job, still running: not ours to void. */
             log_debug("generate.recover_skip", "job=%s reason=this run's job", e[i].key);
+            free(rv->quota);
             free(rv);
             continue;
         }
@@ -166,6 +181,7 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
         snprintf(rv->job, sizeof(rv->job), "%s", e[i].key);
         if (nres == 0) {
             state_put(ledger_store(ledger), GEN_NS_JOB, rv->job, NULL, NULL, NULL);
+            free(rv->quota);
             free(rv);
             continue;
         }

@@ -27,14 +27,19 @@ static void job__state_done(int rc, const char *value, void *data)
 }
 
 /* The record says which reservations may be open, so a restart can void
- * them: "<wallet> <number of reservations> <run id>". NULL deletes it. */
+ * them, the run that wrote it, and what the limits counted, so it can give
+ * that back: "<wallet> <number of reservations> <run id> <job__quota_record>".
+ * NULL deletes it. */
 void job__persist(struct job *job, bool keep)
 {
     struct ledger *ledger = job->g->core->ledger;
     if (ledger == NULL)
         return;
-    char value[WALLET_ACCOUNT_MAX + 96];
-    snprintf(value, sizeof(value), "%s %u %s", job->wallet, job->nres, generate__run(job->g));
+    char quota[GEN_KEY_MAX + 96];
+    job__quota_record(job, quota, sizeof(quota));
+    char value[WALLET_ACCOUNT_MAX + sizeof(quota) + 96];
+    snprintf(value, sizeof(value), "%s %u %s %s", job->wallet, job->nres, generate__run(job->g),
+             quota);
     job->refs++;
     if (state_put(ledger_store(ledger), GEN_NS_JOB, job->id, keep ? value : NULL, job__state_done,
                   job) < 0)
@@ -187,7 +192,7 @@ void job__settle(struct job *job)
             in = (long)(job->input_bytes / 4 + 1);
         if (out < 0)
             out = (long)(job->text_len / 4 + 1);
-        generate__tokens_add(g, in + out);
+        job__quota_tokens_settle(job, (int64_t)in + out);
         job->in_tokens = in;
         job->out_tokens = out;
     } else {

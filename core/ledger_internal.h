@@ -38,6 +38,8 @@ struct ledger_req {
     int64_t timeout_ms;
     char ref[STORE_REF_SIZE];
     char tag[STORE_TAG_SIZE];
+    int (*guard)(struct store_txn *txn, void *guard_data); /* see struct ledger_transfer */
+    void *guard_data;
 };
 
 struct ledger_op {

@@ -246,6 +246,12 @@ static int ledger__transfer_apply(struct store_txn *txn, struct ledger_op *op,
         rc = ledger__add(pending ? &c.credits_pending : &c.credits_posted, r->amount);
     if (rc < 0)
         goto out;
+    if (r->guard != NULL) {
+        /* The caller's own counts, in this transfer's savepoint. */
+        rc = r->guard(txn, r->guard_data);
+        if (rc < 0)
+            goto out;
+    }
     memset(&t, 0, sizeof(t));
     memcpy(t.id, r->id, sizeof(t.id));
     memcpy(t.debit, r->debit, sizeof(t.debit));

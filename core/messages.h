@@ -381,6 +381,15 @@
 #define MSG_GEN_TOKEN_CAP                                                                          \
     "The bot has used its daily allowance of %lld tokens; it resets %s (00:00 "                    \
     "UTC)."
+/* %lld: tokens the job may use; %lld: the allowance; %lld: tokens left;
+ * %s: when it resets. */
+#define MSG_GEN_TOKEN_CAP_SHORT                                                                    \
+    "This could use up to %lld tokens, and the bot's daily allowance of %lld tokens has %lld "     \
+    "left; nothing was charged. Try a shorter prompt, or again when it resets %s (00:00 UTC)."
+/* %s: the fallback model; %lld: the allowance. */
+#define MSG_GEN_TOKEN_CAP_FALLBACK                                                                 \
+    "The fallback model %s could use more tokens than the bot's daily allowance of %lld has "      \
+    "left."
 /* %u: generations; %s: "s" or "". */
 #define MSG_GEN_USER_BUSY                                                                          \
     "You already have %u generation%s waiting or running; please wait for "                        \

@@ -44,6 +44,10 @@ enum store_stmt_id {
     ST_STATE_EACH,
     ST_VOTE_ADD, /* from here to ST_VOTE_TOP: statements of STORE_VOTES_VERSION */
     ST_VOTE_TOP,
+    ST_COUNTER_ENSURE, /* from here on: statements of STORE_COUNTER_VERSION */
+    ST_COUNTER_ADD,
+    ST_COUNTER_GET,
+    ST_COUNTER_PRUNE,
     ST_COUNT
 };
 

@@ -120,10 +120,21 @@ static const char *const store_migrations[] = {
     " SELECT scope, period, image, MIN(creator), MIN(model), COUNT(*) FROM p"
     " GROUP BY scope, period, image;"
     "DELETE FROM state WHERE ns = 'gen.vote';",
+    /* 5: durable limit counters (generations per member per hour, per group
+     * per day, tokens per day), one row per name and window, changed only by
+     * conditional increments so that a restart or a second daemon on the
+     * same ledger sees the exact count. */
+    "CREATE TABLE counters ("
+    " name TEXT NOT NULL,"
+    " win INTEGER NOT NULL,"
+    " used INTEGER NOT NULL CHECK (used >= 0),"
+    " PRIMARY KEY (name, win)"
+    ") WITHOUT ROWID;",
 };
 
-#define STORE_STATE_VERSION 3 /* the first schema with the state table */
-#define STORE_VOTES_VERSION 4 /* the first schema with the votes table */
+#define STORE_STATE_VERSION 3   /* the first schema with the state table */
+#define STORE_VOTES_VERSION 4   /* the first schema with the votes table */
+#define STORE_COUNTER_VERSION 5 /* the first schema with the counters table */
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -183,6 +194,15 @@ const char *const store__sql[ST_COUNT] = {
                     " ON CONFLICT (scope, period, image) DO UPDATE SET count = count + ?6",
     [ST_VOTE_TOP] = "SELECT image, creator, model, count FROM votes"
                     " WHERE scope = ?1 AND period = ?2 ORDER BY count DESC, image LIMIT ?3",
+    [ST_COUNTER_ENSURE] = "INSERT INTO counters (name, win, used) VALUES (?1, ?2, 0)"
+                          " ON CONFLICT (name, win) DO NOTHING",
+    /* One statement decides and adds: the bound is checked against the
+     * stored value, never against a copy read earlier. */
+    [ST_COUNTER_ADD] = "UPDATE counters SET used = MAX(used + ?3, 0)"
+                       " WHERE name = ?1 AND win = ?2"
+                       " AND (?3 <= 0 OR ?4 <= 0 OR used + ?3 <= ?4) RETURNING used",
+    [ST_COUNTER_GET] = "SELECT used FROM counters WHERE name = ?1 AND win = ?2",
+    [ST_COUNTER_PRUNE] = "DELETE FROM counters WHERE name = ?1 AND win < ?2",
 };
 
 int store_schema_latest(void)
@@ -426,6 +446,8 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         if (i >= ST_STATE_GET && s->version < STORE_STATE_VERSION)
             continue;
         if (i >= ST_VOTE_ADD && i <= ST_VOTE_TOP && s->version < STORE_VOTES_VERSION)
+            continue;
+        if (i >= ST_COUNTER_ENSURE && s->version < STORE_COUNTER_VERSION)
             continue;
         if (sqlite3_prepare_v3(s->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK) {

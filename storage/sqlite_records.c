@@ -547,3 +547,64 @@ int store_txn_vote_top(struct store_txn *txn, const char *scope, const char *per
     sqlite3_reset(st);
     return rc;
 }
+/* ---- Counters ------------------------------------------------------------- */
+
+int store_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used)
+{
+    struct store *s = txn->store;
+    *used = 0;
+    if (s->stmt[ST_COUNTER_GET] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_COUNTER_GET);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, win);
+    int r = sqlite3_step(st);
+    int rc = 0;
+    if (r == SQLITE_ROW)
+        *used = sqlite3_column_int64(st, 0);
+    else if (r != SQLITE_DONE)
+        rc = store__fail(s, "counter_get");
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
+                          int64_t limit, int64_t *used)
+{
+    struct store *s = txn->store;
+    int64_t after = 0;
+    if (s->stmt[ST_COUNTER_ADD] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_COUNTER_PRUNE);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, win);
+    int rc = store__step_done(s, st, "counter_prune");
+    if (rc < 0)
+        return rc;
+    st = store__stmt(s, ST_COUNTER_ENSURE);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, win);
+    rc = store__step_done(s, st, "counter_ensure");
+    if (rc < 0)
+        return rc;
+    st = store__stmt(s, ST_COUNTER_ADD);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, win);
+    sqlite3_bind_int64(st, 3, delta);
+    sqlite3_bind_int64(st, 4, limit);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        after = sqlite3_column_int64(st, 0);
+        r = sqlite3_step(st);
+    } else if (r == SQLITE_DONE) {
+        rc = HB_ELIMIT;
+    }
+    if (r != SQLITE_DONE)
+        rc = store__fail(s, "counter_add");
+    sqlite3_reset(st);
+    if (rc == HB_ELIMIT)
+        rc = store_txn_counter_get(txn, name, win, &after) < 0 ? HB_ESTORAGE : HB_ELIMIT;
+    if (used != NULL)
+        *used = after;
+    return rc;
+}

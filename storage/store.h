@@ -258,6 +258,25 @@ int store_txn_vote_add(struct store_txn *txn, const char *scope, const char *per
 int store_txn_vote_top(struct store_txn *txn, const char *scope, const char *period,
                        struct store_vote *out, size_t max, size_t *n);
 
+/* ---- Counters: limits that must hold across restarts and daemons --------
+ * A counter is a name ("gen.user:<wallet>", ...) and a window (an hour or a
+ * day number); its value starts at 0. Every change is one conditional
+ * update in the store, so concurrent changes (another job, another daemon
+ * on the same database) never lose each other and never pass a bound. */
+
+/** Add delta to the counter name/win when the result stays within limit
+ *  (limit <= 0: no bound); a delta <= 0 always applies and the value never
+ *  goes below 0. Rows of name in windows before win are deleted (they can
+ *  no longer matter). *used (may be NULL) receives the value after, or the
+ *  current value when refused. Returns 0, HB_ELIMIT when limit would be
+ *  passed (nothing changed), HB_ESCHEMA on a database older than the
+ *  counters table, or HB_ESTORAGE. */
+int store_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
+                          int64_t limit, int64_t *used);
+
+/** Read the counter name/win into *used (0 when it has no row). */
+int store_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used);
+
 /** Copy the database at src_path to dst_path, consistent while a daemon
  *  writes to it (SQLite's online backup: one read transaction, WAL
  *  included). The copy is written beside dst_path and renamed into place,

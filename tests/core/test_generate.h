@@ -19,7 +19,7 @@
 #include <uv.h>
 
 #define GT_GUARD_MS 20000
-#define GT_MAX_CALLS 16
+#define GT_MAX_CALLS 160
 
 /* ---- a held provider: the test decides when each call speaks ---------- */
 

@@ -164,6 +164,20 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
         /* Last, so the /models pages of the models above stay as they were. */
         M("rlmid", "fakeai", NULL),
         M("keymid", "fakeai", NULL),
+        /* A fallback that may use ten times the tokens of the model asked for. */
+        {.name = "hfb",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .max_output_tokens = 100,
+         .fallbacks = "hbig",
+         .enabled = true},
+        {.name = "hbig",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .max_output_tokens = 1000,
+         .enabled = true},
     };
 #undef M
     struct catalog_spec spec = {.providers = ps,

@@ -7,15 +7,18 @@
 
 #include "core/pool.h"
 #include "core/ledger.h"
+#include "base/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_limits_refuse_and_reset(void **state)
 {
     (void)state;
     struct gt gt;
-    struct catalog_limits l = {.user_per_hour = 1, .tokens_per_day = 50};
+    /* "h" may use its prompt's bytes plus 100 output tokens. */
+    struct catalog_limits l = {.user_per_hour = 1, .tokens_per_day = 150};
     gt_init(&gt, &l, NULL, 0, 0);
     struct reply_capture cap;
     gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "one");
@@ -32,9 +35,11 @@ static void test_limits_refuse_and_reset(void **state)
     gt_wait(&gt, &cap.finished, 1);
     assert_has(&cap, "cost");
     reply_capture_close(&cap);
-    /* 60 tokens today > 50: everyone waits for tomorrow. */
+    /* 60 tokens used today, and a job that may use 104 more does not fit
+     * in 150: everyone waits for tomorrow. */
     gt_run(&gt, &cap, "u2", PROVIDER_TEXT, "h", "four");
-    assert_has(&cap, "daily allowance of 50 tokens");
+    assert_has(&cap, "up to 104 tokens");
+    assert_has(&cap, "daily allowance of 150 tokens has 90 left");
     reply_capture_close(&cap);
     gt.wall += 24 * 3600000LL;
     gt_submit(&gt, &cap, "u2", PROVIDER_TEXT, "h", "five");
@@ -227,12 +232,307 @@ static void test_idle_members_pruned(void **state)
     gt_done(&gt);
 }
 
+static uint64_t gt_refused(struct gt *gt)
+{
+    struct generate_stats st;
+    generate_stats_get(gt->g, &st);
+    return st.refused;
+}
+
+static int64_t gt_tokens_today(struct gt *gt)
+{
+    struct generate_stats st;
+    generate_stats_get(gt->g, &st);
+    return st.tokens_today;
+}
+
+/* The daily token cap is a reservation: jobs admitted at once each hold
+ * their upper bound (the prompt's bytes plus 100 for "h"), so together they
+ * never pass the cap; each settles to what it used, and what it did not use
+ * is free again for the next job. */
+static void test_token_cap_reserved_at_admission(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.tokens_per_day = 250};
+    gt_init(&gt, &l, NULL, 0, 0);
+    struct reply_capture cap[4];
+    const char *users[] = {"a", "b", "c", "d"};
+    for (size_t i = 0; i < 4; i++)
+        gt_submit(&gt, &cap[i], users[i], PROVIDER_TEXT, "h", "four"); /* up to 104 each */
+    /* 2 x 104 fit in 250, a third does not. */
+    while (gt_refused(&gt) < 2 && !gt.guard_fired)
+        uv_run(&gt.lt.loop, UV_RUN_ONCE);
+    assert_false(gt.guard_fired);
+    /* The held provider runs one call at a time: the other admitted job
+     * waits in the queue, its tokens held. */
+    struct provider_call *c0 = held_wait_call(&gt, 0);
+    assert_int_equal(gt_refused(&gt), 2);
+    assert_int_equal(gt_tokens_today(&gt), 208);
+    size_t refused = 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (cap[i].finished == 1) {
+            assert_has(&cap[i], "up to 104 tokens");
+            assert_has(&cap[i], "daily allowance of 250 tokens has 42 left");
+            refused++;
+        }
+    }
+    assert_int_equal(refused, 2);
+    /* They use 49 and 98 tokens: the tally is what was used. */
+    held_finish(c0, 0, "ok", 20, 29);
+    held_finish(held_wait_call(&gt, 1), 0, "ok", 40, 58);
+    for (size_t i = 0; i < 4; i++) {
+        gt_wait(&gt, &cap[i].finished, 1);
+        reply_capture_close(&cap[i]);
+    }
+    assert_int_equal(gt_tokens_today(&gt), 147);
+    /* 103 are left: a job that may use 101 fits, and then one of 104 does not. */
+    struct reply_capture c;
+    gt_submit(&gt, &c, "e", PROVIDER_TEXT, "h", "x");
+    held_finish(held_wait_call(&gt, 2), 0, "ok", 1, 1);
+    gt_wait(&gt, &c.finished, 1);
+    assert_has(&c, "cost");
+    reply_capture_close(&c);
+    assert_int_equal(gt_tokens_today(&gt), 149);
+    gt_run(&gt, &c, "f", PROVIDER_TEXT, "h", "four");
+    assert_has(&c, "daily allowance of 250 tokens has 101 left");
+    reply_capture_close(&c);
+    assert_int_equal(gt_tokens_today(&gt), 149);
+    assert_int_equal(gt.held.ncalls, 3);
+    gt_done(&gt);
+}
+
+/* A job that delivers nothing gives its count and its tokens back. */
+static void test_failed_job_gives_limits_back(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.user_per_hour = 1, .tokens_per_day = 110};
+    gt_init(&gt, &l, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "four");
+    held_finish(held_wait_call(&gt, 0), HB_EPROTO, NULL, -1, -1);
+    gt_wait(&gt, &cap.finished, 1);
+    reply_capture_close(&cap);
+    while (gt_tokens_today(&gt) != 0 && !gt.guard_fired)
+        uv_run(&gt.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(gt_tokens_today(&gt), 0);
+    /* The member may ask again this hour, and the tokens are there. */
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "four");
+    held_finish(held_wait_call(&gt, 1), 0, "fine", 2, 3);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "fine");
+    reply_capture_close(&cap);
+    assert_int_equal(gt_tokens_today(&gt), 5);
+    gt_done(&gt);
+}
+
+/* A fallback that may use more tokens than the job reserved reserves the
+ * difference against the cap first; when that does not fit, the job fails
+ * and gives everything back. */
+static void test_fallback_reserves_more_tokens(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.tokens_per_day = 1100};
+    gt_init(&gt, &l, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "hfb", "four"); /* 104, then 1004 */
+    held_finish(held_wait_call(&gt, 0), HB_EPROTO, NULL, -1, -1);
+    struct provider_call *c = held_wait_call(&gt, 1);
+    assert_string_equal(c->model, "hbig");
+    assert_int_equal(gt_tokens_today(&gt), 1004);
+    /* Meanwhile another job that may use 104 does not fit. */
+    struct reply_capture other;
+    gt_run(&gt, &other, "u2", PROVIDER_TEXT, "h", "four");
+    assert_has(&other, "has 96 left");
+    reply_capture_close(&other);
+    held_finish(c, 0, "big", 5, 5);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "big");
+    reply_capture_close(&cap);
+    assert_int_equal(gt_tokens_today(&gt), 10);
+
+    gt_done(&gt);
+
+    /* Under a cap of 1000 the fallback's 1004 does not fit. */
+    l.tokens_per_day = 1000;
+    gt_init(&gt, &l, NULL, 0, 0);
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "hfb", "four");
+    held_finish(held_wait_call(&gt, 0), HB_EPROTO, NULL, -1, -1);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "The fallback model hbig could use more tokens than the bot's daily "
+                     "allowance of 1000 has left.");
+    assert_has(&cap, "Nothing was charged.");
+    reply_capture_close(&cap);
+    assert_int_equal(gt.held.ncalls, 1);
+    assert_int_equal(gt_balance(&gt, "u1"), 100);
+    while (gt_tokens_today(&gt) != 0 && !gt.guard_fired)
+        uv_run(&gt.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(gt_tokens_today(&gt), 0);
+    gt_done(&gt);
+}
+
+/* ---- the limits against a model, under random traffic ----------------------
+ * Members submit jobs of random length (each in its own group, so no
+ * conversation grows the prompt), the held provider finishes or fails them
+ * in random order, and the clock moves on by the hour. One step at a time,
+ * the model says whether each job is admitted, and after every step the
+ * engine's token count must equal the model's: the live jobs' bounds plus
+ * what the delivered ones used (at most their bound), never past the cap. */
+
+#define RM_JOBS 150
+#define RM_MEMBERS 4
+#define RM_CAP 2000
+#define RM_PER_HOUR 3
+
+struct rm_job {
+    struct reply_capture cap;
+    char prompt[64];
+    int member;
+    int64_t bound;
+    int64_t hour;
+    bool live;
+};
+
+static uint64_t rm_live_count(struct gt *gt)
+{
+    struct generate_stats st;
+    generate_stats_get(gt->g, &st);
+    return st.queued + st.running;
+}
+
+static void rm_wait_tokens(struct gt *gt, int64_t want)
+{
+    while (gt_tokens_today(gt) != want && !gt->guard_fired)
+        uv_run(&gt->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(gt_tokens_today(gt), want);
+}
+
+static void test_limits_follow_model(void **state)
+{
+    (void)state;
+    static struct rm_job jobs[RM_JOBS];
+    struct gt gt;
+    struct catalog_limits l = {.user_per_hour = RM_PER_HOUR, .tokens_per_day = RM_CAP};
+    gt_init(&gt, &l, NULL, 0, 0);
+    gt.core.welcome_bonus = 1000000;
+    int64_t tokens = 0;                      /* the model's count for today */
+    int64_t counted[RM_MEMBERS][24] = {{0}}; /* admitted per member and hour of today */
+    unsigned live[RM_MEMBERS] = {0};
+    size_t njobs = 0, admitted = 0, refused = 0;
+    srand(1301);
+    for (int step = 0; step < 600 && njobs < RM_JOBS && !gt.guard_fired; step++) {
+        int r = rand() % 10;
+        int64_t hour_of_day = (gt.wall / 3600000) % 24;
+        if (r == 0 && hour_of_day < 22) {
+            gt.wall += 3600000;
+        } else if (r <= 5) {
+            int m = rand() % RM_MEMBERS;
+            if (live[m] >= 2 || rm_live_count(&gt) >= 6)
+                continue;
+            struct rm_job *j = &jobs[njobs];
+            char user[8], scope[16];
+            snprintf(user, sizeof(user), "m%d", m);
+            snprintf(scope, sizeof(scope), "s%zu", njobs);
+            int pad = rand() % 40;
+            snprintf(j->prompt, sizeof(j->prompt), "p%zu %.*s", njobs, pad,
+                     "........................................");
+            j->member = m;
+            j->bound = (int64_t)strlen(j->prompt) + 100;
+            j->hour = hour_of_day;
+            bool want = counted[m][hour_of_day] < RM_PER_HOUR && tokens + j->bound <= RM_CAP;
+            uint64_t refused_before = gt_refused(&gt), live_before = rm_live_count(&gt);
+            struct invocation inv;
+            gt_inv(&inv, &j->cap, user, scope);
+            struct generate_request req = {
+                .modality = PROVIDER_TEXT, .prompt = j->prompt, .model = "h"};
+            generate_submit(gt.g, &inv, &req);
+            njobs++;
+            while (gt_refused(&gt) == refused_before && rm_live_count(&gt) == live_before &&
+                   !gt.guard_fired)
+                uv_run(&gt.lt.loop, UV_RUN_ONCE);
+            bool got = gt_refused(&gt) == refused_before;
+            assert_int_equal(got, want);
+            if (got) {
+                j->live = true;
+                live[m]++;
+                counted[m][hour_of_day]++;
+                tokens += j->bound;
+                admitted++;
+            } else {
+                gt_wait(&gt, &j->cap.finished, 1);
+                reply_capture_close(&j->cap);
+                refused++;
+            }
+        } else {
+            /* Finish the running call, if any. */
+            struct provider_call *c = NULL;
+            for (size_t i = 0; i < gt.held.ncalls; i++)
+                if (gt.held.calls[i].active)
+                    c = &gt.held.calls[i];
+            if (c == NULL)
+                continue;
+            struct rm_job *j = NULL;
+            for (size_t i = 0; i < njobs; i++)
+                if (jobs[i].live && strcmp(jobs[i].prompt, c->last_prompt) == 0)
+                    j = &jobs[i];
+            assert_non_null(j);
+            if (rand() % 10 < 7) {
+                long in = rand() % 20, out = rand() % 40;
+                if (rand() % 20 == 0)
+                    out = 100 + rand() % 100; /* past the bound: counted as the bound */
+                held_finish(c, 0, "ok", in, out);
+                int64_t used = in + out < j->bound ? in + out : j->bound;
+                tokens -= j->bound - used;
+            } else {
+                held_finish(c, HB_EPROTO, NULL, -1, -1);
+                tokens -= j->bound;
+                counted[j->member][j->hour]--;
+            }
+            gt_wait(&gt, &j->cap.finished, 1);
+            reply_capture_close(&j->cap);
+            j->live = false;
+            live[j->member]--;
+        }
+        /* The invariants, after every step. */
+        assert_true(tokens <= RM_CAP);
+        rm_wait_tokens(&gt, tokens);
+        for (int m = 0; m < RM_MEMBERS; m++)
+            for (int h = 0; h < 24; h++)
+                assert_true(counted[m][h] <= RM_PER_HOUR);
+    }
+    /* Let the jobs still live finish, and check the tally once more. */
+    for (size_t i = 0; i < gt.held.ncalls || rm_live_count(&gt) > 0; i++) {
+        struct provider_call *c = held_wait_call(&gt, i);
+        if (!c->active)
+            continue;
+        struct rm_job *j = NULL;
+        for (size_t k = 0; k < njobs; k++)
+            if (jobs[k].live && strcmp(jobs[k].prompt, c->last_prompt) == 0)
+                j = &jobs[k];
+        assert_non_null(j);
+        held_finish(c, 0, "ok", 1, 1);
+        tokens -= j->bound - 2;
+        gt_wait(&gt, &j->cap.finished, 1);
+        reply_capture_close(&j->cap);
+        j->live = false;
+    }
+    rm_wait_tokens(&gt, tokens);
+    assert_true(admitted > 20 && refused > 5);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest quota_tests[] = {
     cmocka_unit_test(test_limits_refuse_and_reset),
     cmocka_unit_test(test_group_daily_limit),
     cmocka_unit_test(test_not_enough_credits),
     cmocka_unit_test(test_pool_policy_chooses_payer),
     cmocka_unit_test(test_idle_members_pruned),
+    cmocka_unit_test(test_token_cap_reserved_at_admission),
+    cmocka_unit_test(test_failed_job_gives_limits_back),
+    cmocka_unit_test(test_fallback_reserves_more_tokens),
+    cmocka_unit_test(test_limits_follow_model),
 };
 
 TEST_GROUP_DEFINE(generate_quota, quota_tests, gt_group_setup, lt_group_teardown)

@@ -21,6 +21,11 @@
  * the invariants runs every MODEL_VERIFY_EVERY groups and at the end, since
  * running it every step would make the test quadratic in its length.
  *
+ * Some reservations carry a guard that takes a count against a limit in
+ * the store (as the generation limits do): the model predicts when the
+ * limit refuses a reservation, and the stored count is compared with the
+ * model's after every group.
+ *
  * The seed is printed first; HAIBOT_SEED=<n> replays a run. The database
  * lives on tmpfs with relaxed sync: durability is the crash test's subject. */
 #include "tests/test.h"
@@ -30,6 +35,7 @@
 #include "adapters/stripe/stripe.h"
 #include "base/error.h"
 #include "core/deposit.h"
+#include "base/util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -42,6 +48,15 @@
 #define MODEL_GROUP_MAX 6
 #define MODEL_ACCOUNTS_MAX 32
 #define MODEL_TRANSFERS_MAX (MODEL_STEPS * MODEL_GROUP_MAX * 4 + 64)
+#define MODEL_LIMIT 150 /* guarded reservations the counter admits */
+#define MODEL_COUNTER "model.reservations"
+
+/* The guard: one count per guarded reservation, never past MODEL_LIMIT. */
+static int model_guard(struct store_txn *txn, void *data)
+{
+    (void)data;
+    return store_txn_counter_add(txn, MODEL_COUNTER, 1, 1, MODEL_LIMIT, NULL);
+}
 
 struct macct {
     char id[48];
@@ -103,6 +118,7 @@ struct model {
     int64_t now;
     int dep, rev, bonus;     /* system account indexes */
     int first_user, n_users; /* wallets and pools */
+    int64_t counted;         /* guarded reservations taken (the store's counter) */
 };
 
 static uint64_t rnd(struct model *m)
@@ -216,6 +232,12 @@ static int model_transfer(struct model *m, const struct ledger_transfer *t)
         return HB_ENOTFOUND;
     if (m->a[d].flagged && avail(&m->a[d]) < t->amount)
         return HB_EFUNDS;
+    if (t->guard != NULL) {
+        /* Runs after the ledger's own checks, never for a replay. */
+        if (m->counted + 1 > MODEL_LIMIT)
+            return HB_ELIMIT;
+        m->counted++;
+    }
     struct mxfer *x = xfer_add(m, t->id, d, c, t->amount, t->kind, t->flags);
     snprintf(x->tag, sizeof(x->tag), "%s", t->tag);
     if (t->flags & LEDGER_TRANSFER_PENDING) {
@@ -364,6 +386,8 @@ static void gen(struct model *m, struct mreq *r)
         req_transfer(r, 0, id, &m->a[user(m)], &m->a[m->rev], rnd_in(m, 1, 60),
                      LEDGER_KIND_GENERATION, LEDGER_TRANSFER_PENDING, timeout,
                      rnd(m) % 2 ? "model-a" : "model-b");
+        if (rnd(m) % 2)
+            r->t[0].guard = model_guard;
     } else if (what < 52) { /* post, full or partial (or too much) */
         struct mxfer *p = pick(m, LEDGER_TRANSFER_PENDING);
         if (p == NULL) {
@@ -521,6 +545,38 @@ static void check_balances(struct lt *t, struct model *m)
         if (a->flagged)
             assert_true(avail(a) >= 0);
     }
+}
+
+/* Read the guard's counter through the running store. */
+struct counter_read {
+    struct store_job job;
+    int64_t used;
+    int rc;
+    bool done;
+};
+
+static int counter_read_run(struct store_txn *txn, struct store_job *job)
+{
+    struct counter_read *c = container_of(job, struct counter_read, job);
+    return store_txn_counter_get(txn, MODEL_COUNTER, 1, &c->used);
+}
+
+static void counter_read_done(struct store_job *job, int rc)
+{
+    struct counter_read *c = container_of(job, struct counter_read, job);
+    c->rc = rc;
+    c->done = true;
+}
+
+static void check_counter(struct lt *t, const struct model *m)
+{
+    struct counter_read c = {.job = {.run = counter_read_run, .done = counter_read_done}};
+    assert_int_equal(store_submit(ledger_store(t->ledger), &c.job), 0);
+    while (!c.done)
+        uv_run(&t->loop, UV_RUN_ONCE);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.used, m->counted);
+    assert_true(c.used <= MODEL_LIMIT);
 }
 
 static void full_verify(struct lt *t)
@@ -781,7 +837,7 @@ static void test_model(void **state)
     static struct model m;
     static struct mreq reqs[MODEL_GROUP_MAX];
     struct lt t;
-    size_t seen[7] = {0}, expired = 0, debts = 0;
+    size_t seen[7] = {0}, expired = 0, debts = 0, limited = 0;
     const char *env = getenv("HAIBOT_SEED");
     uint64_t seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
     fprintf(stderr, "ledger_model: seed=%" PRIu64 " (HAIBOT_SEED=%" PRIu64 " replays it)\n", seed,
@@ -859,9 +915,11 @@ static void test_model(void **state)
                  : r->expect == HB_EINVAL    ? 5
                                              : 6]++;
             expired += r->expect_expired;
+            limited += r->expect == HB_ELIMIT;
             debts += r->expect_debt > 0;
         }
         check_balances(&t, &m);
+        check_counter(&t, &m);
         if ((step + 1) % MODEL_VERIFY_EVERY == 0)
             full_verify(&t);
     }
@@ -879,6 +937,9 @@ static void test_model(void **state)
     for (int i = 0; i < 6; i++)
         assert_true(seen[i] > 0);
     assert_true(expired > 0);
+    /* The guard's limit filled and then refused. */
+    assert_int_equal(m.counted, MODEL_LIMIT);
+    assert_true(limited > 0);
     lt_done(&t);
     free(m.x);
 }

@@ -209,6 +209,8 @@ static const struct msg_entry msgs[] = {
     S(MSG_GEN_USER_LIMIT),
     S(MSG_GEN_GROUP_LIMIT),
     S(MSG_GEN_TOKEN_CAP),
+    S(MSG_GEN_TOKEN_CAP_SHORT),
+    S(MSG_GEN_TOKEN_CAP_FALLBACK),
     S(MSG_GEN_USER_BUSY),
     S(MSG_GEN_BOT_BUSY),
     S(MSG_GEN_WALLET_FAILED),
