@@ -51,6 +51,11 @@ struct test_daemon_dir {
 void test_daemon_dir_init(struct test_daemon_dir *f, const char *name);
 void test_daemon_dir_free(struct test_daemon_dir *f);
 
+/** cmocka setup and teardown: *state becomes a heap test_daemon_dir for a
+ *  bot called "Test Bot", made and removed around each test. */
+int test_daemon_dir_setup(void **state);
+int test_daemon_dir_teardown(void **state);
+
 /** Path of the daemon binary under test ($HAIBOT_BIN, else build/asan/haibot). */
 const char *test_haibot_bin(void);
 

@@ -295,3 +295,21 @@ void test_daemon_dir_free(struct test_daemon_dir *f)
     free(f->dir);
     f->dir = NULL;
 }
+
+int test_daemon_dir_setup(void **state)
+{
+    struct test_daemon_dir *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    test_daemon_dir_init(f, "Test Bot");
+    *state = f;
+    return 0;
+}
+
+int test_daemon_dir_teardown(void **state)
+{
+    struct test_daemon_dir *f = *state;
+    test_daemon_dir_free(f);
+    free(f);
+    return 0;
+}

@@ -15,22 +15,6 @@
 
 #define RESTART_CYCLES 4
 
-static int setup(void **state)
-{
-    struct test_daemon_dir *f = calloc(1, sizeof(*f));
-    test_daemon_dir_init(f, "Restart Bot");
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct test_daemon_dir *f = *state;
-    test_daemon_dir_free(f);
-    free(f);
-    return 0;
-}
-
 /* Sum of the grants booked to a wallet, read from the ledger's table. */
 static long long granted_to(const char *db_path, const char *account)
 {
@@ -83,7 +67,8 @@ static void test_console_ids_survive_fast_restart(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_console_ids_survive_fast_restart, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_console_ids_survive_fast_restart, test_daemon_dir_setup,
+                                    test_daemon_dir_teardown),
 };
 
 TEST_GROUP_DEFINE(console_restart, tests, NULL, NULL)

@@ -13,22 +13,6 @@
 
 #define BACKUP_GRANTS 12
 
-static int setup(void **state)
-{
-    struct test_daemon_dir *f = calloc(1, sizeof(*f));
-    test_daemon_dir_init(f, "Backup Bot");
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct test_daemon_dir *f = *state;
-    test_daemon_dir_free(f);
-    free(f);
-    return 0;
-}
-
 static void haibot(struct test_proc *p, char *a1, char *a2, char *a3, char *a4, char *conf)
 {
     char *argv[] = {(char *)test_haibot_bin(), a1, a2, a3, a4, "-c", conf, NULL};
@@ -165,8 +149,10 @@ static void test_verify_head_refuses_a_different_hash(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_backup_while_running_holds_every_entry, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_verify_head_refuses_a_different_hash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_backup_while_running_holds_every_entry,
+                                    test_daemon_dir_setup, test_daemon_dir_teardown),
+    cmocka_unit_test_setup_teardown(test_verify_head_refuses_a_different_hash,
+                                    test_daemon_dir_setup, test_daemon_dir_teardown),
 };
 
 TEST_GROUP_DEFINE(ledger_backup, tests, NULL, NULL)
