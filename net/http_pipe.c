@@ -8,6 +8,7 @@
  * reading all the time (so a close by the server is seen while idle) and
  * for writing only while a send is held back. */
 #include "net/http_pipe.h"
+#include "net/http_response.h"
 
 #include "net/http.h"
 #include "base/error.h"
@@ -327,166 +328,6 @@ static void pipe__conn_fill(struct pipe_conn *conn)
 
 /* ---- responses ------------------------------------------------------------- */
 
-/* Is token among the comma-separated values of a header? */
-static bool pipe__has_token(const char *v, size_t len, const char *token)
-{
-    size_t tl = strlen(token);
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e - s == tl && strncasecmp(v + s, token, tl) == 0)
-            return true;
-    }
-    return false;
-}
-
-struct pipe_head {
-    int status;
-    size_t head_len;
-    bool has_length;
-    size_t length;
-    bool chunked;
-    bool close;
-};
-
-/* Parse a response head at buf. Returns 1 (parsed), 0 (need more) or a
- * negative code. */
-static int pipe__head_parse(const char *buf, size_t len, struct pipe_head *h)
-{
-    const char *end = NULL;
-    for (size_t i = 3; i < len; i++) {
-        if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r') {
-            end = buf + i + 1;
-            break;
-        }
-    }
-    if (end == NULL)
-        return len > PIPE_MAX_HEAD ? HB_EPROTO : 0;
-    memset(h, 0, sizeof(*h));
-    h->head_len = (size_t)(end - buf);
-    if (h->head_len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ')
-        return HB_EPROTO;
-    bool http10 = buf[7] == '0';
-    int status = 0;
-    for (int i = 9; i < 12; i++) {
-        if (buf[i] < '0' || buf[i] > '9')
-            return HB_EPROTO;
-        status = status * 10 + (buf[i] - '0');
-    }
-    /* Three digits after one space, then a space or the line's end; a
-     * status outside 100-599 is no HTTP answer ("000" is not a call that
-     * completed). */
-    if (status < 100 || status > 599 || (buf[12] != ' ' && buf[12] != '\r'))
-        return HB_EPROTO;
-    h->status = status;
-    bool keep_alive = false;
-    const char *line = (const char *)memchr(buf, '\n', h->head_len) + 1;
-    while (line < end - 2) {
-        const char *eol = memchr(line, '\n', (size_t)(end - line));
-        size_t ll = (size_t)(eol - line);
-        if (ll > 0 && line[ll - 1] == '\r')
-            ll--;
-        const char *colon = memchr(line, ':', ll);
-        if (colon != NULL) {
-            size_t nl = (size_t)(colon - line);
-            const char *v = colon + 1;
-            size_t vl = ll - nl - 1;
-            while (vl > 0 && (*v == ' ' || *v == '\t')) {
-                v++;
-                vl--;
-            }
-            if (nl == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
-                size_t n = 0;
-                size_t i = 0;
-                for (; i < vl && v[i] >= '0' && v[i] <= '9'; i++) {
-                    if (n > (SIZE_MAX - 9) / 10)
-                        return HB_EPROTO;
-                    n = n * 10 + (size_t)(v[i] - '0');
-                }
-                if (i == 0)
-                    return HB_EPROTO;
-                h->has_length = true;
-                h->length = n;
-            } else if (nl == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
-                h->chunked = pipe__has_token(v, vl, "chunked");
-            } else if (nl == 10 && strncasecmp(line, "Connection", 10) == 0) {
-                if (pipe__has_token(v, vl, "close"))
-                    h->close = true;
-                if (pipe__has_token(v, vl, "keep-alive"))
-                    keep_alive = true;
-            }
-        }
-        line = eol + 1;
-    }
-    if (http10 && !keep_alive)
-        h->close = true;
-    return 1;
-}
-
-/* Decode a chunked body at buf (len bytes available) into out. Returns the
- * bytes consumed (trailers included), 0 when incomplete, or a negative
- * code. */
-static long pipe__chunked(const char *buf, size_t len, char *out, size_t *out_len, size_t max)
-{
-    size_t pos = 0;
-    *out_len = 0;
-    for (;;) {
-        size_t n = 0;
-        size_t i = pos;
-        int digits = 0;
-        for (; i < len; i++) {
-            char ch = buf[i];
-            int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                             : -1;
-            if (d < 0)
-                break;
-            if (++digits > 8)
-                return HB_EPROTO;
-            n = n * 16 + (size_t)d;
-        }
-        const char *eol = memchr(buf + i, '\n', len - i);
-        if (eol == NULL)
-            return len - pos > 1024 ? HB_EPROTO : 0;
-        if (digits == 0)
-            return HB_EPROTO;
-        pos = (size_t)(eol - buf) + 1;
-        if (n == 0) {
-            /* Trailers, up to an empty line. */
-            for (;;) {
-                const char *e = memchr(buf + pos, '\n', len - pos);
-                if (e == NULL)
-                    return 0;
-                size_t ll = (size_t)(e - (buf + pos));
-                pos = (size_t)(e - buf) + 1;
-                if (ll == 0 || (ll == 1 && buf[pos - 2] == '\r'))
-                    return (long)pos;
-            }
-        }
-        if (n > max || *out_len > max - n)
-            return HB_EOVERFLOW;
-        if (len - pos < n + 2)
-            return 0;
-        if (out != NULL)
-            memmove(out + *out_len, buf + pos, n);
-        *out_len += n;
-        pos += n;
-        if (buf[pos] == '\r')
-            pos++;
-        if (buf[pos] != '\n')
-            return HB_EPROTO;
-        pos++;
-    }
-}
-
 /* Complete the head call with a body (NUL-terminated for the call by
  * borrowing the byte after it). */
 static void pipe__conn_answer(struct pipe_conn *conn, int status, char *body, size_t len)
@@ -520,8 +361,8 @@ static bool pipe__conn_parse(struct pipe_conn *conn, bool eof)
             pipe__conn_fail(conn, HB_EPROTO, false);
             return false;
         }
-        struct pipe_head h;
-        int rc = pipe__head_parse(buf, avail, &h);
+        struct http_response_head h;
+        int rc = http_response_head_parse(buf, avail, PIPE_MAX_HEAD, &h);
         if (rc == 0)
             break;
         if (rc < 0) {
@@ -539,7 +380,7 @@ static bool pipe__conn_parse(struct pipe_conn *conn, bool eof)
         size_t body_len = 0;
         if (h.chunked) {
             size_t dlen = 0;
-            long r = pipe__chunked(body, have, NULL, &dlen, p->max_body);
+            long r = http_response_chunked(body, have, NULL, &dlen, p->max_body);
             if (r == 0)
                 break;
             if (r < 0) {
@@ -547,7 +388,7 @@ static bool pipe__conn_parse(struct pipe_conn *conn, bool eof)
                 return false;
             }
             /* Decode in place: the data only ever moves towards the front. */
-            (void)pipe__chunked(body, have, body, &dlen, p->max_body);
+            (void)http_response_chunked(body, have, body, &dlen, p->max_body);
             used = h.head_len + (size_t)r;
             body_len = dlen;
         } else if (h.has_length) {
