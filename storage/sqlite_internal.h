@@ -42,6 +42,12 @@ enum store_stmt_id {
     ST_STATE_PUT,
     ST_STATE_DELETE,
     ST_STATE_EACH,
+    ST_OUTBOX_PUT, /* from here on: statements of STORE_OUTBOX_VERSION */
+    ST_OUTBOX_REMOVE,
+    ST_OUTBOX_FAIL,
+    ST_OUTBOX_EACH,
+    ST_OUTBOX_MAX,
+    ST_OUTBOX_COUNT,
     ST_COUNT
 };
 

@@ -78,9 +78,25 @@ static const char *const store_migrations[] = {
     " updated_at INTEGER NOT NULL,"
     " PRIMARY KEY (ns, key)"
     ") WITHOUT ROWID;",
+    /* 4: the outbox: messages owed to someone (a reply whose update was
+     * confirmed, a notice), kept until they are sent or found undeliverable.
+     * Each channel (an adapter) numbers its own rows; body is the
+     * channel's own encoding of the call, data an optional attachment. */
+    "CREATE TABLE outbox ("
+    " channel TEXT NOT NULL,"
+    " id INTEGER NOT NULL,"
+    " chat INTEGER NOT NULL,"
+    " body TEXT NOT NULL,"
+    " data BLOB,"
+    " created_at INTEGER NOT NULL,"
+    " failed_at INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " PRIMARY KEY (channel, id)"
+    ") WITHOUT ROWID;",
 };
 
-#define STORE_STATE_VERSION 3 /* the first schema with the state table */
+#define STORE_STATE_VERSION 3  /* the first schema with the state table */
+#define STORE_OUTBOX_VERSION 4 /* the first schema with the outbox */
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -135,6 +151,16 @@ const char *const store__sql[ST_COUNT] = {
                      " ON CONFLICT (ns, key) DO UPDATE SET value = ?3, updated_at = ?4",
     [ST_STATE_DELETE] = "DELETE FROM state WHERE ns = ?1 AND key = ?2",
     [ST_STATE_EACH] = "SELECT key, value FROM state WHERE ns = ?1 AND key >= ?2 ORDER BY key",
+    [ST_OUTBOX_PUT] = "INSERT OR REPLACE INTO outbox (channel, id, chat, body, data, created_at)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_OUTBOX_REMOVE] = "DELETE FROM outbox WHERE channel = ?1 AND id = ?2",
+    [ST_OUTBOX_FAIL] =
+        "UPDATE outbox SET failed_at = ?3, error = ?4 WHERE channel = ?1 AND id = ?2",
+    [ST_OUTBOX_EACH] =
+        "SELECT id, chat, body, data FROM outbox WHERE channel = ?1 AND failed_at = 0"
+        " AND id > ?2 ORDER BY id LIMIT ?3",
+    [ST_OUTBOX_MAX] = "SELECT COALESCE(MAX(id), 0) FROM outbox WHERE channel = ?1",
+    [ST_OUTBOX_COUNT] = "SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND (failed_at != 0) = ?2",
 };
 
 int store_schema_latest(void)
@@ -292,6 +318,8 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         /* A database held at an older version (tests of upgrades) lacks the
          * later tables; their statements stay unprepared. */
         if (i >= ST_STATE_GET && s->version < STORE_STATE_VERSION)
+            continue;
+        if (i >= ST_OUTBOX_PUT && s->version < STORE_OUTBOX_VERSION)
             continue;
         if (sqlite3_prepare_v3(s->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK) {

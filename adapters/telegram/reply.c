@@ -179,5 +179,6 @@ struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_
     r->reply_to = reply_to;
     r->refs = 1;
     tg_ref(tg);
+    tg_reply_track(r);
     return r;
 }
