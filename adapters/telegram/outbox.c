@@ -5,16 +5,17 @@
  * after which Telegram forgets it) only once what it caused is safe. A
  * checkpoint waits for every reply of the updates below the new offset to
  * settle (finish, or queue a send), then writes one store job: a row for
- * each send those updates still owe, and the offset. The job joins the
- * store's group commit like any other. Sends made later for a confirmed
- * update (a generation's image) and notices (no update at all) are written
- * ahead: they wait in the queue, held, until their row is durable. A sent
- * row is removed with the next write. So a kill at any moment loses
- * nothing: an update not confirmed comes again from Telegram, and what a
- * confirmed one owes is in the outbox, which is sent at start before any
- * new update is taken. A reply repeats only when the kill falls between a
- * send and the write that removes its row: at most the sends in flight
- * (max_inflight) plus those completed since the last write.
+ * each send those updates owe, and the offset. The job joins the store's
+ * group commit like any other. Every send waits in the queue, held, until
+ * its row is durable: a reply's comes with the checkpoint, a later send of
+ * a confirmed update (a generation's image) or a notice (no update at all)
+ * with the next write. A sent row is removed with the next write. So a
+ * kill at any moment loses nothing: an update not confirmed comes again
+ * from Telegram and nothing of it was sent; what a confirmed one owes is in
+ * the outbox, which is sent at start before any new update is taken. A
+ * reply repeats only when the kill falls between a send and the write that
+ * removes its row: the sends in flight (max_inflight) and those answered
+ * while the previous write was in the store.
  *
  * Rows are numbered by the adapter (channel "telegram"); body is
  * {"m":method,"g":group,"e":edit,"b":{...},"pn":name,"pt":mime}, data the
@@ -71,8 +72,9 @@ bool tg_outbox_wants(struct tg *tg, const struct tg_op *op)
 {
     if (!tg->ob_on || op->replayed)
         return false;
-    /* Replies to an update not yet confirmed go at once: a kill before
-     * the checkpoint makes Telegram give the update again. */
+    /* Replies to an update not yet confirmed get their rows with the
+     * checkpoint that confirms it: a kill before it makes Telegram give
+     * the update again, and nothing of it was sent. */
     return op->reply == NULL || op->reply->update_id == 0 ||
            op->reply->update_id < tg->confirm_upto;
 }
@@ -105,7 +107,6 @@ static void tg__put(struct tg *tg, struct tg_op *op)
 void tg_outbox_add(struct tg *tg, struct tg_op *op)
 {
     op->outbox_id = tg->ob_next++;
-    op->held = true;
     tg__put(tg, op);
     tg_outbox_flush(tg, false);
 }

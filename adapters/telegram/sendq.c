@@ -459,8 +459,14 @@ static int sq__push(struct tg *tg, int64_t chat_id, bool group, struct tg_op *op
         c->head = op;
     c->tail = op;
     tg->queued++;
-    if (op->outbox_id == 0 && tg_outbox_wants(tg, op))
-        tg_outbox_add(tg, op); /* held until its row is durable */
+    if (op->outbox_id == 0 && tg->ob_on && !op->replayed) {
+        /* Nothing goes before its row is durable: a notice's or a
+         * confirmed update's row is written now; an unconfirmed update's
+         * with the checkpoint that confirms it. */
+        op->held = true;
+        if (tg_outbox_wants(tg, op))
+            tg_outbox_add(tg, op);
+    }
     sq__ready(tg, c);
     sq__arm(tg, c->next_ms);
     return 0;
