@@ -37,6 +37,7 @@
 
 #define TG_OB_CHANNEL "telegram"
 #define TG_OB_REPLAY_MAX 100000 /* rows loaded at start; more wait for the next start */
+#define TG_OB_LINGER_MS 20      /* a sent row's removal waits this long for other writes */
 
 struct tg_ob_row {
     int64_t id;
@@ -108,7 +109,9 @@ void tg_outbox_add(struct tg *tg, struct tg_op *op)
 {
     op->outbox_id = tg->ob_next++;
     tg__put(tg, op);
-    tg_outbox_flush(tg, false);
+    /* It waits for this write: not behind another one (the store's group
+     * commit merges writes submitted together). */
+    tg_outbox_flush(tg, true);
 }
 
 void tg_outbox_rewrite(struct tg *tg, struct tg_op *op)
@@ -116,6 +119,12 @@ void tg_outbox_rewrite(struct tg *tg, struct tg_op *op)
     if (op->in_put)
         return; /* the next write takes the newest text anyway */
     tg__put(tg, op);
+    tg_outbox_flush(tg, false);
+}
+
+static void tg__linger_done(uv_timer_t *t)
+{
+    struct tg *tg = t->data;
     tg_outbox_flush(tg, false);
 }
 
@@ -150,7 +159,12 @@ void tg_outbox_done(struct tg *tg, struct tg_op *op, const char *undeliverable)
         tg->ob_del[tg->ob_ndel++] = op->outbox_id;
     }
     op->row_written = false;
-    tg_outbox_flush(tg, false);
+    /* Removals are not urgent (a kill before them repeats those sends, no
+     * more): they ride with the next checkpoint, or go on their own after
+     * a moment, so that a write of their own does not delay one a reply
+     * waits for. */
+    if (!tg->closing && !uv_is_active((uv_handle_t *)&tg->ob_timer))
+        uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_LINGER_MS, 0);
 }
 
 /* ---- the write ----------------------------------------------------------- */
@@ -198,50 +212,70 @@ static void tg__write_done(struct store_job *job, int rc)
         log_error("telegram.outbox_error", "rows=%zu offset=%" PRId64 " error=%s", w->nrows,
                   w->offset, hb_strerror(rc));
     if (!tg->closing) {
-        /* Held sends go now; after a failed write they go all the same
-         * (the failure is logged) rather than never. */
-        for (size_t i = 0; i < w->nheld; i++)
-            tg_sendq_release(tg, w->held[i]);
         if (w->offset > 0 && rc == 0 && w->offset > tg->persisted)
             tg->persisted = w->offset;
         else if (w->offset > 0 && rc < 0)
             tg->confirm_upto = tg->persisted; /* confirmed again by the next checkpoint */
-        tg_outbox_flush(tg, false);
+        /* The next poll first, so that it is not queued behind the sends
+         * on the pipelined connections; then the held sends go (after a
+         * failed write all the same, the failure logged, rather than
+         * never). */
+        tg_poll_kick(tg);
+        for (size_t i = 0; i < w->nheld; i++)
+            tg_sendq_release(tg, w->held[i]);
+        if (tg->ob_nput > 0 || tg->ob_nfail > 0 || tg->ob_offset > 0)
+            tg_outbox_flush(tg, false);
+        else if (tg->ob_ndel > 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer))
+            uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_LINGER_MS, 0);
         tg_poll_kick(tg);
     }
     tg__write_free(w);
     tg_unref(tg);
 }
 
-/* The row of a queued send: its call as JSON, its photo aside. */
+/* The row of a queued send: its call as JSON, its photo aside. Built as
+ * text around the body's own printing: this runs once per reply. */
 static int tg__row(const struct tg_op *op, struct tg_ob_row *row)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *b = o != NULL ? cJSON_Duplicate(op->body, true) : NULL;
-    if (b == NULL) {
-        cJSON_Delete(o);
+    if (op->edit && op->reply != NULL && op->reply->msg_id != 0) {
+        /* The message it edits is known now; at start it would not be. */
+        cJSON_DeleteItemFromObjectCaseSensitive(op->body, "message_id");
+        cJSON_AddNumberToObject(op->body, "message_id", (double)op->reply->msg_id);
+    }
+    char *b = cJSON_PrintUnformatted(op->body);
+    if (b == NULL)
         return HB_ENOMEM;
+    const char *pn = op->kind == TG_OP_PHOTO ? op->photo_name : NULL;
+    const char *pt = op->kind == TG_OP_PHOTO ? op->photo_mime : NULL;
+    char *pnj = NULL, *ptj = NULL;
+    if (pn != NULL) {
+        /* File names and types are ours, but quote them properly anyway. */
+        cJSON *s1 = cJSON_CreateString(pn), *s2 = cJSON_CreateString(pt);
+        pnj = s1 != NULL ? cJSON_PrintUnformatted(s1) : NULL;
+        ptj = s2 != NULL ? cJSON_PrintUnformatted(s2) : NULL;
+        cJSON_Delete(s1);
+        cJSON_Delete(s2);
+        if (pnj == NULL || ptj == NULL) {
+            free(b);
+            free(pnj);
+            free(ptj);
+            return HB_ENOMEM;
+        }
     }
-    bool edit = op->edit;
-    cJSON_DeleteItemFromObjectCaseSensitive(b, "chat_id");
-    if (edit && op->reply != NULL && op->reply->msg_id != 0) {
-        cJSON_DeleteItemFromObjectCaseSensitive(b, "message_id");
-        cJSON_AddNumberToObject(b, "message_id", (double)op->reply->msg_id);
-    }
-    cJSON_AddStringToObject(o, "m", op->method);
-    cJSON_AddBoolToObject(o, "g", op->group);
-    cJSON_AddBoolToObject(o, "e", edit);
-    cJSON_AddItemToObject(o, "b", b);
-    if (op->kind == TG_OP_PHOTO) {
-        cJSON_AddStringToObject(o, "pn", op->photo_name);
-        cJSON_AddStringToObject(o, "pt", op->photo_mime);
-    }
-    row->id = op->outbox_id;
-    row->chat = op->chat_id;
-    row->body = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+    size_t n = strlen(b) + strlen(op->method) + (pnj != NULL ? strlen(pnj) + strlen(ptj) : 0) + 64;
+    row->body = malloc(n);
+    if (row->body != NULL)
+        snprintf(row->body, n, "{\"m\":\"%s\",\"g\":%s,\"e\":%s,\"b\":%s%s%s%s%s%s}", op->method,
+                 op->group ? "true" : "false", op->edit ? "true" : "false", b,
+                 pnj != NULL ? ",\"pn\":" : "", pnj != NULL ? pnj : "",
+                 ptj != NULL ? ",\"pt\":" : "", ptj != NULL ? ptj : "", "");
+    free(b);
+    free(pnj);
+    free(ptj);
     if (row->body == NULL)
         return HB_ENOMEM;
+    row->id = op->outbox_id;
+    row->chat = op->chat_id;
     if (op->kind == TG_OP_PHOTO) {
         row->data = malloc(op->photo_len > 0 ? op->photo_len : 1);
         if (row->data == NULL)
@@ -256,8 +290,10 @@ void tg_outbox_flush(struct tg *tg, bool force)
 {
     if (!tg->ob_on)
         return;
-    if (tg->ob_writing > 0 && !force)
-        return; /* what waits goes with the next write, after this one */
+    if (tg->ob_writing > 0 && !force) {
+        /* What waits goes with the next write, after this one. */
+        return;
+    }
     if (tg->ob_nput == 0 && tg->ob_ndel == 0 && tg->ob_nfail == 0 && tg->ob_offset == 0)
         return;
     struct store *store = tg__store(tg);
@@ -345,7 +381,7 @@ void tg_outbox_checkpoint(struct tg *tg, int64_t offset)
     tg_sendq_each(tg, tg__owed, &scan);
     tg->confirm_upto = offset;
     tg->ob_offset = offset;
-    tg_outbox_flush(tg, false);
+    tg_outbox_flush(tg, true);
 }
 
 void tg_outbox_close(struct tg *tg)
