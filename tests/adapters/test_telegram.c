@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -688,6 +689,85 @@ static void test_group_migration_moves_pool(void **state)
     fx_done(&fx);
 }
 
+/* One number from the test's database (the store's thread has committed
+ * what the adapter waited for; WAL lets this second connection read). */
+static int64_t fx_sql_int(struct fx *fx, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_open_v2(fx->lt.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void fx_notice(struct fx *fx, const char *user, const char *text)
+{
+    struct notify_target to = {.platform = COMMAND_PLATFORM_TELEGRAM, .scope = COMMAND_SCOPE_DM};
+    snprintf(to.user_id, sizeof(to.user_id), "%s", user);
+    struct reply_msg m = {.text = text};
+    assert_int_equal(fx->tg->ops->notify(fx->tg, &to, &m), 0);
+}
+
+/* A member who blocked the bot: the notice is tried again with back-off,
+ * then kept in the outbox marked undeliverable, never dropped silently. */
+static void test_notice_blocked_recorded_undeliverable(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx_start(&fx);
+    fx_wait_count(&fx, "getUpdates", 1); /* the outbox was loaded: polling began */
+    tgapi_fail(fx.api, "sendMessage", 100, 403,
+               "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was "
+               "blocked by the user\"}");
+    fx_notice(&fx, "555", "Your payment arrived.");
+    fx_wait_count(&fx, "sendMessage", 6);
+    fx_run_for(&fx, 200);
+    assert_int_equal(tgapi_count(fx.api, "sendMessage"), 6); /* tried, then given up */
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at != 0"), 1);
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at = 0"), 0);
+    assert_int_equal(fx_sql_int(&fx, "SELECT chat FROM outbox"), 555);
+    fx_done(&fx);
+}
+
+/* A notice that could not go out before the adapter closed (the Bot API
+ * failing) stays in the outbox and goes first at the next start. */
+static void test_notice_kept_across_restart(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx_start(&fx);
+    fx_wait_count(&fx, "getUpdates", 1);
+    tgapi_fail(fx.api, "sendMessage", 2, 502, "{\"ok\":false,\"error_code\":502}");
+    fx_notice(&fx, "556", "Your deposit arrived.");
+    fx_wait_count(&fx, "sendMessage", 1);
+    fx_adapter_close(&fx);
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at = 0"), 1);
+    size_t polls = tgapi_count(fx.api, "getUpdates");
+    fx_start(&fx);
+    fx_wait_count(&fx, "sendMessage", 3); /* the second 502, then sent */
+    fx_run_for(&fx, 100);
+    const struct tgapi_call *sent = fx_call(&fx, "sendMessage", 2);
+    assert_non_null(strstr(sent->body, "Your deposit arrived."));
+    assert_non_null(strstr(sent->body, "\"chat_id\":556"));
+    /* The outbox went before any new update was taken. */
+    size_t i_sent = 0, i_poll = 0;
+    for (size_t i = 0, polls_seen = 0; i < tgapi_ncalls(fx.api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(fx.api, i);
+        if (c == sent)
+            i_sent = i;
+        if (strcmp(c->method, "getUpdates") == 0 && ++polls_seen == polls + 1)
+            i_poll = i;
+    }
+    assert_true(i_poll > i_sent);
+    fx_done(&fx);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_text_helpers),
     cmocka_unit_test(test_command_to_reply),
@@ -701,6 +781,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_conflict_and_empty_answers_back_off),
     cmocka_unit_test(test_stars_purchase_credits_once),
     cmocka_unit_test(test_group_migration_moves_pool),
+    cmocka_unit_test(test_notice_blocked_recorded_undeliverable),
+    cmocka_unit_test(test_notice_kept_across_restart),
 };
 
 TEST_GROUP_DEFINE(telegram, tests, lt_group_setup, lt_group_teardown)
