@@ -464,8 +464,12 @@ static int tg__load_row(int64_t id, int64_t chat, const char *body, const void *
     op->replayed = true;
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "e")) &&
         cJSON_GetObjectItemCaseSensitive(b, "message_id") == NULL) {
-        /* The message it edits was never known to be sent: say it anew. */
-        op->method = "sendMessage";
+        /* The message it edits was never known to be sent: say it anew
+         * (a deletion of it has nothing to do: the queue drops it). */
+        if (strcmp(method, "deleteMessage") == 0)
+            op->edit = true;
+        else
+            op->method = "sendMessage";
     }
     if (strcmp(op->method, "sendPhoto") == 0) {
         op->kind = TG_OP_PHOTO;

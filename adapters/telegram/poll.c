@@ -59,8 +59,9 @@ void tg_poll_kick(struct tg *tg)
 static void tg__advance(struct tg *tg)
 {
     tg_sendq_gauges(tg);
-    if (!tg->running || tg->closing || !tg->replayed || tg->bot_id == 0)
+    if (tg->closing || !tg->replayed || tg->bot_id == 0)
         return;
+    /* Stopping too: the replies of the last updates wait for it. */
     if (tg->offset > tg->persisted) {
         if (tg->unsettled > 0 || tg->confirm_upto >= tg->offset)
             return; /* a settle or the write kicks again */
@@ -68,7 +69,8 @@ static void tg__advance(struct tg *tg)
         if (tg->persisted < tg->offset)
             return;
     }
-    if (tg->webhook || tg->poll != NULL || uv_is_active((uv_handle_t *)&tg->poll_timer))
+    if (!tg->running || tg->webhook || tg->poll != NULL ||
+        uv_is_active((uv_handle_t *)&tg->poll_timer))
         return;
     if (tg->replaying > 0 || tg->queued >= tg->queue_max || tg->ob_rows >= tg->queue_max) {
         if (!tg->held_back)

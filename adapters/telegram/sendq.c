@@ -221,6 +221,9 @@ static int sq__photo_start(struct tg *tg, struct tg_chat *c, struct tg_op *op)
 static int sq__start(struct tg *tg, struct tg_chat *c)
 {
     struct tg_op *op = c->head;
+    if (op->edit && strcmp(op->method, "deleteMessage") == 0 &&
+        (op->reply == NULL || op->reply->msg_id == 0))
+        return HB_ENOTFOUND; /* the message to delete was never sent: nothing to do */
     if (op->edit) {
         if (op->reply == NULL || op->reply->msg_id == 0) {
             /* The message to edit was never sent (its send failed): send
@@ -313,7 +316,11 @@ static void sq__run(uv_timer_t *t)
             tg->tokens -= 1.0;
         int rc = sq__start(tg, c);
         if (rc < 0) {
-            log_warn("telegram.send_failed", "chat=%" PRId64 " error=%s", c->id, hb_strerror(rc));
+            if (rc != HB_ENOTFOUND)
+                log_warn("telegram.send_failed", "chat=%" PRId64 " error=%s", c->id,
+                         hb_strerror(rc));
+            if (c->head->outbox_id != 0)
+                tg_outbox_done(tg, c->head, NULL);
             sq__pop(tg, c);
             sq__ready(tg, c);
             if (wake > now)
@@ -378,9 +385,13 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
         if (until > c->next_ms)
             c->next_ms = until;
         interval = 0;
-    } else if (res->rc == 0 && res->status == 400 && op->edit &&
-               strstr(res->description, "message to edit not found") != NULL) {
-        op->reply->msg_id = 0; /* sent anew on the next try */
+    } else if (res->rc == 0 && res->status == 400 && op->edit && op->reply != NULL &&
+               strcmp(op->method, "editMessageText") == 0 &&
+               (strstr(res->description, "message to edit not found") != NULL ||
+                strstr(res->description, "no text in the message to edit") != NULL)) {
+        /* Gone, or a photo (a Regenerate pressed under an image): the
+         * text goes as a new message on the next try. */
+        op->reply->msg_id = 0;
         interval = 0;
     } else if (res->rc != 0 || res->status >= 500) {
         if (++op->attempts >= TG_SEND_ATTEMPTS) {
@@ -485,6 +496,14 @@ void tg_sendq_release(struct tg *tg, struct tg_op *op)
         return; /* an op behind the head goes when its turn comes */
     sq__ready(tg, c);
     sq__arm(tg, c->next_ms);
+}
+
+int tg_sendq_progress_delete(struct tg *tg, struct tg_reply *r)
+{
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        return HB_ENOMEM;
+    return tg_sendq_json(tg, r->chat_id, r->group, r, "deleteMessage", body, true, false, false);
 }
 
 void tg_sendq_each(struct tg *tg, void (*fn)(struct tg *tg, struct tg_op *op, void *data),

@@ -194,6 +194,7 @@ struct tg_reply {
     int64_t reply_to;  /* message to answer in groups, 0 none */
     int64_t msg_id;    /* message later sends edit in place, 0 none */
     bool edit_next;    /* the next text replaces msg_id (or the message being sent) */
+    bool progress;     /* msg_id shows progress text ("Generating..."): an image replaces it */
     char *callback_id; /* callback query still to answer, or NULL */
     size_t refs;       /* the handle itself + queued sends */
     bool finished;
@@ -236,6 +237,9 @@ int tg_sendq_photo(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *
 void tg_sendq_drop(struct tg *tg); /* closing: forget what has not started */
 void tg_sendq_free(struct tg *tg); /* free the chats */
 void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to);
+/** Delete the progress message r shows (its id is taken at send time;
+ *  nothing is sent when it never got one). */
+int tg_sendq_progress_delete(struct tg *tg, struct tg_reply *r);
 /** Call fn for every queued send (in flight ones included). */
 void tg_sendq_each(struct tg *tg, void (*fn)(struct tg *tg, struct tg_op *op, void *data),
                    void *data);

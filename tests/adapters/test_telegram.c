@@ -89,6 +89,14 @@ static void fx_custom(struct fx *fx, struct invocation *inv, const char *args)
         fx->stream_step = 0;
         uv_timer_start(&fx->stream_timer, fx_stream_tick, 5, 5);
         return;
+    } else if (args != NULL && strncmp(args, "progimage", 9) == 0) {
+        static const unsigned char png[] = {0x89, 'P', 'N', 'G', 1, 2, 3, 4, 5};
+        struct reply_image img = {
+            .data = png, .len = sizeof(png), .mime = "image/png", .filename = "image.png"};
+        struct reply_msg p = {.stage = REPLY_PROGRESS, .text = "Generating with demo-image..."};
+        reply_send(inv->reply, &p);
+        struct reply_msg m = {.stage = REPLY_FINAL, .text = "a dog", .image = &img};
+        reply_send(inv->reply, &m);
     } else if (args != NULL && strncmp(args, "image", 5) == 0) {
         static const unsigned char png[] = {0x89, 'P', 'N', 'G', 1, 2, 3, 4, 5};
         struct reply_image img = {
@@ -547,6 +555,36 @@ static void test_image_and_long_text(void **state)
     fx_done(&fx);
 }
 
+/* The progress message does not stay once the image arrived; a button
+ * pressed under a photo (Regenerate) is answered with a new message when
+ * Telegram refuses to edit the photo's text. */
+static void test_image_replaces_progress_and_photo_edit_refused(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.mode = FX_CUSTOM;
+    fx_start(&fx);
+    fx_dm(&fx, 22, "/progimage");
+    fx_wait_count(&fx, "deleteMessage", 1);
+    const struct tgapi_call *prog = fx_call(&fx, "sendMessage", 0);
+    assert_non_null(strstr(prog->body, "Generating with demo-image"));
+    const struct tgapi_call *del = fx_call(&fx, "deleteMessage", 0);
+    assert_non_null(strstr(del->body, "\"message_id\":1")); /* the progress message */
+    assert_int_equal(tgapi_count(fx.api, "sendPhoto"), 1);
+    tgapi_fail(fx.api, "editMessageText", 1, 400,
+               "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: there is no "
+               "text in the message to edit\"}");
+    tgapi_push(fx.api, "\"callback_query\":{\"id\":\"cb9\",\"from\":{\"id\":22,\"is_bot\":false,"
+                       "\"first_name\":\"Ann\"},\"message\":{\"message_id\":2,\"date\":1,\"chat\":"
+                       "{\"id\":22,\"type\":\"private\"},\"photo\":[]},\"chat_instance\":\"x\","
+                       "\"data\":\"t:1:abc\"}");
+    fx_wait_count(&fx, "sendMessage", 2);
+    assert_int_equal(tgapi_count(fx.api, "editMessageText"), 1);
+    assert_non_null(strstr(fx_call(&fx, "sendMessage", 1)->body, "pressed t:1:abc"));
+    fx_done(&fx);
+}
+
 static bool fx_has_ended(struct fx *fx, void *arg)
 {
     (void)arg;
@@ -777,6 +815,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_restart_loses_none_repeats_none),
     cmocka_unit_test(test_429_storm_keeps_order),
     cmocka_unit_test(test_image_and_long_text),
+    cmocka_unit_test(test_image_replaces_progress_and_photo_edit_refused),
     cmocka_unit_test(test_bad_token_stops_cleanly),
     cmocka_unit_test(test_conflict_and_empty_answers_back_off),
     cmocka_unit_test(test_stars_purchase_credits_once),

@@ -95,8 +95,12 @@ static void tr_run(int sig, uint64_t kill_at, int64_t repeats_max)
     int status = test_child_finish(&c, 30000);
     if (sig == SIGTERM && status != 0)
         fprintf(stderr, "daemon stderr:\n%s\n", c.err);
-    if (sig == SIGTERM)
+    if (sig == SIGTERM) {
         assert_int_equal(status, 0);
+        /* The queue was sent out, not cut off by the grace period. */
+        assert_non_null(strstr(c.err, "telegram.drained"));
+        assert_null(strstr(c.err, "daemon.grace_expired"));
+    }
     assert_null(strstr(c.err, "ERROR: AddressSanitizer"));
     uint64_t first = tgapi_sends(t.api);
     test_child_free(&c);
