@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "core/ledger.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "core/state.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/fake/telegram_api.h"
@@ -585,6 +586,28 @@ static void test_image_replaces_progress_and_photo_edit_refused(void **state)
     fx_done(&fx);
 }
 
+/* The bound at which polling pauses and the current depths are in /metrics. */
+static void test_queue_depth_in_metrics(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.mode = FX_CUSTOM;
+    fx.opts.queue_max = 77;
+    fx_start(&fx);
+    fx_dm(&fx, 23, "/hello");
+    fx_wait_count(&fx, "sendMessage", 1);
+    fx_run_for(&fx, 50);
+    size_t len = 0;
+    char *text = metrics_render(&len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "haibot_send_queue_bound{platform=\"telegram\"} 77"));
+    assert_non_null(strstr(text, "haibot_send_queue_depth{platform=\"telegram\"}"));
+    assert_non_null(strstr(text, "haibot_outbox_depth{platform=\"telegram\"}"));
+    free(text);
+    fx_done(&fx);
+}
+
 static bool fx_has_ended(struct fx *fx, void *arg)
 {
     (void)arg;
@@ -815,6 +838,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_restart_loses_none_repeats_none),
     cmocka_unit_test(test_429_storm_keeps_order),
     cmocka_unit_test(test_image_and_long_text),
+    cmocka_unit_test(test_queue_depth_in_metrics),
     cmocka_unit_test(test_image_replaces_progress_and_photo_edit_refused),
     cmocka_unit_test(test_bad_token_stops_cleanly),
     cmocka_unit_test(test_conflict_and_empty_answers_back_off),

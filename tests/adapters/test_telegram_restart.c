@@ -7,6 +7,8 @@
 #include "tests/test.h"
 
 #include "tests/fake/telegram_api.h"
+#include "bot/config.h"
+#include "base/error.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -148,7 +150,37 @@ static void test_sigterm_mid_backlog(void **state)
     tr_run(SIGTERM, TR_UPDATES * 3 / 4, 0);
 }
 
+/* The pace and the bound are validated like every other key. */
+static void test_pace_keys_validated(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir_new();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/bot.conf", dir);
+    const char *bad = "[telegram]\nsends_per_second = 0\nsend_queue_max = 5\n";
+    test_file_write(path, bad, (size_t)-1);
+    chmod(path, 0600);
+    struct config *cfg = NULL;
+    struct config_problems p;
+    config_problems_init(&p);
+    assert_int_equal(config_load(path, &cfg, &p), HB_ECONFIG);
+    assert_int_equal(p.count, 2);
+    assert_non_null(strstr(p.items[0].message, "telegram.sends_per_second: 0 is out of range"));
+    assert_non_null(strstr(p.items[1].message, "telegram.send_queue_max: 5 is out of range"));
+    config_problems_free(&p);
+    const char *good = "[telegram]\nsends_per_second = 500\n";
+    test_file_write(path, good, (size_t)-1);
+    assert_int_equal(config_load(path, &cfg, &p), 0);
+    assert_int_equal(cfg->telegram.sends_per_second, 500);
+    assert_int_equal(cfg->telegram.send_queue_max, 1000);
+    config_free(cfg);
+    config_problems_free(&p);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_pace_keys_validated),
     cmocka_unit_test(test_sigkill_mid_backlog),
     cmocka_unit_test(test_sigterm_mid_backlog),
 };
