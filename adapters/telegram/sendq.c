@@ -44,6 +44,10 @@ void tg_reply_unref(struct tg_reply *r)
         tg_reply_settle(r);
     if (--r->refs > 0)
         return;
+    /* Let go without a finish (a payment answered nothing): its update
+     * caused nothing more. */
+    if (r->unsettled)
+        tg_reply_settle(r);
     struct tg *tg = r->tg;
     free(r->callback_id);
     free(r);
