@@ -64,6 +64,10 @@ struct adapter_ops {
     int (*start)(struct adapter *a);
     /** Stop taking new events; replies to work in flight still go out. */
     void (*stop)(struct adapter *a);
+    /** Stopping, after the commands in flight finished: send what is
+     *  queued (at the platform's pace); cb once nothing is left. May be
+     *  NULL: nothing to wait for. close keeps whatever is still queued. */
+    void (*drain)(struct adapter *a, void (*cb)(void *data), void *data);
     /** Close every handle, inside the loop; cb runs when nothing of the
      *  adapter is left on the loop. Without a free operation the adapter
      *  is freed by then; with one, it stays until free. */

@@ -83,15 +83,17 @@ struct config_discord {
 
 struct config_telegram {
     bool enabled;
-    char *token;          /* bot token (secret) */
-    char *api_base;       /* Bot API base URL, without the /bot<token> part */
-    int64_t poll_timeout; /* seconds a getUpdates long poll waits for updates */
-    int64_t pipeline;     /* calls in flight per connection; 0: no pipelining */
-    char *admins;         /* user ids with admin rights: "123, 456" */
-    char *stars_packages; /* Stars packages /deposit offers: "stars:credits, ..." */
-    bool webhook;         /* take updates at POST /webhooks/telegram instead of polling */
-    char *webhook_secret; /* the X-Telegram-Bot-Api-Secret-Token expected (secret) */
-    char *webhook_url;    /* public URL for setWebhook at start; NULL: the operator sets it */
+    char *token;              /* bot token (secret) */
+    char *api_base;           /* Bot API base URL, without the /bot<token> part */
+    int64_t poll_timeout;     /* seconds a getUpdates long poll waits for updates */
+    int64_t pipeline;         /* calls in flight per connection; 0: no pipelining */
+    int64_t sends_per_second; /* Bot API sends per second overall */
+    int64_t send_queue_max;   /* polling pauses at this many queued sends or outbox rows */
+    char *admins;             /* user ids with admin rights: "123, 456" */
+    char *stars_packages;     /* Stars packages /deposit offers: "stars:credits, ..." */
+    bool webhook;             /* take updates at POST /webhooks/telegram instead of polling */
+    char *webhook_secret;     /* the X-Telegram-Bot-Api-Secret-Token expected (secret) */
+    char *webhook_url;        /* public URL for setWebhook at start; NULL: the operator sets it */
 };
 
 struct config_server {

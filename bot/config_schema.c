@@ -129,6 +129,11 @@ static const struct config_key_schema config_keys_telegram[] = {
     K_INT(struct config_telegram, pipeline, "8", 0, 64, RESTART,
           "Bot API calls written ahead on each connection (HTTP/1.1 pipelining); 0: each "
           "call its own transfer"),
+    K_INT(struct config_telegram, sends_per_second, "30", 1, 100000, RESTART,
+          "Bot API sends per second overall (Telegram's limit is 30; raise it for a local Bot "
+          "API server or a bot with a raised limit)"),
+    K_INT(struct config_telegram, send_queue_max, "1000", 10, 1000000, RESTART,
+          "polling pauses while this many sends are queued or this many outbox rows wait"),
     K_STRING(struct config_telegram, admins, "", LIVE,
              "Telegram user ids with admin rights, separated by commas"),
     K_STRING(struct config_telegram, stars_packages, "", LIVE,

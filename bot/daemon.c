@@ -70,6 +70,7 @@ struct daemon {
     size_t adapters_live;  /* started and not ended */
     size_t closing;        /* close operations still under way */
     unsigned stop_signals; /* SIGTERM/SIGINT received */
+    size_t draining;       /* adapters still sending what they queued */
     int exit_code;
 };
 
@@ -731,11 +732,31 @@ static void daemon__close_all(struct daemon *d)
     daemon__close_handle(d, (uv_handle_t *)&d->sig_hup);
 }
 
+static void daemon__sends_drained(void *data)
+{
+    struct daemon *d = data;
+    if (d->draining > 0 && --d->draining == 0 && d->state == DAEMON_DRAINING) {
+        log_info("daemon.drained", NULL);
+        daemon__close_all(d);
+    }
+}
+
+/* The commands finished; then the adapters send what they queued (within
+ * the same grace), and only then does everything close. */
 static void daemon__drained(void *data)
 {
     struct daemon *d = data;
-    log_info("daemon.drained", NULL);
-    daemon__close_all(d);
+    if (d->state != DAEMON_DRAINING)
+        return;
+    d->draining = 1; /* held until every drain below was asked */
+    for (size_t i = 0; i < d->nadapters; i++) {
+        struct adapter *a = d->adapters[i];
+        if (a->ops->drain == NULL)
+            continue;
+        d->draining++;
+        a->ops->drain(a, daemon__sends_drained, d);
+    }
+    daemon__sends_drained(d);
 }
 
 static void daemon__grace_expired(uv_timer_t *t)

@@ -44,10 +44,16 @@ enum store_stmt_id {
     ST_STATE_EACH,
     ST_VOTE_ADD, /* from here to ST_VOTE_TOP: statements of STORE_VOTES_VERSION */
     ST_VOTE_TOP,
-    ST_COUNTER_ENSURE, /* from here on: statements of STORE_COUNTER_VERSION */
+    ST_COUNTER_ENSURE, /* from here to ST_COUNTER_PRUNE: STORE_COUNTER_VERSION */
     ST_COUNTER_ADD,
     ST_COUNTER_GET,
     ST_COUNTER_PRUNE,
+    ST_OUTBOX_PUT, /* from here on: statements of STORE_OUTBOX_VERSION */
+    ST_OUTBOX_REMOVE,
+    ST_OUTBOX_FAIL,
+    ST_OUTBOX_EACH,
+    ST_OUTBOX_MAX,
+    ST_OUTBOX_COUNT,
     ST_COUNT
 };
 

@@ -130,11 +130,27 @@ static const char *const store_migrations[] = {
     " used INTEGER NOT NULL CHECK (used >= 0),"
     " PRIMARY KEY (name, win)"
     ") WITHOUT ROWID;",
+    /* 6: the outbox: messages owed to someone (a reply whose update was
+     * confirmed, a notice), kept until they are sent or found undeliverable.
+     * Each channel (an adapter) numbers its own rows; body is the
+     * channel's own encoding of the call, data an optional attachment. */
+    "CREATE TABLE outbox ("
+    " channel TEXT NOT NULL,"
+    " id INTEGER NOT NULL,"
+    " chat INTEGER NOT NULL,"
+    " body TEXT NOT NULL,"
+    " data BLOB,"
+    " created_at INTEGER NOT NULL,"
+    " failed_at INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " PRIMARY KEY (channel, id)"
+    ") WITHOUT ROWID;",
 };
 
 #define STORE_STATE_VERSION 3   /* the first schema with the state table */
 #define STORE_VOTES_VERSION 4   /* the first schema with the votes table */
 #define STORE_COUNTER_VERSION 5 /* the first schema with the counters table */
+#define STORE_OUTBOX_VERSION 6  /* the first schema with the outbox */
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -203,6 +219,16 @@ const char *const store__sql[ST_COUNT] = {
                        " AND (?3 <= 0 OR ?4 <= 0 OR used + ?3 <= ?4) RETURNING used",
     [ST_COUNTER_GET] = "SELECT used FROM counters WHERE name = ?1 AND win = ?2",
     [ST_COUNTER_PRUNE] = "DELETE FROM counters WHERE name = ?1 AND win < ?2",
+    [ST_OUTBOX_PUT] = "INSERT OR REPLACE INTO outbox (channel, id, chat, body, data, created_at)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_OUTBOX_REMOVE] = "DELETE FROM outbox WHERE channel = ?1 AND id = ?2",
+    [ST_OUTBOX_FAIL] =
+        "UPDATE outbox SET failed_at = ?3, error = ?4 WHERE channel = ?1 AND id = ?2",
+    [ST_OUTBOX_EACH] =
+        "SELECT id, chat, body, data FROM outbox WHERE channel = ?1 AND failed_at = 0"
+        " AND id > ?2 ORDER BY id LIMIT ?3",
+    [ST_OUTBOX_MAX] = "SELECT COALESCE(MAX(id), 0) FROM outbox WHERE channel = ?1",
+    [ST_OUTBOX_COUNT] = "SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND (failed_at != 0) = ?2",
 };
 
 int store_schema_latest(void)
@@ -447,7 +473,10 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
             continue;
         if (i >= ST_VOTE_ADD && i <= ST_VOTE_TOP && s->version < STORE_VOTES_VERSION)
             continue;
-        if (i >= ST_COUNTER_ENSURE && s->version < STORE_COUNTER_VERSION)
+        if (i >= ST_COUNTER_ENSURE && i <= ST_COUNTER_PRUNE && s->version < STORE_COUNTER_VERSION)
+            continue;
+
+        if (i >= ST_OUTBOX_PUT && s->version < STORE_OUTBOX_VERSION)
             continue;
         if (sqlite3_prepare_v3(s->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK) {

@@ -608,3 +608,112 @@ int store_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, 
         *used = after;
     return rc;
 }
+
+/* ---- Outbox ------------------------------------------------------------ */
+
+int store_txn_outbox_put(struct store_txn *txn, const char *channel, int64_t id, int64_t chat,
+                         const char *body, const void *data, size_t data_len, int64_t now_ms)
+{
+    struct store *s = txn->store;
+    if (s->stmt[ST_OUTBOX_PUT] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_PUT);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    sqlite3_bind_int64(st, 3, chat);
+    sqlite3_bind_text(st, 4, body, -1, SQLITE_STATIC);
+    if (data != NULL)
+        sqlite3_bind_blob64(st, 5, data, (sqlite3_uint64)data_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, now_ms);
+    return store__step_done(s, st, "outbox_put");
+}
+
+int store_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t id)
+{
+    struct store *s = txn->store;
+    if (s->stmt[ST_OUTBOX_REMOVE] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_REMOVE);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    return store__step_done(s, st, "outbox_remove");
+}
+
+int store_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id, const char *error,
+                          int64_t now_ms)
+{
+    struct store *s = txn->store;
+    if (s->stmt[ST_OUTBOX_FAIL] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_FAIL);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    sqlite3_bind_int64(st, 3, now_ms > 0 ? now_ms : 1);
+    sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
+    return store__step_done(s, st, "outbox_fail");
+}
+
+int store_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
+                          int (*fn)(int64_t id, int64_t chat, const char *body, const void *data,
+                                    size_t data_len, void *arg),
+                          void *arg)
+{
+    struct store *s = txn->store;
+    if (s->stmt[ST_OUTBOX_EACH] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_EACH);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after_id);
+    sqlite3_bind_int64(st, 3, max > INT64_MAX ? INT64_MAX : (sqlite3_int64)max);
+    int rc = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *body = (const char *)sqlite3_column_text(st, 2);
+        const void *data = sqlite3_column_blob(st, 3);
+        size_t dlen = (size_t)sqlite3_column_bytes(st, 3);
+        rc = fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), body != NULL ? body : "",
+                data, data != NULL ? dlen : 0, arg);
+        if (rc != 0)
+            break;
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = store__fail(s, "outbox_each");
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Step a statement returning one integer. */
+static int store__one_int(struct store *s, sqlite3_stmt *st, int64_t *out, const char *what)
+{
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = store__fail(s, what);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id)
+{
+    struct store *s = txn->store;
+    *id = 0;
+    if (s->stmt[ST_OUTBOX_MAX] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_MAX);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    return store__one_int(s, st, id, "outbox_max");
+}
+
+int store_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable,
+                           int64_t *n)
+{
+    struct store *s = txn->store;
+    *n = 0;
+    if (s->stmt[ST_OUTBOX_COUNT] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_COUNT);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, undeliverable ? 1 : 0);
+    return store__one_int(s, st, n, "outbox_count");
+}

@@ -285,4 +285,38 @@ int store_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, 
  *  a database, HB_EIO when the copy cannot be written. */
 int store_backup_file(const char *src_path, const char *dst_path);
 
+/* ---- Outbox: messages owed to someone, kept until sent ------------------
+ * A channel (an adapter: "telegram", "discord") numbers its own rows with
+ * ids it allocates, increasing. body is the channel's encoding of the call;
+ * data an optional attachment (an image). Rows are removed once sent, or
+ * kept and marked undeliverable (never dropped silently). Every call
+ * returns HB_ESCHEMA on a database older than the outbox. */
+
+/** Write (or rewrite) row id of channel. data may be NULL. */
+int store_txn_outbox_put(struct store_txn *txn, const char *channel, int64_t id, int64_t chat,
+                         const char *body, const void *data, size_t data_len, int64_t now_ms);
+
+/** Remove a row (sent). Absent rows are not an error. */
+int store_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t id);
+
+/** Mark a row undeliverable with a short reason (no secrets, no prompt text). */
+int store_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id, const char *error,
+                          int64_t now_ms);
+
+/** Call fn for the deliverable rows of channel with id > after_id, in id
+ *  order, at most max of them, until fn returns non-zero (returned). body
+ *  and data are borrowed for the call; data is NULL when the row has none. */
+int store_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
+                          int (*fn)(int64_t id, int64_t chat, const char *body, const void *data,
+                                    size_t data_len, void *arg),
+                          void *arg);
+
+/** The highest id channel has used among its rows (0 when none). */
+int store_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id);
+
+/** How many rows of channel are deliverable (undeliverable=false) or marked
+ *  undeliverable (true). */
+int store_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable,
+                           int64_t *n);
+
 #endif

@@ -21,6 +21,7 @@
 
 static void tg__poll(struct tg *tg);
 static void tg__start_identity(struct tg *tg);
+static void tg__advance(struct tg *tg);
 
 static void tg__poll_timer(uv_timer_t *t)
 {
@@ -28,7 +29,58 @@ static void tg__poll_timer(uv_timer_t *t)
     if (tg->bot_id == 0)
         tg__start_identity(tg);
     else
-        tg__poll(tg);
+        tg__advance(tg);
+}
+
+static void tg__kick_timer(uv_timer_t *t)
+{
+    struct tg *tg = t->data;
+    if (tg->drain_cb != NULL && tg->queued == 0) {
+        void (*cb)(void *) = tg->drain_cb;
+        tg->drain_cb = NULL;
+        log_info("telegram.drained", "sends=%" PRIu64 " outbox=%zu", tg->sends_done, tg->ob_rows);
+        cb(tg->drain_data);
+        return;
+    }
+    tg__advance(tg);
+}
+
+void tg_poll_kick(struct tg *tg)
+{
+    if (tg->closing)
+        return;
+    uv_timer_start(&tg->kick_timer, tg__kick_timer, 0, 0);
+}
+
+/* The next step: confirm the updates handled (once their replies settled),
+ * then poll for more, unless the queue or the outbox is at its bound (a
+ * send's completion kicks again), the outbox is still being replayed, or a
+ * back-off is running. */
+static void tg__advance(struct tg *tg)
+{
+    tg_sendq_gauges(tg);
+    if (tg->closing || !tg->replayed || tg->bot_id == 0)
+        return;
+    /* Stopping too: the replies of the last updates wait for it. */
+    if (tg->offset > tg->persisted) {
+        if (tg->unsettled > 0 || tg->confirm_upto >= tg->offset)
+            return; /* a settle or the write kicks again */
+        tg_outbox_checkpoint(tg, tg->offset);
+        if (tg->persisted < tg->offset)
+            return;
+    }
+    if (!tg->running || tg->webhook || tg->poll != NULL ||
+        uv_is_active((uv_handle_t *)&tg->poll_timer))
+        return;
+    if (tg->replaying > 0 || tg->queued >= tg->queue_max || tg->ob_rows >= tg->queue_max) {
+        if (!tg->held_back)
+            log_debug("telegram.poll_held_back", "queued=%zu outbox=%zu bound=%zu", tg->queued,
+                      tg->ob_rows, tg->queue_max);
+        tg->held_back = true;
+        return;
+    }
+    tg->held_back = false;
+    tg__poll(tg);
 }
 
 /* Wait before the next attempt: exponential from backoff_min to
@@ -104,50 +156,10 @@ static bool tg__poll_failed(struct tg *tg, const struct tg_result *res, const ch
     return false;
 }
 
-static void tg__offset_stored(int rc, const char *value, void *data)
-{
-    struct tg *tg = data;
-    (void)value;
-    tg->persisting = false;
-    if (rc < 0)
-        log_warn("telegram.offset_not_stored", "error=%s", hb_strerror(rc));
-    bool again = tg->poll_after_persist;
-    tg->poll_after_persist = false;
-    if (tg->offset > tg->persisted && !tg->closing) {
-        tg_persist_offset(tg);
-        if (tg->persisting) {
-            tg->poll_after_persist = again;
-            again = false;
-        }
-    }
-    if (again)
-        tg__poll(tg);
-    tg_unref(tg);
-}
-
-/* Write the offset after the updates before it went to the core. The next
- * poll (which confirms them to Telegram) waits for the write, so a crash
- * in between repeats nothing that was already confirmed. */
+/* The webhook path: updates were handled; confirm them once safe. */
 void tg_persist_offset(struct tg *tg)
 {
-    if (tg->persisting || tg->offset <= tg->persisted)
-        return;
-    if (tg->core == NULL || tg->core->ledger == NULL) {
-        tg->persisted = tg->offset; /* no store: nothing to persist in */
-        return;
-    }
-    char text[32];
-    snprintf(text, sizeof(text), "%" PRId64, tg->offset);
-    int64_t writing = tg->offset;
-    int rc = state_put(ledger_store(tg->core->ledger), TG_STATE_NS, "offset", text,
-                       tg__offset_stored, tg);
-    if (rc < 0) {
-        log_warn("telegram.offset_not_stored", "error=%s", hb_strerror(rc));
-        return;
-    }
-    tg->persisted = writing;
-    tg->persisting = true;
-    tg_ref(tg);
+    tg_poll_kick(tg);
 }
 
 static void tg__poll_done(struct tg *tg, void *data, const struct tg_result *res)
@@ -181,14 +193,7 @@ static void tg__poll_done(struct tg *tg, void *data, const struct tg_result *res
         return;
     }
     tg->failures = 0;
-    if (tg->offset > tg->persisted || tg->persisting) {
-        tg->poll_after_persist = true;
-        tg_persist_offset(tg);
-        if (tg->persisting)
-            return;
-        tg->poll_after_persist = false;
-    }
-    tg__poll(tg);
+    tg__advance(tg);
 }
 
 static void tg__poll(struct tg *tg)
@@ -260,6 +265,20 @@ static void tg__webhook_set(struct tg *tg)
         log_error("telegram.webhook_not_set", "error=%s", hb_strerror(rc));
 }
 
+static void tg__replayed(struct tg *tg)
+{
+    if (!tg->running || tg->closing)
+        return;
+    if (tg->webhook) {
+        tg__webhook_set(tg);
+        return;
+    }
+    log_info("telegram.polling",
+             "bot=%s offset=%" PRId64 " timeout_s=%" PRId64 " outbox=%zu bound=%zu",
+             tg->bot_username, tg->offset, tg->poll_timeout_s, tg->ob_rows, tg->queue_max);
+    tg__advance(tg);
+}
+
 static void tg__offset_loaded(int rc, const char *value, void *data)
 {
     struct tg *tg = data;
@@ -268,17 +287,14 @@ static void tg__offset_loaded(int rc, const char *value, void *data)
         if (v > tg->offset) {
             tg->offset = v;
             tg->persisted = v;
+            tg->confirm_upto = v;
         }
     } else if (rc != HB_ENOTFOUND) {
         log_warn("telegram.offset_not_loaded", "error=%s", hb_strerror(rc));
     }
-    if (tg->running && !tg->closing && tg->webhook) {
-        tg__webhook_set(tg);
-    } else if (tg->running && !tg->closing) {
-        log_info("telegram.polling", "bot=%s offset=%" PRId64 " timeout_s=%" PRId64,
-                 tg->bot_username, tg->offset, tg->poll_timeout_s);
-        tg__poll(tg);
-    }
+    /* What the outbox holds goes before any new update is taken. */
+    if (tg->running && !tg->closing)
+        tg_outbox_replay(tg, tg__replayed);
     tg_unref(tg);
 }
 

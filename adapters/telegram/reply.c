@@ -112,8 +112,10 @@ static int tg__send_text(struct tg_reply *r, const struct reply_msg *msg, const 
             rc = tg_sendq_json(tg, r->chat_id, r->group, r, "sendMessage", body, false, progress,
                                false);
         }
-        if (first)
+        if (first) {
             r->edit_next = msg->stage == REPLY_PROGRESS;
+            r->progress = msg->stage == REPLY_PROGRESS;
+        }
         first = false;
         if (last)
             break; /* progress shows its first piece only: later edits replace it */
@@ -225,6 +227,9 @@ static int tg__reply_send(struct reply *handle, const struct reply_msg *msg)
         if (r->group)
             tg__reply_to(fields, r->reply_to);
         int rc = tg_sendq_photo(tg, r->chat_id, r->group, r, fields, msg->image);
+        if (rc == 0 && r->progress)
+            rc = tg_sendq_progress_delete(tg, r); /* the image replaces "Generating..." */
+        r->progress = false;
         r->edit_next = false;
         if (rc < 0 || caption || len == 0)
             return rc;
@@ -267,5 +272,6 @@ struct tg_reply *tg_reply_new(struct tg *tg, int64_t chat_id, bool group, int64_
     r->reply_to = reply_to;
     r->refs = 1;
     tg_ref(tg);
+    tg_reply_track(r);
     return r;
 }

@@ -21,21 +21,6 @@
 #define TG_SEND_ATTEMPTS 6    /* network errors and 5xx before a send is given up */
 #define TG_GLOBAL_429_CHATS 3 /* chats limited within one second that pause everything */
 
-struct tg_op {
-    struct tg_op *next;
-    struct tg_reply *reply; /* holds a reference, or NULL */
-    const char *method;     /* static string */
-    enum tg_op_kind kind;
-    cJSON *body; /* JSON body, or the form fields of a photo */
-    unsigned char *photo;
-    size_t photo_len;
-    char *photo_name;
-    char *photo_mime;
-    bool edit;     /* message_id comes from the reply at send time */
-    bool sets_msg; /* the result's message_id goes to the reply */
-    unsigned attempts;
-};
-
 struct tg_chat {
     int64_t id;      /* the key: the chat the replies were made for */
     int64_t send_to; /* where calls go (differs after a group migrated) */
@@ -55,17 +40,62 @@ struct tg_chat {
  * (reply.c makes the handle and holds one itself until it is finished). */
 void tg_reply_unref(struct tg_reply *r)
 {
+    if (r->finished && r->unsettled)
+        tg_reply_settle(r);
     if (--r->refs > 0)
         return;
+    /* Let go without a finish (a payment answered nothing): its update
+     * caused nothing more. */
+    if (r->unsettled)
+        tg_reply_settle(r);
     struct tg *tg = r->tg;
     free(r->callback_id);
     free(r);
     tg_unref(tg);
 }
 
+/* A reply is settled once it finished or queued a send: what its update
+ * caused is then in the queue (and goes to the outbox before the update
+ * is confirmed). A generation's later sends are written ahead to the
+ * outbox, since their update is confirmed by then. */
+void tg_reply_settle(struct tg_reply *r)
+{
+    struct tg *tg = r->tg;
+    if (!r->unsettled)
+        return;
+    r->unsettled = false;
+    if (r->uprev != NULL)
+        r->uprev->unext = r->unext;
+    else
+        tg->unsettled_head = r->unext;
+    if (r->unext != NULL)
+        r->unext->uprev = r->uprev;
+    else
+        tg->unsettled_tail = r->uprev;
+    r->unext = r->uprev = NULL;
+    if (--tg->unsettled == 0)
+        tg_poll_kick(tg);
+}
+
+void tg_reply_track(struct tg_reply *r)
+{
+    struct tg *tg = r->tg;
+    r->update_id = tg->current_update;
+    if (r->update_id == 0)
+        return;
+    r->unsettled = true;
+    r->uprev = tg->unsettled_tail;
+    if (tg->unsettled_tail != NULL)
+        tg->unsettled_tail->unext = r;
+    else
+        tg->unsettled_head = r;
+    tg->unsettled_tail = r;
+    tg->unsettled++;
+}
+
 /* ---- the queue -------------------------------------------------------- */
 
-static void sq__op_free(struct tg_op *op)
+void tg_sendq_op_free(struct tg_op *op)
 {
     if (op->reply != NULL)
         tg_reply_unref(op->reply);
@@ -127,7 +157,7 @@ static struct tg_chat *sq__chat(struct tg *tg, int64_t id, bool group)
 
 static void sq__ready(struct tg *tg, struct tg_chat *c)
 {
-    if (c->ready || c->busy || c->head == NULL)
+    if (c->ready || c->busy || c->head == NULL || c->head->held)
         return;
     c->ready = true;
     c->rnext = NULL;
@@ -195,6 +225,9 @@ static int sq__photo_start(struct tg *tg, struct tg_chat *c, struct tg_op *op)
 static int sq__start(struct tg *tg, struct tg_chat *c)
 {
     struct tg_op *op = c->head;
+    if (op->edit && strcmp(op->method, "deleteMessage") == 0 &&
+        (op->reply == NULL || op->reply->msg_id == 0))
+        return HB_ENOTFOUND; /* the message to delete was never sent: nothing to do */
     if (op->edit) {
         if (op->reply == NULL || op->reply->msg_id == 0) {
             /* The message to edit was never sent (its send failed): send
@@ -219,13 +252,21 @@ static int sq__start(struct tg *tg, struct tg_chat *c)
     return 0;
 }
 
-static void sq__pop(struct tg_chat *c)
+static void sq__pop(struct tg *tg, struct tg_chat *c)
 {
     struct tg_op *op = c->head;
     c->head = op->next;
     if (c->head == NULL)
         c->tail = NULL;
-    sq__op_free(op);
+    bool replay_over = false;
+    if (op->replayed && tg->replaying > 0)
+        replay_over = --tg->replaying == 0;
+    tg->queued--;
+    tg_sendq_op_free(op);
+    /* A poll held back by the queue, a drain or a replay waits for this. */
+    if ((tg->held_back && tg->queued < tg->queue_max) ||
+        (tg->drain_cb != NULL && tg->queued == 0) || replay_over)
+        tg_poll_kick(tg);
 }
 
 static void sq__run(uv_timer_t *t)
@@ -279,8 +320,12 @@ static void sq__run(uv_timer_t *t)
             tg->tokens -= 1.0;
         int rc = sq__start(tg, c);
         if (rc < 0) {
-            log_warn("telegram.send_failed", "chat=%" PRId64 " error=%s", c->id, hb_strerror(rc));
-            sq__pop(c);
+            if (rc != HB_ENOTFOUND)
+                log_warn("telegram.send_failed", "chat=%" PRId64 " error=%s", c->id,
+                         hb_strerror(rc));
+            if (c->head->outbox_id != 0)
+                tg_outbox_done(tg, c->head, NULL);
+            sq__pop(tg, c);
             sq__ready(tg, c);
             if (wake > now)
                 wake = now; /* look at it again on the next turn */
@@ -298,9 +343,11 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
     c->busy = false;
     tg->inflight--;
     if (tg->closing || res->rc == HB_ECANCELED) {
-        sq__pop(c);
+        /* Its row (if any) stays: it may not have been sent. */
+        sq__pop(tg, c);
         return;
     }
+    const char *undeliverable = NULL;
     uint64_t now = uv_now(tg->loop);
     uint64_t interval = tg->pacing_off ? 0
                         : c->group     ? tg->group_interval_ms
@@ -342,9 +389,13 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
         if (until > c->next_ms)
             c->next_ms = until;
         interval = 0;
-    } else if (res->rc == 0 && res->status == 400 && op->edit &&
-               strstr(res->description, "message to edit not found") != NULL) {
-        op->reply->msg_id = 0; /* sent anew on the next try */
+    } else if (res->rc == 0 && res->status == 400 && op->edit && op->reply != NULL &&
+               strcmp(op->method, "editMessageText") == 0 &&
+               (strstr(res->description, "message to edit not found") != NULL ||
+                strstr(res->description, "no text in the message to edit") != NULL)) {
+        /* Gone, or a photo (a Regenerate pressed under an image): the
+         * text goes as a new message on the next try. */
+        op->reply->msg_id = 0;
         interval = 0;
     } else if (res->rc != 0 || res->status >= 500) {
         if (++op->attempts >= TG_SEND_ATTEMPTS) {
@@ -352,6 +403,7 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
                       "chat=%" PRId64 " method=%s attempts=%u error=%s "
                       "status=%d",
                       c->id, op->method, op->attempts, hb_strerror(res->rc), res->status);
+            undeliverable = "given up after network errors or 5xx";
             done = true;
         } else {
             uint64_t d = tg->backoff_min_ms << (op->attempts < 10 ? op->attempts : 10);
@@ -360,15 +412,31 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
             c->next_ms = now + tg_jitter(tg, d);
             interval = 0;
         }
+    } else if (op->reply == NULL && op->outbox_id != 0 && res->status == 403 &&
+               ++op->attempts < TG_SEND_ATTEMPTS) {
+        /* A notice the member cannot receive now (the bot is blocked):
+         * tried again later, then recorded as undeliverable. */
+        uint64_t d = tg->backoff_min_ms << (op->attempts < 10 ? op->attempts : 10);
+        if (d > tg->backoff_max_ms)
+            d = tg->backoff_max_ms;
+        log_warn("telegram.notice_refused",
+                 "chat=%" PRId64 " status=403 attempts=%u description=%s retry_ms=%llu", c->id,
+                 op->attempts, res->description, (unsigned long long)d);
+        c->next_ms = now + tg_jitter(tg, d);
+        interval = 0;
     } else {
         log_warn("telegram.send_refused", "chat=%" PRId64 " method=%s status=%d description=%s",
                  c->id, op->method, res->status, res->description);
+        undeliverable = res->status == 403 ? "refused: 403 (the member blocked the bot)"
+                                           : "refused by the Bot API";
         done = true;
     }
     if (done && op->reply != NULL && op->reply->sent != NULL)
         op->reply->sent(op->reply, res);
+    if (done && op->outbox_id != 0)
+        tg_outbox_done(tg, op, res->rc == 0 && res->status == 200 ? NULL : undeliverable);
     if (done)
-        sq__pop(c);
+        sq__pop(tg, c);
     if (now + interval > c->next_ms)
         c->next_ms = now + interval;
     sq__ready(tg, c);
@@ -379,12 +447,16 @@ static int sq__push(struct tg *tg, int64_t chat_id, bool group, struct tg_op *op
 {
     struct tg_chat *c = sq__chat(tg, chat_id, group);
     if (c == NULL) {
-        sq__op_free(op);
+        tg_sendq_op_free(op);
         return HB_ENOMEM;
     }
+    op->chat_id = chat_id;
+    op->group = group;
+    if (op->reply != NULL && op->reply->unsettled)
+        tg_reply_settle(op->reply);
     struct tg_op *tail = c->tail;
     if (coalesce && tail != NULL && !(c->busy && tail == c->head) && tail->reply == op->reply &&
-        tail->kind == TG_OP_JSON && (tail->edit || tail->sets_msg)) {
+        tail->kind == TG_OP_JSON && (tail->edit || tail->sets_msg) && !tail->replayed) {
         /* The newest text replaces what was waiting to be shown. */
         const char *fields[] = {"text", "reply_markup"};
         for (size_t i = 0; i < 2; i++) {
@@ -393,7 +465,9 @@ static int sq__push(struct tg *tg, int64_t chat_id, bool group, struct tg_op *op
             if (v != NULL)
                 cJSON_AddItemToObject(tail->body, fields[i], v);
         }
-        sq__op_free(op);
+        tg_sendq_op_free(op);
+        if (tail->outbox_id != 0)
+            tg_outbox_rewrite(tg, tail); /* its row holds the newest text */
         return 0;
     }
     if (tail != NULL)
@@ -401,9 +475,71 @@ static int sq__push(struct tg *tg, int64_t chat_id, bool group, struct tg_op *op
     else
         c->head = op;
     c->tail = op;
+    tg->queued++;
+    if (op->outbox_id == 0 && tg->ob_on && !op->replayed) {
+        /* Nothing goes before its row is durable: a notice's or a
+         * confirmed update's row is written now; an unconfirmed update's
+         * with the checkpoint that confirms it. */
+        op->held = true;
+        if (tg_outbox_wants(tg, op))
+            tg_outbox_add(tg, op);
+    }
     sq__ready(tg, c);
     sq__arm(tg, c->next_ms);
     return 0;
+}
+
+int tg_sendq_push_op(struct tg *tg, struct tg_op *op)
+{
+    return sq__push(tg, op->chat_id, op->group, op, false);
+}
+
+void tg_sendq_release(struct tg *tg, struct tg_op *op)
+{
+    op->held = false;
+    struct tg_chat *c = sq__chat(tg, op->chat_id, op->group);
+    if (c == NULL || c->head != op)
+        return; /* an op behind the head goes when its turn comes */
+    sq__ready(tg, c);
+    sq__arm(tg, c->next_ms);
+}
+
+int tg_sendq_progress_delete(struct tg *tg, struct tg_reply *r)
+{
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        return HB_ENOMEM;
+    return tg_sendq_json(tg, r->chat_id, r->group, r, "deleteMessage", body, true, false, false);
+}
+
+void tg_sendq_each(struct tg *tg, void (*fn)(struct tg *tg, struct tg_op *op, void *data),
+                   void *data)
+{
+    for (size_t i = 0; i < tg->nbuckets; i++) {
+        for (struct tg_chat *c = tg->buckets[i]; c != NULL; c = c->hnext) {
+            for (struct tg_op *op = c->head; op != NULL; op = op->next)
+                fn(tg, op, data);
+        }
+    }
+}
+
+/* The gauges are looked up each time: a test may reset the registry. */
+void tg_sendq_gauges(struct tg *tg)
+{
+    const char *platform[] = {"telegram"};
+    const char *const lab[] = {"platform"};
+    metrics_gauge_set(metrics_family_new("haibot_send_queue_depth",
+                                         "Sends queued (in flight included).", METRICS_GAUGE, lab,
+                                         1, NULL, 0),
+                      platform, (double)tg->queued);
+    metrics_gauge_set(metrics_family_new("haibot_send_queue_bound",
+                                         "Queued sends or outbox rows at which polling pauses.",
+                                         METRICS_GAUGE, lab, 1, NULL, 0),
+                      platform, (double)tg->queue_max);
+    metrics_gauge_set(metrics_family_new("haibot_outbox_depth",
+                                         "Rows in the durable outbox not yet sent.", METRICS_GAUGE,
+                                         lab, 1, NULL, 0),
+                      platform, (double)tg->ob_rows);
 }
 
 int tg_sendq_json(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r,
@@ -442,7 +578,7 @@ int tg_sendq_photo(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *
     op->photo_name = strdup(img->filename != NULL ? img->filename : "image.png");
     op->photo_mime = strdup(img->mime != NULL ? img->mime : "image/png");
     if (op->photo == NULL || op->photo_name == NULL || op->photo_mime == NULL) {
-        sq__op_free(op);
+        tg_sendq_op_free(op);
         return HB_ENOMEM;
     }
     memcpy(op->photo, img->data, img->len);
@@ -468,13 +604,17 @@ void tg_sendq_drop(struct tg *tg)
     size_t dropped = 0;
     for (size_t i = 0; i < tg->nbuckets; i++) {
         for (struct tg_chat *c = tg->buckets[i]; c != NULL; c = c->hnext) {
-            /* A head in flight is freed by its completion. */
+            /* A head in flight is freed by its completion. Sends with a
+             * row are in the outbox (tg_outbox_close); the others belong
+             * to updates not confirmed, which Telegram gives again. */
             struct tg_op **link = c->busy ? &c->head->next : &c->head;
             while (*link != NULL) {
                 struct tg_op *op = *link;
                 *link = op->next;
-                sq__op_free(op);
-                dropped++;
+                if (op->outbox_id == 0)
+                    dropped++;
+                tg->queued--;
+                tg_sendq_op_free(op);
             }
             c->tail = c->busy ? c->head : NULL;
             c->ready = false;
@@ -483,7 +623,8 @@ void tg_sendq_drop(struct tg *tg)
     }
     tg->ready_head = tg->ready_tail = NULL;
     if (dropped > 0)
-        log_warn("telegram.sends_dropped", "count=%zu reason=closing", dropped);
+        log_info("telegram.sends_unconfirmed", "count=%zu reason=closing note=%s", dropped,
+                 "their updates were not confirmed and are taken again at start");
 }
 
 void tg_sendq_free(struct tg *tg)
@@ -492,8 +633,11 @@ void tg_sendq_free(struct tg *tg)
         struct tg_chat *c = tg->buckets[i];
         while (c != NULL) {
             struct tg_chat *next = c->hnext;
-            while (c->head != NULL)
-                sq__pop(c);
+            while (c->head != NULL) {
+                struct tg_op *op = c->head;
+                c->head = op->next;
+                tg_sendq_op_free(op);
+            }
             free(c);
             c = next;
         }

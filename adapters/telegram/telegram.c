@@ -25,6 +25,7 @@ static void tg__maybe_free(struct tg *tg)
     void (*cb)(void *) = tg->close_cb;
     void *data = tg->close_data;
     tg_sendq_free(tg);
+    tg_outbox_free(tg);
     free(tg->buckets);
     free(tg->base);
     free(tg->webhook_url);
@@ -80,6 +81,9 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     tg->closing = true;
     tg->close_cb = cb;
     tg->close_data = data;
+    tg->drain_cb = NULL;
+    /* Whatever is owed goes to the outbox before the queue is let go. */
+    tg_outbox_close(tg);
     tg_sendq_drop(tg);
     tg_calls_cancel(tg);
     if (tg->pipe != NULL) {
@@ -89,7 +93,20 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     }
     uv_close((uv_handle_t *)&tg->poll_timer, tg__handle_closed);
     uv_close((uv_handle_t *)&tg->sq_timer, tg__handle_closed);
+    uv_close((uv_handle_t *)&tg->kick_timer, tg__handle_closed);
+    uv_close((uv_handle_t *)&tg->ob_timer, tg__handle_closed);
     tg_unref(tg); /* the open reference */
+}
+
+/* Stopping: the queue is sent out at its pace; cb once it is empty (the
+ * daemon's grace bounds the wait, and close keeps the rest). */
+static void tg__drain(struct adapter *a, void (*cb)(void *data), void *data)
+{
+    struct tg *tg = a->impl;
+    tg->drain_cb = cb;
+    tg->drain_data = data;
+    log_info("telegram.draining", "queued=%zu", tg->queued);
+    tg_poll_kick(tg);
 }
 
 /* A reload replaces the admin list and the Stars packages. */
@@ -153,6 +170,7 @@ static const struct adapter_ops tg_ops = {.name = "telegram",
                                           .start = tg__start,
                                           .stop = tg__stop,
                                           .close = tg__close,
+                                          .drain = tg__drain,
                                           .reload = tg__reload,
                                           .routes = tg__routes,
                                           .notify = tg_notify};
@@ -201,6 +219,7 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
     if (tg->backoff_max_ms < tg->backoff_min_ms)
         tg->backoff_max_ms = tg->backoff_min_ms;
     tg->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : 32;
+    tg->queue_max = opts->queue_max > 0 ? opts->queue_max : 1000;
     tg->pacing_off = opts->pacing_off != 0;
     tg->webhook = opts->webhook != 0;
     if (tg->webhook && opts->webhook_url != NULL && opts->webhook_url[0] != '\0') {
@@ -240,6 +259,12 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
         return NULL; /* freed when the timer has closed */
     }
     tg->sq_timer.data = tg;
+    tg->handles_open++;
+    uv_timer_init(loop, &tg->kick_timer); /* cannot fail once the others did not */
+    tg->kick_timer.data = tg;
+    tg->handles_open++;
+    uv_timer_init(loop, &tg->ob_timer);
+    tg->ob_timer.data = tg;
     tg->handles_open++;
     tg->refs = 1;
     tg->tokens_at = uv_now(loop);

@@ -8,8 +8,10 @@
  * retry_after without dropping or reordering anything.
  *
  * The getUpdates offset lives in the state table (core/state.h, namespace
- * "telegram"), written after the updates before it were dispatched, so a
- * restart neither loses nor repeats an update. Telegram Stars deposits
+ * "telegram"). An update is confirmed only once what it caused is safe:
+ * sent, or a row in the store's outbox written in the same transaction as
+ * the offset (outbox.c). A restart loses nothing; it repeats at most the
+ * sends that were in flight when the process died. Telegram Stars deposits
  * (/deposit, pre-checkout, successful payments, /admin refund) are handled
  * here, against the ledger in struct core. */
 #ifndef HB_TELEGRAM_H
@@ -41,6 +43,8 @@ struct telegram_options {
     uint64_t backoff_min_ms;      /* first back-off after an error or an empty answer; 0: 1000 */
     uint64_t backoff_max_ms;      /* longest back-off; 0: 60000 */
     unsigned max_inflight;        /* queued sends in flight at once; 0: 32 */
+    size_t queue_max;             /* polling pauses while this many sends are queued or this
+                                     many outbox rows wait; 0: 1000 */
     int pacing_off;               /* benchmarks: no per-chat or global pacing at all */
     unsigned pipeline;            /* JSON calls in flight per connection (HTTP/1.1
                                      pipelining, net/http_pipe.h); 0: 8 */

@@ -8,6 +8,11 @@
  *   calls.c     Bot API calls (net/http_pipe.h or one transfer each), the
  *               adapter's references, jitter
  *   sendq.c     the paced per-chat send queue; it holds reply handles
+ *   outbox.c    the durable outbox under the queue: rows for the sends an
+ *               update or a notice owes, written with the offset in one
+ *               store job; replayed at start (sendq.c and outbox.c call
+ *               each other: the queue asks for rows, the outbox releases
+ *               sends once their rows are durable)
  *   reply.c     reply handles: neutral replies into queued sends
  *   notify.c    unprompted messages through the queue
  *   stars.c     Stars: invoices, pre-checkout answers, payments, refunds
@@ -42,6 +47,7 @@
 
 struct tg;
 struct tg_chat;
+enum tg_op_kind { TG_OP_JSON = 0, TG_OP_PHOTO = 1 };
 struct tg_call;
 
 /* The outcome of one Bot API call, as the completion sees it. */
@@ -74,6 +80,7 @@ struct tg {
     uint64_t chat_interval_ms, group_interval_ms, global_per_s, retry_unit_ms;
     uint64_t backoff_min_ms, backoff_max_ms;
     unsigned max_inflight;
+    size_t queue_max; /* polling pauses while sends queued or outbox rows reach this */
     bool pacing_off;
     bool webhook;         /* updates come from a webhook: never poll */
     char *webhook_url;    /* setWebhook at start to this; NULL: the operator does */
@@ -90,14 +97,13 @@ struct tg {
     /* updates in */
     bool running; /* started and not stopped */
     bool closing;
-    struct tg_call *poll;    /* the getUpdates in flight, or NULL */
-    int64_t offset;          /* next update_id wanted; older ones are duplicates */
-    int64_t persisted;       /* offset last written to the state table */
-    bool persisting;         /* a state write is under way */
-    bool poll_after_persist; /* poll again once it is written */
-    unsigned failures;       /* consecutive failed or empty polls, for back-off */
+    struct tg_call *poll; /* the getUpdates in flight, or NULL */
+    int64_t offset;       /* next update_id wanted; older ones are duplicates */
+    int64_t persisted;    /* offset last written to the state table */
+    unsigned failures;    /* consecutive failed or empty polls, for back-off */
     uv_timer_t poll_timer;
-    uint64_t rng; /* xorshift state for jitter */
+    uv_timer_t kick_timer; /* the next step, soon (tg_poll_kick) */
+    uint64_t rng;          /* xorshift state for jitter */
 
     /* sends out */
     uv_timer_t sq_timer;
@@ -121,6 +127,62 @@ struct tg {
 
     uint64_t updates_seen; /* counters for logs and benchmarks */
     uint64_t sends_done;
+
+    /* confirmation: an update is confirmed (the offset stored and sent to
+     * Telegram) only once what it caused is safe: sent, or a row in the
+     * outbox written in the same store job as the offset */
+    int64_t current_update; /* the update being handled (replies take it), 0 none */
+    struct tg_reply *unsettled_head, *unsettled_tail; /* replies still deciding, by update */
+    size_t unsettled;                                 /* replies in that list */
+    int64_t confirm_upto;         /* updates below this are confirmed or being confirmed */
+    size_t queued;                /* sends in the chat queues (held ones included) */
+    bool held_back;               /* a poll waits for the queue or the outbox to shrink */
+    bool replayed;                /* the outbox was loaded and given to the queue */
+    size_t replaying;             /* loaded rows not yet sent: no poll before they are */
+    void (*drain_cb)(void *data); /* stopping: called once the queue is empty */
+    void *drain_data;
+
+    /* the outbox (outbox.c) */
+    bool ob_on;            /* the store has an outbox */
+    int64_t ob_next;       /* next row id */
+    size_t ob_rows;        /* rows written (or being written) and not removed */
+    struct tg_op **ob_put; /* sends whose rows go with the next write */
+    size_t ob_nput, ob_capput;
+    int64_t *ob_del; /* rows to remove with the next write */
+    size_t ob_ndel, ob_capdel;
+    struct tg_ob_fail *ob_fail; /* rows to mark undeliverable with the next write */
+    size_t ob_nfail, ob_capfail;
+    int64_t ob_offset;   /* offset to store with the next write, 0 none */
+    unsigned ob_writing; /* writes in the store */
+    uv_timer_t ob_timer; /* a sent row's removal waits a moment for a checkpoint to carry it */
+};
+
+/* One queued call. */
+struct tg_op {
+    struct tg_op *next;
+    struct tg_reply *reply; /* holds a reference, or NULL */
+    const char *method;     /* static string */
+    enum tg_op_kind kind;
+    cJSON *body; /* JSON body, or the form fields of a photo */
+    unsigned char *photo;
+    size_t photo_len;
+    char *photo_name;
+    char *photo_mime;
+    bool edit;     /* message_id comes from the reply at send time */
+    bool sets_msg; /* the result's message_id goes to the reply */
+    unsigned attempts;
+    int64_t chat_id; /* the queue it is in (its key) */
+    bool group;
+    int64_t outbox_id; /* its outbox row, 0 none */
+    bool in_put;       /* its row goes with the next write (in tg->ob_put) */
+    bool row_written;  /* a write with its row went to the store */
+    bool held;         /* not sent before its row is durable */
+    bool replayed;     /* loaded from the outbox at start */
+};
+
+struct tg_ob_fail {
+    int64_t id;
+    char reason[96];
 };
 
 /* A reply handle for one update. */
@@ -132,6 +194,7 @@ struct tg_reply {
     int64_t reply_to;  /* message to answer in groups, 0 none */
     int64_t msg_id;    /* message later sends edit in place, 0 none */
     bool edit_next;    /* the next text replaces msg_id (or the message being sent) */
+    bool progress;     /* msg_id shows progress text ("Generating..."): an image replaces it */
     char *callback_id; /* callback query still to answer, or NULL */
     size_t refs;       /* the handle itself + queued sends */
     bool finished;
@@ -144,6 +207,9 @@ struct tg_reply {
     /** Each queued send of this handle, when it is done (sent, refused or
      *  given up): sendq.c calls it before dropping the send; NULL: none. */
     void (*sent)(struct tg_reply *r, const struct tg_result *res);
+    int64_t update_id; /* the update it answers, 0 none (then its sends are notices) */
+    bool unsettled;    /* in tg->unsettled list: neither finished nor has it sent anything */
+    struct tg_reply *unext, *uprev;
 };
 
 /* ---- text.c ---- */
@@ -169,7 +235,6 @@ void tg_call_cancel(struct tg_call *c);
 void tg_calls_cancel(struct tg *tg);
 
 /* ---- sendq.c ---- */
-enum tg_op_kind { TG_OP_JSON = 0, TG_OP_PHOTO = 1 };
 /** Queue a call in a chat's queue: body is taken over. edit: message_id is
  *  filled from the reply at send time; sets_msg: the result's message_id is
  *  stored in the reply. Coalesces with a queued, unstarted edit of the same
@@ -181,8 +246,47 @@ int tg_sendq_photo(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *
 void tg_sendq_drop(struct tg *tg); /* closing: forget what has not started */
 void tg_sendq_free(struct tg *tg); /* free the chats */
 void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to);
+/** Delete the progress message r shows (its id is taken at send time;
+ *  nothing is sent when it never got one). */
+int tg_sendq_progress_delete(struct tg *tg, struct tg_reply *r);
+/** Call fn for every queued send (in flight ones included). */
+void tg_sendq_each(struct tg *tg, void (*fn)(struct tg *tg, struct tg_op *op, void *data),
+                   void *data);
+/** A queued op whose row became durable may go (held ops wait for it). */
+void tg_sendq_release(struct tg *tg, struct tg_op *op);
+/** Queue an op built from an outbox row (outbox.c). Takes it over. */
+int tg_sendq_push_op(struct tg *tg, struct tg_op *op);
+void tg_sendq_op_free(struct tg_op *op);
+/** A new reply for the update being handled waits to settle. */
+void tg_reply_track(struct tg_reply *r);
+/** A reply is settled: it finished, or queued a send. */
+void tg_reply_settle(struct tg_reply *r);
+/** Publish the queue's and the outbox's depth in /metrics. */
+void tg_sendq_gauges(struct tg *tg);
 /** Drop a reference to a reply handle; the last one frees it. */
 void tg_reply_unref(struct tg_reply *r);
+
+/* ---- outbox.c ---- */
+/** Whether a send made now must have its row durable before it goes. */
+bool tg_outbox_wants(struct tg *tg, const struct tg_op *op);
+/** Give op a row, written with the next store job. */
+void tg_outbox_add(struct tg *tg, struct tg_op *op);
+/** op's text changed (a newer edit coalesced into it): write its row again. */
+void tg_outbox_rewrite(struct tg *tg, struct tg_op *op);
+/** A send with a row is over: sent (or given up: then undeliverable, with
+ *  reason, when it was a notice). */
+void tg_outbox_done(struct tg *tg, struct tg_op *op, const char *undeliverable);
+/** Confirm updates below offset: rows for what they still owe, then the
+ *  offset, in one store job; tg->persisted moves when it is durable. */
+void tg_outbox_checkpoint(struct tg *tg, int64_t offset);
+/** Submit what waits (force: even while another write is in the store). */
+void tg_outbox_flush(struct tg *tg, bool force);
+/** Load the outbox into the queue (start); then done(tg). */
+void tg_outbox_replay(struct tg *tg, void (*done)(struct tg *tg));
+/** Closing: every send still owed goes to the outbox with the offset of
+ *  the updates whose replies are settled. */
+void tg_outbox_close(struct tg *tg);
+void tg_outbox_free(struct tg *tg);
 
 /* ---- reply.c ---- */
 /** A reply handle holding one reference (dropped by its finish). */
@@ -215,5 +319,7 @@ void tg_migrate(struct tg *tg, int64_t from, int64_t to);
 void tg_poll_start(struct tg *tg);
 /** Store the offset when it moved (the next poll waits for the write). */
 void tg_persist_offset(struct tg *tg);
+/** Take the next step soon: confirm, poll, or wait (backpressure). */
+void tg_poll_kick(struct tg *tg);
 
 #endif

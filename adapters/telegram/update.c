@@ -352,6 +352,7 @@ int tg_update_handle(struct tg *tg, const cJSON *u)
     }
     tg->offset = id + 1;
     tg->updates_seen++;
+    tg->current_update = id; /* replies made now answer it */
     int rc = 0;
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(u, "message");
     const cJSON *cbq = cJSON_GetObjectItemCaseSensitive(u, "callback_query");
@@ -362,6 +363,7 @@ int tg_update_handle(struct tg *tg, const cJSON *u)
         rc = tg__callback(tg, id, cbq);
     else if (pcq != NULL)
         tg_stars_precheckout(tg, pcq);
+    tg->current_update = 0;
     if (rc < 0)
         log_warn("telegram.update_malformed", "update_id=%" PRId64 " action=skipped", id);
     return rc;

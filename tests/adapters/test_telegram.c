@@ -2,291 +2,7 @@
  * replies, buttons to edits, paced streaming edits, restarts, 429 storms,
  * Stars payments, a refused token. Waits are for events, bounded by a
  * guard timer; pacing is asserted against the configured intervals. */
-#include "tests/test.h"
-
-#include "adapters/telegram/telegram.h"
-#include "net/http.h"
-#include "bot/router.h"
-#include "core/core.h"
-#include "base/error.h"
-#include "core/ledger.h"
-#include "core/member.h"
-#include "base/log.h"
-#include "core/state.h"
-#include "tests/core/ledger_helpers.h"
-#include "tests/fake/telegram_api.h"
-
-#include <cjson/cJSON.h>
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define TOKEN "123456:TEST-token-abcdef"
-#define GUARD_MS 10000
-
-enum fx_mode { FX_ROUTER, FX_CUSTOM };
-
-struct fx {
-    struct lt lt;
-    struct http_client *http;
-    struct tgapi *api;
-    struct core core;
-    struct router *router;
-    struct adapter *tg;
-    struct telegram_options opts;
-    enum fx_mode mode;
-    int ended;
-    int closed;
-    /* what the host saw */
-    int64_t events[256];
-    size_t nevents;
-    char last_args[512];
-    char last_ref[80];
-    bool last_admin;
-    /* the streaming handler */
-    uv_timer_t stream_timer;
-    struct reply *stream_reply;
-    int stream_step;
-};
-
-static void fx_stream_tick(uv_timer_t *t)
-{
-    struct fx *fx = t->data;
-    char text[64];
-    if (++fx->stream_step <= 20) {
-        snprintf(text, sizeof(text), "part %d", fx->stream_step);
-        struct reply_msg m = {.stage = REPLY_PROGRESS, .text = text};
-        reply_send(fx->stream_reply, &m);
-        return;
-    }
-    uv_timer_stop(t);
-    struct reply_msg m = {.stage = REPLY_FINAL, .text = "done streaming"};
-    reply_send(fx->stream_reply, &m);
-    reply_finish(fx->stream_reply);
-    fx->stream_reply = NULL;
-}
-
-/* Test handlers, standing in for core commands. */
-static void fx_custom(struct fx *fx, struct invocation *inv, const char *args)
-{
-    if (inv->button_ref[0] != '\0') {
-        reply_text(inv->reply, false, "pressed %s", inv->button_ref);
-        reply_finish(inv->reply);
-        return;
-    }
-    if (args != NULL && strncmp(args, "menu", 4) == 0) {
-        struct reply_button b[2] = {{.label = "One"}, {.label = "Two"}};
-        snprintf(b[0].ref, sizeof(b[0].ref), "t:1:abc");
-        snprintf(b[1].ref, sizeof(b[1].ref), "t:2:abc");
-        struct reply_msg m = {.stage = REPLY_FINAL, .text = "pick", .buttons = b, .nbuttons = 2};
-        reply_send(inv->reply, &m);
-    } else if (args != NULL && strncmp(args, "burst", 5) == 0) {
-        for (int i = 1; i <= 8; i++)
-            reply_text(inv->reply, false, "m%d", i);
-    } else if (args != NULL && strncmp(args, "stream", 6) == 0) {
-        fx->stream_reply = inv->reply;
-        fx->stream_step = 0;
-        uv_timer_start(&fx->stream_timer, fx_stream_tick, 5, 5);
-        return;
-    } else if (args != NULL && strncmp(args, "image", 5) == 0) {
-        static const unsigned char png[] = {0x89, 'P', 'N', 'G', 1, 2, 3, 4, 5};
-        struct reply_image img = {
-            .data = png, .len = sizeof(png), .mime = "image/png", .filename = "image.png"};
-        struct reply_msg m = {.stage = REPLY_FINAL, .text = "a cat", .image = &img};
-        reply_send(inv->reply, &m);
-    } else if (args != NULL && strncmp(args, "long", 4) == 0) {
-        char *big = malloc(9001);
-        memset(big, 'x', 9000);
-        big[9000] = '\0';
-        reply_text(inv->reply, false, "%s", big);
-        free(big);
-    } else {
-        reply_text(inv->reply, false, "ok %s", args != NULL ? args : "");
-    }
-    reply_finish(inv->reply);
-}
-
-static void fx_dispatch(void *data, struct invocation *inv, const char *args)
-{
-    struct fx *fx = data;
-    const char *colon = strchr(inv->event_id, ':');
-    if (fx->nevents < 256 && colon != NULL)
-        fx->events[fx->nevents++] = strtoll(colon + 1, NULL, 10);
-    snprintf(fx->last_args, sizeof(fx->last_args), "%s", args != NULL ? args : "");
-    snprintf(fx->last_ref, sizeof(fx->last_ref), "%s", inv->button_ref);
-    fx->last_admin = inv->admin;
-    if (fx->mode == FX_ROUTER)
-        router_dispatch(fx->router, inv, args);
-    else
-        fx_custom(fx, inv, args);
-}
-
-static void fx_ended(void *data, struct adapter *a)
-{
-    struct fx *fx = data;
-    (void)a;
-    fx->ended++;
-}
-
-static void fx_closed(void *data)
-{
-    int *n = data;
-    (*n)++;
-}
-
-static void fx_init(struct fx *fx, const char *api_token)
-{
-    memset(fx, 0, sizeof(*fx));
-    lt_init(&fx->lt, true, true);
-    assert_int_equal(http_client_new(&fx->lt.loop, NULL, &fx->http), 0);
-    fx->api = tgapi_new(&fx->lt.loop, api_token != NULL ? api_token : TOKEN);
-    assert_non_null(fx->api);
-    fx->core.bot_name = "HAI Bot";
-    fx->core.ledger = fx->lt.ledger;
-    fx->core.welcome_bonus = 100;
-    fx->router = router_new(&fx->core);
-    uv_timer_init(&fx->lt.loop, &fx->stream_timer);
-    fx->stream_timer.data = fx;
-    fx->opts.token = TOKEN;
-    fx->opts.api_base = tgapi_base(fx->api);
-    fx->opts.poll_timeout_s = 30;
-    fx->opts.chat_interval_ms = 20;
-    fx->opts.group_interval_ms = 30;
-    fx->opts.global_per_s = 1000;
-    fx->opts.retry_after_unit_ms = 20;
-    fx->opts.backoff_min_ms = 20;
-    fx->opts.backoff_max_ms = 100;
-}
-
-static void fx_start(struct fx *fx)
-{
-    struct adapter_host host = {.dispatch = fx_dispatch, .ended = fx_ended, .data = fx};
-    fx->tg = telegram_new(&fx->lt.loop, fx->http, &fx->core, &fx->opts, &host);
-    assert_non_null(fx->tg);
-    assert_int_equal(fx->tg->ops->start(fx->tg), 0);
-}
-
-static void fx_guard(uv_timer_t *t)
-{
-    bool *fired = t->data;
-    *fired = true;
-}
-
-/* Run the loop until cond(fx) holds; fail after GUARD_MS. */
-static void fx_until(struct fx *fx, bool (*cond)(struct fx *fx, void *arg), void *arg)
-{
-    uv_timer_t guard;
-    bool fired = false;
-    uv_timer_init(&fx->lt.loop, &guard);
-    guard.data = &fired;
-    uv_timer_start(&guard, fx_guard, GUARD_MS, 0);
-    while (!cond(fx, arg) && !fired)
-        uv_run(&fx->lt.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&fx->lt.loop, UV_RUN_NOWAIT);
-    assert_false(fired);
-}
-
-/* Run the loop for ms (only where time itself is what is tested). */
-static bool fx_never(struct fx *fx, void *arg)
-{
-    (void)fx;
-    return *(bool *)arg;
-}
-
-static void fx_run_for(struct fx *fx, uint64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-    uv_timer_init(&fx->lt.loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, fx_guard, ms, 0);
-    fx_until(fx, fx_never, &done);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&fx->lt.loop, UV_RUN_NOWAIT);
-}
-
-static bool fx_has_count(struct fx *fx, void *arg)
-{
-    const char *spec = arg; /* "method=N" */
-    char method[40];
-    size_t n = strcspn(spec, "=");
-    snprintf(method, sizeof(method), "%.*s", (int)n, spec);
-    return tgapi_count(fx->api, method) >= (size_t)atoi(spec + n + 1);
-}
-
-static void fx_wait_count(struct fx *fx, const char *method, size_t n)
-{
-    char spec[64];
-    snprintf(spec, sizeof(spec), "%s=%zu", method, n);
-    fx_until(fx, fx_has_count, spec);
-}
-
-static bool fx_is_closed(struct fx *fx, void *arg)
-{
-    (void)arg;
-    return fx->closed > 0;
-}
-
-static void fx_adapter_close(struct fx *fx)
-{
-    if (fx->tg == NULL)
-        return;
-    fx->closed = 0;
-    fx->tg->ops->close(fx->tg, fx_closed, &fx->closed);
-    fx_until(fx, fx_is_closed, NULL);
-    fx->tg = NULL;
-}
-
-static void fx_done(struct fx *fx)
-{
-    fx_adapter_close(fx);
-    int closed = 0;
-    http_client_close(fx->http, fx_closed, &closed);
-    tgapi_close(fx->api, fx_closed, &closed);
-    uv_close((uv_handle_t *)&fx->stream_timer, NULL);
-    while (closed < 2)
-        uv_run(&fx->lt.loop, UV_RUN_ONCE);
-    router_free(fx->router);
-    lt_done(&fx->lt); /* asserts uv_loop_close == 0 */
-}
-
-/* The n-th recorded call of method (0-based), or NULL. */
-static const struct tgapi_call *fx_call(struct fx *fx, const char *method, size_t n)
-{
-    for (size_t i = 0; i < tgapi_ncalls(fx->api); i++) {
-        const struct tgapi_call *c = tgapi_call_at(fx->api, i);
-        if (strcmp(c->method, method) == 0 && n-- == 0)
-            return c;
-    }
-    return NULL;
-}
-
-static void fx_dm(struct fx *fx, int64_t user, const char *text)
-{
-    char buf[1024];
-    snprintf(buf, sizeof(buf),
-             "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":%" PRId64
-             ",\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":%" PRId64
-             ",\"is_bot\":false,\"first_name\":\"Ann\",\"username\":\"ann\",\"language_code\":"
-             "\"en\"},\"text\":\"%s\",\"future_field\":{\"x\":1}}",
-             user, user, text);
-    tgapi_push(fx->api, buf);
-}
-
-static void fx_group(struct fx *fx, int64_t chat, int64_t user, const char *text)
-{
-    char buf[1024];
-    snprintf(buf, sizeof(buf),
-             "\"message\":{\"message_id\":9,\"date\":1700000000,\"chat\":{\"id\":%" PRId64
-             ",\"type\":\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":%" PRId64
-             ",\"is_bot\":false,\"first_name\":\"Bob\"},\"text\":\"%s\"}",
-             chat, user, text);
-    tgapi_push(fx->api, buf);
-}
-
-/* ---- tests ---------------------------------------------------------- */
+#include "tests/adapters/test_telegram.h"
 
 static void test_text_helpers(void **state)
 {
@@ -567,6 +283,58 @@ static void test_image_and_long_text(void **state)
     fx_dm(&fx, 21, "/long");
     fx_wait_count(&fx, "sendMessage", 3);
     assert_int_equal(tgapi_count(fx.api, "sendMessage"), 3); /* 9000 = 4096 + 4096 + 808 */
+    fx_done(&fx);
+}
+
+/* The progress message does not stay once the image arrived; a button
+ * pressed under a photo (Regenerate) is answered with a new message when
+ * Telegram refuses to edit the photo's text. */
+static void test_image_replaces_progress_and_photo_edit_refused(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.mode = FX_CUSTOM;
+    fx_start(&fx);
+    fx_dm(&fx, 22, "/progimage");
+    fx_wait_count(&fx, "deleteMessage", 1);
+    const struct tgapi_call *prog = fx_call(&fx, "sendMessage", 0);
+    assert_non_null(strstr(prog->body, "Generating with demo-image"));
+    const struct tgapi_call *del = fx_call(&fx, "deleteMessage", 0);
+    assert_non_null(strstr(del->body, "\"message_id\":1")); /* the progress message */
+    assert_int_equal(tgapi_count(fx.api, "sendPhoto"), 1);
+    tgapi_fail(fx.api, "editMessageText", 1, 400,
+               "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: there is no "
+               "text in the message to edit\"}");
+    tgapi_push(fx.api, "\"callback_query\":{\"id\":\"cb9\",\"from\":{\"id\":22,\"is_bot\":false,"
+                       "\"first_name\":\"Ann\"},\"message\":{\"message_id\":2,\"date\":1,\"chat\":"
+                       "{\"id\":22,\"type\":\"private\"},\"photo\":[]},\"chat_instance\":\"x\","
+                       "\"data\":\"t:1:abc\"}");
+    fx_wait_count(&fx, "sendMessage", 2);
+    assert_int_equal(tgapi_count(fx.api, "editMessageText"), 1);
+    assert_non_null(strstr(fx_call(&fx, "sendMessage", 1)->body, "pressed t:1:abc"));
+    fx_done(&fx);
+}
+
+/* The bound at which polling pauses and the current depths are in /metrics. */
+static void test_queue_depth_in_metrics(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.mode = FX_CUSTOM;
+    fx.opts.queue_max = 77;
+    fx_start(&fx);
+    fx_dm(&fx, 23, "/hello");
+    fx_wait_count(&fx, "sendMessage", 1);
+    fx_run_for(&fx, 50);
+    size_t len = 0;
+    char *text = metrics_render(&len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "haibot_send_queue_bound{platform=\"telegram\"} 77"));
+    assert_non_null(strstr(text, "haibot_send_queue_depth{platform=\"telegram\"}"));
+    assert_non_null(strstr(text, "haibot_outbox_depth{platform=\"telegram\"}"));
+    free(text);
     fx_done(&fx);
 }
 
@@ -860,11 +628,10 @@ static void test_admin_names_members(void **state)
     member_dir_free(fx.core.members);
     fx.core.members = member_dir_new();
     fx_start(&fx);
-    size_t sent = tgapi_count(fx.api, "sendMessage");
+    /* (Answers still owed before the restart come first, from the
+     * outbox; the revoke's answer follows them.) */
     fx_dm(&fx, 1, "/admin revoke @ALICE 5");
-    fx_wait_count(&fx, "sendMessage", sent + 1);
-    assert_non_null(
-        strstr(fx_call(&fx, "sendMessage", sent)->body, "Revoked 5 credits from @ALICE"));
+    fx_until(&fx, fx_some_call_says, "Revoked 5 credits from @ALICE");
     assert_int_equal(lt_balance(&fx.lt, "telegram:555").posted, 170);
     fx_done(&fx);
     member_dir_free(fx.core.members);
@@ -954,6 +721,85 @@ static void test_group_personal_answer_dm_closed(void **state)
     fx_done(&fx);
 }
 
+/* One number from the test's database (the store's thread has committed
+ * what the adapter waited for; WAL lets this second connection read). */
+static int64_t fx_sql_int(struct fx *fx, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_open_v2(fx->lt.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void fx_notice(struct fx *fx, const char *user, const char *text)
+{
+    struct notify_target to = {.platform = COMMAND_PLATFORM_TELEGRAM, .scope = COMMAND_SCOPE_DM};
+    snprintf(to.user_id, sizeof(to.user_id), "%s", user);
+    struct reply_msg m = {.text = text};
+    assert_int_equal(fx->tg->ops->notify(fx->tg, &to, &m), 0);
+}
+
+/* A member who blocked the bot: the notice is tried again with back-off,
+ * then kept in the outbox marked undeliverable, never dropped silently. */
+static void test_notice_blocked_recorded_undeliverable(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx_start(&fx);
+    fx_wait_count(&fx, "getUpdates", 1); /* the outbox was loaded: polling began */
+    tgapi_fail(fx.api, "sendMessage", 100, 403,
+               "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was "
+               "blocked by the user\"}");
+    fx_notice(&fx, "555", "Your payment arrived.");
+    fx_wait_count(&fx, "sendMessage", 6);
+    fx_run_for(&fx, 200);
+    assert_int_equal(tgapi_count(fx.api, "sendMessage"), 6); /* tried, then given up */
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at != 0"), 1);
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at = 0"), 0);
+    assert_int_equal(fx_sql_int(&fx, "SELECT chat FROM outbox"), 555);
+    fx_done(&fx);
+}
+
+/* A notice that could not go out before the adapter closed (the Bot API
+ * failing) stays in the outbox and goes first at the next start. */
+static void test_notice_kept_across_restart(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx_start(&fx);
+    fx_wait_count(&fx, "getUpdates", 1);
+    tgapi_fail(fx.api, "sendMessage", 2, 502, "{\"ok\":false,\"error_code\":502}");
+    fx_notice(&fx, "556", "Your deposit arrived.");
+    fx_wait_count(&fx, "sendMessage", 1);
+    fx_adapter_close(&fx);
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at = 0"), 1);
+    size_t polls = tgapi_count(fx.api, "getUpdates");
+    fx_start(&fx);
+    fx_wait_count(&fx, "sendMessage", 3); /* the second 502, then sent */
+    fx_run_for(&fx, 100);
+    const struct tgapi_call *sent = fx_call(&fx, "sendMessage", 2);
+    assert_non_null(strstr(sent->body, "Your deposit arrived."));
+    assert_non_null(strstr(sent->body, "\"chat_id\":556"));
+    /* The outbox went before any new update was taken. */
+    size_t i_sent = 0, i_poll = 0;
+    for (size_t i = 0, polls_seen = 0; i < tgapi_ncalls(fx.api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(fx.api, i);
+        if (c == sent)
+            i_sent = i;
+        if (strcmp(c->method, "getUpdates") == 0 && ++polls_seen == polls + 1)
+            i_poll = i;
+    }
+    assert_true(i_poll > i_sent);
+    fx_done(&fx);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_text_helpers),
     cmocka_unit_test(test_command_to_reply),
@@ -964,10 +810,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_restart_loses_none_repeats_none),
     cmocka_unit_test(test_429_storm_keeps_order),
     cmocka_unit_test(test_image_and_long_text),
+    cmocka_unit_test(test_queue_depth_in_metrics),
+    cmocka_unit_test(test_image_replaces_progress_and_photo_edit_refused),
     cmocka_unit_test(test_bad_token_stops_cleanly),
     cmocka_unit_test(test_conflict_and_empty_answers_back_off),
     cmocka_unit_test(test_stars_purchase_credits_once),
     cmocka_unit_test(test_group_migration_moves_pool),
+    cmocka_unit_test(test_notice_blocked_recorded_undeliverable),
+    cmocka_unit_test(test_notice_kept_across_restart),
     cmocka_unit_test(test_group_personal_answers_go_by_dm),
     cmocka_unit_test(test_group_personal_answer_dm_closed),
     cmocka_unit_test(test_admin_names_members),

@@ -46,6 +46,7 @@ struct tgapi {
     bool empty_fast;
     uint64_t hold_max_ms;
     int64_t backlog_n, backlog_chats, backlog_next;
+    uint32_t *backlog_answers; /* sendMessage calls per backlog chat */
     struct tgapi_call *calls;
     size_t ncalls, capcalls;
     struct {
@@ -268,6 +269,9 @@ static void tgapi__handler(struct httpd_response *res, const struct httpd_reques
             answer = strdup(buf);
             if (strcmp(method, "sendInvoice") != 0)
                 f->sends++;
+            if (f->backlog_answers != NULL && strcmp(method, "sendMessage") == 0 &&
+                chat >= 100000 && chat < 100000 + f->backlog_chats)
+                f->backlog_answers[chat - 100000]++;
         } else {
             fixed = "{\"ok\":true,\"result\":true}";
         }
@@ -350,6 +354,7 @@ static void tgapi__free(struct tgapi *f)
     for (size_t i = 0; i < f->ncalls; i++)
         free(f->calls[i].body);
     free(f->calls);
+    free(f->backlog_answers);
     for (size_t i = 0; i < f->nfails; i++)
         free(f->fails[i].body);
     while (f->holds != NULL) {
@@ -457,6 +462,22 @@ void tgapi_backlog(struct tgapi *f, int64_t n, int64_t nchats)
     f->backlog_n = n;
     f->backlog_chats = nchats > 0 ? nchats : 1;
     f->backlog_next = 1;
+    free(f->backlog_answers);
+    f->backlog_answers = calloc((size_t)f->backlog_chats, sizeof(*f->backlog_answers));
+    pthread_mutex_unlock(&f->mu);
+}
+
+void tgapi_backlog_tally(struct tgapi *f, int64_t *unanswered, int64_t *repeated)
+{
+    pthread_mutex_lock(&f->mu);
+    *unanswered = 0;
+    *repeated = 0;
+    for (int64_t i = 0; f->backlog_answers != NULL && i < f->backlog_chats; i++) {
+        if (f->backlog_answers[i] == 0)
+            (*unanswered)++;
+        else
+            *repeated += f->backlog_answers[i] - 1;
+    }
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -57,6 +57,9 @@ void tgapi_empty_fast(struct tgapi *f, bool on);
 void tgapi_hold_max(struct tgapi *f, uint64_t ms);
 /** Bench: serve n generated "/help help" messages from nchats private chats. */
 void tgapi_backlog(struct tgapi *f, int64_t n, int64_t nchats);
+/** Of the backlog's chats (with nchats == n, one chat per update): how many
+ *  got no sendMessage, and how many sendMessage calls beyond one each. */
+void tgapi_backlog_tally(struct tgapi *f, int64_t *unanswered, int64_t *repeated);
 
 /** Calls recorded so far, and one of them (borrowed). */
 size_t tgapi_ncalls(const struct tgapi *f);

@@ -1,0 +1,565 @@
+/* The outbox under the send queue: what an update or a notice owes, kept
+ * in the store until it is sent.
+ *
+ * An update is confirmed (its offset stored, then given to getUpdates,
+ * after which Telegram forgets it) only once what it caused is safe. A
+ * checkpoint waits for every reply of the updates below the new offset to
+ * settle (finish, or queue a send), then writes one store job: a row for
+ * each send those updates owe, and the offset. The job joins the store's
+ * group commit like any other. Every send waits in the queue, held, until
+ * its row is durable: a reply's comes with the checkpoint, a later send of
+ * a confirmed update (a generation's image) or a notice (no update at all)
+ * with the next write. A sent row is removed with the next write. So a
+ * kill at any moment loses nothing: an update not confirmed comes again
+ * from Telegram and nothing of it was sent; what a confirmed one owes is in
+ * the outbox, which is sent at start before any new update is taken. A
+ * reply repeats only when the kill falls between a send and the write that
+ * removes its row: the sends in flight (max_inflight) and those answered
+ * while the previous write was in the store.
+ *
+ * Rows are numbered by the adapter (channel "telegram"); body is
+ * {"m":method,"g":group,"e":edit,"b":{...},"pn":name,"pt":mime}, data the
+ * photo of a sendPhoto. */
+#include "adapters/telegram/telegram_internal.h"
+
+#include "core/core.h"
+#include "core/ledger.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "storage/store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TG_OB_CHANNEL "telegram"
+#define TG_OB_REPLAY_MAX 100000 /* rows loaded at start; more wait for the next start */
+#define TG_OB_LINGER_MS 20      /* a sent row's removal waits this long for other writes */
+
+struct tg_ob_row {
+    int64_t id;
+    int64_t chat;
+    char *body;
+    unsigned char *data;
+    size_t data_len;
+};
+
+struct tg_ob_write {
+    struct store_job job;
+    struct tg *tg;
+    struct tg_ob_row *rows;
+    size_t nrows;
+    struct tg_op **held; /* ops released once this is durable */
+    size_t nheld;
+    int64_t *del;
+    size_t ndel;
+    struct tg_ob_fail *fail;
+    size_t nfail;
+    int64_t offset; /* 0: none */
+    int64_t now_ms;
+};
+
+static struct store *tg__store(struct tg *tg)
+{
+    if (tg->core == NULL || tg->core->ledger == NULL)
+        return NULL;
+    return ledger_store(tg->core->ledger);
+}
+
+bool tg_outbox_wants(struct tg *tg, const struct tg_op *op)
+{
+    if (!tg->ob_on || op->replayed)
+        return false;
+    /* Replies to an update not yet confirmed get their rows with the
+     * checkpoint that confirms it: a kill before it makes Telegram give
+     * the update again, and nothing of it was sent. */
+    return op->reply == NULL || op->reply->update_id == 0 ||
+           op->reply->update_id < tg->confirm_upto;
+}
+
+static int tg__grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap != 0 ? *cap * 2 : 64;
+    void *p = realloc(*arr, nc * size);
+    if (p == NULL)
+        return HB_ENOMEM;
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
+static void tg__put(struct tg *tg, struct tg_op *op)
+{
+    if (tg__grow((void **)&tg->ob_put, &tg->ob_capput, tg->ob_nput, sizeof(*tg->ob_put)) < 0) {
+        log_error("telegram.outbox_error", "error=%s", hb_strerror(HB_ENOMEM));
+        op->held = false;
+        op->outbox_id = 0;
+        return;
+    }
+    tg->ob_put[tg->ob_nput++] = op;
+    op->in_put = true;
+}
+
+void tg_outbox_add(struct tg *tg, struct tg_op *op)
+{
+    op->outbox_id = tg->ob_next++;
+    tg__put(tg, op);
+    /* It waits for this write: not behind another one (the store's group
+     * commit merges writes submitted together). */
+    tg_outbox_flush(tg, true);
+}
+
+void tg_outbox_rewrite(struct tg *tg, struct tg_op *op)
+{
+    if (op->in_put)
+        return; /* the next write takes the newest text anyway */
+    tg__put(tg, op);
+    tg_outbox_flush(tg, false);
+}
+
+static void tg__linger_done(uv_timer_t *t)
+{
+    struct tg *tg = t->data;
+    tg_outbox_flush(tg, false);
+}
+
+void tg_outbox_done(struct tg *tg, struct tg_op *op, const char *undeliverable)
+{
+    if (op->in_put) {
+        for (size_t i = 0; i < tg->ob_nput; i++) {
+            if (tg->ob_put[i] == op) {
+                tg->ob_put[i] = tg->ob_put[--tg->ob_nput];
+                break;
+            }
+        }
+        op->in_put = false;
+    }
+    if (!op->row_written) {
+        /* Sent before its row was written: nothing to write or remove.
+         * (Only replies go before their rows are written; notices are
+         * held, so a reply that could not be sent is logged, not kept.) */
+        return;
+    }
+    if (undeliverable != NULL && op->reply == NULL) {
+        if (tg__grow((void **)&tg->ob_fail, &tg->ob_capfail, tg->ob_nfail, sizeof(*tg->ob_fail)) ==
+            0) {
+            struct tg_ob_fail *f = &tg->ob_fail[tg->ob_nfail++];
+            f->id = op->outbox_id;
+            snprintf(f->reason, sizeof(f->reason), "%s", undeliverable);
+            log_warn("telegram.notice_undeliverable", "chat=%" PRId64 " row=%" PRId64 " reason=%s",
+                     op->chat_id, op->outbox_id, undeliverable);
+        }
+    } else if (tg__grow((void **)&tg->ob_del, &tg->ob_capdel, tg->ob_ndel, sizeof(*tg->ob_del)) ==
+               0) {
+        tg->ob_del[tg->ob_ndel++] = op->outbox_id;
+    }
+    op->row_written = false;
+    /* Removals are not urgent (a kill before them repeats those sends, no
+     * more): they ride with the next checkpoint, or go on their own after
+     * a moment, so that a write of their own does not delay one a reply
+     * waits for. */
+    if (!tg->closing && !uv_is_active((uv_handle_t *)&tg->ob_timer))
+        uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_LINGER_MS, 0);
+}
+
+/* ---- the write ----------------------------------------------------------- */
+
+static void tg__write_free(struct tg_ob_write *w)
+{
+    for (size_t i = 0; i < w->nrows; i++) {
+        free(w->rows[i].body);
+        free(w->rows[i].data);
+    }
+    free(w->rows);
+    free(w->held);
+    free(w->del);
+    free(w->fail);
+    free(w);
+}
+
+static int tg__write_run(struct store_txn *txn, struct store_job *job)
+{
+    struct tg_ob_write *w = container_of(job, struct tg_ob_write, job);
+    int rc = 0;
+    for (size_t i = 0; i < w->nrows && rc == 0; i++) {
+        const struct tg_ob_row *r = &w->rows[i];
+        rc = store_txn_outbox_put(txn, TG_OB_CHANNEL, r->id, r->chat, r->body, r->data, r->data_len,
+                                  w->now_ms);
+    }
+    for (size_t i = 0; i < w->ndel && rc == 0; i++)
+        rc = store_txn_outbox_remove(txn, TG_OB_CHANNEL, w->del[i]);
+    for (size_t i = 0; i < w->nfail && rc == 0; i++)
+        rc = store_txn_outbox_fail(txn, TG_OB_CHANNEL, w->fail[i].id, w->fail[i].reason, w->now_ms);
+    if (rc == 0 && w->offset > 0) {
+        char text[32];
+        snprintf(text, sizeof(text), "%" PRId64, w->offset);
+        rc = store_txn_state_put(txn, TG_STATE_NS, "offset", text, w->now_ms);
+    }
+    return rc;
+}
+
+static void tg__write_done(struct store_job *job, int rc)
+{
+    struct tg_ob_write *w = container_of(job, struct tg_ob_write, job);
+    struct tg *tg = w->tg;
+    tg->ob_writing--;
+    if (rc < 0)
+        log_error("telegram.outbox_error", "rows=%zu offset=%" PRId64 " error=%s", w->nrows,
+                  w->offset, hb_strerror(rc));
+    if (!tg->closing) {
+        if (w->offset > 0 && rc == 0 && w->offset > tg->persisted)
+            tg->persisted = w->offset;
+        else if (w->offset > 0 && rc < 0)
+            tg->confirm_upto = tg->persisted; /* confirmed again by the next checkpoint */
+        /* The next poll first, so that it is not queued behind the sends
+         * on the pipelined connections; then the held sends go (after a
+         * failed write all the same, the failure logged, rather than
+         * never). */
+        tg_poll_kick(tg);
+        for (size_t i = 0; i < w->nheld; i++)
+            tg_sendq_release(tg, w->held[i]);
+        if (tg->ob_nput > 0 || tg->ob_nfail > 0 || tg->ob_offset > 0)
+            tg_outbox_flush(tg, false);
+        else if (tg->ob_ndel > 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer))
+            uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_LINGER_MS, 0);
+        tg_poll_kick(tg);
+    }
+    tg__write_free(w);
+    tg_unref(tg);
+}
+
+/* The row of a queued send: its call as JSON, its photo aside. Built as
+ * text around the body's own printing: this runs once per reply. */
+static int tg__row(const struct tg_op *op, struct tg_ob_row *row)
+{
+    if (op->edit && op->reply != NULL && op->reply->msg_id != 0) {
+        /* The message it edits is known now; at start it would not be. */
+        cJSON_DeleteItemFromObjectCaseSensitive(op->body, "message_id");
+        cJSON_AddNumberToObject(op->body, "message_id", (double)op->reply->msg_id);
+    }
+    char *b = cJSON_PrintUnformatted(op->body);
+    if (b == NULL)
+        return HB_ENOMEM;
+    const char *pn = op->kind == TG_OP_PHOTO ? op->photo_name : NULL;
+    const char *pt = op->kind == TG_OP_PHOTO ? op->photo_mime : NULL;
+    char *pnj = NULL, *ptj = NULL;
+    if (pn != NULL) {
+        /* File names and types are ours, but quote them properly anyway. */
+        cJSON *s1 = cJSON_CreateString(pn), *s2 = cJSON_CreateString(pt);
+        pnj = s1 != NULL ? cJSON_PrintUnformatted(s1) : NULL;
+        ptj = s2 != NULL ? cJSON_PrintUnformatted(s2) : NULL;
+        cJSON_Delete(s1);
+        cJSON_Delete(s2);
+        if (pnj == NULL || ptj == NULL) {
+            free(b);
+            free(pnj);
+            free(ptj);
+            return HB_ENOMEM;
+        }
+    }
+    size_t n = strlen(b) + strlen(op->method) + (pnj != NULL ? strlen(pnj) + strlen(ptj) : 0) + 64;
+    row->body = malloc(n);
+    if (row->body != NULL)
+        snprintf(row->body, n, "{\"m\":\"%s\",\"g\":%s,\"e\":%s,\"b\":%s%s%s%s%s%s}", op->method,
+                 op->group ? "true" : "false", op->edit ? "true" : "false", b,
+                 pnj != NULL ? ",\"pn\":" : "", pnj != NULL ? pnj : "",
+                 ptj != NULL ? ",\"pt\":" : "", ptj != NULL ? ptj : "", "");
+    free(b);
+    free(pnj);
+    free(ptj);
+    if (row->body == NULL)
+        return HB_ENOMEM;
+    row->id = op->outbox_id;
+    row->chat = op->chat_id;
+    if (op->kind == TG_OP_PHOTO) {
+        row->data = malloc(op->photo_len > 0 ? op->photo_len : 1);
+        if (row->data == NULL)
+            return HB_ENOMEM;
+        memcpy(row->data, op->photo, op->photo_len);
+        row->data_len = op->photo_len;
+    }
+    return 0;
+}
+
+void tg_outbox_flush(struct tg *tg, bool force)
+{
+    if (!tg->ob_on)
+        return;
+    if (tg->ob_writing > 0 && !force) {
+        /* What waits goes with the next write, after this one. */
+        return;
+    }
+    if (tg->ob_nput == 0 && tg->ob_ndel == 0 && tg->ob_nfail == 0 && tg->ob_offset == 0)
+        return;
+    struct store *store = tg__store(tg);
+    struct tg_ob_write *w = calloc(1, sizeof(*w));
+    if (store == NULL || w == NULL) {
+        free(w);
+        log_error("telegram.outbox_error", "error=%s", hb_strerror(HB_ENOMEM));
+        return;
+    }
+    w->tg = tg;
+    w->job.run = tg__write_run;
+    w->job.done = tg__write_done;
+    w->now_ms = clock_real_ms();
+    int rc = 0;
+    if (tg->ob_nput > 0) {
+        w->rows = calloc(tg->ob_nput, sizeof(*w->rows));
+        w->held = calloc(tg->ob_nput, sizeof(*w->held));
+        rc = w->rows == NULL || w->held == NULL ? HB_ENOMEM : 0;
+        for (size_t i = 0; i < tg->ob_nput && rc == 0; i++) {
+            struct tg_op *op = tg->ob_put[i];
+            rc = tg__row(op, &w->rows[w->nrows]);
+            w->nrows++;
+            if (!op->row_written)
+                tg->ob_rows++;
+            op->in_put = false;
+            op->row_written = true;
+            if (op->held)
+                w->held[w->nheld++] = op;
+        }
+    }
+    if (rc < 0) {
+        log_error("telegram.outbox_error", "error=%s", hb_strerror(rc));
+        tg__write_free(w);
+        return;
+    }
+    tg->ob_rows -= tg->ob_ndel < tg->ob_rows ? tg->ob_ndel : tg->ob_rows;
+    tg->ob_nput = 0;
+    w->del = tg->ob_del;
+    w->ndel = tg->ob_ndel;
+    tg->ob_del = NULL;
+    tg->ob_ndel = tg->ob_capdel = 0;
+    w->fail = tg->ob_fail;
+    w->nfail = tg->ob_nfail;
+    tg->ob_rows -= tg->ob_nfail < tg->ob_rows ? tg->ob_nfail : tg->ob_rows;
+    tg->ob_fail = NULL;
+    tg->ob_nfail = tg->ob_capfail = 0;
+    w->offset = tg->ob_offset;
+    tg->ob_offset = 0;
+    rc = store_submit(store, &w->job);
+    if (rc < 0) {
+        log_error("telegram.outbox_error", "rows=%zu error=%s", w->nrows, hb_strerror(rc));
+        for (size_t i = 0; i < w->nheld && !tg->closing; i++)
+            tg_sendq_release(tg, w->held[i]);
+        tg__write_free(w);
+        return;
+    }
+    tg->ob_writing++;
+    tg_ref(tg);
+}
+
+/* ---- confirming updates ---------------------------------------------------- */
+
+struct tg_ob_scan {
+    int64_t below; /* updates below this owe their sends to the outbox */
+};
+
+static void tg__owed(struct tg *tg, struct tg_op *op, void *data)
+{
+    const struct tg_ob_scan *scan = data;
+    if (op->outbox_id != 0 || op->reply == NULL || op->reply->update_id == 0 ||
+        op->reply->update_id >= scan->below)
+        return;
+    op->outbox_id = tg->ob_next++;
+    tg__put(tg, op);
+}
+
+void tg_outbox_checkpoint(struct tg *tg, int64_t offset)
+{
+    if (!tg->ob_on) {
+        tg->persisted = offset; /* no store: nothing to persist in */
+        tg->confirm_upto = offset;
+        return;
+    }
+    struct tg_ob_scan scan = {.below = offset};
+    tg_sendq_each(tg, tg__owed, &scan);
+    tg->confirm_upto = offset;
+    tg->ob_offset = offset;
+    tg_outbox_flush(tg, true);
+}
+
+void tg_outbox_close(struct tg *tg)
+{
+    if (!tg->ob_on)
+        return;
+    /* Updates from the first reply still deciding on are not confirmed:
+     * Telegram gives them again, so their sends are not kept. */
+    int64_t offset = tg->unsettled_head != NULL ? tg->unsettled_head->update_id : tg->offset;
+    if (offset < tg->persisted)
+        offset = tg->persisted;
+    struct tg_ob_scan scan = {.below = offset};
+    tg_sendq_each(tg, tg__owed, &scan);
+    if (offset > tg->persisted)
+        tg->ob_offset = offset;
+    size_t rows = tg->ob_nput;
+    tg_outbox_flush(tg, true);
+    if (rows > 0 || offset > tg->persisted)
+        log_info("telegram.outbox_kept", "rows=%zu offset=%" PRId64, rows, offset);
+}
+
+void tg_outbox_free(struct tg *tg)
+{
+    free(tg->ob_put);
+    free(tg->ob_del);
+    free(tg->ob_fail);
+    tg->ob_put = NULL;
+    tg->ob_del = NULL;
+    tg->ob_fail = NULL;
+}
+
+/* ---- start: the outbox before new updates ------------------------------ */
+
+struct tg_ob_load {
+    struct store_job job;
+    struct tg *tg;
+    void (*done)(struct tg *tg);
+    struct tg_op *head, *tail;
+    size_t n;
+    int64_t max_id;
+    bool schema_old;
+};
+
+static const char *const tg_ob_methods[] = {
+    "sendMessage",      "editMessageText",       "sendPhoto", "sendInvoice", "deleteMessage",
+    "editMessageMedia", "editMessageReplyMarkup"};
+
+static const char *tg__method(const char *m)
+{
+    for (size_t i = 0; m != NULL && i < sizeof(tg_ob_methods) / sizeof(tg_ob_methods[0]); i++) {
+        if (strcmp(m, tg_ob_methods[i]) == 0)
+            return tg_ob_methods[i];
+    }
+    return NULL;
+}
+
+static int tg__load_row(int64_t id, int64_t chat, const char *body, const void *data,
+                        size_t data_len, void *arg)
+{
+    struct tg_ob_load *l = arg;
+    cJSON *o = cJSON_Parse(body);
+    cJSON *b = cJSON_DetachItemFromObjectCaseSensitive(o, "b");
+    const char *method = tg__method(tg_json_str(o, "m"));
+    struct tg_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || method == NULL || !cJSON_IsObject(b) ||
+        (strcmp(method, "sendPhoto") == 0 && data == NULL)) {
+        log_warn("telegram.outbox_row_skipped", "row=%" PRId64 " problem=%s", id,
+                 op == NULL ? "out of memory" : "unreadable");
+        free(op);
+        cJSON_Delete(b);
+        cJSON_Delete(o);
+        return 0;
+    }
+    op->method = method;
+    op->body = b;
+    op->chat_id = chat;
+    op->group = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "g"));
+    op->outbox_id = id;
+    op->row_written = true;
+    op->replayed = true;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "e")) &&
+        cJSON_GetObjectItemCaseSensitive(b, "message_id") == NULL) {
+        /* The message it edits was never known to be sent: say it anew
+         * (a deletion of it has nothing to do: the queue drops it). */
+        if (strcmp(method, "deleteMessage") == 0)
+            op->edit = true;
+        else
+            op->method = "sendMessage";
+    }
+    if (strcmp(op->method, "sendPhoto") == 0) {
+        op->kind = TG_OP_PHOTO;
+        const char *pn = tg_json_str(o, "pn");
+        const char *pt = tg_json_str(o, "pt");
+        op->photo = malloc(data_len > 0 ? data_len : 1);
+        op->photo_name = strdup(pn != NULL ? pn : "image.png");
+        op->photo_mime = strdup(pt != NULL ? pt : "image/png");
+        if (op->photo != NULL)
+            memcpy(op->photo, data, data_len);
+        op->photo_len = data_len;
+        if (op->photo == NULL || op->photo_name == NULL || op->photo_mime == NULL) {
+            tg_sendq_op_free(op);
+            cJSON_Delete(o);
+            return HB_ENOMEM;
+        }
+    }
+    cJSON_Delete(o);
+    if (l->tail != NULL)
+        l->tail->next = op;
+    else
+        l->head = op;
+    l->tail = op;
+    l->n++;
+    return 0;
+}
+
+static int tg__load_run(struct store_txn *txn, struct store_job *job)
+{
+    struct tg_ob_load *l = container_of(job, struct tg_ob_load, job);
+    int rc = store_txn_outbox_max(txn, TG_OB_CHANNEL, &l->max_id);
+    if (rc == HB_ESCHEMA) {
+        l->schema_old = true;
+        return 0;
+    }
+    if (rc == 0)
+        rc = store_txn_outbox_each(txn, TG_OB_CHANNEL, 0, TG_OB_REPLAY_MAX, tg__load_row, l);
+    return rc == 0 ? HB_EEXISTS : rc; /* nothing written */
+}
+
+static void tg__load_done(struct store_job *job, int rc)
+{
+    struct tg_ob_load *l = container_of(job, struct tg_ob_load, job);
+    struct tg *tg = l->tg;
+    if (rc < 0 && rc != HB_EEXISTS)
+        log_error("telegram.outbox_error", "op=load error=%s", hb_strerror(rc));
+    tg->ob_on = !l->schema_old && (rc == 0 || rc == HB_EEXISTS);
+    tg->ob_next = l->max_id + 1;
+    struct tg_op *op = l->head;
+    size_t n = 0;
+    while (op != NULL) {
+        struct tg_op *next = op->next;
+        op->next = NULL;
+        if (tg->closing) {
+            tg_sendq_op_free(op);
+        } else {
+            tg->ob_rows++;
+            tg->replaying++;
+            n++;
+            tg_sendq_push_op(tg, op);
+        }
+        op = next;
+    }
+    if (n > 0)
+        log_info("telegram.outbox_replay", "rows=%zu", n);
+    tg->replayed = true;
+    if (!tg->closing)
+        l->done(tg);
+    free(l);
+    tg_unref(tg);
+}
+
+void tg_outbox_replay(struct tg *tg, void (*done)(struct tg *tg))
+{
+    struct store *store = tg__store(tg);
+    struct tg_ob_load *l = store != NULL ? calloc(1, sizeof(*l)) : NULL;
+    if (l == NULL) {
+        tg->replayed = true;
+        done(tg);
+        return;
+    }
+    l->tg = tg;
+    l->done = done;
+    l->job.run = tg__load_run;
+    l->job.done = tg__load_done;
+    tg_ref(tg);
+    if (store_submit(store, &l->job) < 0) {
+        free(l);
+        tg_unref(tg);
+        tg->replayed = true;
+        done(tg);
+    }
+}

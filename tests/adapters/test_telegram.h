@@ -1,0 +1,67 @@
+/* The Telegram adapter tests' fixture: a loop, the fake Bot API, a ledger,
+ * the adapter under test and the waits that drive them. Shared by the
+ * test_telegram*.c files. */
+#ifndef HB_TEST_TELEGRAM_H
+#define HB_TEST_TELEGRAM_H
+
+#include "tests/test.h"
+#include "adapters/telegram/telegram.h"
+#include "net/http.h"
+#include "bot/router.h"
+#include "core/core.h"
+#include "base/error.h"
+#include "core/ledger.h"
+#include "core/member.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "core/state.h"
+#include "tests/core/ledger_helpers.h"
+#include "tests/fake/telegram_api.h"
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN "123456:TEST-token-abcdef"
+#define GUARD_MS 10000
+
+enum fx_mode { FX_ROUTER, FX_CUSTOM };
+
+struct fx {
+    struct lt lt;
+    struct http_client *http;
+    struct tgapi *api;
+    struct core core;
+    struct router *router;
+    struct adapter *tg;
+    struct telegram_options opts;
+    enum fx_mode mode;
+    int ended;
+    int closed;
+    /* what the host saw */
+    int64_t events[256];
+    size_t nevents;
+    char last_args[512];
+    char last_ref[80];
+    bool last_admin;
+    /* the streaming handler */
+    uv_timer_t stream_timer;
+    struct reply *stream_reply;
+    int stream_step;
+};
+
+void fx_init(struct fx *fx, const char *api_token);
+void fx_start(struct fx *fx);
+/** Run the loop until cond(fx, arg) holds (bounded by the guard timer). */
+void fx_until(struct fx *fx, bool (*cond)(struct fx *fx, void *arg), void *arg);
+void fx_run_for(struct fx *fx, uint64_t ms);
+void fx_wait_count(struct fx *fx, const char *method, size_t n);
+void fx_adapter_close(struct fx *fx);
+void fx_done(struct fx *fx);
+const struct tgapi_call *fx_call(struct fx *fx, const char *method, size_t n);
+void fx_dm(struct fx *fx, int64_t user, const char *text);
+void fx_group(struct fx *fx, int64_t chat, int64_t user, const char *text);
+
+#endif
