@@ -338,6 +338,74 @@ static void test_out_of_range(void **state)
     assert_problem(&f->problems, 9, "max_concurrent", "out of range");
 }
 
+/* Generation parameters: good values land in the model; each bad one is a
+ * problem on its own line, and the JSON's text is never echoed. */
+static void test_model_params(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load_text(f, "[provider \"p\"]\n"
+                                  "kind = openai\n"
+                                  "base_url = http://127.0.0.1:1/v1\n"
+                                  "[model \"m\"]\n"
+                                  "provider = p\n"
+                                  "system_prompt = Be brief.\n"
+                                  "temperature = 0.25\n"
+                                  "top_p = 1\n"
+                                  "stop = [\"END\", \"STOP\"]\n"
+                                  "extra_body = {\"reasoning_effort\": \"low\"}\n"
+                                  "max_tokens_field = max_completion_tokens\n"),
+                     0);
+    const struct config_model *m = config_model_find(f->cfg, "m");
+    assert_non_null(m);
+    assert_string_equal(m->system_prompt, "Be brief.");
+    assert_string_equal(m->temperature, "0.25");
+    assert_string_equal(m->stop, "[\"END\", \"STOP\"]");
+    assert_string_equal(m->extra_body, "{\"reasoning_effort\": \"low\"}");
+    assert_int_equal(m->max_tokens_field, CONFIG_MAX_COMPLETION_TOKENS);
+
+    assert_int_equal(load_text(f,
+                               "[provider \"p\"]\n"
+                               "kind = openai\n"
+                               "base_url = http://127.0.0.1:1/v1\n"
+                               "[provider \"a\"]\n"
+                               "kind = anthropic\n"
+                               "base_url = http://127.0.0.1:1/v1\n"
+                               "[model \"m\"]\n"
+                               "provider = p\n"
+                               "temperature = 2.5\n"
+                               "top_p = x\n"
+                               "stop = [\"END\", 3]\n"
+                               "extra_body = {\"secret_thing\": tru}\n"
+                               "max_tokens_field = max_token\n"
+                               "[model \"n\"]\n"
+                               "provider = a\n"
+                               "temperature = 1.5\n"
+                               "stop = \"END\"\n"
+                               "extra_body = [1]\n"
+                               "[model \"o\"]\n"
+                               "provider = p\n"
+                               "stop = []\n"
+                               "extra_body = {\"top_k\": 5, \"model\": \"x\", \"messages\": []}\n"),
+                     HB_ECONFIG);
+    char *text = problems_text(&f->problems);
+    assert_null(strstr(text, "secret_thing"));
+    free(text);
+    assert_problem(&f->problems, 13, "max_tokens_field", "max_completion_tokens");
+    assert_problem(&f->problems, 9, "[model \"m\"]: temperature must be a number from 0 to 2", "");
+    assert_problem(&f->problems, 10, "[model \"m\"]: top_p must be a number from 0 to 1", "");
+    assert_problem(&f->problems, 11, "[model \"m\"]: stop must be a JSON array of 1 to 16",
+                   "non-empty strings");
+    assert_problem(&f->problems, 12, "[model \"m\"]: extra_body is not valid JSON",
+                   "broken at character 18");
+    assert_problem(&f->problems, 16, "[model \"n\"]: temperature must be a number from 0 to 1", "");
+    assert_problem(&f->problems, 17, "[model \"n\"]: stop is not valid JSON", "");
+    assert_problem(&f->problems, 18, "[model \"n\"]: extra_body must be a JSON object", "");
+    assert_problem(&f->problems, 21, "[model \"o\"]: stop must be a JSON array", "");
+    assert_problem(&f->problems, 22, "extra_body cannot set \"model\"", "");
+    assert_problem(&f->problems, 22, "extra_body cannot set \"messages\"", "");
+    assert_int_equal(f->problems.count, 11);
+}
+
 static void test_duplicates(void **state)
 {
     struct fixture *f = *state;
@@ -755,6 +823,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
     cmocka_unit_test_setup_teardown(test_file_mode_warning, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_model_params, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(config, tests, NULL, NULL)
