@@ -4,6 +4,8 @@
 #include "tests/test.h"
 
 #include "bot/config.h"
+#include "bot/generation.h"
+#include "core/catalog.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <uv.h>
 
 #define EXAMPLE "bot.conf.example"
 
@@ -362,6 +365,44 @@ static void test_model_params(void **state)
     assert_string_equal(m->stop, "[\"END\", \"STOP\"]");
     assert_string_equal(m->extra_body, "{\"reasoning_effort\": \"low\"}");
     assert_int_equal(m->max_tokens_field, CONFIG_MAX_COMPLETION_TOKENS);
+
+    /* The catalog the daemon builds carries them, parsed. */
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    char err[256] = "";
+    struct catalog *cat = generation_catalog_build(f->cfg, &loop, NULL, err, sizeof(err));
+    assert_non_null(cat);
+    const struct catalog_model *cm = catalog_model_find(cat, "m");
+    assert_non_null(cm);
+    assert_string_equal(cm->system_prompt, "Be brief.");
+    assert_int_equal(cm->system_bytes, 9);
+    assert_true(cm->temperature_set && cm->temperature == 0.25);
+    assert_true(cm->top_p_set && cm->top_p == 1.0);
+    assert_int_equal(cm->nstop, 2);
+    assert_string_equal(cm->stop[0], "END");
+    assert_string_equal(cm->stop[1], "STOP");
+    assert_string_equal(cm->extra_body, "{\"reasoning_effort\": \"low\"}");
+    assert_int_equal(cm->max_tokens_field, PROVIDER_MAX_COMPLETION_TOKENS);
+    catalog_unref(cat);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    /* Unset, nothing is sent. */
+    assert_int_equal(load_text(f, "[provider \"p\"]\n"
+                                  "kind = anthropic\n"
+                                  "base_url = http://127.0.0.1:1/v1\n"
+                                  "[model \"m\"]\n"
+                                  "provider = p\n"),
+                     0);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cat = generation_catalog_build(f->cfg, &loop, NULL, err, sizeof(err));
+    assert_non_null(cat);
+    cm = catalog_model_find(cat, "m");
+    assert_null(cm->system_prompt);
+    assert_false(cm->temperature_set || cm->top_p_set);
+    assert_int_equal(cm->nstop, 0);
+    assert_null(cm->extra_body);
+    assert_int_equal(cm->max_tokens_field, PROVIDER_MAX_TOKENS_AUTO);
+    catalog_unref(cat);
+    assert_int_equal(uv_loop_close(&loop), 0);
 
     assert_int_equal(load_text(f,
                                "[provider \"p\"]\n"
