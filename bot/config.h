@@ -32,6 +32,12 @@ enum config_provider_kind {
     CONFIG_PROVIDER_DEMO = 2,
 };
 enum config_modality { CONFIG_MODALITY_TEXT = 0, CONFIG_MODALITY_IMAGE = 1 };
+/* Same order as core/provider.h's enum provider_max_tokens_field. */
+enum config_max_tokens_field {
+    CONFIG_MAX_TOKENS_AUTO = 0,
+    CONFIG_MAX_TOKENS = 1,
+    CONFIG_MAX_COMPLETION_TOKENS = 2,
+};
 /* Same order as core/filter.h's enum filter_kind and enum filter_action. */
 enum config_filter_kind {
     CONFIG_FILTER_WORDS = 0,
@@ -151,6 +157,12 @@ struct config_model {
     char *sizes;               /* image sizes "512x512, 256x256", the first is the default */
     char *fallbacks;           /* comma-separated models tried in order when this one fails */
     char *allow;               /* who may use it: wallet ids, scope:<platform>:<id>, dm, admins */
+    char *system_prompt;       /* text models: the system prompt; NULL: none */
+    char *temperature;         /* a number 0 to 2, checked at load; NULL: not sent */
+    char *top_p;               /* a number 0 to 1, checked at load; NULL: not sent */
+    char *stop;                /* a JSON array of strings, checked at load; NULL: none */
+    char *extra_body;          /* a JSON object merged into the request body; NULL: none */
+    enum config_max_tokens_field max_tokens_field; /* the output cap's key (OpenAI wire) */
 };
 
 struct config_limits {

@@ -5,8 +5,11 @@
 #include "base/error.h"
 #include "base/text.h"
 #include "core/filter.h"
+#include "core/provider.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +82,103 @@ static int config__fallbacks_check(struct config_parser *ps, const struct config
                                      "[model \"%s\"] lists itself as a fallback", m->name);
     }
     free(copy);
+    return rc;
+}
+
+/* The line that set a key of an instance, or the section's line. */
+static int config__key_line(const struct config_inst *in, const char *key)
+{
+    size_t idx = 0;
+    if (config__key_find(in->sec, key, strlen(key), &idx) == NULL || in->key_lines[idx] == 0)
+        return in->line;
+    return in->key_lines[idx];
+}
+
+/* A number setting (temperature, top_p) from lo to hi. */
+static int config__number_check(struct config_parser *ps, const struct config_inst *in,
+                                const char *model, const char *key, const char *text, double lo,
+                                double hi)
+{
+    if (text == NULL)
+        return 0;
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (end != text && *end == '\0' && isfinite(v) && v >= lo && v <= hi)
+        return 0;
+    return config__problem_add(ps->problems, config__key_line(in, key),
+                               "[model \"%s\"]: %s must be a number from %g to %g", model, key, lo,
+                               hi);
+}
+
+/* A JSON setting: it parses, whole, into the kind asked for. The value is
+ * never repeated (it may hold a key or prompt text); where it breaks is. */
+static cJSON *config__json_parse(struct config_parser *ps, const struct config_inst *in,
+                                 const char *model, const char *key, const char *text, bool array,
+                                 int *rc)
+{
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithOpts(text, &end, true);
+    const char *want = array ? "a JSON array of strings, like [\"END\"]"
+                             : "a JSON object, like {\"reasoning_effort\": \"low\"}";
+    if (json == NULL) {
+        size_t at = end != NULL && end >= text ? (size_t)(end - text) + 1 : 1;
+        *rc = config__problem_add(ps->problems, config__key_line(in, key),
+                                  "[model \"%s\"]: %s is not valid JSON (broken at character "
+                                  "%zu); it must be %s on one line",
+                                  model, key, at, want);
+        return NULL;
+    }
+    if (array ? !cJSON_IsArray(json) : !cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        *rc = config__problem_add(ps->problems, config__key_line(in, key),
+                                  "[model \"%s\"]: %s must be %s", model, key, want);
+        return NULL;
+    }
+    return json;
+}
+
+/* Generation parameters of a model: numbers in range, stop a JSON array of
+ * at most PROVIDER_STOP_MAX non-empty strings, extra_body a JSON object
+ * that leaves what the engine decides alone. */
+static int config__model_params_check(struct config_parser *ps, const struct config_inst *in,
+                                      const struct config_model *m)
+{
+    const struct config_provider *p =
+        m->provider != NULL ? config_provider_find(ps->cfg, m->provider) : NULL;
+    bool anthropic = p != NULL && p->kind == CONFIG_PROVIDER_ANTHROPIC;
+    int rc =
+        config__number_check(ps, in, m->name, "temperature", m->temperature, 0, anthropic ? 1 : 2);
+    if (rc == 0)
+        rc = config__number_check(ps, in, m->name, "top_p", m->top_p, 0, 1);
+    if (rc == 0 && m->stop != NULL) {
+        cJSON *stop = config__json_parse(ps, in, m->name, "stop", m->stop, true, &rc);
+        int n = cJSON_GetArraySize(stop);
+        const cJSON *item = NULL;
+        bool strings = true;
+        cJSON_ArrayForEach(item, stop)
+        {
+            strings = strings && cJSON_IsString(item) && item->valuestring[0] != '\0';
+        }
+        if (stop != NULL && (!strings || n < 1 || n > PROVIDER_STOP_MAX))
+            rc = config__problem_add(ps->problems, config__key_line(in, "stop"),
+                                     "[model \"%s\"]: stop must be a JSON array of 1 to %d "
+                                     "non-empty strings",
+                                     m->name, PROVIDER_STOP_MAX);
+        cJSON_Delete(stop);
+    }
+    if (rc == 0 && m->extra_body != NULL) {
+        cJSON *extra = config__json_parse(ps, in, m->name, "extra_body", m->extra_body, false, &rc);
+        const cJSON *item = NULL;
+        cJSON_ArrayForEach(item, extra)
+        {
+            if (rc == 0 && provider_extra_body_key_fixed(item->string))
+                rc = config__problem_add(ps->problems, config__key_line(in, "extra_body"),
+                                         "[model \"%s\"]: extra_body cannot set \"%s\" (the "
+                                         "bot decides it)",
+                                         m->name, item->string);
+        }
+        cJSON_Delete(extra);
+    }
     return rc;
 }
 
@@ -201,6 +301,8 @@ int config__validate(struct config_parser *ps)
         }
         if (in->sec == model) {
             rc = config__fallbacks_check(ps, config__item(ps->cfg, model, in->index), in->line);
+            if (rc == 0)
+                rc = config__model_params_check(ps, in, config__item(ps->cfg, model, in->index));
             if (rc < 0)
                 break;
         }

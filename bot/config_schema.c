@@ -13,6 +13,7 @@ _Static_assert(sizeof(enum config_storage_backend) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_provider_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_modality) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_filter_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_max_tokens_field) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_filter_action) == sizeof(int), "enum size");
 
 /* ---- The schema ---------------------------------------------------------- */
@@ -24,6 +25,8 @@ static const char *const config_backends[] = {"sqlite", NULL};
 static const char *const config_match_on[] = {"subtotal", "total", NULL}; /* payments_match */
 static const char *const config_provider_kinds[] = {"openai", "anthropic", "demo", NULL};
 static const char *const config_modalities[] = {"text", "image", NULL};
+static const char *const config_max_tokens_fields[] = {"auto", "max_tokens",
+                                                       "max_completion_tokens", NULL};
 static const char *const config_filter_kinds[] = {"words", "pattern", "email",
                                                   "phone", "card",    NULL};
 static const char *const config_filter_actions[] = {"block", "redact", NULL};
@@ -236,6 +239,20 @@ static const struct config_key_schema config_keys_model[] = {
              "models tried in order when this one fails, comma-separated"),
     K_STRING(struct config_model, allow, NULL, LIVE,
              "who may use it: wallet ids, scope:<platform>:<id>, dm, admins; default everyone"),
+    K_STRING(struct config_model, system_prompt, NULL, LIVE,
+             "text: the system prompt sent before the conversation; default none"),
+    K_STRING(struct config_model, temperature, NULL, LIVE,
+             "text: sampling temperature, a number from 0 to 2; default: not sent"),
+    K_STRING(struct config_model, top_p, NULL, LIVE,
+             "text: nucleus sampling, a number from 0 to 1; default: not sent"),
+    K_STRING(struct config_model, stop, NULL, LIVE,
+             "text: stop sequences, a JSON array of strings like [\"END\"]; default none"),
+    K_STRING(struct config_model, extra_body, NULL, LIVE,
+             "a JSON object merged into the request body (it cannot set model, messages, "
+             "stream, system or prompt)"),
+    K_ENUM(struct config_model, max_tokens_field, "auto", config_max_tokens_fields, LIVE,
+           "openai: the output cap's key; auto: max_completion_tokens for upstream ids "
+           "beginning o1, o3, o4 or gpt-5, else max_tokens"),
 };
 
 static const struct config_key_schema config_keys_limits[] = {

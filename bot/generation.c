@@ -5,6 +5,7 @@
 #include "adapters/openai/openai.h"
 #include "base/text.h"
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,31 @@ static struct provider *generation__provider(const struct config_provider *cp, u
 
 #define GENERATION_WORDS_MAX 256
 
+/* A number key the config has checked; false when unset. */
+static bool generation__number(const char *text, double *out)
+{
+    if (text == NULL)
+        return false;
+    *out = strtod(text, NULL);
+    return true;
+}
+
+/* The stop sequences of a model into stop[] (PROVIDER_STOP_MAX slots),
+ * borrowed from *json, which the caller deletes. The config has checked
+ * the array; anything else in it is skipped. */
+static size_t generation__stop(const char *text, cJSON **json, const char **stop)
+{
+    *json = text != NULL ? cJSON_Parse(text) : NULL;
+    size_t n = 0;
+    const cJSON *item = NULL;
+    cJSON_ArrayForEach(item, *json)
+    {
+        if (n < PROVIDER_STOP_MAX && cJSON_IsString(item))
+            stop[n++] = item->valuestring;
+    }
+    return n;
+}
+
 struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *loop,
                                          struct http_client *http, char *err, size_t errcap)
 {
@@ -42,7 +68,10 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
     struct filter_rule *rules = calloc(nf + 1, sizeof(*rules));
     char **copies = calloc(nf + 1, sizeof(*copies));
     const char **words = calloc((nf + 1) * GENERATION_WORDS_MAX, sizeof(*words));
-    if (ps == NULL || ms == NULL || rules == NULL || copies == NULL || words == NULL) {
+    cJSON **stops = calloc(nm + 1, sizeof(*stops));
+    const char **stop = calloc((nm + 1) * PROVIDER_STOP_MAX, sizeof(*stop));
+    if (ps == NULL || ms == NULL || rules == NULL || copies == NULL || words == NULL ||
+        stops == NULL || stop == NULL) {
         snprintf(err, errcap, "out of memory");
         goto out;
     }
@@ -68,7 +97,14 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
             .fallbacks = cm->fallbacks,
             .allow = cm->allow,
             .enabled = cm->enabled,
+            .system_prompt = cm->system_prompt,
+            .stop = stop + i * PROVIDER_STOP_MAX,
+            .extra_body = cm->extra_body,
+            .max_tokens_field = (enum provider_max_tokens_field)cm->max_tokens_field,
         };
+        ms[i].temperature_set = generation__number(cm->temperature, &ms[i].temperature);
+        ms[i].top_p_set = generation__number(cm->top_p, &ms[i].top_p);
+        ms[i].nstop = generation__stop(cm->stop, &stops[i], stop + i * PROVIDER_STOP_MAX);
     }
     for (size_t i = 0; i < nf; i++) {
         const struct config_filter *cf = &cfg->filters[i];
@@ -120,5 +156,9 @@ out:
         free(copies[i]);
     free(copies);
     free(words);
+    for (size_t i = 0; stops != NULL && i < nm; i++)
+        cJSON_Delete(stops[i]);
+    free(stops);
+    free(stop);
     return cat;
 }

@@ -90,6 +90,9 @@ static void catalog__free(struct catalog *c)
         free(m->sizes);
         catalog__list_free(m->fallbacks, m->nfallbacks);
         catalog__list_free(m->allow, m->nallow);
+        free(m->system_prompt);
+        catalog__list_free(m->stop, m->nstop);
+        free(m->extra_body);
     }
     free(c->models);
     for (size_t i = 0; i < c->nproviders; i++) {
@@ -134,6 +137,47 @@ static void catalog__limits_default(struct catalog_limits *l)
         l->job_timeout_ms = 300000;
     if (l->progress_ms <= 0)
         l->progress_ms = 500;
+}
+
+/* The text generation parameters: copied, with the bounds the request
+ * struct promises. */
+static int catalog__params_build(struct catalog_model *m, const struct catalog_model_spec *s,
+                                 char *err, size_t errcap)
+{
+    if (s->nstop > PROVIDER_STOP_MAX) {
+        catalog__err(err, errcap, "model \"%s\": more than %d stop sequences", s->name,
+                     PROVIDER_STOP_MAX);
+        return HB_ECONFIG;
+    }
+    m->temperature_set = s->temperature_set;
+    m->temperature = s->temperature;
+    m->top_p_set = s->top_p_set;
+    m->top_p = s->top_p;
+    m->max_tokens_field = s->max_tokens_field;
+    /* A picture has no system prompt: an image model never pays for one. */
+    if (m->modality == PROVIDER_TEXT && s->system_prompt != NULL && s->system_prompt[0] != '\0') {
+        m->system_prompt = strdup(s->system_prompt);
+        if (m->system_prompt == NULL)
+            return HB_ENOMEM;
+        m->system_bytes = strlen(m->system_prompt);
+    }
+    if (s->extra_body != NULL && s->extra_body[0] != '\0') {
+        m->extra_body = strdup(s->extra_body);
+        if (m->extra_body == NULL)
+            return HB_ENOMEM;
+    }
+    if (s->nstop == 0)
+        return 0;
+    m->stop = calloc(s->nstop, sizeof(*m->stop));
+    if (m->stop == NULL)
+        return HB_ENOMEM;
+    for (size_t i = 0; i < s->nstop; i++) {
+        m->stop[i] = strdup(s->stop[i]);
+        if (m->stop[i] == NULL)
+            return HB_ENOMEM;
+        m->nstop++;
+    }
+    return 0;
 }
 
 static int catalog__model_build(struct catalog *c, struct catalog_model *m,
@@ -184,6 +228,8 @@ static int catalog__model_build(struct catalog *c, struct catalog_model *m,
     rc = catalog__list(s->fallbacks, &m->fallbacks, &m->nfallbacks);
     if (rc == 0)
         rc = catalog__list(s->allow, &m->allow, &m->nallow);
+    if (rc == 0)
+        rc = catalog__params_build(m, s, err, errcap);
     return rc;
 }
 
@@ -393,7 +439,8 @@ static int64_t catalog__per_1k(int64_t tokens, int64_t price)
 
 int64_t catalog_estimate(const struct catalog_model *m, size_t input_bytes)
 {
-    return m->price_request + catalog__per_1k((int64_t)input_bytes, m->price_input_1k) +
+    int64_t input = (int64_t)input_bytes + (int64_t)m->system_bytes;
+    return m->price_request + catalog__per_1k(input, m->price_input_1k) +
            catalog__per_1k(m->max_output_tokens, m->price_output_1k);
 }
 

@@ -43,6 +43,16 @@ struct catalog_model_spec {
     const char *allow;     /* who may use it: wallet ids ("discord:42"), scopes
                               ("scope:discord:99"), "dm", "admins"; NULL or "": everyone */
     bool enabled;
+    /* Text generation parameters, sent as struct provider_request says. */
+    const char *system_prompt; /* NULL or "": none */
+    bool temperature_set;
+    double temperature;
+    bool top_p_set;
+    double top_p;
+    const char *const *stop; /* nstop stop sequences (at most PROVIDER_STOP_MAX) */
+    size_t nstop;
+    const char *extra_body; /* a JSON object's text, checked by the config; NULL: none */
+    enum provider_max_tokens_field max_tokens_field;
 };
 
 /** Limits and queue settings. Zero means "no limit" for the rate limits and
@@ -96,6 +106,16 @@ struct catalog_model {
     char **allow;
     size_t nallow;
     bool enabled;
+    char *system_prompt;  /* NULL: none */
+    size_t system_bytes;  /* its length: counted as input in every estimate */
+    bool temperature_set; /* send temperature */
+    double temperature;
+    bool top_p_set; /* send top_p */
+    double top_p;
+    char **stop; /* stop sequences */
+    size_t nstop;
+    char *extra_body; /* JSON object text merged into the body; NULL: none */
+    enum provider_max_tokens_field max_tokens_field;
 };
 
 struct catalog;
@@ -126,9 +146,9 @@ bool catalog_model_allowed(const struct catalog_model *m, const struct invocatio
 /** Whether a size is allowed; on success *out is it. "" or NULL: the first. */
 bool catalog_model_size(const struct catalog_model *m, const char *text, struct catalog_size *out);
 
-/** Upper bound of a request's cost: the request price, input priced at one
- *  token per byte (a token is never shorter than a byte) and the full
- *  max_output_tokens. */
+/** Upper bound of a request's cost: the request price, input (input_bytes
+ *  plus the model's system prompt) priced at one token per byte (a token is
+ *  never shorter than a byte) and the full max_output_tokens. */
 int64_t catalog_estimate(const struct catalog_model *m, size_t input_bytes);
 /** The cost of reported usage: the request price plus the exact token
  *  price (input and output together), rounded down to whole credits, so

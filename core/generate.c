@@ -418,6 +418,15 @@ static void job__start(struct job *job)
         .height = job->size.height,
         .max_output_tokens = m->max_output_tokens,
         .timeout_ms = timeout,
+        .system = m->system_prompt,
+        .temperature_set = m->temperature_set,
+        .temperature = m->temperature,
+        .top_p_set = m->top_p_set,
+        .top_p = m->top_p,
+        .stop = (const char *const *)m->stop,
+        .nstop = m->nstop,
+        .max_tokens_field = m->max_tokens_field,
+        .extra_body = m->extra_body,
     };
     static const struct provider_events events = {
         .text = job__on_text, .usage = job__on_usage, .done = job__on_done};

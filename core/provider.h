@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum provider_modality {
     PROVIDER_TEXT = 0,
@@ -26,6 +27,17 @@ struct provider_message {
     const char *content; /* NUL-terminated text */
 };
 
+/** Which body key carries the output cap on an OpenAI-compatible wire.
+ *  Anthropic always sends max_tokens. */
+enum provider_max_tokens_field {
+    PROVIDER_MAX_TOKENS_AUTO = 0,       /* by model id (adapters/openai/openai.h) */
+    PROVIDER_MAX_TOKENS = 1,            /* "max_tokens" */
+    PROVIDER_MAX_COMPLETION_TOKENS = 2, /* "max_completion_tokens" (o-series, GPT-5) */
+};
+
+/** Most stop sequences a request carries (OpenAI takes 4, Anthropic more). */
+#define PROVIDER_STOP_MAX 16
+
 /** What to generate. Everything is borrowed for the duration of start();
  *  a provider copies what it keeps. */
 struct provider_request {
@@ -37,7 +49,32 @@ struct provider_request {
     unsigned width, height;    /* IMAGE: pixels */
     int64_t max_output_tokens; /* TEXT: cap, always sent */
     uint64_t timeout_ms;       /* the whole attempt */
+    /* TEXT sampling and shaping; each is sent only when set. */
+    const char *system;      /* system prompt; NULL or "": none. OpenAI-compatible: a first
+                                "system" message; Anthropic: the top-level "system" field */
+    bool temperature_set;    /* send temperature */
+    double temperature;      /* 0 to 2 (Anthropic: 0 to 1) */
+    bool top_p_set;          /* send top_p */
+    double top_p;            /* 0 to 1 */
+    const char *const *stop; /* stop sequences, nstop of them (at most PROVIDER_STOP_MAX) */
+    size_t nstop;
+    enum provider_max_tokens_field max_tokens_field; /* OpenAI-compatible only */
+    const char *extra_body; /* a JSON object's text merged into the body (TEXT and IMAGE);
+                               NULL: none. Its keys are added or replace the adapter's, except
+                               provider_extra_body_key_fixed(), which it never overrides */
 };
+
+/** Whether extra_body may not set a body key: "model", "messages",
+ *  "stream", "system" and "prompt" are what the engine decides. */
+static inline bool provider_extra_body_key_fixed(const char *key)
+{
+    static const char *const fixed[] = {"model", "messages", "stream", "system", "prompt"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        if (strcmp(key, fixed[i]) == 0)
+            return true;
+    }
+    return false;
+}
 
 /** How an attempt ended. Borrowed by the done callback for its duration. */
 struct provider_result {

@@ -7,6 +7,53 @@
 #include <stdlib.h>
 #include <string.h>
 
+cJSON *anthropic_messages_body(const struct provider_request *req)
+{
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        return NULL;
+    int rc = 0;
+    if (cJSON_AddStringToObject(body, "model", req->model) == NULL ||
+        cJSON_AddNumberToObject(body, "max_tokens", (double)req->max_output_tokens) == NULL ||
+        cJSON_AddBoolToObject(body, "stream", 1) == NULL)
+        rc = HB_ENOMEM;
+    /* Anthropic takes the system prompt beside the messages, never as one. */
+    if (rc == 0 && req->system != NULL && req->system[0] != '\0' &&
+        cJSON_AddStringToObject(body, "system", req->system) == NULL)
+        rc = HB_ENOMEM;
+    cJSON *msgs = rc == 0 ? cJSON_AddArrayToObject(body, "messages") : NULL;
+    if (msgs == NULL)
+        rc = HB_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < req->nmessages; i++) {
+        cJSON *m = cJSON_CreateObject();
+        if (m == NULL || cJSON_AddStringToObject(m, "role", req->messages[i].role) == NULL ||
+            cJSON_AddStringToObject(m, "content", req->messages[i].content) == NULL ||
+            !cJSON_AddItemToArray(msgs, m)) {
+            cJSON_Delete(m);
+            rc = HB_ENOMEM;
+        }
+    }
+    if (rc == 0 && req->temperature_set &&
+        cJSON_AddNumberToObject(body, "temperature", req->temperature) == NULL)
+        rc = HB_ENOMEM;
+    if (rc == 0 && req->top_p_set && cJSON_AddNumberToObject(body, "top_p", req->top_p) == NULL)
+        rc = HB_ENOMEM;
+    if (rc == 0 && req->nstop > 0) {
+        cJSON *stop = cJSON_CreateStringArray(req->stop, (int)req->nstop);
+        if (stop == NULL || !cJSON_AddItemToObject(body, "stop_sequences", stop)) {
+            cJSON_Delete(stop);
+            rc = HB_ENOMEM;
+        }
+    }
+    if (rc == 0)
+        rc = llm_body_extra_merge(body, req->extra_body);
+    if (rc < 0) {
+        cJSON_Delete(body);
+        return NULL;
+    }
+    return body;
+}
+
 static int anthropic__start(struct provider *provider, const struct provider_request *req,
                             const struct provider_events *ev, void *data,
                             struct provider_call **out)
@@ -17,25 +64,11 @@ static int anthropic__start(struct provider *provider, const struct provider_req
     const char *hdrs[] = {"anthropic-version", p->api_version, "x-api-key", p->api_key, NULL};
     if (p->api_key == NULL)
         hdrs[2] = NULL;
-    cJSON *body = cJSON_CreateObject();
+    cJSON *body = anthropic_messages_body(req);
     if (body == NULL)
         return HB_ENOMEM;
-    int rc = HB_ENOMEM;
-    cJSON_AddStringToObject(body, "model", req->model);
-    cJSON_AddNumberToObject(body, "max_tokens", (double)req->max_output_tokens);
-    cJSON_AddBoolToObject(body, "stream", 1);
-    cJSON *msgs = cJSON_AddArrayToObject(body, "messages");
-    for (size_t i = 0; msgs != NULL && i < req->nmessages; i++) {
-        cJSON *m = cJSON_CreateObject();
-        if (m == NULL)
-            goto out;
-        cJSON_AddStringToObject(m, "role", req->messages[i].role);
-        cJSON_AddStringToObject(m, "content", req->messages[i].content);
-        cJSON_AddItemToArray(msgs, m);
-    }
-    rc = llm_call_start(p, "/messages", hdrs, body, req->timeout_ms, STREAM_PROTOCOL_ANTHROPIC,
-                        NULL, ev, data, out);
-out:
+    int rc = llm_call_start(p, "/messages", hdrs, body, req->timeout_ms, STREAM_PROTOCOL_ANTHROPIC,
+                            NULL, ev, data, out);
     cJSON_Delete(body);
     return rc;
 }

@@ -450,6 +450,33 @@ int llm_call_follow(struct provider_call *call, const char *url, size_t max_byte
     return rc;
 }
 
+int llm_body_extra_merge(cJSON *body, const char *extra)
+{
+    if (extra == NULL || extra[0] == '\0')
+        return 0;
+    cJSON *json = cJSON_Parse(extra);
+    if (!cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        return HB_EINVAL;
+    }
+    int rc = 0;
+    while (json->child != NULL && rc == 0) {
+        cJSON *item = cJSON_DetachItemViaPointer(json, json->child);
+        if (item->string == NULL || provider_extra_body_key_fixed(item->string)) {
+            cJSON_Delete(item);
+            continue;
+        }
+        /* The key's name moves with the item; the old one, if any, goes. */
+        cJSON_DeleteItemFromObjectCaseSensitive(body, item->string);
+        if (!cJSON_AddItemToObject(body, item->string, item)) {
+            cJSON_Delete(item);
+            rc = HB_ENOMEM;
+        }
+    }
+    cJSON_Delete(json);
+    return rc;
+}
+
 void llm_call_cancel(struct provider_call *call)
 {
     call->cancelled = true;

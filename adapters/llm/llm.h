@@ -82,6 +82,12 @@ int llm_call_follow(struct provider_call *call, const char *url, size_t max_byte
 /** Keep image bytes (taken over) and their kind on the call. */
 void llm_call_image_set(struct provider_call *call, unsigned char *bytes, size_t len);
 
+/** Merge a request's extra_body (a JSON object's text; NULL: nothing) into
+ *  body: each key is added, or replaces the one already there, except the
+ *  keys provider_extra_body_key_fixed() names, which are kept as they are.
+ *  Returns 0, HB_EINVAL when the text is not a JSON object, or HB_ENOMEM. */
+int llm_body_extra_merge(cJSON *body, const char *extra);
+
 /** Cancel (the provider vtable's cancel). */
 void llm_call_cancel(struct provider_call *call);
 

@@ -94,6 +94,98 @@ static int openai__image_body(struct provider_call *call, const char *body, size
     return rc;
 }
 
+const char *openai_max_tokens_key(enum provider_max_tokens_field field, const char *model)
+{
+    static const char *const newer[] = {"o1", "o3", "o4", "gpt-5"};
+    if (field == PROVIDER_MAX_COMPLETION_TOKENS)
+        return "max_completion_tokens";
+    if (field == PROVIDER_MAX_TOKENS || model == NULL)
+        return "max_tokens";
+    for (size_t i = 0; i < sizeof(newer) / sizeof(newer[0]); i++) {
+        if (strncmp(model, newer[i], strlen(newer[i])) == 0)
+            return "max_completion_tokens";
+    }
+    return "max_tokens";
+}
+
+/* One chat message {"role": role, "content": content} appended to msgs. */
+static int openai__message_add(cJSON *msgs, const char *role, const char *content)
+{
+    cJSON *m = cJSON_CreateObject();
+    if (m == NULL)
+        return HB_ENOMEM;
+    if (cJSON_AddStringToObject(m, "role", role) == NULL ||
+        cJSON_AddStringToObject(m, "content", content) == NULL || !cJSON_AddItemToArray(msgs, m)) {
+        cJSON_Delete(m);
+        return HB_ENOMEM;
+    }
+    return 0;
+}
+
+cJSON *openai_chat_body(const struct provider_request *req)
+{
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        return NULL;
+    int rc = cJSON_AddStringToObject(body, "model", req->model) != NULL ? 0 : HB_ENOMEM;
+    cJSON *msgs = rc == 0 ? cJSON_AddArrayToObject(body, "messages") : NULL;
+    if (msgs == NULL)
+        rc = HB_ENOMEM;
+    /* The system prompt is the first message, with the "system" role that
+     * every OpenAI-compatible server knows (OpenAI maps it to "developer"
+     * for its reasoning models itself). */
+    if (rc == 0 && req->system != NULL && req->system[0] != '\0')
+        rc = openai__message_add(msgs, "system", req->system);
+    for (size_t i = 0; rc == 0 && i < req->nmessages; i++)
+        rc = openai__message_add(msgs, req->messages[i].role, req->messages[i].content);
+    if (rc == 0) {
+        cJSON_AddBoolToObject(body, "stream", 1);
+        cJSON *so = cJSON_AddObjectToObject(body, "stream_options");
+        if (so == NULL || cJSON_AddBoolToObject(so, "include_usage", 1) == NULL)
+            rc = HB_ENOMEM;
+    }
+    const char *cap = openai_max_tokens_key(req->max_tokens_field, req->model);
+    if (rc == 0 && cJSON_AddNumberToObject(body, cap, (double)req->max_output_tokens) == NULL)
+        rc = HB_ENOMEM;
+    if (rc == 0 && req->temperature_set &&
+        cJSON_AddNumberToObject(body, "temperature", req->temperature) == NULL)
+        rc = HB_ENOMEM;
+    if (rc == 0 && req->top_p_set && cJSON_AddNumberToObject(body, "top_p", req->top_p) == NULL)
+        rc = HB_ENOMEM;
+    if (rc == 0 && req->nstop > 0) {
+        cJSON *stop = cJSON_CreateStringArray(req->stop, (int)req->nstop);
+        if (stop == NULL || !cJSON_AddItemToObject(body, "stop", stop)) {
+            cJSON_Delete(stop);
+            rc = HB_ENOMEM;
+        }
+    }
+    if (rc == 0)
+        rc = llm_body_extra_merge(body, req->extra_body);
+    if (rc < 0) {
+        cJSON_Delete(body);
+        return NULL;
+    }
+    return body;
+}
+
+static cJSON *openai__image_request_body(const struct provider_request *req)
+{
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        return NULL;
+    char size[32];
+    snprintf(size, sizeof(size), "%ux%u", req->width, req->height);
+    if (cJSON_AddStringToObject(body, "model", req->model) == NULL ||
+        cJSON_AddStringToObject(body, "prompt", req->prompt != NULL ? req->prompt : "") == NULL ||
+        cJSON_AddNumberToObject(body, "n", 1) == NULL ||
+        cJSON_AddStringToObject(body, "size", size) == NULL ||
+        llm_body_extra_merge(body, req->extra_body) < 0) {
+        cJSON_Delete(body);
+        return NULL;
+    }
+    return body;
+}
+
 static int openai__start(struct provider *provider, const struct provider_request *req,
                          const struct provider_events *ev, void *data, struct provider_call **out)
 {
@@ -105,36 +197,16 @@ static int openai__start(struct provider *provider, const struct provider_reques
     if (auth == NULL)
         hdrs[0] = NULL;
     int rc = HB_ENOMEM;
-    cJSON *body = cJSON_CreateObject();
+    bool image = req->modality == PROVIDER_IMAGE;
+    cJSON *body = image ? openai__image_request_body(req) : openai_chat_body(req);
     if (body == NULL)
         goto out;
-    cJSON_AddStringToObject(body, "model", req->model);
-    if (req->modality == PROVIDER_IMAGE) {
-        char size[32];
-        snprintf(size, sizeof(size), "%ux%u", req->width, req->height);
-        cJSON_AddStringToObject(body, "prompt", req->prompt != NULL ? req->prompt : "");
-        cJSON_AddNumberToObject(body, "n", 1);
-        cJSON_AddStringToObject(body, "size", size);
+    if (image)
         rc = llm_call_start(p, "/images/generations", hdrs, body, req->timeout_ms, -1,
                             openai__image_body, ev, data, out);
-        goto out;
-    }
-    cJSON *msgs = cJSON_AddArrayToObject(body, "messages");
-    for (size_t i = 0; msgs != NULL && i < req->nmessages; i++) {
-        cJSON *m = cJSON_CreateObject();
-        if (m == NULL)
-            goto out;
-        cJSON_AddStringToObject(m, "role", req->messages[i].role);
-        cJSON_AddStringToObject(m, "content", req->messages[i].content);
-        cJSON_AddItemToArray(msgs, m);
-    }
-    cJSON_AddBoolToObject(body, "stream", 1);
-    cJSON *so = cJSON_AddObjectToObject(body, "stream_options");
-    if (so != NULL)
-        cJSON_AddBoolToObject(so, "include_usage", 1);
-    cJSON_AddNumberToObject(body, "max_tokens", (double)req->max_output_tokens);
-    rc = llm_call_start(p, "/chat/completions", hdrs, body, req->timeout_ms, STREAM_PROTOCOL_OPENAI,
-                        NULL, ev, data, out);
+    else
+        rc = llm_call_start(p, "/chat/completions", hdrs, body, req->timeout_ms,
+                            STREAM_PROTOCOL_OPENAI, NULL, ev, data, out);
 out:
     cJSON_Delete(body);
     free(auth);

@@ -4,6 +4,8 @@
 #include "tests/test.h"
 
 #include "bot/config.h"
+#include "bot/generation.h"
+#include "core/catalog.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <uv.h>
 
 #define EXAMPLE "bot.conf.example"
 
@@ -336,6 +339,112 @@ static void test_out_of_range(void **state)
     assert_problem(&f->problems, 4, "storage.reservation_timeout", "10 to 86400");
     assert_problem(&f->problems, 6, "ledger.welcome_bonus: -1 is out of range", "at least 0");
     assert_problem(&f->problems, 9, "max_concurrent", "out of range");
+}
+
+/* Generation parameters: good values land in the model; each bad one is a
+ * problem on its own line, and the JSON's text is never echoed. */
+static void test_model_params(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load_text(f, "[provider \"p\"]\n"
+                                  "kind = openai\n"
+                                  "base_url = http://127.0.0.1:1/v1\n"
+                                  "[model \"m\"]\n"
+                                  "provider = p\n"
+                                  "system_prompt = Be brief.\n"
+                                  "temperature = 0.25\n"
+                                  "top_p = 1\n"
+                                  "stop = [\"END\", \"STOP\"]\n"
+                                  "extra_body = {\"reasoning_effort\": \"low\"}\n"
+                                  "max_tokens_field = max_completion_tokens\n"),
+                     0);
+    const struct config_model *m = config_model_find(f->cfg, "m");
+    assert_non_null(m);
+    assert_string_equal(m->system_prompt, "Be brief.");
+    assert_string_equal(m->temperature, "0.25");
+    assert_string_equal(m->stop, "[\"END\", \"STOP\"]");
+    assert_string_equal(m->extra_body, "{\"reasoning_effort\": \"low\"}");
+    assert_int_equal(m->max_tokens_field, CONFIG_MAX_COMPLETION_TOKENS);
+
+    /* The catalog the daemon builds carries them, parsed. */
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    char err[256] = "";
+    struct catalog *cat = generation_catalog_build(f->cfg, &loop, NULL, err, sizeof(err));
+    assert_non_null(cat);
+    const struct catalog_model *cm = catalog_model_find(cat, "m");
+    assert_non_null(cm);
+    assert_string_equal(cm->system_prompt, "Be brief.");
+    assert_int_equal(cm->system_bytes, 9);
+    assert_true(cm->temperature_set && cm->temperature == 0.25);
+    assert_true(cm->top_p_set && cm->top_p == 1.0);
+    assert_int_equal(cm->nstop, 2);
+    assert_string_equal(cm->stop[0], "END");
+    assert_string_equal(cm->stop[1], "STOP");
+    assert_string_equal(cm->extra_body, "{\"reasoning_effort\": \"low\"}");
+    assert_int_equal(cm->max_tokens_field, PROVIDER_MAX_COMPLETION_TOKENS);
+    catalog_unref(cat);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    /* Unset, nothing is sent. */
+    assert_int_equal(load_text(f, "[provider \"p\"]\n"
+                                  "kind = anthropic\n"
+                                  "base_url = http://127.0.0.1:1/v1\n"
+                                  "[model \"m\"]\n"
+                                  "provider = p\n"),
+                     0);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cat = generation_catalog_build(f->cfg, &loop, NULL, err, sizeof(err));
+    assert_non_null(cat);
+    cm = catalog_model_find(cat, "m");
+    assert_null(cm->system_prompt);
+    assert_false(cm->temperature_set || cm->top_p_set);
+    assert_int_equal(cm->nstop, 0);
+    assert_null(cm->extra_body);
+    assert_int_equal(cm->max_tokens_field, PROVIDER_MAX_TOKENS_AUTO);
+    catalog_unref(cat);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    assert_int_equal(load_text(f,
+                               "[provider \"p\"]\n"
+                               "kind = openai\n"
+                               "base_url = http://127.0.0.1:1/v1\n"
+                               "[provider \"a\"]\n"
+                               "kind = anthropic\n"
+                               "base_url = http://127.0.0.1:1/v1\n"
+                               "[model \"m\"]\n"
+                               "provider = p\n"
+                               "temperature = 2.5\n"
+                               "top_p = x\n"
+                               "stop = [\"END\", 3]\n"
+                               "extra_body = {\"secret_thing\": tru}\n"
+                               "max_tokens_field = max_token\n"
+                               "[model \"n\"]\n"
+                               "provider = a\n"
+                               "temperature = 1.5\n"
+                               "stop = \"END\"\n"
+                               "extra_body = [1]\n"
+                               "[model \"o\"]\n"
+                               "provider = p\n"
+                               "stop = []\n"
+                               "extra_body = {\"top_k\": 5, \"model\": \"x\", \"messages\": []}\n"),
+                     HB_ECONFIG);
+    char *text = problems_text(&f->problems);
+    assert_null(strstr(text, "secret_thing"));
+    free(text);
+    assert_problem(&f->problems, 13, "max_tokens_field", "max_completion_tokens");
+    assert_problem(&f->problems, 9, "[model \"m\"]: temperature must be a number from 0 to 2", "");
+    assert_problem(&f->problems, 10, "[model \"m\"]: top_p must be a number from 0 to 1", "");
+    assert_problem(&f->problems, 11, "[model \"m\"]: stop must be a JSON array of 1 to 16",
+                   "non-empty strings");
+    assert_problem(&f->problems, 12, "[model \"m\"]: extra_body is not valid JSON",
+                   "broken at character 18");
+    assert_problem(&f->problems, 16, "[model \"n\"]: temperature must be a number from 0 to 1", "");
+    assert_problem(&f->problems, 17, "[model \"n\"]: stop is not valid JSON", "");
+    assert_problem(&f->problems, 18, "[model \"n\"]: extra_body must be a JSON object", "");
+    assert_problem(&f->problems, 21, "[model \"o\"]: stop must be a JSON array", "");
+    assert_problem(&f->problems, 22, "extra_body cannot set \"model\"", "");
+    assert_problem(&f->problems, 22, "extra_body cannot set \"messages\"", "");
+    assert_int_equal(f->problems.count, 11);
 }
 
 static void test_duplicates(void **state)
@@ -755,6 +864,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
     cmocka_unit_test_setup_teardown(test_file_mode_warning, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_model_params, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(config, tests, NULL, NULL)

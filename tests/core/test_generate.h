@@ -64,6 +64,7 @@ struct gt {
     char seen_key[128];
     char seen_version[64];
     char seen_extra[64];
+    char seen_body[1024]; /* the last JSON body, printed compactly */
     bool seen_max_tokens;
     bool seen_include_usage;
     bool seen_stream;

@@ -117,6 +117,7 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
          .max_concurrent = 4},
         {.name = "held", .provider = &gt->held.provider, .timeout_ms = 60000, .max_concurrent = 1},
     };
+    static const char *const tuned_stop[] = {"END"};
 #define M(n, prov, fb)                                                                             \
     {                                                                                              \
         .name = n, .provider = prov, .modality = PROVIDER_TEXT, .price_request = 1,                \
@@ -178,6 +179,30 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
          .price_request = 1,
          .max_output_tokens = 1000,
          .enabled = true},
+        /* Generation parameters, carried from the catalog to the wire. */
+        {.name = "tuned",
+         .provider = "fakeai",
+         .upstream = "ok",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .max_output_tokens = 100,
+         .enabled = true,
+         .system_prompt = "Be brief.",
+         .temperature_set = true,
+         .temperature = 0.5,
+         .stop = tuned_stop,
+         .nstop = 1,
+         .extra_body = "{\"reasoning_effort\":\"low\"}",
+         .max_tokens_field = PROVIDER_MAX_COMPLETION_TOKENS},
+        {.name = "tunedc",
+         .provider = "fakeanthropic",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .max_output_tokens = 100,
+         .enabled = true,
+         .system_prompt = "Be brief.",
+         .top_p_set = true,
+         .top_p = 0.5},
     };
 #undef M
     struct catalog_spec spec = {.providers = ps,
@@ -429,6 +454,9 @@ static void server_handler(struct httpd_response *res, const struct httpd_reques
              (v = httpd_request_header(req, "anthropic-version")) != NULL ? v : "");
     snprintf(gt->seen_extra, sizeof(gt->seen_extra), "%s",
              (v = httpd_request_header(req, "x-extra")) != NULL ? v : "");
+    char *compact = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
+    snprintf(gt->seen_body, sizeof(gt->seen_body), "%s", compact != NULL ? compact : "");
+    free(compact);
     gt->seen_max_tokens = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(body, "max_tokens"));
     gt->seen_stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");

@@ -119,6 +119,38 @@ static void test_anthropic_stream(void **state)
     gt_done(&gt);
 }
 
+/* A model's generation parameters reach the wire as the catalog holds
+ * them, on both wires, and its system prompt counts in the estimate. */
+static void test_model_parameters_sent(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture cap;
+    gt_run(&gt, &cap, "u1", PROVIDER_TEXT, "tuned", "salut");
+    assert_has(&cap, "Hello, world");
+    assert_string_equal(gt.seen_body,
+                        "{\"model\":\"ok\",\"messages\":[{\"role\":\"system\",\"content\":"
+                        "\"Be brief.\"},{\"role\":\"user\",\"content\":\"salut\"}],\"stream\":"
+                        "true,\"stream_options\":{\"include_usage\":true},"
+                        "\"max_completion_tokens\":100,\"temperature\":0.5,\"stop\":[\"END\"],"
+                        "\"reasoning_effort\":\"low\"}");
+    reply_capture_close(&cap);
+
+    gt_run(&gt, &cap, "u2", PROVIDER_TEXT, "tunedc", "salut");
+    assert_has(&cap, "Bonjour le monde");
+    assert_string_equal(gt.seen_body,
+                        "{\"model\":\"tunedc\",\"max_tokens\":100,\"stream\":true,\"system\":"
+                        "\"Be brief.\",\"messages\":[{\"role\":\"user\",\"content\":\"salut\"}],"
+                        "\"top_p\":0.5}");
+    reply_capture_close(&cap);
+
+    const struct catalog_model *m = catalog_model_find(generate_catalog(gt.g), "tuned");
+    assert_non_null(m);
+    assert_int_equal(m->system_bytes, strlen("Be brief."));
+    gt_done(&gt);
+}
+
 static void test_midstream_error_falls_back(void **state)
 {
     (void)state;
@@ -493,6 +525,7 @@ static const struct CMUnitTest provider_tests[] = {
     cmocka_unit_test(test_group_footer_shows_cost_not_balance),
     cmocka_unit_test(test_price_shown_before_it_runs),
     cmocka_unit_test(test_anthropic_stream),
+    cmocka_unit_test(test_model_parameters_sent),
     cmocka_unit_test(test_midstream_error_falls_back),
     cmocka_unit_test(test_timeout_refunds),
     cmocka_unit_test(test_429_retry_after_honoured),
