@@ -1,9 +1,13 @@
 /* Answers that are one member's own, through the Telegram adapter and the
  * fake Bot API: a group never reads a member's balance. Personal answers go
- * to the member's private chat (or the group hears how to open it). */
+ * to the member's private chat (or the group hears how to open it); an
+ * admin's grant says what moved, not what the wallet holds. */
 #include "tests/test.h"
 #include "tests/adapters/telegram_fixture.h"
 
+#include "core/member.h"
+
+#include <stdint.h>
 #include <string.h>
 
 /* /balance and /history asked for in a group: the answers go to the
@@ -71,9 +75,50 @@ static void test_group_personal_answer_dm_closed(void **state)
     fx_done(&fx);
 }
 
+/* An admin grants in a group: the group reads that the credits went to the
+ * member, never what the member's wallet now holds (Telegram cannot show a
+ * group message to the admin alone, so that part is left out there). In
+ * the admin's private chat the answer is whole. */
+static void test_group_grant_keeps_balance_private(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.opts.admins = "1";
+    fx.core.members = member_dir_new();
+    assert_non_null(fx.core.members);
+    fx_start(&fx);
+    fx_group_from(&fx, -100, 1, "op", 50, "/admin grant 555 50", NULL, "");
+    fx_until(&fx, fx_handled, (void *)(intptr_t)1);
+    fx_wait_count(&fx, "sendMessage", 1);
+    fx_run_for(&fx, 100); /* anything else it would send */
+    assert_int_equal(lt_balance(&fx.lt, "telegram:555").posted, 150);
+    const char *group[8], *dm[8];
+    assert_int_equal(fx_sends_to(&fx, -100, group, 8), 1);
+    assert_non_null(strstr(group[0], "Granted 50 credits to 555."));
+    assert_null(strstr(group[0], "150"));
+    assert_null(strstr(group[0], "available"));
+    assert_int_equal(fx_sends_to(&fx, 1, dm, 8), 0);
+    fx_group_from(&fx, -100, 1, "op", 51, "/admin revoke 555 20", NULL, "");
+    fx_until(&fx, fx_handled, (void *)(intptr_t)2);
+    fx_wait_count(&fx, "sendMessage", 2);
+    fx_run_for(&fx, 100);
+    assert_int_equal(fx_sends_to(&fx, -100, group, 8), 2);
+    assert_non_null(strstr(group[1], "Revoked 20 credits from 555."));
+    assert_null(strstr(group[1], "130"));
+    fx_dm(&fx, 1, "/admin grant 555 10");
+    fx_wait_count(&fx, "sendMessage", 3);
+    assert_int_equal(fx_sends_to(&fx, 1, dm, 8), 1);
+    assert_non_null(
+        strstr(dm[0], "Granted 10 credits to 555. Their wallet now has 140 available."));
+    fx_done(&fx);
+    member_dir_free(fx.core.members);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_group_personal_answers_go_by_dm),
     cmocka_unit_test(test_group_personal_answer_dm_closed),
+    cmocka_unit_test(test_group_grant_keeps_balance_private),
 };
 
 TEST_GROUP_DEFINE(telegram_private, tests, lt_group_setup, lt_group_teardown)
