@@ -1,7 +1,8 @@
 /* Answers that are one member's own, through the Telegram adapter and the
  * fake Bot API: a group never reads a member's balance. Personal answers go
  * to the member's private chat (or the group hears how to open it); an
- * admin's grant says what moved, not what the wallet holds. */
+ * admin's grant and a Stars payment for a wallet say what moved, not what
+ * the wallet holds. */
 #include "tests/test.h"
 #include "tests/adapters/telegram_fixture.h"
 
@@ -115,10 +116,53 @@ static void test_group_grant_keeps_balance_private(void **state)
     member_dir_free(fx.core.members);
 }
 
+/* A member pays for their own wallet in a group: the group never reads the
+ * wallet's balance; the receipt with it goes to the member's private chat.
+ * A payment for the group's pool is the group's, and is answered there. */
+static void test_group_stars_payment_keeps_balance_private(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.opts.stars_packages = "50:500";
+    fx_start(&fx);
+    tgapi_push(
+        fx.api,
+        "\"message\":{\"message_id\":30,\"date\":1,\"chat\":{\"id\":-100,\"type\":"
+        "\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":77,\"is_bot\":false,"
+        "\"first_name\":\"Ann\"},\"successful_payment\":{\"currency\":\"XTR\","
+        "\"total_amount\":50,\"invoice_payload\":\"dep:50:500:w\","
+        "\"telegram_payment_charge_id\":\"stxGROUP1\",\"provider_payment_charge_id\":\"\"}}");
+    fx_wait_count(&fx, "sendMessage", 2);
+    fx_run_for(&fx, 100);
+    assert_int_equal(lt_balance(&fx.lt, "telegram:77").posted, 600);
+    const char *group[8], *dm[8];
+    assert_int_equal(fx_sends_to(&fx, 77, dm, 8), 1);
+    assert_non_null(strstr(dm[0], "Balance of your wallet: 600"));
+    assert_int_equal(fx_sends_to(&fx, -100, group, 8), 1);
+    assert_non_null(strstr(group[0], "private message"));
+    assert_null(strstr(group[0], "600"));
+    assert_null(strstr(group[0], "Balance"));
+    /* The pool's balance is the group's own. */
+    tgapi_push(
+        fx.api,
+        "\"message\":{\"message_id\":31,\"date\":1,\"chat\":{\"id\":-100,\"type\":"
+        "\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":77,\"is_bot\":false,"
+        "\"first_name\":\"Ann\"},\"successful_payment\":{\"currency\":\"XTR\","
+        "\"total_amount\":50,\"invoice_payload\":\"dep:50:500:g-100\","
+        "\"telegram_payment_charge_id\":\"stxGROUP2\",\"provider_payment_charge_id\":\"\"}}");
+    fx_wait_count(&fx, "sendMessage", 3);
+    assert_int_equal(fx_sends_to(&fx, -100, group, 8), 2);
+    assert_non_null(strstr(group[1], "Balance of this group's pool: 500"));
+    assert_int_equal(fx_sends_to(&fx, 77, dm, 8), 1);
+    fx_done(&fx);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_group_personal_answers_go_by_dm),
     cmocka_unit_test(test_group_personal_answer_dm_closed),
     cmocka_unit_test(test_group_grant_keeps_balance_private),
+    cmocka_unit_test(test_group_stars_payment_keeps_balance_private),
 };
 
 TEST_GROUP_DEFINE(telegram_private, tests, lt_group_setup, lt_group_teardown)
