@@ -504,6 +504,12 @@
 #define MSG_TG_REFUND_DONE                                                                         \
     "Refunded %lld Stars to user %lld; %lld credits taken back from %s (%lld of them booked as "   \
     "debt)."
+/* The same in a group, for a member's wallet: what it owes afterwards is
+ * the admin's alone (MSG_TG_REFUND_DEBT, an aside). %lld Stars; %lld user
+ * id; %lld credits; %s account. */
+#define MSG_TG_REFUND_DONE_HERE "Refunded %lld Stars to user %lld; %lld credits taken back from %s."
+/* %lld: credits booked as debt; %s: account. */
+#define MSG_TG_REFUND_DEBT "%lld of the credits taken back from %s were booked as debt."
 /* %s: the error. */
 #define MSG_TG_REFUND_UNRECORDED                                                                   \
     "Telegram refunded the Stars, but the ledger did not record the reversal (%s). Run the "       \

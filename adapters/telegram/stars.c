@@ -264,8 +264,26 @@ static void pay__reversed(int rc, const struct deposit_result *res, void *data)
         p->debt = res != NULL ? res->debt : 0;
         log_info("telegram.refunded", "charge=%s account=%s credits=%" PRId64 " debt=%" PRId64,
                  p->charge, p->account, p->credits, p->debt);
-        reply_text(&p->r->reply, true, MSG_TG_REFUND_DONE, (long long)p->stars, (long long)p->payer,
-                   (long long)p->credits, p->account, (long long)p->debt);
+        /* What a member's wallet owes is theirs: a group reads that the
+         * credits were taken back, and the debt is an aside for the admin
+         * (left out in a group). A pool's debt is the group's. */
+        bool hide = p->r->group && strncmp(p->account, "pool:", 5) != 0;
+        if (!hide) {
+            reply_text(&p->r->reply, true, MSG_TG_REFUND_DONE, (long long)p->stars,
+                       (long long)p->payer, (long long)p->credits, p->account, (long long)p->debt);
+        } else {
+            reply_text(&p->r->reply, true, MSG_TG_REFUND_DONE_HERE, (long long)p->stars,
+                       (long long)p->payer, (long long)p->credits, p->account);
+            char text[STORE_ID_SIZE + 96];
+            snprintf(text, sizeof(text), MSG_TG_REFUND_DEBT, (long long)p->debt, p->account);
+            struct reply_msg msg = {.stage = REPLY_FINAL,
+                                    .ephemeral = true,
+                                    .personal = true,
+                                    .aside = true,
+                                    .text = text};
+            if (p->debt > 0)
+                reply_send(&p->r->reply, &msg);
+        }
     } else {
         log_error("telegram.refund_not_recorded", "charge=%s error=%s", p->charge, hb_strerror(rc));
         reply_text(&p->r->reply, true, MSG_TG_REFUND_UNRECORDED, hb_strerror(rc));

@@ -6,6 +6,7 @@
 #include "tests/test.h"
 #include "tests/adapters/telegram_fixture.h"
 
+#include "core/ledger.h"
 #include "core/member.h"
 
 #include <stdint.h>
@@ -158,11 +159,47 @@ static void test_group_stars_payment_keeps_balance_private(void **state)
     fx_done(&fx);
 }
 
+/* An admin refunds a member's Stars payment from a group: the group reads
+ * what was refunded and taken back, never how much of it the member had
+ * already spent (the debt their wallet owes now). */
+static void test_group_refund_keeps_debt_private(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.opts.stars_packages = "50:500";
+    fx.opts.admins = "1";
+    fx_start(&fx);
+    tgapi_push(fx.api,
+               "\"message\":{\"message_id\":30,\"date\":1,\"chat\":{\"id\":77,\"type\":"
+               "\"private\"},\"from\":{\"id\":77,\"is_bot\":false,\"first_name\":\"Ann\"},"
+               "\"successful_payment\":{\"currency\":\"XTR\",\"total_amount\":50,"
+               "\"invoice_payload\":\"dep:50:500:w\",\"telegram_payment_charge_id\":\"stxR1\","
+               "\"provider_payment_charge_id\":\"\"}}");
+    fx_wait_count(&fx, "sendMessage", 1);
+    struct lt_res r;
+    assert_int_equal(lt_plain(&fx.lt, "spend-1", "telegram:77", LEDGER_SYSTEM_REVENUE, 550,
+                              LEDGER_KIND_GENERATION, &r),
+                     0);
+    fx_group_from(&fx, -100, 1, "op", 60, "/admin refund stxR1", NULL, "");
+    fx_wait_count(&fx, "refundStarPayment", 1);
+    fx_until(&fx, fx_some_call_says, "Refunded 50 Stars");
+    fx_run_for(&fx, 100);
+    assert_int_equal(lt_balance(&fx.lt, "debt:telegram:77").posted, -450);
+    const char *group[8];
+    assert_int_equal(fx_sends_to(&fx, -100, group, 8), 1);
+    assert_non_null(strstr(group[0], "Refunded 50 Stars to user 77; 500 credits taken back"));
+    assert_null(strstr(group[0], "450"));
+    assert_null(strstr(group[0], "debt"));
+    fx_done(&fx);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_group_personal_answers_go_by_dm),
     cmocka_unit_test(test_group_personal_answer_dm_closed),
     cmocka_unit_test(test_group_grant_keeps_balance_private),
     cmocka_unit_test(test_group_stars_payment_keeps_balance_private),
+    cmocka_unit_test(test_group_refund_keeps_debt_private),
 };
 
 TEST_GROUP_DEFINE(telegram_private, tests, lt_group_setup, lt_group_teardown)
