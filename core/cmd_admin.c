@@ -40,6 +40,7 @@ struct admin_ctx {
     char shown[WALLET_ACCOUNT_MAX];  /* how the reply names it */
     int64_t amount;
     const char *reason; /* borrowed from the invocation; NULL when none */
+    bool short_funds;   /* a revocation refused for funds, in a group */
     char id[COMMAND_EVENT_ID_MAX + 16];
     char ref[STORE_REF_SIZE];
 };
@@ -55,33 +56,78 @@ static void admin__done(struct admin_ctx *ctx, int rc, const char *what)
     free(ctx);
 }
 
+/* A member's balance is theirs. In a group, where a note to the admin is
+ * shown to everyone (a Telegram group, a Discord channel message), the
+ * confirmation says what moved and to whom, and the member's balance goes
+ * to the admin as a personal aside: shown where the platform can show it
+ * to the admin alone (a Discord slash command), left out where it cannot.
+ * In a DM the whole answer is the admin's. A pool's balance is the
+ * group's own. */
+static bool admin__in_group(const struct admin_ctx *ctx)
+{
+    return ctx->inv->scope == COMMAND_SCOPE_GROUP;
+}
+
+static void admin__wallet_aside(struct admin_ctx *ctx, const char *avail)
+{
+    char text[WALLET_ACCOUNT_MAX + 96];
+    snprintf(text, sizeof(text), MSG_ADMIN_WALLET_NOW, ctx->shown, avail);
+    struct reply_msg msg = {
+        .stage = REPLY_FINAL, .ephemeral = true, .personal = true, .aside = true, .text = text};
+    reply_send(ctx->inv->reply, &msg);
+}
+
 static void admin__balance(int rc, const struct ledger_result *r, void *data)
 {
     struct admin_ctx *ctx = data;
     char amount[32], avail[32];
     format_credits(amount, sizeof(amount), ctx->amount);
+    if (ctx->short_funds) {
+        /* Refused in a group: no figure there; the admin hears what is
+         * available when the balance could be read. */
+        reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKE_SHORT_HERE, ctx->shown);
+        if (rc == 0)
+            admin__wallet_aside(ctx, format_credits(avail, sizeof(avail), r->balance.available));
+        admin__done(ctx, 0, NULL);
+        return;
+    }
     if (rc < 0) {
         admin__done(ctx, rc, "balance");
         return;
     }
     format_credits(avail, sizeof(avail), r->balance.available);
+    bool group = admin__in_group(ctx);
     switch (ctx->move) {
     case ADMIN_GRANT:
-        reply_text(ctx->inv->reply, true, MSG_ADMIN_GRANTED, amount, ctx->shown, avail);
+        if (group)
+            reply_text(ctx->inv->reply, true, MSG_ADMIN_GRANTED_HERE, amount, ctx->shown);
+        else
+            reply_text(ctx->inv->reply, true, MSG_ADMIN_GRANTED, amount, ctx->shown, avail);
         break;
     case ADMIN_REVOKE:
-        reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKED, amount, ctx->shown, avail);
+        if (group)
+            reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKED_HERE, amount, ctx->shown);
+        else
+            reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKED, amount, ctx->shown, avail);
         break;
     case ADMIN_POOL_GRANT:
         reply_text(ctx->inv->reply, false, MSG_ADMIN_POOL_GRANTED, amount, avail);
         break;
     }
+    if (group && ctx->move != ADMIN_POOL_GRANT)
+        admin__wallet_aside(ctx, avail);
     admin__done(ctx, 0, NULL);
 }
 
 static void admin__moved(int rc, const struct ledger_result *r, void *data)
 {
     struct admin_ctx *ctx = data;
+    if (rc == HB_EFUNDS && admin__in_group(ctx)) {
+        ctx->short_funds = true;
+        if (ledger_balance_get(ctx->core->ledger, ctx->target, admin__balance, ctx) < 0)
+            admin__balance(HB_ECANCELED, NULL, ctx);
+        return;
+    }
     if (rc == HB_EFUNDS) {
         char amount[32];
         reply_text(ctx->inv->reply, true, MSG_ADMIN_REVOKE_SHORT, ctx->shown,

@@ -61,6 +61,33 @@ static void credits__welcome(struct credits_ctx *ctx, struct text_buf *t)
         text_buf_add(t, MSG_CREDITS_WELCOME);
 }
 
+/* An answer a group reads (/deposit, /pool: a Telegram group shows even an
+ * ephemeral note to everyone) does not say what a member's new wallet
+ * holds: in a group the welcome is the member's own, an aside after the
+ * answer (shown where the platform can show it to them alone, left out
+ * where it cannot; /balance tells it). In a DM it opens the answer. */
+static void credits__welcome_here(struct credits_ctx *ctx, struct text_buf *t)
+{
+    if (ctx->inv->scope != COMMAND_SCOPE_GROUP)
+        credits__welcome(ctx, t);
+}
+
+static void credits__welcome_aside(struct credits_ctx *ctx)
+{
+    if (ctx->inv->scope != COMMAND_SCOPE_GROUP || !ctx->created)
+        return;
+    struct text_buf t = {0};
+    credits__welcome(ctx, &t);
+    text_buf_trim(&t);
+    struct reply_msg msg = {.stage = REPLY_FINAL,
+                            .ephemeral = true,
+                            .personal = true,
+                            .aside = true,
+                            .text = text_buf_str(&t)};
+    reply_send(ctx->inv->reply, &msg);
+    free(t.buf);
+}
+
 static void credits__opened(int rc, bool created, void *data)
 {
     struct credits_ctx *ctx = data;
@@ -463,7 +490,7 @@ void cmd_usage(struct core *core, struct invocation *inv)
 static void deposit__next(struct credits_ctx *ctx)
 {
     struct text_buf t = {0};
-    credits__welcome(ctx, &t);
+    credits__welcome_here(ctx, &t);
     /* The member's own links and memos when payments are set up; they are
      * signed for this wallet (and this group's pool), so a payment lands
      * in the right account. */
@@ -487,6 +514,7 @@ static void deposit__next(struct credits_ctx *ctx)
         text_buf_add(&t, MSG_DEPOSIT_POOL_HINT);
     reply_text(ctx->inv->reply, true, "%s", text_buf_str(&t));
     free(t.buf);
+    credits__welcome_aside(ctx);
     credits__finish(ctx, 0, NULL);
 }
 
@@ -513,7 +541,7 @@ static void pool__settings(int rc, const struct pool_settings *s, void *data)
         return;
     }
     struct text_buf t = {0};
-    credits__welcome(ctx, &t);
+    credits__welcome_here(ctx, &t);
     if (pv->empty)
         text_buf_add(&t, MSG_POOL_EMPTY);
     else
@@ -529,6 +557,7 @@ static void pool__settings(int rc, const struct pool_settings *s, void *data)
     reply_text(ctx->inv->reply, false, "%s", text_buf_str(&t));
     free(t.buf);
     free(pv);
+    credits__welcome_aside(ctx);
     credits__finish(ctx, 0, NULL);
 }
 

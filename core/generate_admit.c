@@ -46,17 +46,28 @@ void generate__count(struct generate *g, const char *what, const char *name)
     state_incr(ledger_store(ledger), GENERATE_NS_STATS, key, 1, NULL, NULL);
 }
 
-void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ...)
+/* The refusal, then (when aside is not NULL) a personal aside after it,
+ * then the end. */
+static void job__refuse_v(struct job *job, enum generate_refusal why, const char *aside,
+                          const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void job__refuse_v(struct job *job, enum generate_refusal why, const char *aside,
+                          const char *fmt, va_list ap)
 {
     char *text = NULL;
-    va_list ap;
-    va_start(ap, fmt);
     int n = vasprintf(&text, fmt, ap);
-    va_end(ap);
     if (n >= 0) {
         struct reply_msg msg = {.stage = REPLY_FINAL, .ephemeral = true, .text = text};
         reply_send(job->reply, &msg);
         free(text);
+    }
+    if (aside != NULL) {
+        struct reply_msg msg = {.stage = REPLY_FINAL,
+                                .ephemeral = true,
+                                .personal = true,
+                                .aside = true,
+                                .text = aside};
+        reply_send(job->reply, &msg);
     }
     job->g->stats.refused++;
     metrics_counter_add(metrics_std()->generations,
@@ -64,6 +75,26 @@ void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ..
                         1);
     generate__count(job->g, "refused", generate_refusal_name(why));
     job__end(job, HB_EPERM);
+}
+
+void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    job__refuse_v(job, why, NULL, fmt, ap);
+    va_end(ap);
+}
+
+static void job__refuse_aside(struct job *job, enum generate_refusal why, const char *aside,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void job__refuse_aside(struct job *job, enum generate_refusal why, const char *aside,
+                              const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    job__refuse_v(job, why, aside, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- reservations --------------------------------------------------------- */
@@ -112,16 +143,25 @@ void job__reserve(struct job *job, int64_t amount)
     }
 }
 
+/* Refused for funds, with the member's wallet read: in a DM the refusal
+ * says what the wallet holds; in a group (where a Telegram group reads even
+ * an ephemeral note) it names the price only, and the member hears their
+ * wallet's balance alone, as an aside, as after a generation (a pool's
+ * balance is the group's: /pool shows it). */
 static void job__funds_balance(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
-    if (rc == 0)
+    bool group = job->who.scope == COMMAND_SCOPE_GROUP;
+    char aside[96];
+    if (rc == 0 && group)
+        snprintf(aside, sizeof(aside), MSG_GEN_ASIDE_AVAILABLE, (long long)res->balance.available);
+    if (rc == 0 && !group)
         job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT_BALANCE, job->model->name,
                     job__label(job->model), (long long)job->reserved,
                     (long long)res->balance.available);
     else
-        job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT, job->model->name,
-                    job__label(job->model), (long long)job->reserved);
+        job__refuse_aside(job, GEN_REFUSE_FUNDS, rc == 0 ? aside : NULL, MSG_GEN_FUNDS_SHORT,
+                          job->model->name, job__label(job->model), (long long)job->reserved);
     job__unref(job);
 }
 
@@ -164,7 +204,9 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
         return;
     }
     job__persist(job, false);
-    if (job->fb_next > 0 || job->nres > 1) {
+    /* A fallback's reservation (a payer switch reserves again too, and is
+     * not one). */
+    if (job->fb_next > 0) {
         /* A fallback needed more than the first reservation held. */
         snprintf(job->error, sizeof(job->error), MSG_GEN_FALLBACK_NOT_RESERVED, job->model->name,
                  hb_strerror(rc));
@@ -173,10 +215,13 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
         job__unref(job);
         return;
     }
-    if (rc == HB_EFUNDS && g->core->ledger != NULL &&
-        ledger_balance_get(g->core->ledger, job->payer, job__funds_balance, job) == 0)
+    /* Short of funds: the wallet is, and so is the pool when one was tried
+     * (a pool nobody funded yet has no account). */
+    bool funds = rc == HB_EFUNDS || (rc == HB_ENOTFOUND && strcmp(job->payer, job->wallet) != 0);
+    if (funds && g->core->ledger != NULL &&
+        ledger_balance_get(g->core->ledger, job->wallet, job__funds_balance, job) == 0)
         return; /* the reference moves to the balance callback */
-    if (rc == HB_EFUNDS)
+    if (funds)
         job__refuse(job, GEN_REFUSE_FUNDS, MSG_GEN_FUNDS_SHORT_FOR, job->model->name);
     else
         job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_NOT_RESERVED, hb_strerror(rc));

@@ -123,12 +123,25 @@
 #define MSG_ADMIN_GRANTED "Granted %s credits to %s. Their wallet now has %s available."
 /* %s: credits; %s: the member; %s: credits now available. */
 #define MSG_ADMIN_REVOKED "Revoked %s credits from %s. Their wallet now has %s available."
+/* In a group the confirmation names what moved and to whom; the member's
+ * balance is the admin's alone (MSG_ADMIN_WALLET_NOW, an aside).
+ * %s: credits; %s: the member. */
+#define MSG_ADMIN_GRANTED_HERE "Granted %s credits to %s."
+/* %s: credits; %s: the member. */
+#define MSG_ADMIN_REVOKED_HERE "Revoked %s credits from %s."
+/* %s: the member; %s: credits now available. */
+#define MSG_ADMIN_WALLET_NOW "%s's wallet now has %s credits available."
 /* %s: credits; %s: credits now available. */
 #define MSG_ADMIN_POOL_GRANTED "Added %s credits to this group's pool. It now has %s available."
 /* %s: the member; %s: credits asked for. */
 #define MSG_ADMIN_REVOKE_SHORT                                                                     \
     "%s does not have %s credits available; nothing was revoked. /admin revoke "                   \
     "takes at most what is available."
+/* The same refusal in a group, without the amount the member lacks.
+ * %s: the member. */
+#define MSG_ADMIN_REVOKE_SHORT_HERE                                                                \
+    "%s does not have that many credits available; nothing was revoked. /admin revoke takes "      \
+    "at most what is available."
 /* A member reference that names nobody the bot knows (core/member.h).
  * Telegram: %s: the name as written; %s: the command ("admin grant");
  * %s: the amount as written. */
@@ -337,6 +350,9 @@
 #define MSG_GEN_FUNDS_SHORT_BALANCE                                                                \
     "Not enough credits: %s%s costs up to %lld credits and your balance is %lld. "                 \
     "Nothing was reserved."
+/* The wallet's balance after a refusal for funds in a group, to the
+ * member alone (the refusal names the price only). %lld: credits available. */
+#define MSG_GEN_ASIDE_AVAILABLE "Your wallet: %lld credits available."
 /* %s: model; %s: MSG_GEN_DEMO or ""; %lld: most it costs. */
 #define MSG_GEN_FUNDS_SHORT                                                                        \
     "Not enough credits: %s%s costs up to %lld credits. Nothing was reserved."
@@ -488,6 +504,12 @@
 #define MSG_TG_REFUND_DONE                                                                         \
     "Refunded %lld Stars to user %lld; %lld credits taken back from %s (%lld of them booked as "   \
     "debt)."
+/* The same in a group, for a member's wallet: what it owes afterwards is
+ * the admin's alone (MSG_TG_REFUND_DEBT, an aside). %lld Stars; %lld user
+ * id; %lld credits; %s account. */
+#define MSG_TG_REFUND_DONE_HERE "Refunded %lld Stars to user %lld; %lld credits taken back from %s."
+/* %lld: credits booked as debt; %s: account. */
+#define MSG_TG_REFUND_DEBT "%lld of the credits taken back from %s were booked as debt."
 /* %s: the error. */
 #define MSG_TG_REFUND_UNRECORDED                                                                   \
     "Telegram refunded the Stars, but the ledger did not record the reversal (%s). Run the "       \

@@ -33,6 +33,7 @@ struct tg_pay {
     char charge[128];
     int64_t stars, credits, payer;
     int64_t debt;
+    bool finish; /* the handle is this payment's own: finish it when done */
 };
 
 static struct tg_pay *pay__new(struct tg *tg, struct tg_reply *r)
@@ -51,7 +52,9 @@ static struct tg_pay *pay__new(struct tg *tg, struct tg_reply *r)
 static void pay__free(struct tg_pay *p)
 {
     struct tg *tg = p->tg;
-    if (p->r != NULL)
+    if (p->r != NULL && p->finish)
+        reply_finish(&p->r->reply); /* drops this chain's reference, and any private chat's */
+    else if (p->r != NULL)
         tg_reply_unref(p->r);
     free(p);
     tg_unref(tg);
@@ -158,7 +161,10 @@ void tg_stars_precheckout(struct tg *tg, const cJSON *q)
     cJSON_Delete(body);
 }
 
-/* Booked (core/deposit.h): answer the payer with the new balance. */
+/* Booked (core/deposit.h): answer the payer with the new balance. A
+ * wallet's balance is the member's own: the answer is personal, so paid
+ * from a group it goes to the member's private chat and the group hears
+ * only where it went. A pool's balance is the group's, answered there. */
 static void pay__credited(int rc, const struct deposit_result *res, void *data)
 {
     struct tg_pay *p = data;
@@ -175,18 +181,23 @@ static void pay__credited(int rc, const struct deposit_result *res, void *data)
     /* The first report of this charge was answered: one payment, one
      * answer. */
     if (p->r != NULL && !res->existed) {
-        const char *whose =
-            strncmp(p->account, "pool:", 5) == 0 ? MSG_TG_STARS_FOR_POOL : MSG_TG_STARS_FOR_WALLET;
+        bool pool = strncmp(p->account, "pool:", 5) == 0;
+        const char *whose = pool ? MSG_TG_STARS_FOR_POOL : MSG_TG_STARS_FOR_WALLET;
+        char text[512];
         /* A balance lower than the credits says why: debt was repaid. */
         if (res->balance >= 0 && res->repaid > 0)
-            reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED MSG_TG_STARS_REPAID,
-                       MSG_TG_STARS_THANKS, (long long)p->credits, (long long)p->stars, whose,
-                       (long long)res->balance, (long long)res->repaid);
+            snprintf(text, sizeof(text), MSG_TG_STARS_CREDITED MSG_TG_STARS_REPAID,
+                     MSG_TG_STARS_THANKS, (long long)p->credits, (long long)p->stars, whose,
+                     (long long)res->balance, (long long)res->repaid);
         else if (res->balance >= 0)
-            reply_text(&p->r->reply, false, MSG_TG_STARS_CREDITED, MSG_TG_STARS_THANKS,
-                       (long long)p->credits, (long long)p->stars, whose, (long long)res->balance);
+            snprintf(text, sizeof(text), MSG_TG_STARS_CREDITED, MSG_TG_STARS_THANKS,
+                     (long long)p->credits, (long long)p->stars, whose, (long long)res->balance);
         else
-            reply_text(&p->r->reply, false, MSG_TG_STARS_ADDED, (long long)p->credits);
+            snprintf(text, sizeof(text), MSG_TG_STARS_ADDED, (long long)p->credits);
+        if (pool)
+            reply_text(&p->r->reply, false, "%s", text);
+        else
+            reply_personal(&p->r->reply, text);
     }
     pay__free(p);
 }
@@ -210,9 +221,14 @@ void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t u
         reply_text(&r->reply, false, MSG_TG_STARS_UNKNOWN, charge);
         return;
     }
+    /* The payer's private chat is where a personal answer goes from a
+     * group; this handle is the payment's alone, finished when answered. */
+    if (r->user_id == 0)
+        r->user_id = user_id;
     struct tg_pay *p = pay__new(tg, r);
     if (p == NULL)
         return;
+    p->finish = true;
     p->stars = stars;
     p->credits = credits;
     p->payer = user_id;
@@ -248,8 +264,26 @@ static void pay__reversed(int rc, const struct deposit_result *res, void *data)
         p->debt = res != NULL ? res->debt : 0;
         log_info("telegram.refunded", "charge=%s account=%s credits=%" PRId64 " debt=%" PRId64,
                  p->charge, p->account, p->credits, p->debt);
-        reply_text(&p->r->reply, true, MSG_TG_REFUND_DONE, (long long)p->stars, (long long)p->payer,
-                   (long long)p->credits, p->account, (long long)p->debt);
+        /* What a member's wallet owes is theirs: a group reads that the
+         * credits were taken back, and the debt is an aside for the admin
+         * (left out in a group). A pool's debt is the group's. */
+        bool hide = p->r->group && strncmp(p->account, "pool:", 5) != 0;
+        if (!hide) {
+            reply_text(&p->r->reply, true, MSG_TG_REFUND_DONE, (long long)p->stars,
+                       (long long)p->payer, (long long)p->credits, p->account, (long long)p->debt);
+        } else {
+            reply_text(&p->r->reply, true, MSG_TG_REFUND_DONE_HERE, (long long)p->stars,
+                       (long long)p->payer, (long long)p->credits, p->account);
+            char text[STORE_ID_SIZE + 96];
+            snprintf(text, sizeof(text), MSG_TG_REFUND_DEBT, (long long)p->debt, p->account);
+            struct reply_msg msg = {.stage = REPLY_FINAL,
+                                    .ephemeral = true,
+                                    .personal = true,
+                                    .aside = true,
+                                    .text = text};
+            if (p->debt > 0)
+                reply_send(&p->r->reply, &msg);
+        }
     } else {
         log_error("telegram.refund_not_recorded", "charge=%s error=%s", p->charge, hb_strerror(rc));
         reply_text(&p->r->reply, true, MSG_TG_REFUND_UNRECORDED, hb_strerror(rc));

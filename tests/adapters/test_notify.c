@@ -299,8 +299,47 @@ static void test_discord_notify_dm_and_channel(void **state)
     assert_int_equal(uv_loop_close(&t.loop), 0);
 }
 
+/* ---- payment notices ------------------------------------------------------- */
+
+struct nt_told {
+    struct notify_target to;
+    char text[256];
+    int n;
+};
+
+static int nt_record(void *data, const struct notify_target *to, const char *text)
+{
+    struct nt_told *t = data;
+    t->to = *to;
+    snprintf(t->text, sizeof(t->text), "%s", text);
+    t->n++;
+    return 0;
+}
+
+/* A payment notice with a wallet's balance goes to the member privately,
+ * even when the payment names the chat it was started in; a pool's notice
+ * (its balance is the group's) goes to that chat. */
+static void test_payment_notice_private_for_a_wallet(void **state)
+{
+    (void)state;
+    struct nt_told t;
+    memset(&t, 0, sizeof(t));
+    notify_payment(nt_record, &t, "telegram:77", "-100", "card", 500, 600);
+    assert_int_equal(t.n, 1);
+    assert_int_equal(t.to.scope, COMMAND_SCOPE_DM);
+    assert_string_equal(t.to.user_id, "77");
+    assert_string_equal(t.to.channel_id, "");
+    assert_non_null(strstr(t.text, "Your wallet now has 600 credits available."));
+    notify_payment(nt_record, &t, "pool:telegram:-100", "-100", "card", 500, 900);
+    assert_int_equal(t.n, 2);
+    assert_int_equal(t.to.scope, COMMAND_SCOPE_GROUP);
+    assert_string_equal(t.to.channel_id, "-100");
+    assert_non_null(strstr(t.text, "This group's pool now has 900 credits available."));
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_console_notify_prints),
+    cmocka_unit_test(test_payment_notice_private_for_a_wallet),
     cmocka_unit_test(test_telegram_notify_sends_message),
     cmocka_unit_test(test_discord_notify_dm_and_channel),
 };

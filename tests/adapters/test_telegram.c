@@ -520,51 +520,6 @@ static void test_group_migration_moves_pool(void **state)
 
 /* ---- naming members -------------------------------------------------- */
 
-/* One message of user (with a username) in a group; reply_to: the JSON of
- * reply_to_message, or NULL; extra: more members of the message, or "". */
-static void fx_group_from(struct fx *fx, int64_t chat, int64_t user, const char *username,
-                          int64_t msg_id, const char *text, const char *reply_to, const char *extra)
-{
-    char buf[2048];
-    snprintf(buf, sizeof(buf),
-             "\"message\":{\"message_id\":%" PRId64 ",\"date\":1700000000,\"chat\":{\"id\":%" PRId64
-             ",\"type\":\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":%" PRId64
-             ",\"is_bot\":false,\"first_name\":\"%s\",\"username\":\"%s\"},\"text\":\"%s\"%s%s%s}",
-             msg_id, chat, user, username, username, text,
-             reply_to != NULL ? ",\"reply_to_message\":" : "", reply_to != NULL ? reply_to : "",
-             extra);
-    tgapi_push(fx->api, buf);
-}
-
-/* The host dispatched n updates and every command has finished. */
-static bool fx_handled(struct fx *fx, void *arg)
-{
-    return fx->nevents >= (size_t)(intptr_t)arg && router_in_flight(fx->router) == 0;
-}
-
-/* Some recorded call's body holds the text arg. */
-static bool fx_some_call_says(struct fx *fx, void *arg)
-{
-    for (size_t i = 0; i < tgapi_ncalls(fx->api); i++) {
-        const struct tgapi_call *c = tgapi_call_at(fx->api, i);
-        if (c->body != NULL && strstr(c->body, arg) != NULL)
-            return true;
-    }
-    return false;
-}
-
-/* rc of reading an account's balance: 0, or HB_ENOTFOUND when never opened. */
-static int fx_account_rc(struct fx *fx, const char *account)
-{
-    struct lt_res res;
-    memset(&res, 0, sizeof(res));
-    int rc = ledger_balance_get(fx->lt.ledger, account, lt_cb, &res);
-    if (rc < 0)
-        return rc;
-    lt_wait(&fx->lt, &res);
-    return res.rc;
-}
-
 /* "/admin grant @alice 50" grants to the member the bot saw as @alice, or
  * is refused with how to name her; a reply to her message names her; after
  * a restart the name is still known. Nothing is opened for a name nobody
@@ -635,90 +590,6 @@ static void test_admin_names_members(void **state)
     assert_int_equal(lt_balance(&fx.lt, "telegram:555").posted, 170);
     fx_done(&fx);
     member_dir_free(fx.core.members);
-}
-
-/* The sendMessage calls to chat (in order), as a NULL-ended list of
- * borrowed bodies in out (at most n-1). Returns how many. */
-static size_t fx_sends_to(struct fx *fx, int64_t chat, const char **out, size_t n)
-{
-    char key[40];
-    snprintf(key, sizeof(key), "\"chat_id\":%" PRId64 ",", chat);
-    char last[40];
-    snprintf(last, sizeof(last), "\"chat_id\":%" PRId64 "}", chat);
-    size_t k = 0;
-    for (size_t i = 0; i < tgapi_ncalls(fx->api) && k + 1 < n; i++) {
-        const struct tgapi_call *c = tgapi_call_at(fx->api, i);
-        if (strcmp(c->method, "sendMessage") == 0 &&
-            (strstr(c->body, key) != NULL || strstr(c->body, last) != NULL))
-            out[k++] = c->body;
-    }
-    out[k] = NULL;
-    return k;
-}
-
-/* /balance and /history asked for in a group: the answers go to the
- * member's private chat, and the group hears only that they went there,
- * never a balance. */
-static void test_group_personal_answers_go_by_dm(void **state)
-{
-    (void)state;
-    struct fx fx;
-    fx_init(&fx, NULL);
-    fx_start(&fx);
-    fx_group(&fx, -100500, 88, "/balance");
-    fx_wait_count(&fx, "sendMessage", 2);
-    const char *dm[8], *group[8];
-    assert_int_equal(fx_sends_to(&fx, 88, dm, 8), 1);
-    assert_int_equal(fx_sends_to(&fx, -100500, group, 8), 1);
-    assert_non_null(strstr(dm[0], "Your wallet: 100 credits available"));
-    assert_non_null(strstr(group[0], "private message"));
-    assert_null(strstr(group[0], "100 credits"));
-    assert_null(strstr(group[0], "wallet"));
-    assert_non_null(strstr(group[0], "\"message_id\":9")); /* answers the command */
-    /* The group notice comes after Telegram took the private message. */
-    assert_non_null(strstr(fx_call(&fx, "sendMessage", 0)->body, "\"chat_id\":88"));
-    fx_group(&fx, -100500, 88, "/history");
-    fx_wait_count(&fx, "sendMessage", 4);
-    assert_int_equal(fx_sends_to(&fx, 88, dm, 8), 2);
-    assert_int_equal(fx_sends_to(&fx, -100500, group, 8), 2);
-    assert_non_null(strstr(dm[1], "welcome bonus"));
-    assert_null(strstr(group[1], "welcome bonus"));
-    assert_null(strstr(group[1], "+100"));
-    /* In the private chat itself a personal answer is simply the answer. */
-    fx_dm(&fx, 88, "/balance");
-    fx_wait_count(&fx, "sendMessage", 5);
-    assert_int_equal(fx_sends_to(&fx, 88, dm, 8), 3);
-    assert_non_null(strstr(dm[2], "Your wallet: 100 credits available"));
-    assert_int_equal(fx_sends_to(&fx, -100500, group, 8), 2);
-    fx_done(&fx);
-}
-
-/* The member never opened the private chat: Telegram refuses the private
- * message with 403, and the group hears how to open it (a t.me link to the
- * bot), never the balance. */
-static void test_group_personal_answer_dm_closed(void **state)
-{
-    (void)state;
-    struct fx fx;
-    fx_init(&fx, NULL);
-    fx_start(&fx);
-    fx_wait_count(&fx, "getUpdates", 1); /* getMe answered: the username is known */
-    tgapi_fail(fx.api, "sendMessage", 1, 403,
-               "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot can't "
-               "initiate conversation with a user\"}");
-    fx_group(&fx, -100500, 88, "/balance");
-    fx_wait_count(&fx, "sendMessage", 2);
-    const struct tgapi_call *first = fx_call(&fx, "sendMessage", 0);
-    assert_int_equal(first->status, 403);
-    assert_non_null(strstr(first->body, "\"chat_id\":88"));
-    const char *group[8];
-    assert_int_equal(fx_sends_to(&fx, -100500, group, 8), 1);
-    assert_non_null(strstr(group[0], "https://t.me/" TGAPI_BOT_USERNAME "?start"));
-    assert_null(strstr(group[0], "100 credits"));
-    assert_null(strstr(group[0], "available"));
-    fx_run_for(&fx, 100);
-    assert_int_equal(tgapi_count(fx.api, "sendMessage"), 2); /* nothing else, no retry */
-    fx_done(&fx);
 }
 
 /* One number from the test's database (the store's thread has committed
@@ -818,8 +689,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_group_migration_moves_pool),
     cmocka_unit_test(test_notice_blocked_recorded_undeliverable),
     cmocka_unit_test(test_notice_kept_across_restart),
-    cmocka_unit_test(test_group_personal_answers_go_by_dm),
-    cmocka_unit_test(test_group_personal_answer_dm_closed),
     cmocka_unit_test(test_admin_names_members),
 };
 

@@ -64,4 +64,11 @@ const struct tgapi_call *fx_call(struct fx *fx, const char *method, size_t n);
 void fx_dm(struct fx *fx, int64_t user, const char *text);
 void fx_group(struct fx *fx, int64_t chat, int64_t user, const char *text);
 
+void fx_group_from(struct fx *fx, int64_t chat, int64_t user, const char *username, int64_t msg_id,
+                   const char *text, const char *reply_to, const char *extra);
+bool fx_handled(struct fx *fx, void *arg);
+bool fx_some_call_says(struct fx *fx, void *arg);
+int fx_account_rc(struct fx *fx, const char *account);
+size_t fx_sends_to(struct fx *fx, int64_t chat, const char **out, size_t n);
+
 #endif

@@ -246,3 +246,67 @@ void fx_group(struct fx *fx, int64_t chat, int64_t user, const char *text)
 }
 
 /* ---- tests ---------------------------------------------------------- */
+
+/* One message of user (with a username) in a group; reply_to: the JSON of
+ * reply_to_message, or NULL; extra: more members of the message, or "". */
+void fx_group_from(struct fx *fx, int64_t chat, int64_t user, const char *username, int64_t msg_id,
+                   const char *text, const char *reply_to, const char *extra)
+{
+    char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "\"message\":{\"message_id\":%" PRId64 ",\"date\":1700000000,\"chat\":{\"id\":%" PRId64
+             ",\"type\":\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":%" PRId64
+             ",\"is_bot\":false,\"first_name\":\"%s\",\"username\":\"%s\"},\"text\":\"%s\"%s%s%s}",
+             msg_id, chat, user, username, username, text,
+             reply_to != NULL ? ",\"reply_to_message\":" : "", reply_to != NULL ? reply_to : "",
+             extra);
+    tgapi_push(fx->api, buf);
+}
+
+/* The host dispatched n updates and every command has finished. */
+bool fx_handled(struct fx *fx, void *arg)
+{
+    return fx->nevents >= (size_t)(intptr_t)arg && router_in_flight(fx->router) == 0;
+}
+
+/* Some recorded call's body holds the text arg. */
+bool fx_some_call_says(struct fx *fx, void *arg)
+{
+    for (size_t i = 0; i < tgapi_ncalls(fx->api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(fx->api, i);
+        if (c->body != NULL && strstr(c->body, arg) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* rc of reading an account's balance: 0, or HB_ENOTFOUND when never opened. */
+int fx_account_rc(struct fx *fx, const char *account)
+{
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    int rc = ledger_balance_get(fx->lt.ledger, account, lt_cb, &res);
+    if (rc < 0)
+        return rc;
+    lt_wait(&fx->lt, &res);
+    return res.rc;
+}
+
+/* The sendMessage calls to chat (in order), as a NULL-ended list of
+ * borrowed bodies in out (at most n-1). Returns how many. */
+size_t fx_sends_to(struct fx *fx, int64_t chat, const char **out, size_t n)
+{
+    char key[40];
+    snprintf(key, sizeof(key), "\"chat_id\":%" PRId64 ",", chat);
+    char last[40];
+    snprintf(last, sizeof(last), "\"chat_id\":%" PRId64 "}", chat);
+    size_t k = 0;
+    for (size_t i = 0; i < tgapi_ncalls(fx->api) && k + 1 < n; i++) {
+        const struct tgapi_call *c = tgapi_call_at(fx->api, i);
+        if (strcmp(c->method, "sendMessage") == 0 &&
+            (strstr(c->body, key) != NULL || strstr(c->body, last) != NULL))
+            out[k++] = c->body;
+    }
+    out[k] = NULL;
+    return k;
+}

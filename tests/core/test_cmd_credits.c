@@ -195,6 +195,79 @@ static void test_pools(void **state)
     assert_non_null(strstr(t, "run this there"));
 }
 
+/* What everyone reads where the platform cannot hide a note (a Telegram
+ * group): every text that is not personal. */
+static const char *shown(const struct fx *f)
+{
+    return f->cap.shown_text != NULL ? f->cap.shown_text : "";
+}
+
+static const char *personal(const struct fx *f)
+{
+    return f->cap.personal_text != NULL ? f->cap.personal_text : "";
+}
+
+/* In a group a grant's confirmation names the amount and the member, never
+ * the member's balance: that goes to the admin alone, as an aside (shown
+ * where the platform can hide it, left out where it cannot). A pool's
+ * balance is the group's own and stays in the confirmation. */
+static void test_grant_in_group_keeps_balance_private(void **state)
+{
+    struct fx *f = *state;
+    struct who admin = {.user = "9", .scope = "555", .admin = true};
+    run(f, &admin, "admin grant <@1001> 500");
+    assert_non_null(strstr(shown(f), "Granted 500 credits to 1001."));
+    assert_null(strstr(shown(f), "600"));
+    assert_null(strstr(shown(f), "available"));
+    assert_int_equal(f->cap.nasides, 1);
+    assert_string_equal(personal(f), "1001's wallet now has 600 credits available.");
+    run(f, &admin, "admin revoke <@1001> 250");
+    assert_non_null(strstr(shown(f), "Revoked 250 credits from 1001."));
+    assert_null(strstr(shown(f), "350"));
+    assert_int_equal(f->cap.nasides, 1);
+    assert_string_equal(personal(f), "1001's wallet now has 350 credits available.");
+    /* Too much to revoke: the refusal says so without a figure, or even a
+     * bound on one; the admin alone hears what is available. */
+    run(f, &admin, "admin revoke <@1001> 5000");
+    assert_non_null(strstr(shown(f), "nothing was revoked"));
+    assert_null(strstr(shown(f), "5,000"));
+    assert_null(strstr(shown(f), "350"));
+    assert_int_equal(f->cap.nasides, 1);
+    assert_string_equal(personal(f), "1001's wallet now has 350 credits available.");
+    assert_int_equal(lt_balance(&f->lt, "discord:1001").posted, 350);
+    /* In a DM the whole answer is the admin's: one message, as before. */
+    struct who dm_admin = {.user = "9", .admin = true};
+    const char *t = run(f, &dm_admin, "admin grant <@1001> 50");
+    assert_string_equal(t, "Granted 50 credits to 1001. Their wallet now has 400 available.");
+    assert_int_equal(f->cap.npersonal, 0);
+    /* The pool's balance is the group's. */
+    run(f, &admin, "admin pool grant 70");
+    assert_non_null(strstr(f->cap.public_text, "It now has 70 available."));
+    assert_int_equal(f->cap.npersonal, 0);
+}
+
+/* A member's first command in a group opens their wallet; an answer the
+ * group reads (/pool, /deposit) welcomes them without stating what the
+ * wallet holds: the bonus is told to the member alone. */
+static void test_group_welcome_keeps_bonus_private(void **state)
+{
+    struct fx *f = *state;
+    struct who member = {.user = "1001", .scope = "555"};
+    run(f, &member, "pool");
+    assert_non_null(strstr(shown(f), "This group's pool is empty."));
+    assert_null(strstr(shown(f), "100 credits"));
+    assert_non_null(strstr(personal(f), "welcome bonus of 100 credits"));
+    struct who other = {.user = "1002", .scope = "555"};
+    run(f, &other, "deposit");
+    assert_null(strstr(shown(f), "100 credits"));
+    assert_non_null(strstr(personal(f), "welcome bonus of 100 credits"));
+    /* In a DM the welcome is part of the answer, as before. */
+    struct who third = {.user = "1003"};
+    const char *t = run(f, &third, "deposit");
+    assert_non_null(strstr(t, "welcome bonus of 100 credits"));
+    assert_int_equal(f->cap.npersonal, 0);
+}
+
 static void test_history_pages_and_buttons(void **state)
 {
     struct fx *f = *state;
@@ -391,6 +464,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_grant_and_revoke, setup, teardown),
     cmocka_unit_test_setup_teardown(test_grant_to_unknown_name_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_pools, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_grant_in_group_keeps_balance_private, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_group_welcome_keeps_bonus_private, setup, teardown),
     cmocka_unit_test_setup_teardown(test_history_pages_and_buttons, setup, teardown),
     cmocka_unit_test_setup_teardown(test_usage_and_deposit, setup, teardown),
     cmocka_unit_test_setup_teardown(test_debt_shown_and_repaid, setup, teardown),

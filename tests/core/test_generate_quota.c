@@ -121,6 +121,47 @@ static void gt_pool_set(struct gt *gt, const char *pool, enum pool_policy policy
     gt_wait(gt, &saved, 1);
 }
 
+/* Refused for funds in a group: the refusal is read by everyone where the
+ * platform cannot hide it (a Telegram group), so it names the price and
+ * never the member's balance; the member alone hears what their wallet
+ * holds, as an aside. */
+static void test_not_enough_credits_in_group(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.welcome_bonus = 5; /* the estimate of "h" is 12 */
+    struct reply_capture cap;
+    struct invocation inv;
+    gt_inv(&inv, &cap, "poor", "g1");
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hello", .model = "h"};
+    generate_submit(gt.g, &inv, &req);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_non_null(cap.shown_text);
+    assert_non_null(strstr(cap.shown_text, "Not enough credits: h costs up to 12 credits."));
+    assert_null(strstr(cap.shown_text, "balance"));
+    assert_null(strstr(cap.shown_text, " 5"));
+    assert_int_equal(cap.nasides, 1);
+    assert_non_null(cap.personal_text);
+    assert_string_equal(cap.personal_text, "Your wallet: 5 credits available.");
+    reply_capture_close(&cap);
+    /* Wallet first, and the group's pool never funded: the same refusal,
+     * not a failure to reserve. */
+    gt_pool_set(&gt, "pool:console:g2", POOL_POLICY_WALLET_FIRST, 0);
+    gt_inv(&inv, &cap, "poor", "g2");
+    generate_submit(gt.g, &inv, &req);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_non_null(cap.shown_text);
+    assert_string_equal(cap.shown_text, "Not enough credits: h costs up to 12 credits. Nothing was "
+                                        "reserved.");
+    assert_non_null(cap.personal_text);
+    assert_string_equal(cap.personal_text, "Your wallet: 5 credits available.");
+    reply_capture_close(&cap);
+    assert_int_equal(gt.held.ncalls, 0);
+    assert_int_equal(gt_balance(&gt, "poor"), 5);
+    gt_done(&gt);
+}
+
 static void test_pool_policy_chooses_payer(void **state)
 {
     (void)state;
@@ -527,6 +568,7 @@ static const struct CMUnitTest quota_tests[] = {
     cmocka_unit_test(test_limits_refuse_and_reset),
     cmocka_unit_test(test_group_daily_limit),
     cmocka_unit_test(test_not_enough_credits),
+    cmocka_unit_test(test_not_enough_credits_in_group),
     cmocka_unit_test(test_pool_policy_chooses_payer),
     cmocka_unit_test(test_idle_members_pruned),
     cmocka_unit_test(test_token_cap_reserved_at_admission),

@@ -39,6 +39,8 @@ static int reply_capture__send(struct reply *r, const struct reply_msg *msg)
                                         : &cap->public_text;
         if (which != NULL && reply_capture__join(which, msg->text) < 0)
             return -1;
+        if (!msg->personal && reply_capture__join(&cap->shown_text, msg->text) < 0)
+            return -1;
     }
     if (msg->aside)
         return 0; /* a by-the-way note: the answer's buttons and image stay the last seen */
@@ -71,7 +73,9 @@ void reply_capture_close(struct reply_capture *cap)
     free(cap->text);
     free(cap->public_text);
     free(cap->personal_text);
+    free(cap->shown_text);
     cap->text = NULL;
     cap->public_text = NULL;
     cap->personal_text = NULL;
+    cap->shown_text = NULL;
 }

@@ -17,6 +17,9 @@ struct reply_capture {
     char *public_text;   /* texts of the messages others may read (neither ephemeral nor
                             personal), joined with "\n" (heap) */
     char *personal_text; /* texts of the personal messages, joined likewise (heap) */
+    char *shown_text;    /* texts of the messages that are not personal, joined likewise (heap):
+                            what a Telegram group reads, where an ephemeral note is shown in
+                            place for everyone */
     size_t npersonal;
     size_t nasides;  /* personal messages marked aside */
     size_t nbuttons; /* buttons on the last message that is not an aside */
