@@ -12,6 +12,7 @@
  * deposit, the balances of the model, and `haibot ledger verify` ok. */
 #include "adapters/stripe/stripe.h"
 #include "core/payref.h"
+#include "tests/core/ledger_helpers.h"
 #include "tests/test.h"
 
 #include <arpa/inet.h>
@@ -633,8 +634,55 @@ static void test_payments_crash(void **state)
     assert_true(m.credited[PC_NSESSIONS - 1]);
 }
 
+/* The kill between a refund's reversal and the note of it kept with the
+ * payment (two commits): the state is made here by booking the first
+ * refund's reversal as the daemon would and leaving the note behind. The
+ * next refund of the same charge (Stripe's amount_refunded counts all
+ * refunds so far) reverses only what is left, and is not refused for
+ * ever. */
+static void test_refund_after_lost_note(void **state)
+{
+    struct pc *f = *state;
+    const struct pc_step credit = {PC_PAID, 0, 0};
+    const struct pc_step half = {PC_REFUND, 0, 250};
+    const struct pc_step rest = {PC_REFUND, 0, 500};
+    char body[2048];
+    pc_start(f);
+    pc_event(body, sizeof(body), 1, "a", &credit);
+    pc_deliver(f->port, body);
+    pc_stop(f);
+
+    struct lt t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(uv_loop_init(&t.loop), 0);
+    t.opts.path = f->db;
+    lt_ledger_open(&t);
+    struct lt_res res;
+    assert_int_equal(lt_reverse(&t, "stripe:pi_0:refunded:250", "stripe:cs_test_0", 500,
+                                LEDGER_KIND_REFUND, &res),
+                     0);
+    lt_ledger_close(&t);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&t.loop), 0);
+
+    pc_start(f);
+    pc_event(body, sizeof(body), 2, "a", &half);
+    pc_deliver(f->port, body); /* redelivered: it was booked */
+    pc_event(body, sizeof(body), 3, "a", &rest);
+    pc_deliver(f->port, body);
+    pc_stop(f);
+    struct pc_model m;
+    memset(&m, 0, sizeof(m));
+    pc_model_apply(&m, &credit);
+    pc_model_apply(&m, &half);
+    pc_model_apply(&m, &rest);
+    assert_int_equal(m.reversed[0], 1000);
+    pc_check(f, &m, 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_payments_crash, pc_setup, pc_teardown),
+    cmocka_unit_test_setup_teardown(test_refund_after_lost_note, pc_setup, pc_teardown),
 };
 
-TEST_GROUP_DEFINE(payments_crash, tests, NULL, NULL)
+TEST_GROUP_DEFINE(payments_crash, tests, lt_group_setup, lt_group_teardown)
