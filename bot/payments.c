@@ -75,7 +75,7 @@ struct pay_job {
     int64_t credits;                      /* credits moved by this event */
     int64_t paid_amount;                  /* refunds: what the credit cost */
     int64_t paid_credits;                 /* refunds: what the credit bought */
-    int64_t reversed;                     /* refunds: credits reversed before */
+    int64_t reversed;                     /* refunds: credits reversed before, by the ledger */
     const char *outcome;                  /* for the metric and the answer */
 };
 
@@ -295,6 +295,48 @@ static void pay__reversed(int rc, const struct deposit_result *r, void *data)
         pay__fail(job, "link reversal", rc);
 }
 
+/* The payment's credit as the ledger has it: what its reversals add up to
+ * is read from the ledger, not from the payment's note, which a stop
+ * between the reversal and the note leaves behind by one refund (the next
+ * refund would then ask for more than is left, and be refused on every
+ * retry). */
+static void pay__original_read(int rc, const struct ledger_result *r, void *data)
+{
+    struct pay_job *job = data;
+    if (rc < 0) {
+        pay__fail(job, "read payment", rc);
+        return;
+    }
+    job->reversed = r->reversed;
+    /* Credits in proportion to the money returned, never more than bought. */
+    int64_t amount = job->paid_amount;
+    int64_t credits = job->paid_credits;
+    int64_t returned = job->ev.amount < amount ? job->ev.amount : amount;
+    int64_t target =
+        returned == amount
+            ? credits
+            : (int64_t)ceill((long double)returned * (long double)credits / (long double)amount);
+    int64_t delta = job->ev.amount_cumulative ? target - job->reversed : target;
+    if (delta > credits - job->reversed)
+        delta = credits - job->reversed;
+    if (delta <= 0) {
+        pay__finish(job, 200, "nothing_to_reverse");
+        return;
+    }
+    job->credits = delta;
+    char ref[200];
+    snprintf(ref, sizeof(ref), "%s %.60s %.120s", payments_provider_name(job->provider),
+             job->ev.type, job->ev.payment_id);
+    struct deposit_reversal rev = {.id = job->transfer_id,
+                                   .original = job->original,
+                                   .credits = delta,
+                                   .chargeback = job->ev.action == PAYMENT_CHARGEBACK,
+                                   .ref = ref};
+    rc = deposit_reverse(*job->p->ledger, &rev, pay__reversed, job);
+    if (rc < 0)
+        pay__fail(job, "reverse", rc);
+}
+
 static void pay__link_read(int rc, const char *value, void *data)
 {
     struct pay_job *job = data;
@@ -319,32 +361,10 @@ static void pay__link_read(int rc, const char *value, void *data)
     snprintf(job->account, sizeof(job->account), "%s", account);
     job->paid_credits = credits;
     job->paid_amount = amount;
-    job->reversed = reversed;
-    /* Credits in proportion to the money returned, never more than bought. */
-    int64_t returned = job->ev.amount < amount ? job->ev.amount : amount;
-    int64_t target =
-        returned == amount
-            ? credits
-            : (int64_t)ceill((long double)returned * (long double)credits / (long double)amount);
-    int64_t delta = job->ev.amount_cumulative ? target - reversed : target;
-    if (delta > credits - reversed)
-        delta = credits - reversed;
-    if (delta <= 0) {
-        pay__finish(job, 200, "nothing_to_reverse");
-        return;
-    }
-    job->credits = delta;
-    char ref[200];
-    snprintf(ref, sizeof(ref), "%s %.60s %.120s", payments_provider_name(job->provider),
-             job->ev.type, job->ev.payment_id);
-    struct deposit_reversal rev = {.id = job->transfer_id,
-                                   .original = job->original,
-                                   .credits = delta,
-                                   .chargeback = job->ev.action == PAYMENT_CHARGEBACK,
-                                   .ref = ref};
-    rc = deposit_reverse(*job->p->ledger, &rev, pay__reversed, job);
+    struct ledger *l = *job->p->ledger;
+    rc = l != NULL ? ledger_transfer_get(l, job->original, pay__original_read, job) : HB_ECANCELED;
     if (rc < 0)
-        pay__fail(job, "reverse", rc);
+        pay__fail(job, "read payment", rc);
 }
 
 /* ---- the event ------------------------------------------------------------------------ */

@@ -115,6 +115,7 @@ struct ledger_result {
     char account[STORE_ID_SIZE];   /* HB_ENOTFOUND / HB_EFUNDS: the account concerned */
     size_t index;                  /* batches: index of the transfer that failed */
     int64_t debt;                  /* reversals: credits booked to the debt account */
+    int64_t reversed;              /* ledger_transfer_get: what its reversals add up to */
     struct ledger_balance balance; /* ledger_balance_get */
     const struct store_transfer *history; /* ledger_history_get: newest first */
     size_t history_count;
@@ -189,7 +190,8 @@ int ledger_transfer_reverse(struct ledger *ledger, const char *id, const char *o
                             int64_t amount, uint32_t kind, const char *ref, ledger_cb cb,
                             void *data);
 
-/** Read one transfer by id into result->transfer (HB_ENOTFOUND). */
+/** Read one transfer by id into result->transfer (HB_ENOTFOUND), and what
+ *  the reversals of it add up to so far into result->reversed. */
 int ledger_transfer_get(struct ledger *ledger, const char *id, ledger_cb cb, void *data);
 
 /** Read an account's balance into result->balance (HB_ENOTFOUND). */

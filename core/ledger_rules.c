@@ -543,6 +543,8 @@ int ledger__run(struct store_txn *txn, struct store_job *job)
         break;
     case LEDGER_OP_GET:
         rc = store_txn_transfer_get(txn, op->one.id, &res->transfer);
+        if (rc == 0)
+            rc = store_txn_link_sum(txn, op->one.id, LEDGER_TRANSFER_REVERSAL, &res->reversed);
         break;
     case LEDGER_OP_BALANCE:
         rc = ledger__account_load(txn, op, op->one.id, &a);
