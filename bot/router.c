@@ -81,6 +81,8 @@ void router_free(struct router *r)
 {
     if (r == NULL)
         return;
+    if (r->core != NULL && r->core->access == r->access)
+        r->core->access = NULL;
     access_rules_free(r->access);
     free(r);
 }
@@ -103,6 +105,8 @@ int router_access_configure(struct router *r, const struct config *cfg)
         log_error("access.not_applied", "problem=%s action=keeping the previous rules", err);
         return HB_ENOMEM;
     }
+    if (r->core != NULL)
+        r->core->access = rules; /* what adapters check on paths that skip the router */
     access_rules_free(r->access);
     r->access = rules;
     return 0;
