@@ -47,6 +47,8 @@ enum config_filter_kind {
     CONFIG_FILTER_CARD = 4,
 };
 enum config_filter_action { CONFIG_FILTER_BLOCK = 0, CONFIG_FILTER_REDACT = 1 };
+/* Same order as core/access.h's enum access_reply. */
+enum config_blocked_reply { CONFIG_BLOCKED_MESSAGE = 0, CONFIG_BLOCKED_SILENT = 1 };
 
 struct config_bot {
     char *name;                        /* display name of the bot */
@@ -188,6 +190,18 @@ struct config_filter {
     char *replacement;                /* redact: text put in place of a match */
 };
 
+/* Who may use the bot (core/access.h): lists of "<platform>:<id>". */
+struct config_access {
+    char *allow_users;  /* only these members (per platform named); NULL: everyone */
+    char *block_users;  /* never these members */
+    char *allow_roles;  /* Discord: members holding one of these roles also get in */
+    char *block_roles;  /* Discord: never members holding one of these roles */
+    char *allow_groups; /* only in these Discord servers / Telegram groups */
+    char *block_groups; /* never in these Discord servers / Telegram groups */
+    bool dms;           /* direct messages (and the console) are answered */
+    enum config_blocked_reply blocked_reply; /* a refused member hears a message or nothing */
+};
+
 /** A validated configuration. Transparent and read-only for its users; every
  *  string is owned by the struct and freed by config_free(). */
 struct config {
@@ -210,6 +224,7 @@ struct config {
     struct config_limits limits;
     struct config_filter *filters; /* in file order */
     size_t nfilters;
+    struct config_access access;
 };
 
 /* ---- The schema (read-only; config_schema.c holds the table). ---- */

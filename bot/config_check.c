@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "base/text.h"
+#include "core/access.h"
 #include "core/filter.h"
 #include "core/provider.h"
 
@@ -226,6 +227,35 @@ static int config__endpoints_check(struct config_parser *ps)
     return rc;
 }
 
+/* Every [access] list entry is "<platform>:<id>" with an id that platform
+ * uses; a wrong one is reported on its own line. */
+static int config__access_check(struct config_parser *ps, const struct config_inst *in)
+{
+    static const struct {
+        const char *key;
+        enum access_list_kind kind;
+    } lists[] = {
+        {"allow_users", ACCESS_LIST_USERS},   {"block_users", ACCESS_LIST_USERS},
+        {"allow_roles", ACCESS_LIST_ROLES},   {"block_roles", ACCESS_LIST_ROLES},
+        {"allow_groups", ACCESS_LIST_GROUPS}, {"block_groups", ACCESS_LIST_GROUPS},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]) && rc == 0; i++) {
+        size_t idx = 0;
+        const struct config_key_schema *k =
+            config__key_find(in->sec, lists[i].key, strlen(lists[i].key), &idx);
+        if (k == NULL || in->key_lines[idx] == 0 || in->key_bad[idx])
+            continue;
+        char **value = config__field(config__item(ps->cfg, in->sec, in->index), k);
+        char err[256];
+        rc = access_list_check(*value, lists[i].kind, err, sizeof(err));
+        if (rc == HB_EINVAL)
+            rc = config__problem_add(ps->problems, in->key_lines[idx], "[access] %s: %s",
+                                     lists[i].key, err);
+    }
+    return rc;
+}
+
 /* Required keys, per-instance defaults, and rules across keys or sections. */
 int config__validate(struct config_parser *ps)
 {
@@ -286,8 +316,13 @@ int config__validate(struct config_parser *ps)
     const struct config_section_schema *prov = config__section_find("provider");
     const struct config_section_schema *model = config__section_find("model");
     const struct config_section_schema *filt = config__section_find("filter");
+    const struct config_section_schema *access = config__section_find("access");
     for (size_t i = 0; i < ps->ninsts && rc == 0; i++) {
         struct config_inst *in = &ps->insts[i];
+        if (in->sec == access) {
+            rc = config__access_check(ps, in);
+            continue;
+        }
         if (in->sec == filt) {
             /* A pattern that does not build is reported on its own line. */
             const struct config_filter *f = config__item(ps->cfg, filt, in->index);

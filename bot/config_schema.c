@@ -15,6 +15,7 @@ _Static_assert(sizeof(enum config_modality) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_filter_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_max_tokens_field) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_filter_action) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_blocked_reply) == sizeof(int), "enum size");
 
 /* ---- The schema ---------------------------------------------------------- */
 
@@ -287,6 +288,25 @@ static const struct config_key_schema config_keys_filter[] = {
     K_STRING(struct config_filter, replacement, NULL, LIVE, "redact: text put in place of a match"),
 };
 
+/* [access]: who may use the bot. Lists of "<platform>:<id>", checked by
+ * config_check.c with core/access.h. */
+static const char *const config_blocked_replies[] = {"message", "silent", NULL};
+static const struct config_key_schema config_keys_access[] = {
+    K_STRING(struct config_access, allow_users, NULL, LIVE,
+             "only these members: discord:<id>, telegram:<id>, console:<name>"),
+    K_STRING(struct config_access, block_users, NULL, LIVE, "never these members"),
+    K_STRING(struct config_access, allow_roles, NULL, LIVE,
+             "members holding one of these Discord roles get in: discord:<role id>"),
+    K_STRING(struct config_access, block_roles, NULL, LIVE,
+             "never members holding one of these Discord roles"),
+    K_STRING(struct config_access, allow_groups, NULL, LIVE,
+             "only in these servers or groups: discord:<guild id>, telegram:<chat id>"),
+    K_STRING(struct config_access, block_groups, NULL, LIVE, "never in these servers or groups"),
+    K_BOOL(struct config_access, dms, "yes", LIVE, "answer direct messages (and the console)"),
+    K_ENUM(struct config_access, blocked_reply, "message", config_blocked_replies, LIVE,
+           "what a refused member gets: one short message, or silence"),
+};
+
 #define SECTION(n, field, keys, help)                                                              \
     {                                                                                              \
         n, false, offsetof(struct config, field), 0, 0, keys, sizeof(keys) / sizeof(keys[0]), help \
@@ -316,6 +336,7 @@ const struct config_section_schema config__schema[] = {
     SECTION("limits", limits, config_keys_limits, "generation limits and the queue"),
     SECTIONS("filter", filters, nfilters, struct config_filter, config_keys_filter,
              "a content filter rule for prompts and outputs (repeatable, named)"),
+    SECTION("access", access, config_keys_access, "who may use the bot"),
 };
 
 const size_t config__nsections = sizeof(config__schema) / sizeof(config__schema[0]);

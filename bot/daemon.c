@@ -87,6 +87,8 @@ static void daemon__apply_live(struct daemon *d, const struct config *cfg)
     d->core.bot_name = cfg->bot.name;
     d->core.welcome_bonus = cfg->ledger.welcome_bonus;
     d->core.reservation_timeout_ms = cfg->storage.reservation_timeout * 1000;
+    if (d->router != NULL)
+        router_access_configure(d->router, cfg); /* logs and keeps the previous on failure */
     for (size_t i = 0; i < d->nadapters; i++) {
         if (d->kinds[i]->reload == NULL || d->adapters[i]->ops->reload == NULL)
             continue;
@@ -865,7 +867,8 @@ int daemon_run(const char *config_path)
     d->core.host = d;
     d->router = router_new(&d->core);
     d->core.members = member_dir_new();
-    if (d->router == NULL || d->core.members == NULL)
+    if (d->router == NULL || d->core.members == NULL ||
+        router_access_configure(d->router, d->config) < 0)
         goto out;
     rc = daemon__handles_init(d);
     if (rc < 0)

@@ -1,7 +1,10 @@
 #include "bot/router.h"
 
+#include "bot/config.h"
+#include "core/access.h"
 #include "core/commands.h"
 #include "core/core.h"
+#include "base/error.h"
 #include "base/log.h"
 #include "core/messages.h"
 #include "base/metrics.h"
@@ -17,6 +20,7 @@ struct router {
     bool draining;    /* refuse new calls */
     void (*drained_cb)(void *data);
     void *drained_data;
+    struct access_rules *access; /* who may use the bot; NULL: everyone */
 };
 
 /* One routed call: the handler's reply handle wraps the adapter's, so the
@@ -75,7 +79,37 @@ struct router *router_new(struct core *core)
 
 void router_free(struct router *r)
 {
+    if (r == NULL)
+        return;
+    if (r->core != NULL && r->core->access == r->access)
+        r->core->access = NULL;
+    access_rules_free(r->access);
     free(r);
+}
+
+int router_access_configure(struct router *r, const struct config *cfg)
+{
+    const struct config_access *a = &cfg->access;
+    struct access_settings s = {.allow_users = a->allow_users,
+                                .block_users = a->block_users,
+                                .allow_roles = a->allow_roles,
+                                .block_roles = a->block_roles,
+                                .allow_groups = a->allow_groups,
+                                .block_groups = a->block_groups,
+                                .dms = a->dms,
+                                .reply = (enum access_reply)a->blocked_reply};
+    char err[256] = "";
+    struct access_rules *rules = access_rules_new(&s, err, sizeof(err));
+    if (rules == NULL) {
+        /* The config was validated: only memory can fail here. */
+        log_error("access.not_applied", "problem=%s action=keeping the previous rules", err);
+        return HB_ENOMEM;
+    }
+    if (r->core != NULL)
+        r->core->access = rules; /* what adapters check on paths that skip the router */
+    access_rules_free(r->access);
+    r->access = rules;
+    return 0;
 }
 
 size_t router_in_flight(const struct router *r)
@@ -151,6 +185,23 @@ static void router__run(struct router *r, struct invocation *inv, const struct c
     fn(r->core, &call->inv);
 }
 
+/* Who may use the bot, checked before anything else: a refused member
+ * reaches no handler, so nothing opens a wallet or pays a welcome bonus for
+ * them. Returns true when the invocation was refused (and finished). */
+static bool router__access_refused(struct router *r, struct invocation *inv)
+{
+    enum access_verdict v = access_check(r->access, inv);
+    if (v == ACCESS_ALLOWED)
+        return false;
+    const char *why = v == ACCESS_NO_DMS ? "no_dms" : "blocked";
+    log_info("command.refused", "platform=%s reason=%s", command_platform_name(inv->platform), why);
+    if (access_reply_mode(r->access) == ACCESS_REPLY_MESSAGE)
+        reply_text(inv->reply, true, v == ACCESS_NO_DMS ? MSG_ROUTER_NO_DMS : MSG_ROUTER_BLOCKED,
+                   command_platform_name(inv->platform), inv->user_id);
+    router__refuse_done(inv, NULL, why);
+    return true;
+}
+
 void router_dispatch(struct router *r, struct invocation *inv, const char *args)
 {
     char err[512];
@@ -159,6 +210,8 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
         router__refuse_done(inv, NULL, "draining");
         return;
     }
+    if (router__access_refused(r, inv))
+        return;
     const struct command_spec *spec;
     if (inv->button_ref[0] != '\0') {
         /* A button press: route by the ref's prefix; the handler checks

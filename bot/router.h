@@ -8,14 +8,22 @@
 
 #include <stddef.h>
 
+struct config;
 struct core;
 struct router;
 
 /** A router for handlers that reach `core` (borrowed; must outlive it). */
 struct router *router_new(struct core *core);
 
-/** Free the router. Work in flight must have finished (router_in_flight 0). */
+/** Free the router. Work in flight must have finished (router_in_flight 0).
+ *  NULL is fine. */
 void router_free(struct router *r);
+
+/** Check every later invocation against cfg's [access] rules (who may use
+ *  the bot, core/access.h); a refused one reaches no handler. cfg is read
+ *  during the call only. Returns 0, or HB_ENOMEM with the previous rules
+ *  kept. Called at start and on every reload (the rules are live). */
+int router_access_configure(struct router *r, const struct config *cfg);
 
 /** Route an invocation. The router takes over inv's option strings and its
  *  reply handle (inv itself is copied, so it may live on the caller's

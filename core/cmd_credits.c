@@ -189,6 +189,13 @@ static void start__balance(int rc, const struct ledger_result *r, void *data)
     else
         text_buf_add(&t, MSG_START_WELCOME_BACK, name);
     credits__balance_line(&t, MSG_CREDITS_YOUR_WALLET, &r->balance);
+    if (ctx->inv->scope == COMMAND_SCOPE_DM && ctx->inv->platform != COMMAND_PLATFORM_CONSOLE) {
+        /* In a private chat the member learns the id an operator puts in
+         * bot.conf (admins, [access] lists); a group would show it to all. */
+        const char *platform = command_platform_name(ctx->inv->platform);
+        text_buf_add(&t, MSG_START_YOUR_ID, platform, ctx->inv->user_id, platform,
+                     ctx->inv->user_id);
+    }
     text_buf_add(&t, MSG_START_HOW_CREDITS_WORK);
     reply_personal(ctx->inv->reply, text_buf_str(&t));
     free(t.buf);

@@ -20,6 +20,7 @@
 #define COMMAND_ID_MAX 96 /* user, scope, channel ids: "discord:1234..." fits */
 #define COMMAND_EVENT_ID_MAX 128
 #define COMMAND_BUTTON_REF_MAX 64 /* Telegram allows 64 bytes of callback data */
+#define COMMAND_ROLES_MAX 250     /* a Discord guild has at most 250 roles */
 
 enum command_platform {
     COMMAND_PLATFORM_CONSOLE = 0,
@@ -132,8 +133,11 @@ struct invocation {
     enum command_scope scope;
     char scope_id[COMMAND_ID_MAX]; /* guild id / group chat id; empty in a DM */
     char channel_id[COMMAND_ID_MAX];
-    char event_id[COMMAND_EVENT_ID_MAX];         /* stable id of the causing event */
-    bool admin;                                  /* the adapter's verdict on admin rights */
+    char event_id[COMMAND_EVENT_ID_MAX]; /* stable id of the causing event */
+    bool admin;                          /* the adapter's verdict on admin rights */
+    uint64_t roles[COMMAND_ROLES_MAX];   /* the member's role ids in this group (Discord), for
+                                            [access]; nroles of them */
+    size_t nroles;
     char name[32];                               /* command name without the slash */
     char button_ref[COMMAND_BUTTON_REF_MAX + 1]; /* a button press: the pressed button's
                                                     ref (see core/button.h); else "" */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct access_rules;
 struct generate;
 struct ledger;
 struct member_dir;
@@ -51,6 +52,8 @@ struct core {
     void *host;                           /* passed back to host_ops */
     struct generate *generate;            /* generation jobs; NULL when not running */
     struct member_dir *members;           /* cache of seen usernames (core/member.h); may be NULL */
+    const struct access_rules *access;    /* who may use the bot (core/access.h), owned by the
+                                             router; for paths that do not pass it; NULL: all */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

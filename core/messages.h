@@ -48,6 +48,9 @@
 
 /* %s: the bot's name. */
 #define MSG_START_WELCOME_BACK "Welcome back to %s.\n"
+/* %s: the platform; %s: the member's id there; %s: again the platform; %s: again the id. An
+ * operator needs it for bot.conf ([telegram] admins, [access] lists). */
+#define MSG_START_YOUR_ID "Your %s user id is %s (in bot.conf's [access] lists: %s:%s).\n"
 #define MSG_START_HOW_CREDITS_WORK                                                                 \
     "\nHow credits work: every generation (/chat, /imagine) costs credits, shown before "          \
     "it runs. The bot reserves the most it could cost, charges what the work really "              \
@@ -187,6 +190,11 @@
 #define MSG_ROUTER_BUTTON_INACTIVE "This button is no longer active."
 /* %s: the command. */
 #define MSG_ROUTER_ADMINS_ONLY "Only admins can use /%s."
+/* %s: the platform; %s: the member's id there (as [access] lists write it). */
+#define MSG_ROUTER_BLOCKED "Sorry, you may not use this bot here. Your id is %s:%s."
+/* %s: the platform; %s: the member's id there. */
+#define MSG_ROUTER_NO_DMS                                                                          \
+    "This bot does not answer direct messages; use it in a server or group. Your id is %s:%s."
 
 /* ---- Options: why a command's options were refused ---------------------- */
 

@@ -36,6 +36,19 @@ void dc__identity(const cJSON *d, struct invocation *inv)
     if (channel == NULL)
         channel = dc__str(cJSON_GetObjectItemCaseSensitive(d, "channel"), "id");
     dc__copy(inv->channel_id, sizeof(inv->channel_id), channel);
+    /* The member's roles, for [access] role lists (core/access.h). */
+    const cJSON *role;
+    inv->nroles = 0;
+    cJSON_ArrayForEach(role, cJSON_GetObjectItemCaseSensitive(member, "roles"))
+    {
+        if (inv->nroles == COMMAND_ROLES_MAX)
+            break;
+        if (!cJSON_IsString(role) || role->valuestring[0] < '0' || role->valuestring[0] > '9')
+            continue;
+        uint64_t id = strtoull(role->valuestring, NULL, 10);
+        if (id != 0)
+            inv->roles[inv->nroles++] = id;
+    }
     const char *perms = dc__str(member, "permissions");
     uint64_t bits = perms != NULL ? strtoull(perms, NULL, 10) : 0;
     inv->admin = (bits & (DISCORD_PERM_MANAGE_GUILD | DISCORD_PERM_ADMINISTRATOR)) != 0;

@@ -4,6 +4,7 @@
  * pool along (core/pool.h). */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "core/access.h"
 #include "core/messages.h"
 #include "core/commands.h"
 #include "core/core.h"
@@ -195,7 +196,10 @@ static void tg__text(struct tg *tg, struct invocation *inv, const char *text, in
         const char *rest = p + w;
         while (*rest == ' ' || *rest == '\t' || *rest == '\n')
             rest++;
-        if (strcmp(name, "deposit") == 0 && tg->npackages > 0) {
+        /* A Stars invoice skips the router: a member [access] refuses goes
+         * through it instead, to be refused there, and gets none. */
+        if (strcmp(name, "deposit") == 0 && tg->npackages > 0 &&
+            (tg->core == NULL || access_check(tg->core->access, inv) == ACCESS_ALLOWED)) {
             struct tg_reply *r = tg_reply_new(tg, chat_id, group, msg_id);
             if (r != NULL) {
                 tg_stars_offer(tg, r, chat_id, group);

@@ -199,6 +199,7 @@ static void at_interaction(struct at *t, unsigned n, const char *data_json, int 
     snprintf(d, sizeof(d),
              "{\"id\":\"%u\",\"application_id\":\"" AT_APP "\",\"type\":%d,\"token\":\"tok%u\","
              "\"guild_id\":\"77\",\"channel_id\":\"88\",\"member\":{\"permissions\":\"32\","
+             "\"roles\":[\"901\",\"18446744073709551615\"],"
              "\"user\":{\"id\":\"555\",\"username\":\"ann\"}},\"data\":%s,\"version\":1}",
              1000u + n, type, n, data_json);
     fake_gateway_dispatch(t->gw, "INTERACTION_CREATE", d);
@@ -280,6 +281,10 @@ static void test_slash_command_to_result_edit(void **state)
     assert_string_equal(t.last.scope_id, "77");
     assert_int_equal(t.last.scope, COMMAND_SCOPE_GROUP);
     assert_string_equal(t.last.event_id, "discord:interaction:1001");
+    /* The member's roles, for [access] role lists. */
+    assert_int_equal(t.last.nroles, 2);
+    assert_true(t.last.roles[0] == 901);
+    assert_true(t.last.roles[1] == UINT64_MAX);
     assert_true(t.shard_seen);
     /* Deferred at once, then edits: the first progress, the coalesced
      * latest progress, the result; paced. */

@@ -4,6 +4,8 @@
  * guard timer; pacing is asserted against the configured intervals. */
 #include "tests/adapters/test_telegram.h"
 
+#include "bot/config.h"
+
 static void test_text_helpers(void **state)
 {
     (void)state;
@@ -404,6 +406,26 @@ static bool fx_log_has(struct fx *fx, void *arg)
     return *w->buf != NULL && strstr(*w->buf, w->needle) != NULL;
 }
 
+/* [access]: a blocked member's /deposit gets the refusal, never a Stars
+ * invoice (paying one would open a wallet); an allowed member's gets one. */
+static void test_access_blocked_member_gets_no_invoice(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.opts.stars_packages = "50:500";
+    struct config cfg = {.access = {.block_users = (char *)"telegram:66", .dms = true}};
+    assert_int_equal(router_access_configure(fx.router, &cfg), 0);
+    fx_start(&fx);
+    fx_dm(&fx, 66, "/deposit");
+    fx_wait_count(&fx, "sendMessage", 1);
+    assert_non_null(strstr(fx_call(&fx, "sendMessage", 0)->body, "Your id is telegram:66."));
+    fx_dm(&fx, 77, "/deposit");
+    fx_wait_count(&fx, "sendInvoice", 1);
+    assert_non_null(strstr(fx_call(&fx, "sendInvoice", 0)->body, "\"chat_id\":77"));
+    fx_done(&fx);
+}
+
 static void test_stars_purchase_credits_once(void **state)
 {
     (void)state;
@@ -685,6 +707,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_image_replaces_progress_and_photo_edit_refused),
     cmocka_unit_test(test_bad_token_stops_cleanly),
     cmocka_unit_test(test_conflict_and_empty_answers_back_off),
+    cmocka_unit_test(test_access_blocked_member_gets_no_invoice),
     cmocka_unit_test(test_stars_purchase_credits_once),
     cmocka_unit_test(test_group_migration_moves_pool),
     cmocka_unit_test(test_notice_blocked_recorded_undeliverable),

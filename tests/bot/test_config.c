@@ -789,6 +789,40 @@ static void diff_collect(const struct config_change *ch, void *data)
     d->n++;
 }
 
+/* [access]: lists load as written, every key is live, and a malformed id
+ * is a problem on its own line. */
+static void test_access_section(void **state)
+{
+    struct fixture *f = *state;
+    assert_loads(f, "[access]\nallow_users = discord:1, telegram:2\ndms = no\n"
+                    "blocked_reply = silent\n");
+    assert_string_equal(f->cfg->access.allow_users, "discord:1, telegram:2");
+    assert_null(f->cfg->access.block_users);
+    assert_false(f->cfg->access.dms);
+    assert_int_equal(f->cfg->access.blocked_reply, CONFIG_BLOCKED_SILENT);
+    struct config *old_cfg = f->cfg;
+    f->cfg = NULL;
+    assert_loads(f, "[access]\nallow_users = discord:1\nblock_roles = discord:9\n");
+    assert_true(f->cfg->access.dms); /* the default */
+    struct diff_log d;
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(config_diff(old_cfg, f->cfg, diff_collect, &d), 4);
+    assert_string_equal(d.text, "changed access allow_users live\n"
+                                "changed access block_roles live\n"
+                                "changed access dms live\n"
+                                "changed access blocked_reply live\n");
+    config_free(old_cfg);
+    config_free(f->cfg);
+    f->cfg = NULL;
+    assert_int_equal(load_text(f, "[bot]\nname = x\n[access]\nallow_users = discord:1\n"
+                                  "block_groups = discord:1 telegram:x\n"
+                                  "allow_roles = telegram:5\n"),
+                     HB_ECONFIG);
+    assert_problem(&f->problems, 5, "[access] block_groups", "\"telegram:x\"");
+    assert_problem(&f->problems, 6, "[access] allow_roles", "Telegram has no roles");
+    assert_int_equal(f->problems.count, 2);
+}
+
 static void test_diff(void **state)
 {
     struct fixture *f = *state;
@@ -862,6 +896,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
     cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_access_section, setup, teardown),
     cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
     cmocka_unit_test_setup_teardown(test_file_mode_warning, setup, teardown),
     cmocka_unit_test_setup_teardown(test_model_params, setup, teardown),

@@ -2,6 +2,7 @@
  * ledger on a loop. */
 #include "tests/test.h"
 
+#include "bot/config.h"
 #include "bot/router.h"
 #include "core/core.h"
 #include "core/deposit.h"
@@ -53,6 +54,7 @@ struct who {
     bool admin;
     const char *event; /* NULL: a fresh event id */
     const char *button;
+    uint64_t role; /* a Discord role the member holds; 0: none */
 };
 
 /* Run one command line (or a button press) and wait for its reply to end.
@@ -71,6 +73,10 @@ static const char *run(struct fx *f, const struct who *w, const char *line)
         snprintf(inv.channel_id, sizeof(inv.channel_id), "chan-%s", w->scope);
     }
     inv.admin = w->admin;
+    if (w->role != 0) {
+        inv.roles[0] = w->role;
+        inv.nroles = 1;
+    }
     if (w->event != NULL)
         snprintf(inv.event_id, sizeof(inv.event_id), "%s", w->event);
     else
@@ -104,6 +110,68 @@ static void test_start_opens_wallet_once(void **state)
     assert_true(f->cap.last_ephemeral);
     assert_true(f->cap.last_personal);
     assert_int_equal(lt_balance(&f->lt, "discord:1002").available, 100);
+}
+
+/* In a private chat /start tells the member their id, as bot.conf's admin
+ * and [access] lists want it; in a group it does not show it to all. */
+static void test_start_tells_id_in_dm(void **state)
+{
+    struct fx *f = *state;
+    const char *t = run(f, &alice, "start");
+    assert_non_null(strstr(t, "Your discord user id is 1001 (in bot.conf's [access] lists: "
+                              "discord:1001)."));
+    struct who in_group = {.user = "1002", .scope = "g1"};
+    t = run(f, &in_group, "start");
+    assert_non_null(strstr(t, "welcome bonus"));
+    assert_null(strstr(t, "user id"));
+}
+
+/* The wallet account's balance read: its result code (HB_ENOTFOUND when no
+ * wallet was ever opened). */
+static int wallet_rc(struct fx *f, const char *account)
+{
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    int rc = ledger_balance_get(f->lt.ledger, account, lt_cb, &res);
+    if (rc < 0)
+        return rc;
+    lt_wait(&f->lt, &res);
+    return res.rc;
+}
+
+/* [access] through the router: a member holding a blocked Discord role is
+ * refused before any handler runs, so no wallet and no bonus; without the
+ * role, or as an admin, they get in. */
+static void test_access_blocked_role_opens_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.access.block_roles = (char *)"discord:666";
+    cfg.access.allow_groups = (char *)"discord:777";
+    cfg.access.dms = true;
+    assert_int_equal(router_access_configure(f->router, &cfg), 0);
+    struct who banned = {.user = "1003", .scope = "777", .role = 666};
+    const char *t = run(f, &banned, "start");
+    assert_string_equal(t, "Sorry, you may not use this bot here. Your id is discord:1003.");
+    assert_true(f->cap.last_ephemeral);
+    t = run(f, &banned, "chat hello");
+    assert_non_null(strstr(t, "Sorry, you may not use this bot here."));
+    assert_int_equal(wallet_rc(f, "discord:1003"), HB_ENOTFOUND);
+    /* Another server than the listed one: refused too. */
+    struct who elsewhere = {.user = "1004", .scope = "778"};
+    t = run(f, &elsewhere, "balance");
+    assert_non_null(strstr(t, "Sorry, you may not use this bot here."));
+    assert_int_equal(wallet_rc(f, "discord:1004"), HB_ENOTFOUND);
+    /* An admin holding the role is let in. */
+    struct who admin = {.user = "1005", .scope = "778", .role = 666, .admin = true};
+    t = run(f, &admin, "start");
+    assert_non_null(strstr(t, "welcome bonus of 100 credits"));
+    /* Without the role, in the listed server: in. */
+    struct who member = {.user = "1003", .scope = "777", .role = 5};
+    t = run(f, &member, "start");
+    assert_non_null(strstr(t, "welcome bonus of 100 credits"));
+    assert_int_equal(lt_balance(&f->lt, "discord:1003").available, 100);
 }
 
 static void test_grant_and_revoke(void **state)
@@ -461,6 +529,8 @@ static void test_debt_shown_and_repaid(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_start_opens_wallet_once, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_start_tells_id_in_dm, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_access_blocked_role_opens_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_grant_and_revoke, setup, teardown),
     cmocka_unit_test_setup_teardown(test_grant_to_unknown_name_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_pools, setup, teardown),
