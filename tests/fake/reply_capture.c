@@ -40,6 +40,10 @@ static int reply_capture__send(struct reply *r, const struct reply_msg *msg)
         if (which != NULL && reply_capture__join(which, msg->text) < 0)
             return -1;
     }
+    if (msg->text != NULL && msg->markdown_len > 0) {
+        free(cap->last_markdown);
+        cap->last_markdown = strndup(msg->text, msg->markdown_len);
+    }
     if (msg->aside)
         return 0; /* a by-the-way note: the answer's buttons and image stay the last seen */
     cap->nbuttons = msg->nbuttons < 8 ? msg->nbuttons : 8;
@@ -71,6 +75,8 @@ void reply_capture_close(struct reply_capture *cap)
     free(cap->text);
     free(cap->public_text);
     free(cap->personal_text);
+    free(cap->last_markdown);
+    cap->last_markdown = NULL;
     cap->text = NULL;
     cap->public_text = NULL;
     cap->personal_text = NULL;
