@@ -74,20 +74,21 @@ struct reply_button {
  *  reply_send(): adapters copy what they keep. */
 struct reply_msg {
     enum reply_stage stage;
-    bool ephemeral;      /* a note for the asker: hidden from others where the platform can,
-                            shown in place where it cannot */
-    bool personal;       /* the member's own data (balances, history): never shown where others
-                            read it. Ephemeral on Discord; from a Telegram group it goes to the
-                            member's private chat and the group hears only where it went */
-    bool aside;          /* with personal: worth showing only in place; where the platform cannot
-                            hide it there (a Telegram group, a Discord channel message) it is
-                            left out rather than sent elsewhere */
-    const char *text;    /* may be NULL when an image is sent */
-    size_t markdown_len; /* the first markdown_len bytes of text are model output in Markdown,
-                            which an adapter may render; the rest is the bot's own plain text */
+    bool ephemeral;   /* a note for the asker: hidden from others where the platform can,
+                         shown in place where it cannot */
+    bool personal;    /* the member's own data (balances, history): never shown where others
+                         read it. Ephemeral on Discord; from a Telegram group it goes to the
+                         member's private chat and the group hears only where it went */
+    bool aside;       /* with personal: worth showing only in place; where the platform cannot
+                         hide it there (a Telegram group, a Discord channel message) it is
+                         left out rather than sent elsewhere */
+    const char *text; /* may be NULL when an image is sent */
     const struct reply_image *image;    /* optional */
     const struct reply_button *buttons; /* optional, nbuttons of them */
     size_t nbuttons;
+    /* The first markdown_len bytes of text are model output in Markdown,
+     * which an adapter may render; the rest is the bot's own plain text. */
+    size_t markdown_len;
 };
 
 struct reply;
