@@ -87,6 +87,9 @@ struct reply_msg {
     const struct reply_image *image;    /* optional */
     const struct reply_button *buttons; /* optional, nbuttons of them */
     size_t nbuttons;
+    /* The first markdown_len bytes of text are model output in Markdown,
+     * which an adapter may render; the rest is the bot's own plain text. */
+    size_t markdown_len;
 };
 
 struct reply;

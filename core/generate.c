@@ -90,6 +90,16 @@ void job__say(struct job *job, enum reply_stage stage, const char *fmt, ...)
     free(text);
 }
 
+void job__say_model(struct job *job, enum reply_stage stage, const char *model, const char *tail)
+{
+    char *text = NULL;
+    if (asprintf(&text, "%s%s", model, tail) < 0)
+        return;
+    struct reply_msg msg = {.stage = stage, .text = text, .markdown_len = strlen(model)};
+    reply_send(job->reply, &msg);
+    free(text);
+}
+
 const char *job__label(const struct catalog_model *m)
 {
     return m->provider->provider->demo ? MSG_GEN_DEMO : "";
@@ -286,7 +296,7 @@ static void job__on_text(void *data, const char *delta, size_t len)
     struct filter_result fr = {0};
     if (filter_apply(f, job->text, &fr) == 0) {
         if (!fr.blocked)
-            job__say(job, REPLY_PROGRESS, "%s…", fr.text);
+            job__say_model(job, REPLY_PROGRESS, fr.text, "…");
         filter_result_clear(&fr);
     }
 }

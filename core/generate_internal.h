@@ -226,6 +226,8 @@ void job__end(struct job *job, int rc);
 void job__enqueue(struct job *job);
 void job__say(struct job *job, enum reply_stage stage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/** Send the model's text (Markdown) followed by the bot's own plain tail. */
+void job__say_model(struct job *job, enum reply_stage stage, const char *model, const char *tail);
 /** " (demo)" for the demo provider's models, else "". */
 const char *job__label(const struct catalog_model *m);
 /** The price as shown before the work runs (MSG_GEN_PRICE over the job's

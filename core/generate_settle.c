@@ -113,7 +113,9 @@ static void job__final_balance(int rc, const struct ledger_result *res, void *da
                                 .nbuttons = nb};
         reply_send(job->reply, &msg);
     } else if (job->end_rc == 0) {
-        job__say(job, REPLY_FINAL, MSG_GEN_ANSWER, job->text != NULL ? job->text : "", footer);
+        char tail[sizeof(footer) + 2];
+        snprintf(tail, sizeof(tail), MSG_GEN_ANSWER, "", footer);
+        job__say_model(job, REPLY_FINAL, job->text != NULL ? job->text : "", tail);
     }
     if (job->end_rc == 0)
         job__balance_aside(job, rc, res);

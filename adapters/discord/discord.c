@@ -72,6 +72,171 @@ size_t discord_text_cut(const char *text, size_t max_chars)
     return bytes;
 }
 
+/* ---- code blocks across messages ------------------------------------------- */
+
+#define DC_FENCE_CLOSE "\n```" /* what closes a block cut at a message's end */
+#define DC_LANG_MAX 32
+
+static size_t dc__chars(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* A fence line at s: up to three spaces, then three or more backticks.
+ * When it is one, lang receives the first word of its info string. */
+static bool dc__fence_line(const char *s, size_t n, char lang[DC_LANG_MAX + 1])
+{
+    size_t k = 0;
+    while (k < n && k < 3 && s[k] == ' ')
+        k++;
+    if (n - k < 3 || strncmp(s + k, "```", 3) != 0)
+        return false;
+    k += 3;
+    while (k < n && s[k] == '`')
+        k++;
+    size_t e = k;
+    while (e < n && s[e] != ' ' && s[e] != '\n' && s[e] != '\r' && s[e] != '`')
+        e++;
+    size_t l = e - k <= DC_LANG_MAX ? e - k : 0;
+    memcpy(lang, s + k, l);
+    lang[l] = '\0';
+    return true;
+}
+
+static size_t dc__line_end(const char *s, size_t i, size_t len)
+{
+    const char *nl = memchr(s + i, '\n', len - i);
+    return nl != NULL ? (size_t)(nl - s) + 1 : len;
+}
+
+bool discord_fence_open(const char *text, size_t len, char lang[DC_LANG_MAX + 1])
+{
+    bool in = false;
+    char l[DC_LANG_MAX + 1] = "";
+    for (size_t i = 0; i < len;) {
+        size_t e = dc__line_end(text, i, len);
+        char cand[DC_LANG_MAX + 1];
+        if (dc__fence_line(text + i, e - i, cand)) {
+            in = !in;
+            if (in)
+                memcpy(l, cand, sizeof(l));
+        }
+        i = e;
+    }
+    if (lang != NULL)
+        memcpy(lang, in ? l : "", in ? sizeof(l) : 1);
+    return in;
+}
+
+/* Append one piece: prefix, text, suffix. */
+static int dc__piece_add(char ***out, size_t *n, const char *prefix, const char *text, size_t len,
+                         const char *suffix)
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix);
+    char *p = malloc(pl + len + sl + 1);
+    char **grown = p != NULL ? realloc(*out, (*n + 1) * sizeof(**out)) : NULL;
+    if (grown == NULL) {
+        free(p);
+        return HB_ENOMEM;
+    }
+    *out = grown;
+    memcpy(p, prefix, pl);
+    memcpy(p + pl, text, len);
+    memcpy(p + pl + len, suffix, sl + 1);
+    (*out)[(*n)++] = p;
+    return 0;
+}
+
+int discord_text_split(const char *text, size_t max_chars, char ***out)
+{
+    size_t len = strlen(text), pos = 0, n = 0;
+    bool in = false; /* the piece starts inside a block (cut at the last one's end) */
+    char lang[DC_LANG_MAX + 1] = "";
+    int rc = 0;
+    *out = NULL;
+    const size_t close_chars = dc__chars(DC_FENCE_CLOSE, strlen(DC_FENCE_CLOSE));
+    while (pos < len && rc == 0) {
+        char prefix[DC_LANG_MAX + 8];
+        snprintf(prefix, sizeof(prefix), "%s%s%s", in ? "```" : "", in ? lang : "", in ? "\n" : "");
+        size_t avail = max_chars - dc__chars(prefix, strlen(prefix));
+        /* Whole lines while they fit, keeping room to close a block. */
+        bool st = in;
+        char st_lang[DC_LANG_MAX + 1];
+        memcpy(st_lang, lang, sizeof(st_lang));
+        size_t p = pos, used = 0, block_at = in ? pos : SIZE_MAX, last_in = pos;
+        bool over = false, over_fence = false;
+        while (p < len) {
+            size_t e = dc__line_end(text, p, len);
+            char cand[DC_LANG_MAX + 1];
+            bool fence = dc__fence_line(text + p, e - p, cand);
+            bool now_in = fence ? !st : st;
+            size_t c = dc__chars(text + p, e - p);
+            if (used + c + (now_in ? close_chars : 0) > avail) {
+                over = true;
+                over_fence = st || now_in;
+                if (fence && !st)
+                    block_at = p;
+                break;
+            }
+            if (fence && !st) {
+                block_at = p;
+                memcpy(st_lang, cand, sizeof(st_lang));
+            }
+            used += c;
+            st = now_in;
+            p = e;
+            if (st)
+                last_in = p;
+        }
+        if (!over) {
+            rc = dc__piece_add(out, &n, prefix, text + pos, len - pos, "");
+            break;
+        }
+        size_t cut;
+        bool next_in = false;
+        if (over_fence && block_at != SIZE_MAX && block_at > pos) {
+            cut = block_at; /* the block starts the next message, whole if it fits */
+        } else if (over_fence) {
+            /* A block longer than a message: close it here, reopen it in
+             * the next one with its language. */
+            cut = last_in;
+            if (cut <= pos || (block_at == pos && !in && cut <= dc__line_end(text, pos, len))) {
+                size_t room = avail - close_chars > used ? avail - close_chars - used : 0;
+                cut = p + (room > 0 ? discord_text_cut(text + p, room) : 0);
+            }
+            next_in = true;
+            memcpy(lang, st_lang, sizeof(lang));
+        } else {
+            /* Outside blocks: whole lines, or part of the long line at a
+             * space when the lines so far leave most of the room unused. */
+            size_t room = avail - used;
+            cut = p;
+            if (p == pos || room > avail / 5)
+                cut = p + discord_text_cut(text + p, room);
+        }
+        if (cut <= pos) {
+            /* Nothing fits the rules (an absurd fence line): a plain cut. */
+            cut = pos + discord_text_cut(text + pos, avail);
+            next_in = false;
+        }
+        const char *suffix = next_in ? (text[cut - 1] == '\n' ? "```" : DC_FENCE_CLOSE) : "";
+        rc = dc__piece_add(out, &n, prefix, text + pos, cut - pos, suffix);
+        in = next_in;
+        pos = cut;
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            free((*out)[i]);
+        free(*out);
+        *out = NULL;
+        return rc;
+    }
+    return (int)n;
+}
+
 /* ---- gateway events -------------------------------------------------------- */
 
 static void dc__event(struct discord_gateway *gw, const char *type, int64_t seq, const char *d,

@@ -37,6 +37,7 @@
 #include "adapters/adapter.h"
 #include "adapters/discord/gateway.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -126,5 +127,18 @@ bool discord_adapter_shard(const struct adapter *a, size_t i, unsigned *shard_id
  *  the first piece (at most max characters, cut after a newline or space
  *  when one is near the end, never inside a UTF-8 sequence). */
 size_t discord_text_cut(const char *text, size_t max_chars);
+
+/** Split text into Discord messages of at most max_chars characters each
+ *  (max_chars well above a fence line, e.g. 2000), keeping ``` code blocks
+ *  whole: a block that would not fit in the rest of a message starts the
+ *  next one, and a block longer than a message is closed at the cut and
+ *  reopened, with its language, in the next. *out receives a heap array of
+ *  heap strings (free each, then the array). Returns how many, or
+ *  HB_ENOMEM. */
+int discord_text_split(const char *text, size_t max_chars, char ***out);
+
+/** Whether text (len bytes) ends inside a ``` block; lang (33 bytes, may be
+ *  NULL) receives that block's language, or "". */
+bool discord_fence_open(const char *text, size_t len, char lang[33]);
 
 #endif

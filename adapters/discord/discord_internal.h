@@ -19,6 +19,7 @@
 struct discord_rest_result;
 
 #define DC_TEXT_MAX 2000 /* characters in one Discord message */
+#define DC_FENCE_ROOM 40 /* characters kept for reopening and closing a code block */
 #define DC_RECENT 1024   /* event ids remembered against replays */
 #define DC_MAX_SHARDS 4096
 #define DC_BUTTONS_PER_ROW 5

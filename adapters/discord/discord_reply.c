@@ -467,22 +467,49 @@ static int dc__reply_send(struct reply *rep, const struct reply_msg *msg)
     const char *text = msg->text != NULL ? msg->text : "";
     size_t len = strlen(text);
     if (msg->stage == REPLY_PROGRESS) {
-        /* Progress shows the newest part of a long partial text. */
+        /* Progress shows the newest part of a long partial text. A code
+         * block it starts inside of is reopened, and one still open at
+         * its end is closed, so the block shows as a block meanwhile. */
+        const char *whole = text;
         size_t chars = command_utf8_len(text);
-        for (size_t skip = chars > DC_TEXT_MAX ? chars - DC_TEXT_MAX : 0; skip > 0; skip--) {
+        size_t keep = DC_TEXT_MAX - DC_FENCE_ROOM;
+        for (size_t skip = chars > keep ? chars - keep : 0; skip > 0; skip--) {
             text++;
             while (((unsigned char)*text & 0xC0) == 0x80)
                 text++;
         }
+        char lang[33];
+        bool reopen = text != whole && discord_fence_open(whole, (size_t)(text - whole), lang);
+        bool close = discord_fence_open(whole, len, NULL);
+        char *shown = NULL;
+        if (reopen || close) {
+            if (asprintf(&shown, "%s%s%s%s%s", reopen ? "```" : "", reopen ? lang : "",
+                         reopen ? "\n" : "", text, close ? "\n```" : "") < 0)
+                shown = NULL;
+        }
+        if (shown != NULL)
+            text = shown;
         len = strlen(text);
         dc__reply_piece(r, msg, text, len, true);
+        free(shown);
     } else {
-        do {
-            size_t cut = discord_text_cut(text, DC_TEXT_MAX);
-            bool last = text[cut] == '\0';
-            dc__reply_piece(r, msg, text, cut, last);
-            text += cut;
-        } while (*text != '\0');
+        char **pieces = NULL;
+        int n = discord_text_split(text, DC_TEXT_MAX, &pieces);
+        for (int i = 0; i < n; i++) {
+            dc__reply_piece(r, msg, pieces[i], strlen(pieces[i]), i == n - 1);
+            free(pieces[i]);
+        }
+        free(pieces);
+        if (n == 0)
+            dc__reply_piece(r, msg, text, 0, true); /* an image alone, or nothing */
+        if (n < 0) {
+            do { /* short of memory: plain cuts */
+                size_t cut = discord_text_cut(text, DC_TEXT_MAX);
+                bool last = text[cut] == '\0';
+                dc__reply_piece(r, msg, text, cut, last);
+                text += cut;
+            } while (*text != '\0');
+        }
     }
     if (r->holding && r->acked) {
         /* The answer came in time: it is the callback itself. */

@@ -2,10 +2,13 @@
  * pipelined connection (net/http_pipe.h) when there is one; getUpdates,
  * uploads and setMyCommands go as their own transfer on the shared HTTP
  * client. Either way the answer is parsed once into a struct tg_result.
+ * A text sent with parse_mode that Telegram refuses ("can't parse
+ * entities") is sent once more as plain text before the caller hears of it.
  * Also the adapter's references, which every asynchronous step holds, and
  * the jitter the back-offs use. */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "adapters/telegram/markdown.h"
 #include "net/http_pipe.h"
 #include "base/error.h"
 #include "base/json.h"
@@ -185,7 +188,85 @@ static int tg__call_piped(struct tg *tg, const char *method, const cJSON *body, 
     return 0;
 }
 
+/* ---- markup refused ------------------------------------------------- */
+
+static int tg__call_json(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done,
+                         void *data);
+
+/* A call with parse_mode: its caller, and the same body as plain text. */
+struct tg_markup_call {
+    tg_done_fn done;
+    void *data;
+    char method[40];
+    cJSON *plain;
+};
+
+static bool tg__markup_refused(const struct tg_result *res)
+{
+    return res->rc == 0 && res->status == 400 &&
+           strstr(res->description, "can't parse entities") != NULL;
+}
+
+static void tg__markup_done(struct tg *tg, void *data, const struct tg_result *res)
+{
+    struct tg_markup_call *m = data;
+    bool again = false;
+    if (tg__markup_refused(res) && !tg->closing) {
+        /* Never the text itself in a log line: it is a member's answer. */
+        log_warn("telegram.markup_refused", "method=%s description=%.60s", m->method,
+                 res->description);
+        again = tg__call_json(tg, m->method, m->plain, m->done, m->data) == 0;
+    }
+    if (!again && m->done != NULL)
+        m->done(tg, m->data, res);
+    cJSON_Delete(m->plain);
+    free(m);
+}
+
+/* The plain twin of a text body: the text as Telegram would have shown
+ * it, without parse_mode. NULL on no memory. */
+static cJSON *tg__plain_body(const cJSON *body)
+{
+    const char *html = tg_json_str(body, "text");
+    cJSON *plain = cJSON_Duplicate(body, 1);
+    char *text = html != NULL ? tg_html_plain(html) : NULL;
+    if (plain == NULL || text == NULL) {
+        cJSON_Delete(plain);
+        free(text);
+        return NULL;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(plain, "parse_mode");
+    cJSON_DeleteItemFromObjectCaseSensitive(plain, "text");
+    cJSON_AddStringToObject(plain, "text", text);
+    free(text);
+    return plain;
+}
+
 int tg_call_json(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done, void *data)
+{
+    if (cJSON_GetObjectItemCaseSensitive(body, "parse_mode") == NULL ||
+        tg_json_str(body, "text") == NULL)
+        return tg__call_json(tg, method, body, done, data);
+    struct tg_markup_call *m = calloc(1, sizeof(*m));
+    cJSON *plain = m != NULL ? tg__plain_body(body) : NULL;
+    if (plain == NULL) {
+        free(m);
+        return HB_ENOMEM;
+    }
+    m->done = done;
+    m->data = data;
+    snprintf(m->method, sizeof(m->method), "%s", method);
+    m->plain = plain;
+    int rc = tg__call_json(tg, method, body, tg__markup_done, m);
+    if (rc < 0) {
+        cJSON_Delete(plain);
+        free(m);
+    }
+    return rc;
+}
+
+static int tg__call_json(struct tg *tg, const char *method, const cJSON *body, tg_done_fn done,
+                         void *data)
 {
     if (tg->pipe != NULL && strcmp(method, "getUpdates") != 0)
         return tg__call_piped(tg, method, body, done, data);

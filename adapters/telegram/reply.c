@@ -11,11 +11,21 @@
  * where the answer went, or how to open the private chat. A personal aside
  * (the balance after a generation) is left out in a group.
  *
- * Replies are plain text, without a parse mode: handlers write plain text
- * (names, prompts, model output), and a parse mode would turn an underscore
- * or an asterisk in it into markup or into a rejected message. */
+ * Texts go with parse_mode=HTML. The model's output (the first
+ * markdown_len bytes of a message) is Markdown, rendered by markdown.c; the
+ * bot's own texts (names, prompts, notes) are escaped, so an underscore or
+ * a '<' in them stays what it is. Every text goes as HTML, plain ones too,
+ * because the send queue may fold a waiting edit into the next text of the
+ * same message, and both must mean the same parse mode. Telegram's 4096
+ * limit counts the visible text, so a long text is cut there and each
+ * piece rendered on its own: a span cut in two is closed and reopened. Were
+ * Telegram still to refuse the markup, calls.c sends the text again plain.
+ *
+ * While a generation runs (from its first progress message until its final
+ * answer) the chat shows "typing": sendChatAction every TG_TYPING_MS. */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "adapters/telegram/markdown.h"
 #include "core/commands.h"
 #include "core/messages.h"
 #include "base/error.h"
@@ -27,6 +37,9 @@
 #include <string.h>
 
 #define TG_BUTTONS_PER_ROW 3
+#define TG_TYPING_MS 4500       /* Telegram shows the action for 5 s, or until a message arrives */
+#define TG_TYPING_FIRST_MS 1000 /* after the progress message that starts it */
+#define TG_TYPING_TICKS_MAX 400 /* half an hour: a generation that long has stalled */
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -84,21 +97,27 @@ static int tg__send_text(struct tg_reply *r, const struct reply_msg *msg, const 
                          size_t len)
 {
     struct tg *tg = r->tg;
+    size_t md = msg->markdown_len < len ? msg->markdown_len : len;
+    struct tg_md doc;
+    tg_md_init(&doc);
+    int rc = tg_md_markdown_append(&doc, text, md);
+    if (rc == 0)
+        rc = tg_md_plain_append(&doc, text + md, len - md);
     size_t off = 0;
     bool first = true;
-    int rc = 0;
-    while (off < len && rc == 0) {
-        size_t cut = telegram_text_cut(text + off, len - off, TG_TEXT_MAX);
-        bool last = off + cut >= len || msg->stage == REPLY_PROGRESS;
+    while (off < doc.len && rc == 0) {
+        size_t cut = telegram_text_cut(doc.vis + off, doc.len - off, TG_TEXT_MAX);
+        bool last = off + cut >= doc.len || msg->stage == REPLY_PROGRESS;
         cJSON *body = cJSON_CreateObject();
-        if (body == NULL)
-            return HB_ENOMEM;
-        char *piece = strndup(text + off, cut);
-        if (piece == NULL) {
+        char *piece = tg_md_html(&doc, off, off + cut);
+        if (body == NULL || piece == NULL) {
             cJSON_Delete(body);
-            return HB_ENOMEM;
+            free(piece);
+            rc = HB_ENOMEM;
+            break;
         }
         cJSON_AddStringToObject(body, "text", piece);
+        cJSON_AddStringToObject(body, "parse_mode", "HTML");
         free(piece);
         if (last && msg->nbuttons > 0)
             cJSON_AddItemToObject(body, "reply_markup", tg_markup(msg->buttons, msg->nbuttons));
@@ -121,7 +140,57 @@ static int tg__send_text(struct tg_reply *r, const struct reply_msg *msg, const 
             break; /* progress shows its first piece only: later edits replace it */
         off += cut;
     }
+    tg_md_close(&doc);
     return rc;
+}
+
+/* ---- typing --------------------------------------------------------- */
+
+static void tg__typing_closed(uv_handle_t *h)
+{
+    struct tg_reply *r = h->data;
+    tg_reply_unref(r); /* the timer's reference */
+}
+
+static void tg__typing_stop(struct tg_reply *r)
+{
+    if (!r->typing_open)
+        return;
+    r->typing_open = false;
+    uv_close((uv_handle_t *)&r->typing, tg__typing_closed);
+}
+
+static void tg__typing_tick(uv_timer_t *t)
+{
+    struct tg_reply *r = t->data;
+    struct tg *tg = r->tg;
+    if (tg->closing || r->finished || ++r->typing_ticks > TG_TYPING_TICKS_MAX) {
+        tg__typing_stop(r);
+        return;
+    }
+    cJSON *body = cJSON_CreateObject();
+    if (body == NULL)
+        return;
+    cJSON_AddNumberToObject(body, "chat_id", (double)r->chat_id);
+    cJSON_AddStringToObject(body, "action", "typing");
+    int rc = tg_call_json(tg, "sendChatAction", body, NULL, NULL);
+    if (rc < 0 && rc != HB_ECANCELED)
+        log_debug("telegram.chat_action_failed", "error=%s", hb_strerror(rc));
+    cJSON_Delete(body);
+}
+
+/* A generation's progress: show "typing" until its final answer. */
+static void tg__typing_start(struct tg_reply *r)
+{
+    if (r->typing_ticks > 0 || r->tg->closing)
+        return; /* once per handle: a closing timer is never set up again */
+    if (uv_timer_init(r->tg->loop, &r->typing) < 0)
+        return;
+    r->typing.data = r;
+    r->refs++; /* dropped when the timer is closed */
+    r->typing_open = true;
+    r->typing_ticks = 1;
+    uv_timer_start(&r->typing, tg__typing_tick, TG_TYPING_FIRST_MS, TG_TYPING_MS);
 }
 
 /* ---- personal answers from a group --------------------------------- */
@@ -204,6 +273,10 @@ static int tg__reply_send(struct reply *handle, const struct reply_msg *msg)
     }
     const char *text = msg->text != NULL ? msg->text : "";
     size_t len = strlen(text);
+    if (msg->stage == REPLY_PROGRESS)
+        tg__typing_start(r);
+    else
+        tg__typing_stop(r);
     if (r->callback_id != NULL) {
         /* A short private note to the member who pressed a button shows as
          * the button's own answer; anything else answers it plainly. */
@@ -253,6 +326,7 @@ static void tg__reply_finish(struct reply *handle)
         tg_reply_unref(r->dm); /* its queued sends keep it until they are done */
         r->dm = NULL;
     }
+    tg__typing_stop(r);
     r->finished = true;
     tg_reply_unref(r);
 }

@@ -204,6 +204,10 @@ struct tg_reply {
     int64_t notice_chat; /* a private-chat handle: the group to tell where the answer went */
     int64_t notice_to;   /* ... and the message there to answer, 0 none */
     bool noticed;        /* the group has been told */
+    /* The typing indicator while a generation runs (reply.c) */
+    uv_timer_t typing;     /* holds a reference to the handle while open */
+    bool typing_open;      /* the timer is initialised and not yet closing */
+    unsigned typing_ticks; /* chat actions sent, capped */
     /** Each queued send of this handle, when it is done (sent, refused or
      *  given up): sendq.c calls it before dropping the send; NULL: none. */
     void (*sent)(struct tg_reply *r, const struct tg_result *res);

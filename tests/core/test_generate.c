@@ -96,6 +96,10 @@ static void test_filter_block_and_redact(void **state)
     held_finish(call, 0, "write to alice@example.org", 3, 3);
     gt_wait(&gt, &cap.finished, 1);
     assert_has(&cap, "write to [email removed]");
+    /* Only the model's words are marked Markdown, not the bot's footer. */
+    assert_non_null(cap.last_markdown);
+    assert_string_equal(cap.last_markdown, "write to [email removed]");
+    assert_true(strlen(strstr(cap.text, "write to [email removed]")) > strlen(cap.last_markdown));
     reply_capture_close(&cap);
     /* A blocked output is withheld and not charged. */
     gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "go on");

@@ -42,6 +42,10 @@ static int reply_capture__send(struct reply *r, const struct reply_msg *msg)
         if (!msg->personal && reply_capture__join(&cap->shown_text, msg->text) < 0)
             return -1;
     }
+    if (msg->text != NULL && msg->markdown_len > 0) {
+        free(cap->last_markdown);
+        cap->last_markdown = strndup(msg->text, msg->markdown_len);
+    }
     if (msg->aside)
         return 0; /* a by-the-way note: the answer's buttons and image stay the last seen */
     cap->nbuttons = msg->nbuttons < 8 ? msg->nbuttons : 8;
@@ -74,6 +78,8 @@ void reply_capture_close(struct reply_capture *cap)
     free(cap->public_text);
     free(cap->personal_text);
     free(cap->shown_text);
+    free(cap->last_markdown);
+    cap->last_markdown = NULL;
     cap->text = NULL;
     cap->public_text = NULL;
     cap->personal_text = NULL;

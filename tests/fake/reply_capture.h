@@ -24,8 +24,9 @@ struct reply_capture {
     size_t nasides;  /* personal messages marked aside */
     size_t nbuttons; /* buttons on the last message that is not an aside */
     struct reply_button buttons[8];
-    size_t image_bytes; /* size of the last image */
-    int finished;       /* how many times finish was called */
+    size_t image_bytes;  /* size of the last image */
+    char *last_markdown; /* the model-Markdown part of the last message that had one (heap) */
+    int finished;        /* how many times finish was called */
 };
 
 /** Prepare a capture; its reply handle is &cap->reply. */

@@ -43,6 +43,7 @@ struct tgapi {
     int64_t next_id;
     struct tgapi_failure fails[16];
     size_t nfails;
+    char *refuse_markup; /* a text with parse_mode holding this is refused, or NULL */
     bool empty_fast;
     uint64_t hold_max_ms;
     int64_t backlog_n, backlog_chats, backlog_next;
@@ -60,6 +61,68 @@ struct tgapi {
     double cpu_s;
     struct tgapi_hold *holds;
 };
+
+/* Telegram's reading of parse_mode=HTML, as far as a test needs it: only
+ * its tags, closed in order, '&' only in its entities, and at most 4096
+ * UTF-16 units of visible text. NULL when the text is fine, else the
+ * description Telegram would answer with. */
+static const char *tgapi__html_problem(const char *t)
+{
+    static const char *const tags[] = {"b",    "strong", "i",          "em",   "u",
+                                       "ins",  "s",      "strike",     "del",  "a",
+                                       "code", "pre",    "tg-spoiler", "span", "blockquote"};
+    char stack[32][16];
+    size_t depth = 0, units = 0;
+    for (const char *p = t; *p != '\0';) {
+        if (*p == '<') {
+            const char *gt = strchr(p, '>');
+            if (gt == NULL)
+                return "Bad Request: can't parse entities: Unclosed start tag";
+            bool closing = p[1] == '/';
+            const char *name = p + (closing ? 2 : 1);
+            size_t n = strcspn(name, " >");
+            bool known = false;
+            for (size_t k = 0; k < sizeof(tags) / sizeof(tags[0]); k++)
+                known = known || (strlen(tags[k]) == n && strncmp(tags[k], name, n) == 0);
+            if (!known || n >= 16)
+                return "Bad Request: can't parse entities: Unsupported start tag";
+            if (closing) {
+                if (depth == 0 || strncmp(stack[depth - 1], name, n) != 0 ||
+                    stack[depth - 1][n] != '\0')
+                    return "Bad Request: can't parse entities: Unmatched end tag";
+                depth--;
+            } else {
+                if (depth == 32)
+                    return "Bad Request: can't parse entities: Too deep";
+                snprintf(stack[depth++], 16, "%.*s", (int)n, name);
+            }
+            p = gt + 1;
+            continue;
+        }
+        if (*p == '&') {
+            static const char *const ents[] = {"&lt;", "&gt;", "&amp;", "&quot;"};
+            size_t l = 0;
+            for (size_t k = 0; k < 4 && l == 0; k++) {
+                if (strncmp(p, ents[k], strlen(ents[k])) == 0)
+                    l = strlen(ents[k]);
+            }
+            if (l == 0)
+                return "Bad Request: can't parse entities: Unsupported entity";
+            p += l;
+            units++;
+            continue;
+        }
+        unsigned char c = (unsigned char)*p;
+        if ((c & 0xC0) != 0x80)
+            units += c >= 0xF0 ? 2 : 1;
+        p++;
+    }
+    if (depth != 0)
+        return "Bad Request: can't parse entities: Unclosed start tag";
+    if (units > 4096)
+        return "Bad Request: message is too long";
+    return NULL;
+}
 
 static uint64_t tgapi__now_ms(void)
 {
@@ -227,6 +290,28 @@ static void tgapi__handler(struct httpd_response *res, const struct httpd_reques
             break;
         }
     }
+    const char *text = NULL;
+    const cJSON *pm = cJSON_GetObjectItemCaseSensitive(body, "parse_mode");
+    const cJSON *tx = cJSON_GetObjectItemCaseSensitive(body, "text");
+    if (cJSON_IsString(tx))
+        text = tx->valuestring;
+    if (fixed == NULL && answer == NULL && text != NULL && cJSON_IsString(pm)) {
+        const char *problem = NULL;
+        if (strcmp(pm->valuestring, "HTML") != 0)
+            problem = "Bad Request: unsupported parse_mode";
+        else if (f->refuse_markup != NULL && strstr(text, f->refuse_markup) != NULL)
+            problem = "Bad Request: can't parse entities: Can't find end tag corresponding to "
+                      "start tag b";
+        else
+            problem = tgapi__html_problem(text);
+        if (problem != NULL) {
+            char buf[256];
+            snprintf(buf, sizeof(buf), "{\"ok\":false,\"error_code\":400,\"description\":\"%s\"}",
+                     problem);
+            status = 400;
+            answer = strdup(buf);
+        }
+    }
     bool hold = false;
     struct tgapi_hold *h = NULL;
     if (fixed == NULL && answer == NULL) {
@@ -357,6 +442,7 @@ static void tgapi__free(struct tgapi *f)
     free(f->backlog_answers);
     for (size_t i = 0; i < f->nfails; i++)
         free(f->fails[i].body);
+    free(f->refuse_markup);
     while (f->holds != NULL) {
         struct tgapi_hold *h = f->holds;
         f->holds = h->next;
@@ -439,6 +525,14 @@ void tgapi_fail(struct tgapi *f, const char *method, int count, int status, cons
         x->status = status;
         x->body = strdup(body);
     }
+    pthread_mutex_unlock(&f->mu);
+}
+
+void tgapi_refuse_markup(struct tgapi *f, const char *needle)
+{
+    pthread_mutex_lock(&f->mu);
+    free(f->refuse_markup);
+    f->refuse_markup = needle != NULL ? strdup(needle) : NULL;
     pthread_mutex_unlock(&f->mu);
 }
 

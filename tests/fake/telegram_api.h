@@ -5,7 +5,10 @@
  * hold_max_ms), sendMessage / sendPhoto / sendInvoice (a new message_id
  * each), and ok:true for the rest. A wrong token gets 401. Scripted
  * failures answer the next calls of a method with a given status and body
- * (429 with retry_after, 409, 5xx, 400 with migrate_to_chat_id). Every call
+ * (429 with retry_after, 409, 5xx, 400 with migrate_to_chat_id). A text
+ * sent with parse_mode=HTML is read as Telegram reads it: unknown or
+ * unbalanced tags, a bare '&', or more than 4096 visible UTF-16 units get
+ * 400 "can't parse entities" (or "message is too long"). Every call
  * is recorded with its body (JSON, or the form fields of a multipart upload
  * as a JSON object plus the photo's size) and the loop time it arrived.
  *
@@ -51,6 +54,9 @@ int64_t tgapi_push(struct tgapi *f, const char *members);
 void tgapi_push_raw(struct tgapi *f, int64_t id, const char *json);
 /** Answer the next `count` calls of method with status and body. */
 void tgapi_fail(struct tgapi *f, const char *method, int count, int status, const char *body);
+/** Refuse with 400 "Bad Request: can't parse entities" every text sent
+ *  with parse_mode that contains needle (NULL: stop refusing). */
+void tgapi_refuse_markup(struct tgapi *f, const char *needle);
 /** Answer polls at once with no updates, however long they ask to wait. */
 void tgapi_empty_fast(struct tgapi *f, bool on);
 /** Longest hold of a poll, ms (default 200 so closes are quick). */
