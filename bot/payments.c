@@ -176,17 +176,6 @@ static void pay__unmatched(struct pay_job *job, const char *why)
 
 /* ---- credits ---------------------------------------------------------------------- */
 
-static void pay__credit_linked(int rc, const char *value, void *data)
-{
-    struct pay_job *job = data;
-    (void)value;
-    if (rc < 0) {
-        pay__fail(job, "link payment", rc);
-        return;
-    }
-    pay__finish(job, 200, job->outcome);
-}
-
 /* Booked (core/deposit.h), and the member told. */
 static void pay__credited(int rc, const struct deposit_result *r, void *data)
 {
@@ -200,16 +189,34 @@ static void pay__credited(int rc, const struct deposit_result *r, void *data)
                  payments_provider_name(job->provider), job->ev.event_id, job->account,
                  job->credits);
     }
-    job->outcome = r->existed ? "duplicate" : "credited";
-    /* Remember which transfer this payment made, for its refunds. */
-    char value[400];
-    snprintf(value, sizeof(value), "%s %s %" PRId64 " %" PRId64 " 0", job->transfer_id,
-             job->account, job->credits, job->ev.amount);
-    struct store *st = pay__store(job);
-    rc = st != NULL ? state_put(st, PAYMENTS_NS, job->link_key, value, pay__credit_linked, job)
-                    : HB_ECANCELED;
-    if (rc < 0)
+    pay__finish(job, 200, r->existed ? "duplicate" : "credited");
+}
+
+/* The payment's note is durable: now its credit. */
+static void pay__credit_linked(int rc, const char *value, void *data)
+{
+    struct pay_job *job = data;
+    (void)value;
+    if (rc < 0) {
         pay__fail(job, "link payment", rc);
+        return;
+    }
+    struct payments *p = job->p;
+    char ref[200];
+    snprintf(ref, sizeof(ref), "%s %s", payments_provider_name(job->provider), job->ev.payment_id);
+    struct deposit_credit c = {.id = job->transfer_id,
+                               .account = job->account,
+                               .channel = job->channel,
+                               .credits = job->credits,
+                               .welcome_bonus = p->welcome_bonus,
+                               .ref = ref,
+                               .method = payments_provider_name(job->provider),
+                               .via = "card",
+                               .notify = p->notify,
+                               .notify_data = p->notify_data};
+    rc = deposit_credit(*p->ledger, &c, pay__credited, job);
+    if (rc < 0)
+        pay__fail(job, "open account", rc);
 }
 
 static void pay__credit(struct pay_job *job)
@@ -240,21 +247,18 @@ static void pay__credit(struct pay_job *job)
         pay__unmatched(job, "no_package");
         return;
     }
-    char ref[200];
-    snprintf(ref, sizeof(ref), "%s %s", payments_provider_name(job->provider), job->ev.payment_id);
-    struct deposit_credit c = {.id = job->transfer_id,
-                               .account = job->account,
-                               .channel = job->channel,
-                               .credits = job->credits,
-                               .welcome_bonus = p->welcome_bonus,
-                               .ref = ref,
-                               .method = payments_provider_name(job->provider),
-                               .via = "card",
-                               .notify = p->notify,
-                               .notify_data = p->notify_data};
-    rc = deposit_credit(*p->ledger, &c, pay__credited, job);
+    /* The note first, then the credit: a refund that finds the note before
+     * the credit is answered 500 and comes back, where a credit without
+     * its note (a stop between the two) would leave that refund unmatched
+     * for ever. A note without its credit is credited by the next report. */
+    char value[400];
+    snprintf(value, sizeof(value), "%s %s %" PRId64 " %" PRId64 " 0", job->transfer_id,
+             job->account, job->credits, job->ev.amount);
+    struct store *st = pay__store(job);
+    rc = st != NULL ? state_put(st, PAYMENTS_NS, job->link_key, value, pay__credit_linked, job)
+                    : HB_ECANCELED;
     if (rc < 0)
-        pay__fail(job, "open account", rc);
+        pay__fail(job, "link payment", rc);
 }
 
 /* ---- refunds and chargebacks --------------------------------------------------------- */
@@ -369,10 +373,34 @@ static void pay__link_read(int rc, const char *value, void *data)
 
 /* ---- the event ------------------------------------------------------------------------ */
 
-/* A credit's payment already linked to a transfer was credited: under this
- * id, or, in a ledger written before credits were named by the payment
- * object, under the id of the event that first reported it. Either way it
- * is not credited again. */
+/* The credit a payment's note names exists: the payment was credited. */
+static void pay__credit_noted(int rc, const struct ledger_result *r, void *data)
+{
+    struct pay_job *job = data;
+    (void)r;
+    if (rc == HB_ENOTFOUND) {
+        /* A stop between the note and its credit: credit it now. */
+        pay__credit(job);
+        return;
+    }
+    if (rc < 0) {
+        pay__fail(job, "read payment", rc);
+        return;
+    }
+    if (strcmp(job->original, job->transfer_id) != 0)
+        log_info("payment.duplicate", "provider=%s event=%s payment=%s credited_as=%s note=%s",
+                 payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id,
+                 job->original, "credited before under another id; not credited again");
+    else
+        log_info("payment.duplicate", "provider=%s event=%s payment=%s",
+                 payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id);
+    pay__finish(job, 200, "duplicate");
+}
+
+/* A payment with a note was credited: under this id, or, in a ledger
+ * written before credits were named by the payment object, under the id
+ * of the event that first reported it. Either way it is not credited
+ * again, once the ledger confirms the credit the note names. */
 static void pay__credit_link_read(int rc, const char *value, void *data)
 {
     struct pay_job *job = data;
@@ -385,14 +413,15 @@ static void pay__credit_link_read(int rc, const char *value, void *data)
         return;
     }
     char original[LEDGER_ID_LEN_MAX + 1] = "";
-    if (sscanf(value, "%120s", original) != 1 || strcmp(original, job->transfer_id) != 0)
-        log_info("payment.duplicate", "provider=%s event=%s payment=%s credited_as=%s note=%s",
-                 payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id,
-                 original, "credited before under another id; not credited again");
-    else
-        log_info("payment.duplicate", "provider=%s event=%s payment=%s",
-                 payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id);
-    pay__finish(job, 200, "duplicate");
+    if (sscanf(value, "%120s", original) != 1) {
+        pay__credit(job);
+        return;
+    }
+    snprintf(job->original, sizeof(job->original), "%s", original);
+    struct ledger *l = *job->p->ledger;
+    rc = l != NULL ? ledger_transfer_get(l, job->original, pay__credit_noted, job) : HB_ECANCELED;
+    if (rc < 0)
+        pay__fail(job, "read payment", rc);
 }
 
 /* A retry of a handled event finds its transfer: answer at once. */

@@ -684,9 +684,58 @@ static void test_refund_after_lost_note(void **state)
     pc_check(f, &m, 0);
 }
 
+/* A stop between a payment's note and its credit leaves the note alone
+ * (the note is written first). A refund that arrives then is answered 500,
+ * so the provider delivers it again, never "unmatched" for ever; the
+ * payment's next report credits it under the note, and the refund, sent
+ * again, reverses it once. */
+static void test_refund_before_its_credit(void **state)
+{
+    struct pc *f = *state;
+    const struct pc_step credit = {PC_PAID, 0, 0};
+    const struct pc_step full = {PC_REFUND, 0, 500};
+    char body[2048];
+    pc_start(f);
+    pc_stop(f);
+    /* The state a stop right after the note leaves. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO state (ns, key, value, updated_at) VALUES ('payments', 'stripe:pi_0',"
+             " 'stripe:cs_test_0 %s 1000 500 0', 0)",
+             pc_accounts[pc_sessions[0].account]);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    pc_start(f);
+    pc_event(body, sizeof(body), 1, "a", &full);
+    int fd = -1;
+    int status = 503;
+    for (int i = 0; i < 200 && status == 503; i++) {
+        fd = pc_send(f->port, body);
+        status = fd >= 0 ? pc_status(fd) : 503;
+        if (status == 503)
+            usleep(20000);
+    }
+    assert_int_equal(status, 500); /* not 200 "unmatched": Stripe sends it again */
+    pc_event(body, sizeof(body), 2, "a", &credit);
+    pc_deliver(f->port, body);
+    pc_event(body, sizeof(body), 1, "a", &full);
+    pc_deliver(f->port, body);
+    pc_stop(f);
+    struct pc_model m;
+    memset(&m, 0, sizeof(m));
+    pc_model_apply(&m, &credit);
+    pc_model_apply(&m, &full);
+    assert_int_equal(m.reversed[0], 1000);
+    pc_check(f, &m, 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_payments_crash, pc_setup, pc_teardown),
     cmocka_unit_test_setup_teardown(test_refund_after_lost_note, pc_setup, pc_teardown),
+    cmocka_unit_test_setup_teardown(test_refund_before_its_credit, pc_setup, pc_teardown),
 };
 
 TEST_GROUP_DEFINE(payments_crash, tests, lt_group_setup, lt_group_teardown)
