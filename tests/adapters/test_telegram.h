@@ -50,6 +50,9 @@ struct fx {
     uv_timer_t stream_timer;
     struct reply *stream_reply;
     int stream_step;
+    size_t stream_cut; /* bytes of a streamed answer shown so far */
+    /* a test's own handler in place of the router or fx_custom, or NULL */
+    void (*handler)(struct fx *fx, struct invocation *inv, const char *args);
 };
 
 void fx_init(struct fx *fx, const char *api_token);

@@ -75,7 +75,9 @@ static void fx_dispatch(void *data, struct invocation *inv, const char *args)
     snprintf(fx->last_args, sizeof(fx->last_args), "%s", args != NULL ? args : "");
     snprintf(fx->last_ref, sizeof(fx->last_ref), "%s", inv->button_ref);
     fx->last_admin = inv->admin;
-    if (fx->mode == FX_ROUTER)
+    if (fx->handler != NULL)
+        fx->handler(fx, inv, args);
+    else if (fx->mode == FX_ROUTER)
         router_dispatch(fx->router, inv, args);
     else
         fx_custom(fx, inv, args);

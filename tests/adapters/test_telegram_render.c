@@ -2,35 +2,7 @@
  * Telegram HTML (the fake reads it as Telegram does and refuses anything
  * unbalanced or too long), the plain-text retry when Telegram refuses the
  * markup, and the typing indicator while a generation runs. */
-#include "tests/test.h"
-
-#include "adapters/telegram/telegram.h"
-#include "net/http.h"
-#include "core/core.h"
-#include "tests/core/ledger_helpers.h"
-#include "tests/fake/telegram_api.h"
-
-#include <cjson/cJSON.h>
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define TOKEN "123456:TEST-token-abcdef"
-#define GUARD_MS 10000
-
-struct fx {
-    struct lt lt;
-    struct http_client *http;
-    struct tgapi *api;
-    struct core core;
-    struct adapter *tg;
-    struct telegram_options opts;
-    int closed;
-    struct reply *stream_reply; /* a reply the test or the stream timer finishes */
-    uv_timer_t stream_timer;
-    size_t stream_cut; /* bytes of the answer shown so far */
-};
+#include "tests/adapters/test_telegram.h"
 
 static const char fx_answer[] = "**Bold** and _it_ `a<b` [x](https://e.x/?a=1&b=2) 5 < 6";
 static const char fx_footer[] = "\n\n-- gpt_x <free> *";
@@ -64,9 +36,8 @@ static void fx_stream_tick(uv_timer_t *t)
 }
 
 /* The handler standing in for generation: model output with a footer. */
-static void fx_dispatch(void *data, struct invocation *inv, const char *args)
+static void render_dispatch(struct fx *fx, struct invocation *inv, const char *args)
 {
-    struct fx *fx = data;
     args = args != NULL ? args : "";
     if (strncmp(args, "mdlong", 6) == 0) {
         /* Model Markdown longer than a message: a bold span and a code
@@ -109,140 +80,6 @@ static void fx_dispatch(void *data, struct invocation *inv, const char *args)
     reply_finish(inv->reply);
 }
 
-static void fx_ended(void *data, struct adapter *a)
-{
-    (void)data;
-    (void)a;
-}
-
-static void fx_closed(void *data)
-{
-    int *n = data;
-    (*n)++;
-}
-
-static void fx_init(struct fx *fx)
-{
-    memset(fx, 0, sizeof(*fx));
-    lt_init(&fx->lt, true, true);
-    assert_int_equal(http_client_new(&fx->lt.loop, NULL, &fx->http), 0);
-    fx->api = tgapi_new(&fx->lt.loop, TOKEN);
-    assert_non_null(fx->api);
-    uv_timer_init(&fx->lt.loop, &fx->stream_timer);
-    fx->stream_timer.data = fx;
-    fx->core.bot_name = "HAI Bot";
-    fx->core.ledger = fx->lt.ledger;
-    fx->opts.token = TOKEN;
-    fx->opts.api_base = tgapi_base(fx->api);
-    fx->opts.poll_timeout_s = 30;
-    fx->opts.chat_interval_ms = 20;
-    fx->opts.group_interval_ms = 30;
-    fx->opts.global_per_s = 1000;
-    fx->opts.retry_after_unit_ms = 20;
-    fx->opts.backoff_min_ms = 20;
-    fx->opts.backoff_max_ms = 100;
-    struct adapter_host host = {.dispatch = fx_dispatch, .ended = fx_ended, .data = fx};
-    fx->tg = telegram_new(&fx->lt.loop, fx->http, &fx->core, &fx->opts, &host);
-    assert_non_null(fx->tg);
-    assert_int_equal(fx->tg->ops->start(fx->tg), 0);
-}
-
-static void fx_guard(uv_timer_t *t)
-{
-    bool *fired = t->data;
-    *fired = true;
-}
-
-/* Run the loop until cond(fx) holds; fail after GUARD_MS. */
-static void fx_until(struct fx *fx, bool (*cond)(struct fx *fx, void *arg), void *arg)
-{
-    uv_timer_t guard;
-    bool fired = false;
-    uv_timer_init(&fx->lt.loop, &guard);
-    guard.data = &fired;
-    uv_timer_start(&guard, fx_guard, GUARD_MS, 0);
-    while (!cond(fx, arg) && !fired)
-        uv_run(&fx->lt.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&fx->lt.loop, UV_RUN_NOWAIT);
-    assert_false(fired);
-}
-
-static bool fx_never(struct fx *fx, void *arg)
-{
-    (void)fx;
-    return *(bool *)arg;
-}
-
-static void fx_run_for(struct fx *fx, uint64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-    uv_timer_init(&fx->lt.loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, fx_guard, ms, 0);
-    fx_until(fx, fx_never, &done);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&fx->lt.loop, UV_RUN_NOWAIT);
-}
-
-static bool fx_has_count(struct fx *fx, void *arg)
-{
-    const char *spec = arg; /* "method=N" */
-    char method[40];
-    size_t n = strcspn(spec, "=");
-    snprintf(method, sizeof(method), "%.*s", (int)n, spec);
-    return tgapi_count(fx->api, method) >= (size_t)atoi(spec + n + 1);
-}
-
-static void fx_wait_count(struct fx *fx, const char *method, size_t n)
-{
-    char spec[64];
-    snprintf(spec, sizeof(spec), "%s=%zu", method, n);
-    fx_until(fx, fx_has_count, spec);
-}
-
-static bool fx_is_closed(struct fx *fx, void *arg)
-{
-    (void)arg;
-    return fx->closed > 0;
-}
-
-static void fx_done(struct fx *fx)
-{
-    fx->tg->ops->close(fx->tg, fx_closed, &fx->closed);
-    fx_until(fx, fx_is_closed, NULL);
-    int closed = 0;
-    http_client_close(fx->http, fx_closed, &closed);
-    tgapi_close(fx->api, fx_closed, &closed);
-    uv_close((uv_handle_t *)&fx->stream_timer, NULL);
-    while (closed < 2)
-        uv_run(&fx->lt.loop, UV_RUN_ONCE);
-    lt_done(&fx->lt); /* asserts uv_loop_close == 0 */
-}
-
-/* The n-th recorded call of method (0-based), or NULL. */
-static const struct tgapi_call *fx_call(struct fx *fx, const char *method, size_t n)
-{
-    for (size_t i = 0; i < tgapi_ncalls(fx->api); i++) {
-        const struct tgapi_call *c = tgapi_call_at(fx->api, i);
-        if (strcmp(c->method, method) == 0 && n-- == 0)
-            return c;
-    }
-    return NULL;
-}
-
-static void fx_dm(struct fx *fx, int64_t user, const char *text)
-{
-    char buf[1024];
-    snprintf(buf, sizeof(buf),
-             "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":%" PRId64
-             ",\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":%" PRId64
-             ",\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"%s\"}",
-             user, user, text);
-    tgapi_push(fx->api, buf);
-}
-
 /* ---- tests ---------------------------------------------------------- */
 
 /* Model Markdown goes as Telegram HTML; the bot's own text after it is
@@ -252,7 +89,9 @@ static void test_markdown_rendered_as_html(void **state)
 {
     (void)state;
     struct fx fx;
-    fx_init(&fx);
+    fx_init(&fx, NULL);
+    fx.handler = render_dispatch;
+    fx_start(&fx);
     fx_dm(&fx, 31, "/md");
     fx_wait_count(&fx, "sendMessage", 1);
     const struct tgapi_call *c = fx_call(&fx, "sendMessage", 0);
@@ -309,7 +148,9 @@ static void test_markdown_refused_sent_plain(void **state)
 {
     (void)state;
     struct fx fx;
-    fx_init(&fx);
+    fx_init(&fx, NULL);
+    fx.handler = render_dispatch;
+    fx_start(&fx);
     tgapi_refuse_markup(fx.api, "Bold");
     fx_dm(&fx, 32, "/md");
     fx_wait_count(&fx, "sendMessage", 2);
@@ -343,7 +184,9 @@ static void test_typing_while_generating(void **state)
 {
     (void)state;
     struct fx fx;
-    fx_init(&fx);
+    fx_init(&fx, NULL);
+    fx.handler = render_dispatch;
+    fx_start(&fx);
     fx_dm(&fx, 33, "/md wait");
     fx_wait_count(&fx, "sendMessage", 1);
     assert_int_equal(tgapi_count(fx.api, "sendChatAction"), 0);
