@@ -33,20 +33,8 @@ cJSON *anthropic_messages_body(const struct provider_request *req)
             rc = HB_ENOMEM;
         }
     }
-    if (rc == 0 && req->temperature_set &&
-        cJSON_AddNumberToObject(body, "temperature", req->temperature) == NULL)
-        rc = HB_ENOMEM;
-    if (rc == 0 && req->top_p_set && cJSON_AddNumberToObject(body, "top_p", req->top_p) == NULL)
-        rc = HB_ENOMEM;
-    if (rc == 0 && req->nstop > 0) {
-        cJSON *stop = cJSON_CreateStringArray(req->stop, (int)req->nstop);
-        if (stop == NULL || !cJSON_AddItemToObject(body, "stop_sequences", stop)) {
-            cJSON_Delete(stop);
-            rc = HB_ENOMEM;
-        }
-    }
     if (rc == 0)
-        rc = llm_body_extra_merge(body, req->extra_body);
+        rc = llm_body_sampling_add(body, req, "stop_sequences");
     if (rc < 0) {
         cJSON_Delete(body);
         return NULL;

@@ -483,3 +483,20 @@ void llm_call_cancel(struct provider_call *call)
     if (call->req != NULL)
         http_request_cancel(call->req);
 }
+
+int llm_body_sampling_add(cJSON *body, const struct provider_request *req, const char *stop_key)
+{
+    if (req->temperature_set &&
+        cJSON_AddNumberToObject(body, "temperature", req->temperature) == NULL)
+        return HB_ENOMEM;
+    if (req->top_p_set && cJSON_AddNumberToObject(body, "top_p", req->top_p) == NULL)
+        return HB_ENOMEM;
+    if (req->nstop > 0) {
+        cJSON *stop = cJSON_CreateStringArray(req->stop, (int)req->nstop);
+        if (stop == NULL || !cJSON_AddItemToObject(body, stop_key, stop)) {
+            cJSON_Delete(stop);
+            return HB_ENOMEM;
+        }
+    }
+    return llm_body_extra_merge(body, req->extra_body);
+}

@@ -88,6 +88,12 @@ void llm_call_image_set(struct provider_call *call, unsigned char *bytes, size_t
  *  Returns 0, HB_EINVAL when the text is not a JSON object, or HB_ENOMEM. */
 int llm_body_extra_merge(cJSON *body, const char *extra);
 
+/** Add a text request's sampling settings to body as both wire formats
+ *  spell them: temperature and top_p when set, the stop sequences under
+ *  stop_key ("stop" or "stop_sequences") when any, then merge extra_body.
+ *  Returns 0, HB_EINVAL (extra_body not a JSON object) or HB_ENOMEM. */
+int llm_body_sampling_add(cJSON *body, const struct provider_request *req, const char *stop_key);
+
 /** Cancel (the provider vtable's cancel). */
 void llm_call_cancel(struct provider_call *call);
 

@@ -147,20 +147,8 @@ cJSON *openai_chat_body(const struct provider_request *req)
     const char *cap = openai_max_tokens_key(req->max_tokens_field, req->model);
     if (rc == 0 && cJSON_AddNumberToObject(body, cap, (double)req->max_output_tokens) == NULL)
         rc = HB_ENOMEM;
-    if (rc == 0 && req->temperature_set &&
-        cJSON_AddNumberToObject(body, "temperature", req->temperature) == NULL)
-        rc = HB_ENOMEM;
-    if (rc == 0 && req->top_p_set && cJSON_AddNumberToObject(body, "top_p", req->top_p) == NULL)
-        rc = HB_ENOMEM;
-    if (rc == 0 && req->nstop > 0) {
-        cJSON *stop = cJSON_CreateStringArray(req->stop, (int)req->nstop);
-        if (stop == NULL || !cJSON_AddItemToObject(body, "stop", stop)) {
-            cJSON_Delete(stop);
-            rc = HB_ENOMEM;
-        }
-    }
     if (rc == 0)
-        rc = llm_body_extra_merge(body, req->extra_body);
+        rc = llm_body_sampling_add(body, req, "stop");
     if (rc < 0) {
         cJSON_Delete(body);
         return NULL;
