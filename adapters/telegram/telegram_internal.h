@@ -135,6 +135,8 @@ struct tg {
     struct tg_reply *unsettled_head, *unsettled_tail; /* replies still deciding, by update */
     size_t unsettled;                                 /* replies in that list */
     int64_t confirm_upto;         /* updates below this are confirmed or being confirmed */
+    int64_t safe_upto;            /* ... and below this safe: getUpdates may confirm them */
+    size_t inflight_unconfirmed;  /* replies in flight whose update is not confirmed */
     size_t queued;                /* sends in the chat queues (held ones included) */
     bool held_back;               /* a poll waits for the queue or the outbox to shrink */
     bool replayed;                /* the outbox was loaded and given to the queue */
@@ -144,6 +146,7 @@ struct tg {
 
     /* the outbox (outbox.c) */
     bool ob_on;            /* the store has an outbox */
+    bool ob_rows_off;      /* benchmarks: the offset alone, no rows */
     int64_t ob_next;       /* next row id */
     size_t ob_rows;        /* rows written (or being written) and not removed */
     struct tg_op **ob_put; /* sends whose rows go with the next write */
@@ -178,6 +181,7 @@ struct tg_op {
     bool row_written;  /* a write with its row went to the store */
     bool held;         /* not sent before its row is durable */
     bool replayed;     /* loaded from the outbox at start */
+    bool unconfirmed;  /* in flight as a reply to an update not yet confirmed */
 };
 
 struct tg_ob_fail {
