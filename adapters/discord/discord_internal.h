@@ -18,9 +18,12 @@
 
 struct discord_rest_result;
 
-#define DC_TEXT_MAX 2000 /* characters in one Discord message */
-#define DC_FENCE_ROOM 40 /* characters kept for reopening and closing a code block */
-#define DC_RECENT 1024   /* event ids remembered against replays */
+#define DC_TEXT_MAX 2000            /* characters in one Discord message */
+#define DC_OUTBOX_CHANNEL "discord" /* the outbox rows of this adapter (core/outbox.h) */
+#define DC_OUTBOX_REPLAY_MAX 1000   /* rows sent again at start; more wait for the next */
+#define DC_NOTICE_ATTEMPTS 5        /* tries of a notice before it is kept as undeliverable */
+#define DC_FENCE_ROOM 40            /* characters kept for reopening and closing a code block */
+#define DC_RECENT 1024              /* event ids remembered against replays */
 #define DC_MAX_SHARDS 4096
 #define DC_BUTTONS_PER_ROW 5
 #define DC_ROWS_MAX 5
@@ -149,6 +152,8 @@ struct discord {
     void (*close_cb)(void *data);
     void *close_data;
     struct discord_adapter_stats stats;
+    struct dc_notice *notices; /* notices on their way (discord_notice.c) */
+    uint64_t notice_backoff_ms;
 };
 
 /* discord.c: small helpers and the lifecycle */
@@ -186,5 +191,9 @@ int dc__routes(struct adapter *a, const struct adapter_route **routes);
 
 /* discord_notice.c: messages no interaction asked for */
 int dc__notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
+/** At start: send the outbox rows a kill left. */
+void dc__outbox_replay(struct discord *dc);
+/** Closing: drop the notices waiting to try again (their rows stay). */
+void dc__notices_close(struct discord *dc);
 
 #endif
