@@ -165,19 +165,22 @@ struct config_model {
     char *stop;                /* a JSON array of strings, checked at load; NULL: none */
     char *extra_body;          /* a JSON object merged into the request body; NULL: none */
     enum config_max_tokens_field max_tokens_field; /* the output cap's key (OpenAI wire) */
+    bool vision;                                   /* text models: sees attached images */
+    int64_t price_per_image;                       /* credits per attached image (vision) */
 };
 
 struct config_limits {
-    int64_t user_per_hour;  /* generations per member per clock hour; 0: no limit */
-    int64_t pool_per_day;   /* generations per group per UTC day; 0: no limit */
-    int64_t tokens_per_day; /* tokens for everyone per UTC day; 0: no limit */
-    int64_t queue_max;      /* jobs waiting, everyone */
-    int64_t user_queue;     /* jobs waiting per member */
-    int64_t user_in_flight; /* jobs running per member */
-    int64_t prompt_max;     /* characters in a prompt */
-    int64_t memory_tokens;  /* tokens of conversation remembered for /chat */
-    int64_t retry_max;      /* retries per model after 429 or 5xx */
-    int64_t job_timeout;    /* seconds a job may take, retries and fallbacks included */
+    int64_t user_per_hour;   /* generations per member per clock hour; 0: no limit */
+    int64_t pool_per_day;    /* generations per group per UTC day; 0: no limit */
+    int64_t tokens_per_day;  /* tokens for everyone per UTC day; 0: no limit */
+    int64_t queue_max;       /* jobs waiting, everyone */
+    int64_t user_queue;      /* jobs waiting per member */
+    int64_t user_in_flight;  /* jobs running per member */
+    int64_t prompt_max;      /* characters in a prompt */
+    int64_t memory_tokens;   /* tokens of conversation remembered for /chat */
+    int64_t retry_max;       /* retries per model after 429 or 5xx */
+    int64_t job_timeout;     /* seconds a job may take, retries and fallbacks included */
+    int64_t image_max_bytes; /* largest image a member may attach, in bytes */
 };
 
 struct config_filter {

@@ -53,22 +53,25 @@ struct catalog_model_spec {
     size_t nstop;
     const char *extra_body; /* a JSON object's text, checked by the config; NULL: none */
     enum provider_max_tokens_field max_tokens_field;
+    bool vision;         /* text: the model sees images a member attaches */
+    int64_t price_image; /* credits per attached image, on top of the tokens */
 };
 
 /** Limits and queue settings. Zero means "no limit" for the rate limits and
  *  the default named for the rest. */
 struct catalog_limits {
-    int64_t user_per_hour;  /* generations per member per clock hour */
-    int64_t pool_per_day;   /* generations per group scope per UTC day */
-    int64_t tokens_per_day; /* all tokens (in + out) per UTC day, everyone */
-    int64_t queue_max;      /* jobs waiting, everyone; default 64 */
-    int64_t user_queue;     /* jobs waiting per member; default 2 */
-    int64_t user_in_flight; /* jobs running per member; default 1 */
-    int64_t prompt_max;     /* characters in a prompt; default 4000 */
-    int64_t memory_tokens;  /* conversation memory budget; default 2000 */
-    int64_t retry_max;      /* retries per model on 429/5xx; default 2 */
-    int64_t job_timeout_ms; /* a job's whole life; default 300000 */
-    int64_t progress_ms;    /* least time between progress edits; default 500 */
+    int64_t user_per_hour;   /* generations per member per clock hour */
+    int64_t pool_per_day;    /* generations per group scope per UTC day */
+    int64_t tokens_per_day;  /* all tokens (in + out) per UTC day, everyone */
+    int64_t queue_max;       /* jobs waiting, everyone; default 64 */
+    int64_t user_queue;      /* jobs waiting per member; default 2 */
+    int64_t user_in_flight;  /* jobs running per member; default 1 */
+    int64_t prompt_max;      /* characters in a prompt; default 4000 */
+    int64_t memory_tokens;   /* conversation memory budget; default 2000 */
+    int64_t retry_max;       /* retries per model on 429/5xx; default 2 */
+    int64_t job_timeout_ms;  /* a job's whole life; default 300000 */
+    int64_t progress_ms;     /* least time between progress edits; default 500 */
+    int64_t image_max_bytes; /* largest image a member may attach; default 5 MiB */
 };
 
 struct catalog_spec {
@@ -116,7 +119,17 @@ struct catalog_model {
     size_t nstop;
     char *extra_body; /* JSON object text merged into the body; NULL: none */
     enum provider_max_tokens_field max_tokens_field;
+    bool vision;         /* sees attached images (text models only) */
+    int64_t price_image; /* credits per attached image */
 };
+
+/** What an attached image counts as in the estimates and the daily token
+ *  cap: input tokens (Anthropic bills at most about 1,600 for an image it
+ *  takes; OpenAI's high detail at most 1,445 on its 4o models). */
+#define CATALOG_IMAGE_TOKENS 1600
+
+/** Default of catalog_limits.image_max_bytes: 5 MiB. */
+#define CATALOG_IMAGE_MAX_BYTES_DEFAULT (5 * 1024 * 1024)
 
 struct catalog;
 
