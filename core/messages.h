@@ -546,10 +546,9 @@
 #define MSG_ATTACH_NO_VISION_ANYWHERE                                                              \
     "%s cannot see images, and no model here can. Describe the image in words instead; nothing "   \
     "was charged."
-/* %zu: the image's size in KiB (at least); %zu: the limit in KiB. */
+/* %zu: the limit in KiB. */
 #define MSG_ATTACH_TOO_LARGE                                                                       \
-    "That image is too large (over %zu KiB; the limit is %zu KiB). Send a smaller one; nothing "   \
-    "was charged."
+    "That image is too large: the limit is %zu KiB. Send a smaller one; nothing was charged."
 #define MSG_ATTACH_NOT_IMAGE                                                                       \
     "That file is not an image I can read: send a PNG, JPEG, WebP or GIF. Nothing was charged."
 /* %s: why (a short reason). */
