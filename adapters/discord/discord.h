@@ -76,6 +76,8 @@ struct discord_options {
     uint32_t identify_spacing_ms; /* between IDENTIFYs of one bucket; 0: 5000 (tests shorten) */
     unsigned global_per_s;        /* REST global limit; 0: 50 */
     double (*jitter)(void *data); /* NULL: random */
+    struct core *core;            /* borrowed: [limits] image_max_bytes of its catalog for attached
+                                     images; NULL: the default cap */
 };
 
 /** Counters, for health checks and tests. */
