@@ -49,7 +49,7 @@ static int tg__photo_pick(const cJSON *photo, size_t max, char *id, size_t cap)
     {
         const char *fid = tg_json_str(p, "file_id");
         int64_t size = tg_json_int(p, "file_size", -1);
-        if (fid == NULL)
+        if (fid == NULL || fid[0] == '\0')
             continue;
         if (size < 0)
             unknown = p;
@@ -79,7 +79,7 @@ int tg_image_source(const cJSON *m, size_t max, char *file_id, size_t cap)
      * decide after the fetch. */
     const char *mime = tg_json_str(doc, "mime_type");
     const char *fid = tg_json_str(doc, "file_id");
-    if (mime == NULL || strncmp(mime, "image/", 6) != 0 || fid == NULL)
+    if (mime == NULL || strncmp(mime, "image/", 6) != 0 || fid == NULL || fid[0] == '\0')
         return HB_EPROTO;
     int64_t size = tg_json_int(doc, "file_size", -1);
     if (size >= 0 && (uint64_t)size > max)
@@ -173,7 +173,7 @@ static void tg__img_file(struct tg *tg, void *data, const struct tg_result *res)
     if (!tg__file_path_ok(path) || tg->closing) {
         if (!tg->closing)
             log_warn("telegram.get_file_failed", "problem=no usable file_path");
-        tg__img_end(im, tg->closing ? HB_ECANCELED : HB_EPROTO, NULL);
+        tg__img_end(im, tg->closing ? HB_ECANCELED : HB_EINVAL, NULL);
         return;
     }
     /* tg->base is "<api_base>/bot<token>/": the file lives at

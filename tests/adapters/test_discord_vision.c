@@ -306,10 +306,42 @@ static void test_message_attachments(void **state)
     fake_rest_free(t.rest);
 }
 
+static void vt_hostile_script(struct vt *t)
+{
+    char *d = test_file_read("tests/corpus/discord/discord-attachment-hostile.json", NULL);
+    assert_non_null(d);
+    fake_gateway_dispatch(t->gw, "MESSAGE_CREATE", d);
+    free(d);
+}
+
+static bool vt_hostile_done(struct vt *t)
+{
+    return vt_count(t, "POST", "/channels/99/messages",
+                    "only fetch images attached on the platform") == 1;
+}
+
+/* A hostile attachment (tests/corpus/discord/): a file:// URL with a
+ * negative size, a gopher proxy URL, a reply whose attachment points at a
+ * cloud metadata address with a size of 1e300. Refused; nothing fetched. */
+static void test_hostile_attachment(void **state)
+{
+    (void)state;
+    struct vt t;
+    memset(&t, 0, sizeof(t));
+    t.script = vt_hostile_script;
+    t.done = vt_hostile_done;
+    vt_run(&t);
+    assert_int_equal(t.dispatched, 0);
+    assert_int_equal(vt_count(&t, "GET", "/", NULL), 1); /* /gateway/bot alone */
+    assert_int_equal(vt_count(&t, "GET", "/gateway/bot", NULL), 1);
+    fake_rest_free(t.rest);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_chat_image_option),
     cmocka_unit_test(test_foreign_host_refused),
     cmocka_unit_test(test_message_attachments),
+    cmocka_unit_test(test_hostile_attachment),
 };
 
 TEST_GROUP_DEFINE(discord_vision, tests, NULL, NULL)

@@ -277,10 +277,40 @@ static void test_image_refusals(void **state)
     vx_done(&vx);
 }
 
+/* A hostile photo (tests/corpus/telegram/): sizes that are no objects,
+ * an empty file_id, sizes of 1e300 and below zero, a caption that is no
+ * text, a reply whose photo is a string and whose document's id is a
+ * number. The one usable size is taken, the image still asks something;
+ * and a getFile answer whose file_path climbs out of /file/ is refused
+ * without a download. */
+static void test_hostile_photo(void **state)
+{
+    (void)state;
+    struct vx vx;
+    vx_init(&vx, 4096);
+    tgapi_file_add(vx.fx.api, "ph-1", "photos/file_5.jpg", jpeg, sizeof(jpeg));
+    char *json = test_file_read("tests/corpus/telegram/telegram-photo-hostile.json", NULL);
+    assert_non_null(json);
+    tgapi_push_raw(vx.fx.api, 1, json);
+    free(json);
+    fx_until(&vx.fx, vx_sent, "cost 3 credits");
+    assert_string_equal(fx_call(&vx.fx, "getFile", 0)->body, "{\"file_id\":\"ph-1\"}");
+    assert_string_equal(vx.eye.prompt, MSG_ATTACH_DEFAULT_PROMPT);
+
+    tgapi_file_add(vx.fx.api, "ph-evil", "../bot" TOKEN "/getMe", jpeg, sizeof(jpeg));
+    vx_dm(&vx, "\"photo\":[{\"file_id\":\"ph-evil\",\"file_unique_id\":\"z\",\"width\":9,"
+               "\"height\":9}]");
+    fx_until(&vx.fx, vx_sent, "I could not fetch your image");
+    assert_int_equal(tgapi_count(vx.fx.api, "file"), 1);
+    assert_int_equal(vx.eye.calls, 1);
+    vx_done(&vx);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_photo_to_generation),
     cmocka_unit_test(test_caption_reply_and_blind_model),
     cmocka_unit_test(test_image_refusals),
+    cmocka_unit_test(test_hostile_photo),
 };
 
 TEST_GROUP_DEFINE(telegram_vision, tests, NULL, NULL)
