@@ -535,6 +535,8 @@
 
 /* ---- Images members attach to a chat turn ------------------------------- */
 
+/* Shown while a member's image is fetched; the answer replaces it. */
+#define MSG_ATTACH_FETCHING "Fetching your image…"
 /* The text that goes with an image sent without one (a photo without a
  * caption). */
 #define MSG_ATTACH_DEFAULT_PROMPT "What is in this image?"

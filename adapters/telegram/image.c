@@ -8,7 +8,10 @@
  * image, the fetch failed) answers the member and costs nothing.
  *
  * The reply handle is made when the update is read, so the update is not
- * confirmed before its answer is safe, as for any other command. */
+ * confirmed before its answer is safe, as for any other command; and it
+ * says at once that the image is being fetched, which settles it, so a
+ * slow download never holds the polling of other updates. The answer
+ * replaces that message. */
 #include "adapters/telegram/telegram_internal.h"
 
 #include "core/attach.h"
@@ -222,6 +225,8 @@ void tg_image_dispatch(struct tg *tg, struct invocation *inv, const char *args, 
         tg->imgs->prev = im;
     tg->imgs = im;
     tg_ref(tg);
+    struct reply_msg note = {.stage = REPLY_PROGRESS, .text = MSG_ATTACH_FETCHING};
+    reply_send(&r->reply, &note);
     cJSON *body = cJSON_CreateObject();
     int rc = body != NULL && cJSON_AddStringToObject(body, "file_id", file_id) != NULL
                  ? tg_call_json(tg, "getFile", body, tg__img_file, im)

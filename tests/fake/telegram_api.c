@@ -69,6 +69,7 @@ struct tgapi {
     struct tgapi_hold *holds;
     struct tgapi_file files[16];
     size_t nfiles;
+    uint64_t files_slow_ms;
 };
 
 /* Telegram's reading of parse_mode=HTML, as far as a test needs it: only
@@ -270,12 +271,15 @@ static void tgapi__file_get(struct tgapi *f, struct httpd_response *res, const c
     free(body);
     unsigned char *copy = NULL;
     size_t len = 0;
+    uint64_t slow = f->files_slow_ms;
     if (file != NULL) {
         copy = malloc(file->len > 0 ? file->len : 1);
         memcpy(copy, file->bytes, file->len);
         len = file->len;
     }
     pthread_mutex_unlock(&f->mu);
+    if (slow > 0)
+        httpd_response_delay(res, slow);
     if (status == 200)
         httpd_response_send(res, 200, "application/octet-stream", (const char *)copy, len);
     else
@@ -489,6 +493,13 @@ void tgapi_file_add(struct tgapi *f, const char *file_id, const char *path, cons
         memcpy(file->bytes, bytes, len);
         file->len = len;
     }
+    pthread_mutex_unlock(&f->mu);
+}
+
+void tgapi_files_slow(struct tgapi *f, uint64_t ms)
+{
+    pthread_mutex_lock(&f->mu);
+    f->files_slow_ms = ms;
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -77,6 +77,9 @@ void tgapi_backlog_tally(struct tgapi *f, int64_t *unanswered, int64_t *repeated
 void tgapi_file_add(struct tgapi *f, const char *file_id, const char *path, const void *bytes,
                     size_t len);
 
+/** Serve files only after ms milliseconds (0: at once). */
+void tgapi_files_slow(struct tgapi *f, uint64_t ms);
+
 /** Calls recorded so far, and one of them (borrowed). */
 size_t tgapi_ncalls(const struct tgapi *f);
 const struct tgapi_call *tgapi_call_at(const struct tgapi *f, size_t i);
