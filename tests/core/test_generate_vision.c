@@ -9,6 +9,7 @@
 #include "adapters/openai/openai.h"
 #include "core/messages.h"
 #include "net/http.h"
+#include "base/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,8 +58,16 @@ static void vt_catalog(struct gt *gt)
          .enabled = true,
          .vision = true,
          .price_image = 2},
+        {.name = "seefb",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .max_output_tokens = 100,
+         .fallbacks = "blind, see",
+         .enabled = true,
+         .vision = true},
     };
-    struct catalog_spec spec = {.providers = ps, .nproviders = 2, .models = ms, .nmodels = 3};
+    struct catalog_spec spec = {.providers = ps, .nproviders = 2, .models = ms, .nmodels = 4};
     spec.limits.job_timeout_ms = 8000;
     char err[256] = "";
     struct catalog *cat = catalog_new(&spec, err, sizeof(err));
@@ -177,10 +186,36 @@ static void test_vision_on_the_wire(void **state)
     gt_done(&gt);
 }
 
+/* A failed model's image goes only to a fallback that sees: "blind" is
+ * skipped, "see" gets the image and is priced as itself. */
+static void test_vision_fallback_sees(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    vt_catalog(&gt);
+    struct reply_capture cap;
+    vt_submit(&gt, &cap, "u4", "seefb", "what is it");
+    struct provider_call *c = held_wait_call(&gt, 0);
+    assert_string_equal(c->model, "seefb");
+    held_finish(c, HB_EPROTO, NULL, -1, -1);
+    c = held_wait_call(&gt, 1);
+    assert_string_equal(c->model, "see");
+    assert_int_equal(c->nimages, 1);
+    held_finish(c, 0, "a cat", 1000, 50);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "trying see");
+    assert_has(&cap, "cost 16 credits");
+    reply_capture_close(&cap);
+    assert_int_equal(gt_balance(&gt, "u4"), 100 - 16);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest vision_tests[] = {
     cmocka_unit_test(test_vision_priced_and_sent),
     cmocka_unit_test(test_vision_refused_names_a_model),
     cmocka_unit_test(test_vision_on_the_wire),
+    cmocka_unit_test(test_vision_fallback_sees),
 };
 
 TEST_GROUP_DEFINE(generate_vision, vision_tests, gt_group_setup, lt_group_teardown)
