@@ -34,6 +34,8 @@ struct vt {
     bool (*done)(struct vt *t);
     char origin[96]; /* "http://127.0.0.1:PORT": where the fake serves attachments */
     size_t dispatched;
+    bool asked_default; /* a turn "chat <the default question>" came with its image */
+    bool asked_reply;   /* a turn "chat what colour" came with the replied-to image */
     char last_args[256];
     char last_prompt[256];
     size_t image_len;
@@ -86,12 +88,20 @@ static void vt_on_seen(struct fake_gateway *f, enum fake_gateway_seen what, void
         t->script(t);
 }
 
+static const unsigned char vt_png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 9, 9, 9};
+static const char vt_html[] = "<html>not an image</html>";
+
 /* The handler: note the image and answer with what was seen. */
 static void vt_dispatch(void *data, struct invocation *inv, const char *args)
 {
     struct vt *t = data;
     t->dispatched++;
     snprintf(t->last_args, sizeof(t->last_args), "%s", args != NULL ? args : "");
+    bool image = inv->image != NULL && inv->image->len == sizeof(vt_png);
+    if (strcmp(t->last_args, "chat " MSG_ATTACH_DEFAULT_PROMPT) == 0)
+        t->asked_default = image;
+    if (strcmp(t->last_args, "chat what colour") == 0)
+        t->asked_reply = image;
     snprintf(t->last_prompt, sizeof(t->last_prompt), "%s",
              inv->opts[0].string != NULL ? inv->opts[0].string : "");
     t->image_len = inv->image != NULL ? inv->image->len : 0;
@@ -107,9 +117,6 @@ static void vt_ended(void *data, struct adapter *a)
     (void)data;
     (void)a;
 }
-
-static const unsigned char vt_png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 9, 9, 9};
-static const char vt_html[] = "<html>not an image</html>";
 
 static void vt_run(struct vt *t)
 {
@@ -279,18 +286,28 @@ static void vt_message_script(struct vt *t)
              "fake.png\",\"content_type\":\"image/png\"}]",
              t->origin);
     vt_message(t, 804, "and this", atts);
+    /* A reply to a message with an image takes that image along. */
+    char d[2048];
+    snprintf(d, sizeof(d),
+             "{\"id\":\"805\",\"channel_id\":\"99\",\"author\":{\"id\":\"555\",\"username\":"
+             "\"ann\"},\"content\":\"what colour\",\"mentions\":[],\"attachments\":[],"
+             "\"referenced_message\":{\"id\":\"801\",\"attachments\":[{\"id\":\"5\",\"filename\":"
+             "\"cat.png\",\"size\":11,\"url\":\"%s/attachments/1/2/cat.png\",\"content_type\":"
+             "\"image/png\"}]}}",
+             t->origin);
+    fake_gateway_dispatch(t->gw, "MESSAGE_CREATE", d);
 }
 
 static bool vt_message_done(struct vt *t)
 {
-    return vt_count(t, "POST", "/channels/99/messages", "seen 11 bytes of image/png") == 1 &&
+    return vt_count(t, "POST", "/channels/99/messages", "seen 11 bytes of image/png") == 2 &&
            vt_count(t, "POST", "/channels/99/messages", "That image is too large") == 1 &&
            vt_count(t, "POST", "/channels/99/messages", "not an image I can read") == 2;
 }
 
-/* A DM with an image and no text asks the default question; a file too
- * large is refused by its declared size (no fetch), a text file by its
- * type, and bytes that are no image after the fetch. */
+/* A DM with an image and no text asks the default question; a reply to
+ * a message with an image takes that image along; a file too large is refused by its declared size
+ * (no fetch), a text file by its type, and bytes that are no image after the fetch. */
 static void test_message_attachments(void **state)
 {
     (void)state;
@@ -299,9 +316,10 @@ static void test_message_attachments(void **state)
     t.script = vt_message_script;
     t.done = vt_message_done;
     vt_run(&t);
-    assert_int_equal(t.dispatched, 1);
-    assert_string_equal(t.last_args, "chat " MSG_ATTACH_DEFAULT_PROMPT);
-    assert_int_equal(vt_count(&t, "GET", "/attachments/1/2/cat.png", NULL), 1);
+    assert_int_equal(t.dispatched, 2);
+    assert_true(t.asked_default);
+    assert_true(t.asked_reply);
+    assert_int_equal(vt_count(&t, "GET", "/attachments/1/2/cat.png", NULL), 2);
     assert_int_equal(vt_count(&t, "GET", "/attachments/1/3/fake.png", NULL), 1);
     fake_rest_free(t.rest);
 }
