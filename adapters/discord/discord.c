@@ -610,6 +610,7 @@ static void dc__close(struct adapter *a, void (*cb)(void *data), void *data)
     dc->close_cb = cb;
     dc->close_data = data;
     dc__notices_close(dc);
+    dc__images_cancel(dc);
     if (!uv_is_closing((uv_handle_t *)&dc->retry))
         uv_close((uv_handle_t *)&dc->retry, dc__handle_closed);
     dc->refs--; /* the open reference; the rest client's stays until the end */
@@ -673,6 +674,7 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->shard_first = opt->shard_first;
     dc->shard_last = opt->shard_last;
     dc->http = opt->http;
+    dc->core = opt->core;
     dc->public_key = dc__dup_or_null(opt->public_key);
     dc->store = opt->store;
     dc->models = opt->models;

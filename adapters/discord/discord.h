@@ -79,6 +79,8 @@ struct discord_options {
     double (*jitter)(void *data); /* NULL: random */
     uint64_t notice_backoff_ms;   /* first wait before a failed notice is tried again, doubling
                                      for each of its DC_NOTICE_ATTEMPTS tries; 0: 1000 */
+    struct core *core;            /* borrowed: [limits] image_max_bytes of its catalog for attached
+                                     images; NULL: the default cap */
 };
 
 /** Counters, for health checks and tests. */

@@ -86,6 +86,7 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     tg_outbox_close(tg);
     tg_sendq_drop(tg);
     tg_calls_cancel(tg);
+    tg_images_cancel(tg);
     if (tg->pipe != NULL) {
         tg->handles_open++;
         http_pipe_close(tg->pipe, tg__pipe_closed, tg);
