@@ -84,6 +84,7 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     tg->drain_cb = NULL;
     /* Whatever is owed goes to the outbox before the queue is let go. */
     tg_outbox_close(tg);
+    tg_webhook_close(tg);
     tg_sendq_drop(tg);
     tg_calls_cancel(tg);
     tg_images_cancel(tg);
@@ -127,8 +128,9 @@ static bool tg__secret_ok(const char *expected, const char *given)
     return CRYPTO_memcmp(expected, given, n) == 0;
 }
 
-/* POST /webhooks/telegram: the update is dispatched (or known as a
- * repeat) before Telegram hears 200 and forgets it. */
+/* POST /webhooks/telegram: Telegram hears 200 (and forgets the update)
+ * only once what the update caused is safe: its replies sent or in the
+ * outbox, as a poll's confirmation waits. */
 static void tg__webhook_serve(struct adapter *a, struct server_request *req)
 {
     struct tg *tg = a->impl;
@@ -144,7 +146,7 @@ static void tg__webhook_serve(struct adapter *a, struct server_request *req)
         server_respond(req, 400, NULL, "malformed update\n", 17, NULL);
         return;
     }
-    server_respond(req, 200, "application/json", "{}", 2, NULL);
+    tg_webhook_hold(tg, req);
 }
 
 static const char *const tg_webhook_headers[] = {"X-Telegram-Bot-Api-Secret-Token", NULL};

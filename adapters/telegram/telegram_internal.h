@@ -33,6 +33,7 @@
 
 #include "adapters/telegram/telegram.h"
 #include "net/http.h"
+#include "net/server.h"
 #include "core/command.h"
 
 #include <cjson/cJSON.h>
@@ -136,14 +137,15 @@ struct tg {
     int64_t current_update; /* the update being handled (replies take it), 0 none */
     struct tg_reply *unsettled_head, *unsettled_tail; /* replies still deciding, by update */
     size_t unsettled;                                 /* replies in that list */
-    int64_t confirm_upto;         /* updates below this are confirmed or being confirmed */
-    int64_t safe_upto;            /* ... and below this safe: getUpdates may confirm them */
-    size_t inflight_unconfirmed;  /* replies in flight whose update is not confirmed */
-    size_t queued;                /* sends in the chat queues (held ones included) */
-    bool held_back;               /* a poll waits for the queue or the outbox to shrink */
-    bool replayed;                /* the outbox was loaded and given to the queue */
-    size_t replaying;             /* loaded rows not yet sent: no poll before they are */
-    void (*drain_cb)(void *data); /* stopping: called once the queue is empty */
+    int64_t confirm_upto;        /* updates below this are confirmed or being confirmed */
+    int64_t safe_upto;           /* ... and below this safe: getUpdates may confirm them */
+    size_t inflight_unconfirmed; /* replies in flight whose update is not confirmed */
+    size_t queued;               /* sends in the chat queues (held ones included) */
+    bool held_back;              /* a poll waits for the queue or the outbox to shrink */
+    bool replayed;               /* the outbox was loaded and given to the queue */
+    size_t replaying;            /* loaded rows not yet sent: no poll before they are */
+    struct tg_hook *hooks_head, *hooks_tail; /* webhook requests waiting for safety (poll.c) */
+    void (*drain_cb)(void *data);            /* stopping: called once the queue is empty */
     void *drain_data;
 
     /* the outbox (outbox.c) */
@@ -351,5 +353,11 @@ void tg_poll_start(struct tg *tg);
 void tg_persist_offset(struct tg *tg);
 /** Take the next step soon: confirm, poll, or wait (backpressure). */
 void tg_poll_kick(struct tg *tg);
+/** Webhook mode: answer Telegram's request for the updates just handled
+ *  (200) once they are safe, as a poll's confirmation would wait. */
+void tg_webhook_hold(struct tg *tg, struct server_request *req);
+/** Closing: the requests still waiting are answered 503, so Telegram
+ *  delivers their updates again (a repeat, never a loss). */
+void tg_webhook_close(struct tg *tg);
 
 #endif
