@@ -149,8 +149,23 @@ void generate_regenerate(struct generate *g, struct invocation *inv, const char 
 void generate_upvote(struct generate *g, struct invocation *inv, const char *gid,
                      const char *button_ref);
 
-/** Forget the conversation of the invocation's member in its channel. */
+/** Start over: the next plain message of the invocation's member in its
+ *  channel (or topic) begins a new conversation (/new). */
 void generate_conversation_reset(struct generate *g, const struct invocation *inv);
+
+/** Erase every stored conversation of the invocation's member (/forget):
+ *  cached and stored turns, places and message links are deleted now, the
+ *  space vacuumed by the next maintenance. cb gets 0 and how many turns
+ *  went, or an error. Returns 0 (cb follows) or a negative code. */
+int generate_conversation_forget(struct generate *g, const struct invocation *inv,
+                                 void (*cb)(int rc, int64_t turns, void *data), void *data);
+
+/** Delete stored conversations past the retention period and vacuum when
+ *  something was erased since the last time; runs every hour by itself.
+ *  cb (may be NULL) gets 0 and the rows deleted, or an error. Returns 0
+ *  (cb follows) or a negative code. */
+int generate_conversation_maintain(struct generate *g, void (*cb)(int rc, int64_t rows, void *data),
+                                   void *data);
 
 /** Remember the member's model of choice (durably, in the state table).
  *  Returns 0 (cb follows) or a negative code. */
