@@ -30,9 +30,11 @@ static int held_start(struct provider *p, const struct provider_request *req,
     c->active = true;
     c->nmessages = req->nmessages;
     snprintf(c->model, sizeof(c->model), "%s", req->model);
-    if (req->nmessages > 0)
+    if (req->nmessages > 0) {
         snprintf(c->last_prompt, sizeof(c->last_prompt), "%s",
                  req->messages[req->nmessages - 1].content);
+        snprintf(c->first_prompt, sizeof(c->first_prompt), "%s", req->messages[0].content);
+    }
     *out = c;
     return 0;
 }
