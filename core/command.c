@@ -67,6 +67,15 @@ void reply_finish(struct reply *r)
     r->ops->finish(r);
 }
 
+void reply_landed_forward(const struct reply *outer, struct reply *inner)
+{
+    if (outer->landed == NULL || inner == NULL)
+        return;
+    inner->landed = outer->landed;
+    inner->landed_data = outer->landed_data;
+    memcpy(inner->landed_ref, outer->landed_ref, sizeof(inner->landed_ref));
+}
+
 void reply_landed(struct reply *r, const char *chat_id, const char *message_id)
 {
     if (r == NULL || r->landed == NULL || chat_id == NULL || message_id == NULL ||

@@ -136,6 +136,10 @@ void reply_finish(struct reply *r);
  *  handler that asked (struct reply.landed); nothing when none did. */
 void reply_landed(struct reply *r, const char *chat_id, const char *message_id);
 
+/** A handle that wraps another (the router's) passes on who asks where the
+ *  answer lands; call it before forwarding a send to inner. */
+void reply_landed_forward(const struct reply *outer, struct reply *inner);
+
 /* ---- Invocations ------------------------------------------------------ */
 
 struct command_spec;
