@@ -300,6 +300,8 @@ static void conv__load_done(struct store_job *sj, int rc)
             conv__ptr_set(m, op->key, op->cid, op->loaded != NULL ? op->loaded->owner : job->wallet,
                           now);
         if (op->loaded != NULL && map_get(g->convs, op->cid) == NULL) {
+            /* Within today's budget (it may have been lowered since). */
+            conv__trim(op->loaded, catalog_limits_get(job->cat)->memory_tokens);
             op->loaded->last_used = now;
             if (map_set(g->convs, op->cid, op->loaded) == 0)
                 op->loaded = NULL;
