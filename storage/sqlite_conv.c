@@ -64,8 +64,10 @@ static const char *const conv_sql[CS_COUNT] = {
 };
 
 static const char *const conv_expire_more[] = {
-    "DELETE FROM conversation_places WHERE updated_at < ?1"
-    " OR conv NOT IN (SELECT id FROM conversations)",
+    /* A place is written when it starts pointing at a conversation, not
+     * on every turn: it goes with its conversation, never by its age. */
+    "DELETE FROM conversation_places WHERE conv NOT IN (SELECT id FROM conversations)"
+    " AND ?1 IS NOT NULL",
     "DELETE FROM conversation_messages WHERE at < ?1"
     " OR conv NOT IN (SELECT id FROM conversations)",
 };

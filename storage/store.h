@@ -329,8 +329,9 @@ int store_txn_conv_message_put(struct store_txn *txn, const char *message, const
  *  *turns (may be NULL) gets how many turns went. */
 int store_txn_conv_forget(struct store_txn *txn, const char *owner, int64_t *turns);
 
-/** Delete turns, conversations, places and messages last touched before
- *  `before` (ms); *rows (may be NULL) gets how many rows went. */
+/** Delete turns, conversations and bot messages last touched before
+ *  `before` (ms), and the places of conversations that went; *rows (may
+ *  be NULL) gets how many rows went. */
 int store_txn_conv_expire(struct store_txn *txn, int64_t before, int64_t *rows);
 
 /** Once this transaction commits, vacuum: free pages go back to the file

@@ -247,6 +247,34 @@ static void test_retention_deletes_old_conversations(void **state)
     gt_done(&gt);
 }
 
+/* Retention is an age limit on turns, not on a conversation in use: its
+ * old turns go, its place stays, and it goes on after a restart. */
+static void test_retention_keeps_a_conversation_in_use(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits limits = {.retry_max = 2,
+                                    .conversation_idle_ms = 10 * 3600000LL,
+                                    .conversation_retention_ms = 3 * 3600000LL};
+    gt_init(&gt, &limits, NULL, 0, 0);
+    ct_turn(&gt, 0, "u3", NULL, NULL, NULL, "early turn", "early answer", NULL);
+    gt.wall += 2 * 3600000;
+    ct_turn(&gt, 1, "u3", NULL, NULL, NULL, "later turn", "later answer", NULL);
+    gt.wall += 3600000 + 1; /* the first turn is past the three hours */
+    struct ct_done d = {0};
+    assert_int_equal(generate_conversation_maintain(gt.g, ct_done_cb, &d), 0);
+    gt_wait(&gt, &d.done, 1);
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversation_turns"), 2);
+    assert_int_equal(
+        ct_count(&gt, "SELECT COUNT(*) FROM conversation_places WHERE owner='console:u3'"), 1);
+    ct_restart(&gt);
+    struct provider_call *c = ct_turn(&gt, 2, "u3", NULL, NULL, NULL, "go on", "going", NULL);
+    assert_int_equal(c->nmessages, 3);
+    assert_string_equal(c->first_prompt, "later turn");
+    gt_done(&gt);
+}
+
 /* Does the file at path hold needle anywhere (as raw bytes)? */
 static bool ct_file_has(const char *path, const char *needle)
 {
@@ -345,6 +373,7 @@ static const struct CMUnitTest conversation_tests[] = {
     cmocka_unit_test(test_topic_is_its_own_conversation),
     cmocka_unit_test(test_idle_conversation_starts_over),
     cmocka_unit_test(test_retention_deletes_old_conversations),
+    cmocka_unit_test(test_retention_keeps_a_conversation_in_use),
     cmocka_unit_test(test_forget_erases_rows),
     cmocka_unit_test(test_budget_trims_oldest_turns),
 };
