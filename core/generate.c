@@ -115,6 +115,7 @@ static void generate__maps_free(struct generate *g)
     map_free(g->convs);
     map_free(g->conv_places);
     map_free(g->conv_msgs);
+    free(g->conv_known);
     map_free(g->prefs);
     map_free(g->notices);
     map_free(g->hits);

@@ -24,6 +24,7 @@
 #include "core/ledger.h"
 #include "storage/store.h"
 #include "base/error.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -33,7 +34,7 @@
 
 #define GEN_CONV_FIRST_MAINTAIN_MS 60000 /* the first retention pass after start */
 
-static struct store *conv__store(struct generate *g)
+struct store *generate__conv_store(struct generate *g)
 {
     return g->core != NULL && g->core->ledger != NULL ? ledger_store(g->core->ledger) : NULL;
 }
@@ -54,6 +55,129 @@ static void conv__msg_key(const char *platform, const char *chat, const char *ms
 {
     snprintf(buf, cap, "%s|%s|%s", platform, chat, msg);
 }
+
+/* ---- the places the store holds --------------------------------------------
+ * A set of the hashes of every place with a stored conversation, loaded
+ * once at start and kept as places are written: a message in a place not
+ * in it (every first message in a new channel) needs no store lookup. A
+ * hash collision only costs a lookup that finds nothing. */
+
+static uint64_t conv__hash(const char *key)
+{
+    uint64_t h = hash_fnv1a64_str(key);
+    return h != 0 ? h : 1;
+}
+
+static bool conv__known_has(const struct generate *g, uint64_t h)
+{
+    if (g->conv_known_cap == 0)
+        return false;
+    size_t mask = g->conv_known_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        if (g->conv_known[i] == h)
+            return true;
+        if (g->conv_known[i] == 0)
+            return false;
+    }
+}
+
+static void conv__known_put(uint64_t *slots, size_t cap, uint64_t h)
+{
+    size_t mask = cap - 1;
+    size_t i = (size_t)h & mask;
+    while (slots[i] != 0 && slots[i] != h)
+        i = (i + 1) & mask;
+    slots[i] = h;
+}
+
+/* Add h; on no memory the set stops being trusted (lookups go on). */
+static void conv__known_add(struct generate *g, uint64_t h)
+{
+    if (conv__known_has(g, h))
+        return;
+    if ((g->conv_known_n + 1) * 2 > g->conv_known_cap) {
+        size_t cap = g->conv_known_cap == 0 ? 1024 : g->conv_known_cap * 2;
+        uint64_t *slots = calloc(cap, sizeof(*slots));
+        if (slots == NULL) {
+            g->conv_known_ready = false;
+            return;
+        }
+        for (size_t i = 0; i < g->conv_known_cap; i++) {
+            if (g->conv_known[i] != 0)
+                conv__known_put(slots, cap, g->conv_known[i]);
+        }
+        free(g->conv_known);
+        g->conv_known = slots;
+        g->conv_known_cap = cap;
+    }
+    conv__known_put(g->conv_known, g->conv_known_cap, h);
+    g->conv_known_n++;
+}
+
+struct conv_known_load {
+    struct store_job job;
+    struct generate *g; /* held through g->njobs */
+    uint64_t *hashes;   /* read on the store's thread */
+    size_t n, cap;
+};
+
+static int conv__known_read(const char *place, void *data)
+{
+    struct conv_known_load *op = data;
+    if (op->n == op->cap) {
+        size_t cap = op->cap == 0 ? 1024 : op->cap * 2;
+        uint64_t *grown = realloc(op->hashes, cap * sizeof(*grown));
+        if (grown == NULL)
+            return HB_ENOMEM;
+        op->hashes = grown;
+        op->cap = cap;
+    }
+    op->hashes[op->n++] = conv__hash(place);
+    return 0;
+}
+
+static int conv__known_run(struct store_txn *txn, struct store_job *sj)
+{
+    struct conv_known_load *op = container_of(sj, struct conv_known_load, job);
+    return store_txn_conv_places_each(txn, conv__known_read, op);
+}
+
+static void conv__known_done(struct store_job *sj, int rc)
+{
+    struct conv_known_load *op = container_of(sj, struct conv_known_load, job);
+    struct generate *g = op->g;
+    if (rc == 0 && !g->closing) {
+        /* Places written since start are in already. */
+        g->conv_known_ready = true;
+        for (size_t i = 0; i < op->n && g->conv_known_ready; i++)
+            conv__known_add(g, op->hashes[i]);
+    } else if (rc < 0) {
+        log_warn("generate.conversation_places_not_read", "error=%s", hb_strerror(rc));
+    }
+    free(op->hashes);
+    free(op);
+    g->njobs--;
+    generate__maybe_free(g);
+}
+
+/* Read the places the store holds, once. */
+static void conv__known_load(struct generate *g)
+{
+    struct store *store = generate__conv_store(g);
+    struct conv_known_load *op = store != NULL ? calloc(1, sizeof(*op)) : NULL;
+    if (op == NULL)
+        return; /* every place is looked up, then */
+    op->g = g;
+    op->job.run = conv__known_run;
+    op->job.done = conv__known_done;
+    g->njobs++;
+    if (store_submit(store, &op->job) < 0) {
+        g->njobs--;
+        free(op);
+    }
+}
+
+/* ---- the cache ----------------------------------------------------------- */
 
 /* Point key at conv in a cache map; NULL when out of memory. */
 static struct gen_conv_ptr *conv__ptr_set(struct map *m, const char *key, const char *conv,
@@ -198,7 +322,7 @@ static void conv__write_done(struct store_job *sj, int rc)
 /* Queue w on the store (taken over: freed on failure too). */
 static void conv__write_submit(struct generate *g, struct conv_write *w)
 {
-    struct store *store = conv__store(g);
+    struct store *store = generate__conv_store(g);
     w->g = g;
     w->job.run = conv__write_run;
     w->job.done = conv__write_done;
@@ -337,8 +461,10 @@ void job__conversation_start(struct job *job)
         snprintf(job->conv_id, sizeof(job->conv_id), "%s", p->conv);
         if (p->conv[0] == '\0' || map_get(g->convs, p->conv) != NULL)
             return; /* all in the cache */
+    } else if (!by_msg && g->conv_known_ready && !conv__known_has(g, conv__hash(key))) {
+        return; /* a place the store has nothing for */
     }
-    struct store *store = conv__store(g);
+    struct store *store = generate__conv_store(g);
     struct conv_load *op = store != NULL ? calloc(1, sizeof(*op)) : NULL;
     if (op == NULL) {
         job->conv_id[0] = '\0';
@@ -352,6 +478,7 @@ void job__conversation_start(struct job *job)
         snprintf(op->key, sizeof(op->key), "%s", key);
     op->job.run = conv__load_run;
     op->job.done = conv__load_done;
+    g->stats.conversation_loads++;
     job->refs++;
     job->conv_ready = false;
     if (store_submit(store, &op->job) < 0) {
@@ -469,8 +596,10 @@ void job__remember_turn(struct job *job)
     c->updated_at = now;
     c->last_used = now;
     size_t dropped = conv__trim(c, l->memory_tokens);
-    if (job->conv_place_set)
+    if (job->conv_place_set) {
         conv__ptr_set(g->conv_places, job->conv_key, job->conv_id, job->wallet, now);
+        conv__known_add(g, conv__hash(job->conv_key));
+    }
 
     struct conv_write *w = calloc(1, sizeof(*w));
     if (w != NULL) {
@@ -506,7 +635,7 @@ void job__remember_turn(struct job *job)
     }
 }
 
-/* ---- starting over, erasing, retention ------------------------------------- */
+/* ---- starting over (erasing and retention: generate_erase.c) ------------- */
 
 void generate_conversation_reset(struct generate *g, const struct invocation *inv)
 {
@@ -522,146 +651,6 @@ void generate_conversation_reset(struct generate *g, const struct invocation *in
     conv__write_submit(g, w);
 }
 
-struct conv_forget {
-    struct store_job job;
-    struct generate *g;
-    char owner[WALLET_ACCOUNT_MAX];
-    int64_t turns;
-    void (*cb)(int rc, int64_t turns, void *data);
-    void *data;
-};
-
-static int conv__forget_run(struct store_txn *txn, struct store_job *sj)
-{
-    struct conv_forget *op = container_of(sj, struct conv_forget, job);
-    return store_txn_conv_forget(txn, op->owner, &op->turns);
-}
-
-static void conv__forget_done(struct store_job *sj, int rc)
-{
-    struct conv_forget *op = container_of(sj, struct conv_forget, job);
-    struct generate *g = op->g;
-    if (rc == 0)
-        g->vacuum_due = true;
-    else
-        log_warn("generate.conversation_forget_failed", "error=%s", hb_strerror(rc));
-    if (op->cb != NULL)
-        op->cb(rc, op->turns, op->data);
-    free(op);
-    g->njobs--;
-    generate__maybe_free(g);
-}
-
-/* Drop the cache entries of owner from a pointer map. */
-static void conv__ptrs_drop(struct map *m, const char *owner)
-{
-    struct map_iter it;
-    void *v;
-    map_iter_init(&it, m);
-    while (map_iter_next(&it, NULL, &v)) {
-        if (strcmp(((const struct gen_conv_ptr *)v)->owner, owner) == 0)
-            map_iter_remove(&it);
-    }
-}
-
-int generate_conversation_forget(struct generate *g, const struct invocation *inv,
-                                 void (*cb)(int rc, int64_t turns, void *data), void *data)
-{
-    struct store *store = conv__store(g);
-    if (store == NULL || g->closing)
-        return HB_ECANCELED;
-    struct conv_forget *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return HB_ENOMEM;
-    invocation_wallet(inv, op->owner, sizeof(op->owner));
-    struct map_iter it;
-    void *v;
-    map_iter_init(&it, g->convs);
-    while (map_iter_next(&it, NULL, &v)) {
-        if (strcmp(((const struct gen_conv *)v)->owner, op->owner) == 0)
-            map_iter_remove(&it);
-    }
-    conv__ptrs_drop(g->conv_places, op->owner);
-    conv__ptrs_drop(g->conv_msgs, op->owner);
-    op->g = g;
-    op->cb = cb;
-    op->data = data;
-    op->job.run = conv__forget_run;
-    op->job.done = conv__forget_done;
-    g->njobs++;
-    int rc = store_submit(store, &op->job);
-    if (rc < 0) {
-        g->njobs--;
-        free(op);
-    }
-    return rc;
-}
-
-struct conv_maintain {
-    struct store_job job;
-    struct generate *g;
-    int64_t before; /* rows last touched before this (ms) go */
-    bool vacuum;    /* erasures since the last vacuum */
-    int64_t rows;
-    void (*cb)(int rc, int64_t rows, void *data);
-    void *data;
-};
-
-static int conv__maintain_run(struct store_txn *txn, struct store_job *sj)
-{
-    struct conv_maintain *op = container_of(sj, struct conv_maintain, job);
-    int rc = store_txn_conv_expire(txn, op->before, &op->rows);
-    if (rc == 0 && (op->vacuum || op->rows > 0))
-        store_txn_vacuum_after(txn);
-    return rc;
-}
-
-static void conv__maintain_done(struct store_job *sj, int rc)
-{
-    struct conv_maintain *op = container_of(sj, struct conv_maintain, job);
-    struct generate *g = op->g;
-    if (rc < 0) {
-        if (op->vacuum)
-            g->vacuum_due = true; /* the next pass tries again */
-        log_warn("generate.conversation_retention_failed", "error=%s", hb_strerror(rc));
-    } else if (op->rows > 0) {
-        log_info("generate.conversations_expired", "rows=%lld", (long long)op->rows);
-    }
-    if (op->cb != NULL)
-        op->cb(rc, op->rows, op->data);
-    free(op);
-    g->njobs--;
-    generate__maybe_free(g);
-}
-
-int generate_conversation_maintain(struct generate *g, void (*cb)(int rc, int64_t rows, void *data),
-                                   void *data)
-{
-    struct store *store = conv__store(g);
-    if (store == NULL)
-        return HB_ECANCELED;
-    struct conv_maintain *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return HB_ENOMEM;
-    const struct catalog_limits *l = catalog_limits_get(g->cat);
-    op->g = g;
-    op->before = generate__now(g) - l->conversation_retention_ms;
-    op->vacuum = g->vacuum_due;
-    op->cb = cb;
-    op->data = data;
-    op->job.run = conv__maintain_run;
-    op->job.done = conv__maintain_done;
-    g->vacuum_due = false;
-    g->njobs++;
-    int rc = store_submit(store, &op->job);
-    if (rc < 0) {
-        g->vacuum_due = g->vacuum_due || op->vacuum;
-        g->njobs--;
-        free(op);
-    }
-    return rc;
-}
-
 static void conv__tick(uv_timer_t *t)
 {
     struct generate *g = container_of(t, struct generate, conv_timer);
@@ -675,6 +664,7 @@ int generate__conv_start(struct generate *g)
     if (rc < 0)
         return rc;
     g->conv_timer_open = true;
+    conv__known_load(g);
     uv_timer_start(&g->conv_timer, conv__tick, GEN_CONV_FIRST_MAINTAIN_MS, GEN_PRUNE_EVERY_MS);
     /* Retention runs while the daemon does; it never keeps a loop alive. */
     uv_unref((uv_handle_t *)&g->conv_timer);

@@ -7,6 +7,7 @@
  *   generate_settle.c       settlement: persisting the job, posting or voiding
  *   generate_quota.c        per-member and per-group rate limits, the token cap
  *   generate_conversation.c what /chat remembers of a conversation
+ *   generate_erase.c        /forget, retention and the vacuum after erasures
  *   generate_prefs.c        each member's model of choice
  *   generate_image.c        kept images: Regenerate and upvotes
  *   generate_recover.c      voiding what a crash left behind, and telling members
@@ -125,6 +126,7 @@ struct gen_hits {
 
 struct job;
 struct gen_quota_op;
+struct store;
 
 struct generate {
     uv_loop_t *loop;
@@ -144,11 +146,15 @@ struct generate {
     struct map *conv_msgs;   /* "<platform>|<chat>|<message>" -> struct gen_conv_ptr */
     uv_timer_t conv_timer;   /* retention and vacuum, every GEN_PRUNE_EVERY_MS */
     bool conv_timer_open;
-    bool vacuum_due;     /* a member's conversations were erased since the last vacuum */
-    struct map *prefs;   /* wallet account -> struct gen_pref */
-    struct map *notices; /* wallet account -> struct gen_notice */
-    struct map *hits;    /* filter rule name -> struct gen_hits */
-    int64_t pruned_at;   /* wall-clock ms of the last prune */
+    bool vacuum_due;       /* a member's conversations were erased since the last vacuum */
+    uint64_t *conv_known;  /* hashes of the places the store may hold (open addressing, 0 free) */
+    size_t conv_known_n;   /* hashes in it */
+    size_t conv_known_cap; /* slots, a power of two, or 0 */
+    bool conv_known_ready; /* loaded at start: a place not in it has no stored conversation */
+    struct map *prefs;     /* wallet account -> struct gen_pref */
+    struct map *notices;   /* wallet account -> struct gen_notice */
+    struct map *hits;      /* filter rule name -> struct gen_hits */
+    int64_t pruned_at;     /* wall-clock ms of the last prune */
     struct gen_image images[GEN_IMAGES_KEPT];
     size_t image_next;
     int64_t token_day;    /* UTC day of tokens_today */
@@ -327,6 +333,8 @@ void generate__quota_prune(struct generate *g, int64_t before);
 /* ---- conversations (generate_conversation.c) ------------------------------ */
 
 void generate__conv_key(const struct invocation *inv, char *buf, size_t cap);
+/** The store conversations live in (the ledger's), or NULL while stopping. */
+struct store *generate__conv_store(struct generate *g);
 /** Look the job's conversation up: in the cache, else queue a store read
  *  (at submission, so that it is done when admission asks). */
 void job__conversation_start(struct job *job);

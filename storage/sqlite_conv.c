@@ -31,6 +31,7 @@ enum conv_stmt_id {
     CS_FORGET_MESSAGES,
     CS_EXPIRE_TURNS,
     CS_EXPIRE_REST,
+    CS_PLACES_EACH,
     CS_COUNT
 };
 
@@ -61,6 +62,7 @@ static const char *const conv_sql[CS_COUNT] = {
     /* Three statements would do; one keeps the array flat. Places and
      * messages pointing at a conversation that went are useless. */
     [CS_EXPIRE_REST] = "DELETE FROM conversations WHERE updated_at < ?1",
+    [CS_PLACES_EACH] = "SELECT place FROM conversation_places",
 };
 
 static const char *const conv_expire_more[] = {
@@ -240,6 +242,27 @@ int store_txn_conv_place_get(struct store_txn *txn, const char *place, char *con
 int store_txn_conv_message_get(struct store_txn *txn, const char *message, char *conv, size_t cap)
 {
     return conv__lookup(txn->store, CS_MESSAGE_GET, message, conv, cap);
+}
+
+int store_txn_conv_places_each(struct store_txn *txn, int (*fn)(const char *place, void *data),
+                               void *data)
+{
+    struct store *s = txn->store;
+    sqlite3_stmt *st = conv__stmt(s, CS_PLACES_EACH);
+    if (st == NULL)
+        return HB_ESCHEMA;
+    int rc = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *place = sqlite3_column_text(st, 0);
+        rc = fn(place != NULL ? (const char *)place : "", data);
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0 && r != SQLITE_DONE)
+        rc = store__fail(s, "conv_places_each");
+    sqlite3_reset(st);
+    return rc;
 }
 
 int store_txn_conv_place_put(struct store_txn *txn, const char *place, const char *conv,

@@ -60,7 +60,7 @@ enum store_stmt_id {
 /* The text of each statement, prepared once at open (sqlite_open.c). */
 extern const char *const store__sql[ST_COUNT];
 
-#define STORE_CONV_STMTS 16 /* statements of sqlite_conv.c */
+#define STORE_CONV_STMTS 24 /* statements of sqlite_conv.c, with room */
 
 struct store_txn {
     struct store *store;

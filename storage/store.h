@@ -317,6 +317,11 @@ int store_txn_conv_trim(struct store_txn *txn, const char *conv, int64_t first);
 int store_txn_conv_place_get(struct store_txn *txn, const char *place, char *conv, size_t cap);
 int store_txn_conv_message_get(struct store_txn *txn, const char *message, char *conv, size_t cap);
 
+/** Call fn for every place that points at a conversation, until fn
+ *  returns non-zero (returned). place is borrowed for the call. */
+int store_txn_conv_places_each(struct store_txn *txn, int (*fn)(const char *place, void *data),
+                               void *data);
+
 /** Point place at conv (NULL: the place starts over). */
 int store_txn_conv_place_put(struct store_txn *txn, const char *place, const char *conv,
                              const char *owner, int64_t now_ms);

@@ -129,6 +129,45 @@ static void test_conversation_survives_restart(void **state)
     gt_done(&gt);
 }
 
+static uint64_t ct_loads(struct gt *gt)
+{
+    struct generate_stats st;
+    generate_stats_get(gt->g, &st);
+    return st.conversation_loads;
+}
+
+/* The hot path: once the engine knows which places the store holds, a
+ * message in a new place (a first message in a channel) waits for no
+ * store lookup; one in a place with a stored conversation reads it once,
+ * then the cache answers. */
+static void test_new_place_needs_no_lookup(void **state)
+{
+    (void)state;
+    struct gt gt;
+    ct_init(&gt, 0);
+    ct_turn(&gt, 0, "u1", NULL, NULL, NULL, "stored before", "ok", NULL);
+    ct_restart(&gt);
+    /* Store jobs complete in order: once a pass queued now is done, so is
+     * the reading of the places queued at start. */
+    struct ct_done d = {0};
+    assert_int_equal(generate_conversation_maintain(gt.g, ct_done_cb, &d), 0);
+    gt_wait(&gt, &d.done, 1);
+    uint64_t loads = ct_loads(&gt);
+    struct provider_call *c = ct_turn(&gt, 1, "u1", "g9", NULL, NULL, "a new place", "ok", NULL);
+    assert_int_equal(c->nmessages, 1);
+    assert_int_equal(ct_loads(&gt), loads);
+    c = ct_turn(&gt, 2, "u1", "g9", NULL, NULL, "the new place again", "ok", NULL);
+    assert_int_equal(c->nmessages, 3);
+    assert_int_equal(ct_loads(&gt), loads);
+    c = ct_turn(&gt, 3, "u1", NULL, NULL, NULL, "the stored place", "ok", NULL);
+    assert_int_equal(c->nmessages, 3);
+    assert_int_equal(ct_loads(&gt), loads + 1);
+    c = ct_turn(&gt, 4, "u1", NULL, NULL, NULL, "and again", "ok", NULL);
+    assert_int_equal(c->nmessages, 5);
+    assert_int_equal(ct_loads(&gt), loads + 1);
+    gt_done(&gt);
+}
+
 /* Two reply chains in one channel are two conversations; a plain message
  * continues the member's current one in the channel; a reply to another
  * member's answer starts the replier's own. */
@@ -369,6 +408,7 @@ static void test_budget_trims_oldest_turns(void **state)
 
 static const struct CMUnitTest conversation_tests[] = {
     cmocka_unit_test(test_conversation_survives_restart),
+    cmocka_unit_test(test_new_place_needs_no_lookup),
     cmocka_unit_test(test_reply_chains_kept_apart),
     cmocka_unit_test(test_topic_is_its_own_conversation),
     cmocka_unit_test(test_idle_conversation_starts_over),
