@@ -11,8 +11,9 @@
  * Jobs are persisted in the state table ("gen.job") while they hold a
  * reservation; generate_recover() voids what a crash left behind and tells
  * the member at once through the host's notify, or on their next
- * generation command when no adapter of their platform runs. Prompt text is never stored
- * durably and appears in logs only at debug level. */
+ * generation command when no adapter of their platform runs. Prompt text is never in the
+ * ledger or a job's record, and appears in logs only at debug level; /chat conversations
+ * (prompts and answers) are stored apart, bounded and erasable (generate_conversation.c). */
 #ifndef HB_GENERATE_H
 #define HB_GENERATE_H
 
