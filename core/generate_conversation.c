@@ -13,11 +13,11 @@
  *  - a conversation silent for the idle timeout, or older than the
  *    retention period, starts over; /new starts the place over.
  *
- * Reads never wait for the disk on the hot path: the lookup a cache miss
- * needs is queued when the job is submitted, beside the wallet's, and is
- * done by the time admission asks. Writes (the turns, the place, the bot's
- * message ids) are store jobs that go with the next group commit; nothing
- * waits for them. */
+ * Reads never wait for the disk on the hot path: a place the store holds
+ * nothing for (the set of places read at start says so) needs no lookup,
+ * and the lookup a cache miss needs is queued when the job is submitted,
+ * beside the wallet's, and is done by the time admission asks. Writes (the turns, the place, the
+ * bot's message ids) are store jobs that go with the next group commit; nothing waits for them. */
 #include "core/generate_internal.h"
 
 #include "core/core.h"
