@@ -497,7 +497,7 @@ void job__conversation_then(struct job *job, void (*next)(struct job *job))
         next(job);
         return;
     }
-    if (job->conv_ready)
+    if (job->conv_ready || job->conv_key[0] == '\0') /* never looked up: a new one */
         conv__decide(job, job->conv_id);
     /* else the lookup's completion decides */
 }
