@@ -168,18 +168,20 @@ struct config_model {
 };
 
 struct config_limits {
-    int64_t user_per_hour;          /* generations per member per clock hour; 0: no limit */
-    int64_t pool_per_day;           /* generations per group per UTC day; 0: no limit */
-    int64_t tokens_per_day;         /* tokens for everyone per UTC day; 0: no limit */
-    int64_t queue_max;              /* jobs waiting, everyone */
-    int64_t user_queue;             /* jobs waiting per member */
-    int64_t user_in_flight;         /* jobs running per member */
-    int64_t prompt_max;             /* characters in a prompt */
-    int64_t memory_tokens;          /* tokens of conversation remembered for /chat */
-    int64_t conversation_idle;      /* seconds of silence after which a conversation starts over */
-    int64_t conversation_retention; /* seconds a stored conversation is kept after its last turn */
-    int64_t retry_max;              /* retries per model after 429 or 5xx */
-    int64_t job_timeout;            /* seconds a job may take, retries and fallbacks included */
+    int64_t user_per_hour;  /* generations per member per clock hour; 0: no limit */
+    int64_t pool_per_day;   /* generations per group per UTC day; 0: no limit */
+    int64_t tokens_per_day; /* tokens for everyone per UTC day; 0: no limit */
+    int64_t queue_max;      /* jobs waiting, everyone */
+    int64_t user_queue;     /* jobs waiting per member */
+    int64_t user_in_flight; /* jobs running per member */
+    int64_t prompt_max;     /* characters in a prompt */
+    int64_t memory_tokens;  /* tokens of conversation remembered for /chat */
+    int64_t retry_max;      /* retries per model after 429 or 5xx */
+    int64_t job_timeout;    /* seconds a job may take, retries and fallbacks included */
+
+    /* Conversations /chat remembers. */
+    int64_t conversation_idle;      /* seconds of silence after which one starts over */
+    int64_t conversation_retention; /* seconds a stored one is kept after its last turn */
 };
 
 struct config_filter {

@@ -58,20 +58,21 @@ struct catalog_model_spec {
 /** Limits and queue settings. Zero means "no limit" for the rate limits and
  *  the default named for the rest. */
 struct catalog_limits {
-    int64_t user_per_hour;        /* generations per member per clock hour */
-    int64_t pool_per_day;         /* generations per group scope per UTC day */
-    int64_t tokens_per_day;       /* all tokens (in + out) per UTC day, everyone */
-    int64_t queue_max;            /* jobs waiting, everyone; default 64 */
-    int64_t user_queue;           /* jobs waiting per member; default 2 */
-    int64_t user_in_flight;       /* jobs running per member; default 1 */
-    int64_t prompt_max;           /* characters in a prompt; default 4000 */
-    int64_t memory_tokens;        /* conversation memory budget; default 2000 */
-    int64_t conversation_idle_ms; /* a conversation idle this long starts over; default 1 day */
-    int64_t conversation_retention_ms; /* stored conversations older than this are deleted;
-                                          default 30 days */
-    int64_t retry_max;                 /* retries per model on 429/5xx; default 2 */
-    int64_t job_timeout_ms;            /* a job's whole life; default 300000 */
-    int64_t progress_ms;               /* least time between progress edits; default 500 */
+    int64_t user_per_hour;  /* generations per member per clock hour */
+    int64_t pool_per_day;   /* generations per group scope per UTC day */
+    int64_t tokens_per_day; /* all tokens (in + out) per UTC day, everyone */
+    int64_t queue_max;      /* jobs waiting, everyone; default 64 */
+    int64_t user_queue;     /* jobs waiting per member; default 2 */
+    int64_t user_in_flight; /* jobs running per member; default 1 */
+    int64_t prompt_max;     /* characters in a prompt; default 4000 */
+    int64_t memory_tokens;  /* conversation memory budget; default 2000 */
+    int64_t retry_max;      /* retries per model on 429/5xx; default 2 */
+    int64_t job_timeout_ms; /* a job's whole life; default 300000 */
+    int64_t progress_ms;    /* least time between progress edits; default 500 */
+
+    /* Conversations /chat remembers. */
+    int64_t conversation_idle_ms;      /* silent this long, one starts over; default 1 day */
+    int64_t conversation_retention_ms; /* stored ones older go; default 30 days */
 };
 
 struct catalog_spec {

@@ -81,21 +81,22 @@ struct generate_options {
 
 /** Counters since start. */
 struct generate_stats {
-    uint64_t submitted;          /* commands that asked for a generation */
-    uint64_t refused;            /* refused before anything was reserved */
-    uint64_t completed;          /* delivered and charged */
-    uint64_t failed;             /* ended with the reservation voided */
-    uint64_t retries;            /* attempts repeated on the same model */
-    uint64_t fallbacks;          /* switches to a fallback model */
-    uint64_t filtered_prompts;   /* prompts blocked by the filter */
-    uint64_t filtered_outputs;   /* outputs withheld by the filter */
-    uint64_t redactions;         /* prompts or outputs with redactions */
-    int64_t credits;             /* posted in total */
-    int64_t tokens_today;        /* counted against the daily cap */
-    uint64_t conversation_loads; /* conversations looked up in the store (cache misses) */
-    size_t members;              /* member and group entries held in memory (limits, conversations,
-                                    preferences); those idle for a day are forgotten */
+    uint64_t submitted;        /* commands that asked for a generation */
+    uint64_t refused;          /* refused before anything was reserved */
+    uint64_t completed;        /* delivered and charged */
+    uint64_t failed;           /* ended with the reservation voided */
+    uint64_t retries;          /* attempts repeated on the same model */
+    uint64_t fallbacks;        /* switches to a fallback model */
+    uint64_t filtered_prompts; /* prompts blocked by the filter */
+    uint64_t filtered_outputs; /* outputs withheld by the filter */
+    uint64_t redactions;       /* prompts or outputs with redactions */
+    int64_t credits;           /* posted in total */
+    int64_t tokens_today;      /* counted against the daily cap */
+    size_t members;            /* member and group entries held in memory (limits, conversations,
+                                  preferences); those idle for a day are forgotten */
     size_t queued, running;
+
+    uint64_t conversation_loads; /* conversations looked up in the store (cache misses) */
 };
 
 /** Make the engine on loop, charging through core->ledger. Takes a

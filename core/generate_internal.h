@@ -138,10 +138,16 @@ struct generate {
     size_t njobs; /* live jobs, until freed */
     size_t nqueued, nrunning;
     uint64_t dispatches;
-    struct map *users;       /* wallet account -> struct gen_user */
-    struct map *pools;       /* "<platform>:<group>" -> struct gen_pool */
-    struct map *puse;        /* provider name -> struct gen_provider_use */
-    struct map *convs;       /* conversation id -> struct gen_conv */
+    struct map *users;   /* wallet account -> struct gen_user */
+    struct map *pools;   /* "<platform>:<group>" -> struct gen_pool */
+    struct map *puse;    /* provider name -> struct gen_provider_use */
+    struct map *convs;   /* conversation id -> struct gen_conv */
+    struct map *prefs;   /* wallet account -> struct gen_pref */
+    struct map *notices; /* wallet account -> struct gen_notice */
+    struct map *hits;    /* filter rule name -> struct gen_hits */
+    int64_t pruned_at;   /* wall-clock ms of the last prune */
+
+    /* Conversations (generate_conversation.c, generate_erase.c). */
     struct map *conv_places; /* place key (generate__conv_key) -> struct gen_conv_ptr */
     struct map *conv_msgs;   /* "<platform>|<chat>|<message>" -> struct gen_conv_ptr */
     uv_timer_t conv_timer;   /* retention and vacuum, every GEN_PRUNE_EVERY_MS */
@@ -151,10 +157,7 @@ struct generate {
     size_t conv_known_n;   /* hashes in it */
     size_t conv_known_cap; /* slots, a power of two, or 0 */
     bool conv_known_ready; /* loaded at start: a place not in it has no stored conversation */
-    struct map *prefs;     /* wallet account -> struct gen_pref */
-    struct map *notices;   /* wallet account -> struct gen_notice */
-    struct map *hits;      /* filter rule name -> struct gen_hits */
-    int64_t pruned_at;     /* wall-clock ms of the last prune */
+
     struct gen_image images[GEN_IMAGES_KEPT];
     size_t image_next;
     int64_t token_day;    /* UTC day of tokens_today */
@@ -181,13 +184,16 @@ struct job {
     char payer_alt[WALLET_ACCOUNT_MAX];    /* tried when payer cannot cover the reservation */
     char pool_account[WALLET_ACCOUNT_MAX]; /* the scope's pool, or "" in a DM */
     struct pool_settings pool_settings;    /* the scope's policy and daily cap */
-    char *scope_off;                    /* "\n<model>\n..." models this group's admins turned off */
+    char *scope_off; /* "\n<model>\n..." models this group's admins turned off */
+
+    /* Its conversation (generate_conversation.c). */
     char conv_key[GEN_KEY_MAX];         /* the place: member, channel and topic */
     char conv_msg[GEN_KEY_MAX];         /* the bot message the prompt replies to, or "" */
     char conv_id[GEN_CONV_ID_MAX];      /* the conversation the job continues or starts */
     bool conv_place_set;                /* the place is to point at conv_id */
     bool conv_ready;                    /* conv_id holds what the cache or the store said */
     void (*conv_next)(struct job *job); /* admission goes on here once the conversation is known */
+
     struct gen_user *user;
     struct gen_pool *pool;
     bool counted;               /* the store's counters include this job */
