@@ -167,6 +167,14 @@ static int config__model_params_check(struct config_parser *ps, const struct con
                                      m->name, PROVIDER_STOP_MAX);
         cJSON_Delete(stop);
     }
+    if (rc == 0 && m->vision && m->modality != CONFIG_MODALITY_TEXT)
+        rc = config__problem_add(ps->problems, config__key_line(in, "vision"),
+                                 "[model \"%s\"]: vision is for text models (one that reads "
+                                 "images members attach); this one makes images",
+                                 m->name);
+    if (rc == 0 && m->price_per_image > 0 && !m->vision)
+        rc = config__problem_add(ps->problems, config__key_line(in, "price_per_image"),
+                                 "[model \"%s\"]: price_per_image needs vision = true", m->name);
     if (rc == 0 && m->extra_body != NULL) {
         cJSON *extra = config__json_parse(ps, in, m->name, "extra_body", m->extra_body, false, &rc);
         const cJSON *item = NULL;

@@ -101,6 +101,8 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
             .stop = stop + i * PROVIDER_STOP_MAX,
             .extra_body = cm->extra_body,
             .max_tokens_field = (enum provider_max_tokens_field)cm->max_tokens_field,
+            .vision = cm->vision,
+            .price_image = cm->price_per_image,
         };
         ms[i].temperature_set = generation__number(cm->temperature, &ms[i].temperature);
         ms[i].top_p_set = generation__number(cm->top_p, &ms[i].top_p);
@@ -138,7 +140,8 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
                    .conversation_idle_ms = l->conversation_idle * 1000,
                    .conversation_retention_ms = l->conversation_retention * 1000,
                    .retry_max = l->retry_max,
-                   .job_timeout_ms = l->job_timeout * 1000},
+                   .job_timeout_ms = l->job_timeout * 1000,
+                   .image_max_bytes = l->image_max_bytes},
         .filter_rules = rules,
         .nfilter_rules = nf,
     };

@@ -142,6 +142,7 @@ static void job__free(struct job *job)
         free((char *)job->msgs[i].content);
     free(job->msgs);
     free(job->prompt);
+    invocation_image_free(job->attached);
     free(job->scope_off);
     free(job->text);
     free(job->image);
@@ -235,6 +236,7 @@ struct job *job__new(struct generate *g, struct invocation *inv)
     job->refs = 1;
     job->reply = inv->reply;
     job->who = *inv;
+    job->who.image = NULL; /* generate_submit takes it */
     memset(job->who.opts, 0, sizeof(job->who.opts));
     job->who.reply = NULL;
     job->who.spec = NULL;
@@ -441,6 +443,13 @@ static void job__start(struct job *job)
         .max_tokens_field = m->max_tokens_field,
         .extra_body = m->extra_body,
     };
+    struct provider_image img;
+    if (job->attached != NULL && m->vision) {
+        img = (struct provider_image){
+            .data = job->attached->data, .len = job->attached->len, .mime = job->attached->mime};
+        req.images = &img;
+        req.nimages = 1;
+    }
     static const struct provider_events events = {
         .text = job__on_text, .usage = job__on_usage, .done = job__on_done};
     free(job->text);
@@ -548,7 +557,7 @@ static void job__revoided(int rc, const struct ledger_result *res, void *data)
         job__fail(job);
     } else {
         job->state = JOB_ADMIT;
-        job__reserve(job, catalog_estimate(job->model, job->input_bytes));
+        job__reserve(job, job__estimate(job, job->model));
     }
     job__unref(job);
 }
@@ -562,8 +571,9 @@ static void job__run_next(struct job *job)
     while (job->fb_next < job->first->nfallbacks && next == NULL) {
         const struct catalog_model *m =
             catalog_model_find(job->cat, job->first->fallbacks[job->fb_next++]);
+        /* A member's image goes only to a fallback that sees it too. */
         if (m != NULL && m->enabled && m != job->model && catalog_model_allowed(m, &job->who) &&
-            !job__scope_off(job, m->name))
+            !job__scope_off(job, m->name) && (job->attached == NULL || m->vision))
             next = m;
     }
     if (next == NULL) {
@@ -594,7 +604,7 @@ static void job__fallback_counted(struct job *job, int rc)
         job__unref(job);
         return;
     }
-    int64_t need = catalog_estimate(next, job->input_bytes);
+    int64_t need = job__estimate(job, next);
     if (need <= job->reserved && job->res_open) {
         job->state = JOB_ADMIT;
         job__enqueue(job);

@@ -215,6 +215,7 @@ struct job {
     struct catalog_size size;
     struct provider_message *msgs;
     size_t nmsgs;
+    struct invocation_image *attached; /* the member's image for a vision model, or NULL */
     size_t input_bytes;
     char res_id[LEDGER_ID_LEN_MAX + 8];
     int64_t reserved;
@@ -281,6 +282,9 @@ void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ..
 void job__admit(struct job *job);
 /** The limits counted the job: reserve its price and queue it. */
 void job__admit_counted(struct job *job);
+/** The most the job may cost on model m: catalog_estimate over its input,
+ *  plus the model's price_image for an attached image. */
+int64_t job__estimate(const struct job *job, const struct catalog_model *m);
 /** Reserve amount from the payer (a fallback's new reservation, too). */
 void job__reserve(struct job *job, int64_t amount);
 

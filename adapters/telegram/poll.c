@@ -62,11 +62,17 @@ static void tg__advance(struct tg *tg)
     if (tg->closing || !tg->replayed || tg->bot_id == 0)
         return;
     /* Stopping too: the replies of the last updates wait for it. */
-    if (tg->offset > tg->persisted) {
-        if (tg->unsettled > 0 || tg->confirm_upto >= tg->offset)
-            return; /* a settle or the write kicks again */
+    if (tg->offset > tg->safe_upto) {
+        /* Polling waits for the replies in flight (their answers come
+         * within a round trip and then need no row), not in webhook mode,
+         * where updates keep coming and Telegram was answered already. */
+        bool wait_sends = !tg->webhook && !tg->ob_rows_off;
+        if (tg->unsettled > 0 || tg->confirm_upto >= tg->offset ||
+            (wait_sends && tg->inflight_unconfirmed > 0) ||
+            (wait_sends && tg->sq_armed && tg->sq_due <= uv_now(tg->loop)))
+            return; /* a settle, the queue's turn, an answer or the write kicks again */
         tg_outbox_checkpoint(tg, tg->offset);
-        if (tg->persisted < tg->offset)
+        if (tg->safe_upto < tg->offset)
             return;
     }
     if (!tg->running || tg->webhook || tg->poll != NULL ||
@@ -288,6 +294,7 @@ static void tg__offset_loaded(int rc, const char *value, void *data)
             tg->offset = v;
             tg->persisted = v;
             tg->confirm_upto = v;
+            tg->safe_upto = v;
         }
     } else if (rc != HB_ENOTFOUND) {
         log_warn("telegram.offset_not_loaded", "error=%s", hb_strerror(rc));

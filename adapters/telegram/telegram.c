@@ -86,6 +86,7 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     tg_outbox_close(tg);
     tg_sendq_drop(tg);
     tg_calls_cancel(tg);
+    tg_images_cancel(tg);
     if (tg->pipe != NULL) {
         tg->handles_open++;
         http_pipe_close(tg->pipe, tg__pipe_closed, tg);
@@ -221,6 +222,7 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
     tg->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : 32;
     tg->queue_max = opts->queue_max > 0 ? opts->queue_max : 1000;
     tg->pacing_off = opts->pacing_off != 0;
+    tg->ob_rows_off = opts->outbox_off != 0;
     tg->webhook = opts->webhook != 0;
     if (tg->webhook && opts->webhook_url != NULL && opts->webhook_url[0] != '\0') {
         tg->webhook_url = strdup(opts->webhook_url);

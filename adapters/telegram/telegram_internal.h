@@ -17,6 +17,8 @@
  *   notify.c    unprompted messages through the queue
  *   stars.c     Stars: invoices, pre-checkout answers, payments, refunds
  *   cmdsync.c   setMyCommands when the command list changed
+ *   image.c     images members send with a chat turn: getFile, the
+ *               capped download, then the turn to the router
  *   update.c    an update into an invocation; a group's migration detected
  *               (the pool moves in core/pool.h)
  *   poll.c      getMe, the stored offset, setWebhook or the getUpdates loop
@@ -135,6 +137,8 @@ struct tg {
     struct tg_reply *unsettled_head, *unsettled_tail; /* replies still deciding, by update */
     size_t unsettled;                                 /* replies in that list */
     int64_t confirm_upto;         /* updates below this are confirmed or being confirmed */
+    int64_t safe_upto;            /* ... and below this safe: getUpdates may confirm them */
+    size_t inflight_unconfirmed;  /* replies in flight whose update is not confirmed */
     size_t queued;                /* sends in the chat queues (held ones included) */
     bool held_back;               /* a poll waits for the queue or the outbox to shrink */
     bool replayed;                /* the outbox was loaded and given to the queue */
@@ -144,6 +148,7 @@ struct tg {
 
     /* the outbox (outbox.c) */
     bool ob_on;            /* the store has an outbox */
+    bool ob_rows_off;      /* benchmarks: the offset alone, no rows */
     int64_t ob_next;       /* next row id */
     size_t ob_rows;        /* rows written (or being written) and not removed */
     struct tg_op **ob_put; /* sends whose rows go with the next write */
@@ -155,6 +160,8 @@ struct tg {
     int64_t ob_offset;   /* offset to store with the next write, 0 none */
     unsigned ob_writing; /* writes in the store */
     uv_timer_t ob_timer; /* a sent row's removal waits a moment for a checkpoint to carry it */
+
+    struct tg_img *imgs; /* images being fetched for chat turns (image.c) */
 };
 
 /* One queued call. */
@@ -178,6 +185,7 @@ struct tg_op {
     bool row_written;  /* a write with its row went to the store */
     bool held;         /* not sent before its row is durable */
     bool replayed;     /* loaded from the outbox at start */
+    bool unconfirmed;  /* in flight as a reply to an update not yet confirmed */
 };
 
 struct tg_ob_fail {
@@ -312,6 +320,24 @@ void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id);
 /* ---- cmdsync.c ---- */
 /** setMyCommands, unless the list is the one last set. */
 void tg_commands_sync(struct tg *tg);
+
+/* ---- image.c ---- */
+struct tg_img;
+/** The image message m carries (a photo: the largest size within max by
+ *  its file_size; a document declared image/...): 0 and its file_id;
+ *  HB_ENOTFOUND when it carries none; HB_EOVERFLOW when it is larger than
+ *  max; HB_EPROTO for a file that is not an image. */
+int tg_image_source(const cJSON *m, size_t max, char *file_id, size_t cap);
+/** [limits] image_max_bytes of the current catalog. */
+size_t tg_image_max(const struct tg *tg);
+/** Fetch file_id, then dispatch inv (its options are taken) with args and
+ *  the image; or answer why not. The reply handle is made now. */
+void tg_image_dispatch(struct tg *tg, struct invocation *inv, const char *args, int64_t chat_id,
+                       bool group, int64_t reply_to, const char *file_id);
+/** Answer a chat turn whose image cannot be taken (rc as tg_image_source). */
+void tg_image_refuse(struct tg *tg, int rc, int64_t chat_id, bool group, int64_t reply_to);
+/** Closing: stop the downloads in flight. */
+void tg_images_cancel(struct tg *tg);
 
 /* ---- update.c ---- */
 int tg_update_handle(struct tg *tg, const cJSON *u);

@@ -31,6 +31,9 @@ struct provider_call {
     char last_prompt[256];
     char first_prompt[256]; /* the first message: the oldest remembered turn */
     size_t nmessages;
+    size_t nimages;      /* images that went with the prompt */
+    char image_mime[32]; /* the first one's kind */
+    size_t image_len;    /* ... and size */
     bool active;
     bool cancelled;
 };
