@@ -127,6 +127,23 @@ static void tg__reply_target(struct tg *tg, struct invocation *inv, const cJSON 
     tg__member_seen(tg, who);
 }
 
+/* Where the message sits, for the conversation it continues: the message
+ * it replies to (its own chain), and the forum topic it is in. A topic's
+ * messages all "reply" to the topic's first message; that is no chain. */
+static void tg__reply_thread(struct invocation *inv, const cJSON *m)
+{
+    bool topic = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "is_topic_message"));
+    int64_t thread = tg_json_int(m, "message_thread_id", 0);
+    if (topic && thread > 0)
+        snprintf(inv->thread_id, sizeof(inv->thread_id), "%" PRId64, thread);
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(m, "reply_to_message");
+    int64_t to_id = tg_json_int(to, "message_id", 0);
+    if (to_id <= 0 || cJSON_GetObjectItemCaseSensitive(to, "forum_topic_created") != NULL ||
+        (topic && to_id == thread))
+        return;
+    snprintf(inv->reply_to_id, sizeof(inv->reply_to_id), "%" PRId64, to_id);
+}
+
 static void tg__dispatch(struct tg *tg, struct invocation *inv, const char *args, int64_t chat_id,
                          bool group, int64_t reply_to)
 {
@@ -325,6 +342,7 @@ static int tg__message(struct tg *tg, int64_t update_id, const cJSON *m)
     struct invocation inv;
     tg__inv_init(tg, &inv, update_id, from, chat_id, group);
     tg__reply_target(tg, &inv, m);
+    tg__reply_thread(&inv, m);
     tg__text(tg, &inv, text, chat_id, group, msg_id, m, &img);
     return 0;
 }

@@ -555,6 +555,66 @@ static void test_autocomplete_and_mention(void **state)
     fake_rest_free(t.rest);
 }
 
+/* ---- a reply to the bot's answer ------------------------------------------ */
+
+static char at_landed[128];
+
+static void at_landed_cb(void *data, const char *ref, const char *chat_id, const char *message_id)
+{
+    struct at *t = data;
+    snprintf(at_landed, sizeof(at_landed), "%s %s %s", ref, chat_id, message_id);
+    if (!t->closing && t->done(t))
+        at_finish(t);
+}
+
+/* Stands in for the engine: asks where its answer lands, then answers. */
+static void at_reply_chain_handler(struct at *t, struct invocation *inv)
+{
+    inv->reply->landed = at_landed_cb;
+    inv->reply->landed_data = t;
+    snprintf(inv->reply->landed_ref, sizeof(inv->reply->landed_ref), "chain-a");
+    reply_text(inv->reply, false, "more jokes");
+    reply_finish(inv->reply);
+}
+
+static void at_reply_chain_script(struct at *t)
+{
+    fake_gateway_dispatch(
+        t->gw, "MESSAGE_CREATE",
+        "{\"id\":\"702\",\"channel_id\":\"88\",\"guild_id\":\"77\",\"author\":{"
+        "\"id\":\"555\",\"username\":\"ann\"},\"content\":\"another one\",\"mentions\":[],"
+        "\"message_reference\":{\"message_id\":\"650\",\"channel_id\":\"88\"},"
+        "\"referenced_message\":{\"id\":\"650\",\"author\":{\"id\":\"1100000000000000099\"}}}");
+}
+
+static bool at_reply_chain_done(struct at *t)
+{
+    return fake_rest_matching(t->rest, "POST", "/channels/88/messages") == 1 &&
+           at_landed[0] != '\0';
+}
+
+/* A reply to the bot's message carries the message it replies to, and the
+ * id of the answer sent is reported where the handler asked: what lets a
+ * reply chain be a conversation of its own. */
+static void test_reply_chain_ids(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    at_landed[0] = '\0';
+    t.handler = at_reply_chain_handler;
+    t.script = at_reply_chain_script;
+    t.done = at_reply_chain_done;
+    struct discord_options o = {.models = at_models, .guild_id = "77"};
+    at_run(&t, &o);
+    assert_string_equal(t.last_args, "chat another one");
+    assert_string_equal(t.last.reply_to_id, "650");
+    assert_true(strncmp(at_landed, "chain-a 88 ", 11) == 0);
+    assert_true(strlen(at_landed) > 11); /* the answer's own id */
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+}
+
 /* ---- a number option from outside ----------------------------------------- */
 
 /* A gateway payload whose integer option is 1e300 (tests/corpus/discord/),
@@ -802,6 +862,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_fast_long_image_button),
     cmocka_unit_test(test_burst_of_200_acknowledged),
     cmocka_unit_test(test_autocomplete_and_mention),
+    cmocka_unit_test(test_reply_chain_ids),
     cmocka_unit_test(test_option_out_of_range),
     cmocka_unit_test(test_personal_commands_stay_ephemeral),
     cmocka_unit_test(test_long_token_reply),
