@@ -30,7 +30,8 @@ ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-
 
 SRC       := $(wildcard base/*.c net/*.c bot/*.c core/*.c storage/*.c adapters/*/*.c)
 LIB_SRC   := $(filter-out bot/main.c,$(SRC))
-TEST_SRC  := $(wildcard tests/*.c tests/*/*.c)
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+TEST_SRC  := $(filter-out $(FUZZ_SRC),$(wildcard tests/*.c tests/*/*.c))
 BENCH_SRC := $(wildcard bench/*.c tests/fake/*.c)
 
 OBJ       := $(SRC:%.c=build/obj/%.o)
@@ -40,7 +41,8 @@ TEST_OBJ  := $(TEST_SRC:%.c=build/asan/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=build/obj/%.o)
 LIB_OBJ   := $(LIB_SRC:%.c=build/obj/%.o)
 
-.PHONY: all deps test run valgrind bench clean format format-check check-layers check-clang
+.PHONY: all deps test run valgrind bench clean format format-check check-layers check-clang \
+        clang-install
 
 # Quiet compile lines; `make V=1` shows the full commands.
 ifndef V
@@ -114,8 +116,10 @@ ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
 # TESTS= narrows the run to some groups: make test TESTS="config ledger".
+# A whole run also runs every fuzz target over its seeds (fuzz-check).
 test: deps check-layers
 	@$(MAKE) --no-print-directory build/asan/haibot build/asan/haibot-tests build/haibot
+	@if [ -z "$(TESTS)" ]; then $(MAKE) --no-print-directory fuzz-check; fi
 	@$(ASAN_ENV) HAIBOT_BIN=$(CURDIR)/build/asan/haibot build/asan/haibot-tests $(TESTS)
 
 valgrind: deps
@@ -139,16 +143,19 @@ run: deps
 # before clang 18, a non-literal format passed to a va_list function).
 # Syntax only, one file per job, so `make -j` spreads it.
 CLANG        ?= clang
-CLANG_SRC    := $(sort $(SRC) $(TEST_SRC) $(BENCH_SRC))
+CLANG_SRC    := $(sort $(SRC) $(TEST_SRC) $(BENCH_SRC) $(FUZZ_SRC))
 CLANG_CHECKS := $(CLANG_SRC:%=check-clang/%)
 
-check-clang: deps
+# clang from Debian brings libFuzzer (libclang-rt) with it.
+clang-install:
 	@command -v $(CLANG) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "check-clang: installing clang"; \
+	    echo "clang: installing clang"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang) \
 	      >build-deps.log 2>&1 || { cat build-deps.log; exit 1; }; rm -f build-deps.log; \
-	  else echo "check-clang: $(CLANG) not found; run: sudo apt-get install -y clang"; exit 1; fi; }
+	  else echo "clang: $(CLANG) not found; run: sudo apt-get install -y clang"; exit 1; fi; }
+
+check-clang: deps clang-install
 	@$(MAKE) --no-print-directory $(CLANG_CHECKS)
 	@echo "check-clang: $(words $(CLANG_SRC)) files compile with $(CLANG) -Werror"
 
@@ -156,11 +163,65 @@ check-clang: deps
 $(CLANG_CHECKS): check-clang/%:
 	$(Q)$(CLANG) $(CPPFLAGS) $(WARN) -Werror $(PKG_CFLAGS) -fsyntax-only $*
 
+# libFuzzer targets (tests/fuzz/): clang, ASan and UBSan. The library is
+# built once more with coverage hooks; each target links what it uses.
+# `make fuzz` runs each for FUZZ_SECONDS, keeping what it finds in
+# build/fuzz/corpus/<target>; `make fuzz-check` (part of `make test`) runs
+# each over its seeds in tests/fuzz/corpus/<target> and FUZZ_CHECK_SECONDS
+# more, so a crash found once stays a regression test.
+FUZZ_SECONDS       ?= 60
+FUZZ_CHECK_SECONDS ?= 4
+FUZZ_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%.c=%)
+FUZZ_BIN   := $(FUZZ_NAMES:%=build/fuzz/%)
+FUZZ_LIB   := build/fuzz/libhaibot.a
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $@"
+	$(Q)$(CLANG) $(CPPFLAGS) $(WARN) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) \
+	  -MMD -MP -c -o $@ $<
+
+$(FUZZ_LIB): $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+build/fuzz/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	@echo "  LD      $@"
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(PKG_LIBS)
+
+.PHONY: fuzz fuzz-build fuzz-check
+fuzz-build: deps clang-install
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_NAMES); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crash-$$t- build/fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	    2>build/fuzz/$$t.log || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::average_exec_per_sec" build/fuzz/$$t.log; \
+	done
+
+# Seeds first (every file, then a short run from them); nothing found is
+# written back to the repository's corpus.
+fuzz-check: fuzz-build
+	@for t in $(FUZZ_NAMES); do \
+	  mkdir -p build/fuzz/check/$$t; \
+	  build/fuzz/$$t -max_total_time=$(FUZZ_CHECK_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crash-$$t- build/fuzz/check/$$t tests/fuzz/corpus/$$t \
+	    >build/fuzz/$$t.check.log 2>&1 || { tail -40 build/fuzz/$$t.check.log; \
+	    echo "fuzz-check: $$t FAILED (input in build/fuzz/crash-$$t-*)"; exit 1; }; \
+	  rm -rf build/fuzz/check/$$t; \
+	done; echo "fuzz-check: $(words $(FUZZ_NAMES)) targets, seeds and $(FUZZ_CHECK_SECONDS) s each: no crash"
+
 # Wrong-way includes (README.md, Layout) fail the build and CI.
 check-layers:
 	@sh tools/check-layers.sh
 
-FORMAT_FILES = $(SRC) $(TEST_SRC) $(BENCH_SRC) $(wildcard */*.h */*/*.h)
+FORMAT_FILES = $(SRC) $(TEST_SRC) $(BENCH_SRC) $(FUZZ_SRC) $(wildcard */*.h */*/*.h)
 
 format:
 	clang-format -i $(FORMAT_FILES)
@@ -175,4 +236,6 @@ clean:
 	rm -rf build
 
 VG_OBJ := $(SRC:%.c=build/vg/%.o) $(TEST_SRC:%.c=build/vg/%.o)
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(VG_OBJ:.o=.d)
+FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o) $(FUZZ_SRC:%.c=build/fuzz/obj/%.o)
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(VG_OBJ:.o=.d) \
+         $(FUZZ_OBJ:.o=.d)
