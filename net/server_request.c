@@ -438,7 +438,9 @@ static int server__value_append(char **slot, bool sep, const char *v, size_t n)
 
 static void server__te_append(struct server_parse *ps, const char *v, size_t n)
 {
-    if (n > sizeof(ps->te) - ps->te_len) {
+    /* Once too long (te_len past the buffer), it stays too long: the
+     * room left must not be computed from a length past the end. */
+    if (ps->te_len > sizeof(ps->te) || n > sizeof(ps->te) - ps->te_len) {
         ps->te_len = sizeof(ps->te) + 1;
         return;
     }

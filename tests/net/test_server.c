@@ -502,7 +502,23 @@ static void test_server_chunked_refusals(void **state)
         {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
          "chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
          "HTTP/1.1 400"},
+        /* Found by fuzzing: a Transfer-Encoding longer than the server
+         * keeps, then another one, was written past the end of its buffer. */
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked, chunked, "
+         "chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+         "HTTP/1.1 501"},
     };
+    /* ... and with a long second value, written over the connection. */
+    char twice[2048];
+    int m = snprintf(twice, sizeof(twice),
+                     "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked, "
+                     "chunked, chunked\r\nTransfer-Encoding: ");
+    memset(twice + m, 'x', 1000);
+    m += 1000;
+    m += snprintf(twice + m, sizeof(twice) - (size_t)m, "\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
+    raw_exchange(fx, twice, (size_t)m, 0, out, sizeof(out), &closed);
+    assert_memory_equal(out, "HTTP/1.1 501", 12);
+    assert_true(closed);
     for (size_t i = 0; i < TEST_ARRAY_SIZE(bad); i++) {
         raw_exchange(fx, bad[i][0], strlen(bad[i][0]), 0, out, sizeof(out), &closed);
         if (strncmp(out, bad[i][1], 12) != 0)
