@@ -240,7 +240,11 @@ void job__admit(struct job *job)
     }
     job__notice_deliver(job);
 
-    /* The model. */
+    /* The persona, and the model: asked for, the member's own, the
+     * persona's, or the first enabled. */
+    job__persona_resolve(job);
+    if (job->want_model[0] == '\0' && job->persona != NULL && job->persona->model != NULL)
+        snprintf(job->want_model, sizeof(job->want_model), "%s", job->persona->model);
     const struct catalog_model *m = NULL;
     if (job->want_model[0] != '\0') {
         m = catalog_model_find(cat, job->want_model);
@@ -305,6 +309,14 @@ void job__admit(struct job *job)
         filter_result_clear(&fr);
         return;
     }
+    const char *persona_rule = NULL;
+    if (job__persona_blocks(job, fr.text, &persona_rule)) {
+        g->stats.filtered_prompts++;
+        log_info("generate.prompt_blocked", "rule=%s", persona_rule);
+        job__refuse(job, GEN_REFUSE_FILTER, MSG_GEN_PROMPT_FILTERED, persona_rule);
+        filter_result_clear(&fr);
+        return;
+    }
     if (fr.redactions > 0) {
         g->stats.redactions++;
         free(job->prompt);
@@ -336,7 +348,7 @@ void job__admit_counted(struct job *job)
         return;
     }
     job->deadline = uv_now(g->loop) + (uint64_t)l->job_timeout_ms;
-    int64_t estimate = catalog_estimate(m, job->input_bytes);
+    int64_t estimate = job__estimate(job, m);
     if (estimate <= 0) {
         job->reserved = 0;
         job__quota_take_alone(job);
