@@ -154,8 +154,13 @@ static void persona__done(struct store_job *job, int rc)
         while (map_iter_next(&it, &key, &v)) {
             if (map_get(op->core->personas->rows, key) != NULL)
                 continue;
-            if (map_set(op->core->personas->rows, key, map_take(op->loaded, key)) < 0)
+            char copy[PERSONA_KEY_MAX];
+            snprintf(copy, sizeof(copy), "%s", key);
+            void *row = map_take(op->loaded, copy); /* frees key */
+            if (map_set(op->core->personas->rows, copy, row) < 0) {
+                free(row);
                 rc = HB_ENOMEM;
+            }
         }
     }
     if (op->cb != NULL)

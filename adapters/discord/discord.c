@@ -9,6 +9,7 @@
 #include "adapters/discord/rest.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "core/state.h"
 
 #include <stdio.h>
@@ -26,6 +27,30 @@ const char *dc__str(const cJSON *obj, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+#define DC_THREADS_MAX 100000 /* threads remembered before the map starts over */
+
+void dc__thread_parent(struct discord *dc, struct invocation *inv)
+{
+    if (inv->parent_channel_id[0] == '\0') {
+        const char *parent = map_get(dc->threads, inv->channel_id);
+        if (parent != NULL)
+            dc__copy(inv->parent_channel_id, sizeof(inv->parent_channel_id), parent);
+        return;
+    }
+    const char *known = map_get(dc->threads, inv->channel_id);
+    if (known != NULL && strcmp(known, inv->parent_channel_id) == 0)
+        return;
+    if (map_count(dc->threads) >= DC_THREADS_MAX) {
+        map_free(dc->threads);
+        dc->threads = map_new(free);
+        if (dc->threads == NULL)
+            return;
+    }
+    char *copy = strdup(inv->parent_channel_id);
+    if (copy != NULL && map_set(dc->threads, inv->channel_id, copy) < 0)
+        free(copy);
 }
 
 bool dc__seen(struct discord *dc, const char *id_text)
@@ -249,6 +274,15 @@ static void dc__event(struct discord_gateway *gw, const char *type, int64_t seq,
         dc__interaction(dc, d, d_len, NULL);
     } else if (strcmp(type, "MESSAGE_CREATE") == 0) {
         dc__message(dc, d, d_len);
+    } else if (strcmp(type, "THREAD_CREATE") == 0 || strcmp(type, "THREAD_UPDATE") == 0) {
+        cJSON *j = cJSON_ParseWithLength(d, d_len);
+        struct invocation inv;
+        memset(&inv, 0, sizeof(inv));
+        dc__copy(inv.channel_id, sizeof(inv.channel_id), dc__str(j, "id"));
+        dc__copy(inv.parent_channel_id, sizeof(inv.parent_channel_id), dc__str(j, "parent_id"));
+        if (inv.channel_id[0] != '\0')
+            dc__thread_parent(dc, &inv);
+        cJSON_Delete(j);
     } else if (strcmp(type, "READY") == 0) {
         cJSON *j = cJSON_ParseWithLength(d, d_len);
         const char *id = dc__str(cJSON_GetObjectItemCaseSensitive(j, "user"), "id");
@@ -303,7 +337,8 @@ static void dc__gateways_stop(struct discord *dc)
     dc->stats.shards_open = 0;
 }
 
-static const char *const dc_events[] = {"READY", "INTERACTION_CREATE", "MESSAGE_CREATE", NULL};
+static const char *const dc_events[] = {"READY",         "INTERACTION_CREATE", "MESSAGE_CREATE",
+                                        "THREAD_CREATE", "THREAD_UPDATE",      NULL};
 
 static int dc__gateways_start(struct discord *dc, const char *url, unsigned recommended,
                               unsigned concurrency)
@@ -515,6 +550,7 @@ static void dc__commands_sync(struct discord *dc)
 
 static void dc__free(struct discord *dc)
 {
+    map_free(dc->threads);
     free(dc->gws);
     free(dc->resolved_url);
     free(dc->commands_json);
@@ -679,7 +715,8 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->identify_spacing_ms = opt->identify_spacing_ms;
     dc->jitter = opt->jitter;
     dc->retry_ms = DC_RETRY_MIN_MS;
-    if (dc->token == NULL || dc->app_id == NULL || dc->api_base == NULL ||
+    dc->threads = map_new(free);
+    if (dc->threads == NULL || dc->token == NULL || dc->app_id == NULL || dc->api_base == NULL ||
         (opt->gateway_url != NULL && opt->gateway_url[0] != '\0' && dc->gateway_url == NULL) ||
         (opt->guild_id != NULL && opt->guild_id[0] != '\0' && dc->guild_id == NULL) ||
         (opt->public_key != NULL && opt->public_key[0] != '\0' && dc->public_key == NULL))

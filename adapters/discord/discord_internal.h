@@ -137,6 +137,8 @@ struct discord {
 
     uint64_t recent[DC_RECENT];
     size_t recent_next;
+    struct map *threads; /* thread id -> its parent channel id (heap text), from THREAD_CREATE
+                            and interactions: a mention in a thread finds its channel */
 
     bool started;
     bool stopping;
@@ -154,6 +156,9 @@ struct discord {
 /* discord.c: small helpers and the lifecycle */
 void dc__copy(char *dst, size_t cap, const char *src);
 const char *dc__str(const cJSON *obj, const char *name);
+/** A thread's parent channel into inv->parent_channel_id when known; one an
+ *  interaction named is remembered. */
+void dc__thread_parent(struct discord *dc, struct invocation *inv);
 /** True when the event id was seen before; remembers it otherwise. */
 bool dc__seen(struct discord *dc, const char *id_text);
 /** Once the adapter is closing and nothing of it is left on the loop,
