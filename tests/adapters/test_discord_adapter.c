@@ -11,6 +11,13 @@
 #include "base/error.h"
 #include "tests/fake/discord_gateway.h"
 #include "tests/fake/discord_rest.h"
+#include "adapters/demo/demo.h"
+#include "core/catalog.h"
+#include "core/commands.h"
+#include "core/core.h"
+#include "core/generate.h"
+#include "core/handlers.h"
+#include "core/persona.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -796,6 +803,122 @@ static void test_text_cut(void **state)
     assert_int_equal(discord_text_cut("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 3), 6);
 }
 
+/* ---- personas: threads and the /persona buttons ----------------------------- */
+
+static struct core at_core; /* a catalog with personas, for the real /persona */
+static char at_parents[4][COMMAND_ID_MAX];
+static size_t at_nparents;
+
+static void at_persona_handler(struct at *t, struct invocation *inv)
+{
+    (void)t;
+    if (at_nparents < 4)
+        snprintf(at_parents[at_nparents++], sizeof(at_parents[0]), "%s", inv->parent_channel_id);
+    if (strcmp(inv->name, "persona") == 0) {
+        cmd_persona(&at_core, inv);
+        return;
+    }
+    reply_finish(inv->reply);
+}
+
+static void at_persona_script(struct at *t)
+{
+    /* A thread of channel 88 is made, then the bot is mentioned in it. */
+    fake_gateway_dispatch(t->gw, "THREAD_CREATE",
+                          "{\"id\":\"900\",\"guild_id\":\"77\",\"parent_id\":\"88\",\"type\":11,"
+                          "\"name\":\"t\"}");
+    fake_gateway_dispatch(
+        t->gw, "MESSAGE_CREATE",
+        "{\"id\":\"710\",\"channel_id\":\"900\",\"guild_id\":\"77\",\"author\":{"
+        "\"id\":\"555\",\"username\":\"ann\"},\"content\":\"<@1100000000000000099> "
+        "ahoy\",\"mentions\":[{\"id\":\"1100000000000000099\"}]}");
+    /* /persona in another thread: the interaction names its parent. */
+    fake_gateway_dispatch(
+        t->gw, "INTERACTION_CREATE",
+        "{\"id\":\"1050\",\"application_id\":\"" AT_APP "\",\"type\":2,\"token\":\"tok50\","
+        "\"guild_id\":\"77\",\"channel_id\":\"901\",\"channel\":{\"id\":\"901\",\"type\":11,"
+        "\"parent_id\":\"89\"},\"member\":{\"permissions\":\"0\",\"roles\":[],"
+        "\"user\":{\"id\":\"555\",\"username\":\"ann\"}},\"data\":{\"id\":\"9\",\"name\":"
+        "\"persona\",\"type\":1},\"version\":1}");
+}
+
+static bool at_persona_done(struct at *t)
+{
+    return fake_rest_matching(t->rest, "POST", "/channels/900/messages") == 0 &&
+           at_count(t, "POST", "/interactions/1050/", "Talks like a pirate") == 1 &&
+           t->dispatched == 2;
+}
+
+static void at_core_closed(void *data)
+{
+    (*(int *)data)++;
+}
+
+/* A mention in a thread carries the thread's parent channel (learned from
+ * THREAD_CREATE), as an interaction in a thread does (from its channel
+ * object); /persona answers with one button per persona and None. */
+static void test_persona_threads_and_buttons(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    memset(&at_core, 0, sizeof(at_core));
+    at_nparents = 0;
+    memset(at_core.button_key, 5, sizeof(at_core.button_key));
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct catalog_provider_spec ps[] = {
+        {.name = "demo", .provider = demo_provider_new(&loop, 1), .max_concurrent = 1}};
+    struct catalog_model_spec ms[] = {
+        {.name = "d", .provider = "demo", .modality = PROVIDER_TEXT, .enabled = true}};
+    struct catalog_persona_spec pe[] = {
+        {.name = "pirate", .description = "Talks like a pirate"},
+        {.name = "quiet", .description = "Says little"},
+    };
+    struct catalog_spec spec = {.providers = ps,
+                                .nproviders = 1,
+                                .models = ms,
+                                .nmodels = 1,
+                                .personas = pe,
+                                .npersonas = 2};
+    char err[128] = "";
+    struct catalog *cat = catalog_new(&spec, err, sizeof(err));
+    assert_non_null(cat);
+    at_core.generate = generate_new(&loop, &at_core, cat, NULL);
+    catalog_unref(cat);
+    assert_non_null(at_core.generate);
+
+    t.handler = at_persona_handler;
+    t.script = at_persona_script;
+    t.done = at_persona_done;
+    at_run(&t, NULL);
+    assert_int_equal(at_nparents, 2);
+    assert_string_equal(at_parents[0], "88");
+    assert_string_equal(at_parents[1], "89");
+    size_t total = fake_rest_count(t.rest);
+    size_t seen = 0;
+    for (size_t i = 0; i < total; i++) {
+        struct fake_rest_request *q = fake_rest_get(t.rest, i);
+        if (strstr(q->target, "/interactions/1050/") != NULL) {
+            assert_non_null(strstr(q->json, "\"flags\":64"));
+            assert_non_null(strstr(q->json, "\"label\":\"pirate\""));
+            assert_non_null(strstr(q->json, "\"custom_id\":\"psn:s.pirate:"));
+            assert_non_null(strstr(q->json, "\"label\":\"quiet\""));
+            assert_non_null(strstr(q->json, "\"label\":\"None\""));
+            seen++;
+        }
+        fake_rest_request_free(q);
+    }
+    assert_int_equal(seen, 1);
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+    int closed = 0;
+    generate_close(at_core.generate, at_core_closed, &closed);
+    assert_int_equal(closed, 1);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_text_cut),
     cmocka_unit_test(test_slash_command_to_result_edit),
@@ -806,6 +929,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_personal_commands_stay_ephemeral),
     cmocka_unit_test(test_long_token_reply),
     cmocka_unit_test(test_long_token_silent_finish),
+    cmocka_unit_test(test_persona_threads_and_buttons),
 };
 
 TEST_GROUP_DEFINE(discord_adapter, tests, NULL, NULL)
