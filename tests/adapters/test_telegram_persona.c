@@ -6,6 +6,7 @@
 #include "tests/adapters/test_telegram.h"
 
 #include "adapters/demo/demo.h"
+#include "core/access.h"
 #include "core/catalog.h"
 #include "core/generate.h"
 #include "core/persona.h"
@@ -179,6 +180,25 @@ static void test_plaintalk_on_and_off(void **state)
     fx_until(&fx, tp_args_are, "chat just talking");
     assert_int_equal(fx.nevents, 2);
     fx_until(&fx, fx_some_call_says, "offline demo model");
+
+    /* A member the access lists refuse is passed over in silence: no
+     * refusal for every word said in the group. */
+    char err[128] = "";
+    struct access_settings as = {.block_users = "telegram:66", .dms = true};
+    struct access_rules *rules = access_rules_new(&as, err, sizeof(err));
+    assert_non_null(rules);
+    fx.core.access = rules;
+    size_t sends = tgapi_count(fx.api, "sendMessage");
+    fx_group(&fx, TP_GROUP, 66, "let me in");
+    fx_group(&fx, TP_GROUP, 88, "and me");
+    fx_until(&fx, tp_args_are, "chat and me");
+    assert_int_equal(fx.nevents, 3);
+    fx_until(&fx, fx_some_call_says, "beginning \\\"and me\\\"");
+    for (size_t i = 0; i < tgapi_ncalls(fx.api); i++)
+        assert_null(strstr(tgapi_call_at(fx.api, i)->body, "may not use this bot"));
+    assert_true(tgapi_count(fx.api, "sendMessage") > sends);
+    fx.core.access = NULL;
+    access_rules_free(rules);
 
     /* Members cannot switch it. */
     fx_group(&fx, TP_GROUP, 88, "/admin plaintalk off");
