@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- Validation after parsing --------------------------------------------- */
 
@@ -265,6 +266,10 @@ static int config__persona_check(struct config_parser *ps, const struct config_i
         return config__problem_add(ps->problems, in->line,
                                    "%s: a persona's name is 1 to %d letters, digits, _ or -", label,
                                    CONFIG_PERSONA_NAME_MAX);
+    if (strcasecmp(p->name, "none") == 0)
+        return config__problem_add(ps->problems, in->line,
+                                   "%s: \"none\" is what /persona none means; choose another name",
+                                   label);
     int rc = 0;
     if (p->system_prompt_file != NULL)
         rc = config__persona_file_read(ps, in, p, label);

@@ -183,6 +183,12 @@ static void test_persona_problems_have_lines(void **state)
     pfx_problem(f, 26, "[bot] persona \"ghost\" is not a [persona] section");
     assert_null(f->cfg);
 
+    /* "none" is what /persona none means. */
+    rc = pfx_load(f, "[persona \"None\"]\n"
+                     "description = x\n");
+    assert_int_equal(rc, HB_ECONFIG);
+    pfx_problem(f, 1, "\"none\" is what /persona none means");
+
     /* Forbidden words that build no rule. */
     rc = pfx_load(f, "[persona \"w\"]\n"
                      "forbidden_words = \" , \"\n");
