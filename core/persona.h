@@ -77,9 +77,9 @@ int persona_plaintalk_set(struct core *core, const struct invocation *inv, bool 
                           void (*cb)(int rc, void *data), void *data);
 
 /** Fill a system prompt's variables: {date} (UTC, YYYY-MM-DD), {user} (the
- *  member's display name), {server} (the server or group name, "this
- *  server" / "this group" when the platform does not say it, "a private
- *  chat" in a DM), {model} (the model's name) and {bot} (the bot's name);
+ *  member's display name), {server} (inv->scope_name, "this server" /
+ *  "this group" when the adapter does not know it, "a private chat" in a
+ *  DM), {model} (the model's name) and {bot} (the bot's name);
  *  "{{" and "}}" are literal braces, and any other {word} stays as written.
  *  now_ms is the wall clock. Returns a heap string, or NULL when out of
  *  memory. */

@@ -91,7 +91,7 @@ void dc__message(struct discord *dc, const char *json, size_t len)
     struct invocation inv;
     memset(&inv, 0, sizeof(inv));
     dc__identity(d, &inv);
-    dc__thread_parent(dc, &inv);
+    dc__place(dc, &inv);
     snprintf(inv.event_id, sizeof(inv.event_id), "discord:message:%s", id);
     inv.reply = &r->reply;
     dc->stats.messages++;

@@ -110,7 +110,7 @@ static void dc__command(struct discord *dc, const cJSON *d, struct dc_reply *r)
     struct invocation inv;
     memset(&inv, 0, sizeof(inv));
     dc__identity(d, &inv);
-    dc__thread_parent(dc, &inv);
+    dc__place(dc, &inv);
     snprintf(inv.event_id, sizeof(inv.event_id), "discord:interaction:%s", r->id);
     inv.reply = &r->reply;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(d, "data");
@@ -149,7 +149,7 @@ static void dc__component(struct discord *dc, const cJSON *d, struct dc_reply *r
     struct invocation inv;
     memset(&inv, 0, sizeof(inv));
     dc__identity(d, &inv);
-    dc__thread_parent(dc, &inv);
+    dc__place(dc, &inv);
     snprintf(inv.event_id, sizeof(inv.event_id), "discord:interaction:%s", r->id);
     inv.reply = &r->reply;
     const char *ref = dc__str(cJSON_GetObjectItemCaseSensitive(d, "data"), "custom_id");

@@ -807,13 +807,16 @@ static void test_text_cut(void **state)
 
 static struct core at_core; /* a catalog with personas, for the real /persona */
 static char at_parents[4][COMMAND_ID_MAX];
+static char at_names[4][COMMAND_ID_MAX];
 static size_t at_nparents;
 
 static void at_persona_handler(struct at *t, struct invocation *inv)
 {
     (void)t;
-    if (at_nparents < 4)
+    if (at_nparents < 4) {
+        snprintf(at_names[at_nparents], sizeof(at_names[0]), "%s", inv->scope_name);
         snprintf(at_parents[at_nparents++], sizeof(at_parents[0]), "%s", inv->parent_channel_id);
+    }
     if (strcmp(inv->name, "persona") == 0) {
         cmd_persona(&at_core, inv);
         return;
@@ -823,6 +826,15 @@ static void at_persona_handler(struct at *t, struct invocation *inv)
 
 static void at_persona_script(struct at *t)
 {
+    /* The guild, with a thread of channel 87 already open. */
+    fake_gateway_dispatch(t->gw, "GUILD_CREATE",
+                          "{\"id\":\"77\",\"name\":\"The Deck\",\"channels\":[],"
+                          "\"threads\":[{\"id\":\"902\",\"parent_id\":\"87\",\"type\":11}]}");
+    fake_gateway_dispatch(
+        t->gw, "MESSAGE_CREATE",
+        "{\"id\":\"709\",\"channel_id\":\"902\",\"guild_id\":\"77\",\"author\":{"
+        "\"id\":\"555\",\"username\":\"ann\"},\"content\":\"<@1100000000000000099> "
+        "hello\",\"mentions\":[{\"id\":\"1100000000000000099\"}]}");
     /* A thread of channel 88 is made, then the bot is mentioned in it. */
     fake_gateway_dispatch(t->gw, "THREAD_CREATE",
                           "{\"id\":\"900\",\"guild_id\":\"77\",\"parent_id\":\"88\",\"type\":11,"
@@ -846,7 +858,7 @@ static bool at_persona_done(struct at *t)
 {
     return fake_rest_matching(t->rest, "POST", "/channels/900/messages") == 0 &&
            at_count(t, "POST", "/interactions/1050/", "Talks like a pirate") == 1 &&
-           t->dispatched == 2;
+           t->dispatched == 3;
 }
 
 static void at_core_closed(void *data)
@@ -855,8 +867,9 @@ static void at_core_closed(void *data)
 }
 
 /* A mention in a thread carries the thread's parent channel (learned from
- * THREAD_CREATE), as an interaction in a thread does (from its channel
- * object); /persona answers with one button per persona and None. */
+ * GUILD_CREATE or THREAD_CREATE), as an interaction in a thread does (from
+ * its channel object), and the guild's name; /persona answers with one
+ * button per persona and None. */
 static void test_persona_threads_and_buttons(void **state)
 {
     (void)state;
@@ -892,9 +905,12 @@ static void test_persona_threads_and_buttons(void **state)
     t.script = at_persona_script;
     t.done = at_persona_done;
     at_run(&t, NULL);
-    assert_int_equal(at_nparents, 2);
-    assert_string_equal(at_parents[0], "88");
-    assert_string_equal(at_parents[1], "89");
+    assert_int_equal(at_nparents, 3);
+    assert_string_equal(at_parents[0], "87");
+    assert_string_equal(at_parents[1], "88");
+    assert_string_equal(at_parents[2], "89");
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(at_names[i], "The Deck");
     size_t total = fake_rest_count(t.rest);
     size_t seen = 0;
     for (size_t i = 0; i < total; i++) {
