@@ -81,8 +81,8 @@ int persona_plaintalk_set(struct core *core, const struct invocation *inv, bool 
  *  "this group" when the adapter does not know it, "a private chat" in a
  *  DM), {model} (the model's name) and {bot} (the bot's name);
  *  "{{" and "}}" are literal braces, and any other {word} stays as written.
- *  now_ms is the wall clock. Returns a heap string, or NULL when out of
- *  memory. */
+ *  now_ms is the wall clock. Returns a heap string (NULL, or a shortened
+ *  text, when memory runs out). */
 char *persona_prompt_expand(const char *prompt, const struct invocation *inv, const char *model,
                             const char *bot_name, int64_t now_ms);
 
