@@ -68,6 +68,7 @@ static int adapters__discord_make(const struct config *cfg, const struct adapter
         .store = env->store,
         .models = env->models,
         .models_data = env->models_data,
+        .core = env->core,
     };
     *out = discord_new(env->loop, &o, env->host);
     return *out != NULL ? 0 : HB_ENOMEM;

@@ -166,6 +166,8 @@ struct config_model {
     char *stop;                /* a JSON array of strings, checked at load; NULL: none */
     char *extra_body;          /* a JSON object merged into the request body; NULL: none */
     enum config_max_tokens_field max_tokens_field; /* the output cap's key (OpenAI wire) */
+    bool vision;                                   /* text models: sees attached images */
+    int64_t price_per_image;                       /* credits per attached image (vision) */
 };
 
 /* A persona (core/catalog.h): a system prompt and generation settings
@@ -197,6 +199,9 @@ struct config_limits {
     int64_t memory_tokens;  /* tokens of conversation remembered for /chat */
     int64_t retry_max;      /* retries per model after 429 or 5xx */
     int64_t job_timeout;    /* seconds a job may take, retries and fallbacks included */
+
+    /* Images members attach to a chat turn. */
+    int64_t image_max_bytes; /* largest image a member may attach, in bytes */
 };
 
 struct config_filter {

@@ -189,8 +189,17 @@ static int config__model_params_check(struct config_parser *ps, const struct con
     bool anthropic = p != NULL && p->kind == CONFIG_PROVIDER_ANTHROPIC;
     char label[CONFIG_NAME_MAX * 2 + 16];
     snprintf(label, sizeof(label), "[model \"%s\"]", m->name);
-    return config__params_check(ps, in, label, anthropic, m->temperature, m->top_p, m->stop,
-                                m->extra_body);
+    int rc = config__params_check(ps, in, label, anthropic, m->temperature, m->top_p, m->stop,
+                                  m->extra_body);
+    if (rc == 0 && m->vision && m->modality != CONFIG_MODALITY_TEXT)
+        rc = config__problem_add(ps->problems, config__key_line(in, "vision"),
+                                 "[model \"%s\"]: vision is for text models (one that reads "
+                                 "images members attach); this one makes images",
+                                 m->name);
+    if (rc == 0 && m->price_per_image > 0 && !m->vision)
+        rc = config__problem_add(ps->problems, config__key_line(in, "price_per_image"),
+                                 "[model \"%s\"]: price_per_image needs vision = true", m->name);
+    return rc;
 }
 
 /* A persona's system prompt file, read whole into system_prompt (relative

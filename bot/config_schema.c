@@ -256,6 +256,10 @@ static const struct config_key_schema config_keys_model[] = {
     K_ENUM(struct config_model, max_tokens_field, "auto", config_max_tokens_fields, LIVE,
            "openai: the output cap's key; auto: max_completion_tokens for upstream ids "
            "beginning o1, o3, o4 or gpt-5, else max_tokens"),
+    K_BOOL(struct config_model, vision, "false", LIVE,
+           "text: the model sees images members attach to a chat turn"),
+    K_INT(struct config_model, price_per_image, "0", 0, CREDITS_MAX, LIVE,
+          "vision: credits per attached image, on top of the tokens"),
 };
 
 static const struct config_key_schema config_keys_persona[] = {
@@ -302,6 +306,8 @@ static const struct config_key_schema config_keys_limits[] = {
           "retries per model after HTTP 429 or 5xx"),
     K_SECONDS(struct config_limits, job_timeout, "300", 5, 3600, LIVE,
               "seconds a job may take, retries and fallbacks included"),
+    K_INT(struct config_limits, image_max_bytes, "5242880", 1024, 20971520, LIVE,
+          "largest image a member may attach to a chat turn, in bytes (at most 20 MiB)"),
 };
 
 static const struct config_key_schema config_keys_filter[] = {

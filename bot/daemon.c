@@ -599,9 +599,12 @@ static int daemon__mirror_start(struct daemon *d)
 }
 
 /* Recovery may have finished before any adapter ran: members whose jobs
- * it voided are told now that their platform's adapter is up. */
+ * it voided are told now that their platform's adapter is up, and so are
+ * those whose payment went in just before the last run ended. */
 static void daemon__notices_send(struct daemon *d)
 {
+    if (d->ledger != NULL && notify_pending_send(ledger_store(d->ledger), daemon__notify, d) < 0)
+        log_warn("payment.notify_pending", "error=cannot read the pending notices");
     if (d->generate == NULL)
         return;
     int told = generate_notices_send(d->generate);

@@ -108,6 +108,8 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
             .stop = stop + i * PROVIDER_STOP_MAX,
             .extra_body = cm->extra_body,
             .max_tokens_field = (enum provider_max_tokens_field)cm->max_tokens_field,
+            .vision = cm->vision,
+            .price_image = cm->price_per_image,
         };
         ms[i].temperature_set = generation__number(cm->temperature, &ms[i].temperature);
         ms[i].top_p_set = generation__number(cm->top_p, &ms[i].top_p);
@@ -164,7 +166,8 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
                    .prompt_max = l->prompt_max,
                    .memory_tokens = l->memory_tokens,
                    .retry_max = l->retry_max,
-                   .job_timeout_ms = l->job_timeout * 1000},
+                   .job_timeout_ms = l->job_timeout * 1000,
+                   .image_max_bytes = l->image_max_bytes},
         .filter_rules = rules,
         .nfilter_rules = nf,
         .personas = pes,

@@ -177,6 +177,7 @@ static void router__run(struct router *r, struct invocation *inv, const struct c
     call->reply.ops = &router_reply_ops;
     call->reply.data = call;
     memset(inv->opts, 0, sizeof(inv->opts)); /* the call owns the strings now */
+    inv->image = NULL;                       /* and the image */
     inv->reply = NULL;
     r->in_flight++;
     log_debug("command.run", "command=%s platform=%s event=%s button=%d", spec->name,

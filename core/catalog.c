@@ -152,6 +152,8 @@ static void catalog__limits_default(struct catalog_limits *l)
         l->job_timeout_ms = 300000;
     if (l->progress_ms <= 0)
         l->progress_ms = 500;
+    if (l->image_max_bytes <= 0)
+        l->image_max_bytes = CATALOG_IMAGE_MAX_BYTES_DEFAULT;
 }
 
 /* The text generation parameters: copied, with the bounds the request
@@ -169,6 +171,9 @@ static int catalog__params_build(struct catalog_model *m, const struct catalog_m
     m->top_p_set = s->top_p_set;
     m->top_p = s->top_p;
     m->max_tokens_field = s->max_tokens_field;
+    /* Only a text model reads an image it is given. */
+    m->vision = m->modality == PROVIDER_TEXT && s->vision;
+    m->price_image = m->vision ? s->price_image : 0;
     /* A picture has no system prompt: an image model never pays for one. */
     if (m->modality == PROVIDER_TEXT && s->system_prompt != NULL && s->system_prompt[0] != '\0') {
         m->system_prompt = strdup(s->system_prompt);

@@ -53,6 +53,8 @@ struct catalog_model_spec {
     size_t nstop;
     const char *extra_body; /* a JSON object's text, checked by the config; NULL: none */
     enum provider_max_tokens_field max_tokens_field;
+    bool vision;         /* text: the model sees images a member attaches */
+    int64_t price_image; /* credits per attached image, on top of the tokens */
 };
 
 /** One persona in a spec (see bot.conf's [persona]). Strings are borrowed
@@ -90,6 +92,9 @@ struct catalog_limits {
     int64_t retry_max;      /* retries per model on 429/5xx; default 2 */
     int64_t job_timeout_ms; /* a job's whole life; default 300000 */
     int64_t progress_ms;    /* least time between progress edits; default 500 */
+
+    /* Images members attach to a chat turn. */
+    int64_t image_max_bytes; /* largest one; default CATALOG_IMAGE_MAX_BYTES_DEFAULT */
 };
 
 struct catalog_spec {
@@ -140,6 +145,8 @@ struct catalog_model {
     size_t nstop;
     char *extra_body; /* JSON object text merged into the body; NULL: none */
     enum provider_max_tokens_field max_tokens_field;
+    bool vision;         /* sees attached images (text models only) */
+    int64_t price_image; /* credits per attached image */
 };
 
 struct catalog_persona {
@@ -160,6 +167,14 @@ struct catalog_persona {
     size_t nallow;
     bool show_prompt;
 };
+
+/** What an attached image counts as in the estimates and the daily token
+ *  cap: input tokens (Anthropic bills at most about 1,600 for an image it
+ *  takes; OpenAI's high detail at most 1,445 on its 4o models). */
+#define CATALOG_IMAGE_TOKENS 1600
+
+/** Default of catalog_limits.image_max_bytes: 5 MiB. */
+#define CATALOG_IMAGE_MAX_BYTES_DEFAULT (5 * 1024 * 1024)
 
 struct catalog;
 

@@ -74,6 +74,16 @@ void invocation_clear(struct invocation *inv)
         inv->opts[i].string = NULL;
         inv->opts[i].set = false;
     }
+    invocation_image_free(inv->image);
+    inv->image = NULL;
+}
+
+void invocation_image_free(struct invocation_image *img)
+{
+    if (img == NULL)
+        return;
+    free(img->data);
+    free(img);
 }
 
 void invocation_wallet(const struct invocation *inv, char *buf, size_t cap)

@@ -126,6 +126,15 @@ void reply_finish(struct reply *r);
 
 struct command_spec;
 
+/** An image a member attached to a chat turn (a Discord attachment, a
+ *  Telegram photo), fetched by the adapter within [limits] image_max_bytes
+ *  and of a kind core/attach.h recognised by its bytes. */
+struct invocation_image {
+    unsigned char *data; /* heap, owned */
+    size_t len;
+    char mime[32]; /* "image/png", "image/jpeg", "image/webp" or "image/gif" */
+};
+
 /** One command call, neutral. The adapter fills the identity fields, the
  *  command name and either the typed options (Discord) or the raw argument
  *  text (console, Telegram) that command_args_parse() turns into options. */
@@ -156,10 +165,16 @@ struct invocation {
     const struct command_spec *spec;  /* set by the router */
     struct command_value opts[COMMAND_MAX_OPTIONS]; /* in the spec's option order */
     struct reply *reply;                            /* where answers go */
+    struct invocation_image *image; /* an attached image (owned; invocation_clear frees it;
+                                       whoever takes it sets this NULL); NULL: none */
 };
 
-/** Free the option strings an invocation owns (not the reply handle). */
+/** Free the option strings and the image an invocation owns (not the reply
+ *  handle). */
 void invocation_clear(struct invocation *inv);
+
+/** Free an attached image (NULL is fine). */
+void invocation_image_free(struct invocation_image *img);
 
 /** The wallet account id of the invoking member: "<platform>:<user_id>". */
 void invocation_wallet(const struct invocation *inv, char *buf, size_t cap);

@@ -193,6 +193,11 @@ static void deposit__notify(struct deposit_op *op)
 {
     const char *note = notify_payment(op->notify, op->notify_data, op->account, op->channel,
                                       op->via, op->credits, op->res.balance);
+    /* Taken by an adapter (whose outbox keeps it from here: its row is
+     * written before this removal, the store keeping their order), or
+     * naming nobody. Otherwise the next start sends it. */
+    if (notify_note_final(note))
+        notify_pending_clear(ledger_store(op->ledger), op->id);
     log_info("payment.notify",
              "account=%s credits=%" PRId64 " balance=%" PRId64 " provider=%s note=%s", op->account,
              op->credits, op->res.balance, op->method, note);
@@ -367,7 +372,14 @@ static void deposit__opened(int rc, const struct ledger_result *r, void *data)
                                 .amount = op->credits,
                                 .kind = LEDGER_KIND_DEPOSIT,
                                 .ref = op->ref};
-    rc = ledger_transfer_create(op->ledger, &t, deposit__credited, op);
+    /* The notice it owes commits with the credit: a kill right after the
+     * commit cannot leave the payment untold. */
+    char value[DEPOSIT_ID_MAX * 2 + COMMAND_ID_MAX + 128];
+    struct ledger_note note = {.ns = NOTIFY_NS_PENDING, .key = op->id, .value = value};
+    bool noted = op->via[0] != '\0' && op->notify != NULL &&
+                 notify_pending_value(value, sizeof(value), op->account, op->channel, op->via,
+                                      op->credits) == 0;
+    rc = ledger_transfer_create_noted(op->ledger, &t, noted ? &note : NULL, deposit__credited, op);
     if (rc < 0)
         deposit__finish(op, rc, "credit");
 }

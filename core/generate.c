@@ -139,6 +139,7 @@ static void job__free(struct job *job)
         free((char *)job->msgs[i].content);
     free(job->msgs);
     free(job->prompt);
+    invocation_image_free(job->attached);
     free(job->scope_off);
     free(job->text);
     free(job->image);
@@ -232,6 +233,7 @@ struct job *job__new(struct generate *g, struct invocation *inv)
     job->refs = 1;
     job->reply = inv->reply;
     job->who = *inv;
+    job->who.image = NULL; /* generate_submit takes it */
     memset(job->who.opts, 0, sizeof(job->who.opts));
     job->who.reply = NULL;
     job->who.spec = NULL;
@@ -439,6 +441,13 @@ static void job__start(struct job *job)
         .max_tokens_field = m->max_tokens_field,
         .extra_body = m->extra_body,
     };
+    struct provider_image img;
+    if (job->attached != NULL && m->vision) {
+        img = (struct provider_image){
+            .data = job->attached->data, .len = job->attached->len, .mime = job->attached->mime};
+        req.images = &img;
+        req.nimages = 1;
+    }
     char *system = NULL;
     char *extra = NULL;
     if (job__request_persona(job, m, &req, &system, &extra) < 0) {
@@ -571,8 +580,9 @@ static void job__run_next(struct job *job)
     while (job->fb_next < job->first->nfallbacks && next == NULL) {
         const struct catalog_model *m =
             catalog_model_find(job->cat, job->first->fallbacks[job->fb_next++]);
+        /* A member's image goes only to a fallback that sees it too. */
         if (m != NULL && m->enabled && m != job->model && catalog_model_allowed(m, &job->who) &&
-            !job__scope_off(job, m->name))
+            !job__scope_off(job, m->name) && (job->attached == NULL || m->vision))
             next = m;
     }
     if (next == NULL) {

@@ -107,6 +107,17 @@ const char *job__price(const struct job *job, char *buf, size_t cap)
     return buf;
 }
 
+int64_t job__estimate(const struct job *job, const struct catalog_model *m)
+{
+    /* The system prompt (the persona's, filled in) and the output cap (a
+     * persona may lower it) are counted as the request will carry them. */
+    int64_t e = catalog_estimate_with(m, job->input_bytes, job__system_bytes(job, m),
+                                      job__max_tokens(job, m));
+    if (job->attached != NULL && m->price_image > 0)
+        e += m->price_image;
+    return e;
+}
+
 static void job__reserved(int rc, const struct ledger_result *res, void *data);
 
 void job__reserve(struct job *job, int64_t amount)
@@ -277,6 +288,21 @@ void job__admit(struct job *job)
         job__refuse(job, GEN_REFUSE_MODEL, MSG_GEN_MODEL_NOT_ALLOWED, m->name);
         return;
     }
+    if (job->attached != NULL && !m->vision) {
+        /* Never silently answer without the image: name a model that sees. */
+        const struct catalog_model *v = NULL;
+        for (size_t i = 0; i < catalog_model_count(cat) && v == NULL; i++) {
+            const struct catalog_model *c = catalog_model_at(cat, i);
+            if (c->enabled && c->vision && catalog_model_allowed(c, &job->who) &&
+                !job__scope_off(job, c->name))
+                v = c;
+        }
+        if (v != NULL)
+            job__refuse(job, GEN_REFUSE_MODEL, MSG_ATTACH_NO_VISION, m->name, v->name, v->name);
+        else
+            job__refuse(job, GEN_REFUSE_MODEL, MSG_ATTACH_NO_VISION_ANYWHERE, m->name);
+        return;
+    }
     job->first = job->model = m;
     if (job->modality == PROVIDER_IMAGE && !catalog_model_size(m, job->want_size, &job->size)) {
         char sizes[256] = "";
@@ -335,6 +361,9 @@ void job__admit(struct job *job)
         job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
         return;
     }
+    /* An image is input too: counted at the most a provider bills for one. */
+    if (job->attached != NULL)
+        job->input_bytes += CATALOG_IMAGE_TOKENS;
     job__quota_prepare(job, job__tokens_bound(job, m));
 }
 
@@ -435,7 +464,14 @@ void generate_submit(struct generate *g, struct invocation *inv, const struct ge
     inv->reply = NULL;
     g->stats.submitted++;
     job->modality = req->modality;
-    job->prompt = strdup(req->prompt != NULL ? req->prompt : "");
+    if (req->modality == PROVIDER_TEXT) {
+        job->attached = inv->image; /* the job owns it now */
+        inv->image = NULL;
+    }
+    const char *prompt = req->prompt != NULL ? req->prompt : "";
+    if (job->attached != NULL && prompt[0] == '\0')
+        prompt = MSG_ATTACH_DEFAULT_PROMPT;
+    job->prompt = strdup(prompt);
     snprintf(job->want_model, sizeof(job->want_model), "%s", req->model != NULL ? req->model : "");
     snprintf(job->want_size, sizeof(job->want_size), "%s", req->size != NULL ? req->size : "");
     generate__conv_key(&job->who, job->conv_key, sizeof(job->conv_key));

@@ -181,6 +181,7 @@ struct job {
     struct catalog_size size;
     struct provider_message *msgs;
     size_t nmsgs;
+    struct invocation_image *attached; /* the member's image for a vision model, or NULL */
     size_t input_bytes;
     char res_id[LEDGER_ID_LEN_MAX + 8];
     int64_t reserved;
@@ -247,6 +248,10 @@ void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ..
 void job__admit(struct job *job);
 /** The limits counted the job: reserve its price and queue it. */
 void job__admit_counted(struct job *job);
+/** The most the job may cost on model m: catalog_estimate_with over its
+ *  input, its system prompt (job__system_bytes) and its output cap
+ *  (job__max_tokens), plus the model's price_image for an attached image. */
+int64_t job__estimate(const struct job *job, const struct catalog_model *m);
 /** Reserve amount from the payer (a fallback's new reservation, too). */
 void job__reserve(struct job *job, int64_t amount);
 
@@ -348,8 +353,6 @@ char *job__system_prompt(const struct job *job, const struct catalog_model *m);
 size_t job__system_bytes(const struct job *job, const struct catalog_model *m);
 /** The output cap on m: the persona's max_tokens when lower, else m's. */
 int64_t job__max_tokens(const struct job *job, const struct catalog_model *m);
-/** The most the job may cost on m (catalog_estimate_with the above). */
-int64_t job__estimate(const struct job *job, const struct catalog_model *m);
 /** Put the system prompt, the output cap and the persona's settings over
  *  m's into req; *system and *extra (heap or NULL) are the caller's to free
  *  after the provider's start(). Returns 0 or HB_ENOMEM. */

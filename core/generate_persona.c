@@ -49,12 +49,6 @@ size_t job__system_bytes(const struct job *job, const struct catalog_model *m)
     return n;
 }
 
-int64_t job__estimate(const struct job *job, const struct catalog_model *m)
-{
-    return catalog_estimate_with(m, job->input_bytes, job__system_bytes(job, m),
-                                 job__max_tokens(job, m));
-}
-
 /* The model's extra_body with the persona's keys after it: the adapter
  * merges keys in order and a later one replaces an earlier one, so the
  * persona's win. Both were checked at load as JSON objects. */

@@ -59,6 +59,7 @@ struct recover_void {
     char *quota; /* what the job counted against the limits (job__quota_record), or NULL */
     unsigned left;
     bool refunded;
+    bool unnoted; /* refunded by an expiry: no notice record was written with a void */
 };
 
 int generate_notices_send(struct generate *g)
@@ -123,15 +124,19 @@ static void recover__voided(int rc, const struct ledger_result *res, void *data)
     struct generate *g = op->g;
     /* Voided now, or released by its timeout meanwhile: either way it was
      * refunded by the restart. Posted or already voided: nothing to say. */
-    if (rc == 0 || (rc == HB_ESTATE && res->reason != NULL && strcmp(res->reason, "expired") == 0))
+    bool expired = rc == HB_ESTATE && res->reason != NULL && strcmp(res->reason, "expired") == 0;
+    if (rc == 0 || expired)
         rv->refunded = true;
+    /* A void wrote the member's notice record with it; an expiry did not. */
+    if (expired)
+        rv->unnoted = true;
     if (--rv->left > 0)
         return;
     struct ledger *ledger = g->core->ledger;
     if (rv->refunded) {
         op->voided++;
         recover__notice_add(g, rv->wallet);
-        if (ledger != NULL)
+        if (ledger != NULL && rv->unnoted)
             state_put(ledger_store(ledger), GEN_NS_NOTICE, rv->wallet, "1", NULL, NULL);
         log_info("generate.recovered", "job=%s action=voided", rv->job);
         /* Nothing was delivered: the limits give its counts back. */
@@ -191,7 +196,10 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
             char vid[LEDGER_ID_LEN_MAX + 16], pid[LEDGER_ID_LEN_MAX + 16];
             snprintf(vid, sizeof(vid), "%s:void%u", rv->job, r);
             snprintf(pid, sizeof(pid), "%s:r%u", rv->job, r);
-            if (ledger_transfer_void(ledger, vid, pid, recover__voided, rv) < 0) {
+            /* The member's notice record commits with the void: a kill
+             * right after it cannot leave a refund untold. */
+            struct ledger_note note = {.ns = GEN_NS_NOTICE, .key = rv->wallet, .value = "1"};
+            if (ledger_transfer_void_noted(ledger, vid, pid, &note, recover__voided, rv) < 0) {
                 struct ledger_result none;
                 memset(&none, 0, sizeof(none));
                 recover__voided(HB_ECANCELED, &none, rv);

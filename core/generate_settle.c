@@ -212,6 +212,8 @@ void job__settle(struct job *job)
         job__image_remember(job);
     }
     int64_t cost = catalog_cost(m, in, out);
+    if (job->attached != NULL && m->price_image > 0)
+        cost += m->price_image;
     if (cost > job->reserved)
         cost = job->reserved;
     job->charged = cost;

@@ -83,6 +83,9 @@ static void ledger__op_free(struct ledger_op *op)
     free(op->reqs);
     free(op->rows);
     free(op->usage);
+    free(op->note_ns);
+    free(op->note_key);
+    free(op->note_value);
     free(op);
 }
 
@@ -265,10 +268,26 @@ out:
 int ledger_transfer_create(struct ledger *l, const struct ledger_transfer *t, ledger_cb cb,
                            void *data)
 {
+    return ledger_transfer_create_noted(l, t, NULL, cb, data);
+}
+
+int ledger_transfer_create_noted(struct ledger *l, const struct ledger_transfer *t,
+                                 const struct ledger_note *note, ledger_cb cb, void *data)
+{
+    if (note != NULL && (note->ns == NULL || note->key == NULL))
+        return HB_EINVAL;
     struct ledger_op *op = ledger__op_new(l, LEDGER_OP_TRANSFER, cb, data);
     if (op == NULL)
         return HB_ENOMEM;
     int rc = ledger__req_init(&op->one, t);
+    if (rc == 0 && note != NULL) {
+        op->note_ns = strdup(note->ns);
+        op->note_key = strdup(note->key);
+        op->note_value = note->value != NULL ? strdup(note->value) : NULL;
+        if (op->note_ns == NULL || op->note_key == NULL ||
+            (note->value != NULL && op->note_value == NULL))
+            rc = HB_ENOMEM;
+    }
     if (rc < 0) {
         ledger__op_free(op);
         return rc;
@@ -287,8 +306,14 @@ int ledger_transfer_post(struct ledger *l, const char *id, const char *pending_i
 int ledger_transfer_void(struct ledger *l, const char *id, const char *pending_id, ledger_cb cb,
                          void *data)
 {
+    return ledger_transfer_void_noted(l, id, pending_id, NULL, cb, data);
+}
+
+int ledger_transfer_void_noted(struct ledger *l, const char *id, const char *pending_id,
+                               const struct ledger_note *note, ledger_cb cb, void *data)
+{
     struct ledger_transfer t = {.id = id, .pending_id = pending_id, .flags = LEDGER_TRANSFER_VOID};
-    return ledger_transfer_create(l, &t, cb, data);
+    return ledger_transfer_create_noted(l, &t, note, cb, data);
 }
 
 int ledger_batch_create(struct ledger *l, const struct ledger_transfer *ts, size_t n, ledger_cb cb,

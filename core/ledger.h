@@ -168,13 +168,30 @@ int ledger_account_open(struct ledger *ledger, const char *account, uint32_t fla
 int ledger_transfer_create(struct ledger *ledger, const struct ledger_transfer *t, ledger_cb cb,
                            void *data);
 
+/** A state row (core/state.h) written in the same store transaction as a
+ *  transfer, only when the transfer is newly applied: what must not be
+ *  lost if the process dies right after the commit (a notice owed for a
+ *  payment or a voided job). value NULL deletes the row. */
+struct ledger_note {
+    const char *ns;
+    const char *key;
+    const char *value;
+};
+
+/** ledger_transfer_create, and note (may be NULL) with it, atomically. */
+int ledger_transfer_create_noted(struct ledger *ledger, const struct ledger_transfer *t,
+                                 const struct ledger_note *note, ledger_cb cb, void *data);
+
 /** Post `amount` (1..reserved) of the pending transfer pending_id as `id`. */
 int ledger_transfer_post(struct ledger *ledger, const char *id, const char *pending_id,
                          int64_t amount, ledger_cb cb, void *data);
 
-/** Void the pending transfer pending_id as `id`, releasing all of it. */
+/** Void the pending transfer pending_id as `id`, releasing all of it;
+ *  note (may be NULL) is written with it (ledger_transfer_create_noted). */
 int ledger_transfer_void(struct ledger *ledger, const char *id, const char *pending_id,
                          ledger_cb cb, void *data);
+int ledger_transfer_void_noted(struct ledger *ledger, const char *id, const char *pending_id,
+                               const struct ledger_note *note, ledger_cb cb, void *data);
 
 /** Create n transfers that all apply or none does. On failure result->index
  *  names the failing one and rc is its error. All of them existing already

@@ -55,11 +55,12 @@ struct ledger_op {
     struct ledger_req one;   /* the request of single-transfer operations */
     struct ledger_req *reqs; /* batch: n requests (heap) */
     size_t n;
-    uint64_t before_seq;         /* history */
-    int64_t from, to;            /* usage */
-    bool any_account;            /* usage over every account */
-    struct store_transfer *rows; /* history page (heap) */
-    struct store_usage *usage;   /* usage rows (heap) */
+    uint64_t before_seq;                   /* history */
+    int64_t from, to;                      /* usage */
+    bool any_account;                      /* usage over every account */
+    struct store_transfer *rows;           /* history page (heap) */
+    struct store_usage *usage;             /* usage rows (heap) */
+    char *note_ns, *note_key, *note_value; /* a state row written with a new transfer (heap) */
 };
 
 /** Copy a caller string; NULL reads as "". Fails with HB_EINVAL when it does

@@ -524,6 +524,9 @@ int ledger__run(struct store_txn *txn, struct store_job *job)
         break;
     case LEDGER_OP_TRANSFER:
         rc = ledger__transfer_apply(txn, op, &op->one);
+        /* The note commits with the transfer or not at all. */
+        if (rc == 0 && op->note_ns != NULL)
+            rc = store_txn_state_put(txn, op->note_ns, op->note_key, op->note_value, op->now);
         break;
     case LEDGER_OP_BATCH: {
         bool any_new = false;

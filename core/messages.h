@@ -533,6 +533,35 @@
 #define MSG_TG_REFUND_USAGE "Usage: /admin refund <telegram payment charge id>"
 #define MSG_TG_BUSY "The bot is busy; please try again."
 
+/* ---- Images members attach to a chat turn ------------------------------- */
+
+/* Shown while a member's image is fetched; the answer replaces it. */
+#define MSG_ATTACH_FETCHING "Fetching your image…"
+/* The text that goes with an image sent without one (a photo without a
+ * caption). */
+#define MSG_ATTACH_DEFAULT_PROMPT "What is in this image?"
+/* %s: the model asked for; %s: a model that sees images (twice). */
+#define MSG_ATTACH_NO_VISION                                                                       \
+    "%s cannot see images. %s can: send the image again with model:%s, or pick it with /model. "   \
+    "Nothing was charged."
+/* %s: the model asked for. */
+#define MSG_ATTACH_NO_VISION_ANYWHERE                                                              \
+    "%s cannot see images, and no model here can. Describe the image in words instead; nothing "   \
+    "was charged."
+/* %zu: the limit in KiB. */
+#define MSG_ATTACH_TOO_LARGE                                                                       \
+    "That image is too large: the limit is %zu KiB. Send a smaller one; nothing was charged."
+#define MSG_ATTACH_NOT_IMAGE                                                                       \
+    "That file is not an image I can read: send a PNG, JPEG, WebP or GIF. Nothing was charged."
+/* %s: why (a short reason). */
+#define MSG_ATTACH_FETCH_FAILED                                                                    \
+    "I could not fetch your image (%s); please send it again. Nothing was charged."
+#define MSG_ATTACH_HOST_REFUSED                                                                    \
+    "I only fetch images attached on the platform itself, never from a link. Nothing was "         \
+    "fetched or charged."
+/* Images go to /chat only. */
+#define MSG_ATTACH_CHAT_ONLY "Images go with /chat (or a plain message); this command takes none."
+
 /* ---- /persona, /admin persona and /admin plaintalk ------------------------ */
 
 #define MSG_PERSONA_NONE "No personas are set up on this bot."

@@ -2,7 +2,13 @@
 #include "core/notify.h"
 
 #include "base/error.h"
+#include "base/log.h"
 #include "core/format.h"
+#include "core/state.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdlib.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -79,7 +85,7 @@ void notify_account_split(char *account, char *channel, size_t cap)
     snprintf(channel, cap, "%s", hash + 1);
 }
 
-const char *notify_payment(notify_fn fn, void *data, const char *account, const char *channel,
+static int notify__payment(notify_fn fn, void *data, const char *account, const char *channel,
                            const char *method, int64_t credits, int64_t balance)
 {
     struct notify_target to;
@@ -93,6 +99,11 @@ const char *notify_payment(notify_fn fn, void *data, const char *account, const 
     } else if (rc == 0) {
         rc = HB_ENOTFOUND;
     }
+    return rc;
+}
+
+static const char *notify__note(int rc)
+{
     if (rc == 0)
         return "delivered to the adapter";
     if (rc == HB_ENOTFOUND)
@@ -100,4 +111,88 @@ const char *notify_payment(notify_fn fn, void *data, const char *account, const 
     if (rc == HB_EINVAL)
         return "not delivered: no chat to reach this account in";
     return "not delivered: the adapter refused it";
+}
+
+bool notify_note_final(const char *note)
+{
+    return note == notify__note(0) || note == notify__note(HB_EINVAL);
+}
+
+const char *notify_payment(notify_fn fn, void *data, const char *account, const char *channel,
+                           const char *method, int64_t credits, int64_t balance)
+{
+    return notify__note(notify__payment(fn, data, account, channel, method, credits, balance));
+}
+
+int notify_pending_value(char *buf, size_t cap, const char *account, const char *channel,
+                         const char *via, int64_t credits)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL ||
+        cJSON_AddStringToObject(o, "account", account != NULL ? account : "") == NULL ||
+        cJSON_AddStringToObject(o, "channel", channel != NULL ? channel : "") == NULL ||
+        cJSON_AddStringToObject(o, "via", via != NULL ? via : "") == NULL ||
+        cJSON_AddNumberToObject(o, "credits", (double)credits) == NULL) {
+        cJSON_Delete(o);
+        return HB_ENOMEM;
+    }
+    bool fits = cJSON_PrintPreallocated(o, buf, (int)(cap < 0x7fffffff ? cap : 0x7fffffff), false);
+    cJSON_Delete(o);
+    return fits ? 0 : HB_EOVERFLOW;
+}
+
+void notify_pending_clear(struct store *store, const char *key)
+{
+    if (store != NULL && state_put(store, NOTIFY_NS_PENDING, key, NULL, NULL, NULL) < 0)
+        log_warn("payment.notice_clear_failed", "key=%s", key);
+}
+
+struct notify_pending_op {
+    struct store *store;
+    notify_fn fn;
+    void *data;
+};
+
+static void notify__pending_listed(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct notify_pending_op *op = data;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        cJSON *o = cJSON_Parse(e[i].value != NULL ? e[i].value : "");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "account");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "channel");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "via");
+        const cJSON *cr = cJSON_GetObjectItemCaseSensitive(o, "credits");
+        int prc = HB_EPROTO;
+        if (cJSON_IsString(a) && cJSON_IsString(c) && cJSON_IsString(v) && cJSON_IsNumber(cr)) {
+            prc = notify__payment(op->fn, op->data, a->valuestring, c->valuestring, v->valuestring,
+                                  (int64_t)cr->valuedouble, -1);
+        }
+        log_info("payment.notify_pending", "key=%s note=%s", e[i].key,
+                 prc == HB_EPROTO ? "not delivered: unreadable" : notify__note(prc));
+        /* Taken by an adapter, or never deliverable: done with. Otherwise
+         * (no adapter for it now, or it refused) it waits for the next
+         * start. */
+        if (prc == 0 || prc == HB_EPROTO || prc == HB_EINVAL)
+            notify_pending_clear(op->store, e[i].key);
+        cJSON_Delete(o);
+    }
+    if (rc < 0)
+        log_warn("payment.notify_pending", "error=%s", hb_strerror(rc));
+    free(op);
+}
+
+int notify_pending_send(struct store *store, notify_fn fn, void *data)
+{
+    if (store == NULL || fn == NULL)
+        return HB_EINVAL;
+    struct notify_pending_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return HB_ENOMEM;
+    op->store = store;
+    op->fn = fn;
+    op->data = data;
+    int rc = state_list(store, NOTIFY_NS_PENDING, "", 1000, notify__pending_listed, op);
+    if (rc < 0)
+        free(op);
+    return rc;
 }

@@ -12,6 +12,9 @@
 
 #include "core/command.h"
 
+struct store;
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +45,32 @@ typedef int (*notify_fn)(void *data, const struct notify_target *to, const char 
  *  NULL. Returns a short note for the log saying whether it went out. */
 const char *notify_payment(notify_fn fn, void *data, const char *account, const char *channel,
                            const char *method, int64_t credits, int64_t balance);
+
+/** Payment notices owed, kept in the state table (core/state.h) under this
+ *  namespace, keyed by the deposit's transfer id. The row is written in
+ *  the credit's own transaction (ledger_transfer_create_noted) and removed
+ *  once an adapter took the notice (its own outbox keeps it from there), so
+ *  a kill between the commit and the send leaves it to be sent at the next
+ *  start. */
+#define NOTIFY_NS_PENDING "notice.payment"
+
+/** The row's value for a payment notice: JSON text in buf (cap bytes).
+ *  Returns 0, or HB_EOVERFLOW / HB_ENOMEM. */
+int notify_pending_value(char *buf, size_t cap, const char *account, const char *channel,
+                         const char *via, int64_t credits);
+
+/** Remove the pending row `key` (its notice went out, or can never). */
+void notify_pending_clear(struct store *store, const char *key);
+
+/** Send every pending payment notice through fn (at start, once the
+ *  adapters run), without the balance, which may have moved since; each
+ *  one taken by an adapter, or naming nobody, is removed. Returns 0 or a
+ *  negative code (nothing was read). */
+int notify_pending_send(struct store *store, notify_fn fn, void *data);
+
+/** Whether notify_payment's note means nothing is left to do: taken by an
+ *  adapter, or naming nobody. */
+bool notify_note_final(const char *note);
 
 /** A signed payment reference or memo may name the chat a deposit was
  *  started in after the account: "pool:discord:42#<channel>". Cut account

@@ -27,6 +27,14 @@ struct provider_message {
     const char *content; /* NUL-terminated text */
 };
 
+/** An image sent with the prompt to a model that sees images. Borrowed
+ *  for the duration of start(). */
+struct provider_image {
+    const unsigned char *data; /* the file's bytes */
+    size_t len;
+    const char *mime; /* "image/png", "image/jpeg", "image/webp" or "image/gif" */
+};
+
 /** Which body key carries the output cap on an OpenAI-compatible wire.
  *  Anthropic always sends max_tokens. */
 enum provider_max_tokens_field {
@@ -59,6 +67,9 @@ struct provider_request {
     const char *const *stop; /* stop sequences, nstop of them (at most PROVIDER_STOP_MAX) */
     size_t nstop;
     enum provider_max_tokens_field max_tokens_field; /* OpenAI-compatible only */
+    const struct provider_image *images; /* TEXT: images that go with the last message (the
+                                            prompt), nimages of them; the model sees images */
+    size_t nimages;
     const char *extra_body; /* a JSON object's text merged into the body (TEXT and IMAGE);
                                NULL: none. Its keys are added or replace the adapter's, except
                                provider_extra_body_key_fixed(), which it never overrides */

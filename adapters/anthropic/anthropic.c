@@ -7,6 +7,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The prompt's content with its images: [{"type":"image","source":{"type":
+ * "base64","media_type":...,"data":...}}, ..., {"type":"text","text":...}],
+ * the images first, as Anthropic advises. */
+static cJSON *anthropic__content_images(const char *content, const struct provider_request *req)
+{
+    cJSON *parts = cJSON_CreateArray();
+    int rc = parts != NULL ? 0 : HB_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < req->nimages; i++) {
+        const struct provider_image *img = &req->images[i];
+        char *b64 = llm_base64("", img->data, img->len);
+        cJSON *part = b64 != NULL ? cJSON_CreateObject() : NULL;
+        cJSON *src = NULL;
+        if (part == NULL || !cJSON_AddItemToArray(parts, part) ||
+            cJSON_AddStringToObject(part, "type", "image") == NULL ||
+            (src = cJSON_AddObjectToObject(part, "source")) == NULL ||
+            cJSON_AddStringToObject(src, "type", "base64") == NULL ||
+            cJSON_AddStringToObject(src, "media_type", img->mime) == NULL ||
+            cJSON_AddStringToObject(src, "data", b64) == NULL)
+            rc = HB_ENOMEM;
+        free(b64);
+    }
+    cJSON *text = rc == 0 ? cJSON_CreateObject() : NULL;
+    if (rc == 0 && (text == NULL || !cJSON_AddItemToArray(parts, text) ||
+                    cJSON_AddStringToObject(text, "type", "text") == NULL ||
+                    cJSON_AddStringToObject(text, "text", content) == NULL))
+        rc = HB_ENOMEM;
+    if (rc < 0) {
+        cJSON_Delete(parts);
+        return NULL;
+    }
+    return parts;
+}
+
 cJSON *anthropic_messages_body(const struct provider_request *req)
 {
     cJSON *body = cJSON_CreateObject();
@@ -26,9 +59,15 @@ cJSON *anthropic_messages_body(const struct provider_request *req)
         rc = HB_ENOMEM;
     for (size_t i = 0; rc == 0 && i < req->nmessages; i++) {
         cJSON *m = cJSON_CreateObject();
+        bool images = i + 1 == req->nmessages && req->nimages > 0;
+        cJSON *parts =
+            images && m != NULL ? anthropic__content_images(req->messages[i].content, req) : NULL;
         if (m == NULL || cJSON_AddStringToObject(m, "role", req->messages[i].role) == NULL ||
-            cJSON_AddStringToObject(m, "content", req->messages[i].content) == NULL ||
+            (images ? parts == NULL || !cJSON_AddItemToObject(m, "content", parts)
+                    : cJSON_AddStringToObject(m, "content", req->messages[i].content) == NULL) ||
             !cJSON_AddItemToArray(msgs, m)) {
+            if (images && parts != NULL && cJSON_GetObjectItemCaseSensitive(m, "content") != parts)
+                cJSON_Delete(parts);
             cJSON_Delete(m);
             rc = HB_ENOMEM;
         }

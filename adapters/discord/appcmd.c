@@ -13,6 +13,7 @@ enum {
     APPCMD_INTEGER = 4,
     APPCMD_BOOLEAN = 5,
     APPCMD_USER = 6,
+    APPCMD_ATTACHMENT = 11,
 };
 
 static int appcmd__type(enum command_option_type t)
@@ -76,6 +77,17 @@ static cJSON *appcmd__options(const struct command_spec *spec)
                 }
             }
         }
+    }
+    /* Discord alone attaches files to a slash command: /chat takes an
+     * image there (the adapter fetches it; the table has no such type). */
+    if (strcmp(spec->name, "chat") == 0) {
+        cJSON *j = cJSON_CreateObject();
+        if (j == NULL)
+            goto fail;
+        cJSON_AddItemToArray(arr, j);
+        cJSON_AddNumberToObject(j, "type", APPCMD_ATTACHMENT);
+        cJSON_AddStringToObject(j, "name", "image");
+        cJSON_AddStringToObject(j, "description", "An image for a model that sees images");
     }
     return arr;
 fail:

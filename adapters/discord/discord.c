@@ -657,6 +657,7 @@ static int dc__start(struct adapter *a)
              dc->guild_id != NULL ? dc->guild_id : "global");
     dc__commands_sync(dc);
     dc__gateway_bot_get(dc);
+    dc__outbox_replay(dc);
     return 0;
 }
 
@@ -677,6 +678,8 @@ static void dc__close(struct adapter *a, void (*cb)(void *data), void *data)
     dc->closing = true;
     dc->close_cb = cb;
     dc->close_data = data;
+    dc__notices_close(dc);
+    dc__images_cancel(dc);
     if (!uv_is_closing((uv_handle_t *)&dc->retry))
         uv_close((uv_handle_t *)&dc->retry, dc__handle_closed);
     dc->refs--; /* the open reference; the rest client's stays until the end */
@@ -740,6 +743,7 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->shard_first = opt->shard_first;
     dc->shard_last = opt->shard_last;
     dc->http = opt->http;
+    dc->core = opt->core;
     dc->public_key = dc__dup_or_null(opt->public_key);
     dc->store = opt->store;
     dc->models = opt->models;
@@ -747,6 +751,7 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->edit_interval_ms = opt->edit_interval_ms != 0 ? opt->edit_interval_ms : 1500;
     dc->identify_spacing_ms = opt->identify_spacing_ms;
     dc->jitter = opt->jitter;
+    dc->notice_backoff_ms = opt->notice_backoff_ms != 0 ? opt->notice_backoff_ms : 1000;
     dc->retry_ms = DC_RETRY_MIN_MS;
     dc->threads = map_new(free);
     dc->guilds = map_new(free);

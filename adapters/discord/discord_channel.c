@@ -3,6 +3,9 @@
  * "chat <text>" and answered in the channel. */
 #include "adapters/discord/discord_internal.h"
 
+#include "core/messages.h"
+#include "base/error.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,14 +71,30 @@ void dc__message(struct discord *dc, const char *json, size_t len)
         goto out;
     if (!dm && !dc__mentions_bot(dc, d))
         goto out;
+    /* An attached image goes with the turn; without one of its own, the
+     * image of the message it replies to. */
+    size_t max = dc__image_max(dc);
+    const char *url = NULL;
+    int img =
+        dc__attachment_pick(dc, cJSON_GetObjectItemCaseSensitive(d, "attachments"), max, &url);
+    bool own = img != HB_ENOTFOUND;
+    if (!own) {
+        const cJSON *ref = cJSON_GetObjectItemCaseSensitive(d, "referenced_message");
+        img = dc__attachment_pick(dc, cJSON_GetObjectItemCaseSensitive(ref, "attachments"), max,
+                                  &url);
+        if (img == HB_EPROTO)
+            img = HB_ENOTFOUND; /* a reply to a file that is no image: just text */
+    }
     /* Without the message content intent the text may be empty: nothing to
-     * continue with. */
-    size_t cap = strlen(content) + 8;
+     * continue with, unless an image asks something. */
+    size_t cap = strlen(content) + sizeof(MSG_ATTACH_DEFAULT_PROMPT) + 8;
     char *text = malloc(cap + 5);
     if (text == NULL)
         goto out;
     memcpy(text, "chat ", 5);
     dc__strip_mentions(dc, content, text + 5, cap);
+    if (text[5] == '\0' && own)
+        snprintf(text + 5, cap, "%s", MSG_ATTACH_DEFAULT_PROMPT);
     if (text[5] == '\0' || dc__seen(dc, id)) {
         free(text);
         goto out;
@@ -95,7 +114,14 @@ void dc__message(struct discord *dc, const char *json, size_t len)
     snprintf(inv.event_id, sizeof(inv.event_id), "discord:message:%s", id);
     inv.reply = &r->reply;
     dc->stats.messages++;
-    dc->host.dispatch(dc->host.data, &inv, text);
+    if (img == 0) {
+        dc__image_dispatch(dc, r, &inv, text, url);
+    } else if (img != HB_ENOTFOUND) {
+        dc__image_refuse(&r->reply, img, max);
+        reply_finish(&r->reply);
+    } else {
+        dc->host.dispatch(dc->host.data, &inv, text);
+    }
     free(text);
     dc__reply_dispatched(r);
 out:

@@ -4,6 +4,8 @@
 
 #include "adapters/discord/appcmd.h"
 #include "adapters/discord/rest.h"
+#include "core/attach.h"
+#include "base/error.h"
 #include "core/messages.h"
 #include "base/log.h"
 #include "base/json.h"
@@ -139,6 +141,25 @@ static void dc__command(struct discord *dc, const cJSON *d, struct dc_reply *r)
             dc__refuse(r, err);
             return;
         }
+    }
+    /* /chat with an image: fetched first (the interaction is deferred
+     * meanwhile), then dispatched with it. */
+    const char *url = NULL;
+    size_t max = dc__image_max(dc);
+    int img = spec != NULL && strcmp(spec->name, "chat") == 0
+                  ? dc__attachment_option(dc, data, opts, max, &url)
+                  : HB_ENOTFOUND;
+    if (img == 0) {
+        dc__image_dispatch(dc, r, &inv, NULL, url);
+        dc__reply_dispatched(r);
+        return;
+    }
+    if (img != HB_ENOTFOUND) {
+        invocation_clear(&inv);
+        char text[256];
+        attach_refusal(img, max, text, sizeof(text));
+        dc__refuse(r, text);
+        return;
     }
     dc->host.dispatch(dc->host.data, &inv, NULL);
     dc__reply_dispatched(r);

@@ -18,9 +18,12 @@
 
 struct discord_rest_result;
 
-#define DC_TEXT_MAX 2000 /* characters in one Discord message */
-#define DC_FENCE_ROOM 40 /* characters kept for reopening and closing a code block */
-#define DC_RECENT 1024   /* event ids remembered against replays */
+#define DC_TEXT_MAX 2000            /* characters in one Discord message */
+#define DC_OUTBOX_CHANNEL "discord" /* the outbox rows of this adapter (core/outbox.h) */
+#define DC_OUTBOX_REPLAY_MAX 1000   /* rows sent again at start; more wait for the next */
+#define DC_NOTICE_ATTEMPTS 5        /* tries of a notice before it is kept as undeliverable */
+#define DC_FENCE_ROOM 40            /* characters kept for reopening and closing a code block */
+#define DC_RECENT 1024              /* event ids remembered against replays */
 #define DC_MAX_SHARDS 4096
 #define DC_BUTTONS_PER_ROW 5
 #define DC_ROWS_MAX 5
@@ -31,6 +34,7 @@ struct discord_rest_result;
 #define DC_PERSONAL_HOLD_MS                                                                        \
     1000 /* a personal command's acknowledgement waits this long for its answer, so the answer     \
             can be the one ephemeral callback (Discord allows 3 s in all) */
+#define DC_IMAGE_OPTION "image" /* /chat's attachment option (Discord only) */
 #define DC_HTTP_RETRY_MS                                                                           \
     500 /* wait before repeating a REST call refused 404 after an HTTP answer */
 
@@ -154,7 +158,34 @@ struct discord {
     void (*close_cb)(void *data);
     void *close_data;
     struct discord_adapter_stats stats;
+    struct dc_notice *notices; /* notices on their way (discord_notice.c) */
+    uint64_t notice_backoff_ms;
+    struct core *core;   /* borrowed, may be NULL: the image cap */
+    struct dc_img *imgs; /* attachments being fetched for chat turns (discord_image.c) */
 };
+
+/* discord_image.c: images members attach to a chat turn */
+struct dc_img;
+/** [limits] image_max_bytes of the current catalog. */
+size_t dc__image_max(const struct discord *dc);
+/** Whether an attachment URL may be fetched: https on Discord's CDN hosts,
+ *  or the configured API base's origin. */
+bool dc__image_url_allowed(const struct discord *dc, const char *url);
+/** The first image of a message's attachments: 0 and its URL (borrowed
+ *  from atts); HB_ENOTFOUND: no attachment; HB_EPROTO: none is an image;
+ *  HB_EOVERFLOW: larger than max; HB_EPERM: not on Discord's CDN. */
+int dc__attachment_pick(const struct discord *dc, const cJSON *atts, size_t max, const char **url);
+/** The same for /chat's image option among an interaction's options. */
+int dc__attachment_option(const struct discord *dc, const cJSON *data, const cJSON *opts,
+                          size_t max, const char **url);
+/** Fetch url, then dispatch inv (its options taken over) with args (NULL:
+ *  typed options) and the image through r; or answer r why not. */
+void dc__image_dispatch(struct discord *dc, struct dc_reply *r, struct invocation *inv,
+                        const char *args, const char *url);
+/** Tell the member why their image was not taken (rc as above). */
+void dc__image_refuse(struct reply *reply, int rc, size_t max);
+/** Closing: stop the fetches in flight. */
+void dc__images_cancel(struct discord *dc);
 
 /* discord.c: small helpers and the lifecycle */
 void dc__copy(char *dst, size_t cap, const char *src);
@@ -198,5 +229,9 @@ int dc__routes(struct adapter *a, const struct adapter_route **routes);
 
 /* discord_notice.c: messages no interaction asked for */
 int dc__notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
+/** At start: send the outbox rows a kill left. */
+void dc__outbox_replay(struct discord *dc);
+/** Closing: drop the notices waiting to try again (their rows stay). */
+void dc__notices_close(struct discord *dc);
 
 #endif

@@ -5,6 +5,9 @@
 #include "adapters/discord/rest.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "core/outbox.h"
+
+#include <inttypes.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -16,61 +19,155 @@
 /* One notice on its way: a DM channel to open when the member's channel is
  * not known, then the text in pieces of at most DC_TEXT_MAX characters,
  * one after the other so they arrive in order. Requests go through the
- * rest client, which paces them by Discord's buckets like every reply. */
+ * rest client, which paces them by Discord's buckets like every reply.
+ *
+ * With a store, the notice is a row of the outbox (channel "discord",
+ * body {"u":user,"c":channel,"t":text}) written before anything is sent and
+ * removed once every piece is posted; rows left by a kill are sent at the
+ * next start. A failure (the network, a 5xx, a member who closed their
+ * DMs: 403) is tried again with back-off, then the row is kept marked
+ * undeliverable, never dropped silently. A kill between two pieces of a
+ * long notice repeats the pieces already posted. */
 struct dc_notice {
     struct discord *dc;
     char channel_id[COMMAND_ID_MAX]; /* where it is posted; "" until the DM is open */
     char user_id[COMMAND_ID_MAX];    /* the member, for logs and the DM */
     char *text;                      /* owned copy of the message text */
     size_t off;                      /* bytes of text already posted */
+    size_t off_next;                 /* ... once the piece in flight is */
+    int64_t row;                     /* its outbox row, 0: none */
+    unsigned attempts;               /* failed tries so far */
+    bool waiting;                    /* the retry timer runs */
+    uv_timer_t retry;
+    struct dc_notice *next, *prev; /* dc->notices */
 };
+
+static void dc__notice_closed(uv_handle_t *h)
+{
+    struct dc_notice *n = h->data;
+    struct discord *dc = n->dc;
+    free(n->text);
+    free(n);
+    dc->handles--;
+    dc__maybe_closed(dc);
+}
 
 static void dc__notice_free(struct dc_notice *n)
 {
     struct discord *dc = n->dc;
-    free(n->text);
-    free(n);
-    dc->refs--;
-    dc__maybe_closed(dc);
+    if (n->prev != NULL)
+        n->prev->next = n->next;
+    else
+        dc->notices = n->next;
+    if (n->next != NULL)
+        n->next->prev = n->prev;
+    uv_close((uv_handle_t *)&n->retry, dc__notice_closed);
 }
 
+static struct dc_notice *dc__notice_new(struct discord *dc, const char *text)
+{
+    struct dc_notice *n = calloc(1, sizeof(*n));
+    if (n == NULL || (n->text = strdup(text)) == NULL) {
+        free(n);
+        return NULL;
+    }
+    n->dc = dc;
+    uv_timer_init(dc->loop, &n->retry);
+    n->retry.data = n;
+    /* Its timer keeps the adapter from freeing; it holds no reference, so
+     * that closing does not wait for its requests: the rest client cancels
+     * them when it closes, and the rows stay for the next start. */
+    dc->handles++;
+    n->next = dc->notices;
+    if (dc->notices != NULL)
+        dc->notices->prev = n;
+    dc->notices = n;
+    return n;
+}
+
+static void dc__notice_begin(struct dc_notice *n);
 static void dc__notice_next(struct dc_notice *n);
 
-static bool dc__notice_ok(const struct dc_notice *n, const struct discord_rest_result *res,
-                          const char *step)
+static void dc__notice_retry(uv_timer_t *t)
 {
-    if (res->rc == 0 && res->status >= 200 && res->status < 300)
-        return true;
-    if (res->rc != HB_ECANCELED)
-        log_warn("discord.notify_failed", "step=%s user=%s channel=%s status=%d error=%s", step,
-                 n->user_id, n->channel_id, res->status,
-                 res->rc == 0 ? "http status" : hb_strerror(res->rc));
-    return false;
+    struct dc_notice *n = t->data;
+    n->waiting = false;
+    if (n->dc->closing)
+        return;
+    dc__notice_begin(n);
+}
+
+/* The notice went out whole: its row goes. */
+static void dc__notice_sent(struct dc_notice *n)
+{
+    struct discord *dc = n->dc;
+    if (n->row != 0 && dc->store != NULL &&
+        outbox_remove(dc->store, DC_OUTBOX_CHANNEL, n->row, NULL, NULL) < 0)
+        log_warn("discord.outbox_error", "row=%" PRId64 " op=remove", n->row);
+    dc__notice_free(n);
+}
+
+/* A step failed: try again later, or keep it as undeliverable. */
+static void dc__notice_failed(struct dc_notice *n, const struct discord_rest_result *res,
+                              const char *step)
+{
+    struct discord *dc = n->dc;
+    if (res->rc == HB_ECANCELED || dc->closing) {
+        dc__notice_free(n); /* closing: its row stays for the next start */
+        return;
+    }
+    log_warn("discord.notify_failed", "step=%s user=%s channel=%s status=%d error=%s attempts=%u",
+             step, n->user_id, n->channel_id, res->status,
+             res->rc == 0 ? "http status" : hb_strerror(res->rc), n->attempts + 1);
+    bool again = res->rc != 0 || res->status >= 500 || res->status == 403 || res->status == 429;
+    if (again && ++n->attempts < DC_NOTICE_ATTEMPTS) {
+        uint64_t d = dc->notice_backoff_ms << (n->attempts < 10 ? n->attempts - 1 : 9);
+        n->waiting = true;
+        uv_timer_start(&n->retry, dc__notice_retry, d, 0);
+        return;
+    }
+    const char *reason = res->status == 403   ? "refused: 403 (the member cannot be messaged)"
+                         : res->rc != 0       ? "given up after network errors"
+                         : res->status >= 500 ? "given up after 5xx"
+                                              : "refused by Discord";
+    log_warn("discord.notice_undeliverable", "user=%s channel=%s row=%" PRId64 " reason=%s",
+             n->user_id, n->channel_id, n->row, reason);
+    if (n->row != 0 && dc->store != NULL &&
+        outbox_fail(dc->store, DC_OUTBOX_CHANNEL, n->row, reason, NULL, NULL) < 0)
+        log_warn("discord.outbox_error", "row=%" PRId64 " op=fail", n->row);
+    dc__notice_free(n);
+}
+
+static bool dc__notice_ok(const struct discord_rest_result *res)
+{
+    return res->rc == 0 && res->status >= 200 && res->status < 300;
 }
 
 static void dc__notice_posted(const struct discord_rest_result *res, void *data)
 {
     struct dc_notice *n = data;
-    if (!dc__notice_ok(n, res, "post")) {
-        dc__notice_free(n);
+    if (!dc__notice_ok(res)) {
+        dc__notice_failed(n, res, "post");
         return;
     }
+    n->off = n->off_next;
+    n->attempts = 0;
     dc__notice_next(n);
 }
 
 static void dc__notice_dm_opened(const struct discord_rest_result *res, void *data)
 {
     struct dc_notice *n = data;
-    if (!dc__notice_ok(n, res, "open dm")) {
-        dc__notice_free(n);
+    if (!dc__notice_ok(res)) {
+        dc__notice_failed(n, res, "open dm");
         return;
     }
     cJSON *j = cJSON_ParseWithLength(res->body, res->body_len);
     dc__copy(n->channel_id, sizeof(n->channel_id), dc__str(j, "id"));
     cJSON_Delete(j);
     if (n->channel_id[0] == '\0') {
-        log_warn("discord.notify_failed", "step=open dm user=%s error=no channel id", n->user_id);
-        dc__notice_free(n);
+        struct discord_rest_result bad = {.rc = 0, .status = 200};
+        dc__notice_failed(n, &bad, "open dm (no channel id)");
         return;
     }
     dc__notice_next(n);
@@ -81,12 +178,16 @@ static void dc__notice_next(struct dc_notice *n)
 {
     struct discord *dc = n->dc;
     const char *text = n->text + n->off;
-    if (*text == '\0' || dc->rest == NULL) {
+    if (*text == '\0') {
+        dc__notice_sent(n);
+        return;
+    }
+    if (dc->rest == NULL || dc->closing) {
         dc__notice_free(n);
         return;
     }
     size_t cut = discord_text_cut(text, DC_TEXT_MAX);
-    n->off += cut;
+    n->off_next = n->off + cut;
     static const struct reply_msg plain = {.stage = REPLY_FINAL};
     cJSON *m = dc__message_json(text, cut, false, &plain, false);
     char *json = m != NULL ? cJSON_PrintUnformatted(m) : NULL;
@@ -98,9 +199,104 @@ static void dc__notice_next(struct dc_notice *n)
                  : HB_ENOMEM;
     free(json);
     if (rc < 0) {
-        log_warn("discord.notify_failed", "step=post user=%s error=%s", n->user_id,
-                 hb_strerror(rc));
+        struct discord_rest_result res = {.rc = rc};
+        dc__notice_failed(n, &res, "post");
+    }
+}
+
+/* Open the member's DM channel when no channel is known (Discord answers
+ * an open DM channel with the same id every time), then post. */
+static void dc__notice_begin(struct dc_notice *n)
+{
+    struct discord *dc = n->dc;
+    if (n->channel_id[0] != '\0') {
+        dc__notice_next(n);
+        return;
+    }
+    if (dc->rest == NULL || dc->closing) {
         dc__notice_free(n);
+        return;
+    }
+    char json[COMMAND_ID_MAX + 32];
+    snprintf(json, sizeof(json), "{\"recipient_id\":\"%s\"}", n->user_id);
+    int rc = discord_rest_request(dc->rest, "POST", "/users/@me/channels", json, NULL, 0,
+                                  dc__notice_dm_opened, n);
+    if (rc < 0) {
+        struct discord_rest_result res = {.rc = rc};
+        dc__notice_failed(n, &res, "open dm");
+    }
+}
+
+static void dc__notice_stored(int rc, void *data)
+{
+    struct dc_notice *n = data;
+    if (rc < 0) {
+        /* Sent all the same, rather than never; the failure is logged. */
+        log_error("discord.outbox_error", "row=%" PRId64 " op=put error=%s", n->row,
+                  hb_strerror(rc));
+        n->row = 0;
+    }
+    if (n->dc->closing) {
+        dc__notice_free(n);
+        return;
+    }
+    dc__notice_begin(n);
+}
+
+/* The rows a kill left: each sent again, as at first. */
+static void dc__outbox_loaded(int rc, const struct outbox_row *rows, size_t n, void *data)
+{
+    struct discord *dc = data;
+    dc->refs--;
+    if (rc < 0 && rc != HB_ESCHEMA)
+        log_error("discord.outbox_error", "op=load error=%s", hb_strerror(rc));
+    size_t sent = 0;
+    for (size_t i = 0; rc == 0 && i < n && !dc->closing; i++) {
+        cJSON *j = cJSON_Parse(rows[i].body);
+        const char *text = dc__str(j, "t");
+        struct dc_notice *no = text != NULL && text[0] != '\0' ? dc__notice_new(dc, text) : NULL;
+        if (no == NULL) {
+            log_warn("discord.outbox_row_skipped", "row=%" PRId64 " problem=unreadable",
+                     rows[i].id);
+            cJSON_Delete(j);
+            continue;
+        }
+        no->row = rows[i].id;
+        dc__copy(no->user_id, sizeof(no->user_id), dc__str(j, "u"));
+        dc__copy(no->channel_id, sizeof(no->channel_id), dc__str(j, "c"));
+        cJSON_Delete(j);
+        dc__notice_begin(no);
+        sent++;
+    }
+    if (sent > 0)
+        log_info("discord.outbox_replay", "rows=%zu", sent);
+    dc__maybe_closed(dc);
+}
+
+void dc__outbox_replay(struct discord *dc)
+{
+    if (dc->store == NULL)
+        return;
+    dc->refs++;
+    if (outbox_list(dc->store, DC_OUTBOX_CHANNEL, DC_OUTBOX_REPLAY_MAX, dc__outbox_loaded, dc) <
+        0) {
+        dc->refs--;
+        log_error("discord.outbox_error", "op=load error=cannot submit");
+    }
+}
+
+void dc__notices_close(struct discord *dc)
+{
+    /* Those waiting to try again stop here; their rows stay. Those with
+     * the rest client end when it cancels them. */
+    struct dc_notice *n = dc->notices;
+    while (n != NULL) {
+        struct dc_notice *next = n->next;
+        if (n->waiting) {
+            uv_timer_stop(&n->retry);
+            dc__notice_free(n);
+        }
+        n = next;
     }
 }
 
@@ -129,32 +325,34 @@ int dc__notify(struct adapter *a, const struct notify_target *to, const struct r
     bool channel = dc__snowflake(to->channel_id);
     if (!channel && !dc__snowflake(to->user_id))
         return HB_EINVAL; /* a guild without a channel: nowhere to post */
-    struct dc_notice *n = calloc(1, sizeof(*n));
+    struct dc_notice *n = dc__notice_new(dc, msg->text);
     if (n == NULL)
         return HB_ENOMEM;
-    n->text = strdup(msg->text);
-    if (n->text == NULL) {
-        free(n);
-        return HB_ENOMEM;
-    }
-    n->dc = dc;
     dc__copy(n->user_id, sizeof(n->user_id), to->user_id);
-    dc->refs++;
-    if (channel) {
+    if (channel)
         dc__copy(n->channel_id, sizeof(n->channel_id), to->channel_id);
-        dc__notice_next(n);
+    if (dc->store == NULL) {
+        dc__notice_begin(n);
         return 0;
     }
-    char json[COMMAND_ID_MAX + 32];
-    snprintf(json, sizeof(json), "{\"recipient_id\":\"%s\"}", to->user_id);
-    int rc = discord_rest_request(dc->rest, "POST", "/users/@me/channels", json, NULL, 0,
-                                  dc__notice_dm_opened, n);
+    /* Nothing goes before its row is durable. */
+    n->row = outbox_id_new();
+    cJSON *body = cJSON_CreateObject();
+    char *json = NULL;
+    if (body != NULL && cJSON_AddStringToObject(body, "u", n->user_id) != NULL &&
+        cJSON_AddStringToObject(body, "c", channel ? n->channel_id : "") != NULL &&
+        cJSON_AddStringToObject(body, "t", n->text) != NULL)
+        json = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    int64_t chat = channel ? strtoll(n->channel_id, NULL, 10) : 0;
+    int rc = json != NULL ? outbox_put(dc->store, DC_OUTBOX_CHANNEL, n->row, chat, json,
+                                       dc__notice_stored, n)
+                          : HB_ENOMEM;
+    free(json);
     if (rc < 0) {
-        /* No callback will come: undo here, and let the caller fall back. */
-        free(n->text);
-        free(n);
-        dc->refs--;
-        return rc;
+        n->row = 0;
+        log_error("discord.outbox_error", "op=put error=%s", hb_strerror(rc));
+        dc__notice_begin(n);
     }
     return 0;
 }

@@ -5,6 +5,8 @@
 #include "base/text.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <limits.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -499,4 +501,24 @@ int llm_body_sampling_add(cJSON *body, const struct provider_request *req, const
         }
     }
     return llm_body_extra_merge(body, req->extra_body);
+}
+
+char *llm_base64(const char *prefix, const unsigned char *data, size_t len)
+{
+    /* EVP_EncodeBlock takes an int length and writes 4 bytes per 3, then a NUL. */
+    if (len > (size_t)INT_MAX / 4 * 3 - 3)
+        return NULL;
+    size_t plen = strlen(prefix);
+    size_t enc = (len + 2) / 3 * 4;
+    char *out = malloc(plen + enc + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, prefix, plen);
+    int n = EVP_EncodeBlock((unsigned char *)out + plen, data, (int)len);
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    out[plen + (size_t)n] = '\0';
+    return out;
 }

@@ -94,6 +94,10 @@ int llm_body_extra_merge(cJSON *body, const char *extra);
  *  Returns 0, HB_EINVAL (extra_body not a JSON object) or HB_ENOMEM. */
 int llm_body_sampling_add(cJSON *body, const struct provider_request *req, const char *stop_key);
 
+/** Standard base64 of len bytes (OpenSSL's EVP_EncodeBlock), behind
+ *  prefix (may be ""): heap text, NULL when out of memory or too large. */
+char *llm_base64(const char *prefix, const unsigned char *data, size_t len);
+
 /** Cancel (the provider vtable's cancel). */
 void llm_call_cancel(struct provider_call *call);
 

@@ -122,6 +122,46 @@ static int openai__message_add(cJSON *msgs, const char *role, const char *conten
     return 0;
 }
 
+/* The prompt with its images: {"role":"user","content":[{"type":"text",
+ * "text":...},{"type":"image_url","image_url":{"url":"data:<mime>;base64,
+ * ..."}}]}, as OpenAI's vision models (and compatible servers) take it. */
+static int openai__message_images_add(cJSON *msgs, const char *role, const char *content,
+                                      const struct provider_request *req)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON *parts = m != NULL ? cJSON_CreateArray() : NULL;
+    int rc = parts != NULL ? 0 : HB_ENOMEM;
+    if (rc == 0 && (cJSON_AddStringToObject(m, "role", role) == NULL ||
+                    !cJSON_AddItemToObject(m, "content", parts)))
+        rc = HB_ENOMEM;
+    if (rc < 0)
+        cJSON_Delete(parts);
+    cJSON *text = rc == 0 ? cJSON_CreateObject() : NULL;
+    if (rc == 0 && (text == NULL || !cJSON_AddItemToArray(parts, text) ||
+                    cJSON_AddStringToObject(text, "type", "text") == NULL ||
+                    cJSON_AddStringToObject(text, "text", content) == NULL))
+        rc = HB_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < req->nimages; i++) {
+        const struct provider_image *img = &req->images[i];
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "data:%s;base64,", img->mime);
+        char *uri = llm_base64(prefix, img->data, img->len);
+        cJSON *part = uri != NULL ? cJSON_CreateObject() : NULL;
+        cJSON *iu = NULL;
+        if (part == NULL || !cJSON_AddItemToArray(parts, part) ||
+            cJSON_AddStringToObject(part, "type", "image_url") == NULL ||
+            (iu = cJSON_AddObjectToObject(part, "image_url")) == NULL ||
+            cJSON_AddStringToObject(iu, "url", uri) == NULL)
+            rc = HB_ENOMEM;
+        free(uri);
+    }
+    if (rc == 0 && !cJSON_AddItemToArray(msgs, m))
+        rc = HB_ENOMEM;
+    if (rc < 0)
+        cJSON_Delete(m);
+    return rc;
+}
+
 cJSON *openai_chat_body(const struct provider_request *req)
 {
     cJSON *body = cJSON_CreateObject();
@@ -136,8 +176,13 @@ cJSON *openai_chat_body(const struct provider_request *req)
      * for its reasoning models itself). */
     if (rc == 0 && req->system != NULL && req->system[0] != '\0')
         rc = openai__message_add(msgs, "system", req->system);
-    for (size_t i = 0; rc == 0 && i < req->nmessages; i++)
-        rc = openai__message_add(msgs, req->messages[i].role, req->messages[i].content);
+    for (size_t i = 0; rc == 0 && i < req->nmessages; i++) {
+        if (i + 1 == req->nmessages && req->nimages > 0)
+            rc = openai__message_images_add(msgs, req->messages[i].role, req->messages[i].content,
+                                            req);
+        else
+            rc = openai__message_add(msgs, req->messages[i].role, req->messages[i].content);
+    }
     if (rc == 0) {
         cJSON_AddBoolToObject(body, "stream", 1);
         cJSON *so = cJSON_AddObjectToObject(body, "stream_options");

@@ -1,21 +1,25 @@
 /* The outbox under the send queue: what an update or a notice owes, kept
  * in the store until it is sent.
  *
- * An update is confirmed (its offset stored, then given to getUpdates,
- * after which Telegram forgets it) only once what it caused is safe. A
- * checkpoint waits for every reply of the updates below the new offset to
- * settle (finish, or queue a send), then writes one store job: a row for
- * each send those updates owe, and the offset. The job joins the store's
- * group commit like any other. Every send waits in the queue, held, until
- * its row is durable: a reply's comes with the checkpoint, a later send of
- * a confirmed update (a generation's image) or a notice (no update at all)
- * with the next write. A sent row is removed with the next write. So a
- * kill at any moment loses nothing: an update not confirmed comes again
- * from Telegram and nothing of it was sent; what a confirmed one owes is in
- * the outbox, which is sent at start before any new update is taken. A
- * reply repeats only when the kill falls between a send and the write that
- * removes its row: the sends in flight (max_inflight) and those answered
- * while the previous write was in the store.
+ * An update is confirmed (given to getUpdates as the offset, after which
+ * Telegram forgets it) only once what it caused is safe. Replies to an
+ * update not yet confirmed go at once. A checkpoint waits for every reply
+ * of the updates below the new offset to settle (finish, or queue a send)
+ * and for those in flight to be answered (a round trip), then owes rows
+ * only for the sends still queued (held back by pacing). With none, the
+ * updates are safe at once and the offset is stored with a later write
+ * (getUpdates itself confirms them to Telegram; the stored offset only
+ * spares repeats after a kill). With some, one store job writes their rows
+ * and the offset, joining the store's group commit like any other, and
+ * polling waits for it. A later send of a confirmed update (a generation's
+ * image) or a notice (no update at all) waits in the queue, held, until
+ * its row is durable. A sent row is removed with the next write. So a kill
+ * at any moment loses nothing: an update not confirmed comes again from
+ * Telegram; what a confirmed one owes is in the outbox, which is sent at
+ * start before any new update is taken. A kill repeats the replies of the
+ * last poll if its confirmation had not reached Telegram (at most a poll's
+ * updates), and the rows sent but not yet removed: those in flight and
+ * those answered while a removal waited to share a write.
  *
  * Rows are numbered by the adapter (channel "telegram"); body is
  * {"m":method,"g":group,"e":edit,"b":{...},"pn":name,"pt":mime}, data the
@@ -71,7 +75,7 @@ static struct store *tg__store(struct tg *tg)
 
 bool tg_outbox_wants(struct tg *tg, const struct tg_op *op)
 {
-    if (!tg->ob_on || op->replayed)
+    if (!tg->ob_on || tg->ob_rows_off || op->replayed)
         return false;
     /* Replies to an update not yet confirmed get their rows with the
      * checkpoint that confirms it: a kill before it makes Telegram give
@@ -214,8 +218,10 @@ static void tg__write_done(struct store_job *job, int rc)
     if (!tg->closing) {
         if (w->offset > 0 && rc == 0 && w->offset > tg->persisted)
             tg->persisted = w->offset;
+        if (w->offset > 0 && rc == 0 && w->offset > tg->safe_upto)
+            tg->safe_upto = w->offset;
         else if (w->offset > 0 && rc < 0)
-            tg->confirm_upto = tg->persisted; /* confirmed again by the next checkpoint */
+            tg->confirm_upto = tg->safe_upto; /* confirmed again by the next checkpoint */
         /* The next poll first, so that it is not queued behind the sends
          * on the pipelined connections; then the held sends go (after a
          * failed write all the same, the failure logged, rather than
@@ -223,9 +229,10 @@ static void tg__write_done(struct store_job *job, int rc)
         tg_poll_kick(tg);
         for (size_t i = 0; i < w->nheld; i++)
             tg_sendq_release(tg, w->held[i]);
-        if (tg->ob_nput > 0 || tg->ob_nfail > 0 || tg->ob_offset > 0)
+        if (tg->ob_nput > 0 || tg->ob_nfail > 0)
             tg_outbox_flush(tg, false);
-        else if (tg->ob_ndel > 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer))
+        else if ((tg->ob_ndel > 0 || tg->ob_offset > 0) &&
+                 !uv_is_active((uv_handle_t *)&tg->ob_timer))
             uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_LINGER_MS, 0);
         tg_poll_kick(tg);
     }
@@ -363,7 +370,7 @@ struct tg_ob_scan {
 static void tg__owed(struct tg *tg, struct tg_op *op, void *data)
 {
     const struct tg_ob_scan *scan = data;
-    if (op->outbox_id != 0 || op->reply == NULL || op->reply->update_id == 0 ||
+    if (tg->ob_rows_off || op->outbox_id != 0 || op->reply == NULL || op->reply->update_id == 0 ||
         op->reply->update_id >= scan->below)
         return;
     op->outbox_id = tg->ob_next++;
@@ -375,12 +382,24 @@ void tg_outbox_checkpoint(struct tg *tg, int64_t offset)
     if (!tg->ob_on) {
         tg->persisted = offset; /* no store: nothing to persist in */
         tg->confirm_upto = offset;
+        tg->safe_upto = offset;
         return;
     }
     struct tg_ob_scan scan = {.below = offset};
+    size_t before = tg->ob_nput;
     tg_sendq_each(tg, tg__owed, &scan);
     tg->confirm_upto = offset;
     tg->ob_offset = offset;
+    if (tg->ob_nput == before) {
+        /* Every reply of these updates was answered: they are safe now,
+         * and getUpdates itself confirms them to Telegram. The stored
+         * offset only spares repeats after a kill that falls before that
+         * poll reaches Telegram, so it goes with a later write. */
+        tg->safe_upto = offset;
+        if (tg->ob_writing == 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer))
+            uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_LINGER_MS, 0);
+        return;
+    }
     tg_outbox_flush(tg, true);
 }
 

@@ -52,6 +52,53 @@ void tg_poll_kick(struct tg *tg)
     uv_timer_start(&tg->kick_timer, tg__kick_timer, 0, 0);
 }
 
+/* ---- webhook mode: Telegram's request answered once its update is safe -- */
+
+struct tg_hook {
+    struct server_request *req;
+    int64_t upto; /* safe once safe_upto reaches this */
+    struct tg_hook *next;
+};
+
+static void tg__hooks_release(struct tg *tg, bool all)
+{
+    while (tg->hooks_head != NULL && (all || tg->hooks_head->upto <= tg->safe_upto)) {
+        struct tg_hook *h = tg->hooks_head;
+        tg->hooks_head = h->next;
+        if (tg->hooks_head == NULL)
+            tg->hooks_tail = NULL;
+        if (all && h->upto > tg->safe_upto)
+            server_respond(h->req, 503, NULL, "stopping\n", 9, NULL);
+        else
+            server_respond(h->req, 200, "application/json", "{}", 2, NULL);
+        free(h);
+    }
+}
+
+void tg_webhook_hold(struct tg *tg, struct server_request *req)
+{
+    int64_t upto = tg->offset;
+    struct tg_hook *h = upto > tg->safe_upto ? calloc(1, sizeof(*h)) : NULL;
+    if (h == NULL) {
+        /* Safe already (a repeat), or no memory: answered now. */
+        server_respond(req, 200, "application/json", "{}", 2, NULL);
+        return;
+    }
+    h->req = req;
+    h->upto = upto;
+    if (tg->hooks_tail != NULL)
+        tg->hooks_tail->next = h;
+    else
+        tg->hooks_head = h;
+    tg->hooks_tail = h;
+    tg_poll_kick(tg);
+}
+
+void tg_webhook_close(struct tg *tg)
+{
+    tg__hooks_release(tg, true);
+}
+
 /* The next step: confirm the updates handled (once their replies settled),
  * then poll for more, unless the queue or the outbox is at its bound (a
  * send's completion kicks again), the outbox is still being replayed, or a
@@ -62,13 +109,20 @@ static void tg__advance(struct tg *tg)
     if (tg->closing || !tg->replayed || tg->bot_id == 0)
         return;
     /* Stopping too: the replies of the last updates wait for it. */
-    if (tg->offset > tg->persisted) {
-        if (tg->unsettled > 0 || tg->confirm_upto >= tg->offset)
-            return; /* a settle or the write kicks again */
+    if (tg->offset > tg->safe_upto) {
+        /* Polling waits for the replies in flight (their answers come
+         * within a round trip and then need no row), not in webhook mode,
+         * where updates keep coming and Telegram was answered already. */
+        bool wait_sends = !tg->webhook && !tg->ob_rows_off;
+        if (tg->unsettled > 0 || tg->confirm_upto >= tg->offset ||
+            (wait_sends && tg->inflight_unconfirmed > 0) ||
+            (wait_sends && tg->sq_armed && tg->sq_due <= uv_now(tg->loop)))
+            return; /* a settle, the queue's turn, an answer or the write kicks again */
         tg_outbox_checkpoint(tg, tg->offset);
-        if (tg->persisted < tg->offset)
+        if (tg->safe_upto < tg->offset)
             return;
     }
+    tg__hooks_release(tg, false);
     if (!tg->running || tg->webhook || tg->poll != NULL ||
         uv_is_active((uv_handle_t *)&tg->poll_timer))
         return;
@@ -271,6 +325,7 @@ static void tg__replayed(struct tg *tg)
         return;
     if (tg->webhook) {
         tg__webhook_set(tg);
+        tg__advance(tg); /* requests that came in before the start was over */
         return;
     }
     log_info("telegram.polling",
@@ -288,6 +343,7 @@ static void tg__offset_loaded(int rc, const char *value, void *data)
             tg->offset = v;
             tg->persisted = v;
             tg->confirm_upto = v;
+            tg->safe_upto = v;
         }
     } else if (rc != HB_ENOTFOUND) {
         log_warn("telegram.offset_not_loaded", "error=%s", hb_strerror(rc));

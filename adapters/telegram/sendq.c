@@ -249,6 +249,12 @@ static int sq__start(struct tg *tg, struct tg_chat *c)
         return rc;
     c->busy = true;
     tg->inflight++;
+    if (op->reply != NULL && op->reply->update_id != 0 && op->outbox_id == 0 && !op->replayed &&
+        op->reply->update_id >= tg->confirm_upto) {
+        /* The checkpoint that confirms its update waits for its answer. */
+        op->unconfirmed = true;
+        tg->inflight_unconfirmed++;
+    }
     return 0;
 }
 
@@ -334,6 +340,8 @@ static void sq__run(uv_timer_t *t)
     }
     if (wake != UINT64_MAX)
         sq__arm(tg, wake);
+    if (tg->offset > tg->safe_upto)
+        tg_poll_kick(tg); /* a checkpoint waits for the queue's turn */
 }
 
 static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
@@ -342,6 +350,11 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
     struct tg_op *op = c->head;
     c->busy = false;
     tg->inflight--;
+    if (op->unconfirmed) {
+        op->unconfirmed = false;
+        if (--tg->inflight_unconfirmed == 0)
+            tg_poll_kick(tg); /* a checkpoint may wait for this */
+    }
     if (tg->closing || res->rc == HB_ECANCELED) {
         /* Its row (if any) stays: it may not have been sent. */
         sq__pop(tg, c);
@@ -476,13 +489,15 @@ static int sq__push(struct tg *tg, int64_t chat_id, bool group, struct tg_op *op
         c->head = op;
     c->tail = op;
     tg->queued++;
-    if (op->outbox_id == 0 && tg->ob_on && !op->replayed) {
-        /* Nothing goes before its row is durable: a notice's or a
-         * confirmed update's row is written now; an unconfirmed update's
-         * with the checkpoint that confirms it. */
+    if (op->outbox_id == 0 && tg_outbox_wants(tg, op)) {
+        /* A notice, or a later send of a confirmed update (a generation's
+         * answer): nothing repeats it if it is lost, so it goes only once
+         * its row is durable. A reply to an update not yet confirmed goes
+         * at once: a kill before the confirmation makes Telegram give the
+         * update again; the checkpoint that confirms it waits for the
+         * replies in flight and writes rows for those still queued. */
         op->held = true;
-        if (tg_outbox_wants(tg, op))
-            tg_outbox_add(tg, op);
+        tg_outbox_add(tg, op);
     }
     sq__ready(tg, c);
     sq__arm(tg, c->next_ms);

@@ -84,8 +84,10 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     tg->drain_cb = NULL;
     /* Whatever is owed goes to the outbox before the queue is let go. */
     tg_outbox_close(tg);
+    tg_webhook_close(tg);
     tg_sendq_drop(tg);
     tg_calls_cancel(tg);
+    tg_images_cancel(tg);
     if (tg->pipe != NULL) {
         tg->handles_open++;
         http_pipe_close(tg->pipe, tg__pipe_closed, tg);
@@ -126,8 +128,9 @@ static bool tg__secret_ok(const char *expected, const char *given)
     return CRYPTO_memcmp(expected, given, n) == 0;
 }
 
-/* POST /webhooks/telegram: the update is dispatched (or known as a
- * repeat) before Telegram hears 200 and forgets it. */
+/* POST /webhooks/telegram: Telegram hears 200 (and forgets the update)
+ * only once what the update caused is safe: its replies sent or in the
+ * outbox, as a poll's confirmation waits. */
 static void tg__webhook_serve(struct adapter *a, struct server_request *req)
 {
     struct tg *tg = a->impl;
@@ -143,7 +146,7 @@ static void tg__webhook_serve(struct adapter *a, struct server_request *req)
         server_respond(req, 400, NULL, "malformed update\n", 17, NULL);
         return;
     }
-    server_respond(req, 200, "application/json", "{}", 2, NULL);
+    tg_webhook_hold(tg, req);
 }
 
 static const char *const tg_webhook_headers[] = {"X-Telegram-Bot-Api-Secret-Token", NULL};
@@ -221,6 +224,7 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
     tg->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : 32;
     tg->queue_max = opts->queue_max > 0 ? opts->queue_max : 1000;
     tg->pacing_off = opts->pacing_off != 0;
+    tg->ob_rows_off = opts->outbox_off != 0;
     tg->webhook = opts->webhook != 0;
     if (tg->webhook && opts->webhook_url != NULL && opts->webhook_url[0] != '\0') {
         tg->webhook_url = strdup(opts->webhook_url);

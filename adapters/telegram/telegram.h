@@ -46,6 +46,8 @@ struct telegram_options {
     size_t queue_max;             /* polling pauses while this many sends are queued or this
                                      many outbox rows wait; 0: 1000 */
     int pacing_off;               /* benchmarks: no per-chat or global pacing at all */
+    int outbox_off;               /* benchmarks: no outbox rows, the offset stored alone (the
+                                     figure the outbox is measured against) */
     unsigned pipeline;            /* JSON calls in flight per connection (HTTP/1.1
                                      pipelining, net/http_pipe.h); 0: 8 */
     int pipeline_off;             /* every call its own libcurl transfer */

@@ -17,6 +17,8 @@
  *   notify.c    unprompted messages through the queue
  *   stars.c     Stars: invoices, pre-checkout answers, payments, refunds
  *   cmdsync.c   setMyCommands when the command list changed
+ *   image.c     images members send with a chat turn: getFile, the
+ *               capped download, then the turn to the router
  *   update.c    an update into an invocation; a group's migration detected
  *               (the pool moves in core/pool.h)
  *   poll.c      getMe, the stored offset, setWebhook or the getUpdates loop
@@ -31,6 +33,7 @@
 
 #include "adapters/telegram/telegram.h"
 #include "net/http.h"
+#include "net/server.h"
 #include "core/command.h"
 
 #include <cjson/cJSON.h>
@@ -134,16 +137,20 @@ struct tg {
     int64_t current_update; /* the update being handled (replies take it), 0 none */
     struct tg_reply *unsettled_head, *unsettled_tail; /* replies still deciding, by update */
     size_t unsettled;                                 /* replies in that list */
-    int64_t confirm_upto;         /* updates below this are confirmed or being confirmed */
-    size_t queued;                /* sends in the chat queues (held ones included) */
-    bool held_back;               /* a poll waits for the queue or the outbox to shrink */
-    bool replayed;                /* the outbox was loaded and given to the queue */
-    size_t replaying;             /* loaded rows not yet sent: no poll before they are */
-    void (*drain_cb)(void *data); /* stopping: called once the queue is empty */
+    int64_t confirm_upto;        /* updates below this are confirmed or being confirmed */
+    int64_t safe_upto;           /* ... and below this safe: getUpdates may confirm them */
+    size_t inflight_unconfirmed; /* replies in flight whose update is not confirmed */
+    size_t queued;               /* sends in the chat queues (held ones included) */
+    bool held_back;              /* a poll waits for the queue or the outbox to shrink */
+    bool replayed;               /* the outbox was loaded and given to the queue */
+    size_t replaying;            /* loaded rows not yet sent: no poll before they are */
+    struct tg_hook *hooks_head, *hooks_tail; /* webhook requests waiting for safety (poll.c) */
+    void (*drain_cb)(void *data);            /* stopping: called once the queue is empty */
     void *drain_data;
 
     /* the outbox (outbox.c) */
     bool ob_on;            /* the store has an outbox */
+    bool ob_rows_off;      /* benchmarks: the offset alone, no rows */
     int64_t ob_next;       /* next row id */
     size_t ob_rows;        /* rows written (or being written) and not removed */
     struct tg_op **ob_put; /* sends whose rows go with the next write */
@@ -155,6 +162,8 @@ struct tg {
     int64_t ob_offset;   /* offset to store with the next write, 0 none */
     unsigned ob_writing; /* writes in the store */
     uv_timer_t ob_timer; /* a sent row's removal waits a moment for a checkpoint to carry it */
+
+    struct tg_img *imgs; /* images being fetched for chat turns (image.c) */
 };
 
 /* One queued call. */
@@ -178,6 +187,7 @@ struct tg_op {
     bool row_written;  /* a write with its row went to the store */
     bool held;         /* not sent before its row is durable */
     bool replayed;     /* loaded from the outbox at start */
+    bool unconfirmed;  /* in flight as a reply to an update not yet confirmed */
 };
 
 struct tg_ob_fail {
@@ -313,6 +323,24 @@ void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id);
 /** setMyCommands, unless the list is the one last set. */
 void tg_commands_sync(struct tg *tg);
 
+/* ---- image.c ---- */
+struct tg_img;
+/** The image message m carries (a photo: the largest size within max by
+ *  its file_size; a document declared image/...): 0 and its file_id;
+ *  HB_ENOTFOUND when it carries none; HB_EOVERFLOW when it is larger than
+ *  max; HB_EPROTO for a file that is not an image. */
+int tg_image_source(const cJSON *m, size_t max, char *file_id, size_t cap);
+/** [limits] image_max_bytes of the current catalog. */
+size_t tg_image_max(const struct tg *tg);
+/** Fetch file_id, then dispatch inv (its options are taken) with args and
+ *  the image; or answer why not. The reply handle is made now. */
+void tg_image_dispatch(struct tg *tg, struct invocation *inv, const char *args, int64_t chat_id,
+                       bool group, int64_t reply_to, const char *file_id);
+/** Answer a chat turn whose image cannot be taken (rc as tg_image_source). */
+void tg_image_refuse(struct tg *tg, int rc, int64_t chat_id, bool group, int64_t reply_to);
+/** Closing: stop the downloads in flight. */
+void tg_images_cancel(struct tg *tg);
+
 /* ---- update.c ---- */
 int tg_update_handle(struct tg *tg, const cJSON *u);
 /** A group became a supergroup: its pool moves to the new chat id. */
@@ -325,5 +353,11 @@ void tg_poll_start(struct tg *tg);
 void tg_persist_offset(struct tg *tg);
 /** Take the next step soon: confirm, poll, or wait (backpressure). */
 void tg_poll_kick(struct tg *tg);
+/** Webhook mode: answer Telegram's request for the updates just handled
+ *  (200) once they are safe, as a poll's confirmation would wait. */
+void tg_webhook_hold(struct tg *tg, struct server_request *req);
+/** Closing: the requests still waiting are answered 503, so Telegram
+ *  delivers their updates again (a repeat, never a loss). */
+void tg_webhook_close(struct tg *tg);
 
 #endif

@@ -186,9 +186,16 @@ static char *tg__join(const char *a, const char *b, size_t blen)
     return s;
 }
 
+/* An image that goes with a message: its own (a photo, an image file), or
+ * the one of the message it replies to. */
+struct tg__image {
+    int rc; /* 0: file_id is fetched; HB_ENOTFOUND: none; else why it is refused */
+    char file_id[256];
+};
+
 /* A text message: a command, or a chat turn where one is meant. */
 static void tg__text(struct tg *tg, struct invocation *inv, const char *text, int64_t chat_id,
-                     bool group, int64_t msg_id, const cJSON *m)
+                     bool group, int64_t msg_id, const cJSON *m, const struct tg__image *img)
 {
     char *args = NULL;
     if (text[0] == '/') {
@@ -278,7 +285,14 @@ static void tg__text(struct tg *tg, struct invocation *inv, const char *text, in
     }
     if (args == NULL)
         return;
-    tg__dispatch(tg, inv, args, chat_id, group, group ? msg_id : 0);
+    /* An image goes with a chat turn (a command's caption runs it alone). */
+    bool chat = strncmp(args, "chat", 4) == 0 && (args[4] == ' ' || args[4] == '\0');
+    if (chat && img->rc == 0)
+        tg_image_dispatch(tg, inv, args, chat_id, group, group ? msg_id : 0, img->file_id);
+    else if (chat && img->rc != HB_ENOTFOUND)
+        tg_image_refuse(tg, img->rc, chat_id, group, group ? msg_id : 0);
+    else
+        tg__dispatch(tg, inv, args, chat_id, group, group ? msg_id : 0);
     free(args);
 }
 
@@ -312,14 +326,29 @@ static int tg__message(struct tg *tg, int64_t update_id, const cJSON *m)
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(from, "is_bot")))
         return 0;
     tg__member_seen(tg, from);
-    const char *text = tg_json_str(m, "text");
+    /* A photo or an image file is a chat turn too, its caption the prompt;
+     * without one, the image still asks something. A text that replies to
+     * an image takes that image along. */
+    struct tg__image img;
+    size_t max = tg_image_max(tg);
+    img.rc = tg_image_source(m, max, img.file_id, sizeof(img.file_id));
+    bool own = img.rc != HB_ENOTFOUND;
+    const char *text = tg_json_str(m, own ? "caption" : "text");
+    if (own && (text == NULL || text[0] == '\0'))
+        text = MSG_ATTACH_DEFAULT_PROMPT;
     if (text == NULL || text[0] == '\0')
-        return 0; /* stickers, photos, joins: nothing the bot answers */
+        return 0; /* stickers, joins: nothing the bot answers */
+    if (!own) {
+        img.rc = tg_image_source(cJSON_GetObjectItemCaseSensitive(m, "reply_to_message"), max,
+                                 img.file_id, sizeof(img.file_id));
+        if (img.rc == HB_EPROTO)
+            img.rc = HB_ENOTFOUND; /* a reply to a file that is no image: just text */
+    }
     struct invocation inv;
     tg__inv_init(tg, &inv, update_id, from, chat_id, group);
     tg__inv_place(&inv, m);
     tg__reply_target(tg, &inv, m);
-    tg__text(tg, &inv, text, chat_id, group, msg_id, m);
+    tg__text(tg, &inv, text, chat_id, group, msg_id, m, &img);
     return 0;
 }
 

@@ -327,6 +327,64 @@ static void test_anthropic_bodies(void **state)
                         "\"budget_tokens\":1024},\"max_tokens\":2048}");
 }
 
+static const unsigned char png16[] = {0x89, 'P',  'N',  'G',  '\r', '\n', 0x1a, '\n',
+                                      0x00, 0x00, 0x00, '\r', 'I',  'H',  'D',  'R'};
+
+/* An image with the prompt: only the last message becomes a content array,
+ * its text part first, then the image as a data URI (OpenAI's image_url);
+ * the earlier turns stay plain strings. */
+static void test_openai_image_body(void **state)
+{
+    struct pt *pt = *state;
+    const struct provider_image img = {.data = png16, .len = sizeof(png16), .mime = "image/png"};
+    struct provider_request req = {.model = "gpt-4o",
+                                   .messages = convo,
+                                   .nmessages = 3,
+                                   .max_output_tokens = 100,
+                                   .timeout_ms = 5000,
+                                   .system = "Be brief.",
+                                   .images = &img,
+                                   .nimages = 1};
+    pt_run(pt, pt->openai, &req);
+    assert_int_equal(pt->res.rc, 0);
+    assert_string_equal(pt->text, "ok");
+    assert_string_equal(
+        pt->body,
+        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+        "{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":"
+        "\"hello\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"again\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,"
+        "iVBORw0KGgoAAAANSUhEUg==\"}}]}],\"stream\":true,\"stream_options\":{"
+        "\"include_usage\":true},\"max_tokens\":100}");
+}
+
+/* Anthropic: the image block (base64 source with its media type) before
+ * the text block, in the last message only. */
+static void test_anthropic_image_body(void **state)
+{
+    struct pt *pt = *state;
+    static const unsigned char jpeg[] = {0xff, 0xd8, 0xff, 0xe0, 'J', 'F', 'I', 'F'};
+    const struct provider_image img = {.data = jpeg, .len = sizeof(jpeg), .mime = "image/jpeg"};
+    struct provider_request req = {.model = "claude-x",
+                                   .messages = convo,
+                                   .nmessages = 3,
+                                   .max_output_tokens = 300,
+                                   .timeout_ms = 5000,
+                                   .system = "You are terse.",
+                                   .images = &img,
+                                   .nimages = 1};
+    pt_run(pt, pt->anthropic, &req);
+    assert_int_equal(pt->res.rc, 0);
+    assert_string_equal(pt->text, "ok");
+    assert_string_equal(
+        pt->body,
+        "{\"model\":\"claude-x\",\"max_tokens\":300,\"stream\":true,\"system\":"
+        "\"You are terse.\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+        "\"assistant\",\"content\":\"hello\"},{\"role\":\"user\",\"content\":[{\"type\":"
+        "\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/jpeg\",\"data\":"
+        "\"/9j/4EpGSUY=\"}},{\"type\":\"text\",\"text\":\"again\"}]}]}");
+}
+
 /* extra_body that is not a JSON object (the config refuses it; a caller
  * bypassing the config still gets no request sent). */
 static void test_extra_body_refused(void **state)
@@ -355,6 +413,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_openai_max_tokens_field, pt_setup, pt_teardown),
     cmocka_unit_test_setup_teardown(test_anthropic_bodies, pt_setup, pt_teardown),
     cmocka_unit_test_setup_teardown(test_extra_body_refused, pt_setup, pt_teardown),
+    cmocka_unit_test_setup_teardown(test_openai_image_body, pt_setup, pt_teardown),
+    cmocka_unit_test_setup_teardown(test_anthropic_image_body, pt_setup, pt_teardown),
 };
 
 TEST_GROUP_DEFINE(llm_params, tests, NULL, NULL)

@@ -13,12 +13,14 @@
 #include "core/core.h"
 #include "base/error.h"
 #include "core/notify.h"
+#include "core/outbox.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/fake/discord_rest.h"
 #include "tests/fake/telegram_api.h"
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +301,155 @@ static void test_discord_notify_dm_and_channel(void **state)
     assert_int_equal(uv_loop_close(&t.loop), 0);
 }
 
+/* ---- discord: the outbox ---------------------------------------------------- */
+
+struct dco {
+    struct lt lt;
+    struct http_client *http;
+    struct fake_rest *rest;
+    struct adapter *dc;
+    struct adapter *old[2]; /* closed: freed once the loop ran them out */
+    size_t nold;
+};
+
+static struct adapter *dco_adapter(struct dco *t)
+{
+    struct discord_options o;
+    memset(&o, 0, sizeof(o));
+    o.token = "notify-test-token.ZZZ-123456";
+    o.application_id = "4242";
+    o.api_base = fake_rest_api_base(t->rest);
+    o.shard_last = -1;
+    o.http = t->http;
+    o.store = ledger_store(t->lt.ledger);
+    o.notice_backoff_ms = 10;
+    struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
+    struct adapter *a = discord_new(&t->lt.loop, &o, &host);
+    assert_non_null(a);
+    return a;
+}
+
+static void dco_close(struct dco *t)
+{
+    int closed = 0;
+    t->dc->ops->close(t->dc, nt_count, &closed);
+    nt_until(&t->lt.loop, nt_count_reached, &closed);
+    t->old[t->nold++] = t->dc;
+    t->dc = NULL;
+}
+
+struct dco_rows {
+    bool done;
+    size_t n;
+};
+
+static void dco_listed(int rc, const struct outbox_row *rows, size_t n, void *data)
+{
+    (void)rows;
+    struct dco_rows *r = data;
+    assert_int_equal(rc, 0);
+    r->done = true;
+    r->n = n;
+}
+
+static bool dco_rows_done(void *arg)
+{
+    return ((struct dco_rows *)arg)->done;
+}
+
+/* Deliverable rows of the Discord outbox. */
+static size_t dco_rows(struct dco *t)
+{
+    struct dco_rows r = {0};
+    assert_int_equal(outbox_list(ledger_store(t->lt.ledger), "discord", 100, dco_listed, &r), 0);
+    nt_until(&t->lt.loop, dco_rows_done, &r);
+    return r.n;
+}
+
+struct dco_wait {
+    struct fake_rest *rest;
+    const char *substr;
+    size_t n;
+};
+
+static bool dco_matching(void *arg)
+{
+    struct dco_wait *w = arg;
+    return fake_rest_matching(w->rest, "POST", w->substr) >= w->n;
+}
+
+/* A notice is a row of the outbox before it goes: one the adapter could
+ * not send before it closed stays, and the next start sends it and removes
+ * the row. One Discord keeps refusing (the member closed their DMs: 403)
+ * is tried again with back-off, then kept marked undeliverable. */
+static void test_discord_notice_kept_in_outbox(void **state)
+{
+    (void)state;
+    struct dco t;
+    memset(&t, 0, sizeof(t));
+    lt_init(&t.lt, true, true);
+    assert_int_equal(http_client_new(&t.lt.loop, NULL, &t.http), 0);
+    struct fake_rest_options ro = {.gateway_url = "ws://127.0.0.1:1"};
+    t.rest = fake_rest_new(&t.lt.loop, &ro);
+    assert_non_null(t.rest);
+    t.dc = dco_adapter(&t);
+    fake_rest_delay(t.rest, "/channels/88/", 60000);
+    struct notify_target to;
+    assert_int_equal(notify_target_from_account(&to, "discord:555"), 0);
+    snprintf(to.channel_id, sizeof(to.channel_id), "88");
+    struct reply_msg m = {.stage = REPLY_FINAL, .text = "Your deposit arrived."};
+    assert_int_equal(t.dc->ops->notify(t.dc, &to, &m), 0);
+    assert_int_equal(dco_rows(&t), 1); /* written before the post */
+    dco_close(&t);                     /* the post never answered */
+    assert_int_equal(dco_rows(&t), 1);
+
+    fake_rest_delay(t.rest, "/channels/88/", 0);
+    t.dc = dco_adapter(&t);
+    assert_int_equal(t.dc->ops->start(t.dc), 0);
+    struct dco_wait w = {.rest = t.rest, .substr = "/channels/88/messages", .n = 2};
+    nt_until(&t.lt.loop, dco_matching, &w);
+    assert_int_equal(dco_rows(&t), 0); /* sent: removed */
+
+    /* Refused five times: kept, marked undeliverable. */
+    for (int i = 0; i < 5; i++)
+        fake_rest_script_status(t.rest, "/channels/99/", 403);
+    snprintf(to.channel_id, sizeof(to.channel_id), "99");
+    assert_int_equal(t.dc->ops->notify(t.dc, &to, &m), 0);
+    w.substr = "/channels/99/messages";
+    w.n = 5;
+    nt_until(&t.lt.loop, dco_matching, &w);
+    size_t rows = 1;
+    for (int i = 0; i < 50 && rows != 0; i++)
+        rows = dco_rows(&t);
+    assert_int_equal(rows, 0); /* no longer deliverable */
+    assert_int_equal(fake_rest_matching(t.rest, "POST", "/channels/99/messages"), 5);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(t.lt.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT COUNT(*) FROM outbox WHERE channel = 'discord' "
+                                        "AND failed_at != 0 AND error LIKE '%403%'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    dco_close(&t);
+    int closed = 0;
+    fake_rest_close(t.rest, nt_count, &closed);
+    http_client_close(t.http, nt_count, &closed);
+    while (closed < 2)
+        uv_run(&t.lt.loop, UV_RUN_ONCE);
+    lt_ledger_close(&t.lt);
+    uv_run(&t.lt.loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < t.nold; i++)
+        t.old[i]->ops->free(t.old[i]);
+    fake_rest_free(t.rest);
+    lt_done(&t.lt);
+}
+
 /* ---- payment notices ------------------------------------------------------- */
 
 struct nt_told {
@@ -342,6 +493,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_payment_notice_private_for_a_wallet),
     cmocka_unit_test(test_telegram_notify_sends_message),
     cmocka_unit_test(test_discord_notify_dm_and_channel),
+    cmocka_unit_test(test_discord_notice_kept_in_outbox),
 };
 
 TEST_GROUP_DEFINE(notify, tests, lt_group_setup, lt_group_teardown)

@@ -637,6 +637,43 @@ static void fx_notice(struct fx *fx, const char *user, const char *text)
     assert_int_equal(fx->tg->ops->notify(fx->tg, &to, &m), 0);
 }
 
+/* Two answers to one update in one private chat: the second waits for
+ * the chat's pace. */
+static void fx_two_answers(struct fx *fx, struct invocation *inv, const char *args)
+{
+    (void)fx;
+    (void)args;
+    reply_text(inv->reply, false, "first");
+    reply_text(inv->reply, false, "second");
+    reply_finish(inv->reply);
+}
+
+/* A poll's replies go at once and the next poll waits for their answers:
+ * those answered need no outbox row; only a reply still held back by
+ * pacing gets one, in the write that stores the offset, before the next
+ * poll confirms the update. Its row is the first the adapter numbered:
+ * the first reply never had one. */
+static void test_answered_replies_need_no_row(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.opts.chat_interval_ms = 1500;
+    fx.handler = fx_two_answers;
+    fx_start(&fx);
+    fx_wait_count(&fx, "getUpdates", 1);
+    fx_dm(&fx, 71, "/two");
+    fx_wait_count(&fx, "getUpdates", 2); /* the update was confirmed */
+    assert_int_equal(tgapi_count(fx.api, "sendMessage"), 1);
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox"), 1);
+    assert_int_equal(fx_sql_int(&fx, "SELECT id FROM outbox"), 1);
+    fx_wait_count(&fx, "sendMessage", 2);
+    assert_non_null(strstr(fx_call(&fx, "sendMessage", 1)->body, "second"));
+    fx_run_for(&fx, 200); /* the sent row's removal */
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox"), 0);
+    fx_done(&fx);
+}
+
 /* A member who blocked the bot: the notice is tried again with back-off,
  * then kept in the outbox marked undeliverable, never dropped silently. */
 static void test_notice_blocked_recorded_undeliverable(void **state)
@@ -695,6 +732,7 @@ static void test_notice_kept_across_restart(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_text_helpers),
+    cmocka_unit_test(test_answered_replies_need_no_row),
     cmocka_unit_test(test_command_to_reply),
     cmocka_unit_test(test_group_mention_near_end),
     cmocka_unit_test(test_setmycommands_skipped_when_unchanged),

@@ -16,6 +16,7 @@
 #include "tests/fake/telegram_api.h"
 
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,41 @@ static void test_webhook_update_to_reply(void **state)
     tw_close(&t);
 }
 
+static int64_t tw_sql_int(struct tw *t, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(t->lt.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Telegram hears 200 only once the update's reply is safe: here the Bot
+ * API keeps failing the send, so the reply's outbox row must be durable
+ * before the answer (a 200 first would let a kill lose the reply). */
+static void test_webhook_answered_once_reply_is_safe(void **state)
+{
+    (void)state;
+    struct tw t;
+    tw_open(&t, NULL);
+    tgapi_fail(t.api, "sendMessage", 1000, 502, "{\"ok\":false,\"error_code\":502}");
+    char body[1024];
+    tw_update(body, sizeof(body), 600, 78, "/help");
+    struct tcall r = {0};
+    tw_post(&t, TW_SECRET, body, &r);
+    assert_int_equal(r.status, 200);
+    tcall_clear(&r);
+    assert_int_equal(tw_sql_int(&t, "SELECT COUNT(*) FROM outbox WHERE chat = 78"), 1);
+    assert_int_equal(tw_sql_int(&t, "SELECT value FROM state WHERE ns = 'telegram' AND "
+                                    "key = 'offset'"),
+                     601);
+    tw_close(&t);
+}
+
 /* A wrong, missing or prefix-only secret is 401 and reaches nothing.
  * Without a URL the adapter does not call setWebhook (the operator does). */
 static void test_webhook_wrong_secret(void **state)
@@ -335,6 +371,7 @@ static void test_webhook_config(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_webhook_config),
     cmocka_unit_test(test_webhook_update_to_reply),
+    cmocka_unit_test(test_webhook_answered_once_reply_is_safe),
     cmocka_unit_test(test_webhook_wrong_secret),
     cmocka_unit_test(test_webhook_numbers_out_of_range),
 };

@@ -447,6 +447,72 @@ static void test_model_params(void **state)
     assert_int_equal(f->problems.count, 11);
 }
 
+/* Vision: vision and price_per_image reach the catalog, [limits]
+ * image_max_bytes too; vision on an image model and a price per image
+ * without vision are problems on their lines. */
+static void test_model_vision(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load_text(f, "[provider \"p\"]\n"
+                                  "kind = openai\n"
+                                  "base_url = http://127.0.0.1:1/v1\n"
+                                  "[model \"eyes\"]\n"
+                                  "provider = p\n"
+                                  "vision = true\n"
+                                  "price_per_image = 3\n"
+                                  "[model \"plain\"]\n"
+                                  "provider = p\n"
+                                  "[limits]\n"
+                                  "image_max_bytes = 100000\n"),
+                     0);
+    const struct config_model *m = config_model_find(f->cfg, "eyes");
+    assert_non_null(m);
+    assert_true(m->vision);
+    assert_int_equal(m->price_per_image, 3);
+    assert_int_equal(f->cfg->limits.image_max_bytes, 100000);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    char err[256] = "";
+    struct catalog *cat = generation_catalog_build(f->cfg, &loop, NULL, err, sizeof(err));
+    assert_non_null(cat);
+    const struct catalog_model *cm = catalog_model_find(cat, "eyes");
+    assert_true(cm->vision);
+    assert_int_equal(cm->price_image, 3);
+    cm = catalog_model_find(cat, "plain");
+    assert_false(cm->vision);
+    assert_int_equal(cm->price_image, 0);
+    assert_int_equal(catalog_limits_get(cat)->image_max_bytes, 100000);
+    catalog_unref(cat);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    /* The default cap: 5 MiB. */
+    assert_int_equal(load_text(f, "[provider \"p\"]\n"
+                                  "kind = openai\n"
+                                  "base_url = http://127.0.0.1:1/v1\n"
+                                  "[model \"m\"]\n"
+                                  "provider = p\n"),
+                     0);
+    assert_int_equal(f->cfg->limits.image_max_bytes, 5 * 1024 * 1024);
+
+    assert_int_equal(load_text(f, "[provider \"p\"]\n"
+                                  "kind = openai\n"
+                                  "base_url = http://127.0.0.1:1/v1\n"
+                                  "[model \"pic\"]\n"
+                                  "provider = p\n"
+                                  "modality = image\n"
+                                  "vision = true\n"
+                                  "[model \"m\"]\n"
+                                  "provider = p\n"
+                                  "price_per_image = 2\n"
+                                  "[limits]\n"
+                                  "image_max_bytes = 999999999\n"),
+                     HB_ECONFIG);
+    assert_problem(&f->problems, 7, "[model \"pic\"]: vision is for text models", "");
+    assert_problem(&f->problems, 10, "[model \"m\"]: price_per_image needs vision = true", "");
+    assert_problem(&f->problems, 12, "image_max_bytes", "out of range");
+    assert_int_equal(f->problems.count, 3);
+}
+
 static void test_duplicates(void **state)
 {
     struct fixture *f = *state;
@@ -900,6 +966,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
     cmocka_unit_test_setup_teardown(test_file_mode_warning, setup, teardown),
     cmocka_unit_test_setup_teardown(test_model_params, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_model_vision, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(config, tests, NULL, NULL)

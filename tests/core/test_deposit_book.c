@@ -7,6 +7,7 @@
 #include "core/deposit.h"
 #include "core/ledger.h"
 #include "core/notify.h"
+#include "core/state.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/test.h"
 
@@ -298,8 +299,117 @@ static void test_refund_reverses_once_into_debt(void **state)
     lt_done(&t);
 }
 
+/* An adapter that is gone (the process died before the send). */
+static int gone_cb(void *data, const struct notify_target *to, const char *text)
+{
+    (void)data;
+    (void)to;
+    (void)text;
+    return HB_ECANCELED;
+}
+
+struct listed {
+    bool done;
+    int rc;
+    size_t n;
+    char value[256];
+};
+
+static void listed_cb(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct listed *l = data;
+    l->done = true;
+    l->rc = rc;
+    l->n = n;
+    if (n > 0)
+        snprintf(l->value, sizeof(l->value), "%s", e[0].value != NULL ? e[0].value : "");
+}
+
+static struct listed pending(struct lt *t)
+{
+    struct listed l = {0};
+    assert_int_equal(state_list(ledger_store(t->ledger), NOTIFY_NS_PENDING, "", 10, listed_cb, &l),
+                     0);
+    while (!l.done)
+        uv_run(&t->loop, UV_RUN_ONCE);
+    assert_int_equal(l.rc, 0);
+    return l;
+}
+
+/* The notice a payment owes commits with its credit: the process dying
+ * between the commit and the send (the adapter never got it) leaves it to
+ * the next start, which sends it once (without the balance, which may have
+ * moved) and forgets it. A notice an adapter took is not kept. */
+static void test_notice_survives_a_kill_after_the_commit(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, true, false);
+    struct deposit_credit c = {.id = "stripe:cs_kill",
+                               .account = "discord:77",
+                               .credits = 1000,
+                               .ref = "stripe session=cs_kill",
+                               .method = "stripe",
+                               .via = "card",
+                               .notify = gone_cb};
+    struct got g = book(&t, &c);
+    assert_int_equal(g.rc, 0);
+    struct listed l = pending(&t);
+    assert_int_equal(l.n, 1);
+    assert_non_null(strstr(l.value, "\"account\":\"discord:77\""));
+    /* The restart. */
+    lt_ledger_close(&t);
+    lt_ledger_open(&t);
+    struct told told = {0};
+    assert_int_equal(notify_pending_send(ledger_store(t.ledger), told_cb, &told), 0);
+    while (told.calls == 0)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    assert_int_equal(told.calls, 1);
+    assert_string_equal(told.to.user_id, "77");
+    assert_string_equal(told.text, "Your card payment arrived: 1,000 credits.");
+    assert_int_equal(pending(&t).n, 0);
+    /* Told at once: nothing kept. */
+    struct told now = {0};
+    c.id = "stripe:cs_live";
+    c.notify = told_cb;
+    c.notify_data = &now;
+    g = book(&t, &c);
+    assert_int_equal(g.rc, 0);
+    assert_int_equal(now.calls, 1);
+    assert_int_equal(pending(&t).n, 0);
+    lt_done(&t);
+}
+
+/* A note commits only with a transfer that applies. */
+static void test_note_only_with_its_transfer(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, true, false);
+    struct lt_res res = {0};
+    struct ledger_note note = {.ns = NOTIFY_NS_PENDING, .key = "v1", .value = "{}"};
+    assert_int_equal(
+        ledger_transfer_void_noted(t.ledger, "v1", "no-such-pending", &note, lt_cb, &res), 0);
+    lt_wait(&t, &res);
+    assert_int_equal(res.rc, HB_ENOTFOUND);
+    assert_int_equal(pending(&t).n, 0);
+    assert_int_equal(lt_open(&t, "discord:1", 0, 0, &res), 0);
+    assert_int_equal(
+        lt_plain(&t, "fund", LEDGER_SYSTEM_DEPOSITS, "discord:1", 50, LEDGER_KIND_DEPOSIT, &res),
+        0);
+    assert_int_equal(lt_reserve(&t, "r1", "discord:1", LEDGER_SYSTEM_REVENUE, 20, 60000, &res), 0);
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(ledger_transfer_void_noted(t.ledger, "v1", "r1", &note, lt_cb, &res), 0);
+    lt_wait(&t, &res);
+    assert_int_equal(res.rc, 0);
+    assert_int_equal(pending(&t).n, 1);
+    lt_done(&t);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_deposit_id_make),
+    cmocka_unit_test(test_notice_survives_a_kill_after_the_commit),
+    cmocka_unit_test(test_note_only_with_its_transfer),
     cmocka_unit_test(test_credits_once_per_payment_id),
     cmocka_unit_test(test_pool_and_quiet_deposits),
     cmocka_unit_test(test_bad_requests_are_refused_at_once),

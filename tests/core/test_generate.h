@@ -30,6 +30,9 @@ struct provider_call {
     char model[64];
     char last_prompt[256];
     size_t nmessages;
+    size_t nimages;      /* images that went with the prompt */
+    char image_mime[32]; /* the first one's kind */
+    size_t image_len;    /* ... and size */
     bool active;
     bool cancelled;
 };

@@ -29,6 +29,11 @@ static int held_start(struct provider *p, const struct provider_request *req,
     c->data = data;
     c->active = true;
     c->nmessages = req->nmessages;
+    c->nimages = req->nimages;
+    if (req->nimages > 0) {
+        snprintf(c->image_mime, sizeof(c->image_mime), "%s", req->images[0].mime);
+        c->image_len = req->images[0].len;
+    }
     snprintf(c->model, sizeof(c->model), "%s", req->model);
     if (req->nmessages > 0)
         snprintf(c->last_prompt, sizeof(c->last_prompt), "%s",

@@ -28,7 +28,16 @@ struct fr_rule {
     bool used;
 };
 
+struct fr_file {
+    char path[128];
+    char type[64];
+    unsigned char *bytes;
+    size_t len;
+};
+
 struct fake_rest {
+    struct fr_file files[8]; /* attachments served under /attachments/ */
+    size_t nfiles;
     struct httpd *srv;
     struct httpd_thread *thread;
     char api_base[96];
@@ -111,9 +120,81 @@ static bool fr_ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* GET /attachments/...: a file, as Discord's CDN serves one. */
+static void fr_attachment(struct fake_rest *f, struct httpd_response *res,
+                          const struct httpd_request *req)
+{
+    struct fake_rest_request rec;
+    memset(&rec, 0, sizeof(rec));
+    snprintf(rec.method, sizeof(rec.method), "%s", req->method);
+    rec.at_ms = fr_now();
+    uv_mutex_lock(&f->lock);
+    const struct fr_file *file = NULL;
+    for (size_t i = 0; i < f->nfiles; i++) {
+        if (strcmp(f->files[i].path, req->target) == 0)
+            file = &f->files[i];
+    }
+    rec.status = file != NULL ? 200 : 404;
+    rec.target = strdup(req->target);
+    rec.json = strdup("");
+    if (f->nreqs == f->cap) {
+        size_t cap = f->cap == 0 ? 256 : f->cap * 2;
+        struct fake_rest_request *grown = realloc(f->reqs, cap * sizeof(*grown));
+        if (grown != NULL) {
+            f->reqs = grown;
+            f->cap = cap;
+        }
+    }
+    if (f->nreqs < f->cap && rec.target != NULL && rec.json != NULL) {
+        f->reqs[f->nreqs++] = rec;
+    } else {
+        free(rec.target);
+        free(rec.json);
+        rec.target = NULL;
+    }
+    unsigned char *copy = NULL;
+    size_t len = 0;
+    char type[64] = "";
+    if (file != NULL) {
+        copy = malloc(file->len > 0 ? file->len : 1);
+        memcpy(copy, file->bytes, file->len);
+        len = file->len;
+        snprintf(type, sizeof(type), "%s", file->type);
+    }
+    uv_mutex_unlock(&f->lock);
+    if (copy != NULL)
+        httpd_response_send(res, 200, type, (const char *)copy, len);
+    else
+        fr_send_json(res, 404, "{\"message\":\"404: Not Found\",\"code\":0}");
+    free(copy);
+    if (f->on_request != NULL && rec.target != NULL) {
+        struct fake_rest_request view = rec;
+        f->on_request(f, &view, f->data);
+    }
+}
+
+void fake_rest_file_add(struct fake_rest *f, const char *path, const char *content_type,
+                        const void *bytes, size_t len)
+{
+    uv_mutex_lock(&f->lock);
+    if (f->nfiles < sizeof(f->files) / sizeof(f->files[0])) {
+        struct fr_file *file = &f->files[f->nfiles++];
+        snprintf(file->path, sizeof(file->path), "%s", path);
+        snprintf(file->type, sizeof(file->type), "%s", content_type);
+        file->bytes = malloc(len > 0 ? len : 1);
+        memcpy(file->bytes, bytes, len);
+        file->len = len;
+    }
+    uv_mutex_unlock(&f->lock);
+}
+
 static void fr_handler(struct httpd_response *res, const struct httpd_request *req, void *data)
 {
     struct fake_rest *f = data;
+    if (strcmp(req->method, "GET") == 0 && strncmp(req->target, "/attachments/", 13) == 0) {
+        fr_attachment(f, res, req);
+        return;
+    }
     struct fake_rest_request rec;
     memset(&rec, 0, sizeof(rec));
     snprintf(rec.method, sizeof(rec.method), "%s", req->method);
@@ -314,6 +395,8 @@ static void fr_free(struct fake_rest *f)
         free(f->reqs[i].json);
     }
     free(f->reqs);
+    for (size_t i = 0; i < f->nfiles; i++)
+        free(f->files[i].bytes);
     free(f->buckets);
     free(f->gateway_url);
     uv_mutex_destroy(&f->lock);

@@ -12,6 +12,10 @@
  * Scripted 429s (per bucket or global) and slow answers are queued by path
  * substring.
  *
+ * Files added with fake_rest_file_add() are served at their path (under
+ * /attachments/, outside the API base, as Discord's CDN serves
+ * attachments) to GET, with their content type; the GETs are recorded.
+ *
  * Interaction callbacks carry no bucket, as on Discord. Every call may come
  * from any thread (a mutex guards the records). */
 #ifndef HB_TEST_FAKE_DISCORD_REST_H
@@ -60,6 +64,10 @@ struct fake_rest *fake_rest_start_thread(const struct fake_rest_options *opt);
  *  Thread mode: stop the thread; cb runs at once. The records stay
  *  readable until fake_rest_free(). */
 void fake_rest_close(struct fake_rest *f, void (*cb)(void *data), void *data);
+
+/** Serve bytes (copied) at path ("/attachments/1/2/cat.png"). */
+void fake_rest_file_add(struct fake_rest *f, const char *path, const char *content_type,
+                        const void *bytes, size_t len);
 
 /** Free the fake (closing it first in thread mode). NULL is fine. */
 void fake_rest_free(struct fake_rest *f);

@@ -17,6 +17,13 @@ struct tgapi_update {
     char *json;
 };
 
+struct tgapi_file {
+    char id[64];
+    char path[128];
+    unsigned char *bytes;
+    size_t len;
+};
+
 struct tgapi_failure {
     char method[40];
     int count;
@@ -60,6 +67,9 @@ struct tgapi {
     int64_t message_id;
     double cpu_s;
     struct tgapi_hold *holds;
+    struct tgapi_file files[16];
+    size_t nfiles;
+    uint64_t files_slow_ms;
 };
 
 /* Telegram's reading of parse_mode=HTML, as far as a test needs it: only
@@ -237,9 +247,57 @@ static void tgapi__hold_check(struct httpd_response *res, void *data)
     free(batch);
 }
 
+static void tgapi__record(struct tgapi *f, const char *method, const char *body, int status);
+
+/* GET /file/bot<token>/<path>: a file's bytes, as the Bot API serves them. */
+static void tgapi__file_get(struct tgapi *f, struct httpd_response *res, const char *target)
+{
+    size_t tlen = strlen(f->token);
+    const char *after = target + strlen("/file/bot");
+    bool token_ok = strncmp(after, f->token, tlen) == 0 && after[tlen] == '/';
+    const char *path = token_ok ? after + tlen + 1 : "";
+    pthread_mutex_lock(&f->mu);
+    const struct tgapi_file *file = NULL;
+    for (size_t i = 0; token_ok && i < f->nfiles; i++) {
+        if (strcmp(f->files[i].path, path) == 0)
+            file = &f->files[i];
+    }
+    cJSON *rec = cJSON_CreateString(path);
+    char *body = cJSON_PrintUnformatted(rec);
+    cJSON_Delete(rec);
+    int status = !token_ok ? 401 : file == NULL ? 404 : 200;
+    tgapi__count(f, "file");
+    tgapi__record(f, "file", body, status);
+    free(body);
+    unsigned char *copy = NULL;
+    size_t len = 0;
+    uint64_t slow = f->files_slow_ms;
+    if (file != NULL) {
+        copy = malloc(file->len > 0 ? file->len : 1);
+        memcpy(copy, file->bytes, file->len);
+        len = file->len;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (slow > 0)
+        httpd_response_delay(res, slow);
+    if (status == 200)
+        httpd_response_send(res, 200, "application/octet-stream", (const char *)copy, len);
+    else
+        tgapi__send_json(res, status,
+                         status == 401 ? "{\"ok\":false,\"error_code\":401,\"description\":"
+                                         "\"Unauthorized\"}"
+                                       : "{\"ok\":false,\"error_code\":404,\"description\":"
+                                         "\"Not Found\"}");
+    free(copy);
+}
+
 static void tgapi__handler(struct httpd_response *res, const struct httpd_request *req, void *data)
 {
     struct tgapi *f = data;
+    if (strncmp(req->target, "/file/bot", 9) == 0) {
+        tgapi__file_get(f, res, req->target);
+        return;
+    }
     char method[40] = "";
     size_t tlen = strlen(f->token);
     bool token_ok = strncmp(req->target, "/bot", 4) == 0 &&
@@ -357,22 +415,36 @@ static void tgapi__handler(struct httpd_response *res, const struct httpd_reques
             if (f->backlog_answers != NULL && strcmp(method, "sendMessage") == 0 &&
                 chat >= 100000 && chat < 100000 + f->backlog_chats)
                 f->backlog_answers[chat - 100000]++;
+        } else if (strcmp(method, "getFile") == 0) {
+            const cJSON *fid = cJSON_GetObjectItemCaseSensitive(body, "file_id");
+            const struct tgapi_file *file = NULL;
+            for (size_t i = 0; cJSON_IsString(fid) && i < f->nfiles; i++) {
+                if (strcmp(f->files[i].id, fid->valuestring) == 0)
+                    file = &f->files[i];
+            }
+            char buf[512];
+            if (file != NULL) {
+                snprintf(buf, sizeof(buf),
+                         "{\"ok\":true,\"result\":{\"file_id\":\"%s\",\"file_unique_id\":\"u%s\","
+                         "\"file_size\":%zu,\"file_path\":\"%s\"}}",
+                         file->id, file->id, file->len, file->path);
+            } else {
+                status = 400;
+                snprintf(buf, sizeof(buf),
+                         "{\"ok\":false,\"error_code\":400,\"description\":"
+                         "\"Bad Request: invalid file_id\"}");
+            }
+            answer = strdup(buf);
         } else {
             fixed = "{\"ok\":true,\"result\":true}";
         }
     }
     tgapi__count(f, method);
     if (f->record) {
-        if (f->ncalls == f->capcalls) {
-            f->capcalls = f->capcalls ? f->capcalls * 2 : 64;
-            f->calls = realloc(f->calls, f->capcalls * sizeof(*f->calls));
-        }
-        struct tgapi_call *c = &f->calls[f->ncalls++];
-        memset(c, 0, sizeof(*c));
-        snprintf(c->method, sizeof(c->method), "%s", method);
-        c->body = cJSON_PrintUnformatted(body);
-        c->at_ms = tgapi__now_ms();
-        c->status = status;
+        char *printed = cJSON_PrintUnformatted(body);
+        tgapi__record(f, method, printed, status);
+        free(printed);
+        struct tgapi_call *c = &f->calls[f->ncalls - 1];
         c->photo_len = photo_len;
         snprintf(c->photo_type, sizeof(c->photo_type), "%s", photo_type);
     }
@@ -390,6 +462,45 @@ static void tgapi__handler(struct httpd_response *res, const struct httpd_reques
     }
     tgapi__send_json(res, status, fixed != NULL ? fixed : answer);
     free(answer);
+}
+
+/* Record a call (under the lock); body is copied. */
+static void tgapi__record(struct tgapi *f, const char *method, const char *body, int status)
+{
+    if (!f->record)
+        return;
+    if (f->ncalls == f->capcalls) {
+        f->capcalls = f->capcalls ? f->capcalls * 2 : 64;
+        f->calls = realloc(f->calls, f->capcalls * sizeof(*f->calls));
+    }
+    struct tgapi_call *c = &f->calls[f->ncalls++];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->method, sizeof(c->method), "%s", method);
+    c->body = strdup(body != NULL ? body : "");
+    c->at_ms = tgapi__now_ms();
+    c->status = status;
+}
+
+void tgapi_file_add(struct tgapi *f, const char *file_id, const char *path, const void *bytes,
+                    size_t len)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->nfiles < sizeof(f->files) / sizeof(f->files[0])) {
+        struct tgapi_file *file = &f->files[f->nfiles++];
+        snprintf(file->id, sizeof(file->id), "%s", file_id);
+        snprintf(file->path, sizeof(file->path), "%s", path);
+        file->bytes = malloc(len > 0 ? len : 1);
+        memcpy(file->bytes, bytes, len);
+        file->len = len;
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+void tgapi_files_slow(struct tgapi *f, uint64_t ms)
+{
+    pthread_mutex_lock(&f->mu);
+    f->files_slow_ms = ms;
+    pthread_mutex_unlock(&f->mu);
 }
 
 static struct tgapi *tgapi__alloc(const char *token)
@@ -443,6 +554,8 @@ static void tgapi__free(struct tgapi *f)
     for (size_t i = 0; i < f->nfails; i++)
         free(f->fails[i].body);
     free(f->refuse_markup);
+    for (size_t i = 0; i < f->nfiles; i++)
+        free(f->files[i].bytes);
     while (f->holds != NULL) {
         struct tgapi_hold *h = f->holds;
         f->holds = h->next;

@@ -15,7 +15,13 @@
  * Updates are queued as the JSON members after "update_id", which the fake
  * numbers from 1; getUpdates returns those at or after the offset, and an
  * offset confirms (drops) the ones before it. For benchmarks a backlog of
- * generated messages can stand in for a queue. */
+ * generated messages can stand in for a queue.
+ *
+ * Files: getFile answers a file_id added with tgapi_file_add() with its
+ * file_path and size (an unknown one gets 400 "invalid file_id"), and
+ * GET /file/bot<token>/<file_path> serves its bytes as
+ * application/octet-stream, as the Bot API does (recorded as method
+ * "file" with the path as the body). */
 #ifndef HB_TESTS_FAKE_TELEGRAM_API_H
 #define HB_TESTS_FAKE_TELEGRAM_API_H
 
@@ -66,6 +72,13 @@ void tgapi_backlog(struct tgapi *f, int64_t n, int64_t nchats);
 /** Of the backlog's chats (with nchats == n, one chat per update): how many
  *  got no sendMessage, and how many sendMessage calls beyond one each. */
 void tgapi_backlog_tally(struct tgapi *f, int64_t *unanswered, int64_t *repeated);
+
+/** Serve bytes (copied) as the file file_id at path (like "photos/file_0.jpg"). */
+void tgapi_file_add(struct tgapi *f, const char *file_id, const char *path, const void *bytes,
+                    size_t len);
+
+/** Serve files only after ms milliseconds (0: at once). */
+void tgapi_files_slow(struct tgapi *f, uint64_t ms);
 
 /** Calls recorded so far, and one of them (borrowed). */
 size_t tgapi_ncalls(const struct tgapi *f);

@@ -1,0 +1,173 @@
+#include "core/outbox.h"
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/util.h"
+#include "storage/store.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum outbox_verb { OUTBOX_PUT, OUTBOX_REMOVE, OUTBOX_FAIL, OUTBOX_LIST };
+
+struct outbox_op {
+    struct store_job job;
+    enum outbox_verb verb;
+    char channel[32];
+    int64_t id, chat, now_ms;
+    char *text; /* put: the body; fail: the reason */
+    size_t max;
+    struct outbox_row *rows; /* list: what was read (bodies owned here) */
+    size_t n;
+    outbox_cb cb;
+    outbox_list_cb list_cb;
+    void *data;
+};
+
+static void outbox__free(struct outbox_op *op)
+{
+    for (size_t i = 0; i < op->n; i++)
+        free((char *)op->rows[i].body);
+    free(op->rows);
+    free(op->text);
+    free(op);
+}
+
+static int outbox__collect(int64_t id, int64_t chat, const char *body, const void *data,
+                           size_t data_len, void *arg)
+{
+    struct outbox_op *op = arg;
+    (void)data;
+    (void)data_len;
+    char *b = strdup(body);
+    if (b == NULL)
+        return HB_ENOMEM;
+    op->rows[op->n++] = (struct outbox_row){.id = id, .chat = chat, .body = b};
+    return 0;
+}
+
+static int outbox__run(struct store_txn *txn, struct store_job *job)
+{
+    struct outbox_op *op = container_of(job, struct outbox_op, job);
+    switch (op->verb) {
+    case OUTBOX_PUT:
+        return store_txn_outbox_put(txn, op->channel, op->id, op->chat, op->text, NULL, 0,
+                                    op->now_ms);
+    case OUTBOX_REMOVE:
+        return store_txn_outbox_remove(txn, op->channel, op->id);
+    case OUTBOX_FAIL:
+        return store_txn_outbox_fail(txn, op->channel, op->id, op->text, op->now_ms);
+    case OUTBOX_LIST: {
+        int rc = store_txn_outbox_each(txn, op->channel, 0, op->max, outbox__collect, op);
+        return rc < 0 ? rc : HB_EEXISTS; /* nothing written */
+    }
+    }
+    return HB_EINVAL;
+}
+
+static void outbox__done(struct store_job *job, int rc)
+{
+    struct outbox_op *op = container_of(job, struct outbox_op, job);
+    if (rc == HB_EEXISTS)
+        rc = 0;
+    if (op->list_cb != NULL)
+        op->list_cb(rc, op->rows, rc == 0 ? op->n : 0, op->data);
+    else if (op->cb != NULL)
+        op->cb(rc, op->data);
+    outbox__free(op);
+}
+
+static int outbox__submit(struct store *store, enum outbox_verb verb, const char *channel,
+                          int64_t id, const char *text, struct outbox_op **out)
+{
+    if (store == NULL || channel == NULL || strlen(channel) >= sizeof((*out)->channel))
+        return HB_EINVAL;
+    struct outbox_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return HB_ENOMEM;
+    op->verb = verb;
+    memcpy(op->channel, channel, strlen(channel) + 1);
+    op->id = id;
+    op->now_ms = clock_real_ms();
+    if (text != NULL && (op->text = strdup(text)) == NULL) {
+        free(op);
+        return HB_ENOMEM;
+    }
+    op->job.run = outbox__run;
+    op->job.done = outbox__done;
+    *out = op;
+    return 0;
+}
+
+static int outbox__go(struct store *store, struct outbox_op *op)
+{
+    int rc = store_submit(store, &op->job);
+    if (rc < 0)
+        outbox__free(op);
+    return rc;
+}
+
+int outbox_put(struct store *store, const char *channel, int64_t id, int64_t chat, const char *body,
+               outbox_cb cb, void *data)
+{
+    struct outbox_op *op;
+    int rc = body != NULL ? outbox__submit(store, OUTBOX_PUT, channel, id, body, &op) : HB_EINVAL;
+    if (rc < 0)
+        return rc;
+    op->chat = chat;
+    op->cb = cb;
+    op->data = data;
+    return outbox__go(store, op);
+}
+
+int outbox_remove(struct store *store, const char *channel, int64_t id, outbox_cb cb, void *data)
+{
+    struct outbox_op *op;
+    int rc = outbox__submit(store, OUTBOX_REMOVE, channel, id, NULL, &op);
+    if (rc < 0)
+        return rc;
+    op->cb = cb;
+    op->data = data;
+    return outbox__go(store, op);
+}
+
+int outbox_fail(struct store *store, const char *channel, int64_t id, const char *reason,
+                outbox_cb cb, void *data)
+{
+    struct outbox_op *op;
+    int rc = outbox__submit(store, OUTBOX_FAIL, channel, id, reason != NULL ? reason : "", &op);
+    if (rc < 0)
+        return rc;
+    op->cb = cb;
+    op->data = data;
+    return outbox__go(store, op);
+}
+
+int outbox_list(struct store *store, const char *channel, size_t max, outbox_list_cb cb, void *data)
+{
+    struct outbox_op *op;
+    int rc = cb != NULL && max > 0 ? outbox__submit(store, OUTBOX_LIST, channel, 0, NULL, &op)
+                                   : HB_EINVAL;
+    if (rc < 0)
+        return rc;
+    op->rows = calloc(max, sizeof(*op->rows));
+    if (op->rows == NULL) {
+        outbox__free(op);
+        return HB_ENOMEM;
+    }
+    op->max = max;
+    op->list_cb = cb;
+    op->data = data;
+    return outbox__go(store, op);
+}
+
+int64_t outbox_id_new(void)
+{
+    static int64_t last;
+    int64_t id = clock_real_ms() * 1000;
+    if (id <= last)
+        id = last + 1;
+    last = id;
+    return id;
+}
