@@ -202,6 +202,10 @@ struct config_limits {
 
     /* Images members attach to a chat turn. */
     int64_t image_max_bytes; /* largest image a member may attach, in bytes */
+
+    /* Conversations /chat remembers. */
+    int64_t conversation_idle;      /* seconds of silence after which one starts over */
+    int64_t conversation_retention; /* seconds a stored one is kept after its last turn */
 };
 
 struct config_filter {

@@ -165,6 +165,8 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
                    .user_in_flight = l->user_in_flight,
                    .prompt_max = l->prompt_max,
                    .memory_tokens = l->memory_tokens,
+                   .conversation_idle_ms = l->conversation_idle * 1000,
+                   .conversation_retention_ms = l->conversation_retention * 1000,
                    .retry_max = l->retry_max,
                    .job_timeout_ms = l->job_timeout * 1000,
                    .image_max_bytes = l->image_max_bytes},

@@ -387,6 +387,14 @@ static void pay__credit_noted(int rc, const struct ledger_result *r, void *data)
         pay__fail(job, "read payment", rc);
         return;
     }
+    if (strcmp(job->original, job->transfer_id) == 0) {
+        /* Credited under this id: the deposit path finds the credit and
+         * answers "duplicate", but first makes sure of what a stop may
+         * have cut off after it (the debt's repayment, named after the
+         * credit, so it happens once). */
+        pay__credit(job);
+        return;
+    }
     if (strcmp(job->original, job->transfer_id) != 0)
         log_info("payment.duplicate", "provider=%s event=%s payment=%s credited_as=%s note=%s",
                  payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id,

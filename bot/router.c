@@ -46,6 +46,7 @@ static int router__send(struct reply *r, const struct reply_msg *msg)
     struct router_call *call = r->data;
     if (msg != NULL && msg->stage == REPLY_FINAL)
         call->answered = true;
+    reply_landed_forward(r, call->inner);
     return reply_send(call->inner, msg);
 }
 

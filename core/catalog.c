@@ -146,6 +146,10 @@ static void catalog__limits_default(struct catalog_limits *l)
         l->prompt_max = 4000;
     if (l->memory_tokens <= 0)
         l->memory_tokens = 2000;
+    if (l->conversation_idle_ms <= 0)
+        l->conversation_idle_ms = 86400000LL;
+    if (l->conversation_retention_ms <= 0)
+        l->conversation_retention_ms = 30 * 86400000LL;
     if (l->retry_max < 0)
         l->retry_max = 0;
     if (l->job_timeout_ms <= 0)

@@ -95,6 +95,10 @@ struct catalog_limits {
 
     /* Images members attach to a chat turn. */
     int64_t image_max_bytes; /* largest one; default CATALOG_IMAGE_MAX_BYTES_DEFAULT */
+
+    /* Conversations /chat remembers. */
+    int64_t conversation_idle_ms;      /* silent this long, one starts over; default 1 day */
+    int64_t conversation_retention_ms; /* stored ones older go; default 30 days */
 };
 
 struct catalog_spec {

@@ -1,4 +1,4 @@
-/* Generation commands: /chat, /imagine, /new, /models, /model, and the
+/* Generation commands: /chat, /imagine, /new, /forget, /models, /model, and the
  * Regenerate and Upvote buttons under images. The work is the engine's
  * (core/generate.h); these only read options and answer. */
 #include "core/catalog.h"
@@ -60,6 +60,26 @@ void cmd_new(struct core *core, struct invocation *inv)
     generate_conversation_reset(core->generate, inv);
     reply_text(inv->reply, true, MSG_GEN_NEW_CONVERSATION);
     reply_finish(inv->reply);
+}
+
+static void cmd_forget__done(int rc, int64_t turns, void *data)
+{
+    struct reply *r = data;
+    if (rc == 0)
+        reply_text(r, true, MSG_GEN_FORGOTTEN, (long long)turns);
+    else
+        reply_text(r, true, MSG_GEN_FORGET_FAILED);
+    reply_finish(r);
+}
+
+void cmd_forget(struct core *core, struct invocation *inv)
+{
+    if (!cmd_generate__ready(core, inv))
+        return;
+    struct reply *r = inv->reply;
+    int rc = generate_conversation_forget(core->generate, inv, cmd_forget__done, r);
+    if (rc < 0)
+        cmd_forget__done(rc, 0, r);
 }
 
 static void cmd_models__price(char *buf, size_t cap, const struct catalog_model *m)

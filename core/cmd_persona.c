@@ -196,8 +196,8 @@ static enum persona_level cmd_persona__where(const struct invocation *inv, const
 {
     const char *where = cmd_persona__opt(inv, "where");
     if (where != NULL && strcmp(where, "channel") == 0) {
-        *label = inv->topic_id[0] != '\0' ? MSG_ADMIN_PERSONA_WHERE_TOPIC
-                                          : MSG_ADMIN_PERSONA_WHERE_CHANNEL;
+        *label = inv->thread_id[0] != '\0' ? MSG_ADMIN_PERSONA_WHERE_TOPIC
+                                           : MSG_ADMIN_PERSONA_WHERE_CHANNEL;
         return PERSONA_LEVEL_CHANNEL;
     }
     *label = MSG_ADMIN_PERSONA_WHERE_GROUP;

@@ -67,6 +67,23 @@ void reply_finish(struct reply *r)
     r->ops->finish(r);
 }
 
+void reply_landed_forward(const struct reply *outer, struct reply *inner)
+{
+    if (outer->landed == NULL || inner == NULL)
+        return;
+    inner->landed = outer->landed;
+    inner->landed_data = outer->landed_data;
+    memcpy(inner->landed_ref, outer->landed_ref, sizeof(inner->landed_ref));
+}
+
+void reply_landed(struct reply *r, const char *chat_id, const char *message_id)
+{
+    if (r == NULL || r->landed == NULL || chat_id == NULL || message_id == NULL ||
+        chat_id[0] == '\0' || message_id[0] == '\0')
+        return;
+    r->landed(r->landed_data, r->landed_ref, chat_id, message_id);
+}
+
 void invocation_clear(struct invocation *inv)
 {
     for (size_t i = 0; i < COMMAND_MAX_OPTIONS; i++) {

@@ -103,10 +103,20 @@ struct reply_ops {
     void (*finish)(struct reply *r);
 };
 
+#define REPLY_LANDED_REF_MAX 320
+
 /** A reply handle. Adapters embed it in their own per-event struct. */
 struct reply {
     const struct reply_ops *ops;
     void *data; /* the adapter's */
+    /* Where an answer landed: a handler that wants to know (a conversation
+     * continued by replies to the bot's answer) sets landed, landed_data
+     * (which must outlive the handle: struct core does) and landed_ref;
+     * an adapter that learns a sent message's id calls reply_landed() for
+     * each message it sends or edits after that. All zero: nobody asks. */
+    void (*landed)(void *data, const char *ref, const char *chat_id, const char *message_id);
+    void *landed_data;
+    char landed_ref[REPLY_LANDED_REF_MAX];
 };
 
 /** Send one message through a reply handle. */
@@ -121,6 +131,14 @@ int reply_personal(struct reply *r, const char *text);
 
 /** Release the handle: the adapter may free it. Called exactly once. */
 void reply_finish(struct reply *r);
+
+/** An adapter sent (or edited) message_id in chat_id for r: tell the
+ *  handler that asked (struct reply.landed); nothing when none did. */
+void reply_landed(struct reply *r, const char *chat_id, const char *message_id);
+
+/** A handle that wraps another (the router's) passes on who asks where the
+ *  answer lands; call it before forwarding a send to inner. */
+void reply_landed_forward(const struct reply *outer, struct reply *inner);
 
 /* ---- Invocations ------------------------------------------------------ */
 
@@ -147,8 +165,6 @@ struct invocation {
     char channel_id[COMMAND_ID_MAX];
     char parent_channel_id[COMMAND_ID_MAX]; /* a Discord thread's channel (channel_id is the
                                                thread); "" outside a thread */
-    char topic_id[COMMAND_ID_MAX];          /* a Telegram forum topic (message_thread_id) within the
-                                               chat channel_id; "" outside a topic */
     char scope_name[COMMAND_ID_MAX]; /* the group's title where the platform says it; may be "" */
     char event_id[COMMAND_EVENT_ID_MAX]; /* stable id of the causing event */
     bool admin;                          /* the adapter's verdict on admin rights */
@@ -162,6 +178,11 @@ struct invocation {
                                                     (their platform user id), for a member option the
                                                     text does not name; "" when none */
     char target_name[COMMAND_ID_MAX]; /* how replies name that member ("@alice"); may be "" */
+    char reply_to_id[COMMAND_ID_MAX]; /* the message (in channel_id) this one replies to: a
+                                         reply to the bot's answer continues its conversation;
+                                         "" when none */
+    char thread_id[COMMAND_ID_MAX];   /* a Telegram forum topic within channel_id, "" none (a
+                                         Discord thread is a channel of its own) */
     const struct command_spec *spec;  /* set by the router */
     struct command_value opts[COMMAND_MAX_OPTIONS]; /* in the spec's option order */
     struct reply *reply;                            /* where answers go */

@@ -113,6 +113,9 @@ static void generate__maps_free(struct generate *g)
     map_free(g->pools);
     map_free(g->puse);
     map_free(g->convs);
+    map_free(g->conv_places);
+    map_free(g->conv_msgs);
+    free(g->conv_known);
     map_free(g->prefs);
     map_free(g->notices);
     map_free(g->hits);
@@ -653,11 +656,14 @@ struct generate *generate_new(uv_loop_t *loop, struct core *core, struct catalog
     g->pools = map_new(free);
     g->puse = map_new(free);
     g->convs = map_new(generate__conv_free);
+    g->conv_places = map_new(free);
+    g->conv_msgs = map_new(free);
     g->prefs = map_new(free);
     g->notices = map_new(free);
     g->hits = map_new(free);
     if (g->users == NULL || g->pools == NULL || g->puse == NULL || g->convs == NULL ||
-        g->prefs == NULL || g->notices == NULL || g->hits == NULL) {
+        g->conv_places == NULL || g->conv_msgs == NULL || g->prefs == NULL || g->notices == NULL ||
+        g->hits == NULL || generate__conv_start(g) < 0) {
         generate__maps_free(g);
         catalog_unref(cat);
         free(g);
@@ -714,6 +720,7 @@ void generate_close(struct generate *g, void (*cb)(void *data), void *data)
             break; /* admission or settlement under way finishes on its own */
         }
     }
+    generate__conv_stop(g);
     g->njobs--;
     generate__maybe_free(g);
 }

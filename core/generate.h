@@ -11,8 +11,9 @@
  * Jobs are persisted in the state table ("gen.job") while they hold a
  * reservation; generate_recover() voids what a crash left behind and tells
  * the member at once through the host's notify, or on their next
- * generation command when no adapter of their platform runs. Prompt text is never stored
- * durably and appears in logs only at debug level. */
+ * generation command when no adapter of their platform runs. Prompt text is never in the
+ * ledger or a job's record, and appears in logs only at debug level; /chat conversations
+ * (prompts and answers) are stored apart, bounded and erasable (generate_conversation.c). */
 #ifndef HB_GENERATE_H
 #define HB_GENERATE_H
 
@@ -94,6 +95,8 @@ struct generate_stats {
     size_t members;            /* member and group entries held in memory (limits, conversations,
                                   preferences); those idle for a day are forgotten */
     size_t queued, running;
+
+    uint64_t conversation_loads; /* conversations looked up in the store (cache misses) */
 };
 
 /** Make the engine on loop, charging through core->ledger. Takes a
@@ -149,8 +152,23 @@ void generate_regenerate(struct generate *g, struct invocation *inv, const char 
 void generate_upvote(struct generate *g, struct invocation *inv, const char *gid,
                      const char *button_ref);
 
-/** Forget the conversation of the invocation's member in its channel. */
+/** Start over: the next plain message of the invocation's member in its
+ *  channel (or topic) begins a new conversation (/new). */
 void generate_conversation_reset(struct generate *g, const struct invocation *inv);
+
+/** Erase every stored conversation of the invocation's member (/forget):
+ *  cached and stored turns, places and message links are deleted now, the
+ *  space vacuumed by the next maintenance. cb gets 0 and how many turns
+ *  went, or an error. Returns 0 (cb follows) or a negative code. */
+int generate_conversation_forget(struct generate *g, const struct invocation *inv,
+                                 void (*cb)(int rc, int64_t turns, void *data), void *data);
+
+/** Delete stored conversations past the retention period and vacuum when
+ *  something was erased since the last time; runs every hour by itself.
+ *  cb (may be NULL) gets 0 and the rows deleted, or an error. Returns 0
+ *  (cb follows) or a negative code. */
+int generate_conversation_maintain(struct generate *g, void (*cb)(int rc, int64_t rows, void *data),
+                                   void *data);
 
 /** Remember the member's model of choice (durably, in the state table).
  *  Returns 0 (cb follows) or a negative code. */

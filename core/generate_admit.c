@@ -239,6 +239,25 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
     job__unref(job);
 }
 
+/* The conversation is known: the provider messages; then the rate limits
+ * and the token cap, counted in the store; then the price, the
+ * reservation, and the queue. */
+static void job__admit_remembered(struct job *job)
+{
+    if (job->g->closing) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
+        return;
+    }
+    if (job__messages_build(job) < 0) {
+        job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
+        return;
+    }
+    /* An image is input too: counted at the most a provider bills for one. */
+    if (job->attached != NULL)
+        job->input_bytes += CATALOG_IMAGE_TOKENS;
+    job__quota_prepare(job, job__tokens_bound(job, job->model));
+}
+
 void job__admit(struct job *job)
 {
     struct generate *g = job->g;
@@ -355,16 +374,9 @@ void job__admit(struct job *job)
     if (!job__quota_admit(job))
         return;
 
-    /* The rate limits and the token cap, counted in the store; then the
-     * price, the reservation, and the queue. */
-    if (job__messages_build(job) < 0) {
-        job__refuse(job, GEN_REFUSE_OTHER, MSG_COMMON_OUT_OF_MEMORY);
-        return;
-    }
-    /* An image is input too: counted at the most a provider bills for one. */
-    if (job->attached != NULL)
-        job->input_bytes += CATALOG_IMAGE_TOKENS;
-    job__quota_prepare(job, job__tokens_bound(job, m));
+    /* The conversation the prompt continues (its lookup was queued with
+     * the submission), then the rest. */
+    job__conversation_then(job, job__admit_remembered);
 }
 
 void job__admit_counted(struct job *job)
@@ -474,7 +486,6 @@ void generate_submit(struct generate *g, struct invocation *inv, const struct ge
     job->prompt = strdup(prompt);
     snprintf(job->want_model, sizeof(job->want_model), "%s", req->model != NULL ? req->model : "");
     snprintf(job->want_size, sizeof(job->want_size), "%s", req->size != NULL ? req->size : "");
-    generate__conv_key(&job->who, job->conv_key, sizeof(job->conv_key));
     job__id_make(job);
     if (job->prompt == NULL || wallet_account(&job->who, job->wallet, sizeof(job->wallet)) < 0 ||
         generate_payer_choose(&job->who, NULL, false, job->payer, sizeof(job->payer),
@@ -486,6 +497,8 @@ void generate_submit(struct generate *g, struct invocation *inv, const struct ge
         job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
         return;
     }
+    /* Queued beside the wallet: done by the time admission needs it. */
+    job__conversation_start(job);
     job->refs++;
     int rc = wallet_open(g->core, &job->who, job__wallet_opened, job);
     if (rc < 0)

@@ -7,6 +7,7 @@
  *   generate_settle.c       settlement: persisting the job, posting or voiding
  *   generate_quota.c        per-member and per-group rate limits, the token cap
  *   generate_conversation.c what /chat remembers of a conversation
+ *   generate_erase.c        /forget, retention and the vacuum after erasures
  *   generate_prefs.c        each member's model of choice
  *   generate_image.c        kept images: Regenerate and upvotes
  *   generate_recover.c      voiding what a crash left behind, and telling members
@@ -37,6 +38,7 @@
 #define GEN_NS_IMAGE "gen.image"
 #define GEN_IMAGES_KEPT 128 /* recent images that Regenerate can re-run */
 #define GEN_KEY_MAX 400
+#define GEN_CONV_ID_MAX 160 /* a conversation's id (STORE_ID_SIZE): the id of its first job */
 #define GEN_HOUR_MS 3600000LL
 #define GEN_DAY_MS 86400000LL
 #define GEN_IDLE_MS GEN_DAY_MS         /* a member idle this long leaves memory */
@@ -78,14 +80,27 @@ struct gen_provider_use {
 };
 
 struct gen_turn {
-    char *role; /* static string */
+    const char *role; /* static string: "user" or "assistant" */
     char *text;
+    int64_t seq; /* its number in the conversation (the store's key) */
 };
 
+/* A conversation as cached in front of the store (generate_conversation.c). */
 struct gen_conv {
     struct gen_turn *turns;
     size_t n, cap;
-    int64_t last_used; /* wall-clock ms the conversation last moved */
+    int64_t next_seq;               /* the number the next turn takes */
+    int64_t updated_at;             /* wall-clock ms of its last turn (the idle timeout) */
+    int64_t last_used;              /* wall-clock ms it was last read or written (pruning) */
+    char owner[WALLET_ACCOUNT_MAX]; /* the member's wallet account */
+};
+
+/* A place (plain messages) or a bot message (replies) and the conversation
+ * it continues; conv "" when the store has none for it. */
+struct gen_conv_ptr {
+    char conv[GEN_CONV_ID_MAX];
+    char owner[WALLET_ACCOUNT_MAX];
+    int64_t last_used; /* wall-clock ms it was last read or written (pruning) */
 };
 
 struct gen_pref {
@@ -112,6 +127,7 @@ struct gen_hits {
 
 struct job;
 struct gen_quota_op;
+struct store;
 
 struct generate {
     uv_loop_t *loop;
@@ -126,11 +142,23 @@ struct generate {
     struct map *users;   /* wallet account -> struct gen_user */
     struct map *pools;   /* "<platform>:<group>" -> struct gen_pool */
     struct map *puse;    /* provider name -> struct gen_provider_use */
-    struct map *convs;   /* conversation key (generate__conv_key) -> struct gen_conv */
+    struct map *convs;   /* conversation id -> struct gen_conv */
     struct map *prefs;   /* wallet account -> struct gen_pref */
     struct map *notices; /* wallet account -> struct gen_notice */
     struct map *hits;    /* filter rule name -> struct gen_hits */
     int64_t pruned_at;   /* wall-clock ms of the last prune */
+
+    /* Conversations (generate_conversation.c, generate_erase.c). */
+    struct map *conv_places; /* place key (generate__conv_key) -> struct gen_conv_ptr */
+    struct map *conv_msgs;   /* "<platform>|<chat>|<message>" -> struct gen_conv_ptr */
+    uv_timer_t conv_timer;   /* retention and vacuum, every GEN_PRUNE_EVERY_MS */
+    bool conv_timer_open;
+    bool vacuum_due;       /* a member's conversations were erased since the last vacuum */
+    uint64_t *conv_known;  /* hashes of the places the store may hold (open addressing, 0 free) */
+    size_t conv_known_n;   /* hashes in it */
+    size_t conv_known_cap; /* slots, a power of two, or 0 */
+    bool conv_known_ready; /* loaded at start: a place not in it has no stored conversation */
+
     struct gen_image images[GEN_IMAGES_KEPT];
     size_t image_next;
     int64_t token_day;    /* UTC day of tokens_today */
@@ -158,7 +186,15 @@ struct job {
     char pool_account[WALLET_ACCOUNT_MAX]; /* the scope's pool, or "" in a DM */
     struct pool_settings pool_settings;    /* the scope's policy and daily cap */
     char *scope_off; /* "\n<model>\n..." models this group's admins turned off */
-    char conv_key[GEN_KEY_MAX];
+
+    /* Its conversation (generate_conversation.c). */
+    char conv_key[GEN_KEY_MAX];         /* the place: member, channel and topic */
+    char conv_msg[GEN_KEY_MAX];         /* the bot message the prompt replies to, or "" */
+    char conv_id[GEN_CONV_ID_MAX];      /* the conversation the job continues or starts */
+    bool conv_place_set;                /* the place is to point at conv_id */
+    bool conv_ready;                    /* conv_id holds what the cache or the store said */
+    void (*conv_next)(struct job *job); /* admission goes on here once the conversation is known */
+
     struct gen_user *user;
     struct gen_pool *pool;
     bool counted;               /* the store's counters include this job */
@@ -310,13 +346,26 @@ void generate__quota_prune(struct generate *g, int64_t before);
 /* ---- conversations (generate_conversation.c) ------------------------------ */
 
 void generate__conv_key(const struct invocation *inv, char *buf, size_t cap);
+/** The store conversations live in (the ledger's), or NULL while stopping. */
+struct store *generate__conv_store(struct generate *g);
+/** Look the job's conversation up: in the cache, else queue a store read
+ *  (at submission, so that it is done when admission asks). */
+void job__conversation_start(struct job *job);
+/** Find the conversation the job continues (the cache, else the store),
+ *  or start one; then next(job). */
+void job__conversation_then(struct job *job, void (*next)(struct job *job));
 /** The provider messages: the remembered turns, then the prompt. */
 int job__messages_build(struct job *job);
+/** Start the maintenance timer (retention, vacuum); 0 or a libuv code. */
+int generate__conv_start(struct generate *g);
+/** Close the timer; the engine is held until it is closed. */
+void generate__conv_stop(struct generate *g);
 /** Remember the delivered question and answer, within the budget. */
 void job__remember_turn(struct job *job);
 /** Releases a struct gen_conv (the convs map's free function). */
 void generate__conv_free(void *conv);
-/** Forget conversations idle since before `before` (ms). */
+/** Forget cached conversations unused since before `before` (ms); they
+ *  stay in the store. */
 void generate__conv_prune(struct generate *g, int64_t before);
 
 /* ---- preferences (generate_prefs.c) --------------------------------------- */

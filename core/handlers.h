@@ -28,6 +28,7 @@ void cmd_admin_reload(struct core *core, struct invocation *inv);
 void cmd_chat(struct core *core, struct invocation *inv);
 void cmd_imagine(struct core *core, struct invocation *inv);
 void cmd_new(struct core *core, struct invocation *inv);
+void cmd_forget(struct core *core, struct invocation *inv);
 void cmd_models(struct core *core, struct invocation *inv);
 void cmd_models_button(struct core *core, struct invocation *inv);
 void cmd_model(struct core *core, struct invocation *inv);

@@ -285,6 +285,13 @@
 
 #define MSG_GEN_UNAVAILABLE "Generation is not available here."
 #define MSG_GEN_NEW_CONVERSATION "Started a new conversation: /chat forgets what came before."
+/* /forget. %lld: messages (questions and answers) erased. */
+#define MSG_GEN_FORGOTTEN                                                                          \
+    "Erased: %lld stored message(s) of your conversations are deleted for good, and /chat "        \
+    "starts afresh everywhere."
+#define MSG_GEN_FORGET_FAILED                                                                      \
+    "Your conversations could not be erased just now; nothing was kept from this attempt. "        \
+    "Please try /forget again in a moment."
 /* Price parts of a model, joined with ", ". %lld: credits. */
 #define MSG_MODELS_PRICE_REQUEST "%lld per request"
 /* %s: ", " or ""; %lld: credits. */

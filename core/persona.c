@@ -94,8 +94,9 @@ static void persona__channel_keys(const struct invocation *inv, char *own, char 
 {
     const char *p = command_platform_name(inv->platform);
     parent[0] = '\0';
-    if (inv->topic_id[0] != '\0') {
-        snprintf(own, cap, "c/%s:%s/%s/topic:%s", p, inv->scope_id, inv->channel_id, inv->topic_id);
+    if (inv->thread_id[0] != '\0') {
+        snprintf(own, cap, "c/%s:%s/%s/topic:%s", p, inv->scope_id, inv->channel_id,
+                 inv->thread_id);
         snprintf(parent, cap, "c/%s:%s/%s", p, inv->scope_id, inv->channel_id);
         return;
     }

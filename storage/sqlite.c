@@ -162,6 +162,11 @@ static void store__thread(void *arg)
         uv_mutex_unlock(&s->mu);
 
         store__batch_run(s, first);
+        if (s->vacuum_due) {
+            /* Outside the transaction, before the jobs hear they are done. */
+            s->vacuum_due = false;
+            store__vacuum(s);
+        }
 
         uv_mutex_lock(&s->mu);
         if (s->done_tail != NULL)

@@ -58,10 +58,12 @@ enum store_stmt_id {
 };
 
 /* The first schema with the chat_settings table (sqlite_chat.c). */
-#define STORE_CHAT_VERSION 7
+#define STORE_CHAT_VERSION 8
 
 /* The text of each statement, prepared once at open (sqlite_open.c). */
 extern const char *const store__sql[ST_COUNT];
+
+#define STORE_CONV_STMTS 24 /* statements of sqlite_conv.c, with room */
 
 struct store_txn {
     struct store *store;
@@ -82,6 +84,8 @@ struct store {
     bool single_commit;   /* one job per transaction */
     unsigned batch_max;   /* most jobs per transaction */
     struct store_txn txn; /* the one transaction context */
+    sqlite3_stmt *conv[STORE_CONV_STMTS]; /* conversation statements (sqlite_conv.c) */
+    bool vacuum_due;                      /* store's thread: vacuum after this batch */
 
     /* Threading; all below mu is guarded by mu. */
     uv_loop_t *loop;
@@ -99,6 +103,13 @@ struct store {
     void (*stop_cb)(struct store *store, void *data);
     void *stop_data;
 };
+
+/* Prepare / finalize the conversation statements (sqlite_conv.c). */
+int store__conv_prepare(struct store *s);
+void store__conv_finalize(struct store *s);
+/* Give free pages back and truncate the WAL, outside any transaction
+ * (sqlite_conv.c); on the store's thread after a batch that asked for it. */
+void store__vacuum(struct store *s);
 
 /* Log SQLite's error for what and return HB_ESTORAGE. */
 int store__fail(struct store *s, const char *what);

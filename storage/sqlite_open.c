@@ -145,7 +145,42 @@ static const char *const store_migrations[] = {
     " error TEXT,"
     " PRIMARY KEY (channel, id)"
     ") WITHOUT ROWID;",
-    /* 7: chat settings chosen in the chats themselves (storage/sqlite_chat.c):
+    /* 7: conversations /chat remembers (storage/sqlite_conv.c), outside the
+     * ledger since they are the member's to erase: a conversation and its
+     * owner, its numbered turns, the place whose plain messages continue
+     * it, and the bot's messages whose replies continue it. */
+    "CREATE TABLE conversations ("
+    " id TEXT PRIMARY KEY,"
+    " owner TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX conversations_owner ON conversations(owner);"
+    "CREATE INDEX conversations_updated ON conversations(updated_at);"
+    "CREATE TABLE conversation_turns ("
+    " conv TEXT NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " role TEXT NOT NULL,"
+    " text TEXT NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " PRIMARY KEY (conv, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX conversation_turns_at ON conversation_turns(at);"
+    "CREATE TABLE conversation_places ("
+    " place TEXT PRIMARY KEY,"
+    " conv TEXT NOT NULL,"
+    " owner TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX conversation_places_owner ON conversation_places(owner);"
+    "CREATE TABLE conversation_messages ("
+    " message TEXT PRIMARY KEY,"
+    " conv TEXT NOT NULL,"
+    " owner TEXT NOT NULL,"
+    " at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX conversation_messages_owner ON conversation_messages(owner);"
+    "CREATE INDEX conversation_messages_at ON conversation_messages(at);",
+    /* 8: chat settings chosen in the chats themselves (storage/sqlite_chat.c):
      * the persona of a server or group, of a channel or topic, and each
      * member's own choice, and whether a group's plain talk is a chat turn.
      * NULL leaves a setting to what is above it. */
@@ -161,6 +196,7 @@ static const char *const store_migrations[] = {
 #define STORE_VOTES_VERSION 4   /* the first schema with the votes table */
 #define STORE_COUNTER_VERSION 5 /* the first schema with the counters table */
 #define STORE_OUTBOX_VERSION 6  /* the first schema with the outbox */
+#define STORE_CONV_VERSION 7    /* the first schema with the conversation tables */
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -454,6 +490,15 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         rc = HB_ESCHEMA;
         goto out;
     }
+    if (!opts->read_only && s->version == 0) {
+        /* A new database gives the pages of deleted rows (erased
+         * conversations) back to the file system when it is vacuumed
+         * (store__vacuum); the mode can only be chosen before the first
+         * table. */
+        rc = store__exec(s, "PRAGMA auto_vacuum = INCREMENTAL");
+        if (rc < 0)
+            goto out;
+    }
     if (!opts->read_only) {
         /* WAL lets readers (verify) run beside the writer; FULL makes every
          * commit durable before it returns. */
@@ -467,6 +512,10 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         if (rc == 0)
             rc = store__exec(s, opts->relaxed_sync ? "PRAGMA synchronous = NORMAL"
                                                    : "PRAGMA synchronous = FULL");
+        /* Deleted rows are overwritten with zeros, so that an erased
+         * conversation does not linger in free space of the file. */
+        if (rc == 0)
+            rc = store__exec(s, "PRAGMA secure_delete = ON");
         if (rc < 0)
             goto out;
         rc = store__migrate(s,
@@ -494,6 +543,11 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
             goto out;
         }
     }
+    if (s->version >= STORE_CONV_VERSION) {
+        rc = store__conv_prepare(s);
+        if (rc < 0)
+            goto out;
+    }
 out:
     if (rc < 0) {
         store_free(s);
@@ -510,6 +564,7 @@ void store_free(struct store *s)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
+    store__conv_finalize(s);
     if (s->db != NULL)
         sqlite3_close(s->db);
     /* After the database is closed: the next daemon may start now. */

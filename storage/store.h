@@ -298,6 +298,73 @@ int store_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, 
 /** Read the counter name/win into *used (0 when it has no row). */
 int store_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used);
 
+/* ---- Conversations: what /chat remembers, the member's to erase --------
+ * A conversation (an id, its owner's wallet account, when it last moved)
+ * holds numbered turns (role, text, time). A place ("where plain messages
+ * continue it") and a message key (a bot message whose replies continue
+ * it) point at one. Outside the ledger: rows are deleted for real, their
+ * bytes overwritten (secure_delete), and store_txn_vacuum_after gives the
+ * space back and empties the WAL. Every call returns HB_ESCHEMA on a
+ * database older than these tables. */
+
+struct store_conv {
+    char id[STORE_ID_SIZE];
+    char owner[STORE_ID_SIZE]; /* wallet account of the member ("telegram:42") */
+    int64_t updated_at;        /* ms since the epoch of its last turn */
+};
+
+/** Read conversation id into *out. HB_ENOTFOUND when there is none. */
+int store_txn_conv_get(struct store_txn *txn, const char *id, struct store_conv *out);
+
+/** Create a conversation, or move its updated_at forward. */
+int store_txn_conv_put(struct store_txn *txn, const struct store_conv *c);
+
+/** Call fn for every turn of conv in seq order, until fn returns non-zero
+ *  (returned). role and text are borrowed for the call. */
+int store_txn_conv_turns(struct store_txn *txn, const char *conv,
+                         int (*fn)(int64_t seq, const char *role, const char *text, int64_t at,
+                                   void *data),
+                         void *data);
+
+/** Write turn seq of conv. */
+int store_txn_conv_turn_put(struct store_txn *txn, const char *conv, int64_t seq, const char *role,
+                            const char *text, int64_t at);
+
+/** Delete the turns of conv numbered below first (out of the budget). */
+int store_txn_conv_trim(struct store_txn *txn, const char *conv, int64_t first);
+
+/** The conversation a place or a message key points at, into conv (cap
+ *  bytes). HB_ENOTFOUND when none. */
+int store_txn_conv_place_get(struct store_txn *txn, const char *place, char *conv, size_t cap);
+int store_txn_conv_message_get(struct store_txn *txn, const char *message, char *conv, size_t cap);
+
+/** Call fn for every place that points at a conversation, until fn
+ *  returns non-zero (returned). place is borrowed for the call. */
+int store_txn_conv_places_each(struct store_txn *txn, int (*fn)(const char *place, void *data),
+                               void *data);
+
+/** Point place at conv (NULL: the place starts over). */
+int store_txn_conv_place_put(struct store_txn *txn, const char *place, const char *conv,
+                             const char *owner, int64_t now_ms);
+
+/** Point a bot message at conv. */
+int store_txn_conv_message_put(struct store_txn *txn, const char *message, const char *conv,
+                               const char *owner, int64_t now_ms);
+
+/** Delete every conversation of owner with its turns, places and messages;
+ *  *turns (may be NULL) gets how many turns went. */
+int store_txn_conv_forget(struct store_txn *txn, const char *owner, int64_t *turns);
+
+/** Delete turns, conversations and bot messages last touched before
+ *  `before` (ms), and the places of conversations that went; *rows (may
+ *  be NULL) gets how many rows went. */
+int store_txn_conv_expire(struct store_txn *txn, int64_t before, int64_t *rows);
+
+/** Once this transaction commits, vacuum: free pages go back to the file
+ *  system (databases created by this version) and the WAL is truncated, so
+ *  no copy of a deleted row stays in either file. */
+void store_txn_vacuum_after(struct store_txn *txn);
+
 /** Copy the database at src_path to dst_path, consistent while a daemon
  *  writes to it (SQLite's online backup: one read transaction, WAL
  *  included). The copy is written beside dst_path and renamed into place,

@@ -38,6 +38,11 @@ void test_file_write(const char *path, const void *text, size_t len);
 /** Read a whole file; returns a NUL-terminated heap string, or NULL. */
 char *test_file_read(const char *path, size_t *len_out);
 
+/* The first column of the first row sql gives, read from the database at
+ * db_path on a connection of its own (WAL lets it read beside the store's
+ * thread); -1 when there is no row. */
+int64_t test_sql_int(const char *db_path, const char *sql);
+
 /** A temporary directory holding a daemon's config and database: bot.conf
  *  names the bot, puts the ledger at dir/haibot.db, and turns on the
  *  console for user "tester" (an admin, images into dir). */

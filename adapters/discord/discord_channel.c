@@ -112,6 +112,14 @@ void dc__message(struct discord *dc, const char *json, size_t len)
     dc__identity(d, &inv);
     dc__place(dc, &inv);
     snprintf(inv.event_id, sizeof(inv.event_id), "discord:message:%s", id);
+    /* The message it replies to: a reply to the bot's answer continues
+     * that conversation (a thread is a channel of its own already). */
+    const char *to =
+        dc__str(cJSON_GetObjectItemCaseSensitive(d, "message_reference"), "message_id");
+    if (to == NULL)
+        to = dc__str(cJSON_GetObjectItemCaseSensitive(d, "referenced_message"), "id");
+    if (to != NULL && strlen(to) < 32)
+        dc__copy(inv.reply_to_id, sizeof(inv.reply_to_id), to);
     inv.reply = &r->reply;
     dc->stats.messages++;
     if (img == 0) {

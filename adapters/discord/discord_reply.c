@@ -240,9 +240,13 @@ static void dc__op_done(const struct discord_rest_result *res, void *data)
     }
     if (op->kind == DC_OP_FOLLOWUP)
         dc->stats.followups++;
-    if (ok && r->kind == DC_KIND_MESSAGE && op->kind == DC_OP_FOLLOWUP && r->sent_id[0] == '\0') {
+    if (ok && (op->kind == DC_OP_FOLLOWUP || op->kind == DC_OP_EDIT) && res->body != NULL) {
         cJSON *j = cJSON_ParseWithLength(res->body, res->body_len);
-        dc__copy(r->sent_id, sizeof(r->sent_id), dc__str(j, "id"));
+        if (r->kind == DC_KIND_MESSAGE && op->kind == DC_OP_FOLLOWUP && r->sent_id[0] == '\0')
+            dc__copy(r->sent_id, sizeof(r->sent_id), dc__str(j, "id"));
+        /* A reply to this message continues what it answered. */
+        const char *channel = dc__str(j, "channel_id");
+        reply_landed(&r->reply, channel != NULL ? channel : r->channel_id, dc__str(j, "id"));
         cJSON_Delete(j);
     }
     if (!ok && res->rc != HB_ECANCELED)

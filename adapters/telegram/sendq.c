@@ -15,6 +15,7 @@
 #include "base/metrics.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -369,6 +370,15 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
     if (res->rc == 0 && res->status == 200 && res->ok) {
         if (op->sets_msg && op->reply != NULL)
             op->reply->msg_id = tg_json_int(res->result, "message_id", 0);
+        if (op->reply != NULL) {
+            /* A reply to this message continues what it answered. */
+            int64_t sent = tg_json_int(res->result, "message_id", 0);
+            char chat[32], msg[32];
+            snprintf(chat, sizeof(chat), "%" PRId64, c->send_to);
+            snprintf(msg, sizeof(msg), "%" PRId64, sent);
+            if (sent > 0)
+                reply_landed(&op->reply->reply, chat, msg);
+        }
         tg->sends_done++;
         done = true;
     } else if (res->rc == 0 && res->status == 400 &&

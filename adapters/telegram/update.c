@@ -87,18 +87,13 @@ static void tg__inv_init(struct tg *tg, struct invocation *inv, int64_t update_i
     inv->admin = tg_is_admin(tg, uid);
 }
 
-/* Where in the group: its title, and the forum topic a message is in (the
- * topic's persona, else the chat's: core/persona.h). */
+/* The group's title, for a persona's {server} (core/persona.h). */
 static void tg__inv_place(struct invocation *inv, const cJSON *m)
 {
     const cJSON *chat = cJSON_GetObjectItemCaseSensitive(m, "chat");
     const char *title = tg_json_str(chat, "title");
     if (inv->scope == COMMAND_SCOPE_GROUP && title != NULL)
         snprintf(inv->scope_name, sizeof(inv->scope_name), "%s", title);
-    int64_t topic = tg_json_int(m, "message_thread_id", 0);
-    if (inv->scope == COMMAND_SCOPE_GROUP && topic > 0 &&
-        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "is_topic_message")))
-        snprintf(inv->topic_id, sizeof(inv->topic_id), "%" PRId64, topic);
 }
 
 /* Remember who a username belongs to, so that an admin can name the member
@@ -140,6 +135,23 @@ static void tg__reply_target(struct tg *tg, struct invocation *inv, const cJSON 
     else if (first != NULL)
         snprintf(inv->target_name, sizeof(inv->target_name), "%s", first);
     tg__member_seen(tg, who);
+}
+
+/* Where the message sits, for the conversation it continues: the message
+ * it replies to (its own chain), and the forum topic it is in. A topic's
+ * messages all "reply" to the topic's first message; that is no chain. */
+static void tg__reply_thread(struct invocation *inv, const cJSON *m)
+{
+    bool topic = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "is_topic_message"));
+    int64_t thread = tg_json_int(m, "message_thread_id", 0);
+    if (topic && thread > 0)
+        snprintf(inv->thread_id, sizeof(inv->thread_id), "%" PRId64, thread);
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(m, "reply_to_message");
+    int64_t to_id = tg_json_int(to, "message_id", 0);
+    if (to_id <= 0 || cJSON_GetObjectItemCaseSensitive(to, "forum_topic_created") != NULL ||
+        (topic && to_id == thread))
+        return;
+    snprintf(inv->reply_to_id, sizeof(inv->reply_to_id), "%" PRId64, to_id);
 }
 
 static void tg__dispatch(struct tg *tg, struct invocation *inv, const char *args, int64_t chat_id,
@@ -348,6 +360,7 @@ static int tg__message(struct tg *tg, int64_t update_id, const cJSON *m)
     tg__inv_init(tg, &inv, update_id, from, chat_id, group);
     tg__inv_place(&inv, m);
     tg__reply_target(tg, &inv, m);
+    tg__reply_thread(&inv, m);
     tg__text(tg, &inv, text, chat_id, group, msg_id, m, &img);
     return 0;
 }

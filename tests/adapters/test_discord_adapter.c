@@ -562,6 +562,66 @@ static void test_autocomplete_and_mention(void **state)
     fake_rest_free(t.rest);
 }
 
+/* ---- a reply to the bot's answer ------------------------------------------ */
+
+static char at_landed[128];
+
+static void at_landed_cb(void *data, const char *ref, const char *chat_id, const char *message_id)
+{
+    struct at *t = data;
+    snprintf(at_landed, sizeof(at_landed), "%s %s %s", ref, chat_id, message_id);
+    if (!t->closing && t->done(t))
+        at_finish(t);
+}
+
+/* Stands in for the engine: asks where its answer lands, then answers. */
+static void at_reply_chain_handler(struct at *t, struct invocation *inv)
+{
+    inv->reply->landed = at_landed_cb;
+    inv->reply->landed_data = t;
+    snprintf(inv->reply->landed_ref, sizeof(inv->reply->landed_ref), "chain-a");
+    reply_text(inv->reply, false, "more jokes");
+    reply_finish(inv->reply);
+}
+
+static void at_reply_chain_script(struct at *t)
+{
+    fake_gateway_dispatch(
+        t->gw, "MESSAGE_CREATE",
+        "{\"id\":\"702\",\"channel_id\":\"88\",\"guild_id\":\"77\",\"author\":{"
+        "\"id\":\"555\",\"username\":\"ann\"},\"content\":\"another one\",\"mentions\":[],"
+        "\"message_reference\":{\"message_id\":\"650\",\"channel_id\":\"88\"},"
+        "\"referenced_message\":{\"id\":\"650\",\"author\":{\"id\":\"1100000000000000099\"}}}");
+}
+
+static bool at_reply_chain_done(struct at *t)
+{
+    return fake_rest_matching(t->rest, "POST", "/channels/88/messages") == 1 &&
+           at_landed[0] != '\0';
+}
+
+/* A reply to the bot's message carries the message it replies to, and the
+ * id of the answer sent is reported where the handler asked: what lets a
+ * reply chain be a conversation of its own. */
+static void test_reply_chain_ids(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    at_landed[0] = '\0';
+    t.handler = at_reply_chain_handler;
+    t.script = at_reply_chain_script;
+    t.done = at_reply_chain_done;
+    struct discord_options o = {.models = at_models, .guild_id = "77"};
+    at_run(&t, &o);
+    assert_string_equal(t.last_args, "chat another one");
+    assert_string_equal(t.last.reply_to_id, "650");
+    assert_true(strncmp(at_landed, "chain-a 88 ", 11) == 0);
+    assert_true(strlen(at_landed) > 11); /* the answer's own id */
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+}
+
 /* ---- a number option from outside ----------------------------------------- */
 
 /* A gateway payload whose integer option is 1e300 (tests/corpus/discord/),
@@ -861,11 +921,6 @@ static bool at_persona_done(struct at *t)
            t->dispatched == 3;
 }
 
-static void at_core_closed(void *data)
-{
-    (*(int *)data)++;
-}
-
 /* A mention in a thread carries the thread's parent channel (learned from
  * GUILD_CREATE or THREAD_CREATE), as an interaction in a thread does (from
  * its channel object), and the guild's name; /persona answers with one
@@ -911,26 +966,14 @@ static void test_persona_threads_and_buttons(void **state)
     assert_string_equal(at_parents[2], "89");
     for (size_t i = 0; i < 3; i++)
         assert_string_equal(at_names[i], "The Deck");
-    size_t total = fake_rest_count(t.rest);
-    size_t seen = 0;
-    for (size_t i = 0; i < total; i++) {
-        struct fake_rest_request *q = fake_rest_get(t.rest, i);
-        if (strstr(q->target, "/interactions/1050/") != NULL) {
-            assert_non_null(strstr(q->json, "\"flags\":64"));
-            assert_non_null(strstr(q->json, "\"label\":\"pirate\""));
-            assert_non_null(strstr(q->json, "\"custom_id\":\"psn:s.pirate:"));
-            assert_non_null(strstr(q->json, "\"label\":\"quiet\""));
-            assert_non_null(strstr(q->json, "\"label\":\"None\""));
-            seen++;
-        }
-        fake_rest_request_free(q);
-    }
-    assert_int_equal(seen, 1);
+    static const char *const want[] = {"\"flags\":64", "\"label\":\"pirate\"",
+                                       "\"custom_id\":\"psn:s.pirate:", "\"label\":\"quiet\"",
+                                       "\"label\":\"None\""};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_int_equal(at_count(&t, "POST", "/interactions/1050/", want[i]), 1);
     invocation_clear(&t.last);
     fake_rest_free(t.rest);
-    int closed = 0;
-    generate_close(at_core.generate, at_core_closed, &closed);
-    assert_int_equal(closed, 1);
+    generate_close(at_core.generate, NULL, NULL); /* nothing runs: freed at once */
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
@@ -941,6 +984,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_fast_long_image_button),
     cmocka_unit_test(test_burst_of_200_acknowledged),
     cmocka_unit_test(test_autocomplete_and_mention),
+    cmocka_unit_test(test_reply_chain_ids),
     cmocka_unit_test(test_option_out_of_range),
     cmocka_unit_test(test_personal_commands_stay_ephemeral),
     cmocka_unit_test(test_long_token_reply),

@@ -20,7 +20,6 @@
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,18 +422,9 @@ static void test_discord_notice_kept_in_outbox(void **state)
         rows = dco_rows(&t);
     assert_int_equal(rows, 0); /* no longer deliverable */
     assert_int_equal(fake_rest_matching(t.rest, "POST", "/channels/99/messages"), 5);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(t.lt.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT COUNT(*) FROM outbox WHERE channel = 'discord' "
-                                        "AND failed_at != 0 AND error LIKE '%403%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 1);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM outbox WHERE channel = "
+                                             "'discord' AND failed_at != 0 AND error LIKE '%403%'"),
+                     1);
 
     dco_close(&t);
     int closed = 0;

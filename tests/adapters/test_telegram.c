@@ -618,15 +618,7 @@ static void test_admin_names_members(void **state)
  * what the adapter waited for; WAL lets this second connection read). */
 static int64_t fx_sql_int(struct fx *fx, const char *sql)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_open_v2(fx->lt.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return test_sql_int(fx->lt.path, sql);
 }
 
 static void fx_notice(struct fx *fx, const char *user, const char *text)

@@ -144,9 +144,9 @@ static void test_topic_persona(void **state)
     snprintf(in_topic.scope_id, sizeof(in_topic.scope_id), "%d", TP_GROUP);
     snprintf(in_topic.channel_id, sizeof(in_topic.channel_id), "%d", TP_GROUP);
     snprintf(in_topic.user_id, sizeof(in_topic.user_id), "5");
-    snprintf(in_topic.topic_id, sizeof(in_topic.topic_id), "12");
+    snprintf(in_topic.thread_id, sizeof(in_topic.thread_id), "12");
     struct invocation other = in_topic;
-    snprintf(other.topic_id, sizeof(other.topic_id), "13");
+    snprintf(other.thread_id, sizeof(other.thread_id), "13");
     struct catalog *cat = generate_catalog(fx.core.generate);
     enum persona_level level;
     const struct catalog_persona *p = persona_resolve(&fx.core, cat, &in_topic, &level);

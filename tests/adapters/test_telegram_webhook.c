@@ -16,7 +16,6 @@
 #include "tests/fake/telegram_api.h"
 
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,19 +201,6 @@ static void test_webhook_update_to_reply(void **state)
     tw_close(&t);
 }
 
-static int64_t tw_sql_int(struct tw *t, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(t->lt.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 /* Telegram hears 200 only once the update's reply is safe: here the Bot
  * API keeps failing the send, so the reply's outbox row must be durable
  * before the answer (a 200 first would let a kill lose the reply). */
@@ -230,9 +216,9 @@ static void test_webhook_answered_once_reply_is_safe(void **state)
     tw_post(&t, TW_SECRET, body, &r);
     assert_int_equal(r.status, 200);
     tcall_clear(&r);
-    assert_int_equal(tw_sql_int(&t, "SELECT COUNT(*) FROM outbox WHERE chat = 78"), 1);
-    assert_int_equal(tw_sql_int(&t, "SELECT value FROM state WHERE ns = 'telegram' AND "
-                                    "key = 'offset'"),
+    assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM outbox WHERE chat = 78"), 1);
+    assert_int_equal(test_sql_int(t.lt.path, "SELECT value FROM state WHERE ns = 'telegram' AND "
+                                             "key = 'offset'"),
                      601);
     tw_close(&t);
 }

@@ -72,15 +72,9 @@ static void run_daemon(struct access_fixture *f, const char *input, struct test_
 /* One number from the fixture's database. */
 static int db_count(struct access_fixture *f, const char *sql)
 {
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int n = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
+    int64_t n = test_sql_int(f->db, sql);
+    assert_true(n >= 0);
+    return (int)n;
 }
 
 static int wallets(struct access_fixture *f)

@@ -690,6 +690,51 @@ static void test_debt_repaid_from_next_deposit(void **state)
     pfx_close(&fx);
 }
 
+/* A stop after a deposit's credit (and its note) but before the debt's
+ * repayment: the provider's next report of the payment finds the credit
+ * and repays the debt then, once, rather than answering "duplicate" and
+ * leaving the debt for ever. */
+static void test_repayment_after_a_stop_between_credit_and_repayment(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char result[256];
+    assert_int_equal(pfx_checkout(&fx, "evt_k1", "discord:91", 500), 200);
+    struct lt_res res;
+    assert_int_equal(lt_plain(&fx.lt, "spend-k", "discord:91", LEDGER_SYSTEM_REVENUE, 900,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    const char *refund =
+        "{\"id\":\"evt_kR\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
+        "\"ch_k\",\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_evt_k1\"}}}";
+    assert_int_equal(pfx_stripe(&fx, refund, result, sizeof(result)), 200);
+    assert_int_equal(balance_of(&fx, "debt:discord:91"), -800);
+    /* What the stop left: the note and the credit, no repayment. */
+    int done = 0;
+    assert_int_equal(state_put(ledger_store(fx.lt.ledger), "payments", "stripe:pi_evt_k2",
+                               "stripe:cs_test_pi_evt_k2 discord:91 1000 500 0", state_put_done,
+                               &done),
+                     0);
+    while (done == 0)
+        uv_run(&fx.lt.loop, UV_RUN_ONCE);
+    struct ledger_transfer cut = {.id = "stripe:cs_test_pi_evt_k2",
+                                  .debit = LEDGER_SYSTEM_DEPOSITS,
+                                  .credit = "discord:91",
+                                  .amount = 1000,
+                                  .kind = LEDGER_KIND_DEPOSIT,
+                                  .ref = "stripe pi_evt_k2"};
+    assert_int_equal(lt_transfer(&fx.lt, &cut, &res), 0);
+    assert_int_equal(balance_of(&fx, "debt:discord:91"), -800);
+    /* Reported again: the repayment happens now, and only now. */
+    assert_int_equal(pfx_checkout(&fx, "evt_k2", "discord:91", 500), 200);
+    assert_int_equal(balance_of(&fx, "debt:discord:91"), 0);
+    assert_int_equal(balance_of(&fx, "discord:91"), 200);
+    assert_int_equal(pfx_checkout(&fx, "evt_k2", "discord:91", 500), 200);
+    assert_int_equal(balance_of(&fx, "discord:91"), 200);
+    pfx_close(&fx);
+}
+
 /* A transaction.completed notification in Paddle's documented shape. */
 static void paddle_completed(char *out, size_t cap, const char *evt, const char *txn,
                              const char *ref, const char *total)
@@ -936,6 +981,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stripe_one_session_two_events),
     cmocka_unit_test(test_stripe_credit_from_an_older_ledger),
     cmocka_unit_test(test_debt_repaid_from_next_deposit),
+    cmocka_unit_test(test_repayment_after_a_stop_between_credit_and_repayment),
     cmocka_unit_test(test_paddle_tax_matches_subtotal),
 };
 

@@ -29,6 +29,7 @@ struct provider_call {
     void *data;
     char model[64];
     char last_prompt[256];
+    char first_prompt[256]; /* the first message: the oldest remembered turn */
     size_t nmessages;
     size_t nimages;      /* images that went with the prompt */
     char image_mime[32]; /* the first one's kind */

@@ -35,9 +35,11 @@ static int held_start(struct provider *p, const struct provider_request *req,
         c->image_len = req->images[0].len;
     }
     snprintf(c->model, sizeof(c->model), "%s", req->model);
-    if (req->nmessages > 0)
+    if (req->nmessages > 0) {
         snprintf(c->last_prompt, sizeof(c->last_prompt), "%s",
                  req->messages[req->nmessages - 1].content);
+        snprintf(c->first_prompt, sizeof(c->first_prompt), "%s", req->messages[0].content);
+    }
     *out = c;
     return 0;
 }

@@ -101,7 +101,7 @@ static void test_resolution_order_and_inheritance(void **state)
 
     /* A Telegram forum topic takes its chat's, until it has its own. */
     struct invocation topic = inv;
-    snprintf(topic.topic_id, sizeof(topic.topic_id), "5");
+    snprintf(topic.thread_id, sizeof(topic.thread_id), "5");
     assert_string_equal(pt_resolved(&gt, &topic, &level), "quiet");
     pt_choose(&gt, &topic, PERSONA_LEVEL_CHANNEL, "pirate");
     assert_string_equal(pt_resolved(&gt, &topic, &level), "pirate");

@@ -34,15 +34,9 @@ static int store_group_teardown(void **state)
 
 static int sql_int(const char *path, const char *sql)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    int64_t v = test_sql_int(path, sql);
+    assert_true(v >= 0);
+    return (int)v;
 }
 
 static int sql_exec(const char *path, const char *sql)
