@@ -451,3 +451,12 @@ const struct config_model *config_model_find(const struct config *cfg, const cha
     }
     return NULL;
 }
+
+const struct config_persona *config_persona_find(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->npersonas; i++) {
+        if (strcmp(cfg->personas[i].name, name) == 0)
+            return &cfg->personas[i];
+    }
+    return NULL;
+}

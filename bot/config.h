@@ -55,6 +55,7 @@ struct config_bot {
     enum log_level log_level;          /* minimum level written */
     enum config_log_format log_format; /* text (key=value) or json lines */
     int64_t shutdown_grace;            /* seconds work in flight may finish after SIGTERM */
+    char *persona;                     /* the default [persona]; NULL: none */
 };
 
 struct config_storage {
@@ -169,6 +170,24 @@ struct config_model {
     int64_t price_per_image;                       /* credits per attached image (vision) */
 };
 
+/* A persona (core/catalog.h): a system prompt and generation settings
+ * members and admins choose by name. */
+struct config_persona {
+    char *name;          /* the section's name: [persona "NAME"], as members see it */
+    char *description;   /* one line shown to members by /persona */
+    char *system_prompt; /* the prompt; with system_prompt_file, the file's text read at load */
+    char *system_prompt_file; /* a file holding the prompt, relative to bot.conf's folder */
+    char *model;              /* the default text model with this persona; NULL: as usual */
+    char *temperature;        /* a number 0 to 2, checked at load; NULL: the model's */
+    char *top_p;              /* a number 0 to 1, checked at load; NULL: the model's */
+    int64_t max_tokens;    /* output cap, at most the model's max_output_tokens; 0: the model's */
+    char *stop;            /* a JSON array of strings; NULL: the model's */
+    char *extra_body;      /* a JSON object merged over the model's; NULL: none */
+    char *forbidden_words; /* comma-separated words blocked while the persona is in use */
+    char *allow;           /* who may choose it: as [model] allow; NULL: everyone */
+    bool show_prompt;      /* /persona NAME may show the system prompt to members */
+};
+
 struct config_limits {
     int64_t user_per_hour;  /* generations per member per clock hour; 0: no limit */
     int64_t pool_per_day;   /* generations per group per UTC day; 0: no limit */
@@ -230,6 +249,8 @@ struct config {
     size_t nproviders;
     struct config_model *models; /* in file order */
     size_t nmodels;
+    struct config_persona *personas; /* in file order */
+    size_t npersonas;
     struct config_limits limits;
     struct config_filter *filters; /* in file order */
     size_t nfilters;
@@ -331,6 +352,7 @@ int config_file_check_mode(const char *path);
  *  The result is borrowed from cfg. */
 const struct config_provider *config_provider_find(const struct config *cfg, const char *name);
 const struct config_model *config_model_find(const struct config *cfg, const char *name);
+const struct config_persona *config_persona_find(const struct config *cfg, const char *name);
 
 /* ---- Comparing two configs. ---- */
 

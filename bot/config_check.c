@@ -10,9 +10,12 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- Validation after parsing --------------------------------------------- */
 
@@ -97,7 +100,7 @@ static int config__key_line(const struct config_inst *in, const char *key)
 
 /* A number setting (temperature, top_p) from lo to hi. */
 static int config__number_check(struct config_parser *ps, const struct config_inst *in,
-                                const char *model, const char *key, const char *text, double lo,
+                                const char *label, const char *key, const char *text, double lo,
                                 double hi)
 {
     if (text == NULL)
@@ -107,14 +110,13 @@ static int config__number_check(struct config_parser *ps, const struct config_in
     if (end != text && *end == '\0' && isfinite(v) && v >= lo && v <= hi)
         return 0;
     return config__problem_add(ps->problems, config__key_line(in, key),
-                               "[model \"%s\"]: %s must be a number from %g to %g", model, key, lo,
-                               hi);
+                               "%s: %s must be a number from %g to %g", label, key, lo, hi);
 }
 
 /* A JSON setting: it parses, whole, into the kind asked for. The value is
  * never repeated (it may hold a key or prompt text); where it breaks is. */
 static cJSON *config__json_parse(struct config_parser *ps, const struct config_inst *in,
-                                 const char *model, const char *key, const char *text, bool array,
+                                 const char *label, const char *key, const char *text, bool array,
                                  int *rc)
 {
     const char *end = NULL;
@@ -124,35 +126,33 @@ static cJSON *config__json_parse(struct config_parser *ps, const struct config_i
     if (json == NULL) {
         size_t at = end != NULL && end >= text ? (size_t)(end - text) + 1 : 1;
         *rc = config__problem_add(ps->problems, config__key_line(in, key),
-                                  "[model \"%s\"]: %s is not valid JSON (broken at character "
-                                  "%zu); it must be %s on one line",
-                                  model, key, at, want);
+                                  "%s: %s is not valid JSON (broken at character %zu); it must be "
+                                  "%s on one line",
+                                  label, key, at, want);
         return NULL;
     }
     if (array ? !cJSON_IsArray(json) : !cJSON_IsObject(json)) {
         cJSON_Delete(json);
-        *rc = config__problem_add(ps->problems, config__key_line(in, key),
-                                  "[model \"%s\"]: %s must be %s", model, key, want);
+        *rc = config__problem_add(ps->problems, config__key_line(in, key), "%s: %s must be %s",
+                                  label, key, want);
         return NULL;
     }
     return json;
 }
 
-/* Generation parameters of a model: numbers in range, stop a JSON array of
- * at most PROVIDER_STOP_MAX non-empty strings, extra_body a JSON object
- * that leaves what the engine decides alone. */
-static int config__model_params_check(struct config_parser *ps, const struct config_inst *in,
-                                      const struct config_model *m)
+/* Generation parameters of a model or a persona (label names the section):
+ * numbers in range, stop a JSON array of at most PROVIDER_STOP_MAX
+ * non-empty strings, extra_body a JSON object that leaves what the engine
+ * decides alone. */
+static int config__params_check(struct config_parser *ps, const struct config_inst *in,
+                                const char *label, bool anthropic, const char *temperature,
+                                const char *top_p, const char *stop_text, const char *extra_text)
 {
-    const struct config_provider *p =
-        m->provider != NULL ? config_provider_find(ps->cfg, m->provider) : NULL;
-    bool anthropic = p != NULL && p->kind == CONFIG_PROVIDER_ANTHROPIC;
-    int rc =
-        config__number_check(ps, in, m->name, "temperature", m->temperature, 0, anthropic ? 1 : 2);
+    int rc = config__number_check(ps, in, label, "temperature", temperature, 0, anthropic ? 1 : 2);
     if (rc == 0)
-        rc = config__number_check(ps, in, m->name, "top_p", m->top_p, 0, 1);
-    if (rc == 0 && m->stop != NULL) {
-        cJSON *stop = config__json_parse(ps, in, m->name, "stop", m->stop, true, &rc);
+        rc = config__number_check(ps, in, label, "top_p", top_p, 0, 1);
+    if (rc == 0 && stop_text != NULL) {
+        cJSON *stop = config__json_parse(ps, in, label, "stop", stop_text, true, &rc);
         int n = cJSON_GetArraySize(stop);
         const cJSON *item = NULL;
         bool strings = true;
@@ -162,11 +162,35 @@ static int config__model_params_check(struct config_parser *ps, const struct con
         }
         if (stop != NULL && (!strings || n < 1 || n > PROVIDER_STOP_MAX))
             rc = config__problem_add(ps->problems, config__key_line(in, "stop"),
-                                     "[model \"%s\"]: stop must be a JSON array of 1 to %d "
-                                     "non-empty strings",
-                                     m->name, PROVIDER_STOP_MAX);
+                                     "%s: stop must be a JSON array of 1 to %d non-empty strings",
+                                     label, PROVIDER_STOP_MAX);
         cJSON_Delete(stop);
     }
+    if (rc == 0 && extra_text != NULL) {
+        cJSON *extra = config__json_parse(ps, in, label, "extra_body", extra_text, false, &rc);
+        const cJSON *item = NULL;
+        cJSON_ArrayForEach(item, extra)
+        {
+            if (rc == 0 && provider_extra_body_key_fixed(item->string))
+                rc = config__problem_add(ps->problems, config__key_line(in, "extra_body"),
+                                         "%s: extra_body cannot set \"%s\" (the bot decides it)",
+                                         label, item->string);
+        }
+        cJSON_Delete(extra);
+    }
+    return rc;
+}
+
+static int config__model_params_check(struct config_parser *ps, const struct config_inst *in,
+                                      const struct config_model *m)
+{
+    const struct config_provider *p =
+        m->provider != NULL ? config_provider_find(ps->cfg, m->provider) : NULL;
+    bool anthropic = p != NULL && p->kind == CONFIG_PROVIDER_ANTHROPIC;
+    char label[CONFIG_NAME_MAX * 2 + 16];
+    snprintf(label, sizeof(label), "[model \"%s\"]", m->name);
+    int rc = config__params_check(ps, in, label, anthropic, m->temperature, m->top_p, m->stop,
+                                  m->extra_body);
     if (rc == 0 && m->vision && m->modality != CONFIG_MODALITY_TEXT)
         rc = config__problem_add(ps->problems, config__key_line(in, "vision"),
                                  "[model \"%s\"]: vision is for text models (one that reads "
@@ -175,18 +199,126 @@ static int config__model_params_check(struct config_parser *ps, const struct con
     if (rc == 0 && m->price_per_image > 0 && !m->vision)
         rc = config__problem_add(ps->problems, config__key_line(in, "price_per_image"),
                                  "[model \"%s\"]: price_per_image needs vision = true", m->name);
-    if (rc == 0 && m->extra_body != NULL) {
-        cJSON *extra = config__json_parse(ps, in, m->name, "extra_body", m->extra_body, false, &rc);
-        const cJSON *item = NULL;
-        cJSON_ArrayForEach(item, extra)
-        {
-            if (rc == 0 && provider_extra_body_key_fixed(item->string))
-                rc = config__problem_add(ps->problems, config__key_line(in, "extra_body"),
-                                         "[model \"%s\"]: extra_body cannot set \"%s\" (the "
-                                         "bot decides it)",
-                                         m->name, item->string);
-        }
-        cJSON_Delete(extra);
+    return rc;
+}
+
+/* A persona's system prompt file, read whole into system_prompt (relative
+ * to the folder of bot.conf). Its text is never repeated in a problem. */
+static int config__persona_file_read(struct config_parser *ps, const struct config_inst *in,
+                                     struct config_persona *p, const char *label)
+{
+    int line = config__key_line(in, "system_prompt_file");
+    if (p->system_prompt != NULL)
+        return config__problem_add(ps->problems, line,
+                                   "%s: set system_prompt or system_prompt_file, not both", label);
+    char *path = NULL;
+    if (p->system_prompt_file[0] == '/') {
+        path = strdup(p->system_prompt_file);
+    } else {
+        const char *conf = ps->cfg->path != NULL ? ps->cfg->path : "";
+        const char *slash = strrchr(conf, '/');
+        int dirlen = slash != NULL ? (int)(slash - conf) : 1;
+        if (asprintf(&path, "%.*s/%s", dirlen, slash != NULL ? conf : ".", p->system_prompt_file) <
+            0)
+            path = NULL;
+    }
+    if (path == NULL)
+        return HB_ENOMEM;
+    int rc = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        rc = config__problem_add(ps->problems, line, "%s: system_prompt_file %s cannot be read: %s",
+                                 label, path, strerror(errno));
+        goto out;
+    }
+    char *text = malloc(CONFIG_PROMPT_MAX + 2);
+    size_t n = text != NULL ? fread(text, 1, CONFIG_PROMPT_MAX + 1, f) : 0;
+    if (text == NULL) {
+        rc = HB_ENOMEM;
+    } else if (ferror(f)) {
+        rc = config__problem_add(ps->problems, line, "%s: system_prompt_file %s cannot be read",
+                                 label, path);
+    } else if (n > CONFIG_PROMPT_MAX) {
+        rc = config__problem_add(ps->problems, line,
+                                 "%s: system_prompt_file %s is larger than %d bytes", label, path,
+                                 CONFIG_PROMPT_MAX);
+    } else if (memchr(text, '\0', n) != NULL) {
+        rc = config__problem_add(ps->problems, line, "%s: system_prompt_file %s is not text", label,
+                                 path);
+    } else {
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+            n--;
+        text[n] = '\0';
+        p->system_prompt = text;
+        text = NULL;
+    }
+    free(text);
+    fclose(f);
+out:
+    free(path);
+    return rc;
+}
+
+/* A persona: a name a button can carry, a prompt (inline or from its
+ * file), a text model when one is named, the parameters as on models, and
+ * forbidden words that build a filter rule. */
+static int config__persona_check(struct config_parser *ps, const struct config_inst *in,
+                                 struct config_persona *p)
+{
+    char label[CONFIG_NAME_MAX * 2 + 16];
+    snprintf(label, sizeof(label), "[persona \"%s\"]", p->name);
+    size_t len = strlen(p->name);
+    bool name_ok = len <= CONFIG_PERSONA_NAME_MAX;
+    for (const char *c = p->name; *c != '\0'; c++)
+        name_ok = name_ok && (isalnum((unsigned char)*c) || *c == '_' || *c == '-');
+    if (!name_ok)
+        return config__problem_add(ps->problems, in->line,
+                                   "%s: a persona's name is 1 to %d letters, digits, _ or -", label,
+                                   CONFIG_PERSONA_NAME_MAX);
+    if (strcasecmp(p->name, "none") == 0)
+        return config__problem_add(ps->problems, in->line,
+                                   "%s: \"none\" is what /persona none means; choose another name",
+                                   label);
+    int rc = 0;
+    if (p->system_prompt_file != NULL)
+        rc = config__persona_file_read(ps, in, p, label);
+    if (rc == 0 && p->system_prompt != NULL && strlen(p->system_prompt) > CONFIG_PROMPT_MAX)
+        rc = config__problem_add(ps->problems, config__key_line(in, "system_prompt"),
+                                 "%s: system_prompt is longer than %d bytes", label,
+                                 CONFIG_PROMPT_MAX);
+    bool anthropic = false;
+    if (rc == 0 && p->model != NULL) {
+        const struct config_model *m = config_model_find(ps->cfg, p->model);
+        const struct config_provider *prov =
+            m != NULL && m->provider != NULL ? config_provider_find(ps->cfg, m->provider) : NULL;
+        anthropic = prov != NULL && prov->kind == CONFIG_PROVIDER_ANTHROPIC;
+        if (m == NULL)
+            rc = config__problem_add(ps->problems, config__key_line(in, "model"),
+                                     "%s: model \"%s\" is not a [model] section", label, p->model);
+        else if (m->modality != CONFIG_MODALITY_TEXT)
+            rc = config__problem_add(ps->problems, config__key_line(in, "model"),
+                                     "%s: model \"%s\" makes images; a persona needs a text model",
+                                     label, p->model);
+    }
+    if (rc == 0)
+        rc = config__params_check(ps, in, label, anthropic, p->temperature, p->top_p, p->stop,
+                                  p->extra_body);
+    if (rc == 0 && p->forbidden_words != NULL) {
+        char *copy = strdup(p->forbidden_words);
+        const char *words[256];
+        size_t nwords = text_words_split(copy, words, 256);
+        struct filter_rule rule = {.name = p->name,
+                                   .kind = FILTER_KIND_WORDS,
+                                   .action = FILTER_ACTION_BLOCK,
+                                   .words = words,
+                                   .nwords = nwords};
+        char err[256] = "";
+        struct filter *built = filter_new(&rule, 1, err, sizeof(err));
+        if (built == NULL)
+            rc = config__problem_add(ps->problems, config__key_line(in, "forbidden_words"),
+                                     "%s: forbidden_words: %s", label, err);
+        filter_free(built);
+        free(copy);
     }
     return rc;
 }
@@ -264,6 +396,17 @@ static int config__access_check(struct config_parser *ps, const struct config_in
     return rc;
 }
 
+/* The line that set a key of [bot], or 0. */
+static int config__bot_key_line(struct config_parser *ps, const char *key)
+{
+    const struct config_section_schema *bot = config__section_find("bot");
+    for (size_t i = 0; i < ps->ninsts; i++) {
+        if (ps->insts[i].sec == bot)
+            return config__key_line(&ps->insts[i], key);
+    }
+    return 0;
+}
+
 /* Required keys, per-instance defaults, and rules across keys or sections. */
 int config__validate(struct config_parser *ps)
 {
@@ -318,6 +461,11 @@ int config__validate(struct config_parser *ps)
     }
     if (rc == 0)
         rc = config__endpoints_check(ps);
+    if (rc == 0 && ps->cfg->bot.persona != NULL &&
+        config_persona_find(ps->cfg, ps->cfg->bot.persona) == NULL)
+        rc = config__problem_add(ps->problems, config__bot_key_line(ps, "persona"),
+                                 "[bot] persona \"%s\" is not a [persona] section",
+                                 ps->cfg->bot.persona);
     if (rc < 0)
         return rc;
 
@@ -325,8 +473,13 @@ int config__validate(struct config_parser *ps)
     const struct config_section_schema *model = config__section_find("model");
     const struct config_section_schema *filt = config__section_find("filter");
     const struct config_section_schema *access = config__section_find("access");
+    const struct config_section_schema *persona = config__section_find("persona");
     for (size_t i = 0; i < ps->ninsts && rc == 0; i++) {
         struct config_inst *in = &ps->insts[i];
+        if (in->sec == persona) {
+            rc = config__persona_check(ps, in, config__item(ps->cfg, persona, in->index));
+            continue;
+        }
         if (in->sec == access) {
             rc = config__access_check(ps, in);
             continue;

@@ -13,6 +13,10 @@
 
 /* Longest section name the reader takes; sizes the label buffers. */
 #define CONFIG_NAME_MAX 64
+/* Longest persona name: it rides in button refs (64 bytes in all). */
+#define CONFIG_PERSONA_NAME_MAX 32
+/* Largest persona system prompt, inline or from its file, in bytes. */
+#define CONFIG_PROMPT_MAX 65536
 
 /* ---- The schema (config_schema.c) ---- */
 

@@ -73,6 +73,8 @@ static const struct config_key_schema config_keys_bot[] = {
            "log line format: key=value text or one JSON object per line"),
     K_SECONDS(struct config_bot, shutdown_grace, "10", 0, 600, LIVE,
               "seconds work in flight may finish after SIGTERM"),
+    K_STRING(struct config_bot, persona, NULL, LIVE,
+             "the [persona] used where no admin or member chose one; default none"),
 };
 
 static const struct config_key_schema config_keys_storage[] = {
@@ -260,6 +262,33 @@ static const struct config_key_schema config_keys_model[] = {
           "vision: credits per attached image, on top of the tokens"),
 };
 
+static const struct config_key_schema config_keys_persona[] = {
+    K_STRING(struct config_persona, description, NULL, LIVE,
+             "one line shown to members by /persona"),
+    K_STRING(struct config_persona, system_prompt, NULL, LIVE,
+             "the system prompt; {date}, {user}, {server} and {model} are filled in"),
+    K_STRING(struct config_persona, system_prompt_file, NULL, LIVE,
+             "a file holding the system prompt (instead of system_prompt), relative to bot.conf"),
+    K_STRING(struct config_persona, model, NULL, LIVE,
+             "the text model used with this persona unless the member names one"),
+    K_STRING(struct config_persona, temperature, NULL, LIVE,
+             "sampling temperature, 0 to 2, over the model's; default: the model's"),
+    K_STRING(struct config_persona, top_p, NULL, LIVE,
+             "nucleus sampling, 0 to 1, over the model's; default: the model's"),
+    K_INT(struct config_persona, max_tokens, "0", 0, 1000000, LIVE,
+          "most tokens generated, at most the model's max_output_tokens; 0: the model's"),
+    K_STRING(struct config_persona, stop, NULL, LIVE,
+             "stop sequences, a JSON array of strings, instead of the model's"),
+    K_STRING(struct config_persona, extra_body, NULL, LIVE,
+             "a JSON object merged into the request body over the model's extra_body"),
+    K_STRING(struct config_persona, forbidden_words, NULL, LIVE,
+             "comma-separated words blocked in prompts and answers while the persona is in use"),
+    K_STRING(struct config_persona, allow, NULL, LIVE,
+             "who may use it: wallet ids, scope:<platform>:<id>, dm, admins; default everyone"),
+    K_BOOL(struct config_persona, show_prompt, "false", LIVE,
+           "whether /persona NAME shows members the system prompt"),
+};
+
 static const struct config_key_schema config_keys_limits[] = {
     K_INT(struct config_limits, user_per_hour, "0", 0, 1000000, LIVE,
           "generations per member per clock hour; 0: no limit"),
@@ -343,6 +372,8 @@ const struct config_section_schema config__schema[] = {
              "a model provider (repeatable, named)"),
     SECTIONS("model", models, nmodels, struct config_model, config_keys_model,
              "a model offered to users (repeatable, named)"),
+    SECTIONS("persona", personas, npersonas, struct config_persona, config_keys_persona,
+             "a persona: system prompt and settings members choose (repeatable, named)"),
     SECTION("limits", limits, config_keys_limits, "generation limits and the queue"),
     SECTIONS("filter", filters, nfilters, struct config_filter, config_keys_filter,
              "a content filter rule for prompts and outputs (repeatable, named)"),

@@ -14,6 +14,7 @@
 #include "bot/webhooks.h"
 #include "bot/status.h"
 #include "core/core.h"
+#include "core/persona.h"
 #include "base/error.h"
 #include "core/generate.h"
 #include "core/ledger.h"
@@ -613,6 +614,28 @@ static void daemon__notices_send(struct daemon *d)
 
 /* ---- the button key --------------------------------------------------- */
 
+/* The personas chosen in chats are in memory (core/persona.h): the
+ * adapters start, and every generation finds its persona at once. */
+static void daemon__personas_loaded(int rc, void *data)
+{
+    struct daemon *d = data;
+    if (d->state != DAEMON_RUNNING)
+        return;
+    if (rc < 0) {
+        log_error("daemon.personas", "error=%s", hb_strerror(rc));
+        d->exit_code = 1;
+        daemon__stop(d, "the chat settings could not be read");
+        return;
+    }
+    rc = daemon__adapters_start(d);
+    if (rc < 0) {
+        d->exit_code = 1;
+        daemon__stop(d, "an adapter could not start");
+        return;
+    }
+    daemon__notices_send(d);
+}
+
 static void daemon__key_stored(int rc, const char *value, void *data)
 {
     struct daemon *d = data;
@@ -625,13 +648,9 @@ static void daemon__key_stored(int rc, const char *value, void *data)
         daemon__stop(d, "the button key could not be stored");
         return;
     }
-    rc = daemon__adapters_start(d);
-    if (rc < 0) {
-        d->exit_code = 1;
-        daemon__stop(d, "an adapter could not start");
-        return;
-    }
-    daemon__notices_send(d);
+    rc = persona_dir_load(&d->core, daemon__personas_loaded, d);
+    if (rc < 0)
+        daemon__personas_loaded(rc, d);
 }
 
 /* The key that signs button refs lives in the state table, so buttons keep
@@ -870,7 +889,8 @@ int daemon_run(const char *config_path)
     d->core.host = d;
     d->router = router_new(&d->core);
     d->core.members = member_dir_new();
-    if (d->router == NULL || d->core.members == NULL ||
+    d->core.personas = persona_dir_new();
+    if (d->router == NULL || d->core.members == NULL || d->core.personas == NULL ||
         router_access_configure(d->router, d->config) < 0)
         goto out;
     rc = daemon__handles_init(d);
@@ -950,6 +970,7 @@ free_all:
     if (d->router != NULL && router_in_flight(d->router) == 0)
         router_free(d->router);
     member_dir_free(d->core.members);
+    persona_dir_free(d->core.personas);
     config_free(d->config);
     free(d->deposit_text);
     config_problems_free(&problems);

@@ -62,7 +62,7 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
 {
     struct catalog *cat = NULL;
     bool taken = false;
-    size_t np = cfg->nproviders, nm = cfg->nmodels, nf = cfg->nfilters;
+    size_t np = cfg->nproviders, nm = cfg->nmodels, nf = cfg->nfilters, npe = cfg->npersonas;
     struct catalog_provider_spec *ps = calloc(np + 1, sizeof(*ps));
     struct catalog_model_spec *ms = calloc(nm + 1, sizeof(*ms));
     struct filter_rule *rules = calloc(nf + 1, sizeof(*rules));
@@ -70,8 +70,15 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
     const char **words = calloc((nf + 1) * GENERATION_WORDS_MAX, sizeof(*words));
     cJSON **stops = calloc(nm + 1, sizeof(*stops));
     const char **stop = calloc((nm + 1) * PROVIDER_STOP_MAX, sizeof(*stop));
+    /* Personas: their specs, stop arrays and forbidden words the same way. */
+    struct catalog_persona_spec *pes = calloc(npe + 1, sizeof(*pes));
+    cJSON **pstops = calloc(npe + 1, sizeof(*pstops));
+    const char **pstop = calloc((npe + 1) * PROVIDER_STOP_MAX, sizeof(*pstop));
+    char **pcopies = calloc(npe + 1, sizeof(*pcopies));
+    const char **pwords = calloc((npe + 1) * GENERATION_WORDS_MAX, sizeof(*pwords));
     if (ps == NULL || ms == NULL || rules == NULL || copies == NULL || words == NULL ||
-        stops == NULL || stop == NULL) {
+        stops == NULL || stop == NULL || pes == NULL || pstops == NULL || pstop == NULL ||
+        pcopies == NULL || pwords == NULL) {
         snprintf(err, errcap, "out of memory");
         goto out;
     }
@@ -123,6 +130,27 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
             .replacement = cf->replacement,
         };
     }
+    for (size_t i = 0; i < npe; i++) {
+        const struct config_persona *cp = &cfg->personas[i];
+        pcopies[i] = cp->forbidden_words != NULL ? strdup(cp->forbidden_words) : NULL;
+        const char **w = pwords + i * GENERATION_WORDS_MAX;
+        pes[i] = (struct catalog_persona_spec){
+            .name = cp->name,
+            .description = cp->description,
+            .system_prompt = cp->system_prompt,
+            .model = cp->model,
+            .max_tokens = cp->max_tokens,
+            .stop = pstop + i * PROVIDER_STOP_MAX,
+            .extra_body = cp->extra_body,
+            .forbidden = w,
+            .nforbidden = text_words_split(pcopies[i], w, GENERATION_WORDS_MAX),
+            .allow = cp->allow,
+            .show_prompt = cp->show_prompt,
+        };
+        pes[i].temperature_set = generation__number(cp->temperature, &pes[i].temperature);
+        pes[i].top_p_set = generation__number(cp->top_p, &pes[i].top_p);
+        pes[i].nstop = generation__stop(cp->stop, &pstops[i], pstop + i * PROVIDER_STOP_MAX);
+    }
     const struct config_limits *l = &cfg->limits;
     struct catalog_spec spec = {
         .providers = ps,
@@ -144,6 +172,9 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
                    .image_max_bytes = l->image_max_bytes},
         .filter_rules = rules,
         .nfilter_rules = nf,
+        .personas = pes,
+        .npersonas = npe,
+        .default_persona = cfg->bot.persona,
     };
     cat = catalog_new(&spec, err, errcap); /* takes the providers, also on failure */
     taken = true;
@@ -165,5 +196,14 @@ out:
         cJSON_Delete(stops[i]);
     free(stops);
     free(stop);
+    for (size_t i = 0; pstops != NULL && i < npe; i++)
+        cJSON_Delete(pstops[i]);
+    for (size_t i = 0; pcopies != NULL && i < npe; i++)
+        free(pcopies[i]);
+    free(pes);
+    free(pstops);
+    free(pstop);
+    free(pcopies);
+    free(pwords);
     return cat;
 }

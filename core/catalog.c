@@ -20,6 +20,9 @@ struct catalog {
     size_t nmodels;
     struct catalog_limits limits;
     struct filter *filter;
+    struct catalog_persona *personas;
+    size_t npersonas;
+    const struct catalog_persona *default_persona; /* NULL: none */
 };
 
 /* Split a comma-separated list into trimmed, non-empty heap strings. */
@@ -95,6 +98,18 @@ static void catalog__free(struct catalog *c)
         free(m->extra_body);
     }
     free(c->models);
+    for (size_t i = 0; i < c->npersonas; i++) {
+        struct catalog_persona *p = &c->personas[i];
+        free(p->name);
+        free(p->description);
+        free(p->system_prompt);
+        free(p->model);
+        catalog__list_free(p->stop, p->nstop);
+        free(p->extra_body);
+        filter_free(p->filter);
+        catalog__list_free(p->allow, p->nallow);
+    }
+    free(c->personas);
     for (size_t i = 0; i < c->nproviders; i++) {
         struct catalog_provider *p = &c->providers[i];
         free(p->name);
@@ -277,6 +292,106 @@ static int catalog__fallbacks_check(const struct catalog *c, char *err, size_t e
     return 0;
 }
 
+/* Copies n strings into a new array. */
+static int catalog__strings(const char *const *in, size_t n, char ***out, size_t *nout)
+{
+    *out = NULL;
+    *nout = 0;
+    if (n == 0)
+        return 0;
+    *out = calloc(n, sizeof(**out));
+    if (*out == NULL)
+        return HB_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        (*out)[i] = strdup(in[i]);
+        if ((*out)[i] == NULL)
+            return HB_ENOMEM;
+        (*nout)++;
+    }
+    return 0;
+}
+
+static char *catalog__dup(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
+}
+
+/* A persona: copied, its model checked, its forbidden words built into a
+ * filter rule of their own. */
+static int catalog__persona_build(struct catalog *c, struct catalog_persona *p,
+                                  const struct catalog_persona_spec *s, char *err, size_t errcap)
+{
+    if (s->nstop > PROVIDER_STOP_MAX) {
+        catalog__err(err, errcap, "persona \"%s\": more than %d stop sequences", s->name,
+                     PROVIDER_STOP_MAX);
+        return HB_ECONFIG;
+    }
+    p->name = strdup(s->name);
+    p->description = strdup(s->description != NULL ? s->description : "");
+    if (p->name == NULL || p->description == NULL)
+        return HB_ENOMEM;
+    p->system_prompt = catalog__dup(s->system_prompt);
+    p->model = catalog__dup(s->model);
+    p->extra_body = catalog__dup(s->extra_body);
+    if ((s->system_prompt != NULL && s->system_prompt[0] != '\0' && p->system_prompt == NULL) ||
+        (s->model != NULL && s->model[0] != '\0' && p->model == NULL) ||
+        (s->extra_body != NULL && s->extra_body[0] != '\0' && p->extra_body == NULL))
+        return HB_ENOMEM;
+    if (p->model != NULL) {
+        const struct catalog_model *m = catalog_model_find(c, p->model);
+        if (m == NULL || m->modality != PROVIDER_TEXT) {
+            catalog__err(err, errcap, "persona \"%s\": model \"%s\" is not a text model", s->name,
+                         p->model);
+            return HB_ECONFIG;
+        }
+    }
+    p->temperature_set = s->temperature_set;
+    p->temperature = s->temperature;
+    p->top_p_set = s->top_p_set;
+    p->top_p = s->top_p;
+    p->max_tokens = s->max_tokens > 0 ? s->max_tokens : 0;
+    p->show_prompt = s->show_prompt;
+    int rc = catalog__strings(s->stop, s->nstop, &p->stop, &p->nstop);
+    if (rc == 0)
+        rc = catalog__list(s->allow, &p->allow, &p->nallow);
+    if (rc == 0 && s->nforbidden > 0) {
+        struct filter_rule rule = {.name = s->name,
+                                   .kind = FILTER_KIND_WORDS,
+                                   .action = FILTER_ACTION_BLOCK,
+                                   .words = s->forbidden,
+                                   .nwords = s->nforbidden};
+        char ferr[256] = "";
+        p->filter = filter_new(&rule, 1, ferr, sizeof(ferr));
+        if (p->filter == NULL) {
+            catalog__err(err, errcap, "persona \"%s\": forbidden words: %s", s->name, ferr);
+            rc = HB_ECONFIG;
+        }
+    }
+    return rc;
+}
+
+static int catalog__personas_build(struct catalog *c, const struct catalog_spec *spec, char *err,
+                                   size_t errcap)
+{
+    c->personas = calloc(spec->npersonas > 0 ? spec->npersonas : 1, sizeof(*c->personas));
+    if (c->personas == NULL)
+        return HB_ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < spec->npersonas && rc == 0; i++) {
+        c->npersonas = i + 1;
+        rc = catalog__persona_build(c, &c->personas[i], &spec->personas[i], err, errcap);
+    }
+    if (rc == 0 && spec->default_persona != NULL && spec->default_persona[0] != '\0') {
+        c->default_persona = catalog_persona_find(c, spec->default_persona);
+        if (c->default_persona == NULL) {
+            catalog__err(err, errcap, "the default persona \"%s\" is not defined",
+                         spec->default_persona);
+            rc = HB_ECONFIG;
+        }
+    }
+    return rc;
+}
+
 struct catalog *catalog_new(const struct catalog_spec *spec, char *err, size_t errcap)
 {
     int rc = 0;
@@ -332,6 +447,8 @@ struct catalog *catalog_new(const struct catalog_spec *spec, char *err, size_t e
     if (rc < 0)
         goto fail;
     rc = catalog__fallbacks_check(c, err, errcap);
+    if (rc == 0)
+        rc = catalog__personas_build(c, spec, err, errcap);
     if (rc < 0)
         goto fail;
     char ferr[256] = "";
@@ -399,23 +516,61 @@ const struct catalog_model *catalog_model_default(const struct catalog *c,
     return NULL;
 }
 
+static bool catalog__allowed(char *const *allow, size_t nallow, const struct invocation *inv);
+
 bool catalog_model_allowed(const struct catalog_model *m, const struct invocation *inv)
 {
-    if (m->nallow == 0)
+    return catalog__allowed(m->allow, m->nallow, inv);
+}
+
+size_t catalog_persona_count(const struct catalog *c)
+{
+    return c->npersonas;
+}
+
+const struct catalog_persona *catalog_persona_at(const struct catalog *c, size_t i)
+{
+    return i < c->npersonas ? &c->personas[i] : NULL;
+}
+
+const struct catalog_persona *catalog_persona_find(const struct catalog *c, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < c->npersonas; i++) {
+        if (strcasecmp(c->personas[i].name, name) == 0)
+            return &c->personas[i];
+    }
+    return NULL;
+}
+
+const struct catalog_persona *catalog_persona_default(const struct catalog *c)
+{
+    return c->default_persona;
+}
+
+/* An allow list ("discord:42", "scope:discord:99", "dm", "admins") against
+ * the invoking member; an empty list lets everyone in. */
+static bool catalog__allowed(char *const *allow, size_t nallow, const struct invocation *inv)
+{
+    if (nallow == 0)
         return true;
     char wallet[COMMAND_ID_MAX + 16];
     char scope[COMMAND_ID_MAX + 24];
     snprintf(wallet, sizeof(wallet), "%s:%s", command_platform_name(inv->platform), inv->user_id);
     snprintf(scope, sizeof(scope), "scope:%s:%s", command_platform_name(inv->platform),
              inv->scope_id);
-    for (size_t i = 0; i < m->nallow; i++) {
-        const char *a = m->allow[i];
+    for (size_t i = 0; i < nallow; i++) {
+        const char *a = allow[i];
         if (strcmp(a, wallet) == 0 || (inv->admin && strcmp(a, "admins") == 0) ||
             (inv->scope == COMMAND_SCOPE_DM && strcmp(a, "dm") == 0) ||
             (inv->scope == COMMAND_SCOPE_GROUP && strcmp(a, scope) == 0))
             return true;
     }
     return false;
+}
+
+bool catalog_persona_allowed(const struct catalog_persona *p, const struct invocation *inv)
+{
+    return catalog__allowed(p->allow, p->nallow, inv);
 }
 
 bool catalog_model_size(const struct catalog_model *m, const char *text, struct catalog_size *out)
@@ -448,9 +603,15 @@ static int64_t catalog__per_1k(int64_t tokens, int64_t price)
 
 int64_t catalog_estimate(const struct catalog_model *m, size_t input_bytes)
 {
-    int64_t input = (int64_t)input_bytes + (int64_t)m->system_bytes;
+    return catalog_estimate_with(m, input_bytes, m->system_bytes, m->max_output_tokens);
+}
+
+int64_t catalog_estimate_with(const struct catalog_model *m, size_t input_bytes,
+                              size_t system_bytes, int64_t max_output_tokens)
+{
+    int64_t input = (int64_t)input_bytes + (int64_t)system_bytes;
     return m->price_request + catalog__per_1k(input, m->price_input_1k) +
-           catalog__per_1k(m->max_output_tokens, m->price_output_1k);
+           catalog__per_1k(max_output_tokens, m->price_output_1k);
 }
 
 /* tokens * price into *sum, false when it would overflow. */

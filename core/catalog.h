@@ -57,6 +57,27 @@ struct catalog_model_spec {
     int64_t price_image; /* credits per attached image, on top of the tokens */
 };
 
+/** One persona in a spec (see bot.conf's [persona]). Strings are borrowed
+ *  during catalog_new(). */
+struct catalog_persona_spec {
+    const char *name;          /* what members type */
+    const char *description;   /* shown by /persona; NULL: none */
+    const char *system_prompt; /* NULL or "": the model's own */
+    const char *model;         /* default text model; NULL: as without a persona */
+    bool temperature_set;
+    double temperature;
+    bool top_p_set;
+    double top_p;
+    int64_t max_tokens;      /* 0: the model's max_output_tokens (never more than it) */
+    const char *const *stop; /* nstop stop sequences replacing the model's; 0: the model's */
+    size_t nstop;
+    const char *extra_body;       /* a JSON object merged over the model's; NULL: none */
+    const char *const *forbidden; /* nforbidden words blocked while it is in use */
+    size_t nforbidden;
+    const char *allow; /* who may use it, as on models; NULL or "": everyone */
+    bool show_prompt;  /* members may read the system prompt */
+};
+
 /** Limits and queue settings. Zero means "no limit" for the rate limits and
  *  the default named for the rest. */
 struct catalog_limits {
@@ -88,6 +109,9 @@ struct catalog_spec {
     struct catalog_limits limits;
     const struct filter_rule *filter_rules; /* borrowed; may be 0 rules */
     size_t nfilter_rules;
+    const struct catalog_persona_spec *personas; /* may be 0 of them */
+    size_t npersonas;
+    const char *default_persona; /* the bot's default persona; NULL: none */
 };
 
 struct catalog_provider {
@@ -129,6 +153,25 @@ struct catalog_model {
     int64_t price_image; /* credits per attached image */
 };
 
+struct catalog_persona {
+    char *name;
+    char *description;   /* "" when none */
+    char *system_prompt; /* NULL: the model's own */
+    char *model;         /* default text model; NULL: none */
+    bool temperature_set;
+    double temperature;
+    bool top_p_set;
+    double top_p;
+    int64_t max_tokens; /* 0: the model's */
+    char **stop;        /* replaces the model's when nstop > 0 */
+    size_t nstop;
+    char *extra_body;      /* merged over the model's; NULL: none */
+    struct filter *filter; /* its forbidden words (one rule named after it); NULL: none */
+    char **allow;
+    size_t nallow;
+    bool show_prompt;
+};
+
 /** What an attached image counts as in the estimates and the daily token
  *  cap: input tokens (Anthropic bills at most about 1,600 for an image it
  *  takes; OpenAI's high detail at most 1,445 on its 4o models). */
@@ -165,10 +208,24 @@ bool catalog_model_allowed(const struct catalog_model *m, const struct invocatio
 /** Whether a size is allowed; on success *out is it. "" or NULL: the first. */
 bool catalog_model_size(const struct catalog_model *m, const char *text, struct catalog_size *out);
 
+size_t catalog_persona_count(const struct catalog *c);
+const struct catalog_persona *catalog_persona_at(const struct catalog *c, size_t i);
+/** A persona by name (case-insensitive), or NULL. */
+const struct catalog_persona *catalog_persona_find(const struct catalog *c, const char *name);
+/** The bot's default persona ([bot] persona), or NULL. */
+const struct catalog_persona *catalog_persona_default(const struct catalog *c);
+/** Whether the invoking member may use the persona in the invocation's scope
+ *  (its allow list, as catalog_model_allowed). */
+bool catalog_persona_allowed(const struct catalog_persona *p, const struct invocation *inv);
+
 /** Upper bound of a request's cost: the request price, input (input_bytes
  *  plus the model's system prompt) priced at one token per byte (a token is
  *  never shorter than a byte) and the full max_output_tokens. */
 int64_t catalog_estimate(const struct catalog_model *m, size_t input_bytes);
+/** The same with the system prompt's bytes and the output cap given (a
+ *  persona's): system_bytes replace the model's own system prompt. */
+int64_t catalog_estimate_with(const struct catalog_model *m, size_t input_bytes,
+                              size_t system_bytes, int64_t max_output_tokens);
 /** The cost of reported usage: the request price plus the exact token
  *  price (input and output together), rounded down to whole credits, so
  *  never more than the configured price. */

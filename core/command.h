@@ -163,6 +163,9 @@ struct invocation {
     enum command_scope scope;
     char scope_id[COMMAND_ID_MAX]; /* guild id / group chat id; empty in a DM */
     char channel_id[COMMAND_ID_MAX];
+    char parent_channel_id[COMMAND_ID_MAX]; /* a Discord thread's channel (channel_id is the
+                                               thread); "" outside a thread */
+    char scope_name[COMMAND_ID_MAX]; /* the group's title where the platform says it; may be "" */
     char event_id[COMMAND_EVENT_ID_MAX]; /* stable id of the causing event */
     bool admin;                          /* the adapter's verdict on admin rights */
     uint64_t roles[COMMAND_ROLES_MAX];   /* the member's role ids in this group (Discord), for

@@ -166,6 +166,40 @@ static const struct command_option_spec model_options[] = {
      .max = 100},
 };
 
+static const struct command_option_spec persona_options[] = {
+    {.name = "name",
+     .description = "A persona from /persona, or none (default: list them)",
+     .type = COMMAND_OPT_STRING,
+     .max = 64},
+};
+static const char *const persona_wheres[] = {"group", "server", "channel", NULL};
+static const struct command_option_spec admin_persona_set_options[] = {
+    {.name = "name",
+     .description = "A persona of bot.conf",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 64},
+    {.name = "where",
+     .description = "channel (this channel, thread or topic) or group (default: the whole group)",
+     .type = COMMAND_OPT_STRING,
+     .choices = persona_wheres},
+};
+static const struct command_option_spec admin_persona_clear_options[] = {
+    {.name = "where",
+     .description = "channel (this channel, thread or topic) or group (default: the whole group)",
+     .type = COMMAND_OPT_STRING,
+     .choices = persona_wheres},
+};
+static const char *const plaintalk_states[] = {"on", "off", NULL};
+static const struct command_option_spec admin_plaintalk_options[] = {
+    {.name = "state",
+     .description = "on: every plain message is a chat turn; off: only what is addressed",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .choices = plaintalk_states},
+};
+
 static const struct command_spec command_list[] = {
     {.name = "start",
      .description = "Open your wallet and see how credits work",
@@ -259,6 +293,24 @@ static const struct command_spec command_list[] = {
      .access = COMMAND_ACCESS_ADMIN,
      OPTS(admin_stats_options),
      .handler = cmd_admin_stats},
+    {.name = "admin persona set",
+     .description = "Set the persona of this group, or of this channel",
+     .example = "/admin persona set pirate channel",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_persona_set_options),
+     .handler = cmd_admin_persona_set},
+    {.name = "admin persona clear",
+     .description = "Remove the persona of this group, or of this channel",
+     .example = "/admin persona clear channel",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_persona_clear_options),
+     .handler = cmd_admin_persona_clear},
+    {.name = "admin plaintalk",
+     .description = "Whether plain messages in this Telegram group are chat turns",
+     .example = "/admin plaintalk on",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_plaintalk_options),
+     .handler = cmd_admin_plaintalk},
     {.name = "admin reload",
      .description = "Reload bot.conf now and report the result",
      .example = "/admin reload",
@@ -307,6 +359,14 @@ static const struct command_spec command_list[] = {
      .options = model_options,
      .noptions = 1,
      .handler = cmd_model},
+    {.name = "persona",
+     .description = "List the personas, or choose the one your /chat uses",
+     .example = "/persona pirate",
+     .access = COMMAND_ACCESS_MEMBER,
+     OPTS(persona_options),
+     .handler = cmd_persona,
+     .button_prefix = "psn",
+     .on_button = cmd_persona_button},
 };
 
 const struct command_spec *commands_table(size_t *count)

@@ -16,6 +16,7 @@ struct generate;
 struct ledger;
 struct member_dir;
 struct notify_target;
+struct persona_dir;
 struct reply;
 
 /** What the daemon offers handlers that reach outside core/. */
@@ -54,6 +55,8 @@ struct core {
     struct member_dir *members;           /* cache of seen usernames (core/member.h); may be NULL */
     const struct access_rules *access;    /* who may use the bot (core/access.h), owned by the
                                              router; for paths that do not pass it; NULL: all */
+    struct persona_dir *personas; /* personas and plain talk chosen in chats (core/persona.h);
+                                     NULL: none can be chosen */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

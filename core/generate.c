@@ -299,8 +299,9 @@ static void job__on_text(void *data, const char *delta, size_t len)
     job->last_progress = now;
     const struct filter *f = catalog_filter(job->cat);
     struct filter_result fr = {0};
+    const char *rule = NULL;
     if (filter_apply(f, job->text, &fr) == 0) {
-        if (!fr.blocked)
+        if (!fr.blocked && !job__persona_blocks(job, fr.text, &rule))
             job__say_model(job, REPLY_PROGRESS, fr.text, "…");
         filter_result_clear(&fr);
     }
@@ -450,6 +451,15 @@ static void job__start(struct job *job)
         req.images = &img;
         req.nimages = 1;
     }
+    char *system = NULL;
+    char *extra = NULL;
+    if (job__request_persona(job, m, &req, &system, &extra) < 0) {
+        free(system);
+        snprintf(job->error, sizeof(job->error), MSG_COMMON_OUT_OF_MEMORY);
+        job->end_rc = HB_ENOMEM;
+        job__fail(job);
+        return;
+    }
     static const struct provider_events events = {
         .text = job__on_text, .usage = job__on_usage, .done = job__on_done};
     free(job->text);
@@ -482,6 +492,8 @@ static void job__start(struct job *job)
              job__price(job, price, sizeof(price)));
     int rc =
         m->provider->provider->ops->start(m->provider->provider, &req, &events, job, &job->call);
+    free(system);
+    free(extra);
     if (rc < 0) {
         struct provider_result res = {.rc = rc, .retry_after_ms = -1, .error = hb_strerror(rc)};
         job__on_done(job, &res);

@@ -109,7 +109,10 @@ const char *job__price(const struct job *job, char *buf, size_t cap)
 
 int64_t job__estimate(const struct job *job, const struct catalog_model *m)
 {
-    int64_t e = catalog_estimate(m, job->input_bytes);
+    /* The system prompt (the persona's, filled in) and the output cap (a
+     * persona may lower it) are counted as the request will carry them. */
+    int64_t e = catalog_estimate_with(m, job->input_bytes, job__system_bytes(job, m),
+                                      job__max_tokens(job, m));
     if (job->attached != NULL && m->price_image > 0)
         e += m->price_image;
     return e;
@@ -267,7 +270,11 @@ void job__admit(struct job *job)
     }
     job__notice_deliver(job);
 
-    /* The model. */
+    /* The persona, and the model: asked for, the member's own, the
+     * persona's, or the first enabled. */
+    job__persona_resolve(job);
+    if (job->want_model[0] == '\0' && job->persona != NULL && job->persona->model != NULL)
+        snprintf(job->want_model, sizeof(job->want_model), "%s", job->persona->model);
     const struct catalog_model *m = NULL;
     if (job->want_model[0] != '\0') {
         m = catalog_model_find(cat, job->want_model);
@@ -344,6 +351,14 @@ void job__admit(struct job *job)
         g->stats.filtered_prompts++;
         log_info("generate.prompt_blocked", "rule=%s", fr.blocked_by);
         job__refuse(job, GEN_REFUSE_FILTER, MSG_GEN_PROMPT_FILTERED, fr.blocked_by);
+        filter_result_clear(&fr);
+        return;
+    }
+    const char *persona_rule = NULL;
+    if (job__persona_blocks(job, fr.text, &persona_rule)) {
+        g->stats.filtered_prompts++;
+        log_info("generate.prompt_blocked", "rule=%s", persona_rule);
+        job__refuse(job, GEN_REFUSE_FILTER, MSG_GEN_PROMPT_FILTERED, persona_rule);
         filter_result_clear(&fr);
         return;
     }

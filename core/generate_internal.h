@@ -12,6 +12,7 @@
  *   generate_image.c        kept images: Regenerate and upvotes
  *   generate_recover.c      voiding what a crash left behind, and telling members
  *   generate_switch.c       per-group model switches (/admin model)
+ *   generate_persona.c      the job's persona: system prompt, settings, words
  *
  * Helpers shared between these files take a double underscore
  * (generate__now, job__end); everything else stays static in its file. */
@@ -208,10 +209,11 @@ struct job {
     char *prompt;
     char want_model[128];
     char want_size[24];
-    const struct catalog_model *first; /* the model asked for */
-    const struct catalog_model *model; /* the model being tried */
-    size_t fb_next;                    /* next fallback of `first` to try */
-    unsigned attempt;                  /* retries on `model` */
+    const struct catalog_persona *persona; /* from cat: the persona in use, or NULL */
+    const struct catalog_model *first;     /* the model asked for */
+    const struct catalog_model *model;     /* the model being tried */
+    size_t fb_next;                        /* next fallback of `first` to try */
+    unsigned attempt;                      /* retries on `model` */
     struct catalog_size size;
     struct provider_message *msgs;
     size_t nmsgs;
@@ -282,8 +284,9 @@ void job__refuse(struct job *job, enum generate_refusal why, const char *fmt, ..
 void job__admit(struct job *job);
 /** The limits counted the job: reserve its price and queue it. */
 void job__admit_counted(struct job *job);
-/** The most the job may cost on model m: catalog_estimate over its input,
- *  plus the model's price_image for an attached image. */
+/** The most the job may cost on model m: catalog_estimate_with over its
+ *  input, its system prompt (job__system_bytes) and its output cap
+ *  (job__max_tokens), plus the model's price_image for an attached image. */
 int64_t job__estimate(const struct job *job, const struct catalog_model *m);
 /** Reserve amount from the payer (a fallback's new reservation, too). */
 void job__reserve(struct job *job, int64_t amount);
@@ -387,6 +390,25 @@ void job__notice_deliver(struct job *job);
 /** This run's id (made on first use): job records carry it, and recovery
  *  voids only the records of earlier runs. */
 const char *generate__run(struct generate *g);
+
+/* ---- the persona (generate_persona.c) --------------------------------------- */
+
+/** Find the persona the job uses (core/persona.h); text jobs only. */
+void job__persona_resolve(struct job *job);
+/** The system prompt for model m (the persona's, else the model's) with its
+ *  variables filled in (heap), or NULL when there is none. */
+char *job__system_prompt(const struct job *job, const struct catalog_model *m);
+/** Its length in bytes, as every estimate counts it. */
+size_t job__system_bytes(const struct job *job, const struct catalog_model *m);
+/** The output cap on m: the persona's max_tokens when lower, else m's. */
+int64_t job__max_tokens(const struct job *job, const struct catalog_model *m);
+/** Put the system prompt, the output cap and the persona's settings over
+ *  m's into req; *system and *extra (heap or NULL) are the caller's to free
+ *  after the provider's start(). Returns 0 or HB_ENOMEM. */
+int job__request_persona(const struct job *job, const struct catalog_model *m,
+                         struct provider_request *req, char **system, char **extra);
+/** Does the persona's forbidden-words rule block text? *rule names it. */
+bool job__persona_blocks(struct job *job, const char *text, const char **rule);
 
 /* ---- model switches (generate_switch.c) ----------------------------------- */
 

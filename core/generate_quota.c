@@ -115,7 +115,7 @@ int64_t job__tokens_bound(const struct job *job, const struct catalog_model *m)
 {
     if (job->modality != PROVIDER_TEXT || m == NULL)
         return 0;
-    return (int64_t)job->input_bytes + (int64_t)m->system_bytes + m->max_output_tokens;
+    return (int64_t)job->input_bytes + (int64_t)job__system_bytes(job, m) + job__max_tokens(job, m);
 }
 
 /* ---- the store job -------------------------------------------------------- */

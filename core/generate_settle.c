@@ -177,6 +177,16 @@ void job__settle(struct job *job)
                 job__fail(job);
                 return;
             }
+            const char *rule = NULL;
+            if (job__persona_blocks(job, fr.text, &rule)) {
+                g->stats.filtered_outputs++;
+                log_info("generate.output_blocked", "job=%s rule=%s", job->id, rule);
+                snprintf(job->error, sizeof(job->error), MSG_GEN_OUTPUT_FILTERED, rule);
+                filter_result_clear(&fr);
+                job->end_rc = HB_EPERM;
+                job__fail(job);
+                return;
+            }
             if (fr.redactions > 0)
                 g->stats.redactions++;
             free(job->text);

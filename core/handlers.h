@@ -34,4 +34,11 @@ void cmd_models_button(struct core *core, struct invocation *inv);
 void cmd_model(struct core *core, struct invocation *inv);
 void cmd_generate_button(struct core *core, struct invocation *inv);
 
+/* Personas (core/cmd_persona.c). */
+void cmd_persona(struct core *core, struct invocation *inv);
+void cmd_persona_button(struct core *core, struct invocation *inv);
+void cmd_admin_persona_set(struct core *core, struct invocation *inv);
+void cmd_admin_persona_clear(struct core *core, struct invocation *inv);
+void cmd_admin_plaintalk(struct core *core, struct invocation *inv);
+
 #endif

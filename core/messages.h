@@ -569,4 +569,49 @@
 /* Images go to /chat only. */
 #define MSG_ATTACH_CHAT_ONLY "Images go with /chat (or a plain message); this command takes none."
 
+/* ---- /persona, /admin persona and /admin plaintalk ------------------------ */
+
+#define MSG_PERSONA_NONE "No personas are set up on this bot."
+/* %s: the persona lines. */
+#define MSG_PERSONA_LIST "Personas (choose one with /persona NAME, or /persona none):%s"
+/* %s: name; %s: description, or ""; %s: MSG_PERSONA_IN_USE or "". */
+#define MSG_PERSONA_LINE "\n  %s%s%s"
+#define MSG_PERSONA_IN_USE " (in use here)"
+/* %s: the persona in use and where it comes from (MSG_PERSONA_FROM_*). */
+#define MSG_PERSONA_CURRENT "\nIn use here: %s."
+#define MSG_PERSONA_CURRENT_NONE "\nNo persona is in use here."
+/* %s: name. */
+#define MSG_PERSONA_FROM_MEMBER "%s (your choice)"
+#define MSG_PERSONA_FROM_CHANNEL "%s (this channel's)"
+#define MSG_PERSONA_FROM_GROUP "%s (this group's)"
+#define MSG_PERSONA_FROM_BOT "%s (the bot's default)"
+#define MSG_PERSONA_BUTTON_NONE "None"
+/* %s: the name asked for. */
+#define MSG_PERSONA_UNKNOWN "There is no persona called \"%s\" that you can use here. See /persona."
+/* %s: name. */
+#define MSG_PERSONA_CHOSEN "From now on your /chat uses the persona %s."
+#define MSG_PERSONA_CLEARED "You no longer choose a persona: /chat uses the one set here, if any."
+/* %s: the system prompt as bot.conf writes it. */
+#define MSG_PERSONA_PROMPT "\nIts system prompt:\n%s"
+/* %s: the error. */
+#define MSG_PERSONA_NOT_SAVED "The choice could not be saved (%s)."
+#define MSG_PERSONA_BUTTON_NOT_YOURS "That button belongs to someone else's /persona."
+#define MSG_PERSONA_BUTTON_EXPIRED "This button is no longer active. Try /persona."
+#define MSG_ADMIN_PERSONA_NOT_HERE "Personas are set per server or group: run this there."
+/* %s: persona; %s: MSG_ADMIN_PERSONA_WHERE_*. */
+#define MSG_ADMIN_PERSONA_SET "%s is now the persona of %s."
+/* %s: MSG_ADMIN_PERSONA_WHERE_*. */
+#define MSG_ADMIN_PERSONA_CLEARED "No persona is set for %s any more."
+#define MSG_ADMIN_PERSONA_WHERE_CHANNEL "this channel"
+#define MSG_ADMIN_PERSONA_WHERE_TOPIC "this topic"
+#define MSG_ADMIN_PERSONA_WHERE_GROUP "this server or group"
+/* %s: the name asked for. */
+#define MSG_ADMIN_PERSONA_UNKNOWN "There is no persona called \"%s\" in bot.conf."
+#define MSG_ADMIN_PLAINTALK_NOT_HERE "Plain talk is set per Telegram group: run this there."
+#define MSG_ADMIN_PLAINTALK_ON                                                                     \
+    "Plain messages in this group are now chat turns: the bot answers every message."
+#define MSG_ADMIN_PLAINTALK_OFF                                                                    \
+    "Plain messages in this group are ignored again: the bot answers commands, mentions and "      \
+    "replies."
+
 #endif

@@ -57,6 +57,9 @@ enum store_stmt_id {
     ST_COUNT
 };
 
+/* The first schema with the chat_settings table (sqlite_chat.c). */
+#define STORE_CHAT_VERSION 8
+
 /* The text of each statement, prepared once at open (sqlite_open.c). */
 extern const char *const store__sql[ST_COUNT];
 

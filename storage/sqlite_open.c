@@ -180,6 +180,16 @@ static const char *const store_migrations[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX conversation_messages_owner ON conversation_messages(owner);"
     "CREATE INDEX conversation_messages_at ON conversation_messages(at);",
+    /* 8: chat settings chosen in the chats themselves (storage/sqlite_chat.c):
+     * the persona of a server or group, of a channel or topic, and each
+     * member's own choice, and whether a group's plain talk is a chat turn.
+     * NULL leaves a setting to what is above it. */
+    "CREATE TABLE chat_settings ("
+    " key TEXT PRIMARY KEY,"
+    " persona TEXT,"
+    " plaintalk INTEGER,"
+    " updated_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define STORE_STATE_VERSION 3   /* the first schema with the state table */

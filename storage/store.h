@@ -232,6 +232,27 @@ int store_txn_state_each(struct store_txn *txn, const char *ns, const char *pref
 int store_txn_state_range(struct store_txn *txn, const char *ns, const char *from, const char *to,
                           int (*fn)(const char *key, const char *value, void *data), void *data);
 
+/* ---- Chat settings: personas and plain talk chosen in the chats ----------
+ * One row per key (core/persona.h names them): a persona (NULL: none set
+ * here) and a plain-talk switch (-1: not set). Rare writes (an admin's or a
+ * member's choice) and one full read at start, so the statements are
+ * prepared when used. */
+
+#define STORE_CHAT_PERSONA 0x1u   /* store_txn_chat_put: set the persona */
+#define STORE_CHAT_PLAINTALK 0x2u /* store_txn_chat_put: set plain talk */
+
+/** Set the fields named by `fields` of key's row (persona NULL and
+ *  plaintalk -1 clear them); a row left with nothing set is removed.
+ *  HB_ESCHEMA on a database older than the table. */
+int store_txn_chat_put(struct store_txn *txn, const char *key, unsigned fields, const char *persona,
+                       int plaintalk, int64_t now_ms);
+
+/** Call fn for every row in key order until it returns non-zero (which is
+ *  returned). persona is NULL and plaintalk -1 when unset. */
+int store_txn_chat_each(struct store_txn *txn,
+                        int (*fn)(const char *key, const char *persona, int plaintalk, void *data),
+                        void *data);
+
 /* ---- Votes: upvotes counted per scope, period and image ------------------
  * One count per (scope, period, image). A period names a calendar span in
  * UTC as short text: "d2026-12-05" (a day), "w2026-W49" (an ISO week),

@@ -9,6 +9,7 @@
 #include "adapters/discord/rest.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "core/state.h"
 
 #include <stdio.h>
@@ -26,6 +27,59 @@ const char *dc__str(const cJSON *obj, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+#define DC_THREADS_MAX 100000 /* threads remembered before the map starts over */
+#define DC_GUILDS_MAX 100000  /* guild names remembered before the map starts over */
+
+/* key -> a copy of value in *m, which starts over when it holds max. */
+static void dc__remember(struct map **m, size_t max, const char *key, const char *value)
+{
+    const char *known = map_get(*m, key);
+    if (known != NULL && strcmp(known, value) == 0)
+        return;
+    if (map_count(*m) >= max) {
+        struct map *fresh = map_new(free);
+        if (fresh == NULL)
+            return;
+        map_free(*m);
+        *m = fresh;
+    }
+    char *copy = strdup(value);
+    if (copy != NULL && map_set(*m, key, copy) < 0)
+        free(copy);
+}
+
+void dc__place(struct discord *dc, struct invocation *inv)
+{
+    const char *name = inv->scope_id[0] != '\0' ? map_get(dc->guilds, inv->scope_id) : NULL;
+    if (name != NULL)
+        dc__copy(inv->scope_name, sizeof(inv->scope_name), name);
+    if (inv->parent_channel_id[0] == '\0') {
+        const char *parent = map_get(dc->threads, inv->channel_id);
+        if (parent != NULL)
+            dc__copy(inv->parent_channel_id, sizeof(inv->parent_channel_id), parent);
+        return;
+    }
+    dc__remember(&dc->threads, DC_THREADS_MAX, inv->channel_id, inv->parent_channel_id);
+}
+
+void dc__guild_seen(struct discord *dc, const char *json, size_t len)
+{
+    cJSON *j = cJSON_ParseWithLength(json, len);
+    const char *id = dc__str(j, "id");
+    const char *name = dc__str(j, "name");
+    if (id != NULL && name != NULL)
+        dc__remember(&dc->guilds, DC_GUILDS_MAX, id, name);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(j, "threads"))
+    {
+        const char *tid = dc__str(t, "id");
+        const char *parent = dc__str(t, "parent_id");
+        if (tid != NULL && parent != NULL)
+            dc__remember(&dc->threads, DC_THREADS_MAX, tid, parent);
+    }
+    cJSON_Delete(j);
 }
 
 bool dc__seen(struct discord *dc, const char *id_text)
@@ -249,6 +303,17 @@ static void dc__event(struct discord_gateway *gw, const char *type, int64_t seq,
         dc__interaction(dc, d, d_len, NULL);
     } else if (strcmp(type, "MESSAGE_CREATE") == 0) {
         dc__message(dc, d, d_len);
+    } else if (strcmp(type, "THREAD_CREATE") == 0 || strcmp(type, "THREAD_UPDATE") == 0) {
+        cJSON *j = cJSON_ParseWithLength(d, d_len);
+        struct invocation inv;
+        memset(&inv, 0, sizeof(inv));
+        dc__copy(inv.channel_id, sizeof(inv.channel_id), dc__str(j, "id"));
+        dc__copy(inv.parent_channel_id, sizeof(inv.parent_channel_id), dc__str(j, "parent_id"));
+        if (inv.channel_id[0] != '\0')
+            dc__place(dc, &inv);
+        cJSON_Delete(j);
+    } else if (strcmp(type, "GUILD_CREATE") == 0 || strcmp(type, "GUILD_UPDATE") == 0) {
+        dc__guild_seen(dc, d, d_len);
     } else if (strcmp(type, "READY") == 0) {
         cJSON *j = cJSON_ParseWithLength(d, d_len);
         const char *id = dc__str(cJSON_GetObjectItemCaseSensitive(j, "user"), "id");
@@ -303,7 +368,9 @@ static void dc__gateways_stop(struct discord *dc)
     dc->stats.shards_open = 0;
 }
 
-static const char *const dc_events[] = {"READY", "INTERACTION_CREATE", "MESSAGE_CREATE", NULL};
+static const char *const dc_events[] = {
+    "READY",         "INTERACTION_CREATE", "MESSAGE_CREATE", "THREAD_CREATE",
+    "THREAD_UPDATE", "GUILD_CREATE",       "GUILD_UPDATE",   NULL};
 
 static int dc__gateways_start(struct discord *dc, const char *url, unsigned recommended,
                               unsigned concurrency)
@@ -515,6 +582,8 @@ static void dc__commands_sync(struct discord *dc)
 
 static void dc__free(struct discord *dc)
 {
+    map_free(dc->threads);
+    map_free(dc->guilds);
     free(dc->gws);
     free(dc->resolved_url);
     free(dc->commands_json);
@@ -684,7 +753,10 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->jitter = opt->jitter;
     dc->notice_backoff_ms = opt->notice_backoff_ms != 0 ? opt->notice_backoff_ms : 1000;
     dc->retry_ms = DC_RETRY_MIN_MS;
-    if (dc->token == NULL || dc->app_id == NULL || dc->api_base == NULL ||
+    dc->threads = map_new(free);
+    dc->guilds = map_new(free);
+    if (dc->threads == NULL || dc->guilds == NULL || dc->token == NULL || dc->app_id == NULL ||
+        dc->api_base == NULL ||
         (opt->gateway_url != NULL && opt->gateway_url[0] != '\0' && dc->gateway_url == NULL) ||
         (opt->guild_id != NULL && opt->guild_id[0] != '\0' && dc->guild_id == NULL) ||
         (opt->public_key != NULL && opt->public_key[0] != '\0' && dc->public_key == NULL))

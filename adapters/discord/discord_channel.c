@@ -110,6 +110,7 @@ void dc__message(struct discord *dc, const char *json, size_t len)
     struct invocation inv;
     memset(&inv, 0, sizeof(inv));
     dc__identity(d, &inv);
+    dc__place(dc, &inv);
     snprintf(inv.event_id, sizeof(inv.event_id), "discord:message:%s", id);
     /* The message it replies to: a reply to the bot's answer continues
      * that conversation (a thread is a channel of its own already). */

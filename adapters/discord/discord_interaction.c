@@ -38,6 +38,13 @@ void dc__identity(const cJSON *d, struct invocation *inv)
     if (channel == NULL)
         channel = dc__str(cJSON_GetObjectItemCaseSensitive(d, "channel"), "id");
     dc__copy(inv->channel_id, sizeof(inv->channel_id), channel);
+    /* A thread (types 10, 11, 12) belongs to a channel, whose persona it
+     * takes when it has none of its own (core/persona.h). Interactions
+     * carry the channel object; messages do not. */
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(d, "channel");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(ch, "type");
+    if (cJSON_IsNumber(type) && type->valueint >= 10 && type->valueint <= 12)
+        dc__copy(inv->parent_channel_id, sizeof(inv->parent_channel_id), dc__str(ch, "parent_id"));
     /* The member's roles, for [access] role lists (core/access.h). */
     const cJSON *role;
     inv->nroles = 0;
@@ -105,6 +112,7 @@ static void dc__command(struct discord *dc, const cJSON *d, struct dc_reply *r)
     struct invocation inv;
     memset(&inv, 0, sizeof(inv));
     dc__identity(d, &inv);
+    dc__place(dc, &inv);
     snprintf(inv.event_id, sizeof(inv.event_id), "discord:interaction:%s", r->id);
     inv.reply = &r->reply;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(d, "data");
@@ -162,6 +170,7 @@ static void dc__component(struct discord *dc, const cJSON *d, struct dc_reply *r
     struct invocation inv;
     memset(&inv, 0, sizeof(inv));
     dc__identity(d, &inv);
+    dc__place(dc, &inv);
     snprintf(inv.event_id, sizeof(inv.event_id), "discord:interaction:%s", r->id);
     inv.reply = &r->reply;
     const char *ref = dc__str(cJSON_GetObjectItemCaseSensitive(d, "data"), "custom_id");

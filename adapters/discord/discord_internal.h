@@ -141,6 +141,11 @@ struct discord {
 
     uint64_t recent[DC_RECENT];
     size_t recent_next;
+    struct map *threads; /* thread id -> its parent channel id (heap text), from GUILD_CREATE,
+                            THREAD_CREATE and interactions: a mention in a thread finds its
+                            channel */
+    struct map *guilds;  /* guild id -> its name (heap text), from GUILD_CREATE and GUILD_UPDATE,
+                            for a persona's {server} */
 
     bool started;
     bool stopping;
@@ -185,6 +190,13 @@ void dc__images_cancel(struct discord *dc);
 /* discord.c: small helpers and the lifecycle */
 void dc__copy(char *dst, size_t cap, const char *src);
 const char *dc__str(const cJSON *obj, const char *name);
+/** Where inv happens, as far as the adapter knows: a thread's parent
+ *  channel into inv->parent_channel_id (one an interaction named is
+ *  remembered) and the guild's name into inv->scope_name. */
+void dc__place(struct discord *dc, struct invocation *inv);
+/** Remember a guild's name and, from GUILD_CREATE, its active threads'
+ *  parents. */
+void dc__guild_seen(struct discord *dc, const char *json, size_t len);
 /** True when the event id was seen before; remembers it otherwise. */
 bool dc__seen(struct discord *dc, const char *id_text);
 /** Once the adapter is closing and nothing of it is left on the loop,

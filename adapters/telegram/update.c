@@ -9,6 +9,7 @@
 #include "core/commands.h"
 #include "core/core.h"
 #include "core/member.h"
+#include "core/persona.h"
 #include "core/pool.h"
 #include "base/error.h"
 #include "base/json.h"
@@ -84,6 +85,15 @@ static void tg__inv_init(struct tg *tg, struct invocation *inv, int64_t update_i
     snprintf(inv->channel_id, sizeof(inv->channel_id), "%" PRId64, chat_id);
     snprintf(inv->event_id, sizeof(inv->event_id), "telegram:%" PRId64, update_id);
     inv->admin = tg_is_admin(tg, uid);
+}
+
+/* The group's title, for a persona's {server} (core/persona.h). */
+static void tg__inv_place(struct invocation *inv, const cJSON *m)
+{
+    const cJSON *chat = cJSON_GetObjectItemCaseSensitive(m, "chat");
+    const char *title = tg_json_str(chat, "title");
+    if (inv->scope == COMMAND_SCOPE_GROUP && title != NULL)
+        snprintf(inv->scope_name, sizeof(inv->scope_name), "%s", title);
 }
 
 /* Remember who a username belongs to, so that an admin can name the member
@@ -274,6 +284,13 @@ static void tg__text(struct tg *tg, struct invocation *inv, const char *text, in
             free(rest);
         } else if (to_user != 0 && to_user == tg->bot_id) {
             args = tg__join("chat", text, strlen(text));
+        } else if (tg->core != NULL &&
+                   persona_plaintalk(tg->core, COMMAND_PLATFORM_TELEGRAM, inv->scope_id) &&
+                   access_check(tg->core->access, inv) == ACCESS_ALLOWED) {
+            /* The group's admins made plain talk a chat turn (/admin
+             * plaintalk on). A member the access lists refuse is passed
+             * over in silence: one refusal per message would flood it. */
+            args = tg__join("chat", text, strlen(text));
         } else {
             return; /* group talk not meant for the bot */
         }
@@ -341,6 +358,7 @@ static int tg__message(struct tg *tg, int64_t update_id, const cJSON *m)
     }
     struct invocation inv;
     tg__inv_init(tg, &inv, update_id, from, chat_id, group);
+    tg__inv_place(&inv, m);
     tg__reply_target(tg, &inv, m);
     tg__reply_thread(&inv, m);
     tg__text(tg, &inv, text, chat_id, group, msg_id, m, &img);
@@ -368,6 +386,7 @@ static int tg__callback(struct tg *tg, int64_t update_id, const cJSON *q)
     tg__member_seen(tg, from);
     struct invocation inv;
     tg__inv_init(tg, &inv, update_id, from, chat_id, group);
+    tg__inv_place(&inv, m);
     snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", data);
     struct tg_reply *r = tg_reply_new(tg, chat_id, group, 0);
     if (r == NULL) {

@@ -11,6 +11,13 @@
 #include "base/error.h"
 #include "tests/fake/discord_gateway.h"
 #include "tests/fake/discord_rest.h"
+#include "adapters/demo/demo.h"
+#include "core/catalog.h"
+#include "core/commands.h"
+#include "core/core.h"
+#include "core/generate.h"
+#include "core/handlers.h"
+#include "core/persona.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -856,6 +863,121 @@ static void test_text_cut(void **state)
     assert_int_equal(discord_text_cut("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 3), 6);
 }
 
+/* ---- personas: threads and the /persona buttons ----------------------------- */
+
+static struct core at_core; /* a catalog with personas, for the real /persona */
+static char at_parents[4][COMMAND_ID_MAX];
+static char at_names[4][COMMAND_ID_MAX];
+static size_t at_nparents;
+
+static void at_persona_handler(struct at *t, struct invocation *inv)
+{
+    (void)t;
+    if (at_nparents < 4) {
+        snprintf(at_names[at_nparents], sizeof(at_names[0]), "%s", inv->scope_name);
+        snprintf(at_parents[at_nparents++], sizeof(at_parents[0]), "%s", inv->parent_channel_id);
+    }
+    if (strcmp(inv->name, "persona") == 0) {
+        cmd_persona(&at_core, inv);
+        return;
+    }
+    reply_finish(inv->reply);
+}
+
+static void at_persona_script(struct at *t)
+{
+    /* The guild, with a thread of channel 87 already open. */
+    fake_gateway_dispatch(t->gw, "GUILD_CREATE",
+                          "{\"id\":\"77\",\"name\":\"The Deck\",\"channels\":[],"
+                          "\"threads\":[{\"id\":\"902\",\"parent_id\":\"87\",\"type\":11}]}");
+    fake_gateway_dispatch(
+        t->gw, "MESSAGE_CREATE",
+        "{\"id\":\"709\",\"channel_id\":\"902\",\"guild_id\":\"77\",\"author\":{"
+        "\"id\":\"555\",\"username\":\"ann\"},\"content\":\"<@1100000000000000099> "
+        "hello\",\"mentions\":[{\"id\":\"1100000000000000099\"}]}");
+    /* A thread of channel 88 is made, then the bot is mentioned in it. */
+    fake_gateway_dispatch(t->gw, "THREAD_CREATE",
+                          "{\"id\":\"900\",\"guild_id\":\"77\",\"parent_id\":\"88\",\"type\":11,"
+                          "\"name\":\"t\"}");
+    fake_gateway_dispatch(
+        t->gw, "MESSAGE_CREATE",
+        "{\"id\":\"710\",\"channel_id\":\"900\",\"guild_id\":\"77\",\"author\":{"
+        "\"id\":\"555\",\"username\":\"ann\"},\"content\":\"<@1100000000000000099> "
+        "ahoy\",\"mentions\":[{\"id\":\"1100000000000000099\"}]}");
+    /* /persona in another thread: the interaction names its parent. */
+    fake_gateway_dispatch(
+        t->gw, "INTERACTION_CREATE",
+        "{\"id\":\"1050\",\"application_id\":\"" AT_APP "\",\"type\":2,\"token\":\"tok50\","
+        "\"guild_id\":\"77\",\"channel_id\":\"901\",\"channel\":{\"id\":\"901\",\"type\":11,"
+        "\"parent_id\":\"89\"},\"member\":{\"permissions\":\"0\",\"roles\":[],"
+        "\"user\":{\"id\":\"555\",\"username\":\"ann\"}},\"data\":{\"id\":\"9\",\"name\":"
+        "\"persona\",\"type\":1},\"version\":1}");
+}
+
+static bool at_persona_done(struct at *t)
+{
+    return fake_rest_matching(t->rest, "POST", "/channels/900/messages") == 0 &&
+           at_count(t, "POST", "/interactions/1050/", "Talks like a pirate") == 1 &&
+           t->dispatched == 3;
+}
+
+/* A mention in a thread carries the thread's parent channel (learned from
+ * GUILD_CREATE or THREAD_CREATE), as an interaction in a thread does (from
+ * its channel object), and the guild's name; /persona answers with one
+ * button per persona and None. */
+static void test_persona_threads_and_buttons(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    memset(&at_core, 0, sizeof(at_core));
+    at_nparents = 0;
+    memset(at_core.button_key, 5, sizeof(at_core.button_key));
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct catalog_provider_spec ps[] = {
+        {.name = "demo", .provider = demo_provider_new(&loop, 1), .max_concurrent = 1}};
+    struct catalog_model_spec ms[] = {
+        {.name = "d", .provider = "demo", .modality = PROVIDER_TEXT, .enabled = true}};
+    struct catalog_persona_spec pe[] = {
+        {.name = "pirate", .description = "Talks like a pirate"},
+        {.name = "quiet", .description = "Says little"},
+    };
+    struct catalog_spec spec = {.providers = ps,
+                                .nproviders = 1,
+                                .models = ms,
+                                .nmodels = 1,
+                                .personas = pe,
+                                .npersonas = 2};
+    char err[128] = "";
+    struct catalog *cat = catalog_new(&spec, err, sizeof(err));
+    assert_non_null(cat);
+    at_core.generate = generate_new(&loop, &at_core, cat, NULL);
+    catalog_unref(cat);
+    assert_non_null(at_core.generate);
+
+    t.handler = at_persona_handler;
+    t.script = at_persona_script;
+    t.done = at_persona_done;
+    at_run(&t, NULL);
+    assert_int_equal(at_nparents, 3);
+    assert_string_equal(at_parents[0], "87");
+    assert_string_equal(at_parents[1], "88");
+    assert_string_equal(at_parents[2], "89");
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(at_names[i], "The Deck");
+    static const char *const want[] = {"\"flags\":64", "\"label\":\"pirate\"",
+                                       "\"custom_id\":\"psn:s.pirate:", "\"label\":\"quiet\"",
+                                       "\"label\":\"None\""};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_int_equal(at_count(&t, "POST", "/interactions/1050/", want[i]), 1);
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+    generate_close(at_core.generate, NULL, NULL); /* nothing runs: freed at once */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_text_cut),
     cmocka_unit_test(test_slash_command_to_result_edit),
@@ -867,6 +989,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_personal_commands_stay_ephemeral),
     cmocka_unit_test(test_long_token_reply),
     cmocka_unit_test(test_long_token_silent_finish),
+    cmocka_unit_test(test_persona_threads_and_buttons),
 };
 
 TEST_GROUP_DEFINE(discord_adapter, tests, NULL, NULL)

@@ -78,6 +78,13 @@ struct gt {
     unsigned tries_key_mid; /* requests to "keymid" */
 };
 
+/** The personas every fixture catalog holds: "pirate" (a prompt with every
+ *  variable, temperature 0.9, max_tokens 50, stop ["ARR"], extra_body
+ *  {"reasoning_effort":"high","seed":7}), "quiet" (forbids "treasure",
+ *  shows its prompt) and "vip" (only console:boss; model h2). */
+#define GT_NPERSONAS 3
+extern const struct catalog_persona_spec gt_personas[GT_NPERSONAS];
+
 /** Make the engine with limits (NULL: defaults), filter rules and the
  *  OpenAI-compatible provider's image size limit. */
 void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct filter_rule *rules,

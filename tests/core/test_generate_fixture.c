@@ -87,6 +87,28 @@ void gt_closed(void *data)
 
 static void server_handler(struct httpd_response *res, const struct httpd_request *req, void *data);
 
+/* Personas (core/persona.h): none is in use unless a test chooses one. */
+static const char *const pirate_stop[] = {"ARR"};
+static const char *const quiet_words[] = {"treasure"};
+const struct catalog_persona_spec gt_personas[GT_NPERSONAS] = {
+    {.name = "pirate",
+     .description = "Talks like a pirate",
+     .system_prompt = "Arr, {user} of {server}, {date}, {model}.",
+     .temperature_set = true,
+     .temperature = 0.9,
+     .max_tokens = 50,
+     .stop = pirate_stop,
+     .nstop = 1,
+     .extra_body = "{\"reasoning_effort\":\"high\",\"seed\":7}"},
+    {.name = "quiet",
+     .description = "Never speaks of treasure",
+     .system_prompt = "Say little.",
+     .forbidden = quiet_words,
+     .nforbidden = 1,
+     .show_prompt = true},
+    {.name = "vip", .description = "For the boss", .allow = "console:boss", .model = "h2"},
+};
+
 /* An OpenAI-compatible and an Anthropic provider on the fake server, the
  * held provider, and models on each. */
 void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct filter_rule *rules,
@@ -217,7 +239,9 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
                                 .models = ms,
                                 .nmodels = sizeof(ms) / sizeof(ms[0]),
                                 .filter_rules = rules,
-                                .nfilter_rules = nrules};
+                                .nfilter_rules = nrules,
+                                .personas = gt_personas,
+                                .npersonas = GT_NPERSONAS};
     if (limits != NULL)
         spec.limits = *limits;
     else
