@@ -3,6 +3,11 @@
  * own thread that answers at once, output filter, settlement and the
  * balance read, on a durable ledger.
  *
+ * As shipped for a community: the bot's default persona (a system prompt
+ * with template variables, a forbidden word in the filter) and stored
+ * conversation memory (each member goes on with their conversation in
+ * their channel, so every job reads and writes its turns).
+ *
  * Figures: jobs per second with many members in flight, and the daemon's
  * own added latency per job (p50, p99): the time from submit to the final
  * reply minus the time inside provider calls, measured one job at a time. */
@@ -34,10 +39,19 @@ static const char *const bg_stream[] = {
     "[DONE]\n\n",
     NULL};
 
+/* What the fake saw (its own thread): requests with the persona's prompt,
+ * and with an earlier answer of the conversation. */
+static _Atomic unsigned bg_with_persona, bg_with_memory, bg_requests;
+
 static void bg_handler(struct httpd_response *res, const struct httpd_request *req, void *data)
 {
-    (void)req;
     (void)data;
+    bg_requests++;
+    if (req->body != NULL && strstr(req->body, "Be brief and kind.") != NULL &&
+        strstr(req->body, "{user}") == NULL)
+        bg_with_persona++;
+    if (req->body != NULL && strstr(req->body, "Hello, world") != NULL)
+        bg_with_memory++;
     httpd_response_start(res, 200, "text/event-stream");
     for (size_t i = 0; bg_stream[i] != NULL; i++)
         httpd_response_chunk(res, bg_stream[i], strlen(bg_stream[i]));
@@ -104,7 +118,7 @@ static void bg_next(struct bg *b)
     memset(&inv, 0, sizeof(inv));
     inv.platform = COMMAND_PLATFORM_CONSOLE;
     snprintf(inv.user_id, sizeof(inv.user_id), "bench%u", b->started % BG_USERS);
-    snprintf(inv.channel_id, sizeof(inv.channel_id), "c%u", b->started);
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "c%u", b->started % BG_USERS);
     snprintf(inv.event_id, sizeof(inv.event_id), "bench:%u", b->started);
     inv.reply = &br->reply;
     b->started++;
@@ -158,10 +172,22 @@ int bench_generate(void)
                                    .price_output_1k = 10,
                                    .max_output_tokens = 100,
                                    .enabled = true};
+    static const char *const forbidden[] = {"forbiddenword"};
+    struct catalog_persona_spec persona = {
+        .name = "helper",
+        .description = "A helpful assistant",
+        .system_prompt =
+            "You are {bot}, helping {user} in {server} on {date}, answering as {model}. "
+            "Be brief and kind.",
+        .forbidden = forbidden,
+        .nforbidden = 1};
     struct catalog_spec spec = {.providers = &p,
                                 .nproviders = 1,
                                 .models = &m,
                                 .nmodels = 1,
+                                .personas = &persona,
+                                .npersonas = 1,
+                                .default_persona = "helper",
                                 .limits = {.queue_max = 100000, .user_queue = 1000}};
     char err[256];
     struct catalog *cat = catalog_new(&spec, err, sizeof(err));
@@ -194,6 +220,13 @@ int bench_generate(void)
     if (b.nadded > 0) {
         bench_report("generate_added_latency_p50", b.added[b.nadded / 2], "ms");
         bench_report("generate_added_latency_p99", b.added[b.nadded * 99 / 100], "ms");
+    }
+    /* Every request carried the persona; nearly every one (all but each
+     * member's first) the conversation so far. */
+    if (bg_with_persona != bg_requests || bg_with_memory + BG_USERS < bg_requests) {
+        fprintf(stderr, "bench_generate: %u requests, %u with the persona, %u with memory\n",
+                bg_requests, bg_with_persona, bg_with_memory);
+        rc = 1;
     }
     if (b.failed > 0) {
         fprintf(stderr, "bench_generate: %u jobs failed\n", b.failed);
