@@ -3,6 +3,9 @@
 #include "core/audit.h"
 
 #include "base/clock.h"
+#include "base/json.h"
+#include "core/core.h"
+#include "core/ledger.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -125,6 +128,40 @@ int audit_record(struct store *store, const char *actor, const char *action, con
 void audit_actor(char *buf, size_t cap, const struct invocation *inv)
 {
     snprintf(buf, cap, "%s:%s", command_platform_name(inv->platform), inv->user_id);
+}
+
+int audit_note(struct store *store, const char *actor, const char *action, const char *subject,
+               cJSON *detail)
+{
+    char *text = NULL;
+    int rc = 0;
+    if (detail != NULL) {
+        text = json_print(detail, NULL);
+        cJSON_Delete(detail);
+        if (text == NULL)
+            rc = HB_ENOMEM;
+    }
+    if (rc == 0)
+        rc = audit_record(store, actor, action, subject, text, NULL, NULL);
+    if (rc < 0)
+        log_error("audit.not_written", "action=%s actor=%s error=%s", action != NULL ? action : "-",
+                  actor != NULL ? actor : AUDIT_ACTOR_SYSTEM, hb_strerror(rc));
+    free(text);
+    return rc;
+}
+
+int audit_note_inv(struct core *core, const struct invocation *inv, const char *action,
+                   const char *subject, cJSON *detail)
+{
+    char actor[STORE_ID_SIZE];
+    audit_actor(actor, sizeof(actor), inv);
+    if (core->ledger == NULL) {
+        cJSON_Delete(detail);
+        log_error("audit.not_written", "action=%s actor=%s error=%s", action, actor,
+                  hb_strerror(HB_ECANCELED));
+        return HB_ECANCELED;
+    }
+    return audit_note(ledger_store(core->ledger), actor, action, subject, detail);
 }
 
 /* ---- Reading ------------------------------------------------------------------ */

@@ -18,10 +18,14 @@
 #include "core/command.h"
 #include "storage/store.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+struct core;
 
 #define AUDIT_ACTOR_CONFIG "config" /* a reload from the file or SIGHUP */
 #define AUDIT_ACTOR_SYSTEM "system" /* the daemon itself (a payment it could not book) */
@@ -40,6 +44,18 @@ int audit_record(struct store *store, const char *actor, const char *action, con
 
 /** The actor string of an invocation's member: "<platform>:<user id>". */
 void audit_actor(char *buf, size_t cap, const struct invocation *inv);
+
+/** Record an entry whose detail is a cJSON object (consumed: freed here,
+ *  NULL for none), without waiting: a failure is logged, never reported.
+ *  Later store jobs see the entry (jobs run in order). Returns what
+ *  audit_record returned. */
+int audit_note(struct store *store, const char *actor, const char *action, const char *subject,
+               cJSON *detail);
+
+/** audit_note for a command handler: the actor is inv's member, the store
+ *  core's ledger's (nothing is recorded while the ledger is stopping). */
+int audit_note_inv(struct core *core, const struct invocation *inv, const char *action,
+                   const char *subject, cJSON *detail);
 
 /** A page of entries, newest first; borrowed by the callback. */
 typedef void (*audit_list_cb)(int rc, const struct store_audit *entries, size_t n, void *data);

@@ -1,5 +1,6 @@
 /* Admin commands: reload, credit grants and revocations, pool settings. */
 #include "core/core.h"
+#include "core/audit.h"
 #include "base/error.h"
 #include "core/catalog.h"
 #include "core/format.h"
@@ -19,6 +20,9 @@
 
 void cmd_admin_reload(struct core *core, struct invocation *inv)
 {
+    /* Who asked; the daemon records what the reload changed (actor
+     * "config"). */
+    audit_note_inv(core, inv, "config.reload_requested", "bot.conf", NULL);
     if (core->host_ops == NULL || core->host_ops->reload == NULL) {
         reply_text(inv->reply, true, MSG_ADMIN_RELOAD_UNAVAILABLE);
         reply_finish(inv->reply);
@@ -149,6 +153,19 @@ static void admin__moved(int rc, const struct ledger_result *r, void *data)
     log_info("admin.credits", "move=%s account=%s amount=%lld admin=%s:%s replay=%d",
              ctx->move == ADMIN_REVOKE ? "revoke" : "grant", ctx->target, (long long)ctx->amount,
              command_platform_name(ctx->inv->platform), ctx->inv->user_id, rc == HB_EEXISTS);
+    if (rc == 0) {
+        /* A redelivered command moved nothing and records nothing. */
+        cJSON *detail = cJSON_CreateObject();
+        cJSON_AddNumberToObject(detail, "amount", (double)ctx->amount);
+        cJSON_AddStringToObject(detail, "transfer", ctx->id);
+        if (ctx->reason != NULL)
+            cJSON_AddStringToObject(detail, "reason", ctx->reason);
+        audit_note_inv(ctx->core, ctx->inv,
+                       ctx->move == ADMIN_GRANT    ? "grant"
+                       : ctx->move == ADMIN_REVOKE ? "revoke"
+                                                   : "pool.grant",
+                       ctx->target, detail);
+    }
     rc = ledger_balance_get(ctx->core->ledger, ctx->target, admin__balance, ctx);
     if (rc < 0)
         admin__done(ctx, rc, "balance");
@@ -306,6 +323,17 @@ struct admin_pool_ctx {
 static void admin__pool_saved(int rc, const struct pool_settings *s, void *data)
 {
     struct admin_pool_ctx *ctx = data;
+    if (rc == 0) {
+        cJSON *detail = cJSON_CreateObject();
+        if (ctx->set_policy)
+            cJSON_AddStringToObject(detail, "policy",
+                                    s->policy == POOL_POLICY_POOL_FIRST ? "pool_first"
+                                                                        : "wallet_first");
+        else
+            cJSON_AddNumberToObject(detail, "daily_cap", (double)s->daily_cap);
+        audit_note_inv(ctx->core, ctx->inv, ctx->set_policy ? "pool.policy" : "pool.limit",
+                       ctx->pool, detail);
+    }
     if (rc < 0) {
         reply_text(ctx->inv->reply, true, MSG_ADMIN_NOT_SAVED, hb_strerror(rc));
     } else if (ctx->set_policy) {
@@ -378,6 +406,7 @@ void cmd_admin_pool_policy(struct core *core, struct invocation *inv)
 /* ---- per-group model switches ------------------------------------------ */
 
 struct admin_model_ctx {
+    struct core *core;
     struct invocation *inv;
     bool enable;
     char model[128];
@@ -387,6 +416,15 @@ static void admin__model_saved(int rc, const char *value, void *data)
 {
     struct admin_model_ctx *ctx = data;
     (void)value;
+    if (rc == 0) {
+        char scope[COMMAND_ID_MAX + 16];
+        snprintf(scope, sizeof(scope), "%s:%s", command_platform_name(ctx->inv->platform),
+                 ctx->inv->scope_id);
+        cJSON *detail = cJSON_CreateObject();
+        cJSON_AddStringToObject(detail, "model", ctx->model);
+        audit_note_inv(ctx->core, ctx->inv, ctx->enable ? "model.enable" : "model.disable", scope,
+                       detail);
+    }
     if (rc < 0)
         reply_text(ctx->inv->reply, true, MSG_ADMIN_NOT_SAVED, hb_strerror(rc));
     else if (ctx->enable)
@@ -418,6 +456,7 @@ static void admin__model_set(struct core *core, struct invocation *inv, bool ena
         reply_finish(inv->reply);
         return;
     }
+    ctx->core = core;
     ctx->inv = inv;
     ctx->enable = enable;
     snprintf(ctx->model, sizeof(ctx->model), "%s", name);
