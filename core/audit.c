@@ -58,18 +58,23 @@ struct audit_op {
     audit_list_cb list_cb;
 };
 
+int audit_append_txn(struct store_txn *txn, struct store_audit *e)
+{
+    uint64_t seq = 0;
+    int rc = store_txn_audit_head(txn, &seq, e->prev);
+    if (rc < 0)
+        return rc;
+    e->seq = seq + 1;
+    rc = audit__hash(e, e->hash);
+    if (rc < 0)
+        return rc;
+    return store_txn_audit_append(txn, e);
+}
+
 static int audit__append_run(struct store_txn *txn, struct store_job *job)
 {
     struct audit_op *op = container_of(job, struct audit_op, job);
-    uint64_t seq = 0;
-    int rc = store_txn_audit_head(txn, &seq, op->entry.prev);
-    if (rc < 0)
-        return rc;
-    op->entry.seq = seq + 1;
-    rc = audit__hash(&op->entry, op->entry.hash);
-    if (rc < 0)
-        return rc;
-    return store_txn_audit_append(txn, &op->entry);
+    return audit_append_txn(txn, &op->entry);
 }
 
 static void audit__append_done(struct store_job *job, int rc)
@@ -94,27 +99,36 @@ static int audit__copy(char *dst, size_t cap, const char *src)
     return 0;
 }
 
+int audit_entry_set(struct store_audit *e, const char *actor, const char *action,
+                    const char *subject, const char *detail_json)
+{
+    if (action == NULL || action[0] == '\0')
+        return HB_EINVAL;
+    memset(e, 0, sizeof(*e));
+    int rc = audit__copy(e->actor, sizeof(e->actor), actor != NULL ? actor : AUDIT_ACTOR_SYSTEM);
+    if (rc == 0)
+        rc = audit__copy(e->action, sizeof(e->action), action);
+    if (rc == 0)
+        rc = audit__copy(e->subject, sizeof(e->subject), subject);
+    if (rc == 0)
+        rc = audit__copy(e->detail, sizeof(e->detail), detail_json);
+    e->ts = clock_real_ms();
+    return rc;
+}
+
 int audit_record(struct store *store, const char *actor, const char *action, const char *subject,
                  const char *detail_json, audit_cb cb, void *data)
 {
-    if (store == NULL || action == NULL || action[0] == '\0')
+    if (store == NULL)
         return HB_EINVAL;
     struct audit_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;
-    int rc = audit__copy(op->entry.actor, sizeof(op->entry.actor),
-                         actor != NULL ? actor : AUDIT_ACTOR_SYSTEM);
-    if (rc == 0)
-        rc = audit__copy(op->entry.action, sizeof(op->entry.action), action);
-    if (rc == 0)
-        rc = audit__copy(op->entry.subject, sizeof(op->entry.subject), subject);
-    if (rc == 0)
-        rc = audit__copy(op->entry.detail, sizeof(op->entry.detail), detail_json);
+    int rc = audit_entry_set(&op->entry, actor, action, subject, detail_json);
     if (rc < 0) {
         free(op);
         return rc;
     }
-    op->entry.ts = clock_real_ms();
     op->cb = cb;
     op->data = data;
     op->job.run = audit__append_run;

@@ -42,6 +42,17 @@ typedef void (*audit_cb)(int rc, void *data);
 int audit_record(struct store *store, const char *actor, const char *action, const char *subject,
                  const char *detail_json, audit_cb cb, void *data);
 
+/** Fill an entry's actor (NULL: "system"), action, subject and detail
+ *  (NULL: "") and its time (the real clock). Returns 0, or HB_EINVAL when
+ *  action is empty or a string does not fit. */
+int audit_entry_set(struct store_audit *e, const char *actor, const char *action,
+                    const char *subject, const char *detail_json);
+
+/** Seal e (seq, prev and hash) after the trail's head and append it inside
+ *  txn, on the store's thread: for an entry that must commit together with
+ *  what it records (a ledger transfer's guard, another store job). */
+int audit_append_txn(struct store_txn *txn, struct store_audit *e);
+
 /** The actor string of an invocation's member: "<platform>:<user id>". */
 void audit_actor(char *buf, size_t cap, const struct invocation *inv);
 

@@ -1,6 +1,7 @@
 /* Admin commands: reload, credit grants and revocations, pool settings. */
 #include "core/core.h"
 #include "core/audit.h"
+#include "base/json.h"
 #include "base/error.h"
 #include "core/catalog.h"
 #include "core/format.h"
@@ -47,6 +48,8 @@ struct admin_ctx {
     bool short_funds;   /* a revocation refused for funds, in a group */
     char id[COMMAND_EVENT_ID_MAX + 16];
     char ref[STORE_REF_SIZE];
+    struct store_audit audit; /* the move's audit entry; audited: it is set */
+    bool audited;
 };
 
 static void admin__done(struct admin_ctx *ctx, int rc, const char *what)
@@ -153,22 +156,40 @@ static void admin__moved(int rc, const struct ledger_result *r, void *data)
     log_info("admin.credits", "move=%s account=%s amount=%lld admin=%s:%s replay=%d",
              ctx->move == ADMIN_REVOKE ? "revoke" : "grant", ctx->target, (long long)ctx->amount,
              command_platform_name(ctx->inv->platform), ctx->inv->user_id, rc == HB_EEXISTS);
-    if (rc == 0) {
-        /* A redelivered command moved nothing and records nothing. */
-        cJSON *detail = cJSON_CreateObject();
-        cJSON_AddNumberToObject(detail, "amount", (double)ctx->amount);
-        cJSON_AddStringToObject(detail, "transfer", ctx->id);
-        if (ctx->reason != NULL)
-            cJSON_AddStringToObject(detail, "reason", ctx->reason);
-        audit_note_inv(ctx->core, ctx->inv,
-                       ctx->move == ADMIN_GRANT    ? "grant"
-                       : ctx->move == ADMIN_REVOKE ? "revoke"
-                                                   : "pool.grant",
-                       ctx->target, detail);
-    }
     rc = ledger_balance_get(ctx->core->ledger, ctx->target, admin__balance, ctx);
     if (rc < 0)
         admin__done(ctx, rc, "balance");
+}
+
+/* The move's audit entry, appended by the transfer's guard: in the same
+ * transaction as the transfer, so one never commits without the other,
+ * and a redelivered command (a replay: no guard runs) records nothing. */
+static int admin__audit_guard(struct store_txn *txn, void *data)
+{
+    struct admin_ctx *ctx = data;
+    return audit_append_txn(txn, &ctx->audit);
+}
+
+static void admin__audit_prepare(struct admin_ctx *ctx)
+{
+    char actor[STORE_ID_SIZE];
+    cJSON *detail = cJSON_CreateObject();
+    cJSON_AddNumberToObject(detail, "amount", (double)ctx->amount);
+    cJSON_AddStringToObject(detail, "transfer", ctx->id);
+    if (ctx->reason != NULL)
+        cJSON_AddStringToObject(detail, "reason", ctx->reason);
+    char *text = json_print(detail, NULL);
+    cJSON_Delete(detail);
+    audit_actor(actor, sizeof(actor), ctx->inv);
+    ctx->audited = text != NULL && audit_entry_set(&ctx->audit, actor,
+                                                   ctx->move == ADMIN_GRANT    ? "grant"
+                                                   : ctx->move == ADMIN_REVOKE ? "revoke"
+                                                                               : "pool.grant",
+                                                   ctx->target, text) == 0;
+    free(text);
+    if (!ctx->audited)
+        log_error("audit.not_written", "action=grant actor=%s error=%s", actor,
+                  hb_strerror(HB_ENOMEM));
 }
 
 static void admin__target_open(int rc, const struct ledger_result *r, void *data)
@@ -188,6 +209,11 @@ static void admin__target_open(int rc, const struct ledger_result *r, void *data
         .kind = revoke ? LEDGER_KIND_REVERSAL : LEDGER_KIND_GRANT,
         .ref = ctx->ref,
     };
+    admin__audit_prepare(ctx);
+    if (ctx->audited) {
+        t.guard = admin__audit_guard;
+        t.guard_data = ctx;
+    }
     rc = ledger_transfer_create(ctx->core->ledger, &t, admin__moved, ctx);
     if (rc < 0)
         admin__done(ctx, rc, "transfer");

@@ -58,6 +58,7 @@ struct who {
     const char *user;
     bool admin;
     const char *button;
+    const char *event; /* NULL: a fresh event id */
 };
 
 static const struct who admin = {.user = "9", .admin = true};
@@ -75,7 +76,10 @@ static const char *run(struct fx *f, const struct who *w, const char *line)
     inv.platform = COMMAND_PLATFORM_DISCORD;
     snprintf(inv.user_id, sizeof(inv.user_id), "%s", w->user);
     inv.admin = w->admin;
-    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
+    if (w->event != NULL)
+        snprintf(inv.event_id, sizeof(inv.event_id), "%s", w->event);
+    else
+        snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
     if (w->button != NULL)
         snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", w->button);
     inv.reply = &f->cap.reply;
@@ -126,10 +130,18 @@ static void test_grant_recorded(void **state)
     assert_non_null(strstr(l.rows[1].detail, "\"amount\":50"));
     assert_non_null(strstr(l.rows[1].detail, "\"reason\":\"contest prize\""));
     assert_string_equal(l.rows[0].action, "revoke");
-    /* A revocation refused for funds moved nothing and records nothing. */
+    /* A revocation refused for funds moved nothing and records nothing;
+     * neither does a redelivered grant (the entry commits with the
+     * transfer, in the same transaction). */
     run(f, &admin, "admin revoke 1001 100000");
+    struct who again = admin;
+    again.event = "same-event";
+    run(f, &again, "admin grant 1001 7");
+    run(f, &again, "admin grant 1001 7");
     audit_read(&f->lt, NULL, &l);
-    assert_int_equal(l.n, 2);
+    assert_int_equal(l.n, 3);
+    assert_non_null(strstr(l.rows[0].detail, "\"transfer\":\"grant:same-event\""));
+    assert_int_equal(lt_balance(&f->lt, "discord:1001").available, 100 + 50 - 20 + 7);
 }
 
 static void test_audit_paging(void **state)
