@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#define PAYMENTS_NS "payments"                     /* provider:payment -> the credit */
+#define PAYMENTS_NS DEPOSIT_NS_PAYMENT_LINKS       /* provider:payment -> the credit */
 #define PAYMENTS_NS_UNMATCHED DEPOSIT_NS_UNMATCHED /* for the operator */
 
 enum payments_provider { PAY_STRIPE = 0, PAY_PADDLE = 1, PAY_PROVIDERS = 2 };

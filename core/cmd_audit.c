@@ -653,6 +653,26 @@ static void payments__assigned_read(int rc, const char *value, void *data)
     payments__done(v, rc, "read");
 }
 
+static void payments__link_read(int rc, const char *value, void *data)
+{
+    struct payments_view *v = data;
+    if (rc == 0) {
+        /* "<transfer id> <account> ...": credited by the payment itself. */
+        char account[WALLET_ACCOUNT_MAX] = "";
+        const char *sp = strchr(value, ' ');
+        if (sp != NULL)
+            snprintf(account, sizeof(account), "%.*s", (int)strcspn(sp + 1, " "), sp + 1);
+        reply_text(v->inv->reply, true, MSG_PAYMENTS_ALREADY, v->id, account);
+        payments__done(v, 0, NULL);
+        return;
+    }
+    if (rc != HB_ENOTFOUND) {
+        payments__done(v, rc, "read");
+        return;
+    }
+    member_resolve(v->core, v->inv, v->inv->opts[1].string, payments__member_resolved, v);
+}
+
 static void payments__note_read(int rc, const char *value, void *data)
 {
     struct payments_view *v = data;
@@ -675,6 +695,17 @@ static void payments__note_read(int rc, const char *value, void *data)
     if (v->credits <= 0) {
         reply_text(v->inv->reply, true, MSG_PAYMENTS_NEED_CREDITS, v->id, v->id);
         payments__done(v, 0, NULL);
+        return;
+    }
+    /* A card payment its own webhook credited since (a later event of the
+     * same payment) is not credited a second time by hand. */
+    char payment[160], link[STATE_KEY_MAX];
+    payments__field(v->note, "payment", payment, sizeof(payment));
+    if (!v->hedera && payment[0] != '\0') {
+        snprintf(link, sizeof(link), "%.*s:%s", (int)strcspn(v->key, ":"), v->key, payment);
+        rc = state_get(payments__store(v), DEPOSIT_NS_PAYMENT_LINKS, link, payments__link_read, v);
+        if (rc < 0)
+            payments__done(v, rc, "read");
         return;
     }
     member_resolve(v->core, v->inv, v->inv->opts[1].string, payments__member_resolved, v);

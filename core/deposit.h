@@ -62,6 +62,9 @@ char *deposit_text_make(const struct deposit_methods *m, const char *wallet, con
 #define DEPOSIT_NS_UNMATCHED "payments.unmatched"      /* "<provider>:<event id>" */
 #define DEPOSIT_NS_UNMATCHED_HEDERA "hedera.unmatched" /* "<transaction>[:<token>]" */
 #define DEPOSIT_NS_ASSIGNED "payments.assigned"        /* the listed id */
+/* Card payments credited by their webhooks: "<provider>:<payment id>" ->
+ * "<transfer id> <account> <credits> <amount> <reversed>". */
+#define DEPOSIT_NS_PAYMENT_LINKS "payments"
 
 /* ---- booking ------------------------------------------------------------ */
 

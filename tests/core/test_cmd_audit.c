@@ -259,6 +259,15 @@ static void test_unmatched_assigned_once(void **state)
     t = run(f, &admin, "admin payments assign hedera:0.0.5-17-1 1001 3");
     assert_non_null(strstr(t, "3 credits credited"));
     assert_int_equal(lt_balance(&f->lt, "discord:1001").available, 153);
+    /* A payment its webhook credited since is not credited by hand. */
+    put_state(f, "payments.unmatched", "stripe:evt_7",
+              "type=checkout.session.completed payment=cs_7 amount=500 currency=usd "
+              "reason=no_package credits=50");
+    put_state(f, "payments", "stripe:cs_7", "stripe:cs_7 discord:1002 50 500 0");
+    t = run(f, &admin, "admin payments assign stripe:evt_7 1001");
+    assert_non_null(strstr(t, "Payment stripe:evt_7 was already assigned to discord:1002"));
+    assert_int_equal(lt_balance(&f->lt, "discord:1001").available, 153);
+    put_state(f, "payments.unmatched", "stripe:evt_7", NULL);
     t = run(f, &admin, "admin payments assign stripe:nosuch 1001");
     assert_non_null(strstr(t, "No unmatched payment has the id stripe:nosuch"));
     t = run(f, &admin, "admin payments unmatched");
