@@ -59,6 +59,7 @@ struct who {
     bool admin;
     const char *button;
     const char *event; /* NULL: a fresh event id */
+    const char *scope; /* NULL: a DM */
 };
 
 static const struct who admin = {.user = "9", .admin = true};
@@ -76,6 +77,11 @@ static const char *run(struct fx *f, const struct who *w, const char *line)
     inv.platform = COMMAND_PLATFORM_DISCORD;
     snprintf(inv.user_id, sizeof(inv.user_id), "%s", w->user);
     inv.admin = w->admin;
+    if (w->scope != NULL) {
+        inv.scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", w->scope);
+        snprintf(inv.channel_id, sizeof(inv.channel_id), "chan-%s", w->scope);
+    }
     if (w->event != NULL)
         snprintf(inv.event_id, sizeof(inv.event_id), "%s", w->event);
     else
@@ -142,6 +148,25 @@ static void test_grant_recorded(void **state)
     assert_int_equal(l.n, 3);
     assert_non_null(strstr(l.rows[0].detail, "\"transfer\":\"grant:same-event\""));
     assert_int_equal(lt_balance(&f->lt, "discord:1001").available, 100 + 50 - 20 + 7);
+}
+
+static void test_pool_settings_recorded(void **state)
+{
+    struct fx *f = *state;
+    struct listed l;
+    struct who here = admin;
+    here.scope = "g1";
+    run(f, &here, "admin pool limit 500");
+    run(f, &here, "admin pool policy wallet_first");
+    run(f, &here, "admin pool grant 40");
+    audit_read(&f->lt, "pool:discord:g1", &l);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.rows[2].action, "pool.limit");
+    assert_string_equal(l.rows[2].detail, "{\"daily_cap\":500}");
+    assert_string_equal(l.rows[1].action, "pool.policy");
+    assert_string_equal(l.rows[1].detail, "{\"policy\":\"wallet_first\"}");
+    assert_string_equal(l.rows[0].action, "pool.grant");
+    assert_string_equal(l.rows[0].actor, "discord:9");
 }
 
 static void test_audit_paging(void **state)
@@ -400,6 +425,7 @@ static void test_config_reload_recorded(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_grant_recorded, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_pool_settings_recorded, setup, teardown),
     cmocka_unit_test_setup_teardown(test_audit_paging, setup, teardown),
     cmocka_unit_test_setup_teardown(test_member_view, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unmatched_assigned_once, setup, teardown),
