@@ -3,6 +3,7 @@
 #include "adapters/adapter.h"
 #include "bot/adapters.h"
 #include "bot/config.h"
+#include "bot/config_audit.h"
 #include "bot/config_watch.h"
 #include "bot/generation.h"
 #include "core/deposit.h"
@@ -229,6 +230,11 @@ static void daemon__watch_cb(struct config_watch *w, const struct config_watch_r
     d->config = res->config;
     daemon__apply_live(d, d->config);
     config_free(old);
+    /* Which keys changed, never their values; an admin's /admin reload is
+     * recorded by the command, with the admin as the actor. */
+    if (d->ledger != NULL)
+        config_changes_audit(ledger_store(d->ledger), res->changes, res->nchanges,
+                             res->restart_required);
     log_info("config.reloaded", "changes=%zu restart_required=%d", res->nchanges,
              res->restart_required ? 1 : 0);
 }

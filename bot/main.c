@@ -3,6 +3,7 @@
 #include "bot/config.h"
 #include "bot/daemon.h"
 #include "net/http.h"
+#include "core/audit.h"
 #include "core/ledger.h"
 #include "storage/store.h"
 #include "base/error.h"
@@ -29,6 +30,7 @@ static void main__usage(FILE *out)
         "                                        also fail unless the chain holds that published "
         "head\n"
         "       haibot ledger head [-c FILE]     print the ledger's chain head\n"
+        "       haibot audit verify [-c FILE]    recompute the audit trail's hash chain\n"
         "       haibot ledger backup FILE [-c FILE]\n"
         "                                        copy the ledger while it runs, verify the copy, "
         "print its head\n"
@@ -158,6 +160,20 @@ static int main__ledger(int argc, char **argv)
     return rc;
 }
 
+/* `haibot audit verify [-c FILE]`. */
+static int main__audit(int argc, char **argv)
+{
+    const char *path = HAIBOT_DEFAULT_CONFIG;
+    if (main__config_arg(argc, argv, 3, &path) < 0)
+        return 2;
+    struct config *cfg = main__config_for_tool(path);
+    if (cfg == NULL)
+        return 1;
+    int rc = audit_verify_file(cfg->storage.path, stdout);
+    config_free(cfg);
+    return rc < 0 ? 2 : rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = HAIBOT_DEFAULT_CONFIG;
@@ -179,6 +195,8 @@ int main(int argc, char **argv)
                (strcmp(argv[2], "verify") == 0 || strcmp(argv[2], "head") == 0 ||
                 strcmp(argv[2], "backup") == 0)) {
         rc = main__ledger(argc, argv);
+    } else if (argc > 2 && strcmp(argv[1], "audit") == 0 && strcmp(argv[2], "verify") == 0) {
+        rc = main__audit(argc, argv);
     } else if (argc > 1 && argv[1][0] != '-') {
         fprintf(stderr, "haibot: unknown command '%s'\n", argv[1]);
         main__usage(stderr);

@@ -3,6 +3,7 @@
 #include "adapters/hedera/hedera.h"
 #include "net/http.h"
 #include "base/error.h"
+#include "core/audit.h"
 #include "core/deposit.h"
 #include "core/ledger.h"
 #include "base/log.h"
@@ -20,7 +21,7 @@
 #include <string.h>
 
 #define MIRROR_NS "hedera"
-#define MIRROR_NS_UNMATCHED "hedera.unmatched"
+#define MIRROR_NS_UNMATCHED DEPOSIT_NS_UNMATCHED_HEDERA
 #define MIRROR_PAGE_LIMIT 100
 #define MIRROR_PAGES_PER_POLL 50 /* a poll stops there and goes on at the next */
 
@@ -241,13 +242,34 @@ static void mirror__unmatched(struct mirror *m, const struct hedera_deposit *d, 
     snprintf(key, sizeof(key), "%s%s%s", d->tx_id, d->token[0] != '\0' ? ":" : "", d->token);
     /* The memo is what the sender typed: kept for the operator, logged
      * only by length. */
-    snprintf(value, sizeof(value), "amount=%" PRId64 " token=%s timestamp=%s reason=%s memo=%s",
-             d->amount, d->token[0] != '\0' ? d->token : "hbar", d->timestamp, why, d->memo);
+    /* What it would buy at the configured rate, so that /admin payments
+     * assign needs no figure from the admin; memo= last, it takes the
+     * rest of the note. */
+    int64_t per_credit = d->token[0] == '\0' ? m->tinybars_per_credit : 0;
+    for (size_t i = 0; i < m->ntokens && d->token[0] != '\0'; i++) {
+        if (strcmp(m->tokens[i].id, d->token) == 0)
+            per_credit = m->tokens[i].units_per_credit;
+    }
+    int64_t credits = per_credit > 0 ? d->amount / per_credit : 0;
+    snprintf(value, sizeof(value),
+             "amount=%" PRId64 " token=%s timestamp=%s reason=%s credits=%" PRId64 " memo=%s",
+             d->amount, d->token[0] != '\0' ? d->token : "hbar", d->timestamp, why, credits,
+             d->memo);
     log_warn("hedera.unmatched", "tx=%s amount=%" PRId64 " token=%s reason=%s memo_bytes=%zu",
              d->tx_id, d->amount, d->token[0] != '\0' ? d->token : "hbar", why, strlen(d->memo));
     m->stats.unmatched++;
     metrics_counter_add(metrics_std()->deposits, (const char *[]){"hedera", "unmatched"}, 1);
     struct store *st = mirror__store(m);
+    if (st != NULL) {
+        /* In the audit trail too, without the memo (what a sender typed). */
+        char subject[sizeof(key) + 8];
+        snprintf(subject, sizeof(subject), "hedera:%s", key);
+        cJSON *detail = cJSON_CreateObject();
+        cJSON_AddStringToObject(detail, "reason", why);
+        cJSON_AddNumberToObject(detail, "amount", (double)d->amount);
+        cJSON_AddStringToObject(detail, "token", d->token[0] != '\0' ? d->token : "hbar");
+        audit_note(st, AUDIT_ACTOR_SYSTEM, "payment.unmatched", subject, detail);
+    }
     int rc = st != NULL
                  ? state_put(st, MIRROR_NS_UNMATCHED, key, value, mirror__unmatched_stored, m)
                  : HB_ECANCELED;

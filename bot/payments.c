@@ -4,6 +4,7 @@
 #include "adapters/stripe/stripe.h"
 #include "net/server.h"
 #include "base/error.h"
+#include "core/audit.h"
 #include "core/deposit.h"
 #include "core/ledger.h"
 #include "base/log.h"
@@ -24,8 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-#define PAYMENTS_NS "payments"                     /* provider:payment -> the credit */
-#define PAYMENTS_NS_UNMATCHED "payments.unmatched" /* for the operator */
+#define PAYMENTS_NS DEPOSIT_NS_PAYMENT_LINKS       /* provider:payment -> the credit */
+#define PAYMENTS_NS_UNMATCHED DEPOSIT_NS_UNMATCHED /* for the operator */
 
 enum payments_provider { PAY_STRIPE = 0, PAY_PADDLE = 1, PAY_PROVIDERS = 2 };
 
@@ -140,6 +141,23 @@ static struct store *pay__store(struct pay_job *job)
     return l != NULL ? ledger_store(l) : NULL;
 }
 
+/* The credits the payment's price buys, or 0 when no package has it. Tax
+ * is the state's, not the bot's: a package is its pre-tax price unless the
+ * operator matches on the total. */
+static int64_t pay__package_credits(const struct pay_job *job)
+{
+    const struct payments *p = job->p;
+    int64_t price = p->match_on[job->provider] == PAYMENTS_MATCH_SUBTOTAL && job->ev.subtotal >= 0
+                        ? job->ev.subtotal
+                        : job->ev.amount;
+    int64_t credits = 0;
+    for (size_t i = 0; i < p->npackages; i++) {
+        if (p->packages[i].price == price)
+            credits = p->packages[i].credits;
+    }
+    return credits;
+}
+
 /* ---- the operator's notes ---------------------------------------------------------- */
 
 static void pay__unmatched_stored(int rc, const char *value, void *data)
@@ -160,13 +178,26 @@ static void pay__unmatched(struct pay_job *job, const char *why)
     char key[200];
     char value[512];
     snprintf(key, sizeof(key), "%s:%s", payments_provider_name(job->provider), job->ev.event_id);
-    snprintf(value, sizeof(value), "type=%s payment=%s amount=%" PRId64 " currency=%s reason=%s",
-             job->ev.type, job->ev.payment_id, job->ev.amount, job->ev.currency, why);
+    /* What the price would buy, so that /admin payments assign needs no
+     * figure from the admin. */
+    int64_t credits = strcmp(why, "currency") != 0 ? pay__package_credits(job) : 0;
+    snprintf(value, sizeof(value),
+             "type=%s payment=%s amount=%" PRId64 " currency=%s reason=%s credits=%" PRId64,
+             job->ev.type, job->ev.payment_id, job->ev.amount, job->ev.currency, why, credits);
     log_warn("payment.unmatched", "provider=%s event=%s payment=%s amount=%" PRId64 " reason=%s",
              payments_provider_name(job->provider), job->ev.event_id, job->ev.payment_id,
              job->ev.amount, why);
     job->outcome = "unmatched";
     struct store *st = pay__store(job);
+    if (st != NULL) {
+        /* In the audit trail too, without what a sender typed. */
+        cJSON *detail = cJSON_CreateObject();
+        cJSON_AddStringToObject(detail, "reason", why);
+        cJSON_AddStringToObject(detail, "payment", job->ev.payment_id);
+        cJSON_AddNumberToObject(detail, "amount", (double)job->ev.amount);
+        cJSON_AddStringToObject(detail, "currency", job->ev.currency);
+        audit_note(st, AUDIT_ACTOR_SYSTEM, "payment.unmatched", key, detail);
+    }
     int rc = st != NULL
                  ? state_put(st, PAYMENTS_NS_UNMATCHED, key, value, pay__unmatched_stored, job)
                  : HB_ECANCELED;
@@ -234,15 +265,7 @@ static void pay__credit(struct pay_job *job)
         pay__unmatched(job, "currency");
         return;
     }
-    /* Tax is the state's, not the bot's: a package is its pre-tax price
-     * unless the operator matches on the total. */
-    int64_t price = p->match_on[job->provider] == PAYMENTS_MATCH_SUBTOTAL && job->ev.subtotal >= 0
-                        ? job->ev.subtotal
-                        : job->ev.amount;
-    for (size_t i = 0; i < p->npackages; i++) {
-        if (p->packages[i].price == price)
-            job->credits = p->packages[i].credits;
-    }
+    job->credits = pay__package_credits(job);
     if (job->credits == 0) {
         pay__unmatched(job, "no_package");
         return;

@@ -1,5 +1,7 @@
 /* Admin commands: reload, credit grants and revocations, pool settings. */
 #include "core/core.h"
+#include "core/audit.h"
+#include "base/json.h"
 #include "base/error.h"
 #include "core/catalog.h"
 #include "core/format.h"
@@ -19,6 +21,9 @@
 
 void cmd_admin_reload(struct core *core, struct invocation *inv)
 {
+    /* Who asked; the daemon records what the reload changed (actor
+     * "config"). */
+    audit_note_inv(core, inv, "config.reload_requested", "bot.conf", NULL);
     if (core->host_ops == NULL || core->host_ops->reload == NULL) {
         reply_text(inv->reply, true, MSG_ADMIN_RELOAD_UNAVAILABLE);
         reply_finish(inv->reply);
@@ -43,6 +48,8 @@ struct admin_ctx {
     bool short_funds;   /* a revocation refused for funds, in a group */
     char id[COMMAND_EVENT_ID_MAX + 16];
     char ref[STORE_REF_SIZE];
+    struct store_audit audit; /* the move's audit entry; audited: it is set */
+    bool audited;
 };
 
 static void admin__done(struct admin_ctx *ctx, int rc, const char *what)
@@ -154,6 +161,37 @@ static void admin__moved(int rc, const struct ledger_result *r, void *data)
         admin__done(ctx, rc, "balance");
 }
 
+/* The move's audit entry, appended by the transfer's guard: in the same
+ * transaction as the transfer, so one never commits without the other,
+ * and a redelivered command (a replay: no guard runs) records nothing. */
+static int admin__audit_guard(struct store_txn *txn, void *data)
+{
+    struct admin_ctx *ctx = data;
+    return audit_append_txn(txn, &ctx->audit);
+}
+
+static void admin__audit_prepare(struct admin_ctx *ctx)
+{
+    char actor[STORE_ID_SIZE];
+    cJSON *detail = cJSON_CreateObject();
+    cJSON_AddNumberToObject(detail, "amount", (double)ctx->amount);
+    cJSON_AddStringToObject(detail, "transfer", ctx->id);
+    if (ctx->reason != NULL)
+        cJSON_AddStringToObject(detail, "reason", ctx->reason);
+    char *text = json_print(detail, NULL);
+    cJSON_Delete(detail);
+    audit_actor(actor, sizeof(actor), ctx->inv);
+    ctx->audited = text != NULL && audit_entry_set(&ctx->audit, actor,
+                                                   ctx->move == ADMIN_GRANT    ? "grant"
+                                                   : ctx->move == ADMIN_REVOKE ? "revoke"
+                                                                               : "pool.grant",
+                                                   ctx->target, text) == 0;
+    free(text);
+    if (!ctx->audited)
+        log_error("audit.not_written", "action=grant actor=%s error=%s", actor,
+                  hb_strerror(HB_ENOMEM));
+}
+
 static void admin__target_open(int rc, const struct ledger_result *r, void *data)
 {
     struct admin_ctx *ctx = data;
@@ -171,6 +209,11 @@ static void admin__target_open(int rc, const struct ledger_result *r, void *data
         .kind = revoke ? LEDGER_KIND_REVERSAL : LEDGER_KIND_GRANT,
         .ref = ctx->ref,
     };
+    admin__audit_prepare(ctx);
+    if (ctx->audited) {
+        t.guard = admin__audit_guard;
+        t.guard_data = ctx;
+    }
     rc = ledger_transfer_create(ctx->core->ledger, &t, admin__moved, ctx);
     if (rc < 0)
         admin__done(ctx, rc, "transfer");
@@ -306,6 +349,17 @@ struct admin_pool_ctx {
 static void admin__pool_saved(int rc, const struct pool_settings *s, void *data)
 {
     struct admin_pool_ctx *ctx = data;
+    if (rc == 0) {
+        cJSON *detail = cJSON_CreateObject();
+        if (ctx->set_policy)
+            cJSON_AddStringToObject(detail, "policy",
+                                    s->policy == POOL_POLICY_POOL_FIRST ? "pool_first"
+                                                                        : "wallet_first");
+        else
+            cJSON_AddNumberToObject(detail, "daily_cap", (double)s->daily_cap);
+        audit_note_inv(ctx->core, ctx->inv, ctx->set_policy ? "pool.policy" : "pool.limit",
+                       ctx->pool, detail);
+    }
     if (rc < 0) {
         reply_text(ctx->inv->reply, true, MSG_ADMIN_NOT_SAVED, hb_strerror(rc));
     } else if (ctx->set_policy) {
@@ -378,6 +432,7 @@ void cmd_admin_pool_policy(struct core *core, struct invocation *inv)
 /* ---- per-group model switches ------------------------------------------ */
 
 struct admin_model_ctx {
+    struct core *core;
     struct invocation *inv;
     bool enable;
     char model[128];
@@ -387,6 +442,15 @@ static void admin__model_saved(int rc, const char *value, void *data)
 {
     struct admin_model_ctx *ctx = data;
     (void)value;
+    if (rc == 0) {
+        char scope[COMMAND_ID_MAX + 16];
+        snprintf(scope, sizeof(scope), "%s:%s", command_platform_name(ctx->inv->platform),
+                 ctx->inv->scope_id);
+        cJSON *detail = cJSON_CreateObject();
+        cJSON_AddStringToObject(detail, "model", ctx->model);
+        audit_note_inv(ctx->core, ctx->inv, ctx->enable ? "model.enable" : "model.disable", scope,
+                       detail);
+    }
     if (rc < 0)
         reply_text(ctx->inv->reply, true, MSG_ADMIN_NOT_SAVED, hb_strerror(rc));
     else if (ctx->enable)
@@ -418,6 +482,7 @@ static void admin__model_set(struct core *core, struct invocation *inv, bool ena
         reply_finish(inv->reply);
         return;
     }
+    ctx->core = core;
     ctx->inv = inv;
     ctx->enable = enable;
     snprintf(ctx->model, sizeof(ctx->model), "%s", name);

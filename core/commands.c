@@ -118,6 +118,37 @@ static const struct command_option_spec admin_stats_options[] = {
      .choices = stats_periods},
 };
 
+static const struct command_option_spec admin_audit_options[] = {
+    {.name = "filter",
+     .description = "Only entries by or about this member, or of this action",
+     .type = COMMAND_OPT_STRING,
+     .max = 100},
+    {.name = "page",
+     .description = "Page to show, 1 is the newest",
+     .type = COMMAND_OPT_INTEGER,
+     .min = 1,
+     .max = 50},
+};
+
+static const struct command_option_spec admin_member_options[] = {
+    {.name = "member", .description = "The member", .type = COMMAND_OPT_USER, .required = true},
+};
+
+static const struct command_option_spec admin_payments_assign_options[] = {
+    {.name = "id",
+     .description = "The payment's id from /admin payments unmatched",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 150},
+    {.name = "member", .description = "The member", .type = COMMAND_OPT_USER, .required = true},
+    {.name = "credits",
+     .description = "Credits it buys, when the payment does not say",
+     .type = COMMAND_OPT_INTEGER,
+     .min = 1,
+     .max = ADMIN_AMOUNT_MAX},
+};
+
 #define OPTS(a) .options = a, .noptions = sizeof(a) / sizeof(a[0])
 
 static const char *const generate_modalities[] = {"text", "image", NULL};
@@ -316,6 +347,34 @@ static const struct command_spec command_list[] = {
      .example = "/admin reload",
      .access = COMMAND_ACCESS_ADMIN,
      .handler = cmd_admin_reload},
+    {.name = "admin audit",
+     .description = "The audit trail: who did what, newest first",
+     .example = "/admin audit grant 2",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_audit_options),
+     .handler = cmd_admin_audit,
+     .personal = true,
+     .button_prefix = "aud",
+     .on_button = cmd_admin_audit_button},
+    {.name = "admin member",
+     .description = "A member's balance, reservations, transfers and generations",
+     .example = "/admin member @alice",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_member_options),
+     .handler = cmd_admin_member,
+     .personal = true},
+    {.name = "admin payments unmatched",
+     .description = "Payments that named no member",
+     .example = "/admin payments unmatched",
+     .access = COMMAND_ACCESS_ADMIN,
+     .handler = cmd_admin_payments_unmatched,
+     .personal = true},
+    {.name = "admin payments assign",
+     .description = "Credit an unmatched payment to a member, once",
+     .example = "/admin payments assign stripe:evt_123 @alice",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_payments_assign_options),
+     .handler = cmd_admin_payments_assign},
     /* Generation. */
     {.name = "chat",
      .description = "Ask a text model; a follow-up continues the conversation",

@@ -56,6 +56,16 @@ struct deposit_methods {
  *  memory ran out. wallet and pool may be NULL. */
 char *deposit_text_make(const struct deposit_methods *m, const char *wallet, const char *pool);
 
+/* Payments that could not be booked, kept for the operator in the state
+ * table (bot/payments.c, bot/mirror.c), and those an admin credited since
+ * (/admin payments assign). */
+#define DEPOSIT_NS_UNMATCHED "payments.unmatched"      /* "<provider>:<event id>" */
+#define DEPOSIT_NS_UNMATCHED_HEDERA "hedera.unmatched" /* "<transaction>[:<token>]" */
+#define DEPOSIT_NS_ASSIGNED "payments.assigned"        /* the listed id */
+/* Card payments credited by their webhooks: "<provider>:<payment id>" ->
+ * "<transfer id> <account> <credits> <amount> <reversed>". */
+#define DEPOSIT_NS_PAYMENT_LINKS "payments"
+
 /* ---- booking ------------------------------------------------------------ */
 
 #define DEPOSIT_ID_MAX 120 /* longest transfer id, bytes (the ledger's LEDGER_ID_LEN_MAX) */

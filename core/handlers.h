@@ -24,6 +24,13 @@ void cmd_admin_model_disable(struct core *core, struct invocation *inv);
 void cmd_admin_stats(struct core *core, struct invocation *inv);
 void cmd_admin_reload(struct core *core, struct invocation *inv);
 
+/* Oversight and support (core/cmd_audit.c). */
+void cmd_admin_audit(struct core *core, struct invocation *inv);
+void cmd_admin_audit_button(struct core *core, struct invocation *inv);
+void cmd_admin_member(struct core *core, struct invocation *inv);
+void cmd_admin_payments_unmatched(struct core *core, struct invocation *inv);
+void cmd_admin_payments_assign(struct core *core, struct invocation *inv);
+
 /* Generation (core/cmd_generate.c). */
 void cmd_chat(struct core *core, struct invocation *inv);
 void cmd_imagine(struct core *core, struct invocation *inv);

@@ -4,34 +4,11 @@
 
 #include "base/error.h"
 #include "core/ledger_internal.h"
-#include "base/hex.h"
+#include "core/chain.h"
 
-#include <openssl/evp.h>
 #include <string.h>
 
 /* ---- Canonical encoding and the chain hash ------------------------------------ */
-
-static size_t ledger__put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-    return 8;
-}
-
-static size_t ledger__put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (24 - 8 * i));
-    return 4;
-}
-
-static size_t ledger__put_str(uint8_t *p, const char *s, size_t cap)
-{
-    size_t n = strnlen(s, cap);
-    size_t off = ledger__put_u32(p, (uint32_t)n);
-    memcpy(p + off, s, n);
-    return off + n;
-}
 
 /* The canonical bytes: a version tag, then every field in a fixed order,
  * integers big-endian, strings length-prefixed. Independent of the backend. */
@@ -40,18 +17,18 @@ static size_t ledger__encode(const struct store_transfer *t, uint8_t *p)
     size_t n = 0;
     memcpy(p, "HBL1", 4);
     n += 4;
-    n += ledger__put_u64(p + n, t->seq);
-    n += ledger__put_str(p + n, t->id, sizeof(t->id));
-    n += ledger__put_str(p + n, t->debit, sizeof(t->debit));
-    n += ledger__put_str(p + n, t->credit, sizeof(t->credit));
-    n += ledger__put_u64(p + n, (uint64_t)t->amount);
-    n += ledger__put_u32(p + n, t->kind);
-    n += ledger__put_u32(p + n, t->flags);
-    n += ledger__put_str(p + n, t->link, sizeof(t->link));
-    n += ledger__put_u64(p + n, (uint64_t)t->expires_at);
-    n += ledger__put_u64(p + n, (uint64_t)t->ts);
-    n += ledger__put_str(p + n, t->ref, sizeof(t->ref));
-    n += ledger__put_str(p + n, t->tag, sizeof(t->tag));
+    n += chain_put_u64(p + n, t->seq);
+    n += chain_put_str(p + n, t->id, sizeof(t->id));
+    n += chain_put_str(p + n, t->debit, sizeof(t->debit));
+    n += chain_put_str(p + n, t->credit, sizeof(t->credit));
+    n += chain_put_u64(p + n, (uint64_t)t->amount);
+    n += chain_put_u32(p + n, t->kind);
+    n += chain_put_u32(p + n, t->flags);
+    n += chain_put_str(p + n, t->link, sizeof(t->link));
+    n += chain_put_u64(p + n, (uint64_t)t->expires_at);
+    n += chain_put_u64(p + n, (uint64_t)t->ts);
+    n += chain_put_str(p + n, t->ref, sizeof(t->ref));
+    n += chain_put_str(p + n, t->tag, sizeof(t->tag));
     return n;
 }
 
@@ -60,20 +37,12 @@ int ledger__hash(const uint8_t prev[STORE_HASH_SIZE], const struct store_transfe
 {
     uint8_t buf[4 + 8 * 4 + 4 * 2 + 6 * 4 + 4 * STORE_ID_SIZE + STORE_REF_SIZE + STORE_TAG_SIZE];
     size_t n = ledger__encode(t, buf);
-    unsigned int len = 0;
-    int rc = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, prev, STORE_HASH_SIZE) != 1 || EVP_DigestUpdate(ctx, buf, n) != 1 ||
-        EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != STORE_HASH_SIZE)
-        rc = HB_ENOMEM;
-    EVP_MD_CTX_free(ctx);
-    return rc;
+    return chain_hash(prev, buf, n, out);
 }
 
 void ledger__hex(const uint8_t hash[STORE_HASH_SIZE], char out[2 * STORE_HASH_SIZE + 1])
 {
-    hex_encode(hash, STORE_HASH_SIZE, out);
+    chain_hex(hash, out);
 }
 
 /* Seal a transfer with the next sequence number and its chain hash, and

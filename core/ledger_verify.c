@@ -8,6 +8,7 @@
 #include "base/hex.h"
 #include "core/ledger_internal.h"
 #include "base/hash.h"
+#include "core/audit.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -350,6 +351,9 @@ int ledger_verify_file_head(const char *db_path, const struct ledger_head *head,
     uint8_t rec_hash[STORE_HASH_SIZE];
     char hex[2 * STORE_HASH_SIZE + 1];
     size_t listed = 0;
+    struct audit_verify_result audit;
+    bool audited = false;
+    int audit_rc = 0;
     int rc = 0;
     memset(&v, 0, sizeof(v));
     memset(&tot, 0, sizeof(tot));
@@ -423,6 +427,9 @@ int ledger_verify_file_head(const char *db_path, const struct ledger_head *head,
             }
         }
     }
+    /* The audit trail is its own chain in the same snapshot. */
+    audit_rc = audit_verify_txn(txn, &audit);
+    audited = true;
 out:
     if (txn != NULL)
         store_txn_end(txn, false);
@@ -442,6 +449,8 @@ out:
         if (head != NULL)
             fprintf(out, "ledger verify: the chain holds the published head seq=%" PRIu64 "\n",
                     head->seq);
+        if (audited && audit_verify_print(audit_rc, &audit, out) != 0)
+            rc = audit_rc < 0 ? audit_rc : 1;
     }
     verify__map_free(&v.accounts);
     verify__map_free(&v.open);

@@ -180,6 +180,59 @@
 #define MSG_ADMIN_MODEL_NOT_HERE "Models are switched per server or group: run this there."
 #define MSG_ADMIN_NOT_SAVED_RETRY "The setting could not be saved; please try again."
 
+/* ---- /admin audit, /admin member, /admin payments ----------------------- */
+
+/* %lld: the page, from 1. */
+#define MSG_AUDIT_HEADER "Audit trail, newest first (page %lld):\n"
+/* %s: the member, action or subject asked for; %lld: the page. */
+#define MSG_AUDIT_HEADER_FOR "Audit trail for %s, newest first (page %lld):\n"
+/* %s: the entry's number; %s: when; %s: who; %s: what; %s: to what. The
+ * entry's details follow on the same line. */
+#define MSG_AUDIT_ENTRY "#%s %s  %s  %s  %s"
+#define MSG_AUDIT_NONE "The audit trail has no entries for this."
+#define MSG_AUDIT_NO_OLDER "There are no older audit entries."
+#define MSG_AUDIT_BUTTON_NEWER "Newer"
+#define MSG_AUDIT_BUTTON_OLDER "Older"
+#define MSG_AUDIT_BUTTON_EXPIRED "This button is no longer active. Try /admin audit."
+/* %s: why. */
+#define MSG_AUDIT_FAILED "The audit trail could not be read (%s)."
+/* %s: the member as named; %s: their wallet account. */
+#define MSG_MEMBER_HEADER "%s (%s)\n"
+/* %s: available; %s: posted; %s: reserved. */
+#define MSG_MEMBER_BALANCE "Wallet: %s credits available (%s posted, %s reserved).\n"
+#define MSG_MEMBER_RESERVATIONS "Open reservations:\n"
+#define MSG_MEMBER_TRANSFERS "Recent transfers:\n"
+#define MSG_MEMBER_NO_TRANSFERS "No transfers yet.\n"
+/* %lld: how many; %s: credits they cost. */
+#define MSG_MEMBER_GENERATIONS "Generations in the last 30 days: %lld, costing %s credits.\n"
+/* %s: the model; %lld: how many; %s: credits. */
+#define MSG_MEMBER_MODEL "  %s: %lld, %s credits\n"
+/* %s: the member as named. */
+#define MSG_MEMBER_UNKNOWN "I know no member %s here; nothing was looked up or moved."
+/* %s: the member as named. */
+#define MSG_MEMBER_NO_WALLET "%s has no wallet yet."
+/* %s: why. */
+#define MSG_MEMBER_FAILED "The member's figures could not be read (%s)."
+#define MSG_PAYMENTS_UNMATCHED_HEADER "Payments that named no member (id, then what was seen):\n"
+/* %s: "hedera:" or ""; %s: the rest of the id; %s: what the payment said. */
+#define MSG_PAYMENTS_UNMATCHED_ENTRY "%s%s  %s\n"
+#define MSG_PAYMENTS_UNMATCHED_NONE "No unmatched payments."
+#define MSG_PAYMENTS_UNMATCHED_HINT                                                                \
+    "Credit one to a member with /admin payments assign <id> <member> [credits]."
+/* %s: the id given. */
+#define MSG_PAYMENTS_UNKNOWN "No unmatched payment has the id %s; see /admin payments unmatched."
+/* %s: the payment; %s: the account it went to. */
+#define MSG_PAYMENTS_ALREADY "Payment %s was already assigned to %s; nothing was credited again."
+#define MSG_PAYMENTS_ANOTHER_MEMBER "another member"
+/* %s: the payment; %s: the payment again, for the example. */
+#define MSG_PAYMENTS_NEED_CREDITS                                                                  \
+    "Payment %s does not say how many credits it buys; give them: /admin payments assign %s "      \
+    "<member> <credits>."
+/* %s: the payment; %s: the member; %s: credits. */
+#define MSG_PAYMENTS_ASSIGNED "Assigned payment %s to %s: %s credits credited."
+/* %s: why. */
+#define MSG_PAYMENTS_FAILED "The payment could not be assigned (%s); nothing was credited."
+
 /* ---- The router: what it answers itself, before any handler runs -------- */
 
 /* %s: the command typed; %s: the closest command. */

@@ -48,12 +48,18 @@ enum store_stmt_id {
     ST_COUNTER_ADD,
     ST_COUNTER_GET,
     ST_COUNTER_PRUNE,
-    ST_OUTBOX_PUT, /* from here on: statements of STORE_OUTBOX_VERSION */
+    ST_OUTBOX_PUT, /* from here to ST_OUTBOX_COUNT: statements of STORE_OUTBOX_VERSION */
     ST_OUTBOX_REMOVE,
     ST_OUTBOX_FAIL,
     ST_OUTBOX_EACH,
     ST_OUTBOX_MAX,
     ST_OUTBOX_COUNT,
+    ST_AUDIT_HEAD, /* from here on: statements of STORE_AUDIT_VERSION */
+    ST_AUDIT_HEAD_RECORD,
+    ST_AUDIT_HEAD_RECORDED,
+    ST_AUDIT_INSERT,
+    ST_AUDIT_EACH,
+    ST_AUDIT_PAGE,
     ST_COUNT
 };
 

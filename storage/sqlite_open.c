@@ -190,6 +190,32 @@ static const char *const store_migrations[] = {
     " plaintalk INTEGER,"
     " updated_at INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /* 9: the audit trail: who did what (grants, pool and model settings,
+     * config reloads, unmatched payments and their resolution), its own
+     * hash chain beside the ledger's, append-only like the transfers, with
+     * its head recorded so that removing the newest entries shows. */
+    "CREATE TABLE audit ("
+    " seq INTEGER PRIMARY KEY,"
+    " ts INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " detail TEXT NOT NULL,"
+    " prev BLOB NOT NULL,"
+    " hash BLOB NOT NULL"
+    ");"
+    "CREATE INDEX audit_subject ON audit(subject, seq);"
+    "CREATE INDEX audit_action ON audit(action, seq);"
+    "CREATE INDEX audit_actor ON audit(actor, seq);"
+    "CREATE TABLE audit_head ("
+    " one INTEGER PRIMARY KEY CHECK (one = 1),"
+    " seq INTEGER NOT NULL,"
+    " hash BLOB NOT NULL"
+    ");"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
 };
 
 #define STORE_STATE_VERSION 3   /* the first schema with the state table */
@@ -197,12 +223,15 @@ static const char *const store_migrations[] = {
 #define STORE_COUNTER_VERSION 5 /* the first schema with the counters table */
 #define STORE_OUTBOX_VERSION 6  /* the first schema with the outbox */
 #define STORE_CONV_VERSION 7    /* the first schema with the conversation tables */
+#define STORE_AUDIT_VERSION 9   /* the first schema with the audit trail */
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 #define STORE_TRANSFER_COLS                                                                        \
     "seq, id, debit_account, credit_account, amount, kind, flags, link, expires_at, ts, "          \
     "ref, tag, hash"
+
+#define STORE_AUDIT_COLS "seq, ts, actor, action, subject, detail, prev, hash"
 
 const char *const store__sql[ST_COUNT] = {
     [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
@@ -275,6 +304,16 @@ const char *const store__sql[ST_COUNT] = {
         " AND id > ?2 ORDER BY id LIMIT ?3",
     [ST_OUTBOX_MAX] = "SELECT COALESCE(MAX(id), 0) FROM outbox WHERE channel = ?1",
     [ST_OUTBOX_COUNT] = "SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND (failed_at != 0) = ?2",
+    [ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+    [ST_AUDIT_HEAD_RECORD] =
+        "INSERT OR REPLACE INTO audit_head (one, seq, hash) VALUES (1, ?1, ?2)",
+    [ST_AUDIT_HEAD_RECORDED] = "SELECT seq, hash FROM audit_head WHERE one = 1",
+    [ST_AUDIT_INSERT] = "INSERT INTO audit (" STORE_AUDIT_COLS ")"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_AUDIT_EACH] = "SELECT " STORE_AUDIT_COLS " FROM audit WHERE seq >= ?1 ORDER BY seq",
+    [ST_AUDIT_PAGE] = "SELECT " STORE_AUDIT_COLS " FROM audit"
+                      " WHERE (?1 IS NULL OR actor = ?1 OR action = ?1 OR subject = ?1)"
+                      " AND (?2 = 0 OR seq < ?2) ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
 };
 
 int store_schema_latest(void)
@@ -535,7 +574,9 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         if (i >= ST_COUNTER_ENSURE && i <= ST_COUNTER_PRUNE && s->version < STORE_COUNTER_VERSION)
             continue;
 
-        if (i >= ST_OUTBOX_PUT && s->version < STORE_OUTBOX_VERSION)
+        if (i >= ST_OUTBOX_PUT && i <= ST_OUTBOX_COUNT && s->version < STORE_OUTBOX_VERSION)
+            continue;
+        if (i >= ST_AUDIT_HEAD && s->version < STORE_AUDIT_VERSION)
             continue;
         if (sqlite3_prepare_v3(s->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK) {

@@ -407,4 +407,48 @@ int store_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id
 int store_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable,
                            int64_t *n);
 
+/* ---- Audit trail: who did what, append-only and hash-chained -----------
+ * Its own chain beside the ledger's: entry seq n stores the hash of entry
+ * n - 1 (prev) and SHA-256 over prev and its own canonical bytes
+ * (core/audit.c computes both). Every call returns HB_ESCHEMA on a database
+ * older than the audit table. */
+
+#define STORE_AUDIT_ACTION_SIZE 48   /* "grant", "model.disable", NUL included */
+#define STORE_AUDIT_DETAIL_SIZE 1024 /* a small JSON object, NUL included */
+
+/** One audit entry. Never a secret or prompt text. */
+struct store_audit {
+    uint64_t seq;                         /* position in the trail, from 1 */
+    int64_t ts;                           /* ms since the epoch */
+    char actor[STORE_ID_SIZE];            /* "discord:123", "config", "system" */
+    char action[STORE_AUDIT_ACTION_SIZE]; /* what was done */
+    char subject[STORE_ID_SIZE];          /* what it was done to ("telegram:5", a pool), or "" */
+    char detail[STORE_AUDIT_DETAIL_SIZE]; /* JSON object text, or "" */
+    uint8_t prev[STORE_HASH_SIZE];        /* the previous entry's hash (zeros for the first) */
+    uint8_t hash[STORE_HASH_SIZE];        /* chain hash over prev and this entry */
+};
+
+/** The last entry's seq and hash (0 and zeros for an empty trail). */
+int store_txn_audit_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+
+/** The head as recorded by the last append (0 and zeros when none), so
+ *  that removing the newest entries shows. */
+int store_txn_audit_head_recorded(struct store_txn *txn, uint64_t *seq,
+                                  uint8_t hash[STORE_HASH_SIZE]);
+
+/** Append an entry (its seq the head's plus one, its hashes the caller's)
+ *  and record it as the head, in the same transaction. */
+int store_txn_audit_append(struct store_txn *txn, const struct store_audit *a);
+
+/** Call fn for every entry with seq >= from_seq, in seq order, stopping at
+ *  the first non-zero return (which is returned). */
+int store_txn_audit_each(struct store_txn *txn, uint64_t from_seq,
+                         int (*fn)(const struct store_audit *a, void *data), void *data);
+
+/** Entries with seq < before_seq (0 = no bound) whose actor, action or
+ *  subject is `match` (NULL = any), newest first, skipping the first `skip`
+ *  of them, at most max into out[]; *n is how many. */
+int store_txn_audit_page(struct store_txn *txn, const char *match, uint64_t before_seq, size_t skip,
+                         struct store_audit *out, size_t max, size_t *n);
+
 #endif

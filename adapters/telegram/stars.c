@@ -14,6 +14,7 @@
 
 #include "core/messages.h"
 #include "core/core.h"
+#include "core/audit.h"
 #include "core/deposit.h"
 #include "base/error.h"
 #include "core/ledger.h"
@@ -33,7 +34,8 @@ struct tg_pay {
     char charge[128];
     int64_t stars, credits, payer;
     int64_t debt;
-    bool finish; /* the handle is this payment's own: finish it when done */
+    char admin[STORE_ID_SIZE]; /* refunds: the admin who asked, as the audit trail names them */
+    bool finish;               /* the handle is this payment's own: finish it when done */
 };
 
 static struct tg_pay *pay__new(struct tg *tg, struct tg_reply *r)
@@ -264,6 +266,18 @@ static void pay__reversed(int rc, const struct deposit_result *res, void *data)
         p->debt = res != NULL ? res->debt : 0;
         log_info("telegram.refunded", "charge=%s account=%s credits=%" PRId64 " debt=%" PRId64,
                  p->charge, p->account, p->credits, p->debt);
+        if (res != NULL && !res->existed) {
+            cJSON *detail = cJSON_CreateObject();
+            cJSON_AddStringToObject(detail, "account", p->account);
+            cJSON_AddNumberToObject(detail, "credits", (double)p->credits);
+            cJSON_AddNumberToObject(detail, "stars", (double)p->stars);
+            cJSON_AddNumberToObject(detail, "debt", (double)p->debt);
+            struct ledger *l = pay__ledger(p->tg);
+            if (l != NULL)
+                audit_note(ledger_store(l), p->admin, "refund", p->id, detail);
+            else
+                cJSON_Delete(detail);
+        }
         /* What a member's wallet owes is theirs: a group reads that the
          * credits were taken back, and the debt is an aside for the admin
          * (left out in a group). A pool's debt is the group's. */
@@ -342,7 +356,7 @@ static void pay__refund_found(int rc, const struct ledger_result *res, void *dat
     }
 }
 
-void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id)
+void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id, const char *admin_id)
 {
     struct ledger *l = pay__ledger(tg);
     size_t n = strcspn(charge_id, " \t\n");
@@ -355,6 +369,7 @@ void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id)
         return;
     snprintf(p->charge, sizeof(p->charge), "%.*s", (int)n, charge_id);
     snprintf(p->id, sizeof(p->id), "tg:stars:%s", p->charge);
+    snprintf(p->admin, sizeof(p->admin), "telegram:%s", admin_id != NULL ? admin_id : "");
     if (ledger_transfer_get(l, p->id, pay__refund_found, p) < 0)
         pay__refund_found(HB_ECANCELED, NULL, p);
 }

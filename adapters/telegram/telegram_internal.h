@@ -317,7 +317,8 @@ void tg_stars_offer(struct tg *tg, struct tg_reply *r, int64_t chat_id, bool gro
 void tg_stars_precheckout(struct tg *tg, const cJSON *q);
 void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t user_id,
                    const cJSON *payment);
-void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id);
+void tg_stars_refund(struct tg *tg, struct tg_reply *r, const char *charge_id,
+                     const char *admin_id);
 
 /* ---- cmdsync.c ---- */
 /** setMyCommands, unless the list is the one last set. */

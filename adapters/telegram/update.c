@@ -254,7 +254,7 @@ static void tg__text(struct tg *tg, struct invocation *inv, const char *text, in
             else if (*charge == '\0')
                 reply_text(&r->reply, true, MSG_TG_REFUND_USAGE);
             else
-                tg_stars_refund(tg, r, charge);
+                tg_stars_refund(tg, r, charge, inv->user_id);
             reply_finish(&r->reply);
             return;
         }

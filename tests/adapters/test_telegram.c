@@ -5,6 +5,7 @@
 #include "tests/adapters/test_telegram.h"
 
 #include "bot/config.h"
+#include "core/audit.h"
 
 static void test_text_helpers(void **state)
 {
@@ -426,6 +427,26 @@ static void test_access_blocked_member_gets_no_invoice(void **state)
     fx_done(&fx);
 }
 
+struct refund_audit {
+    bool done;
+    size_t n;
+    char actor[STORE_ID_SIZE];
+    char subject[STORE_ID_SIZE];
+    char detail[STORE_AUDIT_DETAIL_SIZE];
+};
+
+static void refund_audit_cb(int rc, const struct store_audit *e, size_t n, void *data)
+{
+    struct refund_audit *ra = data;
+    ra->n = rc == 0 ? n : 0;
+    if (ra->n > 0) {
+        snprintf(ra->actor, sizeof(ra->actor), "%s", e[0].actor);
+        snprintf(ra->subject, sizeof(ra->subject), "%s", e[0].subject);
+        snprintf(ra->detail, sizeof(ra->detail), "%s", e[0].detail);
+    }
+    ra->done = true;
+}
+
 static void test_stars_purchase_credits_once(void **state)
 {
     (void)state;
@@ -496,6 +517,16 @@ static void test_stars_purchase_credits_once(void **state)
     assert_non_null(strstr(fx_call(&fx, "sendMessage", 2)->body, "450 of them booked as debt"));
     assert_int_equal(lt_balance(&fx.lt, "telegram:77").posted, 0);
     assert_int_equal(lt_balance(&fx.lt, "debt:telegram:77").posted, -450);
+    /* The refund is in the audit trail, by the admin who asked. */
+    struct refund_audit ra = {0};
+    assert_int_equal(
+        audit_list(ledger_store(fx.lt.ledger), "refund", 0, 0, 4, refund_audit_cb, &ra), 0);
+    while (!ra.done)
+        uv_run(&fx.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(ra.n, 1);
+    assert_string_equal(ra.actor, "telegram:1");
+    assert_string_equal(ra.subject, "tg:stars:stxCHARGE1");
+    assert_non_null(strstr(ra.detail, "\"debt\":450"));
 
     /* The next payment repays the debt first: 500 in, 450 repaid. */
     const char *paid2 =

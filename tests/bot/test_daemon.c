@@ -99,6 +99,7 @@ static void test_version_and_help(void **state)
     assert_int_equal(p.status, 0);
     assert_non_null(strstr(p.out, "check-config"));
     assert_non_null(strstr(p.out, "ledger verify"));
+    assert_non_null(strstr(p.out, "audit verify"));
     test_proc_free(&p);
     char *bad[] = {(char *)test_haibot_bin(), "frobnicate", NULL};
     run(bad, NULL, &p);
@@ -380,6 +381,39 @@ static void test_ledger_verify_and_head_cli(void **state)
     test_proc_free(&p);
 }
 
+/* `haibot audit verify`: a grant made through the console is in the trail,
+ * the chain verifies, and an entry edited behind the daemon's back fails
+ * both audit verify and ledger verify. */
+static void test_audit_verify_cli(void **state)
+{
+    struct daemon_fixture *f = *state;
+    char *daemon[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    run(daemon, "/admin grant tester 500 prize\n/admin audit\n", &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "console:tester  grant  console:tester {\"amount\":500,"));
+    test_proc_free(&p);
+    char *audit[] = {(char *)test_haibot_bin(), "audit", "verify", "-c", f->conf, NULL};
+    run(audit, NULL, &p);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "audit verify: ok entries=1 "));
+    test_proc_free(&p);
+
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TRIGGER audit_no_update;"
+                                  "UPDATE audit SET detail = '{\"amount\":5}' WHERE seq = 1;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    run(audit, NULL, &p);
+    assert_int_equal(p.status, 1);
+    assert_non_null(strstr(p.out, "audit verify: FAILED at entry seq=1:"));
+    test_proc_free(&p);
+    assert_int_equal(ledger_verify_status(f), 1);
+}
+
 /* A name that is not a member is refused with how to name one, and nothing
  * is opened for it: no wallet, no bonus, no grant. On the console the
  * console's own user is the one member there is. */
@@ -473,6 +507,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_file_edit_reloads_live, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_adapter_is_an_error, setup, teardown),
     cmocka_unit_test_setup_teardown(test_ledger_verify_and_head_cli, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_audit_verify_cli, setup, teardown),
     cmocka_unit_test_setup_teardown(test_grant_to_unknown_member_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prompt_never_logged, setup, teardown),
     cmocka_unit_test_setup_teardown(test_world_readable_config_warns, setup, teardown),

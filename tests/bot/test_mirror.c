@@ -7,6 +7,7 @@
 #include "adapters/hedera/hedera.h"
 #include "bot/mirror.h"
 #include "base/error.h"
+#include "core/audit.h"
 #include "core/payref.h"
 #include "core/state.h"
 #include "tests/core/ledger_helpers.h"
@@ -219,6 +220,24 @@ static void read_state(struct mfx *fx, const char *ns, const char *key, char *ou
         uv_run(&fx->lt.loop, UV_RUN_ONCE);
 }
 
+struct mirror_audit {
+    bool done;
+    size_t n;
+    char subject[STORE_ID_SIZE];
+    char detail[STORE_AUDIT_DETAIL_SIZE];
+};
+
+static void mirror_audit_cb(int rc, const struct store_audit *e, size_t n, void *data)
+{
+    struct mirror_audit *ma = data;
+    ma->n = rc == 0 ? n : 0;
+    if (ma->n > 0) {
+        snprintf(ma->subject, sizeof(ma->subject), "%s", e[0].subject);
+        snprintf(ma->detail, sizeof(ma->detail), "%s", e[0].detail);
+    }
+    ma->done = true;
+}
+
 static void test_mirror_pages_and_credits(void **state)
 {
     (void)state;
@@ -245,6 +264,18 @@ static void test_mirror_pages_and_credits(void **state)
     read_state(&fx, "hedera.unmatched", "0.0.5003-1700000000-000000004", got);
     assert_non_null(strstr(got, "reason=unknown_memo"));
     assert_non_null(strstr(got, "memo=hello there"));
+    assert_non_null(strstr(got, "credits=")); /* what it would buy, for /admin payments assign */
+    /* In the audit trail too, without what the sender typed. */
+    struct mirror_audit ma = {0};
+    assert_int_equal(
+        audit_list(ledger_store(fx.lt.ledger), "payment.unmatched", 0, 0, 4, mirror_audit_cb, &ma),
+        0);
+    while (!ma.done)
+        uv_run(&fx.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(ma.n, 1);
+    assert_string_equal(ma.subject, "hedera:0.0.5003-1700000000-000000004");
+    assert_non_null(strstr(ma.detail, "\"reason\":\"unknown_memo\""));
+    assert_null(strstr(ma.detail, "hello"));
     read_state(&fx, "hedera", "cursor", got);
     assert_string_equal(got, "0 1700000001.000000005");
     /* The next poll asks from the cursor and finds nothing new. */

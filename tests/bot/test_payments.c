@@ -8,6 +8,7 @@
 #include "bot/payments.h"
 #include "net/server.h"
 #include "base/error.h"
+#include "core/audit.h"
 #include "core/notify.h"
 #include "core/payref.h"
 #include "core/state.h"
@@ -408,6 +409,27 @@ static void got_state(int rc, const char *value, void *data)
     snprintf(out, 512, "%d %s", rc, value != NULL ? value : "-");
 }
 
+struct unmatched_audit {
+    bool done;
+    size_t n;
+    char actor[STORE_ID_SIZE];
+    char subject[STORE_ID_SIZE];
+    char detail[STORE_AUDIT_DETAIL_SIZE];
+};
+
+/* The newest entry of a listing, and how many there were. */
+static void unmatched_audit_cb(int rc, const struct store_audit *e, size_t n, void *data)
+{
+    struct unmatched_audit *ua = data;
+    ua->n = rc == 0 ? n : 0;
+    if (ua->n > 0) {
+        snprintf(ua->actor, sizeof(ua->actor), "%s", e[0].actor);
+        snprintf(ua->subject, sizeof(ua->subject), "%s", e[0].subject);
+        snprintf(ua->detail, sizeof(ua->detail), "%s", e[0].detail);
+    }
+    ua->done = true;
+}
+
 static void test_stripe_unmatched_is_recorded(void **state)
 {
     (void)state;
@@ -433,6 +455,7 @@ static void test_stripe_unmatched_is_recorded(void **state)
         uv_run(&fx.lt.loop, UV_RUN_ONCE);
     assert_non_null(strstr(got, "amount=777"));
     assert_non_null(strstr(got, "reason=no_package"));
+    assert_non_null(strstr(got, "credits=0")); /* no package has its price */
     got[0] = '\0';
     assert_int_equal(state_get(ledger_store(fx.lt.ledger), "payments.unmatched", "stripe:evt_3B",
                                got_state, got),
@@ -440,6 +463,17 @@ static void test_stripe_unmatched_is_recorded(void **state)
     while (got[0] == '\0')
         uv_run(&fx.lt.loop, UV_RUN_ONCE);
     assert_non_null(strstr(got, "reason=reference_forged"));
+    /* Both are in the audit trail, found by the daemon itself. */
+    struct unmatched_audit ua = {0};
+    assert_int_equal(audit_list(ledger_store(fx.lt.ledger), "payment.unmatched", 0, 0, 4,
+                                unmatched_audit_cb, &ua),
+                     0);
+    while (!ua.done)
+        uv_run(&fx.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(ua.n, 2);
+    assert_string_equal(ua.actor, "system");
+    assert_string_equal(ua.subject, "stripe:evt_3B");
+    assert_non_null(strstr(ua.detail, "\"reason\":\"reference_forged\""));
     pfx_close(&fx);
 }
 
