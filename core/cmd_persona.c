@@ -1,6 +1,7 @@
 /* Persona commands: /persona (list, or choose one), its buttons, and the
  * admins' /admin persona set|clear and /admin plaintalk. The choices live
  * in core/persona.h; the personas themselves in the catalog. */
+#include "core/audit.h"
 #include "core/catalog.h"
 #include "core/core.h"
 #include "core/generate.h"
@@ -101,15 +102,38 @@ static void cmd_persona__list(struct core *core, struct invocation *inv, struct 
 }
 
 struct persona_ctx {
+    struct core *core;
     struct invocation *inv;
+    const char *action; /* an admin's setting: its audit entry's action, else NULL */
+    char subject[COMMAND_ID_MAX * 2 + 16];
+    char value[COMMAND_ID_MAX];      /* the persona set, "on"/"off", or "" */
     char text[COMMAND_ID_MAX + 512]; /* the answer once the store has it */
     char *prompt;                    /* shown after it when the persona allows */
     bool public_answer;              /* an admin's setting: the channel reads it */
 };
 
+/* An admin's setting is audited once saved: the group (and the channel
+ * when it is the channel's) as subject. */
+static void cmd_persona__audit(struct persona_ctx *ctx, struct core *core, const char *action,
+                               bool channel, const char *value)
+{
+    const struct invocation *inv = ctx->inv;
+    ctx->core = core;
+    ctx->action = action;
+    snprintf(ctx->subject, sizeof(ctx->subject), "%s:%s%s%s", command_platform_name(inv->platform),
+             inv->scope_id, channel ? "#" : "", channel ? inv->channel_id : "");
+    snprintf(ctx->value, sizeof(ctx->value), "%s", value);
+}
+
 static void cmd_persona__saved(int rc, void *data)
 {
     struct persona_ctx *ctx = data;
+    if (rc == 0 && ctx->action != NULL) {
+        cJSON *detail = cJSON_CreateObject();
+        if (detail != NULL && ctx->value[0] != '\0')
+            cJSON_AddStringToObject(detail, "value", ctx->value);
+        audit_note_inv(ctx->core, ctx->inv, ctx->action, ctx->subject, detail);
+    }
     if (rc < 0) {
         reply_text(ctx->inv->reply, true, MSG_PERSONA_NOT_SAVED, hb_strerror(rc));
     } else {
@@ -230,6 +254,8 @@ static void cmd_admin_persona__set(struct core *core, struct invocation *inv, co
     ctx->public_answer = true;
     const char *label = "";
     enum persona_level level = cmd_persona__where(inv, &label);
+    cmd_persona__audit(ctx, core, p != NULL ? "persona.set" : "persona.clear",
+                       level == PERSONA_LEVEL_CHANNEL, p != NULL ? p->name : "");
     if (p != NULL)
         snprintf(ctx->text, sizeof(ctx->text), MSG_ADMIN_PERSONA_SET, p->name, label);
     else
@@ -266,6 +292,7 @@ void cmd_admin_plaintalk(struct core *core, struct invocation *inv)
     }
     ctx->inv = inv;
     ctx->public_answer = true;
+    cmd_persona__audit(ctx, core, "plaintalk", false, on ? "on" : "off");
     snprintf(ctx->text, sizeof(ctx->text), "%s",
              on ? MSG_ADMIN_PLAINTALK_ON : MSG_ADMIN_PLAINTALK_OFF);
     int rc = persona_plaintalk_set(core, inv, on, cmd_persona__saved, ctx);

@@ -428,6 +428,13 @@ static void test_admin_persona_set_and_clear(void **state)
     invocation_clear(&inv);
     reply_capture_close(&cap);
     assert_string_equal(persona_chosen(&gt.core, &inv, PERSONA_LEVEL_CHANNEL), "");
+    /* Both settings are in the audit trail, with who made them. */
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM audit WHERE action = "
+                                              "'persona.set' AND actor = 'console:admin1' AND "
+                                              "detail LIKE '%pirate%'"),
+                     1);
+    assert_int_equal(
+        test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM audit WHERE action = 'persona.clear'"), 1);
 
     /* In a DM there is no group to set it for. */
     gt_inv(&inv, &cap, "admin1", NULL);
