@@ -1,3 +1,4 @@
+#include "bot/operator.h"
 #include "bot/daemon.h"
 
 #include "adapters/adapter.h"
@@ -61,6 +62,7 @@ struct daemon {
     struct payments *payments; /* card webhooks on the server; NULL when none */
     struct webhooks *webhooks; /* platform endpoints on the server; NULL when off */
     struct mirror *mirror;     /* Hedera deposit poller; NULL when off */
+    struct operator* operator; /* feature switches, notices, alerts */
     char *deposit_text;        /* /deposit without member links (heap); NULL: none */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     const struct adapters_kind *kinds[DAEMON_MAX_ADAPTERS]; /* the table row of each */
@@ -89,6 +91,8 @@ static void daemon__apply_live(struct daemon *d, const struct config *cfg)
     d->core.reservation_timeout_ms = cfg->storage.reservation_timeout * 1000;
     if (d->router != NULL)
         router_access_configure(d->router, cfg); /* logs and keeps the previous on failure */
+    if (d->operator!= NULL)
+        operator_configure(d->operator, cfg); /* before the adapters: their command lists */
     for (size_t i = 0; i < d->nadapters; i++) {
         if (d->kinds[i]->reload == NULL || d->adapters[i]->ops->reload == NULL)
             continue;
@@ -323,6 +327,30 @@ static void daemon__host_provider_state(void *host, const char *provider, bool o
     char name[160];
     snprintf(name, sizeof(name), "provider:%s", provider);
     status_component_set(d->status, name, false, ok ? STATUS_UP : STATUS_DOWN, detail);
+}
+
+/* Whether a part of a chat platform is not up (a Discord shard
+ * reconnecting or stopped, the Telegram poller failing), for the
+ * platform-down alert. */
+static bool daemon__platform_down(void *data, char *name, size_t cap)
+{
+    struct daemon *d = data;
+    if (d->state != DAEMON_RUNNING)
+        return false;
+    for (size_t a = 0; a < d->nadapters; a++) {
+        struct adapter *ad = d->adapters[a];
+        for (size_t i = 0; ad->ops->health != NULL; i++) {
+            struct adapter_health h;
+            memset(&h, 0, sizeof(h));
+            if (!ad->ops->health(ad, i, &h))
+                break;
+            if (h.state != ADAPTER_HEALTH_UP) {
+                snprintf(name, cap, "%s", h.name);
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 static const struct core_host_ops daemon_host_ops = {.reload = daemon__host_reload,
@@ -730,6 +758,10 @@ static void daemon__close_all(struct daemon *d)
         d->ledger = NULL;
         d->core.ledger = NULL;
     }
+    if (d->operator!= NULL) {
+        d->closing++;
+        operator_close(d->operator, daemon__closed_one, d);
+    }
     daemon__close_handle(d, (uv_handle_t *)&d->grace);
     daemon__close_handle(d, (uv_handle_t *)&d->health);
     daemon__close_handle(d, (uv_handle_t *)&d->sig_term);
@@ -865,6 +897,11 @@ int daemon_run(const char *config_path)
         goto out;
     }
     log_configure(d->config->bot.log_level, d->config->bot.log_format == CONFIG_LOG_JSON, NULL);
+    struct operator_host oh = {
+        .platform_down = daemon__platform_down, .notify = daemon__notify, .data = d};
+    d->operator= operator_new(&d->loop, &d->core, &oh);
+    if (d->operator== NULL)
+        goto out;
     daemon__apply_live(d, d->config);
     d->core.host_ops = &daemon_host_ops;
     d->core.host = d;
@@ -901,6 +938,9 @@ int daemon_run(const char *config_path)
     if (rc < 0)
         goto fail_running;
     rc = daemon__mirror_start(d);
+    if (rc < 0)
+        goto fail_running;
+    rc = operator_start(d->operator, ledger_store(d->ledger), d->http);
     if (rc < 0)
         goto fail_running;
     struct daemon_methods dm;
@@ -950,6 +990,7 @@ free_all:
     if (d->router != NULL && router_in_flight(d->router) == 0)
         router_free(d->router);
     member_dir_free(d->core.members);
+    operator_free(d->operator);
     config_free(d->config);
     free(d->deposit_text);
     config_problems_free(&problems);

@@ -12,9 +12,11 @@
 #include <stdint.h>
 
 struct access_rules;
+struct features;
 struct generate;
 struct ledger;
 struct member_dir;
+struct notices;
 struct notify_target;
 struct reply;
 
@@ -54,6 +56,8 @@ struct core {
     struct member_dir *members;           /* cache of seen usernames (core/member.h); may be NULL */
     const struct access_rules *access;    /* who may use the bot (core/access.h), owned by the
                                              router; for paths that do not pass it; NULL: all */
+    struct features *features; /* feature switches (core/feature.h); NULL: every feature on */
+    struct notices *notices;   /* low-balance and upvote notices (core/notice.h); NULL: none */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

@@ -23,6 +23,8 @@ void cmd_admin_model_enable(struct core *core, struct invocation *inv);
 void cmd_admin_model_disable(struct core *core, struct invocation *inv);
 void cmd_admin_stats(struct core *core, struct invocation *inv);
 void cmd_admin_reload(struct core *core, struct invocation *inv);
+void cmd_admin_feature(struct core *core, struct invocation *inv);
+void cmd_notify(struct core *core, struct invocation *inv);
 
 /* Generation (core/cmd_generate.c). */
 void cmd_chat(struct core *core, struct invocation *inv);

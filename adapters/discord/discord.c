@@ -9,6 +9,8 @@
 #include "adapters/discord/rest.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "core/core.h"
+#include "core/feature.h"
 #include "core/state.h"
 
 #include <stdio.h>
@@ -499,7 +501,14 @@ static void dc__commands_sync(struct discord *dc)
 {
     size_t n;
     const struct command_spec *table = commands_table(&n);
-    dc->commands_json = discord_appcmd_render(table, n);
+    /* Commands of a feature [features] switches off are not registered. */
+    struct command_spec *listed = calloc(n > 0 ? n : 1, sizeof(*listed));
+    if (listed == NULL)
+        return;
+    size_t m =
+        features_table_listed(dc->core != NULL ? dc->core->features : NULL, table, n, listed);
+    dc->commands_json = discord_appcmd_render(listed, m);
+    free(listed);
     if (dc->commands_json == NULL)
         return;
     discord_appcmd_hash(dc->commands_json, dc->guild_id != NULL ? dc->guild_id : "global",
