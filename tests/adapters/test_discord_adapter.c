@@ -9,6 +9,8 @@
 #include "adapters/discord/gateway.h"
 #include "net/http.h"
 #include "base/error.h"
+#include "core/core.h"
+#include "core/feature.h"
 #include "tests/fake/discord_gateway.h"
 #include "tests/fake/discord_rest.h"
 
@@ -555,6 +557,31 @@ static void test_autocomplete_and_mention(void **state)
     fake_rest_free(t.rest);
 }
 
+/* ---- [features] in the registration --------------------------------------- */
+
+/* A feature switched off for the whole bot is not registered. */
+static void test_registration_leaves_out_switched_off(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    t.handler = at_slow_handler;
+    t.script = at_slow_script;
+    t.done = at_slow_done;
+    struct core core;
+    memset(&core, 0, sizeof(core));
+    core.features = features_new();
+    assert_non_null(core.features);
+    features_global_set(core.features, FEATURE_IMAGES, false);
+    struct discord_options o = {.edit_interval_ms = 200, .core = &core};
+    at_run(&t, &o);
+    assert_int_equal(at_count(&t, "PUT", "/commands", "\"name\":\"chat\""), 1);
+    assert_int_equal(at_count(&t, "PUT", "/commands", "\"name\":\"imagine\""), 0);
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+    features_free(core.features);
+}
+
 /* ---- a number option from outside ----------------------------------------- */
 
 /* A gateway payload whose integer option is 1e300 (tests/corpus/discord/),
@@ -802,6 +829,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_fast_long_image_button),
     cmocka_unit_test(test_burst_of_200_acknowledged),
     cmocka_unit_test(test_autocomplete_and_mention),
+    cmocka_unit_test(test_registration_leaves_out_switched_off),
     cmocka_unit_test(test_option_out_of_range),
     cmocka_unit_test(test_personal_commands_stay_ephemeral),
     cmocka_unit_test(test_long_token_reply),
