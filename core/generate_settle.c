@@ -73,6 +73,13 @@ static void job__balance_aside(struct job *job, int rc, const struct ledger_resu
     reply_send(job->reply, &msg);
 }
 
+static void job__noticed(void *data)
+{
+    struct job *job = data;
+    job__end(job, job->end_rc);
+    job__unref(job);
+}
+
 static void job__final_balance(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
@@ -120,10 +127,12 @@ static void job__final_balance(int rc, const struct ledger_result *res, void *da
     }
     if (job->end_rc == 0)
         job__balance_aside(job, rc, res);
-    if (rc == 0)
-        notices_balance(g->core->notices, job->payer, res->balance.available, job->who.channel_id);
-    job__end(job, job->end_rc);
-    job__unref(job);
+    /* A low-balance notice owed now is handed on before the job ends, so a
+     * daemon draining its work does not stop before it is queued. */
+    if (rc == 0 && notices_balance(g->core->notices, job->payer, res->balance.available,
+                                   job->who.channel_id, job__noticed, job) == 1)
+        return;
+    job__noticed(job);
 }
 
 static void job__balance_then_end(struct job *job)

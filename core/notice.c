@@ -128,6 +128,8 @@ struct notice_send {
     struct notify_target to;
     char kind[16];
     char text[512];
+    void (*done)(void *data); /* once the notice was handed on (or not sent); may be NULL */
+    void *done_data;
 };
 
 static void notice__deliver(struct notice_send *s)
@@ -139,6 +141,8 @@ static void notice__deliver(struct notice_send *s)
     else
         log_info("notice.sent", "kind=%s platform=%s", s->kind,
                  command_platform_name(s->to.platform));
+    if (s->done != NULL)
+        s->done(s->done_data);
     free(s);
 }
 
@@ -147,6 +151,8 @@ static void notice__optout_read(int rc, bool off, void *data)
     struct notice_send *s = data;
     if (rc == 0 && off) {
         log_debug("notice.silenced", "kind=%s", s->kind);
+        if (s->done != NULL)
+            s->done(s->done_data);
         free(s);
         return;
     }
@@ -154,21 +160,25 @@ static void notice__optout_read(int rc, bool off, void *data)
 }
 
 /* Send text to the owner of account unless it is a wallet whose member
- * turned notices off (a pool's notice goes to its group). */
+ * turned notices off (a pool's notice goes to its group). done(done_data)
+ * runs once after, whatever became of it (done may be NULL). */
 static void notice__send(struct notices *n, const char *account, const char *channel,
-                         const char *kind, const char *text)
+                         const char *kind, const char *text, void (*done)(void *data),
+                         void *done_data)
 {
     struct notice_send *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return;
-    s->fn = n->fn;
-    s->fn_data = n->fn_data;
-    snprintf(s->kind, sizeof(s->kind), "%s", kind);
-    snprintf(s->text, sizeof(s->text), "%s", text);
-    if (notify_target_from_account(&s->to, account) < 0) {
+    if (s == NULL || notify_target_from_account(&s->to, account) < 0) {
         free(s);
+        if (done != NULL)
+            done(done_data);
         return;
     }
+    s->fn = n->fn;
+    s->fn_data = n->fn_data;
+    s->done = done;
+    s->done_data = done_data;
+    snprintf(s->kind, sizeof(s->kind), "%s", kind);
+    snprintf(s->text, sizeof(s->text), "%s", text);
     if (s->to.scope == COMMAND_SCOPE_GROUP && channel != NULL && channel[0] != '\0')
         snprintf(s->to.channel_id, sizeof(s->to.channel_id), "%s", channel);
     if (strncmp(account, "pool:", 5) == 0 ||
@@ -184,11 +194,15 @@ struct notice_low_op {
     char channel[COMMAND_ID_MAX];
     int64_t available;
     int64_t threshold;
+    void (*done)(void *data);
+    void *done_data;
 };
 
 static void notice__low_counted(int rc, const char *value, void *data)
 {
     struct notice_low_op *op = data;
+    void (*done)(void *) = op->done;
+    void *done_data = op->done_data;
     /* The first low reading since the account was last at or above the
      * threshold moves the count to 1: that one reading owes the notice. */
     if (rc == 0 && value != NULL && strcmp(value, "1") == 0) {
@@ -199,14 +213,19 @@ static void notice__low_counted(int rc, const char *value, void *data)
                  strncmp(op->account, "pool:", 5) == 0 ? MSG_NOTICE_LOW_POOL
                                                        : MSG_NOTICE_LOW_WALLET,
                  credits, threshold);
-        notice__send(op->n, op->account, op->channel, "low_balance", text);
-    } else if (rc < 0) {
-        log_warn("notice.low_not_stored", "error=%s", hb_strerror(rc));
+        notice__send(op->n, op->account, op->channel, "low_balance", text, done, done_data);
+        free(op);
+        return;
     }
+    if (rc < 0)
+        log_warn("notice.low_not_stored", "error=%s", hb_strerror(rc));
     free(op);
+    if (done != NULL)
+        done(done_data);
 }
 
-int notices_balance(struct notices *n, const char *account, int64_t available, const char *channel)
+int notices_balance(struct notices *n, const char *account, int64_t available, const char *channel,
+                    void (*done)(void *data), void *data)
 {
     if (n == NULL || n->opts.low_balance <= 0 || account == NULL)
         return 0;
@@ -216,20 +235,27 @@ int notices_balance(struct notices *n, const char *account, int64_t available, c
     int rc = map_set(n->sides, account, (void *)(uintptr_t)side);
     if (rc < 0)
         return rc;
-    if (side == NOTICE_ABOVE)
-        return state_put(n->store, NOTICE_NS_LOW, account, NULL, NULL, NULL);
+    if (side == NOTICE_ABOVE) {
+        rc = state_put(n->store, NOTICE_NS_LOW, account, NULL, NULL, NULL);
+        return rc < 0 ? rc : 0;
+    }
     struct notice_low_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;
-    *op = (struct notice_low_op){.n = n, .available = available, .threshold = n->opts.low_balance};
+    *op = (struct notice_low_op){.n = n,
+                                 .available = available,
+                                 .threshold = n->opts.low_balance,
+                                 .done = done,
+                                 .done_data = data};
     snprintf(op->account, sizeof(op->account), "%s", account);
     snprintf(op->channel, sizeof(op->channel), "%s", channel != NULL ? channel : "");
     rc = state_incr(n->store, NOTICE_NS_LOW, account, 1, notice__low_counted, op);
     if (rc < 0) {
         free(op);
         map_remove(n->sides, account);
+        return rc;
     }
-    return rc;
+    return 1;
 }
 
 /* ---- upvotes -------------------------------------------------------------- */
@@ -245,7 +271,7 @@ static void notice__upvotes_tell(struct notices *n, const char *key, struct noti
     snprintf(text, sizeof(text), MSG_NOTICE_UPVOTES, count, u->pending == 1 ? "" : "s");
     u->pending = 0;
     u->last_sent = now;
-    notice__send(n, account, NULL, "upvotes", text);
+    notice__send(n, account, NULL, "upvotes", text, NULL, NULL);
 }
 
 void notices_upvote(struct notices *n, enum command_platform platform, const char *creator)

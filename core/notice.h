@@ -59,9 +59,13 @@ void notices_configure(struct notices *n, const struct notice_options *opts);
  *  (account "<platform>:<user>" or "pool:<platform>:<group>"). Sends the
  *  low-balance notice when this reading is the first below the threshold
  *  since the last one at or above it: a wallet's by DM, a pool's in
- *  channel (the chat it was spent from; may be NULL). Returns 0 or a
- *  negative code. */
-int notices_balance(struct notices *n, const char *account, int64_t available, const char *channel);
+ *  channel (the chat it was spent from; may be NULL). Returns 1 when it
+ *  went to the store: done(data) follows once any notice was handed to an
+ *  adapter (so work that waits for it keeps the daemon from stopping
+ *  first); 0 when there was nothing to do, or a negative code (then done
+ *  does not run). done may be NULL. */
+int notices_balance(struct notices *n, const char *account, int64_t available, const char *channel,
+                    void (*done)(void *data), void *data);
 
 /** An upvote of one of creator's images was counted on platform. */
 void notices_upvote(struct notices *n, enum command_platform platform, const char *creator);
