@@ -143,6 +143,8 @@ struct discord {
     size_t recent_next;
 
     bool started;
+    bool commands_busy;  /* a registration is being checked or sent */
+    bool commands_again; /* a reload asked for one while busy: run it after */
     bool stopping;
     bool closing;
     bool ended;
