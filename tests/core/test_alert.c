@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "core/alert.h"
+#include "core/filter.h"
 #include "net/http.h"
 #include "tests/fake/httpd.h"
 
@@ -418,7 +419,44 @@ static void test_alert_sample_from_metrics(void **state)
     metrics_reset();
 }
 
+/* The content filter counts what the filter-hit rule reads: checks, and
+ * those that blocked or redacted, by action. */
+static void test_alert_filter_counts(void **state)
+{
+    (void)state;
+    metrics_reset();
+    static const char *const words[] = {"forbidden"};
+    const struct filter_rule rules[] = {
+        {.name = "block",
+         .kind = FILTER_KIND_WORDS,
+         .action = FILTER_ACTION_BLOCK,
+         .words = words,
+         .nwords = 1},
+        {.name = "mail", .kind = FILTER_KIND_EMAIL, .action = FILTER_ACTION_REDACT},
+    };
+    char err[128];
+    struct filter *f = filter_new(rules, 2, err, sizeof(err));
+    assert_non_null(f);
+    const char *texts[] = {"hello", "a forbidden word", "write to a@b.example", "fine"};
+    for (size_t i = 0; i < 4; i++) {
+        struct filter_result r;
+        assert_int_equal(filter_apply(f, texts[i], &r), 0);
+        filter_result_clear(&r);
+    }
+    filter_free(f);
+    const struct metrics_std *m = metrics_std();
+    assert_true(metrics_value(m->filter_checks, NULL) == 4);
+    assert_true(metrics_value(m->filter_hits, (const char *[]){"blocked"}) == 1);
+    assert_true(metrics_value(m->filter_hits, (const char *[]){"redacted"}) == 1);
+    struct alert_sample s;
+    memset(&s, 0, sizeof(s));
+    alert_sample_from_metrics(&s);
+    assert_true(s.filter_checks == 4 && s.filter_hits == 2);
+    metrics_reset();
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_alert_filter_counts),
     cmocka_unit_test(test_alert_credits_per_day),
     cmocka_unit_test(test_alert_rates),
     cmocka_unit_test(test_alert_latency_p95),
