@@ -123,8 +123,11 @@ int notices_optout_get(struct store *store, const char *wallet, notices_optout_c
 /* ---- sending, unless the member turned notices off ----------------------- */
 
 struct notice_send {
+    struct notices *n;
     notify_fn fn;
     void *fn_data;
+    char account[160];  /* whose notice it is */
+    bool unmark_failed; /* a low-balance notice no adapter took: forget the crossing */
     struct notify_target to;
     char kind[16];
     char text[512];
@@ -135,10 +138,17 @@ struct notice_send {
 static void notice__deliver(struct notice_send *s)
 {
     int rc = s->fn != NULL ? s->fn(s->fn_data, &s->to, s->text) : HB_ENOTFOUND;
-    if (rc < 0)
+    if (rc < 0) {
         log_warn("notice.not_sent", "kind=%s platform=%s error=%s", s->kind,
                  command_platform_name(s->to.platform), hb_strerror(rc));
-    else
+        /* No adapter took it (none runs for the platform, or it refused):
+         * forget the crossing, so the next low reading owes it again,
+         * rather than drop it for good. */
+        if (s->unmark_failed) {
+            map_remove(s->n->sides, s->account);
+            state_put(s->n->store, NOTICE_NS_LOW, s->account, NULL, NULL, NULL);
+        }
+    } else
         log_info("notice.sent", "kind=%s platform=%s", s->kind,
                  command_platform_name(s->to.platform));
     if (s->done != NULL)
@@ -173,8 +183,11 @@ static void notice__send(struct notices *n, const char *account, const char *cha
             done(done_data);
         return;
     }
+    s->n = n;
     s->fn = n->fn;
     s->fn_data = n->fn_data;
+    snprintf(s->account, sizeof(s->account), "%s", account);
+    s->unmark_failed = strcmp(kind, "low_balance") == 0;
     s->done = done;
     s->done_data = done_data;
     snprintf(s->kind, sizeof(s->kind), "%s", kind);

@@ -14,7 +14,10 @@
  * hour has passed and go as one notice.
  *
  * A member who sent /notify off (NOTICE_NS_OFF) gets neither. Notices go
- * through notify_fn (core/notify.h): the adapters' durable outboxes. */
+ * through notify_fn (core/notify.h): the adapters' durable outboxes, which
+ * retry and keep what they cannot deliver. A low-balance notice no adapter
+ * takes (none runs for the platform, or it refused) forgets its crossing,
+ * so the next low reading tries again. */
 #ifndef HB_NOTICE_H
 #define HB_NOTICE_H
 

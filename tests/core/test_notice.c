@@ -3,6 +3,7 @@
  * it; upvotes are told at most once an hour per creator, batched. */
 #include "tests/test.h"
 
+#include "base/error.h"
 #include "bot/router.h"
 #include "core/core.h"
 #include "core/ledger.h"
@@ -25,11 +26,16 @@ struct nx {
     struct notify_target to[16];
     char text[16][512];
     size_t sent;
+    int refuse; /* notices to refuse before taking one */
 };
 
 static int nx_notify(void *data, const struct notify_target *to, const char *text)
 {
     struct nx *x = data;
+    if (x->refuse > 0) {
+        x->refuse--;
+        return HB_ENOTFOUND;
+    }
     assert_true(x->sent < 16);
     x->to[x->sent] = *to;
     snprintf(x->text[x->sent], sizeof(x->text[0]), "%s", text);
@@ -131,11 +137,21 @@ static void test_low_balance_once_per_crossing(void **state)
     assert_string_equal(x->to[3].channel_id, "88");
     assert_non_null(strstr(x->text[3], "This group's pool is running low: 12 credits left"));
 
+    /* No adapter takes it: the next low reading tries again. */
+    x->refuse = 1;
+    nx_balance(x, "telegram:8", 20);
+    assert_int_equal(x->sent, 4);
+    nx_balance(x, "telegram:8", 19);
+    assert_int_equal(x->sent, 5);
+    assert_string_equal(x->to[4].user_id, "8");
+    nx_balance(x, "telegram:8", 18);
+    assert_int_equal(x->sent, 5);
+
     /* Threshold 0: no notices at all. */
     x->opts.low_balance = 0;
     notices_configure(x->n, &x->opts);
     nx_balance(x, "telegram:9", 1);
-    assert_int_equal(x->sent, 4);
+    assert_int_equal(x->sent, 5);
 }
 
 /* The crossing is in the store: a restart (store reopened, memory gone)
