@@ -184,6 +184,9 @@ int operator_start(struct operator* op, struct store *store, struct http_client 
     if (op->notices == NULL || op->alerts == NULL)
         return HB_ENOMEM;
     op->core->notices = op->notices;
+    rc = notices_load(op->notices, NULL, NULL);
+    if (rc < 0)
+        log_warn("notice.load_failed", "error=%s", hb_strerror(rc));
     rc = uv_timer_init(op->loop, &op->alert_timer);
     if (rc < 0)
         return rc;

@@ -273,18 +273,39 @@ int notices_balance(struct notices *n, const char *account, int64_t available, c
 
 /* ---- upvotes -------------------------------------------------------------- */
 
+/* The upvotes not told yet are also counted in the store (NOTICE_NS_UPVOTES,
+ * moved by state_incr: +1 per vote, minus what a notice told) with the
+ * time of each creator's last notice (NOTICE_NS_UPVOTED), so a restart
+ * neither forgets them nor tells them sooner than the interval allows. */
+
 static void notice__upvotes_tell(struct notices *n, const char *key, struct notice_upvotes *u,
                                  int64_t now)
 {
-    const char *creator = strchr(key, ':');
-    char account[160], count[32], text[512];
-    snprintf(account, sizeof(account), "%s:%s", command_platform_name(u->platform),
-             creator != NULL ? creator + 1 : key);
+    char count[32], text[512], at[32];
     format_credits(count, sizeof(count), u->pending);
     snprintf(text, sizeof(text), MSG_NOTICE_UPVOTES, count, u->pending == 1 ? "" : "s");
+    state_incr(n->store, NOTICE_NS_UPVOTES, key, -u->pending, NULL, NULL);
+    snprintf(at, sizeof(at), "%lld", (long long)now);
+    state_put(n->store, NOTICE_NS_UPVOTED, key, at, NULL, NULL);
     u->pending = 0;
     u->last_sent = now;
-    notice__send(n, account, NULL, "upvotes", text, NULL, NULL);
+    notice__send(n, key, NULL, "upvotes", text, NULL, NULL); /* the key is the wallet */
+}
+
+/* The creator's entry, made when missing. NULL on no memory. */
+static struct notice_upvotes *notice__upvotes_entry(struct notices *n, const char *key,
+                                                    enum command_platform platform)
+{
+    struct notice_upvotes *u = map_get(n->upvotes, key);
+    if (u != NULL)
+        return u;
+    u = calloc(1, sizeof(*u));
+    if (u == NULL || map_set(n->upvotes, key, u) < 0) {
+        free(u);
+        return NULL;
+    }
+    u->platform = platform;
+    return u;
 }
 
 void notices_upvote(struct notices *n, enum command_platform platform, const char *creator)
@@ -293,16 +314,11 @@ void notices_upvote(struct notices *n, enum command_platform platform, const cha
         return;
     char key[160];
     snprintf(key, sizeof(key), "%s:%s", command_platform_name(platform), creator);
-    struct notice_upvotes *u = map_get(n->upvotes, key);
-    if (u == NULL) {
-        u = calloc(1, sizeof(*u));
-        if (u == NULL || map_set(n->upvotes, key, u) < 0) {
-            free(u);
-            return;
-        }
-        u->platform = platform;
-    }
+    struct notice_upvotes *u = notice__upvotes_entry(n, key, platform);
+    if (u == NULL)
+        return;
     u->pending++;
+    state_incr(n->store, NOTICE_NS_UPVOTES, key, 1, NULL, NULL);
     int64_t now = clock_now_ms(&n->opts.clock);
     if (u->last_sent == 0 || now - u->last_sent >= n->opts.upvote_interval_ms)
         notice__upvotes_tell(n, key, u, now);
@@ -321,9 +337,110 @@ void notices_tick(struct notices *n)
         struct notice_upvotes *u = value;
         if (now - u->last_sent < n->opts.upvote_interval_ms)
             continue;
-        if (u->pending > 0)
+        if (u->pending > 0 && n->opts.upvotes)
             notice__upvotes_tell(n, key, u, now);
-        else
+        else if (u->pending == 0)
             map_iter_remove(&it); /* quiet for an interval: the next upvote goes at once */
     }
+}
+
+/* ---- reading back what a restart left ------------------------------------ */
+
+#define NOTICE_LOAD_PAGE 1000 /* rows per store job (state_list's most) */
+
+struct notice_load {
+    struct notices *n;
+    notices_cb cb;
+    void *data;
+    size_t waiting; /* reads of last-notice times not answered yet */
+    bool listed;    /* every page of counts was read */
+    int rc;
+};
+
+static void notice__load_maybe_done(struct notice_load *ld)
+{
+    if (!ld->listed || ld->waiting > 0)
+        return;
+    log_info("notice.loaded", "creators=%zu", map_count(ld->n->upvotes));
+    if (ld->cb != NULL)
+        ld->cb(ld->rc, ld->data);
+    free(ld);
+}
+
+struct notice_sent_read {
+    struct notice_load *ld;
+    char key[160];
+};
+
+static void notice__sent_read(int rc, const char *value, void *data)
+{
+    struct notice_sent_read *r = data;
+    struct notice_upvotes *u = map_get(r->ld->n->upvotes, r->key);
+    if (u != NULL && rc == 0 && value != NULL)
+        u->last_sent = strtoll(value, NULL, 10);
+    r->ld->waiting--;
+    notice__load_maybe_done(r->ld);
+    free(r);
+}
+
+static void notice__counts_listed(int rc, const struct state_entry *entries, size_t n, void *data)
+{
+    struct notice_load *ld = data;
+    struct notices *ns = ld->n;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        long long pending = strtoll(entries[i].value, NULL, 10);
+        const char *colon = strchr(entries[i].key, ':');
+        enum command_platform platform;
+        if (pending <= 0 || colon == NULL)
+            continue;
+        if (strncmp(entries[i].key, "discord:", 8) == 0)
+            platform = COMMAND_PLATFORM_DISCORD;
+        else if (strncmp(entries[i].key, "telegram:", 9) == 0)
+            platform = COMMAND_PLATFORM_TELEGRAM;
+        else
+            platform = COMMAND_PLATFORM_CONSOLE;
+        struct notice_upvotes *u = notice__upvotes_entry(ns, entries[i].key, platform);
+        struct notice_sent_read *r = u != NULL ? calloc(1, sizeof(*r)) : NULL;
+        if (r == NULL) {
+            rc = HB_ENOMEM;
+            break;
+        }
+        u->pending = pending;
+        /* Until its time is read, count the last notice as just sent:
+         * never sooner than the interval. */
+        u->last_sent = clock_now_ms(&ns->opts.clock);
+        r->ld = ld;
+        snprintf(r->key, sizeof(r->key), "%s", entries[i].key);
+        ld->waiting++;
+        if (state_get(ns->store, NOTICE_NS_UPVOTED, r->key, notice__sent_read, r) < 0) {
+            ld->waiting--;
+            free(r);
+        }
+    }
+    if (rc == 0 && n == NOTICE_LOAD_PAGE) {
+        char from[STATE_KEY_MAX + 2];
+        snprintf(from, sizeof(from), "%s\x01", entries[n - 1].key);
+        if (state_list_range(ns->store, NOTICE_NS_UPVOTES, from, NULL, NOTICE_LOAD_PAGE,
+                             notice__counts_listed, ld) == 0)
+            return;
+    }
+    if (rc < 0) {
+        log_warn("notice.load_failed", "error=%s", hb_strerror(rc));
+        ld->rc = rc;
+    }
+    ld->listed = true;
+    notice__load_maybe_done(ld);
+}
+
+int notices_load(struct notices *n, notices_cb cb, void *data)
+{
+    struct notice_load *ld = calloc(1, sizeof(*ld));
+    if (ld == NULL)
+        return HB_ENOMEM;
+    *ld = (struct notice_load){.n = n, .cb = cb, .data = data};
+    int rc = state_list_range(n->store, NOTICE_NS_UPVOTES, "", NULL, NOTICE_LOAD_PAGE,
+                              notice__counts_listed, ld);
+    if (rc < 0)
+        free(ld);
+    return rc;
 }

@@ -8,10 +8,12 @@
  * never send a second notice for the same crossing; rising back to the
  * threshold or above removes the mark, and the next fall notifies again.
  *
- * Upvotes: counted per creator in memory and told at most once per
+ * Upvotes: counted per creator and told at most once per
  * upvote_interval_ms (an hour by default): the first upvote after a quiet
  * hour is told at once, the ones after it wait for notices_tick once the
- * hour has passed and go as one notice.
+ * hour has passed and go as one notice. The untold counts and the time of
+ * each creator's last notice are kept in the state table too, so a restart
+ * (notices_load) forgets none and tells none sooner.
  *
  * A member who sent /notify off (NOTICE_NS_OFF) gets neither. Notices go
  * through notify_fn (core/notify.h): the adapters' durable outboxes, which
@@ -32,6 +34,11 @@ struct store;
 /** State namespace of the low-balance marks: key the account, value the
  *  count of low readings since it fell below (absent: not below). */
 #define NOTICE_NS_LOW "notice.low"
+/** State namespace of the upvotes not told yet: key "<platform>:<creator>"
+ *  (the creator's wallet), value their count. */
+#define NOTICE_NS_UPVOTES "notice.upvotes"
+/** State namespace of when each creator was last told: same key, value ms. */
+#define NOTICE_NS_UPVOTED "notice.upvoted"
 /** State namespace of the members who turned notices off: key the wallet
  *  account, value "off" (absent: on). */
 #define NOTICE_NS_OFF "notice.off"
@@ -72,6 +79,14 @@ int notices_balance(struct notices *n, const char *account, int64_t available, c
 
 /** An upvote of one of creator's images was counted on platform. */
 void notices_upvote(struct notices *n, enum command_platform platform, const char *creator);
+
+/** Completion of notices_load: rc 0 or an error. */
+typedef void (*notices_cb)(int rc, void *data);
+
+/** Read back the upvotes a restart left untold, with when each creator
+ *  was last told (at start; cb may be NULL). Returns 0 (cb follows) or a
+ *  negative code. */
+int notices_load(struct notices *n, notices_cb cb, void *data);
 
 /** Send the batched upvote notices whose interval has passed. Call from a
  *  timer (the daemon ticks it every minute). */

@@ -297,7 +297,61 @@ static void test_upvotes_batched_hourly(void **state)
     assert_int_equal(x->sent, 4);
 }
 
+static bool loaded;
+static void on_loaded(int rc, void *data)
+{
+    (void)data;
+    assert_int_equal(rc, 0);
+    loaded = true;
+}
+
+/* Upvotes waiting for their hour survive a restart, and are told when the
+ * hour since the last notice is up, not sooner. */
+static void test_upvotes_across_restart(void **state)
+{
+    struct nx *x = *state;
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "42");
+    x->manual.ms += 10 * 60000;
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "42");
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "42");
+    nx_flush(x);
+    assert_int_equal(x->sent, 1);
+    notices_free(x->n);
+    lt_ledger_close(&x->lt);
+    lt_ledger_open(&x->lt);
+    nx_open(x);
+    loaded = false;
+    assert_int_equal(notices_load(x->n, on_loaded, NULL), 0);
+    while (!loaded)
+        uv_run(&x->lt.loop, UV_RUN_ONCE);
+    x->manual.ms += 20 * 60000; /* 30 minutes after the first notice */
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 1);
+    x->manual.ms += 30 * 60000; /* an hour */
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+    assert_string_equal(x->to[1].user_id, "42");
+    assert_string_equal(x->text[1],
+                        "Your images got 2 new upvotes. /notify off stops these notices.");
+    /* Told: another restart has nothing left to tell. */
+    notices_free(x->n);
+    lt_ledger_close(&x->lt);
+    lt_ledger_open(&x->lt);
+    nx_open(x);
+    loaded = false;
+    assert_int_equal(notices_load(x->n, on_loaded, NULL), 0);
+    while (!loaded)
+        uv_run(&x->lt.loop, UV_RUN_ONCE);
+    x->manual.ms += 2 * HOUR;
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_upvotes_across_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_low_balance_once_per_crossing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_low_balance_across_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_notify_off_silences, setup, teardown),
