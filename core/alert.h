@@ -5,7 +5,7 @@
  * The evaluator reads a struct alert_sample (cumulative counters and the
  * platforms' state) through a function the daemon provides, keeps the
  * samples of the last window, and compares the window's deltas with the
- * rules. It owns no timer and no socket: alert_eval() runs one evaluation
+ * rules. It owns no timer and no socket: alerts_eval() runs one evaluation
  * at the clock's time (the daemon calls it from a uv_timer, tests call it
  * after moving a manual clock), and every message goes to a send function.
  *
