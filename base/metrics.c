@@ -142,6 +142,8 @@ const struct metrics_std *metrics_std(void)
     static const char *const l_platform[] = {"platform"};
     static const char *const l_hook[] = {"provider", "outcome"};
     static const char *const l_dep[] = {"method", "outcome"};
+    static const char *const l_action[] = {"action"};
+    static const char *const l_outcome[] = {"outcome"};
 #define NB(a) (sizeof(a) / sizeof(a[0]))
     struct metrics_std s = {
         .commands = metrics_family_new("haibot_commands_total", "Commands run, by outcome.",
@@ -181,6 +183,19 @@ const struct metrics_std *metrics_std(void)
         .deposits =
             metrics_family_new("haibot_deposits_total", "Deposits seen, by method and outcome.",
                                METRICS_COUNTER, l_dep, 2, NULL, 0),
+        .filter_checks = metrics_family_new(
+            "haibot_filter_checks_total", "Texts (prompts and outputs) the content filter checked.",
+            METRICS_COUNTER, NULL, 0, NULL, 0),
+        .filter_hits =
+            metrics_family_new("haibot_filter_hits_total",
+                               "Content-filter checks that blocked or redacted, by action.",
+                               METRICS_COUNTER, l_action, 1, NULL, 0),
+        .approvals =
+            metrics_family_new("haibot_approvals_total", "Held generations decided, by outcome.",
+                               METRICS_COUNTER, l_outcome, 1, NULL, 0),
+        .storage_errors = metrics_family_new("haibot_storage_errors_total",
+                                             "Storage transactions that failed to commit.",
+                                             METRICS_COUNTER, NULL, 0, NULL, 0),
     };
 #undef NB
     pthread_mutex_lock(&metrics_mu);
@@ -282,6 +297,40 @@ double metrics_value(struct metrics_family *fam, const char *const *values)
     double v = s == NULL ? 0 : fam->type == METRICS_HISTOGRAM ? (double)s->count : s->value;
     pthread_mutex_unlock(&metrics_mu);
     return v;
+}
+
+double metrics_sum(struct metrics_family *fam, size_t label, const char *value)
+{
+    if (fam == NULL)
+        return 0;
+    double sum = 0;
+    pthread_mutex_lock(&metrics_mu);
+    for (size_t i = 0; i < fam->nseries; i++) {
+        const struct metrics_series *s = &fam->series[i];
+        if (value != NULL && (label >= fam->nlabels ||
+                              strncmp(s->values[label], value, METRICS_LABEL_VALUE_MAX - 1) != 0))
+            continue;
+        sum += fam->type == METRICS_HISTOGRAM ? (double)s->count : s->value;
+    }
+    pthread_mutex_unlock(&metrics_mu);
+    return sum;
+}
+
+size_t metrics_histogram_merged(struct metrics_family *fam, double *bounds, double *counts,
+                                size_t max)
+{
+    if (fam == NULL || fam->type != METRICS_HISTOGRAM)
+        return 0;
+    pthread_mutex_lock(&metrics_mu);
+    size_t n = fam->nbounds + 1 < max ? fam->nbounds + 1 : max;
+    for (size_t b = 0; b < n; b++) {
+        bounds[b] = b < fam->nbounds ? fam->bounds[b] : INFINITY;
+        counts[b] = 0;
+        for (size_t i = 0; i < fam->nseries; i++)
+            counts[b] += (double)fam->series[i].buckets[b];
+    }
+    pthread_mutex_unlock(&metrics_mu);
+    return n;
 }
 
 /* ---- exposition ---------------------------------------------------------- */

@@ -46,6 +46,10 @@ struct metrics_std {
     struct metrics_family *storage_batch;      /* histogram: operations per commit */
     struct metrics_family *webhooks;           /* counter {provider, outcome} */
     struct metrics_family *deposits;           /* counter {method, outcome} */
+    struct metrics_family *filter_checks;      /* counter: texts the content filter checked */
+    struct metrics_family *filter_hits;        /* counter {action}: blocked, redacted */
+    struct metrics_family *approvals;          /* counter {outcome}: held jobs decided */
+    struct metrics_family *storage_errors;     /* counter: storage transactions that failed */
 };
 
 /** Declare a family (name, help and label names copied; bounds copied,
@@ -74,6 +78,18 @@ void metrics_observe(struct metrics_family *fam, const char *const *values, doub
 /** A series' current value (counter, gauge) or observation count
  *  (histogram); 0 when it does not exist. For tests and /healthz. */
 double metrics_value(struct metrics_family *fam, const char *const *values);
+
+/** The sum over a family's series whose label number `label` equals value
+ *  (value NULL: every series): counters and gauges their values,
+ *  histograms their counts. 0 for fam NULL. For the alert rules. */
+double metrics_sum(struct metrics_family *fam, size_t label, const char *value);
+
+/** A histogram's observations merged over all its series: bounds[i] and
+ *  counts[i] (per bucket, not cumulative) for each bound and a last +Inf
+ *  bucket, at most max of them. Returns how many were written (0 for a
+ *  family that is not a histogram). */
+size_t metrics_histogram_merged(struct metrics_family *fam, double *bounds, double *counts,
+                                size_t max);
 
 /** Render every family in the text exposition format (version 0.0.4),
  *  with process_resident_memory_bytes read now. Returns a heap string the

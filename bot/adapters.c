@@ -74,6 +74,14 @@ static int adapters__discord_make(const struct config *cfg, const struct adapter
     return *out != NULL ? 0 : HB_ENOMEM;
 }
 
+/* The Discord adapter's live part is its command registration, which
+ * follows [features] (read through core, not through options). */
+static int adapters__discord_reload(struct adapter *a, const struct config *cfg)
+{
+    (void)cfg;
+    return a->ops->reload(a, NULL);
+}
+
 /* ---- Telegram ----------------------------------------------------------- */
 
 static bool adapters__telegram_enabled(const struct config *cfg)
@@ -124,7 +132,7 @@ static int adapters__telegram_reload(struct adapter *a, const struct config *cfg
 /* ---- the table ---------------------------------------------------------- */
 
 const struct adapters_kind adapters_kinds[] = {
-    {"discord", adapters__discord_enabled, adapters__discord_make, NULL},
+    {"discord", adapters__discord_enabled, adapters__discord_make, adapters__discord_reload},
     {"telegram", adapters__telegram_enabled, adapters__telegram_make, adapters__telegram_reload},
     {"console", adapters__console_enabled, adapters__console_make, adapters__console_reload},
 };

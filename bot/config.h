@@ -230,6 +230,42 @@ struct config_access {
     enum config_blocked_reply blocked_reply; /* a refused member hears a message or nothing */
 };
 
+/* [features]: what the bot offers at all (groups may narrow it by command). */
+struct config_features {
+    bool chat;      /* /chat, /new and chat turns */
+    bool images;    /* /imagine */
+    bool payments;  /* /deposit */
+    bool approvals; /* holding generations for an admin's approval */
+};
+
+/* [notices]: what members are told without asking. */
+struct config_notices {
+    int64_t low_balance;     /* credits; a wallet or pool falling below it is told once; 0: never */
+    bool upvotes;            /* tell creators their images were upvoted (at most hourly) */
+    int64_t upvote_interval; /* seconds between two upvote notices to one member */
+};
+
+/* [alerts]: rules over the daemon's own counters, and where alerts go. */
+struct config_alerts {
+    bool enabled;
+    bool console;                   /* write alerts to the log (and so the console's terminal) */
+    char *discord_channel;          /* a Discord channel id to post in; NULL: none */
+    char *telegram_chat;            /* a Telegram chat id to post in; NULL: none */
+    char *webhook_url;              /* POST a JSON object per alert here; NULL: none */
+    int64_t interval;               /* seconds between two evaluations */
+    int64_t window;                 /* seconds the rates and the p95 look back */
+    int64_t min_samples;            /* rates and the p95 need this many events in the window */
+    int64_t repeat_after;           /* seconds: a rule fires at most once per this */
+    int64_t credits_per_day;        /* credits spent since 00:00 UTC; 0: off */
+    int64_t provider_error_percent; /* failed generations, % of finished; 0: off */
+    int64_t filter_hit_percent;     /* filter checks that blocked or redacted, %; 0: off */
+    int64_t latency_p95_ms;         /* provider time to first byte, p95, ms; 0: off */
+    bool storage_errors;            /* any failed storage commit in the window */
+    bool payments;                  /* any failed payment webhook or unmatched payment */
+    int64_t platform_down;          /* seconds a Discord shard or the Telegram poller may be
+                                       down before it alerts; 0: off */
+};
+
 /** A validated configuration. Transparent and read-only for its users; every
  *  string is owned by the struct and freed by config_free(). */
 struct config {
@@ -255,6 +291,9 @@ struct config {
     struct config_filter *filters; /* in file order */
     size_t nfilters;
     struct config_access access;
+    struct config_features features;
+    struct config_notices notices;
+    struct config_alerts alerts;
 };
 
 /* ---- The schema (read-only; config_schema.c holds the table). ---- */

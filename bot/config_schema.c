@@ -346,6 +346,54 @@ static const struct config_key_schema config_keys_access[] = {
            "what a refused member gets: one short message, or silence"),
 };
 
+static const struct config_key_schema config_keys_features[] = {
+    K_BOOL(struct config_features, chat, "on", LIVE, "/chat, /new and chat turns"),
+    K_BOOL(struct config_features, images, "on", LIVE, "/imagine"),
+    K_BOOL(struct config_features, payments, "on", LIVE, "/deposit"),
+    K_BOOL(struct config_features, approvals, "on", LIVE,
+           "holding generations for an admin's approval"),
+};
+
+static const struct config_key_schema config_keys_notices[] = {
+    K_INT(struct config_notices, low_balance, "0", 0, CREDITS_MAX, LIVE,
+          "credits: a wallet or pool falling below it is told once per crossing; 0: never"),
+    K_BOOL(struct config_notices, upvotes, "on", LIVE,
+           "tell creators when their images are upvoted"),
+    K_SECONDS(struct config_notices, upvote_interval, "3600", 60, 604800, LIVE,
+              "least time between two upvote notices to one member"),
+};
+
+static const struct config_key_schema config_keys_alerts[] = {
+    K_BOOL(struct config_alerts, enabled, "false", LIVE, "evaluate the alert rules"),
+    K_BOOL(struct config_alerts, console, "true", LIVE, "write alerts to the log"),
+    K_STRING(struct config_alerts, discord_channel, NULL, LIVE,
+             "a Discord channel id alerts are posted in"),
+    K_STRING(struct config_alerts, telegram_chat, NULL, LIVE,
+             "a Telegram chat id alerts are posted in"),
+    K_URL(struct config_alerts, webhook_url, NULL, LIVE, "POST each alert as JSON to this URL"),
+    K_SECONDS(struct config_alerts, interval, "30", 1, 3600, LIVE,
+              "seconds between two evaluations"),
+    K_SECONDS(struct config_alerts, window, "300", 10, 86400, LIVE,
+              "how far back rates and the p95 look"),
+    K_INT(struct config_alerts, min_samples, "10", 1, 1000000, LIVE,
+          "events a rate or the p95 needs in the window"),
+    K_SECONDS(struct config_alerts, repeat_after, "900", 0, 86400, LIVE,
+              "a rule fires at most once per this"),
+    K_INT(struct config_alerts, credits_per_day, "0", 0, CREDITS_MAX, LIVE,
+          "credits spent since 00:00 UTC above which it alerts; 0: off"),
+    K_INT(struct config_alerts, provider_error_percent, "0", 0, 100, LIVE,
+          "failed generations in percent of finished ones; 0: off"),
+    K_INT(struct config_alerts, filter_hit_percent, "0", 0, 100, LIVE,
+          "content-filter checks that blocked or redacted, in percent; 0: off"),
+    K_INT(struct config_alerts, latency_p95_ms, "0", 0, 3600000, LIVE,
+          "provider time to first byte, 95th percentile, in ms; 0: off"),
+    K_BOOL(struct config_alerts, storage_errors, "true", LIVE, "any failed storage commit"),
+    K_BOOL(struct config_alerts, payments, "true", LIVE,
+           "any failed payment webhook or unmatched payment"),
+    K_SECONDS(struct config_alerts, platform_down, "120", 0, 86400, LIVE,
+              "a Discord shard or the Telegram poller down this long; 0: off"),
+};
+
 #define SECTION(n, field, keys, help)                                                              \
     {                                                                                              \
         n, false, offsetof(struct config, field), 0, 0, keys, sizeof(keys) / sizeof(keys[0]), help \
@@ -378,6 +426,9 @@ const struct config_section_schema config__schema[] = {
     SECTIONS("filter", filters, nfilters, struct config_filter, config_keys_filter,
              "a content filter rule for prompts and outputs (repeatable, named)"),
     SECTION("access", access, config_keys_access, "who may use the bot"),
+    SECTION("features", features, config_keys_features, "what the bot offers, for everyone"),
+    SECTION("notices", notices, config_keys_notices, "what members are told without asking"),
+    SECTION("alerts", alerts, config_keys_alerts, "alerts to operators"),
 };
 
 const size_t config__nsections = sizeof(config__schema) / sizeof(config__schema[0]);

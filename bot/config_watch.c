@@ -2,6 +2,8 @@
  * debounce timer, and loads on the thread pool. See config_watch.h. */
 #include "bot/config_watch.h"
 
+#include "core/command.h"
+
 #include "base/error.h"
 #include "base/log.h"
 
@@ -462,4 +464,48 @@ void config_watch_free(struct config_watch *w)
         uv_close((uv_handle_t *)&w->event, config__handle_closed);
     if (handles >= 2)
         uv_close((uv_handle_t *)&w->timer, config__handle_closed);
+}
+
+/* Render a reload result for an admin: what changed, or every problem. */
+void config_watch_result_reply(struct reply *r, const struct config_watch_result *res)
+{
+    if (res->status == 0) {
+        if (res->nchanges == 0) {
+            reply_text(r, true, "bot.conf reloaded: nothing changed.");
+            return;
+        }
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        if (mem == NULL)
+            return;
+        fprintf(mem, "bot.conf reloaded: %zu change(s).", res->nchanges);
+        for (size_t i = 0; i < res->nchanges; i++) {
+            const struct config_change *c = &res->changes[i];
+            fprintf(mem, "\n  [%s%s%s%s] %s: %s", c->section, c->instance != NULL ? " \"" : "",
+                    c->instance != NULL ? c->instance : "", c->instance != NULL ? "\"" : "",
+                    c->key != NULL                   ? c->key
+                    : c->kind == CONFIG_CHANGE_ADDED ? "(added)"
+                                                     : "(removed)",
+                    c->live ? "applied" : "takes effect after a restart");
+        }
+        fclose(mem);
+        reply_text(r, true, "%s", text);
+        free(text);
+        return;
+    }
+    if (res->status == HB_ECANCELED) {
+        reply_text(r, true, "The reload was cancelled: the bot is stopping.");
+        return;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem == NULL)
+        return;
+    if (res->problems != NULL)
+        config_problems_print(res->problems, mem);
+    fclose(mem);
+    reply_text(r, true, "bot.conf has problems; still running on the previous settings:\n%s", text);
+    free(text);
 }

@@ -73,4 +73,10 @@ int config_watch_reload(struct config_watch *w, config_watch_cb done, void *data
  *  finishes), so run the loop before uv_loop_close(). NULL is fine. */
 void config_watch_free(struct config_watch *w);
 
+struct reply;
+
+/** Render a reload result for an admin (ephemeral): what changed, or every
+ *  problem. */
+void config_watch_result_reply(struct reply *r, const struct config_watch_result *res);
+
 #endif

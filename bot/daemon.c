@@ -1,3 +1,4 @@
+#include "bot/operator.h"
 #include "bot/daemon.h"
 
 #include "adapters/adapter.h"
@@ -63,6 +64,7 @@ struct daemon {
     struct payments *payments; /* card webhooks on the server; NULL when none */
     struct webhooks *webhooks; /* platform endpoints on the server; NULL when off */
     struct mirror *mirror;     /* Hedera deposit poller; NULL when off */
+    struct operator* operator; /* feature switches, notices, alerts */
     char *deposit_text;        /* /deposit without member links (heap); NULL: none */
     struct adapter *adapters[DAEMON_MAX_ADAPTERS];
     const struct adapters_kind *kinds[DAEMON_MAX_ADAPTERS]; /* the table row of each */
@@ -91,6 +93,8 @@ static void daemon__apply_live(struct daemon *d, const struct config *cfg)
     d->core.reservation_timeout_ms = cfg->storage.reservation_timeout * 1000;
     if (d->router != NULL)
         router_access_configure(d->router, cfg); /* logs and keeps the previous on failure */
+    if (d->operator!= NULL)
+        operator_configure(d->operator, cfg); /* before the adapters: their command lists */
     for (size_t i = 0; i < d->nadapters; i++) {
         if (d->kinds[i]->reload == NULL || d->adapters[i]->ops->reload == NULL)
             continue;
@@ -166,50 +170,6 @@ static void daemon__generate_close(struct daemon *d)
     d->core.generate = NULL;
 }
 
-/* Render a reload result for an admin: what changed, or every problem. */
-static void daemon__reload_reply(struct reply *r, const struct config_watch_result *res)
-{
-    if (res->status == 0) {
-        if (res->nchanges == 0) {
-            reply_text(r, true, "bot.conf reloaded: nothing changed.");
-            return;
-        }
-        char *text = NULL;
-        size_t len = 0;
-        FILE *mem = open_memstream(&text, &len);
-        if (mem == NULL)
-            return;
-        fprintf(mem, "bot.conf reloaded: %zu change(s).", res->nchanges);
-        for (size_t i = 0; i < res->nchanges; i++) {
-            const struct config_change *c = &res->changes[i];
-            fprintf(mem, "\n  [%s%s%s%s] %s: %s", c->section, c->instance != NULL ? " \"" : "",
-                    c->instance != NULL ? c->instance : "", c->instance != NULL ? "\"" : "",
-                    c->key != NULL                   ? c->key
-                    : c->kind == CONFIG_CHANGE_ADDED ? "(added)"
-                                                     : "(removed)",
-                    c->live ? "applied" : "takes effect after a restart");
-        }
-        fclose(mem);
-        reply_text(r, true, "%s", text);
-        free(text);
-        return;
-    }
-    if (res->status == HB_ECANCELED) {
-        reply_text(r, true, "The reload was cancelled: the bot is stopping.");
-        return;
-    }
-    char *text = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    if (mem == NULL)
-        return;
-    if (res->problems != NULL)
-        config_problems_print(res->problems, mem);
-    fclose(mem);
-    reply_text(r, true, "bot.conf has problems; still running on the previous settings:\n%s", text);
-    free(text);
-}
-
 /* Every reload attempt, from a file change, SIGHUP or /admin reload. */
 static void daemon__watch_cb(struct config_watch *w, const struct config_watch_result *res,
                              void *data)
@@ -246,7 +206,7 @@ static void daemon__reload_done(struct config_watch *w, const struct config_watc
     (void)w;
     if (r == NULL)
         return;
-    daemon__reload_reply(r, res);
+    config_watch_result_reply(r, res);
     reply_finish(r);
 }
 
@@ -330,6 +290,30 @@ static void daemon__host_provider_state(void *host, const char *provider, bool o
     char name[160];
     snprintf(name, sizeof(name), "provider:%s", provider);
     status_component_set(d->status, name, false, ok ? STATUS_UP : STATUS_DOWN, detail);
+}
+
+/* Whether a part of a chat platform is not up (a Discord shard
+ * reconnecting or stopped, the Telegram poller failing), for the
+ * platform-down alert. */
+static bool daemon__platform_down(void *data, char *name, size_t cap)
+{
+    struct daemon *d = data;
+    if (d->state != DAEMON_RUNNING)
+        return false;
+    for (size_t a = 0; a < d->nadapters; a++) {
+        struct adapter *ad = d->adapters[a];
+        for (size_t i = 0; ad->ops->health != NULL; i++) {
+            struct adapter_health h;
+            memset(&h, 0, sizeof(h));
+            if (!ad->ops->health(ad, i, &h))
+                break;
+            if (h.state != ADAPTER_HEALTH_UP) {
+                snprintf(name, cap, "%s", h.name);
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 static const struct core_host_ops daemon_host_ops = {.reload = daemon__host_reload,
@@ -755,6 +739,10 @@ static void daemon__close_all(struct daemon *d)
         d->ledger = NULL;
         d->core.ledger = NULL;
     }
+    if (d->operator!= NULL) {
+        d->closing++;
+        operator_close(d->operator, daemon__closed_one, d);
+    }
     daemon__close_handle(d, (uv_handle_t *)&d->grace);
     daemon__close_handle(d, (uv_handle_t *)&d->health);
     daemon__close_handle(d, (uv_handle_t *)&d->sig_term);
@@ -890,6 +878,11 @@ int daemon_run(const char *config_path)
         goto out;
     }
     log_configure(d->config->bot.log_level, d->config->bot.log_format == CONFIG_LOG_JSON, NULL);
+    struct operator_host oh = {
+        .platform_down = daemon__platform_down, .notify = daemon__notify, .data = d};
+    d->operator= operator_new(&d->loop, &d->core, &oh);
+    if (d->operator== NULL)
+        goto out;
     daemon__apply_live(d, d->config);
     d->core.host_ops = &daemon_host_ops;
     d->core.host = d;
@@ -927,6 +920,9 @@ int daemon_run(const char *config_path)
     if (rc < 0)
         goto fail_running;
     rc = daemon__mirror_start(d);
+    if (rc < 0)
+        goto fail_running;
+    rc = operator_start(d->operator, ledger_store(d->ledger), d->http);
     if (rc < 0)
         goto fail_running;
     struct daemon_methods dm;
@@ -977,6 +973,7 @@ free_all:
         router_free(d->router);
     member_dir_free(d->core.members);
     persona_dir_free(d->core.personas);
+    operator_free(d->operator);
     config_free(d->config);
     free(d->deposit_text);
     config_problems_free(&problems);

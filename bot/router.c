@@ -4,6 +4,7 @@
 #include "core/access.h"
 #include "core/commands.h"
 #include "core/core.h"
+#include "core/feature.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "core/messages.h"
@@ -187,6 +188,28 @@ static void router__run(struct router *r, struct invocation *inv, const struct c
     fn(r->core, &call->inv);
 }
 
+/* A command of a feature switched off, globally or in this group, is
+ * answered with which feature is off and reaches no handler. Returns true
+ * when the invocation was refused (and finished). */
+static bool router__feature_off(struct router *r, struct invocation *inv,
+                                const struct command_spec *spec)
+{
+    enum feature f = feature_of_command(spec->name);
+    const struct features *fs = r->core != NULL ? r->core->features : NULL;
+    if (f == FEATURE_COUNT || features_on(fs, f, inv->platform, inv->scope_id))
+        return false;
+    bool global = !features_global_on(fs, f);
+    char name[32];
+    snprintf(name, sizeof(name), "%s", feature_name(f));
+    name[0] = (char)(name[0] - 'a' + 'A');
+    log_info("command.refused", "command=%s platform=%s reason=feature_off feature=%s", spec->name,
+             command_platform_name(inv->platform), feature_name(f));
+    reply_text(inv->reply, true, global ? MSG_ROUTER_FEATURE_OFF_GLOBAL : MSG_ROUTER_FEATURE_OFF,
+               name);
+    router__refuse_done(inv, spec->name, "feature_off");
+    return true;
+}
+
 /* Who may use the bot, checked before anything else: a refused member
  * reaches no handler, so nothing opens a wallet or pays a welcome bonus for
  * them. Returns true when the invocation was refused (and finished). */
@@ -225,6 +248,8 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
             router__refuse_done(inv, NULL, "inactive_button");
             return;
         }
+        if (router__feature_off(r, inv, spec))
+            return;
         snprintf(inv->name, sizeof(inv->name), "%s", spec->name);
         router__run(r, inv, spec, spec->on_button);
         return;
@@ -246,6 +271,8 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
         router__refuse_done(inv, spec->name, "not_admin");
         return;
     }
+    if (router__feature_off(r, inv, spec))
+        return;
     int rc = args != NULL ? command_args_parse(spec, args, inv, err, sizeof(err))
                           : command_options_validate(spec, inv, err, sizeof(err));
     if (rc < 0) {

@@ -149,6 +149,26 @@ static const struct command_option_spec admin_payments_assign_options[] = {
      .max = ADMIN_AMOUNT_MAX},
 };
 
+static const char *const feature_names_opt[] = {"chat", "images", "payments", "approvals", NULL};
+static const char *const on_off[] = {"on", "off", NULL};
+static const struct command_option_spec admin_feature_options[] = {
+    {.name = "name",
+     .description = "chat, images, payments or approvals",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .choices = feature_names_opt},
+    {.name = "state",
+     .description = "on or off (leave out to see it)",
+     .type = COMMAND_OPT_STRING,
+     .choices = on_off},
+};
+static const struct command_option_spec notify_options[] = {
+    {.name = "state",
+     .description = "on or off (leave out to see it)",
+     .type = COMMAND_OPT_STRING,
+     .choices = on_off},
+};
+
 #define OPTS(a) .options = a, .noptions = sizeof(a) / sizeof(a[0])
 
 static const char *const generate_modalities[] = {"text", "image", NULL};
@@ -270,6 +290,12 @@ static const struct command_spec command_list[] = {
      .example = "/leaderboard month",
      OPTS(leaderboard_options),
      .handler = cmd_leaderboard},
+    {.name = "notify",
+     .description = "Turn your low-balance and upvote notices on or off",
+     .example = "/notify off",
+     OPTS(notify_options),
+     .handler = cmd_notify,
+     .personal = true},
     {.name = "help",
      .description = "List the commands, or explain one",
      .example = "/help balance",
@@ -342,6 +368,12 @@ static const struct command_spec command_list[] = {
      .access = COMMAND_ACCESS_ADMIN,
      OPTS(admin_plaintalk_options),
      .handler = cmd_admin_plaintalk},
+    {.name = "admin feature",
+     .description = "Switch chat, images, payments or approvals on or off in this group",
+     .example = "/admin feature images off",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_feature_options),
+     .handler = cmd_admin_feature},
     {.name = "admin reload",
      .description = "Reload bot.conf now and report the result",
      .example = "/admin reload",

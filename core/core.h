@@ -12,9 +12,11 @@
 #include <stdint.h>
 
 struct access_rules;
+struct features;
 struct generate;
 struct ledger;
 struct member_dir;
+struct notices;
 struct notify_target;
 struct persona_dir;
 struct reply;
@@ -57,6 +59,8 @@ struct core {
                                              router; for paths that do not pass it; NULL: all */
     struct persona_dir *personas; /* personas and plain talk chosen in chats (core/persona.h);
                                      NULL: none can be chosen */
+    struct features *features;    /* feature switches (core/feature.h); NULL: every feature on */
+    struct notices *notices;      /* low-balance and upvote notices (core/notice.h); NULL: none */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

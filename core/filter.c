@@ -1,6 +1,7 @@
 #include "core/filter.h"
 #include "core/filter_internal.h"
 
+#include "base/metrics.h"
 #include "base/error.h"
 
 #include <regex.h>
@@ -900,6 +901,14 @@ int filter_apply(const struct filter *f, const char *text, struct filter_result 
         goto out;
     if (!out->blocked)
         rc = filter_redact(f, text, n, &spans, out);
+    /* What the filter-hit alert reads: checks of a filter with rules, and
+     * those that blocked or redacted. */
+    if (rc == 0 && f->nrules > 0) {
+        metrics_counter_add(metrics_std()->filter_checks, NULL, 1);
+        if (out->blocked || out->redactions > 0)
+            metrics_counter_add(metrics_std()->filter_hits,
+                                (const char *[]){out->blocked ? "blocked" : "redacted"}, 1);
+    }
 out:
     free(spans.items);
     free(plain);

@@ -1,6 +1,7 @@
 /* Kept images: the recent images Regenerate can re-run (prompt in memory
  * only), and upvotes of an image by other members, counted durably for the
  * leaderboards (core/votes.c). */
+#include "core/notice.h"
 #include "core/generate_internal.h"
 
 #include "core/button.h"
@@ -100,6 +101,8 @@ static void upvote__end(struct upvote_op *op, const char *text)
 static void upvote__cast(int rc, void *data)
 {
     struct upvote_op *op = data;
+    if (rc == 0)
+        notices_upvote(op->g->core->notices, op->presser.platform, op->owner_user);
     upvote__end(op, rc == 0            ? MSG_UPVOTE_DONE
                     : rc == HB_EEXISTS ? MSG_UPVOTE_AGAIN
                                        : MSG_UPVOTE_FAILED);

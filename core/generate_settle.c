@@ -1,6 +1,7 @@
 /* Settlement: the job's durable record of open reservations, posting the
  * actual cost of a delivered result (never more than reserved) or voiding
  * the reservation, and the final reply with the new balance. */
+#include "core/notice.h"
 #include "core/generate_internal.h"
 
 #include "core/button.h"
@@ -72,6 +73,13 @@ static void job__balance_aside(struct job *job, int rc, const struct ledger_resu
     reply_send(job->reply, &msg);
 }
 
+static void job__noticed(void *data)
+{
+    struct job *job = data;
+    job__end(job, job->end_rc);
+    job__unref(job);
+}
+
 static void job__final_balance(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
@@ -119,8 +127,12 @@ static void job__final_balance(int rc, const struct ledger_result *res, void *da
     }
     if (job->end_rc == 0)
         job__balance_aside(job, rc, res);
-    job__end(job, job->end_rc);
-    job__unref(job);
+    /* A low-balance notice owed now is handed on before the job ends, so a
+     * daemon draining its work does not stop before it is queued. */
+    if (rc == 0 && notices_balance(g->core->notices, job->payer, res->balance.available,
+                                   job->who.channel_id, job__noticed, job) == 1)
+        return;
+    job__noticed(job);
 }
 
 static void job__balance_then_end(struct job *job)
@@ -146,6 +158,8 @@ static void job__posted(int rc, const struct ledger_result *res, void *data)
     }
     job->g->stats.completed++;
     job->g->stats.credits += job->charged;
+    metrics_counter_add(metrics_std()->credits_moved, (const char *[]){"generation"},
+                        (double)job->charged);
     metrics_counter_add(metrics_std()->generations, (const char *[]){job->model->name, "completed"},
                         1);
     job__persist(job, false);

@@ -23,6 +23,8 @@ void cmd_admin_model_enable(struct core *core, struct invocation *inv);
 void cmd_admin_model_disable(struct core *core, struct invocation *inv);
 void cmd_admin_stats(struct core *core, struct invocation *inv);
 void cmd_admin_reload(struct core *core, struct invocation *inv);
+void cmd_admin_feature(struct core *core, struct invocation *inv);
+void cmd_notify(struct core *core, struct invocation *inv);
 
 /* Oversight and support (core/cmd_audit.c). */
 void cmd_admin_audit(struct core *core, struct invocation *inv);

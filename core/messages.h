@@ -249,6 +249,36 @@
 #define MSG_ROUTER_NO_DMS                                                                          \
     "This bot does not answer direct messages; use it in a server or group. Your id is %s:%s."
 
+/* %s: the feature ("images"). */
+#define MSG_ROUTER_FEATURE_OFF "%s is switched off here."
+/* %s: the feature. */
+#define MSG_ROUTER_FEATURE_OFF_GLOBAL "%s is switched off on this bot."
+
+/* ---- Feature switches and member notices -------------------------------- */
+
+#define MSG_FEATURE_NOT_HERE "Features are switched per server or group: run this there."
+/* %s: the feature; %s: on or off. */
+#define MSG_FEATURE_SET "%s is now %s in this group."
+/* %s: the feature; %s: on or off; then why it does not matter. */
+#define MSG_FEATURE_SET_GLOBAL_OFF                                                                 \
+    "%s is now %s in this group, but the operator has switched it off for the whole bot."
+/* %s: the feature; %s: on or off here; %s: on or off for the bot. */
+#define MSG_FEATURE_STATE "%s is %s in this group (%s for the whole bot)."
+#define MSG_NOTIFY_ON                                                                              \
+    "Notices are on: I tell you when your balance runs low and when your images are upvoted."
+#define MSG_NOTIFY_OFF                                                                             \
+    "Notices are off: no low-balance or upvote notices. /notify on turns them back on."
+/* %s: the wallet's credits; %s: the threshold. */
+#define MSG_NOTICE_LOW_WALLET                                                                      \
+    "Your wallet is running low: %s credits left (below %s). Top up with /deposit. "               \
+    "/notify off stops these notices."
+/* %s: the pool's credits; %s: the threshold. */
+#define MSG_NOTICE_LOW_POOL                                                                        \
+    "This group's pool is running low: %s credits left (below %s). Admins can top it up "          \
+    "with /deposit here or /admin pool grant."
+/* %s: how many upvotes. */
+#define MSG_NOTICE_UPVOTES "Your images got %s new upvote%s. /notify off stops these notices."
+
 /* ---- Options: why a command's options were refused ---------------------- */
 
 /* %s: the option; %.40s: what was typed. */

@@ -72,7 +72,12 @@ static int state__run(struct store_txn *txn, struct store_job *job)
         free(old);
         char buf[32];
         snprintf(buf, sizeof(buf), "%lld", v + (long long)op->delta);
-        return store_txn_state_put(txn, op->ns, op->key, buf, clock_real_ms());
+        rc = store_txn_state_put(txn, op->ns, op->key, buf, clock_real_ms());
+        if (rc == 0) {
+            free(op->value);
+            op->value = strdup(buf); /* the new value, for the callback; NULL if no memory */
+        }
+        return rc;
     }
     }
     return HB_EINVAL;
@@ -99,7 +104,8 @@ static void state__done(struct store_job *job, int rc)
         if (op->list_cb != NULL)
             op->list_cb(rc, op->entries, rc == 0 ? op->n : 0, op->data);
     } else if (op->cb != NULL) {
-        op->cb(rc, op->verb == STATE_GET && rc == 0 ? op->value : NULL, op->data);
+        op->cb(rc, (op->verb == STATE_GET || op->verb == STATE_INCR) && rc == 0 ? op->value : NULL,
+               op->data);
     }
     state__op_free(op);
 }

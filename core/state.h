@@ -29,7 +29,8 @@ int state_put(struct store *store, const char *ns, const char *key, const char *
 
 /** Add delta to the integer value of ns/key (absent counts as 0), in one
  *  step on the store's thread so concurrent increments never lose each
- *  other. cb may be NULL. Returns 0 (cb follows) or a negative code. */
+ *  other. cb (may be NULL) receives the new value as text. Returns 0 (cb
+ *  follows) or a negative code. */
 int state_incr(struct store *store, const char *ns, const char *key, int64_t delta, state_cb cb,
                void *data);
 

@@ -133,6 +133,7 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
     metrics_observe(metrics_std()->storage_batch, NULL, (double)njobs);
     if (rc < 0) {
         /* Nothing of this transaction is durable: every job failed. */
+        metrics_counter_add(metrics_std()->storage_errors, NULL, 1);
         store__exec_stmt(s, ST_ROLLBACK);
         for (struct store_job *j = jobs; j != NULL; j = j->next)
             j->rc = HB_ESTORAGE;

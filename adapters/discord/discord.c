@@ -10,6 +10,8 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "core/core.h"
+#include "core/feature.h"
 #include "core/state.h"
 
 #include <stdio.h>
@@ -487,6 +489,21 @@ static void dc__gateway_bot_get(struct discord *dc)
 
 /* ---- application commands ------------------------------------------------- */
 
+static void dc__commands_sync(struct discord *dc);
+
+/* A registration step ended: drop its reference, and run the one a reload
+ * asked for meanwhile. */
+static void dc__commands_end(struct discord *dc)
+{
+    dc->commands_busy = false;
+    if (dc->commands_again && !dc->stopping && !dc->closing) {
+        dc->commands_again = false;
+        dc__commands_sync(dc);
+    }
+    dc->refs--;
+    dc__maybe_closed(dc);
+}
+
 static void dc__commands_stored(int rc, const char *value, void *data)
 {
     struct discord *dc = data;
@@ -494,8 +511,7 @@ static void dc__commands_stored(int rc, const char *value, void *data)
     if (rc < 0)
         log_warn("discord.commands_hash", "error=%s note=%s", hb_strerror(rc),
                  "the next start overwrites the commands again");
-    dc->refs--;
-    dc__maybe_closed(dc);
+    dc__commands_end(dc);
 }
 
 static void dc__commands_key(const struct discord *dc, char *key, size_t cap)
@@ -525,8 +541,7 @@ static void dc__commands_put_done(const struct discord_rest_result *res, void *d
         log_error("discord.commands_failed", "status=%d error=%s body=%s", res->status,
                   res->rc != 0 ? hb_strerror(res->rc) : "http status", body);
     }
-    dc->refs--;
-    dc__maybe_closed(dc);
+    dc__commands_end(dc);
 }
 
 static void dc__commands_put(struct discord *dc)
@@ -539,8 +554,7 @@ static void dc__commands_put(struct discord *dc)
         snprintf(path, sizeof(path), "/applications/%s/commands", dc->app_id);
     if (discord_rest_request(dc->rest, "PUT", path, dc->commands_json, NULL, 0,
                              dc__commands_put_done, dc) < 0) {
-        dc->refs--;
-        dc__maybe_closed(dc);
+        dc__commands_end(dc);
     }
 }
 
@@ -548,15 +562,13 @@ static void dc__commands_loaded(int rc, const char *value, void *data)
 {
     struct discord *dc = data;
     if (dc->stopping) {
-        dc->refs--;
-        dc__maybe_closed(dc);
+        dc__commands_end(dc);
         return;
     }
     if (rc == 0 && value != NULL && strcmp(value, dc->commands_hash) == 0) {
         log_info("discord.commands_unchanged", "action=%s", "skipping the overwrite");
         dc->stats.commands_current = true;
-        dc->refs--;
-        dc__maybe_closed(dc);
+        dc__commands_end(dc);
         return;
     }
     dc__commands_put(dc); /* keeps the ref */
@@ -566,9 +578,18 @@ static void dc__commands_sync(struct discord *dc)
 {
     size_t n;
     const struct command_spec *table = commands_table(&n);
-    dc->commands_json = discord_appcmd_render(table, n);
+    /* Commands of a feature [features] switches off are not registered. */
+    struct command_spec *listed = calloc(n > 0 ? n : 1, sizeof(*listed));
+    if (listed == NULL)
+        return;
+    size_t m =
+        features_table_listed(dc->core != NULL ? dc->core->features : NULL, table, n, listed);
+    free(dc->commands_json);
+    dc->commands_json = discord_appcmd_render(listed, m);
+    free(listed);
     if (dc->commands_json == NULL)
         return;
+    dc->commands_busy = true;
     discord_appcmd_hash(dc->commands_json, dc->guild_id != NULL ? dc->guild_id : "global",
                         dc->commands_hash);
     dc->refs++;
@@ -661,6 +682,22 @@ static int dc__start(struct adapter *a)
     return 0;
 }
 
+/* A reload registers the commands again when [features] changed them (an
+ * unchanged list costs one store read: its hash is kept); one already
+ * under way finishes first. */
+static int dc__reload(struct adapter *a, const void *options)
+{
+    struct discord *dc = a->impl;
+    (void)options;
+    if (!dc->started || dc->stopping)
+        return 0;
+    if (dc->commands_busy)
+        dc->commands_again = true;
+    else
+        dc__commands_sync(dc);
+    return 0;
+}
+
 static void dc__stop(struct adapter *a)
 {
     struct discord *dc = a->impl;
@@ -708,6 +745,7 @@ static const struct adapter_ops dc_ops = {.name = "discord",
                                           .stop = dc__stop,
                                           .close = dc__close,
                                           .free = dc__adapter_free,
+                                          .reload = dc__reload,
                                           .health = dc__health,
                                           .routes = dc__routes,
                                           .notify = dc__notify};

@@ -148,6 +148,8 @@ struct discord {
                             for a persona's {server} */
 
     bool started;
+    bool commands_busy;  /* a registration is being checked or sent */
+    bool commands_again; /* a reload asked for one while busy: run it after */
     bool stopping;
     bool closing;
     bool ended;

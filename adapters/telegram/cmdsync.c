@@ -5,6 +5,7 @@
 
 #include "core/commands.h"
 #include "core/core.h"
+#include "core/feature.h"
 #include "base/error.h"
 #include "core/ledger.h"
 #include "base/log.h"
@@ -17,8 +18,9 @@
 #include <string.h>
 
 /* The command list for setMyCommands: the table's top-level names for
- * members (admin commands are not advertised), plus /deposit when Stars
- * packages are offered and the table has no deposit of its own. */
+ * members (admin commands are not advertised, nor the commands of a
+ * feature switched off in [features]), plus /deposit when Stars packages
+ * are offered and the table has no deposit of its own. */
 static cJSON *tg__commands_json(const struct tg *tg)
 {
     size_t n;
@@ -27,7 +29,8 @@ static cJSON *tg__commands_json(const struct tg *tg)
     cJSON *list = cJSON_AddArrayToObject(root, "commands");
     bool have_deposit = false;
     for (size_t i = 0; i < n && list != NULL; i++) {
-        if (table[i].access != COMMAND_ACCESS_MEMBER)
+        if (table[i].access != COMMAND_ACCESS_MEMBER ||
+            !features_command_listed(tg->core != NULL ? tg->core->features : NULL, &table[i]))
             continue;
         char name[33];
         snprintf(name, sizeof(name), "%.*s", (int)strcspn(table[i].name, " "), table[i].name);
@@ -47,7 +50,8 @@ static cJSON *tg__commands_json(const struct tg *tg)
         cJSON_AddStringToObject(c2, "description", table[i].description);
         cJSON_AddItemToArray(list, c2);
     }
-    if (!have_deposit && tg->npackages > 0 && list != NULL) {
+    if (!have_deposit && tg->npackages > 0 && list != NULL &&
+        features_global_on(tg->core != NULL ? tg->core->features : NULL, FEATURE_PAYMENTS)) {
         cJSON *c2 = cJSON_CreateObject();
         cJSON_AddStringToObject(c2, "command", "deposit");
         cJSON_AddStringToObject(c2, "description", "Buy credits with Telegram Stars");

@@ -111,11 +111,17 @@ static void tg__drain(struct adapter *a, void (*cb)(void *data), void *data)
     tg_poll_kick(tg);
 }
 
-/* A reload replaces the admin list and the Stars packages. */
+/* A reload replaces the admin list and the Stars packages, and sets the
+ * command menu again when [features] changed it (an unchanged menu costs
+ * one store read: its hash is kept). */
 static int tg__reload(struct adapter *a, const void *options)
 {
     const struct telegram_options *o = options;
-    return telegram_options_update(a, o->admins, o->stars_packages);
+    struct tg *tg = a->impl;
+    int rc = telegram_options_update(a, o->admins, o->stars_packages);
+    if (rc == 0 && tg->running && !tg->closing && tg->bot_id != 0)
+        tg_commands_sync(tg);
+    return rc;
 }
 
 /* Constant time over the expected length, so the secret does not leak
@@ -168,6 +174,23 @@ static int tg__routes(struct adapter *a, const struct adapter_route **routes)
     return 1;
 }
 
+#define TG_HEALTH_FAILURES 3 /* consecutive failed polls before the poller counts as down */
+
+/* The long poller, for /healthz and the platform-down alert: up while its
+ * polls succeed, on its way back (starting) after a few failed in a row.
+ * A webhook-mode adapter has no poller to report. */
+static bool tg__health(struct adapter *a, size_t i, struct adapter_health *out)
+{
+    struct tg *tg = a->impl;
+    if (i > 0 || tg->webhook || !tg->running)
+        return false;
+    snprintf(out->name, sizeof(out->name), "telegram:poller");
+    bool failing = tg->failures >= TG_HEALTH_FAILURES;
+    out->state = failing ? ADAPTER_HEALTH_STARTING : ADAPTER_HEALTH_UP;
+    out->detail = failing ? "polls failing" : NULL;
+    return true;
+}
+
 static const struct adapter_ops tg_ops = {.name = "telegram",
                                           .platform = COMMAND_PLATFORM_TELEGRAM,
                                           .start = tg__start,
@@ -176,6 +199,7 @@ static const struct adapter_ops tg_ops = {.name = "telegram",
                                           .drain = tg__drain,
                                           .reload = tg__reload,
                                           .routes = tg__routes,
+                                          .health = tg__health,
                                           .notify = tg_notify};
 
 static uint64_t tg__or(uint64_t v, uint64_t def)

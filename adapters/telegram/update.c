@@ -4,6 +4,7 @@
  * pool along (core/pool.h). */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "core/feature.h"
 #include "core/access.h"
 #include "core/messages.h"
 #include "core/commands.h"
@@ -233,7 +234,9 @@ static void tg__text(struct tg *tg, struct invocation *inv, const char *text, in
         /* A Stars invoice skips the router: a member [access] refuses goes
          * through it instead, to be refused there, and gets none. */
         if (strcmp(name, "deposit") == 0 && tg->npackages > 0 &&
-            (tg->core == NULL || access_check(tg->core->access, inv) == ACCESS_ALLOWED)) {
+            (tg->core == NULL ||
+             (access_check(tg->core->access, inv) == ACCESS_ALLOWED &&
+              features_on(tg->core->features, FEATURE_PAYMENTS, inv->platform, inv->scope_id)))) {
             struct tg_reply *r = tg_reply_new(tg, chat_id, group, msg_id);
             if (r != NULL) {
                 tg_stars_offer(tg, r, chat_id, group);

@@ -6,6 +6,7 @@
 
 #include "bot/config.h"
 #include "core/audit.h"
+#include "core/feature.h"
 
 static void test_text_helpers(void **state)
 {
@@ -108,6 +109,49 @@ static void test_setmycommands_skipped_when_unchanged(void **state)
     fx_wait_count(&fx, "sendMessage", 1);
     assert_int_equal(tgapi_count(fx.api, "setMyCommands"), 1);
     fx_done(&fx);
+}
+
+/* [features]: a feature off for the whole bot leaves the command menu
+ * (and /deposit's Stars fallback with payments), a reload sets the menu
+ * again, and a feature off in one group answers there that it is off. */
+static void test_setmycommands_leaves_out_switched_off(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    struct features *fs = features_new();
+    assert_non_null(fs);
+    features_global_set(fs, FEATURE_IMAGES, false);
+    features_global_set(fs, FEATURE_PAYMENTS, false);
+    fx.core.features = fs;
+    fx.opts.stars_packages = "50:500";
+    fx_start(&fx);
+    fx_wait_count(&fx, "setMyCommands", 1);
+    const char *body = fx_call(&fx, "setMyCommands", 0)->body;
+    assert_non_null(strstr(body, "\"command\":\"chat\""));
+    assert_null(strstr(body, "\"command\":\"imagine\""));
+    assert_null(strstr(body, "\"command\":\"deposit\""));
+
+    assert_int_equal(features_group_set(fs, ledger_store(fx.lt.ledger), COMMAND_PLATFORM_TELEGRAM,
+                                        "-100500", FEATURE_CHAT, false, NULL, NULL),
+                     0);
+    fx_group(&fx, -100500, 88, "/chat hello");
+    fx_wait_count(&fx, "sendMessage", 1);
+    assert_non_null(strstr(fx_call(&fx, "sendMessage", 0)->body, "Chat is switched off here."));
+    /* /deposit with payments off sends no invoice: the router answers. */
+    fx_dm(&fx, 88, "/deposit");
+    fx_wait_count(&fx, "sendMessage", 2);
+    assert_non_null(
+        strstr(fx_call(&fx, "sendMessage", 1)->body, "Payments is switched off on this bot."));
+    assert_int_equal(tgapi_count(fx.api, "sendInvoice"), 0);
+
+    /* Live: images on again, the reload sets the menu with /imagine. */
+    features_global_set(fs, FEATURE_IMAGES, true);
+    assert_int_equal(fx.tg->ops->reload(fx.tg, &fx.opts), 0);
+    fx_wait_count(&fx, "setMyCommands", 2);
+    assert_non_null(strstr(fx_call(&fx, "setMyCommands", 1)->body, "\"command\":\"imagine\""));
+    fx_done(&fx);
+    features_free(fs);
 }
 
 static void test_button_press_to_edit(void **state)
@@ -759,6 +803,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_command_to_reply),
     cmocka_unit_test(test_group_mention_near_end),
     cmocka_unit_test(test_setmycommands_skipped_when_unchanged),
+    cmocka_unit_test(test_setmycommands_leaves_out_switched_off),
     cmocka_unit_test(test_button_press_to_edit),
     cmocka_unit_test(test_streaming_edits_paced),
     cmocka_unit_test(test_restart_loses_none_repeats_none),

@@ -1,0 +1,204 @@
+/* Feature switches (core/feature.c) through the real command path: a
+ * feature off for the whole bot or in one group answers clearly and runs
+ * no handler, /admin feature keeps a group's switch in the store across a
+ * restart, and the platforms' command lists leave out what is off. */
+#include "tests/test.h"
+
+#include "base/metrics.h"
+#include "bot/router.h"
+#include "core/commands.h"
+#include "core/core.h"
+#include "core/feature.h"
+#include "core/ledger.h"
+#include "tests/core/ledger_helpers.h"
+#include "tests/fake/reply_capture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fx {
+    struct lt lt;
+    struct core core;
+    struct router *router;
+    struct reply_capture cap;
+    int event;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    lt_init(&f->lt, true, true);
+    f->core.bot_name = "Test Bot";
+    f->core.ledger = f->lt.ledger;
+    f->core.welcome_bonus = 100;
+    f->core.features = features_new();
+    assert_non_null(f->core.features);
+    f->router = router_new(&f->core);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    reply_capture_close(&f->cap);
+    router_free(f->router);
+    features_free(f->core.features);
+    lt_done(&f->lt);
+    free(f);
+    return 0;
+}
+
+/* Run a line as user (in group scope, or a DM when NULL) on Telegram and
+ * wait for the reply to end; returns what it said. */
+static const char *run(struct fx *f, const char *user, const char *scope, bool admin,
+                       const char *line)
+{
+    reply_capture_close(&f->cap);
+    reply_capture_init(&f->cap);
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_TELEGRAM;
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
+    if (scope != NULL) {
+        inv.scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
+        snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", scope);
+    }
+    inv.admin = admin;
+    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
+    inv.reply = &f->cap.reply;
+    router_dispatch(f->router, &inv, line);
+    while (f->cap.finished == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(f->cap.finished, 1);
+    return f->cap.text != NULL ? f->cap.text : "";
+}
+
+static void test_feature_names(void **state)
+{
+    (void)state;
+    assert_int_equal(feature_parse("images"), FEATURE_IMAGES);
+    assert_int_equal(feature_parse("video"), FEATURE_COUNT);
+    assert_string_equal(feature_name(FEATURE_PAYMENTS), "payments");
+    assert_int_equal(feature_of_command("imagine"), FEATURE_IMAGES);
+    assert_int_equal(feature_of_command("chat"), FEATURE_CHAT);
+    assert_int_equal(feature_of_command("new"), FEATURE_CHAT);
+    assert_int_equal(feature_of_command("deposit"), FEATURE_PAYMENTS);
+    assert_int_equal(feature_of_command("admin approve"), FEATURE_APPROVALS);
+    assert_int_equal(feature_of_command("balance"), FEATURE_COUNT);
+    /* No switches at all: everything on. */
+    assert_true(features_on(NULL, FEATURE_CHAT, COMMAND_PLATFORM_DISCORD, "1"));
+}
+
+/* Off for the whole bot: a clear answer, no handler, and the command is
+ * left out of the list the platforms register. */
+static void test_feature_off_globally(void **state)
+{
+    struct fx *f = *state;
+    metrics_reset();
+    features_global_set(f->core.features, FEATURE_IMAGES, false);
+    const char *t = run(f, "5", NULL, false, "imagine a red cat");
+    assert_string_equal(t, "Images is switched off on this bot.");
+    assert_true(f->cap.last_ephemeral);
+    t = run(f, "5", "-100", true, "imagine a red cat");
+    assert_string_equal(t, "Images is switched off on this bot.");
+    assert_int_equal(
+        (int)metrics_value(metrics_std()->commands, (const char *[]){"imagine", "feature_off"}), 2);
+    /* Other commands still run. */
+    t = run(f, "5", NULL, false, "help");
+    assert_non_null(strstr(t, "/balance"));
+
+    size_t n;
+    const struct command_spec *table = commands_table(&n);
+    struct command_spec *listed = calloc(n, sizeof(*listed));
+    assert_non_null(listed);
+    size_t m = features_table_listed(f->core.features, table, n, listed);
+    assert_int_equal(m, n - 1);
+    bool chat = false;
+    for (size_t i = 0; i < m; i++) {
+        assert_string_not_equal(listed[i].name, "imagine");
+        chat = chat || strcmp(listed[i].name, "chat") == 0;
+    }
+    assert_true(chat);
+    free(listed);
+
+    /* Live: on again, and it runs (here it reaches the handler, which has
+     * no generation engine in this fixture and says so). */
+    features_global_set(f->core.features, FEATURE_IMAGES, true);
+    t = run(f, "5", NULL, false, "imagine a red cat");
+    assert_null(strstr(t, "switched off"));
+}
+
+static bool loaded;
+static void on_loaded(int rc, void *data)
+{
+    (void)data;
+    assert_int_equal(rc, 0);
+    loaded = true;
+}
+
+/* Off in one group by its admin: that group hears it is off here, other
+ * groups and DMs are untouched, and the switch survives a restart. */
+static void test_feature_off_per_group(void **state)
+{
+    struct fx *f = *state;
+    const char *t = run(f, "9", "-100", false, "admin feature chat off");
+    assert_string_equal(t, "Only admins can use /admin feature.");
+    t = run(f, "9", NULL, true, "admin feature chat off");
+    assert_string_equal(t, "Features are switched per server or group: run this there.");
+    t = run(f, "9", "-100", true, "admin feature chat off");
+    assert_string_equal(t, "Chat is now off in this group.");
+    t = run(f, "5", "-100", false, "chat hello there");
+    assert_string_equal(t, "Chat is switched off here.");
+    t = run(f, "5", "-100", false, "new");
+    assert_string_equal(t, "Chat is switched off here.");
+    assert_true(features_on(f->core.features, FEATURE_CHAT, COMMAND_PLATFORM_TELEGRAM, "-200"));
+    assert_true(features_on(f->core.features, FEATURE_CHAT, COMMAND_PLATFORM_TELEGRAM, ""));
+    /* The same group id on another platform is another group. */
+    assert_true(features_on(f->core.features, FEATURE_CHAT, COMMAND_PLATFORM_DISCORD, "-100"));
+    t = run(f, "9", "-100", true, "admin feature chat");
+    assert_string_equal(t, "Chat is off in this group (on for the whole bot).");
+    t = run(f, "9", "-100", true, "admin feature images off");
+    assert_string_equal(t, "Images is now off in this group.");
+
+    /* A restart: a fresh cache reads the switches back from the store. */
+    lt_ledger_close(&f->lt);
+    lt_ledger_open(&f->lt);
+    f->core.ledger = f->lt.ledger;
+    struct features *fs = features_new();
+    assert_non_null(fs);
+    loaded = false;
+    assert_int_equal(features_load(fs, ledger_store(f->lt.ledger), on_loaded, NULL), 0);
+    while (!loaded)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_true(features_group_off(fs, FEATURE_CHAT, COMMAND_PLATFORM_TELEGRAM, "-100"));
+    assert_true(features_group_off(fs, FEATURE_IMAGES, COMMAND_PLATFORM_TELEGRAM, "-100"));
+    assert_false(features_group_off(fs, FEATURE_PAYMENTS, COMMAND_PLATFORM_TELEGRAM, "-100"));
+    features_free(f->core.features);
+    f->core.features = fs;
+    t = run(f, "5", "-100", false, "chat hello again");
+    assert_string_equal(t, "Chat is switched off here.");
+
+    /* On again in the group; a switch the operator holds off wins. */
+    t = run(f, "9", "-100", true, "admin feature chat on");
+    assert_string_equal(t, "Chat is now on in this group.");
+    assert_true(features_on(f->core.features, FEATURE_CHAT, COMMAND_PLATFORM_TELEGRAM, "-100"));
+    features_global_set(f->core.features, FEATURE_PAYMENTS, false);
+    t = run(f, "9", "-100", true, "admin feature payments on");
+    assert_string_equal(
+        t, "Payments is now on in this group, but the operator has switched it off for the whole "
+           "bot.");
+    t = run(f, "5", "-100", false, "deposit");
+    assert_string_equal(t, "Payments is switched off on this bot.");
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_feature_names),
+    cmocka_unit_test_setup_teardown(test_feature_off_globally, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_feature_off_per_group, setup, teardown),
+};
+
+TEST_GROUP_DEFINE(feature, tests, lt_group_setup, lt_group_teardown)

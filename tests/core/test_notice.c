@@ -1,0 +1,361 @@
+/* Member notices (core/notice.c) on a real store: a low balance is told
+ * exactly once per crossing, also across a restart; /notify off silences
+ * it; upvotes are told at most once an hour per creator, batched. */
+#include "tests/test.h"
+
+#include "base/error.h"
+#include "bot/router.h"
+#include "core/core.h"
+#include "core/ledger.h"
+#include "core/notice.h"
+#include "core/state.h"
+#include "tests/core/ledger_helpers.h"
+#include "tests/fake/reply_capture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOUR 3600000LL
+
+struct nx {
+    struct lt lt;
+    struct clock_manual manual;
+    struct notices *n;
+    struct notice_options opts;
+    struct notify_target to[16];
+    char text[16][512];
+    size_t sent;
+    int refuse; /* notices to refuse before taking one */
+};
+
+static int nx_notify(void *data, const struct notify_target *to, const char *text)
+{
+    struct nx *x = data;
+    if (x->refuse > 0) {
+        x->refuse--;
+        return HB_ENOTFOUND;
+    }
+    assert_true(x->sent < 16);
+    x->to[x->sent] = *to;
+    snprintf(x->text[x->sent], sizeof(x->text[0]), "%s", text);
+    x->sent++;
+    return 0;
+}
+
+static void nx_open(struct nx *x)
+{
+    x->n = notices_new(ledger_store(x->lt.ledger), nx_notify, x, &x->opts);
+    assert_non_null(x->n);
+}
+
+static int setup(void **state)
+{
+    struct nx *x = calloc(1, sizeof(*x));
+    assert_non_null(x);
+    lt_init(&x->lt, true, false);
+    x->manual.ms = 1764892800000LL;
+    x->opts = (struct notice_options){
+        .clock = {.now_ms = clock_manual_read, .data = &x->manual},
+        .low_balance = 50,
+        .upvotes = true,
+    };
+    nx_open(x);
+    *state = x;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct nx *x = *state;
+    notices_free(x->n);
+    lt_done(&x->lt);
+    free(x);
+    return 0;
+}
+
+static void flushed(int rc, const char *value, void *data)
+{
+    (void)rc;
+    (void)value;
+    *(bool *)data = true;
+}
+
+/* Let every store job queued so far, and the ones their callbacks queue,
+ * finish: the store runs jobs in order, so a read queued after them
+ * answers after them (twice: a notice reads the member's setting). */
+static void nx_flush(struct nx *x)
+{
+    for (int i = 0; i < 3; i++) {
+        bool done = false;
+        assert_int_equal(state_get(ledger_store(x->lt.ledger), "test", "flush", flushed, &done), 0);
+        while (!done)
+            uv_run(&x->lt.loop, UV_RUN_ONCE);
+    }
+}
+
+static void nx_balance(struct nx *x, const char *account, int64_t available)
+{
+    assert_true(notices_balance(x->n, account, available, NULL, NULL, NULL) >= 0);
+    nx_flush(x);
+}
+
+static void test_low_balance_once_per_crossing(void **state)
+{
+    struct nx *x = *state;
+    nx_balance(x, "telegram:5", 80);
+    assert_int_equal(x->sent, 0);
+    nx_balance(x, "telegram:5", 40);
+    assert_int_equal(x->sent, 1);
+    assert_int_equal(x->to[0].platform, COMMAND_PLATFORM_TELEGRAM);
+    assert_int_equal(x->to[0].scope, COMMAND_SCOPE_DM);
+    assert_string_equal(x->to[0].user_id, "5");
+    assert_string_equal(x->text[0],
+                        "Your wallet is running low: 40 credits left (below 50). Top up "
+                        "with /deposit. /notify off stops these notices.");
+    /* Still below: nothing more, however often it is read. */
+    nx_balance(x, "telegram:5", 30);
+    nx_balance(x, "telegram:5", 0);
+    assert_int_equal(x->sent, 1);
+    /* Two generations settling at once: one notice. */
+    assert_int_equal(notices_balance(x->n, "telegram:6", 10, NULL, NULL, NULL), 1);
+    assert_int_equal(notices_balance(x->n, "telegram:6", 9, NULL, NULL, NULL), 0);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+    /* Back at the threshold, then below: a new crossing, a new notice. */
+    nx_balance(x, "telegram:5", 50);
+    nx_balance(x, "telegram:5", 49);
+    assert_int_equal(x->sent, 3);
+    assert_non_null(strstr(x->text[2], "49 credits left"));
+
+    /* A pool's notice goes to its group, in the chat it was spent from. */
+    assert_int_equal(notices_balance(x->n, "pool:discord:77", 12, "88", NULL, NULL), 1);
+    nx_flush(x);
+    assert_int_equal(x->sent, 4);
+    assert_int_equal(x->to[3].scope, COMMAND_SCOPE_GROUP);
+    assert_string_equal(x->to[3].scope_id, "77");
+    assert_string_equal(x->to[3].channel_id, "88");
+    assert_non_null(strstr(x->text[3], "This group's pool is running low: 12 credits left"));
+
+    /* No adapter takes it: the next low reading tries again. */
+    x->refuse = 1;
+    nx_balance(x, "telegram:8", 20);
+    assert_int_equal(x->sent, 4);
+    nx_balance(x, "telegram:8", 19);
+    assert_int_equal(x->sent, 5);
+    assert_string_equal(x->to[4].user_id, "8");
+    nx_balance(x, "telegram:8", 18);
+    assert_int_equal(x->sent, 5);
+
+    /* Threshold 0: no notices at all. */
+    x->opts.low_balance = 0;
+    notices_configure(x->n, &x->opts);
+    nx_balance(x, "telegram:9", 1);
+    assert_int_equal(x->sent, 5);
+}
+
+/* The crossing is in the store: a restart (store reopened, memory gone)
+ * does not tell it again; the next crossing after it does. */
+static void test_low_balance_across_restart(void **state)
+{
+    struct nx *x = *state;
+    nx_balance(x, "discord:5", 10);
+    assert_int_equal(x->sent, 1);
+    notices_free(x->n);
+    lt_ledger_close(&x->lt);
+    lt_ledger_open(&x->lt);
+    nx_open(x);
+    nx_balance(x, "discord:5", 8);
+    assert_int_equal(x->sent, 1);
+    nx_balance(x, "discord:5", 60);
+    notices_free(x->n);
+    lt_ledger_close(&x->lt);
+    lt_ledger_open(&x->lt);
+    nx_open(x);
+    nx_balance(x, "discord:5", 7);
+    assert_int_equal(x->sent, 2);
+}
+
+static bool optout_done;
+static bool optout_off;
+static void on_optout(int rc, bool off, void *data)
+{
+    (void)data;
+    assert_int_equal(rc, 0);
+    optout_done = true;
+    optout_off = off;
+}
+
+static void nx_optout(struct nx *x, const char *wallet, bool off)
+{
+    optout_done = false;
+    assert_int_equal(notices_optout_set(ledger_store(x->lt.ledger), wallet, off, on_optout, NULL),
+                     0);
+    while (!optout_done)
+        uv_run(&x->lt.loop, UV_RUN_ONCE);
+}
+
+/* /notify off silences both kinds; /notify on brings them back (from the
+ * next crossing). Run through the router, as a member types it. */
+static void test_notify_off_silences(void **state)
+{
+    struct nx *x = *state;
+    struct core core;
+    memset(&core, 0, sizeof(core));
+    core.ledger = x->lt.ledger;
+    struct router *r = router_new(&core);
+    assert_non_null(r);
+    const char *lines[] = {"notify off", "notify", "notify on", "notify"};
+    const char *want[] = {"Notices are off", "Notices are off", "Notices are on", "Notices are on"};
+    for (int step = 0; step < 4; step++) {
+        struct reply_capture cap;
+        reply_capture_init(&cap);
+        struct invocation inv;
+        memset(&inv, 0, sizeof(inv));
+        inv.platform = COMMAND_PLATFORM_TELEGRAM;
+        snprintf(inv.user_id, sizeof(inv.user_id), "5");
+        snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", step);
+        inv.reply = &cap.reply;
+        router_dispatch(r, &inv, lines[step]);
+        while (cap.finished == 0)
+            uv_run(&x->lt.loop, UV_RUN_ONCE);
+        assert_non_null(strstr(cap.text, want[step]));
+        assert_true(cap.last_personal || cap.last_ephemeral);
+        reply_capture_close(&cap);
+        if (step == 0) {
+            /* Off: a crossing is kept but not told; upvotes are not told. */
+            nx_balance(x, "telegram:5", 10);
+            notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "5");
+            nx_flush(x);
+            assert_int_equal(x->sent, 0);
+        }
+    }
+    router_free(r);
+    /* On again: the crossing already happened; the next one is told. */
+    nx_balance(x, "telegram:5", 5);
+    assert_int_equal(x->sent, 0);
+    nx_balance(x, "telegram:5", 100);
+    nx_balance(x, "telegram:5", 5);
+    assert_int_equal(x->sent, 1);
+    /* Others are not affected by one member's setting. */
+    nx_optout(x, "telegram:6", true);
+    assert_true(optout_off);
+    nx_balance(x, "telegram:7", 5);
+    assert_int_equal(x->sent, 2);
+    assert_string_equal(x->to[1].user_id, "7");
+}
+
+/* The first upvote after a quiet hour is told at once; the ones in the
+ * next hour wait and go together, one notice, once the hour passed. */
+static void test_upvotes_batched_hourly(void **state)
+{
+    struct nx *x = *state;
+    notices_upvote(x->n, COMMAND_PLATFORM_DISCORD, "42");
+    nx_flush(x);
+    assert_int_equal(x->sent, 1);
+    assert_string_equal(x->to[0].user_id, "42");
+    assert_int_equal(x->to[0].platform, COMMAND_PLATFORM_DISCORD);
+    assert_string_equal(x->text[0],
+                        "Your images got 1 new upvote. /notify off stops these notices.");
+    for (int i = 0; i < 3; i++) {
+        x->manual.ms += 5 * 60000;
+        notices_upvote(x->n, COMMAND_PLATFORM_DISCORD, "42");
+    }
+    /* Another creator is told on their own schedule. */
+    notices_upvote(x->n, COMMAND_PLATFORM_DISCORD, "43");
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+    assert_string_equal(x->to[1].user_id, "43");
+    x->manual.ms += 30 * 60000; /* 45 minutes after the first notice */
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+    x->manual.ms += 15 * 60000; /* an hour */
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 3);
+    assert_string_equal(x->to[2].user_id, "42");
+    assert_string_equal(x->text[2],
+                        "Your images got 3 new upvotes. /notify off stops these notices.");
+    /* Nothing new: the ticks say nothing. */
+    x->manual.ms += HOUR;
+    notices_tick(x->n);
+    x->manual.ms += HOUR;
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 3);
+    /* A quiet hour later, an upvote is told at once again. */
+    notices_upvote(x->n, COMMAND_PLATFORM_DISCORD, "42");
+    nx_flush(x);
+    assert_int_equal(x->sent, 4);
+    /* Upvote notices switched off in [notices]: none. */
+    x->opts.upvotes = false;
+    notices_configure(x->n, &x->opts);
+    x->manual.ms += 2 * HOUR;
+    notices_upvote(x->n, COMMAND_PLATFORM_DISCORD, "44");
+    nx_flush(x);
+    assert_int_equal(x->sent, 4);
+}
+
+static bool loaded;
+static void on_loaded(int rc, void *data)
+{
+    (void)data;
+    assert_int_equal(rc, 0);
+    loaded = true;
+}
+
+/* Upvotes waiting for their hour survive a restart, and are told when the
+ * hour since the last notice is up, not sooner. */
+static void test_upvotes_across_restart(void **state)
+{
+    struct nx *x = *state;
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "42");
+    x->manual.ms += 10 * 60000;
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "42");
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "42");
+    nx_flush(x);
+    assert_int_equal(x->sent, 1);
+    notices_free(x->n);
+    lt_ledger_close(&x->lt);
+    lt_ledger_open(&x->lt);
+    nx_open(x);
+    loaded = false;
+    assert_int_equal(notices_load(x->n, on_loaded, NULL), 0);
+    while (!loaded)
+        uv_run(&x->lt.loop, UV_RUN_ONCE);
+    x->manual.ms += 20 * 60000; /* 30 minutes after the first notice */
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 1);
+    x->manual.ms += 30 * 60000; /* an hour */
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+    assert_string_equal(x->to[1].user_id, "42");
+    assert_string_equal(x->text[1],
+                        "Your images got 2 new upvotes. /notify off stops these notices.");
+    /* Told: another restart has nothing left to tell. */
+    notices_free(x->n);
+    lt_ledger_close(&x->lt);
+    lt_ledger_open(&x->lt);
+    nx_open(x);
+    loaded = false;
+    assert_int_equal(notices_load(x->n, on_loaded, NULL), 0);
+    while (!loaded)
+        uv_run(&x->lt.loop, UV_RUN_ONCE);
+    x->manual.ms += 2 * HOUR;
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_upvotes_across_restart, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_low_balance_once_per_crossing, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_low_balance_across_restart, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_notify_off_silences, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_upvotes_batched_hourly, setup, teardown),
+};
+
+TEST_GROUP_DEFINE(notice, tests, lt_group_setup, lt_group_teardown)
