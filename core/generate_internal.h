@@ -11,6 +11,7 @@
  *   generate_image.c        kept images: Regenerate and upvotes
  *   generate_recover.c      voiding what a crash left behind, and telling members
  *   generate_switch.c       per-group model switches (/admin model)
+ *   generate_approval.c     the approval queue: holding jobs for an admin
  *
  * Helpers shared between these files take a double underscore
  * (generate__now, job__end); everything else stays static in its file. */
@@ -19,6 +20,7 @@
 
 #include "core/generate.h"
 
+#include "core/approval.h"
 #include "core/command.h"
 #include "core/ledger.h"
 #include "core/pool.h"
@@ -47,6 +49,7 @@ enum job_state {
     JOB_RUNNING,
     JOB_BACKOFF, /* waiting to retry */
     JOB_SETTLE,  /* posting or voiding */
+    JOB_HELD,    /* reserved, waiting for an admin's decision (generate_approval.c) */
     JOB_ENDED,
 };
 
@@ -109,6 +112,15 @@ struct gen_hits {
     uint64_t hits;
 };
 
+#define GEN_DECIDED_KEPT 64 /* decisions remembered to answer a second press */
+
+/* A decision, so a second press can say who made it. */
+struct gen_decided {
+    char id[APPROVAL_ID_LEN + 1];
+    char by[COMMAND_ID_MAX + 16];
+    enum approval_outcome outcome;
+};
+
 struct job;
 struct gen_quota_op;
 
@@ -138,7 +150,10 @@ struct generate {
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
-    char run[64]; /* this run's id, or "" until generate__run makes it */
+    char run[64];                   /* this run's id, or "" until generate__run makes it */
+    struct approval_rules approval; /* the rules in force */
+    struct gen_decided decided[GEN_DECIDED_KEPT]; /* the latest decisions, a ring */
+    size_t decided_next;
 };
 
 struct job {
@@ -204,6 +219,13 @@ struct job {
     int end_rc;
     bool timer_open;
     uv_timer_t timer;
+    /* The approval queue (generate_approval.c). */
+    bool hold;                         /* the rules want an admin's decision first */
+    char hold_why[96];                 /* which rule: "cost", "model", "filter <rule>" */
+    char appr_id[APPROVAL_ID_LEN + 1]; /* the short id admins type */
+    int64_t held_at;                   /* wall-clock ms it was held */
+    int64_t hold_until;                /* wall-clock ms it times out */
+    bool restored;                     /* re-loaded after a restart: told by notices */
 };
 
 /* ---- the engine (generate.c) ---------------------------------------------- */
@@ -338,6 +360,25 @@ void job__notice_deliver(struct job *job);
 /** This run's id (made on first use): job records carry it, and recovery
  *  voids only the records of earlier runs. */
 const char *generate__run(struct generate *g);
+
+/* ---- the approval queue (generate_approval.c) ----------------------------- */
+
+/** Decide by the rules whether the job waits for an admin (some rules read
+ *  the member's wallet), then reserve `amount` (job__reserve). */
+void job__approval_check(struct job *job, int64_t amount);
+/** The reservation of a job to hold is in place: hold it, tell the member
+ *  their place and the admins what waits. */
+void job__hold(struct job *job);
+/** Extra ms a held job's reservation must stay open. */
+int64_t job__hold_extra_ms(const struct job *job);
+/** Recovery found a held job's record: bring it back, held. */
+void generate__held_restore(struct generate *g, const char *key, const char *wallet, unsigned nres,
+                            const char *json);
+/** Stop: a held job ends here and stays durable for the next start. */
+void job__held_close(struct job *job);
+
+/** Give the job the counts a record names (job__quota_record), as taken. */
+void job__quota_restore(struct job *job, const char *record);
 
 /* ---- model switches (generate_switch.c) ----------------------------------- */
 

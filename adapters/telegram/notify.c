@@ -55,6 +55,9 @@ int tg_notify(struct adapter *a, const struct notify_target *to, const struct re
             return HB_ENOMEM;
         }
         free(piece);
+        /* Buttons (an approval notice's) go with the last piece. */
+        if (msg->nbuttons > 0 && off + cut >= len)
+            cJSON_AddItemToObject(body, "reply_markup", tg_markup(msg->buttons, msg->nbuttons));
         rc = tg_sendq_json(tg, chat_id, group, NULL, "sendMessage", body, false, false, false);
         off += cut;
     }
