@@ -55,6 +55,7 @@ static struct metrics_family *approval__metric(void)
 void generate_approval_configure(struct generate *g, const struct approval_rules *rules)
 {
     g->approval = *rules;
+    approval__metric(); /* declared at once, so /metrics shows the family before a decision */
 }
 
 void generate_approval_rules(const struct generate *g, struct approval_rules *out)

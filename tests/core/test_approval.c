@@ -397,6 +397,57 @@ static void test_filter_review_holds(void **state)
     at_done(&at);
 }
 
+/* New members: a wallet younger than new_member_days, or one that spent
+ * less than new_member_spent, waits; an older one that spent enough runs. */
+static void test_new_member_held(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct approval_rules r;
+    at_rules(&r);
+    r.models[0] = '\0';
+    r.new_member_days = 1;
+    generate_approval_configure(at.gt.g, &r);
+    struct reply_capture cap;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "hal", "h2", "first steps", id); /* opened ten minutes ago */
+    assert_non_null(
+        strstr(at_notice(&at, COMMAND_PLATFORM_CONSOLE, id)->text, "new member (joined under 1"));
+    struct reply_capture adm;
+    char line[64];
+    snprintf(line, sizeof(line), "admin reject %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    gt_wait(&at.gt, &cap.finished, 1);
+    assert_has(&cap, "(no reason given)");
+    reply_capture_close(&cap);
+
+    /* Two days later the wallet is old enough; spending is the next rule. */
+    at.gt.wall += 2 * 86400000LL;
+    r.new_member_spent = 1;
+    generate_approval_configure(at.gt.g, &r);
+    at_hold(&at, &cap, "hal", "h2", "still new by spending", id);
+    assert_non_null(
+        strstr(at_notice(&at, COMMAND_PLATFORM_CONSOLE, id)->text, "new member (spent under 1"));
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    held_finish(held_wait_call(&at.gt, 0), 0, "spent now", 5, 5);
+    gt_wait(&at.gt, &cap.finished, 1);
+    reply_capture_close(&cap);
+    gt_settle(&at.gt, 5);
+
+    /* Old enough and has spent: runs without waiting. */
+    gt_submit(&at.gt, &cap, "hal", PROVIDER_TEXT, "h2", "no wait");
+    held_finish(held_wait_call(&at.gt, 1), 0, "straight", 5, 5);
+    gt_wait(&at.gt, &cap.finished, 1);
+    assert_null(strstr(cap.text, "review"));
+    assert_has(&cap, "straight");
+    reply_capture_close(&cap);
+    at_done(&at);
+}
+
 static void at_recovered(int rc, size_t voided, void *data)
 {
     (void)voided;
@@ -486,6 +537,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_held_job_times_out),
     cmocka_unit_test(test_button_presses),
     cmocka_unit_test(test_filter_review_holds),
+    cmocka_unit_test(test_new_member_held),
     cmocka_unit_test(test_restart_while_held),
 };
 
