@@ -8,9 +8,8 @@
  * member's identity, the model, the size and the prompt. This is the one
  * place a prompt is stored durably; the record is removed once the job is
  * decided. Recovery (generate_recover.c) leaves such records alone and
- * brings the jobs back here, held; a job brought back answers its member
- * through the host's notices, as does one held so long that its reply
- * handle may be gone.
+ * brings the jobs back here, held. Once held, a job answers its member
+ * through the host's notices (where they asked), not its reply handle.
  *
  * Admins are told in the configured Discord channel and Telegram chat and
  * on the console, with buttons where the platform's notices carry them.
@@ -405,8 +404,13 @@ void job__hold(struct job *job)
     log_info("approval.held", "id=%s job=%s model=%s reserved=%lld why=%s", job->appr_id, job->id,
              job->first->name, (long long)job->reserved, job->hold_why);
     char price[128];
-    job__say(job, REPLY_PROGRESS, MSG_APPR_WAITING, job__hold_place(job),
+    job__say(job, REPLY_FINAL, MSG_APPR_WAITING, job__hold_place(job),
              job__price(job, price, sizeof(price)));
+    /* The member's reply handle is released now: a hold may last hours,
+     * longer than some handles live (a Discord interaction token: 15 min),
+     * and an open handle keeps the console's next line (and a Telegram
+     * webhook's answer) waiting. The outcome comes as a notice. */
+    job__reply_to_notices(job);
     job__admins_tell(job);
     job__hold_arm(job);
 }
@@ -493,8 +497,6 @@ static void job__decided(struct job *job, enum approval_outcome outcome, const c
     /* The audit trail's call site: one decision, who made it, never the prompt. */
     log_info("approval.decided", "id=%s job=%s actor=%s outcome=%s", job->appr_id, job->id, actor,
              approval_outcome_name(outcome));
-    if (job->restored || generate__now(g) - job->held_at > GEN_REPLY_FRESH_MS)
-        job__reply_to_notices(job);
     switch (outcome) {
     case APPROVAL_EDITED: {
         char *p = strdup(text != NULL ? text : "");
@@ -646,9 +648,8 @@ void job__held_close(struct job *job)
 {
     if (job->timer_open)
         uv_timer_stop(&job->timer);
-    if (!job->restored)
-        job__say(job, REPLY_FINAL, MSG_APPR_STILL_WAITING);
-    /* The record and the reservation stay for the next start. */
+    /* The record and the reservation stay for the next start; the member
+     * hears the outcome after it. */
     job__end(job, 0);
 }
 
@@ -709,7 +710,6 @@ void generate__held_restore(struct generate *g, const char *key, const char *wal
     job->res_open = true;
     job->held_at = (int64_t)json_num(o, "held_at");
     job->hold_until = (int64_t)json_num(o, "until");
-    job->restored = true;
     generate__conv_key(&job->who, job->conv_key, sizeof(job->conv_key));
     const struct catalog_model *m = catalog_model_find(job->cat, job->want_model);
     if (m != NULL && m->enabled) {

@@ -225,7 +225,6 @@ struct job {
     char appr_id[APPROVAL_ID_LEN + 1]; /* the short id admins type */
     int64_t held_at;                   /* wall-clock ms it was held */
     int64_t hold_until;                /* wall-clock ms it times out */
-    bool restored;                     /* re-loaded after a restart: told by notices */
 };
 
 /* ---- the engine (generate.c) ---------------------------------------------- */

@@ -575,8 +575,6 @@
     "An admin rejected your request (%s). Its reservation was released and nothing was charged."
 #define MSG_APPR_TIMED_OUT                                                                         \
     "Nobody reviewed your request in time. Its reservation was released and nothing was charged."
-#define MSG_APPR_STILL_WAITING                                                                     \
-    "The bot is restarting; your request still waits for review and you will hear the outcome."
 /* To admins. %s id; %s member; %s where; %s model; %lld credits; %s why. */
 #define MSG_APPR_NOTICE "Approval needed [%s]: %s (%s) asks %s for up to %lld credits (held: %s)."
 /* %s: the prompt. */

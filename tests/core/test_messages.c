@@ -290,7 +290,6 @@ static const struct msg_entry msgs[] = {
     S(MSG_APPR_EDITED),
     S(MSG_APPR_REJECTED),
     S(MSG_APPR_TIMED_OUT),
-    S(MSG_APPR_STILL_WAITING),
     S(MSG_APPR_NOTICE),
     F(MSG_APPR_NOTICE_PROMPT),
     F(MSG_APPR_NOTICE_HOW),
