@@ -33,12 +33,15 @@ static void ta_closed(void *data)
     (*(int *)data)++;
 }
 
-/* The callback_data of the button labelled `label` on the admins' notice. */
-static bool ta_notice_button(struct fx *fx, const char *label, char *out, size_t cap)
+/* The callback_data of the button labelled `label` on the n-th admins'
+ * notice. */
+static bool ta_nth_button(struct fx *fx, size_t n, const char *label, char *out, size_t cap)
 {
     for (size_t i = 0; i < tgapi_ncalls(fx->api); i++) {
         const struct tgapi_call *c = tgapi_call_at(fx->api, i);
         if (strcmp(c->method, "sendMessage") != 0 || strstr(c->body, "Approval needed") == NULL)
+            continue;
+        if (n-- > 0)
             continue;
         cJSON *body = cJSON_Parse(c->body);
         cJSON *rows =
@@ -64,10 +67,36 @@ static bool ta_notice_button(struct fx *fx, const char *label, char *out, size_t
     return false;
 }
 
+static bool ta_notice_button(struct fx *fx, const char *label, char *out, size_t cap)
+{
+    return ta_nth_button(fx, 0, label, out, cap);
+}
+
 static bool ta_notice_seen(struct fx *fx, void *arg)
 {
     char ref[80];
     return ta_notice_button(fx, arg, ref, sizeof(ref));
+}
+
+static bool ta_second_notice_seen(struct fx *fx, void *arg)
+{
+    char ref[80];
+    return ta_nth_button(fx, 1, arg, ref, sizeof(ref));
+}
+
+/* A photo went to the member's chat (77), captioned with its footer. */
+static bool ta_photo_to_member(struct fx *fx, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < tgapi_ncalls(fx->api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(fx->api, i);
+        if (strcmp(c->method, "sendPhoto") == 0 && c->photo_len > 0 &&
+            (strstr(c->body, "\"chat_id\":77") != NULL ||
+             strstr(c->body, "\"chat_id\":\"77\"") != NULL) &&
+            strstr(c->body, "demo-image") != NULL)
+            return true;
+    }
+    return false;
 }
 
 static void ta_press(struct fx *fx, const char *cb, int64_t user, const char *data)
@@ -101,8 +130,14 @@ static void test_telegram_approval_buttons(void **state)
                                        .modality = PROVIDER_TEXT,
                                        .price_request = 3,
                                        .max_output_tokens = 100,
+                                       .enabled = true},
+                                      {.name = "demo-image",
+                                       .provider = "demo",
+                                       .modality = PROVIDER_IMAGE,
+                                       .price_request = 5,
+                                       .sizes = "256x256",
                                        .enabled = true}};
-    struct catalog_spec spec = {.providers = ps, .nproviders = 1, .models = ms, .nmodels = 1};
+    struct catalog_spec spec = {.providers = ps, .nproviders = 1, .models = ms, .nmodels = 2};
     spec.limits.job_timeout_ms = 8000;
     char err[256] = "";
     struct catalog *cat = catalog_new(&spec, err, sizeof(err));
@@ -112,7 +147,7 @@ static void test_telegram_approval_buttons(void **state)
     catalog_unref(cat);
     assert_non_null(fx.core.generate);
     struct approval_rules rules = {.enabled = true, .timeout_ms = 3600000};
-    snprintf(rules.models, sizeof(rules.models), "demo-chat");
+    snprintf(rules.models, sizeof(rules.models), "demo-chat, demo-image");
     snprintf(rules.telegram_chat, sizeof(rules.telegram_chat), ADMIN_CHAT);
     snprintf(rules.reasons, sizeof(rules.reasons), "Off topic");
     generate_approval_configure(fx.core.generate, &rules);
@@ -146,6 +181,13 @@ static void test_telegram_approval_buttons(void **state)
     /* A second press hears who decided. */
     ta_press(&fx, "cb3", 99, reject);
     fx_until(&fx, fx_some_call_says, "already decided: approved by telegram:99");
+
+    /* An image, approved: the picture reaches the member's chat. */
+    fx_dm(&fx, 77, "/imagine a red cat");
+    fx_until(&fx, ta_second_notice_seen, "Approve");
+    assert_true(ta_nth_button(&fx, 1, "Approve", approve, sizeof(approve)));
+    ta_press(&fx, "cb4", 99, approve);
+    fx_until(&fx, ta_photo_to_member, NULL);
 
     int closed = 0;
     generate_close(fx.core.generate, ta_closed, &closed);
