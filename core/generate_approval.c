@@ -40,9 +40,11 @@
 #include <string.h>
 
 #define GEN_REPLY_FRESH_MS                                                                         \
-    (10 * 60000LL)                        /* a reply handle older than this may be gone            \
-                                             (a Discord interaction token lives 15 min) */
-#define GEN_HOLD_TIMER_MAX_MS GEN_HOUR_MS /* a held job's timer looks at the clock hourly */
+    (10 * 60000LL)                           /* a reply handle older than this may be gone         \
+                                                (a Discord interaction token lives 15 min) */
+#define GEN_HOLD_TIMER_MAX_MS GEN_HOUR_MS    /* a held job's timer looks at the clock hourly */
+#define GEN_NS_DECIDED "approval.decided"    /* id -> "<ms> <outcome> <actor>" */
+#define GEN_DECIDED_KEEP_MS (7 * GEN_DAY_MS) /* how long a decision is remembered */
 
 static struct metrics_family *approval__metric(void)
 {
@@ -478,6 +480,10 @@ static void job__held_run(struct job *job)
 static void generate__decided_remember(struct generate *g, const char *id, const char *by,
                                        enum approval_outcome outcome)
 {
+    for (size_t i = 0; i < GEN_DECIDED_KEPT; i++) {
+        if (strcmp(g->decided[i].id, id) == 0)
+            return;
+    }
     struct gen_decided *d = &g->decided[g->decided_next];
     g->decided_next = (g->decided_next + 1) % GEN_DECIDED_KEPT;
     snprintf(d->id, sizeof(d->id), "%s", id);
@@ -493,6 +499,13 @@ static void job__decided(struct job *job, enum approval_outcome outcome, const c
         uv_timer_stop(&job->timer);
     job->hold = false;
     generate__decided_remember(g, job->appr_id, actor, outcome);
+    /* Remembered durably too, so a press on an old notice after a restart
+     * still hears who decided (generate__decided_load). */
+    struct ledger *ledger = g->core->ledger;
+    char rec[sizeof(g->decided[0].by) + 48];
+    snprintf(rec, sizeof(rec), "%lld %d %s", (long long)generate__now(g), (int)outcome, actor);
+    if (ledger != NULL)
+        state_put(ledger_store(ledger), GEN_NS_DECIDED, job->appr_id, rec, NULL, NULL);
     metrics_counter_add(approval__metric(), (const char *[]){approval_outcome_name(outcome)}, 1);
     /* The audit trail's call site: one decision, who made it, never the prompt. */
     log_info("approval.decided", "id=%s job=%s actor=%s outcome=%s", job->appr_id, job->id, actor,
@@ -728,4 +741,35 @@ void generate__held_restore(struct generate *g, const char *key, const char *wal
         return;
     }
     job__hold_arm(job);
+}
+
+static void generate__decided_listed(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct generate *g = data;
+    int64_t now = generate__now(g);
+    struct ledger *ledger = g->core->ledger;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        long long at = 0;
+        int outcome = 0, used = 0;
+        if (sscanf(e[i].value, "%lld %d %n", &at, &outcome, &used) != 2 ||
+            now - at > GEN_DECIDED_KEEP_MS || outcome < 0 || outcome > APPROVAL_TIMED_OUT) {
+            if (ledger != NULL)
+                state_put(ledger_store(ledger), GEN_NS_DECIDED, e[i].key, NULL, NULL, NULL);
+            continue;
+        }
+        generate__decided_remember(g, e[i].key, e[i].value + used, (enum approval_outcome)outcome);
+    }
+    /* The listing held the engine like a job: closing waits for it. */
+    g->njobs--;
+    generate__maybe_free(g);
+}
+
+void generate__decided_load(struct generate *g)
+{
+    struct ledger *ledger = g->core->ledger;
+    if (ledger == NULL)
+        return;
+    g->njobs++;
+    if (state_list(ledger_store(ledger), GEN_NS_DECIDED, "", 1000, generate__decided_listed, g) < 0)
+        g->njobs--;
 }

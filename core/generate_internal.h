@@ -112,7 +112,7 @@ struct gen_hits {
     uint64_t hits;
 };
 
-#define GEN_DECIDED_KEPT 64 /* decisions remembered to answer a second press */
+#define GEN_DECIDED_KEPT 256 /* decisions remembered to answer a second press */
 
 /* A decision, so a second press can say who made it. */
 struct gen_decided {
@@ -373,6 +373,9 @@ int64_t job__hold_extra_ms(const struct job *job);
 /** Recovery found a held job's record: bring it back, held. */
 void generate__held_restore(struct generate *g, const char *key, const char *wallet, unsigned nres,
                             const char *json);
+/** Load the decisions of the last days (a second press after a restart
+ *  still hears who decided). */
+void generate__decided_load(struct generate *g);
 /** Stop: a held job ends here and stays durable for the next start. */
 void job__held_close(struct job *job);
 

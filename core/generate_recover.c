@@ -245,6 +245,7 @@ int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void 
         return rc;
     }
     g->njobs++;
+    generate__decided_load(g); /* before held jobs come back (generate_approval.c) */
     rc = state_list(ledger_store(ledger), GEN_NS_JOB, "", 1000, recover__jobs, op);
     if (rc < 0)
         recover__one_done(op);

@@ -462,7 +462,15 @@ static void test_restart_while_held(void **state)
     struct at at;
     at_init(&at);
     struct reply_capture cap, adm;
-    char id[APPROVAL_ID_LEN + 1];
+    char id[APPROVAL_ID_LEN + 1], gone[APPROVAL_ID_LEN + 1];
+    /* One decided before the restart. */
+    at_hold(&at, &cap, "ivy", "h", "decided before", gone);
+    char line[64];
+    snprintf(line, sizeof(line), "admin reject %s", gone);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    at_told(&at, "ivy", "rejected your request");
+    gt_settle(&at.gt, 5);
     at_hold(&at, &cap, "gus", "h", "survive this", id);
     int64_t held = at_pending(&at, "gus");
     assert_true(held > 0);
@@ -498,9 +506,14 @@ static void test_restart_while_held(void **state)
 
     at_line(&at, "boss", true, "admin approvals", &adm);
     assert_has(&adm, id);
+    assert_null(strstr(adm.text, gone));
+    reply_capture_close(&adm);
+    /* The decision made before the restart is still known, and by whom. */
+    snprintf(line, sizeof(line), "admin approve %s", gone);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "already decided: rejected by console:boss");
     reply_capture_close(&adm);
     int before = at.host.count;
-    char line[64];
     snprintf(line, sizeof(line), "admin approve %s", id);
     at_line(&at, "boss", true, line, &adm);
     assert_has(&adm, "approved");
