@@ -39,9 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEN_REPLY_FRESH_MS                                                                         \
-    (10 * 60000LL)                           /* a reply handle older than this may be gone         \
-                                                (a Discord interaction token lives 15 min) */
 #define GEN_HOLD_TIMER_MAX_MS GEN_HOUR_MS    /* a held job's timer looks at the clock hourly */
 #define GEN_NS_DECIDED "approval.decided"    /* id -> "<ms> <outcome> <actor>" */
 #define GEN_DECIDED_KEEP_MS (7 * GEN_DAY_MS) /* how long a decision is remembered */
@@ -82,9 +79,9 @@ static void job__appr_id(struct job *job)
 
 /* ---- replies through notices ------------------------------------------------ */
 
-/* A reply handle that speaks through the host's notices: for a job
- * brought back after a restart, or held longer than a reply handle lives.
- * Progress is left out; finals go to where the member asked. */
+/* A reply handle that speaks through the host's notices, for a held job
+ * (its member's own handle is released when it is held). Progress and
+ * asides are left out; finals go to where the member asked. */
 struct gen_notice_reply {
     struct reply r;
     struct core *core;
@@ -95,11 +92,12 @@ static int notice_reply_send(struct reply *r, const struct reply_msg *msg)
 {
     struct gen_notice_reply *nr = r->data;
     const struct core_host_ops *ops = nr->core->host_ops;
-    if (msg->stage == REPLY_PROGRESS || msg->aside || msg->text == NULL || ops == NULL)
+    if (msg->stage == REPLY_PROGRESS || msg->aside || ops == NULL ||
+        (msg->text == NULL && msg->image == NULL))
         return 0;
     if (ops->notify_msg != NULL)
         return ops->notify_msg(nr->core->host, &nr->to, msg);
-    if (ops->notify != NULL)
+    if (ops->notify != NULL && msg->text != NULL)
         return ops->notify(nr->core->host, &nr->to, msg->text);
     return HB_ENOTFOUND;
 }
