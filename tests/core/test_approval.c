@@ -349,6 +349,18 @@ static void test_button_presses(void **state)
     at_press(&at, "66", true, "-100777", approve, &adm);
     assert_has(&adm, "Only admins");
     reply_capture_close(&adm);
+    /* A Discord server's admin typing it, for a request not of their server
+     * and outside the approval chat: refused. */
+    struct invocation inv;
+    gt_inv(&inv, &adm, "44", "guild9");
+    inv.platform = COMMAND_PLATFORM_DISCORD;
+    inv.admin = true;
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    router_dispatch(at.router, &inv, line);
+    invocation_clear(&inv);
+    assert_has(&adm, "Only admins of the request's server or group");
+    reply_capture_close(&adm);
     gt_settle(&at.gt, 3);
     assert_int_equal(at.gt.held.ncalls, 0);
 
