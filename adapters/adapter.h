@@ -98,8 +98,9 @@ struct adapter_ops {
      *  to->channel_id set it goes there; otherwise to the member's DM
      *  (to->user_id). Returns 0 once queued (delivery is best effort and
      *  logged), HB_EINVAL when the target cannot be reached on this
-     *  platform, or another negative code. Stage, ephemeral and buttons are
-     *  ignored; images may be. */
+     *  platform, or another negative code. Stage and ephemeral are
+     *  ignored; buttons and an image go along where the platform's notices
+     *  carry them (Telegram) and are left out elsewhere. */
     int (*notify)(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
 };
 

@@ -46,7 +46,11 @@ enum config_filter_kind {
     CONFIG_FILTER_PHONE = 3,
     CONFIG_FILTER_CARD = 4,
 };
-enum config_filter_action { CONFIG_FILTER_BLOCK = 0, CONFIG_FILTER_REDACT = 1 };
+enum config_filter_action {
+    CONFIG_FILTER_BLOCK = 0,
+    CONFIG_FILTER_REDACT = 1,
+    CONFIG_FILTER_REVIEW = 2,
+};
 /* Same order as core/access.h's enum access_reply. */
 enum config_blocked_reply { CONFIG_BLOCKED_MESSAGE = 0, CONFIG_BLOCKED_SILENT = 1 };
 
@@ -211,11 +215,24 @@ struct config_limits {
 struct config_filter {
     char *name;                       /* the section's name: [filter "NAME"] */
     enum config_filter_kind kind;     /* words, pattern, email, phone or card */
-    enum config_filter_action action; /* block or redact */
+    enum config_filter_action action; /* block, redact or review */
     char *words;                      /* words: comma-separated words or phrases */
     bool leet;                        /* words: also read 0 1 3 4 5 7 8 @ $ as letters */
     char *pattern;                    /* pattern: POSIX extended regular expression */
     char *replacement;                /* redact: text put in place of a match */
+};
+
+/* The approval queue (core/approval.h): which generations wait for an admin. */
+struct config_approval {
+    bool enabled;             /* hold generations by the rules below */
+    int64_t above;            /* hold when the reserved cost is above this many credits; 0: off */
+    char *models;             /* comma-separated models that always need approval; NULL: none */
+    int64_t new_member_days;  /* hold for wallets younger than this many days; 0: off */
+    int64_t new_member_spent; /* hold for wallets that spent less than this; 0: off */
+    int64_t timeout;          /* seconds a held job waits before it is voided */
+    char *discord_channel;    /* Discord channel id where admins are told; NULL: none */
+    char *telegram_chat;      /* Telegram chat id where admins are told; NULL: none */
+    char *reasons;            /* comma-separated reject reasons offered as buttons */
 };
 
 /* Who may use the bot (core/access.h): lists of "<platform>:<id>". */
@@ -294,6 +311,7 @@ struct config {
     struct config_features features;
     struct config_notices notices;
     struct config_alerts alerts;
+    struct config_approval approval;
 };
 
 /* ---- The schema (read-only; config_schema.c holds the table). ---- */

@@ -59,6 +59,53 @@ static int config__filter_check(struct config_parser *ps, const struct config_fi
     return rc;
 }
 
+/* [approval]: each model named is a [model] section, the Discord channel is
+ * a snowflake, the Telegram chat a chat id; reported on the key's line. */
+static int config__approval_check(struct config_parser *ps, const struct config_inst *in)
+{
+    const struct config_approval *a = &ps->cfg->approval;
+    size_t idx = 0;
+    int rc = 0;
+    if (a->models != NULL && config__key_find(in->sec, "models", 6, &idx) != NULL) {
+        char *copy = strdup(a->models);
+        if (copy == NULL)
+            return HB_ENOMEM;
+        for (char *save = NULL, *w = strtok_r(copy, ",", &save); w != NULL && rc == 0;
+             w = strtok_r(NULL, ",", &save)) {
+            while (*w == ' ' || *w == '\t')
+                w++;
+            size_t len = strlen(w);
+            while (len > 0 && (w[len - 1] == ' ' || w[len - 1] == '\t'))
+                w[--len] = '\0';
+            if (len > 0 && config_model_find(ps->cfg, w) == NULL)
+                rc = config__problem_add(ps->problems, in->key_lines[idx],
+                                         "[approval]: models names \"%s\", which is not a [model] "
+                                         "section",
+                                         w);
+        }
+        free(copy);
+    }
+    const char *ch = a->discord_channel;
+    if (rc == 0 && ch != NULL && config__key_find(in->sec, "discord_channel", 15, &idx) != NULL) {
+        bool ok = strlen(ch) >= 5 && strlen(ch) <= 20;
+        for (const char *c = ch; ok && *c != '\0'; c++)
+            ok = isdigit((unsigned char)*c);
+        if (!ok)
+            rc = config__problem_add(ps->problems, in->key_lines[idx],
+                                     "[approval]: discord_channel must be a channel id (digits)");
+    }
+    const char *tc = a->telegram_chat;
+    if (rc == 0 && tc != NULL && config__key_find(in->sec, "telegram_chat", 13, &idx) != NULL) {
+        char *end = NULL;
+        long long v = strtoll(tc, &end, 10);
+        if (end == tc || *end != '\0' || v == 0)
+            rc = config__problem_add(ps->problems, in->key_lines[idx],
+                                     "[approval]: telegram_chat must be a chat id (an integer, "
+                                     "negative for groups)");
+    }
+    return rc;
+}
+
 /* Every fallback names a model of the file. */
 static int config__fallbacks_check(struct config_parser *ps, const struct config_model *m, int line)
 {
@@ -474,10 +521,15 @@ int config__validate(struct config_parser *ps)
     const struct config_section_schema *filt = config__section_find("filter");
     const struct config_section_schema *access = config__section_find("access");
     const struct config_section_schema *persona = config__section_find("persona");
+    const struct config_section_schema *approval = config__section_find("approval");
     for (size_t i = 0; i < ps->ninsts && rc == 0; i++) {
         struct config_inst *in = &ps->insts[i];
         if (in->sec == persona) {
             rc = config__persona_check(ps, in, config__item(ps->cfg, persona, in->index));
+            continue;
+        }
+        if (in->sec == approval) {
+            rc = config__approval_check(ps, in);
             continue;
         }
         if (in->sec == access) {

@@ -30,7 +30,7 @@ static const char *const config_max_tokens_fields[] = {"auto", "max_tokens",
                                                        "max_completion_tokens", NULL};
 static const char *const config_filter_kinds[] = {"words", "pattern", "email",
                                                   "phone", "card",    NULL};
-static const char *const config_filter_actions[] = {"block", "redact", NULL};
+static const char *const config_filter_actions[] = {"block", "redact", "review", NULL};
 
 #define LIVE CONFIG_KEY_LIVE
 #define RESTART 0u
@@ -394,6 +394,29 @@ static const struct config_key_schema config_keys_alerts[] = {
               "a Discord shard or the Telegram poller down this long; 0: off"),
 };
 
+/* [approval]: generations that wait for an admin (core/approval.h);
+ * config_check.c checks the models and the destinations. */
+static const struct config_key_schema config_keys_approval[] = {
+    K_BOOL(struct config_approval, enabled, "false", LIVE,
+           "hold generations for an admin's approval by the rules below"),
+    K_INT(struct config_approval, above, "0", 0, CREDITS_MAX, LIVE,
+          "hold when the reserved cost is above this many credits; 0: off"),
+    K_STRING(struct config_approval, models, NULL, LIVE,
+             "models that always need approval, separated by commas"),
+    K_INT(struct config_approval, new_member_days, "0", 0, 36500, LIVE,
+          "hold for members whose wallet is younger than this many days; 0: off"),
+    K_INT(struct config_approval, new_member_spent, "0", 0, CREDITS_MAX, LIVE,
+          "hold for members who spent fewer credits than this; 0: off"),
+    K_SECONDS(struct config_approval, timeout, "24h", 60, 2592000, LIVE,
+              "how long a held job waits; then its reservation is voided"),
+    K_STRING(struct config_approval, discord_channel, NULL, LIVE,
+             "Discord channel id where admins see held jobs"),
+    K_STRING(struct config_approval, telegram_chat, NULL, LIVE,
+             "Telegram chat id where admins see held jobs (with buttons)"),
+    K_STRING(struct config_approval, reasons, "Not allowed here, Too expensive, Unclear prompt",
+             LIVE, "reject reasons offered as buttons, separated by commas"),
+};
+
 #define SECTION(n, field, keys, help)                                                              \
     {                                                                                              \
         n, false, offsetof(struct config, field), 0, 0, keys, sizeof(keys) / sizeof(keys[0]), help \
@@ -429,6 +452,7 @@ const struct config_section_schema config__schema[] = {
     SECTION("features", features, config_keys_features, "what the bot offers, for everyone"),
     SECTION("notices", notices, config_keys_notices, "what members are told without asking"),
     SECTION("alerts", alerts, config_keys_alerts, "alerts to operators"),
+    SECTION("approval", approval, config_keys_approval, "generations that wait for an admin"),
 };
 
 const size_t config__nsections = sizeof(config__schema) / sizeof(config__schema[0]);

@@ -116,6 +116,9 @@ static void daemon__generate_reload(struct daemon *d, const struct config *cfg)
 {
     if (d->generate == NULL)
         return;
+    struct approval_rules rules;
+    generation_approval_rules(cfg, &rules);
+    generate_approval_configure(d->generate, &rules);
     char err[512] = "";
     struct catalog *cat = generation_catalog_build(cfg, &d->loop, d->http, err, sizeof(err));
     if (cat == NULL) {
@@ -152,6 +155,9 @@ static int daemon__generate_start(struct daemon *d)
     if (d->generate == NULL)
         return HB_ENOMEM;
     d->core.generate = d->generate;
+    struct approval_rules rules;
+    generation_approval_rules(d->config, &rules);
+    generate_approval_configure(d->generate, &rules);
     int rc = generate_recover(d->generate, daemon__generate_recovered, d);
     if (rc < 0)
         log_warn("generate.recover_failed", "error=%s", hb_strerror(rc));
@@ -280,6 +286,22 @@ static int daemon__notify(void *data, const struct notify_target *to, const char
     return HB_ENOTFOUND;
 }
 
+/* A notice with buttons (the approval queue's), where the platform's
+ * notices carry them. */
+static int daemon__notify_msg(void *data, const struct notify_target *to,
+                              const struct reply_msg *msg)
+{
+    struct daemon *d = data;
+    if (d->state == DAEMON_CLOSING)
+        return HB_ENOTFOUND;
+    for (size_t i = 0; i < d->nadapters; i++) {
+        struct adapter *a = d->adapters[i];
+        if (a->ops->platform == to->platform && a->ops->notify != NULL)
+            return a->ops->notify(a, to, msg);
+    }
+    return HB_ENOTFOUND;
+}
+
 /* A provider answered or failed: its state for /healthz. */
 static void daemon__host_provider_state(void *host, const char *provider, bool ok,
                                         const char *detail)
@@ -319,7 +341,8 @@ static bool daemon__platform_down(void *data, char *name, size_t cap)
 static const struct core_host_ops daemon_host_ops = {.reload = daemon__host_reload,
                                                      .deposit_text_for = daemon__host_deposit_text,
                                                      .provider_state = daemon__host_provider_state,
-                                                     .notify = daemon__notify};
+                                                     .notify = daemon__notify,
+                                                     .notify_msg = daemon__notify_msg};
 
 /* ---- adapters --------------------------------------------------------- */
 

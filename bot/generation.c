@@ -207,3 +207,20 @@ out:
     free(pwords);
     return cat;
 }
+
+void generation_approval_rules(const struct config *cfg, struct approval_rules *out)
+{
+    const struct config_approval *a = &cfg->approval;
+    memset(out, 0, sizeof(*out));
+    out->enabled = a->enabled;
+    out->above = a->above;
+    out->new_member_days = a->new_member_days;
+    out->new_member_spent = a->new_member_spent;
+    out->timeout_ms = a->timeout * 1000;
+    snprintf(out->models, sizeof(out->models), "%s", a->models != NULL ? a->models : "");
+    snprintf(out->discord_channel, sizeof(out->discord_channel), "%s",
+             a->discord_channel != NULL ? a->discord_channel : "");
+    snprintf(out->telegram_chat, sizeof(out->telegram_chat), "%s",
+             a->telegram_chat != NULL ? a->telegram_chat : "");
+    snprintf(out->reasons, sizeof(out->reasons), "%s", a->reasons != NULL ? a->reasons : "");
+}

@@ -6,6 +6,7 @@
 
 #include "bot/config.h"
 #include "net/http.h"
+#include "core/approval.h"
 #include "core/catalog.h"
 
 #include <stddef.h>
@@ -16,5 +17,8 @@
 /** Build a catalog from cfg (borrowed). Returns NULL with a sentence in err. */
 struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *loop,
                                          struct http_client *http, char *err, size_t errcap);
+
+/** The [approval] section as core's rules (core/approval.h), into out. */
+void generation_approval_rules(const struct config *cfg, struct approval_rules *out);
 
 #endif

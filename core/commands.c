@@ -169,6 +169,45 @@ static const struct command_option_spec notify_options[] = {
      .choices = on_off},
 };
 
+static const struct command_option_spec admin_approve_options[] = {
+    {.name = "id",
+     .description = "A held request's id from /admin approvals",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 16},
+};
+
+static const struct command_option_spec admin_reject_options[] = {
+    {.name = "id",
+     .description = "A held request's id from /admin approvals",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 16},
+    {.name = "reason",
+     .description = "Why (the member is told)",
+     .type = COMMAND_OPT_STRING,
+     .max = 200,
+     .rest = true},
+};
+
+static const struct command_option_spec admin_edit_options[] = {
+    {.name = "id",
+     .description = "A held request's id from /admin approvals",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 16},
+    {.name = "prompt",
+     .description = "The prompt to run instead (the member is told)",
+     .type = COMMAND_OPT_STRING,
+     .required = true,
+     .min = 1,
+     .max = 6000,
+     .rest = true},
+};
+
 #define OPTS(a) .options = a, .noptions = sizeof(a) / sizeof(a[0])
 
 static const char *const generate_modalities[] = {"text", "image", NULL};
@@ -407,6 +446,32 @@ static const struct command_spec command_list[] = {
      .access = COMMAND_ACCESS_ADMIN,
      OPTS(admin_payments_assign_options),
      .handler = cmd_admin_payments_assign},
+    /* The approval queue. */
+    {.name = "admin approvals",
+     .description = "List the generations waiting for approval",
+     .example = "/admin approvals",
+     .access = COMMAND_ACCESS_ADMIN,
+     .handler = cmd_admin_approvals,
+     .button_prefix = "appr",
+     .on_button = cmd_admin_approval_button},
+    {.name = "admin approve",
+     .description = "Let a held generation run",
+     .example = "/admin approve 1a2b3c4d",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_approve_options),
+     .handler = cmd_admin_approve},
+    {.name = "admin reject",
+     .description = "Refuse a held generation; nothing is charged",
+     .example = "/admin reject 1a2b3c4d not allowed here",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_reject_options),
+     .handler = cmd_admin_reject},
+    {.name = "admin edit",
+     .description = "Change a held generation's prompt, then let it run",
+     .example = "/admin edit 1a2b3c4d a red cat on a windowsill",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_edit_options),
+     .handler = cmd_admin_edit},
     /* Generation. */
     {.name = "chat",
      .description = "Ask a text model; a follow-up continues the conversation",

@@ -20,6 +20,7 @@ struct notices;
 struct notify_target;
 struct persona_dir;
 struct reply;
+struct reply_msg;
 
 /** What the daemon offers handlers that reach outside core/. */
 struct core_host_ops {
@@ -41,6 +42,10 @@ struct core_host_ops {
      *  running or it cannot post unprompted, or another negative code.
      *  May be NULL. */
     int (*notify)(void *host, const struct notify_target *to, const char *text);
+    /** notify with a whole message: buttons go along where the platform's
+     *  notices carry them (Telegram). Same returns. May be NULL: use
+     *  notify with the text. */
+    int (*notify_msg)(void *host, const struct notify_target *to, const struct reply_msg *msg);
 };
 
 struct core {

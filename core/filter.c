@@ -83,6 +83,10 @@ int filter_action_parse(const char *name, enum filter_action *out)
         *out = FILTER_ACTION_REDACT;
         return 0;
     }
+    if (strcmp(name, "review") == 0) {
+        *out = FILTER_ACTION_REVIEW;
+        return 0;
+    }
     return HB_EINVAL;
 }
 
@@ -288,7 +292,8 @@ static int filter_rule_compile(struct filter *f, size_t i, const struct filter_r
             return HB_EINVAL;
         }
     }
-    if (r->action != FILTER_ACTION_BLOCK && r->action != FILTER_ACTION_REDACT) {
+    if (r->action != FILTER_ACTION_BLOCK && r->action != FILTER_ACTION_REDACT &&
+        r->action != FILTER_ACTION_REVIEW) {
         filter__err(err, errcap, "filter rule \"%s\": unknown action", r->name);
         return HB_EINVAL;
     }
@@ -896,6 +901,9 @@ int filter_apply(const struct filter *f, const char *text, struct filter_result 
             out->blocked = true;
             out->blocked_by = c->name;
         }
+        if (rc == 0 && c->action == FILTER_ACTION_REVIEW && out->hits[i] > 0 &&
+            out->review_by == NULL)
+            out->review_by = c->name;
     }
     if (rc < 0)
         goto out;

@@ -27,7 +27,9 @@
  *   spaces or dashes, that pass the Luhn check. A random number that fails
  *   the check is not flagged.
  *
- * Each rule either blocks the text or redacts its matches. Matches of all
+ * Each rule blocks the text, redacts its matches, or asks for review (the
+ * text passes unchanged and the result names the rule: a prompt is then
+ * held for an admin, core/generate.h). Matches of all
  * rules are found on the original text; overlapping redactions merge into
  * one replacement, that of the match starting first (the longer on a
  * tie). Results carry per-rule hit counts, never the text, so statistics
@@ -49,6 +51,7 @@ enum filter_kind {
 enum filter_action {
     FILTER_ACTION_BLOCK = 0,  /* refuse the whole text */
     FILTER_ACTION_REDACT = 1, /* replace each match */
+    FILTER_ACTION_REVIEW = 2, /* let the text through, but hold a prompt for an admin's review */
 };
 
 /** One rule as configured. Everything is borrowed during filter_new(),
@@ -69,6 +72,8 @@ struct filter_rule {
  *  filter_apply() fill it; release with filter_result_clear(). */
 struct filter_result {
     bool blocked;           /* a blocking rule matched */
+    const char *review_by;  /* name of the first review rule that matched (borrowed like
+                               blocked_by); NULL when none did */
     const char *blocked_by; /* name of the first such rule in rule order (borrowed from the
                                filter, valid while it lives); NULL when not blocked */
     char *text;             /* not blocked: the text with redactions applied (heap, owned
@@ -85,7 +90,8 @@ struct filter;
  *  Returns 0 or HB_EINVAL. */
 int filter_kind_parse(const char *name, enum filter_kind *out);
 
-/** Parse an action name: "block" or "redact". Returns 0 or HB_EINVAL. */
+/** Parse an action name: "block", "redact" or "review". Returns 0 or
+ *  HB_EINVAL. */
 int filter_action_parse(const char *name, enum filter_action *out);
 
 #define FILTER_PATTERN_MAX 256 /* bytes in one pattern */

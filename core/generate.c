@@ -716,6 +716,9 @@ void generate_close(struct generate *g, void (*cb)(void *data), void *data)
                 m->provider->provider->ops->cancel(call);
             break;
         }
+        case JOB_HELD:
+            job__held_close(job); /* kept durable, reserved, for the next start */
+            break;
         default:
             break; /* admission or settlement under way finishes on its own */
         }

@@ -12,11 +12,13 @@
  * reservation; generate_recover() voids what a crash left behind and tells
  * the member at once through the host's notify, or on their next
  * generation command when no adapter of their platform runs. Prompt text is never in the
- * ledger or a job's record, and appears in logs only at debug level; /chat conversations
- * (prompts and answers) are stored apart, bounded and erasable (generate_conversation.c). */
+ * ledger, nor in a job's record except that of a job held for approval until it is decided
+ * (core/approval.h), and appears in logs only at debug level; /chat conversations (prompts
+ * and answers) are stored apart, bounded and erasable (generate_conversation.c). */
 #ifndef HB_GENERATE_H
 #define HB_GENERATE_H
 
+#include "core/approval.h"
 #include "core/catalog.h"
 #include "core/command.h"
 #include "base/clock.h"
@@ -187,6 +189,32 @@ int generate_payer_choose(const struct invocation *inv, const struct pool_settin
                           bool pool_usable, char *buf, size_t cap, char *alt, size_t altcap);
 
 void generate_stats_get(const struct generate *g, struct generate_stats *out);
+
+/* ---- the approval queue (core/approval.h) ------------------------------ */
+
+/** Take the approval rules (copied); jobs already held keep their timeout. */
+void generate_approval_configure(struct generate *g, const struct approval_rules *rules);
+
+/** The rules in force, copied to out. */
+void generate_approval_rules(const struct generate *g, struct approval_rules *out);
+
+/** The held jobs, oldest first, as text for /admin approvals, into buf
+ *  (cap bytes). Returns how many wait. */
+size_t generate_approvals_list(struct generate *g, char *buf, size_t cap);
+
+/** Decide the held job `id` as the admin of `by` (identity borrowed):
+ *  approve (it runs), edit (text: the new prompt, then it runs), reject
+ *  (text: the reason, may be NULL; the reservation is voided). Writes the
+ *  answer for the admin to msg. Returns 0; HB_ENOTFOUND (no such job);
+ *  HB_ESTATE (already decided: msg says how and by whom); HB_EPERM (not an
+ *  admin of the job's scope or of the approval chat). */
+int generate_approval_decide(struct generate *g, const struct invocation *by, const char *id,
+                             enum approval_outcome outcome, const char *text, char *msg,
+                             size_t cap);
+
+/** Void the held jobs whose time is up (a timer runs it too). Returns how
+ *  many timed out. */
+size_t generate_approvals_expire(struct generate *g);
 
 /** Hits of the content filter rule `name` since start (prompts and outputs). */
 uint64_t generate_filter_hits(const struct generate *g, const char *name);

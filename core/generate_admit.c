@@ -132,6 +132,8 @@ void job__reserve(struct job *job, int64_t amount)
     const struct catalog_limits *l = catalog_limits_get(job->cat);
     if (timeout < l->job_timeout_ms + 60000)
         timeout = l->job_timeout_ms + 60000;
+    if (job->hold)
+        timeout += job__hold_extra_ms(job); /* it may wait for an admin that long */
     struct ledger_transfer t = {
         .id = job->res_id,
         .debit = job->payer,
@@ -195,6 +197,8 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
             snprintf(job->error, sizeof(job->error), MSG_GEN_STOPPING);
             job->end_rc = HB_ECANCELED;
             job__fail(job);
+        } else if (job->state == JOB_ADMIT && job->hold) {
+            job__hold(job); /* an admin decides first (generate_approval.c) */
         } else if (job->state == JOB_ADMIT) {
             job__enqueue(job);
         } else {
@@ -362,6 +366,19 @@ void job__admit(struct job *job)
         filter_result_clear(&fr);
         return;
     }
+    if (fr.review_by != NULL && !job__approvals_on(job)) {
+        /* Nobody reviews while the approval queue is off (or switched off
+         * here by [features]): refused, as by block. */
+        g->stats.filtered_prompts++;
+        log_info("generate.prompt_blocked", "rule=%s action=review", fr.review_by);
+        job__refuse(job, GEN_REFUSE_FILTER, MSG_GEN_PROMPT_FILTERED, fr.review_by);
+        filter_result_clear(&fr);
+        return;
+    }
+    if (fr.review_by != NULL) {
+        job->hold = true;
+        snprintf(job->hold_why, sizeof(job->hold_why), "filter rule %s", fr.review_by);
+    }
     if (fr.redactions > 0) {
         g->stats.redactions++;
         free(job->prompt);
@@ -395,7 +412,7 @@ void job__admit_counted(struct job *job)
         job__quota_take_alone(job);
         return;
     }
-    job__reserve(job, estimate);
+    job__approval_check(job, estimate); /* then job__reserve */
 }
 
 /* The pool's spending today is known: choose who pays by the policy. A

@@ -13,6 +13,7 @@
  *   generate_recover.c      voiding what a crash left behind, and telling members
  *   generate_switch.c       per-group model switches (/admin model)
  *   generate_persona.c      the job's persona: system prompt, settings, words
+ *   generate_approval.c     the approval queue: holding jobs for an admin
  *
  * Helpers shared between these files take a double underscore
  * (generate__now, job__end); everything else stays static in its file. */
@@ -21,6 +22,7 @@
 
 #include "core/generate.h"
 
+#include "core/approval.h"
 #include "core/command.h"
 #include "core/ledger.h"
 #include "core/pool.h"
@@ -50,6 +52,7 @@ enum job_state {
     JOB_RUNNING,
     JOB_BACKOFF, /* waiting to retry */
     JOB_SETTLE,  /* posting or voiding */
+    JOB_HELD,    /* reserved, waiting for an admin's decision (generate_approval.c) */
     JOB_ENDED,
 };
 
@@ -125,6 +128,15 @@ struct gen_hits {
     uint64_t hits;
 };
 
+#define GEN_DECIDED_KEPT 256 /* decisions remembered to answer a second press */
+
+/* A decision, so a second press can say who made it. */
+struct gen_decided {
+    char id[APPROVAL_ID_LEN + 1];
+    char by[COMMAND_ID_MAX + 16];
+    enum approval_outcome outcome;
+};
+
 struct job;
 struct gen_quota_op;
 struct store;
@@ -167,7 +179,10 @@ struct generate {
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
-    char run[64]; /* this run's id, or "" until generate__run makes it */
+    char run[64];                   /* this run's id, or "" until generate__run makes it */
+    struct approval_rules approval; /* the rules in force */
+    struct gen_decided decided[GEN_DECIDED_KEPT]; /* the latest decisions, a ring */
+    size_t decided_next;
 };
 
 struct job {
@@ -242,6 +257,12 @@ struct job {
     int end_rc;
     bool timer_open;
     uv_timer_t timer;
+    /* The approval queue (generate_approval.c). */
+    bool hold;                         /* the rules want an admin's decision first */
+    char hold_why[96];                 /* which rule: "cost", "model", "filter <rule>" */
+    char appr_id[APPROVAL_ID_LEN + 1]; /* the short id admins type */
+    int64_t held_at;                   /* wall-clock ms it was held */
+    int64_t hold_until;                /* wall-clock ms it times out */
 };
 
 /* ---- the engine (generate.c) ---------------------------------------------- */
@@ -409,6 +430,30 @@ int job__request_persona(const struct job *job, const struct catalog_model *m,
                          struct provider_request *req, char **system, char **extra);
 /** Does the persona's forbidden-words rule block text? *rule names it. */
 bool job__persona_blocks(struct job *job, const char *text, const char **rule);
+/* ---- the approval queue (generate_approval.c) ----------------------------- */
+
+/** Whether the approval queue holds jobs where this one was asked:
+ *  [approval] enabled and [features] approvals on there. */
+bool job__approvals_on(const struct job *job);
+/** Decide by the rules whether the job waits for an admin (some rules read
+ *  the member's wallet), then reserve `amount` (job__reserve). */
+void job__approval_check(struct job *job, int64_t amount);
+/** The reservation of a job to hold is in place: hold it, tell the member
+ *  their place and the admins what waits. */
+void job__hold(struct job *job);
+/** Extra ms a held job's reservation must stay open. */
+int64_t job__hold_extra_ms(const struct job *job);
+/** Recovery found a held job's record: bring it back, held. */
+void generate__held_restore(struct generate *g, const char *key, const char *wallet, unsigned nres,
+                            const char *json);
+/** Load the decisions of the last days (a second press after a restart
+ *  still hears who decided). */
+void generate__decided_load(struct generate *g);
+/** Stop: a held job ends here and stays durable for the next start. */
+void job__held_close(struct job *job);
+
+/** Give the job the counts a record names (job__quota_record), as taken. */
+void job__quota_restore(struct job *job, const char *record);
 
 /* ---- model switches (generate_switch.c) ----------------------------------- */
 

@@ -555,3 +555,35 @@ void generate__quota_release_record(struct generate *g, const char *wallet, cons
         g->njobs--;
     }
 }
+
+void job__quota_restore(struct job *job, const char *record)
+{
+    struct generate *g = job->g;
+    int64_t now = generate__now(g);
+    job->user = generate__entry(g->users, job->wallet, sizeof(*job->user));
+    if (job->user != NULL) {
+        job->user->jobs++;
+        job->user->last_used = now;
+    }
+    if (job->who.scope == COMMAND_SCOPE_GROUP) {
+        char pkey[GEN_KEY_MAX];
+        job__group_key(job, pkey, sizeof(pkey));
+        job->pool = generate__entry(g->pools, pkey, sizeof(*job->pool));
+        if (job->pool != NULL) {
+            job->pool->jobs++;
+            job->pool->last_used = now;
+        }
+    }
+    long long hour = 0, day = 0, tokens = 0;
+    int user = 0;
+    char gkey[GEN_KEY_MAX];
+    if (record == NULL ||
+        sscanf(record, "%lld %lld %lld %d %399s", &hour, &day, &tokens, &user, gkey) != 5)
+        return;
+    job->q_hour = hour;
+    job->q_day = day;
+    job->tokens_held = tokens;
+    job->count_user = user == 1;
+    job->count_group = strcmp(gkey, "-") != 0;
+    job->counted = job->count_user || job->count_group || tokens > 0;
+}

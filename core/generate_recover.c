@@ -2,6 +2,9 @@
  * behind, and tell their members (at once through the host's notify, or
  * with their next generation command).
  *
+ * Jobs held for an admin's approval are not voided: their records say
+ * "held", and they come back held (generate_approval.c).
+ *
  * Only jobs of earlier runs are voided. Each job record carries the id of
  * the run that wrote it; a record of this run is a job still in flight.
  * The store's lock already keeps a second daemon off the database, so all
@@ -172,6 +175,13 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
             int rlen = 0;
             if (strncmp(rest, "run-", 4) == 0 && sscanf(rest, "%63s %n", run, &rlen) == 1)
                 rest += rlen;
+            if (strncmp(rest, "held ", 5) == 0) {
+                /* Held for an admin: not voided but brought back, held
+                 * (generate_approval.c), with its reservation. */
+                generate__held_restore(g, e[i].key, wallet, nres, rest + 5);
+                free(rv);
+                continue;
+            }
             if (*rest != '\0')
                 rv->quota = strdup(rest);
         }
@@ -235,6 +245,7 @@ int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void 
         return rc;
     }
     g->njobs++;
+    generate__decided_load(g); /* before held jobs come back (generate_approval.c) */
     rc = state_list(ledger_store(ledger), GEN_NS_JOB, "", 1000, recover__jobs, op);
     if (rc < 0)
         recover__one_done(op);

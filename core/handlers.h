@@ -33,6 +33,13 @@ void cmd_admin_member(struct core *core, struct invocation *inv);
 void cmd_admin_payments_unmatched(struct core *core, struct invocation *inv);
 void cmd_admin_payments_assign(struct core *core, struct invocation *inv);
 
+/* The approval queue (core/cmd_approval.c). */
+void cmd_admin_approvals(struct core *core, struct invocation *inv);
+void cmd_admin_approve(struct core *core, struct invocation *inv);
+void cmd_admin_reject(struct core *core, struct invocation *inv);
+void cmd_admin_edit(struct core *core, struct invocation *inv);
+void cmd_admin_approval_button(struct core *core, struct invocation *inv);
+
 /* Generation (core/cmd_generate.c). */
 void cmd_chat(struct core *core, struct invocation *inv);
 void cmd_imagine(struct core *core, struct invocation *inv);

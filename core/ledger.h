@@ -105,6 +105,8 @@ struct ledger_balance {
     int64_t pending_debits;  /* reserved by open pending debits */
     int64_t pending_credits; /* promised by open pending credits */
     int64_t available;       /* posted - pending_debits */
+    int64_t debits_posted;   /* everything that ever left the account (spent) */
+    int64_t created_at;      /* ms since the epoch the account was opened */
 };
 
 /** What an operation produced. Borrowed by the callback for its duration. */

@@ -557,6 +557,8 @@ int ledger__run(struct store_txn *txn, struct store_job *job)
         rc = ledger__sub(&res->balance.posted, a.debits_posted);
         res->balance.pending_debits = a.debits_pending;
         res->balance.pending_credits = a.credits_pending;
+        res->balance.debits_posted = a.debits_posted;
+        res->balance.created_at = a.created_at;
         if (rc == 0)
             rc = ledger__available(&a, &res->balance.available);
         break;

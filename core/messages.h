@@ -696,5 +696,45 @@
 #define MSG_ADMIN_PLAINTALK_OFF                                                                    \
     "Plain messages in this group are ignored again: the bot answers commands, mentions and "      \
     "replies."
+/* ---- The approval queue (core/generate_approval.c, core/cmd_approval.c) ---- */
+
+/* To the member. %zu: place in the review queue; %s: MSG_GEN_PRICE. */
+#define MSG_APPR_WAITING                                                                           \
+    "Your request waits for an admin's review: place %zu in the review queue (%s, reserved "       \
+    "until then)."
+#define MSG_APPR_APPROVED "An admin approved your request; it runs now."
+#define MSG_APPR_EDITED "An admin edited your prompt before approving it; it runs now."
+/* %s: the reason. */
+#define MSG_APPR_REJECTED                                                                          \
+    "An admin rejected your request (%s). Its reservation was released and nothing was charged."
+#define MSG_APPR_TIMED_OUT                                                                         \
+    "Nobody reviewed your request in time. Its reservation was released and nothing was charged."
+/* To admins. %s id; %s member; %s where; %s model; %lld credits; %s why. */
+#define MSG_APPR_NOTICE "Approval needed [%s]: %s (%s) asks %s for up to %lld credits (held: %s)."
+/* %s: the prompt. */
+#define MSG_APPR_NOTICE_PROMPT "\nPrompt: %s"
+/* %s: the id, three times. */
+#define MSG_APPR_NOTICE_HOW                                                                        \
+    "\n/admin approve %s, /admin edit %s <prompt>, /admin reject %s [reason]"
+#define MSG_APPR_BUTTON_APPROVE "Approve"
+#define MSG_APPR_BUTTON_EDIT "Edit"
+#define MSG_APPR_BUTTON_REJECT "Reject"
+/* %s: a reason. */
+#define MSG_APPR_BUTTON_REJECT_WITH "Reject: %s"
+#define MSG_APPR_REASON_DEFAULT "no reason given"
+#define MSG_APPR_EMPTY "Nothing waits for approval."
+#define MSG_APPR_LIST_HEAD "Waiting for approval:"
+/* %s id; %s member; %s model; %lld credits; %s why; %lld minutes waiting. */
+#define MSG_APPR_LIST_ITEM "\n[%s] %s, %s, up to %lld credits, held: %s, waiting %lld min"
+/* %s: the id. */
+#define MSG_APPR_NOT_FOUND "No held request has the id %s (see /admin approvals)."
+/* %s id; %s outcome; %s who. */
+#define MSG_APPR_ALREADY "Request %s was already decided: %s by %s."
+/* %s id; %s outcome. */
+#define MSG_APPR_DONE "Request %s %s."
+#define MSG_APPR_NOT_YOURS                                                                         \
+    "Only admins of the request's server or group, or of the approval chat, decide it."
+/* %s: the id. */
+#define MSG_APPR_EDIT_HOW "To edit request %s, type: /admin edit %s <new prompt>"
 
 #endif

@@ -30,7 +30,8 @@ int tg_notify(struct adapter *a, const struct notify_target *to, const struct re
     struct tg *tg = a->impl;
     if (tg->closing)
         return HB_ECANCELED;
-    if (to->platform != COMMAND_PLATFORM_TELEGRAM || msg->text == NULL || msg->text[0] == '\0')
+    bool has_text = msg->text != NULL && msg->text[0] != '\0';
+    if (to->platform != COMMAND_PLATFORM_TELEGRAM || (!has_text && msg->image == NULL))
         return HB_EINVAL;
     /* Where the member started when known; a private chat's id is the
      * member's user id. */
@@ -39,10 +40,25 @@ int tg_notify(struct adapter *a, const struct notify_target *to, const struct re
     if (tg__chat_parse(where, &chat_id) < 0)
         return HB_EINVAL;
     bool group = chat_id < 0;
-    const char *text = msg->text;
+    const char *text = has_text ? msg->text : "";
     size_t len = strlen(text);
     size_t off = 0;
     int rc = 0;
+    if (msg->image != NULL) {
+        /* An image (a generation approved after a hold), with the text as
+         * its caption when it fits, else the text after it. */
+        cJSON *fields = cJSON_CreateObject();
+        if (fields == NULL)
+            return HB_ENOMEM;
+        bool caption = len > 0 && telegram_text_cut(text, len, TG_CAPTION_MAX) == len;
+        if (caption)
+            cJSON_AddStringToObject(fields, "caption", text);
+        if (msg->nbuttons > 0 && (caption || len == 0))
+            cJSON_AddItemToObject(fields, "reply_markup", tg_markup(msg->buttons, msg->nbuttons));
+        rc = tg_sendq_photo(tg, chat_id, group, NULL, fields, msg->image);
+        if (rc < 0 || caption)
+            return rc;
+    }
     while (off < len && rc == 0) {
         size_t cut = telegram_text_cut(text + off, len - off, TG_TEXT_MAX);
         if (cut == 0)
@@ -55,6 +71,9 @@ int tg_notify(struct adapter *a, const struct notify_target *to, const struct re
             return HB_ENOMEM;
         }
         free(piece);
+        /* Buttons (an approval notice's) go with the last piece. */
+        if (msg->nbuttons > 0 && off + cut >= len)
+            cJSON_AddItemToObject(body, "reply_markup", tg_markup(msg->buttons, msg->nbuttons));
         rc = tg_sendq_json(tg, chat_id, group, NULL, "sendMessage", body, false, false, false);
         off += cut;
     }

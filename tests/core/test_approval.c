@@ -1,0 +1,575 @@
+/* The approval queue through the real command path: members submit
+ * generations to the engine on a real ledger, admins decide by typed
+ * commands and by button presses routed by the router, and the host's
+ * notices are captured. Held jobs approved, edited, rejected, timed out
+ * (manual clock), and restarted while held; presses by non-admins and
+ * second presses; a filter rule with action review. */
+#include "bot/router.h"
+#include "core/approval.h"
+#include "core/generate.h"
+#include "core/notify.h"
+#include "base/error.h"
+#include "base/metrics.h"
+#include "tests/core/test_generate.h"
+#include "tests/test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a host that records notices --------------------------------------- */
+
+#define AH_MAX 16
+
+struct ah_notice {
+    struct notify_target to;
+    char text[2048];
+    size_t nbuttons;
+    struct reply_button buttons[8];
+    char labels[8][64]; /* the buttons' labels, copied */
+};
+
+struct ah {
+    struct ah_notice n[AH_MAX];
+    int count;
+};
+
+static int ah_notify_msg(void *host, const struct notify_target *to, const struct reply_msg *msg)
+{
+    struct ah *h = host;
+    if (h->count >= AH_MAX)
+        return HB_ENOMEM;
+    struct ah_notice *n = &h->n[h->count++];
+    n->to = *to;
+    snprintf(n->text, sizeof(n->text), "%s", msg->text != NULL ? msg->text : "");
+    n->nbuttons = msg->nbuttons < 8 ? msg->nbuttons : 8;
+    for (size_t i = 0; i < n->nbuttons; i++) {
+        n->buttons[i] = msg->buttons[i];
+        snprintf(n->labels[i], sizeof(n->labels[i]), "%s", msg->buttons[i].label);
+        n->buttons[i].label = n->labels[i];
+    }
+    return 0;
+}
+
+static int ah_notify(void *host, const struct notify_target *to, const char *text)
+{
+    struct reply_msg msg = {.stage = REPLY_FINAL, .text = text};
+    return ah_notify_msg(host, to, &msg);
+}
+
+static const struct core_host_ops ah_ops = {.notify = ah_notify, .notify_msg = ah_notify_msg};
+
+/* ---- the fixture ---------------------------------------------------------- */
+
+struct at {
+    struct gt gt;
+    struct ah host;
+    struct router *router;
+};
+
+static const char *const review_words[] = {"launch codes"};
+static const struct filter_rule review_rule = {.name = "sensitive",
+                                               .kind = FILTER_KIND_WORDS,
+                                               .action = FILTER_ACTION_REVIEW,
+                                               .words = review_words,
+                                               .nwords = 1};
+
+static void at_rules(struct approval_rules *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->enabled = true;
+    snprintf(r->models, sizeof(r->models), "h, img-b64");
+    r->timeout_ms = 3600000;
+    snprintf(r->telegram_chat, sizeof(r->telegram_chat), "-100500");
+    snprintf(r->reasons, sizeof(r->reasons), "Too expensive, Off topic");
+}
+
+static void at_init(struct at *at)
+{
+    memset(at, 0, sizeof(*at));
+    gt_init(&at->gt, NULL, &review_rule, 1, 0);
+    at->gt.core.host_ops = &ah_ops;
+    at->gt.core.host = &at->host;
+    at->gt.core.bot_name = "HAI Bot";
+    struct approval_rules r;
+    at_rules(&r);
+    generate_approval_configure(at->gt.g, &r);
+    at->router = router_new(&at->gt.core);
+    assert_non_null(at->router);
+}
+
+static void at_done(struct at *at)
+{
+    router_free(at->router);
+    gt_done(&at->gt);
+}
+
+/* A typed line through the router, as the console's operator (an admin)
+ * or another console member. */
+static void at_line(struct at *at, const char *user, bool admin, const char *line,
+                    struct reply_capture *cap)
+{
+    struct invocation inv;
+    gt_inv(&inv, cap, user, NULL);
+    inv.admin = admin;
+    router_dispatch(at->router, &inv, line);
+    invocation_clear(&inv);
+}
+
+/* A button press on Telegram in `chat` by `user`. */
+static void at_press(struct at *at, const char *user, bool admin, const char *chat, const char *ref,
+                     struct reply_capture *cap)
+{
+    struct invocation inv;
+    gt_inv(&inv, cap, user, chat);
+    inv.platform = COMMAND_PLATFORM_TELEGRAM;
+    inv.admin = admin;
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", chat);
+    snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", ref);
+    router_dispatch(at->router, &inv, NULL);
+    invocation_clear(&inv);
+}
+
+/* The admins' notice on `platform` for the latest hold, and its id. */
+static const struct ah_notice *at_notice(struct at *at, enum command_platform platform,
+                                         char id[APPROVAL_ID_LEN + 1])
+{
+    for (int i = at->host.count - 1; i >= 0; i--) {
+        const struct ah_notice *n = &at->host.n[i];
+        if (n->to.platform != platform || strncmp(n->text, "Approval needed [", 17) != 0)
+            continue;
+        snprintf(id, APPROVAL_ID_LEN + 1, "%s", n->text + 17);
+        return n;
+    }
+    fail_msg("no admins' notice on %s", command_platform_name(platform));
+    return NULL;
+}
+
+static const char *at_button(const struct ah_notice *n, const char *label)
+{
+    for (size_t i = 0; i < n->nbuttons; i++) {
+        if (strcmp(n->buttons[i].label, label) == 0)
+            return n->buttons[i].ref;
+    }
+    fail_msg("no button %s", label);
+    return NULL;
+}
+
+static double at_outcomes(const char *outcome)
+{
+    static const char *const labels[] = {"outcome"};
+    struct metrics_family *f =
+        metrics_family_new("haibot_approvals_total", "Held generations decided, by outcome.",
+                           METRICS_COUNTER, labels, 1, NULL, 0);
+    return metrics_value(f, (const char *[]){outcome});
+}
+
+static int64_t at_pending(struct at *at, const char *user)
+{
+    char acct[64];
+    snprintf(acct, sizeof(acct), "console:%s", user);
+    return lt_balance(&at->gt.lt, acct).pending_debits;
+}
+
+/* Submit on the held model "h" and wait until it is held. */
+static void at_hold(struct at *at, struct reply_capture *cap, const char *user, const char *model,
+                    const char *prompt, char id[APPROVAL_ID_LEN + 1])
+{
+    int before = at->host.count;
+    gt_submit(&at->gt, cap, user, PROVIDER_TEXT, model, prompt);
+    while (at->host.count < before + 2 && !at->gt.guard_fired)
+        uv_run(&at->gt.lt.loop, UV_RUN_ONCE);
+    assert_false(at->gt.guard_fired);
+    assert_has(cap, "waits for an admin's review: place 1 in the review queue");
+    /* The member's reply is released at once: the outcome comes as a notice. */
+    assert_int_equal(cap->finished, 1);
+    reply_capture_close(cap);
+    at_notice(at, COMMAND_PLATFORM_CONSOLE, id);
+    gt_settle(&at->gt, 5);
+}
+
+/* Wait for a notice to console member `user` holding needle; return its text. */
+static const char *at_told(struct at *at, const char *user, const char *needle)
+{
+    for (int seen = 0;; seen = 0) {
+        for (; seen < at->host.count; seen++) {
+            const struct ah_notice *n = &at->host.n[seen];
+            if (strcmp(n->to.user_id, user) == 0 && strstr(n->text, needle) != NULL)
+                return n->text;
+        }
+        if (at->gt.guard_fired)
+            fail_msg("%s was never told \"%s\"", user, needle);
+        uv_run(&at->gt.lt.loop, UV_RUN_ONCE);
+    }
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_held_job_approved(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    double approved = at_outcomes("approved");
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+    /* Nothing ran yet; the reservation is held. */
+    assert_int_equal(at.gt.held.ncalls, 0);
+    assert_true(at_pending(&at, "ann") > 0);
+    /* The admins see the prompt, the member, the model and the cost, on the
+     * console and in the Telegram chat, with buttons there. */
+    const struct ah_notice *n = at_notice(&at, COMMAND_PLATFORM_CONSOLE, id);
+    assert_non_null(strstr(n->text, "tell me a story"));
+    assert_non_null(strstr(n->text, "console:ann"));
+    assert_non_null(strstr(n->text, "asks h for up to"));
+    assert_non_null(strstr(n->text, "held: model h"));
+    n = at_notice(&at, COMMAND_PLATFORM_TELEGRAM, id);
+    assert_string_equal(n->to.channel_id, "-100500");
+    at_button(n, "Approve");
+    at_button(n, "Edit");
+    at_button(n, "Reject: Off topic");
+
+    at_line(&at, "boss", true, "admin approvals", &adm);
+    assert_has(&adm, id);
+    assert_has(&adm, "console:ann");
+    reply_capture_close(&adm);
+
+    at_line(&at, "boss", true, "admin approve", &adm); /* the id is required */
+    assert_has(&adm, "id");
+    reply_capture_close(&adm);
+
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "approved");
+    reply_capture_close(&adm);
+    held_finish(held_wait_call(&at.gt, 0), 0, "once upon a time", 5, 5);
+    at_told(&at, "ann", "once upon a time");
+    gt_settle(&at.gt, 5);
+    assert_true(gt_balance(&at.gt, "ann") < 100); /* charged, nothing left reserved */
+    assert_true(at_outcomes("approved") == approved + 1);
+    /* The decision is in the audit trail: who, on which request; no prompt. */
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "SELECT COUNT(*) FROM audit WHERE action = 'approval' AND subject = '%s' AND "
+             "actor = 'console:boss' AND detail LIKE '%%approved%%'",
+             id);
+    assert_int_equal(test_sql_int(at.gt.lt.path, sql), 1);
+    assert_int_equal(
+        test_sql_int(at.gt.lt.path, "SELECT COUNT(*) FROM audit WHERE detail LIKE '%story%'"), 0);
+
+    at_line(&at, "boss", true, "admin approvals", &adm);
+    assert_has(&adm, "Nothing waits for approval.");
+    reply_capture_close(&adm);
+    at_done(&at);
+}
+
+static void test_held_job_edited(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "bob", "h", "something rude", id);
+    char line[128];
+    snprintf(line, sizeof(line), "admin edit %s something kind", id);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "edited");
+    reply_capture_close(&adm);
+    struct provider_call *c = held_wait_call(&at.gt, 0);
+    assert_string_equal(c->last_prompt, "something kind");
+    held_finish(c, 0, "kind words", 5, 5);
+    at_told(&at, "bob", "An admin edited your prompt");
+    at_told(&at, "bob", "kind words");
+    gt_settle(&at.gt, 5);
+    assert_true(gt_balance(&at.gt, "bob") < 100);
+    at_done(&at);
+}
+
+static void test_held_job_rejected_no_charge(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    double rejected = at_outcomes("rejected");
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "cid", "h", "expensive thing", id);
+    char line[128];
+    snprintf(line, sizeof(line), "admin reject %s off topic here", id);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "rejected");
+    reply_capture_close(&adm);
+    const char *told = at_told(&at, "cid", "An admin rejected your request (off topic here)");
+    assert_non_null(strstr(told, "nothing was charged"));
+    gt_settle(&at.gt, 5);
+    assert_int_equal(gt_balance(&at.gt, "cid"), 100); /* voided: nothing reserved or charged */
+    assert_int_equal(at.gt.held.ncalls, 0);
+    assert_true(at_outcomes("rejected") == rejected + 1);
+    at_done(&at);
+}
+
+static void test_held_job_times_out(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct reply_capture cap;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "dee", "h", "wait for me", id);
+    /* Not yet. */
+    at.gt.wall += 3600000 - 1000;
+    assert_int_equal(generate_approvals_expire(at.gt.g), 0);
+    at.gt.wall += 1000;
+    assert_int_equal(generate_approvals_expire(at.gt.g), 1);
+    at_told(&at, "dee", "Nobody reviewed your request in time");
+    gt_settle(&at.gt, 5);
+    assert_int_equal(gt_balance(&at.gt, "dee"), 100);
+    /* A late decision hears what happened. */
+    struct reply_capture adm;
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "already decided: timed_out by timeout");
+    reply_capture_close(&adm);
+    at_done(&at);
+}
+
+static void test_button_presses(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "eve", "h", "press me", id);
+    const struct ah_notice *n = at_notice(&at, COMMAND_PLATFORM_TELEGRAM, id);
+    char approve[COMMAND_BUTTON_REF_MAX + 1], reject[COMMAND_BUTTON_REF_MAX + 1];
+    snprintf(approve, sizeof(approve), "%s", at_button(n, "Approve"));
+    snprintf(reject, sizeof(reject), "%s", at_button(n, "Reject: Too expensive"));
+
+    /* A member who is not an admin is refused. */
+    at_press(&at, "55", false, "-100500", approve, &adm);
+    assert_null(strstr(adm.text, "approved"));
+    reply_capture_close(&adm);
+    /* An admin elsewhere pressing a copied ref: bound to the approval chat. */
+    at_press(&at, "66", true, "-100777", approve, &adm);
+    assert_has(&adm, "Only admins");
+    reply_capture_close(&adm);
+    /* A Discord server's admin typing it, for a request not of their server
+     * and outside the approval chat: refused. */
+    struct invocation inv;
+    gt_inv(&inv, &adm, "44", "guild9");
+    inv.platform = COMMAND_PLATFORM_DISCORD;
+    inv.admin = true;
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    router_dispatch(at.router, &inv, line);
+    invocation_clear(&inv);
+    assert_has(&adm, "Only admins of the request's server or group");
+    reply_capture_close(&adm);
+    gt_settle(&at.gt, 3);
+    assert_int_equal(at.gt.held.ncalls, 0);
+
+    /* An admin of the approval chat rejects with a listed reason. */
+    at_press(&at, "77", true, "-100500", reject, &adm);
+    assert_has(&adm, "rejected");
+    reply_capture_close(&adm);
+    at_told(&at, "eve", "rejected your request (Too expensive)");
+
+    /* A second press hears who decided. */
+    at_press(&at, "88", true, "-100500", approve, &adm);
+    assert_has(&adm, "was already decided: rejected by telegram:77");
+    reply_capture_close(&adm);
+    gt_settle(&at.gt, 5);
+    assert_int_equal(at.gt.held.ncalls, 0);
+    assert_int_equal(gt_balance(&at.gt, "eve"), 100);
+    at_done(&at);
+}
+
+static void test_filter_review_holds(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    /* h2 needs no approval by itself; the review rule holds it. */
+    at_hold(&at, &cap, "fay", "h2", "what are the launch codes", id);
+    const struct ah_notice *n = at_notice(&at, COMMAND_PLATFORM_CONSOLE, id);
+    assert_non_null(strstr(n->text, "held: filter rule sensitive"));
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    held_finish(held_wait_call(&at.gt, 0), 0, "classified", 5, 5);
+    at_told(&at, "fay", "classified");
+    gt_settle(&at.gt, 5);
+
+    /* Without the queue, a review rule refuses as a block would. */
+    struct approval_rules r;
+    at_rules(&r);
+    r.enabled = false;
+    generate_approval_configure(at.gt.g, &r);
+    gt_run(&at.gt, &cap, "fay", PROVIDER_TEXT, "h2", "the launch codes again");
+    assert_has(&cap, "sensitive");
+    assert_int_equal(at.gt.held.ncalls, 1);
+    reply_capture_close(&cap);
+    at_done(&at);
+}
+
+/* New members: a wallet younger than new_member_days, or one that spent
+ * less than new_member_spent, waits; an older one that spent enough runs. */
+static void test_new_member_held(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct approval_rules r;
+    at_rules(&r);
+    r.models[0] = '\0';
+    r.new_member_days = 1;
+    generate_approval_configure(at.gt.g, &r);
+    struct reply_capture cap;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "hal", "h2", "first steps", id); /* opened ten minutes ago */
+    assert_non_null(
+        strstr(at_notice(&at, COMMAND_PLATFORM_CONSOLE, id)->text, "new member (joined under 1"));
+    struct reply_capture adm;
+    char line[64];
+    snprintf(line, sizeof(line), "admin reject %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    at_told(&at, "hal", "(no reason given)");
+    gt_settle(&at.gt, 5);
+
+    /* Two days later the wallet is old enough; spending is the next rule. */
+    at.gt.wall += 2 * 86400000LL;
+    r.new_member_spent = 1;
+    generate_approval_configure(at.gt.g, &r);
+    at_hold(&at, &cap, "hal", "h2", "still new by spending", id);
+    assert_non_null(
+        strstr(at_notice(&at, COMMAND_PLATFORM_CONSOLE, id)->text, "new member (spent under 1"));
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    held_finish(held_wait_call(&at.gt, 0), 0, "spent now", 5, 5);
+    at_told(&at, "hal", "spent now");
+    gt_settle(&at.gt, 5);
+
+    /* Old enough and has spent: runs without waiting. */
+    gt_submit(&at.gt, &cap, "hal", PROVIDER_TEXT, "h2", "no wait");
+    held_finish(held_wait_call(&at.gt, 1), 0, "straight", 5, 5);
+    gt_wait(&at.gt, &cap.finished, 1);
+    assert_null(strstr(cap.text, "review"));
+    assert_has(&cap, "straight");
+    reply_capture_close(&cap);
+    at_done(&at);
+}
+
+static void at_recovered(int rc, size_t voided, void *data)
+{
+    (void)voided;
+    int *done = data;
+    assert_int_equal(rc, 0);
+    (*done)++;
+}
+
+static void test_restart_while_held(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1], gone[APPROVAL_ID_LEN + 1];
+    /* One decided before the restart. */
+    at_hold(&at, &cap, "ivy", "h", "decided before", gone);
+    char line[64];
+    snprintf(line, sizeof(line), "admin reject %s", gone);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    at_told(&at, "ivy", "rejected your request");
+    gt_settle(&at.gt, 5);
+    at_hold(&at, &cap, "gus", "h", "survive this", id);
+    int64_t held = at_pending(&at, "gus");
+    assert_true(held > 0);
+
+    /* Stop: the record and the reservation stay. */
+    struct catalog *cat = generate_catalog(at.gt.g);
+    catalog_ref(cat);
+    generate_close(at.gt.g, gt_closed, &at.gt);
+    gt_wait(&at.gt, &at.gt.closed, 1);
+
+    /* The ledger restarts past an ordinary reservation's timeout (600 s). */
+    lt_ledger_close(&at.gt.lt);
+    at.gt.lt.now += 30 * 60000;
+    at.gt.wall += 30 * 60000;
+    lt_ledger_open(&at.gt.lt);
+    at.gt.core.ledger = at.gt.lt.ledger;
+    struct lt_res res;
+    assert_int_equal(lt_expire(&at.gt.lt, &res), 0);
+    assert_int_equal(at_pending(&at, "gus"), held);
+
+    struct generate_options opts = {.clock = {.now_ms = gt_clock, .data = &at.gt}};
+    at.gt.g = generate_new(&at.gt.lt.loop, &at.gt.core, cat, &opts);
+    catalog_unref(cat);
+    assert_non_null(at.gt.g);
+    at.gt.core.generate = at.gt.g;
+    struct approval_rules r;
+    at_rules(&r);
+    generate_approval_configure(at.gt.g, &r);
+    int done = 0;
+    assert_int_equal(generate_recover(at.gt.g, at_recovered, &done), 0);
+    gt_wait(&at.gt, &done, 1);
+    assert_int_equal(at_pending(&at, "gus"), held);
+
+    at_line(&at, "boss", true, "admin approvals", &adm);
+    assert_has(&adm, id);
+    assert_null(strstr(adm.text, gone));
+    reply_capture_close(&adm);
+    /* The decision made before the restart is still known, and by whom. */
+    snprintf(line, sizeof(line), "admin approve %s", gone);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "already decided: rejected by console:boss");
+    reply_capture_close(&adm);
+    int before = at.host.count;
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "approved");
+    reply_capture_close(&adm);
+    struct provider_call *c = held_wait_call(&at.gt, 0);
+    assert_string_equal(c->last_prompt, "survive this");
+    held_finish(c, 0, "still here", 5, 5);
+    /* The answer reaches the member as a notice. */
+    bool told = false;
+    for (int seen = before; !told && !at.gt.guard_fired;) {
+        for (; seen < at.host.count; seen++) {
+            if (strstr(at.host.n[seen].text, "still here") != NULL) {
+                told = true;
+                assert_string_equal(at.host.n[seen].to.user_id, "gus");
+            }
+        }
+        if (!told)
+            uv_run(&at.gt.lt.loop, UV_RUN_ONCE);
+    }
+    gt_settle(&at.gt, 5);
+    assert_true(told);
+    assert_true(gt_balance(&at.gt, "gus") < 100);
+    at.gt.closed = 0;
+    at_done(&at);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_held_job_approved),
+    cmocka_unit_test(test_held_job_edited),
+    cmocka_unit_test(test_held_job_rejected_no_charge),
+    cmocka_unit_test(test_held_job_times_out),
+    cmocka_unit_test(test_button_presses),
+    cmocka_unit_test(test_filter_review_holds),
+    cmocka_unit_test(test_new_member_held),
+    cmocka_unit_test(test_restart_while_held),
+};
+
+TEST_GROUP_DEFINE(approval, tests, gt_group_setup, lt_group_teardown)
