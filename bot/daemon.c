@@ -269,25 +269,8 @@ static char *daemon__host_deposit_text(void *host, const char *wallet, const cha
 
 /* ---- notices ---------------------------------------------------------- */
 
-/* Hand a notice to the running adapter of its platform. Payments, the
- * deposit poller and generation recovery reach members through here. */
-static int daemon__notify(void *data, const struct notify_target *to, const char *text)
-{
-    struct daemon *d = data;
-    if (d->state == DAEMON_CLOSING)
-        return HB_ENOTFOUND;
-    for (size_t i = 0; i < d->nadapters; i++) {
-        struct adapter *a = d->adapters[i];
-        if (a->ops->platform != to->platform || a->ops->notify == NULL)
-            continue;
-        struct reply_msg msg = {.stage = REPLY_FINAL, .text = text};
-        return a->ops->notify(a, to, &msg);
-    }
-    return HB_ENOTFOUND;
-}
-
-/* A notice with buttons (the approval queue's), where the platform's
- * notices carry them. */
+/* A notice, with buttons and an image where the platform's notices carry
+ * them (the approval queue's). */
 static int daemon__notify_msg(void *data, const struct notify_target *to,
                               const struct reply_msg *msg)
 {
@@ -300,6 +283,14 @@ static int daemon__notify_msg(void *data, const struct notify_target *to,
             return a->ops->notify(a, to, msg);
     }
     return HB_ENOTFOUND;
+}
+
+/* Hand a notice to the running adapter of its platform. Payments, the
+ * deposit poller and generation recovery reach members through here. */
+static int daemon__notify(void *data, const struct notify_target *to, const char *text)
+{
+    struct reply_msg msg = {.stage = REPLY_FINAL, .text = text};
+    return daemon__notify_msg(data, to, &msg);
 }
 
 /* A provider answered or failed: its state for /healthz. */
