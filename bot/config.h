@@ -190,6 +190,7 @@ struct config_persona {
     char *forbidden_words; /* comma-separated words blocked while the persona is in use */
     char *allow;           /* who may choose it: as [model] allow; NULL: everyone */
     bool show_prompt;      /* /persona NAME may show the system prompt to members */
+    bool approval;         /* its generations wait for an admin ([approval] enabled) */
 };
 
 struct config_limits {

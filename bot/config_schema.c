@@ -287,6 +287,8 @@ static const struct config_key_schema config_keys_persona[] = {
              "who may use it: wallet ids, scope:<platform>:<id>, dm, admins; default everyone"),
     K_BOOL(struct config_persona, show_prompt, "false", LIVE,
            "whether /persona NAME shows members the system prompt"),
+    K_BOOL(struct config_persona, approval, "false", LIVE,
+           "its generations wait for an admin's approval (with [approval] enabled)"),
 };
 
 static const struct config_key_schema config_keys_limits[] = {

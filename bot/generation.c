@@ -146,6 +146,7 @@ struct catalog *generation_catalog_build(const struct config *cfg, uv_loop_t *lo
             .nforbidden = text_words_split(pcopies[i], w, GENERATION_WORDS_MAX),
             .allow = cp->allow,
             .show_prompt = cp->show_prompt,
+            .approval = cp->approval,
         };
         pes[i].temperature_set = generation__number(cp->temperature, &pes[i].temperature);
         pes[i].top_p_set = generation__number(cp->top_p, &pes[i].top_p);

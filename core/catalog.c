@@ -351,6 +351,7 @@ static int catalog__persona_build(struct catalog *c, struct catalog_persona *p,
     p->top_p = s->top_p;
     p->max_tokens = s->max_tokens > 0 ? s->max_tokens : 0;
     p->show_prompt = s->show_prompt;
+    p->approval = s->approval;
     int rc = catalog__strings(s->stop, s->nstop, &p->stop, &p->nstop);
     if (rc == 0)
         rc = catalog__list(s->allow, &p->allow, &p->nallow);

@@ -76,6 +76,7 @@ struct catalog_persona_spec {
     size_t nforbidden;
     const char *allow; /* who may use it, as on models; NULL or "": everyone */
     bool show_prompt;  /* members may read the system prompt */
+    bool approval;     /* its generations wait for an admin (with [approval] enabled) */
 };
 
 /** Limits and queue settings. Zero means "no limit" for the rate limits and
@@ -170,6 +171,7 @@ struct catalog_persona {
     char **allow;
     size_t nallow;
     bool show_prompt;
+    bool approval;
 };
 
 /** What an attached image counts as in the estimates and the daily token

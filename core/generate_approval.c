@@ -143,10 +143,10 @@ static void job__reply_to_notices(struct job *job)
 
 /* Personas are not here yet: when they come, a persona that requires
  * approval holds the job here, as a listed model does. */
+/* [persona] approval = true: its generations are held. */
 static bool job__persona_needs_approval(const struct job *job)
 {
-    (void)job;
-    return false;
+    return job->persona != NULL && job->persona->approval;
 }
 
 static void job__member_read(int rc, const struct ledger_result *res, void *data)
@@ -200,7 +200,7 @@ void job__approval_check(struct job *job, int64_t amount)
     }
     if (!job->hold && job__persona_needs_approval(job)) {
         job->hold = true;
-        snprintf(job->hold_why, sizeof(job->hold_why), "persona");
+        snprintf(job->hold_why, sizeof(job->hold_why), "persona %s", job->persona->name);
     }
     struct ledger *ledger = g->core->ledger;
     if (!job->hold && (r->new_member_days > 0 || r->new_member_spent > 0) && ledger != NULL) {

@@ -5,6 +5,8 @@
  * (manual clock), and restarted while held; presses by non-admins and
  * second presses; a filter rule with action review. */
 #include "bot/router.h"
+#include "core/persona.h"
+#include "core/feature.h"
 #include "core/approval.h"
 #include "core/generate.h"
 #include "core/notify.h"
@@ -420,6 +422,72 @@ static void test_filter_review_holds(void **state)
     at_done(&at);
 }
 
+static void at_persona_saved(int rc, void *data)
+{
+    *(int *)data = rc == 0 ? 1 : -1;
+}
+
+/* A persona with approval = true holds its generations; [features]
+ * approvals switched off in a group holds nothing there (and a review rule
+ * refuses, as with the queue off). */
+static void test_persona_and_feature_switch(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    at.gt.core.personas = persona_dir_new();
+    assert_non_null(at.gt.core.personas);
+    struct reply_capture cap, adm;
+    struct invocation who;
+    gt_inv(&who, &cap, "gus", NULL);
+    int saved = 0;
+    assert_int_equal(persona_choose(&at.gt.core, &who, PERSONA_LEVEL_MEMBER, "careful",
+                                    at_persona_saved, &saved),
+                     0);
+    gt_wait(&at.gt, &saved, 1);
+    invocation_clear(&who);
+    reply_capture_close(&cap);
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "gus", "h2", "a careful question", id);
+    const struct ah_notice *n = at_notice(&at, COMMAND_PLATFORM_CONSOLE, id);
+    assert_non_null(strstr(n->text, "held: persona careful"));
+    char line[64];
+    snprintf(line, sizeof(line), "admin reject %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    at_told(&at, "gus", "rejected");
+
+    /* Approvals off in group g1: the same rules hold nothing there. */
+    at.gt.core.features = features_new();
+    assert_non_null(at.gt.core.features);
+    assert_int_equal(features_group_set(at.gt.core.features, ledger_store(at.gt.lt.ledger),
+                                        COMMAND_PLATFORM_CONSOLE, "g1", FEATURE_APPROVALS, false,
+                                        NULL, NULL),
+                     0);
+    struct invocation inv;
+    gt_inv(&inv, &cap, "hal", "g1");
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hello", .model = "h"};
+    generate_submit(at.gt.g, &inv, &req);
+    held_finish(held_wait_call(&at.gt, 0), 0, "hi there", 5, 5);
+    gt_wait(&at.gt, &cap.finished, 1);
+    assert_has(&cap, "hi there");
+    invocation_clear(&inv);
+    reply_capture_close(&cap);
+    gt_inv(&inv, &cap, "hal", "g1");
+    struct generate_request rev = {
+        .modality = PROVIDER_TEXT, .prompt = "the launch codes", .model = "h2"};
+    generate_submit(at.gt.g, &inv, &rev);
+    gt_wait(&at.gt, &cap.finished, 1);
+    assert_has(&cap, "sensitive");
+    invocation_clear(&inv);
+    reply_capture_close(&cap);
+    features_free(at.gt.core.features);
+    at.gt.core.features = NULL;
+    struct persona_dir *d = at.gt.core.personas;
+    at_done(&at);
+    persona_dir_free(d);
+}
+
 /* New members: a wallet younger than new_member_days, or one that spent
  * less than new_member_spent, waits; an older one that spent enough runs. */
 static void test_new_member_held(void **state)
@@ -568,6 +636,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_held_job_times_out),
     cmocka_unit_test(test_button_presses),
     cmocka_unit_test(test_filter_review_holds),
+    cmocka_unit_test(test_persona_and_feature_switch),
     cmocka_unit_test(test_new_member_held),
     cmocka_unit_test(test_restart_while_held),
 };

@@ -82,7 +82,7 @@ struct gt {
  *  variable, temperature 0.9, max_tokens 50, stop ["ARR"], extra_body
  *  {"reasoning_effort":"high","seed":7}), "quiet" (forbids "treasure",
  *  shows its prompt) and "vip" (only console:boss; model h2). */
-#define GT_NPERSONAS 3
+#define GT_NPERSONAS 4
 extern const struct catalog_persona_spec gt_personas[GT_NPERSONAS];
 
 /** Make the engine with limits (NULL: defaults), filter rules and the

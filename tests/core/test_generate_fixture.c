@@ -107,6 +107,11 @@ const struct catalog_persona_spec gt_personas[GT_NPERSONAS] = {
      .nforbidden = 1,
      .show_prompt = true},
     {.name = "vip", .description = "For the boss", .allow = "console:boss", .model = "h2"},
+    {.name = "careful",
+     .description = "Checked by an admin",
+     .system_prompt = "Be careful.",
+     .allow = "console:gus",
+     .approval = true},
 };
 
 /* An OpenAI-compatible and an Anthropic provider on the fake server, the
