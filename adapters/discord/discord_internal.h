@@ -22,6 +22,7 @@ struct discord_rest_result;
 #define DC_OUTBOX_CHANNEL "discord" /* the outbox rows of this adapter (core/outbox.h) */
 #define DC_OUTBOX_REPLAY_MAX 1000   /* rows sent again at start; more wait for the next */
 #define DC_NOTICE_ATTEMPTS 5        /* tries of a notice before it is kept as undeliverable */
+#define DC_NOTICE_BUTTONS_MAX 25    /* buttons under a notice: Discord's five rows of five */
 #define DC_FENCE_ROOM 40            /* characters kept for reopening and closing a code block */
 #define DC_RECENT 1024              /* event ids remembered against replays */
 #define DC_MAX_SHARDS 4096

@@ -22,7 +22,8 @@
  * rest client, which paces them by Discord's buckets like every reply.
  *
  * With a store, the notice is a row of the outbox (channel "discord",
- * body {"u":user,"c":channel,"t":text}) written before anything is sent and
+ * body {"u":user,"c":channel,"t":text,"b":[{"l":label,"r":ref}]}) written
+ * before anything is sent and
  * removed once every piece is posted; rows left by a kill are sent at the
  * next start. A failure (the network, a 5xx, a member who closed their
  * DMs: 403) is tried again with back-off, then the row is kept marked
@@ -36,8 +37,10 @@ struct dc_notice {
     size_t off;                      /* bytes of text already posted */
     size_t off_next;                 /* ... once the piece in flight is */
     int64_t row;                     /* its outbox row, 0: none */
-    unsigned attempts;               /* failed tries so far */
-    bool waiting;                    /* the retry timer runs */
+    struct reply_button *buttons;    /* shown under the last piece (labels owned) */
+    size_t nbuttons;
+    unsigned attempts; /* failed tries so far */
+    bool waiting;      /* the retry timer runs */
     uv_timer_t retry;
     struct dc_notice *next, *prev; /* dc->notices */
 };
@@ -46,6 +49,9 @@ static void dc__notice_closed(uv_handle_t *h)
 {
     struct dc_notice *n = h->data;
     struct discord *dc = n->dc;
+    for (size_t i = 0; i < n->nbuttons; i++)
+        free((char *)n->buttons[i].label);
+    free(n->buttons);
     free(n->text);
     free(n);
     dc->handles--;
@@ -87,6 +93,22 @@ static struct dc_notice *dc__notice_new(struct discord *dc, const char *text)
 
 static void dc__notice_begin(struct dc_notice *n);
 static void dc__notice_next(struct dc_notice *n);
+
+/* Keep a button (a copy of its label and ref). Returns 0 or HB_ENOMEM. */
+static int dc__notice_button(struct dc_notice *n, const char *label, const char *ref)
+{
+    if (label == NULL || ref == NULL || n->nbuttons >= DC_NOTICE_BUTTONS_MAX)
+        return 0;
+    if (n->buttons == NULL &&
+        (n->buttons = calloc(DC_NOTICE_BUTTONS_MAX, sizeof(*n->buttons))) == NULL)
+        return HB_ENOMEM;
+    struct reply_button *b = &n->buttons[n->nbuttons];
+    if ((b->label = strdup(label)) == NULL)
+        return HB_ENOMEM;
+    snprintf(b->ref, sizeof(b->ref), "%s", ref);
+    n->nbuttons++;
+    return 0;
+}
 
 static void dc__notice_retry(uv_timer_t *t)
 {
@@ -188,8 +210,10 @@ static void dc__notice_next(struct dc_notice *n)
     }
     size_t cut = discord_text_cut(text, DC_TEXT_MAX);
     n->off_next = n->off + cut;
-    static const struct reply_msg plain = {.stage = REPLY_FINAL};
-    cJSON *m = dc__message_json(text, cut, false, &plain, false);
+    /* The buttons go under the last piece. */
+    bool last = text[cut] == '\0';
+    struct reply_msg msg = {.stage = REPLY_FINAL, .buttons = n->buttons, .nbuttons = n->nbuttons};
+    cJSON *m = dc__message_json(text, cut, false, &msg, last && n->nbuttons > 0);
     char *json = m != NULL ? cJSON_PrintUnformatted(m) : NULL;
     cJSON_Delete(m);
     char path[COMMAND_ID_MAX + 32];
@@ -262,6 +286,12 @@ static void dc__outbox_loaded(int rc, const struct outbox_row *rows, size_t n, v
             continue;
         }
         no->row = rows[i].id;
+        const cJSON *b;
+        cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(j, "b"))
+        {
+            if (dc__notice_button(no, dc__str(b, "l"), dc__str(b, "r")) < 0)
+                break;
+        }
         dc__copy(no->user_id, sizeof(no->user_id), dc__str(j, "u"));
         dc__copy(no->channel_id, sizeof(no->channel_id), dc__str(j, "c"));
         cJSON_Delete(j);
@@ -331,6 +361,10 @@ int dc__notify(struct adapter *a, const struct notify_target *to, const struct r
     dc__copy(n->user_id, sizeof(n->user_id), to->user_id);
     if (channel)
         dc__copy(n->channel_id, sizeof(n->channel_id), to->channel_id);
+    for (size_t i = 0; i < msg->nbuttons; i++) {
+        if (dc__notice_button(n, msg->buttons[i].label, msg->buttons[i].ref) < 0)
+            break;
+    }
     if (dc->store == NULL) {
         dc__notice_begin(n);
         return 0;
@@ -341,8 +375,18 @@ int dc__notify(struct adapter *a, const struct notify_target *to, const struct r
     char *json = NULL;
     if (body != NULL && cJSON_AddStringToObject(body, "u", n->user_id) != NULL &&
         cJSON_AddStringToObject(body, "c", channel ? n->channel_id : "") != NULL &&
-        cJSON_AddStringToObject(body, "t", n->text) != NULL)
+        cJSON_AddStringToObject(body, "t", n->text) != NULL) {
+        cJSON *bs = n->nbuttons > 0 ? cJSON_AddArrayToObject(body, "b") : NULL;
+        for (size_t i = 0; bs != NULL && i < n->nbuttons; i++) {
+            cJSON *b = cJSON_CreateObject();
+            if (b == NULL)
+                break;
+            cJSON_AddStringToObject(b, "l", n->buttons[i].label);
+            cJSON_AddStringToObject(b, "r", n->buttons[i].ref);
+            cJSON_AddItemToArray(bs, b);
+        }
         json = cJSON_PrintUnformatted(body);
+    }
     cJSON_Delete(body);
     int64_t chat = channel ? strtoll(n->channel_id, NULL, 10) : 0;
     int rc = json != NULL ? outbox_put(dc->store, DC_OUTBOX_CHANNEL, n->row, chat, json,

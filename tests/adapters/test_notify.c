@@ -396,7 +396,11 @@ static void test_discord_notice_kept_in_outbox(void **state)
     struct notify_target to;
     assert_int_equal(notify_target_from_account(&to, "discord:555"), 0);
     snprintf(to.channel_id, sizeof(to.channel_id), "88");
-    struct reply_msg m = {.stage = REPLY_FINAL, .text = "Your deposit arrived."};
+    /* With buttons (an approval notice's): kept with it in the row. */
+    struct reply_button buttons[] = {{.label = "Approve", .ref = "appr.a1"},
+                                     {.label = "Reject", .ref = "appr.r1"}};
+    struct reply_msg m = {
+        .stage = REPLY_FINAL, .text = "Your deposit arrived.", .buttons = buttons, .nbuttons = 2};
     assert_int_equal(t.dc->ops->notify(t.dc, &to, &m), 0);
     assert_int_equal(dco_rows(&t), 1); /* written before the post */
     dco_close(&t);                     /* the post never answered */
@@ -408,6 +412,22 @@ static void test_discord_notice_kept_in_outbox(void **state)
     struct dco_wait w = {.rest = t.rest, .substr = "/channels/88/messages", .n = 2};
     nt_until(&t.lt.loop, dco_matching, &w);
     assert_int_equal(dco_rows(&t), 0); /* sent: removed */
+    struct fake_rest_request *sent = NULL;
+    for (size_t i = 0; i < fake_rest_count(t.rest); i++) {
+        struct fake_rest_request *q = fake_rest_get(t.rest, i);
+        if (q != NULL && q->status == 200 && strstr(q->target, "/channels/88/messages") != NULL) {
+            fake_rest_request_free(sent);
+            sent = q;
+        } else {
+            fake_rest_request_free(q);
+        }
+    }
+    assert_non_null(sent);
+    assert_non_null(strstr(sent->json, "\"custom_id\":\"appr.a1\""));
+    assert_non_null(strstr(sent->json, "\"label\":\"Reject\""));
+    fake_rest_request_free(sent);
+    m.buttons = NULL;
+    m.nbuttons = 0;
 
     /* Refused five times: kept, marked undeliverable. */
     for (int i = 0; i < 5; i++)
