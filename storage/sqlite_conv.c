@@ -1,9 +1,8 @@
 /* The SQLite store's conversation records (storage/store.h): what /chat
  * remembers, outside the ledger. Rows are deleted for real: the connection
  * runs with secure_delete (sqlite_open.c), so deleted text is overwritten
- * with zeros, and a vacuum after an erasure gives free pages back (on a
- * database created with auto_vacuum=INCREMENTAL) and truncates the WAL, so
- * that no older copy of a page keeps the text either. */
+ * with zeros, and a vacuum after an erasure truncates the WAL, so that no
+ * older copy of a page keeps the text either. */
 #include "storage/store.h"
 
 #include "base/error.h"
@@ -361,8 +360,9 @@ void store__vacuum(struct store *s)
         sqlite3_step(st) == SQLITE_ROW)
         freed = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    /* Only a database created with auto_vacuum=INCREMENTAL shrinks; on an
-     * older one the free pages stay, zeroed by secure_delete. */
+    /* Only a database created with auto_vacuum=INCREMENTAL (by an earlier
+     * version) shrinks; otherwise the free pages stay, zeroed by
+     * secure_delete, and are reused. */
     if (sqlite3_exec(s->db, "PRAGMA incremental_vacuum", NULL, NULL, &err) != SQLITE_OK) {
         log_warn("store.vacuum_failed", "step=incremental_vacuum err=%s",
                  err != NULL ? err : "unknown");
