@@ -149,6 +149,18 @@ static const struct command_option_spec admin_payments_assign_options[] = {
      .max = ADMIN_AMOUNT_MAX},
 };
 
+/* Options several commands share. */
+#define APPROVAL_ID_OPTION                                                                         \
+    {                                                                                              \
+        .name = "id", .description = "A held request's id from /admin approvals",                  \
+        .type = COMMAND_OPT_STRING, .required = true, .min = 1, .max = 16                          \
+    }
+#define ON_OFF_OPTION                                                                              \
+    {                                                                                              \
+        .name = "state", .description = "on or off (leave out to see it)",                         \
+        .type = COMMAND_OPT_STRING, .choices = on_off                                              \
+    }
+
 static const char *const feature_names_opt[] = {"chat", "images", "payments", "approvals", NULL};
 static const char *const on_off[] = {"on", "off", NULL};
 static const struct command_option_spec admin_feature_options[] = {
@@ -157,34 +169,18 @@ static const struct command_option_spec admin_feature_options[] = {
      .type = COMMAND_OPT_STRING,
      .required = true,
      .choices = feature_names_opt},
-    {.name = "state",
-     .description = "on or off (leave out to see it)",
-     .type = COMMAND_OPT_STRING,
-     .choices = on_off},
+    ON_OFF_OPTION,
 };
 static const struct command_option_spec notify_options[] = {
-    {.name = "state",
-     .description = "on or off (leave out to see it)",
-     .type = COMMAND_OPT_STRING,
-     .choices = on_off},
+    ON_OFF_OPTION,
 };
 
 static const struct command_option_spec admin_approve_options[] = {
-    {.name = "id",
-     .description = "A held request's id from /admin approvals",
-     .type = COMMAND_OPT_STRING,
-     .required = true,
-     .min = 1,
-     .max = 16},
+    APPROVAL_ID_OPTION,
 };
 
 static const struct command_option_spec admin_reject_options[] = {
-    {.name = "id",
-     .description = "A held request's id from /admin approvals",
-     .type = COMMAND_OPT_STRING,
-     .required = true,
-     .min = 1,
-     .max = 16},
+    APPROVAL_ID_OPTION,
     {.name = "reason",
      .description = "Why (the member is told)",
      .type = COMMAND_OPT_STRING,
@@ -193,12 +189,7 @@ static const struct command_option_spec admin_reject_options[] = {
 };
 
 static const struct command_option_spec admin_edit_options[] = {
-    {.name = "id",
-     .description = "A held request's id from /admin approvals",
-     .type = COMMAND_OPT_STRING,
-     .required = true,
-     .min = 1,
-     .max = 16},
+    APPROVAL_ID_OPTION,
     {.name = "prompt",
      .description = "The prompt to run instead (the member is told)",
      .type = COMMAND_OPT_STRING,
