@@ -87,8 +87,11 @@ int main(int argc, char **argv)
         if (!want)
             continue;
         /* Each bench in a fresh process: its memory and CPU figures are its
-         * own, not what the benches before it left behind. */
+         * own, not what the benches before it left behind; and on a disk
+         * with nothing left to write back from them, so its fsyncs wait
+         * for its own writes only. */
         fflush(stdout);
+        sync();
         pid_t pid = fork();
         if (pid == 0) {
             int brc = bench_entries[i].run();
