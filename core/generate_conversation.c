@@ -267,8 +267,7 @@ enum conv_write_kind {
 };
 
 struct conv_write {
-    struct store_job job;
-    struct generate *g; /* held through g->njobs */
+    struct conv_write *next; /* in its batch */
     enum conv_write_kind kind;
     struct store_conv conv;
     char key[GEN_KEY_MAX]; /* the place (TURN: "" when unchanged) or the message */
@@ -277,9 +276,17 @@ struct conv_write {
     char *q, *a;
 };
 
-static int conv__write_run(struct store_txn *txn, struct store_job *sj)
+/* The writes of one turn of the loop: one store job, so that a busy
+ * pipeline pays the store's per-job cost once per turn, not per answer. */
+struct conv_batch {
+    struct store_job job;
+    struct generate *g; /* held through g->njobs */
+    struct conv_write *head, *tail;
+    size_t n;
+};
+
+static int conv__write_one(struct store_txn *txn, struct conv_write *w)
 {
-    struct conv_write *w = container_of(sj, struct conv_write, job);
     int rc = 0;
     switch (w->kind) {
     case CONV_WRITE_TURN:
@@ -305,30 +312,81 @@ static int conv__write_run(struct store_txn *txn, struct store_job *sj)
     return rc;
 }
 
-static void conv__write_done(struct store_job *sj, int rc)
+static int conv__batch_run(struct store_txn *txn, struct store_job *sj)
 {
-    struct conv_write *w = container_of(sj, struct conv_write, job);
-    struct generate *g = w->g;
+    struct conv_batch *b = container_of(sj, struct conv_batch, job);
+    int rc = 0;
+    for (struct conv_write *w = b->head; w != NULL && rc == 0; w = w->next)
+        rc = conv__write_one(txn, w);
+    return rc;
+}
+
+static void conv__batch_done(struct store_job *sj, int rc)
+{
+    struct conv_batch *b = container_of(sj, struct conv_batch, job);
+    struct generate *g = b->g;
     if (rc < 0)
-        log_warn("generate.conversation_not_stored", "kind=%d error=%s", (int)w->kind,
-                 hb_strerror(rc));
-    free(w->q);
-    free(w->a);
-    free(w);
+        log_warn("generate.conversation_not_stored", "writes=%zu error=%s", b->n, hb_strerror(rc));
+    struct conv_write *w = b->head;
+    while (w != NULL) {
+        struct conv_write *next = w->next;
+        free(w->q);
+        free(w->a);
+        free(w);
+        w = next;
+    }
+    free(b);
     g->njobs--;
     generate__maybe_free(g);
 }
 
-/* Queue w on the store (taken over: freed on failure too). */
+void generate__conv_flush(struct generate *g)
+{
+    struct conv_batch *b = g->conv_batch;
+    if (b == NULL)
+        return;
+    g->conv_batch = NULL;
+    if (g->conv_flush_open)
+        uv_timer_stop(&g->conv_flush);
+    struct store *store = generate__conv_store(g);
+    if (store == NULL || store_submit(store, &b->job) < 0)
+        conv__batch_done(&b->job, HB_ECANCELED);
+}
+
+static void conv__flush_timer(uv_timer_t *t)
+{
+    generate__conv_flush(container_of(t, struct generate, conv_flush));
+}
+
+/* Queue w for the store (taken over: freed on failure too): with the other
+ * writes of this turn of the loop, sent on the next. */
 static void conv__write_submit(struct generate *g, struct conv_write *w)
 {
-    struct store *store = generate__conv_store(g);
-    w->g = g;
-    w->job.run = conv__write_run;
-    w->job.done = conv__write_done;
-    g->njobs++;
-    if (store == NULL || store_submit(store, &w->job) < 0)
-        conv__write_done(&w->job, HB_ECANCELED);
+    struct conv_batch *b = g->conv_batch;
+    if (b == NULL) {
+        b = calloc(1, sizeof(*b));
+        if (b == NULL) {
+            free(w->q);
+            free(w->a);
+            free(w);
+            return;
+        }
+        b->g = g;
+        b->job.run = conv__batch_run;
+        b->job.done = conv__batch_done;
+        g->njobs++;
+        g->conv_batch = b;
+        if (g->conv_flush_open)
+            uv_timer_start(&g->conv_flush, conv__flush_timer, 0, 0);
+    }
+    if (b->tail != NULL)
+        b->tail->next = w;
+    else
+        b->head = w;
+    b->tail = w;
+    b->n++;
+    if (!g->conv_flush_open)
+        generate__conv_flush(g); /* no loop turn to wait for: at once */
 }
 
 /* ---- finding the conversation --------------------------------------------- */
@@ -664,6 +722,10 @@ int generate__conv_start(struct generate *g)
     if (rc < 0)
         return rc;
     g->conv_timer_open = true;
+    if (uv_timer_init(g->loop, &g->conv_flush) == 0) {
+        g->conv_flush_open = true;
+        uv_unref((uv_handle_t *)&g->conv_flush);
+    }
     conv__known_load(g);
     uv_timer_start(&g->conv_timer, conv__tick, GEN_CONV_FIRST_MAINTAIN_MS, GEN_PRUNE_EVERY_MS);
     /* Retention runs while the daemon does; it never keeps a loop alive. */
@@ -678,8 +740,21 @@ static void conv__timer_closed(uv_handle_t *h)
     generate__maybe_free(g);
 }
 
+static void conv__flush_closed(uv_handle_t *h)
+{
+    struct generate *g = container_of((uv_timer_t *)h, struct generate, conv_flush);
+    g->njobs--;
+    generate__maybe_free(g);
+}
+
 void generate__conv_stop(struct generate *g)
 {
+    generate__conv_flush(g);
+    if (g->conv_flush_open) {
+        g->conv_flush_open = false;
+        g->njobs++;
+        uv_close((uv_handle_t *)&g->conv_flush, conv__flush_closed);
+    }
     if (!g->conv_timer_open)
         return;
     g->conv_timer_open = false;

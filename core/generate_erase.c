@@ -79,6 +79,7 @@ int generate_conversation_forget(struct generate *g, const struct invocation *in
     op->job.run = conv__forget_run;
     op->job.done = conv__forget_done;
     g->njobs++;
+    generate__conv_flush(g); /* what was said before the erasure goes first */
     int rc = store_submit(store, &op->job);
     if (rc < 0) {
         g->njobs--;

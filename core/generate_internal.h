@@ -165,6 +165,9 @@ struct generate {
     struct map *conv_msgs;   /* "<platform>|<chat>|<message>" -> struct gen_conv_ptr */
     uv_timer_t conv_timer;   /* retention and vacuum, every GEN_PRUNE_EVERY_MS */
     bool conv_timer_open;
+    struct conv_batch *conv_batch; /* writes of this loop turn, to the store in one job */
+    uv_timer_t conv_flush;         /* sends conv_batch on the next turn of the loop */
+    bool conv_flush_open;
     bool vacuum_due;       /* a member's conversations were erased since the last vacuum */
     uint64_t *conv_known;  /* hashes of the places the store may hold (open addressing, 0 free) */
     size_t conv_known_n;   /* hashes in it */
@@ -411,6 +414,10 @@ void job__notice_deliver(struct job *job);
 /** This run's id (made on first use): job records carry it, and recovery
  *  voids only the records of earlier runs. */
 const char *generate__run(struct generate *g);
+
+/** Send the conversation writes gathered so far to the store now (before
+ *  a job that must come after them: /forget). */
+void generate__conv_flush(struct generate *g);
 
 /* ---- the persona (generate_persona.c) --------------------------------------- */
 
