@@ -159,6 +159,18 @@ static void stripe_checkout(char *out, size_t cap, const char *evt, const char *
     stripe_session(out, cap, evt, "checkout.session.completed", session, ref, amount, pi, "paid");
 }
 
+/* A charge.refunded event in Stripe's documented shape, posted signed. */
+static int pfx_refund(struct pfx *fx, const char *evt, const char *charge, long amount,
+                      const char *pi, char *result, size_t cap)
+{
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"id\":\"%s\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"%s\","
+             "\"amount_refunded\":%ld,\"currency\":\"usd\",\"payment_intent\":\"%s\"}}}",
+             evt, charge, amount, pi);
+    return pfx_stripe(fx, body, result, cap);
+}
+
 static int64_t balance_of(struct pfx *fx, const char *account)
 {
     return lt_balance(&fx->lt, account).posted;
@@ -375,16 +387,11 @@ static void test_stripe_refund_and_dispute(void **state)
     assert_int_equal(balance_of(&fx, "telegram:8"), 0);
     assert_int_equal(balance_of(&fx, "debt:telegram:8"), -900);
     /* The full refund after it has nothing left to reverse. */
-    const char *refund2 =
-        "{\"id\":\"evt_4D\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_1\","
-        "\"amount_refunded\":1000,\"currency\":\"usd\",\"payment_intent\":\"pi_r\"}}}";
-    assert_int_equal(pfx_stripe(&fx, refund2, result, sizeof(result)), 200);
+    assert_int_equal(pfx_refund(&fx, "evt_4D", "ch_1", 1000, "pi_r", result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"nothing_to_reverse\"}\n");
     /* A refund of a payment the bot never credited is recorded. */
-    const char *stray =
-        "{\"id\":\"evt_4E\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_2\","
-        "\"amount_refunded\":100,\"currency\":\"usd\",\"payment_intent\":\"pi_unknown\"}}}";
-    assert_int_equal(pfx_stripe(&fx, stray, result, sizeof(result)), 200);
+    assert_int_equal(pfx_refund(&fx, "evt_4E", "ch_2", 100, "pi_unknown", result, sizeof(result)),
+                     200);
     assert_string_equal(result, "{\"result\":\"unmatched\"}\n");
     pfx_close(&fx);
 }
@@ -423,10 +430,7 @@ static void test_stripe_one_session_two_events(void **state)
     assert_int_equal(balance_of(&fx, "discord:61"), 100);
     /* The same refund under another event id, and a dispute after it:
      * nothing more is taken. */
-    const char *again =
-        "{\"id\":\"evt_6D\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":\"ch_6\","
-        "\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_six\"}}}";
-    assert_int_equal(pfx_stripe(&fx, again, result, sizeof(result)), 200);
+    assert_int_equal(pfx_refund(&fx, "evt_6D", "ch_6", 500, "pi_six", result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
     const char *dispute =
         "{\"id\":\"evt_6E\",\"type\":\"charge.dispute.created\",\"data\":{\"object\":{"
@@ -514,10 +518,8 @@ static void test_stripe_credit_from_an_older_ledger(void **state)
     assert_int_equal(pfx_stripe(&fx, body, result, sizeof(result)), 200);
     assert_string_equal(result, "{\"result\":\"duplicate\"}\n");
     assert_int_equal(balance_of(&fx, "discord:71"), 1000);
-    const char *refund_cut =
-        "{\"id\":\"evt_cutR\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
-        "\"ch_c\",\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_cut\"}}}";
-    assert_int_equal(pfx_stripe(&fx, refund_cut, result, sizeof(result)), 200);
+    assert_int_equal(pfx_refund(&fx, "evt_cutR", "ch_c", 500, "pi_cut", result, sizeof(result)),
+                     200);
     assert_string_equal(result, "{\"result\":\"reversed\"}\n");
     assert_int_equal(balance_of(&fx, "discord:71"), 0);
     pfx_close(&fx);
@@ -537,10 +539,8 @@ static void test_debt_repaid_from_next_deposit(void **state)
     assert_int_equal(lt_plain(&fx.lt, "spend-d", "discord:81", LEDGER_SYSTEM_REVENUE, 900,
                               LEDGER_KIND_GENERATION, &res),
                      0);
-    const char *refund =
-        "{\"id\":\"evt_dR\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
-        "\"ch_d\",\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_evt_d1\"}}}";
-    assert_int_equal(pfx_stripe(&fx, refund, result, sizeof(result)), 200);
+    assert_int_equal(pfx_refund(&fx, "evt_dR", "ch_d", 500, "pi_evt_d1", result, sizeof(result)),
+                     200);
     assert_int_equal(balance_of(&fx, "discord:81"), 0);
     assert_int_equal(balance_of(&fx, "debt:discord:81"), -800);
     /* 500 buys 1,000: 800 repay the debt, 200 are left to spend. */
@@ -565,11 +565,8 @@ static void test_debt_repaid_from_next_deposit(void **state)
     assert_int_equal(lt_plain(&fx.lt, "spend-d2", "discord:81", LEDGER_SYSTEM_REVENUE, 2400,
                               LEDGER_KIND_GENERATION, &res),
                      0);
-    const char *refund3 =
-        "{\"id\":\"evt_dR3\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
-        "\"ch_d3\",\"amount_refunded\":1000,\"currency\":\"usd\",\"payment_intent\":"
-        "\"pi_evt_d3\"}}}";
-    assert_int_equal(pfx_stripe(&fx, refund3, result, sizeof(result)), 200);
+    assert_int_equal(pfx_refund(&fx, "evt_dR3", "ch_d3", 1000, "pi_evt_d3", result, sizeof(result)),
+                     200);
     assert_int_equal(balance_of(&fx, "debt:discord:81"), -2200);
     assert_int_equal(pfx_checkout(&fx, "evt_d4", "discord:81", 500), 200);
     assert_int_equal(balance_of(&fx, "discord:81"), 0);
@@ -598,10 +595,8 @@ static void test_repayment_after_a_stop_between_credit_and_repayment(void **stat
     assert_int_equal(lt_plain(&fx.lt, "spend-k", "discord:91", LEDGER_SYSTEM_REVENUE, 900,
                               LEDGER_KIND_GENERATION, &res),
                      0);
-    const char *refund =
-        "{\"id\":\"evt_kR\",\"type\":\"charge.refunded\",\"data\":{\"object\":{\"id\":"
-        "\"ch_k\",\"amount_refunded\":500,\"currency\":\"usd\",\"payment_intent\":\"pi_evt_k1\"}}}";
-    assert_int_equal(pfx_stripe(&fx, refund, result, sizeof(result)), 200);
+    assert_int_equal(pfx_refund(&fx, "evt_kR", "ch_k", 500, "pi_evt_k1", result, sizeof(result)),
+                     200);
     assert_int_equal(balance_of(&fx, "debt:discord:91"), -800);
     /* What the stop left: the note and the credit, no repayment. */
     int done = 0;
