@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < 2; i++) {
         int rc = webhook_sig_verify(schemes[i], header, FUZZ_SECRET, body, blen, 1700000000, 300);
         /* Matching a signature by chance would take a 2^-256 guess. */
-        if (rc == 0 && strstr(header, "fuzz-known-good") == NULL)
+        if (rc == 0)
             abort();
         /* What the scheme makes for this body always verifies. */
         char made[256];
