@@ -120,7 +120,8 @@ ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 test: deps check-layers
 	@$(MAKE) --no-print-directory build/asan/haibot build/asan/haibot-tests build/haibot
 	@if [ -z "$(TESTS)" ]; then $(MAKE) --no-print-directory fuzz-check; fi
-	@$(ASAN_ENV) HAIBOT_BIN=$(CURDIR)/build/asan/haibot build/asan/haibot-tests $(TESTS)
+	@$(ASAN_ENV) HAIBOT_BIN=$(CURDIR)/build/asan/haibot tools/test-tail.sh build/asan/tests.log \
+	  build/asan/haibot-tests $(TESTS)
 
 valgrind: deps
 	@$(MAKE) --no-print-directory build/vg/haibot build/vg/haibot-tests
