@@ -10,13 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct json_out {
-    char *buf;
-    size_t len, cap;
-    bool failed;
-};
-
-static bool json__reserve(struct json_out *o, size_t n)
+static bool json__reserve(struct json_text *o, size_t n)
 {
     if (o->failed)
         return false;
@@ -35,7 +29,7 @@ static bool json__reserve(struct json_out *o, size_t n)
     return true;
 }
 
-static void json__put(struct json_out *o, const char *s, size_t n)
+void json_text_put(struct json_text *o, const char *s, size_t n)
 {
     if (!json__reserve(o, n))
         return;
@@ -43,20 +37,20 @@ static void json__put(struct json_out *o, const char *s, size_t n)
     o->len += n;
 }
 
-static void json__string(struct json_out *o, const char *s)
+void json_text_string(struct json_text *o, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     if (s == NULL) {
-        json__put(o, "\"\"", 2);
+        json_text_put(o, "\"\"", 2);
         return;
     }
-    json__put(o, "\"", 1);
+    json_text_put(o, "\"", 1);
     const char *run = s;
     for (const char *p = s;; p++) {
         unsigned char ch = (unsigned char)*p;
         if (ch >= 0x20 && ch != '"' && ch != '\\')
             continue;
-        json__put(o, run, (size_t)(p - run));
+        json_text_put(o, run, (size_t)(p - run));
         if (ch == '\0')
             break;
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
@@ -91,18 +85,18 @@ static void json__string(struct json_out *o, const char *s)
             esc[5] = hex[ch & 15];
             n = 6;
         }
-        json__put(o, esc, n);
+        json_text_put(o, esc, n);
         run = p + 1;
     }
-    json__put(o, "\"", 1);
+    json_text_put(o, "\"", 1);
 }
 
-static void json__number(struct json_out *o, double d)
+static void json__number(struct json_text *o, double d)
 {
     char tmp[32];
     size_t n;
     if (isnan(d) || isinf(d)) {
-        json__put(o, "null", 4);
+        json_text_put(o, "null", 4);
         return;
     }
     /* Whole numbers up to 2^53 are exact in a double: integer digits. */
@@ -117,17 +111,17 @@ static void json__number(struct json_out *o, double d)
         } while (u != 0);
         if (v < 0)
             *--p = '-';
-        json__put(o, p, (size_t)(e - p));
+        json_text_put(o, p, (size_t)(e - p));
         return;
     }
     int k = snprintf(tmp, sizeof(tmp), "%.15g", d);
     if (k < 0 || strtod(tmp, NULL) != d)
         k = snprintf(tmp, sizeof(tmp), "%.17g", d);
     n = k > 0 ? (size_t)k : 0;
-    json__put(o, tmp, n);
+    json_text_put(o, tmp, n);
 }
 
-static void json__value(struct json_out *o, const cJSON *item, int depth)
+static void json__value(struct json_text *o, const cJSON *item, int depth)
 {
     if (depth > CJSON_NESTING_LIMIT) {
         o->failed = true;
@@ -135,40 +129,40 @@ static void json__value(struct json_out *o, const cJSON *item, int depth)
     }
     switch (item->type & 0xFF) {
     case cJSON_NULL:
-        json__put(o, "null", 4);
+        json_text_put(o, "null", 4);
         break;
     case cJSON_False:
-        json__put(o, "false", 5);
+        json_text_put(o, "false", 5);
         break;
     case cJSON_True:
-        json__put(o, "true", 4);
+        json_text_put(o, "true", 4);
         break;
     case cJSON_Number:
         json__number(o, item->valuedouble);
         break;
     case cJSON_String:
-        json__string(o, item->valuestring);
+        json_text_string(o, item->valuestring);
         break;
     case cJSON_Raw:
         if (item->valuestring == NULL)
             o->failed = true;
         else
-            json__put(o, item->valuestring, strlen(item->valuestring));
+            json_text_put(o, item->valuestring, strlen(item->valuestring));
         break;
     case cJSON_Array:
     case cJSON_Object: {
         bool obj = (item->type & 0xFF) == cJSON_Object;
-        json__put(o, obj ? "{" : "[", 1);
+        json_text_put(o, obj ? "{" : "[", 1);
         for (const cJSON *c = item->child; c != NULL && !o->failed; c = c->next) {
             if (c != item->child)
-                json__put(o, ",", 1);
+                json_text_put(o, ",", 1);
             if (obj) {
-                json__string(o, c->string);
-                json__put(o, ":", 1);
+                json_text_string(o, c->string);
+                json_text_put(o, ":", 1);
             }
             json__value(o, c, depth + 1);
         }
-        json__put(o, obj ? "}" : "]", 1);
+        json_text_put(o, obj ? "}" : "]", 1);
         break;
     }
     default:
@@ -176,20 +170,36 @@ static void json__value(struct json_out *o, const cJSON *item, int depth)
     }
 }
 
+void json_text_value(struct json_text *o, const cJSON *item)
+{
+    if (item == NULL)
+        o->failed = true;
+    else
+        json__value(o, item, 0);
+}
+
+char *json_text_finish(struct json_text *o, size_t *len)
+{
+    if (o->failed || !json__reserve(o, 0)) {
+        free(o->buf);
+        *o = (struct json_text){0};
+        return NULL;
+    }
+    o->buf[o->len] = '\0';
+    if (len != NULL)
+        *len = o->len;
+    char *out = o->buf;
+    *o = (struct json_text){0};
+    return out;
+}
+
 char *json_print(const cJSON *item, size_t *len)
 {
     if (item == NULL)
         return NULL;
-    struct json_out o = {0};
+    struct json_text o = {0};
     json__value(&o, item, 0);
-    if (o.failed || !json__reserve(&o, 0)) {
-        free(o.buf);
-        return NULL;
-    }
-    o.buf[o.len] = '\0';
-    if (len != NULL)
-        *len = o.len;
-    return o.buf;
+    return json_text_finish(&o, len);
 }
 
 int json_int64_get(const cJSON *item, int64_t lo, int64_t hi, int64_t *out)

@@ -13,6 +13,7 @@
 #define HB_JSON_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,30 @@
  *  length in *len when len is not NULL. NULL when out of memory or when
  *  item is NULL or of an invalid type. */
 char *json_print(const cJSON *item, size_t *len);
+
+/** JSON text written piece by piece, for bodies whose bulk (a conversation's
+ *  turns) would cost a tree node, two copies and two frees per string as a
+ *  cJSON tree. Zero-initialise; a failed allocation sticks (failed) and the
+ *  finish returns NULL. */
+struct json_text {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+/** Append n bytes as they are (JSON punctuation, or text already JSON). */
+void json_text_put(struct json_text *o, const char *s, size_t n);
+
+/** Append s as a JSON string: quoted and escaped as RFC 8259 asks ("" for
+ *  NULL). */
+void json_text_string(struct json_text *o, const char *s);
+
+/** Append item's compact JSON text, as json_print writes it. */
+void json_text_value(struct json_text *o, const cJSON *item);
+
+/** The text (malloc'd, NUL-terminated; free()) and its length in *len when
+ *  len is not NULL; o is empty again after. NULL when anything failed. */
+char *json_text_finish(struct json_text *o, size_t *len);
 
 /** 2^53: every whole number up to this magnitude is exact in a double, so
  *  in a JSON number; the usual bound for an id that comes from outside. */

@@ -11,6 +11,22 @@
 #include <string.h>
 #include <strings.h>
 
+void text_buf_put(struct text_buf *t, const char *s, size_t n)
+{
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = (t->cap + n + 1) * 2;
+        cap = cap < 256 ? 256 : cap;
+        char *grown = realloc(t->buf, cap);
+        if (grown == NULL)
+            return;
+        t->buf = grown;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
 void text_buf_add(struct text_buf *t, const char *fmt, ...)
 {
     va_list ap;

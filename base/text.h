@@ -18,6 +18,10 @@ struct text_buf {
 /** Append formatted text. On allocation failure the buffer keeps what it had. */
 void text_buf_add(struct text_buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** Append n bytes of s as they are (no format). On allocation failure the
+ *  buffer keeps what it had. */
+void text_buf_put(struct text_buf *t, const char *s, size_t n);
+
 /** Drop trailing newlines. */
 void text_buf_trim(struct text_buf *t);
 

@@ -373,7 +373,7 @@ char *persona_prompt_expand(const char *prompt, const struct invocation *inv, co
     const char *user = inv->user_name[0] != '\0' ? inv->user_name : inv->user_id;
     for (const char *p = prompt; *p != '\0';) {
         if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
-            text_buf_add(&t, "%c", p[0]);
+            text_buf_put(&t, p, 1);
             p += 2;
             continue;
         }
@@ -389,12 +389,12 @@ char *persona_prompt_expand(const char *prompt, const struct invocation *inv, co
             value = values[i];
         }
         if (value != NULL) {
-            text_buf_add(&t, "%s", value);
+            text_buf_put(&t, value, strlen(value));
             p += len;
             continue;
         }
         size_t run = strcspn(p + 1, "{}") + 1;
-        text_buf_add(&t, "%.*s", (int)run, p);
+        text_buf_put(&t, p, run);
         p += run;
     }
     if (t.buf == NULL)

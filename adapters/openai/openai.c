@@ -2,6 +2,7 @@
 
 #include "adapters/llm/llm.h"
 #include "base/error.h"
+#include "base/json.h"
 
 #include <openssl/evp.h>
 
@@ -108,25 +109,21 @@ const char *openai_max_tokens_key(enum provider_max_tokens_field field, const ch
     return "max_tokens";
 }
 
-/* One chat message {"role": role, "content": content} appended to msgs. */
-static int openai__message_add(cJSON *msgs, const char *role, const char *content)
+/* One chat message {"role":role,"content":content} as JSON text. */
+static void openai__message_put(struct json_text *t, const char *role, const char *content)
 {
-    cJSON *m = cJSON_CreateObject();
-    if (m == NULL)
-        return HB_ENOMEM;
-    if (cJSON_AddStringToObject(m, "role", role) == NULL ||
-        cJSON_AddStringToObject(m, "content", content) == NULL || !cJSON_AddItemToArray(msgs, m)) {
-        cJSON_Delete(m);
-        return HB_ENOMEM;
-    }
-    return 0;
+    json_text_put(t, "{\"role\":", 8);
+    json_text_string(t, role);
+    json_text_put(t, ",\"content\":", 11);
+    json_text_string(t, content);
+    json_text_put(t, "}", 1);
 }
 
 /* The prompt with its images: {"role":"user","content":[{"type":"text",
  * "text":...},{"type":"image_url","image_url":{"url":"data:<mime>;base64,
  * ..."}}]}, as OpenAI's vision models (and compatible servers) take it. */
-static int openai__message_images_add(cJSON *msgs, const char *role, const char *content,
-                                      const struct provider_request *req)
+static cJSON *openai__message_images(const char *role, const char *content,
+                                     const struct provider_request *req)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON *parts = m != NULL ? cJSON_CreateArray() : NULL;
@@ -155,11 +152,42 @@ static int openai__message_images_add(cJSON *msgs, const char *role, const char 
             rc = HB_ENOMEM;
         free(uri);
     }
-    if (rc == 0 && !cJSON_AddItemToArray(msgs, m))
-        rc = HB_ENOMEM;
-    if (rc < 0)
+    if (rc < 0) {
         cJSON_Delete(m);
-    return rc;
+        return NULL;
+    }
+    return m;
+}
+
+/* The messages array as JSON text: the system prompt first, with the
+ * "system" role that every OpenAI-compatible server knows (OpenAI maps it
+ * to "developer" for its reasoning models itself), then the remembered
+ * turns and the prompt. Written as text, a long conversation costs a copy
+ * of each turn, not a tree node, two copies and two frees per string. */
+static char *openai__messages_text(const struct provider_request *req)
+{
+    struct json_text t = {0};
+    json_text_put(&t, "[", 1);
+    bool first = true;
+    if (req->system != NULL && req->system[0] != '\0') {
+        openai__message_put(&t, "system", req->system);
+        first = false;
+    }
+    for (size_t i = 0; i < req->nmessages; i++) {
+        if (!first)
+            json_text_put(&t, ",", 1);
+        first = false;
+        const struct provider_message *msg = &req->messages[i];
+        if (i + 1 == req->nmessages && req->nimages > 0) {
+            cJSON *m = openai__message_images(msg->role, msg->content, req);
+            json_text_value(&t, m);
+            cJSON_Delete(m);
+        } else {
+            openai__message_put(&t, msg->role, msg->content);
+        }
+    }
+    json_text_put(&t, "]", 1);
+    return json_text_finish(&t, NULL);
 }
 
 cJSON *openai_chat_body(const struct provider_request *req)
@@ -168,21 +196,10 @@ cJSON *openai_chat_body(const struct provider_request *req)
     if (body == NULL)
         return NULL;
     int rc = cJSON_AddStringToObject(body, "model", req->model) != NULL ? 0 : HB_ENOMEM;
-    cJSON *msgs = rc == 0 ? cJSON_AddArrayToObject(body, "messages") : NULL;
-    if (msgs == NULL)
+    char *msgs = rc == 0 ? openai__messages_text(req) : NULL;
+    if (msgs == NULL || cJSON_AddRawToObject(body, "messages", msgs) == NULL)
         rc = HB_ENOMEM;
-    /* The system prompt is the first message, with the "system" role that
-     * every OpenAI-compatible server knows (OpenAI maps it to "developer"
-     * for its reasoning models itself). */
-    if (rc == 0 && req->system != NULL && req->system[0] != '\0')
-        rc = openai__message_add(msgs, "system", req->system);
-    for (size_t i = 0; rc == 0 && i < req->nmessages; i++) {
-        if (i + 1 == req->nmessages && req->nimages > 0)
-            rc = openai__message_images_add(msgs, req->messages[i].role, req->messages[i].content,
-                                            req);
-        else
-            rc = openai__message_add(msgs, req->messages[i].role, req->messages[i].content);
-    }
+    free(msgs);
     if (rc == 0) {
         cJSON_AddBoolToObject(body, "stream", 1);
         cJSON *so = cJSON_AddObjectToObject(body, "stream_options");

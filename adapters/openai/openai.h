@@ -27,7 +27,8 @@ struct provider *openai_provider_new(struct http_client *http, const struct prov
  *  models refuse max_tokens) and "max_tokens" for every other id. */
 const char *openai_max_tokens_key(enum provider_max_tokens_field field, const char *model);
 
-/** The chat completions body of a TEXT request (the caller frees it), or
+/** The chat completions body of a TEXT request (the caller frees it; its
+ *  "messages" is a cJSON_Raw item, the array already written as text), or
  *  NULL when out of memory or extra_body is not a JSON object. */
 cJSON *openai_chat_body(const struct provider_request *req);
 
