@@ -154,10 +154,74 @@ static void test_text_header_decimal(void **state)
     assert_int_equal(v, -5);
 }
 
+/* Text written piece by piece reads back as the strings that went in,
+ * whatever they hold, and matches json_print for the same values. */
+static void test_json_text_pieces(void **state)
+{
+    (void)state;
+    const char *odd[] = {"",
+                         "plain",
+                         "quote \" and \\ back",
+                         "lines\n\r\ttabs",
+                         "\x01\x1f control",
+                         "caf\xc3\xa9 \xf0\x9f\x98\x80",
+                         NULL};
+    struct json_text t = {0};
+    json_text_put(&t, "[", 1);
+    cJSON *tree = cJSON_CreateArray();
+    for (size_t i = 0; odd[i] != NULL; i++) {
+        if (i > 0)
+            json_text_put(&t, ",", 1);
+        json_text_string(&t, odd[i]);
+        cJSON_AddItemToArray(tree, cJSON_CreateString(odd[i]));
+    }
+    cJSON *obj = cJSON_CreateObject();
+    cJSON_AddNumberToObject(obj, "n", 42);
+    json_text_put(&t, ",", 1);
+    json_text_value(&t, obj);
+    cJSON_AddItemToArray(tree, obj);
+    json_text_put(&t, "]", 1);
+    size_t len = 0;
+    char *text = json_text_finish(&t, &len);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(text));
+    assert_null(t.buf); /* finished: empty again */
+    char *want = json_print(tree, NULL);
+    assert_string_equal(text, want);
+    cJSON *back = cJSON_Parse(text);
+    assert_non_null(back);
+    for (size_t i = 0; odd[i] != NULL; i++)
+        assert_string_equal(cJSON_GetArrayItem(back, (int)i)->valuestring, odd[i]);
+    cJSON_Delete(back);
+    cJSON_Delete(tree);
+    free(want);
+    free(text);
+
+    /* A value that cannot be written fails the whole text. */
+    json_text_put(&t, "[", 1);
+    json_text_value(&t, NULL);
+    assert_null(json_text_finish(&t, NULL));
+}
+
+/* text_buf_put appends bytes as they are, NUL-terminated, growing. */
+static void test_text_buf_put(void **state)
+{
+    (void)state;
+    struct text_buf t = {0};
+    text_buf_put(&t, "%s", 2);
+    for (int i = 0; i < 300; i++)
+        text_buf_put(&t, "ab", 1);
+    assert_int_equal(t.len, 302);
+    assert_int_equal(strlen(t.buf), 302);
+    assert_memory_equal(t.buf, "%sa", 3);
+    free(t.buf);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_json_int64_get),     cmocka_unit_test(test_text_header_decimal),
     cmocka_unit_test(test_json_matches_cjson), cmocka_unit_test(test_json_numbers),
-    cmocka_unit_test(test_text_buf_growth),
+    cmocka_unit_test(test_text_buf_growth),    cmocka_unit_test(test_json_text_pieces),
+    cmocka_unit_test(test_text_buf_put),
 };
 
 TEST_GROUP_DEFINE(json, tests, NULL, NULL)
