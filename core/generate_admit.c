@@ -127,7 +127,12 @@ void job__reserve(struct job *job, int64_t amount)
     job->nres++;
     snprintf(job->res_id, sizeof(job->res_id), "%s:r%u", job->id, job->nres);
     job->reserved = amount;
-    job__persist(job, true);
+    /* The job's record (which reservations may be open) is written in the
+     * reservation's own transaction: one commit, never one without the
+     * other. */
+    char record[GEN_RECORD_MAX];
+    struct ledger_note note = {
+        .ns = GEN_NS_JOB, .key = job->id, .value = job__record(job, record, sizeof(record))};
     int64_t timeout = g->core->reservation_timeout_ms;
     const struct catalog_limits *l = catalog_limits_get(job->cat);
     if (timeout < l->job_timeout_ms + 60000)
@@ -148,7 +153,8 @@ void job__reserve(struct job *job, int64_t amount)
     /* The limits' counts are taken in the reservation's own transaction. */
     job__quota_guard(job, &t);
     job->refs++;
-    int rc = ledger != NULL ? ledger_transfer_create(ledger, &t, job__reserved, job) : HB_ECANCELED;
+    int rc = ledger != NULL ? ledger_transfer_create_noted(ledger, &t, &note, job__reserved, job)
+                            : HB_ECANCELED;
     if (rc < 0) {
         struct ledger_result none;
         memset(&none, 0, sizeof(none));
@@ -189,8 +195,10 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
         job__unref(job);
         return; /* a limit refused it */
     }
-    if (rc == HB_EEXISTS)
+    if (rc == HB_EEXISTS) {
+        job__persist(job, true); /* a replay wrote no record with it */
         rc = 0;
+    }
     if (rc == 0) {
         job->res_open = true;
         if (job->state == JOB_ENDED || g->closing) {

@@ -319,6 +319,9 @@ void job__reserve(struct job *job, int64_t amount);
 
 /** Write (keep) or delete the job's record of open reservations. */
 void job__persist(struct job *job, bool keep);
+/** The job's record (job__persist's value) in buf (GEN_RECORD_MAX); returns buf. */
+#define GEN_RECORD_MAX (WALLET_ACCOUNT_MAX + GEN_KEY_MAX + 192)
+const char *job__record(struct job *job, char *buf, size_t cap);
 /** Post the actual cost of a delivered result. */
 void job__settle(struct job *job);
 /** Every model failed (or the job was stopped): void and say so. */

@@ -29,21 +29,25 @@ static void job__state_done(int rc, const char *value, void *data)
 
 /* The record says which reservations may be open, so a restart can void
  * them, the run that wrote it, and what the limits counted, so it can give
- * that back: "<wallet> <number of reservations> <run id> <job__quota_record>".
- * NULL deletes it. */
+ * that back: "<wallet> <number of reservations> <run id> <job__quota_record>". */
+const char *job__record(struct job *job, char *buf, size_t cap)
+{
+    char quota[GEN_KEY_MAX + 96];
+    job__quota_record(job, quota, sizeof(quota));
+    snprintf(buf, cap, "%s %u %s %s", job->wallet, job->nres, generate__run(job->g), quota);
+    return buf;
+}
+
+/* The job's record written (keep) or deleted, in a store job of its own. */
 void job__persist(struct job *job, bool keep)
 {
     struct ledger *ledger = job->g->core->ledger;
     if (ledger == NULL)
         return;
-    char quota[GEN_KEY_MAX + 96];
-    job__quota_record(job, quota, sizeof(quota));
-    char value[WALLET_ACCOUNT_MAX + sizeof(quota) + 96];
-    snprintf(value, sizeof(value), "%s %u %s %s", job->wallet, job->nres, generate__run(job->g),
-             quota);
+    char value[GEN_RECORD_MAX];
     job->refs++;
-    if (state_put(ledger_store(ledger), GEN_NS_JOB, job->id, keep ? value : NULL, job__state_done,
-                  job) < 0)
+    if (state_put(ledger_store(ledger), GEN_NS_JOB, job->id,
+                  keep ? job__record(job, value, sizeof(value)) : NULL, job__state_done, job) < 0)
         job->refs--;
 }
 
@@ -162,7 +166,10 @@ static void job__posted(int rc, const struct ledger_result *res, void *data)
                         (double)job->charged);
     metrics_counter_add(metrics_std()->generations, (const char *[]){job->model->name, "completed"},
                         1);
-    job__persist(job, false);
+    /* Applied now, the post (or void) deleted the record in its own
+     * transaction; a replay or a failure did not. */
+    if (rc != 0)
+        job__persist(job, false);
     log_info("generate.done", "job=%s model=%s charged=%lld in=%ld out=%ld", job->id,
              job->model->name, (long long)job->charged, job->in_tokens, job->out_tokens);
     job__balance_then_end(job);
@@ -245,13 +252,17 @@ void job__settle(struct job *job)
     char post_id[LEDGER_ID_LEN_MAX + 8];
     snprintf(post_id, sizeof(post_id), "%s:post", job->id);
     job->refs++;
+    /* The job's record goes in the same transaction as the charge: one
+     * commit where there were two, and no record left behind a charge. */
+    struct ledger_note forget = {.ns = GEN_NS_JOB, .key = job->id, .value = NULL};
     int rc;
     if (cost > 0) {
-        rc = ledger != NULL
-                 ? ledger_transfer_post(ledger, post_id, job->res_id, cost, job__posted, job)
-                 : HB_ECANCELED;
+        rc = ledger != NULL ? ledger_transfer_post_noted(ledger, post_id, job->res_id, cost,
+                                                         &forget, job__posted, job)
+                            : HB_ECANCELED;
     } else {
-        rc = ledger != NULL ? ledger_transfer_void(ledger, post_id, job->res_id, job__posted, job)
+        rc = ledger != NULL ? ledger_transfer_void_noted(ledger, post_id, job->res_id, &forget,
+                                                         job__posted, job)
                             : HB_ECANCELED;
     }
     if (rc < 0) {
@@ -268,7 +279,8 @@ static void job__voided_final(int rc, const struct ledger_result *res, void *dat
     if (rc < 0 && rc != HB_EEXISTS)
         log_error("generate.void_failed", "job=%s error=%s", job->id, hb_strerror(rc));
     job->res_open = false;
-    job__persist(job, false);
+    if (rc != 0)
+        job__persist(job, false); /* else the void deleted it */
     job__say(job, REPLY_FINAL, MSG_GEN_FAILED, job->error);
     job__end(job, job->end_rc < 0 ? job->end_rc : HB_EIO);
     job__unref(job);
@@ -298,7 +310,9 @@ void job__fail(struct job *job)
     }
     char void_id[LEDGER_ID_LEN_MAX + 16];
     snprintf(void_id, sizeof(void_id), "%s:void%u", job->id, job->nres);
-    if (ledger_transfer_void(ledger, void_id, job->res_id, job__voided_final, job) < 0) {
+    struct ledger_note forget = {.ns = GEN_NS_JOB, .key = job->id, .value = NULL};
+    if (ledger_transfer_void_noted(ledger, void_id, job->res_id, &forget, job__voided_final, job) <
+        0) {
         struct ledger_result none;
         memset(&none, 0, sizeof(none));
         job__voided_final(HB_ECANCELED, &none, job);

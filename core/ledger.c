@@ -298,9 +298,16 @@ int ledger_transfer_create_noted(struct ledger *l, const struct ledger_transfer 
 int ledger_transfer_post(struct ledger *l, const char *id, const char *pending_id, int64_t amount,
                          ledger_cb cb, void *data)
 {
+    return ledger_transfer_post_noted(l, id, pending_id, amount, NULL, cb, data);
+}
+
+int ledger_transfer_post_noted(struct ledger *l, const char *id, const char *pending_id,
+                               int64_t amount, const struct ledger_note *note, ledger_cb cb,
+                               void *data)
+{
     struct ledger_transfer t = {
         .id = id, .pending_id = pending_id, .amount = amount, .flags = LEDGER_TRANSFER_POST};
-    return ledger_transfer_create(l, &t, cb, data);
+    return ledger_transfer_create_noted(l, &t, note, cb, data);
 }
 
 int ledger_transfer_void(struct ledger *l, const char *id, const char *pending_id, ledger_cb cb,

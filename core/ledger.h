@@ -187,6 +187,10 @@ int ledger_transfer_create_noted(struct ledger *ledger, const struct ledger_tran
 /** Post `amount` (1..reserved) of the pending transfer pending_id as `id`. */
 int ledger_transfer_post(struct ledger *ledger, const char *id, const char *pending_id,
                          int64_t amount, ledger_cb cb, void *data);
+/** ledger_transfer_post, and note (may be NULL) with it, atomically. */
+int ledger_transfer_post_noted(struct ledger *ledger, const char *id, const char *pending_id,
+                               int64_t amount, const struct ledger_note *note, ledger_cb cb,
+                               void *data);
 
 /** Void the pending transfer pending_id as `id`, releasing all of it;
  *  note (may be NULL) is written with it (ledger_transfer_create_noted). */

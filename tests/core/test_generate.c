@@ -475,6 +475,43 @@ static void test_recovery_spares_this_runs_jobs(void **state)
     gt_done(&gt);
 }
 
+/* A job's record of open reservations is written with its reservation and
+ * deleted with its charge, in the same transactions: while it runs both
+ * are there; once charged (or voided) neither record nor reservation is
+ * left open. */
+static void test_job_record_rides_with_its_transfers(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    const char *records = "SELECT COUNT(*) FROM state WHERE ns = 'gen.job'";
+    const char *open = "SELECT COUNT(*) FROM pending";
+    struct reply_capture cap;
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "a job in flight");
+    struct provider_call *call = held_wait_call(&gt, 0);
+    assert_int_equal(test_sql_int(gt.lt.path, records), 1);
+    assert_int_equal(test_sql_int(gt.lt.path, open), 1);
+    held_finish(call, 0, "the answer", 1, 1);
+    gt_wait(&gt, &cap.finished, 1);
+    gt_settle(&gt, 10);
+    assert_int_equal(test_sql_int(gt.lt.path, records), 0);
+    assert_int_equal(test_sql_int(gt.lt.path, open), 0);
+    assert_true(gt_balance(&gt, "u1") < 100);
+    reply_capture_close(&cap);
+
+    /* A job that fails is voided, and its record goes with the void. */
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "this one fails");
+    call = held_wait_call(&gt, 1);
+    assert_int_equal(test_sql_int(gt.lt.path, records), 1);
+    held_finish(call, HB_EIO, NULL, -1, -1);
+    gt_wait(&gt, &cap.finished, 1);
+    gt_settle(&gt, 10);
+    assert_int_equal(test_sql_int(gt.lt.path, records), 0);
+    assert_int_equal(test_sql_int(gt.lt.path, open), 0);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_fair_queue_and_bounds),
     cmocka_unit_test(test_filter_block_and_redact),
@@ -487,6 +524,7 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_close_voids_running_job),
     cmocka_unit_test(test_crash_restart_voids),
     cmocka_unit_test(test_recovery_spares_this_runs_jobs),
+    cmocka_unit_test(test_job_record_rides_with_its_transfers),
 };
 
 TEST_GROUP_DEFINE(generate, generate_tests, gt_group_setup, lt_group_teardown)
