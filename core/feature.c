@@ -32,6 +32,8 @@ struct features {
     bool global_off[FEATURE_COUNT]; /* [features] says off */
     struct map *groups;             /* "<platform>:<group>" -> mask of features switched off,
                                        stored as the pointer's value (no allocation) */
+    unsigned loading;               /* loads out in the store */
+    bool freed;                     /* features_free ran: the last load's answer frees it */
 };
 
 const char *feature_name(enum feature f)
@@ -71,12 +73,21 @@ struct features *features_new(void)
     return fs;
 }
 
+static void features__destroy(struct features *fs)
+{
+    map_free(fs->groups);
+    free(fs);
+}
+
 void features_free(struct features *fs)
 {
     if (fs == NULL)
         return;
-    map_free(fs->groups);
-    free(fs);
+    /* A load still queued in the store answers later: it finds fs there,
+     * freed, and tells nobody. */
+    fs->freed = true;
+    if (fs->loading == 0)
+        features__destroy(fs);
 }
 
 void features_global_set(struct features *fs, enum feature f, bool on)
@@ -165,6 +176,13 @@ struct features_op {
 static void features__listed(int rc, const struct state_entry *entries, size_t n, void *data)
 {
     struct features_op *op = data;
+    struct features *fs = op->fs;
+    if (fs->freed) {
+        free(op);
+        if (--fs->loading == 0)
+            features__destroy(fs);
+        return;
+    }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *colon = strrchr(entries[i].key, ':');
         if (colon == NULL || (size_t)(colon - entries[i].key) >= COMMAND_ID_MAX + 16)
@@ -189,10 +207,11 @@ static void features__listed(int rc, const struct state_entry *entries, size_t n
     if (rc < 0)
         log_warn("features.load_failed", "error=%s", hb_strerror(rc));
     else
-        log_info("features.loaded", "groups=%zu", map_count(op->fs->groups));
+        log_info("features.loaded", "groups=%zu", map_count(fs->groups));
     if (op->cb != NULL)
         op->cb(rc, op->data);
     free(op);
+    fs->loading--;
 }
 
 int features_load(struct features *fs, struct store *store, features_cb cb, void *data)
@@ -204,6 +223,8 @@ int features_load(struct features *fs, struct store *store, features_cb cb, void
     int rc = state_list_range(store, FEATURE_NS, "", NULL, FEATURES_PAGE, features__listed, op);
     if (rc < 0)
         free(op);
+    else
+        fs->loading++;
     return rc;
 }
 

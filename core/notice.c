@@ -28,7 +28,29 @@ struct notices {
     struct notice_options opts;
     struct map *sides;   /* account -> enum notice_side, as the pointer's value */
     struct map *upvotes; /* "<platform>:<creator>" -> struct notice_upvotes (owned) */
+    unsigned busy;       /* store reads out that answer into this */
+    bool freed;          /* notices_free ran: free once busy is 0, tell nobody */
 };
+
+static void notice__destroy(struct notices *n)
+{
+    map_free(n->sides);
+    map_free(n->upvotes);
+    free(n);
+}
+
+/* A store read that answers into n has gone out (hold) or answered
+ * (release: the last answer after notices_free frees it). */
+static void notice__hold(struct notices *n)
+{
+    n->busy++;
+}
+
+static void notice__release(struct notices *n)
+{
+    if (--n->busy == 0 && n->freed)
+        notice__destroy(n);
+}
 
 struct notices *notices_new(struct store *store, notify_fn fn, void *fn_data,
                             const struct notice_options *opts)
@@ -54,9 +76,11 @@ void notices_free(struct notices *n)
 {
     if (n == NULL)
         return;
-    map_free(n->sides);
-    map_free(n->upvotes);
-    free(n);
+    /* Reads still queued in the store answer later: they find n there,
+     * freed, and send nothing. */
+    n->freed = true;
+    if (n->busy == 0)
+        notice__destroy(n);
 }
 
 void notices_configure(struct notices *n, const struct notice_options *opts)
@@ -137,6 +161,14 @@ struct notice_send {
 
 static void notice__deliver(struct notice_send *s)
 {
+    struct notices *n = s->n;
+    if (n->freed) {
+        if (s->done != NULL)
+            s->done(s->done_data);
+        free(s);
+        notice__release(n);
+        return;
+    }
     int rc = s->fn != NULL ? s->fn(s->fn_data, &s->to, s->text) : HB_ENOTFOUND;
     if (rc < 0) {
         log_warn("notice.not_sent", "kind=%s platform=%s error=%s", s->kind,
@@ -154,16 +186,19 @@ static void notice__deliver(struct notice_send *s)
     if (s->done != NULL)
         s->done(s->done_data);
     free(s);
+    notice__release(n);
 }
 
 static void notice__optout_read(int rc, bool off, void *data)
 {
     struct notice_send *s = data;
     if (rc == 0 && off) {
+        struct notices *n = s->n;
         log_debug("notice.silenced", "kind=%s", s->kind);
         if (s->done != NULL)
             s->done(s->done_data);
         free(s);
+        notice__release(n);
         return;
     }
     notice__deliver(s);
@@ -194,6 +229,7 @@ static void notice__send(struct notices *n, const char *account, const char *cha
     snprintf(s->text, sizeof(s->text), "%s", text);
     if (s->to.scope == COMMAND_SCOPE_GROUP && channel != NULL && channel[0] != '\0')
         snprintf(s->to.channel_id, sizeof(s->to.channel_id), "%s", channel);
+    notice__hold(n);
     if (strncmp(account, "pool:", 5) == 0 ||
         notices_optout_get(n->store, account, notice__optout_read, s) < 0)
         notice__deliver(s);
@@ -214,11 +250,12 @@ struct notice_low_op {
 static void notice__low_counted(int rc, const char *value, void *data)
 {
     struct notice_low_op *op = data;
+    struct notices *n = op->n;
     void (*done)(void *) = op->done;
     void *done_data = op->done_data;
     /* The first low reading since the account was last at or above the
      * threshold moves the count to 1: that one reading owes the notice. */
-    if (rc == 0 && value != NULL && strcmp(value, "1") == 0) {
+    if (rc == 0 && value != NULL && strcmp(value, "1") == 0 && !n->freed) {
         char credits[32], threshold[32], text[512];
         format_credits(credits, sizeof(credits), op->available);
         format_credits(threshold, sizeof(threshold), op->threshold);
@@ -226,8 +263,9 @@ static void notice__low_counted(int rc, const char *value, void *data)
                  strncmp(op->account, "pool:", 5) == 0 ? MSG_NOTICE_LOW_POOL
                                                        : MSG_NOTICE_LOW_WALLET,
                  credits, threshold);
-        notice__send(op->n, op->account, op->channel, "low_balance", text, done, done_data);
+        notice__send(n, op->account, op->channel, "low_balance", text, done, done_data);
         free(op);
+        notice__release(n);
         return;
     }
     if (rc < 0)
@@ -235,6 +273,7 @@ static void notice__low_counted(int rc, const char *value, void *data)
     free(op);
     if (done != NULL)
         done(done_data);
+    notice__release(n);
 }
 
 int notices_balance(struct notices *n, const char *account, int64_t available, const char *channel,
@@ -268,6 +307,7 @@ int notices_balance(struct notices *n, const char *account, int64_t available, c
         map_remove(n->sides, account);
         return rc;
     }
+    notice__hold(n);
     return 1;
 }
 
@@ -361,10 +401,14 @@ static void notice__load_maybe_done(struct notice_load *ld)
 {
     if (!ld->listed || ld->waiting > 0)
         return;
-    log_info("notice.loaded", "creators=%zu", map_count(ld->n->upvotes));
-    if (ld->cb != NULL)
-        ld->cb(ld->rc, ld->data);
+    struct notices *n = ld->n;
+    if (!n->freed) {
+        log_info("notice.loaded", "creators=%zu", map_count(n->upvotes));
+        if (ld->cb != NULL)
+            ld->cb(ld->rc, ld->data);
+    }
     free(ld);
+    notice__release(n);
 }
 
 struct notice_sent_read {
@@ -387,7 +431,7 @@ static void notice__counts_listed(int rc, const struct state_entry *entries, siz
 {
     struct notice_load *ld = data;
     struct notices *ns = ld->n;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    for (size_t i = 0; rc == 0 && !ns->freed && i < n; i++) {
         long long pending = strtoll(entries[i].value, NULL, 10);
         const char *colon = strchr(entries[i].key, ':');
         enum command_platform platform;
@@ -417,7 +461,7 @@ static void notice__counts_listed(int rc, const struct state_entry *entries, siz
             free(r);
         }
     }
-    if (rc == 0 && n == NOTICE_LOAD_PAGE) {
+    if (rc == 0 && n == NOTICE_LOAD_PAGE && !ns->freed) {
         char from[STATE_KEY_MAX + 2];
         snprintf(from, sizeof(from), "%s\x01", entries[n - 1].key);
         if (state_list_range(ns->store, NOTICE_NS_UPVOTES, from, NULL, NOTICE_LOAD_PAGE,
@@ -442,5 +486,7 @@ int notices_load(struct notices *n, notices_cb cb, void *data)
                               notice__counts_listed, ld);
     if (rc < 0)
         free(ld);
+    else
+        notice__hold(n);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "core/core.h"
 #include "core/feature.h"
 #include "core/ledger.h"
+#include "core/state.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/fake/reply_capture.h"
 
@@ -132,6 +133,13 @@ static void test_feature_off_globally(void **state)
     assert_null(strstr(t, "switched off"));
 }
 
+static void flushed_feature(int rc, const char *value, void *data)
+{
+    (void)rc;
+    (void)value;
+    *(bool *)data = true;
+}
+
 static bool loaded;
 static void on_loaded(int rc, void *data)
 {
@@ -195,9 +203,29 @@ static void test_feature_off_per_group(void **state)
     assert_string_equal(t, "Payments is switched off on this bot.");
 }
 
+/* The switches may be freed (the daemon stopping) while their load is
+ * still queued in the store: its answer touches nothing freed and calls
+ * back nobody. */
+static void test_freed_while_loading(void **state)
+{
+    struct fx *f = *state;
+    struct features *fs = features_new();
+    assert_non_null(fs);
+    loaded = false;
+    assert_int_equal(features_load(fs, ledger_store(f->lt.ledger), on_loaded, NULL), 0);
+    features_free(fs);
+    bool done = false;
+    assert_int_equal(state_get(ledger_store(f->lt.ledger), "test", "flush", flushed_feature, &done),
+                     0);
+    while (!done)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_false(loaded);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_feature_names),
     cmocka_unit_test_setup_teardown(test_feature_off_globally, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_freed_while_loading, setup, teardown),
     cmocka_unit_test_setup_teardown(test_feature_off_per_group, setup, teardown),
 };
 

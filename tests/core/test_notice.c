@@ -94,6 +94,11 @@ static void nx_flush(struct nx *x)
     }
 }
 
+static void nx_done_count(void *data)
+{
+    (*(int *)data)++;
+}
+
 static void nx_balance(struct nx *x, const char *account, int64_t available)
 {
     assert_true(notices_balance(x->n, account, available, NULL, NULL, NULL) >= 0);
@@ -350,12 +355,48 @@ static void test_upvotes_across_restart(void **state)
     assert_int_equal(x->sent, 2);
 }
 
+static bool freed_cb_called;
+
+static void freed_loaded(int rc, void *data)
+{
+    (void)rc;
+    (void)data;
+    freed_cb_called = true;
+}
+
+/* The notices may be freed (the daemon stopping, a reload) while their
+ * store reads are still queued: what answers later touches nothing freed
+ * and calls back nobody who asked before the free; what was owed to a job
+ * (its done) still runs, so the job can end. */
+static void test_freed_while_reading(void **state)
+{
+    struct nx *x = *state;
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "42");
+    x->manual.ms += 10 * 60000;
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "42");
+    nx_flush(x);
+    size_t sent = x->sent;
+
+    freed_cb_called = false;
+    assert_int_equal(notices_load(x->n, freed_loaded, NULL), 0);
+    int done = 0;
+    assert_int_equal(notices_balance(x->n, "telegram:7", 10, NULL, nx_done_count, &done), 1);
+    notices_free(x->n);
+    x->n = NULL;
+    nx_flush(x);
+    assert_false(freed_cb_called);
+    assert_int_equal(done, 1);
+    assert_int_equal(x->sent, sent); /* nothing sent for freed notices */
+    nx_open(x);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_upvotes_across_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_low_balance_once_per_crossing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_low_balance_across_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_notify_off_silences, setup, teardown),
     cmocka_unit_test_setup_teardown(test_upvotes_batched_hourly, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_freed_while_reading, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(notice, tests, lt_group_setup, lt_group_teardown)
