@@ -155,7 +155,6 @@ static const char *const store_migrations[] = {
     " updated_at INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX conversations_owner ON conversations(owner);"
-    "CREATE INDEX conversations_updated ON conversations(updated_at);"
     "CREATE TABLE conversation_turns ("
     " conv TEXT NOT NULL,"
     " seq INTEGER NOT NULL,"
