@@ -97,6 +97,7 @@ static struct telegram_options adapters__telegram_options(const struct config *c
                                      .poll_timeout_s = tc->poll_timeout,
                                      .pipeline = (unsigned)tc->pipeline,
                                      .pipeline_off = tc->pipeline == 0,
+                                     .max_inflight = (unsigned)tc->max_inflight,
                                      .global_per_s = (uint64_t)tc->sends_per_second,
                                      .queue_max = (size_t)tc->send_queue_max,
                                      .admins = tc->admins,

@@ -100,6 +100,7 @@ struct config_telegram {
     char *api_base;           /* Bot API base URL, without the /bot<token> part */
     int64_t poll_timeout;     /* seconds a getUpdates long poll waits for updates */
     int64_t pipeline;         /* calls in flight per connection; 0: no pipelining */
+    int64_t max_inflight;     /* Bot API sends in flight at once */
     int64_t sends_per_second; /* Bot API sends per second overall */
     int64_t send_queue_max;   /* polling pauses at this many queued sends or outbox rows */
     char *admins;             /* user ids with admin rights: "123, 456" */

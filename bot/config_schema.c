@@ -135,6 +135,9 @@ static const struct config_key_schema config_keys_telegram[] = {
     K_INT(struct config_telegram, pipeline, "8", 0, 64, RESTART,
           "Bot API calls written ahead on each connection (HTTP/1.1 pipelining); 0: each "
           "call its own transfer"),
+    K_INT(struct config_telegram, max_inflight, "100", 1, 1000, RESTART,
+          "Bot API sends in flight at once; at least a poll's 100 updates, so the replies of "
+          "one poll go out together and the next poll waits one round trip for them"),
     K_INT(struct config_telegram, sends_per_second, "30", 1, 100000, RESTART,
           "Bot API sends per second overall (Telegram's limit is 30; raise it for a local Bot "
           "API server or a bot with a raised limit)"),

@@ -245,7 +245,9 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
     tg->backoff_max_ms = tg__or(opts->backoff_max_ms, 60000);
     if (tg->backoff_max_ms < tg->backoff_min_ms)
         tg->backoff_max_ms = tg->backoff_min_ms;
-    tg->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : 32;
+    /* A poll's replies (up to 100) go out together, so the checkpoint that
+     * confirms the poll waits one round trip for them, not several. */
+    tg->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : 100;
     tg->queue_max = opts->queue_max > 0 ? opts->queue_max : 1000;
     tg->pacing_off = opts->pacing_off != 0;
     tg->ob_rows_off = opts->outbox_off != 0;

@@ -42,7 +42,7 @@ struct telegram_options {
     uint64_t retry_after_unit_ms; /* length of one retry_after second; 0: 1000 */
     uint64_t backoff_min_ms;      /* first back-off after an error or an empty answer; 0: 1000 */
     uint64_t backoff_max_ms;      /* longest back-off; 0: 60000 */
-    unsigned max_inflight;        /* queued sends in flight at once; 0: 32 */
+    unsigned max_inflight;        /* queued sends in flight at once; 0: 100 (a poll's worth) */
     size_t queue_max;             /* polling pauses while this many sends are queued or this
                                      many outbox rows wait; 0: 1000 */
     int pacing_off;               /* benchmarks: no per-chat or global pacing at all */

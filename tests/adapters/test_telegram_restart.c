@@ -25,7 +25,8 @@
  * were answered) had not reached the fake: at most one poll's updates
  * (100). And sends whose outbox rows were not yet removed: here (one chat
  * per update, 100,000 sends a second) a reply gets a row only when it
- * waited behind the in-flight limit (max_inflight, 32) at a checkpoint.
+ * waited behind the in-flight limit (max_inflight, set to 32 here) at a
+ * checkpoint.
  * Measured here: 0 or 100. */
 #define TR_QUEUE_MAX 300
 #define TR_POLL_LIMIT 100
@@ -54,8 +55,9 @@ static void tr_init(struct tr *t)
              "[storage]\npath = %s\n"
              "[console]\nenabled = false\n"
              "[telegram]\nenabled = true\ntoken = " TR_TOKEN "\napi_base = %s\n"
-             "poll_timeout = 1\nsends_per_second = 100000\nsend_queue_max = %d\n",
-             t->db, tgapi_base(t->api), TR_QUEUE_MAX);
+             "poll_timeout = 1\nsends_per_second = 100000\nsend_queue_max = %d\n"
+             "max_inflight = %d\n",
+             t->db, tgapi_base(t->api), TR_QUEUE_MAX, TR_MAX_INFLIGHT);
     test_file_write(t->conf, text, (size_t)-1);
     chmod(t->conf, 0600);
 }
