@@ -81,7 +81,50 @@ void dc__guild_seen(struct discord *dc, const char *json, size_t len)
         if (tid != NULL && parent != NULL)
             dc__remember(&dc->threads, DC_THREADS_MAX, tid, parent);
     }
+    dc__roles_seen(dc, j, false);
     cJSON_Delete(j);
+}
+
+void dc__roles_seen(struct discord *dc, const cJSON *d, bool member_update)
+{
+    const char *guild = dc__str(d, member_update ? "guild_id" : "id");
+    if (guild == NULL || dc->bot_id[0] == '\0')
+        return;
+    const cJSON *me = d;
+    if (!member_update) {
+        /* A GUILD_CREATE lists the bot among its members. */
+        me = NULL;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(d, "members"))
+        {
+            const char *uid = dc__str(cJSON_GetObjectItemCaseSensitive(m, "user"), "id");
+            if (uid != NULL && strcmp(uid, dc->bot_id) == 0)
+                me = m;
+        }
+    }
+    const char *uid = dc__str(cJSON_GetObjectItemCaseSensitive(me, "user"), "id");
+    const cJSON *roles = cJSON_GetObjectItemCaseSensitive(me, "roles");
+    if (uid == NULL || strcmp(uid, dc->bot_id) != 0 || !cJSON_IsArray(roles))
+        return; /* not said here: what is known stays */
+    char list[1024];
+    size_t n = 0;
+    list[0] = '\0';
+    const cJSON *r;
+    cJSON_ArrayForEach(r, roles)
+    {
+        /* Role ids are snowflakes: digits only, so a plain search finds them. */
+        if (!cJSON_IsString(r) || strspn(r->valuestring, "0123456789") != strlen(r->valuestring) ||
+            r->valuestring[0] == '\0')
+            continue;
+        int k = snprintf(list + n, sizeof(list) - n, "%s ", r->valuestring);
+        if (k < 0 || (size_t)k >= sizeof(list) - n) {
+            /* More roles than fit: not known, so nothing is passed over. */
+            map_remove(dc->roles, guild);
+            return;
+        }
+        n += (size_t)k;
+    }
+    dc__remember(&dc->roles, DC_GUILDS_MAX, guild, list);
 }
 
 bool dc__seen(struct discord *dc, const char *id_text)
@@ -304,7 +347,10 @@ static void dc__event(struct discord_gateway *gw, const char *type, int64_t seq,
     if (strcmp(type, "INTERACTION_CREATE") == 0) {
         dc__interaction(dc, d, d_len, NULL);
     } else if (strcmp(type, "MESSAGE_CREATE") == 0) {
-        dc__message(dc, d, d_len);
+        if (dc__message_may_concern(dc, d, d_len))
+            dc__message(dc, d, d_len);
+        else
+            dc->stats.skipped++;
     } else if (strcmp(type, "THREAD_CREATE") == 0 || strcmp(type, "THREAD_UPDATE") == 0) {
         cJSON *j = cJSON_ParseWithLength(d, d_len);
         struct invocation inv;
@@ -316,6 +362,10 @@ static void dc__event(struct discord_gateway *gw, const char *type, int64_t seq,
         cJSON_Delete(j);
     } else if (strcmp(type, "GUILD_CREATE") == 0 || strcmp(type, "GUILD_UPDATE") == 0) {
         dc__guild_seen(dc, d, d_len);
+    } else if (strcmp(type, "GUILD_MEMBER_UPDATE") == 0) {
+        cJSON *j = cJSON_ParseWithLength(d, d_len);
+        dc__roles_seen(dc, j, true);
+        cJSON_Delete(j);
     } else if (strcmp(type, "READY") == 0) {
         cJSON *j = cJSON_ParseWithLength(d, d_len);
         const char *id = dc__str(cJSON_GetObjectItemCaseSensitive(j, "user"), "id");
@@ -370,9 +420,9 @@ static void dc__gateways_stop(struct discord *dc)
     dc->stats.shards_open = 0;
 }
 
-static const char *const dc_events[] = {
-    "READY",         "INTERACTION_CREATE", "MESSAGE_CREATE", "THREAD_CREATE",
-    "THREAD_UPDATE", "GUILD_CREATE",       "GUILD_UPDATE",   NULL};
+static const char *const dc_events[] = {"READY",         "INTERACTION_CREATE",  "MESSAGE_CREATE",
+                                        "THREAD_CREATE", "THREAD_UPDATE",       "GUILD_CREATE",
+                                        "GUILD_UPDATE",  "GUILD_MEMBER_UPDATE", NULL};
 
 static int dc__gateways_start(struct discord *dc, const char *url, unsigned recommended,
                               unsigned concurrency)
@@ -605,6 +655,7 @@ static void dc__free(struct discord *dc)
 {
     map_free(dc->threads);
     map_free(dc->guilds);
+    map_free(dc->roles);
     free(dc->gws);
     free(dc->resolved_url);
     free(dc->commands_json);
@@ -793,8 +844,9 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->retry_ms = DC_RETRY_MIN_MS;
     dc->threads = map_new(free);
     dc->guilds = map_new(free);
-    if (dc->threads == NULL || dc->guilds == NULL || dc->token == NULL || dc->app_id == NULL ||
-        dc->api_base == NULL ||
+    dc->roles = map_new(free);
+    if (dc->threads == NULL || dc->guilds == NULL || dc->roles == NULL || dc->token == NULL ||
+        dc->app_id == NULL || dc->api_base == NULL ||
         (opt->gateway_url != NULL && opt->gateway_url[0] != '\0' && dc->gateway_url == NULL) ||
         (opt->guild_id != NULL && opt->guild_id[0] != '\0' && dc->guild_id == NULL) ||
         (opt->public_key != NULL && opt->public_key[0] != '\0' && dc->public_key == NULL))

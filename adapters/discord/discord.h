@@ -90,6 +90,8 @@ struct discord_adapter_stats {
     uint64_t acks;         /* interaction callbacks answered 2xx */
     uint64_t ack_failures; /* callbacks that failed or were refused */
     uint64_t messages;     /* MESSAGE_CREATE dispatched as a conversation */
+    uint64_t skipped;      /* MESSAGE_CREATE passed over unparsed: a guild message whose bytes
+                              name neither the bot nor a role it holds */
     uint64_t edits;        /* @original and channel message edits sent */
     uint64_t followups;    /* follow-up messages sent */
     unsigned commands_put; /* application command overwrites done */

@@ -3,6 +3,8 @@
  * "chat <text>" and answered in the channel. */
 #include "adapters/discord/discord_internal.h"
 
+#include "adapters/discord/payload.h"
+#include "base/map.h"
 #include "core/messages.h"
 #include "base/error.h"
 
@@ -11,6 +13,19 @@
 #include <string.h>
 
 /* ---- conversations in channels -------------------------------------------- */
+
+/* Is id (digits) one of the listed role ids ("<id> <id> ")? */
+static bool dc__role_listed(const char *list, const char *id, size_t n)
+{
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *sp = strchr(p, ' ');
+        size_t len = sp != NULL ? (size_t)(sp - p) : strlen(p);
+        if (len == n && memcmp(p, id, n) == 0)
+            return true;
+        p = sp != NULL ? sp + 1 : NULL;
+    }
+    return false;
+}
 
 static bool dc__mentions_bot(struct discord *dc, const cJSON *d)
 {
@@ -21,9 +36,48 @@ static bool dc__mentions_bot(struct discord *dc, const cJSON *d)
         if (id != NULL && strcmp(id, dc->bot_id) == 0)
             return true;
     }
+    /* A mention of a role the bot holds in this guild (its own managed
+     * role, or one an admin gave it) calls it too. */
+    const char *guild = dc__str(d, "guild_id");
+    const char *roles = guild != NULL ? map_get(dc->roles, guild) : NULL;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(d, "mention_roles"))
+    {
+        if (roles != NULL && cJSON_IsString(m) &&
+            dc__role_listed(roles, m->valuestring, strlen(m->valuestring)))
+            return true;
+    }
     const cJSON *ref = cJSON_GetObjectItemCaseSensitive(d, "referenced_message");
     const char *author = dc__str(cJSON_GetObjectItemCaseSensitive(ref, "author"), "id");
     return author != NULL && strcmp(author, dc->bot_id) == 0;
+}
+
+bool dc__message_may_concern(const struct discord *dc, const char *json, size_t len)
+{
+    const char *guild;
+    size_t glen;
+    if (dc->bot_id[0] == '\0' || discord_payload_member(json, len, "guild_id", &guild, &glen) < 0 ||
+        glen < 3 || guild[0] != '"' || glen - 2 >= 32)
+        return true; /* a DM (no guild_id at the top), or not sure */
+    /* Every way a guild message concerns the bot writes an id in it: the
+     * bot's in a mention (mentions[].id, and <@id> in the content) and in
+     * a reply to it (referenced_message.author.id); a role's in a role
+     * mention. Ids are digits, never escaped: absent bytes, no concern. */
+    if (memmem(json, len, dc->bot_id, strlen(dc->bot_id)) != NULL)
+        return true;
+    char gid[32];
+    memcpy(gid, guild + 1, glen - 2);
+    gid[glen - 2] = '\0';
+    const char *roles = map_get(dc->roles, gid);
+    if (roles == NULL)
+        return true; /* the bot's roles there are not known */
+    for (const char *p = roles; *p != '\0';) {
+        const char *sp = strchr(p, ' ');
+        size_t n = sp != NULL ? (size_t)(sp - p) : strlen(p);
+        if (n > 0 && memmem(json, len, p, n) != NULL)
+            return true;
+        p = sp != NULL ? sp + 1 : p + n;
+    }
+    return false;
 }
 
 /* The text without mentions of the bot, trimmed. */

@@ -147,6 +147,9 @@ struct discord {
                             channel */
     struct map *guilds;  /* guild id -> its name (heap text), from GUILD_CREATE and GUILD_UPDATE,
                             for a persona's {server} */
+    struct map *roles;   /* guild id -> the bot's role ids there, each followed by a space
+                            (heap text, "" for none), from GUILD_CREATE and the bot's own
+                            GUILD_MEMBER_UPDATE: a mention of one of them is a mention of it */
 
     bool started;
     bool commands_busy;  /* a registration is being checked or sent */
@@ -225,6 +228,14 @@ void dc__interaction(struct discord *dc, const char *json, size_t len, struct dc
 void dc__identity(const cJSON *d, struct invocation *inv);
 
 /* discord_channel.c: mentions, replies and DMs answered in the channel */
+/** Could this MESSAGE_CREATE concern the bot? False only for a guild
+ *  message whose bytes name neither the bot's id nor a role it holds there
+ *  (a mention, a role mention and a reply to the bot all would): those go
+ *  unparsed. True when unsure (a DM, a guild whose roles are not known). */
+bool dc__message_may_concern(const struct discord *dc, const char *json, size_t len);
+/** The bot's roles in the guild of a GUILD_CREATE or GUILD_MEMBER_UPDATE
+ *  (parsed as d) remembered, when d says them. */
+void dc__roles_seen(struct discord *dc, const cJSON *d, bool member_update);
 void dc__message(struct discord *dc, const char *json, size_t len);
 
 /* discord_endpoint.c: the HTTP interactions endpoint */

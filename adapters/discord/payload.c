@@ -102,54 +102,112 @@ static bool payload__key(const char *k, size_t klen, const char *name)
     return klen == strlen(name) && memcmp(k, name, klen) == 0;
 }
 
+/* One member of an object: p is at its key (or at the closing brace of an
+ * empty object, with *first set). Returns 1 with the key and raw value and
+ * *pp past the member and its comma, 0 at the closing brace (*pp past it),
+ * HB_EPROTO when malformed. */
+static int payload__member(const char **pp, const char *end, const char **key, size_t *klen,
+                           const char **v, const char **vend)
+{
+    const char *p = *pp;
+    if (p < end && *p == '}') {
+        *pp = p + 1;
+        return 0;
+    }
+    if (p >= end || *p != '"')
+        return HB_EPROTO;
+    *key = p + 1;
+    p = payload__string(p, end);
+    if (p == NULL)
+        return HB_EPROTO;
+    *klen = (size_t)(p - 1 - *key);
+    p = payload__ws(p, end);
+    if (p >= end || *p != ':')
+        return HB_EPROTO;
+    *v = payload__ws(p + 1, end);
+    p = payload__value(*v, end);
+    if (p == NULL)
+        return HB_EPROTO;
+    *vend = p;
+    p = payload__ws(p, end);
+    if (p < end && *p == ',') {
+        p = payload__ws(p + 1, end);
+        if (p < end && *p == '}')
+            return HB_EPROTO; /* a trailing comma */
+    } else if (p >= end || *p != '}') {
+        return HB_EPROTO;
+    }
+    *pp = p;
+    return 1;
+}
+
+/* p at an object's opening brace: past it and any space. NULL if not one. */
+static const char *payload__open(const char *p, const char *end)
+{
+    p = payload__ws(p, end);
+    if (p >= end || *p != '{')
+        return NULL;
+    return payload__ws(p + 1, end);
+}
+
+int discord_payload_member(const char *obj, size_t len, const char *name, const char **v,
+                           size_t *vlen)
+{
+    const char *end = obj + len;
+    const char *p = payload__open(obj, end);
+    if (p == NULL)
+        return HB_EPROTO;
+    for (;;) {
+        const char *key, *val, *vend;
+        size_t klen;
+        int rc = payload__member(&p, end, &key, &klen, &val, &vend);
+        if (rc <= 0)
+            return rc < 0 ? rc : HB_ENOTFOUND;
+        if (payload__key(key, klen, name)) {
+            *v = val;
+            *vlen = (size_t)(vend - val);
+            return 0;
+        }
+    }
+}
+
 int discord_payload_scan(const char *json, size_t len, discord_payload_want_fn want, void *data,
                          struct discord_payload *out)
 {
-    const char *p = json;
     const char *end = json + len;
     bool have_t = false;
     bool have_s = false;
     memset(out, 0, sizeof(*out));
     out->op = -1;
     out->seq = -1;
-    p = payload__ws(p, end);
-    if (p >= end || *p != '{')
+    const char *p = payload__open(json, end);
+    if (p == NULL)
         return HB_EPROTO;
-    p = payload__ws(p + 1, end);
-    if (p < end && *p == '}')
-        return payload__ws(p + 1, end) == end ? 0 : HB_EPROTO;
     for (;;) {
-        if (p >= end || *p != '"')
-            return HB_EPROTO;
-        const char *key = p + 1;
-        p = payload__string(p, end);
-        if (p == NULL)
-            return HB_EPROTO;
-        size_t klen = (size_t)(p - 1 - key);
-        p = payload__ws(p, end);
-        if (p >= end || *p != ':')
-            return HB_EPROTO;
-        const char *v = payload__ws(p + 1, end);
-        p = payload__value(v, end);
-        if (p == NULL)
-            return HB_EPROTO;
+        const char *key, *v, *vend;
+        size_t klen;
+        int rc = payload__member(&p, end, &key, &klen, &v, &vend);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            break;
         if (payload__key(key, klen, "op")) {
-            int64_t op = payload__int(v, p);
+            int64_t op = payload__int(v, vend);
             if (op < 0 || op > 255)
                 return HB_EPROTO;
             out->op = (int)op;
         } else if (payload__key(key, klen, "s")) {
-            out->seq = payload__int(v, p);
+            out->seq = payload__int(v, vend);
             have_s = true;
         } else if (payload__key(key, klen, "t")) {
             if (*v == '"') {
                 out->type = v + 1;
-                out->type_len = (size_t)(p - v - 2);
+                out->type_len = (size_t)(vend - v - 2);
             }
             have_t = true;
         } else if (payload__key(key, klen, "d")) {
             out->d = v;
-            out->d_len = (size_t)(p - v);
+            out->d_len = (size_t)(vend - v);
         }
         if (want != NULL && out->op == 0 && have_t && have_s && out->type != NULL &&
             !want(out->type, out->type_len, data)) {
@@ -158,16 +216,8 @@ int discord_payload_scan(const char *json, size_t len, discord_payload_want_fn w
             out->skipped = true;
             return 0;
         }
-        p = payload__ws(p, end);
-        if (p < end && *p == ',') {
-            p = payload__ws(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == '}')
-            break;
-        return HB_EPROTO;
     }
-    if (payload__ws(p + 1, end) != end || out->op < 0)
+    if (payload__ws(p, end) != end || out->op < 0)
         return HB_EPROTO;
     return 0;
 }

@@ -230,10 +230,95 @@ static void test_persona_threads_and_buttons(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- guild messages passed over unparsed ----------------------------------- */
+
+#define AT_BOT "1100000000000000099"
+
+static void at_prefilter_handler(struct at *t, struct invocation *inv)
+{
+    (void)t;
+    reply_text(inv->reply, false, "heard");
+    reply_finish(inv->reply);
+}
+
+static void at_msg(struct at *t, const char *id, const char *channel, const char *rest)
+{
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"id\":\"%s\",\"channel_id\":\"%s\",\"author\":{\"id\":\"555\",\"username\":"
+             "\"ann\"}%s}",
+             id, channel, rest);
+    fake_gateway_dispatch(t->gw, "MESSAGE_CREATE", json);
+}
+
+static void at_prefilter_script(struct at *t)
+{
+    /* The bot holds role 4400 in guild 77 (its GUILD_CREATE lists it). */
+    fake_gateway_dispatch(t->gw, "GUILD_CREATE",
+                          "{\"id\":\"77\",\"name\":\"The Deck\",\"channels\":[],\"members\":["
+                          "{\"user\":{\"id\":\"555\"},\"roles\":[\"4400\",\"5500\"]},"
+                          "{\"user\":{\"id\":\"" AT_BOT "\"},\"roles\":[\"4400\"]}]}");
+    /* Talk among members: passed over. */
+    at_msg(t, "801", "88", ",\"guild_id\":\"77\",\"content\":\"just chatting\",\"mentions\":[]");
+    /* A role the bot does not hold: passed over. */
+    at_msg(t, "802", "88",
+           ",\"guild_id\":\"77\",\"content\":\"<@&5500> hi\",\"mentions\":[],"
+           "\"mention_roles\":[\"5500\"]");
+    /* A guild whose roles are not known: read whole, and not for the bot. */
+    at_msg(t, "803", "61", ",\"guild_id\":\"66\",\"content\":\"elsewhere\",\"mentions\":[]");
+    /* Each of these concerns the bot: a mention, a role it holds, a reply
+     * to it, a thread, and a DM that carries a guild_id only inside. */
+    at_msg(t, "811", "88",
+           ",\"guild_id\":\"77\",\"content\":\"<@" AT_BOT "> one\",\"mentions\":[{\"id\":\"" AT_BOT
+           "\"}]");
+    at_msg(t, "812", "88",
+           ",\"guild_id\":\"77\",\"content\":\"<@&4400> two\",\"mentions\":[],"
+           "\"mention_roles\":[\"4400\"]");
+    at_msg(t, "813", "88",
+           ",\"guild_id\":\"77\",\"content\":\"three\",\"mentions\":[],"
+           "\"message_reference\":{\"message_id\":\"650\",\"channel_id\":\"88\",\"guild_id\":"
+           "\"77\"},\"referenced_message\":{\"id\":\"650\",\"author\":{\"id\":\"" AT_BOT "\"}}");
+    at_msg(t, "814", "902",
+           ",\"guild_id\":\"77\",\"content\":\"<@" AT_BOT "> four\",\"mentions\":[{\"id\":\"" AT_BOT
+           "\"}]");
+    at_msg(t, "815", "33",
+           ",\"content\":\"five, with \\\"guild_id\\\":\\\"77\\\" in it\",\"mentions\":[],"
+           "\"message_reference\":{\"type\":1,\"message_id\":\"640\",\"channel_id\":\"88\","
+           "\"guild_id\":\"77\"}");
+}
+
+static bool at_prefilter_done(struct at *t)
+{
+    return t->dispatched == 5 && fake_rest_matching(t->rest, "POST", "/messages") == 5;
+}
+
+/* A guild message whose bytes name neither the bot nor a role it holds is
+ * passed over without being parsed; nothing that concerns the bot ever is:
+ * a mention, a mention of its role, a reply to it, a thread, a DM. */
+static void test_guild_messages_passed_over(void **state)
+{
+    (void)state;
+    struct at t;
+    memset(&t, 0, sizeof(t));
+    t.handler = at_prefilter_handler;
+    t.script = at_prefilter_script;
+    t.done = at_prefilter_done;
+    struct discord_options o = {.models = at_models, .guild_id = "77"};
+    at_run(&t, &o);
+    assert_int_equal(t.dispatched, 5);
+    assert_int_equal(t.stats.messages, 5);
+    assert_int_equal(t.stats.skipped, 2);
+    assert_int_equal(fake_rest_matching(t.rest, "POST", "/channels/33/messages"), 1);
+    assert_int_equal(fake_rest_matching(t.rest, "POST", "/channels/902/messages"), 1);
+    invocation_clear(&t.last);
+    fake_rest_free(t.rest);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_reply_chain_ids),
     cmocka_unit_test(test_registration_leaves_out_switched_off),
     cmocka_unit_test(test_persona_threads_and_buttons),
+    cmocka_unit_test(test_guild_messages_passed_over),
 };
 
 TEST_GROUP_DEFINE(discord_chat, tests, NULL, NULL)

@@ -701,6 +701,27 @@ static void test_payload_scan(void **state)
         assert_int_equal(discord_payload_scan(bad[i], strlen(bad[i]), NULL, NULL, &p), HB_EPROTO);
 }
 
+/* A member at the top of an object is found; one only inside a nested value
+ * (or inside a string) is not. */
+static void test_payload_member(void **state)
+{
+    (void)state;
+    const char *v;
+    size_t n;
+    const char *a = " {\"content\":\"\\\"guild_id\\\":1\",\"ref\":{\"guild_id\":\"7\"},"
+                    "\"guild_id\" : \"77\" , \"x\":[{\"guild_id\":1}]} ";
+    assert_int_equal(discord_payload_member(a, strlen(a), "guild_id", &v, &n), 0);
+    assert_int_equal(n, 4);
+    assert_memory_equal(v, "\"77\"", 4);
+    const char *b = "{\"content\":\"guild_id\",\"ref\":{\"guild_id\":\"7\"}}";
+    assert_int_equal(discord_payload_member(b, strlen(b), "guild_id", &v, &n), HB_ENOTFOUND);
+    assert_int_equal(discord_payload_member("{}", 2, "guild_id", &v, &n), HB_ENOTFOUND);
+    const char *bad[] = {"", "[]", "{\"a\":1,}", "{\"a\":1", "{\"a\" 1}", "{\"a\":\"x}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(discord_payload_member(bad[i], strlen(bad[i]), "guild_id", &v, &n),
+                         HB_EPROTO);
+}
+
 /* "localhost" is resolved off the loop; it may give ::1 first, where
  * nothing listens, and the next address is tried. Host names the name. */
 static void test_resolves_name_keeps_host(void **state)
@@ -719,6 +740,7 @@ static void test_resolves_name_keeps_host(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_payload_scan),
+    cmocka_unit_test(test_payload_member),
     cmocka_unit_test(test_identify_ready_events_in_order),
     cmocka_unit_test(test_resolves_name_keeps_host),
     cmocka_unit_test(test_heartbeats_sent_and_acked),

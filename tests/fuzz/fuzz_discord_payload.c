@@ -36,6 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_inside((const uint8_t *)json, size, out.d, out.d_len);
         }
     }
+    /* The member finder the message prefilter uses, on the same bytes. */
+    const char *v = NULL;
+    size_t vlen = 0;
+    if (discord_payload_member(json, size, "guild_id", &v, &vlen) == 0)
+        fuzz_inside((const uint8_t *)json, size, v, vlen);
     free(json);
     return 0;
 }
