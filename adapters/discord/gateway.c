@@ -322,7 +322,13 @@ void gw__payload(struct discord_gateway *gw, const char *json, size_t len)
 {
     struct discord_payload p;
     if (discord_payload_scan(json, len, gw__want_scan, gw, &p) < 0) {
-        log_warn("discord.gateway.bad_payload", "shard=%u bytes=%zu", gw->shard_id, len);
+        /* Every payload comes out of the connection's one zlib stream:
+         * one that does not scan means the stream went out of step, and
+         * what follows cannot be trusted either. Resume now, not when a
+         * heartbeat goes unanswered. */
+        log_warn("discord.gateway.bad_payload", "shard=%u bytes=%zu action=resume", gw->shard_id,
+                 len);
+        gw__drop(gw, GW_WHY_STREAM, DISCORD_CLOSE_RESUMABLE, 0);
         return;
     }
     uint64_t now = uv_now(gw->loop);
