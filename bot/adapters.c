@@ -62,6 +62,7 @@ static int adapters__discord_make(const struct config *cfg, const struct adapter
             c->shards != NULL && strcmp(c->shards, "auto") != 0 ? (unsigned)atoi(c->shards) : 0,
         .shard_first = (int)c->shard_first,
         .shard_last = (int)c->shard_last,
+        .rest_connections = (unsigned)c->rest_connections,
         .http = env->http,
         /* Interactions over HTTP too when [discord] interactions_endpoint. */
         .public_key = c->interactions_endpoint ? c->public_key : NULL,

@@ -89,6 +89,7 @@ struct config_discord {
     char *shards;               /* "auto" (Discord's recommendation) or a total count */
     int64_t shard_first;        /* first shard this daemon runs */
     int64_t shard_last;         /* last shard this daemon runs; -1: the last one */
+    int64_t rest_connections;   /* REST connections at most (the pool) */
     char *guild_id;             /* register commands in this guild only; NULL: globally */
     bool interactions_endpoint; /* also take interactions at POST /interactions/discord */
     char *public_key;           /* the application's Ed25519 public key (64 hex digits) */

@@ -117,6 +117,9 @@ static const struct config_key_schema config_keys_discord[] = {
           "first shard this daemon runs"),
     K_INT(struct config_discord, shard_last, "-1", -1, 4095, RESTART,
           "last shard this daemon runs; -1: the last one"),
+    K_INT(struct config_discord, rest_connections, "8", 1, 256, RESTART,
+          "connections to the REST API at most, shared by every request (a burst of "
+          "interactions among them; multiplexed over HTTP/2, which Discord speaks)"),
     K_STRING(struct config_discord, guild_id, NULL, RESTART,
              "register commands in this guild only (instant, for testing); default: globally"),
     K_BOOL(struct config_discord, interactions_endpoint, "false", RESTART,

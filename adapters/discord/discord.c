@@ -851,8 +851,11 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
         (opt->guild_id != NULL && opt->guild_id[0] != '\0' && dc->guild_id == NULL) ||
         (opt->public_key != NULL && opt->public_key[0] != '\0' && dc->public_key == NULL))
         goto fail;
-    struct discord_rest_options ro = {
-        .api_base = dc->api_base, .token = dc->token, .global_per_s = opt->global_per_s};
+    struct discord_rest_options ro = {.api_base = dc->api_base,
+                                      .token = dc->token,
+                                      .global_per_s = opt->global_per_s,
+                                      .connections =
+                                          opt->rest_connections != 0 ? opt->rest_connections : 8};
     dc->rest = discord_rest_new(loop, dc->http, &ro);
     if (dc->rest == NULL)
         goto fail;

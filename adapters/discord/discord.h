@@ -76,6 +76,8 @@ struct discord_options {
     uint64_t edit_interval_ms;    /* least time between two edits of one message; 0: 1500 */
     uint32_t identify_spacing_ms; /* between IDENTIFYs of one bucket; 0: 5000 (tests shorten) */
     unsigned global_per_s;        /* REST global limit; 0: 50 */
+    unsigned rest_connections;    /* REST connections at most, a pool of the adapter's own;
+                                     0: 8 */
     double (*jitter)(void *data); /* NULL: random */
     uint64_t notice_backoff_ms;   /* first wait before a failed notice is tried again, doubling
                                      for each of its DC_NOTICE_ATTEMPTS tries; 0: 1000 */

@@ -83,6 +83,8 @@ struct rest_alias {
 struct discord_rest {
     uv_loop_t *loop;
     struct http_client *http;
+    bool own_http;     /* http is this client's pool (opt->connections), closed with it */
+    bool http_closing; /* closing the pool: the last step before free */
     char *api_base;
     char *auth; /* "Bot <token>" */
     unsigned global_per_s;
@@ -761,14 +763,27 @@ static void rest__http_done(struct http_request *h, int rc, void *data)
 struct discord_rest *discord_rest_new(uv_loop_t *loop, struct http_client *http,
                                       const struct discord_rest_options *opt)
 {
-    if (loop == NULL || http == NULL || opt == NULL || opt->api_base == NULL ||
-        opt->token == NULL || opt->token[0] == '\0')
+    if (loop == NULL || opt == NULL || (http == NULL && opt->connections == 0) ||
+        opt->api_base == NULL || opt->token == NULL || opt->token[0] == '\0')
         return NULL;
     struct discord_rest *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
     r->loop = loop;
     r->http = http;
+    if (opt->connections > 0) {
+        /* A pool of its own: every call takes turns on these connections
+         * (multiplexed over HTTP/2, as Discord speaks it; one call at a
+         * time each over HTTP/1.1), so a burst of callbacks does not open
+         * a connection each, and a slow one holds only its own. */
+        struct http_client_options ho = {.max_host_connections = (long)opt->connections,
+                                         .max_idle_connections = (long)opt->connections};
+        if (http_client_new(loop, &ho, &r->http) < 0) {
+            free(r);
+            return NULL;
+        }
+        r->own_http = true;
+    }
     r->global_per_s = opt->global_per_s != 0 ? opt->global_per_s : 50;
     r->invalid_budget = opt->invalid_budget != 0 ? opt->invalid_budget : 1000;
     r->invalid_window_ms = opt->invalid_window_ms != 0 ? opt->invalid_window_ms : 600000;
@@ -784,7 +799,10 @@ struct discord_rest *discord_rest_new(uv_loop_t *loop, struct http_client *http,
         free(r->auth);
         free(r->global_at);
         free(r->invalid_at);
-        free(r);
+        if (r->own_http)
+            http_client_close(r->http, free, r); /* r goes once the pool has */
+        else
+            free(r);
         return NULL;
     }
     size_t blen = strlen(r->api_base);
@@ -887,10 +905,21 @@ static void rest__free(struct discord_rest *r)
         cb(data);
 }
 
+static void rest__pool_closed(void *data)
+{
+    rest__free(data);
+}
+
 static void rest__maybe_free(struct discord_rest *r)
 {
-    if (r->closing && r->timer_closed && r->flying == NULL)
-        rest__free(r);
+    if (!r->closing || !r->timer_closed || r->flying != NULL || r->http_closing)
+        return;
+    if (r->own_http) {
+        r->http_closing = true;
+        http_client_close(r->http, rest__pool_closed, r);
+        return;
+    }
+    rest__free(r);
 }
 
 static void rest__timer_closed(uv_handle_t *h)

@@ -41,6 +41,9 @@ struct discord_rest_options {
     unsigned invalid_budget;    /* 401/403/429 answers per window before holding; 0: 1000 */
     uint64_t invalid_window_ms; /* 0: 600000 (ten minutes, as Discord counts) */
     unsigned max_tries;         /* sends of one request through 429s and failures; 0: 5 */
+    unsigned connections;       /* > 0: a connection pool of its own, this many to Discord at
+                                   most (HTTP/2 multiplexed where offered); 0: the http client
+                                   given, as it is */
 };
 
 /** One file part of a multipart request (all borrowed for the call). */
@@ -79,7 +82,8 @@ struct discord_rest_stats {
 };
 
 /** Make a rest client on loop with http (both borrowed, both must outlive
- *  it). Returns NULL on bad options or no memory. */
+ *  it; http may be NULL when opt->connections makes a pool of its own).
+ *  Returns NULL on bad options or no memory. */
 struct discord_rest *discord_rest_new(uv_loop_t *loop, struct http_client *http,
                                       const struct discord_rest_options *opt);
 

@@ -62,7 +62,8 @@ struct at {
     uint64_t first_ms;
     uint64_t acked_ms;
     struct discord_adapter_stats stats;
-    const char *app_id; /* NULL: AT_APP */
+    unsigned rest_connections; /* the fake REST's accepted connections, at the finish */
+    const char *app_id;        /* NULL: AT_APP */
 };
 
 /* Run the adapter with extra options until t->done(t) holds after a

@@ -243,6 +243,9 @@ static void test_burst_of_200_acknowledged(void **state)
     assert_int_equal(t.stats.acks, AT_BURST);
     assert_int_equal(t.stats.ack_failures, 0);
     assert_int_equal(fake_rest_violations(t.rest), 0);
+    /* The burst took turns on the adapter's pool (8 by default), not a
+     * connection each. */
+    assert_true(t.rest_connections > 0 && t.rest_connections <= 8);
     invocation_clear(&t.last);
     fake_rest_free(t.rest);
 }

@@ -31,6 +31,7 @@ void at_finish(struct at *t)
         return;
     t->closing = true;
     discord_adapter_stats(t->adapter, &t->stats);
+    t->rest_connections = fake_rest_connections(t->rest);
     uv_close((uv_handle_t *)&t->guard, at_handle_closed);
     uv_close((uv_handle_t *)&t->later, at_handle_closed);
     /* Replies a test still holds are finished first: the adapter waits

@@ -66,7 +66,11 @@ static void rt_setup(struct rt *r, const struct discord_rest_options *ropt,
     uv_timer_init(&r->loop, &r->guard);
     r->guard.data = r;
     uv_timer_start(&r->guard, rt_guard, RT_GUARD_MS, 0);
-    r->start_ms = test_now_ms();
+    /* Times on the loop's own clock, the one the limits are kept on: the
+     * test's monotonic clock read apart from it could see a second of the
+     * limiter's as 999 ms. */
+    uv_update_time(&r->loop);
+    r->start_ms = uv_now(&r->loop);
 }
 
 /* Each request's callback data is a slot pointing back at the test. */
@@ -84,7 +88,8 @@ static void rt_cb(const struct discord_rest_result *res, void *data)
     r->status[s->index] = res->status;
     r->rc[s->index] = res->rc;
     r->tries[s->index] = res->tries;
-    r->done_ms[s->index] = test_now_ms() - r->start_ms;
+    uv_update_time(&r->loop);
+    r->done_ms[s->index] = uv_now(&r->loop) - r->start_ms;
     r->done++;
     if (r->done == r->expected)
         uv_stop(&r->loop);
@@ -309,6 +314,41 @@ static void test_callbacks_parallel(void **state)
     rt_teardown(&r);
 }
 
+/* With a pool of its own (4 connections), calls take turns on it: a burst
+ * of 60 callbacks with a slow one among them all finish, the slow one
+ * holding only its own connection, a channel message goes too, and the
+ * fake sees no more connections than the pool. A callback's 429 waits
+ * what it says, then goes again. */
+static void test_callbacks_pooled(void **state)
+{
+    (void)state;
+    struct rt r;
+    struct discord_rest_options ro = {.global_per_s = 1000, .connections = 4};
+    rt_setup(&r, &ro, NULL);
+    fake_rest_delay(r.fake, "/interactions/999/", 300);
+    fake_rest_script_429(r.fake, "/interactions/1001/", 0.2, false);
+    rt_request(&r, "POST", "/interactions/999/slow/callback", "{\"type\":5}");
+    char path[128];
+    for (int i = 1; i < 60; i++) {
+        snprintf(path, sizeof(path), "/interactions/%d/token%d/callback", 1000 + i, i);
+        rt_request(&r, "POST", path, "{\"type\":5}");
+    }
+    rt_request(&r, "POST", "/channels/1/messages", "{}");
+    rt_run(&r);
+    for (int i = 0; i < 60; i++)
+        assert_int_equal(r.status[i], 204);
+    assert_int_equal(r.status[60], 200);
+    assert_true(r.done_ms[0] >= 300);
+    assert_true(r.done_ms[1] >= 200); /* its 429's wait */
+    assert_int_equal(r.tries[1], 2);
+    uint64_t fast = 0;
+    for (int i = 2; i < 60; i++)
+        fast = r.done_ms[i] > fast ? r.done_ms[i] : fast;
+    assert_true(fast < 300); /* not behind the slow one */
+    assert_true(fake_rest_connections(r.fake) <= 4);
+    rt_teardown(&r);
+}
+
 /* Past the invalid-request budget everything waits for the window. */
 static void test_invalid_budget_backs_off(void **state)
 {
@@ -445,6 +485,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_429_global_holds_all),
     cmocka_unit_test(test_global_limit_before_sending),
     cmocka_unit_test(test_callbacks_parallel),
+    cmocka_unit_test(test_callbacks_pooled),
     cmocka_unit_test(test_invalid_budget_backs_off),
     cmocka_unit_test(test_multipart_file),
     cmocka_unit_test(test_close_cancels_queued),

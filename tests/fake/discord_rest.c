@@ -459,6 +459,13 @@ void fake_rest_free(struct fake_rest *f)
     fr_free(f);
 }
 
+unsigned fake_rest_connections(const struct fake_rest *f)
+{
+    if (f->thread != NULL)
+        return httpd_connections(httpd_thread_server(f->thread));
+    return f->srv != NULL ? httpd_connections(f->srv) : 0;
+}
+
 const char *fake_rest_api_base(const struct fake_rest *f)
 {
     return f->api_base;

@@ -85,6 +85,9 @@ void fake_rest_request_free(struct fake_rest_request *r);
  *  target (method NULL: any). */
 size_t fake_rest_matching(struct fake_rest *f, const char *method, const char *substr);
 
+/** Connections the fake accepted so far (0 once closed). */
+unsigned fake_rest_connections(const struct fake_rest *f);
+
 /** Requests that arrived while their bucket, or everything after a global
  *  429, was on hold. */
 unsigned fake_rest_violations(struct fake_rest *f);
