@@ -154,10 +154,11 @@ bench: deps
 	@$(MAKE) --no-print-directory build/haibot build/haibot-bench
 	@HAIBOT_BIN=$(CURDIR)/build/haibot build/haibot-bench $(BENCHES)
 
-# Builds on every core (make's own -j is not passed down from the command
-# line of `make run` alone).
+# Builds on every core, unless the command line already chose (make -jN run).
+RUN_JOBS = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$$(nproc 2>/dev/null || echo 2))
+
 run: deps
-	@$(MAKE) --no-print-directory -j$$(nproc 2>/dev/null || echo 2) build/haibot
+	@$(MAKE) --no-print-directory $(RUN_JOBS) build/haibot
 	@if [ -f bot.conf ]; then conf=bot.conf; else conf=bot.conf.example; \
 	  echo "run: no bot.conf, starting on bot.conf.example (copy it to bot.conf to make it yours)"; fi; \
 	exec build/haibot -c $$conf

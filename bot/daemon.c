@@ -221,6 +221,7 @@ static void daemon__reload_done(struct config_watch *w, const struct config_watc
 static void daemon__reload(struct daemon *d, struct reply *r)
 {
     if (d->watch == NULL || config_watch_reload(d->watch, daemon__reload_done, r) < 0) {
+        service_reloaded(); /* no attempt, so no end of one: ready again now */
         if (r != NULL) {
             reply_text(r, true, "The reload could not start; the bot keeps its settings.");
             reply_finish(r);
