@@ -334,6 +334,8 @@ static void daemon__adapter_ended(void *data, struct adapter *a)
     struct daemon *d = data;
     log_info("adapter.ended", "adapter=%s", a->ops->name);
     if (a->end_error != 0) { /* a refused token gets no better by waiting: tell the supervisor */
+        log_error("daemon.credentials_refused", "adapter=%s exit_code=%d hint=fix its token",
+                  a->ops->name, DAEMON_EXIT_CONFIG);
         d->exit_code = DAEMON_EXIT_CONFIG;
         daemon__stop(d, "a platform refused the bot's credentials");
     }

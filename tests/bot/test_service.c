@@ -528,6 +528,7 @@ static void test_telegram_token_refused_exits(void **state)
         fprintf(stderr, "status %d, log:\n%s\n", status, text);
     assert_int_equal(status, DAEMON_EXIT_CONFIG);
     assert_non_null(strstr(text, "telegram.unauthorized"));
+    assert_non_null(strstr(text, "error daemon.credentials_refused adapter=telegram exit_code=78"));
     assert_non_null(strstr(text, "a platform refused the bot's credentials"));
     assert_null(strstr(text, "REVOKED-token"));
     free(text);
@@ -569,6 +570,7 @@ static void svc_discord_refused(bool at_gateway)
         fprintf(stderr, "status %d, log:\n%s\n", status, text);
     assert_int_equal(status, DAEMON_EXIT_CONFIG);
     assert_non_null(strstr(text, at_gateway ? "code=4004" : "discord.unauthorized"));
+    assert_non_null(strstr(text, "error daemon.credentials_refused adapter=discord exit_code=78"));
     /* The operator learns how to add the bot: both scopes, and what it
      * needs (view, send, embed, attach, history, send in threads). */
     assert_non_null(strstr(text, "https://discord.com/oauth2/authorize?"
