@@ -3,15 +3,18 @@
 # first makes sure the Debian -dev packages it needs are present.
 
 CC       ?= cc
-PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib
+PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libsystemd
 TEST_PKGS = cmocka
 # Libraries without a pkg-config file: found by their header in `deps`.
 NOPC_LIBS = -lhttp_parser
 # Debian package for each pkg-config name above (same order as the names),
-# then the ones without pkg-config (http-parser).
+# then the ones without pkg-config (http-parser). `make` and `make run`
+# need APT_PKGS; `make test` also APT_TEST_PKGS (systemd brings
+# systemd-analyze, which checks the unit in dist/).
 APT_PKGS  = pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
             libcurl4-openssl-dev libcjson-dev libinih-dev libsqlite3-dev \
-            libssl-dev zlib1g-dev libcmocka-dev libhttp-parser-dev
+            libssl-dev zlib1g-dev libsystemd-dev libhttp-parser-dev
+APT_TEST_PKGS = libcmocka-dev systemd
 
 WARN      = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla
@@ -41,7 +44,7 @@ TEST_OBJ  := $(TEST_SRC:%.c=build/asan/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=build/obj/%.o)
 LIB_OBJ   := $(LIB_SRC:%.c=build/obj/%.o)
 
-.PHONY: all deps test run valgrind bench clean format format-check check-layers check-clang \
+.PHONY: all deps test-deps test run install man valgrind bench clean format format-check check-layers check-clang \
         clang-install
 
 # Quiet compile lines; `make V=1` shows the full commands.
@@ -54,7 +57,7 @@ all: deps
 
 deps:
 	@missing=""; \
-	for p in $(PKGS) $(TEST_PKGS); do \
+	for p in $(PKGS); do \
 	  pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; \
 	done; \
 	[ -f /usr/lib/x86_64-linux-gnu/libwebsockets-evlib_uv.so ] || \
@@ -68,6 +71,24 @@ deps:
 	  else \
 	    echo "deps: missing:$$missing"; \
 	    echo "deps: run: sudo apt-get install -y $(APT_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+# What only the tests need (cmocka; systemd-analyze, whose test skips
+# without it), on top of deps.
+test-deps: deps
+	@missing=""; \
+	for p in $(TEST_PKGS); do \
+	  pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "test-deps: installing Debian packages for:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_TEST_PKGS)) \
+	      >build-deps.log 2>&1 || { cat build-deps.log; exit 1; }; rm -f build-deps.log; \
+	  else \
+	    echo "test-deps: missing:$$missing"; \
+	    echo "test-deps: run: sudo apt-get install -y $(APT_TEST_PKGS)"; exit 1; \
 	  fi; \
 	fi
 
@@ -117,13 +138,13 @@ ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 
 # TESTS= narrows the run to some groups: make test TESTS="config ledger".
 # A whole run also runs every fuzz target over its seeds (fuzz-check).
-test: deps check-layers
+test: test-deps check-layers
 	@$(MAKE) --no-print-directory build/asan/haibot build/asan/haibot-tests build/haibot
 	@if [ -z "$(TESTS)" ]; then $(MAKE) --no-print-directory fuzz-check; fi
 	@$(ASAN_ENV) HAIBOT_BIN=$(CURDIR)/build/asan/haibot tools/test-tail.sh build/asan/tests.log \
 	  build/asan/haibot-tests $(TESTS)
 
-valgrind: deps
+valgrind: test-deps
 	@$(MAKE) --no-print-directory build/vg/haibot build/vg/haibot-tests
 	HAIBOT_BIN=$(CURDIR)/build/vg/haibot HAIBOT_VALGRIND=1 valgrind --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite --quiet \
@@ -133,11 +154,57 @@ bench: deps
 	@$(MAKE) --no-print-directory build/haibot build/haibot-bench
 	@HAIBOT_BIN=$(CURDIR)/build/haibot build/haibot-bench $(BENCHES)
 
+# Builds on every core, unless the command line already chose (make -jN run).
+RUN_JOBS = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$$(nproc 2>/dev/null || echo 2))
+
 run: deps
-	@$(MAKE) --no-print-directory build/haibot
+	@$(MAKE) --no-print-directory $(RUN_JOBS) build/haibot
 	@if [ -f bot.conf ]; then conf=bot.conf; else conf=bot.conf.example; \
 	  echo "run: no bot.conf, starting on bot.conf.example (copy it to bot.conf to make it yours)"; fi; \
 	exec build/haibot -c $$conf
+
+# The manual pages come out of the binary (bot/config_man.c writes them from
+# the schema table that checks the config), so they never disagree with it.
+MAN_PAGES = build/man/haibot.1 build/man/bot.conf.5
+
+man: all
+	@$(MAKE) --no-print-directory $(MAN_PAGES)
+
+build/man/haibot.1: build/haibot
+	@mkdir -p $(dir $@)
+	@echo "  MAN     $@"
+	$(Q)build/haibot --man 1 >$@.tmp && mv $@.tmp $@
+
+build/man/bot.conf.5: build/haibot
+	@mkdir -p $(dir $@)
+	@echo "  MAN     $@"
+	$(Q)build/haibot --man 5 >$@.tmp && mv $@.tmp $@
+
+# FHS paths (README.md, "Install and run as a service"). DESTDIR stages the
+# tree for a package; the unit gets the binary's path of this PREFIX. An
+# existing /etc/haibot/bot.conf is never touched.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR  ?= /etc/haibot
+STATEDIR    ?= /var/lib/haibot
+
+install: man
+	install -D -m 755 build/haibot $(DESTDIR)$(BINDIR)/haibot
+	install -D -m 644 build/man/haibot.1 $(DESTDIR)$(MANDIR)/man1/haibot.1
+	install -D -m 644 build/man/bot.conf.5 $(DESTDIR)$(MANDIR)/man5/bot.conf.5
+	install -d -m 755 $(DESTDIR)$(SYSCONFDIR)
+	install -m 644 bot.conf.example $(DESTDIR)$(SYSCONFDIR)/bot.conf.example
+	install -d -m 700 $(DESTDIR)$(STATEDIR)
+	install -d -m 755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	sed 's|/usr/local/bin/haibot|$(BINDIR)/haibot|g' dist/haibot.service \
+	  >$(DESTDIR)$(UNITDIR)/haibot.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/haibot.service
+	install -m 644 dist/haibot.sysusers $(DESTDIR)$(SYSUSERSDIR)/haibot.conf
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/haibot.conf && chown haibot:haibot $(STATEDIR); fi
 
 # Every source must also compile with clang, warnings as errors: it
 # refuses some things GCC accepts (a declaration right after a case label
@@ -156,7 +223,7 @@ clang-install:
 	      >build-deps.log 2>&1 || { cat build-deps.log; exit 1; }; rm -f build-deps.log; \
 	  else echo "clang: $(CLANG) not found; run: sudo apt-get install -y clang"; exit 1; fi; }
 
-check-clang: deps clang-install
+check-clang: test-deps clang-install
 	@$(MAKE) --no-print-directory $(CLANG_CHECKS)
 	@echo "check-clang: $(words $(CLANG_SRC)) files compile with $(CLANG) -Werror"
 

@@ -107,6 +107,10 @@ struct adapter_ops {
 struct adapter {
     const struct adapter_ops *ops;
     void *impl;
+    /* Set by the adapter before it calls its host's ended: 0 for an end
+     * that is no failure (end of input), HB_EPERM when the platform
+     * refused the bot's token (the daemon then exits non-zero). */
+    int end_error;
 };
 
 #endif

@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "bot/config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,26 @@ static int adapters__telegram_reload(struct adapter *a, const struct config *cfg
 {
     struct telegram_options opts = adapters__telegram_options(cfg);
     return a->ops->reload(a, &opts);
+}
+
+/* ---- health ------------------------------------------------------------- */
+
+bool adapters_part_down(struct adapter *const *list, size_t n, char *name, size_t cap)
+{
+    for (size_t a = 0; a < n; a++) {
+        const struct adapter *ad = list[a];
+        for (size_t i = 0; ad->ops->health != NULL; i++) {
+            struct adapter_health h;
+            memset(&h, 0, sizeof(h));
+            if (!ad->ops->health(list[a], i, &h))
+                break;
+            if (h.state != ADAPTER_HEALTH_UP) {
+                snprintf(name, cap, "%s", h.name);
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 /* ---- the table ---------------------------------------------------------- */

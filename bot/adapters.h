@@ -43,6 +43,11 @@ struct adapters_kind {
     int (*reload)(struct adapter *a, const struct config *cfg);
 };
 
+/** Whether a part of the n adapters in list (a Discord shard reconnecting
+ *  or stopped, the Telegram poller failing) is not up; when so, its name
+ *  goes into name (cap bytes). For the platform-down alert. */
+bool adapters_part_down(struct adapter *const *list, size_t n, char *name, size_t cap);
+
 /** The table, in the order the daemon makes the adapters. */
 extern const struct adapters_kind adapters_kinds[];
 extern const size_t adapters_nkinds;

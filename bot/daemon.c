@@ -12,6 +12,7 @@
 #include "bot/mirror.h"
 #include "bot/payments.h"
 #include "bot/router.h"
+#include "bot/service.h"
 #include "net/server.h"
 #include "bot/webhooks.h"
 #include "bot/status.h"
@@ -182,6 +183,7 @@ static void daemon__watch_cb(struct config_watch *w, const struct config_watch_r
 {
     struct daemon *d = data;
     (void)w;
+    service_reloaded();
     if (res->status != 0)
         return; /* the watcher logged every problem; the running config stays */
     for (size_t i = 0; i < res->nchanges; i++) {
@@ -219,6 +221,7 @@ static void daemon__reload_done(struct config_watch *w, const struct config_watc
 static void daemon__reload(struct daemon *d, struct reply *r)
 {
     if (d->watch == NULL || config_watch_reload(d->watch, daemon__reload_done, r) < 0) {
+        service_reloaded(); /* no attempt, so no end of one: ready again now */
         if (r != NULL) {
             reply_text(r, true, "The reload could not start; the bot keeps its settings.");
             reply_finish(r);
@@ -305,28 +308,11 @@ static void daemon__host_provider_state(void *host, const char *provider, bool o
     status_component_set(d->status, name, false, ok ? STATUS_UP : STATUS_DOWN, detail);
 }
 
-/* Whether a part of a chat platform is not up (a Discord shard
- * reconnecting or stopped, the Telegram poller failing), for the
- * platform-down alert. */
+/* Whether a part of a chat platform is not up, for the platform-down alert. */
 static bool daemon__platform_down(void *data, char *name, size_t cap)
 {
     struct daemon *d = data;
-    if (d->state != DAEMON_RUNNING)
-        return false;
-    for (size_t a = 0; a < d->nadapters; a++) {
-        struct adapter *ad = d->adapters[a];
-        for (size_t i = 0; ad->ops->health != NULL; i++) {
-            struct adapter_health h;
-            memset(&h, 0, sizeof(h));
-            if (!ad->ops->health(ad, i, &h))
-                break;
-            if (h.state != ADAPTER_HEALTH_UP) {
-                snprintf(name, cap, "%s", h.name);
-                return true;
-            }
-        }
-    }
-    return false;
+    return d->state == DAEMON_RUNNING && adapters_part_down(d->adapters, d->nadapters, name, cap);
 }
 
 static const struct core_host_ops daemon_host_ops = {.reload = daemon__host_reload,
@@ -347,6 +333,12 @@ static void daemon__adapter_ended(void *data, struct adapter *a)
 {
     struct daemon *d = data;
     log_info("adapter.ended", "adapter=%s", a->ops->name);
+    if (a->end_error != 0) { /* a refused token gets no better by waiting: tell the supervisor */
+        log_error("daemon.credentials_refused", "adapter=%s exit_code=%d hint=fix its token",
+                  a->ops->name, DAEMON_EXIT_CONFIG);
+        d->exit_code = DAEMON_EXIT_CONFIG;
+        daemon__stop(d, "a platform refused the bot's credentials");
+    }
     if (d->status != NULL)
         status_component_set(d->status, a->ops->name, true, STATUS_DOWN, "ended");
     if (d->adapters_live > 0)
@@ -637,6 +629,7 @@ static void daemon__personas_loaded(int rc, void *data)
         daemon__stop(d, "an adapter could not start");
         return;
     }
+    service_ready(&d->loop);
     daemon__notices_send(d);
 }
 
@@ -806,6 +799,7 @@ static void daemon__stop(struct daemon *d, const char *reason)
     if (d->state != DAEMON_RUNNING)
         return;
     d->state = DAEMON_DRAINING;
+    service_stopping();
     log_info("daemon.stopping", "reason=%s in_flight=%zu grace_s=%lld", reason,
              router_in_flight(d->router), (long long)d->config->bot.shutdown_grace);
     for (size_t i = 0; i < d->nadapters; i++)
@@ -822,6 +816,7 @@ static void daemon__signal(uv_signal_t *s, int signum)
     struct daemon *d = s->data;
     if (signum == SIGHUP) {
         log_info("daemon.sighup", "action=reload");
+        service_reloading();
         daemon__reload(d, NULL);
         return;
     }

@@ -1,6 +1,7 @@
 /* haibot: the command line. Parses arguments and calls the piece that does
  * the work; nothing else lives here. */
 #include "bot/config.h"
+#include "bot/config_man.h"
 #include "bot/daemon.h"
 #include "net/http.h"
 #include "core/audit.h"
@@ -35,6 +36,7 @@ static void main__usage(FILE *out)
         "                                        copy the ledger while it runs, verify the copy, "
         "print its head\n"
         "       haibot version                   print the version\n"
+        "       haibot --man 1|5                 print haibot(1) or bot.conf(5) as roff\n"
         "       haibot --help                    print this help\n");
 }
 
@@ -187,6 +189,8 @@ int main(int argc, char **argv)
         printf("haibot " HAIBOT_VERSION "\n");
         return 0;
     }
+    if (argc == 3 && strcmp(argv[1], "--man") == 0)
+        return config_man_write(atoi(argv[2]), stdout) == 0 ? 0 : 2;
     if (argc > 1 && strcmp(argv[1], "check-config") == 0) {
         if (main__config_arg(argc, argv, 2, &path) < 0)
             return 2;

@@ -432,10 +432,53 @@ static void console__maybe_free(struct console *c)
         cb(data);
 }
 
+/* Why the console must leave its input alone, or NULL to read it. Under a
+ * service standard input is /dev/null (a character device: reading it
+ * tells nothing, reading /dev/zero would never end); started in the
+ * background of a shell, the first read of the terminal would stop the
+ * whole daemon (SIGTTIN, "Stopped (tty input)"). */
+static const char *console__input_off(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return "standard input is closed";
+    if (isatty(fd)) {
+        pid_t fg = tcgetpgrp(fd);
+        return fg != -1 && fg != getpgrp() ? "started in the background of its terminal" : NULL;
+    }
+    if (S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode))
+        return NULL;
+    return "standard input is not a terminal, a pipe or a file (a service?)";
+}
+
+/* The console is off: it ends as a console at end of input does, but
+ * from the loop, after start returned (the host counts it started). */
+static void console__off_done(uv_fs_t *req)
+{
+    struct console *c = req->data;
+    uv_fs_req_cleanup(req);
+    if (!c->closing && !c->stopped)
+        console__end(c);
+    c->refs--;
+    console__maybe_free(c);
+}
+
 static int console__start(struct adapter *a)
 {
     struct console *c = a->impl;
     int rc = 0;
+    const char *off = console__input_off(c->in_fd);
+    if (off != NULL) {
+        log_info("console.off",
+                 "reason=%s hint=the console is for a terminal in the "
+                 "foreground; the other adapters run on",
+                 off);
+        c->in_req.data = c;
+        rc = uv_fs_fstat(c->loop, &c->in_req, c->in_fd, console__off_done);
+        if (rc == 0)
+            c->refs++;
+        return rc;
+    }
     uv_handle_type in = uv_guess_handle(c->in_fd);
     if (in == UV_TTY) {
         rc = uv_tty_init(c->loop, &c->in.tty, c->in_fd, 1);

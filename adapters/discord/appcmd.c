@@ -177,3 +177,12 @@ void discord_appcmd_hash(const char *json, const char *scope, char out[65])
     }
     EVP_MD_CTX_free(ctx);
 }
+
+int discord_invite_url(const char *application_id, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "https://discord.com/oauth2/authorize?client_id=%s"
+                     "&scope=bot%%20applications.commands&permissions=%llu",
+                     application_id, (unsigned long long)DISCORD_PERM_BOT);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}

@@ -392,6 +392,8 @@ static void dc__gw_state(struct discord_gateway *gw, enum discord_gateway_state 
         return;
     log_error("discord.shard_stopped", "shard=%u code=%d reason=%s", discord_gateway_shard(gw),
               close_code, discord_close_reason(close_code));
+    /* 4004 is a refused token; 4010-4014 are settings Discord refuses. */
+    dc->adapter.end_error = close_code == 4004 ? HB_EPERM : HB_ECONFIG;
     if (++dc->gws_fatal == dc->ngws)
         dc__end(dc);
 }
@@ -494,6 +496,7 @@ static void dc__gateway_bot_done(const struct discord_rest_result *res, void *da
     if (res->rc == 0 && (res->status == 401 || res->status == 403)) {
         log_error("discord.unauthorized", "status=%d hint=%s", res->status,
                   "check [discord] token; the adapter stops");
+        dc->adapter.end_error = HB_EPERM;
         dc__end(dc);
         return;
     }
@@ -727,6 +730,9 @@ static int dc__start(struct adapter *a)
     dc->started = true;
     log_info("discord.starting", "application=%s commands=%s", dc->app_id,
              dc->guild_id != NULL ? dc->guild_id : "global");
+    char invite[256];
+    if (discord_invite_url(dc->app_id, invite, sizeof(invite)) > 0)
+        log_info("discord.invite", "url=%s hint=open it to add the bot to a server", invite);
     dc__commands_sync(dc);
     dc__gateway_bot_get(dc);
     dc__outbox_replay(dc);

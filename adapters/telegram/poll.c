@@ -161,6 +161,7 @@ static void tg__fatal(struct tg *tg)
         return;
     tg->running = false;
     uv_timer_stop(&tg->poll_timer);
+    tg->adapter.end_error = HB_EPERM;
     if (tg->host.ended != NULL)
         tg->host.ended(tg->host.data, &tg->adapter);
 }

@@ -471,6 +471,26 @@ static void test_access_blocked_member_gets_no_invoice(void **state)
     fx_done(&fx);
 }
 
+/* /start in a private chat tells the member their numeric id, the one an
+ * operator writes in bot.conf to make them an admin; in a group it does
+ * not (everyone there would read it). */
+static void test_start_dm_tells_numeric_id(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx_start(&fx);
+    fx_dm(&fx, 987654321, "/start");
+    fx_wait_count(&fx, "sendMessage", 1);
+    const char *body = fx_call(&fx, "sendMessage", 0)->body;
+    assert_non_null(strstr(body, "\"chat_id\":987654321"));
+    assert_non_null(strstr(body, "Your telegram user id is 987654321"));
+    fx_group(&fx, -100123, 987654321, "/start");
+    fx_wait_count(&fx, "sendMessage", 2);
+    assert_null(strstr(fx_call(&fx, "sendMessage", 1)->body, "user id is"));
+    fx_done(&fx);
+}
+
 struct refund_audit {
     bool done;
     size_t n;
@@ -819,6 +839,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_notice_blocked_recorded_undeliverable),
     cmocka_unit_test(test_notice_kept_across_restart),
     cmocka_unit_test(test_admin_names_members),
+    cmocka_unit_test(test_start_dm_tells_numeric_id),
 };
 
 TEST_GROUP_DEFINE(telegram, tests, lt_group_setup, lt_group_teardown)
