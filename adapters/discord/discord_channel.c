@@ -68,8 +68,18 @@ bool dc__message_may_concern(const struct discord *dc, const char *json, size_t 
     memcpy(gid, guild + 1, glen - 2);
     gid[glen - 2] = '\0';
     const char *roles = map_get(dc->roles, gid);
-    if (roles == NULL)
-        return true; /* the bot's roles there are not known */
+    if (roles == NULL) {
+        /* The bot's roles there are not known: only a message that
+         * mentions no role at all can be passed over. */
+        const char *mr;
+        size_t mrlen;
+        if (discord_payload_member(json, len, "mention_roles", &mr, &mrlen) < 0)
+            return true;
+        while (mrlen > 0 && (mr[mrlen - 1] == ' ' || mr[mrlen - 1] == '\n'))
+            mrlen--;
+        return !(mrlen >= 2 && mr[0] == '[' && strspn(mr + 1, " \t\r\n") == mrlen - 2 &&
+                 mr[mrlen - 1] == ']');
+    }
     for (const char *p = roles; *p != '\0';) {
         const char *sp = strchr(p, ' ');
         size_t n = sp != NULL ? (size_t)(sp - p) : strlen(p);

@@ -231,7 +231,8 @@ void dc__identity(const cJSON *d, struct invocation *inv);
 /** Could this MESSAGE_CREATE concern the bot? False only for a guild
  *  message whose bytes name neither the bot's id nor a role it holds there
  *  (a mention, a role mention and a reply to the bot all would): those go
- *  unparsed. True when unsure (a DM, a guild whose roles are not known). */
+ *  unparsed; in a guild whose roles are not known, only one that mentions
+ *  no role at all. True when unsure (a DM, an unknown shape). */
 bool dc__message_may_concern(const struct discord *dc, const char *json, size_t len);
 /** The bot's roles in the guild of a GUILD_CREATE or GUILD_MEMBER_UPDATE
  *  (parsed as d) remembered, when d says them. */

@@ -264,8 +264,15 @@ static void at_prefilter_script(struct at *t)
     at_msg(t, "802", "88",
            ",\"guild_id\":\"77\",\"content\":\"<@&5500> hi\",\"mentions\":[],"
            "\"mention_roles\":[\"5500\"]");
-    /* A guild whose roles are not known: read whole, and not for the bot. */
-    at_msg(t, "803", "61", ",\"guild_id\":\"66\",\"content\":\"elsewhere\",\"mentions\":[]");
+    /* A guild whose roles are not known: a message that mentions a role is
+     * read whole (and is not for the bot); one that mentions none is
+     * passed over. */
+    at_msg(t, "803", "61",
+           ",\"guild_id\":\"66\",\"content\":\"elsewhere\",\"mentions\":[],"
+           "\"mention_roles\":[\"7700\"]");
+    at_msg(t, "804", "61",
+           ",\"guild_id\":\"66\",\"content\":\"elsewhere\",\"mentions\":[],"
+           "\"mention_roles\":[ ]");
     /* Each of these concerns the bot: a mention, a role it holds, a reply
      * to it, a thread, and a DM that carries a guild_id only inside. */
     at_msg(t, "811", "88",
@@ -307,7 +314,7 @@ static void test_guild_messages_passed_over(void **state)
     at_run(&t, &o);
     assert_int_equal(t.dispatched, 5);
     assert_int_equal(t.stats.messages, 5);
-    assert_int_equal(t.stats.skipped, 2);
+    assert_int_equal(t.stats.skipped, 3);
     assert_int_equal(fake_rest_matching(t.rest, "POST", "/channels/33/messages"), 1);
     assert_int_equal(fake_rest_matching(t.rest, "POST", "/channels/902/messages"), 1);
     invocation_clear(&t.last);
