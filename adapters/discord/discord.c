@@ -4,6 +4,7 @@
  * vtable is here; replies, interactions, channel messages, notices and the
  * HTTP endpoint have files of their own (discord_internal.h). */
 #include "adapters/discord/discord_internal.h"
+#include "adapters/discord/payload.h"
 
 #include "adapters/discord/appcmd.h"
 #include "adapters/discord/rest.h"
@@ -66,9 +67,40 @@ void dc__place(struct discord *dc, struct invocation *inv)
     dc__remember(&dc->threads, DC_THREADS_MAX, inv->channel_id, inv->parent_channel_id);
 }
 
+/* The few members of a guild's payload the adapter keeps, as a small
+ * object of their own: {"id":..,"name":..,"threads":..,"members":..}. A
+ * GUILD_CREATE is mostly its channels (19 KiB for a few hundred), which
+ * the structural scan passes over instead of building a tree of them. */
+static cJSON *dc__guild_parse(const char *json, size_t len)
+{
+    static const char *const names[] = {"id", "name", "threads", "members"};
+    struct discord_member m[4];
+    if (discord_payload_members(json, len, names, 4, m) < 0 || m[0].v == NULL)
+        return NULL;
+    size_t cap = 64;
+    for (size_t i = 0; i < 4; i++)
+        cap += m[i].len + 16;
+    char *text = malloc(cap);
+    if (text == NULL)
+        return NULL;
+    size_t n = 0;
+    text[n++] = '{';
+    for (size_t i = 0; i < 4; i++) {
+        if (m[i].v == NULL)
+            continue;
+        n += (size_t)snprintf(text + n, cap - n, "%s\"%s\":", n > 1 ? "," : "", names[i]);
+        memcpy(text + n, m[i].v, m[i].len);
+        n += m[i].len;
+    }
+    text[n++] = '}';
+    cJSON *j = cJSON_ParseWithLength(text, n);
+    free(text);
+    return j;
+}
+
 void dc__guild_seen(struct discord *dc, const char *json, size_t len)
 {
-    cJSON *j = cJSON_ParseWithLength(json, len);
+    cJSON *j = dc__guild_parse(json, len);
     const char *id = dc__str(j, "id");
     const char *name = dc__str(j, "name");
     if (id != NULL && name != NULL)
@@ -83,6 +115,7 @@ void dc__guild_seen(struct discord *dc, const char *json, size_t len)
     }
     dc__roles_seen(dc, j, false);
     cJSON_Delete(j);
+    dc->stats.guilds_seen++;
 }
 
 void dc__roles_seen(struct discord *dc, const cJSON *d, bool member_update)
@@ -347,7 +380,8 @@ static void dc__event(struct discord_gateway *gw, const char *type, int64_t seq,
     if (strcmp(type, "INTERACTION_CREATE") == 0) {
         dc__interaction(dc, d, d_len, NULL);
     } else if (strcmp(type, "MESSAGE_CREATE") == 0) {
-        if (dc__message_may_concern(dc, d, d_len))
+        dc->stats.message_creates++;
+        if (dc->prefilter_off || dc__message_may_concern(dc, d, d_len))
             dc__message(dc, d, d_len);
         else
             dc->stats.skipped++;
@@ -848,6 +882,7 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->jitter = opt->jitter;
     dc->notice_backoff_ms = opt->notice_backoff_ms != 0 ? opt->notice_backoff_ms : 1000;
     dc->retry_ms = DC_RETRY_MIN_MS;
+    dc->prefilter_off = opt->prefilter_off;
     dc->threads = map_new(free);
     dc->guilds = map_new(free);
     dc->roles = map_new(free);

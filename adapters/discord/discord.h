@@ -78,6 +78,8 @@ struct discord_options {
     unsigned global_per_s;        /* REST global limit; 0: 50 */
     unsigned rest_connections;    /* REST connections at most, a pool of the adapter's own;
                                      0: 8 */
+    bool prefilter_off;           /* benchmarks: parse every MESSAGE_CREATE whole (as before
+                                     the raw check), for the figure it replaces */
     double (*jitter)(void *data); /* NULL: random */
     uint64_t notice_backoff_ms;   /* first wait before a failed notice is tried again, doubling
                                      for each of its DC_NOTICE_ATTEMPTS tries; 0: 1000 */
@@ -87,18 +89,20 @@ struct discord_options {
 
 /** Counters, for health checks and tests. */
 struct discord_adapter_stats {
-    uint64_t interactions; /* INTERACTION_CREATE handled (duplicates not counted) */
-    uint64_t duplicates;   /* events seen twice and dropped */
-    uint64_t acks;         /* interaction callbacks answered 2xx */
-    uint64_t ack_failures; /* callbacks that failed or were refused */
-    uint64_t messages;     /* MESSAGE_CREATE dispatched as a conversation */
-    uint64_t skipped;      /* MESSAGE_CREATE passed over unparsed: a guild message whose bytes
-                              name neither the bot nor a role it holds */
-    uint64_t edits;        /* @original and channel message edits sent */
-    uint64_t followups;    /* follow-up messages sent */
-    unsigned commands_put; /* application command overwrites done */
-    bool commands_current; /* the registered commands match the table */
-    unsigned shards_open;  /* shards running in this daemon */
+    uint64_t interactions;    /* INTERACTION_CREATE handled (duplicates not counted) */
+    uint64_t duplicates;      /* events seen twice and dropped */
+    uint64_t acks;            /* interaction callbacks answered 2xx */
+    uint64_t ack_failures;    /* callbacks that failed or were refused */
+    uint64_t messages;        /* MESSAGE_CREATE dispatched as a conversation */
+    uint64_t guilds_seen;     /* GUILD_CREATE and GUILD_UPDATE taken in */
+    uint64_t message_creates; /* MESSAGE_CREATE received (for the bot or not) */
+    uint64_t skipped;         /* MESSAGE_CREATE passed over unparsed: a guild message whose bytes
+                                 name neither the bot nor a role it holds */
+    uint64_t edits;           /* @original and channel message edits sent */
+    uint64_t followups;       /* follow-up messages sent */
+    unsigned commands_put;    /* application command overwrites done */
+    bool commands_current;    /* the registered commands match the table */
+    unsigned shards_open;     /* shards running in this daemon */
 };
 
 /** Make the adapter (not started). Returns NULL on bad options (logged) or

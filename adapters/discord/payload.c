@@ -150,25 +150,48 @@ static const char *payload__open(const char *p, const char *end)
     return payload__ws(p + 1, end);
 }
 
-int discord_payload_member(const char *obj, size_t len, const char *name, const char **v,
-                           size_t *vlen)
+int discord_payload_members(const char *obj, size_t len, const char *const *names, size_t n,
+                            struct discord_member *out)
 {
+    for (size_t i = 0; i < n; i++)
+        out[i] = (struct discord_member){0};
     const char *end = obj + len;
     const char *p = payload__open(obj, end);
     if (p == NULL)
         return HB_EPROTO;
-    for (;;) {
+    size_t found = 0;
+    while (found < n) {
         const char *key, *val, *vend;
         size_t klen;
         int rc = payload__member(&p, end, &key, &klen, &val, &vend);
-        if (rc <= 0)
-            return rc < 0 ? rc : HB_ENOTFOUND;
-        if (payload__key(key, klen, name)) {
-            *v = val;
-            *vlen = (size_t)(vend - val);
-            return 0;
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            if (out[i].v == NULL && payload__key(key, klen, names[i])) {
+                out[i].v = val;
+                out[i].len = (size_t)(vend - val);
+                found++;
+                break;
+            }
         }
     }
+    return (int)found;
+}
+
+int discord_payload_member(const char *obj, size_t len, const char *name, const char **v,
+                           size_t *vlen)
+{
+    struct discord_member m;
+    int rc = discord_payload_members(obj, len, &name, 1, &m);
+    if (rc < 0)
+        return rc;
+    if (m.v == NULL)
+        return HB_ENOTFOUND;
+    *v = m.v;
+    *vlen = m.len;
+    return 0;
 }
 
 int discord_payload_scan(const char *json, size_t len, discord_payload_want_fn want, void *data,

@@ -41,4 +41,16 @@ int discord_payload_scan(const char *json, size_t len, discord_payload_want_fn w
 int discord_payload_member(const char *obj, size_t len, const char *name, const char **v,
                            size_t *vlen);
 
+/** A member's raw value, or v NULL when the object has none. */
+struct discord_member {
+    const char *v;
+    size_t len;
+};
+
+/** Several top-level members in one pass: out[i] for names[i] (n of each).
+ *  Returns how many were found, or HB_EPROTO when the object is malformed
+ *  before the last of them. The scan stops once all are found. */
+int discord_payload_members(const char *obj, size_t len, const char *const *names, size_t n,
+                            struct discord_member *out);
+
 #endif

@@ -723,6 +723,14 @@ static void test_payload_member(void **state)
     const char *b = "{\"content\":\"guild_id\",\"ref\":{\"guild_id\":\"7\"}}";
     assert_int_equal(discord_payload_member(b, strlen(b), "guild_id", &v, &n), HB_ENOTFOUND);
     assert_int_equal(discord_payload_member("{}", 2, "guild_id", &v, &n), HB_ENOTFOUND);
+    /* Several in one pass, in any order; a missing one stays NULL. */
+    static const char *const names[] = {"x", "guild_id", "nope", "ref"};
+    struct discord_member m[4];
+    assert_int_equal(discord_payload_members(a, strlen(a), names, 4, m), 3);
+    assert_memory_equal(m[1].v, "\"77\"", 4);
+    assert_int_equal(m[0].len, strlen("[{\"guild_id\":1}]"));
+    assert_null(m[2].v);
+    assert_memory_equal(m[3].v, "{\"guild_id\":\"7\"}", m[3].len);
     const char *bad[] = {"", "[]", "{\"a\":1,}", "{\"a\":1", "{\"a\" 1}", "{\"a\":\"x}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(discord_payload_member(bad[i], strlen(bad[i]), "guild_id", &v, &n),

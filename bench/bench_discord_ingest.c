@@ -1,0 +1,193 @@
+/* The Discord adapter taking a flood, end to end: the fake gateway (own
+ * thread) sends 200,000 guild MESSAGE_CREATE of about 1 KiB through
+ * zlib-stream, none of them for the bot (members talking among
+ * themselves, as most of a big server's traffic is), then 10,000
+ * GUILD_CREATE of about 19 KiB. The adapter scans, filters and takes in
+ * each as it would in the daemon.
+ *
+ * The message flood runs twice in one process: first with every message
+ * parsed whole (as before the raw check that passes over the messages
+ * that cannot concern the bot), then as shipped; the speedup is reported.
+ * Figures: messages and guilds per second, and the process's resident
+ * memory after each flood (fakes included). */
+#include "bench/bench.h"
+
+#include "adapters/discord/discord.h"
+#include "net/http.h"
+#include "base/log.h"
+#include "tests/fake/discord_gateway.h"
+#include "tests/fake/discord_rest.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BD_MESSAGES 200000
+#define BD_MESSAGE_BYTES 1000
+#define BD_GUILDS 10000
+#define BD_GUILD_BYTES (19 * 1024)
+
+struct bench_dc {
+    uv_loop_t loop;
+    struct http_client *http;
+    struct fake_gateway *gw;
+    struct fake_rest *rest;
+    struct adapter *adapter;
+    uv_timer_t poll;
+    atomic_bool identified;
+    int phase; /* 0 waiting for READY, 1 messages, 2 guilds */
+    bool guilds;
+    uint64_t ready_at;
+    double t0, t_messages, t_guilds0, t_guilds;
+    long rss_messages, rss_guilds;
+    bool failed;
+};
+
+static void bd_on_seen(struct fake_gateway *f, enum fake_gateway_seen what, void *data)
+{
+    (void)f;
+    if (what == FAKE_SEEN_IDENTIFY)
+        atomic_store(&((struct bench_dc *)data)->identified, true);
+}
+
+static void bd_dispatch(void *data, struct invocation *inv, const char *args)
+{
+    (void)data;
+    (void)args;
+    reply_finish(inv->reply);
+    invocation_clear(inv);
+}
+
+static void bd_ended(void *data, struct adapter *a)
+{
+    (void)data;
+    (void)a;
+}
+
+static void bd_noop(void *data)
+{
+    (void)data;
+}
+
+static void bd_closed(void *data)
+{
+    struct bench_dc *b = data;
+    http_client_close(b->http, bd_noop, NULL);
+}
+
+static void bd_close(struct bench_dc *b)
+{
+    uv_close((uv_handle_t *)&b->poll, NULL);
+    b->adapter->ops->close(b->adapter, bd_closed, b);
+}
+
+static void bd_poll(uv_timer_t *t)
+{
+    struct bench_dc *b = t->data;
+    struct discord_adapter_stats st;
+    discord_adapter_stats(b->adapter, &st);
+    if (uv_now(&b->loop) > b->ready_at + 120000) {
+        fprintf(stderr, "bench discord_ingest: stuck (phase %d, %llu messages, %llu guilds)\n",
+                b->phase, (unsigned long long)st.message_creates,
+                (unsigned long long)st.guilds_seen);
+        b->failed = true;
+        bd_close(b);
+        return;
+    }
+    if (b->phase == 0) {
+        /* The READY is in once the shard says it identified. */
+        if (!atomic_load(&b->identified) || st.shards_open == 0)
+            return;
+        b->phase = 1;
+        b->t0 = bench_now();
+        fake_gateway_flood(b->gw, "MESSAGE_CREATE", BD_MESSAGES, BD_MESSAGE_BYTES);
+        return;
+    }
+    if (b->phase == 1 && st.message_creates >= BD_MESSAGES) {
+        b->t_messages = bench_now();
+        b->rss_messages = bench_rss_kib();
+        if (!b->guilds) {
+            bd_close(b);
+            return;
+        }
+        b->phase = 2;
+        b->t_guilds0 = bench_now();
+        fake_gateway_flood(b->gw, "GUILD_CREATE", BD_GUILDS, BD_GUILD_BYTES);
+        return;
+    }
+    if (b->phase == 2 && st.guilds_seen >= BD_GUILDS) {
+        b->t_guilds = bench_now();
+        b->rss_guilds = bench_rss_kib();
+        bd_close(b);
+    }
+}
+
+/* One flood; guilds: the GUILD_CREATE flood after the messages. */
+static int bd_run(struct bench_dc *b, bool prefilter_off, bool guilds)
+{
+    memset(b, 0, sizeof(*b));
+    b->guilds = guilds;
+    uv_loop_init(&b->loop);
+    struct fake_gateway_options go = {.heartbeat_ms = 41250, .on_seen = bd_on_seen, .data = b};
+    b->gw = fake_gateway_start_thread(&go);
+    struct fake_rest_options ro = {0};
+    b->rest = fake_rest_start_thread(&ro);
+    if (b->gw == NULL || b->rest == NULL || http_client_new(&b->loop, NULL, &b->http) < 0) {
+        fprintf(stderr, "bench discord_ingest: fakes did not start\n");
+        return -1;
+    }
+    struct discord_options o = {.token = "bench-token.abcdef",
+                                .application_id = "42",
+                                .api_base = fake_rest_api_base(b->rest),
+                                .gateway_url = fake_gateway_url(b->gw),
+                                .shards = 1,
+                                .shard_last = -1,
+                                .http = b->http,
+                                .prefilter_off = prefilter_off};
+    struct adapter_host host = {.dispatch = bd_dispatch, .ended = bd_ended, .data = b};
+    b->adapter = discord_new(&b->loop, &o, &host);
+    if (b->adapter == NULL || b->adapter->ops->start(b->adapter) < 0) {
+        fprintf(stderr, "bench discord_ingest: adapter did not start\n");
+        return -1;
+    }
+    b->ready_at = uv_now(&b->loop);
+    uv_timer_init(&b->loop, &b->poll);
+    b->poll.data = b;
+    uv_timer_start(&b->poll, bd_poll, 1, 1);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    b->adapter->ops->free(b->adapter);
+    uv_loop_close(&b->loop);
+    fake_rest_free(b->rest);
+    fake_gateway_free(b->gw);
+    return b->failed ? -1 : 0;
+}
+
+int bench_discord_ingest(void)
+{
+    struct bench_dc *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return 1;
+    log_configure(LOG_ERROR, false, NULL);
+    http_global_init();
+    int rc = bd_run(b, true, false);
+    double before = rc == 0 ? BD_MESSAGES / (b->t_messages - b->t0) : 0;
+    long rss_before = b->rss_messages;
+    if (rc == 0)
+        rc = bd_run(b, false, true);
+    if (rc == 0) {
+        double after = BD_MESSAGES / (b->t_messages - b->t0 > 0 ? b->t_messages - b->t0 : 1e-9);
+        bench_report("discord_ingest_parsed_whole_messages_per_s", before, "messages/s");
+        bench_report("discord_ingest_messages_per_s", after, "messages/s");
+        bench_report("discord_ingest_speedup", after / before, "x");
+        bench_report("discord_ingest_parsed_whole_rss", (double)rss_before / 1024.0, "MiB");
+        bench_report("discord_ingest_rss", (double)b->rss_messages / 1024.0, "MiB");
+        bench_report("discord_guild_create_per_s",
+                     BD_GUILDS /
+                         (b->t_guilds - b->t_guilds0 > 0 ? b->t_guilds - b->t_guilds0 : 1e-9),
+                     "guilds/s");
+        bench_report("discord_guild_create_adapter_rss", (double)b->rss_guilds / 1024.0, "MiB");
+    }
+    free(b);
+    return rc == 0 ? 0 : 1;
+}
