@@ -21,6 +21,8 @@ struct discord_zstream {
     uint8_t tail[4];    /* the last four bytes fed, to spot the marker across frames */
     size_t tail_len;
     int ready;      /* z was initialised */
+    int header;     /* bytes of the stream's two-byte zlib header read so far */
+    uint8_t cmf;    /* its first byte, once read */
     int discarding; /* the payload being inflated is too large: dropped at its end */
 };
 

@@ -211,6 +211,17 @@ static void test_zstream_corrupt_and_oversized(void **state)
     unsigned char junk[] = {0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0xff, 0xff};
     assert_int_equal(discord_zstream_feed(&zs, junk, sizeof(junk), &msg, &len), HB_EPROTO);
     discord_zstream_free(&zs);
+    /* The zlib header, read by hand: wrong check bits, or a preset
+     * dictionary (which no gateway stream has), are refused. */
+    unsigned char bad_check[] = {0x78, 0x00, 0x00, 0x00, 0xff, 0xff};
+    unsigned char dict[] = {0x78, 0xbb, 0x00, 0x00, 0xff, 0xff};
+    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    assert_int_equal(discord_zstream_feed(&zs, bad_check, sizeof(bad_check), &msg, &len),
+                     HB_EPROTO);
+    discord_zstream_free(&zs);
+    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    assert_int_equal(discord_zstream_feed(&zs, dict, sizeof(dict), &msg, &len), HB_EPROTO);
+    discord_zstream_free(&zs);
     assert_int_equal(discord_zstream_init(&zs, 10), 0);
     assert_int_equal(discord_zstream_feed(&zs, o.buf, o.len, &msg, &len), HB_EOVERFLOW);
     discord_zstream_free(&zs);
