@@ -37,6 +37,15 @@ void json_text_put(struct json_text *o, const char *s, size_t n)
     o->len += n;
 }
 
+/* Bytes that JSON strings must escape (and the quote and backslash). */
+static const unsigned char json_escape[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+    [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+    [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+    [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+    [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
+};
+
 void json_text_string(struct json_text *o, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -44,51 +53,61 @@ void json_text_string(struct json_text *o, const char *s)
         json_text_put(o, "\"\"", 2);
         return;
     }
-    json_text_put(o, "\"", 1);
-    const char *run = s;
-    for (const char *p = s;; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
+    /* Measured first, room made once, then written in place: a
+     * conversation's turns are most of a request body. */
+    size_t n = 0, extra = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++, n++) {
+        if (json_escape[*p])
+            extra += *p == '"' || *p == '\\' || *p == '\b' || *p == '\f' || *p == '\n' ||
+                             *p == '\r' || *p == '\t'
+                         ? 1
+                         : 5;
+    }
+    if (!json__reserve(o, n + extra + 2)) {
+        o->failed = true;
+        return;
+    }
+    char *out = o->buf + o->len;
+    *out++ = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        unsigned char ch = *p;
+        if (!json_escape[ch]) {
+            *out++ = (char)ch;
             continue;
-        json_text_put(o, run, (size_t)(p - run));
-        if (ch == '\0')
-            break;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t n = 2;
+        }
+        *out++ = '\\';
         switch (ch) {
         case '"':
-            esc[1] = '"';
+            *out++ = '"';
             break;
         case '\\':
-            esc[1] = '\\';
+            *out++ = '\\';
             break;
         case '\b':
-            esc[1] = 'b';
+            *out++ = 'b';
             break;
         case '\f':
-            esc[1] = 'f';
+            *out++ = 'f';
             break;
         case '\n':
-            esc[1] = 'n';
+            *out++ = 'n';
             break;
         case '\r':
-            esc[1] = 'r';
+            *out++ = 'r';
             break;
         case '\t':
-            esc[1] = 't';
+            *out++ = 't';
             break;
         default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            n = 6;
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[ch >> 4];
+            *out++ = hex[ch & 15];
         }
-        json_text_put(o, esc, n);
-        run = p + 1;
     }
-    json_text_put(o, "\"", 1);
+    *out++ = '"';
+    o->len = (size_t)(out - o->buf);
 }
 
 static void json__number(struct json_text *o, double d)
