@@ -91,7 +91,7 @@ build/asan/haibot: $(ASAN_OBJ)
 
 build/asan/haibot-tests: $(TEST_OBJ) $(ASAN_LIB)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $(TEST_OBJ) $(ASAN_LIB) $(PKG_LIBS) -lcmocka
+	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $(TEST_OBJ) $(ASAN_LIB) $(PKG_LIBS) -lcmocka -lutil
 
 # Valgrind needs a build without ASan.
 build/vg/%.o: %.c
@@ -105,7 +105,7 @@ build/vg/haibot: $(SRC:%.c=build/vg/%.o)
 
 build/vg/haibot-tests: $(TEST_SRC:%.c=build/vg/%.o) $(LIB_SRC:%.c=build/vg/%.o)
 	@echo "  LD      $@"
-	$(Q)$(CC) -g -o $@ $^ $(PKG_LIBS) -lcmocka
+	$(Q)$(CC) -g -o $@ $^ $(PKG_LIBS) -lcmocka -lutil
 
 build/haibot-bench: $(BENCH_OBJ) $(LIB_OBJ)
 	@echo "  LD      $@"
