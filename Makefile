@@ -3,7 +3,7 @@
 # first makes sure the Debian -dev packages it needs are present.
 
 CC       ?= cc
-PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libedit
+PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libedit cairo
 TEST_PKGS = cmocka
 # Libraries without a pkg-config file: found by their header in `deps`.
 NOPC_LIBS = -lhttp_parser
@@ -11,7 +11,7 @@ NOPC_LIBS = -lhttp_parser
 # then the ones without pkg-config (http-parser).
 APT_PKGS  = pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
             libcurl4-openssl-dev libcjson-dev libinih-dev libsqlite3-dev \
-            libssl-dev zlib1g-dev libedit-dev libcmocka-dev libhttp-parser-dev
+            libssl-dev zlib1g-dev libedit-dev libcairo2-dev libcmocka-dev libhttp-parser-dev
 
 WARN      = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla

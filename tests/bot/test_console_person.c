@@ -104,7 +104,35 @@ static void test_terminal_prompt(void **state)
     test_pty_free(&t);
 }
 
+/* /usage chart on the console: the PNG is saved as a file and its path
+ * printed, as generated images are. */
+static void test_usage_chart_saved(void **state)
+{
+    struct test_daemon_dir *f = *state;
+    person_conf(f);
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
+    struct test_proc p;
+    test_proc_run(argv, "/chat hello\n/usage chart\n", 60000, &p);
+    assert_int_equal(p.status, 0);
+    const char *caption = strstr(p.out, "Your spending in the last 7 days, per day and model.");
+    assert_non_null(caption);
+    const char *saved = strstr(caption, "[image saved to ");
+    assert_non_null(saved);
+    char path[512];
+    assert_int_equal(sscanf(saved, "[image saved to %511[^,]", path), 1);
+    assert_non_null(strstr(path, ".png"));
+    size_t len = 0;
+    char *png = test_file_read(path, &len);
+    assert_non_null(png);
+    assert_true(len > 1000);
+    assert_memory_equal(png, "\x89PNG\r\n\x1a\n", 8);
+    free(png);
+    test_proc_free(&p);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_usage_chart_saved, test_daemon_dir_setup,
+                                    test_daemon_dir_teardown),
     cmocka_unit_test_setup_teardown(test_press_through_pipe, test_daemon_dir_setup,
                                     test_daemon_dir_teardown),
     cmocka_unit_test_setup_teardown(test_bare_number_is_chat, test_daemon_dir_setup,
