@@ -555,7 +555,8 @@ static int init__flags(struct init_run *r, int argc, char **argv)
         if (eq == NULL)
             i++;
         bool known = true;
-        if (strncmp(arg, "-c", nlen) == 0 || strncmp(arg, "--config", nlen) == 0) {
+        if ((nlen == 2 && strncmp(arg, "-c", 2) == 0) ||
+            (nlen == 8 && strncmp(arg, "--config", 8) == 0)) {
             r->path = value;
         } else if (strncmp(arg, "--platforms", nlen) == 0 && nlen == 11) {
             if (init__platform_set(&r->a, value) < 0) {
