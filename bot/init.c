@@ -156,6 +156,16 @@ static int init__validate(struct init_run *r)
             bad++;
             break;
         }
+    /* A value ends at " #" or " ;" (a comment) in bot.conf, and a key or a
+     * model id holds no space at all. */
+    if (a->name[0] == '\0' || strstr(a->name, " #") != NULL || strstr(a->name, " ;") != NULL) {
+        fprintf(stderr, "haibot init: the bot's name may not be empty or hold \" #\" or \" ;\"\n");
+        bad++;
+    }
+    if (strpbrk(a->api_key, " \t") != NULL || strpbrk(a->model, " \t") != NULL) {
+        fprintf(stderr, "haibot init: an API key or a model id holds no spaces\n");
+        bad++;
+    }
     const char *envs[] = {a->telegram_env, a->discord_env, a->api_key_env};
     for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++)
         if (envs[i][0] != '\0' && !init_env_name_ok(envs[i])) {

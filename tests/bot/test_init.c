@@ -190,6 +190,14 @@ static void test_bad_token_refused(void **state)
     test_proc_free(&p);
     assert_int_equal(access(f->conf, F_OK), -1);
 
+    char *name[] = {(char *)test_haibot_bin(), "init", "--non-interactive", "-c", f->conf, "--name",
+                    "Bot ; not a comment",     NULL};
+    test_proc_run(name, NULL, 20000, &p);
+    assert_int_equal(p.status, 1);
+    assert_non_null(strstr(p.err, "name may not"));
+    test_proc_free(&p);
+    assert_int_equal(access(f->conf, F_OK), -1);
+
     char *dc[] = {(char *)test_haibot_bin(),
                   "init",
                   "--non-interactive",
