@@ -410,11 +410,17 @@ static int init__questions(struct init_run *r)
             "HAI Bot setup: a few questions, then %s is written (mode 0600).\n"
             "Press Enter to take the answer in brackets.\n\n",
             r->path);
-    if (init__ask(r, "Bot name", "HAI Bot", false, a->name, sizeof(a->name)) < 0)
+    /* Flags given with the questions are their defaults. */
+    char def[INIT_TEXT_MAX];
+    snprintf(def, sizeof(def), "%s", a->name);
+    if (init__ask(r, "Bot name", def, false, a->name, sizeof(a->name)) < 0)
         return -1;
+    snprintf(def, sizeof(def), "%s%s%s%s%s", a->console ? "console" : "",
+             a->console && (a->telegram || a->discord) ? ", " : "", a->telegram ? "telegram" : "",
+             a->telegram && a->discord ? ", " : "", a->discord ? "discord" : "");
     for (;;) {
-        if (init__ask(r, "Platforms (console, telegram, discord)", "console", false, buf,
-                      sizeof(buf)) < 0)
+        if (init__ask(r, "Platforms (console, telegram, discord)", def, false, buf, sizeof(buf)) <
+            0)
             return -1;
         if (init__platform_set(a, buf) == 0)
             break;
@@ -424,11 +430,12 @@ static int init__questions(struct init_run *r)
         if (init__ask_token(r, "Telegram", "TELEGRAM_TOKEN", a->telegram_token, a->telegram_env,
                             init__telegram_ok) < 0)
             return -1;
+        snprintf(def, sizeof(def), "%s", a->telegram_admins);
         for (;;) {
             if (init__ask(r,
                           "Telegram admins (numeric user ids, comma-separated; the bot tells "
                           "you yours on /start)",
-                          "", false, a->telegram_admins, sizeof(a->telegram_admins)) < 0)
+                          def, false, a->telegram_admins, sizeof(a->telegram_admins)) < 0)
                 return -1;
             if (init__ids_ok(a->telegram_admins))
                 break;
@@ -449,15 +456,18 @@ static int init__questions(struct init_run *r)
     for (const struct init_preset *p = init_presets; p->name != NULL; p++)
         fprintf(r->out, " %s (%s)%s", p->name, p->title, p[1].name != NULL ? "," : "\n");
     for (;;) {
-        if (init__ask(r, "Provider", "demo", false, buf, sizeof(buf)) < 0)
+        if (init__ask(r, "Provider", a->preset != NULL ? a->preset->name : "demo", false, buf,
+                      sizeof(buf)) < 0)
             return -1;
         a->preset = init_preset_find(buf);
         if (a->preset != NULL)
             break;
         fprintf(r->out, "One of the names above, please.\n");
     }
-    if (a->preset->base_url != NULL && init__ask(r, "Provider base URL", a->preset->base_url, false,
-                                                 a->base_url, sizeof(a->base_url)) < 0)
+    snprintf(def, sizeof(def), "%s", a->base_url[0] != '\0' ? a->base_url : "");
+    if (a->preset->base_url != NULL &&
+        init__ask(r, "Provider base URL", def[0] != '\0' ? def : a->preset->base_url, false,
+                  a->base_url, sizeof(a->base_url)) < 0)
         return -1;
     if (a->preset->key_env != NULL) {
         bool in_env = true;
@@ -472,8 +482,9 @@ static int init__questions(struct init_run *r)
             return -1;
         }
     }
-    if (init__ask(r, "Welcome bonus (credits for each new member)", "100", false, buf,
-                  sizeof(buf)) < 0)
+    snprintf(def, sizeof(def), "%ld", a->welcome_bonus);
+    if (init__ask(r, "Welcome bonus (credits for each new member)", def, false, buf, sizeof(buf)) <
+        0)
         return -1;
     char *end = NULL;
     a->welcome_bonus = strtol(buf, &end, 10);

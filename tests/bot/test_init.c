@@ -282,7 +282,9 @@ static void test_check_tokens(void **state)
 static void test_interactive_pty(void **state)
 {
     struct init_fixture *f = *state;
-    char *argv[] = {(char *)test_haibot_bin(), "init", "-c", f->conf, NULL};
+    /* Flags given with the questions are their defaults. */
+    char *argv[] = {(char *)test_haibot_bin(), "init", "-c", f->conf,
+                    "--welcome-bonus",         "60",   NULL};
     struct test_pty t;
     test_pty_start(&t, argv);
     assert_true(test_pty_wait_for(&t, "Bot name [HAI Bot]: ", 20000));
@@ -302,8 +304,8 @@ static void test_interactive_pty(void **state)
     test_pty_type(&t, "ollama\n");
     assert_true(test_pty_wait_for(&t, "Provider base URL [http://127.0.0.1:11434/v1]: ", 5000));
     test_pty_type(&t, "\n");
-    assert_true(test_pty_wait_for(&t, "Welcome bonus (credits for each new member) [100]: ", 5000));
-    test_pty_type(&t, "75\n");
+    assert_true(test_pty_wait_for(&t, "Welcome bonus (credits for each new member) [60]: ", 5000));
+    test_pty_type(&t, "\n");
     assert_true(test_pty_wait_for(&t, "May the console user run admin commands? [Y/n]: ", 5000));
     test_pty_type(&t, "n\n");
     assert_true(test_pty_wait_for(&t, "needs the network)? [y/N]: ", 5000));
@@ -320,7 +322,7 @@ static void test_interactive_pty(void **state)
     assert_non_null(strstr(text, "name = Pty Bot"));
     assert_non_null(strstr(text, "token = " TG_TOKEN));
     assert_non_null(strstr(text, "admins = 4242"));
-    assert_non_null(strstr(text, "welcome_bonus = 75"));
+    assert_non_null(strstr(text, "welcome_bonus = 60"));
     assert_non_null(strstr(text, "admin = false"));
     assert_non_null(strstr(text, "base_url = http://127.0.0.1:11434/v1"));
     free(text);
