@@ -3,7 +3,7 @@
 # first makes sure the Debian -dev packages it needs are present.
 
 CC       ?= cc
-PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libsystemd
+PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libsystemd libedit cairo
 TEST_PKGS = cmocka
 # Libraries without a pkg-config file: found by their header in `deps`.
 NOPC_LIBS = -lhttp_parser
@@ -13,7 +13,7 @@ NOPC_LIBS = -lhttp_parser
 # systemd-analyze, which checks the unit in dist/).
 APT_PKGS  = pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
             libcurl4-openssl-dev libcjson-dev libinih-dev libsqlite3-dev \
-            libssl-dev zlib1g-dev libsystemd-dev libhttp-parser-dev
+            libssl-dev zlib1g-dev libsystemd-dev libedit-dev libcairo2-dev libhttp-parser-dev
 APT_TEST_PKGS = libcmocka-dev systemd
 
 WARN      = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
@@ -112,7 +112,7 @@ build/asan/haibot: $(ASAN_OBJ)
 
 build/asan/haibot-tests: $(TEST_OBJ) $(ASAN_LIB)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $(TEST_OBJ) $(ASAN_LIB) $(PKG_LIBS) -lcmocka
+	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $(TEST_OBJ) $(ASAN_LIB) $(PKG_LIBS) -lcmocka -lutil
 
 # Valgrind needs a build without ASan.
 build/vg/%.o: %.c
@@ -126,7 +126,7 @@ build/vg/haibot: $(SRC:%.c=build/vg/%.o)
 
 build/vg/haibot-tests: $(TEST_SRC:%.c=build/vg/%.o) $(LIB_SRC:%.c=build/vg/%.o)
 	@echo "  LD      $@"
-	$(Q)$(CC) -g -o $@ $^ $(PKG_LIBS) -lcmocka
+	$(Q)$(CC) -g -o $@ $^ $(PKG_LIBS) -lcmocka -lutil
 
 build/haibot-bench: $(BENCH_OBJ) $(LIB_OBJ)
 	@echo "  LD      $@"

@@ -3,6 +3,7 @@
 #include "bot/config.h"
 #include "bot/config_man.h"
 #include "bot/daemon.h"
+#include "bot/init.h"
 #include "net/http.h"
 #include "core/audit.h"
 #include "core/ledger.h"
@@ -25,6 +26,8 @@ static void main__usage(FILE *out)
         out,
         "Usage: haibot [-c FILE]                 run the daemon (default ./" HAIBOT_DEFAULT_CONFIG
         ")\n"
+        "       haibot init [-c FILE] [--non-interactive ...]\n"
+        "                                        write a first bot.conf (haibot init --help)\n"
         "       haibot check-config [-c FILE]    validate a config file\n"
         "       haibot ledger verify [-c FILE]   recompute the ledger's hash chain and invariants\n"
         "       haibot ledger verify --head SEQ:HASH [-c FILE]\n"
@@ -191,7 +194,9 @@ int main(int argc, char **argv)
     }
     if (argc == 3 && strcmp(argv[1], "--man") == 0)
         return config_man_write(atoi(argv[2]), stdout) == 0 ? 0 : 2;
-    if (argc > 1 && strcmp(argv[1], "check-config") == 0) {
+    if (argc > 1 && strcmp(argv[1], "init") == 0) {
+        rc = init_main(argc - 1, argv + 1);
+    } else if (argc > 1 && strcmp(argv[1], "check-config") == 0) {
         if (main__config_arg(argc, argv, 2, &path) < 0)
             return 2;
         rc = main__check_config(path);

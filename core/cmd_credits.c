@@ -2,6 +2,7 @@
  * /deposit, /pool. Every one of them opens the member's wallet first, so a
  * member's first command, whichever it is, pays the welcome bonus once. */
 #include "core/core.h"
+#include "core/chart.h"
 #include "base/error.h"
 #include "core/format.h"
 #include "core/handlers.h"
@@ -33,6 +34,8 @@ struct credits_ctx {
     int64_t page;                       /* /history: page shown, from 0 */
     uint64_t anchor;                    /* /history: entries with seq < anchor (0: newest) */
     int64_t from_ms;                    /* /usage */
+    int64_t days;                       /* /usage: whole UTC days shown */
+    bool chart;                         /* /usage chart: answer with a PNG */
     const char *period;
     void (*next)(struct credits_ctx *ctx); /* what to run once the wallet is open */
 };
@@ -428,6 +431,40 @@ void cmd_history_button(struct core *core, struct invocation *inv)
 
 /* ---- /usage ------------------------------------------------------------ */
 
+/* /usage chart: the same figures as a bar chart, the totals as caption. */
+static void usage__chart(struct credits_ctx *ctx, const struct ledger_result *r, struct text_buf *t)
+{
+    int64_t total = 0, count = 0;
+    for (size_t i = 0; i < r->usage_count; i++) {
+        total += r->usage[i].amount;
+        count += r->usage[i].count;
+    }
+    char title[128], amount[32];
+    snprintf(title, sizeof(title), MSG_USAGE_CHART_TITLE, ctx->period);
+    text_buf_add(t, MSG_USAGE_CHART_CAPTION, ctx->period);
+    text_buf_add(t, MSG_USAGE_TOTAL, (long long)count, count == 1 ? "" : "s",
+                 format_credits(amount, sizeof(amount), total));
+    unsigned char *png = NULL;
+    size_t len = 0;
+    int rc = chart_usage_png(r->usage, r->usage_count, ctx->from_ms / 86400000, ctx->days, title,
+                             &png, &len);
+    if (rc < 0) {
+        log_warn("command.failed", "command=usage step=chart error=%s", hb_strerror(rc));
+        text_buf_add(t, MSG_CHART_FAILED, hb_strerror(rc));
+        reply_personal(ctx->inv->reply, text_buf_str(t));
+        return;
+    }
+    struct reply_image img = {
+        .data = png, .len = len, .mime = "image/png", .filename = "usage.png"};
+    struct reply_msg msg = {.stage = REPLY_FINAL,
+                            .ephemeral = true,
+                            .personal = true,
+                            .text = text_buf_str(t),
+                            .image = &img};
+    reply_send(ctx->inv->reply, &msg);
+    free(png);
+}
+
 static void usage__got(int rc, const struct ledger_result *r, void *data)
 {
     struct credits_ctx *ctx = data;
@@ -439,6 +476,11 @@ static void usage__got(int rc, const struct ledger_result *r, void *data)
     credits__welcome(ctx, &t);
     if (r->usage_count == 0) {
         text_buf_add(&t, MSG_USAGE_NONE, ctx->period);
+    } else if (ctx->chart) {
+        usage__chart(ctx, r, &t);
+        free(t.buf);
+        credits__finish(ctx, 0, NULL);
+        return;
     } else {
         int64_t total = 0, count = 0;
         text_buf_add(&t, MSG_USAGE_HEADER, ctx->period);
@@ -482,6 +524,8 @@ void cmd_usage(struct core *core, struct invocation *inv)
     struct credits_ctx *ctx = credits__new(core, inv, usage__next);
     if (ctx == NULL)
         return;
+    ctx->days = days;
+    ctx->chart = inv->opts[1].set && inv->opts[1].integer != 0;
     ctx->period = days == 1    ? MSG_PERIOD_DAY
                   : days == 7  ? MSG_PERIOD_WEEK
                   : days == 30 ? MSG_PERIOD_MONTH

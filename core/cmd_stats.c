@@ -3,6 +3,8 @@
  * group it covers what the group's pool paid; elsewhere (the operator's
  * console or a DM) the whole bot, with refusals and failures. */
 #include "core/core.h"
+#include "core/chart.h"
+#include "base/log.h"
 #include "base/error.h"
 #include "core/format.h"
 #include "core/generate.h"
@@ -38,6 +40,8 @@ struct stats_ctx {
     struct invocation *inv;
     bool group;
     int64_t from_day;
+    int64_t days;
+    bool chart; /* /admin stats chart: a PNG of spending per day and model */
     const char *period;
     struct text_buf t;
     struct stats_sum sums[STATS_SUMS];
@@ -121,6 +125,34 @@ static int stats__counters_read(struct stats_ctx *ctx, const char *from)
                             STATS_PAGE, stats__counters, ctx);
 }
 
+/* The chart in place of the model list and the counters; the header and
+ * totals are its caption. */
+static void stats__chart(struct stats_ctx *ctx, const struct store_usage *rows, size_t n)
+{
+    char title[160];
+    snprintf(title, sizeof(title), MSG_STATS_CHART_TITLE,
+             ctx->group ? MSG_STATS_SCOPE_POOL : MSG_STATS_SCOPE_BOT, ctx->period);
+    unsigned char *png = NULL;
+    size_t len = 0;
+    int rc = chart_usage_png(rows, n, ctx->from_day, ctx->days, title, &png, &len);
+    if (rc < 0) {
+        log_warn("command.failed", "command=admin_stats step=chart error=%s", hb_strerror(rc));
+        text_buf_add(&ctx->t, MSG_CHART_FAILED, hb_strerror(rc));
+        stats__end(ctx);
+        return;
+    }
+    text_buf_trim(&ctx->t);
+    struct reply_image img = {
+        .data = png, .len = len, .mime = "image/png", .filename = "stats.png"};
+    struct reply_msg msg = {
+        .stage = REPLY_FINAL, .ephemeral = true, .text = text_buf_str(&ctx->t), .image = &img};
+    reply_send(ctx->inv->reply, &msg);
+    free(png);
+    reply_finish(ctx->inv->reply);
+    free(ctx->t.buf);
+    free(ctx);
+}
+
 static void stats__usage(int rc, const struct ledger_result *r, void *data)
 {
     struct stats_ctx *ctx = data;
@@ -150,6 +182,11 @@ static void stats__usage(int rc, const struct ledger_result *r, void *data)
                  ctx->period);
     text_buf_add(&ctx->t, MSG_STATS_TOTALS, (long long)count,
                  format_credits(credits, sizeof(credits), amount));
+    if (ctx->chart) {
+        free(models);
+        stats__chart(ctx, rc == 0 ? r->usage : NULL, n);
+        return;
+    }
     if (models != NULL && nm > 0) {
         qsort(models, nm, sizeof(*models), stats__model_cmp);
         text_buf_add(&ctx->t, MSG_STATS_TOP_MODELS);
@@ -180,6 +217,8 @@ void cmd_admin_stats(struct core *core, struct invocation *inv)
     ctx->inv = inv;
     const char *period = inv->opts[0].set ? inv->opts[0].string : "week";
     int64_t days = strcmp(period, "day") == 0 ? 1 : strcmp(period, "month") == 0 ? 30 : 7;
+    ctx->days = days;
+    ctx->chart = inv->opts[1].set && inv->opts[1].integer != 0;
     ctx->period = days == 1 ? MSG_PERIOD_DAY : days == 7 ? MSG_PERIOD_WEEK : MSG_PERIOD_MONTH;
     int64_t now_ms = core_now_ms(core);
     ctx->from_day = now_ms / 86400000 - (days - 1);

@@ -42,6 +42,9 @@ static const struct command_option_spec usage_options[] = {
      .description = "How far back: day, week, month or year (default week)",
      .type = COMMAND_OPT_STRING,
      .choices = usage_periods},
+    {.name = "chart",
+     .description = "Answer with a bar chart of spending per day and model",
+     .type = COMMAND_OPT_BOOLEAN},
 };
 
 #define ADMIN_AMOUNT_MAX 1000000000000LL /* a trillion credits: far above any real grant */
@@ -116,6 +119,9 @@ static const struct command_option_spec admin_stats_options[] = {
      .description = "day, week or month (default week)",
      .type = COMMAND_OPT_STRING,
      .choices = stats_periods},
+    {.name = "chart",
+     .description = "Answer with a bar chart of spending per day and model",
+     .type = COMMAND_OPT_BOOLEAN},
 };
 
 static const struct command_option_spec admin_audit_options[] = {
@@ -790,6 +796,16 @@ static char *commands__token(const char **p, const char **start)
     return tok;
 }
 
+/* The yes/no option called word, or -1. */
+static int commands__flag_index(const struct command_spec *spec, const char *word)
+{
+    for (size_t i = 0; i < spec->noptions; i++)
+        if (spec->options[i].type == COMMAND_OPT_BOOLEAN &&
+            strcasecmp(spec->options[i].name, word) == 0)
+            return (int)i;
+    return -1;
+}
+
 int command_args_parse(const struct command_spec *spec, const char *args, struct invocation *inv,
                        char *err, size_t errcap)
 {
@@ -814,6 +830,15 @@ int command_args_parse(const struct command_spec *spec, const char *args, struct
         }
         if (idx >= 0) {
             rc = command_option_set_text(spec, (size_t)idx, colon + 1, inv, err, errcap);
+            free(tok);
+            if (rc < 0)
+                goto out;
+            continue;
+        }
+        /* A yes/no option's own name turns it on ("/usage chart month"). */
+        idx = colon == NULL ? commands__flag_index(spec, tok) : -1;
+        if (idx >= 0 && !inv->opts[idx].set) {
+            rc = command_option_set_text(spec, (size_t)idx, "yes", inv, err, errcap);
             free(tok);
             if (rc < 0)
                 goto out;

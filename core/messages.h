@@ -97,6 +97,13 @@
 #define MSG_USAGE_NO_TAG "(model)"
 /* %lld: count; %s: "s" or ""; %s: credits. */
 #define MSG_USAGE_TOTAL "Total: %lld generation%s, %s credits."
+/* /usage chart. %s: the period. */
+#define MSG_USAGE_CHART_TITLE "Your spending per day and model, last %s"
+#define MSG_USAGE_CHART_CAPTION "Your spending in the last %s, per day and model.\n"
+/* /admin stats chart. %s: MSG_STATS_SCOPE_POOL or MSG_STATS_SCOPE_BOT; %s: the period. */
+#define MSG_STATS_CHART_TITLE "%s: spending per day and model, last %s"
+/* A chart that could not be drawn. %s: why. */
+#define MSG_CHART_FAILED "The chart could not be drawn (%s)."
 
 #define MSG_DEPOSIT_NOT_SET_UP                                                                     \
     "No payment method is set up on this bot yet. An admin can add credits to "                    \

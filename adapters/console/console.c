@@ -1,5 +1,7 @@
 #include "adapters/console/console.h"
 
+#include "adapters/console/console_edit.h"
+
 #include "base/error.h"
 #include "base/hex.h"
 #include "base/log.h"
@@ -17,6 +19,8 @@
 
 #define CONSOLE_LINE_MAX (64 * 1024)
 #define CONSOLE_READ_CHUNK (16 * 1024)
+#define CONSOLE_BUTTONS_MAX 25 /* buttons of one reply that /press reaches */
+#define CONSOLE_PROMPT "haibot> "
 
 enum console_in_kind { CONSOLE_IN_STREAM, CONSOLE_IN_FILE };
 
@@ -63,6 +67,13 @@ struct console {
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
+
+    struct console_edit *edit; /* a terminal: the prompt and line editor; else NULL */
+    /* The buttons of the last reply that had some, for /press N. */
+    char button_refs[CONSOLE_BUTTONS_MAX][COMMAND_BUTTON_REF_MAX + 1];
+    char *button_labels[CONSOLE_BUTTONS_MAX];
+    size_t nbuttons;
+    bool buttons_fresh; /* the last reply printed had them: a bare number presses */
 };
 
 /* Lines run one at a time, as a shell runs them: replies come out in the
@@ -138,11 +149,44 @@ static int console__save_image(struct console *c, const struct reply_image *img,
     return rc;
 }
 
+static void console__buttons_clear(struct console *c)
+{
+    for (size_t i = 0; i < c->nbuttons; i++)
+        free(c->button_labels[i]);
+    c->nbuttons = 0;
+    c->buttons_fresh = false;
+}
+
+/* Print a reply's buttons numbered, and keep them for /press N. */
+static void console__buttons_keep(struct console *c, const struct reply_msg *msg)
+{
+    console__buttons_clear(c);
+    console__outs(c, "buttons:");
+    for (size_t i = 0; i < msg->nbuttons; i++) {
+        char num[32];
+        snprintf(num, sizeof(num), " [%zu] ", i + 1);
+        console__outs(c, num);
+        console__outs(c, msg->buttons[i].label);
+        if (i < CONSOLE_BUTTONS_MAX) {
+            char *label = strdup(msg->buttons[i].label);
+            if (label == NULL)
+                continue;
+            c->button_labels[c->nbuttons] = label;
+            memcpy(c->button_refs[c->nbuttons], msg->buttons[i].ref, sizeof(c->button_refs[0]));
+            c->nbuttons++;
+        }
+    }
+    console__outs(c, "   (/press N)\n");
+    c->buttons_fresh = true;
+}
+
 static int console__send(struct reply *r, const struct reply_msg *msg)
 {
     struct console_reply *cr = r->data;
     struct console *c = cr->console;
     const char *prefix = msg->stage == REPLY_PROGRESS ? "… " : "";
+    if (c->edit != NULL)
+        console_edit_print_begin(c->edit);
     if (msg->text != NULL && msg->text[0] != '\0') {
         console__outs(c, prefix);
         console__outs(c, msg->text);
@@ -159,15 +203,12 @@ static int console__send(struct reply *r, const struct reply_msg *msg)
                      msg->image->len, c->image_dir, hb_strerror(rc));
         console__outs(c, line);
     }
-    if (msg->nbuttons > 0) {
-        console__outs(c, "buttons:");
-        for (size_t i = 0; i < msg->nbuttons; i++) {
-            console__outs(c, " [");
-            console__outs(c, msg->buttons[i].label);
-            console__outs(c, "]");
-        }
-        console__outs(c, "\n");
-    }
+    if (msg->nbuttons > 0)
+        console__buttons_keep(c, msg);
+    else if (msg->stage == REPLY_FINAL)
+        c->buttons_fresh = false;
+    if (c->edit != NULL)
+        console_edit_print_end(c->edit);
     return 0;
 }
 
@@ -190,9 +231,40 @@ static const struct reply_ops console_reply_ops = {.send = console__send,
 
 /* ---- input ------------------------------------------------------------ */
 
+/* "/press N", or a bare N while the last reply's buttons are the newest
+ * thing shown: which button (1-based) the line presses; 0 for a line that
+ * is no press; -1 for a press that names no button (answered here). */
+static long console__press_which(struct console *c, const char *p)
+{
+    bool command = strncmp(p, "/press", 6) == 0 && (p[6] == '\0' || p[6] == ' ' || p[6] == '\t');
+    const char *num = command ? p + 6 + strspn(p + 6, " \t") : p;
+    char *end = NULL;
+    long n = strtol(num, &end, 10);
+    bool is_number = num[0] >= '0' && num[0] <= '9' && end != NULL && *end == '\0';
+    if (!command) {
+        /* A bare number is a chat turn unless it can only mean a button. */
+        return is_number && c->buttons_fresh && n >= 1 && (size_t)n <= c->nbuttons ? n : 0;
+    }
+    char text[160];
+    if (c->nbuttons == 0) {
+        console__outs(c, "No buttons to press: /press N presses button N of the last reply "
+                         "that had buttons.\n");
+    } else if (!is_number || n < 1 || (size_t)n > c->nbuttons) {
+        snprintf(text, sizeof(text), "Press a button by its number, 1 to %zu: /press N\n",
+                 c->nbuttons);
+        console__outs(c, text);
+    } else {
+        return n;
+    }
+    return -1;
+}
+
 /* Run one line: a command goes to the host, anything else gets a hint. */
 static void console__run(struct console *c, char *p)
 {
+    long press = console__press_which(c, p);
+    if (press < 0)
+        return;
     struct console_reply *cr = calloc(1, sizeof(*cr));
     if (cr == NULL)
         return;
@@ -213,6 +285,17 @@ static void console__run(struct console *c, char *p)
              (unsigned long long)++c->seq);
     inv.admin = c->admin;
     inv.reply = &cr->reply;
+    if (press > 0) {
+        /* Pressing a button is what a tap is on Telegram: the ref goes to
+         * the router, which checks it belongs to this member. */
+        memcpy(inv.button_ref, c->button_refs[press - 1], sizeof(inv.button_ref));
+        char text[COMMAND_ID_MAX + 64];
+        snprintf(text, sizeof(text), "[pressed %s]\n", c->button_labels[press - 1]);
+        console__outs(c, text);
+        c->buttons_fresh = false;
+        c->host.dispatch(c->host.data, &inv, NULL);
+        return;
+    }
     if (*p != '/') {
         /* The console is a direct conversation: plain text is a chat turn,
          * as a plain message in a Telegram or Discord DM is. */
@@ -244,6 +327,9 @@ static void console__pump(struct console *c)
     c->pumping = false;
     if (c->paused && c->queued <= CONSOLE_QUEUE_LOW && !c->stopped && !c->closing)
         console__input_resume(c);
+    if (c->edit != NULL && !c->busy && c->queue_head == NULL && !c->input_done && !c->stopped &&
+        !c->closing)
+        console_edit_prompt_show(c->edit);
     if (c->input_done && c->queue_head == NULL && !c->busy && !c->ended) {
         c->ended = true;
         log_info("console.end_of_input", NULL);
@@ -423,6 +509,7 @@ static void console__maybe_free(struct console *c)
     void (*cb)(void *) = c->close_cb;
     void *data = c->close_data;
     console__queue_drop(c);
+    console__buttons_clear(c);
     free(c->user);
     free(c->image_dir);
     free(c->line);
@@ -463,6 +550,45 @@ static void console__off_done(uv_fs_t *req)
     console__maybe_free(c);
 }
 
+static void console__edit_line(void *data, char *line)
+{
+    struct console *c = data;
+    if (line == NULL) {
+        console__end(c);
+        return;
+    }
+    console__line(c, line);
+    free(line);
+    console__pump(c); /* an empty line shows the prompt again */
+}
+
+static void console__edit_closed(void *data)
+{
+    struct console *c = data;
+    c->handles_open--;
+    console__maybe_free(c);
+}
+
+/* A person at a terminal (both ends of it, as the daemon's own standard
+ * input and output): a banner, a prompt, line editing and history. */
+static int console__edit_start(struct console *c)
+{
+    if (c->in_fd != STDIN_FILENO || c->out_fd != STDOUT_FILENO || !isatty(c->out_fd))
+        return HB_EINVAL;
+    c->edit = console_edit_new(c->loop, CONSOLE_PROMPT, console__edit_line, c);
+    if (c->edit == NULL)
+        return HB_ENOMEM;
+    c->handles_open++;
+    c->reading = true;
+    console__outs(c, "HAI Bot console. /help lists the commands; a line without a slash is a "
+                     "chat turn;\n/press N presses button N of the last reply. Up and down "
+                     "recall earlier lines.\nCtrl-D leaves the console (the daemon stops with "
+                     "it when it is the only platform); Ctrl-C stops the daemon.\n");
+    log_info("console.started", "user=%s input=terminal editing=on", c->user);
+    console__pump(c);
+    return 0;
+}
+
 static int console__start(struct adapter *a)
 {
     struct console *c = a->impl;
@@ -480,6 +606,8 @@ static int console__start(struct adapter *a)
         return rc;
     }
     uv_handle_type in = uv_guess_handle(c->in_fd);
+    if (in == UV_TTY && console__edit_start(c) == 0)
+        return 0;
     if (in == UV_TTY) {
         rc = uv_tty_init(c->loop, &c->in.tty, c->in_fd, 1);
     } else if (in == UV_NAMED_PIPE) {
@@ -528,7 +656,9 @@ static void console__stop(struct adapter *a)
     if (!c->reading)
         return;
     c->reading = false;
-    if (c->in_kind == CONSOLE_IN_STREAM && c->in_open)
+    if (c->edit != NULL)
+        console_edit_prompt_hide(c->edit);
+    else if (c->in_kind == CONSOLE_IN_STREAM && c->in_open)
         uv_read_stop(&c->in.stream);
     else if (c->in_kind == CONSOLE_IN_FILE && c->file_reading)
         uv_cancel((uv_req_t *)&c->in_req);
@@ -544,6 +674,11 @@ static void console__close(struct adapter *a, void (*cb)(void *data), void *data
     if (c->in_open) {
         c->in_open = false;
         uv_close((uv_handle_t *)&c->in.stream, console__handle_closed);
+    }
+    if (c->edit != NULL) {
+        struct console_edit *e = c->edit;
+        c->edit = NULL;
+        console_edit_close(e, console__edit_closed, c);
     }
     c->refs--; /* the open reference */
     console__maybe_free(c);
@@ -561,9 +696,13 @@ static int console__notify(struct adapter *a, const struct notify_target *to,
         return HB_ECANCELED;
     if (msg->text == NULL || msg->text[0] == '\0')
         return HB_EINVAL;
+    if (c->edit != NULL)
+        console_edit_print_begin(c->edit);
     console__outs(c, "[notice] ");
     console__outs(c, msg->text);
     console__outs(c, "\n");
+    if (c->edit != NULL)
+        console_edit_print_end(c->edit);
     return 0;
 }
 

@@ -306,6 +306,9 @@ static void fr_handler(struct httpd_response *res, const struct httpd_request *r
         } else if (strcmp(req->method, "DELETE") == 0) {
             status = 204;
             out = NULL;
+        } else if (strcmp(req->method, "GET") == 0 && strcmp(path, "/users/@me") == 0) {
+            /* The bot's own user (haibot init checks a token with it). */
+            out = "{\"id\":\"123456789012345678\",\"username\":\"fakebot\",\"bot\":true}";
         } else if (strcmp(req->method, "POST") == 0 && strcmp(path, "/users/@me/channels") == 0) {
             /* Create DM: a DM channel object (type 1). */
             snprintf(body, sizeof(body), "{\"id\":\"%llu\",\"type\":1,\"recipients\":[]}", id);

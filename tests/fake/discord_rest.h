@@ -2,7 +2,7 @@
  * HTTP on 127.0.0.1; the API base is http://127.0.0.1:PORT/api/v10).
  *
  * It answers the routes the adapter uses like Discord does (GET
- * /gateway/bot, PUT application commands, interaction callbacks, webhook
+ * /gateway/bot, GET /users/@me, PUT application commands, interaction callbacks, webhook
  * edits and follow-ups, channel messages), records every request, and
  * emulates rate limits: each bucket (method and the first three path
  * segments, so the major parameter is part of it) allows `bucket_limit`

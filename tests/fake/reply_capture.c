@@ -51,8 +51,12 @@ static int reply_capture__send(struct reply *r, const struct reply_msg *msg)
     cap->nbuttons = msg->nbuttons < 8 ? msg->nbuttons : 8;
     for (size_t i = 0; i < cap->nbuttons; i++)
         cap->buttons[i] = msg->buttons[i];
-    if (msg->image != NULL)
+    if (msg->image != NULL) {
         cap->image_bytes = msg->image->len;
+        size_t head =
+            msg->image->len < sizeof(cap->image_head) ? msg->image->len : sizeof(cap->image_head);
+        memcpy(cap->image_head, msg->image->data, head);
+    }
     return 0;
 }
 

@@ -24,7 +24,8 @@ struct reply_capture {
     size_t nasides;  /* personal messages marked aside */
     size_t nbuttons; /* buttons on the last message that is not an aside */
     struct reply_button buttons[8];
-    size_t image_bytes;  /* size of the last image */
+    size_t image_bytes;           /* size of the last image */
+    unsigned char image_head[32]; /* its first bytes (a PNG's signature and IHDR) */
     char *last_markdown; /* the model-Markdown part of the last message that had one (heap) */
     int finished;        /* how many times finish was called */
 };
