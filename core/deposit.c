@@ -4,6 +4,7 @@
 #include "core/format.h"
 #include "core/ledger.h"
 #include "core/payref.h"
+#include "core/state.h"
 #include "base/error.h"
 #include "base/hex.h"
 #include "base/log.h"
@@ -235,6 +236,13 @@ int deposit_repay_id_make(char *out, size_t cap, const char *deposit_id)
 
 static void deposit__repay_start(struct deposit_op *op);
 
+/* The repayment of this deposit is settled (booked, or nothing was owed):
+ * a replay has nothing more to repay. */
+static void deposit__repay_settled(struct deposit_op *op)
+{
+    state_put(ledger_store(op->ledger), DEPOSIT_NS_REPAY, op->id, NULL, NULL, NULL);
+}
+
 /* No repayment was tried: only the balance is still to come. */
 static void deposit__repay_done_alone(struct deposit_op *op)
 {
@@ -263,6 +271,8 @@ static void deposit__repaid(int rc, const struct ledger_result *r, void *data)
 {
     struct deposit_op *op = data;
     (void)r;
+    if (rc == 0 || rc == HB_EEXISTS || rc == HB_ECONFLICT)
+        deposit__repay_settled(op);
     if (rc == 0) {
         log_info("payment.debt_repaid", "account=%s credits=%" PRId64 " owed=%" PRId64 " id=%s",
                  op->account, op->res.repaid, op->owed, op->id);
@@ -287,6 +297,8 @@ static void deposit__repay_funds(int rc, const struct ledger_result *r, void *da
         amount = avail;
     char id[DEPOSIT_ID_MAX + 1];
     if (amount <= 0 || deposit_repay_id_make(id, sizeof(id), op->id) < 0) {
+        if (rc == 0)
+            deposit__repay_settled(op); /* nothing this deposit can repay */
         deposit__repay_done(op);
         return;
     }
@@ -310,6 +322,8 @@ static void deposit__repay_debt(int rc, const struct ledger_result *r, void *dat
      * a negative balance is what is owed. */
     op->owed = rc == 0 && r != NULL && r->balance.posted < 0 ? -r->balance.posted : 0;
     if (op->owed == 0) {
+        if (rc == 0 || rc == HB_ENOTFOUND)
+            deposit__repay_settled(op);
         deposit__repay_done(op);
         return;
     }
@@ -324,6 +338,18 @@ static void deposit__repay_start(struct deposit_op *op)
         deposit__repay_done(op);
 }
 
+static void deposit__repay_queue(struct deposit_op *op);
+
+/* A replay: its repayment is owed only while the credit's marker is there. */
+static void deposit__repay_marked(int rc, const char *value, void *data)
+{
+    struct deposit_op *op = data;
+    if (rc == 0 && value != NULL)
+        deposit__repay_queue(op);
+    else
+        deposit__repay_done_alone(op);
+}
+
 static void deposit__credited(int rc, const struct ledger_result *r, void *data)
 {
     struct deposit_op *op = data;
@@ -336,15 +362,27 @@ static void deposit__credited(int rc, const struct ledger_result *r, void *data)
         deposit__finish(op, rc, "credit");
         return;
     }
-    /* Credited: what the account owes is repaid first (also on a replay,
-     * in case a crash came between the credit and its repayment: the
-     * repayment's id is derived from the deposit's, so it happens once),
-     * then the balance for the answer. */
+    /* Credited: what the account owes is repaid first, then the balance
+     * for the answer. A replay repays only when the credit's marker says a
+     * stop came between the credit and its repayment (the repayment's id
+     * is derived from the deposit's, so it happens once); never debt that
+     * came after the credit. */
     if (snprintf(op->debt, sizeof(op->debt), "%s%s", LEDGER_DEBT_PREFIX, op->account) >=
         (int)sizeof(op->debt)) {
         deposit__repay_done_alone(op);
         return;
     }
+    if (op->res.existed) {
+        if (state_get(ledger_store(op->ledger), DEPOSIT_NS_REPAY, op->id, deposit__repay_marked,
+                      op) < 0)
+            deposit__repay_done_alone(op);
+        return;
+    }
+    deposit__repay_queue(op);
+}
+
+static void deposit__repay_queue(struct deposit_op *op)
+{
     if (deposit__repay_busy) {
         if (deposit__repay_tail != NULL)
             deposit__repay_tail->next = op;
@@ -375,11 +413,15 @@ static void deposit__opened(int rc, const struct ledger_result *r, void *data)
     /* The notice it owes commits with the credit: a kill right after the
      * commit cannot leave the payment untold. */
     char value[DEPOSIT_ID_MAX * 2 + COMMAND_ID_MAX + 128];
-    struct ledger_note note = {.ns = NOTIFY_NS_PENDING, .key = op->id, .value = value};
+    struct ledger_note notes[2] = {
+        /* Its repayment of debt is still to be looked at. */
+        {.ns = DEPOSIT_NS_REPAY, .key = op->id, .value = "1"},
+        {.ns = NOTIFY_NS_PENDING, .key = op->id, .value = value},
+    };
     bool noted = op->via[0] != '\0' && op->notify != NULL &&
                  notify_pending_value(value, sizeof(value), op->account, op->channel, op->via,
                                       op->credits) == 0;
-    rc = ledger_transfer_create_noted(op->ledger, &t, noted ? &note : NULL, deposit__credited, op);
+    rc = ledger_transfer_create_notes(op->ledger, &t, notes, noted ? 2 : 1, deposit__credited, op);
     if (rc < 0)
         deposit__finish(op, rc, "credit");
 }

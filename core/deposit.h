@@ -65,6 +65,12 @@ char *deposit_text_make(const struct deposit_methods *m, const char *wallet, con
 /* Card payments credited by their webhooks: "<provider>:<payment id>" ->
  * "<transfer id> <account> <credits> <amount> <reversed>". */
 #define DEPOSIT_NS_PAYMENT_LINKS "payments"
+/* A deposit whose repayment of debt is still to be looked at: written with
+ * its credit, removed once the repayment is booked or nothing was owed. A
+ * replay of the deposit repays only while it is there (a stop between the
+ * credit and its repayment), never debt that came after the credit. Key:
+ * the deposit's transfer id. */
+#define DEPOSIT_NS_REPAY "deposit.repay"
 
 /* ---- booking ------------------------------------------------------------ */
 

@@ -83,9 +83,11 @@ static void ledger__op_free(struct ledger_op *op)
     free(op->reqs);
     free(op->rows);
     free(op->usage);
-    free(op->note_ns);
-    free(op->note_key);
-    free(op->note_value);
+    for (size_t i = 0; i < op->nnotes; i++) {
+        free(op->note_ns[i]);
+        free(op->note_key[i]);
+        free(op->note_value[i]);
+    }
     free(op);
 }
 
@@ -274,18 +276,30 @@ int ledger_transfer_create(struct ledger *l, const struct ledger_transfer *t, le
 int ledger_transfer_create_noted(struct ledger *l, const struct ledger_transfer *t,
                                  const struct ledger_note *note, ledger_cb cb, void *data)
 {
-    if (note != NULL && (note->ns == NULL || note->key == NULL))
+    return ledger_transfer_create_notes(l, t, note, note != NULL ? 1 : 0, cb, data);
+}
+
+int ledger_transfer_create_notes(struct ledger *l, const struct ledger_transfer *t,
+                                 const struct ledger_note *notes, size_t n, ledger_cb cb,
+                                 void *data)
+{
+    if (n > LEDGER_NOTES_MAX || (n > 0 && notes == NULL))
         return HB_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (notes[i].ns == NULL || notes[i].key == NULL)
+            return HB_EINVAL;
+    }
     struct ledger_op *op = ledger__op_new(l, LEDGER_OP_TRANSFER, cb, data);
     if (op == NULL)
         return HB_ENOMEM;
     int rc = ledger__req_init(&op->one, t);
-    if (rc == 0 && note != NULL) {
-        op->note_ns = strdup(note->ns);
-        op->note_key = strdup(note->key);
-        op->note_value = note->value != NULL ? strdup(note->value) : NULL;
-        if (op->note_ns == NULL || op->note_key == NULL ||
-            (note->value != NULL && op->note_value == NULL))
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        op->note_ns[i] = strdup(notes[i].ns);
+        op->note_key[i] = strdup(notes[i].key);
+        op->note_value[i] = notes[i].value != NULL ? strdup(notes[i].value) : NULL;
+        op->nnotes = i + 1;
+        if (op->note_ns[i] == NULL || op->note_key[i] == NULL ||
+            (notes[i].value != NULL && op->note_value[i] == NULL))
             rc = HB_ENOMEM;
     }
     if (rc < 0) {

@@ -184,6 +184,13 @@ struct ledger_note {
 int ledger_transfer_create_noted(struct ledger *ledger, const struct ledger_transfer *t,
                                  const struct ledger_note *note, ledger_cb cb, void *data);
 
+/** The same with n notes (at most LEDGER_NOTES_MAX), all in the transfer's
+ *  transaction. */
+#define LEDGER_NOTES_MAX 2
+int ledger_transfer_create_notes(struct ledger *ledger, const struct ledger_transfer *t,
+                                 const struct ledger_note *notes, size_t n, ledger_cb cb,
+                                 void *data);
+
 /** Post `amount` (1..reserved) of the pending transfer pending_id as `id`. */
 int ledger_transfer_post(struct ledger *ledger, const char *id, const char *pending_id,
                          int64_t amount, ledger_cb cb, void *data);

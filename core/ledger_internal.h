@@ -55,12 +55,14 @@ struct ledger_op {
     struct ledger_req one;   /* the request of single-transfer operations */
     struct ledger_req *reqs; /* batch: n requests (heap) */
     size_t n;
-    uint64_t before_seq;                   /* history */
-    int64_t from, to;                      /* usage */
-    bool any_account;                      /* usage over every account */
-    struct store_transfer *rows;           /* history page (heap) */
-    struct store_usage *usage;             /* usage rows (heap) */
-    char *note_ns, *note_key, *note_value; /* a state row written with a new transfer (heap) */
+    uint64_t before_seq;         /* history */
+    int64_t from, to;            /* usage */
+    bool any_account;            /* usage over every account */
+    struct store_transfer *rows; /* history page (heap) */
+    struct store_usage *usage;   /* usage rows (heap) */
+    /* State rows written with a new transfer (heap), nnotes of them. */
+    char *note_ns[LEDGER_NOTES_MAX], *note_key[LEDGER_NOTES_MAX], *note_value[LEDGER_NOTES_MAX];
+    size_t nnotes;
 };
 
 /** Copy a caller string; NULL reads as "". Fails with HB_EINVAL when it does

@@ -524,9 +524,10 @@ int ledger__run(struct store_txn *txn, struct store_job *job)
         break;
     case LEDGER_OP_TRANSFER:
         rc = ledger__transfer_apply(txn, op, &op->one);
-        /* The note commits with the transfer or not at all. */
-        if (rc == 0 && op->note_ns != NULL)
-            rc = store_txn_state_put(txn, op->note_ns, op->note_key, op->note_value, op->now);
+        /* The notes commit with the transfer or not at all. */
+        for (size_t i = 0; rc == 0 && i < op->nnotes; i++)
+            rc = store_txn_state_put(txn, op->note_ns[i], op->note_key[i], op->note_value[i],
+                                     op->now);
         break;
     case LEDGER_OP_BATCH: {
         bool any_new = false;

@@ -580,6 +580,46 @@ static void test_debt_repaid_from_next_deposit(void **state)
     pfx_close(&fx);
 }
 
+/* A deposit reported again after a debt came about later (the provider
+ * retrying, a restart delivering it anew) repays none of it: that debt is
+ * the next deposit's to repay, under that deposit's name. */
+static void test_replay_leaves_later_debt_to_the_next_deposit(void **state)
+{
+    (void)state;
+    struct pfx fx;
+    pfx_open(&fx);
+    char result[256];
+    assert_int_equal(pfx_checkout(&fx, "evt_m1", "discord:83", 500), 200);
+    assert_int_equal(pfx_checkout(&fx, "evt_m2", "discord:83", 1000), 200); /* 1100 + 2200 */
+    struct lt_res res;
+    assert_int_equal(lt_plain(&fx.lt, "spend-m", "discord:83", LEDGER_SYSTEM_REVENUE, 2800,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    assert_int_equal(pfx_refund(&fx, "evt_mR", "ch_m", 1000, "pi_evt_m2", result, sizeof(result)),
+                     200);
+    assert_int_equal(balance_of(&fx, "discord:83"), 0);
+    assert_int_equal(balance_of(&fx, "debt:discord:83"), -1700);
+    /* Credits that are no deposit (a gift from another member)... */
+    assert_int_equal(pfx_checkout(&fx, "evt_m9", "discord:84", 500), 200);
+    assert_int_equal(
+        lt_plain(&fx.lt, "gift-m", "discord:84", "discord:83", 600, LEDGER_KIND_TRANSFER, &res), 0);
+    /* ...and the first deposit, reported again: no repayment in its name,
+     * the gift stays to spend. */
+    assert_int_equal(pfx_checkout(&fx, "evt_m1", "discord:83", 500), 200);
+    assert_int_equal(balance_of(&fx, "debt:discord:83"), -1700);
+    assert_int_equal(balance_of(&fx, "discord:83"), 600);
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(
+        ledger_transfer_get(fx.lt.ledger, "stripe:cs_test_pi_evt_m1:repay", lt_cb, &res), 0);
+    lt_wait(&fx.lt, &res);
+    assert_int_equal(res.rc, HB_ENOTFOUND);
+    /* The next deposit repays what it can. */
+    assert_int_equal(pfx_checkout(&fx, "evt_m3", "discord:83", 500), 200);
+    assert_int_equal(balance_of(&fx, "debt:discord:83"), -700);
+    assert_int_equal(balance_of(&fx, "discord:83"), 600);
+    pfx_close(&fx);
+}
+
 /* A stop after a deposit's credit (and its note) but before the debt's
  * repayment: the provider's next report of the payment finds the credit
  * and repays the debt then, once, rather than answering "duplicate" and
@@ -598,14 +638,20 @@ static void test_repayment_after_a_stop_between_credit_and_repayment(void **stat
     assert_int_equal(pfx_refund(&fx, "evt_kR", "ch_k", 500, "pi_evt_k1", result, sizeof(result)),
                      200);
     assert_int_equal(balance_of(&fx, "debt:discord:91"), -800);
-    /* What the stop left: the note and the credit, no repayment. */
+    /* What the stop left: the note, the credit and the marker that commits
+     * with it (its repayment still to be looked at), no repayment. */
     int done = 0;
     assert_int_equal(state_put(ledger_store(fx.lt.ledger), "payments", "stripe:pi_evt_k2",
                                "stripe:cs_test_pi_evt_k2 discord:91 1000 500 0", state_put_done,
                                &done),
                      0);
-    while (done == 0)
+    int marked = 0;
+    assert_int_equal(state_put(ledger_store(fx.lt.ledger), "deposit.repay",
+                               "stripe:cs_test_pi_evt_k2", "1", state_put_done, &marked),
+                     0);
+    while (done == 0 || marked == 0)
         uv_run(&fx.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(done + marked, 2);
     struct ledger_transfer cut = {.id = "stripe:cs_test_pi_evt_k2",
                                   .debit = LEDGER_SYSTEM_DEPOSITS,
                                   .credit = "discord:91",
@@ -837,6 +883,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stripe_credit_from_an_older_ledger),
     cmocka_unit_test(test_debt_repaid_from_next_deposit),
     cmocka_unit_test(test_repayment_after_a_stop_between_credit_and_repayment),
+    cmocka_unit_test(test_replay_leaves_later_debt_to_the_next_deposit),
     cmocka_unit_test(test_paddle_tax_matches_subtotal),
 };
 

@@ -458,13 +458,33 @@ static int64_t pc_q(sqlite3 *db, const char *sql, const char *arg)
     return v;
 }
 
+/* Every transfer, oldest first, for the reader of a failed check. */
+static void pc_dump(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT seq, id, debit_account, credit_account, amount, kind, flags, "
+                           "coalesce(link, '') FROM transfers ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        fprintf(stderr, "  %lld %s %s -> %s %lld kind=%d flags=%d link=%s\n",
+                (long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 1),
+                sqlite3_column_text(st, 2), sqlite3_column_text(st, 3),
+                (long long)sqlite3_column_int64(st, 4), sqlite3_column_int(st, 5),
+                sqlite3_column_int(st, 6), sqlite3_column_text(st, 7));
+    sqlite3_finalize(st);
+}
+
 #define PC_EQ(what, got, want)                                                                     \
     do {                                                                                           \
         int64_t pc_got_ = (got), pc_want_ = (want);                                                \
-        if (pc_got_ != pc_want_)                                                                   \
+        if (pc_got_ != pc_want_) {                                                                 \
             fprintf(stderr,                                                                        \
                     "payments_crash: round %d: %s is %" PRId64 ", the model says %" PRId64 "\n",   \
                     round, what, pc_got_, pc_want_);                                               \
+            pc_dump(db);                                                                           \
+        }                                                                                          \
         assert_int_equal(pc_got_, pc_want_);                                                       \
     } while (0)
 

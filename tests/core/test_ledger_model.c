@@ -622,10 +622,15 @@ static int model_debt(struct model *m, int account, int64_t *owed)
 }
 
 /* The model of deposit_credit: credit once per id, then repay debt once
- * per deposit (at most the deposit and what is available). Returns what
- * was repaid now. */
-static int64_t model_deposit(struct model *m, const char *id, int account, int64_t credits)
+ * per deposit (at most the deposit and what is available), when it is
+ * first credited: a replay repays nothing (the credit's marker went with
+ * its first repayment; debt that came after the credit is repaid by a
+ * later deposit). Returns what was repaid now. */
+static int64_t model_deposit(struct model *m, const char *id, int account, int64_t credits,
+                             bool replay)
 {
+    if (replay)
+        return 0;
     if (xfer_find(m, id) == NULL) {
         xfer_add(m, id, m->dep, account, credits, LEDGER_KIND_DEPOSIT, 0);
         m->a[m->dep].dp += credits;
@@ -702,7 +707,8 @@ static void step_payment(struct lt *t, struct model *m)
         }
     }
     for (int i = 0; i < n; i++)
-        expect_repaid[i] = model_deposit(m, ids[i], m->pays[p[i]].account, m->pays[p[i]].credits);
+        expect_repaid[i] =
+            model_deposit(m, ids[i], m->pays[p[i]].account, m->pays[p[i]].credits, existed[i]);
     for (int i = 0; i < n; i++) {
         struct deposit_credit c = {.id = ids[i],
                                    .account = m->a[m->pays[p[i]].account].id,
