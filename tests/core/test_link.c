@@ -13,8 +13,10 @@
 #include "core/link.h"
 #include "core/wallet.h"
 #include "tests/core/ledger_helpers.h"
+#include "tests/core/test_generate.h"
 #include "tests/fake/reply_capture.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,14 +474,97 @@ static void test_link_survives_restart(void **state)
     assert_string_equal(w, "telegram:42");
 }
 
+static void join_done(int rc, int64_t moved, int64_t held, void *data)
+{
+    int *out = data;
+    (void)held;
+    *out = rc == 0 ? (int)moved + 1 : -1;
+}
+
+static long long db_count(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void forget_done(int rc, int64_t turns, void *data)
+{
+    int *out = data;
+    *out = rc == 0 ? (int)turns + 1 : -1;
+}
+
+/* A generation of the linked Telegram identity reserves and charges the
+ * one wallet (the console identity's), never its own; the conversation it
+ * starts is the shared wallet's, and /forget from the Telegram identity
+ * erases it. */
+static void test_generation_charges_one_wallet(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits limits = {
+        .retry_max = 2, .conversation_idle_ms = 3600000, .conversation_retention_ms = 3 * 3600000};
+    gt_init(&gt, &limits, NULL, 0, 0);
+    gt.core.links = link_dir_new();
+    assert_non_null(gt.core.links);
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_open(&gt.lt, "telegram:77", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    int joined = 0;
+    assert_int_equal(
+        link_join(&gt.core, "telegram:77", "console:u1", "ev-join", join_done, &joined), 0);
+    gt_wait(&gt, &joined, 101);
+    assert_int_equal(lt_balance(&gt.lt, "console:u1").posted, 200);
+
+    struct invocation inv;
+    struct reply_capture cap;
+    gt_inv(&inv, &cap, "77", NULL);
+    inv.platform = COMMAND_PLATFORM_TELEGRAM;
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "hello", .model = "h"};
+    generate_submit(gt.g, &inv, &req);
+    struct provider_call *call = held_wait_call(&gt, 0);
+    assert_true(lt_balance(&gt.lt, "console:u1").pending_debits > 0);
+    assert_int_equal(lt_balance(&gt.lt, "telegram:77").pending_debits, 0);
+    held_finish(call, 0, "the answer", 1, 1);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "the answer");
+    reply_capture_close(&cap);
+    gt_settle(&gt, 10);
+    assert_true(gt_balance(&gt, "u1") < 200);
+    struct ledger_balance own = lt_balance(&gt.lt, "telegram:77");
+    assert_int_equal(own.posted, 0);
+    assert_int_equal(own.pending_debits, 0);
+    assert_int_equal(
+        db_count(gt.lt.path, "SELECT COUNT(*) FROM conversations WHERE owner='console:u1'"), 1);
+
+    gt_inv(&inv, &cap, "77", NULL);
+    inv.platform = COMMAND_PLATFORM_TELEGRAM;
+    int forgot = 0;
+    assert_int_equal(generate_conversation_forget(gt.g, &inv, forget_done, &forgot), 0);
+    gt_wait(&gt, &forgot, 3); /* two turns erased */
+    reply_capture_close(&cap);
+    assert_int_equal(db_count(gt.lt.path, "SELECT COUNT(*) FROM conversations"), 0);
+    gt_done(&gt);
+    link_dir_free(gt.core.links);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_link_moves_balance, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reserved_stay, setup, teardown),
     cmocka_unit_test_setup_teardown(test_commands_use_one_wallet, setup, teardown),
+    cmocka_unit_test(test_generation_charges_one_wallet),
     cmocka_unit_test_setup_teardown(test_unlink_and_bonus_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_code_rules, setup, teardown),
     cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
     cmocka_unit_test_setup_teardown(test_link_survives_restart, setup, teardown),
 };
 
-TEST_GROUP_DEFINE(link, tests, lt_group_setup, lt_group_teardown)
+TEST_GROUP_DEFINE(link, tests, gt_group_setup, lt_group_teardown)
