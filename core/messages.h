@@ -762,7 +762,8 @@
 #define MSG_LINK_HOLDS                                                                             \
     "Other accounts spend this account's wallet. Make the code here with /link and send it from "  \
     "the other platform instead."
-#define MSG_LINK_BUSY "A link of this wallet is being made right now. Try again in a moment."
+#define MSG_LINK_BUSY                                                                              \
+    "A link of this wallet is being made right now. Make a new code and try again in a moment."
 /* %s: the wallet; %s the credits moved. */
 #define MSG_LINK_DONE                                                                              \
     "Linked: this account now spends the wallet of %s. Its own available balance moved there: %s " \
