@@ -21,6 +21,7 @@
 #include "base/error.h"
 #include "core/generate.h"
 #include "core/ledger.h"
+#include "core/link.h"
 #include "core/member.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -645,6 +646,7 @@ static void daemon__key_stored(int rc, const char *value, void *data)
         daemon__stop(d, "the button key could not be stored");
         return;
     }
+    link_dir_load(&d->core, NULL, NULL); /* answered before the personas: adapters start after */
     rc = persona_dir_load(&d->core, daemon__personas_loaded, d);
     if (rc < 0)
         daemon__personas_loaded(rc, d);
@@ -982,6 +984,7 @@ free_all:
         router_free(d->router);
     member_dir_free(d->core.members);
     persona_dir_free(d->core.personas);
+    link_dir_free(d->core.links);
     operator_free(d->operator);
     config_free(d->config);
     free(d->deposit_text);

@@ -8,6 +8,7 @@
 #include "core/generate.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
+#include "core/link.h"
 #include "core/member.h"
 #include "base/log.h"
 #include "core/messages.h"
@@ -271,8 +272,8 @@ static void admin__member_resolved(int rc, const char *user_id, void *data)
     if (rc == 0 && ctx->core->ledger == NULL)
         rc = HB_ECANCELED;
     if (rc == 0)
-        rc = ledger_wallet_name(ctx->target, sizeof(ctx->target),
-                                command_platform_name(inv->platform), user_id);
+        rc = link_wallet_name(ctx->core, command_platform_name(inv->platform), user_id, ctx->target,
+                              sizeof(ctx->target));
     if (rc < 0) {
         admin__done(ctx, rc, "member");
         return;

@@ -13,6 +13,7 @@
 #include "core/format.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
+#include "core/link.h"
 #include "core/member.h"
 #include "core/messages.h"
 #include "core/state.h"
@@ -382,8 +383,8 @@ static void member__resolved(int rc, const char *user_id, void *data)
     if (rc == 0 && v->core->ledger == NULL)
         rc = HB_ECANCELED;
     if (rc == 0)
-        rc = ledger_wallet_name(v->wallet, sizeof(v->wallet),
-                                command_platform_name(v->inv->platform), user_id);
+        rc = link_wallet_name(v->core, command_platform_name(v->inv->platform), user_id, v->wallet,
+                              sizeof(v->wallet));
     if (rc == 0)
         rc = ledger_balance_get(v->core->ledger, v->wallet, member__balance_got, v);
     if (rc < 0)
@@ -603,8 +604,8 @@ static void payments__member_resolved(int rc, const char *user_id, void *data)
     if (rc == 0 && v->core->ledger == NULL)
         rc = HB_ECANCELED;
     if (rc == 0)
-        rc = ledger_wallet_name(v->wallet, sizeof(v->wallet),
-                                command_platform_name(v->inv->platform), user_id);
+        rc = link_wallet_name(v->core, command_platform_name(v->inv->platform), user_id, v->wallet,
+                              sizeof(v->wallet));
     if (rc < 0) {
         payments__done(v, rc, "member");
         return;

@@ -7,6 +7,7 @@
 #include "core/format.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
+#include "core/link.h"
 #include "base/log.h"
 #include "core/messages.h"
 #include "core/pool.h"
@@ -121,7 +122,7 @@ static struct credits_ctx *credits__new(struct core *core, struct invocation *in
 /* Open the member's wallet, then run ctx->next. */
 static void credits__open(struct credits_ctx *ctx)
 {
-    int rc = wallet_account(ctx->inv, ctx->wallet, sizeof(ctx->wallet));
+    int rc = wallet_account(ctx->core, ctx->inv, ctx->wallet, sizeof(ctx->wallet));
     if (rc == 0 && wallet_pool_account(ctx->inv, ctx->pool, sizeof(ctx->pool)) != 0)
         ctx->pool[0] = '\0';
     if (rc == 0)
@@ -324,6 +325,18 @@ static void history__entry(struct text_buf *t, const struct store_transfer *tr, 
     text_buf_add(t, "\n");
 }
 
+/* A linked identity reads the shared wallet's history: say so, and where
+ * its own wallet's entries are. */
+static void credits__linked_line(const struct credits_ctx *ctx, struct text_buf *t)
+{
+    char identity[LINK_IDENTITY_MAX];
+    const char *w = link_identity(ctx->inv, identity, sizeof(identity)) == 0
+                        ? link_wallet(ctx->core, identity)
+                        : NULL;
+    if (w != NULL)
+        text_buf_add(t, MSG_HISTORY_LINKED "\n", w);
+}
+
 static void history__got(int rc, const struct ledger_result *r, void *data)
 {
     struct credits_ctx *ctx = data;
@@ -334,6 +347,7 @@ static void history__got(int rc, const struct ledger_result *r, void *data)
     size_t first = (size_t)ctx->page * CREDITS_HISTORY_PAGE;
     struct text_buf t = {0};
     credits__welcome(ctx, &t);
+    credits__linked_line(ctx, &t);
     credits__debt_line(ctx, &t);
     if (r->history_count <= first) {
         text_buf_add(&t, ctx->page == 0 ? MSG_HISTORY_NONE : MSG_HISTORY_NO_OLDER);

@@ -95,7 +95,7 @@ static void switch__notify_done(int rc, bool off, void *data)
 void cmd_notify(struct core *core, struct invocation *inv)
 {
     char wallet[WALLET_ACCOUNT_MAX];
-    wallet_account(inv, wallet, sizeof(wallet));
+    wallet_account(core, inv, wallet, sizeof(wallet));
     int rc = core->ledger == NULL ? HB_ECANCELED : 0;
     if (rc == 0 && inv->opts[0].set)
         rc = notices_optout_set(ledger_store(core->ledger), wallet,

@@ -36,6 +36,14 @@ static const struct command_option_spec history_options[] = {
      .max = 12},
 };
 
+static const struct command_option_spec link_options[] = {
+    {.name = "code",
+     .description = "The code /link gave you on your other platform",
+     .type = COMMAND_OPT_STRING,
+     .max = 32,
+     .rest = true},
+};
+
 static const char *const usage_periods[] = {"day", "week", "month", "year", NULL};
 static const struct command_option_spec usage_options[] = {
     {.name = "period",
@@ -331,6 +339,17 @@ static const struct command_spec command_list[] = {
      .example = "/notify off",
      OPTS(notify_options),
      .handler = cmd_notify,
+     .personal = true},
+    {.name = "link",
+     .description = "One wallet on every platform: get a code, or use one",
+     .example = "/link K7M2QX9P",
+     OPTS(link_options),
+     .handler = cmd_link,
+     .personal = true},
+    {.name = "unlink",
+     .description = "Give a linked account its own wallet again",
+     .example = "/unlink",
+     .handler = cmd_unlink,
      .personal = true},
     {.name = "help",
      .description = "List the commands, or explain one",

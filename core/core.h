@@ -15,6 +15,7 @@ struct access_rules;
 struct features;
 struct generate;
 struct ledger;
+struct link_dir;
 struct member_dir;
 struct notices;
 struct notify_target;
@@ -66,6 +67,7 @@ struct core {
                                      NULL: none can be chosen */
     struct features *features;    /* feature switches (core/feature.h); NULL: every feature on */
     struct notices *notices;      /* low-balance and upvote notices (core/notice.h); NULL: none */
+    struct link_dir *links; /* identities sharing one wallet (core/link.h); NULL: none linked */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

@@ -185,8 +185,9 @@ const char *generate_preference_cached(struct generate *g, const struct invocati
  *  in alt as the fallback when the first cannot cover the reservation. A
  *  pool that is not usable (capped for today) is left out. Returns 0 or
  *  HB_EINVAL. */
-int generate_payer_choose(const struct invocation *inv, const struct pool_settings *s,
-                          bool pool_usable, char *buf, size_t cap, char *alt, size_t altcap);
+int generate_payer_choose(const struct core *core, const struct invocation *inv,
+                          const struct pool_settings *s, bool pool_usable, char *buf, size_t cap,
+                          char *alt, size_t altcap);
 
 void generate_stats_get(const struct generate *g, struct generate_stats *out);
 

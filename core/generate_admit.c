@@ -16,12 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int generate_payer_choose(const struct invocation *inv, const struct pool_settings *s,
-                          bool pool_usable, char *buf, size_t cap, char *alt, size_t altcap)
+int generate_payer_choose(const struct core *core, const struct invocation *inv,
+                          const struct pool_settings *s, bool pool_usable, char *buf, size_t cap,
+                          char *alt, size_t altcap)
 {
     char wallet[WALLET_ACCOUNT_MAX];
     char pool[WALLET_ACCOUNT_MAX];
-    int rc = wallet_account(inv, wallet, sizeof(wallet));
+    int rc = wallet_account(core, inv, wallet, sizeof(wallet));
     if (rc < 0)
         return rc;
     alt[0] = '\0';
@@ -439,8 +440,8 @@ static void job__pool_usage(int rc, const struct ledger_result *res, void *data)
             log_info("generate.pool_capped", "job=%s pool=%s spent=%lld cap=%lld", job->id,
                      job->pool_account, (long long)spent, (long long)job->pool_settings.daily_cap);
     }
-    generate_payer_choose(&job->who, &job->pool_settings, usable, job->payer, sizeof(job->payer),
-                          job->payer_alt, sizeof(job->payer_alt));
+    generate_payer_choose(job->g->core, &job->who, &job->pool_settings, usable, job->payer,
+                          sizeof(job->payer), job->payer_alt, sizeof(job->payer_alt));
     job__preference_then_admit(job);
     job__unref(job);
 }
@@ -512,8 +513,9 @@ void generate_submit(struct generate *g, struct invocation *inv, const struct ge
     snprintf(job->want_model, sizeof(job->want_model), "%s", req->model != NULL ? req->model : "");
     snprintf(job->want_size, sizeof(job->want_size), "%s", req->size != NULL ? req->size : "");
     job__id_make(job);
-    if (job->prompt == NULL || wallet_account(&job->who, job->wallet, sizeof(job->wallet)) < 0 ||
-        generate_payer_choose(&job->who, NULL, false, job->payer, sizeof(job->payer),
+    if (job->prompt == NULL ||
+        wallet_account(g->core, &job->who, job->wallet, sizeof(job->wallet)) < 0 ||
+        generate_payer_choose(g->core, &job->who, NULL, false, job->payer, sizeof(job->payer),
                               job->payer_alt, sizeof(job->payer_alt)) < 0) {
         job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_BAD_REQUEST);
         return;

@@ -699,7 +699,8 @@ void generate_conversation_reset(struct generate *g, const struct invocation *in
 {
     char key[GEN_KEY_MAX], wallet[WALLET_ACCOUNT_MAX];
     generate__conv_key(inv, key, sizeof(key));
-    invocation_wallet(inv, wallet, sizeof(wallet));
+    if (wallet_account(g->core, inv, wallet, sizeof(wallet)) < 0)
+        return;
     conv__ptr_set(g->conv_places, key, "", wallet, generate__now(g));
     struct conv_write *w = calloc(1, sizeof(*w));
     if (w == NULL)

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "core/link.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ struct conv_forget {
     struct store_job job;
     struct generate *g;
     char owner[WALLET_ACCOUNT_MAX];
+    char linked[WALLET_ACCOUNT_MAX]; /* the wallet owner is linked to (core/link.h), or "" */
     int64_t turns;
     void (*cb)(int rc, int64_t turns, void *data);
     void *data;
@@ -24,7 +26,12 @@ struct conv_forget {
 static int conv__forget_run(struct store_txn *txn, struct store_job *sj)
 {
     struct conv_forget *op = container_of(sj, struct conv_forget, job);
-    return store_txn_conv_forget(txn, op->owner, &op->turns);
+    int rc = store_txn_conv_forget(txn, op->owner, &op->turns);
+    int64_t more = 0;
+    if (rc == 0 && op->linked[0] != '\0')
+        rc = store_txn_conv_forget(txn, op->linked, &more);
+    op->turns += more;
+    return rc;
 }
 
 static void conv__forget_done(struct store_job *sj, int rc)
@@ -64,15 +71,24 @@ int generate_conversation_forget(struct generate *g, const struct invocation *in
     if (op == NULL)
         return HB_ENOMEM;
     invocation_wallet(inv, op->owner, sizeof(op->owner));
+    /* A linked account's conversations since the link are the shared
+     * wallet's: they are the member's too. */
+    const char *linked = link_wallet(g->core, op->owner);
+    snprintf(op->linked, sizeof(op->linked), "%s", linked != NULL ? linked : "");
     struct map_iter it;
     void *v;
     map_iter_init(&it, g->convs);
     while (map_iter_next(&it, NULL, &v)) {
-        if (strcmp(((const struct gen_conv *)v)->owner, op->owner) == 0)
+        const char *owner = ((const struct gen_conv *)v)->owner;
+        if (strcmp(owner, op->owner) == 0 || strcmp(owner, op->linked) == 0)
             map_iter_remove(&it);
     }
     conv__ptrs_drop(g->conv_places, op->owner);
     conv__ptrs_drop(g->conv_msgs, op->owner);
+    if (op->linked[0] != '\0') {
+        conv__ptrs_drop(g->conv_places, op->linked);
+        conv__ptrs_drop(g->conv_msgs, op->linked);
+    }
     op->g = g;
     op->cb = cb;
     op->data = data;

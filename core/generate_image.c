@@ -189,7 +189,7 @@ void generate_upvote(struct generate *g, struct invocation *inv, const char *gid
     snprintf(op->ref, sizeof(op->ref), "%s", button_ref);
     op->presser = *inv;
     memset(op->presser.opts, 0, sizeof(op->presser.opts));
-    wallet_account(inv, op->voter, sizeof(op->voter));
+    wallet_account(g->core, inv, op->voter, sizeof(op->voter));
     if (state_get(ledger_store(ledger), GEN_NS_IMAGE, gid, upvote__owner_loaded, op) < 0)
         upvote__end(op, MSG_UPVOTE_FAILED);
 }

@@ -74,7 +74,7 @@ int generate_preference_set(struct generate *g, const struct invocation *inv, co
                             void (*cb)(int rc, void *data), void *data)
 {
     char wallet[WALLET_ACCOUNT_MAX];
-    int rc = wallet_account(inv, wallet, sizeof(wallet));
+    int rc = wallet_account(g->core, inv, wallet, sizeof(wallet));
     if (rc < 0)
         return rc;
     if (g->core->ledger == NULL)
@@ -105,7 +105,7 @@ int generate_preference_set(struct generate *g, const struct invocation *inv, co
 const char *generate_preference_cached(struct generate *g, const struct invocation *inv)
 {
     char wallet[WALLET_ACCOUNT_MAX];
-    if (wallet_account(inv, wallet, sizeof(wallet)) < 0)
+    if (wallet_account(g->core, inv, wallet, sizeof(wallet)) < 0)
         return "";
     const struct gen_pref *p = map_get(g->prefs, wallet);
     return p != NULL ? p->model : "";

@@ -26,6 +26,10 @@ void cmd_admin_reload(struct core *core, struct invocation *inv);
 void cmd_admin_feature(struct core *core, struct invocation *inv);
 void cmd_notify(struct core *core, struct invocation *inv);
 
+/* One wallet across platforms (core/cmd_link.c). */
+void cmd_link(struct core *core, struct invocation *inv);
+void cmd_unlink(struct core *core, struct invocation *inv);
+
 /* Oversight and support (core/cmd_audit.c). */
 void cmd_admin_audit(struct core *core, struct invocation *inv);
 void cmd_admin_audit_button(struct core *core, struct invocation *inv);

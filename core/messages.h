@@ -744,4 +744,51 @@
 /* %s: the id. */
 #define MSG_APPR_EDIT_HOW "To edit request %s, type: /admin edit %s <new prompt>"
 
+/* One wallet across platforms (core/cmd_link.c). */
+/* %s the code; %lld minutes it lives; %s the code again. */
+#define MSG_LINK_CODE                                                                              \
+    "Your link code: %s (valid %lld minutes, once). On your other platform (Discord, Telegram or " \
+    "the console) send: /link %s\nThat account then spends this wallet: its available credits "    \
+    "move here, and its own wallet stays as it is otherwise."
+#define MSG_LINK_DM_ONLY "Link codes are private: send /link to me in a private chat."
+#define MSG_LINK_CODE_SHOWN                                                                        \
+    "A link code is private: this one was shown in the group, so it no longer works. Make a new "  \
+    "one with /link in a private chat, and send it to me there."
+#define MSG_LINK_WRONG                                                                             \
+    "That link code is wrong or already used. Make a new one with /link on your other platform."
+#define MSG_LINK_EXPIRED                                                                           \
+    "That link code has expired. Make a new one with /link on your other platform."
+/* %lld: minutes to wait. */
+#define MSG_LINK_LIMITED "Too many link codes tried. Try again in %lld minutes."
+#define MSG_LINK_SELF "That code is your own: send it from your account on another platform."
+#define MSG_LINK_SAME_PLATFORM                                                                     \
+    "That wallet already has an account on this platform: each platform links one account."
+/* %s: the wallet. */
+#define MSG_LINK_ALREADY                                                                           \
+    "This account already spends the wallet of %s. Send /unlink first to link it elsewhere."
+#define MSG_LINK_HOLDS                                                                             \
+    "Other accounts spend this account's wallet. Make the code here with /link and send it from "  \
+    "the other platform instead."
+#define MSG_LINK_BUSY                                                                              \
+    "A link of this wallet is being made right now. Make a new code and try again in a moment."
+/* %s: the wallet; %s the credits moved. */
+#define MSG_LINK_DONE                                                                              \
+    "Linked: this account now spends the wallet of %s. Its own available balance moved there: %s " \
+    "credits."
+#define MSG_LINK_HELD                                                                              \
+    "Credits it had reserved stay in its own wallet until those generations settle."
+/* %s: why. */
+#define MSG_LINK_FAILED                                                                            \
+    "Sorry, the link did not work (%s). Nothing changed; make a new code and try again."
+#define MSG_UNLINK_NONE "This account is not linked to another one."
+#define MSG_UNLINK_SELF                                                                            \
+    "Unlinked: this account has its own wallet again. The credits stay in the shared wallet."
+/* %zu: how many. */
+#define MSG_UNLINK_OTHERS                                                                          \
+    "Unlinked %zu other accounts: each has its own wallet again. The credits stay in this wallet."
+/* %s: the wallet. */
+#define MSG_HISTORY_LINKED                                                                         \
+    "This account spends the wallet of %s (linked): this is that wallet's history. Your own "      \
+    "wallet's earlier entries are kept and show again after /unlink."
+
 #endif

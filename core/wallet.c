@@ -3,6 +3,7 @@
 #include "core/core.h"
 #include "base/error.h"
 #include "core/ledger.h"
+#include "core/link.h"
 #include "base/log.h"
 
 #include <stdlib.h>
@@ -13,9 +14,9 @@ struct wallet_open_op {
     void *data;
 };
 
-int wallet_account(const struct invocation *inv, char *buf, size_t cap)
+int wallet_account(const struct core *core, const struct invocation *inv, char *buf, size_t cap)
 {
-    return ledger_wallet_name(buf, cap, command_platform_name(inv->platform), inv->user_id);
+    return link_wallet_name(core, command_platform_name(inv->platform), inv->user_id, buf, cap);
 }
 
 int wallet_pool_account(const struct invocation *inv, char *buf, size_t cap)
@@ -41,7 +42,7 @@ static void wallet__opened(int rc, const struct ledger_result *result, void *dat
 int wallet_open(struct core *core, const struct invocation *inv, wallet_open_cb cb, void *data)
 {
     char account[WALLET_ACCOUNT_MAX];
-    int rc = wallet_account(inv, account, sizeof(account));
+    int rc = wallet_account(core, inv, account, sizeof(account));
     if (rc < 0)
         return rc;
     if (core->ledger == NULL)

@@ -1,6 +1,7 @@
 /* Members' wallets and scopes' pools: the accounts commands charge.
  *
- * A member's wallet is "<platform>:<user id>"; it is opened on the member's
+ * A member's wallet is "<platform>:<user id>", or the wallet that identity
+ * is linked to (core/link.h: one wallet across platforms); it is opened on the member's
  * first command with the configured welcome bonus, once (the ledger makes
  * the bonus idempotent). A Discord guild's or Telegram group's pool is
  * "pool:<platform>:<scope id>". Both refuse to go below zero. */
@@ -24,8 +25,10 @@ typedef void (*wallet_open_cb)(int rc, bool created, void *data);
  *  does not exist yet. Returns 0 (cb follows) or a negative code. */
 int wallet_open(struct core *core, const struct invocation *inv, wallet_open_cb cb, void *data);
 
-/** The invoking member's wallet account id. Returns 0 or HB_EINVAL. */
-int wallet_account(const struct invocation *inv, char *buf, size_t cap);
+/** The invoking member's wallet account id: their own, or the one their
+ *  identity is linked to (core/link.h; core NULL: their own). Returns 0 or
+ *  HB_EINVAL. */
+int wallet_account(const struct core *core, const struct invocation *inv, char *buf, size_t cap);
 
 /** The pool account of the invocation's scope; HB_ENOTFOUND in a DM. */
 int wallet_pool_account(const struct invocation *inv, char *buf, size_t cap);

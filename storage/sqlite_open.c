@@ -215,6 +215,15 @@ static const char *const store_migrations[] = {
     " BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;"
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     " BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+    /* 10: wallet links (storage/sqlite_link.c): a member's identity on one
+     * platform that spends the wallet of their identity on another. A row
+     * per linked identity; /unlink deletes it. */
+    "CREATE TABLE wallet_links ("
+    " identity TEXT PRIMARY KEY,"
+    " wallet TEXT NOT NULL,"
+    " linked_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX wallet_links_wallet ON wallet_links(wallet);",
 };
 
 #define STORE_STATE_VERSION 3   /* the first schema with the state table */

@@ -253,6 +253,26 @@ int store_txn_chat_each(struct store_txn *txn,
                         int (*fn)(const char *key, const char *persona, int plaintalk, void *data),
                         void *data);
 
+/* ---- Wallet links: one member's identities sharing one wallet ----------
+ * A row per identity ("telegram:42") that spends another identity's wallet
+ * account ("discord:7"). Rare writes and one full read at start (the
+ * statements are prepared when used). Every call returns HB_ESCHEMA on a
+ * database older than the table. */
+
+/** Link identity to wallet (replacing a link it had). */
+int store_txn_link_put(struct store_txn *txn, const char *identity, const char *wallet,
+                       int64_t now_ms);
+
+/** Remove identity's link. An identity without one is not an error. */
+int store_txn_link_remove(struct store_txn *txn, const char *identity);
+
+/** Call fn for every link in identity order until it returns non-zero
+ *  (which is returned). Strings are borrowed for the call. */
+int store_txn_link_each(struct store_txn *txn,
+                        int (*fn)(const char *identity, const char *wallet, int64_t linked_at,
+                                  void *data),
+                        void *data);
+
 /* ---- Votes: upvotes counted per scope, period and image ------------------
  * One count per (scope, period, image). A period names a calendar span in
  * UTC as short text: "d2026-12-05" (a day), "w2026-W49" (an ISO week),

@@ -18,6 +18,7 @@
 #include "core/deposit.h"
 #include "base/error.h"
 #include "core/ledger.h"
+#include "core/link.h"
 #include "base/log.h"
 
 #include <inttypes.h>
@@ -241,7 +242,7 @@ void tg_stars_paid(struct tg *tg, struct tg_reply *r, int64_t chat_id, int64_t u
     if (group != 0)
         rc = ledger_pool_name(p->account, sizeof(p->account), "telegram", who);
     else
-        rc = ledger_wallet_name(p->account, sizeof(p->account), "telegram", who);
+        rc = link_wallet_name(tg->core, "telegram", who, p->account, sizeof(p->account));
     char ref[STORE_REF_SIZE];
     snprintf(ref, sizeof(ref), "telegram stars=%" PRId64 " payer=%" PRId64 " charge=%s", p->stars,
              p->payer, p->charge);
