@@ -153,7 +153,6 @@ static void job__balance_then_end(struct job *job)
 static void job__posted(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
-    (void)res;
     job->res_open = false;
     if (rc < 0 && rc != HB_EEXISTS) {
         /* The reservation expired or the ledger failed: nothing was taken. */
@@ -172,7 +171,14 @@ static void job__posted(int rc, const struct ledger_result *res, void *data)
         job__persist(job, false);
     log_info("generate.done", "job=%s model=%s charged=%lld in=%ld out=%ld", job->id,
              job->model->name, (long long)job->charged, job->in_tokens, job->out_tokens);
-    job__balance_then_end(job);
+    if (rc == 0 && res->debit_balance && strcmp(res->transfer.debit, job->payer) == 0) {
+        /* The charge's own transaction said the payer's balance after it:
+         * no second trip to the store (behind the next batch's commit). */
+        job->refs++;
+        job__final_balance(0, res, job);
+    } else {
+        job__balance_then_end(job);
+    }
     job__unref(job);
 }
 

@@ -118,7 +118,9 @@ struct ledger_result {
     size_t index;                  /* batches: index of the transfer that failed */
     int64_t debt;                  /* reversals: credits booked to the debt account */
     int64_t reversed;              /* ledger_transfer_get: what its reversals add up to */
-    struct ledger_balance balance; /* ledger_balance_get */
+    struct ledger_balance balance; /* ledger_balance_get; a transfer newly applied: its debit
+                                      account's, after it (then debit_balance is set) */
+    bool debit_balance;            /* balance is the new transfer's debit account's */
     const struct store_transfer *history; /* ledger_history_get: newest first */
     size_t history_count;
     const struct store_usage *usage; /* ledger_usage_get: by day, then model */

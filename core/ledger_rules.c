@@ -43,6 +43,20 @@ static int ledger__available(const struct store_account *a, int64_t *out)
     return rc;
 }
 
+/* An account's balance as ledger_balance_get reports it. */
+static int ledger__balance_of(const struct store_account *a, struct ledger_balance *out)
+{
+    out->posted = a->credits_posted;
+    int rc = ledger__sub(&out->posted, a->debits_posted);
+    out->pending_debits = a->debits_pending;
+    out->pending_credits = a->credits_pending;
+    out->debits_posted = a->debits_posted;
+    out->created_at = a->created_at;
+    if (rc == 0)
+        rc = ledger__available(a, &out->available);
+    return rc;
+}
+
 static int ledger__account_load(struct store_txn *txn, struct ledger_op *op, const char *id,
                                 struct store_account *a)
 {
@@ -199,14 +213,17 @@ static int ledger__resolve(struct store_txn *txn, struct ledger_op *op, const st
         rc = store_txn_account_update(txn, &c);
     if (rc == 0)
         rc = store_txn_pending_remove(txn, p.id);
-    if (rc == 0)
+    if (rc == 0) {
         res->transfer = t;
+        res->debit_balance = ledger__balance_of(&d, &res->balance) == 0;
+    }
 out:
     return rc;
 }
 
 /* Apply one transfer request: a replay, a post or void, or a new plain or
- * pending transfer. */
+ * pending transfer. A new one leaves its debit account's balance in the
+ * result, so the caller need not read it again. */
 static int ledger__transfer_apply(struct store_txn *txn, struct ledger_op *op,
                                   const struct ledger_req *r)
 {
@@ -278,6 +295,7 @@ static int ledger__transfer_apply(struct store_txn *txn, struct ledger_op *op,
     if (rc < 0)
         goto out;
     res->transfer = t;
+    res->debit_balance = ledger__balance_of(&d, &res->balance) == 0;
     if (pending)
         ledger__note_expiry(op, t.expires_at);
 out:
@@ -552,16 +570,8 @@ int ledger__run(struct store_txn *txn, struct store_job *job)
         break;
     case LEDGER_OP_BALANCE:
         rc = ledger__account_load(txn, op, op->one.id, &a);
-        if (rc < 0)
-            break;
-        res->balance.posted = a.credits_posted;
-        rc = ledger__sub(&res->balance.posted, a.debits_posted);
-        res->balance.pending_debits = a.debits_pending;
-        res->balance.pending_credits = a.credits_pending;
-        res->balance.debits_posted = a.debits_posted;
-        res->balance.created_at = a.created_at;
         if (rc == 0)
-            rc = ledger__available(&a, &res->balance.available);
+            rc = ledger__balance_of(&a, &res->balance);
         break;
     case LEDGER_OP_HISTORY:
         rc = store_txn_history(txn, op->one.id, op->before_seq, op->rows, op->n,

@@ -64,6 +64,33 @@ static void test_account_open_bonus(void **state)
     lt_done(&t);
 }
 
+/* A transfer newly applied says its debit account's balance after it (the
+ * charge of a generation needs no second read); a replay does not. */
+static void test_transfer_says_debit_balance(void **state)
+{
+    (void)state;
+    struct lt t;
+    struct lt_res res;
+    lt_init(&t, true, false);
+    assert_int_equal(lt_open(&t, W1, NOOD, 100, &res), 0);
+    assert_int_equal(lt_reserve(&t, "bal:r", W1, REV, 30, 60000, &res), 0);
+    assert_true(res.r.debit_balance);
+    assert_int_equal(res.r.balance.available, 70);
+    assert_int_equal(res.r.balance.pending_debits, 30);
+    assert_int_equal(lt_post(&t, "bal:p", "bal:r", 20, &res), 0);
+    assert_true(res.r.debit_balance);
+    assert_int_equal(res.r.balance.posted, 80);
+    assert_int_equal(res.r.balance.available, 80);
+    assert_int_equal(res.r.balance.pending_debits, 0);
+    assert_int_equal(lt_balance(&t, W1).available, 80);
+    assert_int_equal(lt_post(&t, "bal:p", "bal:r", 20, &res), HB_EEXISTS);
+    assert_false(res.r.debit_balance);
+    assert_int_equal(lt_plain(&t, "bal:x", W1, REV, 5, LEDGER_KIND_GENERATION, &res), 0);
+    assert_true(res.r.debit_balance);
+    assert_int_equal(res.r.balance.posted, 75);
+    lt_done(&t);
+}
+
 static void test_funds_and_unknown_accounts(void **state)
 {
     (void)state;
@@ -588,6 +615,7 @@ static void test_names_and_file(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_account_open_bonus),
+    cmocka_unit_test(test_transfer_says_debit_balance),
     cmocka_unit_test(test_funds_and_unknown_accounts),
     cmocka_unit_test(test_invalid_requests),
     cmocka_unit_test(test_idempotency),
