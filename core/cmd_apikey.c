@@ -25,6 +25,7 @@
 #define MSG_APIKEY_DM_ONLY "API keys are shown only in a private chat: send /apikey to me there."
 #define MSG_APIKEY_POOL_ADMIN "Only an admin of this server can make a key that spends its pool."
 #define MSG_APIKEY_UNAVAILABLE "API keys are not available right now (%s)."
+#define MSG_APIKEY_OFF "The API is off here: the operator turns it on with [api] enabled = true."
 #define MSG_APIKEY_NAME_TAKEN "You already have a key named %s; revoke it or choose another name."
 #define MSG_APIKEY_BAD_NAME "A key's name is 1 to 32 letters, digits, dots, dashes or underscores."
 #define MSG_APIKEY_TOO_MANY "That owner has %d keys already; revoke one first."
@@ -116,6 +117,11 @@ static void cmd_apikey__start(struct core *core, struct invocation *inv,
     if (ctx == NULL) {
         reply_text(inv->reply, true, MSG_COMMON_OUT_OF_MEMORY);
         reply_finish(inv->reply);
+        return;
+    }
+    if (core->apikeys == NULL) {
+        free(ctx);
+        cmd_apikey__end(inv, "%s", MSG_APIKEY_OFF);
         return;
     }
     ctx->core = core;
