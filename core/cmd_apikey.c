@@ -183,6 +183,18 @@ static void cmd_apikey__create_go(struct apikey_ctx *ctx)
     free(ctx);
 }
 
+static void cmd_apikey__wallet_opened(int rc, bool created, void *data)
+{
+    struct apikey_ctx *ctx = data;
+    (void)created;
+    if (rc < 0) {
+        cmd_apikey__end(ctx->inv, MSG_APIKEY_UNAVAILABLE, hb_strerror(rc));
+        free(ctx);
+        return;
+    }
+    cmd_apikey__create_go(ctx);
+}
+
 static void cmd_apikey__create_loaded(struct apikey_ctx *ctx)
 {
     struct invocation *inv = ctx->inv;
@@ -220,7 +232,15 @@ static void cmd_apikey__create_loaded(struct apikey_ctx *ctx)
     ctx->spec.cap_total = v != NULL ? v->integer : 0;
     v = cmd_apikey__opt(inv, "days");
     ctx->spec.expires_at = v != NULL ? core_now_ms(ctx->core) + v->integer * 86400000LL : 0;
-    cmd_apikey__create_go(ctx);
+    if (strncmp(ctx->owner, "pool:", 5) == 0) {
+        cmd_apikey__create_go(ctx);
+        return;
+    }
+    /* The key spends the wallet: open it (and pay its welcome bonus) now,
+     * so /api/v1/me shows what a first chat command would. */
+    int rc = wallet_open(ctx->core, inv, cmd_apikey__wallet_opened, ctx);
+    if (rc < 0)
+        cmd_apikey__wallet_opened(rc, false, ctx);
 }
 
 void cmd_apikey_create(struct core *core, struct invocation *inv)
