@@ -379,8 +379,80 @@ static void test_api_end_to_end(void **state)
     test_daemon_dir_free(&t.f);
 }
 
+/* The official OpenAI client (npm `openai`, installed into build/npm by
+ * the Makefile when node and npm are there) against the daemon. Without
+ * node or the package the test says so and is skipped, never passed. */
+static void test_api_openai_client(void **state)
+{
+    (void)state;
+    char cwd[1024], module[1200], script[1200], pkg[1300];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    snprintf(module, sizeof(module), "%s/build/npm", cwd);
+    snprintf(script, sizeof(script), "%s/tests/bot/openai_client.mjs", cwd);
+    snprintf(pkg, sizeof(pkg), "%s/node_modules/openai/package.json", module);
+    struct test_proc p;
+    char *probe[] = {"/bin/sh", "-c", "command -v node", NULL};
+    test_proc_run(probe, "", 10000, &p);
+    bool node = p.status == 0;
+    test_proc_free(&p);
+    if (!node || access(pkg, R_OK) != 0) {
+        fprintf(stderr,
+                "SKIPPED test_api_openai_client: %s (the Makefile installs the openai package "
+                "with npm when node and npm are present and the registry is reachable)\n",
+                !node ? "node is not installed" : "the openai npm package is not in build/npm");
+        skip();
+    }
+
+    struct dapi t;
+    memset(&t, 0, sizeof(t));
+    test_daemon_dir_init(&t.f, "Test Bot");
+    t.port = test_port_free();
+    dapi_conf(&t);
+    chmod(t.f.conf, 0600);
+    dapi_start(&t);
+    char *key = dapi_key(&t, "main");
+    char *revoked = dapi_key(&t, "revoked");
+    char *expired = dapi_key(&t, "expired days:1");
+    char *limited = dapi_key(&t, "limited rpm:2");
+    char *chatonly = dapi_key(&t, "chatonly models:demo-chat");
+    dapi_say(&t, "/apikey revoke revoked\n");
+    assert_true(test_child_wait_for(&t.c, "out", "is revoked", 15000));
+    dapi_stop(&t);
+    test_child_free(&t.c);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(t.f.db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE apikeys SET expires_at = 1 WHERE name = 'expired'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    dapi_start(&t);
+    char base[64];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", t.port);
+    char *argv[] = {"/bin/sh", "-c",     "exec node \"$0\" \"$@\"",
+                    script,    module,   base,
+                    key,       revoked,  expired,
+                    limited,   chatonly, NULL};
+    test_proc_run(argv, "", 60000, &p);
+    if (p.status != 0 || strstr(p.out, "all ok") == NULL)
+        fprintf(stderr, "openai client:\n%s\n%s\n", p.out, p.err);
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "ok streamed in "));
+    assert_non_null(strstr(p.out, "all ok"));
+    test_proc_free(&p);
+    dapi_stop(&t);
+    assert_null(strstr(t.c.err, key));
+    test_child_free(&t.c);
+    free(key);
+    free(revoked);
+    free(expired);
+    free(limited);
+    free(chatonly);
+    test_daemon_dir_free(&t.f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_api_end_to_end),
+    cmocka_unit_test(test_api_openai_client),
 };
 
 TEST_GROUP_DEFINE(daemon_api, tests, NULL, NULL)
