@@ -395,7 +395,9 @@ static void job__on_done(void *data, const struct provider_result *res)
     log_warn("generate.attempt_failed", "job=%s model=%s status=%d error=%s", job->id,
              job->model->name, res->http_status, job->error);
     job->end_rc = res->rc;
-    if (g->closing) {
+    if (g->closing || job->sink_sent) {
+        /* Text already passed on to an API caller cannot be taken back: no
+         * retry or fallback after it; the job fails and is not charged. */
         job__fail(job);
         job__unref(job);
         return;

@@ -90,8 +90,10 @@ void job__sink_text(struct job *job, const char *delta, size_t len)
         sf.redactions > 0 || job__persona_blocks(job, sf.text, &srule))
         job->sink_quiet = true;
     filter_result_clear(&sf);
-    if (!job->sink_quiet)
+    if (!job->sink_quiet) {
+        job->sink_sent = true;
         job->sink.text(job->sink.data, delta, len);
+    }
 }
 
 /* Tell the sink how the job ended (once). */

@@ -275,6 +275,7 @@ struct job {
     char api_payer[WALLET_ACCOUNT_MAX]; /* the one account that pays, or "" */
     struct generate_sink sink;          /* end NULL: none */
     bool sink_quiet;                    /* deltas stopped: the filter blocked or redacted */
+    bool sink_sent;                     /* a delta went to the sink: no retry or fallback */
     bool refused;                       /* ended by job__refuse */
     enum generate_refusal refusal;      /* why, when refused */
     char message[512];                  /* the refusal's sentence */

@@ -8,6 +8,7 @@
  * store and the logs hold a key's hash only. */
 #include "net/http.h"
 #include "tests/bot/tcall.h"
+#include "tests/fake/httpd.h"
 #include "tests/test.h"
 
 #include <signal.h>
@@ -450,7 +451,147 @@ static void test_api_openai_client(void **state)
     test_daemon_dir_free(&t.f);
 }
 
+/* ---- behind a real wire: the fake OpenAI-compatible provider -------------- */
+
+static _Atomic unsigned fake_calls;
+
+/* "good-up" streams an answer with usage; anything else is refused with a
+ * 400 (not retried), as a provider that cannot serve the request. */
+static void fake_provider(struct httpd_response *res, const struct httpd_request *req, void *data)
+{
+    (void)data;
+    fake_calls++;
+    if (req->body != NULL && strstr(req->body, "\"model\":\"cut-up\"") != NULL) {
+        /* A stream cut after its first piece. */
+        static const char first[] =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n";
+        httpd_response_start(res, 200, "text/event-stream");
+        httpd_response_chunk(res, first, sizeof(first) - 1);
+        httpd_response_delay(res, 20);
+        httpd_response_abort(res);
+        return;
+    }
+    if (req->body == NULL || strstr(req->body, "\"model\":\"good-up\"") == NULL) {
+        static const char err[] = "{\"error\":{\"message\":\"unsupported\",\"type\":"
+                                  "\"invalid_request_error\"}}";
+        httpd_response_send(res, 400, "application/json", err, sizeof(err) - 1);
+        return;
+    }
+    static const char *const sse[] = {
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\", world\"},"
+        "\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\n\n"
+        "data: [DONE]\n\n",
+        NULL};
+    httpd_response_start(res, 200, "text/event-stream");
+    for (size_t i = 0; sse[i] != NULL; i++) {
+        httpd_response_chunk(res, sse[i], strlen(sse[i]));
+        httpd_response_delay(res, 5);
+    }
+    httpd_response_end(res);
+}
+
+/* Through the OpenAI adapter and a fake provider over loopback: the
+ * provider's usage is what the answer reports; a model that fails falls
+ * back as for chat, priced as the fallback; one with no fallback answers
+ * 502 and its reservation is voided (nothing charged). */
+static void test_api_fake_provider_fallback_refund(void **state)
+{
+    (void)state;
+    struct httpd_thread *fake = httpd_thread_start(fake_provider, NULL);
+    assert_non_null(fake);
+    struct dapi t;
+    memset(&t, 0, sizeof(t));
+    test_daemon_dir_init(&t.f, "Test Bot");
+    t.port = test_port_free();
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "[storage]\npath = %s\n[ledger]\nwelcome_bonus = 1000\n"
+             "[console]\nenabled = true\nuser = tester\nimage_dir = %s\n"
+             "[server]\nenabled = true\nport = %d\n[api]\nenabled = true\n"
+             "[limits]\nretry_max = 0\n"
+             "[provider \"fake\"]\nkind = openai\nbase_url = %s/v1\napi_key = sk-test-fake\n"
+             "[model \"good\"]\nprovider = fake\nupstream = good-up\nprice_request = 2\n"
+             "max_output_tokens = 20\n"
+             "[model \"flaky\"]\nprovider = fake\nupstream = flaky-up\nprice_request = 4\n"
+             "max_output_tokens = 20\nfallbacks = good\n"
+             "[model \"broken\"]\nprovider = fake\nupstream = broken-up\nprice_request = 4\n"
+             "max_output_tokens = 20\n"
+             "[model \"cut\"]\nprovider = fake\nupstream = cut-up\nprice_request = 4\n"
+             "max_output_tokens = 20\nfallbacks = good\n",
+             t.f.db, t.f.dir, t.port, httpd_base_url(httpd_thread_server(fake)));
+    test_file_write(t.f.conf, text, (size_t)-1);
+    chmod(t.f.conf, 0600);
+    assert_int_equal(uv_loop_init(&t.loop), 0);
+    assert_int_equal(http_global_init(), 0);
+    assert_int_equal(http_client_new(&t.loop, NULL, &t.client), 0);
+    dapi_start(&t);
+    char *key = dapi_key(&t, "wire");
+    struct tcall r;
+    long long start = dapi_available(&t, key);
+
+    dapi_call(&t, "POST", "/v1/chat/completions", key, NULL,
+              "{\"model\":\"good\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"content\":\"Hello, world\""));
+    assert_non_null(strstr(
+        r.body, "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3,\"total_tokens\":8}"));
+    assert_int_equal(dapi_charged(r.body), 2);
+    tcall_clear(&r);
+    assert_int_equal(dapi_available(&t, key), start - 2);
+
+    unsigned before = fake_calls;
+    dapi_call(&t, "POST", "/v1/chat/completions", key, NULL,
+              "{\"model\":\"flaky\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+              "\"content\":\"hi\"}]}",
+              &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(fake_calls - before, 2); /* the model, then its fallback */
+    assert_non_null(strstr(r.body, "\"model\":\"good\""));
+    assert_non_null(strstr(r.body, "data: [DONE]"));
+    assert_int_equal(dapi_charged(r.body), 2);
+    tcall_clear(&r);
+    assert_int_equal(dapi_available(&t, key), start - 4);
+
+    dapi_call(&t, "POST", "/v1/chat/completions", key, NULL,
+              "{\"model\":\"broken\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+    dapi_expect_error(&r, 502, "upstream_error");
+    tcall_clear(&r);
+    assert_int_equal(dapi_available(&t, key), start - 4); /* voided, nothing taken */
+    dapi_call(&t, "GET", "/api/v1/me", key, NULL, NULL, &r);
+    assert_non_null(strstr(r.body, "\"reserved\":0"));
+    tcall_clear(&r);
+
+    /* A stream cut after text went out: no fallback (its text would follow
+     * what the caller has), an error event, nothing charged. */
+    before = fake_calls;
+    dapi_call(&t, "POST", "/v1/chat/completions", key, NULL,
+              "{\"model\":\"cut\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+              "\"content\":\"hi\"}]}",
+              &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(fake_calls - before, 1);
+    assert_non_null(strstr(r.body, "\"delta\":{\"content\":\"Hel\"}"));
+    assert_non_null(strstr(r.body, "data: {\"error\":{"));
+    assert_non_null(strstr(r.body, "data: [DONE]"));
+    tcall_clear(&r);
+    assert_int_equal(dapi_available(&t, key), start - 4);
+
+    dapi_stop(&t);
+    assert_null(strstr(t.c.err, key));
+    assert_null(strstr(t.c.err, "sk-test-fake"));
+    test_child_free(&t.c);
+    free(key);
+    http_client_close(t.client, NULL, NULL);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&t.loop), 0);
+    httpd_thread_stop(fake);
+    test_daemon_dir_free(&t.f);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_api_fake_provider_fallback_refund),
     cmocka_unit_test(test_api_end_to_end),
     cmocka_unit_test(test_api_openai_client),
 };
