@@ -9,6 +9,7 @@
 #include "net/http.h"
 #include "tests/bot/tcall.h"
 #include "tests/fake/httpd.h"
+#include "tests/fake/telegram_api.h"
 #include "tests/test.h"
 
 #include <signal.h>
@@ -138,6 +139,8 @@ static bool dapi_file_has(const char *path, const char *needle)
     free(data);
     return found;
 }
+
+#define APIKEY_TEST_LEN 68
 
 #define CHAT_BODY "{\"model\":\"demo-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
 
@@ -590,7 +593,87 @@ static void test_api_fake_provider_fallback_refund(void **state)
     test_daemon_dir_free(&t.f);
 }
 
+/* Does the file hold a key ("hai-" and 64 hex digits)? */
+static bool dapi_file_has_key(const char *path)
+{
+    size_t len = 0;
+    char *data = test_file_read(path, &len);
+    bool found = false;
+    for (size_t i = 0; data != NULL && i + APIKEY_TEST_LEN <= len && !found; i++) {
+        if (memcmp(data + i, "hai-", 4) != 0)
+            continue;
+        size_t h = 0;
+        while (h < 64 && strchr("0123456789abcdef", data[i + 4 + h]) != NULL && data[i + 4 + h])
+            h++;
+        found = h == 64;
+    }
+    free(data);
+    return found;
+}
+
+static bool dapi_file_has_bytes(const char *path, const char *needle)
+{
+    return dapi_file_has(path, needle);
+}
+
+/* On Telegram a reply held back by pacing when its update is confirmed is
+ * written to the outbox (so a crash does not lose it); the message with a
+ * new key never is: a crash may lose it, the store never holds it. */
+static void test_api_key_never_in_telegram_outbox(void **state)
+{
+    (void)state;
+    static const char token[] = "123456:APIKEY-token-abcdef";
+    struct tgapi *api = tgapi_thread_new(token);
+    assert_non_null(api);
+    static const char *const lines[] = {"/help", "/help", "/help", "/apikey create k"};
+    for (int i = 0; i < 4; i++) {
+        char members[512];
+        snprintf(members, sizeof(members),
+                 "\"message\":{\"message_id\":%d,\"date\":1,\"chat\":{\"id\":77,\"type\":"
+                 "\"private\"},\"from\":{\"id\":77,\"is_bot\":false,\"first_name\":\"Ann\"},"
+                 "\"text\":\"%s\"}",
+                 10 + i, lines[i]);
+        tgapi_push(api, members);
+    }
+    struct dapi t;
+    memset(&t, 0, sizeof(t));
+    test_daemon_dir_init(&t.f, "Test Bot");
+    t.port = test_port_free();
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "[storage]\npath = %s\n[console]\nenabled = false\n"
+             "[telegram]\nenabled = true\ntoken = %s\napi_base = %s\npoll_timeout = 1\n"
+             "sends_per_second = 2\n"
+             "[server]\nenabled = true\nport = %d\n[api]\nenabled = true\n"
+             "[provider \"demo\"]\nkind = demo\n[model \"demo-chat\"]\nprovider = demo\n",
+             t.f.db, token, tgapi_base(api), t.port);
+    test_file_write(t.f.conf, text, (size_t)-1);
+    chmod(t.f.conf, 0600);
+    char *argv[] = {(char *)test_haibot_bin(), "-c", t.f.conf, NULL};
+    test_child_start(&t.c, argv);
+    for (int i = 0; i < 300 && tgapi_sends(api) < 4; i++)
+        test_child_wait_for(&t.c, "err", "never appears", 100);
+    assert_true(tgapi_sends(api) >= 4);
+    /* Killed, so the WAL keeps every frame written (a clean stop would
+     * fold it into the database, where deleted rows are zeroed). */
+    kill(t.c.pid, SIGKILL);
+    test_child_finish(&t.c, 15000);
+    char wal[600];
+    snprintf(wal, sizeof(wal), "%s-wal", t.f.db);
+    /* The held /help replies went through the outbox ... */
+    assert_true(dapi_file_has_bytes(wal, "sendMessage") ||
+                dapi_file_has_bytes(t.f.db, "sendMessage"));
+    /* ... the key never did. */
+    assert_false(dapi_file_has_key(t.f.db));
+    assert_false(dapi_file_has_key(wal));
+    assert_null(strstr(t.c.err, "hai-"));
+    test_child_free(&t.c);
+    tgapi_close(api, NULL, NULL);
+    test_daemon_dir_free(&t.f);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_api_key_never_in_telegram_outbox),
     cmocka_unit_test(test_api_fake_provider_fallback_refund),
     cmocka_unit_test(test_api_end_to_end),
     cmocka_unit_test(test_api_openai_client),
