@@ -140,9 +140,23 @@ ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 # A whole run also runs every fuzz target over its seeds (fuzz-check).
 test: test-deps check-layers
 	@$(MAKE) --no-print-directory build/asan/haibot build/asan/haibot-tests build/haibot
+	@$(MAKE) --no-print-directory $(NPM_OPENAI)
 	@if [ -z "$(TESTS)" ]; then $(MAKE) --no-print-directory fuzz-check; fi
 	@$(ASAN_ENV) HAIBOT_BIN=$(CURDIR)/build/asan/haibot tools/test-tail.sh build/asan/tests.log \
 	  build/asan/haibot-tests $(TESTS)
+
+# The official OpenAI client library, for the API's client test
+# (tests/bot/test_daemon_api.c): installed into build/npm when node and npm
+# are present. Without them, or without the registry, that test says so and
+# is skipped; the build never fails for it.
+NPM_OPENAI = build/npm/node_modules/openai/package.json
+$(NPM_OPENAI):
+	@if command -v node >/dev/null && command -v npm >/dev/null; then \
+	  mkdir -p build/npm; echo "  NPM     openai@4 (build/npm)"; \
+	  npm install --prefix build/npm --no-audit --no-fund --loglevel=error openai@4 \
+	    >build/npm.log 2>&1 || echo "npm: openai@4 not installed (see build/npm.log); the \
+	OpenAI client test will be skipped"; \
+	else echo "npm: node or npm missing; the OpenAI client test will be skipped"; fi
 
 valgrind: test-deps
 	@$(MAKE) --no-print-directory build/vg/haibot build/vg/haibot-tests

@@ -119,6 +119,11 @@ struct config_server {
     char *metrics_token; /* bearer token /metrics asks for (secret); NULL: none */
 };
 
+struct config_api {
+    bool enabled;     /* the OpenAI-compatible API and /api/v1 on the server (bot/api.h) */
+    int64_t max_body; /* largest API request body, in bytes (413 beyond) */
+};
+
 struct config_payments {
     char *reference_key; /* HMAC key for payment references and memos (secret) */
     char *packages;      /* "price:credits, ..." prices in minor units */
@@ -297,6 +302,7 @@ struct config {
     struct config_discord discord;
     struct config_telegram telegram;
     struct config_server server;
+    struct config_api api;
     struct config_payments payments;
     struct config_card stripe;
     struct config_card paddle;

@@ -395,6 +395,8 @@ static int config__endpoints_check(struct config_parser *ps)
             rc = config__problem_add(
                 ps->problems, 0, "[discord] interactions_endpoint needs [server] enabled = true");
     }
+    if (rc == 0 && ps->cfg->api.enabled && !ps->cfg->server.enabled)
+        rc = config__problem_add(ps->problems, 0, "[api] enabled needs [server] enabled = true");
     const struct config_telegram *tc = &ps->cfg->telegram;
     if (rc == 0 && tc->enabled && tc->webhook) {
         bool ok = tc->webhook_secret != NULL && strlen(tc->webhook_secret) <= 256 &&

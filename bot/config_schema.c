@@ -169,6 +169,14 @@ static const struct config_key_schema config_keys_server[] = {
              "bearer token /metrics asks for; optional"),
 };
 
+static const struct config_key_schema config_keys_api[] = {
+    K_BOOL(struct config_api, enabled, "false", RESTART,
+           "serve the OpenAI-compatible API (/v1) and /api/v1 to members' API keys; needs "
+           "[server]"),
+    K_INT(struct config_api, max_body, "65536", 1024, 16777216, RESTART,
+          "largest API request body, in bytes (at most [server] max_body)"),
+};
+
 static const struct config_key_schema config_keys_payments[] = {
     K_SECRET(struct config_payments, reference_key, RESTART,
              "key that signs payment references and memos; required for any payment method"),
@@ -443,6 +451,7 @@ const struct config_section_schema config__schema[] = {
     SECTION("discord", discord, config_keys_discord, "the Discord adapter"),
     SECTION("telegram", telegram, config_keys_telegram, "the Telegram adapter"),
     SECTION("server", server, config_keys_server, "the HTTP server"),
+    SECTION("api", api, config_keys_api, "the metered API paid in credits"),
     SECTION("payments", payments, config_keys_payments, "what deposits buy"),
     SECTION("stripe", stripe, config_keys_stripe, "Stripe checkout and webhooks"),
     SECTION("paddle", paddle, config_keys_paddle, "Paddle checkout and webhooks"),

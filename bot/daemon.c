@@ -15,6 +15,7 @@
 #include "bot/service.h"
 #include "net/server.h"
 #include "bot/webhooks.h"
+#include "bot/api.h"
 #include "bot/status.h"
 #include "core/core.h"
 #include "core/persona.h"
@@ -29,7 +30,6 @@
 #include "base/hex.h"
 
 #include <openssl/rand.h>
-
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +65,7 @@ struct daemon {
     struct status *status;     /* /healthz and /metrics on the server */
     struct payments *payments; /* card webhooks on the server; NULL when none */
     struct webhooks *webhooks; /* platform endpoints on the server; NULL when off */
+    struct api *api;           /* the metered API and API keys on the server; NULL when off */
     struct mirror *mirror;     /* Hedera deposit poller; NULL when off */
     struct operator* operator; /* feature switches, notices, alerts */
     char *deposit_text;        /* /deposit without member links (heap); NULL: none */
@@ -495,7 +496,8 @@ static int daemon__server_start(struct daemon *d)
     }
     uv_timer_start(&d->health, daemon__health_tick, 1000, 2000);
     d->webhooks = webhooks_new(d->server);
-    if (d->webhooks == NULL)
+    d->api = cfg->api.enabled ? api_new(d->server, &d->core, cfg->api.max_body) : NULL;
+    if (d->webhooks == NULL || (cfg->api.enabled && d->api == NULL))
         return HB_ENOMEM;
     /* Families the gateways and REST clients will report read 0 until then. */
     const struct metrics_std *m = metrics_std();
@@ -550,6 +552,7 @@ static void daemon__server_free(struct daemon *d)
     d->payments = NULL;
     webhooks_free(d->webhooks);
     d->webhooks = NULL;
+    api_free(d->api);
 }
 
 /* ---- crypto deposits --------------------------------------------------- */

@@ -90,6 +90,8 @@ struct reply_msg {
     /* The first markdown_len bytes of text are model output in Markdown,
      * which an adapter may render; the rest is the bot's own plain text. */
     size_t markdown_len;
+    bool secret; /* shown once (a new API key): never written to durable storage (an
+                    adapter's outbox), so a crash may lose it rather than keep it */
 };
 
 struct reply;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 struct access_rules;
+struct apikeys;
 struct features;
 struct generate;
 struct ledger;
@@ -67,7 +68,8 @@ struct core {
                                      NULL: none can be chosen */
     struct features *features;    /* feature switches (core/feature.h); NULL: every feature on */
     struct notices *notices;      /* low-balance and upvote notices (core/notice.h); NULL: none */
-    struct link_dir *links; /* identities sharing one wallet (core/link.h); NULL: none linked */
+    struct link_dir *links;  /* identities sharing one wallet (core/link.h); NULL: none linked */
+    struct apikeys *apikeys; /* API keys (core/apikey.h); NULL: none can be made */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

@@ -141,6 +141,10 @@ static void job__free(struct job *job)
     for (size_t i = 0; i < job->nmsgs; i++)
         free((char *)job->msgs[i].content);
     free(job->msgs);
+    for (size_t i = 0; i < job->api_nmsgs; i++)
+        free((char *)job->api_msgs[i].content);
+    free(job->api_msgs);
+    free(job->api_system);
     free(job->prompt);
     invocation_image_free(job->attached);
     free(job->scope_off);
@@ -215,6 +219,8 @@ void job__end(struct job *job, int rc)
         };
         g->opts.on_job_end(g->opts.hook_data, &rep);
     }
+    if (job->sink.end != NULL)
+        job__sink_end(job, rc);
     struct reply *r = job->reply;
     job->reply = NULL;
     if (r != NULL)
@@ -290,6 +296,10 @@ static void job__on_text(void *data, const char *delta, size_t len)
     memcpy(job->text + job->text_len, delta, len);
     job->text_len += len;
     job->text[job->text_len] = '\0';
+    if (job->sink.text != NULL)
+        job__sink_text(job, delta, len);
+    if (job->api)
+        return; /* no progress messages: nobody reads them */
     /* Partial text goes out through the filter too, at most every
      * progress_ms; the adapter paces its edits further. */
     uint64_t now = uv_now(job->g->loop);
@@ -385,7 +395,9 @@ static void job__on_done(void *data, const struct provider_result *res)
     log_warn("generate.attempt_failed", "job=%s model=%s status=%d error=%s", job->id,
              job->model->name, res->http_status, job->error);
     job->end_rc = res->rc;
-    if (g->closing) {
+    if (g->closing || job->sink_sent) {
+        /* Text already passed on to an API caller cannot be taken back: no
+         * retry or fallback after it; the job fails and is not charged. */
         job__fail(job);
         job__unref(job);
         return;
@@ -453,7 +465,18 @@ static void job__start(struct job *job)
     }
     char *system = NULL;
     char *extra = NULL;
-    if (job__request_persona(job, m, &req, &system, &extra) < 0) {
+    int prc = job__request_persona(job, m, &req, &system, &extra);
+    if (prc == 0 && job->api_system != NULL && m->modality == PROVIDER_TEXT) {
+        /* The caller's system text follows the operator's. */
+        char *both = NULL;
+        if (asprintf(&both, "%s%s%s", system != NULL ? system : "", system != NULL ? "\n\n" : "",
+                     job->api_system) < 0)
+            prc = HB_ENOMEM;
+        free(system);
+        system = prc == 0 ? both : NULL;
+        req.system = system;
+    }
+    if (prc < 0) {
         free(system);
         snprintf(job->error, sizeof(job->error), MSG_COMMON_OUT_OF_MEMORY);
         job->end_rc = HB_ENOMEM;

@@ -131,12 +131,52 @@ int generate_notices_send(struct generate *g);
  *  every job is gone; the engine is then freed. */
 void generate_close(struct generate *g, void (*cb)(void *data), void *data);
 
+/** How a job ended, for a caller that reads outcomes rather than replies
+ *  (the HTTP API). Everything is borrowed for the duration of the call. */
+struct generate_outcome {
+    int rc;                        /* 0: delivered and settled; else why not */
+    bool refused;                  /* refused before anything ran (refusal says why) */
+    enum generate_refusal refusal; /* when refused */
+    const char *message;           /* the sentence a member would read (refusal, failure) */
+    const char *model;             /* the model that answered, or was asked for; "" */
+    const char *text;              /* TEXT: the output after the filter; NULL when none */
+    size_t text_len;
+    const unsigned char *image; /* IMAGE: the picture's bytes; NULL when none */
+    size_t image_len;
+    const char *image_mime;
+    long input_tokens, output_tokens; /* as settled; -1 when not known */
+    int64_t charged;                  /* credits posted for this request */
+    int64_t reserved;                 /* credits it reserved (the upper bound) */
+    bool replayed;                    /* the ledger had this job's charge already: not charged
+                                         again (an idempotent retry) */
+};
+
+/** Raw events of a job, besides (or instead of reading) its reply messages.
+ *  text gets each output delta as it arrives (before the final filter; a
+ *  delta is passed only while the output so far is neither blocked nor
+ *  redacted by the filter); end is called exactly once, as the job ends,
+ *  before its reply handle is finished. */
+struct generate_sink {
+    void (*text)(void *data, const char *delta, size_t len); /* may be NULL */
+    void (*end)(void *data, const struct generate_outcome *outcome);
+    void *data;
+};
+
 /** One request for a generation. Borrowed for the call. */
 struct generate_request {
     enum provider_modality modality;
     const char *prompt;
     const char *model; /* NULL or "": the member's choice (/model), else the first enabled */
     const char *size;  /* images: "512x512"; NULL: the model's first size */
+    /* The HTTP API (all zero for a chat command): */
+    const struct provider_message *messages; /* TEXT: the whole conversation, oldest first
+                                                ("user"/"assistant"); no stored conversation,
+                                                no persona; prompt is ignored */
+    size_t nmessages;
+    const char *system;               /* the caller's system text, after the model's own */
+    int64_t max_tokens;               /* TEXT: a lower output cap than the model's; 0: its own */
+    const char *payer;                /* the one account that pays (no fallback); NULL: by scope */
+    const struct generate_sink *sink; /* outcome and raw deltas; NULL: replies only */
 };
 
 /** Submit a generation for the invocation. Takes over inv->reply: every

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,6 +58,10 @@ static void job__refuse_v(struct job *job, enum generate_refusal why, const char
 {
     char *text = NULL;
     int n = vasprintf(&text, fmt, ap);
+    job->refused = true;
+    job->refusal = why;
+    if (n >= 0)
+        snprintf(job->message, sizeof(job->message), "%s", text);
     if (n >= 0) {
         struct reply_msg msg = {.stage = REPLY_FINAL, .ephemeral = true, .text = text};
         reply_send(job->reply, &msg);
@@ -280,6 +285,11 @@ void job__admit(struct job *job)
     if (g->closing) {
         job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
         return;
+    }
+    if (job->api_payer[0] != '\0') {
+        /* An API key spends one account, with no other to fall back on. */
+        snprintf(job->payer, sizeof(job->payer), "%s", job->api_payer);
+        job->payer_alt[0] = '\0';
     }
     job__notice_deliver(job);
 
@@ -510,6 +520,12 @@ void generate_submit(struct generate *g, struct invocation *inv, const struct ge
     if (job->attached != NULL && prompt[0] == '\0')
         prompt = MSG_ATTACH_DEFAULT_PROMPT;
     job->prompt = strdup(prompt);
+    if (req->sink != NULL)
+        job->sink = *req->sink;
+    if (job__api_take(job, req) < 0) {
+        free(job->prompt);
+        job->prompt = NULL;
+    }
     snprintf(job->want_model, sizeof(job->want_model), "%s", req->model != NULL ? req->model : "");
     snprintf(job->want_size, sizeof(job->want_size), "%s", req->size != NULL ? req->size : "");
     job__id_make(job);

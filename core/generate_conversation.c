@@ -504,6 +504,8 @@ void job__conversation_start(struct job *job)
     const struct invocation *inv = &job->who;
     job->conv_ready = true;
     job->conv_id[0] = '\0';
+    if (job->api)
+        return; /* the request carries its whole conversation */
     generate__conv_key(inv, job->conv_key, sizeof(job->conv_key));
     job->conv_msg[0] = '\0';
     if (job->modality != PROVIDER_TEXT)
@@ -550,7 +552,7 @@ void job__conversation_start(struct job *job)
 void job__conversation_then(struct job *job, void (*next)(struct job *job))
 {
     job->conv_next = next;
-    if (job->modality != PROVIDER_TEXT) {
+    if (job->modality != PROVIDER_TEXT || job->api) {
         job->conv_next = NULL;
         next(job);
         return;
@@ -562,6 +564,8 @@ void job__conversation_then(struct job *job, void (*next)(struct job *job))
 
 int job__messages_build(struct job *job)
 {
+    if (job->api_nmsgs > 0)
+        return job__api_messages_build(job);
     struct gen_conv *c = job->modality == PROVIDER_TEXT && job->conv_id[0] != '\0'
                              ? map_get(job->g->convs, job->conv_id)
                              : NULL;
@@ -625,6 +629,8 @@ static void conv__landed(void *data, const char *ref, const char *chat_id, const
 
 void job__remember_turn(struct job *job)
 {
+    if (job->api)
+        return; /* an API request's conversation is the caller's to keep */
     struct generate *g = job->g;
     const struct catalog_limits *l = catalog_limits_get(job->cat);
     int64_t now = generate__now(g);

@@ -266,6 +266,20 @@ struct job {
     char appr_id[APPROVAL_ID_LEN + 1]; /* the short id admins type */
     int64_t held_at;                   /* wall-clock ms it was held */
     int64_t hold_until;                /* wall-clock ms it times out */
+    /* The HTTP API's requests (struct generate_request): */
+    bool api;                          /* messages given whole: no conversation, no persona */
+    struct provider_message *api_msgs; /* owned copies of the given messages */
+    size_t api_nmsgs;
+    char *api_system;                   /* the caller's system text, or NULL */
+    int64_t api_max_tokens;             /* a lower output cap, or 0 */
+    char api_payer[WALLET_ACCOUNT_MAX]; /* the one account that pays, or "" */
+    struct generate_sink sink;          /* end NULL: none */
+    bool sink_quiet;                    /* deltas stopped: the filter blocked or redacted */
+    bool sink_sent;                     /* a delta went to the sink: no retry or fallback */
+    bool refused;                       /* ended by job__refuse */
+    enum generate_refusal refusal;      /* why, when refused */
+    char message[512];                  /* the refusal's sentence */
+    bool replayed;                      /* the post was a replay: not charged again */
 };
 
 /* ---- the engine (generate.c) ---------------------------------------------- */
@@ -464,6 +478,18 @@ void job__held_close(struct job *job);
 
 /** Give the job the counts a record names (job__quota_record), as taken. */
 void job__quota_restore(struct job *job, const char *record);
+
+/* ---- the HTTP API (generate_api.c) --------------------------------------- */
+
+/** Copy the API fields of req into the job (its prompt becomes the text of
+ *  every message). Returns 0 or HB_ENOMEM. */
+int job__api_take(struct job *job, const struct generate_request *req);
+/** The provider messages of a job whose request gave them whole. */
+int job__api_messages_build(struct job *job);
+/** Pass an output delta to the sink (job->text already holds it). */
+void job__sink_text(struct job *job, const char *delta, size_t len);
+/** Tell the sink how the job ended (once). */
+void job__sink_end(struct job *job, int rc);
 
 /* ---- model switches (generate_switch.c) ----------------------------------- */
 

@@ -15,6 +15,10 @@
 
 void job__persona_resolve(struct job *job)
 {
+    if (job->api) {
+        job->persona = NULL; /* an API caller brings its own system text */
+        return;
+    }
     job->persona = job->modality == PROVIDER_TEXT
                        ? persona_resolve(job->g->core, job->cat, &job->who, NULL)
                        : NULL;
@@ -35,6 +39,8 @@ int64_t job__max_tokens(const struct job *job, const struct catalog_model *m)
 {
     /* A persona may lower the model's cap, never raise it: the model's is
      * the operator's price bound. */
+    if (job->api_max_tokens > 0 && job->api_max_tokens < m->max_output_tokens)
+        return job->api_max_tokens;
     if (job->persona != NULL && job->persona->max_tokens > 0 &&
         job->persona->max_tokens < m->max_output_tokens)
         return job->persona->max_tokens;
@@ -46,6 +52,8 @@ size_t job__system_bytes(const struct job *job, const struct catalog_model *m)
     char *system = job__system_prompt(job, m);
     size_t n = system != NULL ? strlen(system) : 0;
     free(system);
+    if (job->api_system != NULL && m->modality == PROVIDER_TEXT)
+        n += strlen(job->api_system) + 2;
     return n;
 }
 

@@ -154,6 +154,8 @@ static void job__posted(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
     job->res_open = false;
+    if (rc == HB_EEXISTS)
+        job->replayed = true; /* the same job id was charged before: not again */
     if (rc < 0 && rc != HB_EEXISTS) {
         /* The reservation expired or the ledger failed: nothing was taken. */
         log_error("generate.post_failed", "job=%s error=%s", job->id, hb_strerror(rc));

@@ -61,4 +61,9 @@ void cmd_admin_persona_set(struct core *core, struct invocation *inv);
 void cmd_admin_persona_clear(struct core *core, struct invocation *inv);
 void cmd_admin_plaintalk(struct core *core, struct invocation *inv);
 
+/* API keys (core/cmd_apikey.c). */
+void cmd_apikey_create(struct core *core, struct invocation *inv);
+void cmd_apikey_list(struct core *core, struct invocation *inv);
+void cmd_apikey_revoke(struct core *core, struct invocation *inv);
+
 #endif

@@ -94,6 +94,22 @@ const char *server_request_body(const struct server_request *req, size_t *len);
 void server_respond(struct server_request *req, int status, const char *content_type,
                     const void *body, size_t len, const char *extra_header);
 
+/** Begin a streamed answer instead of server_respond(): the head (status,
+ *  content type, optional extra header line) with chunked transfer coding,
+ *  written now; the body follows in server_stream_write() calls, each
+ *  sent as it comes; server_stream_end() ends and frees req. Returns 0, or
+ *  HB_ECANCELED when nobody is there to answer (the client left, the
+ *  server closes): the handler still ends with server_stream_end(). */
+int server_stream_start(struct server_request *req, int status, const char *content_type,
+                        const char *extra_header);
+
+/** Send len bytes of a streamed answer (copied; 0 bytes sends nothing).
+ *  Returns 0 or HB_ECANCELED (nobody reads any more). */
+int server_stream_write(struct server_request *req, const void *data, size_t len);
+
+/** End a streamed answer (or one whose start failed) and free req. */
+void server_stream_end(struct server_request *req);
+
 /** Requests handed to handlers and not yet answered (tests, shutdown). */
 size_t server_pending(const struct server *srv);
 

@@ -69,6 +69,7 @@ struct server_request {
     char *body;                              /* heap or NULL; NUL-terminated */
     size_t body_len, body_cap;
     int early_status; /* answer this once the body is read (404, 405), or 0 */
+    bool streaming;   /* server_stream_start wrote the head; chunks follow */
 };
 
 enum server_conn_state {
@@ -138,6 +139,13 @@ void server__conn_linger(struct server_conn *conn);
 void server__request_free(struct server_request *req);
 /** Feed what conn->in holds to the parser, one request at a time. */
 void server__conn_parse(struct server_conn *conn);
+/** Take a request out of the server's list of those handlers own. */
+void server__unlink(struct server_request *req);
+/** The reason phrase of a status ("Not Found"). */
+const char *server__reason(int status);
+/** The answer to conn's request is written (status < 0: it failed): free
+ *  the request, then read the next one, linger or close. */
+void server__answer_done(struct server_conn *conn, int status);
 /** Refuse what cannot be read on: answer and close the connection. */
 void server__refuse(struct server_conn *conn, int status, const char *text);
 

@@ -29,7 +29,7 @@ void server__request_free(struct server_request *req)
     free(req);
 }
 
-static void server__unlink(struct server_request *req)
+void server__unlink(struct server_request *req)
 {
     struct server *srv = req->srv;
     if (srv == NULL || req->state != SERVER_REQ_HANDLING)
@@ -84,7 +84,7 @@ size_t server_pending(const struct server *srv)
 
 /* ---- answers ------------------------------------------------------------- */
 
-static const char *server__reason(int status)
+const char *server__reason(int status)
 {
     static const struct {
         int status;
@@ -131,6 +131,11 @@ static void server__written(uv_write_t *w, int status)
     struct server_conn *conn = w->data;
     free(conn->out);
     conn->out = NULL;
+    server__answer_done(conn, status);
+}
+
+void server__answer_done(struct server_conn *conn, int status)
+{
     if (conn->state == SERVER_CONN_CLOSING)
         return;
     if (status < 0) {

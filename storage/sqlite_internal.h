@@ -66,6 +66,9 @@ enum store_stmt_id {
 /* The first schema with the chat_settings table (sqlite_chat.c). */
 #define STORE_CHAT_VERSION 8
 
+/* The first schema with the apikeys table (sqlite_apikey.c). */
+#define STORE_APIKEY_VERSION 11
+
 /* The text of each statement, prepared once at open (sqlite_open.c). */
 extern const char *const store__sql[ST_COUNT];
 

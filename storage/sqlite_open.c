@@ -224,6 +224,30 @@ static const char *const store_migrations[] = {
     " linked_at INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX wallet_links_wallet ON wallet_links(wallet);",
+    /* 11: API keys (storage/sqlite_apikey.c): who owns each (a wallet, or a
+     * group's pool), its name and shown prefix, a keyed SHA-256 of the key
+     * (never the key), its limits, when it was last used and what it spent
+     * (in total and on its last day of use), and whether it was revoked. */
+    "CREATE TABLE apikeys ("
+    " id TEXT PRIMARY KEY,"
+    " owner TEXT NOT NULL,"
+    " creator TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " prefix TEXT NOT NULL,"
+    " hash BLOB NOT NULL UNIQUE,"
+    " created_at INTEGER NOT NULL,"
+    " last_used INTEGER NOT NULL,"
+    " spend INTEGER NOT NULL,"
+    " spend_day INTEGER NOT NULL,"
+    " day_spend INTEGER NOT NULL,"
+    " cap_day INTEGER NOT NULL,"
+    " cap_total INTEGER NOT NULL,"
+    " models TEXT NOT NULL,"
+    " rpm INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " revoked_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX apikeys_owner ON apikeys(owner);",
 };
 
 #define STORE_STATE_VERSION 3   /* the first schema with the state table */

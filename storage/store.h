@@ -471,4 +471,54 @@ int store_txn_audit_each(struct store_txn *txn, uint64_t from_seq,
 int store_txn_audit_page(struct store_txn *txn, const char *match, uint64_t before_seq, size_t skip,
                          struct store_audit *out, size_t max, size_t *n);
 
+/* ---- API keys: bearer keys of the metered API (core/apikey.h) -----------
+ * Only a keyed hash of a key is stored, never the key. Rows are never
+ * deleted: a revoked key keeps its row (revoked_at), so its spend stays
+ * readable. Every call returns HB_ESCHEMA on a database older than the
+ * apikeys table. */
+
+#define STORE_APIKEY_ID_SIZE 40     /* "k" and hex, NUL included */
+#define STORE_APIKEY_NAME_SIZE 64   /* a name the owner chose, NUL included */
+#define STORE_APIKEY_PREFIX_SIZE 16 /* the first characters of the key, NUL included */
+#define STORE_APIKEY_MODELS_SIZE 512
+
+/** One API key's record. */
+struct store_apikey {
+    char id[STORE_APIKEY_ID_SIZE];
+    char owner[STORE_ID_SIZE];   /* the account it spends: a wallet or a pool */
+    char creator[STORE_ID_SIZE]; /* who created it: "discord:123" */
+    char name[STORE_APIKEY_NAME_SIZE];
+    char prefix[STORE_APIKEY_PREFIX_SIZE]; /* shown in lists */
+    uint8_t hash[STORE_HASH_SIZE];         /* HMAC-SHA256 of the key under the server's secret */
+    int64_t created_at;                    /* ms since the epoch */
+    int64_t last_used;                     /* ms since the epoch, 0 = never */
+    int64_t spend;                         /* credits charged through it in total */
+    int64_t spend_day;                     /* the UTC day of day_spend */
+    int64_t day_spend;                     /* credits charged through it on spend_day */
+    int64_t cap_day;                       /* credits per UTC day, 0 = none */
+    int64_t cap_total;                     /* credits in total, 0 = none */
+    char models[STORE_APIKEY_MODELS_SIZE]; /* "a,b" models it may use, "" = any */
+    int64_t rpm;                           /* requests per minute, 0 = none */
+    int64_t expires_at;                    /* ms since the epoch, 0 = never */
+    int64_t revoked_at;                    /* ms since the epoch, 0 = in force */
+};
+
+/** Insert a new key. HB_EEXISTS when its id or hash is taken. */
+int store_txn_apikey_insert(struct store_txn *txn, const struct store_apikey *k);
+
+/** Call fn for every key (revoked ones too) in creation order, until fn
+ *  returns non-zero (which is returned). */
+int store_txn_apikey_each(struct store_txn *txn,
+                          int (*fn)(const struct store_apikey *k, void *data), void *data);
+
+/** Mark key id revoked at `at` (ms). HB_ENOTFOUND when no such key is in
+ *  force. */
+int store_txn_apikey_revoke(struct store_txn *txn, const char *id, int64_t at);
+
+/** Add amount credits to key id's spend (in total and on UTC day `day`,
+ *  which starts over when the key's last day was another) and move
+ *  last_used forward to now_ms. HB_ENOTFOUND when there is no such key. */
+int store_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
+                           int64_t now_ms);
+
 #endif

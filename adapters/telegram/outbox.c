@@ -75,8 +75,8 @@ static struct store *tg__store(struct tg *tg)
 
 bool tg_outbox_wants(struct tg *tg, const struct tg_op *op)
 {
-    if (!tg->ob_on || tg->ob_rows_off || op->replayed)
-        return false;
+    if (!tg->ob_on || tg->ob_rows_off || op->replayed || (op->reply != NULL && op->reply->secret))
+        return false; /* a secret is never stored: a crash loses it instead */
     /* Replies to an update not yet confirmed get their rows with the
      * checkpoint that confirms it: a kill before it makes Telegram give
      * the update again, and nothing of it was sent. */
@@ -371,7 +371,7 @@ static void tg__owed(struct tg *tg, struct tg_op *op, void *data)
 {
     const struct tg_ob_scan *scan = data;
     if (tg->ob_rows_off || op->outbox_id != 0 || op->reply == NULL || op->reply->update_id == 0 ||
-        op->reply->update_id >= scan->below)
+        op->reply->update_id >= scan->below || op->reply->secret)
         return;
     op->outbox_id = tg->ob_next++;
     tg__put(tg, op);

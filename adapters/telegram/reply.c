@@ -255,6 +255,8 @@ static int tg__reply_send(struct reply *handle, const struct reply_msg *msg)
     struct tg *tg = r->tg;
     if (tg->closing)
         return HB_ECANCELED;
+    if (msg->secret)
+        r->secret = true;
     if (r->group && msg->personal) {
         if (msg->aside)
             return 0; /* only worth showing in place, and a group is not the place */

@@ -222,6 +222,7 @@ struct tg_reply {
      *  given up): sendq.c calls it before dropping the send; NULL: none. */
     void (*sent)(struct tg_reply *r, const struct tg_result *res);
     int64_t update_id; /* the update it answers, 0 none (then its sends are notices) */
+    bool secret;       /* it sent a secret (reply_msg.secret): its sends get no outbox row */
     bool unsettled;    /* in tg->unsettled list: neither finished nor has it sent anything */
     struct tg_reply *unext, *uprev;
 };

@@ -26,6 +26,7 @@ static void tcall__done(struct http_request *req, int rc, void *data)
     c->body_len = len;
     c->content_type = tcall__dup(http_request_header(req, "Content-Type"));
     c->www_authenticate = tcall__dup(http_request_header(req, "WWW-Authenticate"));
+    c->retry_after = tcall__dup(http_request_header(req, "Retry-After"));
 }
 
 void tcall_start(struct http_client *client, const char *method, const char *url,
@@ -65,5 +66,6 @@ void tcall_clear(struct tcall *c)
     free(c->body);
     free(c->content_type);
     free(c->www_authenticate);
+    free(c->retry_after);
     memset(c, 0, sizeof(*c));
 }

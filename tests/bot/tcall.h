@@ -16,6 +16,7 @@ struct tcall {
     size_t body_len;
     char *content_type;
     char *www_authenticate;
+    char *retry_after;
 };
 
 /** Start a request; headers is "Name", "value", ... NULL (may be NULL). */

@@ -1,0 +1,57 @@
+/* What bot/api.c (routes, keys, errors, account endpoints) and
+ * bot/api_generate.c (completions and images) share. Private to bot/api*.c. */
+#ifndef HB_API_INTERNAL_H
+#define HB_API_INTERNAL_H
+
+#include "bot/api.h"
+
+#include "core/apikey.h"
+#include "core/command.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct server_request;
+
+struct api {
+    struct core *core;
+    int64_t max_body;
+    uint64_t next_id; /* numbers response ids within this run */
+    bool own_keys;    /* made core->apikeys: frees them */
+};
+
+/** Answer req with OpenAI's error shape: {"error": {"message", "type",
+ *  "param", "code"}}. param may be NULL; retry_after_s > 0 adds
+ *  Retry-After. Never put a key or prompt text in message. */
+void api__error(struct server_request *req, int status, const char *type, const char *code,
+                const char *param, int64_t retry_after_s, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+/** Answer 200 with a JSON object (consumed). */
+void api__json(struct server_request *req, int status, cJSON *body);
+
+/** Check the bearer key, the key's rate limit and its spending caps
+ *  (caps only when spending is true). Returns the key, or NULL after
+ *  answering req. */
+struct apikey *api__authorize(struct api *a, struct server_request *req, bool spending);
+
+/** The invocation a key's requests run as: its owner's wallet (a DM), or
+ *  its group's pool (the group, as the key's creator). event_id names the
+ *  request (its Idempotency-Key, else a fresh id). Returns 0 or HB_EINVAL. */
+/** The wallet account a key spends and reads: its owner's, or the wallet
+ *  its owner is linked into (core/link.h), followed at each request. */
+const char *api__wallet(const struct api *a, const struct apikey *k);
+
+int api__invocation(struct api *a, const struct apikey *k, struct server_request *req,
+                    struct invocation *inv);
+
+/** The JSON body of req, or NULL after answering 400 or 413. */
+cJSON *api__body(struct api *a, struct server_request *req);
+
+/* bot/api_generate.c */
+void api__chat_completions(struct server_request *req, void *data);
+void api__images(struct server_request *req, void *data);
+
+#endif

@@ -1,0 +1,215 @@
+/* /apikey through the neutral path (router, handlers, a real ledger and
+ * store on a loop): where a new key may be shown, who owns it, listing and
+ * revoking, and that the key shown is the one the directory accepts. */
+#include "tests/test.h"
+
+#include "bot/router.h"
+#include "core/apikey.h"
+#include "core/core.h"
+#include "core/ledger.h"
+#include "tests/core/ledger_helpers.h"
+#include "tests/fake/reply_capture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fx {
+    struct lt lt;
+    struct core core;
+    struct router *router;
+    struct reply_capture cap;
+    int event;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    lt_init(&f->lt, true, true);
+    f->core.bot_name = "Test Bot";
+    f->core.ledger = f->lt.ledger;
+    f->core.welcome_bonus = 100;
+    f->core.apikeys = apikeys_new();
+    assert_non_null(f->core.apikeys);
+    f->router = router_new(&f->core);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    reply_capture_close(&f->cap);
+    router_free(f->router);
+    lt_done(&f->lt);
+    apikeys_free(f->core.apikeys);
+    free(f);
+    return 0;
+}
+
+struct who {
+    enum command_platform platform;
+    const char *user;
+    const char *scope; /* NULL: a DM */
+    bool admin;
+};
+
+static const char *run(struct fx *f, const struct who *w, const char *line)
+{
+    reply_capture_close(&f->cap);
+    reply_capture_init(&f->cap);
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = w->platform;
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", w->user);
+    if (w->scope != NULL) {
+        inv.scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", w->scope);
+        snprintf(inv.channel_id, sizeof(inv.channel_id), "chan-%s", w->scope);
+    }
+    inv.admin = w->admin;
+    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
+    inv.reply = &f->cap.reply;
+    router_dispatch(f->router, &inv, line);
+    while (f->cap.finished == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(f->cap.finished, 1);
+    return f->cap.text != NULL ? f->cap.text : "";
+}
+
+/* The key in an answer (heap), or NULL. */
+static char *key_in(const char *text)
+{
+    const char *k = text != NULL ? strstr(text, "hai-") : NULL;
+    while (k != NULL && strspn(k + 4, "0123456789abcdef") != 64)
+        k = strstr(k + 4, "hai-");
+    return k != NULL ? strndup(k, APIKEY_LEN) : NULL;
+}
+
+static const struct who tg_group = {COMMAND_PLATFORM_TELEGRAM, "501", "-100200", false};
+static const struct who tg_dm = {COMMAND_PLATFORM_TELEGRAM, "501", NULL, false};
+static const struct who dc_member = {COMMAND_PLATFORM_DISCORD, "1001", "g1", false};
+static const struct who dc_admin = {COMMAND_PLATFORM_DISCORD, "1002", "g1", true};
+static const struct who dc_other_admin = {COMMAND_PLATFORM_DISCORD, "1003", "g2", true};
+
+/* A Telegram group never sees a key: nothing is made there. */
+static void test_telegram_group_makes_nothing(void **state)
+{
+    struct fx *f = *state;
+    const char *t = run(f, &tg_group, "apikey create bot");
+    assert_non_null(strstr(t, "private chat"));
+    assert_null(strstr(t, "hai-"));
+    const struct apikey *list[4];
+    assert_int_equal(apikeys_list(&f->core, NULL, list, 4), 0);
+
+    /* In the private chat it is made, shown once, as a personal answer. */
+    t = run(f, &tg_dm, "apikey create bot");
+    char *key = key_in(f->cap.personal_text);
+    assert_non_null(key);
+    assert_true(f->cap.last_personal);
+    assert_null(f->cap.public_text != NULL ? strstr(f->cap.public_text, "hai-") : NULL);
+    assert_int_equal(apikeys_list(&f->core, "telegram:501", list, 4), 1);
+    struct apikey *k = NULL;
+    assert_int_equal(apikey_authenticate(&f->core, key, 1, &k), APIKEY_OK);
+    assert_string_equal(k->rec.name, "bot");
+    assert_string_equal(k->rec.owner, "telegram:501");
+    assert_memory_equal(k->rec.prefix, key, APIKEY_SHOWN_LEN);
+    /* The list shows the prefix, never the key. */
+    t = run(f, &tg_dm, "apikey list");
+    assert_non_null(strstr(t, "bot  hai-"));
+    assert_null(strstr(t, key));
+    free(key);
+}
+
+/* On Discord the key is ephemeral and personal; in a server, an admin may
+ * make one for the pool, which only that server's admins list and revoke. */
+static void test_discord_owner_and_pool(void **state)
+{
+    struct fx *f = *state;
+    run(f, &dc_member, "apikey create mine");
+    assert_true(f->cap.last_ephemeral);
+    assert_true(f->cap.last_personal);
+    char *mine = key_in(f->cap.personal_text);
+    assert_non_null(mine);
+    assert_null(f->cap.shown_text != NULL ? strstr(f->cap.shown_text, "hai-") : NULL);
+
+    const char *t = run(f, &dc_member, "apikey create shared pool:true");
+    assert_non_null(strstr(t, "Only an admin"));
+    t = run(f, &dc_admin, "apikey create shared pool:true rpm:5 models:demo-chat");
+    char *pool = key_in(f->cap.personal_text);
+    assert_non_null(pool);
+    struct apikey *k = NULL;
+    assert_int_equal(apikey_authenticate(&f->core, pool, 1, &k), APIKEY_OK);
+    assert_string_equal(k->rec.owner, "pool:discord:g1");
+    assert_string_equal(k->rec.creator, "discord:1002");
+    assert_int_equal(k->rec.rpm, 5);
+    assert_true(apikey_model_allowed(k, "demo-chat"));
+    assert_false(apikey_model_allowed(k, "demo-image"));
+
+    /* The same name twice is refused for one owner. */
+    t = run(f, &dc_member, "apikey create mine");
+    assert_non_null(strstr(t, "already have a key named mine"));
+
+    /* Lists: a member sees their own; an admin also the pool's. */
+    t = run(f, &dc_member, "apikey list");
+    assert_non_null(strstr(t, "mine  hai-"));
+    assert_null(strstr(t, "shared"));
+    t = run(f, &dc_admin, "apikey list");
+    assert_non_null(strstr(t, "shared (this server's pool)"));
+
+    /* Another server's admin cannot revoke it; this server's can, by prefix. */
+    t = run(f, &dc_other_admin, "apikey revoke shared");
+    assert_non_null(strstr(t, "No key in force"));
+    char line[64];
+    snprintf(line, sizeof(line), "apikey revoke %.*s", APIKEY_SHOWN_LEN, pool);
+    t = run(f, &dc_admin, line);
+    assert_non_null(strstr(t, "is revoked"));
+    assert_int_equal(apikey_authenticate(&f->core, pool, 1, &k), APIKEY_REVOKED);
+    assert_int_equal(apikey_authenticate(&f->core, mine, 1, &k), APIKEY_OK);
+
+    /* A key one character off, or malformed, is unknown. */
+    char off[APIKEY_LEN + 1];
+    snprintf(off, sizeof(off), "%s", mine);
+    off[APIKEY_LEN - 1] = off[APIKEY_LEN - 1] == '0' ? '1' : '0';
+    assert_int_equal(apikey_authenticate(&f->core, off, 1, &k), APIKEY_UNKNOWN);
+    assert_int_equal(apikey_authenticate(&f->core, "hai-short", 1, &k), APIKEY_UNKNOWN);
+    free(mine);
+    free(pool);
+}
+
+/* A key's limits: requests per minute, caps, expiry. */
+static void test_key_limits(void **state)
+{
+    struct fx *f = *state;
+    run(f, &tg_dm, "apikey create capped rpm:2 day_cap:10 total_cap:25 days:1");
+    char *key = key_in(f->cap.personal_text);
+    assert_non_null(key);
+    struct apikey *k = NULL;
+    int64_t now = core_now_ms(&f->core);
+    assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_OK);
+    int64_t wait = 0;
+    assert_true(apikey_rate_take(k, 60000 * 10, &wait));
+    assert_true(apikey_rate_take(k, 60000 * 10 + 1, &wait));
+    assert_false(apikey_rate_take(k, 60000 * 10 + 1000, &wait));
+    assert_int_equal(wait, 59000);
+    assert_true(apikey_rate_take(k, 60000 * 11, &wait)); /* a new minute */
+    bool daily = false;
+    assert_int_equal(apikey_room(k, now, &daily), 10);
+    assert_true(daily);
+    apikey_spend_record(&f->core, k->rec.id, 10, now);
+    assert_int_equal(apikey_room(k, now, &daily), 0);
+    assert_int_equal(apikey_room(k, now + 86400000, &daily), 10); /* tomorrow */
+    apikey_spend_record(&f->core, k->rec.id, 10, now + 86400000);
+    assert_int_equal(apikey_room(k, now + 2 * 86400000, &daily), 5); /* the total binds */
+    assert_false(daily);
+    assert_int_equal(apikey_authenticate(&f->core, key, now + 2 * 86400000, &k), APIKEY_EXPIRED);
+    free(key);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_telegram_group_makes_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_discord_owner_and_pool, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_key_limits, setup, teardown),
+};
+
+TEST_GROUP_DEFINE(cmd_apikey, tests, NULL, NULL)
