@@ -24,8 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-#define API_MESSAGES_MAX 256
-
 struct api_call {
     struct api *a;
     struct server_request *req;
@@ -386,54 +384,15 @@ static const struct catalog_model *api__model(struct api *a, struct server_reque
     return m;
 }
 
-/* A message's content: a string, or an array of text parts joined. Heap,
- * or NULL when it is neither. */
-static char *api__content(const cJSON *content)
-{
-    if (cJSON_IsString(content))
-        return strdup(content->valuestring);
-    if (!cJSON_IsArray(content))
-        return NULL;
-    size_t len = 0;
-    char *out = strdup("");
-    const cJSON *part;
-    cJSON_ArrayForEach(part, content)
-    {
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
-        if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
-            !cJSON_IsString(text) || out == NULL) {
-            free(out);
-            return NULL;
-        }
-        size_t n = strlen(text->valuestring);
-        char *grown = realloc(out, len + n + 1);
-        if (grown == NULL) {
-            free(out);
-            return NULL;
-        }
-        out = grown;
-        memcpy(out + len, text->valuestring, n + 1);
-        len += n;
-    }
-    return out;
-}
-
 /* Read an optional positive integer field; false after answering 400. */
 static bool api__int_field(struct server_request *req, const cJSON *body, const char *name,
                            int64_t max, int64_t *out)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
-    if (v == NULL || cJSON_IsNull(v))
+    char why[128];
+    if (api_int_field(body, name, max, out, why, sizeof(why)))
         return true;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > (double)max ||
-        v->valuedouble != (double)(int64_t)v->valuedouble) {
-        api__error(req, 400, "invalid_request_error", "invalid_value", name, 0,
-                   "%s must be an integer from 1 to %lld.", name, (long long)max);
-        return false;
-    }
-    *out = (int64_t)v->valuedouble;
-    return true;
+    api__error(req, 400, "invalid_request_error", "invalid_value", name, 0, "%s", why);
+    return false;
 }
 
 void api__chat_completions(struct server_request *req, void *data)
@@ -445,85 +404,22 @@ void api__chat_completions(struct server_request *req, void *data)
     cJSON *body = api__body(a, req);
     if (body == NULL)
         return;
-    struct provider_message msgs[API_MESSAGES_MAX];
-    char *texts[API_MESSAGES_MAX];
-    size_t n = 0;
-    struct text_sys {
-        char *buf;
-        size_t len;
-    } sys = {0};
+    struct api_chat_body cb;
+    api_chat_body_init(&cb);
     struct api_call *c = NULL;
     const struct catalog_model *m = api__model(a, req, k, body, true, PROVIDER_TEXT);
     if (m == NULL)
         goto out;
-    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
-    if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0 ||
-        cJSON_GetArraySize(messages) > API_MESSAGES_MAX) {
-        api__error(req, 400, "invalid_request_error", "invalid_value", "messages", 0,
-                   "messages must be an array of 1 to %d messages.", API_MESSAGES_MAX);
+    char param[48], why[128];
+    if (api_chat_body_parse(body, &cb, param, sizeof(param), why, sizeof(why)) < 0) {
+        api__error(req, 400, "invalid_request_error", "invalid_value", param, 0, "%s", why);
         goto out;
     }
-    const cJSON *msg;
-    size_t i = 0;
-    cJSON_ArrayForEach(msg, messages)
-    {
-        char param[48];
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(msg, "role");
-        const char *r = cJSON_IsString(role) ? role->valuestring : "";
-        bool system = strcmp(r, "system") == 0 || strcmp(r, "developer") == 0;
-        if (!system && strcmp(r, "user") != 0 && strcmp(r, "assistant") != 0) {
-            snprintf(param, sizeof(param), "messages[%zu].role", i);
-            api__error(req, 400, "invalid_request_error", "invalid_value", param, 0,
-                       "A message's role is system, developer, user or assistant.");
-            goto out;
-        }
-        char *text = api__content(cJSON_GetObjectItemCaseSensitive(msg, "content"));
-        if (text == NULL) {
-            snprintf(param, sizeof(param), "messages[%zu].content", i);
-            api__error(req, 400, "invalid_request_error", "invalid_value", param, 0,
-                       "A message's content is a string or an array of text parts.");
-            goto out;
-        }
-        if (system) {
-            size_t tl = strlen(text);
-            char *grown = realloc(sys.buf, sys.len + tl + 2);
-            if (grown != NULL) {
-                sys.buf = grown;
-                if (sys.len > 0)
-                    sys.buf[sys.len++] = '\n';
-                memcpy(sys.buf + sys.len, text, tl + 1);
-                sys.len += tl;
-            }
-            free(text);
-        } else {
-            msgs[n].role = strcmp(r, "assistant") == 0 ? "assistant" : "user";
-            msgs[n].content = text;
-            texts[n++] = text;
-        }
-        i++;
-    }
-    if (n == 0) {
-        api__error(req, 400, "invalid_request_error", "invalid_value", "messages", 0,
-                   "messages needs at least one user message.");
-        goto out;
-    }
-    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(body, "stream");
-    if (stream != NULL && !cJSON_IsBool(stream) && !cJSON_IsNull(stream)) {
-        api__error(req, 400, "invalid_request_error", "invalid_value", "stream", 0,
-                   "stream must be true or false.");
-        goto out;
-    }
-    int64_t max_tokens = 0, nchoices = 1;
-    if (!api__int_field(req, body, "max_tokens", INT32_MAX, &max_tokens) ||
-        !api__int_field(req, body, "max_completion_tokens", INT32_MAX, &max_tokens) ||
-        !api__int_field(req, body, "n", 1, &nchoices))
-        goto out;
     c = api__call_new(a, req, k);
     if (c == NULL)
         goto out;
-    c->stream = cJSON_IsTrue(stream);
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
-    c->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    c->stream = cb.stream;
+    c->include_usage = cb.include_usage;
     snprintf(c->model, sizeof(c->model), "%s", m->name);
     snprintf(c->id, sizeof(c->id), "chatcmpl-%llx%llx", (unsigned long long)c->created,
              (unsigned long long)++a->next_id);
@@ -539,19 +435,17 @@ void api__chat_completions(struct server_request *req, void *data)
     struct generate_request gr = {
         .modality = PROVIDER_TEXT,
         .model = m->name,
-        .messages = msgs,
-        .nmessages = n,
-        .system = sys.buf,
-        .max_tokens = max_tokens,
+        .messages = cb.msgs,
+        .nmessages = cb.n,
+        .system = cb.system,
+        .max_tokens = cb.max_tokens,
         .payer = api__wallet(a, k),
         .sink = &sink,
     };
     generate_submit(a->core->generate, &inv, &gr);
     invocation_clear(&inv);
 out:
-    for (size_t j = 0; j < n; j++)
-        free(texts[j]);
-    free(sys.buf);
+    api_chat_body_clear(&cb);
     cJSON_Delete(body);
 }
 

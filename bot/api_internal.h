@@ -7,6 +7,7 @@
 
 #include "core/apikey.h"
 #include "core/command.h"
+#include "core/provider.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -53,5 +54,35 @@ cJSON *api__body(struct api *a, struct server_request *req);
 /* bot/api_generate.c */
 void api__chat_completions(struct server_request *req, void *data);
 void api__images(struct server_request *req, void *data);
+
+/* ---- request bodies (api_body.c) ----------------------------------------- */
+
+#define API_MESSAGES_MAX 256 /* messages in one chat completion request */
+
+/* A chat completion request's body, read. */
+struct api_chat_body {
+    struct provider_message msgs[API_MESSAGES_MAX]; /* user and assistant turns, in order */
+    char *texts[API_MESSAGES_MAX];                  /* their text (heap; msgs point in) */
+    size_t n;
+    char *system; /* the system and developer messages joined (heap), or NULL */
+    size_t system_len;
+    bool stream, include_usage;
+    int64_t max_tokens; /* 0: the model's */
+    int64_t n_choices;
+};
+
+void api_chat_body_init(struct api_chat_body *b);
+void api_chat_body_clear(struct api_chat_body *b);
+
+/** Read body into b. 0, or HB_EINVAL with the offending field in param and
+ *  the reason in why (the 400's param and message); b is to be cleared
+ *  either way. */
+int api_chat_body_parse(const cJSON *body, struct api_chat_body *b, char *param, size_t pcap,
+                        char *why, size_t wcap);
+
+/** An optional whole number from 1 to max: true when absent (out left
+ *  alone) or good; false with the reason in why. */
+bool api_int_field(const cJSON *body, const char *name, int64_t max, int64_t *out, char *why,
+                   size_t wcap);
 
 #endif
