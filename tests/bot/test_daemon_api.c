@@ -672,11 +672,84 @@ static void test_api_key_never_in_telegram_outbox(void **state)
     test_daemon_dir_free(&t.f);
 }
 
+/* A key made before its owner linked to another wallet spends that wallet
+ * from then on: the key follows the owner's link at each request. */
+static void test_api_key_follows_link(void **state)
+{
+    (void)state;
+    struct dapi t;
+    memset(&t, 0, sizeof(t));
+    test_daemon_dir_init(&t.f, "Test Bot");
+    t.port = test_port_free();
+    dapi_conf(&t);
+    chmod(t.f.conf, 0600);
+    assert_int_equal(uv_loop_init(&t.loop), 0);
+    assert_int_equal(http_global_init(), 0);
+    assert_int_equal(http_client_new(&t.loop, NULL, &t.client), 0);
+    /* tester makes a key and spends 3 of their 1000. */
+    dapi_start(&t);
+    char *key = dapi_key(&t, "laptop");
+    struct tcall r;
+    dapi_call(&t, "POST", "/v1/chat/completions", key, NULL, CHAT_BODY, &r);
+    assert_int_equal(r.status, 200);
+    tcall_clear(&r);
+    assert_int_equal(dapi_available(&t, key), 997);
+    dapi_stop(&t);
+    /* alice's wallet (her 1000, opened by a run with her at the console),
+     * and tester's identity linked into it while the daemon was down. */
+    size_t len = 0;
+    char *conf = test_file_read(t.f.conf, &len);
+    assert_non_null(conf);
+    char *at = strstr(conf, "user = tester");
+    assert_non_null(at);
+    char *alice = malloc(len + 8);
+    assert_non_null(alice);
+    snprintf(alice, len + 8, "%.*suser = alice%s", (int)(at - conf), conf, at + 13);
+    test_file_write(t.f.conf, alice, (size_t)-1);
+    char *argv[] = {(char *)test_haibot_bin(), "-c", t.f.conf, NULL};
+    struct test_proc p;
+    test_proc_run(argv, "/balance\n", 20000, &p);
+    assert_int_equal(p.status, 0);
+    test_proc_free(&p);
+    test_file_write(t.f.conf, conf, len);
+    free(alice);
+    free(conf);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(t.f.db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO wallet_links (identity, wallet, linked_at) VALUES "
+                                  "('console:tester', 'console:alice', 0)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    dapi_start(&t);
+    /* The key now reads and spends alice's wallet; tester's own stays. */
+    assert_int_equal(dapi_available(&t, key), 1000);
+    dapi_call(&t, "POST", "/v1/chat/completions", key, NULL, CHAT_BODY, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(dapi_charged(r.body), 3);
+    tcall_clear(&r);
+    assert_int_equal(dapi_available(&t, key), 997);
+    dapi_stop(&t);
+    assert_int_equal(test_sql_int(t.f.db, "SELECT credits_posted - debits_posted FROM accounts "
+                                          "WHERE id = 'console:tester'"),
+                     997);
+    assert_int_equal(test_sql_int(t.f.db, "SELECT credits_posted - debits_posted FROM accounts "
+                                          "WHERE id = 'console:alice'"),
+                     997);
+    free(key);
+    http_client_close(t.client, NULL, NULL);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&t.loop), 0);
+    test_daemon_dir_free(&t.f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_api_key_never_in_telegram_outbox),
     cmocka_unit_test(test_api_fake_provider_fallback_refund),
     cmocka_unit_test(test_api_end_to_end),
     cmocka_unit_test(test_api_openai_client),
+    cmocka_unit_test(test_api_key_follows_link),
 };
 
 TEST_GROUP_DEFINE(daemon_api, tests, NULL, NULL)
