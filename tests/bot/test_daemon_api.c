@@ -695,6 +695,7 @@ static void test_api_key_follows_link(void **state)
     tcall_clear(&r);
     assert_int_equal(dapi_available(&t, key), 997);
     dapi_stop(&t);
+    test_child_free(&t.c);
     /* alice's wallet (her 1000, opened by a run with her at the console),
      * and tester's identity linked into it while the daemon was down. */
     size_t len = 0;
@@ -731,6 +732,7 @@ static void test_api_key_follows_link(void **state)
     tcall_clear(&r);
     assert_int_equal(dapi_available(&t, key), 997);
     dapi_stop(&t);
+    test_child_free(&t.c);
     assert_int_equal(test_sql_int(t.f.db, "SELECT credits_posted - debits_posted FROM accounts "
                                           "WHERE id = 'console:tester'"),
                      997);
