@@ -88,45 +88,46 @@ static void link__redeem(struct link_ctx *ctx, const char *text)
     char creator[LINK_IDENTITY_MAX];
     int64_t retry_ms = 0;
     struct invocation *inv = ctx->inv;
+    char why[256] = ""; /* the refusal, when there is one */
     switch (link_code_take(ctx->core, ctx->identity, text, creator, sizeof(creator), &retry_ms)) {
     case LINK_CODE_OK:
         break;
     case LINK_CODE_WRONG:
-        reply_text(inv->reply, true, MSG_LINK_WRONG);
-        link__end(ctx);
-        return;
+        snprintf(why, sizeof(why), MSG_LINK_WRONG);
+        break;
     case LINK_CODE_EXPIRED:
-        reply_text(inv->reply, true, MSG_LINK_EXPIRED);
-        link__end(ctx);
-        return;
+        snprintf(why, sizeof(why), MSG_LINK_EXPIRED);
+        break;
     case LINK_CODE_LIMITED:
-        reply_text(inv->reply, true, MSG_LINK_LIMITED, (long long)((retry_ms + 59999) / 60000));
-        link__end(ctx);
-        return;
+        snprintf(why, sizeof(why), MSG_LINK_LIMITED, (long long)((retry_ms + 59999) / 60000));
+        break;
     }
-    switch (link_check(ctx->core, ctx->identity, creator, ctx->wallet, sizeof(ctx->wallet))) {
+    enum link_refusal check = why[0] != '\0' ? LINK_OK
+                                             : link_check(ctx->core, ctx->identity, creator,
+                                                          ctx->wallet, sizeof(ctx->wallet));
+    switch (check) {
     case LINK_OK:
         break;
     case LINK_SELF:
-        reply_text(inv->reply, true, MSG_LINK_SELF);
-        link__end(ctx);
-        return;
+        snprintf(why, sizeof(why), MSG_LINK_SELF);
+        break;
     case LINK_SAME_PLATFORM:
-        reply_text(inv->reply, true, MSG_LINK_SAME_PLATFORM);
-        link__end(ctx);
-        return;
+        snprintf(why, sizeof(why), MSG_LINK_SAME_PLATFORM);
+        break;
     case LINK_JOINER_LINKED: {
         const char *w = link_wallet(ctx->core, ctx->identity);
-        reply_text(inv->reply, true, MSG_LINK_ALREADY, w != NULL ? w : "");
-        link__end(ctx);
-        return;
+        snprintf(why, sizeof(why), MSG_LINK_ALREADY, w != NULL ? w : "");
+        break;
     }
     case LINK_JOINER_HOLDS:
-        reply_text(inv->reply, true, MSG_LINK_HOLDS);
-        link__end(ctx);
-        return;
+        snprintf(why, sizeof(why), MSG_LINK_HOLDS);
+        break;
     case LINK_BUSY:
-        reply_text(inv->reply, true, MSG_LINK_BUSY);
+        snprintf(why, sizeof(why), MSG_LINK_BUSY);
+        break;
+    }
+    if (why[0] != '\0') {
+        reply_text(inv->reply, true, "%s", why);
         link__end(ctx);
         return;
     }

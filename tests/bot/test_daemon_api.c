@@ -44,6 +44,31 @@ static void dapi_conf(struct dapi *t)
     test_file_write(t->f.conf, text, (size_t)-1);
 }
 
+/* The test's own loop and HTTP client, to call the daemon with. */
+static void dapi_client_open(struct dapi *t)
+{
+    assert_int_equal(uv_loop_init(&t->loop), 0);
+    assert_int_equal(http_global_init(), 0);
+    assert_int_equal(http_client_new(&t->loop, NULL, &t->client), 0);
+}
+
+static void dapi_client_close(struct dapi *t)
+{
+    http_client_close(t->client, NULL, NULL);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&t->loop), 0);
+}
+
+/* A fresh directory with the usual bot.conf (private), on a free port. */
+static void dapi_open(struct dapi *t)
+{
+    memset(t, 0, sizeof(*t));
+    test_daemon_dir_init(&t->f, "Test Bot");
+    t->port = test_port_free();
+    dapi_conf(t);
+    chmod(t->f.conf, 0600);
+}
+
 static void dapi_start(struct dapi *t)
 {
     char *argv[] = {(char *)test_haibot_bin(), "-c", t->f.conf, NULL};
@@ -148,14 +173,8 @@ static void test_api_end_to_end(void **state)
 {
     (void)state;
     struct dapi t;
-    memset(&t, 0, sizeof(t));
-    test_daemon_dir_init(&t.f, "Test Bot");
-    t.port = test_port_free();
-    dapi_conf(&t);
-    chmod(t.f.conf, 0600);
-    assert_int_equal(uv_loop_init(&t.loop), 0);
-    assert_int_equal(http_global_init(), 0);
-    assert_int_equal(http_client_new(&t.loop, NULL, &t.client), 0);
+    dapi_open(&t);
+    dapi_client_open(&t);
     dapi_start(&t);
 
     char *key = dapi_key(&t, "laptop");
@@ -377,9 +396,7 @@ static void test_api_end_to_end(void **state)
     free(chatonly);
     free(gone);
     free(soon);
-    http_client_close(t.client, NULL, NULL);
-    uv_run(&t.loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&t.loop), 0);
+    dapi_client_close(&t);
     test_daemon_dir_free(&t.f);
 }
 
@@ -408,11 +425,7 @@ static void test_api_openai_client(void **state)
     }
 
     struct dapi t;
-    memset(&t, 0, sizeof(t));
-    test_daemon_dir_init(&t.f, "Test Bot");
-    t.port = test_port_free();
-    dapi_conf(&t);
-    chmod(t.f.conf, 0600);
+    dapi_open(&t);
     dapi_start(&t);
     char *key = dapi_key(&t, "main");
     char *revoked = dapi_key(&t, "revoked");
@@ -526,9 +539,7 @@ static void test_api_fake_provider_fallback_refund(void **state)
              t.f.db, t.f.dir, t.port, httpd_base_url(httpd_thread_server(fake)));
     test_file_write(t.f.conf, text, (size_t)-1);
     chmod(t.f.conf, 0600);
-    assert_int_equal(uv_loop_init(&t.loop), 0);
-    assert_int_equal(http_global_init(), 0);
-    assert_int_equal(http_client_new(&t.loop, NULL, &t.client), 0);
+    dapi_client_open(&t);
     dapi_start(&t);
     char *key = dapi_key(&t, "wire");
     struct tcall r;
@@ -586,9 +597,7 @@ static void test_api_fake_provider_fallback_refund(void **state)
     assert_null(strstr(t.c.err, "sk-test-fake"));
     test_child_free(&t.c);
     free(key);
-    http_client_close(t.client, NULL, NULL);
-    uv_run(&t.loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&t.loop), 0);
+    dapi_client_close(&t);
     httpd_thread_stop(fake);
     test_daemon_dir_free(&t.f);
 }
@@ -678,14 +687,8 @@ static void test_api_key_follows_link(void **state)
 {
     (void)state;
     struct dapi t;
-    memset(&t, 0, sizeof(t));
-    test_daemon_dir_init(&t.f, "Test Bot");
-    t.port = test_port_free();
-    dapi_conf(&t);
-    chmod(t.f.conf, 0600);
-    assert_int_equal(uv_loop_init(&t.loop), 0);
-    assert_int_equal(http_global_init(), 0);
-    assert_int_equal(http_client_new(&t.loop, NULL, &t.client), 0);
+    dapi_open(&t);
+    dapi_client_open(&t);
     /* tester makes a key and spends 3 of their 1000. */
     dapi_start(&t);
     char *key = dapi_key(&t, "laptop");
@@ -740,9 +743,7 @@ static void test_api_key_follows_link(void **state)
                                           "WHERE id = 'console:alice'"),
                      997);
     free(key);
-    http_client_close(t.client, NULL, NULL);
-    uv_run(&t.loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&t.loop), 0);
+    dapi_client_close(&t);
     test_daemon_dir_free(&t.f);
 }
 
