@@ -8,6 +8,7 @@
 #include "core/core.h"
 #include "core/ledger.h"
 #include "tests/core/ledger_helpers.h"
+#include "tests/core/router_fixture.h"
 #include "tests/fake/reply_capture.h"
 
 #include <cairo.h>
@@ -128,38 +129,7 @@ static void test_render_png(void **state)
 
 /* ---- the commands ------------------------------------------------------ */
 
-struct fx {
-    struct lt lt;
-    struct core core;
-    struct router *router;
-    struct reply_capture cap;
-    int event;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    lt_init(&f->lt, true, true);
-    f->core.bot_name = "Test Bot";
-    f->core.ledger = f->lt.ledger;
-    f->core.welcome_bonus = 100;
-    memset(f->core.button_key, 7, sizeof(f->core.button_key));
-    f->router = router_new(&f->core);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    reply_capture_close(&f->cap);
-    router_free(f->router);
-    lt_done(&f->lt);
-    free(f);
-    return 0;
-}
-
-static const char *run(struct fx *f, const char *user, bool admin, const char *line)
+static const char *run(struct rfx *f, const char *user, bool admin, const char *line)
 {
     reply_capture_close(&f->cap);
     reply_capture_init(&f->cap);
@@ -176,7 +146,7 @@ static const char *run(struct fx *f, const char *user, bool admin, const char *l
     return f->cap.text != NULL ? f->cap.text : "";
 }
 
-static void spend(struct fx *f, const char *id, const char *who, int64_t amount, const char *tag)
+static void spend(struct rfx *f, const char *id, const char *who, int64_t amount, const char *tag)
 {
     struct lt_res res;
     struct ledger_transfer tr = {.id = id,
@@ -190,7 +160,7 @@ static void spend(struct fx *f, const char *id, const char *who, int64_t amount,
 
 static void test_usage_chart_command(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     const char *t = run(f, "501", false, "usage chart");
     assert_non_null(strstr(t, "No generations in the last 7 days."));
     assert_int_equal(f->cap.image_bytes, 0);
@@ -217,7 +187,7 @@ static void test_usage_chart_command(void **state)
 
 static void test_admin_stats_chart_command(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     run(f, "601", false, "balance");
     spend(f, "gen-1", "telegram:601", 7, "demo-chat");
     const char *t = run(f, "601", true, "admin stats chart month");
@@ -231,8 +201,8 @@ static void test_admin_stats_chart_command(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_render_png),
-    cmocka_unit_test_setup_teardown(test_usage_chart_command, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_admin_stats_chart_command, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_usage_chart_command, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_admin_stats_chart_command, rfx_setup, rfx_teardown),
 };
 
 TEST_GROUP_DEFINE(chart, tests, NULL, NULL)

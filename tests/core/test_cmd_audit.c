@@ -16,43 +16,13 @@
 #include "core/state.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/core/test_generate.h"
+#include "tests/core/router_fixture.h"
 #include "tests/fake/reply_capture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-struct fx {
-    struct lt lt;
-    struct core core;
-    struct router *router;
-    struct reply_capture cap;
-    int event;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    lt_init(&f->lt, true, true);
-    f->core.bot_name = "Test Bot";
-    f->core.ledger = f->lt.ledger;
-    f->core.welcome_bonus = 100;
-    memset(f->core.button_key, 7, sizeof(f->core.button_key));
-    f->router = router_new(&f->core);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    reply_capture_close(&f->cap);
-    router_free(f->router);
-    lt_done(&f->lt);
-    free(f);
-    return 0;
-}
 
 struct who {
     const char *user;
@@ -68,7 +38,7 @@ static const struct who alice = {.user = "1001"};
 
 /* Run one command line (or a button press) on Discord, in a DM, and wait
  * for its reply to end. Returns what it answered. */
-static const char *run(struct fx *f, const struct who *w, const char *line)
+static const char *run(struct rfx *f, const struct who *w, const char *line)
 {
     reply_capture_close(&f->cap);
     reply_capture_init(&f->cap);
@@ -124,7 +94,7 @@ static void audit_read(struct lt *t, const char *match, struct listed *l)
 
 static void test_grant_recorded(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct listed l;
     run(f, &admin, "admin grant 1001 50 contest prize");
     run(f, &admin, "admin revoke 1001 20");
@@ -152,7 +122,7 @@ static void test_grant_recorded(void **state)
 
 static void test_pool_settings_recorded(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct listed l;
     struct who here = admin;
     here.scope = "g1";
@@ -171,7 +141,7 @@ static void test_pool_settings_recorded(void **state)
 
 static void test_audit_paging(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     char line[64];
     for (int i = 1; i <= 12; i++) {
         snprintf(line, sizeof(line), "admin grant 1001 %d", i);
@@ -220,7 +190,7 @@ static void test_audit_paging(void **state)
 
 static void test_member_view(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct lt_res res;
     run(f, &admin, "admin grant 1001 500");
     struct ledger_transfer gen = {.id = "gen1",
@@ -247,7 +217,7 @@ static void test_member_view(void **state)
     assert_non_null(strstr(t, "4242 has no wallet yet."));
 }
 
-static void put_state(struct fx *f, const char *ns, const char *key, const char *value)
+static void put_state(struct rfx *f, const char *ns, const char *key, const char *value)
 {
     assert_int_equal(state_put(ledger_store(f->lt.ledger), ns, key, value, NULL, NULL), 0);
     /* A read after it sees it: jobs run in order. */
@@ -257,7 +227,7 @@ static void put_state(struct fx *f, const char *ns, const char *key, const char 
 
 static void test_unmatched_assigned_once(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct listed l;
     put_state(f, "payments.unmatched", "stripe:evt_9",
               "type=checkout.session.completed payment=cs_9 amount=500 currency=usd "
@@ -309,7 +279,7 @@ static void test_unmatched_assigned_once(void **state)
 
 static void test_non_admin_refused(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     static const char *const lines[] = {"admin audit", "admin member 1001",
                                         "admin payments unmatched",
                                         "admin payments assign stripe:evt_9 1001"};
@@ -424,12 +394,12 @@ static void test_config_reload_recorded(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_grant_recorded, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_pool_settings_recorded, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_audit_paging, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_member_view, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_unmatched_assigned_once, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_non_admin_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_grant_recorded, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_pool_settings_recorded, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_audit_paging, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_member_view, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_unmatched_assigned_once, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_non_admin_refused, rfx_setup, rfx_teardown),
     cmocka_unit_test(test_model_switch_recorded),
     cmocka_unit_test(test_config_reload_recorded),
 };

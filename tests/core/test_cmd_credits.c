@@ -10,42 +10,12 @@
 #include "core/ledger.h"
 #include "base/metrics.h"
 #include "tests/core/ledger_helpers.h"
+#include "tests/core/router_fixture.h"
 #include "tests/fake/reply_capture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct fx {
-    struct lt lt;
-    struct core core;
-    struct router *router;
-    struct reply_capture cap;
-    int event;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    lt_init(&f->lt, true, true);
-    f->core.bot_name = "Test Bot";
-    f->core.ledger = f->lt.ledger;
-    f->core.welcome_bonus = 100;
-    memset(f->core.button_key, 7, sizeof(f->core.button_key));
-    f->router = router_new(&f->core);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    reply_capture_close(&f->cap);
-    router_free(f->router);
-    lt_done(&f->lt);
-    free(f);
-    return 0;
-}
 
 /* Who runs a command, and where. */
 struct who {
@@ -59,7 +29,7 @@ struct who {
 
 /* Run one command line (or a button press) and wait for its reply to end.
  * Returns the text it answered (owned by the fixture until the next call). */
-static const char *run(struct fx *f, const struct who *w, const char *line)
+static const char *run(struct rfx *f, const struct who *w, const char *line)
 {
     reply_capture_close(&f->cap);
     reply_capture_init(&f->cap);
@@ -96,7 +66,7 @@ static const struct who bob = {.user = "1002"};
 
 static void test_start_opens_wallet_once(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     const char *t = run(f, &alice, "start");
     assert_non_null(strstr(t, "welcome bonus of 100 credits"));
     assert_non_null(strstr(t, "Your wallet: 100 credits available"));
@@ -116,7 +86,7 @@ static void test_start_opens_wallet_once(void **state)
  * and [access] lists want it; in a group it does not show it to all. */
 static void test_start_tells_id_in_dm(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     const char *t = run(f, &alice, "start");
     assert_non_null(strstr(t, "Your discord user id is 1001 (in bot.conf's [access] lists: "
                               "discord:1001)."));
@@ -128,7 +98,7 @@ static void test_start_tells_id_in_dm(void **state)
 
 /* The wallet account's balance read: its result code (HB_ENOTFOUND when no
  * wallet was ever opened). */
-static int wallet_rc(struct fx *f, const char *account)
+static int wallet_rc(struct rfx *f, const char *account)
 {
     struct lt_res res;
     memset(&res, 0, sizeof(res));
@@ -144,7 +114,7 @@ static int wallet_rc(struct fx *f, const char *account)
  * role, or as an admin, they get in. */
 static void test_access_blocked_role_opens_nothing(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct config cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.access.block_roles = (char *)"discord:666";
@@ -176,7 +146,7 @@ static void test_access_blocked_role_opens_nothing(void **state)
 
 static void test_grant_and_revoke(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     const char *t = run(f, &bob, "admin grant <@1001> 500");
     assert_non_null(strstr(t, "Only admins"));
     struct who admin = {.user = "9", .admin = true, .event = "grant-event-1"};
@@ -211,7 +181,7 @@ static void test_grant_and_revoke(void **state)
  * written name nobody resolves is refused and nothing is opened for it. */
 static void test_grant_to_unknown_name_refused(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct who admin = {.user = "9", .admin = true};
     const char *t = run(f, &admin, "admin grant @alice 50");
     assert_non_null(strstr(t, "I don't know @alice"));
@@ -231,7 +201,7 @@ static void test_grant_to_unknown_name_refused(void **state)
 
 static void test_pools(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct who member = {.user = "1001", .scope = "555"};
     struct who admin = {.user = "9", .scope = "555", .admin = true};
     const char *t = run(f, &alice, "pool");
@@ -265,12 +235,12 @@ static void test_pools(void **state)
 
 /* What everyone reads where the platform cannot hide a note (a Telegram
  * group): every text that is not personal. */
-static const char *shown(const struct fx *f)
+static const char *shown(const struct rfx *f)
 {
     return f->cap.shown_text != NULL ? f->cap.shown_text : "";
 }
 
-static const char *personal(const struct fx *f)
+static const char *personal(const struct rfx *f)
 {
     return f->cap.personal_text != NULL ? f->cap.personal_text : "";
 }
@@ -281,7 +251,7 @@ static const char *personal(const struct fx *f)
  * balance is the group's own and stays in the confirmation. */
 static void test_grant_in_group_keeps_balance_private(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct who admin = {.user = "9", .scope = "555", .admin = true};
     run(f, &admin, "admin grant <@1001> 500");
     assert_non_null(strstr(shown(f), "Granted 500 credits to 1001."));
@@ -319,7 +289,7 @@ static void test_grant_in_group_keeps_balance_private(void **state)
  * wallet holds: the bonus is told to the member alone. */
 static void test_group_welcome_keeps_bonus_private(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct who member = {.user = "1001", .scope = "555"};
     run(f, &member, "pool");
     assert_non_null(strstr(shown(f), "This group's pool is empty."));
@@ -338,7 +308,7 @@ static void test_group_welcome_keeps_bonus_private(void **state)
 
 static void test_history_pages_and_buttons(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     struct who admin = {.user = "9", .admin = true};
     for (int i = 1; i <= 19; i++) {
         char line[64];
@@ -398,7 +368,7 @@ static char *personal_text(void *host, const char *wallet, const char *pool)
 
 static void test_usage_and_deposit(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     const char *t = run(f, &alice, "usage");
     assert_non_null(strstr(t, "No generations in the last 7 days."));
     struct lt_res res;
@@ -447,7 +417,7 @@ static void dep_done(int rc, const struct deposit_result *r, void *data)
     w->r = *r;
 }
 
-static void dep_wait(struct fx *f, struct dep_wait *w)
+static void dep_wait(struct rfx *f, struct dep_wait *w)
 {
     while (!w->done)
         uv_run(&f->lt.loop, UV_RUN_ONCE);
@@ -456,7 +426,7 @@ static void dep_wait(struct fx *f, struct dep_wait *w)
 
 /* Book a payment of credits to account as id, through the one deposit
  * path every method uses. */
-static struct deposit_result deposit(struct fx *f, const char *id, const char *account,
+static struct deposit_result deposit(struct rfx *f, const char *id, const char *account,
                                      int64_t credits)
 {
     struct dep_wait w = {0};
@@ -471,7 +441,7 @@ static struct deposit_result deposit(struct fx *f, const char *id, const char *a
  * so, and the next deposits repay it before anything else. */
 static void test_debt_shown_and_repaid(void **state)
 {
-    struct fx *f = *state;
+    struct rfx *f = *state;
     const char *t = run(f, &alice, "balance");
     assert_null(strstr(t, "You owe"));
     deposit(f, "test:pay1", "discord:1001", 1000);
@@ -528,17 +498,20 @@ static void test_debt_shown_and_repaid(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_start_opens_wallet_once, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_start_tells_id_in_dm, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_access_blocked_role_opens_nothing, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_grant_and_revoke, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_grant_to_unknown_name_refused, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_pools, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_grant_in_group_keeps_balance_private, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_group_welcome_keeps_bonus_private, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_history_pages_and_buttons, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_usage_and_deposit, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_debt_shown_and_repaid, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_start_opens_wallet_once, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_start_tells_id_in_dm, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_access_blocked_role_opens_nothing, rfx_setup,
+                                    rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_grant_and_revoke, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_grant_to_unknown_name_refused, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_pools, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_grant_in_group_keeps_balance_private, rfx_setup,
+                                    rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_group_welcome_keeps_bonus_private, rfx_setup,
+                                    rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_history_pages_and_buttons, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_usage_and_deposit, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_debt_shown_and_repaid, rfx_setup, rfx_teardown),
 };
 
 TEST_GROUP_DEFINE(cmd_credits, tests, lt_group_setup, lt_group_teardown)
