@@ -53,10 +53,14 @@ static bool dc__mentions_bot(struct discord *dc, const cJSON *d)
 
 bool dc__message_may_concern(const struct discord *dc, const char *json, size_t len)
 {
-    const char *guild;
-    size_t glen;
-    if (dc->bot_id[0] == '\0' || discord_payload_member(json, len, "guild_id", &guild, &glen) < 0 ||
-        glen < 3 || guild[0] != '"' || glen - 2 >= 32)
+    /* One pass over the top level finds both members. */
+    static const char *const names[] = {"guild_id", "mention_roles"};
+    struct discord_member m[2];
+    if (dc->bot_id[0] == '\0' || discord_payload_members(json, len, names, 2, m) < 0)
+        return true;
+    const char *guild = m[0].v;
+    size_t glen = m[0].len;
+    if (guild == NULL || glen < 3 || guild[0] != '"' || glen - 2 >= 32)
         return true; /* a DM (no guild_id at the top), or not sure */
     /* Every way a guild message concerns the bot writes an id in it: the
      * bot's in a mention (mentions[].id, and <@id> in the content) and in
@@ -70,15 +74,11 @@ bool dc__message_may_concern(const struct discord *dc, const char *json, size_t 
     const char *roles = map_get(dc->roles, gid);
     if (roles == NULL) {
         /* The bot's roles there are not known: only a message that
-         * mentions no role at all can be passed over. */
-        const char *mr;
-        size_t mrlen;
-        if (discord_payload_member(json, len, "mention_roles", &mr, &mrlen) < 0)
-            return true;
-        while (mrlen > 0 && (mr[mrlen - 1] == ' ' || mr[mrlen - 1] == '\n'))
-            mrlen--;
-        return !(mrlen >= 2 && mr[0] == '[' && strspn(mr + 1, " \t\r\n") == mrlen - 2 &&
-                 mr[mrlen - 1] == ']');
+         * mentions no role at all ("mention_roles":[]) is passed over. */
+        const char *mr = m[1].v;
+        size_t mrlen = m[1].len;
+        return mr == NULL || mrlen < 2 || mr[0] != '[' || mr[mrlen - 1] != ']' ||
+               strspn(mr + 1, " \t\r\n") != mrlen - 2;
     }
     for (const char *p = roles; *p != '\0';) {
         const char *sp = strchr(p, ' ');
