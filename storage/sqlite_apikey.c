@@ -48,10 +48,10 @@ static void apikey__row(sqlite3_stmt *st, struct store_apikey *k)
     k->revoked_at = sqlite3_column_int64(st, 16);
 }
 
-int store_txn_apikey_insert(struct store_txn *txn, const struct store_apikey *k)
+int sqlite_txn_apikey_insert(struct store_txn *txn, const struct store_apikey *k)
 {
-    struct store *s = txn->store;
-    if (s->version < STORE_APIKEY_VERSION)
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->base.version < STORE_APIKEY_VERSION)
         return HB_ESCHEMA;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,
@@ -86,11 +86,11 @@ int store_txn_apikey_insert(struct store_txn *txn, const struct store_apikey *k)
     return rc;
 }
 
-int store_txn_apikey_each(struct store_txn *txn,
-                          int (*fn)(const struct store_apikey *k, void *data), void *data)
+int sqlite_txn_apikey_each(struct store_txn *txn,
+                           int (*fn)(const struct store_apikey *k, void *data), void *data)
 {
-    struct store *s = txn->store;
-    if (s->version < STORE_APIKEY_VERSION)
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->base.version < STORE_APIKEY_VERSION)
         return HB_ESCHEMA;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, "SELECT " APIKEY_COLS " FROM apikeys ORDER BY created_at, id", -1,
@@ -116,7 +116,7 @@ int store_txn_apikey_each(struct store_txn *txn,
 }
 
 /* Run an UPDATE of one row; HB_ENOTFOUND when it changed none. */
-static int apikey__update(struct store *s, sqlite3_stmt *st, const char *what)
+static int apikey__update(struct sqlite_store *s, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store__fail(s, what);
     if (rc == 0 && sqlite3_changes(s->db) == 0)
@@ -125,10 +125,10 @@ static int apikey__update(struct store *s, sqlite3_stmt *st, const char *what)
     return rc;
 }
 
-int store_txn_apikey_revoke(struct store_txn *txn, const char *id, int64_t at)
+int sqlite_txn_apikey_revoke(struct store_txn *txn, const char *id, int64_t at)
 {
-    struct store *s = txn->store;
-    if (s->version < STORE_APIKEY_VERSION)
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->base.version < STORE_APIKEY_VERSION)
         return HB_ESCHEMA;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,
@@ -140,11 +140,11 @@ int store_txn_apikey_revoke(struct store_txn *txn, const char *id, int64_t at)
     return apikey__update(s, st, "apikey_revoke");
 }
 
-int store_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
-                           int64_t now_ms)
+int sqlite_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
+                            int64_t now_ms)
 {
-    struct store *s = txn->store;
-    if (s->version < STORE_APIKEY_VERSION)
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->base.version < STORE_APIKEY_VERSION)
         return HB_ESCHEMA;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,

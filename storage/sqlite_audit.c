@@ -42,7 +42,7 @@ static void audit__row(sqlite3_stmt *st, struct store_audit *a)
 }
 
 /* A seq and hash from a one-row statement; 0 and zeros when it has none. */
-static int audit__head_read(struct store *s, enum store_stmt_id id, uint64_t *seq,
+static int audit__head_read(struct sqlite_store *s, enum store_stmt_id id, uint64_t *seq,
                             uint8_t hash[STORE_HASH_SIZE], const char *what)
 {
     *seq = 0;
@@ -62,23 +62,24 @@ static int audit__head_read(struct store *s, enum store_stmt_id id, uint64_t *se
     return rc;
 }
 
-int store_txn_audit_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
+int sqlite_txn_audit_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
 {
-    return audit__head_read(txn->store, ST_AUDIT_HEAD, seq, hash, "audit_head");
+    return audit__head_read(sqlite__of(txn), ST_AUDIT_HEAD, seq, hash, "audit_head");
 }
 
-int store_txn_audit_head_recorded(struct store_txn *txn, uint64_t *seq,
-                                  uint8_t hash[STORE_HASH_SIZE])
+int sqlite_txn_audit_head_recorded(struct store_txn *txn, uint64_t *seq,
+                                   uint8_t hash[STORE_HASH_SIZE])
 {
-    return audit__head_read(txn->store, ST_AUDIT_HEAD_RECORDED, seq, hash, "audit_head_recorded");
+    return audit__head_read(sqlite__of(txn), ST_AUDIT_HEAD_RECORDED, seq, hash,
+                            "audit_head_recorded");
 }
 
-int store_txn_audit_append(struct store_txn *txn, const struct store_audit *a)
+int sqlite_txn_audit_append(struct store_txn *txn, const struct store_audit *a)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     uint64_t head = 0;
     uint8_t hash[STORE_HASH_SIZE];
-    int rc = store_txn_audit_head(txn, &head, hash);
+    int rc = sqlite_txn_audit_head(txn, &head, hash);
     if (rc < 0)
         return rc;
     if (a->seq != head + 1 || memcmp(a->prev, hash, STORE_HASH_SIZE) != 0)
@@ -101,10 +102,10 @@ int store_txn_audit_append(struct store_txn *txn, const struct store_audit *a)
     return store__step_done(s, st, "audit_head_record");
 }
 
-int store_txn_audit_each(struct store_txn *txn, uint64_t from_seq,
-                         int (*fn)(const struct store_audit *a, void *data), void *data)
+int sqlite_txn_audit_each(struct store_txn *txn, uint64_t from_seq,
+                          int (*fn)(const struct store_audit *a, void *data), void *data)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     struct store_audit a;
     if (s->stmt[ST_AUDIT_EACH] == NULL)
         return HB_ESCHEMA;
@@ -124,10 +125,10 @@ int store_txn_audit_each(struct store_txn *txn, uint64_t from_seq,
     return rc;
 }
 
-int store_txn_audit_page(struct store_txn *txn, const char *match, uint64_t before_seq, size_t skip,
-                         struct store_audit *out, size_t max, size_t *n)
+int sqlite_txn_audit_page(struct store_txn *txn, const char *match, uint64_t before_seq,
+                          size_t skip, struct store_audit *out, size_t max, size_t *n)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     *n = 0;
     if (s->stmt[ST_AUDIT_PAGE] == NULL)
         return HB_ESCHEMA;

@@ -8,8 +8,8 @@
 
 #include <string.h>
 
-static int store__chat_exec(struct store *s, const char *sql, const char *key, bool with_value,
-                            const char *persona, int plaintalk, int64_t now_ms)
+static int store__chat_exec(struct sqlite_store *s, const char *sql, const char *key,
+                            bool with_value, const char *persona, int plaintalk, int64_t now_ms)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -31,11 +31,11 @@ static int store__chat_exec(struct store *s, const char *sql, const char *key, b
     return rc;
 }
 
-int store_txn_chat_put(struct store_txn *txn, const char *key, unsigned fields, const char *persona,
-                       int plaintalk, int64_t now_ms)
+int sqlite_txn_chat_put(struct store_txn *txn, const char *key, unsigned fields,
+                        const char *persona, int plaintalk, int64_t now_ms)
 {
-    struct store *s = txn->store;
-    if (s->version < STORE_CHAT_VERSION)
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->base.version < STORE_CHAT_VERSION)
         return HB_ESCHEMA;
     int rc = 0;
     /* Each field is written on its own, so setting one keeps the other. */
@@ -59,12 +59,12 @@ int store_txn_chat_put(struct store_txn *txn, const char *key, unsigned fields, 
     return rc;
 }
 
-int store_txn_chat_each(struct store_txn *txn,
-                        int (*fn)(const char *key, const char *persona, int plaintalk, void *data),
-                        void *data)
+int sqlite_txn_chat_each(struct store_txn *txn,
+                         int (*fn)(const char *key, const char *persona, int plaintalk, void *data),
+                         void *data)
 {
-    struct store *s = txn->store;
-    if (s->version < STORE_CHAT_VERSION)
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->base.version < STORE_CHAT_VERSION)
         return HB_ESCHEMA;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, "SELECT key, persona, plaintalk FROM chat_settings ORDER BY key",

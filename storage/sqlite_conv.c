@@ -73,7 +73,7 @@ static const char *const conv_expire_more[] = {
     " OR conv NOT IN (SELECT id FROM conversations)",
 };
 
-int store__conv_prepare(struct store *s)
+int store__conv_prepare(struct sqlite_store *s)
 {
     for (int i = 0; i < CS_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, conv_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->conv[i],
@@ -83,7 +83,7 @@ int store__conv_prepare(struct store *s)
     return 0;
 }
 
-void store__conv_finalize(struct store *s)
+void store__conv_finalize(struct sqlite_store *s)
 {
     for (int i = 0; i < STORE_CONV_STMTS; i++) {
         sqlite3_finalize(s->conv[i]);
@@ -92,7 +92,7 @@ void store__conv_finalize(struct store *s)
 }
 
 /* The statement reset for a fresh use, or NULL on an older schema. */
-static sqlite3_stmt *conv__stmt(struct store *s, enum conv_stmt_id id)
+static sqlite3_stmt *conv__stmt(struct sqlite_store *s, enum conv_stmt_id id)
 {
     sqlite3_stmt *st = s->conv[id];
     if (st == NULL)
@@ -104,7 +104,7 @@ static sqlite3_stmt *conv__stmt(struct store *s, enum conv_stmt_id id)
 
 /* Run a statement that returns no rows; *changes (may be NULL) gets the
  * rows it changed. */
-static int conv__done(struct store *s, sqlite3_stmt *st, const char *what, int64_t *changes)
+static int conv__done(struct sqlite_store *s, sqlite3_stmt *st, const char *what, int64_t *changes)
 {
     int rc = store__step_done(s, st, what);
     if (rc == 0 && changes != NULL)
@@ -123,9 +123,9 @@ static void conv__copy(char *dst, size_t cap, sqlite3_stmt *st, int col)
     dst[n] = '\0';
 }
 
-int store_txn_conv_get(struct store_txn *txn, const char *id, struct store_conv *out)
+int sqlite_txn_conv_get(struct store_txn *txn, const char *id, struct store_conv *out)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = conv__stmt(s, CS_GET);
     if (st == NULL)
         return HB_ESCHEMA;
@@ -149,9 +149,9 @@ int store_txn_conv_get(struct store_txn *txn, const char *id, struct store_conv 
     return rc;
 }
 
-int store_txn_conv_put(struct store_txn *txn, const struct store_conv *c)
+int sqlite_txn_conv_put(struct store_txn *txn, const struct store_conv *c)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = conv__stmt(s, CS_PUT);
     if (st == NULL)
         return HB_ESCHEMA;
@@ -161,12 +161,12 @@ int store_txn_conv_put(struct store_txn *txn, const struct store_conv *c)
     return conv__done(s, st, "conv_put", NULL);
 }
 
-int store_txn_conv_turns(struct store_txn *txn, const char *conv,
-                         int (*fn)(int64_t seq, const char *role, const char *text, int64_t at,
-                                   void *data),
-                         void *data)
+int sqlite_txn_conv_turns(struct store_txn *txn, const char *conv,
+                          int (*fn)(int64_t seq, const char *role, const char *text, int64_t at,
+                                    void *data),
+                          void *data)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = conv__stmt(s, CS_TURNS);
     if (st == NULL)
         return HB_ESCHEMA;
@@ -187,10 +187,10 @@ int store_txn_conv_turns(struct store_txn *txn, const char *conv,
     return rc;
 }
 
-int store_txn_conv_turn_put(struct store_txn *txn, const char *conv, int64_t seq, const char *role,
-                            const char *text, int64_t at)
+int sqlite_txn_conv_turn_put(struct store_txn *txn, const char *conv, int64_t seq, const char *role,
+                             const char *text, int64_t at)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = conv__stmt(s, CS_TURN_PUT);
     if (st == NULL)
         return HB_ESCHEMA;
@@ -202,9 +202,9 @@ int store_txn_conv_turn_put(struct store_txn *txn, const char *conv, int64_t seq
     return conv__done(s, st, "conv_turn_put", NULL);
 }
 
-int store_txn_conv_trim(struct store_txn *txn, const char *conv, int64_t first)
+int sqlite_txn_conv_trim(struct store_txn *txn, const char *conv, int64_t first)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = conv__stmt(s, CS_TRIM);
     if (st == NULL)
         return HB_ESCHEMA;
@@ -214,7 +214,7 @@ int store_txn_conv_trim(struct store_txn *txn, const char *conv, int64_t first)
 }
 
 /* The conv column of a one-row lookup by key. */
-static int conv__lookup(struct store *s, enum conv_stmt_id id, const char *key, char *conv,
+static int conv__lookup(struct sqlite_store *s, enum conv_stmt_id id, const char *key, char *conv,
                         size_t cap)
 {
     sqlite3_stmt *st = conv__stmt(s, id);
@@ -233,20 +233,20 @@ static int conv__lookup(struct store *s, enum conv_stmt_id id, const char *key, 
     return rc;
 }
 
-int store_txn_conv_place_get(struct store_txn *txn, const char *place, char *conv, size_t cap)
+int sqlite_txn_conv_place_get(struct store_txn *txn, const char *place, char *conv, size_t cap)
 {
-    return conv__lookup(txn->store, CS_PLACE_GET, place, conv, cap);
+    return conv__lookup(sqlite__of(txn), CS_PLACE_GET, place, conv, cap);
 }
 
-int store_txn_conv_message_get(struct store_txn *txn, const char *message, char *conv, size_t cap)
+int sqlite_txn_conv_message_get(struct store_txn *txn, const char *message, char *conv, size_t cap)
 {
-    return conv__lookup(txn->store, CS_MESSAGE_GET, message, conv, cap);
+    return conv__lookup(sqlite__of(txn), CS_MESSAGE_GET, message, conv, cap);
 }
 
-int store_txn_conv_places_each(struct store_txn *txn, int (*fn)(const char *place, void *data),
-                               void *data)
+int sqlite_txn_conv_places_each(struct store_txn *txn, int (*fn)(const char *place, void *data),
+                                void *data)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = conv__stmt(s, CS_PLACES_EACH);
     if (st == NULL)
         return HB_ESCHEMA;
@@ -264,10 +264,10 @@ int store_txn_conv_places_each(struct store_txn *txn, int (*fn)(const char *plac
     return rc;
 }
 
-int store_txn_conv_place_put(struct store_txn *txn, const char *place, const char *conv,
-                             const char *owner, int64_t now_ms)
+int sqlite_txn_conv_place_put(struct store_txn *txn, const char *place, const char *conv,
+                              const char *owner, int64_t now_ms)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = conv__stmt(s, conv != NULL ? CS_PLACE_PUT : CS_PLACE_DELETE);
     if (st == NULL)
         return HB_ESCHEMA;
@@ -280,10 +280,10 @@ int store_txn_conv_place_put(struct store_txn *txn, const char *place, const cha
     return conv__done(s, st, "conv_place_put", NULL);
 }
 
-int store_txn_conv_message_put(struct store_txn *txn, const char *message, const char *conv,
-                               const char *owner, int64_t now_ms)
+int sqlite_txn_conv_message_put(struct store_txn *txn, const char *message, const char *conv,
+                                const char *owner, int64_t now_ms)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = conv__stmt(s, CS_MESSAGE_PUT);
     if (st == NULL)
         return HB_ESCHEMA;
@@ -294,9 +294,9 @@ int store_txn_conv_message_put(struct store_txn *txn, const char *message, const
     return conv__done(s, st, "conv_message_put", NULL);
 }
 
-int store_txn_conv_forget(struct store_txn *txn, const char *owner, int64_t *turns)
+int sqlite_txn_conv_forget(struct store_txn *txn, const char *owner, int64_t *turns)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     static const enum conv_stmt_id order[] = {CS_FORGET_TURNS, CS_FORGET_CONVS, CS_FORGET_PLACES,
                                               CS_FORGET_MESSAGES};
     int64_t n = 0;
@@ -314,9 +314,9 @@ int store_txn_conv_forget(struct store_txn *txn, const char *owner, int64_t *tur
     return 0;
 }
 
-int store_txn_conv_expire(struct store_txn *txn, int64_t before, int64_t *rows)
+int sqlite_txn_conv_expire(struct store_txn *txn, int64_t before, int64_t *rows)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     int64_t n = 0;
     for (int id = CS_EXPIRE_TURNS; id <= CS_EXPIRE_REST; id++) {
         sqlite3_stmt *st = conv__stmt(s, (enum conv_stmt_id)id);
@@ -346,12 +346,12 @@ int store_txn_conv_expire(struct store_txn *txn, int64_t before, int64_t *rows)
     return 0;
 }
 
-void store_txn_vacuum_after(struct store_txn *txn)
+void sqlite_txn_vacuum_after(struct store_txn *txn)
 {
-    txn->store->vacuum_due = true;
+    txn->store->after_batch_due = true;
 }
 
-void store__vacuum(struct store *s)
+void store__vacuum(struct sqlite_store *s)
 {
     char *err = NULL;
     int freed = 0;

@@ -5,6 +5,7 @@
 #define HB_SQLITE_INTERNAL_H
 
 #include "storage/store.h"
+#include "storage/store_backend.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -74,59 +75,143 @@ extern const char *const store__sql[ST_COUNT];
 
 #define STORE_CONV_STMTS 24 /* statements of sqlite_conv.c, with room */
 
-struct store_txn {
-    struct store *store;
-    bool head_valid;                    /* head_* hold the chain head */
-    uint64_t head_seq;                  /* last appended seq */
-    uint8_t head_hash[STORE_HASH_SIZE]; /* last appended hash */
-    uint64_t saved_seq;                 /* head at the current savepoint */
-    uint8_t saved_hash[STORE_HASH_SIZE];
-    bool saved_valid;
-    bool head_dirty; /* appended since the last commit */
-};
-
-struct store {
+struct sqlite_store {
+    struct store base; /* first: store.c's part */
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
-    int version;          /* schema version of the open database */
-    int lock_fd;          /* the held `<path>.lock` (one daemon per database), or -1 */
-    bool single_commit;   /* one job per transaction */
-    unsigned batch_max;   /* most jobs per transaction */
-    struct store_txn txn; /* the one transaction context */
+    int lock_fd; /* the held `<path>.lock` (one daemon per database), or -1 */
     sqlite3_stmt *conv[STORE_CONV_STMTS]; /* conversation statements (sqlite_conv.c) */
-    bool vacuum_due;                      /* store's thread: vacuum after this batch */
-
-    /* Threading; all below mu is guarded by mu. */
-    uv_loop_t *loop;
-    uv_thread_t thread;
-    uv_async_t async; /* wakes the loop for completions */
-    bool started;     /* the thread runs (until joined) */
-    uv_mutex_t mu;
-    uv_cond_t cv;
-    struct store_job *queue_head; /* waiting to run */
-    struct store_job *queue_tail;
-    struct store_job *done_head; /* committed, waiting for their done call */
-    struct store_job *done_tail;
-    bool stopping; /* no new jobs; the thread exits when idle */
-    bool exited;   /* the thread has left its loop */
-    void (*stop_cb)(struct store *store, void *data);
-    void *stop_data;
 };
 
+/* The SQLite store a transaction belongs to. */
+static inline struct sqlite_store *sqlite__of(struct store_txn *txn)
+{
+    return (struct sqlite_store *)txn->store;
+}
+
+/* The transaction calls (sqlite.c) and the ops table (sqlite_open.c). */
+int sqlite__begin(struct store *s, bool write);
+int sqlite__commit(struct store *s);
+void sqlite__rollback(struct store *s);
+int sqlite__savepoint(struct store *s);
+int sqlite__release(struct store *s);
+int sqlite__rollback_to(struct store *s);
+int sqlite__head_record(struct store_txn *txn);
+void sqlite__after_batch(struct store *s);
+
+/* The records: each the store_txn_* call of store.h of the same name. */
+int sqlite_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out);
+int sqlite_txn_account_insert(struct store_txn *txn, const struct store_account *account);
+int sqlite_txn_account_update(struct store_txn *txn, const struct store_account *account);
+int sqlite_txn_transfer_get(struct store_txn *txn, const char *id, struct store_transfer *out);
+int sqlite_txn_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+int sqlite_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+int sqlite_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t);
+int sqlite_txn_transfer_find_link(struct store_txn *txn, const char *link, uint32_t flags_any,
+                                  struct store_transfer *out);
+int sqlite_txn_link_sum(struct store_txn *txn, const char *link, uint32_t flags_any, int64_t *sum);
+int sqlite_txn_pending_add(struct store_txn *txn, const char *id, int64_t expires_at);
+int sqlite_txn_pending_remove(struct store_txn *txn, const char *id);
+int sqlite_txn_pending_expired(struct store_txn *txn, int64_t now, char (*ids)[STORE_ID_SIZE],
+                               size_t max, size_t *n);
+int sqlite_txn_pending_next(struct store_txn *txn, int64_t *expires_at);
+int sqlite_txn_transfer_each(struct store_txn *txn, uint64_t from_seq,
+                             int (*fn)(const struct store_transfer *t, void *data), void *data);
+int sqlite_txn_account_each(struct store_txn *txn,
+                            int (*fn)(const struct store_account *a, void *data), void *data);
+int sqlite_txn_pending_each(struct store_txn *txn,
+                            int (*fn)(const char *id, int64_t expires_at, void *data), void *data);
+int sqlite_txn_history(struct store_txn *txn, const char *account, uint64_t before_seq,
+                       struct store_transfer *out, size_t max, size_t *n);
+int sqlite_txn_usage(struct store_txn *txn, uint32_t kind, uint32_t flags_none, const char *account,
+                     int64_t from, int64_t to, struct store_usage *out, size_t max, size_t *n);
+int sqlite_txn_state_get(struct store_txn *txn, const char *ns, const char *key, char **value);
+int sqlite_txn_state_put(struct store_txn *txn, const char *ns, const char *key, const char *value,
+                         int64_t now_ms);
+int sqlite_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
+                          int (*fn)(const char *key, const char *value, void *data), void *data);
+int sqlite_txn_state_range(struct store_txn *txn, const char *ns, const char *from, const char *to,
+                           int (*fn)(const char *key, const char *value, void *data), void *data);
+int sqlite_txn_chat_put(struct store_txn *txn, const char *key, unsigned fields,
+                        const char *persona, int plaintalk, int64_t now_ms);
+int sqlite_txn_chat_each(struct store_txn *txn,
+                         int (*fn)(const char *key, const char *persona, int plaintalk, void *data),
+                         void *data);
+int sqlite_txn_link_put(struct store_txn *txn, const char *identity, const char *wallet,
+                        int64_t now_ms);
+int sqlite_txn_link_remove(struct store_txn *txn, const char *identity);
+int sqlite_txn_link_each(struct store_txn *txn,
+                         int (*fn)(const char *identity, const char *wallet, int64_t linked_at,
+                                   void *data),
+                         void *data);
+int sqlite_txn_vote_add(struct store_txn *txn, const char *scope, const char *period,
+                        const struct store_vote *v);
+int sqlite_txn_vote_top(struct store_txn *txn, const char *scope, const char *period,
+                        struct store_vote *out, size_t max, size_t *n);
+int sqlite_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
+                           int64_t limit, int64_t *used);
+int sqlite_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used);
+int sqlite_txn_conv_get(struct store_txn *txn, const char *id, struct store_conv *out);
+int sqlite_txn_conv_put(struct store_txn *txn, const struct store_conv *c);
+int sqlite_txn_conv_turns(struct store_txn *txn, const char *conv,
+                          int (*fn)(int64_t seq, const char *role, const char *text, int64_t at,
+                                    void *data),
+                          void *data);
+int sqlite_txn_conv_turn_put(struct store_txn *txn, const char *conv, int64_t seq, const char *role,
+                             const char *text, int64_t at);
+int sqlite_txn_conv_trim(struct store_txn *txn, const char *conv, int64_t first);
+int sqlite_txn_conv_place_get(struct store_txn *txn, const char *place, char *conv, size_t cap);
+int sqlite_txn_conv_message_get(struct store_txn *txn, const char *message, char *conv, size_t cap);
+int sqlite_txn_conv_places_each(struct store_txn *txn, int (*fn)(const char *place, void *data),
+                                void *data);
+int sqlite_txn_conv_place_put(struct store_txn *txn, const char *place, const char *conv,
+                              const char *owner, int64_t now_ms);
+int sqlite_txn_conv_message_put(struct store_txn *txn, const char *message, const char *conv,
+                                const char *owner, int64_t now_ms);
+int sqlite_txn_conv_forget(struct store_txn *txn, const char *owner, int64_t *turns);
+int sqlite_txn_conv_expire(struct store_txn *txn, int64_t before, int64_t *rows);
+void sqlite_txn_vacuum_after(struct store_txn *txn);
+int sqlite_txn_outbox_put(struct store_txn *txn, const char *channel, int64_t id, int64_t chat,
+                          const char *body, const void *data, size_t data_len, int64_t now_ms);
+int sqlite_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t id);
+int sqlite_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id,
+                           const char *error, int64_t now_ms);
+int sqlite_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
+                           int (*fn)(int64_t id, int64_t chat, const char *body, const void *data,
+                                     size_t data_len, void *arg),
+                           void *arg);
+int sqlite_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id);
+int sqlite_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable,
+                            int64_t *n);
+int sqlite_txn_audit_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+int sqlite_txn_audit_head_recorded(struct store_txn *txn, uint64_t *seq,
+                                   uint8_t hash[STORE_HASH_SIZE]);
+int sqlite_txn_audit_append(struct store_txn *txn, const struct store_audit *a);
+int sqlite_txn_audit_each(struct store_txn *txn, uint64_t from_seq,
+                          int (*fn)(const struct store_audit *a, void *data), void *data);
+int sqlite_txn_audit_page(struct store_txn *txn, const char *match, uint64_t before_seq,
+                          size_t skip, struct store_audit *out, size_t max, size_t *n);
+int sqlite_txn_apikey_insert(struct store_txn *txn, const struct store_apikey *k);
+int sqlite_txn_apikey_each(struct store_txn *txn,
+                           int (*fn)(const struct store_apikey *k, void *data), void *data);
+int sqlite_txn_apikey_revoke(struct store_txn *txn, const char *id, int64_t at);
+int sqlite_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
+                            int64_t now_ms);
+
 /* Prepare / finalize the conversation statements (sqlite_conv.c). */
-int store__conv_prepare(struct store *s);
-void store__conv_finalize(struct store *s);
+int store__conv_prepare(struct sqlite_store *s);
+void store__conv_finalize(struct sqlite_store *s);
 /* Give free pages back and truncate the WAL, outside any transaction
  * (sqlite_conv.c); on the store's thread after a batch that asked for it. */
-void store__vacuum(struct store *s);
+void store__vacuum(struct sqlite_store *s);
 
 /* Log SQLite's error for what and return HB_ESTORAGE. */
-int store__fail(struct store *s, const char *what);
+int store__fail(struct sqlite_store *s, const char *what);
 /* A prepared statement reset and cleared for a fresh use. */
-sqlite3_stmt *store__stmt(struct store *s, enum store_stmt_id id);
+sqlite3_stmt *store__stmt(struct sqlite_store *s, enum store_stmt_id id);
 /* Run a statement that returns no rows. */
-int store__step_done(struct store *s, sqlite3_stmt *st, const char *what);
+int store__step_done(struct sqlite_store *s, sqlite3_stmt *st, const char *what);
 /* Run the statement id, which takes no parameters and returns no rows. */
-int store__exec_stmt(struct store *s, enum store_stmt_id id);
+int store__exec_stmt(struct sqlite_store *s, enum store_stmt_id id);
 
 #endif

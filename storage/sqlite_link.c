@@ -9,10 +9,10 @@
 /* The first schema with the wallet_links table (sqlite_open.c). */
 #define STORE_LINK_VERSION 10
 
-static int store__link_exec(struct store *s, const char *sql, const char *identity,
+static int store__link_exec(struct sqlite_store *s, const char *sql, const char *identity,
                             const char *wallet, int64_t now_ms)
 {
-    if (s->version < STORE_LINK_VERSION)
+    if (s->base.version < STORE_LINK_VERSION)
         return HB_ESCHEMA;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -27,29 +27,29 @@ static int store__link_exec(struct store *s, const char *sql, const char *identi
     return rc;
 }
 
-int store_txn_link_put(struct store_txn *txn, const char *identity, const char *wallet,
-                       int64_t now_ms)
+int sqlite_txn_link_put(struct store_txn *txn, const char *identity, const char *wallet,
+                        int64_t now_ms)
 {
-    return store__link_exec(txn->store,
+    return store__link_exec(sqlite__of(txn),
                             "INSERT INTO wallet_links (identity, wallet, linked_at)"
                             " VALUES (?1, ?2, ?3) ON CONFLICT (identity) DO UPDATE"
                             " SET wallet = ?2, linked_at = ?3",
                             identity, wallet != NULL ? wallet : "", now_ms);
 }
 
-int store_txn_link_remove(struct store_txn *txn, const char *identity)
+int sqlite_txn_link_remove(struct store_txn *txn, const char *identity)
 {
-    return store__link_exec(txn->store, "DELETE FROM wallet_links WHERE identity = ?1", identity,
-                            NULL, 0);
+    return store__link_exec(sqlite__of(txn), "DELETE FROM wallet_links WHERE identity = ?1",
+                            identity, NULL, 0);
 }
 
-int store_txn_link_each(struct store_txn *txn,
-                        int (*fn)(const char *identity, const char *wallet, int64_t linked_at,
-                                  void *data),
-                        void *data)
+int sqlite_txn_link_each(struct store_txn *txn,
+                         int (*fn)(const char *identity, const char *wallet, int64_t linked_at,
+                                   void *data),
+                         void *data)
 {
-    struct store *s = txn->store;
-    if (s->version < STORE_LINK_VERSION)
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->base.version < STORE_LINK_VERSION)
         return HB_ESCHEMA;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,

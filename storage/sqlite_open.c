@@ -17,7 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_BATCH_DEFAULT 4096u
 #define STORE_BUSY_TIMEOUT_MS 5000
 
 /* Schema migrations, in order: entry i takes the database from version i to
@@ -353,14 +352,9 @@ int store_schema_latest(void)
     return STORE_SCHEMA_LATEST;
 }
 
-int store_schema_version(const struct store *store)
-{
-    return store->version;
-}
-
 /* ---- Opening and migrations ---------------------------------------------- */
 
-static int store__pragma_int(struct store *s, const char *sql, int *out)
+static int store__pragma_int(struct sqlite_store *s, const char *sql, int *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = 0;
@@ -378,7 +372,7 @@ out:
     return rc;
 }
 
-static int store__exec(struct store *s, const char *sql)
+static int store__exec(struct sqlite_store *s, const char *sql)
 {
     char *err = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
@@ -389,16 +383,16 @@ static int store__exec(struct store *s, const char *sql)
     return 0;
 }
 
-static int store__migrate(struct store *s, int target)
+static int store__migrate(struct sqlite_store *s, int target)
 {
     int rc = 0;
-    while (s->version < target) {
+    while (s->base.version < target) {
         char sql[64];
-        int next = s->version + 1;
+        int next = s->base.version + 1;
         rc = store__exec(s, "BEGIN IMMEDIATE");
         if (rc < 0)
             goto out;
-        rc = store__exec(s, store_migrations[s->version]);
+        rc = store__exec(s, store_migrations[s->base.version]);
         if (rc == 0) {
             snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", next);
             rc = store__exec(s, sql);
@@ -410,7 +404,7 @@ static int store__migrate(struct store *s, int target)
             goto out;
         }
         log_info("store.migrated", "version=%d", next);
-        s->version = next;
+        s->base.version = next;
     }
 out:
     return rc;
@@ -444,7 +438,7 @@ static void store__read_only_log(const char *path, const char *why)
  * file, so a second store in the same process is refused too, and the
  * kernel drops the lock when the process dies however it ends. Readers
  * (ledger verify/head/backup) do not take it. */
-static int store__lock(struct store *s, const char *path)
+static int store__lock(struct sqlite_store *s, const char *path)
 {
     char lock_path[4096];
     int n = snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
@@ -490,10 +484,84 @@ static int store__lock(struct store *s, const char *path)
     return 0;
 }
 
-struct store *store_new(const struct store_options *opts, int *rc_out)
+static void sqlite__free(struct store *base);
+
+static const struct store_ops sqlite__ops = {
+    .name = "sqlite",
+    .begin = sqlite__begin,
+    .commit = sqlite__commit,
+    .rollback = sqlite__rollback,
+    .savepoint = sqlite__savepoint,
+    .release = sqlite__release,
+    .rollback_to = sqlite__rollback_to,
+    .head_record = sqlite__head_record,
+    .after_batch = sqlite__after_batch,
+    .free = sqlite__free,
+    .account_get = sqlite_txn_account_get,
+    .account_insert = sqlite_txn_account_insert,
+    .account_update = sqlite_txn_account_update,
+    .transfer_get = sqlite_txn_transfer_get,
+    .head = sqlite_txn_head,
+    .head_recorded = sqlite_txn_head_recorded,
+    .transfer_append = sqlite_txn_transfer_append,
+    .transfer_find_link = sqlite_txn_transfer_find_link,
+    .link_sum = sqlite_txn_link_sum,
+    .pending_add = sqlite_txn_pending_add,
+    .pending_remove = sqlite_txn_pending_remove,
+    .pending_expired = sqlite_txn_pending_expired,
+    .pending_next = sqlite_txn_pending_next,
+    .transfer_each = sqlite_txn_transfer_each,
+    .account_each = sqlite_txn_account_each,
+    .pending_each = sqlite_txn_pending_each,
+    .history = sqlite_txn_history,
+    .usage = sqlite_txn_usage,
+    .state_get = sqlite_txn_state_get,
+    .state_put = sqlite_txn_state_put,
+    .state_each = sqlite_txn_state_each,
+    .state_range = sqlite_txn_state_range,
+    .chat_put = sqlite_txn_chat_put,
+    .chat_each = sqlite_txn_chat_each,
+    .link_put = sqlite_txn_link_put,
+    .link_remove = sqlite_txn_link_remove,
+    .link_each = sqlite_txn_link_each,
+    .vote_add = sqlite_txn_vote_add,
+    .vote_top = sqlite_txn_vote_top,
+    .counter_add = sqlite_txn_counter_add,
+    .counter_get = sqlite_txn_counter_get,
+    .conv_get = sqlite_txn_conv_get,
+    .conv_put = sqlite_txn_conv_put,
+    .conv_turns = sqlite_txn_conv_turns,
+    .conv_turn_put = sqlite_txn_conv_turn_put,
+    .conv_trim = sqlite_txn_conv_trim,
+    .conv_place_get = sqlite_txn_conv_place_get,
+    .conv_message_get = sqlite_txn_conv_message_get,
+    .conv_places_each = sqlite_txn_conv_places_each,
+    .conv_place_put = sqlite_txn_conv_place_put,
+    .conv_message_put = sqlite_txn_conv_message_put,
+    .conv_forget = sqlite_txn_conv_forget,
+    .conv_expire = sqlite_txn_conv_expire,
+    .vacuum_after = sqlite_txn_vacuum_after,
+    .outbox_put = sqlite_txn_outbox_put,
+    .outbox_remove = sqlite_txn_outbox_remove,
+    .outbox_fail = sqlite_txn_outbox_fail,
+    .outbox_each = sqlite_txn_outbox_each,
+    .outbox_max = sqlite_txn_outbox_max,
+    .outbox_count = sqlite_txn_outbox_count,
+    .audit_head = sqlite_txn_audit_head,
+    .audit_head_recorded = sqlite_txn_audit_head_recorded,
+    .audit_append = sqlite_txn_audit_append,
+    .audit_each = sqlite_txn_audit_each,
+    .audit_page = sqlite_txn_audit_page,
+    .apikey_insert = sqlite_txn_apikey_insert,
+    .apikey_each = sqlite_txn_apikey_each,
+    .apikey_revoke = sqlite_txn_apikey_revoke,
+    .apikey_spend = sqlite_txn_apikey_spend,
+};
+
+struct store *store__sqlite_new(const struct store_options *opts, int *rc_out)
 {
     int rc = 0;
-    struct store *s = NULL;
+    struct sqlite_store *s = NULL;
     if (opts == NULL || opts->path == NULL || opts->path[0] == '\0' || opts->schema_version < 0 ||
         opts->schema_version > STORE_SCHEMA_LATEST) {
         rc = HB_EINVAL;
@@ -504,10 +572,8 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         rc = HB_ENOMEM;
         goto out;
     }
-    s->txn.store = s;
+    store__init(&s->base, &sqlite__ops, opts);
     s->lock_fd = -1;
-    s->single_commit = opts->single_commit;
-    s->batch_max = opts->batch_max != 0 ? opts->batch_max : STORE_BATCH_DEFAULT;
     if (!opts->read_only) {
         rc = store__file_create(opts->path);
         if (rc < 0) {
@@ -535,18 +601,18 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
     }
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(s->db, 1);
-    rc = store__pragma_int(s, "PRAGMA user_version", &s->version);
+    rc = store__pragma_int(s, "PRAGMA user_version", &s->base.version);
     if (rc < 0)
         goto out;
-    if (s->version > STORE_SCHEMA_LATEST) {
+    if (s->base.version > STORE_SCHEMA_LATEST) {
         log_error("store.schema_newer",
                   "path=%s version=%d supported=%d hint=\"this database was written by a newer "
                   "haibot; run that version\"",
-                  opts->path, s->version, STORE_SCHEMA_LATEST);
+                  opts->path, s->base.version, STORE_SCHEMA_LATEST);
         rc = HB_ESCHEMA;
         goto out;
     }
-    if (opts->read_only && s->version == 0) {
+    if (opts->read_only && s->base.version == 0) {
         log_error("store.no_ledger",
                   "path=%s problem=the file holds no ledger (empty, or a copy made without its "
                   "-wal file) hint=copy a running ledger with haibot ledger backup",
@@ -554,10 +620,10 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
         rc = HB_ESCHEMA;
         goto out;
     }
-    if (opts->read_only && s->version != STORE_SCHEMA_LATEST) {
+    if (opts->read_only && s->base.version != STORE_SCHEMA_LATEST) {
         log_error("store.schema_older",
                   "path=%s version=%d expected=%d hint=\"start the daemon once to upgrade it\"",
-                  opts->path, s->version, STORE_SCHEMA_LATEST);
+                  opts->path, s->base.version, STORE_SCHEMA_LATEST);
         rc = HB_ESCHEMA;
         goto out;
     }
@@ -590,20 +656,21 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
             goto out;
     }
     if (!opts->read_only)
-        log_info("store.opened", "path=%s version=%d", opts->path, s->version);
+        log_info("store.opened", "path=%s version=%d", opts->path, s->base.version);
     for (int i = 0; i < ST_COUNT; i++) {
         /* A database held at an older version (tests of upgrades) lacks the
          * later tables; their statements stay unprepared. */
-        if (i >= ST_STATE_GET && s->version < STORE_STATE_VERSION)
+        if (i >= ST_STATE_GET && s->base.version < STORE_STATE_VERSION)
             continue;
-        if (i >= ST_VOTE_ADD && i <= ST_VOTE_TOP && s->version < STORE_VOTES_VERSION)
+        if (i >= ST_VOTE_ADD && i <= ST_VOTE_TOP && s->base.version < STORE_VOTES_VERSION)
             continue;
-        if (i >= ST_COUNTER_ENSURE && i <= ST_COUNTER_PRUNE && s->version < STORE_COUNTER_VERSION)
+        if (i >= ST_COUNTER_ENSURE && i <= ST_COUNTER_PRUNE &&
+            s->base.version < STORE_COUNTER_VERSION)
             continue;
 
-        if (i >= ST_OUTBOX_PUT && i <= ST_OUTBOX_COUNT && s->version < STORE_OUTBOX_VERSION)
+        if (i >= ST_OUTBOX_PUT && i <= ST_OUTBOX_COUNT && s->base.version < STORE_OUTBOX_VERSION)
             continue;
-        if (i >= ST_AUDIT_HEAD && s->version < STORE_AUDIT_VERSION)
+        if (i >= ST_AUDIT_HEAD && s->base.version < STORE_AUDIT_VERSION)
             continue;
         if (sqlite3_prepare_v3(s->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK) {
@@ -611,25 +678,24 @@ struct store *store_new(const struct store_options *opts, int *rc_out)
             goto out;
         }
     }
-    if (s->version >= STORE_CONV_VERSION) {
+    if (s->base.version >= STORE_CONV_VERSION) {
         rc = store__conv_prepare(s);
         if (rc < 0)
             goto out;
     }
 out:
-    if (rc < 0) {
-        store_free(s);
+    if (rc < 0 && s != NULL) {
+        sqlite__free(&s->base);
         s = NULL;
     }
     if (rc_out != NULL)
         *rc_out = rc;
-    return s;
+    return s != NULL ? &s->base : NULL;
 }
 
-void store_free(struct store *s)
+static void sqlite__free(struct store *base)
 {
-    if (s == NULL)
-        return;
+    struct sqlite_store *s = (struct sqlite_store *)base;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     store__conv_finalize(s);

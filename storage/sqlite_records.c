@@ -58,9 +58,9 @@ static void store__row_transfer(sqlite3_stmt *st, struct store_transfer *t)
 
 /* ---- Records ----------------------------------------------------------------- */
 
-int store_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out)
+int sqlite_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_GET);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
@@ -75,9 +75,9 @@ int store_txn_account_get(struct store_txn *txn, const char *id, struct store_ac
     return rc;
 }
 
-int store_txn_account_insert(struct store_txn *txn, const struct store_account *a)
+int sqlite_txn_account_insert(struct store_txn *txn, const struct store_account *a)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_INSERT);
     sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, a->flags);
@@ -89,9 +89,9 @@ int store_txn_account_insert(struct store_txn *txn, const struct store_account *
     return store__step_done(s, st, "account_insert");
 }
 
-int store_txn_account_update(struct store_txn *txn, const struct store_account *a)
+int sqlite_txn_account_update(struct store_txn *txn, const struct store_account *a)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_UPDATE);
     sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, a->debits_posted);
@@ -102,7 +102,7 @@ int store_txn_account_update(struct store_txn *txn, const struct store_account *
 }
 
 /* Step a statement expected to return at most one transfer row. */
-static int store__transfer_one(struct store *s, sqlite3_stmt *st, struct store_transfer *out,
+static int store__transfer_one(struct sqlite_store *s, sqlite3_stmt *st, struct store_transfer *out,
                                const char *what)
 {
     int r = sqlite3_step(st);
@@ -117,17 +117,17 @@ static int store__transfer_one(struct store *s, sqlite3_stmt *st, struct store_t
     return rc;
 }
 
-int store_txn_transfer_get(struct store_txn *txn, const char *id, struct store_transfer *out)
+int sqlite_txn_transfer_get(struct store_txn *txn, const char *id, struct store_transfer *out)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_TRANSFER_GET);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     return store__transfer_one(s, st, out, "transfer_get");
 }
 
-int store_txn_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
+int sqlite_txn_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     int rc = 0;
     if (!txn->head_valid) {
         sqlite3_stmt *st = store__stmt(s, ST_HEAD);
@@ -165,12 +165,12 @@ static void store__bind_opt_text(sqlite3_stmt *st, int col, const char *text)
         sqlite3_bind_text(st, col, text, -1, SQLITE_STATIC);
 }
 
-int store_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t)
+int sqlite_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     uint64_t head;
     uint8_t hash[STORE_HASH_SIZE];
-    int rc = store_txn_head(txn, &head, hash);
+    int rc = sqlite_txn_head(txn, &head, hash);
     if (rc < 0)
         return rc;
     if (t->seq != head + 1)
@@ -199,19 +199,19 @@ int store_txn_transfer_append(struct store_txn *txn, const struct store_transfer
     return rc;
 }
 
-int store_txn_transfer_find_link(struct store_txn *txn, const char *link, uint32_t flags_any,
-                                 struct store_transfer *out)
+int sqlite_txn_transfer_find_link(struct store_txn *txn, const char *link, uint32_t flags_any,
+                                  struct store_transfer *out)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_FIND_LINK);
     sqlite3_bind_text(st, 1, link, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, flags_any);
     return store__transfer_one(s, st, out, "find_link");
 }
 
-int store_txn_link_sum(struct store_txn *txn, const char *link, uint32_t flags_any, int64_t *sum)
+int sqlite_txn_link_sum(struct store_txn *txn, const char *link, uint32_t flags_any, int64_t *sum)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_LINK_SUM);
     sqlite3_bind_text(st, 1, link, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, flags_any);
@@ -224,27 +224,27 @@ int store_txn_link_sum(struct store_txn *txn, const char *link, uint32_t flags_a
     return rc;
 }
 
-int store_txn_pending_add(struct store_txn *txn, const char *id, int64_t expires_at)
+int sqlite_txn_pending_add(struct store_txn *txn, const char *id, int64_t expires_at)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_PENDING_ADD);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, expires_at);
     return store__step_done(s, st, "pending_add");
 }
 
-int store_txn_pending_remove(struct store_txn *txn, const char *id)
+int sqlite_txn_pending_remove(struct store_txn *txn, const char *id)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_PENDING_REMOVE);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     return store__step_done(s, st, "pending_remove");
 }
 
-int store_txn_pending_expired(struct store_txn *txn, int64_t now, char (*ids)[STORE_ID_SIZE],
-                              size_t max, size_t *n)
+int sqlite_txn_pending_expired(struct store_txn *txn, int64_t now, char (*ids)[STORE_ID_SIZE],
+                               size_t max, size_t *n)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_PENDING_EXPIRED);
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
@@ -259,9 +259,9 @@ int store_txn_pending_expired(struct store_txn *txn, int64_t now, char (*ids)[ST
     return rc;
 }
 
-int store_txn_pending_next(struct store_txn *txn, int64_t *expires_at)
+int sqlite_txn_pending_next(struct store_txn *txn, int64_t *expires_at)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_PENDING_NEXT);
     int rc = 0;
     if (sqlite3_step(st) == SQLITE_ROW)
@@ -272,10 +272,10 @@ int store_txn_pending_next(struct store_txn *txn, int64_t *expires_at)
     return rc;
 }
 
-int store_txn_transfer_each(struct store_txn *txn, uint64_t from_seq,
-                            int (*fn)(const struct store_transfer *t, void *data), void *data)
+int sqlite_txn_transfer_each(struct store_txn *txn, uint64_t from_seq,
+                             int (*fn)(const struct store_transfer *t, void *data), void *data)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_TRANSFER_EACH);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)from_seq);
     struct store_transfer t;
@@ -294,10 +294,10 @@ out:
     return rc;
 }
 
-int store_txn_account_each(struct store_txn *txn,
-                           int (*fn)(const struct store_account *a, void *data), void *data)
+int sqlite_txn_account_each(struct store_txn *txn,
+                            int (*fn)(const struct store_account *a, void *data), void *data)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_EACH);
     struct store_account a;
     int rc = 0;
@@ -315,10 +315,10 @@ out:
     return rc;
 }
 
-int store_txn_pending_each(struct store_txn *txn,
-                           int (*fn)(const char *id, int64_t expires_at, void *data), void *data)
+int sqlite_txn_pending_each(struct store_txn *txn,
+                            int (*fn)(const char *id, int64_t expires_at, void *data), void *data)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_PENDING_EACH);
     char id[STORE_ID_SIZE];
     int rc = 0;
@@ -336,10 +336,10 @@ out:
     return rc;
 }
 
-int store_txn_history(struct store_txn *txn, const char *account, uint64_t before_seq,
-                      struct store_transfer *out, size_t max, size_t *n)
+int sqlite_txn_history(struct store_txn *txn, const char *account, uint64_t before_seq,
+                       struct store_transfer *out, size_t max, size_t *n)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_HISTORY);
     sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, before_seq != 0 ? (sqlite3_int64)before_seq : INT64_MAX);
@@ -355,10 +355,10 @@ int store_txn_history(struct store_txn *txn, const char *account, uint64_t befor
     return rc;
 }
 
-int store_txn_usage(struct store_txn *txn, uint32_t kind, uint32_t flags_none, const char *account,
-                    int64_t from, int64_t to, struct store_usage *out, size_t max, size_t *n)
+int sqlite_txn_usage(struct store_txn *txn, uint32_t kind, uint32_t flags_none, const char *account,
+                     int64_t from, int64_t to, struct store_usage *out, size_t max, size_t *n)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_USAGE);
     sqlite3_bind_int64(st, 1, kind);
     sqlite3_bind_int64(st, 2, from);
@@ -382,9 +382,9 @@ int store_txn_usage(struct store_txn *txn, uint32_t kind, uint32_t flags_none, c
     return rc;
 }
 
-int store_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
+int sqlite_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = store__stmt(s, ST_HEAD_RECORDED);
     int r = sqlite3_step(st);
     int rc = 0;
@@ -405,9 +405,9 @@ int store_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[S
 
 /* ---- State ------------------------------------------------------------- */
 
-int store_txn_state_get(struct store_txn *txn, const char *ns, const char *key, char **value)
+int sqlite_txn_state_get(struct store_txn *txn, const char *ns, const char *key, char **value)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     *value = NULL;
     if (s->stmt[ST_STATE_GET] == NULL)
         return HB_ESCHEMA;
@@ -430,10 +430,10 @@ int store_txn_state_get(struct store_txn *txn, const char *ns, const char *key, 
     return rc;
 }
 
-int store_txn_state_put(struct store_txn *txn, const char *ns, const char *key, const char *value,
-                        int64_t now_ms)
+int sqlite_txn_state_put(struct store_txn *txn, const char *ns, const char *key, const char *value,
+                         int64_t now_ms)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_STATE_PUT] == NULL)
         return HB_ESCHEMA;
     sqlite3_stmt *st;
@@ -451,10 +451,10 @@ int store_txn_state_put(struct store_txn *txn, const char *ns, const char *key, 
     return store__step_done(s, st, "state_put");
 }
 
-int store_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
-                         int (*fn)(const char *key, const char *value, void *data), void *data)
+int sqlite_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
+                          int (*fn)(const char *key, const char *value, void *data), void *data)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_STATE_EACH] == NULL)
         return HB_ESCHEMA;
     sqlite3_stmt *st = store__stmt(s, ST_STATE_EACH);
@@ -478,10 +478,10 @@ int store_txn_state_each(struct store_txn *txn, const char *ns, const char *pref
     return rc;
 }
 
-int store_txn_state_range(struct store_txn *txn, const char *ns, const char *from, const char *to,
-                          int (*fn)(const char *key, const char *value, void *data), void *data)
+int sqlite_txn_state_range(struct store_txn *txn, const char *ns, const char *from, const char *to,
+                           int (*fn)(const char *key, const char *value, void *data), void *data)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_STATE_EACH] == NULL)
         return HB_ESCHEMA;
     sqlite3_stmt *st = store__stmt(s, ST_STATE_EACH);
@@ -506,10 +506,10 @@ int store_txn_state_range(struct store_txn *txn, const char *ns, const char *fro
 
 /* ---- Votes -------------------------------------------------------------- */
 
-int store_txn_vote_add(struct store_txn *txn, const char *scope, const char *period,
-                       const struct store_vote *v)
+int sqlite_txn_vote_add(struct store_txn *txn, const char *scope, const char *period,
+                        const struct store_vote *v)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_VOTE_ADD] == NULL)
         return HB_ESCHEMA;
     sqlite3_stmt *st = store__stmt(s, ST_VOTE_ADD);
@@ -522,10 +522,10 @@ int store_txn_vote_add(struct store_txn *txn, const char *scope, const char *per
     return store__step_done(s, st, "vote_add");
 }
 
-int store_txn_vote_top(struct store_txn *txn, const char *scope, const char *period,
-                       struct store_vote *out, size_t max, size_t *n)
+int sqlite_txn_vote_top(struct store_txn *txn, const char *scope, const char *period,
+                        struct store_vote *out, size_t max, size_t *n)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     *n = 0;
     if (s->stmt[ST_VOTE_TOP] == NULL)
         return HB_ESCHEMA;
@@ -549,9 +549,9 @@ int store_txn_vote_top(struct store_txn *txn, const char *scope, const char *per
 }
 /* ---- Counters ------------------------------------------------------------- */
 
-int store_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used)
+int sqlite_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     *used = 0;
     if (s->stmt[ST_COUNTER_GET] == NULL)
         return HB_ESCHEMA;
@@ -568,10 +568,10 @@ int store_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, 
     return rc;
 }
 
-int store_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
-                          int64_t limit, int64_t *used)
+int sqlite_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
+                           int64_t limit, int64_t *used)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     int64_t after = 0;
     if (s->stmt[ST_COUNTER_ADD] == NULL)
         return HB_ESCHEMA;
@@ -603,7 +603,7 @@ int store_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, 
         rc = store__fail(s, "counter_add");
     sqlite3_reset(st);
     if (rc == HB_ELIMIT)
-        rc = store_txn_counter_get(txn, name, win, &after) < 0 ? HB_ESTORAGE : HB_ELIMIT;
+        rc = sqlite_txn_counter_get(txn, name, win, &after) < 0 ? HB_ESTORAGE : HB_ELIMIT;
     if (used != NULL)
         *used = after;
     return rc;
@@ -611,10 +611,10 @@ int store_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, 
 
 /* ---- Outbox ------------------------------------------------------------ */
 
-int store_txn_outbox_put(struct store_txn *txn, const char *channel, int64_t id, int64_t chat,
-                         const char *body, const void *data, size_t data_len, int64_t now_ms)
+int sqlite_txn_outbox_put(struct store_txn *txn, const char *channel, int64_t id, int64_t chat,
+                          const char *body, const void *data, size_t data_len, int64_t now_ms)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_OUTBOX_PUT] == NULL)
         return HB_ESCHEMA;
     sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_PUT);
@@ -628,9 +628,9 @@ int store_txn_outbox_put(struct store_txn *txn, const char *channel, int64_t id,
     return store__step_done(s, st, "outbox_put");
 }
 
-int store_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t id)
+int sqlite_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t id)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_OUTBOX_REMOVE] == NULL)
         return HB_ESCHEMA;
     sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_REMOVE);
@@ -639,10 +639,10 @@ int store_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t 
     return store__step_done(s, st, "outbox_remove");
 }
 
-int store_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id, const char *error,
-                          int64_t now_ms)
+int sqlite_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id,
+                           const char *error, int64_t now_ms)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_OUTBOX_FAIL] == NULL)
         return HB_ESCHEMA;
     sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_FAIL);
@@ -653,12 +653,12 @@ int store_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id
     return store__step_done(s, st, "outbox_fail");
 }
 
-int store_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
-                          int (*fn)(int64_t id, int64_t chat, const char *body, const void *data,
-                                    size_t data_len, void *arg),
-                          void *arg)
+int sqlite_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
+                           int (*fn)(int64_t id, int64_t chat, const char *body, const void *data,
+                                     size_t data_len, void *arg),
+                           void *arg)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_OUTBOX_EACH] == NULL)
         return HB_ESCHEMA;
     sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_EACH);
@@ -683,7 +683,7 @@ int store_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t af
 }
 
 /* Step a statement returning one integer. */
-static int store__one_int(struct store *s, sqlite3_stmt *st, int64_t *out, const char *what)
+static int store__one_int(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out, const char *what)
 {
     int rc = 0;
     if (sqlite3_step(st) == SQLITE_ROW)
@@ -694,9 +694,9 @@ static int store__one_int(struct store *s, sqlite3_stmt *st, int64_t *out, const
     return rc;
 }
 
-int store_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id)
+int sqlite_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     *id = 0;
     if (s->stmt[ST_OUTBOX_MAX] == NULL)
         return HB_ESCHEMA;
@@ -705,10 +705,10 @@ int store_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id
     return store__one_int(s, st, id, "outbox_max");
 }
 
-int store_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable,
-                           int64_t *n)
+int sqlite_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable,
+                            int64_t *n)
 {
-    struct store *s = txn->store;
+    struct sqlite_store *s = sqlite__of(txn);
     *n = 0;
     if (s->stmt[ST_OUTBOX_COUNT] == NULL)
         return HB_ESCHEMA;

@@ -14,8 +14,10 @@
  * its own writes. If the commit itself fails, every job of that transaction
  * completes with HB_ESTORAGE.
  *
- * The SQLite backend (storage/sqlite*.c) is the only one today. Nothing here
- * names SQLite: a PostgreSQL backend is meant to sit behind the same calls.
+ * The calls are an interface: storage/store.c holds what every backend
+ * shares (the thread and the group commit) and makes each record call one
+ * indirect call into the backend's table (store_backend.h). The SQLite
+ * backend (storage/sqlite*.c) is the one built today.
  *
  * Threads: store_new, store_start, store_submit, store_stop and store_free
  * are called on the loop thread. store_txn_* calls are made either on the
@@ -116,7 +118,10 @@ void store_free(struct store *store);
 /** The schema version of the open database. */
 int store_schema_version(const struct store *store);
 
-/** The schema version this build writes. */
+/** The backend's name ("sqlite", "postgres"). */
+const char *store_backend_name(const struct store *store);
+
+/** The schema version this build writes (SQLite). */
 int store_schema_latest(void);
 
 /** Start the store's thread; job completions come back on `loop` through a

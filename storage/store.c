@@ -1,0 +1,605 @@
+/* The store's backend-independent half (storage/store.h): the store's
+ * thread, the job queue and the group commit, and the record calls, each
+ * one indirect call into the backend chosen at open (store_backend.h).
+ *
+ * Group commit: the thread takes every queued job (up to batch_max) into
+ * one transaction, each job in its own savepoint, and commits once; the
+ * jobs' done functions run on the loop thread after the commit. */
+#include "storage/store.h"
+
+#include "base/error.h"
+#include "base/metrics.h"
+#include "base/util.h"
+#include "storage/store_backend.h"
+
+#include <stddef.h>
+#include <string.h>
+
+void store__init(struct store *s, const struct store_ops *ops, const struct store_options *opts)
+{
+    s->ops = ops;
+    s->txn.store = s;
+    s->single_commit = opts->single_commit;
+    s->batch_max = opts->batch_max != 0 ? opts->batch_max : STORE_BATCH_DEFAULT;
+}
+
+struct store *store_new(const struct store_options *opts, int *rc)
+{
+    return store__sqlite_new(opts, rc);
+}
+
+void store_free(struct store *s)
+{
+    if (s != NULL)
+        s->ops->free(s);
+}
+
+int store_schema_version(const struct store *store)
+{
+    return store->version;
+}
+
+const char *store_backend_name(const struct store *store)
+{
+    return store->ops->name;
+}
+
+/* ---- Transactions ---------------------------------------------------------- */
+
+int store_txn_begin(struct store *store, bool write, struct store_txn **txn)
+{
+    int rc = store->ops->begin(store, write);
+    store->txn.head_valid = false;
+    store->txn.head_dirty = false;
+    *txn = rc == 0 ? &store->txn : NULL;
+    return rc;
+}
+
+/* Write the chain head into its own record, once per transaction. */
+static int store__head_record(struct store_txn *txn)
+{
+    if (!txn->head_dirty || !txn->head_valid)
+        return 0;
+    return txn->store->ops->head_record(txn);
+}
+
+int store_txn_end(struct store_txn *txn, bool commit)
+{
+    struct store *s = txn->store;
+    int rc = 0;
+    if (commit) {
+        rc = store__head_record(txn);
+        if (rc == 0)
+            rc = s->ops->commit(s);
+        if (rc == 0)
+            goto out;
+    }
+    s->ops->rollback(s);
+out:
+    txn->head_valid = false;
+    txn->head_dirty = false;
+    return rc;
+}
+
+/* Run every job of a batch in one transaction, each in its own savepoint. */
+static void store__batch_run(struct store *s, struct store_job *jobs)
+{
+    struct store_txn *txn = &s->txn;
+    uint64_t started_ns = uv_hrtime();
+    size_t njobs = 0;
+    int rc = s->ops->begin(s, true);
+    txn->head_valid = false;
+    txn->head_dirty = false;
+    for (struct store_job *j = jobs; j != NULL; j = j->next) {
+        njobs++;
+        if (rc < 0) {
+            j->rc = HB_ESTORAGE;
+            continue;
+        }
+        rc = s->ops->savepoint(s);
+        if (rc < 0) {
+            j->rc = HB_ESTORAGE;
+            continue;
+        }
+        txn->saved_valid = txn->head_valid;
+        txn->saved_seq = txn->head_seq;
+        memcpy(txn->saved_hash, txn->head_hash, STORE_HASH_SIZE);
+        j->rc = j->run(txn, j);
+        if (j->rc < 0 && j->rc != HB_EEXISTS) {
+            rc = s->ops->rollback_to(s);
+            txn->head_valid = txn->saved_valid;
+            txn->head_seq = txn->saved_seq;
+            memcpy(txn->head_hash, txn->saved_hash, STORE_HASH_SIZE);
+        }
+        if (rc == 0)
+            rc = s->ops->release(s);
+    }
+    if (rc == 0)
+        rc = store__head_record(txn);
+    if (rc == 0)
+        rc = s->ops->commit(s);
+    /* Measured around the whole transaction: the fsync of COMMIT dominates. */
+    metrics_observe(metrics_std()->storage_commit, NULL, (double)(uv_hrtime() - started_ns) / 1e9);
+    metrics_observe(metrics_std()->storage_batch, NULL, (double)njobs);
+    if (rc < 0) {
+        /* Nothing of this transaction is durable: every job failed. */
+        metrics_counter_add(metrics_std()->storage_errors, NULL, 1);
+        s->ops->rollback(s);
+        for (struct store_job *j = jobs; j != NULL; j = j->next)
+            j->rc = HB_ESTORAGE;
+    }
+    txn->head_valid = false;
+}
+
+static void store__thread(void *arg)
+{
+    struct store *s = arg;
+    uv_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->queue_head == NULL && !s->stopping)
+            uv_cond_wait(&s->cv, &s->mu);
+        if (s->queue_head == NULL)
+            break;
+        /* Take what is queued, up to the batch limit. */
+        unsigned limit = s->single_commit ? 1u : s->batch_max;
+        struct store_job *first = s->queue_head;
+        struct store_job *last = first;
+        for (unsigned n = 1; n < limit && last->next != NULL; n++)
+            last = last->next;
+        s->queue_head = last->next;
+        if (s->queue_head == NULL)
+            s->queue_tail = NULL;
+        last->next = NULL;
+        uv_mutex_unlock(&s->mu);
+
+        store__batch_run(s, first);
+        if (s->after_batch_due) {
+            /* Outside the transaction, before the jobs hear they are done. */
+            s->after_batch_due = false;
+            if (s->ops->after_batch != NULL)
+                s->ops->after_batch(s);
+        }
+
+        uv_mutex_lock(&s->mu);
+        if (s->done_tail != NULL)
+            s->done_tail->next = first;
+        else
+            s->done_head = first;
+        s->done_tail = last;
+        uv_mutex_unlock(&s->mu);
+        uv_async_send(&s->async);
+        uv_mutex_lock(&s->mu);
+    }
+    s->exited = true;
+    uv_mutex_unlock(&s->mu);
+    uv_async_send(&s->async);
+}
+
+static void store__closed(uv_handle_t *handle)
+{
+    struct store *s = container_of(handle, struct store, async);
+    uv_cond_destroy(&s->cv);
+    uv_mutex_destroy(&s->mu);
+    s->loop = NULL;
+    if (s->stop_cb != NULL)
+        s->stop_cb(s, s->stop_data);
+}
+
+static void store__async(uv_async_t *handle)
+{
+    struct store *s = container_of(handle, struct store, async);
+    uv_mutex_lock(&s->mu);
+    struct store_job *done = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    bool exited = s->exited;
+    uv_mutex_unlock(&s->mu);
+    while (done != NULL) {
+        struct store_job *next = done->next;
+        done->next = NULL;
+        done->done(done, done->rc);
+        done = next;
+    }
+    if (exited && s->started) {
+        /* The thread left its loop after its last completion was queued, so
+         * the list drained above was the last one. */
+        uv_thread_join(&s->thread);
+        s->started = false;
+        uv_close((uv_handle_t *)&s->async, store__closed);
+    }
+}
+
+int store_start(struct store *s, uv_loop_t *loop)
+{
+    int rc = 0;
+    if (s->started || s->loop != NULL)
+        return HB_ESTATE;
+    rc = uv_mutex_init(&s->mu);
+    if (rc < 0)
+        goto out;
+    rc = uv_cond_init(&s->cv);
+    if (rc < 0) {
+        uv_mutex_destroy(&s->mu);
+        goto out;
+    }
+    rc = uv_async_init(loop, &s->async, store__async);
+    if (rc < 0) {
+        uv_cond_destroy(&s->cv);
+        uv_mutex_destroy(&s->mu);
+        goto out;
+    }
+    s->loop = loop;
+    s->stopping = s->exited = false;
+    s->stop_cb = NULL;
+    s->started = true;
+    rc = uv_thread_create(&s->thread, store__thread, s);
+    if (rc < 0) {
+        s->started = false;
+        uv_close((uv_handle_t *)&s->async, store__closed);
+    }
+out:
+    return rc;
+}
+
+int store_submit(struct store *s, struct store_job *job)
+{
+    int rc = 0;
+    job->next = NULL;
+    uv_mutex_lock(&s->mu);
+    if (s->stopping) {
+        rc = HB_ECANCELED;
+    } else {
+        if (s->queue_tail != NULL)
+            s->queue_tail->next = job;
+        else
+            s->queue_head = job;
+        s->queue_tail = job;
+        uv_cond_signal(&s->cv);
+    }
+    uv_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void store_stop(struct store *s, void (*cb)(struct store *store, void *data), void *data)
+{
+    s->stop_cb = cb;
+    s->stop_data = data;
+    uv_mutex_lock(&s->mu);
+    s->stopping = true;
+    uv_cond_signal(&s->cv);
+    uv_mutex_unlock(&s->mu);
+}
+
+/* ---- Records: one indirect call each ------------------------------------ */
+
+int store_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out)
+{
+    return txn->store->ops->account_get(txn, id, out);
+}
+
+int store_txn_account_insert(struct store_txn *txn, const struct store_account *account)
+{
+    return txn->store->ops->account_insert(txn, account);
+}
+
+int store_txn_account_update(struct store_txn *txn, const struct store_account *account)
+{
+    return txn->store->ops->account_update(txn, account);
+}
+
+int store_txn_transfer_get(struct store_txn *txn, const char *id, struct store_transfer *out)
+{
+    return txn->store->ops->transfer_get(txn, id, out);
+}
+
+int store_txn_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
+{
+    return txn->store->ops->head(txn, seq, hash);
+}
+
+int store_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
+{
+    return txn->store->ops->head_recorded(txn, seq, hash);
+}
+
+int store_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t)
+{
+    return txn->store->ops->transfer_append(txn, t);
+}
+
+int store_txn_transfer_find_link(struct store_txn *txn, const char *link, uint32_t flags_any,
+                                 struct store_transfer *out)
+{
+    return txn->store->ops->transfer_find_link(txn, link, flags_any, out);
+}
+
+int store_txn_link_sum(struct store_txn *txn, const char *link, uint32_t flags_any, int64_t *sum)
+{
+    return txn->store->ops->link_sum(txn, link, flags_any, sum);
+}
+
+int store_txn_pending_add(struct store_txn *txn, const char *id, int64_t expires_at)
+{
+    return txn->store->ops->pending_add(txn, id, expires_at);
+}
+
+int store_txn_pending_remove(struct store_txn *txn, const char *id)
+{
+    return txn->store->ops->pending_remove(txn, id);
+}
+
+int store_txn_pending_expired(struct store_txn *txn, int64_t now, char (*ids)[STORE_ID_SIZE],
+                              size_t max, size_t *n)
+{
+    return txn->store->ops->pending_expired(txn, now, ids, max, n);
+}
+
+int store_txn_pending_next(struct store_txn *txn, int64_t *expires_at)
+{
+    return txn->store->ops->pending_next(txn, expires_at);
+}
+
+int store_txn_transfer_each(struct store_txn *txn, uint64_t from_seq,
+                            int (*fn)(const struct store_transfer *t, void *data), void *data)
+{
+    return txn->store->ops->transfer_each(txn, from_seq, fn, data);
+}
+
+int store_txn_account_each(struct store_txn *txn,
+                           int (*fn)(const struct store_account *a, void *data), void *data)
+{
+    return txn->store->ops->account_each(txn, fn, data);
+}
+
+int store_txn_pending_each(struct store_txn *txn,
+                           int (*fn)(const char *id, int64_t expires_at, void *data), void *data)
+{
+    return txn->store->ops->pending_each(txn, fn, data);
+}
+
+int store_txn_history(struct store_txn *txn, const char *account, uint64_t before_seq,
+                      struct store_transfer *out, size_t max, size_t *n)
+{
+    return txn->store->ops->history(txn, account, before_seq, out, max, n);
+}
+
+int store_txn_usage(struct store_txn *txn, uint32_t kind, uint32_t flags_none, const char *account,
+                    int64_t from, int64_t to, struct store_usage *out, size_t max, size_t *n)
+{
+    return txn->store->ops->usage(txn, kind, flags_none, account, from, to, out, max, n);
+}
+
+int store_txn_state_get(struct store_txn *txn, const char *ns, const char *key, char **value)
+{
+    return txn->store->ops->state_get(txn, ns, key, value);
+}
+
+int store_txn_state_put(struct store_txn *txn, const char *ns, const char *key, const char *value,
+                        int64_t now_ms)
+{
+    return txn->store->ops->state_put(txn, ns, key, value, now_ms);
+}
+
+int store_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
+                         int (*fn)(const char *key, const char *value, void *data), void *data)
+{
+    return txn->store->ops->state_each(txn, ns, prefix, fn, data);
+}
+
+int store_txn_state_range(struct store_txn *txn, const char *ns, const char *from, const char *to,
+                          int (*fn)(const char *key, const char *value, void *data), void *data)
+{
+    return txn->store->ops->state_range(txn, ns, from, to, fn, data);
+}
+
+int store_txn_chat_put(struct store_txn *txn, const char *key, unsigned fields, const char *persona,
+                       int plaintalk, int64_t now_ms)
+{
+    return txn->store->ops->chat_put(txn, key, fields, persona, plaintalk, now_ms);
+}
+
+int store_txn_chat_each(struct store_txn *txn,
+                        int (*fn)(const char *key, const char *persona, int plaintalk, void *data),
+                        void *data)
+{
+    return txn->store->ops->chat_each(txn, fn, data);
+}
+
+int store_txn_link_put(struct store_txn *txn, const char *identity, const char *wallet,
+                       int64_t now_ms)
+{
+    return txn->store->ops->link_put(txn, identity, wallet, now_ms);
+}
+
+int store_txn_link_remove(struct store_txn *txn, const char *identity)
+{
+    return txn->store->ops->link_remove(txn, identity);
+}
+
+int store_txn_link_each(struct store_txn *txn,
+                        int (*fn)(const char *identity, const char *wallet, int64_t linked_at,
+                                  void *data),
+                        void *data)
+{
+    return txn->store->ops->link_each(txn, fn, data);
+}
+
+int store_txn_vote_add(struct store_txn *txn, const char *scope, const char *period,
+                       const struct store_vote *v)
+{
+    return txn->store->ops->vote_add(txn, scope, period, v);
+}
+
+int store_txn_vote_top(struct store_txn *txn, const char *scope, const char *period,
+                       struct store_vote *out, size_t max, size_t *n)
+{
+    return txn->store->ops->vote_top(txn, scope, period, out, max, n);
+}
+
+int store_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
+                          int64_t limit, int64_t *used)
+{
+    return txn->store->ops->counter_add(txn, name, win, delta, limit, used);
+}
+
+int store_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used)
+{
+    return txn->store->ops->counter_get(txn, name, win, used);
+}
+
+int store_txn_conv_get(struct store_txn *txn, const char *id, struct store_conv *out)
+{
+    return txn->store->ops->conv_get(txn, id, out);
+}
+
+int store_txn_conv_put(struct store_txn *txn, const struct store_conv *c)
+{
+    return txn->store->ops->conv_put(txn, c);
+}
+
+int store_txn_conv_turns(struct store_txn *txn, const char *conv,
+                         int (*fn)(int64_t seq, const char *role, const char *text, int64_t at,
+                                   void *data),
+                         void *data)
+{
+    return txn->store->ops->conv_turns(txn, conv, fn, data);
+}
+
+int store_txn_conv_turn_put(struct store_txn *txn, const char *conv, int64_t seq, const char *role,
+                            const char *text, int64_t at)
+{
+    return txn->store->ops->conv_turn_put(txn, conv, seq, role, text, at);
+}
+
+int store_txn_conv_trim(struct store_txn *txn, const char *conv, int64_t first)
+{
+    return txn->store->ops->conv_trim(txn, conv, first);
+}
+
+int store_txn_conv_place_get(struct store_txn *txn, const char *place, char *conv, size_t cap)
+{
+    return txn->store->ops->conv_place_get(txn, place, conv, cap);
+}
+
+int store_txn_conv_message_get(struct store_txn *txn, const char *message, char *conv, size_t cap)
+{
+    return txn->store->ops->conv_message_get(txn, message, conv, cap);
+}
+
+int store_txn_conv_places_each(struct store_txn *txn, int (*fn)(const char *place, void *data),
+                               void *data)
+{
+    return txn->store->ops->conv_places_each(txn, fn, data);
+}
+
+int store_txn_conv_place_put(struct store_txn *txn, const char *place, const char *conv,
+                             const char *owner, int64_t now_ms)
+{
+    return txn->store->ops->conv_place_put(txn, place, conv, owner, now_ms);
+}
+
+int store_txn_conv_message_put(struct store_txn *txn, const char *message, const char *conv,
+                               const char *owner, int64_t now_ms)
+{
+    return txn->store->ops->conv_message_put(txn, message, conv, owner, now_ms);
+}
+
+int store_txn_conv_forget(struct store_txn *txn, const char *owner, int64_t *turns)
+{
+    return txn->store->ops->conv_forget(txn, owner, turns);
+}
+
+int store_txn_conv_expire(struct store_txn *txn, int64_t before, int64_t *rows)
+{
+    return txn->store->ops->conv_expire(txn, before, rows);
+}
+
+void store_txn_vacuum_after(struct store_txn *txn)
+{
+    txn->store->ops->vacuum_after(txn);
+}
+
+int store_txn_outbox_put(struct store_txn *txn, const char *channel, int64_t id, int64_t chat,
+                         const char *body, const void *data, size_t data_len, int64_t now_ms)
+{
+    return txn->store->ops->outbox_put(txn, channel, id, chat, body, data, data_len, now_ms);
+}
+
+int store_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t id)
+{
+    return txn->store->ops->outbox_remove(txn, channel, id);
+}
+
+int store_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id, const char *error,
+                          int64_t now_ms)
+{
+    return txn->store->ops->outbox_fail(txn, channel, id, error, now_ms);
+}
+
+int store_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
+                          int (*fn)(int64_t id, int64_t chat, const char *body, const void *data,
+                                    size_t data_len, void *arg),
+                          void *arg)
+{
+    return txn->store->ops->outbox_each(txn, channel, after_id, max, fn, arg);
+}
+
+int store_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id)
+{
+    return txn->store->ops->outbox_max(txn, channel, id);
+}
+
+int store_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable,
+                           int64_t *n)
+{
+    return txn->store->ops->outbox_count(txn, channel, undeliverable, n);
+}
+
+int store_txn_audit_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
+{
+    return txn->store->ops->audit_head(txn, seq, hash);
+}
+
+int store_txn_audit_head_recorded(struct store_txn *txn, uint64_t *seq,
+                                  uint8_t hash[STORE_HASH_SIZE])
+{
+    return txn->store->ops->audit_head_recorded(txn, seq, hash);
+}
+
+int store_txn_audit_append(struct store_txn *txn, const struct store_audit *a)
+{
+    return txn->store->ops->audit_append(txn, a);
+}
+
+int store_txn_audit_each(struct store_txn *txn, uint64_t from_seq,
+                         int (*fn)(const struct store_audit *a, void *data), void *data)
+{
+    return txn->store->ops->audit_each(txn, from_seq, fn, data);
+}
+
+int store_txn_audit_page(struct store_txn *txn, const char *match, uint64_t before_seq, size_t skip,
+                         struct store_audit *out, size_t max, size_t *n)
+{
+    return txn->store->ops->audit_page(txn, match, before_seq, skip, out, max, n);
+}
+
+int store_txn_apikey_insert(struct store_txn *txn, const struct store_apikey *k)
+{
+    return txn->store->ops->apikey_insert(txn, k);
+}
+
+int store_txn_apikey_each(struct store_txn *txn,
+                          int (*fn)(const struct store_apikey *k, void *data), void *data)
+{
+    return txn->store->ops->apikey_each(txn, fn, data);
+}
+
+int store_txn_apikey_revoke(struct store_txn *txn, const char *id, int64_t at)
+{
+    return txn->store->ops->apikey_revoke(txn, id, at);
+}
+
+int store_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
+                           int64_t now_ms)
+{
+    return txn->store->ops->apikey_spend(txn, id, amount, day, now_ms);
+}

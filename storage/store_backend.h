@@ -1,0 +1,183 @@
+/* What a storage backend implements, and the state every backend shares.
+ * Private to storage/: the public API is storage/store.h.
+ *
+ * A backend fills a `struct store_ops` (as Redis's ConnectionType: a table
+ * of functions chosen once, at open) and embeds `struct store` as the first
+ * member of its own struct. storage/store.c owns the rest: the store's
+ * thread, the job queue, the group commit that runs a batch of jobs in one
+ * transaction with a savepoint per job, and the chain-head cache in
+ * `struct store_txn`. Every store_txn_* record call of store.h is one
+ * indirect call into the backend's table. */
+#ifndef HB_STORE_BACKEND_H
+#define HB_STORE_BACKEND_H
+
+#include "storage/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define STORE_BATCH_DEFAULT 4096u /* most jobs per transaction */
+
+struct store_txn {
+    struct store *store;
+    bool head_valid;                    /* head_* hold the chain head */
+    uint64_t head_seq;                  /* last appended seq */
+    uint8_t head_hash[STORE_HASH_SIZE]; /* last appended hash */
+    uint64_t saved_seq;                 /* head at the current savepoint */
+    uint8_t saved_hash[STORE_HASH_SIZE];
+    bool saved_valid;
+    bool head_dirty; /* appended since the last commit */
+};
+
+struct store_ops {
+    const char *name; /* "sqlite", "postgres": for logs */
+
+    /* Transactions. begin(write) takes the write lock at once: the one
+     * writer of the database (SQLite), or the ledger head's row lock, which
+     * serializes every daemon's write transactions (PostgreSQL). */
+    int (*begin)(struct store *s, bool write);
+    int (*commit)(struct store *s);
+    void (*rollback)(struct store *s);
+    int (*savepoint)(struct store *s);
+    int (*release)(struct store *s);
+    int (*rollback_to)(struct store *s);
+    /* Record the chain head (txn->head_*) in its own row, before commit. */
+    int (*head_record)(struct store_txn *txn);
+    /* On the store's thread after a batch committed, before its jobs hear
+     * of it (vacuum). May be NULL. */
+    void (*after_batch)(struct store *s);
+    /* Close the connection and free the backend (store.c frees nothing
+     * else). */
+    void (*free)(struct store *s);
+
+    /* Records: one per store_txn_* call of store.h, same contract. */
+    int (*account_get)(struct store_txn *txn, const char *id, struct store_account *out);
+    int (*account_insert)(struct store_txn *txn, const struct store_account *account);
+    int (*account_update)(struct store_txn *txn, const struct store_account *account);
+    int (*transfer_get)(struct store_txn *txn, const char *id, struct store_transfer *out);
+    int (*head)(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+    int (*head_recorded)(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+    int (*transfer_append)(struct store_txn *txn, const struct store_transfer *t);
+    int (*transfer_find_link)(struct store_txn *txn, const char *link, uint32_t flags_any,
+                              struct store_transfer *out);
+    int (*link_sum)(struct store_txn *txn, const char *link, uint32_t flags_any, int64_t *sum);
+    int (*pending_add)(struct store_txn *txn, const char *id, int64_t expires_at);
+    int (*pending_remove)(struct store_txn *txn, const char *id);
+    int (*pending_expired)(struct store_txn *txn, int64_t now, char (*ids)[STORE_ID_SIZE],
+                           size_t max, size_t *n);
+    int (*pending_next)(struct store_txn *txn, int64_t *expires_at);
+    int (*transfer_each)(struct store_txn *txn, uint64_t from_seq,
+                         int (*fn)(const struct store_transfer *t, void *data), void *data);
+    int (*account_each)(struct store_txn *txn, int (*fn)(const struct store_account *a, void *data),
+                        void *data);
+    int (*pending_each)(struct store_txn *txn,
+                        int (*fn)(const char *id, int64_t expires_at, void *data), void *data);
+    int (*history)(struct store_txn *txn, const char *account, uint64_t before_seq,
+                   struct store_transfer *out, size_t max, size_t *n);
+    int (*usage)(struct store_txn *txn, uint32_t kind, uint32_t flags_none, const char *account,
+                 int64_t from, int64_t to, struct store_usage *out, size_t max, size_t *n);
+    int (*state_get)(struct store_txn *txn, const char *ns, const char *key, char **value);
+    int (*state_put)(struct store_txn *txn, const char *ns, const char *key, const char *value,
+                     int64_t now_ms);
+    int (*state_each)(struct store_txn *txn, const char *ns, const char *prefix,
+                      int (*fn)(const char *key, const char *value, void *data), void *data);
+    int (*state_range)(struct store_txn *txn, const char *ns, const char *from, const char *to,
+                       int (*fn)(const char *key, const char *value, void *data), void *data);
+    int (*chat_put)(struct store_txn *txn, const char *key, unsigned fields, const char *persona,
+                    int plaintalk, int64_t now_ms);
+    int (*chat_each)(struct store_txn *txn,
+                     int (*fn)(const char *key, const char *persona, int plaintalk, void *data),
+                     void *data);
+    int (*link_put)(struct store_txn *txn, const char *identity, const char *wallet,
+                    int64_t now_ms);
+    int (*link_remove)(struct store_txn *txn, const char *identity);
+    int (*link_each)(struct store_txn *txn,
+                     int (*fn)(const char *identity, const char *wallet, int64_t linked_at,
+                               void *data),
+                     void *data);
+    int (*vote_add)(struct store_txn *txn, const char *scope, const char *period,
+                    const struct store_vote *v);
+    int (*vote_top)(struct store_txn *txn, const char *scope, const char *period,
+                    struct store_vote *out, size_t max, size_t *n);
+    int (*counter_add)(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
+                       int64_t limit, int64_t *used);
+    int (*counter_get)(struct store_txn *txn, const char *name, int64_t win, int64_t *used);
+    int (*conv_get)(struct store_txn *txn, const char *id, struct store_conv *out);
+    int (*conv_put)(struct store_txn *txn, const struct store_conv *c);
+    int (*conv_turns)(struct store_txn *txn, const char *conv,
+                      int (*fn)(int64_t seq, const char *role, const char *text, int64_t at,
+                                void *data),
+                      void *data);
+    int (*conv_turn_put)(struct store_txn *txn, const char *conv, int64_t seq, const char *role,
+                         const char *text, int64_t at);
+    int (*conv_trim)(struct store_txn *txn, const char *conv, int64_t first);
+    int (*conv_place_get)(struct store_txn *txn, const char *place, char *conv, size_t cap);
+    int (*conv_message_get)(struct store_txn *txn, const char *message, char *conv, size_t cap);
+    int (*conv_places_each)(struct store_txn *txn, int (*fn)(const char *place, void *data),
+                            void *data);
+    int (*conv_place_put)(struct store_txn *txn, const char *place, const char *conv,
+                          const char *owner, int64_t now_ms);
+    int (*conv_message_put)(struct store_txn *txn, const char *message, const char *conv,
+                            const char *owner, int64_t now_ms);
+    int (*conv_forget)(struct store_txn *txn, const char *owner, int64_t *turns);
+    int (*conv_expire)(struct store_txn *txn, int64_t before, int64_t *rows);
+    void (*vacuum_after)(struct store_txn *txn);
+    int (*outbox_put)(struct store_txn *txn, const char *channel, int64_t id, int64_t chat,
+                      const char *body, const void *data, size_t data_len, int64_t now_ms);
+    int (*outbox_remove)(struct store_txn *txn, const char *channel, int64_t id);
+    int (*outbox_fail)(struct store_txn *txn, const char *channel, int64_t id, const char *error,
+                       int64_t now_ms);
+    int (*outbox_each)(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
+                       int (*fn)(int64_t id, int64_t chat, const char *body, const void *data,
+                                 size_t data_len, void *arg),
+                       void *arg);
+    int (*outbox_max)(struct store_txn *txn, const char *channel, int64_t *id);
+    int (*outbox_count)(struct store_txn *txn, const char *channel, bool undeliverable, int64_t *n);
+    int (*audit_head)(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+    int (*audit_head_recorded)(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
+    int (*audit_append)(struct store_txn *txn, const struct store_audit *a);
+    int (*audit_each)(struct store_txn *txn, uint64_t from_seq,
+                      int (*fn)(const struct store_audit *a, void *data), void *data);
+    int (*audit_page)(struct store_txn *txn, const char *match, uint64_t before_seq, size_t skip,
+                      struct store_audit *out, size_t max, size_t *n);
+    int (*apikey_insert)(struct store_txn *txn, const struct store_apikey *k);
+    int (*apikey_each)(struct store_txn *txn, int (*fn)(const struct store_apikey *k, void *data),
+                       void *data);
+    int (*apikey_revoke)(struct store_txn *txn, const char *id, int64_t at);
+    int (*apikey_spend)(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
+                        int64_t now_ms);
+};
+
+struct store {
+    const struct store_ops *ops;
+    struct store_txn txn; /* the one transaction context */
+    int version;          /* schema version of the open database */
+    bool single_commit;   /* one job per transaction */
+    unsigned batch_max;   /* most jobs per transaction */
+    bool after_batch_due; /* store's thread: call ops->after_batch after this batch */
+
+    /* Threading; all below mu is guarded by mu. */
+    uv_loop_t *loop;
+    uv_thread_t thread;
+    uv_async_t async; /* wakes the loop for completions */
+    bool started;     /* the thread runs (until joined) */
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    struct store_job *queue_head; /* waiting to run */
+    struct store_job *queue_tail;
+    struct store_job *done_head; /* committed, waiting for their done call */
+    struct store_job *done_tail;
+    bool stopping; /* no new jobs; the thread exits when idle */
+    bool exited;   /* the thread has left its loop */
+    void (*stop_cb)(struct store *store, void *data);
+    void *stop_data;
+};
+
+/* Fill the shared part of a backend's new store from opts. */
+void store__init(struct store *s, const struct store_ops *ops, const struct store_options *opts);
+
+/* The backends' constructors (store_new picks one by opts->backend). */
+struct store *store__sqlite_new(const struct store_options *opts, int *rc);
+
+#endif
