@@ -25,7 +25,7 @@
 #define CONFIG_FILE_MAX (1024 * 1024) /* larger files are refused, in bytes */
 
 enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON = 1 };
-enum config_storage_backend { CONFIG_STORAGE_SQLITE = 0 };
+enum config_storage_backend { CONFIG_STORAGE_SQLITE = 0, CONFIG_STORAGE_POSTGRES = 1 };
 enum config_provider_kind {
     CONFIG_PROVIDER_OPENAI = 0,
     CONFIG_PROVIDER_ANTHROPIC = 1,
@@ -65,6 +65,7 @@ struct config_bot {
 struct config_storage {
     enum config_storage_backend backend; /* which store implementation */
     char *path;                          /* database file (sqlite) */
+    char *postgres_url;                  /* libpq connection string (postgres); a secret */
     int64_t reservation_timeout;         /* seconds before a pending reservation is voided */
 };
 

@@ -395,6 +395,12 @@ static int config__endpoints_check(struct config_parser *ps)
             rc = config__problem_add(
                 ps->problems, 0, "[discord] interactions_endpoint needs [server] enabled = true");
     }
+    const struct config_storage *st = &ps->cfg->storage;
+    if (rc == 0 && st->backend == CONFIG_STORAGE_POSTGRES &&
+        (st->postgres_url == NULL || st->postgres_url[0] == '\0'))
+        rc = config__problem_add(ps->problems, 0,
+                                 "[storage] backend = postgres needs postgres_url_env = the name "
+                                 "of a variable holding the connection string (or postgres_url)");
     if (rc == 0 && ps->cfg->api.enabled && !ps->cfg->server.enabled)
         rc = config__problem_add(ps->problems, 0, "[api] enabled needs [server] enabled = true");
     const struct config_telegram *tc = &ps->cfg->telegram;

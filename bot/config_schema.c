@@ -22,7 +22,7 @@ _Static_assert(sizeof(enum config_blocked_reply) == sizeof(int), "enum size");
 /* The choices lists follow the C enums' order: the stored value is the index. */
 static const char *const config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const config_log_formats[] = {"text", "json", NULL};
-static const char *const config_backends[] = {"sqlite", NULL};
+static const char *const config_backends[] = {"sqlite", "postgres", NULL};
 static const char *const config_match_on[] = {"subtotal", "total", NULL}; /* payments_match */
 static const char *const config_provider_kinds[] = {"openai", "anthropic", "demo", NULL};
 static const char *const config_modalities[] = {"text", "image", NULL};
@@ -80,7 +80,9 @@ static const struct config_key_schema config_keys_bot[] = {
 static const struct config_key_schema config_keys_storage[] = {
     K_ENUM(struct config_storage, backend, "sqlite", config_backends, RESTART,
            "where the ledger is stored"),
-    K_STRING(struct config_storage, path, "haibot.db", RESTART, "database file"),
+    K_STRING(struct config_storage, path, "haibot.db", RESTART, "database file (sqlite)"),
+    K_SECRET(struct config_storage, postgres_url, RESTART,
+             "libpq connection string (postgres), best given as postgres_url_env"),
     K_SECONDS(struct config_storage, reservation_timeout, "600", 10, 86400, LIVE,
               "seconds before an unsettled credit reservation is voided"),
 };

@@ -909,15 +909,17 @@ int daemon_run(const char *config_path)
     rc = daemon__handles_init(d);
     if (rc < 0)
         goto fail_running;
-    struct ledger_options lopts = {.path = d->config->storage.path};
+    const struct config_storage *sc = &d->config->storage;
+    bool pg = sc->backend == CONFIG_STORAGE_POSTGRES;
+    struct ledger_options lopts = {.backend = pg ? STORE_BACKEND_POSTGRES : STORE_BACKEND_SQLITE,
+                                   .path = sc->path,
+                                   .url = sc->postgres_url};
     d->ledger = ledger_new(&d->loop, &lopts, &rc);
     if (d->ledger == NULL) {
-        log_error("ledger.open_failed", "path=%s error=%s", d->config->storage.path,
-                  hb_strerror(rc));
-        fprintf(stderr,
-                "haibot: the ledger at %s cannot be opened (%s; see the error above); "
-                "not starting\n",
-                d->config->storage.path, hb_strerror(rc));
+        const char *where = pg ? "in PostgreSQL" : sc->path;
+        log_error("ledger.open_failed", "where=\"%s\" error=%s", where, hb_strerror(rc));
+        fprintf(stderr, "haibot: the ledger %s cannot be opened (%s; see above); not starting\n",
+                where, hb_strerror(rc));
         goto fail_running;
     }
     d->core.ledger = d->ledger;

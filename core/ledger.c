@@ -559,7 +559,9 @@ struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, in
     l->loop = loop;
     l->clock = opts->clock;
     l->timer_enabled = !opts->no_expire_timer;
-    struct store_options so = {.path = opts->path,
+    struct store_options so = {.backend = opts->backend,
+                               .path = opts->path,
+                               .url = opts->url,
                                .single_commit = opts->single_commit,
                                .relaxed_sync = opts->relaxed_sync,
                                .batch_max = opts->batch_max};

@@ -133,12 +133,14 @@ struct ledger_result {
 typedef void (*ledger_cb)(int rc, const struct ledger_result *result, void *data);
 
 struct ledger_options {
-    const char *path;     /* database file (borrowed for the call) */
-    struct clock clock;   /* ms since the epoch; the zero value reads the real clock */
-    bool single_commit;   /* one transaction per operation (benchmark baseline) */
-    bool relaxed_sync;    /* tests on tmpfs only: commits are not durable */
-    unsigned batch_max;   /* most operations per transaction; 0 = default */
-    bool no_expire_timer; /* do not void on a timer (tests call ledger_expire_run) */
+    enum store_backend_kind backend; /* SQLite (the default) or PostgreSQL */
+    const char *path;                /* SQLite: database file (borrowed for the call) */
+    const char *url;                 /* PostgreSQL: connection string (borrowed; a secret) */
+    struct clock clock;              /* ms since the epoch; the zero value reads the real clock */
+    bool single_commit;              /* one transaction per operation (benchmark baseline) */
+    bool relaxed_sync;               /* tests on tmpfs only: commits are not durable */
+    unsigned batch_max;              /* most operations per transaction; 0 = default */
+    bool no_expire_timer;            /* do not void on a timer (tests call ledger_expire_run) */
 };
 
 struct ledger;

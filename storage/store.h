@@ -78,8 +78,15 @@ struct store_usage {
     int64_t count;            /* transfers */
 };
 
+enum store_backend_kind {
+    STORE_BACKEND_SQLITE = 0, /* one file, one daemon: the default */
+    STORE_BACKEND_POSTGRES,   /* one PostgreSQL database, shared by several daemons */
+};
+
 struct store_options {
-    const char *path;   /* database file (borrowed for the call) */
+    enum store_backend_kind backend;
+    const char *path;   /* SQLite: database file (borrowed for the call) */
+    const char *url;    /* PostgreSQL: libpq connection string; a secret, never logged */
     int schema_version; /* migrate up to this version; 0 = latest (tests only set it) */
     bool read_only;     /* no create, no migration: refuse any other version */
     bool single_commit; /* one transaction per job: the baseline for benchmarks */
