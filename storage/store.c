@@ -25,6 +25,8 @@ void store__init(struct store *s, const struct store_ops *ops, const struct stor
 
 struct store *store_new(const struct store_options *opts, int *rc)
 {
+    if (opts != NULL && opts->backend == STORE_BACKEND_POSTGRES)
+        return store__pg_new(opts, rc);
     return store__sqlite_new(opts, rc);
 }
 

@@ -179,5 +179,6 @@ void store__init(struct store *s, const struct store_ops *ops, const struct stor
 
 /* The backends' constructors (store_new picks one by opts->backend). */
 struct store *store__sqlite_new(const struct store_options *opts, int *rc);
+struct store *store__pg_new(const struct store_options *opts, int *rc);
 
 #endif
