@@ -3,18 +3,21 @@
 # first makes sure the Debian -dev packages it needs are present.
 
 CC       ?= cc
-PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libsystemd libedit cairo
+PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libsystemd libedit cairo \
+            libpq
 TEST_PKGS = cmocka
 # Libraries without a pkg-config file: found by their header in `deps`.
 NOPC_LIBS = -lhttp_parser
 # Debian package for each pkg-config name above (same order as the names),
 # then the ones without pkg-config (http-parser). `make` and `make run`
 # need APT_PKGS; `make test` also APT_TEST_PKGS (systemd brings
-# systemd-analyze, which checks the unit in dist/).
+# systemd-analyze, which checks the unit in dist/; postgresql the server
+# the storage and ledger tests also run against, tools/pg-cluster.sh).
 APT_PKGS  = pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
             libcurl4-openssl-dev libcjson-dev libinih-dev libsqlite3-dev \
-            libssl-dev zlib1g-dev libsystemd-dev libedit-dev libcairo2-dev libhttp-parser-dev
-APT_TEST_PKGS = libcmocka-dev systemd
+            libssl-dev zlib1g-dev libsystemd-dev libedit-dev libcairo2-dev libpq-dev \
+            libhttp-parser-dev
+APT_TEST_PKGS = libcmocka-dev systemd postgresql
 
 WARN      = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla
@@ -75,12 +78,13 @@ deps:
 	fi
 
 # What only the tests need (cmocka; systemd-analyze, whose test skips
-# without it), on top of deps.
+# without it; a PostgreSQL server), on top of deps.
 test-deps: deps
 	@missing=""; \
 	for p in $(TEST_PKGS); do \
 	  pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; \
 	done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "test-deps: installing Debian packages for:$$missing"; \
@@ -138,12 +142,17 @@ ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 
 # TESTS= narrows the run to some groups: make test TESTS="config ledger".
 # A whole run also runs every fuzz target over its seeds (fuzz-check).
+# The tests run beside a throwaway PostgreSQL in a fresh build/pg.XXXXXX
+# (HAIBOT_TEST_PG_URL names it), stopped when they end, pass, fail or are
+# interrupted; its log stays in that directory when they fail.
+PG_RUN = pgdir=$$(mktemp -d $(CURDIR)/build/pg.XXXXXX) && tools/pg-cluster.sh run $$pgdir
+
 test: test-deps check-layers
 	@$(MAKE) --no-print-directory build/asan/haibot build/asan/haibot-tests build/haibot
 	@$(MAKE) --no-print-directory $(NPM_OPENAI)
 	@if [ -z "$(TESTS)" ]; then $(MAKE) --no-print-directory fuzz-check; fi
-	@$(ASAN_ENV) HAIBOT_BIN=$(CURDIR)/build/asan/haibot tools/test-tail.sh build/asan/tests.log \
-	  build/asan/haibot-tests $(TESTS)
+	@$(PG_RUN) env $(ASAN_ENV) HAIBOT_BIN=$(CURDIR)/build/asan/haibot \
+	  tools/test-tail.sh build/asan/tests.log build/asan/haibot-tests $(TESTS)
 
 # The official OpenAI client library, for the API's client test
 # (tests/bot/test_daemon_api.c): installed into build/npm when node and npm
@@ -160,7 +169,7 @@ $(NPM_OPENAI):
 
 valgrind: test-deps
 	@$(MAKE) --no-print-directory build/vg/haibot build/vg/haibot-tests
-	HAIBOT_BIN=$(CURDIR)/build/vg/haibot HAIBOT_VALGRIND=1 valgrind --error-exitcode=99 \
+	@$(PG_RUN) env HAIBOT_BIN=$(CURDIR)/build/vg/haibot HAIBOT_VALGRIND=1 valgrind --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite --quiet \
 	  --suppressions=$(CURDIR)/tests/valgrind.supp build/vg/haibot-tests $(TESTS)
 
