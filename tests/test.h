@@ -43,6 +43,24 @@ char *test_file_read(const char *path, size_t *len_out);
  * thread); -1 when there is no row. */
 int64_t test_sql_int(const char *db_path, const char *sql);
 
+/** A fresh, empty PostgreSQL database for this test, made on the server
+ *  $HAIBOT_TEST_PG_URL names (`make test` starts a throwaway cluster and
+ *  sets it: tools/pg-cluster.sh): CREATE DATABASE hb_<pid>_<n>, and its
+ *  libpq connection string (the server's, with dbname replaced) into url.
+ *  Returns 0, or -1 with the reason on stderr (the variable unset, the
+ *  server unreachable, url too small): the caller's test then fails, it is
+ *  never skipped. The database is left behind; the cluster goes with it. */
+int test_pg_db(char *url, size_t cap);
+
+/** Run sql on the database url names, on a connection of its own. Returns
+ *  0 when it succeeded, -1 when the server refused it (the reason on
+ *  stderr unless quiet). */
+int test_pg_exec(const char *url, const char *sql, bool quiet);
+
+/** The first column of the first row sql gives on the database url names,
+ *  as an integer; -1 when there is no row. Asserts the query succeeded. */
+int64_t test_pg_int(const char *url, const char *sql);
+
 /** A temporary directory holding a daemon's config and database: bot.conf
  *  names the bot, puts the ledger at dir/haibot.db, and turns on the
  *  console for user "tester" (an admin, images into dir). */

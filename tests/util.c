@@ -2,6 +2,7 @@
 #include "tests/test.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -326,5 +327,131 @@ int64_t test_sql_int(const char *db_path, const char *sql)
         v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
+    return v;
+}
+
+/* A connection to url, or NULL with the reason on stderr. */
+static PGconn *test__pg_connect(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    if (c != NULL && PQstatus(c) == CONNECTION_OK)
+        return c;
+    /* The message names the host and the database, never a password. */
+    fprintf(stderr, "test_pg: cannot connect to PostgreSQL: %s",
+            c != NULL ? PQerrorMessage(c) : "out of memory\n");
+    PQfinish(c);
+    return NULL;
+}
+
+/* Append "keyword='value' " to buf, quoted as libpq reads it. */
+static bool test__pg_append(char *buf, size_t cap, size_t *len, const char *kw, const char *val)
+{
+    int n = snprintf(buf + *len, cap - *len, "%s%s='", *len > 0 ? " " : "", kw);
+    if (n < 0 || (size_t)n >= cap - *len)
+        return false;
+    *len += (size_t)n;
+    for (const char *p = val; *p != '\0'; p++) {
+        if (*len + 3 >= cap)
+            return false;
+        if (*p == '\'' || *p == '\\')
+            buf[(*len)++] = '\\';
+        buf[(*len)++] = *p;
+    }
+    buf[(*len)++] = '\'';
+    buf[*len] = '\0';
+    return true;
+}
+
+int test_pg_db(char *url, size_t cap)
+{
+    static unsigned made; /* databases made by this process */
+    const char *base = getenv("HAIBOT_TEST_PG_URL");
+    char name[64];
+    bool created = false;
+    if (base == NULL || base[0] == '\0') {
+        fprintf(stderr, "test_pg_db: HAIBOT_TEST_PG_URL is not set. `make test` starts a "
+                        "throwaway PostgreSQL and sets it; to run the test binary by hand, "
+                        "start one with `tools/pg-cluster.sh start DIR` and export "
+                        "HAIBOT_TEST_PG_URL as the connection string it prints.\n");
+        return -1;
+    }
+    PGconn *c = test__pg_connect(base);
+    if (c == NULL)
+        return -1;
+    /* A name another run on the same server may have taken is skipped. */
+    for (int tries = 0; tries < 100 && !created; tries++) {
+        char sql[128];
+        snprintf(name, sizeof(name), "hb_%ld_%u", (long)getpid(), made++);
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+        PGresult *r = PQexec(c, sql);
+        created = PQresultStatus(r) == PGRES_COMMAND_OK;
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool taken = !created && state != NULL && strcmp(state, "42P04") == 0;
+        if (!created && !taken)
+            fprintf(stderr, "test_pg_db: %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+        if (!created && !taken)
+            break;
+    }
+    PQfinish(c);
+    if (!created)
+        return -1;
+    /* The server's connection string with dbname replaced, in key=value
+     * form whatever form it came in. */
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(base, &err);
+    if (opts == NULL) {
+        fprintf(stderr, "test_pg_db: HAIBOT_TEST_PG_URL does not parse: %s",
+                err != NULL ? err : "out of memory\n");
+        PQfreemem(err);
+        return -1;
+    }
+    size_t len = 0;
+    bool fits = cap > 0;
+    if (fits)
+        url[0] = '\0';
+    for (PQconninfoOption *o = opts; fits && o->keyword != NULL; o++) {
+        if (o->val != NULL && strcmp(o->keyword, "dbname") != 0)
+            fits = test__pg_append(url, cap, &len, o->keyword, o->val);
+    }
+    if (fits)
+        fits = test__pg_append(url, cap, &len, "dbname", name);
+    PQconninfoFree(opts);
+    if (!fits) {
+        fprintf(stderr, "test_pg_db: the connection string is longer than %zu bytes\n", cap);
+        return -1;
+    }
+    return 0;
+}
+
+int test_pg_exec(const char *url, const char *sql, bool quiet)
+{
+    PGconn *c = test__pg_connect(url);
+    if (c == NULL)
+        return -1;
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc < 0 && !quiet)
+        fprintf(stderr, "test_pg_exec: %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+int64_t test_pg_int(const char *url, const char *sql)
+{
+    PGconn *c = test__pg_connect(url);
+    assert_non_null(c);
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    int64_t v = -1;
+    if (!ok)
+        fprintf(stderr, "test_pg_int: %s: %s", sql, PQerrorMessage(c));
+    else if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    assert_true(ok);
     return v;
 }

@@ -13,6 +13,8 @@
 
 #define LT_EPOCH 1767225600000LL /* 2026-01-01T00:00:00Z */
 
+enum store_backend_kind lt_backend = STORE_BACKEND_SQLITE;
+
 static int64_t lt__clock(void *data)
 {
     return ((struct lt *)data)->now;
@@ -33,7 +35,13 @@ void lt_init(struct lt *t, bool tmpfs, bool real_clock)
     }
     snprintf(t->path, sizeof(t->path), "%s/ledger.db", t->dir);
     t->now = LT_EPOCH;
-    t->opts.path = t->path;
+    t->opts.backend = lt_backend;
+    if (lt_backend == STORE_BACKEND_POSTGRES) {
+        assert_int_equal(test_pg_db(t->url, sizeof(t->url)), 0);
+        t->opts.url = t->url;
+    } else {
+        t->opts.path = t->path;
+    }
     if (!real_clock) {
         t->opts.clock = (struct clock){.now_ms = lt__clock, .data = t};
         t->opts.no_expire_timer = true;
@@ -191,16 +199,42 @@ int lt_verify(const char *path, char **out)
     return rc;
 }
 
+int lt_verify_ledger(const struct lt *t, char **out)
+{
+    struct store_options so = {
+        .backend = t->opts.backend, .path = t->opts.path, .url = t->opts.url};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    int rc = ledger_verify_store(&so, NULL, f);
+    fclose(f);
+    if (out != NULL)
+        *out = buf;
+    else
+        free(buf);
+    return rc;
+}
+
 int lt_group_setup(void **state)
 {
     (void)state;
+    lt_backend = STORE_BACKEND_SQLITE;
     log_configure(LOG_WARN, false, NULL);
+    return 0;
+}
+
+int lt_group_setup_pg(void **state)
+{
+    lt_group_setup(state);
+    lt_backend = STORE_BACKEND_POSTGRES;
     return 0;
 }
 
 int lt_group_teardown(void **state)
 {
     (void)state;
+    lt_backend = STORE_BACKEND_SQLITE;
     log_configure(LOG_INFO, false, NULL);
     return 0;
 }

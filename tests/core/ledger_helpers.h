@@ -1,6 +1,11 @@
 /* Helpers shared by the ledger's test groups: a loop, a ledger on a fresh
  * database, a fake clock, and synchronous wrappers that run the loop until
- * an operation's callback has fired. */
+ * an operation's callback has fired.
+ *
+ * The backend: SQLite, unless the group's setup is lt_group_setup_pg, which
+ * makes every lt_init of the group open the ledger on a fresh PostgreSQL
+ * database instead (tests/util.c test_pg_db). The `_pg` groups run the
+ * same test bodies that way. */
 #ifndef HB_TEST_LEDGER_HELPERS_H
 #define HB_TEST_LEDGER_HELPERS_H
 
@@ -13,7 +18,8 @@ struct lt {
     uv_loop_t loop;
     struct ledger *ledger;
     char *dir;      /* heap: the test's directory */
-    char path[512]; /* the database */
+    char path[512]; /* the database (SQLite) */
+    char url[512];  /* the database's connection string (PostgreSQL), or "" */
     int64_t now;    /* the fake clock, ms */
     struct ledger_options opts;
 };
@@ -31,9 +37,15 @@ struct lt_res {
     size_t usage_count;
 };
 
-/** Set up a loop and a ledger on a fresh database in dir (NULL: a new test
- *  directory; tmpfs=true puts it under /dev/shm when present). The fake
- *  clock starts at a fixed time; the expiry timer is off unless real_clock. */
+/** The backend lt_init opens: STORE_BACKEND_SQLITE unless the running
+ *  group's setup chose PostgreSQL. */
+extern enum store_backend_kind lt_backend;
+
+/** Set up a loop and a ledger on a fresh database: a file in a new test
+ *  directory (tmpfs=true puts it under /dev/shm when present), or, when
+ *  lt_backend is PostgreSQL, a new database on the test server (the
+ *  directory is made all the same). The fake clock starts at a fixed time;
+ *  the expiry timer is off unless real_clock. */
 void lt_init(struct lt *t, bool tmpfs, bool real_clock);
 /** Open the ledger again on the same database (after lt_ledger_close). */
 void lt_ledger_open(struct lt *t);
@@ -63,8 +75,14 @@ struct ledger_balance lt_balance(struct lt *t, const char *account);
  *  the report (heap). */
 int lt_verify(const char *path, char **out);
 
-/** Group setup/teardown: quiet the logger to warnings for the group. */
+/** Run verify on t's database, whichever backend it is on (as lt_verify). */
+int lt_verify_ledger(const struct lt *t, char **out);
+
+/** Group setup/teardown: quiet the logger to warnings for the group.
+ *  lt_group_setup_pg also puts the group's ledgers on PostgreSQL; the
+ *  teardown puts them back on SQLite. */
 int lt_group_setup(void **state);
+int lt_group_setup_pg(void **state);
 int lt_group_teardown(void **state);
 
 #endif

@@ -1,4 +1,7 @@
-/* The ledger's rules, one by one, including every error result. */
+/* The ledger's rules, one by one, including every error result. The group
+ * `ledger` runs them on SQLite; `ledger_pg` runs the same tests on
+ * PostgreSQL (a fresh database each), all but test_names_and_file, which
+ * checks the SQLite file's mode and verify of a missing file. */
 #include "tests/test.h"
 
 #include "tests/core/ledger_helpers.h"
@@ -21,7 +24,7 @@
 static void assert_verify_ok(struct lt *t)
 {
     char *out = NULL;
-    int rc = lt_verify(t->path, &out);
+    int rc = lt_verify_ledger(t, &out);
     if (rc != 0)
         fprintf(stderr, "%s", out);
     assert_int_equal(rc, 0);
@@ -544,7 +547,10 @@ static void test_queries(void **state)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    assert_int_equal(ledger_head_file(t.path, f), 0);
+    struct store_options so = {.backend = t.opts.backend, .path = t.opts.path, .url = t.opts.url};
+    assert_int_equal(lt_backend == STORE_BACKEND_SQLITE ? ledger_head_file(t.path, f)
+                                                        : ledger_head_store(&so, f),
+                     0);
     fclose(f);
     char want[128] = "seq=10 hash=";
     for (size_t i = 0; i < STORE_HASH_SIZE; i++)
@@ -631,3 +637,21 @@ static const struct CMUnitTest tests[] = {
 };
 
 TEST_GROUP_DEFINE(ledger, tests, lt_group_setup, lt_group_teardown)
+
+static const struct CMUnitTest pg_tests[] = {
+    cmocka_unit_test(test_account_open_bonus),
+    cmocka_unit_test(test_transfer_says_debit_balance),
+    cmocka_unit_test(test_funds_and_unknown_accounts),
+    cmocka_unit_test(test_invalid_requests),
+    cmocka_unit_test(test_idempotency),
+    cmocka_unit_test(test_two_phase),
+    cmocka_unit_test(test_expiry),
+    cmocka_unit_test(test_expiry_at_start),
+    cmocka_unit_test(test_expiry_timer),
+    cmocka_unit_test(test_batch),
+    cmocka_unit_test(test_reversal_and_debt),
+    cmocka_unit_test(test_queries),
+    cmocka_unit_test(test_group_commit),
+};
+
+TEST_GROUP_DEFINE(ledger_pg, pg_tests, lt_group_setup_pg, lt_group_teardown)

@@ -3,7 +3,11 @@
  * pipe only after its callback fired (the commit was durable). It is killed
  * with SIGKILL at a random moment, many times. After each kill the database
  * opens, every acknowledged id is there, reservations that expired (also the
- * ones the crash left behind) are voided at start, and verify passes. */
+ * ones the crash left behind) are voided at start, and verify passes.
+ * `ledger_crash` runs it on a SQLite file; `ledger_crash_pg` on a fresh
+ * PostgreSQL database, which every child and the checks after each kill
+ * connect to (a killed child's connection drops, and the server rolls back
+ * what it had not committed). */
 #include "tests/test.h"
 
 #include "tests/core/ledger_helpers.h"
@@ -121,7 +125,7 @@ static void crash__opened(int rc, const struct ledger_result *r, void *data)
 }
 
 /* The child: never returns. */
-static void crash_child_main(const char *path, int fd, int round)
+static void crash_child_main(const struct ledger_options *opts, int fd, int round)
 {
     static struct crash_child c;
     int rc = 0;
@@ -131,8 +135,7 @@ static void crash_child_main(const char *path, int fd, int round)
     alarm(20); /* never outlive a broken parent */
     if (uv_loop_init(&c.loop) != 0)
         _exit(1);
-    struct ledger_options opts = {.path = path};
-    c.ledger = ledger_new(&c.loop, &opts, &rc);
+    c.ledger = ledger_new(&c.loop, opts, &rc);
     if (c.ledger == NULL)
         _exit(2);
     if (ledger_account_open(c.ledger, CRASH_WALLET, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, crash__opened,
@@ -175,6 +178,8 @@ static void test_crash(void **state)
     (void)state;
     char *dir = test_tmpdir_new();
     char path[512];
+    char url[512];
+    struct ledger_options opts = {.backend = lt_backend};
     uint64_t seed = getenv("HAIBOT_SEED") != NULL ? strtoull(getenv("HAIBOT_SEED"), NULL, 10)
                                                   : (uint64_t)time(NULL);
     fprintf(stderr,
@@ -182,6 +187,12 @@ static void test_crash(void **state)
             seed, seed);
     srand((unsigned)seed);
     snprintf(path, sizeof(path), "%s/ledger.db", dir);
+    if (lt_backend == STORE_BACKEND_POSTGRES) {
+        assert_int_equal(test_pg_db(url, sizeof(url)), 0);
+        opts.url = url;
+    } else {
+        opts.path = path;
+    }
     size_t total_acked = 0;
     for (int round = 0; round < CRASH_ROUNDS; round++) {
         int p[2];
@@ -192,7 +203,7 @@ static void test_crash(void **state)
         assert_true(pid >= 0);
         if (pid == 0) {
             close(p[0]);
-            crash_child_main(path, p[1], round);
+            crash_child_main(&opts, p[1], round);
         }
         close(p[1]);
         char *acks = NULL;
@@ -220,7 +231,7 @@ static void test_crash(void **state)
         struct lt t;
         memset(&t, 0, sizeof(t));
         assert_int_equal(uv_loop_init(&t.loop), 0);
-        t.opts.path = path;
+        t.opts = opts;
         t.opts.clock.now_ms = crash__clock;
         t.opts.no_expire_timer = true;
         lt_ledger_open(&t);
@@ -249,7 +260,7 @@ static void test_crash(void **state)
         assert_int_equal(uv_loop_close(&t.loop), 0);
         free(acks);
         char *out = NULL;
-        int rc = lt_verify(path, &out);
+        int rc = lt_verify_ledger(&t, &out);
         if (rc != 0)
             fprintf(stderr, "round %d: %s", round, out);
         assert_int_equal(rc, 0);
@@ -267,3 +278,4 @@ static const struct CMUnitTest tests[] = {
 };
 
 TEST_GROUP_DEFINE(ledger_crash, tests, lt_group_setup, lt_group_teardown)
+TEST_GROUP_DEFINE(ledger_crash_pg, tests, lt_group_setup_pg, lt_group_teardown)

@@ -27,7 +27,10 @@
  * model's after every group.
  *
  * The seed is printed first; HAIBOT_SEED=<n> replays a run. The database
- * lives on tmpfs with relaxed sync: durability is the crash test's subject. */
+ * lives on tmpfs with relaxed sync: durability is the crash test's subject.
+ * The group `ledger_model_pg` runs the same model on PostgreSQL, on a fresh
+ * database whose commits do not wait for the disk (synchronous_commit off
+ * for that database, the server's counterpart of relaxed sync). */
 #include "tests/test.h"
 
 #include "tests/core/ledger_helpers.h"
@@ -582,7 +585,7 @@ static void check_counter(struct lt *t, const struct model *m)
 static void full_verify(struct lt *t)
 {
     char *out = NULL;
-    int rc = lt_verify(t->path, &out);
+    int rc = lt_verify_ledger(t, &out);
     if (rc != 0)
         fprintf(stderr, "%s", out);
     assert_int_equal(rc, 0);
@@ -855,6 +858,12 @@ static void test_model(void **state)
     lt_init(&t, true, false);
     lt_ledger_close(&t);
     t.opts.relaxed_sync = true;
+    if (lt_backend == STORE_BACKEND_POSTGRES)
+        assert_int_equal(test_pg_exec(t.url,
+                                      "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET "
+                                      "synchronous_commit = off', current_database()); END$$",
+                                      false),
+                         0);
     lt_ledger_open(&t);
     m.now = t.now;
     m.dep = acct_add(&m, LEDGER_SYSTEM_DEPOSITS, false);
@@ -955,3 +964,4 @@ static const struct CMUnitTest tests[] = {
 };
 
 TEST_GROUP_DEFINE(ledger_model, tests, lt_group_setup, lt_group_teardown)
+TEST_GROUP_DEFINE(ledger_model_pg, tests, lt_group_setup_pg, lt_group_teardown)

@@ -1,5 +1,13 @@
-/* The SQLite store: migrations, refusal of newer schemas, file mode,
- * append-only history, savepoint isolation inside a group commit. */
+/* The store: migrations, refusal of newer schemas, file mode, append-only
+ * history, savepoint isolation inside a group commit, one writer per file.
+ *
+ * The group `store` runs every test on SQLite; `store_pg` runs the ones
+ * that are about the store's contract on PostgreSQL (a fresh database
+ * each): append-only history and savepoints in a group commit. SQLite only,
+ * by nature: test_migrations (user_version, sqlite_master, WAL, a missing
+ * file opened read only) and test_one_writer_per_database (the `.lock`
+ * file: on PostgreSQL several daemons write one database by design); the
+ * file mode check of test_file_mode_and_append_only. */
 #include "tests/test.h"
 
 #include "base/error.h"
@@ -13,18 +21,28 @@
 #include <sys/stat.h>
 
 static FILE *store_log; /* the expected error lines go here, not to the terminal */
+static enum store_backend_kind store_backend; /* the running group's backend */
 
 static int store_group_setup(void **state)
 {
     (void)state;
+    store_backend = STORE_BACKEND_SQLITE;
     store_log = fopen("/dev/null", "w");
     log_configure(LOG_WARN, false, store_log);
+    return 0;
+}
+
+static int store_group_setup_pg(void **state)
+{
+    store_group_setup(state);
+    store_backend = STORE_BACKEND_POSTGRES;
     return 0;
 }
 
 static int store_group_teardown(void **state)
 {
     (void)state;
+    store_backend = STORE_BACKEND_SQLITE;
     log_configure(LOG_INFO, false, NULL);
     if (store_log != NULL)
         fclose(store_log);
@@ -46,6 +64,57 @@ static int sql_exec(const char *path, const char *sql)
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     sqlite3_close(db);
     return rc;
+}
+
+/* A fresh database for one test on the group's backend: a file in a new
+ * directory, or a new PostgreSQL database (the directory is made too). */
+struct store_db {
+    char *dir;      /* heap */
+    char path[512]; /* SQLite */
+    char url[512];  /* PostgreSQL */
+    struct store_options opts;
+};
+
+static void store_db_init(struct store_db *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->dir = test_tmpdir_new();
+    snprintf(d->path, sizeof(d->path), "%s/s.db", d->dir);
+    d->opts.backend = store_backend;
+    if (store_backend == STORE_BACKEND_POSTGRES) {
+        assert_int_equal(test_pg_db(d->url, sizeof(d->url)), 0);
+        d->opts.url = d->url;
+    } else {
+        d->opts.path = d->path;
+    }
+}
+
+static void store_db_done(struct store_db *d)
+{
+    test_tmpdir_remove(d->dir);
+    free(d->dir);
+    d->dir = NULL;
+}
+
+/* sql on the database directly, beside the store. */
+static int db_int(const struct store_db *d, const char *sql)
+{
+    int64_t v = d->opts.backend == STORE_BACKEND_POSTGRES ? test_pg_int(d->url, sql)
+                                                          : test_sql_int(d->path, sql);
+    assert_true(v >= 0);
+    return (int)v;
+}
+
+/* True when the database accepted sql. */
+static bool db_exec_ok(const struct store_db *d, const char *sql)
+{
+    if (d->opts.backend == STORE_BACKEND_POSTGRES)
+        return test_pg_exec(d->url, sql, true) == 0;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(d->path, &db), SQLITE_OK);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc == SQLITE_OK;
 }
 
 static void test_migrations(void **state)
@@ -97,12 +166,10 @@ static void test_migrations(void **state)
 static void test_file_mode_and_append_only(void **state)
 {
     (void)state;
-    char *dir = test_tmpdir_new();
-    char path[512];
+    struct store_db d;
     int rc = 0;
-    snprintf(path, sizeof(path), "%s/s.db", dir);
-    struct store_options o = {.path = path};
-    struct store *s = store_new(&o, &rc);
+    store_db_init(&d);
+    struct store *s = store_new(&d.opts, &rc);
     assert_non_null(s);
     struct store_txn *txn = NULL;
     assert_int_equal(store_txn_begin(s, true, &txn), 0);
@@ -119,15 +186,16 @@ static void test_file_mode_and_append_only(void **state)
     assert_int_equal(seq, 1);
     assert_int_equal(store_txn_end(txn, true), 0);
     store_free(s);
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0600);
-    assert_int_not_equal(sql_exec(path, "UPDATE transfers SET amount = 5"), SQLITE_OK);
-    assert_int_not_equal(sql_exec(path, "DELETE FROM transfers"), SQLITE_OK);
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM transfers"), 1);
-    assert_int_equal(sql_int(path, "SELECT seq FROM head"), 1);
-    test_tmpdir_remove(dir);
-    free(dir);
+    if (d.opts.backend == STORE_BACKEND_SQLITE) {
+        struct stat st;
+        assert_int_equal(stat(d.path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+    }
+    assert_false(db_exec_ok(&d, "UPDATE transfers SET amount = 5"));
+    assert_false(db_exec_ok(&d, "DELETE FROM transfers"));
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), 1);
+    assert_int_equal(db_int(&d, "SELECT seq FROM head"), 1);
+    store_db_done(&d);
 }
 
 /* A job that inserts an account and then fails or succeeds. */
@@ -165,14 +233,12 @@ static void stopped(struct store *s, void *data)
 static void test_savepoints_in_group_commit(void **state)
 {
     (void)state;
-    char *dir = test_tmpdir_new();
-    char path[512];
+    struct store_db d;
     int rc = 0;
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
-    snprintf(path, sizeof(path), "%s/s.db", dir);
-    struct store_options o = {.path = path};
-    struct store *s = store_new(&o, &rc);
+    store_db_init(&d);
+    struct store *s = store_new(&d.opts, &rc);
     assert_non_null(s);
     assert_int_equal(store_start(s, &loop), 0);
     struct insert_job jobs[4] = {
@@ -203,10 +269,9 @@ static void test_savepoints_in_group_commit(void **state)
         uv_run(&loop, UV_RUN_ONCE);
     store_free(s);
     assert_int_equal(uv_loop_close(&loop), 0);
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM accounts WHERE id IN ('a','c')"), 2);
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM accounts WHERE id = 'b'"), 0);
-    test_tmpdir_remove(dir);
-    free(dir);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM accounts WHERE id IN ('a','c')"), 2);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM accounts WHERE id = 'b'"), 0);
+    store_db_done(&d);
 }
 
 /* One writer per database: a second writing store is refused while the
@@ -244,3 +309,10 @@ static const struct CMUnitTest tests[] = {
 };
 
 TEST_GROUP_DEFINE(store, tests, store_group_setup, store_group_teardown)
+
+static const struct CMUnitTest pg_tests[] = {
+    cmocka_unit_test(test_file_mode_and_append_only),
+    cmocka_unit_test(test_savepoints_in_group_commit),
+};
+
+TEST_GROUP_DEFINE(store_pg, pg_tests, store_group_setup_pg, store_group_teardown)
