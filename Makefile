@@ -3,7 +3,7 @@
 # first makes sure the Debian -dev packages it needs are present.
 
 CC       ?= cc
-PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libsystemd libedit cairo
+PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libsystemd libedit cairo libpq
 TEST_PKGS = cmocka
 # Libraries without a pkg-config file: found by their header in `deps`.
 NOPC_LIBS = -lhttp_parser
