@@ -188,8 +188,8 @@ int pg_txn_conv_message_put(struct store_txn *txn, const char *message, const ch
 int pg_txn_conv_forget(struct store_txn *txn, const char *owner, int64_t *turns)
 {
     static const char *const sql[] = {
-        "DELETE FROM conversation_turns WHERE conv IN"
-        " (SELECT id FROM conversations WHERE owner = $1)",
+        ("DELETE FROM conversation_turns WHERE conv IN"
+         " (SELECT id FROM conversations WHERE owner = $1)"),
         "DELETE FROM conversations WHERE owner = $1",
         "DELETE FROM conversation_places WHERE owner = $1",
         "DELETE FROM conversation_messages WHERE owner = $1",
