@@ -281,6 +281,17 @@ void pg__bytes_at(const PGresult *r, int row, int col, uint8_t *dst, size_t cap)
 
 /* ---- Statements -------------------------------------------------------------- */
 
+/* PostgreSQL's message as one log value: its first line, quotes made
+ * single (they would end the quoted value). */
+static const char *pg__msg(const char *msg, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; msg[n] != '\0' && msg[n] != '\n' && n + 1 < cap; n++)
+        buf[n] = msg[n] == '"' ? '\'' : msg[n];
+    buf[n] = '\0';
+    return buf;
+}
+
 /* Log what failed with PostgreSQL's primary message: never the statement's
  * values (a unique violation's detail names the key). */
 static int pg__fail(struct pg_store *s, const PGresult *r, const char *what)
@@ -291,8 +302,9 @@ static int pg__fail(struct pg_store *s, const PGresult *r, const char *what)
         msg = PQerrorMessage(s->conn);
     if (state != NULL && strcmp(state, "23505") == 0)
         return HB_EEXISTS;
-    log_error("store.error", "backend=postgres op=%s state=%s err=\"%.*s\"", what,
-              state != NULL ? state : "-", (int)strcspn(msg, "\n"), msg);
+    char buf[256];
+    log_error("store.error", "backend=postgres op=%s state=%s err=%s", what,
+              state != NULL ? state : "-", pg__msg(msg, buf, sizeof(buf)));
     return HB_ESTORAGE;
 }
 
@@ -370,11 +382,11 @@ static int pg__connect(struct pg_store *s)
     if (s->conn == NULL)
         return HB_ENOMEM;
     if (PQstatus(s->conn) != CONNECTION_OK) {
-        const char *msg = PQerrorMessage(s->conn);
+        char buf[256];
         log_error("store.unreachable",
-                  "backend=postgres err=\"%.*s\" hint=\"is the server up, and does [storage] "
-                  "postgres_url name its host, database and role?\"",
-                  (int)strcspn(msg, "\n"), msg);
+                  "backend=postgres err=%s hint=is the server up, and does [storage] "
+                  "postgres_url name its host, database and role?",
+                  pg__msg(PQerrorMessage(s->conn), buf, sizeof(buf)));
         return HB_EIO;
     }
     /* Notices (an IF NOT EXISTS that found the table) are not errors. */
@@ -493,15 +505,15 @@ static int pg__migrate(struct pg_store *s, int target, bool read_only)
     PQclear(r);
     if (rc == 0 && version > PG_SCHEMA_LATEST) {
         log_error("store.schema_newer",
-                  "backend=postgres version=%d supported=%d hint=\"this database was written "
-                  "by a newer haibot; run that version\"",
+                  "backend=postgres version=%d supported=%d hint=this database was written "
+                  "by a newer haibot; run that version",
                   version, PG_SCHEMA_LATEST);
         rc = HB_ESCHEMA;
     }
     if (rc == 0 && read_only && version != PG_SCHEMA_LATEST) {
         log_error("store.schema_older",
-                  "backend=postgres version=%d expected=%d hint=\"start the daemon once to "
-                  "upgrade it\"",
+                  "backend=postgres version=%d expected=%d hint=start the daemon once to "
+                  "upgrade it",
                   version, PG_SCHEMA_LATEST);
         rc = HB_ESCHEMA;
     }
