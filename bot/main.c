@@ -92,6 +92,15 @@ static int main__check_config(const char *path)
 
 /* Load the config at path for a command-line tool; NULL (with the problems
  * printed) when it does not load. */
+/* The database the tools read: the config's backend, file or connection. */
+static struct store_options main__store_options(const struct config *cfg)
+{
+    struct store_options so = {.path = cfg->storage.path, .url = cfg->storage.postgres_url};
+    if (cfg->storage.backend == CONFIG_STORAGE_POSTGRES)
+        so.backend = STORE_BACKEND_POSTGRES;
+    return so;
+}
+
 static struct config *main__config_for_tool(const char *path)
 {
     if (main__config_missing(path) != 0)
@@ -140,7 +149,13 @@ static int main__ledger(int argc, char **argv)
     if (cfg == NULL)
         return 1;
     int rc = 0;
-    if (backup_to != NULL) {
+    struct store_options db = main__store_options(cfg);
+    if (backup_to != NULL && db.backend == STORE_BACKEND_POSTGRES) {
+        fprintf(stderr, "haibot: ledger backup copies a SQLite ledger; back up a PostgreSQL "
+                        "ledger with pg_dump, then run ledger verify against it (see the "
+                        "README's \"Several daemons\")\n");
+        rc = -1;
+    } else if (backup_to != NULL) {
         rc = store_backup_file(cfg->storage.path, backup_to);
         if (rc < 0) {
             fprintf(stderr, "haibot: ledger backup to %s failed: %s\n", backup_to,
@@ -155,9 +170,9 @@ static int main__ledger(int argc, char **argv)
         if (rc == 0)
             rc = ledger_head_file(backup_to, stdout);
     } else if (strcmp(what, "verify") == 0) {
-        rc = ledger_verify_file_head(cfg->storage.path, have_head ? &head : NULL, stdout);
+        rc = ledger_verify_store(&db, have_head ? &head : NULL, stdout);
     } else {
-        rc = ledger_head_file(cfg->storage.path, stdout);
+        rc = ledger_head_store(&db, stdout);
     }
     config_free(cfg);
     if (rc < 0)
@@ -174,7 +189,8 @@ static int main__audit(int argc, char **argv)
     struct config *cfg = main__config_for_tool(path);
     if (cfg == NULL)
         return 1;
-    int rc = audit_verify_file(cfg->storage.path, stdout);
+    struct store_options db = main__store_options(cfg);
+    int rc = audit_verify_store(&db, stdout);
     config_free(cfg);
     return rc < 0 ? 2 : rc;
 }

@@ -316,7 +316,14 @@ int audit_verify_print(int rc, const struct audit_verify_result *res, FILE *out)
 
 int audit_verify_file(const char *db_path, FILE *out)
 {
-    struct store_options so = {.path = db_path, .read_only = true};
+    struct store_options so = {.path = db_path};
+    return audit_verify_store(&so, out);
+}
+
+int audit_verify_store(const struct store_options *where, FILE *out)
+{
+    struct store_options so = *where;
+    so.read_only = true;
     struct store_txn *txn = NULL;
     struct audit_verify_result res;
     memset(&res, 0, sizeof(res));
@@ -334,7 +341,7 @@ out:
         store_txn_end(txn, false);
     store_free(store);
     if (!opened) {
-        fprintf(out, "audit verify: cannot check %s: %s\n", db_path != NULL ? db_path : "(null)",
+        fprintf(out, "audit verify: cannot check %s: %s\n", store_options_where(where),
                 hb_strerror(rc));
         return rc;
     }

@@ -96,6 +96,9 @@ int audit_verify_txn(struct store_txn *txn, struct audit_verify_result *res);
  *  a negative code (cannot check). */
 int audit_verify_file(const char *db_path, FILE *out);
 
+/** audit_verify_file on the database `where` names (either backend). */
+int audit_verify_store(const struct store_options *where, FILE *out);
+
 /** Print the outcome of a walk as audit_verify_file does; returns rc. */
 int audit_verify_print(int rc, const struct audit_verify_result *res, FILE *out);
 

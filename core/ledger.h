@@ -285,4 +285,10 @@ int ledger_verify_file_head(const char *db_path, const struct ledger_head *head,
  *  Returns 0 or a negative code. */
 int ledger_head_file(const char *db_path, FILE *out);
 
+/** ledger_verify_file_head and ledger_head_file on the database `where`
+ *  names (either backend; opened read only). */
+int ledger_verify_store(const struct store_options *where, const struct ledger_head *head,
+                        FILE *out);
+int ledger_head_store(const struct store_options *where, FILE *out);
+
 #endif

@@ -342,7 +342,14 @@ int ledger_verify_file(const char *db_path, FILE *out)
 
 int ledger_verify_file_head(const char *db_path, const struct ledger_head *head, FILE *out)
 {
-    struct store_options so = {.path = db_path, .read_only = true};
+    struct store_options so = {.path = db_path};
+    return ledger_verify_store(&so, head, out);
+}
+
+int ledger_verify_store(const struct store_options *db, const struct ledger_head *head, FILE *out)
+{
+    struct store_options so = *db;
+    so.read_only = true;
     struct store *store = NULL;
     struct store_txn *txn = NULL;
     struct verify v;
@@ -438,7 +445,7 @@ out:
         fprintf(out, "ledger verify: FAILED at %s: %s\n", v.where, v.what);
         rc = 1;
     } else if (rc < 0) {
-        fprintf(out, "ledger verify: cannot check %s: %s\n", db_path != NULL ? db_path : "(null)",
+        fprintf(out, "ledger verify: cannot check %s: %s\n", store_options_where(db),
                 hb_strerror(rc));
     } else {
         ledger__hex(v.prev, hex);
@@ -460,7 +467,14 @@ out:
 
 int ledger_head_file(const char *db_path, FILE *out)
 {
-    struct store_options so = {.path = db_path, .read_only = true};
+    struct store_options so = {.path = db_path};
+    return ledger_head_store(&so, out);
+}
+
+int ledger_head_store(const struct store_options *where, FILE *out)
+{
+    struct store_options so = *where;
+    so.read_only = true;
     struct store_txn *txn = NULL;
     uint64_t seq = 0;
     uint8_t hash[STORE_HASH_SIZE];
@@ -482,7 +496,7 @@ out:
         store_txn_end(txn, false);
     store_free(store);
     if (rc < 0)
-        fprintf(out, "ledger head: cannot read %s: %s\n", db_path != NULL ? db_path : "(null)",
+        fprintf(out, "ledger head: cannot read %s: %s\n", store_options_where(where),
                 hb_strerror(rc));
     return rc;
 }

@@ -36,6 +36,13 @@ void store_free(struct store *s)
         s->ops->free(s);
 }
 
+const char *store_options_where(const struct store_options *opts)
+{
+    if (opts->backend == STORE_BACKEND_POSTGRES)
+        return "the PostgreSQL database";
+    return opts->path != NULL ? opts->path : "(null)";
+}
+
 int store_schema_version(const struct store *store)
 {
     return store->version;

@@ -118,6 +118,10 @@ struct store_job {
  *  started: the store_txn_begin calls are available. Free with store_free. */
 struct store *store_new(const struct store_options *opts, int *rc);
 
+/** What messages name as the database of opts: its file, or "the
+ *  PostgreSQL database" (a connection string is a secret). */
+const char *store_options_where(const struct store_options *opts);
+
 /** Close the database and free the store. The store must not be started, or
  *  it must be stopped (its stop callback has fired). NULL is ignored. */
 void store_free(struct store *store);

@@ -1,0 +1,659 @@
+/* The PostgreSQL backend of the store (storage/store.h): one database that
+ * several daemons share.
+ *
+ * libpq runs on the store's thread, as SQLite does: the group commit of
+ * store.c already turns many jobs into one transaction, so one blocking
+ * connection per daemon carries the writes, and nothing of PostgreSQL's
+ * round trips reaches the loop. Statements are prepared once per
+ * connection, the first time they run.
+ *
+ * Several daemons: a write transaction begins by locking the ledger head's
+ * row (SELECT ... FOR UPDATE), so the write transactions of every daemon
+ * run one after another, each a whole batch of jobs. Everything a batch
+ * reads (a balance, whether an id exists, the chain head) is then what the
+ * other daemons committed before it, and nothing changes under it: no
+ * overdraft across daemons, one chain with no fork. Group commit still pays
+ * off: one lock, one commit and one flush per batch.
+ *
+ * A lost connection (the server restarted) fails the batch in flight, whose
+ * jobs complete with HB_ESTORAGE (the caller sees the error, nothing is
+ * acknowledged that did not commit); the next batch reconnects, waiting
+ * 100 ms, then twice as long each time up to 5 s, while the server stays
+ * away. Opening and migrations are here; the records in pg_records.c,
+ * pg_conv.c and pg_more.c. */
+#include "storage/store.h"
+
+#include "base/error.h"
+#include "base/log.h"
+#include "storage/pg_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define PG_BACKOFF_MIN_NS (100ull * 1000 * 1000)
+#define PG_BACKOFF_MAX_NS (5000ull * 1000 * 1000)
+
+/* Schema migrations, in order: entry i takes the database from version i to
+ * version i + 1. Never edit an entry once released; append a new one. Text
+ * keys sort as bytes (COLLATE "C"), as SQLite's do, whatever the database's
+ * locale. */
+static const char *const pg_migrations[] = {
+    /* 1 to 4: every table the SQLite schema has at its version 11.
+     * 1: accounts, the append-only transfer history, open reservations and
+     * the chain head. */
+    "CREATE TABLE accounts ("
+    " id TEXT COLLATE \"C\" PRIMARY KEY,"
+    " flags BIGINT NOT NULL,"
+    " debits_posted BIGINT NOT NULL,"
+    " credits_posted BIGINT NOT NULL,"
+    " debits_pending BIGINT NOT NULL,"
+    " credits_pending BIGINT NOT NULL,"
+    " created_at BIGINT NOT NULL);"
+    "CREATE TABLE transfers ("
+    " seq BIGINT PRIMARY KEY,"
+    " id TEXT COLLATE \"C\" NOT NULL UNIQUE,"
+    " debit_account TEXT COLLATE \"C\" NOT NULL,"
+    " credit_account TEXT COLLATE \"C\" NOT NULL,"
+    " amount BIGINT NOT NULL,"
+    " kind BIGINT NOT NULL,"
+    " flags BIGINT NOT NULL,"
+    " link TEXT COLLATE \"C\","
+    " expires_at BIGINT NOT NULL,"
+    " ts BIGINT NOT NULL,"
+    " ref TEXT NOT NULL,"
+    " tag TEXT COLLATE \"C\" NOT NULL,"
+    " hash BYTEA NOT NULL);"
+    "CREATE INDEX transfers_debit ON transfers(debit_account);"
+    "CREATE INDEX transfers_credit ON transfers(credit_account);"
+    "CREATE INDEX transfers_link ON transfers(link) WHERE link IS NOT NULL;"
+    "CREATE INDEX transfers_usage ON transfers(kind, ts);"
+    "CREATE TABLE pending ("
+    " id TEXT COLLATE \"C\" PRIMARY KEY,"
+    " expires_at BIGINT NOT NULL);"
+    "CREATE INDEX pending_expires ON pending(expires_at);"
+    /* The chain head as of the last commit. Its one row always exists: a
+     * write transaction locks it first (see the top of pg.c). */
+    "CREATE TABLE head ("
+    " one INTEGER PRIMARY KEY CHECK (one = 1),"
+    " seq BIGINT NOT NULL,"
+    " hash BYTEA NOT NULL);"
+    "INSERT INTO head (one, seq, hash) VALUES (1, 0, '\\x');"
+    "CREATE FUNCTION hb_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+    " $$BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END$$;"
+    "CREATE TRIGGER transfers_append_only BEFORE UPDATE OR DELETE ON transfers"
+    " FOR EACH ROW EXECUTE FUNCTION hb_append_only();",
+    /* 2: state, vote counts, limit counters and the outbox. */
+    "CREATE TABLE state ("
+    " ns TEXT COLLATE \"C\" NOT NULL,"
+    " key TEXT COLLATE \"C\" NOT NULL,"
+    " value TEXT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " PRIMARY KEY (ns, key));"
+    "CREATE TABLE votes ("
+    " scope TEXT COLLATE \"C\" NOT NULL,"
+    " period TEXT COLLATE \"C\" NOT NULL,"
+    " image TEXT COLLATE \"C\" NOT NULL,"
+    " creator TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " count BIGINT NOT NULL,"
+    " PRIMARY KEY (scope, period, image));"
+    "CREATE INDEX votes_top ON votes(scope, period, count DESC, image);"
+    "CREATE TABLE counters ("
+    " name TEXT COLLATE \"C\" NOT NULL,"
+    " win BIGINT NOT NULL,"
+    " used BIGINT NOT NULL CHECK (used >= 0),"
+    " PRIMARY KEY (name, win));"
+    "CREATE TABLE outbox ("
+    " channel TEXT COLLATE \"C\" NOT NULL,"
+    " id BIGINT NOT NULL,"
+    " chat BIGINT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " data BYTEA,"
+    " created_at BIGINT NOT NULL,"
+    " failed_at BIGINT NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " PRIMARY KEY (channel, id));",
+    /* 3: conversations and chat settings. */
+    "CREATE TABLE conversations ("
+    " id TEXT COLLATE \"C\" PRIMARY KEY,"
+    " owner TEXT COLLATE \"C\" NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE INDEX conversations_owner ON conversations(owner);"
+    "CREATE TABLE conversation_turns ("
+    " conv TEXT COLLATE \"C\" NOT NULL,"
+    " seq BIGINT NOT NULL,"
+    " role TEXT NOT NULL,"
+    " text TEXT NOT NULL,"
+    " at BIGINT NOT NULL,"
+    " PRIMARY KEY (conv, seq));"
+    "CREATE INDEX conversation_turns_at ON conversation_turns(at);"
+    "CREATE TABLE conversation_places ("
+    " place TEXT COLLATE \"C\" PRIMARY KEY,"
+    " conv TEXT COLLATE \"C\" NOT NULL,"
+    " owner TEXT COLLATE \"C\" NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE INDEX conversation_places_owner ON conversation_places(owner);"
+    "CREATE TABLE conversation_messages ("
+    " message TEXT COLLATE \"C\" PRIMARY KEY,"
+    " conv TEXT COLLATE \"C\" NOT NULL,"
+    " owner TEXT COLLATE \"C\" NOT NULL,"
+    " at BIGINT NOT NULL);"
+    "CREATE INDEX conversation_messages_owner ON conversation_messages(owner);"
+    "CREATE INDEX conversation_messages_at ON conversation_messages(at);"
+    "CREATE TABLE chat_settings ("
+    " key TEXT COLLATE \"C\" PRIMARY KEY,"
+    " persona TEXT,"
+    " plaintalk INTEGER,"
+    " updated_at BIGINT NOT NULL);",
+    /* 4: the audit trail, wallet links and API keys. */
+    "CREATE TABLE audit ("
+    " seq BIGINT PRIMARY KEY,"
+    " ts BIGINT NOT NULL,"
+    " actor TEXT COLLATE \"C\" NOT NULL,"
+    " action TEXT COLLATE \"C\" NOT NULL,"
+    " subject TEXT COLLATE \"C\" NOT NULL,"
+    " detail TEXT NOT NULL,"
+    " prev BYTEA NOT NULL,"
+    " hash BYTEA NOT NULL);"
+    "CREATE INDEX audit_subject ON audit(subject, seq);"
+    "CREATE INDEX audit_action ON audit(action, seq);"
+    "CREATE INDEX audit_actor ON audit(actor, seq);"
+    "CREATE TABLE audit_head ("
+    " one INTEGER PRIMARY KEY CHECK (one = 1),"
+    " seq BIGINT NOT NULL,"
+    " hash BYTEA NOT NULL);"
+    "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit"
+    " FOR EACH ROW EXECUTE FUNCTION hb_append_only();"
+    "CREATE TABLE wallet_links ("
+    " identity TEXT COLLATE \"C\" PRIMARY KEY,"
+    " wallet TEXT COLLATE \"C\" NOT NULL,"
+    " linked_at BIGINT NOT NULL);"
+    "CREATE INDEX wallet_links_wallet ON wallet_links(wallet);"
+    "CREATE TABLE apikeys ("
+    " id TEXT COLLATE \"C\" PRIMARY KEY,"
+    " owner TEXT COLLATE \"C\" NOT NULL,"
+    " creator TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " prefix TEXT NOT NULL,"
+    " hash BYTEA NOT NULL UNIQUE,"
+    " created_at BIGINT NOT NULL,"
+    " last_used BIGINT NOT NULL,"
+    " spend BIGINT NOT NULL,"
+    " spend_day BIGINT NOT NULL,"
+    " day_spend BIGINT NOT NULL,"
+    " cap_day BIGINT NOT NULL,"
+    " cap_total BIGINT NOT NULL,"
+    " models TEXT NOT NULL,"
+    " rpm BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL,"
+    " revoked_at BIGINT NOT NULL);"
+    "CREATE INDEX apikeys_owner ON apikeys(owner);",
+};
+
+#define PG_SCHEMA_LATEST ((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
+
+/* ---- Parameters and results ------------------------------------------------ */
+
+void pg__params_init(struct pg_params *p)
+{
+    p->n = 0;
+}
+
+static void pg__param(struct pg_params *p, const char *v, int len, int format)
+{
+    if (p->n >= PG_PARAMS_MAX)
+        abort(); /* a statement of this file with too many parameters */
+    p->value[p->n] = v;
+    p->length[p->n] = len;
+    p->format[p->n] = format;
+    p->n++;
+}
+
+void pg__text(struct pg_params *p, const char *v)
+{
+    pg__param(p, v != NULL ? v : "", 0, 0);
+}
+
+void pg__opt(struct pg_params *p, const char *v)
+{
+    pg__param(p, v != NULL && v[0] != '\0' ? v : NULL, 0, 0);
+}
+
+void pg__int(struct pg_params *p, int64_t v)
+{
+    if (p->n >= PG_PARAMS_MAX)
+        abort();
+    snprintf(p->num[p->n], sizeof(p->num[p->n]), "%" PRId64, v);
+    pg__param(p, p->num[p->n], 0, 0);
+}
+
+void pg__bin(struct pg_params *p, const void *v, size_t len)
+{
+    pg__param(p, v != NULL ? (const char *)v : "", (int)len, 1);
+}
+
+int64_t pg__int_at(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+void pg__text_at(const PGresult *r, int row, int col, char *dst, size_t cap)
+{
+    const char *v = PQgetvalue(r, row, col);
+    size_t n = (size_t)PQgetlength(r, row, col);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static int pg__hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void pg__bytes_at(const PGresult *r, int row, int col, uint8_t *dst, size_t cap)
+{
+    memset(dst, 0, cap);
+    const char *v = PQgetvalue(r, row, col);
+    if (v[0] != '\\' || v[1] != 'x')
+        return; /* bytea_output = hex is the server's default */
+    v += 2;
+    for (size_t i = 0; i < cap && v[0] != '\0' && v[1] != '\0'; i++, v += 2) {
+        int hi = pg__hexval(v[0]);
+        int lo = pg__hexval(v[1]);
+        if (hi < 0 || lo < 0)
+            return;
+        dst[i] = (uint8_t)(hi << 4 | lo);
+    }
+}
+
+/* ---- Statements -------------------------------------------------------------- */
+
+/* PostgreSQL's message as one log value: its first line, quotes made
+ * single (they would end the quoted value). */
+static const char *pg__msg(const char *msg, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; msg[n] != '\0' && msg[n] != '\n' && n + 1 < cap; n++)
+        buf[n] = msg[n] == '"' ? '\'' : msg[n];
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Log what failed with PostgreSQL's primary message: never the statement's
+ * values (a unique violation's detail names the key). */
+static int pg__fail(struct pg_store *s, const PGresult *r, const char *what)
+{
+    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (msg == NULL)
+        msg = PQerrorMessage(s->conn);
+    if (state != NULL && strcmp(state, "23505") == 0)
+        return HB_EEXISTS;
+    char buf[256];
+    log_error("store.error", "backend=postgres op=%s state=%s err=%s", what,
+              state != NULL ? state : "-", pg__msg(msg, buf, sizeof(buf)));
+    return HB_ESTORAGE;
+}
+
+/* The statement's name on this connection: its text's address. Prepared
+ * the first time it runs on a connection (a reconnect starts over). */
+static int pg__prepare(struct pg_store *s, const char *sql, const struct pg_params *p,
+                       char name[32], const char *what)
+{
+    snprintf(name, 32, "h%" PRIxPTR, (uintptr_t)sql);
+    size_t i = ((uintptr_t)sql >> 3) % PG_PREPARED_MAX;
+    for (size_t n = 0; n < PG_PREPARED_MAX && s->prepared[i] != NULL;
+         n++, i = (i + 1) % PG_PREPARED_MAX) {
+        if (s->prepared[i] == sql)
+            return 0;
+    }
+    if (s->prepared[i] != NULL)
+        abort(); /* more statements than PG_PREPARED_MAX */
+    PGresult *r = PQprepare(s->conn, name, sql, p != NULL ? p->n : 0, NULL);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg__fail(s, r, what);
+    PQclear(r);
+    if (rc == 0)
+        s->prepared[i] = sql;
+    return rc;
+}
+
+PGresult *pg__run(struct pg_store *s, const char *sql, const struct pg_params *p,
+                  ExecStatusType expect, const char *what, int *rc)
+{
+    char name[32];
+    *rc = pg__prepare(s, sql, p, name, what);
+    if (*rc < 0)
+        return NULL;
+    PGresult *r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0, p != NULL ? p->value : NULL,
+                                 p != NULL ? p->length : NULL, p != NULL ? p->format : NULL, 0);
+    if (PQresultStatus(r) != expect) {
+        *rc = pg__fail(s, r, what);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+int pg__do(struct pg_store *s, const char *sql, const struct pg_params *p, const char *what,
+           int64_t *changed)
+{
+    int rc = 0;
+    PGresult *r = pg__run(s, sql, p, PGRES_COMMAND_OK, what, &rc);
+    if (r == NULL)
+        return rc;
+    if (changed != NULL)
+        *changed = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+int pg__exec(struct pg_store *s, const char *sql, const char *what)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : pg__fail(s, r, what);
+    PQclear(r);
+    return rc < 0 ? HB_ESTORAGE : 0;
+}
+
+/* ---- Connection ----------------------------------------------------------------- */
+
+/* Connect (again): a fresh connection forgets its prepared statements. */
+static int pg__connect(struct pg_store *s)
+{
+    if (s->conn != NULL)
+        PQfinish(s->conn);
+    memset(s->prepared, 0, sizeof(s->prepared));
+    s->in_txn = false;
+    s->conn = PQconnectdb(s->url);
+    if (s->conn == NULL)
+        return HB_ENOMEM;
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        char buf[256];
+        log_error("store.unreachable",
+                  "backend=postgres err=%s hint=is the server up, and does [storage] "
+                  "postgres_url name its host, database and role?",
+                  pg__msg(PQerrorMessage(s->conn), buf, sizeof(buf)));
+        return HB_EIO;
+    }
+    /* Notices (an IF NOT EXISTS that found the table) are not errors. */
+    return pg__exec(s, "SET client_min_messages = warning", "connect");
+}
+
+/* Before a transaction: reconnect a connection the server dropped, no
+ * sooner than the backoff allows. */
+static int pg__ready(struct pg_store *s)
+{
+    if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    uint64_t now = uv_hrtime();
+    if (now < s->retry_at_ns)
+        return HB_ESTORAGE;
+    int rc = pg__connect(s);
+    if (rc == 0) {
+        log_info("store.reconnected", "backend=postgres");
+        s->backoff_ns = 0;
+        return 0;
+    }
+    s->backoff_ns = s->backoff_ns == 0 ? PG_BACKOFF_MIN_NS : s->backoff_ns * 2;
+    if (s->backoff_ns > PG_BACKOFF_MAX_NS)
+        s->backoff_ns = PG_BACKOFF_MAX_NS;
+    s->retry_at_ns = now + s->backoff_ns;
+    return HB_ESTORAGE;
+}
+
+/* ---- Transactions (store_backend.h) ---------------------------------------------- */
+
+static const char pg_lock_head[] = "SELECT seq FROM head WHERE one = 1 FOR UPDATE";
+
+static int pg__begin(struct store *base, bool write)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    int rc = pg__ready(s);
+    if (rc < 0)
+        return rc;
+    rc = pg__exec(s, write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ", "begin");
+    if (rc == 0)
+        s->in_txn = true;
+    if (rc == 0 && write && !s->read_only) {
+        /* Every daemon's write transactions queue here, one at a time. */
+        PGresult *r = pg__run(s, pg_lock_head, NULL, PGRES_TUPLES_OK, "lock_head", &rc);
+        PQclear(r);
+        if (rc < 0)
+            pg__exec(s, "ROLLBACK", "rollback");
+    }
+    return rc;
+}
+
+static int pg__commit(struct store *base)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    s->in_txn = false;
+    return pg__exec(s, "COMMIT", "commit");
+}
+
+static void pg__rollback(struct store *base)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    s->in_txn = false;
+    if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+        pg__exec(s, "ROLLBACK", "rollback");
+}
+
+static int pg__savepoint(struct store *base)
+{
+    return pg__exec((struct pg_store *)base, "SAVEPOINT job", "savepoint");
+}
+
+static int pg__release(struct store *base)
+{
+    return pg__exec((struct pg_store *)base, "RELEASE SAVEPOINT job", "release");
+}
+
+static int pg__rollback_to(struct store *base)
+{
+    return pg__exec((struct pg_store *)base, "ROLLBACK TO SAVEPOINT job", "rollback_to");
+}
+
+static int pg__head_record(struct store_txn *txn)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__int(&p, (int64_t)txn->head_seq);
+    pg__bin(&p, txn->head_hash, STORE_HASH_SIZE);
+    return pg__do(pg__of(txn), "UPDATE head SET seq = $1, hash = $2 WHERE one = 1", &p,
+                  "head_record", NULL);
+}
+
+/* ---- Opening and migrations ---------------------------------------------------- */
+
+/* Migrate to target under an advisory lock: daemons starting together
+ * migrate once, the others wait and find it done. */
+static int pg__migrate(struct pg_store *s, int target, bool read_only)
+{
+    int rc = pg__exec(s, "BEGIN", "migrate");
+    if (rc < 0)
+        return rc;
+    if (!read_only) {
+        rc = pg__exec(s, "SELECT pg_advisory_xact_lock(7256001)", "migrate");
+        if (rc == 0)
+            rc = pg__exec(s,
+                          "CREATE TABLE IF NOT EXISTS hb_schema ("
+                          " one INTEGER PRIMARY KEY CHECK (one = 1), version INTEGER NOT NULL)",
+                          "migrate");
+    }
+    PGresult *r = NULL;
+    if (rc == 0) {
+        r = PQexec(s->conn, "SELECT version FROM hb_schema WHERE one = 1");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            rc = read_only ? HB_ESCHEMA : pg__fail(s, r, "migrate");
+    }
+    int version = rc == 0 && PQntuples(r) == 1 ? (int)pg__int_at(r, 0, 0) : 0;
+    PQclear(r);
+    if (rc == 0 && version > PG_SCHEMA_LATEST) {
+        log_error("store.schema_newer",
+                  "backend=postgres version=%d supported=%d hint=this database was written "
+                  "by a newer haibot; run that version",
+                  version, PG_SCHEMA_LATEST);
+        rc = HB_ESCHEMA;
+    }
+    if (rc == 0 && read_only && version != PG_SCHEMA_LATEST) {
+        log_error("store.schema_older",
+                  "backend=postgres version=%d expected=%d hint=start the daemon once to "
+                  "upgrade it",
+                  version, PG_SCHEMA_LATEST);
+        rc = HB_ESCHEMA;
+    }
+    for (; rc == 0 && !read_only && version < target; version++) {
+        rc = pg__exec(s, pg_migrations[version], "migrate");
+        if (rc == 0) {
+            char sql[128];
+            snprintf(sql, sizeof(sql),
+                     "INSERT INTO hb_schema (one, version) VALUES (1, %d)"
+                     " ON CONFLICT (one) DO UPDATE SET version = %d",
+                     version + 1, version + 1);
+            rc = pg__exec(s, sql, "migrate");
+        }
+        if (rc == 0)
+            log_info("store.migrated", "backend=postgres version=%d", version + 1);
+    }
+    s->base.version = version;
+    if (rc == 0)
+        rc = pg__exec(s, "COMMIT", "migrate");
+    else
+        pg__exec(s, "ROLLBACK", "migrate");
+    return rc;
+}
+
+static void pg__free(struct store *base)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (s->conn != NULL)
+        PQfinish(s->conn);
+    if (s->url != NULL) {
+        /* The connection string may hold a password. */
+        explicit_bzero(s->url, strlen(s->url));
+        free(s->url);
+    }
+    free(s);
+}
+
+static const struct store_ops pg__ops = {
+    .name = "postgres",
+    .begin = pg__begin,
+    .commit = pg__commit,
+    .rollback = pg__rollback,
+    .savepoint = pg__savepoint,
+    .release = pg__release,
+    .rollback_to = pg__rollback_to,
+    .head_record = pg__head_record,
+    .after_batch = pg__vacuum,
+    .free = pg__free,
+    .account_get = pg_txn_account_get,
+    .account_insert = pg_txn_account_insert,
+    .account_update = pg_txn_account_update,
+    .transfer_get = pg_txn_transfer_get,
+    .head = pg_txn_head,
+    .head_recorded = pg_txn_head_recorded,
+    .transfer_append = pg_txn_transfer_append,
+    .transfer_find_link = pg_txn_transfer_find_link,
+    .link_sum = pg_txn_link_sum,
+    .pending_add = pg_txn_pending_add,
+    .pending_remove = pg_txn_pending_remove,
+    .pending_expired = pg_txn_pending_expired,
+    .pending_next = pg_txn_pending_next,
+    .transfer_each = pg_txn_transfer_each,
+    .account_each = pg_txn_account_each,
+    .pending_each = pg_txn_pending_each,
+    .history = pg_txn_history,
+    .usage = pg_txn_usage,
+    .state_get = pg_txn_state_get,
+    .state_put = pg_txn_state_put,
+    .state_each = pg_txn_state_each,
+    .state_range = pg_txn_state_range,
+    .chat_put = pg_txn_chat_put,
+    .chat_each = pg_txn_chat_each,
+    .link_put = pg_txn_link_put,
+    .link_remove = pg_txn_link_remove,
+    .link_each = pg_txn_link_each,
+    .vote_add = pg_txn_vote_add,
+    .vote_top = pg_txn_vote_top,
+    .counter_add = pg_txn_counter_add,
+    .counter_get = pg_txn_counter_get,
+    .conv_get = pg_txn_conv_get,
+    .conv_put = pg_txn_conv_put,
+    .conv_turns = pg_txn_conv_turns,
+    .conv_turn_put = pg_txn_conv_turn_put,
+    .conv_trim = pg_txn_conv_trim,
+    .conv_place_get = pg_txn_conv_place_get,
+    .conv_message_get = pg_txn_conv_message_get,
+    .conv_places_each = pg_txn_conv_places_each,
+    .conv_place_put = pg_txn_conv_place_put,
+    .conv_message_put = pg_txn_conv_message_put,
+    .conv_forget = pg_txn_conv_forget,
+    .conv_expire = pg_txn_conv_expire,
+    .vacuum_after = pg_txn_vacuum_after,
+    .outbox_put = pg_txn_outbox_put,
+    .outbox_remove = pg_txn_outbox_remove,
+    .outbox_fail = pg_txn_outbox_fail,
+    .outbox_each = pg_txn_outbox_each,
+    .outbox_max = pg_txn_outbox_max,
+    .outbox_count = pg_txn_outbox_count,
+    .audit_head = pg_txn_audit_head,
+    .audit_head_recorded = pg_txn_audit_head_recorded,
+    .audit_append = pg_txn_audit_append,
+    .audit_each = pg_txn_audit_each,
+    .audit_page = pg_txn_audit_page,
+    .apikey_insert = pg_txn_apikey_insert,
+    .apikey_each = pg_txn_apikey_each,
+    .apikey_revoke = pg_txn_apikey_revoke,
+    .apikey_spend = pg_txn_apikey_spend,
+};
+
+struct store *store__pg_new(const struct store_options *opts, int *rc_out)
+{
+    int rc = 0;
+    struct pg_store *s = NULL;
+    if (opts == NULL || opts->url == NULL || opts->url[0] == '\0' || opts->schema_version < 0 ||
+        opts->schema_version > PG_SCHEMA_LATEST) {
+        rc = HB_EINVAL;
+        goto out;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->url = strdup(opts->url)) == NULL) {
+        rc = HB_ENOMEM;
+        goto out;
+    }
+    store__init(&s->base, &pg__ops, opts);
+    s->read_only = opts->read_only;
+    rc = pg__connect(s);
+    if (rc < 0)
+        goto out;
+    rc = pg__migrate(s, opts->schema_version != 0 ? opts->schema_version : PG_SCHEMA_LATEST,
+                     opts->read_only);
+    if (rc < 0)
+        goto out;
+    if (!opts->read_only)
+        log_info("store.opened", "backend=postgres version=%d", s->base.version);
+out:
+    if (rc < 0 && s != NULL) {
+        pg__free(&s->base);
+        s = NULL;
+    }
+    if (rc_out != NULL)
+        *rc_out = rc;
+    return s != NULL ? &s->base : NULL;
+}

@@ -1,0 +1,504 @@
+/* The PostgreSQL store's ledger records: accounts, the transfer history and
+ * its chain head, open reservations, usage, the state table, vote counts,
+ * counters and the outbox (the same contract as sqlite_records.c). */
+#include "storage/store.h"
+
+#include "base/error.h"
+#include "storage/pg_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PG_TRANSFER_COLS                                                                           \
+    "seq, id, debit_account, credit_account, amount, kind, flags, link, expires_at, ts, "          \
+    "ref, tag, hash"
+#define PG_ACCOUNT_COLS                                                                            \
+    "id, flags, debits_posted, credits_posted, debits_pending, credits_pending, created_at"
+
+static void pg__row_account(const PGresult *r, int i, struct store_account *a)
+{
+    pg__text_at(r, i, 0, a->id, sizeof(a->id));
+    a->flags = (uint32_t)pg__int_at(r, i, 1);
+    a->debits_posted = pg__int_at(r, i, 2);
+    a->credits_posted = pg__int_at(r, i, 3);
+    a->debits_pending = pg__int_at(r, i, 4);
+    a->credits_pending = pg__int_at(r, i, 5);
+    a->created_at = pg__int_at(r, i, 6);
+}
+
+static void pg__row_transfer(const PGresult *r, int i, struct store_transfer *t)
+{
+    t->seq = (uint64_t)pg__int_at(r, i, 0);
+    pg__text_at(r, i, 1, t->id, sizeof(t->id));
+    pg__text_at(r, i, 2, t->debit, sizeof(t->debit));
+    pg__text_at(r, i, 3, t->credit, sizeof(t->credit));
+    t->amount = pg__int_at(r, i, 4);
+    t->kind = (uint32_t)pg__int_at(r, i, 5);
+    t->flags = (uint32_t)pg__int_at(r, i, 6);
+    pg__text_at(r, i, 7, t->link, sizeof(t->link));
+    t->expires_at = pg__int_at(r, i, 8);
+    t->ts = pg__int_at(r, i, 9);
+    pg__text_at(r, i, 10, t->ref, sizeof(t->ref));
+    pg__text_at(r, i, 11, t->tag, sizeof(t->tag));
+    pg__bytes_at(r, i, 12, t->hash, sizeof(t->hash));
+}
+
+PGresult *pg__query(struct store_txn *txn, const char *sql, const struct pg_params *p,
+                    const char *what, int *rc)
+{
+    return pg__run(pg__of(txn), sql, p, PGRES_TUPLES_OK, what, rc);
+}
+
+int pg__one_int(struct store_txn *txn, const char *sql, const struct pg_params *p, int64_t *out,
+                const char *what)
+{
+    int rc = 0;
+    PGresult *r = pg__query(txn, sql, p, what, &rc);
+    if (r == NULL)
+        return rc;
+    *out = PQntuples(r) > 0 ? pg__int_at(r, 0, 0) : 0;
+    PQclear(r);
+    return 0;
+}
+
+/* ---- Accounts and transfers --------------------------------------------------- */
+
+int pg_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, id);
+    int rc = 0;
+    PGresult *r = pg__query(txn, "SELECT " PG_ACCOUNT_COLS " FROM accounts WHERE id = $1", &p,
+                            "account_get", &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) == 1)
+        pg__row_account(r, 0, out);
+    else
+        rc = HB_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+int pg_txn_account_insert(struct store_txn *txn, const struct store_account *a)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, a->id);
+    pg__int(&p, a->flags);
+    pg__int(&p, a->debits_posted);
+    pg__int(&p, a->credits_posted);
+    pg__int(&p, a->debits_pending);
+    pg__int(&p, a->credits_pending);
+    pg__int(&p, a->created_at);
+    int rc =
+        pg__do(pg__of(txn),
+               "INSERT INTO accounts (" PG_ACCOUNT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7)", &p,
+               "account_insert", NULL);
+    return rc == HB_EEXISTS ? HB_ESTORAGE : rc;
+}
+
+int pg_txn_account_update(struct store_txn *txn, const struct store_account *a)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, a->id);
+    pg__int(&p, a->debits_posted);
+    pg__int(&p, a->credits_posted);
+    pg__int(&p, a->debits_pending);
+    pg__int(&p, a->credits_pending);
+    return pg__do(pg__of(txn),
+                  "UPDATE accounts SET debits_posted = $2, credits_posted = $3,"
+                  " debits_pending = $4, credits_pending = $5 WHERE id = $1",
+                  &p, "account_update", NULL);
+}
+
+/* A query expected to return at most one transfer row. */
+static int pg__transfer_one(struct store_txn *txn, const char *sql, const struct pg_params *p,
+                            struct store_transfer *out, const char *what)
+{
+    int rc = 0;
+    PGresult *r = pg__query(txn, sql, p, what, &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) >= 1)
+        pg__row_transfer(r, 0, out);
+    else
+        rc = HB_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+int pg_txn_transfer_get(struct store_txn *txn, const char *id, struct store_transfer *out)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, id);
+    return pg__transfer_one(txn, "SELECT " PG_TRANSFER_COLS " FROM transfers WHERE id = $1", &p,
+                            out, "transfer_get");
+}
+
+int pg__head_read(struct store_txn *txn, const char *sql, uint64_t *seq, uint8_t *hash,
+                  const char *what)
+{
+    int rc = 0;
+    PGresult *r = pg__query(txn, sql, NULL, what, &rc);
+    if (r == NULL)
+        return rc;
+    *seq = 0;
+    memset(hash, 0, STORE_HASH_SIZE);
+    if (PQntuples(r) == 1) {
+        *seq = (uint64_t)pg__int_at(r, 0, 0);
+        pg__bytes_at(r, 0, 1, hash, STORE_HASH_SIZE);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int pg_txn_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
+{
+    if (!txn->head_valid) {
+        int rc = pg__head_read(txn, "SELECT seq, hash FROM transfers ORDER BY seq DESC LIMIT 1",
+                               &txn->head_seq, txn->head_hash, "head");
+        if (rc < 0)
+            return rc;
+        txn->head_valid = true;
+    }
+    *seq = txn->head_seq;
+    memcpy(hash, txn->head_hash, STORE_HASH_SIZE);
+    return 0;
+}
+
+int pg_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
+{
+    return pg__head_read(txn, "SELECT seq, hash FROM head WHERE one = 1 AND seq > 0", seq, hash,
+                         "head_recorded");
+}
+
+int pg_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t)
+{
+    uint64_t head;
+    uint8_t hash[STORE_HASH_SIZE];
+    int rc = pg_txn_head(txn, &head, hash);
+    if (rc < 0)
+        return rc;
+    if (t->seq != head + 1)
+        return HB_EINVAL;
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__int(&p, (int64_t)t->seq);
+    pg__text(&p, t->id);
+    pg__text(&p, t->debit);
+    pg__text(&p, t->credit);
+    pg__int(&p, t->amount);
+    pg__int(&p, t->kind);
+    pg__int(&p, t->flags);
+    pg__opt(&p, t->link);
+    pg__int(&p, t->expires_at);
+    pg__int(&p, t->ts);
+    pg__text(&p, t->ref);
+    pg__text(&p, t->tag);
+    pg__bin(&p, t->hash, STORE_HASH_SIZE);
+    rc = pg__do(pg__of(txn),
+                "INSERT INTO transfers (" PG_TRANSFER_COLS ")"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                &p, "transfer_append", NULL);
+    if (rc == 0) {
+        txn->head_seq = t->seq;
+        memcpy(txn->head_hash, t->hash, STORE_HASH_SIZE);
+        txn->head_valid = true;
+        txn->head_dirty = true;
+    }
+    return rc == HB_EEXISTS ? HB_ESTORAGE : rc;
+}
+
+int pg_txn_transfer_find_link(struct store_txn *txn, const char *link, uint32_t flags_any,
+                              struct store_transfer *out)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, link);
+    pg__int(&p, flags_any);
+    return pg__transfer_one(txn,
+                            "SELECT " PG_TRANSFER_COLS " FROM transfers"
+                            " WHERE link = $1 AND (flags & $2) != 0 ORDER BY seq LIMIT 1",
+                            &p, out, "find_link");
+}
+
+int pg_txn_link_sum(struct store_txn *txn, const char *link, uint32_t flags_any, int64_t *sum)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, link);
+    pg__int(&p, flags_any);
+    return pg__one_int(txn,
+                       "SELECT COALESCE(SUM(amount), 0) FROM transfers"
+                       " WHERE link = $1 AND (flags & $2) != 0",
+                       &p, sum, "link_sum");
+}
+
+int pg_txn_pending_add(struct store_txn *txn, const char *id, int64_t expires_at)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, id);
+    pg__int(&p, expires_at);
+    int rc = pg__do(pg__of(txn), "INSERT INTO pending (id, expires_at) VALUES ($1, $2)", &p,
+                    "pending_add", NULL);
+    return rc == HB_EEXISTS ? HB_ESTORAGE : rc;
+}
+
+int pg_txn_pending_remove(struct store_txn *txn, const char *id)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, id);
+    return pg__do(pg__of(txn), "DELETE FROM pending WHERE id = $1", &p, "pending_remove", NULL);
+}
+
+int pg_txn_pending_expired(struct store_txn *txn, int64_t now, char (*ids)[STORE_ID_SIZE],
+                           size_t max, size_t *n)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__int(&p, now);
+    pg__int(&p, (int64_t)max);
+    int rc = 0;
+    *n = 0;
+    PGresult *r = pg__query(txn,
+                            "SELECT id FROM pending WHERE expires_at > 0 AND expires_at <= $1"
+                            " ORDER BY expires_at, id LIMIT $2",
+                            &p, "pending_expired", &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++)
+        pg__text_at(r, i, 0, ids[(*n)++], STORE_ID_SIZE);
+    PQclear(r);
+    return 0;
+}
+
+int pg_txn_pending_next(struct store_txn *txn, int64_t *expires_at)
+{
+    return pg__one_int(txn, "SELECT MIN(expires_at) FROM pending WHERE expires_at > 0", NULL,
+                       expires_at, "pending_next");
+}
+
+/* Rows of a query handed to fn one by one; fn's non-zero return stops. */
+#define PG_EACH_ROW(r, i) for (int i = 0; i < PQntuples(r); i++)
+
+int pg_txn_transfer_each(struct store_txn *txn, uint64_t from_seq,
+                         int (*fn)(const struct store_transfer *t, void *data), void *data)
+{
+    /* In pages, so that a long history never sits in memory at once. */
+    struct store_transfer t;
+    for (;;) {
+        struct pg_params p;
+        pg__params_init(&p);
+        pg__int(&p, (int64_t)from_seq);
+        int rc = 0;
+        PGresult *r = pg__query(txn,
+                                "SELECT " PG_TRANSFER_COLS " FROM transfers WHERE seq >= $1"
+                                " ORDER BY seq LIMIT 1000",
+                                &p, "transfer_each", &rc);
+        if (r == NULL)
+            return rc;
+        int rows = PQntuples(r);
+        PG_EACH_ROW(r, i)
+        {
+            pg__row_transfer(r, i, &t);
+            rc = fn(&t, data);
+            if (rc != 0)
+                break;
+        }
+        PQclear(r);
+        if (rc != 0 || rows < 1000)
+            return rc;
+        from_seq = t.seq + 1;
+    }
+}
+
+int pg_txn_account_each(struct store_txn *txn, int (*fn)(const struct store_account *a, void *data),
+                        void *data)
+{
+    int rc = 0;
+    PGresult *r = pg__query(txn, "SELECT " PG_ACCOUNT_COLS " FROM accounts ORDER BY id", NULL,
+                            "account_each", &rc);
+    if (r == NULL)
+        return rc;
+    struct store_account a;
+    PG_EACH_ROW(r, i)
+    {
+        pg__row_account(r, i, &a);
+        rc = fn(&a, data);
+        if (rc != 0)
+            break;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int pg_txn_pending_each(struct store_txn *txn,
+                        int (*fn)(const char *id, int64_t expires_at, void *data), void *data)
+{
+    int rc = 0;
+    PGresult *r =
+        pg__query(txn, "SELECT id, expires_at FROM pending ORDER BY id", NULL, "pending_each", &rc);
+    if (r == NULL)
+        return rc;
+    PG_EACH_ROW(r, i)
+    {
+        rc = fn(PQgetvalue(r, i, 0), pg__int_at(r, i, 1), data);
+        if (rc != 0)
+            break;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int pg_txn_history(struct store_txn *txn, const char *account, uint64_t before_seq,
+                   struct store_transfer *out, size_t max, size_t *n)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, account);
+    pg__int(&p, before_seq != 0 ? (int64_t)before_seq : INT64_MAX);
+    pg__int(&p, (int64_t)max);
+    int rc = 0;
+    *n = 0;
+    PGresult *r = pg__query(txn,
+                            "SELECT " PG_TRANSFER_COLS " FROM transfers"
+                            " WHERE (debit_account = $1 OR credit_account = $1) AND seq < $2"
+                            " ORDER BY seq DESC LIMIT $3",
+                            &p, "history", &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++)
+        pg__row_transfer(r, i, &out[(*n)++]);
+    PQclear(r);
+    return 0;
+}
+
+int pg_txn_usage(struct store_txn *txn, uint32_t kind, uint32_t flags_none, const char *account,
+                 int64_t from, int64_t to, struct store_usage *out, size_t max, size_t *n)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__int(&p, kind);
+    pg__int(&p, from);
+    pg__int(&p, to);
+    pg__int(&p, flags_none);
+    pg__opt(&p, account);
+    pg__int(&p, (int64_t)max);
+    int rc = 0;
+    *n = 0;
+    PGresult *r = pg__query(txn,
+                            "SELECT ts / 86400000, tag, SUM(amount), COUNT(*) FROM transfers"
+                            " WHERE kind = $1 AND ts >= $2 AND ts < $3 AND (flags & $4) = 0"
+                            " AND ($5::text IS NULL OR debit_account = $5)"
+                            " GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $6",
+                            &p, "usage", &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+        struct store_usage *u = &out[(*n)++];
+        u->day = pg__int_at(r, i, 0);
+        pg__text_at(r, i, 1, u->tag, sizeof(u->tag));
+        u->amount = pg__int_at(r, i, 2);
+        u->count = pg__int_at(r, i, 3);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* ---- State ------------------------------------------------------------------------- */
+
+int pg_txn_state_get(struct store_txn *txn, const char *ns, const char *key, char **value)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, ns);
+    pg__text(&p, key);
+    int rc = 0;
+    *value = NULL;
+    PGresult *r =
+        pg__query(txn, "SELECT value FROM state WHERE ns = $1 AND key = $2", &p, "state_get", &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) == 1) {
+        *value = strdup(PQgetvalue(r, 0, 0));
+        if (*value == NULL)
+            rc = HB_ENOMEM;
+    } else {
+        rc = HB_ENOTFOUND;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int pg_txn_state_put(struct store_txn *txn, const char *ns, const char *key, const char *value,
+                     int64_t now_ms)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, ns);
+    pg__text(&p, key);
+    if (value == NULL)
+        return pg__do(pg__of(txn), "DELETE FROM state WHERE ns = $1 AND key = $2", &p,
+                      "state_delete", NULL);
+    pg__text(&p, value);
+    pg__int(&p, now_ms);
+    return pg__do(pg__of(txn),
+                  "INSERT INTO state (ns, key, value, updated_at) VALUES ($1, $2, $3, $4)"
+                  " ON CONFLICT (ns, key) DO UPDATE SET value = $3, updated_at = $4",
+                  &p, "state_put", NULL);
+}
+
+int pg_txn_state_range(struct store_txn *txn, const char *ns, const char *from, const char *to,
+                       int (*fn)(const char *key, const char *value, void *data), void *data)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, ns);
+    pg__text(&p, from);
+    pg__opt(&p, to);
+    int rc = 0;
+    PGresult *r = pg__query(txn,
+                            "SELECT key, value FROM state WHERE ns = $1 AND key >= $2"
+                            " AND ($3::text IS NULL OR key < $3) ORDER BY key",
+                            &p, "state_range", &rc);
+    if (r == NULL)
+        return rc;
+    PG_EACH_ROW(r, i)
+    {
+        rc = fn(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), data);
+        if (rc != 0)
+            break;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int pg_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
+                      int (*fn)(const char *key, const char *value, void *data), void *data)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, ns);
+    pg__text(&p, prefix);
+    int rc = 0;
+    PGresult *r = pg__query(txn,
+                            "SELECT key, value FROM state WHERE ns = $1 AND key >= $2"
+                            " AND left(key, length($2)) = $2 ORDER BY key",
+                            &p, "state_each", &rc);
+    if (r == NULL)
+        return rc;
+    PG_EACH_ROW(r, i)
+    {
+        rc = fn(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), data);
+        if (rc != 0)
+            break;
+    }
+    PQclear(r);
+    return rc;
+}
