@@ -23,6 +23,10 @@ static int64_t lt__clock(void *data)
 void lt_init(struct lt *t, bool tmpfs, bool real_clock)
 {
     memset(t, 0, sizeof(*t));
+    /* First: a test that cannot have its database fails with nothing to
+     * undo. */
+    if (lt_backend == STORE_BACKEND_POSTGRES)
+        assert_int_equal(test_pg_db(t->url, sizeof(t->url)), 0);
     assert_int_equal(uv_loop_init(&t->loop), 0);
     if (tmpfs && access("/dev/shm", W_OK) == 0) {
         char tmpl[] = "/dev/shm/haibot-test-XXXXXX";
@@ -37,7 +41,6 @@ void lt_init(struct lt *t, bool tmpfs, bool real_clock)
     t->now = LT_EPOCH;
     t->opts.backend = lt_backend;
     if (lt_backend == STORE_BACKEND_POSTGRES) {
-        assert_int_equal(test_pg_db(t->url, sizeof(t->url)), 0);
         t->opts.url = t->url;
     } else {
         t->opts.path = t->path;

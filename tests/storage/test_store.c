@@ -78,11 +78,12 @@ struct store_db {
 static void store_db_init(struct store_db *d)
 {
     memset(d, 0, sizeof(*d));
+    if (store_backend == STORE_BACKEND_POSTGRES)
+        assert_int_equal(test_pg_db(d->url, sizeof(d->url)), 0);
     d->dir = test_tmpdir_new();
     snprintf(d->path, sizeof(d->path), "%s/s.db", d->dir);
     d->opts.backend = store_backend;
     if (store_backend == STORE_BACKEND_POSTGRES) {
-        assert_int_equal(test_pg_db(d->url, sizeof(d->url)), 0);
         d->opts.url = d->url;
     } else {
         d->opts.path = d->path;
@@ -236,8 +237,8 @@ static void test_savepoints_in_group_commit(void **state)
     struct store_db d;
     int rc = 0;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     store_db_init(&d);
+    assert_int_equal(uv_loop_init(&loop), 0);
     struct store *s = store_new(&d.opts, &rc);
     assert_non_null(s);
     assert_int_equal(store_start(s, &loop), 0);
