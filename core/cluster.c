@@ -85,8 +85,9 @@ static void cluster__lease_done(struct store_job *job, int rc)
 {
     struct lease_job *lj = container_of(job, struct lease_job, job);
     struct cluster *c = lj->c;
-    if (lj->cb != NULL && !c->freeing)
-        lj->cb(rc, rc == HB_EBUSY ? lj->holder : c->run, lj->data);
+    /* Always answered (HB_ECANCELED once freeing): callers hold references. */
+    if (lj->cb != NULL)
+        lj->cb(c->freeing ? HB_ECANCELED : rc, rc == HB_EBUSY ? lj->holder : c->run, lj->data);
     free(lj);
     cluster__unref(c);
 }
@@ -157,6 +158,10 @@ static void cluster__beaten(int rc, const char *holder, void *data)
 {
     struct cluster *c = data;
     (void)holder;
+    if (c->freeing) {
+        c->beating = false;
+        return;
+    }
     if (rc < 0)
         log_warn("cluster.heartbeat_failed", "run=%s error=%s", c->run, hb_strerror(rc));
     c->refs++;

@@ -33,8 +33,9 @@ struct cluster;
 #define CLUSTER_RUN_MAX 64 /* a run id, NUL included */
 
 /** Called after a lease attempt: rc 0 when this daemon holds it now (until
- *  its end), HB_EBUSY when another run holds it (holder names it), or a
- *  storage error. */
+ *  its end), HB_EBUSY when another run holds it (holder names it),
+ *  HB_ECANCELED when the cluster was freed meanwhile, or a storage error.
+ *  Always called once the attempt was queued. */
 typedef void (*cluster_lease_cb)(int rc, const char *holder, void *data);
 
 /** A daemon's part in a shared ledger: run is its run id (copied),
