@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define BENCH_WALLETS 64
 
@@ -71,17 +73,16 @@ static void bench__closed(void *data)
 
 /* Run `total` transfers with up to `inflight` outstanding; returns
  * transfers per second, or a negative number on failure. */
-static double bench__measure(const char *dir, bool single, uint64_t total, unsigned inflight,
-                             unsigned run)
+static double bench__measure_on(const struct ledger_options *where, bool single, uint64_t total,
+                                unsigned inflight, unsigned run)
 {
     uv_loop_t loop;
-    char path[512];
     int rc = 0;
     double rate = -1;
-    snprintf(path, sizeof(path), "%s/ledger-%u.db", dir, run);
     if (uv_loop_init(&loop) != 0)
         return -1;
-    struct ledger_options opts = {.path = path, .single_commit = single};
+    struct ledger_options opts = *where;
+    opts.single_commit = single;
     struct bench_run b = {.loop = &loop, .run = run};
     b.ledger = ledger_new(&loop, &opts, &rc);
     if (b.ledger == NULL)
@@ -128,6 +129,15 @@ out:
     return rate;
 }
 
+static double bench__measure(const char *dir, bool single, uint64_t total, unsigned inflight,
+                             unsigned run)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/ledger-%u.db", dir, run);
+    struct ledger_options opts = {.path = path};
+    return bench__measure_on(&opts, single, total, inflight, run);
+}
+
 int bench_ledger(void)
 {
     char *dir = bench_tmpdir_new();
@@ -142,5 +152,53 @@ int bench_ledger(void)
     bench_report("ledger_group_commit_transfers_per_sec", group, "transfers/s");
     bench_report("ledger_single_commit_transfers_per_sec", single, "transfers/s");
     bench_report("ledger_group_commit_ratio", group / single, "x");
+    return 0;
+}
+
+/* ---- PostgreSQL -------------------------------------------------------------- */
+
+/* Each daemon its own process and connection on the same database, the
+ * runs' ids apart; the rate is every transfer over the wall time of all. */
+static double bench__pg_daemons(const char *url, unsigned daemons, uint64_t each, unsigned round)
+{
+    struct ledger_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = url};
+    pid_t pids[8];
+    double t0 = bench_now();
+    for (unsigned d = 0; d < daemons; d++) {
+        pids[d] = fork();
+        if (pids[d] == 0)
+            _exit(bench__measure_on(&opts, false, each, 8192, round * 10 + d) > 0 ? 0 : 1);
+    }
+    int failed = 0;
+    for (unsigned d = 0; d < daemons; d++) {
+        int status = 0;
+        if (pids[d] < 0 || waitpid(pids[d], &status, 0) < 0 || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0)
+            failed++;
+    }
+    double dt = bench_now() - t0;
+    return failed == 0 ? (double)(each * daemons) / dt : -1;
+}
+
+/* Durable transfers/s on PostgreSQL (synchronous_commit = on): one daemon
+ * with group commit, one transaction per transfer, and three daemons at
+ * once. HAIBOT_BENCH_PG_URL names the server (`make bench` starts one). */
+int bench_ledger_pg(void)
+{
+    const char *url = getenv("HAIBOT_BENCH_PG_URL");
+    if (url == NULL || url[0] == '\0') {
+        fprintf(stderr, "bench ledger_pg: HAIBOT_BENCH_PG_URL is not set; skipped\n");
+        return 0;
+    }
+    struct ledger_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = url};
+    double group = bench__measure_on(&opts, false, 20000, 8192, 101);
+    double single = bench__measure_on(&opts, true, 2000, 64, 102);
+    double three = bench__pg_daemons(url, 3, 10000, 11);
+    if (group <= 0 || single <= 0 || three <= 0)
+        return -1;
+    bench_report("ledger_pg_group_commit_transfers_per_sec", group, "transfers/s");
+    bench_report("ledger_pg_single_commit_transfers_per_sec", single, "transfers/s");
+    bench_report("ledger_pg_group_commit_ratio", group / single, "x");
+    bench_report("ledger_pg_three_daemons_transfers_per_sec", three, "transfers/s");
     return 0;
 }

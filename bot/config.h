@@ -67,6 +67,7 @@ struct config_storage {
     char *path;                          /* database file (sqlite) */
     char *postgres_url;                  /* libpq connection string (postgres); a secret */
     int64_t reservation_timeout;         /* seconds before a pending reservation is voided */
+    int64_t lease; /* postgres: seconds a daemon's heartbeat and leases last */
 };
 
 struct config_ledger {

@@ -85,6 +85,8 @@ static const struct config_key_schema config_keys_storage[] = {
              "libpq connection string (postgres), best given as postgres_url_env"),
     K_SECONDS(struct config_storage, reservation_timeout, "600", 10, 86400, LIVE,
               "seconds before an unsettled credit reservation is voided"),
+    K_SECONDS(struct config_storage, lease, "15", 3, 600, RESTART,
+              "postgres: seconds without a heartbeat before another daemon takes over"),
 };
 
 static const struct config_key_schema config_keys_ledger[] = {

@@ -133,38 +133,12 @@ static void daemon__generate_reload(struct daemon *d, const struct config *cfg)
     log_info("generate.catalog", "models=%zu", catalog_model_count(cat));
 }
 
-static void daemon__generate_recovered(int rc, size_t voided, void *data)
-{
-    (void)data;
-    if (rc < 0)
-        log_warn("generate.recover_failed", "error=%s", hb_strerror(rc));
-    else if (voided > 0)
-        log_info("generate.recovered",
-                 "voided=%zu note=\"interrupted jobs refunded; members are told\"", voided);
-}
-
-/* The engine needs the ledger and the HTTP client; it voids what a crash
- * left reserved before any command arrives. */
+/* The engine needs the ledger and the HTTP client (bot/generation.c). */
 static int daemon__generate_start(struct daemon *d)
 {
-    char err[512] = "";
-    struct catalog *cat = generation_catalog_build(d->config, &d->loop, d->http, err, sizeof(err));
-    if (cat == NULL) {
-        log_error("generate.catalog_refused", "problem=%s", err);
-        return HB_ECONFIG;
-    }
-    d->generate = generate_new(&d->loop, &d->core, cat, NULL);
-    catalog_unref(cat);
-    if (d->generate == NULL)
-        return HB_ENOMEM;
-    d->core.generate = d->generate;
-    struct approval_rules rules;
-    generation_approval_rules(d->config, &rules);
-    generate_approval_configure(d->generate, &rules);
-    int rc = generate_recover(d->generate, daemon__generate_recovered, d);
-    if (rc < 0)
-        log_warn("generate.recover_failed", "error=%s", hb_strerror(rc));
-    return 0;
+    int rc = generation_engine_start(&d->loop, &d->core, d->config, d->http);
+    d->generate = d->core.generate;
+    return rc;
 }
 
 /* Before the ledger closes: jobs still running are cancelled and their
@@ -173,6 +147,7 @@ static void daemon__generate_close(struct daemon *d)
 {
     if (d->generate == NULL)
         return;
+    generation_engine_leave(&d->core);
     d->closing++;
     generate_close(d->generate, daemon__closed_one, d);
     d->generate = NULL;

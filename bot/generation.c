@@ -3,7 +3,12 @@
 #include "adapters/anthropic/anthropic.h"
 #include "adapters/demo/demo.h"
 #include "adapters/openai/openai.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "base/text.h"
+#include "core/cluster.h"
+#include "core/generate.h"
+#include "core/ledger.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -224,4 +229,59 @@ void generation_approval_rules(const struct config *cfg, struct approval_rules *
     snprintf(out->telegram_chat, sizeof(out->telegram_chat), "%s",
              a->telegram_chat != NULL ? a->telegram_chat : "");
     snprintf(out->reasons, sizeof(out->reasons), "%s", a->reasons != NULL ? a->reasons : "");
+}
+
+static void generation__recovered(int rc, size_t voided, void *data)
+{
+    (void)data;
+    if (rc < 0)
+        log_warn("generate.recover_failed", "error=%s", hb_strerror(rc));
+    else if (voided > 0)
+        log_info("generate.recovered",
+                 "voided=%zu note=\"interrupted jobs refunded; members are told\"", voided);
+}
+
+/* Every heartbeat: the jobs of daemons whose heartbeat ran out are voided
+ * by whichever daemon looks first (the void ids make a second look a
+ * no-op). */
+static void generation__tick(void *data)
+{
+    struct core *core = data;
+    if (core->generate != NULL)
+        generate_recover_orphans(core->generate, generation__recovered, NULL);
+}
+
+int generation_engine_start(uv_loop_t *loop, struct core *core, const struct config *cfg,
+                            struct http_client *http)
+{
+    char err[512] = "";
+    struct catalog *cat = generation_catalog_build(cfg, loop, http, err, sizeof(err));
+    if (cat == NULL) {
+        log_error("generate.catalog_refused", "problem=%s", err);
+        return HB_ECONFIG;
+    }
+    core->generate = generate_new(loop, core, cat, NULL);
+    catalog_unref(cat);
+    if (core->generate == NULL)
+        return HB_ENOMEM;
+    struct approval_rules rules;
+    generation_approval_rules(cfg, &rules);
+    generate_approval_configure(core->generate, &rules);
+    if (cfg->storage.backend == CONFIG_STORAGE_POSTGRES) {
+        core->cluster =
+            cluster_new(loop, ledger_store(core->ledger), generate_run(core->generate),
+                        cfg->storage.lease * 1000, &core->clock, generation__tick, core);
+        if (core->cluster == NULL)
+            return HB_ENOMEM;
+    }
+    int rc = generate_recover(core->generate, generation__recovered, NULL);
+    if (rc < 0)
+        log_warn("generate.recover_failed", "error=%s", hb_strerror(rc));
+    return 0;
+}
+
+void generation_engine_leave(struct core *core)
+{
+    cluster_free(core->cluster);
+    core->cluster = NULL;
 }

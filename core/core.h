@@ -70,6 +70,7 @@ struct core {
     struct notices *notices;      /* low-balance and upvote notices (core/notice.h); NULL: none */
     struct link_dir *links;  /* identities sharing one wallet (core/link.h); NULL: none linked */
     struct apikeys *apikeys; /* API keys (core/apikey.h); NULL: none can be made */
+    struct cluster *cluster; /* the daemons sharing this ledger (core/cluster.h); NULL: alone */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

@@ -118,6 +118,16 @@ struct catalog *generate_catalog(const struct generate *g);
  *  voided. Returns 0 or a negative code (no callback). */
 int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void *data), void *data);
 
+/** generate_recover for a shared ledger, run with every heartbeat: void
+ *  the jobs of runs whose heartbeat ran out (core/cluster.h), never a live
+ *  daemon's, and bring no held job back. Does nothing without a cluster or
+ *  while a pass is still running. */
+int generate_recover_orphans(struct generate *g, void (*cb)(int rc, size_t voided, void *data),
+                             void *data);
+
+/** This run's id ("run-..."), written into every job record. */
+const char *generate_run(struct generate *g);
+
 /** Tell members whose jobs a restart voided, now, through the host's
  *  notify (core/core.h); a member told is forgotten, the others are told
  *  with their next generation command. generate_recover() calls it when

@@ -183,6 +183,7 @@ struct generate {
     void (*close_cb)(void *data);
     void *close_data;
     char run[64];                   /* this run's id, or "" until generate__run makes it */
+    bool orphans_busy;              /* a generate_recover_orphans pass is running */
     struct approval_rules approval; /* the rules in force */
     struct gen_decided decided[GEN_DECIDED_KEPT]; /* the latest decisions, a ring */
     size_t decided_next;

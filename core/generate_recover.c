@@ -5,14 +5,17 @@
  * Jobs held for an admin's approval are not voided: their records say
  * "held", and they come back held (generate_approval.c).
  *
- * Only jobs of earlier runs are voided. Each job record carries the id of
- * the run that wrote it; a record of this run is a job still in flight.
- * The store's lock already keeps a second daemon off the database, so all
- * records recovery sees at a start are an earlier run's; the id keeps that
- * true however recovery is called, and when a shared-ledger backend lets
- * several daemons write at once. */
+ * Only jobs of runs that are gone are voided. Each job record carries the
+ * id of the run that wrote it; a record of this run is a job still in
+ * flight. Alone on its ledger (SQLite's lock keeps a second daemon off the
+ * file), every other run is an earlier one, gone. On a shared ledger
+ * (core/cluster.h) another run is gone only once its heartbeat lease ran
+ * out: its jobs are voided by the first daemon whose heartbeat sees that
+ * (generate_recover_orphans), and a void id is the job's own, so a second
+ * daemon voiding the same job changes nothing. */
 #include "core/generate_internal.h"
 
+#include "core/cluster.h"
 #include "core/core.h"
 #include "core/messages.h"
 #include "core/notify.h"
@@ -37,6 +40,11 @@ const char *generate__run(struct generate *g)
     return g->run;
 }
 
+const char *generate_run(struct generate *g)
+{
+    return generate__run(g);
+}
+
 void job__notice_deliver(struct job *job)
 {
     struct generate *g = job->g;
@@ -53,6 +61,7 @@ struct recover_op {
     void *data;
     size_t pending;
     size_t voided;
+    bool orphans; /* a heartbeat's pass: no held job comes back */
 };
 
 struct recover_void {
@@ -100,6 +109,8 @@ static void recover__one_done(struct recover_op *op)
      * the record stays for the others (and for a daemon whose adapters
      * start later: it calls generate_notices_send then). */
     generate_notices_send(g);
+    if (op->orphans)
+        g->orphans_busy = false;
     if (op->cb != NULL)
         op->cb(0, op->voided, op->data);
     free(op);
@@ -175,6 +186,10 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
             int rlen = 0;
             if (strncmp(rest, "run-", 4) == 0 && sscanf(rest, "%63s %n", run, &rlen) == 1)
                 rest += rlen;
+            if (strncmp(rest, "held ", 5) == 0 && op->orphans) {
+                free(rv); /* every daemon brings held jobs back at its start */
+                continue;
+            }
             if (strncmp(rest, "held ", 5) == 0) {
                 /* Held for an admin: not voided but brought back, held
                  * (generate_approval.c), with its reservation. */
@@ -185,9 +200,15 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
             if (*rest != '\0')
                 rv->quota = strdup(rest);
         }
-        if (run[0] != '\0' && strcmp(run, generate__run(g)) == 0) {
-            /* This run's own job, still running: not ours to void. */
-            log_debug("generate.recover_skip", "job=%s reason=this run's job", e[i].key);
+        const struct cluster *cl = g->core->cluster;
+        bool alive = run[0] != '\0' && strcmp(run, generate__run(g)) == 0;
+        /* On a shared ledger, a run is alive until its heartbeat ran out;
+         * before the first read of the heartbeats, every run is. */
+        if (cl != NULL && !alive && run[0] != '\0')
+            alive = !cluster_runs_known(cl) || cluster_run_alive(cl, run);
+        if (alive) {
+            /* A live run's job, still running: not ours to void. */
+            log_debug("generate.recover_skip", "job=%s reason=its run is alive", e[i].key);
             free(rv->quota);
             free(rv);
             continue;
@@ -225,6 +246,27 @@ static void recover__notices(int rc, const struct state_entry *e, size_t n, void
     for (size_t i = 0; rc == 0 && i < n; i++)
         recover__notice_add(op->g, e[i].key);
     recover__one_done(op);
+}
+
+int generate_recover_orphans(struct generate *g, void (*cb)(int rc, size_t voided, void *data),
+                             void *data)
+{
+    struct ledger *ledger = g->core->ledger;
+    if (ledger == NULL || g->core->cluster == NULL || g->orphans_busy)
+        return 0;
+    struct recover_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return HB_ENOMEM;
+    op->g = g;
+    op->cb = cb;
+    op->data = data;
+    op->orphans = true;
+    op->pending = 1;
+    g->njobs++;
+    g->orphans_busy = true;
+    if (state_list(ledger_store(ledger), GEN_NS_JOB, "", 1000, recover__jobs, op) < 0)
+        recover__one_done(op);
+    return 0;
 }
 
 int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void *data), void *data)

@@ -3,6 +3,8 @@
  * handling are the queue's. */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "core/core.h"
+
 #include "base/error.h"
 #include "base/log.h"
 
@@ -30,6 +32,10 @@ int tg_notify(struct adapter *a, const struct notify_target *to, const struct re
     struct tg *tg = a->impl;
     if (tg->closing)
         return HB_ECANCELED;
+    /* On a shared ledger only the poller sends (its outbox numbers the
+     * rows): a standby says it cannot, and the caller's fallback applies. */
+    if (tg->core != NULL && tg->core->cluster != NULL && !tg->lease_held && !tg->webhook)
+        return HB_ESTATE;
     bool has_text = msg->text != NULL && msg->text[0] != '\0';
     if (to->platform != COMMAND_PLATFORM_TELEGRAM || (!has_text && msg->image == NULL))
         return HB_EINVAL;

@@ -3,6 +3,7 @@
  * getUpdates long poll with its back-off. */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "core/cluster.h"
 #include "core/core.h"
 #include "base/error.h"
 #include "core/ledger.h"
@@ -126,6 +127,9 @@ static void tg__advance(struct tg *tg)
     if (!tg->running || tg->webhook || tg->poll != NULL ||
         uv_is_active((uv_handle_t *)&tg->poll_timer))
         return;
+    if (tg->core != NULL && tg->core->cluster != NULL &&
+        (!tg->lease_held || uv_now(tg->loop) >= tg->lease_until))
+        return; /* not the poller, or its lease may have run out: the renewal kicks */
     if (tg->replaying > 0 || tg->queued >= tg->queue_max || tg->ob_rows >= tg->queue_max) {
         if (!tg->held_back)
             log_debug("telegram.poll_held_back", "queued=%zu outbox=%zu bound=%zu", tg->queued,
@@ -355,6 +359,90 @@ static void tg__offset_loaded(int rc, const char *value, void *data)
     tg_unref(tg);
 }
 
+/* Where the last poller stopped: the stored offset, then its outbox. */
+static void tg__offset_load(struct tg *tg)
+{
+    tg_ref(tg);
+    if (tg->core == NULL || tg->core->ledger == NULL ||
+        state_get(ledger_store(tg->core->ledger), TG_STATE_NS, "offset", tg__offset_loaded, tg) < 0)
+        tg__offset_loaded(HB_ENOTFOUND, NULL, tg);
+}
+
+/* ---- the poller's lease (core/cluster.h) --------------------------------- */
+
+static void tg__lease_name(const struct tg *tg, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "telegram:%" PRId64, tg->bot_id);
+}
+
+static void tg__lease_done(int rc, const char *holder, void *data)
+{
+    struct tg *tg = data;
+    tg->lease_asking = false;
+    if (tg->closing || !tg->running) {
+        tg_unref(tg);
+        return;
+    }
+    if (rc == 0) {
+        tg->lease_until = tg->lease_asked + (uint64_t)cluster_lease_ms(tg->core->cluster);
+        if (!tg->lease_held) {
+            tg->lease_held = true;
+            log_info("telegram.poller", "bot=%s role=holder run=%s", tg->bot_username, holder);
+            tg__offset_load(tg); /* resumes where the last holder confirmed */
+        } else {
+            tg_poll_kick(tg);
+        }
+    } else if (rc == HB_EBUSY && tg->lease_held) {
+        /* Another daemon took it: this one's lease ran out unrenewed (the
+         * store was out of reach). Two pollers would repeat updates. */
+        tg->lease_held = false;
+        tg->lease_lost = true;
+        uv_timer_stop(&tg->lease_timer);
+        log_error("telegram.poller_lost", "bot=%s holder=%s hint=%s", tg->bot_username, holder,
+                  "another daemon polls now; restart this one to stand by again");
+    } else if (rc == HB_EBUSY) {
+        if (!tg->lease_waiting)
+            log_info("telegram.poller", "bot=%s role=standby holder=%s", tg->bot_username, holder);
+        tg->lease_waiting = true;
+    } else {
+        log_warn("telegram.lease_failed", "bot=%s error=%s", tg->bot_username, hb_strerror(rc));
+    }
+    tg_unref(tg);
+}
+
+static void tg__lease_tick(uv_timer_t *t)
+{
+    struct tg *tg = t->data;
+    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    if (c == NULL || tg->closing || tg->lease_lost || tg->lease_asking)
+        return;
+    if (!uv_is_active((uv_handle_t *)&tg->lease_timer)) {
+        uint64_t every = (uint64_t)cluster_lease_ms(c) / 3;
+        uv_timer_start(&tg->lease_timer, tg__lease_tick, every, every > 0 ? every : 1);
+    }
+    char name[48];
+    tg__lease_name(tg, name, sizeof(name));
+    tg->lease_asked = uv_now(tg->loop);
+    tg_ref(tg);
+    tg->lease_asking = true;
+    if (cluster_lease_take(c, name, tg__lease_done, tg) < 0) {
+        tg->lease_asking = false;
+        tg_unref(tg);
+    }
+}
+
+void tg_poll_lease_drop(struct tg *tg)
+{
+    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    uv_timer_stop(&tg->lease_timer);
+    if (c == NULL || !tg->lease_held)
+        return;
+    tg->lease_held = false;
+    char name[48];
+    tg__lease_name(tg, name, sizeof(name));
+    cluster_lease_drop(c, name, NULL, NULL);
+}
+
 static void tg__me_done(struct tg *tg, void *data, const struct tg_result *res)
 {
     (void)data;
@@ -373,10 +461,12 @@ static void tg__me_done(struct tg *tg, void *data, const struct tg_result *res)
     tg->failures = 0;
     log_info("telegram.identity", "bot=%s id=%" PRId64, tg->bot_username, tg->bot_id);
     tg_commands_sync(tg);
-    tg_ref(tg);
-    if (tg->core == NULL || tg->core->ledger == NULL ||
-        state_get(ledger_store(tg->core->ledger), TG_STATE_NS, "offset", tg__offset_loaded, tg) < 0)
-        tg__offset_loaded(HB_ENOTFOUND, NULL, tg);
+    if (tg->core != NULL && tg->core->cluster != NULL && !tg->webhook) {
+        /* One daemon of a shared ledger polls: the lease's holder. */
+        tg__lease_tick(&tg->lease_timer);
+        return;
+    }
+    tg__offset_load(tg);
 }
 
 static void tg__start_identity(struct tg *tg)

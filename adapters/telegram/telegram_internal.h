@@ -106,7 +106,16 @@ struct tg {
     unsigned failures;    /* consecutive failed or empty polls, for back-off */
     uv_timer_t poll_timer;
     uv_timer_t kick_timer; /* the next step, soon (tg_poll_kick) */
-    uint64_t rng;          /* xorshift state for jitter */
+    /* The poller's lease on a shared ledger (core/cluster.h): one daemon
+     * polls; the others wait and take over when its lease runs out. */
+    uv_timer_t lease_timer; /* takes or renews the lease, every third of it */
+    bool lease_held;        /* this daemon is the poller */
+    bool lease_lost;        /* another daemon took it over: this one polls no more */
+    bool lease_asking;      /* a take is in flight */
+    bool lease_waiting;     /* standing by (logged once) */
+    uint64_t lease_asked;   /* uv_now() when the take in flight was asked */
+    uint64_t lease_until;   /* uv_now() past which the lease may have run out */
+    uint64_t rng;           /* xorshift state for jitter */
 
     /* sends out */
     uv_timer_t sq_timer;
@@ -351,6 +360,9 @@ void tg_migrate(struct tg *tg, int64_t from, int64_t to);
 /* ---- poll.c ---- */
 /** getMe, then the stored offset, then the webhook or the long poll. */
 void tg_poll_start(struct tg *tg);
+/* Stopping: give the poller's lease up, so that another daemon takes over
+ * at once rather than when it runs out. */
+void tg_poll_lease_drop(struct tg *tg);
 /** Store the offset when it moved (the next poll waits for the write). */
 void tg_persist_offset(struct tg *tg);
 /** Take the next step soon: confirm, poll, or wait (backpressure). */

@@ -1,0 +1,249 @@
+/* Several daemons over one ledger (core/cluster.h): the heartbeat and the
+ * leases, each a state row "holder until" taken in one store job. */
+#include "core/cluster.h"
+
+#include "base/error.h"
+#include "base/log.h"
+#include "base/map.h"
+#include "base/util.h"
+#include "core/state.h"
+#include "storage/store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLUSTER_NAME_MAX 128
+
+struct cluster {
+    uv_loop_t *loop;
+    struct store *store;
+    char run[CLUSTER_RUN_MAX];
+    int64_t lease_ms;
+    struct clock clock;
+    uv_timer_t timer;
+    struct map *alive; /* run ids whose heartbeat lease had not run out, as last read */
+    bool known;        /* alive has been read once */
+    void (*tick)(void *data);
+    void *tick_data;
+    unsigned refs; /* the timer and the jobs in flight */
+    bool freeing;  /* cluster_free was called: free once refs reach 0 */
+    bool beating;  /* a beat is in flight: the timer does not start another */
+};
+
+struct lease_job {
+    struct store_job job;
+    struct cluster *c;
+    char name[CLUSTER_NAME_MAX];
+    char holder[CLUSTER_RUN_MAX]; /* the run holding it, when another */
+    int64_t now;
+    bool drop;
+    cluster_lease_cb cb;
+    void *data;
+};
+
+static void cluster__unref(struct cluster *c)
+{
+    if (--c->refs > 0 || !c->freeing)
+        return;
+    map_free(c->alive);
+    free(c);
+}
+
+/* "holder until" into its parts; false when the value is not one. */
+static bool cluster__parse(const char *value, char holder[CLUSTER_RUN_MAX], int64_t *until)
+{
+    return sscanf(value, "%63s %" SCNd64, holder, until) == 2;
+}
+
+static int cluster__lease_run(struct store_txn *txn, struct store_job *job)
+{
+    struct lease_job *lj = container_of(job, struct lease_job, job);
+    struct cluster *c = lj->c;
+    char *value = NULL;
+    int rc = store_txn_state_get(txn, CLUSTER_LEASE_NS, lj->name, &value);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    char holder[CLUSTER_RUN_MAX] = "";
+    int64_t until = 0;
+    bool held = rc == 0 && cluster__parse(value, holder, &until);
+    free(value);
+    bool mine = held && strcmp(holder, c->run) == 0;
+    if (held && !mine && until > lj->now) {
+        snprintf(lj->holder, sizeof(lj->holder), "%s", holder);
+        return HB_EBUSY;
+    }
+    if (lj->drop)
+        return mine ? store_txn_state_put(txn, CLUSTER_LEASE_NS, lj->name, NULL, lj->now) : 0;
+    char text[CLUSTER_RUN_MAX + 24];
+    snprintf(text, sizeof(text), "%s %" PRId64, c->run, lj->now + c->lease_ms);
+    return store_txn_state_put(txn, CLUSTER_LEASE_NS, lj->name, text, lj->now);
+}
+
+static void cluster__lease_done(struct store_job *job, int rc)
+{
+    struct lease_job *lj = container_of(job, struct lease_job, job);
+    struct cluster *c = lj->c;
+    /* Always answered (HB_ECANCELED once freeing): callers hold references. */
+    if (lj->cb != NULL)
+        lj->cb(c->freeing ? HB_ECANCELED : rc, rc == HB_EBUSY ? lj->holder : c->run, lj->data);
+    free(lj);
+    cluster__unref(c);
+}
+
+static int cluster__lease(struct cluster *c, const char *name, bool drop, cluster_lease_cb cb,
+                          void *data)
+{
+    if (c == NULL || c->freeing || strlen(name) >= CLUSTER_NAME_MAX)
+        return HB_EINVAL;
+    struct lease_job *lj = calloc(1, sizeof(*lj));
+    if (lj == NULL)
+        return HB_ENOMEM;
+    lj->job.run = cluster__lease_run;
+    lj->job.done = cluster__lease_done;
+    lj->c = c;
+    snprintf(lj->name, sizeof(lj->name), "%s", name);
+    lj->now = clock_now_ms(&c->clock);
+    lj->drop = drop;
+    lj->cb = cb;
+    lj->data = data;
+    int rc = store_submit(c->store, &lj->job);
+    if (rc < 0) {
+        free(lj);
+        return rc;
+    }
+    c->refs++;
+    return 0;
+}
+
+int cluster_lease_take(struct cluster *c, const char *name, cluster_lease_cb cb, void *data)
+{
+    return cluster__lease(c, name, false, cb, data);
+}
+
+int cluster_lease_drop(struct cluster *c, const char *name, cluster_lease_cb cb, void *data)
+{
+    return cluster__lease(c, name, true, cb, data);
+}
+
+/* ---- The heartbeat ----------------------------------------------------------- */
+
+static void cluster__runs_read(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct cluster *c = data;
+    if (rc == 0 && !c->freeing) {
+        int64_t now = clock_now_ms(&c->clock);
+        struct map *alive = map_new(NULL);
+        for (size_t i = 0; alive != NULL && i < n; i++) {
+            char holder[CLUSTER_RUN_MAX];
+            int64_t until = 0;
+            /* Keys are "run:<id>", and each run holds its own. */
+            if (cluster__parse(e[i].value, holder, &until) && until > now)
+                map_set(alive, e[i].key + 4, (void *)1);
+        }
+        if (alive != NULL) {
+            map_free(c->alive);
+            c->alive = alive;
+            c->known = true;
+        }
+    }
+    c->beating = false;
+    if (!c->freeing && c->tick != NULL && c->known)
+        c->tick(c->tick_data);
+    cluster__unref(c);
+}
+
+static void cluster__beaten(int rc, const char *holder, void *data)
+{
+    struct cluster *c = data;
+    (void)holder;
+    if (c->freeing) {
+        c->beating = false;
+        return;
+    }
+    if (rc < 0)
+        log_warn("cluster.heartbeat_failed", "run=%s error=%s", c->run, hb_strerror(rc));
+    c->refs++;
+    if (state_list(c->store, CLUSTER_LEASE_NS, "run:", 1000, cluster__runs_read, c) < 0) {
+        c->beating = false;
+        cluster__unref(c);
+    }
+}
+
+static void cluster__beat(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    if (c->beating || c->freeing)
+        return;
+    char name[CLUSTER_NAME_MAX];
+    snprintf(name, sizeof(name), "run:%s", c->run);
+    c->beating = true;
+    if (cluster_lease_take(c, name, cluster__beaten, c) < 0)
+        c->beating = false;
+}
+
+struct cluster *cluster_new(uv_loop_t *loop, struct store *store, const char *run, int64_t lease_ms,
+                            const struct clock *clock, void (*tick)(void *data), void *tick_data)
+{
+    if (run == NULL || strlen(run) >= CLUSTER_RUN_MAX || lease_ms <= 0)
+        return NULL;
+    struct cluster *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->alive = map_new(NULL);
+    if (c->alive == NULL || uv_timer_init(loop, &c->timer) < 0) {
+        map_free(c->alive);
+        free(c);
+        return NULL;
+    }
+    c->loop = loop;
+    c->store = store;
+    snprintf(c->run, sizeof(c->run), "%s", run);
+    c->lease_ms = lease_ms;
+    if (clock != NULL)
+        c->clock = *clock;
+    c->tick = tick;
+    c->tick_data = tick_data;
+    c->timer.data = c;
+    c->refs = 1; /* the timer */
+    /* A beat a third of the lease: two may be lost before the run looks
+     * gone. */
+    uint64_t every = (uint64_t)(lease_ms / 3 > 0 ? lease_ms / 3 : 1);
+    uv_timer_start(&c->timer, cluster__beat, 0, every);
+    log_info("cluster.joined", "run=%s lease_ms=%" PRId64, c->run, lease_ms);
+    return c;
+}
+
+static void cluster__timer_closed(uv_handle_t *h)
+{
+    cluster__unref(h->data);
+}
+
+void cluster_free(struct cluster *c)
+{
+    if (c == NULL)
+        return;
+    c->freeing = true;
+    uv_close((uv_handle_t *)&c->timer, cluster__timer_closed);
+}
+
+const char *cluster_run(const struct cluster *c)
+{
+    return c->run;
+}
+
+int64_t cluster_lease_ms(const struct cluster *c)
+{
+    return c->lease_ms;
+}
+
+bool cluster_run_alive(const struct cluster *c, const char *run)
+{
+    return strcmp(run, c->run) == 0 || map_get(c->alive, run) != NULL;
+}
+
+bool cluster_runs_known(const struct cluster *c)
+{
+    return c->known;
+}

@@ -1,0 +1,71 @@
+/* Several daemons over one ledger: who is alive, and who holds a duty.
+ *
+ * Work is split without a coordinator of our own, through the shared store
+ * itself: a lease is a row of the state table ("lease" namespace) naming
+ * its holder and when it runs out, taken and renewed by a store job that
+ * reads and writes it in one transaction. The store's write transactions
+ * run one at a time across daemons (storage/pg.c), so two daemons can never
+ * both take a free lease.
+ *
+ * Every daemon holds the lease "run:<its run id>" and renews it as its
+ * heartbeat; a run whose lease ran out is gone, and its jobs are another
+ * daemon's to void (core/generate_recover.c). The Telegram poller is held
+ * through the lease "telegram:<bot id>" (adapters/telegram/poll.c).
+ *
+ * Clocks: a lease's end is written by its holder's clock and read by the
+ * others'; hosts keep their clocks in step (NTP) to well under the lease.
+ *
+ * A daemon alone on its ledger (SQLite) has no cluster: core->cluster is
+ * NULL and nothing here runs. */
+#ifndef HB_CLUSTER_H
+#define HB_CLUSTER_H
+
+#include "base/clock.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct store;
+struct cluster;
+
+#define CLUSTER_LEASE_NS "lease"
+#define CLUSTER_RUN_MAX 64 /* a run id, NUL included */
+
+/** Called after a lease attempt: rc 0 when this daemon holds it now (until
+ *  its end), HB_EBUSY when another run holds it (holder names it),
+ *  HB_ECANCELED when the cluster was freed meanwhile, or a storage error.
+ *  Always called once the attempt was queued. */
+typedef void (*cluster_lease_cb)(int rc, const char *holder, void *data);
+
+/** A daemon's part in a shared ledger: run is its run id (copied),
+ *  lease_ms how long its leases last. Starts the heartbeat at once (the
+ *  first beat is written before this returns to the loop), and calls
+ *  tick(tick_data) after every beat (the daemon voids dead runs' jobs
+ *  there); tick may be NULL. */
+struct cluster *cluster_new(uv_loop_t *loop, struct store *store, const char *run, int64_t lease_ms,
+                            const struct clock *clock, void (*tick)(void *data), void *tick_data);
+
+/** Stop the heartbeat and free (its timer closes on the loop; the leases
+ *  it held run out by themselves). NULL is ignored. */
+void cluster_free(struct cluster *c);
+
+const char *cluster_run(const struct cluster *c);
+int64_t cluster_lease_ms(const struct cluster *c);
+
+/** Take or renew the lease `name` for this daemon's run. */
+int cluster_lease_take(struct cluster *c, const char *name, cluster_lease_cb cb, void *data);
+
+/** Give up the lease `name` if this run holds it (on a clean stop), so
+ *  another daemon takes over at once. cb may be NULL. */
+int cluster_lease_drop(struct cluster *c, const char *name, cluster_lease_cb cb, void *data);
+
+/** Whether the run `run` is alive as of the leases read last (refreshed
+ *  with every heartbeat): its heartbeat lease has not run out. This run is
+ *  always alive. */
+bool cluster_run_alive(const struct cluster *c, const char *run);
+
+/** Whether the list of live runs has been read at least once. */
+bool cluster_runs_known(const struct cluster *c);
+
+#endif

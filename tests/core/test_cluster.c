@@ -1,0 +1,166 @@
+/* Several daemons over one ledger (core/cluster.h): a lease has one holder
+ * until it runs out, and the heartbeat voids the jobs of a run that died,
+ * never those of a live one. Two clusters on one store stand for two
+ * daemons: what a lease decides is a store job either way. */
+#include "core/cluster.h"
+#include "core/generate.h"
+#include "core/ledger.h"
+#include "core/state.h"
+#include "base/error.h"
+#include "tests/core/ledger_helpers.h"
+#include "tests/core/test_generate.h"
+#include "tests/test.h"
+
+#include <string.h>
+
+#define LEASE_MS 300
+
+/* The engine's manual clock (gt->wall), which the tests move. */
+static struct clock gt_wall(struct gt *gt)
+{
+    struct clock c = {.now_ms = gt_clock, .data = gt};
+    return c;
+}
+
+struct took {
+    int done;
+    int rc;
+    char holder[CLUSTER_RUN_MAX];
+};
+
+static void took_cb(int rc, const char *holder, void *data)
+{
+    struct took *t = data;
+    t->rc = rc;
+    snprintf(t->holder, sizeof(t->holder), "%s", holder != NULL ? holder : "");
+    t->done++;
+}
+
+static int take(struct gt *gt, struct cluster *c, const char *name, char *holder)
+{
+    struct took t = {0};
+    assert_int_equal(cluster_lease_take(c, name, took_cb, &t), 0);
+    gt_wait(gt, &t.done, 1);
+    if (holder != NULL)
+        strcpy(holder, t.holder);
+    return t.rc;
+}
+
+static void test_lease_one_holder(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct store *store = ledger_store(gt.lt.ledger);
+    struct clock clock = gt_wall(&gt);
+    struct cluster *a = cluster_new(&gt.lt.loop, store, "run-a", LEASE_MS, &clock, NULL, NULL);
+    struct cluster *b = cluster_new(&gt.lt.loop, store, "run-b", LEASE_MS, &clock, NULL, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    char holder[CLUSTER_RUN_MAX];
+    assert_int_equal(take(&gt, a, "telegram:1", holder), 0);
+    assert_int_equal(take(&gt, b, "telegram:1", holder), HB_EBUSY);
+    assert_string_equal(holder, "run-a");
+    /* Renewed by its holder, still refused to the other. */
+    gt.wall += LEASE_MS / 2;
+    assert_int_equal(take(&gt, a, "telegram:1", holder), 0);
+    gt.wall += LEASE_MS / 2 + 1;
+    assert_int_equal(take(&gt, b, "telegram:1", holder), HB_EBUSY);
+    /* Run out: the other takes it, and the first one is refused now. */
+    gt.wall += LEASE_MS;
+    assert_int_equal(take(&gt, b, "telegram:1", holder), 0);
+    assert_int_equal(take(&gt, a, "telegram:1", holder), HB_EBUSY);
+    assert_string_equal(holder, "run-b");
+    /* Given up on a clean stop: taken at once. */
+    struct took dropped = {0};
+    assert_int_equal(cluster_lease_drop(b, "telegram:1", took_cb, &dropped), 0);
+    gt_wait(&gt, &dropped.done, 1);
+    assert_int_equal(take(&gt, a, "telegram:1", holder), 0);
+    cluster_free(a);
+    cluster_free(b);
+    gt_done(&gt);
+}
+
+struct passes {
+    struct gt *gt;
+    int ticks;
+    int done;
+    size_t voided;
+};
+
+static void passes_done(int rc, size_t voided, void *data)
+{
+    struct passes *p = data;
+    assert_int_equal(rc, 0);
+    p->voided += voided;
+    p->done++;
+}
+
+static void passes_tick(void *data)
+{
+    struct passes *p = data;
+    p->ticks++;
+    generate_recover_orphans(p->gt->g, passes_done, p);
+}
+
+static void stored_cb(int rc, const char *value, void *data)
+{
+    (void)value;
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+/* A job of another daemon is left alone while that daemon beats, and
+ * voided once (its reservation refunded) when its heartbeat runs out. */
+static void test_orphans_of_dead_runs_only(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct store *store = ledger_store(gt.lt.ledger);
+    struct lt_res res;
+    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    assert_int_equal(
+        lt_reserve(&gt.lt, "gen:other:1:r1", "console:u1", LEDGER_SYSTEM_REVENUE, 12, 600000, &res),
+        0);
+    int stored = 0;
+    assert_int_equal(
+        state_put(store, "gen.job", "gen:other:1", "console:u1 1 run-other", stored_cb, &stored),
+        0);
+    gt_wait(&gt, &stored, 1);
+
+    struct clock clock = gt_wall(&gt);
+    struct cluster *other =
+        cluster_new(&gt.lt.loop, store, "run-other", LEASE_MS, &clock, NULL, NULL);
+    struct passes p = {.gt = &gt};
+    gt.core.cluster =
+        cluster_new(&gt.lt.loop, store, generate_run(gt.g), LEASE_MS, &clock, passes_tick, &p);
+    assert_non_null(other);
+    assert_non_null(gt.core.cluster);
+    /* Beats while the other daemon beats too: nothing is voided. */
+    gt_wait(&gt, &p.done, 4);
+    assert_int_equal(p.voided, 0);
+    assert_int_equal(lt_balance(&gt.lt, "console:u1").pending_debits, 12);
+    assert_true(cluster_run_alive(gt.core.cluster, "run-other"));
+
+    /* The other daemon dies: once its lease ran out, its job is voided. */
+    cluster_free(other);
+    gt.wall += 2 * LEASE_MS;
+    int want = p.done + 3;
+    gt_wait(&gt, &p.done, want);
+    gt_settle(&gt, 10);
+    assert_false(cluster_run_alive(gt.core.cluster, "run-other"));
+    assert_int_equal(p.voided, 1);
+    assert_int_equal(lt_balance(&gt.lt, "console:u1").pending_debits, 0);
+    assert_int_equal(gt_balance(&gt, "u1"), 100);
+    cluster_free(gt.core.cluster);
+    gt.core.cluster = NULL;
+    gt_done(&gt);
+}
+
+static const struct CMUnitTest cluster_tests[] = {
+    cmocka_unit_test(test_lease_one_holder),
+    cmocka_unit_test(test_orphans_of_dead_runs_only),
+};
+
+TEST_GROUP_DEFINE(cluster, cluster_tests, gt_group_setup, lt_group_teardown)
