@@ -164,3 +164,13 @@ static const struct CMUnitTest cluster_tests[] = {
 };
 
 TEST_GROUP_DEFINE(cluster, cluster_tests, gt_group_setup, lt_group_teardown)
+
+/* The same on a PostgreSQL ledger, the backend several daemons share. */
+static int cluster_group_setup_pg(void **state)
+{
+    int rc = gt_group_setup(state);
+    lt_backend = STORE_BACKEND_POSTGRES;
+    return rc;
+}
+
+TEST_GROUP_DEFINE(cluster_pg, cluster_tests, cluster_group_setup_pg, lt_group_teardown)
