@@ -173,9 +173,12 @@ valgrind: test-deps
 	  --leak-check=full --errors-for-leak-kinds=definite --quiet \
 	  --suppressions=$(CURDIR)/tests/valgrind.supp build/vg/haibot-tests $(TESTS)
 
-bench: deps
+# Beside a throwaway PostgreSQL (durable: fsync and synchronous_commit on),
+# for the ledger_pg figures.
+bench: test-deps
 	@$(MAKE) --no-print-directory build/haibot build/haibot-bench
-	@HAIBOT_BIN=$(CURDIR)/build/haibot build/haibot-bench $(BENCHES)
+	@$(PG_RUN) sh -c 'HAIBOT_BENCH_PG_URL="$$HAIBOT_TEST_PG_URL" \
+	  HAIBOT_BIN=$(CURDIR)/build/haibot build/haibot-bench $(BENCHES)'
 
 # Builds on every core, unless the command line already chose (make -jN run).
 RUN_JOBS = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$$(nproc 2>/dev/null || echo 2))
