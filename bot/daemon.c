@@ -147,7 +147,6 @@ static void daemon__generate_close(struct daemon *d)
 {
     if (d->generate == NULL)
         return;
-    generation_engine_leave(&d->core);
     d->closing++;
     generate_close(d->generate, daemon__closed_one, d);
     d->generate = NULL;
@@ -701,6 +700,7 @@ static void daemon__close_all(struct daemon *d)
         a->ops->close(a, daemon__closed_one, d);
     }
     d->nadapters = 0;
+    generation_engine_leave(&d->core); /* after the adapters gave their leases up */
     daemon__server_close(d);
     if (d->mirror != NULL) {
         /* Before the HTTP client: it cancels its own request. */

@@ -1,0 +1,157 @@
+/* Two daemons over one PostgreSQL ledger and one Telegram bot (the fake
+ * Bot API): one polls, the other stands by. Killed (SIGKILL) halfway
+ * through a backlog, the poller's lease runs out and the standby takes
+ * over within the lease, resuming from the stored offset: every update is
+ * answered, with no more repeats than a restart of one daemon allows
+ * (test_telegram_restart.c says why a SIGKILL may repeat one poll's
+ * replies). Stopped cleanly (SIGTERM), the poller gives its lease up and
+ * the standby takes over at once, repeating nothing. */
+#include "tests/test.h"
+
+#include "tests/fake/telegram_api.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FO_UPDATES 4000
+#define FO_TOKEN "123456:FAILOVER-token-abcdef"
+#define FO_LEASE_S 3
+#define FO_POLL_LIMIT 100
+#define FO_MAX_INFLIGHT 32
+#define FO_KILL_REPEATS_MAX (FO_POLL_LIMIT + FO_MAX_INFLIGHT)
+
+struct fo {
+    char *dir;
+    char conf[2][512];
+    struct tgapi *api;
+};
+
+static void fo_init(struct fo *f)
+{
+    memset(f, 0, sizeof(*f));
+    char url[512];
+    assert_int_equal(test_pg_db(url, sizeof(url)), 0);
+    f->dir = test_tmpdir_new();
+    f->api = tgapi_thread_new(FO_TOKEN);
+    assert_non_null(f->api);
+    tgapi_backlog(f->api, FO_UPDATES, FO_UPDATES);
+    for (int i = 0; i < 2; i++) {
+        snprintf(f->conf[i], sizeof(f->conf[i]), "%s/bot%d.conf", f->dir, i);
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "[bot]\nname = Failover Bot\nlog_level = info\nshutdown_grace = 20\n"
+                 "[storage]\nbackend = postgres\npostgres_url = %s\nlease = %d\n"
+                 "[console]\nenabled = false\n"
+                 "[telegram]\nenabled = true\ntoken = " FO_TOKEN "\napi_base = %s\n"
+                 "poll_timeout = 1\nsends_per_second = 100000\nmax_inflight = %d\n",
+                 url, FO_LEASE_S, tgapi_base(f->api), FO_MAX_INFLIGHT);
+        test_file_write(f->conf[i], text, (size_t)-1);
+        chmod(f->conf[i], 0600);
+    }
+}
+
+static void fo_free(struct fo *f)
+{
+    tgapi_close(f->api, NULL, NULL);
+    test_tmpdir_remove(f->dir);
+    free(f->dir);
+}
+
+static void fo_start(struct fo *f, int i, struct test_child *c, const char *until)
+{
+    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf[i], NULL};
+    test_child_start(c, argv);
+    if (!test_child_wait_for(c, "err", until, 30000))
+        fail_msg("daemon %d never logged %s:\n%s", i, until, c->err);
+}
+
+/* Wait, reading the daemons' output so neither blocks on a full pipe. */
+static void fo_pump(struct test_child *a, struct test_child *b, int ms)
+{
+    if (a != NULL)
+        test_child_wait_for(a, "err", "\x01never\x01", ms);
+    if (b != NULL)
+        test_child_wait_for(b, "err", "\x01never\x01", ms);
+}
+
+static void fo_run(int sig, int64_t repeats_max, uint64_t takeover_max_ms)
+{
+    struct fo f;
+    fo_init(&f);
+    struct test_child a, b;
+    fo_start(&f, 0, &a, "telegram.polling");
+    fo_start(&f, 1, &b, "role=standby");
+    uint64_t end = test_now_ms() + 60000;
+    while (tgapi_sends(f.api) < FO_UPDATES / 4 && test_now_ms() < end)
+        fo_pump(&a, &b, 5);
+    assert_true(tgapi_sends(f.api) >= FO_UPDATES / 4);
+    /* Still the standby: one poller at a time. */
+    assert_null(strstr(b.err, "telegram.polling"));
+    uint64_t killed_at = test_now_ms();
+    kill(a.pid, sig);
+    bool took = false;
+    end = killed_at + 30000;
+    while (!took && test_now_ms() < end) {
+        fo_pump(&a, NULL, 1);
+        took = test_child_wait_for(&b, "err", "telegram.polling", 10);
+    }
+    uint64_t takeover_ms = test_now_ms() - killed_at;
+    assert_true(took);
+    int status = test_child_finish(&a, 30000);
+    if (sig == SIGTERM)
+        assert_int_equal(status, 0);
+    assert_null(strstr(a.err, "ERROR: AddressSanitizer"));
+
+    int64_t unanswered = FO_UPDATES, repeated = 0;
+    end = test_now_ms() + 120000;
+    while (test_now_ms() < end) {
+        tgapi_backlog_tally(f.api, &unanswered, &repeated);
+        if (unanswered == 0)
+            break;
+        fo_pump(&b, NULL, 20);
+    }
+    kill(b.pid, SIGTERM);
+    assert_true(test_child_wait_for(&b, "err", "daemon.stopped", 30000));
+    assert_int_equal(test_child_finish(&b, 30000), 0);
+    assert_null(strstr(b.err, "ERROR: AddressSanitizer"));
+    tgapi_backlog_tally(f.api, &unanswered, &repeated);
+    fprintf(stderr,
+            "telegram failover: signal=%d takeover_ms=%llu lease_ms=%d unanswered=%lld "
+            "repeated=%lld\n",
+            sig, (unsigned long long)takeover_ms, FO_LEASE_S * 1000, (long long)unanswered,
+            (long long)repeated);
+    test_child_free(&a);
+    test_child_free(&b);
+    assert_int_equal(unanswered, 0);
+    assert_true(repeated <= repeats_max);
+    /* The lease runs out FO_LEASE_S after the last renewal, and the
+     * standby asks every third of it; the rest is its start as poller
+     * (the offset, the outbox) on a loaded machine. */
+    assert_true(takeover_ms <= takeover_max_ms);
+    fo_free(&f);
+}
+
+static void test_sigkill_standby_takes_over(void **state)
+{
+    (void)state;
+    fo_run(SIGKILL, FO_KILL_REPEATS_MAX, FO_LEASE_S * 1000 + FO_LEASE_S * 1000 / 3 + 3000);
+}
+
+static void test_sigterm_hands_over_at_once(void **state)
+{
+    (void)state;
+    /* Given up on the stop: the standby's next ask takes it, and a clean
+     * stop confirmed every update it answered. */
+    fo_run(SIGTERM, 0, FO_LEASE_S * 1000 / 3 + 3000);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_sigkill_standby_takes_over),
+    cmocka_unit_test(test_sigterm_hands_over_at_once),
+};
+
+TEST_GROUP_DEFINE(telegram_failover_pg, tests, NULL, NULL)
