@@ -7,13 +7,16 @@
  * round trips reaches the loop. Statements are prepared once per
  * connection, the first time they run.
  *
- * Several daemons: a write transaction begins by locking the ledger head's
- * row (SELECT ... FOR UPDATE), so the write transactions of every daemon
- * run one after another, each a whole batch of jobs. Everything a batch
+ * Several daemons: a write transaction begins by taking one transaction
+ * advisory lock (pg_advisory_xact_lock), so the write transactions of every
+ * daemon run one after another, each a whole batch of jobs. PostgreSQL
+ * releases it only once the commit is visible to every later snapshot. Everything a batch
  * reads (a balance, whether an id exists, the chain head) is then what the
  * other daemons committed before it, and nothing changes under it: no
  * overdraft across daemons, one chain with no fork. Group commit still pays
- * off: one lock, one commit and one flush per batch.
+ * off: one lock, one commit and one flush per batch. (The lock writes
+ * nothing, unlike a row lock: a batch that only read commits without a
+ * WAL flush.)
  *
  * A lost connection (the server restarted) fails the batch in flight, whose
  * jobs complete with HB_ESTORAGE (the caller sees the error, nothing is
@@ -80,8 +83,8 @@ static const char *const pg_migrations[] = {
     " id TEXT COLLATE \"C\" PRIMARY KEY,"
     " expires_at BIGINT NOT NULL);"
     "CREATE INDEX pending_expires ON pending(expires_at);"
-    /* The chain head as of the last commit. Its one row always exists: a
-     * write transaction locks it first (see the top of pg.c). */
+    /* The chain head as of the last commit that appended; its one row
+     * always exists, so recording it is an UPDATE. */
     "CREATE TABLE head ("
     " one INTEGER PRIMARY KEY CHECK (one = 1),"
     " seq BIGINT NOT NULL,"
@@ -423,7 +426,7 @@ static int pg__ready(struct pg_store *s)
 
 /* ---- Transactions (store_backend.h) ---------------------------------------------- */
 
-static const char pg_lock_head[] = "SELECT seq FROM head WHERE one = 1 FOR UPDATE";
+static const char pg_lock_head[] = "SELECT pg_advisory_xact_lock(7256002)";
 
 static int pg__begin(struct store *base, bool write)
 {

@@ -34,7 +34,7 @@ struct store_ops {
     const char *name; /* "sqlite", "postgres": for logs */
 
     /* Transactions. begin(write) takes the write lock at once: the one
-     * writer of the database (SQLite), or the ledger head's row lock, which
+     * writer of the database (SQLite), or one advisory lock, which
      * serializes every daemon's write transactions (PostgreSQL). */
     int (*begin)(struct store *s, bool write);
     int (*commit)(struct store *s);
