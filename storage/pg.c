@@ -317,8 +317,18 @@ static int pg__fail(struct pg_store *s, const PGresult *r, const char *what)
     return HB_ESTORAGE;
 }
 
+/* The connection failed, or a rollback to a savepoint did: the
+ * transaction can only roll back, and every job of its batch fails
+ * (store.c). */
+static int pg__broke(struct pg_store *s, const PGresult *r, const char *what)
+{
+    s->broken = true;
+    return pg__fail(s, r, what);
+}
+
 /* The statement's name on this connection: its text's address. Prepared
- * the first time it runs on a connection (a reconnect starts over). */
+ * the first time it runs on a connection (a reconnect starts over); in
+ * pipeline mode the preparation is queued before its first use. */
 static int pg__prepare(struct pg_store *s, const char *sql, const struct pg_params *p,
                        char name[32], const char *what)
 {
@@ -331,11 +341,79 @@ static int pg__prepare(struct pg_store *s, const char *sql, const struct pg_para
     }
     if (s->prepared[i] != NULL)
         abort(); /* more statements than PG_PREPARED_MAX */
-    PGresult *r = PQprepare(s->conn, name, sql, p != NULL ? p->n : 0, NULL);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg__fail(s, r, what);
-    PQclear(r);
+    int rc = 0;
+    if (s->pipeline) {
+        if (!PQsendPrepare(s->conn, name, sql, p != NULL ? p->n : 0, NULL))
+            return pg__broke(s, NULL, what);
+        s->queued++;
+    } else {
+        PGresult *r = PQprepare(s->conn, name, sql, p != NULL ? p->n : 0, NULL);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg__fail(s, r, what);
+        PQclear(r);
+    }
     if (rc == 0)
         s->prepared[i] = sql;
+    return rc;
+}
+
+/* Pipeline mode: queue a prepared statement; its result is read later. */
+static int pg__send(struct pg_store *s, const char *sql, const struct pg_params *p,
+                    const char *what)
+{
+    if (s->broken)
+        return HB_ESTORAGE;
+    char name[32];
+    int rc = pg__prepare(s, sql, p, name, what);
+    if (rc < 0)
+        return rc;
+    if (!PQsendQueryPrepared(s->conn, name, p != NULL ? p->n : 0, p != NULL ? p->value : NULL,
+                             p != NULL ? p->length : NULL, p != NULL ? p->format : NULL, 0))
+        return pg__broke(s, NULL, what);
+    s->queued++;
+    return 0;
+}
+
+/* Pipeline mode: a sync point. Read the result of every queued command:
+ * 0, or the first failure (the transaction is broken then). With keep,
+ * the last command's result, when everything succeeded, is kept there. */
+static int pg__drain(struct pg_store *s, PGresult **keep, const char *what)
+{
+    if (keep != NULL)
+        *keep = NULL;
+    if (!PQpipelineSync(s->conn)) {
+        s->queued = 0;
+        return pg__broke(s, NULL, what);
+    }
+    int rc = 0;
+    for (unsigned i = 0; i < s->queued; i++) {
+        PGresult *r = PQgetResult(s->conn);
+        if (r == NULL) {
+            rc = rc < 0 ? rc : pg__broke(s, NULL, what); /* the connection is gone */
+            break;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+        /* A failed statement fails its job (which rolls back to its
+         * savepoint); only a lost connection breaks the transaction. */
+        if (!ok && rc == 0)
+            rc = pg__fail(s, st == PGRES_PIPELINE_ABORTED ? NULL : r, what);
+        if (ok && rc == 0 && keep != NULL && i + 1 == s->queued)
+            *keep = r;
+        else
+            PQclear(r);
+        /* Each command's results end with a NULL. */
+        for (PGresult *more = PQgetResult(s->conn); more != NULL; more = PQgetResult(s->conn))
+            PQclear(more);
+    }
+    s->queued = 0;
+    PGresult *sync = PQgetResult(s->conn);
+    if ((sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) && rc == 0)
+        rc = pg__broke(s, NULL, what);
+    PQclear(sync);
+    if (rc < 0 && keep != NULL && *keep != NULL) {
+        PQclear(*keep);
+        *keep = NULL;
+    }
     return rc;
 }
 
@@ -343,11 +421,20 @@ PGresult *pg__run(struct pg_store *s, const char *sql, const struct pg_params *p
                   ExecStatusType expect, const char *what, int *rc)
 {
     char name[32];
-    *rc = pg__prepare(s, sql, p, name, what);
-    if (*rc < 0)
-        return NULL;
-    PGresult *r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0, p != NULL ? p->value : NULL,
-                                 p != NULL ? p->length : NULL, p != NULL ? p->format : NULL, 0);
+    PGresult *r = NULL;
+    if (s->pipeline) {
+        *rc = pg__send(s, sql, p, what);
+        if (*rc == 0)
+            *rc = pg__drain(s, &r, what);
+        if (*rc < 0)
+            return NULL;
+    } else {
+        *rc = pg__prepare(s, sql, p, name, what);
+        if (*rc < 0)
+            return NULL;
+        r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0, p != NULL ? p->value : NULL,
+                           p != NULL ? p->length : NULL, p != NULL ? p->format : NULL, 0);
+    }
     if (PQresultStatus(r) != expect) {
         *rc = pg__fail(s, r, what);
         PQclear(r);
@@ -359,6 +446,10 @@ PGresult *pg__run(struct pg_store *s, const char *sql, const struct pg_params *p
 int pg__do(struct pg_store *s, const char *sql, const struct pg_params *p, const char *what,
            int64_t *changed)
 {
+    /* A write whose count nobody asks for waits for no answer: its result
+     * is read at the next sync point (a read, or the commit). */
+    if (s->pipeline && changed == NULL)
+        return pg__send(s, sql, p, what);
     int rc = 0;
     PGresult *r = pg__run(s, sql, p, PGRES_COMMAND_OK, what, &rc);
     if (r == NULL)
@@ -378,6 +469,32 @@ int pg__exec(struct pg_store *s, const char *sql, const char *what)
     return rc < 0 ? HB_ESTORAGE : 0;
 }
 
+/* Transaction control (not prepared): in pipeline mode queued, or waited
+ * for with wait. */
+static int pg__ctl(struct pg_store *s, const char *sql, bool wait, const char *what)
+{
+    if (!s->pipeline) {
+        int rc = pg__exec(s, sql, what);
+        if (rc < 0)
+            s->broken = true;
+        return rc;
+    }
+    if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+        return pg__broke(s, NULL, what);
+    s->queued++;
+    return wait ? pg__drain(s, NULL, what) : 0;
+}
+
+/* Into pipeline mode, once the connection is open and migrated. */
+static int pg__pipeline_on(struct pg_store *s)
+{
+    if (!PQenterPipelineMode(s->conn))
+        return pg__fail(s, NULL, "pipeline");
+    s->pipeline = true;
+    s->queued = 0;
+    return 0;
+}
+
 /* ---- Connection ----------------------------------------------------------------- */
 
 /* Connect (again): a fresh connection forgets its prepared statements. */
@@ -387,6 +504,9 @@ static int pg__connect(struct pg_store *s)
         PQfinish(s->conn);
     memset(s->prepared, 0, sizeof(s->prepared));
     s->in_txn = false;
+    s->pipeline = false;
+    s->queued = 0;
+    s->broken = false;
     s->conn = PQconnectdb(s->url);
     if (s->conn == NULL)
         return HB_ENOMEM;
@@ -412,6 +532,8 @@ static int pg__ready(struct pg_store *s)
     if (now < s->retry_at_ns)
         return HB_ESTORAGE;
     int rc = pg__connect(s);
+    if (rc == 0)
+        rc = pg__pipeline_on(s);
     if (rc == 0) {
         log_info("store.reconnected", "backend=postgres");
         s->backoff_ns = 0;
@@ -434,47 +556,80 @@ static int pg__begin(struct store *base, bool write)
     int rc = pg__ready(s);
     if (rc < 0)
         return rc;
-    rc = pg__exec(s, write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ", "begin");
-    if (rc == 0)
-        s->in_txn = true;
+    s->broken = false;
+    rc = pg__ctl(s, write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ", !write, "begin");
     if (rc == 0 && write && !s->read_only) {
         /* Every daemon's write transactions queue here, one at a time. */
         PGresult *r = pg__run(s, pg_lock_head, NULL, PGRES_TUPLES_OK, "lock_head", &rc);
         PQclear(r);
-        if (rc < 0)
-            pg__exec(s, "ROLLBACK", "rollback");
     }
+    if (rc == 0)
+        s->in_txn = true;
+    else if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+        pg__ctl(s, "ROLLBACK", true, "rollback");
     return rc;
 }
 
 static int pg__commit(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
+    if (s->broken)
+        return HB_ESTORAGE; /* store.c rolls it back */
     s->in_txn = false;
-    return pg__exec(s, "COMMIT", "commit");
+    /* The sync point of every write still queued: any failure fails it. */
+    return pg__ctl(s, "COMMIT", true, "commit");
 }
 
 static void pg__rollback(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
     s->in_txn = false;
-    if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
-        pg__exec(s, "ROLLBACK", "rollback");
+    if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
+        if (s->pipeline && s->queued > 0)
+            pg__drain(s, NULL, "rollback");
+        s->broken = false;
+        pg__ctl(s, "ROLLBACK", true, "rollback");
+    }
+    s->broken = false;
 }
 
+/* A savepoint per job, queued like the writes: a job that fails undoes
+ * its own writes. A job's writes are answered by the time it ends
+ * (pg__job_end), so a failed write fails its own job, never another. */
 static int pg__savepoint(struct store *base)
 {
-    return pg__exec((struct pg_store *)base, "SAVEPOINT job", "savepoint");
+    struct pg_store *s = (struct pg_store *)base;
+    return s->broken ? HB_ESTORAGE : pg__ctl(s, "SAVEPOINT job", false, "savepoint");
 }
 
 static int pg__release(struct store *base)
 {
-    return pg__exec((struct pg_store *)base, "RELEASE SAVEPOINT job", "release");
+    struct pg_store *s = (struct pg_store *)base;
+    return s->broken ? HB_ESTORAGE : pg__ctl(s, "RELEASE SAVEPOINT job", false, "release");
 }
 
 static int pg__rollback_to(struct store *base)
 {
-    return pg__exec((struct pg_store *)base, "ROLLBACK TO SAVEPOINT job", "rollback_to");
+    struct pg_store *s = (struct pg_store *)base;
+    if (s->broken)
+        return HB_ESTORAGE;
+    int rc = pg__ctl(s, "ROLLBACK TO SAVEPOINT job", true, "rollback_to");
+    if (rc < 0)
+        s->broken = true;
+    return rc;
+}
+
+/* A job ran: the answers to its queued writes (one round trip for all of
+ * them). Any failure is the job's: HB_ESTORAGE, and store.c rolls it back
+ * to its savepoint. */
+static int pg__job_end(struct store *base)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (s->broken)
+        return HB_ESTORAGE;
+    if (!s->pipeline || s->queued == 0)
+        return 0;
+    return pg__drain(s, NULL, "job") < 0 ? HB_ESTORAGE : 0;
 }
 
 static int pg__head_record(struct store_txn *txn)
@@ -569,6 +724,7 @@ static const struct store_ops pg__ops = {
     .release = pg__release,
     .rollback_to = pg__rollback_to,
     .head_record = pg__head_record,
+    .job_end = pg__job_end,
     .after_batch = pg__vacuum,
     .free = pg__free,
     .account_get = pg_txn_account_get,
@@ -655,6 +811,9 @@ struct store *store__pg_new(const struct store_options *opts, int *rc_out)
         goto out;
     rc = pg__migrate(s, opts->schema_version != 0 ? opts->schema_version : PG_SCHEMA_LATEST,
                      opts->read_only);
+    if (rc < 0)
+        goto out;
+    rc = pg__pipeline_on(s);
     if (rc < 0)
         goto out;
     if (!opts->read_only)

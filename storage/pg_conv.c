@@ -249,9 +249,17 @@ void pg__vacuum(struct store *base)
     struct pg_store *s = (struct pg_store *)base;
     if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK)
         return;
+    /* VACUUM runs outside any transaction: not in a pipeline, where the
+     * commands up to a sync form one. Nothing is queued after a commit. */
+    bool pipeline = s->pipeline && s->queued == 0 && PQexitPipelineMode(s->conn) == 1;
+    if (s->pipeline && !pipeline)
+        return;
+    s->pipeline = false;
     if (pg__exec(s,
                  "VACUUM conversation_turns, conversations, conversation_places,"
                  " conversation_messages",
                  "vacuum") < 0)
         log_warn("store.vacuum_failed", "backend=postgres");
+    if (pipeline && PQenterPipelineMode(s->conn) == 1)
+        s->pipeline = true;
 }

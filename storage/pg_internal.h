@@ -36,6 +36,9 @@ struct pg_store {
     char *url;            /* the connection string (a secret; never logged) */
     bool read_only;       /* tools: no migration, no writes */
     bool in_txn;          /* between begin and commit or rollback */
+    bool pipeline;        /* in libpq's pipeline mode (once open) */
+    unsigned queued;      /* commands sent whose results are not read yet */
+    bool broken;          /* a command of this transaction failed: it only rolls back */
     uint64_t retry_at_ns; /* no reconnect before this (uv_hrtime), after a failure */
     uint64_t backoff_ns;  /* the next wait between reconnects */
     const char *prepared[PG_PREPARED_MAX]; /* statements prepared on this connection */

@@ -114,6 +114,11 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
         txn->saved_seq = txn->head_seq;
         memcpy(txn->saved_hash, txn->head_hash, STORE_HASH_SIZE);
         j->rc = j->run(txn, j);
+        if ((j->rc >= 0 || j->rc == HB_EEXISTS) && s->ops->job_end != NULL) {
+            int end = s->ops->job_end(s);
+            if (end < 0)
+                j->rc = end;
+        }
         if (j->rc < 0 && j->rc != HB_EEXISTS) {
             rc = s->ops->rollback_to(s);
             txn->head_valid = txn->saved_valid;

@@ -42,6 +42,10 @@ struct store_ops {
     int (*savepoint)(struct store *s);
     int (*release)(struct store *s);
     int (*rollback_to)(struct store *s);
+    /* After a job's run succeeded, before its savepoint is released: 0,
+     * or a failure of a write the backend queued for the job without
+     * waiting (the job then fails and rolls back). May be NULL. */
+    int (*job_end)(struct store *s);
     /* Record the chain head (txn->head_*) in its own row, before commit. */
     int (*head_record)(struct store_txn *txn);
     /* On the store's thread after a batch committed, before its jobs hear
