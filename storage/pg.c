@@ -28,6 +28,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "storage/pg_internal.h"
 
 #include <inttypes.h>
@@ -563,9 +564,10 @@ static int pg__begin(struct store *base, bool write)
         PGresult *r = pg__run(s, pg_lock_head, NULL, PGRES_TUPLES_OK, "lock_head", &rc);
         PQclear(r);
     }
-    if (rc == 0)
+    if (rc == 0) {
         s->in_txn = true;
-    else if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+        s->cache_on = write && !s->read_only;
+    } else if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
         pg__ctl(s, "ROLLBACK", true, "rollback");
     return rc;
 }
@@ -576,6 +578,8 @@ static int pg__commit(struct store *base)
     if (s->broken)
         return HB_ESTORAGE; /* store.c rolls it back */
     s->in_txn = false;
+    s->cache_on = false;
+    pg__accounts_forget(s);
     /* The sync point of every write still queued: any failure fails it. */
     return pg__ctl(s, "COMMIT", true, "commit");
 }
@@ -584,6 +588,8 @@ static void pg__rollback(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
     s->in_txn = false;
+    s->cache_on = false;
+    pg__accounts_forget(s);
     if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
         if (s->pipeline && s->queued > 0)
             pg__drain(s, NULL, "rollback");
@@ -613,6 +619,7 @@ static int pg__rollback_to(struct store *base)
     struct pg_store *s = (struct pg_store *)base;
     if (s->broken)
         return HB_ESTORAGE;
+    pg__accounts_forget(s); /* it may hold the job's undone writes */
     int rc = pg__ctl(s, "ROLLBACK TO SAVEPOINT job", true, "rollback_to");
     if (rc < 0)
         s->broken = true;
@@ -707,6 +714,7 @@ static void pg__free(struct store *base)
     struct pg_store *s = (struct pg_store *)base;
     if (s->conn != NULL)
         PQfinish(s->conn);
+    map_free(s->accounts);
     if (s->url != NULL) {
         /* The connection string may hold a password. */
         explicit_bzero(s->url, strlen(s->url));

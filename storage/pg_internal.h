@@ -33,12 +33,17 @@ struct pg_stmt {
 struct pg_store {
     struct store base; /* first: store.c's part */
     PGconn *conn;
-    char *url;            /* the connection string (a secret; never logged) */
-    bool read_only;       /* tools: no migration, no writes */
-    bool in_txn;          /* between begin and commit or rollback */
-    bool pipeline;        /* in libpq's pipeline mode (once open) */
-    unsigned queued;      /* commands sent whose results are not read yet */
-    bool broken;          /* a command of this transaction failed: it only rolls back */
+    char *url;       /* the connection string (a secret; never logged) */
+    bool read_only;  /* tools: no migration, no writes */
+    bool in_txn;     /* between begin and commit or rollback */
+    bool pipeline;   /* in libpq's pipeline mode (once open) */
+    unsigned queued; /* commands sent whose results are not read yet */
+    bool broken;     /* a command of this transaction failed: it only rolls back */
+    /* Accounts read or written in this write transaction, by id. While it
+     * holds the write lock no other daemon changes them, so a second read
+     * needs no round trip. Emptied at every end and rollback. */
+    struct map *accounts;
+    bool cache_on;        /* in a write transaction */
     uint64_t retry_at_ns; /* no reconnect before this (uv_hrtime), after a failure */
     uint64_t backoff_ns;  /* the next wait between reconnects */
     const char *prepared[PG_PREPARED_MAX]; /* statements prepared on this connection */
@@ -83,6 +88,9 @@ int pg__one_int(struct store_txn *txn, const char *sql, const struct pg_params *
 /* A (seq, hash) row of sql into seq and hash (0 and zeros with none). */
 int pg__head_read(struct store_txn *txn, const char *sql, uint64_t *seq, uint8_t *hash,
                   const char *what);
+
+/* The account cache (pg_records.c): empty it. */
+void pg__accounts_forget(struct pg_store *s);
 
 /* VACUUM the conversation tables after a batch that erased (pg_conv.c). */
 void pg__vacuum(struct store *s);

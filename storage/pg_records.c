@@ -4,6 +4,7 @@
 #include "storage/store.h"
 
 #include "base/error.h"
+#include "base/map.h"
 #include "storage/pg_internal.h"
 
 #include <stdlib.h>
@@ -63,8 +64,44 @@ int pg__one_int(struct store_txn *txn, const char *sql, const struct pg_params *
 
 /* ---- Accounts and transfers --------------------------------------------------- */
 
+void pg__accounts_forget(struct pg_store *s)
+{
+    if (s->accounts != NULL && map_count(s->accounts) > 0) {
+        map_free(s->accounts);
+        s->accounts = NULL;
+    }
+}
+
+/* Remember an account as this transaction now has it (nothing when out of
+ * memory: the next read asks the database). */
+static void pg__account_keep(struct pg_store *s, const struct store_account *a)
+{
+    if (!s->cache_on)
+        return;
+    if (s->accounts == NULL && (s->accounts = map_new(free)) == NULL)
+        return;
+    struct store_account *kept = map_get(s->accounts, a->id);
+    if (kept != NULL) {
+        *kept = *a;
+        return;
+    }
+    kept = malloc(sizeof(*kept));
+    if (kept == NULL)
+        return;
+    *kept = *a;
+    if (map_set(s->accounts, a->id, kept) < 0)
+        free(kept);
+}
+
 int pg_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out)
 {
+    struct pg_store *s = pg__of(txn);
+    const struct store_account *kept =
+        s->cache_on && s->accounts != NULL ? map_get(s->accounts, id) : NULL;
+    if (kept != NULL) {
+        *out = *kept;
+        return 0;
+    }
     struct pg_params p;
     pg__params_init(&p);
     pg__text(&p, id);
@@ -73,10 +110,12 @@ int pg_txn_account_get(struct store_txn *txn, const char *id, struct store_accou
                             "account_get", &rc);
     if (r == NULL)
         return rc;
-    if (PQntuples(r) == 1)
+    if (PQntuples(r) == 1) {
         pg__row_account(r, 0, out);
-    else
+        pg__account_keep(s, out);
+    } else {
         rc = HB_ENOTFOUND;
+    }
     PQclear(r);
     return rc;
 }
@@ -96,6 +135,8 @@ int pg_txn_account_insert(struct store_txn *txn, const struct store_account *a)
         pg__do(pg__of(txn),
                "INSERT INTO accounts (" PG_ACCOUNT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7)", &p,
                "account_insert", NULL);
+    if (rc == 0)
+        pg__account_keep(pg__of(txn), a);
     return rc == HB_EEXISTS ? HB_ESTORAGE : rc;
 }
 
@@ -108,10 +149,21 @@ int pg_txn_account_update(struct store_txn *txn, const struct store_account *a)
     pg__int(&p, a->credits_posted);
     pg__int(&p, a->debits_pending);
     pg__int(&p, a->credits_pending);
-    return pg__do(pg__of(txn),
-                  "UPDATE accounts SET debits_posted = $2, credits_posted = $3,"
-                  " debits_pending = $4, credits_pending = $5 WHERE id = $1",
-                  &p, "account_update", NULL);
+    int rc = pg__do(pg__of(txn),
+                    "UPDATE accounts SET debits_posted = $2, credits_posted = $3,"
+                    " debits_pending = $4, credits_pending = $5 WHERE id = $1",
+                    &p, "account_update", NULL);
+    struct pg_store *s = pg__of(txn);
+    struct store_account *kept =
+        rc == 0 && s->cache_on && s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
+    if (kept != NULL) {
+        /* Flags and creation time never change; the sums do. */
+        kept->debits_posted = a->debits_posted;
+        kept->credits_posted = a->credits_posted;
+        kept->debits_pending = a->debits_pending;
+        kept->credits_pending = a->credits_pending;
+    }
+    return rc;
 }
 
 /* A query expected to return at most one transfer row. */
