@@ -23,6 +23,7 @@ struct notify_target;
 struct persona_dir;
 struct reply;
 struct reply_msg;
+struct revenue;
 
 /** What the daemon offers handlers that reach outside core/. */
 struct core_host_ops {
@@ -70,6 +71,8 @@ struct core {
     struct notices *notices;      /* low-balance and upvote notices (core/notice.h); NULL: none */
     struct link_dir *links;  /* identities sharing one wallet (core/link.h); NULL: none linked */
     struct apikeys *apikeys; /* API keys (core/apikey.h); NULL: none can be made */
+    struct revenue *revenue; /* [revenue] shares and the groups' overrides (core/revenue.h);
+                                NULL: every charge stays in system:revenue */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

@@ -24,6 +24,7 @@ void cmd_admin_model_disable(struct core *core, struct invocation *inv);
 void cmd_admin_stats(struct core *core, struct invocation *inv);
 void cmd_admin_reload(struct core *core, struct invocation *inv);
 void cmd_admin_feature(struct core *core, struct invocation *inv);
+void cmd_admin_revenue(struct core *core, struct invocation *inv);
 void cmd_notify(struct core *core, struct invocation *inv);
 
 /* One wallet across platforms (core/cmd_link.c). */

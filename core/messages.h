@@ -261,6 +261,31 @@
 /* %s: the feature. */
 #define MSG_ROUTER_FEATURE_OFF_GLOBAL "%s is switched off on this bot."
 
+/* ---- Revenue shares (/admin revenue) ---------------------------------------- */
+
+#define MSG_REVENUE_NONE                                                                           \
+    "No revenue shares are set up on this bot: every credit spent goes to system:revenue."
+#define MSG_REVENUE_NOT_HERE "Revenue shares are adjusted per server or group: run this there."
+#define MSG_REVENUE_FIXED "The operator has fixed every share: none can be adjusted here."
+/* The split's header; then one MSG_REVENUE_LINE per share. */
+#define MSG_REVENUE_HEAD "Revenue shares of every credit spent here:"
+/* %s: the account as configured; %s: its part ("25%"); %s: MSG_REVENUE_RANGE or "". */
+#define MSG_REVENUE_LINE "\n  %s %s%s"
+/* %s: lowest part; %s: highest part. */
+#define MSG_REVENUE_RANGE " (adjustable here, %s to %s)"
+/* %s: the remainder account; %s: this group ("discord:123"). */
+#define MSG_REVENUE_TAIL "\nRounding leftovers go to %s. <scope> is this group (%s)."
+#define MSG_REVENUE_OVERRIDDEN                                                                     \
+    "\nThis group's own split is in effect; /admin revenue reset returns to the operator's."
+/* %s: an example account; %s: the adjustable shares' sum. */
+#define MSG_REVENUE_HOWTO                                                                          \
+    "\nTo adjust: /admin revenue %s 30%% ... (the adjustable shares keep adding up to %s)."
+/* %s: why the override was refused. */
+#define MSG_REVENUE_BAD "That split cannot be used here: %s. /admin revenue shows the shares."
+/* Said before the split (MSG_REVENUE_HEAD ...) after a change. */
+#define MSG_REVENUE_SAVED "Saved."
+#define MSG_REVENUE_RESET "This group uses the operator's split again."
+
 /* ---- Feature switches and member notices -------------------------------- */
 
 #define MSG_FEATURE_NOT_HERE "Features are switched per server or group: run this there."
