@@ -3,6 +3,7 @@
  * (core/revenue.h). */
 #include "core/core.h"
 #include "base/error.h"
+#include "core/audit.h"
 #include "base/log.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
@@ -44,9 +45,11 @@ static void revenue__describe(struct core *core, const struct invocation *inv, c
         used = n > 0 && (size_t)n < cap - used ? used + (size_t)n : cap - 1;
     }
     char scope[COMMAND_ID_MAX + 16];
-    snprintf(scope, sizeof(scope), "%s:%s", command_platform_name(inv->platform),
-             group ? inv->scope_id : "-");
-    n = snprintf(buf + used, cap - used, MSG_REVENUE_TAIL, s->remainder, scope);
+    snprintf(scope, sizeof(scope), "%s:%s", command_platform_name(inv->platform), inv->scope_id);
+    if (group)
+        n = snprintf(buf + used, cap - used, MSG_REVENUE_TAIL, s->remainder, scope);
+    else
+        n = snprintf(buf + used, cap - used, MSG_REVENUE_TAIL_PRIVATE, s->remainder);
     used = n > 0 && (size_t)n < cap - used ? used + (size_t)n : cap - 1;
     if (overridden) {
         n = snprintf(buf + used, cap - used, "%s", MSG_REVENUE_OVERRIDDEN);
@@ -76,6 +79,7 @@ struct revenue_ctx {
     struct core *core;
     struct invocation *inv;
     bool reset;
+    char text[REVENUE_SHARES_MAX * (REVENUE_ACCOUNT_MAX + 16)]; /* the group's split, stored */
 };
 
 static void revenue__saved(int rc, void *data)
@@ -86,6 +90,15 @@ static void revenue__saved(int rc, void *data)
         reply_text(inv->reply, true, MSG_ADMIN_NOT_SAVED, hb_strerror(rc));
         reply_finish(inv->reply);
     } else {
+        char scope[COMMAND_ID_MAX + 16];
+        snprintf(scope, sizeof(scope), "%s:%s", command_platform_name(inv->platform),
+                 inv->scope_id);
+        cJSON *detail = NULL;
+        if (!ctx->reset) {
+            detail = cJSON_CreateObject();
+            cJSON_AddStringToObject(detail, "shares", ctx->text);
+        }
+        audit_note_inv(ctx->core, inv, ctx->reset ? "revenue.reset" : "revenue.set", scope, detail);
         revenue__reply(ctx->core, inv, ctx->reset ? MSG_REVENUE_RESET : MSG_REVENUE_SAVED);
     }
     free(ctx);
@@ -108,7 +121,6 @@ void cmd_admin_revenue(struct core *core, struct invocation *inv)
     const char *fail = NULL;
     char err[256];
     int32_t bp[REVENUE_SHARES_MAX];
-    char text[REVENUE_SHARES_MAX * (REVENUE_ACCOUNT_MAX + 16)];
     bool reset = strcmp(arg, "reset") == 0;
     bool any = false;
     for (size_t i = 0; i < s->n; i++)
@@ -130,10 +142,13 @@ void cmd_admin_revenue(struct core *core, struct invocation *inv)
     struct revenue_ctx *ctx = calloc(1, sizeof(*ctx));
     int rc = ctx == NULL ? HB_ENOMEM : core->ledger == NULL ? HB_ECANCELED : 0;
     if (rc == 0) {
-        *ctx = (struct revenue_ctx){.core = core, .inv = inv, .reset = reset};
-        rc = revenue_override_set(
-            core->revenue, ledger_store(core->ledger), inv->platform, inv->scope_id,
-            reset ? NULL : revenue_override_text(s, bp, text, sizeof(text)), revenue__saved, ctx);
+        ctx->core = core;
+        ctx->inv = inv;
+        ctx->reset = reset;
+        if (!reset)
+            revenue_override_text(s, bp, ctx->text, sizeof(ctx->text));
+        rc = revenue_override_set(core->revenue, ledger_store(core->ledger), inv->platform,
+                                  inv->scope_id, reset ? NULL : ctx->text, revenue__saved, ctx);
     }
     if (rc < 0) {
         free(ctx);

@@ -120,6 +120,10 @@ static const struct command_option_spec admin_revenue_options[] = {
      .rest = true},
 };
 
+static const struct command_option_spec profile_options[] = {
+    {.name = "member", .description = "A member (default: you)", .type = COMMAND_OPT_USER},
+};
+
 static const struct command_option_spec admin_model_options[] = {
     {.name = "name",
      .description = "A model from /models",
@@ -385,6 +389,15 @@ static const struct command_spec command_list[] = {
      .example = "/leaderboard month",
      OPTS(leaderboard_options),
      .handler = cmd_leaderboard},
+    {.name = "trending",
+     .description = "The models most used this week, here and on the whole bot",
+     .example = "/trending",
+     .handler = cmd_trending},
+    {.name = "profile",
+     .description = "Generations made, upvotes received and rank here",
+     .example = "/profile @alice",
+     OPTS(profile_options),
+     .handler = cmd_profile},
     {.name = "notify",
      .description = "Turn your low-balance and upvote notices on or off",
      .example = "/notify off",

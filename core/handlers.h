@@ -14,6 +14,8 @@ void cmd_usage(struct core *core, struct invocation *inv);
 void cmd_deposit(struct core *core, struct invocation *inv);
 void cmd_pool(struct core *core, struct invocation *inv);
 void cmd_leaderboard(struct core *core, struct invocation *inv);
+void cmd_trending(struct core *core, struct invocation *inv);
+void cmd_profile(struct core *core, struct invocation *inv);
 void cmd_admin_grant(struct core *core, struct invocation *inv);
 void cmd_admin_revoke(struct core *core, struct invocation *inv);
 void cmd_admin_pool_grant(struct core *core, struct invocation *inv);

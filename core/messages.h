@@ -261,6 +261,32 @@
 /* %s: the feature. */
 #define MSG_ROUTER_FEATURE_OFF_GLOBAL "%s is switched off on this bot."
 
+/* ---- Trending models and creator standing (/trending, /profile) ----------- */
+
+#define MSG_TREND_HEAD "Trending models this week (since Monday, UTC), by generations:"
+#define MSG_TREND_HERE "\nHere:"
+#define MSG_TREND_OVERALL "\nOn the whole bot:"
+/* %zu: rank; %s: the model; %lld, %s: generations and the plural's "s". */
+#define MSG_TREND_ROW "\n  %zu. %s: %lld generation%s"
+#define MSG_TREND_NOTHING "\n  none yet"
+/* %s: why. */
+#define MSG_TREND_FAILED "The trending models could not be read (%s)."
+#define MSG_PROFILE_NOT_HERE "Standing is kept per server or group: run /profile there."
+/* %s: why. */
+#define MSG_PROFILE_FAILED "The profile could not be read (%s)."
+/* %s: the member; MSG_PROFILE follows. */
+#define MSG_PROFILE_HEAD "%s in this group:\n"
+/* Generations made (week, all), upvotes received (week, all) and rank by
+ * upvotes (week, all), each a number or one of the fragments below. */
+#define MSG_PROFILE                                                                                \
+    "Generations made: %s this week, %s in all.\nUpvotes received: %s this week, %s in "           \
+    "all.\nRank by upvotes: %s this week, %s in all."
+#define MSG_PROFILE_UNKNOWN "not among the top 100"
+/* %zu: the member's rank; %zu: creators ranked. */
+#define MSG_PROFILE_RANK "#%zu of %zu"
+#define MSG_PROFILE_RANK_NONE "none yet"
+#define MSG_PROFILE_RANK_OUTSIDE "outside the top 100"
+
 /* ---- Revenue shares (/admin revenue) ---------------------------------------- */
 
 #define MSG_REVENUE_NONE                                                                           \
@@ -275,6 +301,9 @@
 #define MSG_REVENUE_RANGE " (adjustable here, %s to %s)"
 /* %s: the remainder account; %s: this group ("discord:123"). */
 #define MSG_REVENUE_TAIL "\nRounding leftovers go to %s. <scope> is this group (%s)."
+/* %s: the remainder account. */
+#define MSG_REVENUE_TAIL_PRIVATE                                                                   \
+    "\nRounding leftovers go to %s; so do the <scope> shares here, where there is no group."
 #define MSG_REVENUE_OVERRIDDEN                                                                     \
     "\nThis group's own split is in effect; /admin revenue reset returns to the operator's."
 /* %s: an example account; %s: the adjustable shares' sum. */

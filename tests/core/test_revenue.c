@@ -364,6 +364,13 @@ static void test_admin_revenue(void **state)
     assert_non_null(strstr(t, "own split is in effect"));
     t = run(f, NULL, true, "admin revenue pool:<scope> 30% system:prizes:<scope> 10%");
     assert_string_equal(t, "Revenue shares are adjusted per server or group: run this there.");
+    t = run(f, NULL, true, "admin revenue");
+    assert_non_null(strstr(t, "  pool:<scope> 25% (adjustable"));
+    assert_non_null(strstr(t, "so do the <scope> shares here, where there is no group."));
+    /* The change is on the audit trail, as the other admin settings. */
+    assert_int_equal(test_sql_int(f->lt.path, "SELECT COUNT(*) FROM audit WHERE action = "
+                                              "'revenue.set' AND subject = 'discord:77'"),
+                     1);
 
     /* The override splits this group's charges, and no other group's. */
     struct revenue_part p[REVENUE_SHARES_MAX + 1];
