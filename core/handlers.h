@@ -16,6 +16,7 @@ void cmd_pool(struct core *core, struct invocation *inv);
 void cmd_leaderboard(struct core *core, struct invocation *inv);
 void cmd_trending(struct core *core, struct invocation *inv);
 void cmd_profile(struct core *core, struct invocation *inv);
+void cmd_earnings(struct core *core, struct invocation *inv);
 void cmd_admin_grant(struct core *core, struct invocation *inv);
 void cmd_admin_revoke(struct core *core, struct invocation *inv);
 void cmd_admin_pool_grant(struct core *core, struct invocation *inv);

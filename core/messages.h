@@ -287,7 +287,23 @@
 #define MSG_PROFILE_RANK_NONE "none yet"
 #define MSG_PROFILE_RANK_OUTSIDE "outside the top 100"
 
-/* ---- Revenue shares (/admin revenue) ---------------------------------------- */
+/* ---- Revenue shares (/earnings, /admin revenue) ---------------------------- */
+
+/* %lld: credits this week; %lld: credits in all; %lld, %s: shares and the plural's "s". */
+#define MSG_EARNINGS                                                                               \
+    "Revenue shares credited to your wallet: %lld credits this week (since Monday, UTC), %lld in " \
+    "all, from %lld share%s."
+/* As MSG_EARNINGS, over the wallet's newest transfers only. */
+#define MSG_EARNINGS_RECENT                                                                        \
+    "Revenue shares credited to your wallet: %lld credits this week (since Monday, UTC), %lld in " \
+    "its newest 5,000 transfers, from %lld share%s."
+#define MSG_EARNINGS_NONE                                                                          \
+    "No revenue shares have been credited to your wallet: they come from the operator's "          \
+    "[revenue] shares that name it."
+#define MSG_EARNINGS_NONE_RECENT                                                                   \
+    "No revenue shares were credited to your wallet within its newest 5,000 transfers."
+/* %s: why. */
+#define MSG_EARNINGS_FAILED "Your earnings could not be read (%s)."
 
 #define MSG_REVENUE_NONE                                                                           \
     "No revenue shares are set up on this bot: every credit spent goes to system:revenue."

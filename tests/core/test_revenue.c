@@ -407,6 +407,46 @@ static void test_admin_revenue(void **state)
     revenue_free(rv);
 }
 
+/* /earnings: the shares credited to the member's own wallet, only to them. */
+static void test_earnings(void **state)
+{
+    struct rfx *f = *state;
+    const char *t = run(f, "77", false, "earnings");
+    assert_string_equal(t, "No revenue shares have been credited to your wallet: they come from "
+                           "the operator's [revenue] shares that name it.");
+    struct lt_res res;
+    assert_int_equal(lt_open(&f->lt, "discord:900", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    for (int i = 0; i < 2; i++) {
+        char rid[16], pid[16];
+        snprintf(rid, sizeof(rid), "r%d", i);
+        snprintf(pid, sizeof(pid), "p%d", i);
+        assert_int_equal(
+            lt_reserve(&f->lt, rid, "discord:900", LEDGER_SYSTEM_REVENUE, 50, 60000, &res), 0);
+        struct ledger_share sh[2] = {{"discord:501", 30 + i}, {"system:dev", 10}};
+        struct ledger_transfer post = {.id = pid, .pending_id = rid, .amount = 40 + i};
+        memset(&res, 0, sizeof(res));
+        assert_int_equal(ledger_transfer_post_split(f->lt.ledger, &post, sh, 2, NULL, lt_cb, &res),
+                         0);
+        lt_wait(&f->lt, &res);
+        assert_int_equal(res.rc, 0);
+    }
+    t = run(f, "77", false, "earnings");
+    assert_string_equal(t, "Revenue shares credited to your wallet: 61 credits this week (since "
+                           "Monday, UTC), 61 in all, from 2 shares.");
+    assert_true(f->cap.last_ephemeral);
+    /* Older than a page of history: still found, page after page. */
+    for (int i = 0; i < 120; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "dep%d", i);
+        assert_int_equal(lt_plain(&f->lt, id, LEDGER_SYSTEM_DEPOSITS, "discord:501", 1,
+                                  LEDGER_KIND_DEPOSIT, &res),
+                         0);
+    }
+    t = run(f, "77", false, "earnings");
+    assert_string_equal(t, "Revenue shares credited to your wallet: 61 credits this week (since "
+                           "Monday, UTC), 61 in all, from 2 shares.");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_split_parse),
     cmocka_unit_test(test_split_amounts),
@@ -414,6 +454,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_ledger_post_split),
     cmocka_unit_test(test_settlement_posts_shares),
     cmocka_unit_test_setup_teardown(test_admin_revenue, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_earnings, rfx_setup, rfx_teardown),
 };
 
 TEST_GROUP_DEFINE(revenue, tests, gt_group_setup, lt_group_teardown)
