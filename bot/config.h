@@ -272,6 +272,13 @@ struct config_notices {
     int64_t upvote_interval; /* seconds between two upvote notices to one member */
 };
 
+/* [revenue]: how every settled generation's charge is split (core/revenue.h). */
+struct config_revenue {
+    char *shares;     /* "ACCOUNT PART, ..." adding up to 100 %; NULL: all to system:revenue */
+    char *remainder;  /* the account rounding leftovers go to; NULL: the first unscoped share */
+    char *adjustable; /* "ACCOUNT LOW-HIGH, ..." shares group admins may move; NULL: none */
+};
+
 /* [alerts]: rules over the daemon's own counters, and where alerts go. */
 struct config_alerts {
     bool enabled;
@@ -321,6 +328,7 @@ struct config {
     struct config_access access;
     struct config_features features;
     struct config_notices notices;
+    struct config_revenue revenue;
     struct config_alerts alerts;
     struct config_approval approval;
 };

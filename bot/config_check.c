@@ -7,6 +7,7 @@
 #include "core/access.h"
 #include "core/filter.h"
 #include "core/provider.h"
+#include "core/revenue.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -451,6 +452,22 @@ static int config__access_check(struct config_parser *ps, const struct config_in
     return rc;
 }
 
+/* [revenue]: the shares parse, add up to 100 % and name real shares; a
+ * problem is reported on the line of the key it is about. */
+static int config__revenue_check(struct config_parser *ps, const struct config_inst *in)
+{
+    const struct config_revenue *r = &ps->cfg->revenue;
+    struct revenue_split split;
+    char err[256];
+    if (revenue_split_parse(r->shares, r->remainder, r->adjustable, &split, err, sizeof(err)) == 0)
+        return 0;
+    const char *key = strncmp(err, "adjustable", 10) == 0   ? "adjustable"
+                      : strncmp(err, "remainder:", 10) == 0 ? "remainder"
+                                                            : "shares";
+    int line = config__key_line(in, key);
+    return config__problem_add(ps->problems, line != 0 ? line : in->line, "[revenue] %s", err);
+}
+
 /* The line that set a key of [bot], or 0. */
 static int config__bot_key_line(struct config_parser *ps, const char *key)
 {
@@ -530,6 +547,7 @@ int config__validate(struct config_parser *ps)
     const struct config_section_schema *access = config__section_find("access");
     const struct config_section_schema *persona = config__section_find("persona");
     const struct config_section_schema *approval = config__section_find("approval");
+    const struct config_section_schema *revenue = config__section_find("revenue");
     for (size_t i = 0; i < ps->ninsts && rc == 0; i++) {
         struct config_inst *in = &ps->insts[i];
         if (in->sec == persona) {
@@ -542,6 +560,10 @@ int config__validate(struct config_parser *ps)
         }
         if (in->sec == access) {
             rc = config__access_check(ps, in);
+            continue;
+        }
+        if (in->sec == revenue) {
+            rc = config__revenue_check(ps, in);
             continue;
         }
         if (in->sec == filt) {

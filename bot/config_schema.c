@@ -374,6 +374,15 @@ static const struct config_key_schema config_keys_features[] = {
            "holding generations for an admin's approval"),
 };
 
+static const struct config_key_schema config_keys_revenue[] = {
+    K_STRING(struct config_revenue, shares, NULL, LIVE,
+             "shares of every charge: ACCOUNT PART, ... (25%, 12.5% or 2500bp; 100% in all)"),
+    K_STRING(struct config_revenue, remainder, NULL, LIVE,
+             "the account rounding leftovers go to; default the first share without <scope>"),
+    K_STRING(struct config_revenue, adjustable, NULL, LIVE,
+             "shares group admins may move with /admin revenue: ACCOUNT LOW-HIGH, ..."),
+};
+
 static const struct config_key_schema config_keys_notices[] = {
     K_INT(struct config_notices, low_balance, "0", 0, CREDITS_MAX, LIVE,
           "credits: a wallet or pool falling below it is told once per crossing; 0: never"),
@@ -472,6 +481,7 @@ const struct config_section_schema config__schema[] = {
     SECTION("access", access, config_keys_access, "who may use the bot"),
     SECTION("features", features, config_keys_features, "what the bot offers, for everyone"),
     SECTION("notices", notices, config_keys_notices, "what members are told without asking"),
+    SECTION("revenue", revenue, config_keys_revenue, "how each generation's charge is shared"),
     SECTION("alerts", alerts, config_keys_alerts, "alerts to operators"),
     SECTION("approval", approval, config_keys_approval, "generations that wait for an admin"),
 };

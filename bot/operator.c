@@ -8,6 +8,7 @@
 #include "core/core.h"
 #include "core/feature.h"
 #include "core/notice.h"
+#include "core/revenue.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ struct operator
     struct operator_host host;
     struct http_client *http;
     struct features *features;
+    struct revenue *revenue;
     struct notices *notices;
     struct alerts *alerts;
     struct notice_options notice_opts;
@@ -50,11 +52,15 @@ struct operator* operator_new(uv_loop_t *loop, struct core *core, const struct o
     if (host != NULL)
         op->host = *host;
     op->features = features_new();
-    if (op->features == NULL) {
+    op->revenue = revenue_new();
+    if (op->features == NULL || op->revenue == NULL) {
+        features_free(op->features);
+        revenue_free(op->revenue);
         free(op);
         return NULL;
     }
     core->features = op->features;
+    core->revenue = op->revenue;
     return op;
 }
 
@@ -73,6 +79,15 @@ void operator_configure(struct operator* op, const struct config *cfg)
     features_global_set(op->features, FEATURE_IMAGES, f->images);
     features_global_set(op->features, FEATURE_PAYMENTS, f->payments);
     features_global_set(op->features, FEATURE_APPROVALS, f->approvals);
+
+    /* [revenue] was checked at load: a split that does not parse here
+     * cannot happen, and would leave every charge in system:revenue. */
+    struct revenue_split split;
+    char err[256];
+    if (revenue_split_parse(cfg->revenue.shares, cfg->revenue.remainder, cfg->revenue.adjustable,
+                            &split, err, sizeof(err)) < 0)
+        log_error("revenue.config", "error=%s", err);
+    revenue_configure(op->revenue, &split);
 
     op->notice_opts.low_balance = cfg->notices.low_balance;
     op->notice_opts.upvotes = cfg->notices.upvotes;
@@ -179,6 +194,9 @@ int operator_start(struct operator* op, struct store *store, struct http_client 
     int rc = features_load(op->features, store, NULL, NULL);
     if (rc < 0)
         log_warn("features.load_failed", "error=%s", hb_strerror(rc));
+    rc = revenue_load(op->revenue, store, NULL, NULL);
+    if (rc < 0)
+        log_warn("revenue.load_failed", "error=%s", hb_strerror(rc));
     op->notices = notices_new(store, op->host.notify, op->host.data, &op->notice_opts);
     op->alerts = alerts_new(&op->core->clock, &op->rules, operator__read, operator__send, op);
     if (op->notices == NULL || op->alerts == NULL)
@@ -239,7 +257,10 @@ void operator_free(struct operator* op)
         op->core->features = NULL;
     if (op->core->notices == op->notices)
         op->core->notices = NULL;
+    if (op->core->revenue == op->revenue)
+        op->core->revenue = NULL;
     features_free(op->features);
+    revenue_free(op->revenue);
     notices_free(op->notices);
     alerts_free(op->alerts);
     free(op->discord_channel);

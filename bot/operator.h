@@ -1,5 +1,5 @@
 /* The operator's controls, wired to the running daemon: feature switches
- * (core/feature.h), member notices (core/notice.h) and alerts
+ * (core/feature.h), revenue shares (core/revenue.h), member notices (core/notice.h) and alerts
  * (core/alert.h) with their destinations and timers. */
 #ifndef HB_OPERATOR_H
 #define HB_OPERATOR_H
@@ -31,12 +31,13 @@ struct operator;
  *  operator_start. NULL on no memory. */
 struct operator* operator_new(uv_loop_t *loop, struct core *core, const struct operator_host *host);
 
-/** Apply [features], [notices] and [alerts] (at start and on each reload).
+/** Apply [features], [revenue], [notices] and [alerts] (at start and on each reload).
  *  cfg is read during the call and its strings kept only while it is the
  *  running config (the daemon swaps configs after this call returns). */
 void operator_configure(struct operator* op, const struct config *cfg);
 
-/** Start on the open store: read the groups' switches, begin notices and
+/** Start on the open store: read the groups' switches and revenue
+ *  overrides, begin notices and
  *  the alert timer. Returns 0 or a negative code. */
 int operator_start(struct operator* op, struct store *store, struct http_client *http);
 

@@ -112,6 +112,18 @@ static const struct command_option_spec leaderboard_options[] = {
      .choices = board_periods},
 };
 
+static const struct command_option_spec admin_revenue_options[] = {
+    {.name = "shares",
+     .description = "Adjustable shares and their parts (pool:<scope> 30% ...), or reset",
+     .type = COMMAND_OPT_STRING,
+     .max = 400,
+     .rest = true},
+};
+
+static const struct command_option_spec profile_options[] = {
+    {.name = "member", .description = "A member (default: you)", .type = COMMAND_OPT_USER},
+};
+
 static const struct command_option_spec admin_model_options[] = {
     {.name = "name",
      .description = "A model from /models",
@@ -377,6 +389,20 @@ static const struct command_spec command_list[] = {
      .example = "/leaderboard month",
      OPTS(leaderboard_options),
      .handler = cmd_leaderboard},
+    {.name = "trending",
+     .description = "The models most used this week, here and on the whole bot",
+     .example = "/trending",
+     .handler = cmd_trending},
+    {.name = "profile",
+     .description = "Generations made, upvotes received and rank here",
+     .example = "/profile @alice",
+     OPTS(profile_options),
+     .handler = cmd_profile},
+    {.name = "earnings",
+     .description = "Revenue shares credited to your wallet (only you see it)",
+     .example = "/earnings",
+     .handler = cmd_earnings,
+     .personal = true},
     {.name = "notify",
      .description = "Turn your low-balance and upvote notices on or off",
      .example = "/notify off",
@@ -472,6 +498,12 @@ static const struct command_spec command_list[] = {
      .access = COMMAND_ACCESS_ADMIN,
      OPTS(admin_feature_options),
      .handler = cmd_admin_feature},
+    {.name = "admin revenue",
+     .description = "Revenue shares here; adjust the ones the operator allows",
+     .example = "/admin revenue pool:<scope> 30% system:prizes:<scope> 10%",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_revenue_options),
+     .handler = cmd_admin_revenue},
     {.name = "admin reload",
      .description = "Reload bot.conf now and report the result",
      .example = "/admin reload",
@@ -729,13 +761,6 @@ static int commands__parse_user(const char *text, char *out, size_t cap)
     return 0;
 }
 
-/* Does a positional word name a member by itself ("@name", a mention)? In a
- * reply to a member's message, other words fill the other options. */
-static bool commands__names_member(const char *word)
-{
-    return word[0] == '@' || strncmp(word, "<@", 2) == 0;
-}
-
 int command_option_set_text(const struct command_spec *spec, size_t index, const char *text,
                             struct invocation *inv, char *err, size_t errcap)
 {
@@ -836,150 +861,4 @@ int command_options_validate(const struct command_spec *spec, struct invocation 
         }
     }
     return 0;
-}
-
-/* Cut the next token from *p: a double-quoted run (quotes removed, \" kept as
- * a quote) or a run of non-space. Returns a heap string or NULL at the end. */
-static char *commands__token(const char **p, const char **start)
-{
-    const char *s = *p;
-    while (isspace((unsigned char)*s))
-        s++;
-    *start = s;
-    if (*s == '\0') {
-        *p = s;
-        return NULL;
-    }
-    size_t cap = strlen(s) + 1;
-    char *tok = malloc(cap);
-    if (tok == NULL)
-        return NULL;
-    size_t n = 0;
-    bool quoted = false;
-    for (; *s != '\0'; s++) {
-        if (*s == '"') {
-            quoted = !quoted;
-            continue;
-        }
-        if (*s == '\\' && s[1] == '"') {
-            tok[n++] = '"';
-            s++;
-            continue;
-        }
-        if (!quoted && isspace((unsigned char)*s))
-            break;
-        tok[n++] = *s;
-    }
-    tok[n] = '\0';
-    *p = s;
-    return tok;
-}
-
-/* The yes/no option called word, or -1. */
-static int commands__flag_index(const struct command_spec *spec, const char *word)
-{
-    for (size_t i = 0; i < spec->noptions; i++)
-        if (spec->options[i].type == COMMAND_OPT_BOOLEAN &&
-            strcasecmp(spec->options[i].name, word) == 0)
-            return (int)i;
-    return -1;
-}
-
-int command_args_parse(const struct command_spec *spec, const char *args, struct invocation *inv,
-                       char *err, size_t errcap)
-{
-    int rc = 0;
-    size_t cap = strlen(args) + 1;
-    char *rest = malloc(cap); /* positional words, single-spaced */
-    if (rest == NULL)
-        return HB_ENOMEM;
-    rest[0] = '\0';
-    size_t restlen = 0;
-    const char *p = args;
-    const char *start;
-    char *tok;
-    while ((tok = commands__token(&p, &start)) != NULL) {
-        char *colon = strchr(tok, ':');
-        int idx = -1;
-        if (colon != NULL && colon != tok) {
-            *colon = '\0';
-            idx = command_option_index(spec, tok);
-            if (idx < 0)
-                *colon = ':';
-        }
-        if (idx >= 0) {
-            rc = command_option_set_text(spec, (size_t)idx, colon + 1, inv, err, errcap);
-            free(tok);
-            if (rc < 0)
-                goto out;
-            continue;
-        }
-        /* A yes/no option's own name turns it on ("/usage chart month"). */
-        idx = colon == NULL ? commands__flag_index(spec, tok) : -1;
-        if (idx >= 0 && !inv->opts[idx].set) {
-            rc = command_option_set_text(spec, (size_t)idx, "yes", inv, err, errcap);
-            free(tok);
-            if (rc < 0)
-                goto out;
-            continue;
-        }
-        size_t tlen = strlen(tok);
-        if (restlen > 0)
-            rest[restlen++] = '\x1f'; /* word separator that no token contains */
-        memcpy(rest + restlen, tok, tlen);
-        restlen += tlen;
-        rest[restlen] = '\0';
-        free(tok);
-    }
-
-    /* Fill the unset options in order from the positional words. A command
-     * sent as a reply to a member's message names that member, unless a
-     * word names one itself. */
-    char *cursor = restlen > 0 ? rest : NULL;
-    for (size_t i = 0; i < spec->noptions; i++) {
-        if (inv->opts[i].set)
-            continue;
-        const struct command_option_spec *o = &spec->options[i];
-        if (o->type == COMMAND_OPT_USER && inv->target_id[0] != '\0' &&
-            (cursor == NULL || !commands__names_member(cursor))) {
-            rc = command_option_set_text(spec, i, inv->target_id, inv, err, errcap);
-            if (rc < 0)
-                goto out;
-            continue;
-        }
-        if (cursor == NULL)
-            break;
-        char *word = cursor;
-        if (o->type == COMMAND_OPT_STRING && o->rest) {
-            for (char *c = word; *c != '\0'; c++) {
-                if (*c == '\x1f')
-                    *c = ' ';
-            }
-            cursor = NULL;
-        } else {
-            char *sep = strchr(word, '\x1f');
-            if (sep != NULL) {
-                *sep = '\0';
-                cursor = sep + 1;
-            } else {
-                cursor = NULL;
-            }
-        }
-        rc = command_option_set_text(spec, i, word, inv, err, errcap);
-        if (rc < 0)
-            goto out;
-    }
-    if (cursor != NULL) {
-        for (char *c = cursor; *c != '\0'; c++) {
-            if (*c == '\x1f')
-                *c = ' ';
-        }
-        snprintf(err, errcap, MSG_OPTION_TOO_MANY_WORDS, cursor, spec->name, spec->example);
-        rc = HB_EINVAL;
-        goto out;
-    }
-    rc = command_options_validate(spec, inv, err, errcap);
-out:
-    free(rest);
-    return rc;
 }

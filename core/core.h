@@ -23,6 +23,7 @@ struct notify_target;
 struct persona_dir;
 struct reply;
 struct reply_msg;
+struct revenue;
 
 /** What the daemon offers handlers that reach outside core/. */
 struct core_host_ops {
@@ -71,6 +72,8 @@ struct core {
     struct link_dir *links;  /* identities sharing one wallet (core/link.h); NULL: none linked */
     struct apikeys *apikeys; /* API keys (core/apikey.h); NULL: none can be made */
     struct cluster *cluster; /* the daemons sharing this ledger (core/cluster.h); NULL: alone */
+    struct revenue *revenue; /* [revenue] shares and the groups' overrides (core/revenue.h);
+                                NULL: every charge stays in system:revenue */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

@@ -62,6 +62,8 @@ const char *format_kind(uint32_t kind)
         return "chargeback";
     case LEDGER_KIND_TRANSFER:
         return "transfer";
+    case LEDGER_KIND_SHARE:
+        return "revenue share";
     }
     return "transfer";
 }

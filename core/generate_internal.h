@@ -26,6 +26,7 @@
 #include "core/command.h"
 #include "core/ledger.h"
 #include "core/pool.h"
+#include "core/standing.h"
 #include "core/wallet.h"
 #include "base/map.h"
 
@@ -251,7 +252,8 @@ struct job {
     unsigned char *image;
     size_t image_len;
     char mime[32];
-    char gid[16]; /* image: the id its buttons carry */
+    char gid[16];                /* image: the id its buttons carry */
+    struct standing_tally tally; /* what its charge adds to the group's boards (settlement) */
     char error[256];
     uint64_t last_progress;
     uint64_t t_submit_ns;

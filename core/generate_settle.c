@@ -7,6 +7,8 @@
 #include "core/button.h"
 #include "core/core.h"
 #include "core/messages.h"
+#include "core/revenue.h"
+#include "core/standing.h"
 #include "core/state.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -265,9 +267,26 @@ void job__settle(struct job *job)
     struct ledger_note forget = {.ns = GEN_NS_JOB, .key = job->id, .value = NULL};
     int rc;
     if (cost > 0) {
-        rc = ledger != NULL ? ledger_transfer_post_noted(ledger, post_id, job->res_id, cost,
-                                                         &forget, job__posted, job)
-                            : HB_ECANCELED;
+        /* [revenue]: the charge's shares go in its own transaction, as
+         * transfers out of system:revenue (none without a split). */
+        struct revenue_part parts[REVENUE_SHARES_MAX + 1];
+        struct ledger_share shares[REVENUE_SHARES_MAX + 1];
+        const char *scope = job->who.scope == COMMAND_SCOPE_GROUP ? job->who.scope_id : NULL;
+        size_t n = revenue_shares(g->core->revenue, job->who.platform, scope, cost, parts);
+        for (size_t i = 0; i < n; i++)
+            shares[i] =
+                (struct ledger_share){.account = parts[i].account, .amount = parts[i].amount};
+        /* In a group the charge also counts on its standing boards
+         * (core/standing.h), in the same transaction. */
+        struct ledger_transfer post = {.id = post_id, .pending_id = job->res_id, .amount = cost};
+        if (standing_tally_init(&job->tally, job->who.platform, scope, job->who.user_id, m->name,
+                                generate__now(g)) == 0) {
+            post.guard = standing_tally_guard;
+            post.guard_data = &job->tally;
+        }
+        rc = ledger != NULL
+                 ? ledger_transfer_post_split(ledger, &post, shares, n, &forget, job__posted, job)
+                 : HB_ECANCELED;
     } else {
         rc = ledger != NULL ? ledger_transfer_void_noted(ledger, post_id, job->res_id, &forget,
                                                          job__posted, job)

@@ -14,6 +14,9 @@ void cmd_usage(struct core *core, struct invocation *inv);
 void cmd_deposit(struct core *core, struct invocation *inv);
 void cmd_pool(struct core *core, struct invocation *inv);
 void cmd_leaderboard(struct core *core, struct invocation *inv);
+void cmd_trending(struct core *core, struct invocation *inv);
+void cmd_profile(struct core *core, struct invocation *inv);
+void cmd_earnings(struct core *core, struct invocation *inv);
 void cmd_admin_grant(struct core *core, struct invocation *inv);
 void cmd_admin_revoke(struct core *core, struct invocation *inv);
 void cmd_admin_pool_grant(struct core *core, struct invocation *inv);
@@ -24,6 +27,7 @@ void cmd_admin_model_disable(struct core *core, struct invocation *inv);
 void cmd_admin_stats(struct core *core, struct invocation *inv);
 void cmd_admin_reload(struct core *core, struct invocation *inv);
 void cmd_admin_feature(struct core *core, struct invocation *inv);
+void cmd_admin_revenue(struct core *core, struct invocation *inv);
 void cmd_notify(struct core *core, struct invocation *inv);
 
 /* One wallet across platforms (core/cmd_link.c). */

@@ -116,8 +116,9 @@ static void ledger__timer_arm(struct ledger *l, int64_t at)
 
 const char *ledger_kind_name(uint32_t kind)
 {
-    static const char *const names[] = {"other",  "deposit",  "bonus",      "grant",   "generation",
-                                        "refund", "reversal", "chargeback", "transfer"};
+    static const char *const names[] = {"other",      "deposit", "bonus",    "grant",
+                                        "generation", "refund",  "reversal", "chargeback",
+                                        "transfer",   "share"};
     return kind <= LEDGER_KIND_MAX ? names[kind] : "other";
 }
 
@@ -322,6 +323,64 @@ int ledger_transfer_post_noted(struct ledger *l, const char *id, const char *pen
     struct ledger_transfer t = {
         .id = id, .pending_id = pending_id, .amount = amount, .flags = LEDGER_TRANSFER_POST};
     return ledger_transfer_create_noted(l, &t, note, cb, data);
+}
+
+int ledger_transfer_post_split(struct ledger *l, const struct ledger_transfer *post,
+                               const struct ledger_share *shares, size_t n,
+                               const struct ledger_note *note, ledger_cb cb, void *data)
+{
+    if (post == NULL || (n > 0 && shares == NULL) || n > LEDGER_SHARES_MAX ||
+        (note != NULL && (note->ns == NULL || note->key == NULL)))
+        return HB_EINVAL;
+    int64_t amount = post->amount;
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (shares[i].amount <= 0 || __builtin_add_overflow(sum, shares[i].amount, &sum))
+            return HB_EINVAL;
+    }
+    if (n > 0 && sum != amount)
+        return HB_EINVAL;
+    struct ledger_op *op = ledger__op_new(l, LEDGER_OP_TRANSFER, cb, data);
+    if (op == NULL)
+        return HB_ENOMEM;
+    struct ledger_transfer t = {.id = post->id,
+                                .pending_id = post->pending_id,
+                                .amount = amount,
+                                .flags = LEDGER_TRANSFER_POST};
+    int rc = ledger__req_init(&op->one, &t);
+    /* Only this call gives a post a guard (ledger_transfer_create refuses
+     * one): the settlement's counts move with its charge. */
+    op->one.guard = post->guard;
+    op->one.guard_data = post->guard_data;
+    if (rc == 0 && n > 0)
+        op->reqs = calloc(n, sizeof(*op->reqs));
+    if (rc == 0 && n > 0 && op->reqs == NULL)
+        rc = HB_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct ledger_req *r = &op->reqs[i];
+        int len = snprintf(r->id, sizeof(r->id), "%s:s%zu", op->one.id, i);
+        if (len < 0 || len > LEDGER_ID_LEN_MAX ||
+            ledger__copy(r->credit, sizeof(r->credit), LEDGER_ID_LEN_MAX, shares[i].account) < 0 ||
+            r->credit[0] == '\0')
+            rc = HB_EINVAL;
+        r->amount = shares[i].amount;
+        r->kind = LEDGER_KIND_SHARE;
+    }
+    op->n = n;
+    if (rc == 0 && note != NULL) {
+        op->note_ns[0] = strdup(note->ns);
+        op->note_key[0] = strdup(note->key);
+        op->note_value[0] = note->value != NULL ? strdup(note->value) : NULL;
+        op->nnotes = 1;
+        if (op->note_ns[0] == NULL || op->note_key[0] == NULL ||
+            (note->value != NULL && op->note_value[0] == NULL))
+            rc = HB_ENOMEM;
+    }
+    if (rc < 0) {
+        ledger__op_free(op);
+        return rc;
+    }
+    return ledger__op_submit(l, op);
 }
 
 int ledger_transfer_void(struct ledger *l, const char *id, const char *pending_id, ledger_cb cb,

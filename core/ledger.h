@@ -72,7 +72,8 @@ enum ledger_kind {
     LEDGER_KIND_REVERSAL = 6,   /* correction of a mistake */
     LEDGER_KIND_CHARGEBACK = 7, /* a payment taken back by the platform */
     LEDGER_KIND_TRANSFER = 8,   /* between wallets and pools */
-    LEDGER_KIND_MAX = 8
+    LEDGER_KIND_SHARE = 9,      /* a revenue share of a generation's charge ([revenue]) */
+    LEDGER_KIND_MAX = 9
 };
 
 /** A transfer request. Strings are borrowed for the duration of the call;
@@ -88,13 +89,13 @@ struct ledger_transfer {
     int64_t timeout_ms;     /* PENDING: ms until it expires; 0 = never */
     const char *ref;        /* what caused it (free text, no prompt text) */
     const char *tag;        /* generation: the model name */
-    /* Optional, new plain or pending transfers only: runs on the store's
-     * thread inside the transfer's own transaction, after every ledger
-     * check passed and before anything is written, and never for a
-     * replay. A negative return fails the transfer with that code, and
-     * what guard wrote is undone with it. Lets other durable counts (the
-     * generation limits) move all-or-none with a reservation, in the same
-     * commit. guard_data is the caller's and must live until the callback. */
+    /* Optional, new plain or pending transfers only (and the post of
+     * ledger_transfer_post_split): runs on the store's thread inside the
+     * transfer's own transaction, after every ledger check passed and
+     * before anything is written, and never for a replay. A negative return fails the transfer with
+     * that code, and what guard wrote is undone with it. Lets other durable counts (the generation
+     * limits) move all-or-none with a reservation, in the same commit. guard_data is the caller's
+     * and must live until the callback. */
     int (*guard)(struct store_txn *txn, void *guard_data);
     void *guard_data;
 };
@@ -202,6 +203,29 @@ int ledger_transfer_post(struct ledger *ledger, const char *id, const char *pend
 int ledger_transfer_post_noted(struct ledger *ledger, const char *id, const char *pending_id,
                                int64_t amount, const struct ledger_note *note, ledger_cb cb,
                                void *data);
+
+/** One share of a posted charge (ledger_transfer_post_split). */
+struct ledger_share {
+    const char *account; /* credited; opened when missing (LEDGER_ACCOUNT_NO_OVERDRAFT
+                            unless it starts with "system:") */
+    int64_t amount;      /* > 0 */
+};
+#define LEDGER_SHARES_MAX 9
+
+/** Post post->amount of the pending transfer post->pending_id as post->id
+ *  (post->guard, when set, runs as for a new transfer; other fields are
+ *  ignored), note (may be NULL) with it, and in the same transaction n plain
+ *  transfers "<id>:s<i>" (kind LEDGER_KIND_SHARE, the pending transfer's
+ *  ref and tag) from the pending transfer's credit account to each share's
+ *  account: the charge and its split commit together or not at all. The
+ *  shares must add up to amount exactly (else HB_EINVAL, field "shares"),
+ *  so a split never creates or loses a credit. A replay of an id that
+ *  exists completes with HB_EEXISTS and moves nothing again (its shares
+ *  committed with it). The result is the post's, as ledger_transfer_post
+ *  gives it. */
+int ledger_transfer_post_split(struct ledger *ledger, const struct ledger_transfer *post,
+                               const struct ledger_share *shares, size_t n,
+                               const struct ledger_note *note, ledger_cb cb, void *data);
 
 /** Void the pending transfer pending_id as `id`, releasing all of it;
  *  note (may be NULL) is written with it (ledger_transfer_create_noted). */

@@ -195,6 +195,12 @@ static int ledger__resolve(struct store_txn *txn, struct ledger_op *op, const st
         rc = HB_ETAMPER;
         goto out;
     }
+    if (post && r->guard != NULL) {
+        /* The caller's own counts, in this post's savepoint. */
+        rc = r->guard(txn, r->guard_data);
+        if (rc < 0)
+            goto out;
+    }
     memset(&t, 0, sizeof(t));
     memcpy(t.id, r->id, sizeof(t.id));
     memcpy(t.debit, p.debit, sizeof(t.debit));
@@ -499,6 +505,45 @@ out:
     return rc;
 }
 
+/* The shares of a post just applied (ledger_transfer_post_split): plain
+ * transfers from the account the post credited, each share's account
+ * opened on its first share. The result stays the post's. */
+static int ledger__shares_apply(struct store_txn *txn, struct ledger_op *op)
+{
+    struct ledger_result post = op->result;
+    int rc = 0;
+    for (size_t i = 0; i < op->n && rc == 0; i++) {
+        struct ledger_req *r = &op->reqs[i];
+        struct store_account a;
+        memcpy(r->debit, post.transfer.credit, sizeof(r->debit));
+        memcpy(r->ref, post.transfer.ref, sizeof(r->ref));
+        memcpy(r->tag, post.transfer.tag, sizeof(r->tag));
+        rc = store_txn_account_get(txn, r->credit, &a);
+        if (rc == HB_ENOTFOUND) {
+            memset(&a, 0, sizeof(a));
+            memcpy(a.id, r->credit, sizeof(a.id));
+            a.flags = strncmp(a.id, "system:", 7) == 0 ? 0u : LEDGER_ACCOUNT_NO_OVERDRAFT;
+            a.created_at = op->now;
+            rc = store_txn_account_insert(txn, &a);
+        }
+        if (rc == 0 && strcmp(r->debit, r->credit) == 0) {
+            op->result.field = "shares"; /* a share back to where the charge went */
+            rc = HB_EINVAL;
+        }
+        if (rc == 0)
+            rc = ledger__transfer_apply(txn, op, r);
+        if (rc == HB_EEXISTS || rc == HB_ECONFLICT) {
+            op->result.field = "shares"; /* a share's id taken while its post was new */
+            rc = HB_ECONFLICT;
+        }
+        if (rc < 0)
+            op->result.index = i + 1;
+    }
+    if (rc == 0)
+        op->result = post;
+    return rc;
+}
+
 /* Void every reservation whose timeout passed by op->now. */
 int ledger__expire_run(struct store_txn *txn, struct ledger_op *op)
 {
@@ -542,6 +587,8 @@ int ledger__run(struct store_txn *txn, struct store_job *job)
         break;
     case LEDGER_OP_TRANSFER:
         rc = ledger__transfer_apply(txn, op, &op->one);
+        if (rc == 0 && op->n > 0)
+            rc = ledger__shares_apply(txn, op);
         /* The notes commit with the transfer or not at all. */
         for (size_t i = 0; rc == 0 && i < op->nnotes; i++)
             rc = store_txn_state_put(txn, op->note_ns[i], op->note_key[i], op->note_value[i],

@@ -261,6 +261,76 @@
 /* %s: the feature. */
 #define MSG_ROUTER_FEATURE_OFF_GLOBAL "%s is switched off on this bot."
 
+/* ---- Trending models and creator standing (/trending, /profile) ----------- */
+
+#define MSG_TREND_HEAD "Trending models this week (since Monday, UTC), by generations:"
+#define MSG_TREND_HERE "\nHere:"
+#define MSG_TREND_OVERALL "\nOn the whole bot:"
+/* %zu: rank; %s: the model; %lld, %s: generations and the plural's "s". */
+#define MSG_TREND_ROW "\n  %zu. %s: %lld generation%s"
+#define MSG_TREND_NOTHING "\n  none yet"
+/* %s: why. */
+#define MSG_TREND_FAILED "The trending models could not be read (%s)."
+#define MSG_PROFILE_NOT_HERE "Standing is kept per server or group: run /profile there."
+/* %s: why. */
+#define MSG_PROFILE_FAILED "The profile could not be read (%s)."
+/* %s: the member; MSG_PROFILE follows. */
+#define MSG_PROFILE_HEAD "%s in this group:\n"
+/* Generations made (week, all), upvotes received (week, all) and rank by
+ * upvotes (week, all), each a number or one of the fragments below. */
+#define MSG_PROFILE                                                                                \
+    "Generations made: %s this week, %s in all.\nUpvotes received: %s this week, %s in "           \
+    "all.\nRank by upvotes: %s this week, %s in all."
+#define MSG_PROFILE_UNKNOWN "not among the top 100"
+/* %zu: the member's rank; %zu: creators ranked. */
+#define MSG_PROFILE_RANK "#%zu of %zu"
+#define MSG_PROFILE_RANK_NONE "none yet"
+#define MSG_PROFILE_RANK_OUTSIDE "outside the top 100"
+
+/* ---- Revenue shares (/earnings, /admin revenue) ---------------------------- */
+
+/* %lld: credits this week; %lld: credits in all; %lld, %s: shares and the plural's "s". */
+#define MSG_EARNINGS                                                                               \
+    "Revenue shares credited to your wallet: %lld credits this week (since Monday, UTC), %lld in " \
+    "all, from %lld share%s."
+/* As MSG_EARNINGS, over the wallet's newest transfers only. */
+#define MSG_EARNINGS_RECENT                                                                        \
+    "Revenue shares credited to your wallet: %lld credits this week (since Monday, UTC), %lld in " \
+    "its newest 5,000 transfers, from %lld share%s."
+#define MSG_EARNINGS_NONE                                                                          \
+    "No revenue shares have been credited to your wallet: they come from the operator's "          \
+    "[revenue] shares that name it."
+#define MSG_EARNINGS_NONE_RECENT                                                                   \
+    "No revenue shares were credited to your wallet within its newest 5,000 transfers."
+/* %s: why. */
+#define MSG_EARNINGS_FAILED "Your earnings could not be read (%s)."
+
+#define MSG_REVENUE_NONE                                                                           \
+    "No revenue shares are set up on this bot: every credit spent goes to system:revenue."
+#define MSG_REVENUE_NOT_HERE "Revenue shares are adjusted per server or group: run this there."
+#define MSG_REVENUE_FIXED "The operator has fixed every share: none can be adjusted here."
+/* The split's header; then one MSG_REVENUE_LINE per share. */
+#define MSG_REVENUE_HEAD "Revenue shares of every credit spent here:"
+/* %s: the account as configured; %s: its part ("25%"); %s: MSG_REVENUE_RANGE or "". */
+#define MSG_REVENUE_LINE "\n  %s %s%s"
+/* %s: lowest part; %s: highest part. */
+#define MSG_REVENUE_RANGE " (adjustable here, %s to %s)"
+/* %s: the remainder account; %s: this group ("discord:123"). */
+#define MSG_REVENUE_TAIL "\nRounding leftovers go to %s. <scope> is this group (%s)."
+/* %s: the remainder account. */
+#define MSG_REVENUE_TAIL_PRIVATE                                                                   \
+    "\nRounding leftovers go to %s; so do the <scope> shares here, where there is no group."
+#define MSG_REVENUE_OVERRIDDEN                                                                     \
+    "\nThis group's own split is in effect; /admin revenue reset returns to the operator's."
+/* %s: an example account; %s: the adjustable shares' sum. */
+#define MSG_REVENUE_HOWTO                                                                          \
+    "\nTo adjust: /admin revenue %s 30%% ... (the adjustable shares keep adding up to %s)."
+/* %s: why the override was refused. */
+#define MSG_REVENUE_BAD "That split cannot be used here: %s. /admin revenue shows the shares."
+/* Said before the split (MSG_REVENUE_HEAD ...) after a change. */
+#define MSG_REVENUE_SAVED "Saved."
+#define MSG_REVENUE_RESET "This group uses the operator's split again."
+
 /* ---- Feature switches and member notices -------------------------------- */
 
 #define MSG_FEATURE_NOT_HERE "Features are switched per server or group: run this there."

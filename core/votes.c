@@ -3,6 +3,7 @@
 
 #include "base/error.h"
 #include "base/util.h"
+#include "core/standing.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #define VOTES_DAY_MS 86400000LL
 
 static const enum votes_span votes__spans[] = {VOTES_DAY, VOTES_WEEK, VOTES_MONTH, VOTES_ALL};
+#define VOTES_SPANS (sizeof(votes__spans) / sizeof(votes__spans[0]))
 
 int votes_period(enum votes_span span, int64_t now_ms, char *buf, size_t cap)
 {
@@ -56,7 +58,8 @@ struct votes_cast_op {
     char mark[STORE_TAG_SIZE + STORE_ID_SIZE + 2]; /* "<image>/<voter>" */
     char scope[STORE_ID_SIZE];                     /* "" when no board counts it */
     char periods[sizeof(votes__spans) / sizeof(votes__spans[0])][VOTES_PERIOD_MAX];
-    struct store_vote vote; /* image, creator, model; count 1 */
+    struct store_vote vote;      /* image, creator, model; count 1 */
+    char upvoted[STORE_ID_SIZE]; /* "<scope>#upvoted": the creators' board; "" none */
     int64_t now_ms;
     votes_cast_cb cb;
     void *data;
@@ -76,6 +79,14 @@ static int votes__cast_run(struct store_txn *txn, struct store_job *job)
     for (size_t i = 0;
          rc == 0 && op->scope[0] != '\0' && i < sizeof(op->periods) / sizeof(op->periods[0]); i++)
         rc = store_txn_vote_add(txn, op->scope, op->periods[i], &op->vote);
+    /* The creator's standing (core/standing.h): this week and all time. */
+    struct store_vote creator = {.count = 1};
+    memcpy(creator.image, op->vote.creator, sizeof(creator.image) - 1);
+    memcpy(creator.creator, op->vote.creator, sizeof(creator.creator));
+    for (size_t i = 0; rc == 0 && op->upvoted[0] != '\0' && i < VOTES_SPANS; i++) {
+        if (votes__spans[i] == VOTES_WEEK || votes__spans[i] == VOTES_ALL)
+            rc = store_txn_vote_add(txn, op->upvoted, op->periods[i], &creator);
+    }
     return rc;
 }
 
@@ -118,6 +129,10 @@ int votes_cast(struct store *store, const struct votes_cast *v, votes_cast_cb cb
             goto out;
     }
     op->vote.count = 1;
+    if (op->scope[0] != '\0' && op->vote.creator[0] != '\0' &&
+        strlen(op->vote.creator) < STORE_TAG_SIZE &&
+        standing_board(op->upvoted, sizeof(op->upvoted), op->scope, STANDING_UPVOTED) < 0)
+        op->upvoted[0] = '\0';
     op->now_ms = v->now_ms;
     op->cb = cb;
     op->data = data;

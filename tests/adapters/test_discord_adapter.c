@@ -302,6 +302,10 @@ static void test_autocomplete_and_mention(void **state)
     /* Guild registration. */
     assert_int_equal(
         fake_rest_matching(t.rest, "PUT", "/applications/" AT_APP "/guilds/77/commands"), 1);
+    /* The economy's commands come from the one table too. */
+    assert_int_equal(at_count(&t, "PUT", "/guilds/77/commands", "\"name\":\"trending\""), 1);
+    assert_int_equal(at_count(&t, "PUT", "/guilds/77/commands", "\"name\":\"profile\""), 1);
+    assert_int_equal(at_count(&t, "PUT", "/guilds/77/commands", "\"name\":\"revenue\""), 1);
     invocation_clear(&t.last);
     fake_rest_free(t.rest);
 }

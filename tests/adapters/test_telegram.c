@@ -49,6 +49,8 @@ static void test_command_to_reply(void **state)
     /* setMyCommands rendered the table once. */
     fx_wait_count(&fx, "setMyCommands", 1);
     assert_non_null(strstr(fx_call(&fx, "setMyCommands", 0)->body, "\"command\":\"help\""));
+    assert_non_null(strstr(fx_call(&fx, "setMyCommands", 0)->body, "\"command\":\"trending\""));
+    assert_non_null(strstr(fx_call(&fx, "setMyCommands", 0)->body, "\"command\":\"profile\""));
 
     /* Groups: addressed commands, mentions and replies only. */
     fx_group(&fx, -100500, 88, "/help@other_bot");

@@ -4,6 +4,7 @@
  * conversation starts over, retention and /forget delete the rows for
  * real, and the token budget trims the oldest turns, in memory and in the
  * store alike. */
+#include "core/state.h"
 #include "tests/core/test_generate.h"
 #include "tests/test.h"
 
@@ -19,6 +20,23 @@
  * reply_to (NULL: none), in forum topic thread (NULL: none). The held
  * provider's call index is returned through *call after the answer; the
  * answer lands as bot message landed_id (NULL: not reported). */
+static void ct_barrier_cb(int rc, const char *value, void *data)
+{
+    (void)rc;
+    (void)value;
+    (*(int *)data)++;
+}
+
+/* Wait until every store job queued so far has committed: jobs complete in
+ * order, so a read queued now answers only after them. */
+static void ct_barrier(struct gt *gt)
+{
+    int done = 0;
+    assert_int_equal(
+        state_get(ledger_store(gt->lt.ledger), "test", "barrier", ct_barrier_cb, &done), 0);
+    gt_wait(gt, &done, 1);
+}
+
 static struct provider_call *ct_turn(struct gt *gt, size_t index, const char *user,
                                      const char *scope, const char *reply_to, const char *thread,
                                      const char *prompt, const char *answer, const char *landed_id)
@@ -41,7 +59,8 @@ static struct provider_call *ct_turn(struct gt *gt, size_t index, const char *us
     if (landed_id != NULL)
         reply_landed(&cap.reply, channel, landed_id);
     reply_capture_close(&cap);
-    gt_settle(gt, 5);
+    gt_settle(gt, 5); /* the turn's batched write is queued (its flush timer ran) */
+    ct_barrier(gt);   /* and committed, however slow the store is under load */
     return call;
 }
 

@@ -1,7 +1,10 @@
 /* The ledger against a small in-memory model under thousands of random
  * operations: deposits, spends, transfers, reservations, posts (full and
  * partial), voids, timeouts, replays, conflicting replays, atomic batches,
- * reversals (with debt) and account opens. Operations are submitted in
+ * reversals (with debt), account opens, and posts split by revenue shares
+ * (core/revenue.h: each share its part rounded down, the rest to the
+ * remainder account, all in the post's transaction; a replayed split
+ * moves nothing again). Operations are submitted in
  * groups so that several share one group commit; the model applies them in
  * the same order and predicts every result.
  *
@@ -17,7 +20,8 @@
  * was credited more than once.
  *
  * After every group each account's balance is compared with the model (an
- * incremental check: cheap, every step). A full `verify` of the chain and
+ * incremental check: cheap, every step), and the balances of all accounts
+ * sum to zero. A full `verify` of the chain and
  * the invariants runs every MODEL_VERIFY_EVERY groups and at the end, since
  * running it every step would make the test quadratic in its length.
  *
@@ -34,6 +38,7 @@
 #include "tests/test.h"
 
 #include "tests/core/ledger_helpers.h"
+#include "tests/core/ledger_model_split.h"
 
 #include "adapters/stripe/stripe.h"
 #include "base/error.h"
@@ -82,7 +87,7 @@ struct mxfer {
     char tag[16];
 };
 
-enum mop { OP_TRANSFER, OP_BATCH, OP_REVERSE, OP_OPEN, OP_EXPIRE };
+enum mop { OP_TRANSFER, OP_BATCH, OP_REVERSE, OP_OPEN, OP_EXPIRE, OP_SPLIT };
 
 /* One submitted operation and what the model expects of it. */
 struct mreq {
@@ -93,9 +98,12 @@ struct mreq {
     int64_t rev_amount;
     uint32_t rev_kind;
     int expect;
-    size_t expect_index;   /* batches */
-    int64_t expect_debt;   /* reversals */
-    size_t expect_expired; /* expiry runs */
+    size_t expect_index;                               /* batches */
+    int64_t expect_debt;                               /* reversals */
+    size_t expect_expired;                             /* expiry runs */
+    struct revenue_part parts[REVENUE_SHARES_MAX + 1]; /* split posts: the shares */
+    struct ledger_share shares[REVENUE_SHARES_MAX + 1];
+    size_t nparts;
     struct lt_res res;
 };
 
@@ -122,6 +130,10 @@ struct model {
     int dep, rev, bonus;     /* system account indexes */
     int first_user, n_users; /* wallets and pools */
     int64_t counted;         /* guarded reservations taken (the store's counter) */
+    struct revenue_split split;
+    size_t splits, split_replays;          /* split posts applied, and replayed */
+    char last_split[48], last_pending[48]; /* the newest split post and its pending, */
+    int64_t last_amount;                   /* for replays */
 };
 
 static uint64_t rnd(struct model *m)
@@ -398,6 +410,15 @@ static void gen(struct model *m, struct mreq *r)
             return;
         }
         req_resolve(r, id, p->id, rnd_in(m, 1, p->amount + 3), LEDGER_TRANSFER_POST);
+        if (rnd(m) % 2 == 0) { /* split by the shares; now and then the last split again */
+            r->op = OP_SPLIT;
+            if (m->last_split[0] != '\0' && rnd(m) % 4 == 0)
+                req_resolve(r, m->last_split, m->last_pending, m->last_amount,
+                            LEDGER_TRANSFER_POST);
+            r->nparts = msplit_parts(&m->split, r->t[0].amount, r->parts);
+            for (size_t i = 0; i < r->nparts; i++)
+                r->shares[i] = (struct ledger_share){r->parts[i].account, r->parts[i].amount};
+        }
     } else if (what < 60) { /* void */
         struct mxfer *p = pick(m, LEDGER_TRANSFER_PENDING);
         if (p == NULL) {
@@ -495,6 +516,27 @@ static void predict(struct model *m, struct mreq *r)
         r->expect = 0;
         r->expect_expired = model_expire(m);
         break;
+    case OP_SPLIT: /* the post, then its shares out of the revenue account */
+        r->expect = model_resolve(m, &r->t[0], false);
+        m->split_replays += r->expect == HB_EEXISTS;
+        if (r->expect != 0)
+            break;
+        m->splits++;
+        snprintf(m->last_split, sizeof(m->last_split), "%s", r->ids[0]);
+        snprintf(m->last_pending, sizeof(m->last_pending), "%s", r->links[0]);
+        m->last_amount = r->t[0].amount;
+        for (size_t i = 0; i < r->nparts; i++) {
+            int c = acct_find(m, r->parts[i].account);
+            if (c < 0)
+                c = acct_add(m, r->parts[i].account, strncmp(r->parts[i].account, "system:", 7));
+            m->a[m->rev].dp += r->parts[i].amount;
+            m->a[c].cp += r->parts[i].amount;
+            char sid[64];
+            snprintf(sid, sizeof(sid), "%s:s%zu", r->ids[0], i);
+            struct mxfer *x = xfer_add(m, sid, m->rev, c, r->parts[i].amount, LEDGER_KIND_SHARE, 0);
+            snprintf(x->tag, sizeof(x->tag), "%s", xfer_find(m, r->links[0])->tag);
+        }
+        break;
     }
 }
 
@@ -519,6 +561,10 @@ static void submit(struct lt *t, struct mreq *r)
     case OP_EXPIRE:
         rc = ledger_expire_run(t->ledger, lt_cb, &r->res);
         break;
+    case OP_SPLIT:
+        rc = ledger_transfer_post_split(t->ledger, &r->t[0], r->shares, r->nparts, NULL, lt_cb,
+                                        &r->res);
+        break;
     }
     assert_int_equal(rc, 0);
 }
@@ -526,6 +572,7 @@ static void submit(struct lt *t, struct mreq *r)
 static void check_balances(struct lt *t, struct model *m)
 {
     static struct lt_res res[MODEL_ACCOUNTS_MAX];
+    int64_t sum = 0, model_sum = 0;
     for (int i = 0; i < m->na; i++) {
         memset(&res[i], 0, sizeof(res[i]));
         assert_int_equal(ledger_balance_get(t->ledger, m->a[i].id, lt_cb, &res[i]), 0);
@@ -547,39 +594,18 @@ static void check_balances(struct lt *t, struct model *m)
         assert_int_equal(b->pending_credits, a->cpend);
         if (a->flagged)
             assert_true(avail(a) >= 0);
+        sum += b->posted;
+        model_sum += a->cp - a->dp;
     }
-}
-
-/* Read the guard's counter through the running store. */
-struct counter_read {
-    struct store_job job;
-    int64_t used;
-    int rc;
-    bool done;
-};
-
-static int counter_read_run(struct store_txn *txn, struct store_job *job)
-{
-    struct counter_read *c = container_of(job, struct counter_read, job);
-    return store_txn_counter_get(txn, MODEL_COUNTER, 1, &c->used);
-}
-
-static void counter_read_done(struct store_job *job, int rc)
-{
-    struct counter_read *c = container_of(job, struct counter_read, job);
-    c->rc = rc;
-    c->done = true;
+    assert_int_equal(sum, 0); /* double entry: every account, shares included */
+    assert_int_equal(model_sum, 0);
 }
 
 static void check_counter(struct lt *t, const struct model *m)
 {
-    struct counter_read c = {.job = {.run = counter_read_run, .done = counter_read_done}};
-    assert_int_equal(store_submit(ledger_store(t->ledger), &c.job), 0);
-    while (!c.done)
-        uv_run(&t->loop, UV_RUN_ONCE);
-    assert_int_equal(c.rc, 0);
-    assert_int_equal(c.used, m->counted);
-    assert_true(c.used <= MODEL_LIMIT);
+    int64_t used = lt_counter(t, MODEL_COUNTER);
+    assert_int_equal(used, m->counted);
+    assert_true(used <= MODEL_LIMIT);
 }
 
 static void full_verify(struct lt *t)
@@ -853,6 +879,7 @@ static void test_model(void **state)
             seed);
     memset(&m, 0, sizeof(m));
     m.rng = seed * 2654435761u + 1;
+    msplit_init(&m.split, seed);
     m.x = calloc(MODEL_TRANSFERS_MAX, sizeof(*m.x));
     assert_non_null(m.x);
     lt_init(&t, true, false);
@@ -948,6 +975,8 @@ static void test_model(void **state)
     assert_true(m.pay_events > (size_t)m.npays); /* some were reported again */
     assert_true(m.pay_repaid > 0);
     assert_true(m.pay_refunds > 0);
+    fprintf(stderr, "ledger_model: splits=%zu split_replays=%zu\n", m.splits, m.split_replays);
+    assert_true(m.splits > 0 && m.split_replays > 0);
     /* Every kind of result came up. */
     for (int i = 0; i < 6; i++)
         assert_true(seen[i] > 0);

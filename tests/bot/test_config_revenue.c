@@ -1,0 +1,138 @@
+/* [revenue] in bot.conf: each mistake reported on the line of the key it
+ * is about, a file without the section splitting nothing, and a reload
+ * reaching the running split through the operator's controls. */
+#include "tests/test.h"
+
+#include "base/error.h"
+#include "bot/config.h"
+#include "bot/operator.h"
+#include "core/core.h"
+#include "core/revenue.h"
+#include "tests/core/ledger_helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int load(const char *path, const char *text, struct config **cfg,
+                struct config_problems *problems)
+{
+    config_free(*cfg);
+    *cfg = NULL;
+    test_file_write(path, text, (size_t)-1);
+    chmod(path, 0600);
+    return config_load(path, cfg, problems);
+}
+
+static void has_problem(const struct config_problems *p, int line, const char *needle)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        if (p->items[i].line == line && strstr(p->items[i].message, needle) != NULL)
+            return;
+    }
+    for (size_t i = 0; i < p->count; i++)
+        print_error("line %d: %s\n", p->items[i].line, p->items[i].message);
+    fail_msg("no problem on line %d with \"%s\"", line, needle);
+}
+
+static void test_revenue_config_problems(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir_new();
+    char path[600];
+    snprintf(path, sizeof(path), "%s/bot.conf", dir);
+    struct config *cfg = NULL;
+    struct config_problems p;
+    config_problems_init(&p);
+    assert_int_equal(load(path,
+                          "[console]\nenabled = true\n"
+                          "[revenue]\n"
+                          "shares = system:developers 50%, pool:<scope> 40%\n",
+                          &cfg, &p),
+                     HB_ECONFIG);
+    has_problem(&p, 4, "[revenue] shares add up to 90%, not 100%");
+    assert_int_equal(load(path,
+                          "[revenue]\n"
+                          "shares = system:developers 50%, pool:<scope> 50%\n"
+                          "remainder = system:treasury\n"
+                          "adjustable = pool:<scope> 60-70%\n",
+                          &cfg, &p),
+                     HB_ECONFIG);
+    has_problem(&p, 4, "[revenue] adjustable: pool:<scope>: its share lies outside the range");
+    assert_int_equal(load(path,
+                          "[revenue]\n"
+                          "shares = system:developers 50%, pool:<scope> 50%\n"
+                          "remainder = pool:<scope>\n",
+                          &cfg, &p),
+                     HB_ECONFIG);
+    has_problem(&p, 3, "[revenue] remainder: \"pool:<scope>\" must be one account");
+    assert_int_equal(load(path, "[revenue]\nremainder = system:treasury\n", &cfg, &p), HB_ECONFIG);
+    has_problem(&p, 1, "[revenue] remainder and adjustable need shares = ...");
+    assert_int_equal(load(path, "[revenue]\nshares = a 100%\n", &cfg, &p), 0);
+    assert_string_equal(cfg->revenue.shares, "a 100%");
+    assert_int_equal(load(path, "[console]\nenabled = true\n", &cfg, &p), 0);
+    assert_null(cfg->revenue.shares);
+    config_free(cfg);
+    config_problems_free(&p);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
+static void closed(void *data)
+{
+    *(bool *)data = true;
+}
+
+static void test_revenue_reload(void **state)
+{
+    (void)state;
+    struct lt lt;
+    lt_init(&lt, true, false);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/bot.conf", lt.dir);
+    struct config *cfg = NULL;
+    struct config_problems p;
+    config_problems_init(&p);
+    assert_int_equal(load(path, "[console]\nenabled = true\n", &cfg, &p), 0);
+    struct core core;
+    memset(&core, 0, sizeof(core));
+    struct operator* op = operator_new(&lt.loop, &core, NULL);
+    assert_non_null(op);
+    assert_non_null(core.revenue);
+    operator_configure(op, cfg);
+    assert_int_equal(revenue_config(core.revenue)->n, 0); /* today's behaviour */
+    struct revenue_part parts[REVENUE_SHARES_MAX + 1];
+    assert_int_equal(revenue_shares(core.revenue, COMMAND_PLATFORM_DISCORD, "5", 100, parts), 0);
+
+    assert_int_equal(load(path,
+                          "[console]\nenabled = true\n[revenue]\n"
+                          "shares = system:developers 70%, pool:<scope> 30%\n",
+                          &cfg, &p),
+                     0);
+    operator_configure(op, cfg);
+    assert_int_equal(revenue_shares(core.revenue, COMMAND_PLATFORM_DISCORD, "5", 100, parts), 2);
+    assert_string_equal(parts[1].account, "pool:discord:5");
+    assert_int_equal(parts[1].amount, 30);
+
+    assert_int_equal(load(path, "[console]\nenabled = true\n", &cfg, &p), 0);
+    operator_configure(op, cfg);
+    assert_int_equal(revenue_shares(core.revenue, COMMAND_PLATFORM_DISCORD, "5", 100, parts), 0);
+
+    bool done = false;
+    operator_close(op, closed, &done);
+    while (!done)
+        uv_run(&lt.loop, UV_RUN_ONCE);
+    operator_free(op);
+    assert_null(core.revenue);
+    config_free(cfg);
+    config_problems_free(&p);
+    lt_done(&lt);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_revenue_config_problems),
+    cmocka_unit_test(test_revenue_reload),
+};
+
+TEST_GROUP_DEFINE(config_revenue, tests, lt_group_setup, lt_group_teardown)
