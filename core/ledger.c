@@ -199,7 +199,9 @@ static struct ledger_op *ledger__op_new(struct ledger *l, enum ledger_op_type ty
 
 static int ledger__op_submit(struct ledger *l, struct ledger_op *op)
 {
-    int rc = l->closing ? HB_ECANCELED : store_submit(l->store, &op->job);
+    /* A transfer's own id and the one it resolves are read first. */
+    int rc = l->closing ? HB_ECANCELED
+                        : store_submit_keyed(l->store, &op->job, op->one.id, op->one.link);
     if (rc < 0)
         ledger__op_free(op);
     return rc;

@@ -567,6 +567,7 @@ static int pg__begin(struct store *base, bool write)
     if (rc == 0) {
         s->in_txn = true;
         s->cache_on = write && !s->read_only;
+        s->accounts_checked = false;
     } else if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
         pg__ctl(s, "ROLLBACK", true, "rollback");
     return rc;
@@ -579,9 +580,13 @@ static int pg__commit(struct store *base)
         return HB_ESTORAGE; /* store.c rolls it back */
     s->in_txn = false;
     s->cache_on = false;
-    pg__accounts_forget(s);
     /* The sync point of every write still queued: any failure fails it. */
-    return pg__ctl(s, "COMMIT", true, "commit");
+    int rc = pg__ctl(s, "COMMIT", true, "commit");
+    if (rc == 0)
+        pg__cache_committed(s, &s->base.txn);
+    else
+        pg__accounts_forget(s);
+    return rc;
 }
 
 static void pg__rollback(struct store *base)
@@ -733,6 +738,7 @@ static const struct store_ops pg__ops = {
     .rollback_to = pg__rollback_to,
     .head_record = pg__head_record,
     .job_end = pg__job_end,
+    .batch_begin = pg__batch_begin,
     .after_batch = pg__vacuum,
     .free = pg__free,
     .account_get = pg_txn_account_get,

@@ -12,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PG_PARAMS_MAX 17    /* most parameters of one statement */
-#define PG_PREPARED_MAX 256 /* room for every statement's text (a hash set) */
+#define PG_PARAMS_MAX 17         /* most parameters of one statement */
+#define PG_PREPARED_MAX 256      /* room for every statement's text (a hash set) */
+#define PG_BATCH_KEYS_TEXT 32768 /* the ids a batch reads ahead, as one array literal */
 
 /* Parameters of one statement: text, or binary for bytea. */
 struct pg_params {
@@ -39,10 +40,19 @@ struct pg_store {
     bool pipeline;   /* in libpq's pipeline mode (once open) */
     unsigned queued; /* commands sent whose results are not read yet */
     bool broken;     /* a command of this transaction failed: it only rolls back */
-    /* Accounts read or written in this write transaction, by id. While it
-     * holds the write lock no other daemon changes them, so a second read
-     * needs no round trip. Emptied at every end and rollback. */
+    /* Accounts read or written by this daemon's write transactions, by id.
+     * While one holds the write lock no other daemon changes them, so a
+     * second read needs no round trip. Kept from one batch to the next
+     * while the chain head shows no other daemon appended in between
+     * (accounts change only with transfers); emptied on any rollback. */
     struct map *accounts;
+    bool accounts_valid;   /* accounts hold as of the head accounts_seq */
+    uint64_t accounts_seq; /* the head when the last commit kept them */
+    bool accounts_checked; /* this transaction decided whether they still hold */
+    /* Transfers of this write transaction by id: read ahead for its batch
+     * (pg__batch_begin), or appended by it. A value is the transfer, or
+     * pg__absent when the id was looked up and has none. */
+    struct map *transfers;
     bool cache_on;        /* in a write transaction */
     uint64_t retry_at_ns; /* no reconnect before this (uv_hrtime), after a failure */
     uint64_t backoff_ns;  /* the next wait between reconnects */
@@ -89,8 +99,14 @@ int pg__one_int(struct store_txn *txn, const char *sql, const struct pg_params *
 int pg__head_read(struct store_txn *txn, const char *sql, uint64_t *seq, uint8_t *hash,
                   const char *what);
 
-/* The account cache (pg_records.c): empty it. */
+/* The account and transfer caches (pg_records.c): empty them. */
 void pg__accounts_forget(struct pg_store *s);
+/* A write transaction committed: keep the accounts for the next one when
+ * its head is known, forget the transfers. */
+void pg__cache_committed(struct pg_store *s, const struct store_txn *txn);
+/* Read the transfers a batch's jobs named (store_submit_keyed) ahead, in
+ * one round trip (pg_records.c). */
+int pg__batch_begin(struct store *base, struct store_job *jobs);
 
 /* VACUUM the conversation tables after a batch that erased (pg_conv.c). */
 void pg__vacuum(struct store *s);

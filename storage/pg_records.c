@@ -64,12 +64,181 @@ int pg__one_int(struct store_txn *txn, const char *sql, const struct pg_params *
 
 /* ---- Accounts and transfers --------------------------------------------------- */
 
-void pg__accounts_forget(struct pg_store *s)
+/* The value of an id looked up with no transfer. */
+static char pg__absent;
+
+static void pg__transfers_forget(struct pg_store *s)
+{
+    if (s->transfers == NULL || map_count(s->transfers) == 0)
+        return;
+    struct map_iter it;
+    void *v;
+    map_iter_init(&it, s->transfers);
+    while (map_iter_next(&it, NULL, &v)) {
+        if (v != &pg__absent)
+            free(v);
+    }
+    map_free(s->transfers);
+    s->transfers = NULL;
+}
+
+static void pg__accounts_drop(struct pg_store *s)
 {
     if (s->accounts != NULL && map_count(s->accounts) > 0) {
         map_free(s->accounts);
         s->accounts = NULL;
     }
+    s->accounts_valid = false;
+}
+
+void pg__accounts_forget(struct pg_store *s)
+{
+    pg__accounts_drop(s);
+    pg__transfers_forget(s);
+}
+
+#define PG_ACCOUNTS_KEEP_MAX 100000 /* accounts kept between batches, at most */
+
+void pg__cache_committed(struct pg_store *s, const struct store_txn *txn)
+{
+    pg__transfers_forget(s);
+    bool known = s->accounts_checked && txn->head_valid;
+    if (!known || (s->accounts != NULL && map_count(s->accounts) > PG_ACCOUNTS_KEEP_MAX)) {
+        pg__accounts_drop(s);
+        return;
+    }
+    s->accounts_valid = true;
+    s->accounts_seq = txn->head_seq;
+}
+
+/* Before the account cache is used in a transaction: a transaction that
+ * did not check it against the head starts it empty. */
+static void pg__accounts_check(struct pg_store *s)
+{
+    if (!s->accounts_checked) {
+        pg__accounts_drop(s);
+        s->accounts_checked = true;
+    }
+}
+
+/* Remember what id holds in this transaction: t, or none (t NULL). */
+static void pg__transfer_keep(struct pg_store *s, const char *id, const struct store_transfer *t)
+{
+    if (!s->cache_on)
+        return;
+    if (s->transfers == NULL && (s->transfers = map_new(NULL)) == NULL)
+        return;
+    void *old = map_get(s->transfers, id);
+    void *v = &pg__absent;
+    if (t != NULL) {
+        struct store_transfer *copy = malloc(sizeof(*copy));
+        if (copy == NULL) {
+            /* Unknown rather than wrong: the next read asks the database. */
+            if (old != NULL && old != &pg__absent)
+                free(old);
+            map_remove(s->transfers, id);
+            return;
+        }
+        *copy = *t;
+        v = copy;
+    }
+    if (map_set(s->transfers, id, v) < 0) {
+        if (v != &pg__absent)
+            free(v);
+        map_remove(s->transfers, id);
+        v = NULL;
+    }
+    if (old != NULL && old != &pg__absent && old != v)
+        free(old);
+}
+
+/* Append id to a text array literal: "{"a","b"}", quotes and backslashes
+ * escaped. Returns false when it does not fit. */
+static bool pg__array_add(char *buf, size_t cap, size_t *len, const char *id)
+{
+    size_t n = *len;
+    if (n + 3 >= cap)
+        return false;
+    if (n > 1)
+        buf[n++] = ',';
+    buf[n++] = '"';
+    for (const char *c = id; *c != '\0'; c++) {
+        if (n + 3 >= cap)
+            return false;
+        if (*c == '"' || *c == '\\')
+            buf[n++] = '\\';
+        buf[n++] = *c;
+    }
+    buf[n++] = '"';
+    *len = n;
+    return true;
+}
+
+int pg__batch_begin(struct store *base, struct store_job *jobs)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (!s->cache_on)
+        return 0;
+    /* The head now: the accounts kept hold unless another daemon appended
+     * since this one's last commit. */
+    struct store_txn *txn = &s->base.txn;
+    txn->head_valid = false;
+    uint64_t seq = 0;
+    uint8_t hash[STORE_HASH_SIZE];
+    int hrc = pg_txn_head(txn, &seq, hash);
+    if (hrc < 0)
+        return hrc;
+    if (!s->accounts_valid || seq != s->accounts_seq)
+        pg__accounts_drop(s);
+    s->accounts_checked = true;
+    char ids[PG_BATCH_KEYS_TEXT];
+    size_t len = 1;
+    size_t n = 0;
+    ids[0] = '{';
+    for (struct store_job *j = jobs; j != NULL; j = j->next) {
+        for (int k = 0; k < 2; k++) {
+            const char *id = j->keys[k];
+            if (id == NULL || id[0] == '\0')
+                continue;
+            if (!pg__array_add(ids, sizeof(ids) - 1, &len, id))
+                goto run; /* the rest are read when asked */
+            n++;
+        }
+    }
+run:
+    if (n == 0)
+        return 0;
+    ids[len++] = '}';
+    ids[len] = '\0';
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, ids);
+    int rc = 0;
+    PGresult *r =
+        pg__run(s, "SELECT " PG_TRANSFER_COLS " FROM transfers WHERE id = ANY($1::text[])", &p,
+                PGRES_TUPLES_OK, "batch_begin", &rc);
+    if (r == NULL)
+        return rc;
+    struct store_transfer t;
+    for (int i = 0; i < PQntuples(r); i++) {
+        pg__row_transfer(r, i, &t);
+        pg__transfer_keep(s, t.id, &t);
+    }
+    PQclear(r);
+    /* Every id named and not found has no transfer (nothing else writes
+     * while this transaction holds the write lock). */
+    size_t seen = 0;
+    for (struct store_job *j = jobs; j != NULL && seen < n; j = j->next) {
+        for (int k = 0; k < 2 && seen < n; k++) {
+            const char *id = j->keys[k];
+            if (id == NULL || id[0] == '\0')
+                continue;
+            seen++;
+            if (s->transfers == NULL || map_get(s->transfers, id) == NULL)
+                pg__transfer_keep(s, id, NULL);
+        }
+    }
+    return 0;
 }
 
 /* Remember an account as this transaction now has it (nothing when out of
@@ -78,6 +247,7 @@ static void pg__account_keep(struct pg_store *s, const struct store_account *a)
 {
     if (!s->cache_on)
         return;
+    pg__accounts_check(s);
     if (s->accounts == NULL && (s->accounts = map_new(free)) == NULL)
         return;
     struct store_account *kept = map_get(s->accounts, a->id);
@@ -96,6 +266,8 @@ static void pg__account_keep(struct pg_store *s, const struct store_account *a)
 int pg_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out)
 {
     struct pg_store *s = pg__of(txn);
+    if (s->cache_on)
+        pg__accounts_check(s);
     const struct store_account *kept =
         s->cache_on && s->accounts != NULL ? map_get(s->accounts, id) : NULL;
     if (kept != NULL) {
@@ -154,6 +326,8 @@ int pg_txn_account_update(struct store_txn *txn, const struct store_account *a)
                     " debits_pending = $4, credits_pending = $5 WHERE id = $1",
                     &p, "account_update", NULL);
     struct pg_store *s = pg__of(txn);
+    if (s->cache_on)
+        pg__accounts_check(s);
     struct store_account *kept =
         rc == 0 && s->cache_on && s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
     if (kept != NULL) {
@@ -184,6 +358,14 @@ static int pg__transfer_one(struct store_txn *txn, const char *sql, const struct
 
 int pg_txn_transfer_get(struct store_txn *txn, const char *id, struct store_transfer *out)
 {
+    struct pg_store *s = pg__of(txn);
+    const void *kept = s->cache_on && s->transfers != NULL ? map_get(s->transfers, id) : NULL;
+    if (kept == &pg__absent)
+        return HB_ENOTFOUND;
+    if (kept != NULL) {
+        *out = *(const struct store_transfer *)kept;
+        return 0;
+    }
     struct pg_params p;
     pg__params_init(&p);
     pg__text(&p, id);
@@ -261,6 +443,9 @@ int pg_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t
         memcpy(txn->head_hash, t->hash, STORE_HASH_SIZE);
         txn->head_valid = true;
         txn->head_dirty = true;
+        /* Known to this transaction now (a later job of the batch may ask). */
+        if (pg__of(txn)->transfers != NULL && map_get(pg__of(txn)->transfers, t->id) != NULL)
+            pg__transfer_keep(pg__of(txn), t->id, t);
     }
     return rc == HB_EEXISTS ? HB_ESTORAGE : rc;
 }

@@ -99,6 +99,8 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
     int rc = s->ops->begin(s, true);
     txn->head_valid = false;
     txn->head_dirty = false;
+    if (rc == 0 && s->ops->batch_begin != NULL)
+        rc = s->ops->batch_begin(s, jobs);
     for (struct store_job *j = jobs; j != NULL; j = j->next) {
         njobs++;
         if (rc < 0) {
@@ -256,8 +258,15 @@ out:
 
 int store_submit(struct store *s, struct store_job *job)
 {
+    return store_submit_keyed(s, job, NULL, NULL);
+}
+
+int store_submit_keyed(struct store *s, struct store_job *job, const char *key0, const char *key1)
+{
     int rc = 0;
     job->next = NULL;
+    job->keys[0] = key0;
+    job->keys[1] = key1;
     uv_mutex_lock(&s->mu);
     if (s->stopping) {
         rc = HB_ECANCELED;

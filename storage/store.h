@@ -105,6 +105,7 @@ struct store_job {
     void (*done)(struct store_job *job, int rc);
     struct store_job *next; /* private to the store */
     int rc;                 /* private to the store */
+    const char *keys[2];    /* private: store_submit_keyed's hints */
 };
 
 /** Open (creating with mode 0600 unless read_only) and migrate the database.
@@ -141,6 +142,13 @@ int store_start(struct store *store, uv_loop_t *loop);
 
 /** Queue a job (loop thread). Returns 0, or HB_ECANCELED once stopping. */
 int store_submit(struct store *store, struct store_job *job);
+
+/** store_submit, with the ids of the transfers the job reads first (either
+ *  may be NULL or ""; borrowed until done is called): a backend may read
+ *  a whole batch's ahead, in one round trip (PostgreSQL). A hint only:
+ *  the job reads them as it would without. */
+int store_submit_keyed(struct store *store, struct store_job *job, const char *key0,
+                       const char *key1);
 
 /** Finish every queued job, stop the thread and close the handle; cb (may be
  *  NULL) fires on the loop when everything is closed. */

@@ -42,6 +42,10 @@ struct store_ops {
     int (*savepoint)(struct store *s);
     int (*release)(struct store *s);
     int (*rollback_to)(struct store *s);
+    /* A batch's transaction began: its jobs (a list through next) are
+     * about to run, in order; their keys are store_submit_keyed's hints.
+     * May be NULL. */
+    int (*batch_begin)(struct store *s, struct store_job *jobs);
     /* After a job's run succeeded, before its savepoint is released: 0,
      * or a failure of a write the backend queued for the job without
      * waiting (the job then fails and rolls back). May be NULL. */
