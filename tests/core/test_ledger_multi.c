@@ -18,7 +18,11 @@
  * once; every account's history holds exactly the model's transfers and
  * every reservation resolves exactly once; verify passes.
  *
- * The group's second test, the server restarted under load, is in
+ * test_survivor_expires: a daemon voids, on its own expiry timer, the
+ * reservation another daemon left when it went away, although it has
+ * nothing of its own pending.
+ *
+ * The group's test of the server restarted under load is in
  * test_ledger_restart.c. */
 #include "tests/test.h"
 
@@ -789,9 +793,65 @@ static void test_three_daemons(void **state)
         free(text[i]);
 }
 
+/* A daemon voids the reservations another daemon left behind (it died)
+ * once their timeout passes, on its own expiry timer, even with nothing of
+ * its own pending to wake it: it looks every expire_poll_ms. */
+static void test_survivor_expires(void **state)
+{
+    (void)state;
+    struct lt b; /* the survivor: the real clock, its expiry timer on */
+    lt_init(&b, false, true);
+    lt_ledger_close(&b);
+    b.opts.expire_poll_ms = 100;
+    lt_ledger_open(&b);
+    struct lt_res res;
+    assert_int_equal(lt_open(&b, "console:left", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    assert_int_equal(lt_plain(&b, "left-fund", LEDGER_SYSTEM_DEPOSITS, "console:left", 100,
+                              LEDGER_KIND_DEPOSIT, &res),
+                     0);
+    /* The other daemon reserves and goes away; its reservation stays open,
+     * as a killed daemon's does. */
+    struct lt a;
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(uv_loop_init(&a.loop), 0);
+    a.opts = b.opts;
+    lt_ledger_open(&a);
+    assert_int_equal(lt_reserve(&a, "left-r", "console:left", LEDGER_SYSTEM_REVENUE, 10, 300, &res),
+                     0);
+    int64_t expires_at = res.r.transfer.expires_at;
+    assert_true(expires_at > 0);
+    lt_ledger_close(&a);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&a.loop), 0);
+
+    uint64_t deadline = test_now_ms() + 5000;
+    struct ledger_balance bal = lt_balance(&b, "console:left");
+    while (bal.pending_debits != 0 && test_now_ms() < deadline) {
+        uint64_t next = test_now_ms() + 50;
+        while (test_now_ms() < next) {
+            uv_run(&b.loop, UV_RUN_NOWAIT);
+            usleep(2000);
+        }
+        bal = lt_balance(&b, "console:left");
+    }
+    assert_int_equal(bal.pending_debits, 0);
+    assert_int_equal(bal.posted, 100);
+    /* Voided by expiry, after the timeout, once. */
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(ledger_transfer_get(b.ledger, "expire:left-r", lt_cb, &res), 0);
+    lt_wait(&b, &res);
+    assert_int_equal(res.rc, 0);
+    assert_true((res.r.transfer.flags & LEDGER_TRANSFER_EXPIRED) != 0);
+    assert_true(res.r.transfer.ts >= expires_at);
+    assert_int_equal(lt_expire(&b, &res), 0);
+    assert_int_equal(res.r.expired, 0);
+    lt_done(&b);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_teardown(test_three_daemons, lt_pg_server_up),
     cmocka_unit_test_teardown(lt_test_pg_restart, lt_pg_server_up),
+    cmocka_unit_test(test_survivor_expires),
 };
 
 TEST_GROUP_DEFINE(ledger_multi_pg, tests, lt_group_setup_pg, lt_group_teardown)
