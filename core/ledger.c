@@ -30,6 +30,8 @@ struct ledger {
     struct clock clock; /* the wall clock reservations expire by */
     bool timer_enabled;
     int64_t timer_at;    /* expiry the timer is armed for; 0 = idle */
+    bool timer_due;      /* a known reservation expires by timer_at: keep the loop alive */
+    int64_t poll_ms;     /* look for other daemons' expiries this often; 0 = never */
     bool expire_running; /* an internal expiry run is queued */
     bool expire_again;   /* the timer fired during that run */
     bool closing;
@@ -97,17 +99,33 @@ static void ledger__timer_cb(uv_timer_t *timer)
 {
     struct ledger *l = timer->data;
     l->timer_at = 0;
+    l->timer_due = false;
     ledger__expire_submit(l);
 }
 
-/* Make sure the timer fires by `at` (ms since the epoch). */
+/* Make sure the timer fires by `at` (ms since the epoch; 0: nothing known
+ * to expire). On PostgreSQL it also fires every poll_ms: a reservation
+ * another daemon made and left (it died) expires on no timer of ours,
+ * and each expiry run learns the next one of every daemon. Such a poll
+ * alone does not keep the loop alive. */
 static void ledger__timer_arm(struct ledger *l, int64_t at)
 {
-    if (at <= 0 || !l->timer_enabled || l->closing)
+    if (!l->timer_enabled || l->closing)
         return;
+    int64_t now = ledger__now(l);
+    bool due = at > 0;
+    if (l->poll_ms > 0 && (at <= 0 || at > now + l->poll_ms))
+        at = now + l->poll_ms;
+    if (at <= 0)
+        return;
+    l->timer_due = l->timer_due || due;
+    if (l->timer_due)
+        uv_ref((uv_handle_t *)&l->timer);
+    else
+        uv_unref((uv_handle_t *)&l->timer);
     if (l->timer_at != 0 && l->timer_at <= at)
         return;
-    int64_t delay = at - ledger__now(l);
+    int64_t delay = at - now;
     if (delay < 0)
         delay = 0;
     l->timer_at = at;
@@ -620,6 +638,8 @@ struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, in
     l->loop = loop;
     l->clock = opts->clock;
     l->timer_enabled = !opts->no_expire_timer;
+    if (opts->backend == STORE_BACKEND_POSTGRES)
+        l->poll_ms = opts->expire_poll_ms > 0 ? opts->expire_poll_ms : LEDGER_EXPIRE_POLL_MS;
     struct store_options so = {.backend = opts->backend,
                                .path = opts->path,
                                .url = opts->url,

@@ -5,6 +5,8 @@
 #include "base/error.h"
 #include "base/log.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +219,24 @@ int lt_verify_ledger(const struct lt *t, char **out)
     else
         free(buf);
     return rc;
+}
+
+bool lt_pipe_read(int fd, char **buf, size_t *len, int wait_ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, wait_ms) <= 0)
+        return true;
+    char chunk[65536];
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n <= 0)
+        return n < 0 && errno == EINTR;
+    char *grown = realloc(*buf, *len + (size_t)n + 1);
+    assert_non_null(grown);
+    memcpy(grown + *len, chunk, (size_t)n);
+    *len += (size_t)n;
+    grown[*len] = '\0';
+    *buf = grown;
+    return true;
 }
 
 int lt_group_setup(void **state)

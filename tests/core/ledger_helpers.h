@@ -78,6 +78,18 @@ int lt_verify(const char *path, char **out);
 /** Run verify on t's database, whichever backend it is on (as lt_verify). */
 int lt_verify_ledger(const struct lt *t, char **out);
 
+/** Append what is available on fd (a pipe from a child) to *buf, waiting
+ *  at most wait_ms for it; *buf stays NUL-terminated. Returns false at end
+ *  of file. */
+bool lt_pipe_read(int fd, char **buf, size_t *len, int wait_ms);
+
+/** The test of PostgreSQL restarted under load (test_ledger_restart.c),
+ *  run in the group `ledger_multi_pg`. */
+void lt_test_pg_restart(void **state);
+/** A teardown: wait (up to 30 s) until the test server answers again;
+ *  -1 when it does not. */
+int lt_pg_server_up(void **state);
+
 /** Group setup/teardown: quiet the logger to warnings for the group.
  *  lt_group_setup_pg also puts the group's ledgers on PostgreSQL; the
  *  teardown puts them back on SQLite. */

@@ -15,10 +15,8 @@
 #include "base/error.h"
 #include "base/log.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,25 +143,6 @@ static void crash_child_main(const struct ledger_options *opts, int fd, int roun
     _exit(9);
 }
 
-/* Read what is available on fd into *buf. Returns false at end of file. */
-static bool crash__read(int fd, char **buf, size_t *len, int wait_ms)
-{
-    struct pollfd p = {fd, POLLIN, 0};
-    if (poll(&p, 1, wait_ms) <= 0)
-        return true;
-    char chunk[65536];
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n <= 0)
-        return n < 0 && errno == EINTR;
-    char *grown = realloc(*buf, *len + (size_t)n + 1);
-    assert_non_null(grown);
-    memcpy(grown + *len, chunk, (size_t)n);
-    *len += (size_t)n;
-    grown[*len] = '\0';
-    *buf = grown;
-    return true;
-}
-
 /* One acknowledged id, read back after the kill. */
 struct crash_check {
     const char *id; /* borrowed from the acknowledgements */
@@ -230,16 +209,16 @@ static void test_crash(void **state)
          * The first acknowledgement means the open committed. */
         uint64_t started = test_now_ms();
         while (len == 0 && test_now_ms() < started + 10000)
-            crash__read(p[0], &acks, &len, 5);
+            lt_pipe_read(p[0], &acks, &len, 5);
         assert_true(len > 0);
         uint64_t until = test_now_ms() + 40 + (uint64_t)(rand() % 260);
         while (test_now_ms() < until)
-            crash__read(p[0], &acks, &len, 5);
+            lt_pipe_read(p[0], &acks, &len, 5);
         assert_int_equal(kill(pid, SIGKILL), 0);
         int status = 0;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-        while (crash__read(p[0], &acks, &len, 1000)) {
+        while (lt_pipe_read(p[0], &acks, &len, 1000)) {
         }
         close(p[0]);
 
