@@ -37,6 +37,7 @@ struct lease_job {
     struct cluster *c;
     char name[CLUSTER_NAME_MAX];
     char holder[CLUSTER_RUN_MAX]; /* the run holding it, when another */
+    int64_t until;                /* when the holder's lease ends */
     int64_t now;
     bool drop;
     cluster_lease_cb cb;
@@ -72,8 +73,10 @@ static int cluster__lease_run(struct store_txn *txn, struct store_job *job)
     bool mine = held && strcmp(holder, c->run) == 0;
     if (held && !mine && until > lj->now) {
         snprintf(lj->holder, sizeof(lj->holder), "%s", holder);
+        lj->until = until;
         return HB_EBUSY;
     }
+    lj->until = lj->drop ? 0 : lj->now + c->lease_ms;
     if (lj->drop)
         return mine ? store_txn_state_put(txn, CLUSTER_LEASE_NS, lj->name, NULL, lj->now) : 0;
     char text[CLUSTER_RUN_MAX + 24];
@@ -87,7 +90,8 @@ static void cluster__lease_done(struct store_job *job, int rc)
     struct cluster *c = lj->c;
     /* Always answered (HB_ECANCELED once freeing): callers hold references. */
     if (lj->cb != NULL)
-        lj->cb(c->freeing ? HB_ECANCELED : rc, rc == HB_EBUSY ? lj->holder : c->run, lj->data);
+        lj->cb(c->freeing ? HB_ECANCELED : rc, rc == HB_EBUSY ? lj->holder : c->run, lj->until,
+               lj->data);
     free(lj);
     cluster__unref(c);
 }
@@ -154,10 +158,11 @@ static void cluster__runs_read(int rc, const struct state_entry *e, size_t n, vo
     cluster__unref(c);
 }
 
-static void cluster__beaten(int rc, const char *holder, void *data)
+static void cluster__beaten(int rc, const char *holder, int64_t until, void *data)
 {
     struct cluster *c = data;
     (void)holder;
+    (void)until;
     if (c->freeing) {
         c->beating = false;
         return;

@@ -35,8 +35,9 @@ struct cluster;
 /** Called after a lease attempt: rc 0 when this daemon holds it now (until
  *  its end), HB_EBUSY when another run holds it (holder names it),
  *  HB_ECANCELED when the cluster was freed meanwhile, or a storage error.
- *  Always called once the attempt was queued. */
-typedef void (*cluster_lease_cb)(int rc, const char *holder, void *data);
+ *  until is when the holder's lease ends (ms since the epoch; 0 when not
+ *  known). Always called once the attempt was queued. */
+typedef void (*cluster_lease_cb)(int rc, const char *holder, int64_t until, void *data);
 
 /** A daemon's part in a shared ledger: run is its run id (copied),
  *  lease_ms how long its leases last. Starts the heartbeat at once (the

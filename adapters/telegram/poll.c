@@ -375,7 +375,9 @@ static void tg__lease_name(const struct tg *tg, char *buf, size_t cap)
     snprintf(buf, cap, "telegram:%" PRId64, tg->bot_id);
 }
 
-static void tg__lease_done(int rc, const char *holder, void *data)
+static void tg__lease_tick(uv_timer_t *t);
+
+static void tg__lease_done(int rc, const char *holder, int64_t until, void *data)
 {
     struct tg *tg = data;
     tg->lease_asking = false;
@@ -404,6 +406,13 @@ static void tg__lease_done(int rc, const char *holder, void *data)
         if (!tg->lease_waiting)
             log_info("telegram.poller", "bot=%s role=standby holder=%s", tg->bot_username, holder);
         tg->lease_waiting = true;
+        /* Ask again right when the holder's lease ends, not up to a third
+         * of a lease later: a dead holder is replaced within its lease. */
+        int64_t every = cluster_lease_ms(tg->core->cluster) / 3;
+        int64_t wait = until - clock_real_ms() + 20;
+        if (until > 0 && wait >= 0 && wait < every)
+            uv_timer_start(&tg->lease_timer, tg__lease_tick, (uint64_t)wait,
+                           (uint64_t)(every > 0 ? every : 1));
     } else {
         log_warn("telegram.lease_failed", "bot=%s error=%s", tg->bot_username, hb_strerror(rc));
     }

@@ -128,9 +128,10 @@ static void fo_run(int sig, int64_t repeats_max, uint64_t takeover_max_ms)
     test_child_free(&b);
     assert_int_equal(unanswered, 0);
     assert_true(repeated <= repeats_max);
-    /* The lease runs out FO_LEASE_S after the last renewal, and the
-     * standby asks every third of it; the rest is its start as poller
-     * (the offset, the outbox) on a loaded machine. */
+    /* The lease runs out at most FO_LEASE_S after the kill (it was
+     * renewed before), and the standby asks again right then; the margin
+     * is its start as poller (the offset, the outbox) on a loaded
+     * machine. `make bench` measures it without sanitizers. */
     assert_true(takeover_ms <= takeover_max_ms);
     fo_free(&f);
 }
@@ -138,7 +139,7 @@ static void fo_run(int sig, int64_t repeats_max, uint64_t takeover_max_ms)
 static void test_sigkill_standby_takes_over(void **state)
 {
     (void)state;
-    fo_run(SIGKILL, FO_KILL_REPEATS_MAX, FO_LEASE_S * 1000 + FO_LEASE_S * 1000 / 3 + 3000);
+    fo_run(SIGKILL, FO_KILL_REPEATS_MAX, FO_LEASE_S * 1000 + 2000);
 }
 
 static void test_sigterm_hands_over_at_once(void **state)

@@ -28,8 +28,9 @@ struct took {
     char holder[CLUSTER_RUN_MAX];
 };
 
-static void took_cb(int rc, const char *holder, void *data)
+static void took_cb(int rc, const char *holder, int64_t until, void *data)
 {
+    (void)until;
     struct took *t = data;
     t->rc = rc;
     snprintf(t->holder, sizeof(t->holder), "%s", holder != NULL ? holder : "");
