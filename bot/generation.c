@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/text.h"
+#include "core/apikey.h"
 #include "core/cluster.h"
 #include "core/generate.h"
 #include "core/ledger.h"
@@ -243,12 +244,14 @@ static void generation__recovered(int rc, size_t voided, void *data)
 
 /* Every heartbeat: the jobs of daemons whose heartbeat ran out are voided
  * by whichever daemon looks first (the void ids make a second look a
- * no-op). */
+ * no-op), and the API keys are read again. */
 static void generation__tick(void *data)
 {
     struct core *core = data;
     if (core->generate != NULL)
         generate_recover_orphans(core->generate, generation__recovered, NULL);
+    /* A key another daemon made or revoked counts here within a beat. */
+    apikeys_refresh(core);
 }
 
 int generation_engine_start(uv_loop_t *loop, struct core *core, const struct config *cfg,

@@ -33,6 +33,7 @@ struct apikey_waiter {
 struct apikeys {
     bool loaded;
     bool loading;
+    bool refreshing; /* an apikeys_refresh read is under way */
     uint8_t secret[32];
     struct apikey **keys; /* every key read or made, oldest first */
     size_t n, cap;
@@ -99,6 +100,23 @@ static int apikeys__add(struct apikeys *d, const struct store_apikey *rec)
     return 0;
 }
 
+/* Another daemon's keys and writes, as the store has them now: a key known
+ * here takes the stored record (revoked, spent), keeping its request
+ * counts; a key new here is added. Keys are never removed (requests in
+ * flight hold them). */
+static void apikeys__merge(struct apikeys *d, const struct store_apikey *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char hex[2 * STORE_HASH_SIZE + 1];
+        hex_encode(rows[i].hash, STORE_HASH_SIZE, hex);
+        struct apikey *k = map_get(d->by_hash, hex);
+        if (k != NULL)
+            k->rec = rows[i];
+        else if (apikeys__add(d, &rows[i]) < 0)
+            return;
+    }
+}
+
 static struct apikey *apikeys__by_id(const struct apikeys *d, const char *id)
 {
     for (size_t i = 0; i < d->n; i++) {
@@ -122,7 +140,13 @@ int apikey_hash(const struct core *core, const char *key, uint8_t out[STORE_HASH
 
 /* ---- the store ---------------------------------------------------------- */
 
-enum apikey_op_kind { APIKEY_OP_LOAD, APIKEY_OP_INSERT, APIKEY_OP_REVOKE, APIKEY_OP_SPEND };
+enum apikey_op_kind {
+    APIKEY_OP_LOAD,
+    APIKEY_OP_INSERT,
+    APIKEY_OP_REVOKE,
+    APIKEY_OP_SPEND,
+    APIKEY_OP_REFRESH,
+};
 
 struct apikey_op {
     struct store_job job;
@@ -187,6 +211,8 @@ static int apikey__run(struct store_txn *txn, struct store_job *job)
             rc = store_txn_apikey_each(txn, apikey__collect, op);
         return rc;
     }
+    case APIKEY_OP_REFRESH:
+        return store_txn_apikey_each(txn, apikey__collect, op);
     case APIKEY_OP_INSERT:
         return store_txn_apikey_insert(txn, &op->rec);
     case APIKEY_OP_REVOKE:
@@ -227,6 +253,13 @@ static void apikey__done(struct store_job *job, int rc)
     case APIKEY_OP_LOAD:
         if (d != NULL)
             apikey__loaded(op, rc);
+        break;
+    case APIKEY_OP_REFRESH:
+        if (d != NULL) {
+            d->refreshing = false;
+            if (rc == 0)
+                apikeys__merge(d, op->rows, op->nrows);
+        }
         break;
     case APIKEY_OP_INSERT:
         if (rc == 0 && d != NULL)
@@ -293,6 +326,21 @@ int apikeys_ready(struct core *core, void (*cb)(int rc, void *data), void *data)
     w->next = d->waiters;
     d->waiters = w;
     return 0;
+}
+
+int apikeys_refresh(struct core *core)
+{
+    struct apikeys *d = core->apikeys;
+    if (d == NULL || !d->loaded || d->refreshing)
+        return 0;
+    struct apikey_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return HB_ENOMEM;
+    op->kind = APIKEY_OP_REFRESH;
+    int rc = apikey__submit(core, op);
+    if (rc == 0)
+        d->refreshing = true;
+    return rc;
 }
 
 /* ---- making, listing, revoking ------------------------------------------ */

@@ -51,6 +51,12 @@ struct apikeys *apikeys_new(void);
  *  is fine. */
 void apikeys_free(struct apikeys *d);
 
+/** Read the keys again from the store, once loaded: keys another daemon
+ *  of a shared ledger made appear, and one it revoked (or spent through)
+ *  takes its stored record. The cluster's heartbeat calls it
+ *  (bot/generation.c). Returns 0 or a negative code. */
+int apikeys_refresh(struct core *core);
+
 /** Call cb once the keys are in memory (at once, from inside, when they
  *  are; else after the store read them). rc is 0 or why they could not be
  *  read. Returns 0 (cb follows) or a negative code (no callback). */

@@ -12,6 +12,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include "base/util.h"
+#include "storage/store.h"
+
 #include <string.h>
 
 struct fx {
@@ -206,7 +209,64 @@ static void test_key_limits(void **state)
     free(key);
 }
 
+/* What another daemon of a shared ledger does to the keys, straight in
+ * the store. */
+struct other_daemon {
+    struct store_job job;
+    struct store_apikey made; /* inserted when its id is set */
+    char revoke[STORE_APIKEY_ID_SIZE];
+    int done;
+};
+
+static int other_run(struct store_txn *txn, struct store_job *job)
+{
+    struct other_daemon *o = container_of(job, struct other_daemon, job);
+    int rc = store_txn_apikey_revoke(txn, o->revoke, 1000);
+    if (rc == 0 && o->made.id[0] != '\0')
+        rc = store_txn_apikey_insert(txn, &o->made);
+    return rc;
+}
+
+static void other_done(struct store_job *job, int rc)
+{
+    assert_int_equal(rc, 0);
+    container_of(job, struct other_daemon, job)->done++;
+}
+
+/* A key revoked by another daemon is refused here once the keys are read
+ * again (the cluster's heartbeat does it), and one made there is found;
+ * before, this daemon kept accepting the revoked key. */
+static void test_keys_refresh_from_other_daemon(void **state)
+{
+    struct fx *f = *state;
+    run(f, &tg_dm, "apikey create first");
+    char *key = key_in(f->cap.personal_text);
+    assert_non_null(key);
+    struct apikey *k = NULL;
+    int64_t now = core_now_ms(&f->core);
+    assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_OK);
+    struct other_daemon o = {.job = {.run = other_run, .done = other_done}};
+    snprintf(o.revoke, sizeof(o.revoke), "%s", k->rec.id);
+    o.made = k->rec;
+    snprintf(o.made.id, sizeof(o.made.id), "kother");
+    snprintf(o.made.name, sizeof(o.made.name), "other");
+    memset(o.made.hash, 0x5a, sizeof(o.made.hash));
+    o.made.revoked_at = 0;
+    assert_int_equal(store_submit(ledger_store(f->lt.ledger), &o.job), 0);
+    while (o.done == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    /* Not seen yet: the keys are held in memory. */
+    assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_OK);
+    assert_int_equal(apikeys_refresh(&f->core), 0);
+    for (int i = 0; i < 1000 && apikey_authenticate(&f->core, key, now, &k) == APIKEY_OK; i++)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_REVOKED);
+    assert_non_null(apikey_find(&f->core, o.made.owner, "other"));
+    free(key);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_keys_refresh_from_other_daemon, setup, teardown),
     cmocka_unit_test_setup_teardown(test_telegram_group_makes_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_discord_owner_and_pool, setup, teardown),
     cmocka_unit_test_setup_teardown(test_key_limits, setup, teardown),
