@@ -10,6 +10,7 @@
 #include "core/cluster.h"
 #include "core/generate.h"
 #include "core/ledger.h"
+#include "core/link.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -250,8 +251,10 @@ static void generation__tick(void *data)
     struct core *core = data;
     if (core->generate != NULL)
         generate_recover_orphans(core->generate, generation__recovered, NULL);
-    /* A key another daemon made or revoked counts here within a beat. */
+    /* A key another daemon made or revoked counts here within a beat, and
+     * so does a wallet link. */
     apikeys_refresh(core);
+    link_dir_refresh(core);
 }
 
 int generation_engine_start(uv_loop_t *loop, struct core *core, const struct config *cfg,

@@ -40,6 +40,7 @@ struct link_dir {
     struct map *codes; /* code -> struct link_code */
     struct map *tries; /* identity -> struct link_tries */
     struct map *busy;  /* identities whose link is being written -> link__busy_mark */
+    bool refreshing;   /* a link_dir_refresh read is under way */
 };
 
 static char link__busy_mark = 1;
@@ -313,6 +314,7 @@ struct link_load_op {
     struct store_job job;
     struct core *core;
     struct link_dir *loaded;
+    bool refresh; /* link_dir_refresh: the store's links replace these */
     void (*cb)(int rc, void *data);
     void *data;
 };
@@ -329,11 +331,39 @@ static int link__load_run(struct store_txn *txn, struct store_job *job)
     return store_txn_link_each(txn, link__collect, op);
 }
 
+/* Another daemon's links and unlinks, as the store has them now, except
+ * for identities whose link this daemon is writing (their answer comes
+ * after, and wins). */
+static void link__replace(struct link_dir *d, struct link_dir *loaded)
+{
+    struct map_iter it;
+    const char *key;
+    void *v;
+    map_iter_init(&it, d->links);
+    while (map_iter_next(&it, &key, &v)) {
+        if (map_get(loaded->links, key) == NULL && map_get(d->busy, key) == NULL)
+            map_iter_remove(&it);
+    }
+    map_iter_init(&it, loaded->links);
+    while (map_iter_next(&it, &key, &v)) {
+        const struct link_entry *e = v;
+        const struct link_entry *have = map_get(d->links, key);
+        if (map_get(d->busy, key) == NULL &&
+            (have == NULL || strcmp(have->wallet, e->wallet) != 0) &&
+            link__set(d, key, e->wallet, e->linked_at) < 0)
+            return;
+    }
+}
+
 static void link__load_done(struct store_job *job, int rc)
 {
     struct link_load_op *op = container_of(job, struct link_load_op, job);
     struct link_dir *d = op->core->links;
-    if (rc == 0 && d != NULL) {
+    if (d != NULL && op->refresh)
+        d->refreshing = false;
+    if (rc == 0 && d != NULL && op->refresh) {
+        link__replace(d, op->loaded);
+    } else if (rc == 0 && d != NULL) {
         /* Links written while the rows were read are newer: they stay. */
         struct map_iter it;
         const char *key;
@@ -354,7 +384,24 @@ static void link__load_done(struct store_job *job, int rc)
     free(op);
 }
 
+static int link__load(struct core *core, bool refresh, void (*cb)(int rc, void *data), void *data);
+
 int link_dir_load(struct core *core, void (*cb)(int rc, void *data), void *data)
+{
+    return link__load(core, false, cb, data);
+}
+
+int link_dir_refresh(struct core *core)
+{
+    if (core->links == NULL || core->links->refreshing)
+        return 0;
+    int rc = link__load(core, true, NULL, NULL);
+    if (rc == 0)
+        core->links->refreshing = true;
+    return rc;
+}
+
+static int link__load(struct core *core, bool refresh, void (*cb)(int rc, void *data), void *data)
 {
     if (core->links == NULL)
         core->links = link_dir_new();
@@ -371,6 +418,7 @@ int link_dir_load(struct core *core, void (*cb)(int rc, void *data), void *data)
         free(op);
         return rc;
     }
+    op->refresh = refresh;
     op->core = core;
     op->cb = cb;
     op->data = data;

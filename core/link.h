@@ -55,6 +55,12 @@ void link_dir_free(struct link_dir *d);
  *  0 (cb follows) or a negative code. */
 int link_dir_load(struct core *core, void (*cb)(int rc, void *data), void *data);
 
+/** Read the links again on a shared ledger: links and unlinks another
+ *  daemon made replace what this one holds (except identities it is
+ *  linking itself). The cluster's heartbeat calls it (bot/generation.c).
+ *  Returns 0 or a negative code. */
+int link_dir_refresh(struct core *core);
+
 /** The wallet account identity spends when linked (borrowed until the next
  *  link change), or NULL when it spends its own. */
 const char *link_wallet(const struct core *core, const char *identity);

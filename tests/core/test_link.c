@@ -5,6 +5,8 @@
 #include "tests/test.h"
 
 #include "base/error.h"
+#include "base/util.h"
+#include "storage/store.h"
 #include "bot/router.h"
 #include "core/audit.h"
 #include "core/core.h"
@@ -474,6 +476,58 @@ static void test_link_survives_restart(void **state)
     assert_string_equal(w, "telegram:42");
 }
 
+/* What another daemon of a shared ledger did to the links, straight in
+ * the store: a link made there, and one undone there. */
+struct other_links {
+    struct store_job job;
+    int done;
+};
+
+static int other_links_run(struct store_txn *txn, struct store_job *job)
+{
+    (void)job;
+    int rc = store_txn_link_put(txn, "telegram:77", "discord:1002", 1000);
+    if (rc == 0)
+        rc = store_txn_link_remove(txn, "telegram:42");
+    return rc;
+}
+
+static void other_links_done(struct store_job *job, int rc)
+{
+    assert_int_equal(rc, 0);
+    container_of(job, struct other_links, job)->done++;
+}
+
+/* Read again (the cluster's heartbeat does), the links follow the store:
+ * before, this daemon kept spending a wallet another daemon unlinked. */
+static void test_links_refresh_from_other_daemon(void **state)
+{
+    struct fx *f = *state;
+    run(f, &alice, "start");
+    run(f, &alice_tg, "start");
+    char code[LINK_CODE_LEN + 1];
+    code_get(f, &alice, code);
+    redeem(f, &alice_tg, code);
+    char w[WALLET_ACCOUNT_MAX];
+    wallet_of(f, &alice_tg, w, sizeof(w));
+    assert_string_equal(w, "discord:1001");
+    struct other_links o = {.job = {.run = other_links_run, .done = other_links_done}};
+    assert_int_equal(store_submit(ledger_store(f->lt.ledger), &o.job), 0);
+    while (o.done == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    wallet_of(f, &alice_tg, w, sizeof(w));
+    assert_string_equal(w, "discord:1001"); /* held in memory until read again */
+    assert_int_equal(link_dir_refresh(&f->core), 0);
+    for (int i = 0; i < 1000 && strcmp(w, "discord:1001") == 0; i++) {
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+        wallet_of(f, &alice_tg, w, sizeof(w));
+    }
+    assert_string_equal(w, "telegram:42");
+    const struct who carol_tg = {COMMAND_PLATFORM_TELEGRAM, "77", NULL, false};
+    wallet_of(f, &carol_tg, w, sizeof(w));
+    assert_string_equal(w, "discord:1002");
+}
+
 static void join_done(int rc, int64_t moved, int64_t held, void *data)
 {
     int *out = data;
@@ -558,6 +612,7 @@ static void test_generation_charges_one_wallet(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_link_moves_balance, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_links_refresh_from_other_daemon, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reserved_stay, setup, teardown),
     cmocka_unit_test_setup_teardown(test_commands_use_one_wallet, setup, teardown),
     cmocka_unit_test(test_generation_charges_one_wallet),
