@@ -198,7 +198,11 @@ static void operator__notice_timer(uv_timer_t *t)
 {
     struct operator* op = t->data;
     notices_tick(op->notices);
-    contests_tick(op->contests);
+    /* Read the contests again (another daemon may have started or stopped
+     * one) and end those past their end. */
+    int rc = contests_load(op->contests, NULL, NULL);
+    if (rc < 0)
+        log_warn("contest.load_failed", "error=%s", hb_strerror(rc));
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */

@@ -245,7 +245,8 @@ static int contest__parse(const char *value, struct contest *c, struct contest_p
 
 struct contest_slot {
     struct contest c;
-    bool ending;
+    bool ending; /* its end is under way in this daemon */
+    bool seen;   /* in the store at the last read */
 };
 
 struct contests {
@@ -321,9 +322,12 @@ static int contests__put(struct contests *cs, const struct contest *c)
             cs->cap = cap;
         }
         s = &cs->slots[cs->n++];
+        memset(s, 0, sizeof(*s));
+    } else if (s->c.id != c->id) {
+        memset(s, 0, sizeof(*s));
     }
-    memset(s, 0, sizeof(*s));
-    s->c = *c;
+    s->c = *c; /* the same contest read again keeps its ending under way */
+    s->seen = true;
     return 0;
 }
 
@@ -363,6 +367,9 @@ struct contests_load_op {
 static void contests__loaded(int rc, const struct state_entry *e, size_t n, void *data)
 {
     struct contests_load_op *op = data;
+    struct contests *cs = op->cs;
+    for (size_t i = 0; rc == 0 && i < cs->n; i++)
+        cs->slots[i].seen = false;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct contest c;
         memset(&c, 0, sizeof(c));
@@ -375,8 +382,15 @@ static void contests__loaded(int rc, const struct state_entry *e, size_t n, void
         if (contests__put(op->cs, &c) < 0)
             rc = HB_ENOMEM;
     }
+    /* Stopped or ended by another daemon on the same store: forgotten. */
+    for (size_t i = 0; rc == 0 && i < cs->n;) {
+        if (!cs->slots[i].seen && !cs->slots[i].ending)
+            cs->slots[i] = cs->slots[--cs->n];
+        else
+            i++;
+    }
     if (rc == 0)
-        contests_tick(op->cs);
+        contests_tick(cs);
     if (op->cb != NULL)
         op->cb(rc, op->data);
     free(op);
@@ -489,8 +503,8 @@ static int contest__job_run(struct store_txn *txn, struct store_job *job)
         contest__value(&op->c, false, value, sizeof(value));
         rc = store_txn_state_put(txn, CONTEST_NS, op->key, value, op->now_ms);
         break;
-    case CONTEST_STOP:
-        rc = st < 0 ? HB_ENOTFOUND : st == 1 ? HB_ESTATE : 0;
+    case CONTEST_STOP: /* never once its end has passed: then it pays */
+        rc = st < 0 ? HB_ENOTFOUND : st == 1 || seen.end_ms <= op->now_ms ? HB_ESTATE : 0;
         if (rc == 0)
             rc = store_txn_state_put(txn, CONTEST_NS, op->key, NULL, op->now_ms);
         break;
@@ -561,7 +575,7 @@ int contests_stop(struct contests *cs, enum command_platform platform, const cha
     struct contest_slot *s = contests__slot(cs, platform, scope_id);
     if (s == NULL)
         return HB_ENOTFOUND;
-    if (s->ending)
+    if (s->ending || s->c.end_ms <= core_now_ms(cs->core))
         return HB_ESTATE;
     struct contest_job *op = contest__job(cs, CONTEST_STOP, &s->c);
     if (op == NULL)

@@ -22,8 +22,8 @@
  * ranks leave stays in the account for the next contest. Each payment is a
  * ledger transfer "prize:<scope>:<id>:<rank>", all of them in one batch:
  * a second end (a restart, another daemon on the same ledger) finds them
- * and pays nothing. The end is checked at start (contests_load) and by the
- * daemon's timer (contests_tick). */
+ * and pays nothing. The end is checked at start and every minute
+ * (contests_load, by the daemon's timer). */
 #ifndef HB_CONTEST_H
 #define HB_CONTEST_H
 
@@ -114,9 +114,10 @@ const struct contest_rules *contests_rules(const struct contests *cs);
 
 typedef void (*contests_cb)(int rc, void *data);
 
-/** Read every stored contest into the cache, then end those past their end
- *  (contests_tick). cb (may be NULL) after the read. Returns 0 (cb
- *  follows) or a negative code. */
+/** Read every stored contest into the cache (at start, and every minute:
+ *  contests started or stopped by another daemon on the same store are
+ *  learnt so), then end those past their end (contests_tick). cb (may be
+ *  NULL) after the read. Returns 0 (cb follows) or a negative code. */
 int contests_load(struct contests *cs, contests_cb cb, void *data);
 
 /** The contest running in a group, or NULL. Borrowed until the next call
@@ -135,7 +136,8 @@ bool contests_vote_period(const struct contests *cs, const char *scope, int64_t 
 int contests_start(struct contests *cs, const struct contest *c, contests_cb cb, void *data);
 
 /** Stop the group's contest without paying anything (HB_ENOTFOUND when
- *  none runs). cb after the commit. */
+ *  none runs, HB_ESTATE once its end has passed: it pays then). cb after
+ *  the commit. */
 int contests_stop(struct contests *cs, enum command_platform platform, const char *scope_id,
                   contests_cb cb, void *data);
 

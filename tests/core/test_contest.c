@@ -304,10 +304,22 @@ static void test_contest_run(void **state)
     assert_non_null(strstr(t, "Contest started: upvotes cast here until 2026-12-14 00:00 UTC"));
     assert_non_null(strstr(t, "the prize pool (system:prizes:<scope>) as it stands then"));
     vote(f, "telegram:g1", "img5", "telegram:u1", "u2");
+    /* Another daemon on the same store learns of it at its next read... */
+    struct contests *other = contests_new(&f->core);
+    int done = 0;
+    assert_int_equal(contests_load(other, flag_cb, &done), 0);
+    wait_flag(f, &done);
+    assert_non_null(contests_find(other, COMMAND_PLATFORM_TELEGRAM, "g1"));
     t = run(f, true, "admin contest stop");
     assert_string_equal(t, "Contest stopped: nothing was paid, the prize pool stays as it is.");
     t = run(f, true, "admin contest stop");
     assert_string_equal(t, "No contest runs here.");
+    /* ... and of its stop too. */
+    done = 0;
+    assert_int_equal(contests_load(other, flag_cb, &done), 0);
+    wait_flag(f, &done);
+    assert_null(contests_find(other, COMMAND_PLATFORM_TELEGRAM, "g1"));
+    contests_free(other);
     f->lt.now += 8 * CONTEST_DAY_MS;
     assert_int_equal(contests_tick(cs[0]), 0);
     assert_int_equal(lt_balance(&f->lt, PRIZES).posted, 100);
@@ -316,6 +328,8 @@ static void test_contest_run(void **state)
     /* A contest without a prize pays the whole pool; nobody voted: nobody wins. */
     t = run(f, true, "admin contest start 1");
     f->lt.now += CONTEST_DAY_MS;
+    t = run(f, true, "admin contest stop"); /* past its end it pays: no stopping it */
+    assert_string_equal(t, "This contest has ended and is being paid: it cannot be stopped.");
     assert_int_equal(contests_tick(cs[0]), 1);
     for (int k = 0; k < 100000 && contests_busy(cs[0]) > 0; k++)
         uv_run(&f->lt.loop, UV_RUN_ONCE);
@@ -330,10 +344,126 @@ static void test_contest_run(void **state)
     f->core.ledger = f->lt.ledger;
 }
 
+/* ---- several daemons ending contests at once ---------------------------------- */
+
+struct board_read {
+    int done;
+    struct store_vote rows[VOTES_TOP_MAX];
+    size_t n;
+};
+
+static void board_cb(int rc, const struct store_vote *rows, size_t n, void *data)
+{
+    struct board_read *b = data;
+    assert_int_equal(rc, 0);
+    memcpy(b->rows, rows, n * sizeof(rows[0]));
+    b->n = n;
+    b->done = 1;
+}
+
+/* Random votes, random prizes, two to four daemons loading at once (their
+ * store jobs interleave): each round pays every winner exactly its part,
+ * once, and posts once. */
+static void test_concurrent_ends(void **state)
+{
+    struct rfx *f = *state;
+    struct posted posted;
+    memset(&posted, 0, sizeof(posted));
+    f->core.host_ops = &host_ops;
+    f->core.host = &posted;
+    f->lt.now = 1796472000000LL;
+    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    const char *users[] = {"u1", "u2", "u3", "u4", "u5"};
+    char account[32];
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(account, sizeof(account), "telegram:%s", users[i]);
+        open_account(f, account, LEDGER_ACCOUNT_NO_OVERDRAFT);
+    }
+    open_account(f, PRIZES, 0);
+    uint64_t r = 12345;
+    int64_t total = 0;
+    for (int round = 0; round < 6; round++) {
+        struct lt_res res;
+        char id[32];
+        snprintf(id, sizeof(id), "fund%d", round);
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        assert_int_equal(lt_plain(&f->lt, id, LEDGER_SYSTEM_GRANTS, PRIZES,
+                                  (int64_t)(r >> 40) % 997 + 1, LEDGER_KIND_GRANT, &res),
+                         0);
+        struct contests *cs[4] = {contests_new(&f->core), NULL, NULL, NULL};
+        f->core.contests = cs[0];
+        struct contest c = {.platform = COMMAND_PLATFORM_TELEGRAM,
+                            .scope_id = "g1",
+                            .channel_id = "g1",
+                            .id = f->lt.now,
+                            .end_ms = f->lt.now + CONTEST_DAY_MS,
+                            .prize = round % 2 == 0 ? 0 : (int64_t)(r >> 50) % 500 + 1};
+        int done = 0;
+        assert_int_equal(contests_start(cs[0], &c, flag_cb, &done), 0);
+        wait_flag(f, &done);
+        f->lt.now += HOUR_MS;
+        for (int v = 0; v < 12; v++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            char image[16], voter[32];
+            snprintf(image, sizeof(image), "r%di%d", round, (int)((r >> 33) % 6));
+            snprintf(voter, sizeof(voter), "telegram:v%d", (int)((r >> 45) % 7));
+            vote(f, "telegram:g1", image, voter, users[(r >> 33) % 6 % 5]);
+        }
+        /* What the end must pay: the standings and the pool as they stand. */
+        struct board_read b = {0};
+        assert_int_equal(contest_board(ledger_store(f->lt.ledger), &c, VOTES_TOP_MAX, board_cb, &b),
+                         0);
+        wait_flag(f, &b.done);
+        int64_t balance = lt_balance(&f->lt, PRIZES).posted;
+        int64_t pool = c.prize > 0 && c.prize < balance ? c.prize : balance;
+        struct contest_payment want[CONTEST_WINNERS_MAX];
+        size_t nwant = contest_payout(&c, contests_rules(cs[0]), b.rows, b.n, pool, want);
+        int64_t before[5], paid = 0;
+        for (size_t i = 0; i < 5; i++) {
+            snprintf(account, sizeof(account), "telegram:%s", users[i]);
+            before[i] = lt_balance(&f->lt, account).posted;
+        }
+
+        f->lt.now += CONTEST_DAY_MS;
+        size_t ndaemons = 2 + (size_t)round % 3;
+        int loaded[4] = {0, 0, 0, 0};
+        for (size_t d = 1; d < ndaemons; d++)
+            cs[d] = contests_new(&f->core);
+        for (size_t d = 0; d < ndaemons; d++) /* all at once: their jobs interleave */
+            assert_int_equal(contests_load(cs[d], flag_cb, &loaded[d]), 0);
+        for (size_t d = 0; d < ndaemons; d++) {
+            wait_flag(f, &loaded[d]);
+            for (int k = 0; k < 100000 && contests_busy(cs[d]) > 0; k++)
+                uv_run(&f->lt.loop, UV_RUN_ONCE);
+            assert_int_equal(contests_busy(cs[d]), 0);
+        }
+        for (size_t d = 0; d < ndaemons; d++)
+            assert_int_equal(contests_tick(cs[d]), 0); /* and again: nothing */
+        assert_int_equal(posted.n, round + 1);
+        for (size_t i = 0; i < 5; i++) {
+            snprintf(account, sizeof(account), "telegram:%s", users[i]);
+            int64_t expect = 0;
+            for (size_t k = 0; k < nwant; k++)
+                expect += strcmp(want[k].account, account) == 0 ? want[k].amount : 0;
+            assert_int_equal(lt_balance(&f->lt, account).posted - before[i], expect);
+            paid += expect;
+        }
+        assert_int_equal(lt_balance(&f->lt, PRIZES).posted, balance - paid);
+        total += paid;
+        for (size_t d = 0; d < ndaemons; d++)
+            contests_free(cs[d]);
+        f->core.contests = NULL;
+        f->lt.now += HOUR_MS;
+    }
+    assert_true(total > 0); /* prizes were paid, not only nothing */
+    assert_int_equal(lt_verify_ledger(&f->lt, NULL), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_rules_parse),
     cmocka_unit_test(test_payout),
     cmocka_unit_test_setup_teardown(test_contest_run, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_concurrent_ends, rfx_setup, rfx_teardown),
 };
 
 TEST_GROUP_DEFINE(contest, tests, lt_group_setup, lt_group_teardown)
