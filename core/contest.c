@@ -433,6 +433,7 @@ struct contest_job {
     struct store_vote rows[VOTES_TOP_MAX];
     struct contest_payment pay[CONTEST_WINNERS_MAX];
     size_t npay;
+    size_t opened; /* winners' wallets opened for the payout */
     int64_t pool;
     bool froze; /* this job fixed the winners (else it read them) */
     int64_t now_ms;
@@ -630,10 +631,31 @@ static void contest__announce(struct contest_job *op)
     free(text);
 }
 
-static void contest__paid(int rc, const struct ledger_result *res, void *data)
+static void contest__pay(struct contest_job *op);
+
+static void contest__opened(int rc, const struct ledger_result *res, void *data)
 {
     (void)res;
     struct contest_job *op = data;
+    if (rc < 0 && rc != HB_EEXISTS)
+        log_warn("contest.wallet_not_opened", "group=%s error=%s", op->key, hb_strerror(rc));
+    contest__pay(op); /* fails again, and waits for the next tick, if it did not open */
+}
+
+static void contest__paid(int rc, const struct ledger_result *res, void *data)
+{
+    struct contest_job *op = data;
+    /* A winner without a wallet yet (they never opened one) gets one as a
+     * member's first command opens it: welcome bonus included. */
+    bool winner = false;
+    for (size_t i = 0; rc == HB_ENOTFOUND && res != NULL && i < op->npay; i++)
+        winner = winner || strcmp(op->pay[i].account, res->account) == 0;
+    if (winner && op->opened < op->npay && op->cs->core->ledger != NULL) {
+        op->opened++;
+        if (ledger_account_open(op->cs->core->ledger, res->account, LEDGER_ACCOUNT_NO_OVERDRAFT,
+                                op->cs->core->welcome_bonus, contest__opened, op) == 0)
+            return;
+    }
     if (rc < 0 && rc != HB_EEXISTS && rc != HB_ECONFLICT) {
         /* Nothing moved (a batch is all or none): try again at the next
          * tick, with the winners as fixed. */
