@@ -279,6 +279,12 @@ struct config_revenue {
     char *adjustable; /* "ACCOUNT LOW-HIGH, ..." shares group admins may move; NULL: none */
 };
 
+/* [contest]: how a group's contest pays its prize (core/contest.h). */
+struct config_contest {
+    int64_t winners; /* creators paid, 1..10 */
+    char *split;     /* their parts in percent, best first: "50,30,20" (100 or less in all) */
+};
+
 /* [alerts]: rules over the daemon's own counters, and where alerts go. */
 struct config_alerts {
     bool enabled;
@@ -329,6 +335,7 @@ struct config {
     struct config_features features;
     struct config_notices notices;
     struct config_revenue revenue;
+    struct config_contest contest;
     struct config_alerts alerts;
     struct config_approval approval;
 };

@@ -7,6 +7,7 @@
 #include "core/access.h"
 #include "core/filter.h"
 #include "core/provider.h"
+#include "core/contest.h"
 #include "core/revenue.h"
 
 #include <cjson/cJSON.h>
@@ -452,6 +453,19 @@ static int config__access_check(struct config_parser *ps, const struct config_in
     return rc;
 }
 
+/* [contest]: winners and split agree (one part per winner, 100 % or less);
+ * a problem is reported on the split's line. */
+static int config__contest_check(struct config_parser *ps, const struct config_inst *in)
+{
+    const struct config_contest *c = &ps->cfg->contest;
+    struct contest_rules rules;
+    char err[256];
+    if (contest_rules_parse(c->winners, c->split, &rules, err, sizeof(err)) == 0)
+        return 0;
+    int line = config__key_line(in, "split");
+    return config__problem_add(ps->problems, line != 0 ? line : in->line, "[contest] %s", err);
+}
+
 /* [revenue]: the shares parse, add up to 100 % and name real shares; a
  * problem is reported on the line of the key it is about. */
 static int config__revenue_check(struct config_parser *ps, const struct config_inst *in)
@@ -548,6 +562,7 @@ int config__validate(struct config_parser *ps)
     const struct config_section_schema *persona = config__section_find("persona");
     const struct config_section_schema *approval = config__section_find("approval");
     const struct config_section_schema *revenue = config__section_find("revenue");
+    const struct config_section_schema *contest = config__section_find("contest");
     for (size_t i = 0; i < ps->ninsts && rc == 0; i++) {
         struct config_inst *in = &ps->insts[i];
         if (in->sec == persona) {
@@ -564,6 +579,10 @@ int config__validate(struct config_parser *ps)
         }
         if (in->sec == revenue) {
             rc = config__revenue_check(ps, in);
+            continue;
+        }
+        if (in->sec == contest) {
+            rc = config__contest_check(ps, in);
             continue;
         }
         if (in->sec == filt) {

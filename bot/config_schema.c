@@ -383,6 +383,12 @@ static const struct config_key_schema config_keys_revenue[] = {
              "shares group admins may move with /admin revenue: ACCOUNT LOW-HIGH, ..."),
 };
 
+static const struct config_key_schema config_keys_contest[] = {
+    K_INT(struct config_contest, winners, "3", 1, 10, LIVE, "creators a contest pays, best first"),
+    K_STRING(struct config_contest, split, "50,30,20", LIVE,
+             "their parts of the prize in percent, one per winner (100 or less in all)"),
+};
+
 static const struct config_key_schema config_keys_notices[] = {
     K_INT(struct config_notices, low_balance, "0", 0, CREDITS_MAX, LIVE,
           "credits: a wallet or pool falling below it is told once per crossing; 0: never"),
@@ -482,6 +488,7 @@ const struct config_section_schema config__schema[] = {
     SECTION("features", features, config_keys_features, "what the bot offers, for everyone"),
     SECTION("notices", notices, config_keys_notices, "what members are told without asking"),
     SECTION("revenue", revenue, config_keys_revenue, "how each generation's charge is shared"),
+    SECTION("contest", contest, config_keys_contest, "how a group's contest pays its prize"),
     SECTION("alerts", alerts, config_keys_alerts, "alerts to operators"),
     SECTION("approval", approval, config_keys_approval, "generations that wait for an admin"),
 };

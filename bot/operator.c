@@ -5,6 +5,7 @@
 #include "base/metrics.h"
 #include "bot/config.h"
 #include "core/alert.h"
+#include "core/contest.h"
 #include "core/core.h"
 #include "core/feature.h"
 #include "core/notice.h"
@@ -14,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OPERATOR_NOTICE_TICK_MS 60000 /* batched upvote notices are looked at every minute */
+/* Batched upvote notices, and contests past their end, are looked at every minute. */
+#define OPERATOR_NOTICE_TICK_MS 60000
 
 struct operator
 {
@@ -24,6 +26,7 @@ struct operator
     struct http_client *http;
     struct features *features;
     struct revenue *revenue;
+    struct contests *contests;
     struct notices *notices;
     struct alerts *alerts;
     struct notice_options notice_opts;
@@ -53,14 +56,17 @@ struct operator* operator_new(uv_loop_t *loop, struct core *core, const struct o
         op->host = *host;
     op->features = features_new();
     op->revenue = revenue_new();
-    if (op->features == NULL || op->revenue == NULL) {
+    op->contests = contests_new(core);
+    if (op->features == NULL || op->revenue == NULL || op->contests == NULL) {
         features_free(op->features);
         revenue_free(op->revenue);
+        contests_free(op->contests);
         free(op);
         return NULL;
     }
     core->features = op->features;
     core->revenue = op->revenue;
+    core->contests = op->contests;
     return op;
 }
 
@@ -88,6 +94,14 @@ void operator_configure(struct operator* op, const struct config *cfg)
                             &split, err, sizeof(err)) < 0)
         log_error("revenue.config", "error=%s", err);
     revenue_configure(op->revenue, &split);
+
+    /* [contest] was checked at load too. */
+    struct contest_rules rules;
+    if (contest_rules_parse(cfg->contest.winners, cfg->contest.split, &rules, err, sizeof(err)) ==
+        0)
+        contests_configure(op->contests, &rules);
+    else
+        log_error("contest.config", "error=%s", err);
 
     op->notice_opts.low_balance = cfg->notices.low_balance;
     op->notice_opts.upvotes = cfg->notices.upvotes;
@@ -184,6 +198,11 @@ static void operator__notice_timer(uv_timer_t *t)
 {
     struct operator* op = t->data;
     notices_tick(op->notices);
+    /* Read the contests again (another daemon may have started or stopped
+     * one) and end those past their end. */
+    int rc = contests_load(op->contests, NULL, NULL);
+    if (rc < 0)
+        log_warn("contest.load_failed", "error=%s", hb_strerror(rc));
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -197,6 +216,10 @@ int operator_start(struct operator* op, struct store *store, struct http_client 
     rc = revenue_load(op->revenue, store, NULL, NULL);
     if (rc < 0)
         log_warn("revenue.load_failed", "error=%s", hb_strerror(rc));
+    /* Contests past their end while the daemon was down end now. */
+    rc = contests_load(op->contests, NULL, NULL);
+    if (rc < 0)
+        log_warn("contest.load_failed", "error=%s", hb_strerror(rc));
     op->notices = notices_new(store, op->host.notify, op->host.data, &op->notice_opts);
     op->alerts = alerts_new(&op->core->clock, &op->rules, operator__read, operator__send, op);
     if (op->notices == NULL || op->alerts == NULL)
@@ -259,8 +282,11 @@ void operator_free(struct operator* op)
         op->core->notices = NULL;
     if (op->core->revenue == op->revenue)
         op->core->revenue = NULL;
+    if (op->core->contests == op->contests)
+        op->core->contests = NULL;
     features_free(op->features);
     revenue_free(op->revenue);
+    contests_free(op->contests);
     notices_free(op->notices);
     alerts_free(op->alerts);
     free(op->discord_channel);

@@ -120,6 +120,18 @@ static const struct command_option_spec admin_revenue_options[] = {
      .rest = true},
 };
 
+static const struct command_option_spec admin_contest_options[] = {
+    {.name = "period",
+     .description = "week (until Monday 00:00 UTC, the default) or a number of days",
+     .type = COMMAND_OPT_STRING,
+     .max = 16},
+    {.name = "prize",
+     .description = "Credits from the prize pool (default: all of it at the end)",
+     .type = COMMAND_OPT_INTEGER,
+     .min = 1,
+     .max = ADMIN_AMOUNT_MAX},
+};
+
 static const struct command_option_spec profile_options[] = {
     {.name = "member", .description = "A member (default: you)", .type = COMMAND_OPT_USER},
 };
@@ -393,6 +405,10 @@ static const struct command_spec command_list[] = {
      .description = "The models most used this week, here and on the whole bot",
      .example = "/trending",
      .handler = cmd_trending},
+    {.name = "contest",
+     .description = "This group's contest: standings, time left, prize pool",
+     .example = "/contest",
+     .handler = cmd_contest},
     {.name = "profile",
      .description = "Generations made, upvotes received and rank here",
      .example = "/profile @alice",
@@ -504,6 +520,17 @@ static const struct command_spec command_list[] = {
      .access = COMMAND_ACCESS_ADMIN,
      OPTS(admin_revenue_options),
      .handler = cmd_admin_revenue},
+    {.name = "admin contest start",
+     .description = "Start a contest here: the top creators by upvotes win the prize",
+     .example = "/admin contest start week 500",
+     .access = COMMAND_ACCESS_ADMIN,
+     OPTS(admin_contest_options),
+     .handler = cmd_admin_contest_start},
+    {.name = "admin contest stop",
+     .description = "Stop this group's contest without paying a prize",
+     .example = "/admin contest stop",
+     .access = COMMAND_ACCESS_ADMIN,
+     .handler = cmd_admin_contest_stop},
     {.name = "admin reload",
      .description = "Reload bot.conf now and report the result",
      .example = "/admin reload",

@@ -13,6 +13,7 @@
 
 struct access_rules;
 struct apikeys;
+struct contests;
 struct features;
 struct generate;
 struct ledger;
@@ -69,11 +70,12 @@ struct core {
                                      NULL: none can be chosen */
     struct features *features;    /* feature switches (core/feature.h); NULL: every feature on */
     struct notices *notices;      /* low-balance and upvote notices (core/notice.h); NULL: none */
-    struct link_dir *links;  /* identities sharing one wallet (core/link.h); NULL: none linked */
-    struct apikeys *apikeys; /* API keys (core/apikey.h); NULL: none can be made */
-    struct cluster *cluster; /* the daemons sharing this ledger (core/cluster.h); NULL: alone */
-    struct revenue *revenue; /* [revenue] shares and the groups' overrides (core/revenue.h);
-                                NULL: every charge stays in system:revenue */
+    struct link_dir *links;    /* identities sharing one wallet (core/link.h); NULL: none linked */
+    struct apikeys *apikeys;   /* API keys (core/apikey.h); NULL: none can be made */
+    struct cluster *cluster;   /* the daemons sharing this ledger (core/cluster.h); NULL: alone */
+    struct revenue *revenue;   /* [revenue] shares and the groups' overrides (core/revenue.h);
+                                  NULL: every charge stays in system:revenue */
+    struct contests *contests; /* the groups' contests (core/contest.h); NULL: none run */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

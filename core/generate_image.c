@@ -5,6 +5,7 @@
 #include "core/generate_internal.h"
 
 #include "core/button.h"
+#include "core/contest.h"
 #include "core/core.h"
 #include "core/messages.h"
 #include "core/state.h"
@@ -160,12 +161,18 @@ static void upvote__owner_loaded(int rc, const char *value, void *data)
      * group's boards (a DM image is on none): two presses at once count
      * once, and a failed commit leaves no half-recorded vote. */
     struct ledger *ledger = op->g->core->ledger;
+    int64_t now = generate__now(op->g);
+    char contest[CONTEST_PERIOD_MAX]; /* a contest running here counts it too */
+    bool in_contest =
+        op->scope_key[0] != '\0' &&
+        contests_vote_period(op->g->core->contests, op->scope_key, now, contest, sizeof(contest));
     struct votes_cast vote = {.scope = op->scope_key,
                               .image = op->gid,
                               .voter = op->voter,
                               .creator = op->owner_user,
                               .model = op->model,
-                              .now_ms = generate__now(op->g)};
+                              .now_ms = now,
+                              .contest = in_contest ? contest : NULL};
     if (ledger == NULL || votes_cast(ledger_store(ledger), &vote, upvote__cast, op) < 0)
         upvote__end(op, MSG_UPVOTE_FAILED);
 }

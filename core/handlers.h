@@ -30,6 +30,11 @@ void cmd_admin_feature(struct core *core, struct invocation *inv);
 void cmd_admin_revenue(struct core *core, struct invocation *inv);
 void cmd_notify(struct core *core, struct invocation *inv);
 
+/* Contests (core/cmd_contest.c). */
+void cmd_contest(struct core *core, struct invocation *inv);
+void cmd_admin_contest_start(struct core *core, struct invocation *inv);
+void cmd_admin_contest_stop(struct core *core, struct invocation *inv);
+
 /* One wallet across platforms (core/cmd_link.c). */
 void cmd_link(struct core *core, struct invocation *inv);
 void cmd_unlink(struct core *core, struct invocation *inv);

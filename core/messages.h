@@ -861,4 +861,41 @@
     "This account spends the wallet of %s (linked): this is that wallet's history. Your own "      \
     "wallet's earlier entries are kept and show again after /unlink."
 
+/* ---- Contests (/contest, /admin contest) --------------------------------- */
+
+#define MSG_CONTEST_NOT_HERE "Contests run per server or group: run this there."
+#define MSG_CONTEST_NONE                                                                           \
+    "No contest runs here. An admin starts one with /admin contest start [week|DAYS] [prize]."
+/* %s: the end ("2026-12-07 00:00 UTC"); %s: the time left ("1d 6h 0m"). */
+#define MSG_CONTEST_HEAD "Contest here: ends %s (in %s)."
+/* %s: the end, as MSG_CONTEST_HEAD. */
+#define MSG_CONTEST_ENDING "Contest here: ended %s; its results are being paid and posted."
+/* %lld: credits in the prize account; %s: the account. */
+#define MSG_CONTEST_POOL "\nPrize pool: %lld credits (%s)."
+/* %lld: the prize set at the start, paid from the pool. */
+#define MSG_CONTEST_PRIZE " Prize: %lld credits of it."
+/* %zu: winners; %s: their parts ("50/30/20"). */
+#define MSG_CONTEST_SPLIT "\nThe top %zu creators win %s %% of the prize."
+#define MSG_CONTEST_STANDINGS "\nStandings (upvotes cast since the start):"
+#define MSG_CONTEST_EMPTY "\n  no upvotes yet"
+/* %zu: rank; %s: creator; %lld, %s: upvotes and the plural's "s"; %s: the image's id. */
+#define MSG_CONTEST_ROW "\n  %zu. %s: %lld upvote%s (image %s)"
+/* %s: why. */
+#define MSG_CONTEST_FAILED "The contest could not be read (%s)."
+/* %s: the end; %s: the prize text. */
+#define MSG_CONTEST_STARTED                                                                        \
+    "Contest started: upvotes cast here until %s count, and the top creators win %s."
+#define MSG_CONTEST_PRIZE_ALL "the prize pool (system:prizes:<scope>) as it stands then"
+/* %lld: credits. */
+#define MSG_CONTEST_PRIZE_SET "%lld credits from the prize pool (system:prizes:<scope>)"
+#define MSG_CONTEST_RUNNING                                                                        \
+    "A contest already runs here; /contest shows it, /admin contest stop ends it."
+#define MSG_CONTEST_BAD_PERIOD                                                                     \
+    "The period is week (until Monday 00:00 UTC) or a number of days from 1 to 366."
+#define MSG_CONTEST_STOPPED "Contest stopped: nothing was paid, the prize pool stays as it is."
+#define MSG_CONTEST_NO_CONTEST "No contest runs here."
+#define MSG_CONTEST_IS_ENDING "This contest has ended and is being paid: it cannot be stopped."
+/* %s: why. */
+#define MSG_CONTEST_NOT_SAVED "Nothing changed: the contest could not be saved (%s)."
+
 #endif

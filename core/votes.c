@@ -58,8 +58,9 @@ struct votes_cast_op {
     char mark[STORE_TAG_SIZE + STORE_ID_SIZE + 2]; /* "<image>/<voter>" */
     char scope[STORE_ID_SIZE];                     /* "" when no board counts it */
     char periods[sizeof(votes__spans) / sizeof(votes__spans[0])][VOTES_PERIOD_MAX];
-    struct store_vote vote;      /* image, creator, model; count 1 */
-    char upvoted[STORE_ID_SIZE]; /* "<scope>#upvoted": the creators' board; "" none */
+    char contest[VOTES_PERIOD_MAX]; /* a running contest's period; "" none */
+    struct store_vote vote;         /* image, creator, model; count 1 */
+    char upvoted[STORE_ID_SIZE];    /* "<scope>#upvoted": the creators' board; "" none */
     int64_t now_ms;
     votes_cast_cb cb;
     void *data;
@@ -79,6 +80,8 @@ static int votes__cast_run(struct store_txn *txn, struct store_job *job)
     for (size_t i = 0;
          rc == 0 && op->scope[0] != '\0' && i < sizeof(op->periods) / sizeof(op->periods[0]); i++)
         rc = store_txn_vote_add(txn, op->scope, op->periods[i], &op->vote);
+    if (rc == 0 && op->scope[0] != '\0' && op->contest[0] != '\0')
+        rc = store_txn_vote_add(txn, op->scope, op->contest, &op->vote);
     /* The creator's standing (core/standing.h): this week and all time. */
     struct store_vote creator = {.count = 1};
     memcpy(creator.image, op->vote.creator, sizeof(creator.image) - 1);
@@ -119,7 +122,8 @@ int votes_cast(struct store *store, const struct votes_cast *v, votes_cast_cb cb
         !votes__copy(op->scope, sizeof(op->scope), v->scope) ||
         !votes__copy(op->vote.image, sizeof(op->vote.image), v->image) ||
         !votes__copy(op->vote.creator, sizeof(op->vote.creator), v->creator) ||
-        !votes__copy(op->vote.model, sizeof(op->vote.model), v->model)) {
+        !votes__copy(op->vote.model, sizeof(op->vote.model), v->model) ||
+        !votes__copy(op->contest, sizeof(op->contest), v->contest)) {
         rc = HB_EINVAL;
         goto out;
     }

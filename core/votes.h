@@ -39,6 +39,8 @@ struct votes_cast {
     const char *creator; /* who made the image (shown on the board) */
     const char *model;   /* which model made it (shown on the board) */
     int64_t now_ms;      /* when, ms since the epoch */
+    const char *contest; /* the period of a contest running in scope ("c<id>",
+                            core/contest.h), counted there too; NULL or "": none */
 };
 
 /** Completion of votes_cast: rc is 0 (counted), HB_EEXISTS (this voter

@@ -1,11 +1,13 @@
-/* [revenue] in bot.conf: each mistake reported on the line of the key it
- * is about, a file without the section splitting nothing, and a reload
- * reaching the running split through the operator's controls. */
+/* [revenue] and [contest] in bot.conf: each mistake reported on the line
+ * of the key it is about, a file without the section splitting nothing,
+ * and a reload reaching the running split (and the contests' rules)
+ * through the operator's controls. */
 #include "tests/test.h"
 
 #include "base/error.h"
 #include "bot/config.h"
 #include "bot/operator.h"
+#include "core/contest.h"
 #include "core/core.h"
 #include "core/revenue.h"
 #include "tests/core/ledger_helpers.h"
@@ -79,6 +81,37 @@ static void test_revenue_config_problems(void **state)
     free(dir);
 }
 
+static void test_contest_config_problems(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir_new();
+    char path[600];
+    snprintf(path, sizeof(path), "%s/bot.conf", dir);
+    struct config *cfg = NULL;
+    struct config_problems p;
+    config_problems_init(&p);
+    assert_int_equal(load(path, "[console]\nenabled = true\n[contest]\nwinners = 2\n", &cfg, &p),
+                     HB_ECONFIG); /* the default split names three */
+    has_problem(&p, 3, "[contest] split names more parts than the 2 winners");
+    assert_int_equal(load(path, "[contest]\nwinners = 4\n", &cfg, &p), HB_ECONFIG);
+    has_problem(&p, 1, "[contest] split must name one part per winner (4), it names 3");
+    assert_int_equal(
+        load(path, "[console]\nenabled = true\n[contest]\nwinners = 2\nsplit = 80, 30\n", &cfg, &p),
+        HB_ECONFIG);
+    has_problem(&p, 5, "[contest] split adds up to 110%, more than 100%");
+    assert_int_equal(load(path, "[contest]\nwinners = 11\nsplit = 100\n", &cfg, &p), HB_ECONFIG);
+    has_problem(&p, 2, "winners");
+    assert_int_equal(load(path, "[contest]\nwinners = 2\nsplit = 70,30\n", &cfg, &p), 0);
+    assert_int_equal(cfg->contest.winners, 2);
+    assert_int_equal(load(path, "[console]\nenabled = true\n", &cfg, &p), 0);
+    assert_int_equal(cfg->contest.winners, 3);
+    assert_string_equal(cfg->contest.split, "50,30,20");
+    config_free(cfg);
+    config_problems_free(&p);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
 static void closed(void *data)
 {
     *(bool *)data = true;
@@ -119,12 +152,23 @@ static void test_revenue_reload(void **state)
     operator_configure(op, cfg);
     assert_int_equal(revenue_shares(core.revenue, COMMAND_PLATFORM_DISCORD, "5", 100, parts), 0);
 
+    /* [contest] reaches the running contests too. */
+    assert_non_null(core.contests);
+    assert_int_equal(contests_rules(core.contests)->winners, 3);
+    assert_int_equal(
+        load(path, "[console]\nenabled = true\n[contest]\nwinners = 2\nsplit = 60,40\n", &cfg, &p),
+        0);
+    operator_configure(op, cfg);
+    assert_int_equal(contests_rules(core.contests)->winners, 2);
+    assert_int_equal(contests_rules(core.contests)->split[1], 40);
+
     bool done = false;
     operator_close(op, closed, &done);
     while (!done)
         uv_run(&lt.loop, UV_RUN_ONCE);
     operator_free(op);
     assert_null(core.revenue);
+    assert_null(core.contests);
     config_free(cfg);
     config_problems_free(&p);
     lt_done(&lt);
@@ -132,6 +176,7 @@ static void test_revenue_reload(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_revenue_config_problems),
+    cmocka_unit_test(test_contest_config_problems),
     cmocka_unit_test(test_revenue_reload),
 };
 

@@ -1,0 +1,799 @@
+/* Contests per server or group (core/contest.h). */
+#include "core/contest.h"
+
+#include "base/error.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "core/core.h"
+#include "core/ledger.h"
+#include "core/notify.h"
+#include "core/state.h"
+#include "core/votes.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONTEST_LOAD_MAX 1000 /* groups read at start */
+#define CONTEST_VALUE_MAX (4 * COMMAND_ID_MAX + CONTEST_WINNERS_MAX * 3 * STORE_ID_SIZE)
+#define CONTEST_TEXT_MAX 2048
+
+/* ---- rules and names --------------------------------------------------------- */
+
+int contest_rules_parse(int64_t winners, const char *split, struct contest_rules *out, char *err,
+                        size_t errcap)
+{
+    memset(out, 0, sizeof(*out));
+    if (winners < 1 || winners > CONTEST_WINNERS_MAX) {
+        snprintf(err, errcap, "winners must be 1 to %d", CONTEST_WINNERS_MAX);
+        return HB_EINVAL;
+    }
+    out->winners = (int)winners;
+    const char *p = split != NULL ? split : "";
+    int sum = 0, n = 0;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || v > 100 ||
+            (*end != '\0' && *end != ',' && *end != ' ' && *end != '%')) {
+            snprintf(err, errcap, "split: \"%.*s\" is not a whole percentage above 0",
+                     (int)strcspn(p, ", "), p);
+            return HB_EINVAL;
+        }
+        if (n == out->winners) {
+            snprintf(err, errcap, "split names more parts than the %d winners", out->winners);
+            return HB_EINVAL;
+        }
+        out->split[n++] = (int)v;
+        sum += (int)v;
+        p = end;
+        if (*p == '%')
+            p++;
+    }
+    if (n != out->winners) {
+        snprintf(err, errcap, "split must name one part per winner (%d), it names %d", out->winners,
+                 n);
+        return HB_EINVAL;
+    }
+    if (sum > 100) {
+        snprintf(err, errcap, "split adds up to %d%%, more than 100%%", sum);
+        return HB_EINVAL;
+    }
+    return 0;
+}
+
+int contest_end_for(const char *period, int64_t now_ms, int64_t *end_ms)
+{
+    if (period == NULL || period[0] == '\0' || strcmp(period, "week") == 0) {
+        /* Monday 00:00 UTC after now (1970-01-01 was a Thursday). */
+        int64_t day = now_ms / CONTEST_DAY_MS;
+        int64_t monday = day - (day + 3) % 7;
+        *end_ms = (monday + 7) * CONTEST_DAY_MS;
+        return 0;
+    }
+    char *end = NULL;
+    long days = strtol(period, &end, 10);
+    if (end == period ||
+        (*end != '\0' && strcmp(end, "d") != 0 && strcmp(end, " days") != 0 &&
+         strcmp(end, " day") != 0) ||
+        days < 1 || days > CONTEST_DAYS_MAX)
+        return HB_EINVAL;
+    *end_ms = now_ms + (int64_t)days * CONTEST_DAY_MS;
+    return 0;
+}
+
+static int contest__fits(int n, size_t cap)
+{
+    return n > 0 && (size_t)n < cap && (size_t)n < STORE_ID_SIZE ? 0 : HB_EINVAL;
+}
+
+int contest_scope(const struct contest *c, char *buf, size_t cap)
+{
+    return contest__fits(
+        snprintf(buf, cap, "%s:%s", command_platform_name(c->platform), c->scope_id), cap);
+}
+
+int contest_period(const struct contest *c, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "c%" PRId64, c->id);
+    return n > 0 && (size_t)n < cap && n < VOTES_PERIOD_MAX ? 0 : HB_EINVAL;
+}
+
+int contest_prize_account(const struct contest *c, char *buf, size_t cap)
+{
+    return contest__fits(snprintf(buf, cap, CONTEST_PRIZES_PREFIX "%s:%s",
+                                  command_platform_name(c->platform), c->scope_id),
+                         cap);
+}
+
+size_t contest_payout(const struct contest *c, const struct contest_rules *rules,
+                      const struct store_vote *rows, size_t n, int64_t pool,
+                      struct contest_payment *out)
+{
+    char scope[STORE_ID_SIZE];
+    if (contest_scope(c, scope, sizeof(scope)) < 0)
+        return 0;
+    if (pool < 0)
+        pool = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < (size_t)rules->winners; i++) {
+        const struct store_vote *v = &rows[i];
+        if (v->creator[0] == '\0' || v->count <= 0)
+            continue;
+        bool placed = false;
+        for (size_t j = 0; j < k && !placed; j++)
+            placed = strcmp(out[j].creator, v->creator) == 0;
+        if (placed)
+            continue;
+        struct contest_payment *p = &out[k];
+        memset(p, 0, sizeof(*p));
+        if (ledger_wallet_name(p->account, sizeof(p->account), command_platform_name(c->platform),
+                               v->creator) < 0)
+            continue;
+        int r = snprintf(p->id, sizeof(p->id), "prize:%s:%" PRId64 ":%zu", scope, c->id, k + 1);
+        if (r < 0 || (size_t)r >= sizeof(p->id) || r > LEDGER_ID_LEN_MAX)
+            return 0;
+        snprintf(p->creator, sizeof(p->creator), "%s", v->creator);
+        p->upvotes = v->count;
+        /* pool <= INT64_MAX / 100 in practice (credits are bounded). */
+        p->amount = pool / 100 * rules->split[k] + pool % 100 * rules->split[k] / 100;
+        k++;
+    }
+    return k;
+}
+
+struct contest_board_op {
+    struct store_job job;
+    char scope[STORE_ID_SIZE];
+    char period[CONTEST_PERIOD_MAX];
+    size_t max, n;
+    contest_board_cb cb;
+    void *data;
+    struct store_vote rows[VOTES_TOP_MAX];
+};
+
+static int contest__board_run(struct store_txn *txn, struct store_job *job)
+{
+    struct contest_board_op *op = container_of(job, struct contest_board_op, job);
+    int rc = store_txn_vote_top(txn, op->scope, op->period, op->rows, op->max, &op->n);
+    return rc == HB_ESCHEMA ? 0 : rc; /* a database without votes: no entries */
+}
+
+static void contest__board_done(struct store_job *job, int rc)
+{
+    struct contest_board_op *op = container_of(job, struct contest_board_op, job);
+    op->cb(rc, op->rows, rc == 0 ? op->n : 0, op->data);
+    free(op);
+}
+
+int contest_board(struct store *store, const struct contest *c, size_t max, contest_board_cb cb,
+                  void *data)
+{
+    if (max == 0 || max > VOTES_TOP_MAX || cb == NULL)
+        return HB_EINVAL;
+    struct contest_board_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return HB_ENOMEM;
+    int rc = contest_scope(c, op->scope, sizeof(op->scope));
+    if (rc == 0)
+        rc = contest_period(c, op->period, sizeof(op->period));
+    if (rc == 0) {
+        op->max = max;
+        op->cb = cb;
+        op->data = data;
+        op->job.run = contest__board_run;
+        op->job.done = contest__board_done;
+        rc = store_submit(store, &op->job);
+    }
+    if (rc < 0)
+        free(op);
+    return rc;
+}
+
+/* ---- the stored form -------------------------------------------------------------
+ * "running <id> <end> <prize> <platform> <channel or ->" while it runs;
+ * "ended ..." (the same fields) once its winners are fixed, followed by one
+ * line per payment: "<id> <account> <creator> <upvotes> <amount>". */
+
+static void contest__value(const struct contest *c, bool ended, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s %" PRId64 " %" PRId64 " %" PRId64 " %d %s", ended ? "ended" : "running",
+             c->id, c->end_ms, c->prize, (int)c->platform,
+             c->channel_id[0] != '\0' ? c->channel_id : "-");
+}
+
+/* Parse value into c (platform and channel; scope_id is the key's) and, for
+ * an ended contest, its payments. Returns 0 (running), 1 (ended) or
+ * HB_EINVAL. */
+static int contest__parse(const char *value, struct contest *c, struct contest_payment *pay,
+                          size_t *npay)
+{
+    char state[16], channel[COMMAND_ID_MAX];
+    int platform = 0, used = 0;
+    if (sscanf(value, "%15s %" SCNd64 " %" SCNd64 " %" SCNd64 " %d %95s%n", state, &c->id,
+               &c->end_ms, &c->prize, &platform, channel, &used) != 6)
+        return HB_EINVAL;
+    c->platform = (enum command_platform)platform;
+    snprintf(c->channel_id, sizeof(c->channel_id), "%s", strcmp(channel, "-") == 0 ? "" : channel);
+    if (strcmp(state, "running") == 0)
+        return 0;
+    if (strcmp(state, "ended") != 0)
+        return HB_EINVAL;
+    size_t n = 0;
+    const char *p = value + used;
+    while (pay != NULL && *p == '\n' && n < CONTEST_WINNERS_MAX) {
+        struct contest_payment *x = &pay[n];
+        memset(x, 0, sizeof(*x));
+        int k = 0;
+        if (sscanf(p + 1, "%127s %127s %127s %" SCNd64 " %" SCNd64 "%n", x->id, x->account,
+                   x->creator, &x->upvotes, &x->amount, &k) != 5)
+            return HB_EINVAL;
+        n++;
+        p += 1 + k;
+    }
+    if (npay != NULL)
+        *npay = n;
+    return 1;
+}
+
+/* ---- the cache -------------------------------------------------------------- */
+
+struct contest_slot {
+    struct contest c;
+    bool ending; /* its end is under way in this daemon */
+    bool seen;   /* in the store at the last read */
+};
+
+struct contests {
+    struct core *core;
+    struct contest_rules rules;
+    struct contest_slot *slots;
+    size_t n, cap;
+    size_t busy;
+};
+
+struct contests *contests_new(struct core *core)
+{
+    struct contests *cs = calloc(1, sizeof(*cs));
+    if (cs == NULL)
+        return NULL;
+    cs->core = core;
+    cs->rules = (struct contest_rules){.winners = 3, .split = {50, 30, 20}};
+    return cs;
+}
+
+void contests_free(struct contests *cs)
+{
+    if (cs == NULL)
+        return;
+    free(cs->slots);
+    free(cs);
+}
+
+void contests_configure(struct contests *cs, const struct contest_rules *rules)
+{
+    cs->rules = *rules;
+}
+
+const struct contest_rules *contests_rules(const struct contests *cs)
+{
+    return &cs->rules;
+}
+
+size_t contests_busy(const struct contests *cs)
+{
+    return cs->busy;
+}
+
+static struct contest_slot *contests__slot(const struct contests *cs,
+                                           enum command_platform platform, const char *scope_id)
+{
+    for (size_t i = 0; i < cs->n; i++) {
+        if (cs->slots[i].c.platform == platform && strcmp(cs->slots[i].c.scope_id, scope_id) == 0)
+            return &cs->slots[i];
+    }
+    return NULL;
+}
+
+const struct contest *contests_find(const struct contests *cs, enum command_platform platform,
+                                    const char *scope_id)
+{
+    if (cs == NULL || scope_id == NULL)
+        return NULL;
+    struct contest_slot *s = contests__slot(cs, platform, scope_id);
+    return s != NULL ? &s->c : NULL;
+}
+
+static int contests__put(struct contests *cs, const struct contest *c)
+{
+    struct contest_slot *s = contests__slot(cs, c->platform, c->scope_id);
+    if (s == NULL) {
+        if (cs->n == cs->cap) {
+            size_t cap = cs->cap != 0 ? cs->cap * 2 : 8;
+            struct contest_slot *grown = realloc(cs->slots, cap * sizeof(*grown));
+            if (grown == NULL)
+                return HB_ENOMEM;
+            cs->slots = grown;
+            cs->cap = cap;
+        }
+        s = &cs->slots[cs->n++];
+        memset(s, 0, sizeof(*s));
+    } else if (s->c.id != c->id) {
+        memset(s, 0, sizeof(*s));
+    }
+    s->c = *c; /* the same contest read again keeps its ending under way */
+    s->seen = true;
+    return 0;
+}
+
+static void contests__forget(struct contests *cs, enum command_platform platform,
+                             const char *scope_id, int64_t id)
+{
+    struct contest_slot *s = contests__slot(cs, platform, scope_id);
+    if (s == NULL || s->c.id != id)
+        return;
+    *s = cs->slots[--cs->n];
+}
+
+bool contests_vote_period(const struct contests *cs, const char *scope, int64_t now_ms, char *buf,
+                          size_t cap)
+{
+    if (cs == NULL || scope == NULL)
+        return false;
+    for (size_t i = 0; i < cs->n; i++) {
+        const struct contest *c = &cs->slots[i].c;
+        char s[STORE_ID_SIZE];
+        if (now_ms >= c->id && now_ms < c->end_ms && contest_scope(c, s, sizeof(s)) == 0 &&
+            strcmp(s, scope) == 0)
+            return contest_period(c, buf, cap) == 0;
+    }
+    return false;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+struct contests_load_op {
+    struct contests *cs;
+    contests_cb cb;
+    void *data;
+};
+
+/* "<platform>:<group>" key: the group is what follows the first ':'. */
+static void contests__loaded(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct contests_load_op *op = data;
+    struct contests *cs = op->cs;
+    for (size_t i = 0; rc == 0 && i < cs->n; i++)
+        cs->slots[i].seen = false;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct contest c;
+        memset(&c, 0, sizeof(c));
+        const char *colon = strchr(e[i].key, ':');
+        if (colon == NULL || contest__parse(e[i].value, &c, NULL, NULL) < 0) {
+            log_warn("contest.unreadable", "group=%s", e[i].key);
+            continue;
+        }
+        snprintf(c.scope_id, sizeof(c.scope_id), "%s", colon + 1);
+        if (contests__put(op->cs, &c) < 0)
+            rc = HB_ENOMEM;
+    }
+    /* Stopped or ended by another daemon on the same store: forgotten. */
+    for (size_t i = 0; rc == 0 && i < cs->n;) {
+        if (!cs->slots[i].seen && !cs->slots[i].ending)
+            cs->slots[i] = cs->slots[--cs->n];
+        else
+            i++;
+    }
+    if (rc == 0)
+        contests_tick(cs);
+    if (op->cb != NULL)
+        op->cb(rc, op->data);
+    free(op);
+}
+
+int contests_load(struct contests *cs, contests_cb cb, void *data)
+{
+    if (cs->core->ledger == NULL)
+        return HB_ECANCELED;
+    struct contests_load_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return HB_ENOMEM;
+    *op = (struct contests_load_op){.cs = cs, .cb = cb, .data = data};
+    int rc = state_list(ledger_store(cs->core->ledger), CONTEST_NS, "", CONTEST_LOAD_MAX,
+                        contests__loaded, op);
+    if (rc < 0)
+        free(op);
+    return rc;
+}
+
+/* ---- start and stop ------------------------------------------------------------ */
+
+enum contest_change { CONTEST_START, CONTEST_STOP, CONTEST_FREEZE, CONTEST_FORGET };
+
+/* One store job reading the group's row and changing it on a condition,
+ * so two daemons sharing the store never both start, or both fix the
+ * winners of, one contest. */
+struct contest_job {
+    struct store_job job;
+    struct contests *cs;
+    enum contest_change what;
+    struct contest c;
+    char key[STORE_ID_SIZE];
+    contests_cb cb;
+    void *data;
+    /* CONTEST_FREEZE */
+    char period[CONTEST_PERIOD_MAX];
+    char prizes[STORE_ID_SIZE];
+    struct contest_rules rules;
+    struct store_vote rows[VOTES_TOP_MAX];
+    struct contest_payment pay[CONTEST_WINNERS_MAX];
+    size_t npay;
+    size_t opened; /* winners' wallets opened for the payout */
+    int64_t pool;
+    bool froze; /* this job fixed the winners (else it read them) */
+    int64_t now_ms;
+};
+
+static int contest__freeze(struct store_txn *txn, struct contest_job *op, const char *old)
+{
+    struct contest seen;
+    memset(&seen, 0, sizeof(seen));
+    int st = old != NULL ? contest__parse(old, &seen, op->pay, &op->npay) : HB_ENOTFOUND;
+    if (st < 0 || seen.id != op->c.id)
+        return HB_ENOTFOUND; /* stopped, or ended and forgotten elsewhere */
+    if (st == 1)
+        return 0; /* fixed before: pay exactly what was fixed */
+    size_t n = 0;
+    int rc = store_txn_vote_top(txn, op->key, op->period, op->rows, VOTES_TOP_MAX, &n);
+    if (rc == HB_ESCHEMA)
+        n = 0, rc = 0;
+    struct store_account a;
+    int64_t balance = 0;
+    if (rc == 0) {
+        rc = store_txn_account_get(txn, op->prizes, &a);
+        if (rc == 0)
+            balance = a.credits_posted - a.debits_posted - a.debits_pending;
+        else if (rc == HB_ENOTFOUND)
+            rc = 0;
+    }
+    if (rc < 0)
+        return rc;
+    op->pool = op->c.prize > 0 && op->c.prize < balance ? op->c.prize : balance;
+    op->npay = contest_payout(&op->c, &op->rules, op->rows, n, op->pool, op->pay);
+    char *value = malloc(CONTEST_VALUE_MAX);
+    if (value == NULL)
+        return HB_ENOMEM;
+    contest__value(&op->c, true, value, CONTEST_VALUE_MAX);
+    size_t used = strlen(value);
+    for (size_t i = 0; i < op->npay; i++) {
+        const struct contest_payment *p = &op->pay[i];
+        int w = snprintf(value + used, CONTEST_VALUE_MAX - used, "\n%s %s %s %" PRId64 " %" PRId64,
+                         p->id, p->account, p->creator, p->upvotes, p->amount);
+        if (w > 0 && (size_t)w < CONTEST_VALUE_MAX - used)
+            used += (size_t)w;
+    }
+    rc = store_txn_state_put(txn, CONTEST_NS, op->key, value, op->now_ms);
+    free(value);
+    op->froze = rc == 0;
+    return rc;
+}
+
+static int contest__job_run(struct store_txn *txn, struct store_job *job)
+{
+    struct contest_job *op = container_of(job, struct contest_job, job);
+    char *old = NULL;
+    int rc = store_txn_state_get(txn, CONTEST_NS, op->key, &old);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    struct contest seen;
+    memset(&seen, 0, sizeof(seen));
+    int st = old != NULL ? contest__parse(old, &seen, NULL, NULL) : HB_ENOTFOUND;
+    char value[CONTEST_VALUE_MAX / 8];
+    switch (op->what) {
+    case CONTEST_START:
+        if (st >= 0) {
+            op->c = seen; /* the one running: shown to the admin */
+            rc = HB_EEXISTS;
+            break;
+        }
+        contest__value(&op->c, false, value, sizeof(value));
+        rc = store_txn_state_put(txn, CONTEST_NS, op->key, value, op->now_ms);
+        break;
+    case CONTEST_STOP: /* never once its end has passed: then it pays */
+        rc = st < 0 ? HB_ENOTFOUND : st == 1 || seen.end_ms <= op->now_ms ? HB_ESTATE : 0;
+        if (rc == 0)
+            rc = store_txn_state_put(txn, CONTEST_NS, op->key, NULL, op->now_ms);
+        break;
+    case CONTEST_FREEZE:
+        rc = contest__freeze(txn, op, old);
+        break;
+    case CONTEST_FORGET:
+        rc = st == 1 && seen.id == op->c.id
+                 ? store_txn_state_put(txn, CONTEST_NS, op->key, NULL, op->now_ms)
+                 : HB_EEXISTS;
+        break;
+    }
+    free(old);
+    return rc;
+}
+
+static void contest__job_done(struct store_job *job, int rc);
+
+static struct contest_job *contest__job(struct contests *cs, enum contest_change what,
+                                        const struct contest *c)
+{
+    struct contest_job *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return NULL;
+    op->cs = cs;
+    op->what = what;
+    op->c = *c;
+    op->rules = cs->rules;
+    op->now_ms = core_now_ms(cs->core);
+    if (contest_scope(c, op->key, sizeof(op->key)) < 0 ||
+        contest_period(c, op->period, sizeof(op->period)) < 0 ||
+        contest_prize_account(c, op->prizes, sizeof(op->prizes)) < 0) {
+        free(op);
+        return NULL;
+    }
+    op->job.run = contest__job_run;
+    op->job.done = contest__job_done;
+    return op;
+}
+
+static int contest__submit(struct contest_job *op)
+{
+    int rc = op->cs->core->ledger != NULL
+                 ? store_submit(ledger_store(op->cs->core->ledger), &op->job)
+                 : HB_ECANCELED;
+    if (rc < 0)
+        free(op);
+    return rc;
+}
+
+int contests_start(struct contests *cs, const struct contest *c, contests_cb cb, void *data)
+{
+    if (contests_find(cs, c->platform, c->scope_id) != NULL)
+        return HB_EEXISTS;
+    if (c->end_ms <= c->id || c->prize < 0)
+        return HB_EINVAL;
+    struct contest_job *op = contest__job(cs, CONTEST_START, c);
+    if (op == NULL)
+        return HB_EINVAL;
+    op->cb = cb;
+    op->data = data;
+    return contest__submit(op);
+}
+
+int contests_stop(struct contests *cs, enum command_platform platform, const char *scope_id,
+                  contests_cb cb, void *data)
+{
+    struct contest_slot *s = contests__slot(cs, platform, scope_id);
+    if (s == NULL)
+        return HB_ENOTFOUND;
+    if (s->ending || s->c.end_ms <= core_now_ms(cs->core))
+        return HB_ESTATE;
+    struct contest_job *op = contest__job(cs, CONTEST_STOP, &s->c);
+    if (op == NULL)
+        return HB_EINVAL;
+    op->cb = cb;
+    op->data = data;
+    return contest__submit(op);
+}
+
+/* ---- the end ---------------------------------------------------------------- */
+
+static void contest__ended(struct contest_job *op, bool announce);
+
+static void contest__announce(struct contest_job *op)
+{
+    const struct core_host_ops *h = op->cs->core->host_ops;
+    if (h == NULL || h->notify == NULL)
+        return;
+    char *text = malloc(CONTEST_TEXT_MAX);
+    if (text == NULL)
+        return;
+    size_t used = 0;
+    int w = snprintf(text, CONTEST_TEXT_MAX, "The contest has ended.");
+    used = w > 0 ? (size_t)w : 0;
+    if (op->npay == 0)
+        w = snprintf(text + used, CONTEST_TEXT_MAX - used,
+                     " No image received an upvote, so nobody wins this time.");
+    else
+        w = snprintf(text + used, CONTEST_TEXT_MAX - used, " Winners:");
+    used += w > 0 && (size_t)w < CONTEST_TEXT_MAX - used ? (size_t)w : 0;
+    for (size_t i = 0; i < op->npay; i++) {
+        const struct contest_payment *p = &op->pay[i];
+        bool discord = op->c.platform == COMMAND_PLATFORM_DISCORD; /* a mention shows the name */
+        w = snprintf(text + used, CONTEST_TEXT_MAX - used, "\n%zu. %s%s%s", i + 1,
+                     discord ? "<@" : "", p->creator, discord ? ">" : "");
+        used += w > 0 && (size_t)w < CONTEST_TEXT_MAX - used ? (size_t)w : 0;
+        w = snprintf(text + used, CONTEST_TEXT_MAX - used,
+                     " with %" PRId64 " upvote%s: %" PRId64 " credit%s", p->upvotes,
+                     p->upvotes == 1 ? "" : "s", p->amount, p->amount == 1 ? "" : "s");
+        used += w > 0 && (size_t)w < CONTEST_TEXT_MAX - used ? (size_t)w : 0;
+    }
+    struct notify_target to;
+    memset(&to, 0, sizeof(to));
+    to.platform = op->c.platform;
+    to.scope = COMMAND_SCOPE_GROUP;
+    snprintf(to.scope_id, sizeof(to.scope_id), "%s", op->c.scope_id);
+    snprintf(to.channel_id, sizeof(to.channel_id), "%s",
+             op->c.channel_id[0] != '\0' ? op->c.channel_id : op->c.scope_id);
+    int rc = h->notify(op->cs->core->host, &to, text);
+    if (rc < 0)
+        log_warn("contest.not_posted", "group=%s error=%s", op->key, hb_strerror(rc));
+    free(text);
+}
+
+static void contest__pay(struct contest_job *op);
+
+static void contest__opened(int rc, const struct ledger_result *res, void *data)
+{
+    (void)res;
+    struct contest_job *op = data;
+    if (rc < 0 && rc != HB_EEXISTS)
+        log_warn("contest.wallet_not_opened", "group=%s error=%s", op->key, hb_strerror(rc));
+    contest__pay(op); /* fails again, and waits for the next tick, if it did not open */
+}
+
+static void contest__paid(int rc, const struct ledger_result *res, void *data)
+{
+    struct contest_job *op = data;
+    /* A winner without a wallet yet (they never opened one) gets one as a
+     * member's first command opens it: welcome bonus included. */
+    bool winner = false;
+    for (size_t i = 0; rc == HB_ENOTFOUND && res != NULL && i < op->npay; i++)
+        winner = winner || strcmp(op->pay[i].account, res->account) == 0;
+    if (winner && op->opened < op->npay && op->cs->core->ledger != NULL) {
+        op->opened++;
+        if (ledger_account_open(op->cs->core->ledger, res->account, LEDGER_ACCOUNT_NO_OVERDRAFT,
+                                op->cs->core->welcome_bonus, contest__opened, op) == 0)
+            return;
+    }
+    if (rc < 0 && rc != HB_EEXISTS && rc != HB_ECONFLICT) {
+        /* Nothing moved (a batch is all or none): try again at the next
+         * tick, with the winners as fixed. */
+        log_warn("contest.payout_failed", "group=%s contest=%" PRId64 " error=%s", op->key,
+                 op->c.id, hb_strerror(rc));
+        struct contest_slot *s = contests__slot(op->cs, op->c.platform, op->c.scope_id);
+        if (s != NULL && s->c.id == op->c.id)
+            s->ending = false;
+        op->cs->busy--;
+        free(op);
+        return;
+    }
+    /* rc 0: this daemon paid, and posts the results. A replay (a restart
+     * after the payment, another daemon first) moved nothing. */
+    log_info("contest.paid", "group=%s contest=%" PRId64 " winners=%zu new=%d", op->key, op->c.id,
+             op->npay, rc == 0);
+    contest__ended(op, rc == 0);
+}
+
+/* The winners are fixed (this job or an earlier one): pay them in one batch. */
+static void contest__pay(struct contest_job *op)
+{
+    struct ledger_transfer ts[CONTEST_WINNERS_MAX];
+    size_t n = 0;
+    char ref[STORE_ID_SIZE + 16];
+    snprintf(ref, sizeof(ref), "contest:%s", op->key);
+    for (size_t i = 0; i < op->npay; i++) {
+        if (op->pay[i].amount <= 0)
+            continue;
+        ts[n++] = (struct ledger_transfer){.id = op->pay[i].id,
+                                           .debit = op->prizes,
+                                           .credit = op->pay[i].account,
+                                           .amount = op->pay[i].amount,
+                                           .kind = LEDGER_KIND_TRANSFER,
+                                           .ref = ref};
+    }
+    if (n == 0) {
+        contest__ended(op, op->froze);
+        return;
+    }
+    int rc = op->cs->core->ledger != NULL
+                 ? ledger_batch_create(op->cs->core->ledger, ts, n, contest__paid, op)
+                 : HB_ECANCELED;
+    if (rc < 0)
+        contest__paid(rc, NULL, op);
+}
+
+static void contest__job_done(struct store_job *job, int rc)
+{
+    struct contest_job *op = container_of(job, struct contest_job, job);
+    struct contests *cs = op->cs;
+    switch (op->what) {
+    case CONTEST_START:
+        if (rc == 0 && contests__put(cs, &op->c) < 0)
+            rc = HB_ENOMEM;
+        else if (rc == HB_EEXISTS)
+            (void)contests__put(cs, &op->c); /* started elsewhere: known now */
+        break;
+    case CONTEST_STOP:
+        if (rc == 0 || rc == HB_ENOTFOUND)
+            contests__forget(cs, op->c.platform, op->c.scope_id, op->c.id);
+        break;
+    case CONTEST_FREEZE:
+        if (rc == 0) {
+            contest__pay(op);
+            return;
+        }
+        if (rc == HB_ENOTFOUND) {
+            contests__forget(cs, op->c.platform, op->c.scope_id, op->c.id);
+        } else {
+            log_warn("contest.end_failed", "group=%s error=%s", op->key, hb_strerror(rc));
+            struct contest_slot *s = contests__slot(cs, op->c.platform, op->c.scope_id);
+            if (s != NULL && s->c.id == op->c.id)
+                s->ending = false;
+        }
+        cs->busy--;
+        free(op);
+        return;
+    case CONTEST_FORGET:
+        contests__forget(cs, op->c.platform, op->c.scope_id, op->c.id);
+        if (op->cb != NULL) /* the announcement, kept until the row is gone */
+            op->cb(rc, op);
+        cs->busy--;
+        free(op);
+        return;
+    }
+    if (op->cb != NULL)
+        op->cb(rc, op->data);
+    free(op);
+}
+
+static void contest__announce_cb(int rc, void *data)
+{
+    struct contest_job *op = data;
+    if (rc == 0 || rc == HB_EEXISTS)
+        contest__announce(op);
+}
+
+/* Paid (or nothing to pay): forget the row, then post when this daemon
+ * is the one that paid. */
+static void contest__ended(struct contest_job *op, bool announce)
+{
+    op->what = CONTEST_FORGET;
+    op->cb = announce ? contest__announce_cb : NULL;
+    op->job.run = contest__job_run;
+    op->job.done = contest__job_done;
+    int rc = op->cs->core->ledger != NULL
+                 ? store_submit(ledger_store(op->cs->core->ledger), &op->job)
+                 : HB_ECANCELED;
+    if (rc < 0) {
+        if (announce)
+            contest__announce(op);
+        op->cs->busy--;
+        free(op);
+    }
+}
+
+size_t contests_tick(struct contests *cs)
+{
+    if (cs == NULL || cs->core->ledger == NULL)
+        return 0;
+    int64_t now = core_now_ms(cs->core);
+    size_t begun = 0;
+    for (size_t i = 0; i < cs->n; i++) {
+        struct contest_slot *s = &cs->slots[i];
+        if (s->ending || s->c.end_ms > now)
+            continue;
+        struct contest_job *op = contest__job(cs, CONTEST_FREEZE, &s->c);
+        if (op == NULL)
+            continue;
+        s->ending = true;
+        cs->busy++;
+        if (contest__submit(op) < 0) {
+            s->ending = false;
+            cs->busy--;
+            continue;
+        }
+        begun++;
+    }
+    return begun;
+}
