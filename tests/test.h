@@ -42,6 +42,10 @@ char *test_file_read(const char *path, size_t *len_out);
  * db_path on a connection of its own (WAL lets it read beside the store's
  * thread); -1 when there is no row. */
 int64_t test_sql_int(const char *db_path, const char *sql);
+/** test_sql_int, waiting (running loop, up to 5 s) while it reads 0: for a
+ *  row written after the answer the test saw (an audit entry). */
+struct uv_loop_s;
+int64_t test_sql_int_wait(struct uv_loop_s *loop, const char *db_path, const char *sql);
 
 /** A fresh, empty PostgreSQL database for this test, made on the server
  *  $HAIBOT_TEST_PG_URL names (`make test` starts a throwaway cluster and

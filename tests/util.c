@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <uv.h>
 #include <sqlite3.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -328,6 +329,16 @@ int64_t test_sql_int(const char *db_path, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
+}
+
+int64_t test_sql_int_wait(struct uv_loop_s *loop, const char *db_path, const char *sql)
+{
+    int64_t n = 0;
+    for (int i = 0; i < 500 && (n = test_sql_int(db_path, sql)) == 0; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(10000);
+    }
+    return n;
 }
 
 /* A connection to url, or NULL with the reason on stderr. */

@@ -56,18 +56,6 @@ static void pt_init(struct gt *gt)
     assert_non_null(gt->core.personas);
 }
 
-/* The audit entry is written after the setting is saved, beside the answer,
- * not before it: wait (bounded) for it to be in the file. */
-static int pt_audit_count(struct gt *gt, const char *sql)
-{
-    int n = 0;
-    for (int i = 0; i < 500 && (n = test_sql_int(gt->lt.path, sql)) == 0; i++) {
-        uv_run(&gt->lt.loop, UV_RUN_NOWAIT);
-        usleep(10000);
-    }
-    return n;
-}
-
 static void pt_done(struct gt *gt)
 {
     struct persona_dir *d = gt->core.personas;
@@ -442,12 +430,14 @@ static void test_admin_persona_set_and_clear(void **state)
     reply_capture_close(&cap);
     assert_string_equal(persona_chosen(&gt.core, &inv, PERSONA_LEVEL_CHANNEL), "");
     /* Both settings are in the audit trail, with who made them. */
-    assert_int_equal(pt_audit_count(&gt, "SELECT COUNT(*) FROM audit WHERE action = "
-                                         "'persona.set' AND actor = 'console:admin1' AND "
-                                         "detail LIKE '%pirate%'"),
+    assert_int_equal(test_sql_int_wait(&gt.lt.loop, gt.lt.path,
+                                       "SELECT COUNT(*) FROM audit WHERE action = "
+                                       "'persona.set' AND actor = 'console:admin1' AND "
+                                       "detail LIKE '%pirate%'"),
                      1);
-    assert_int_equal(
-        pt_audit_count(&gt, "SELECT COUNT(*) FROM audit WHERE action = 'persona.clear'"), 1);
+    assert_int_equal(test_sql_int_wait(&gt.lt.loop, gt.lt.path,
+                                       "SELECT COUNT(*) FROM audit WHERE action = 'persona.clear'"),
+                     1);
 
     /* In a DM there is no group to set it for. */
     gt_inv(&inv, &cap, "admin1", NULL);

@@ -367,9 +367,11 @@ static void test_admin_revenue(void **state)
     t = run(f, NULL, true, "admin revenue");
     assert_non_null(strstr(t, "  pool:<scope> 25% (adjustable"));
     assert_non_null(strstr(t, "so do the <scope> shares here, where there is no group."));
-    /* The change is on the audit trail, as the other admin settings. */
-    assert_int_equal(test_sql_int(f->lt.path, "SELECT COUNT(*) FROM audit WHERE action = "
-                                              "'revenue.set' AND subject = 'discord:77'"),
+    /* The change is on the audit trail, as the other admin settings (the
+     * entry is written after the answer, not before it). */
+    assert_int_equal(test_sql_int_wait(&f->lt.loop, f->lt.path,
+                                       "SELECT COUNT(*) FROM audit WHERE action = "
+                                       "'revenue.set' AND subject = 'discord:77'"),
                      1);
 
     /* The override splits this group's charges, and no other group's. */
