@@ -395,9 +395,14 @@ static int pg__drain(struct pg_store *s, PGresult **keep, const char *what)
         ExecStatusType st = PQresultStatus(r);
         bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
         /* A failed statement fails its job (which rolls back to its
-         * savepoint); only a lost connection breaks the transaction. */
-        if (!ok && rc == 0)
+         * savepoint); a lost connection breaks the transaction, and so
+         * does a failure among writes of a job that already ended
+         * (pg__job_end). */
+        if (!ok && rc == 0) {
             rc = pg__fail(s, st == PGRES_PIPELINE_ABORTED ? NULL : r, what);
+            if (s->deferred)
+                s->broken = true;
+        }
         if (ok && rc == 0 && keep != NULL && i + 1 == s->queued)
             *keep = r;
         else
@@ -407,6 +412,7 @@ static int pg__drain(struct pg_store *s, PGresult **keep, const char *what)
             PQclear(more);
     }
     s->queued = 0;
+    s->deferred = false;
     PGresult *sync = PQgetResult(s->conn);
     if ((sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) && rc == 0)
         rc = pg__broke(s, NULL, what);
@@ -634,13 +640,23 @@ static int pg__rollback_to(struct store *base)
 /* A job ran: the answers to its queued writes (one round trip for all of
  * them). Any failure is the job's: HB_ESTORAGE, and store.c rolls it back
  * to its savepoint. */
-static int pg__job_end(struct store *base)
+static int pg__job_end(struct store *base, struct store_job *job)
 {
     struct pg_store *s = (struct pg_store *)base;
     if (s->broken)
         return HB_ESTORAGE;
     if (!s->pipeline || s->queued == 0)
         return 0;
+    if (job->keys[0] != NULL && job->keys[0][0] != '\0') {
+        /* A ledger operation (store_submit_keyed) checked everything its
+         * writes depend on before writing, under the write lock: they can
+         * fail only as the store does. Their answers are read with the
+         * next sync point; a failure then fails the whole batch (broken),
+         * never a job already told it succeeded, since nothing is told
+         * before the commit. */
+        s->deferred = true;
+        return 0;
+    }
     return pg__drain(s, NULL, "job") < 0 ? HB_ESTORAGE : 0;
 }
 

@@ -39,6 +39,7 @@ struct pg_store {
     bool in_txn;     /* between begin and commit or rollback */
     bool pipeline;   /* in libpq's pipeline mode (once open) */
     unsigned queued; /* commands sent whose results are not read yet */
+    bool deferred;   /* some of them are writes of a job that already ended */
     bool broken;     /* a command of this transaction failed: it only rolls back */
     /* Accounts read or written by this daemon's write transactions, by id.
      * While one holds the write lock no other daemon changes them, so a

@@ -117,7 +117,7 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
         memcpy(txn->saved_hash, txn->head_hash, STORE_HASH_SIZE);
         j->rc = j->run(txn, j);
         if ((j->rc >= 0 || j->rc == HB_EEXISTS) && s->ops->job_end != NULL) {
-            int end = s->ops->job_end(s);
+            int end = s->ops->job_end(s, j);
             if (end < 0)
                 j->rc = end;
         }

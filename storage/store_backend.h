@@ -49,7 +49,7 @@ struct store_ops {
     /* After a job's run succeeded, before its savepoint is released: 0,
      * or a failure of a write the backend queued for the job without
      * waiting (the job then fails and rolls back). May be NULL. */
-    int (*job_end)(struct store *s);
+    int (*job_end)(struct store *s, struct store_job *job);
     /* Record the chain head (txn->head_*) in its own row, before commit. */
     int (*head_record)(struct store_txn *txn);
     /* On the store's thread after a batch committed, before its jobs hear
