@@ -27,6 +27,7 @@
 #include "storage/store.h"
 
 #include "base/error.h"
+#include "base/hex.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "storage/pg_internal.h"
@@ -262,31 +263,22 @@ void pg__text_at(const PGresult *r, int row, int col, char *dst, size_t cap)
     dst[n] = '\0';
 }
 
-static int pg__hexval(char c)
+size_t pg__bytea_len(const char *v)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    /* bytea_output = hex, the server's default: "\\x" and two digits a byte. */
+    size_t n = strlen(v);
+    if (n < 2 || v[0] != '\\' || v[1] != 'x' || n % 2 != 0)
+        return 0;
+    return (n - 2) / 2;
 }
 
 void pg__bytes_at(const PGresult *r, int row, int col, uint8_t *dst, size_t cap)
 {
     memset(dst, 0, cap);
     const char *v = PQgetvalue(r, row, col);
-    if (v[0] != '\\' || v[1] != 'x')
-        return; /* bytea_output = hex is the server's default */
-    v += 2;
-    for (size_t i = 0; i < cap && v[0] != '\0' && v[1] != '\0'; i++, v += 2) {
-        int hi = pg__hexval(v[0]);
-        int lo = pg__hexval(v[1]);
-        if (hi < 0 || lo < 0)
-            return;
-        dst[i] = (uint8_t)(hi << 4 | lo);
-    }
+    size_t len = pg__bytea_len(v);
+    if (hex_decode(v + 2, dst, len < cap ? len : cap) < 0)
+        memset(dst, 0, cap);
 }
 
 /* ---- Statements -------------------------------------------------------------- */
@@ -510,7 +502,6 @@ static int pg__connect(struct pg_store *s)
     if (s->conn != NULL)
         PQfinish(s->conn);
     memset(s->prepared, 0, sizeof(s->prepared));
-    s->in_txn = false;
     s->pipeline = false;
     s->queued = 0;
     s->broken = false;
@@ -571,7 +562,6 @@ static int pg__begin(struct store *base, bool write)
         PQclear(r);
     }
     if (rc == 0) {
-        s->in_txn = true;
         s->cache_on = write && !s->read_only;
         s->accounts_checked = false;
     } else if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
@@ -584,7 +574,6 @@ static int pg__commit(struct store *base)
     struct pg_store *s = (struct pg_store *)base;
     if (s->broken)
         return HB_ESTORAGE; /* store.c rolls it back */
-    s->in_txn = false;
     s->cache_on = false;
     /* The sync point of every write still queued: any failure fails it. */
     int rc = pg__ctl(s, "COMMIT", true, "commit");
@@ -598,7 +587,6 @@ static int pg__commit(struct store *base)
 static void pg__rollback(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
-    s->in_txn = false;
     s->cache_on = false;
     pg__accounts_forget(s);
     if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
@@ -745,7 +733,6 @@ static void pg__free(struct store *base)
 }
 
 static const struct store_ops pg__ops = {
-    .name = "postgres",
     .begin = pg__begin,
     .commit = pg__commit,
     .rollback = pg__rollback,

@@ -36,7 +36,6 @@ struct pg_store {
     PGconn *conn;
     char *url;       /* the connection string (a secret; never logged) */
     bool read_only;  /* tools: no migration, no writes */
-    bool in_txn;     /* between begin and commit or rollback */
     bool pipeline;   /* in libpq's pipeline mode (once open) */
     unsigned queued; /* commands sent whose results are not read yet */
     bool deferred;   /* some of them are writes of a job that already ended */
@@ -87,6 +86,9 @@ int pg__exec(struct pg_store *s, const char *sql, const char *what);
 
 int64_t pg__int_at(const PGresult *r, int row, int col);
 void pg__text_at(const PGresult *r, int row, int col, char *dst, size_t cap);
+/* How many bytes the bytea text v ("\\x" and hex) holds; 0 when it is
+ * not one. */
+size_t pg__bytea_len(const char *v);
 /* A bytea column (hex text) into dst, zero-filled past what it holds. */
 void pg__bytes_at(const PGresult *r, int row, int col, uint8_t *dst, size_t cap);
 

@@ -4,6 +4,7 @@
 #include "storage/store.h"
 
 #include "base/error.h"
+#include "base/hex.h"
 #include "storage/pg_internal.h"
 
 #include <string.h>
@@ -157,11 +158,6 @@ int pg_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id, c
                   "outbox_fail", NULL);
 }
 
-static int outbox__hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 int pg_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
                        int (*fn)(int64_t id, int64_t chat, const char *body, const void *data,
                                  size_t data_len, void *arg),
@@ -180,19 +176,12 @@ int pg_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after
     if (r == NULL)
         return rc;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
-        /* data arrives as hex text: decode it in place (it only shrinks). */
+        /* data arrives as hex text: decoded in place, byte i written over
+         * text already read (it sits at 2 + 2i). */
         char *hex = PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3);
-        size_t len = 0;
-        if (hex != NULL && hex[0] == '\\' && hex[1] == 'x') {
-            unsigned char *out = (unsigned char *)hex;
-            for (const char *h = hex + 2; h[0] != '\0' && h[1] != '\0'; h += 2) {
-                int hi = outbox__hexval(h[0]);
-                int lo = outbox__hexval(h[1]);
-                if (hi < 0 || lo < 0)
-                    break;
-                out[len++] = (unsigned char)(hi << 4 | lo);
-            }
-        }
+        size_t len = hex != NULL ? pg__bytea_len(hex) : 0;
+        if (len > 0 && hex_decode(hex + 2, (unsigned char *)hex, len) < 0)
+            len = 0;
         rc = fn(pg__int_at(r, i, 0), pg__int_at(r, i, 1), PQgetvalue(r, i, 2), hex, len, arg);
     }
     PQclear(r);

@@ -521,9 +521,6 @@ int pg_txn_pending_next(struct store_txn *txn, int64_t *expires_at)
                        expires_at, "pending_next");
 }
 
-/* Rows of a query handed to fn one by one; fn's non-zero return stops. */
-#define PG_EACH_ROW(r, i) for (int i = 0; i < PQntuples(r); i++)
-
 int pg_txn_transfer_each(struct store_txn *txn, uint64_t from_seq,
                          int (*fn)(const struct store_transfer *t, void *data), void *data)
 {
@@ -541,12 +538,9 @@ int pg_txn_transfer_each(struct store_txn *txn, uint64_t from_seq,
         if (r == NULL)
             return rc;
         int rows = PQntuples(r);
-        PG_EACH_ROW(r, i)
-        {
+        for (int i = 0; i < rows && rc == 0; i++) {
             pg__row_transfer(r, i, &t);
             rc = fn(&t, data);
-            if (rc != 0)
-                break;
         }
         PQclear(r);
         if (rc != 0 || rows < 1000)
@@ -564,12 +558,9 @@ int pg_txn_account_each(struct store_txn *txn, int (*fn)(const struct store_acco
     if (r == NULL)
         return rc;
     struct store_account a;
-    PG_EACH_ROW(r, i)
-    {
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         pg__row_account(r, i, &a);
         rc = fn(&a, data);
-        if (rc != 0)
-            break;
     }
     PQclear(r);
     return rc;
@@ -583,12 +574,8 @@ int pg_txn_pending_each(struct store_txn *txn,
         pg__query(txn, "SELECT id, expires_at FROM pending ORDER BY id", NULL, "pending_each", &rc);
     if (r == NULL)
         return rc;
-    PG_EACH_ROW(r, i)
-    {
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
         rc = fn(PQgetvalue(r, i, 0), pg__int_at(r, i, 1), data);
-        if (rc != 0)
-            break;
-    }
     PQclear(r);
     return rc;
 }
@@ -691,6 +678,22 @@ int pg_txn_state_put(struct store_txn *txn, const char *ns, const char *key, con
                   &p, "state_put", NULL);
 }
 
+/* Hand each (key, value) row of a state query to fn until it returns
+ * non-zero (which is returned). */
+static int pg__state_rows(struct store_txn *txn, const char *sql, const struct pg_params *p,
+                          const char *what,
+                          int (*fn)(const char *key, const char *value, void *data), void *data)
+{
+    int rc = 0;
+    PGresult *r = pg__query(txn, sql, p, what, &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+        rc = fn(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), data);
+    PQclear(r);
+    return rc;
+}
+
 int pg_txn_state_range(struct store_txn *txn, const char *ns, const char *from, const char *to,
                        int (*fn)(const char *key, const char *value, void *data), void *data)
 {
@@ -699,21 +702,10 @@ int pg_txn_state_range(struct store_txn *txn, const char *ns, const char *from, 
     pg__text(&p, ns);
     pg__text(&p, from);
     pg__opt(&p, to);
-    int rc = 0;
-    PGresult *r = pg__query(txn,
-                            "SELECT key, value FROM state WHERE ns = $1 AND key >= $2"
-                            " AND ($3::text IS NULL OR key < $3) ORDER BY key",
-                            &p, "state_range", &rc);
-    if (r == NULL)
-        return rc;
-    PG_EACH_ROW(r, i)
-    {
-        rc = fn(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), data);
-        if (rc != 0)
-            break;
-    }
-    PQclear(r);
-    return rc;
+    return pg__state_rows(txn,
+                          "SELECT key, value FROM state WHERE ns = $1 AND key >= $2"
+                          " AND ($3::text IS NULL OR key < $3) ORDER BY key",
+                          &p, "state_range", fn, data);
 }
 
 int pg_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
@@ -723,19 +715,8 @@ int pg_txn_state_each(struct store_txn *txn, const char *ns, const char *prefix,
     pg__params_init(&p);
     pg__text(&p, ns);
     pg__text(&p, prefix);
-    int rc = 0;
-    PGresult *r = pg__query(txn,
-                            "SELECT key, value FROM state WHERE ns = $1 AND key >= $2"
-                            " AND left(key, length($2)) = $2 ORDER BY key",
-                            &p, "state_each", &rc);
-    if (r == NULL)
-        return rc;
-    PG_EACH_ROW(r, i)
-    {
-        rc = fn(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), data);
-        if (rc != 0)
-            break;
-    }
-    PQclear(r);
-    return rc;
+    return pg__state_rows(txn,
+                          "SELECT key, value FROM state WHERE ns = $1 AND key >= $2"
+                          " AND left(key, length($2)) = $2 ORDER BY key",
+                          &p, "state_each", fn, data);
 }

@@ -487,7 +487,6 @@ static int store__lock(struct sqlite_store *s, const char *path)
 static void sqlite__free(struct store *base);
 
 static const struct store_ops sqlite__ops = {
-    .name = "sqlite",
     .begin = sqlite__begin,
     .commit = sqlite__commit,
     .rollback = sqlite__rollback,

@@ -48,11 +48,6 @@ int store_schema_version(const struct store *store)
     return store->version;
 }
 
-const char *store_backend_name(const struct store *store)
-{
-    return store->ops->name;
-}
-
 /* ---- Transactions ---------------------------------------------------------- */
 
 int store_txn_begin(struct store *store, bool write, struct store_txn **txn)

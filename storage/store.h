@@ -130,9 +130,6 @@ void store_free(struct store *store);
 /** The schema version of the open database. */
 int store_schema_version(const struct store *store);
 
-/** The backend's name ("sqlite", "postgres"). */
-const char *store_backend_name(const struct store *store);
-
 /** The schema version this build writes (SQLite). */
 int store_schema_latest(void);
 

@@ -31,8 +31,6 @@ struct store_txn {
 };
 
 struct store_ops {
-    const char *name; /* "sqlite", "postgres": for logs */
-
     /* Transactions. begin(write) takes the write lock at once: the one
      * writer of the database (SQLite), or one advisory lock, which
      * serializes every daemon's write transactions (PostgreSQL). */

@@ -3,6 +3,8 @@
 #include "tests/test.h"
 
 #include "base/error.h"
+#include "base/util.h"
+#include "storage/store.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -260,4 +262,35 @@ int lt_group_teardown(void **state)
     lt_backend = STORE_BACKEND_SQLITE;
     log_configure(LOG_INFO, false, NULL);
     return 0;
+}
+
+struct lt_store_job {
+    struct store_job job;
+    int (*fn)(struct store_txn *txn, void *data);
+    void *data;
+    int rc;
+    bool done;
+};
+
+static int lt__store_run(struct store_txn *txn, struct store_job *job)
+{
+    struct lt_store_job *j = container_of(job, struct lt_store_job, job);
+    return j->fn(txn, j->data);
+}
+
+static void lt__store_done(struct store_job *job, int rc)
+{
+    struct lt_store_job *j = container_of(job, struct lt_store_job, job);
+    j->rc = rc;
+    j->done = true;
+}
+
+int lt_store_run(struct lt *t, int (*fn)(struct store_txn *txn, void *data), void *data)
+{
+    struct lt_store_job j = {
+        .job = {.run = lt__store_run, .done = lt__store_done}, .fn = fn, .data = data};
+    assert_int_equal(store_submit(ledger_store(t->ledger), &j.job), 0);
+    while (!j.done)
+        uv_run(&t->loop, UV_RUN_ONCE);
+    return j.rc;
 }

@@ -55,6 +55,11 @@ void lt_done(struct lt *t);
 
 /** The callback that fills a struct lt_res (data). */
 void lt_cb(int rc, const struct ledger_result *r, void *data);
+struct store_txn;
+/** Run fn(txn, data) as a job on the ledger's store (as another daemon, or
+ *  a check, would) and wait for its commit; returns its result. */
+int lt_store_run(struct lt *t, int (*fn)(struct store_txn *txn, void *data), void *data);
+
 /** Run the loop until res->done. */
 void lt_wait(struct lt *t, struct lt_res *res);
 

@@ -3,7 +3,6 @@
 
 #include "tests/test.h"
 
-#include "base/util.h"
 #include "tests/core/ledger_helpers.h"
 
 #include <stdio.h>
@@ -54,33 +53,19 @@ size_t msplit_parts(const struct revenue_split *s, int64_t amount, struct revenu
 }
 
 struct counter_read {
-    struct store_job job;
     const char *name;
     int64_t used;
-    int rc;
-    bool done;
 };
 
-static int counter_read_run(struct store_txn *txn, struct store_job *job)
+static int counter_read_run(struct store_txn *txn, void *data)
 {
-    struct counter_read *c = container_of(job, struct counter_read, job);
+    struct counter_read *c = data;
     return store_txn_counter_get(txn, c->name, 1, &c->used);
-}
-
-static void counter_read_done(struct store_job *job, int rc)
-{
-    struct counter_read *c = container_of(job, struct counter_read, job);
-    c->rc = rc;
-    c->done = true;
 }
 
 int64_t lt_counter(struct lt *t, const char *name)
 {
-    struct counter_read c = {.job = {.run = counter_read_run, .done = counter_read_done},
-                             .name = name};
-    assert_int_equal(store_submit(ledger_store(t->ledger), &c.job), 0);
-    while (!c.done)
-        uv_run(&t->loop, UV_RUN_ONCE);
-    assert_int_equal(c.rc, 0);
+    struct counter_read c = {.name = name};
+    assert_int_equal(lt_store_run(t, counter_read_run, &c), 0);
     return c.used;
 }

@@ -12,7 +12,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include "base/util.h"
 #include "storage/store.h"
 
 #include <string.h>
@@ -212,25 +211,17 @@ static void test_key_limits(void **state)
 /* What another daemon of a shared ledger does to the keys, straight in
  * the store. */
 struct other_daemon {
-    struct store_job job;
     struct store_apikey made; /* inserted when its id is set */
     char revoke[STORE_APIKEY_ID_SIZE];
-    int done;
 };
 
-static int other_run(struct store_txn *txn, struct store_job *job)
+static int other_run(struct store_txn *txn, void *data)
 {
-    struct other_daemon *o = container_of(job, struct other_daemon, job);
+    struct other_daemon *o = data;
     int rc = store_txn_apikey_revoke(txn, o->revoke, 1000);
     if (rc == 0 && o->made.id[0] != '\0')
         rc = store_txn_apikey_insert(txn, &o->made);
     return rc;
-}
-
-static void other_done(struct store_job *job, int rc)
-{
-    assert_int_equal(rc, 0);
-    container_of(job, struct other_daemon, job)->done++;
 }
 
 /* A key revoked by another daemon is refused here once the keys are read
@@ -245,16 +236,14 @@ static void test_keys_refresh_from_other_daemon(void **state)
     struct apikey *k = NULL;
     int64_t now = core_now_ms(&f->core);
     assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_OK);
-    struct other_daemon o = {.job = {.run = other_run, .done = other_done}};
+    struct other_daemon o = {0};
     snprintf(o.revoke, sizeof(o.revoke), "%s", k->rec.id);
     o.made = k->rec;
     snprintf(o.made.id, sizeof(o.made.id), "kother");
     snprintf(o.made.name, sizeof(o.made.name), "other");
     memset(o.made.hash, 0x5a, sizeof(o.made.hash));
     o.made.revoked_at = 0;
-    assert_int_equal(store_submit(ledger_store(f->lt.ledger), &o.job), 0);
-    while (o.done == 0)
-        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(lt_store_run(&f->lt, other_run, &o), 0);
     /* Not seen yet: the keys are held in memory. */
     assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_OK);
     assert_int_equal(apikeys_refresh(&f->core), 0);

@@ -5,7 +5,6 @@
 #include "tests/test.h"
 
 #include "base/error.h"
-#include "base/util.h"
 #include "storage/store.h"
 #include "bot/router.h"
 #include "core/audit.h"
@@ -478,24 +477,13 @@ static void test_link_survives_restart(void **state)
 
 /* What another daemon of a shared ledger did to the links, straight in
  * the store: a link made there, and one undone there. */
-struct other_links {
-    struct store_job job;
-    int done;
-};
-
-static int other_links_run(struct store_txn *txn, struct store_job *job)
+static int other_links_run(struct store_txn *txn, void *data)
 {
-    (void)job;
+    (void)data;
     int rc = store_txn_link_put(txn, "telegram:77", "discord:1002", 1000);
     if (rc == 0)
         rc = store_txn_link_remove(txn, "telegram:42");
     return rc;
-}
-
-static void other_links_done(struct store_job *job, int rc)
-{
-    assert_int_equal(rc, 0);
-    container_of(job, struct other_links, job)->done++;
 }
 
 /* Read again (the cluster's heartbeat does), the links follow the store:
@@ -511,10 +499,7 @@ static void test_links_refresh_from_other_daemon(void **state)
     char w[WALLET_ACCOUNT_MAX];
     wallet_of(f, &alice_tg, w, sizeof(w));
     assert_string_equal(w, "discord:1001");
-    struct other_links o = {.job = {.run = other_links_run, .done = other_links_done}};
-    assert_int_equal(store_submit(ledger_store(f->lt.ledger), &o.job), 0);
-    while (o.done == 0)
-        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(lt_store_run(&f->lt, other_links_run, NULL), 0);
     wallet_of(f, &alice_tg, w, sizeof(w));
     assert_string_equal(w, "discord:1001"); /* held in memory until read again */
     assert_int_equal(link_dir_refresh(&f->core), 0);
