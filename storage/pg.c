@@ -580,7 +580,7 @@ static int pg__commit(struct store *base)
     if (rc == 0)
         pg__cache_committed(s, &s->base.txn);
     else
-        pg__accounts_forget(s);
+        pg__caches_forget(s);
     return rc;
 }
 
@@ -588,7 +588,7 @@ static void pg__rollback(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
     s->cache_on = false;
-    pg__accounts_forget(s);
+    pg__caches_forget(s);
     if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
         if (s->pipeline && s->queued > 0)
             pg__drain(s, NULL, "rollback");
@@ -618,7 +618,7 @@ static int pg__rollback_to(struct store *base)
     struct pg_store *s = (struct pg_store *)base;
     if (s->broken)
         return HB_ESTORAGE;
-    pg__accounts_forget(s); /* it may hold the job's undone writes */
+    pg__caches_forget(s); /* it may hold the job's undone writes */
     int rc = pg__ctl(s, "ROLLBACK TO SAVEPOINT job", true, "rollback_to");
     if (rc < 0)
         s->broken = true;

@@ -103,7 +103,7 @@ int pg__head_read(struct store_txn *txn, const char *sql, uint64_t *seq, uint8_t
                   const char *what);
 
 /* The account and transfer caches (pg_records.c): empty them. */
-void pg__accounts_forget(struct pg_store *s);
+void pg__caches_forget(struct pg_store *s);
 /* A write transaction committed: keep the accounts for the next one when
  * its head is known, forget the transfers. */
 void pg__cache_committed(struct pg_store *s, const struct store_txn *txn);

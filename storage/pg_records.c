@@ -91,7 +91,7 @@ static void pg__accounts_drop(struct pg_store *s)
     s->accounts_valid = false;
 }
 
-void pg__accounts_forget(struct pg_store *s)
+void pg__caches_forget(struct pg_store *s)
 {
     pg__accounts_drop(s);
     pg__transfers_forget(s);
