@@ -17,7 +17,6 @@
 #define CLUSTER_NAME_MAX 128
 
 struct cluster {
-    uv_loop_t *loop;
     struct store *store;
     char run[CLUSTER_RUN_MAX];
     int64_t lease_ms;
@@ -202,7 +201,6 @@ struct cluster *cluster_new(uv_loop_t *loop, struct store *store, const char *ru
         free(c);
         return NULL;
     }
-    c->loop = loop;
     c->store = store;
     snprintf(c->run, sizeof(c->run), "%s", run);
     c->lease_ms = lease_ms;
