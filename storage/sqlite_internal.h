@@ -214,4 +214,10 @@ int store__step_done(struct sqlite_store *s, sqlite3_stmt *st, const char *what)
 /* Run the statement id, which takes no parameters and returns no rows. */
 int store__exec_stmt(struct sqlite_store *s, enum store_stmt_id id);
 
+/* sqlite_vfs.c: the name of the VFS that gathers each commit's WAL writes
+ * into one (NULL if it could not be registered), for databases opened with
+ * synchronous=FULL only; and how many writes it has passed on, for tests. */
+const char *sqlite_walbuf_vfs(void);
+unsigned long sqlite_walbuf_writes(void);
+
 #endif

@@ -584,7 +584,10 @@ struct store *store__sqlite_new(const struct store_options *opts, int *rc_out)
             goto out;
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(opts->path, &s->db, flags, NULL) != SQLITE_OK) {
+    /* A durable writer gathers each commit's WAL frames into one write (see
+     * sqlite_vfs.c); it needs the sync of synchronous=FULL at every commit. */
+    const char *vfs = !opts->read_only && !opts->relaxed_sync ? sqlite_walbuf_vfs() : NULL;
+    if (sqlite3_open_v2(opts->path, &s->db, flags, vfs) != SQLITE_OK) {
         log_error("store.open", "path=%s err=%s", opts->path,
                   s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
         rc = HB_ESTORAGE;
@@ -640,6 +643,13 @@ struct store *store__sqlite_new(const struct store_options *opts, int *rc_out)
             rc = store__exec(s, "PRAGMA cache_size = -65536");
         if (rc == 0)
             rc = store__exec(s, "PRAGMA wal_autocheckpoint = 8192");
+        /* Each job of a group commit runs in a savepoint, whose undo
+         * copies (the statement journal) would otherwise go to a file in
+         * /var/tmp, page by page: about half the writes of a batch. They
+         * only serve a rollback inside the open transaction (crash
+         * recovery is the WAL's), so memory is enough. */
+        if (rc == 0)
+            rc = store__exec(s, "PRAGMA temp_store = MEMORY");
         if (rc == 0)
             rc = store__exec(s, opts->relaxed_sync ? "PRAGMA synchronous = NORMAL"
                                                    : "PRAGMA synchronous = FULL");
