@@ -31,6 +31,8 @@ struct tg_chat {
     bool ready; /* in the ready list */
     struct tg_chat *rnext;
     struct tg_chat *hnext;
+    struct tg_chat *inext, *iprev; /* the idle list */
+    bool idle;
     uint64_t next_ms;    /* earliest start of the next call (loop time) */
     uint64_t limited_ms; /* last 429, for the global heuristic */
 };
@@ -136,12 +138,66 @@ static void sq__grow(struct tg *tg)
     free(old);
 }
 
+/* ---- chats at rest ---------------------------------------------------
+ * A chat whose queue emptied waits in the idle list (oldest first) until
+ * its pacing and its last 429 no longer matter, and is then let go: a bot
+ * that has answered in a million chats does not keep a million entries. A
+ * chat that moved to a new id (a group become a supergroup) stays: its new
+ * address is kept only here. */
+
+static void sq__idle_remove(struct tg *tg, struct tg_chat *c)
+{
+    if (!c->idle)
+        return;
+    if (c->iprev != NULL)
+        c->iprev->inext = c->inext;
+    else
+        tg->idle_head = c->inext;
+    if (c->inext != NULL)
+        c->inext->iprev = c->iprev;
+    else
+        tg->idle_tail = c->iprev;
+    c->inext = c->iprev = NULL;
+    c->idle = false;
+}
+
+static void sq__idle_add(struct tg *tg, struct tg_chat *c)
+{
+    if (c->idle || c->busy || c->head != NULL || c->send_to != c->id)
+        return;
+    c->idle = true;
+    c->iprev = tg->idle_tail;
+    if (tg->idle_tail != NULL)
+        tg->idle_tail->inext = c;
+    else
+        tg->idle_head = c;
+    tg->idle_tail = c;
+}
+
+static void sq__sweep(struct tg *tg, uint64_t now)
+{
+    while (tg->idle_head != NULL) {
+        struct tg_chat *c = tg->idle_head;
+        if (c->next_ms > now || (c->limited_ms != 0 && c->limited_ms + 1000 > now))
+            break; /* the others became idle later: they wait too */
+        sq__idle_remove(tg, c);
+        struct tg_chat **pp = &tg->buckets[sq__hash(tg, c->id)];
+        while (*pp != c)
+            pp = &(*pp)->hnext;
+        *pp = c->hnext;
+        tg->nchats--;
+        free(c);
+    }
+}
+
 static struct tg_chat *sq__chat(struct tg *tg, int64_t id, bool group)
 {
     size_t h = sq__hash(tg, id);
     for (struct tg_chat *c = tg->buckets[h]; c != NULL; c = c->hnext) {
-        if (c->id == id)
+        if (c->id == id) {
+            sq__idle_remove(tg, c);
             return c;
+        }
     }
     struct tg_chat *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -284,6 +340,7 @@ static void sq__run(uv_timer_t *t)
         return;
     uint64_t now = uv_now(tg->loop);
     uint64_t wake = UINT64_MAX;
+    sq__sweep(tg, now);
     if (!tg->pacing_off) {
         double add = (double)(now - tg->tokens_at) * (double)tg->global_per_s / 1000.0;
         tg->tokens += add;
@@ -334,6 +391,7 @@ static void sq__run(uv_timer_t *t)
                 tg_outbox_done(tg, c->head, NULL);
             sq__pop(tg, c);
             sq__ready(tg, c);
+            sq__idle_add(tg, c);
             if (wake > now)
                 wake = now; /* look at it again on the next turn */
         }
@@ -463,6 +521,7 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
     if (now + interval > c->next_ms)
         c->next_ms = now + interval;
     sq__ready(tg, c);
+    sq__idle_add(tg, c);
     sq__arm(tg, c->head != NULL ? c->next_ms : now);
 }
 
@@ -565,6 +624,10 @@ void tg_sendq_gauges(struct tg *tg)
                                          "Rows in the durable outbox not yet sent.", METRICS_GAUGE,
                                          lab, 1, NULL, 0),
                       platform, (double)tg->ob_rows);
+    metrics_gauge_set(metrics_family_new("haibot_send_queue_chats",
+                                         "Chats whose queue or pacing the send queue keeps.",
+                                         METRICS_GAUGE, lab, 1, NULL, 0),
+                      platform, (double)tg->nchats);
 }
 
 int tg_sendq_json(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r,
@@ -669,4 +732,5 @@ void tg_sendq_free(struct tg *tg)
         tg->buckets[i] = NULL;
     }
     tg->nchats = 0;
+    tg->idle_head = tg->idle_tail = NULL;
 }

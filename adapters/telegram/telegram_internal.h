@@ -124,6 +124,7 @@ struct tg {
     struct tg_chat **buckets;
     size_t nbuckets, nchats;
     struct tg_chat *ready_head, *ready_tail; /* chats with work, not busy */
+    struct tg_chat *idle_head, *idle_tail;   /* chats with nothing queued, oldest first */
     unsigned inflight;
     double tokens;         /* global bucket */
     uint64_t tokens_at;    /* ms of the last refill */

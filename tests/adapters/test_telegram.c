@@ -387,6 +387,43 @@ static void test_queue_depth_in_metrics(void **state)
     fx_done(&fx);
 }
 
+static double fx_gauge(const char *name)
+{
+    size_t len = 0;
+    char *text = metrics_render(&len);
+    assert_non_null(text);
+    const char *at = strstr(text, name);
+    assert_non_null(at);
+    double v = strtod(at + strlen(name), NULL);
+    free(text);
+    return v;
+}
+
+/* A chat whose sends are done is let go once its pacing no longer
+ * matters: the queue does not keep an entry for every chat it ever saw. */
+static void test_idle_chats_let_go(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.mode = FX_CUSTOM;
+    fx.opts.chat_interval_ms = 20;
+    fx_start(&fx);
+    for (int64_t chat = 300; chat < 340; chat++)
+        fx_dm(&fx, chat, "/hello");
+    fx_wait_count(&fx, "sendMessage", 40);
+    fx_run_for(&fx, 100);      /* past every chat's pacing */
+    fx_dm(&fx, 400, "/hello"); /* the queue's next turn lets them go */
+    fx_wait_count(&fx, "sendMessage", 41);
+    fx_run_for(&fx, 50);
+    double chats = fx_gauge("haibot_send_queue_chats{platform=\"telegram\"} ");
+    assert_true(chats <= 1.0);
+    /* A chat let go is made again when it is written to. */
+    fx_dm(&fx, 300, "/hello");
+    fx_wait_count(&fx, "sendMessage", 42);
+    fx_done(&fx);
+}
+
 static bool fx_has_ended(struct fx *fx, void *arg)
 {
     (void)arg;
@@ -832,6 +869,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_429_storm_keeps_order),
     cmocka_unit_test(test_image_and_long_text),
     cmocka_unit_test(test_queue_depth_in_metrics),
+    cmocka_unit_test(test_idle_chats_let_go),
     cmocka_unit_test(test_image_replaces_progress_and_photo_edit_refused),
     cmocka_unit_test(test_bad_token_stops_cleanly),
     cmocka_unit_test(test_conflict_and_empty_answers_back_off),
