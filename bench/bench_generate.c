@@ -8,9 +8,11 @@
  * conversation memory (each member goes on with their conversation in
  * their channel, so every job reads and writes its turns).
  *
- * Figures: jobs per second with many members in flight, and the daemon's
- * own added latency per job (p50, p99): the time from submit to the final
- * reply minus the time inside provider calls, measured one job at a time. */
+ * Figures: jobs per second with many members in flight, the same with a
+ * four-way [revenue] split posted with every charge (settlement of the
+ * community economy), and the daemon's own added
+ * latency per job (p50, p99): the time from submit to the final reply
+ * minus the time inside provider calls, measured one job at a time. */
 #include "bench/bench.h"
 
 #include "adapters/openai/openai.h"
@@ -19,9 +21,11 @@
 #include "core/core.h"
 #include "core/generate.h"
 #include "core/ledger.h"
+#include "core/revenue.h"
 #include "base/log.h"
 #include "tests/fake/httpd.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +142,34 @@ static int bg_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* BG_THROUGHPUT_JOBS more jobs, BG_INFLIGHT at a time: jobs per second. */
+static double bg_throughput(struct bg *b)
+{
+    b->target = b->started + BG_THROUGHPUT_JOBS;
+    unsigned until = b->target;
+    double t0 = bench_now();
+    for (unsigned i = 0; i < BG_INFLIGHT; i++)
+        bg_next(b);
+    while (b->done < until)
+        uv_run(&b->loop, UV_RUN_ONCE);
+    return BG_THROUGHPUT_JOBS / (bench_now() - t0);
+}
+
+static void bg_balance_done(int rc, const struct ledger_result *res, void *data)
+{
+    *(int64_t *)data = rc == 0 ? res->balance.posted : -1;
+}
+
+static int64_t bg_balance(struct bg *b, struct ledger *ledger, const char *account)
+{
+    int64_t v = INT64_MIN;
+    if (ledger_balance_get(ledger, account, bg_balance_done, &v) != 0)
+        return -1;
+    while (v == INT64_MIN)
+        uv_run(&b->loop, UV_RUN_ONCE);
+    return v;
+}
+
 int bench_generate(void)
 {
     int rc = 0;
@@ -168,7 +200,7 @@ int bench_generate(void)
     struct catalog_model_spec m = {.name = "fast",
                                    .provider = "fake",
                                    .modality = PROVIDER_TEXT,
-                                   .price_request = 1,
+                                   .price_request = 100, /* every share gets a part */
                                    .price_output_1k = 10,
                                    .max_output_tokens = 100,
                                    .enabled = true};
@@ -200,14 +232,25 @@ int bench_generate(void)
     b.core.generate = b.g;
 
     /* Throughput: many members, BG_INFLIGHT jobs at a time. */
-    b.target = BG_THROUGHPUT_JOBS;
-    double t0 = bench_now();
-    for (unsigned i = 0; i < BG_INFLIGHT; i++)
-        bg_next(&b);
-    while (b.done < b.target)
-        uv_run(&b.loop, UV_RUN_ONCE);
-    double secs = bench_now() - t0;
-    bench_report("generate_jobs_per_s", b.target / secs, "jobs/s");
+    bench_report("generate_jobs_per_s", bg_throughput(&b), "jobs/s");
+
+    /* The same with seed 001's four-way revenue split posted with every
+     * charge (holders, developers, prizes, treasury). */
+    struct revenue_split split;
+    b.core.revenue = revenue_new();
+    if (b.core.revenue == NULL ||
+        revenue_split_parse("system:holders 25%, system:developers 50%, system:prizes 15%, "
+                            "system:treasury 10%",
+                            NULL, NULL, &split, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench_generate: revenue: %s\n", err);
+        return 1;
+    }
+    revenue_configure(b.core.revenue, &split);
+    bench_report("generate_split4_jobs_per_s", bg_throughput(&b), "jobs/s");
+    if (bg_balance(&b, ledger, "system:treasury") <= 0) {
+        fprintf(stderr, "bench_generate: the split posted nothing\n");
+        rc = 1;
+    }
 
     /* Added latency: one job at a time. */
     b.added = calloc(BG_LATENCY_JOBS, sizeof(double));
@@ -239,6 +282,7 @@ int bench_generate(void)
     if (uv_loop_close(&b.loop) != 0)
         rc = 1;
     httpd_thread_stop(srv);
+    revenue_free(b.core.revenue);
     free(b.added);
     bench_tmpdir_remove(dir);
     free(dir);
