@@ -249,8 +249,14 @@ void job__settle(struct job *job)
         cost = job->reserved;
     job->charged = cost;
     job->end_rc = 0;
-    if (job->modality == PROVIDER_TEXT)
+    if (job->modality == PROVIDER_TEXT) {
         job__remember_turn(job);
+        /* The turn goes to the store now, just before the charge, so that
+         * both share a commit; left for the next turn of the loop it would
+         * take a commit of its own, which the member's next job could
+         * then wait behind. */
+        generate__conv_flush(g);
+    }
     struct ledger *ledger = g->core->ledger;
     if (!job->res_open) {
         job->charged = 0;
