@@ -421,6 +421,31 @@
 #define MSG_BOARD_UNKNOWN_MODEL "unknown model"
 #define MSG_BOARD_NOT_HERE "Leaderboards belong to servers and groups: use /leaderboard there."
 
+/* ---- /gallery ----------------------------------------------------------------- */
+
+#define MSG_GALLERY_NOT_HERE "Galleries belong to servers and groups: use /gallery there."
+/* %s: the error. */
+#define MSG_GALLERY_FAILED "The gallery could not be read (%s)."
+/* %s: the period, one of MSG_BOARD_PERIOD_*. */
+#define MSG_GALLERY_EMPTY_NEW "No images were made here %s. Make one with /imagine."
+/* %s: the period, one of MSG_BOARD_PERIOD_*. */
+#define MSG_GALLERY_EMPTY_TOP                                                                      \
+    "No image made here was upvoted %s. Upvote one with its Upvote button, or see /gallery new."
+/* %lld: the page; the period may have no more. */
+#define MSG_GALLERY_NO_PAGE "Page %lld of this gallery is empty: there are fewer images."
+/* %s: the period; %s: the order; %lld: the page. */
+#define MSG_GALLERY_HEADER "Gallery here %s, %s, page %lld:"
+#define MSG_GALLERY_ORDER_NEW "newest first"
+#define MSG_GALLERY_ORDER_TOP "most upvoted first"
+/* %zu: its place; %s: creator; %s: model; %lld: upvotes; %s: "s" or "". */
+#define MSG_GALLERY_ROW "%zu. By %s with %s: %lld upvote%s"
+/* %lld: the page. */
+#define MSG_GALLERY_PAGES "Page %lld."
+#define MSG_GALLERY_PREV "Previous page"
+#define MSG_GALLERY_NEXT "Next page"
+#define MSG_GALLERY_BUTTON_NOT_YOURS "These buttons belong to whoever asked: run /gallery yourself."
+#define MSG_GALLERY_BUTTON_EXPIRED "This button no longer works: run /gallery again."
+
 /* ---- /admin stats ----------------------------------------------------------- */
 
 /* %s: the refusals by reason, or MSG_STATS_NONE. */

@@ -203,8 +203,8 @@ static const char *const pg_migrations[] = {
     " revoked_at BIGINT NOT NULL);"
     "CREATE INDEX apikeys_owner ON apikeys(owner);",
     /* 5: generated images (pg_image.c), as the SQLite schema's version 12:
-     * who made each where, with which model, its bytes, and its owner's
-     * prompt for Regenerate (NULL once erased by /forget). */
+     * who made each where, with which model, its bytes and thumbnail, and
+     * its owner's prompt for Regenerate (NULL once erased by /forget). */
     "CREATE TABLE images ("
     " id TEXT COLLATE \"C\" PRIMARY KEY,"
     " scope TEXT COLLATE \"C\" NOT NULL,"
@@ -217,6 +217,7 @@ static const char *const pg_migrations[] = {
     " mime TEXT NOT NULL,"
     " prompt TEXT,"
     " created_at BIGINT NOT NULL,"
+    " thumb BYTEA,"
     " data BYTEA NOT NULL);"
     "CREATE INDEX images_scope ON images(scope, created_at, id);"
     "CREATE INDEX images_created ON images(created_at);"

@@ -29,9 +29,15 @@ static void image__text(char *dst, size_t cap, sqlite3_stmt *st, int col)
     dst[n] = '\0';
 }
 
-/* A row of IMAGE_COLS, then the count (column 11) and the bytes (12, when
- * asked for), into img. */
-static int image__row(sqlite3_stmt *st, bool data, struct store_image *img)
+/* The bytes column of a read (IMAGE_BYTES, then whether the row has a
+ * thumbnail): ?6 is an enum store_image_bytes. */
+#define IMAGE_BYTES                                                                                \
+    "CASE ?6 WHEN 1 THEN i.data WHEN 2 THEN COALESCE(i.thumb, i.data) END,"                        \
+    " i.thumb IS NOT NULL"
+
+/* A row of IMAGE_COLS, then the count (column 11), the bytes (12, when
+ * asked for) and whether a thumbnail exists (13), into img. */
+static int image__row(sqlite3_stmt *st, enum store_image_bytes bytes, struct store_image *img)
 {
     memset(img, 0, sizeof(*img));
     image__text(img->id, sizeof(img->id), st, 0);
@@ -51,7 +57,7 @@ static int image__row(sqlite3_stmt *st, bool data, struct store_image *img)
     }
     img->created_at = sqlite3_column_int64(st, 10);
     img->upvotes = sqlite3_column_int64(st, 11);
-    if (data) {
+    if (bytes != STORE_IMAGE_NONE) {
         const void *b = sqlite3_column_blob(st, 12);
         int n = sqlite3_column_bytes(st, 12);
         img->data = malloc(n > 0 ? (size_t)n : 1);
@@ -62,6 +68,9 @@ static int image__row(sqlite3_stmt *st, bool data, struct store_image *img)
         if (n > 0)
             memcpy(img->data, b, (size_t)n);
         img->len = n > 0 ? (size_t)n : 0;
+        img->is_thumb = bytes == STORE_IMAGE_THUMB && sqlite3_column_int(st, 13) != 0;
+        if (img->is_thumb)
+            memcpy(img->mime, "image/png", sizeof("image/png"));
     }
     return 0;
 }
@@ -82,8 +91,8 @@ int sqlite_txn_image_put(struct store_txn *txn, const struct store_image *img)
     sqlite3_stmt *st = NULL;
     int rc = image__prepare(s,
                             "INSERT OR REPLACE INTO images (id, scope, owner, platform, user_id,"
-                            " scope_id, model, size, mime, prompt, created_at, data)"
-                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                            " scope_id, model, size, mime, prompt, created_at, data, thumb)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                             &st, "image_put");
     if (rc < 0)
         return rc;
@@ -101,26 +110,28 @@ int sqlite_txn_image_put(struct store_txn *txn, const struct store_image *img)
     sqlite3_bind_int64(st, 11, img->created_at);
     sqlite3_bind_blob(st, 12, img->data != NULL ? (const void *)img->data : "", (int)img->len,
                       SQLITE_STATIC);
+    if (img->thumb != NULL)
+        sqlite3_bind_blob(st, 13, img->thumb, (int)img->thumb_len, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store__fail(s, "image_put");
     sqlite3_finalize(st);
     return rc;
 }
 
-int sqlite_txn_image_get(struct store_txn *txn, const char *id, bool data, struct store_image *out)
+int sqlite_txn_image_get(struct store_txn *txn, const char *id, enum store_image_bytes bytes,
+                         struct store_image *out)
 {
     struct sqlite_store *s = sqlite__of(txn);
     sqlite3_stmt *st = NULL;
-    int rc = image__prepare(s,
-                            "SELECT " IMAGE_COLS ", 0, CASE WHEN ?2 THEN i.data END"
-                            " FROM images i WHERE i.id = ?1",
-                            &st, "image_get");
+    int rc =
+        image__prepare(s, "SELECT " IMAGE_COLS ", 0, " IMAGE_BYTES " FROM images i WHERE i.id = ?1",
+                       &st, "image_get");
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, data ? 1 : 0);
+    sqlite3_bind_int(st, 6, (int)bytes);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW)
-        rc = image__row(st, data, out);
+        rc = image__row(st, bytes, out);
     else if (r == SQLITE_DONE)
         rc = HB_ENOTFOUND;
     else
@@ -130,7 +141,7 @@ int sqlite_txn_image_get(struct store_txn *txn, const char *id, bool data, struc
 }
 
 int sqlite_txn_image_page(struct store_txn *txn, const char *scope, const char *period, bool top,
-                          int64_t since_ms, size_t skip, size_t max, bool data,
+                          int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
                           struct store_image *out, size_t *n)
 {
     struct sqlite_store *s = sqlite__of(txn);
@@ -139,12 +150,11 @@ int sqlite_txn_image_page(struct store_txn *txn, const char *scope, const char *
      * up by its id; images already pruned drop out. Newest: a backward
      * walk of images_scope from the newest, each count looked up by the
      * votes key. */
-    const char *sql = top ? "SELECT " IMAGE_COLS ", v.count, CASE WHEN ?6 THEN i.data END"
+    const char *sql = top ? "SELECT " IMAGE_COLS ", v.count, " IMAGE_BYTES
                             " FROM votes v JOIN images i ON i.id = v.image"
                             " WHERE v.scope = ?1 AND v.period = ?2 AND i.scope = ?1"
                             " ORDER BY v.count DESC, v.image LIMIT ?4 OFFSET ?5"
-                          : "SELECT " IMAGE_COLS
-                            ", COALESCE(v.count, 0), CASE WHEN ?6 THEN i.data END"
+                          : "SELECT " IMAGE_COLS ", COALESCE(v.count, 0), " IMAGE_BYTES
                             " FROM images i LEFT JOIN votes v"
                             " ON v.scope = i.scope AND v.period = ?2 AND v.image = i.id"
                             " WHERE i.scope = ?1 AND i.created_at >= ?3"
@@ -158,10 +168,10 @@ int sqlite_txn_image_page(struct store_txn *txn, const char *scope, const char *
         sqlite3_bind_int64(st, 3, since_ms);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)max);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)skip);
-    sqlite3_bind_int(st, 6, data ? 1 : 0);
+    sqlite3_bind_int(st, 6, (int)bytes);
     int r = SQLITE_DONE;
     while (rc == 0 && *n < max && (r = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = image__row(st, data, &out[*n]);
+        rc = image__row(st, bytes, &out[*n]);
         if (rc == 0)
             (*n)++;
     }

@@ -249,9 +249,10 @@ static const char *const store_migrations[] = {
     "CREATE INDEX apikeys_owner ON apikeys(owner);",
     /* 12: generated images (storage/sqlite_image.c), so that Regenerate,
      * /gallery and contests outlive a restart: who made each where, with
-     * which model, its bytes, and its owner's prompt for Regenerate (NULL
-     * once erased by /forget). The bytes are the last column, so a read of
-     * the other columns never touches them. A gallery page is a walk of
+     * which model, its bytes and a small PNG thumbnail of it (NULL when it
+     * could not be made: not a PNG), and its owner's prompt for Regenerate
+     * (NULL once erased by /forget). The bytes are the last columns, so a
+     * read of the others never touches them. A gallery page is a walk of
      * images_scope (newest first) or of votes_top (most upvoted);
      * retention walks images_created. */
     "CREATE TABLE images ("
@@ -266,6 +267,7 @@ static const char *const store_migrations[] = {
     " mime TEXT NOT NULL,"
     " prompt TEXT,"
     " created_at INTEGER NOT NULL,"
+    " thumb BLOB,"
     " data BLOB NOT NULL"
     ");"
     "CREATE INDEX images_scope ON images(scope, created_at, id);"

@@ -639,19 +639,20 @@ int store_txn_image_put(struct store_txn *txn, const struct store_image *img)
     return txn->store->ops->image_put(txn, img);
 }
 
-int store_txn_image_get(struct store_txn *txn, const char *id, bool data, struct store_image *out)
+int store_txn_image_get(struct store_txn *txn, const char *id, enum store_image_bytes bytes,
+                        struct store_image *out)
 {
-    return txn->store->ops->image_get(txn, id, data, out);
+    return txn->store->ops->image_get(txn, id, bytes, out);
 }
 
 int store_txn_image_page(struct store_txn *txn, const char *scope, const char *period, bool top,
-                         int64_t since_ms, size_t skip, size_t max, bool data,
+                         int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
                          struct store_image *out, size_t *n)
 {
     *n = 0;
     if (max > STORE_IMAGE_PAGE_MAX)
         max = STORE_IMAGE_PAGE_MAX;
-    return txn->store->ops->image_page(txn, scope, period, top, since_ms, skip, max, data, out, n);
+    return txn->store->ops->image_page(txn, scope, period, top, since_ms, skip, max, bytes, out, n);
 }
 
 int store_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,

@@ -553,6 +553,13 @@ int store_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount
 #define STORE_IMAGE_MIME_SIZE 32 /* "image/png", NUL included */
 #define STORE_IMAGE_PAGE_MAX 25  /* most rows one store_txn_image_page returns */
 
+/** Which bytes a read returns in store_image.data. */
+enum store_image_bytes {
+    STORE_IMAGE_NONE = 0,  /* none (data NULL) */
+    STORE_IMAGE_FULL = 1,  /* the image */
+    STORE_IMAGE_THUMB = 2, /* its thumbnail (a PNG), or the image when it has none */
+};
+
 /** One stored image. prompt and data are borrowed by store_txn_image_put;
  *  the reads fill them with heap copies that store_image_clear frees. */
 struct store_image {
@@ -568,8 +575,11 @@ struct store_image {
     int64_t created_at;               /* ms since the epoch */
     int64_t upvotes;                  /* reads by page: its count in the period asked for */
     char *prompt;                     /* NULL: erased, or not read */
-    unsigned char *data;              /* the image's bytes; NULL when not read */
+    unsigned char *data;              /* the bytes asked for; NULL when not read */
     size_t len;                       /* bytes in data */
+    bool is_thumb;                    /* reads: data is the thumbnail (mime says image/png) */
+    const unsigned char *thumb;       /* put: a small PNG of it, or NULL (borrowed) */
+    size_t thumb_len;                 /* put: bytes in thumb */
 };
 
 /** Free what a read put in img (prompt, data); the rest stays. */
@@ -578,18 +588,19 @@ void store_image_clear(struct store_image *img);
 /** Insert an image, or replace the row of the same id. */
 int store_txn_image_put(struct store_txn *txn, const struct store_image *img);
 
-/** Read image id into *out, with its bytes when data is true. HB_ENOTFOUND
+/** Read image id into *out, with the bytes `bytes` names. HB_ENOTFOUND
  *  when there is none (never stored, or pruned). */
-int store_txn_image_get(struct store_txn *txn, const char *id, bool data, struct store_image *out);
+int store_txn_image_get(struct store_txn *txn, const char *id, enum store_image_bytes bytes,
+                        struct store_image *out);
 
 /** One page of scope's images, at most max (<= STORE_IMAGE_PAGE_MAX) into
  *  out[] after skipping `skip`; *n is how many. top: the images with the
  *  highest count in the votes period `period`, highest first (ties by
  *  id), as store_txn_vote_top ranks them; else the images made at or after
- *  since_ms, newest first, each with its count in `period`. With data
- *  true the bytes are read too. Clear each row with store_image_clear. */
+ *  since_ms, newest first, each with its count in `period`. The bytes
+ *  `bytes` names are read too. Clear each row with store_image_clear. */
 int store_txn_image_page(struct store_txn *txn, const char *scope, const char *period, bool top,
-                         int64_t since_ms, size_t skip, size_t max, bool data,
+                         int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
                          struct store_image *out, size_t *n);
 
 /** Delete the images made before before_ms, then, when keep_max > 0, all

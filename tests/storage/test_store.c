@@ -321,6 +321,10 @@ static void image_put(struct store_txn *txn, const char *id, const char *scope, 
     snprintf(img.mime, sizeof(img.mime), "image/png");
     img.data = bytes;
     img.len = sizeof(bytes);
+    if (strcmp(id, "b") == 0) { /* the one with a thumbnail */
+        img.thumb = (const unsigned char *)"thumb";
+        img.thumb_len = 5;
+    }
     assert_int_equal(store_txn_image_put(txn, &img), 0);
 }
 
@@ -372,7 +376,7 @@ static void test_images(void **state)
     assert_non_null(s);
     assert_int_equal(store_txn_begin(s, false, &txn), 0);
     struct store_image img;
-    assert_int_equal(store_txn_image_get(txn, "a", true, &img), 0);
+    assert_int_equal(store_txn_image_get(txn, "a", STORE_IMAGE_FULL, &img), 0);
     assert_string_equal(img.scope, "telegram:g1");
     assert_string_equal(img.owner, "telegram:u-a");
     assert_int_equal(img.platform, 2);
@@ -387,38 +391,47 @@ static void test_images(void **state)
     assert_int_equal(img.data[0], 'a');
     assert_int_equal(img.data[39], (unsigned char)(39 * 7 + 'a'));
     store_image_clear(&img);
-    assert_int_equal(store_txn_image_get(txn, "c", false, &img), 0);
+    assert_int_equal(store_txn_image_get(txn, "c", STORE_IMAGE_NONE, &img), 0);
     assert_null(img.prompt);
     assert_null(img.data);
     store_image_clear(&img);
-    assert_int_equal(store_txn_image_get(txn, "zz", false, &img), HB_ENOTFOUND);
+    assert_int_equal(store_txn_image_get(txn, "zz", STORE_IMAGE_NONE, &img), HB_ENOTFOUND);
 
     struct store_image rows[STORE_IMAGE_PAGE_MAX];
     size_t n = 0;
     char ids[128];
-    assert_int_equal(
-        store_txn_image_page(txn, "telegram:g1", "all", false, 0, 0, 10, false, rows, &n), 0);
+    assert_int_equal(store_txn_image_page(txn, "telegram:g1", "all", false, 0, 0, 10,
+                                          STORE_IMAGE_NONE, rows, &n),
+                     0);
     assert_int_equal(n, 3);
     assert_int_equal(rows[1].upvotes, 3);
     assert_int_equal(rows[0].upvotes, 0);
     assert_null(rows[0].data);
     assert_string_equal(image_ids(rows, n, ids, sizeof(ids)), "c,b,a");
-    assert_int_equal(
-        store_txn_image_page(txn, "telegram:g1", "all", false, 1500, 1, 10, true, rows, &n), 0);
+    assert_int_equal(store_txn_image_page(txn, "telegram:g1", "all", false, 1500, 1, 10,
+                                          STORE_IMAGE_FULL, rows, &n),
+                     0);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].len, 40);
     assert_string_equal(image_ids(rows, n, ids, sizeof(ids)), "b");
-    assert_int_equal(
-        store_txn_image_page(txn, "telegram:g1", "all", true, 0, 0, 10, true, rows, &n), 0);
+    assert_int_equal(store_txn_image_page(txn, "telegram:g1", "all", true, 0, 0, 10,
+                                          STORE_IMAGE_THUMB, rows, &n),
+                     0);
     assert_int_equal(n, 2);
     assert_int_equal(rows[0].upvotes, 3);
-    assert_int_equal(rows[0].len, 40);
+    assert_true(rows[0].is_thumb);
+    assert_int_equal(rows[0].len, 5);
+    assert_memory_equal(rows[0].data, "thumb", 5);
+    assert_false(rows[1].is_thumb); /* none: the image itself */
+    assert_int_equal(rows[1].len, 40);
     assert_string_equal(image_ids(rows, n, ids, sizeof(ids)), "b,a");
     assert_int_equal(
-        store_txn_image_page(txn, "telegram:g1", "all", true, 0, 1, 1, false, rows, &n), 0);
+        store_txn_image_page(txn, "telegram:g1", "all", true, 0, 1, 1, STORE_IMAGE_NONE, rows, &n),
+        0);
     assert_string_equal(image_ids(rows, n, ids, sizeof(ids)), "a");
-    assert_int_equal(
-        store_txn_image_page(txn, "telegram:g9", "all", false, 0, 0, 10, false, rows, &n), 0);
+    assert_int_equal(store_txn_image_page(txn, "telegram:g9", "all", false, 0, 0, 10,
+                                          STORE_IMAGE_NONE, rows, &n),
+                     0);
     assert_int_equal(n, 0);
     assert_int_equal(store_txn_end(txn, true), 0);
 
@@ -426,7 +439,7 @@ static void test_images(void **state)
     int64_t changed = 0;
     assert_int_equal(store_txn_image_forget(txn, "telegram:u-a", &changed), 0);
     assert_int_equal(changed, 1);
-    assert_int_equal(store_txn_image_get(txn, "a", false, &img), 0);
+    assert_int_equal(store_txn_image_get(txn, "a", STORE_IMAGE_NONE, &img), 0);
     assert_null(img.prompt);
     store_image_clear(&img);
     /* Older than 1500 goes, then all but the 2 newest. */
@@ -434,10 +447,10 @@ static void test_images(void **state)
     assert_int_equal(changed, 1);
     assert_int_equal(store_txn_image_prune(txn, 1500, 2, &changed), 0);
     assert_int_equal(changed, 2);
-    assert_int_equal(store_txn_image_get(txn, "c", false, &img), HB_ENOTFOUND);
-    assert_int_equal(store_txn_image_get(txn, "d", false, &img), 0);
+    assert_int_equal(store_txn_image_get(txn, "c", STORE_IMAGE_NONE, &img), HB_ENOTFOUND);
+    assert_int_equal(store_txn_image_get(txn, "d", STORE_IMAGE_NONE, &img), 0);
     store_image_clear(&img);
-    assert_int_equal(store_txn_image_get(txn, "e", false, &img), 0);
+    assert_int_equal(store_txn_image_get(txn, "e", STORE_IMAGE_NONE, &img), 0);
     store_image_clear(&img);
     assert_int_equal(store_txn_end(txn, true), 0);
     store_free(s);
