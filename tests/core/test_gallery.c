@@ -409,9 +409,9 @@ static void test_thumbnails(void **state)
     png_size(again, again_len, &w, &h);
     assert_int_equal(w, 256);
     free(again);
-    assert_int_equal(thumb_png((const unsigned char *)png_bytes, sizeof(png_bytes) - 1, 256,
-                               &again, &again_len),
-                     HB_EINVAL);
+    assert_int_equal(
+        thumb_png((const unsigned char *)png_bytes, sizeof(png_bytes) - 1, 256, &again, &again_len),
+        HB_EINVAL);
     assert_null(again);
     unsigned char huge[32];
     memcpy(huge, png, sizeof(huge));
@@ -421,8 +421,8 @@ static void test_thumbnails(void **state)
 
     struct gt gt;
     gal_init(&gt, NULL);
-    struct store_image img = {.platform = COMMAND_PLATFORM_CONSOLE, .created_at = gt.wall,
-                              .data = png, .len = len};
+    struct store_image img = {
+        .platform = COMMAND_PLATFORM_CONSOLE, .created_at = gt.wall, .data = png, .len = len};
     snprintf(img.id, sizeof(img.id), "chart1");
     snprintf(img.scope, sizeof(img.scope), "console:g1");
     snprintf(img.mime, sizeof(img.mime), "image/png");
