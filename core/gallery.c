@@ -134,6 +134,7 @@ struct gallery_rows_op {
     size_t skip, max;
     char ids[STORE_IMAGE_PAGE_MAX][STORE_TAG_SIZE]; /* gallery_get_many: nids of them */
     size_t nids;
+    enum store_image_bytes bytes; /* gallery_get_many */
     size_t n;
     struct store_image rows[STORE_IMAGE_PAGE_MAX];
     gallery_rows_cb cb;
@@ -151,7 +152,7 @@ static int gallery__many_run(struct store_txn *txn, struct store_job *job)
 {
     struct gallery_rows_op *op = container_of(job, struct gallery_rows_op, job);
     for (size_t i = 0; i < op->nids; i++) {
-        int rc = store_txn_image_get(txn, op->ids[i], STORE_IMAGE_THUMB, &op->rows[op->n]);
+        int rc = store_txn_image_get(txn, op->ids[i], op->bytes, &op->rows[op->n]);
         if (rc == 0)
             op->n++;
         else if (rc != HB_ENOTFOUND)
@@ -195,8 +196,8 @@ int gallery_page(struct store *store, const char *scope, const char *period, boo
     return rc;
 }
 
-int gallery_get_many(struct store *store, const char *const *ids, size_t n, gallery_rows_cb cb,
-                     void *cbdata)
+int gallery_get_many(struct store *store, const char *const *ids, size_t n,
+                     enum store_image_bytes bytes, gallery_rows_cb cb, void *cbdata)
 {
     if (store == NULL || cb == NULL || n > STORE_IMAGE_PAGE_MAX)
         return HB_EINVAL;
@@ -207,6 +208,7 @@ int gallery_get_many(struct store *store, const char *const *ids, size_t n, gall
         if (ids[i] != NULL && ids[i][0] != '\0' && strlen(ids[i]) < STORE_TAG_SIZE)
             memcpy(op->ids[op->nids++], ids[i], strlen(ids[i]) + 1);
     }
+    op->bytes = bytes;
     op->cb = cb;
     op->data = cbdata;
     op->job.run = gallery__many_run;

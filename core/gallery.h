@@ -51,11 +51,12 @@ typedef void (*gallery_rows_cb)(int rc, const struct store_image *rows, size_t n
 int gallery_page(struct store *store, const char *scope, const char *period, bool top,
                  int64_t since_ms, size_t skip, size_t max, gallery_rows_cb cb, void *cbdata);
 
-/** Read the images of ids (n <= STORE_IMAGE_PAGE_MAX; bytes included) in
- *  one store job, in the order given; images not kept are left out.
- *  Returns 0 (cb follows) or a negative code (no callback). */
-int gallery_get_many(struct store *store, const char *const *ids, size_t n, gallery_rows_cb cb,
-                     void *cbdata);
+/** Read the images of ids (n <= STORE_IMAGE_PAGE_MAX) with the bytes
+ *  `bytes` names in one store job, in the order given; images not kept
+ *  are left out. Returns 0 (cb follows) or a negative code (no
+ *  callback). */
+int gallery_get_many(struct store *store, const char *const *ids, size_t n,
+                     enum store_image_bytes bytes, gallery_rows_cb cb, void *cbdata);
 
 /** Delete the images made before before_ms, then all but the keep_max
  *  newest (0: no cap). cb (may be NULL) gets the rows deleted. Returns 0

@@ -889,6 +889,10 @@
 /* ---- Contests (/contest, /admin contest) --------------------------------- */
 
 #define MSG_CONTEST_NOT_HERE "Contests run per server or group: run this there."
+/* %zu: place; %s: creator; %lld: upvotes; %s: "s" or "". An entry's thumbnail. */
+#define MSG_CONTEST_THUMB "%zu. %s: %lld upvote%s"
+/* %zu: place; %s: creator; %lld: upvotes; %s: "s" or "". A winning image. */
+#define MSG_CONTEST_WINNER_IMAGE "Winning image %zu: by %s, %lld upvote%s"
 #define MSG_CONTEST_NONE                                                                           \
     "No contest runs here. An admin starts one with /admin contest start [week|DAYS] [prize]."
 /* %s: the end ("2026-12-07 00:00 UTC"); %s: the time left ("1d 6h 0m"). */

@@ -11,9 +11,12 @@
 #include "base/error.h"
 #include "core/chart.h"
 #include "core/commands.h"
+#include "core/contest.h"
 #include "core/gallery.h"
 #include "core/handlers.h"
+#include "core/notify.h"
 #include "core/thumb.h"
+#include "core/votes.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -433,14 +436,18 @@ static void test_thumbnails(void **state)
     assert_int_equal(gallery_save(ledger_store(gt.lt.ledger), &img), 0);
     const char *ids[] = {"chart1", "nothing", "fake1"};
     struct gal_read r = {0};
-    assert_int_equal(gallery_get_many(ledger_store(gt.lt.ledger), ids, 1, gal_read_cb, &r), 0);
+    assert_int_equal(
+        gallery_get_many(ledger_store(gt.lt.ledger), ids, 1, STORE_IMAGE_THUMB, gal_read_cb, &r),
+        0);
     gt_wait(&gt, &r.done, 1);
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.n, 1);
     assert_true(r.is_thumb);
     assert_int_equal(r.w, 256);
     memset(&r, 0, sizeof(r));
-    assert_int_equal(gallery_get_many(ledger_store(gt.lt.ledger), ids + 1, 2, gal_read_cb, &r), 0);
+    assert_int_equal(gallery_get_many(ledger_store(gt.lt.ledger), ids + 1, 2, STORE_IMAGE_THUMB,
+                                      gal_read_cb, &r),
+                     0);
     gt_wait(&gt, &r.done, 1);
     assert_int_equal(r.n, 1); /* "nothing" is left out */
     assert_false(r.is_thumb); /* not a PNG: the image itself */
@@ -449,11 +456,155 @@ static void test_thumbnails(void **state)
     gt_done(&gt);
 }
 
+/* What the host was asked to post: results as text, images as messages. */
+struct gal_posted {
+    int texts;
+    int images;
+    char text[1024];
+    char caption[256];
+    size_t image_len;
+    unsigned char image_head[24];
+};
+
+static int gal_notify(void *host, const struct notify_target *to, const char *text)
+{
+    struct gal_posted *p = host;
+    assert_string_equal(to->scope_id, "g1");
+    p->texts++;
+    snprintf(p->text, sizeof(p->text), "%s", text);
+    return 0;
+}
+
+static int gal_notify_msg(void *host, const struct notify_target *to, const struct reply_msg *msg)
+{
+    struct gal_posted *p = host;
+    assert_string_equal(to->channel_id, "c-g1");
+    assert_non_null(msg->image);
+    p->images++;
+    snprintf(p->caption, sizeof(p->caption), "%s", msg->text);
+    p->image_len = msg->image->len;
+    memcpy(p->image_head, msg->image->data,
+           msg->image->len < sizeof(p->image_head) ? msg->image->len : sizeof(p->image_head));
+    return 0;
+}
+
+static const struct core_host_ops gal_host_ops = {.notify = gal_notify,
+                                                  .notify_msg = gal_notify_msg};
+
+static void gal_flag_cb(int rc, void *data)
+{
+    *(int *)data = rc == 0 ? 1 : -1;
+}
+
+static void gal_vote(struct gt *gt, const char *period, const char *image, const char *voter,
+                     const char *creator)
+{
+    struct votes_cast v = {.scope = "console:g1",
+                           .image = image,
+                           .voter = voter,
+                           .creator = creator,
+                           .model = "img",
+                           .now_ms = gt->wall,
+                           .contest = period};
+    int done = 0;
+    assert_int_equal(votes_cast(ledger_store(gt->lt.ledger), &v, gal_flag_cb, &done), 0);
+    gt_wait(gt, &done, 1);
+}
+
+static void gal_keep(struct gt *gt, const char *id, const char *creator, const unsigned char *data,
+                     size_t len)
+{
+    struct store_image img = {.platform = COMMAND_PLATFORM_CONSOLE,
+                              .created_at = gt->wall,
+                              .data = (unsigned char *)data,
+                              .len = len};
+    snprintf(img.id, sizeof(img.id), "%s", id);
+    snprintf(img.scope, sizeof(img.scope), "console:g1");
+    snprintf(img.owner, sizeof(img.owner), "console:%s", creator);
+    snprintf(img.user_id, sizeof(img.user_id), "%s", creator);
+    snprintf(img.scope_id, sizeof(img.scope_id), "g1");
+    snprintf(img.mime, sizeof(img.mime), "image/png");
+    assert_int_equal(gallery_save(ledger_store(gt->lt.ledger), &img), 0);
+}
+
+/* /contest shows its entries' thumbnails as uploads after the standings,
+ * and the results are followed by the winning images, full size. */
+static void test_contest_images(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gal_init(&gt, NULL);
+    struct gal_posted posted;
+    memset(&posted, 0, sizeof(posted));
+    gt.core.host_ops = &gal_host_ops;
+    gt.core.host = &posted;
+    struct contests *cs = contests_new(&gt.core);
+    assert_non_null(cs);
+    gt.core.contests = cs;
+    struct contest c = {.platform = COMMAND_PLATFORM_CONSOLE,
+                        .scope_id = "g1",
+                        .channel_id = "c-g1",
+                        .id = gt.wall,
+                        .end_ms = gt.wall + 86400000LL};
+    int done = 0;
+    assert_int_equal(contests_start(cs, &c, gal_flag_cb, &done), 0);
+    gt_wait(&gt, &done, 1);
+    char period[CONTEST_PERIOD_MAX];
+    assert_int_equal(contest_period(&c, period, sizeof(period)), 0);
+
+    struct store_usage row = {.day = 20000, .tag = "m", .amount = 5, .count = 1};
+    unsigned char *png = NULL;
+    size_t len = 0;
+    assert_int_equal(chart_usage_png(&row, 1, 20000, 7, "t", &png, &len), 0);
+    gal_keep(&gt, "imgA", "u1", png, len);
+    gal_keep(&gt, "imgB", "u2", png, len);
+    gal_keep(&gt, "imgC", "u3", (const unsigned char *)png_bytes, sizeof(png_bytes) - 1);
+    for (int i = 0; i < 3; i++) {
+        char voter[32];
+        snprintf(voter, sizeof(voter), "console:v%d", i);
+        gal_vote(&gt, period, "imgC", voter, "u3");
+        if (i < 2)
+            gal_vote(&gt, period, "imgA", voter, "u1");
+    }
+    gal_vote(&gt, period, "imgB", "console:v0", "u2");
+    gal_vote(&gt, period, "imgGone", "console:v0", "u4"); /* no image kept */
+
+    struct reply_capture cap;
+    struct invocation inv;
+    gt_inv(&inv, &cap, "viewer", "g1");
+    cmd_contest(&gt.core, &inv);
+    gt_wait(&gt, &cap.finished, 1);
+    const char *t = cap.text;
+    assert_non_null(strstr(t, "  1. u3: 3 upvotes (image imgC)"));
+    assert_non_null(strstr(t, "  4. u4: 1 upvote (image imgGone)"));
+    assert_non_null(strstr(t, "\n1. u3: 3 upvotes\n2. u1: 2 upvotes\n3. u2: 1 upvote"));
+    assert_null(strstr(t, "\n4. u4"));
+    assert_int_equal(cap.nmsgs, 4); /* the standings, then three uploads */
+    unsigned w = 0, h = 0;
+    png_size(cap.image_head, sizeof(cap.image_head), &w, &h);
+    assert_int_equal(w, 256); /* the last, imgB: its thumbnail */
+    assert_true(cap.image_bytes < len);
+    reply_capture_close(&cap);
+
+    gt.wall += 2 * 86400000LL;
+    assert_int_equal(contests_tick(cs), 1);
+    gt_wait(&gt, &posted.images, 3);
+    assert_int_equal(posted.texts, 1);
+    assert_non_null(strstr(posted.text, "The contest has ended. Winners:\n1. u3 with 3 upvotes"));
+    assert_string_equal(posted.caption, "Winning image 3: by u2, 1 upvote");
+    assert_int_equal(posted.image_len, len); /* the image itself */
+    for (int k = 0; k < 100000 && contests_busy(cs) > 0; k++)
+        uv_run(&gt.lt.loop, UV_RUN_ONCE);
+    gt.core.contests = NULL;
+    contests_free(cs);
+    free(png);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest gallery_tests[] = {
-    cmocka_unit_test(test_images_outlive_restart),
-    cmocka_unit_test(test_images_pruned),
-    cmocka_unit_test(test_gallery_pages),
-    cmocka_unit_test(test_thumbnails),
+    cmocka_unit_test(test_images_outlive_restart), cmocka_unit_test(test_images_pruned),
+    cmocka_unit_test(test_gallery_pages),          cmocka_unit_test(test_thumbnails),
+    cmocka_unit_test(test_contest_images),
 };
 
 TEST_GROUP_DEFINE(gallery, gallery_tests, gt_group_setup, lt_group_teardown)
