@@ -181,7 +181,7 @@ int pg_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_ma
         changed = 0;
         rc = pg__do(s,
                     "DELETE FROM images WHERE id IN (SELECT id FROM images"
-                    " ORDER BY created_at DESC, id DESC OFFSET $1)",
+                    " ORDER BY created_at DESC OFFSET $1)",
                     &p, "image_prune", &changed);
         *removed += changed;
     }

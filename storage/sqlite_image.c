@@ -216,7 +216,7 @@ int sqlite_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t kee
     if (rc == 0 && keep_max > 0)
         rc = image__change(s,
                            "DELETE FROM images WHERE id IN (SELECT id FROM images"
-                           " ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?1)",
+                           " ORDER BY created_at DESC LIMIT -1 OFFSET ?1)",
                            NULL, keep_max, removed, "image_prune");
     return rc;
 }
