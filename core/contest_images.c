@@ -106,7 +106,10 @@ static void contest__winners_read(int rc, const struct store_image *imgs, size_t
             continue;
         const struct contest_payment *p = &op->pay[place];
         char caption[256];
-        snprintf(caption, sizeof(caption), MSG_CONTEST_WINNER_IMAGE, place + 1, p->creator,
+        bool discord = op->c.platform == COMMAND_PLATFORM_DISCORD; /* a mention shows the name */
+        char who[STORE_ID_SIZE + 8];
+        snprintf(who, sizeof(who), "%s%s%s", discord ? "<@" : "", p->creator, discord ? ">" : "");
+        snprintf(caption, sizeof(caption), MSG_CONTEST_WINNER_IMAGE, place + 1, who,
                  (long long)p->upvotes, p->upvotes == 1 ? "" : "s");
         struct reply_image image = {
             .data = imgs[i].data,
@@ -151,10 +154,7 @@ void contest_images_post(struct core *core, const struct contest *c,
                          const struct contest_payment *pay, size_t npay)
 {
     const struct core_host_ops *h = core->host_ops;
-    /* Discord's notices carry no upload yet (adapters/adapter.h): its
-     * results stay text, without a caption per image left bare. */
-    if (h == NULL || h->notify_msg == NULL || npay == 0 || core->ledger == NULL ||
-        c->platform == COMMAND_PLATFORM_DISCORD)
+    if (h == NULL || h->notify_msg == NULL || npay == 0 || core->ledger == NULL)
         return;
     struct contest_post *op = calloc(1, sizeof(*op));
     if (op == NULL)

@@ -25,8 +25,8 @@ int contest_images_show(struct core *core, struct reply *reply, const struct sto
  *  the channel the results went to: each winner's best entry (as the
  *  standings rank it) as an upload, captioned with the place, creator and
  *  upvotes. Best effort, like the results' post: nothing waits for it and
- *  a failure is logged. Only where the platform's notices carry images
- *  (core_host_ops.notify_msg; not Discord's yet). */
+ *  a failure is logged. Only with core_host_ops.notify_msg (the
+ *  daemon's: Telegram and Discord notices carry the upload). */
 void contest_images_post(struct core *core, const struct contest *c,
                          const struct contest_payment *pay, size_t npay);
 
