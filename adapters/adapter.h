@@ -100,7 +100,8 @@ struct adapter_ops {
      *  logged), HB_EINVAL when the target cannot be reached on this
      *  platform, or another negative code. Stage and ephemeral are
      *  ignored; buttons and an image go along where the platform's notices
-     *  carry them (Telegram) and are left out elsewhere. */
+     *  carry them (Telegram, and Discord: an upload with the last piece)
+     *  and are left out elsewhere. */
     int (*notify)(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
 };
 

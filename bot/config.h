@@ -285,6 +285,13 @@ struct config_contest {
     char *split;     /* their parts in percent, best first: "50,30,20" (100 or less in all) */
 };
 
+/* [gallery]: how long generated images are kept in the store
+ * (core/gallery.h): for Regenerate, /gallery and contests. */
+struct config_gallery {
+    int64_t retention;  /* seconds an image is kept after it was made */
+    int64_t max_images; /* most images kept, the newest; 0: no cap */
+};
+
 /* [alerts]: rules over the daemon's own counters, and where alerts go. */
 struct config_alerts {
     bool enabled;
@@ -336,6 +343,7 @@ struct config {
     struct config_notices notices;
     struct config_revenue revenue;
     struct config_contest contest;
+    struct config_gallery gallery;
     struct config_alerts alerts;
     struct config_approval approval;
 };

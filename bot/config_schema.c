@@ -389,6 +389,13 @@ static const struct config_key_schema config_keys_contest[] = {
              "their parts of the prize in percent, one per winner (100 or less in all)"),
 };
 
+static const struct config_key_schema config_keys_gallery[] = {
+    K_SECONDS(struct config_gallery, retention, "30d", 86400, 3650 * 86400, LIVE,
+              "generated images are deleted from the store this long after they were made"),
+    K_INT(struct config_gallery, max_images, "10000", 0, 100000000, LIVE,
+          "most generated images kept, the newest (the oldest go first); 0: no cap"),
+};
+
 static const struct config_key_schema config_keys_notices[] = {
     K_INT(struct config_notices, low_balance, "0", 0, CREDITS_MAX, LIVE,
           "credits: a wallet or pool falling below it is told once per crossing; 0: never"),
@@ -489,6 +496,8 @@ const struct config_section_schema config__schema[] = {
     SECTION("notices", notices, config_keys_notices, "what members are told without asking"),
     SECTION("revenue", revenue, config_keys_revenue, "how each generation's charge is shared"),
     SECTION("contest", contest, config_keys_contest, "how a group's contest pays its prize"),
+    SECTION("gallery", gallery, config_keys_gallery,
+            "how long generated images are kept, for Regenerate, /gallery and contests"),
     SECTION("alerts", alerts, config_keys_alerts, "alerts to operators"),
     SECTION("approval", approval, config_keys_approval, "generations that wait for an admin"),
 };

@@ -150,6 +150,10 @@ static void catalog__limits_default(struct catalog_limits *l)
         l->conversation_idle_ms = 86400000LL;
     if (l->conversation_retention_ms <= 0)
         l->conversation_retention_ms = 30 * 86400000LL;
+    if (l->image_retention_ms <= 0)
+        l->image_retention_ms = 30 * 86400000LL;
+    if (l->images_max < 0)
+        l->images_max = 0;
     if (l->retry_max < 0)
         l->retry_max = 0;
     if (l->job_timeout_ms <= 0)

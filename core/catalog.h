@@ -100,6 +100,10 @@ struct catalog_limits {
     /* Conversations /chat remembers. */
     int64_t conversation_idle_ms;      /* silent this long, one starts over; default 1 day */
     int64_t conversation_retention_ms; /* stored ones older go; default 30 days */
+
+    /* Generated images kept in the store ([gallery], core/gallery.h). */
+    int64_t image_retention_ms; /* older ones go; default 30 days */
+    int64_t images_max;         /* most kept, the newest; 0: no cap */
 };
 
 struct catalog_spec {

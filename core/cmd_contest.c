@@ -7,6 +7,7 @@
 #include "base/text.h"
 #include "core/audit.h"
 #include "core/contest.h"
+#include "core/contest_images.h"
 #include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/messages.h"
@@ -54,7 +55,17 @@ struct contest_ctx {
     struct invocation *inv;
     struct contest c;
     struct text_buf t;
+    struct store_vote rows[CONTEST_SHOWN]; /* the entries shown, for their thumbnails */
+    size_t nrows;
 };
+
+static void contest__finish(void *data)
+{
+    struct contest_ctx *ctx = data;
+    reply_finish(ctx->inv->reply);
+    free(ctx->t.buf);
+    free(ctx);
+}
 
 static void contest__end(struct contest_ctx *ctx, int rc)
 {
@@ -63,10 +74,12 @@ static void contest__end(struct contest_ctx *ctx, int rc)
     } else {
         text_buf_trim(&ctx->t);
         reply_text(ctx->inv->reply, false, "%s", text_buf_str(&ctx->t));
+        /* Then the entries' images, as uploads (core/contest_images.h). */
+        if (ctx->nrows > 0 && contest_images_show(ctx->core, ctx->inv->reply, ctx->rows, ctx->nrows,
+                                                  contest__finish, ctx) == 0)
+            return;
     }
-    reply_finish(ctx->inv->reply);
-    free(ctx->t.buf);
-    free(ctx);
+    contest__finish(ctx);
 }
 
 static void contest__balance(int rc, const struct ledger_result *res, void *data)
@@ -103,6 +116,8 @@ static void contest__board(int rc, const struct store_vote *rows, size_t n, void
     text_buf_add(&ctx->t, "%s", MSG_CONTEST_STANDINGS);
     if (n == 0)
         text_buf_add(&ctx->t, "%s", MSG_CONTEST_EMPTY);
+    ctx->nrows = n < CONTEST_SHOWN ? n : CONTEST_SHOWN;
+    memcpy(ctx->rows, rows, ctx->nrows * sizeof(rows[0]));
     for (size_t i = 0; i < n; i++)
         text_buf_add(&ctx->t, MSG_CONTEST_ROW, i + 1,
                      rows[i].creator[0] != '\0' ? rows[i].creator : "-", (long long)rows[i].count,

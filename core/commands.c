@@ -112,6 +112,18 @@ static const struct command_option_spec leaderboard_options[] = {
      .choices = board_periods},
 };
 
+static const char *const gallery_orders[] = {"new", "top", NULL};
+static const struct command_option_spec gallery_options[] = {
+    {.name = "period",
+     .description = "day, week (since Monday), month or all; UTC (default week)",
+     .type = COMMAND_OPT_STRING,
+     .choices = board_periods},
+    {.name = "order",
+     .description = "new (newest first, the default) or top (most upvoted first)",
+     .type = COMMAND_OPT_STRING,
+     .choices = gallery_orders},
+};
+
 static const struct command_option_spec admin_revenue_options[] = {
     {.name = "shares",
      .description = "Adjustable shares and their parts (pool:<scope> 30% ...), or reset",
@@ -401,6 +413,13 @@ static const struct command_spec command_list[] = {
      .example = "/leaderboard month",
      OPTS(leaderboard_options),
      .handler = cmd_leaderboard},
+    {.name = "gallery",
+     .description = "The images made here, page by page, with their upvotes",
+     .example = "/gallery week top",
+     OPTS(gallery_options),
+     .handler = cmd_gallery,
+     .button_prefix = "gal",
+     .on_button = cmd_gallery_button},
     {.name = "trending",
      .description = "The models most used this week, here and on the whole bot",
      .example = "/trending",

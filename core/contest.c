@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "core/ledger.h"
 #include "core/notify.h"
+#include "core/contest_images.h"
 #include "core/state.h"
 #include "core/votes.h"
 
@@ -628,6 +629,8 @@ static void contest__announce(struct contest_job *op)
     int rc = h->notify(op->cs->core->host, &to, text);
     if (rc < 0)
         log_warn("contest.not_posted", "group=%s error=%s", op->key, hb_strerror(rc));
+    else
+        contest_images_post(op->cs->core, &op->c, op->pay, op->npay);
     free(text);
 }
 

@@ -198,6 +198,13 @@ void generate_submit(struct generate *g, struct invocation *inv,
  *  over inv->reply. */
 void generate_regenerate(struct generate *g, struct invocation *inv, const char *gid);
 
+/** Delete the stored images past [gallery] retention, then all but the
+ *  max_images newest (core/gallery.h); runs every hour by itself. cb (may
+ *  be NULL) gets 0 and the images deleted, or an error. Returns 0 (cb
+ *  follows) or a negative code. */
+int generate_images_maintain(struct generate *g, void (*cb)(int rc, int64_t removed, void *data),
+                             void *data);
+
 /** Record inv's member's upvote of image `gid` (once per member, never of
  *  their own); ref_owner_check verifies the button was made for the owner.
  *  Takes over inv->reply. */

@@ -719,8 +719,10 @@ void generate_conversation_reset(struct generate *g, const struct invocation *in
 static void conv__tick(uv_timer_t *t)
 {
     struct generate *g = container_of(t, struct generate, conv_timer);
-    if (!g->closing)
+    if (!g->closing) {
         generate_conversation_maintain(g, NULL, NULL);
+        generate_images_maintain(g, NULL, NULL);
+    }
 }
 
 int generate__conv_start(struct generate *g)

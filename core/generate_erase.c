@@ -31,7 +31,13 @@ static int conv__forget_run(struct store_txn *txn, struct store_job *sj)
     if (rc == 0 && op->linked[0] != '\0')
         rc = store_txn_conv_forget(txn, op->linked, &more);
     op->turns += more;
-    return rc;
+    /* The prompts kept with the member's images (for Regenerate) go too;
+     * a database older than the images table has none. */
+    int64_t prompts = 0;
+    int irc = rc == 0 ? store_txn_image_forget(txn, op->owner, &prompts) : 0;
+    if (irc == 0 && op->linked[0] != '\0')
+        irc = store_txn_image_forget(txn, op->linked, &prompts);
+    return rc == 0 && irc != HB_ESCHEMA ? irc : rc;
 }
 
 static void conv__forget_done(struct store_job *sj, int rc)
@@ -85,6 +91,9 @@ int generate_conversation_forget(struct generate *g, const struct invocation *in
     }
     conv__ptrs_drop(g->conv_places, op->owner);
     conv__ptrs_drop(g->conv_msgs, op->owner);
+    generate__images_forget(g, op->owner);
+    if (op->linked[0] != '\0')
+        generate__images_forget(g, op->linked);
     if (op->linked[0] != '\0') {
         conv__ptrs_drop(g->conv_places, op->linked);
         conv__ptrs_drop(g->conv_msgs, op->linked);

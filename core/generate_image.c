@@ -1,17 +1,20 @@
-/* Kept images: the recent images Regenerate can re-run (prompt in memory
- * only), and upvotes of an image by other members, counted durably for the
- * leaderboards (core/votes.c). */
+/* Kept images: every image is stored (core/gallery.h) for Regenerate,
+ * /gallery and contests, the recent ones also in memory; retention prunes
+ * the stored ones; and upvotes of an image by other members, counted
+ * durably for the leaderboards (core/votes.c). */
 #include "core/notice.h"
 #include "core/generate_internal.h"
 
 #include "core/button.h"
 #include "core/contest.h"
 #include "core/core.h"
+#include "core/gallery.h"
 #include "core/messages.h"
 #include "core/state.h"
 #include "core/votes.h"
 #include "base/error.h"
 #include "base/hex.h"
+#include "base/log.h"
 
 #include <openssl/sha.h>
 
@@ -34,14 +37,35 @@ void job__image_remember(struct job *job)
     snprintf(img->model, sizeof(img->model), "%s", job->first->name);
     snprintf(img->size, sizeof(img->size), "%ux%u", job->size.width, job->size.height);
     img->prompt = strdup(job->prompt);
-    /* The owner and model survive a restart (for upvotes); the prompt does
-     * not leave memory. */
+    /* The owner and model survive a restart (for upvotes); so does the
+     * image with its prompt, for the owner's Regenerate (erased by
+     * /forget, pruned by retention, never shown to anyone else). */
     struct ledger *ledger = g->core->ledger;
     if (ledger != NULL) {
         char value[COMMAND_ID_MAX * 3 + 160];
         snprintf(value, sizeof(value), "%d|%s|%d|%s|%s", (int)job->who.platform, job->who.user_id,
                  (int)job->who.scope, job->who.scope_id, img->model);
         state_put(ledger_store(ledger), GEN_NS_IMAGE, img->gid, value, NULL, NULL);
+        struct store_image kept = {.platform = (int)job->who.platform,
+                                   .created_at = generate__now(g),
+                                   .prompt = job->prompt,
+                                   .data = job->image,
+                                   .len = job->image_len};
+        snprintf(kept.id, sizeof(kept.id), "%s", img->gid);
+        gallery_scope(&job->who, kept.scope, sizeof(kept.scope));
+        invocation_wallet(&job->who, kept.owner, sizeof(kept.owner));
+        snprintf(kept.user_id, sizeof(kept.user_id), "%s", job->who.user_id);
+        snprintf(kept.scope_id, sizeof(kept.scope_id), "%s",
+                 job->who.scope == COMMAND_SCOPE_GROUP ? job->who.scope_id : "");
+        snprintf(kept.model, sizeof(kept.model), "%s", img->model);
+        snprintf(kept.size, sizeof(kept.size), "%s", img->size);
+        snprintf(kept.mime, sizeof(kept.mime), "%s",
+                 job->mime[0] != '\0' ? job->mime : "image/png");
+        int rc = job->image != NULL && job->image_len > 0
+                     ? gallery_save(ledger_store(ledger), &kept)
+                     : HB_EINVAL;
+        if (rc < 0)
+            log_warn("generate.image_not_kept", "image=%s error=%s", img->gid, hb_strerror(rc));
     }
 }
 
@@ -54,29 +78,114 @@ static struct gen_image *generate__image_find(struct generate *g, const char *gi
     return NULL;
 }
 
+static void regenerate__refuse(struct invocation *inv, const char *text)
+{
+    reply_text(inv->reply, true, "%s", text);
+    reply_finish(inv->reply);
+    inv->reply = NULL;
+}
+
+static void regenerate__run(struct generate *g, struct invocation *inv, const char *prompt,
+                            const char *model, const char *size)
+{
+    char *p = strdup(prompt);
+    char m[128], sz[24];
+    snprintf(m, sizeof(m), "%s", model);
+    snprintf(sz, sizeof(sz), "%s", size);
+    if (p == NULL) {
+        regenerate__refuse(inv, MSG_COMMON_OUT_OF_MEMORY);
+        return;
+    }
+    struct generate_request req = {.modality = PROVIDER_IMAGE, .prompt = p, .model = m, .size = sz};
+    generate_submit(g, inv, &req);
+    free(p);
+}
+
+struct regenerate_op {
+    struct generate *g;
+    struct invocation *inv; /* the router's, alive until its reply finishes */
+};
+
+/* An image no longer in memory (a restart, or more than GEN_IMAGES_KEPT
+ * since): its stored row, unless pruned or its prompt erased. */
+static void regenerate__loaded(int rc, const struct store_image *img, void *data)
+{
+    struct regenerate_op *op = data;
+    struct generate *g = op->g;
+    g->njobs--;
+    if (g->closing)
+        regenerate__refuse(op->inv, MSG_GEN_TOO_OLD);
+    else if (rc < 0 || img->prompt == NULL)
+        regenerate__refuse(op->inv, MSG_GEN_TOO_OLD);
+    else
+        regenerate__run(g, op->inv, img->prompt, img->model, img->size);
+    free(op);
+    generate__maybe_free(g);
+}
+
 void generate_regenerate(struct generate *g, struct invocation *inv, const char *gid)
 {
     struct gen_image *img = generate__image_find(g, gid);
-    if (img == NULL) {
-        reply_text(inv->reply, true, MSG_GEN_TOO_OLD);
-        reply_finish(inv->reply);
-        inv->reply = NULL;
+    if (img != NULL) {
+        regenerate__run(g, inv, img->prompt, img->model, img->size);
         return;
     }
-    char *prompt = strdup(img->prompt);
-    char model[128], size[24];
-    snprintf(model, sizeof(model), "%s", img->model);
-    snprintf(size, sizeof(size), "%s", img->size);
-    if (prompt == NULL) {
-        reply_text(inv->reply, true, MSG_COMMON_OUT_OF_MEMORY);
-        reply_finish(inv->reply);
-        inv->reply = NULL;
+    struct store *store = generate__conv_store(g);
+    struct regenerate_op *op = store != NULL && !g->closing ? calloc(1, sizeof(*op)) : NULL;
+    if (op == NULL) {
+        regenerate__refuse(inv, MSG_GEN_TOO_OLD);
         return;
     }
-    struct generate_request req = {
-        .modality = PROVIDER_IMAGE, .prompt = prompt, .model = model, .size = size};
-    generate_submit(g, inv, &req);
-    free(prompt);
+    op->g = g;
+    op->inv = inv;
+    g->njobs++;
+    if (gallery_get(store, gid, false, regenerate__loaded, op) < 0) {
+        g->njobs--;
+        free(op);
+        regenerate__refuse(inv, MSG_GEN_TOO_OLD);
+    }
+}
+
+static void images__pruned(int rc, int64_t removed, void *data)
+{
+    struct generate *g = data;
+    (void)rc;
+    (void)removed;
+    g->njobs--;
+    generate__maybe_free(g);
+}
+
+int generate_images_maintain(struct generate *g, void (*cb)(int rc, int64_t removed, void *data),
+                             void *data)
+{
+    struct store *store = generate__conv_store(g);
+    if (store == NULL || g->closing)
+        return HB_ECANCELED;
+    const struct catalog_limits *l = catalog_limits_get(g->cat);
+    int64_t before = generate__now(g) - l->image_retention_ms;
+    if (cb == NULL) {
+        g->njobs++;
+        int rc = gallery_prune(store, before, l->images_max, images__pruned, g);
+        if (rc < 0)
+            g->njobs--;
+        return rc;
+    }
+    return gallery_prune(store, before, l->images_max, cb, data);
+}
+
+void generate__images_forget(struct generate *g, const char *owner)
+{
+    char wallet[WALLET_ACCOUNT_MAX];
+    for (size_t i = 0; i < GEN_IMAGES_KEPT; i++) {
+        struct gen_image *img = &g->images[i];
+        if (img->prompt == NULL)
+            continue;
+        invocation_wallet(&img->owner, wallet, sizeof(wallet));
+        if (strcmp(wallet, owner) == 0) {
+            free(img->prompt);
+            img->prompt = NULL;
+        }
+    }
 }
 
 struct upvote_op {

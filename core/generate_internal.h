@@ -125,6 +125,10 @@ struct gen_image {
     char size[24];
 };
 
+/* Drop the prompts of owner's (a wallet account) images from memory
+ * (/forget; the stored ones go in the same erasure). */
+void generate__images_forget(struct generate *g, const char *owner);
+
 struct gen_hits {
     uint64_t hits;
 };

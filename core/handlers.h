@@ -14,6 +14,9 @@ void cmd_usage(struct core *core, struct invocation *inv);
 void cmd_deposit(struct core *core, struct invocation *inv);
 void cmd_pool(struct core *core, struct invocation *inv);
 void cmd_leaderboard(struct core *core, struct invocation *inv);
+/* The gallery of a server or group (core/cmd_gallery.c). */
+void cmd_gallery(struct core *core, struct invocation *inv);
+void cmd_gallery_button(struct core *core, struct invocation *inv);
 void cmd_trending(struct core *core, struct invocation *inv);
 void cmd_profile(struct core *core, struct invocation *inv);
 void cmd_earnings(struct core *core, struct invocation *inv);

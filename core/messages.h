@@ -421,6 +421,31 @@
 #define MSG_BOARD_UNKNOWN_MODEL "unknown model"
 #define MSG_BOARD_NOT_HERE "Leaderboards belong to servers and groups: use /leaderboard there."
 
+/* ---- /gallery ----------------------------------------------------------------- */
+
+#define MSG_GALLERY_NOT_HERE "Galleries belong to servers and groups: use /gallery there."
+/* %s: the error. */
+#define MSG_GALLERY_FAILED "The gallery could not be read (%s)."
+/* %s: the period, one of MSG_BOARD_PERIOD_*. */
+#define MSG_GALLERY_EMPTY_NEW "No images were made here %s. Make one with /imagine."
+/* %s: the period, one of MSG_BOARD_PERIOD_*. */
+#define MSG_GALLERY_EMPTY_TOP                                                                      \
+    "No image made here was upvoted %s. Upvote one with its Upvote button, or see /gallery new."
+/* %lld: the page; the period may have no more. */
+#define MSG_GALLERY_NO_PAGE "Page %lld of this gallery is empty: there are fewer images."
+/* %s: the period; %s: the order; %lld: the page. */
+#define MSG_GALLERY_HEADER "Gallery here %s, %s, page %lld:"
+#define MSG_GALLERY_ORDER_NEW "newest first"
+#define MSG_GALLERY_ORDER_TOP "most upvoted first"
+/* %zu: its place; %s: creator; %s: model; %lld: upvotes; %s: "s" or "". */
+#define MSG_GALLERY_ROW "%zu. By %s with %s: %lld upvote%s"
+/* %lld: the page. */
+#define MSG_GALLERY_PAGES "Page %lld."
+#define MSG_GALLERY_PREV "Previous page"
+#define MSG_GALLERY_NEXT "Next page"
+#define MSG_GALLERY_BUTTON_NOT_YOURS "These buttons belong to whoever asked: run /gallery yourself."
+#define MSG_GALLERY_BUTTON_EXPIRED "This button no longer works: run /gallery again."
+
 /* ---- /admin stats ----------------------------------------------------------- */
 
 /* %s: the refusals by reason, or MSG_STATS_NONE. */
@@ -864,6 +889,10 @@
 /* ---- Contests (/contest, /admin contest) --------------------------------- */
 
 #define MSG_CONTEST_NOT_HERE "Contests run per server or group: run this there."
+/* %zu: place; %s: creator; %lld: upvotes; %s: "s" or "". An entry's thumbnail. */
+#define MSG_CONTEST_THUMB "%zu. %s: %lld upvote%s"
+/* %zu: place; %s: creator; %lld: upvotes; %s: "s" or "". A winning image. */
+#define MSG_CONTEST_WINNER_IMAGE "Winning image %zu: by %s, %lld upvote%s"
 #define MSG_CONTEST_NONE                                                                           \
     "No contest runs here. An admin starts one with /admin contest start [week|DAYS] [prize]."
 /* %s: the end ("2026-12-07 00:00 UTC"); %s: the time left ("1d 6h 0m"). */

@@ -202,6 +202,26 @@ static const char *const pg_migrations[] = {
     " expires_at BIGINT NOT NULL,"
     " revoked_at BIGINT NOT NULL);"
     "CREATE INDEX apikeys_owner ON apikeys(owner);",
+    /* 5: generated images (pg_image.c), as the SQLite schema's version 12:
+     * who made each where, with which model, its bytes and thumbnail, and
+     * its owner's prompt for Regenerate (NULL once erased by /forget). */
+    "CREATE TABLE images ("
+    " id TEXT COLLATE \"C\" PRIMARY KEY,"
+    " scope TEXT COLLATE \"C\" NOT NULL,"
+    " owner TEXT COLLATE \"C\" NOT NULL,"
+    " platform INTEGER NOT NULL,"
+    " user_id TEXT NOT NULL,"
+    " scope_id TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " size TEXT NOT NULL,"
+    " mime TEXT NOT NULL,"
+    " prompt TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " thumb BYTEA,"
+    " data BYTEA NOT NULL);"
+    "CREATE INDEX images_scope ON images(scope, created_at, id);"
+    "CREATE INDEX images_created ON images(created_at);"
+    "CREATE INDEX images_owner ON images(owner);",
 };
 
 #define PG_SCHEMA_LATEST ((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
@@ -803,6 +823,11 @@ static const struct store_ops pg__ops = {
     .apikey_each = pg_txn_apikey_each,
     .apikey_revoke = pg_txn_apikey_revoke,
     .apikey_spend = pg_txn_apikey_spend,
+    .image_put = pg_txn_image_put,
+    .image_get = pg_txn_image_get,
+    .image_page = pg_txn_image_page,
+    .image_prune = pg_txn_image_prune,
+    .image_forget = pg_txn_image_forget,
 };
 
 struct store *store__pg_new(const struct store_options *opts, int *rc_out)

@@ -211,5 +211,14 @@ int pg_txn_apikey_each(struct store_txn *txn, int (*fn)(const struct store_apike
 int pg_txn_apikey_revoke(struct store_txn *txn, const char *id, int64_t at);
 int pg_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
                         int64_t now_ms);
+int pg_txn_image_put(struct store_txn *txn, const struct store_image *img);
+int pg_txn_image_get(struct store_txn *txn, const char *id, enum store_image_bytes bytes,
+                     struct store_image *out);
+int pg_txn_image_page(struct store_txn *txn, const char *scope, const char *period, bool top,
+                      int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
+                      struct store_image *out, size_t *n);
+int pg_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
+                       int64_t *removed);
+int pg_txn_image_forget(struct store_txn *txn, const char *owner, int64_t *erased);
 
 #endif

@@ -197,6 +197,15 @@ int sqlite_txn_apikey_each(struct store_txn *txn,
 int sqlite_txn_apikey_revoke(struct store_txn *txn, const char *id, int64_t at);
 int sqlite_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
                             int64_t now_ms);
+int sqlite_txn_image_put(struct store_txn *txn, const struct store_image *img);
+int sqlite_txn_image_get(struct store_txn *txn, const char *id, enum store_image_bytes bytes,
+                         struct store_image *out);
+int sqlite_txn_image_page(struct store_txn *txn, const char *scope, const char *period, bool top,
+                          int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
+                          struct store_image *out, size_t *n);
+int sqlite_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
+                           int64_t *removed);
+int sqlite_txn_image_forget(struct store_txn *txn, const char *owner, int64_t *erased);
 
 /* Prepare / finalize the conversation statements (sqlite_conv.c). */
 int store__conv_prepare(struct sqlite_store *s);

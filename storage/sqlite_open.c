@@ -247,6 +247,32 @@ static const char *const store_migrations[] = {
     " revoked_at INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX apikeys_owner ON apikeys(owner);",
+    /* 12: generated images (storage/sqlite_image.c), so that Regenerate,
+     * /gallery and contests outlive a restart: who made each where, with
+     * which model, its bytes and a small PNG thumbnail of it (NULL when it
+     * could not be made: not a PNG), and its owner's prompt for Regenerate
+     * (NULL once erased by /forget). The bytes are the last columns, so a
+     * read of the others never touches them. A gallery page is a walk of
+     * images_scope (newest first) or of votes_top (most upvoted);
+     * retention walks images_created. */
+    "CREATE TABLE images ("
+    " id TEXT PRIMARY KEY,"
+    " scope TEXT NOT NULL,"
+    " owner TEXT NOT NULL,"
+    " platform INTEGER NOT NULL,"
+    " user_id TEXT NOT NULL,"
+    " scope_id TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " size TEXT NOT NULL,"
+    " mime TEXT NOT NULL,"
+    " prompt TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " thumb BLOB,"
+    " data BLOB NOT NULL"
+    ");"
+    "CREATE INDEX images_scope ON images(scope, created_at, id);"
+    "CREATE INDEX images_created ON images(created_at);"
+    "CREATE INDEX images_owner ON images(owner);",
 };
 
 #define STORE_STATE_VERSION 3   /* the first schema with the state table */
@@ -555,6 +581,11 @@ static const struct store_ops sqlite__ops = {
     .apikey_each = sqlite_txn_apikey_each,
     .apikey_revoke = sqlite_txn_apikey_revoke,
     .apikey_spend = sqlite_txn_apikey_spend,
+    .image_put = sqlite_txn_image_put,
+    .image_get = sqlite_txn_image_get,
+    .image_page = sqlite_txn_image_page,
+    .image_prune = sqlite_txn_image_prune,
+    .image_forget = sqlite_txn_image_forget,
 };
 
 struct store *store__sqlite_new(const struct store_options *opts, int *rc_out)

@@ -13,6 +13,7 @@
 #include "storage/store_backend.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 void store__init(struct store *s, const struct store_ops *ops, const struct store_options *opts)
@@ -620,4 +621,50 @@ int store_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount
                            int64_t now_ms)
 {
     return txn->store->ops->apikey_spend(txn, id, amount, day, now_ms);
+}
+
+void store_image_clear(struct store_image *img)
+{
+    if (img == NULL)
+        return;
+    free(img->prompt);
+    free(img->data);
+    img->prompt = NULL;
+    img->data = NULL;
+    img->len = 0;
+}
+
+int store_txn_image_put(struct store_txn *txn, const struct store_image *img)
+{
+    return txn->store->ops->image_put(txn, img);
+}
+
+int store_txn_image_get(struct store_txn *txn, const char *id, enum store_image_bytes bytes,
+                        struct store_image *out)
+{
+    return txn->store->ops->image_get(txn, id, bytes, out);
+}
+
+int store_txn_image_page(struct store_txn *txn, const char *scope, const char *period, bool top,
+                         int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
+                         struct store_image *out, size_t *n)
+{
+    *n = 0;
+    if (max > STORE_IMAGE_PAGE_MAX)
+        max = STORE_IMAGE_PAGE_MAX;
+    return txn->store->ops->image_page(txn, scope, period, top, since_ms, skip, max, bytes, out, n);
+}
+
+int store_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
+                          int64_t *removed)
+{
+    int64_t none = 0;
+    return txn->store->ops->image_prune(txn, before_ms, keep_max,
+                                        removed != NULL ? removed : &none);
+}
+
+int store_txn_image_forget(struct store_txn *txn, const char *owner, int64_t *erased)
+{
+    int64_t none = 0;
+    return txn->store->ops->image_forget(txn, owner, erased != NULL ? erased : &none);
 }

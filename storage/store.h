@@ -542,4 +542,74 @@ int store_txn_apikey_revoke(struct store_txn *txn, const char *id, int64_t at);
 int store_txn_apikey_spend(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
                            int64_t now_ms);
 
+/* ---- Images: generated images kept for Regenerate, /gallery, contests ----
+ * One row per generated image (core/gallery.h): who made it where, with
+ * which model and size, its bytes, and the prompt for its owner's
+ * Regenerate (erased by /forget: store_txn_image_forget). Rows are deleted
+ * by the retention limit (store_txn_image_prune). Every call returns
+ * HB_ESCHEMA on a database older than the images table. */
+
+#define STORE_IMAGE_SIZE_SIZE 24 /* "1024x1024", NUL included */
+#define STORE_IMAGE_MIME_SIZE 32 /* "image/png", NUL included */
+#define STORE_IMAGE_PAGE_MAX 25  /* most rows one store_txn_image_page returns */
+
+/** Which bytes a read returns in store_image.data. */
+enum store_image_bytes {
+    STORE_IMAGE_NONE = 0,  /* none (data NULL) */
+    STORE_IMAGE_FULL = 1,  /* the image */
+    STORE_IMAGE_THUMB = 2, /* its thumbnail (a PNG), or the image when it has none */
+};
+
+/** One stored image. prompt and data are borrowed by store_txn_image_put;
+ *  the reads fill them with heap copies that store_image_clear frees. */
+struct store_image {
+    char id[STORE_TAG_SIZE];          /* the image's id, as its buttons carry it */
+    char scope[STORE_ID_SIZE];        /* "<platform>:<group>" where it was made, "" in a DM */
+    char owner[STORE_ID_SIZE];        /* the creator's wallet account "<platform>:<user>" */
+    int platform;                     /* the creator's platform (enum command_platform) */
+    char user_id[STORE_ID_SIZE];      /* the creator's platform user id */
+    char scope_id[STORE_ID_SIZE];     /* the group's id, "" in a DM */
+    char model[STORE_TAG_SIZE];       /* the model that made it */
+    char size[STORE_IMAGE_SIZE_SIZE]; /* "WIDTHxHEIGHT" */
+    char mime[STORE_IMAGE_MIME_SIZE]; /* "image/png" */
+    int64_t created_at;               /* ms since the epoch */
+    int64_t upvotes;                  /* reads by page: its count in the period asked for */
+    char *prompt;                     /* NULL: erased, or not read */
+    unsigned char *data;              /* the bytes asked for; NULL when not read */
+    size_t len;                       /* bytes in data */
+    bool is_thumb;                    /* reads: data is the thumbnail (mime says image/png) */
+    const unsigned char *thumb;       /* put: a small PNG of it, or NULL (borrowed) */
+    size_t thumb_len;                 /* put: bytes in thumb */
+};
+
+/** Free what a read put in img (prompt, data); the rest stays. */
+void store_image_clear(struct store_image *img);
+
+/** Insert an image, or replace the row of the same id. */
+int store_txn_image_put(struct store_txn *txn, const struct store_image *img);
+
+/** Read image id into *out, with the bytes `bytes` names. HB_ENOTFOUND
+ *  when there is none (never stored, or pruned). */
+int store_txn_image_get(struct store_txn *txn, const char *id, enum store_image_bytes bytes,
+                        struct store_image *out);
+
+/** One page of scope's images, at most max (<= STORE_IMAGE_PAGE_MAX) into
+ *  out[] after skipping `skip`; *n is how many. top: the images with the
+ *  highest count in the votes period `period`, highest first (ties by
+ *  id), as store_txn_vote_top ranks them; else the images made at or after
+ *  since_ms, newest first, each with its count in `period`. The bytes
+ *  `bytes` names are read too. Clear each row with store_image_clear. */
+int store_txn_image_page(struct store_txn *txn, const char *scope, const char *period, bool top,
+                         int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
+                         struct store_image *out, size_t *n);
+
+/** Delete the images made before before_ms, then, when keep_max > 0, all
+ *  but the keep_max newest; *removed (may be NULL) gets how many went. */
+int store_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
+                          int64_t *removed);
+
+/** Erase the prompts of owner's images (the images stay); *erased (may be
+ *  NULL) gets how many. */
+int store_txn_image_forget(struct store_txn *txn, const char *owner, int64_t *erased);
+
 #endif

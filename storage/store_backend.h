@@ -153,6 +153,15 @@ struct store_ops {
     int (*apikey_revoke)(struct store_txn *txn, const char *id, int64_t at);
     int (*apikey_spend)(struct store_txn *txn, const char *id, int64_t amount, int64_t day,
                         int64_t now_ms);
+    int (*image_put)(struct store_txn *txn, const struct store_image *img);
+    int (*image_get)(struct store_txn *txn, const char *id, enum store_image_bytes bytes,
+                     struct store_image *out);
+    int (*image_page)(struct store_txn *txn, const char *scope, const char *period, bool top,
+                      int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
+                      struct store_image *out, size_t *n);
+    int (*image_prune)(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
+                       int64_t *removed);
+    int (*image_forget)(struct store_txn *txn, const char *owner, int64_t *erased);
 };
 
 struct store {

@@ -39,8 +39,12 @@ struct dc_notice {
     int64_t row;                     /* its outbox row, 0: none */
     struct reply_button *buttons;    /* shown under the last piece (labels owned) */
     size_t nbuttons;
-    unsigned attempts; /* failed tries so far */
-    bool waiting;      /* the retry timer runs */
+    unsigned char *image; /* uploaded with the last piece (owned), or NULL */
+    size_t image_len;
+    char image_name[64]; /* its file name ("winner.png") */
+    char image_mime[32]; /* "image/png" */
+    unsigned attempts;   /* failed tries so far */
+    bool waiting;        /* the retry timer runs */
     uv_timer_t retry;
     struct dc_notice *next, *prev; /* dc->notices */
 };
@@ -52,6 +56,7 @@ static void dc__notice_closed(uv_handle_t *h)
     for (size_t i = 0; i < n->nbuttons; i++)
         free((char *)n->buttons[i].label);
     free(n->buttons);
+    free(n->image);
     free(n->text);
     free(n);
     dc->handles--;
@@ -210,16 +215,26 @@ static void dc__notice_next(struct dc_notice *n)
     }
     size_t cut = discord_text_cut(text, DC_TEXT_MAX);
     n->off_next = n->off + cut;
-    /* The buttons go under the last piece. */
+    /* The buttons and the image go with the last piece. */
     bool last = text[cut] == '\0';
-    struct reply_msg msg = {.stage = REPLY_FINAL, .buttons = n->buttons, .nbuttons = n->nbuttons};
-    cJSON *m = dc__message_json(text, cut, false, &msg, last && n->nbuttons > 0);
+    struct reply_image image = {
+        .data = n->image, .len = n->image_len, .mime = n->image_mime, .filename = n->image_name};
+    struct reply_msg msg = {.stage = REPLY_FINAL,
+                            .buttons = n->buttons,
+                            .nbuttons = n->nbuttons,
+                            .image = n->image != NULL ? &image : NULL};
+    bool extras = last && (n->nbuttons > 0 || n->image != NULL);
+    cJSON *m = dc__message_json(text, cut, false, &msg, extras);
     char *json = m != NULL ? cJSON_PrintUnformatted(m) : NULL;
     cJSON_Delete(m);
     char path[COMMAND_ID_MAX + 32];
     snprintf(path, sizeof(path), "/channels/%s/messages", n->channel_id);
+    struct discord_rest_file file = {
+        .filename = n->image_name, .mime = n->image_mime, .data = n->image, .len = n->image_len};
+    bool upload = last && n->image != NULL;
     int rc = json != NULL
-                 ? discord_rest_request(dc->rest, "POST", path, json, NULL, 0, dc__notice_posted, n)
+                 ? discord_rest_request(dc->rest, "POST", path, json, upload ? &file : NULL,
+                                        upload ? 1 : 0, dc__notice_posted, n)
                  : HB_ENOMEM;
     free(json);
     if (rc < 0) {
@@ -365,7 +380,21 @@ int dc__notify(struct adapter *a, const struct notify_target *to, const struct r
         if (dc__notice_button(n, msg->buttons[i].label, msg->buttons[i].ref) < 0)
             break;
     }
-    if (dc->store == NULL) {
+    if (msg->image != NULL && msg->image->data != NULL && msg->image->len > 0) {
+        n->image = malloc(msg->image->len);
+        if (n->image != NULL) {
+            memcpy(n->image, msg->image->data, msg->image->len);
+            n->image_len = msg->image->len;
+            dc__copy(n->image_name, sizeof(n->image_name),
+                     msg->image->filename != NULL ? msg->image->filename : "image.png");
+            dc__copy(n->image_mime, sizeof(n->image_mime),
+                     msg->image->mime != NULL ? msg->image->mime : "image/png");
+        }
+    }
+    /* An image is no outbox row's (its body is text): a notice with one
+     * is sent at once, best effort, and a kill before it went loses it,
+     * as a contest's results post (the only such notice) may be lost. */
+    if (dc->store == NULL || n->image != NULL) {
         dc__notice_begin(n);
         return 0;
     }

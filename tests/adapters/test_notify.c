@@ -284,10 +284,30 @@ static void test_discord_notify_dm_and_channel(void **state)
     nt_until(&t.loop, dcn_has, &t);
     dcn_expect(&t, 2, "POST", "/api/v10/channels/88/messages", "\"content\":");
 
+    /* With an image (a contest's winning one): one multipart post, the
+     * caption as content and the image as files[0], named in attachments. */
+    static const unsigned char png[] = "\x89PNG\r\n\x1a\nwinner";
+    struct reply_image img = {
+        .data = png, .len = sizeof(png) - 1, .mime = "image/png", .filename = "winner.png"};
+    struct reply_msg pic = {
+        .stage = REPLY_FINAL, .text = "Winning image 1: by <@7>, 3 upvotes", .image = &img};
+    assert_int_equal(t.dc->ops->notify(t.dc, &to, &pic), 0);
+    t.want = 4;
+    nt_until(&t.loop, dcn_has, &t);
+    struct fake_rest_request *up = fake_rest_get(t.rest, 3);
+    assert_non_null(up);
+    assert_string_equal(up->target, "/api/v10/channels/88/messages");
+    assert_int_equal(up->nfiles, 1);
+    assert_int_equal(up->file_len, sizeof(png) - 1);
+    assert_string_equal(up->file_name, "winner.png");
+    assert_non_null(strstr(up->json, "\"content\":\"Winning image 1: by <@7>, 3 upvotes\""));
+    assert_non_null(strstr(up->json, "\"filename\":\"winner.png\""));
+    fake_rest_request_free(up);
+
     /* A guild pool names no channel: refused, for the caller to log. */
     assert_int_equal(notify_target_from_account(&to, "pool:discord:9"), 0);
     assert_int_equal(t.dc->ops->notify(t.dc, &to, &m), HB_EINVAL);
-    assert_int_equal(fake_rest_count(t.rest), 3);
+    assert_int_equal(fake_rest_count(t.rest), 4);
 
     int closed = 0;
     t.dc->ops->close(t.dc, nt_count, &closed);

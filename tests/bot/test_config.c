@@ -341,6 +341,31 @@ static void test_out_of_range(void **state)
     assert_problem(&f->problems, 9, "max_concurrent", "out of range");
 }
 
+/* [gallery]: the retention of stored images, by default and as written;
+ * a value out of range stops the load on its own line. */
+static void test_gallery_section(void **state)
+{
+    struct fixture *f = *state;
+    assert_loads(f, "[bot]\nname = Test\n");
+    assert_int_equal(f->cfg->gallery.retention, 30 * 86400);
+    assert_int_equal(f->cfg->gallery.max_images, 10000);
+    config_free(f->cfg);
+    f->cfg = NULL;
+    assert_loads(f, "[gallery]\nretention = 90d\nmax_images = 0\n");
+    assert_int_equal(f->cfg->gallery.retention, 90 * 86400);
+    assert_int_equal(f->cfg->gallery.max_images, 0);
+    config_free(f->cfg);
+    f->cfg = NULL;
+    assert_int_equal(load_text(f, "[gallery]\n"
+                                  "retention = 1h\n"
+                                  "max_images = -1\n"),
+                     HB_ECONFIG);
+    assert_int_equal(f->problems.count, 2);
+    assert_problem(&f->problems, 2, "gallery.retention: 1h is out of range",
+                   "86400 to 315360000 seconds");
+    assert_problem(&f->problems, 3, "gallery.max_images: -1 is out of range", "0 to 100000000");
+}
+
 /* Generation parameters: good values land in the model; each bad one is a
  * problem on its own line, and the JSON's text is never echoed. */
 static void test_model_params(void **state)
@@ -947,6 +972,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_repeatable_sections, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unknown_key_suggests, setup, teardown),
     cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_gallery_section, setup, teardown),
     cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
     cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
     cmocka_unit_test_setup_teardown(test_required_when_enabled, setup, teardown),
