@@ -274,9 +274,12 @@ struct config_notices {
 
 /* [revenue]: how every settled generation's charge is split (core/revenue.h). */
 struct config_revenue {
-    char *shares;     /* "ACCOUNT PART, ..." adding up to 100 %; NULL: all to system:revenue */
-    char *remainder;  /* the account rounding leftovers go to; NULL: the first unscoped share */
-    char *adjustable; /* "ACCOUNT LOW-HIGH, ..." shares group admins may move; NULL: none */
+    char *shares;       /* "ACCOUNT PART, ..." adding up to 100 %; NULL: all to system:revenue */
+    char *remainder;    /* the account rounding leftovers go to; NULL: the first unscoped share */
+    char *adjustable;   /* "ACCOUNT LOW-HIGH, ..." shares group admins may move; NULL: none */
+    char *holder_roles; /* "discord:<role id>, ...": members seen with one hold (core/holders.h) */
+    char *holder_members; /* "<platform>:<group>/<user>[*weight], ...": listed holders */
+    int holder_payout;    /* enum holders_every: weekly (0) or daily (1) */
 };
 
 /* [contest]: how a group's contest pays its prize (core/contest.h). */

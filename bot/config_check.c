@@ -8,6 +8,7 @@
 #include "core/filter.h"
 #include "core/provider.h"
 #include "core/contest.h"
+#include "core/holders.h"
 #include "core/revenue.h"
 
 #include <cjson/cJSON.h>
@@ -473,11 +474,25 @@ static int config__revenue_check(struct config_parser *ps, const struct config_i
     const struct config_revenue *r = &ps->cfg->revenue;
     struct revenue_split split;
     char err[256];
-    if (revenue_split_parse(r->shares, r->remainder, r->adjustable, &split, err, sizeof(err)) == 0)
-        return 0;
-    const char *key = strncmp(err, "adjustable", 10) == 0   ? "adjustable"
-                      : strncmp(err, "remainder:", 10) == 0 ? "remainder"
-                                                            : "shares";
+    int rc = revenue_split_parse(r->shares, r->remainder, r->adjustable, &split, err, sizeof(err));
+    if (rc == 0) {
+        /* The holders: parsed, and agreeing with the split's holder share. */
+        struct holders_config *h = malloc(sizeof(*h));
+        if (h == NULL)
+            return HB_ENOMEM;
+        rc = holders_config_parse(r->holder_roles, r->holder_members,
+                                  (enum holders_every)r->holder_payout, h, err, sizeof(err));
+        if (rc == 0)
+            rc = holders_config_check(&split, h, err, sizeof(err));
+        free(h);
+        if (rc == 0)
+            return 0;
+    }
+    const char *key = strncmp(err, "adjustable", 10) == 0       ? "adjustable"
+                      : strncmp(err, "remainder:", 10) == 0     ? "remainder"
+                      : strncmp(err, "holder_roles", 12) == 0   ? "holder_roles"
+                      : strncmp(err, "holder_members", 14) == 0 ? "holder_members"
+                                                                : "shares";
     int line = config__key_line(in, key);
     return config__problem_add(ps->problems, line != 0 ? line : in->line, "[revenue] %s", err);
 }

@@ -22,6 +22,7 @@ _Static_assert(sizeof(enum config_blocked_reply) == sizeof(int), "enum size");
 /* The choices lists follow the C enums' order: the stored value is the index. */
 static const char *const config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const config_log_formats[] = {"text", "json", NULL};
+static const char *const config_holder_payouts[] = {"weekly", "daily", NULL}; /* holders_every */
 static const char *const config_backends[] = {"sqlite", "postgres", NULL};
 static const char *const config_match_on[] = {"subtotal", "total", NULL}; /* payments_match */
 static const char *const config_provider_kinds[] = {"openai", "anthropic", "demo", NULL};
@@ -381,6 +382,13 @@ static const struct config_key_schema config_keys_revenue[] = {
              "the account rounding leftovers go to; default the first share without <scope>"),
     K_STRING(struct config_revenue, adjustable, NULL, LIVE,
              "shares group admins may move with /admin revenue: ACCOUNT LOW-HIGH, ..."),
+    K_STRING(struct config_revenue, holder_roles, NULL, LIVE,
+             "Discord members seen holding one of these roles share holders:<scope>: "
+             "discord:<role id>, ..."),
+    K_STRING(struct config_revenue, holder_members, NULL, LIVE,
+             "listed holders sharing holders:<scope>: <platform>:<group>/<user>[*weight], ..."),
+    K_ENUM(struct config_revenue, holder_payout, "weekly", config_holder_payouts, LIVE,
+           "when the holder accounts are paid out pro rata: weekly or daily"),
 };
 
 static const struct config_key_schema config_keys_contest[] = {

@@ -302,6 +302,11 @@
     "[revenue] shares that name it."
 #define MSG_EARNINGS_NONE_RECENT                                                                   \
     "No revenue shares were credited to your wallet within its newest 5,000 transfers."
+/* Holder payouts (core/holders.h), after MSG_EARNINGS or alone. %lld: credits this week;
+ * %lld: credits in all; %lld, %s: payouts and the plural's "s". */
+#define MSG_EARNINGS_HOLDERS                                                                       \
+    "Holder payouts credited to your wallet: %lld credits this week (since Monday, UTC), %lld in " \
+    "all, from %lld payout%s."
 /* %s: why. */
 #define MSG_EARNINGS_FAILED "Your earnings could not be read (%s)."
 
