@@ -10,6 +10,7 @@
 #include "core/messages.h"
 #include "core/state.h"
 #include "core/votes.h"
+#include "core/wallet.h"
 #include "base/error.h"
 #include "base/hex.h"
 
@@ -153,7 +154,13 @@ static void upvote__owner_loaded(int rc, const char *value, void *data)
         upvote__end(op, MSG_UPVOTE_INVALID);
         return;
     }
-    if (owner.platform == op->presser.platform && strcmp(owner.user_id, op->presser.user_id) == 0) {
+    /* Never one's own: neither the maker nor an identity linked to the
+     * maker's wallet (core/link.h) upvotes it. */
+    char owner_wallet[WALLET_ACCOUNT_MAX];
+    if ((owner.platform == op->presser.platform &&
+         strcmp(owner.user_id, op->presser.user_id) == 0) ||
+        (wallet_account(op->g->core, &owner, owner_wallet, sizeof(owner_wallet)) == 0 &&
+         strcmp(owner_wallet, op->voter) == 0)) {
         upvote__end(op, MSG_UPVOTE_OWN);
         return;
     }
