@@ -284,8 +284,10 @@ struct config_revenue {
 
 /* [contest]: how a group's contest pays its prize (core/contest.h). */
 struct config_contest {
-    int64_t winners; /* creators paid, 1..10 */
-    char *split;     /* their parts in percent, best first: "50,30,20" (100 or less in all) */
+    int64_t winners;     /* creators paid, 1..10 */
+    char *split;         /* their parts in percent, best first: "50,30,20" (100 or less in all) */
+    char *weight_roles;  /* "discord:<role id> N, ...": those roles' votes count N */
+    bool weight_holders; /* a holder's vote counts their holding (core/holders.h) */
 };
 
 /* [alerts]: rules over the daemon's own counters, and where alerts go. */

@@ -461,9 +461,11 @@ static int config__contest_check(struct config_parser *ps, const struct config_i
     const struct config_contest *c = &ps->cfg->contest;
     struct contest_rules rules;
     char err[256];
-    if (contest_rules_parse(c->winners, c->split, &rules, err, sizeof(err)) == 0)
+    if (contest_rules_parse(c->winners, c->split, &rules, err, sizeof(err)) == 0 &&
+        contest_weights_parse(c->weight_roles, c->weight_holders, &rules, err, sizeof(err)) == 0)
         return 0;
-    int line = config__key_line(in, "split");
+    int line =
+        config__key_line(in, strncmp(err, "weight_roles", 12) == 0 ? "weight_roles" : "split");
     return config__problem_add(ps->problems, line != 0 ? line : in->line, "[contest] %s", err);
 }
 

@@ -395,6 +395,11 @@ static const struct config_key_schema config_keys_contest[] = {
     K_INT(struct config_contest, winners, "3", 1, 10, LIVE, "creators a contest pays, best first"),
     K_STRING(struct config_contest, split, "50,30,20", LIVE,
              "their parts of the prize in percent, one per winner (100 or less in all)"),
+    K_STRING(struct config_contest, weight_roles, NULL, LIVE,
+             "contest votes of members holding these Discord roles count more: "
+             "discord:<role id> N, ..."),
+    K_BOOL(struct config_contest, weight_holders, "off", LIVE,
+           "a holder's contest vote counts their holding weight ([revenue] holder_*)"),
 };
 
 static const struct config_key_schema config_keys_notices[] = {

@@ -112,7 +112,9 @@ void operator_configure(struct operator* op, const struct config *cfg)
     /* [contest] was checked at load too. */
     struct contest_rules rules;
     if (contest_rules_parse(cfg->contest.winners, cfg->contest.split, &rules, err, sizeof(err)) ==
-        0)
+            0 &&
+        contest_weights_parse(cfg->contest.weight_roles, cfg->contest.weight_holders, &rules, err,
+                              sizeof(err)) == 0)
         contests_configure(op->contests, &rules);
     else
         log_error("contest.config", "error=%s", err);

@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "core/core.h"
+#include "core/holders.h"
 #include "core/ledger.h"
 #include "core/notify.h"
 #include "core/state.h"
@@ -65,6 +66,46 @@ int contest_rules_parse(int64_t winners, const char *split, struct contest_rules
         return HB_EINVAL;
     }
     return 0;
+}
+
+int contest_weights_parse(const char *roles, bool holders, struct contest_rules *out, char *err,
+                          size_t errcap)
+{
+    out->nweights = 0;
+    out->weight_holders = holders;
+    const char *p = roles != NULL ? roles : "";
+    for (;;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            return 0;
+        size_t len = strcspn(p, ", ");
+        uint64_t role = 0;
+        size_t digits = 0;
+        const char *d = strncmp(p, "discord:", 8) == 0 ? p + 8 : NULL;
+        for (; d != NULL && d[digits] >= '0' && d[digits] <= '9' && digits < 20; digits++)
+            role = role * 10 + (uint64_t)(d[digits] - '0');
+        const char *w = d != NULL ? d + digits : p;
+        while (*w == ' ')
+            w++;
+        char *end = NULL;
+        long weight = d != NULL && digits > 0 && (d[digits] == ' ') ? strtol(w, &end, 10) : 0;
+        if (end == NULL || end == w || (*end != '\0' && *end != ',' && *end != ' ') || weight < 1 ||
+            weight > CONTEST_WEIGHT_MAX || role == 0) {
+            snprintf(err, errcap,
+                     "weight_roles: \"%.*s\" is not a Discord role and a weight "
+                     "(discord:<role id> N, N from 1 to %d)",
+                     (int)(len < 60 ? len : 60), p, CONTEST_WEIGHT_MAX);
+            return HB_EINVAL;
+        }
+        if (out->nweights == CONTEST_WEIGHTS_MAX) {
+            snprintf(err, errcap, "weight_roles: more than %d roles", CONTEST_WEIGHTS_MAX);
+            return HB_EINVAL;
+        }
+        out->weights[out->nweights++] =
+            (struct contest_weight){.role = role, .weight = (int)weight};
+        p = end;
+    }
 }
 
 int contest_end_for(const char *period, int64_t now_ms, int64_t *end_ms)
@@ -353,6 +394,25 @@ bool contests_vote_period(const struct contests *cs, const char *scope, int64_t 
             return contest_period(c, buf, cap) == 0;
     }
     return false;
+}
+
+int64_t contests_vote_weight(const struct contests *cs, const struct invocation *inv)
+{
+    int64_t w = 1;
+    if (cs == NULL || inv == NULL)
+        return w;
+    for (size_t i = 0; inv->platform == COMMAND_PLATFORM_DISCORD && i < inv->nroles; i++) {
+        for (size_t k = 0; k < cs->rules.nweights; k++) {
+            if (inv->roles[i] == cs->rules.weights[k].role && cs->rules.weights[k].weight > w)
+                w = cs->rules.weights[k].weight;
+        }
+    }
+    if (cs->rules.weight_holders) {
+        int64_t held = holders_weight(cs->core->holders, inv);
+        if (held > w)
+            w = held;
+    }
+    return w;
 }
 
 /* ---- loading ---------------------------------------------------------------- */

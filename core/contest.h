@@ -42,10 +42,23 @@
 #define CONTEST_DAY_MS 86400000LL
 #define CONTEST_DAYS_MAX 366
 
-/** [contest]: how many creators win and their parts, in percent. */
+#define CONTEST_WEIGHTS_MAX 16  /* weight_roles entries */
+#define CONTEST_WEIGHT_MAX 1000 /* most one vote can count */
+
+/** A role whose holders' contest votes count more. */
+struct contest_weight {
+    uint64_t role; /* Discord role id */
+    int weight;    /* 1..CONTEST_WEIGHT_MAX */
+};
+
+/** [contest]: how many creators win and their parts, in percent; how much
+ *  a vote counts in a contest (weight_roles, weight_holders). */
 struct contest_rules {
     int winners;
     int split[CONTEST_WINNERS_MAX];
+    struct contest_weight weights[CONTEST_WEIGHTS_MAX];
+    size_t nweights;
+    bool weight_holders; /* a holder's vote counts their holding (core/holders.h) */
 };
 
 /** Parse split ("50,30,20": winners whole percentages, each > 0, adding up
@@ -53,6 +66,12 @@ struct contest_rules {
  *  HB_EINVAL with one sentence in err. */
 int contest_rules_parse(int64_t winners, const char *split, struct contest_rules *out, char *err,
                         size_t errcap);
+
+/** Parse weight_roles ("discord:<role id> N, ...", N 1..CONTEST_WEIGHT_MAX;
+ *  NULL: none) and weight_holders into out (after contest_rules_parse).
+ *  Returns 0 or HB_EINVAL with one sentence in err. */
+int contest_weights_parse(const char *roles, bool holders, struct contest_rules *out, char *err,
+                          size_t errcap);
 
 /** One contest. */
 struct contest {
@@ -130,6 +149,12 @@ const struct contest *contests_find(const struct contests *cs, enum command_plat
  *  there at that time. */
 bool contests_vote_period(const struct contests *cs, const char *scope, int64_t now_ms, char *buf,
                           size_t cap);
+
+/** How much an upvote by the member invoking inv counts in a contest:
+ *  the largest of 1, the weight of a weight_roles role they hold and, with
+ *  weight_holders, their holding in the group (core/holders.h). One vote
+ *  per member per entry still: only its count grows. */
+int64_t contests_vote_weight(const struct contests *cs, const struct invocation *inv);
 
 /** Start c (HB_EEXISTS when one runs in its group): stored, then cached;
  *  cb after the commit. Returns 0 (cb follows) or a negative code. */

@@ -173,13 +173,16 @@ static void upvote__owner_loaded(int rc, const char *value, void *data)
     bool in_contest =
         op->scope_key[0] != '\0' &&
         contests_vote_period(op->g->core->contests, op->scope_key, now, contest, sizeof(contest));
-    struct votes_cast vote = {.scope = op->scope_key,
-                              .image = op->gid,
-                              .voter = op->voter,
-                              .creator = op->owner_user,
-                              .model = op->model,
-                              .now_ms = now,
-                              .contest = in_contest ? contest : NULL};
+    struct votes_cast vote = {
+        .scope = op->scope_key,
+        .image = op->gid,
+        .voter = op->voter,
+        .creator = op->owner_user,
+        .model = op->model,
+        .now_ms = now,
+        .contest = in_contest ? contest : NULL,
+        .contest_weight =
+            in_contest ? contests_vote_weight(op->g->core->contests, &op->presser) : 1};
     if (ledger == NULL || votes_cast(ledger_store(ledger), &vote, upvote__cast, op) < 0)
         upvote__end(op, MSG_UPVOTE_FAILED);
 }

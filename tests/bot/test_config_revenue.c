@@ -100,6 +100,13 @@ static void test_revenue_config_problems(void **state)
                           &cfg, &p),
                      0);
     assert_int_equal(cfg->revenue.holder_payout, 1);
+    assert_int_equal(
+        load(path, "[contest]\nwinners = 1\nsplit = 100\nweight_roles = discord:5\n", &cfg, &p),
+        HB_ECONFIG);
+    has_problem(&p, 4, "[contest] weight_roles: \"discord:5\" is not a Discord role and a weight");
+    assert_int_equal(
+        load(path, "[contest]\nweight_roles = discord:5 4\nweight_holders = on\n", &cfg, &p), 0);
+    assert_true(cfg->contest.weight_holders);
     assert_int_equal(load(path, "[revenue]\nshares = a 100%\n", &cfg, &p), 0);
     assert_string_equal(cfg->revenue.shares, "a 100%");
     assert_int_equal(load(path, "[console]\nenabled = true\n", &cfg, &p), 0);

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "bot/router.h"
 #include "core/contest.h"
+#include "core/holders.h"
 #include "core/ledger.h"
 #include "core/notify.h"
 #include "core/state.h"
@@ -459,11 +460,126 @@ static void test_concurrent_ends(void **state)
     assert_int_equal(lt_verify_ledger(&f->lt, NULL), 0);
 }
 
+/* ---- weighted votes ------------------------------------------------------------ */
+
+static void top_cb(int rc, const struct store_vote *rows, size_t n, void *data)
+{
+    struct board_read *b = data;
+    assert_int_equal(rc, 0);
+    memcpy(b->rows, rows, n * sizeof(rows[0]));
+    b->n = n;
+    b->done = 1;
+}
+
+/* A vote counts its weight (a weight_roles role, or a holding) on the
+ * contest's board only, and still once per member per entry. */
+static void test_weighted_votes(void **state)
+{
+    struct rfx *f = *state;
+    f->lt.now = 1796472000000LL;
+    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    struct contest_rules r;
+    char err[256];
+    assert_int_equal(contest_rules_parse(3, "50,30,20", &r, err, sizeof(err)), 0);
+    assert_int_equal(
+        contest_weights_parse("discord:555 3, discord:556 2", true, &r, err, sizeof(err)), 0);
+    assert_int_equal(r.nweights, 2);
+    assert_int_equal(r.weights[0].weight, 3);
+    struct contest_rules bad = r;
+    assert_int_equal(contest_weights_parse("discord:555", false, &bad, err, sizeof(err)),
+                     HB_EINVAL);
+    assert_string_equal(err, "weight_roles: \"discord:555\" is not a Discord role and a weight "
+                             "(discord:<role id> N, N from 1 to 1000)");
+    assert_int_equal(contest_weights_parse("discord:555 0", false, &bad, err, sizeof(err)),
+                     HB_EINVAL);
+    assert_int_equal(contest_weights_parse("555 2", false, &bad, err, sizeof(err)), HB_EINVAL);
+
+    struct holders_config *hc = malloc(sizeof(*hc));
+    assert_non_null(hc);
+    assert_int_equal(
+        holders_config_parse(NULL, "telegram:g1/u7*5", HOLDERS_WEEKLY, hc, err, sizeof(err)), 0);
+    struct holders *h = holders_new(&f->core);
+    assert_non_null(h);
+    holders_configure(h, hc);
+    f->core.holders = h;
+    struct contests *cs = contests_new(&f->core);
+    assert_non_null(cs);
+    contests_configure(cs, &r);
+    f->core.contests = cs;
+
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_DISCORD;
+    inv.scope = COMMAND_SCOPE_GROUP;
+    snprintf(inv.scope_id, sizeof(inv.scope_id), "77");
+    snprintf(inv.user_id, sizeof(inv.user_id), "900");
+    assert_int_equal(contests_vote_weight(cs, &inv), 1);
+    inv.roles[0] = 556;
+    inv.roles[1] = 555;
+    inv.nroles = 2;
+    assert_int_equal(contests_vote_weight(cs, &inv), 3); /* the largest */
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_TELEGRAM;
+    inv.scope = COMMAND_SCOPE_GROUP;
+    snprintf(inv.scope_id, sizeof(inv.scope_id), "g1");
+    snprintf(inv.user_id, sizeof(inv.user_id), "u7");
+    assert_int_equal(contests_vote_weight(cs, &inv), 5); /* a holding of 5 */
+    r.weight_holders = false;
+    contests_configure(cs, &r);
+    assert_int_equal(contests_vote_weight(cs, &inv), 1);
+    r.weight_holders = true;
+    contests_configure(cs, &r);
+
+    struct contest c = {.platform = COMMAND_PLATFORM_TELEGRAM,
+                        .scope_id = "g1",
+                        .channel_id = "g1",
+                        .id = f->lt.now,
+                        .end_ms = f->lt.now + CONTEST_DAY_MS};
+    int done = 0;
+    assert_int_equal(contests_start(cs, &c, flag_cb, &done), 0);
+    wait_flag(f, &done);
+    f->lt.now += HOUR_MS;
+    char period[CONTEST_PERIOD_MAX];
+    assert_true(contests_vote_period(cs, "telegram:g1", f->lt.now, period, sizeof(period)));
+    for (int i = 0; i < 2; i++) { /* the second time: already voted, nothing added */
+        struct votes_cast v = {.scope = "telegram:g1",
+                               .image = "img1",
+                               .voter = "telegram:u7",
+                               .creator = "u1",
+                               .model = "img",
+                               .now_ms = f->lt.now,
+                               .contest = period,
+                               .contest_weight = contests_vote_weight(cs, &inv)};
+        done = 0;
+        assert_int_equal(votes_cast(ledger_store(f->lt.ledger), &v, flag_cb, &done), 0);
+        wait_flag(f, &done);
+    }
+    struct board_read b = {0};
+    assert_int_equal(contest_board(ledger_store(f->lt.ledger), &c, VOTES_TOP_MAX, board_cb, &b), 0);
+    wait_flag(f, &b.done);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.rows[0].count, 5);
+    struct board_read week = {0};
+    assert_int_equal(votes_top(ledger_store(f->lt.ledger), "telegram:g1", VOTES_WEEK, f->lt.now,
+                               VOTES_TOP_MAX, top_cb, &week),
+                     0);
+    wait_flag(f, &week.done);
+    assert_int_equal(week.n, 1);
+    assert_int_equal(week.rows[0].count, 1); /* the other boards: one vote */
+
+    f->core.contests = NULL;
+    contests_free(cs);
+    f->core.holders = NULL;
+    holders_free(h);
+    free(hc);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_rules_parse),
     cmocka_unit_test(test_payout),
     cmocka_unit_test_setup_teardown(test_contest_run, rfx_setup, rfx_teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_ends, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_weighted_votes, rfx_setup, rfx_teardown),
 };
 
 TEST_GROUP_DEFINE(contest, tests, lt_group_setup, lt_group_teardown)
