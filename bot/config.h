@@ -284,10 +284,14 @@ struct config_revenue {
 
 /* [contest]: how a group's contest pays its prize (core/contest.h). */
 struct config_contest {
-    int64_t winners;     /* creators paid, 1..10 */
-    char *split;         /* their parts in percent, best first: "50,30,20" (100 or less in all) */
-    char *weight_roles;  /* "discord:<role id> N, ...": those roles' votes count N */
-    bool weight_holders; /* a holder's vote counts their holding (core/holders.h) */
+    int64_t winners;       /* creators paid, 1..10 */
+    char *split;           /* their parts in percent, best first: "50,30,20" (100 or less in all) */
+    char *weight_roles;    /* "discord:<role id> N, ...": those roles' votes count N */
+    bool weight_holders;   /* a holder's vote counts their holding (core/holders.h) */
+    char *schedule;        /* "telegram:<group>, discord:<guild>/<channel>, ...": contests run
+                              by themselves there (core/contest_schedule.h) */
+    char *schedule_period; /* "week" or a number of days */
+    int64_t schedule_prize; /* credits; 0: the prize account's balance at the end */
 };
 
 /* [alerts]: rules over the daemon's own counters, and where alerts go. */

@@ -8,6 +8,7 @@
 #include "core/filter.h"
 #include "core/provider.h"
 #include "core/contest.h"
+#include "core/contest_schedule.h"
 #include "core/holders.h"
 #include "core/revenue.h"
 
@@ -461,11 +462,23 @@ static int config__contest_check(struct config_parser *ps, const struct config_i
     const struct config_contest *c = &ps->cfg->contest;
     struct contest_rules rules;
     char err[256];
-    if (contest_rules_parse(c->winners, c->split, &rules, err, sizeof(err)) == 0 &&
-        contest_weights_parse(c->weight_roles, c->weight_holders, &rules, err, sizeof(err)) == 0)
+    struct contest_schedule *sched = malloc(sizeof(*sched));
+    if (sched == NULL)
+        return HB_ENOMEM;
+    int rc = contest_rules_parse(c->winners, c->split, &rules, err, sizeof(err));
+    if (rc == 0)
+        rc = contest_weights_parse(c->weight_roles, c->weight_holders, &rules, err, sizeof(err));
+    if (rc == 0)
+        rc = contest_schedule_parse(c->schedule, c->schedule_period, c->schedule_prize, sched, err,
+                                    sizeof(err));
+    free(sched);
+    if (rc == 0)
         return 0;
-    int line =
-        config__key_line(in, strncmp(err, "weight_roles", 12) == 0 ? "weight_roles" : "split");
+    const char *key = strncmp(err, "weight_roles", 12) == 0      ? "weight_roles"
+                      : strncmp(err, "schedule:", 9) == 0        ? "schedule"
+                      : strncmp(err, "schedule_period", 15) == 0 ? "schedule_period"
+                                                                 : "split";
+    int line = config__key_line(in, key);
     return config__problem_add(ps->problems, line != 0 ? line : in->line, "[contest] %s", err);
 }
 

@@ -400,6 +400,13 @@ static const struct config_key_schema config_keys_contest[] = {
              "discord:<role id> N, ..."),
     K_BOOL(struct config_contest, weight_holders, "off", LIVE,
            "a holder's contest vote counts their holding weight ([revenue] holder_*)"),
+    K_STRING(struct config_contest, schedule, NULL, LIVE,
+             "groups whose contests start and end by themselves: telegram:<group>, "
+             "discord:<server>/<channel>, ..."),
+    K_STRING(struct config_contest, schedule_period, "week", LIVE,
+             "a scheduled contest's window: week (Monday to Monday, UTC) or a number of days"),
+    K_INT(struct config_contest, schedule_prize, "0", 0, CREDITS_MAX, LIVE,
+          "credits a scheduled contest pays; 0: the prize account's balance at its end"),
 };
 
 static const struct config_key_schema config_keys_notices[] = {

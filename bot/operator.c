@@ -6,6 +6,7 @@
 #include "bot/config.h"
 #include "core/alert.h"
 #include "core/contest.h"
+#include "core/contest_schedule.h"
 #include "core/core.h"
 #include "core/feature.h"
 #include "core/holders.h"
@@ -118,6 +119,16 @@ void operator_configure(struct operator* op, const struct config *cfg)
         contests_configure(op->contests, &rules);
     else
         log_error("contest.config", "error=%s", err);
+    struct contest_schedule *sched = malloc(sizeof(*sched));
+    if (sched != NULL &&
+        contest_schedule_parse(cfg->contest.schedule, cfg->contest.schedule_period,
+                               cfg->contest.schedule_prize, sched, err, sizeof(err)) == 0) {
+        if (contests_schedule(op->contests, sched) < 0)
+            log_error("contest.schedule", "error=%s", hb_strerror(HB_ENOMEM));
+    } else if (sched != NULL) {
+        log_error("contest.schedule", "error=%s", err);
+    }
+    free(sched);
 
     op->notice_opts.low_balance = cfg->notices.low_balance;
     op->notice_opts.upvotes = cfg->notices.upvotes;

@@ -127,6 +127,12 @@ struct contests;
 struct contests *contests_new(struct core *core);
 void contests_free(struct contests *cs);
 
+struct contest_schedule;
+
+/** Run contests by themselves per s (core/contest_schedule.h; copied; NULL
+ *  or no groups: none) from the next tick on. Returns 0 or HB_ENOMEM. */
+int contests_schedule(struct contests *cs, const struct contest_schedule *s);
+
 /** Use rules from now on (at start and on every reload). */
 void contests_configure(struct contests *cs, const struct contest_rules *rules);
 const struct contest_rules *contests_rules(const struct contests *cs);
@@ -167,7 +173,8 @@ int contests_stop(struct contests *cs, enum command_platform platform, const cha
                   contests_cb cb, void *data);
 
 /** End every contest whose end has passed and that is not ending yet:
- *  pay, forget, post the results. Returns how many endings began. */
+ *  pay, forget, post the results; then start the scheduled groups'
+ *  contests (contests_schedule). Returns how many endings began. */
 size_t contests_tick(struct contests *cs);
 
 /** Endings still under way (tests wait for 0). */

@@ -107,6 +107,14 @@ static void test_revenue_config_problems(void **state)
     assert_int_equal(
         load(path, "[contest]\nweight_roles = discord:5 4\nweight_holders = on\n", &cfg, &p), 0);
     assert_true(cfg->contest.weight_holders);
+    assert_int_equal(
+        load(path, "[contest]\nschedule_period = week\nschedule = discord:77\n", &cfg, &p),
+        HB_ECONFIG);
+    has_problem(&p, 3, "[contest] schedule: \"discord:77\" is not a group");
+    assert_int_equal(
+        load(path, "[contest]\nschedule = telegram:-100\nschedule_period = 0\n", &cfg, &p),
+        HB_ECONFIG);
+    has_problem(&p, 3, "[contest] schedule_period: \"0\" is neither week nor a number of days");
     assert_int_equal(load(path, "[revenue]\nshares = a 100%\n", &cfg, &p), 0);
     assert_string_equal(cfg->revenue.shares, "a 100%");
     assert_int_equal(load(path, "[console]\nenabled = true\n", &cfg, &p), 0);
