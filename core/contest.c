@@ -9,6 +9,7 @@
 #include "core/holders.h"
 #include "core/ledger.h"
 #include "core/notify.h"
+#include "core/standing.h"
 #include "core/state.h"
 #include "core/votes.h"
 
@@ -564,6 +565,8 @@ static int contest__freeze(struct store_txn *txn, struct contest_job *op, const 
     }
     rc = store_txn_state_put(txn, CONTEST_NS, op->key, value, op->now_ms);
     free(value);
+    if (rc == 0) /* the winners' standing (/profile), once: with the fixing */
+        rc = standing_contest_tally(txn, op->key, op->pay, op->npay);
     op->froze = rc == 0;
     return rc;
 }

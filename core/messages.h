@@ -281,6 +281,9 @@
 #define MSG_PROFILE                                                                                \
     "Generations made: %s this week, %s in all.\nUpvotes received: %s this week, %s in "           \
     "all.\nRank by upvotes: %s this week, %s in all."
+/* After MSG_PROFILE: contest placings among the paid winners and prize
+ * credits won, all time, each a number or MSG_PROFILE_UNKNOWN. */
+#define MSG_PROFILE_CONTESTS "\nContest wins: %s in all. Prizes won: %s credits in all."
 #define MSG_PROFILE_UNKNOWN "not among the top 100"
 /* %zu: the member's rank; %zu: creators ranked. */
 #define MSG_PROFILE_RANK "#%zu of %zu"

@@ -130,6 +130,26 @@ static const char *run(struct rfx *f, bool admin, const char *line)
     return f->cap.text != NULL ? f->cap.text : "";
 }
 
+/* A member's command in the group (not an admin). */
+static const char *run_as(struct rfx *f, const char *user, const char *line)
+{
+    reply_capture_close(&f->cap);
+    reply_capture_init(&f->cap);
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_TELEGRAM;
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
+    inv.scope = COMMAND_SCOPE_GROUP;
+    snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", "g1");
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", "g1");
+    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
+    inv.reply = &f->cap.reply;
+    router_dispatch(f->router, &inv, line);
+    while (f->cap.finished == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    return f->cap.text != NULL ? f->cap.text : "";
+}
+
 static void flag_cb(int rc, void *data)
 {
     *(int *)data = rc == 0 || rc == HB_EEXISTS ? 1 : -1;
@@ -288,6 +308,15 @@ static void test_contest_run(void **state)
     assert_int_equal(lt_balance(&f->lt, PRIZES).posted, 100);
     assert_null(contests_find(cs[0], COMMAND_PLATFORM_TELEGRAM, "g1"));
     assert_null(contests_find(cs[1], COMMAND_PLATFORM_TELEGRAM, "g1"));
+
+    /* /profile shows the wins and prizes, counted once however many
+     * daemons ended it. */
+    t = run_as(f, "u1", "profile");
+    assert_non_null(strstr(t, "Contest wins: 1 in all. Prizes won: 450 credits in all."));
+    t = run_as(f, "u3", "profile");
+    assert_non_null(strstr(t, "Contest wins: 1 in all. Prizes won: 180 credits in all."));
+    t = run_as(f, "u9", "profile");
+    assert_non_null(strstr(t, "Contest wins: 0 in all. Prizes won: 0 credits in all."));
 
     /* A second end check pays nothing and posts nothing. */
     assert_int_equal(contests_tick(cs[0]), 0);
