@@ -304,4 +304,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_payouts, rfx_setup, rfx_teardown),
 };
 
+/* The payouts again on PostgreSQL, the ledger several daemons share. */
+static const struct CMUnitTest pg_tests[] = {
+    cmocka_unit_test_setup_teardown(test_payouts, rfx_setup, rfx_teardown),
+};
+
 TEST_GROUP_DEFINE(holders, tests, lt_group_setup, lt_group_teardown)
+TEST_GROUP_DEFINE(holders_pg, pg_tests, lt_group_setup_pg, lt_group_teardown)
