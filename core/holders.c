@@ -7,6 +7,7 @@
 #include "base/util.h"
 #include "core/core.h"
 #include "core/ledger.h"
+#include "core/link.h"
 #include "core/revenue.h"
 #include "core/state.h"
 #include "core/votes.h"
@@ -703,8 +704,9 @@ static void holders__paid(int rc, const struct ledger_result *res, void *data)
          i++) {
         char platform[16];
         snprintf(platform, sizeof(platform), "%.*s", (int)(colon - p->scope), p->scope);
-        payee = ledger_wallet_name(wallet, sizeof(wallet), platform, p->payees[i].user) == 0 &&
-                strcmp(wallet, res->account) == 0;
+        payee =
+            link_wallet_name(h->core, platform, p->payees[i].user, wallet, sizeof(wallet)) == 0 &&
+            strcmp(wallet, res->account) == 0;
     }
     if (payee && p->opened < p->n && h->core->ledger != NULL) {
         p->opened++;
@@ -735,8 +737,11 @@ static void holders__pay(struct holders_payout *p)
         for (size_t i = 0; i < p->n; i++) {
             int w = snprintf(ids[n], sizeof(ids[n]), "holders:%s:%s:%s", p->scope, p->period,
                              p->payees[i].user);
+            /* The wallet the member spends: their own, or the one their
+             * identity is linked to (core/link.h), where /earnings looks. */
             if (w < 0 || w > LEDGER_ID_LEN_MAX ||
-                ledger_wallet_name(wallets[n], sizeof(wallets[n]), platform, p->payees[i].user) < 0)
+                link_wallet_name(h->core, platform, p->payees[i].user, wallets[n],
+                                 sizeof(wallets[n])) < 0)
                 continue; /* cannot be named: what it was fixed at stays in the account */
             ts[n] = (struct ledger_transfer){.id = ids[n],
                                              .debit = from,

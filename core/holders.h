@@ -22,7 +22,8 @@
  * account and is paid with the next payout, so no credit is created or
  * lost. Each payment is a ledger transfer "holders:<scope>:<period>:<user>"
  * (period "d2026-12-05" or "w2026-W49", the one that ended) from the holder
- * account to the member's wallet. A payout is fixed first (who receives
+ * account to the wallet the member spends (their own, or the one their
+ * identity is linked to, core/link.h). A payout is fixed first (who receives
  * what, one state row per group, HOLDERS_NS_PAYOUT, written in one store
  * transaction that checks it was not fixed before), then paid in one
  * ledger batch and marked paid: a restart, a daemon that was down at the

@@ -10,6 +10,7 @@
 #include "bot/router.h"
 #include "core/holders.h"
 #include "core/ledger.h"
+#include "core/link.h"
 #include "core/revenue.h"
 #include "core/state.h"
 #include "core/votes.h"
@@ -299,9 +300,58 @@ static void test_payouts(void **state)
     free(cfg);
 }
 
+static void linked(int rc, int64_t moved, int64_t held, void *data)
+{
+    (void)moved;
+    (void)held;
+    *(int *)data = rc == 0 ? 1 : -1;
+}
+
+/* A holder whose identity is linked to another wallet is paid into the
+ * wallet they spend (and /earnings, reading it, shows the payout). */
+static void test_linked_holder(void **state)
+{
+    struct rfx *f = *state;
+    f->lt.now = SATURDAY;
+    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    f->core.links = link_dir_new();
+    assert_non_null(f->core.links);
+    struct lt_res res;
+    assert_int_equal(lt_open(&f->lt, "telegram:payer", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    assert_int_equal(lt_plain(&f->lt, "fund", LEDGER_SYSTEM_GRANTS, "telegram:payer", 1000,
+                              LEDGER_KIND_GRANT, &res),
+                     0);
+    assert_int_equal(lt_open(&f->lt, "discord:1", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    int done = 0;
+    assert_int_equal(link_join(&f->core, "telegram:u5", "discord:1", "ev-link", linked, &done), 0);
+    while (done == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(done, 1);
+
+    struct holders_config *cfg = malloc(sizeof(*cfg));
+    assert_non_null(cfg);
+    char err[256];
+    assert_int_equal(
+        holders_config_parse(NULL, "telegram:g1/u5", HOLDERS_DAILY, cfg, err, sizeof(err)), 0);
+    struct holders *h[1] = {start(f, cfg)};
+    accrue(f, TG_HOLD, 40);
+    assert_true(holders_tick(h[0])); /* yesterday's payout: what accrued until now */
+    settle(f, h, 1);
+    assert_int_equal(lt_balance(&f->lt, "discord:1").posted, 40);
+    assert_int_equal(lt_balance(&f->lt, "telegram:u5").posted, 0);
+    const char *text = run(f, COMMAND_PLATFORM_TELEGRAM, "g1", "u5", 0, "earnings");
+    assert_non_null(strstr(text, "40 in all, from 1 payout."));
+    holders_free(h[0]);
+    f->core.holders = NULL;
+    link_dir_free(f->core.links);
+    f->core.links = NULL;
+    free(cfg);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_config),
     cmocka_unit_test_setup_teardown(test_payouts, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_linked_holder, rfx_setup, rfx_teardown),
 };
 
 /* The payouts again on PostgreSQL, the ledger several daemons share. */
