@@ -274,15 +274,24 @@ struct config_notices {
 
 /* [revenue]: how every settled generation's charge is split (core/revenue.h). */
 struct config_revenue {
-    char *shares;     /* "ACCOUNT PART, ..." adding up to 100 %; NULL: all to system:revenue */
-    char *remainder;  /* the account rounding leftovers go to; NULL: the first unscoped share */
-    char *adjustable; /* "ACCOUNT LOW-HIGH, ..." shares group admins may move; NULL: none */
+    char *shares;       /* "ACCOUNT PART, ..." adding up to 100 %; NULL: all to system:revenue */
+    char *remainder;    /* the account rounding leftovers go to; NULL: the first unscoped share */
+    char *adjustable;   /* "ACCOUNT LOW-HIGH, ..." shares group admins may move; NULL: none */
+    char *holder_roles; /* "discord:<role id>, ...": members seen with one hold (core/holders.h) */
+    char *holder_members; /* "<platform>:<group>/<user>[*weight], ...": listed holders */
+    int holder_payout;    /* enum holders_every: weekly (0) or daily (1) */
 };
 
 /* [contest]: how a group's contest pays its prize (core/contest.h). */
 struct config_contest {
-    int64_t winners; /* creators paid, 1..10 */
-    char *split;     /* their parts in percent, best first: "50,30,20" (100 or less in all) */
+    int64_t winners;       /* creators paid, 1..10 */
+    char *split;           /* their parts in percent, best first: "50,30,20" (100 or less in all) */
+    char *weight_roles;    /* "discord:<role id> N, ...": those roles' votes count N */
+    bool weight_holders;   /* a holder's vote counts their holding (core/holders.h) */
+    char *schedule;        /* "telegram:<group>, discord:<guild>/<channel>, ...": contests run
+                              by themselves there (core/contest_schedule.h) */
+    char *schedule_period; /* "week" or a number of days */
+    int64_t schedule_prize; /* credits; 0: the prize account's balance at the end */
 };
 
 /* [gallery]: how long generated images are kept in the store

@@ -8,6 +8,8 @@
 #include "core/filter.h"
 #include "core/provider.h"
 #include "core/contest.h"
+#include "core/contest_schedule.h"
+#include "core/holders.h"
 #include "core/revenue.h"
 
 #include <cjson/cJSON.h>
@@ -460,9 +462,23 @@ static int config__contest_check(struct config_parser *ps, const struct config_i
     const struct config_contest *c = &ps->cfg->contest;
     struct contest_rules rules;
     char err[256];
-    if (contest_rules_parse(c->winners, c->split, &rules, err, sizeof(err)) == 0)
+    struct contest_schedule *sched = malloc(sizeof(*sched));
+    if (sched == NULL)
+        return HB_ENOMEM;
+    int rc = contest_rules_parse(c->winners, c->split, &rules, err, sizeof(err));
+    if (rc == 0)
+        rc = contest_weights_parse(c->weight_roles, c->weight_holders, &rules, err, sizeof(err));
+    if (rc == 0)
+        rc = contest_schedule_parse(c->schedule, c->schedule_period, c->schedule_prize, sched, err,
+                                    sizeof(err));
+    free(sched);
+    if (rc == 0)
         return 0;
-    int line = config__key_line(in, "split");
+    const char *key = strncmp(err, "weight_roles", 12) == 0      ? "weight_roles"
+                      : strncmp(err, "schedule:", 9) == 0        ? "schedule"
+                      : strncmp(err, "schedule_period", 15) == 0 ? "schedule_period"
+                                                                 : "split";
+    int line = config__key_line(in, key);
     return config__problem_add(ps->problems, line != 0 ? line : in->line, "[contest] %s", err);
 }
 
@@ -473,11 +489,25 @@ static int config__revenue_check(struct config_parser *ps, const struct config_i
     const struct config_revenue *r = &ps->cfg->revenue;
     struct revenue_split split;
     char err[256];
-    if (revenue_split_parse(r->shares, r->remainder, r->adjustable, &split, err, sizeof(err)) == 0)
-        return 0;
-    const char *key = strncmp(err, "adjustable", 10) == 0   ? "adjustable"
-                      : strncmp(err, "remainder:", 10) == 0 ? "remainder"
-                                                            : "shares";
+    int rc = revenue_split_parse(r->shares, r->remainder, r->adjustable, &split, err, sizeof(err));
+    if (rc == 0) {
+        /* The holders: parsed, and agreeing with the split's holder share. */
+        struct holders_config *h = malloc(sizeof(*h));
+        if (h == NULL)
+            return HB_ENOMEM;
+        rc = holders_config_parse(r->holder_roles, r->holder_members,
+                                  (enum holders_every)r->holder_payout, h, err, sizeof(err));
+        if (rc == 0)
+            rc = holders_config_check(&split, h, err, sizeof(err));
+        free(h);
+        if (rc == 0)
+            return 0;
+    }
+    const char *key = strncmp(err, "adjustable", 10) == 0       ? "adjustable"
+                      : strncmp(err, "remainder:", 10) == 0     ? "remainder"
+                      : strncmp(err, "holder_roles", 12) == 0   ? "holder_roles"
+                      : strncmp(err, "holder_members", 14) == 0 ? "holder_members"
+                                                                : "shares";
     int line = config__key_line(in, key);
     return config__problem_add(ps->problems, line != 0 ? line : in->line, "[revenue] %s", err);
 }

@@ -22,6 +22,7 @@ _Static_assert(sizeof(enum config_blocked_reply) == sizeof(int), "enum size");
 /* The choices lists follow the C enums' order: the stored value is the index. */
 static const char *const config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const config_log_formats[] = {"text", "json", NULL};
+static const char *const config_holder_payouts[] = {"weekly", "daily", NULL}; /* holders_every */
 static const char *const config_backends[] = {"sqlite", "postgres", NULL};
 static const char *const config_match_on[] = {"subtotal", "total", NULL}; /* payments_match */
 static const char *const config_provider_kinds[] = {"openai", "anthropic", "demo", NULL};
@@ -381,12 +382,31 @@ static const struct config_key_schema config_keys_revenue[] = {
              "the account rounding leftovers go to; default the first share without <scope>"),
     K_STRING(struct config_revenue, adjustable, NULL, LIVE,
              "shares group admins may move with /admin revenue: ACCOUNT LOW-HIGH, ..."),
+    K_STRING(struct config_revenue, holder_roles, NULL, LIVE,
+             "Discord members seen holding one of these roles share holders:<scope>: "
+             "discord:<role id>, ..."),
+    K_STRING(struct config_revenue, holder_members, NULL, LIVE,
+             "listed holders sharing holders:<scope>: <platform>:<group>/<user>[*weight], ..."),
+    K_ENUM(struct config_revenue, holder_payout, "weekly", config_holder_payouts, LIVE,
+           "when the holder accounts are paid out pro rata: weekly or daily"),
 };
 
 static const struct config_key_schema config_keys_contest[] = {
     K_INT(struct config_contest, winners, "3", 1, 10, LIVE, "creators a contest pays, best first"),
     K_STRING(struct config_contest, split, "50,30,20", LIVE,
              "their parts of the prize in percent, one per winner (100 or less in all)"),
+    K_STRING(struct config_contest, weight_roles, NULL, LIVE,
+             "contest votes of members holding these Discord roles count more: "
+             "discord:<role id> N, ..."),
+    K_BOOL(struct config_contest, weight_holders, "off", LIVE,
+           "a holder's contest vote counts their holding weight ([revenue] holder_*)"),
+    K_STRING(struct config_contest, schedule, NULL, LIVE,
+             "groups whose contests start and end by themselves: telegram:<group>, "
+             "discord:<server>/<channel>, ..."),
+    K_STRING(struct config_contest, schedule_period, "week", LIVE,
+             "a scheduled contest's window: week (Monday to Monday, UTC) or a number of days"),
+    K_INT(struct config_contest, schedule_prize, "0", 0, CREDITS_MAX, LIVE,
+          "credits a scheduled contest pays; 0: the prize account's balance at its end"),
 };
 
 static const struct config_key_schema config_keys_gallery[] = {

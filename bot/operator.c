@@ -6,8 +6,10 @@
 #include "bot/config.h"
 #include "core/alert.h"
 #include "core/contest.h"
+#include "core/contest_schedule.h"
 #include "core/core.h"
 #include "core/feature.h"
+#include "core/holders.h"
 #include "core/notice.h"
 #include "core/revenue.h"
 
@@ -27,6 +29,7 @@ struct operator
     struct features *features;
     struct revenue *revenue;
     struct contests *contests;
+    struct holders *holders;
     struct notices *notices;
     struct alerts *alerts;
     struct notice_options notice_opts;
@@ -57,16 +60,20 @@ struct operator* operator_new(uv_loop_t *loop, struct core *core, const struct o
     op->features = features_new();
     op->revenue = revenue_new();
     op->contests = contests_new(core);
-    if (op->features == NULL || op->revenue == NULL || op->contests == NULL) {
+    op->holders = holders_new(core);
+    if (op->features == NULL || op->revenue == NULL || op->contests == NULL ||
+        op->holders == NULL) {
         features_free(op->features);
         revenue_free(op->revenue);
         contests_free(op->contests);
+        holders_free(op->holders);
         free(op);
         return NULL;
     }
     core->features = op->features;
     core->revenue = op->revenue;
     core->contests = op->contests;
+    core->holders = op->holders;
     return op;
 }
 
@@ -94,14 +101,34 @@ void operator_configure(struct operator* op, const struct config *cfg)
                             &split, err, sizeof(err)) < 0)
         log_error("revenue.config", "error=%s", err);
     revenue_configure(op->revenue, &split);
+    struct holders_config *hc = malloc(sizeof(*hc));
+    if (hc != NULL && holders_config_parse(cfg->revenue.holder_roles, cfg->revenue.holder_members,
+                                           (enum holders_every)cfg->revenue.holder_payout, hc, err,
+                                           sizeof(err)) == 0)
+        holders_configure(op->holders, hc);
+    else if (hc != NULL)
+        log_error("holders.config", "error=%s", err);
+    free(hc);
 
     /* [contest] was checked at load too. */
     struct contest_rules rules;
     if (contest_rules_parse(cfg->contest.winners, cfg->contest.split, &rules, err, sizeof(err)) ==
-        0)
+            0 &&
+        contest_weights_parse(cfg->contest.weight_roles, cfg->contest.weight_holders, &rules, err,
+                              sizeof(err)) == 0)
         contests_configure(op->contests, &rules);
     else
         log_error("contest.config", "error=%s", err);
+    struct contest_schedule *sched = malloc(sizeof(*sched));
+    if (sched != NULL &&
+        contest_schedule_parse(cfg->contest.schedule, cfg->contest.schedule_period,
+                               cfg->contest.schedule_prize, sched, err, sizeof(err)) == 0) {
+        if (contests_schedule(op->contests, sched) < 0)
+            log_error("contest.schedule", "error=%s", hb_strerror(HB_ENOMEM));
+    } else if (sched != NULL) {
+        log_error("contest.schedule", "error=%s", err);
+    }
+    free(sched);
 
     op->notice_opts.low_balance = cfg->notices.low_balance;
     op->notice_opts.upvotes = cfg->notices.upvotes;
@@ -203,6 +230,7 @@ static void operator__notice_timer(uv_timer_t *t)
     int rc = contests_load(op->contests, NULL, NULL);
     if (rc < 0)
         log_warn("contest.load_failed", "error=%s", hb_strerror(rc));
+    holders_tick(op->holders); /* a payout period that ended is paid */
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -220,6 +248,8 @@ int operator_start(struct operator* op, struct store *store, struct http_client 
     rc = contests_load(op->contests, NULL, NULL);
     if (rc < 0)
         log_warn("contest.load_failed", "error=%s", hb_strerror(rc));
+    /* A holder payout due while the daemon was down is paid now. */
+    holders_tick(op->holders);
     op->notices = notices_new(store, op->host.notify, op->host.data, &op->notice_opts);
     op->alerts = alerts_new(&op->core->clock, &op->rules, operator__read, operator__send, op);
     if (op->notices == NULL || op->alerts == NULL)
@@ -284,9 +314,12 @@ void operator_free(struct operator* op)
         op->core->revenue = NULL;
     if (op->core->contests == op->contests)
         op->core->contests = NULL;
+    if (op->core->holders == op->holders)
+        op->core->holders = NULL;
     features_free(op->features);
     revenue_free(op->revenue);
     contests_free(op->contests);
+    holders_free(op->holders);
     notices_free(op->notices);
     alerts_free(op->alerts);
     free(op->discord_channel);

@@ -5,6 +5,7 @@
 #include "core/commands.h"
 #include "core/core.h"
 #include "core/feature.h"
+#include "core/holders.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "core/messages.h"
@@ -237,6 +238,7 @@ void router_dispatch(struct router *r, struct invocation *inv, const char *args)
     }
     if (router__access_refused(r, inv))
         return;
+    holders_seen(r->core->holders, inv); /* a holder role held or dropped (core/holders.h) */
     const struct command_spec *spec;
     if (inv->button_ref[0] != '\0') {
         /* A button press: route by the ref's prefix; the handler checks

@@ -1,10 +1,13 @@
-/* /earnings: the revenue shares (core/revenue.h) credited to the member's
- * wallet, this week and in all, read from the wallet's ledger history:
- * transfers of kind "share" into it. Amounts and counts only, and only the
- * member sees them. */
+/* /earnings: the revenue shares (core/revenue.h) and holder payouts
+ * (core/holders.h) credited to the member's wallet, this week and in all,
+ * read from the wallet's ledger history: transfers of kind "share" into
+ * it, and transfers into it whose id starts with "holders:" (only the
+ * holder payout makes those). Amounts and counts only, and only the member
+ * sees them. */
 #include "core/core.h"
 #include "base/error.h"
 #include "core/handlers.h"
+#include "core/holders.h"
 #include "core/ledger.h"
 #include "core/messages.h"
 #include "core/wallet.h"
@@ -21,9 +24,10 @@ struct earn_ctx {
     struct core *core;
     struct invocation *inv;
     char wallet[WALLET_ACCOUNT_MAX];
-    int64_t week_start; /* Monday 00:00 UTC, ms */
-    int64_t week, all;  /* credits */
-    int64_t count;      /* shares */
+    int64_t week_start;                      /* Monday 00:00 UTC, ms */
+    int64_t week, all;                       /* credits */
+    int64_t count;                           /* shares */
+    int64_t held_week, held_all, held_count; /* holder payouts: credits, and how many */
     int pages;
 };
 
@@ -32,12 +36,21 @@ static void earn__end(struct earn_ctx *ctx, int rc, bool truncated)
     struct invocation *inv = ctx->inv;
     if (rc < 0)
         reply_text(inv->reply, true, MSG_EARNINGS_FAILED, hb_strerror(rc));
-    else if (ctx->count == 0)
+    else if (ctx->count == 0 && ctx->held_count == 0)
         reply_text(inv->reply, true, truncated ? MSG_EARNINGS_NONE_RECENT : MSG_EARNINGS_NONE);
-    else
-        reply_text(inv->reply, true, truncated ? MSG_EARNINGS_RECENT : MSG_EARNINGS,
-                   (long long)ctx->week, (long long)ctx->all, (long long)ctx->count,
-                   ctx->count == 1 ? "" : "s");
+    else {
+        char shares[400] = "", held[300] = "";
+        if (ctx->count > 0)
+            snprintf(shares, sizeof(shares), truncated ? MSG_EARNINGS_RECENT : MSG_EARNINGS,
+                     (long long)ctx->week, (long long)ctx->all, (long long)ctx->count,
+                     ctx->count == 1 ? "" : "s");
+        if (ctx->held_count > 0)
+            snprintf(held, sizeof(held), MSG_EARNINGS_HOLDERS, (long long)ctx->held_week,
+                     (long long)ctx->held_all, (long long)ctx->held_count,
+                     ctx->held_count == 1 ? "" : "s");
+        reply_text(inv->reply, true, "%s%s%s", shares,
+                   shares[0] != '\0' && held[0] != '\0' ? "\n" : "", held);
+    }
     reply_finish(inv->reply);
     free(ctx);
 }
@@ -55,7 +68,17 @@ static void earn__page(int rc, const struct ledger_result *res, void *data)
     for (size_t i = 0; i < res->history_count; i++) {
         const struct store_transfer *t = &res->history[i];
         oldest = t->seq;
-        if (t->kind != LEDGER_KIND_SHARE || strcmp(t->credit, ctx->wallet) != 0)
+        if (strcmp(t->credit, ctx->wallet) != 0)
+            continue;
+        if (t->kind == LEDGER_KIND_TRANSFER &&
+            strncmp(t->id, HOLDERS_ACCOUNT_PREFIX, strlen(HOLDERS_ACCOUNT_PREFIX)) == 0) {
+            ctx->held_all += t->amount;
+            ctx->held_count++;
+            if (t->ts >= ctx->week_start)
+                ctx->held_week += t->amount;
+            continue;
+        }
+        if (t->kind != LEDGER_KIND_SHARE)
             continue;
         ctx->all += t->amount;
         ctx->count++;

@@ -6,8 +6,9 @@
  * posted since Monday).
  *
  * /profile [member]: a member's generations made and upvotes received in
- * this group, this week and all time, and their rank by upvotes, read
- * from the group's "#made" and "#upvoted" boards. */
+ * this group, this week and all time, their rank by upvotes, and their
+ * contest wins and prizes, read from the group's "#made", "#upvoted",
+ * "#wins" and "#prizes" boards. */
 #include "core/core.h"
 #include "base/error.h"
 #include "base/text.h"
@@ -163,8 +164,16 @@ void cmd_trending(struct core *core, struct invocation *inv)
 
 /* ---- /profile ------------------------------------------------------------------ */
 
-/* The four boards /profile reads, in order. */
-enum { PROF_MADE_WEEK, PROF_MADE_ALL, PROF_UP_WEEK, PROF_UP_ALL, PROF_READS };
+/* The boards /profile reads, in order. */
+enum {
+    PROF_MADE_WEEK,
+    PROF_MADE_ALL,
+    PROF_UP_WEEK,
+    PROF_UP_ALL,
+    PROF_WINS,   /* contest placings among the paid winners, all time */
+    PROF_PRIZES, /* contest prize credits, all time */
+    PROF_READS
+};
 
 struct prof_ctx {
     struct core *core;
@@ -200,8 +209,9 @@ static void prof__end(struct prof_ctx *ctx, int rc)
             else
                 snprintf(rank[i], sizeof(rank[i]), MSG_PROFILE_RANK, ctx->rank[k], ctx->of[k]);
         }
-        reply_text(inv->reply, false, MSG_PROFILE_HEAD MSG_PROFILE, ctx->shown, v[PROF_MADE_WEEK],
-                   v[PROF_MADE_ALL], v[PROF_UP_WEEK], v[PROF_UP_ALL], rank[0], rank[1]);
+        reply_text(inv->reply, false, MSG_PROFILE_HEAD MSG_PROFILE MSG_PROFILE_CONTESTS, ctx->shown,
+                   v[PROF_MADE_WEEK], v[PROF_MADE_ALL], v[PROF_UP_WEEK], v[PROF_UP_ALL], rank[0],
+                   rank[1], v[PROF_WINS], v[PROF_PRIZES]);
     }
     reply_finish(inv->reply);
     free(ctx);
@@ -241,11 +251,12 @@ static void prof__read(struct prof_ctx *ctx)
         prof__end(ctx, 0);
         return;
     }
-    bool made = ctx->step == PROF_MADE_WEEK || ctx->step == PROF_MADE_ALL;
+    static const char *const boards[PROF_READS] = {STANDING_MADE,    STANDING_MADE,
+                                                   STANDING_UPVOTED, STANDING_UPVOTED,
+                                                   STANDING_WINS,    STANDING_PRIZES};
     bool week = ctx->step == PROF_MADE_WEEK || ctx->step == PROF_UP_WEEK;
     char board[STORE_ID_SIZE];
-    int rc =
-        standing_board(board, sizeof(board), ctx->scope, made ? STANDING_MADE : STANDING_UPVOTED);
+    int rc = standing_board(board, sizeof(board), ctx->scope, boards[ctx->step]);
     if (rc == 0)
         rc = ctx->core->ledger != NULL
                  ? votes_top(ledger_store(ctx->core->ledger), board, week ? VOTES_WEEK : VOTES_ALL,

@@ -4,10 +4,13 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "core/contest_schedule.h"
 #include "core/core.h"
+#include "core/holders.h"
 #include "core/ledger.h"
 #include "core/notify.h"
 #include "core/contest_images.h"
+#include "core/standing.h"
 #include "core/state.h"
 #include "core/votes.h"
 
@@ -66,6 +69,46 @@ int contest_rules_parse(int64_t winners, const char *split, struct contest_rules
         return HB_EINVAL;
     }
     return 0;
+}
+
+int contest_weights_parse(const char *roles, bool holders, struct contest_rules *out, char *err,
+                          size_t errcap)
+{
+    out->nweights = 0;
+    out->weight_holders = holders;
+    const char *p = roles != NULL ? roles : "";
+    for (;;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            return 0;
+        size_t len = strcspn(p, ", ");
+        uint64_t role = 0;
+        size_t digits = 0;
+        const char *d = strncmp(p, "discord:", 8) == 0 ? p + 8 : NULL;
+        for (; d != NULL && d[digits] >= '0' && d[digits] <= '9' && digits < 20; digits++)
+            role = role * 10 + (uint64_t)(d[digits] - '0');
+        const char *w = d != NULL ? d + digits : p;
+        while (*w == ' ')
+            w++;
+        char *end = NULL;
+        long weight = d != NULL && digits > 0 && (d[digits] == ' ') ? strtol(w, &end, 10) : 0;
+        if (end == NULL || end == w || (*end != '\0' && *end != ',' && *end != ' ') || weight < 1 ||
+            weight > CONTEST_WEIGHT_MAX || role == 0) {
+            snprintf(err, errcap,
+                     "weight_roles: \"%.*s\" is not a Discord role and a weight "
+                     "(discord:<role id> N, N from 1 to %d)",
+                     (int)(len < 60 ? len : 60), p, CONTEST_WEIGHT_MAX);
+            return HB_EINVAL;
+        }
+        if (out->nweights == CONTEST_WEIGHTS_MAX) {
+            snprintf(err, errcap, "weight_roles: more than %d roles", CONTEST_WEIGHTS_MAX);
+            return HB_EINVAL;
+        }
+        out->weights[out->nweights++] =
+            (struct contest_weight){.role = role, .weight = (int)weight};
+        p = end;
+    }
 }
 
 int contest_end_for(const char *period, int64_t now_ms, int64_t *end_ms)
@@ -256,6 +299,7 @@ struct contests {
     struct contest_slot *slots;
     size_t n, cap;
     size_t busy;
+    struct contest_schedule *schedule; /* [contest] schedule; NULL: none */
 };
 
 struct contests *contests_new(struct core *core)
@@ -273,7 +317,24 @@ void contests_free(struct contests *cs)
     if (cs == NULL)
         return;
     free(cs->slots);
+    free(cs->schedule);
     free(cs);
+}
+
+int contests_schedule(struct contests *cs, const struct contest_schedule *s)
+{
+    if (s == NULL || s->n == 0) {
+        free(cs->schedule);
+        cs->schedule = NULL;
+        return 0;
+    }
+    if (cs->schedule == NULL) {
+        cs->schedule = malloc(sizeof(*cs->schedule));
+        if (cs->schedule == NULL)
+            return HB_ENOMEM;
+    }
+    *cs->schedule = *s;
+    return 0;
 }
 
 void contests_configure(struct contests *cs, const struct contest_rules *rules)
@@ -356,6 +417,25 @@ bool contests_vote_period(const struct contests *cs, const char *scope, int64_t 
     return false;
 }
 
+int64_t contests_vote_weight(const struct contests *cs, const struct invocation *inv)
+{
+    int64_t w = 1;
+    if (cs == NULL || inv == NULL)
+        return w;
+    for (size_t i = 0; inv->platform == COMMAND_PLATFORM_DISCORD && i < inv->nroles; i++) {
+        for (size_t k = 0; k < cs->rules.nweights; k++) {
+            if (inv->roles[i] == cs->rules.weights[k].role && cs->rules.weights[k].weight > w)
+                w = cs->rules.weights[k].weight;
+        }
+    }
+    if (cs->rules.weight_holders) {
+        int64_t held = holders_weight(cs->core->holders, inv);
+        if (held > w)
+            w = held;
+    }
+    return w;
+}
+
 /* ---- loading ---------------------------------------------------------------- */
 
 struct contests_load_op {
@@ -414,7 +494,13 @@ int contests_load(struct contests *cs, contests_cb cb, void *data)
 
 /* ---- start and stop ------------------------------------------------------------ */
 
-enum contest_change { CONTEST_START, CONTEST_STOP, CONTEST_FREEZE, CONTEST_FORGET };
+enum contest_change {
+    CONTEST_START,
+    CONTEST_STOP,
+    CONTEST_FREEZE,
+    CONTEST_FORGET,
+    CONTEST_SCHEDULE /* a scheduled window's contest, once (core/contest_schedule.h) */
+};
 
 /* One store job reading the group's row and changing it on a condition,
  * so two daemons sharing the store never both start, or both fix the
@@ -480,7 +566,38 @@ static int contest__freeze(struct store_txn *txn, struct contest_job *op, const 
     }
     rc = store_txn_state_put(txn, CONTEST_NS, op->key, value, op->now_ms);
     free(value);
+    if (rc == 0) /* the winners' standing (/profile), once: with the fixing */
+        rc = standing_contest_tally(txn, op->key, op->pay, op->npay);
     op->froze = rc == 0;
+    return rc;
+}
+
+/* Start the window's contest unless one runs (then learn it) or this
+ * window's was started before (its mark). */
+static int contest__schedule_run(struct store_txn *txn, struct contest_job *op, int st,
+                                 const struct contest *seen)
+{
+    if (st >= 0) {
+        struct contest c = *seen; /* the one running, learnt; its group is the key's */
+        memcpy(c.scope_id, op->c.scope_id, sizeof(c.scope_id));
+        op->c = c;
+        return HB_EEXISTS;
+    }
+    char *mark = NULL;
+    int rc = store_txn_state_get(txn, CONTEST_NS_SCHEDULE, op->key, &mark);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    bool started = mark != NULL && strtoll(mark, NULL, 10) >= op->c.id;
+    free(mark);
+    if (started)
+        return HB_ESTATE;
+    char value[CONTEST_VALUE_MAX / 8];
+    contest__value(&op->c, false, value, sizeof(value));
+    rc = store_txn_state_put(txn, CONTEST_NS, op->key, value, op->now_ms);
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRId64, op->c.id);
+    if (rc == 0)
+        rc = store_txn_state_put(txn, CONTEST_NS_SCHEDULE, op->key, id, op->now_ms);
     return rc;
 }
 
@@ -498,7 +615,10 @@ static int contest__job_run(struct store_txn *txn, struct store_job *job)
     switch (op->what) {
     case CONTEST_START:
         if (st >= 0) {
-            op->c = seen; /* the one running: shown to the admin */
+            /* The one running: shown to the admin, and learnt (its group
+             * is the key's, not in the value). */
+            memcpy(seen.scope_id, op->c.scope_id, sizeof(seen.scope_id));
+            op->c = seen;
             rc = HB_EEXISTS;
             break;
         }
@@ -518,12 +638,16 @@ static int contest__job_run(struct store_txn *txn, struct store_job *job)
                  ? store_txn_state_put(txn, CONTEST_NS, op->key, NULL, op->now_ms)
                  : HB_EEXISTS;
         break;
+    case CONTEST_SCHEDULE:
+        rc = contest__schedule_run(txn, op, st, &seen);
+        break;
     }
     free(old);
     return rc;
 }
 
 static void contest__job_done(struct store_job *job, int rc);
+static void contests__schedule_tick(struct contests *cs);
 
 static struct contest_job *contest__job(struct contests *cs, enum contest_change what,
                                         const struct contest *c)
@@ -743,6 +867,15 @@ static void contest__job_done(struct store_job *job, int rc)
             op->cb(rc, op);
         cs->busy--;
         free(op);
+        contests__schedule_tick(cs); /* the next window's contest starts at once */
+        return;
+    case CONTEST_SCHEDULE:
+        if (rc == 0 || rc == HB_EEXISTS)
+            (void)contests__put(cs, &op->c);
+        else if (rc != HB_ESTATE)
+            log_warn("contest.schedule_failed", "group=%s error=%s", op->key, hb_strerror(rc));
+        cs->busy--;
+        free(op);
         return;
     }
     if (op->cb != NULL)
@@ -776,6 +909,34 @@ static void contest__ended(struct contest_job *op, bool announce)
     }
 }
 
+/* Every scheduled group without a contest: its window's contest, unless
+ * it ran already (contest__schedule_run decides, in the store). */
+static void contests__schedule_tick(struct contests *cs)
+{
+    const struct contest_schedule *s = cs->schedule;
+    if (s == NULL || cs->core->ledger == NULL)
+        return;
+    int64_t now = core_now_ms(cs->core);
+    for (size_t i = 0; i < s->n; i++) {
+        const struct contest_schedule_group *g = &s->groups[i];
+        if (contests__slot(cs, g->platform, g->scope_id) != NULL)
+            continue;
+        struct contest c;
+        memset(&c, 0, sizeof(c));
+        c.platform = g->platform;
+        memcpy(c.scope_id, g->scope_id, sizeof(c.scope_id));
+        memcpy(c.channel_id, g->channel_id, sizeof(c.channel_id));
+        contest_schedule_window(s, now, &c.id, &c.end_ms);
+        c.prize = s->prize;
+        struct contest_job *op = contest__job(cs, CONTEST_SCHEDULE, &c);
+        if (op == NULL)
+            continue;
+        cs->busy++;
+        if (contest__submit(op) < 0)
+            cs->busy--;
+    }
+}
+
 size_t contests_tick(struct contests *cs)
 {
     if (cs == NULL || cs->core->ledger == NULL)
@@ -798,5 +959,6 @@ size_t contests_tick(struct contests *cs)
         }
         begun++;
     }
+    contests__schedule_tick(cs);
     return begun;
 }

@@ -42,10 +42,23 @@
 #define CONTEST_DAY_MS 86400000LL
 #define CONTEST_DAYS_MAX 366
 
-/** [contest]: how many creators win and their parts, in percent. */
+#define CONTEST_WEIGHTS_MAX 16  /* weight_roles entries */
+#define CONTEST_WEIGHT_MAX 1000 /* most one vote can count */
+
+/** A role whose holders' contest votes count more. */
+struct contest_weight {
+    uint64_t role; /* Discord role id */
+    int weight;    /* 1..CONTEST_WEIGHT_MAX */
+};
+
+/** [contest]: how many creators win and their parts, in percent; how much
+ *  a vote counts in a contest (weight_roles, weight_holders). */
 struct contest_rules {
     int winners;
     int split[CONTEST_WINNERS_MAX];
+    struct contest_weight weights[CONTEST_WEIGHTS_MAX];
+    size_t nweights;
+    bool weight_holders; /* a holder's vote counts their holding (core/holders.h) */
 };
 
 /** Parse split ("50,30,20": winners whole percentages, each > 0, adding up
@@ -53,6 +66,12 @@ struct contest_rules {
  *  HB_EINVAL with one sentence in err. */
 int contest_rules_parse(int64_t winners, const char *split, struct contest_rules *out, char *err,
                         size_t errcap);
+
+/** Parse weight_roles ("discord:<role id> N, ...", N 1..CONTEST_WEIGHT_MAX;
+ *  NULL: none) and weight_holders into out (after contest_rules_parse).
+ *  Returns 0 or HB_EINVAL with one sentence in err. */
+int contest_weights_parse(const char *roles, bool holders, struct contest_rules *out, char *err,
+                          size_t errcap);
 
 /** One contest. */
 struct contest {
@@ -108,6 +127,12 @@ struct contests;
 struct contests *contests_new(struct core *core);
 void contests_free(struct contests *cs);
 
+struct contest_schedule;
+
+/** Run contests by themselves per s (core/contest_schedule.h; copied; NULL
+ *  or no groups: none) from the next tick on. Returns 0 or HB_ENOMEM. */
+int contests_schedule(struct contests *cs, const struct contest_schedule *s);
+
 /** Use rules from now on (at start and on every reload). */
 void contests_configure(struct contests *cs, const struct contest_rules *rules);
 const struct contest_rules *contests_rules(const struct contests *cs);
@@ -131,6 +156,12 @@ const struct contest *contests_find(const struct contests *cs, enum command_plat
 bool contests_vote_period(const struct contests *cs, const char *scope, int64_t now_ms, char *buf,
                           size_t cap);
 
+/** How much an upvote by the member invoking inv counts in a contest:
+ *  the largest of 1, the weight of a weight_roles role they hold and, with
+ *  weight_holders, their holding in the group (core/holders.h). One vote
+ *  per member per entry still: only its count grows. */
+int64_t contests_vote_weight(const struct contests *cs, const struct invocation *inv);
+
 /** Start c (HB_EEXISTS when one runs in its group): stored, then cached;
  *  cb after the commit. Returns 0 (cb follows) or a negative code. */
 int contests_start(struct contests *cs, const struct contest *c, contests_cb cb, void *data);
@@ -142,7 +173,8 @@ int contests_stop(struct contests *cs, enum command_platform platform, const cha
                   contests_cb cb, void *data);
 
 /** End every contest whose end has passed and that is not ending yet:
- *  pay, forget, post the results. Returns how many endings began. */
+ *  pay, forget, post the results; then start the scheduled groups'
+ *  contests (contests_schedule). Returns how many endings began. */
 size_t contests_tick(struct contests *cs);
 
 /** Endings still under way (tests wait for 0). */

@@ -76,6 +76,8 @@ struct core {
     struct revenue *revenue;   /* [revenue] shares and the groups' overrides (core/revenue.h);
                                   NULL: every charge stays in system:revenue */
     struct contests *contests; /* the groups' contests (core/contest.h); NULL: none run */
+    struct holders *holders;   /* [revenue] holders and their payouts (core/holders.h); NULL:
+                                  none */
 };
 
 /** The wall clock handlers use for periods ("the last 7 days"), in ms. */

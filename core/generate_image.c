@@ -12,6 +12,7 @@
 #include "core/messages.h"
 #include "core/state.h"
 #include "core/votes.h"
+#include "core/wallet.h"
 #include "base/error.h"
 #include "base/hex.h"
 #include "base/log.h"
@@ -262,7 +263,13 @@ static void upvote__owner_loaded(int rc, const char *value, void *data)
         upvote__end(op, MSG_UPVOTE_INVALID);
         return;
     }
-    if (owner.platform == op->presser.platform && strcmp(owner.user_id, op->presser.user_id) == 0) {
+    /* Never one's own: neither the maker nor an identity linked to the
+     * maker's wallet (core/link.h) upvotes it. */
+    char owner_wallet[WALLET_ACCOUNT_MAX];
+    if ((owner.platform == op->presser.platform &&
+         strcmp(owner.user_id, op->presser.user_id) == 0) ||
+        (wallet_account(op->g->core, &owner, owner_wallet, sizeof(owner_wallet)) == 0 &&
+         strcmp(owner_wallet, op->voter) == 0)) {
         upvote__end(op, MSG_UPVOTE_OWN);
         return;
     }
@@ -275,13 +282,16 @@ static void upvote__owner_loaded(int rc, const char *value, void *data)
     bool in_contest =
         op->scope_key[0] != '\0' &&
         contests_vote_period(op->g->core->contests, op->scope_key, now, contest, sizeof(contest));
-    struct votes_cast vote = {.scope = op->scope_key,
-                              .image = op->gid,
-                              .voter = op->voter,
-                              .creator = op->owner_user,
-                              .model = op->model,
-                              .now_ms = now,
-                              .contest = in_contest ? contest : NULL};
+    struct votes_cast vote = {
+        .scope = op->scope_key,
+        .image = op->gid,
+        .voter = op->voter,
+        .creator = op->owner_user,
+        .model = op->model,
+        .now_ms = now,
+        .contest = in_contest ? contest : NULL,
+        .contest_weight =
+            in_contest ? contests_vote_weight(op->g->core->contests, &op->presser) : 1};
     if (ledger == NULL || votes_cast(ledger_store(ledger), &vote, upvote__cast, op) < 0)
         upvote__end(op, MSG_UPVOTE_FAILED);
 }

@@ -281,6 +281,9 @@
 #define MSG_PROFILE                                                                                \
     "Generations made: %s this week, %s in all.\nUpvotes received: %s this week, %s in "           \
     "all.\nRank by upvotes: %s this week, %s in all."
+/* After MSG_PROFILE: contest placings among the paid winners and prize
+ * credits won, all time, each a number or MSG_PROFILE_UNKNOWN. */
+#define MSG_PROFILE_CONTESTS "\nContest wins: %s in all. Prizes won: %s credits in all."
 #define MSG_PROFILE_UNKNOWN "not among the top 100"
 /* %zu: the member's rank; %zu: creators ranked. */
 #define MSG_PROFILE_RANK "#%zu of %zu"
@@ -302,6 +305,11 @@
     "[revenue] shares that name it."
 #define MSG_EARNINGS_NONE_RECENT                                                                   \
     "No revenue shares were credited to your wallet within its newest 5,000 transfers."
+/* Holder payouts (core/holders.h), after MSG_EARNINGS or alone. %lld: credits this week;
+ * %lld: credits in all; %lld, %s: payouts and the plural's "s". */
+#define MSG_EARNINGS_HOLDERS                                                                       \
+    "Holder payouts credited to your wallet: %lld credits this week (since Monday, UTC), %lld in " \
+    "all, from %lld payout%s."
 /* %s: why. */
 #define MSG_EARNINGS_FAILED "Your earnings could not be read (%s)."
 

@@ -1,6 +1,7 @@
 #include "core/standing.h"
 
 #include "base/error.h"
+#include "core/contest.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -51,5 +52,30 @@ int standing_tally_guard(struct store_txn *txn, void *data)
         rc = store_txn_vote_add(txn, t->made, "all", &v);
     /* A database older than the votes table counts nothing, but still
      * charges: standing is a statistic, the charge is the ledger's. */
+    return rc == HB_ESCHEMA ? 0 : rc;
+}
+
+int standing_contest_tally(struct store_txn *txn, const char *scope,
+                           const struct contest_payment *pay, size_t n)
+{
+    char wins[STORE_ID_SIZE], prizes[STORE_ID_SIZE];
+    if (standing_board(wins, sizeof(wins), scope, STANDING_WINS) < 0 ||
+        standing_board(prizes, sizeof(prizes), scope, STANDING_PRIZES) < 0)
+        return 0; /* a group whose name does not fit counts on no board */
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (strlen(pay[i].creator) >= STORE_TAG_SIZE)
+            continue;
+        struct store_vote v;
+        memset(&v, 0, sizeof(v));
+        v.count = 1;
+        memcpy(v.image, pay[i].creator, strlen(pay[i].creator) + 1);
+        memcpy(v.creator, pay[i].creator, strlen(pay[i].creator) + 1);
+        rc = store_txn_vote_add(txn, wins, "all", &v);
+        if (rc == 0 && pay[i].amount > 0) {
+            v.count = pay[i].amount;
+            rc = store_txn_vote_add(txn, prizes, "all", &v);
+        }
+    }
     return rc == HB_ESCHEMA ? 0 : rc;
 }

@@ -5,6 +5,8 @@
  *   "<scope>#models"   models by generations charged here (this week)
  *   "<scope>#made"     members by generations charged here (week, all time)
  *   "<scope>#upvoted"  members by upvotes their images received (week, all)
+ *   "<scope>#wins"     members by contest placings among the paid winners (all)
+ *   "<scope>#prizes"   members by contest prize credits won (all)
  *
  * where <scope> is "<platform>:<group>" and a member is their platform
  * user id. A board is one indexed top-N read however large the group.
@@ -13,7 +15,9 @@
  * The generation boards move in the settlement's own ledger transaction
  * (a guard on the post: standing_tally_guard), so a charge is counted
  * exactly when it commits and a replayed settlement counts nothing again;
- * the upvote boards move in the vote's own store job (core/votes.c). */
+ * the upvote boards move in the vote's own store job (core/votes.c); the
+ * contest boards in the job that fixes a contest's winners, once per
+ * contest (core/contest.c). */
 #ifndef HB_STANDING_H
 #define HB_STANDING_H
 
@@ -27,6 +31,8 @@
 #define STANDING_MODELS "#models"
 #define STANDING_MADE "#made"
 #define STANDING_UPVOTED "#upvoted"
+#define STANDING_WINS "#wins"
+#define STANDING_PRIZES "#prizes"
 #define STANDING_SCOPE_MAX (COMMAND_ID_MAX + 24) /* "<platform>:<group>" */
 
 /** What one settled generation in a group adds to its boards. */
@@ -48,6 +54,15 @@ int standing_tally_init(struct standing_tally *t, enum command_platform platform
 /** A ledger guard (struct ledger_transfer.guard) adding t (guard_data) to
  *  its boards inside the settlement's transaction. */
 int standing_tally_guard(struct store_txn *txn, void *data);
+
+struct contest_payment;
+
+/** Count a contest's winners (pay, n of them; creators are platform user
+ *  ids) on scope's (<platform>:<group>) "#wins" and "#prizes" boards, all
+ *  time, inside txn. A database without the votes table counts nothing.
+ *  Returns 0 or a store error. */
+int standing_contest_tally(struct store_txn *txn, const char *scope,
+                           const struct contest_payment *pay, size_t n);
 
 /** The board name "<scope><suffix>" into buf (cap >= STORE_ID_SIZE).
  *  Returns 0 or HB_EINVAL. */

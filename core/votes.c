@@ -59,6 +59,7 @@ struct votes_cast_op {
     char scope[STORE_ID_SIZE];                     /* "" when no board counts it */
     char periods[sizeof(votes__spans) / sizeof(votes__spans[0])][VOTES_PERIOD_MAX];
     char contest[VOTES_PERIOD_MAX]; /* a running contest's period; "" none */
+    int64_t contest_weight;         /* the vote's count there, >= 1 */
     struct store_vote vote;         /* image, creator, model; count 1 */
     char upvoted[STORE_ID_SIZE];    /* "<scope>#upvoted": the creators' board; "" none */
     int64_t now_ms;
@@ -80,8 +81,11 @@ static int votes__cast_run(struct store_txn *txn, struct store_job *job)
     for (size_t i = 0;
          rc == 0 && op->scope[0] != '\0' && i < sizeof(op->periods) / sizeof(op->periods[0]); i++)
         rc = store_txn_vote_add(txn, op->scope, op->periods[i], &op->vote);
-    if (rc == 0 && op->scope[0] != '\0' && op->contest[0] != '\0')
-        rc = store_txn_vote_add(txn, op->scope, op->contest, &op->vote);
+    if (rc == 0 && op->scope[0] != '\0' && op->contest[0] != '\0') {
+        struct store_vote weighted = op->vote;
+        weighted.count = op->contest_weight;
+        rc = store_txn_vote_add(txn, op->scope, op->contest, &weighted);
+    }
     /* The creator's standing (core/standing.h): this week and all time. */
     struct store_vote creator = {.count = 1};
     memcpy(creator.image, op->vote.creator, sizeof(creator.image) - 1);
@@ -137,6 +141,7 @@ int votes_cast(struct store *store, const struct votes_cast *v, votes_cast_cb cb
         strlen(op->vote.creator) < STORE_TAG_SIZE &&
         standing_board(op->upvoted, sizeof(op->upvoted), op->scope, STANDING_UPVOTED) < 0)
         op->upvoted[0] = '\0';
+    op->contest_weight = v->contest_weight > 0 ? v->contest_weight : 1;
     op->now_ms = v->now_ms;
     op->cb = cb;
     op->data = data;

@@ -33,14 +33,16 @@ int votes_period(enum votes_span span, int64_t now_ms, char *buf, size_t cap);
 
 /** One upvote. Strings are borrowed for the call. */
 struct votes_cast {
-    const char *scope;   /* "<platform>:<group>" whose boards count it; NULL or "": none */
-    const char *image;   /* the image's id */
-    const char *voter;   /* the voter's wallet account */
-    const char *creator; /* who made the image (shown on the board) */
-    const char *model;   /* which model made it (shown on the board) */
-    int64_t now_ms;      /* when, ms since the epoch */
-    const char *contest; /* the period of a contest running in scope ("c<id>",
-                            core/contest.h), counted there too; NULL or "": none */
+    const char *scope;      /* "<platform>:<group>" whose boards count it; NULL or "": none */
+    const char *image;      /* the image's id */
+    const char *voter;      /* the voter's wallet account */
+    const char *creator;    /* who made the image (shown on the board) */
+    const char *model;      /* which model made it (shown on the board) */
+    int64_t now_ms;         /* when, ms since the epoch */
+    const char *contest;    /* the period of a contest running in scope ("c<id>",
+                               core/contest.h), counted there too; NULL or "": none */
+    int64_t contest_weight; /* what the vote counts in the contest (contests_vote_weight);
+                               0 or less: 1. The other boards count it once. */
 };
 
 /** Completion of votes_cast: rc is 0 (counted), HB_EEXISTS (this voter

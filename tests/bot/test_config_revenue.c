@@ -71,6 +71,50 @@ static void test_revenue_config_problems(void **state)
     has_problem(&p, 3, "[revenue] remainder: \"pool:<scope>\" must be one account");
     assert_int_equal(load(path, "[revenue]\nremainder = system:treasury\n", &cfg, &p), HB_ECONFIG);
     has_problem(&p, 1, "[revenue] remainder and adjustable need shares = ...");
+    /* Holder shares: the share and the holders go together. */
+    assert_int_equal(load(path,
+                          "[revenue]\n"
+                          "shares = system:developers 75%, holders:<scope> 25%\n",
+                          &cfg, &p),
+                     HB_ECONFIG);
+    has_problem(&p, 2, "[revenue] shares: holders:<scope> needs holders");
+    assert_int_equal(load(path,
+                          "[revenue]\n"
+                          "shares = system:developers 75%, holders:<scope> 25%\n"
+                          "holder_members = telegram:42\n",
+                          &cfg, &p),
+                     HB_ECONFIG);
+    has_problem(&p, 3, "[revenue] holder_members: \"telegram:42\" is not a member of a group");
+    assert_int_equal(load(path,
+                          "[revenue]\n"
+                          "shares = system:developers 100%\n"
+                          "holder_roles = discord:555\n",
+                          &cfg, &p),
+                     HB_ECONFIG);
+    has_problem(&p, 3, "[revenue] holder_roles and holder_members need a share to holders:<scope>");
+    assert_int_equal(load(path,
+                          "[revenue]\n"
+                          "shares = system:developers 75%, holders:<scope> 25%\n"
+                          "holder_members = telegram:-100/42*3\n"
+                          "holder_payout = daily\n",
+                          &cfg, &p),
+                     0);
+    assert_int_equal(cfg->revenue.holder_payout, 1);
+    assert_int_equal(
+        load(path, "[contest]\nwinners = 1\nsplit = 100\nweight_roles = discord:5\n", &cfg, &p),
+        HB_ECONFIG);
+    has_problem(&p, 4, "[contest] weight_roles: \"discord:5\" is not a Discord role and a weight");
+    assert_int_equal(
+        load(path, "[contest]\nweight_roles = discord:5 4\nweight_holders = on\n", &cfg, &p), 0);
+    assert_true(cfg->contest.weight_holders);
+    assert_int_equal(
+        load(path, "[contest]\nschedule_period = week\nschedule = discord:77\n", &cfg, &p),
+        HB_ECONFIG);
+    has_problem(&p, 3, "[contest] schedule: \"discord:77\" is not a group");
+    assert_int_equal(
+        load(path, "[contest]\nschedule = telegram:-100\nschedule_period = 0\n", &cfg, &p),
+        HB_ECONFIG);
+    has_problem(&p, 3, "[contest] schedule_period: \"0\" is neither week nor a number of days");
     assert_int_equal(load(path, "[revenue]\nshares = a 100%\n", &cfg, &p), 0);
     assert_string_equal(cfg->revenue.shares, "a 100%");
     assert_int_equal(load(path, "[console]\nenabled = true\n", &cfg, &p), 0);

@@ -9,6 +9,8 @@
 #include "base/error.h"
 #include "bot/router.h"
 #include "core/contest.h"
+#include "core/contest_schedule.h"
+#include "core/holders.h"
 #include "core/ledger.h"
 #include "core/notify.h"
 #include "core/state.h"
@@ -120,6 +122,26 @@ static const char *run(struct rfx *f, bool admin, const char *line)
     snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", "g1");
     snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", "g1");
     inv.admin = admin;
+    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
+    inv.reply = &f->cap.reply;
+    router_dispatch(f->router, &inv, line);
+    while (f->cap.finished == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    return f->cap.text != NULL ? f->cap.text : "";
+}
+
+/* A member's command in the group (not an admin). */
+static const char *run_as(struct rfx *f, const char *user, const char *line)
+{
+    reply_capture_close(&f->cap);
+    reply_capture_init(&f->cap);
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_TELEGRAM;
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
+    inv.scope = COMMAND_SCOPE_GROUP;
+    snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", "g1");
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", "g1");
     snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
     inv.reply = &f->cap.reply;
     router_dispatch(f->router, &inv, line);
@@ -286,6 +308,15 @@ static void test_contest_run(void **state)
     assert_int_equal(lt_balance(&f->lt, PRIZES).posted, 100);
     assert_null(contests_find(cs[0], COMMAND_PLATFORM_TELEGRAM, "g1"));
     assert_null(contests_find(cs[1], COMMAND_PLATFORM_TELEGRAM, "g1"));
+
+    /* /profile shows the wins and prizes, counted once however many
+     * daemons ended it. */
+    t = run_as(f, "u1", "profile");
+    assert_non_null(strstr(t, "Contest wins: 1 in all. Prizes won: 450 credits in all."));
+    t = run_as(f, "u3", "profile");
+    assert_non_null(strstr(t, "Contest wins: 1 in all. Prizes won: 180 credits in all."));
+    t = run_as(f, "u9", "profile");
+    assert_non_null(strstr(t, "Contest wins: 0 in all. Prizes won: 0 credits in all."));
 
     /* A second end check pays nothing and posts nothing. */
     assert_int_equal(contests_tick(cs[0]), 0);
@@ -459,11 +490,292 @@ static void test_concurrent_ends(void **state)
     assert_int_equal(lt_verify_ledger(&f->lt, NULL), 0);
 }
 
+/* ---- weighted votes ------------------------------------------------------------ */
+
+static void top_cb(int rc, const struct store_vote *rows, size_t n, void *data)
+{
+    struct board_read *b = data;
+    assert_int_equal(rc, 0);
+    memcpy(b->rows, rows, n * sizeof(rows[0]));
+    b->n = n;
+    b->done = 1;
+}
+
+/* A vote counts its weight (a weight_roles role, or a holding) on the
+ * contest's board only, and still once per member per entry. */
+static void test_weighted_votes(void **state)
+{
+    struct rfx *f = *state;
+    f->lt.now = 1796472000000LL;
+    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    struct contest_rules r;
+    char err[256];
+    assert_int_equal(contest_rules_parse(3, "50,30,20", &r, err, sizeof(err)), 0);
+    assert_int_equal(
+        contest_weights_parse("discord:555 3, discord:556 2", true, &r, err, sizeof(err)), 0);
+    assert_int_equal(r.nweights, 2);
+    assert_int_equal(r.weights[0].weight, 3);
+    struct contest_rules bad = r;
+    assert_int_equal(contest_weights_parse("discord:555", false, &bad, err, sizeof(err)),
+                     HB_EINVAL);
+    assert_string_equal(err, "weight_roles: \"discord:555\" is not a Discord role and a weight "
+                             "(discord:<role id> N, N from 1 to 1000)");
+    assert_int_equal(contest_weights_parse("discord:555 0", false, &bad, err, sizeof(err)),
+                     HB_EINVAL);
+    assert_int_equal(contest_weights_parse("555 2", false, &bad, err, sizeof(err)), HB_EINVAL);
+
+    struct holders_config *hc = malloc(sizeof(*hc));
+    assert_non_null(hc);
+    assert_int_equal(
+        holders_config_parse(NULL, "telegram:g1/u7*5", HOLDERS_WEEKLY, hc, err, sizeof(err)), 0);
+    struct holders *h = holders_new(&f->core);
+    assert_non_null(h);
+    holders_configure(h, hc);
+    f->core.holders = h;
+    struct contests *cs = contests_new(&f->core);
+    assert_non_null(cs);
+    contests_configure(cs, &r);
+    f->core.contests = cs;
+
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_DISCORD;
+    inv.scope = COMMAND_SCOPE_GROUP;
+    snprintf(inv.scope_id, sizeof(inv.scope_id), "77");
+    snprintf(inv.user_id, sizeof(inv.user_id), "900");
+    assert_int_equal(contests_vote_weight(cs, &inv), 1);
+    inv.roles[0] = 556;
+    inv.roles[1] = 555;
+    inv.nroles = 2;
+    assert_int_equal(contests_vote_weight(cs, &inv), 3); /* the largest */
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = COMMAND_PLATFORM_TELEGRAM;
+    inv.scope = COMMAND_SCOPE_GROUP;
+    snprintf(inv.scope_id, sizeof(inv.scope_id), "g1");
+    snprintf(inv.user_id, sizeof(inv.user_id), "u7");
+    assert_int_equal(contests_vote_weight(cs, &inv), 5); /* a holding of 5 */
+    r.weight_holders = false;
+    contests_configure(cs, &r);
+    assert_int_equal(contests_vote_weight(cs, &inv), 1);
+    r.weight_holders = true;
+    contests_configure(cs, &r);
+
+    struct contest c = {.platform = COMMAND_PLATFORM_TELEGRAM,
+                        .scope_id = "g1",
+                        .channel_id = "g1",
+                        .id = f->lt.now,
+                        .end_ms = f->lt.now + CONTEST_DAY_MS};
+    int done = 0;
+    assert_int_equal(contests_start(cs, &c, flag_cb, &done), 0);
+    wait_flag(f, &done);
+    f->lt.now += HOUR_MS;
+    char period[CONTEST_PERIOD_MAX];
+    assert_true(contests_vote_period(cs, "telegram:g1", f->lt.now, period, sizeof(period)));
+    for (int i = 0; i < 2; i++) { /* the second time: already voted, nothing added */
+        struct votes_cast v = {.scope = "telegram:g1",
+                               .image = "img1",
+                               .voter = "telegram:u7",
+                               .creator = "u1",
+                               .model = "img",
+                               .now_ms = f->lt.now,
+                               .contest = period,
+                               .contest_weight = contests_vote_weight(cs, &inv)};
+        done = 0;
+        assert_int_equal(votes_cast(ledger_store(f->lt.ledger), &v, flag_cb, &done), 0);
+        wait_flag(f, &done);
+    }
+    struct board_read b = {0};
+    assert_int_equal(contest_board(ledger_store(f->lt.ledger), &c, VOTES_TOP_MAX, board_cb, &b), 0);
+    wait_flag(f, &b.done);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.rows[0].count, 5);
+    struct board_read week = {0};
+    assert_int_equal(votes_top(ledger_store(f->lt.ledger), "telegram:g1", VOTES_WEEK, f->lt.now,
+                               VOTES_TOP_MAX, top_cb, &week),
+                     0);
+    wait_flag(f, &week.done);
+    assert_int_equal(week.n, 1);
+    assert_int_equal(week.rows[0].count, 1); /* the other boards: one vote */
+
+    f->core.contests = NULL;
+    contests_free(cs);
+    f->core.holders = NULL;
+    holders_free(h);
+    free(hc);
+}
+
+/* A daemon that did not know of a contest started on another one learns it
+ * when its own start finds it in the store. */
+static void test_start_learns_running(void **state)
+{
+    struct rfx *f = *state;
+    f->lt.now = 1796472000000LL;
+    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    struct contests *cs[2] = {contests_new(&f->core), contests_new(&f->core)};
+    struct contest c = {.platform = COMMAND_PLATFORM_TELEGRAM,
+                        .scope_id = "g1",
+                        .channel_id = "g1",
+                        .id = f->lt.now,
+                        .end_ms = f->lt.now + CONTEST_DAY_MS};
+    int done = 0;
+    assert_int_equal(contests_start(cs[0], &c, flag_cb, &done), 0);
+    wait_flag(f, &done);
+    struct contest later = c;
+    later.id += HOUR_MS;
+    later.end_ms += HOUR_MS;
+    done = 0;
+    assert_int_equal(contests_start(cs[1], &later, flag_cb, &done), 0);
+    wait_flag(f, &done); /* HB_EEXISTS */
+    const struct contest *known = contests_find(cs[1], COMMAND_PLATFORM_TELEGRAM, "g1");
+    assert_non_null(known);
+    assert_int_equal(known->id, c.id);
+    contests_free(cs[0]);
+    contests_free(cs[1]);
+}
+
+/* ---- scheduled contests ------------------------------------------------------- */
+
+#define MONDAY_1130 1795996800000LL /* 2026-11-30 00:00 UTC */
+
+static void wait_idle(struct rfx *f, struct contests **cs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < 100000 && contests_busy(cs[i]) > 0; k++)
+            uv_run(&f->lt.loop, UV_RUN_ONCE);
+        assert_int_equal(contests_busy(cs[i]), 0);
+    }
+}
+
+/* n daemons start on the ledger with the schedule: each loads (ending
+ * what is past its end) and starts its window's contest. */
+static void start_scheduled(struct rfx *f, struct contests **cs, size_t n,
+                            const struct contest_schedule *sched)
+{
+    lt_ledger_open(&f->lt);
+    f->core.ledger = f->lt.ledger;
+    int loaded[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        cs[i] = contests_new(&f->core);
+        assert_non_null(cs[i]);
+        assert_int_equal(contests_schedule(cs[i], sched), 0);
+    }
+    for (size_t i = 0; i < n; i++) /* at once: their jobs interleave */
+        assert_int_equal(contests_load(cs[i], flag_cb, &loaded[i]), 0);
+    for (size_t i = 0; i < n; i++)
+        wait_flag(f, &loaded[i]);
+    wait_idle(f, cs, n);
+    f->core.contests = cs[0];
+}
+
+static void test_scheduled_contests(void **state)
+{
+    struct rfx *f = *state;
+    struct posted posted;
+    memset(&posted, 0, sizeof(posted));
+    f->core.host_ops = &host_ops;
+    f->core.host = &posted;
+    f->lt.now = 1796472000000LL; /* Saturday 2026-12-05 12:00 UTC */
+    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+
+    struct contest_schedule sched;
+    char err[256];
+    assert_int_equal(contest_schedule_parse("discord:77", NULL, 0, &sched, err, sizeof(err)),
+                     HB_EINVAL);
+    assert_string_equal(err, "schedule: \"discord:77\" is not a group (telegram:<group>, "
+                             "discord:<server>/<channel for the results>)");
+    assert_int_equal(
+        contest_schedule_parse("telegram:g1", "fortnight", 0, &sched, err, sizeof(err)), HB_EINVAL);
+    assert_string_equal(err, "schedule_period: \"fortnight\" is neither week nor a number of "
+                             "days from 1 to 366");
+    assert_int_equal(
+        contest_schedule_parse("telegram:g1, telegram:g1", NULL, 0, &sched, err, sizeof(err)),
+        HB_EINVAL);
+    assert_int_equal(
+        contest_schedule_parse("discord:77/88, telegram:-100", "3", 5, &sched, err, sizeof(err)),
+        0);
+    assert_int_equal(sched.n, 2);
+    assert_string_equal(sched.groups[0].channel_id, "88");
+    assert_string_equal(sched.groups[1].channel_id, "-100");
+    int64_t a = 0, b = 0;
+    contest_schedule_window(&sched, 1796472000000LL, &a, &b); /* 3-day windows from the epoch */
+    assert_int_equal(a % (3 * CONTEST_DAY_MS), 0);
+    assert_true(a <= 1796472000000LL && b == a + 3 * CONTEST_DAY_MS && b > 1796472000000LL);
+    assert_int_equal(contest_schedule_parse("telegram:g1", "week", 0, &sched, err, sizeof(err)), 0);
+    contest_schedule_window(&sched, 1796472000000LL, &a, &b);
+    assert_int_equal(a, MONDAY_1130);
+    assert_int_equal(b, MONDAY_1130 + 7 * CONTEST_DAY_MS);
+
+    open_account(f, "telegram:u1", LEDGER_ACCOUNT_NO_OVERDRAFT);
+    open_account(f, PRIZES, 0);
+    struct lt_res res;
+    assert_int_equal(
+        lt_plain(&f->lt, "fund1", LEDGER_SYSTEM_GRANTS, PRIZES, 1000, LEDGER_KIND_GRANT, &res), 0);
+
+    /* The first start: this week's contest starts by itself. */
+    struct contests *cs[2] = {NULL, NULL};
+    lt_ledger_close(&f->lt);
+    start_scheduled(f, cs, 1, &sched);
+    const struct contest *c = contests_find(cs[0], COMMAND_PLATFORM_TELEGRAM, "g1");
+    assert_non_null(c);
+    assert_int_equal(c->id, MONDAY_1130);
+    assert_int_equal(c->end_ms, MONDAY_1130 + 7 * CONTEST_DAY_MS);
+    vote(f, "telegram:g1", "img1", "telegram:u2", "u1");
+
+    /* A restart in the middle: the same contest, no second one. */
+    stop_daemon(f, cs, 1);
+    f->lt.now += HOUR_MS;
+    start_scheduled(f, cs, 1, &sched);
+    c = contests_find(cs[0], COMMAND_PLATFORM_TELEGRAM, "g1");
+    assert_non_null(c);
+    assert_int_equal(c->id, MONDAY_1130);
+    vote(f, "telegram:g1", "img1", "telegram:u3", "u1");
+
+    /* Down across the end: two daemons start; the week's contest ends and
+     * pays once, and the next week's starts once. */
+    stop_daemon(f, cs, 1);
+    f->lt.now += 3 * CONTEST_DAY_MS; /* Tuesday 2026-12-08 */
+    start_scheduled(f, cs, 2, &sched);
+    assert_int_equal(posted.n, 1);
+    assert_string_equal(posted.text, "The contest has ended. Winners:\n"
+                                     "1. u1 with 2 upvotes: 500 credits");
+    assert_int_equal(lt_balance(&f->lt, "telegram:u1").posted, 500);
+    for (size_t i = 0; i < 2; i++) {
+        contests_tick(cs[i]); /* one may have begun it before the other's end was done */
+        wait_idle(f, cs, 2);
+        c = contests_find(cs[i], COMMAND_PLATFORM_TELEGRAM, "g1");
+        assert_non_null(c);
+        assert_int_equal(c->id, MONDAY_1130 + 7 * CONTEST_DAY_MS);
+    }
+    assert_int_equal(lt_balance(&f->lt, "telegram:u1").posted, 500);
+
+    /* Stopped by an admin: not started again in the same week. */
+    const char *t = run(f, true, "admin contest stop");
+    assert_string_equal(t, "Contest stopped: nothing was paid, the prize pool stays as it is.");
+    stop_daemon(f, cs, 2);
+    start_scheduled(f, cs, 1, &sched);
+    assert_null(contests_find(cs[0], COMMAND_PLATFORM_TELEGRAM, "g1"));
+    /* The next week's starts. */
+    f->lt.now += 7 * CONTEST_DAY_MS;
+    contests_tick(cs[0]);
+    wait_idle(f, cs, 1);
+    c = contests_find(cs[0], COMMAND_PLATFORM_TELEGRAM, "g1");
+    assert_non_null(c);
+    assert_int_equal(c->id, MONDAY_1130 + 14 * CONTEST_DAY_MS);
+    assert_int_equal(posted.n, 1);
+    assert_int_equal(lt_verify_ledger(&f->lt, NULL), 0);
+    stop_daemon(f, cs, 1);
+    lt_ledger_open(&f->lt); /* the fixture closes it */
+    f->core.ledger = f->lt.ledger;
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_rules_parse),
     cmocka_unit_test(test_payout),
     cmocka_unit_test_setup_teardown(test_contest_run, rfx_setup, rfx_teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_ends, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_weighted_votes, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_scheduled_contests, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_start_learns_running, rfx_setup, rfx_teardown),
 };
 
 TEST_GROUP_DEFINE(contest, tests, lt_group_setup, lt_group_teardown)

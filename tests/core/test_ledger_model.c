@@ -4,9 +4,8 @@
  * reversals (with debt), account opens, and posts split by revenue shares
  * (core/revenue.h: each share its part rounded down, the rest to the
  * remainder account, all in the post's transaction; a replayed split
- * moves nothing again). Operations are submitted in
- * groups so that several share one group commit; the model applies them in
- * the same order and predicts every result.
+ * moves nothing again); and the economy (ledger_model_economy.h). Groups
+ * of operations share one group commit; the model predicts every result.
  *
  * Payments go through the path every method books through
  * (core/deposit.h), with their ids derived by the Stripe adapter from
@@ -38,6 +37,7 @@
 #include "tests/test.h"
 
 #include "tests/core/ledger_helpers.h"
+#include "tests/core/ledger_model_economy.h"
 #include "tests/core/ledger_model_split.h"
 
 #include "adapters/stripe/stripe.h"
@@ -434,11 +434,8 @@ static void gen(struct model *m, struct mreq *r)
         }
         bool conflict = what >= 68;
         if (x->flags & (LEDGER_TRANSFER_POST | LEDGER_TRANSFER_VOID)) {
-            /* Find the pending it resolved: replays need its id. */
-            {
-                gen(m, r);
-                return;
-            }
+            gen(m, r); /* a replay of a post or void needs the pending it resolved */
+            return;
         }
         req_transfer(r, 0, x->id, &m->a[x->debit], &m->a[x->credit], x->amount + (conflict ? 1 : 0),
                      x->kind, x->flags, x->timeout, x->tag);
@@ -892,6 +889,7 @@ static void test_model(void **state)
                                       false),
                          0);
     lt_ledger_open(&t);
+    struct meco *eco = meco_new(&t, seed);
     m.now = t.now;
     m.dep = acct_add(&m, LEDGER_SYSTEM_DEPOSITS, false);
     m.bonus = acct_add(&m, LEDGER_SYSTEM_BONUS, false);
@@ -913,6 +911,10 @@ static void test_model(void **state)
     }
     for (int step = 0; step < MODEL_STEPS; step++) {
         int pay = (int)rnd_in(&m, 0, 99);
+        if (pay >= 92) { /* the economy's accounts are its own: the model's stay as they were */
+            meco_step(eco, &t);
+            continue;
+        }
         if (pay < 10) {
             /* Payments run alone: each is several ledger steps. */
             if (pay < 6)
@@ -965,7 +967,8 @@ static void test_model(void **state)
         if ((step + 1) % MODEL_VERIFY_EVERY == 0)
             full_verify(&t);
     }
-    full_verify(&t);
+    full_verify(&t); /* also: the sum over all accounts, the economy's included, is zero */
+    meco_end(eco, &t);
     fprintf(stderr,
             "ledger_model: ok=%zu exists=%zu conflict=%zu funds=%zu state=%zu invalid=%zu "
             "other=%zu expired=%zu reversals_with_debt=%zu transfers=%zu\n",

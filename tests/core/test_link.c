@@ -10,6 +10,7 @@
 #include "core/audit.h"
 #include "core/core.h"
 #include "core/generate.h"
+#include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/link.h"
 #include "core/wallet.h"
@@ -595,7 +596,47 @@ static void test_generation_charges_one_wallet(void **state)
     link_dir_free(gt.core.links);
 }
 
+/* An image is its maker's wallet's: a linked identity of that wallet
+ * cannot upvote it, as its maker cannot (never one's own vote, also in a
+ * contest). */
+static void test_linked_identity_cannot_upvote_own_image(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.links = link_dir_new();
+    assert_non_null(gt.core.links);
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_open(&gt.lt, "telegram:77", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    int joined = 0;
+    assert_int_equal(
+        link_join(&gt.core, "telegram:77", "console:u1", "ev-join", join_done, &joined), 0);
+    gt_wait(&gt, &joined, 101);
+
+    struct reply_capture cap;
+    gt_run(&gt, &cap, "u1", PROVIDER_IMAGE, "img-b64", "a red cat");
+    assert_int_equal(cap.nbuttons, 2);
+    char up[COMMAND_BUTTON_REF_MAX + 1];
+    snprintf(up, sizeof(up), "%s", cap.buttons[1].ref);
+    reply_capture_close(&cap);
+
+    struct invocation inv;
+    gt_inv(&inv, &cap, "77", NULL);
+    inv.platform = COMMAND_PLATFORM_TELEGRAM;
+    snprintf(inv.button_ref, sizeof(inv.button_ref), "%s", up);
+    cmd_generate_button(&gt.core, &inv);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_has(&cap, "your own");
+    reply_capture_close(&cap);
+    gt_done(&gt);
+    link_dir_free(gt.core.links);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_linked_identity_cannot_upvote_own_image),
     cmocka_unit_test_setup_teardown(test_link_moves_balance, setup, teardown),
     cmocka_unit_test_setup_teardown(test_links_refresh_from_other_daemon, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reserved_stay, setup, teardown),

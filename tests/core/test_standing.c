@@ -108,19 +108,22 @@ static void test_trending_and_profile(void **state)
     assert_string_equal(t, "u1 in this group:\n"
                            "Generations made: 2 this week, 2 in all.\n"
                            "Upvotes received: 2 this week, 2 in all.\n"
-                           "Rank by upvotes: #1 of 2 this week, #1 of 2 in all.");
+                           "Rank by upvotes: #1 of 2 this week, #1 of 2 in all.\n"
+                           "Contest wins: 0 in all. Prizes won: 0 credits in all.");
     member_seen(&gt.core, COMMAND_PLATFORM_TELEGRAM, "u2", "bob");
     gt_settle(&gt, 10);
     t = run(&x, "u1", "g1", "profile @bob");
     assert_string_equal(t, "@bob in this group:\n"
                            "Generations made: 1 this week, 1 in all.\n"
                            "Upvotes received: 1 this week, 1 in all.\n"
-                           "Rank by upvotes: #2 of 2 this week, #2 of 2 in all.");
+                           "Rank by upvotes: #2 of 2 this week, #2 of 2 in all.\n"
+                           "Contest wins: 0 in all. Prizes won: 0 credits in all.");
     t = run(&x, "u3", "g1", "profile");
     assert_string_equal(t, "u3 in this group:\n"
                            "Generations made: 0 this week, 0 in all.\n"
                            "Upvotes received: 0 this week, 0 in all.\n"
-                           "Rank by upvotes: none yet this week, none yet in all.");
+                           "Rank by upvotes: none yet this week, none yet in all.\n"
+                           "Contest wins: 0 in all. Prizes won: 0 credits in all.");
     t = run(&x, "u1", "g1", "profile @nobody");
     assert_string_equal(t, "I know no member @nobody here; nothing was looked up or moved.");
     t = run(&x, "u1", NULL, "profile");
