@@ -23,25 +23,25 @@ void gallery_scope(const struct invocation *inv, char *buf, size_t cap)
 
 struct gallery_save_op {
     struct store_job job;
+    uv_work_t work;
     struct store_image img; /* prompt and data owned */
+    unsigned char *thumb;   /* owned; img.thumb points here */
+    struct store *(*store_of)(void *data);
+    void (*done)(void *data);
+    void *data;
 };
+
+static void gallery__op_free(struct gallery_save_op *op)
+{
+    store_image_clear(&op->img);
+    free(op->thumb);
+    free(op);
+}
 
 static int gallery__save_run(struct store_txn *txn, struct store_job *job)
 {
     struct gallery_save_op *op = container_of(job, struct gallery_save_op, job);
-    /* The thumbnail is made here, on the store's thread, once per image:
-     * never on the loop, and never again when /contest shows it. */
-    unsigned char *thumb = NULL;
-    size_t thumb_len = 0;
-    if (strcmp(op->img.mime, "image/png") == 0 &&
-        thumb_png(op->img.data, op->img.len, THUMB_SIDE, &thumb, &thumb_len) == 0) {
-        op->img.thumb = thumb;
-        op->img.thumb_len = thumb_len;
-    }
-    int rc = store_txn_image_put(txn, &op->img);
-    op->img.thumb = NULL;
-    free(thumb);
-    return rc;
+    return store_txn_image_put(txn, &op->img);
 }
 
 static void gallery__save_done(struct store_job *job, int rc)
@@ -49,36 +49,100 @@ static void gallery__save_done(struct store_job *job, int rc)
     struct gallery_save_op *op = container_of(job, struct gallery_save_op, job);
     if (rc < 0)
         log_warn("gallery.save_failed", "image=%s error=%s", op->img.id, hb_strerror(rc));
-    store_image_clear(&op->img);
-    free(op);
+    gallery__op_free(op);
 }
 
-int gallery_save(struct store *store, const struct store_image *img)
+/* A copy of img (its thumbnail too, when given), or NULL. */
+static struct gallery_save_op *gallery__op_new(const struct store_image *img)
 {
-    if (store == NULL || img == NULL || img->id[0] == '\0' || img->data == NULL || img->len == 0)
-        return HB_EINVAL;
     struct gallery_save_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
-        return HB_ENOMEM;
+        return NULL;
     op->img = *img;
     op->img.prompt = img->prompt != NULL ? strdup(img->prompt) : NULL;
     op->img.data = malloc(img->len);
     op->img.thumb = NULL;
     op->img.thumb_len = 0;
-    if ((img->prompt != NULL && op->img.prompt == NULL) || op->img.data == NULL) {
-        store_image_clear(&op->img);
-        free(op);
-        return HB_ENOMEM;
+    if (img->thumb != NULL && img->thumb_len > 0) {
+        op->thumb = malloc(img->thumb_len);
+        if (op->thumb != NULL) {
+            memcpy(op->thumb, img->thumb, img->thumb_len);
+            op->img.thumb = op->thumb;
+            op->img.thumb_len = img->thumb_len;
+        }
+    }
+    if ((img->prompt != NULL && op->img.prompt == NULL) || op->img.data == NULL ||
+        (img->thumb != NULL && img->thumb_len > 0 && op->thumb == NULL)) {
+        gallery__op_free(op);
+        return NULL;
     }
     memcpy(op->img.data, img->data, img->len);
     op->job.run = gallery__save_run;
     op->job.done = gallery__save_done;
+    return op;
+}
+
+static bool gallery__valid(const struct store_image *img)
+{
+    return img != NULL && img->id[0] != '\0' && img->data != NULL && img->len != 0;
+}
+
+int gallery_save(struct store *store, const struct store_image *img)
+{
+    if (store == NULL || !gallery__valid(img))
+        return HB_EINVAL;
+    struct gallery_save_op *op = gallery__op_new(img);
+    if (op == NULL)
+        return HB_ENOMEM;
     int rc = store_submit(store, &op->job);
-    if (rc < 0) {
-        store_image_clear(&op->img);
-        free(op);
-    }
+    if (rc < 0)
+        gallery__op_free(op);
     return rc;
+}
+
+/* On a thread of libuv's pool. */
+static void gallery__thumb_work(uv_work_t *w)
+{
+    struct gallery_save_op *op = container_of(w, struct gallery_save_op, work);
+    size_t len = 0;
+    if (strcmp(op->img.mime, "image/png") == 0 &&
+        thumb_png(op->img.data, op->img.len, THUMB_SIDE, &op->thumb, &len) == 0) {
+        op->img.thumb = op->thumb;
+        op->img.thumb_len = len;
+    }
+}
+
+static void gallery__thumb_done(uv_work_t *w, int status)
+{
+    struct gallery_save_op *op = container_of(w, struct gallery_save_op, work);
+    void (*done)(void *) = op->done;
+    void *data = op->data;
+    struct store *store = status == 0 ? op->store_of(data) : NULL;
+    int rc = store != NULL ? store_submit(store, &op->job) : HB_ECANCELED;
+    if (rc < 0) {
+        log_warn("gallery.save_failed", "image=%s error=%s", op->img.id, hb_strerror(rc));
+        gallery__op_free(op);
+    }
+    if (done != NULL)
+        done(data);
+}
+
+int gallery_keep(uv_loop_t *loop, const struct store_image *img,
+                 struct store *(*store_of)(void *data), void (*done)(void *data), void *data)
+{
+    if (loop == NULL || store_of == NULL || !gallery__valid(img))
+        return HB_EINVAL;
+    struct gallery_save_op *op = gallery__op_new(img);
+    if (op == NULL)
+        return HB_ENOMEM;
+    op->store_of = store_of;
+    op->done = done;
+    op->data = data;
+    if (uv_queue_work(loop, &op->work, gallery__thumb_work, gallery__thumb_done) != 0) {
+        gallery__op_free(op);
+        return HB_ENOMEM;
+    }
+    return 0;
 }
 
 /* ---- reading ----------------------------------------------------------------- */

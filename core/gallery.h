@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #define GALLERY_SCOPE_MAX (COMMAND_ID_MAX + 24) /* "<platform>:<group>" */
 
@@ -29,10 +30,23 @@
  *  the votes use), or "" in a DM. */
 void gallery_scope(const struct invocation *inv, char *buf, size_t cap);
 
-/** Keep an image: img's fields and data (len bytes) are copied, the write
- *  goes to the store's next batch. A failure is logged (never the prompt);
- *  nothing waits for it. Returns 0 or a negative code. */
+/** Keep an image: img's fields, data (len bytes) and thumbnail (if any)
+ *  are copied, the write goes to the store's next batch. A failure is
+ *  logged (never the prompt); nothing waits for it. Returns 0 or a
+ *  negative code. */
 int gallery_save(struct store *store, const struct store_image *img);
+
+/** Keep a generated image as gallery_save does, with the thumbnail of a PNG
+ *  made first on libuv's thread pool: a large PNG takes tens of
+ *  milliseconds to decode, which must hold up neither the loop nor the
+ *  store's thread (every commit waits behind what that thread does). Once
+ *  it is made, store_of(data) is asked for the store (NULL: it closed
+ *  meanwhile, and the image is not kept), the write is queued, and
+ *  done(data) (may be NULL) runs, on the loop, always: keep whatever
+ *  store_of reads alive until then. Returns 0 (done follows) or a negative
+ *  code (no callback). */
+int gallery_keep(uv_loop_t *loop, const struct store_image *img,
+                 struct store *(*store_of)(void *data), void (*done)(void *data), void *data);
 
 /** Completion of gallery_get: img (borrowed for the call) when rc is 0;
  *  HB_ENOTFOUND when the image is not kept (never, or pruned). */

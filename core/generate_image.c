@@ -23,6 +23,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* gallery_keep: the store once the thumbnail is made (none once the daemon
+ * let its ledger go), and the end of the wait. */
+static struct store *generate__image_store(void *data)
+{
+    struct generate *g = data;
+    return g->core->ledger != NULL ? ledger_store(g->core->ledger) : NULL;
+}
+
+static void generate__image_kept(void *data)
+{
+    struct generate *g = data;
+    g->njobs--;
+    generate__maybe_free(g);
+}
+
 void job__image_remember(struct job *job)
 {
     struct generate *g = job->g;
@@ -63,9 +78,11 @@ void job__image_remember(struct job *job)
         snprintf(kept.mime, sizeof(kept.mime), "%s",
                  job->mime[0] != '\0' ? job->mime : "image/png");
         int rc = job->image != NULL && job->image_len > 0
-                     ? gallery_save(ledger_store(ledger), &kept)
+                     ? gallery_keep(g->loop, &kept, generate__image_store, generate__image_kept, g)
                      : HB_EINVAL;
-        if (rc < 0)
+        if (rc == 0)
+            g->njobs++; /* the engine (and the ledger it reads) lives until it is kept */
+        else
             log_warn("generate.image_not_kept", "image=%s error=%s", img->gid, hb_strerror(rc));
     }
 }
