@@ -12,6 +12,7 @@
 #include "base/util.h"
 #include "storage/store_backend.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,8 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
 static void store__thread(void *arg)
 {
     struct store *s = arg;
+    /* Named, so that top -H and perf tell it from the loop. */
+    pthread_setname_np(pthread_self(), "haibot-store");
     uv_mutex_lock(&s->mu);
     for (;;) {
         while (s->queue_head == NULL && !s->stopping)
