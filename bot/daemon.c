@@ -17,6 +17,7 @@
 #include "bot/webhooks.h"
 #include "bot/api.h"
 #include "bot/status.h"
+#include "core/apikey.h"
 #include "core/core.h"
 #include "core/persona.h"
 #include "base/error.h"
@@ -420,6 +421,7 @@ static int daemon__adapters_start(struct daemon *d)
 static void daemon__health_tick(uv_timer_t *t)
 {
     struct daemon *d = t->data;
+    apikey_spend_flush(&d->core); /* the API keys' spending, written behind (core/apikey.h) */
     if (d->status == NULL)
         return;
     for (size_t a = 0; a < d->nadapters; a++) {
@@ -721,6 +723,7 @@ static void daemon__close_all(struct daemon *d)
     /* The ledger goes last: adapters and handlers may still settle credits
      * while they close, and it finishes every queued operation first. */
     if (d->ledger != NULL) {
+        apikey_spend_flush(&d->core);
         d->closing++;
         ledger_close(d->ledger, daemon__closed_one, d);
         d->ledger = NULL;

@@ -31,6 +31,7 @@ struct apikey_waiter {
 };
 
 struct apikeys {
+    size_t unsaved; /* keys with spending not yet written */
     bool loaded;
     bool loading;
     bool refreshing; /* an apikeys_refresh read is under way */
@@ -104,15 +105,30 @@ static int apikeys__add(struct apikeys *d, const struct store_apikey *rec)
  * here takes the stored record (revoked, spent), keeping its request
  * counts; a key new here is added. Keys are never removed (requests in
  * flight hold them). */
+/* Count amount spent on day (at now_ms) in a key's record. */
+static void apikey__spend_add(struct store_apikey *rec, int64_t amount, int64_t day, int64_t now_ms)
+{
+    rec->spend += amount;
+    if (rec->spend_day != day) {
+        rec->spend_day = day;
+        rec->day_spend = 0;
+    }
+    rec->day_spend += amount;
+    if (now_ms > rec->last_used)
+        rec->last_used = now_ms;
+}
+
 static void apikeys__merge(struct apikeys *d, const struct store_apikey *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char hex[2 * STORE_HASH_SIZE + 1];
         hex_encode(rows[i].hash, STORE_HASH_SIZE, hex);
         struct apikey *k = map_get(d->by_hash, hex);
-        if (k != NULL)
+        if (k != NULL) {
             k->rec = rows[i];
-        else if (apikeys__add(d, &rows[i]) < 0)
+            if (k->unsaved > 0) /* spent here, not written yet: still counts */
+                apikey__spend_add(&k->rec, k->unsaved, k->unsaved_day, k->unsaved_at);
+        } else if (apikeys__add(d, &rows[i]) < 0)
             return;
     }
 }
@@ -148,10 +164,17 @@ enum apikey_op_kind {
     APIKEY_OP_REFRESH,
 };
 
+struct apikey_spend {
+    char id[STORE_APIKEY_ID_SIZE];
+    int64_t amount, day, now;
+};
+
 struct apikey_op {
     struct store_job job;
     struct core *core;
     enum apikey_op_kind kind;
+    struct apikey_spend *spends; /* SPEND: what each key spent since the last write */
+    size_t nspends;
     struct store_apikey rec; /* INSERT: the new row; REVOKE, SPEND: rec.id */
     int64_t amount, day, now;
     char key[APIKEY_LEN + 1];  /* INSERT: the clear key, wiped after the callback */
@@ -217,8 +240,14 @@ static int apikey__run(struct store_txn *txn, struct store_job *job)
         return store_txn_apikey_insert(txn, &op->rec);
     case APIKEY_OP_REVOKE:
         return store_txn_apikey_revoke(txn, op->rec.id, op->now);
-    case APIKEY_OP_SPEND:
-        return store_txn_apikey_spend(txn, op->rec.id, op->amount, op->day, op->now);
+    case APIKEY_OP_SPEND: {
+        int rc = 0;
+        for (size_t i = 0; i < op->nspends && rc == 0; i++) {
+            const struct apikey_spend *sp = &op->spends[i];
+            rc = store_txn_apikey_spend(txn, sp->id, sp->amount, sp->day, sp->now);
+        }
+        return rc;
+    }
     }
     return HB_EINVAL;
 }
@@ -267,8 +296,12 @@ static void apikey__done(struct store_job *job, int rc)
         if (op->created != NULL)
             op->created(rc, rc == 0 ? op->key : NULL, rc == 0 ? &op->rec : NULL, op->data);
         break;
-    case APIKEY_OP_REVOKE:
     case APIKEY_OP_SPEND:
+        if (rc < 0)
+            log_warn("apikey.write_failed", "op=spend keys=%zu error=%s", op->nspends,
+                     hb_strerror(rc));
+        break;
+    case APIKEY_OP_REVOKE:
         if (rc < 0)
             log_warn("apikey.write_failed", "key=%s error=%s", op->rec.id, hb_strerror(rc));
         if (op->cb != NULL)
@@ -278,6 +311,7 @@ static void apikey__done(struct store_job *job, int rc)
     OPENSSL_cleanse(op->key, sizeof(op->key));
     OPENSSL_cleanse(op->secret, sizeof(op->secret));
     free(op->rows);
+    free(op->spends);
     free(op);
 }
 
@@ -574,22 +608,51 @@ void apikey_spend_record(struct core *core, const char *id, int64_t amount, int6
     if (k == NULL || amount < 0)
         return;
     int64_t day = now_ms / APIKEY_DAY_MS;
-    k->rec.spend += amount;
-    if (k->rec.spend_day != day) {
-        k->rec.spend_day = day;
-        k->rec.day_spend = 0;
-    }
-    k->rec.day_spend += amount;
-    if (now_ms > k->rec.last_used)
-        k->rec.last_used = now_ms;
+    apikey__spend_add(&k->rec, amount, day, now_ms);
+    if (k->unsaved > 0 && k->unsaved_day != day)
+        apikey_spend_flush(core); /* a day's spending is written as that day's */
+    if (k->unsaved == 0)
+        d->unsaved++;
+    k->unsaved += amount;
+    k->unsaved_day = day;
+    if (now_ms > k->unsaved_at)
+        k->unsaved_at = now_ms;
+}
+
+int apikey_spend_flush(struct core *core)
+{
+    struct apikeys *d = core->apikeys;
+    if (d == NULL || d->unsaved == 0)
+        return 0;
     struct apikey_op *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return;
+    struct apikey_spend *sp = calloc(d->unsaved, sizeof(*sp));
+    if (op == NULL || sp == NULL) {
+        free(op);
+        free(sp);
+        return HB_ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < d->n && n < d->unsaved; i++) {
+        const struct apikey *k = d->keys[i];
+        if (k->unsaved == 0)
+            continue;
+        snprintf(sp[n].id, sizeof(sp[n].id), "%s", k->rec.id);
+        sp[n].amount = k->unsaved;
+        sp[n].day = k->unsaved_day;
+        sp[n].now = k->unsaved_at;
+        n++;
+    }
     op->kind = APIKEY_OP_SPEND;
-    snprintf(op->rec.id, sizeof(op->rec.id), "%s", id);
-    op->amount = amount;
-    op->day = day;
-    op->now = now_ms;
-    if (apikey__submit(core, op) < 0)
-        log_warn("apikey.write_failed", "key=%s error=the store is stopping", id);
+    op->spends = sp;
+    op->nspends = n;
+    int rc = apikey__submit(core, op);
+    if (rc < 0) {
+        free(sp);
+        log_warn("apikey.write_failed", "op=spend keys=%zu error=%s", n, hb_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < d->n; i++)
+        d->keys[i]->unsaved = 0;
+    d->unsaved = 0;
+    return (int)n;
 }

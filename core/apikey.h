@@ -42,6 +42,9 @@ struct apikey {
     struct store_apikey rec;
     int64_t rate_minute; /* the minute (ms / 60000) rate_count counts */
     unsigned rate_count; /* requests in that minute */
+    int64_t unsaved;     /* spent (in rec already) but not yet written: apikey_spend_flush */
+    int64_t unsaved_day; /* the day (ms / APIKEY_DAY_MS) it was spent on */
+    int64_t unsaved_at;  /* ms of its latest request */
 };
 
 /** An empty directory; NULL when out of memory. */
@@ -132,8 +135,18 @@ bool apikey_model_allowed(const struct apikey *k, const char *name);
  *  the daily cap is the one that binds. */
 int64_t apikey_room(const struct apikey *k, int64_t now_ms, bool *daily);
 
-/** Count credits charged through key id (memory now, the store by a job). */
+/** Count credits charged through key id: in memory now (the caps see it at
+ *  once), in the store with the next apikey_spend_flush. A key's spending
+ *  is a counter, not money (the ledger holds the charge), so it is written
+ *  behind: a write of its own after every request would take a commit
+ *  that the next request's reservation waits behind. */
 void apikey_spend_record(struct core *core, const char *id, int64_t amount, int64_t now_ms);
+
+/** Write every key's unsaved spending in one store job: the daemon does
+ *  every 2 seconds (so a crash forgets at most that much of the counters,
+ *  never a charge) and before the ledger closes. Returns how many keys it
+ *  wrote, or a negative code (the amounts stay unsaved). */
+int apikey_spend_flush(struct core *core);
 
 /** Keyed hash of a key under the directory's secret (tests). Returns 0 or
  *  HB_ESTATE when the secret is not loaded. */

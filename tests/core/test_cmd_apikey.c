@@ -224,6 +224,63 @@ static int other_run(struct store_txn *txn, void *data)
     return rc;
 }
 
+/* The store's view of one key's spending. */
+struct spend_read {
+    char id[STORE_APIKEY_ID_SIZE];
+    int64_t spend;
+};
+
+static int spend_row(const struct store_apikey *k, void *data)
+{
+    struct spend_read *r = data;
+    if (strcmp(k->id, r->id) == 0)
+        r->spend = k->spend;
+    return 0;
+}
+
+static int spend_run(struct store_txn *txn, void *data)
+{
+    return store_txn_apikey_each(txn, spend_row, data);
+}
+
+static int64_t spend_stored(struct fx *f, const char *id)
+{
+    struct spend_read r = {.spend = -1};
+    snprintf(r.id, sizeof(r.id), "%s", id);
+    assert_int_equal(lt_store_run(&f->lt, spend_run, &r), 0);
+    return r.spend;
+}
+
+/* A key's spending counts in memory at once and is written behind, all
+ * keys in one job, at the next flush; a read of the keys from the store
+ * meanwhile (the cluster's refresh) does not forget what is not written. */
+static void test_spend_written_behind(void **state)
+{
+    struct fx *f = *state;
+    run(f, &tg_dm, "apikey create behind total_cap:100");
+    char *key = key_in(f->cap.personal_text);
+    assert_non_null(key);
+    struct apikey *k = NULL;
+    int64_t now = core_now_ms(&f->core);
+    assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_OK);
+    bool daily = false;
+    apikey_spend_record(&f->core, k->rec.id, 7, now);
+    apikey_spend_record(&f->core, k->rec.id, 5, now);
+    assert_int_equal(apikey_room(k, now, &daily), 88);
+    assert_int_equal(spend_stored(f, k->rec.id), 0); /* nothing written yet */
+    assert_int_equal(apikey_spend_flush(&f->core), 1);
+    assert_int_equal(apikey_spend_flush(&f->core), 0); /* nothing left */
+    assert_int_equal(spend_stored(f, k->rec.id), 12);
+    apikey_spend_record(&f->core, k->rec.id, 3, now);
+    assert_int_equal(apikeys_refresh(&f->core), 0);
+    assert_int_equal(spend_stored(f, k->rec.id), 12);
+    uv_run(&f->lt.loop, UV_RUN_NOWAIT);
+    assert_int_equal(k->rec.spend, 15); /* the refresh read 12; 3 are not written yet */
+    assert_int_equal(apikey_spend_flush(&f->core), 1);
+    assert_int_equal(spend_stored(f, k->rec.id), 15);
+    free(key);
+}
+
 /* A key revoked by another daemon is refused here once the keys are read
  * again (the cluster's heartbeat does it), and one made there is found;
  * before, this daemon kept accepting the revoked key. */
@@ -259,6 +316,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_telegram_group_makes_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_discord_owner_and_pool, setup, teardown),
     cmocka_unit_test_setup_teardown(test_key_limits, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_spend_written_behind, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(cmd_apikey, tests, NULL, NULL)
