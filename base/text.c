@@ -258,3 +258,24 @@ int text_header_decimal(const char *value, int64_t unit, int64_t max, int64_t *o
     *out = v + frac;
     return 0;
 }
+
+bool text_word_next(const char **p, char *buf, size_t cap, size_t *len)
+{
+    const char *s = *p;
+    while (*s != '\0' && (isspace((unsigned char)*s) || *s == ','))
+        s++;
+    size_t n = 0;
+    while (s[n] != '\0' && !isspace((unsigned char)s[n]) && s[n] != ',')
+        n++;
+    *p = s + n;
+    *len = n;
+    if (n == 0)
+        return false;
+    if (cap > 0)
+        buf[0] = '\0';
+    if (n < cap) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+    }
+    return true;
+}

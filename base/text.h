@@ -49,6 +49,12 @@ long text_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap
  *  many of at most max went into words, which point into copy. */
 size_t text_words_split(char *copy, const char **words, size_t max);
 
+/** The next word of a list separated by blanks and/or commas, from *p
+ *  (moved past it). *len is the word's length; buf gets it NUL-terminated
+ *  when it fits in cap, else "" (the caller tells a word too long by len).
+ *  Returns false when no word is left. */
+bool text_word_next(const char **p, char *buf, size_t cap, size_t *len);
+
 /** One "key:value" of a setting list ("100:500, 250:1500"). */
 struct text_pair {
     char key[64];

@@ -4,6 +4,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "base/text.h"
 #include "base/util.h"
 #include "core/core.h"
 #include "core/ledger.h"
@@ -36,27 +37,6 @@ static int holders__err(char *err, size_t cap, const char *fmt, ...)
     return HB_EINVAL;
 }
 
-/* The next entry of a list separated by commas or spaces, into buf. */
-static bool holders__word(const char **p, char *buf, size_t cap, size_t *len)
-{
-    const char *s = *p;
-    while (*s != '\0' && (isspace((unsigned char)*s) || *s == ','))
-        s++;
-    size_t n = 0;
-    while (s[n] != '\0' && !isspace((unsigned char)s[n]) && s[n] != ',')
-        n++;
-    *p = s + n;
-    *len = n;
-    if (n == 0)
-        return false;
-    buf[0] = '\0';
-    if (n < cap) {
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-    }
-    return true;
-}
-
 static bool holders__id_ok(const char *s, size_t n)
 {
     if (n == 0)
@@ -74,7 +54,7 @@ static int holders__roles_parse(const char *text, struct holders_config *out, ch
     const char *p = text;
     char w[64];
     size_t len = 0;
-    while (holders__word(&p, w, sizeof(w), &len)) {
+    while (text_word_next(&p, w, sizeof(w), &len)) {
         const char *id = len < sizeof(w) && strncmp(w, "discord:", 8) == 0 ? w + 8 : NULL;
         uint64_t v = 0;
         size_t digits = 0;
@@ -98,7 +78,7 @@ static int holders__members_parse(const char *text, struct holders_config *out, 
     const char *p = text;
     char w[HOLDERS_SCOPE_MAX + COMMAND_ID_MAX + 16];
     size_t len = 0;
-    while (holders__word(&p, w, sizeof(w), &len)) {
+    while (text_word_next(&p, w, sizeof(w), &len)) {
         if (len >= sizeof(w))
             return holders__err(err, errcap, "holder_members: an entry is too long");
         const char *colon = strchr(w, ':');

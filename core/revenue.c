@@ -3,6 +3,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "base/text.h"
 #include "core/state.h"
 
 #include <ctype.h>
@@ -12,29 +13,6 @@
 #include <string.h>
 
 /* ---- parsing -------------------------------------------------------------- */
-
-/* The next word of *p: a run without spaces or commas, into buf. Returns
- * false at the end (or when the word does not fit: then *len is its
- * length and buf is empty). */
-static bool revenue__word(const char **p, char *buf, size_t cap, size_t *len)
-{
-    const char *s = *p;
-    while (*s != '\0' && (isspace((unsigned char)*s) || *s == ','))
-        s++;
-    size_t n = 0;
-    while (s[n] != '\0' && !isspace((unsigned char)s[n]) && s[n] != ',')
-        n++;
-    *p = s + n;
-    *len = n;
-    if (n == 0)
-        return false;
-    buf[0] = '\0';
-    if (n < cap) {
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-    }
-    return true;
-}
 
 /* An account as written: letters, digits and ":_.@-", with "<scope>"
  * anywhere. */
@@ -124,7 +102,7 @@ static int revenue__account_word(const char **p, char *acc, size_t cap, const ch
                                  size_t errcap)
 {
     size_t len = 0;
-    if (!revenue__word(p, acc, cap, &len))
+    if (!text_word_next(p, acc, cap, &len))
         return 1; /* the end */
     if (len >= cap)
         return revenue__err(err, errcap, "%s: an account is longer than %d characters", list,
@@ -151,7 +129,7 @@ static int revenue__shares_parse(const char *text, struct revenue_split *out, ch
             return rc;
         size_t len = 0;
         int32_t bp = 0;
-        if (!revenue__word(&p, word, sizeof(word), &len))
+        if (!text_word_next(&p, word, sizeof(word), &len))
             return revenue__err(err, errcap, "shares: %s needs a part after it (25%%, 2500bp)",
                                 acc);
         if (len >= sizeof(word) || !revenue__part(word, &bp, NULL))
@@ -198,7 +176,7 @@ static int revenue__adjustable_parse(const char *text, struct revenue_split *out
         if (i < 0)
             return revenue__err(err, errcap, "adjustable: %s is not one of the shares", acc);
         size_t len = 0;
-        bool have = revenue__word(&p, word, sizeof(word), &len);
+        bool have = text_word_next(&p, word, sizeof(word), &len);
         char *dash = have && len < sizeof(word) ? strchr(word, '-') : NULL;
         int32_t lo = 0, hi = 0;
         if (dash != NULL) {
@@ -288,7 +266,7 @@ int revenue_override_parse(const struct revenue_split *s, const char *text, int3
         if (i < 0 || !s->shares[i].adjustable)
             return revenue__err(err, errcap, "%s is not a share this group may adjust", acc);
         size_t len = 0;
-        if (!revenue__word(&p, word, sizeof(word), &len) || len >= sizeof(word) ||
+        if (!text_word_next(&p, word, sizeof(word), &len) || len >= sizeof(word) ||
             !revenue__part(word, &bp[i], NULL))
             return revenue__err(err, errcap, "%s needs a part after it (30%%, 3000bp)", acc);
         const struct revenue_share *sh = &s->shares[i];

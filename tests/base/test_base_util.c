@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "base/hash.h"
 #include "base/hex.h"
+#include "base/text.h"
 #include "base/util.h"
 
 #include <string.h>
@@ -65,11 +66,32 @@ static void test_clock_manual_and_real(void **state)
     assert_true(clock_now_ms(NULL) > 1577836800000LL);
 }
 
+/* Words of a list separated by blanks and commas; one too long for the
+ * buffer is reported by its length, with the buffer empty. */
+static void test_text_word_next(void **state)
+{
+    (void)state;
+    const char *p = " a, bb ,,ccc\tdddddddddd";
+    char w[5];
+    size_t len = 0;
+    assert_true(text_word_next(&p, w, sizeof(w), &len));
+    assert_string_equal(w, "a");
+    assert_true(text_word_next(&p, w, sizeof(w), &len));
+    assert_string_equal(w, "bb");
+    assert_true(text_word_next(&p, w, sizeof(w), &len));
+    assert_string_equal(w, "ccc");
+    assert_int_equal(len, 3);
+    assert_true(text_word_next(&p, w, sizeof(w), &len));
+    assert_int_equal(len, 10);
+    assert_string_equal(w, "");
+    assert_false(text_word_next(&p, w, sizeof(w), &len));
+    assert_int_equal(len, 0);
+}
+
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_hex_round_trip),
-    cmocka_unit_test(test_fnv1a64_vectors),
-    cmocka_unit_test(test_container_of),
-    cmocka_unit_test(test_clock_manual_and_real),
+    cmocka_unit_test(test_hex_round_trip), cmocka_unit_test(test_fnv1a64_vectors),
+    cmocka_unit_test(test_container_of),   cmocka_unit_test(test_clock_manual_and_real),
+    cmocka_unit_test(test_text_word_next),
 };
 
 TEST_GROUP_DEFINE(base_util, tests, NULL, NULL)
