@@ -230,6 +230,21 @@ out:
 /* Apply one transfer request: a replay, a post or void, or a new plain or
  * pending transfer. A new one leaves its debit account's balance in the
  * result, so the caller need not read it again. */
+/* The transfer a request makes at now (no expiry yet). */
+static void ledger__transfer_of(struct store_transfer *t, const struct ledger_req *r, int64_t now)
+{
+    memset(t, 0, sizeof(*t));
+    memcpy(t->id, r->id, sizeof(t->id));
+    memcpy(t->debit, r->debit, sizeof(t->debit));
+    memcpy(t->credit, r->credit, sizeof(t->credit));
+    t->amount = r->amount;
+    t->kind = r->kind;
+    t->flags = r->flags;
+    t->ts = now;
+    memcpy(t->ref, r->ref, sizeof(t->ref));
+    memcpy(t->tag, r->tag, sizeof(t->tag));
+}
+
 static int ledger__transfer_apply(struct store_txn *txn, struct ledger_op *op,
                                   const struct ledger_req *r)
 {
@@ -275,22 +290,13 @@ static int ledger__transfer_apply(struct store_txn *txn, struct ledger_op *op,
         if (rc < 0)
             goto out;
     }
-    memset(&t, 0, sizeof(t));
-    memcpy(t.id, r->id, sizeof(t.id));
-    memcpy(t.debit, r->debit, sizeof(t.debit));
-    memcpy(t.credit, r->credit, sizeof(t.credit));
-    t.amount = r->amount;
-    t.kind = r->kind;
-    t.flags = r->flags;
-    t.ts = op->now;
+    ledger__transfer_of(&t, r, op->now);
     if (pending && r->timeout_ms > 0) {
         t.expires_at = op->now;
         rc = ledger__add(&t.expires_at, r->timeout_ms);
         if (rc < 0)
             goto out;
     }
-    memcpy(t.ref, r->ref, sizeof(t.ref));
-    memcpy(t.tag, r->tag, sizeof(t.tag));
     rc = ledger__append(txn, &t);
     if (rc == 0)
         rc = store_txn_account_update(txn, &d);
@@ -554,16 +560,7 @@ static int ledger__shares_apply(struct store_txn *txn, struct ledger_op *op)
             rc = ledger__add(&c.credits_posted, r->amount);
         if (rc < 0)
             break;
-        memset(&t, 0, sizeof(t));
-        memcpy(t.id, r->id, sizeof(t.id));
-        memcpy(t.debit, r->debit, sizeof(t.debit));
-        memcpy(t.credit, r->credit, sizeof(t.credit));
-        t.amount = r->amount;
-        t.kind = r->kind;
-        t.flags = r->flags;
-        t.ts = op->now;
-        memcpy(t.ref, r->ref, sizeof(t.ref));
-        memcpy(t.tag, r->tag, sizeof(t.tag));
+        ledger__transfer_of(&t, r, op->now);
         rc = ledger__append(txn, &t);
         if (rc == 0)
             rc = store_txn_account_update(txn, &c);

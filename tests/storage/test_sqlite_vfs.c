@@ -51,6 +51,15 @@ static int64_t vfs_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+static void vfs_integrity_ok(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+}
+
 /* n rows of VFS_ROW_BYTES random bytes in one transaction, ids from first. */
 static void vfs_insert(sqlite3 *db, int first, int n)
 {
@@ -136,11 +145,7 @@ static void test_kill_after_commit(void **state)
     sqlite3 *db = vfs_open(path, NULL);
     assert_int_equal(vfs_int(db, "SELECT count(*) FROM t"), 210);
     assert_int_equal(vfs_int(db, "SELECT max(id) FROM t"), 210);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
+    vfs_integrity_ok(db);
     sqlite3_close(db);
     test_tmpdir_remove(dir);
     free(dir);
@@ -168,11 +173,7 @@ static void test_spill_and_rewrite(void **state)
     db = vfs_open(path, NULL);
     assert_int_equal(vfs_int(db, "SELECT count(*) FROM t"), 410);
     assert_int_equal(vfs_int(db, "SELECT sum(length(v)) FROM t"), 277 * 3000 + 133 * 2500);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
+    vfs_integrity_ok(db);
     sqlite3_close(db);
     test_tmpdir_remove(dir);
     free(dir);
