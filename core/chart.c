@@ -63,6 +63,18 @@ static cairo_status_t chart__png_write(void *closure, const unsigned char *data,
     return CAIRO_STATUS_SUCCESS;
 }
 
+int chart_surface_png(cairo_surface_t *s, unsigned char **png, size_t *len)
+{
+    struct chart_png out = {0};
+    if (cairo_surface_write_to_png_stream(s, chart__png_write, &out) != CAIRO_STATUS_SUCCESS) {
+        free(out.buf);
+        return HB_EIO;
+    }
+    *png = out.buf;
+    *len = out.len;
+    return 0;
+}
+
 /* Every model's total over the period; the CHART_SERIES_MAX - 1 largest
  * keep their own colour when there are more than CHART_SERIES_MAX. */
 static int chart__series(struct chart_data *d, const struct store_usage *rows, size_t n,
@@ -269,7 +281,6 @@ int chart_usage_png(const struct store_usage *rows, size_t n, int64_t from_day, 
     int rc = chart__fill(&d, rows, n, days);
     cairo_surface_t *s = NULL;
     cairo_t *cr = NULL;
-    struct chart_png out = {0};
     if (rc < 0)
         goto done;
     s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, CHART_WIDTH, CHART_HEIGHT);
@@ -298,13 +309,7 @@ int chart_usage_png(const struct store_usage *rows, size_t n, int64_t from_day, 
         chart__text(cr, CHART_LEFT + pw / 2, CHART_TOP + ph / 2, "No spending in this period", 0.5);
     }
     cairo_surface_flush(s);
-    if (cairo_surface_write_to_png_stream(s, chart__png_write, &out) != CAIRO_STATUS_SUCCESS) {
-        rc = HB_EIO;
-        free(out.buf);
-        goto done;
-    }
-    *png = out.buf;
-    *len = out.len;
+    rc = chart_surface_png(s, png, len);
 done:
     if (cr != NULL)
         cairo_destroy(cr);

@@ -27,4 +27,11 @@
 int chart_usage_png(const struct store_usage *rows, size_t n, int64_t from_day, int64_t days,
                     const char *title, unsigned char **png, size_t *len);
 
+struct _cairo_surface;
+
+/** A cairo surface (flushed) as PNG bytes: *png is a heap buffer of *len
+ *  bytes the caller frees. Returns 0 or HB_EIO (cairo could not write it,
+ *  memory included). Also for the thumbnails (core/thumb.c). */
+int chart_surface_png(struct _cairo_surface *s, unsigned char **png, size_t *len);
+
 #endif

@@ -2,6 +2,7 @@
 #include "core/thumb.h"
 
 #include "base/error.h"
+#include "core/chart.h"
 
 #include <cairo.h>
 #include <stdlib.h>
@@ -23,30 +24,6 @@ static cairo_status_t thumb__read(void *closure, unsigned char *data, unsigned i
     memcpy(data, in->p, len);
     in->p += len;
     in->left -= len;
-    return CAIRO_STATUS_SUCCESS;
-}
-
-/* The PNG being written, into a growing heap buffer. */
-struct thumb_out {
-    unsigned char *buf;
-    size_t len, cap;
-};
-
-static cairo_status_t thumb__write(void *closure, const unsigned char *data, unsigned int len)
-{
-    struct thumb_out *o = closure;
-    if (o->len + len > o->cap) {
-        size_t cap = o->cap > 0 ? o->cap * 2 : 16 * 1024;
-        while (cap < o->len + len)
-            cap *= 2;
-        unsigned char *grown = realloc(o->buf, cap);
-        if (grown == NULL)
-            return CAIRO_STATUS_NO_MEMORY;
-        o->buf = grown;
-        o->cap = cap;
-    }
-    memcpy(o->buf + o->len, data, len);
-    o->len += len;
     return CAIRO_STATUS_SUCCESS;
 }
 
@@ -79,7 +56,6 @@ int thumb_png(const unsigned char *png, size_t len, int side, unsigned char **ou
     cairo_surface_t *src = cairo_image_surface_create_from_png_stream(thumb__read, &in);
     cairo_surface_t *dst = NULL;
     cairo_t *cr = NULL;
-    struct thumb_out o = {0};
     int rc = 0;
     if (cairo_surface_status(src) != CAIRO_STATUS_SUCCESS) {
         rc = cairo_surface_status(src) == CAIRO_STATUS_NO_MEMORY ? HB_ENOMEM : HB_EINVAL;
@@ -102,13 +78,7 @@ int thumb_png(const unsigned char *png, size_t len, int side, unsigned char **ou
     cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_GOOD);
     cairo_paint(cr);
     cairo_surface_flush(dst);
-    if (cairo_surface_write_to_png_stream(dst, thumb__write, &o) != CAIRO_STATUS_SUCCESS) {
-        rc = HB_EIO;
-        free(o.buf);
-        goto out;
-    }
-    *out = o.buf;
-    *outlen = o.len;
+    rc = chart_surface_png(dst, out, outlen);
 out:
     if (cr != NULL)
         cairo_destroy(cr);
