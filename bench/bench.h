@@ -26,4 +26,12 @@ long bench_rss_kib(void);
 char *bench_tmpdir_new(void);
 void bench_tmpdir_remove(const char *dir);
 
+/** The disk under dir, as a durable commit meets it: 200 writes of 4 KiB,
+ *  each followed by fdatasync, reported as "<prefix>_disk_fsync_p50" and
+ *  "_p99" (ms). A figure that waits for commits (a p99 latency) is read
+ *  beside it: on a shared virtual disk the sync's tail moves from one
+ *  minute to the next. Run after the figure it explains, not before: its
+ *  own writes would disturb it. */
+void bench_disk_fsync(const char *dir, const char *prefix);
+
 #endif

@@ -3,6 +3,7 @@
 
 #include "base/log.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,42 @@ void bench_tmpdir_remove(const char *dir)
 {
     if (dir != NULL)
         nftw(dir, bench__rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int bench__cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_disk_fsync(const char *dir, const char *prefix)
+{
+    enum { N = 200 };
+    char path[600], name[128];
+    snprintf(path, sizeof(path), "%s/fsync-probe", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    static const char block[4096];
+    double ms[N];
+    size_t n = 0;
+    for (size_t i = 0; i < N; i++) {
+        double t0 = bench_now();
+        if (pwrite(fd, block, sizeof(block), (off_t)(i * sizeof(block))) !=
+                (ssize_t)sizeof(block) ||
+            fdatasync(fd) != 0)
+            break;
+        ms[n++] = (bench_now() - t0) * 1000.0;
+    }
+    close(fd);
+    unlink(path);
+    if (n < N)
+        return;
+    qsort(ms, n, sizeof(ms[0]), bench__cmp_double);
+    snprintf(name, sizeof(name), "%s_disk_fsync_p50", prefix);
+    bench_report(name, ms[n / 2], "ms");
+    snprintf(name, sizeof(name), "%s_disk_fsync_p99", prefix);
+    bench_report(name, ms[n * 99 / 100], "ms");
 }
 
 int main(int argc, char **argv)
