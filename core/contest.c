@@ -502,6 +502,25 @@ enum contest_change {
     CONTEST_SCHEDULE /* a scheduled window's contest, once (core/contest_schedule.h) */
 };
 
+/* The winners' identities as the links table has them, for the payout. */
+struct contest_links {
+    struct contest_payment *pay;
+    size_t n;
+};
+
+static int contest__link_row(const char *identity, const char *wallet, int64_t linked_at,
+                             void *data)
+{
+    struct contest_links *l = data;
+    (void)linked_at;
+    for (size_t i = 0; i < l->n; i++) {
+        struct contest_payment *p = &l->pay[i];
+        if (strcmp(p->account, identity) == 0 && strlen(wallet) < sizeof(p->account))
+            memcpy(p->account, wallet, strlen(wallet) + 1);
+    }
+    return 0;
+}
+
 /* One store job reading the group's row and changing it on a condition,
  * so two daemons sharing the store never both start, or both fix the
  * winners of, one contest. */
@@ -552,6 +571,16 @@ static int contest__freeze(struct store_txn *txn, struct contest_job *op, const 
         return rc;
     op->pool = op->c.prize > 0 && op->c.prize < balance ? op->c.prize : balance;
     op->npay = contest_payout(&op->c, &op->rules, op->rows, n, op->pool, op->pay);
+    /* A winner whose identity is linked into another wallet is paid there,
+     * where they spend and where /balance looks, not into the identity's
+     * own stranded wallet. Read in this transaction (the links' memory
+     * copy belongs to the loop). */
+    struct contest_links links = {.pay = op->pay, .n = op->npay};
+    rc = op->npay > 0 ? store_txn_link_each(txn, contest__link_row, &links) : 0;
+    if (rc == HB_ESCHEMA)
+        rc = 0; /* a database older than the links: nobody is linked */
+    if (rc < 0)
+        return rc;
     char *value = malloc(CONTEST_VALUE_MAX);
     if (value == NULL)
         return HB_ENOMEM;

@@ -15,6 +15,7 @@
 #include "core/notify.h"
 #include "core/state.h"
 #include "core/votes.h"
+#include "storage/store.h"
 #include "tests/core/router_fixture.h"
 
 #include <stdio.h>
@@ -633,6 +634,48 @@ static void test_start_learns_running(void **state)
     contests_free(cs[1]);
 }
 
+/* A winner whose identity is linked into another wallet is paid there,
+ * where they spend, not into the identity's own wallet. */
+static int link_u1(struct store_txn *txn, void *data)
+{
+    (void)data;
+    return store_txn_link_put(txn, "telegram:u1", "discord:w1", 1);
+}
+
+static void test_prize_to_linked_wallet(void **state)
+{
+    struct rfx *f = *state;
+    struct posted posted;
+    memset(&posted, 0, sizeof(posted));
+    f->core.host_ops = &host_ops;
+    f->core.host = &posted;
+    f->lt.now = 1796472000000LL;
+    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    struct contests *cs[1] = {contests_new(&f->core)};
+    f->core.contests = cs[0];
+    open_account(f, "telegram:u1", LEDGER_ACCOUNT_NO_OVERDRAFT);
+    open_account(f, "discord:w1", LEDGER_ACCOUNT_NO_OVERDRAFT);
+    open_account(f, PRIZES, 0);
+    struct lt_res res;
+    assert_int_equal(
+        lt_plain(&f->lt, "fund1", LEDGER_SYSTEM_GRANTS, PRIZES, 1000, LEDGER_KIND_GRANT, &res), 0);
+    assert_int_equal(lt_store_run(&f->lt, link_u1, NULL), 0);
+    run(f, true, "admin contest start 1 500");
+    f->lt.now += HOUR_MS;
+    vote(f, "telegram:g1", "img1", "telegram:u2", "u1");
+    f->lt.now += CONTEST_DAY_MS;
+    assert_int_equal(contests_tick(cs[0]), 1);
+    for (int k = 0; k < 100000 && contests_busy(cs[0]) > 0; k++)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(posted.n, 1);
+    assert_int_equal(lt_balance(&f->lt, "discord:w1").posted, 250);
+    assert_int_equal(lt_balance(&f->lt, "telegram:u1").posted, 0);
+    assert_int_equal(lt_balance(&f->lt, PRIZES).posted, 750);
+    stop_daemon(f, cs, 1);
+    lt_ledger_open(&f->lt); /* the fixture closes it */
+    f->core.ledger = f->lt.ledger;
+}
+
 /* ---- scheduled contests ------------------------------------------------------- */
 
 #define MONDAY_1130 1795996800000LL /* 2026-11-30 00:00 UTC */
@@ -776,6 +819,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_weighted_votes, rfx_setup, rfx_teardown),
     cmocka_unit_test_setup_teardown(test_scheduled_contests, rfx_setup, rfx_teardown),
     cmocka_unit_test_setup_teardown(test_start_learns_running, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_prize_to_linked_wallet, rfx_setup, rfx_teardown),
 };
 
 TEST_GROUP_DEFINE(contest, tests, lt_group_setup, lt_group_teardown)
