@@ -103,8 +103,11 @@ struct meco *meco_new(struct lt *t, uint64_t seed)
     assert_non_null(e->paid);
     e->rng = seed * 0x9E3779B97F4A7C15ull + 7;
     /* The holders' and the prizes' shares of a four-way split, the
-     * remainder's odd basis points included. */
-    int32_t h = (int32_t)eco_in(e, 1, 4000), p = (int32_t)eco_in(e, 1, 3000),
+     * remainder's odd basis points included. Each is at least 5 %: below
+     * that its account could stay too small, in a run, for the payouts,
+     * replays and conflicts checked at the end to happen at all (a seed
+     * with a 0.5 % prize share paid one prize and never replayed it). */
+    int32_t h = (int32_t)eco_in(e, 500, 4000), p = (int32_t)eco_in(e, 500, 3000),
             tr = (int32_t)eco_in(e, 0, 1500);
     char text[256], err[256];
     snprintf(text, sizeof(text),

@@ -111,6 +111,16 @@ static int64_t fake_clock(void *data)
     return ((struct lt *)data)->now;
 }
 
+/* Results go to posted; the clock is Saturday 2026-12-05 12:00 UTC. */
+static void posted_at_noon(struct rfx *f, struct posted *posted)
+{
+    memset(posted, 0, sizeof(*posted));
+    f->core.host_ops = &host_ops;
+    f->core.host = posted;
+    f->lt.now = 1796472000000LL;
+    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+}
+
 static const char *run(struct rfx *f, bool admin, const char *line)
 {
     reply_capture_close(&f->cap);
@@ -230,11 +240,7 @@ static void test_contest_run(void **state)
 {
     struct rfx *f = *state;
     struct posted posted;
-    memset(&posted, 0, sizeof(posted));
-    f->core.host_ops = &host_ops;
-    f->core.host = &posted;
-    f->lt.now = 1796472000000LL; /* Saturday 2026-12-05 12:00 UTC */
-    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    posted_at_noon(f, &posted);
     struct contests *cs[2] = {NULL, NULL};
     cs[0] = contests_new(&f->core);
     f->core.contests = cs[0];
@@ -400,11 +406,7 @@ static void test_concurrent_ends(void **state)
 {
     struct rfx *f = *state;
     struct posted posted;
-    memset(&posted, 0, sizeof(posted));
-    f->core.host_ops = &host_ops;
-    f->core.host = &posted;
-    f->lt.now = 1796472000000LL;
-    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    posted_at_noon(f, &posted);
     const char *users[] = {"u1", "u2", "u3", "u4", "u5"};
     char account[32];
     for (size_t i = 0; i < 5; i++) {
@@ -492,15 +494,6 @@ static void test_concurrent_ends(void **state)
 }
 
 /* ---- weighted votes ------------------------------------------------------------ */
-
-static void top_cb(int rc, const struct store_vote *rows, size_t n, void *data)
-{
-    struct board_read *b = data;
-    assert_int_equal(rc, 0);
-    memcpy(b->rows, rows, n * sizeof(rows[0]));
-    b->n = n;
-    b->done = 1;
-}
 
 /* A vote counts its weight (a weight_roles role, or a holding) on the
  * contest's board only, and still once per member per entry. */
@@ -592,7 +585,7 @@ static void test_weighted_votes(void **state)
     assert_int_equal(b.rows[0].count, 5);
     struct board_read week = {0};
     assert_int_equal(votes_top(ledger_store(f->lt.ledger), "telegram:g1", VOTES_WEEK, f->lt.now,
-                               VOTES_TOP_MAX, top_cb, &week),
+                               VOTES_TOP_MAX, board_cb, &week),
                      0);
     wait_flag(f, &week.done);
     assert_int_equal(week.n, 1);
@@ -646,11 +639,7 @@ static void test_prize_to_linked_wallet(void **state)
 {
     struct rfx *f = *state;
     struct posted posted;
-    memset(&posted, 0, sizeof(posted));
-    f->core.host_ops = &host_ops;
-    f->core.host = &posted;
-    f->lt.now = 1796472000000LL;
-    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    posted_at_noon(f, &posted);
     struct contests *cs[1] = {contests_new(&f->core)};
     f->core.contests = cs[0];
     open_account(f, "telegram:u1", LEDGER_ACCOUNT_NO_OVERDRAFT);
@@ -714,11 +703,7 @@ static void test_scheduled_contests(void **state)
 {
     struct rfx *f = *state;
     struct posted posted;
-    memset(&posted, 0, sizeof(posted));
-    f->core.host_ops = &host_ops;
-    f->core.host = &posted;
-    f->lt.now = 1796472000000LL; /* Saturday 2026-12-05 12:00 UTC */
-    f->core.clock = (struct clock){.now_ms = fake_clock, .data = &f->lt};
+    posted_at_noon(f, &posted);
 
     struct contest_schedule sched;
     char err[256];
