@@ -148,6 +148,16 @@ int contest_period(const struct contest *c, char *buf, size_t cap)
     return n > 0 && (size_t)n < cap && n < VOTES_PERIOD_MAX ? 0 : HB_EINVAL;
 }
 
+void contest_results_target(const struct contest *c, struct notify_target *to)
+{
+    memset(to, 0, sizeof(*to));
+    to->platform = c->platform;
+    to->scope = COMMAND_SCOPE_GROUP;
+    snprintf(to->scope_id, sizeof(to->scope_id), "%s", c->scope_id);
+    snprintf(to->channel_id, sizeof(to->channel_id), "%s",
+             c->channel_id[0] != '\0' ? c->channel_id : c->scope_id);
+}
+
 int contest_prize_account(const struct contest *c, char *buf, size_t cap)
 {
     return contest__fits(snprintf(buf, cap, CONTEST_PRIZES_PREFIX "%s:%s",
@@ -773,12 +783,7 @@ static void contest__announce(struct contest_job *op)
         used += w > 0 && (size_t)w < CONTEST_TEXT_MAX - used ? (size_t)w : 0;
     }
     struct notify_target to;
-    memset(&to, 0, sizeof(to));
-    to.platform = op->c.platform;
-    to.scope = COMMAND_SCOPE_GROUP;
-    snprintf(to.scope_id, sizeof(to.scope_id), "%s", op->c.scope_id);
-    snprintf(to.channel_id, sizeof(to.channel_id), "%s",
-             op->c.channel_id[0] != '\0' ? op->c.channel_id : op->c.scope_id);
+    contest_results_target(&op->c, &to);
     int rc = h->notify(op->cs->core->host, &to, text);
     if (rc < 0)
         log_warn("contest.not_posted", "group=%s error=%s", op->key, hb_strerror(rc));

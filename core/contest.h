@@ -93,6 +93,12 @@ int contest_scope(const struct contest *c, char *buf, size_t cap);
 int contest_period(const struct contest *c, char *buf, size_t cap);
 int contest_prize_account(const struct contest *c, char *buf, size_t cap);
 
+struct notify_target;
+
+/** Where a contest's results (and their images) are posted: the channel
+ *  it was started in, or the group itself. */
+void contest_results_target(const struct contest *c, struct notify_target *to);
+
 /** The ledger payments of an ended contest, as contest_payout computes. */
 struct contest_payment {
     char id[STORE_ID_SIZE];      /* "prize:<scope>:<id>:<rank>" */

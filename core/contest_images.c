@@ -92,12 +92,7 @@ static void contest__winners_read(int rc, const struct store_image *imgs, size_t
     if (rc < 0)
         log_warn("contest.images_not_read", "error=%s", hb_strerror(rc));
     struct notify_target to;
-    memset(&to, 0, sizeof(to));
-    to.platform = op->c.platform;
-    to.scope = COMMAND_SCOPE_GROUP;
-    snprintf(to.scope_id, sizeof(to.scope_id), "%s", op->c.scope_id);
-    snprintf(to.channel_id, sizeof(to.channel_id), "%s",
-             op->c.channel_id[0] != '\0' ? op->c.channel_id : op->c.scope_id);
+    contest_results_target(&op->c, &to);
     for (size_t i = 0; i < n && h != NULL && h->notify_msg != NULL; i++) {
         size_t place = 0;
         while (place < op->npay && strcmp(op->ids[place], imgs[i].id) != 0)
