@@ -12,25 +12,14 @@
     "id, owner, creator, name, prefix, hash, created_at, last_used, spend, spend_day,"             \
     " day_spend, cap_day, cap_total, models, rpm, expires_at, revoked_at"
 
-static void apikey__text(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-    const unsigned char *v = sqlite3_column_text(st, col);
-    size_t n = v != NULL ? (size_t)sqlite3_column_bytes(st, col) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    if (n > 0)
-        memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
 static void apikey__row(sqlite3_stmt *st, struct store_apikey *k)
 {
     memset(k, 0, sizeof(*k));
-    apikey__text(k->id, sizeof(k->id), st, 0);
-    apikey__text(k->owner, sizeof(k->owner), st, 1);
-    apikey__text(k->creator, sizeof(k->creator), st, 2);
-    apikey__text(k->name, sizeof(k->name), st, 3);
-    apikey__text(k->prefix, sizeof(k->prefix), st, 4);
+    store__copy_text(k->id, sizeof(k->id), st, 0);
+    store__copy_text(k->owner, sizeof(k->owner), st, 1);
+    store__copy_text(k->creator, sizeof(k->creator), st, 2);
+    store__copy_text(k->name, sizeof(k->name), st, 3);
+    store__copy_text(k->prefix, sizeof(k->prefix), st, 4);
     const void *h = sqlite3_column_blob(st, 5);
     int hn = sqlite3_column_bytes(st, 5);
     if (h != NULL && hn == STORE_HASH_SIZE)
@@ -42,7 +31,7 @@ static void apikey__row(sqlite3_stmt *st, struct store_apikey *k)
     k->day_spend = sqlite3_column_int64(st, 10);
     k->cap_day = sqlite3_column_int64(st, 11);
     k->cap_total = sqlite3_column_int64(st, 12);
-    apikey__text(k->models, sizeof(k->models), st, 13);
+    store__copy_text(k->models, sizeof(k->models), st, 13);
     k->rpm = sqlite3_column_int64(st, 14);
     k->expires_at = sqlite3_column_int64(st, 15);
     k->revoked_at = sqlite3_column_int64(st, 16);

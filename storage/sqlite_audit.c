@@ -9,17 +9,6 @@
 #include <stdint.h>
 #include <string.h>
 
-static void audit__copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-    const unsigned char *v = sqlite3_column_text(st, col);
-    size_t n = v != NULL ? (size_t)sqlite3_column_bytes(st, col) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    if (n > 0)
-        memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
 static void audit__copy_hash(uint8_t dst[STORE_HASH_SIZE], sqlite3_stmt *st, int col)
 {
     memset(dst, 0, STORE_HASH_SIZE);
@@ -33,10 +22,10 @@ static void audit__row(sqlite3_stmt *st, struct store_audit *a)
 {
     a->seq = (uint64_t)sqlite3_column_int64(st, 0);
     a->ts = sqlite3_column_int64(st, 1);
-    audit__copy_text(a->actor, sizeof(a->actor), st, 2);
-    audit__copy_text(a->action, sizeof(a->action), st, 3);
-    audit__copy_text(a->subject, sizeof(a->subject), st, 4);
-    audit__copy_text(a->detail, sizeof(a->detail), st, 5);
+    store__copy_text(a->actor, sizeof(a->actor), st, 2);
+    store__copy_text(a->action, sizeof(a->action), st, 3);
+    store__copy_text(a->subject, sizeof(a->subject), st, 4);
+    store__copy_text(a->detail, sizeof(a->detail), st, 5);
     audit__copy_hash(a->prev, st, 6);
     audit__copy_hash(a->hash, st, 7);
 }

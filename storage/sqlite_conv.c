@@ -112,17 +112,6 @@ static int conv__done(struct sqlite_store *s, sqlite3_stmt *st, const char *what
     return rc;
 }
 
-static void conv__copy(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-    const unsigned char *v = sqlite3_column_text(st, col);
-    size_t n = v != NULL ? (size_t)sqlite3_column_bytes(st, col) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    if (n > 0)
-        memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
 int sqlite_txn_conv_get(struct store_txn *txn, const char *id, struct store_conv *out)
 {
     struct sqlite_store *s = sqlite__of(txn);
@@ -138,7 +127,7 @@ int sqlite_txn_conv_get(struct store_txn *txn, const char *id, struct store_conv
         if (n >= sizeof(out->id))
             n = sizeof(out->id) - 1;
         memcpy(out->id, id, n);
-        conv__copy(out->owner, sizeof(out->owner), st, 0);
+        store__copy_text(out->owner, sizeof(out->owner), st, 0);
         out->updated_at = sqlite3_column_int64(st, 1);
     } else if (r == SQLITE_DONE) {
         rc = HB_ENOTFOUND;
@@ -224,7 +213,7 @@ static int conv__lookup(struct sqlite_store *s, enum conv_stmt_id id, const char
     int r = sqlite3_step(st);
     int rc = 0;
     if (r == SQLITE_ROW)
-        conv__copy(conv, cap, st, 0);
+        store__copy_text(conv, cap, st, 0);
     else if (r == SQLITE_DONE)
         rc = HB_ENOTFOUND;
     else

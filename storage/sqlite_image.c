@@ -18,17 +18,6 @@
     "i.id, i.scope, i.owner, i.platform, i.user_id, i.scope_id, i.model, i.size, i.mime,"          \
     " i.prompt, i.created_at"
 
-static void image__text(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-    const unsigned char *v = sqlite3_column_text(st, col);
-    size_t n = v != NULL ? (size_t)sqlite3_column_bytes(st, col) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    if (n > 0)
-        memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
 /* The bytes column of a read (IMAGE_BYTES, then whether the row has a
  * thumbnail): ?6 is an enum store_image_bytes. */
 #define IMAGE_BYTES                                                                                \
@@ -40,15 +29,15 @@ static void image__text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 static int image__row(sqlite3_stmt *st, enum store_image_bytes bytes, struct store_image *img)
 {
     memset(img, 0, sizeof(*img));
-    image__text(img->id, sizeof(img->id), st, 0);
-    image__text(img->scope, sizeof(img->scope), st, 1);
-    image__text(img->owner, sizeof(img->owner), st, 2);
+    store__copy_text(img->id, sizeof(img->id), st, 0);
+    store__copy_text(img->scope, sizeof(img->scope), st, 1);
+    store__copy_text(img->owner, sizeof(img->owner), st, 2);
     img->platform = sqlite3_column_int(st, 3);
-    image__text(img->user_id, sizeof(img->user_id), st, 4);
-    image__text(img->scope_id, sizeof(img->scope_id), st, 5);
-    image__text(img->model, sizeof(img->model), st, 6);
-    image__text(img->size, sizeof(img->size), st, 7);
-    image__text(img->mime, sizeof(img->mime), st, 8);
+    store__copy_text(img->user_id, sizeof(img->user_id), st, 4);
+    store__copy_text(img->scope_id, sizeof(img->scope_id), st, 5);
+    store__copy_text(img->model, sizeof(img->model), st, 6);
+    store__copy_text(img->size, sizeof(img->size), st, 7);
+    store__copy_text(img->mime, sizeof(img->mime), st, 8);
     const unsigned char *prompt = sqlite3_column_text(st, 9);
     if (prompt != NULL) {
         img->prompt = strdup((const char *)prompt);

@@ -220,6 +220,8 @@ int store__fail(struct sqlite_store *s, const char *what);
 sqlite3_stmt *store__stmt(struct sqlite_store *s, enum store_stmt_id id);
 /* Run a statement that returns no rows. */
 int store__step_done(struct sqlite_store *s, sqlite3_stmt *st, const char *what);
+/* A text column into dst (cap bytes, cut to fit, "" for NULL). */
+void store__copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col);
 /* Run the statement id, which takes no parameters and returns no rows. */
 int store__exec_stmt(struct sqlite_store *s, enum store_stmt_id id);
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void store__copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+void store__copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
     const unsigned char *v = sqlite3_column_text(st, col);
     if (v == NULL) {
