@@ -101,10 +101,6 @@ static int apikeys__add(struct apikeys *d, const struct store_apikey *rec)
     return 0;
 }
 
-/* Another daemon's keys and writes, as the store has them now: a key known
- * here takes the stored record (revoked, spent), keeping its request
- * counts; a key new here is added. Keys are never removed (requests in
- * flight hold them). */
 /* Count amount spent on day (at now_ms) in a key's record. */
 static void apikey__spend_add(struct store_apikey *rec, int64_t amount, int64_t day, int64_t now_ms)
 {
@@ -118,6 +114,10 @@ static void apikey__spend_add(struct store_apikey *rec, int64_t amount, int64_t 
         rec->last_used = now_ms;
 }
 
+/* Another daemon's keys and writes, as the store has them now: a key known
+ * here takes the stored record (revoked, spent), keeping its request
+ * counts and adding what it spent here and has not written yet; a key new
+ * here is added. Keys are never removed (requests in flight hold them). */
 static void apikeys__merge(struct apikeys *d, const struct store_apikey *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
