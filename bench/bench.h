@@ -21,6 +21,10 @@ double bench_now(void);
 /** This process's resident memory in KiB (VmRSS), or 0 when unknown. */
 long bench_rss_kib(void);
 
+/** CPU seconds so far of this process's threads named comm (as
+ *  pthread_setname_np set it, e.g. "haibot-store"), or -1 when unknown. */
+double bench_thread_cpu_s(const char *comm);
+
 /** A fresh directory for a benchmark's files; the caller removes it with
  *  bench_tmpdir_remove(). Heap string. */
 char *bench_tmpdir_new(void);

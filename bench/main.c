@@ -3,8 +3,10 @@
 
 #include "base/log.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,39 @@ double bench_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double bench_thread_cpu_s(const char *comm)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL)
+        return -1;
+    double total = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], name[64] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        bool same = fgets(name, sizeof(name), f) != NULL &&
+                    strncmp(name, comm, strlen(comm)) == 0 && name[strlen(comm)] == '\n';
+        fclose(f);
+        if (!same)
+            continue;
+        /* schedstat: nanoseconds on a CPU, first field. */
+        snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+        f = fopen(path, "r");
+        unsigned long long ns = 0;
+        if (f != NULL && fscanf(f, "%llu", &ns) == 1)
+            total = (total < 0 ? 0 : total) + (double)ns / 1e9;
+        if (f != NULL)
+            fclose(f);
+    }
+    closedir(d);
+    return total;
 }
 
 long bench_rss_kib(void)
