@@ -16,7 +16,9 @@ struct outbox_op {
     enum outbox_verb verb;
     char channel[32];
     int64_t id, chat, now_ms;
-    char *text; /* put: the body; fail: the reason */
+    char *text;           /* put: the body; fail: the reason */
+    unsigned char *bytes; /* put: kept beside the body, or NULL */
+    size_t len;
     size_t max;
     struct outbox_row *rows; /* list: what was read (bodies owned here) */
     size_t n;
@@ -27,10 +29,13 @@ struct outbox_op {
 
 static void outbox__free(struct outbox_op *op)
 {
-    for (size_t i = 0; i < op->n; i++)
+    for (size_t i = 0; i < op->n; i++) {
         free((char *)op->rows[i].body);
+        free((unsigned char *)op->rows[i].bytes);
+    }
     free(op->rows);
     free(op->text);
+    free(op->bytes);
     free(op);
 }
 
@@ -38,12 +43,17 @@ static int outbox__collect(int64_t id, int64_t chat, const char *body, const voi
                            size_t data_len, void *arg)
 {
     struct outbox_op *op = arg;
-    (void)data;
-    (void)data_len;
     char *b = strdup(body);
-    if (b == NULL)
+    unsigned char *bytes = data != NULL && data_len > 0 ? malloc(data_len) : NULL;
+    if (b == NULL || (bytes == NULL && data != NULL && data_len > 0)) {
+        free(b);
+        free(bytes);
         return HB_ENOMEM;
-    op->rows[op->n++] = (struct outbox_row){.id = id, .chat = chat, .body = b};
+    }
+    if (bytes != NULL)
+        memcpy(bytes, data, data_len);
+    op->rows[op->n++] = (struct outbox_row){
+        .id = id, .chat = chat, .body = b, .bytes = bytes, .len = bytes != NULL ? data_len : 0};
     return 0;
 }
 
@@ -52,8 +62,8 @@ static int outbox__run(struct store_txn *txn, struct store_job *job)
     struct outbox_op *op = container_of(job, struct outbox_op, job);
     switch (op->verb) {
     case OUTBOX_PUT:
-        return store_txn_outbox_put(txn, op->channel, op->id, op->chat, op->text, NULL, 0,
-                                    op->now_ms);
+        return store_txn_outbox_put(txn, op->channel, op->id, op->chat, op->text, op->bytes,
+                                    op->len, op->now_ms);
     case OUTBOX_REMOVE:
         return store_txn_outbox_remove(txn, op->channel, op->id);
     case OUTBOX_FAIL:
@@ -111,10 +121,26 @@ static int outbox__go(struct store *store, struct outbox_op *op)
 int outbox_put(struct store *store, const char *channel, int64_t id, int64_t chat, const char *body,
                outbox_cb cb, void *data)
 {
+    return outbox_put_bytes(store, channel, id, chat, body, NULL, 0, cb, data);
+}
+
+int outbox_put_bytes(struct store *store, const char *channel, int64_t id, int64_t chat,
+                     const char *body, const void *bytes, size_t len, outbox_cb cb, void *data)
+{
     struct outbox_op *op;
-    int rc = body != NULL ? outbox__submit(store, OUTBOX_PUT, channel, id, body, &op) : HB_EINVAL;
+    int rc = body != NULL && (bytes != NULL || len == 0)
+                 ? outbox__submit(store, OUTBOX_PUT, channel, id, body, &op)
+                 : HB_EINVAL;
     if (rc < 0)
         return rc;
+    if (len > 0) {
+        if ((op->bytes = malloc(len)) == NULL) {
+            outbox__free(op);
+            return HB_ENOMEM;
+        }
+        memcpy(op->bytes, bytes, len);
+        op->len = len;
+    }
     op->chat = chat;
     op->cb = cb;
     op->data = data;

@@ -22,6 +22,11 @@ typedef void (*outbox_cb)(int rc, void *data);
 int outbox_put(struct store *store, const char *channel, int64_t id, int64_t chat, const char *body,
                outbox_cb cb, void *data);
 
+/** outbox_put with bytes kept beside the body (an image to upload; copied,
+ *  len may be 0). */
+int outbox_put_bytes(struct store *store, const char *channel, int64_t id, int64_t chat,
+                     const char *body, const void *bytes, size_t len, outbox_cb cb, void *data);
+
 /** Remove row id (sent). cb may be NULL. */
 int outbox_remove(struct store *store, const char *channel, int64_t id, outbox_cb cb, void *data);
 
@@ -34,6 +39,8 @@ struct outbox_row {
     int64_t id;
     int64_t chat;
     const char *body;
+    const unsigned char *bytes; /* kept beside the body, or NULL */
+    size_t len;
 };
 
 /** The rows of channel still to send (not undeliverable), oldest first, at

@@ -22,7 +22,8 @@
  * rest client, which paces them by Discord's buckets like every reply.
  *
  * With a store, the notice is a row of the outbox (channel "discord",
- * body {"u":user,"c":channel,"t":text,"b":[{"l":label,"r":ref}]}) written
+ * body {"u":user,"c":channel,"t":text,"b":[{"l":label,"r":ref}],
+ * "pn":image name,"pt":image type}, the image's bytes beside it) written
  * before anything is sent and
  * removed once every piece is posted; rows left by a kill are sent at the
  * next start. A failure (the network, a 5xx, a member who closed their
@@ -309,6 +310,15 @@ static void dc__outbox_loaded(int rc, const struct outbox_row *rows, size_t n, v
         }
         dc__copy(no->user_id, sizeof(no->user_id), dc__str(j, "u"));
         dc__copy(no->channel_id, sizeof(no->channel_id), dc__str(j, "c"));
+        if (rows[i].bytes != NULL && rows[i].len > 0 && (no->image = malloc(rows[i].len)) != NULL) {
+            memcpy(no->image, rows[i].bytes, rows[i].len);
+            no->image_len = rows[i].len;
+            const char *name = dc__str(j, "pn"), *mime = dc__str(j, "pt");
+            dc__copy(no->image_name, sizeof(no->image_name),
+                     name != NULL && name[0] != '\0' ? name : "image.png");
+            dc__copy(no->image_mime, sizeof(no->image_mime),
+                     mime != NULL && mime[0] != '\0' ? mime : "image/png");
+        }
         cJSON_Delete(j);
         dc__notice_begin(no);
         sent++;
@@ -391,10 +401,7 @@ int dc__notify(struct adapter *a, const struct notify_target *to, const struct r
                      msg->image->mime != NULL ? msg->image->mime : "image/png");
         }
     }
-    /* An image is no outbox row's (its body is text): a notice with one
-     * is sent at once, best effort, and a kill before it went loses it,
-     * as a contest's results post (the only such notice) may be lost. */
-    if (dc->store == NULL || n->image != NULL) {
+    if (dc->store == NULL) {
         dc__notice_begin(n);
         return 0;
     }
@@ -404,7 +411,9 @@ int dc__notify(struct adapter *a, const struct notify_target *to, const struct r
     char *json = NULL;
     if (body != NULL && cJSON_AddStringToObject(body, "u", n->user_id) != NULL &&
         cJSON_AddStringToObject(body, "c", channel ? n->channel_id : "") != NULL &&
-        cJSON_AddStringToObject(body, "t", n->text) != NULL) {
+        cJSON_AddStringToObject(body, "t", n->text) != NULL &&
+        (n->image == NULL || (cJSON_AddStringToObject(body, "pn", n->image_name) != NULL &&
+                              cJSON_AddStringToObject(body, "pt", n->image_mime) != NULL))) {
         cJSON *bs = n->nbuttons > 0 ? cJSON_AddArrayToObject(body, "b") : NULL;
         for (size_t i = 0; bs != NULL && i < n->nbuttons; i++) {
             cJSON *b = cJSON_CreateObject();
@@ -418,8 +427,8 @@ int dc__notify(struct adapter *a, const struct notify_target *to, const struct r
     }
     cJSON_Delete(body);
     int64_t chat = channel ? strtoll(n->channel_id, NULL, 10) : 0;
-    int rc = json != NULL ? outbox_put(dc->store, DC_OUTBOX_CHANNEL, n->row, chat, json,
-                                       dc__notice_stored, n)
+    int rc = json != NULL ? outbox_put_bytes(dc->store, DC_OUTBOX_CHANNEL, n->row, chat, json,
+                                             n->image, n->image_len, dc__notice_stored, n)
                           : HB_ENOMEM;
     free(json);
     if (rc < 0) {

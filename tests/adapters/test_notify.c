@@ -480,6 +480,71 @@ static void test_discord_notice_kept_in_outbox(void **state)
     lt_done(&t.lt);
 }
 
+/* A notice with an image (a contest's winning one) is a row of the outbox
+ * too, its image kept with it: one the adapter could not send before it
+ * closed is posted whole at the next start, image and all. */
+static void test_discord_image_notice_kept_in_outbox(void **state)
+{
+    (void)state;
+    struct dco t;
+    memset(&t, 0, sizeof(t));
+    lt_init(&t.lt, true, true);
+    assert_int_equal(http_client_new(&t.lt.loop, NULL, &t.http), 0);
+    struct fake_rest_options ro = {.gateway_url = "ws://127.0.0.1:1"};
+    t.rest = fake_rest_new(&t.lt.loop, &ro);
+    assert_non_null(t.rest);
+    t.dc = dco_adapter(&t);
+    fake_rest_delay(t.rest, "/channels/88/", 60000);
+    struct notify_target to;
+    assert_int_equal(notify_target_from_account(&to, "discord:555"), 0);
+    snprintf(to.channel_id, sizeof(to.channel_id), "88");
+    static const unsigned char png[] = "\x89PNG\r\n\x1a\nwinner\0and more";
+    struct reply_image img = {
+        .data = png, .len = sizeof(png) - 1, .mime = "image/png", .filename = "winner.png"};
+    struct reply_msg pic = {
+        .stage = REPLY_FINAL, .text = "Winning image 1: by <@7>, 3 upvotes", .image = &img};
+    assert_int_equal(t.dc->ops->notify(t.dc, &to, &pic), 0);
+    assert_int_equal(dco_rows(&t), 1); /* written before the post */
+    dco_close(&t);                     /* the post never answered */
+    assert_int_equal(dco_rows(&t), 1);
+
+    fake_rest_delay(t.rest, "/channels/88/", 0);
+    t.dc = dco_adapter(&t);
+    assert_int_equal(t.dc->ops->start(t.dc), 0);
+    struct dco_wait w = {.rest = t.rest, .substr = "/channels/88/messages", .n = 2};
+    nt_until(&t.lt.loop, dco_matching, &w);
+    assert_int_equal(dco_rows(&t), 0); /* sent: removed */
+    struct fake_rest_request *sent = NULL;
+    for (size_t i = 0; i < fake_rest_count(t.rest); i++) {
+        struct fake_rest_request *q = fake_rest_get(t.rest, i);
+        if (q != NULL && q->status == 200 && strstr(q->target, "/channels/88/messages") != NULL) {
+            fake_rest_request_free(sent);
+            sent = q;
+        } else {
+            fake_rest_request_free(q);
+        }
+    }
+    assert_non_null(sent);
+    assert_int_equal(sent->nfiles, 1);
+    assert_int_equal(sent->file_len, sizeof(png) - 1);
+    assert_string_equal(sent->file_name, "winner.png");
+    assert_non_null(strstr(sent->json, "\"content\":\"Winning image 1: by <@7>, 3 upvotes\""));
+    fake_rest_request_free(sent);
+
+    dco_close(&t);
+    int closed = 0;
+    fake_rest_close(t.rest, nt_count, &closed);
+    http_client_close(t.http, nt_count, &closed);
+    while (closed < 2)
+        uv_run(&t.lt.loop, UV_RUN_ONCE);
+    lt_ledger_close(&t.lt);
+    uv_run(&t.lt.loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < t.nold; i++)
+        t.old[i]->ops->free(t.old[i]);
+    fake_rest_free(t.rest);
+    lt_done(&t.lt);
+}
+
 /* ---- payment notices ------------------------------------------------------- */
 
 struct nt_told {
@@ -524,6 +589,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_telegram_notify_sends_message),
     cmocka_unit_test(test_discord_notify_dm_and_channel),
     cmocka_unit_test(test_discord_notice_kept_in_outbox),
+    cmocka_unit_test(test_discord_image_notice_kept_in_outbox),
 };
 
 TEST_GROUP_DEFINE(notify, tests, lt_group_setup, lt_group_teardown)
