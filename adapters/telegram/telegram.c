@@ -253,6 +253,7 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
     tg->queue_max = opts->queue_max > 0 ? opts->queue_max : 1000;
     tg->pacing_off = opts->pacing_off != 0;
     tg->ob_rows_off = opts->outbox_off != 0;
+    tg->ob_offset_wait = opts->outbox_off == TELEGRAM_OUTBOX_BEFORE;
     tg->webhook = opts->webhook != 0;
     if (tg->webhook && opts->webhook_url != NULL && opts->webhook_url[0] != '\0') {
         tg->webhook_url = strdup(opts->webhook_url);

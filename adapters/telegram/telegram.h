@@ -26,6 +26,14 @@
 struct core;
 struct http_client;
 
+/* telegram_options.outbox_off: no outbox rows at all, as before the
+ * outbox. BEFORE: the adapter as it was then: the offset written to the
+ * store after each poll's updates were handled, the next poll waiting for
+ * that write. NOWAIT: the offset written later, the next poll waiting for
+ * nothing (no reply is safe across a kill). */
+#define TELEGRAM_OUTBOX_BEFORE 1
+#define TELEGRAM_OUTBOX_NOWAIT 2
+
 /** Settings. Strings are copied by telegram_new(). Zero fields take the
  *  default named on each; the pacing fields exist so tests and benchmarks
  *  can run faster than Telegram's limits while keeping the same rules. */
@@ -46,8 +54,8 @@ struct telegram_options {
     size_t queue_max;             /* polling pauses while this many sends are queued or this
                                      many outbox rows wait; 0: 1000 */
     int pacing_off;               /* benchmarks: no per-chat or global pacing at all */
-    int outbox_off;               /* benchmarks: no outbox rows, the offset stored alone (the
-                                     figure the outbox is measured against) */
+    int outbox_off;               /* benchmarks, the figures the outbox is measured against:
+                                     TELEGRAM_OUTBOX_BEFORE or TELEGRAM_OUTBOX_NOWAIT; 0: the outbox */
     unsigned pipeline;            /* JSON calls in flight per connection (HTTP/1.1
                                      pipelining, net/http_pipe.h); 0: 8 */
     int pipeline_off;             /* every call its own libcurl transfer */

@@ -161,6 +161,7 @@ struct tg {
     /* the outbox (outbox.c) */
     bool ob_on;            /* the store has an outbox */
     bool ob_rows_off;      /* benchmarks: the offset alone, no rows */
+    bool ob_offset_wait;   /* ... and each poll waits for it (TELEGRAM_OUTBOX_BEFORE) */
     int64_t ob_next;       /* next row id */
     size_t ob_rows;        /* rows written (or being written) and not removed */
     struct tg_op **ob_put; /* sends whose rows go with the next write */
