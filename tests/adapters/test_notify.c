@@ -397,44 +397,56 @@ static bool dco_matching(void *arg)
     return fake_rest_matching(w->rest, "POST", w->substr) >= w->n;
 }
 
-/* A notice is a row of the outbox before it goes: one the adapter could
- * not send before it closed stays, and the next start sends it and removes
- * the row. One Discord keeps refusing (the member closed their DMs: 403)
- * is tried again with back-off, then kept marked undeliverable. */
-static void test_discord_notice_kept_in_outbox(void **state)
+static void dco_init(struct dco *t)
 {
-    (void)state;
-    struct dco t;
-    memset(&t, 0, sizeof(t));
-    lt_init(&t.lt, true, true);
-    assert_int_equal(http_client_new(&t.lt.loop, NULL, &t.http), 0);
+    memset(t, 0, sizeof(*t));
+    lt_init(&t->lt, true, true);
+    assert_int_equal(http_client_new(&t->lt.loop, NULL, &t->http), 0);
     struct fake_rest_options ro = {.gateway_url = "ws://127.0.0.1:1"};
-    t.rest = fake_rest_new(&t.lt.loop, &ro);
-    assert_non_null(t.rest);
-    t.dc = dco_adapter(&t);
-    fake_rest_delay(t.rest, "/channels/88/", 60000);
+    t->rest = fake_rest_new(&t->lt.loop, &ro);
+    assert_non_null(t->rest);
+    t->dc = dco_adapter(t);
+}
+
+static void dco_done(struct dco *t)
+{
+    dco_close(t);
+    int closed = 0;
+    fake_rest_close(t->rest, nt_count, &closed);
+    http_client_close(t->http, nt_count, &closed);
+    while (closed < 2)
+        uv_run(&t->lt.loop, UV_RUN_ONCE);
+    lt_ledger_close(&t->lt);
+    uv_run(&t->lt.loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < t->nold; i++)
+        t->old[i]->ops->free(t->old[i]);
+    fake_rest_free(t->rest);
+    lt_done(&t->lt);
+}
+
+/* Notify m to channel 88 while its posts hang: the row is written before
+ * the post, and stays when the adapter closes. A new adapter sends it at
+ * start and removes the row. Returns the post that went through. */
+static struct fake_rest_request *dco_kept_then_sent(struct dco *t, const struct reply_msg *m)
+{
+    fake_rest_delay(t->rest, "/channels/88/", 60000);
     struct notify_target to;
     assert_int_equal(notify_target_from_account(&to, "discord:555"), 0);
     snprintf(to.channel_id, sizeof(to.channel_id), "88");
-    /* With buttons (an approval notice's): kept with it in the row. */
-    struct reply_button buttons[] = {{.label = "Approve", .ref = "appr.a1"},
-                                     {.label = "Reject", .ref = "appr.r1"}};
-    struct reply_msg m = {
-        .stage = REPLY_FINAL, .text = "Your deposit arrived.", .buttons = buttons, .nbuttons = 2};
-    assert_int_equal(t.dc->ops->notify(t.dc, &to, &m), 0);
-    assert_int_equal(dco_rows(&t), 1); /* written before the post */
-    dco_close(&t);                     /* the post never answered */
-    assert_int_equal(dco_rows(&t), 1);
+    assert_int_equal(t->dc->ops->notify(t->dc, &to, m), 0);
+    assert_int_equal(dco_rows(t), 1); /* written before the post */
+    dco_close(t);                     /* the post never answered */
+    assert_int_equal(dco_rows(t), 1);
 
-    fake_rest_delay(t.rest, "/channels/88/", 0);
-    t.dc = dco_adapter(&t);
-    assert_int_equal(t.dc->ops->start(t.dc), 0);
-    struct dco_wait w = {.rest = t.rest, .substr = "/channels/88/messages", .n = 2};
-    nt_until(&t.lt.loop, dco_matching, &w);
-    assert_int_equal(dco_rows(&t), 0); /* sent: removed */
+    fake_rest_delay(t->rest, "/channels/88/", 0);
+    t->dc = dco_adapter(t);
+    assert_int_equal(t->dc->ops->start(t->dc), 0);
+    struct dco_wait w = {.rest = t->rest, .substr = "/channels/88/messages", .n = 2};
+    nt_until(&t->lt.loop, dco_matching, &w);
+    assert_int_equal(dco_rows(t), 0); /* sent: removed */
     struct fake_rest_request *sent = NULL;
-    for (size_t i = 0; i < fake_rest_count(t.rest); i++) {
-        struct fake_rest_request *q = fake_rest_get(t.rest, i);
+    for (size_t i = 0; i < fake_rest_count(t->rest); i++) {
+        struct fake_rest_request *q = fake_rest_get(t->rest, i);
         if (q != NULL && q->status == 200 && strstr(q->target, "/channels/88/messages") != NULL) {
             fake_rest_request_free(sent);
             sent = q;
@@ -443,6 +455,24 @@ static void test_discord_notice_kept_in_outbox(void **state)
         }
     }
     assert_non_null(sent);
+    return sent;
+}
+
+/* A notice is a row of the outbox before it goes: one the adapter could
+ * not send before it closed stays, and the next start sends it and removes
+ * the row. One Discord keeps refusing (the member closed their DMs: 403)
+ * is tried again with back-off, then kept marked undeliverable. */
+static void test_discord_notice_kept_in_outbox(void **state)
+{
+    (void)state;
+    struct dco t;
+    dco_init(&t);
+    /* With buttons (an approval notice's): kept with it in the row. */
+    struct reply_button buttons[] = {{.label = "Approve", .ref = "appr.a1"},
+                                     {.label = "Reject", .ref = "appr.r1"}};
+    struct reply_msg m = {
+        .stage = REPLY_FINAL, .text = "Your deposit arrived.", .buttons = buttons, .nbuttons = 2};
+    struct fake_rest_request *sent = dco_kept_then_sent(&t, &m);
     assert_non_null(strstr(sent->json, "\"custom_id\":\"appr.a1\""));
     assert_non_null(strstr(sent->json, "\"label\":\"Reject\""));
     fake_rest_request_free(sent);
@@ -452,10 +482,11 @@ static void test_discord_notice_kept_in_outbox(void **state)
     /* Refused five times: kept, marked undeliverable. */
     for (int i = 0; i < 5; i++)
         fake_rest_script_status(t.rest, "/channels/99/", 403);
+    struct notify_target to;
+    assert_int_equal(notify_target_from_account(&to, "discord:555"), 0);
     snprintf(to.channel_id, sizeof(to.channel_id), "99");
     assert_int_equal(t.dc->ops->notify(t.dc, &to, &m), 0);
-    w.substr = "/channels/99/messages";
-    w.n = 5;
+    struct dco_wait w = {.rest = t.rest, .substr = "/channels/99/messages", .n = 5};
     nt_until(&t.lt.loop, dco_matching, &w);
     size_t rows = 1;
     for (int i = 0; i < 50 && rows != 0; i++)
@@ -465,19 +496,7 @@ static void test_discord_notice_kept_in_outbox(void **state)
     assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM outbox WHERE channel = "
                                              "'discord' AND failed_at != 0 AND error LIKE '%403%'"),
                      1);
-
-    dco_close(&t);
-    int closed = 0;
-    fake_rest_close(t.rest, nt_count, &closed);
-    http_client_close(t.http, nt_count, &closed);
-    while (closed < 2)
-        uv_run(&t.lt.loop, UV_RUN_ONCE);
-    lt_ledger_close(&t.lt);
-    uv_run(&t.lt.loop, UV_RUN_DEFAULT);
-    for (size_t i = 0; i < t.nold; i++)
-        t.old[i]->ops->free(t.old[i]);
-    fake_rest_free(t.rest);
-    lt_done(&t.lt);
+    dco_done(&t);
 }
 
 /* A notice with an image (a contest's winning one) is a row of the outbox
@@ -487,62 +506,19 @@ static void test_discord_image_notice_kept_in_outbox(void **state)
 {
     (void)state;
     struct dco t;
-    memset(&t, 0, sizeof(t));
-    lt_init(&t.lt, true, true);
-    assert_int_equal(http_client_new(&t.lt.loop, NULL, &t.http), 0);
-    struct fake_rest_options ro = {.gateway_url = "ws://127.0.0.1:1"};
-    t.rest = fake_rest_new(&t.lt.loop, &ro);
-    assert_non_null(t.rest);
-    t.dc = dco_adapter(&t);
-    fake_rest_delay(t.rest, "/channels/88/", 60000);
-    struct notify_target to;
-    assert_int_equal(notify_target_from_account(&to, "discord:555"), 0);
-    snprintf(to.channel_id, sizeof(to.channel_id), "88");
+    dco_init(&t);
     static const unsigned char png[] = "\x89PNG\r\n\x1a\nwinner\0and more";
     struct reply_image img = {
         .data = png, .len = sizeof(png) - 1, .mime = "image/png", .filename = "winner.png"};
     struct reply_msg pic = {
         .stage = REPLY_FINAL, .text = "Winning image 1: by <@7>, 3 upvotes", .image = &img};
-    assert_int_equal(t.dc->ops->notify(t.dc, &to, &pic), 0);
-    assert_int_equal(dco_rows(&t), 1); /* written before the post */
-    dco_close(&t);                     /* the post never answered */
-    assert_int_equal(dco_rows(&t), 1);
-
-    fake_rest_delay(t.rest, "/channels/88/", 0);
-    t.dc = dco_adapter(&t);
-    assert_int_equal(t.dc->ops->start(t.dc), 0);
-    struct dco_wait w = {.rest = t.rest, .substr = "/channels/88/messages", .n = 2};
-    nt_until(&t.lt.loop, dco_matching, &w);
-    assert_int_equal(dco_rows(&t), 0); /* sent: removed */
-    struct fake_rest_request *sent = NULL;
-    for (size_t i = 0; i < fake_rest_count(t.rest); i++) {
-        struct fake_rest_request *q = fake_rest_get(t.rest, i);
-        if (q != NULL && q->status == 200 && strstr(q->target, "/channels/88/messages") != NULL) {
-            fake_rest_request_free(sent);
-            sent = q;
-        } else {
-            fake_rest_request_free(q);
-        }
-    }
-    assert_non_null(sent);
+    struct fake_rest_request *sent = dco_kept_then_sent(&t, &pic);
     assert_int_equal(sent->nfiles, 1);
     assert_int_equal(sent->file_len, sizeof(png) - 1);
     assert_string_equal(sent->file_name, "winner.png");
     assert_non_null(strstr(sent->json, "\"content\":\"Winning image 1: by <@7>, 3 upvotes\""));
     fake_rest_request_free(sent);
-
-    dco_close(&t);
-    int closed = 0;
-    fake_rest_close(t.rest, nt_count, &closed);
-    http_client_close(t.http, nt_count, &closed);
-    while (closed < 2)
-        uv_run(&t.lt.loop, UV_RUN_ONCE);
-    lt_ledger_close(&t.lt);
-    uv_run(&t.lt.loop, UV_RUN_DEFAULT);
-    for (size_t i = 0; i < t.nold; i++)
-        t.old[i]->ops->free(t.old[i]);
-    fake_rest_free(t.rest);
-    lt_done(&t.lt);
+    dco_done(&t);
 }
 
 /* ---- payment notices ------------------------------------------------------- */
