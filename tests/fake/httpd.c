@@ -10,6 +10,7 @@
 
 #include "tests/fake/httpd_internal.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -606,6 +607,9 @@ static void httpd__thread_stop_cb(uv_async_t *async)
 static void httpd__thread_main(void *arg)
 {
     struct httpd_thread *t = arg;
+    /* Named apart from the daemon's threads, for top -H, perf and the
+     * benches' CPU figures. */
+    pthread_setname_np(pthread_self(), "fake-httpd");
     t->srv = httpd_new(&t->loop, t->handler, t->data);
     bool failed = t->srv == NULL;
     uv_sem_post(&t->ready); /* t->srv is the starter's to read from here */
