@@ -34,6 +34,8 @@ struct features {
                                        stored as the pointer's value (no allocation) */
     unsigned loading;               /* loads out in the store */
     bool freed;                     /* features_free ran: the last load's answer frees it */
+    unsigned sets;                  /* switches made here, so that a refresh sees it raced one */
+    bool refreshing;                /* a features_refresh read is under way */
 };
 
 const char *feature_name(enum feature f)
@@ -147,19 +149,20 @@ size_t features_table_listed(const struct features *fs, const struct command_spe
     return m;
 }
 
-/* Set or clear bit f of a group's mask in the cache. */
-static int features__cache_set(struct features *fs, const char *group, enum feature f, bool on)
+/* Set or clear bit f of a group's mask in groups (the cache, or a refresh's
+ * copy of it). */
+static int features__cache_set(struct map *groups, const char *group, enum feature f, bool on)
 {
-    uintptr_t mask = (uintptr_t)map_get(fs->groups, group);
+    uintptr_t mask = (uintptr_t)map_get(groups, group);
     if (on)
         mask &= ~((uintptr_t)1 << f);
     else
         mask |= (uintptr_t)1 << f;
     if (mask == 0) {
-        map_remove(fs->groups, group);
+        map_remove(groups, group);
         return 0;
     }
-    return map_set(fs->groups, group, (void *)mask);
+    return map_set(groups, group, (void *)mask);
 }
 
 struct features_op {
@@ -167,6 +170,8 @@ struct features_op {
     struct store *store; /* a load pages through it */
     features_cb cb;
     void *data;
+    struct map *fresh; /* a refresh: the switches as read, replacing the cache at the end */
+    unsigned sets_at;  /* ... unless a switch was made here meanwhile (fs->sets moved) */
 };
 
 #define FEATURES_PAGE 1000 /* switch rows read per store job at start (state_list's most) */
@@ -178,11 +183,13 @@ static void features__listed(int rc, const struct state_entry *entries, size_t n
     struct features_op *op = data;
     struct features *fs = op->fs;
     if (fs->freed) {
+        map_free(op->fresh);
         free(op);
         if (--fs->loading == 0)
             features__destroy(fs);
         return;
     }
+    struct map *groups = op->fresh != NULL ? op->fresh : fs->groups;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *colon = strrchr(entries[i].key, ':');
         if (colon == NULL || (size_t)(colon - entries[i].key) >= COMMAND_ID_MAX + 16)
@@ -192,7 +199,7 @@ static void features__listed(int rc, const struct state_entry *entries, size_t n
             continue;
         char group[COMMAND_ID_MAX + 16];
         snprintf(group, sizeof(group), "%.*s", (int)(colon - entries[i].key), entries[i].key);
-        if (features__cache_set(op->fs, group, f, strcmp(entries[i].value, "off") != 0) < 0)
+        if (features__cache_set(groups, group, f, strcmp(entries[i].value, "off") != 0) < 0)
             rc = HB_ENOMEM;
     }
     if (rc == 0 && n == FEATURES_PAGE) {
@@ -204,28 +211,64 @@ static void features__listed(int rc, const struct state_entry *entries, size_t n
         if (rc == 0)
             return;
     }
-    if (rc < 0)
+    if (op->fresh != NULL) {
+        /* A switch made here while the rows were read is newer than what
+         * was read: keep the cache, and the next refresh reads again. */
+        if (rc == 0 && fs->sets == op->sets_at) {
+            map_free(fs->groups);
+            fs->groups = op->fresh;
+        } else {
+            map_free(op->fresh);
+        }
+        fs->refreshing = false;
+    } else if (rc < 0) {
         log_warn("features.load_failed", "error=%s", hb_strerror(rc));
-    else
+    } else {
         log_info("features.loaded", "groups=%zu", map_count(fs->groups));
+    }
+    if (rc < 0 && op->fresh != NULL)
+        log_warn("features.refresh_failed", "error=%s", hb_strerror(rc));
     if (op->cb != NULL)
         op->cb(rc, op->data);
     free(op);
     fs->loading--;
 }
 
-int features_load(struct features *fs, struct store *store, features_cb cb, void *data)
+static int features__read(struct features *fs, struct store *store, bool fresh, features_cb cb,
+                          void *data)
 {
     struct features_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;
-    *op = (struct features_op){.fs = fs, .store = store, .cb = cb, .data = data};
-    int rc = state_list_range(store, FEATURE_NS, "", NULL, FEATURES_PAGE, features__listed, op);
-    if (rc < 0)
+    *op =
+        (struct features_op){.fs = fs, .store = store, .cb = cb, .data = data, .sets_at = fs->sets};
+    if (fresh && (op->fresh = map_new(NULL)) == NULL) {
         free(op);
-    else
-        fs->loading++;
-    return rc;
+        return HB_ENOMEM;
+    }
+    int rc = state_list_range(store, FEATURE_NS, "", NULL, FEATURES_PAGE, features__listed, op);
+    if (rc < 0) {
+        map_free(op->fresh);
+        free(op);
+        return rc;
+    }
+    fs->loading++;
+    fs->refreshing = fresh || fs->refreshing;
+    return 0;
+}
+
+int features_load(struct features *fs, struct store *store, features_cb cb, void *data)
+{
+    return features__read(fs, store, false, cb, data);
+}
+
+int features_refresh(struct features *fs, struct store *store, features_cb cb, void *data)
+{
+    if (fs == NULL || store == NULL)
+        return HB_EINVAL;
+    if (fs->refreshing || fs->loading > 0)
+        return HB_EBUSY;
+    return features__read(fs, store, true, cb, data);
 }
 
 static void features__stored(int rc, const char *value, void *data)
@@ -258,8 +301,9 @@ int features_group_set(struct features *fs, struct store *store, enum command_pl
         return rc;
     }
     /* The store has it; a cache that cannot grow only misses it until the
-     * next start reads it back. */
-    if (features__cache_set(fs, group, f, on) < 0)
+     * next start reads it back. A refresh under way reads from before it. */
+    fs->sets++;
+    if (features__cache_set(fs->groups, group, f, on) < 0)
         log_warn("features.not_cached", "error=%s", hb_strerror(HB_ENOMEM));
     return 0;
 }

@@ -81,6 +81,13 @@ typedef void (*features_cb)(int rc, void *data);
  *  NULL. Returns 0 (cb follows) or a negative code (no callback). */
 int features_load(struct features *fs, struct store *store, features_cb cb, void *data);
 
+/** Read every per-group switch again, replacing the cache: what another
+ *  daemon on the same ledger switched counts here from then on. A switch
+ *  made here while the rows are read wins (the cache stays; the next
+ *  refresh reads again). HB_EBUSY while a load or refresh is under way;
+ *  else as features_load. */
+int features_refresh(struct features *fs, struct store *store, features_cb cb, void *data);
+
 /** Switch f on or off in a group: the cache at once, the store durably
  *  (cb after the commit; may be NULL). Returns 0 (cb follows) or a
  *  negative code (nothing changed, no callback). */

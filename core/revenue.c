@@ -384,6 +384,8 @@ struct revenue {
     struct map *groups; /* "<platform>:<group>" -> override text (heap) */
     unsigned loading;
     bool freed;
+    unsigned sets;   /* overrides set here, so that a refresh sees it raced one */
+    bool refreshing; /* a revenue_refresh read is under way */
 };
 
 struct revenue *revenue_new(void)
@@ -471,6 +473,8 @@ struct revenue_op {
     struct store *store;
     revenue_cb cb;
     void *data;
+    struct map *fresh; /* a refresh: the overrides as read, replacing them at the end */
+    unsigned sets_at;  /* ... unless one was set here meanwhile (rv->sets moved) */
 };
 
 #define REVENUE_PAGE 1000
@@ -480,14 +484,16 @@ static void revenue__listed(int rc, const struct state_entry *e, size_t n, void 
     struct revenue_op *op = data;
     struct revenue *rv = op->rv;
     if (rv->freed) {
+        map_free(op->fresh);
         free(op);
         if (--rv->loading == 0)
             revenue__destroy(rv);
         return;
     }
+    struct map *groups = op->fresh != NULL ? op->fresh : rv->groups;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char *text = strdup(e[i].value);
-        if (text == NULL || map_set(rv->groups, e[i].key, text) < 0) {
+        if (text == NULL || map_set(groups, e[i].key, text) < 0) {
             free(text);
             rc = HB_ENOMEM;
         }
@@ -501,24 +507,58 @@ static void revenue__listed(int rc, const struct state_entry *e, size_t n, void 
     }
     if (rc < 0)
         log_warn("revenue.load_failed", "error=%s", hb_strerror(rc));
+    if (op->fresh != NULL) {
+        /* An override set here while the rows were read is newer than
+         * what was read: keep the map, and the next refresh reads again. */
+        if (rc == 0 && rv->sets == op->sets_at) {
+            map_free(rv->groups);
+            rv->groups = op->fresh;
+        } else {
+            map_free(op->fresh);
+        }
+        rv->refreshing = false;
+    }
     if (op->cb != NULL)
         op->cb(rc, op->data);
     free(op);
     rv->loading--;
 }
 
-int revenue_load(struct revenue *rv, struct store *store, revenue_cb cb, void *data)
+static int revenue__read(struct revenue *rv, struct store *store, bool fresh, revenue_cb cb,
+                         void *data)
 {
     struct revenue_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;
-    *op = (struct revenue_op){.rv = rv, .store = store, .cb = cb, .data = data};
-    int rc = state_list_range(store, REVENUE_NS, "", NULL, REVENUE_PAGE, revenue__listed, op);
-    if (rc < 0)
+    *op =
+        (struct revenue_op){.rv = rv, .store = store, .cb = cb, .data = data, .sets_at = rv->sets};
+    if (fresh && (op->fresh = map_new(free)) == NULL) {
         free(op);
-    else
-        rv->loading++;
-    return rc;
+        return HB_ENOMEM;
+    }
+    int rc = state_list_range(store, REVENUE_NS, "", NULL, REVENUE_PAGE, revenue__listed, op);
+    if (rc < 0) {
+        map_free(op->fresh);
+        free(op);
+        return rc;
+    }
+    rv->loading++;
+    rv->refreshing = fresh || rv->refreshing;
+    return 0;
+}
+
+int revenue_load(struct revenue *rv, struct store *store, revenue_cb cb, void *data)
+{
+    return revenue__read(rv, store, false, cb, data);
+}
+
+int revenue_refresh(struct revenue *rv, struct store *store, revenue_cb cb, void *data)
+{
+    if (rv == NULL || store == NULL)
+        return HB_EINVAL;
+    if (rv->refreshing || rv->loading > 0)
+        return HB_EBUSY;
+    return revenue__read(rv, store, true, cb, data);
 }
 
 static void revenue__stored(int rc, const char *value, void *data)
@@ -553,6 +593,7 @@ int revenue_override_set(struct revenue *rv, struct store *store, enum command_p
         free(copy);
         return rc;
     }
+    rv->sets++; /* a refresh under way reads from before it */
     if (copy == NULL)
         map_remove(rv->groups, key);
     else if (map_set(rv->groups, key, copy) < 0)

@@ -116,6 +116,12 @@ typedef void (*revenue_cb)(int rc, void *data);
  *  (cb follows) or a negative code (no callback). */
 int revenue_load(struct revenue *rv, struct store *store, revenue_cb cb, void *data);
 
+/** Read every override again, replacing those known: what an admin set on
+ *  another daemon on the same ledger counts here from then on. One set
+ *  here while the rows are read wins (the next refresh reads again).
+ *  HB_EBUSY while a load or refresh is under way; else as revenue_load. */
+int revenue_refresh(struct revenue *rv, struct store *store, revenue_cb cb, void *data);
+
 /** An override's stored text for bp (the adjustable shares of s, as
  *  "ACCOUNT <n>bp ..."), into buf. */
 const char *revenue_override_text(const struct revenue_split *s, const int32_t *bp, char *buf,

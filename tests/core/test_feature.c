@@ -4,6 +4,7 @@
  * restart, and the platforms' command lists leave out what is off. */
 #include "tests/test.h"
 
+#include "base/error.h"
 #include "base/metrics.h"
 #include "bot/router.h"
 #include "core/commands.h"
@@ -222,11 +223,57 @@ static void test_freed_while_loading(void **state)
     assert_false(loaded);
 }
 
+/* Two daemons on one ledger: a switch made on one counts on the other
+ * once it reads the switches again (every minute in the daemon), also a
+ * switch turned back on; one made here while the rows are read is newer
+ * than what was read and stays. */
+static void test_refresh_from_another_daemon(void **state)
+{
+    struct fx *f = *state;
+    struct store *store = ledger_store(f->lt.ledger);
+    struct features *other = features_new();
+    assert_non_null(other);
+    loaded = false;
+    assert_int_equal(features_load(other, store, on_loaded, NULL), 0);
+    while (!loaded)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+
+    const char *t = run(f, "9", "-100", true, "admin feature chat off");
+    assert_string_equal(t, "Chat is now off in this group.");
+    assert_true(features_on(other, FEATURE_CHAT, COMMAND_PLATFORM_TELEGRAM, "-100"));
+    loaded = false;
+    assert_int_equal(features_refresh(other, store, on_loaded, NULL), 0);
+    assert_int_equal(features_refresh(other, store, on_loaded, NULL), HB_EBUSY);
+    while (!loaded)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_false(features_on(other, FEATURE_CHAT, COMMAND_PLATFORM_TELEGRAM, "-100"));
+
+    t = run(f, "9", "-100", true, "admin feature chat on");
+    assert_string_equal(t, "Chat is now on in this group.");
+    loaded = false;
+    assert_int_equal(features_refresh(other, store, on_loaded, NULL), 0);
+    while (!loaded)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_true(features_on(other, FEATURE_CHAT, COMMAND_PLATFORM_TELEGRAM, "-100"));
+
+    /* Switched on the other daemon while its own read is under way. */
+    loaded = false;
+    assert_int_equal(features_refresh(other, store, on_loaded, NULL), 0);
+    assert_int_equal(features_group_set(other, store, COMMAND_PLATFORM_TELEGRAM, "-100",
+                                        FEATURE_IMAGES, false, NULL, NULL),
+                     0);
+    while (!loaded)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_false(features_on(other, FEATURE_IMAGES, COMMAND_PLATFORM_TELEGRAM, "-100"));
+    features_free(other);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_feature_names),
     cmocka_unit_test_setup_teardown(test_feature_off_globally, setup, teardown),
     cmocka_unit_test_setup_teardown(test_freed_while_loading, setup, teardown),
     cmocka_unit_test_setup_teardown(test_feature_off_per_group, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_refresh_from_another_daemon, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(feature, tests, lt_group_setup, lt_group_teardown)

@@ -398,13 +398,40 @@ static void test_admin_revenue(void **state)
     revenue_configure(again, &narrow);
     n = revenue_shares(again, COMMAND_PLATFORM_DISCORD, "77", 1000, p);
     assert_int_equal(part_of(p, n, "pool:discord:77"), 250);
-    revenue_free(again);
+    revenue_configure(again, &s);
 
     t = run(f, "77", true, "admin revenue reset");
     assert_non_null(strstr(t, "This group uses the operator's split again."));
     assert_non_null(strstr(t, "  pool:<scope> 25% (adjustable"));
     n = revenue_shares(rv, COMMAND_PLATFORM_DISCORD, "77", 1000, p);
     assert_int_equal(part_of(p, n, "pool:discord:77"), 250);
+
+    /* Another daemon on the same ledger (again) still splits by the
+     * override it read, until it reads the overrides again. */
+    assert_int_equal(test_sql_int_wait(&f->lt.loop, f->lt.path,
+                                       "SELECT COUNT(*) FROM state WHERE ns = 'revenue'"),
+                     0);
+    n = revenue_shares(again, COMMAND_PLATFORM_DISCORD, "77", 1000, p);
+    assert_int_equal(part_of(p, n, "pool:discord:77"), 300);
+    done = 0;
+    assert_int_equal(revenue_refresh(again, ledger_store(f->lt.ledger), loaded, &done), 0);
+    assert_int_equal(revenue_refresh(again, ledger_store(f->lt.ledger), loaded, &done), HB_EBUSY);
+    while (done == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    n = revenue_shares(again, COMMAND_PLATFORM_DISCORD, "77", 1000, p);
+    assert_int_equal(part_of(p, n, "pool:discord:77"), 250);
+    /* One set here while the rows are read is newer than what was read. */
+    done = 0;
+    assert_int_equal(revenue_refresh(again, ledger_store(f->lt.ledger), loaded, &done), 0);
+    assert_int_equal(
+        revenue_override_set(again, ledger_store(f->lt.ledger), COMMAND_PLATFORM_DISCORD, "77",
+                             "pool:<scope> 3500bp system:prizes:<scope> 500bp", NULL, NULL),
+        0);
+    while (done == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    n = revenue_shares(again, COMMAND_PLATFORM_DISCORD, "77", 1000, p);
+    assert_int_equal(part_of(p, n, "pool:discord:77"), 350);
+    revenue_free(again);
     f->core.revenue = NULL;
     revenue_free(rv);
 }
