@@ -12,6 +12,7 @@
 #include "core/holders.h"
 #include "core/ledger.h"
 #include "core/notice.h"
+#include "core/persona.h"
 #include "core/revenue.h"
 
 #include <stdio.h>
@@ -232,9 +233,10 @@ static void operator__notice_timer(uv_timer_t *t)
     if (rc < 0)
         log_warn("contest.load_failed", "error=%s", hb_strerror(rc));
     holders_tick(op->holders); /* a payout period that ended is paid */
-    /* With several daemons on one ledger, what an admin switched or split
-     * on another (a group's features, its revenue override) counts here
-     * within the minute. A daemon alone has nothing to read. */
+    /* With several daemons on one ledger, what an admin switched, split or
+     * chose on another (a group's features, its revenue override, a chat's
+     * persona) counts here within the minute. A daemon alone has nothing
+     * to read. */
     struct store *store = op->core->ledger != NULL ? ledger_store(op->core->ledger) : NULL;
     if (op->core->cluster != NULL && store != NULL) {
         rc = features_refresh(op->features, store, NULL, NULL);
@@ -243,6 +245,9 @@ static void operator__notice_timer(uv_timer_t *t)
         rc = revenue_refresh(op->revenue, store, NULL, NULL);
         if (rc < 0 && rc != HB_EBUSY)
             log_warn("revenue.refresh_failed", "error=%s", hb_strerror(rc));
+        rc = op->core->personas != NULL ? persona_dir_refresh(op->core, NULL, NULL) : 0;
+        if (rc < 0 && rc != HB_EBUSY)
+            log_warn("persona.refresh_failed", "error=%s", hb_strerror(rc));
     }
 }
 

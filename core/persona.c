@@ -27,6 +27,8 @@ struct persona_row {
 
 struct persona_dir {
     struct map *rows; /* key -> struct persona_row */
+    unsigned sets;    /* choices made here, so that a refresh sees it raced one */
+    bool refreshing;  /* a persona_dir_refresh read is under way */
 };
 
 struct persona_dir *persona_dir_new(void)
@@ -115,6 +117,8 @@ struct persona_op {
     char *persona;
     int plaintalk;
     struct map *loaded; /* load: the rows read */
+    bool refresh;       /* ... replacing the rows known, unless a choice was made */
+    unsigned sets_at;   /* here meanwhile (personas->sets moved) */
     void (*cb)(int rc, void *data);
     void *data;
 };
@@ -146,7 +150,17 @@ static int persona__run(struct store_txn *txn, struct store_job *job)
 static void persona__done(struct store_job *job, int rc)
 {
     struct persona_op *op = container_of(job, struct persona_op, job);
-    if (op->loaded != NULL && rc == 0 && op->core->personas != NULL) {
+    struct persona_dir *dir = op->core->personas;
+    if (op->refresh && dir != NULL) {
+        /* A choice made here while the rows were read is newer than what
+         * was read: keep the rows, and the next refresh reads again. */
+        if (rc == 0 && dir->sets == op->sets_at) {
+            map_free(dir->rows);
+            dir->rows = op->loaded;
+            op->loaded = NULL;
+        }
+        dir->refreshing = false;
+    } else if (op->loaded != NULL && rc == 0 && dir != NULL) {
         /* What was chosen while the rows were read stays (it is newer). */
         struct map_iter it;
         const char *key;
@@ -186,21 +200,39 @@ static int persona__submit(struct core *core, struct persona_op *op)
     return rc;
 }
 
-int persona_dir_load(struct core *core, void (*cb)(int rc, void *data), void *data)
+static int persona__read(struct core *core, bool refresh, void (*cb)(int rc, void *data),
+                         void *data)
 {
     if (core->personas == NULL)
         return HB_EINVAL;
+    if (refresh && core->personas->refreshing)
+        return HB_EBUSY;
     struct persona_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;
     op->loaded = map_new(free);
+    op->refresh = refresh;
+    op->sets_at = core->personas->sets;
     op->cb = cb;
     op->data = data;
     if (op->loaded == NULL) {
         free(op);
         return HB_ENOMEM;
     }
-    return persona__submit(core, op);
+    int rc = persona__submit(core, op);
+    if (rc == 0 && refresh)
+        core->personas->refreshing = true;
+    return rc;
+}
+
+int persona_dir_load(struct core *core, void (*cb)(int rc, void *data), void *data)
+{
+    return persona__read(core, false, cb, data);
+}
+
+int persona_dir_refresh(struct core *core, void (*cb)(int rc, void *data), void *data)
+{
+    return persona__read(core, true, cb, data);
 }
 
 /* Write one field of key's row: in memory now, in the store next. */
@@ -230,6 +262,7 @@ static int persona__put(struct core *core, const char *key, unsigned fields, con
         free(op);
         return HB_ENOMEM;
     }
+    core->personas->sets++; /* a refresh under way reads from before it */
     if (fields & STORE_CHAT_PERSONA)
         snprintf(r->persona, sizeof(r->persona), "%s", persona != NULL ? persona : "");
     if (fields & STORE_CHAT_PLAINTALK)

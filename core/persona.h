@@ -49,6 +49,12 @@ void persona_dir_free(struct persona_dir *d);
  *  gets 0 or an error. Returns 0 (cb follows) or a negative code. */
 int persona_dir_load(struct core *core, void (*cb)(int rc, void *data), void *data);
 
+/** Read every stored choice again, replacing those known: what was chosen
+ *  on another daemon on the same ledger counts here from then on. A choice
+ *  made here while the rows are read wins (the next refresh reads again).
+ *  HB_EBUSY while a refresh is under way; else as persona_dir_load. */
+int persona_dir_refresh(struct core *core, void (*cb)(int rc, void *data), void *data);
+
 /** Store a choice for inv at level (MEMBER, CHANNEL or GROUP; name NULL
  *  clears it) and keep it in memory at once. cb (may be NULL) gets the
  *  store's result. Returns 0 (cb follows), HB_EINVAL (a group level in a

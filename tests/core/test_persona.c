@@ -146,6 +146,27 @@ static void test_resolution_order_and_inheritance(void **state)
     assert_string_equal(pt_resolved(&gt, &inv, &level), "pirate");
     assert_int_equal(level, PERSONA_LEVEL_GROUP);
     assert_string_equal(pt_resolved(&gt, &boss, &level), "vip");
+
+    /* Two daemons on one ledger (old is the other's directory): a choice
+     * cleared there counts here once this one reads the choices again. */
+    struct persona_dir *mine = gt.core.personas;
+    gt.core.personas = old;
+    pt_choose(&gt, &inv, PERSONA_LEVEL_GROUP, NULL);
+    gt.core.personas = mine;
+    assert_string_equal(pt_resolved(&gt, &inv, &level), "pirate");
+    d = (struct pt_done){0};
+    assert_int_equal(persona_dir_refresh(&gt.core, pt_saved, &d), 0);
+    assert_int_equal(persona_dir_refresh(&gt.core, pt_saved, &d), HB_EBUSY);
+    gt_wait(&gt, &d.n, 1);
+    assert_int_equal(d.rc, 0);
+    assert_string_equal(pt_resolved(&gt, &inv, &level), "");
+    assert_string_equal(pt_resolved(&gt, &boss, &level), "vip");
+    /* A choice made here while the rows are read is newer: it stays. */
+    d = (struct pt_done){0};
+    assert_int_equal(persona_dir_refresh(&gt.core, pt_saved, &d), 0);
+    pt_choose(&gt, &inv, PERSONA_LEVEL_GROUP, "pirate");
+    gt_wait(&gt, &d.n, 1);
+    assert_string_equal(pt_resolved(&gt, &inv, &level), "pirate");
     persona_dir_free(old);
     reply_capture_close(&cap);
     pt_done(&gt);
