@@ -2,6 +2,7 @@
 #include "core/contest_schedule.h"
 
 #include "base/error.h"
+#include "base/text.h"
 #include "core/contest.h"
 
 #include <ctype.h>
@@ -41,23 +42,22 @@ int contest_schedule_parse(const char *groups, const char *period, int64_t prize
     }
     out->prize = prize;
     const char *p = groups != NULL ? groups : "";
-    for (;;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (*p == '\0')
-            return 0;
-        size_t len = strcspn(p, ", ");
+    char word[2 * COMMAND_ID_MAX + 16];
+    size_t len = 0;
+    while (text_word_next(&p, word, sizeof(word), &len)) {
+        const char *w = p - len; /* the word as written, for messages */
         struct contest_schedule_group g;
         memset(&g, 0, sizeof(g));
         const char *id = NULL;
-        if (strncmp(p, "telegram:", 9) == 0) {
+        if (strncmp(word, "telegram:", 9) == 0) {
             g.platform = COMMAND_PLATFORM_TELEGRAM;
-            id = p + 9;
-        } else if (strncmp(p, "discord:", 8) == 0) {
+            id = word + 9;
+        } else if (strncmp(word, "discord:", 8) == 0) {
             g.platform = COMMAND_PLATFORM_DISCORD;
-            id = p + 8;
+            id = word + 8;
         }
-        size_t idlen = id != NULL ? len - (size_t)(id - p) : 0;
+        /* A word too long for word[] is left "": no id, refused below. */
+        size_t idlen = id != NULL ? strlen(id) : 0;
         const char *slash = id != NULL ? memchr(id, '/', idlen) : NULL;
         size_t scope_len = slash != NULL ? (size_t)(slash - id) : idlen;
         size_t chan_len = slash != NULL ? idlen - scope_len - 1 : 0;
@@ -68,7 +68,7 @@ int contest_schedule_parse(const char *groups, const char *period, int64_t prize
             snprintf(err, errcap,
                      "schedule: \"%.*s\" is not a group (telegram:<group>, "
                      "discord:<server>/<channel for the results>)",
-                     (int)(len < 80 ? len : 80), p);
+                     (int)(len < 80 ? len : 80), w);
             return HB_EINVAL;
         }
         memcpy(g.scope_id, id, scope_len);
@@ -80,7 +80,7 @@ int contest_schedule_parse(const char *groups, const char *period, int64_t prize
             if (out->groups[i].platform == g.platform &&
                 strcmp(out->groups[i].scope_id, g.scope_id) == 0) {
                 snprintf(err, errcap, "schedule: %.*s is named twice", (int)(len < 80 ? len : 80),
-                         p);
+                         w);
                 return HB_EINVAL;
             }
         }
@@ -89,8 +89,8 @@ int contest_schedule_parse(const char *groups, const char *period, int64_t prize
             return HB_EINVAL;
         }
         out->groups[out->n++] = g;
-        p += len;
     }
+    return 0;
 }
 
 void contest_schedule_window(const struct contest_schedule *s, int64_t now_ms, int64_t *start,
