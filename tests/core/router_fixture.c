@@ -3,6 +3,7 @@
 
 #include "tests/test.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,31 @@ int rfx_setup(void **state)
     f->router = router_new(&f->core);
     *state = f;
     return 0;
+}
+
+void rfx_inv(struct invocation *inv, enum command_platform platform, const char *user,
+             const char *scope)
+{
+    memset(inv, 0, sizeof(*inv));
+    inv->platform = platform;
+    snprintf(inv->user_id, sizeof(inv->user_id), "%s", user);
+    if (scope != NULL) {
+        inv->scope = COMMAND_SCOPE_GROUP;
+        snprintf(inv->scope_id, sizeof(inv->scope_id), "%s", scope);
+        snprintf(inv->channel_id, sizeof(inv->channel_id), "%s", scope);
+    }
+}
+
+const char *rfx_run(struct rfx *f, struct invocation *inv, const char *line)
+{
+    reply_capture_close(&f->cap);
+    reply_capture_init(&f->cap);
+    snprintf(inv->event_id, sizeof(inv->event_id), "ev%d", ++f->event);
+    inv->reply = &f->cap.reply;
+    router_dispatch(f->router, inv, line);
+    while (f->cap.finished == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    return f->cap.text != NULL ? f->cap.text : "";
 }
 
 int rfx_teardown(void **state)

@@ -21,4 +21,13 @@ struct rfx {
 int rfx_setup(void **state);
 int rfx_teardown(void **state);
 
+/** An invocation by user on platform: in group scope (its channel the
+ *  group's) when scope is not NULL, else a direct chat. */
+void rfx_inv(struct invocation *inv, enum command_platform platform, const char *user,
+             const char *scope);
+
+/** Dispatch line as inv (a fresh event id, the fixture's capture as its
+ *  reply) and run the loop until the reply ends; returns what it said. */
+const char *rfx_run(struct rfx *f, struct invocation *inv, const char *line);
+
 #endif

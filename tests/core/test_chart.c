@@ -131,19 +131,10 @@ static void test_render_png(void **state)
 
 static const char *run(struct rfx *f, const char *user, bool admin, const char *line)
 {
-    reply_capture_close(&f->cap);
-    reply_capture_init(&f->cap);
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    inv.platform = COMMAND_PLATFORM_TELEGRAM;
-    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
+    rfx_inv(&inv, COMMAND_PLATFORM_TELEGRAM, user, NULL);
     inv.admin = admin;
-    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
-    inv.reply = &f->cap.reply;
-    router_dispatch(f->router, &inv, line);
-    while (f->cap.finished == 0)
-        uv_run(&f->lt.loop, UV_RUN_ONCE);
-    return f->cap.text != NULL ? f->cap.text : "";
+    return rfx_run(f, &inv, line);
 }
 
 static void spend(struct rfx *f, const char *id, const char *who, int64_t amount, const char *tag)

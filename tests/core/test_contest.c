@@ -123,42 +123,18 @@ static void posted_at_noon(struct rfx *f, struct posted *posted)
 
 static const char *run(struct rfx *f, bool admin, const char *line)
 {
-    reply_capture_close(&f->cap);
-    reply_capture_init(&f->cap);
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    inv.platform = COMMAND_PLATFORM_TELEGRAM;
-    snprintf(inv.user_id, sizeof(inv.user_id), "%s", "u9");
-    inv.scope = COMMAND_SCOPE_GROUP;
-    snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", "g1");
-    snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", "g1");
+    rfx_inv(&inv, COMMAND_PLATFORM_TELEGRAM, "u9", "g1");
     inv.admin = admin;
-    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
-    inv.reply = &f->cap.reply;
-    router_dispatch(f->router, &inv, line);
-    while (f->cap.finished == 0)
-        uv_run(&f->lt.loop, UV_RUN_ONCE);
-    return f->cap.text != NULL ? f->cap.text : "";
+    return rfx_run(f, &inv, line);
 }
 
 /* A member's command in the group (not an admin). */
 static const char *run_as(struct rfx *f, const char *user, const char *line)
 {
-    reply_capture_close(&f->cap);
-    reply_capture_init(&f->cap);
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    inv.platform = COMMAND_PLATFORM_TELEGRAM;
-    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
-    inv.scope = COMMAND_SCOPE_GROUP;
-    snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", "g1");
-    snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", "g1");
-    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
-    inv.reply = &f->cap.reply;
-    router_dispatch(f->router, &inv, line);
-    while (f->cap.finished == 0)
-        uv_run(&f->lt.loop, UV_RUN_ONCE);
-    return f->cap.text != NULL ? f->cap.text : "";
+    rfx_inv(&inv, COMMAND_PLATFORM_TELEGRAM, user, "g1");
+    return rfx_run(f, &inv, line);
 }
 
 static void flag_cb(int rc, void *data)

@@ -126,25 +126,13 @@ static int64_t fake_clock(void *data)
 static const char *run(struct rfx *f, enum command_platform platform, const char *scope_id,
                        const char *user, uint64_t role, const char *line)
 {
-    reply_capture_close(&f->cap);
-    reply_capture_init(&f->cap);
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    inv.platform = platform;
-    snprintf(inv.user_id, sizeof(inv.user_id), "%s", user);
-    inv.scope = COMMAND_SCOPE_GROUP;
-    snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope_id);
-    snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", scope_id);
+    rfx_inv(&inv, platform, user, scope_id);
     if (role != 0) {
         inv.roles[0] = role;
         inv.nroles = 1;
     }
-    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
-    inv.reply = &f->cap.reply;
-    router_dispatch(f->router, &inv, line);
-    while (f->cap.finished == 0)
-        uv_run(&f->lt.loop, UV_RUN_ONCE);
-    return f->cap.text != NULL ? f->cap.text : "";
+    return rfx_run(f, &inv, line);
 }
 
 /* A settlement's holder share, as ledger_transfer_post_split books it. */

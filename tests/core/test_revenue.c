@@ -301,24 +301,10 @@ static void test_settlement_posts_shares(void **state)
 
 static const char *run(struct rfx *f, const char *scope, bool admin, const char *line)
 {
-    reply_capture_close(&f->cap);
-    reply_capture_init(&f->cap);
     struct invocation inv;
-    memset(&inv, 0, sizeof(inv));
-    inv.platform = COMMAND_PLATFORM_DISCORD;
-    snprintf(inv.user_id, sizeof(inv.user_id), "%s", "501");
-    if (scope != NULL) {
-        inv.scope = COMMAND_SCOPE_GROUP;
-        snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", scope);
-        snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", scope);
-    }
+    rfx_inv(&inv, COMMAND_PLATFORM_DISCORD, "501", scope);
     inv.admin = admin;
-    snprintf(inv.event_id, sizeof(inv.event_id), "ev%d", ++f->event);
-    inv.reply = &f->cap.reply;
-    router_dispatch(f->router, &inv, line);
-    while (f->cap.finished == 0)
-        uv_run(&f->lt.loop, UV_RUN_ONCE);
-    return f->cap.text != NULL ? f->cap.text : "";
+    return rfx_run(f, &inv, line);
 }
 
 static void loaded(int rc, void *data)
