@@ -11,7 +11,6 @@
 #include "core/handlers.h"
 #include "base/error.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,40 +63,6 @@ static struct provider_call *ct_turn(struct gt *gt, size_t index, const char *us
     return call;
 }
 
-/* Close the engine and the ledger (its store) and open both again on the
- * same database: what a restart of the daemon does to them. */
-static void ct_restart(struct gt *gt)
-{
-    struct catalog *cat = generate_catalog(gt->g);
-    catalog_ref(cat);
-    int closed = gt->closed;
-    generate_close(gt->g, gt_closed, gt);
-    gt_wait(gt, &gt->closed, closed + 1);
-    gt->closed = closed;
-    lt_ledger_close(&gt->lt);
-    lt_ledger_open(&gt->lt);
-    gt->core.ledger = gt->lt.ledger;
-    struct generate_options opts = {.clock = {.now_ms = gt_clock, .data = gt}};
-    gt->g = generate_new(&gt->lt.loop, &gt->core, cat, &opts);
-    assert_non_null(gt->g);
-    gt->core.generate = gt->g;
-    catalog_unref(cat);
-}
-
-/* A count from the database, read on a connection of the test's own. */
-static long long ct_count(struct gt *gt, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(gt->lt.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    long long n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
 struct ct_done {
     int done;
     int rc;
@@ -128,7 +93,7 @@ static void test_conversation_survives_restart(void **state)
     ct_init(&gt, 0);
     ct_turn(&gt, 0, "u1", NULL, NULL, NULL, "my name is Ada", "hello Ada", NULL);
     ct_turn(&gt, 1, "u1", NULL, NULL, NULL, "what is 2+2", "4", NULL);
-    ct_restart(&gt);
+    gt_restart(&gt);
     struct provider_call *c =
         ct_turn(&gt, 2, "u1", NULL, NULL, NULL, "what is my name?", "Ada", NULL);
     assert_int_equal(c->nmessages, 5); /* two questions and answers, then the prompt */
@@ -142,7 +107,7 @@ static void test_conversation_survives_restart(void **state)
     gt_inv(&inv, &cap, "u1", NULL);
     generate_conversation_reset(gt.g, &inv);
     reply_capture_close(&cap);
-    ct_restart(&gt);
+    gt_restart(&gt);
     c = ct_turn(&gt, 4, "u1", NULL, NULL, NULL, "hello again", "hi", NULL);
     assert_int_equal(c->nmessages, 1);
     gt_done(&gt);
@@ -165,7 +130,7 @@ static void test_new_place_needs_no_lookup(void **state)
     struct gt gt;
     ct_init(&gt, 0);
     ct_turn(&gt, 0, "u1", NULL, NULL, NULL, "stored before", "ok", NULL);
-    ct_restart(&gt);
+    gt_restart(&gt);
     /* Store jobs complete in order: once a pass queued now is done, so is
      * the reading of the places queued at start. */
     struct ct_done d = {0};
@@ -221,12 +186,12 @@ static void test_reply_chains_kept_apart(void **state)
     c = ct_turn(&gt, 6, "u2", "g1", "m2", NULL, "what did they say?", "a new talk", NULL);
     assert_int_equal(c->nmessages, 1);
     /* The chains are kept apart across a restart as well. */
-    ct_restart(&gt);
+    gt_restart(&gt);
     c = ct_turn(&gt, 7, "u1", "g1", "m4", NULL, "B: after restart", "ships again", NULL);
     assert_int_equal(c->nmessages, 5);
     assert_string_equal(c->first_prompt, "B: about ships");
-    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversations WHERE owner='console:u1'"),
-                     2);
+    assert_int_equal(
+        test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM conversations WHERE owner='console:u1'"), 2);
     gt_done(&gt);
 }
 
@@ -269,7 +234,7 @@ static void test_idle_conversation_starts_over(void **state)
     assert_int_equal(c->nmessages, 3);
     assert_string_equal(c->first_prompt, "third");
     /* So does one loaded from the store after a restart. */
-    ct_restart(&gt);
+    gt_restart(&gt);
     gt.wall += 61 * 60000;
     c = ct_turn(&gt, 4, "u1", NULL, NULL, NULL, "fifth", "five", NULL);
     assert_int_equal(c->nmessages, 1);
@@ -292,16 +257,21 @@ static void test_retention_deletes_old_conversations(void **state)
     gt_wait(&gt, &d.done, 1);
     assert_int_equal(d.rc, 0);
     assert_true(d.n >= 4); /* two turns, the conversation, the place (and the message) */
-    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversations WHERE owner='console:u1'"),
-                     0);
-    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversation_turns WHERE conv IN"
-                                   " (SELECT id FROM conversations WHERE owner='console:u2')"),
+    assert_int_equal(
+        test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM conversations WHERE owner='console:u1'"), 0);
+    assert_int_equal(test_sql_int(gt.lt.path,
+                                  "SELECT COUNT(*) FROM conversation_turns WHERE conv IN"
+                                  " (SELECT id FROM conversations WHERE owner='console:u2')"),
                      2);
-    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversation_turns"), 2);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM conversation_turns"), 2);
     assert_int_equal(
-        ct_count(&gt, "SELECT COUNT(*) FROM conversation_places WHERE owner='console:u1'"), 0);
+        test_sql_int(gt.lt.path,
+                     "SELECT COUNT(*) FROM conversation_places WHERE owner='console:u1'"),
+        0);
     assert_int_equal(
-        ct_count(&gt, "SELECT COUNT(*) FROM conversation_messages WHERE owner='console:u1'"), 0);
+        test_sql_int(gt.lt.path,
+                     "SELECT COUNT(*) FROM conversation_messages WHERE owner='console:u1'"),
+        0);
     gt_done(&gt);
 }
 
@@ -323,10 +293,12 @@ static void test_retention_keeps_a_conversation_in_use(void **state)
     assert_int_equal(generate_conversation_maintain(gt.g, ct_done_cb, &d), 0);
     gt_wait(&gt, &d.done, 1);
     assert_int_equal(d.rc, 0);
-    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversation_turns"), 2);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM conversation_turns"), 2);
     assert_int_equal(
-        ct_count(&gt, "SELECT COUNT(*) FROM conversation_places WHERE owner='console:u3'"), 1);
-    ct_restart(&gt);
+        test_sql_int(gt.lt.path,
+                     "SELECT COUNT(*) FROM conversation_places WHERE owner='console:u3'"),
+        1);
+    gt_restart(&gt);
     struct provider_call *c = ct_turn(&gt, 2, "u3", NULL, NULL, NULL, "go on", "going", NULL);
     assert_int_equal(c->nmessages, 3);
     assert_string_equal(c->first_prompt, "later turn");
@@ -368,7 +340,7 @@ static void test_forget_erases_rows(void **state)
     ct_turn(&gt, 0, "u1", NULL, NULL, NULL, "secret-zebra-4711 in a DM", "noted", "m1");
     ct_turn(&gt, 1, "u1", "g1", NULL, NULL, "secret-zebra-4711 in a group", "noted", "m2");
     ct_turn(&gt, 2, "u2", "g1", NULL, NULL, "public-llama-0815", "fine", "m3");
-    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversation_turns"), 6);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM conversation_turns"), 6);
     assert_true(ct_db_has(&gt, "secret-zebra-4711"));
 
     struct invocation inv;
@@ -378,13 +350,17 @@ static void test_forget_erases_rows(void **state)
     gt_wait(&gt, &cap.finished, 1);
     assert_has(&cap, "Erased: 4 stored message(s)");
     reply_capture_close(&cap);
-    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversations WHERE owner='console:u1'"),
-                     0);
-    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversation_turns"), 2);
     assert_int_equal(
-        ct_count(&gt, "SELECT COUNT(*) FROM conversation_places WHERE owner='console:u1'"), 0);
+        test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM conversations WHERE owner='console:u1'"), 0);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM conversation_turns"), 2);
     assert_int_equal(
-        ct_count(&gt, "SELECT COUNT(*) FROM conversation_messages WHERE owner='console:u1'"), 0);
+        test_sql_int(gt.lt.path,
+                     "SELECT COUNT(*) FROM conversation_places WHERE owner='console:u1'"),
+        0);
+    assert_int_equal(
+        test_sql_int(gt.lt.path,
+                     "SELECT COUNT(*) FROM conversation_messages WHERE owner='console:u1'"),
+        0);
 
     struct ct_done d = {0};
     assert_int_equal(generate_conversation_maintain(gt.g, ct_done_cb, &d), 0);
@@ -417,8 +393,8 @@ static void test_budget_trims_oldest_turns(void **state)
      * when the third came. */
     assert_int_equal(c->nmessages, 3);
     assert_string_equal(c->first_prompt, "turn-two-bbbbbbbbbbbbbbbbbbbb");
-    assert_int_equal(ct_count(&gt, "SELECT COUNT(*) FROM conversation_turns"), 2);
-    ct_restart(&gt);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM conversation_turns"), 2);
+    gt_restart(&gt);
     c = ct_turn(&gt, 3, "u1", NULL, NULL, NULL, "after", "ok", NULL);
     assert_int_equal(c->nmessages, 3);
     assert_string_equal(c->first_prompt, "turn-three-cccccccccccccccccc");

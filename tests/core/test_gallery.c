@@ -18,7 +18,6 @@
 #include "core/thumb.h"
 #include "core/votes.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,39 +27,6 @@ static void gal_init(struct gt *gt, const struct catalog_limits *limits)
 {
     gt_init(gt, limits, NULL, 0, 0);
     gt->core.clock = (struct clock){.now_ms = gt_clock, .data = gt};
-}
-
-/* Close the engine and the ledger (its store) and open both again on the
- * same database: what a restart of the daemon does to them. */
-static void gal_restart(struct gt *gt)
-{
-    struct catalog *cat = generate_catalog(gt->g);
-    catalog_ref(cat);
-    int closed = gt->closed;
-    generate_close(gt->g, gt_closed, gt);
-    gt_wait(gt, &gt->closed, closed + 1);
-    gt->closed = closed;
-    lt_ledger_close(&gt->lt);
-    lt_ledger_open(&gt->lt);
-    gt->core.ledger = gt->lt.ledger;
-    struct generate_options opts = {.clock = {.now_ms = gt_clock, .data = gt}};
-    gt->g = generate_new(&gt->lt.loop, &gt->core, cat, &opts);
-    assert_non_null(gt->g);
-    gt->core.generate = gt->g;
-    catalog_unref(cat);
-}
-
-static long long gal_count(struct gt *gt, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(gt->lt.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    long long n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
 }
 
 /* An image made by user in group scope from prompt; its Regenerate and
@@ -139,11 +105,12 @@ static void test_images_outlive_restart(void **state)
     char regen[COMMAND_BUTTON_REF_MAX + 1], up[COMMAND_BUTTON_REF_MAX + 1];
     gal_image(&gt, "u1", "g9", "a secret red cat", regen, up);
     gal_barrier(&gt);
-    assert_int_equal(gal_count(&gt, "SELECT count(*) FROM images WHERE scope = 'console:g9'"
-                                    " AND owner = 'console:u1' AND prompt IS NOT NULL"),
+    assert_int_equal(test_sql_int(gt.lt.path,
+                                  "SELECT count(*) FROM images WHERE scope = 'console:g9'"
+                                  " AND owner = 'console:u1' AND prompt IS NOT NULL"),
                      1);
 
-    gal_restart(&gt);
+    gt_restart(&gt);
     gt.wall += 60000; /* the regenerated image is the newer */
     struct reply_capture p;
     /* Not the owner's: refused, as before the restart. */
@@ -156,7 +123,7 @@ static void test_images_outlive_restart(void **state)
     assert_has(&p, "cost 7 credits");
     reply_capture_close(&p);
     gal_barrier(&gt);
-    assert_int_equal(gal_count(&gt, "SELECT count(*) FROM images"), 2);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM images"), 2);
 
     /* The gallery shows both, with their upvote buttons, and no prompt. */
     struct reply_capture cap;
@@ -198,11 +165,12 @@ static void test_images_outlive_restart(void **state)
     gt_wait(&gt, &cap.finished, 1);
     reply_capture_close(&cap);
     gal_barrier(&gt);
-    assert_int_equal(gal_count(&gt, "SELECT count(*) FROM images WHERE prompt IS NOT NULL"), 0);
+    assert_int_equal(
+        test_sql_int(gt.lt.path, "SELECT count(*) FROM images WHERE prompt IS NOT NULL"), 0);
     gal_press(&gt, &p, "u1", "g9", regen); /* from memory: erased there too */
     assert_has(&p, "too old to regenerate");
     reply_capture_close(&p);
-    gal_restart(&gt);
+    gt_restart(&gt);
     gal_press(&gt, &p, "u1", "g9", regen);
     assert_has(&p, "too old to regenerate");
     reply_capture_close(&p);
@@ -254,11 +222,12 @@ static void test_images_pruned(void **state)
     gt.wall += 3600000;
     gal_image(&gt, "u2", "g9", "third", NULL, NULL);
     gal_barrier(&gt);
-    assert_int_equal(gal_count(&gt, "SELECT count(*) FROM images"), 3);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM images"), 3);
     assert_int_equal(gal_prune(&gt), 1); /* the oldest, past max_images */
-    assert_int_equal(gal_count(&gt, "SELECT count(*) FROM images WHERE prompt = 'first'"), 0);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM images WHERE prompt = 'first'"),
+                     0);
     assert_int_equal(gal_prune(&gt), 0);
-    gal_restart(&gt);
+    gt_restart(&gt);
     struct reply_capture p;
     gal_press(&gt, &p, "u1", "g9", regen);
     assert_has(&p, "too old to regenerate");
@@ -271,7 +240,7 @@ static void test_images_pruned(void **state)
     reply_capture_close(&cap);
     gt.wall += 2 * 86400000LL + 60000; /* past the retention */
     assert_int_equal(gal_prune(&gt), 2);
-    assert_int_equal(gal_count(&gt, "SELECT count(*) FROM images"), 0);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM images"), 0);
     t = gal_show(&gt, &cap, "viewer", "g9", "all");
     assert_string_equal(t, "No images were made here so far. Make one with /imagine.");
     reply_capture_close(&cap);

@@ -91,6 +91,10 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
              size_t nrules, size_t max_image_bytes);
 /** Close everything and check the loop closes clean. */
 void gt_done(struct gt *gt);
+/** Close the engine and the ledger (its store) and open both again on the
+ *  same database, the engine on gt_clock: what a restart of the daemon
+ *  does to them. */
+void gt_restart(struct gt *gt);
 /** A close callback that counts into gt->closed. */
 void gt_closed(void *data);
 /** The engine's wall clock: gt->wall. */

@@ -278,6 +278,24 @@ void gt_done(struct gt *gt)
     lt_done(&gt->lt);
 }
 
+void gt_restart(struct gt *gt)
+{
+    struct catalog *cat = generate_catalog(gt->g);
+    catalog_ref(cat);
+    int closed = gt->closed;
+    generate_close(gt->g, gt_closed, gt);
+    gt_wait(gt, &gt->closed, closed + 1);
+    gt->closed = closed;
+    lt_ledger_close(&gt->lt);
+    lt_ledger_open(&gt->lt);
+    gt->core.ledger = gt->lt.ledger;
+    struct generate_options opts = {.clock = {.now_ms = gt_clock, .data = gt}};
+    gt->g = generate_new(&gt->lt.loop, &gt->core, cat, &opts);
+    assert_non_null(gt->g);
+    gt->core.generate = gt->g;
+    catalog_unref(cat);
+}
+
 void gt_wait(struct gt *gt, const int *flag, int want)
 {
     while (*flag < want && !gt->guard_fired)
