@@ -521,6 +521,23 @@ static void join_done(int rc, int64_t moved, int64_t held, void *data)
     *out = rc == 0 ? (int)moved + 1 : -1;
 }
 
+/* Two wallets of 100 credits, console:u1 and telegram:77, the second
+ * linked to the first (which then holds 200). */
+static void gt_link_two(struct gt *gt)
+{
+    gt->core.links = link_dir_new();
+    assert_non_null(gt->core.links);
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_open(&gt->lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_open(&gt->lt, "telegram:77", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    int joined = 0;
+    assert_int_equal(
+        link_join(&gt->core, "telegram:77", "console:u1", "ev-join", join_done, &joined), 0);
+    gt_wait(gt, &joined, 101);
+}
+
 static long long db_count(const char *path, const char *sql)
 {
     sqlite3 *db = NULL;
@@ -551,17 +568,7 @@ static void test_generation_charges_one_wallet(void **state)
     struct catalog_limits limits = {
         .retry_max = 2, .conversation_idle_ms = 3600000, .conversation_retention_ms = 3 * 3600000};
     gt_init(&gt, &limits, NULL, 0, 0);
-    gt.core.links = link_dir_new();
-    assert_non_null(gt.core.links);
-    struct lt_res res;
-    memset(&res, 0, sizeof(res));
-    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
-    memset(&res, 0, sizeof(res));
-    assert_int_equal(lt_open(&gt.lt, "telegram:77", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
-    int joined = 0;
-    assert_int_equal(
-        link_join(&gt.core, "telegram:77", "console:u1", "ev-join", join_done, &joined), 0);
-    gt_wait(&gt, &joined, 101);
+    gt_link_two(&gt);
     assert_int_equal(lt_balance(&gt.lt, "console:u1").posted, 200);
 
     struct invocation inv;
@@ -604,17 +611,7 @@ static void test_linked_identity_cannot_upvote_own_image(void **state)
     (void)state;
     struct gt gt;
     gt_init(&gt, NULL, NULL, 0, 0);
-    gt.core.links = link_dir_new();
-    assert_non_null(gt.core.links);
-    struct lt_res res;
-    memset(&res, 0, sizeof(res));
-    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
-    memset(&res, 0, sizeof(res));
-    assert_int_equal(lt_open(&gt.lt, "telegram:77", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
-    int joined = 0;
-    assert_int_equal(
-        link_join(&gt.core, "telegram:77", "console:u1", "ev-join", join_done, &joined), 0);
-    gt_wait(&gt, &joined, 101);
+    gt_link_two(&gt);
 
     struct reply_capture cap;
     gt_run(&gt, &cap, "u1", PROVIDER_IMAGE, "img-b64", "a red cat");
