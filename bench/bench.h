@@ -21,6 +21,10 @@ double bench_now(void);
 /** This process's resident memory in KiB (VmRSS), or 0 when unknown. */
 long bench_rss_kib(void);
 
+/** CPU seconds so far, user and system: who is RUSAGE_SELF (the process)
+ *  or RUSAGE_THREAD (the calling thread). 0 when unknown. */
+double bench_cpu_s(int who);
+
 /** CPU seconds so far of this process's threads named comm (as
  *  pthread_setname_np set it, e.g. "haibot-store"), or -1 when unknown. */
 double bench_thread_cpu_s(const char *comm);

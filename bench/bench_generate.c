@@ -143,16 +143,6 @@ static int bg_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* CPU seconds of the calling thread (the loop's). */
-static double bg_thread_cpu(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_THREAD, &ru) != 0)
-        return 0;
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 /* BG_THROUGHPUT_JOBS more jobs, BG_INFLIGHT at a time: jobs per second,
  * reported as "<prefix>_jobs_per_s", with the store thread's CPU time per
  * job beside it (a figure the shared disk's moods do not move). */
@@ -162,7 +152,7 @@ static void bg_throughput(struct bg *b, const char *prefix)
     unsigned until = b->target;
     double cpu0 = bench_thread_cpu_s("haibot-store");
     double fake0 = bench_thread_cpu_s("fake-httpd");
-    double loop0 = bg_thread_cpu();
+    double loop0 = bench_cpu_s(RUSAGE_THREAD);
     double t0 = bench_now();
     for (unsigned i = 0; i < BG_INFLIGHT; i++)
         bg_next(b);
@@ -170,7 +160,7 @@ static void bg_throughput(struct bg *b, const char *prefix)
         uv_run(&b->loop, UV_RUN_ONCE);
     double secs = bench_now() - t0;
     double cpu = bench_thread_cpu_s("haibot-store") - cpu0;
-    double loop = bg_thread_cpu() - loop0;
+    double loop = bench_cpu_s(RUSAGE_THREAD) - loop0;
     double fake = bench_thread_cpu_s("fake-httpd") - fake0;
     char name[96];
     snprintf(name, sizeof(name), "%s_jobs_per_s", prefix);

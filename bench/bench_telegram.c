@@ -58,14 +58,6 @@ struct bench_tg {
     int64_t lead_max; /* updates confirmed beyond those answered */
 };
 
-static double bench_tg_cpu(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 static void bench_tg_dispatch(void *data, struct invocation *inv, const char *args)
 {
     struct bench_tg *b = data;
@@ -140,13 +132,13 @@ static int bench_tg_backlog(const char *prefix, int outbox_off, double *rate)
     b.tg = telegram_new(&b.loop, b.http, &b.core, &opts, &host);
     uv_timer_init(&b.loop, &b.check);
     b.check.data = &b;
-    double cpu0 = bench_tg_cpu();
+    double cpu0 = bench_cpu_s(RUSAGE_SELF);
     double fake0 = tgapi_cpu_s(b.api);
     double t0 = bench_now();
     b.tg->ops->start(b.tg);
     uv_timer_start(&b.check, bench_tg_check, 5, 5);
     uv_run(&b.loop, UV_RUN_DEFAULT);
-    double cpu = bench_tg_cpu() - cpu0;
+    double cpu = bench_cpu_s(RUSAGE_SELF) - cpu0;
     double fake_cpu = tgapi_cpu_s(b.api) - fake0;
     long rss = bench_rss_kib();
     uint64_t sends = tgapi_sends(b.api);
