@@ -80,9 +80,6 @@ static void stats__counters_end(struct stats_ctx *ctx)
     stats__end(ctx);
 }
 
-/* Read the counters from key `from` on, one page at a time. */
-static int stats__counters_read(struct stats_ctx *ctx, const char *from);
-
 /* Keys "<day>/<refused|failed>/<name>", integer values. The day is a
  * decimal number of days since the epoch (five digits from 1973 to 2243),
  * so keys sort by day and the period is one range of keys: older days are
@@ -109,16 +106,13 @@ static void stats__counters(int rc, const struct state_entry *e, size_t n, void 
         }
         ctx->sums[k].count += strtoll(e[i].value, NULL, 10);
     }
-    if (rc == 0 && n == STATS_PAGE) {
-        /* The next page starts just after this page's last key. */
-        char next[STATE_KEY_MAX + 2];
-        snprintf(next, sizeof(next), "%s\x01", e[n - 1].key);
-        if (stats__counters_read(ctx, next) == 0)
-            return;
-    }
+    if (rc == 0 && state_list_after(ledger_store(ctx->core->ledger), GENERATE_NS_STATS, e, n,
+                                    STATS_PAGE, stats__counters, ctx) == 0)
+        return; /* a full page: the next one follows */
     stats__counters_end(ctx);
 }
 
+/* Read the counters from key `from` on, one page at a time. */
 static int stats__counters_read(struct stats_ctx *ctx, const char *from)
 {
     return state_list_range(ledger_store(ctx->core->ledger), GENERATE_NS_STATS, from, NULL,

@@ -202,14 +202,13 @@ static void features__listed(int rc, const struct state_entry *entries, size_t n
         if (features__cache_set(groups, group, f, strcmp(entries[i].value, "off") != 0) < 0)
             rc = HB_ENOMEM;
     }
-    if (rc == 0 && n == FEATURES_PAGE) {
-        /* A full page: read on from just after its last key. */
-        char from[STATE_KEY_MAX + 2];
-        snprintf(from, sizeof(from), "%s\x01", entries[n - 1].key);
-        rc = state_list_range(op->store, FEATURE_NS, from, NULL, FEATURES_PAGE, features__listed,
+    if (rc == 0) {
+        rc = state_list_after(op->store, FEATURE_NS, entries, n, FEATURES_PAGE, features__listed,
                               op);
         if (rc == 0)
-            return;
+            return; /* a full page: the next one follows */
+        if (rc == HB_ENOTFOUND)
+            rc = 0;
     }
     if (op->fresh != NULL) {
         /* A switch made here while the rows were read is newer than what

@@ -461,13 +461,10 @@ static void notice__counts_listed(int rc, const struct state_entry *entries, siz
             free(r);
         }
     }
-    if (rc == 0 && n == NOTICE_LOAD_PAGE && !ns->freed) {
-        char from[STATE_KEY_MAX + 2];
-        snprintf(from, sizeof(from), "%s\x01", entries[n - 1].key);
-        if (state_list_range(ns->store, NOTICE_NS_UPVOTES, from, NULL, NOTICE_LOAD_PAGE,
-                             notice__counts_listed, ld) == 0)
-            return;
-    }
+    if (rc == 0 && !ns->freed &&
+        state_list_after(ns->store, NOTICE_NS_UPVOTES, entries, n, NOTICE_LOAD_PAGE,
+                         notice__counts_listed, ld) == 0)
+        return; /* a full page: the next one follows */
     if (rc < 0) {
         log_warn("notice.load_failed", "error=%s", hb_strerror(rc));
         ld->rc = rc;

@@ -498,12 +498,12 @@ static void revenue__listed(int rc, const struct state_entry *e, size_t n, void 
             rc = HB_ENOMEM;
         }
     }
-    if (rc == 0 && n == REVENUE_PAGE) {
-        char from[STATE_KEY_MAX + 2];
-        snprintf(from, sizeof(from), "%s\x01", e[n - 1].key);
-        rc = state_list_range(op->store, REVENUE_NS, from, NULL, REVENUE_PAGE, revenue__listed, op);
+    if (rc == 0) {
+        rc = state_list_after(op->store, REVENUE_NS, e, n, REVENUE_PAGE, revenue__listed, op);
         if (rc == 0)
-            return;
+            return; /* a full page: the next one follows */
+        if (rc == HB_ENOTFOUND)
+            rc = 0;
     }
     if (rc < 0)
         log_warn("revenue.load_failed", "error=%s", hb_strerror(rc));

@@ -206,6 +206,16 @@ int state_list_range(struct store *store, const char *ns, const char *from, cons
     return state__submit(store, op);
 }
 
+int state_list_after(struct store *store, const char *ns, const struct state_entry *page, size_t n,
+                     size_t max, state_list_cb cb, void *data)
+{
+    if (n == 0 || n < max)
+        return HB_ENOTFOUND;
+    char from[STATE_KEY_MAX + 2];
+    snprintf(from, sizeof(from), "%s\x01", page[n - 1].key);
+    return state_list_range(store, ns, from, NULL, max, cb, data);
+}
+
 int state_incr(struct store *store, const char *ns, const char *key, int64_t delta, state_cb cb,
                void *data)
 {

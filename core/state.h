@@ -52,4 +52,11 @@ int state_list(struct store *store, const char *ns, const char *prefix, size_t m
 int state_list_range(struct store *store, const char *ns, const char *from, const char *to,
                      size_t max, state_list_cb cb, void *data);
 
+/** The page after one of n entries of a whole-namespace listing
+ *  (state_list_range with to NULL and this max): the next page is listed
+ *  (0, cb follows) when this one was full, else HB_ENOTFOUND (the listing
+ *  is over); or another negative code. */
+int state_list_after(struct store *store, const char *ns, const struct state_entry *page, size_t n,
+                     size_t max, state_list_cb cb, void *data);
+
 #endif

@@ -149,6 +149,18 @@ static void test_state_list_range(void **state)
     assert_string_equal(l.keys[0], "20001/b/c=1");
     assert_string_equal(l.keys[2], "x=1");
     assert_int_equal(state_list_range(s, "r", "", NULL, 0, got_list_cb, &l), HB_EINVAL);
+    /* Paging on: after a full page, the one from just past its last key;
+     * a page that was not full ends the listing. */
+    const struct state_entry page[2] = {{.key = "20001/a", .value = "1"},
+                                        {.key = "20001/b", .value = "1"}};
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(state_list_after(s, "r", page, 2, 2, got_list_cb, &l), 0);
+    run_until(&t, &l);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.keys[0], "20001/b/c=1");
+    assert_string_equal(l.keys[1], "20002/a=1");
+    assert_int_equal(state_list_after(s, "r", page, 1, 2, got_list_cb, &l), HB_ENOTFOUND);
+    assert_int_equal(state_list_after(s, "r", page, 0, 2, got_list_cb, &l), HB_ENOTFOUND);
     lt_done(&t);
 }
 
