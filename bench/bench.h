@@ -6,6 +6,7 @@
 #ifndef HB_BENCH_H
 #define HB_BENCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define BENCH(name) int bench_##name(void);
@@ -14,6 +15,9 @@
 
 /** Print one figure as "name value unit". */
 void bench_report(const char *name, double value, const char *unit);
+
+/** n timings in ms (sorted in place) as "<name>_mean" and "<name>_p99". */
+void bench_report_ms(const char *name, double *ms, size_t n);
 
 /** Seconds on a monotonic clock. */
 double bench_now(void);

@@ -74,12 +74,6 @@ static void board__read_done(int rc, const struct store_vote *rows, size_t n, vo
     b->top_count = n > 0 ? rows[0].count : 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /* Read the board of span BOARD_READS times; report the mean and the 99th
  * percentile in ms under names prefixed by `name`. */
 static int board__reads(struct board_run *b, enum votes_span span, const char *name)
@@ -96,15 +90,7 @@ static int board__reads(struct board_run *b, enum votes_span span, const char *n
         if (b->read_rc < 0 || b->read_n != 10)
             return -1;
     }
-    double sum = 0;
-    for (int r = 0; r < BOARD_READS; r++)
-        sum += ms[r];
-    qsort(ms, BOARD_READS, sizeof(ms[0]), cmp_double);
-    char label[96];
-    snprintf(label, sizeof(label), "%s_mean", name);
-    bench_report(label, sum / BOARD_READS, "ms");
-    snprintf(label, sizeof(label), "%s_p99", name);
-    bench_report(label, ms[BOARD_READS * 99 / 100], "ms");
+    bench_report_ms(name, ms, BOARD_READS);
     return 0;
 }
 

@@ -114,10 +114,15 @@ static int gallery__fill(const char *path, const struct contest *c)
     return rc;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* The member who asks, in the group (Discord server 1000, channel 2000). */
+static void gallery__asker(struct invocation *inv)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y ? 1 : 0;
+    memset(inv, 0, sizeof(*inv));
+    inv->platform = COMMAND_PLATFORM_DISCORD;
+    inv->scope = COMMAND_SCOPE_GROUP;
+    snprintf(inv->user_id, sizeof(inv->user_id), "42");
+    snprintf(inv->scope_id, sizeof(inv->scope_id), "1000");
+    snprintf(inv->channel_id, sizeof(inv->channel_id), "2000");
 }
 
 /* Run the handler GALLERY_READS times as the router would (args: the
@@ -133,12 +138,7 @@ static int gallery__answers(uv_loop_t *loop, struct core *core,
         struct gallery_reply rep = {.reply = {.ops = &gallery_reply_ops}};
         rep.reply.data = &rep;
         struct invocation inv;
-        memset(&inv, 0, sizeof(inv));
-        inv.platform = COMMAND_PLATFORM_DISCORD;
-        inv.scope = COMMAND_SCOPE_GROUP;
-        snprintf(inv.user_id, sizeof(inv.user_id), "42");
-        snprintf(inv.scope_id, sizeof(inv.scope_id), "1000");
-        snprintf(inv.channel_id, sizeof(inv.channel_id), "2000");
+        gallery__asker(&inv);
         inv.opts[0] = (struct command_value){
             .set = period != NULL, .type = COMMAND_OPT_STRING, .string = (char *)period};
         inv.opts[1] = (struct command_value){
@@ -157,15 +157,7 @@ static int gallery__answers(uv_loop_t *loop, struct core *core,
             return -1;
         }
     }
-    double sum = 0;
-    for (int r = 0; r < GALLERY_READS; r++)
-        sum += ms[r];
-    qsort(ms, GALLERY_READS, sizeof(ms[0]), cmp_double);
-    char label[96];
-    snprintf(label, sizeof(label), "%s_mean", name);
-    bench_report(label, sum / GALLERY_READS, "ms");
-    snprintf(label, sizeof(label), "%s_p99", name);
-    bench_report(label, ms[GALLERY_READS * 99 / 100], "ms");
+    bench_report_ms(name, ms, GALLERY_READS);
     return 0;
 }
 
@@ -183,11 +175,7 @@ static void gallery__closed(void *data)
 static int gallery__deep_button(struct core *core, char *ref)
 {
     struct invocation asker;
-    memset(&asker, 0, sizeof(asker));
-    asker.platform = COMMAND_PLATFORM_DISCORD;
-    asker.scope = COMMAND_SCOPE_GROUP;
-    snprintf(asker.user_id, sizeof(asker.user_id), "42");
-    snprintf(asker.scope_id, sizeof(asker.scope_id), "1000");
+    gallery__asker(&asker);
     return button_ref_make(ref, core->button_key, "gal", "an.50", &asker);
 }
 

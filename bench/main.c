@@ -128,6 +128,21 @@ static int bench__cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+void bench_report_ms(const char *name, double *ms, size_t n)
+{
+    if (n == 0)
+        return;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += ms[i];
+    qsort(ms, n, sizeof(ms[0]), bench__cmp_double);
+    char label[128];
+    snprintf(label, sizeof(label), "%s_mean", name);
+    bench_report(label, sum / (double)n, "ms");
+    snprintf(label, sizeof(label), "%s_p99", name);
+    bench_report(label, ms[n * 99 / 100], "ms");
+}
+
 void bench_disk_fsync(const char *dir, const char *prefix)
 {
     enum { N = 200 };
