@@ -19,6 +19,20 @@ void gallery_scope(const struct invocation *inv, char *buf, size_t cap)
         buf[0] = '\0';
 }
 
+/* Submit job (embedded in op, calloc'd) with run and done; op is freed when
+ * the store refuses it. */
+static int gallery__submit(struct store *store, struct store_job *job,
+                           int (*run)(struct store_txn *txn, struct store_job *job),
+                           void (*done)(struct store_job *job, int rc), void *op)
+{
+    job->run = run;
+    job->done = done;
+    int rc = store_submit(store, job);
+    if (rc < 0)
+        free(op);
+    return rc;
+}
+
 /* ---- keeping an image -------------------------------------------------------- */
 
 struct gallery_save_op {
@@ -181,12 +195,7 @@ int gallery_get(struct store *store, const char *id, bool data, gallery_get_cb c
     op->bytes = data ? STORE_IMAGE_FULL : STORE_IMAGE_NONE;
     op->cb = cb;
     op->data = cbdata;
-    op->job.run = gallery__get_run;
-    op->job.done = gallery__get_done;
-    int rc = store_submit(store, &op->job);
-    if (rc < 0)
-        free(op);
-    return rc;
+    return gallery__submit(store, &op->job, gallery__get_run, gallery__get_done, op);
 }
 
 struct gallery_rows_op {
@@ -252,12 +261,7 @@ int gallery_page(struct store *store, const char *scope, const char *period, boo
     op->max = max;
     op->cb = cb;
     op->data = cbdata;
-    op->job.run = gallery__page_run;
-    op->job.done = gallery__rows_done;
-    int rc = store_submit(store, &op->job);
-    if (rc < 0)
-        free(op);
-    return rc;
+    return gallery__submit(store, &op->job, gallery__page_run, gallery__rows_done, op);
 }
 
 int gallery_get_many(struct store *store, const char *const *ids, size_t n,
@@ -275,12 +279,7 @@ int gallery_get_many(struct store *store, const char *const *ids, size_t n,
     op->bytes = bytes;
     op->cb = cb;
     op->data = cbdata;
-    op->job.run = gallery__many_run;
-    op->job.done = gallery__rows_done;
-    int rc = store_submit(store, &op->job);
-    if (rc < 0)
-        free(op);
-    return rc;
+    return gallery__submit(store, &op->job, gallery__many_run, gallery__rows_done, op);
 }
 
 /* ---- retention ---------------------------------------------------------------- */
@@ -322,10 +321,5 @@ int gallery_prune(struct store *store, int64_t before_ms, int64_t keep_max,
     op->keep_max = keep_max;
     op->cb = cb;
     op->data = cbdata;
-    op->job.run = gallery__prune_run;
-    op->job.done = gallery__prune_done;
-    int rc = store_submit(store, &op->job);
-    if (rc < 0)
-        free(op);
-    return rc;
+    return gallery__submit(store, &op->job, gallery__prune_run, gallery__prune_done, op);
 }
