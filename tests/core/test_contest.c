@@ -174,6 +174,15 @@ static void open_account(struct rfx *f, const char *account, uint32_t flags)
     assert_int_equal(lt_open(&f->lt, account, flags, 0, &res), 0);
 }
 
+/* The group's prize pool, opened with 1,000 credits granted to it. */
+static void fund_prizes(struct rfx *f)
+{
+    open_account(f, PRIZES, 0);
+    struct lt_res res;
+    assert_int_equal(
+        lt_plain(&f->lt, "fund1", LEDGER_SYSTEM_GRANTS, PRIZES, 1000, LEDGER_KIND_GRANT, &res), 0);
+}
+
 /* The daemon stops: its contests and its ledger go. */
 static void stop_daemon(struct rfx *f, struct contests **cs, size_t n)
 {
@@ -224,10 +233,7 @@ static void test_contest_run(void **state)
     open_account(f, "telegram:u1", LEDGER_ACCOUNT_NO_OVERDRAFT);
     open_account(f, "telegram:u2", LEDGER_ACCOUNT_NO_OVERDRAFT);
     /* u3 has no wallet yet: the payout opens it, as a first command would. */
-    open_account(f, PRIZES, 0);
-    struct lt_res res;
-    assert_int_equal(
-        lt_plain(&f->lt, "fund1", LEDGER_SYSTEM_GRANTS, PRIZES, 1000, LEDGER_KIND_GRANT, &res), 0);
+    fund_prizes(f);
 
     const char *t = run(f, false, "contest");
     assert_string_equal(t, "No contest runs here. An admin starts one with /admin contest start "
@@ -620,10 +626,7 @@ static void test_prize_to_linked_wallet(void **state)
     f->core.contests = cs[0];
     open_account(f, "telegram:u1", LEDGER_ACCOUNT_NO_OVERDRAFT);
     open_account(f, "discord:w1", LEDGER_ACCOUNT_NO_OVERDRAFT);
-    open_account(f, PRIZES, 0);
-    struct lt_res res;
-    assert_int_equal(
-        lt_plain(&f->lt, "fund1", LEDGER_SYSTEM_GRANTS, PRIZES, 1000, LEDGER_KIND_GRANT, &res), 0);
+    fund_prizes(f);
     assert_int_equal(lt_store_run(&f->lt, link_u1, NULL), 0);
     run(f, true, "admin contest start 1 500");
     f->lt.now += HOUR_MS;
@@ -710,10 +713,7 @@ static void test_scheduled_contests(void **state)
     assert_int_equal(b, MONDAY_1130 + 7 * CONTEST_DAY_MS);
 
     open_account(f, "telegram:u1", LEDGER_ACCOUNT_NO_OVERDRAFT);
-    open_account(f, PRIZES, 0);
-    struct lt_res res;
-    assert_int_equal(
-        lt_plain(&f->lt, "fund1", LEDGER_SYSTEM_GRANTS, PRIZES, 1000, LEDGER_KIND_GRANT, &res), 0);
+    fund_prizes(f);
 
     /* The first start: this week's contest starts by itself. */
     struct contests *cs[2] = {NULL, NULL};
