@@ -35,7 +35,6 @@ struct features {
     unsigned loading;               /* loads out in the store */
     bool freed;                     /* features_free ran: the last load's answer frees it */
     unsigned sets;                  /* switches made here, so that a refresh sees it raced one */
-    bool refreshing;                /* a features_refresh read is under way */
 };
 
 const char *feature_name(enum feature f)
@@ -213,20 +212,19 @@ static void features__listed(int rc, const struct state_entry *entries, size_t n
     if (op->fresh != NULL) {
         /* A switch made here while the rows were read is newer than what
          * was read: keep the cache, and the next refresh reads again. */
-        if (rc == 0 && fs->sets == op->sets_at) {
+        if (rc < 0) {
+            log_warn("features.refresh_failed", "error=%s", hb_strerror(rc));
+        } else if (fs->sets == op->sets_at) {
             map_free(fs->groups);
             fs->groups = op->fresh;
-        } else {
-            map_free(op->fresh);
+            op->fresh = NULL;
         }
-        fs->refreshing = false;
+        map_free(op->fresh);
     } else if (rc < 0) {
         log_warn("features.load_failed", "error=%s", hb_strerror(rc));
     } else {
         log_info("features.loaded", "groups=%zu", map_count(fs->groups));
     }
-    if (rc < 0 && op->fresh != NULL)
-        log_warn("features.refresh_failed", "error=%s", hb_strerror(rc));
     if (op->cb != NULL)
         op->cb(rc, op->data);
     free(op);
@@ -252,7 +250,6 @@ static int features__read(struct features *fs, struct store *store, bool fresh, 
         return rc;
     }
     fs->loading++;
-    fs->refreshing = fresh || fs->refreshing;
     return 0;
 }
 
@@ -265,8 +262,8 @@ int features_refresh(struct features *fs, struct store *store, features_cb cb, v
 {
     if (fs == NULL || store == NULL)
         return HB_EINVAL;
-    if (fs->refreshing || fs->loading > 0)
-        return HB_EBUSY;
+    if (fs->loading > 0)
+        return HB_EBUSY; /* a load or a refresh is under way */
     return features__read(fs, store, true, cb, data);
 }
 

@@ -384,8 +384,7 @@ struct revenue {
     struct map *groups; /* "<platform>:<group>" -> override text (heap) */
     unsigned loading;
     bool freed;
-    unsigned sets;   /* overrides set here, so that a refresh sees it raced one */
-    bool refreshing; /* a revenue_refresh read is under way */
+    unsigned sets; /* overrides set here, so that a refresh sees it raced one */
 };
 
 struct revenue *revenue_new(void)
@@ -513,10 +512,9 @@ static void revenue__listed(int rc, const struct state_entry *e, size_t n, void 
         if (rc == 0 && rv->sets == op->sets_at) {
             map_free(rv->groups);
             rv->groups = op->fresh;
-        } else {
-            map_free(op->fresh);
+            op->fresh = NULL;
         }
-        rv->refreshing = false;
+        map_free(op->fresh);
     }
     if (op->cb != NULL)
         op->cb(rc, op->data);
@@ -543,7 +541,6 @@ static int revenue__read(struct revenue *rv, struct store *store, bool fresh, re
         return rc;
     }
     rv->loading++;
-    rv->refreshing = fresh || rv->refreshing;
     return 0;
 }
 
@@ -556,8 +553,8 @@ int revenue_refresh(struct revenue *rv, struct store *store, revenue_cb cb, void
 {
     if (rv == NULL || store == NULL)
         return HB_EINVAL;
-    if (rv->refreshing || rv->loading > 0)
-        return HB_EBUSY;
+    if (rv->loading > 0)
+        return HB_EBUSY; /* a load or a refresh is under way */
     return revenue__read(rv, store, true, cb, data);
 }
 
