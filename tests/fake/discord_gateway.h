@@ -59,6 +59,11 @@ struct fake_gateway_stats {
     char query[128];    /* query string of the last connection */
     char host[128];     /* Host header of the last connection */
     size_t events_sent; /* dispatches written, replays included */
+    /* CLOCK_MONOTONIC seconds at which the last flood's cycle was
+     * compressed and its first frame was about to go out: a bench's clock
+     * starts here, not at the command, so that the fake's one-time
+     * preparation is not counted as the client's time. 0 before any. */
+    double flood_ready_at;
 };
 
 /** A fake listening on 127.0.0.1 on `loop` (borrowed). NULL on failure. */

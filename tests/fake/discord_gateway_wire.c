@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #define FAKE_FLOOD_CYCLE 2048
@@ -191,7 +192,8 @@ void fake__cycle_free(struct fake_cycle *cy)
 
 /* Compress a cycle of payloads once with a fresh raw deflate stream: it
  * refers only to its own bytes, so it can follow any sync-flushed point of
- * the connection's stream, and follow itself. */
+ * the connection's stream, and follow itself. Each payload is framed here
+ * (a server's frames are not masked, RFC 6455 5.2). */
 static void fake__cycle_build(struct fake_conn *c, const char *type, size_t n, size_t d_bytes)
 {
     struct fake_gateway *f = c->f;
@@ -200,39 +202,60 @@ static void fake__cycle_build(struct fake_conn *c, const char *type, size_t n, s
     memset(&z, 0, sizeof(z));
     if (deflateInit2(&z, f->opt.level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         abort();
-    size_t cap = n * (LWS_PRE + d_bytes / 2 + 512) + 65536;
+    size_t cap = LWS_PRE + n * (d_bytes / 2 + 512) + 65536;
     cy->buf = malloc(cap);
     cy->off = calloc(n, sizeof(size_t));
     cy->len = calloc(n, sizeof(size_t));
     if (cy->buf == NULL || cy->off == NULL || cy->len == NULL)
         abort();
-    size_t at = 0;
+    size_t at = LWS_PRE;
     int64_t base = f->st.seq;
     for (size_t i = 0; i < n; i++) {
         size_t len = fake__gen_dispatch(f, type, base + 1 + (int64_t)i, NULL, d_bytes);
         size_t bound = deflateBound(&z, (uLong)len) + 64;
-        if (at + LWS_PRE + bound > cap) {
-            cap = (at + LWS_PRE + bound) * 2;
+        fake__zreserve(f, bound);
+        z.next_in = (Bytef *)f->gen;
+        z.avail_in = (uInt)len;
+        z.next_out = f->zbuf;
+        z.avail_out = (uInt)bound;
+        if (deflate(&z, Z_SYNC_FLUSH) != Z_OK)
+            abort();
+        size_t plen = (size_t)(z.next_out - f->zbuf);
+        if (at + 10 + plen > cap) {
+            cap = (at + 10 + plen) * 2;
             cy->buf = realloc(cy->buf, cap);
             if (cy->buf == NULL)
                 abort();
         }
-        at += LWS_PRE;
-        z.next_in = (Bytef *)f->gen;
-        z.avail_in = (uInt)len;
-        z.next_out = cy->buf + at;
-        z.avail_out = (uInt)bound;
-        if (deflate(&z, Z_SYNC_FLUSH) != Z_OK)
-            abort();
+        unsigned char *h = cy->buf + at;
+        size_t hlen = 2;
+        h[0] = 0x82; /* FIN, binary */
+        if (plen < 126) {
+            h[1] = (unsigned char)plen;
+        } else if (plen < 65536) {
+            h[1] = 126;
+            h[2] = (unsigned char)(plen >> 8);
+            h[3] = (unsigned char)plen;
+            hlen = 4;
+        } else {
+            h[1] = 127;
+            for (int k = 0; k < 8; k++)
+                h[2 + k] = (unsigned char)((uint64_t)plen >> (8 * (7 - k)));
+            hlen = 10;
+        }
+        memcpy(h + hlen, f->zbuf, plen);
         cy->off[i] = at;
-        cy->len[i] = (size_t)(z.next_out - (cy->buf + at));
-        at += cy->len[i];
+        cy->len[i] = hlen + plen;
+        at += hlen + plen;
     }
     deflateEnd(&z);
     cy->n = n;
     c->cycle_at = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     pthread_mutex_lock(&f->mu);
     f->st.seq = base + (int64_t)n;
+    f->st.flood_ready_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -281,13 +304,20 @@ int fake__writable(struct fake_conn *c)
                 fake__cycle_build(c, it->type,
                                   it->count < FAKE_FLOOD_CYCLE ? it->count : FAKE_FLOOD_CYCLE,
                                   it->d_bytes);
+            /* Whole frames, up to 64 KiB of them, in one write. */
             struct fake_cycle *cy = &c->cycle;
-            if (lws_write(c->wsi, cy->buf + cy->off[c->cycle_at], cy->len[c->cycle_at],
-                          LWS_WRITE_BINARY) < 0)
+            size_t first = c->cycle_at, end = first, bytes = 0;
+            while (end < cy->n && end - first < it->count &&
+                   (end == first || bytes + cy->len[end] <= 64 * 1024))
+                bytes += cy->len[end++];
+            if (lws_write(c->wsi, cy->buf + cy->off[first], bytes, LWS_WRITE_RAW) < 0)
                 return -1;
-            c->cycle_at = (c->cycle_at + 1) % cy->n;
-            fake__count_event(f);
-            if (--it->count > 0)
+            c->cycle_at = end % cy->n;
+            pthread_mutex_lock(&f->mu);
+            f->st.events_sent += end - first;
+            pthread_mutex_unlock(&f->mu);
+            it->count -= end - first;
+            if (it->count > 0)
                 continue;
             fake__cycle_free(cy);
             /* The client's window now holds the flood: start the
