@@ -2,7 +2,17 @@
 
 #include "base/error.h"
 
+#include <stdbool.h>
 #include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Where the machine has SSE2 (every x86-64), a container is skipped 64
+ * bytes at a time: one pass finds every quote and bracket of the block,
+ * and only those are looked at. A GUILD_CREATE is tens of kilobytes of
+ * short strings, and this skip was most of the time spent taking one in. */
+#define PAYLOAD_SIMD 1
+#endif
 
 static const char *payload__ws(const char *p, const char *end)
 {
@@ -34,31 +44,102 @@ static const unsigned char payload_class[256] = {
     ['{'] = 1, ['['] = 1, ['}'] = 2, [']'] = 2, ['"'] = 3,
 };
 
+/* Where a container skip stands between bytes. */
+struct payload_skip {
+    size_t depth;
+    bool in_string;
+    bool escaped; /* in a string, right after a backslash */
+};
+
+/* One byte of a container. Returns 1 when it closed the outermost
+ * bracket, -1 when it closed one never opened, else 0. */
+static int payload__skip_byte(struct payload_skip *st, unsigned char ch)
+{
+    if (st->in_string) {
+        if (st->escaped)
+            st->escaped = false;
+        else if (ch == '\\')
+            st->escaped = true;
+        else if (ch == '"')
+            st->in_string = false;
+        return 0;
+    }
+    switch (payload_class[ch]) {
+    case 1:
+        st->depth++;
+        return 0;
+    case 2:
+        if (st->depth == 0)
+            return -1;
+        return --st->depth == 0 ? 1 : 0;
+    case 3:
+        st->in_string = true;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+#ifdef PAYLOAD_SIMD
+/* The bytes of a 16-byte block equal to c, as bits. */
+static uint64_t payload__eq16(__m128i v, char c)
+{
+    return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
+}
+#endif
+
+/* p at an opening bracket: returns the byte after its closing one, or NULL
+ * when the container does not end inside [p, end) or closes what it never
+ * opened. */
 static const char *payload__container(const char *p, const char *end)
 {
-    size_t depth = 0;
-    while (p < end) {
-        unsigned char c = payload_class[(unsigned char)*p];
-        if (c == 0) {
-            p++;
+    struct payload_skip st = {0};
+#ifdef PAYLOAD_SIMD
+    while (end - p >= 64) {
+        uint64_t quote = 0, open = 0, close = 0, backslash = 0;
+        for (int k = 0; k < 4; k++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+            /* '[' and ']' are '{' and '}' without the 0x20 bit, and no
+             * other byte becomes either with it set. */
+            __m128i f = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            quote |= payload__eq16(v, '"') << (16 * k);
+            open |= payload__eq16(f, '{') << (16 * k);
+            close |= payload__eq16(f, '}') << (16 * k);
+            backslash |= payload__eq16(v, '\\') << (16 * k);
+        }
+        if (backslash != 0 || st.escaped) {
+            /* Escapes: this block a byte at a time. */
+            for (int i = 0; i < 64; i++) {
+                int r = payload__skip_byte(&st, (unsigned char)p[i]);
+                if (r != 0)
+                    return r > 0 ? p + i + 1 : NULL;
+            }
+            p += 64;
             continue;
         }
-        if (c == 3) {
-            p = payload__string(p, end);
-            if (p == NULL)
-                return NULL;
-            continue;
+        for (uint64_t all = quote | open | close; all != 0; all &= all - 1) {
+            int i = __builtin_ctzll(all);
+            uint64_t bit = (uint64_t)1 << i;
+            if (quote & bit) {
+                st.in_string = !st.in_string;
+            } else if (!st.in_string) {
+                if (open & bit) {
+                    st.depth++;
+                } else {
+                    if (st.depth == 0)
+                        return NULL;
+                    if (--st.depth == 0)
+                        return p + i + 1;
+                }
+            }
         }
-        if (c == 1) {
-            depth++;
-        } else {
-            if (depth == 0)
-                return NULL;
-            depth--;
-            if (depth == 0)
-                return p + 1;
-        }
-        p++;
+        p += 64;
+    }
+#endif
+    for (; p < end; p++) {
+        int r = payload__skip_byte(&st, (unsigned char)*p);
+        if (r != 0)
+            return r > 0 ? p + 1 : NULL;
     }
     return NULL;
 }

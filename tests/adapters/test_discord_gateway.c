@@ -663,6 +663,101 @@ static void test_oversized_payload_skipped(void **state)
 
 /* ---- the payload scanner --------------------------------------------------- */
 
+/* Random JSON for the container skip, which takes 64 bytes at a time: the
+ * generator knows where each value ends, whatever lands on a block's edge
+ * (brackets and quotes inside strings, escaped quotes, runs of
+ * backslashes). */
+struct pj {
+    char buf[16384];
+    size_t n;
+    uint64_t rng;
+};
+
+static unsigned pj_rand(struct pj *g, unsigned below)
+{
+    g->rng = g->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (unsigned)(g->rng >> 33) % below;
+}
+
+static void pj_put(struct pj *g, const char *s)
+{
+    size_t n = strlen(s);
+    assert_true(g->n + n < sizeof(g->buf));
+    memcpy(g->buf + g->n, s, n);
+    g->n += n;
+}
+
+static void pj_string(struct pj *g)
+{
+    static const char *const parts[] = {"a",    "{",        "}",   "[", "]", "\\\"",
+                                        "\\\\", "\\\\\\\"", "x y", ":", ",", "\\n"};
+    pj_put(g, "\"");
+    for (unsigned i = pj_rand(g, 40); i > 0; i--)
+        pj_put(g, parts[pj_rand(g, sizeof(parts) / sizeof(parts[0]))]);
+    pj_put(g, "\"");
+}
+
+static void pj_value(struct pj *g, int depth)
+{
+    unsigned kind = depth > 3 ? pj_rand(g, 2) : pj_rand(g, 4);
+    if (kind == 0) {
+        pj_string(g);
+    } else if (kind == 1) {
+        pj_put(g, pj_rand(g, 2) ? "12345" : "null");
+    } else {
+        bool obj = kind == 2;
+        pj_put(g, obj ? "{" : "[");
+        for (unsigned i = 0, k = pj_rand(g, 6); i < k; i++) {
+            if (i > 0)
+                pj_put(g, pj_rand(g, 2) ? "," : " , ");
+            if (obj) {
+                pj_string(g);
+                pj_put(g, ":");
+            }
+            pj_value(g, depth + 1);
+        }
+        pj_put(g, obj ? "}" : "]");
+    }
+}
+
+static void test_payload_skip_blocks(void **state)
+{
+    (void)state;
+    static struct pj g;
+    static const char *const names[] = {"k0", "k1", "k2", "k3"};
+    for (unsigned seed = 1; seed <= 400; seed++) {
+        g.n = 0;
+        g.rng = seed;
+        for (unsigned i = pj_rand(&g, 64); i > 0; i--)
+            pj_put(&g, " "); /* every alignment */
+        pj_put(&g, "{");
+        size_t at[4], len[4];
+        for (int i = 0; i < 4; i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "%s\"%s\":", i ? "," : "", names[i]);
+            pj_put(&g, key);
+            at[i] = g.n;
+            pj_value(&g, 0);
+            len[i] = g.n - at[i];
+        }
+        pj_put(&g, "}");
+        struct discord_member m[4];
+        assert_int_equal(discord_payload_members(g.buf, g.n, names, 4, m), 4);
+        for (int i = 0; i < 4; i++) {
+            assert_ptr_equal(m[i].v, g.buf + at[i]);
+            assert_int_equal(m[i].len, len[i]);
+        }
+        /* Cut short anywhere inside the last value: never a value past the
+         * end, and never the last one found. */
+        for (size_t cut = at[3]; cut < at[3] + len[3]; cut += 1 + pj_rand(&g, 7)) {
+            int rc = discord_payload_members(g.buf, cut, names, 4, m);
+            assert_true(rc == HB_EPROTO || rc == 3);
+            for (int i = 0; i < 4 && rc > 0; i++)
+                assert_true(m[i].v == NULL || m[i].v + m[i].len <= g.buf + cut);
+        }
+    }
+}
+
 static bool scan_want(const char *type, size_t len, void *data)
 {
     (void)data;
@@ -755,6 +850,7 @@ static void test_resolves_name_keeps_host(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_payload_scan),
+    cmocka_unit_test(test_payload_skip_blocks),
     cmocka_unit_test(test_payload_member),
     cmocka_unit_test(test_identify_ready_events_in_order),
     cmocka_unit_test(test_resolves_name_keeps_host),
