@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "core/ledger_internal.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "base/metrics.h"
 
 #include <stdlib.h>
@@ -22,6 +23,9 @@
 #include <time.h>
 
 #define LEDGER_HISTORY_MAX 100 /* largest history page */
+/* Accounts known to exist, kept to answer an open without the store; the
+ * set starts over when it reaches this many. */
+#define LEDGER_KNOWN_MAX 65536
 
 struct ledger {
     uv_loop_t *loop;
@@ -34,6 +38,15 @@ struct ledger {
     int64_t poll_ms;     /* look for other daemons' expiries this often; 0 = never */
     bool expire_running; /* an internal expiry run is queued */
     bool expire_again;   /* the timer fired during that run */
+    /* Accounts known to exist (account id -> flags + 1). An account is
+     * never deleted and its flags never change, so once the store has said
+     * it exists, opening it again can only say "exists" (or "conflict" for
+     * other flags): a member's wallet is opened before each generation, and
+     * that no longer waits for the store's next commit. */
+    struct map *known;
+    struct ledger_op *ready_head; /* answered from `known`, called back on the next turn */
+    struct ledger_op *ready_tail;
+    uv_idle_t ready; /* runs while ready_head is not NULL */
     bool closing;
     int close_pending; /* handles still closing */
     void (*close_cb)(void *data);
@@ -171,10 +184,27 @@ static void ledger__count(const struct ledger_op *op, int rc)
     }
 }
 
+/* The account of an open that the store answered is known to exist. */
+static void ledger__known_add(struct ledger *l, const char *id, uint32_t flags)
+{
+    if (l->known == NULL)
+        return;
+    if (map_count(l->known) >= LEDGER_KNOWN_MAX) {
+        struct map *fresh = map_new(NULL);
+        if (fresh == NULL)
+            return;
+        map_free(l->known);
+        l->known = fresh;
+    }
+    (void)map_set(l->known, id, (void *)(uintptr_t)(flags + 1u));
+}
+
 static void ledger__done(struct store_job *job, int rc)
 {
     struct ledger_op *op = (struct ledger_op *)job;
     struct ledger *l = op->ledger;
+    if (op->type == LEDGER_OP_ACCOUNT_OPEN && !op->known && (rc == 0 || rc == HB_EEXISTS))
+        ledger__known_add(l, op->one.id, op->one.flags);
     ledger__count(op, rc);
     if (op->type == LEDGER_OP_EXPIRE) {
         if (rc < 0)
@@ -463,6 +493,52 @@ static int ledger__simple(struct ledger *l, enum ledger_op_type type, const char
     return ledger__op_submit(l, op);
 }
 
+static void ledger__idle_closed(uv_handle_t *handle);
+
+/* The operations answered without the store, in the order they were
+ * asked, each as if the store had answered it. */
+static void ledger__ready_run(uv_idle_t *idle)
+{
+    struct ledger *l = idle->data;
+    struct ledger_op *op = l->ready_head;
+    l->ready_head = l->ready_tail = NULL;
+    while (op != NULL) {
+        struct ledger_op *next = (struct ledger_op *)op->job.next;
+        op->job.next = NULL;
+        ledger__done(&op->job, op->job.rc);
+        op = next;
+    }
+    if (l->ready_head == NULL) {
+        uv_idle_stop(&l->ready);
+        if (l->closing && !uv_is_closing((uv_handle_t *)&l->ready))
+            uv_close((uv_handle_t *)&l->ready, ledger__idle_closed);
+    }
+}
+
+/* An open of an account known to exist: the store would say "exists" (or
+ * "conflict" for other flags), and the bonus is never given twice. */
+static bool ledger__known_open(struct ledger *l, struct ledger_op *op)
+{
+    void *v = l->known != NULL && !l->closing ? map_get(l->known, op->one.id) : NULL;
+    if (v == NULL)
+        return false;
+    op->known = true;
+    if ((uint32_t)((uintptr_t)v - 1u) == op->one.flags) {
+        op->job.rc = HB_EEXISTS;
+    } else {
+        op->job.rc = HB_ECONFLICT;
+        op->result.field = "flags";
+    }
+    op->job.next = NULL;
+    if (l->ready_tail != NULL)
+        l->ready_tail->job.next = &op->job;
+    else
+        l->ready_head = op;
+    l->ready_tail = op;
+    uv_idle_start(&l->ready, ledger__ready_run);
+    return true;
+}
+
 int ledger_account_open(struct ledger *l, const char *account, uint32_t flags, int64_t bonus,
                         ledger_cb cb, void *data)
 {
@@ -474,6 +550,8 @@ int ledger_account_open(struct ledger *l, const char *account, uint32_t flags, i
         return rc;
     op->one.flags = flags;
     op->one.amount = bonus;
+    if (ledger__known_open(l, op))
+        return 0;
     return ledger__op_submit(l, op);
 }
 
@@ -616,9 +694,12 @@ out:
     return rc;
 }
 
+/* A ledger that failed to start: freed once both its handles are closed. */
 static void ledger__free_on_close(uv_handle_t *handle)
 {
-    free(handle->data);
+    struct ledger *l = handle->data;
+    if (--l->close_pending == 0)
+        free(l);
 }
 
 struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, int *rc_out)
@@ -652,15 +733,25 @@ struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, in
     rc = ledger__startup(l, &next);
     if (rc < 0)
         goto out;
+    l->known = map_new(NULL);
+    if (l->known == NULL) {
+        rc = HB_ENOMEM;
+        goto out;
+    }
     rc = uv_timer_init(loop, &l->timer);
     if (rc < 0)
         goto out;
     l->timer.data = l;
+    uv_idle_init(loop, &l->ready); /* cannot fail */
+    l->ready.data = l;
     rc = store_start(l->store, loop);
     if (rc < 0) {
-        /* The timer handle is initialised: it must be closed, not freed. */
+        /* The handles are initialised: they must be closed, not freed. */
         l->closing = true;
         store_free(l->store);
+        map_free(l->known);
+        l->close_pending = 2;
+        uv_close((uv_handle_t *)&l->ready, ledger__free_on_close);
         uv_close((uv_handle_t *)&l->timer, ledger__free_on_close);
         l = NULL;
         goto out;
@@ -669,6 +760,7 @@ struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, in
 out:
     if (rc < 0 && l != NULL) {
         store_free(l->store);
+        map_free(l->known);
         free(l);
         l = NULL;
     }
@@ -684,12 +776,18 @@ static void ledger__close_step(struct ledger *l)
     void (*cb)(void *data) = l->close_cb;
     void *data = l->close_data;
     store_free(l->store);
+    map_free(l->known);
     free(l);
     if (cb != NULL)
         cb(data);
 }
 
 static void ledger__timer_closed(uv_handle_t *handle)
+{
+    ledger__close_step(handle->data);
+}
+
+static void ledger__idle_closed(uv_handle_t *handle)
 {
     ledger__close_step(handle->data);
 }
@@ -707,9 +805,13 @@ void ledger_close(struct ledger *l, void (*cb)(void *data), void *data)
     l->closing = true;
     l->close_cb = cb;
     l->close_data = data;
-    l->close_pending = 2;
+    l->close_pending = 3;
     uv_timer_stop(&l->timer);
     uv_close((uv_handle_t *)&l->timer, ledger__timer_closed);
+    /* Opens already answered are called back first (ledger__ready_run
+     * closes the handle then). */
+    if (l->ready_head == NULL)
+        uv_close((uv_handle_t *)&l->ready, ledger__idle_closed);
     store_stop(l->store, ledger__store_stopped, l);
 }
 

@@ -50,6 +50,7 @@ struct ledger_op {
     ledger_cb cb;
     void *data;
     bool internal; /* the ledger's own expiry run */
+    bool known;    /* an open answered from the accounts known to exist */
     struct ledger_result result;
     int64_t next_expiry;     /* earliest expiry this op created or found; 0 none */
     struct ledger_req one;   /* the request of single-transfer operations */

@@ -7,6 +7,7 @@
 #include "tests/core/ledger_helpers.h"
 
 #include "base/error.h"
+#include "storage/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,88 @@ static void test_account_open_bonus(void **state)
     assert_int_equal(ledger_account_open(t.ledger, W1, 0x80, 0, lt_cb, &res), HB_EINVAL);
     assert_verify_ok(&t);
     lt_done(&t);
+}
+
+/* A store job that holds the store's thread until released. */
+struct held_job {
+    struct store_job job;
+    uv_sem_t entered, release;
+    bool done;
+};
+
+static int held_run(struct store_txn *txn, struct store_job *job)
+{
+    (void)txn;
+    struct held_job *h = (struct held_job *)job;
+    uv_sem_post(&h->entered);
+    uv_sem_wait(&h->release);
+    return 0;
+}
+
+static void held_done(struct store_job *job, int rc)
+{
+    (void)rc;
+    ((struct held_job *)job)->done = true;
+}
+
+static void stop_loop(uv_timer_t *timer)
+{
+    uv_stop(timer->loop);
+}
+
+/* An account the ledger has seen open is opened again without the store
+ * (a member's wallet before each generation): answered while the store's
+ * thread is busy with something else, never before the call returns, in
+ * the order asked, and as the store would answer ("exists", or "conflict"
+ * for other flags). An unknown account still waits for the store. */
+static void test_account_open_known_without_store(void **state)
+{
+    (void)state;
+    struct lt t;
+    struct lt_res res, again, other, unknown;
+    lt_init(&t, true, false);
+    assert_int_equal(lt_open(&t, W1, NOOD, 100, &res), 0);
+
+    struct held_job h = {.job = {.run = held_run, .done = held_done}};
+    assert_int_equal(uv_sem_init(&h.entered, 0), 0);
+    assert_int_equal(uv_sem_init(&h.release, 0), 0);
+    assert_int_equal(store_submit(ledger_store(t.ledger), &h.job), 0);
+    uv_sem_wait(&h.entered); /* the store's thread is held from here */
+
+    memset(&again, 0, sizeof(again));
+    memset(&other, 0, sizeof(other));
+    memset(&unknown, 0, sizeof(unknown));
+    assert_int_equal(ledger_account_open(t.ledger, W1, NOOD, 100, lt_cb, &again), 0);
+    assert_int_equal(ledger_account_open(t.ledger, W1, 0, 100, lt_cb, &other), 0);
+    assert_int_equal(ledger_account_open(t.ledger, W2, NOOD, 100, lt_cb, &unknown), 0);
+    assert_false(again.done); /* never from inside the call */
+    uv_timer_t guard;
+    uv_timer_init(&t.loop, &guard);
+    uv_timer_start(&guard, stop_loop, 2000, 0);
+    while (!(again.done && other.done) && uv_timer_get_due_in(&guard) > 0)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    assert_true(again.done);
+    assert_int_equal(again.rc, HB_EEXISTS);
+    assert_true(other.done);
+    assert_int_equal(other.rc, HB_ECONFLICT);
+    assert_string_equal(other.field, "flags");
+    assert_false(unknown.done); /* behind the held job */
+    assert_false(h.done);
+
+    uv_sem_post(&h.release);
+    lt_wait(&t, &unknown);
+    assert_int_equal(unknown.rc, 0);
+    assert_int_equal(lt_balance(&t, W1).posted, 100); /* one bonus */
+    assert_int_equal(lt_balance(&t, W2).posted, 100);
+    /* Asked just before the ledger closes: still called back. */
+    memset(&again, 0, sizeof(again));
+    assert_int_equal(ledger_account_open(t.ledger, W2, NOOD, 100, lt_cb, &again), 0);
+    uv_close((uv_handle_t *)&guard, NULL);
+    lt_done(&t);
+    assert_true(again.done);
+    assert_int_equal(again.rc, HB_EEXISTS);
+    uv_sem_destroy(&h.entered);
+    uv_sem_destroy(&h.release);
 }
 
 /* A transfer newly applied says its debit account's balance after it (the
@@ -621,6 +704,7 @@ static void test_names_and_file(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_account_open_bonus),
+    cmocka_unit_test(test_account_open_known_without_store),
     cmocka_unit_test(test_transfer_says_debit_balance),
     cmocka_unit_test(test_funds_and_unknown_accounts),
     cmocka_unit_test(test_invalid_requests),
@@ -640,6 +724,7 @@ TEST_GROUP_DEFINE(ledger, tests, lt_group_setup, lt_group_teardown)
 
 static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_account_open_bonus),
+    cmocka_unit_test(test_account_open_known_without_store),
     cmocka_unit_test(test_transfer_says_debit_balance),
     cmocka_unit_test(test_funds_and_unknown_accounts),
     cmocka_unit_test(test_invalid_requests),
