@@ -138,9 +138,7 @@ void generate__maybe_free(struct generate *g)
 static void job__free(struct job *job)
 {
     struct generate *g = job->g;
-    for (size_t i = 0; i < job->nmsgs; i++)
-        free((char *)job->msgs[i].content);
-    free(job->msgs);
+    job__messages_clear(job);
     for (size_t i = 0; i < job->api_nmsgs; i++)
         free((char *)job->api_msgs[i].content);
     free(job->api_msgs);

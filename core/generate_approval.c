@@ -536,11 +536,7 @@ static void job__decided(struct job *job, enum approval_outcome outcome, const c
         if (p != NULL) {
             free(job->prompt);
             job->prompt = p;
-            for (size_t i = 0; i < job->nmsgs; i++)
-                free((char *)job->msgs[i].content);
-            free(job->msgs);
-            job->msgs = NULL;
-            job->nmsgs = 0;
+            job__messages_clear(job);
         }
         struct reply_msg msg = {.stage = REPLY_FINAL, .text = MSG_APPR_EDITED};
         reply_send(job->reply, &msg);

@@ -202,6 +202,7 @@ static void conv__clear(struct gen_conv *c)
     for (size_t i = 0; i < c->n; i++)
         free(c->turns[i].text);
     c->n = 0;
+    c->bytes = 0;
 }
 
 void generate__conv_free(void *conv)
@@ -224,10 +225,13 @@ static int conv__append(struct gen_conv *c, const char *role, const char *text, 
         c->turns = grown;
         c->cap = cap;
     }
-    char *t = strdup(text);
+    size_t len = strlen(text);
+    char *t = malloc(len + 1);
     if (t == NULL)
         return HB_ENOMEM;
-    c->turns[c->n++] = (struct gen_turn){.role = role, .text = t, .seq = seq};
+    memcpy(t, text, len + 1);
+    c->turns[c->n++] = (struct gen_turn){.role = role, .text = t, .len = len, .seq = seq};
+    c->bytes += len;
     if (seq >= c->next_seq)
         c->next_seq = seq + 1;
     return 0;
@@ -237,17 +241,15 @@ static int conv__append(struct gen_conv *c, const char *role, const char *text, 
  * out; returns how many went. */
 static size_t conv__trim(struct gen_conv *c, int64_t tokens)
 {
-    size_t bytes = 0;
-    for (size_t i = 0; i < c->n; i++)
-        bytes += strlen(c->turns[i].text);
     size_t drop = 0;
-    while (drop < c->n && bytes / 4 > (size_t)tokens) {
-        bytes -= strlen(c->turns[drop].text);
+    while (drop < c->n && c->bytes / 4 > (size_t)tokens) {
+        c->bytes -= c->turns[drop].len;
         free(c->turns[drop].text);
         drop++;
     }
     /* A conversation never starts with the model's answer. */
     while (drop < c->n && strcmp(c->turns[drop].role, "assistant") == 0) {
+        c->bytes -= c->turns[drop].len;
         free(c->turns[drop].text);
         drop++;
     }
@@ -562,34 +564,6 @@ void job__conversation_then(struct job *job, void (*next)(struct job *job))
     /* else the lookup's completion decides */
 }
 
-int job__messages_build(struct job *job)
-{
-    if (job->api_nmsgs > 0)
-        return job__api_messages_build(job);
-    struct gen_conv *c = job->modality == PROVIDER_TEXT && job->conv_id[0] != '\0'
-                             ? map_get(job->g->convs, job->conv_id)
-                             : NULL;
-    size_t n = (c != NULL ? c->n : 0) + 1;
-    job->msgs = calloc(n, sizeof(*job->msgs));
-    if (job->msgs == NULL)
-        return HB_ENOMEM;
-    for (size_t i = 0; c != NULL && i < c->n; i++) {
-        char *t = strdup(c->turns[i].text);
-        if (t == NULL)
-            return HB_ENOMEM;
-        job->msgs[job->nmsgs].role = c->turns[i].role;
-        job->msgs[job->nmsgs++].content = t;
-        job->input_bytes += strlen(t);
-    }
-    char *p = strdup(job->prompt);
-    if (p == NULL)
-        return HB_ENOMEM;
-    job->msgs[job->nmsgs].role = "user";
-    job->msgs[job->nmsgs++].content = p;
-    job->input_bytes += strlen(p);
-    return 0;
-}
-
 /* ---- remembering ---------------------------------------------------------- */
 
 /* An adapter sent a message of an answer: replies to it continue the
@@ -654,7 +628,9 @@ void job__remember_turn(struct job *job)
     if (conv__append(c, "user", job->prompt, seq) < 0)
         return;
     if (conv__append(c, "assistant", answer, seq + 1) < 0) {
-        free(c->turns[--c->n].text);
+        c->n--;
+        c->bytes -= c->turns[c->n].len;
+        free(c->turns[c->n].text);
         return;
     }
     c->updated_at = now;

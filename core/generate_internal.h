@@ -86,6 +86,7 @@ struct gen_provider_use {
 struct gen_turn {
     const char *role; /* static string: "user" or "assistant" */
     char *text;
+    size_t len;  /* strlen(text) */
     int64_t seq; /* its number in the conversation (the store's key) */
 };
 
@@ -93,6 +94,7 @@ struct gen_turn {
 struct gen_conv {
     struct gen_turn *turns;
     size_t n, cap;
+    size_t bytes;                   /* the turns' text, in bytes (the budget's measure) */
     int64_t next_seq;               /* the number the next turn takes */
     int64_t updated_at;             /* wall-clock ms of its last turn (the idle timeout) */
     int64_t last_used;              /* wall-clock ms it was last read or written (pruning) */
@@ -241,6 +243,7 @@ struct job {
     struct catalog_size size;
     struct provider_message *msgs;
     size_t nmsgs;
+    char *msgs_text; /* every msgs[i].content in one block, or NULL: each its own */
     struct invocation_image *attached; /* the member's image for a vision model, or NULL */
     size_t input_bytes;
     char res_id[LEDGER_ID_LEN_MAX + 8];
@@ -404,6 +407,8 @@ void job__conversation_start(struct job *job);
 void job__conversation_then(struct job *job, void (*next)(struct job *job));
 /** The provider messages: the remembered turns, then the prompt. */
 int job__messages_build(struct job *job);
+/* Free the messages built for the provider (none is fine). */
+void job__messages_clear(struct job *job);
 /** Start the maintenance timer (retention, vacuum); 0 or a libuv code. */
 int generate__conv_start(struct generate *g);
 /** Close the timer; the engine is held until it is closed. */
