@@ -537,7 +537,17 @@ static int pg__connect(struct pg_store *s)
         return HB_EIO;
     }
     /* Notices (an IF NOT EXISTS that found the table) are not errors. */
-    return pg__exec(s, "SET client_min_messages = warning", "connect");
+    int rc = pg__exec(s, "SET client_min_messages = warning", "connect");
+    /* Every write transaction holds the write lock that all daemons share,
+     * and one of ours is never idle for long between its statements. A
+     * daemon frozen inside one (stopped, its host paused) would hold every
+     * other daemon's writes, its Telegram lease's takeover included: the
+     * server ends such a session after two seconds, below the shortest
+     * lease (3 s). The frozen daemon finds its connection gone and
+     * reconnects; the batch in flight fails, acknowledged to nobody. */
+    if (rc == 0)
+        rc = pg__exec(s, "SET idle_in_transaction_session_timeout = 2000", "connect");
+    return rc;
 }
 
 /* Before a transaction: reconnect a connection the server dropped, no

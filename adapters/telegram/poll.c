@@ -235,6 +235,17 @@ static void tg__poll_done(struct tg *tg, void *data, const struct tg_result *res
         return;
     }
     int n = cJSON_GetArraySize(res->result);
+    if (tg->core != NULL && tg->core->cluster != NULL &&
+        (!tg->lease_held || uv_now(tg->loop) >= tg->lease_until)) {
+        /* The lease ran out while the poll was away (this daemon stalled):
+         * another may poll now. Its updates stay unconfirmed, so whoever
+         * holds the lease next takes them from the stored offset; handled
+         * here too, they would be answered twice. The renewal kicks the
+         * next poll if the lease is still this daemon's. */
+        if (n > 0)
+            log_warn("telegram.poll_dropped", "updates=%d reason=lease", n);
+        return;
+    }
     const cJSON *u;
     cJSON_ArrayForEach(u, res->result)
     {
@@ -394,15 +405,17 @@ static void tg__lease_done(int rc, const char *holder, int64_t until, void *data
         } else {
             tg_poll_kick(tg);
         }
-    } else if (rc == HB_EBUSY && tg->lease_held) {
-        /* Another daemon took it: this one's lease ran out unrenewed (the
-         * store was out of reach). Two pollers would repeat updates. */
-        tg->lease_held = false;
-        tg->lease_lost = true;
-        uv_timer_stop(&tg->lease_timer);
-        log_error("telegram.poller_lost", "bot=%s holder=%s hint=%s", tg->bot_username, holder,
-                  "another daemon polls now; restart this one to stand by again");
     } else if (rc == HB_EBUSY) {
+        if (tg->lease_held) {
+            /* Another daemon took it: this one's lease ran out unrenewed
+             * (the store was out of reach). It polls no more (two pollers
+             * would repeat updates) and stands by like any other daemon,
+             * so that it takes over again if that one goes. */
+            tg->lease_held = false;
+            tg->lease_waiting = false;
+            log_error("telegram.poller_lost", "bot=%s holder=%s hint=%s", tg->bot_username, holder,
+                      "another daemon polls now; this one stands by");
+        }
         if (!tg->lease_waiting)
             log_info("telegram.poller", "bot=%s role=standby holder=%s", tg->bot_username, holder);
         tg->lease_waiting = true;
@@ -423,7 +436,7 @@ static void tg__lease_tick(uv_timer_t *t)
 {
     struct tg *tg = t->data;
     struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
-    if (c == NULL || tg->closing || tg->lease_lost || tg->lease_asking)
+    if (c == NULL || tg->closing || tg->lease_asking)
         return;
     if (!uv_is_active((uv_handle_t *)&tg->lease_timer)) {
         uint64_t every = (uint64_t)cluster_lease_ms(c) / 3;

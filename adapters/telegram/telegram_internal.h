@@ -110,7 +110,6 @@ struct tg {
      * polls; the others wait and take over when its lease runs out. */
     uv_timer_t lease_timer; /* takes or renews the lease, every third of it */
     bool lease_held;        /* this daemon is the poller */
-    bool lease_lost;        /* another daemon took it over: this one polls no more */
     bool lease_asking;      /* a take is in flight */
     bool lease_waiting;     /* standing by (logged once) */
     uint64_t lease_asked;   /* uv_now() when the take in flight was asked */

@@ -150,9 +150,72 @@ static void test_sigterm_hands_over_at_once(void **state)
     fo_run(SIGTERM, 0, FO_LEASE_S * 1000 / 3 + 3000);
 }
 
+/* The poller frozen (SIGSTOP) past its lease loses it to the standby.
+ * Woken, it polls no more and stands by in turn, so that when the new
+ * poller dies it takes over again: every update is answered. */
+static void test_lost_lease_stands_by_again(void **state)
+{
+    (void)state;
+    struct fo f;
+    fo_init(&f);
+    struct test_child a, b;
+    fo_start(&f, 0, &a, "telegram.polling");
+    fo_start(&f, 1, &b, "role=standby");
+    uint64_t end = test_now_ms() + 60000;
+    while (tgapi_sends(f.api) < FO_UPDATES / 4 && test_now_ms() < end)
+        fo_pump(&a, &b, 5);
+    kill(a.pid, SIGSTOP);
+    bool took = false;
+    end = test_now_ms() + 30000;
+    while (!took && test_now_ms() < end)
+        took = test_child_wait_for(&b, "err", "telegram.polling", 10);
+    assert_true(took);
+    kill(a.pid, SIGCONT);
+    size_t before = strlen(a.err);
+    assert_true(test_child_wait_for(&a, "err", "telegram.poller_lost", 30000));
+    bool standing = false;
+    end = test_now_ms() + 30000;
+    while (!standing && test_now_ms() < end) {
+        fo_pump(&a, &b, 10);
+        standing = strstr(a.err + before, "role=standby") != NULL;
+    }
+    assert_true(standing);
+    /* The new poller dies: the first takes the lease again. */
+    kill(b.pid, SIGKILL);
+    bool again = false;
+    end = test_now_ms() + 30000;
+    while (!again && test_now_ms() < end) {
+        fo_pump(&a, NULL, 10);
+        again = strstr(a.err + before, "role=holder") != NULL;
+    }
+    assert_true(again);
+    int64_t unanswered = FO_UPDATES, repeated = 0;
+    end = test_now_ms() + 120000;
+    while (test_now_ms() < end) {
+        tgapi_backlog_tally(f.api, &unanswered, &repeated);
+        if (unanswered == 0)
+            break;
+        fo_pump(&a, NULL, 20);
+    }
+    test_child_finish(&b, 30000);
+    kill(a.pid, SIGTERM);
+    assert_true(test_child_wait_for(&a, "err", "daemon.stopped", 30000));
+    assert_int_equal(test_child_finish(&a, 30000), 0);
+    assert_null(strstr(a.err, "ERROR: AddressSanitizer"));
+    fprintf(stderr, "telegram lost lease: unanswered=%lld repeated=%lld\n", (long long)unanswered,
+            (long long)repeated);
+    test_child_free(&a);
+    test_child_free(&b);
+    assert_int_equal(unanswered, 0);
+    /* Two changes of poller, neither clean: a kill's worth each at most. */
+    assert_true(repeated <= 2 * FO_KILL_REPEATS_MAX);
+    fo_free(&f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sigkill_standby_takes_over),
     cmocka_unit_test(test_sigterm_hands_over_at_once),
+    cmocka_unit_test(test_lost_lease_stands_by_again),
 };
 
 TEST_GROUP_DEFINE(telegram_failover_pg, tests, NULL, NULL)
