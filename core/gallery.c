@@ -287,6 +287,7 @@ int gallery_get_many(struct store *store, const char *const *ids, size_t n,
 struct gallery_prune_op {
     struct store_job job;
     int64_t before_ms, keep_max, removed;
+    const char *with_ns; /* static: the state kept per image */
     void (*cb)(int rc, int64_t removed, void *data);
     void *data;
 };
@@ -294,7 +295,7 @@ struct gallery_prune_op {
 static int gallery__prune_run(struct store_txn *txn, struct store_job *job)
 {
     struct gallery_prune_op *op = container_of(job, struct gallery_prune_op, job);
-    return store_txn_image_prune(txn, op->before_ms, op->keep_max, &op->removed);
+    return store_txn_image_prune(txn, op->before_ms, op->keep_max, op->with_ns, &op->removed);
 }
 
 static void gallery__prune_done(struct store_job *job, int rc)
@@ -309,7 +310,7 @@ static void gallery__prune_done(struct store_job *job, int rc)
     free(op);
 }
 
-int gallery_prune(struct store *store, int64_t before_ms, int64_t keep_max,
+int gallery_prune(struct store *store, int64_t before_ms, int64_t keep_max, const char *with_ns,
                   void (*cb)(int rc, int64_t removed, void *data), void *cbdata)
 {
     if (store == NULL)
@@ -319,6 +320,7 @@ int gallery_prune(struct store *store, int64_t before_ms, int64_t keep_max,
         return HB_ENOMEM;
     op->before_ms = before_ms;
     op->keep_max = keep_max;
+    op->with_ns = with_ns;
     op->cb = cb;
     op->data = cbdata;
     return gallery__submit(store, &op->job, gallery__prune_run, gallery__prune_done, op);

@@ -73,9 +73,10 @@ int gallery_get_many(struct store *store, const char *const *ids, size_t n,
                      enum store_image_bytes bytes, gallery_rows_cb cb, void *cbdata);
 
 /** Delete the images made before before_ms, then all but the keep_max
- *  newest (0: no cap). cb (may be NULL) gets the rows deleted. Returns 0
- *  (cb follows) or a negative code. */
-int gallery_prune(struct store *store, int64_t before_ms, int64_t keep_max,
+ *  newest (0: no cap), each with its row in the state namespace with_ns
+ *  (static; NULL: none). cb (may be NULL) gets the images deleted. Returns
+ *  0 (cb follows) or a negative code. */
+int gallery_prune(struct store *store, int64_t before_ms, int64_t keep_max, const char *with_ns,
                   void (*cb)(int rc, int64_t removed, void *data), void *cbdata);
 
 #endif

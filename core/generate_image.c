@@ -183,12 +183,12 @@ int generate_images_maintain(struct generate *g, void (*cb)(int rc, int64_t remo
     int64_t before = generate__now(g) - l->image_retention_ms;
     if (cb == NULL) {
         g->njobs++;
-        int rc = gallery_prune(store, before, l->images_max, images__pruned, g);
+        int rc = gallery_prune(store, before, l->images_max, GEN_NS_IMAGE, images__pruned, g);
         if (rc < 0)
             g->njobs--;
         return rc;
     }
-    return gallery_prune(store, before, l->images_max, cb, data);
+    return gallery_prune(store, before, l->images_max, GEN_NS_IMAGE, cb, data);
 }
 
 void generate__images_forget(struct generate *g, const char *owner)

@@ -163,28 +163,50 @@ int pg_txn_image_page(struct store_txn *txn, const char *scope, const char *peri
     return rc;
 }
 
-int pg_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max, int64_t *removed)
+/* The images a prune deletes: made before $1, then past the $1 newest. */
+#define PG_IMAGES_OLD "SELECT id FROM images WHERE created_at < $1"
+#define PG_IMAGES_OVER "SELECT id FROM images ORDER BY created_at DESC OFFSET $1"
+
+/* Delete the images `which` selects (by its $1 = v), and first the state
+ * rows of ns (NULL: none) keyed by them. The statements are constants:
+ * they are prepared once, known by their address. */
+static int pg__image_delete(struct pg_store *s, const char *ns, bool over, int64_t v,
+                            int64_t *removed)
+{
+    static const char *const state_sql[2] = {
+        "DELETE FROM state WHERE ns = $2 AND key IN (" PG_IMAGES_OLD ")",
+        "DELETE FROM state WHERE ns = $2 AND key IN (" PG_IMAGES_OVER ")"};
+    static const char *const image_sql[2] = {"DELETE FROM images WHERE id IN (" PG_IMAGES_OLD ")",
+                                             "DELETE FROM images WHERE id IN (" PG_IMAGES_OVER ")"};
+    struct pg_params p;
+    int64_t changed = 0;
+    int rc = 0;
+    if (ns != NULL) {
+        pg__params_init(&p);
+        pg__int(&p, v);
+        pg__text(&p, ns);
+        rc = pg__do(s, state_sql[over], &p, "image_prune", &changed);
+    }
+    if (rc == 0) {
+        pg__params_init(&p);
+        pg__int(&p, v);
+        changed = 0;
+        rc = pg__do(s, image_sql[over], &p, "image_prune", &changed);
+        *removed += changed;
+    }
+    return rc;
+}
+
+int pg_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
+                       const char *with_ns, int64_t *removed)
 {
     struct pg_store *s = pg__of(txn);
     *removed = 0;
     if (s->base.version < PG_IMAGE_VERSION)
         return HB_ESCHEMA;
-    struct pg_params p;
-    pg__params_init(&p);
-    pg__int(&p, before_ms);
-    int64_t changed = 0;
-    int rc = pg__do(s, "DELETE FROM images WHERE created_at < $1", &p, "image_prune", &changed);
-    *removed += changed;
-    if (rc == 0 && keep_max > 0) {
-        pg__params_init(&p);
-        pg__int(&p, keep_max);
-        changed = 0;
-        rc = pg__do(s,
-                    "DELETE FROM images WHERE id IN (SELECT id FROM images"
-                    " ORDER BY created_at DESC OFFSET $1)",
-                    &p, "image_prune", &changed);
-        *removed += changed;
-    }
+    int rc = pg__image_delete(s, with_ns, false, before_ms, removed);
+    if (rc == 0 && keep_max > 0)
+        rc = pg__image_delete(s, with_ns, true, keep_max, removed);
     return rc;
 }
 

@@ -195,18 +195,44 @@ static int image__change(struct sqlite_store *s, const char *sql, const char *te
     return rc;
 }
 
+/* The images a prune deletes: made before ?1, then past the ?1 newest. */
+#define SQLITE_IMAGES_OLD "SELECT id FROM images WHERE created_at < ?1"
+#define SQLITE_IMAGES_OVER "SELECT id FROM images ORDER BY created_at DESC LIMIT -1 OFFSET ?1"
+
+/* Delete the images `over` selects (by ?1 = v), and first the state rows
+ * of ns (NULL: none) keyed by them. */
+static int image__delete(struct sqlite_store *s, const char *ns, bool over, int64_t v,
+                         int64_t *removed)
+{
+    static const char *const state_sql[2] = {
+        "DELETE FROM state WHERE ns = ?2 AND key IN (" SQLITE_IMAGES_OLD ")",
+        "DELETE FROM state WHERE ns = ?2 AND key IN (" SQLITE_IMAGES_OVER ")"};
+    static const char *const image_sql[2] = {
+        "DELETE FROM images WHERE id IN (" SQLITE_IMAGES_OLD ")",
+        "DELETE FROM images WHERE id IN (" SQLITE_IMAGES_OVER ")"};
+    if (ns != NULL) {
+        sqlite3_stmt *st = NULL;
+        int rc = image__prepare(s, state_sql[over], &st, "image_prune");
+        if (rc < 0)
+            return rc;
+        sqlite3_bind_int64(st, 1, v);
+        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store__fail(s, "image_prune");
+        sqlite3_finalize(st);
+        if (rc < 0)
+            return rc;
+    }
+    return image__change(s, image_sql[over], NULL, v, removed, "image_prune");
+}
+
 int sqlite_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
-                           int64_t *removed)
+                           const char *with_ns, int64_t *removed)
 {
     struct sqlite_store *s = sqlite__of(txn);
     *removed = 0;
-    int rc = image__change(s, "DELETE FROM images WHERE created_at < ?1", NULL, before_ms, removed,
-                           "image_prune");
+    int rc = image__delete(s, with_ns, false, before_ms, removed);
     if (rc == 0 && keep_max > 0)
-        rc = image__change(s,
-                           "DELETE FROM images WHERE id IN (SELECT id FROM images"
-                           " ORDER BY created_at DESC LIMIT -1 OFFSET ?1)",
-                           NULL, keep_max, removed, "image_prune");
+        rc = image__delete(s, with_ns, true, keep_max, removed);
     return rc;
 }
 

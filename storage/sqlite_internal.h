@@ -204,7 +204,7 @@ int sqlite_txn_image_page(struct store_txn *txn, const char *scope, const char *
                           int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
                           struct store_image *out, size_t *n);
 int sqlite_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
-                           int64_t *removed);
+                           const char *with_ns, int64_t *removed);
 int sqlite_txn_image_forget(struct store_txn *txn, const char *owner, int64_t *erased);
 
 /* Prepare / finalize the conversation statements (sqlite_conv.c). */

@@ -659,10 +659,10 @@ int store_txn_image_page(struct store_txn *txn, const char *scope, const char *p
 }
 
 int store_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
-                          int64_t *removed)
+                          const char *with_ns, int64_t *removed)
 {
     int64_t none = 0;
-    return txn->store->ops->image_prune(txn, before_ms, keep_max,
+    return txn->store->ops->image_prune(txn, before_ms, keep_max, with_ns,
                                         removed != NULL ? removed : &none);
 }
 

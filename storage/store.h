@@ -604,9 +604,11 @@ int store_txn_image_page(struct store_txn *txn, const char *scope, const char *p
                          struct store_image *out, size_t *n);
 
 /** Delete the images made before before_ms, then, when keep_max > 0, all
- *  but the keep_max newest; *removed (may be NULL) gets how many went. */
+ *  but the keep_max newest; *removed (may be NULL) gets how many went.
+ *  with_ns (may be NULL): the state rows of that namespace keyed by a
+ *  deleted image's id go with it (what the caller keeps per image). */
 int store_txn_image_prune(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
-                          int64_t *removed);
+                          const char *with_ns, int64_t *removed);
 
 /** Erase the prompts of owner's images (the images stay); *erased (may be
  *  NULL) gets how many. */

@@ -160,7 +160,7 @@ struct store_ops {
                       int64_t since_ms, size_t skip, size_t max, enum store_image_bytes bytes,
                       struct store_image *out, size_t *n);
     int (*image_prune)(struct store_txn *txn, int64_t before_ms, int64_t keep_max,
-                       int64_t *removed);
+                       const char *with_ns, int64_t *removed);
     int (*image_forget)(struct store_txn *txn, const char *owner, int64_t *erased);
 };
 

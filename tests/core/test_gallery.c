@@ -223,9 +223,18 @@ static void test_images_pruned(void **state)
     gal_image(&gt, "u2", "g9", "third", NULL, NULL);
     gal_barrier(&gt);
     assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM images"), 3);
+    /* Each image's owner and model (its Upvote button reads them) go with
+     * it, not stay behind for ever. */
+    static const char owners_left[] = "SELECT count(*) FROM state WHERE ns = 'gen.image'"
+                                      " AND key NOT IN (SELECT id FROM images)";
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM state WHERE ns = 'gen.image'"),
+                     3);
     assert_int_equal(gal_prune(&gt), 1); /* the oldest, past max_images */
     assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM images WHERE prompt = 'first'"),
                      0);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM state WHERE ns = 'gen.image'"),
+                     2);
+    assert_int_equal(test_sql_int(gt.lt.path, owners_left), 0);
     assert_int_equal(gal_prune(&gt), 0);
     gt_restart(&gt);
     struct reply_capture p;
@@ -241,6 +250,8 @@ static void test_images_pruned(void **state)
     gt.wall += 2 * 86400000LL + 60000; /* past the retention */
     assert_int_equal(gal_prune(&gt), 2);
     assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM images"), 0);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT count(*) FROM state WHERE ns = 'gen.image'"),
+                     0);
     t = gal_show(&gt, &cap, "viewer", "g9", "all");
     assert_string_equal(t, "No images were made here so far. Make one with /imagine.");
     reply_capture_close(&cap);

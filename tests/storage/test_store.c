@@ -442,11 +442,28 @@ static void test_images(void **state)
     assert_int_equal(store_txn_image_get(txn, "a", STORE_IMAGE_NONE, &img), 0);
     assert_null(img.prompt);
     store_image_clear(&img);
-    /* Older than 1500 goes, then all but the 2 newest. */
-    assert_int_equal(store_txn_image_prune(txn, 1500, 0, &changed), 0);
+    /* Older than 1500 goes, then all but the 2 newest; each image's row
+     * in the namespace named goes with it, another namespace's stays. */
+    static const char *const keyed[] = {"a", "b", "c", "d", "e"};
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(store_txn_state_put(txn, "per.image", keyed[i], "x", 1), 0);
+        assert_int_equal(store_txn_state_put(txn, "other", keyed[i], "x", 1), 0);
+    }
+    assert_int_equal(store_txn_image_prune(txn, 1500, 0, "per.image", &changed), 0);
     assert_int_equal(changed, 1);
-    assert_int_equal(store_txn_image_prune(txn, 1500, 2, &changed), 0);
+    assert_int_equal(store_txn_image_prune(txn, 1500, 2, "per.image", &changed), 0);
     assert_int_equal(changed, 2);
+    char *v = NULL;
+    for (size_t i = 0; i < 5; i++) {
+        bool kept = strcmp(keyed[i], "d") == 0 || strcmp(keyed[i], "e") == 0;
+        assert_int_equal(store_txn_state_get(txn, "per.image", keyed[i], &v),
+                         kept ? 0 : HB_ENOTFOUND);
+        free(v);
+        v = NULL;
+        assert_int_equal(store_txn_state_get(txn, "other", keyed[i], &v), 0);
+        free(v);
+        v = NULL;
+    }
     assert_int_equal(store_txn_image_get(txn, "c", STORE_IMAGE_NONE, &img), HB_ENOTFOUND);
     assert_int_equal(store_txn_image_get(txn, "d", STORE_IMAGE_NONE, &img), 0);
     store_image_clear(&img);
