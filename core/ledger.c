@@ -357,6 +357,9 @@ int ledger_transfer_create_notes(struct ledger *l, const struct ledger_transfer 
         ledger__op_free(op);
         return rc;
     }
+    /* A reservation is a hold, not a movement: answered once committed,
+     * before the commit's sync (storage/store.h, early). */
+    op->job.early = (op->one.flags & LEDGER_TRANSFER_PENDING) != 0;
     return ledger__op_submit(l, op);
 }
 

@@ -175,7 +175,14 @@ int ledger_account_open(struct ledger *ledger, const char *account, uint32_t fla
 /** Create one transfer (plain, pending, post or void). Errors through the
  *  callback: HB_ENOTFOUND (result->account or field "pending_id"), HB_EFUNDS
  *  (result->account), HB_ESTATE (result->reason), HB_EINVAL (result->field),
- *  HB_ECONFLICT (result->field), HB_EOVERFLOW. */
+ *  HB_ECONFLICT (result->field), HB_EOVERFLOW.
+ *
+ *  Every movement of credits is durable before its callback runs. A
+ *  pending transfer (a hold, not a movement) is answered once committed,
+ *  visible to every later check, with its sync made right after: a power
+ *  cut in between takes it back, and with it nothing else, since its post
+ *  or void cannot be durable before it is (a process crash loses nothing:
+ *  the commit is in the operating system's hands). */
 int ledger_transfer_create(struct ledger *ledger, const struct ledger_transfer *t, ledger_cb cb,
                            void *data);
 

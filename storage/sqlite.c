@@ -66,6 +66,26 @@ int sqlite__commit(struct store *s)
     return store__exec_stmt(sqlite__store(s), ST_COMMIT);
 }
 
+/* COMMIT with its WAL sync put off (sqlite_vfs.c), through the VFS that
+ * gathers the WAL's writes only (a relaxed store has no sync to put off). */
+int sqlite__commit_early(struct store *s, bool *owed)
+{
+    sqlite_walbuf_defer(true);
+    int rc = store__exec_stmt(sqlite__store(s), ST_COMMIT);
+    sqlite_walbuf_defer(false);
+    *owed = sqlite_walbuf_owes();
+    if (rc < 0 && *owed) {
+        *owed = false; /* nothing to tell early: made now */
+        sqlite_walbuf_sync_owed();
+    }
+    return rc;
+}
+
+int sqlite__sync_owed(struct store *s)
+{
+    return sqlite_walbuf_sync_owed() == SQLITE_OK ? 0 : store__fail(sqlite__store(s), "sync");
+}
+
 void sqlite__rollback(struct store *s)
 {
     store__exec_stmt(sqlite__store(s), ST_ROLLBACK);

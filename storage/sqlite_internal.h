@@ -92,6 +92,8 @@ static inline struct sqlite_store *sqlite__of(struct store_txn *txn)
 /* The transaction calls (sqlite.c) and the ops table (sqlite_open.c). */
 int sqlite__begin(struct store *s, bool write);
 int sqlite__commit(struct store *s);
+int sqlite__commit_early(struct store *s, bool *owed);
+int sqlite__sync_owed(struct store *s);
 void sqlite__rollback(struct store *s);
 int sqlite__savepoint(struct store *s);
 int sqlite__release(struct store *s);
@@ -230,5 +232,12 @@ int store__exec_stmt(struct sqlite_store *s, enum store_stmt_id id);
  * synchronous=FULL only; and how many writes it has passed on, for tests. */
 const char *sqlite_walbuf_vfs(void);
 unsigned long sqlite_walbuf_writes(void);
+
+/* The calling thread's next COMMITs may put their WAL sync off (on), or
+ * not (off); sqlite_walbuf_owes says whether one did, and
+ * sqlite_walbuf_sync_owed makes that sync (SQLITE_OK, or its error). */
+void sqlite_walbuf_defer(bool on);
+bool sqlite_walbuf_owes(void);
+int sqlite_walbuf_sync_owed(void);
 
 #endif

@@ -516,6 +516,8 @@ static void sqlite__free(struct store *base);
 static const struct store_ops sqlite__ops = {
     .begin = sqlite__begin,
     .commit = sqlite__commit,
+    .commit_early = sqlite__commit_early,
+    .sync_owed = sqlite__sync_owed,
     .rollback = sqlite__rollback,
     .savepoint = sqlite__savepoint,
     .release = sqlite__release,

@@ -16,7 +16,18 @@
  * published without a sync, and the buffer would hide it from readers.
  *
  * Every other file (the database, its shared memory, journals) is opened
- * by the default VFS directly into the same slot, untouched. */
+ * by the default VFS directly into the same slot, untouched.
+ *
+ * A commit's sync put off (sqlite_walbuf_defer): the store's thread may
+ * answer the jobs that do not need durability (a generation's reservation)
+ * between the commit and its sync. Within the COMMIT that asked, the WAL's
+ * first sync is only noted, unless a WAL header was written since the last
+ * sync (SQLite syncs a new header before the frames that follow it); any
+ * later sync in it (a checkpoint's, before it copies frames into the
+ * database) is real and covers the noted one. The store's thread then
+ * makes the noted sync itself (sqlite_walbuf_sync_owed) before it starts
+ * another transaction, so nothing is read from or written over frames
+ * whose sync is still owed, and the next commit's sync is after it. */
 #include "storage/sqlite_internal.h"
 
 #include <pthread.h>
@@ -35,7 +46,14 @@ struct walbuf_file {
     unsigned char *buf; /* frames not yet written, from offset `off` */
     size_t len;
     sqlite3_int64 off;
+    bool header; /* a WAL header was written since the last sync */
+    int owed;    /* flags of the sync put off, when this file is walbuf_owed */
 };
+
+/* The store's thread: a COMMIT may put its sync off (walbuf_defer), and the
+ * WAL whose sync it put off. */
+static _Thread_local bool walbuf_defer;
+static _Thread_local struct walbuf_file *walbuf_owed;
 
 static sqlite3_vfs walbuf_vfs;
 static sqlite3_vfs *walbuf_root;
@@ -69,6 +87,8 @@ static bool walbuf__ready(struct walbuf_file *f)
 static int walbuf_write(sqlite3_file *pf, const void *data, int amt, sqlite3_int64 off)
 {
     struct walbuf_file *f = walbuf__of(pf);
+    if (off == 0)
+        f->header = true;
     size_t n = (size_t)amt;
     bool append = f->len > 0 && off == f->off + (sqlite3_int64)f->len;
     if (!append || f->len + n > WALBUF_MAX) {
@@ -101,7 +121,39 @@ static int walbuf_sync(sqlite3_file *pf, int flags)
 {
     struct walbuf_file *f = walbuf__of(pf);
     int rc = walbuf__flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (walbuf_defer && walbuf_owed == NULL && !f->header) {
+        walbuf_owed = f; /* the first sync of the COMMIT: made after it */
+        f->owed = flags;
+        return SQLITE_OK;
+    }
+    rc = f->real->pMethods->xSync(f->real, flags);
+    if (rc == SQLITE_OK) {
+        f->header = false;
+        if (walbuf_owed == f)
+            walbuf_owed = NULL; /* covered */
+    }
+    return rc;
+}
+
+void sqlite_walbuf_defer(bool on)
+{
+    walbuf_defer = on;
+}
+
+bool sqlite_walbuf_owes(void)
+{
+    return walbuf_owed != NULL;
+}
+
+int sqlite_walbuf_sync_owed(void)
+{
+    struct walbuf_file *f = walbuf_owed;
+    if (f == NULL)
+        return SQLITE_OK;
+    walbuf_owed = NULL;
+    return f->real->pMethods->xSync(f->real, f->owed);
 }
 
 static int walbuf_truncate(sqlite3_file *pf, sqlite3_int64 size)
@@ -122,6 +174,8 @@ static int walbuf_close(sqlite3_file *pf)
 {
     struct walbuf_file *f = walbuf__of(pf);
     int rc = walbuf__flush(f);
+    if (rc == SQLITE_OK && walbuf_owed == f)
+        rc = sqlite_walbuf_sync_owed();
     int crc = f->real->pMethods->xClose(f->real);
     free(f->buf);
     f->buf = NULL;

@@ -8,6 +8,7 @@
 #include "storage/store.h"
 
 #include "base/error.h"
+#include "base/log.h"
 #include "base/metrics.h"
 #include "base/util.h"
 #include "storage/store_backend.h"
@@ -93,6 +94,13 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
     struct store_txn *txn = &s->txn;
     uint64_t started_ns = uv_hrtime();
     size_t njobs = 0;
+    bool early = false;
+    if (s->sync_failed) {
+        /* What the disk holds is not known: nothing more is claimed. */
+        for (struct store_job *j = jobs; j != NULL; j = j->next)
+            j->rc = HB_ESTORAGE;
+        return;
+    }
     int rc = s->ops->begin(s, true);
     txn->head_valid = false;
     txn->head_dirty = false;
@@ -126,10 +134,13 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
         }
         if (rc == 0)
             rc = s->ops->release(s);
+        early = early || j->early;
     }
     if (rc == 0)
         rc = store__head_record(txn);
-    if (rc == 0)
+    if (rc == 0 && early && s->ops->commit_early != NULL)
+        rc = s->ops->commit_early(s, &s->sync_owed);
+    else if (rc == 0)
         rc = s->ops->commit(s);
     /* Measured around the whole transaction: the fsync of COMMIT dominates. */
     metrics_observe(metrics_std()->storage_commit, NULL, (double)(uv_hrtime() - started_ns) / 1e9);
@@ -142,6 +153,52 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
             j->rc = HB_ESTORAGE;
     }
     txn->head_valid = false;
+}
+
+/* Hand a list of done jobs (first .. last) to the loop. */
+static void store__deliver(struct store *s, struct store_job *first, struct store_job *last)
+{
+    if (first == NULL)
+        return;
+    last->next = NULL;
+    uv_mutex_lock(&s->mu);
+    if (s->done_tail != NULL)
+        s->done_tail->next = first;
+    else
+        s->done_head = first;
+    s->done_tail = last;
+    uv_mutex_unlock(&s->mu);
+    uv_async_send(&s->async);
+}
+
+/* The batch committed with its sync put off: its early jobs are told now,
+ * the others once the sync is made. A failed sync fails them, and every
+ * job after them: what the disk holds is no longer known. */
+static void store__deliver_owed(struct store *s, struct store_job *jobs)
+{
+    struct store_job *early = NULL, *early_tail = NULL, *rest = NULL, *rest_tail = NULL;
+    for (struct store_job *j = jobs, *next; j != NULL; j = next) {
+        next = j->next;
+        j->next = NULL;
+        struct store_job **head = j->early ? &early : &rest;
+        struct store_job **tail = j->early ? &early_tail : &rest_tail;
+        if (*tail != NULL)
+            (*tail)->next = j;
+        else
+            *head = j;
+        *tail = j;
+    }
+    store__deliver(s, early, early_tail);
+    s->sync_owed = false;
+    if (s->ops->sync_owed(s) < 0) {
+        s->sync_failed = true;
+        log_error("store.sync_failed",
+                  "hint=the disk refused to make a commit durable; every write now fails "
+                  "until the daemon is restarted");
+        for (struct store_job *j = rest; j != NULL; j = j->next)
+            j->rc = HB_ESTORAGE;
+    }
+    store__deliver(s, rest, rest_tail);
 }
 
 static void store__thread(void *arg)
@@ -175,14 +232,10 @@ static void store__thread(void *arg)
                 s->ops->after_batch(s);
         }
 
-        uv_mutex_lock(&s->mu);
-        if (s->done_tail != NULL)
-            s->done_tail->next = first;
+        if (s->sync_owed)
+            store__deliver_owed(s, first);
         else
-            s->done_head = first;
-        s->done_tail = last;
-        uv_mutex_unlock(&s->mu);
-        uv_async_send(&s->async);
+            store__deliver(s, first, last);
         uv_mutex_lock(&s->mu);
     }
     s->exited = true;

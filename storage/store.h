@@ -106,6 +106,12 @@ struct store_job {
     struct store_job *next; /* private to the store */
     int rc;                 /* private to the store */
     const char *keys[2];    /* private: store_submit_keyed's hints */
+    /* Its caller may hear of it once its transaction is committed, before
+     * the commit's sync (SQLite: the sync then follows at once, before
+     * the next transaction). For what a power cut may take back: a hold
+     * (a generation's reservation), which nothing durable can follow
+     * before it is durable itself (a later commit's sync covers it). */
+    bool early;
 };
 
 /** Open (creating with mode 0600 unless read_only) and migrate the database.

@@ -36,6 +36,11 @@ struct store_ops {
      * serializes every daemon's write transactions (PostgreSQL). */
     int (*begin)(struct store *s, bool write);
     int (*commit)(struct store *s);
+    /* Commit, putting the commit's sync off when the backend can: *owed
+     * says whether it did, and then sync_owed makes it. May be NULL (the
+     * commit is durable when it returns). */
+    int (*commit_early)(struct store *s, bool *owed);
+    int (*sync_owed)(struct store *s);
     void (*rollback)(struct store *s);
     int (*savepoint)(struct store *s);
     int (*release)(struct store *s);
@@ -171,6 +176,8 @@ struct store {
     bool single_commit;   /* one job per transaction */
     unsigned batch_max;   /* most jobs per transaction */
     bool after_batch_due; /* store's thread: call ops->after_batch after this batch */
+    bool sync_owed;       /* store's thread: the last commit's sync is still to make */
+    bool sync_failed;     /* store's thread: a sync put off failed; every job fails */
 
     /* Threading; all below mu is guarded by mu. */
     uv_loop_t *loop;

@@ -5,9 +5,14 @@
  * checkpoints. */
 #include "tests/test.h"
 
+#include "base/error.h"
 #include "storage/sqlite_internal.h"
+#include "storage/store.h"
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,11 +184,238 @@ static void test_spill_and_rewrite(void **state)
     free(dir);
 }
 
+/* fdatasync as the test binary sees it (SQLite's calls land here): counted,
+ * and held while a test holds it, then passed on to the C library's. */
+static atomic_long vfs_fdatasyncs;
+static atomic_bool vfs_hold_syncs;
+static atomic_bool vfs_held;
+static atomic_bool vfs_fail_syncs; /* the next calls fail with EIO */
+
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
+    vfs_fdatasyncs++;
+    while (atomic_load(&vfs_hold_syncs)) {
+        atomic_store(&vfs_held, true);
+        usleep(1000);
+    }
+    atomic_store(&vfs_held, false);
+    if (atomic_load(&vfs_fail_syncs)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd);
+}
+
+/* A COMMIT that may put its sync off does (the commit is published: another
+ * connection sees it), and the sync is made when asked; a later sync of
+ * the same COMMIT (a checkpoint's, before it writes the database) is made
+ * at once and covers it; a WAL header just written is synced first. */
+static void test_commit_sync_put_off(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir_new();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/v.db", dir);
+    sqlite3 *w = vfs_open(path, sqlite_walbuf_vfs());
+    sqlite3 *r = vfs_open(path, NULL);
+    vfs_insert(w, 1, 1); /* the WAL's header, synced */
+
+    long before = vfs_fdatasyncs;
+    sqlite_walbuf_defer(true);
+    vfs_insert(w, 2, 5);
+    sqlite_walbuf_defer(false);
+    assert_true(sqlite_walbuf_owes());
+    assert_int_equal(vfs_fdatasyncs, before); /* not yet */
+    assert_int_equal(vfs_int(r, "SELECT count(*) FROM t"), 6);
+    assert_int_equal(sqlite_walbuf_sync_owed(), SQLITE_OK);
+    assert_false(sqlite_walbuf_owes());
+    assert_int_equal(vfs_fdatasyncs, before + 1);
+    assert_int_equal(sqlite_walbuf_sync_owed(), SQLITE_OK); /* nothing owed: nothing done */
+    assert_int_equal(vfs_fdatasyncs, before + 1);
+
+    /* A checkpoint in the same window syncs the WAL before it copies. */
+    before = vfs_fdatasyncs;
+    sqlite_walbuf_defer(true);
+    vfs_insert(w, 10, 5);
+    assert_true(sqlite_walbuf_owes());
+    vfs_exec(w, "PRAGMA wal_checkpoint(PASSIVE)");
+    sqlite_walbuf_defer(false);
+    assert_false(sqlite_walbuf_owes());
+    assert_true(vfs_fdatasyncs >= before + 1);
+
+    /* A restarted WAL: its new header is synced in the COMMIT, the
+     * commit's own sync put off. */
+    vfs_exec(w, "PRAGMA wal_checkpoint(TRUNCATE)");
+    before = vfs_fdatasyncs;
+    sqlite_walbuf_defer(true);
+    vfs_insert(w, 20, 5);
+    sqlite_walbuf_defer(false);
+    assert_int_equal(vfs_fdatasyncs, before + 1);
+    assert_true(sqlite_walbuf_owes());
+    assert_int_equal(sqlite_walbuf_sync_owed(), SQLITE_OK);
+    assert_int_equal(vfs_fdatasyncs, before + 2);
+    assert_int_equal(vfs_int(r, "SELECT count(*) FROM t"), 16);
+    vfs_integrity_ok(r);
+    sqlite3_close(r);
+    sqlite3_close(w);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
+/* A store job that writes one state row, or first waits to be let go. */
+struct vfs_job {
+    struct store_job job;
+    const char *key;
+    uv_sem_t *entered, *release; /* NULL: no wait */
+    bool done;
+    int rc;
+};
+
+static int vfs_job_run(struct store_txn *txn, struct store_job *job)
+{
+    struct vfs_job *j = (struct vfs_job *)job;
+    if (j->entered != NULL) {
+        uv_sem_post(j->entered);
+        uv_sem_wait(j->release);
+    }
+    return store_txn_state_put(txn, "test", j->key, "v", 1);
+}
+
+static void vfs_job_done(struct store_job *job, int rc)
+{
+    struct vfs_job *j = (struct vfs_job *)job;
+    j->done = true;
+    j->rc = rc;
+}
+
+static void vfs_stopped(struct store *store, void *data)
+{
+    (void)store;
+    *(bool *)data = true;
+}
+
+/* In one batch, a job that may be told before the commit's sync (early) is
+ * told while that sync is still under way; the other waits for it. */
+static void test_early_job_told_before_sync(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir_new();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/s.db", dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int rc = 0;
+    struct store_options o = {.backend = STORE_BACKEND_SQLITE, .path = path};
+    struct store *s = store_new(&o, &rc);
+    assert_non_null(s);
+    assert_int_equal(store_start(s, &loop), 0);
+    uv_sem_t entered, release;
+    uv_sem_init(&entered, 0);
+    uv_sem_init(&release, 0);
+    struct vfs_job warm = {.job = {.run = vfs_job_run, .done = vfs_job_done}, .key = "w"};
+    assert_int_equal(store_submit(s, &warm.job), 0);
+    while (!warm.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    /* One job holds the thread (a batch of its own) while the next batch
+     * queues: a second holding job, then the early one and the other. */
+    struct vfs_job first = {.job = {.run = vfs_job_run, .done = vfs_job_done},
+                            .key = "f",
+                            .entered = &entered,
+                            .release = &release};
+    struct vfs_job gate = {.job = {.run = vfs_job_run, .done = vfs_job_done},
+                           .key = "g",
+                           .entered = &entered,
+                           .release = &release};
+    struct vfs_job early = {.job = {.run = vfs_job_run, .done = vfs_job_done, .early = true},
+                            .key = "e"};
+    struct vfs_job late = {.job = {.run = vfs_job_run, .done = vfs_job_done}, .key = "l"};
+    assert_int_equal(store_submit(s, &first.job), 0);
+    uv_sem_wait(&entered);
+    assert_int_equal(store_submit(s, &gate.job), 0);
+    assert_int_equal(store_submit(s, &early.job), 0);
+    assert_int_equal(store_submit(s, &late.job), 0);
+    uv_sem_post(&release); /* the first batch commits, the second begins */
+    uv_sem_wait(&entered); /* and holds in its first job */
+    atomic_store(&vfs_hold_syncs, true);
+    uv_sem_post(&release);
+    uint64_t end = test_now_ms() + 10000;
+    while (!early.done && test_now_ms() < end)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_true(early.done);
+    assert_int_equal(early.rc, 0);
+    /* The sync is held: the others of the batch wait for it. */
+    end = test_now_ms() + 10000;
+    while (!atomic_load(&vfs_held) && test_now_ms() < end)
+        usleep(1000);
+    assert_true(atomic_load(&vfs_held));
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_false(late.done);
+    assert_false(gate.done);
+    atomic_store(&vfs_hold_syncs, false);
+    while (!late.done || !gate.done || !first.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(late.rc, 0);
+    assert_int_equal(gate.rc, 0);
+    assert_int_equal(first.rc, 0);
+
+    /* The sync put off fails: the early job was told, the others of its
+     * batch fail, and so does every job after (what the disk holds is no
+     * longer known). */
+    memset(&first, 0, sizeof(first));
+    first = (struct vfs_job){.job = {.run = vfs_job_run, .done = vfs_job_done},
+                             .key = "f2",
+                             .entered = &entered,
+                             .release = &release};
+    gate = (struct vfs_job){.job = {.run = vfs_job_run, .done = vfs_job_done},
+                            .key = "g2",
+                            .entered = &entered,
+                            .release = &release};
+    early = (struct vfs_job){.job = {.run = vfs_job_run, .done = vfs_job_done, .early = true},
+                             .key = "e2"};
+    late = (struct vfs_job){.job = {.run = vfs_job_run, .done = vfs_job_done}, .key = "l2"};
+    struct vfs_job after = {.job = {.run = vfs_job_run, .done = vfs_job_done}, .key = "a2"};
+    assert_int_equal(store_submit(s, &first.job), 0);
+    uv_sem_wait(&entered);
+    assert_int_equal(store_submit(s, &gate.job), 0);
+    assert_int_equal(store_submit(s, &early.job), 0);
+    assert_int_equal(store_submit(s, &late.job), 0);
+    uv_sem_post(&release);
+    uv_sem_wait(&entered);
+    atomic_store(&vfs_fail_syncs, true);
+    uv_sem_post(&release);
+    while (!late.done || !gate.done || !first.done || !early.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    atomic_store(&vfs_fail_syncs, false);
+    assert_int_equal(early.rc, 0);
+    assert_int_equal(late.rc, HB_ESTORAGE);
+    assert_int_equal(gate.rc, HB_ESTORAGE);
+    assert_int_equal(store_submit(s, &after.job), 0);
+    while (!after.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(after.rc, HB_ESTORAGE);
+    bool stopped = false;
+    store_stop(s, vfs_stopped, &stopped);
+    while (!stopped)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    store_free(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    uv_sem_destroy(&entered);
+    uv_sem_destroy(&release);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_commit_is_a_few_writes),
     cmocka_unit_test(test_commit_seen_by_another_connection),
     cmocka_unit_test(test_kill_after_commit),
     cmocka_unit_test(test_spill_and_rewrite),
+    cmocka_unit_test(test_commit_sync_put_off),
+    cmocka_unit_test(test_early_job_told_before_sync),
 };
 
 TEST_GROUP_DEFINE(sqlite_vfs, tests, NULL, NULL)
