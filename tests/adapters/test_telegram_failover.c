@@ -78,23 +78,43 @@ static void fo_pump(struct test_child *a, struct test_child *b, int ms)
         test_child_wait_for(b, "err", "\x01never\x01", ms);
 }
 
+/* Both daemons up, a the poller and b the standby, a quarter of the
+ * backlog answered. */
+static void fo_begin(struct fo *f, struct test_child *a, struct test_child *b)
+{
+    fo_init(f);
+    fo_start(f, 0, a, "telegram.polling");
+    fo_start(f, 1, b, "role=standby");
+    uint64_t end = test_now_ms() + 60000;
+    while (tgapi_sends(f->api) < FO_UPDATES / 4 && test_now_ms() < end)
+        fo_pump(a, b, 5);
+    assert_true(tgapi_sends(f->api) >= FO_UPDATES / 4);
+}
+
+/* Wait (up to two minutes) for the poller c to answer the whole backlog. */
+static void fo_wait_answered(struct fo *f, struct test_child *c, int64_t *unanswered,
+                             int64_t *repeated)
+{
+    uint64_t end = test_now_ms() + 120000;
+    while (test_now_ms() < end) {
+        tgapi_backlog_tally(f->api, unanswered, repeated);
+        if (*unanswered == 0)
+            break;
+        fo_pump(c, NULL, 20);
+    }
+}
+
 static void fo_run(int sig, int64_t repeats_max, uint64_t takeover_max_ms)
 {
     struct fo f;
-    fo_init(&f);
     struct test_child a, b;
-    fo_start(&f, 0, &a, "telegram.polling");
-    fo_start(&f, 1, &b, "role=standby");
-    uint64_t end = test_now_ms() + 60000;
-    while (tgapi_sends(f.api) < FO_UPDATES / 4 && test_now_ms() < end)
-        fo_pump(&a, &b, 5);
-    assert_true(tgapi_sends(f.api) >= FO_UPDATES / 4);
+    fo_begin(&f, &a, &b);
     /* Still the standby: one poller at a time. */
     assert_null(strstr(b.err, "telegram.polling"));
     uint64_t killed_at = test_now_ms();
     kill(a.pid, sig);
     bool took = false;
-    end = killed_at + 30000;
+    uint64_t end = killed_at + 30000;
     while (!took && test_now_ms() < end) {
         fo_pump(&a, NULL, 1);
         took = test_child_wait_for(&b, "err", "telegram.polling", 10);
@@ -107,13 +127,7 @@ static void fo_run(int sig, int64_t repeats_max, uint64_t takeover_max_ms)
     assert_null(strstr(a.err, "ERROR: AddressSanitizer"));
 
     int64_t unanswered = FO_UPDATES, repeated = 0;
-    end = test_now_ms() + 120000;
-    while (test_now_ms() < end) {
-        tgapi_backlog_tally(f.api, &unanswered, &repeated);
-        if (unanswered == 0)
-            break;
-        fo_pump(&b, NULL, 20);
-    }
+    fo_wait_answered(&f, &b, &unanswered, &repeated);
     kill(b.pid, SIGTERM);
     assert_true(test_child_wait_for(&b, "err", "daemon.stopped", 30000));
     assert_int_equal(test_child_finish(&b, 30000), 0);
@@ -157,16 +171,11 @@ static void test_lost_lease_stands_by_again(void **state)
 {
     (void)state;
     struct fo f;
-    fo_init(&f);
     struct test_child a, b;
-    fo_start(&f, 0, &a, "telegram.polling");
-    fo_start(&f, 1, &b, "role=standby");
-    uint64_t end = test_now_ms() + 60000;
-    while (tgapi_sends(f.api) < FO_UPDATES / 4 && test_now_ms() < end)
-        fo_pump(&a, &b, 5);
+    fo_begin(&f, &a, &b);
     kill(a.pid, SIGSTOP);
     bool took = false;
-    end = test_now_ms() + 30000;
+    uint64_t end = test_now_ms() + 30000;
     while (!took && test_now_ms() < end)
         took = test_child_wait_for(&b, "err", "telegram.polling", 10);
     assert_true(took);
@@ -190,13 +199,7 @@ static void test_lost_lease_stands_by_again(void **state)
     }
     assert_true(again);
     int64_t unanswered = FO_UPDATES, repeated = 0;
-    end = test_now_ms() + 120000;
-    while (test_now_ms() < end) {
-        tgapi_backlog_tally(f.api, &unanswered, &repeated);
-        if (unanswered == 0)
-            break;
-        fo_pump(&a, NULL, 20);
-    }
+    fo_wait_answered(&f, &a, &unanswered, &repeated);
     test_child_finish(&b, 30000);
     kill(a.pid, SIGTERM);
     assert_true(test_child_wait_for(&a, "err", "daemon.stopped", 30000));
