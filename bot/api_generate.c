@@ -67,6 +67,15 @@ static void api__reply_finish(struct reply *r)
 static const struct reply_ops api_reply_ops = {.send = api__reply_send,
                                                .finish = api__reply_finish};
 
+/* The client closed its connection before the answer: its job need not go
+ * on (core/generate.h, generate_cancel). The answer still comes, and goes
+ * nowhere. */
+static void api__gone(void *data)
+{
+    struct api_call *c = data;
+    generate_cancel(c->a->core->generate, c);
+}
+
 /* ---- streaming ------------------------------------------------------------ */
 
 static void api__sse(struct api_call *c, cJSON *obj)
@@ -442,6 +451,7 @@ void api__chat_completions(struct server_request *req, void *data)
         .payer = api__wallet(a, k),
         .sink = &sink,
     };
+    server_request_on_gone(req, api__gone, c); /* before: the job may end at once */
     generate_submit(a->core->generate, &inv, &gr);
     invocation_clear(&inv);
 out:
@@ -499,6 +509,7 @@ void api__images(struct server_request *req, void *data)
                 .payer = api__wallet(a, k),
                 .sink = &sink,
             };
+            server_request_on_gone(req, api__gone, c);
             generate_submit(a->core->generate, &inv, &gr);
             invocation_clear(&inv);
         }

@@ -172,7 +172,7 @@ void job__unref(struct job *job)
     job__free(job);
 }
 
-static void job__queue_remove(struct job *job)
+void job__queue_remove(struct job *job)
 {
     struct generate *g = job->g;
     if (job->q_prev != NULL)
@@ -371,6 +371,12 @@ static void job__on_done(void *data, const struct provider_result *res)
     job->user->running--;
     if (job->state != JOB_RUNNING) {
         /* Stopped during close: the job was already voided and told. */
+        job__unref(job);
+        return;
+    }
+    if (res->rc == HB_ECANCELED && job->gone && job->modality == PROVIDER_TEXT) {
+        /* Stopped because its caller left: charged for what was made. */
+        job__settle(job);
         job__unref(job);
         return;
     }

@@ -135,6 +135,16 @@ const char *generate_run(struct generate *g);
  *  told. */
 int generate_notices_send(struct generate *g);
 
+/** The caller of the job whose sink's data is sink_data is gone (an API
+ *  client that closed its connection): a job still waiting (queued, before
+ *  a retry) is voided, charged nothing; a running text job's call is
+ *  stopped and the job charged for what the provider had made, as at its
+ *  end (so that leaving before the end is never a way not to pay); a job
+ *  being admitted is voided once reserved. An image being made, one held
+ *  for an admin and one settling go on. The sink still hears the end.
+ *  Returns 0, or HB_ENOTFOUND when no live job has that sink. */
+int generate_cancel(struct generate *g, const void *sink_data);
+
 /** Stop: queued and waiting jobs are voided and told at once; running calls
  *  are cancelled and their reservations voided (the void is queued on the
  *  ledger now, so close the ledger after this call, not before). cb runs once

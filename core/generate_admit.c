@@ -207,8 +207,11 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
     }
     if (rc == 0) {
         job->res_open = true;
-        if (job->state == JOB_ENDED || g->closing) {
-            snprintf(job->error, sizeof(job->error), MSG_GEN_STOPPING);
+        if (job->state == JOB_ENDED || g->closing || job->gone) {
+            if (job->gone)
+                snprintf(job->error, sizeof(job->error), MSG_GEN_CALLER_GONE);
+            else
+                snprintf(job->error, sizeof(job->error), MSG_GEN_STOPPING);
             job->end_rc = HB_ECANCELED;
             job__fail(job);
         } else if (job->state == JOB_ADMIT && job->hold) {

@@ -284,6 +284,7 @@ struct job {
     int64_t api_max_tokens;             /* a lower output cap, or 0 */
     char api_payer[WALLET_ACCOUNT_MAX]; /* the one account that pays, or "" */
     struct generate_sink sink;          /* end NULL: none */
+    bool gone;                          /* its caller left (generate_cancel) */
     bool sink_quiet;                    /* deltas stopped: the filter blocked or redacted */
     bool sink_sent;                     /* a delta went to the sink: no retry or fallback */
     bool refused;                       /* ended by job__refuse */
@@ -308,6 +309,7 @@ struct job *job__new(struct generate *g, struct invocation *inv);
 /** Derive the job id from the causing event. */
 void job__id_make(struct job *job);
 void job__unref(struct job *job);
+void job__queue_remove(struct job *job);
 /** The end: counters, the reply finished, the life reference dropped. */
 void job__end(struct job *job, int rc);
 void job__enqueue(struct job *job);

@@ -627,6 +627,7 @@
 #define MSG_GEN_BAD_REQUEST "This request could not be read; please try again."
 #define MSG_GEN_TOO_OLD "This image is too old to regenerate; use /imagine to make a new one."
 #define MSG_GEN_CANCELLED "The bot is stopping; the generation was cancelled."
+#define MSG_GEN_CALLER_GONE "The caller left; the generation was stopped."
 
 #define MSG_UPVOTE_DONE "Upvoted. Thank you!"
 #define MSG_UPVOTE_FAILED "The upvote could not be recorded; please try again."

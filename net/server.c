@@ -101,10 +101,18 @@ void server__conn_close(struct server_conn *conn)
     conn->state = SERVER_CONN_CLOSING;
     struct server_request *req = conn->req;
     conn->req = NULL;
+    void (*gone)(void *data) = NULL;
+    void *gone_data = NULL;
     if (req != NULL) {
         req->conn = NULL;
-        if (req->state != SERVER_REQ_HANDLING)
-            server__request_free(req); /* else the handler answers into the void */
+        if (req->state != SERVER_REQ_HANDLING) {
+            server__request_free(req);
+        } else {
+            /* The handler answers into the void; it hears of it below. */
+            gone = req->gone_cb;
+            gone_data = req->gone_data;
+            req->gone_cb = NULL;
+        }
     }
     struct server *srv = conn->srv;
     if (srv != NULL) {
@@ -120,6 +128,16 @@ void server__conn_close(struct server_conn *conn)
     conn->prev = conn->next = NULL;
     uv_close((uv_handle_t *)&conn->tcp, server__conn_closed);
     uv_close((uv_handle_t *)&conn->timer, server__conn_closed);
+    if (gone != NULL)
+        gone(gone_data); /* may answer req: it is freed then */
+}
+
+void server_request_on_gone(struct server_request *req, void (*cb)(void *data), void *data)
+{
+    if (req == NULL)
+        return;
+    req->gone_cb = cb;
+    req->gone_data = data;
 }
 
 static void server__conn_timeout(uv_timer_t *t)
@@ -168,6 +186,15 @@ static void server__conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         return;
     }
     conn->in_len += (size_t)nread;
+    if (conn->state == SERVER_CONN_BUSY) {
+        /* Read ahead while a request is handled, so that a client leaving
+         * is seen (above); what it sent is parsed after the answer. */
+        if (conn->in_len >= SERVER_BUSY_READ_MAX) {
+            uv_read_stop((uv_stream_t *)&conn->tcp);
+            conn->reading = false;
+        }
+        return;
+    }
     server__conn_process(conn);
 }
 
@@ -189,9 +216,19 @@ void server__conn_process(struct server_conn *conn)
             uv_timer_start(&conn->timer, server__conn_timeout, SERVER_TIMEOUT_MS, 0);
         break;
     case SERVER_CONN_BUSY:
-        if (conn->reading)
+        /* Still read (server__conn_read keeps it unparsed), up to a bound,
+         * to see the client leave. */
+        if (conn->in_len >= SERVER_BUSY_READ_MAX && conn->reading) {
             uv_read_stop((uv_stream_t *)&conn->tcp);
-        conn->reading = false;
+            conn->reading = false;
+        } else if (conn->in_len < SERVER_BUSY_READ_MAX && !conn->reading) {
+            if (uv_read_start((uv_stream_t *)&conn->tcp, server__conn_alloc, server__conn_read) <
+                0) {
+                server__conn_close(conn);
+                return;
+            }
+            conn->reading = true;
+        }
         uv_timer_stop(&conn->timer);
         break;
     default:

@@ -19,6 +19,7 @@
 #define SERVER_NAME_MAX 64           /* header names longer than this are never read */
 #define SERVER_HEAD_MAX 8192         /* request line and headers, bytes; 431 beyond */
 #define SERVER_READ_CHUNK 16384      /* bytes asked of one read */
+#define SERVER_BUSY_READ_MAX 65536   /* read ahead while a request is handled, at most */
 #define SERVER_CONNS_MAX 512         /* open connections; more are closed at once */
 #define SERVER_REQUESTS_PER_CONN 100 /* then the answer closes the connection */
 #define SERVER_TIMEOUT_MS 30000      /* for a whole request to arrive; keep-alive idle */
@@ -68,8 +69,10 @@ struct server_request {
     char *header_values[SERVER_HEADERS_MAX]; /* heap or NULL, in route->headers order */
     char *body;                              /* heap or NULL; NUL-terminated */
     size_t body_len, body_cap;
-    int early_status; /* answer this once the body is read (404, 405), or 0 */
-    bool streaming;   /* server_stream_start wrote the head; chunks follow */
+    int early_status;            /* answer this once the body is read (404, 405), or 0 */
+    bool streaming;              /* server_stream_start wrote the head; chunks follow */
+    void (*gone_cb)(void *data); /* server_request_on_gone */
+    void *gone_data;
 };
 
 enum server_conn_state {

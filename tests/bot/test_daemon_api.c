@@ -12,11 +12,14 @@
 #include "tests/fake/telegram_api.h"
 #include "tests/test.h"
 
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -487,6 +490,21 @@ static void fake_provider(struct httpd_response *res, const struct httpd_request
         httpd_response_abort(res);
         return;
     }
+    if (req->body != NULL && strstr(req->body, "\"model\":\"slow-up\"") != NULL) {
+        /* A first piece, then a long think: long enough for a caller to
+         * leave. */
+        static const char first[] =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n";
+        static const char rest[] =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},"
+            "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+        httpd_response_start(res, 200, "text/event-stream");
+        httpd_response_chunk(res, first, sizeof(first) - 1);
+        httpd_response_delay(res, 8000);
+        httpd_response_chunk(res, rest, sizeof(rest) - 1);
+        httpd_response_end(res);
+        return;
+    }
     if (req->body == NULL || strstr(req->body, "\"model\":\"good-up\"") == NULL) {
         static const char err[] = "{\"error\":{\"message\":\"unsupported\",\"type\":"
                                   "\"invalid_request_error\"}}";
@@ -506,6 +524,47 @@ static void fake_provider(struct httpd_response *res, const struct httpd_request
         httpd_response_delay(res, 5);
     }
     httpd_response_end(res);
+}
+
+/* A streamed completion of model asked on a socket of its own, read until
+ * its first delta: the open socket. */
+static int dapi_raw_stream(struct dapi *t, const char *key, const char *model)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)t->port);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char body[256], req[1024];
+    int blen = snprintf(body, sizeof(body),
+                        "{\"model\":\"%s\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+                        "\"content\":\"hi\"}]}",
+                        model);
+    int n = snprintf(req, sizeof(req),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                     key, blen, body);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    char got[4096];
+    size_t len = 0;
+    uint64_t until = test_now_ms() + 10000;
+    while (test_now_ms() < until && len + 1 < sizeof(got)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t r = recv(fd, got + len, sizeof(got) - 1 - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        got[len] = '\0';
+        if (strstr(got, "\"content\":\"Hel\"") != NULL)
+            return fd;
+    }
+    fail_msg("no first delta from the stream");
+    return -1;
 }
 
 /* Through the OpenAI adapter and a fake provider over loopback: the
@@ -535,7 +594,9 @@ static void test_api_fake_provider_fallback_refund(void **state)
              "[model \"broken\"]\nprovider = fake\nupstream = broken-up\nprice_request = 4\n"
              "max_output_tokens = 20\n"
              "[model \"cut\"]\nprovider = fake\nupstream = cut-up\nprice_request = 4\n"
-             "max_output_tokens = 20\nfallbacks = good\n",
+             "max_output_tokens = 20\nfallbacks = good\n"
+             "[model \"slow\"]\nprovider = fake\nupstream = slow-up\nprice_request = 3\n"
+             "max_output_tokens = 20\n",
              t.f.db, t.f.dir, t.port, httpd_base_url(httpd_thread_server(fake)));
     test_file_write(t.f.conf, text, (size_t)-1);
     chmod(t.f.conf, 0600);
@@ -591,6 +652,23 @@ static void test_api_fake_provider_fallback_refund(void **state)
     assert_non_null(strstr(r.body, "data: [DONE]"));
     tcall_clear(&r);
     assert_int_equal(dapi_available(&t, key), start - 4);
+
+    /* A caller that leaves in the middle of a stream: the provider call is
+     * stopped at once (its answer would take 8 s more) and what was made
+     * is charged, as at the end: leaving is no way not to pay. */
+    int fd = dapi_raw_stream(&t, key, "slow");
+    close(fd);
+    uint64_t until = test_now_ms() + 4000;
+    long long now = dapi_available(&t, key);
+    while (now != start - 7 && test_now_ms() < until) {
+        test_child_wait_for(&t.c, "err", "\x01never\x01", 50);
+        now = dapi_available(&t, key);
+    }
+    assert_int_equal(now, start - 7);
+    assert_true(test_child_wait_for(&t.c, "err", "generate.caller_gone", 1000));
+    dapi_call(&t, "GET", "/api/v1/me", key, NULL, NULL, &r);
+    assert_non_null(strstr(r.body, "\"reserved\":0"));
+    tcall_clear(&r);
 
     dapi_stop(&t);
     assert_null(strstr(t.c.err, key));

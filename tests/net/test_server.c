@@ -325,6 +325,64 @@ static char *raw_corpus(const char *name, size_t *len)
     return data;
 }
 
+static void sfx_gone(void *data)
+{
+    struct sfx *fx = data;
+    fx->seen += 100;
+    /* Answered from the callback: nothing is sent, the request is freed. */
+    server_respond(fx->held, 200, NULL, "late", 4, NULL);
+    fx->held = NULL;
+}
+
+static void sfx_hold_watch(struct server_request *req, void *data)
+{
+    struct sfx *fx = data;
+    fx->held = req;
+    server_request_on_gone(req, sfx_gone, fx);
+}
+
+/* A client that leaves while its request is handled: the handler hears of
+ * it at once; one that waits gets its answer, and the one after it, sent
+ * on the same connection before the first was answered, its own. */
+static void test_server_client_gone(void **state)
+{
+    struct sfx *fx = *state;
+    assert_int_equal(server_route_add(fx->srv, "POST", "/watch", NULL, sfx_hold_watch, fx), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)server_port(fx->srv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    static const char req[] = "POST /watch HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
+    uint64_t end = test_now_ms() + 3000;
+    while (fx->held == NULL && test_now_ms() < end)
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_non_null(fx->held);
+    assert_int_equal(fx->seen, 0);
+    close(fd);
+    end = test_now_ms() + 3000;
+    while (fx->seen < 100 && test_now_ms() < end)
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx->seen, 100);
+    assert_null(fx->held);
+    assert_int_equal(server_pending(fx->srv), 0);
+
+    /* Pipelined behind a held request: read ahead, answered in turn. */
+    static const char two[] = "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+    char out[2048];
+    bool closed = false;
+    size_t n = raw_exchange(fx, two, sizeof(two) - 1, 2, out, sizeof(out), &closed);
+    out[n < sizeof(out) ? n : sizeof(out) - 1] = '\0';
+    assert_non_null(strstr(out, "202 "));
+    assert_non_null(strstr(out, "GET /echo"));
+    assert_true(strstr(out, "202 ") < strstr(out, "GET /echo"));
+}
+
 /* Two requests with bodies in one write: both answered, in order, each
  * with its own body; the loop keeps serving. */
 static void test_server_pipelined_bodies(void **state)
@@ -608,6 +666,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_server_refusals, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_late_answer, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_close_with_request_held, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_client_gone, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_pipelined_bodies, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_bad_version, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_duplicate_content_length, sfx_setup, sfx_teardown),
