@@ -341,6 +341,7 @@ static const struct msg_entry msgs[] = {
     S(MSG_GEN_BAD_REQUEST),
     S(MSG_GEN_TOO_OLD),
     S(MSG_GEN_CANCELLED),
+    S(MSG_GEN_CALLER_GONE),
     S(MSG_UPVOTE_DONE),
     S(MSG_UPVOTE_FAILED),
     S(MSG_UPVOTE_AGAIN),
