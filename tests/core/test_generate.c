@@ -388,6 +388,69 @@ static void test_close_voids_running_job(void **state)
     lt_done(&gt.lt);
 }
 
+struct gone_sink {
+    int ended;
+    int rc;
+    int64_t charged;
+};
+
+static void gone_end(void *data, const struct generate_outcome *o)
+{
+    struct gone_sink *s = data;
+    s->ended++;
+    s->rc = o->rc;
+    s->charged = o->charged;
+}
+
+/* Callers that leave (generate_cancel): a queued job is voided, nothing
+ * charged; a running one's call is stopped and what it made is charged,
+ * as at a normal end. */
+static void test_cancel_caller_gone(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture ca, cb;
+    struct gone_sink sa = {0}, sb = {0};
+    struct generate_sink ka = {.end = gone_end, .data = &sa};
+    struct generate_sink kb = {.end = gone_end, .data = &sb};
+    struct invocation inv;
+    gt_inv(&inv, &ca, "u1", NULL);
+    struct generate_request ra = {
+        .modality = PROVIDER_TEXT, .prompt = "first", .model = "h", .sink = &ka};
+    generate_submit(gt.g, &inv, &ra);
+    struct provider_call *call = held_wait_call(&gt, 0);
+    gt_inv(&inv, &cb, "u2", NULL);
+    struct generate_request rb = {
+        .modality = PROVIDER_TEXT, .prompt = "second", .model = "h", .sink = &kb};
+    generate_submit(gt.g, &inv, &rb);
+    struct generate_stats st = {0};
+    while (st.queued == 0 && !gt.guard_fired) {
+        uv_run(&gt.lt.loop, UV_RUN_ONCE);
+        generate_stats_get(gt.g, &st);
+    }
+    assert_int_equal(st.queued, 1);
+    assert_int_equal(generate_cancel(gt.g, &sb), 0);
+    gt_wait(&gt, &sb.ended, 1);
+    assert_int_not_equal(sb.rc, 0);
+    assert_int_equal(sb.charged, 0);
+
+    call->ev->text(call->data, "a partial answer", 16);
+    assert_int_equal(generate_cancel(gt.g, &sa), 0);
+    assert_true(call->cancelled);
+    held_finish(call, HB_ECANCELED, NULL, -1, -1);
+    gt_wait(&gt, &sa.ended, 1);
+    assert_int_equal(sa.rc, 0);
+    assert_true(sa.charged > 0);
+    assert_int_equal(generate_cancel(gt.g, &sa), HB_ENOTFOUND);
+    gt_settle(&gt, 10);
+    assert_int_equal(gt_balance(&gt, "u2"), 100);
+    assert_int_equal(gt_balance(&gt, "u1"), 100 - sa.charged);
+    reply_capture_close(&ca);
+    reply_capture_close(&cb);
+    gt_done(&gt);
+}
+
 struct recovered {
     int done;
     size_t voided;
@@ -522,6 +585,7 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_admin_stats_newest_counters),
     cmocka_unit_test(test_admin_stats_counters_paged),
     cmocka_unit_test(test_close_voids_running_job),
+    cmocka_unit_test(test_cancel_caller_gone),
     cmocka_unit_test(test_crash_restart_voids),
     cmocka_unit_test(test_recovery_spares_this_runs_jobs),
     cmocka_unit_test(test_job_record_rides_with_its_transfers),
