@@ -193,7 +193,7 @@ static void store__deliver_owed(struct store *s, struct store_job *jobs)
     if (s->ops->sync_owed(s) < 0) {
         s->sync_failed = true;
         log_error("store.sync_failed",
-                  "hint=the disk refused to make a commit durable; every write now fails "
+                  "hint=the disk refused to make a commit durable; every store operation now fails "
                   "until the daemon is restarted");
         for (struct store_job *j = rest; j != NULL; j = j->next)
             j->rc = HB_ESTORAGE;
