@@ -173,6 +173,23 @@ static void server__conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
     if (conn->state == SERVER_CONN_CLOSING)
         return;
     if (nread < 0) {
+        struct server_request *req = conn->req;
+        if (nread == UV_EOF && conn->state == SERVER_CONN_BUSY && req != NULL &&
+            req->state == SERVER_REQ_HANDLING) {
+            /* The client sent its end while its request is handled: gone,
+             * or half-closed to wait for the answer. The handler hears of
+             * it; an answer is still written, and the connection closes
+             * after it. */
+            uv_read_stop((uv_stream_t *)&conn->tcp);
+            conn->reading = false;
+            conn->peer_done = true;
+            conn->keep_alive = false;
+            void (*gone)(void *data) = req->gone_cb;
+            req->gone_cb = NULL;
+            if (gone != NULL)
+                gone(req->gone_data); /* may answer req */
+            return;
+        }
         server__conn_close(conn); /* the peer closed (or failed) */
         return;
     }
@@ -221,7 +238,7 @@ void server__conn_process(struct server_conn *conn)
         if (conn->in_len >= SERVER_BUSY_READ_MAX && conn->reading) {
             uv_read_stop((uv_stream_t *)&conn->tcp);
             conn->reading = false;
-        } else if (conn->in_len < SERVER_BUSY_READ_MAX && !conn->reading) {
+        } else if (conn->in_len < SERVER_BUSY_READ_MAX && !conn->reading && !conn->peer_done) {
             if (uv_read_start((uv_stream_t *)&conn->tcp, server__conn_alloc, server__conn_read) <
                 0) {
                 server__conn_close(conn);

@@ -110,13 +110,14 @@ int server_stream_write(struct server_request *req, const void *data, size_t len
 /** End a streamed answer (or one whose start failed) and free req. */
 void server_stream_end(struct server_request *req);
 
-/** cb(data) runs once if the client goes (its connection closes) while
- *  the handler still owns req, that is before server_respond or
- *  server_stream_end: whatever the handler still does for it is wasted.
- *  The handler must answer or end req all the same (nothing is sent), and
- *  may do so from cb. The connection is read while a request is handled
- *  (up to 64 KiB ahead, for a request pipelined behind it), which is how
- *  its end is seen. cb NULL: none. */
+/** cb(data) runs once if the client goes while the handler still owns
+ *  req, that is before server_respond or server_stream_end: its connection
+ *  closed, or it sent its end (EOF). The handler must answer or end req
+ *  all the same, and may do so from cb; after an EOF the answer is still
+ *  written (a client that only half-closed gets it), then the connection
+ *  closes. The connection is read while a request is handled (up to 64 KiB
+ *  ahead, for a request pipelined behind it), which is how its end is
+ *  seen. cb NULL: none. */
 void server_request_on_gone(struct server_request *req, void (*cb)(void *data), void *data);
 
 /** Requests handed to handlers and not yet answered (tests, shutdown). */

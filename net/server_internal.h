@@ -122,6 +122,7 @@ struct server_conn {
     int handles; /* open libuv handles; freed when 0 */
     enum server_conn_state state;
     bool reading;
+    bool peer_done;       /* the client sent its end (EOF) while a request was handled */
     bool keep_alive;      /* the current request allows another after it */
     bool expect_continue; /* the current request waits for "100 Continue" */
     char *in;             /* received, not yet consumed */

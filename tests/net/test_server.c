@@ -348,28 +348,58 @@ static void test_server_client_gone(void **state)
 {
     struct sfx *fx = *state;
     assert_int_equal(server_route_add(fx->srv, "POST", "/watch", NULL, sfx_hold_watch, fx), 0);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)server_port(fx->srv));
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     static const char req[] = "POST /watch HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
-    assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
-    uint64_t end = test_now_ms() + 3000;
-    while (fx->held == NULL && test_now_ms() < end)
-        uv_run(&fx->loop, UV_RUN_NOWAIT);
-    assert_non_null(fx->held);
-    assert_int_equal(fx->seen, 0);
-    close(fd);
-    end = test_now_ms() + 3000;
-    while (fx->seen < 100 && test_now_ms() < end)
-        uv_run(&fx->loop, UV_RUN_NOWAIT);
-    assert_int_equal(fx->seen, 100);
-    assert_null(fx->held);
-    assert_int_equal(server_pending(fx->srv), 0);
+    /* Half-closed (its end sent, still reading), then closed outright. */
+    for (int round = 0; round < 2; round++) {
+        fx->seen = 0;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fd >= 0);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t)server_port(fx->srv));
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
+        uint64_t end = test_now_ms() + 3000;
+        while (fx->held == NULL && test_now_ms() < end)
+            uv_run(&fx->loop, UV_RUN_NOWAIT);
+        assert_non_null(fx->held);
+        assert_int_equal(fx->seen, 0);
+        if (round == 0)
+            shutdown(fd, SHUT_WR);
+        else
+            close(fd);
+        end = test_now_ms() + 3000;
+        while (fx->seen < 100 && test_now_ms() < end)
+            uv_run(&fx->loop, UV_RUN_NOWAIT);
+        assert_int_equal(fx->seen, 100);
+        assert_null(fx->held);
+        if (round == 0) {
+            /* The answer given from the callback still comes. */
+            char got[512];
+            size_t len = 0;
+            end = test_now_ms() + 3000;
+            while (test_now_ms() < end && len + 1 < sizeof(got)) {
+                uv_run(&fx->loop, UV_RUN_NOWAIT);
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                if (poll(&p, 1, 1) <= 0)
+                    continue;
+                ssize_t r = recv(fd, got + len, sizeof(got) - 1 - len, 0);
+                if (r <= 0)
+                    break;
+                len += (size_t)r;
+            }
+            got[len] = '\0';
+            assert_non_null(strstr(got, "HTTP/1.1 200"));
+            assert_non_null(strstr(got, "late"));
+            close(fd);
+        }
+        end = test_now_ms() + 3000;
+        while (server_pending(fx->srv) != 0 && test_now_ms() < end)
+            uv_run(&fx->loop, UV_RUN_NOWAIT);
+        assert_int_equal(server_pending(fx->srv), 0);
+    }
 
     /* Pipelined behind a held request: read ahead, answered in turn. */
     static const char two[] = "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
