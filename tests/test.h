@@ -125,6 +125,17 @@ void test_child_free(struct test_child *c);
 /** A loopback TCP port nobody listens on right now. */
 int test_port_free(void);
 
+/** A blocking TCP connection to 127.0.0.1:port (asserted). */
+int test_tcp_connect(int port);
+
+/** Read from fd into buf (NUL-terminated, at most cap - 1 bytes) until
+ *  needle appears (NULL: until the peer closes or buf is full) or
+ *  timeout_ms passes, calling pump(pump_data) between reads when not NULL
+ *  (a loop in this process that must run for the peer to answer). Returns
+ *  true when needle appeared (NULL: always). */
+bool test_recv_until(int fd, char *buf, size_t cap, const char *needle, int timeout_ms,
+                     void (*pump)(void *data), void *pump_data);
+
 /** Milliseconds on a monotonic clock. */
 uint64_t test_now_ms(void);
 

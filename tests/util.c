@@ -276,6 +276,42 @@ int test_port_free(void)
     return ntohs(a.sin_port);
 }
 
+int test_tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+bool test_recv_until(int fd, char *buf, size_t cap, const char *needle, int timeout_ms,
+                     void (*pump)(void *data), void *pump_data)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    uint64_t until = test_now_ms() + (uint64_t)timeout_ms;
+    while (test_now_ms() < until && len + 1 < cap) {
+        if (pump != NULL)
+            pump(pump_data);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, pump != NULL ? 1 : 50) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf + len, cap - 1 - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        buf[len] = '\0';
+        if (needle != NULL && strstr(buf, needle) != NULL)
+            return true;
+    }
+    return needle == NULL;
+}
+
 void test_daemon_dir_init(struct test_daemon_dir *f, const char *name)
 {
     memset(f, 0, sizeof(*f));

@@ -12,8 +12,6 @@
 #include "tests/fake/telegram_api.h"
 #include "tests/test.h"
 
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -530,14 +528,7 @@ static void fake_provider(struct httpd_response *res, const struct httpd_request
  * its first delta: the open socket. */
 static int dapi_raw_stream(struct dapi *t, const char *key, const char *model)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)t->port);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = test_tcp_connect(t->port);
     char body[256], req[1024];
     int blen = snprintf(body, sizeof(body),
                         "{\"model\":\"%s\",\"stream\":true,\"messages\":[{\"role\":\"user\","
@@ -549,22 +540,9 @@ static int dapi_raw_stream(struct dapi *t, const char *key, const char *model)
                      key, blen, body);
     assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
     char got[4096];
-    size_t len = 0;
-    uint64_t until = test_now_ms() + 10000;
-    while (test_now_ms() < until && len + 1 < sizeof(got)) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        ssize_t r = recv(fd, got + len, sizeof(got) - 1 - len, 0);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        got[len] = '\0';
-        if (strstr(got, "\"content\":\"Hel\"") != NULL)
-            return fd;
-    }
-    fail_msg("no first delta from the stream");
-    return -1;
+    if (!test_recv_until(fd, got, sizeof(got), "\"content\":\"Hel\"", 10000, NULL, NULL))
+        fail_msg("no first delta from the stream");
+    return fd;
 }
 
 /* Through the OpenAI adapter and a fake provider over loopback: the

@@ -325,6 +325,11 @@ static char *raw_corpus(const char *name, size_t *len)
     return data;
 }
 
+static void sfx_pump(void *data)
+{
+    uv_run(&((struct sfx *)data)->loop, UV_RUN_NOWAIT);
+}
+
 static void sfx_gone(void *data)
 {
     struct sfx *fx = data;
@@ -352,14 +357,7 @@ static void test_server_client_gone(void **state)
     /* Half-closed (its end sent, still reading), then closed outright. */
     for (int round = 0; round < 2; round++) {
         fx->seen = 0;
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fd >= 0);
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof(a));
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons((uint16_t)server_port(fx->srv));
-        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        int fd = test_tcp_connect(server_port(fx->srv));
         assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
         uint64_t end = test_now_ms() + 3000;
         while (fx->held == NULL && test_now_ms() < end)
@@ -378,21 +376,8 @@ static void test_server_client_gone(void **state)
         if (round == 0) {
             /* The answer given from the callback still comes. */
             char got[512];
-            size_t len = 0;
-            end = test_now_ms() + 3000;
-            while (test_now_ms() < end && len + 1 < sizeof(got)) {
-                uv_run(&fx->loop, UV_RUN_NOWAIT);
-                struct pollfd p = {.fd = fd, .events = POLLIN};
-                if (poll(&p, 1, 1) <= 0)
-                    continue;
-                ssize_t r = recv(fd, got + len, sizeof(got) - 1 - len, 0);
-                if (r <= 0)
-                    break;
-                len += (size_t)r;
-            }
-            got[len] = '\0';
+            assert_true(test_recv_until(fd, got, sizeof(got), "late", 3000, sfx_pump, fx));
             assert_non_null(strstr(got, "HTTP/1.1 200"));
-            assert_non_null(strstr(got, "late"));
             close(fd);
         }
         end = test_now_ms() + 3000;
