@@ -172,7 +172,7 @@ void job__unref(struct job *job)
     job__free(job);
 }
 
-void job__queue_remove(struct job *job)
+static void job__queue_remove(struct job *job)
 {
     struct generate *g = job->g;
     if (job->q_prev != NULL)
@@ -712,6 +712,23 @@ struct catalog *generate_catalog(const struct generate *g)
     return g->cat;
 }
 
+bool job__end_waiting(struct job *job)
+{
+    switch (job->state) {
+    case JOB_QUEUED:
+        job__queue_remove(job);
+        job__fail(job);
+        return true;
+    case JOB_BACKOFF:
+        uv_timer_stop(&job->timer);
+        job__unref(job); /* the timer's reference */
+        job__fail(job);
+        return true;
+    default:
+        return false;
+    }
+}
+
 void generate_close(struct generate *g, void (*cb)(void *data), void *data)
 {
     g->closing = true;
@@ -724,16 +741,9 @@ void generate_close(struct generate *g, void (*cb)(void *data), void *data)
         next = job->all_next;
         snprintf(job->error, sizeof(job->error), MSG_GEN_CANCELLED);
         job->end_rc = HB_ECANCELED;
+        if (job__end_waiting(job))
+            continue;
         switch (job->state) {
-        case JOB_QUEUED:
-            job__queue_remove(job);
-            job__fail(job);
-            break;
-        case JOB_BACKOFF:
-            uv_timer_stop(&job->timer);
-            job__unref(job); /* the timer's reference */
-            job__fail(job);
-            break;
         case JOB_RUNNING: {
             struct provider_call *call = job->call;
             const struct catalog_model *m = job->model;

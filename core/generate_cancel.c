@@ -20,17 +20,10 @@ int generate_cancel(struct generate *g, const void *sink_data)
     log_info("generate.caller_gone", "job=%s state=%d", job->id, (int)job->state);
     switch (job->state) {
     case JOB_QUEUED:
-        snprintf(job->error, sizeof(job->error), MSG_GEN_CALLER_GONE);
-        job->end_rc = HB_ECANCELED;
-        job__queue_remove(job);
-        job__fail(job);
-        break;
     case JOB_BACKOFF:
         snprintf(job->error, sizeof(job->error), MSG_GEN_CALLER_GONE);
         job->end_rc = HB_ECANCELED;
-        uv_timer_stop(&job->timer);
-        job__unref(job); /* the timer's reference */
-        job__fail(job);
+        job__end_waiting(job);
         break;
     case JOB_RUNNING:
         /* Its end (HB_ECANCELED) settles what was made (job__on_done). */

@@ -309,7 +309,9 @@ struct job *job__new(struct generate *g, struct invocation *inv);
 /** Derive the job id from the causing event. */
 void job__id_make(struct job *job);
 void job__unref(struct job *job);
-void job__queue_remove(struct job *job);
+/* A job waiting to run (queued, or for a retry) ends now, voided and told
+ * (job->error and end_rc set first); false in any other state. */
+bool job__end_waiting(struct job *job);
 /** The end: counters, the reply finished, the life reference dropped. */
 void job__end(struct job *job, int rc);
 void job__enqueue(struct job *job);

@@ -187,8 +187,6 @@ static void ledger__count(const struct ledger_op *op, int rc)
 /* The account of an open that the store answered is known to exist. */
 static void ledger__known_add(struct ledger *l, const char *id, uint32_t flags)
 {
-    if (l->known == NULL)
-        return;
     if (map_count(l->known) >= LEDGER_KNOWN_MAX) {
         struct map *fresh = map_new(NULL);
         if (fresh == NULL)
@@ -522,7 +520,7 @@ static void ledger__ready_run(uv_idle_t *idle)
  * "conflict" for other flags), and the bonus is never given twice. */
 static bool ledger__known_open(struct ledger *l, struct ledger_op *op)
 {
-    void *v = l->known != NULL && !l->closing ? map_get(l->known, op->one.id) : NULL;
+    void *v = !l->closing ? map_get(l->known, op->one.id) : NULL;
     if (v == NULL)
         return false;
     op->known = true;

@@ -94,6 +94,19 @@ static void server__conn_closed(uv_handle_t *h)
     free(conn);
 }
 
+/* The handler's gone callback of a handled request, taken: it runs once. */
+struct server_gone {
+    void (*cb)(void *data);
+    void *data;
+};
+
+static struct server_gone server__gone_take(struct server_request *req)
+{
+    struct server_gone g = {.cb = req->gone_cb, .data = req->gone_data};
+    req->gone_cb = NULL;
+    return g;
+}
+
 void server__conn_close(struct server_conn *conn)
 {
     if (conn->state == SERVER_CONN_CLOSING)
@@ -101,18 +114,13 @@ void server__conn_close(struct server_conn *conn)
     conn->state = SERVER_CONN_CLOSING;
     struct server_request *req = conn->req;
     conn->req = NULL;
-    void (*gone)(void *data) = NULL;
-    void *gone_data = NULL;
+    struct server_gone gone = {0};
     if (req != NULL) {
         req->conn = NULL;
-        if (req->state != SERVER_REQ_HANDLING) {
+        if (req->state != SERVER_REQ_HANDLING)
             server__request_free(req);
-        } else {
-            /* The handler answers into the void; it hears of it below. */
-            gone = req->gone_cb;
-            gone_data = req->gone_data;
-            req->gone_cb = NULL;
-        }
+        else
+            gone = server__gone_take(req); /* it answers into the void; told below */
     }
     struct server *srv = conn->srv;
     if (srv != NULL) {
@@ -128,8 +136,8 @@ void server__conn_close(struct server_conn *conn)
     conn->prev = conn->next = NULL;
     uv_close((uv_handle_t *)&conn->tcp, server__conn_closed);
     uv_close((uv_handle_t *)&conn->timer, server__conn_closed);
-    if (gone != NULL)
-        gone(gone_data); /* may answer req: it is freed then */
+    if (gone.cb != NULL)
+        gone.cb(gone.data); /* may answer req: it is freed then */
 }
 
 void server_request_on_gone(struct server_request *req, void (*cb)(void *data), void *data)
@@ -184,10 +192,9 @@ static void server__conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
             conn->reading = false;
             conn->peer_done = true;
             conn->keep_alive = false;
-            void (*gone)(void *data) = req->gone_cb;
-            req->gone_cb = NULL;
-            if (gone != NULL)
-                gone(req->gone_data); /* may answer req */
+            struct server_gone gone = server__gone_take(req);
+            if (gone.cb != NULL)
+                gone.cb(gone.data); /* may answer req */
             return;
         }
         server__conn_close(conn); /* the peer closed (or failed) */

@@ -175,10 +175,10 @@ static int64_t fake__next_seq(struct fake_gateway *f)
     return s;
 }
 
-static void fake__count_event(struct fake_gateway *f)
+static void fake__count_events(struct fake_gateway *f, size_t n)
 {
     pthread_mutex_lock(&f->mu);
-    f->st.events_sent++;
+    f->st.events_sent += n;
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -284,7 +284,7 @@ int fake__writable(struct fake_conn *c)
                 len = fake__gen_dispatch(f, it->type, seq, it->text, 0);
                 if (fake__send_payload(c, f->gen, len) < 0)
                     return -1;
-                fake__count_event(f);
+                fake__count_events(f, 1);
             }
             break;
         }
@@ -294,7 +294,7 @@ int fake__writable(struct fake_conn *c)
             len = fake__gen_dispatch(f, it->type, seq, NULL, it->d_bytes);
             if (fake__send_payload(c, f->gen, len) < 0)
                 return -1;
-            fake__count_event(f);
+            fake__count_events(f, 1);
             if (--it->count > 0)
                 continue; /* the item stays at the head */
             break;
@@ -313,9 +313,7 @@ int fake__writable(struct fake_conn *c)
             if (lws_write(c->wsi, cy->buf + cy->off[first], bytes, LWS_WRITE_RAW) < 0)
                 return -1;
             c->cycle_at = end % cy->n;
-            pthread_mutex_lock(&f->mu);
-            f->st.events_sent += end - first;
-            pthread_mutex_unlock(&f->mu);
+            fake__count_events(f, end - first);
             it->count -= end - first;
             if (it->count > 0)
                 continue;
@@ -430,7 +428,7 @@ static void fake__resume(struct fake_conn *c, const char *sid, int64_t seq)
         size_t len = fake__gen_dispatch(f, e->type, e->seq, e->d, e->d_bytes);
         (void)len;
         fake__queue_text(c, f->gen, false);
-        fake__count_event(f);
+        fake__count_events(f, 1);
     }
     char text[128];
     snprintf(text, sizeof(text), "{\"t\":\"RESUMED\",\"s\":%lld,\"op\":0,\"d\":{}}",
