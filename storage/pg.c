@@ -40,12 +40,15 @@
 
 #define PG_BACKOFF_MIN_NS (100ull * 1000 * 1000)
 #define PG_BACKOFF_MAX_NS (5000ull * 1000 * 1000)
-/* Most jobs per transaction. Each job runs in a savepoint, a
- * subtransaction of its own; past 64 of them in one transaction
- * PostgreSQL's per-backend cache of subtransaction ids overflows and every
- * row visibility check slows down (measured: a batch of 4096 ran slower
- * than one transaction per job). */
-#define PG_BATCH_MAX 60u
+/* Most jobs per transaction. */
+#define PG_BATCH_MAX 1024u
+/* Most SAVEPOINTs sent per transaction: a job that sends a statement runs
+ * in a subtransaction of its own (pg_puts.c), and past 64 of them in one
+ * transaction PostgreSQL's per-backend cache of subtransaction ids
+ * overflows and every row visibility check slows down (measured: a batch
+ * of 4096 such jobs ran slower than one transaction per job). A batch
+ * ends there; its other jobs go first into the next (store.c). */
+#define PG_SAVEPOINTS_MAX 60u
 
 /* Schema migrations, in order: entry i takes the database from version i to
  * version i + 1. Never edit an entry once released; append a new one. Text
@@ -370,8 +373,7 @@ static int pg__prepare(struct pg_store *s, const char *sql, const struct pg_para
 }
 
 /* Pipeline mode: queue a prepared statement; its result is read later. */
-static int pg__send(struct pg_store *s, const char *sql, const struct pg_params *p,
-                    const char *what)
+int pg__send(struct pg_store *s, const char *sql, const struct pg_params *p, const char *what)
 {
     if (s->broken)
         return HB_ESTORAGE;
@@ -412,7 +414,9 @@ static int pg__drain(struct pg_store *s, PGresult **keep, const char *what)
          * (pg__job_end). */
         if (!ok && rc == 0) {
             rc = pg__fail(s, st == PGRES_PIPELINE_ABORTED ? NULL : r, what);
-            if (s->deferred)
+            /* Only a job's own SAVEPOINT can undo a failed statement;
+             * without one the transaction is lost. */
+            if (s->deferred || !s->in_job || !s->job_sp)
                 s->broken = true;
         }
         if (ok && rc == 0 && keep != NULL && i + 1 == s->queued)
@@ -436,13 +440,22 @@ static int pg__drain(struct pg_store *s, PGresult **keep, const char *what)
     return rc;
 }
 
+/* Before a statement of a write transaction: the job that sends it gets
+ * its savepoint, and a read sees every write put off (pg_puts.c). */
+static int pg__before(struct pg_store *s, bool read)
+{
+    return s->cache_on ? pg__puts_before(s, read) : 0;
+}
+
 PGresult *pg__run(struct pg_store *s, const char *sql, const struct pg_params *p,
                   ExecStatusType expect, const char *what, int *rc)
 {
     char name[32];
     PGresult *r = NULL;
     if (s->pipeline) {
-        *rc = pg__send(s, sql, p, what);
+        *rc = pg__before(s, true);
+        if (*rc == 0)
+            *rc = pg__send(s, sql, p, what);
         if (*rc == 0)
             *rc = pg__drain(s, &r, what);
         if (*rc < 0)
@@ -467,8 +480,10 @@ int pg__do(struct pg_store *s, const char *sql, const struct pg_params *p, const
 {
     /* A write whose count nobody asks for waits for no answer: its result
      * is read at the next sync point (a read, or the commit). */
-    if (s->pipeline && changed == NULL)
-        return pg__send(s, sql, p, what);
+    if (s->pipeline && changed == NULL) {
+        int rc = pg__before(s, false);
+        return rc < 0 ? rc : pg__send(s, sql, p, what);
+    }
     int rc = 0;
     PGresult *r = pg__run(s, sql, p, PGRES_COMMAND_OK, what, &rc);
     if (r == NULL)
@@ -490,7 +505,7 @@ int pg__exec(struct pg_store *s, const char *sql, const char *what)
 
 /* Transaction control (not prepared): in pipeline mode queued, or waited
  * for with wait. */
-static int pg__ctl(struct pg_store *s, const char *sql, bool wait, const char *what)
+int pg__ctl(struct pg_store *s, const char *sql, bool wait, const char *what)
 {
     if (!s->pipeline) {
         int rc = pg__exec(s, sql, what);
@@ -585,6 +600,7 @@ static int pg__begin(struct store *base, bool write)
     if (rc < 0)
         return rc;
     s->broken = false;
+    pg__puts_clear(s);
     rc = pg__ctl(s, write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ", !write, "begin");
     if (rc == 0 && write && !s->read_only) {
         /* Every daemon's write transactions queue here, one at a time. */
@@ -599,14 +615,32 @@ static int pg__begin(struct store *base, bool write)
     return rc;
 }
 
+/* COMMIT, and its answer: a transaction the server had aborted answers
+ * COMMIT with ROLLBACK, which is a failure here. */
+static int pg__commit_sent(struct pg_store *s)
+{
+    if (!PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
+        return pg__broke(s, NULL, "commit");
+    s->queued++;
+    PGresult *r = NULL;
+    int rc = pg__drain(s, &r, "commit");
+    if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0)
+        rc = pg__broke(s, NULL, "commit");
+    PQclear(r);
+    return rc;
+}
+
 static int pg__commit(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
     if (s->broken)
         return HB_ESTORAGE; /* store.c rolls it back */
+    /* The writes put off go out, and COMMIT is the sync point of every
+     * write still queued: any failure fails it. */
+    int rc = pg__puts_commit(s);
     s->cache_on = false;
-    /* The sync point of every write still queued: any failure fails it. */
-    int rc = pg__ctl(s, "COMMIT", true, "commit");
+    if (rc == 0)
+        rc = pg__commit_sent(s);
     if (rc == 0)
         pg__cache_committed(s, &s->base.txn);
     else
@@ -619,6 +653,7 @@ static void pg__rollback(struct store *base)
     struct pg_store *s = (struct pg_store *)base;
     s->cache_on = false;
     pg__caches_forget(s);
+    pg__puts_clear(s);
     if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
         if (s->pipeline && s->queued > 0)
             pg__drain(s, NULL, "rollback");
@@ -628,19 +663,27 @@ static void pg__rollback(struct store *base)
     s->broken = false;
 }
 
-/* A savepoint per job, queued like the writes: a job that fails undoes
- * its own writes. A job's writes are answered by the time it ends
- * (pg__job_end), so a failed write fails its own job, never another. */
+/* A savepoint per job, sent only once the job sends a statement
+ * (pg_puts.c): a job that fails undoes its own writes. A job's statements
+ * are answered by the time it ends (pg__job_end), so a failed write fails
+ * its own job, never another. */
 static int pg__savepoint(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
-    return s->broken ? HB_ESTORAGE : pg__ctl(s, "SAVEPOINT job", false, "savepoint");
+    if (s->broken)
+        return HB_ESTORAGE;
+    pg__puts_job_start(s);
+    return 0;
 }
 
 static int pg__release(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
-    return s->broken ? HB_ESTORAGE : pg__ctl(s, "RELEASE SAVEPOINT job", false, "release");
+    bool sent = s->in_job && s->job_sp;
+    s->in_job = false;
+    if (s->broken)
+        return HB_ESTORAGE;
+    return sent ? pg__ctl(s, "RELEASE SAVEPOINT job", false, "release") : 0;
 }
 
 static int pg__rollback_to(struct store *base)
@@ -648,11 +691,21 @@ static int pg__rollback_to(struct store *base)
     struct pg_store *s = (struct pg_store *)base;
     if (s->broken)
         return HB_ESTORAGE;
-    pg__caches_forget(s); /* it may hold the job's undone writes */
+    bool sent = s->job_sp;
+    pg__puts_job_undo(s);
+    if (!sent)
+        return 0;         /* nothing of the job reached the server */
+    pg__caches_forget(s); /* they may hold the job's undone writes */
     int rc = pg__ctl(s, "ROLLBACK TO SAVEPOINT job", true, "rollback_to");
     if (rc < 0)
         s->broken = true;
     return rc;
+}
+
+/* Enough subtransactions in this one: the batch ends here. */
+static bool pg__batch_full(struct store *base)
+{
+    return ((struct pg_store *)base)->savepoints >= PG_SAVEPOINTS_MAX;
 }
 
 /* A job ran: the answers to its queued writes (one round trip for all of
@@ -754,6 +807,8 @@ static void pg__free(struct store *base)
     if (s->conn != NULL)
         PQfinish(s->conn);
     map_free(s->accounts);
+    pg__puts_free(s);
+    free(s->keys.buf);
     if (s->url != NULL) {
         /* The connection string may hold a password. */
         explicit_bzero(s->url, strlen(s->url));
@@ -772,6 +827,7 @@ static const struct store_ops pg__ops = {
     .head_record = pg__head_record,
     .job_end = pg__job_end,
     .batch_begin = pg__batch_begin,
+    .batch_full = pg__batch_full,
     .after_batch = pg__vacuum,
     .free = pg__free,
     .account_get = pg_txn_account_get,

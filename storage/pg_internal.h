@@ -12,9 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PG_PARAMS_MAX 17         /* most parameters of one statement */
-#define PG_PREPARED_MAX 256      /* room for every statement's text (a hash set) */
-#define PG_BATCH_KEYS_TEXT 32768 /* the ids a batch reads ahead, as one array literal */
+#define PG_PARAMS_MAX 17    /* most parameters of one statement */
+#define PG_PREPARED_MAX 256 /* room for every statement's text (a hash set) */
 
 /* Parameters of one statement: text, or binary for bytea. */
 struct pg_params {
@@ -26,6 +25,24 @@ struct pg_params {
 };
 
 /* One prepared statement: its name is "hb" and its index in a table. */
+/* A PostgreSQL array literal being built ({"a","b"}): rows of a multi-row
+ * statement, one array a column (pg_puts.c). */
+struct pg_arr {
+    char *buf;
+    size_t len;
+    size_t cap;
+    unsigned items;
+    bool oom; /* memory ran out: the literal is unusable */
+};
+
+#define PG_ARRS 13 /* a transfer's columns */
+
+#define PG_TRANSFER_COLS                                                                           \
+    "seq, id, debit_account, credit_account, amount, kind, flags, link, expires_at, ts, "          \
+    "ref, tag, hash"
+
+struct pg_put;
+
 struct pg_stmt {
     const char *sql;
     int nparams;
@@ -57,6 +74,18 @@ struct pg_store {
     uint64_t retry_at_ns; /* no reconnect before this (uv_hrtime), after a failure */
     uint64_t backoff_ns;  /* the next wait between reconnects */
     const char *prepared[PG_PREPARED_MAX]; /* statements prepared on this connection */
+    /* Writes of this write transaction put off (pg_puts.c), in order:
+     * puts[0, flushed) were sent, the rest wait. */
+    struct pg_put *puts;
+    size_t nputs;
+    size_t puts_cap;
+    size_t flushed;
+    size_t job_mark;     /* where the running job's writes start */
+    bool in_job;         /* a job runs (between savepoint and release) */
+    bool job_sp;         /* it sent a statement: its SAVEPOINT was sent first */
+    unsigned savepoints; /* SAVEPOINTs sent in this transaction */
+    struct pg_arr arrs[PG_ARRS];
+    struct pg_arr keys; /* the ids a batch reads ahead */
 };
 
 /* The PostgreSQL store a transaction belongs to. */
@@ -75,6 +104,8 @@ void pg__bin(struct pg_params *p, const void *v, size_t len);
  * address) with p; returns the result when its status is expect, else logs
  * PostgreSQL's message for `what`, clears it and returns NULL (*rc set:
  * HB_EEXISTS for a unique violation, else HB_ESTORAGE). */
+int pg__send(struct pg_store *s, const char *sql, const struct pg_params *p, const char *what);
+int pg__ctl(struct pg_store *s, const char *sql, bool wait, const char *what);
 PGresult *pg__run(struct pg_store *s, const char *sql, const struct pg_params *p,
                   ExecStatusType expect, const char *what, int *rc);
 /* Run a statement that returns no rows: 0 or the error of pg__run. When
@@ -103,6 +134,23 @@ int pg__head_read(struct store_txn *txn, const char *sql, uint64_t *seq, uint8_t
                   const char *what);
 
 /* The account and transfer caches (pg_records.c): empty them. */
+void pg__arr_open(struct pg_arr *a);
+void pg__arr_text(struct pg_arr *a, const char *v);
+const char *pg__arr_close(struct pg_arr *a);
+
+int pg__put_transfer(struct pg_store *s, const struct store_transfer *t);
+int pg__put_account(struct pg_store *s, const struct store_account *now,
+                    const struct store_account *prev);
+int pg__put_pending(struct pg_store *s, const char *id, int64_t expires_at, bool add);
+int pg__puts_before(struct pg_store *s, bool read);
+int pg__puts_commit(struct pg_store *s);
+void pg__puts_clear(struct pg_store *s);
+void pg__puts_job_start(struct pg_store *s);
+void pg__puts_job_undo(struct pg_store *s);
+void pg__puts_free(struct pg_store *s);
+void pg__account_restore(struct pg_store *s, const struct store_account *a);
+void pg__transfer_unkeep(struct pg_store *s, const char *id);
+
 void pg__caches_forget(struct pg_store *s);
 /* A write transaction committed: keep the accounts for the next one when
  * its head is known, forget the transfers. */

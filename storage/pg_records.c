@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PG_TRANSFER_COLS                                                                           \
-    "seq, id, debit_account, credit_account, amount, kind, flags, link, expires_at, ts, "          \
-    "ref, tag, hash"
 #define PG_ACCOUNT_COLS                                                                            \
     "id, flags, debits_posted, credits_posted, debits_pending, credits_pending, created_at"
 
@@ -152,26 +149,44 @@ static void pg__transfer_keep(struct pg_store *s, const char *id, const struct s
         free(old);
 }
 
-/* Append id to a text array literal: "{"a","b"}", quotes and backslashes
- * escaped. Returns false when it does not fit. */
-static bool pg__array_add(char *buf, size_t cap, size_t *len, const char *id)
+/* A failed job's write undone in memory (pg_puts.c): the account as the
+ * cache held it before, and the transfer it appended unknown again. */
+void pg__account_restore(struct pg_store *s, const struct store_account *a)
 {
-    size_t n = *len;
-    if (n + 3 >= cap)
-        return false;
-    if (n > 1)
-        buf[n++] = ',';
-    buf[n++] = '"';
-    for (const char *c = id; *c != '\0'; c++) {
-        if (n + 3 >= cap)
-            return false;
-        if (*c == '"' || *c == '\\')
-            buf[n++] = '\\';
-        buf[n++] = *c;
+    struct store_account *kept = s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
+    if (kept != NULL)
+        *kept = *a;
+}
+
+void pg__transfer_unkeep(struct pg_store *s, const char *id)
+{
+    if (s->transfers != NULL && map_get(s->transfers, id) != NULL)
+        pg__transfer_keep(s, id, NULL);
+}
+
+/* Read again every kept account that a transfer after seq moved. */
+static int pg__accounts_refresh(struct pg_store *s, uint64_t seq)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__int(&p, (int64_t)seq);
+    int rc = 0;
+    PGresult *r = pg__run(s,
+                          "SELECT " PG_ACCOUNT_COLS " FROM accounts WHERE id IN"
+                          " (SELECT debit_account FROM transfers WHERE seq > $1"
+                          " UNION SELECT credit_account FROM transfers WHERE seq > $1)",
+                          &p, PGRES_TUPLES_OK, "accounts_refresh", &rc);
+    if (r == NULL)
+        return rc;
+    struct store_account a;
+    for (int i = 0; i < PQntuples(r); i++) {
+        pg__row_account(r, i, &a);
+        struct store_account *kept = map_get(s->accounts, a.id);
+        if (kept != NULL)
+            *kept = a;
     }
-    buf[n++] = '"';
-    *len = n;
-    return true;
+    PQclear(r);
+    return 0;
 }
 
 int pg__batch_begin(struct store *base, struct store_job *jobs)
@@ -188,35 +203,38 @@ int pg__batch_begin(struct store *base, struct store_job *jobs)
     int hrc = pg_txn_head(txn, &seq, hash);
     if (hrc < 0)
         return hrc;
-    if (!s->accounts_valid || seq != s->accounts_seq)
+    if (s->accounts_valid && seq > s->accounts_seq && s->accounts != NULL) {
+        /* Other daemons appended since: the accounts their transfers moved
+         * are read again, in one query; the others still hold. */
+        int rc = pg__accounts_refresh(s, s->accounts_seq);
+        if (rc < 0)
+            return rc;
+    } else if (!s->accounts_valid || seq != s->accounts_seq) {
         pg__accounts_drop(s);
+    }
     s->accounts_checked = true;
-    char ids[PG_BATCH_KEYS_TEXT];
-    size_t len = 1;
+    pg__arr_open(&s->keys);
     size_t n = 0;
-    ids[0] = '{';
     for (struct store_job *j = jobs; j != NULL; j = j->next) {
         for (int k = 0; k < 2; k++) {
             const char *id = j->keys[k];
             if (id == NULL || id[0] == '\0')
                 continue;
-            if (!pg__array_add(ids, sizeof(ids) - 1, &len, id))
-                goto run; /* the rest are read when asked */
+            pg__arr_text(&s->keys, id);
             n++;
         }
     }
-run:
-    if (n == 0)
-        return 0;
-    ids[len++] = '}';
-    ids[len] = '\0';
+    const char *ids = pg__arr_close(&s->keys);
+    if (n == 0 || ids == NULL)
+        return 0; /* out of memory: each is read when asked */
     struct pg_params p;
     pg__params_init(&p);
     pg__text(&p, ids);
     int rc = 0;
-    PGresult *r =
-        pg__run(s, "SELECT " PG_TRANSFER_COLS " FROM transfers WHERE id = ANY($1::text[])", &p,
-                PGRES_TUPLES_OK, "batch_begin", &rc);
+    PGresult *r = pg__run(s,
+                          "SELECT " PG_TRANSFER_COLS " FROM unnest($1::text[]) AS k(id)"
+                          " JOIN transfers USING (id)",
+                          &p, PGRES_TUPLES_OK, "batch_begin", &rc);
     if (r == NULL)
         return rc;
     struct store_transfer t;
@@ -321,15 +339,18 @@ int pg_txn_account_update(struct store_txn *txn, const struct store_account *a)
     pg__int(&p, a->credits_posted);
     pg__int(&p, a->debits_pending);
     pg__int(&p, a->credits_pending);
-    int rc = pg__do(pg__of(txn),
-                    "UPDATE accounts SET debits_posted = $2, credits_posted = $3,"
-                    " debits_pending = $4, credits_pending = $5 WHERE id = $1",
-                    &p, "account_update", NULL);
     struct pg_store *s = pg__of(txn);
     if (s->cache_on)
         pg__accounts_check(s);
     struct store_account *kept =
-        rc == 0 && s->cache_on && s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
+        s->cache_on && s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
+    /* In a write transaction the new sums go out with the batch's others,
+     * one row an account (pg_puts.c). */
+    int rc = s->cache_on ? pg__put_account(s, a, kept)
+                         : pg__do(s,
+                                  "UPDATE accounts SET debits_posted = $2, credits_posted = $3,"
+                                  " debits_pending = $4, credits_pending = $5 WHERE id = $1",
+                                  &p, "account_update", NULL);
     if (kept != NULL) {
         /* Flags and creation time never change; the sums do. */
         kept->debits_posted = a->debits_posted;
@@ -434,10 +455,12 @@ int pg_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t
     pg__text(&p, t->ref);
     pg__text(&p, t->tag);
     pg__bin(&p, t->hash, STORE_HASH_SIZE);
-    rc = pg__do(pg__of(txn),
-                "INSERT INTO transfers (" PG_TRANSFER_COLS ")"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                &p, "transfer_append", NULL);
+    rc = pg__of(txn)->cache_on
+             ? pg__put_transfer(pg__of(txn), t)
+             : pg__do(pg__of(txn),
+                      "INSERT INTO transfers (" PG_TRANSFER_COLS ")"
+                      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                      &p, "transfer_append", NULL);
     if (rc == 0) {
         txn->head_seq = t->seq;
         memcpy(txn->head_hash, t->hash, STORE_HASH_SIZE);
@@ -481,8 +504,10 @@ int pg_txn_pending_add(struct store_txn *txn, const char *id, int64_t expires_at
     pg__params_init(&p);
     pg__text(&p, id);
     pg__int(&p, expires_at);
-    int rc = pg__do(pg__of(txn), "INSERT INTO pending (id, expires_at) VALUES ($1, $2)", &p,
-                    "pending_add", NULL);
+    int rc = pg__of(txn)->cache_on
+                 ? pg__put_pending(pg__of(txn), id, expires_at, true)
+                 : pg__do(pg__of(txn), "INSERT INTO pending (id, expires_at) VALUES ($1, $2)", &p,
+                          "pending_add", NULL);
     return rc == HB_EEXISTS ? HB_ESTORAGE : rc;
 }
 
@@ -491,6 +516,8 @@ int pg_txn_pending_remove(struct store_txn *txn, const char *id)
     struct pg_params p;
     pg__params_init(&p);
     pg__text(&p, id);
+    if (pg__of(txn)->cache_on)
+        return pg__put_pending(pg__of(txn), id, 0, false);
     return pg__do(pg__of(txn), "DELETE FROM pending WHERE id = $1", &p, "pending_remove", NULL);
 }
 

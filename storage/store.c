@@ -88,9 +88,12 @@ out:
     return rc;
 }
 
-/* Run every job of a batch in one transaction, each in its own savepoint. */
-static void store__batch_run(struct store *s, struct store_job *jobs)
+/* Run the jobs of a batch in one transaction, each in its own savepoint.
+ * Returns the jobs it did not take when the backend ended the batch early
+ * (batch_full), cut off the list; NULL when it ran them all. */
+static struct store_job *store__batch_run(struct store *s, struct store_job *jobs)
 {
+    struct store_job *rest = NULL;
     struct store_txn *txn = &s->txn;
     uint64_t started_ns = uv_hrtime();
     size_t njobs = 0;
@@ -99,7 +102,7 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
         /* What the disk holds is not known: nothing more is claimed. */
         for (struct store_job *j = jobs; j != NULL; j = j->next)
             j->rc = HB_ESTORAGE;
-        return;
+        return NULL;
     }
     int rc = s->ops->begin(s, true);
     txn->head_valid = false;
@@ -135,6 +138,10 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
         if (rc == 0)
             rc = s->ops->release(s);
         early = early || j->early;
+        if (rc == 0 && j->next != NULL && s->ops->batch_full != NULL && s->ops->batch_full(s)) {
+            rest = j->next;
+            j->next = NULL;
+        }
     }
     if (rc == 0)
         rc = store__head_record(txn);
@@ -153,6 +160,7 @@ static void store__batch_run(struct store *s, struct store_job *jobs)
             j->rc = HB_ESTORAGE;
     }
     txn->head_valid = false;
+    return rest;
 }
 
 /* Hand a list of done jobs (first .. last) to the loop. */
@@ -224,7 +232,18 @@ static void store__thread(void *arg)
         last->next = NULL;
         uv_mutex_unlock(&s->mu);
 
-        store__batch_run(s, first);
+        struct store_job *rest = store__batch_run(s, first);
+        if (rest != NULL) {
+            /* Not taken: first in line for the next batch. */
+            uv_mutex_lock(&s->mu);
+            last->next = s->queue_head;
+            s->queue_head = rest;
+            if (s->queue_tail == NULL)
+                s->queue_tail = last;
+            uv_mutex_unlock(&s->mu);
+            for (last = first; last->next != NULL; last = last->next)
+                ;
+        }
         if (s->after_batch_due) {
             /* Outside the transaction, before the jobs hear they are done. */
             s->after_batch_due = false;

@@ -49,6 +49,10 @@ struct store_ops {
      * about to run, in order; their keys are store_submit_keyed's hints.
      * May be NULL. */
     int (*batch_begin)(struct store *s, struct store_job *jobs);
+    /* After a job's savepoint was released: true when the transaction
+     * should take no more jobs (the rest go first into the next batch).
+     * May be NULL. */
+    bool (*batch_full)(struct store *s);
     /* After a job's run succeeded, before its savepoint is released: 0,
      * or a failure of a write the backend queued for the job without
      * waiting (the job then fails and rolls back). May be NULL. */

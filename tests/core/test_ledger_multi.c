@@ -22,6 +22,9 @@
  * reservation another daemon left when it went away, although it has
  * nothing of its own pending.
  *
+ * test_cached_accounts_follow_other_daemons: what one daemon keeps of an
+ * account is brought up to date with another daemon's transfers.
+ *
  * The group's test of the server restarted under load is in
  * test_ledger_restart.c. */
 #include "tests/test.h"
@@ -848,10 +851,60 @@ static void test_survivor_expires(void **state)
     lt_done(&b);
 }
 
+/* Each daemon keeps the accounts it wrote between its batches; another
+ * daemon's transfers since then are read back before they count: a wallet
+ * one daemon saw at 90 and another spent down to 10 refuses a spend of 30
+ * on the first, and both agree on the balance after. Reservations too. */
+static void test_cached_accounts_follow_other_daemons(void **state)
+{
+    (void)state;
+    struct lt b;
+    lt_init(&b, false, false);
+    struct lt a;
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(uv_loop_init(&a.loop), 0);
+    a.opts = b.opts;
+    lt_ledger_open(&a);
+    struct lt_res res;
+    assert_int_equal(lt_open(&b, "console:shared", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    assert_int_equal(lt_plain(&b, "fund", LEDGER_SYSTEM_DEPOSITS, "console:shared", 100,
+                              LEDGER_KIND_DEPOSIT, &res),
+                     0);
+    assert_int_equal(lt_plain(&a, "a-1", "console:shared", LEDGER_SYSTEM_REVENUE, 10,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    assert_int_equal(lt_plain(&b, "b-1", "console:shared", LEDGER_SYSTEM_REVENUE, 80,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    assert_int_equal(lt_plain(&a, "a-2", "console:shared", LEDGER_SYSTEM_REVENUE, 30,
+                              LEDGER_KIND_GENERATION, &res),
+                     HB_EFUNDS);
+    assert_int_equal(lt_reserve(&b, "b-r", "console:shared", LEDGER_SYSTEM_REVENUE, 6, 60000, &res),
+                     0);
+    assert_int_equal(lt_plain(&a, "a-3", "console:shared", LEDGER_SYSTEM_REVENUE, 5,
+                              LEDGER_KIND_GENERATION, &res),
+                     HB_EFUNDS);
+    assert_int_equal(lt_plain(&a, "a-4", "console:shared", LEDGER_SYSTEM_REVENUE, 4,
+                              LEDGER_KIND_GENERATION, &res),
+                     0);
+    struct ledger_balance on_a = lt_balance(&a, "console:shared");
+    struct ledger_balance on_b = lt_balance(&b, "console:shared");
+    assert_int_equal(on_a.posted, 6);
+    assert_int_equal(on_a.pending_debits, 6);
+    assert_int_equal(on_b.posted, on_a.posted);
+    assert_int_equal(on_b.pending_debits, on_a.pending_debits);
+    assert_int_equal(lt_verify_ledger(&b, NULL), 0);
+    lt_ledger_close(&a);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&a.loop), 0);
+    lt_done(&b);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_teardown(test_three_daemons, lt_pg_server_up),
     cmocka_unit_test_teardown(lt_test_pg_restart, lt_pg_server_up),
     cmocka_unit_test(test_survivor_expires),
+    cmocka_unit_test(test_cached_accounts_follow_other_daemons),
 };
 
 TEST_GROUP_DEFINE(ledger_multi_pg, tests, lt_group_setup_pg, lt_group_teardown)

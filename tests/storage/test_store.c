@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "storage/store.h"
 
 #include <sqlite3.h>
@@ -275,6 +276,261 @@ static void test_savepoints_in_group_commit(void **state)
     store_db_done(&d);
 }
 
+/* ---- writes put off in a group commit ------------------------------------------ */
+
+/* Holds the store's thread until released, so the jobs queued meanwhile
+ * share one batch. */
+struct gate_job {
+    struct store_job job;
+    uv_sem_t entered;
+    uv_sem_t open;
+    bool done;
+};
+
+static int gate_run(struct store_txn *txn, struct store_job *job)
+{
+    (void)txn;
+    struct gate_job *g = (struct gate_job *)job;
+    uv_sem_post(&g->entered);
+    uv_sem_wait(&g->open);
+    return 0;
+}
+
+static void gate_done(struct store_job *job, int rc)
+{
+    (void)rc;
+    ((struct gate_job *)job)->done = true;
+}
+
+enum put_step { PUT_MOVE, PUT_MOVE_FAIL, PUT_MOVE_READ_FAIL, PUT_STATE_MOVE, PUT_PENDING };
+
+/* A job that moves amount from w to r as a transfer (the ledger's
+ * writes: the row, both accounts' sums, perhaps an open reservation),
+ * and then fails or not, maybe after a read or a write of its own. */
+struct put_job {
+    struct store_job job;
+    enum put_step step;
+    const char *id;
+    int64_t amount;
+    int64_t w_debits_seen; /* w's debits as the job found them */
+    int done_rc;
+    bool done;
+};
+
+static int put_move(struct store_txn *txn, struct put_job *j)
+{
+    struct store_account w, r;
+    int rc = store_txn_account_get(txn, "w", &w);
+    if (rc == 0)
+        rc = store_txn_account_get(txn, "r", &r);
+    if (rc < 0)
+        return rc;
+    j->w_debits_seen = w.debits_posted;
+    uint64_t seq = 0;
+    struct store_transfer t;
+    memset(&t, 0, sizeof(t));
+    rc = store_txn_head(txn, &seq, t.hash);
+    if (rc < 0)
+        return rc;
+    t.seq = seq + 1;
+    snprintf(t.id, sizeof(t.id), "%s", j->id);
+    snprintf(t.debit, sizeof(t.debit), "w");
+    snprintf(t.credit, sizeof(t.credit), "r");
+    snprintf(t.ref, sizeof(t.ref), "ref \"%s\" \\ end", j->id); /* quotes and a backslash */
+    t.amount = j->amount;
+    t.hash[0] = (uint8_t)t.seq;
+    t.hash[31] = 0xff;
+    w.debits_posted += j->amount;
+    r.credits_posted += j->amount;
+    rc = store_txn_transfer_append(txn, &t);
+    if (rc == 0)
+        rc = store_txn_account_update(txn, &w);
+    if (rc == 0)
+        rc = store_txn_account_update(txn, &r);
+    return rc;
+}
+
+static int put_run(struct store_txn *txn, struct store_job *job)
+{
+    struct put_job *j = (struct put_job *)job;
+    char *v = NULL;
+    int rc = 0;
+    switch (j->step) {
+    case PUT_MOVE:
+        return put_move(txn, j);
+    case PUT_MOVE_FAIL:
+        rc = put_move(txn, j);
+        return rc < 0 ? rc : HB_EFUNDS;
+    case PUT_MOVE_READ_FAIL:
+        rc = put_move(txn, j);
+        if (rc == 0)
+            rc = store_txn_state_get(txn, "put", "none", &v);
+        free(v);
+        return rc < 0 && rc != HB_ENOTFOUND ? rc : HB_EFUNDS;
+    case PUT_STATE_MOVE:
+        rc = store_txn_state_put(txn, "put", j->id, "x", 1);
+        return rc < 0 ? rc : put_move(txn, j);
+    case PUT_PENDING:
+        rc = store_txn_pending_add(txn, j->id, 99);
+        if (rc == 0)
+            rc = store_txn_pending_add(txn, "closed", 99);
+        if (rc == 0)
+            rc = store_txn_pending_remove(txn, "closed");
+        return rc;
+    }
+    return HB_EINVAL;
+}
+
+static void put_done(struct store_job *job, int rc)
+{
+    struct put_job *j = (struct put_job *)job;
+    j->done = true;
+    j->done_rc = rc;
+}
+
+static void put_open_accounts(const struct store_db *d)
+{
+    int rc = 0;
+    struct store *s = store_new(&d->opts, &rc);
+    assert_non_null(s);
+    struct store_txn *txn = NULL;
+    assert_int_equal(store_txn_begin(s, true, &txn), 0);
+    struct store_account a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "w");
+    assert_int_equal(store_txn_account_insert(txn, &a), 0);
+    snprintf(a.id, sizeof(a.id), "r");
+    assert_int_equal(store_txn_account_insert(txn, &a), 0);
+    assert_int_equal(store_txn_end(txn, true), 0);
+    store_free(s);
+}
+
+/* Run jobs as one batch (behind a gate) and wait for them all. */
+static void put_batch(struct store *s, uv_loop_t *loop, struct put_job *jobs, size_t n)
+{
+    struct gate_job gate = {.job = {.run = gate_run, .done = gate_done}};
+    assert_int_equal(uv_sem_init(&gate.entered, 0), 0);
+    assert_int_equal(uv_sem_init(&gate.open, 0), 0);
+    assert_int_equal(store_submit(s, &gate.job), 0);
+    uv_sem_wait(&gate.entered); /* the gate's batch holds it alone */
+    for (size_t i = 0; i < n; i++) {
+        jobs[i].job.run = put_run;
+        jobs[i].job.done = put_done;
+        assert_int_equal(store_submit_keyed(s, &jobs[i].job, jobs[i].id, NULL), 0);
+    }
+    uv_sem_post(&gate.open);
+    for (size_t i = 0; i < n; i++)
+        while (!jobs[i].done)
+            uv_run(loop, UV_RUN_ONCE);
+    while (!gate.done)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_sem_destroy(&gate.open);
+    uv_sem_destroy(&gate.entered);
+}
+
+static void put_stop(struct store *s, uv_loop_t *loop)
+{
+    bool done = false;
+    store_stop(s, stopped, &done);
+    while (!done)
+        uv_run(loop, UV_RUN_ONCE);
+    store_free(s);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+/* In one group commit, a job that fails after its writes leaves nothing,
+ * whether it sent a statement before failing or not; the jobs after it see
+ * the earlier jobs' sums, not its; a job's own statement and its put-off
+ * writes both count; a reservation opened and closed in one batch is gone.
+ * On PostgreSQL the transfers' and accounts' writes wait in memory and go
+ * out one statement a table (storage/pg_puts.c). */
+static void test_put_off_writes_in_group_commit(void **state)
+{
+    (void)state;
+    struct store_db d;
+    int rc = 0;
+    uv_loop_t loop;
+    store_db_init(&d);
+    put_open_accounts(&d);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct store *s = store_new(&d.opts, &rc);
+    assert_non_null(s);
+    assert_int_equal(store_start(s, &loop), 0);
+    struct put_job jobs[] = {
+        {.step = PUT_MOVE, .id = "t1", .amount = 5},
+        {.step = PUT_MOVE_FAIL, .id = "t2", .amount = 100},
+        {.step = PUT_MOVE, .id = "t3", .amount = 7},
+        {.step = PUT_MOVE_READ_FAIL, .id = "t4", .amount = 1000},
+        {.step = PUT_STATE_MOVE, .id = "t5", .amount = 11},
+        {.step = PUT_PENDING, .id = "open"},
+        {.step = PUT_MOVE, .id = "t6", .amount = 13},
+    };
+    size_t n = sizeof(jobs) / sizeof(jobs[0]);
+    double batches = metrics_value(metrics_std()->storage_batch, NULL);
+    put_batch(s, &loop, jobs, n);
+    /* The gate's batch, then one for all the jobs. */
+    assert_true(metrics_value(metrics_std()->storage_batch, NULL) == batches + 2);
+    static const int want_rc[] = {0, HB_EFUNDS, 0, HB_EFUNDS, 0, 0, 0};
+    static const int64_t want_seen[] = {0, 5, 5, 12, 12, 0, 23};
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jobs[i].done_rc, want_rc[i]);
+        assert_int_equal(jobs[i].w_debits_seen, want_seen[i]);
+    }
+    put_stop(s, &loop);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), 4);
+    assert_int_equal(db_int(&d, "SELECT max(seq) FROM transfers"), 4);
+    assert_int_equal(db_int(&d, "SELECT seq FROM head"), 4);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers WHERE id IN ('t2','t4')"), 0);
+    assert_int_equal(db_int(&d, "SELECT sum(amount) FROM transfers"), 36);
+    assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"), 36);
+    assert_int_equal(db_int(&d, "SELECT credits_posted FROM accounts WHERE id = 'r'"), 36);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers WHERE ref = 'ref \"t6\" \\ end'"),
+                     1);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'put'"), 1);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM pending WHERE id = 'open'"), 1);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM pending"), 1);
+    store_db_done(&d);
+}
+
+/* Jobs that each send statements of their own run in subtransactions: a
+ * batch of 150 of them is cut into transactions of at most 60 on
+ * PostgreSQL (past 64 its visibility checks slow down), and every job still
+ * runs once, in order. */
+static void test_batch_cut_at_savepoints(void **state)
+{
+    (void)state;
+    struct store_db d;
+    int rc = 0;
+    uv_loop_t loop;
+    store_db_init(&d);
+    put_open_accounts(&d);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct store *s = store_new(&d.opts, &rc);
+    assert_non_null(s);
+    assert_int_equal(store_start(s, &loop), 0);
+    enum { N = 150 };
+    static struct put_job jobs[N];
+    static char ids[N][16];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "s%zu", i);
+        jobs[i] = (struct put_job){.step = PUT_STATE_MOVE, .id = ids[i], .amount = 1};
+    }
+    double batches = metrics_value(metrics_std()->storage_batch, NULL);
+    put_batch(s, &loop, jobs, N);
+    double taken = metrics_value(metrics_std()->storage_batch, NULL) - batches;
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(jobs[i].done_rc, 0);
+        assert_int_equal(jobs[i].w_debits_seen, (int64_t)i);
+    }
+    put_stop(s, &loop);
+    /* The gate's batch, then 60 + 60 + 30 on PostgreSQL, one on SQLite. */
+    assert_true(taken == (store_backend == STORE_BACKEND_POSTGRES ? 4 : 2));
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), N);
+    assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"), N);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'put'"), N);
+    store_db_done(&d);
+}
+
 /* One writer per database: a second writing store is refused while the
  * first is open (in this process too), readers are not, and the lock goes
  * with the store. */
@@ -479,6 +735,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_migrations),
     cmocka_unit_test(test_file_mode_and_append_only),
     cmocka_unit_test(test_savepoints_in_group_commit),
+    cmocka_unit_test(test_put_off_writes_in_group_commit),
+    cmocka_unit_test(test_batch_cut_at_savepoints),
     cmocka_unit_test(test_one_writer_per_database),
     cmocka_unit_test(test_images),
 };
@@ -488,6 +746,8 @@ TEST_GROUP_DEFINE(store, tests, store_group_setup, store_group_teardown)
 static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_file_mode_and_append_only),
     cmocka_unit_test(test_savepoints_in_group_commit),
+    cmocka_unit_test(test_put_off_writes_in_group_commit),
+    cmocka_unit_test(test_batch_cut_at_savepoints),
     cmocka_unit_test(test_images),
 };
 
