@@ -148,6 +148,11 @@ void pg__puts_clear(struct pg_store *s);
 void pg__puts_job_start(struct pg_store *s);
 void pg__puts_job_undo(struct pg_store *s);
 void pg__puts_free(struct pg_store *s);
+/* One row's statements (pg_records.c), for a write sent alone. */
+extern const char pg_sql_transfer_insert[];
+extern const char pg_sql_account_sums[];
+void pg__transfer_params(struct pg_params *p, const struct store_transfer *t);
+void pg__account_sums_params(struct pg_params *p, const struct store_account *a);
 void pg__account_restore(struct pg_store *s, const struct store_account *a);
 void pg__transfer_unkeep(struct pg_store *s, const char *id);
 

@@ -330,15 +330,22 @@ int pg_txn_account_insert(struct store_txn *txn, const struct store_account *a)
     return rc == HB_EEXISTS ? HB_ESTORAGE : rc;
 }
 
+const char pg_sql_account_sums[] = "UPDATE accounts SET debits_posted = $2, credits_posted = $3,"
+                                   " debits_pending = $4, credits_pending = $5 WHERE id = $1";
+
+/* An account's sums as pg_sql_account_sums's parameters. */
+void pg__account_sums_params(struct pg_params *p, const struct store_account *a)
+{
+    pg__params_init(p);
+    pg__text(p, a->id);
+    pg__int(p, a->debits_posted);
+    pg__int(p, a->credits_posted);
+    pg__int(p, a->debits_pending);
+    pg__int(p, a->credits_pending);
+}
+
 int pg_txn_account_update(struct store_txn *txn, const struct store_account *a)
 {
-    struct pg_params p;
-    pg__params_init(&p);
-    pg__text(&p, a->id);
-    pg__int(&p, a->debits_posted);
-    pg__int(&p, a->credits_posted);
-    pg__int(&p, a->debits_pending);
-    pg__int(&p, a->credits_pending);
     struct pg_store *s = pg__of(txn);
     if (s->cache_on)
         pg__accounts_check(s);
@@ -346,12 +353,15 @@ int pg_txn_account_update(struct store_txn *txn, const struct store_account *a)
         s->cache_on && s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
     /* In a write transaction the new sums go out with the batch's others,
      * one row an account (pg_puts.c). */
-    int rc = s->cache_on ? pg__put_account(s, a, kept)
-                         : pg__do(s,
-                                  "UPDATE accounts SET debits_posted = $2, credits_posted = $3,"
-                                  " debits_pending = $4, credits_pending = $5 WHERE id = $1",
-                                  &p, "account_update", NULL);
-    if (kept != NULL) {
+    int rc = 0;
+    if (s->cache_on) {
+        rc = pg__put_account(s, a, kept);
+    } else {
+        struct pg_params p;
+        pg__account_sums_params(&p, a);
+        rc = pg__do(s, pg_sql_account_sums, &p, "account_update", NULL);
+    }
+    if (rc == 0 && kept != NULL) {
         /* Flags and creation time never change; the sums do. */
         kept->debits_posted = a->debits_posted;
         kept->credits_posted = a->credits_posted;
@@ -431,6 +441,29 @@ int pg_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STOR
                          "head_recorded");
 }
 
+const char pg_sql_transfer_insert[] =
+    "INSERT INTO transfers (" PG_TRANSFER_COLS ")"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+/* A transfer's row as pg_sql_transfer_insert's parameters. */
+void pg__transfer_params(struct pg_params *p, const struct store_transfer *t)
+{
+    pg__params_init(p);
+    pg__int(p, (int64_t)t->seq);
+    pg__text(p, t->id);
+    pg__text(p, t->debit);
+    pg__text(p, t->credit);
+    pg__int(p, t->amount);
+    pg__int(p, t->kind);
+    pg__int(p, t->flags);
+    pg__opt(p, t->link);
+    pg__int(p, t->expires_at);
+    pg__int(p, t->ts);
+    pg__text(p, t->ref);
+    pg__text(p, t->tag);
+    pg__bin(p, t->hash, STORE_HASH_SIZE);
+}
+
 int pg_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t)
 {
     uint64_t head;
@@ -440,27 +473,13 @@ int pg_txn_transfer_append(struct store_txn *txn, const struct store_transfer *t
         return rc;
     if (t->seq != head + 1)
         return HB_EINVAL;
-    struct pg_params p;
-    pg__params_init(&p);
-    pg__int(&p, (int64_t)t->seq);
-    pg__text(&p, t->id);
-    pg__text(&p, t->debit);
-    pg__text(&p, t->credit);
-    pg__int(&p, t->amount);
-    pg__int(&p, t->kind);
-    pg__int(&p, t->flags);
-    pg__opt(&p, t->link);
-    pg__int(&p, t->expires_at);
-    pg__int(&p, t->ts);
-    pg__text(&p, t->ref);
-    pg__text(&p, t->tag);
-    pg__bin(&p, t->hash, STORE_HASH_SIZE);
-    rc = pg__of(txn)->cache_on
-             ? pg__put_transfer(pg__of(txn), t)
-             : pg__do(pg__of(txn),
-                      "INSERT INTO transfers (" PG_TRANSFER_COLS ")"
-                      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                      &p, "transfer_append", NULL);
+    if (pg__of(txn)->cache_on) {
+        rc = pg__put_transfer(pg__of(txn), t);
+    } else {
+        struct pg_params p;
+        pg__transfer_params(&p, t);
+        rc = pg__do(pg__of(txn), pg_sql_transfer_insert, &p, "transfer_append", NULL);
+    }
     if (rc == 0) {
         txn->head_seq = t->seq;
         memcpy(txn->head_hash, t->hash, STORE_HASH_SIZE);
