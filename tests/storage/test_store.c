@@ -405,6 +405,19 @@ static void put_open_accounts(const struct store_db *d)
     store_free(s);
 }
 
+/* A fresh database with the accounts w and r, and its store started. */
+static struct store *put_start(struct store_db *d, uv_loop_t *loop)
+{
+    int rc = 0;
+    store_db_init(d);
+    put_open_accounts(d);
+    assert_int_equal(uv_loop_init(loop), 0);
+    struct store *s = store_new(&d->opts, &rc);
+    assert_non_null(s);
+    assert_int_equal(store_start(s, loop), 0);
+    return s;
+}
+
 /* Run jobs as one batch (behind a gate) and wait for them all. */
 static void put_batch(struct store *s, uv_loop_t *loop, struct put_job *jobs, size_t n)
 {
@@ -448,14 +461,8 @@ static void test_put_off_writes_in_group_commit(void **state)
 {
     (void)state;
     struct store_db d;
-    int rc = 0;
     uv_loop_t loop;
-    store_db_init(&d);
-    put_open_accounts(&d);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
-    assert_int_equal(store_start(s, &loop), 0);
+    struct store *s = put_start(&d, &loop);
     struct put_job jobs[] = {
         {.step = PUT_MOVE, .id = "t1", .amount = 5},
         {.step = PUT_MOVE_FAIL, .id = "t2", .amount = 100},
@@ -500,14 +507,8 @@ static void test_batch_cut_at_savepoints(void **state)
 {
     (void)state;
     struct store_db d;
-    int rc = 0;
     uv_loop_t loop;
-    store_db_init(&d);
-    put_open_accounts(&d);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
-    assert_int_equal(store_start(s, &loop), 0);
+    struct store *s = put_start(&d, &loop);
     enum { N = 150 };
     static struct put_job jobs[N];
     static char ids[N][16];
