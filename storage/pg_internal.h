@@ -24,7 +24,6 @@ struct pg_params {
     char num[PG_PARAMS_MAX][24]; /* integers, written as text */
 };
 
-/* One prepared statement: its name is "hb" and its index in a table. */
 /* A PostgreSQL array literal being built ({"a","b"}): rows of a multi-row
  * statement, one array a column (pg_puts.c). */
 struct pg_arr {
@@ -43,6 +42,7 @@ struct pg_arr {
 
 struct pg_put;
 
+/* One prepared statement: its name is "hb" and its index in a table. */
 struct pg_stmt {
     const char *sql;
     int nparams;
@@ -133,7 +133,7 @@ int pg__one_int(struct store_txn *txn, const char *sql, const struct pg_params *
 int pg__head_read(struct store_txn *txn, const char *sql, uint64_t *seq, uint8_t *hash,
                   const char *what);
 
-/* The account and transfer caches (pg_records.c): empty them. */
+/* Array literals and the writes put off (pg_puts.c). */
 void pg__arr_open(struct pg_arr *a);
 void pg__arr_text(struct pg_arr *a, const char *v);
 const char *pg__arr_close(struct pg_arr *a);
@@ -156,6 +156,7 @@ void pg__account_sums_params(struct pg_params *p, const struct store_account *a)
 void pg__account_restore(struct pg_store *s, const struct store_account *a);
 void pg__transfer_unkeep(struct pg_store *s, const char *id);
 
+/* The account and transfer caches (pg_records.c): empty them. */
 void pg__caches_forget(struct pg_store *s);
 /* A write transaction committed: keep the accounts for the next one when
  * its head is known, forget the transfers. */

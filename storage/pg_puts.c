@@ -111,16 +111,15 @@ static void pg__arr_int(struct pg_arr *a, int64_t v)
     pg__arr_put(a, num, (size_t)n);
 }
 
-/* A bytea element in its hex form: "\\x0a1b..." (the backslash escaped). */
-static void pg__arr_bytes(struct pg_arr *a, const uint8_t *v, size_t n)
+/* A chain hash as a bytea element in its hex form: "\\x0a1b..." (the
+ * backslash escaped). */
+static void pg__arr_hash(struct pg_arr *a, const uint8_t hash[STORE_HASH_SIZE])
 {
     char hex[2 * STORE_HASH_SIZE + 1];
-    if (n > STORE_HASH_SIZE)
-        n = STORE_HASH_SIZE;
-    hex_encode(v, n, hex);
+    hex_encode(hash, STORE_HASH_SIZE, hex);
     pg__arr_sep(a);
     pg__arr_put(a, "\"\\\\x", 4);
-    pg__arr_put(a, hex, 2 * n);
+    pg__arr_put(a, hex, 2 * STORE_HASH_SIZE);
     pg__arr_put(a, "\"", 1);
 }
 
@@ -237,7 +236,7 @@ static int pg__flush_transfers(struct pg_store *s, size_t from, size_t upto)
         pg__arr_int(&s->arrs[TC_TS], t->ts);
         pg__arr_text(&s->arrs[TC_REF], t->ref);
         pg__arr_text(&s->arrs[TC_TAG], t->tag);
-        pg__arr_bytes(&s->arrs[TC_HASH], t->hash, STORE_HASH_SIZE);
+        pg__arr_hash(&s->arrs[TC_HASH], t->hash);
         rows++;
     }
     if (rows == 0)

@@ -519,25 +519,27 @@ int pg_txn_link_sum(struct store_txn *txn, const char *link, uint32_t flags_any,
 
 int pg_txn_pending_add(struct store_txn *txn, const char *id, int64_t expires_at)
 {
+    struct pg_store *s = pg__of(txn);
+    if (s->cache_on)
+        return pg__put_pending(s, id, expires_at, true);
     struct pg_params p;
     pg__params_init(&p);
     pg__text(&p, id);
     pg__int(&p, expires_at);
-    int rc = pg__of(txn)->cache_on
-                 ? pg__put_pending(pg__of(txn), id, expires_at, true)
-                 : pg__do(pg__of(txn), "INSERT INTO pending (id, expires_at) VALUES ($1, $2)", &p,
-                          "pending_add", NULL);
+    int rc =
+        pg__do(s, "INSERT INTO pending (id, expires_at) VALUES ($1, $2)", &p, "pending_add", NULL);
     return rc == HB_EEXISTS ? HB_ESTORAGE : rc;
 }
 
 int pg_txn_pending_remove(struct store_txn *txn, const char *id)
 {
+    struct pg_store *s = pg__of(txn);
+    if (s->cache_on)
+        return pg__put_pending(s, id, 0, false);
     struct pg_params p;
     pg__params_init(&p);
     pg__text(&p, id);
-    if (pg__of(txn)->cache_on)
-        return pg__put_pending(pg__of(txn), id, 0, false);
-    return pg__do(pg__of(txn), "DELETE FROM pending WHERE id = $1", &p, "pending_remove", NULL);
+    return pg__do(s, "DELETE FROM pending WHERE id = $1", &p, "pending_remove", NULL);
 }
 
 int pg_txn_pending_expired(struct store_txn *txn, int64_t now, char (*ids)[STORE_ID_SIZE],
