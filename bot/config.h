@@ -67,7 +67,8 @@ struct config_storage {
     char *path;                          /* database file (sqlite) */
     char *postgres_url;                  /* libpq connection string (postgres); a secret */
     int64_t reservation_timeout;         /* seconds before a pending reservation is voided */
-    int64_t lease; /* postgres: seconds a daemon's heartbeat and leases last */
+    int64_t lease;         /* postgres: seconds a daemon's heartbeat and leases last */
+    int64_t postgres_pool; /* postgres: connections per daemon: one writes, the rest read */
 };
 
 struct config_ledger {

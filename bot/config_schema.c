@@ -88,6 +88,8 @@ static const struct config_key_schema config_keys_storage[] = {
               "seconds before an unsettled credit reservation is voided"),
     K_SECONDS(struct config_storage, lease, "15", 3, 600, RESTART,
               "postgres: seconds without a heartbeat before another daemon takes over"),
+    K_INT(struct config_storage, postgres_pool, "3", 1, 16, RESTART,
+          "postgres: connections per daemon; one carries the writes, the others pages to show"),
 };
 
 static const struct config_key_schema config_keys_ledger[] = {

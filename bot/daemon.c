@@ -891,7 +891,8 @@ int daemon_run(const char *config_path)
     bool pg = sc->backend == CONFIG_STORAGE_POSTGRES;
     struct ledger_options lopts = {.backend = pg ? STORE_BACKEND_POSTGRES : STORE_BACKEND_SQLITE,
                                    .path = sc->path,
-                                   .url = sc->postgres_url};
+                                   .url = sc->postgres_url,
+                                   .readers = pg ? (unsigned)sc->postgres_pool - 1 : 0};
     d->ledger = ledger_new(&d->loop, &lopts, &rc);
     if (d->ledger == NULL) {
         const char *where = pg ? "in PostgreSQL" : sc->path;

@@ -219,7 +219,7 @@ int audit_list(struct store *store, const char *match, uint64_t before_seq, size
     op->data = data;
     op->job.run = audit__list_run;
     op->job.done = audit__list_done;
-    int rc = store_submit(store, &op->job);
+    int rc = store_submit_read(store, &op->job);
     if (rc < 0) {
         free(op->rows);
         free(op->match);

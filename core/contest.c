@@ -242,7 +242,7 @@ int contest_board(struct store *store, const struct contest *c, size_t max, cont
         op->data = data;
         op->job.run = contest__board_run;
         op->job.done = contest__board_done;
-        rc = store_submit(store, &op->job);
+        rc = store_submit_read(store, &op->job);
     }
     if (rc < 0)
         free(op);

@@ -20,14 +20,14 @@ void gallery_scope(const struct invocation *inv, char *buf, size_t cap)
 }
 
 /* Submit job (embedded in op, calloc'd) with run and done; op is freed when
- * the store refuses it. */
+ * the store refuses it. A page to show (read) goes to the store's readers. */
 static int gallery__submit(struct store *store, struct store_job *job,
                            int (*run)(struct store_txn *txn, struct store_job *job),
-                           void (*done)(struct store_job *job, int rc), void *op)
+                           void (*done)(struct store_job *job, int rc), void *op, bool read)
 {
     job->run = run;
     job->done = done;
-    int rc = store_submit(store, job);
+    int rc = read ? store_submit_read(store, job) : store_submit(store, job);
     if (rc < 0)
         free(op);
     return rc;
@@ -195,7 +195,7 @@ int gallery_get(struct store *store, const char *id, bool data, gallery_get_cb c
     op->bytes = data ? STORE_IMAGE_FULL : STORE_IMAGE_NONE;
     op->cb = cb;
     op->data = cbdata;
-    return gallery__submit(store, &op->job, gallery__get_run, gallery__get_done, op);
+    return gallery__submit(store, &op->job, gallery__get_run, gallery__get_done, op, false);
 }
 
 struct gallery_rows_op {
@@ -261,7 +261,7 @@ int gallery_page(struct store *store, const char *scope, const char *period, boo
     op->max = max;
     op->cb = cb;
     op->data = cbdata;
-    return gallery__submit(store, &op->job, gallery__page_run, gallery__rows_done, op);
+    return gallery__submit(store, &op->job, gallery__page_run, gallery__rows_done, op, true);
 }
 
 int gallery_get_many(struct store *store, const char *const *ids, size_t n,
@@ -279,7 +279,7 @@ int gallery_get_many(struct store *store, const char *const *ids, size_t n,
     op->bytes = bytes;
     op->cb = cb;
     op->data = cbdata;
-    return gallery__submit(store, &op->job, gallery__many_run, gallery__rows_done, op);
+    return gallery__submit(store, &op->job, gallery__many_run, gallery__rows_done, op, true);
 }
 
 /* ---- retention ---------------------------------------------------------------- */
@@ -323,5 +323,5 @@ int gallery_prune(struct store *store, int64_t before_ms, int64_t keep_max, cons
     op->with_ns = with_ns;
     op->cb = cb;
     op->data = cbdata;
-    return gallery__submit(store, &op->job, gallery__prune_run, gallery__prune_done, op);
+    return gallery__submit(store, &op->job, gallery__prune_run, gallery__prune_done, op, false);
 }

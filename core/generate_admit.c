@@ -467,8 +467,8 @@ static void job__pool_settings(int rc, const struct pool_settings *ps, void *dat
     struct ledger *ledger = job->g->core->ledger;
     if (job->pool_settings.daily_cap > 0 && ledger != NULL) {
         int64_t now = generate__now(job->g);
-        if (ledger_usage_get(ledger, job->pool_account, now / 86400000 * 86400000, now + 1,
-                             job__pool_usage, job) == 0)
+        if (ledger_usage_exact(ledger, job->pool_account, now / 86400000 * 86400000, now + 1,
+                               job__pool_usage, job) == 0)
             return;
     }
     job__pool_usage(0, NULL, job);

@@ -245,9 +245,11 @@ static struct ledger_op *ledger__op_new(struct ledger *l, enum ledger_op_type ty
 
 static int ledger__op_submit(struct ledger *l, struct ledger_op *op)
 {
-    /* A transfer's own id and the one it resolves are read first. */
-    int rc = l->closing ? HB_ECANCELED
-                        : store_submit_keyed(l->store, &op->job, op->one.id, op->one.link);
+    /* A transfer's own id and the one it resolves are read first. A page
+     * only shown goes to the store's readers. */
+    int rc = l->closing  ? HB_ECANCELED
+             : op->shown ? store_submit_read(l->store, &op->job)
+                         : store_submit_keyed(l->store, &op->job, op->one.id, op->one.link);
     if (rc < 0)
         ledger__op_free(op);
     return rc;
@@ -605,11 +607,12 @@ int ledger_history_get(struct ledger *l, const char *account, uint64_t before_se
     }
     op->n = limit;
     op->before_seq = before_seq;
+    op->shown = true;
     return ledger__op_submit(l, op);
 }
 
-int ledger_usage_get(struct ledger *l, const char *account, int64_t from_ms, int64_t to_ms,
-                     ledger_cb cb, void *data)
+static int ledger__usage(struct ledger *l, const char *account, int64_t from_ms, int64_t to_ms,
+                         bool shown, ledger_cb cb, void *data)
 {
     struct ledger_op *op = NULL;
     int rc = 0;
@@ -631,7 +634,20 @@ int ledger_usage_get(struct ledger *l, const char *account, int64_t from_ms, int
         ledger__op_free(op);
         return HB_ENOMEM;
     }
+    op->shown = shown;
     return ledger__op_submit(l, op);
+}
+
+int ledger_usage_get(struct ledger *l, const char *account, int64_t from_ms, int64_t to_ms,
+                     ledger_cb cb, void *data)
+{
+    return ledger__usage(l, account, from_ms, to_ms, true, cb, data);
+}
+
+int ledger_usage_exact(struct ledger *l, const char *account, int64_t from_ms, int64_t to_ms,
+                       ledger_cb cb, void *data)
+{
+    return ledger__usage(l, account, from_ms, to_ms, false, cb, data);
 }
 
 int ledger_expire_run(struct ledger *l, ledger_cb cb, void *data)
@@ -727,7 +743,8 @@ struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, in
                                .url = opts->url,
                                .single_commit = opts->single_commit,
                                .relaxed_sync = opts->relaxed_sync,
-                               .batch_max = opts->batch_max};
+                               .batch_max = opts->batch_max,
+                               .readers = opts->readers};
     l->store = store_new(&so, &rc);
     if (l->store == NULL)
         goto out;

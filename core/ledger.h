@@ -141,6 +141,7 @@ struct ledger_options {
     bool single_commit;              /* one transaction per operation (benchmark baseline) */
     bool relaxed_sync;               /* tests on tmpfs only: commits are not durable */
     unsigned batch_max;              /* most operations per transaction; 0 = default */
+    unsigned readers;                /* PostgreSQL: the pool's readers (store.h) */
     bool no_expire_timer;            /* do not void on a timer (tests call ledger_expire_run) */
     int64_t expire_poll_ms; /* PostgreSQL: also look for expired reservations (other daemons')
                                this often; 0 = LEDGER_EXPIRE_POLL_MS. SQLite: never */
@@ -267,14 +268,22 @@ int ledger_transfer_get(struct ledger *ledger, const char *id, ledger_cb cb, voi
 int ledger_balance_get(struct ledger *ledger, const char *account, ledger_cb cb, void *data);
 
 /** Page through an account's history, newest first: at most `limit` (1..100)
- *  transfers with seq < before_seq (0 = from the newest). */
+ *  transfers with seq < before_seq (0 = from the newest). A page to show:
+ *  with the store's readers (store_submit_read) it sees what was committed,
+ *  not the operations still queued. */
 int ledger_history_get(struct ledger *ledger, const char *account, uint64_t before_seq,
                        size_t limit, ledger_cb cb, void *data);
 
 /** Generation usage per day and model with from_ms <= ts < to_ms, for the
- *  transfers debiting `account` (NULL = everyone). Posted amounts only. */
+ *  transfers debiting `account` (NULL = everyone). Posted amounts only. A
+ *  page to show, read as ledger_history_get's. */
 int ledger_usage_get(struct ledger *ledger, const char *account, int64_t from_ms, int64_t to_ms,
                      ledger_cb cb, void *data);
+
+/** ledger_usage_get for a rule that decides on it (a pool's daily cap):
+ *  read where the writes are, after every operation submitted before it. */
+int ledger_usage_exact(struct ledger *ledger, const char *account, int64_t from_ms, int64_t to_ms,
+                       ledger_cb cb, void *data);
 
 /** Void every reservation whose timeout has passed by the ledger's clock
  *  (the ledger also does this on its own timer); result->expired counts. */

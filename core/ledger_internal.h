@@ -59,6 +59,7 @@ struct ledger_op {
     uint64_t before_seq;         /* history */
     int64_t from, to;            /* usage */
     bool any_account;            /* usage over every account */
+    bool shown;                  /* a page only shown: the store's readers may read it */
     struct store_transfer *rows; /* history page (heap) */
     struct store_usage *usage;   /* usage rows (heap) */
     /* State rows written with a new transfer (heap), nnotes of them. */

@@ -201,7 +201,7 @@ int votes_top(struct store *store, const char *scope, enum votes_span span, int6
     op->data = data;
     op->job.run = votes__top_run;
     op->job.done = votes__top_done;
-    rc = store_submit(store, &op->job);
+    rc = store_submit_read(store, &op->job);
 out:
     if (rc < 0)
         free(op);

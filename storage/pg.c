@@ -5,7 +5,9 @@
  * store.c already turns many jobs into one transaction, so one blocking
  * connection per daemon carries the writes, and nothing of PostgreSQL's
  * round trips reaches the loop. Statements are prepared once per
- * connection, the first time they run.
+ * connection, the first time they run. The pool's other connections are
+ * readers (pg__readers_new): read-only stores, each with a thread of its
+ * own, for store_submit_read's pages.
  *
  * Several daemons: a write transaction begins by taking one transaction
  * advisory lock (pg_advisory_xact_lock), so the write transactions of every
@@ -601,7 +603,12 @@ static int pg__begin(struct store *base, bool write)
         return rc;
     s->broken = false;
     pg__puts_clear(s);
-    rc = pg__ctl(s, write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ", !write, "begin");
+    /* A reader's batch (write, read_only) reads each statement's latest
+     * commits and may write nothing; a tool's read sees one snapshot. */
+    const char *begin = !write         ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
+                        : s->read_only ? "BEGIN READ ONLY"
+                                       : "BEGIN";
+    rc = pg__ctl(s, begin, !write, "begin");
     if (rc == 0 && write && !s->read_only) {
         /* Every daemon's write transactions queue here, one at a time. */
         PGresult *r = pg__run(s, pg_lock_head, NULL, PGRES_TUPLES_OK, "lock_head", &rc);
@@ -804,6 +811,9 @@ static int pg__migrate(struct pg_store *s, int target, bool read_only)
 static void pg__free(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
+    for (unsigned i = 0; i < base->nreaders; i++)
+        pg__free(base->readers[i]);
+    free(base->readers);
     if (s->conn != NULL)
         PQfinish(s->conn);
     map_free(s->accounts);
@@ -815,6 +825,29 @@ static void pg__free(struct store *base)
         free(s->url);
     }
     free(s);
+}
+
+/* The pool: readers, each a read-only store on a connection of its own,
+ * opened once the schema is this build's. Freed with the store. */
+static int pg__readers_new(struct pg_store *s, const struct store_options *opts)
+{
+    if (opts->readers == 0)
+        return 0;
+    s->base.readers = calloc(opts->readers, sizeof(*s->base.readers));
+    if (s->base.readers == NULL)
+        return HB_ENOMEM;
+    struct store_options ro = *opts;
+    ro.read_only = true;
+    ro.readers = 0;
+    for (unsigned i = 0; i < opts->readers; i++) {
+        int rc = 0;
+        struct store *r = store__pg_new(&ro, &rc);
+        if (r == NULL)
+            return rc;
+        r->reader = true;
+        s->base.readers[s->base.nreaders++] = r;
+    }
+    return 0;
 }
 
 static const struct store_ops pg__ops = {
@@ -925,7 +958,10 @@ struct store *store__pg_new(const struct store_options *opts, int *rc_out)
     if (rc < 0)
         goto out;
     if (!opts->read_only)
-        log_info("store.opened", "backend=postgres version=%d", s->base.version);
+        rc = pg__readers_new(s, opts);
+    if (rc == 0 && !opts->read_only)
+        log_info("store.opened", "backend=postgres version=%d readers=%u", s->base.version,
+                 s->base.nreaders);
 out:
     if (rc < 0 && s != NULL) {
         pg__free(&s->base);

@@ -149,9 +149,13 @@ static struct store_job *store__batch_run(struct store *s, struct store_job *job
         rc = s->ops->commit_early(s, &s->sync_owed);
     else if (rc == 0)
         rc = s->ops->commit(s);
-    /* Measured around the whole transaction: the fsync of COMMIT dominates. */
-    metrics_observe(metrics_std()->storage_commit, NULL, (double)(uv_hrtime() - started_ns) / 1e9);
-    metrics_observe(metrics_std()->storage_batch, NULL, (double)njobs);
+    /* Measured around the whole transaction: the fsync of COMMIT dominates.
+     * A reader's transactions are not commits of the ledger's. */
+    if (!s->reader) {
+        metrics_observe(metrics_std()->storage_commit, NULL,
+                        (double)(uv_hrtime() - started_ns) / 1e9);
+        metrics_observe(metrics_std()->storage_batch, NULL, (double)njobs);
+    }
     if (rc < 0) {
         /* Nothing of this transaction is durable: every job failed. */
         metrics_counter_add(metrics_std()->storage_errors, NULL, 1);
@@ -213,7 +217,7 @@ static void store__thread(void *arg)
 {
     struct store *s = arg;
     /* Named, so that top -H and perf tell it from the loop. */
-    pthread_setname_np(pthread_self(), "haibot-store");
+    pthread_setname_np(pthread_self(), s->reader ? "haibot-reader" : "haibot-store");
     uv_mutex_lock(&s->mu);
     for (;;) {
         while (s->queue_head == NULL && !s->stopping)
@@ -283,6 +287,8 @@ static void store__async(uv_async_t *handle)
     while (done != NULL) {
         struct store_job *next = done->next;
         done->next = NULL;
+        if (s->reader)
+            s->in_flight--;
         done->done(done, done->rc);
         done = next;
     }
@@ -295,7 +301,7 @@ static void store__async(uv_async_t *handle)
     }
 }
 
-int store_start(struct store *s, uv_loop_t *loop)
+static int store__start_one(struct store *s, uv_loop_t *loop)
 {
     int rc = 0;
     if (s->started || s->loop != NULL)
@@ -327,9 +333,62 @@ out:
     return rc;
 }
 
+/* One of a store's threads closed (store_stop): the last one tells the
+ * caller. */
+static void store__one_stopped(struct store *one, void *data)
+{
+    (void)one;
+    struct store *s = data;
+    if (--s->stops_left == 0 && s->user_stop_cb != NULL)
+        s->user_stop_cb(s, s->user_stop_data);
+}
+
+static void store__stop_one(struct store *one, struct store *s)
+{
+    one->stop_cb = store__one_stopped;
+    one->stop_data = s;
+    uv_mutex_lock(&one->mu);
+    one->stopping = true;
+    uv_cond_signal(&one->cv);
+    uv_mutex_unlock(&one->mu);
+}
+
+int store_start(struct store *s, uv_loop_t *loop)
+{
+    int rc = store__start_one(s, loop);
+    unsigned started = 0;
+    for (; rc == 0 && started < s->nreaders; started++)
+        rc = store__start_one(s->readers[started], loop);
+    if (rc < 0 && started > 0) {
+        /* The ones started stop again; the loop closes their handles. */
+        s->stops_left = started;
+        s->user_stop_cb = NULL;
+        for (unsigned i = 0; i < started - 1; i++)
+            store__stop_one(s->readers[i], s);
+        store__stop_one(s, s);
+    }
+    return rc;
+}
+
 int store_submit(struct store *s, struct store_job *job)
 {
     return store_submit_keyed(s, job, NULL, NULL);
+}
+
+int store_submit_read(struct store *s, struct store_job *job)
+{
+    if (s->nreaders == 0)
+        return store_submit_keyed(s, job, NULL, NULL);
+    /* The least busy reader: a long read holds up only its own. */
+    struct store *r = s->readers[0];
+    for (unsigned i = 1; i < s->nreaders && r->in_flight > 0; i++) {
+        if (s->readers[i]->in_flight < r->in_flight)
+            r = s->readers[i];
+    }
+    int rc = store_submit_keyed(r, job, NULL, NULL);
+    if (rc == 0)
+        r->in_flight++;
+    return rc;
 }
 
 int store_submit_keyed(struct store *s, struct store_job *job, const char *key0, const char *key1)
@@ -355,12 +414,12 @@ int store_submit_keyed(struct store *s, struct store_job *job, const char *key0,
 
 void store_stop(struct store *s, void (*cb)(struct store *store, void *data), void *data)
 {
-    s->stop_cb = cb;
-    s->stop_data = data;
-    uv_mutex_lock(&s->mu);
-    s->stopping = true;
-    uv_cond_signal(&s->cv);
-    uv_mutex_unlock(&s->mu);
+    s->user_stop_cb = cb;
+    s->user_stop_data = data;
+    s->stops_left = 1 + s->nreaders;
+    for (unsigned i = 0; i < s->nreaders; i++)
+        store__stop_one(s->readers[i], s);
+    store__stop_one(s, s);
 }
 
 /* ---- Records: one indirect call each ------------------------------------ */

@@ -182,6 +182,15 @@ struct store {
     bool after_batch_due; /* store's thread: call ops->after_batch after this batch */
     bool sync_owed;       /* store's thread: the last commit's sync is still to make */
     bool sync_failed;     /* store's thread: a sync put off failed; every job fails */
+    /* The pool's readers (store_submit_read), each a store of the same
+     * backend with a connection and a thread of its own, made by the
+     * backend's constructor, which frees them with this one; started and
+     * stopped with this one (store.c). */
+    struct store **readers;
+    unsigned nreaders;
+    bool reader;         /* this store is a reader of another */
+    unsigned in_flight;  /* loop thread: a reader's jobs not yet done */
+    unsigned stops_left; /* loop thread: threads still to close (store_stop) */
 
     /* Threading; all below mu is guarded by mu. */
     uv_loop_t *loop;
@@ -198,6 +207,8 @@ struct store {
     bool exited;   /* the thread has left its loop */
     void (*stop_cb)(struct store *store, void *data);
     void *stop_data;
+    void (*user_stop_cb)(struct store *store, void *data); /* store_stop's */
+    void *user_stop_data;
 };
 
 /* Fill the shared part of a backend's new store from opts. */

@@ -45,10 +45,11 @@ static void fo_init(struct fo *f)
         snprintf(text, sizeof(text),
                  "[bot]\nname = Failover Bot\nlog_level = info\nshutdown_grace = 20\n"
                  "[storage]\nbackend = postgres\npostgres_url = %s\nlease = %d\n"
+                 "postgres_pool = %d\n"
                  "[console]\nenabled = false\n"
                  "[telegram]\nenabled = true\ntoken = " FO_TOKEN "\napi_base = %s\n"
                  "poll_timeout = 1\nsends_per_second = 100000\nmax_inflight = %d\n",
-                 url, FO_LEASE_S, tgapi_base(f->api), FO_MAX_INFLIGHT);
+                 url, FO_LEASE_S, 3 - i, tgapi_base(f->api), FO_MAX_INFLIGHT);
         test_file_write(f->conf[i], text, (size_t)-1);
         chmod(f->conf[i], 0600);
     }
@@ -111,6 +112,10 @@ static void fo_run(int sig, int64_t repeats_max, uint64_t takeover_max_ms)
     fo_begin(&f, &a, &b);
     /* Still the standby: one poller at a time. */
     assert_null(strstr(b.err, "telegram.polling"));
+    /* Each with its pool: the writer's connection and postgres_pool - 1 readers. */
+    assert_non_null(strstr(a.err, "store.opened backend=postgres version="));
+    assert_non_null(strstr(a.err, "readers=2"));
+    assert_non_null(strstr(b.err, "readers=1"));
     uint64_t killed_at = test_now_ms();
     kill(a.pid, sig);
     bool took = false;

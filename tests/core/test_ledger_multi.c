@@ -278,7 +278,7 @@ static void multi_child_main(const char *url, int fd, int index, unsigned target
     /* The real clock, and no expiry timer: nothing expires during the run;
      * the parent moves its clock past the timeouts afterwards. */
     struct ledger_options opts = {
-        .backend = STORE_BACKEND_POSTGRES, .url = url, .no_expire_timer = true};
+        .backend = STORE_BACKEND_POSTGRES, .url = url, .no_expire_timer = true, .readers = 1};
     int rc = 0;
     c.ledger = ledger_new(&c.loop, &opts, &rc);
     if (c.ledger == NULL)
@@ -441,6 +441,7 @@ static void multi__open_ledger(struct lt *t, const char *url)
     t->opts.url = t->url;
     t->opts.clock.now_ms = multi__clock;
     t->opts.no_expire_timer = true;
+    t->opts.readers = 2; /* the histories checked below are read through the pool */
     lt_ledger_open(t);
 }
 

@@ -559,6 +559,145 @@ static void test_one_writer_per_database(void **state)
     free(dir);
 }
 
+/* ---- the pool's readers (PostgreSQL) -------------------------------------------- */
+
+/* A job for store_submit_read: reads w's debits, or writes (which a
+ * reader must refuse); may hold its thread until released. */
+struct read_job {
+    struct store_job job;
+    bool write;
+    uv_sem_t *held, *release; /* NULL: no wait */
+    int64_t debits;
+    int rc;
+    bool done;
+};
+
+static int read_run(struct store_txn *txn, struct store_job *job)
+{
+    struct read_job *j = (struct read_job *)job;
+    if (j->held != NULL) {
+        uv_sem_post(j->held);
+        uv_sem_wait(j->release);
+    }
+    if (j->write)
+        return store_txn_state_put(txn, "read", "k", "v", 1);
+    struct store_account a;
+    int rc = store_txn_account_get(txn, "w", &a);
+    if (rc == 0)
+        j->debits = a.debits_posted;
+    return rc;
+}
+
+static void read_done(struct store_job *job, int rc)
+{
+    struct read_job *j = (struct read_job *)job;
+    j->rc = rc;
+    j->done = true;
+}
+
+static void read_wait(uv_loop_t *loop, struct read_job *j)
+{
+    while (!j->done)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+/* The pool: a read runs on a connection of its own, answered while this
+ * daemon's write batch holds the write lock and while another daemon's
+ * write waits for it; a long read holds up only its own reader, the next
+ * goes to an idle one; a reader refuses to write and reads on after; the
+ * readers see what the writers committed; the store stops with all its
+ * threads. */
+static void test_reads_beside_writes(void **state)
+{
+    (void)state;
+    struct store_db d;
+    uv_loop_t loop;
+    int rc = 0;
+    store_db_init(&d);
+    put_open_accounts(&d);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    d.opts.readers = 2;
+    struct store *s = store_new(&d.opts, &rc);
+    assert_non_null(s);
+    assert_int_equal(store_start(s, &loop), 0);
+    d.opts.readers = 1;
+    struct store *other = store_new(&d.opts, &rc); /* a second daemon */
+    assert_non_null(other);
+    assert_int_equal(store_start(other, &loop), 0);
+
+    /* This daemon's write batch holds the lock every daemon's writes take. */
+    struct gate_job gate = {.job = {.run = gate_run, .done = gate_done}};
+    assert_int_equal(uv_sem_init(&gate.entered, 0), 0);
+    assert_int_equal(uv_sem_init(&gate.open, 0), 0);
+    assert_int_equal(store_submit(s, &gate.job), 0);
+    uv_sem_wait(&gate.entered);
+    struct put_job move = {
+        .job = {.run = put_run, .done = put_done}, .step = PUT_MOVE, .id = "m1", .amount = 7};
+    assert_int_equal(store_submit(other, &move.job), 0);
+
+    struct read_job r1 = {.job = {.run = read_run, .done = read_done}};
+    assert_int_equal(store_submit_read(s, &r1.job), 0);
+    read_wait(&loop, &r1);
+    assert_int_equal(r1.rc, 0);
+    assert_int_equal(r1.debits, 0);
+    struct read_job r2 = {.job = {.run = read_run, .done = read_done}};
+    assert_int_equal(store_submit_read(other, &r2.job), 0);
+    read_wait(&loop, &r2);
+    assert_int_equal(r2.rc, 0);
+    assert_false(gate.done);
+    assert_false(move.done); /* the other daemon's write still waits */
+
+    /* A long read holds its reader; the next read takes the idle one, and
+     * so does a write, which fails there without harm to what follows. */
+    uv_sem_t held, release;
+    assert_int_equal(uv_sem_init(&held, 0), 0);
+    assert_int_equal(uv_sem_init(&release, 0), 0);
+    struct read_job slow = {
+        .job = {.run = read_run, .done = read_done}, .held = &held, .release = &release};
+    assert_int_equal(store_submit_read(s, &slow.job), 0);
+    uv_sem_wait(&held);
+    struct read_job quick = {.job = {.run = read_run, .done = read_done}};
+    assert_int_equal(store_submit_read(s, &quick.job), 0);
+    read_wait(&loop, &quick);
+    assert_int_equal(quick.rc, 0);
+    struct read_job writes = {.job = {.run = read_run, .done = read_done}, .write = true};
+    assert_int_equal(store_submit_read(s, &writes.job), 0);
+    read_wait(&loop, &writes);
+    assert_int_equal(writes.rc, HB_ESTORAGE);
+    struct read_job after = {.job = {.run = read_run, .done = read_done}};
+    assert_int_equal(store_submit_read(s, &after.job), 0);
+    read_wait(&loop, &after);
+    assert_int_equal(after.rc, 0);
+    assert_false(slow.done);
+    uv_sem_post(&release);
+    read_wait(&loop, &slow);
+    assert_int_equal(slow.rc, 0);
+
+    /* The gate opens: the other daemon writes, and the readers see it. */
+    uv_sem_post(&gate.open);
+    while (!gate.done || !move.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(move.done_rc, 0);
+    struct read_job seen = {.job = {.run = read_run, .done = read_done}};
+    assert_int_equal(store_submit_read(s, &seen.job), 0);
+    read_wait(&loop, &seen);
+    assert_int_equal(seen.rc, 0);
+    assert_int_equal(seen.debits, 7);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'read'"), 0);
+
+    bool done = false;
+    store_stop(other, stopped, &done);
+    while (!done)
+        uv_run(&loop, UV_RUN_ONCE);
+    store_free(other);
+    put_stop(s, &loop); /* the loop closes: every reader's handle is gone */
+    uv_sem_destroy(&held);
+    uv_sem_destroy(&release);
+    uv_sem_destroy(&gate.entered);
+    uv_sem_destroy(&gate.open);
+    store_db_done(&d);
+}
+
 /* ---- images ------------------------------------------------------------------- */
 
 static void image_put(struct store_txn *txn, const char *id, const char *scope, int64_t at,
@@ -749,6 +888,7 @@ static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_savepoints_in_group_commit),
     cmocka_unit_test(test_put_off_writes_in_group_commit),
     cmocka_unit_test(test_batch_cut_at_savepoints),
+    cmocka_unit_test(test_reads_beside_writes),
     cmocka_unit_test(test_images),
 };
 
