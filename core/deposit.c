@@ -420,7 +420,7 @@ static void deposit__opened(int rc, const struct ledger_result *r, void *data)
     };
     bool noted = op->via[0] != '\0' && op->notify != NULL &&
                  notify_pending_value(value, sizeof(value), op->account, op->channel, op->via,
-                                      op->credits) == 0;
+                                      op->credits, ledger_now_ms(op->ledger)) == 0;
     rc = ledger_transfer_create_notes(op->ledger, &t, notes, noted ? 2 : 1, deposit__credited, op);
     if (rc < 0)
         deposit__finish(op, rc, "credit");

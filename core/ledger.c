@@ -837,3 +837,8 @@ struct store *ledger_store(struct ledger *ledger)
 {
     return ledger->store;
 }
+
+int64_t ledger_now_ms(const struct ledger *ledger)
+{
+    return ledger__now(ledger);
+}

@@ -162,6 +162,9 @@ struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, in
  *  until ledger_close(). */
 struct store *ledger_store(struct ledger *ledger);
 
+/** The ledger's clock (ledger_options.clock): ms since the epoch. */
+int64_t ledger_now_ms(const struct ledger *ledger);
+
 /** Finish every queued operation (their callbacks fire), stop the thread,
  *  close the handles and free the ledger; then cb(data) (cb may be NULL). */
 void ledger_close(struct ledger *ledger, void (*cb)(void *data), void *data);

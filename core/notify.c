@@ -125,14 +125,15 @@ const char *notify_payment(notify_fn fn, void *data, const char *account, const 
 }
 
 int notify_pending_value(char *buf, size_t cap, const char *account, const char *channel,
-                         const char *via, int64_t credits)
+                         const char *via, int64_t credits, int64_t at_ms)
 {
     cJSON *o = cJSON_CreateObject();
     if (o == NULL ||
         cJSON_AddStringToObject(o, "account", account != NULL ? account : "") == NULL ||
         cJSON_AddStringToObject(o, "channel", channel != NULL ? channel : "") == NULL ||
         cJSON_AddStringToObject(o, "via", via != NULL ? via : "") == NULL ||
-        cJSON_AddNumberToObject(o, "credits", (double)credits) == NULL) {
+        cJSON_AddNumberToObject(o, "credits", (double)credits) == NULL ||
+        cJSON_AddNumberToObject(o, "at", (double)at_ms) == NULL) {
         cJSON_Delete(o);
         return HB_ENOMEM;
     }
@@ -151,7 +152,25 @@ struct notify_pending_op {
     struct store *store;
     notify_fn fn;
     void *data;
+    bool some; /* only the rows of platform written before before_ms */
+    enum command_platform platform;
+    int64_t before_ms;
+    void (*done)(void *done_data);
+    void *done_data;
 };
+
+/* Whether a pass that takes only some rows leaves this one alone. */
+static bool notify__pending_skip(const struct notify_pending_op *op, const cJSON *account,
+                                 const cJSON *at)
+{
+    if (!op->some)
+        return false;
+    struct notify_target to;
+    if (!cJSON_IsString(account) || notify_target_from_account(&to, account->valuestring) < 0 ||
+        to.platform != op->platform)
+        return true;
+    return cJSON_IsNumber(at) && at->valuedouble >= (double)op->before_ms;
+}
 
 static void notify__pending_listed(int rc, const struct state_entry *e, size_t n, void *data)
 {
@@ -162,6 +181,10 @@ static void notify__pending_listed(int rc, const struct state_entry *e, size_t n
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "channel");
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "via");
         const cJSON *cr = cJSON_GetObjectItemCaseSensitive(o, "credits");
+        if (notify__pending_skip(op, a, cJSON_GetObjectItemCaseSensitive(o, "at"))) {
+            cJSON_Delete(o);
+            continue;
+        }
         int prc = HB_EPROTO;
         if (cJSON_IsString(a) && cJSON_IsString(c) && cJSON_IsString(v) && cJSON_IsNumber(cr)) {
             prc = notify__payment(op->fn, op->data, a->valuestring, c->valuestring, v->valuestring,
@@ -171,23 +194,25 @@ static void notify__pending_listed(int rc, const struct state_entry *e, size_t n
                  prc == HB_EPROTO ? "not delivered: unreadable" : notify__note(prc));
         /* Taken by an adapter, or never deliverable: done with. Otherwise
          * (no adapter for it now, or it refused) it waits for the next
-         * start. */
+         * start, or on a shared ledger for the Telegram poller's next pass. */
         if (prc == 0 || prc == HB_EPROTO || prc == HB_EINVAL)
             notify_pending_clear(op->store, e[i].key);
         cJSON_Delete(o);
     }
     if (rc < 0)
         log_warn("payment.notify_pending", "error=%s", hb_strerror(rc));
+    if (op->done != NULL)
+        op->done(op->done_data);
     free(op);
 }
 
-int notify_pending_send(struct store *store, notify_fn fn, void *data)
+static int notify__pending_pass(struct store *store, notify_fn fn, void *data,
+                                struct notify_pending_op *op)
 {
-    if (store == NULL || fn == NULL)
+    if (store == NULL || fn == NULL) {
+        free(op);
         return HB_EINVAL;
-    struct notify_pending_op *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return HB_ENOMEM;
+    }
     op->store = store;
     op->fn = fn;
     op->data = data;
@@ -195,4 +220,24 @@ int notify_pending_send(struct store *store, notify_fn fn, void *data)
     if (rc < 0)
         free(op);
     return rc;
+}
+
+int notify_pending_send(struct store *store, notify_fn fn, void *data)
+{
+    struct notify_pending_op *op = calloc(1, sizeof(*op));
+    return op != NULL ? notify__pending_pass(store, fn, data, op) : HB_ENOMEM;
+}
+
+int notify_pending_retry(struct store *store, enum command_platform platform, int64_t before_ms,
+                         notify_fn fn, void *data, void (*done)(void *done_data), void *done_data)
+{
+    struct notify_pending_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return HB_ENOMEM;
+    op->some = true;
+    op->platform = platform;
+    op->before_ms = before_ms;
+    op->done = done;
+    op->done_data = done_data;
+    return notify__pending_pass(store, fn, data, op);
 }

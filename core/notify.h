@@ -54,10 +54,11 @@ const char *notify_payment(notify_fn fn, void *data, const char *account, const 
  *  start. */
 #define NOTIFY_NS_PENDING "notice.payment"
 
-/** The row's value for a payment notice: JSON text in buf (cap bytes).
- *  Returns 0, or HB_EOVERFLOW / HB_ENOMEM. */
+/** The row's value for a payment notice written at at_ms (ms since the
+ *  epoch): JSON text in buf (cap bytes). Returns 0, or HB_EOVERFLOW /
+ *  HB_ENOMEM. */
 int notify_pending_value(char *buf, size_t cap, const char *account, const char *channel,
-                         const char *via, int64_t credits);
+                         const char *via, int64_t credits, int64_t at_ms);
 
 /** Remove the pending row `key` (its notice went out, or can never). */
 void notify_pending_clear(struct store *store, const char *key);
@@ -67,6 +68,16 @@ void notify_pending_clear(struct store *store, const char *key);
  *  one taken by an adapter, or naming nobody, is removed. Returns 0 or a
  *  negative code (nothing was read). */
 int notify_pending_send(struct store *store, notify_fn fn, void *data);
+
+/** notify_pending_send for the notices to members of one platform written
+ *  before before_ms (a row from before "at" was kept counts as old): on a
+ *  shared ledger, only the Telegram poller can send to Telegram, so it
+ *  sends those another daemon took a payment for, while it holds the
+ *  poller's lease. A row younger than before_ms is left to the daemon that
+ *  wrote it, which sends it right after its commit. done(done_data) follows
+ *  once the pass is over (not when this returns an error). */
+int notify_pending_retry(struct store *store, enum command_platform platform, int64_t before_ms,
+                         notify_fn fn, void *data, void (*done)(void *done_data), void *done_data);
 
 /** Whether notify_payment's note means nothing is left to do: taken by an
  *  adapter, or naming nobody. */

@@ -3,8 +3,12 @@
  * handling are the queue's. */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "core/cluster.h"
 #include "core/core.h"
+#include "core/ledger.h"
+#include "core/notify.h"
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -86,4 +90,36 @@ int tg_notify(struct adapter *a, const struct notify_target *to, const struct re
     if (rc == 0)
         log_info("telegram.notify", "chat=%" PRId64 " bytes=%zu", chat_id, len);
     return rc;
+}
+
+/* A text notice of core/notify.h's passes, through tg_notify. */
+static int tg__notify_text(void *data, const struct notify_target *to, const char *text)
+{
+    struct tg *tg = data;
+    struct reply_msg msg = {.stage = REPLY_FINAL, .text = text};
+    return tg_notify(&tg->adapter, to, &msg);
+}
+
+static void tg__owed_done(void *data)
+{
+    struct tg *tg = data;
+    tg->owed_busy = false;
+    tg_unref(tg);
+}
+
+void tg_notify_owed(struct tg *tg)
+{
+    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    if (c == NULL || tg->owed_busy || tg->closing || !tg->lease_held || tg->core->ledger == NULL)
+        return;
+    /* A younger row is its own daemon's to send, right after its commit;
+     * one a lease old was left by a daemon that could not. */
+    int64_t before = clock_now_ms(&tg->core->clock) - cluster_lease_ms(c);
+    tg->owed_busy = true;
+    tg_ref(tg);
+    if (notify_pending_retry(ledger_store(tg->core->ledger), COMMAND_PLATFORM_TELEGRAM, before,
+                             tg__notify_text, tg, tg__owed_done, tg) < 0) {
+        tg->owed_busy = false;
+        tg_unref(tg);
+    }
 }

@@ -405,6 +405,7 @@ static void tg__lease_done(int rc, const char *holder, int64_t until, void *data
         } else {
             tg_poll_kick(tg);
         }
+        tg_notify_owed(tg);
     } else if (rc == HB_EBUSY) {
         if (tg->lease_held) {
             /* Another daemon took it: this one's lease ran out unrenewed

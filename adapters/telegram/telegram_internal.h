@@ -112,6 +112,7 @@ struct tg {
     bool lease_held;        /* this daemon is the poller */
     bool lease_asking;      /* a take is in flight */
     bool lease_waiting;     /* standing by (logged once) */
+    bool owed_busy;         /* a pass over the payment notices owed is running */
     uint64_t lease_asked;   /* uv_now() when the take in flight was asked */
     uint64_t lease_until;   /* uv_now() past which the lease may have run out */
     uint64_t rng;           /* xorshift state for jitter */
@@ -322,6 +323,12 @@ cJSON *tg_markup(const struct reply_button *b, size_t n);
 /* ---- notify.c ---- */
 /** The adapter's notify operation (adapters/adapter.h). */
 int tg_notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
+
+/** Holding the poller's lease on a shared ledger: send the payment notices
+ *  to Telegram members that other daemons booked and could not send (only
+ *  the poller sends to Telegram), those written at least a lease ago. One
+ *  pass at a time; called with every renewal of the lease. */
+void tg_notify_owed(struct tg *tg);
 
 /* ---- stars.c ---- */
 void tg_stars_offer(struct tg *tg, struct tg_reply *r, int64_t chat_id, bool group);

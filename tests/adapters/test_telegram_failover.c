@@ -8,13 +8,17 @@
  * the standby takes over at once, repeating nothing. */
 #include "tests/test.h"
 
+#include "adapters/stripe/stripe.h"
+#include "core/payref.h"
 #include "tests/fake/telegram_api.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FO_UPDATES 4000
@@ -23,14 +27,19 @@
 #define FO_POLL_LIMIT 100
 #define FO_MAX_INFLIGHT 32
 #define FO_KILL_REPEATS_MAX (FO_POLL_LIMIT + FO_MAX_INFLIGHT)
+#define FO_PAY_KEY "test-reference-key-0123456789abcdef"
+#define FO_PAY_SECRET "whsec_failover_secret"
 
 struct fo {
     char *dir;
     char conf[2][512];
+    int port[2]; /* [server] of each, when payments are on */
     struct tgapi *api;
 };
 
-static void fo_init(struct fo *f)
+/* Two daemons' configurations; with pay, each takes Stripe's webhooks on
+ * a [server] of its own, and no backlog waits. */
+static void fo_init_with(struct fo *f, bool pay)
 {
     memset(f, 0, sizeof(*f));
     char url[512];
@@ -38,21 +47,38 @@ static void fo_init(struct fo *f)
     f->dir = test_tmpdir_new();
     f->api = tgapi_thread_new(FO_TOKEN);
     assert_non_null(f->api);
-    tgapi_backlog(f->api, FO_UPDATES, FO_UPDATES);
+    if (!pay)
+        tgapi_backlog(f->api, FO_UPDATES, FO_UPDATES);
+    else
+        tgapi_record(f->api, true); /* a few calls: the notice is looked at */
     for (int i = 0; i < 2; i++) {
         snprintf(f->conf[i], sizeof(f->conf[i]), "%s/bot%d.conf", f->dir, i);
-        char text[2048];
+        char text[2048], extra[512] = "";
+        if (pay) {
+            f->port[i] = test_port_free();
+            snprintf(extra, sizeof(extra),
+                     "[server]\nenabled = true\nport = %d\n"
+                     "[payments]\nreference_key = " FO_PAY_KEY "\npackages = 500:1000\n"
+                     "[stripe]\nenabled = true\nwebhook_secret = " FO_PAY_SECRET "\n"
+                     "checkout_url = https://buy.stripe.com/test_123\n",
+                     f->port[i]);
+        }
         snprintf(text, sizeof(text),
                  "[bot]\nname = Failover Bot\nlog_level = info\nshutdown_grace = 20\n"
                  "[storage]\nbackend = postgres\npostgres_url = %s\nlease = %d\n"
                  "postgres_pool = %d\n"
                  "[console]\nenabled = false\n"
                  "[telegram]\nenabled = true\ntoken = " FO_TOKEN "\napi_base = %s\n"
-                 "poll_timeout = 1\nsends_per_second = 100000\nmax_inflight = %d\n",
-                 url, FO_LEASE_S, 3 - i, tgapi_base(f->api), FO_MAX_INFLIGHT);
+                 "poll_timeout = 1\nsends_per_second = 100000\nmax_inflight = %d\n%s",
+                 url, FO_LEASE_S, 3 - i, tgapi_base(f->api), FO_MAX_INFLIGHT, extra);
         test_file_write(f->conf[i], text, (size_t)-1);
         chmod(f->conf[i], 0600);
     }
+}
+
+static void fo_init(struct fo *f)
+{
+    fo_init_with(f, false);
 }
 
 static void fo_free(struct fo *f)
@@ -220,10 +246,93 @@ static void test_lost_lease_stands_by_again(void **state)
     fo_free(&f);
 }
 
+/* POST a signed Stripe event to a daemon's /webhooks/stripe; the status. */
+static int fo_stripe(int port, const char *body)
+{
+    char sig[256];
+    size_t len = strlen(body);
+    assert_int_equal(stripe_signature_make(sig, sizeof(sig), FO_PAY_SECRET, body, len, time(NULL)),
+                     0);
+    char req[4096];
+    int n = snprintf(req, sizeof(req),
+                     "POST /webhooks/stripe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Content-Type: application/json\r\nStripe-Signature: %s\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     sig, len, body);
+    assert_true(n > 0 && (size_t)n < sizeof(req));
+    int fd = test_tcp_connect(port);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    char buf[1024];
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < sizeof(buf) && (r = recv(fd, buf + got, sizeof(buf) - got - 1, 0)) > 0)
+        got += (size_t)r;
+    buf[got] = '\0';
+    close(fd);
+    int status = -1;
+    return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
+}
+
+/* A payment for a Telegram member reaches the standby (webhooks may hit
+ * any daemon), which cannot send to Telegram: the poller sends its notice
+ * once it is a lease old, once. */
+static void test_standby_payment_told_by_poller(void **state)
+{
+    (void)state;
+    struct fo f;
+    struct test_child a, b;
+    fo_init_with(&f, true);
+    fo_start(&f, 0, &a, "telegram.polling");
+    fo_start(&f, 1, &b, "role=standby");
+    char ref[PAYREF_REFERENCE_MAX + 1];
+    assert_int_equal(
+        payref_reference_make(ref, sizeof(ref), FO_PAY_KEY, strlen(FO_PAY_KEY), "telegram:777"), 0);
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"id\":\"evt_fo1\",\"object\":\"event\",\"api_version\":\"2024-06-20\","
+             "\"type\":\"checkout.session.completed\",\"data\":{\"object\":{\"id\":"
+             "\"cs_test_fo1\",\"object\":\"checkout.session\",\"amount_subtotal\":500,"
+             "\"amount_total\":500,\"client_reference_id\":\"%s\",\"currency\":\"usd\","
+             "\"mode\":\"payment\",\"payment_intent\":\"pi_fo1\",\"payment_status\":"
+             "\"paid\",\"status\":\"complete\"}}}",
+             ref);
+    uint64_t paid_at = test_now_ms();
+    assert_int_equal(fo_stripe(f.port[1], body), 200);
+    uint64_t end = paid_at + 30000;
+    while (tgapi_count(f.api, "sendMessage") == 0 && test_now_ms() < end)
+        fo_pump(&a, &b, 20);
+    uint64_t told_ms = test_now_ms() - paid_at;
+    assert_int_equal(tgapi_count(f.api, "sendMessage"), 1);
+    /* A lease old, then the next renewal's pass: well within two leases. */
+    assert_true(told_ms <= 2 * FO_LEASE_S * 1000 + 2000);
+    fo_pump(&a, &b, 2 * FO_LEASE_S * 1000); /* and no second time */
+    for (int i = 0; i < 2; i++) {
+        struct test_child *c = i == 0 ? &a : &b;
+        kill(c->pid, SIGTERM);
+        assert_true(test_child_wait_for(c, "err", "daemon.stopped", 30000));
+        assert_int_equal(test_child_finish(c, 30000), 0);
+        assert_null(strstr(c->err, "ERROR: AddressSanitizer"));
+    }
+    assert_int_equal(tgapi_count(f.api, "sendMessage"), 1);
+    const struct tgapi_call *sent = NULL;
+    for (size_t i = 0; i < tgapi_ncalls(f.api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(f.api, i);
+        if (strcmp(c->method, "sendMessage") == 0)
+            sent = c;
+    }
+    assert_non_null(sent);
+    assert_non_null(strstr(sent->body, "\"chat_id\":777"));
+    assert_non_null(strstr(sent->body, "payment arrived"));
+    test_child_free(&a);
+    test_child_free(&b);
+    fo_free(&f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sigkill_standby_takes_over),
     cmocka_unit_test(test_sigterm_hands_over_at_once),
     cmocka_unit_test(test_lost_lease_stands_by_again),
+    cmocka_unit_test(test_standby_payment_told_by_poller),
 };
 
 TEST_GROUP_DEFINE(telegram_failover_pg, tests, NULL, NULL)

@@ -380,6 +380,84 @@ static void test_notice_survives_a_kill_after_the_commit(void **state)
     lt_done(&t);
 }
 
+static void pass_done(void *data)
+{
+    (*(int *)data)++;
+}
+
+/* One pass of notify_pending_retry, run to its end. */
+static void retry_pass(struct lt *t, int64_t before, notify_fn fn, void *data)
+{
+    int passes = 0;
+    assert_int_equal(notify_pending_retry(ledger_store(t->ledger), COMMAND_PLATFORM_TELEGRAM,
+                                          before, fn, data, pass_done, &passes),
+                     0);
+    while (passes == 0)
+        uv_run(&t->loop, UV_RUN_ONCE);
+    assert_int_equal(passes, 1);
+}
+
+static void put_done(int rc, const char *value, void *data)
+{
+    (void)value;
+    *(int *)data = rc == 0 ? 1 : -1;
+}
+
+/* On a shared ledger the Telegram poller sends the payment notices other
+ * daemons booked and could not send: only Telegram members' and groups',
+ * only those older than the pass's bound (a younger one is its own
+ * daemon's to send), each once; one it cannot send stays, and so does one
+ * to another platform. A row kept before rows had a time counts as old. */
+static void test_owed_notices_retried_for_one_platform(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, true, false);
+    int64_t t0 = t.now;
+    static const char *const ids[] = {"stripe:cs_t5", "stripe:cs_d6", "stripe:cs_t7"};
+    static const char *const accounts[] = {"telegram:5", "discord:6", "telegram:7"};
+    for (size_t i = 0; i < 3; i++) {
+        if (i == 2)
+            t.now = t0 + 10000; /* the last one, ten seconds later */
+        struct deposit_credit c = {.id = ids[i],
+                                   .account = accounts[i],
+                                   .credits = 1000,
+                                   .ref = ids[i],
+                                   .method = "stripe",
+                                   .via = "card",
+                                   .notify = gone_cb}; /* a standby: not sent */
+        assert_int_equal(book(&t, &c).rc, 0);
+    }
+    assert_int_equal(pending(&t).n, 3);
+    /* An adapter that cannot send now keeps them all. */
+    retry_pass(&t, t0 + 5000, gone_cb, NULL);
+    assert_int_equal(pending(&t).n, 3);
+    struct told told = {0};
+    retry_pass(&t, t0 + 5000, told_cb, &told);
+    assert_int_equal(told.calls, 1);
+    assert_string_equal(told.to.user_id, "5");
+    assert_string_equal(told.text, "Your card payment arrived: 1,000 credits.");
+    assert_int_equal(pending(&t).n, 2); /* discord:6, and telegram:7 (too young) */
+    retry_pass(&t, t0 + 5000, told_cb, &told);
+    assert_int_equal(told.calls, 1);
+    /* A row without a time (kept by an older build) is old. */
+    int put = 0;
+    assert_int_equal(state_put(ledger_store(t.ledger), NOTIFY_NS_PENDING, "old",
+                               "{\"account\":\"telegram:8\",\"channel\":\"\",\"via\":\"card\","
+                               "\"credits\":5}",
+                               put_done, &put),
+                     0);
+    while (put == 0)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    assert_int_equal(put, 1);
+    retry_pass(&t, t0 + 20000, told_cb, &told);
+    assert_int_equal(told.calls, 3); /* telegram:7 now, and telegram:8 */
+    struct listed left = pending(&t);
+    assert_int_equal(left.n, 1);
+    assert_non_null(strstr(left.value, "\"account\":\"discord:6\""));
+    lt_done(&t);
+}
+
 /* A note commits only with a transfer that applies. */
 static void test_note_only_with_its_transfer(void **state)
 {
@@ -410,6 +488,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_deposit_id_make),
     cmocka_unit_test(test_notice_survives_a_kill_after_the_commit),
     cmocka_unit_test(test_note_only_with_its_transfer),
+    cmocka_unit_test(test_owed_notices_retried_for_one_platform),
     cmocka_unit_test(test_credits_once_per_payment_id),
     cmocka_unit_test(test_pool_and_quiet_deposits),
     cmocka_unit_test(test_bad_requests_are_refused_at_once),

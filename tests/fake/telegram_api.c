@@ -688,6 +688,13 @@ void tgapi_backlog_tally(struct tgapi *f, int64_t *unanswered, int64_t *repeated
     pthread_mutex_unlock(&f->mu);
 }
 
+void tgapi_record(struct tgapi *f, bool on)
+{
+    pthread_mutex_lock(&f->mu);
+    f->record = on;
+    pthread_mutex_unlock(&f->mu);
+}
+
 size_t tgapi_ncalls(const struct tgapi *f)
 {
     return f->ncalls;

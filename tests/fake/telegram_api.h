@@ -80,6 +80,10 @@ void tgapi_file_add(struct tgapi *f, const char *file_id, const char *path, cons
 /** Serve files only after ms milliseconds (0: at once). */
 void tgapi_files_slow(struct tgapi *f, uint64_t ms);
 
+/** Record every call (a fake on the test's loop always does; a thread fake
+ *  only from this call on). A thread fake's calls are read once nothing
+ *  calls it any more. */
+void tgapi_record(struct tgapi *f, bool on);
 /** Calls recorded so far, and one of them (borrowed). */
 size_t tgapi_ncalls(const struct tgapi *f);
 const struct tgapi_call *tgapi_call_at(const struct tgapi *f, size_t i);
