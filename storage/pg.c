@@ -25,16 +25,16 @@
  * acknowledged that did not commit); the next batch reconnects, waiting
  * 100 ms, then twice as long each time up to 5 s, while the server stays
  * away. Opening and migrations are here; the records in pg_records.c,
- * pg_conv.c and pg_more.c. */
+ * pg_conv.c and pg_more.c, parameters in pg_params.c. */
 #include "storage/store.h"
 
 #include "base/error.h"
-#include "base/hex.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "storage/pg_internal.h"
 
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,81 +230,6 @@ static const char *const pg_migrations[] = {
 };
 
 #define PG_SCHEMA_LATEST ((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
-
-/* ---- Parameters and results ------------------------------------------------ */
-
-void pg__params_init(struct pg_params *p)
-{
-    p->n = 0;
-}
-
-static void pg__param(struct pg_params *p, const char *v, int len, int format)
-{
-    if (p->n >= PG_PARAMS_MAX)
-        abort(); /* a statement of this file with too many parameters */
-    p->value[p->n] = v;
-    p->length[p->n] = len;
-    p->format[p->n] = format;
-    p->n++;
-}
-
-void pg__text(struct pg_params *p, const char *v)
-{
-    pg__param(p, v != NULL ? v : "", 0, 0);
-}
-
-void pg__opt(struct pg_params *p, const char *v)
-{
-    pg__param(p, v != NULL && v[0] != '\0' ? v : NULL, 0, 0);
-}
-
-void pg__int(struct pg_params *p, int64_t v)
-{
-    if (p->n >= PG_PARAMS_MAX)
-        abort();
-    snprintf(p->num[p->n], sizeof(p->num[p->n]), "%" PRId64, v);
-    pg__param(p, p->num[p->n], 0, 0);
-}
-
-void pg__bin(struct pg_params *p, const void *v, size_t len)
-{
-    pg__param(p, v != NULL ? (const char *)v : "", (int)len, 1);
-}
-
-int64_t pg__int_at(const PGresult *r, int row, int col)
-{
-    if (PQgetisnull(r, row, col))
-        return 0;
-    return strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
-void pg__text_at(const PGresult *r, int row, int col, char *dst, size_t cap)
-{
-    const char *v = PQgetvalue(r, row, col);
-    size_t n = (size_t)PQgetlength(r, row, col);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-size_t pg__bytea_len(const char *v)
-{
-    /* bytea_output = hex, the server's default: "\\x" and two digits a byte. */
-    size_t n = strlen(v);
-    if (n < 2 || v[0] != '\\' || v[1] != 'x' || n % 2 != 0)
-        return 0;
-    return (n - 2) / 2;
-}
-
-void pg__bytes_at(const PGresult *r, int row, int col, uint8_t *dst, size_t cap)
-{
-    memset(dst, 0, cap);
-    const char *v = PQgetvalue(r, row, col);
-    size_t len = pg__bytea_len(v);
-    if (hex_decode(v + 2, dst, len < cap ? len : cap) < 0)
-        memset(dst, 0, cap);
-}
 
 /* ---- Statements -------------------------------------------------------------- */
 
@@ -533,6 +458,19 @@ static int pg__pipeline_on(struct pg_store *s)
 
 /* ---- Connection ----------------------------------------------------------------- */
 
+/* What the server says outside an answer (a warning; the last words of a
+ * session it ends): its primary message, into the log, where libpq would
+ * print the whole text, detail included, raw on stderr. */
+static void pg__notice(void *arg, const PGresult *r)
+{
+    (void)arg;
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    char buf[256];
+    log_warn("store.server_notice", "backend=postgres severity=%s msg=\"%s\"",
+             sev != NULL ? sev : "-", pg__msg(msg != NULL ? msg : "", buf, sizeof(buf)));
+}
+
 /* Connect (again): a fresh connection forgets its prepared statements. */
 static int pg__connect(struct pg_store *s)
 {
@@ -553,6 +491,7 @@ static int pg__connect(struct pg_store *s)
                   pg__msg(PQerrorMessage(s->conn), buf, sizeof(buf)));
         return HB_EIO;
     }
+    PQsetNoticeReceiver(s->conn, pg__notice, NULL);
     /* Notices (an IF NOT EXISTS that found the table) are not errors. */
     int rc = pg__exec(s, "SET client_min_messages = warning", "connect");
     /* Every write transaction holds the write lock that all daemons share,
@@ -567,11 +506,28 @@ static int pg__connect(struct pg_store *s)
     return rc;
 }
 
+/* Whether an idle connection is still open: what the server sent while it
+ * sat idle is read (its last words when it ended the session, then the
+ * end of the stream), a few reads at most; nothing waiting means open. */
+static bool pg__alive(PGconn *c)
+{
+    for (int i = 0; i < 4 && PQstatus(c) == CONNECTION_OK; i++) {
+        struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0)
+            return true;
+        if (!PQconsumeInput(c))
+            return false;
+    }
+    return PQstatus(c) == CONNECTION_OK;
+}
+
 /* Before a transaction: reconnect a connection the server dropped, no
- * sooner than the backoff allows. */
+ * sooner than the backoff allows. One that sat idle while the server
+ * restarted (or ended its session) is noticed here, rather than by the
+ * batch's first statement failing. */
 static int pg__ready(struct pg_store *s)
 {
-    if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+    if (s->conn != NULL && pg__alive(s->conn))
         return 0;
     uint64_t now = uv_hrtime();
     if (now < s->retry_at_ns)

@@ -698,6 +698,49 @@ static void test_reads_beside_writes(void **state)
     store_db_done(&d);
 }
 
+/* The server ended this daemon's sessions while they sat idle (a restart,
+ * an administrator): the next read and the next write reconnect first and
+ * succeed, instead of failing on the dead connection. */
+static void test_idle_connections_dropped(void **state)
+{
+    (void)state;
+    struct store_db d;
+    uv_loop_t loop;
+    int rc = 0;
+    store_db_init(&d);
+    put_open_accounts(&d);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    d.opts.readers = 1;
+    struct store *s = store_new(&d.opts, &rc);
+    assert_non_null(s);
+    assert_int_equal(store_start(s, &loop), 0);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            /* Every other session of the database ends, and is gone. */
+            assert_int_equal(
+                db_int(&d, "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()"),
+                2);
+        }
+        struct read_job r = {.job = {.run = read_run, .done = read_done}};
+        assert_int_equal(store_submit_read(s, &r.job), 0);
+        read_wait(&loop, &r);
+        assert_int_equal(r.rc, 0);
+        assert_int_equal(r.debits, 7 * round);
+        struct put_job move = {.job = {.run = put_run, .done = put_done},
+                               .step = PUT_MOVE,
+                               .id = round == 0 ? "idle1" : "idle2",
+                               .amount = 7};
+        assert_int_equal(store_submit(s, &move.job), 0);
+        while (!move.done)
+            uv_run(&loop, UV_RUN_ONCE);
+        assert_int_equal(move.done_rc, 0);
+    }
+    put_stop(s, &loop);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), 2);
+    store_db_done(&d);
+}
+
 /* ---- images ------------------------------------------------------------------- */
 
 static void image_put(struct store_txn *txn, const char *id, const char *scope, int64_t at,
@@ -889,6 +932,7 @@ static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_put_off_writes_in_group_commit),
     cmocka_unit_test(test_batch_cut_at_savepoints),
     cmocka_unit_test(test_reads_beside_writes),
+    cmocka_unit_test(test_idle_connections_dropped),
     cmocka_unit_test(test_images),
 };
 
