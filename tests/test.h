@@ -128,6 +128,16 @@ int test_port_free(void);
 /** A blocking TCP connection to 127.0.0.1:port (asserted). */
 int test_tcp_connect(int port);
 
+/** Send body to 127.0.0.1:port as Stripe would, signed with secret (its
+ *  Stripe-Signature), to /webhooks/stripe in one write, with 10 s socket
+ *  timeouts. Returns the socket, or -1 when nobody listens (a daemon
+ *  starting, or gone); test_http_status reads the answer. */
+int test_stripe_send(int port, const char *secret, const char *body);
+
+/** Read an HTTP answer on fd to its end, close fd, and return its status;
+ *  -1 when none came. */
+int test_http_status(int fd);
+
 /** Read from fd into buf (NUL-terminated, at most cap - 1 bytes) until
  *  needle appears (NULL: until the peer closes or buf is full) or
  *  timeout_ms passes, calling pump(pump_data) between reads when not NULL

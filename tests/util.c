@@ -1,6 +1,8 @@
 /* Shared test helpers: temporary directories, files, child processes. */
 #include "tests/test.h"
 
+#include "adapters/stripe/stripe.h"
+
 #include <errno.h>
 #include <libpq-fe.h>
 #include <uv.h>
@@ -291,6 +293,53 @@ int test_tcp_connect(int port)
     struct sockaddr_in a = test__loopback(port);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     return fd;
+}
+
+int test_stripe_send(int port, const char *secret, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = test__loopback(port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    char sig[256];
+    size_t len = strlen(body);
+    assert_int_equal(stripe_signature_make(sig, sizeof(sig), secret, body, len, time(NULL)), 0);
+    char req[4096];
+    int n = snprintf(req, sizeof(req),
+                     "POST /webhooks/stripe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Content-Type: application/json\r\nStripe-Signature: %s\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     sig, len, body);
+    assert_true(n > 0 && (size_t)n < sizeof(req));
+    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int test_http_status(int fd)
+{
+    char buf[2048];
+    size_t len = 0;
+    while (len + 1 < sizeof(buf)) {
+        ssize_t n = recv(fd, buf + len, sizeof(buf) - len - 1, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fd);
+    int status = -1;
+    if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+        status = -1;
+    return status;
 }
 
 bool test_recv_until(int fd, char *buf, size_t cap, const char *needle, int timeout_ms,

@@ -8,7 +8,6 @@
  * the standby takes over at once, repeating nothing. */
 #include "tests/test.h"
 
-#include "adapters/stripe/stripe.h"
 #include "core/payref.h"
 #include "tests/fake/telegram_api.h"
 
@@ -16,9 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define FO_UPDATES 4000
@@ -246,33 +243,6 @@ static void test_lost_lease_stands_by_again(void **state)
     fo_free(&f);
 }
 
-/* POST a signed Stripe event to a daemon's /webhooks/stripe; the status. */
-static int fo_stripe(int port, const char *body)
-{
-    char sig[256];
-    size_t len = strlen(body);
-    assert_int_equal(stripe_signature_make(sig, sizeof(sig), FO_PAY_SECRET, body, len, time(NULL)),
-                     0);
-    char req[4096];
-    int n = snprintf(req, sizeof(req),
-                     "POST /webhooks/stripe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Content-Type: application/json\r\nStripe-Signature: %s\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     sig, len, body);
-    assert_true(n > 0 && (size_t)n < sizeof(req));
-    int fd = test_tcp_connect(port);
-    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-    char buf[1024];
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < sizeof(buf) && (r = recv(fd, buf + got, sizeof(buf) - got - 1, 0)) > 0)
-        got += (size_t)r;
-    buf[got] = '\0';
-    close(fd);
-    int status = -1;
-    return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
-}
-
 /* A payment for a Telegram member reaches the standby (webhooks may hit
  * any daemon), which cannot send to Telegram: the poller sends its notice
  * once it is a lease old, once. */
@@ -297,7 +267,9 @@ static void test_standby_payment_told_by_poller(void **state)
              "\"paid\",\"status\":\"complete\"}}}",
              ref);
     uint64_t paid_at = test_now_ms();
-    assert_int_equal(fo_stripe(f.port[1], body), 200);
+    int fd = test_stripe_send(f.port[1], FO_PAY_SECRET, body);
+    assert_true(fd >= 0);
+    assert_int_equal(test_http_status(fd), 200);
     uint64_t end = paid_at + 30000;
     while (tgapi_count(f.api, "sendMessage") == 0 && test_now_ms() < end)
         fo_pump(&a, &b, 20);

@@ -205,68 +205,14 @@ static void pc_event(char *out, size_t cap, size_t step, const char *suffix,
              st->s, s->price, s->price, ref, st->s, st->kind == PC_UNPAID ? "unpaid" : "paid");
 }
 
-/* Connect and send one signed POST in one write; returns the socket, or -1
- * when nobody listens (a daemon still starting, or gone). */
-static int pc_send(int port, const char *body)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    char sig[256];
-    size_t len = strlen(body);
-    assert_int_equal(stripe_signature_make(sig, sizeof(sig), PC_SECRET, body, len, time(NULL)), 0);
-    char req[4096];
-    int n = snprintf(req, sizeof(req),
-                     "POST /webhooks/stripe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Content-Type: application/json\r\nStripe-Signature: %s\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     sig, len, body);
-    assert_true(n > 0 && (size_t)n < sizeof(req));
-    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Read the answer's status and close; -1 when none came (killed). */
-static int pc_status(int fd)
-{
-    char buf[2048];
-    size_t len = 0;
-    while (len + 1 < sizeof(buf)) {
-        ssize_t n = recv(fd, buf + len, sizeof(buf) - len - 1, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    close(fd);
-    int status = -1;
-    if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
-        status = -1;
-    return status;
-}
-
 /* Deliver until the daemon takes it: 503 while its storage starts is
  * retried, as Stripe would. */
 static void pc_deliver(int port, const char *body)
 {
     uint64_t deadline = test_now_ms() + 15000;
     for (;;) {
-        int fd = pc_send(port, body);
-        int status = fd >= 0 ? pc_status(fd) : -1;
+        int fd = test_stripe_send(port, PC_SECRET, body);
+        int status = fd >= 0 ? test_http_status(fd) : -1;
         if (status == 200)
             return;
         if (status != 503 && status != -1)
@@ -424,14 +370,14 @@ static bool pc_step_run(struct pc *f, size_t k, long kill_us, size_t *chats)
     int fds[3];
     for (size_t i = 0; i < n; i++) {
         pc_remember(f, body[i]);
-        fds[i] = pc_send(f->port, body[i]);
+        fds[i] = test_stripe_send(f->port, PC_SECRET, body[i]);
     }
     if (kill_us >= 0) {
         usleep((useconds_t)kill_us);
         pc_kill(f);
     }
     for (size_t i = 0; i < n; i++) {
-        int status = fds[i] >= 0 ? pc_status(fds[i]) : -1;
+        int status = fds[i] >= 0 ? test_http_status(fds[i]) : -1;
         if (kill_us < 0 && status == 503) {
             pc_deliver(f->port, body[i]); /* storage still starting */
             status = 200;
@@ -733,8 +679,8 @@ static void test_refund_before_its_credit(void **state)
     int fd = -1;
     int status = 503;
     for (int i = 0; i < 200 && status == 503; i++) {
-        fd = pc_send(f->port, body);
-        status = fd >= 0 ? pc_status(fd) : 503;
+        fd = test_stripe_send(f->port, PC_SECRET, body);
+        status = fd >= 0 ? test_http_status(fd) : 503;
         if (status == 503)
             usleep(20000);
     }

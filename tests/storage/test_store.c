@@ -405,17 +405,24 @@ static void put_open_accounts(const struct store_db *d)
     store_free(s);
 }
 
-/* A fresh database with the accounts w and r, and its store started. */
-static struct store *put_start(struct store_db *d, uv_loop_t *loop)
+/* A fresh database with the accounts w and r, and its store started,
+ * with that many readers (PostgreSQL's pool). */
+static struct store *put_start_readers(struct store_db *d, uv_loop_t *loop, unsigned readers)
 {
     int rc = 0;
     store_db_init(d);
     put_open_accounts(d);
+    d->opts.readers = readers;
     assert_int_equal(uv_loop_init(loop), 0);
     struct store *s = store_new(&d->opts, &rc);
     assert_non_null(s);
     assert_int_equal(store_start(s, loop), 0);
     return s;
+}
+
+static struct store *put_start(struct store_db *d, uv_loop_t *loop)
+{
+    return put_start_readers(d, loop, 0);
 }
 
 /* Run jobs as one batch (behind a gate) and wait for them all. */
@@ -613,13 +620,7 @@ static void test_reads_beside_writes(void **state)
     struct store_db d;
     uv_loop_t loop;
     int rc = 0;
-    store_db_init(&d);
-    put_open_accounts(&d);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    d.opts.readers = 2;
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
-    assert_int_equal(store_start(s, &loop), 0);
+    struct store *s = put_start_readers(&d, &loop, 2);
     d.opts.readers = 1;
     struct store *other = store_new(&d.opts, &rc); /* a second daemon */
     assert_non_null(other);
@@ -706,14 +707,7 @@ static void test_idle_connections_dropped(void **state)
     (void)state;
     struct store_db d;
     uv_loop_t loop;
-    int rc = 0;
-    store_db_init(&d);
-    put_open_accounts(&d);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    d.opts.readers = 1;
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
-    assert_int_equal(store_start(s, &loop), 0);
+    struct store *s = put_start_readers(&d, &loop, 1);
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
             /* Every other session of the database ends, and is gone. */
