@@ -166,18 +166,33 @@ static int features__cache_set(struct map *groups, const char *group, enum featu
 
 struct features_op {
     struct features *fs;
-    struct store *store; /* a load pages through it */
     features_cb cb;
     void *data;
     struct map *fresh; /* a refresh: the switches as read, replacing the cache at the end */
     unsigned sets_at;  /* ... unless a switch was made here meanwhile (fs->sets moved) */
 };
 
-#define FEATURES_PAGE 1000 /* switch rows read per store job at start (state_list's most) */
+/* One switch row: its key is "<platform>:<group>:<feature>", the group
+ * key everything before the last colon. */
+static int features__row(const char *key, const char *value, void *data)
+{
+    struct features_op *op = data;
+    struct features *fs = op->fs;
+    if (fs->freed)
+        return HB_ECANCELED;
+    const char *colon = strrchr(key, ':');
+    if (colon == NULL || (size_t)(colon - key) >= COMMAND_ID_MAX + 16)
+        return 0;
+    enum feature f = feature_parse(colon + 1);
+    if (f == FEATURE_COUNT)
+        return 0;
+    char group[COMMAND_ID_MAX + 16];
+    snprintf(group, sizeof(group), "%.*s", (int)(colon - key), key);
+    struct map *groups = op->fresh != NULL ? op->fresh : fs->groups;
+    return features__cache_set(groups, group, f, strcmp(value, "off") != 0) < 0 ? HB_ENOMEM : 0;
+}
 
-/* The listing's keys are "<platform>:<group>:<feature>"; the group key is
- * everything before the last colon. */
-static void features__listed(int rc, const struct state_entry *entries, size_t n, void *data)
+static void features__read_done(int rc, void *data)
 {
     struct features_op *op = data;
     struct features *fs = op->fs;
@@ -187,27 +202,6 @@ static void features__listed(int rc, const struct state_entry *entries, size_t n
         if (--fs->loading == 0)
             features__destroy(fs);
         return;
-    }
-    struct map *groups = op->fresh != NULL ? op->fresh : fs->groups;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char *colon = strrchr(entries[i].key, ':');
-        if (colon == NULL || (size_t)(colon - entries[i].key) >= COMMAND_ID_MAX + 16)
-            continue;
-        enum feature f = feature_parse(colon + 1);
-        if (f == FEATURE_COUNT)
-            continue;
-        char group[COMMAND_ID_MAX + 16];
-        snprintf(group, sizeof(group), "%.*s", (int)(colon - entries[i].key), entries[i].key);
-        if (features__cache_set(groups, group, f, strcmp(entries[i].value, "off") != 0) < 0)
-            rc = HB_ENOMEM;
-    }
-    if (rc == 0) {
-        rc = state_list_after(op->store, FEATURE_NS, entries, n, FEATURES_PAGE, features__listed,
-                              op);
-        if (rc == 0)
-            return; /* a full page: the next one follows */
-        if (rc == HB_ENOTFOUND)
-            rc = 0;
     }
     if (op->fresh != NULL) {
         /* A switch made here while the rows were read is newer than what
@@ -237,13 +231,12 @@ static int features__read(struct features *fs, struct store *store, bool fresh, 
     struct features_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;
-    *op =
-        (struct features_op){.fs = fs, .store = store, .cb = cb, .data = data, .sets_at = fs->sets};
+    *op = (struct features_op){.fs = fs, .cb = cb, .data = data, .sets_at = fs->sets};
     if (fresh && (op->fresh = map_new(NULL)) == NULL) {
         free(op);
         return HB_ENOMEM;
     }
-    int rc = state_list_range(store, FEATURE_NS, "", NULL, FEATURES_PAGE, features__listed, op);
+    int rc = state_read_all(store, FEATURE_NS, features__row, features__read_done, op);
     if (rc < 0) {
         map_free(op->fresh);
         free(op);

@@ -469,16 +469,27 @@ size_t revenue_shares(const struct revenue *rv, enum command_platform platform,
 
 struct revenue_op {
     struct revenue *rv;
-    struct store *store;
     revenue_cb cb;
     void *data;
     struct map *fresh; /* a refresh: the overrides as read, replacing them at the end */
     unsigned sets_at;  /* ... unless one was set here meanwhile (rv->sets moved) */
 };
 
-#define REVENUE_PAGE 1000
+static int revenue__row(const char *key, const char *value, void *data)
+{
+    struct revenue_op *op = data;
+    struct revenue *rv = op->rv;
+    if (rv->freed)
+        return HB_ECANCELED;
+    char *text = strdup(value);
+    if (text == NULL || map_set(op->fresh != NULL ? op->fresh : rv->groups, key, text) < 0) {
+        free(text);
+        return HB_ENOMEM;
+    }
+    return 0;
+}
 
-static void revenue__listed(int rc, const struct state_entry *e, size_t n, void *data)
+static void revenue__read_done(int rc, void *data)
 {
     struct revenue_op *op = data;
     struct revenue *rv = op->rv;
@@ -488,21 +499,6 @@ static void revenue__listed(int rc, const struct state_entry *e, size_t n, void 
         if (--rv->loading == 0)
             revenue__destroy(rv);
         return;
-    }
-    struct map *groups = op->fresh != NULL ? op->fresh : rv->groups;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *text = strdup(e[i].value);
-        if (text == NULL || map_set(groups, e[i].key, text) < 0) {
-            free(text);
-            rc = HB_ENOMEM;
-        }
-    }
-    if (rc == 0) {
-        rc = state_list_after(op->store, REVENUE_NS, e, n, REVENUE_PAGE, revenue__listed, op);
-        if (rc == 0)
-            return; /* a full page: the next one follows */
-        if (rc == HB_ENOTFOUND)
-            rc = 0;
     }
     if (rc < 0)
         log_warn("revenue.load_failed", "error=%s", hb_strerror(rc));
@@ -528,13 +524,12 @@ static int revenue__read(struct revenue *rv, struct store *store, bool fresh, re
     struct revenue_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;
-    *op =
-        (struct revenue_op){.rv = rv, .store = store, .cb = cb, .data = data, .sets_at = rv->sets};
+    *op = (struct revenue_op){.rv = rv, .cb = cb, .data = data, .sets_at = rv->sets};
     if (fresh && (op->fresh = map_new(free)) == NULL) {
         free(op);
         return HB_ENOMEM;
     }
-    int rc = state_list_range(store, REVENUE_NS, "", NULL, REVENUE_PAGE, revenue__listed, op);
+    int rc = state_read_all(store, REVENUE_NS, revenue__row, revenue__read_done, op);
     if (rc < 0) {
         map_free(op->fresh);
         free(op);

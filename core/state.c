@@ -216,6 +216,49 @@ int state_list_after(struct store *store, const char *ns, const struct state_ent
     return state_list_range(store, ns, from, NULL, max, cb, data);
 }
 
+#define STATE_READ_PAGE 1000 /* rows per store job of state_read_all */
+
+struct state_read {
+    struct store *store;
+    char ns[STATE_KEY_MAX + 1];
+    int (*row)(const char *key, const char *value, void *data);
+    void (*done)(int rc, void *data);
+    void *data;
+};
+
+static void state__read_page(int rc, const struct state_entry *e, size_t n, void *data)
+{
+    struct state_read *r = data;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = r->row(e[i].key, e[i].value, r->data);
+    if (rc == 0) {
+        rc = state_list_after(r->store, r->ns, e, n, STATE_READ_PAGE, state__read_page, r);
+        if (rc == 0)
+            return; /* a full page: the next one follows */
+        if (rc == HB_ENOTFOUND)
+            rc = 0;
+    }
+    r->done(rc, r->data);
+    free(r);
+}
+
+int state_read_all(struct store *store, const char *ns,
+                   int (*row)(const char *key, const char *value, void *data),
+                   void (*done)(int rc, void *data), void *data)
+{
+    if (store == NULL || ns == NULL || strlen(ns) > STATE_KEY_MAX || row == NULL || done == NULL)
+        return HB_EINVAL;
+    struct state_read *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return HB_ENOMEM;
+    *r = (struct state_read){.store = store, .row = row, .done = done, .data = data};
+    memcpy(r->ns, ns, strlen(ns) + 1);
+    int rc = state_list_range(store, ns, "", NULL, STATE_READ_PAGE, state__read_page, r);
+    if (rc < 0)
+        free(r);
+    return rc;
+}
+
 int state_incr(struct store *store, const char *ns, const char *key, int64_t delta, state_cb cb,
                void *data)
 {

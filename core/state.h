@@ -59,4 +59,13 @@ int state_list_range(struct store *store, const char *ns, const char *from, cons
 int state_list_after(struct store *store, const char *ns, const struct state_entry *page, size_t n,
                      size_t max, state_list_cb cb, void *data);
 
+/** Read every row of ns in key order, a page (one store job) at a time:
+ *  row(key, value, data) for each, on the loop; a negative return stops
+ *  the read with that code. Then done(rc, data) once: 0, the read's
+ *  failure, or row's code. Returns 0 (done follows) or a negative code
+ *  (nothing follows). */
+int state_read_all(struct store *store, const char *ns,
+                   int (*row)(const char *key, const char *value, void *data),
+                   void (*done)(int rc, void *data), void *data);
+
 #endif

@@ -164,10 +164,87 @@ static void test_state_list_range(void **state)
     lt_done(&t);
 }
 
+static void count_cb(int rc, const char *value, void *data)
+{
+    (void)value;
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+struct all {
+    int rows;
+    bool in_order;
+    char last[64];
+    int stop_at; /* a row that answers HB_EIO; 0: none */
+    int done;
+    int rc;
+};
+
+static int all_row(const char *key, const char *value, void *data)
+{
+    struct all *a = data;
+    if (strcmp(key, a->last) <= 0 || strcmp(value, "v") != 0)
+        a->in_order = false;
+    snprintf(a->last, sizeof(a->last), "%s", key);
+    return ++a->rows == a->stop_at ? HB_EIO : 0;
+}
+
+static void all_done(int rc, void *data)
+{
+    struct all *a = data;
+    a->done++;
+    a->rc = rc;
+}
+
+/* A namespace read whole: every row once, in key order, over several
+ * pages; a row that fails stops the read with its code; done comes once. */
+static void test_state_read_all(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, true, false);
+    struct store *s = ledger_store(t.ledger);
+    enum { ROWS = 2345 };
+    int put_done = 0;
+    for (int i = 0; i < ROWS; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "k%05d", i);
+        assert_int_equal(state_put(s, "all", key, "v", count_cb, &put_done), 0);
+    }
+    assert_int_equal(state_put(s, "all2", "k", "other", count_cb, &put_done), 0);
+    while (put_done < ROWS + 1)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    struct all a = {.in_order = true};
+    assert_int_equal(state_read_all(s, "all", all_row, all_done, &a), 0);
+    while (a.done == 0)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(a.rows, ROWS);
+    assert_true(a.in_order);
+    assert_string_equal(a.last, "k02344");
+    struct all stop = {.in_order = true, .stop_at = 1500};
+    assert_int_equal(state_read_all(s, "all", all_row, all_done, &stop), 0);
+    while (stop.done == 0)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    assert_int_equal(stop.rc, HB_EIO);
+    assert_int_equal(stop.rows, 1500);
+    struct all none = {.in_order = true};
+    assert_int_equal(state_read_all(s, "none", all_row, all_done, &none), 0);
+    while (none.done == 0)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    assert_int_equal(none.rc, 0);
+    assert_int_equal(none.rows, 0);
+    assert_int_equal(state_read_all(s, "all", NULL, all_done, &none), HB_EINVAL);
+    uv_run(&t.loop, UV_RUN_NOWAIT);
+    assert_int_equal(a.done + stop.done + none.done, 3);
+    lt_done(&t);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_state_put_get_delete_persist),
     cmocka_unit_test(test_state_rejects_bad_input),
     cmocka_unit_test(test_state_list_range),
+    cmocka_unit_test(test_state_read_all),
 };
 
 TEST_GROUP_DEFINE(state, tests, lt_group_setup, lt_group_teardown)
