@@ -180,9 +180,117 @@ static double bench__pg_daemons(const char *url, unsigned daemons, uint64_t each
     return failed == 0 ? (double)(each * daemons) / dt : -1;
 }
 
+/* ---- reads beside the writes (the pool) ---------------------------------------- */
+
+#define READS_TOTAL 200
+
+struct reads_run {
+    struct bench_run w; /* this daemon's own write load */
+    uv_loop_t loop;
+    double *ms; /* each read's latency */
+    size_t n;
+    double t_asked;
+    int failed;
+};
+
+static void reads__ask(struct reads_run *r);
+
+static void reads__got(int rc, const struct ledger_result *res, void *data)
+{
+    (void)res;
+    struct reads_run *r = data;
+    r->ms[r->n++] = (bench_now() - r->t_asked) * 1000.0;
+    if (rc < 0)
+        r->failed++;
+    if (r->n < READS_TOTAL)
+        reads__ask(r);
+}
+
+static void reads__ask(struct reads_run *r)
+{
+    r->t_asked = bench_now();
+    if (ledger_history_get(r->w.ledger, "console:w0", 0, 20, reads__got, r) < 0) {
+        r->failed++;
+        r->n = READS_TOTAL;
+    }
+}
+
+static int reads__cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A member's /history page (20 transfers) asked one after another while
+ * this daemon writes at full speed and another daemon does too: with
+ * `readers` of the pool, or through the writer (0). The p99 in ms, or a
+ * negative number on failure. */
+static double bench__pg_reads(const char *url, unsigned readers, unsigned round)
+{
+    struct ledger_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = url};
+    pid_t other = fork();
+    if (other == 0)
+        _exit(bench__measure_on(&opts, false, 200000, 8192, round * 10 + 9) > 0 ? 0 : 1);
+    struct reads_run *r = calloc(1, sizeof(*r));
+    double p99 = -1;
+    int rc = 0;
+    if (r == NULL || (r->ms = calloc(READS_TOTAL, sizeof(double))) == NULL ||
+        uv_loop_init(&r->loop) != 0)
+        goto out;
+    opts.readers = readers;
+    r->w = (struct bench_run){.loop = &r->loop, .run = round * 10 + 8};
+    r->w.ledger = ledger_new(&r->loop, &opts, &rc);
+    if (r->w.ledger == NULL)
+        goto out;
+    for (int w = 0; w < BENCH_WALLETS; w++) {
+        char wallet[32], id[48];
+        snprintf(wallet, sizeof(wallet), "console:w%d", w);
+        snprintf(id, sizeof(id), "fund:%d", w);
+        ledger_account_open(r->w.ledger, wallet, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, bench__setup_done,
+                            &r->w);
+        struct ledger_transfer t = {.id = id,
+                                    .debit = LEDGER_SYSTEM_DEPOSITS,
+                                    .credit = wallet,
+                                    .amount = 1000000000,
+                                    .kind = LEDGER_KIND_DEPOSIT};
+        ledger_transfer_create(r->w.ledger, &t, bench__setup_done, &r->w);
+    }
+    while (r->w.completed < 2 * BENCH_WALLETS)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    r->w.completed = 0;
+    r->w.total = UINT64_MAX;
+    for (unsigned i = 0; i < 1024; i++)
+        bench__submit(&r->w);
+    reads__ask(r);
+    while (r->n < READS_TOTAL)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    r->w.total = r->w.submitted; /* the writes end */
+    while (r->w.completed < r->w.submitted)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    qsort(r->ms, r->n, sizeof(double), reads__cmp);
+    if (r->failed == 0 && r->w.failed == 0)
+        p99 = r->ms[r->n * 99 / 100];
+    bool closed = false;
+    ledger_close(r->w.ledger, bench__closed, &closed);
+    while (!closed)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r->loop);
+out:;
+    int status = 0;
+    if (other < 0 || waitpid(other, &status, 0) < 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        p99 = -1;
+    if (r != NULL)
+        free(r->ms);
+    free(r);
+    return p99;
+}
+
 /* Durable transfers/s on PostgreSQL (synchronous_commit = on): one daemon
  * with group commit, one transaction per transfer, and three daemons at
- * once. HAIBOT_BENCH_PG_URL names the server (`make bench` starts one). */
+ * once; and a history page's latency while two daemons write, with the
+ * pool's readers and without. HAIBOT_BENCH_PG_URL names the server (`make bench` starts one). */
 int bench_ledger_pg(void)
 {
     const char *url = getenv("HAIBOT_BENCH_PG_URL");
@@ -194,11 +302,15 @@ int bench_ledger_pg(void)
     double group = bench__measure_on(&opts, false, 20000, 8192, 101);
     double single = bench__measure_on(&opts, true, 2000, 64, 102);
     double three = bench__pg_daemons(url, 3, 10000, 11);
-    if (group <= 0 || single <= 0 || three <= 0)
+    double pooled = bench__pg_reads(url, 2, 12);
+    double unpooled = bench__pg_reads(url, 0, 13);
+    if (group <= 0 || single <= 0 || three <= 0 || pooled <= 0 || unpooled <= 0)
         return -1;
     bench_report("ledger_pg_group_commit_transfers_per_sec", group, "transfers/s");
     bench_report("ledger_pg_single_commit_transfers_per_sec", single, "transfers/s");
     bench_report("ledger_pg_group_commit_ratio", group / single, "x");
     bench_report("ledger_pg_three_daemons_transfers_per_sec", three, "transfers/s");
+    bench_report("ledger_pg_history_under_writes_p99", pooled, "ms");
+    bench_report("ledger_pg_history_under_writes_p99_without_pool", unpooled, "ms");
     return 0;
 }
