@@ -49,8 +49,10 @@ static void assert_balanced(const char *html)
             p++;
             continue;
         }
-        const char *gt = strchr(p, '>');
-        assert_non_null(gt);
+        const char *gt = p;
+        while (*gt != '\0' && *gt != '>')
+            gt++;
+        assert_true(*gt == '>');
         bool closing = p[1] == '/';
         const char *name = p + (closing ? 2 : 1);
         size_t n = 0;
