@@ -458,9 +458,9 @@ static int pg__pipeline_on(struct pg_store *s)
 
 /* ---- Connection ----------------------------------------------------------------- */
 
-/* What the server says outside an answer (a warning; the last words of a
- * session it ends): its primary message, into the log, where libpq would
- * print the whole text, detail included, raw on stderr. */
+/* A notice or warning the server sends beside an answer: its primary
+ * message, into the log, where libpq would print the whole text, detail
+ * included, raw on stderr. */
 static void pg__notice(void *arg, const PGresult *r)
 {
     (void)arg;
