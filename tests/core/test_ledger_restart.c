@@ -3,7 +3,8 @@
  * continuously while the test cluster is restarted (pg_ctl restart -m fast,
  * run as tools/pg-cluster.sh runs it). Every callback fires, each with
  * success or HB_ESTORAGE, never a silent drop; transfers succeed again
- * after the restart (the store reconnects with backoff); every acknowledged
+ * after the restart (the store reconnects with backoff); the pool's reader,
+ * idle meanwhile, answers its first page after it; every acknowledged
  * transfer is there; a retry under the same id of each failed one applies
  * it exactly once (HB_EEXISTS for one that committed although its caller
  * heard an error); balances match; verify passes. */
@@ -256,6 +257,7 @@ void lt_test_pg_restart(void **state)
     snprintf(t->url, sizeof(t->url), "%s", url);
     t->opts.backend = STORE_BACKEND_POSTGRES;
     t->opts.url = t->url;
+    t->opts.readers = 1; /* idle through the restart, read from after it */
     lt_ledger_open(t);
     struct lt_res res;
     assert_int_equal(lt_open(t, RESTART_WALLET, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
@@ -278,6 +280,13 @@ void lt_test_pg_restart(void **state)
     }
     uv_close((uv_handle_t *)&run->timer, NULL);
     assert_int_equal(run->exit_status, 0);
+    /* The pool's reader sat idle while the server restarted: its first
+     * page after it reconnects first and is answered. */
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(ledger_history_get(t->ledger, RESTART_WALLET, 0, 10, lt_cb, &res), 0);
+    lt_wait(t, &res);
+    assert_int_equal(res.rc, 0);
+    assert_int_equal(res.history_count, 10);
     uint64_t load_ms = test_now_ms() - started;
 
     /* Every callback fired, with success or a clear error. */
