@@ -42,6 +42,11 @@ struct pg_arr {
 
 struct pg_put;
 
+/* Put-off writes a store keeps room for between batches, unless this many
+ * batches in a row were small (pg_puts.c). */
+#define PG_PUTS_KEEP 256
+#define PG_PUTS_SMALL_BATCHES 16
+
 /* One prepared statement: its name is "hb" and its index in a table. */
 struct pg_stmt {
     const char *sql;
@@ -79,6 +84,7 @@ struct pg_store {
     struct pg_put *puts;
     size_t nputs;
     size_t puts_cap;
+    unsigned small_batches; /* batches in a row with few put-off writes */
     size_t flushed;
     size_t job_mark;     /* where the running job's writes start */
     bool in_job;         /* a job runs (between savepoint and release) */

@@ -398,6 +398,12 @@ int pg__puts_commit(struct pg_store *s)
 
 void pg__puts_clear(struct pg_store *s)
 {
+    /* A burst's buffers (some 3 MB after a batch of 1,024 transfers) go
+     * back once the batches stayed small for a while; big batches now and
+     * then keep them. */
+    s->small_batches = s->nputs <= PG_PUTS_KEEP / 4 ? s->small_batches + 1 : 0;
+    if (s->puts_cap > PG_PUTS_KEEP && s->small_batches >= PG_PUTS_SMALL_BATCHES)
+        pg__puts_free(s);
     s->nputs = 0;
     s->flushed = 0;
     s->in_job = false;

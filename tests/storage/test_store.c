@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "storage/pg_internal.h"
 #include "storage/store.h"
 
 #include <sqlite3.h>
@@ -539,6 +540,42 @@ static void test_batch_cut_at_savepoints(void **state)
     store_db_done(&d);
 }
 
+/* A burst's put-off writes (PostgreSQL) leave their buffers behind only
+ * while batches stay big now and then: after a run of small batches the
+ * store gives them back, and writes on as before. */
+static void test_put_off_buffers_given_back(void **state)
+{
+    (void)state;
+    struct store_db d;
+    uv_loop_t loop;
+    struct store *s = put_start(&d, &loop);
+    const struct pg_store *pg = (const struct pg_store *)s;
+    enum { N = 300 };
+    static struct put_job jobs[N];
+    static char ids[N][16];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "b%zu", i);
+        jobs[i] = (struct put_job){.step = PUT_MOVE, .id = ids[i], .amount = 1};
+    }
+    put_batch(s, &loop, jobs, N);
+    assert_true(pg->puts_cap > PG_PUTS_KEEP);
+    static char small_ids[PG_PUTS_SMALL_BATCHES][16];
+    for (unsigned k = 0; k < PG_PUTS_SMALL_BATCHES; k++) {
+        if (k == 1)
+            assert_true(pg->puts_cap > PG_PUTS_KEEP); /* a small batch or two: kept */
+        snprintf(small_ids[k], sizeof(small_ids[k]), "s%u", k);
+        struct put_job one = {.step = PUT_MOVE, .id = small_ids[k], .amount = 1};
+        put_batch(s, &loop, &one, 1); /* two small batches: the gate's, then this */
+        assert_int_equal(one.done_rc, 0);
+    }
+    assert_true(pg->puts_cap <= PG_PUTS_KEEP / 4);
+    put_stop(s, &loop);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), N + PG_PUTS_SMALL_BATCHES);
+    assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"),
+                     N + PG_PUTS_SMALL_BATCHES);
+    store_db_done(&d);
+}
+
 /* One writer per database: a second writing store is refused while the
  * first is open (in this process too), readers are not, and the lock goes
  * with the store. */
@@ -927,6 +964,7 @@ static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_batch_cut_at_savepoints),
     cmocka_unit_test(test_reads_beside_writes),
     cmocka_unit_test(test_idle_connections_dropped),
+    cmocka_unit_test(test_put_off_buffers_given_back),
     cmocka_unit_test(test_images),
 };
 
