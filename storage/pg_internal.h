@@ -159,7 +159,7 @@ extern const char pg_sql_transfer_insert[];
 extern const char pg_sql_account_sums[];
 void pg__transfer_params(struct pg_params *p, const struct store_transfer *t);
 void pg__account_sums_params(struct pg_params *p, const struct store_account *a);
-void pg__account_restore(struct pg_store *s, const struct store_account *a);
+void pg__account_kept_set(struct pg_store *s, const struct store_account *a);
 void pg__transfer_unkeep(struct pg_store *s, const char *id);
 
 /* The account and transfer caches (pg_records.c): empty them. */

@@ -200,11 +200,13 @@ enum {
     TC_N
 };
 
-static int pg__send_arrays(struct pg_store *s, const char *sql, unsigned n, const char *what)
+/* Send sql with the array literals arrs[first, first + n) as $1..$n. */
+static int pg__send_arrays(struct pg_store *s, const char *sql, unsigned first, unsigned n,
+                           const char *what)
 {
     struct pg_params p;
     pg__params_init(&p);
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = first; i < first + n; i++) {
         const char *v = pg__arr_close(&s->arrs[i]);
         if (v == NULL)
             return HB_ENOMEM;
@@ -253,7 +255,7 @@ static int pg__flush_transfers(struct pg_store *s, size_t from, size_t upto)
                            " $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[],"
                            " $9::bigint[], $10::bigint[], $11::text[], $12::text[],"
                            " $13::bytea[])",
-                           TC_N, "transfer_append");
+                           0, TC_N, "transfer_append");
 }
 
 /* Each account's last sums in the range, one row an account. */
@@ -302,7 +304,7 @@ static int pg__flush_accounts(struct pg_store *s, size_t from, size_t upto)
                            " debits_pending = v.dq, credits_pending = v.cq"
                            " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[],"
                            " $5::bigint[]) AS v(id, dp, cp, dq, cq) WHERE a.id = v.id",
-                           5, "account_update");
+                           0, 5, "account_update");
 }
 
 /* Reservations opened, then those closed: an id opened and closed in the
@@ -331,19 +333,12 @@ static int pg__flush_pending(struct pg_store *s, size_t from, size_t upto)
         rc = pg__send_arrays(s,
                              "INSERT INTO pending (id, expires_at)"
                              " SELECT * FROM unnest($1::text[], $2::bigint[])",
-                             2, "pending_add");
-    if (rc == 0 && removed > 0) {
-        struct pg_params p;
-        pg__params_init(&p);
-        const char *ids = pg__arr_close(&s->arrs[2]);
-        if (ids == NULL)
-            return HB_ENOMEM;
-        pg__text(&p, ids);
-        rc = pg__send(s,
-                      "DELETE FROM pending AS p USING unnest($1::text[]) AS d(id)"
-                      " WHERE p.id = d.id",
-                      &p, "pending_remove");
-    }
+                             0, 2, "pending_add");
+    if (rc == 0 && removed > 0)
+        rc = pg__send_arrays(s,
+                             "DELETE FROM pending AS p USING unnest($1::text[]) AS d(id)"
+                             " WHERE p.id = d.id",
+                             2, 1, "pending_remove");
     return rc;
 }
 
@@ -427,7 +422,7 @@ void pg__puts_job_undo(struct pg_store *s)
         for (size_t i = s->nputs; i > s->job_mark; i--) {
             const struct pg_put *p = &s->puts[i - 1];
             if (p->kind == PG_PUT_ACCOUNT && p->had_prev)
-                pg__account_restore(s, &p->u.account.prev);
+                pg__account_kept_set(s, &p->u.account.prev);
             else if (p->kind == PG_PUT_TRANSFER)
                 pg__transfer_unkeep(s, p->u.transfer.id);
         }

@@ -149,15 +149,16 @@ static void pg__transfer_keep(struct pg_store *s, const char *id, const struct s
         free(old);
 }
 
-/* A failed job's write undone in memory (pg_puts.c): the account as the
- * cache held it before, and the transfer it appended unknown again. */
-void pg__account_restore(struct pg_store *s, const struct store_account *a)
+/* The cache's copy of a's account, when it keeps one, becomes a: read
+ * again, or as it was before a failed job's write (pg_puts.c). */
+void pg__account_kept_set(struct pg_store *s, const struct store_account *a)
 {
     struct store_account *kept = s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
     if (kept != NULL)
         *kept = *a;
 }
 
+/* A failed job's transfer unknown again (pg_puts.c). */
 void pg__transfer_unkeep(struct pg_store *s, const char *id)
 {
     if (s->transfers != NULL && map_get(s->transfers, id) != NULL)
@@ -181,9 +182,7 @@ static int pg__accounts_refresh(struct pg_store *s, uint64_t seq)
     struct store_account a;
     for (int i = 0; i < PQntuples(r); i++) {
         pg__row_account(r, i, &a);
-        struct store_account *kept = map_get(s->accounts, a.id);
-        if (kept != NULL)
-            *kept = a;
+        pg__account_kept_set(s, &a);
     }
     PQclear(r);
     return 0;
