@@ -452,6 +452,15 @@ static void multi__close_ledger(struct lt *t)
     assert_int_equal(uv_loop_close(&t->loop), 0);
 }
 
+/* Another daemon on b's database: its own loop, store and connection. */
+static void multi__other_open(struct lt *a, const struct lt *b)
+{
+    memset(a, 0, sizeof(*a));
+    assert_int_equal(uv_loop_init(&a->loop), 0);
+    a->opts = b->opts;
+    lt_ledger_open(a);
+}
+
 /* Every transfer of account's history, newest first, into *out (heap). */
 static size_t multi__history(struct lt *t, const char *account, struct store_transfer **out)
 {
@@ -816,17 +825,12 @@ static void test_survivor_expires(void **state)
     /* The other daemon reserves and goes away; its reservation stays open,
      * as a killed daemon's does. */
     struct lt a;
-    memset(&a, 0, sizeof(a));
-    assert_int_equal(uv_loop_init(&a.loop), 0);
-    a.opts = b.opts;
-    lt_ledger_open(&a);
+    multi__other_open(&a, &b);
     assert_int_equal(lt_reserve(&a, "left-r", "console:left", LEDGER_SYSTEM_REVENUE, 10, 300, &res),
                      0);
     int64_t expires_at = res.r.transfer.expires_at;
     assert_true(expires_at > 0);
-    lt_ledger_close(&a);
-    uv_run(&a.loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&a.loop), 0);
+    multi__close_ledger(&a);
 
     uint64_t deadline = test_now_ms() + 5000;
     struct ledger_balance bal = lt_balance(&b, "console:left");
@@ -862,10 +866,7 @@ static void test_cached_accounts_follow_other_daemons(void **state)
     struct lt b;
     lt_init(&b, false, false);
     struct lt a;
-    memset(&a, 0, sizeof(a));
-    assert_int_equal(uv_loop_init(&a.loop), 0);
-    a.opts = b.opts;
-    lt_ledger_open(&a);
+    multi__other_open(&a, &b);
     struct lt_res res;
     assert_int_equal(lt_open(&b, "console:shared", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
     assert_int_equal(lt_plain(&b, "fund", LEDGER_SYSTEM_DEPOSITS, "console:shared", 100,
@@ -895,9 +896,7 @@ static void test_cached_accounts_follow_other_daemons(void **state)
     assert_int_equal(on_b.posted, on_a.posted);
     assert_int_equal(on_b.pending_debits, on_a.pending_debits);
     assert_int_equal(lt_verify_ledger(&b, NULL), 0);
-    lt_ledger_close(&a);
-    uv_run(&a.loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&a.loop), 0);
+    multi__close_ledger(&a);
     lt_done(&b);
 }
 
