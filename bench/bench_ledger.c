@@ -71,6 +71,39 @@ static void bench__closed(void *data)
     *(bool *)data = true;
 }
 
+/* Wallets with enough credits, set up in one batch per wallet; false when
+ * a step failed. */
+static bool bench__wallets_fund(struct bench_run *b)
+{
+    for (int w = 0; w < BENCH_WALLETS; w++) {
+        char wallet[32];
+        char id[48];
+        snprintf(wallet, sizeof(wallet), "console:w%d", w);
+        snprintf(id, sizeof(id), "fund:%d", w);
+        ledger_account_open(b->ledger, wallet, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, bench__setup_done,
+                            b);
+        struct ledger_transfer t = {.id = id,
+                                    .debit = LEDGER_SYSTEM_DEPOSITS,
+                                    .credit = wallet,
+                                    .amount = 1000000000,
+                                    .kind = LEDGER_KIND_DEPOSIT};
+        ledger_transfer_create(b->ledger, &t, bench__setup_done, b);
+    }
+    while (b->completed < 2 * BENCH_WALLETS)
+        uv_run(b->loop, UV_RUN_ONCE);
+    b->completed = 0;
+    return b->failed == 0;
+}
+
+/* Close the run's ledger and wait until it is. */
+static void bench__ledger_close(struct bench_run *b)
+{
+    bool closed = false;
+    ledger_close(b->ledger, bench__closed, &closed);
+    while (!closed)
+        uv_run(b->loop, UV_RUN_ONCE);
+}
+
 /* Run `total` transfers with up to `inflight` outstanding; returns
  * transfers per second, or a negative number on failure. */
 static double bench__measure_on(const struct ledger_options *where, bool single, uint64_t total,
@@ -87,26 +120,8 @@ static double bench__measure_on(const struct ledger_options *where, bool single,
     b.ledger = ledger_new(&loop, &opts, &rc);
     if (b.ledger == NULL)
         goto out;
-    /* Wallets with enough credits, set up in one batch per wallet. */
-    for (int w = 0; w < BENCH_WALLETS; w++) {
-        char wallet[32];
-        char id[48];
-        snprintf(wallet, sizeof(wallet), "console:w%d", w);
-        snprintf(id, sizeof(id), "fund:%d", w);
-        ledger_account_open(b.ledger, wallet, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, bench__setup_done,
-                            &b);
-        struct ledger_transfer t = {.id = id,
-                                    .debit = LEDGER_SYSTEM_DEPOSITS,
-                                    .credit = wallet,
-                                    .amount = 1000000000,
-                                    .kind = LEDGER_KIND_DEPOSIT};
-        ledger_transfer_create(b.ledger, &t, bench__setup_done, &b);
-    }
-    while (b.completed < 2 * BENCH_WALLETS)
-        uv_run(&loop, UV_RUN_ONCE);
-    if (b.failed != 0)
+    if (!bench__wallets_fund(&b))
         goto close;
-    b.completed = 0;
     b.total = total;
     double t0 = bench_now();
     for (unsigned i = 0; i < inflight && b.submitted < total; i++)
@@ -118,11 +133,8 @@ static double bench__measure_on(const struct ledger_options *where, bool single,
         rate = (double)total / dt;
     else
         fprintf(stderr, "bench ledger: %llu transfers failed\n", (unsigned long long)b.failed);
-close:;
-    bool closed = false;
-    ledger_close(b.ledger, bench__closed, &closed);
-    while (!closed)
-        uv_run(&loop, UV_RUN_ONCE);
+close:
+    bench__ledger_close(&b);
 out:
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -242,22 +254,8 @@ static double bench__pg_reads(const char *url, unsigned readers, unsigned round)
     r->w.ledger = ledger_new(&r->loop, &opts, &rc);
     if (r->w.ledger == NULL)
         goto out;
-    for (int w = 0; w < BENCH_WALLETS; w++) {
-        char wallet[32], id[48];
-        snprintf(wallet, sizeof(wallet), "console:w%d", w);
-        snprintf(id, sizeof(id), "fund:%d", w);
-        ledger_account_open(r->w.ledger, wallet, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, bench__setup_done,
-                            &r->w);
-        struct ledger_transfer t = {.id = id,
-                                    .debit = LEDGER_SYSTEM_DEPOSITS,
-                                    .credit = wallet,
-                                    .amount = 1000000000,
-                                    .kind = LEDGER_KIND_DEPOSIT};
-        ledger_transfer_create(r->w.ledger, &t, bench__setup_done, &r->w);
-    }
-    while (r->w.completed < 2 * BENCH_WALLETS)
-        uv_run(&r->loop, UV_RUN_ONCE);
-    r->w.completed = 0;
+    if (!bench__wallets_fund(&r->w))
+        goto close;
     r->w.total = UINT64_MAX;
     for (unsigned i = 0; i < 1024; i++)
         bench__submit(&r->w);
@@ -270,10 +268,8 @@ static double bench__pg_reads(const char *url, unsigned readers, unsigned round)
     qsort(r->ms, r->n, sizeof(double), reads__cmp);
     if (r->failed == 0 && r->w.failed == 0)
         p99 = r->ms[r->n * 99 / 100];
-    bool closed = false;
-    ledger_close(r->w.ledger, bench__closed, &closed);
-    while (!closed)
-        uv_run(&r->loop, UV_RUN_ONCE);
+close:
+    bench__ledger_close(&r->w);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uv_loop_close(&r->loop);
 out:;
