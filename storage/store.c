@@ -90,8 +90,10 @@ out:
 
 /* Run the jobs of a batch in one transaction, each in its own savepoint.
  * Returns the jobs it did not take when the backend ended the batch early
- * (batch_full), cut off the list; NULL when it ran them all. */
-static struct store_job *store__batch_run(struct store *s, struct store_job *jobs)
+ * (batch_full), cut off the list, with *last the last one it took; NULL
+ * when it ran them all. */
+static struct store_job *store__batch_run(struct store *s, struct store_job *jobs,
+                                          struct store_job **last)
 {
     struct store_job *rest = NULL;
     struct store_txn *txn = &s->txn;
@@ -141,6 +143,7 @@ static struct store_job *store__batch_run(struct store *s, struct store_job *job
         if (rc == 0 && j->next != NULL && s->ops->batch_full != NULL && s->ops->batch_full(s)) {
             rest = j->next;
             j->next = NULL;
+            *last = j;
         }
     }
     if (rc == 0)
@@ -236,7 +239,8 @@ static void store__thread(void *arg)
         last->next = NULL;
         uv_mutex_unlock(&s->mu);
 
-        struct store_job *rest = store__batch_run(s, first);
+        struct store_job *taken = last;
+        struct store_job *rest = store__batch_run(s, first, &taken);
         if (rest != NULL) {
             /* Not taken: first in line for the next batch. */
             uv_mutex_lock(&s->mu);
@@ -245,8 +249,7 @@ static void store__thread(void *arg)
             if (s->queue_tail == NULL)
                 s->queue_tail = last;
             uv_mutex_unlock(&s->mu);
-            for (last = first; last->next != NULL; last = last->next)
-                ;
+            last = taken;
         }
         if (s->after_batch_due) {
             /* Outside the transaction, before the jobs hear they are done. */
