@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static pthread_once_t http_global_once = PTHREAD_ONCE_INIT;
 static int http_global_rc = 0;
@@ -88,6 +90,7 @@ static void http__maybe_free_client(struct http_client *client)
         return;
     void (*cb)(void *) = client->close_cb;
     void *data = client->close_data;
+    free(client->fds);
     free(client->ca_file);
     free(client->user_agent);
     free(client);
@@ -121,7 +124,18 @@ static void http__sock_close(struct http_sock *sock)
     if (sock->next != NULL)
         sock->next->prev = sock->prev;
     sock->prev = sock->next = NULL;
+    if (sock->fd >= 0 && (size_t)sock->fd < client->nfds && client->fds[sock->fd].sock == sock)
+        client->fds[sock->fd].sock = NULL;
     uv_close((uv_handle_t *)&sock->poll, http__sock_closed);
+}
+
+/* The slot of a connection's socket, or NULL when curl did not open fd
+ * through http__curl_open_socket. */
+static struct http_fd *http__fd(struct http_client *client, curl_socket_t fd)
+{
+    if (fd < 0 || (size_t)fd >= client->nfds || !client->fds[fd].conn)
+        return NULL;
+    return &client->fds[fd];
 }
 
 /* Map a finished transfer's CURLcode to our codes and a message. */
@@ -281,6 +295,14 @@ static void http__poll_cb(uv_poll_t *poll, int status, int events)
 {
     struct http_sock *sock = container_of(poll, struct http_sock, poll);
     struct http_client *client = sock->client;
+    if (sock->idle) {
+        /* A kept connection spoke between transfers: the server closed it
+         * (or sent what nobody asked for). curl is not watching it and
+         * finds it dead when it next looks; until then, no more wake-ups. */
+        uv_poll_stop(&sock->poll);
+        sock->events = 0;
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -357,28 +379,54 @@ static int http__curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *us
         if (sock != NULL) {
             if (!client->torn_down)
                 curl_multi_assign(client->multi, fd, NULL);
-            http__sock_close(sock);
+            if (client->torn_down || http__fd(client, fd) == NULL) {
+                http__sock_close(sock);
+                return 0;
+            }
+            /* A connection back in curl's cache: its watch is kept for the
+             * next transfer (readable only: a close by the server) and
+             * closed when curl closes the socket (http__curl_close_socket). */
+            sock->idle = true;
+            /* as before, a connection curl is not using keeps no loop running */
+            uv_unref((uv_handle_t *)&sock->poll);
+            if (sock->events != UV_READABLE && uv_is_active((uv_handle_t *)&sock->poll)) {
+                if (uv_poll_start(&sock->poll, UV_READABLE, http__poll_cb) == 0)
+                    sock->events = UV_READABLE;
+                else
+                    http__sock_close(sock);
+            }
         }
         return 0;
     }
     if (sock == NULL) {
         if (client->torn_down)
             return -1;
-        sock = calloc(1, sizeof(*sock));
-        if (sock == NULL)
-            return -1;
-        if (uv_poll_init_socket(client->loop, &sock->poll, fd) != 0) {
-            free(sock);
-            return -1;
+        struct http_fd *slot = http__fd(client, fd);
+        sock = slot != NULL ? slot->sock : NULL;
+        if (sock == NULL) {
+            sock = calloc(1, sizeof(*sock));
+            if (sock == NULL)
+                return -1;
+            if (uv_poll_init_socket(client->loop, &sock->poll, fd) != 0) {
+                free(sock);
+                return -1;
+            }
+            sock->fd = fd;
+            sock->client = client;
+            sock->poll.data = client;
+            sock->next = client->socks;
+            if (client->socks != NULL)
+                client->socks->prev = sock;
+            client->socks = sock;
+            client->handles_open++;
+            client->watches_made++;
+            if (slot != NULL)
+                slot->sock = sock;
         }
-        sock->fd = fd;
-        sock->client = client;
-        sock->poll.data = client;
-        sock->next = client->socks;
-        if (client->socks != NULL)
-            client->socks->prev = sock;
-        client->socks = sock;
-        client->handles_open++;
+        if (sock->idle) {
+            sock->idle = false;
+            uv_ref((uv_handle_t *)&sock->poll);
+        }
         curl_multi_assign(client->multi, fd, sock);
     }
     int events = 0;
@@ -394,6 +442,49 @@ static int http__curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *us
         return -1;
     sock->events = events;
     return 0;
+}
+
+/* curl opens every connection's socket here, so that it is known as one
+ * (its watch may outlive a transfer) and its close comes to
+ * http__curl_close_socket. A socket curl makes otherwise (the resolver's
+ * wake-up pair) is closed by curl directly: its watch ends with curl's
+ * interest in it, as before. */
+curl_socket_t http__curl_open_socket(void *clientp, curlsocktype purpose,
+                                     struct curl_sockaddr *address)
+{
+    struct http_client *client = clientp;
+    (void)purpose;
+    int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if ((size_t)fd >= client->nfds) {
+        size_t n = client->nfds != 0 ? client->nfds : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct http_fd *fds = realloc(client->fds, n * sizeof(*fds));
+        if (fds == NULL)
+            return fd; /* not known as a connection: watched per transfer */
+        memset(fds + client->nfds, 0, (n - client->nfds) * sizeof(*fds));
+        client->fds = fds;
+        client->nfds = n;
+    }
+    client->fds[fd] = (struct http_fd){.conn = true};
+    return fd;
+}
+
+/* curl closes a socket: its watch first (the poll must not outlive the
+ * descriptor, whose number the next socket may take). curl has said
+ * CURL_POLL_REMOVE for it already. */
+int http__curl_close_socket(void *clientp, curl_socket_t fd)
+{
+    struct http_client *client = clientp;
+    struct http_fd *slot = http__fd(client, fd);
+    if (slot != NULL) {
+        if (slot->sock != NULL)
+            http__sock_close(slot->sock);
+        *slot = (struct http_fd){0};
+    }
+    return close(fd);
 }
 
 static int http__curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
@@ -498,6 +589,11 @@ void http_client_close(struct http_client *client, void (*cb)(void *data), void 
 size_t http_client_active(const struct http_client *client)
 {
     return client->nreqs;
+}
+
+unsigned long http_client_watches_made(const struct http_client *client)
+{
+    return client->watches_made;
 }
 
 int http_request_start(struct http_request *req, http_done_cb cb, void *data)

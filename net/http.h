@@ -91,6 +91,10 @@ void http_client_close(struct http_client *client, void (*cb)(void *data), void 
 /** Requests started and not yet completed. */
 size_t http_client_active(const struct http_client *client);
 
+/** Socket watches the client has made (one per connection while libcurl
+ *  keeps it: a request on a kept connection makes none). */
+unsigned long http_client_watches_made(const struct http_client *client);
+
 /** Make a request (method and url are copied). Returns NULL on bad
  *  arguments or out of memory. The caller owns it until
  *  http_request_start(); one never started is freed with http_request_free(). */

@@ -26,13 +26,24 @@ struct http_header {
     char *value; /* trimmed */
 };
 
-/* One socket curl asked us to watch. Freed in its close callback. */
+/* One socket curl asked us to watch. Freed in its close callback. A
+ * connection's watch outlives the transfers on it: between them (idle)
+ * it stays readable-only, so that the next transfer on the connection
+ * costs no system call to watch it again. */
 struct http_sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct http_client *client;
     struct http_sock *prev, *next; /* client->socks, while open */
     int events;                    /* UV_READABLE | UV_WRITABLE being polled for */
+    bool idle;                     /* curl is done with it for now; kept for the next */
+};
+
+/* A file descriptor curl opened for a connection (through our open
+ * callback, so its close comes through ours too), with its watch. */
+struct http_fd {
+    bool conn;
+    struct http_sock *sock; /* or NULL */
 };
 
 struct http_request {
@@ -89,10 +100,13 @@ struct http_client {
     CURL *spare[HTTP_SPARE_EASY]; /* finished easy handles, reset and kept for reuse */
     size_t nspare;
     struct http_sock *socks; /* polled sockets */
-    int in_curl;             /* depth of calls into libcurl on this stack */
-    int handles_open;        /* uv handles not yet closed */
-    bool closing;            /* http_client_close() was called */
-    bool torn_down;          /* multi cleaned up, handles closing */
+    struct http_fd *fds;     /* by fd number, the connections' sockets */
+    size_t nfds;
+    unsigned long watches_made;
+    int in_curl;      /* depth of calls into libcurl on this stack */
+    int handles_open; /* uv handles not yet closed */
+    bool closing;     /* http_client_close() was called */
+    bool torn_down;   /* multi cleaned up, handles closing */
     void (*close_cb)(void *data);
     void *close_data;
 };
@@ -108,5 +122,11 @@ void http__error_set(struct http_request *req, const char *fmt, ...)
 /* Configure req's easy handle from the request (http_request.c). Returns 0,
  * HB_ENOMEM or HB_EIO. */
 int http__easy_setup(struct http_request *req);
+
+/* libcurl's open and close of a connection's socket (http.c), set on every
+ * easy handle with the client as their data. */
+curl_socket_t http__curl_open_socket(void *clientp, curlsocktype purpose,
+                                     struct curl_sockaddr *address);
+int http__curl_close_socket(void *clientp, curl_socket_t fd);
 
 #endif

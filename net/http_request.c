@@ -368,6 +368,10 @@ int http__easy_setup(struct http_request *req)
     c |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     c |= curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     c |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    c |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, http__curl_open_socket);
+    c |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)client);
+    c |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, http__curl_close_socket);
+    c |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)client);
     if (client->ca_file != NULL)
         c |= curl_easy_setopt(e, CURLOPT_CAINFO, client->ca_file);
     c |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http__curl_header_cb);

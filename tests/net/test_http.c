@@ -45,10 +45,11 @@ struct fx {
     uv_timer_t watchdog;
     bool finished;
     bool watchdog_fired;
-    int closed;           /* close callbacks of client and server */
-    int done_after_close; /* completions seen after a close callback */
-    unsigned conns;       /* connections the server accepted, at finish */
-    unsigned reqs;        /* requests the server parsed, at finish */
+    int closed;            /* close callbacks of client and server */
+    int done_after_close;  /* completions seen after a close callback */
+    unsigned conns;        /* connections the server accepted, at finish */
+    unsigned reqs;         /* requests the server parsed, at finish */
+    unsigned long watches; /* socket watches the client made, at finish */
     int pending;
     struct result res[FX_MAX_REQ];
 
@@ -62,6 +63,7 @@ struct fx {
     bool seen_chunked;
     unsigned never_count;
     void (*on_never)(struct fx *fx);
+    void *test_data; /* a test's own state */
     struct http_request *inflight[FX_MAX_REQ];
 
     /* Multipart. */
@@ -196,8 +198,10 @@ static void fx_finish(struct fx *fx)
     fx->finished = true;
     fx->conns = httpd_connections(fx->srv);
     fx->reqs = httpd_requests(fx->srv);
-    if (fx->client != NULL)
+    if (fx->client != NULL) {
+        fx->watches = http_client_watches_made(fx->client);
         http_client_close(fx->client, fx_closed, fx);
+    }
     fx->client = NULL;
     httpd_close(fx->srv, fx_closed, fx);
     uv_close((uv_handle_t *)&fx->watchdog, NULL);
@@ -608,6 +612,71 @@ static void test_keepalive(void **state)
     assert_int_equal(fx->seq_next, 10);
     assert_int_equal(fx->reqs, 10);
     assert_int_equal(fx->conns, 1); /* one keep-alive connection for all ten */
+    /* and one watch of its socket: a kept connection is not watched anew
+     * (three system calls) for every request */
+    assert_int_equal(fx->watches, 1);
+    fx_free(fx);
+}
+
+/* The server closes a kept connection while the client holds it idle. */
+struct idle_close {
+    struct fx *fx;
+    uv_timer_t wait;
+    uv_check_t turns;
+    unsigned long nturns;
+};
+
+static void idle_turn(uv_check_t *c)
+{
+    struct idle_close *ic = FX_CONTAINER_OF(c, struct idle_close, turns);
+    ic->nturns++;
+}
+
+static void idle_waited(uv_timer_t *t)
+{
+    struct idle_close *ic = FX_CONTAINER_OF(t, struct idle_close, wait);
+    uv_check_stop(&ic->turns);
+    uv_close((uv_handle_t *)&ic->turns, NULL);
+    uv_close((uv_handle_t *)&ic->wait, NULL);
+    fx_start(ic->fx, fx_request(ic->fx, "GET", "/n/1"), 1);
+    ic->fx->pending--; /* the hold of idle_first_done */
+}
+
+static void idle_first_done(struct http_request *req, int rc, void *data)
+{
+    struct result *r = data;
+    struct fx *fx = r->fx;
+    struct idle_close *ic = fx->test_data;
+    fx->pending++; /* held until the second request has started */
+    on_done(req, rc, data);
+    httpd_close_idle(fx->srv);
+    uv_timer_start(&ic->wait, idle_waited, 100, 0);
+    uv_check_start(&ic->turns, idle_turn);
+}
+
+static void test_keepalive_closed_by_server(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new(NULL);
+    struct idle_close ic = {.fx = fx};
+    fx->test_data = &ic;
+    uv_timer_init(&fx->loop, &ic.wait);
+    uv_check_init(&fx->loop, &ic.turns);
+    fx->pending++;
+    fx->inflight[0] = fx_request(fx, "GET", "/n/0");
+    assert_int_equal(http_request_start(fx->inflight[0], idle_first_done, &fx->res[0]), 0);
+    fx_run(fx);
+    assert_int_equal(fx->res[0].rc, 0);
+    assert_string_equal(fx->res[0].body, "reply-0");
+    /* The closed connection woke the loop once, not at every turn while
+     * it waited (a readable end of stream, watched level-triggered). */
+    assert_true(ic.nturns < 20);
+    /* The next request noticed the dead connection and made a new one. */
+    assert_int_equal(fx->res[1].calls, 1);
+    assert_int_equal(fx->res[1].rc, 0);
+    assert_string_equal(fx->res[1].body, "reply-1");
+    assert_int_equal(fx->conns, 2);
+    assert_int_equal(fx->watches, 2);
     fx_free(fx);
 }
 
@@ -767,6 +836,45 @@ static void test_thread_server(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void idle_loop_done(struct http_request *req, int rc, void *data)
+{
+    (void)req;
+    *(int *)data = rc == 0 ? 1 : -1;
+}
+
+/* A connection kept for reuse holds no loop open: a caller that runs its
+ * loop until nothing is left to do gets control back once the requests
+ * are answered, not when the server closes the idle connection. */
+static void test_kept_connection_holds_no_loop(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct httpd_thread *th = httpd_thread_start(thread_handler, NULL);
+    assert_non_null(th);
+    struct http_client *client = NULL;
+    assert_int_equal(http_client_new(&loop, NULL, &client), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/t", httpd_base_url(httpd_thread_server(th)));
+    for (int i = 0; i < 2; i++) {
+        int done = 0;
+        struct http_request *req = http_request_new(client, "GET", url);
+        assert_non_null(req);
+        http_request_timeout_set(req, 10000, 0);
+        assert_int_equal(http_request_start(req, idle_loop_done, &done), 0);
+        while (done == 0)
+            uv_run(&loop, UV_RUN_ONCE);
+        assert_int_equal(done, 1);
+        uv_run(&loop, UV_RUN_NOWAIT); /* closes what the request left */
+        assert_false(uv_loop_alive(&loop));
+    }
+    assert_int_equal(http_client_watches_made(client), 1); /* the kept one, reused */
+    http_client_close(client, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    httpd_thread_stop(th);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_get_headers),
     cmocka_unit_test(test_post_json),
@@ -782,12 +890,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_multipart),
     cmocka_unit_test(test_parallel),
     cmocka_unit_test(test_keepalive),
+    cmocka_unit_test(test_keepalive_closed_by_server),
     cmocka_unit_test(test_cancel),
     cmocka_unit_test(test_close_inflight),
     cmocka_unit_test(test_start_after_close),
     cmocka_unit_test(test_start_from_stream),
     cmocka_unit_test(test_log_redacted),
     cmocka_unit_test(test_thread_server),
+    cmocka_unit_test(test_kept_connection_holds_no_loop),
 };
 
 TEST_GROUP_DEFINE(http, tests, NULL, NULL)
