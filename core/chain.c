@@ -6,7 +6,19 @@
 #include "base/hex.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <string.h>
+
+/* SHA-256 fetched from OpenSSL's provider once: EVP_sha256() makes every
+ * EVP_DigestInit_ex look the algorithm up again (OpenSSL 3), which cost
+ * about as much as hashing a transfer. Kept for the process's life. */
+static EVP_MD *chain_md;
+static pthread_once_t chain_md_once = PTHREAD_ONCE_INIT;
+
+static void chain__md_fetch(void)
+{
+    chain_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
 
 size_t chain_put_u64(uint8_t *p, uint64_t v)
 {
@@ -35,8 +47,10 @@ int chain_hash(const uint8_t prev[STORE_HASH_SIZE], const uint8_t *buf, size_t n
 {
     unsigned int len = 0;
     int rc = 0;
+    pthread_once(&chain_md_once, chain__md_fetch);
+    const EVP_MD *md = chain_md != NULL ? chain_md : EVP_sha256();
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+    if (ctx == NULL || EVP_DigestInit_ex2(ctx, md, NULL) != 1 ||
         EVP_DigestUpdate(ctx, prev, STORE_HASH_SIZE) != 1 || EVP_DigestUpdate(ctx, buf, n) != 1 ||
         EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != STORE_HASH_SIZE)
         rc = HB_ENOMEM;
