@@ -150,6 +150,11 @@ static double bench__measure(const char *dir, bool single, uint64_t total, unsig
     return bench__measure_on(&opts, single, total, inflight, run);
 }
 
+static double bench__reads(const struct ledger_options *where, unsigned readers, unsigned round);
+
+/* Durable transfers/s on SQLite, with group commit and one transaction per
+ * transfer; and a history page's latency while the daemon writes at full
+ * speed, with the reader beside the writer and without. */
 int bench_ledger(void)
 {
     char *dir = bench_tmpdir_new();
@@ -157,13 +162,21 @@ int bench_ledger(void)
         return -1;
     double group = bench__measure(dir, false, 200000, 8192, 1);
     double single = bench__measure(dir, true, 3000, 64, 2);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/ledger-reads.db", dir);
+    struct ledger_options ro = {.path = path};
+    double read = bench__reads(&ro, 1, 3);
+    snprintf(path, sizeof(path), "%s/ledger-reads-writer.db", dir);
+    double unread = bench__reads(&ro, 0, 4);
     bench_tmpdir_remove(dir);
     free(dir);
-    if (group <= 0 || single <= 0)
+    if (group <= 0 || single <= 0 || read < 0 || unread < 0)
         return -1;
     bench_report("ledger_group_commit_transfers_per_sec", group, "transfers/s");
     bench_report("ledger_single_commit_transfers_per_sec", single, "transfers/s");
     bench_report("ledger_group_commit_ratio", group / single, "x");
+    bench_report("ledger_history_under_writes_p99", read, "ms");
+    bench_report("ledger_history_under_writes_p99_through_writer", unread, "ms");
     return 0;
 }
 
@@ -234,14 +247,15 @@ static int reads__cmp(const void *a, const void *b)
 }
 
 /* A member's /history page (20 transfers) asked one after another while
- * this daemon writes at full speed and another daemon does too: with
- * `readers` of the pool, or through the writer (0). The p99 in ms, or a
- * negative number on failure. */
-static double bench__pg_reads(const char *url, unsigned readers, unsigned round)
+ * this daemon writes at full speed (on PostgreSQL, another daemon too):
+ * with `readers` beside the writer, or through the writer (0). The p99 in
+ * ms, or a negative number on failure. */
+static double bench__reads(const struct ledger_options *where, unsigned readers, unsigned round)
 {
-    struct ledger_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = url};
-    pid_t other = fork();
-    if (other == 0)
+    struct ledger_options opts = *where;
+    bool pg = opts.backend == STORE_BACKEND_POSTGRES;
+    pid_t other = pg ? fork() : 0;
+    if (pg && other == 0)
         _exit(bench__measure_on(&opts, false, 200000, 8192, round * 10 + 9) > 0 ? 0 : 1);
     struct reads_run *r = calloc(1, sizeof(*r));
     double p99 = -1;
@@ -274,8 +288,8 @@ close:
     uv_loop_close(&r->loop);
 out:;
     int status = 0;
-    if (other < 0 || waitpid(other, &status, 0) < 0 || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0)
+    if (pg && (other < 0 || waitpid(other, &status, 0) < 0 || !WIFEXITED(status) ||
+               WEXITSTATUS(status) != 0))
         p99 = -1;
     if (r != NULL)
         free(r->ms);
@@ -298,8 +312,8 @@ int bench_ledger_pg(void)
     double group = bench__measure_on(&opts, false, 20000, 8192, 101);
     double single = bench__measure_on(&opts, true, 2000, 64, 102);
     double three = bench__pg_daemons(url, 3, 10000, 11);
-    double pooled = bench__pg_reads(url, 2, 12);
-    double unpooled = bench__pg_reads(url, 0, 13);
+    double pooled = bench__reads(&opts, 2, 12);
+    double unpooled = bench__reads(&opts, 0, 13);
     if (group <= 0 || single <= 0 || three <= 0 || pooled <= 0 || unpooled <= 0)
         return -1;
     bench_report("ledger_pg_group_commit_transfers_per_sec", group, "transfers/s");

@@ -39,6 +39,10 @@
 #include <uv.h>
 
 #define DAEMON_MAX_ADAPTERS 4
+/* SQLite: one connection beside the writer for the pages that only read
+ * (history, usage, gallery, standings): WAL lets it read while the writer
+ * writes, so a long page holds up no money movement. */
+#define DAEMON_SQLITE_READERS 1u
 
 enum daemon_state {
     DAEMON_RUNNING = 0,
@@ -892,7 +896,8 @@ int daemon_run(const char *config_path)
     struct ledger_options lopts = {.backend = pg ? STORE_BACKEND_POSTGRES : STORE_BACKEND_SQLITE,
                                    .path = sc->path,
                                    .url = sc->postgres_url,
-                                   .readers = pg ? (unsigned)sc->postgres_pool - 1 : 0};
+                                   .readers = pg ? (unsigned)sc->postgres_pool - 1
+                                                 : DAEMON_SQLITE_READERS};
     d->ledger = ledger_new(&d->loop, &lopts, &rc);
     if (d->ledger == NULL) {
         const char *where = pg ? "in PostgreSQL" : sc->path;

@@ -141,7 +141,7 @@ struct ledger_options {
     bool single_commit;              /* one transaction per operation (benchmark baseline) */
     bool relaxed_sync;               /* tests on tmpfs only: commits are not durable */
     unsigned batch_max;              /* most operations per transaction; 0 = default */
-    unsigned readers;                /* PostgreSQL: the pool's readers (store.h) */
+    unsigned readers;                /* the store's readers (store.h) */
     bool no_expire_timer;            /* do not void on a timer (tests call ledger_expire_run) */
     int64_t expire_poll_ms; /* PostgreSQL: also look for expired reservations (other daemons')
                                this often; 0 = LEDGER_EXPIRE_POLL_MS. SQLite: never */

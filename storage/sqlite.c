@@ -58,7 +58,9 @@ static struct sqlite_store *sqlite__store(struct store *s)
 
 int sqlite__begin(struct store *s, bool write)
 {
-    return store__exec_stmt(sqlite__store(s), write ? ST_BEGIN_WRITE : ST_BEGIN_READ);
+    /* A reader's batches are read transactions: no write lock, a snapshot
+     * of what was committed when their first statement ran. */
+    return store__exec_stmt(sqlite__store(s), write && !s->reader ? ST_BEGIN_WRITE : ST_BEGIN_READ);
 }
 
 int sqlite__commit(struct store *s)

@@ -92,9 +92,10 @@ struct store_options {
     bool single_commit; /* one transaction per job: the baseline for benchmarks */
     bool relaxed_sync;  /* synchronous=NORMAL: for tests on tmpfs only, never durable */
     unsigned batch_max; /* most jobs per transaction; 0 = 4096 */
-    /* PostgreSQL: connections beside the writer's that answer
-     * store_submit_read's jobs, each on a thread of its own; 0 = none
-     * (SQLite has none: its reads queue with the writes). */
+    /* Connections beside the writer's that answer store_submit_read's
+     * jobs, each on a thread of its own, in read-only transactions
+     * (PostgreSQL's pool; SQLite's read the same file beside the writer,
+     * which WAL allows); 0 = none: reads queue with the writes. */
     unsigned readers;
 };
 
@@ -157,12 +158,13 @@ int store_submit(struct store *store, struct store_job *job);
 int store_submit_keyed(struct store *store, struct store_job *job, const char *key0,
                        const char *key1);
 
-/** Queue a job that only reads (loop thread). With readers (PostgreSQL's
- *  pool: store_options.readers), it runs on the least busy reader's
+/** Queue a job that only reads (loop thread). With readers
+ *  (store_options.readers), it runs on the least busy reader's
  *  connection, in a read-only transaction that takes no write lock: beside
  *  this daemon's write batches and every other daemon's, so a long read
  *  holds up no write and no write holds it up. It sees what was committed
- *  before each of its statements, not the writes still queued: submit it
+ *  before it ran (PostgreSQL: before each of its statements; SQLite: before
+ *  its batch's first), not the writes still queued: submit it
  *  once the writes it must see are done. A job that writes there fails
  *  (HB_ESTORAGE; a put-off write fails its whole batch). Without readers it is
  *  store_submit. Returns as store_submit. */
