@@ -6,7 +6,7 @@
  * connection per daemon carries the writes, and nothing of PostgreSQL's
  * round trips reaches the loop. Statements are prepared once per
  * connection, the first time they run. The pool's other connections are
- * readers (pg__readers_new): read-only stores, each with a thread of its
+ * readers (store__readers_open): read-only stores, each with a thread of its
  * own, for store_submit_read's pages.
  *
  * Several daemons: a write transaction begins by taking one transaction
@@ -783,29 +783,6 @@ static void pg__free(struct store *base)
     free(s);
 }
 
-/* The pool: readers, each a read-only store on a connection of its own,
- * opened once the schema is this build's. Freed with the store. */
-static int pg__readers_new(struct pg_store *s, const struct store_options *opts)
-{
-    if (opts->readers == 0)
-        return 0;
-    s->base.readers = calloc(opts->readers, sizeof(*s->base.readers));
-    if (s->base.readers == NULL)
-        return HB_ENOMEM;
-    struct store_options ro = *opts;
-    ro.read_only = true;
-    ro.readers = 0;
-    for (unsigned i = 0; i < opts->readers; i++) {
-        int rc = 0;
-        struct store *r = store__pg_new(&ro, &rc);
-        if (r == NULL)
-            return rc;
-        r->reader = true;
-        s->base.readers[s->base.nreaders++] = r;
-    }
-    return 0;
-}
-
 static const struct store_ops pg__ops = {
     .begin = pg__begin,
     .commit = pg__commit,
@@ -914,7 +891,7 @@ struct store *store__pg_new(const struct store_options *opts, int *rc_out)
     if (rc < 0)
         goto out;
     if (!opts->read_only)
-        rc = pg__readers_new(s, opts);
+        rc = store__readers_open(&s->base, opts); /* the pool: freed with the store */
     if (rc == 0 && !opts->read_only)
         log_info("store.opened", "backend=postgres version=%d readers=%u", s->base.version,
                  s->base.nreaders);

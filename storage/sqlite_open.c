@@ -513,32 +513,6 @@ static int store__lock(struct sqlite_store *s, const char *path)
 
 static void sqlite__free(struct store *base);
 
-/* Readers: read-only connections to the same file, each on a thread of its
- * own (store.c), for store_submit_read's pages. WAL lets them read beside
- * the writer: a long read (a month of usage, a big gallery) no longer holds
- * up the ledger's batches, and a batch's sync holds up no page. They open
- * through the default VFS: every frame a commit publishes was written to
- * the file at its sync (sqlite_vfs.c), so a reader never looks for one
- * still in the writer's buffer. */
-static int sqlite__readers_new(struct sqlite_store *s, const struct store_options *opts)
-{
-    s->base.readers = calloc(opts->readers, sizeof(*s->base.readers));
-    if (s->base.readers == NULL)
-        return HB_ENOMEM;
-    struct store_options ro = *opts;
-    ro.read_only = true;
-    ro.readers = 0;
-    for (unsigned i = 0; i < opts->readers; i++) {
-        int rc = 0;
-        struct store *r = store__sqlite_new(&ro, &rc);
-        if (r == NULL)
-            return rc;
-        r->reader = true;
-        s->base.readers[s->base.nreaders++] = r;
-    }
-    return 0;
-}
-
 static const struct store_ops sqlite__ops = {
     .begin = sqlite__begin,
     .commit = sqlite__commit,
@@ -770,7 +744,14 @@ struct store *store__sqlite_new(const struct store_options *opts, int *rc_out)
             goto out;
     }
     if (!opts->read_only && opts->readers > 0) {
-        rc = sqlite__readers_new(s, opts);
+        /* Readers: read-only connections to the same file, each on a thread of its
+         * own (store.c), for store_submit_read's pages. WAL lets them read beside
+         * the writer: a long read (a month of usage, a big gallery) no longer holds
+         * up the ledger's batches, and a batch's sync holds up no page. They open
+         * through the default VFS: every frame a commit publishes was written to
+         * the file at its sync (sqlite_vfs.c), so a reader never looks for one
+         * still in the writer's buffer. */
+        rc = store__readers_open(&s->base, opts);
         if (rc < 0)
             goto out;
     }

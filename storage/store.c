@@ -33,6 +33,27 @@ struct store *store_new(const struct store_options *opts, int *rc)
     return store__sqlite_new(opts, rc);
 }
 
+int store__readers_open(struct store *s, const struct store_options *opts)
+{
+    if (opts->readers == 0)
+        return 0;
+    s->readers = calloc(opts->readers, sizeof(*s->readers));
+    if (s->readers == NULL)
+        return HB_ENOMEM;
+    struct store_options ro = *opts;
+    ro.read_only = true;
+    ro.readers = 0;
+    for (unsigned i = 0; i < opts->readers; i++) {
+        int rc = 0;
+        struct store *r = store_new(&ro, &rc);
+        if (r == NULL)
+            return rc;
+        r->reader = true;
+        s->readers[s->nreaders++] = r;
+    }
+    return 0;
+}
+
 void store_free(struct store *s)
 {
     if (s != NULL)

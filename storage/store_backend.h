@@ -214,6 +214,12 @@ struct store {
 /* Fill the shared part of a backend's new store from opts. */
 void store__init(struct store *s, const struct store_ops *ops, const struct store_options *opts);
 
+/* Open opts->readers read-only stores of s's backend into s->readers (each
+ * marked a reader, answering store_submit_read's jobs on a thread of its
+ * own once started). Returns 0, or the first failure's code: the readers
+ * opened so far stay in s->readers, which the backend's free closes. */
+int store__readers_open(struct store *s, const struct store_options *opts);
+
 /* The backends' constructors (store_new picks one by opts->backend). */
 struct store *store__sqlite_new(const struct store_options *opts, int *rc);
 struct store *store__pg_new(const struct store_options *opts, int *rc);
