@@ -159,6 +159,26 @@ struct notice_send {
     void *done_data;
 };
 
+/* The owed row of a low-balance notice (NOTIFY_NS_PENDING). */
+static void notice__owed_key(char *key, size_t cap, const char *account)
+{
+    snprintf(key, cap, NOTIFY_LOW_PREFIX "%s", account);
+}
+
+/* Leave a low-balance notice this daemon may not send (a standby: only the
+ * Telegram poller sends to Telegram) in the notices owed, which the poller
+ * sends once the row is a lease old. A newer one replaces it; going back
+ * above the threshold removes it. Returns 0, or a negative code (then the
+ * crossing is forgotten, as when no adapter takes it). */
+static int notice__owe(struct notice_send *s)
+{
+    char key[STATE_KEY_MAX + 1], value[1024];
+    notice__owed_key(key, sizeof(key), s->account);
+    int rc = notify_pending_text_value(value, sizeof(value), s->account, s->to.channel_id, s->text,
+                                       clock_now_ms(&s->n->opts.clock));
+    return rc < 0 ? rc : state_put(s->n->store, NOTIFY_NS_PENDING, key, value, NULL, NULL);
+}
+
 static void notice__deliver(struct notice_send *s)
 {
     struct notices *n = s->n;
@@ -170,7 +190,11 @@ static void notice__deliver(struct notice_send *s)
         return;
     }
     int rc = s->fn != NULL ? s->fn(s->fn_data, &s->to, s->text) : HB_ENOTFOUND;
-    if (rc < 0) {
+    if (rc == HB_ESTATE && s->unmark_failed && notice__owe(s) == 0) {
+        /* A standby on a shared ledger: the poller tells it. */
+        log_info("notice.owed", "kind=%s platform=%s", s->kind,
+                 command_platform_name(s->to.platform));
+    } else if (rc < 0) {
         log_warn("notice.not_sent", "kind=%s platform=%s error=%s", s->kind,
                  command_platform_name(s->to.platform), hb_strerror(rc));
         /* No adapter took it (none runs for the platform, or it refused):
@@ -288,7 +312,12 @@ int notices_balance(struct notices *n, const char *account, int64_t available, c
     if (rc < 0)
         return rc;
     if (side == NOTICE_ABOVE) {
+        /* Back above: a low notice still owed is no longer true. */
+        char key[STATE_KEY_MAX + 1];
+        notice__owed_key(key, sizeof(key), account);
         rc = state_put(n->store, NOTICE_NS_LOW, account, NULL, NULL, NULL);
+        if (rc == 0)
+            rc = state_put(n->store, NOTIFY_NS_PENDING, key, NULL, NULL, NULL);
         return rc < 0 ? rc : 0;
     }
     struct notice_low_op *op = calloc(1, sizeof(*op));

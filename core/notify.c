@@ -85,21 +85,31 @@ void notify_account_split(char *account, char *channel, size_t cap)
     snprintf(channel, cap, "%s", hash + 1);
 }
 
-static int notify__payment(notify_fn fn, void *data, const char *account, const char *channel,
-                           const char *method, int64_t credits, int64_t balance)
+/* Send a payment notice (text NULL: made from method, credits and
+ * balance) or a notice's own text to the owner of account: by DM for a
+ * wallet, in channel for a pool. */
+static int notify__send(notify_fn fn, void *data, const char *account, const char *channel,
+                        const char *text, const char *method, int64_t credits, int64_t balance)
 {
     struct notify_target to;
     int rc = notify_target_from_account(&to, account);
     if (rc == 0 && to.scope == COMMAND_SCOPE_GROUP && channel != NULL && channel[0] != '\0')
         snprintf(to.channel_id, sizeof(to.channel_id), "%s", channel);
     if (rc == 0 && fn != NULL) {
-        char text[256];
-        notify_credit_text(text, sizeof(text), &to, method, credits, balance);
+        char made[256];
+        if (text == NULL)
+            text = notify_credit_text(made, sizeof(made), &to, method, credits, balance);
         rc = fn(data, &to, text);
     } else if (rc == 0) {
         rc = HB_ENOTFOUND;
     }
     return rc;
+}
+
+static int notify__payment(notify_fn fn, void *data, const char *account, const char *channel,
+                           const char *method, int64_t credits, int64_t balance)
+{
+    return notify__send(fn, data, account, channel, NULL, method, credits, balance);
 }
 
 static const char *notify__note(int rc)
@@ -133,6 +143,23 @@ int notify_pending_value(char *buf, size_t cap, const char *account, const char 
         cJSON_AddStringToObject(o, "channel", channel != NULL ? channel : "") == NULL ||
         cJSON_AddStringToObject(o, "via", via != NULL ? via : "") == NULL ||
         cJSON_AddNumberToObject(o, "credits", (double)credits) == NULL ||
+        cJSON_AddNumberToObject(o, "at", (double)at_ms) == NULL) {
+        cJSON_Delete(o);
+        return HB_ENOMEM;
+    }
+    bool fits = cJSON_PrintPreallocated(o, buf, (int)(cap < 0x7fffffff ? cap : 0x7fffffff), false);
+    cJSON_Delete(o);
+    return fits ? 0 : HB_EOVERFLOW;
+}
+
+int notify_pending_text_value(char *buf, size_t cap, const char *account, const char *channel,
+                              const char *text, int64_t at_ms)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL ||
+        cJSON_AddStringToObject(o, "account", account != NULL ? account : "") == NULL ||
+        cJSON_AddStringToObject(o, "channel", channel != NULL ? channel : "") == NULL ||
+        cJSON_AddStringToObject(o, "text", text != NULL ? text : "") == NULL ||
         cJSON_AddNumberToObject(o, "at", (double)at_ms) == NULL) {
         cJSON_Delete(o);
         return HB_ENOMEM;
@@ -181,12 +208,17 @@ static void notify__pending_listed(int rc, const struct state_entry *e, size_t n
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "channel");
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "via");
         const cJSON *cr = cJSON_GetObjectItemCaseSensitive(o, "credits");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
         if (notify__pending_skip(op, a, cJSON_GetObjectItemCaseSensitive(o, "at"))) {
             cJSON_Delete(o);
             continue;
         }
         int prc = HB_EPROTO;
-        if (cJSON_IsString(a) && cJSON_IsString(c) && cJSON_IsString(v) && cJSON_IsNumber(cr)) {
+        if (cJSON_IsString(a) && cJSON_IsString(c) && cJSON_IsString(t) && t->valuestring[0]) {
+            prc = notify__send(op->fn, op->data, a->valuestring, c->valuestring, t->valuestring,
+                               NULL, 0, -1);
+        } else if (cJSON_IsString(a) && cJSON_IsString(c) && cJSON_IsString(v) &&
+                   cJSON_IsNumber(cr)) {
             prc = notify__payment(op->fn, op->data, a->valuestring, c->valuestring, v->valuestring,
                                   (int64_t)cr->valuedouble, -1);
         }

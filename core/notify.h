@@ -46,19 +46,28 @@ typedef int (*notify_fn)(void *data, const struct notify_target *to, const char 
 const char *notify_payment(notify_fn fn, void *data, const char *account, const char *channel,
                            const char *method, int64_t credits, int64_t balance);
 
-/** Payment notices owed, kept in the state table (core/state.h) under this
- *  namespace, keyed by the deposit's transfer id. The row is written in
- *  the credit's own transaction (ledger_transfer_create_noted) and removed
- *  once an adapter took the notice (its own outbox keeps it from there), so
- *  a kill between the commit and the send leaves it to be sent at the next
- *  start. */
+/** Notices owed, kept in the state table (core/state.h) under this
+ *  namespace. A payment's is keyed by the deposit's transfer id: the row is
+ *  written in the credit's own transaction (ledger_transfer_create_noted)
+ *  and removed once an adapter took the notice (its own outbox keeps it
+ *  from there), so a kill between the commit and the send leaves it to be
+ *  sent at the next start. A low balance a standby could not tell (only
+ *  the Telegram poller sends to Telegram) is keyed NOTIFY_LOW_PREFIX and
+ *  the account, for the poller's next pass (core/notice.c). */
 #define NOTIFY_NS_PENDING "notice.payment"
+#define NOTIFY_LOW_PREFIX "low."
 
 /** The row's value for a payment notice written at at_ms (ms since the
  *  epoch): JSON text in buf (cap bytes). Returns 0, or HB_EOVERFLOW /
  *  HB_ENOMEM. */
 int notify_pending_value(char *buf, size_t cap, const char *account, const char *channel,
                          const char *via, int64_t credits, int64_t at_ms);
+
+/** The row's value for any other notice owed (a low balance a standby
+ *  could not send), with its text as it is to be sent. As
+ *  notify_pending_value. */
+int notify_pending_text_value(char *buf, size_t cap, const char *account, const char *channel,
+                              const char *text, int64_t at_ms);
 
 /** Remove the pending row `key` (its notice went out, or can never). */
 void notify_pending_clear(struct store *store, const char *key);

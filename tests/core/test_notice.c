@@ -26,7 +26,8 @@ struct nx {
     struct notify_target to[16];
     char text[16][512];
     size_t sent;
-    int refuse; /* notices to refuse before taking one */
+    int refuse;    /* notices to refuse before taking one */
+    int refuse_rc; /* what a refusal says: 0 means HB_ENOTFOUND (no adapter) */
 };
 
 static int nx_notify(void *data, const struct notify_target *to, const char *text)
@@ -34,7 +35,7 @@ static int nx_notify(void *data, const struct notify_target *to, const char *tex
     struct nx *x = data;
     if (x->refuse > 0) {
         x->refuse--;
-        return HB_ENOTFOUND;
+        return x->refuse_rc != 0 ? x->refuse_rc : HB_ENOTFOUND;
     }
     assert_true(x->sent < 16);
     x->to[x->sent] = *to;
@@ -157,6 +158,83 @@ static void test_low_balance_once_per_crossing(void **state)
     notices_configure(x->n, &x->opts);
     nx_balance(x, "telegram:9", 1);
     assert_int_equal(x->sent, 5);
+}
+
+static void nx_owed_read(int rc, const char *value, void *data)
+{
+    char **out = data;
+    *out = rc == 0 && value != NULL ? strdup(value) : strdup("");
+}
+
+/* The low-balance notice owed for account ("" when none). */
+static char *nx_owed(struct nx *x, const char *account)
+{
+    char key[200], *value = NULL;
+    snprintf(key, sizeof(key), NOTIFY_LOW_PREFIX "%s", account);
+    assert_int_equal(
+        state_get(ledger_store(x->lt.ledger), NOTIFY_NS_PENDING, key, nx_owed_read, &value), 0);
+    while (value == NULL)
+        uv_run(&x->lt.loop, UV_RUN_ONCE);
+    return value;
+}
+
+static void nx_pass_done(void *data)
+{
+    *(bool *)data = true;
+}
+
+/* The Telegram poller's pass over the notices owed a lease old. */
+static void nx_poller_pass(struct nx *x)
+{
+    bool done = false;
+    assert_int_equal(notify_pending_retry(ledger_store(x->lt.ledger), COMMAND_PLATFORM_TELEGRAM,
+                                          x->manual.ms + 1, nx_notify, x, nx_pass_done, &done),
+                     0);
+    while (!done)
+        uv_run(&x->lt.loop, UV_RUN_ONCE);
+    nx_flush(x);
+}
+
+/* A standby on a shared ledger may not send to Telegram (the adapter says
+ * HB_ESTATE): the low-balance notice is left owed, and the poller's pass
+ * sends it, once; going back above the threshold takes an owed one back. */
+static void test_low_balance_owed_by_a_standby(void **state)
+{
+    struct nx *x = *state;
+    x->refuse = 1;
+    x->refuse_rc = HB_ESTATE;
+    nx_balance(x, "telegram:8", 20);
+    assert_int_equal(x->sent, 0);
+    char *owed = nx_owed(x, "telegram:8");
+    assert_non_null(strstr(owed, "20 credits left"));
+    free(owed);
+    nx_balance(x, "telegram:8", 19); /* still below: owed once, not twice */
+    assert_int_equal(x->sent, 0);
+    x->manual.ms += 15000;
+    nx_poller_pass(x);
+    assert_int_equal(x->sent, 1);
+    assert_int_equal(x->to[0].platform, COMMAND_PLATFORM_TELEGRAM);
+    assert_string_equal(x->to[0].user_id, "8");
+    assert_non_null(strstr(x->text[0], "Your wallet is running low: 20 credits left"));
+    owed = nx_owed(x, "telegram:8");
+    assert_string_equal(owed, "");
+    free(owed);
+    nx_poller_pass(x);
+    assert_int_equal(x->sent, 1);
+
+    /* Owed, then topped up before the poller's pass: nothing stale is sent. */
+    x->refuse = 1;
+    nx_balance(x, "telegram:9", 5);
+    owed = nx_owed(x, "telegram:9");
+    assert_true(owed[0] != '\0');
+    free(owed);
+    nx_balance(x, "telegram:9", 500);
+    owed = nx_owed(x, "telegram:9");
+    assert_string_equal(owed, "");
+    free(owed);
+    x->manual.ms += 15000;
+    nx_poller_pass(x);
+    assert_int_equal(x->sent, 1);
 }
 
 /* The crossing is in the store: a restart (store reopened, memory gone)
@@ -394,6 +472,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_upvotes_across_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_low_balance_once_per_crossing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_low_balance_across_restart, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_low_balance_owed_by_a_standby, setup, teardown),
     cmocka_unit_test_setup_teardown(test_notify_off_silences, setup, teardown),
     cmocka_unit_test_setup_teardown(test_upvotes_batched_hourly, setup, teardown),
     cmocka_unit_test_setup_teardown(test_freed_while_reading, setup, teardown),
