@@ -32,6 +32,12 @@ struct notices {
     bool freed;          /* notices_free ran: free once busy is 0, tell nobody */
 };
 
+/* The owed row of a low-balance notice (NOTIFY_NS_PENDING). */
+static void notice__owed_key(char *key, size_t cap, const char *account)
+{
+    snprintf(key, cap, NOTIFY_LOW_PREFIX "%s", account);
+}
+
 static void notice__destroy(struct notices *n)
 {
     map_free(n->sides);
@@ -126,7 +132,15 @@ int notices_optout_set(struct store *store, const char *wallet, bool off, notice
     if (op == NULL)
         return HB_ENOMEM;
     *op = (struct notice_optout_op){.cb = cb, .data = data, .off = off};
-    int rc = state_put(store, NOTICE_NS_OFF, wallet, off ? "off" : NULL, notice__optout_done, op);
+    int rc = 0;
+    if (off) {
+        /* A low-balance notice still owed (a standby's) is not sent now. */
+        char key[STATE_KEY_MAX + 1];
+        notice__owed_key(key, sizeof(key), wallet);
+        rc = state_put(store, NOTIFY_NS_PENDING, key, NULL, NULL, NULL);
+    }
+    if (rc == 0)
+        rc = state_put(store, NOTICE_NS_OFF, wallet, off ? "off" : NULL, notice__optout_done, op);
     if (rc < 0)
         free(op);
     return rc;
@@ -158,12 +172,6 @@ struct notice_send {
     void (*done)(void *data); /* once the notice was handed on (or not sent); may be NULL */
     void *done_data;
 };
-
-/* The owed row of a low-balance notice (NOTIFY_NS_PENDING). */
-static void notice__owed_key(char *key, size_t cap, const char *account)
-{
-    snprintf(key, cap, NOTIFY_LOW_PREFIX "%s", account);
-}
 
 /* Leave a low-balance notice this daemon may not send (a standby: only the
  * Telegram poller sends to Telegram) in the notices owed, which the poller

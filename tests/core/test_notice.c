@@ -235,6 +235,19 @@ static void test_low_balance_owed_by_a_standby(void **state)
     x->manual.ms += 15000;
     nx_poller_pass(x);
     assert_int_equal(x->sent, 1);
+
+    /* Owed, then the member turns notices off: it is not sent either. */
+    x->refuse = 1;
+    nx_balance(x, "telegram:10", 5);
+    owed = nx_owed(x, "telegram:10");
+    assert_true(owed[0] != '\0');
+    free(owed);
+    assert_int_equal(
+        notices_optout_set(ledger_store(x->lt.ledger), "telegram:10", true, NULL, NULL), 0);
+    nx_flush(x);
+    x->manual.ms += 15000;
+    nx_poller_pass(x);
+    assert_int_equal(x->sent, 1);
 }
 
 /* The crossing is in the store: a restart (store reopened, memory gone)
