@@ -134,16 +134,22 @@ const char *notify_payment(notify_fn fn, void *data, const char *account, const 
     return notify__note(notify__payment(fn, data, account, channel, method, credits, balance));
 }
 
-int notify_pending_value(char *buf, size_t cap, const char *account, const char *channel,
-                         const char *via, int64_t credits, int64_t at_ms)
+/* A row of the notices owed: the account and channel, then a payment's
+ * method and credits (text NULL) or a notice's own text, and when it was
+ * written. */
+static int notify__pending_row(char *buf, size_t cap, const char *account, const char *channel,
+                               const char *text, const char *via, int64_t credits, int64_t at_ms)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o == NULL ||
-        cJSON_AddStringToObject(o, "account", account != NULL ? account : "") == NULL ||
-        cJSON_AddStringToObject(o, "channel", channel != NULL ? channel : "") == NULL ||
-        cJSON_AddStringToObject(o, "via", via != NULL ? via : "") == NULL ||
-        cJSON_AddNumberToObject(o, "credits", (double)credits) == NULL ||
-        cJSON_AddNumberToObject(o, "at", (double)at_ms) == NULL) {
+    bool ok = o != NULL &&
+              cJSON_AddStringToObject(o, "account", account != NULL ? account : "") != NULL &&
+              cJSON_AddStringToObject(o, "channel", channel != NULL ? channel : "") != NULL;
+    if (ok && text != NULL)
+        ok = cJSON_AddStringToObject(o, "text", text) != NULL;
+    else if (ok)
+        ok = cJSON_AddStringToObject(o, "via", via != NULL ? via : "") != NULL &&
+             cJSON_AddNumberToObject(o, "credits", (double)credits) != NULL;
+    if (!ok || cJSON_AddNumberToObject(o, "at", (double)at_ms) == NULL) {
         cJSON_Delete(o);
         return HB_ENOMEM;
     }
@@ -152,21 +158,17 @@ int notify_pending_value(char *buf, size_t cap, const char *account, const char 
     return fits ? 0 : HB_EOVERFLOW;
 }
 
+int notify_pending_value(char *buf, size_t cap, const char *account, const char *channel,
+                         const char *via, int64_t credits, int64_t at_ms)
+{
+    return notify__pending_row(buf, cap, account, channel, NULL, via, credits, at_ms);
+}
+
 int notify_pending_text_value(char *buf, size_t cap, const char *account, const char *channel,
                               const char *text, int64_t at_ms)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL ||
-        cJSON_AddStringToObject(o, "account", account != NULL ? account : "") == NULL ||
-        cJSON_AddStringToObject(o, "channel", channel != NULL ? channel : "") == NULL ||
-        cJSON_AddStringToObject(o, "text", text != NULL ? text : "") == NULL ||
-        cJSON_AddNumberToObject(o, "at", (double)at_ms) == NULL) {
-        cJSON_Delete(o);
-        return HB_ENOMEM;
-    }
-    bool fits = cJSON_PrintPreallocated(o, buf, (int)(cap < 0x7fffffff ? cap : 0x7fffffff), false);
-    cJSON_Delete(o);
-    return fits ? 0 : HB_EOVERFLOW;
+    return notify__pending_row(buf, cap, account, channel, text != NULL ? text : "", NULL, 0,
+                               at_ms);
 }
 
 void notify_pending_clear(struct store *store, const char *key)
