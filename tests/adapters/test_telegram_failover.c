@@ -5,7 +5,9 @@
  * answered, with no more repeats than a restart of one daemon allows
  * (test_telegram_restart.c says why a SIGKILL may repeat one poll's
  * replies). Stopped cleanly (SIGTERM), the poller gives its lease up and
- * the standby takes over at once, repeating nothing. */
+ * the standby takes over at once, repeating nothing. What the standby may
+ * not tell a Telegram member itself (a payment, a low balance after a
+ * spend through its HTTP API), the poller tells, once. */
 #include "tests/test.h"
 
 #include "core/payref.h"
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,8 +38,9 @@ struct fo {
 };
 
 /* Two daemons' configurations; with pay, each takes Stripe's webhooks on
- * a [server] of its own, and no backlog waits. */
-static void fo_init_with(struct fo *f, bool pay)
+ * a [server] of its own, and no backlog waits; more (may be NULL) is added
+ * to both. */
+static void fo_init_with(struct fo *f, bool pay, const char *more)
 {
     memset(f, 0, sizeof(*f));
     char url[512];
@@ -50,15 +54,15 @@ static void fo_init_with(struct fo *f, bool pay)
         tgapi_record(f->api, true); /* a few calls: the notice is looked at */
     for (int i = 0; i < 2; i++) {
         snprintf(f->conf[i], sizeof(f->conf[i]), "%s/bot%d.conf", f->dir, i);
-        char text[2048], extra[512] = "";
+        char text[4096], extra[1536] = "";
         if (pay) {
             f->port[i] = test_port_free();
             snprintf(extra, sizeof(extra),
                      "[server]\nenabled = true\nport = %d\n"
                      "[payments]\nreference_key = " FO_PAY_KEY "\npackages = 500:1000\n"
                      "[stripe]\nenabled = true\nwebhook_secret = " FO_PAY_SECRET "\n"
-                     "checkout_url = https://buy.stripe.com/test_123\n",
-                     f->port[i]);
+                     "checkout_url = https://buy.stripe.com/test_123\n%s",
+                     f->port[i], more != NULL ? more : "");
         }
         snprintf(text, sizeof(text),
                  "[bot]\nname = Failover Bot\nlog_level = info\nshutdown_grace = 20\n"
@@ -75,7 +79,7 @@ static void fo_init_with(struct fo *f, bool pay)
 
 static void fo_init(struct fo *f)
 {
-    fo_init_with(f, false);
+    fo_init_with(f, false, NULL);
 }
 
 static void fo_free(struct fo *f)
@@ -251,7 +255,7 @@ static void test_standby_payment_told_by_poller(void **state)
     (void)state;
     struct fo f;
     struct test_child a, b;
-    fo_init_with(&f, true);
+    fo_init_with(&f, true, NULL);
     fo_start(&f, 0, &a, "telegram.polling");
     fo_start(&f, 1, &b, "role=standby");
     char ref[PAYREF_REFERENCE_MAX + 1];
@@ -300,11 +304,115 @@ static void test_standby_payment_told_by_poller(void **state)
     fo_free(&f);
 }
 
+/* The API key in the poller's answer to /apikey create; "" until one was
+ * sent. */
+static void fo_key_sent(struct fo *f, char key[80])
+{
+    key[0] = '\0';
+    for (size_t i = 0; i < tgapi_ncalls(f->api) && key[0] == '\0'; i++) {
+        const struct tgapi_call *c = tgapi_call_at(f->api, i);
+        const char *k = strcmp(c->method, "sendMessage") == 0 ? strstr(c->body, "hai") : NULL;
+        size_t n = 0;
+        for (; k != NULL && *k != '\0' && n < 79; k++) {
+            if (!(*k == '-' || *k == '_' || (*k >= '0' && *k <= '9') || (*k >= 'a' && *k <= 'z') ||
+                  (*k >= 'A' && *k <= 'Z')))
+                break;
+            key[n++] = *k;
+        }
+        key[n] = '\0';
+    }
+}
+
+/* How many sendMessage calls to chat 777 said needle. */
+static size_t fo_told(struct fo *f, const char *needle)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < tgapi_ncalls(f->api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(f->api, i);
+        if (strcmp(c->method, "sendMessage") == 0 && strstr(c->body, "\"chat_id\":777") != NULL &&
+            strstr(c->body, needle) != NULL)
+            n++;
+    }
+    return n;
+}
+
+/* A Telegram member's spend through the standby's HTTP API leaves the
+ * wallet low. Only the poller sends to Telegram: the standby leaves the
+ * notice owed, and the poller sends it, once. */
+static void test_standby_low_balance_told_by_poller(void **state)
+{
+    (void)state;
+    struct fo f;
+    struct test_child a, b;
+    fo_init_with(&f, true,
+                 "[api]\nenabled = true\n[provider \"demo\"]\nkind = demo\n"
+                 "[model \"demo-chat\"]\nprovider = demo\nprice_request = 30\n"
+                 "max_output_tokens = 50\n[notices]\nlow_balance = 50\n"
+                 "[ledger]\nwelcome_bonus = 60\n");
+    fo_start(&f, 0, &a, "telegram.polling");
+    fo_start(&f, 1, &b, "role=standby");
+    tgapi_push(f.api,
+               "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":777,"
+               "\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":777,"
+               "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"/apikey create laptop\"}");
+    char key[80] = "";
+    uint64_t end = test_now_ms() + 30000;
+    while (strlen(key) != 68 && test_now_ms() < end) {
+        fo_pump(&a, &b, 20);
+        fo_key_sent(&f, key);
+    }
+    if (strlen(key) != 68)
+        fail_msg("no key in the poller's answer (%zu calls)", tgapi_ncalls(f.api));
+    char body[] = "{\"model\":\"demo-chat\",\"messages\":[{\"role\":\"user\",\"content\":"
+                  "\"hi\"}]}";
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     key, strlen(body), body);
+    /* The standby reads the keys other daemons made at each heartbeat (a
+     * third of the lease): until then it does not know this one (401). */
+    int status = 0;
+    uint64_t spent_at = 0;
+    end = test_now_ms() + 10000;
+    do {
+        if (status != 0)
+            fo_pump(&a, &b, 100);
+        int fd = test_tcp_connect(f.port[1]); /* the standby */
+        assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+        spent_at = test_now_ms();
+        status = test_http_status(fd);
+    } while (status == 401 && test_now_ms() < end);
+    assert_int_equal(status, 200);
+    end = spent_at + 30000;
+    while (fo_told(&f, "running low") == 0 && test_now_ms() < end)
+        fo_pump(&a, &b, 20);
+    uint64_t told_ms = test_now_ms() - spent_at;
+    assert_int_equal(fo_told(&f, "running low"), 1);
+    assert_non_null(strstr(b.err, "notice.owed kind=low_balance"));
+    /* A lease old, then the next renewal's pass: well within two leases. */
+    assert_true(told_ms <= 2 * FO_LEASE_S * 1000 + 2000);
+    fo_pump(&a, &b, FO_LEASE_S * 1000); /* no second time: three more passes */
+    for (int i = 0; i < 2; i++) {
+        struct test_child *c = i == 0 ? &a : &b;
+        kill(c->pid, SIGTERM);
+        assert_true(test_child_wait_for(c, "err", "daemon.stopped", 30000));
+        assert_int_equal(test_child_finish(c, 30000), 0);
+        assert_null(strstr(c->err, "ERROR: AddressSanitizer"));
+    }
+    assert_int_equal(fo_told(&f, "running low"), 1);
+    test_child_free(&a);
+    test_child_free(&b);
+    fo_free(&f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sigkill_standby_takes_over),
     cmocka_unit_test(test_sigterm_hands_over_at_once),
     cmocka_unit_test(test_lost_lease_stands_by_again),
     cmocka_unit_test(test_standby_payment_told_by_poller),
+    cmocka_unit_test(test_standby_low_balance_told_by_poller),
 };
 
 TEST_GROUP_DEFINE(telegram_failover_pg, tests, NULL, NULL)
