@@ -247,6 +247,20 @@ static void test_lost_lease_stands_by_again(void **state)
     fo_free(&f);
 }
 
+/* A notice the poller sent for the standby: told a lease more (three more
+ * passes) gives no second one; then both daemons stop cleanly. */
+static void fo_told_once_then_stop(struct test_child *a, struct test_child *b)
+{
+    fo_pump(a, b, FO_LEASE_S * 1000);
+    for (int i = 0; i < 2; i++) {
+        struct test_child *c = i == 0 ? a : b;
+        kill(c->pid, SIGTERM);
+        assert_true(test_child_wait_for(c, "err", "daemon.stopped", 30000));
+        assert_int_equal(test_child_finish(c, 30000), 0);
+        assert_null(strstr(c->err, "ERROR: AddressSanitizer"));
+    }
+}
+
 /* A payment for a Telegram member reaches the standby (webhooks may hit
  * any daemon), which cannot send to Telegram: the poller sends its notice
  * once it is a lease old, once. */
@@ -281,14 +295,7 @@ static void test_standby_payment_told_by_poller(void **state)
     assert_int_equal(tgapi_count(f.api, "sendMessage"), 1);
     /* A lease old, then the next renewal's pass: well within two leases. */
     assert_true(told_ms <= 2 * FO_LEASE_S * 1000 + 2000);
-    fo_pump(&a, &b, FO_LEASE_S * 1000); /* no second time: three more passes */
-    for (int i = 0; i < 2; i++) {
-        struct test_child *c = i == 0 ? &a : &b;
-        kill(c->pid, SIGTERM);
-        assert_true(test_child_wait_for(c, "err", "daemon.stopped", 30000));
-        assert_int_equal(test_child_finish(c, 30000), 0);
-        assert_null(strstr(c->err, "ERROR: AddressSanitizer"));
-    }
+    fo_told_once_then_stop(&a, &b);
     assert_int_equal(tgapi_count(f.api, "sendMessage"), 1);
     const struct tgapi_call *sent = NULL;
     for (size_t i = 0; i < tgapi_ncalls(f.api); i++) {
@@ -393,14 +400,7 @@ static void test_standby_low_balance_told_by_poller(void **state)
     assert_non_null(strstr(b.err, "notice.owed kind=low_balance"));
     /* A lease old, then the next renewal's pass: well within two leases. */
     assert_true(told_ms <= 2 * FO_LEASE_S * 1000 + 2000);
-    fo_pump(&a, &b, FO_LEASE_S * 1000); /* no second time: three more passes */
-    for (int i = 0; i < 2; i++) {
-        struct test_child *c = i == 0 ? &a : &b;
-        kill(c->pid, SIGTERM);
-        assert_true(test_child_wait_for(c, "err", "daemon.stopped", 30000));
-        assert_int_equal(test_child_finish(c, 30000), 0);
-        assert_null(strstr(c->err, "ERROR: AddressSanitizer"));
-    }
+    fo_told_once_then_stop(&a, &b);
     assert_int_equal(fo_told(&f, "running low"), 1);
     test_child_free(&a);
     test_child_free(&b);
