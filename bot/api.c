@@ -83,7 +83,93 @@ void api__error(struct server_request *req, int status, const char *type, const 
 
 /* ---- keys ------------------------------------------------------------------ */
 
-struct apikey *api__authorize(struct api *a, struct server_request *req, bool spending)
+/* A key another daemon of a shared ledger made is read here at the next
+ * heartbeat (a third of the lease). Until then a request with it would be
+ * refused; instead the keys are read again at once, and the request runs
+ * again when that read is over. Misses start at most one read per
+ * API_MISS_EVERY_MS (requests in the meantime join the read under way, or
+ * are refused), and at most API_PARKS_MAX requests wait: keys made up by a
+ * client cost the store little. */
+#define API_PARKS_MAX 64
+#define API_MISS_EVERY_MS 100
+
+struct api_park {
+    struct api_park *next;
+    struct api *a;
+    struct server_request *req;
+    server_handler_fn fn;
+    bool gone; /* the client left while it waited */
+};
+
+static void api__park_gone(void *data)
+{
+    ((struct api_park *)data)->gone = true;
+}
+
+static void api__park_unlink(struct api *a, struct api_park *p)
+{
+    for (struct api_park **pp = &a->parks; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            a->nparks--;
+            return;
+        }
+    }
+}
+
+static void api__unknown(struct server_request *req)
+{
+    /* Never the key itself, nor a part of it. */
+    api__error(req, 401, "invalid_request_error", "invalid_api_key", NULL, 0,
+               "Incorrect API key provided.");
+}
+
+static void api__park_ready(void *data)
+{
+    struct api_park *p = data;
+    struct api *a = p->a;
+    api__park_unlink(a, p);
+    server_request_on_gone(p->req, NULL, NULL);
+    if (p->gone) {
+        api__unknown(p->req); /* nobody reads it; the request is freed */
+    } else {
+        a->retrying = p->req;
+        p->fn(p->req, a);
+        a->retrying = NULL;
+    }
+    free(p);
+}
+
+/* Park req to run again once the keys were read again. True when parked. */
+static bool api__park(struct api *a, struct server_request *req, server_handler_fn self,
+                      const char *token)
+{
+    if (a->core->cluster == NULL || self == NULL || req == a->retrying ||
+        a->nparks >= API_PARKS_MAX || strlen(token) != APIKEY_LEN ||
+        strncmp(token, APIKEY_PREFIX, strlen(APIKEY_PREFIX)) != 0)
+        return false;
+    int64_t now = core_now_ms(a->core);
+    if (a->nparks == 0 && now >= a->miss_at && now - a->miss_at < API_MISS_EVERY_MS)
+        return false;
+    struct api_park *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return false;
+    *p = (struct api_park){.a = a, .req = req, .fn = self};
+    if (apikeys_refresh_wait(a->core, api__park_ready, p) < 0) {
+        free(p);
+        return false;
+    }
+    if (a->nparks == 0)
+        a->miss_at = now;
+    p->next = a->parks;
+    a->parks = p;
+    a->nparks++;
+    server_request_on_gone(req, api__park_gone, p);
+    return true;
+}
+
+struct apikey *api__authorize(struct api *a, struct server_request *req, bool spending,
+                              server_handler_fn self)
 {
     const char *auth = server_request_header(req, "authorization");
     const char *token = NULL;
@@ -117,9 +203,8 @@ struct apikey *api__authorize(struct api *a, struct server_request *req, bool sp
         return NULL;
     case APIKEY_UNKNOWN:
     default:
-        /* Never the key itself, nor a part of it. */
-        api__error(req, 401, "invalid_request_error", "invalid_api_key", NULL, 0,
-                   "Incorrect API key provided.");
+        if (!api__park(a, req, self, token))
+            api__unknown(req);
         return NULL;
     }
     int64_t wait_ms = 0;
@@ -245,7 +330,7 @@ cJSON *api__body(struct api *a, struct server_request *req)
 static void api__models(struct server_request *req, void *data)
 {
     struct api *a = data;
-    struct apikey *k = api__authorize(a, req, false);
+    struct apikey *k = api__authorize(a, req, false, api__models);
     if (k == NULL)
         return;
     struct invocation inv;
@@ -328,9 +413,10 @@ static void api__me_done(int rc, const struct ledger_result *res, void *data)
     free(r);
 }
 
-static struct api_read *api__read_new(struct api *a, struct server_request *req)
+static struct api_read *api__read_new(struct api *a, struct server_request *req,
+                                      server_handler_fn self)
 {
-    struct apikey *k = api__authorize(a, req, false);
+    struct apikey *k = api__authorize(a, req, false, self);
     if (k == NULL)
         return NULL;
     struct api_read *r = calloc(1, sizeof(*r));
@@ -348,7 +434,7 @@ static struct api_read *api__read_new(struct api *a, struct server_request *req)
 
 static void api__me(struct server_request *req, void *data)
 {
-    struct api_read *r = api__read_new(data, req);
+    struct api_read *r = api__read_new(data, req, api__me);
     if (r == NULL)
         return;
     int rc = ledger_balance_get(r->a->core->ledger, r->account, api__me_done, r);
@@ -431,7 +517,7 @@ static void api__usage(struct server_request *req, void *data)
                    "period is one of day, week, month, year.");
         return;
     }
-    struct api_read *r = api__read_new(data, req);
+    struct api_read *r = api__read_new(data, req, api__usage);
     if (r == NULL)
         return;
     snprintf(r->period, sizeof(r->period), "%s", period);
@@ -498,7 +584,7 @@ static void api__history(struct server_request *req, void *data)
         }
         before = (uint64_t)v;
     }
-    struct api_read *r = api__read_new(data, req);
+    struct api_read *r = api__read_new(data, req, api__history);
     if (r == NULL)
         return;
     int rc = ledger_history_get(r->a->core->ledger, r->account, before, API_HISTORY_PAGE,
@@ -560,6 +646,16 @@ void api_free(struct api *a)
 {
     if (a == NULL)
         return;
+    /* Requests still waiting for the keys (the store stopped first): the
+     * server is gone, so their answers are dropped; they are freed. */
+    while (a->parks != NULL) {
+        struct api_park *p = a->parks;
+        a->parks = p->next;
+        apikeys_refresh_forget(a->core, p);
+        server_request_on_gone(p->req, NULL, NULL);
+        api__unknown(p->req);
+        free(p);
+    }
     if (a->own_keys) {
         apikeys_free(a->core->apikeys);
         a->core->apikeys = NULL;

@@ -407,7 +407,7 @@ static bool api__int_field(struct server_request *req, const cJSON *body, const 
 void api__chat_completions(struct server_request *req, void *data)
 {
     struct api *a = data;
-    struct apikey *k = api__authorize(a, req, true);
+    struct apikey *k = api__authorize(a, req, true, api__chat_completions);
     if (k == NULL)
         return;
     cJSON *body = api__body(a, req);
@@ -462,7 +462,7 @@ out:
 void api__images(struct server_request *req, void *data)
 {
     struct api *a = data;
-    struct apikey *k = api__authorize(a, req, true);
+    struct apikey *k = api__authorize(a, req, true, api__images);
     if (k == NULL)
         return;
     cJSON *body = api__body(a, req);

@@ -8,6 +8,7 @@
 #include "core/apikey.h"
 #include "core/command.h"
 #include "core/provider.h"
+#include "net/server.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -16,11 +17,19 @@
 
 struct server_request;
 
+struct api_park;
+
 struct api {
     struct core *core;
     int64_t max_body;
     uint64_t next_id; /* numbers response ids within this run */
     bool own_keys;    /* made core->apikeys: frees them */
+    /* Requests with a key this daemon did not know, waiting for the keys to
+     * be read again (another daemon may have made it a moment ago). */
+    struct api_park *parks;
+    size_t nparks;
+    int64_t miss_at;                 /* ms when the last such read began */
+    struct server_request *retrying; /* the request being run again after it */
 };
 
 /** Answer req with OpenAI's error shape: {"error": {"message", "type",
@@ -35,8 +44,11 @@ void api__json(struct server_request *req, int status, cJSON *body);
 
 /** Check the bearer key, the key's rate limit and its spending caps
  *  (caps only when spending is true). Returns the key, or NULL after
- *  answering req. */
-struct apikey *api__authorize(struct api *a, struct server_request *req, bool spending);
+ *  answering req, or NULL with req kept: on a shared ledger a key not
+ *  known here is looked for once more in the store, and the route's
+ *  handler self runs again with req when that read is over. */
+struct apikey *api__authorize(struct api *a, struct server_request *req, bool spending,
+                              server_handler_fn self);
 
 /** The invocation a key's requests run as: its owner's wallet (a DM), or
  *  its group's pool (the group, as the key's creator). event_id names the

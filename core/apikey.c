@@ -30,6 +30,12 @@ struct apikey_waiter {
     void *data;
 };
 
+struct apikey_refreshed {
+    struct apikey_refreshed *next;
+    void (*cb)(void *data);
+    void *data;
+};
+
 struct apikeys {
     size_t unsaved; /* keys with spending not yet written */
     bool loaded;
@@ -40,6 +46,7 @@ struct apikeys {
     size_t n, cap;
     struct map *by_hash; /* hex of the hash -> struct apikey (borrowed from keys) */
     struct apikey_waiter *waiters;
+    struct apikey_refreshed *refreshed; /* apikeys_refresh_wait's, for the read under way */
 };
 
 struct apikeys *apikeys_new(void)
@@ -66,6 +73,11 @@ void apikeys_free(struct apikeys *d)
     while (d->waiters != NULL) {
         struct apikey_waiter *w = d->waiters;
         d->waiters = w->next;
+        free(w);
+    }
+    while (d->refreshed != NULL) {
+        struct apikey_refreshed *w = d->refreshed;
+        d->refreshed = w->next;
         free(w);
     }
     OPENSSL_cleanse(d->secret, sizeof(d->secret));
@@ -288,6 +300,14 @@ static void apikey__done(struct store_job *job, int rc)
             d->refreshing = false;
             if (rc == 0)
                 apikeys__merge(d, op->rows, op->nrows);
+            struct apikey_refreshed *w = d->refreshed;
+            d->refreshed = NULL;
+            while (w != NULL) {
+                struct apikey_refreshed *next = w->next;
+                w->cb(w->data);
+                free(w);
+                w = next;
+            }
         }
         break;
     case APIKEY_OP_INSERT:
@@ -375,6 +395,41 @@ int apikeys_refresh(struct core *core)
     if (rc == 0)
         d->refreshing = true;
     return rc;
+}
+
+int apikeys_refresh_wait(struct core *core, void (*cb)(void *data), void *data)
+{
+    struct apikeys *d = core->apikeys;
+    if (d == NULL || !d->loaded)
+        return HB_ESTATE;
+    struct apikey_refreshed *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return HB_ENOMEM;
+    int rc = d->refreshing ? 0 : apikeys_refresh(core);
+    if (rc < 0 || !d->refreshing) {
+        free(w);
+        return rc < 0 ? rc : HB_ESTATE;
+    }
+    w->cb = cb;
+    w->data = data;
+    w->next = d->refreshed;
+    d->refreshed = w;
+    return 0;
+}
+
+void apikeys_refresh_forget(struct core *core, const void *data)
+{
+    struct apikeys *d = core->apikeys;
+    for (struct apikey_refreshed **pw = d != NULL ? &d->refreshed : NULL;
+         pw != NULL && *pw != NULL;) {
+        struct apikey_refreshed *w = *pw;
+        if (w->data == data) {
+            *pw = w->next;
+            free(w);
+        } else {
+            pw = &w->next;
+        }
+    }
 }
 
 /* ---- making, listing, revoking ------------------------------------------ */

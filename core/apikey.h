@@ -60,6 +60,14 @@ void apikeys_free(struct apikeys *d);
  *  (bot/generation.c). Returns 0 or a negative code. */
 int apikeys_refresh(struct core *core);
 
+/** Read the keys again now (or join the read under way) and call cb(data)
+ *  once it is over, whatever it found: a key another daemon made a moment
+ *  ago is known here then. Returns 0 (cb follows) or a negative code (no
+ *  callback). apikeys_refresh_forget drops the callbacks with data (its
+ *  owner goes). */
+int apikeys_refresh_wait(struct core *core, void (*cb)(void *data), void *data);
+void apikeys_refresh_forget(struct core *core, const void *data);
+
 /** Call cb once the keys are in memory (at once, from inside, when they
  *  are; else after the store read them). rc is 0 or why they could not be
  *  read. Returns 0 (cb follows) or a negative code (no callback). */

@@ -281,26 +281,35 @@ static void test_spend_written_behind(void **state)
     free(key);
 }
 
+/* A key made here ("first"; *k, its record), then another daemon revokes
+ * it and makes one of its own ("other"), straight in the store. Returns
+ * the key made here (free it). */
+static char *other_daemon_acts(struct fx *f, struct other_daemon *o, struct apikey **k)
+{
+    run(f, &tg_dm, "apikey create first");
+    char *key = key_in(f->cap.personal_text);
+    assert_non_null(key);
+    assert_int_equal(apikey_authenticate(&f->core, key, core_now_ms(&f->core), k), APIKEY_OK);
+    snprintf(o->revoke, sizeof(o->revoke), "%s", (*k)->rec.id);
+    o->made = (*k)->rec;
+    snprintf(o->made.id, sizeof(o->made.id), "kother");
+    snprintf(o->made.name, sizeof(o->made.name), "other");
+    memset(o->made.hash, 0x5a, sizeof(o->made.hash));
+    o->made.revoked_at = 0;
+    assert_int_equal(lt_store_run(&f->lt, other_run, o), 0);
+    return key;
+}
+
 /* A key revoked by another daemon is refused here once the keys are read
  * again (the cluster's heartbeat does it), and one made there is found;
  * before, this daemon kept accepting the revoked key. */
 static void test_keys_refresh_from_other_daemon(void **state)
 {
     struct fx *f = *state;
-    run(f, &tg_dm, "apikey create first");
-    char *key = key_in(f->cap.personal_text);
-    assert_non_null(key);
     struct apikey *k = NULL;
     int64_t now = core_now_ms(&f->core);
-    assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_OK);
     struct other_daemon o = {0};
-    snprintf(o.revoke, sizeof(o.revoke), "%s", k->rec.id);
-    o.made = k->rec;
-    snprintf(o.made.id, sizeof(o.made.id), "kother");
-    snprintf(o.made.name, sizeof(o.made.name), "other");
-    memset(o.made.hash, 0x5a, sizeof(o.made.hash));
-    o.made.revoked_at = 0;
-    assert_int_equal(lt_store_run(&f->lt, other_run, &o), 0);
+    char *key = other_daemon_acts(f, &o, &k);
     /* Not seen yet: the keys are held in memory. */
     assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_OK);
     assert_int_equal(apikeys_refresh(&f->core), 0);
@@ -311,8 +320,40 @@ static void test_keys_refresh_from_other_daemon(void **state)
     free(key);
 }
 
+static void waited(void *data)
+{
+    (*(int *)data)++;
+}
+
+/* A request with a key this daemon does not know waits for one read of the
+ * keys (bot/api.c): every waiter of that read is called once after it, a
+ * forgotten one never, and a key another daemon made is known by then. */
+static void test_refresh_waiters(void **state)
+{
+    struct fx *f = *state;
+    struct apikey *k = NULL;
+    int64_t now = core_now_ms(&f->core);
+    struct other_daemon o = {0};
+    char *key = other_daemon_acts(f, &o, &k);
+    int first = 0, second = 0, forgotten = 0;
+    assert_int_equal(apikeys_refresh_wait(&f->core, waited, &first), 0);
+    assert_int_equal(apikeys_refresh_wait(&f->core, waited, &second), 0); /* joins it */
+    assert_int_equal(apikeys_refresh_wait(&f->core, waited, &forgotten), 0);
+    apikeys_refresh_forget(&f->core, &forgotten);
+    assert_null(apikey_find(&f->core, o.made.owner, "other"));
+    for (int i = 0; i < 1000 && first == 0; i++)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(first, 1);
+    assert_int_equal(second, 1);
+    assert_int_equal(forgotten, 0);
+    assert_non_null(apikey_find(&f->core, o.made.owner, "other"));
+    assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_REVOKED);
+    free(key);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_keys_refresh_from_other_daemon, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_refresh_waiters, setup, teardown),
     cmocka_unit_test_setup_teardown(test_telegram_group_makes_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_discord_owner_and_pool, setup, teardown),
     cmocka_unit_test_setup_teardown(test_key_limits, setup, teardown),
