@@ -106,12 +106,6 @@ static int notify__send(notify_fn fn, void *data, const char *account, const cha
     return rc;
 }
 
-static int notify__payment(notify_fn fn, void *data, const char *account, const char *channel,
-                           const char *method, int64_t credits, int64_t balance)
-{
-    return notify__send(fn, data, account, channel, NULL, method, credits, balance);
-}
-
 static const char *notify__note(int rc)
 {
     if (rc == 0)
@@ -131,7 +125,7 @@ bool notify_note_final(const char *note)
 const char *notify_payment(notify_fn fn, void *data, const char *account, const char *channel,
                            const char *method, int64_t credits, int64_t balance)
 {
-    return notify__note(notify__payment(fn, data, account, channel, method, credits, balance));
+    return notify__note(notify__send(fn, data, account, channel, NULL, method, credits, balance));
 }
 
 /* A row of the notices owed: the account and channel, then a payment's
@@ -221,8 +215,8 @@ static void notify__pending_listed(int rc, const struct state_entry *e, size_t n
                                NULL, 0, -1);
         } else if (cJSON_IsString(a) && cJSON_IsString(c) && cJSON_IsString(v) &&
                    cJSON_IsNumber(cr)) {
-            prc = notify__payment(op->fn, op->data, a->valuestring, c->valuestring, v->valuestring,
-                                  (int64_t)cr->valuedouble, -1);
+            prc = notify__send(op->fn, op->data, a->valuestring, c->valuestring, NULL,
+                               v->valuestring, (int64_t)cr->valuedouble, -1);
         }
         log_info("payment.notify_pending", "key=%s note=%s", e[i].key,
                  prc == HB_EPROTO ? "not delivered: unreadable" : notify__note(prc));

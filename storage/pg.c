@@ -767,9 +767,7 @@ static int pg__migrate(struct pg_store *s, int target, bool read_only)
 static void pg__free(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
-    for (unsigned i = 0; i < base->nreaders; i++)
-        pg__free(base->readers[i]);
-    free(base->readers);
+    store__readers_close(base);
     if (s->conn != NULL)
         PQfinish(s->conn);
     map_free(s->accounts);

@@ -736,7 +736,7 @@ struct store *store__sqlite_new(const struct store_options *opts, int *rc_out)
         if (rc < 0)
             goto out;
     }
-    if (opts->read_only && opts->readers == 0) {
+    if (opts->read_only) {
         /* A read-only store writes nothing, also by mistake: a job sent to
          * a reader that writes fails (SQLITE_READONLY), as on PostgreSQL. */
         rc = store__exec(s, "PRAGMA query_only = ON");
@@ -771,9 +771,7 @@ out:
 static void sqlite__free(struct store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    for (unsigned i = 0; i < base->nreaders; i++)
-        sqlite__free(base->readers[i]);
-    free(base->readers);
+    store__readers_close(base);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     store__conv_finalize(s);

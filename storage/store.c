@@ -54,6 +54,15 @@ int store__readers_open(struct store *s, const struct store_options *opts)
     return 0;
 }
 
+void store__readers_close(struct store *s)
+{
+    for (unsigned i = 0; i < s->nreaders; i++)
+        store_free(s->readers[i]);
+    free(s->readers);
+    s->readers = NULL;
+    s->nreaders = 0;
+}
+
 void store_free(struct store *s)
 {
     if (s != NULL)

@@ -220,6 +220,9 @@ void store__init(struct store *s, const struct store_ops *ops, const struct stor
  * opened so far stay in s->readers, which the backend's free closes. */
 int store__readers_open(struct store *s, const struct store_options *opts);
 
+/* Close s's readers (store_free each), in the backend's free. */
+void store__readers_close(struct store *s);
+
 /* The backends' constructors (store_new picks one by opts->backend). */
 struct store *store__sqlite_new(const struct store_options *opts, int *rc);
 struct store *store__pg_new(const struct store_options *opts, int *rc);
