@@ -259,6 +259,19 @@ static void generation__tick(void *data)
     link_dir_refresh(core);
 }
 
+/* Another daemon (or this one) committed a change to the API keys or the
+ * wallet links: read them again now, so that a key revoked on one daemon
+ * is refused by every other at its next request, not at its next beat. */
+static void generation__changed(const char *what, void *data)
+{
+    struct core *core = data;
+    bool all = strcmp(what, "*") == 0;
+    if (all || strcmp(what, "apikeys") == 0)
+        apikeys_refresh(core);
+    if (all || strcmp(what, "wallet_links") == 0)
+        link_dir_refresh(core);
+}
+
 int generation_engine_start(uv_loop_t *loop, struct core *core, const struct config *cfg,
                             struct http_client *http)
 {
@@ -281,6 +294,12 @@ int generation_engine_start(uv_loop_t *loop, struct core *core, const struct con
                         cfg->storage.lease * 1000, &core->clock, generation__tick, core);
         if (core->cluster == NULL)
             return HB_ENOMEM;
+        int lrc = cluster_on_change(core->cluster, generation__changed, core);
+        if (lrc < 0)
+            log_warn("cluster.listen_failed",
+                     "error=%s note=\"keys and links another daemon changes count here at the "
+                     "next heartbeat\"",
+                     hb_strerror(lrc));
     }
     int rc = generate_recover(core->generate, generation__recovered, NULL);
     if (rc < 0)

@@ -41,6 +41,7 @@ struct apikeys {
     bool loaded;
     bool loading;
     bool refreshing; /* an apikeys_refresh read is under way */
+    bool again;      /* asked for while one was under way: read once more after it */
     uint8_t secret[32];
     struct apikey **keys; /* every key read or made, oldest first */
     size_t n, cap;
@@ -308,6 +309,10 @@ static void apikey__done(struct store_job *job, int rc)
                 free(w);
                 w = next;
             }
+            if (d->again) {
+                d->again = false;
+                apikeys_refresh(op->core);
+            }
         }
         break;
     case APIKEY_OP_INSERT:
@@ -385,8 +390,14 @@ int apikeys_ready(struct core *core, void (*cb)(int rc, void *data), void *data)
 int apikeys_refresh(struct core *core)
 {
     struct apikeys *d = core->apikeys;
-    if (d == NULL || !d->loaded || d->refreshing)
+    if (d == NULL || !d->loaded)
         return 0;
+    if (d->refreshing) {
+        /* The read under way may have begun before the change that asks
+         * for this one was committed. */
+        d->again = true;
+        return 0;
+    }
     struct apikey_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;

@@ -26,9 +26,10 @@ struct cluster {
     bool known;        /* alive has been read once */
     void (*tick)(void *data);
     void *tick_data;
-    unsigned refs; /* the timer and the jobs in flight */
-    bool freeing;  /* cluster_free was called: free once refs reach 0 */
-    bool beating;  /* a beat is in flight: the timer does not start another */
+    unsigned refs;                  /* the timer and the jobs in flight */
+    bool freeing;                   /* cluster_free was called: free once refs reach 0 */
+    bool beating;                   /* a beat is in flight: the timer does not start another */
+    struct store_listener *changes; /* cluster_on_change's; NULL until then */
 };
 
 struct lease_job {
@@ -228,7 +229,20 @@ void cluster_free(struct cluster *c)
     if (c == NULL)
         return;
     c->freeing = true;
+    store_listener_close(c->changes);
+    c->changes = NULL;
     uv_close((uv_handle_t *)&c->timer, cluster__timer_closed);
+}
+
+int cluster_on_change(struct cluster *c, void (*cb)(const char *what, void *data), void *data)
+{
+    if (c->changes != NULL)
+        return HB_ESTATE;
+    int rc = 0;
+    c->changes = store_listen(c->store, c->timer.loop, cb, data, &rc);
+    if (c->changes != NULL)
+        log_info("cluster.listening", "run=%s", c->run);
+    return rc;
 }
 
 const char *cluster_run(const struct cluster *c)

@@ -41,6 +41,7 @@ struct link_dir {
     struct map *tries; /* identity -> struct link_tries */
     struct map *busy;  /* identities whose link is being written -> link__busy_mark */
     bool refreshing;   /* a link_dir_refresh read is under way */
+    bool again;        /* asked for while one was under way: read once more after it */
 };
 
 static char link__busy_mark = 1;
@@ -380,8 +381,14 @@ static void link__load_done(struct store_job *job, int rc)
         log_error("link.not_loaded", "error=%s", hb_strerror(rc));
     if (op->cb != NULL)
         op->cb(rc, op->data);
+    struct core *core = op->core;
+    bool again = d != NULL && op->refresh && d->again;
     link_dir_free(op->loaded);
     free(op);
+    if (again) {
+        d->again = false;
+        link_dir_refresh(core);
+    }
 }
 
 static int link__load(struct core *core, bool refresh, void (*cb)(int rc, void *data), void *data);
@@ -393,8 +400,14 @@ int link_dir_load(struct core *core, void (*cb)(int rc, void *data), void *data)
 
 int link_dir_refresh(struct core *core)
 {
-    if (core->links == NULL || core->links->refreshing)
+    if (core->links == NULL)
         return 0;
+    if (core->links->refreshing) {
+        /* The read under way may have begun before the change that asks
+         * for this one was committed. */
+        core->links->again = true;
+        return 0;
+    }
     int rc = link__load(core, true, NULL, NULL);
     if (rc == 0)
         core->links->refreshing = true;

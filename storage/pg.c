@@ -227,6 +227,17 @@ static const char *const pg_migrations[] = {
     "CREATE INDEX images_scope ON images(scope, created_at, id);"
     "CREATE INDEX images_created ON images(created_at);"
     "CREATE INDEX images_owner ON images(owner);",
+    /* 6: every daemon keeps the API keys and wallet links in memory; a
+     * change to them is announced to the others at its commit
+     * (pg_listen.c), once per transaction and table. A key's spend,
+     * written at every request, is not announced. */
+    "CREATE FUNCTION hb_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN PERFORM pg_notify('hb_changed', TG_TABLE_NAME); RETURN NULL; END $$;"
+    "CREATE TRIGGER apikeys_changed AFTER INSERT OR DELETE OR UPDATE OF owner, name, prefix,"
+    " hash, cap_day, cap_total, models, rpm, expires_at, revoked_at ON apikeys"
+    " FOR EACH STATEMENT EXECUTE FUNCTION hb_changed();"
+    "CREATE TRIGGER wallet_links_changed AFTER INSERT OR UPDATE OR DELETE ON wallet_links"
+    " FOR EACH STATEMENT EXECUTE FUNCTION hb_changed();",
 };
 
 #define PG_SCHEMA_LATEST ((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
@@ -235,7 +246,7 @@ static const char *const pg_migrations[] = {
 
 /* PostgreSQL's message as one log value: its first line, quotes made
  * single (they would end the quoted value). */
-static const char *pg__msg(const char *msg, char *buf, size_t cap)
+const char *pg__msg(const char *msg, char *buf, size_t cap)
 {
     size_t n = 0;
     for (; msg[n] != '\0' && msg[n] != '\n' && n + 1 < cap; n++)
@@ -793,6 +804,7 @@ static const struct store_ops pg__ops = {
     .batch_begin = pg__batch_begin,
     .batch_full = pg__batch_full,
     .after_batch = pg__vacuum,
+    .listen = pg__listen,
     .free = pg__free,
     .account_get = pg_txn_account_get,
     .account_insert = pg_txn_account_insert,

@@ -110,6 +110,15 @@ void pg__bin(struct pg_params *p, const void *v, size_t len);
  * address) with p; returns the result when its status is expect, else logs
  * PostgreSQL's message for `what`, clears it and returns NULL (*rc set:
  * HB_EEXISTS for a unique violation, else HB_ESTORAGE). */
+/* PostgreSQL's message as one log value: its first line, quotes made
+ * single. Returns buf. */
+const char *pg__msg(const char *msg, char *buf, size_t cap);
+
+/* store_listen on PostgreSQL (pg_listen.c). */
+struct store_listener *pg__listen(struct store *base, uv_loop_t *loop,
+                                  void (*on_change)(const char *what, void *data), void *data,
+                                  int *rc);
+
 int pg__send(struct pg_store *s, const char *sql, const struct pg_params *p, const char *what);
 int pg__ctl(struct pg_store *s, const char *sql, bool wait, const char *what);
 PGresult *pg__run(struct pg_store *s, const char *sql, const struct pg_params *p,

@@ -424,6 +424,18 @@ int store_submit_read(struct store *s, struct store_job *job)
     return rc;
 }
 
+struct store_listener *store_listen(struct store *s, uv_loop_t *loop,
+                                    void (*on_change)(const char *what, void *data), void *data,
+                                    int *rc)
+{
+    if (s->ops->listen == NULL || on_change == NULL) {
+        if (rc != NULL)
+            *rc = on_change == NULL ? HB_EINVAL : UV_ENOTSUP;
+        return NULL;
+    }
+    return s->ops->listen(s, loop, on_change, data, rc);
+}
+
 int store_submit_keyed(struct store *s, struct store_job *job, const char *key0, const char *key1)
 {
     int rc = 0;

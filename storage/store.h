@@ -170,6 +170,24 @@ int store_submit_keyed(struct store *store, struct store_job *job, const char *k
  *  store_submit. Returns as store_submit. */
 int store_submit_read(struct store *store, struct store_job *job);
 
+/** Hear of what other writers of the database change (PostgreSQL: LISTEN
+ *  on a connection of its own, driven by `loop`, never blocking it). After
+ *  a commit that changed API keys or wallet links, on_change(what, data)
+ *  is called with the table's name ("apikeys", "wallet_links"), on this
+ *  daemon's commits as on every other daemon's; with "*" once a lost
+ *  connection is made again (what changed meanwhile was not heard). The
+ *  connection is made again with backoff, as the store's is. SQLite (one
+ *  daemon alone on its file) has nothing to hear: NULL with *rc =
+ *  UV_ENOTSUP. Loop thread; store_listener_close before the loop ends. */
+struct store_listener;
+struct store_listener *store_listen(struct store *store, uv_loop_t *loop,
+                                    void (*on_change)(const char *what, void *data), void *data,
+                                    int *rc);
+
+/** Stop listening and free (its handles close on the loop). NULL is
+ *  ignored. */
+void store_listener_close(struct store_listener *l);
+
 /** Finish every queued job, stop the thread and close the handle; cb (may be
  *  NULL) fires on the loop when everything is closed. */
 void store_stop(struct store *store, void (*cb)(struct store *store, void *data), void *data);

@@ -62,6 +62,11 @@ struct store_ops {
     /* On the store's thread after a batch committed, before its jobs hear
      * of it (vacuum). May be NULL. */
     void (*after_batch)(struct store *s);
+    /* store_listen's backend: NULL when there are no other writers to
+     * hear (SQLite). */
+    struct store_listener *(*listen)(struct store *s, uv_loop_t *loop,
+                                     void (*on_change)(const char *what, void *data), void *data,
+                                     int *rc);
     /* Close the connection and free the backend (store.c frees nothing
      * else). */
     void (*free)(struct store *s);

@@ -40,6 +40,8 @@ struct fo {
 /* Two daemons' configurations; with pay, each takes Stripe's webhooks on
  * a [server] of its own, and no backlog waits; more (may be NULL) is added
  * to both. */
+static int fo_lease_s = FO_LEASE_S; /* the lease both daemons hold theirs for */
+
 static void fo_init_with(struct fo *f, bool pay, const char *more)
 {
     memset(f, 0, sizeof(*f));
@@ -71,7 +73,7 @@ static void fo_init_with(struct fo *f, bool pay, const char *more)
                  "[console]\nenabled = false\n"
                  "[telegram]\nenabled = true\ntoken = " FO_TOKEN "\napi_base = %s\n"
                  "poll_timeout = 1\nsends_per_second = 100000\nmax_inflight = %d\n%s",
-                 url, FO_LEASE_S, 3 - i, tgapi_base(f->api), FO_MAX_INFLIGHT, extra);
+                 url, fo_lease_s, 3 - i, tgapi_base(f->api), FO_MAX_INFLIGHT, extra);
         test_file_write(f->conf[i], text, (size_t)-1);
         chmod(f->conf[i], 0600);
     }
@@ -249,9 +251,8 @@ static void test_lost_lease_stands_by_again(void **state)
 
 /* A notice the poller sent for the standby: told a lease more (three more
  * passes) gives no second one; then both daemons stop cleanly. */
-static void fo_told_once_then_stop(struct test_child *a, struct test_child *b)
+static void fo_stop(struct test_child *a, struct test_child *b)
 {
-    fo_pump(a, b, FO_LEASE_S * 1000);
     for (int i = 0; i < 2; i++) {
         struct test_child *c = i == 0 ? a : b;
         kill(c->pid, SIGTERM);
@@ -259,6 +260,12 @@ static void fo_told_once_then_stop(struct test_child *a, struct test_child *b)
         assert_int_equal(test_child_finish(c, 30000), 0);
         assert_null(strstr(c->err, "ERROR: AddressSanitizer"));
     }
+}
+
+static void fo_told_once_then_stop(struct test_child *a, struct test_child *b)
+{
+    fo_pump(a, b, FO_LEASE_S * 1000);
+    fo_stop(a, b);
 }
 
 /* A payment for a Telegram member reaches the standby (webhooks may hit
@@ -343,6 +350,22 @@ static size_t fo_told(struct fo *f, const char *needle)
     return n;
 }
 
+/* POST a chat completion with `key` to daemon i's API: its status. */
+static int fo_complete(struct fo *f, int i, const char *key)
+{
+    char body[] = "{\"model\":\"demo-chat\",\"messages\":[{\"role\":\"user\",\"content\":"
+                  "\"hi\"}]}";
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     key, strlen(body), body);
+    int fd = test_tcp_connect(f->port[i]);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    return test_http_status(fd);
+}
+
 /* A Telegram member's spend through the standby's HTTP API leaves the
  * wallet low. Only the poller sends to Telegram: the standby leaves the
  * notice owed, and the poller sends it, once. */
@@ -370,28 +393,16 @@ static void test_standby_low_balance_told_by_poller(void **state)
     }
     if (strlen(key) != 68)
         fail_msg("no key in the poller's answer (%zu calls)", tgapi_ncalls(f.api));
-    char body[] = "{\"model\":\"demo-chat\",\"messages\":[{\"role\":\"user\",\"content\":"
-                  "\"hi\"}]}";
-    char req[1024];
-    int n = snprintf(req, sizeof(req),
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     key, strlen(body), body);
     /* A key the poller made a moment ago works on the standby at once (it
      * would wait for the standby's next heartbeat): a key it does not know
      * makes it read the keys again first. One no daemon made is refused
      * all the same. */
-    int fd = test_tcp_connect(f.port[1]); /* the standby */
-    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
     uint64_t spent_at = test_now_ms();
-    assert_int_equal(test_http_status(fd), 200);
-    char *in_req = strstr(req, key);
-    assert_non_null(in_req);
-    in_req[10] = in_req[10] == 'a' ? 'b' : 'a';
-    fd = test_tcp_connect(f.port[1]);
-    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-    assert_int_equal(test_http_status(fd), 401);
+    assert_int_equal(fo_complete(&f, 1, key), 200);
+    char bogus[80];
+    snprintf(bogus, sizeof(bogus), "%s", key);
+    bogus[10] = bogus[10] == 'a' ? 'b' : 'a';
+    assert_int_equal(fo_complete(&f, 1, bogus), 401);
     end = spent_at + 30000;
     while (fo_told(&f, "running low") == 0 && test_now_ms() < end)
         fo_pump(&a, &b, 20);
@@ -407,12 +418,71 @@ static void test_standby_low_balance_told_by_poller(void **state)
     fo_free(&f);
 }
 
+/* A key revoked on the poller is refused by the standby at once, not at
+ * the standby's next heartbeat (a third of the lease: 20 s here): the
+ * revocation's commit is announced to every daemon (store_listen). */
+static void test_revoked_key_refused_everywhere_at_once(void **state)
+{
+    (void)state;
+    struct fo f;
+    struct test_child a, b;
+    fo_lease_s = 60;
+    fo_init_with(&f, true,
+                 "[api]\nenabled = true\n[provider \"demo\"]\nkind = demo\n"
+                 "[model \"demo-chat\"]\nprovider = demo\nprice_request = 1\n"
+                 "max_output_tokens = 50\n[ledger]\nwelcome_bonus = 1000\n");
+    fo_lease_s = FO_LEASE_S;
+    fo_start(&f, 0, &a, "telegram.polling");
+    fo_start(&f, 1, &b, "role=standby");
+    assert_non_null(strstr(a.err, "cluster.listening"));
+    assert_non_null(strstr(b.err, "cluster.listening"));
+    tgapi_push(f.api,
+               "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":777,"
+               "\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":777,"
+               "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"/apikey create laptop\"}");
+    char key[80] = "";
+    uint64_t end = test_now_ms() + 30000;
+    while (strlen(key) != 68 && test_now_ms() < end) {
+        fo_pump(&a, &b, 20);
+        fo_key_sent(&f, key);
+    }
+    if (strlen(key) != 68)
+        fail_msg("no key in the poller's answer (%zu calls)", tgapi_ncalls(f.api));
+    assert_int_equal(fo_complete(&f, 1, key), 200);
+    tgapi_push(f.api,
+               "\"message\":{\"message_id\":8,\"date\":1700000001,\"chat\":{\"id\":777,"
+               "\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":777,"
+               "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"/apikey revoke laptop\"}");
+    end = test_now_ms() + 30000;
+    while (fo_told(&f, "is revoked") == 0 && test_now_ms() < end)
+        fo_pump(&a, &b, 5);
+    assert_int_equal(fo_told(&f, "is revoked"), 1);
+    /* The member was told; the standby refuses the key within moments. */
+    uint64_t revoked_at = test_now_ms();
+    int status = 200;
+    while (status == 200 && test_now_ms() < revoked_at + 10000) {
+        status = fo_complete(&f, 1, key);
+        if (status == 200)
+            fo_pump(&a, &b, 10);
+    }
+    uint64_t took = test_now_ms() - revoked_at;
+    assert_int_equal(status, 401);
+    if (took > 2000)
+        fail_msg("the standby took the revoked key for %llu ms", (unsigned long long)took);
+    assert_int_equal(fo_complete(&f, 0, key), 401);
+    fo_stop(&a, &b);
+    test_child_free(&a);
+    test_child_free(&b);
+    fo_free(&f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sigkill_standby_takes_over),
     cmocka_unit_test(test_sigterm_hands_over_at_once),
     cmocka_unit_test(test_lost_lease_stands_by_again),
     cmocka_unit_test(test_standby_payment_told_by_poller),
     cmocka_unit_test(test_standby_low_balance_told_by_poller),
+    cmocka_unit_test(test_revoked_key_refused_everywhere_at_once),
 };
 
 TEST_GROUP_DEFINE(telegram_failover_pg, tests, NULL, NULL)

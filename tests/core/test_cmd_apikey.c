@@ -284,7 +284,34 @@ static void test_spend_written_behind(void **state)
 /* A key made here ("first"; *k, its record), then another daemon revokes
  * it and makes one of its own ("other"), straight in the store. Returns
  * the key made here (free it). */
-static char *other_daemon_acts(struct fx *f, struct other_daemon *o, struct apikey **k)
+/* The other daemon's writes, as a store job queued behind this daemon's
+ * (its job comes first: the struct's first member). */
+struct other_job {
+    struct store_job job;
+    struct other_daemon *o;
+    int done;
+};
+
+static int other_job_run(struct store_txn *txn, struct store_job *job)
+{
+    return other_run(txn, ((struct other_job *)job)->o);
+}
+
+static void other_job_done(struct store_job *job, int rc)
+{
+    ((struct other_job *)job)->done = rc == 0 ? 1 : -1;
+}
+
+static int nothing_run(struct store_txn *txn, void *data)
+{
+    (void)txn;
+    (void)data;
+    return 0;
+}
+
+/* The first key made here, and the other daemon's acts on it prepared in
+ * *o: revoke it, and make a key named "other" beside it. */
+static char *other_daemon_ready(struct fx *f, struct other_daemon *o, struct apikey **k)
 {
     run(f, &tg_dm, "apikey create first");
     char *key = key_in(f->cap.personal_text);
@@ -296,8 +323,40 @@ static char *other_daemon_acts(struct fx *f, struct other_daemon *o, struct apik
     snprintf(o->made.name, sizeof(o->made.name), "other");
     memset(o->made.hash, 0x5a, sizeof(o->made.hash));
     o->made.revoked_at = 0;
+    return key;
+}
+
+static char *other_daemon_acts(struct fx *f, struct other_daemon *o, struct apikey **k)
+{
+    char *key = other_daemon_ready(f, o, k);
     assert_int_equal(lt_store_run(&f->lt, other_run, o), 0);
     return key;
+}
+
+/* A read of the keys asked for while one is under way is made after it:
+ * the one under way may have begun before the change that asked for it
+ * was committed (a change heard from another daemon). Before, the second
+ * ask was dropped, and the revoked key was taken until the next beat. */
+static void test_refresh_asked_again_reads_again(void **state)
+{
+    struct fx *f = *state;
+    struct apikey *k = NULL;
+    int64_t now = core_now_ms(&f->core);
+    struct other_daemon o = {0};
+    char *key = other_daemon_ready(f, &o, &k);
+    assert_int_equal(apikeys_refresh(&f->core), 0); /* reads before the write below */
+    struct other_job w = {.job = {.run = other_job_run, .done = other_job_done}, .o = &o};
+    assert_int_equal(store_submit(ledger_store(f->core.ledger), &w.job), 0);
+    assert_int_equal(apikeys_refresh(&f->core), 0); /* the change is heard: again */
+    while (w.done == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    /* The first read ended before the write; a read asked for after it
+     * is queued by now: a job behind it waits for it. */
+    assert_int_equal(lt_store_run(&f->lt, nothing_run, NULL), 0);
+    assert_int_equal(w.done, 1);
+    assert_int_equal(apikey_authenticate(&f->core, key, now, &k), APIKEY_REVOKED);
+    assert_non_null(apikey_find(&f->core, o.made.owner, "other"));
+    free(key);
 }
 
 /* A key revoked by another daemon is refused here once the keys are read
@@ -354,6 +413,7 @@ static void test_refresh_waiters(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_keys_refresh_from_other_daemon, setup, teardown),
     cmocka_unit_test_setup_teardown(test_refresh_waiters, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_refresh_asked_again_reads_again, setup, teardown),
     cmocka_unit_test_setup_teardown(test_telegram_group_makes_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_discord_owner_and_pool, setup, teardown),
     cmocka_unit_test_setup_teardown(test_key_limits, setup, teardown),

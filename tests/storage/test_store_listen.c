@@ -1,0 +1,272 @@
+/* store_listen (storage/store.h): a change to the API keys or the wallet
+ * links, committed by any writer of a PostgreSQL ledger, is heard at its
+ * commit on a connection of the listener's own; a key's spend is not
+ * announced; a listener whose connection the server ended connects again
+ * and says "*". SQLite, one daemon alone on its file, has nothing to hear. */
+#include "tests/test.h"
+
+#include "base/error.h"
+#include "base/log.h"
+#include "storage/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define HEARD_MAX 16
+
+static FILE *listen_log; /* the expected warnings go here, not to the terminal */
+
+static int listen_group_setup(void **state)
+{
+    (void)state;
+    listen_log = fopen("/dev/null", "w");
+    log_configure(LOG_WARN, false, listen_log);
+    return 0;
+}
+
+static int listen_group_teardown(void **state)
+{
+    (void)state;
+    log_configure(LOG_INFO, false, NULL);
+    if (listen_log != NULL)
+        fclose(listen_log);
+    listen_log = NULL;
+    return 0;
+}
+
+struct heard {
+    char what[HEARD_MAX][32];
+    int n;
+};
+
+static void heard_cb(const char *what, void *data)
+{
+    struct heard *h = data;
+    if (h->n < HEARD_MAX)
+        snprintf(h->what[h->n], sizeof(h->what[0]), "%s", what);
+    h->n++;
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Run the loop until done() holds or 5 s passed (the listener's handles
+ * hold no loop open: a timer does, meanwhile). */
+static bool run_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg)
+{
+    uv_timer_t tick;
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, tick_cb, 5, 5);
+    uint64_t until = uv_now(loop) + 5000;
+    bool ok = done(arg);
+    while (!ok && uv_now(loop) < until) {
+        uv_run(loop, UV_RUN_ONCE);
+        ok = done(arg);
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+struct listening {
+    const char *url;
+    int64_t want;
+};
+
+/* The listener's session has run its LISTEN and waits. */
+static bool listening_done(void *arg)
+{
+    struct listening *l = arg;
+    return test_pg_int(l->url, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND query = 'LISTEN hb_changed' AND "
+                               "state = 'idle'") == l->want;
+}
+
+struct heard_wait {
+    struct heard *h;
+    int n;
+};
+
+static bool heard_done(void *arg)
+{
+    struct heard_wait *w = arg;
+    return w->h->n >= w->n;
+}
+
+static void wait_heard(uv_loop_t *loop, struct heard *h, int n)
+{
+    struct heard_wait w = {h, n};
+    assert_true(run_until(loop, heard_done, &w));
+}
+
+static void key_of(struct store_apikey *k, const char *id)
+{
+    memset(k, 0, sizeof(*k));
+    snprintf(k->id, sizeof(k->id), "%s", id);
+    snprintf(k->owner, sizeof(k->owner), "console:owner");
+    snprintf(k->creator, sizeof(k->creator), "console:owner");
+    snprintf(k->name, sizeof(k->name), "test");
+    snprintf(k->prefix, sizeof(k->prefix), "hb_test");
+    memset(k->hash, id[1], sizeof(k->hash));
+    k->created_at = 1000;
+}
+
+/* One write transaction on the store (not started): committed. */
+static void write_key(struct store *s, const char *id, int what)
+{
+    struct store_txn *txn = NULL;
+    assert_int_equal(store_txn_begin(s, true, &txn), 0);
+    struct store_apikey k;
+    key_of(&k, id);
+    if (what == 0)
+        assert_int_equal(store_txn_apikey_insert(txn, &k), 0);
+    else if (what == 1)
+        assert_int_equal(store_txn_apikey_spend(txn, id, 5, 1, 2000), 0);
+    else
+        assert_int_equal(store_txn_apikey_revoke(txn, id, 3000), 0);
+    assert_int_equal(store_txn_end(txn, true), 0);
+}
+
+static void write_link(struct store *s, const char *identity)
+{
+    struct store_txn *txn = NULL;
+    assert_int_equal(store_txn_begin(s, true, &txn), 0);
+    assert_int_equal(store_txn_link_put(txn, identity, "hedera:0.0.7", 1000), 0);
+    assert_int_equal(store_txn_end(txn, true), 0);
+}
+
+static void test_listen_hears_other_writers(void **state)
+{
+    (void)state;
+    char url[512];
+    assert_int_equal(test_pg_db(url, sizeof(url)), 0);
+    struct store_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = url};
+    int rc = 0;
+    /* Two daemons' stores: one listens, the other writes. */
+    struct store *mine = store_new(&opts, &rc);
+    struct store *other = store_new(&opts, &rc);
+    assert_non_null(mine);
+    assert_non_null(other);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct heard h;
+    memset(&h, 0, sizeof(h));
+    struct store_listener *l = store_listen(mine, &loop, heard_cb, &h, &rc);
+    assert_non_null(l);
+    assert_int_equal(rc, 0);
+    struct listening on = {url, 1};
+    assert_true(run_until(&loop, listening_done, &on));
+    assert_int_equal(h.n, 0); /* the first connection says nothing */
+
+    write_key(other, "k1", 0);
+    wait_heard(&loop, &h, 1);
+    assert_string_equal(h.what[0], "apikeys");
+    /* A spend is not announced: the link written after it is the next
+     * thing heard (notifications come in commit order). */
+    write_key(other, "k1", 1);
+    write_link(other, "discord:7");
+    wait_heard(&loop, &h, 2);
+    assert_string_equal(h.what[1], "wallet_links");
+    /* This daemon's own commits are heard too. */
+    write_key(mine, "k1", 2);
+    wait_heard(&loop, &h, 3);
+    assert_string_equal(h.what[2], "apikeys");
+
+    /* The server ends the listener's session: it connects again (after
+     * its backoff) and says "*", since what changed meanwhile was not
+     * heard; then it hears again. */
+    assert_int_equal(test_pg_exec(url,
+                                  "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND query = "
+                                  "'LISTEN hb_changed'",
+                                  false),
+                     0);
+    wait_heard(&loop, &h, 4);
+    assert_string_equal(h.what[3], "*");
+    assert_true(run_until(&loop, listening_done, &on));
+    write_key(other, "k2", 0);
+    wait_heard(&loop, &h, 5);
+    assert_string_equal(h.what[4], "apikeys");
+    assert_int_equal(h.n, 5);
+
+    store_listener_close(l);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    /* Closed: its session is gone. */
+    on.want = 0;
+    assert_true(listening_done(&on));
+    store_free(mine);
+    store_free(other);
+}
+
+/* A server that is not there: the listener neither blocks the loop nor
+ * gives up; it tries again with backoff, and closes cleanly meanwhile. */
+static void test_listen_server_gone(void **state)
+{
+    (void)state;
+    char url[512];
+    assert_int_equal(test_pg_db(url, sizeof(url)), 0);
+    struct store_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = url};
+    int rc = 0;
+    struct store *s = store_new(&opts, &rc);
+    assert_non_null(s);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct heard h;
+    memset(&h, 0, sizeof(h));
+    struct store_listener *l = store_listen(s, &loop, heard_cb, &h, &rc);
+    assert_non_null(l);
+    struct listening on = {url, 1};
+    assert_true(run_until(&loop, listening_done, &on));
+    store_free(s);
+    /* The test's database (the last of its connection string) dropped
+     * from the server's own. */
+    const char *db = strstr(url, "dbname='");
+    char name[64], drop[128];
+    assert_non_null(db);
+    assert_int_equal(sscanf(db, "dbname='%63[^']'", name), 1);
+    snprintf(drop, sizeof(drop), "DROP DATABASE %s WITH (FORCE)", name);
+    assert_int_equal(test_pg_exec(getenv("HAIBOT_TEST_PG_URL"), drop, false), 0);
+    /* Lost, and every attempt since refused: nothing heard, the loop
+     * keeps turning. */
+    uint64_t t0 = uv_now(&loop);
+    struct heard_wait never = {&h, 1};
+    assert_false(run_until(&loop, heard_done, &never));
+    assert_true(uv_now(&loop) - t0 >= 4900);
+    store_listener_close(l);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_listen_sqlite_has_nothing(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir_new();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/s.db", dir);
+    struct store_options opts = {.path = path};
+    int rc = 0;
+    struct store *s = store_new(&opts, &rc);
+    assert_non_null(s);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct heard h;
+    assert_null(store_listen(s, &loop, heard_cb, &h, &rc));
+    assert_int_equal(rc, UV_ENOTSUP);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    store_free(s);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
+static const struct CMUnitTest listen_tests[] = {
+    cmocka_unit_test(test_listen_sqlite_has_nothing),
+    cmocka_unit_test(test_listen_hears_other_writers),
+    cmocka_unit_test(test_listen_server_gone),
+};
+
+TEST_GROUP_DEFINE(store_listen_pg, listen_tests, listen_group_setup, listen_group_teardown)
