@@ -8,9 +8,12 @@
 #include "base/text.h"
 #include "core/apikey.h"
 #include "core/cluster.h"
+#include "core/feature.h"
 #include "core/generate.h"
 #include "core/ledger.h"
 #include "core/link.h"
+#include "core/persona.h"
+#include "core/revenue.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -259,17 +262,26 @@ static void generation__tick(void *data)
     link_dir_refresh(core);
 }
 
-/* Another daemon (or this one) committed a change to the API keys or the
- * wallet links: read them again now, so that a key revoked on one daemon
- * is refused by every other at its next request, not at its next beat. */
+/* Another daemon (or this one) committed a change to what every daemon
+ * keeps in memory: read it again now, so that a key revoked on one daemon
+ * is refused by every other at its next request, and a group's switch,
+ * override or persona counts everywhere at once, not at the next read.
+ * A read asked for while one is under way follows it. */
 static void generation__changed(const char *what, void *data)
 {
     struct core *core = data;
+    struct store *store = core->ledger != NULL ? ledger_store(core->ledger) : NULL;
     bool all = strcmp(what, "*") == 0;
     if (all || strcmp(what, "apikeys") == 0)
         apikeys_refresh(core);
     if (all || strcmp(what, "wallet_links") == 0)
         link_dir_refresh(core);
+    if ((all || strcmp(what, "chat_settings") == 0) && core->personas != NULL)
+        persona_dir_refresh_after(core);
+    if ((all || strcmp(what, "state:" FEATURE_NS) == 0) && core->features != NULL && store != NULL)
+        features_refresh_after(core->features, store);
+    if ((all || strcmp(what, "state:" REVENUE_NS) == 0) && core->revenue != NULL && store != NULL)
+        revenue_refresh_after(core->revenue, store);
 }
 
 int generation_engine_start(uv_loop_t *loop, struct core *core, const struct config *cfg,

@@ -35,6 +35,10 @@ struct features {
     unsigned loading;               /* loads out in the store */
     bool freed;                     /* features_free ran: the last load's answer frees it */
     unsigned sets;                  /* switches made here, so that a refresh sees it raced one */
+    /* A refresh asked for while a read was under way (which may have
+     * begun before the change that asked for it): made after it. */
+    bool again;
+    struct store *again_store;
 };
 
 const char *feature_name(enum feature f)
@@ -192,6 +196,9 @@ static int features__row(const char *key, const char *value, void *data)
     return features__cache_set(groups, group, f, strcmp(value, "off") != 0) < 0 ? HB_ENOMEM : 0;
 }
 
+static int features__read(struct features *fs, struct store *store, bool fresh, features_cb cb,
+                          void *data);
+
 static void features__read_done(int rc, void *data)
 {
     struct features_op *op = data;
@@ -222,7 +229,12 @@ static void features__read_done(int rc, void *data)
     if (op->cb != NULL)
         op->cb(rc, op->data);
     free(op);
-    fs->loading--;
+    if (--fs->loading == 0 && fs->again && !fs->freed) {
+        fs->again = false;
+        int again = features__read(fs, fs->again_store, true, NULL, NULL);
+        if (again < 0)
+            log_warn("features.refresh_failed", "error=%s", hb_strerror(again));
+    }
 }
 
 static int features__read(struct features *fs, struct store *store, bool fresh, features_cb cb,
@@ -258,6 +270,17 @@ int features_refresh(struct features *fs, struct store *store, features_cb cb, v
     if (fs->loading > 0)
         return HB_EBUSY; /* a load or a refresh is under way */
     return features__read(fs, store, true, cb, data);
+}
+
+int features_refresh_after(struct features *fs, struct store *store)
+{
+    int rc = features_refresh(fs, store, NULL, NULL);
+    if (rc == HB_EBUSY) {
+        fs->again = true;
+        fs->again_store = store;
+        rc = 0;
+    }
+    return rc;
 }
 
 static void features__stored(int rc, const char *value, void *data)

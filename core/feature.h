@@ -88,6 +88,12 @@ int features_load(struct features *fs, struct store *store, features_cb cb, void
  *  else as features_load. */
 int features_refresh(struct features *fs, struct store *store, features_cb cb, void *data);
 
+/** features_refresh without a callback, for a change heard from another
+ *  daemon (core/cluster.h): when a load or a refresh is under way (it may
+ *  have begun before that change), another read follows it. 0 or an
+ *  error. */
+int features_refresh_after(struct features *fs, struct store *store);
+
 /** Switch f on or off in a group: the cache at once, the store durably
  *  (cb after the commit; may be NULL). Returns 0 (cb follows) or a
  *  negative code (nothing changed, no callback). */

@@ -5,6 +5,7 @@
 #include "core/core.h"
 #include "core/ledger.h"
 #include "base/error.h"
+#include "base/log.h"
 #include "base/map.h"
 #include "base/text.h"
 #include "base/util.h"
@@ -29,6 +30,7 @@ struct persona_dir {
     struct map *rows; /* key -> struct persona_row */
     unsigned sets;    /* choices made here, so that a refresh sees it raced one */
     bool refreshing;  /* a persona_dir_refresh read is under way */
+    bool again;       /* asked for meanwhile: read once more after it */
 };
 
 struct persona_dir *persona_dir_new(void)
@@ -180,9 +182,17 @@ static void persona__done(struct store_job *job, int rc)
     }
     if (op->cb != NULL)
         op->cb(rc, op->data);
+    struct core *core = op->core;
+    bool again = op->refresh && dir != NULL && dir->again && core->personas == dir;
     map_free(op->loaded);
     free(op->persona);
     free(op);
+    if (again) {
+        dir->again = false;
+        int arc = persona_dir_refresh_after(core);
+        if (arc < 0)
+            log_warn("persona.refresh_failed", "error=%s", hb_strerror(arc));
+    }
 }
 
 static int persona__submit(struct core *core, struct persona_op *op)
@@ -233,6 +243,16 @@ int persona_dir_load(struct core *core, void (*cb)(int rc, void *data), void *da
 int persona_dir_refresh(struct core *core, void (*cb)(int rc, void *data), void *data)
 {
     return persona__read(core, true, cb, data);
+}
+
+int persona_dir_refresh_after(struct core *core)
+{
+    int rc = persona__read(core, true, NULL, NULL);
+    if (rc == HB_EBUSY) {
+        core->personas->again = true;
+        rc = 0;
+    }
+    return rc;
 }
 
 /* Write one field of key's row: in memory now, in the store next. */

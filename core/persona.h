@@ -55,6 +55,11 @@ int persona_dir_load(struct core *core, void (*cb)(int rc, void *data), void *da
  *  HB_EBUSY while a refresh is under way; else as persona_dir_load. */
 int persona_dir_refresh(struct core *core, void (*cb)(int rc, void *data), void *data);
 
+/** persona_dir_refresh without a callback, for a change heard from another
+ *  daemon (core/cluster.h): when a refresh is under way (it may have begun
+ *  before that change), another read follows it. 0 or an error. */
+int persona_dir_refresh_after(struct core *core);
+
 /** Store a choice for inv at level (MEMBER, CHANNEL or GROUP; name NULL
  *  clears it) and keep it in memory at once. cb (may be NULL) gets the
  *  store's result. Returns 0 (cb follows), HB_EINVAL (a group level in a

@@ -385,6 +385,10 @@ struct revenue {
     unsigned loading;
     bool freed;
     unsigned sets; /* overrides set here, so that a refresh sees it raced one */
+    /* A refresh asked for while a read was under way (which may have
+     * begun before the change that asked for it): made after it. */
+    bool again;
+    struct store *again_store;
 };
 
 struct revenue *revenue_new(void)
@@ -489,6 +493,9 @@ static int revenue__row(const char *key, const char *value, void *data)
     return 0;
 }
 
+static int revenue__read(struct revenue *rv, struct store *store, bool fresh, revenue_cb cb,
+                         void *data);
+
 static void revenue__read_done(int rc, void *data)
 {
     struct revenue_op *op = data;
@@ -515,7 +522,12 @@ static void revenue__read_done(int rc, void *data)
     if (op->cb != NULL)
         op->cb(rc, op->data);
     free(op);
-    rv->loading--;
+    if (--rv->loading == 0 && rv->again && !rv->freed) {
+        rv->again = true;
+        int again = revenue__read(rv, rv->again_store, true, NULL, NULL);
+        if (again < 0)
+            log_warn("revenue.load_failed", "error=%s", hb_strerror(again));
+    }
 }
 
 static int revenue__read(struct revenue *rv, struct store *store, bool fresh, revenue_cb cb,
@@ -551,6 +563,17 @@ int revenue_refresh(struct revenue *rv, struct store *store, revenue_cb cb, void
     if (rv->loading > 0)
         return HB_EBUSY; /* a load or a refresh is under way */
     return revenue__read(rv, store, true, cb, data);
+}
+
+int revenue_refresh_after(struct revenue *rv, struct store *store)
+{
+    int rc = revenue_refresh(rv, store, NULL, NULL);
+    if (rc == HB_EBUSY) {
+        rv->again = false;
+        rv->again_store = store;
+        rc = 0;
+    }
+    return rc;
 }
 
 static void revenue__stored(int rc, const char *value, void *data)

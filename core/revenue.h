@@ -122,6 +122,12 @@ int revenue_load(struct revenue *rv, struct store *store, revenue_cb cb, void *d
  *  HB_EBUSY while a load or refresh is under way; else as revenue_load. */
 int revenue_refresh(struct revenue *rv, struct store *store, revenue_cb cb, void *data);
 
+/** revenue_refresh without a callback, for a change heard from another
+ *  daemon (core/cluster.h): when a load or a refresh is under way (it may
+ *  have begun before that change), another read follows it. 0 or an
+ *  error. */
+int revenue_refresh_after(struct revenue *rv, struct store *store);
+
 /** An override's stored text for bp (the adjustable shares of s, as
  *  "ACCOUNT <n>bp ..."), into buf. */
 const char *revenue_override_text(const struct revenue_split *s, const int32_t *bp, char *buf,

@@ -227,17 +227,28 @@ static const char *const pg_migrations[] = {
     "CREATE INDEX images_scope ON images(scope, created_at, id);"
     "CREATE INDEX images_created ON images(created_at);"
     "CREATE INDEX images_owner ON images(owner);",
-    /* 6: every daemon keeps the API keys and wallet links in memory; a
-     * change to them is announced to the others at its commit
-     * (pg_listen.c), once per transaction and table. A key's spend,
-     * written at every request, is not announced. */
+    /* 6: what every daemon keeps in memory (API keys, wallet links, the
+     * personas chosen in chats, the groups' feature switches and revenue
+     * overrides) is announced to the others when a change to it commits
+     * (pg_listen.c), once per transaction and name: the table's, or
+     * "state:<namespace>". A key's spend, written at every request, is
+     * not announced, nor is any other namespace of the state table. */
     "CREATE FUNCTION hb_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
     " BEGIN PERFORM pg_notify('hb_changed', TG_TABLE_NAME); RETURN NULL; END $$;"
+    "CREATE FUNCTION hb_state_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN PERFORM pg_notify('hb_changed', 'state:' || COALESCE(NEW.ns, OLD.ns));"
+    " RETURN NULL; END $$;"
     "CREATE TRIGGER apikeys_changed AFTER INSERT OR DELETE OR UPDATE OF owner, name, prefix,"
     " hash, cap_day, cap_total, models, rpm, expires_at, revoked_at ON apikeys"
     " FOR EACH STATEMENT EXECUTE FUNCTION hb_changed();"
     "CREATE TRIGGER wallet_links_changed AFTER INSERT OR UPDATE OR DELETE ON wallet_links"
-    " FOR EACH STATEMENT EXECUTE FUNCTION hb_changed();",
+    " FOR EACH STATEMENT EXECUTE FUNCTION hb_changed();"
+    "CREATE TRIGGER chat_settings_changed AFTER INSERT OR UPDATE OR DELETE ON chat_settings"
+    " FOR EACH STATEMENT EXECUTE FUNCTION hb_changed();"
+    "CREATE TRIGGER state_changed_in AFTER INSERT OR UPDATE ON state FOR EACH ROW"
+    " WHEN (NEW.ns IN ('feature', 'revenue')) EXECUTE FUNCTION hb_state_changed();"
+    "CREATE TRIGGER state_changed_out AFTER DELETE ON state FOR EACH ROW"
+    " WHEN (OLD.ns IN ('feature', 'revenue')) EXECUTE FUNCTION hb_state_changed();",
 };
 
 #define PG_SCHEMA_LATEST ((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))

@@ -223,6 +223,13 @@ static void test_freed_while_loading(void **state)
     assert_false(loaded);
 }
 
+static int nothing_run(struct store_txn *txn, void *data)
+{
+    (void)txn;
+    (void)data;
+    return 0;
+}
+
 /* Two daemons on one ledger: a switch made on one counts on the other
  * once it reads the switches again (every minute in the daemon), also a
  * switch turned back on; one made here while the rows are read is newer
@@ -265,6 +272,21 @@ static void test_refresh_from_another_daemon(void **state)
     while (!loaded)
         uv_run(&f->lt.loop, UV_RUN_ONCE);
     assert_false(features_on(other, FEATURE_IMAGES, COMMAND_PLATFORM_TELEGRAM, "-100"));
+
+    /* A change heard from the first daemon while a read is under way here
+     * that began before it: features_refresh_after reads again after it
+     * (features_refresh refuses, as the caller waits for its own read). */
+    loaded = false;
+    assert_int_equal(features_refresh(other, store, on_loaded, NULL), 0);
+    assert_int_equal(features_group_set(f->core.features, store, COMMAND_PLATFORM_TELEGRAM, "-100",
+                                        FEATURE_PAYMENTS, false, NULL, NULL),
+                     0);
+    assert_int_equal(features_refresh(other, store, NULL, NULL), HB_EBUSY);
+    assert_int_equal(features_refresh_after(other, store), 0);
+    while (!loaded)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(lt_store_run(&f->lt, nothing_run, NULL), 0); /* queued behind it */
+    assert_false(features_on(other, FEATURE_PAYMENTS, COMMAND_PLATFORM_TELEGRAM, "-100"));
     features_free(other);
 }
 

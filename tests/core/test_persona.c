@@ -41,6 +41,13 @@ static void pt_choose(struct gt *gt, const struct invocation *inv, enum persona_
     assert_int_equal(d.rc, 0);
 }
 
+static int pt_nothing(struct store_txn *txn, void *data)
+{
+    (void)txn;
+    (void)data;
+    return 0;
+}
+
 static const char *pt_resolved(struct gt *gt, const struct invocation *inv,
                                enum persona_level *level)
 {
@@ -167,6 +174,22 @@ static void test_resolution_order_and_inheritance(void **state)
     pt_choose(&gt, &inv, PERSONA_LEVEL_GROUP, "pirate");
     gt_wait(&gt, &d.n, 1);
     assert_string_equal(pt_resolved(&gt, &inv, &level), "pirate");
+    /* A choice heard from the other daemon while a read is under way here
+     * that began before it: persona_dir_refresh_after reads again after
+     * it (persona_dir_refresh refuses: its caller waits for its own). */
+    d = (struct pt_done){0};
+    struct pt_done theirs = {0};
+    assert_int_equal(persona_dir_refresh(&gt.core, pt_saved, &d), 0);
+    gt.core.personas = old;
+    assert_int_equal(persona_choose(&gt.core, &inv, PERSONA_LEVEL_GROUP, "vip", pt_saved, &theirs),
+                     0);
+    gt.core.personas = mine;
+    assert_int_equal(persona_dir_refresh(&gt.core, NULL, NULL), HB_EBUSY);
+    assert_int_equal(persona_dir_refresh_after(&gt.core), 0);
+    gt_wait(&gt, &d.n, 1);
+    gt_wait(&gt, &theirs.n, 1);
+    assert_int_equal(lt_store_run(&gt.lt, pt_nothing, NULL), 0); /* queued behind it */
+    assert_string_equal(pt_resolved(&gt, &inv, &level), "vip");
     persona_dir_free(old);
     reply_capture_close(&cap);
     pt_done(&gt);

@@ -297,6 +297,13 @@ static void test_settlement_posts_shares(void **state)
     gt_done(&gt);
 }
 
+static int rv_nothing(struct store_txn *txn, void *data)
+{
+    (void)txn;
+    (void)data;
+    return 0;
+}
+
 /* ---- /admin revenue ------------------------------------------------------- */
 
 static const char *run(struct rfx *f, const char *scope, bool admin, const char *line)
@@ -417,6 +424,22 @@ static void test_admin_revenue(void **state)
         uv_run(&f->lt.loop, UV_RUN_ONCE);
     n = revenue_shares(again, COMMAND_PLATFORM_DISCORD, "77", 1000, p);
     assert_int_equal(part_of(p, n, "pool:discord:77"), 350);
+    /* One heard from the first daemon while a read is under way here
+     * that began before it: revenue_refresh_after reads again after it
+     * (revenue_refresh refuses: its caller waits for its own). */
+    done = 0;
+    assert_int_equal(revenue_refresh(again, ledger_store(f->lt.ledger), loaded, &done), 0);
+    assert_int_equal(revenue_override_set(rv, ledger_store(f->lt.ledger), COMMAND_PLATFORM_DISCORD,
+                                          "77", "pool:<scope> 3000bp system:prizes:<scope> 1000bp",
+                                          NULL, NULL),
+                     0);
+    assert_int_equal(revenue_refresh(again, ledger_store(f->lt.ledger), NULL, NULL), HB_EBUSY);
+    assert_int_equal(revenue_refresh_after(again, ledger_store(f->lt.ledger)), 0);
+    while (done == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(lt_store_run(&f->lt, rv_nothing, NULL), 0); /* queued behind it */
+    n = revenue_shares(again, COMMAND_PLATFORM_DISCORD, "77", 1000, p);
+    assert_int_equal(part_of(p, n, "pool:discord:77"), 300);
     revenue_free(again);
     f->core.revenue = NULL;
     revenue_free(rv);

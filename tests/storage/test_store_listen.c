@@ -139,6 +139,23 @@ static void write_link(struct store *s, const char *identity)
     assert_int_equal(store_txn_end(txn, true), 0);
 }
 
+static void write_state(struct store *s, const char *ns, const char *value)
+{
+    struct store_txn *txn = NULL;
+    assert_int_equal(store_txn_begin(s, true, &txn), 0);
+    assert_int_equal(store_txn_state_put(txn, ns, "telegram:-100", value, 1000), 0);
+    assert_int_equal(store_txn_end(txn, true), 0);
+}
+
+static void write_chat(struct store *s)
+{
+    struct store_txn *txn = NULL;
+    assert_int_equal(store_txn_begin(s, true, &txn), 0);
+    assert_int_equal(
+        store_txn_chat_put(txn, "telegram:-100", STORE_CHAT_PERSONA, "pirate", 0, 1000), 0);
+    assert_int_equal(store_txn_end(txn, true), 0);
+}
+
 static void test_listen_hears_other_writers(void **state)
 {
     (void)state;
@@ -171,6 +188,20 @@ static void test_listen_hears_other_writers(void **state)
     write_link(other, "discord:7");
     wait_heard(&loop, &h, 2);
     assert_string_equal(h.what[1], "wallet_links");
+    /* A group's switches and overrides, set and cleared, and a chat's
+     * persona; no other namespace of the state table (a lease's renewal,
+     * every beat). */
+    write_state(other, "lease", "run-b 99");
+    write_state(other, "feature", "off");
+    write_state(other, "revenue", "system:treasury 10000bp");
+    write_state(other, "feature", NULL);
+    write_chat(other);
+    wait_heard(&loop, &h, 6);
+    assert_string_equal(h.what[2], "state:feature");
+    assert_string_equal(h.what[3], "state:revenue");
+    assert_string_equal(h.what[4], "state:feature");
+    assert_string_equal(h.what[5], "chat_settings");
+    h.n = 2; /* the rest as before */
     /* This daemon's own commits are heard too. */
     write_key(mine, "k1", 2);
     wait_heard(&loop, &h, 3);
