@@ -30,6 +30,10 @@ struct cluster {
     bool freeing;                   /* cluster_free was called: free once refs reach 0 */
     bool beating;                   /* a beat is in flight: the timer does not start another */
     struct store_listener *changes; /* cluster_on_change's; NULL until then */
+    /* The store's clock less this daemon's, as the last lease job found
+     * it (0 when the store has no clock): lease ends are the store's
+     * times, and this turns them into this daemon's. */
+    int64_t skew;
 };
 
 struct lease_job {
@@ -37,8 +41,9 @@ struct lease_job {
     struct cluster *c;
     char name[CLUSTER_NAME_MAX];
     char holder[CLUSTER_RUN_MAX]; /* the run holding it, when another */
-    int64_t until;                /* when the holder's lease ends */
-    int64_t now;
+    int64_t until;                /* when the holder's lease ends (the store's clock) */
+    int64_t now;                  /* this daemon's clock when asked */
+    int64_t skew;                 /* the store's clock less now, when read */
     bool drop;
     cluster_lease_cb cb;
     void *data;
@@ -62,8 +67,18 @@ static int cluster__lease_run(struct store_txn *txn, struct store_job *job)
 {
     struct lease_job *lj = container_of(job, struct lease_job, job);
     struct cluster *c = lj->c;
+    /* One clock judges every daemon's leases: the store's (PostgreSQL
+     * server's) when it has one, so hosts whose clocks disagree never both
+     * hold a lease nor take a live daemon for dead. */
+    int64_t now = lj->now;
+    int rc = store_txn_clock_ms(txn, &now);
+    if (rc == UV_ENOTSUP)
+        now = lj->now;
+    else if (rc < 0)
+        return rc;
+    lj->skew = now - lj->now;
     char *value = NULL;
-    int rc = store_txn_state_get(txn, CLUSTER_LEASE_NS, lj->name, &value);
+    rc = store_txn_state_get(txn, CLUSTER_LEASE_NS, lj->name, &value);
     if (rc < 0 && rc != HB_ENOTFOUND)
         return rc;
     char holder[CLUSTER_RUN_MAX] = "";
@@ -71,27 +86,30 @@ static int cluster__lease_run(struct store_txn *txn, struct store_job *job)
     bool held = rc == 0 && cluster__parse(value, holder, &until);
     free(value);
     bool mine = held && strcmp(holder, c->run) == 0;
-    if (held && !mine && until > lj->now) {
+    if (held && !mine && until > now) {
         snprintf(lj->holder, sizeof(lj->holder), "%s", holder);
         lj->until = until;
         return HB_EBUSY;
     }
-    lj->until = lj->drop ? 0 : lj->now + c->lease_ms;
+    lj->until = lj->drop ? 0 : now + c->lease_ms;
     if (lj->drop)
-        return mine ? store_txn_state_put(txn, CLUSTER_LEASE_NS, lj->name, NULL, lj->now) : 0;
+        return mine ? store_txn_state_put(txn, CLUSTER_LEASE_NS, lj->name, NULL, now) : 0;
     char text[CLUSTER_RUN_MAX + 24];
-    snprintf(text, sizeof(text), "%s %" PRId64, c->run, lj->now + c->lease_ms);
-    return store_txn_state_put(txn, CLUSTER_LEASE_NS, lj->name, text, lj->now);
+    snprintf(text, sizeof(text), "%s %" PRId64, c->run, now + c->lease_ms);
+    return store_txn_state_put(txn, CLUSTER_LEASE_NS, lj->name, text, now);
 }
 
 static void cluster__lease_done(struct store_job *job, int rc)
 {
     struct lease_job *lj = container_of(job, struct lease_job, job);
     struct cluster *c = lj->c;
-    /* Always answered (HB_ECANCELED once freeing): callers hold references. */
+    if (rc == 0 || rc == HB_EBUSY)
+        c->skew = lj->skew;
+    /* Always answered (HB_ECANCELED once freeing): callers hold references.
+     * The lease's end by this daemon's clock. */
     if (lj->cb != NULL)
-        lj->cb(c->freeing ? HB_ECANCELED : rc, rc == HB_EBUSY ? lj->holder : c->run, lj->until,
-               lj->data);
+        lj->cb(c->freeing ? HB_ECANCELED : rc, rc == HB_EBUSY ? lj->holder : c->run,
+               lj->until != 0 ? lj->until - lj->skew : 0, lj->data);
     free(lj);
     cluster__unref(c);
 }
@@ -137,7 +155,7 @@ static void cluster__runs_read(int rc, const struct state_entry *e, size_t n, vo
 {
     struct cluster *c = data;
     if (rc == 0 && !c->freeing) {
-        int64_t now = clock_now_ms(&c->clock);
+        int64_t now = clock_now_ms(&c->clock) + c->skew; /* the store's clock */
         struct map *alive = map_new(NULL);
         for (size_t i = 0; alive != NULL && i < n; i++) {
             char holder[CLUSTER_RUN_MAX];

@@ -12,8 +12,13 @@
  * daemon's to void (core/generate_recover.c). The Telegram poller is held
  * through the lease "telegram:<bot id>" (adapters/telegram/poll.c).
  *
- * Clocks: a lease's end is written by its holder's clock and read by the
- * others'; hosts keep their clocks in step (NTP) to well under the lease.
+ * Clocks: a lease's end is written and judged by one clock, the store's
+ * (the PostgreSQL server's, read in the lease's own transaction), so the
+ * daemons' host clocks may disagree: none takes a lease another holds, nor
+ * a live daemon for dead. Lease ends given to callers are turned into
+ * this daemon's clock. Each holder counts its own lease from before it
+ * asked, on its monotonic clock (adapters/telegram/poll.c). A store with
+ * no clock (SQLite: one daemon) uses the daemon's.
  *
  * A daemon alone on its ledger (SQLite) has no cluster: core->cluster is
  * NULL and nothing here runs. */
@@ -35,8 +40,8 @@ struct cluster;
 /** Called after a lease attempt: rc 0 when this daemon holds it now (until
  *  its end), HB_EBUSY when another run holds it (holder names it),
  *  HB_ECANCELED when the cluster was freed meanwhile, or a storage error.
- *  until is when the holder's lease ends (ms since the epoch; 0 when not
- *  known). Always called once the attempt was queued. */
+ *  until is when the holder's lease ends (ms since the epoch by this
+ *  daemon's clock; 0 when not known). Always called once the attempt was queued. */
 typedef void (*cluster_lease_cb)(int rc, const char *holder, int64_t until, void *data);
 
 /** A daemon's part in a shared ledger: run is its run id (copied),

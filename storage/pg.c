@@ -817,6 +817,7 @@ static const struct store_ops pg__ops = {
     .after_batch = pg__vacuum,
     .listen = pg__listen,
     .free = pg__free,
+    .clock_ms = pg_txn_clock_ms,
     .account_get = pg_txn_account_get,
     .account_insert = pg_txn_account_insert,
     .account_update = pg_txn_account_update,

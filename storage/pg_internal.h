@@ -185,6 +185,7 @@ void pg__vacuum(struct store *s);
 
 /* The records (pg_records.c, pg_conv.c, pg_more.c), each the store_txn_*
  * call of store.h of the same name. */
+int pg_txn_clock_ms(struct store_txn *txn, int64_t *now_ms);
 int pg_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out);
 int pg_txn_account_insert(struct store_txn *txn, const struct store_account *account);
 int pg_txn_account_update(struct store_txn *txn, const struct store_account *account);

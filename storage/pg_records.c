@@ -59,6 +59,14 @@ int pg__one_int(struct store_txn *txn, const char *sql, const struct pg_params *
     return 0;
 }
 
+/* The server's clock: clock_timestamp(), not now() (the transaction's
+ * start, which a batch may have begun a while ago). */
+int pg_txn_clock_ms(struct store_txn *txn, int64_t *now_ms)
+{
+    return pg__one_int(txn, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", NULL,
+                       now_ms, "clock");
+}
+
 /* ---- Accounts and transfers --------------------------------------------------- */
 
 /* The value of an id looked up with no transfer. */

@@ -494,6 +494,13 @@ int store_txn_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH
     return txn->store->ops->head(txn, seq, hash);
 }
 
+int store_txn_clock_ms(struct store_txn *txn, int64_t *now_ms)
+{
+    if (txn->store->ops->clock_ms == NULL)
+        return UV_ENOTSUP;
+    return txn->store->ops->clock_ms(txn, now_ms);
+}
+
 int store_txn_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
 {
     return txn->store->ops->head_recorded(txn, seq, hash);

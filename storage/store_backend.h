@@ -71,7 +71,9 @@ struct store_ops {
      * else). */
     void (*free)(struct store *s);
 
-    /* Records: one per store_txn_* call of store.h, same contract. */
+    /* Records: one per store_txn_* call of store.h, same contract.
+     * clock_ms may be NULL (store_txn_clock_ms: UV_ENOTSUP). */
+    int (*clock_ms)(struct store_txn *txn, int64_t *now_ms);
     int (*account_get)(struct store_txn *txn, const char *id, struct store_account *out);
     int (*account_insert)(struct store_txn *txn, const struct store_account *account);
     int (*account_update)(struct store_txn *txn, const struct store_account *account);

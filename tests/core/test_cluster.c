@@ -22,29 +22,66 @@ static struct clock gt_wall(struct gt *gt)
     return c;
 }
 
+/* Time passes: by the engine's manual clock, and on PostgreSQL, whose
+ * server's clock judges leases, by the real one too (the loop runs
+ * meanwhile). */
+static void fired(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static void run_for(struct gt *gt, int ms)
+{
+    bool done = false;
+    uv_timer_t t;
+    uv_timer_init(&gt->lt.loop, &t);
+    t.data = &done;
+    uv_timer_start(&t, fired, (uint64_t)ms, 0);
+    while (!done)
+        uv_run(&gt->lt.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&gt->lt.loop, UV_RUN_NOWAIT);
+}
+
+static void advance(struct gt *gt, int ms)
+{
+    gt->wall += ms;
+    if (lt_backend == STORE_BACKEND_POSTGRES)
+        run_for(gt, ms);
+}
+
 struct took {
     int done;
     int rc;
+    int64_t until;
     char holder[CLUSTER_RUN_MAX];
 };
 
 static void took_cb(int rc, const char *holder, int64_t until, void *data)
 {
-    (void)until;
     struct took *t = data;
     t->rc = rc;
+    t->until = until;
     snprintf(t->holder, sizeof(t->holder), "%s", holder != NULL ? holder : "");
     t->done++;
 }
 
-static int take(struct gt *gt, struct cluster *c, const char *name, char *holder)
+static int take_until(struct gt *gt, struct cluster *c, const char *name, char *holder,
+                      int64_t *until)
 {
     struct took t = {0};
     assert_int_equal(cluster_lease_take(c, name, took_cb, &t), 0);
     gt_wait(gt, &t.done, 1);
     if (holder != NULL)
         strcpy(holder, t.holder);
+    if (until != NULL)
+        *until = t.until;
     return t.rc;
+}
+
+static int take(struct gt *gt, struct cluster *c, const char *name, char *holder)
+{
+    return take_until(gt, c, name, holder, NULL);
 }
 
 static void test_lease_one_holder(void **state)
@@ -63,12 +100,12 @@ static void test_lease_one_holder(void **state)
     assert_int_equal(take(&gt, b, "telegram:1", holder), HB_EBUSY);
     assert_string_equal(holder, "run-a");
     /* Renewed by its holder, still refused to the other. */
-    gt.wall += LEASE_MS / 2;
+    advance(&gt, LEASE_MS / 2);
     assert_int_equal(take(&gt, a, "telegram:1", holder), 0);
-    gt.wall += LEASE_MS / 2 + 1;
+    advance(&gt, LEASE_MS / 2 + 1);
     assert_int_equal(take(&gt, b, "telegram:1", holder), HB_EBUSY);
     /* Run out: the other takes it, and the first one is refused now. */
-    gt.wall += LEASE_MS;
+    advance(&gt, LEASE_MS);
     assert_int_equal(take(&gt, b, "telegram:1", holder), 0);
     assert_int_equal(take(&gt, a, "telegram:1", holder), HB_EBUSY);
     assert_string_equal(holder, "run-b");
@@ -146,7 +183,7 @@ static void test_orphans_of_dead_runs_only(void **state)
 
     /* The other daemon dies: once its lease ran out, its job is voided. */
     cluster_free(other);
-    gt.wall += 2 * LEASE_MS;
+    advance(&gt, 2 * LEASE_MS);
     int want = p.done + 3;
     gt_wait(&gt, &p.done, want);
     gt_settle(&gt, 10);
@@ -207,10 +244,67 @@ static void test_balance_seen_across_daemons(void **state)
     lt_done(&a);
 }
 
+/* Hosts whose clocks disagree by a minute, far more than the lease: on
+ * PostgreSQL the server's clock judges every lease, so a daemon whose
+ * clock runs ahead neither takes a lease still held nor takes a live
+ * daemon for dead, and one whose clock runs behind takes a lease once it
+ * ran out. By their own clocks, the first took the held lease at once
+ * and voided the live daemon's jobs; the second waited a minute. */
+static void test_leases_judged_by_one_clock(void **state)
+{
+    (void)state;
+    if (lt_backend != STORE_BACKEND_POSTGRES)
+        skip(); /* SQLite: one daemon, one clock */
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct store *store = ledger_store(gt.lt.ledger);
+    struct clock real = {0};
+    struct clock_manual ahead_ms = {.ms = clock_real_ms() + 60000};
+    struct clock_manual behind_ms = {.ms = clock_real_ms() - 60000};
+    struct clock ahead = {.now_ms = clock_manual_read, .data = &ahead_ms};
+    struct clock behind = {.now_ms = clock_manual_read, .data = &behind_ms};
+    struct cluster *a = cluster_new(&gt.lt.loop, store, "run-a", LEASE_MS, &real, NULL, NULL);
+    struct cluster *b = cluster_new(&gt.lt.loop, store, "run-b", LEASE_MS, &ahead, NULL, NULL);
+    struct cluster *c = cluster_new(&gt.lt.loop, store, "run-c", LEASE_MS, &behind, NULL, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    char holder[CLUSTER_RUN_MAX];
+    int64_t until = 0;
+    assert_int_equal(take(&gt, a, "telegram:1", holder), 0);
+    assert_int_equal(take_until(&gt, b, "telegram:1", holder, &until), HB_EBUSY);
+    assert_string_equal(holder, "run-a");
+    /* The holder's end, told by b's clock: within a lease of b's now. */
+    assert_true(until > ahead_ms.ms && until <= ahead_ms.ms + LEASE_MS + 1000);
+    /* A few beats: everyone is alive to everyone. */
+    run_for(&gt, LEASE_MS);
+    assert_true(cluster_run_alive(b, "run-a"));
+    assert_true(cluster_run_alive(b, "run-c"));
+    assert_true(cluster_run_alive(c, "run-a"));
+    assert_true(cluster_run_alive(c, "run-b"));
+    /* a stops renewing telegram:1 (it never asked again): once it ran out
+     * by the server's clock, the daemon behind takes it. */
+    run_for(&gt, LEASE_MS + 50);
+    assert_int_equal(take(&gt, c, "telegram:1", holder), 0);
+    assert_int_equal(take(&gt, b, "telegram:1", holder), HB_EBUSY);
+    assert_string_equal(holder, "run-c");
+    /* a dies: the others see its run end within a few leases, by the
+     * server's clock, whatever theirs say. */
+    cluster_free(a);
+    run_for(&gt, 3 * LEASE_MS);
+    assert_false(cluster_run_alive(b, "run-a"));
+    assert_false(cluster_run_alive(c, "run-a"));
+    assert_true(cluster_run_alive(b, "run-c"));
+    cluster_free(b);
+    cluster_free(c);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test(test_balance_seen_across_daemons),
     cmocka_unit_test(test_lease_one_holder),
     cmocka_unit_test(test_orphans_of_dead_runs_only),
+    cmocka_unit_test(test_leases_judged_by_one_clock),
 };
 
 TEST_GROUP_DEFINE(cluster, cluster_tests, gt_group_setup, lt_group_teardown)
