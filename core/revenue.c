@@ -523,7 +523,7 @@ static void revenue__read_done(int rc, void *data)
         op->cb(rc, op->data);
     free(op);
     if (--rv->loading == 0 && rv->again && !rv->freed) {
-        rv->again = true;
+        rv->again = false;
         int again = revenue__read(rv, rv->again_store, true, NULL, NULL);
         if (again < 0)
             log_warn("revenue.load_failed", "error=%s", hb_strerror(again));
@@ -569,7 +569,7 @@ int revenue_refresh_after(struct revenue *rv, struct store *store)
 {
     int rc = revenue_refresh(rv, store, NULL, NULL);
     if (rc == HB_EBUSY) {
-        rv->again = false;
+        rv->again = true;
         rv->again_store = store;
         rc = 0;
     }
