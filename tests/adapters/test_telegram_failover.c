@@ -337,6 +337,24 @@ static void fo_key_sent(struct fo *f, char key[80])
     }
 }
 
+/* Ann (chat 777) makes an API key on Telegram: the poller's answer holds
+ * it, into key. */
+static void fo_key_made(struct fo *f, struct test_child *a, struct test_child *b, char key[80])
+{
+    tgapi_push(f->api,
+               "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":777,"
+               "\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":777,"
+               "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"/apikey create laptop\"}");
+    key[0] = '\0';
+    uint64_t end = test_now_ms() + 30000;
+    while (strlen(key) != 68 && test_now_ms() < end) {
+        fo_pump(a, b, 20);
+        fo_key_sent(f, key);
+    }
+    if (strlen(key) != 68)
+        fail_msg("no key in the poller's answer (%zu calls)", tgapi_ncalls(f->api));
+}
+
 /* How many sendMessage calls to chat 777 said needle. */
 static size_t fo_told(struct fo *f, const char *needle)
 {
@@ -381,18 +399,8 @@ static void test_standby_low_balance_told_by_poller(void **state)
                  "[ledger]\nwelcome_bonus = 60\n");
     fo_start(&f, 0, &a, "telegram.polling");
     fo_start(&f, 1, &b, "role=standby");
-    tgapi_push(f.api,
-               "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":777,"
-               "\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":777,"
-               "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"/apikey create laptop\"}");
-    char key[80] = "";
-    uint64_t end = test_now_ms() + 30000;
-    while (strlen(key) != 68 && test_now_ms() < end) {
-        fo_pump(&a, &b, 20);
-        fo_key_sent(&f, key);
-    }
-    if (strlen(key) != 68)
-        fail_msg("no key in the poller's answer (%zu calls)", tgapi_ncalls(f.api));
+    char key[80];
+    fo_key_made(&f, &a, &b, key);
     /* A key the poller made a moment ago works on the standby at once (it
      * would wait for the standby's next heartbeat): a key it does not know
      * makes it read the keys again first. One no daemon made is refused
@@ -403,7 +411,7 @@ static void test_standby_low_balance_told_by_poller(void **state)
     snprintf(bogus, sizeof(bogus), "%s", key);
     bogus[10] = bogus[10] == 'a' ? 'b' : 'a';
     assert_int_equal(fo_complete(&f, 1, bogus), 401);
-    end = spent_at + 30000;
+    uint64_t end = spent_at + 30000;
     while (fo_told(&f, "running low") == 0 && test_now_ms() < end)
         fo_pump(&a, &b, 20);
     uint64_t told_ms = test_now_ms() - spent_at;
@@ -436,24 +444,14 @@ static void test_revoked_key_refused_everywhere_at_once(void **state)
     fo_start(&f, 1, &b, "role=standby");
     assert_non_null(strstr(a.err, "cluster.listening"));
     assert_non_null(strstr(b.err, "cluster.listening"));
-    tgapi_push(f.api,
-               "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":777,"
-               "\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":777,"
-               "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"/apikey create laptop\"}");
-    char key[80] = "";
-    uint64_t end = test_now_ms() + 30000;
-    while (strlen(key) != 68 && test_now_ms() < end) {
-        fo_pump(&a, &b, 20);
-        fo_key_sent(&f, key);
-    }
-    if (strlen(key) != 68)
-        fail_msg("no key in the poller's answer (%zu calls)", tgapi_ncalls(f.api));
+    char key[80];
+    fo_key_made(&f, &a, &b, key);
     assert_int_equal(fo_complete(&f, 1, key), 200);
     tgapi_push(f.api,
                "\"message\":{\"message_id\":8,\"date\":1700000001,\"chat\":{\"id\":777,"
                "\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":777,"
                "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"/apikey revoke laptop\"}");
-    end = test_now_ms() + 30000;
+    uint64_t end = test_now_ms() + 30000;
     while (fo_told(&f, "is revoked") == 0 && test_now_ms() < end)
         fo_pump(&a, &b, 5);
     assert_int_equal(fo_told(&f, "is revoked"), 1);

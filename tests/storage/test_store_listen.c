@@ -156,38 +156,62 @@ static void write_chat(struct store *s)
     assert_int_equal(store_txn_end(txn, true), 0);
 }
 
+/* A fresh database, a store on it listening on a loop of its own, until
+ * its LISTEN runs. */
+struct lfx {
+    char url[512];
+    struct store *mine;
+    uv_loop_t loop;
+    struct heard h;
+    struct store_listener *l;
+    struct listening on;
+};
+
+static void lfx_init(struct lfx *x)
+{
+    memset(x, 0, sizeof(*x));
+    assert_int_equal(test_pg_db(x->url, sizeof(x->url)), 0);
+    struct store_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = x->url};
+    int rc = 0;
+    x->mine = store_new(&opts, &rc);
+    assert_non_null(x->mine);
+    uv_loop_init(&x->loop);
+    x->l = store_listen(x->mine, &x->loop, heard_cb, &x->h, &rc);
+    assert_non_null(x->l);
+    assert_int_equal(rc, 0);
+    x->on = (struct listening){x->url, 1};
+    assert_true(run_until(&x->loop, listening_done, &x->on));
+}
+
+static void lfx_close(struct lfx *x)
+{
+    store_listener_close(x->l);
+    uv_run(&x->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+    store_free(x->mine);
+}
+
 static void test_listen_hears_other_writers(void **state)
 {
     (void)state;
-    char url[512];
-    assert_int_equal(test_pg_db(url, sizeof(url)), 0);
-    struct store_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = url};
-    int rc = 0;
+    struct lfx x;
+    lfx_init(&x);
     /* Two daemons' stores: one listens, the other writes. */
-    struct store *mine = store_new(&opts, &rc);
+    struct store_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = x.url};
+    int rc = 0;
     struct store *other = store_new(&opts, &rc);
-    assert_non_null(mine);
     assert_non_null(other);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct heard h;
-    memset(&h, 0, sizeof(h));
-    struct store_listener *l = store_listen(mine, &loop, heard_cb, &h, &rc);
-    assert_non_null(l);
-    assert_int_equal(rc, 0);
-    struct listening on = {url, 1};
-    assert_true(run_until(&loop, listening_done, &on));
-    assert_int_equal(h.n, 0); /* the first connection says nothing */
+    assert_int_equal(x.h.n, 0); /* the first connection says nothing */
 
     write_key(other, "k1", 0);
-    wait_heard(&loop, &h, 1);
-    assert_string_equal(h.what[0], "apikeys");
+    wait_heard(&x.loop, &x.h, 1);
+    assert_string_equal(x.h.what[0], "apikeys");
     /* A spend is not announced: the link written after it is the next
      * thing heard (notifications come in commit order). */
     write_key(other, "k1", 1);
     write_link(other, "discord:7");
-    wait_heard(&loop, &h, 2);
-    assert_string_equal(h.what[1], "wallet_links");
+    wait_heard(&x.loop, &x.h, 2);
+    assert_string_equal(x.h.what[1], "wallet_links");
     /* A group's switches and overrides, set and cleared, and a chat's
      * persona; no other namespace of the state table (a lease's renewal,
      * every beat). */
@@ -196,41 +220,38 @@ static void test_listen_hears_other_writers(void **state)
     write_state(other, "revenue", "system:treasury 10000bp");
     write_state(other, "feature", NULL);
     write_chat(other);
-    wait_heard(&loop, &h, 6);
-    assert_string_equal(h.what[2], "state:feature");
-    assert_string_equal(h.what[3], "state:revenue");
-    assert_string_equal(h.what[4], "state:feature");
-    assert_string_equal(h.what[5], "chat_settings");
-    h.n = 2; /* the rest as before */
+    wait_heard(&x.loop, &x.h, 6);
+    assert_string_equal(x.h.what[2], "state:feature");
+    assert_string_equal(x.h.what[3], "state:revenue");
+    assert_string_equal(x.h.what[4], "state:feature");
+    assert_string_equal(x.h.what[5], "chat_settings");
+    x.h.n = 2; /* the rest as before */
     /* This daemon's own commits are heard too. */
-    write_key(mine, "k1", 2);
-    wait_heard(&loop, &h, 3);
-    assert_string_equal(h.what[2], "apikeys");
+    write_key(x.mine, "k1", 2);
+    wait_heard(&x.loop, &x.h, 3);
+    assert_string_equal(x.h.what[2], "apikeys");
 
     /* The server ends the listener's session: it connects again (after
      * its backoff) and says "*", since what changed meanwhile was not
      * heard; then it hears again. */
-    assert_int_equal(test_pg_exec(url,
+    assert_int_equal(test_pg_exec(x.url,
                                   "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                   "WHERE datname = current_database() AND query = "
                                   "'LISTEN hb_changed'",
                                   false),
                      0);
-    wait_heard(&loop, &h, 4);
-    assert_string_equal(h.what[3], "*");
-    assert_true(run_until(&loop, listening_done, &on));
+    wait_heard(&x.loop, &x.h, 4);
+    assert_string_equal(x.h.what[3], "*");
+    assert_true(run_until(&x.loop, listening_done, &x.on));
     write_key(other, "k2", 0);
-    wait_heard(&loop, &h, 5);
-    assert_string_equal(h.what[4], "apikeys");
-    assert_int_equal(h.n, 5);
+    wait_heard(&x.loop, &x.h, 5);
+    assert_string_equal(x.h.what[4], "apikeys");
+    assert_int_equal(x.h.n, 5);
 
-    store_listener_close(l);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    lfx_close(&x);
     /* Closed: its session is gone. */
-    on.want = 0;
-    assert_true(listening_done(&on));
-    store_free(mine);
+    x.on.want = 0;
+    assert_true(listening_done(&x.on));
     store_free(other);
 }
 
@@ -239,24 +260,11 @@ static void test_listen_hears_other_writers(void **state)
 static void test_listen_server_gone(void **state)
 {
     (void)state;
-    char url[512];
-    assert_int_equal(test_pg_db(url, sizeof(url)), 0);
-    struct store_options opts = {.backend = STORE_BACKEND_POSTGRES, .url = url};
-    int rc = 0;
-    struct store *s = store_new(&opts, &rc);
-    assert_non_null(s);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct heard h;
-    memset(&h, 0, sizeof(h));
-    struct store_listener *l = store_listen(s, &loop, heard_cb, &h, &rc);
-    assert_non_null(l);
-    struct listening on = {url, 1};
-    assert_true(run_until(&loop, listening_done, &on));
-    store_free(s);
+    struct lfx x;
+    lfx_init(&x);
     /* The test's database (the last of its connection string) dropped
      * from the server's own. */
-    const char *db = strstr(url, "dbname='");
+    const char *db = strstr(x.url, "dbname='");
     char name[64], drop[128];
     assert_non_null(db);
     assert_int_equal(sscanf(db, "dbname='%63[^']'", name), 1);
@@ -264,13 +272,11 @@ static void test_listen_server_gone(void **state)
     assert_int_equal(test_pg_exec(getenv("HAIBOT_TEST_PG_URL"), drop, false), 0);
     /* Lost, and every attempt since refused: nothing heard, the loop
      * keeps turning. */
-    uint64_t t0 = uv_now(&loop);
-    struct heard_wait never = {&h, 1};
-    assert_false(run_until(&loop, heard_done, &never));
-    assert_true(uv_now(&loop) - t0 >= 4900);
-    store_listener_close(l);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    uint64_t t0 = uv_now(&x.loop);
+    struct heard_wait never = {&x.h, 1};
+    assert_false(run_until(&x.loop, heard_done, &never));
+    assert_true(uv_now(&x.loop) - t0 >= 4900);
+    lfx_close(&x);
 }
 
 static void test_listen_sqlite_has_nothing(void **state)
