@@ -1,15 +1,18 @@
 /* store_listen on PostgreSQL: what other daemons change, heard at their
  * commit instead of at the next heartbeat's read.
  *
- * Triggers on the tables whose rows every daemon keeps in memory (API
- * keys, wallet links; schema version 6, pg.c) send NOTIFY hb_changed with
- * the table's name; the server delivers it when the writing transaction
- * commits, once per transaction and table. This file holds the other end:
- * a connection of its own that only LISTENs, driven by the loop through a
- * uv_poll on its socket. It is made without blocking (PQconnectStart and
- * PQconnectPoll), so a server that is down costs the loop nothing; a lost
- * connection is made again with backoff, and the caller is told "*" then,
- * since what changed meanwhile was not heard. */
+ * Triggers on what every daemon keeps in memory (API keys, wallet links,
+ * chat settings, the feature and revenue rows of the state table; schema
+ * version 6, pg.c) send NOTIFY hb_changed with what changed; the server
+ * delivers it when the writing transaction commits, once per transaction
+ * and name. This file holds the other end: a connection of its own that
+ * only LISTENs, driven by the loop through a uv_poll on its socket. It is
+ * made without blocking (PQconnectStart and PQconnectPoll), so a server
+ * that is down costs the loop nothing (libpq still resolves a host name
+ * in PQconnectStart: hostaddr in the connection string spares the loop
+ * even that lookup); a lost connection is made again with backoff, and
+ * the caller is told "*" then, since what changed meanwhile was not
+ * heard. */
 #include "storage/pg_internal.h"
 
 #include "base/error.h"
