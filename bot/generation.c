@@ -272,6 +272,7 @@ static void generation__changed(const char *what, void *data)
     struct core *core = data;
     struct store *store = core->ledger != NULL ? ledger_store(core->ledger) : NULL;
     bool all = strcmp(what, "*") == 0;
+    log_info("cluster.changed", "what=%s", what);
     if (all || strcmp(what, "apikeys") == 0)
         apikeys_refresh(core);
     if (all || strcmp(what, "wallet_links") == 0)

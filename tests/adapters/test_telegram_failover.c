@@ -72,7 +72,7 @@ static void fo_init_with(struct fo *f, bool pay, const char *more)
                  "postgres_pool = %d\n"
                  "[console]\nenabled = false\n"
                  "[telegram]\nenabled = true\ntoken = " FO_TOKEN "\napi_base = %s\n"
-                 "poll_timeout = 1\nsends_per_second = 100000\nmax_inflight = %d\n%s",
+                 "poll_timeout = 1\nsends_per_second = 100000\nmax_inflight = %d\nadmins = 777\n%s",
                  url, fo_lease_s, 3 - i, tgapi_base(f->api), FO_MAX_INFLIGHT, extra);
         test_file_write(f->conf[i], text, (size_t)-1);
         chmod(f->conf[i], 0600);
@@ -355,17 +355,24 @@ static void fo_key_made(struct fo *f, struct test_child *a, struct test_child *b
         fail_msg("no key in the poller's answer (%zu calls)", tgapi_ncalls(f->api));
 }
 
-/* How many sendMessage calls to chat 777 said needle. */
-static size_t fo_told(struct fo *f, const char *needle)
+/* How many sendMessage calls to chat (a body's "chat_id":N, or NULL: any)
+ * said needle. */
+static size_t fo_told_in(struct fo *f, const char *chat, const char *needle)
 {
     size_t n = 0;
     for (size_t i = 0; i < tgapi_ncalls(f->api); i++) {
         const struct tgapi_call *c = tgapi_call_at(f->api, i);
-        if (strcmp(c->method, "sendMessage") == 0 && strstr(c->body, "\"chat_id\":777") != NULL &&
-            strstr(c->body, needle) != NULL)
+        if (strcmp(c->method, "sendMessage") == 0 &&
+            (chat == NULL || strstr(c->body, chat) != NULL) && strstr(c->body, needle) != NULL)
             n++;
     }
     return n;
+}
+
+/* How many sendMessage calls to chat 777 said needle. */
+static size_t fo_told(struct fo *f, const char *needle)
+{
+    return fo_told_in(f, "\"chat_id\":777", needle);
 }
 
 /* POST a chat completion with `key` to daemon i's API: its status. */
@@ -468,6 +475,24 @@ static void test_revoked_key_refused_everywhere_at_once(void **state)
     if (took > 2000)
         fail_msg("the standby took the revoked key for %llu ms", (unsigned long long)took);
     assert_int_equal(fo_complete(&f, 0, key), 401);
+    assert_non_null(strstr(b.err, "cluster.changed what=apikeys"));
+    /* A feature an admin switches off in a group on the poller is read
+     * again by the standby at once too. */
+    tgapi_push(f.api,
+               "\"message\":{\"message_id\":9,\"date\":1700000002,\"chat\":{\"id\":-100123,"
+               "\"type\":\"supergroup\",\"title\":\"G\"},\"from\":{\"id\":777,"
+               "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"/admin feature images off\"}");
+    end = test_now_ms() + 30000;
+    while (fo_told_in(&f, "\"chat_id\":-100123", "is now off in this group") == 0 &&
+           test_now_ms() < end)
+        fo_pump(&a, &b, 5);
+    assert_int_equal(fo_told_in(&f, "\"chat_id\":-100123", "is now off in this group"), 1);
+    uint64_t switched_at = test_now_ms();
+    while (strstr(b.err, "cluster.changed what=state:feature") == NULL &&
+           test_now_ms() < switched_at + 10000)
+        fo_pump(&a, &b, 10);
+    assert_non_null(strstr(b.err, "cluster.changed what=state:feature"));
+    assert_true(test_now_ms() - switched_at < 2000);
     fo_stop(&a, &b);
     test_child_free(&a);
     test_child_free(&b);
