@@ -310,8 +310,8 @@ int generation_engine_start(uv_loop_t *loop, struct core *core, const struct con
         int lrc = cluster_on_change(core->cluster, generation__changed, core);
         if (lrc < 0)
             log_warn("cluster.listen_failed",
-                     "error=%s note=\"keys and links another daemon changes count here at the "
-                     "next heartbeat\"",
+                     "error=%s note=\"what another daemon changes counts here at the next "
+                     "heartbeat (keys, links) or minute (switches, overrides, personas)\"",
                      hb_strerror(lrc));
     }
     int rc = generate_recover(core->generate, generation__recovered, NULL);
