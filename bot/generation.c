@@ -8,6 +8,7 @@
 #include "base/text.h"
 #include "core/apikey.h"
 #include "core/cluster.h"
+#include "core/contest.h"
 #include "core/feature.h"
 #include "core/generate.h"
 #include "core/ledger.h"
@@ -283,6 +284,8 @@ static void generation__changed(const char *what, void *data)
         features_refresh_after(core->features, store);
     if ((all || strcmp(what, "state:" REVENUE_NS) == 0) && core->revenue != NULL && store != NULL)
         revenue_refresh_after(core->revenue, store);
+    if ((all || strcmp(what, "state:" CONTEST_NS) == 0) && core->contests != NULL)
+        contests_load_after(core->contests);
 }
 
 int generation_engine_start(uv_loop_t *loop, struct core *core, const struct config *cfg,
@@ -311,7 +314,8 @@ int generation_engine_start(uv_loop_t *loop, struct core *core, const struct con
         if (lrc < 0)
             log_warn("cluster.listen_failed",
                      "error=%s note=\"what another daemon changes counts here at the next "
-                     "heartbeat (keys, links) or minute (switches, overrides, personas)\"",
+                     "heartbeat (keys, links) or minute (switches, overrides, personas, "
+                     "contests)\"",
                      hb_strerror(lrc));
     }
     int rc = generate_recover(core->generate, generation__recovered, NULL);

@@ -151,6 +151,11 @@ typedef void (*contests_cb)(int rc, void *data);
  *  NULL) after the read. Returns 0 (cb follows) or a negative code. */
 int contests_load(struct contests *cs, contests_cb cb, void *data);
 
+/** contests_load without a callback, for a change heard from another
+ *  daemon (core/cluster.h): when a read is under way (it may have begun
+ *  before that change), another follows it. 0 or a negative code. */
+int contests_load_after(struct contests *cs);
+
 /** The contest running in a group, or NULL. Borrowed until the next call
  *  that changes the cache. */
 const struct contest *contests_find(const struct contests *cs, enum command_platform platform,

@@ -228,8 +228,8 @@ static const char *const pg_migrations[] = {
     "CREATE INDEX images_created ON images(created_at);"
     "CREATE INDEX images_owner ON images(owner);",
     /* 6: what every daemon keeps in memory (API keys, wallet links, the
-     * personas chosen in chats, the groups' feature switches and revenue
-     * overrides) is announced to the others when a change to it commits
+     * personas chosen in chats, the groups' feature switches, revenue
+     * overrides and contests) is announced to the others when a change to it commits
      * (pg_listen.c), once per transaction and name: the table's, or
      * "state:<namespace>". A key's spend, written at every request, is
      * not announced, nor is any other namespace of the state table. */
@@ -246,9 +246,9 @@ static const char *const pg_migrations[] = {
     "CREATE TRIGGER chat_settings_changed AFTER INSERT OR UPDATE OR DELETE ON chat_settings"
     " FOR EACH STATEMENT EXECUTE FUNCTION hb_changed();"
     "CREATE TRIGGER state_changed_in AFTER INSERT OR UPDATE ON state FOR EACH ROW"
-    " WHEN (NEW.ns IN ('feature', 'revenue')) EXECUTE FUNCTION hb_state_changed();"
+    " WHEN (NEW.ns IN ('feature', 'revenue', 'contest')) EXECUTE FUNCTION hb_state_changed();"
     "CREATE TRIGGER state_changed_out AFTER DELETE ON state FOR EACH ROW"
-    " WHEN (OLD.ns IN ('feature', 'revenue')) EXECUTE FUNCTION hb_state_changed();",
+    " WHEN (OLD.ns IN ('feature', 'revenue', 'contest')) EXECUTE FUNCTION hb_state_changed();",
 };
 
 #define PG_SCHEMA_LATEST ((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))

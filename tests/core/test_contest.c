@@ -137,6 +137,13 @@ static const char *run_as(struct rfx *f, const char *user, const char *line)
     return rfx_run(f, &inv, line);
 }
 
+static int nothing_run(struct store_txn *txn, void *data)
+{
+    (void)txn;
+    (void)data;
+    return 0;
+}
+
 static void flag_cb(int rc, void *data)
 {
     *(int *)data = rc == 0 || rc == HB_EEXISTS ? 1 : -1;
@@ -338,6 +345,22 @@ static void test_contest_run(void **state)
     done = 0;
     assert_int_equal(contests_load(other, flag_cb, &done), 0);
     wait_flag(f, &done);
+    assert_null(contests_find(other, COMMAND_PLATFORM_TELEGRAM, "g1"));
+    /* A stop heard from the first daemon while a read is under way there
+     * that began before it: contests_load_after reads again after it. */
+    t = run(f, true, "admin contest start week");
+    assert_non_null(strstr(t, "Contest started"));
+    done = 0;
+    assert_int_equal(contests_load(other, flag_cb, &done), 0);
+    wait_flag(f, &done);
+    assert_non_null(contests_find(other, COMMAND_PLATFORM_TELEGRAM, "g1"));
+    done = 0;
+    assert_int_equal(contests_load(other, flag_cb, &done), 0);
+    assert_int_equal(contests_stop(f->core.contests, COMMAND_PLATFORM_TELEGRAM, "g1", NULL, NULL),
+                     0);
+    assert_int_equal(contests_load_after(other), 0);
+    wait_flag(f, &done);
+    assert_int_equal(lt_store_run(&f->lt, nothing_run, NULL), 0); /* queued behind it */
     assert_null(contests_find(other, COMMAND_PLATFORM_TELEGRAM, "g1"));
     contests_free(other);
     f->lt.now += 8 * CONTEST_DAY_MS;

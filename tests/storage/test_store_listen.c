@@ -212,19 +212,21 @@ static void test_listen_hears_other_writers(void **state)
     write_link(other, "discord:7");
     wait_heard(&x.loop, &x.h, 2);
     assert_string_equal(x.h.what[1], "wallet_links");
-    /* A group's switches and overrides, set and cleared, and a chat's
-     * persona; no other namespace of the state table (a lease's renewal,
-     * every beat). */
+    /* A group's switches and overrides, set and cleared, a chat's persona
+     * and a contest; no other namespace of the state table (a lease's
+     * renewal, every beat). */
     write_state(other, "lease", "run-b 99");
     write_state(other, "feature", "off");
     write_state(other, "revenue", "system:treasury 10000bp");
     write_state(other, "feature", NULL);
     write_chat(other);
-    wait_heard(&x.loop, &x.h, 6);
+    write_state(other, "contest", "1 2 3");
+    wait_heard(&x.loop, &x.h, 7);
     assert_string_equal(x.h.what[2], "state:feature");
     assert_string_equal(x.h.what[3], "state:revenue");
     assert_string_equal(x.h.what[4], "state:feature");
     assert_string_equal(x.h.what[5], "chat_settings");
+    assert_string_equal(x.h.what[6], "state:contest");
     x.h.n = 2; /* the rest as before */
     /* This daemon's own commits are heard too. */
     write_key(x.mine, "k1", 2);
