@@ -70,11 +70,9 @@ static int cluster__lease_run(struct store_txn *txn, struct store_job *job)
     /* One clock judges every daemon's leases: the store's (PostgreSQL
      * server's) when it has one, so hosts whose clocks disagree never both
      * hold a lease nor take a live daemon for dead. */
-    int64_t now = lj->now;
+    int64_t now = lj->now; /* kept when the store has no clock */
     int rc = store_txn_clock_ms(txn, &now);
-    if (rc == UV_ENOTSUP)
-        now = lj->now;
-    else if (rc < 0)
+    if (rc < 0 && rc != UV_ENOTSUP)
         return rc;
     lj->skew = now - lj->now;
     char *value = NULL;

@@ -214,7 +214,8 @@ int store_txn_account_update(struct store_txn *txn, const struct store_account *
 /** The database server's clock, in ms since the epoch, read now: one
  *  clock for every daemon of a shared ledger, whatever their hosts'
  *  clocks say (core/cluster.c judges leases by it). UV_ENOTSUP when the
- *  backend has none (SQLite: the daemon's own clock is the only one). */
+ *  backend has none (SQLite: the daemon's own clock is the only one); on
+ *  any failure *now_ms is left as it was. */
 int store_txn_clock_ms(struct store_txn *txn, int64_t *now_ms);
 
 /** Read a transfer by id. HB_ENOTFOUND when there is none. */
