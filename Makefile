@@ -4,7 +4,7 @@
 
 CC       ?= cc
 PKGS      = libuv libwebsockets libcurl libcjson inih sqlite3 openssl zlib libsystemd libedit cairo \
-            libpq
+            libpq libzstd
 TEST_PKGS = cmocka
 # Libraries without a pkg-config file: found by their header in `deps`.
 NOPC_LIBS = -lhttp_parser
@@ -16,7 +16,7 @@ NOPC_LIBS = -lhttp_parser
 APT_PKGS  = pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
             libcurl4-openssl-dev libcjson-dev libinih-dev libsqlite3-dev \
             libssl-dev zlib1g-dev libsystemd-dev libedit-dev libcairo2-dev libpq-dev \
-            libhttp-parser-dev
+            libzstd-dev libhttp-parser-dev
 APT_TEST_PKGS = libcmocka-dev systemd postgresql
 
 WARN      = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \

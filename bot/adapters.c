@@ -59,6 +59,8 @@ static int adapters__discord_make(const struct config *cfg, const struct adapter
         .gateway_url = c->gateway_url,
         .guild_id = c->guild_id,
         .intents = (uint32_t)c->intents,
+        .compress =
+            c->compress == CONFIG_DISCORD_ZLIB ? DISCORD_COMPRESS_ZLIB : DISCORD_COMPRESS_ZSTD,
         .shards =
             c->shards != NULL && strcmp(c->shards, "auto") != 0 ? (unsigned)atoi(c->shards) : 0,
         .shard_first = (int)c->shard_first,

@@ -26,6 +26,7 @@
 
 enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON = 1 };
 enum config_storage_backend { CONFIG_STORAGE_SQLITE = 0, CONFIG_STORAGE_POSTGRES = 1 };
+enum config_discord_compress { CONFIG_DISCORD_ZSTD = 0, CONFIG_DISCORD_ZLIB = 1 };
 enum config_provider_kind {
     CONFIG_PROVIDER_OPENAI = 0,
     CONFIG_PROVIDER_ANTHROPIC = 1,
@@ -84,15 +85,16 @@ struct config_console {
 
 struct config_discord {
     bool enabled;
-    char *token;                /* bot token (secret) */
-    char *application_id;       /* the application's snowflake id */
-    char *api_base;             /* REST base URL, with the API version */
-    char *gateway_url;          /* gateway URL override; NULL: the one /gateway/bot gives */
-    int64_t intents;            /* gateway intents bit set */
-    char *shards;               /* "auto" (Discord's recommendation) or a total count */
-    int64_t shard_first;        /* first shard this daemon runs */
-    int64_t shard_last;         /* last shard this daemon runs; -1: the last one */
-    int64_t rest_connections;   /* REST connections at most (the pool) */
+    char *token;          /* bot token (secret) */
+    char *application_id; /* the application's snowflake id */
+    char *api_base;       /* REST base URL, with the API version */
+    char *gateway_url;    /* gateway URL override; NULL: the one /gateway/bot gives */
+    int64_t intents;      /* gateway intents bit set */
+    enum config_discord_compress compress; /* gateway transport compression */
+    char *shards;                          /* "auto" (Discord's recommendation) or a total count */
+    int64_t shard_first;                   /* first shard this daemon runs */
+    int64_t shard_last;                    /* last shard this daemon runs; -1: the last one */
+    int64_t rest_connections;              /* REST connections at most (the pool) */
     char *guild_id;             /* register commands in this guild only; NULL: globally */
     bool interactions_endpoint; /* also take interactions at POST /interactions/discord */
     char *public_key;           /* the application's Ed25519 public key (64 hex digits) */

@@ -24,6 +24,7 @@ static const char *const config_log_levels[] = {"debug", "info", "warn", "error"
 static const char *const config_log_formats[] = {"text", "json", NULL};
 static const char *const config_holder_payouts[] = {"weekly", "daily", NULL}; /* holders_every */
 static const char *const config_backends[] = {"sqlite", "postgres", NULL};
+static const char *const config_compress[] = {"zstd-stream", "zlib-stream", NULL};
 static const char *const config_match_on[] = {"subtotal", "total", NULL}; /* payments_match */
 static const char *const config_provider_kinds[] = {"openai", "anthropic", "demo", NULL};
 static const char *const config_modalities[] = {"text", "image", NULL};
@@ -118,6 +119,9 @@ static const struct config_key_schema config_keys_discord[] = {
              "gateway URL override (tests); default: the one GET /gateway/bot gives"),
     K_INT(struct config_discord, intents, "4609", 0, 0x7fffffff, RESTART,
           "gateway intents bit set (guilds, guild messages, direct messages)"),
+    K_ENUM(struct config_discord, compress, "zstd-stream", config_compress, RESTART,
+           "gateway transport compression: zstd-stream (about four times cheaper to take in) "
+           "or zlib-stream"),
     K_STRING(struct config_discord, shards, "auto", RESTART,
              "total shard count, or auto for Discord's recommendation"),
     K_INT(struct config_discord, shard_first, "0", 0, 4095, RESTART,

@@ -73,18 +73,19 @@ struct discord_options {
                                  until sent; NULL: always overwrite, notices not kept */
     discord_models_fn models; /* may be NULL: autocomplete answers an empty list */
     void *models_data;
-    uint64_t edit_interval_ms;    /* least time between two edits of one message; 0: 1500 */
-    uint32_t identify_spacing_ms; /* between IDENTIFYs of one bucket; 0: 5000 (tests shorten) */
-    unsigned global_per_s;        /* REST global limit; 0: 50 */
-    unsigned rest_connections;    /* REST connections at most, a pool of the adapter's own;
-                                     0: 8 */
-    bool prefilter_off;           /* benchmarks: parse every MESSAGE_CREATE whole (as before
-                                     the raw check), for the figure it replaces */
-    double (*jitter)(void *data); /* NULL: random */
-    uint64_t notice_backoff_ms;   /* first wait before a failed notice is tried again, doubling
-                                     for each of its DC_NOTICE_ATTEMPTS tries; 0: 1000 */
-    struct core *core;            /* borrowed: [limits] image_max_bytes of its catalog for attached
-                                     images; NULL: the default cap */
+    uint64_t edit_interval_ms;      /* least time between two edits of one message; 0: 1500 */
+    uint32_t identify_spacing_ms;   /* between IDENTIFYs of one bucket; 0: 5000 (tests shorten) */
+    unsigned global_per_s;          /* REST global limit; 0: 50 */
+    unsigned rest_connections;      /* REST connections at most, a pool of the adapter's own;
+                                       0: 8 */
+    enum discord_compress compress; /* gateway transport compression; 0: zlib-stream */
+    bool prefilter_off;             /* benchmarks: parse every MESSAGE_CREATE whole (as before
+                                       the raw check), for the figure it replaces */
+    double (*jitter)(void *data);   /* NULL: random */
+    uint64_t notice_backoff_ms;     /* first wait before a failed notice is tried again, doubling
+                                       for each of its DC_NOTICE_ATTEMPTS tries; 0: 1000 */
+    struct core *core; /* borrowed: [limits] image_max_bytes of its catalog for attached
+                          images; NULL: the default cap */
 };
 
 /** Counters, for health checks and tests. */

@@ -148,9 +148,10 @@ struct discord {
     struct map *guilds;  /* guild id -> its name (heap text), from GUILD_CREATE and GUILD_UPDATE,
                             for a persona's {server} */
     bool prefilter_off;  /* benchmarks: every MESSAGE_CREATE parsed whole */
-    struct map *roles;   /* guild id -> the bot's role ids there, each followed by a space
-                            (heap text, "" for none), from GUILD_CREATE and the bot's own
-                            GUILD_MEMBER_UPDATE: a mention of one of them is a mention of it */
+    enum discord_compress compress;
+    struct map *roles; /* guild id -> the bot's role ids there, each followed by a space
+                          (heap text, "" for none), from GUILD_CREATE and the bot's own
+                          GUILD_MEMBER_UPDATE: a mention of one of them is a mention of it */
 
     bool started;
     bool commands_busy;  /* a registration is being checked or sent */

@@ -464,6 +464,7 @@ struct discord_gateway *discord_gateway_new(struct discord_ws *ws,
     gw->shard_id = opt->shard_id;
     gw->shard_count = count;
     gw->max_payload = opt->max_payload != 0 ? opt->max_payload : GW_MAX_PAYLOAD_DEFAULT;
+    gw->compress = opt->compress;
     discord_identify_gate_init(&gw->own_gate, 1);
     gw->gate = opt->gate != NULL ? opt->gate : &gw->own_gate;
     gw->on_event = opt->on_event;

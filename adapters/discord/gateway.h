@@ -21,6 +21,7 @@
 #define HB_DISCORD_GATEWAY_H
 
 #include "adapters/discord/session.h"
+#include "adapters/discord/zstream.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,9 +76,10 @@ struct discord_gateway_options {
     const char *token; /* bot token (copied; registered as a log secret) */
     uint32_t intents;  /* gateway intents bit set */
     unsigned shard_id;
-    unsigned shard_count;      /* 0 means 1 */
-    const char *const *events; /* dispatch types to deliver, NULL-terminated; NULL: all */
-    size_t max_payload;        /* largest inflated payload in bytes; 0: 16 MiB */
+    unsigned shard_count;           /* 0 means 1 */
+    const char *const *events;      /* dispatch types to deliver, NULL-terminated; NULL: all */
+    size_t max_payload;             /* largest decompressed payload in bytes; 0: 16 MiB */
+    enum discord_compress compress; /* transport compression (zstream.h); 0: zlib-stream */
     struct discord_identify_gate
         *gate; /* shared by the shards (borrowed); NULL: own, concurrency 1 */
     discord_gateway_event_cb on_event;

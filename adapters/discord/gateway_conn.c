@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GW_QUERY "v=10&encoding=json&compress=zlib-stream"
+#define GW_QUERY "v=10&encoding=json&compress="
 #define GW_CLOSE_GRACE_S 3 /* a close handshake that takes longer is cut */
 /* lws 4.1 keeps the close opcode out of its public enum; the value is 4. */
 #define LWS_WRITE_CLOSE_FRAME ((enum lws_write_protocol)4)
@@ -356,7 +356,8 @@ static int gw__parse_url(struct discord_gateway *gw, const char *url)
     /* Keep the URL's path, drop its query: ours says version and encoding. */
     size_t plen = strcspn(p, "?");
     const char *slash = plen > 0 && p[0] == '/' ? "" : "/";
-    int n = snprintf(gw->path, sizeof(gw->path), "%s%.*s?%s", slash, (int)plen, p, GW_QUERY);
+    int n = snprintf(gw->path, sizeof(gw->path), "%s%.*s?%s%s", slash, (int)plen, p, GW_QUERY,
+                     discord_compress_name(gw->compress));
     if (n < 0 || (size_t)n >= sizeof(gw->path))
         return HB_EINVAL;
     return 0;
@@ -384,7 +385,7 @@ static int gw__connect_addr(struct discord_gateway *gw)
     else
         uv_ip4_name((const struct sockaddr_in *)(const void *)ai->ai_addr, addr, sizeof(addr));
 
-    int rc = discord_zstream_init(&gw->zs, gw->max_payload);
+    int rc = discord_zstream_init(&gw->zs, gw->compress, gw->max_payload);
     if (rc < 0)
         return rc;
     discord_send_limit_init(&gw->limit);

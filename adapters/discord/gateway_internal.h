@@ -60,6 +60,7 @@ struct discord_gateway {
     char **events; /* NULL: every event */
     size_t nevents;
     size_t max_payload;
+    enum discord_compress compress;
     struct discord_identify_gate own_gate;
     struct discord_identify_gate *gate;
     discord_gateway_event_cb on_event;

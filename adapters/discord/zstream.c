@@ -10,22 +10,42 @@
  * rare big one. */
 #define ZSTREAM_KEEP_CAP (256 * 1024)
 #define ZSTREAM_START_CAP (16 * 1024)
+#define ZSTREAM_ZSTD_WINDOW_LOG 23 /* 8 MiB */
 
 static const uint8_t zstream_marker[4] = {0x00, 0x00, 0xff, 0xff};
 
-int discord_zstream_init(struct discord_zstream *zs, size_t max_payload)
+const char *discord_compress_name(enum discord_compress kind)
+{
+    return kind == DISCORD_COMPRESS_ZSTD ? "zstd-stream" : "zlib-stream";
+}
+
+int discord_zstream_init(struct discord_zstream *zs, enum discord_compress kind, size_t max_payload)
 {
     memset(zs, 0, sizeof(*zs));
+    zs->kind = kind;
     zs->max_payload = max_payload;
     zs->out_cap = ZSTREAM_START_CAP;
     zs->out = malloc(zs->out_cap);
     if (zs->out == NULL)
         return HB_ENOMEM;
-    /* Raw deflate, the zlib header read by hand: a zlib-stream never ends,
-     * so the Adler-32 that zlib would keep over every inflated byte is
-     * never checked, and computing it was a few per cent of taking a
-     * message in. */
-    if (inflateInit2(&zs->z, -15) != Z_OK) {
+    if (kind == DISCORD_COMPRESS_ZSTD) {
+        /* The window a frame asks for is allocated as it says, up to
+         * 8 MiB: what RFC 8878 (3.1.1.1.2) asks every decoder to support
+         * and no encoder to exceed. A frame that asks for more is refused
+         * (HB_EPROTO) instead of costing up to libzstd's 128 MiB. */
+        zs->zd = ZSTD_createDCtx();
+        if (zs->zd == NULL || ZSTD_isError(ZSTD_DCtx_setParameter(zs->zd, ZSTD_d_windowLogMax,
+                                                                  ZSTREAM_ZSTD_WINDOW_LOG))) {
+            ZSTD_freeDCtx(zs->zd);
+            free(zs->out);
+            zs->out = NULL;
+            return HB_ENOMEM;
+        }
+    } else if (inflateInit2(&zs->z, -15) != Z_OK) {
+        /* Raw deflate, the zlib header read by hand: a zlib-stream never
+         * ends, so the Adler-32 that zlib would keep over every inflated
+         * byte is never checked, and computing it was a few per cent of
+         * taking a message in. */
         free(zs->out);
         zs->out = NULL;
         return HB_ENOMEM;
@@ -36,7 +56,9 @@ int discord_zstream_init(struct discord_zstream *zs, size_t max_payload)
 
 void discord_zstream_free(struct discord_zstream *zs)
 {
-    if (zs->ready)
+    if (zs->ready && zs->kind == DISCORD_COMPRESS_ZSTD)
+        ZSTD_freeDCtx(zs->zd);
+    else if (zs->ready)
         inflateEnd(&zs->z);
     free(zs->out);
     memset(zs, 0, sizeof(*zs));
@@ -54,6 +76,103 @@ static void zstream__tail(struct discord_zstream *zs, const uint8_t *data, size_
     memmove(zs->tail, zs->tail + zs->tail_len - keep, keep);
     memcpy(zs->tail + keep, data, len);
     zs->tail_len = keep + len;
+}
+
+/* Read the two-byte zlib header by hand (RFC 1950: deflate, CM 8, with a
+ * window of at most 32 KiB, the check bits right, and no preset
+ * dictionary). Returns the bytes it took, or HB_EPROTO. */
+static int zstream__zlib_header(struct discord_zstream *zs, const uint8_t *in, size_t len)
+{
+    size_t skip = 0;
+    while (zs->header < 2 && skip < len) {
+        uint8_t b = in[skip++];
+        if (zs->header == 0) {
+            if ((b & 0x0f) != 8 || (b >> 4) > 7)
+                return HB_EPROTO;
+            zs->cmf = b;
+        } else if (((unsigned)zs->cmf * 256u + b) % 31u != 0 || (b & 0x20) != 0) {
+            return HB_EPROTO;
+        }
+        zs->header++;
+    }
+    return (int)skip;
+}
+
+/* One decompression step into dst (cap bytes), *made of them written.
+ * Returns 1 once the input is used up and nothing more is pending (the
+ * output was not what stopped it), 0 to go on, or HB_EPROTO. */
+static int zstream__step(struct discord_zstream *zs, void *dst, size_t cap, size_t *made)
+{
+    *made = 0;
+    if (zs->kind == DISCORD_COMPRESS_ZSTD) {
+        ZSTD_outBuffer out = {dst, cap, 0};
+        size_t r = ZSTD_decompressStream(zs->zd, &out, &zs->zin);
+        if (ZSTD_isError(r))
+            return HB_EPROTO;
+        *made = out.pos;
+        return zs->zin.pos == zs->zin.size && out.pos < out.size ? 1 : 0;
+    }
+    /* avail_out is what the last call left: an output buffer it filled may
+     * have left output pending inside zlib, even with no input left. */
+    if (zs->z.avail_in == 0 && zs->z.avail_out > 0)
+        return 1;
+    zs->z.next_out = dst;
+    zs->z.avail_out = (uInt)cap;
+    int zr = inflate(&zs->z, Z_SYNC_FLUSH);
+    *made = cap - zs->z.avail_out;
+    if (zr == Z_BUF_ERROR && zs->z.avail_out > 0)
+        return 1; /* no progress possible: input is exhausted */
+    if (zr != Z_OK && zr != Z_BUF_ERROR)
+        return HB_EPROTO;
+    return zs->z.avail_in == 0 && zs->z.avail_out > 0 ? 1 : 0;
+}
+
+/* Decompress everything fed into the payload buffer, growing it up to
+ * max_payload + 1; past that the payload is marked to be dropped and
+ * decompressed on into the same buffer, so the stream stays in step. */
+static int zstream__run(struct discord_zstream *zs)
+{
+    for (;;) {
+        if (zs->out_cap - zs->out_len < 4096 && zs->out_cap < zs->max_payload + 1) {
+            size_t ncap = zs->out_cap * 2;
+            if (ncap > zs->max_payload + 1)
+                ncap = zs->max_payload + 1;
+            char *grown = realloc(zs->out, ncap);
+            if (grown == NULL)
+                return HB_ENOMEM;
+            zs->out = grown;
+            zs->out_cap = ncap;
+        }
+        size_t made;
+        if (zs->out_cap - zs->out_len <= 1) {
+            /* Full at the maximum. What is left of the input may hold no
+             * more output (the end of the block and the flush marker):
+             * then the payload is exactly the limit and is kept. Decode on
+             * into scratch to learn which; only output that does not fit
+             * makes the payload too large. */
+            unsigned char scratch[64];
+            int rc = zstream__step(zs, scratch, sizeof(scratch), &made);
+            if (rc < 0)
+                return rc;
+            if (made > 0) {
+                zs->discarding = 1;
+                zs->out_len = 0;
+            } else if (rc == 1) {
+                return 0;
+            }
+            continue;
+        }
+        int rc = zstream__step(zs, zs->out + zs->out_len, zs->out_cap - zs->out_len - 1, &made);
+        if (rc < 0)
+            return rc;
+        zs->out_len += made;
+        if (zs->out_len > zs->max_payload) {
+            zs->discarding = 1;
+            zs->out_len = 0;
+        }
+        if (rc == 1)
+            return 0;
+    }
 }
 
 int discord_zstream_feed(struct discord_zstream *zs, const void *data, size_t len,
@@ -75,72 +194,24 @@ int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size
         }
     }
     const uint8_t *in = data;
-    size_t skip = 0;
-    while (zs->header < 2 && skip < len) {
-        /* RFC 1950: deflate (CM 8) with a window of at most 32 KiB, the
-         * check bits right, and no preset dictionary. */
-        uint8_t b = in[skip++];
-        if (zs->header == 0) {
-            if ((b & 0x0f) != 8 || (b >> 4) > 7)
-                return HB_EPROTO;
-            zs->cmf = b;
-        } else if (((unsigned)zs->cmf * 256u + b) % 31u != 0 || (b & 0x20) != 0) {
-            return HB_EPROTO;
-        }
-        zs->header++;
+    if (zs->kind == DISCORD_COMPRESS_ZSTD) {
+        zs->zin = (ZSTD_inBuffer){in, len, 0};
+    } else {
+        int skip = zstream__zlib_header(zs, in, len);
+        if (skip < 0)
+            return skip;
+        zs->z.next_in = (Bytef *)(uintptr_t)(in + skip);
+        zs->z.avail_in = (uInt)(len - (size_t)skip);
     }
-    zs->z.next_in = (Bytef *)(uintptr_t)(in + skip);
-    zs->z.avail_in = (uInt)(len - skip);
-    while (zs->z.avail_in > 0) {
-        if (zs->out_cap - zs->out_len < 4096 && zs->out_cap < zs->max_payload + 1) {
-            size_t ncap = zs->out_cap * 2;
-            if (ncap > zs->max_payload + 1)
-                ncap = zs->max_payload + 1;
-            char *grown = realloc(zs->out, ncap);
-            if (grown == NULL)
-                return HB_ENOMEM;
-            zs->out = grown;
-            zs->out_cap = ncap;
-        }
-        if (zs->out_cap - zs->out_len <= 1) {
-            /* Full at the maximum. What is left of the input may hold no
-             * more output (the end of the block and the flush marker):
-             * then the payload is exactly the limit and is kept. Inflate
-             * on into scratch to learn which; only output that does not
-             * fit makes the payload too large, and then it is inflated on
-             * into the same buffer so the stream stays in step, and
-             * dropped at its end. */
-            unsigned char scratch[64];
-            zs->z.next_out = scratch;
-            zs->z.avail_out = sizeof(scratch);
-            int zr = inflate(&zs->z, Z_SYNC_FLUSH);
-            if (zr != Z_OK && zr != Z_BUF_ERROR)
-                return HB_EPROTO;
-            if (zs->z.avail_out < sizeof(scratch)) {
-                zs->discarding = 1;
-                zs->out_len = 0;
-            } else if (zr == Z_BUF_ERROR) {
-                break; /* no progress possible: input is exhausted */
-            }
-            continue;
-        }
-        zs->z.next_out = (Bytef *)zs->out + zs->out_len;
-        zs->z.avail_out = (uInt)(zs->out_cap - zs->out_len - 1);
-        int zr = inflate(&zs->z, Z_SYNC_FLUSH);
-        zs->out_len = (size_t)((char *)zs->z.next_out - zs->out);
-        if (zr == Z_BUF_ERROR && zs->z.avail_out > 0)
-            break; /* no progress possible: input is exhausted */
-        if (zr != Z_OK && zr != Z_BUF_ERROR)
-            return HB_EPROTO;
-        if (zs->out_len > zs->max_payload) {
-            zs->discarding = 1;
-            zs->out_len = 0;
-        }
-    }
-    zstream__tail(zs, data, len);
+    int rc = zstream__run(zs);
+    if (rc < 0)
+        return rc;
+    if (zs->kind == DISCORD_COMPRESS_ZLIB)
+        zstream__tail(zs, data, len);
     if (!message_end)
         return 0;
-    if (zs->tail_len < 4 || memcmp(zs->tail, zstream_marker, 4) != 0)
+    if (zs->kind == DISCORD_COMPRESS_ZLIB &&
+        (zs->tail_len < 4 || memcmp(zs->tail, zstream_marker, 4) != 0))
         return 0;
     if (zs->discarding) {
         zs->discarding = 0;
@@ -148,6 +219,8 @@ int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size
         zs->tail_len = 0;
         return HB_EOVERFLOW;
     }
+    if (zs->kind == DISCORD_COMPRESS_ZSTD && zs->out_len == 0)
+        return 0; /* a message that only ended a frame */
     zs->out[zs->out_len] = '\0';
     *payload = zs->out;
     *plen = zs->out_len;

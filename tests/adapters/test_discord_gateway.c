@@ -38,6 +38,7 @@ struct gt {
     int64_t seqs[GT_MAX_EVENTS];
     size_t nev;
     gt_event_fn on_event;
+    enum discord_compress compress; /* the transport asked for */
     void (*on_seen)(struct gt *t, enum fake_gateway_seen what);
     void (*on_state)(struct gt *t, enum discord_gateway_state state, int code);
     struct fake_gateway_stats fst;     /* the fake's, at the end */
@@ -154,6 +155,7 @@ static void gt_start_url(struct gt *t, const char *const *events, size_t max_pay
         .shard_count = 1,
         .events = events,
         .max_payload = max_payload,
+        .compress = t->compress,
         .gate = &t->gate,
         .on_event = gt_event,
         .on_state = gt_state,
@@ -228,10 +230,10 @@ static void identify_event(struct gt *t, const char *type, int64_t seq, const ch
         gt_finish(t);
 }
 
-static void test_identify_ready_events_in_order(void **state)
+static void identify_ready_events_in_order(enum discord_compress compress)
 {
-    (void)state;
     struct gt *t = gt_new();
+    t->compress = compress;
     t->on_event = identify_event;
     gt_start(t, gt_events, 0);
     gt_run(t);
@@ -243,13 +245,27 @@ static void test_identify_ready_events_in_order(void **state)
     assert_int_equal(t->fst.identify_intents, 513);
     assert_int_equal(t->fst.identify_shard[0], 0);
     assert_int_equal(t->fst.identify_shard[1], 1);
-    assert_non_null(strstr(t->fst.query, "compress=zlib-stream"));
+    assert_non_null(strstr(t->fst.query, compress == DISCORD_COMPRESS_ZSTD
+                                             ? "compress=zstd-stream"
+                                             : "compress=zlib-stream"));
     assert_non_null(strstr(t->fst.query, "v=10"));
     assert_string_equal(t->fst.host, "127.0.0.1");
     assert_int_equal(t->gst.state, DISCORD_GW_IDENTIFIED);
     assert_int_equal(t->gst.seq, 6);
     assert_int_equal(t->fst.last_client_close, 1000);
     gt_done(t);
+}
+
+static void test_identify_ready_events_in_order(void **state)
+{
+    (void)state;
+    identify_ready_events_in_order(DISCORD_COMPRESS_ZLIB);
+}
+
+static void test_identify_ready_events_in_order_zstd(void **state)
+{
+    (void)state;
+    identify_ready_events_in_order(DISCORD_COMPRESS_ZSTD);
 }
 
 /* ---- heartbeats ---------------------------------------------------------- */
@@ -537,10 +553,10 @@ static void corrupt_event(struct gt *t, const char *type, int64_t seq, const cha
     }
 }
 
-static void test_corrupt_stream_resumes(void **state)
+static void corrupt_stream_resumes(enum discord_compress compress)
 {
-    (void)state;
     struct gt *t = gt_new();
+    t->compress = compress;
     t->on_event = corrupt_event;
     gt_start(t, gt_events, 0);
     gt_run(t);
@@ -551,6 +567,18 @@ static void test_corrupt_stream_resumes(void **state)
     gt_expect(t, 3, "RESUMED", 4);
     assert_non_null(strstr(t->logbuf, "discord.gateway.stream"));
     gt_done(t);
+}
+
+static void test_corrupt_stream_resumes(void **state)
+{
+    (void)state;
+    corrupt_stream_resumes(DISCORD_COMPRESS_ZLIB);
+}
+
+static void test_corrupt_stream_resumes_zstd(void **state)
+{
+    (void)state;
+    corrupt_stream_resumes(DISCORD_COMPRESS_ZSTD);
 }
 
 /* ---- filtering and size ---------------------------------------------------- */
@@ -617,11 +645,11 @@ static void large_event(struct gt *t, const char *type, int64_t seq, const char 
     gt_finish(t);
 }
 
-static void test_large_payload_arrives_whole(void **state)
+static void large_payload_arrives_whole(enum discord_compress compress)
 {
-    (void)state;
     static const char *const events[] = {"READY", "GUILD_CREATE", "MESSAGE_CREATE", NULL};
     struct gt *t = gt_new();
+    t->compress = compress;
     t->on_event = large_event;
     gt_start(t, events, 4u << 20);
     gt_run(t);
@@ -630,6 +658,18 @@ static void test_large_payload_arrives_whole(void **state)
     gt_expect(t, 2, "MESSAGE_CREATE", 3);
     assert_int_equal(t->gst.reconnects, 0);
     gt_done(t);
+}
+
+static void test_large_payload_arrives_whole(void **state)
+{
+    (void)state;
+    large_payload_arrives_whole(DISCORD_COMPRESS_ZLIB);
+}
+
+static void test_large_payload_arrives_whole_zstd(void **state)
+{
+    (void)state;
+    large_payload_arrives_whole(DISCORD_COMPRESS_ZSTD);
 }
 
 static void oversized_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
@@ -645,11 +685,11 @@ static void oversized_event(struct gt *t, const char *type, int64_t seq, const c
     }
 }
 
-static void test_oversized_payload_skipped(void **state)
+static void oversized_payload_skipped(enum discord_compress compress)
 {
-    (void)state;
     static const char *const events[] = {"READY", "GUILD_CREATE", "MESSAGE_CREATE", NULL};
     struct gt *t = gt_new();
+    t->compress = compress;
     t->on_event = oversized_event;
     gt_start(t, events, 64 * 1024);
     gt_run(t);
@@ -659,6 +699,18 @@ static void test_oversized_payload_skipped(void **state)
     assert_int_equal(t->fst.connections, 1);
     assert_non_null(strstr(t->logbuf, "discord.gateway.too_large"));
     gt_done(t);
+}
+
+static void test_oversized_payload_skipped(void **state)
+{
+    (void)state;
+    oversized_payload_skipped(DISCORD_COMPRESS_ZLIB);
+}
+
+static void test_oversized_payload_skipped_zstd(void **state)
+{
+    (void)state;
+    oversized_payload_skipped(DISCORD_COMPRESS_ZSTD);
 }
 
 /* ---- the payload scanner --------------------------------------------------- */
@@ -853,6 +905,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_payload_skip_blocks),
     cmocka_unit_test(test_payload_member),
     cmocka_unit_test(test_identify_ready_events_in_order),
+    cmocka_unit_test(test_identify_ready_events_in_order_zstd),
     cmocka_unit_test(test_resolves_name_keeps_host),
     cmocka_unit_test(test_heartbeats_sent_and_acked),
     cmocka_unit_test(test_zombie_closes_and_resumes),
@@ -863,9 +916,12 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_close_4004_stops),
     cmocka_unit_test(test_malformed_payload_resumes),
     cmocka_unit_test(test_corrupt_stream_resumes),
+    cmocka_unit_test(test_corrupt_stream_resumes_zstd),
     cmocka_unit_test(test_unwanted_events_skipped_seq_advances),
     cmocka_unit_test(test_large_payload_arrives_whole),
+    cmocka_unit_test(test_large_payload_arrives_whole_zstd),
     cmocka_unit_test(test_oversized_payload_skipped),
+    cmocka_unit_test(test_oversized_payload_skipped_zstd),
 };
 
 TEST_GROUP_DEFINE(discord_gateway, tests, NULL, NULL)

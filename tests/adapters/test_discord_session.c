@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <zstd.h>
 
 /* ---- zlib-stream ------------------------------------------------------- */
 
@@ -55,7 +56,7 @@ static void test_zstream_split_anywhere(void **state)
     /* Every split point inside each payload's bytes gives the same result. */
     for (size_t step = 1; step < 40; step += 7) {
         struct discord_zstream zs;
-        assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+        assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 1 << 20), 0);
         size_t got = 0;
         size_t start = 0;
         for (size_t p = 0; p < o.n; p++) {
@@ -138,7 +139,7 @@ static void test_zstream_exactly_the_limit(void **state)
     /* Whole messages, then the same split in small parts. */
     for (size_t step = 0; step <= 7; step += 7) {
         struct discord_zstream zs;
-        assert_int_equal(discord_zstream_init(&zs, max), 0);
+        assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, max), 0);
         int want[] = {1, HB_EOVERFLOW, 1};
         size_t start = 0;
         for (size_t p = 0; p < 3; p++) {
@@ -183,7 +184,7 @@ static void test_zstream_whole_when_input_ends_first(void **state)
     zcompress(payloads, 2, &o);
     assert_true(o.ends[0] < 2000); /* a few hundred bytes in */
     struct discord_zstream zs;
-    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 1 << 20), 0);
     const char *msg;
     size_t len;
     assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
@@ -207,7 +208,7 @@ static void test_zstream_corrupt_and_oversized(void **state)
     struct discord_zstream zs;
     const char *msg;
     size_t len;
-    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 1 << 20), 0);
     unsigned char junk[] = {0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0xff, 0xff};
     assert_int_equal(discord_zstream_feed(&zs, junk, sizeof(junk), &msg, &len), HB_EPROTO);
     discord_zstream_free(&zs);
@@ -215,14 +216,14 @@ static void test_zstream_corrupt_and_oversized(void **state)
      * dictionary (which no gateway stream has), are refused. */
     unsigned char bad_check[] = {0x78, 0x00, 0x00, 0x00, 0xff, 0xff};
     unsigned char dict[] = {0x78, 0xbb, 0x00, 0x00, 0xff, 0xff};
-    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 1 << 20), 0);
     assert_int_equal(discord_zstream_feed(&zs, bad_check, sizeof(bad_check), &msg, &len),
                      HB_EPROTO);
     discord_zstream_free(&zs);
-    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 1 << 20), 0);
     assert_int_equal(discord_zstream_feed(&zs, dict, sizeof(dict), &msg, &len), HB_EPROTO);
     discord_zstream_free(&zs);
-    assert_int_equal(discord_zstream_init(&zs, 10), 0);
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 10), 0);
     assert_int_equal(discord_zstream_feed(&zs, o.buf, o.len, &msg, &len), HB_EOVERFLOW);
     discord_zstream_free(&zs);
     free(o.buf);
@@ -242,7 +243,7 @@ static void test_zstream_skips_oversized_and_goes_on(void **state)
     struct discord_zstream zs;
     const char *msg;
     size_t len;
-    assert_int_equal(discord_zstream_init(&zs, 64 * 1024), 0);
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 64 * 1024), 0);
     assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
     /* The big one in small parts: dropped at its end, and the stream goes on. */
     int rc = 0;
@@ -269,7 +270,7 @@ static void test_zstream_marker_only_at_message_end(void **state)
     struct discord_zstream zs;
     const char *msg;
     size_t len;
-    assert_int_equal(discord_zstream_init(&zs, 1 << 20), 0);
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 1 << 20), 0);
     /* A read boundary that happens to fall after 00 00 ff ff inside one
      * websocket message does not end the payload. */
     assert_int_equal(discord_zstream_feed_part(&zs, o.buf, o.ends[0], 0, &msg, &len), 0);
@@ -311,7 +312,7 @@ static void test_zstream_gives_back_big_buffers(void **state)
     struct discord_zstream zs;
     const char *msg;
     size_t len;
-    assert_int_equal(discord_zstream_init(&zs, 16u << 20), 0);
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 16u << 20), 0);
     assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
     assert_int_equal(len, big_len);
     assert_true(zs.out_cap > big_len);
@@ -320,6 +321,156 @@ static void test_zstream_gives_back_big_buffers(void **state)
     assert_string_equal(msg, "{\"op\":11}");
     assert_true(zs.out_cap <= 256 * 1024);
     discord_zstream_free(&zs);
+    free(o.buf);
+    free(big);
+}
+
+/* ---- zstd-stream --------------------------------------------------------- */
+
+/* Compress payloads as Discord's zstd-stream does: one zstd stream, flushed
+ * after each payload. From payload new_frame on (0: never) a new frame
+ * begins, after the three bytes of an empty last block that end the one
+ * before (as a compressor ends a frame after a flush). */
+static void zstd_compress(const char *const *payloads, size_t n, size_t new_frame, struct zout *o)
+{
+    size_t cap = 4u << 20;
+    ZSTD_CCtx *zc = ZSTD_createCCtx();
+    assert_non_null(zc);
+    o->buf = malloc(cap);
+    o->len = 0;
+    o->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (new_frame > 0 && i == new_frame) {
+            static const unsigned char end[3] = {0x01, 0x00, 0x00};
+            memcpy(o->buf + o->len, end, 3);
+            o->len += 3;
+            ZSTD_CCtx_reset(zc, ZSTD_reset_session_only);
+        }
+        ZSTD_inBuffer in = {payloads[i], strlen(payloads[i]), 0};
+        ZSTD_outBuffer out = {o->buf + o->len, cap - o->len, 0};
+        size_t left;
+        do {
+            left = ZSTD_compressStream2(zc, &out, &in, ZSTD_e_flush);
+            assert_false(ZSTD_isError(left));
+        } while (left != 0);
+        o->len += out.pos;
+        o->ends[o->n++] = o->len;
+    }
+    ZSTD_freeCCtx(zc);
+}
+
+static char *zstd_big(size_t n, unsigned seed)
+{
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + (i * 7919u + seed) % 26u);
+    big[n] = '\0';
+    return big;
+}
+
+static void test_zstd_split_anywhere(void **state)
+{
+    (void)state;
+    char *big = zstd_big(300000, 1);
+    const char *payloads[] = {"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}", big,
+                              "{\"op\":11}", "{\"op\":1,\"d\":null}"};
+    struct zout o;
+    zstd_compress(payloads, 4, 2, &o);
+    /* Every split of each message gives the payload whole at its end, across
+     * the frame that ends and the one that begins inside message 3. */
+    for (size_t step = 1; step < 5000; step = step * 3 + 1) {
+        struct discord_zstream zs;
+        assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZSTD, 1 << 20), 0);
+        size_t start = 0;
+        for (size_t p = 0; p < 4; p++) {
+            const char *msg = NULL;
+            size_t len = 0;
+            int rc = 0;
+            for (size_t at = start; at < o.ends[p]; at += step) {
+                size_t chunk = o.ends[p] - at < step ? o.ends[p] - at : step;
+                rc = discord_zstream_feed_part(&zs, o.buf + at, chunk, at + chunk == o.ends[p],
+                                               &msg, &len);
+                if (at + chunk < o.ends[p])
+                    assert_int_equal(rc, 0);
+            }
+            assert_int_equal(rc, 1);
+            assert_int_equal(len, strlen(payloads[p]));
+            assert_memory_equal(msg, payloads[p], len);
+            start = o.ends[p];
+        }
+        discord_zstream_free(&zs);
+    }
+    free(o.buf);
+    free(big);
+}
+
+static void test_zstd_corrupt_oversized_and_limit(void **state)
+{
+    (void)state;
+    char *big = zstd_big(200000, 7);
+    const char *payloads[] = {"{\"op\":11}", big, "{\"op\":1,\"d\":7}"};
+    struct zout o;
+    zstd_compress(payloads, 3, 0, &o);
+    struct discord_zstream zs;
+    const char *msg;
+    size_t len;
+    /* Not a zstd frame, and a block of the reserved type 3: refused. */
+    unsigned char junk[] = {0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0xff, 0xff};
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZSTD, 1 << 20), 0);
+    assert_int_equal(discord_zstream_feed(&zs, junk, sizeof(junk), &msg, &len), HB_EPROTO);
+    discord_zstream_free(&zs);
+    unsigned char reserved[] = {0x07, 0xff, 0x13, 0x37};
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZSTD, 1 << 20), 0);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
+    assert_int_equal(discord_zstream_feed(&zs, reserved, sizeof(reserved), &msg, &len), HB_EPROTO);
+    discord_zstream_free(&zs);
+    /* A frame that asks for a window over 8 MiB (RFC 8878's most) is
+     * refused before anything is allocated for it; 8 MiB is taken. */
+    for (int wlog = 23; wlog <= 24; wlog++) {
+        ZSTD_CCtx *zc = ZSTD_createCCtx();
+        assert_non_null(zc);
+        assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_windowLog, wlog)));
+        unsigned char wide[256];
+        ZSTD_inBuffer in = {payloads[0], strlen(payloads[0]), 0};
+        ZSTD_outBuffer out = {wide, sizeof(wide), 0};
+        while (ZSTD_compressStream2(zc, &out, &in, ZSTD_e_flush) != 0)
+            ;
+        ZSTD_freeCCtx(zc);
+        assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZSTD, 1 << 20), 0);
+        assert_int_equal(discord_zstream_feed(&zs, wide, out.pos, &msg, &len),
+                         wlog == 23 ? 1 : HB_EPROTO);
+        discord_zstream_free(&zs);
+    }
+    /* Too large: dropped at its end, in small parts, and the stream goes on. */
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZSTD, 64 * 1024), 0);
+    assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
+    int rc = 0;
+    for (size_t at = o.ends[0]; at < o.ends[1]; at += 1000) {
+        size_t n = o.ends[1] - at < 1000 ? o.ends[1] - at : 1000;
+        rc = discord_zstream_feed_part(&zs, o.buf + at, n, at + n == o.ends[1], &msg, &len);
+        if (at + n < o.ends[1])
+            assert_int_equal(rc, 0);
+    }
+    assert_int_equal(rc, HB_EOVERFLOW);
+    assert_int_equal(
+        discord_zstream_feed(&zs, o.buf + o.ends[1], o.ends[2] - o.ends[1], &msg, &len), 1);
+    assert_string_equal(msg, payloads[2]);
+    discord_zstream_free(&zs);
+    /* Exactly the limit is kept; one byte less is not. */
+    for (size_t max = strlen(big) - 1; max <= strlen(big); max++) {
+        assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZSTD, max), 0);
+        assert_int_equal(discord_zstream_feed(&zs, o.buf, o.ends[0], &msg, &len), 1);
+        rc = discord_zstream_feed(&zs, o.buf + o.ends[0], o.ends[1] - o.ends[0], &msg, &len);
+        if (max == strlen(big)) {
+            assert_int_equal(rc, 1);
+            assert_int_equal(len, max);
+            assert_memory_equal(msg, big, max);
+        } else {
+            assert_int_equal(rc, HB_EOVERFLOW);
+        }
+        discord_zstream_free(&zs);
+    }
     free(o.buf);
     free(big);
 }
@@ -457,6 +608,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_zstream_marker_only_at_message_end),
     cmocka_unit_test(test_zstream_skips_oversized_and_goes_on),
     cmocka_unit_test(test_zstream_gives_back_big_buffers),
+    cmocka_unit_test(test_zstd_split_anywhere),
+    cmocka_unit_test(test_zstd_corrupt_oversized_and_limit),
     cmocka_unit_test(test_hello_identify_then_resume),
     cmocka_unit_test(test_zombie_connection_reconnects),
     cmocka_unit_test(test_invalid_session_and_reconnect_ops),

@@ -579,6 +579,12 @@ static void svc_discord_refused(bool at_gateway)
     assert_non_null(strstr(text, "a platform refused the bot's credentials"));
     assert_null(strstr(text, "refused-token"));
     free(text);
+    if (at_gateway) {
+        /* The default transport, which carried HELLO to the IDENTIFY. */
+        struct fake_gateway_stats st;
+        fake_gateway_stats(gw, &st);
+        assert_non_null(strstr(st.query, "compress=zstd-stream"));
+    }
     fake_rest_free(rest);
     fake_gateway_free(gw);
     test_daemon_dir_free(&f);

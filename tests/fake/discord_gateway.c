@@ -234,6 +234,8 @@ static void fake__conn_gone(struct fake_conn *c)
     if (c->z_ready)
         deflateEnd(&c->z);
     c->z_ready = false;
+    ZSTD_freeCCtx(c->zc);
+    c->zc = NULL;
     fake__list_clear(&c->items);
     fake__cycle_free(&c->cycle);
     free(c->rx);
@@ -263,7 +265,10 @@ static int fake__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         f->st.host[0] = '\0';
         lws_hdr_copy(wsi, f->st.query, sizeof(f->st.query), WSI_TOKEN_HTTP_URI_ARGS);
         lws_hdr_copy(wsi, f->st.host, sizeof(f->st.host), WSI_TOKEN_HOST);
+        bool zstd = strstr(f->st.query, "compress=zstd-stream") != NULL;
         pthread_mutex_unlock(&f->mu);
+        if (zstd && (c->zc = ZSTD_createCCtx()) == NULL)
+            return -1;
         if (f->current != NULL)
             f->current->closing = true;
         f->current = c;

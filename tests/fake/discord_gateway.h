@@ -1,8 +1,10 @@
 /* A fake Discord gateway for tests and benchmarks.
  *
  * A libwebsockets server on 127.0.0.1 (an ephemeral port) speaking the
- * gateway protocol with zlib-stream compression, one deflate stream per
- * connection and a sync flush per payload: HELLO on connect, READY for
+ * gateway protocol with the transport compression the client's URL asks
+ * for: zlib-stream (one deflate stream per connection, a sync flush per
+ * payload) or zstd-stream (one zstd stream per connection, flushed after
+ * each payload, at zstd's default level): HELLO on connect, READY for
  * IDENTIFY (with resume_gateway_url pointing back here), the events missed
  * since the given seq and then RESUMED for RESUME, an ACK per heartbeat.
  *
@@ -33,7 +35,7 @@ enum fake_gateway_seen {
 
 struct fake_gateway_options {
     uint32_t heartbeat_ms; /* interval in HELLO; 0: 200 */
-    int level;             /* deflate level; 0: 6 */
+    int level;             /* deflate level; 0: 6 (zstd: its default) */
     /* Called on the fake's loop; may be NULL. */
     void (*on_seen)(struct fake_gateway *f, enum fake_gateway_seen what, void *data);
     void *data;

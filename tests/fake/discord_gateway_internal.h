@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <uv.h>
 #include <zlib.h>
+#include <zstd.h>
 
 enum fake_kind {
     FK_TEXT,     /* a whole payload (sent as is, through zlib) */
@@ -66,6 +67,9 @@ struct fake_conn {
     z_stream z;
     bool z_ready;
     bool header_sent; /* the two zlib header bytes go before the first payload */
+    ZSTD_CCtx *zc;    /* compress=zstd-stream asked for: the connection's stream */
+    bool zc_open;     /* a zstd frame has begun and not ended */
+    bool zc_fresh;    /* the next payload starts a new frame */
     bool drop_acks;
     bool closing;
     struct fake_list items;

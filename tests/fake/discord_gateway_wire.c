@@ -117,12 +117,48 @@ static void fake__zreserve(struct fake_gateway *f, size_t need)
     f->zcap = cap;
 }
 
+/* A zstd block header: the last block of its frame, raw, empty. A
+ * compressor ends a frame after a flush with these three bytes, so they end
+ * a frame wherever a flush left it. */
+static const unsigned char fake_zstd_end[3] = {0x01, 0x00, 0x00};
+
+/* Compress text with a zstd stream, flushed, into out; prefix: first end
+ * the frame in progress. Returns the bytes written. */
+static size_t fake__zstd(ZSTD_CCtx *zc, bool prefix, const char *text, size_t len,
+                         unsigned char *out, size_t cap)
+{
+    size_t n = 0;
+    if (prefix) {
+        memcpy(out, fake_zstd_end, sizeof(fake_zstd_end));
+        n = sizeof(fake_zstd_end);
+    }
+    ZSTD_inBuffer in = {text, len, 0};
+    ZSTD_outBuffer o = {out + n, cap - n, 0};
+    size_t left;
+    do {
+        left = ZSTD_compressStream2(zc, &o, &in, ZSTD_e_flush);
+        if (ZSTD_isError(left))
+            abort();
+    } while (left != 0);
+    return n + o.pos;
+}
+
 /* Compress one payload with the connection's stream and write it as one
- * binary message. The stream is raw deflate with the zlib header written by
- * hand, so it can be reset after a flood without a second header. */
+ * binary message. zlib: raw deflate with the zlib header written by hand,
+ * so it can be reset after a flood without a second header. zstd: one
+ * frame flushed after each payload; a new frame (after a flood) first ends
+ * the one before. */
 static int fake__send_payload(struct fake_conn *c, const char *text, size_t len)
 {
     struct fake_gateway *f = c->f;
+    if (c->zc != NULL) {
+        size_t cap = ZSTD_compressBound(len) + 64;
+        fake__zreserve(f, LWS_PRE + cap);
+        size_t n = fake__zstd(c->zc, c->zc_fresh && c->zc_open, text, len, f->zbuf + LWS_PRE, cap);
+        c->zc_fresh = false;
+        c->zc_open = true;
+        return lws_write(c->wsi, f->zbuf + LWS_PRE, n, LWS_WRITE_BINARY) < 0 ? -1 : 0;
+    }
     size_t bound = deflateBound(&c->z, (uLong)len) + 64;
     fake__zreserve(f, LWS_PRE + bound);
     unsigned char *out = f->zbuf + LWS_PRE;
@@ -192,8 +228,10 @@ void fake__cycle_free(struct fake_cycle *cy)
 
 /* Compress a cycle of payloads once with a fresh raw deflate stream: it
  * refers only to its own bytes, so it can follow any sync-flushed point of
- * the connection's stream, and follow itself. Each payload is framed here
- * (a server's frames are not masked, RFC 6455 5.2). */
+ * the connection's stream, and follow itself. With zstd the cycle is one
+ * frame of its own, whose first payload ends the frame before it (the
+ * connection's, or the cycle's last time round). Each payload is framed
+ * here (a server's frames are not masked, RFC 6455 5.2). */
 static void fake__cycle_build(struct fake_conn *c, const char *type, size_t n, size_t d_bytes)
 {
     struct fake_gateway *f = c->f;
@@ -202,6 +240,12 @@ static void fake__cycle_build(struct fake_conn *c, const char *type, size_t n, s
     memset(&z, 0, sizeof(z));
     if (deflateInit2(&z, f->opt.level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         abort();
+    ZSTD_CCtx *zc = NULL;
+    if (c->zc != NULL) {
+        zc = ZSTD_createCCtx();
+        if (zc == NULL || !c->zc_open)
+            abort(); /* a flood follows HELLO at least */
+    }
     size_t cap = LWS_PRE + n * (d_bytes / 2 + 512) + 65536;
     cy->buf = malloc(cap);
     cy->off = calloc(n, sizeof(size_t));
@@ -212,15 +256,22 @@ static void fake__cycle_build(struct fake_conn *c, const char *type, size_t n, s
     int64_t base = f->st.seq;
     for (size_t i = 0; i < n; i++) {
         size_t len = fake__gen_dispatch(f, type, base + 1 + (int64_t)i, NULL, d_bytes);
-        size_t bound = deflateBound(&z, (uLong)len) + 64;
-        fake__zreserve(f, bound);
-        z.next_in = (Bytef *)f->gen;
-        z.avail_in = (uInt)len;
-        z.next_out = f->zbuf;
-        z.avail_out = (uInt)bound;
-        if (deflate(&z, Z_SYNC_FLUSH) != Z_OK)
-            abort();
-        size_t plen = (size_t)(z.next_out - f->zbuf);
+        size_t plen;
+        if (zc != NULL) {
+            size_t bound = ZSTD_compressBound(len) + 64;
+            fake__zreserve(f, bound);
+            plen = fake__zstd(zc, i == 0, f->gen, len, f->zbuf, bound);
+        } else {
+            size_t bound = deflateBound(&z, (uLong)len) + 64;
+            fake__zreserve(f, bound);
+            z.next_in = (Bytef *)f->gen;
+            z.avail_in = (uInt)len;
+            z.next_out = f->zbuf;
+            z.avail_out = (uInt)bound;
+            if (deflate(&z, Z_SYNC_FLUSH) != Z_OK)
+                abort();
+            plen = (size_t)(z.next_out - f->zbuf);
+        }
         if (at + 10 + plen > cap) {
             cap = (at + 10 + plen) * 2;
             cy->buf = realloc(cy->buf, cap);
@@ -249,6 +300,7 @@ static void fake__cycle_build(struct fake_conn *c, const char *type, size_t n, s
         at += hlen + plen;
     }
     deflateEnd(&z);
+    ZSTD_freeCCtx(zc);
     cy->n = n;
     c->cycle_at = 0;
     struct timespec ts;
@@ -321,10 +373,15 @@ int fake__writable(struct fake_conn *c)
             /* The client's window now holds the flood: start the
              * connection's own stream afresh. */
             deflateReset(&c->z);
+            if (c->zc != NULL) {
+                ZSTD_CCtx_reset(c->zc, ZSTD_reset_session_only);
+                c->zc_fresh = true;
+            }
             break;
         }
         case FK_CORRUPT: {
-            /* A block with the reserved type 3: inflate cannot go on. */
+            /* A block with the reserved type 3: inflate cannot go on; nor
+             * can zstd, whose block type 3 is reserved too. */
             static const unsigned char junk[] = {0x07, 0xff, 0x13, 0x37, 0x00, 0x00, 0xff, 0xff};
             fake__zreserve(f, LWS_PRE + sizeof(junk));
             memcpy(f->zbuf + LWS_PRE, junk, sizeof(junk));

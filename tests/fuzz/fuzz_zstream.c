@@ -11,7 +11,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct discord_zstream zs;
-    if (discord_zstream_init(&zs, 64 * 1024) != 0)
+    if (discord_zstream_init(&zs, DISCORD_COMPRESS_ZLIB, 64 * 1024) != 0)
         return 0;
     size_t piece = fuzz_piece(data, size);
     for (size_t at = size > 0 ? 1 : 0; at < size; at += piece) {
