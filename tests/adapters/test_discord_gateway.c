@@ -581,6 +581,58 @@ static void test_corrupt_stream_resumes_zstd(void **state)
     corrupt_stream_resumes(DISCORD_COMPRESS_ZSTD);
 }
 
+/* ---- floods ---------------------------------------------------------------- */
+
+/* A flood longer than the fake's precompressed cycle (2048 payloads), so
+ * the cycle's stream follows the connection's, then itself, and the
+ * connection's stream starts again after it; then a second flood. Every
+ * payload arrives, in order, and the stream never breaks. */
+static void flood_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
+{
+    (void)seq;
+    (void)len;
+    if (strcmp(type, "READY") == 0) {
+        fake_gateway_flood(t->fake, "MESSAGE_CREATE", 2500, 300);
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{\"content\":\"after\"}");
+        fake_gateway_flood(t->fake, "MESSAGE_CREATE", 10, 300);
+        fake_gateway_dispatch(t->fake, "MESSAGE_CREATE", "{\"content\":\"end\"}");
+        return;
+    }
+    t->step++;
+    if (strstr(d, "\"after\"") != NULL)
+        assert_int_equal(t->step, 2501);
+    if (strstr(d, "\"end\"") != NULL) {
+        assert_int_equal(t->step, 2512);
+        gt_finish(t);
+    }
+}
+
+static void flood_arrives_whole(enum discord_compress compress)
+{
+    struct gt *t = gt_new();
+    t->compress = compress;
+    t->on_event = flood_event;
+    gt_start(t, gt_events, 0);
+    gt_run(t);
+    assert_int_equal(t->step, 2512);
+    assert_int_equal(t->fst.connections, 1);
+    assert_int_equal(t->gst.reconnects, 0);
+    assert_null(strstr(t->logbuf, "discord.gateway.stream"));
+    gt_done(t);
+}
+
+static void test_flood_arrives_whole(void **state)
+{
+    (void)state;
+    flood_arrives_whole(DISCORD_COMPRESS_ZLIB);
+}
+
+static void test_flood_arrives_whole_zstd(void **state)
+{
+    (void)state;
+    flood_arrives_whole(DISCORD_COMPRESS_ZSTD);
+}
+
 /* ---- filtering and size ---------------------------------------------------- */
 
 static void unwanted_event(struct gt *t, const char *type, int64_t seq, const char *d, size_t len)
@@ -918,6 +970,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_corrupt_stream_resumes),
     cmocka_unit_test(test_corrupt_stream_resumes_zstd),
     cmocka_unit_test(test_unwanted_events_skipped_seq_advances),
+    cmocka_unit_test(test_flood_arrives_whole),
+    cmocka_unit_test(test_flood_arrives_whole_zstd),
     cmocka_unit_test(test_large_payload_arrives_whole),
     cmocka_unit_test(test_large_payload_arrives_whole_zstd),
     cmocka_unit_test(test_oversized_payload_skipped),
