@@ -543,7 +543,8 @@ static void svc_kick_on_identify(struct fake_gateway *g, enum fake_gateway_seen 
         fake_gateway_kick(g, 4004);
 }
 
-static void svc_discord_refused(bool at_gateway)
+/* compress: the [discord] compress line's value, NULL for the default. */
+static void svc_discord_refused(bool at_gateway, const char *compress)
 {
     struct fake_gateway_options go = {.heartbeat_ms = 20000, .on_seen = svc_kick_on_identify};
     struct fake_gateway *gw = fake_gateway_start_thread(&go);
@@ -558,8 +559,9 @@ static void svc_discord_refused(bool at_gateway)
     char dc[512];
     snprintf(dc, sizeof(dc),
              "[discord]\nenabled = true\ntoken = refused-token-abcdef\napplication_id = 42\n"
-             "api_base = %s\n",
-             fake_rest_api_base(rest));
+             "api_base = %s\n%s%s\n",
+             fake_rest_api_base(rest), compress != NULL ? "compress = " : "",
+             compress != NULL ? compress : "");
     svc_write_conf(&f, dc);
     char log[600];
     snprintf(log, sizeof(log), "%s/daemon.log", f.dir);
@@ -580,10 +582,13 @@ static void svc_discord_refused(bool at_gateway)
     assert_null(strstr(text, "refused-token"));
     free(text);
     if (at_gateway) {
-        /* The default transport, which carried HELLO to the IDENTIFY. */
+        /* The transport asked for (zstd-stream by default), which carried
+         * HELLO to the IDENTIFY. */
         struct fake_gateway_stats st;
         fake_gateway_stats(gw, &st);
-        assert_non_null(strstr(st.query, "compress=zstd-stream"));
+        char want[64];
+        snprintf(want, sizeof(want), "compress=%s", compress != NULL ? compress : "zstd-stream");
+        assert_non_null(strstr(st.query, want));
     }
     fake_rest_free(rest);
     fake_gateway_free(gw);
@@ -593,13 +598,19 @@ static void svc_discord_refused(bool at_gateway)
 static void test_discord_close_4004_exits(void **state)
 {
     (void)state;
-    svc_discord_refused(true);
+    svc_discord_refused(true, NULL);
+}
+
+static void test_discord_zlib_stream_configured(void **state)
+{
+    (void)state;
+    svc_discord_refused(true, "zlib-stream");
 }
 
 static void test_discord_rest_401_exits(void **state)
 {
     (void)state;
-    svc_discord_refused(false);
+    svc_discord_refused(false, NULL);
 }
 
 /* ---- the example's provider presets -------------------------------------- */
@@ -683,6 +694,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_console_off_in_background),
     cmocka_unit_test(test_telegram_token_refused_exits),
     cmocka_unit_test(test_discord_close_4004_exits),
+    cmocka_unit_test(test_discord_zlib_stream_configured),
     cmocka_unit_test(test_discord_rest_401_exits),
     cmocka_unit_test(test_example_presets_valid_when_uncommented),
 };
