@@ -194,7 +194,16 @@ static void gw__receive(struct discord_gateway *gw, struct lws *wsi, const void 
     int end = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     const char *json = NULL;
     size_t jlen = 0;
-    int rc = discord_zstream_feed_part(&gw->zs, in, len, end, &json, &jlen);
+    /* Text is JSON as it is: a gateway (or a proxy) that ignores compress. */
+    int rc = lws_frame_is_binary(wsi)
+                 ? discord_zstream_feed_part(&gw->zs, in, len, end, &json, &jlen)
+                 : discord_zstream_feed_text(&gw->zs, in, len, end, &json, &jlen);
+    if ((gw->zs.switched || gw->zs.text) && !gw->zs.noted) {
+        gw->zs.noted = 1;
+        log_warn("discord.gateway.transport", "shard=%u asked=%s got=%s", gw->shard_id,
+                 discord_compress_name(gw->compress),
+                 gw->zs.text ? "uncompressed" : discord_compress_name(gw->zs.kind));
+    }
     if (rc == 1) {
         gw__payload(gw, json, jlen);
         return;

@@ -13,6 +13,7 @@
 #define ZSTREAM_ZSTD_WINDOW_LOG 23 /* 8 MiB */
 
 static const uint8_t zstream_marker[4] = {0x00, 0x00, 0xff, 0xff};
+static const uint8_t zstream_zstd_magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
 
 const char *discord_compress_name(enum discord_compress kind)
 {
@@ -175,6 +176,56 @@ static int zstream__run(struct discord_zstream *zs)
     }
 }
 
+/* A buffer grown for a large payload is given back before the next. */
+static void zstream__shrink(struct discord_zstream *zs)
+{
+    if (zs->out_len == 0 && zs->out_cap > ZSTREAM_KEEP_CAP) {
+        char *small = realloc(zs->out, ZSTREAM_START_CAP);
+        if (small != NULL) {
+            zs->out = small;
+            zs->out_cap = ZSTREAM_START_CAP;
+        }
+    }
+}
+
+/* A message ended a payload: it, or HB_EOVERFLOW when it was too large. */
+static int zstream__payload_end(struct discord_zstream *zs, const char **payload, size_t *plen)
+{
+    if (zs->discarding) {
+        zs->discarding = 0;
+        zs->out_len = 0;
+        zs->tail_len = 0;
+        return HB_EOVERFLOW;
+    }
+    zs->out[zs->out_len] = '\0';
+    *payload = zs->out;
+    *plen = zs->out_len;
+    zs->out_len = 0;
+    zs->tail_len = 0;
+    return 1;
+}
+
+/* The stream's first bytes (see zstream.h): the context of the kind they
+ * name. Returns 0 or HB_ENOMEM. */
+static int zstream__sniff(struct discord_zstream *zs, const uint8_t *in, size_t len)
+{
+    zs->started = 1;
+    enum discord_compress seen = zs->kind;
+    if (zs->kind == DISCORD_COMPRESS_ZSTD && in[0] == 0x78)
+        seen = DISCORD_COMPRESS_ZLIB;
+    else if (zs->kind == DISCORD_COMPRESS_ZLIB && len >= 4 &&
+             memcmp(in, zstream_zstd_magic, 4) == 0)
+        seen = DISCORD_COMPRESS_ZSTD;
+    if (seen == zs->kind)
+        return 0;
+    size_t max = zs->max_payload;
+    discord_zstream_free(zs);
+    int rc = discord_zstream_init(zs, seen, max);
+    zs->started = 1;
+    zs->switched = 1;
+    return rc;
+}
+
 int discord_zstream_feed(struct discord_zstream *zs, const void *data, size_t len,
                          const char **payload, size_t *plen)
 {
@@ -186,14 +237,13 @@ int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size
 {
     if (!zs->ready)
         return HB_EPROTO;
-    if (zs->out_len == 0 && zs->out_cap > ZSTREAM_KEEP_CAP) {
-        char *small = realloc(zs->out, ZSTREAM_START_CAP);
-        if (small != NULL) {
-            zs->out = small;
-            zs->out_cap = ZSTREAM_START_CAP;
-        }
-    }
+    zstream__shrink(zs);
     const uint8_t *in = data;
+    if (!zs->started && len > 0) {
+        int rc = zstream__sniff(zs, in, len);
+        if (rc < 0)
+            return rc;
+    }
     if (zs->kind == DISCORD_COMPRESS_ZSTD) {
         zs->zin = (ZSTD_inBuffer){in, len, 0};
     } else {
@@ -213,18 +263,39 @@ int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size
     if (zs->kind == DISCORD_COMPRESS_ZLIB &&
         (zs->tail_len < 4 || memcmp(zs->tail, zstream_marker, 4) != 0))
         return 0;
-    if (zs->discarding) {
-        zs->discarding = 0;
-        zs->out_len = 0;
-        zs->tail_len = 0;
-        return HB_EOVERFLOW;
-    }
-    if (zs->kind == DISCORD_COMPRESS_ZSTD && zs->out_len == 0)
+    if (zs->kind == DISCORD_COMPRESS_ZSTD && zs->out_len == 0 && !zs->discarding)
         return 0; /* a message that only ended a frame */
-    zs->out[zs->out_len] = '\0';
-    *payload = zs->out;
-    *plen = zs->out_len;
-    zs->out_len = 0;
-    zs->tail_len = 0;
-    return 1;
+    return zstream__payload_end(zs, payload, plen);
+}
+
+int discord_zstream_feed_text(struct discord_zstream *zs, const void *data, size_t len,
+                              int message_end, const char **payload, size_t *plen)
+{
+    if (!zs->ready)
+        return HB_EPROTO;
+    zs->text = 1;
+    zstream__shrink(zs);
+    if (!zs->discarding && zs->out_len + len > zs->max_payload) {
+        zs->discarding = 1;
+        zs->out_len = 0;
+    }
+    if (!zs->discarding && len > 0) {
+        if (zs->out_len + len + 1 > zs->out_cap) {
+            size_t ncap = zs->out_cap;
+            while (ncap < zs->out_len + len + 1)
+                ncap *= 2;
+            if (ncap > zs->max_payload + 1)
+                ncap = zs->max_payload + 1;
+            char *grown = realloc(zs->out, ncap);
+            if (grown == NULL)
+                return HB_ENOMEM;
+            zs->out = grown;
+            zs->out_cap = ncap;
+        }
+        memcpy(zs->out + zs->out_len, data, len);
+        zs->out_len += len;
+    }
+    if (!message_end)
+        return 0;
+    return zstream__payload_end(zs, payload, plen);
 }

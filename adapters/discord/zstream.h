@@ -39,6 +39,10 @@ struct discord_zstream {
     int header;     /* bytes of the stream's two-byte zlib header read so far */
     uint8_t cmf;    /* its first byte, once read */
     int discarding; /* the payload being decompressed is too large: dropped at its end */
+    int started;    /* a byte of the stream was fed */
+    int switched;   /* the stream is of the other kind than asked (see below) */
+    int text;       /* a text message came: not compressed at all */
+    int noted;      /* the caller's: it said so (once per connection) */
 };
 
 /** Prepare a context of kind for a new connection. max_payload bounds one
@@ -46,6 +50,14 @@ struct discord_zstream {
  *  Returns 0 or HB_ENOMEM. */
 int discord_zstream_init(struct discord_zstream *zs, enum discord_compress kind,
                          size_t max_payload);
+
+/* The first bytes of a connection's stream say which kind it is: a zstd
+ * frame begins with the magic 28 b5 2f fd, Discord's zlib stream with 78.
+ * When they name the other kind than the one asked for (a gateway or a
+ * proxy in front of it that ignores the URL's compress), the context
+ * becomes that kind and sets `switched`, and the stream is read as it is.
+ * Websocket text messages are not compressed at all: the caller takes
+ * those as they are. */
 
 /** The value of the gateway URL's compress parameter for kind. */
 const char *discord_compress_name(enum discord_compress kind);
@@ -69,6 +81,12 @@ int discord_zstream_feed(struct discord_zstream *zs, const void *data, size_t le
  *  output ends the payload. Returns as discord_zstream_feed (never 1 when
  *  message_end is 0). */
 int discord_zstream_feed_part(struct discord_zstream *zs, const void *data, size_t len,
+                              int message_end, const char **payload, size_t *plen);
+
+/** Feed part of a websocket text message: JSON as it is, not compressed
+ *  (a gateway or proxy that ignores compress). Returns as
+ *  discord_zstream_feed_part; the payload's size is bounded the same way. */
+int discord_zstream_feed_text(struct discord_zstream *zs, const void *data, size_t len,
                               int message_end, const char **payload, size_t *plen);
 
 #endif

@@ -469,6 +469,48 @@ static void test_zstd_corrupt_oversized_and_limit(void **state)
     free(big);
 }
 
+/* A stream of the other kind than asked is read as its first bytes say;
+ * text is taken as it is, within the same bound. */
+static void test_zstream_other_kind_and_text(void **state)
+{
+    (void)state;
+    const char *payloads[] = {"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}", "{\"op\":11}"};
+    struct zout z, zs_out;
+    zcompress(payloads, 2, &z);
+    assert_int_equal(z.buf[0], 0x78); /* the zlib header Discord's stream begins with */
+    zstd_compress(payloads, 2, 0, &zs_out);
+    struct discord_zstream zs;
+    const char *msg;
+    size_t len;
+    const struct zout *streams[2] = {&z, &zs_out};
+    enum discord_compress asked[2] = {DISCORD_COMPRESS_ZSTD, DISCORD_COMPRESS_ZLIB};
+    for (int k = 0; k < 2; k++) {
+        const struct zout *o = streams[k];
+        assert_int_equal(discord_zstream_init(&zs, asked[k], 1 << 20), 0);
+        assert_int_equal(discord_zstream_feed(&zs, o->buf, o->ends[0], &msg, &len), 1);
+        assert_string_equal(msg, payloads[0]);
+        assert_int_equal(
+            discord_zstream_feed(&zs, o->buf + o->ends[0], o->ends[1] - o->ends[0], &msg, &len), 1);
+        assert_string_equal(msg, payloads[1]);
+        assert_true(zs.switched);
+        assert_int_not_equal(zs.kind, asked[k]);
+        discord_zstream_free(&zs);
+    }
+    /* Text: parts joined; over the bound, dropped at its end, then on. */
+    assert_int_equal(discord_zstream_init(&zs, DISCORD_COMPRESS_ZSTD, 16), 0);
+    assert_int_equal(discord_zstream_feed_text(&zs, "{\"op\":", 6, 0, &msg, &len), 0);
+    assert_int_equal(discord_zstream_feed_text(&zs, "11}", 3, 1, &msg, &len), 1);
+    assert_string_equal(msg, "{\"op\":11}");
+    assert_int_equal(discord_zstream_feed_text(&zs, "{\"op\":0,\"d\":", 13, 0, &msg, &len), 0);
+    assert_int_equal(discord_zstream_feed_text(&zs, "\"long\"}", 8, 1, &msg, &len), HB_EOVERFLOW);
+    assert_int_equal(discord_zstream_feed_text(&zs, "{\"op\":1}", 8, 1, &msg, &len), 1);
+    assert_string_equal(msg, "{\"op\":1}");
+    assert_true(zs.text);
+    discord_zstream_free(&zs);
+    free(z.buf);
+    free(zs_out.buf);
+}
+
 /* ---- session rules ------------------------------------------------------ */
 
 static void test_hello_identify_then_resume(void **state)
@@ -604,6 +646,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_zstream_gives_back_big_buffers),
     cmocka_unit_test(test_zstd_split_anywhere),
     cmocka_unit_test(test_zstd_corrupt_oversized_and_limit),
+    cmocka_unit_test(test_zstream_other_kind_and_text),
     cmocka_unit_test(test_hello_identify_then_resume),
     cmocka_unit_test(test_zombie_connection_reconnects),
     cmocka_unit_test(test_invalid_session_and_reconnect_ops),

@@ -265,7 +265,10 @@ static int fake__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         f->st.host[0] = '\0';
         lws_hdr_copy(wsi, f->st.query, sizeof(f->st.query), WSI_TOKEN_HTTP_URI_ARGS);
         lws_hdr_copy(wsi, f->st.host, sizeof(f->st.host), WSI_TOKEN_HOST);
-        bool zstd = strstr(f->st.query, "compress=zstd-stream") != NULL;
+        bool zstd =
+            f->opt.send == FAKE_SEND_ZSTD ||
+            (f->opt.send == FAKE_SEND_ASKED && strstr(f->st.query, "compress=zstd-stream") != NULL);
+        c->text = f->opt.send == FAKE_SEND_TEXT;
         pthread_mutex_unlock(&f->mu);
         if (zstd && (c->zc = ZSTD_createCCtx()) == NULL)
             return -1;

@@ -33,9 +33,19 @@ enum fake_gateway_seen {
     FAKE_SEEN_GONE,  /* a connection ended */
 };
 
+/* What the fake sends, whatever the client's URL asks for: a gateway or a
+ * proxy that ignores compress. */
+enum fake_gateway_send {
+    FAKE_SEND_ASKED = 0, /* the transport the URL's compress names */
+    FAKE_SEND_ZLIB,
+    FAKE_SEND_ZSTD,
+    FAKE_SEND_TEXT, /* uncompressed JSON in text messages (no floods) */
+};
+
 struct fake_gateway_options {
     uint32_t heartbeat_ms; /* interval in HELLO; 0: 200 */
     int level;             /* deflate level; 0: 6 (zstd: its default) */
+    enum fake_gateway_send send;
     /* Called on the fake's loop; may be NULL. */
     void (*on_seen)(struct fake_gateway *f, enum fake_gateway_seen what, void *data);
     void *data;

@@ -70,6 +70,7 @@ struct fake_conn {
     ZSTD_CCtx *zc;    /* compress=zstd-stream asked for: the connection's stream */
     bool zc_open;     /* a zstd frame has begun and not ended */
     bool zc_fresh;    /* the next payload starts a new frame */
+    bool text;        /* FAKE_SEND_TEXT: payloads go as text, uncompressed */
     bool drop_acks;
     bool closing;
     struct fake_list items;
