@@ -128,22 +128,32 @@ static int zstream__step(struct discord_zstream *zs, void *dst, size_t cap, size
     return zs->z.avail_in == 0 && zs->z.avail_out > 0 ? 1 : 0;
 }
 
+/* Grow the payload buffer to hold at least need bytes (doubling, never
+ * past max_payload + 1). Returns 0 or HB_ENOMEM. */
+static int zstream__grow(struct discord_zstream *zs, size_t need)
+{
+    size_t ncap = zs->out_cap;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > zs->max_payload + 1)
+        ncap = zs->max_payload + 1;
+    char *grown = realloc(zs->out, ncap);
+    if (grown == NULL)
+        return HB_ENOMEM;
+    zs->out = grown;
+    zs->out_cap = ncap;
+    return 0;
+}
+
 /* Decompress everything fed into the payload buffer, growing it up to
  * max_payload + 1; past that the payload is marked to be dropped and
  * decompressed on into the same buffer, so the stream stays in step. */
 static int zstream__run(struct discord_zstream *zs)
 {
     for (;;) {
-        if (zs->out_cap - zs->out_len < 4096 && zs->out_cap < zs->max_payload + 1) {
-            size_t ncap = zs->out_cap * 2;
-            if (ncap > zs->max_payload + 1)
-                ncap = zs->max_payload + 1;
-            char *grown = realloc(zs->out, ncap);
-            if (grown == NULL)
-                return HB_ENOMEM;
-            zs->out = grown;
-            zs->out_cap = ncap;
-        }
+        if (zs->out_cap - zs->out_len < 4096 && zs->out_cap < zs->max_payload + 1 &&
+            zstream__grow(zs, zs->out_cap * 2) < 0)
+            return HB_ENOMEM;
         size_t made;
         if (zs->out_cap - zs->out_len <= 1) {
             /* Full at the maximum. What is left of the input may hold no
@@ -280,18 +290,8 @@ int discord_zstream_feed_text(struct discord_zstream *zs, const void *data, size
         zs->out_len = 0;
     }
     if (!zs->discarding && len > 0) {
-        if (zs->out_len + len + 1 > zs->out_cap) {
-            size_t ncap = zs->out_cap;
-            while (ncap < zs->out_len + len + 1)
-                ncap *= 2;
-            if (ncap > zs->max_payload + 1)
-                ncap = zs->max_payload + 1;
-            char *grown = realloc(zs->out, ncap);
-            if (grown == NULL)
-                return HB_ENOMEM;
-            zs->out = grown;
-            zs->out_cap = ncap;
-        }
+        if (zs->out_len + len + 1 > zs->out_cap && zstream__grow(zs, zs->out_len + len + 1) < 0)
+            return HB_ENOMEM;
         memcpy(zs->out + zs->out_len, data, len);
         zs->out_len += len;
     }
