@@ -58,8 +58,9 @@ void cluster_free(struct cluster *c);
 
 /** Hear at once of what another daemon changed that every daemon keeps in
  *  memory, instead of at the next beat's read (store_listen): cb(what,
- *  data) with "apikeys", "wallet_links", or "*" (read everything again)
- *  after the listening connection was lost and made again. Stops with
+ *  data) with what store_listen names ("apikeys", "state:feature", ...),
+ *  or "*" (read everything again) after the listening connection was lost
+ *  and made again. Stops with
  *  cluster_free. 0, HB_ESTATE when already listening, or store_listen's
  *  error (UV_ENOTSUP on a store no other daemon writes). */
 int cluster_on_change(struct cluster *c, void (*cb)(const char *what, void *data), void *data);

@@ -106,10 +106,6 @@ void pg__opt(struct pg_params *p, const char *v);  /* NULL or "" binds SQL NULL 
 void pg__int(struct pg_params *p, int64_t v);
 void pg__bin(struct pg_params *p, const void *v, size_t len);
 
-/* Run the statement `sql` (prepared once per connection, keyed by its
- * address) with p; returns the result when its status is expect, else logs
- * PostgreSQL's message for `what`, clears it and returns NULL (*rc set:
- * HB_EEXISTS for a unique violation, else HB_ESTORAGE). */
 /* PostgreSQL's message as one log value: its first line, quotes made
  * single. Returns buf. */
 const char *pg__msg(const char *msg, char *buf, size_t cap);
@@ -119,6 +115,10 @@ struct store_listener *pg__listen(struct store *base, uv_loop_t *loop,
                                   void (*on_change)(const char *what, void *data), void *data,
                                   int *rc);
 
+/* Run the statement `sql` (prepared once per connection, keyed by its
+ * address) with p; returns the result when its status is expect, else logs
+ * PostgreSQL's message for `what`, clears it and returns NULL (*rc set:
+ * HB_EEXISTS for a unique violation, else HB_ESTORAGE). */
 int pg__send(struct pg_store *s, const char *sql, const struct pg_params *p, const char *what);
 int pg__ctl(struct pg_store *s, const char *sql, bool wait, const char *what);
 PGresult *pg__run(struct pg_store *s, const char *sql, const struct pg_params *p,

@@ -2,8 +2,8 @@
  * commit instead of at the next heartbeat's read.
  *
  * Triggers on what every daemon keeps in memory (API keys, wallet links,
- * chat settings, the feature and revenue rows of the state table; schema
- * version 6, pg.c) send NOTIFY hb_changed with what changed; the server
+ * chat settings, the feature, revenue and contest rows of the state
+ * table; schema version 6, pg.c) send NOTIFY hb_changed with what changed; the server
  * delivers it when the writing transaction commits, once per transaction
  * and name. This file holds the other end: a connection of its own that
  * only LISTENs, driven by the loop through a uv_poll on its socket. It is

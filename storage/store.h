@@ -172,10 +172,12 @@ int store_submit_read(struct store *store, struct store_job *job);
 
 /** Hear of what other writers of the database change (PostgreSQL: LISTEN
  *  on a connection of its own, driven by `loop`, never blocking it). After
- *  a commit that changed API keys or wallet links, on_change(what, data)
- *  is called with the table's name ("apikeys", "wallet_links"), on this
- *  daemon's commits as on every other daemon's; with "*" once a lost
- *  connection is made again (what changed meanwhile was not heard). The
+ *  a commit that changed what every daemon keeps in memory,
+ *  on_change(what, data) is called with the table's name ("apikeys" but
+ *  not for a key's spend, "wallet_links", "chat_settings") or the state
+ *  table's namespace ("state:feature", "state:revenue", "state:contest"),
+ *  on this daemon's commits as on every other daemon's; with "*" once a
+ *  lost connection is made again (what changed meanwhile was not heard). The
  *  connection is made again with backoff, as the store's is. SQLite (one
  *  daemon alone on its file) has nothing to hear: NULL with *rc =
  *  UV_ENOTSUP. Loop thread; store_listener_close before the loop ends. */

@@ -4,7 +4,6 @@
 #include "tests/test.h"
 
 #include "adapters/discord/gateway.h"
-#include "adapters/discord/payload.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "tests/fake/discord_gateway.h"

@@ -1,6 +1,8 @@
-/* store_listen (storage/store.h): a change to the API keys or the wallet
- * links, committed by any writer of a PostgreSQL ledger, is heard at its
- * commit on a connection of the listener's own; a key's spend is not
+/* store_listen (storage/store.h): a change to the API keys, the wallet
+ * links, the chats' personas or the feature, revenue and contest rows of
+ * the state table, committed by any writer of a PostgreSQL ledger, is
+ * heard at its commit on a connection of the listener's own; a lease's
+ * renewal is not announced; a key's spend is not
  * announced; a listener whose connection the server ended connects again
  * and says "*". SQLite, one daemon alone on its file, has nothing to hear. */
 #include "tests/test.h"
