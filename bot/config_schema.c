@@ -120,7 +120,7 @@ static const struct config_key_schema config_keys_discord[] = {
     K_INT(struct config_discord, intents, "4609", 0, 0x7fffffff, RESTART,
           "gateway intents bit set (guilds, guild messages, direct messages)"),
     K_ENUM(struct config_discord, compress, "zstd-stream", config_compress, RESTART,
-           "gateway transport compression: zstd-stream (about four times cheaper to take in) "
+           "gateway transport compression: zstd-stream (decoded about four times as fast) "
            "or zlib-stream"),
     K_STRING(struct config_discord, shards, "auto", RESTART,
              "total shard count, or auto for Discord's recommendation"),
