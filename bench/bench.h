@@ -22,6 +22,9 @@ void bench_report_ms(const char *name, double *ms, size_t n);
 /** Seconds on a monotonic clock. */
 double bench_now(void);
 
+/** The median of three values (v is left as it was). */
+double bench_median3(const double *v);
+
 /** This process's resident memory in KiB (VmRSS), or 0 when unknown. */
 long bench_rss_kib(void);
 

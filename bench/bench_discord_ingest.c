@@ -30,7 +30,7 @@
 #define BD_MESSAGE_BYTES 1000
 #define BD_GUILDS 10000
 #define BD_GUILD_BYTES (19 * 1024)
-#define BD_REPS 3 /* bd_median3 */
+#define BD_REPS 3 /* bench_median3 */
 
 struct bench_dc {
     uv_loop_t loop;
@@ -180,17 +180,6 @@ static int bd_run(struct bench_dc *b, enum discord_compress compress, bool prefi
     return b->failed ? -1 : 0;
 }
 
-static double bd_median3(const double *v)
-{
-    double a = v[0], b = v[1], c = v[2];
-    if (a > b) {
-        double t = a;
-        a = b;
-        b = t;
-    }
-    return c < a ? a : c > b ? b : c;
-}
-
 static double bd_rate(double n, double secs)
 {
     return n / (secs > 0 ? secs : 1e-9);
@@ -236,17 +225,18 @@ int bench_discord_ingest(void)
         up_zstd[r] = zstd[r] / whole[r];
     }
     if (rc == 0) {
-        bench_report("discord_ingest_parsed_whole_messages_per_s", bd_median3(whole), "messages/s");
-        bench_report("discord_ingest_messages_per_s", bd_median3(zlib), "messages/s");
-        bench_report("discord_ingest_speedup", bd_median3(up_zlib), "x");
-        bench_report("discord_ingest_zstd_messages_per_s", bd_median3(zstd), "messages/s");
-        bench_report("discord_ingest_zstd_speedup", bd_median3(up_zstd), "x");
+        bench_report("discord_ingest_parsed_whole_messages_per_s", bench_median3(whole),
+                     "messages/s");
+        bench_report("discord_ingest_messages_per_s", bench_median3(zlib), "messages/s");
+        bench_report("discord_ingest_speedup", bench_median3(up_zlib), "x");
+        bench_report("discord_ingest_zstd_messages_per_s", bench_median3(zstd), "messages/s");
+        bench_report("discord_ingest_zstd_speedup", bench_median3(up_zstd), "x");
         bench_report("discord_ingest_parsed_whole_rss", (double)rss_whole / 1024.0, "MiB");
         bench_report("discord_ingest_rss", (double)rss_zlib / 1024.0, "MiB");
         bench_report("discord_ingest_zstd_rss", (double)rss_zstd / 1024.0, "MiB");
-        bench_report("discord_guild_create_per_s", bd_median3(gz), "guilds/s");
+        bench_report("discord_guild_create_per_s", bench_median3(gz), "guilds/s");
         bench_report("discord_guild_create_adapter_rss", (double)rss_gz / 1024.0, "MiB");
-        bench_report("discord_guild_create_zstd_per_s", bd_median3(gzstd), "guilds/s");
+        bench_report("discord_guild_create_zstd_per_s", bench_median3(gzstd), "guilds/s");
         bench_report("discord_guild_create_zstd_rss", (double)rss_gzstd / 1024.0, "MiB");
     }
     free(b);

@@ -33,6 +33,17 @@ void bench_report(const char *name, double value, const char *unit)
     fflush(stdout);
 }
 
+double bench_median3(const double *v)
+{
+    double a = v[0], b = v[1], c = v[2];
+    if (a > b) {
+        double t = a;
+        a = b;
+        b = t;
+    }
+    return c < a ? a : c > b ? b : c;
+}
+
 double bench_now(void)
 {
     struct timespec ts;

@@ -5,6 +5,7 @@
  * HTTP endpoint have files of their own (discord_internal.h). */
 #include "adapters/discord/discord_internal.h"
 #include "adapters/discord/payload.h"
+#include "base/json_scan.h"
 
 #include "adapters/discord/appcmd.h"
 #include "adapters/discord/rest.h"
@@ -74,8 +75,8 @@ void dc__place(struct discord *dc, struct invocation *inv)
 static cJSON *dc__guild_parse(const char *json, size_t len)
 {
     static const char *const names[] = {"id", "name", "threads", "members"};
-    struct discord_member m[4];
-    if (discord_payload_members(json, len, names, 4, m) < 0 || m[0].v == NULL)
+    struct json_member m[4];
+    if (json_scan_members(json, len, names, 4, m) < 0 || m[0].v == NULL)
         return NULL;
     size_t cap = 64;
     for (size_t i = 0; i < 4; i++)

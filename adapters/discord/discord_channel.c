@@ -4,6 +4,7 @@
 #include "adapters/discord/discord_internal.h"
 
 #include "adapters/discord/payload.h"
+#include "base/json_scan.h"
 #include "base/map.h"
 #include "core/messages.h"
 #include "base/error.h"
@@ -55,8 +56,8 @@ bool dc__message_may_concern(const struct discord *dc, const char *json, size_t 
 {
     /* One pass over the top level finds both members. */
     static const char *const names[] = {"guild_id", "mention_roles"};
-    struct discord_member m[2];
-    if (dc->bot_id[0] == '\0' || discord_payload_members(json, len, names, 2, m) < 0)
+    struct json_member m[2];
+    if (dc->bot_id[0] == '\0' || json_scan_members(json, len, names, 2, m) < 0)
         return true;
     const char *guild = m[0].v;
     size_t glen = m[0].len;

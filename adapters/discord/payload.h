@@ -34,23 +34,4 @@ typedef bool (*discord_payload_want_fn)(const char *type, size_t len, void *data
 int discord_payload_scan(const char *json, size_t len, discord_payload_want_fn want, void *data,
                          struct discord_payload *out);
 
-/** The raw value of the member `name` at the top level of the JSON object
- *  `obj` (len bytes), never one inside a nested value: 0 with *v and *vlen
- *  set (borrowed), HB_ENOTFOUND when the object has none, HB_EPROTO when
- *  it is malformed (as far as the scan checks: structure, not grammar). */
-int discord_payload_member(const char *obj, size_t len, const char *name, const char **v,
-                           size_t *vlen);
-
-/** A member's raw value, or v NULL when the object has none. */
-struct discord_member {
-    const char *v;
-    size_t len;
-};
-
-/** Several top-level members in one pass: out[i] for names[i] (n of each).
- *  Returns how many were found, or HB_EPROTO when the object is malformed
- *  before the last of them. The scan stops once all are found. */
-int discord_payload_members(const char *obj, size_t len, const char *const *names, size_t n,
-                            struct discord_member *out);
-
 #endif

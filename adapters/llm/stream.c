@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "adapters/llm/sse.h"
+#include "base/json_scan.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -21,6 +22,8 @@ struct stream_decoder {
     char error[256];       /* description of the last failure */
     unsigned char held[3]; /* a high surrogate that ended a text delta, in WTF-8 */
     bool holding;          /* held is set: the next delta may start with its low half */
+    bool tree_only;        /* every OpenAI chunk through cJSON (stream_decoder_tree_only) */
+    size_t trees;          /* events parsed as a cJSON tree */
 };
 
 static void stream_error_set(struct stream_decoder *d, const char *fmt, ...)
@@ -187,14 +190,14 @@ static int stream__held_flush(struct stream_decoder *d)
     return stream__text_step(d, r, 3);
 }
 
-static int stream_text_emit(struct stream_decoder *d, const cJSON *text)
+/* Text as decoded (len bytes, NUL-ended), surrogate halves joined. */
+static int stream__text_emit(struct stream_decoder *d, const char *text, size_t len)
 {
-    if (!cJSON_IsString(text) || text->valuestring[0] == '\0')
+    if (len == 0)
         return 0;
-    const unsigned char *in = (const unsigned char *)text->valuestring;
-    size_t len = strlen(text->valuestring);
+    const unsigned char *in = (const unsigned char *)text;
     if (!d->holding && memchr(in, 0xED, len) == NULL)
-        return stream__text_step(d, text->valuestring, len);
+        return stream__text_step(d, text, len);
     /* Out: at most 3 bytes more than in (a held half turned into U+FFFD). */
     unsigned char *out = malloc(len + 4);
     if (out == NULL)
@@ -235,6 +238,13 @@ static int stream_text_emit(struct stream_decoder *d, const cJSON *text)
     int rc = stream__text_step(d, (const char *)out, n);
     free(out);
     return rc;
+}
+
+static int stream_text_emit(struct stream_decoder *d, const cJSON *text)
+{
+    if (!cJSON_IsString(text))
+        return 0;
+    return stream__text_emit(d, text->valuestring, strlen(text->valuestring));
 }
 
 static int stream_finish_emit(struct stream_decoder *d, const char *reason)
@@ -353,6 +363,190 @@ static int stream_openai_chunk(struct stream_decoder *d, const cJSON *root)
                              "completion_tokens");
 }
 
+/* ---- OpenAI's text chunk, read in place ---------------------------------
+ *
+ * Nearly every event of a stream is one chunk of text: {"id":..,"choices":
+ * [{"index":0,"delta":{"content":".."},"finish_reason":null}]}. A cJSON tree
+ * of it costs a dozen nodes, each with its key and string copied, to read
+ * one string: per token of every answer. This path reads the chunk where it
+ * lies. It checks all of it as strictly as RFC 8259 (base/json_scan.h),
+ * reads choices[0].delta.content, finish_reason and usage, and emits the
+ * same steps in the same order as the tree. What it cannot read with
+ * certainty goes to the tree, which decides as before: an error member, a
+ * key written with escapes, a member met twice, more than one choice, text
+ * with a lone surrogate escape or U+0000, counts that are not plain whole
+ * numbers, and anything that is not strict JSON. */
+
+static bool stream__fast_null(const struct json_member *m)
+{
+    return m->v == NULL || (m->len == 4 && memcmp(m->v, "null", 4) == 0);
+}
+
+/* The members of the object [obj, end) named names[0..n) into vals (the
+ * raw values, unchecked); every other member's value checked. False when
+ * the object needs the tree. */
+static bool stream__fast_members(const char *obj, const char *end, const char *const *names,
+                                 size_t n, struct json_member *vals)
+{
+    for (size_t i = 0; i < n; i++)
+        vals[i] = (struct json_member){0};
+    const char *p = json_scan_open(obj, end);
+    if (p == NULL)
+        return false;
+    for (;;) {
+        const char *key, *v, *vend;
+        size_t klen;
+        int rc = json_scan_next(&p, end, &key, &klen, &v, &vend);
+        if (rc == 0)
+            return p == end;
+        if (rc < 0 || memchr(key, '\\', klen) != NULL ||
+            json_scan_string(key - 1, klen + 2, NULL, NULL) != 0)
+            return false;
+        size_t i = 0;
+        while (i < n && !json_scan_key(key, klen, names[i]))
+            i++;
+        if (i < n && vals[i].v != NULL)
+            return false; /* met twice: the tree reads the first */
+        if (i < n)
+            vals[i] = (struct json_member){.v = v, .len = (size_t)(vend - v)};
+        else if (!json_scan_valid(v, (size_t)(vend - v)))
+            return false;
+    }
+}
+
+/* A string member (or any other checked value): the raw string in *str,
+ * or NULL. False when it needs the tree. */
+static bool stream__fast_string(const struct json_member *m, struct json_member *str)
+{
+    *str = (struct json_member){0};
+    if (m->v == NULL)
+        return true;
+    if (*m->v != '"')
+        return json_scan_valid(m->v, m->len);
+    if (json_scan_string(m->v, m->len, NULL, NULL) != 0)
+        return false;
+    *str = *m;
+    return true;
+}
+
+/* A token count: -1 for null or any non-number, as the tree reads them; -2
+ * for a number only the tree reads exactly. */
+static long stream__fast_count(const struct json_member *m)
+{
+    if (m->v == NULL)
+        return -1;
+    if (!json_scan_literal(m->v, m->len))
+        return -2;
+    if (*m->v == '-')
+        return -2;
+    if (*m->v < '0' || *m->v > '9')
+        return -1; /* true, false, null */
+    if (m->len > 15)
+        return -2;
+    for (size_t i = 0; i < m->len; i++)
+        if (m->v[i] == '.' || m->v[i] == 'e' || m->v[i] == 'E')
+            return -2;
+    return (long)json_scan_int(m->v, m->v + m->len);
+}
+
+/* What a chunk holds, read without a tree. */
+struct stream_fast {
+    struct json_member content, reason; /* raw strings, or v NULL */
+    bool usage;
+    long in_tokens, out_tokens;
+};
+
+static bool stream__fast_choice(const char *c, size_t clen, struct stream_fast *f)
+{
+    if (*c != '{')
+        return json_scan_valid(c, clen); /* not an object: no text */
+    static const char *const names[] = {"delta", "finish_reason"};
+    struct json_member m[2], content[1];
+    if (!stream__fast_members(c, c + clen, names, 2, m) || !stream__fast_string(&m[1], &f->reason))
+        return false;
+    if (m[0].v == NULL || *m[0].v != '{')
+        return m[0].v == NULL || json_scan_valid(m[0].v, m[0].len);
+    static const char *const dnames[] = {"content"};
+    return stream__fast_members(m[0].v, m[0].v + m[0].len, dnames, 1, content) &&
+           stream__fast_string(&content[0], &f->content);
+}
+
+static bool stream__fast_read(const char *json, size_t len, struct stream_fast *f)
+{
+    const char *end = json + len;
+    while (end > json && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        end--;
+    static const char *const names[] = {"error", "choices", "usage"};
+    struct json_member m[3];
+    if (!stream__fast_members(json, end, names, 3, m) || !stream__fast_null(&m[0]))
+        return false;
+    if (!stream__fast_null(&m[1])) {
+        const char *c;
+        size_t clen;
+        if (*m[1].v != '[')
+            return false; /* the tree says what is wrong */
+        int rc = json_scan_only(m[1].v, m[1].len, &c, &clen);
+        if (rc == 0 && !stream__fast_choice(c, clen, f))
+            return false;
+        if (rc < 0 && rc != HB_ENOTFOUND)
+            return false;
+    }
+    if (m[2].v != NULL && *m[2].v == '{') {
+        static const char *const unames[] = {"prompt_tokens", "completion_tokens"};
+        struct json_member u[2];
+        if (!stream__fast_members(m[2].v, m[2].v + m[2].len, unames, 2, u))
+            return false;
+        f->usage = true;
+        f->in_tokens = stream__fast_count(&u[0]);
+        f->out_tokens = stream__fast_count(&u[1]);
+        return f->in_tokens != -2 && f->out_tokens != -2;
+    }
+    return m[2].v == NULL || json_scan_valid(m[2].v, m[2].len);
+}
+
+/* The chunk's steps, as stream_openai_chunk emits them from the tree; *tree
+ * set (and nothing emitted) when the chunk needs the tree. */
+static int stream_openai_fast(struct stream_decoder *d, const char *json, size_t len, bool *tree)
+{
+    struct stream_fast f = {.in_tokens = -1, .out_tokens = -1};
+    *tree = !stream__fast_read(json, len, &f);
+    if (*tree)
+        return 0;
+    int rc = 0;
+    if (f.content.v != NULL) {
+        char small[256];
+        char *text = f.content.len <= sizeof(small) ? small : malloc(f.content.len);
+        if (text == NULL)
+            return HB_ENOMEM;
+        size_t n = 0;
+        (void)json_scan_string(f.content.v, f.content.len, text, &n);
+        rc = stream__text_emit(d, text, n);
+        if (text != small)
+            free(text);
+        if (rc != 0)
+            return rc;
+    }
+    if (f.reason.v != NULL && f.reason.len > 2) {
+        char reason[256];
+        char *r = f.reason.len <= sizeof(reason) ? reason : malloc(f.reason.len);
+        if (r == NULL)
+            return HB_ENOMEM;
+        (void)json_scan_string(f.reason.v, f.reason.len, r, NULL);
+        rc = stream_finish_emit(d, r);
+        if (r != reason)
+            free(r);
+        if (rc != 0)
+            return rc;
+    }
+    if (!f.usage || (f.in_tokens < 0 && f.out_tokens < 0))
+        return 0;
+    struct stream_step step;
+    stream_step_init(&step, STREAM_STEP_USAGE);
+    step.input_tokens = f.in_tokens;
+    step.output_tokens = f.out_tokens;
+    return stream_step_emit(d, &step);
+}
+
 /* ---- Anthropic Messages ----------------------------------------------- */
 
 static int stream_anthropic_event(struct stream_decoder *d, const char *type, const cJSON *root)
@@ -414,6 +608,12 @@ static int stream_sse_event(const struct sse_event *ev, void *data)
         rc = stream_done_emit(d);
         goto out;
     }
+    if (d->proto == STREAM_PROTOCOL_OPENAI && !d->tree_only) {
+        bool tree = false;
+        rc = stream_openai_fast(d, ev->data, ev->data_len, &tree);
+        if (!tree)
+            goto out;
+    }
     bool rewritten = false;
     size_t json_len = ev->data_len;
     char *json = stream__surrogates_rewrite(ev->data, ev->data_len, &json_len, &rewritten);
@@ -421,6 +621,7 @@ static int stream_sse_event(const struct sse_event *ev, void *data)
         rc = HB_ENOMEM;
         goto out;
     }
+    d->trees++;
     root = cJSON_ParseWithLength(json != NULL ? json : ev->data, json_len);
     free(json);
     if (root == NULL && strcmp(ev->type, "error") == 0) {
@@ -525,4 +726,14 @@ out:
 const char *stream_decoder_error(const struct stream_decoder *d)
 {
     return d->error;
+}
+
+void stream_decoder_tree_only(struct stream_decoder *d, bool on)
+{
+    d->tree_only = on;
+}
+
+size_t stream_decoder_trees(const struct stream_decoder *d)
+{
+    return d->trees;
 }

@@ -69,6 +69,13 @@ struct stream_decoder *stream_decoder_new(enum stream_protocol proto, size_t max
 /** Free the decoder (NULL is allowed). */
 void stream_decoder_free(struct stream_decoder *d);
 
+/** On: every OpenAI chunk is parsed as a cJSON tree, as chunks the decoder
+ *  cannot read in place are (tests compare the two ways). */
+void stream_decoder_tree_only(struct stream_decoder *d, bool on);
+
+/** How many events were parsed as a cJSON tree. */
+size_t stream_decoder_trees(const struct stream_decoder *d);
+
 /** Feed response body bytes (borrowed), split anywhere. Returns 0;
  *  HB_EPROTO for malformed JSON or a chunk of the wrong shape; HB_EHTTP when
  *  the remote reported an error in the stream (already delivered as a

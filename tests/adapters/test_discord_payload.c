@@ -4,6 +4,7 @@
 #include "tests/test.h"
 
 #include "adapters/discord/payload.h"
+#include "base/json_scan.h"
 #include "base/error.h"
 
 #include <stdint.h>
@@ -91,8 +92,8 @@ static void test_payload_skip_blocks(void **state)
             len[i] = g.n - at[i];
         }
         pj_put(&g, "}");
-        struct discord_member m[4];
-        assert_int_equal(discord_payload_members(g.buf, g.n, names, 4, m), 4);
+        struct json_member m[4];
+        assert_int_equal(json_scan_members(g.buf, g.n, names, 4, m), 4);
         for (int i = 0; i < 4; i++) {
             assert_ptr_equal(m[i].v, g.buf + at[i]);
             assert_int_equal(m[i].len, len[i]);
@@ -100,7 +101,7 @@ static void test_payload_skip_blocks(void **state)
         /* Cut short anywhere inside the last value: never a value past the
          * end, and never the last one found. */
         for (size_t cut = at[3]; cut < at[3] + len[3]; cut += 1 + pj_rand(&g, 7)) {
-            int rc = discord_payload_members(g.buf, cut, names, 4, m);
+            int rc = json_scan_members(g.buf, cut, names, 4, m);
             assert_true(rc == HB_EPROTO || rc == 3);
             for (int i = 0; i < 4 && rc > 0; i++)
                 assert_true(m[i].v == NULL || m[i].v + m[i].len <= g.buf + cut);
@@ -162,24 +163,23 @@ static void test_payload_member(void **state)
     size_t n;
     const char *a = " {\"content\":\"\\\"guild_id\\\":1\",\"ref\":{\"guild_id\":\"7\"},"
                     "\"guild_id\" : \"77\" , \"x\":[{\"guild_id\":1}]} ";
-    assert_int_equal(discord_payload_member(a, strlen(a), "guild_id", &v, &n), 0);
+    assert_int_equal(json_scan_member(a, strlen(a), "guild_id", &v, &n), 0);
     assert_int_equal(n, 4);
     assert_memory_equal(v, "\"77\"", 4);
     const char *b = "{\"content\":\"guild_id\",\"ref\":{\"guild_id\":\"7\"}}";
-    assert_int_equal(discord_payload_member(b, strlen(b), "guild_id", &v, &n), HB_ENOTFOUND);
-    assert_int_equal(discord_payload_member("{}", 2, "guild_id", &v, &n), HB_ENOTFOUND);
+    assert_int_equal(json_scan_member(b, strlen(b), "guild_id", &v, &n), HB_ENOTFOUND);
+    assert_int_equal(json_scan_member("{}", 2, "guild_id", &v, &n), HB_ENOTFOUND);
     /* Several in one pass, in any order; a missing one stays NULL. */
     static const char *const names[] = {"x", "guild_id", "nope", "ref"};
-    struct discord_member m[4];
-    assert_int_equal(discord_payload_members(a, strlen(a), names, 4, m), 3);
+    struct json_member m[4];
+    assert_int_equal(json_scan_members(a, strlen(a), names, 4, m), 3);
     assert_memory_equal(m[1].v, "\"77\"", 4);
     assert_int_equal(m[0].len, strlen("[{\"guild_id\":1}]"));
     assert_null(m[2].v);
     assert_memory_equal(m[3].v, "{\"guild_id\":\"7\"}", m[3].len);
     const char *bad[] = {"", "[]", "{\"a\":1,}", "{\"a\":1", "{\"a\" 1}", "{\"a\":\"x}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(discord_payload_member(bad[i], strlen(bad[i]), "guild_id", &v, &n),
-                         HB_EPROTO);
+        assert_int_equal(json_scan_member(bad[i], strlen(bad[i]), "guild_id", &v, &n), HB_EPROTO);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -4,6 +4,7 @@
 #include "tests/fuzz/fuzz.h"
 
 #include "adapters/discord/payload.h"
+#include "base/json_scan.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -39,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The member finder the message prefilter uses, on the same bytes. */
     const char *v = NULL;
     size_t vlen = 0;
-    if (discord_payload_member(json, size, "guild_id", &v, &vlen) == 0)
+    if (json_scan_member(json, size, "guild_id", &v, &vlen) == 0)
         fuzz_inside((const uint8_t *)json, size, v, vlen);
     free(json);
     return 0;
