@@ -24,7 +24,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define API_DAY_MS 86400000LL
 #define API_HISTORY_PAGE 50
 #define API_IDEMPOTENCY_MAX 64 /* longer keys are hashed */
 

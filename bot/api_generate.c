@@ -212,6 +212,15 @@ static void api__refusal(struct api_call *c, const struct generate_outcome *o)
     case GEN_REFUSE_MODEL:
         api__error(c->req, 404, "invalid_request_error", "model_not_found", "model", 0, "%s", msg);
         break;
+    case GEN_REFUSE_KEY_DAY: {
+        int64_t now = core_now_ms(c->a->core);
+        api__error(c->req, 429, "insufficient_quota", "key_daily_cap", NULL,
+                   ((now / API_DAY_MS + 1) * API_DAY_MS - now + 999) / 1000, "%s", msg);
+        break;
+    }
+    case GEN_REFUSE_KEY_TOTAL:
+        api__error(c->req, 402, "insufficient_quota", "key_spend_cap", NULL, 0, "%s", msg);
+        break;
     case GEN_REFUSE_OTHER:
     default:
         api__error(c->req, 503, "server_error", "unavailable", NULL, 1, "%s", msg);
@@ -449,6 +458,9 @@ void api__chat_completions(struct server_request *req, void *data)
         .system = cb.system,
         .max_tokens = cb.max_tokens,
         .payer = api__wallet(a, k),
+        .key_id = k->rec.id,
+        .key_cap_day = k->rec.cap_day,
+        .key_cap_total = k->rec.cap_total,
         .sink = &sink,
     };
     server_request_on_gone(req, api__gone, c); /* before: the job may end at once */
@@ -507,6 +519,9 @@ void api__images(struct server_request *req, void *data)
                 .model = m->name,
                 .size = cJSON_IsString(size) ? size->valuestring : NULL,
                 .payer = api__wallet(a, k),
+                .key_id = k->rec.id,
+                .key_cap_day = k->rec.cap_day,
+                .key_cap_total = k->rec.cap_total,
                 .sink = &sink,
             };
             server_request_on_gone(req, api__gone, c);

@@ -69,7 +69,8 @@ void api__images(struct server_request *req, void *data);
 
 /* ---- request bodies (api_body.c) ----------------------------------------- */
 
-#define API_MESSAGES_MAX 256 /* messages in one chat completion request */
+#define API_MESSAGES_MAX 256  /* messages in one chat completion request */
+#define API_DAY_MS 86400000LL /* a key's daily cap runs by the UTC day */
 
 /* A chat completion request's body, read. */
 struct api_chat_body {

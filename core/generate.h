@@ -51,6 +51,8 @@ enum generate_refusal {
     GEN_REFUSE_INPUT,       /* prompt too long, size not offered */
     GEN_REFUSE_MODEL,       /* unknown, off, or not allowed here */
     GEN_REFUSE_OTHER,       /* shutting down, out of memory, storage trouble */
+    GEN_REFUSE_KEY_DAY,     /* the API key's daily spending cap */
+    GEN_REFUSE_KEY_TOTAL,   /* the API key's spending cap in total */
 };
 
 /** "credits", "filter", "member_limit", ... */
@@ -193,9 +195,15 @@ struct generate_request {
                                                 ("user"/"assistant"); no stored conversation,
                                                 no persona; prompt is ignored */
     size_t nmessages;
-    const char *system;               /* the caller's system text, after the model's own */
-    int64_t max_tokens;               /* TEXT: a lower output cap than the model's; 0: its own */
-    const char *payer;                /* the one account that pays (no fallback); NULL: by scope */
+    const char *system; /* the caller's system text, after the model's own */
+    int64_t max_tokens; /* TEXT: a lower output cap than the model's; 0: its own */
+    const char *payer;  /* the one account that pays (no fallback); NULL: by scope */
+    /* The API key it is charged through, whose spending caps (credits per
+     * UTC day and in total; 0: none) hold in the store: each reservation
+     * counts against them in its own commit, the charge settles them. */
+    const char *key_id;
+    int64_t key_cap_day;
+    int64_t key_cap_total;
     const struct generate_sink *sink; /* outcome and raw deltas; NULL: replies only */
 };
 

@@ -133,12 +133,6 @@ void job__reserve(struct job *job, int64_t amount)
     job->nres++;
     snprintf(job->res_id, sizeof(job->res_id), "%s:r%u", job->id, job->nres);
     job->reserved = amount;
-    /* The job's record (which reservations may be open) is written in the
-     * reservation's own transaction: one commit, never one without the
-     * other. */
-    char record[GEN_RECORD_MAX];
-    struct ledger_note note = {
-        .ns = GEN_NS_JOB, .key = job->id, .value = job__record(job, record, sizeof(record))};
     int64_t timeout = g->core->reservation_timeout_ms;
     const struct catalog_limits *l = catalog_limits_get(job->cat);
     if (timeout < l->job_timeout_ms + 60000)
@@ -156,10 +150,17 @@ void job__reserve(struct job *job, int64_t amount)
         .ref = job->id,
         .tag = job->model->name,
     };
-    /* The limits' counts are taken in the reservation's own transaction. */
-    job__quota_guard(job, &t);
+    /* The limits' counts are taken in the reservation's own transaction,
+     * and the job's record (which reservations may be open, what the
+     * counts hold) is written in it too: one commit, never one without
+     * the other. */
     job->refs++;
-    int rc = ledger != NULL ? ledger_transfer_create_noted(ledger, &t, &note, job__reserved, job)
+    int rc = job__quota_guard(job, amount, &t);
+    char record[GEN_RECORD_MAX];
+    struct ledger_note note = {
+        .ns = GEN_NS_JOB, .key = job->id, .value = job__record(job, record, sizeof(record))};
+    if (rc == 0)
+        rc = ledger != NULL ? ledger_transfer_create_noted(ledger, &t, &note, job__reserved, job)
                             : HB_ECANCELED;
     if (rc < 0) {
         struct ledger_result none;
@@ -572,6 +573,10 @@ const char *generate_refusal_name(enum generate_refusal why)
         return "model";
     case GEN_REFUSE_OTHER:
         return "other";
+    case GEN_REFUSE_KEY_DAY:
+        return "key_day_cap";
+    case GEN_REFUSE_KEY_TOTAL:
+        return "key_cap";
     }
     return "other";
 }

@@ -19,6 +19,11 @@ int job__api_take(struct job *job, const struct generate_request *req)
     job->api_max_tokens = req->max_tokens > 0 ? req->max_tokens : 0;
     if (req->payer != NULL)
         snprintf(job->api_payer, sizeof(job->api_payer), "%s", req->payer);
+    if (req->key_id != NULL && (req->key_cap_day > 0 || req->key_cap_total > 0)) {
+        snprintf(job->key_id, sizeof(job->key_id), "%s", req->key_id);
+        job->key_cap_day = req->key_cap_day;
+        job->key_cap_total = req->key_cap_total;
+    }
     if (req->system != NULL && req->system[0] != '\0') {
         job->api_system = strdup(req->system);
         if (job->api_system == NULL)

@@ -231,7 +231,7 @@ static void job__held_persist(struct job *job)
     struct ledger *ledger = job->g->core->ledger;
     if (ledger == NULL)
         return;
-    char quota[GEN_KEY_MAX + 96];
+    char quota[GEN_QUOTA_RECORD_MAX];
     job__quota_record(job, quota, sizeof(quota));
     cJSON *o = cJSON_CreateObject();
     if (o == NULL)

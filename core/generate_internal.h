@@ -223,12 +223,17 @@ struct job {
 
     struct gen_user *user;
     struct gen_pool *pool;
-    bool counted;               /* the store's counters include this job */
-    bool count_user;            /* ... the member's hourly counter (hour q_hour) */
-    bool count_group;           /* ... the group's daily counter (day q_day) */
-    int64_t q_hour;             /* the hour window the job was counted in */
-    int64_t q_day;              /* the UTC day window the job was counted in */
-    int64_t tokens_held;        /* tokens reserved against the daily cap (day q_day) */
+    bool counted;             /* the store's counters include this job */
+    bool count_user;          /* ... the member's hourly counter (hour q_hour) */
+    bool count_group;         /* ... the group's daily counter (day q_day) */
+    int64_t q_hour;           /* the hour window the job was counted in */
+    int64_t q_day;            /* the UTC day window the job was counted in */
+    int64_t tokens_held;      /* tokens reserved against the daily cap (day q_day) */
+    char key_id[GEN_KEY_MAX]; /* the API key charged through, or "" */
+    int64_t key_cap_day;      /* its caps (credits; 0: none) */
+    int64_t key_cap_total;
+    int64_t key_held; /* credits counted against its caps (day key_day) */
+    int64_t key_day;
     struct gen_quota_op *quota; /* counts to take with the first reservation, or NULL */
     bool queued_once;
     enum provider_modality modality;
@@ -348,7 +353,8 @@ void job__reserve(struct job *job, int64_t amount);
 /** Write (keep) or delete the job's record of open reservations. */
 void job__persist(struct job *job, bool keep);
 /** The job's record (job__persist's value) in buf (GEN_RECORD_MAX); returns buf. */
-#define GEN_RECORD_MAX (WALLET_ACCOUNT_MAX + GEN_KEY_MAX + 192)
+#define GEN_QUOTA_RECORD_MAX (GEN_KEY_MAX + 224) /* job__quota_record's text */
+#define GEN_RECORD_MAX (WALLET_ACCOUNT_MAX + GEN_QUOTA_RECORD_MAX + 96)
 const char *job__record(struct job *job, char *buf, size_t cap);
 /** Post the actual cost of a delivered result. */
 void job__settle(struct job *job);
@@ -368,9 +374,10 @@ int64_t job__tokens_bound(const struct job *job, const struct catalog_model *m);
  *  group's daily limit, and `tokens` against the daily token cap, to be
  *  taken all or none with its first reservation; then job__admit_counted. */
 void job__quota_prepare(struct job *job, int64_t tokens);
-/** Let the reservation t take the prepared counts in its own transaction
- *  (struct ledger_transfer's guard). */
-void job__quota_guard(struct job *job, struct ledger_transfer *t);
+/** Let the reservation t of `amount` take the prepared counts in its own
+ *  transaction (struct ledger_transfer's guard), with what it holds beyond
+ *  what the job holds against its API key's caps. Returns 0 or HB_ENOMEM. */
+int job__quota_guard(struct job *job, int64_t amount, struct ledger_transfer *t);
 /** The first reservation completed with rc: the counts were taken with it
  *  (rc 0), or a limit refused it (HB_ELIMIT: the job is refused; returns
  *  true). Returns false when the caller goes on as usual. */
@@ -386,8 +393,13 @@ void job__quota_release(struct job *job);
 /** The job used `tokens`: settle its token reservation to that (never
  *  more than it reserved). */
 void job__quota_tokens_settle(struct job *job, int64_t tokens);
+/** The job is charged `charged` credits: what it held beyond that against
+ *  its API key's caps goes back. */
+void job__quota_key_settle(struct job *job, int64_t charged);
 /** What the job counted, as text for its durable record, so that a restart
- *  can give it back: "<hour> <day> <tokens> <user 0|1> <group key or ->". */
+ *  can give it back: "<hour> <day> <tokens> <user 0|1> <group key or ->",
+ *  then for an API key with caps " <key id> <credits held> <their day>
+ *  <daily cap> <cap>". */
 void job__quota_record(const struct job *job, char *buf, size_t cap);
 /** A restart voided a job of `wallet` whose record held `record`
  *  (job__quota_record): give back its counts and tokens in windows still

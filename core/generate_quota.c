@@ -1,5 +1,6 @@
 /* Quotas: the member's hourly limit, the group's daily limit, the global
- * daily token cap, and the bounds on what one member may have queued.
+ * daily token cap, an API key's spending caps, and the bounds on what one
+ * member may have queued.
  *
  * The limits are durable counters in the store (storage/store.h), one per
  * member and hour, per group and day, and one for the day's tokens. A job
@@ -10,7 +11,13 @@
  * exact across restarts, and across several daemons sharing the ledger.
  * Giving back (a failure, the unused tokens) is a store job queued beside
  * the void or post. What is in flight (queued and running jobs) stays in
- * this daemon's memory. */
+ * this daemon's memory.
+ *
+ * An API key's caps are counters of credits, per key and UTC day and per
+ * key in total: each reservation counts what it holds (a fallback's dearer
+ * one the difference), refused when that would pass a cap, and the charge
+ * settles the count to what was charged. So concurrent requests, and
+ * several daemons over one ledger, never spend past a cap together. */
 #include "core/generate_internal.h"
 
 #include "core/core.h"
@@ -23,12 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEN_COUNTER_USER "gen.user:"    /* + wallet account, per hour */
-#define GEN_COUNTER_GROUP "gen.group:"  /* + "<platform>:<group>", per UTC day */
-#define GEN_COUNTER_TOKENS "gen.tokens" /* everyone's tokens, per UTC day */
-#define GEN_QUOTA_MAX 3
+#define GEN_COUNTER_USER "gen.user:"       /* + wallet account, per hour */
+#define GEN_COUNTER_GROUP "gen.group:"     /* + "<platform>:<group>", per UTC day */
+#define GEN_COUNTER_TOKENS "gen.tokens"    /* everyone's tokens, per UTC day */
+#define GEN_COUNTER_KEY_DAY "gen.key.day:" /* + API key id: credits, per UTC day */
+#define GEN_COUNTER_KEY "gen.key:"         /* + API key id: credits, in one window (0) */
+#define GEN_QUOTA_MAX 5
 
-enum gen_counter { GEN_C_USER, GEN_C_GROUP, GEN_C_TOKENS };
+enum gen_counter { GEN_C_USER, GEN_C_GROUP, GEN_C_TOKENS, GEN_C_KEY_DAY, GEN_C_KEY };
 
 /* One counter's move. */
 struct gen_counter_move {
@@ -218,14 +227,28 @@ static void job__group_key(const struct job *job, char *buf, size_t cap)
 static void job__quota_counted(struct job *job, const struct gen_quota_op *op)
 {
     job->counted = true;
+    int64_t key = 0;
     for (size_t i = 0; i < op->n; i++) {
-        if (op->c[i].what == GEN_C_USER)
+        switch (op->c[i].what) {
+        case GEN_C_USER:
             job->count_user = true;
-        else if (op->c[i].what == GEN_C_GROUP)
+            break;
+        case GEN_C_GROUP:
             job->count_group = true;
-        else
+            break;
+        case GEN_C_TOKENS:
             job->tokens_held = op->c[i].delta;
+            break;
+        case GEN_C_KEY_DAY:
+            job->key_day = op->c[i].win;
+            key = op->c[i].delta;
+            break;
+        case GEN_C_KEY:
+            key = op->c[i].delta;
+            break;
+        }
     }
+    job->key_held += key;
 }
 
 /* A limit refused the job: say which, and when it resets. */
@@ -251,6 +274,17 @@ static void job__quota_refuse(struct job *job, const struct gen_quota_op *op)
             job__refuse(job, GEN_REFUSE_TOKEN_CAP, MSG_GEN_TOKEN_CAP_SHORT, (long long)c->delta,
                         (long long)c->limit, (long long)(c->limit - c->used), when);
         break;
+    case GEN_C_KEY_DAY:
+    case GEN_C_KEY: {
+        int64_t left = c->limit - c->used > 0 ? c->limit - c->used : 0;
+        if (c->what == GEN_C_KEY_DAY)
+            job__refuse(job, GEN_REFUSE_KEY_DAY, MSG_GEN_KEY_DAY_CAP, (long long)job->reserved,
+                        (long long)c->limit, (long long)left);
+        else
+            job__refuse(job, GEN_REFUSE_KEY_TOTAL, MSG_GEN_KEY_TOTAL_CAP, (long long)job->reserved,
+                        (long long)c->limit, (long long)left);
+        break;
+    }
     }
 }
 
@@ -295,12 +329,49 @@ static int gen_quota_guard(struct store_txn *txn, void *data)
     return gen_quota_run(txn, &op->sj);
 }
 
-void job__quota_guard(struct job *job, struct ledger_transfer *t)
+/* The key's counts for a reservation of `amount` into job->quota (made
+ * when there is none), in place of any put there for an earlier try: what
+ * it holds beyond what the job holds already. Returns 0 or HB_ENOMEM. */
+static int job__quota_key_moves(struct job *job, int64_t amount)
 {
+    if (job->key_id[0] == '\0')
+        return 0;
+    struct gen_quota_op *op = job->quota;
+    if (op == NULL) {
+        op = gen_quota_op_new(job);
+        if (op == NULL)
+            return HB_ENOMEM;
+        job->quota = op;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < op->n; i++)
+        if (op->c[i].what != GEN_C_KEY_DAY && op->c[i].what != GEN_C_KEY)
+            op->c[kept++] = op->c[i];
+    op->n = kept;
+    int64_t delta = amount - job->key_held;
+    if (delta > 0 && job->key_cap_day > 0)
+        gen_quota_add(op, GEN_C_KEY_DAY, GEN_COUNTER_KEY_DAY, job->key_id,
+                      job->key_held > 0 ? job->key_day : generate__now(job->g) / GEN_DAY_MS, delta,
+                      job->key_cap_day);
+    if (delta > 0 && job->key_cap_total > 0)
+        gen_quota_add(op, GEN_C_KEY, GEN_COUNTER_KEY, job->key_id, 0, delta, job->key_cap_total);
+    return 0;
+}
+
+int job__quota_guard(struct job *job, int64_t amount, struct ledger_transfer *t)
+{
+    if (job__quota_key_moves(job, amount) < 0)
+        return HB_ENOMEM;
     if (job->quota == NULL)
-        return;
+        return 0;
+    if (job->quota->n == 0) {
+        free(job->quota); /* nothing to count */
+        job->quota = NULL;
+        return 0;
+    }
     t->guard = gen_quota_guard;
     t->guard_data = job->quota;
+    return 0;
 }
 
 bool job__quota_reserved(struct job *job, int rc)
@@ -396,6 +467,57 @@ void job__quota_tokens_more(struct job *job, int64_t tokens, void (*cb)(struct j
 
 /* ---- giving back ---------------------------------------------------------- */
 
+/* What a job holds against an API key's caps. */
+struct gen_key_hold {
+    char id[GEN_KEY_MAX];
+    int64_t held, day, cap_day, cap_total;
+};
+
+/* Give `back` credits of a hold back with op (the day's count only while
+ * that day lasts). */
+static void gen_quota_key_back(struct generate *g, struct gen_quota_op *op,
+                               const struct gen_key_hold *k, int64_t back)
+{
+    if (back <= 0 || k->id[0] == '\0')
+        return;
+    if (k->cap_day > 0 && k->day == generate__now(g) / GEN_DAY_MS)
+        gen_quota_add(op, GEN_C_KEY_DAY, GEN_COUNTER_KEY_DAY, k->id, k->day, -back, 0);
+    if (k->cap_total > 0)
+        gen_quota_add(op, GEN_C_KEY, GEN_COUNTER_KEY, k->id, 0, -back, 0);
+}
+
+static void job__quota_key_back(struct job *job, struct gen_quota_op *op, int64_t back)
+{
+    struct gen_key_hold k = {.held = job->key_held,
+                             .day = job->key_day,
+                             .cap_day = job->key_cap_day,
+                             .cap_total = job->key_cap_total};
+    snprintf(k.id, sizeof(k.id), "%s", job->key_id);
+    gen_quota_key_back(job->g, op, &k, back);
+    if (back > 0 && job->key_id[0] != '\0')
+        job->key_held -= back;
+}
+
+void job__quota_key_settle(struct job *job, int64_t charged)
+{
+    int64_t back = job->key_held - (charged < job->key_held ? charged : job->key_held);
+    job->key_held = 0; /* settled: the charge is the key's now */
+    if (back <= 0 || job->key_id[0] == '\0')
+        return;
+    struct gen_quota_op *op = gen_quota_op_new(job);
+    if (op == NULL)
+        return;
+    job->key_held = back;
+    job__quota_key_back(job, op, back);
+    if (op->n == 0) {
+        free(op);
+        return;
+    }
+    int rc = gen_quota_submit(op);
+    if (rc < 0)
+        log_warn("generate.quota_settle_failed", "job=%s error=%s", job->id, hb_strerror(rc));
+}
+
 void job__quota_release(struct job *job)
 {
     if (!job->counted)
@@ -418,6 +540,7 @@ void job__quota_release(struct job *job)
     }
     if (job->tokens_held > 0)
         gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", job->q_day, -job->tokens_held, 0);
+    job__quota_key_back(job, op, job->key_held);
     job->count_user = job->count_group = false;
     job->tokens_held = 0;
     if (op->n == 0) {
@@ -501,25 +624,49 @@ void generate__quota_prune(struct generate *g, int64_t before)
 void job__quota_record(const struct job *job, char *buf, size_t cap)
 {
     bool user = job->count_user, group = job->count_group;
-    int64_t tokens = job->tokens_held;
+    int64_t tokens = job->tokens_held, key = job->key_held, key_day = job->key_day;
     if (job->quota != NULL) {
         /* Prepared to be taken with the reservation this record goes with:
          * if a restart finds that reservation, the counts were taken. */
+        int64_t key_more = 0;
         for (size_t i = 0; i < job->quota->n; i++) {
             const struct gen_counter_move *c = &job->quota->c[i];
             if (c->what == GEN_C_USER)
                 user = true;
             else if (c->what == GEN_C_GROUP)
                 group = true;
-            else
+            else if (c->what == GEN_C_TOKENS)
                 tokens = c->delta;
+            else
+                key_more = c->delta;
+            if (c->what == GEN_C_KEY_DAY)
+                key_day = c->win;
         }
+        key += key_more;
     }
     char gkey[GEN_KEY_MAX] = "-";
     if (group)
         job__group_key(job, gkey, sizeof(gkey));
-    snprintf(buf, cap, "%lld %lld %lld %d %s", (long long)job->q_hour, (long long)job->q_day,
-             (long long)tokens, user ? 1 : 0, gkey);
+    int n = snprintf(buf, cap, "%lld %lld %lld %d %s", (long long)job->q_hour,
+                     (long long)job->q_day, (long long)tokens, user ? 1 : 0, gkey);
+    if (job->key_id[0] != '\0' && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " %s %lld %lld %lld %lld", job->key_id, (long long)key,
+                 (long long)key_day, (long long)job->key_cap_day, (long long)job->key_cap_total);
+}
+
+/* A record's API key part (after its five first fields); false when it
+ * has none. */
+static bool gen_quota_key_parse(const char *record, struct gen_key_hold *k)
+{
+    long long held = 0, day = 0, cap_day = 0, cap_total = 0;
+    if (sscanf(record, "%*s %*s %*s %*s %*s %399s %lld %lld %lld %lld", k->id, &held, &day,
+               &cap_day, &cap_total) != 5)
+        return false;
+    k->held = held;
+    k->day = day;
+    k->cap_day = cap_day;
+    k->cap_total = cap_total;
+    return true;
 }
 
 void generate__quota_release_record(struct generate *g, const char *wallet, const char *record)
@@ -545,6 +692,9 @@ void generate__quota_release_record(struct generate *g, const char *wallet, cons
         gen_quota_add(op, GEN_C_GROUP, GEN_COUNTER_GROUP, gkey, day, -1, 0);
     if (tokens > 0 && day == now / GEN_DAY_MS)
         gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", day, -tokens, 0);
+    struct gen_key_hold key;
+    if (gen_quota_key_parse(record, &key))
+        gen_quota_key_back(g, op, &key, key.held);
     if (op->n == 0) {
         free(op);
         return;
@@ -585,5 +735,13 @@ void job__quota_restore(struct job *job, const char *record)
     job->tokens_held = tokens;
     job->count_user = user == 1;
     job->count_group = strcmp(gkey, "-") != 0;
-    job->counted = job->count_user || job->count_group || tokens > 0;
+    struct gen_key_hold key;
+    if (gen_quota_key_parse(record, &key)) {
+        snprintf(job->key_id, sizeof(job->key_id), "%s", key.id);
+        job->key_held = key.held;
+        job->key_day = key.day;
+        job->key_cap_day = key.cap_day;
+        job->key_cap_total = key.cap_total;
+    }
+    job->counted = job->count_user || job->count_group || tokens > 0 || job->key_held > 0;
 }

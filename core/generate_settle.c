@@ -34,7 +34,7 @@ static void job__state_done(int rc, const char *value, void *data)
  * that back: "<wallet> <number of reservations> <run id> <job__quota_record>". */
 const char *job__record(struct job *job, char *buf, size_t cap)
 {
-    char quota[GEN_KEY_MAX + 96];
+    char quota[GEN_QUOTA_RECORD_MAX];
     job__quota_record(job, quota, sizeof(quota));
     snprintf(buf, cap, "%s %u %s %s", job->wallet, job->nres, generate__run(job->g), quota);
     return buf;
@@ -260,11 +260,14 @@ void job__settle(struct job *job)
     struct ledger *ledger = g->core->ledger;
     if (!job->res_open) {
         job->charged = 0;
+        job__quota_key_settle(job, 0);
         g->stats.completed++;
         job__persist(job, false);
         job__balance_then_end(job);
         return;
     }
+    /* The key's caps count the charge, no longer the reservation. */
+    job__quota_key_settle(job, cost);
     char post_id[LEDGER_ID_LEN_MAX + 8];
     snprintf(post_id, sizeof(post_id), "%s:post", job->id);
     job->refs++;

@@ -614,6 +614,16 @@
 #define MSG_GEN_TOKEN_CAP_FALLBACK                                                                 \
     "The fallback model %s could use more tokens than the bot's daily allowance of %lld has "      \
     "left."
+/* %lld: credits the request may cost; %lld: the key's daily cap; %lld:
+ * what is left of it today. */
+#define MSG_GEN_KEY_DAY_CAP                                                                        \
+    "This request may cost up to %lld credits, and this key's daily cap of %lld has %lld left "    \
+    "today; nothing was charged."
+/* %lld: credits the request may cost; %lld: the key's cap; %lld: what is
+ * left of it. */
+#define MSG_GEN_KEY_TOTAL_CAP                                                                      \
+    "This request may cost up to %lld credits, and this key's spending cap of %lld has %lld "      \
+    "left; nothing was charged."
 /* %u: generations; %s: "s" or "". */
 #define MSG_GEN_USER_BUSY                                                                          \
     "You already have %u generation%s waiting or running; please wait for "                        \

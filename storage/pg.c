@@ -249,6 +249,9 @@ static const char *const pg_migrations[] = {
     " WHEN (NEW.ns IN ('feature', 'revenue', 'contest')) EXECUTE FUNCTION hb_state_changed();"
     "CREATE TRIGGER state_changed_out AFTER DELETE ON state FOR EACH ROW"
     " WHEN (OLD.ns IN ('feature', 'revenue', 'contest')) EXECUTE FUNCTION hb_state_changed();",
+    /* 7: an API key's spending caps are limit counters, as the SQLite
+     * schema's version 13: they start from what each key spent so far. */
+    STORE_SQL_KEY_CAPS_SEED,
 };
 
 #define PG_SCHEMA_LATEST ((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))

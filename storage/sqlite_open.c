@@ -274,6 +274,10 @@ static const char *const store_migrations[] = {
     "CREATE INDEX images_scope ON images(scope, created_at, id);"
     "CREATE INDEX images_created ON images(created_at);"
     "CREATE INDEX images_owner ON images(owner);",
+    /* 13: an API key's spending caps are limit counters (core/generate_quota.c),
+     * which each reservation through the key counts against in its own
+     * commit: they start from what each key spent so far. */
+    STORE_SQL_KEY_CAPS_SEED,
 };
 
 #define STORE_STATE_VERSION 3   /* the first schema with the state table */

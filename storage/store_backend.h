@@ -19,6 +19,18 @@
 
 #define STORE_BATCH_DEFAULT 4096u /* most jobs per transaction */
 
+/* A migration both backends run (SQLite's 13, PostgreSQL's 7): an API
+ * key's spending caps become limit counters (core/generate_quota.c),
+ * starting from what each capped key spent so far, in total and on its
+ * last day. */
+#define STORE_SQL_KEY_CAPS_SEED                                                                    \
+    "INSERT INTO counters (name, win, used)"                                                       \
+    " SELECT 'gen.key:' || id, 0, spend FROM apikeys WHERE cap_total > 0"                          \
+    " ON CONFLICT (name, win) DO NOTHING;"                                                         \
+    "INSERT INTO counters (name, win, used)"                                                       \
+    " SELECT 'gen.key.day:' || id, spend_day, day_spend FROM apikeys WHERE cap_day > 0"            \
+    " ON CONFLICT (name, win) DO NOTHING;"
+
 struct store_txn {
     struct store *store;
     bool head_valid;                    /* head_* hold the chain head */

@@ -401,6 +401,52 @@ static void test_api_end_to_end(void **state)
     test_daemon_dir_free(&t.f);
 }
 
+/* A key's caps hold what a request may cost, counted in the reservation's
+ * commit: a request whose reservation does not fit the room left is
+ * refused (before, any room at all let it through, and the charge passed
+ * the cap); one that fits counts its charge. */
+static void test_api_key_caps_in_commit(void **state)
+{
+    (void)state;
+    struct dapi t;
+    dapi_open(&t);
+    dapi_client_open(&t);
+    dapi_start(&t);
+    char *capped = dapi_key(&t, "capped total_cap:2");
+    char *daily = dapi_key(&t, "daily day_cap:2");
+    char *fits = dapi_key(&t, "fits total_cap:100 day_cap:50");
+    struct tcall r;
+    long long before = dapi_available(&t, capped);
+    dapi_call(&t, "POST", "/v1/chat/completions", capped, NULL, CHAT_BODY, &r);
+    dapi_expect_error(&r, 402, "key_spend_cap");
+    assert_non_null(strstr(r.body, "spending cap of 2 has 2 left"));
+    tcall_clear(&r);
+    dapi_call(&t, "POST", "/v1/chat/completions", daily, NULL, CHAT_BODY, &r);
+    dapi_expect_error(&r, 429, "key_daily_cap");
+    assert_non_null(r.retry_after);
+    assert_true(atoi(r.retry_after) >= 1 && atoi(r.retry_after) <= 86400);
+    tcall_clear(&r);
+    assert_int_equal(dapi_available(&t, capped), before);
+    dapi_call(&t, "POST", "/v1/chat/completions", fits, NULL, CHAT_BODY, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(dapi_charged(r.body), 3);
+    tcall_clear(&r);
+    dapi_stop(&t);
+    test_child_free(&t.c);
+    /* The counts settled at the charge; the refused held nothing. */
+    assert_int_equal(test_sql_int(t.f.db, "SELECT COALESCE(SUM(used), 0) FROM counters"
+                                          " WHERE name LIKE 'gen.key:%'"),
+                     3);
+    assert_int_equal(test_sql_int(t.f.db, "SELECT COALESCE(SUM(used), 0) FROM counters"
+                                          " WHERE name LIKE 'gen.key.day:%'"),
+                     3);
+    free(capped);
+    free(daily);
+    free(fits);
+    dapi_client_close(&t);
+    test_daemon_dir_free(&t.f);
+}
+
 /* The official OpenAI client (npm `openai`, installed into build/npm by
  * the Makefile when node and npm are there) against the daemon. Without
  * node or the package the test says so and is skipped, never passed. */
@@ -807,6 +853,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_api_key_never_in_telegram_outbox),
     cmocka_unit_test(test_api_fake_provider_fallback_refund),
     cmocka_unit_test(test_api_end_to_end),
+    cmocka_unit_test(test_api_key_caps_in_commit),
     cmocka_unit_test(test_api_openai_client),
     cmocka_unit_test(test_api_key_follows_link),
 };

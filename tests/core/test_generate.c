@@ -451,26 +451,6 @@ static void test_cancel_caller_gone(void **state)
     gt_done(&gt);
 }
 
-struct recovered {
-    int done;
-    size_t voided;
-};
-
-static void recovered_cb(int rc, size_t voided, void *data)
-{
-    struct recovered *r = data;
-    assert_int_equal(rc, 0);
-    r->voided = voided;
-    r->done++;
-}
-
-static void state_done(int rc, const char *value, void *data)
-{
-    (void)value;
-    assert_int_equal(rc, 0);
-    (*(int *)data)++;
-}
-
 /* What a crash leaves: a job record and its open reservation. A restart
  * voids it and the member hears of it with their next command. */
 static void test_crash_restart_voids(void **state)
@@ -478,20 +458,11 @@ static void test_crash_restart_voids(void **state)
     (void)state;
     struct gt gt;
     gt_init(&gt, NULL, NULL, 0, 0);
-    struct lt_res res;
-    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
-    assert_int_equal(lt_reserve(&gt.lt, "gen:crashed:1:r1", "console:u1", LEDGER_SYSTEM_REVENUE, 12,
-                                600000, &res),
-                     0);
-    int stored = 0;
-    assert_int_equal(state_put(ledger_store(gt.lt.ledger), "gen.job", "gen:crashed:1",
-                               "console:u1 1", state_done, &stored),
-                     0);
-    gt_wait(&gt, &stored, 1);
+    gt_crashed(&gt, "console:u1 1");
     assert_int_equal(lt_balance(&gt.lt, "console:u1").pending_debits, 12);
 
-    struct recovered rec = {0};
-    assert_int_equal(generate_recover(gt.g, recovered_cb, &rec), 0);
+    struct gt_recovered rec = {0};
+    assert_int_equal(generate_recover(gt.g, gt_recovered_cb, &rec), 0);
     gt_wait(&gt, &rec.done, 1);
     assert_int_equal(rec.voided, 1);
     gt_settle(&gt, 10);
@@ -506,7 +477,7 @@ static void test_crash_restart_voids(void **state)
 
     /* A second recovery finds nothing left. */
     rec.done = 0;
-    assert_int_equal(generate_recover(gt.g, recovered_cb, &rec), 0);
+    assert_int_equal(generate_recover(gt.g, gt_recovered_cb, &rec), 0);
     gt_wait(&gt, &rec.done, 1);
     assert_int_equal(rec.voided, 0);
     gt_done(&gt);
@@ -523,8 +494,8 @@ static void test_recovery_spares_this_runs_jobs(void **state)
     gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "a job in flight");
     struct provider_call *call = held_wait_call(&gt, 0);
 
-    struct recovered rec = {0};
-    assert_int_equal(generate_recover(gt.g, recovered_cb, &rec), 0);
+    struct gt_recovered rec = {0};
+    assert_int_equal(generate_recover(gt.g, gt_recovered_cb, &rec), 0);
     gt_wait(&gt, &rec.done, 1);
     assert_int_equal(rec.voided, 0);
 

@@ -121,5 +121,16 @@ void gt_settle(struct gt *gt, int n);
 /** Run one held job for user in group scope and settle it. */
 void gt_run_in_group(struct gt *gt, const char *user, const char *scope, size_t call_index);
 int gt_group_setup(void **state);
+/** What a crash leaves of a job "gen:crashed:1" of console:u1 (a wallet of
+ *  100): its open reservation of 12 and its record (job__record's text). */
+void gt_crashed(struct gt *gt, const char *record);
+/** What generate_recover answered (gt_recovered_cb counts into it). */
+struct gt_recovered {
+    int done;
+    size_t voided;
+};
+void gt_recovered_cb(int rc, size_t voided, void *data);
+/** A state_put's callback that asserts success and counts into *(int *)data. */
+void gt_state_done(int rc, const char *value, void *data);
 
 #endif

@@ -6,6 +6,8 @@
 
 #include "adapters/anthropic/anthropic.h"
 #include "adapters/openai/openai.h"
+#include "core/ledger.h"
+#include "core/state.h"
 #include "net/http.h"
 #include "base/error.h"
 
@@ -212,6 +214,20 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
          .modality = PROVIDER_TEXT,
          .price_request = 1,
          .max_output_tokens = 1000,
+         .enabled = true},
+        /* A fallback dearer in credits than the model asked for. */
+        {.name = "hcheap",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .max_output_tokens = 100,
+         .fallbacks = "hdear",
+         .enabled = true},
+        {.name = "hdear",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .price_request = 40,
+         .max_output_tokens = 100,
          .enabled = true},
         /* Generation parameters, carried from the catalog to the wire. */
         {.name = "tuned",
@@ -569,4 +585,33 @@ int gt_group_setup(void **state)
 {
     http_global_init();
     return lt_group_setup(state);
+}
+
+void gt_recovered_cb(int rc, size_t voided, void *data)
+{
+    struct gt_recovered *r = data;
+    assert_int_equal(rc, 0);
+    r->voided = voided;
+    r->done++;
+}
+
+void gt_state_done(int rc, const char *value, void *data)
+{
+    (void)value;
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+void gt_crashed(struct gt *gt, const char *record)
+{
+    struct lt_res res;
+    assert_int_equal(lt_open(&gt->lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    assert_int_equal(lt_reserve(&gt->lt, "gen:crashed:1:r1", "console:u1", LEDGER_SYSTEM_REVENUE,
+                                12, 600000, &res),
+                     0);
+    int stored = 0;
+    assert_int_equal(state_put(ledger_store(gt->lt.ledger), "gen.job", "gen:crashed:1", record,
+                               gt_state_done, &stored),
+                     0);
+    gt_wait(gt, &stored, 1);
 }

@@ -15,6 +15,7 @@
 #include "base/metrics.h"
 #include "storage/pg_internal.h"
 #include "storage/store.h"
+#include "tests/storage/store_db.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -68,58 +69,6 @@ static int sql_exec(const char *path, const char *sql)
     return rc;
 }
 
-/* A fresh database for one test on the group's backend: a file in a new
- * directory, or a new PostgreSQL database (the directory is made too). */
-struct store_db {
-    char *dir;      /* heap */
-    char path[512]; /* SQLite */
-    char url[512];  /* PostgreSQL */
-    struct store_options opts;
-};
-
-static void store_db_init(struct store_db *d)
-{
-    memset(d, 0, sizeof(*d));
-    if (store_backend == STORE_BACKEND_POSTGRES)
-        assert_int_equal(test_pg_db(d->url, sizeof(d->url)), 0);
-    d->dir = test_tmpdir_new();
-    snprintf(d->path, sizeof(d->path), "%s/s.db", d->dir);
-    d->opts.backend = store_backend;
-    if (store_backend == STORE_BACKEND_POSTGRES) {
-        d->opts.url = d->url;
-    } else {
-        d->opts.path = d->path;
-    }
-}
-
-static void store_db_done(struct store_db *d)
-{
-    test_tmpdir_remove(d->dir);
-    free(d->dir);
-    d->dir = NULL;
-}
-
-/* sql on the database directly, beside the store. */
-static int db_int(const struct store_db *d, const char *sql)
-{
-    int64_t v = d->opts.backend == STORE_BACKEND_POSTGRES ? test_pg_int(d->url, sql)
-                                                          : test_sql_int(d->path, sql);
-    assert_true(v >= 0);
-    return (int)v;
-}
-
-/* True when the database accepted sql. */
-static bool db_exec_ok(const struct store_db *d, const char *sql)
-{
-    if (d->opts.backend == STORE_BACKEND_POSTGRES)
-        return test_pg_exec(d->url, sql, true) == 0;
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(d->path, &db), SQLITE_OK);
-    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    sqlite3_close(db);
-    return rc == SQLITE_OK;
-}
-
 static void test_migrations(void **state)
 {
     (void)state;
@@ -171,7 +120,7 @@ static void test_file_mode_and_append_only(void **state)
     (void)state;
     struct store_db d;
     int rc = 0;
-    store_db_init(&d);
+    store_db_init(&d, store_backend);
     struct store *s = store_new(&d.opts, &rc);
     assert_non_null(s);
     struct store_txn *txn = NULL;
@@ -239,7 +188,7 @@ static void test_savepoints_in_group_commit(void **state)
     struct store_db d;
     int rc = 0;
     uv_loop_t loop;
-    store_db_init(&d);
+    store_db_init(&d, store_backend);
     assert_int_equal(uv_loop_init(&loop), 0);
     struct store *s = store_new(&d.opts, &rc);
     assert_non_null(s);
@@ -411,7 +360,7 @@ static void put_open_accounts(const struct store_db *d)
 static struct store *put_start_readers(struct store_db *d, uv_loop_t *loop, unsigned readers)
 {
     int rc = 0;
-    store_db_init(d);
+    store_db_init(d, store_backend);
     put_open_accounts(d);
     d->opts.readers = readers;
     assert_int_equal(uv_loop_init(loop), 0);
@@ -849,7 +798,7 @@ static void test_images(void **state)
     (void)state;
     struct store_db d;
     int rc = 0;
-    store_db_init(&d);
+    store_db_init(&d, store_backend);
     struct store *s = store_new(&d.opts, &rc);
     assert_non_null(s);
     struct store_txn *txn = NULL;

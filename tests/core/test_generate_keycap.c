@@ -1,0 +1,240 @@
+/* An API key's spending caps hold in the store: each reservation through
+ * the key counts what it holds against them in its own commit, refused
+ * when that would pass a cap, so requests in flight together never spend
+ * past one (as several daemons over one ledger do not); the charge settles
+ * the count, and a failure gives it back. */
+#include "tests/core/test_generate.h"
+#include "tests/test.h"
+
+#include "core/ledger.h"
+#include "core/messages.h"
+#include "core/state.h"
+#include "base/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct counter_read {
+    const char *name;
+    int64_t win;
+    int64_t used;
+};
+
+static int counter_run(struct store_txn *txn, void *data)
+{
+    struct counter_read *r = data;
+    return store_txn_counter_get(txn, r->name, r->win, &r->used);
+}
+
+/* A counter as the store has it now. */
+static int64_t counter(struct gt *gt, const char *name, int64_t win)
+{
+    struct counter_read r = {.name = name, .win = win};
+    assert_int_equal(lt_store_run(&gt->lt, counter_run, &r), 0);
+    return r.used;
+}
+
+/* Wait until the counter reads want. */
+static void counter_wait(struct gt *gt, const char *name, int64_t win, int64_t want)
+{
+    while (counter(gt, name, win) != want && !gt->guard_fired)
+        uv_run(&gt->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(counter(gt, name, win), want);
+}
+
+/* A request through key "k1" with these caps, as the HTTP API makes it. */
+static void key_submit_model(struct gt *gt, struct reply_capture *cap, const char *user,
+                             const char *model, int64_t cap_day, int64_t cap_total)
+{
+    struct invocation inv;
+    gt_inv(&inv, cap, user, NULL);
+    char payer[64];
+    snprintf(payer, sizeof(payer), "console:%s", user);
+    struct generate_request req = {.modality = PROVIDER_TEXT,
+                                   .prompt = "four",
+                                   .model = model,
+                                   .payer = payer,
+                                   .key_id = "k1",
+                                   .key_cap_day = cap_day,
+                                   .key_cap_total = cap_total};
+    generate_submit(gt->g, &inv, &req);
+}
+
+static void key_submit(struct gt *gt, struct reply_capture *cap, const char *user, int64_t cap_day,
+                       int64_t cap_total)
+{
+    key_submit_model(gt, cap, user, "h", cap_day, cap_total);
+}
+
+/* ... and wait for its final reply. */
+static void key_run(struct gt *gt, struct reply_capture *cap, const char *user, int64_t cap_day,
+                    int64_t cap_total)
+{
+    key_submit(gt, cap, user, cap_day, cap_total);
+    gt_wait(gt, &cap->finished, 1);
+}
+
+static int64_t today(const struct gt *gt)
+{
+    return gt->wall / 86400000;
+}
+
+/* Reservations in flight count against the cap together; the charges
+ * settle it; a request that would pass it is refused, saying what is left. */
+static void test_key_cap_counts_reservations(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture a, b, c;
+    key_submit(&gt, &a, "u1", 0, 30);
+    struct provider_call *ca = held_wait_call(&gt, 0);
+    int64_t est = counter(&gt, "gen.key:k1", 0); /* what one request holds */
+    assert_true(est > 10 && est * 2 <= 30 && est * 3 > 30);
+    /* The second waits in the queue (one call at a time), its hold taken. */
+    key_submit(&gt, &b, "u2", 0, 30);
+    counter_wait(&gt, "gen.key:k1", 0, 2 * est);
+    key_run(&gt, &c, "u3", 0, 30);
+    char want[256];
+    snprintf(want, sizeof(want), MSG_GEN_KEY_TOTAL_CAP, (long long)est, 30LL,
+             (long long)(30 - 2 * est));
+    assert_has(&c, want);
+    reply_capture_close(&c);
+    assert_int_equal(gt.held.ncalls, 1);
+    assert_int_equal(counter(&gt, "gen.key:k1", 0), 2 * est);
+    held_finish(ca, 0, "one", 20, 29);
+    gt_wait(&gt, &a.finished, 1);
+    held_finish(held_wait_call(&gt, 1), 0, "two", 20, 29);
+    gt_wait(&gt, &b.finished, 1);
+    int64_t charged = (100 - gt_balance(&gt, "u1")) + (100 - gt_balance(&gt, "u2"));
+    assert_true(charged > 0 && charged < 2 * est);
+    counter_wait(&gt, "gen.key:k1", 0, charged);
+    reply_capture_close(&a);
+    reply_capture_close(&b);
+    gt_done(&gt);
+}
+
+/* The daily cap counts by the UTC day: refused today, room tomorrow. A
+ * failed request gives its hold back. */
+static void test_key_day_cap(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture a, b;
+    key_submit(&gt, &a, "u1", 20, 0);
+    struct provider_call *ca = held_wait_call(&gt, 0);
+    int64_t est = counter(&gt, "gen.key.day:k1", today(&gt));
+    assert_true(est > 10 && est <= 20);
+    assert_int_equal(counter(&gt, "gen.key:k1", 0), 0); /* no total cap: no count */
+    key_run(&gt, &b, "u2", 20, 0);
+    char want[256];
+    snprintf(want, sizeof(want), MSG_GEN_KEY_DAY_CAP, (long long)est, 20LL, (long long)(20 - est));
+    assert_has(&b, want);
+    reply_capture_close(&b);
+    /* The first fails: nothing charged, its hold given back. */
+    held_finish(ca, HB_EPROTO, NULL, -1, -1);
+    gt_wait(&gt, &a.finished, 1);
+    reply_capture_close(&a);
+    counter_wait(&gt, "gen.key.day:k1", today(&gt), 0);
+    assert_int_equal(gt_balance(&gt, "u1"), 100);
+    /* A day's whole cap spent on one request (settled at its charge). */
+    key_submit(&gt, &a, "u1", 20, 0);
+    held_finish(held_wait_call(&gt, 1), 0, "fine", 20, 29);
+    gt_wait(&gt, &a.finished, 1);
+    reply_capture_close(&a);
+    int64_t charged = 100 - gt_balance(&gt, "u1");
+    counter_wait(&gt, "gen.key.day:k1", today(&gt), charged);
+    /* Tomorrow the day's count starts again. */
+    gt.wall += 86400000;
+    key_submit(&gt, &a, "u1", 20, 0);
+    held_wait_call(&gt, 2);
+    assert_int_equal(counter(&gt, "gen.key.day:k1", today(&gt)), est);
+    held_finish(held_wait_call(&gt, 2), 0, "again", 1, 1);
+    gt_wait(&gt, &a.finished, 1);
+    reply_capture_close(&a);
+    gt_done(&gt);
+}
+
+/* A fallback dearer than the first model holds the difference against
+ * the cap; when that does not fit, the request ends refused, nothing
+ * charged and its hold given back. */
+static void test_key_cap_fallback(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.welcome_bonus = 1000;
+    struct reply_capture a;
+    key_submit_model(&gt, &a, "u1", "hcheap", 0, 1000);
+    struct provider_call *c0 = held_wait_call(&gt, 0);
+    int64_t first = counter(&gt, "gen.key:k1", 0);
+    held_finish(c0, HB_EPROTO, NULL, -1, -1);
+    struct provider_call *c1 = held_wait_call(&gt, 1);
+    assert_string_equal(c1->model, "hdear");
+    int64_t dearer = counter(&gt, "gen.key:k1", 0);
+    assert_true(dearer > first);
+    held_finish(c1, 0, "big", 5, 5);
+    gt_wait(&gt, &a.finished, 1);
+    assert_has(&a, "big");
+    reply_capture_close(&a);
+    int64_t charged = 1000 - gt_balance(&gt, "u1");
+    counter_wait(&gt, "gen.key:k1", 0, charged);
+
+    /* Room for the first model's hold and one credit more. */
+    int64_t cap = charged + first + 1;
+    key_submit_model(&gt, &a, "u2", "hcheap", 0, cap);
+    held_finish(held_wait_call(&gt, 2), HB_EPROTO, NULL, -1, -1);
+    gt_wait(&gt, &a.finished, 1);
+    char want[256];
+    snprintf(want, sizeof(want), MSG_GEN_KEY_TOTAL_CAP, (long long)dearer, (long long)cap, 1LL);
+    assert_has(&a, want);
+    reply_capture_close(&a);
+    assert_int_equal(gt.held.ncalls, 3);
+    counter_wait(&gt, "gen.key:k1", 0, charged);
+    assert_int_equal(gt_balance(&gt, "u2"), 1000);
+    gt_done(&gt);
+}
+
+static int counters_take(struct store_txn *txn, void *data)
+{
+    const int64_t *day = data;
+    int rc = store_txn_counter_add(txn, "gen.key:k1", 0, 12, 0, NULL);
+    if (rc == 0)
+        rc = store_txn_counter_add(txn, "gen.key.day:k1", *day, 12, 0, NULL);
+    return rc;
+}
+
+/* What a crash leaves of a request through a capped key: its open
+ * reservation, its record (which names the key and what it holds) and the
+ * counts. The restart's recovery voids the reservation and gives the
+ * counts back. */
+static void test_key_cap_crash(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    int64_t day = today(&gt);
+    assert_int_equal(lt_store_run(&gt.lt, counters_take, &day), 0);
+    char record[256];
+    snprintf(record, sizeof(record), "console:u1 1 run-old 0 0 0 0 - k1 12 %lld 50 50",
+             (long long)day);
+    gt_crashed(&gt, record);
+    struct gt_recovered rec = {0};
+    assert_int_equal(generate_recover(gt.g, gt_recovered_cb, &rec), 0);
+    gt_wait(&gt, &rec.done, 1);
+    assert_int_equal(rec.voided, 1);
+    counter_wait(&gt, "gen.key:k1", 0, 0);
+    counter_wait(&gt, "gen.key.day:k1", day, 0);
+    assert_int_equal(gt_balance(&gt, "u1"), 100);
+    gt_done(&gt);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_key_cap_counts_reservations),
+    cmocka_unit_test(test_key_day_cap),
+    cmocka_unit_test(test_key_cap_fallback),
+    cmocka_unit_test(test_key_cap_crash),
+};
+
+TEST_GROUP_DEFINE(generate_keycap, tests, gt_group_setup, lt_group_teardown)

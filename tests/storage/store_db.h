@@ -1,0 +1,68 @@
+/* A fresh database for one store test, on either backend, and SQL on it
+ * beside the store (the store tests' shared fixture). */
+#ifndef HB_TESTS_STORE_DB_H
+#define HB_TESTS_STORE_DB_H
+
+#include "tests/test.h"
+
+#include "storage/store.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A fresh database for one test on backend: a file in a new
+ * directory, or a new PostgreSQL database (the directory is made too). */
+struct store_db {
+    char *dir;      /* heap */
+    char path[512]; /* SQLite */
+    char url[512];  /* PostgreSQL */
+    struct store_options opts;
+};
+
+static inline void store_db_init(struct store_db *d, enum store_backend_kind backend)
+{
+    memset(d, 0, sizeof(*d));
+    if (backend == STORE_BACKEND_POSTGRES)
+        assert_int_equal(test_pg_db(d->url, sizeof(d->url)), 0);
+    d->dir = test_tmpdir_new();
+    snprintf(d->path, sizeof(d->path), "%s/s.db", d->dir);
+    d->opts.backend = backend;
+    if (backend == STORE_BACKEND_POSTGRES) {
+        d->opts.url = d->url;
+    } else {
+        d->opts.path = d->path;
+    }
+}
+
+static inline void store_db_done(struct store_db *d)
+{
+    test_tmpdir_remove(d->dir);
+    free(d->dir);
+    d->dir = NULL;
+}
+
+/* sql on the database directly, beside the store. */
+static inline int db_int(const struct store_db *d, const char *sql)
+{
+    int64_t v = d->opts.backend == STORE_BACKEND_POSTGRES ? test_pg_int(d->url, sql)
+                                                          : test_sql_int(d->path, sql);
+    assert_true(v >= 0);
+    return (int)v;
+}
+
+/* True when the database accepted sql. */
+static inline bool db_exec_ok(const struct store_db *d, const char *sql)
+{
+    if (d->opts.backend == STORE_BACKEND_POSTGRES)
+        return test_pg_exec(d->url, sql, true) == 0;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(d->path, &db), SQLITE_OK);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc == SQLITE_OK;
+}
+
+#endif
