@@ -506,6 +506,31 @@ static bool stream__fast_read(const char *json, size_t len, struct stream_fast *
 
 /* The chunk's steps, as stream_openai_chunk emits them from the tree; *tree
  * set (and nothing emitted) when the chunk needs the tree. */
+/* A raw string (checked) decoded into small when it fits, else into a
+ * buffer of its own (free it when it is not small); NULL when out of
+ * memory. */
+static char *stream__fast_decode(const struct json_member *raw, char *small, size_t cap, size_t *n)
+{
+    char *out = raw->len <= cap ? small : malloc(raw->len);
+    if (out != NULL)
+        (void)json_scan_string(raw->v, raw->len, out, n);
+    return out;
+}
+
+/* The text of a raw string, as a step. */
+static int stream__fast_text(struct stream_decoder *d, const struct json_member *raw)
+{
+    char small[256];
+    size_t n = 0;
+    char *text = stream__fast_decode(raw, small, sizeof(small), &n);
+    if (text == NULL)
+        return HB_ENOMEM;
+    int rc = stream__text_emit(d, text, n);
+    if (text != small)
+        free(text);
+    return rc;
+}
+
 static int stream_openai_fast(struct stream_decoder *d, const char *json, size_t len, bool *tree)
 {
     struct stream_fast f = {.in_tokens = -1, .out_tokens = -1};
@@ -513,27 +538,16 @@ static int stream_openai_fast(struct stream_decoder *d, const char *json, size_t
     if (*tree)
         return 0;
     int rc = 0;
-    if (f.content.v != NULL) {
-        char small[256];
-        char *text = f.content.len <= sizeof(small) ? small : malloc(f.content.len);
-        if (text == NULL)
-            return HB_ENOMEM;
-        size_t n = 0;
-        (void)json_scan_string(f.content.v, f.content.len, text, &n);
-        rc = stream__text_emit(d, text, n);
-        if (text != small)
-            free(text);
-        if (rc != 0)
-            return rc;
-    }
+    if (f.content.v != NULL && (rc = stream__fast_text(d, &f.content)) != 0)
+        return rc;
     if (f.reason.v != NULL && f.reason.len > 2) {
-        char reason[256];
-        char *r = f.reason.len <= sizeof(reason) ? reason : malloc(f.reason.len);
+        char small[256];
+        size_t n = 0;
+        char *r = stream__fast_decode(&f.reason, small, sizeof(small), &n);
         if (r == NULL)
             return HB_ENOMEM;
-        (void)json_scan_string(f.reason.v, f.reason.len, r, NULL);
         rc = stream_finish_emit(d, r);
-        if (r != reason)
+        if (r != small)
             free(r);
         if (rc != 0)
             return rc;
@@ -545,6 +559,40 @@ static int stream_openai_fast(struct stream_decoder *d, const char *json, size_t
     step.input_tokens = f.in_tokens;
     step.output_tokens = f.out_tokens;
     return stream_step_emit(d, &step);
+}
+
+/* Anthropic's text event, read in place as OpenAI's chunk is: every token
+ * of an answer is a content_block_delta {"type":"content_block_delta",
+ * "index":0,"delta":{"type":"text_delta","text":".."}}. The same rules
+ * send what the read is not sure of to the tree. */
+static int stream_anthropic_fast(struct stream_decoder *d, const char *json, size_t len, bool *tree)
+{
+    const char *end = json + len;
+    while (end > json && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        end--;
+    static const char *const names[] = {"delta"};
+    static const char *const dnames[] = {"type", "text"};
+    struct json_member m[1], dm[2] = {{0}}, type = {0}, text = {0};
+    *tree = true;
+    if (!stream__fast_members(json, end, names, 1, m))
+        return 0;
+    if (m[0].v != NULL && *m[0].v == '{') {
+        if (!stream__fast_members(m[0].v, m[0].v + m[0].len, dnames, 2, dm) ||
+            !stream__fast_string(&dm[0], &type) || !stream__fast_string(&dm[1], &text))
+            return 0;
+    } else if (m[0].v != NULL && !json_scan_valid(m[0].v, m[0].len)) {
+        return 0;
+    }
+    *tree = false;
+    char small[32];
+    size_t n = 0;
+    char *t = type.v != NULL ? stream__fast_decode(&type, small, sizeof(small), &n) : NULL;
+    bool text_delta = t != NULL && strcmp(t, "text_delta") == 0 && n == strlen(t);
+    if (t != small)
+        free(t);
+    if (type.v != NULL && t == NULL)
+        return HB_ENOMEM;
+    return text_delta && text.v != NULL ? stream__fast_text(d, &text) : 0;
 }
 
 /* ---- Anthropic Messages ----------------------------------------------- */
@@ -608,9 +656,12 @@ static int stream_sse_event(const struct sse_event *ev, void *data)
         rc = stream_done_emit(d);
         goto out;
     }
-    if (d->proto == STREAM_PROTOCOL_OPENAI && !d->tree_only) {
+    if (!d->tree_only &&
+        (d->proto == STREAM_PROTOCOL_OPENAI || strcmp(ev->type, "content_block_delta") == 0)) {
         bool tree = false;
-        rc = stream_openai_fast(d, ev->data, ev->data_len, &tree);
+        rc = d->proto == STREAM_PROTOCOL_OPENAI
+                 ? stream_openai_fast(d, ev->data, ev->data_len, &tree)
+                 : stream_anthropic_fast(d, ev->data, ev->data_len, &tree);
         if (!tree)
             goto out;
     }

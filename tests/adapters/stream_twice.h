@@ -1,5 +1,6 @@
-/* One OpenAI-compatible event decoded twice, read in place and as a cJSON
- * tree (adapters/llm/stream.c), each way's steps written down as text so
+/* One event decoded twice, read in place and as a cJSON tree
+ * (adapters/llm/stream.c): an OpenAI-compatible chunk, or Anthropic's
+ * content_block_delta, each way's steps written down as text so
  * that the two can be compared. Shared by the stream_fast tests and the
  * fuzz target of the same name. */
 #ifndef HB_TESTS_STREAM_TWICE_H
@@ -45,17 +46,20 @@ static int stream_twice_step(const struct stream_step *s, void *data)
     return 0;
 }
 
-/* The SSE text of one event whose data is body (len bytes): each line
- * feed starts a data line of its own, as SSE joins them back; carriage
- * returns go (they end lines too). Malloc'd. */
-static char *stream_twice_event(const char *body, size_t len, size_t *out_len)
+/* The SSE text of one event named `name` (NULL: none) whose data is body
+ * (len bytes): each line feed starts a data line of its own, as SSE joins
+ * them back; carriage returns go (they end lines too). Malloc'd. */
+static char *stream_twice_event(const char *name, const char *body, size_t len, size_t *out_len)
 {
-    char *sse = malloc(len * 7 + 16);
+    size_t nlen = name != NULL ? strlen(name) : 0;
+    char *sse = malloc(len * 7 + nlen + 32);
     if (sse == NULL)
         return NULL;
     size_t n = 0;
-    memcpy(sse, "data: ", 6);
-    n = 6;
+    if (name != NULL)
+        n = (size_t)sprintf(sse, "event: %s\n", name);
+    memcpy(sse + n, "data: ", 6);
+    n += 6;
     for (size_t i = 0; i < len; i++) {
         if (body[i] == '\r')
             continue;
@@ -74,13 +78,12 @@ static char *stream_twice_event(const char *body, size_t len, size_t *out_len)
 
 /* Decode the event one way into log; the decoder's rc and error text are
  * written down too. Returns how many trees the decoder parsed, or -1. */
-static long stream_twice_one(const char *sse, size_t len, bool tree_only,
-                             struct stream_twice_log *log)
+static long stream_twice_one(enum stream_protocol proto, const char *sse, size_t len,
+                             bool tree_only, struct stream_twice_log *log)
 {
     log->len = 0;
     log->text[0] = '\0';
-    struct stream_decoder *d =
-        stream_decoder_new(STREAM_PROTOCOL_OPENAI, 65536, stream_twice_step, log);
+    struct stream_decoder *d = stream_decoder_new(proto, 65536, stream_twice_step, log);
     if (d == NULL)
         return -1;
     stream_decoder_tree_only(d, tree_only);

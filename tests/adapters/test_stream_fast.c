@@ -1,27 +1,38 @@
-/* OpenAI chunks read in place (adapters/llm/stream.c): the same steps as a
- * cJSON tree gives, in the same order, for every shape below; no tree for
- * the chunks a stream is made of; and the tree for what the in-place read
- * leaves to it. */
+/* OpenAI chunks and Anthropic text deltas read in place
+ * (adapters/llm/stream.c): the same steps as a cJSON tree gives, in the
+ * same order, for every shape below; no tree for the events a stream is
+ * made of; and the tree for what the in-place read leaves to it. */
 #include "tests/test.h"
 
 #include "tests/adapters/stream_twice.h"
 
 #include <string.h>
 
-/* Both ways agree on body; returns how many trees the in-place way took. */
-static long same_both_ways(const char *body)
+/* Both ways agree on an event; returns how many trees the in-place way
+ * took. */
+static long same_both_ways_as(enum stream_protocol proto, const char *name, const char *body)
 {
     size_t len = 0;
-    char *sse = stream_twice_event(body, strlen(body), &len);
+    char *sse = stream_twice_event(name, body, strlen(body), &len);
     assert_non_null(sse);
     static struct stream_twice_log fast, tree;
-    long trees = stream_twice_one(sse, len, false, &fast);
-    assert_true(stream_twice_one(sse, len, true, &tree) >= 0);
+    long trees = stream_twice_one(proto, sse, len, false, &fast);
+    assert_true(stream_twice_one(proto, sse, len, true, &tree) >= 0);
     assert_true(trees >= 0);
     if (strcmp(fast.text, tree.text) != 0)
         fail_msg("%s\n  in place: %s\n  tree:     %s", body, fast.text, tree.text);
     free(sse);
     return trees;
+}
+
+static long same_both_ways(const char *body)
+{
+    return same_both_ways_as(STREAM_PROTOCOL_OPENAI, NULL, body);
+}
+
+static long same_anthropic(const char *body)
+{
+    return same_both_ways_as(STREAM_PROTOCOL_ANTHROPIC, "content_block_delta", body);
 }
 
 /* What streams are made of: read in place, no tree. */
@@ -100,10 +111,46 @@ static void test_stream_fast_long_text(void **state)
     assert_int_equal(same_both_ways(body), 0);
 }
 
+/* Anthropic's content_block_delta: text read in place, the rest as the
+ * tree reads it; what the read is not sure of goes to the tree. */
+static void test_stream_fast_anthropic(void **state)
+{
+    (void)state;
+    static const char *const in_place[] = {
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+        "\"text\":\"Hello \\u00e9\\n\"}}",
+        "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+        "\"input_json_delta\",\"partial_json\":\"{\\\"a\\\":\"}}",
+        "{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"thinking_delta\","
+        "\"thinking\":\"hm\"}}",
+        "{\"delta\":{\"type\":\"text\\u005fdelta\",\"text\":\"escaped type\"}}",
+        "{\"delta\":{\"type\":\"text_delta\",\"text\":null}}",
+        "{\"delta\":null}",
+        "{\"delta\":{\"text\":\"no type\"}}",
+    };
+    for (size_t i = 0; i < sizeof(in_place) / sizeof(in_place[0]); i++)
+        assert_int_equal(same_anthropic(in_place[i]), 0);
+    static const char *const tree[] = {
+        "{\"delta\":{\"type\":\"text_delta\",\"text\":\"lone \\ud83d\"}}",
+        "{\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"},\"delta\":{}}",
+        "{\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"}",
+        "{\"delta\":{\"type\":\"text_delta\",\"te\\u0078t\":\"escaped key\"}}",
+        "[\"not an object\"]",
+    };
+    for (size_t i = 0; i < sizeof(tree) / sizeof(tree[0]); i++)
+        assert_int_equal(same_anthropic(tree[i]), 1);
+    /* Other events are read as trees, as before. */
+    assert_int_equal(same_both_ways_as(STREAM_PROTOCOL_ANTHROPIC, "message_delta",
+                                       "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                                       "\"end_turn\"},\"usage\":{\"output_tokens\":15}}"),
+                     1);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stream_fast_common_chunks),
     cmocka_unit_test(test_stream_fast_leaves_to_tree),
     cmocka_unit_test(test_stream_fast_long_text),
+    cmocka_unit_test(test_stream_fast_anthropic),
 };
 
 TEST_GROUP_DEFINE(stream_fast, tests, NULL, NULL)
