@@ -289,8 +289,7 @@ int json_scan_only(const char *arr, size_t len, const char **v, size_t *vlen)
     return 0;
 }
 
-/* The four hex digits at p, or -1. */
-static int json_scan__hex4(const char *p)
+int json_scan_hex4(const char *p)
 {
     int v = 0;
     for (int i = 0; i < 4; i++) {
@@ -312,7 +311,7 @@ static long json_scan__unicode(const char *p, const char *end, size_t *n)
 {
     if (end - p < 6)
         return -1;
-    int hi = json_scan__hex4(p + 2);
+    int hi = json_scan_hex4(p + 2);
     if (hi < 0 || (hi >= 0xDC00 && hi <= 0xDFFF))
         return -1;
     *n = 6;
@@ -320,7 +319,7 @@ static long json_scan__unicode(const char *p, const char *end, size_t *n)
         return hi;
     if (end - p < 12 || p[6] != '\\' || p[7] != 'u')
         return -1;
-    int lo = json_scan__hex4(p + 8);
+    int lo = json_scan_hex4(p + 8);
     if (lo < 0xDC00 || lo > 0xDFFF)
         return -1;
     *n = 12;

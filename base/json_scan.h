@@ -67,6 +67,10 @@ int json_scan_only(const char *arr, size_t len, const char **v, size_t *vlen);
  *  faithfully (a lone surrogate escape, U+0000). */
 int json_scan_string(const char *v, size_t len, char *out, size_t *outlen);
 
+/** The value of the four hex digits at p (p holds at least four bytes), or
+ *  -1 when one is not a hex digit: a \u escape's code unit. */
+int json_scan_hex4(const char *p);
+
 /** Whether the raw value v (len bytes) is true, false, null or a number as
  *  RFC 8259 writes one. */
 bool json_scan_literal(const char *v, size_t len);

@@ -65,30 +65,12 @@ static void stream_step_init(struct stream_step *step, enum stream_step_kind kin
 
 static const unsigned char stream_replacement[3] = {0xEF, 0xBF, 0xBD}; /* U+FFFD */
 
-static int stream__hex4(const char *p, size_t avail)
-{
-    int v = 0;
-    if (avail < 4)
-        return -1;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0)
-            return -1;
-        v = v << 4 | d;
-    }
-    return v;
-}
-
 /* The \uXXXX escape at p (p[0] is the backslash), or -1. */
 static int stream__escape_at(const char *p, const char *end)
 {
     if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
         return -1;
-    return stream__hex4(p + 2, (size_t)(end - p - 2));
+    return json_scan_hex4(p + 2);
 }
 
 /* A copy of json with every lone surrogate escape written as WTF-8 bytes,
