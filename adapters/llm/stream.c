@@ -359,6 +359,15 @@ static int stream_openai_chunk(struct stream_decoder *d, const cJSON *root)
  * with a lone surrogate escape or U+0000, counts that are not plain whole
  * numbers, and anything that is not strict JSON. */
 
+/* The end of json (len bytes) without the JSON space after its value. */
+static const char *stream__trimmed_end(const char *json, size_t len)
+{
+    const char *end = json + len;
+    while (end > json && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        end--;
+    return end;
+}
+
 static bool stream__fast_null(const struct json_member *m)
 {
     return m->v == NULL || (m->len == 4 && memcmp(m->v, "null", 4) == 0);
@@ -455,9 +464,7 @@ static bool stream__fast_choice(const char *c, size_t clen, struct stream_fast *
 
 static bool stream__fast_read(const char *json, size_t len, struct stream_fast *f)
 {
-    const char *end = json + len;
-    while (end > json && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
-        end--;
+    const char *end = stream__trimmed_end(json, len);
     static const char *const names[] = {"error", "choices", "usage"};
     struct json_member m[3];
     if (!stream__fast_members(json, end, names, 3, m) || !stream__fast_null(&m[0]))
@@ -486,8 +493,6 @@ static bool stream__fast_read(const char *json, size_t len, struct stream_fast *
     return m[2].v == NULL || json_scan_valid(m[2].v, m[2].len);
 }
 
-/* The chunk's steps, as stream_openai_chunk emits them from the tree; *tree
- * set (and nothing emitted) when the chunk needs the tree. */
 /* A raw string (checked) decoded into small when it fits, else into a
  * buffer of its own (free it when it is not small); NULL when out of
  * memory. */
@@ -513,6 +518,8 @@ static int stream__fast_text(struct stream_decoder *d, const struct json_member 
     return rc;
 }
 
+/* The chunk's steps, as stream_openai_chunk emits them from the tree; *tree
+ * set (and nothing emitted) when the chunk needs the tree. */
 static int stream_openai_fast(struct stream_decoder *d, const char *json, size_t len, bool *tree)
 {
     struct stream_fast f = {.in_tokens = -1, .out_tokens = -1};
@@ -549,9 +556,7 @@ static int stream_openai_fast(struct stream_decoder *d, const char *json, size_t
  * send what the read is not sure of to the tree. */
 static int stream_anthropic_fast(struct stream_decoder *d, const char *json, size_t len, bool *tree)
 {
-    const char *end = json + len;
-    while (end > json && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
-        end--;
+    const char *end = stream__trimmed_end(json, len);
     static const char *const names[] = {"delta"};
     static const char *const dnames[] = {"type", "text"};
     struct json_member m[1], dm[2] = {{0}}, type = {0}, text = {0};
