@@ -27,9 +27,10 @@ static inline void fuzz_zstream_feed(enum discord_compress kind, const uint8_t *
         int rc = discord_zstream_feed_part(&zs, data + at, n, at + n >= size || (data[at] & 1),
                                            &payload, &plen);
         /* A payload is NUL-terminated within its limit; a zstd one is never
-         * empty (a message that made nothing is no payload). */
+         * empty (a message that made nothing is no payload). The kind is the
+         * stream's own: its first bytes may name the other one. */
         if (rc == 1 && (plen > 64 * 1024 || strlen(payload) > plen ||
-                        (kind == DISCORD_COMPRESS_ZSTD && plen == 0)))
+                        (zs.kind == DISCORD_COMPRESS_ZSTD && plen == 0)))
             abort();
         if (rc < 0 && rc != HB_EOVERFLOW)
             break; /* broken for good; a payload too large leaves it usable */
