@@ -196,6 +196,17 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
     struct job *job = data;
     struct generate *g = job->g;
     (void)res;
+    if (job__quota_pool_refused(job, rc) && job->payer_alt[0] != '\0' && !g->closing) {
+        /* The pool spent its daily cap: the member's wallet may cover it
+         * (the store undid every count with the refusal). */
+        log_debug("generate.pool_capped", "job=%s pool=%s to=%s", job->id, job->payer,
+                  job->payer_alt);
+        snprintf(job->payer, sizeof(job->payer), "%s", job->payer_alt);
+        job->payer_alt[0] = '\0';
+        job__reserve(job, job->reserved);
+        job__unref(job);
+        return;
+    }
     /* A replay (HB_EEXISTS) took no counts: its first run did. */
     if (job__quota_reserved(job, rc == HB_EEXISTS ? 1 : rc)) {
         job__persist(job, false);

@@ -234,6 +234,8 @@ struct job {
     int64_t key_cap_total;
     int64_t key_held; /* credits counted against its caps (day key_day) */
     int64_t key_day;
+    int64_t pool_held; /* credits counted against the pool's daily cap (day pool_day) */
+    int64_t pool_day;
     struct gen_quota_op *quota; /* counts to take with the first reservation, or NULL */
     bool queued_once;
     enum provider_modality modality;
@@ -394,8 +396,11 @@ void job__quota_release(struct job *job);
  *  more than it reserved). */
 void job__quota_tokens_settle(struct job *job, int64_t tokens);
 /** The job is charged `charged` credits: what it held beyond that against
- *  its API key's caps goes back. */
-void job__quota_key_settle(struct job *job, int64_t charged);
+ *  its API key's caps and its pool's daily cap goes back. */
+void job__quota_credits_settle(struct job *job, int64_t charged);
+/** Whether the reservation's rc is the pool's daily cap refusing it (the
+ *  payer may switch to the member's wallet). */
+bool job__quota_pool_refused(const struct job *job, int rc);
 /** What the job counted, as text for its durable record, so that a restart
  *  can give it back: "<hour> <day> <tokens> <user 0|1> <group key or ->",
  *  then for an API key with caps " <key id> <credits held> <their day>

@@ -17,8 +17,14 @@
  * key in total: each reservation counts what it holds (a fallback's dearer
  * one the difference), refused when that would pass a cap, and the charge
  * settles the count to what was charged. So concurrent requests, and
- * several daemons over one ledger, never spend past a cap together. */
+ * several daemons over one ledger, never spend past a cap together. A
+ * pool's daily cap is counted the same way by the reservations the pool
+ * pays (its counter starts with the day's first one under a cap; the
+ * day's spend read before a job covers what came before, as on the day a
+ * cap is set), and a reservation it refuses goes to the member's wallet
+ * when the policy allows. */
 #include "core/generate_internal.h"
+#include "core/generate_quota_internal.h"
 
 #include "core/core.h"
 #include "core/messages.h"
@@ -29,37 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define GEN_COUNTER_USER "gen.user:"       /* + wallet account, per hour */
-#define GEN_COUNTER_GROUP "gen.group:"     /* + "<platform>:<group>", per UTC day */
-#define GEN_COUNTER_TOKENS "gen.tokens"    /* everyone's tokens, per UTC day */
-#define GEN_COUNTER_KEY_DAY "gen.key.day:" /* + API key id: credits, per UTC day */
-#define GEN_COUNTER_KEY "gen.key:"         /* + API key id: credits, in one window (0) */
-#define GEN_QUOTA_MAX 5
-
-enum gen_counter { GEN_C_USER, GEN_C_GROUP, GEN_C_TOKENS, GEN_C_KEY_DAY, GEN_C_KEY };
-
-/* One counter's move. */
-struct gen_counter_move {
-    enum gen_counter what;
-    char name[GEN_KEY_MAX + 16]; /* a prefix above and a key of up to GEN_KEY_MAX */
-    int64_t win;                 /* hour or day number */
-    int64_t delta;               /* what to add (negative gives back) */
-    int64_t limit;               /* bound; 0: none */
-    int64_t used;                /* the value after, or the current one when refused */
-};
-
-/* One store job that moves up to three counters, all or none. */
-struct gen_quota_op {
-    struct store_job sj;
-    struct generate *g;
-    struct job *job; /* holds a reference until done; NULL: g->njobs holds the engine */
-    size_t n;
-    struct gen_counter_move c[GEN_QUOTA_MAX];
-    size_t failed; /* the counter that refused (HB_ELIMIT) */
-    void (*then)(struct gen_quota_op *op, int rc);
-    void (*more_cb)(struct job *job, int rc); /* job__quota_tokens_more */
-};
 
 /* "in 23 min" / "in 2 h 5 min" until a window's end. */
 static void generate__until(char *buf, size_t cap, int64_t ms)
@@ -73,7 +48,7 @@ static void generate__until(char *buf, size_t cap, int64_t ms)
 
 /* The entry under key in a map of `size` bytes, made zeroed when absent;
  * NULL when out of memory. */
-static void *generate__entry(struct map *m, const char *key, size_t size)
+void *generate__entry(struct map *m, const char *key, size_t size)
 {
     void *c = map_get(m, key);
     if (c != NULL)
@@ -129,7 +104,7 @@ int64_t job__tokens_bound(const struct job *job, const struct catalog_model *m)
 
 /* ---- the store job -------------------------------------------------------- */
 
-static int gen_quota_run(struct store_txn *txn, struct store_job *sj)
+int gen_quota_run(struct store_txn *txn, struct store_job *sj)
 {
     struct gen_quota_op *op = container_of(sj, struct gen_quota_op, sj);
     for (size_t i = 0; i < op->n; i++) {
@@ -158,7 +133,7 @@ static void gen_quota_seen(const struct gen_quota_op *op, int rc)
     }
 }
 
-static void gen_quota_done(struct store_job *sj, int rc)
+void gen_quota_done(struct store_job *sj, int rc)
 {
     struct gen_quota_op *op = container_of(sj, struct gen_quota_op, sj);
     struct job *job = op->job;
@@ -178,7 +153,7 @@ static void gen_quota_done(struct store_job *sj, int rc)
     }
 }
 
-static struct gen_quota_op *gen_quota_op_new(struct job *job)
+struct gen_quota_op *gen_quota_op_new(struct job *job)
 {
     struct gen_quota_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
@@ -190,8 +165,8 @@ static struct gen_quota_op *gen_quota_op_new(struct job *job)
     return op;
 }
 
-static void gen_quota_add(struct gen_quota_op *op, enum gen_counter what, const char *prefix,
-                          const char *key, int64_t win, int64_t delta, int64_t limit)
+void gen_quota_add(struct gen_quota_op *op, enum gen_counter what, const char *prefix,
+                   const char *key, int64_t win, int64_t delta, int64_t limit)
 {
     op->c[op->n].what = what;
     snprintf(op->c[op->n].name, sizeof(op->c[op->n].name), "%s%s", prefix, key);
@@ -216,7 +191,7 @@ static int gen_quota_submit(struct gen_quota_op *op)
     return rc;
 }
 
-static void job__group_key(const struct job *job, char *buf, size_t cap)
+void job__group_key(const struct job *job, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s:%s", command_platform_name(job->who.platform), job->who.scope_id);
 }
@@ -245,6 +220,10 @@ static void job__quota_counted(struct job *job, const struct gen_quota_op *op)
             break;
         case GEN_C_KEY:
             key = op->c[i].delta;
+            break;
+        case GEN_C_POOL:
+            job->pool_day = op->c[i].win;
+            job->pool_held += op->c[i].delta;
             break;
         }
     }
@@ -285,6 +264,12 @@ static void job__quota_refuse(struct job *job, const struct gen_quota_op *op)
                         (long long)c->limit, (long long)left);
         break;
     }
+    case GEN_C_POOL:
+        generate__until(when, sizeof(when), (c->win + 1) * GEN_DAY_MS - now);
+        job__refuse(job, GEN_REFUSE_GROUP_LIMIT, MSG_GEN_POOL_CAP, (long long)job->reserved,
+                    (long long)c->limit,
+                    (long long)(c->limit - c->used > 0 ? c->limit - c->used : 0), when);
+        break;
     }
 }
 
@@ -329,12 +314,14 @@ static int gen_quota_guard(struct store_txn *txn, void *data)
     return gen_quota_run(txn, &op->sj);
 }
 
-/* The key's counts for a reservation of `amount` into job->quota (made
- * when there is none), in place of any put there for an earlier try: what
- * it holds beyond what the job holds already. Returns 0 or HB_ENOMEM. */
-static int job__quota_key_moves(struct job *job, int64_t amount)
+/* The counts of credits for a reservation of `amount` (its API key's caps,
+ * and the pool's daily cap when the pool pays) into job->quota (made when
+ * there is none), in place of any put there for an earlier try: what it
+ * holds beyond what the job holds already. Returns 0 or HB_ENOMEM. */
+static int job__quota_credit_moves(struct job *job, int64_t amount)
 {
-    if (job->key_id[0] == '\0')
+    bool pool = strcmp(job->payer, job->pool_account) == 0 && job->pool_settings.daily_cap > 0;
+    if (job->key_id[0] == '\0' && !pool && (job->quota == NULL || job->quota->n == 0))
         return 0;
     struct gen_quota_op *op = job->quota;
     if (op == NULL) {
@@ -345,9 +332,19 @@ static int job__quota_key_moves(struct job *job, int64_t amount)
     }
     size_t kept = 0;
     for (size_t i = 0; i < op->n; i++)
-        if (op->c[i].what != GEN_C_KEY_DAY && op->c[i].what != GEN_C_KEY)
+        if (op->c[i].what != GEN_C_KEY_DAY && op->c[i].what != GEN_C_KEY &&
+            op->c[i].what != GEN_C_POOL)
             op->c[kept++] = op->c[i];
     op->n = kept;
+    if (strcmp(job->payer, job->pool_account) == 0 && job->pool_settings.daily_cap > 0) {
+        int64_t more = amount - job->pool_held;
+        if (more > 0)
+            gen_quota_add(op, GEN_C_POOL, GEN_COUNTER_POOL, job->pool_account,
+                          job->pool_held > 0 ? job->pool_day : generate__now(job->g) / GEN_DAY_MS,
+                          more, job->pool_settings.daily_cap);
+    }
+    if (job->key_id[0] == '\0')
+        return 0;
     int64_t delta = amount - job->key_held;
     if (delta > 0 && job->key_cap_day > 0)
         gen_quota_add(op, GEN_C_KEY_DAY, GEN_COUNTER_KEY_DAY, job->key_id,
@@ -360,7 +357,7 @@ static int job__quota_key_moves(struct job *job, int64_t amount)
 
 int job__quota_guard(struct job *job, int64_t amount, struct ledger_transfer *t)
 {
-    if (job__quota_key_moves(job, amount) < 0)
+    if (job__quota_credit_moves(job, amount) < 0)
         return HB_ENOMEM;
     if (job->quota == NULL)
         return 0;
@@ -372,6 +369,13 @@ int job__quota_guard(struct job *job, int64_t amount, struct ledger_transfer *t)
     t->guard = gen_quota_guard;
     t->guard_data = job->quota;
     return 0;
+}
+
+bool job__quota_pool_refused(const struct job *job, int rc)
+{
+    const struct gen_quota_op *op = job->quota;
+    return rc == HB_ELIMIT && op != NULL && op->failed < op->n &&
+           op->c[op->failed].what == GEN_C_POOL;
 }
 
 bool job__quota_reserved(struct job *job, int rc)
@@ -467,16 +471,10 @@ void job__quota_tokens_more(struct job *job, int64_t tokens, void (*cb)(struct j
 
 /* ---- giving back ---------------------------------------------------------- */
 
-/* What a job holds against an API key's caps. */
-struct gen_key_hold {
-    char id[GEN_KEY_MAX];
-    int64_t held, day, cap_day, cap_total;
-};
-
 /* Give `back` credits of a hold back with op (the day's count only while
  * that day lasts). */
-static void gen_quota_key_back(struct generate *g, struct gen_quota_op *op,
-                               const struct gen_key_hold *k, int64_t back)
+void gen_quota_key_back(struct generate *g, struct gen_quota_op *op, const struct gen_key_hold *k,
+                        int64_t back)
 {
     if (back <= 0 || k->id[0] == '\0')
         return;
@@ -498,17 +496,31 @@ static void job__quota_key_back(struct job *job, struct gen_quota_op *op, int64_
         job->key_held -= back;
 }
 
-void job__quota_key_settle(struct job *job, int64_t charged)
+/* Give `back` credits of what the job holds against its pool's daily cap
+ * back with op, while that day lasts. */
+static void job__quota_pool_back(struct job *job, struct gen_quota_op *op, int64_t back)
 {
-    int64_t back = job->key_held - (charged < job->key_held ? charged : job->key_held);
-    job->key_held = 0; /* settled: the charge is the key's now */
-    if (back <= 0 || job->key_id[0] == '\0')
+    if (back <= 0)
         return;
+    if (job->pool_day == generate__now(job->g) / GEN_DAY_MS)
+        gen_quota_add(op, GEN_C_POOL, GEN_COUNTER_POOL, job->pool_account, job->pool_day, -back, 0);
+    job->pool_held -= back;
+}
+
+void job__quota_credits_settle(struct job *job, int64_t charged)
+{
+    int64_t key_back = job->key_held - (charged < job->key_held ? charged : job->key_held);
+    int64_t pool_back = job->pool_held - (charged < job->pool_held ? charged : job->pool_held);
+    if (key_back <= 0 && pool_back <= 0) {
+        job->key_held = job->pool_held = 0; /* settled: the charge counts now */
+        return;
+    }
     struct gen_quota_op *op = gen_quota_op_new(job);
     if (op == NULL)
         return;
-    job->key_held = back;
-    job__quota_key_back(job, op, back);
+    job__quota_key_back(job, op, key_back);
+    job__quota_pool_back(job, op, pool_back);
+    job->key_held = job->pool_held = 0;
     if (op->n == 0) {
         free(op);
         return;
@@ -541,6 +553,7 @@ void job__quota_release(struct job *job)
     if (job->tokens_held > 0)
         gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", job->q_day, -job->tokens_held, 0);
     job__quota_key_back(job, op, job->key_held);
+    job__quota_pool_back(job, op, job->pool_held);
     job->count_user = job->count_group = false;
     job->tokens_held = 0;
     if (op->n == 0) {
@@ -617,131 +630,4 @@ void generate__quota_prune(struct generate *g, int64_t before)
         if (p->jobs == 0 && p->last_used < before)
             map_iter_remove(&it);
     }
-}
-
-/* ---- what a restart gives back ------------------------------------------ */
-
-void job__quota_record(const struct job *job, char *buf, size_t cap)
-{
-    bool user = job->count_user, group = job->count_group;
-    int64_t tokens = job->tokens_held, key = job->key_held, key_day = job->key_day;
-    if (job->quota != NULL) {
-        /* Prepared to be taken with the reservation this record goes with:
-         * if a restart finds that reservation, the counts were taken. */
-        int64_t key_more = 0;
-        for (size_t i = 0; i < job->quota->n; i++) {
-            const struct gen_counter_move *c = &job->quota->c[i];
-            if (c->what == GEN_C_USER)
-                user = true;
-            else if (c->what == GEN_C_GROUP)
-                group = true;
-            else if (c->what == GEN_C_TOKENS)
-                tokens = c->delta;
-            else
-                key_more = c->delta;
-            if (c->what == GEN_C_KEY_DAY)
-                key_day = c->win;
-        }
-        key += key_more;
-    }
-    char gkey[GEN_KEY_MAX] = "-";
-    if (group)
-        job__group_key(job, gkey, sizeof(gkey));
-    int n = snprintf(buf, cap, "%lld %lld %lld %d %s", (long long)job->q_hour,
-                     (long long)job->q_day, (long long)tokens, user ? 1 : 0, gkey);
-    if (job->key_id[0] != '\0' && n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, " %s %lld %lld %lld %lld", job->key_id, (long long)key,
-                 (long long)key_day, (long long)job->key_cap_day, (long long)job->key_cap_total);
-}
-
-/* A record's API key part (after its five first fields); false when it
- * has none. */
-static bool gen_quota_key_parse(const char *record, struct gen_key_hold *k)
-{
-    long long held = 0, day = 0, cap_day = 0, cap_total = 0;
-    if (sscanf(record, "%*s %*s %*s %*s %*s %399s %lld %lld %lld %lld", k->id, &held, &day,
-               &cap_day, &cap_total) != 5)
-        return false;
-    k->held = held;
-    k->day = day;
-    k->cap_day = cap_day;
-    k->cap_total = cap_total;
-    return true;
-}
-
-void generate__quota_release_record(struct generate *g, const char *wallet, const char *record)
-{
-    long long hour = 0, day = 0, tokens = 0;
-    int user = 0;
-    char gkey[GEN_KEY_MAX];
-    struct ledger *ledger = g->core->ledger;
-    if (record == NULL || ledger == NULL ||
-        sscanf(record, "%lld %lld %lld %d %399s", &hour, &day, &tokens, &user, gkey) != 5)
-        return; /* a record of an older version, or none: nothing was counted */
-    struct gen_quota_op *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return;
-    op->g = g;
-    op->sj.run = gen_quota_run;
-    op->sj.done = gen_quota_done;
-    /* Only windows still open matter: a past hour or day no longer limits. */
-    int64_t now = generate__now(g);
-    if (user == 1 && hour == now / GEN_HOUR_MS)
-        gen_quota_add(op, GEN_C_USER, GEN_COUNTER_USER, wallet, hour, -1, 0);
-    if (strcmp(gkey, "-") != 0 && day == now / GEN_DAY_MS)
-        gen_quota_add(op, GEN_C_GROUP, GEN_COUNTER_GROUP, gkey, day, -1, 0);
-    if (tokens > 0 && day == now / GEN_DAY_MS)
-        gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", day, -tokens, 0);
-    struct gen_key_hold key;
-    if (gen_quota_key_parse(record, &key))
-        gen_quota_key_back(g, op, &key, key.held);
-    if (op->n == 0) {
-        free(op);
-        return;
-    }
-    g->njobs++;
-    if (store_submit(ledger_store(ledger), &op->sj) < 0) {
-        free(op);
-        g->njobs--;
-    }
-}
-
-void job__quota_restore(struct job *job, const char *record)
-{
-    struct generate *g = job->g;
-    int64_t now = generate__now(g);
-    job->user = generate__entry(g->users, job->wallet, sizeof(*job->user));
-    if (job->user != NULL) {
-        job->user->jobs++;
-        job->user->last_used = now;
-    }
-    if (job->who.scope == COMMAND_SCOPE_GROUP) {
-        char pkey[GEN_KEY_MAX];
-        job__group_key(job, pkey, sizeof(pkey));
-        job->pool = generate__entry(g->pools, pkey, sizeof(*job->pool));
-        if (job->pool != NULL) {
-            job->pool->jobs++;
-            job->pool->last_used = now;
-        }
-    }
-    long long hour = 0, day = 0, tokens = 0;
-    int user = 0;
-    char gkey[GEN_KEY_MAX];
-    if (record == NULL ||
-        sscanf(record, "%lld %lld %lld %d %399s", &hour, &day, &tokens, &user, gkey) != 5)
-        return;
-    job->q_hour = hour;
-    job->q_day = day;
-    job->tokens_held = tokens;
-    job->count_user = user == 1;
-    job->count_group = strcmp(gkey, "-") != 0;
-    struct gen_key_hold key;
-    if (gen_quota_key_parse(record, &key)) {
-        snprintf(job->key_id, sizeof(job->key_id), "%s", key.id);
-        job->key_held = key.held;
-        job->key_day = key.day;
-        job->key_cap_day = key.cap_day;
-        job->key_cap_total = key.cap_total;
-    }
-    job->counted = job->count_user || job->count_group || tokens > 0 || job->key_held > 0;
 }

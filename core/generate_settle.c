@@ -260,14 +260,14 @@ void job__settle(struct job *job)
     struct ledger *ledger = g->core->ledger;
     if (!job->res_open) {
         job->charged = 0;
-        job__quota_key_settle(job, 0);
+        job__quota_credits_settle(job, 0);
         g->stats.completed++;
         job__persist(job, false);
         job__balance_then_end(job);
         return;
     }
     /* The key's caps count the charge, no longer the reservation. */
-    job__quota_key_settle(job, cost);
+    job__quota_credits_settle(job, cost);
     char post_id[LEDGER_ID_LEN_MAX + 8];
     snprintf(post_id, sizeof(post_id), "%s:post", job->id);
     job->refs++;

@@ -624,6 +624,11 @@
 #define MSG_GEN_KEY_TOTAL_CAP                                                                      \
     "This request may cost up to %lld credits, and this key's spending cap of %lld has %lld "      \
     "left; nothing was charged."
+/* %lld: credits the request may cost; %lld: the pool's daily cap; %lld:
+ * what is left of it today; %s: when it resets. */
+#define MSG_GEN_POOL_CAP                                                                           \
+    "This may cost up to %lld credits, and this group's pool has %lld a day to spend, %lld of "    \
+    "it left today; nothing was charged. It resets %s (00:00 UTC)."
 /* %u: generations; %s: "s" or "". */
 #define MSG_GEN_USER_BUSY                                                                          \
     "You already have %u generation%s waiting or running; please wait for "                        \

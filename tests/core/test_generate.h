@@ -9,6 +9,7 @@
 #include "core/catalog.h"
 #include "core/core.h"
 #include "core/generate.h"
+#include "core/pool.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/fake/httpd.h"
 #include "tests/fake/reply_capture.h"
@@ -121,6 +122,8 @@ void gt_settle(struct gt *gt, int n);
 /** Run one held job for user in group scope and settle it. */
 void gt_run_in_group(struct gt *gt, const char *user, const char *scope, size_t call_index);
 int gt_group_setup(void **state);
+/** Set a pool's policy and daily cap (0: none), and wait for it. */
+void gt_pool_set(struct gt *gt, const char *pool, enum pool_policy policy, int64_t cap);
 /** What a crash leaves of a job "gen:crashed:1" of console:u1 (a wallet of
  *  100): its open reservation of 12 and its record (job__record's text). */
 void gt_crashed(struct gt *gt, const char *record);

@@ -7,6 +7,7 @@
 #include "adapters/anthropic/anthropic.h"
 #include "adapters/openai/openai.h"
 #include "core/ledger.h"
+#include "core/pool.h"
 #include "core/state.h"
 #include "net/http.h"
 #include "base/error.h"
@@ -614,4 +615,19 @@ void gt_crashed(struct gt *gt, const char *record)
                                gt_state_done, &stored),
                      0);
     gt_wait(gt, &stored, 1);
+}
+
+static void gt__pool_saved(int rc, const struct pool_settings *s, void *data)
+{
+    (void)s;
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+void gt_pool_set(struct gt *gt, const char *pool, enum pool_policy policy, int64_t cap)
+{
+    int saved = 0;
+    struct pool_settings s = {.policy = policy, .daily_cap = cap};
+    assert_int_equal(pool_settings_put(&gt->core, pool, &s, gt__pool_saved, &saved), 0);
+    gt_wait(gt, &saved, 1);
 }

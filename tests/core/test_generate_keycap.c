@@ -1,8 +1,10 @@
-/* An API key's spending caps hold in the store: each reservation through
- * the key counts what it holds against them in its own commit, refused
- * when that would pass a cap, so requests in flight together never spend
- * past one (as several daemons over one ledger do not); the charge settles
- * the count, and a failure gives it back. */
+/* Spending caps of credits hold in the store: an API key's (per day and in
+ * total) and a group pool's daily cap. Each reservation counts what it
+ * holds against them in its own commit, refused when that would pass a
+ * cap, so jobs in flight together never spend past one (as several
+ * daemons over one ledger do not); the charge settles the count, and a
+ * failure gives it back. A pool that reached its cap leaves the job to the
+ * member's wallet when the policy allows. */
 #include "tests/core/test_generate.h"
 #include "tests/test.h"
 
@@ -14,24 +16,17 @@
 #include <stdio.h>
 #include <string.h>
 
-struct counter_read {
-    const char *name;
-    int64_t win;
-    int64_t used;
-};
-
-static int counter_run(struct store_txn *txn, void *data)
-{
-    struct counter_read *r = data;
-    return store_txn_counter_get(txn, r->name, r->win, &r->used);
-}
-
-/* A counter as the store has it now. */
+/* A counter as the database has it now (read beside the store, as WAL
+ * lets a second connection read). */
 static int64_t counter(struct gt *gt, const char *name, int64_t win)
 {
-    struct counter_read r = {.name = name, .win = win};
-    assert_int_equal(lt_store_run(&gt->lt, counter_run, &r), 0);
-    return r.used;
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT COALESCE((SELECT used FROM counters WHERE name = '%s' AND win = %lld), 0)",
+             name, (long long)win);
+    int64_t v = test_sql_int(gt->lt.path, sql);
+    assert_true(v >= 0);
+    return v;
 }
 
 /* Wait until the counter reads want. */
@@ -217,7 +212,7 @@ static void test_key_cap_crash(void **state)
     int64_t day = today(&gt);
     assert_int_equal(lt_store_run(&gt.lt, counters_take, &day), 0);
     char record[256];
-    snprintf(record, sizeof(record), "console:u1 1 run-old 0 0 0 0 - k1 12 %lld 50 50",
+    snprintf(record, sizeof(record), "console:u1 1 run-old 0 0 0 0 - k k1 12 %lld 50 50",
              (long long)day);
     gt_crashed(&gt, record);
     struct gt_recovered rec = {0};
@@ -230,11 +225,107 @@ static void test_key_cap_crash(void **state)
     gt_done(&gt);
 }
 
+static int pool_take(struct store_txn *txn, void *data)
+{
+    const int64_t *day = data;
+    return store_txn_counter_add(txn, "gen.pool.day:pool:console:g1", *day, 12, 0, NULL);
+}
+
+/* A crash's record of a job the pool paid (" p <pool> <held> <day>"): the
+ * restart gives the pool's count back with the reservation it voids. */
+static void test_pool_cap_crash(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    int64_t day = today(&gt);
+    assert_int_equal(lt_store_run(&gt.lt, pool_take, &day), 0);
+    char record[256];
+    snprintf(record, sizeof(record), "console:u1 1 run-old 0 0 0 0 - p pool:console:g1 12 %lld",
+             (long long)day);
+    gt_crashed(&gt, record);
+    struct gt_recovered rec = {0};
+    assert_int_equal(generate_recover(gt.g, gt_recovered_cb, &rec), 0);
+    gt_wait(&gt, &rec.done, 1);
+    assert_int_equal(rec.voided, 1);
+    counter_wait(&gt, "gen.pool.day:pool:console:g1", day, 0);
+    gt_done(&gt);
+}
+
+/* A job of member `user` in group g1, answering into cap. */
+static void group_submit(struct gt *gt, struct reply_capture *cap, const char *user)
+{
+    struct invocation inv;
+    gt_inv(&inv, cap, user, "g1");
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = "four", .model = "h"};
+    generate_submit(gt->g, &inv, &req);
+}
+
+/* Jobs in flight together on a pool with a daily cap: the ones whose
+ * holds fit are the pool's, the next goes to its member's wallet (pool
+ * first), or is refused when the pool is the only payer left (wallet first
+ * with an empty wallet). Before, each read the day's spend before it ran
+ * (nothing yet) and all three spent the pool. */
+static void test_pool_cap_counts_reservations(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct lt_res res;
+    assert_int_equal(lt_open(&gt.lt, "pool:console:g1", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    assert_int_equal(lt_plain(&gt.lt, "fund", LEDGER_SYSTEM_GRANTS, "pool:console:g1", 1000,
+                              LEDGER_KIND_GRANT, &res),
+                     0);
+    gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_POOL_FIRST, 30); /* two holds of 12 */
+    struct reply_capture a, b, c;
+    group_submit(&gt, &a, "m1");
+    struct provider_call *ca = held_wait_call(&gt, 0);
+    group_submit(&gt, &b, "m2");
+    counter_wait(&gt, "gen.pool.day:pool:console:g1", today(&gt), 24);
+    group_submit(&gt, &c, "m3");
+    /* The third's hold went to m3's wallet: the pool's count is unchanged. */
+    while (lt_balance(&gt.lt, "console:m3").pending_debits == 0 && !gt.guard_fired)
+        uv_run(&gt.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(lt_balance(&gt.lt, "console:m3").pending_debits, 12);
+    assert_int_equal(counter(&gt, "gen.pool.day:pool:console:g1", today(&gt)), 24);
+    held_finish(ca, 0, "one", 20, 29);
+    gt_wait(&gt, &a.finished, 1);
+    held_finish(held_wait_call(&gt, 1), 0, "two", 20, 29);
+    gt_wait(&gt, &b.finished, 1);
+    held_finish(held_wait_call(&gt, 2), 0, "three", 20, 29);
+    gt_wait(&gt, &c.finished, 1);
+    int64_t pool_spent = 1000 - lt_balance(&gt.lt, "pool:console:g1").posted;
+    int64_t charged = 100 - gt_balance(&gt, "m3");
+    assert_true(charged > 0);
+    assert_int_equal(pool_spent, 2 * charged); /* a and b, each charged as c was */
+    assert_int_equal(gt_balance(&gt, "m1"), 100);
+    counter_wait(&gt, "gen.pool.day:pool:console:g1", today(&gt), pool_spent);
+    reply_capture_close(&a);
+    reply_capture_close(&b);
+    reply_capture_close(&c);
+
+    /* Wallet first with an empty wallet: the pool is the only payer, and
+     * its cap refuses what does not fit. */
+    gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_WALLET_FIRST, pool_spent + 5);
+    gt.core.welcome_bonus = 0;
+    group_submit(&gt, &a, "empty");
+    gt_wait(&gt, &a.finished, 1);
+    char want[256];
+    snprintf(want, sizeof(want), MSG_GEN_POOL_CAP, 12LL, (long long)(pool_spent + 5), 5LL,
+             "in 23 h 50 min");
+    assert_has(&a, want);
+    reply_capture_close(&a);
+    assert_int_equal(counter(&gt, "gen.pool.day:pool:console:g1", today(&gt)), pool_spent);
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_key_cap_counts_reservations),
     cmocka_unit_test(test_key_day_cap),
     cmocka_unit_test(test_key_cap_fallback),
     cmocka_unit_test(test_key_cap_crash),
+    cmocka_unit_test(test_pool_cap_counts_reservations),
+    cmocka_unit_test(test_pool_cap_crash),
 };
 
 TEST_GROUP_DEFINE(generate_keycap, tests, gt_group_setup, lt_group_teardown)

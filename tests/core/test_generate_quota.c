@@ -105,22 +105,6 @@ static void test_not_enough_credits(void **state)
     gt_done(&gt);
 }
 
-/* Run one held job for `user` in group `scope` and settle it. */
-static void pool_saved(int rc, const struct pool_settings *s, void *data)
-{
-    (void)s;
-    assert_int_equal(rc, 0);
-    (*(int *)data)++;
-}
-
-static void gt_pool_set(struct gt *gt, const char *pool, enum pool_policy policy, int64_t cap)
-{
-    int saved = 0;
-    struct pool_settings s = {.policy = policy, .daily_cap = cap};
-    assert_int_equal(pool_settings_put(&gt->core, pool, &s, pool_saved, &saved), 0);
-    gt_wait(gt, &saved, 1);
-}
-
 /* Refused for funds in a group: the refusal is read by everyone where the
  * platform cannot hide it (a Telegram group), so it names the price and
  * never the member's balance; the member alone hears what their wallet

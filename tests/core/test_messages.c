@@ -337,6 +337,7 @@ static const struct msg_entry msgs[] = {
     S(MSG_GEN_TOKEN_CAP_FALLBACK),
     S(MSG_GEN_KEY_DAY_CAP),
     S(MSG_GEN_KEY_TOTAL_CAP),
+    S(MSG_GEN_POOL_CAP),
     S(MSG_GEN_USER_BUSY),
     S(MSG_GEN_BOT_BUSY),
     S(MSG_GEN_WALLET_FAILED),
