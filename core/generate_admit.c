@@ -191,22 +191,29 @@ static void job__funds_balance(int rc, const struct ledger_result *res, void *da
     job__unref(job);
 }
 
+/* Reserve again on the other payer, when there is one (the reservation's
+ * reference moves on); false when there is none. */
+static bool job__payer_switch(struct job *job, const char *event)
+{
+    if (job->payer_alt[0] == '\0' || job->g->closing)
+        return false;
+    log_debug(event, "job=%s from=%s to=%s", job->id, job->payer, job->payer_alt);
+    snprintf(job->payer, sizeof(job->payer), "%s", job->payer_alt);
+    job->payer_alt[0] = '\0';
+    job__reserve(job, job->reserved);
+    job__unref(job);
+    return true;
+}
+
 static void job__reserved(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
     struct generate *g = job->g;
     (void)res;
-    if (job__quota_pool_refused(job, rc) && job->payer_alt[0] != '\0' && !g->closing) {
-        /* The pool spent its daily cap: the member's wallet may cover it
-         * (the store undid every count with the refusal). */
-        log_debug("generate.pool_capped", "job=%s pool=%s to=%s", job->id, job->payer,
-                  job->payer_alt);
-        snprintf(job->payer, sizeof(job->payer), "%s", job->payer_alt);
-        job->payer_alt[0] = '\0';
-        job__reserve(job, job->reserved);
-        job__unref(job);
+    /* The pool spent its daily cap: the member's wallet may cover it (the
+     * store undid every count with the refusal). */
+    if (job__quota_pool_refused(job, rc) && job__payer_switch(job, "generate.pool_capped"))
         return;
-    }
     /* A replay (HB_EEXISTS) took no counts: its first run did. */
     if (job__quota_reserved(job, rc == HB_EEXISTS ? 1 : rc)) {
         job__persist(job, false);
@@ -237,16 +244,9 @@ static void job__reserved(int rc, const struct ledger_result *res, void *data)
         job__unref(job);
         return;
     }
-    if ((rc == HB_EFUNDS || rc == HB_ENOTFOUND) && job->payer_alt[0] != '\0' && !g->closing) {
-        /* The first choice cannot cover it: the other account may. */
-        log_debug("generate.payer_switch", "job=%s from=%s to=%s", job->id, job->payer,
-                  job->payer_alt);
-        snprintf(job->payer, sizeof(job->payer), "%s", job->payer_alt);
-        job->payer_alt[0] = '\0';
-        job__reserve(job, job->reserved);
-        job__unref(job);
+    /* The first choice cannot cover it: the other account may. */
+    if ((rc == HB_EFUNDS || rc == HB_ENOTFOUND) && job__payer_switch(job, "generate.payer_switch"))
         return;
-    }
     job__persist(job, false);
     /* A fallback's reservation (a payer switch reserves again too, and is
      * not one). */

@@ -122,6 +122,8 @@ void gt_settle(struct gt *gt, int n);
 /** Run one held job for user in group scope and settle it. */
 void gt_run_in_group(struct gt *gt, const char *user, const char *scope, size_t call_index);
 int gt_group_setup(void **state);
+/** Open a pool account and grant it amount. */
+void gt_pool_fund(struct gt *gt, const char *pool, int64_t amount);
 /** Set a pool's policy and daily cap (0: none), and wait for it. */
 void gt_pool_set(struct gt *gt, const char *pool, enum pool_policy policy, int64_t cap);
 /** What a crash leaves of a job "gen:crashed:1" of console:u1 (a wallet of

@@ -631,3 +631,11 @@ void gt_pool_set(struct gt *gt, const char *pool, enum pool_policy policy, int64
     assert_int_equal(pool_settings_put(&gt->core, pool, &s, gt__pool_saved, &saved), 0);
     gt_wait(gt, &saved, 1);
 }
+
+void gt_pool_fund(struct gt *gt, const char *pool, int64_t amount)
+{
+    struct lt_res res;
+    assert_int_equal(lt_open(&gt->lt, pool, LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    assert_int_equal(
+        lt_plain(&gt->lt, "fund", LEDGER_SYSTEM_GRANTS, pool, amount, LEDGER_KIND_GRANT, &res), 0);
+}

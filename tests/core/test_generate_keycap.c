@@ -191,6 +191,16 @@ static void test_key_cap_fallback(void **state)
     gt_done(&gt);
 }
 
+/* A crash leaves a job with record, and the restart's recovery voids it. */
+static void crash_recover(struct gt *gt, const char *record)
+{
+    gt_crashed(gt, record);
+    struct gt_recovered rec = {0};
+    assert_int_equal(generate_recover(gt->g, gt_recovered_cb, &rec), 0);
+    gt_wait(gt, &rec.done, 1);
+    assert_int_equal(rec.voided, 1);
+}
+
 static int counters_take(struct store_txn *txn, void *data)
 {
     const int64_t *day = data;
@@ -214,11 +224,7 @@ static void test_key_cap_crash(void **state)
     char record[256];
     snprintf(record, sizeof(record), "console:u1 1 run-old 0 0 0 0 - k k1 12 %lld 50 50",
              (long long)day);
-    gt_crashed(&gt, record);
-    struct gt_recovered rec = {0};
-    assert_int_equal(generate_recover(gt.g, gt_recovered_cb, &rec), 0);
-    gt_wait(&gt, &rec.done, 1);
-    assert_int_equal(rec.voided, 1);
+    crash_recover(&gt, record);
     counter_wait(&gt, "gen.key:k1", 0, 0);
     counter_wait(&gt, "gen.key.day:k1", day, 0);
     assert_int_equal(gt_balance(&gt, "u1"), 100);
@@ -243,11 +249,7 @@ static void test_pool_cap_crash(void **state)
     char record[256];
     snprintf(record, sizeof(record), "console:u1 1 run-old 0 0 0 0 - p pool:console:g1 12 %lld",
              (long long)day);
-    gt_crashed(&gt, record);
-    struct gt_recovered rec = {0};
-    assert_int_equal(generate_recover(gt.g, gt_recovered_cb, &rec), 0);
-    gt_wait(&gt, &rec.done, 1);
-    assert_int_equal(rec.voided, 1);
+    crash_recover(&gt, record);
     counter_wait(&gt, "gen.pool.day:pool:console:g1", day, 0);
     gt_done(&gt);
 }
@@ -271,11 +273,7 @@ static void test_pool_cap_counts_reservations(void **state)
     (void)state;
     struct gt gt;
     gt_init(&gt, NULL, NULL, 0, 0);
-    struct lt_res res;
-    assert_int_equal(lt_open(&gt.lt, "pool:console:g1", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
-    assert_int_equal(lt_plain(&gt.lt, "fund", LEDGER_SYSTEM_GRANTS, "pool:console:g1", 1000,
-                              LEDGER_KIND_GRANT, &res),
-                     0);
+    gt_pool_fund(&gt, "pool:console:g1", 1000);
     gt_pool_set(&gt, "pool:console:g1", POOL_POLICY_POOL_FIRST, 30); /* two holds of 12 */
     struct reply_capture a, b, c;
     group_submit(&gt, &a, "m1");

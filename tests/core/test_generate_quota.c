@@ -151,11 +151,8 @@ static void test_pool_policy_chooses_payer(void **state)
     (void)state;
     struct gt gt;
     gt_init(&gt, NULL, NULL, 0, 0);
+    gt_pool_fund(&gt, "pool:console:g1", 1000);
     struct lt_res res;
-    assert_int_equal(lt_open(&gt.lt, "pool:console:g1", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
-    assert_int_equal(lt_plain(&gt.lt, "fund", LEDGER_SYSTEM_GRANTS, "pool:console:g1", 1000,
-                              LEDGER_KIND_GRANT, &res),
-                     0);
     /* The default policy: the pool pays. */
     gt_run_in_group(&gt, "m", "g1", 0);
     int64_t cost = 1000 - lt_balance(&gt.lt, "pool:console:g1").posted;
