@@ -450,8 +450,9 @@ void job__admit_counted(struct job *job)
 }
 
 /* The pool's spending today is known: choose who pays by the policy. A
- * pool that reached its daily cap is left out (the cap is checked before a
- * job, so one job may take the pool slightly past it). */
+ * pool that reached its daily cap is left out. This read covers what the
+ * pool spent before the day's first job under a cap; the reservations hold
+ * the cap exactly (core/generate_quota.c), with jobs in flight counted. */
 static void job__pool_usage(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
