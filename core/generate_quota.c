@@ -336,7 +336,7 @@ static int job__quota_credit_moves(struct job *job, int64_t amount)
             op->c[i].what != GEN_C_POOL)
             op->c[kept++] = op->c[i];
     op->n = kept;
-    if (strcmp(job->payer, job->pool_account) == 0 && job->pool_settings.daily_cap > 0) {
+    if (pool) {
         int64_t more = amount - job->pool_held;
         if (more > 0)
             gen_quota_add(op, GEN_C_POOL, GEN_COUNTER_POOL, job->pool_account,
@@ -471,40 +471,37 @@ void job__quota_tokens_more(struct job *job, int64_t tokens, void (*cb)(struct j
 
 /* ---- giving back ---------------------------------------------------------- */
 
-/* Give `back` credits of a hold back with op (the day's count only while
- * that day lasts). */
-void gen_quota_key_back(struct generate *g, struct gen_quota_op *op, const struct gen_key_hold *k,
-                        int64_t back)
+void gen_quota_key_back(struct generate *g, struct gen_quota_op *op, const char *id, int64_t day,
+                        int64_t cap_day, int64_t cap_total, int64_t back)
 {
-    if (back <= 0 || k->id[0] == '\0')
+    if (back <= 0 || id[0] == '\0')
         return;
-    if (k->cap_day > 0 && k->day == generate__now(g) / GEN_DAY_MS)
-        gen_quota_add(op, GEN_C_KEY_DAY, GEN_COUNTER_KEY_DAY, k->id, k->day, -back, 0);
-    if (k->cap_total > 0)
-        gen_quota_add(op, GEN_C_KEY, GEN_COUNTER_KEY, k->id, 0, -back, 0);
+    if (cap_day > 0 && day == generate__now(g) / GEN_DAY_MS)
+        gen_quota_add(op, GEN_C_KEY_DAY, GEN_COUNTER_KEY_DAY, id, day, -back, 0);
+    if (cap_total > 0)
+        gen_quota_add(op, GEN_C_KEY, GEN_COUNTER_KEY, id, 0, -back, 0);
+}
+
+void gen_quota_pool_back(struct generate *g, struct gen_quota_op *op, const char *pool, int64_t day,
+                         int64_t back)
+{
+    if (back > 0 && day == generate__now(g) / GEN_DAY_MS)
+        gen_quota_add(op, GEN_C_POOL, GEN_COUNTER_POOL, pool, day, -back, 0);
 }
 
 static void job__quota_key_back(struct job *job, struct gen_quota_op *op, int64_t back)
 {
-    struct gen_key_hold k = {.held = job->key_held,
-                             .day = job->key_day,
-                             .cap_day = job->key_cap_day,
-                             .cap_total = job->key_cap_total};
-    snprintf(k.id, sizeof(k.id), "%s", job->key_id);
-    gen_quota_key_back(job->g, op, &k, back);
+    gen_quota_key_back(job->g, op, job->key_id, job->key_day, job->key_cap_day, job->key_cap_total,
+                       back);
     if (back > 0 && job->key_id[0] != '\0')
         job->key_held -= back;
 }
 
-/* Give `back` credits of what the job holds against its pool's daily cap
- * back with op, while that day lasts. */
 static void job__quota_pool_back(struct job *job, struct gen_quota_op *op, int64_t back)
 {
-    if (back <= 0)
-        return;
-    if (job->pool_day == generate__now(job->g) / GEN_DAY_MS)
-        gen_quota_add(op, GEN_C_POOL, GEN_COUNTER_POOL, job->pool_account, job->pool_day, -back, 0);
-    job->pool_held -= back;
+    gen_quota_pool_back(job->g, op, job->pool_account, job->pool_day, back);
+    if (back > 0)
+        job->pool_held -= back;
 }
 
 void job__quota_credits_settle(struct job *job, int64_t charged)

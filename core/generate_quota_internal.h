@@ -41,9 +41,10 @@ struct gen_quota_op {
     void (*more_cb)(struct job *job, int rc); /* job__quota_tokens_more */
 };
 
-/* What a job holds against an API key's caps. */
-struct gen_key_hold {
-    char id[GEN_KEY_MAX];
+/* What a job's record says it holds against an API key's caps or a
+ * pool's daily cap (core/generate_quota_record.c). */
+struct gen_credit_hold {
+    char id[GEN_KEY_MAX]; /* the key's id, or the pool's account */
     int64_t held, day, cap_day, cap_total;
 };
 
@@ -61,9 +62,13 @@ void gen_quota_add(struct gen_quota_op *op, enum gen_counter what, const char *p
                    const char *key, int64_t win, int64_t delta, int64_t limit);
 /** "<platform>:<group>" of the job's scope. */
 void job__group_key(const struct job *job, char *buf, size_t cap);
-/** Give `back` credits of a hold on an API key's caps back with op (the
+/** Give `back` credits of a hold on API key id's caps back with op (the
  *  day's count only while that day lasts). */
-void gen_quota_key_back(struct generate *g, struct gen_quota_op *op, const struct gen_key_hold *k,
-                        int64_t back);
+void gen_quota_key_back(struct generate *g, struct gen_quota_op *op, const char *id, int64_t day,
+                        int64_t cap_day, int64_t cap_total, int64_t back);
+/** Give `back` credits of a hold on a pool's daily cap of `day` back with
+ *  op, while that day lasts. */
+void gen_quota_pool_back(struct generate *g, struct gen_quota_op *op, const char *pool, int64_t day,
+                         int64_t back);
 
 #endif

@@ -55,8 +55,8 @@ void job__quota_record(const struct job *job, char *buf, size_t cap)
 /* A record's parts after its five first fields: the API key's hold (" k
  * <id> <held> <day> <daily cap> <cap>") and the pool's (" p <account>
  * <held> <day>"), each left zero when the record has none. */
-static void gen_quota_holds_parse(const char *record, struct gen_key_hold *k,
-                                  struct gen_key_hold *pool)
+static void gen_quota_holds_parse(const char *record, struct gen_credit_hold *k,
+                                  struct gen_credit_hold *pool)
 {
     memset(k, 0, sizeof(*k));
     memset(pool, 0, sizeof(*pool));
@@ -64,17 +64,16 @@ static void gen_quota_holds_parse(const char *record, struct gen_key_hold *k,
     if (sscanf(record, "%*s %*s %*s %*s %*s%n", &at) != 0 || at == 0)
         return;
     for (const char *p = record + at;;) {
-        struct gen_key_hold h = {0};
+        struct gen_credit_hold h = {0};
         long long held = 0, day = 0, cap_day = 0, cap_total = 0;
         int used = 0;
-        struct gen_key_hold *into = NULL;
+        struct gen_credit_hold *into = NULL;
         if (sscanf(p, " k %399s %lld %lld %lld %lld%n", h.id, &held, &day, &cap_day, &cap_total,
                    &used) == 5 &&
             used > 0) {
             into = k;
         } else if (sscanf(p, " p %399s %lld %lld%n", h.id, &held, &day, &used) == 3 && used > 0) {
             into = pool;
-            cap_day = 1; /* counted against its daily cap */
         } else {
             return;
         }
@@ -110,11 +109,10 @@ void generate__quota_release_record(struct generate *g, const char *wallet, cons
         gen_quota_add(op, GEN_C_GROUP, GEN_COUNTER_GROUP, gkey, day, -1, 0);
     if (tokens > 0 && day == now / GEN_DAY_MS)
         gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", day, -tokens, 0);
-    struct gen_key_hold key, pool;
+    struct gen_credit_hold key, pool;
     gen_quota_holds_parse(record, &key, &pool);
-    gen_quota_key_back(g, op, &key, key.held);
-    if (pool.held > 0 && pool.day == now / GEN_DAY_MS)
-        gen_quota_add(op, GEN_C_POOL, GEN_COUNTER_POOL, pool.id, pool.day, -pool.held, 0);
+    gen_quota_key_back(g, op, key.id, key.day, key.cap_day, key.cap_total, key.held);
+    gen_quota_pool_back(g, op, pool.id, pool.day, pool.held);
     if (op->n == 0) {
         free(op);
         return;
@@ -155,7 +153,7 @@ void job__quota_restore(struct job *job, const char *record)
     job->tokens_held = tokens;
     job->count_user = user == 1;
     job->count_group = strcmp(gkey, "-") != 0;
-    struct gen_key_hold key, pool;
+    struct gen_credit_hold key, pool;
     gen_quota_holds_parse(record, &key, &pool);
     if (key.id[0] != '\0') {
         snprintf(job->key_id, sizeof(job->key_id), "%s", key.id);

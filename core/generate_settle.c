@@ -266,7 +266,8 @@ void job__settle(struct job *job)
         job__balance_then_end(job);
         return;
     }
-    /* The key's caps count the charge, no longer the reservation. */
+    /* The key's and the pool's caps count the charge, no longer the
+     * reservation. */
     job__quota_credits_settle(job, cost);
     char post_id[LEDGER_ID_LEN_MAX + 8];
     snprintf(post_id, sizeof(post_id), "%s:post", job->id);
