@@ -22,7 +22,7 @@ struct stream_decoder {
     char error[256];       /* description of the last failure */
     unsigned char held[3]; /* a high surrogate that ended a text delta, in WTF-8 */
     bool holding;          /* held is set: the next delta may start with its low half */
-    bool tree_only;        /* every OpenAI chunk through cJSON (stream_decoder_tree_only) */
+    bool tree_only;        /* every event through cJSON (stream_decoder_tree_only) */
     size_t trees;          /* events parsed as a cJSON tree */
 };
 

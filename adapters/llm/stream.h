@@ -69,7 +69,7 @@ struct stream_decoder *stream_decoder_new(enum stream_protocol proto, size_t max
 /** Free the decoder (NULL is allowed). */
 void stream_decoder_free(struct stream_decoder *d);
 
-/** On: every OpenAI chunk is parsed as a cJSON tree, as chunks the decoder
+/** On: every event is parsed as a cJSON tree, as the events the decoder
  *  cannot read in place are (tests compare the two ways). */
 void stream_decoder_tree_only(struct stream_decoder *d, bool on);
 
