@@ -6,7 +6,9 @@
  * As shipped for a community: the bot's default persona (a system prompt
  * with template variables, a forbidden word in the filter) and stored
  * conversation memory (each member goes on with their conversation in
- * their channel, so every job reads and writes its turns).
+ * their channel, so every job reads and writes its turns), and durable
+ * limits (a member's hourly count and the day's token cap, counted in the
+ * store with every reservation and settled with every charge).
  *
  * Figures: jobs per second with many members in flight, the same with a
  * four-way [revenue] split posted with every charge (settlement of the
@@ -288,7 +290,14 @@ int bench_generate(void)
                                 .personas = &persona,
                                 .npersonas = 1,
                                 .default_persona = "helper",
-                                .limits = {.queue_max = 100000, .user_queue = 1000}};
+                                /* Durable limits in the path, set high enough
+                                 * never to refuse: each member's hourly
+                                 * count and the day's tokens move with every
+                                 * reservation and settlement. */
+                                .limits = {.queue_max = 100000,
+                                           .user_queue = 1000,
+                                           .user_per_hour = 1000000,
+                                           .tokens_per_day = INT64_C(1) << 50}};
     char err[256];
     struct catalog *cat = catalog_new(&spec, err, sizeof(err));
     b.core.ledger = ledger;

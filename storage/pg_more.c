@@ -69,6 +69,32 @@ int pg_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int
                        "counter_get");
 }
 
+/* The bounded add itself: 1 when it applied (*after the value now), 0 when
+ * no row of name/win let it (none, or the bound refused), or an error. One
+ * statement decides and adds: the bound is checked against the stored
+ * value, never against a copy read earlier. */
+static int pg__counter_step(struct store_txn *txn, const struct pg_params *p, int64_t *after)
+{
+    int rc = 0;
+    PGresult *r = pg__query(txn,
+                            "UPDATE counters SET used = GREATEST(used + $3, 0)"
+                            " WHERE name = $1 AND win = $2"
+                            " AND ($3 <= 0 OR $4 <= 0 OR used + $3 <= $4) RETURNING used",
+                            p, "counter_add", &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) == 1) {
+        *after = pg__int_at(r, 0, 0);
+        rc = 1;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* As SQLite's: one statement when the window's row is there. A window's
+ * first add makes the row (a second daemon making it at once waits on the
+ * key, then finds it), deletes the name's rows of earlier windows, and adds
+ * again. */
 int pg_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
                        int64_t limit, int64_t *used)
 {
@@ -77,34 +103,30 @@ int pg_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int
     pg__params_init(&p);
     pg__text(&p, name);
     pg__int(&p, win);
-    int rc =
-        pg__do(s, "DELETE FROM counters WHERE name = $1 AND win < $2", &p, "counter_prune", NULL);
-    if (rc == 0)
+    pg__int(&p, delta);
+    pg__int(&p, limit);
+    int64_t after = 0;
+    int rc = pg__counter_step(txn, &p, &after);
+    if (rc == 0) {
+        struct pg_params k;
+        pg__params_init(&k);
+        pg__text(&k, name);
+        pg__int(&k, win);
+        int64_t made = 0;
         rc = pg__do(s,
                     "INSERT INTO counters (name, win, used) VALUES ($1, $2, 0)"
                     " ON CONFLICT (name, win) DO NOTHING",
-                    &p, "counter_ensure", NULL);
-    if (rc < 0)
-        return rc;
-    pg__int(&p, delta);
-    pg__int(&p, limit);
-    /* One statement decides and adds: the bound is checked against the
-     * stored value, never against a copy read earlier. */
-    PGresult *r = pg__query(txn,
-                            "UPDATE counters SET used = GREATEST(used + $3, 0)"
-                            " WHERE name = $1 AND win = $2"
-                            " AND ($3 <= 0 OR $4 <= 0 OR used + $3 <= $4) RETURNING used",
-                            &p, "counter_add", &rc);
-    if (r == NULL)
-        return rc;
-    int64_t after = 0;
-    if (PQntuples(r) == 1)
-        after = pg__int_at(r, 0, 0);
-    else
-        rc = HB_ELIMIT;
-    PQclear(r);
-    if (rc == HB_ELIMIT)
+                    &k, "counter_ensure", &made);
+        if (rc == 0 && made > 0)
+            rc = pg__do(s, "DELETE FROM counters WHERE name = $1 AND win < $2", &k, "counter_prune",
+                        NULL);
+        if (rc == 0)
+            rc = pg__counter_step(txn, &p, &after);
+    }
+    if (rc == 0) /* the row is there, and the bound refused */
         rc = pg_txn_counter_get(txn, name, win, &after) < 0 ? HB_ESTORAGE : HB_ELIMIT;
+    if (rc > 0)
+        rc = 0;
     if (used != NULL)
         *used = after;
     return rc;

@@ -378,8 +378,9 @@ int store_txn_vote_top(struct store_txn *txn, const char *scope, const char *per
 
 /** Add delta to the counter name/win when the result stays within limit
  *  (limit <= 0: no bound); a delta <= 0 always applies and the value never
- *  goes below 0. Rows of name in windows before win are deleted (they can
- *  no longer matter). *used (may be NULL) receives the value after, or the
+ *  goes below 0. The add that makes a window's row deletes the rows of
+ *  name in earlier windows (they can no longer matter); once the row is
+ *  there, an add is one statement. *used (may be NULL) receives the value after, or the
  *  current value when refused. Returns 0, HB_ELIMIT when limit would be
  *  passed (nothing changed), HB_ESCHEMA on a database older than the
  *  counters table, or HB_ESTORAGE. */

@@ -1,9 +1,10 @@
-/* Limit counters on PostgreSQL, written by several daemons at once (the
- * group `store_counters_pg`): each a store of its own on one database, on
- * its own thread, adding to one counter under a bound as an API key's cap
- * or a member's limit does. The bound holds exactly: no two daemons both
- * take the last room, and every add that fits is taken. (SQLite has one
- * writer per database by design: nothing to race there.) */
+/* Limit counters: their rules on each backend (the groups `store_counters`
+ * on SQLite and `store_counters_pg`), and on PostgreSQL written by several
+ * daemons at once: each a store of its own on one database, on its own
+ * thread, adding to one counter under a bound as an API key's cap or a
+ * member's limit does. The bound holds exactly: no two daemons both take
+ * the last room, and every add that fits is taken. (SQLite has one writer
+ * per database by design: nothing to race there.) */
 #include "tests/test.h"
 
 #include "base/error.h"
@@ -83,8 +84,87 @@ static void test_counter_bound_across_daemons(void **state)
     store_db_done(&d);
 }
 
+/* One add in a transaction of its own; *used as the store said. */
+static int counter_add(struct store *s, const char *name, int64_t win, int64_t delta, int64_t limit,
+                       int64_t *used)
+{
+    struct store_txn *txn = NULL;
+    assert_int_equal(store_txn_begin(s, true, &txn), 0);
+    int rc = store_txn_counter_add(txn, name, win, delta, limit, used);
+    assert_int_equal(store_txn_end(txn, rc == 0), 0);
+    return rc;
+}
+
+static int counter_rows(const struct store_db *d, const char *name)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM counters WHERE name = '%s'", name);
+    return db_int(d, sql);
+}
+
+/* A window's first add makes its row and drops the name's earlier
+ * windows; an add within the bound applies, one past it changes nothing
+ * and says the value; a give-back always applies and stops at 0. */
+static void test_counter_rules(void **state)
+{
+    struct store_db d;
+    store_db_init(&d, *(enum store_backend_kind *)*state);
+    int rc = 0;
+    struct store *s = store_new(&d.opts, &rc);
+    assert_non_null(s);
+    int64_t used = -1;
+    assert_int_equal(counter_add(s, "gen.user:a", 7, 2, 5, &used), 0);
+    assert_int_equal(used, 2);
+    assert_int_equal(counter_add(s, "gen.user:b", 7, 1, 5, &used), 0);
+    assert_int_equal(counter_add(s, "gen.user:a", 7, 3, 5, &used), 0);
+    assert_int_equal(used, 5);
+    assert_int_equal(counter_add(s, "gen.user:a", 7, 1, 5, &used), HB_ELIMIT);
+    assert_int_equal(used, 5);
+    /* More than the bound at once, in a window without a row yet: refused,
+     * and no row is left behind. */
+    assert_int_equal(counter_add(s, "gen.user:a", 6, 9, 5, &used), HB_ELIMIT);
+    assert_int_equal(used, 0);
+    assert_int_equal(counter_rows(&d, "gen.user:a"), 1);
+    assert_int_equal(counter_add(s, "gen.user:a", 7, -4, 0, &used), 0);
+    assert_int_equal(used, 1);
+    assert_int_equal(counter_add(s, "gen.user:a", 7, -4, 0, &used), 0);
+    assert_int_equal(used, 0);
+    assert_int_equal(counter_add(s, "gen.user:a", 7, 4, 0, &used), 0); /* no bound */
+    assert_int_equal(used, 4);
+    /* The next window starts at 0 and drops window 7 of this name only. */
+    assert_int_equal(counter_add(s, "gen.user:a", 8, 5, 5, &used), 0);
+    assert_int_equal(used, 5);
+    assert_int_equal(counter_rows(&d, "gen.user:a"), 1);
+    assert_int_equal(counter_rows(&d, "gen.user:b"), 1);
+    assert_int_equal(db_int(&d, "SELECT used FROM counters WHERE name = 'gen.user:a' AND win = 8"),
+                     5);
+    store_free(s);
+    store_db_done(&d);
+}
+
+static enum store_backend_kind counters_sqlite = STORE_BACKEND_SQLITE;
+static enum store_backend_kind counters_pg = STORE_BACKEND_POSTGRES;
+
+static int counters_setup(void **state)
+{
+    *state = &counters_sqlite;
+    return 0;
+}
+
+static int counters_setup_pg(void **state)
+{
+    *state = &counters_pg;
+    return 0;
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_counter_rules),
+};
+
+static const struct CMUnitTest tests_pg[] = {
+    cmocka_unit_test(test_counter_rules),
     cmocka_unit_test(test_counter_bound_across_daemons),
 };
 
-TEST_GROUP_DEFINE(store_counters_pg, tests, NULL, NULL)
+TEST_GROUP_DEFINE(store_counters, tests, counters_setup, NULL)
+TEST_GROUP_DEFINE(store_counters_pg, tests_pg, counters_setup_pg, NULL)
