@@ -146,6 +146,13 @@ struct gen_decided {
 
 struct job;
 struct gen_quota_op;
+
+/* What a job's give-back (job->back) was prepared for. */
+enum job_back {
+    JOB_BACK_NONE,    /* nothing prepared */
+    JOB_BACK_SETTLE,  /* a charge: job__quota_settle */
+    JOB_BACK_RELEASE, /* a failure's void: job__quota_void_prepare */
+};
 struct store;
 
 struct generate {
@@ -237,6 +244,9 @@ struct job {
     int64_t pool_held; /* credits counted against the pool's daily cap (day pool_day) */
     int64_t pool_day;
     struct gen_quota_op *quota; /* counts to take with the first reservation, or NULL */
+    struct gen_quota_op *back;  /* what goes back with the charge or void (job__quota_settle) */
+    enum job_back back_kind;    /* ... prepared by which */
+    int64_t settle_tokens;      /* the tokens it used (job__quota_settle) */
     bool queued_once;
     enum provider_modality modality;
     char *prompt;
@@ -268,6 +278,7 @@ struct job {
     char mime[32];
     char gid[16];                /* image: the id its buttons carry */
     struct standing_tally tally; /* what its charge adds to the group's boards (settlement) */
+    bool tally_on;               /* ... when in a group */
     char error[256];
     uint64_t last_progress;
     uint64_t t_submit_ns;
@@ -392,12 +403,22 @@ void job__quota_take_alone(struct job *job);
 void job__quota_tokens_more(struct job *job, int64_t tokens, void (*cb)(struct job *job, int rc));
 /** Nothing was delivered: give the job's counts and tokens back. */
 void job__quota_release(struct job *job);
-/** The job used `tokens`: settle its token reservation to that (never
- *  more than it reserved). */
-void job__quota_tokens_settle(struct job *job, int64_t tokens);
-/** The job is charged `charged` credits: what it held beyond that against
- *  its API key's caps and its pool's daily cap goes back. */
-void job__quota_credits_settle(struct job *job, int64_t charged);
+/** The job used `tokens` and is charged `charged` credits: prepare in
+ *  job->back what goes back (the tokens held beyond those used, the credits
+ *  held against its API key's caps and its pool's daily cap beyond the
+ *  charge), to move in the charge's own transaction (job__quota_back_run in
+ *  its guard); then job__quota_settled. */
+void job__quota_settle(struct job *job, int64_t tokens, int64_t charged);
+/** The job failed: prepare in job->back the give-back of everything it
+ *  counted (job__quota_release's), to move in its void's transaction;
+ *  then job__quota_settled. */
+void job__quota_void_prepare(struct job *job);
+/** Run job->back's moves (on the store's thread, in a ledger guard). */
+int job__quota_back_run(struct store_txn *txn, struct job *job);
+/** The charge or void that carried job->back completed with rc: given back
+ *  with it (0, or a replay), or else given back on their own (nothing was
+ *  charged: every credit held). The job's holds are settled. */
+void job__quota_settled(struct job *job, int rc);
 /** Whether the reservation's rc is the pool's daily cap refusing it (the
  *  payer may switch to the member's wallet). */
 bool job__quota_pool_refused(const struct job *job, int rc);

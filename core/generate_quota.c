@@ -9,9 +9,11 @@
  * moves by one conditional update that refuses to pass its bound: all or
  * none with the reservation, in the same commit (no fsync of its own),
  * exact across restarts, and across several daemons sharing the ledger.
- * Giving back (a failure, the unused tokens) is a store job queued beside
- * the void or post. What is in flight (queued and running jobs) stays in
- * this daemon's memory.
+ * Giving back moves in the same way with the job's last ledger transfer:
+ * a failure's counts with its void, the unused tokens and the credits held
+ * beyond the charge with its post (the guards of those transfers), so a
+ * crash never splits them. What is in flight (queued and running jobs)
+ * stays in this daemon's memory.
  *
  * An API key's caps are counters of credits, per key and UTC day and per
  * key in total: each reservation counts what it holds (a fallback's dearer
@@ -504,41 +506,49 @@ static void job__quota_pool_back(struct job *job, struct gen_quota_op *op, int64
         job->pool_held -= back;
 }
 
-void job__quota_credits_settle(struct job *job, int64_t charged)
+/* What a job gives back once it used `tokens` and is charged `charged`:
+ * the tokens it held beyond what it used, and the credits it held against
+ * its API key's caps and its pool's daily cap beyond the charge. NULL when
+ * nothing goes back, or out of memory (the holds then stay counted: a cap
+ * ends tighter, never looser). The job's holds are left as they are. */
+static struct gen_quota_op *job__quota_back_op(struct job *job, int64_t tokens, int64_t charged)
 {
+    int64_t tokens_back =
+        job->tokens_held - (tokens < job->tokens_held ? tokens : job->tokens_held);
     int64_t key_back = job->key_held - (charged < job->key_held ? charged : job->key_held);
     int64_t pool_back = job->pool_held - (charged < job->pool_held ? charged : job->pool_held);
-    if (key_back <= 0 && pool_back <= 0) {
-        job->key_held = job->pool_held = 0; /* settled: the charge counts now */
-        return;
-    }
+    if (tokens_back <= 0 && key_back <= 0 && pool_back <= 0)
+        return NULL;
     struct gen_quota_op *op = gen_quota_op_new(job);
     if (op == NULL)
-        return;
-    job__quota_key_back(job, op, key_back);
-    job__quota_pool_back(job, op, pool_back);
-    job->key_held = job->pool_held = 0;
+        return NULL;
+    if (tokens_back > 0)
+        gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", job->q_day, -tokens_back, 0);
+    gen_quota_key_back(job->g, op, job->key_id, job->key_day, job->key_cap_day, job->key_cap_total,
+                       key_back);
+    gen_quota_pool_back(job->g, op, job->pool_account, job->pool_day, pool_back);
     if (op->n == 0) {
         free(op);
-        return;
+        return NULL;
     }
-    int rc = gen_quota_submit(op);
-    if (rc < 0)
-        log_warn("generate.quota_settle_failed", "job=%s error=%s", job->id, hb_strerror(rc));
+    return op;
 }
 
-void job__quota_release(struct job *job)
+/* Nothing was delivered: the moves that give back the job's counts, its
+ * tokens and its credits held, which the job forgets. NULL when none (or
+ * out of memory, logged). */
+static struct gen_quota_op *job__quota_release_op(struct job *job)
 {
     if (!job->counted)
-        return;
+        return NULL;
     job->counted = false;
-    /* Nothing was delivered: the attempt does not count against the
-     * member's or the scope's allowance, and its tokens go back. */
+    /* The attempt does not count against the member's or the scope's
+     * allowance, and its tokens go back. */
     struct gen_quota_op *op = gen_quota_op_new(job);
     if (op == NULL) {
         log_warn("generate.quota_release_failed", "job=%s error=%s", job->id,
                  hb_strerror(HB_ENOMEM));
-        return;
+        return NULL;
     }
     if (job->count_user)
         gen_quota_add(op, GEN_C_USER, GEN_COUNTER_USER, job->wallet, job->q_hour, -1, 0);
@@ -555,14 +565,24 @@ void job__quota_release(struct job *job)
     job->tokens_held = 0;
     if (op->n == 0) {
         free(op);
-        return;
+        return NULL;
     }
-    int rc = gen_quota_submit(op);
-    if (rc < 0)
-        log_warn("generate.quota_release_failed", "job=%s error=%s", job->id, hb_strerror(rc));
+    return op;
 }
 
-void job__quota_tokens_settle(struct job *job, int64_t tokens)
+static void job__quota_back_submit(struct job *job, struct gen_quota_op *op)
+{
+    int rc = op != NULL ? gen_quota_submit(op) : 0;
+    if (rc < 0)
+        log_warn("generate.quota_back_failed", "job=%s error=%s", job->id, hb_strerror(rc));
+}
+
+void job__quota_release(struct job *job)
+{
+    job__quota_back_submit(job, job__quota_release_op(job));
+}
+
+void job__quota_settle(struct job *job, int64_t tokens, int64_t charged)
 {
     struct generate *g = job->g;
     if (tokens < 0)
@@ -575,21 +595,49 @@ void job__quota_tokens_settle(struct job *job, int64_t tokens)
             g->tokens_today = 0;
         }
         g->tokens_today += tokens;
-        return;
     }
-    /* The cap's counter keeps what was used, never more than was reserved:
-     * the reservation is the bound every other job relied on. */
-    int64_t back = job->tokens_held - (tokens < job->tokens_held ? tokens : job->tokens_held);
-    job->tokens_held = 0;
-    if (back == 0)
+    job->settle_tokens = tokens;
+    free(job->back);
+    job->back = job__quota_back_op(job, tokens, charged);
+    job->back_kind = JOB_BACK_SETTLE;
+}
+
+void job__quota_void_prepare(struct job *job)
+{
+    free(job->back);
+    job->back = job__quota_release_op(job);
+    job->back_kind = JOB_BACK_RELEASE;
+}
+
+int job__quota_back_run(struct store_txn *txn, struct job *job)
+{
+    return job->back != NULL ? gen_quota_run(txn, &job->back->sj) : 0;
+}
+
+void job__quota_settled(struct job *job, int rc)
+{
+    struct gen_quota_op *op = job->back;
+    enum job_back kind = job->back_kind;
+    job->back = NULL;
+    job->back_kind = JOB_BACK_NONE;
+    if (kind == JOB_BACK_NONE)
         return;
-    struct gen_quota_op *op = gen_quota_op_new(job);
-    if (op == NULL)
-        return;
-    gen_quota_add(op, GEN_C_TOKENS, GEN_COUNTER_TOKENS, "", job->q_day, -back, 0);
-    int rc = gen_quota_submit(op);
-    if (rc < 0)
-        log_warn("generate.quota_settle_failed", "job=%s error=%s", job->id, hb_strerror(rc));
+    if (rc == 0 || rc == HB_EEXISTS) {
+        /* Given back in the charge's or the void's own commit (a replay:
+         * in the first one's). */
+        if (op != NULL && rc == 0)
+            gen_quota_seen(op, 0);
+        free(op);
+    } else if (kind == JOB_BACK_RELEASE) {
+        job__quota_back_submit(job, op); /* the void failed: on their own */
+    } else {
+        /* Nothing was charged: every credit held goes back, with the
+         * unused tokens, on their own. */
+        free(op);
+        job__quota_back_submit(job, job__quota_back_op(job, job->settle_tokens, 0));
+    }
+    if (kind == JOB_BACK_SETTLE)
+        job->tokens_held = job->key_held = job->pool_held = 0;
 }
 
 void job__quota_detach(struct job *job)
@@ -597,6 +645,8 @@ void job__quota_detach(struct job *job)
     int64_t now = generate__now(job->g);
     free(job->quota); /* prepared, never taken */
     job->quota = NULL;
+    free(job->back);
+    job->back = NULL;
     if (job->user != NULL) {
         job->user->jobs--;
         job->user->last_used = now;

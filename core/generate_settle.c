@@ -152,10 +152,26 @@ static void job__balance_then_end(struct job *job)
     }
 }
 
+/* What moves with a charge, in its transaction: the group's standing
+ * boards, and what the job gives back of its limits' holds. */
+static int job__post_guard(struct store_txn *txn, void *data)
+{
+    struct job *job = data;
+    int rc = job->tally_on ? standing_tally_guard(txn, &job->tally) : 0;
+    return rc < 0 ? rc : job__quota_back_run(txn, job);
+}
+
+/* What moves with a void, in its transaction. */
+static int job__back_guard(struct store_txn *txn, void *data)
+{
+    return job__quota_back_run(txn, data);
+}
+
 static void job__posted(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
     job->res_open = false;
+    job__quota_settled(job, rc);
     if (rc == HB_EEXISTS)
         job->replayed = true; /* the same job id was charged before: not again */
     if (rc < 0 && rc != HB_EEXISTS) {
@@ -235,7 +251,6 @@ void job__settle(struct job *job)
             in = (long)(job->input_bytes / 4 + 1);
         if (out < 0)
             out = (long)(job->text_len / 4 + 1);
-        job__quota_tokens_settle(job, (int64_t)in + out);
         job->in_tokens = in;
         job->out_tokens = out;
     } else {
@@ -258,17 +273,19 @@ void job__settle(struct job *job)
         generate__conv_flush(g);
     }
     struct ledger *ledger = g->core->ledger;
+    int64_t tokens = job->modality == PROVIDER_TEXT ? (int64_t)in + out : 0;
     if (!job->res_open) {
         job->charged = 0;
-        job__quota_credits_settle(job, 0);
+        job__quota_settle(job, tokens, 0);
+        job__quota_settled(job, HB_ECANCELED); /* no charge to carry them */
         g->stats.completed++;
         job__persist(job, false);
         job__balance_then_end(job);
         return;
     }
-    /* The key's and the pool's caps count the charge, no longer the
-     * reservation. */
-    job__quota_credits_settle(job, cost);
+    /* The unused tokens go back, and the key's and the pool's caps count
+     * the charge, no longer the reservation: in the charge's transaction. */
+    job__quota_settle(job, tokens, cost);
     char post_id[LEDGER_ID_LEN_MAX + 8];
     snprintf(post_id, sizeof(post_id), "%s:post", job->id);
     job->refs++;
@@ -288,19 +305,25 @@ void job__settle(struct job *job)
                 (struct ledger_share){.account = parts[i].account, .amount = parts[i].amount};
         /* In a group the charge also counts on its standing boards
          * (core/standing.h), in the same transaction. */
-        struct ledger_transfer post = {.id = post_id, .pending_id = job->res_id, .amount = cost};
-        if (standing_tally_init(&job->tally, job->who.platform, scope, job->who.user_id, m->name,
-                                generate__now(g)) == 0) {
-            post.guard = standing_tally_guard;
-            post.guard_data = &job->tally;
-        }
+        struct ledger_transfer post = {.id = post_id,
+                                       .pending_id = job->res_id,
+                                       .amount = cost,
+                                       .guard = job__post_guard,
+                                       .guard_data = job};
+        job->tally_on = standing_tally_init(&job->tally, job->who.platform, scope, job->who.user_id,
+                                            m->name, generate__now(g)) == 0;
         rc = ledger != NULL
                  ? ledger_transfer_post_split(ledger, &post, shares, n, &forget, job__posted, job)
                  : HB_ECANCELED;
     } else {
-        rc = ledger != NULL ? ledger_transfer_void_noted(ledger, post_id, job->res_id, &forget,
-                                                         job__posted, job)
-                            : HB_ECANCELED;
+        struct ledger_transfer nothing = {.id = post_id,
+                                          .pending_id = job->res_id,
+                                          .flags = LEDGER_TRANSFER_VOID,
+                                          .guard = job__back_guard,
+                                          .guard_data = job};
+        rc = ledger != NULL
+                 ? ledger_transfer_create_noted(ledger, &nothing, &forget, job__posted, job)
+                 : HB_ECANCELED;
     }
     if (rc < 0) {
         struct ledger_result none;
@@ -313,6 +336,7 @@ static void job__voided_final(int rc, const struct ledger_result *res, void *dat
 {
     struct job *job = data;
     (void)res;
+    job__quota_settled(job, rc);
     if (rc < 0 && rc != HB_EEXISTS)
         log_error("generate.void_failed", "job=%s error=%s", job->id, hb_strerror(rc));
     job->res_open = false;
@@ -348,8 +372,14 @@ void job__fail(struct job *job)
     char void_id[LEDGER_ID_LEN_MAX + 16];
     snprintf(void_id, sizeof(void_id), "%s:void%u", job->id, job->nres);
     struct ledger_note forget = {.ns = GEN_NS_JOB, .key = job->id, .value = NULL};
-    if (ledger_transfer_void_noted(ledger, void_id, job->res_id, &forget, job__voided_final, job) <
-        0) {
+    /* Nothing was delivered: its counts go back with the void. */
+    job__quota_void_prepare(job);
+    struct ledger_transfer v = {.id = void_id,
+                                .pending_id = job->res_id,
+                                .flags = LEDGER_TRANSFER_VOID,
+                                .guard = job__back_guard,
+                                .guard_data = job};
+    if (ledger_transfer_create_noted(ledger, &v, &forget, job__voided_final, job) < 0) {
         struct ledger_result none;
         memset(&none, 0, sizeof(none));
         job__voided_final(HB_ECANCELED, &none, job);

@@ -294,7 +294,7 @@ static int ledger__req_init(struct ledger_req *r, const struct ledger_transfer *
     r->guard = t->guard;
     r->guard_data = t->guard_data;
     if (r->kind > LEDGER_KIND_MAX || r->timeout_ms < 0 ||
-        (r->guard != NULL && (r->flags & ~LEDGER_TRANSFER_PENDING) != 0))
+        (r->guard != NULL && (r->flags & ~(LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_VOID)) != 0))
         goto out;
     switch (r->flags) {
     case 0:

@@ -89,13 +89,14 @@ struct ledger_transfer {
     int64_t timeout_ms;     /* PENDING: ms until it expires; 0 = never */
     const char *ref;        /* what caused it (free text, no prompt text) */
     const char *tag;        /* generation: the model name */
-    /* Optional, new plain or pending transfers only (and the post of
-     * ledger_transfer_post_split): runs on the store's thread inside the
-     * transfer's own transaction, after every ledger check passed and
-     * before anything is written, and never for a replay. A negative return fails the transfer with
-     * that code, and what guard wrote is undone with it. Lets other durable counts (the generation
-     * limits) move all-or-none with a reservation, in the same commit. guard_data is the caller's
-     * and must live until the callback. */
+    /* Optional, new plain or pending transfers and voids only (and the post
+     * of ledger_transfer_post_split): runs on the store's thread inside the
+     * transfer's own transaction, after every ledger check passed and before
+     * anything is written, and never for a replay. A negative return fails
+     * the transfer with that code, and what guard wrote is undone with it.
+     * Lets other durable counts (the generation limits) move all-or-none
+     * with a reservation, its charge or its void, in the same commit.
+     * guard_data is the caller's and must live until the callback. */
     int (*guard)(struct store_txn *txn, void *guard_data);
     void *guard_data;
 };

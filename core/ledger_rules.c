@@ -195,8 +195,8 @@ static int ledger__resolve(struct store_txn *txn, struct ledger_op *op, const st
         rc = HB_ETAMPER;
         goto out;
     }
-    if (post && r->guard != NULL) {
-        /* The caller's own counts, in this post's savepoint. */
+    if (r->guard != NULL) {
+        /* The caller's own counts, in this post's or void's savepoint. */
         rc = r->guard(txn, r->guard_data);
         if (rc < 0)
             goto out;

@@ -151,6 +151,34 @@ static void test_key_day_cap(void **state)
     gt_done(&gt);
 }
 
+/* The charge is refused (its reservation ran out while the answer was
+ * being made): nothing is charged, so nothing counts against the key's
+ * caps, and the day's count gives its hold back too. The give-back of a
+ * settled job moves in its charge's transaction, so it cannot keep a
+ * charge that never happened. */
+static void test_key_cap_charge_refused(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct reply_capture a;
+    key_submit(&gt, &a, "u1", 25, 30);
+    struct provider_call *ca = held_wait_call(&gt, 0);
+    int64_t est = counter(&gt, "gen.key:k1", 0);
+    assert_true(est > 0);
+    assert_int_equal(counter(&gt, "gen.key.day:k1", today(&gt)), est);
+    gt.lt.now += 3600000; /* the ledger's clock: past the reservation's 10 minutes */
+    held_finish(ca, 0, "late", 20, 29);
+    gt_wait(&gt, &a.finished, 1);
+    reply_capture_close(&a);
+    struct lt_res ex;
+    assert_int_equal(lt_expire(&gt.lt, &ex), 0); /* what the ledger's timer does */
+    assert_int_equal(gt_balance(&gt, "u1"), 100);
+    counter_wait(&gt, "gen.key:k1", 0, 0);
+    counter_wait(&gt, "gen.key.day:k1", today(&gt), 0);
+    gt_done(&gt);
+}
+
 /* A fallback dearer than the first model holds the difference against
  * the cap; when that does not fit, the request ends refused, nothing
  * charged and its hold given back. */
@@ -320,6 +348,7 @@ static void test_pool_cap_counts_reservations(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_key_cap_counts_reservations),
     cmocka_unit_test(test_key_day_cap),
+    cmocka_unit_test(test_key_cap_charge_refused),
     cmocka_unit_test(test_key_cap_fallback),
     cmocka_unit_test(test_key_cap_crash),
     cmocka_unit_test(test_pool_cap_counts_reservations),

@@ -356,6 +356,59 @@ static void test_two_phase(void **state)
     lt_done(&t);
 }
 
+/* A void's guard: count one on "void.count", or fail when told to. */
+static int void_guard(struct store_txn *txn, void *data)
+{
+    const bool *fail = data;
+    if (*fail)
+        return HB_ELIMIT;
+    return store_txn_counter_add(txn, "void.count", 0, 1, 0, NULL);
+}
+
+static int void_count_read(struct store_txn *txn, void *data)
+{
+    return store_txn_counter_get(txn, "void.count", 0, data);
+}
+
+/* A void carries a guard (a failed job's counts go back with it): its
+ * writes commit with the void, and a guard that fails fails the void,
+ * which leaves the reservation as it was. A replay runs no guard. A post
+ * still takes one only through ledger_transfer_post_split. */
+static void test_void_guard(void **state)
+{
+    (void)state;
+    struct lt t;
+    struct lt_res res;
+    lt_init(&t, true, false);
+    funded(&t, W1, 100);
+    assert_int_equal(lt_reserve(&t, "g1", W1, REV, 30, 60000, &res), 0);
+    bool fail = true;
+    struct ledger_transfer v = {.id = "g1:void",
+                                .pending_id = "g1",
+                                .flags = LEDGER_TRANSFER_VOID,
+                                .guard = void_guard,
+                                .guard_data = &fail};
+    assert_int_equal(lt_transfer(&t, &v, &res), HB_ELIMIT);
+    assert_int_equal(lt_balance(&t, W1).pending_debits, 30);
+    fail = false;
+    assert_int_equal(lt_transfer(&t, &v, &res), 0);
+    assert_int_equal(lt_balance(&t, W1).available, 100);
+    assert_int_equal(lt_transfer(&t, &v, &res), HB_EEXISTS);
+    int64_t n = -1;
+    assert_int_equal(lt_store_run(&t, void_count_read, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(lt_reserve(&t, "g2", W1, REV, 30, 60000, &res), 0);
+    struct ledger_transfer p = {.id = "g2:post",
+                                .pending_id = "g2",
+                                .amount = 30,
+                                .flags = LEDGER_TRANSFER_POST,
+                                .guard = void_guard,
+                                .guard_data = &fail};
+    assert_int_equal(lt_transfer(&t, &p, &res), HB_EINVAL);
+    assert_verify_ok(&t);
+    lt_done(&t);
+}
+
 static void test_expiry(void **state)
 {
     (void)state;
@@ -710,6 +763,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_invalid_requests),
     cmocka_unit_test(test_idempotency),
     cmocka_unit_test(test_two_phase),
+    cmocka_unit_test(test_void_guard),
     cmocka_unit_test(test_expiry),
     cmocka_unit_test(test_expiry_at_start),
     cmocka_unit_test(test_expiry_timer),
@@ -730,6 +784,7 @@ static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_invalid_requests),
     cmocka_unit_test(test_idempotency),
     cmocka_unit_test(test_two_phase),
+    cmocka_unit_test(test_void_guard),
     cmocka_unit_test(test_expiry),
     cmocka_unit_test(test_expiry_at_start),
     cmocka_unit_test(test_expiry_timer),
