@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "base/metrics.h"
 #include "storage/sqlite_internal.h"
 #include "base/util.h"
@@ -56,8 +57,15 @@ static struct sqlite_store *sqlite__store(struct store *s)
     return (struct sqlite_store *)s;
 }
 
+void sqlite__accounts_drop(struct sqlite_store *s)
+{
+    map_free(s->accounts);
+    s->accounts = NULL;
+}
+
 int sqlite__begin(struct store *s, bool write)
 {
+    sqlite__accounts_drop(sqlite__store(s));
     /* A reader's batches are read transactions: no write lock, a snapshot
      * of what was committed when their first statement ran. */
     return store__exec_stmt(sqlite__store(s), write && !s->reader ? ST_BEGIN_WRITE : ST_BEGIN_READ);
@@ -65,6 +73,7 @@ int sqlite__begin(struct store *s, bool write)
 
 int sqlite__commit(struct store *s)
 {
+    sqlite__accounts_drop(sqlite__store(s));
     return store__exec_stmt(sqlite__store(s), ST_COMMIT);
 }
 
@@ -72,6 +81,7 @@ int sqlite__commit(struct store *s)
  * gathers the WAL's writes only (a relaxed store has no sync to put off). */
 int sqlite__commit_early(struct store *s, bool *owed)
 {
+    sqlite__accounts_drop(sqlite__store(s));
     sqlite_walbuf_defer(true);
     int rc = store__exec_stmt(sqlite__store(s), ST_COMMIT);
     sqlite_walbuf_defer(false);
@@ -90,6 +100,7 @@ int sqlite__sync_owed(struct store *s)
 
 void sqlite__rollback(struct store *s)
 {
+    sqlite__accounts_drop(sqlite__store(s));
     store__exec_stmt(sqlite__store(s), ST_ROLLBACK);
 }
 
@@ -105,6 +116,7 @@ int sqlite__release(struct store *s)
 
 int sqlite__rollback_to(struct store *s)
 {
+    sqlite__accounts_drop(sqlite__store(s)); /* what the job wrote is undone */
     return store__exec_stmt(sqlite__store(s), ST_ROLLBACK_TO);
 }
 

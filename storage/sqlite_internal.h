@@ -81,6 +81,7 @@ struct sqlite_store {
     sqlite3_stmt *stmt[ST_COUNT];
     int lock_fd; /* the held `<path>.lock` (one daemon per database), or -1 */
     sqlite3_stmt *conv[STORE_CONV_STMTS]; /* conversation statements (sqlite_conv.c) */
+    struct map *accounts; /* this transaction's accounts as read or written, by id; or NULL */
 };
 
 /* The SQLite store a transaction belongs to. */
@@ -99,6 +100,9 @@ int sqlite__savepoint(struct store *s);
 int sqlite__release(struct store *s);
 int sqlite__rollback_to(struct store *s);
 int sqlite__head_record(struct store_txn *txn);
+/** Forget the accounts kept for the transaction (it ended, or a job's
+ *  savepoint was rolled back). */
+void sqlite__accounts_drop(struct sqlite_store *s);
 void sqlite__after_batch(struct store *s);
 
 /* The records: each the store_txn_* call of store.h of the same name. */

@@ -728,6 +728,56 @@ static void test_group_commit(void **state)
     lt_done(&t);
 }
 
+/* Jobs of one batch that wrote accounts and then failed (a split whose
+ * share id was taken: the post's sums were written, then rolled back)
+ * among jobs that read the same accounts next: each reads what the
+ * database holds after the rollback, never what the failed job wrote. The
+ * sums then match the history (verify) and the balances the successes. */
+static void test_batch_rollback_accounts(void **state)
+{
+    (void)state;
+    struct lt t;
+    struct lt_res res;
+    enum { N = 40 };
+    static struct lt_res posts[N], plains[N];
+    lt_init(&t, true, false);
+    funded(&t, W1, 1000);
+    funded(&t, W2, 1000);
+    char id[48], pid[48];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "p%d:s0", i); /* the share's id, taken */
+        assert_int_equal(lt_plain(&t, id, W2, REV, 1, LEDGER_KIND_GENERATION, &res), 0);
+        snprintf(id, sizeof(id), "r%d", i);
+        assert_int_equal(lt_reserve(&t, id, W1, REV, 5, 60000, &res), 0);
+    }
+    memset(posts, 0, sizeof(posts));
+    memset(plains, 0, sizeof(plains));
+    struct ledger_share share = {.account = "system:developers", .amount = 5};
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "r%d", i);
+        snprintf(pid, sizeof(pid), "p%d", i);
+        struct ledger_transfer post = {.id = pid, .pending_id = id, .amount = 5};
+        assert_int_equal(
+            ledger_transfer_post_split(t.ledger, &post, &share, 1, NULL, lt_cb, &posts[i]), 0);
+        snprintf(id, sizeof(id), "x%d", i);
+        struct ledger_transfer tr = {
+            .id = id, .debit = W1, .credit = REV, .amount = 1, .kind = LEDGER_KIND_GENERATION};
+        assert_int_equal(ledger_transfer_create(t.ledger, &tr, lt_cb, &plains[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        lt_wait(&t, &posts[i]);
+        lt_wait(&t, &plains[i]);
+        assert_int_equal(posts[i].rc, HB_ECONFLICT);
+        assert_int_equal(plains[i].rc, 0);
+    }
+    struct ledger_balance b = lt_balance(&t, W1);
+    assert_int_equal(b.posted, 1000 - N);
+    assert_int_equal(b.pending_debits, 5 * N);
+    assert_int_equal(lt_balance(&t, REV).posted, 2 * N);
+    assert_verify_ok(&t);
+    lt_done(&t);
+}
+
 static void test_names_and_file(void **state)
 {
     (void)state;
@@ -771,6 +821,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_reversal_and_debt),
     cmocka_unit_test(test_queries),
     cmocka_unit_test(test_group_commit),
+    cmocka_unit_test(test_batch_rollback_accounts),
     cmocka_unit_test(test_names_and_file),
 };
 
@@ -792,6 +843,7 @@ static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_reversal_and_debt),
     cmocka_unit_test(test_queries),
     cmocka_unit_test(test_group_commit),
+    cmocka_unit_test(test_batch_rollback_accounts),
 };
 
 TEST_GROUP_DEFINE(ledger_pg, pg_tests, lt_group_setup_pg, lt_group_teardown)
