@@ -237,7 +237,7 @@ static void test_reservation_guard(void **state)
     tr.id = "r3";
     assert_int_equal(lt_transfer(&t, &tr, &res), HB_ELIMIT);
     assert_int_equal(lt_balance(&t, "w").pending_debits, 20);
-    /* Only a new transfer may carry a guard. */
+    /* A post carries a guard only through ledger_transfer_post_split. */
     struct ledger_transfer post = {.id = "p1",
                                    .pending_id = "r1",
                                    .amount = 5,
