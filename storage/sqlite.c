@@ -12,7 +12,6 @@
 
 #include "base/error.h"
 #include "base/log.h"
-#include "base/map.h"
 #include "base/metrics.h"
 #include "storage/sqlite_internal.h"
 #include "base/util.h"
@@ -57,12 +56,6 @@ static struct sqlite_store *sqlite__store(struct store *s)
     return (struct sqlite_store *)s;
 }
 
-void sqlite__accounts_drop(struct sqlite_store *s)
-{
-    map_free(s->accounts);
-    s->accounts = NULL;
-}
-
 int sqlite__begin(struct store *s, bool write)
 {
     sqlite__accounts_drop(sqlite__store(s));
@@ -73,15 +66,19 @@ int sqlite__begin(struct store *s, bool write)
 
 int sqlite__commit(struct store *s)
 {
+    int rc = sqlite__accounts_flush(sqlite__store(s));
     sqlite__accounts_drop(sqlite__store(s));
-    return store__exec_stmt(sqlite__store(s), ST_COMMIT);
+    return rc < 0 ? rc : store__exec_stmt(sqlite__store(s), ST_COMMIT);
 }
 
 /* COMMIT with its WAL sync put off (sqlite_vfs.c), through the VFS that
  * gathers the WAL's writes only (a relaxed store has no sync to put off). */
 int sqlite__commit_early(struct store *s, bool *owed)
 {
+    int flushed = sqlite__accounts_flush(sqlite__store(s));
     sqlite__accounts_drop(sqlite__store(s));
+    if (flushed < 0)
+        return flushed;
     sqlite_walbuf_defer(true);
     int rc = store__exec_stmt(sqlite__store(s), ST_COMMIT);
     sqlite_walbuf_defer(false);
@@ -106,17 +103,19 @@ void sqlite__rollback(struct store *s)
 
 int sqlite__savepoint(struct store *s)
 {
+    sqlite__accounts_job_begin(sqlite__store(s));
     return store__exec_stmt(sqlite__store(s), ST_SAVEPOINT);
 }
 
 int sqlite__release(struct store *s)
 {
+    sqlite__accounts_job_end(sqlite__store(s), false);
     return store__exec_stmt(sqlite__store(s), ST_RELEASE);
 }
 
 int sqlite__rollback_to(struct store *s)
 {
-    sqlite__accounts_drop(sqlite__store(s)); /* what the job wrote is undone */
+    sqlite__accounts_job_end(sqlite__store(s), true); /* what the job wrote is undone */
     return store__exec_stmt(sqlite__store(s), ST_ROLLBACK_TO);
 }
 

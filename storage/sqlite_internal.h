@@ -81,7 +81,13 @@ struct sqlite_store {
     sqlite3_stmt *stmt[ST_COUNT];
     int lock_fd; /* the held `<path>.lock` (one daemon per database), or -1 */
     sqlite3_stmt *conv[STORE_CONV_STMTS]; /* conversation statements (sqlite_conv.c) */
-    struct map *accounts; /* this transaction's accounts as read or written, by id; or NULL */
+    /* Accounts this transaction has read or written (sqlite_accounts.c). */
+    struct map *accounts;     /* id -> struct sqlite_kept, or NULL */
+    struct sqlite_undo *undo; /* what the running job changed in them, first value each */
+    size_t nundo, undo_cap;
+    uint64_t job_gen;   /* the running job's number */
+    bool in_job;        /* a job runs in its savepoint */
+    bool wrote_through; /* ... and wrote an account not kept */
 };
 
 /* The SQLite store a transaction belongs to. */
@@ -100,9 +106,14 @@ int sqlite__savepoint(struct store *s);
 int sqlite__release(struct store *s);
 int sqlite__rollback_to(struct store *s);
 int sqlite__head_record(struct store_txn *txn);
-/** Forget the accounts kept for the transaction (it ended, or a job's
- *  savepoint was rolled back). */
+/* The accounts kept for a transaction (sqlite_accounts.c): the job and
+ * transaction boundaries they follow. */
 void sqlite__accounts_drop(struct sqlite_store *s);
+void sqlite__accounts_job_begin(struct sqlite_store *s);
+void sqlite__accounts_job_end(struct sqlite_store *s, bool undo);
+/** Write every account changed since the last flush. Returns 0 or HB_ESTORAGE. */
+int sqlite__accounts_flush(struct sqlite_store *s);
+void store__row_account(sqlite3_stmt *st, struct store_account *a);
 void sqlite__after_batch(struct store *s);
 
 /* The records: each the store_txn_* call of store.h of the same name. */

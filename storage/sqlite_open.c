@@ -785,5 +785,6 @@ static void sqlite__free(struct store *base)
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     sqlite__accounts_drop(s);
+    free(s->undo);
     free(s);
 }

@@ -4,7 +4,6 @@
 #include "storage/store.h"
 
 #include "base/error.h"
-#include "base/map.h"
 #include "storage/sqlite_internal.h"
 
 #include <sqlite3.h>
@@ -25,7 +24,7 @@ void store__copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
     dst[n] = '\0';
 }
 
-static void store__row_account(sqlite3_stmt *st, struct store_account *a)
+void store__row_account(sqlite3_stmt *st, struct store_account *a)
 {
     store__copy_text(a->id, sizeof(a->id), st, 0);
     a->flags = (uint32_t)sqlite3_column_int64(st, 1);
@@ -58,95 +57,6 @@ static void store__row_transfer(sqlite3_stmt *st, struct store_transfer *t)
 }
 
 /* ---- Records ----------------------------------------------------------------- */
-
-/* Accounts a transaction reads again (the system accounts every charge
- * credits, a split's shares) are kept as read or written, here and in
- * the database alike: a read of one is no statement. Dropped when the
- * transaction ends or a job's savepoint rolls back (sqlite.c). */
-#define SQLITE_ACCOUNTS_KEEP_MAX 4096
-
-static void sqlite__account_keep(struct sqlite_store *s, const struct store_account *a)
-{
-    struct store_account *kept = s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
-    if (kept != NULL) {
-        *kept = *a;
-        return;
-    }
-    if (s->accounts == NULL && (s->accounts = map_new(free)) == NULL)
-        return;
-    if (map_count(s->accounts) >= SQLITE_ACCOUNTS_KEEP_MAX)
-        return;
-    kept = malloc(sizeof(*kept));
-    if (kept == NULL)
-        return; /* unknown here: the next read asks the database */
-    *kept = *a;
-    if (map_set(s->accounts, a->id, kept) < 0)
-        free(kept);
-}
-
-int sqlite_txn_account_get(struct store_txn *txn, const char *id, struct store_account *out)
-{
-    struct sqlite_store *s = sqlite__of(txn);
-    const struct store_account *kept = s->accounts != NULL ? map_get(s->accounts, id) : NULL;
-    if (kept != NULL) {
-        *out = *kept;
-        return 0;
-    }
-    sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_GET);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int r = sqlite3_step(st);
-    int rc = 0;
-    if (r == SQLITE_ROW)
-        store__row_account(st, out);
-    else if (r == SQLITE_DONE)
-        rc = HB_ENOTFOUND;
-    else
-        rc = store__fail(s, "account_get");
-    sqlite3_reset(st);
-    if (rc == 0)
-        sqlite__account_keep(s, out);
-    return rc;
-}
-
-int sqlite_txn_account_insert(struct store_txn *txn, const struct store_account *a)
-{
-    struct sqlite_store *s = sqlite__of(txn);
-    sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_INSERT);
-    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, a->flags);
-    sqlite3_bind_int64(st, 3, a->debits_posted);
-    sqlite3_bind_int64(st, 4, a->credits_posted);
-    sqlite3_bind_int64(st, 5, a->debits_pending);
-    sqlite3_bind_int64(st, 6, a->credits_pending);
-    sqlite3_bind_int64(st, 7, a->created_at);
-    int rc = store__step_done(s, st, "account_insert");
-    if (rc == 0)
-        sqlite__account_keep(s, a);
-    return rc;
-}
-
-int sqlite_txn_account_update(struct store_txn *txn, const struct store_account *a)
-{
-    struct sqlite_store *s = sqlite__of(txn);
-    sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_UPDATE);
-    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, a->debits_posted);
-    sqlite3_bind_int64(st, 3, a->credits_posted);
-    sqlite3_bind_int64(st, 4, a->debits_pending);
-    sqlite3_bind_int64(st, 5, a->credits_pending);
-    int rc = store__step_done(s, st, "account_update");
-    struct store_account *kept = s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
-    if (kept != NULL && rc == 0) {
-        /* Flags and creation time never change; the sums do. */
-        kept->debits_posted = a->debits_posted;
-        kept->credits_posted = a->credits_posted;
-        kept->debits_pending = a->debits_pending;
-        kept->credits_pending = a->credits_pending;
-    } else if (kept != NULL) {
-        map_remove(s->accounts, a->id);
-    }
-    return rc;
-}
 
 /* Step a statement expected to return at most one transfer row. */
 static int store__transfer_one(struct sqlite_store *s, sqlite3_stmt *st, struct store_transfer *out,
@@ -345,9 +255,11 @@ int sqlite_txn_account_each(struct store_txn *txn,
                             int (*fn)(const struct store_account *a, void *data), void *data)
 {
     struct sqlite_store *s = sqlite__of(txn);
+    int rc = sqlite__accounts_flush(s); /* the table as this transaction has it */
+    if (rc < 0)
+        return rc;
     sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_EACH);
     struct store_account a;
-    int rc = 0;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         store__row_account(st, &a);

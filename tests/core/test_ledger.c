@@ -770,6 +770,59 @@ static void test_batch_rollback_accounts(void **state)
     lt_done(&t);
 }
 
+/* A failed job that opened an account (a split's first share to a new
+ * account, then its second share's id taken) leaves no account behind in
+ * the batch either: a later split to the same new account in that batch
+ * opens it again, and its credits are there. */
+static void test_batch_rollback_opened(void **state)
+{
+    (void)state;
+    struct lt t;
+    struct lt_res res;
+    enum { N = 30 };
+    static struct lt_res bad[N], good[N];
+    lt_init(&t, true, false);
+    funded(&t, W1, 1000);
+    funded(&t, W2, 1000);
+    char id[48], pid[48], acct[48];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "bad%d:s1", i); /* the second share's id, taken */
+        assert_int_equal(lt_plain(&t, id, W2, REV, 1, LEDGER_KIND_GENERATION, &res), 0);
+        snprintf(id, sizeof(id), "rb%d", i);
+        assert_int_equal(lt_reserve(&t, id, W1, REV, 5, 60000, &res), 0);
+        snprintf(id, sizeof(id), "rg%d", i);
+        assert_int_equal(lt_reserve(&t, id, W1, REV, 5, 60000, &res), 0);
+    }
+    memset(bad, 0, sizeof(bad));
+    memset(good, 0, sizeof(good));
+    for (int i = 0; i < N; i++) {
+        snprintf(acct, sizeof(acct), "system:new:%d", i);
+        struct ledger_share two[2] = {{.account = acct, .amount = 2},
+                                      {.account = "system:developers", .amount = 3}};
+        snprintf(id, sizeof(id), "rb%d", i);
+        snprintf(pid, sizeof(pid), "bad%d", i);
+        struct ledger_transfer post = {.id = pid, .pending_id = id, .amount = 5};
+        assert_int_equal(ledger_transfer_post_split(t.ledger, &post, two, 2, NULL, lt_cb, &bad[i]),
+                         0);
+        snprintf(id, sizeof(id), "rg%d", i);
+        snprintf(pid, sizeof(pid), "good%d", i);
+        struct ledger_transfer ok = {.id = pid, .pending_id = id, .amount = 5};
+        assert_int_equal(ledger_transfer_post_split(t.ledger, &ok, two, 2, NULL, lt_cb, &good[i]),
+                         0);
+    }
+    for (int i = 0; i < N; i++) {
+        lt_wait(&t, &bad[i]);
+        lt_wait(&t, &good[i]);
+        assert_int_equal(bad[i].rc, HB_ECONFLICT);
+        assert_int_equal(good[i].rc, 0);
+        snprintf(acct, sizeof(acct), "system:new:%d", i);
+        assert_int_equal(lt_balance(&t, acct).posted, 2);
+    }
+    assert_int_equal(lt_balance(&t, "system:developers").posted, 3 * N);
+    assert_verify_ok(&t);
+    lt_done(&t);
+}
+
 static void test_names_and_file(void **state)
 {
     (void)state;
@@ -814,6 +867,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_queries),
     cmocka_unit_test(test_group_commit),
     cmocka_unit_test(test_batch_rollback_accounts),
+    cmocka_unit_test(test_batch_rollback_opened),
     cmocka_unit_test(test_names_and_file),
 };
 
@@ -836,6 +890,7 @@ static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_queries),
     cmocka_unit_test(test_group_commit),
     cmocka_unit_test(test_batch_rollback_accounts),
+    cmocka_unit_test(test_batch_rollback_opened),
 };
 
 TEST_GROUP_DEFINE(ledger_pg, pg_tests, lt_group_setup_pg, lt_group_teardown)

@@ -917,11 +917,49 @@ static void test_images(void **state)
     store_db_done(&d);
 }
 
+static int each_w_debits(const struct store_account *a, void *data)
+{
+    if (strcmp(a->id, "w") == 0)
+        *(int64_t *)data = a->debits_posted;
+    return 0;
+}
+
+/* An account's new sums, inside a transaction without a job (no
+ * savepoint): a read of the whole table in it sees them (SQLite writes a
+ * kept account's sums once, at commit, or before such a read), and so
+ * does the database after the commit. */
+static void test_account_sums_before_each(void **state)
+{
+    (void)state;
+    struct store_db d;
+    store_db_init(&d, store_backend);
+    int rc = 0;
+    struct store *s = store_new(&d.opts, &rc);
+    assert_non_null(s);
+    struct store_txn *txn = NULL;
+    assert_int_equal(store_txn_begin(s, true, &txn), 0);
+    struct store_account a = {.id = "w", .flags = 0, .created_at = 1};
+    assert_int_equal(store_txn_account_insert(txn, &a), 0);
+    assert_int_equal(store_txn_account_get(txn, "w", &a), 0);
+    a.debits_posted = 42;
+    assert_int_equal(store_txn_account_update(txn, &a), 0);
+    int64_t seen = -1;
+    assert_int_equal(store_txn_account_each(txn, each_w_debits, &seen), 0);
+    assert_int_equal(seen, 42);
+    a.debits_posted = 43;
+    assert_int_equal(store_txn_account_update(txn, &a), 0);
+    assert_int_equal(store_txn_end(txn, true), 0);
+    store_free(s);
+    assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"), 43);
+    store_db_done(&d);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_migrations),
     cmocka_unit_test(test_file_mode_and_append_only),
     cmocka_unit_test(test_savepoints_in_group_commit),
     cmocka_unit_test(test_put_off_writes_in_group_commit),
+    cmocka_unit_test(test_account_sums_before_each),
     cmocka_unit_test(test_batch_cut_at_savepoints),
     cmocka_unit_test(test_one_writer_per_database),
     cmocka_unit_test(test_reads_beside_writes),
@@ -934,6 +972,7 @@ static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_file_mode_and_append_only),
     cmocka_unit_test(test_savepoints_in_group_commit),
     cmocka_unit_test(test_put_off_writes_in_group_commit),
+    cmocka_unit_test(test_account_sums_before_each),
     cmocka_unit_test(test_batch_cut_at_savepoints),
     cmocka_unit_test(test_reads_beside_writes),
     cmocka_unit_test(test_idle_connections_dropped),
