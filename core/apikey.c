@@ -93,12 +93,10 @@ bool apikeys_loaded(const struct core *core)
 static int apikeys__add(struct apikeys *d, const struct store_apikey *rec)
 {
     if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 16;
-        struct apikey **grown = realloc(d->keys, cap * sizeof(*grown));
+        struct apikey **grown = hb_grow(d->keys, &d->cap, 16, sizeof(*grown));
         if (grown == NULL)
             return HB_ENOMEM;
         d->keys = grown;
-        d->cap = cap;
     }
     struct apikey *k = calloc(1, sizeof(*k));
     if (k == NULL)
@@ -203,12 +201,10 @@ static int apikey__collect(const struct store_apikey *k, void *data)
 {
     struct apikey_op *op = data;
     if (op->nrows == op->caprows) {
-        size_t cap = op->caprows ? op->caprows * 2 : 16;
-        struct store_apikey *grown = realloc(op->rows, cap * sizeof(*grown));
+        struct store_apikey *grown = hb_grow(op->rows, &op->caprows, 16, sizeof(*grown));
         if (grown == NULL)
             return HB_ENOMEM;
         op->rows = grown;
-        op->caprows = cap;
     }
     op->rows[op->nrows++] = *k;
     return 0;

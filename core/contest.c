@@ -162,12 +162,10 @@ static int contests__put(struct contests *cs, const struct contest *c)
     struct contest_slot *s = contests__slot(cs, c->platform, c->scope_id);
     if (s == NULL) {
         if (cs->n == cs->cap) {
-            size_t cap = cs->cap != 0 ? cs->cap * 2 : 8;
-            struct contest_slot *grown = realloc(cs->slots, cap * sizeof(*grown));
+            struct contest_slot *grown = hb_grow(cs->slots, &cs->cap, 8, sizeof(*grown));
             if (grown == NULL)
                 return HB_ENOMEM;
             cs->slots = grown;
-            cs->cap = cap;
         }
         s = &cs->slots[cs->n++];
         memset(s, 0, sizeof(*s));

@@ -3,6 +3,7 @@
 
 #include "base/metrics.h"
 #include "base/error.h"
+#include "base/util.h"
 
 #include <regex.h>
 #include <stdarg.h>
@@ -373,12 +374,10 @@ const char *filter_rule_name(const struct filter *f, size_t i)
 static int filter_span_add(struct filter_spans *s, size_t start, size_t end, size_t rule)
 {
     if (s->len == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        struct filter_span *grown = realloc(s->items, cap * sizeof(*grown));
+        struct filter_span *grown = hb_grow(s->items, &s->cap, 16, sizeof(*grown));
         if (grown == NULL)
             return HB_ENOMEM;
         s->items = grown;
-        s->cap = cap;
     }
     s->items[s->len++] = (struct filter_span){start, end, rule};
     return 0;

@@ -380,12 +380,10 @@ static int holders__scope_add(struct holders_pass *op, const char *scope, size_t
             return 0;
     }
     if (op->nscopes == op->capscopes) {
-        size_t cap = op->capscopes != 0 ? op->capscopes * 2 : 16;
-        void *grown = realloc(op->scopes, cap * sizeof(op->scopes[0]));
+        void *grown = hb_grow(op->scopes, &op->capscopes, 16, sizeof(op->scopes[0]));
         if (grown == NULL)
             return HB_ENOMEM;
         op->scopes = grown;
-        op->capscopes = cap;
     }
     memcpy(op->scopes[op->nscopes], scope, len);
     op->scopes[op->nscopes][len] = '\0';
@@ -420,12 +418,10 @@ static int holders__payee_add(struct holders_collect *c, const char *user, int64
     if (strlen(user) >= COMMAND_ID_MAX)
         return 0;
     if (c->n == c->cap) {
-        size_t cap = c->cap != 0 ? c->cap * 2 : 16;
-        void *grown = realloc(c->p, cap * sizeof(c->p[0]));
+        void *grown = hb_grow(c->p, &c->cap, 16, sizeof(c->p[0]));
         if (grown == NULL)
             return HB_ENOMEM;
         c->p = grown;
-        c->cap = cap;
     }
     memset(&c->p[c->n], 0, sizeof(c->p[0]));
     snprintf(c->p[c->n].user, sizeof(c->p[0].user), "%s", user);

@@ -8,6 +8,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "net/http_internal.h"
+#include "base/util.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -53,12 +54,10 @@ static int http__resp_header_add(struct http_request *req, const char *line, siz
     while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
     if (req->nresp_headers == req->cap_resp_headers) {
-        size_t cap = req->cap_resp_headers ? req->cap_resp_headers * 2 : 16;
-        struct http_header *h = realloc(req->resp_headers, cap * sizeof(*h));
+        struct http_header *h = hb_grow(req->resp_headers, &req->cap_resp_headers, 16, sizeof(*h));
         if (h == NULL)
             return HB_ENOMEM;
         req->resp_headers = h;
-        req->cap_resp_headers = cap;
     }
     char *name = strndup(line, nlen);
     char *value = strndup(v, (size_t)(end - v));

@@ -15,6 +15,7 @@
 #include "base/hex.h"
 #include "base/map.h"
 #include "storage/pg_internal.h"
+#include "base/util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -135,12 +136,10 @@ const char *pg__arr_close(struct pg_arr *a)
 static struct pg_put *pg__put_new(struct pg_store *s, enum pg_put_kind kind)
 {
     if (s->nputs == s->puts_cap) {
-        size_t cap = s->puts_cap != 0 ? s->puts_cap * 2 : 64;
-        struct pg_put *grown = realloc(s->puts, cap * sizeof(*grown));
+        struct pg_put *grown = hb_grow(s->puts, &s->puts_cap, 64, sizeof(*grown));
         if (grown == NULL)
             return NULL;
         s->puts = grown;
-        s->puts_cap = cap;
     }
     struct pg_put *p = &s->puts[s->nputs++];
     p->kind = kind;

@@ -22,6 +22,7 @@
 #include "base/error.h"
 #include "base/map.h"
 #include "storage/sqlite_internal.h"
+#include "base/util.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -89,12 +90,10 @@ static int sqlite__accounts_note(struct sqlite_store *s, struct sqlite_kept *k, 
     if (!s->in_job || k->gen == s->job_gen)
         return 0;
     if (s->nundo == s->undo_cap) {
-        size_t cap = s->undo_cap ? s->undo_cap * 2 : 16;
-        struct sqlite_undo *grown = realloc(s->undo, cap * sizeof(*grown));
+        struct sqlite_undo *grown = hb_grow(s->undo, &s->undo_cap, 16, sizeof(*grown));
         if (grown == NULL)
             return HB_ENOMEM;
         s->undo = grown;
-        s->undo_cap = cap;
     }
     s->undo[s->nundo++] = (struct sqlite_undo){.a = k->a, .dirty = k->dirty, .existed = existed};
     k->gen = s->job_gen;
