@@ -139,6 +139,10 @@ size_t pg__bytea_len(const char *v);
 void pg__bytes_at(const PGresult *r, int row, int col, uint8_t *dst, size_t cap);
 
 /* Run a query inside txn: the result (rows) or NULL with *rc set. */
+/** pg__query for a statement that writes and returns rows (UPDATE ...
+ *  RETURNING): its job's SAVEPOINT first, as for any write. */
+PGresult *pg__query_write(struct store_txn *txn, const char *sql, const struct pg_params *p,
+                          const char *what, int *rc);
 PGresult *pg__query(struct store_txn *txn, const char *sql, const struct pg_params *p,
                     const char *what, int *rc);
 /* A query returning one integer (0 when it returns no row). */

@@ -76,11 +76,11 @@ int pg_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int
 static int pg__counter_step(struct store_txn *txn, const struct pg_params *p, int64_t *after)
 {
     int rc = 0;
-    PGresult *r = pg__query(txn,
-                            "UPDATE counters SET used = GREATEST(used + $3, 0)"
-                            " WHERE name = $1 AND win = $2"
-                            " AND ($3 <= 0 OR $4 <= 0 OR used + $3 <= $4) RETURNING used",
-                            p, "counter_add", &rc);
+    PGresult *r = pg__query_write(txn,
+                                  "UPDATE counters SET used = GREATEST(used + $3, 0)"
+                                  " WHERE name = $1 AND win = $2"
+                                  " AND ($3 <= 0 OR $4 <= 0 OR used + $3 <= $4) RETURNING used",
+                                  p, "counter_add", &rc);
     if (r == NULL)
         return rc;
     if (PQntuples(r) == 1) {

@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <uv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,52 @@ static inline bool db_exec_ok(const struct store_db *d, const char *sql)
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     sqlite3_close(db);
     return rc == SQLITE_OK;
+}
+
+/* Holds the store's thread until released, so the jobs queued meanwhile
+ * share one batch. */
+struct store_gate {
+    struct store_job job;
+    uv_sem_t entered;
+    uv_sem_t open;
+    bool done;
+};
+
+static inline int store_gate__run(struct store_txn *txn, struct store_job *job)
+{
+    (void)txn;
+    struct store_gate *g = (struct store_gate *)job;
+    uv_sem_post(&g->entered);
+    uv_sem_wait(&g->open);
+    return 0;
+}
+
+static inline void store_gate__done(struct store_job *job, int rc)
+{
+    (void)rc;
+    ((struct store_gate *)job)->done = true;
+}
+
+/* Hold s's thread in a batch of the gate's own. */
+static inline void store_gate_hold(struct store *s, struct store_gate *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->job.run = store_gate__run;
+    g->job.done = store_gate__done;
+    assert_int_equal(uv_sem_init(&g->entered, 0), 0);
+    assert_int_equal(uv_sem_init(&g->open, 0), 0);
+    assert_int_equal(store_submit(s, &g->job), 0);
+    uv_sem_wait(&g->entered);
+}
+
+/* Let it go (the jobs queued since run as one batch) and wait for its end. */
+static inline void store_gate_release(struct store_gate *g, uv_loop_t *loop)
+{
+    uv_sem_post(&g->open);
+    while (!g->done)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_sem_destroy(&g->open);
+    uv_sem_destroy(&g->entered);
 }
 
 #endif

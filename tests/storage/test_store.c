@@ -228,30 +228,6 @@ static void test_savepoints_in_group_commit(void **state)
 
 /* ---- writes put off in a group commit ------------------------------------------ */
 
-/* Holds the store's thread until released, so the jobs queued meanwhile
- * share one batch. */
-struct gate_job {
-    struct store_job job;
-    uv_sem_t entered;
-    uv_sem_t open;
-    bool done;
-};
-
-static int gate_run(struct store_txn *txn, struct store_job *job)
-{
-    (void)txn;
-    struct gate_job *g = (struct gate_job *)job;
-    uv_sem_post(&g->entered);
-    uv_sem_wait(&g->open);
-    return 0;
-}
-
-static void gate_done(struct store_job *job, int rc)
-{
-    (void)rc;
-    ((struct gate_job *)job)->done = true;
-}
-
 enum put_step { PUT_MOVE, PUT_MOVE_FAIL, PUT_MOVE_READ_FAIL, PUT_STATE_MOVE, PUT_PENDING };
 
 /* A job that moves amount from w to r as a transfer (the ledger's
@@ -378,24 +354,17 @@ static struct store *put_start(struct store_db *d, uv_loop_t *loop)
 /* Run jobs as one batch (behind a gate) and wait for them all. */
 static void put_batch(struct store *s, uv_loop_t *loop, struct put_job *jobs, size_t n)
 {
-    struct gate_job gate = {.job = {.run = gate_run, .done = gate_done}};
-    assert_int_equal(uv_sem_init(&gate.entered, 0), 0);
-    assert_int_equal(uv_sem_init(&gate.open, 0), 0);
-    assert_int_equal(store_submit(s, &gate.job), 0);
-    uv_sem_wait(&gate.entered); /* the gate's batch holds it alone */
+    struct store_gate gate;
+    store_gate_hold(s, &gate); /* the gate's batch holds it alone */
     for (size_t i = 0; i < n; i++) {
         jobs[i].job.run = put_run;
         jobs[i].job.done = put_done;
         assert_int_equal(store_submit_keyed(s, &jobs[i].job, jobs[i].id, NULL), 0);
     }
-    uv_sem_post(&gate.open);
+    store_gate_release(&gate, loop);
     for (size_t i = 0; i < n; i++)
         while (!jobs[i].done)
             uv_run(loop, UV_RUN_ONCE);
-    while (!gate.done)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_sem_destroy(&gate.open);
-    uv_sem_destroy(&gate.entered);
 }
 
 static void put_stop(struct store *s, uv_loop_t *loop)
@@ -628,11 +597,8 @@ static void test_reads_beside_writes(void **state)
     }
 
     /* This daemon's write batch holds the lock every daemon's writes take. */
-    struct gate_job gate = {.job = {.run = gate_run, .done = gate_done}};
-    assert_int_equal(uv_sem_init(&gate.entered, 0), 0);
-    assert_int_equal(uv_sem_init(&gate.open, 0), 0);
-    assert_int_equal(store_submit(s, &gate.job), 0);
-    uv_sem_wait(&gate.entered);
+    struct store_gate gate;
+    store_gate_hold(s, &gate);
     struct put_job move = {
         .job = {.run = put_run, .done = put_done}, .step = PUT_MOVE, .id = "m1", .amount = 7};
     assert_int_equal(store_submit(pg ? other : s, &move.job), 0);
@@ -678,8 +644,8 @@ static void test_reads_beside_writes(void **state)
     assert_int_equal(slow.rc, 0);
 
     /* The gate opens: the write commits, and the readers see it. */
-    uv_sem_post(&gate.open);
-    while (!gate.done || !move.done)
+    store_gate_release(&gate, &loop);
+    while (!move.done)
         uv_run(&loop, UV_RUN_ONCE);
     assert_int_equal(move.done_rc, 0);
     struct read_job seen = {.job = {.run = read_run, .done = read_done}};
@@ -703,8 +669,6 @@ static void test_reads_beside_writes(void **state)
     assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'read'"), 0);
     uv_sem_destroy(&held);
     uv_sem_destroy(&release);
-    uv_sem_destroy(&gate.entered);
-    uv_sem_destroy(&gate.open);
     store_db_done(&d);
 }
 

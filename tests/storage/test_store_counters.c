@@ -84,6 +84,12 @@ static void test_counter_bound_across_daemons(void **state)
     store_db_done(&d);
 }
 
+static void counters_stopped(struct store *s, void *data)
+{
+    (void)s;
+    *(bool *)data = true;
+}
+
 /* One add in a transaction of its own; *used as the store said. */
 static int counter_add(struct store *s, const char *name, int64_t win, int64_t delta, int64_t limit,
                        int64_t *used)
@@ -142,6 +148,84 @@ static void test_counter_rules(void **state)
     store_db_done(&d);
 }
 
+/* A job of one batch that adds to the counter "c" (window 1, bound 100),
+ * and then fails or not. */
+struct count_job {
+    struct store_job job;
+    int64_t delta;
+    bool fail;
+    int64_t seen; /* the value the add left, or found when refused */
+    int rc;
+    bool done;
+};
+
+static int count_run(struct store_txn *txn, struct store_job *job)
+{
+    struct count_job *j = (struct count_job *)job;
+    int rc = store_txn_counter_add(txn, "c", 1, j->delta, 100, &j->seen);
+    return rc < 0 || !j->fail ? rc : HB_EFUNDS;
+}
+
+static void count_done(struct store_job *job, int rc)
+{
+    struct count_job *j = (struct count_job *)job;
+    j->rc = rc;
+    j->done = true;
+}
+
+/* Jobs of one group commit move one counter: a job that counted and then
+ * failed takes its count back with its savepoint, so the jobs after it
+ * see (and are bounded by) the others' counts only, and the database ends
+ * with them. (SQLite keeps such a counter for the transaction and writes
+ * it once, at commit.) */
+static void test_counter_in_group_commit(void **state)
+{
+    struct store_db d;
+    store_db_init(&d, *(enum store_backend_kind *)*state);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    int rc = 0;
+    struct store *s = store_new(&d.opts, &rc);
+    assert_non_null(s);
+    assert_int_equal(store_start(s, &loop), 0);
+    /* The first, the window's first add, makes the row and fails. */
+    struct count_job jobs[] = {
+        {.delta = 50, .fail = true},
+        {.delta = 5},
+        {.delta = 50, .fail = true},
+        {.delta = 7},
+        {.delta = 80, .fail = true},
+        {.delta = 80},
+        {.delta = 9},
+        {.delta = -2},
+    };
+    size_t n = sizeof(jobs) / sizeof(jobs[0]);
+    struct store_gate gate;
+    store_gate_hold(s, &gate);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i].job.run = count_run;
+        jobs[i].job.done = count_done;
+        assert_int_equal(store_submit(s, &jobs[i].job), 0);
+    }
+    store_gate_release(&gate, &loop);
+    static const int want_rc[] = {HB_EFUNDS, 0, HB_EFUNDS, 0, HB_EFUNDS, 0, HB_ELIMIT, 0};
+    static const int64_t want_seen[] = {50, 5, 55, 12, 92, 92, 92, 90};
+    for (size_t i = 0; i < n; i++) {
+        while (!jobs[i].done)
+            uv_run(&loop, UV_RUN_ONCE);
+        assert_int_equal(jobs[i].rc, want_rc[i]);
+        assert_int_equal(jobs[i].seen, want_seen[i]);
+    }
+    bool stopped = false;
+    store_stop(s, counters_stopped, &stopped);
+    while (!stopped)
+        uv_run(&loop, UV_RUN_ONCE);
+    store_free(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(db_int(&d, "SELECT used FROM counters WHERE name = 'c' AND win = 1"), 90);
+    store_db_done(&d);
+}
+
 static enum store_backend_kind counters_sqlite = STORE_BACKEND_SQLITE;
 static enum store_backend_kind counters_pg = STORE_BACKEND_POSTGRES;
 
@@ -159,10 +243,12 @@ static int counters_setup_pg(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_counter_rules),
+    cmocka_unit_test(test_counter_in_group_commit),
 };
 
 static const struct CMUnitTest tests_pg[] = {
     cmocka_unit_test(test_counter_rules),
+    cmocka_unit_test(test_counter_in_group_commit),
     cmocka_unit_test(test_counter_bound_across_daemons),
 };
 
