@@ -16,7 +16,14 @@
  * job (a flush) is noted the same way, so the database's rollback and the
  * kept values stay one. Everything kept is dropped when the transaction
  * ends. A store without a job running (store_txn_begin's callers) has no
- * savepoint: the whole transaction commits or not, and nothing is noted. */
+ * savepoint: the whole transaction commits or not, and nothing is noted.
+ *
+ * Limit counters are kept the same way once a transaction has added to
+ * one: the day's token count, which every job moves twice, is written
+ * once a commit. A kept counter's bound is decided on its kept value,
+ * which is the stored one (one writer: the transaction's own changes are
+ * all here). A window's first add runs in SQL (it makes the row and
+ * drops the earlier windows), and so does an add to a counter not kept. */
 #include "storage/store.h"
 
 #include "base/error.h"
@@ -30,22 +37,37 @@
 
 #define SQLITE_ACCOUNTS_KEEP_MAX 4096
 
+#define SQLITE_COUNTER_KEY_MAX 224 /* "<win> <name>"; a longer one is not kept */
+
 struct sqlite_kept {
     struct store_account a;
     bool dirty;   /* changed since it was read or last written */
     uint64_t gen; /* the job that last noted its first value */
 };
 
-struct sqlite_undo {
-    struct store_account a; /* the value before the job (a.id names it) */
+struct sqlite_kept_counter {
+    char key[SQLITE_COUNTER_KEY_MAX]; /* its map key */
+    const char *name;                 /* in key, after the window */
+    int64_t win, used;
     bool dirty;
-    bool existed; /* false: the job inserted it */
+    uint64_t gen;
+};
+
+struct sqlite_undo {
+    bool counter;                     /* else an account */
+    struct store_account a;           /* an account's value before the job (a.id names it) */
+    char key[SQLITE_COUNTER_KEY_MAX]; /* a counter's map key */
+    int64_t used;                     /* ... and its value before the job */
+    bool dirty;
+    bool existed; /* false: the job made it */
 };
 
 void sqlite__accounts_drop(struct sqlite_store *s)
 {
     map_free(s->accounts);
     s->accounts = NULL;
+    map_free(s->counters);
+    s->counters = NULL;
     s->nundo = 0;
 }
 
@@ -62,12 +84,21 @@ void sqlite__accounts_job_end(struct sqlite_store *s, bool undo)
     if (undo && s->wrote_through) {
         /* An account written straight to the database (none could be
          * kept) may have been read back since: nothing kept is trusted. */
-        map_free(s->accounts);
-        s->accounts = NULL;
+        sqlite__accounts_drop(s);
         undo = false;
     }
     for (size_t i = s->nundo; undo && i > 0; i--) {
         const struct sqlite_undo *u = &s->undo[i - 1];
+        if (u->counter) {
+            struct sqlite_kept_counter *c = map_get(s->counters, u->key);
+            if (c != NULL && !u->existed) {
+                map_remove(s->counters, u->key);
+            } else if (c != NULL) {
+                c->used = u->used;
+                c->dirty = u->dirty;
+            }
+            continue;
+        }
         struct sqlite_kept *k = s->accounts != NULL ? map_get(s->accounts, u->a.id) : NULL;
         if (k == NULL)
             continue;
@@ -83,21 +114,53 @@ void sqlite__accounts_job_end(struct sqlite_store *s, bool undo)
     s->wrote_through = false;
 }
 
+/* A new note of the running job, or NULL when none is needed (no job, or
+ * the job noted this row already: *gen) or out of memory (*failed). */
+static struct sqlite_undo *sqlite__undo_new(struct sqlite_store *s, uint64_t *gen, bool *failed)
+{
+    *failed = false;
+    if (!s->in_job || *gen == s->job_gen)
+        return NULL;
+    if (s->nundo == s->undo_cap) {
+        struct sqlite_undo *grown = hb_grow(s->undo, &s->undo_cap, 16, sizeof(*grown));
+        if (grown == NULL) {
+            *failed = true;
+            return NULL;
+        }
+        s->undo = grown;
+    }
+    *gen = s->job_gen;
+    struct sqlite_undo *u = &s->undo[s->nundo++];
+    memset(u, 0, sizeof(*u));
+    return u;
+}
+
 /* Note k's value before the running job first changes it. Returns 0, or
  * HB_ENOMEM (the caller then writes through, which the savepoint undoes). */
 static int sqlite__accounts_note(struct sqlite_store *s, struct sqlite_kept *k, bool existed)
 {
-    if (!s->in_job || k->gen == s->job_gen)
-        return 0;
-    if (s->nundo == s->undo_cap) {
-        struct sqlite_undo *grown = hb_grow(s->undo, &s->undo_cap, 16, sizeof(*grown));
-        if (grown == NULL)
-            return HB_ENOMEM;
-        s->undo = grown;
+    bool failed;
+    struct sqlite_undo *u = sqlite__undo_new(s, &k->gen, &failed);
+    if (u != NULL) {
+        u->a = k->a;
+        u->dirty = k->dirty;
+        u->existed = existed;
     }
-    s->undo[s->nundo++] = (struct sqlite_undo){.a = k->a, .dirty = k->dirty, .existed = existed};
-    k->gen = s->job_gen;
-    return 0;
+    return failed ? HB_ENOMEM : 0;
+}
+
+static int sqlite__counter_note(struct sqlite_store *s, struct sqlite_kept_counter *c, bool existed)
+{
+    bool failed;
+    struct sqlite_undo *u = sqlite__undo_new(s, &c->gen, &failed);
+    if (u != NULL) {
+        u->counter = true;
+        memcpy(u->key, c->key, sizeof(u->key));
+        u->used = c->used;
+        u->dirty = c->dirty;
+        u->existed = existed;
+    }
+    return failed ? HB_ENOMEM : 0;
 }
 
 static int sqlite__account_write(struct sqlite_store *s, const struct store_account *a)
@@ -111,10 +174,37 @@ static int sqlite__account_write(struct sqlite_store *s, const struct store_acco
     return store__step_done(s, st, "account_update");
 }
 
+static int sqlite__counters_flush(struct sqlite_store *s)
+{
+    if (s->counters == NULL)
+        return 0;
+    struct map_iter it;
+    map_iter_init(&it, s->counters);
+    const char *key;
+    void *v;
+    while (map_iter_next(&it, &key, &v)) {
+        struct sqlite_kept_counter *c = v;
+        if (!c->dirty)
+            continue;
+        if (sqlite__counter_note(s, c, true) < 0)
+            return HB_ESTORAGE; /* cannot be undone: the job fails */
+        sqlite3_stmt *st = store__stmt(s, ST_COUNTER_SET);
+        sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, c->win);
+        sqlite3_bind_int64(st, 3, c->used);
+        int set = store__step_done(s, st, "counter_set");
+        if (set < 0)
+            return set;
+        c->dirty = false;
+    }
+    return 0;
+}
+
 int sqlite__accounts_flush(struct sqlite_store *s)
 {
-    if (s->accounts == NULL)
-        return 0;
+    int rc = sqlite__counters_flush(s);
+    if (rc < 0 || s->accounts == NULL)
+        return rc;
     struct map_iter it;
     map_iter_init(&it, s->accounts);
     const char *id;
@@ -125,7 +215,7 @@ int sqlite__accounts_flush(struct sqlite_store *s)
             continue;
         if (sqlite__accounts_note(s, k, true) < 0)
             return HB_ESTORAGE; /* cannot be undone: the job fails */
-        int rc = sqlite__account_write(s, &k->a);
+        rc = sqlite__account_write(s, &k->a);
         if (rc < 0)
             return rc;
         k->dirty = false;
@@ -216,4 +306,124 @@ int sqlite_txn_account_update(struct store_txn *txn, const struct store_account 
     k->a.credits_pending = a->credits_pending;
     k->dirty = true;
     return 0;
+}
+
+/* ---- Limit counters ------------------------------------------------------- */
+
+static bool sqlite__counter_key(char *key, const char *name, int64_t win)
+{
+    int n = snprintf(key, SQLITE_COUNTER_KEY_MAX, "%lld %s", (long long)win, name);
+    return n > 0 && n < SQLITE_COUNTER_KEY_MAX;
+}
+
+/* Keep name/win at `used`, as the database now has it after the running
+ * job's own statement (a rollback forgets it with that statement). */
+static void sqlite__counter_keep(struct sqlite_store *s, const char *key, const char *name,
+                                 int64_t win, int64_t used)
+{
+    if (s->counters == NULL && (s->counters = map_new(free)) == NULL)
+        return;
+    if (map_count(s->counters) >= SQLITE_ACCOUNTS_KEEP_MAX)
+        return;
+    struct sqlite_kept_counter *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    memcpy(c->key, key, sizeof(c->key));
+    c->name = c->key + (strlen(key) - strlen(name)); /* "<win> <name>" ends with name */
+    c->win = win;
+    c->used = used;
+    if (map_set(s->counters, c->key, c) < 0) {
+        free(c);
+        return;
+    }
+    if (sqlite__counter_note(s, c, false) < 0)
+        map_remove(s->counters, key);
+}
+
+/* A window's first add dropped the name's rows of earlier windows: what
+ * is kept of them goes too (they can no longer matter, so a rollback that
+ * brings the rows back may bring them back as the database had them). */
+static void sqlite__counters_forget_before(struct sqlite_store *s, const char *name, int64_t win)
+{
+    if (s->counters == NULL)
+        return;
+    struct map_iter it;
+    map_iter_init(&it, s->counters);
+    const char *key;
+    void *v;
+    while (map_iter_next(&it, &key, &v)) {
+        const struct sqlite_kept_counter *c = v;
+        if (c->win < win && strcmp(c->name, name) == 0)
+            map_iter_remove(&it);
+    }
+}
+
+int sqlite_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
+                           int64_t limit, int64_t *used)
+{
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->stmt[ST_COUNTER_ADD] == NULL)
+        return HB_ESCHEMA;
+    char key[SQLITE_COUNTER_KEY_MAX];
+    bool keyed = sqlite__counter_key(key, name, win);
+    struct sqlite_kept_counter *c = keyed && s->counters != NULL ? map_get(s->counters, key) : NULL;
+    int64_t after = 0;
+    if (c != NULL) {
+        int64_t sum;
+        if (__builtin_add_overflow(c->used, delta, &sum) ||
+            (delta > 0 && limit > 0 && sum > limit)) {
+            if (used != NULL)
+                *used = c->used;
+            return HB_ELIMIT;
+        }
+        if (sqlite__counter_note(s, c, true) < 0) {
+            map_remove(s->counters, key); /* the database decides, as before */
+            c = NULL;
+        } else {
+            c->used = sum < 0 ? 0 : sum;
+            c->dirty = true;
+            if (used != NULL)
+                *used = c->used;
+            return 0;
+        }
+    }
+    int rc = store__counter_add_sql(s, name, win, delta, limit, &after);
+    if (rc == 2)
+        sqlite__counters_forget_before(s, name, win);
+    if (rc > 0 && keyed)
+        sqlite__counter_keep(s, key, name, win, after);
+    if (rc == 0) /* the row was there, and the bound refused */
+        rc = sqlite_txn_counter_get(txn, name, win, &after) < 0 ? HB_ESTORAGE : HB_ELIMIT;
+    if (rc > 0)
+        rc = 0;
+    if (used != NULL)
+        *used = after;
+    return rc;
+}
+
+int sqlite_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used)
+{
+    struct sqlite_store *s = sqlite__of(txn);
+    *used = 0;
+    if (s->stmt[ST_COUNTER_GET] == NULL)
+        return HB_ESCHEMA;
+    char key[SQLITE_COUNTER_KEY_MAX];
+    const struct sqlite_kept_counter *c = s->counters != NULL && sqlite__counter_key(key, name, win)
+                                              ? map_get(s->counters, key)
+                                              : NULL;
+    if (c != NULL) {
+        *used = c->used;
+        return 0;
+    }
+    sqlite3_stmt *st = store__stmt(s, ST_COUNTER_GET);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, win);
+    int r = sqlite3_step(st);
+    int rc = 0;
+    if (r == SQLITE_ROW)
+        *used = sqlite3_column_int64(st, 0);
+    else if (r != SQLITE_DONE)
+        rc = store__fail(s, "counter_get");
+    sqlite3_reset(st);
+    return rc;
 }

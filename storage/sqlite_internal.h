@@ -48,6 +48,7 @@ enum store_stmt_id {
     ST_COUNTER_ENSURE, /* from here to ST_COUNTER_PRUNE: STORE_COUNTER_VERSION */
     ST_COUNTER_ADD,
     ST_COUNTER_GET,
+    ST_COUNTER_SET,
     ST_COUNTER_PRUNE,
     ST_OUTBOX_PUT, /* from here to ST_OUTBOX_COUNT: statements of STORE_OUTBOX_VERSION */
     ST_OUTBOX_REMOVE,
@@ -81,8 +82,10 @@ struct sqlite_store {
     sqlite3_stmt *stmt[ST_COUNT];
     int lock_fd; /* the held `<path>.lock` (one daemon per database), or -1 */
     sqlite3_stmt *conv[STORE_CONV_STMTS]; /* conversation statements (sqlite_conv.c) */
-    /* Accounts this transaction has read or written (sqlite_accounts.c). */
+    /* Accounts and limit counters this transaction has read or written
+     * (sqlite_accounts.c). */
     struct map *accounts;     /* id -> struct sqlite_kept, or NULL */
+    struct map *counters;     /* "<win> <name>" -> struct sqlite_kept, or NULL */
     struct sqlite_undo *undo; /* what the running job changed in them, first value each */
     size_t nundo, undo_cap;
     uint64_t job_gen;   /* the running job's number */
@@ -114,6 +117,12 @@ void sqlite__accounts_job_end(struct sqlite_store *s, bool undo);
 /** Write every account changed since the last flush. Returns 0 or HB_ESTORAGE. */
 int sqlite__accounts_flush(struct sqlite_store *s);
 void store__row_account(sqlite3_stmt *st, struct store_account *a);
+/** The bounded add of a counter's row as SQL runs it (sqlite_records.c):
+ *  1 when it applied (*after the value now), 2 when it applied to the row
+ *  it made (the window had none; the name's earlier windows were dropped),
+ *  0 when the row there refused it, or HB_ESTORAGE. */
+int store__counter_add_sql(struct sqlite_store *s, const char *name, int64_t win, int64_t delta,
+                           int64_t limit, int64_t *after);
 void sqlite__after_batch(struct store *s);
 
 /* The records: each the store_txn_* call of store.h of the same name. */

@@ -355,6 +355,7 @@ const char *const store__sql[ST_COUNT] = {
                        " WHERE name = ?1 AND win = ?2"
                        " AND (?3 <= 0 OR ?4 <= 0 OR used + ?3 <= ?4) RETURNING used",
     [ST_COUNTER_GET] = "SELECT used FROM counters WHERE name = ?1 AND win = ?2",
+    [ST_COUNTER_SET] = "UPDATE counters SET used = ?3 WHERE name = ?1 AND win = ?2",
     [ST_COUNTER_PRUNE] = "DELETE FROM counters WHERE name = ?1 AND win < ?2",
     [ST_OUTBOX_PUT] = "INSERT OR REPLACE INTO outbox (channel, id, chat, body, data, created_at)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

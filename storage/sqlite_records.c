@@ -508,25 +508,6 @@ int sqlite_txn_vote_top(struct store_txn *txn, const char *scope, const char *pe
 }
 /* ---- Counters ------------------------------------------------------------- */
 
-int sqlite_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used)
-{
-    struct sqlite_store *s = sqlite__of(txn);
-    *used = 0;
-    if (s->stmt[ST_COUNTER_GET] == NULL)
-        return HB_ESCHEMA;
-    sqlite3_stmt *st = store__stmt(s, ST_COUNTER_GET);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, win);
-    int r = sqlite3_step(st);
-    int rc = 0;
-    if (r == SQLITE_ROW)
-        *used = sqlite3_column_int64(st, 0);
-    else if (r != SQLITE_DONE)
-        rc = store__fail(s, "counter_get");
-    sqlite3_reset(st);
-    return rc;
-}
-
 /* The bounded add itself: 1 when it applied (*after the value now), 0 when
  * no row of name/win let it (none, or the bound refused), or HB_ESTORAGE. */
 static int store__counter_step(struct sqlite_store *s, const char *name, int64_t win, int64_t delta,
@@ -550,39 +531,25 @@ static int store__counter_step(struct sqlite_store *s, const char *name, int64_t
     return rc;
 }
 
-/* The row is there almost every time (a window's first add makes it): one
- * statement then. Only a window's first add makes the row, and deletes the
- * name's rows of earlier windows. */
-int sqlite_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
-                           int64_t limit, int64_t *used)
+int store__counter_add_sql(struct sqlite_store *s, const char *name, int64_t win, int64_t delta,
+                           int64_t limit, int64_t *after)
 {
-    struct sqlite_store *s = sqlite__of(txn);
-    int64_t after = 0;
-    if (s->stmt[ST_COUNTER_ADD] == NULL)
-        return HB_ESCHEMA;
-    int rc = store__counter_step(s, name, win, delta, limit, &after);
-    if (rc == 0) {
-        sqlite3_stmt *st = store__stmt(s, ST_COUNTER_ENSURE);
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, win);
-        rc = store__step_done(s, st, "counter_ensure");
-        bool made = rc == 0 && sqlite3_changes(s->db) > 0;
-        if (made) {
-            st = store__stmt(s, ST_COUNTER_PRUNE);
-            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, win);
-            rc = store__step_done(s, st, "counter_prune");
-        }
-        if (rc == 0 && made)
-            rc = store__counter_step(s, name, win, delta, limit, &after);
-    }
-    if (rc == 0) /* the row was there, and the bound refused */
-        rc = sqlite_txn_counter_get(txn, name, win, &after) < 0 ? HB_ESTORAGE : HB_ELIMIT;
-    if (rc > 0)
-        rc = 0;
-    if (used != NULL)
-        *used = after;
-    return rc;
+    int rc = store__counter_step(s, name, win, delta, limit, after);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = store__stmt(s, ST_COUNTER_ENSURE);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, win);
+    rc = store__step_done(s, st, "counter_ensure");
+    if (rc < 0 || sqlite3_changes(s->db) == 0)
+        return rc; /* the row was there, and the bound refused */
+    st = store__stmt(s, ST_COUNTER_PRUNE);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, win);
+    rc = store__step_done(s, st, "counter_prune");
+    if (rc == 0)
+        rc = store__counter_step(s, name, win, delta, limit, after);
+    return rc == 1 ? 2 : rc;
 }
 
 /* ---- Outbox ------------------------------------------------------------ */
