@@ -96,7 +96,7 @@ static int pg__counter_step(struct store_txn *txn, const struct pg_params *p, in
  * key, then finds it), deletes the name's rows of earlier windows, and adds
  * again. */
 int pg_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
-                       int64_t limit, int64_t *used)
+                       int64_t limit, int64_t *after)
 {
     struct pg_store *s = pg__of(txn);
     struct pg_params p;
@@ -105,8 +105,7 @@ int pg_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int
     pg__int(&p, win);
     pg__int(&p, delta);
     pg__int(&p, limit);
-    int64_t after = 0;
-    int rc = pg__counter_step(txn, &p, &after);
+    int rc = pg__counter_step(txn, &p, after);
     if (rc == 0) {
         struct pg_params k;
         pg__params_init(&k);
@@ -121,14 +120,8 @@ int pg_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int
             rc = pg__do(s, "DELETE FROM counters WHERE name = $1 AND win < $2", &k, "counter_prune",
                         NULL);
         if (rc == 0)
-            rc = pg__counter_step(txn, &p, &after);
+            rc = pg__counter_step(txn, &p, after);
     }
-    if (rc == 0) /* the row is there, and the bound refused */
-        rc = pg_txn_counter_get(txn, name, win, &after) < 0 ? HB_ESTORAGE : HB_ELIMIT;
-    if (rc > 0)
-        rc = 0;
-    if (used != NULL)
-        *used = after;
     return rc;
 }
 

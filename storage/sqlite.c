@@ -58,7 +58,7 @@ static struct sqlite_store *sqlite__store(struct store *s)
 
 int sqlite__begin(struct store *s, bool write)
 {
-    sqlite__accounts_drop(sqlite__store(s));
+    sqlite__kept_drop(sqlite__store(s));
     /* A reader's batches are read transactions: no write lock, a snapshot
      * of what was committed when their first statement ran. */
     return store__exec_stmt(sqlite__store(s), write && !s->reader ? ST_BEGIN_WRITE : ST_BEGIN_READ);
@@ -66,8 +66,8 @@ int sqlite__begin(struct store *s, bool write)
 
 int sqlite__commit(struct store *s)
 {
-    int rc = sqlite__accounts_flush(sqlite__store(s));
-    sqlite__accounts_drop(sqlite__store(s));
+    int rc = sqlite__kept_flush(sqlite__store(s));
+    sqlite__kept_drop(sqlite__store(s));
     return rc < 0 ? rc : store__exec_stmt(sqlite__store(s), ST_COMMIT);
 }
 
@@ -75,8 +75,8 @@ int sqlite__commit(struct store *s)
  * gathers the WAL's writes only (a relaxed store has no sync to put off). */
 int sqlite__commit_early(struct store *s, bool *owed)
 {
-    int flushed = sqlite__accounts_flush(sqlite__store(s));
-    sqlite__accounts_drop(sqlite__store(s));
+    int flushed = sqlite__kept_flush(sqlite__store(s));
+    sqlite__kept_drop(sqlite__store(s));
     if (flushed < 0)
         return flushed;
     sqlite_walbuf_defer(true);
@@ -97,25 +97,25 @@ int sqlite__sync_owed(struct store *s)
 
 void sqlite__rollback(struct store *s)
 {
-    sqlite__accounts_drop(sqlite__store(s));
+    sqlite__kept_drop(sqlite__store(s));
     store__exec_stmt(sqlite__store(s), ST_ROLLBACK);
 }
 
 int sqlite__savepoint(struct store *s)
 {
-    sqlite__accounts_job_begin(sqlite__store(s));
+    sqlite__kept_job_begin(sqlite__store(s));
     return store__exec_stmt(sqlite__store(s), ST_SAVEPOINT);
 }
 
 int sqlite__release(struct store *s)
 {
-    sqlite__accounts_job_end(sqlite__store(s), false);
+    sqlite__kept_job_end(sqlite__store(s), false);
     return store__exec_stmt(sqlite__store(s), ST_RELEASE);
 }
 
 int sqlite__rollback_to(struct store *s)
 {
-    sqlite__accounts_job_end(sqlite__store(s), true); /* what the job wrote is undone */
+    sqlite__kept_job_end(sqlite__store(s), true); /* what the job wrote is undone */
     return store__exec_stmt(sqlite__store(s), ST_ROLLBACK_TO);
 }
 

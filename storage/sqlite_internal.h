@@ -83,14 +83,13 @@ struct sqlite_store {
     int lock_fd; /* the held `<path>.lock` (one daemon per database), or -1 */
     sqlite3_stmt *conv[STORE_CONV_STMTS]; /* conversation statements (sqlite_conv.c) */
     /* Accounts and limit counters this transaction has read or written
-     * (sqlite_accounts.c). */
+     * (sqlite_kept.c). */
     struct map *accounts;     /* id -> struct sqlite_kept, or NULL */
     struct map *counters;     /* "<win> <name>" -> struct sqlite_kept, or NULL */
     struct sqlite_undo *undo; /* what the running job changed in them, first value each */
     size_t nundo, undo_cap;
-    uint64_t job_gen;   /* the running job's number */
-    bool in_job;        /* a job runs in its savepoint */
-    bool wrote_through; /* ... and wrote an account not kept */
+    uint64_t job_gen; /* the running job's number */
+    bool in_job;      /* a job runs in its savepoint */
 };
 
 /* The SQLite store a transaction belongs to. */
@@ -109,13 +108,14 @@ int sqlite__savepoint(struct store *s);
 int sqlite__release(struct store *s);
 int sqlite__rollback_to(struct store *s);
 int sqlite__head_record(struct store_txn *txn);
-/* The accounts kept for a transaction (sqlite_accounts.c): the job and
- * transaction boundaries they follow. */
-void sqlite__accounts_drop(struct sqlite_store *s);
-void sqlite__accounts_job_begin(struct sqlite_store *s);
-void sqlite__accounts_job_end(struct sqlite_store *s, bool undo);
-/** Write every account changed since the last flush. Returns 0 or HB_ESTORAGE. */
-int sqlite__accounts_flush(struct sqlite_store *s);
+/* The accounts and counters kept for a transaction (sqlite_kept.c): the
+ * job and transaction boundaries they follow. */
+void sqlite__kept_drop(struct sqlite_store *s);
+void sqlite__kept_job_begin(struct sqlite_store *s);
+void sqlite__kept_job_end(struct sqlite_store *s, bool undo);
+/** Write every kept account and counter changed since the last flush.
+ *  Returns 0 or an error. */
+int sqlite__kept_flush(struct sqlite_store *s);
 void store__row_account(sqlite3_stmt *st, struct store_account *a);
 /** The bounded add of a counter's row as SQL runs it (sqlite_records.c):
  *  1 when it applied (*after the value now), 2 when it applied to the row

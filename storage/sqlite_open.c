@@ -785,7 +785,7 @@ static void sqlite__free(struct store *base)
     /* After the database is closed: the next daemon may start now. */
     if (s->lock_fd >= 0)
         close(s->lock_fd);
-    sqlite__accounts_drop(s);
+    sqlite__kept_drop(s);
     free(s->undo);
     free(s);
 }

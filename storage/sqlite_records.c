@@ -255,7 +255,7 @@ int sqlite_txn_account_each(struct store_txn *txn,
                             int (*fn)(const struct store_account *a, void *data), void *data)
 {
     struct sqlite_store *s = sqlite__of(txn);
-    int rc = sqlite__accounts_flush(s); /* the table as this transaction has it */
+    int rc = sqlite__kept_flush(s); /* the table as this transaction has it */
     if (rc < 0)
         return rc;
     sqlite3_stmt *st = store__stmt(s, ST_ACCOUNT_EACH);

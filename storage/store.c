@@ -643,7 +643,15 @@ int store_txn_vote_top(struct store_txn *txn, const char *scope, const char *per
 int store_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
                           int64_t limit, int64_t *used)
 {
-    return txn->store->ops->counter_add(txn, name, win, delta, limit, used);
+    int64_t after = 0;
+    int rc = txn->store->ops->counter_add(txn, name, win, delta, limit, &after);
+    if (rc == 0) /* the bound refused it: say what the counter holds */
+        rc = store_txn_counter_get(txn, name, win, &after) < 0 ? HB_ESTORAGE : HB_ELIMIT;
+    else if (rc > 0)
+        rc = 0;
+    if (used != NULL)
+        *used = after;
+    return rc;
 }
 
 int store_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used)

@@ -134,8 +134,11 @@ struct store_ops {
                     const struct store_vote *v);
     int (*vote_top)(struct store_txn *txn, const char *scope, const char *period,
                     struct store_vote *out, size_t max, size_t *n);
+    /* store_txn_counter_add's add: 1 when it applied (*after the value
+     * now), 0 when the bound refused it (store.c reads the value then), or
+     * an error. */
     int (*counter_add)(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
-                       int64_t limit, int64_t *used);
+                       int64_t limit, int64_t *after);
     int (*counter_get)(struct store_txn *txn, const char *name, int64_t win, int64_t *used);
     int (*conv_get)(struct store_txn *txn, const char *id, struct store_conv *out);
     int (*conv_put)(struct store_txn *txn, const struct store_conv *c);

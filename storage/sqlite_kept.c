@@ -1,5 +1,6 @@
-/* The accounts a write transaction reads and writes, kept in memory for
- * the transaction's length (one group-committed batch of jobs).
+/* The accounts and limit counters a write transaction reads and writes,
+ * kept in memory for the transaction's length (one group-committed batch
+ * of jobs).
  *
  * Every charge moves system:revenue, and a split's post moves each
  * share's account: within one batch the same few rows were read back and
@@ -12,11 +13,14 @@
  * A job that fails is rolled back to its savepoint: the first value each
  * account had in the job (and whether it was still to be written) is
  * noted as the job first changes it, and put back; an account the job
- * inserted is forgotten with its row. A write that happened inside the
- * job (a flush) is noted the same way, so the database's rollback and the
- * kept values stay one. Everything kept is dropped when the transaction
- * ends. A store without a job running (store_txn_begin's callers) has no
- * savepoint: the whole transaction commits or not, and nothing is noted.
+ * began keeping (read or inserted) is forgotten, since the database holds
+ * the truth after the rollback. A write that happened inside the job (a
+ * flush) is noted the same way, so the database's rollback and the kept
+ * values stay one. An account that cannot be kept (SQLITE_KEPT_MAX in one
+ * transaction) is read and written in SQL, which the savepoint covers.
+ * Everything kept is dropped when the transaction ends. A store without a job running
+ * (store_txn_begin's callers) has no savepoint: the whole transaction commits or not, and nothing
+ * is noted.
  *
  * Limit counters are kept the same way once a transaction has added to
  * one: the day's token count, which every job moves twice, is written
@@ -35,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SQLITE_ACCOUNTS_KEEP_MAX 4096
+#define SQLITE_KEPT_MAX 4096
 
 #define SQLITE_COUNTER_KEY_MAX 224 /* "<win> <name>"; a longer one is not kept */
 
@@ -62,7 +66,7 @@ struct sqlite_undo {
     bool existed; /* false: the job made it */
 };
 
-void sqlite__accounts_drop(struct sqlite_store *s)
+void sqlite__kept_drop(struct sqlite_store *s)
 {
     map_free(s->accounts);
     s->accounts = NULL;
@@ -71,22 +75,15 @@ void sqlite__accounts_drop(struct sqlite_store *s)
     s->nundo = 0;
 }
 
-void sqlite__accounts_job_begin(struct sqlite_store *s)
+void sqlite__kept_job_begin(struct sqlite_store *s)
 {
     s->job_gen++;
     s->nundo = 0;
     s->in_job = true;
-    s->wrote_through = false;
 }
 
-void sqlite__accounts_job_end(struct sqlite_store *s, bool undo)
+void sqlite__kept_job_end(struct sqlite_store *s, bool undo)
 {
-    if (undo && s->wrote_through) {
-        /* An account written straight to the database (none could be
-         * kept) may have been read back since: nothing kept is trusted. */
-        sqlite__accounts_drop(s);
-        undo = false;
-    }
     for (size_t i = s->nundo; undo && i > 0; i--) {
         const struct sqlite_undo *u = &s->undo[i - 1];
         if (u->counter) {
@@ -111,7 +108,6 @@ void sqlite__accounts_job_end(struct sqlite_store *s, bool undo)
     }
     s->nundo = 0;
     s->in_job = false;
-    s->wrote_through = false;
 }
 
 /* A new note of the running job, or NULL when none is needed (no job, or
@@ -135,8 +131,8 @@ static struct sqlite_undo *sqlite__undo_new(struct sqlite_store *s, uint64_t *ge
     return u;
 }
 
-/* Note k's value before the running job first changes it. Returns 0, or
- * HB_ENOMEM (the caller then writes through, which the savepoint undoes). */
+/* Note k's value before the running job first changes (or keeps) it.
+ * Returns 0, or HB_ENOMEM. */
 static int sqlite__accounts_note(struct sqlite_store *s, struct sqlite_kept *k, bool existed)
 {
     bool failed;
@@ -200,7 +196,7 @@ static int sqlite__counters_flush(struct sqlite_store *s)
     return 0;
 }
 
-int sqlite__accounts_flush(struct sqlite_store *s)
+int sqlite__kept_flush(struct sqlite_store *s)
 {
     int rc = sqlite__counters_flush(s);
     if (rc < 0 || s->accounts == NULL)
@@ -230,7 +226,7 @@ static struct sqlite_kept *sqlite__account_keep(struct sqlite_store *s,
 {
     if (s->accounts == NULL && (s->accounts = map_new(free)) == NULL)
         return NULL;
-    if (map_count(s->accounts) >= SQLITE_ACCOUNTS_KEEP_MAX)
+    if (map_count(s->accounts) >= SQLITE_KEPT_MAX)
         return NULL;
     struct sqlite_kept *k = calloc(1, sizeof(*k));
     if (k == NULL)
@@ -238,6 +234,12 @@ static struct sqlite_kept *sqlite__account_keep(struct sqlite_store *s,
     k->a = *a;
     if (map_set(s->accounts, a->id, k) < 0) {
         free(k);
+        return NULL;
+    }
+    /* Kept from now, with a note that the running job began keeping it: a
+     * rollback forgets it (what the database then holds is the truth). */
+    if (sqlite__accounts_note(s, k, false) < 0) {
+        map_remove(s->accounts, a->id);
         return NULL;
     }
     return k;
@@ -281,11 +283,7 @@ int sqlite_txn_account_insert(struct store_txn *txn, const struct store_account 
     int rc = store__step_done(s, st, "account_insert");
     if (rc < 0)
         return rc;
-    /* Kept with a note that the job made it, so that a rollback forgets
-     * it with its row. */
-    struct sqlite_kept *k = sqlite__account_keep(s, a);
-    if (k != NULL && sqlite__accounts_note(s, k, false) < 0)
-        map_remove(s->accounts, a->id);
+    sqlite__account_keep(s, a); /* a rollback forgets it with its row */
     return 0;
 }
 
@@ -293,12 +291,10 @@ int sqlite_txn_account_update(struct store_txn *txn, const struct store_account 
 {
     struct sqlite_store *s = sqlite__of(txn);
     struct sqlite_kept *k = s->accounts != NULL ? map_get(s->accounts, a->id) : NULL;
-    if (k == NULL || sqlite__accounts_note(s, k, true) < 0) {
-        if (k != NULL)
-            map_remove(s->accounts, a->id); /* no note, no keeping: the database has it */
-        s->wrote_through = true;
+    if (k == NULL) /* not kept (the store keeps so many): the database has it */
         return sqlite__account_write(s, a);
-    }
+    if (sqlite__accounts_note(s, k, true) < 0)
+        return HB_ENOMEM; /* nothing changed: the job fails */
     /* Flags and creation time never change; the sums do. */
     k->a.debits_posted = a->debits_posted;
     k->a.credits_posted = a->credits_posted;
@@ -323,7 +319,7 @@ static void sqlite__counter_keep(struct sqlite_store *s, const char *key, const 
 {
     if (s->counters == NULL && (s->counters = map_new(free)) == NULL)
         return;
-    if (map_count(s->counters) >= SQLITE_ACCOUNTS_KEEP_MAX)
+    if (map_count(s->counters) >= SQLITE_KEPT_MAX)
         return;
     struct sqlite_kept_counter *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -359,7 +355,7 @@ static void sqlite__counters_forget_before(struct sqlite_store *s, const char *n
 }
 
 int sqlite_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
-                           int64_t limit, int64_t *used)
+                           int64_t limit, int64_t *after)
 {
     struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_COUNTER_ADD] == NULL)
@@ -367,38 +363,23 @@ int sqlite_txn_counter_add(struct store_txn *txn, const char *name, int64_t win,
     char key[SQLITE_COUNTER_KEY_MAX];
     bool keyed = sqlite__counter_key(key, name, win);
     struct sqlite_kept_counter *c = keyed && s->counters != NULL ? map_get(s->counters, key) : NULL;
-    int64_t after = 0;
     if (c != NULL) {
         int64_t sum;
-        if (__builtin_add_overflow(c->used, delta, &sum) ||
-            (delta > 0 && limit > 0 && sum > limit)) {
-            if (used != NULL)
-                *used = c->used;
-            return HB_ELIMIT;
-        }
-        if (sqlite__counter_note(s, c, true) < 0) {
-            map_remove(s->counters, key); /* the database decides, as before */
-            c = NULL;
-        } else {
-            c->used = sum < 0 ? 0 : sum;
-            c->dirty = true;
-            if (used != NULL)
-                *used = c->used;
+        if (__builtin_add_overflow(c->used, delta, &sum) || (delta > 0 && limit > 0 && sum > limit))
             return 0;
-        }
+        if (sqlite__counter_note(s, c, true) < 0)
+            return HB_ENOMEM; /* nothing changed: the job fails */
+        c->used = sum < 0 ? 0 : sum;
+        c->dirty = true;
+        *after = c->used;
+        return 1;
     }
-    int rc = store__counter_add_sql(s, name, win, delta, limit, &after);
+    int rc = store__counter_add_sql(s, name, win, delta, limit, after);
     if (rc == 2)
         sqlite__counters_forget_before(s, name, win);
     if (rc > 0 && keyed)
-        sqlite__counter_keep(s, key, name, win, after);
-    if (rc == 0) /* the row was there, and the bound refused */
-        rc = sqlite_txn_counter_get(txn, name, win, &after) < 0 ? HB_ESTORAGE : HB_ELIMIT;
-    if (rc > 0)
-        rc = 0;
-    if (used != NULL)
-        *used = after;
-    return rc;
+        sqlite__counter_keep(s, key, name, win, *after);
+    return rc > 0 ? 1 : rc;
 }
 
 int sqlite_txn_counter_get(struct store_txn *txn, const char *name, int64_t win, int64_t *used)
