@@ -66,6 +66,38 @@ static inline bool db_exec_ok(const struct store_db *d, const char *sql)
     return rc == SQLITE_OK;
 }
 
+/* A group's setup naming the backend its tests run on (*state). */
+static inline int store_db_setup_sqlite(void **state)
+{
+    static enum store_backend_kind kind = STORE_BACKEND_SQLITE;
+    *state = &kind;
+    return 0;
+}
+
+static inline int store_db_setup_pg(void **state)
+{
+    static enum store_backend_kind kind = STORE_BACKEND_POSTGRES;
+    *state = &kind;
+    return 0;
+}
+
+static inline void store_db__stopped(struct store *s, void *data)
+{
+    (void)s;
+    *(bool *)data = true;
+}
+
+/* Stop and free a started store, then close its loop. */
+static inline void store_db_stop(struct store *s, uv_loop_t *loop)
+{
+    bool stopped = false;
+    store_stop(s, store_db__stopped, &stopped);
+    while (!stopped)
+        uv_run(loop, UV_RUN_ONCE);
+    store_free(s);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
 /* Holds the store's thread until released, so the jobs queued meanwhile
  * share one batch. */
 struct store_gate {

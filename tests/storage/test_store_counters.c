@@ -84,12 +84,6 @@ static void test_counter_bound_across_daemons(void **state)
     store_db_done(&d);
 }
 
-static void counters_stopped(struct store *s, void *data)
-{
-    (void)s;
-    *(bool *)data = true;
-}
-
 /* One add in a transaction of its own; *used as the store said. */
 static int counter_add(struct store *s, const char *name, int64_t win, int64_t delta, int64_t limit,
                        int64_t *used)
@@ -216,29 +210,9 @@ static void test_counter_in_group_commit(void **state)
         assert_int_equal(jobs[i].rc, want_rc[i]);
         assert_int_equal(jobs[i].seen, want_seen[i]);
     }
-    bool stopped = false;
-    store_stop(s, counters_stopped, &stopped);
-    while (!stopped)
-        uv_run(&loop, UV_RUN_ONCE);
-    store_free(s);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    store_db_stop(s, &loop);
     assert_int_equal(db_int(&d, "SELECT used FROM counters WHERE name = 'c' AND win = 1"), 90);
     store_db_done(&d);
-}
-
-static enum store_backend_kind counters_sqlite = STORE_BACKEND_SQLITE;
-static enum store_backend_kind counters_pg = STORE_BACKEND_POSTGRES;
-
-static int counters_setup(void **state)
-{
-    *state = &counters_sqlite;
-    return 0;
-}
-
-static int counters_setup_pg(void **state)
-{
-    *state = &counters_pg;
-    return 0;
 }
 
 static const struct CMUnitTest tests[] = {
@@ -252,5 +226,5 @@ static const struct CMUnitTest tests_pg[] = {
     cmocka_unit_test(test_counter_bound_across_daemons),
 };
 
-TEST_GROUP_DEFINE(store_counters, tests, counters_setup, NULL)
-TEST_GROUP_DEFINE(store_counters_pg, tests_pg, counters_setup_pg, NULL)
+TEST_GROUP_DEFINE(store_counters, tests, store_db_setup_sqlite, NULL)
+TEST_GROUP_DEFINE(store_counters_pg, tests_pg, store_db_setup_pg, NULL)

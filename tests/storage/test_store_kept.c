@@ -56,12 +56,6 @@ static void kept_done(struct store_job *job, int rc)
     j->done = true;
 }
 
-static void kept_stopped(struct store *s, void *data)
-{
-    (void)s;
-    *(bool *)data = true;
-}
-
 static void kept_open(struct store *s)
 {
     struct store_txn *txn = NULL;
@@ -116,35 +110,15 @@ static void test_failed_job_beside_full_keep(void **state)
         assert_int_equal(jobs[i].rc, want_rc[i]);
         assert_int_equal(jobs[i].seen, want_seen[i]);
     }
-    bool stopped = false;
-    store_stop(s, kept_stopped, &stopped);
-    while (!stopped)
-        uv_run(&loop, UV_RUN_ONCE);
-    store_free(s);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    store_db_stop(s, &loop);
     assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'x'"), 5);
     assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'y'"), 0);
     store_db_done(&d);
-}
-
-static enum store_backend_kind kept_sqlite = STORE_BACKEND_SQLITE;
-static enum store_backend_kind kept_pg = STORE_BACKEND_POSTGRES;
-
-static int kept_setup(void **state)
-{
-    *state = &kept_sqlite;
-    return 0;
-}
-
-static int kept_setup_pg(void **state)
-{
-    *state = &kept_pg;
-    return 0;
 }
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_failed_job_beside_full_keep),
 };
 
-TEST_GROUP_DEFINE(store_kept, tests, kept_setup, NULL)
-TEST_GROUP_DEFINE(store_kept_pg, tests, kept_setup_pg, NULL)
+TEST_GROUP_DEFINE(store_kept, tests, store_db_setup_sqlite, NULL)
+TEST_GROUP_DEFINE(store_kept_pg, tests, store_db_setup_pg, NULL)

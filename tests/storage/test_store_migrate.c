@@ -8,21 +8,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static enum store_backend_kind migrate_sqlite = STORE_BACKEND_SQLITE;
-static enum store_backend_kind migrate_pg = STORE_BACKEND_POSTGRES;
-
-static int migrate_setup(void **state)
-{
-    *state = &migrate_sqlite;
-    return 0;
-}
-
-static int migrate_setup_pg(void **state)
-{
-    *state = &migrate_pg;
-    return 0;
-}
-
 /* The schema before an API key's caps were limit counters (SQLite 12,
  * PostgreSQL 6): upgraded, what each capped key spent so far becomes its
  * counters (in total, and on its last day for a daily cap). */
@@ -64,5 +49,5 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_key_caps_seeded),
 };
 
-TEST_GROUP_DEFINE(store_migrate, tests, migrate_setup, NULL)
-TEST_GROUP_DEFINE(store_migrate_pg, tests, migrate_setup_pg, NULL)
+TEST_GROUP_DEFINE(store_migrate, tests, store_db_setup_sqlite, NULL)
+TEST_GROUP_DEFINE(store_migrate_pg, tests, store_db_setup_pg, NULL)
