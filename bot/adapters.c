@@ -23,6 +23,7 @@ static struct console_options adapters__console_options(const struct config *cfg
     return (struct console_options){.user = cfg->console.user,
                                     .admin = cfg->console.admin,
                                     .image_dir = cfg->console.image_dir,
+                                    .history_file = cfg->console.history_file,
                                     .in_fd = 0,
                                     .out_fd = 1};
 }

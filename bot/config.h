@@ -77,10 +77,11 @@ struct config_ledger {
 };
 
 struct config_console {
-    bool enabled;    /* read commands from stdin */
-    char *user;      /* the local user's name; wallet console:<user> */
-    bool admin;      /* the console user may run admin commands */
-    char *image_dir; /* folder where images sent to the console are saved */
+    bool enabled;       /* read commands from stdin */
+    char *user;         /* the local user's name; wallet console:<user> */
+    bool admin;         /* the console user may run admin commands */
+    char *image_dir;    /* folder where images sent to the console are saved */
+    char *history_file; /* lines typed at the terminal, kept between runs; "" none */
 };
 
 struct config_discord {

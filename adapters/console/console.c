@@ -31,6 +31,7 @@ struct console {
     char *user;
     bool admin;
     char *image_dir;
+    char *history_file; /* NULL: none kept */
     int in_fd;
     int out_fd;
 
@@ -512,6 +513,7 @@ static void console__maybe_free(struct console *c)
     console__buttons_clear(c);
     free(c->user);
     free(c->image_dir);
+    free(c->history_file);
     free(c->line);
     free(c->file_buf);
     free(c);
@@ -575,7 +577,7 @@ static int console__edit_start(struct console *c)
 {
     if (c->in_fd != STDIN_FILENO || c->out_fd != STDOUT_FILENO || !isatty(c->out_fd))
         return HB_EINVAL;
-    c->edit = console_edit_new(c->loop, CONSOLE_PROMPT, console__edit_line, c);
+    c->edit = console_edit_new(c->loop, CONSOLE_PROMPT, c->history_file, console__edit_line, c);
     if (c->edit == NULL)
         return HB_ENOMEM;
     c->handles_open++;
@@ -740,6 +742,11 @@ struct adapter *console_new(uv_loop_t *loop, const struct console_options *opts,
     c->host = *host;
     c->user = strdup(opts->user != NULL ? opts->user : "operator");
     c->image_dir = strdup(opts->image_dir != NULL ? opts->image_dir : ".");
+    if (opts->history_file != NULL && opts->history_file[0] != '\0') {
+        c->history_file = strdup(opts->history_file);
+        if (c->history_file == NULL)
+            goto fail;
+    }
     c->admin = opts->admin;
     c->in_fd = opts->in_fd;
     c->out_fd = opts->out_fd;
@@ -758,6 +765,7 @@ struct adapter *console_new(uv_loop_t *loop, const struct console_options *opts,
 fail:
     free(c->user);
     free(c->image_dir);
+    free(c->history_file);
     free(c->line);
     free(c);
     return NULL;

@@ -17,8 +17,11 @@ struct console_options {
     const char *user;      /* local user name (copied) */
     bool admin;            /* may the local user run admin commands */
     const char *image_dir; /* where received images are written (copied) */
-    int in_fd;             /* input, normally 0 */
-    int out_fd;            /* output, normally 1 */
+    /* On a terminal, where typed lines are kept between runs (copied; a
+     * leading "~/" is $HOME); NULL or "" keeps none. */
+    const char *history_file;
+    int in_fd;  /* input, normally 0 */
+    int out_fd; /* output, normally 1 */
 };
 
 /** A console adapter on `loop`; host is copied. Returns NULL on failure.

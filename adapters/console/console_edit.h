@@ -18,9 +18,11 @@ struct console_edit;
 typedef void (*console_edit_line_cb)(void *data, char *line);
 
 /** An editor on standard input and output; the prompt is not shown yet.
- *  NULL when another exists or on failure. */
-struct console_edit *console_edit_new(uv_loop_t *loop, const char *prompt, console_edit_line_cb cb,
-                                      void *data);
+ *  history names the file that keeps typed lines between runs (a leading
+ *  "~/" is $HOME; NULL or "" keeps none): loaded now, appended to with each
+ *  line. NULL when another editor exists or on failure. */
+struct console_edit *console_edit_new(uv_loop_t *loop, const char *prompt, const char *history,
+                                      console_edit_line_cb cb, void *data);
 
 /** Show the prompt and take keys (nothing when it shows already). */
 int console_edit_prompt_show(struct console_edit *e);

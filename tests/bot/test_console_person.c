@@ -78,15 +78,30 @@ static void test_bare_number_is_chat(void **state)
     test_proc_free(&p);
 }
 
+/* The daemon on a terminal, with HOME at home: the console keeps its
+ * history there by default, never in the home of whoever runs the tests. */
+static void pty_start_home(struct test_pty *t, const struct test_daemon_dir *f, const char *home)
+{
+    const char *old = getenv("HOME");
+    char *saved = old != NULL ? strdup(old) : NULL;
+    setenv("HOME", home, 1);
+    char *argv[] = {(char *)test_haibot_bin(), "-c", (char *)f->conf, NULL};
+    test_pty_start(t, argv);
+    if (saved != NULL)
+        setenv("HOME", saved, 1);
+    else
+        unsetenv("HOME");
+    free(saved);
+}
+
 /* On a terminal: the banner says how to get help and how to quit, the
  * prompt shows, a typed line runs, history recalls it, Ctrl-D ends. */
 static void test_terminal_prompt(void **state)
 {
     struct test_daemon_dir *f = *state;
     person_conf(f);
-    char *argv[] = {(char *)test_haibot_bin(), "-c", f->conf, NULL};
     struct test_pty t;
-    test_pty_start(&t, argv);
+    pty_start_home(&t, f, f->dir);
     assert_true(test_pty_wait_for(&t, "/help lists the commands", 30000));
     assert_true(test_pty_wait_for(&t, "Ctrl-D leaves the console", 5000));
     assert_true(test_pty_wait_for(&t, "haibot> ", 10000));
@@ -102,6 +117,85 @@ static void test_terminal_prompt(void **state)
     assert_true(test_pty_wait_for(&t, "console.end_of_input", 15000));
     assert_int_equal(test_pty_finish(&t, 20000), 0);
     test_pty_free(&t);
+}
+
+/* Run the daemon on a terminal with HOME at home, type each line of
+ * `lines` (each waits for `expect` after it), then leave with Ctrl-D. */
+static void history_session(const struct test_daemon_dir *f, const char *home,
+                            const char *const *lines, const char *const *expect)
+{
+    struct test_pty t;
+    pty_start_home(&t, f, home);
+    assert_true(test_pty_wait_for(&t, "haibot> ", 30000));
+    for (size_t i = 0; lines[i] != NULL; i++) {
+        test_pty_type(&t, lines[i]);
+        assert_true(test_pty_wait_for(&t, expect[i], 15000));
+        assert_true(test_pty_wait_for(&t, "haibot> ", 10000));
+    }
+    test_pty_type(&t, "\004");
+    assert_true(test_pty_wait_for(&t, "console.end_of_input", 15000));
+    assert_int_equal(test_pty_finish(&t, 20000), 0);
+    test_pty_free(&t);
+}
+
+/* The terminal's history is kept between runs, in ~/.haibot_history by
+ * default (private to the user), without the lines typed after a space;
+ * an empty history_file keeps none. */
+static void test_terminal_history_kept(void **state)
+{
+    struct test_daemon_dir *f = *state;
+    person_conf(f);
+    history_session(f, f->dir, (const char *const[]){"/balance\r", " /persona\r", NULL},
+                    (const char *const[]){"Your wallet: 100 credits available", "buttons:"});
+    char path[600];
+    snprintf(path, sizeof(path), "%s/.haibot_history", f->dir);
+    size_t len = 0;
+    char *kept = test_file_read(path, &len);
+    assert_non_null(kept);
+    assert_string_equal(kept, "/balance\n");
+    free(kept);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* The next run recalls it with the up arrow; a file grown past twice
+     * the history's 1,000 lines is cut to its newest 1,000 at start. */
+    FILE *grow = fopen(path, "w");
+    assert_non_null(grow);
+    for (int i = 0; i < 2100; i++)
+        fprintf(grow, "/chat line %d\n", i);
+    fputs("/balance\n", grow);
+    fclose(grow);
+    history_session(f, f->dir, (const char *const[]){"\033[A\r", NULL},
+                    (const char *const[]){"Your wallet: 100 credits available"});
+    kept = test_file_read(path, &len);
+    assert_non_null(kept);
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += kept[i] == '\n';
+    assert_int_equal(lines, 1000); /* the recalled line is not kept twice */
+    assert_true(strncmp(kept, "/chat line 1101\n", 16) == 0);
+    assert_non_null(strstr(kept, "/chat line 2099\n/balance\n"));
+    assert_string_equal(kept + len - 9, "/balance\n");
+    free(kept);
+
+    /* Turned off: nothing written in the (other) home. */
+    char conf[4096];
+    size_t clen = 0;
+    char *text = test_file_read(f->conf, &clen);
+    assert_non_null(text);
+    char *at = strstr(text, "[console]\n");
+    assert_non_null(at);
+    at += strlen("[console]\n");
+    snprintf(conf, sizeof(conf), "%.*shistory_file =\n%s", (int)(at - text), text, at);
+    free(text);
+    test_file_write(f->conf, conf, (size_t)-1);
+    char home[600];
+    snprintf(home, sizeof(home), "%s/home2", f->dir);
+    assert_int_equal(mkdir(home, 0700), 0);
+    history_session(f, home, (const char *const[]){"/balance\r", NULL},
+                    (const char *const[]){"Your wallet: 100 credits available"});
+    snprintf(path, sizeof(path), "%s/.haibot_history", home);
+    assert_int_equal(stat(path, &st), -1);
 }
 
 /* /usage chart on the console: the PNG is saved as a file and its path
@@ -140,6 +234,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_bare_number_is_chat, test_daemon_dir_setup,
                                     test_daemon_dir_teardown),
     cmocka_unit_test_setup_teardown(test_terminal_prompt, test_daemon_dir_setup,
+                                    test_daemon_dir_teardown),
+    cmocka_unit_test_setup_teardown(test_terminal_history_kept, test_daemon_dir_setup,
                                     test_daemon_dir_teardown),
 };
 
