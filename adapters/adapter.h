@@ -99,9 +99,9 @@ struct adapter_ops {
      *  (to->user_id). Returns 0 once queued (delivery is best effort and
      *  logged), HB_EINVAL when the target cannot be reached on this
      *  platform, or another negative code. Stage and ephemeral are
-     *  ignored; buttons and an image go along where the platform's notices
-     *  carry them (Telegram, and Discord: an upload with the last piece)
-     *  and are left out elsewhere. */
+     *  ignored; buttons and an image go along (Telegram; Discord, an
+     *  upload with the last piece; the console, a saved file and numbered
+     *  buttons). */
     int (*notify)(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
 };
 

@@ -181,14 +181,17 @@ static void console__buttons_keep(struct console *c, const struct reply_msg *msg
     c->buttons_fresh = true;
 }
 
-static int console__send(struct reply *r, const struct reply_msg *msg)
+/* A message as the console shows it: its text after prefix, its image
+ * saved as a file and the file's path, its buttons numbered for /press.
+ * prefix goes before the image's line when there is no text and
+ * prefix_image is set (a notice of an image alone). */
+static void console__print(struct console *c, const struct reply_msg *msg, const char *prefix,
+                           bool prefix_image)
 {
-    struct console_reply *cr = r->data;
-    struct console *c = cr->console;
-    const char *prefix = msg->stage == REPLY_PROGRESS ? "… " : "";
     if (c->edit != NULL)
         console_edit_print_begin(c->edit);
-    if (msg->text != NULL && msg->text[0] != '\0') {
+    bool text = msg->text != NULL && msg->text[0] != '\0';
+    if (text) {
         console__outs(c, prefix);
         console__outs(c, msg->text);
         console__outs(c, "\n");
@@ -202,6 +205,8 @@ static int console__send(struct reply *r, const struct reply_msg *msg)
         else
             snprintf(line, sizeof(line), "[image of %zu bytes could not be saved in %s: %s]\n",
                      msg->image->len, c->image_dir, hb_strerror(rc));
+        if (!text && prefix_image)
+            console__outs(c, prefix);
         console__outs(c, line);
     }
     if (msg->nbuttons > 0)
@@ -210,6 +215,12 @@ static int console__send(struct reply *r, const struct reply_msg *msg)
         c->buttons_fresh = false;
     if (c->edit != NULL)
         console_edit_print_end(c->edit);
+}
+
+static int console__send(struct reply *r, const struct reply_msg *msg)
+{
+    struct console_reply *cr = r->data;
+    console__print(cr->console, msg, msg->stage == REPLY_PROGRESS ? "… " : "", false);
     return 0;
 }
 
@@ -688,7 +699,7 @@ static void console__close(struct adapter *a, void (*cb)(void *data), void *data
 
 /* The console has one member, the operator: every notice is theirs. It is
  * written at once, as replies are, marked so it is not taken for the
- * answer to the line being run. */
+ * answer to the line being run; its image and buttons as a reply's. */
 static int console__notify(struct adapter *a, const struct notify_target *to,
                            const struct reply_msg *msg)
 {
@@ -696,15 +707,9 @@ static int console__notify(struct adapter *a, const struct notify_target *to,
     (void)to;
     if (c->closing)
         return HB_ECANCELED;
-    if (msg->text == NULL || msg->text[0] == '\0')
+    if ((msg->text == NULL || msg->text[0] == '\0') && msg->image == NULL)
         return HB_EINVAL;
-    if (c->edit != NULL)
-        console_edit_print_begin(c->edit);
-    console__outs(c, "[notice] ");
-    console__outs(c, msg->text);
-    console__outs(c, "\n");
-    if (c->edit != NULL)
-        console_edit_print_end(c->edit);
+    console__print(c, msg, "[notice] ", true);
     return 0;
 }
 

@@ -111,6 +111,74 @@ static void test_console_notify_prints(void **state)
     close(out[1]);
 }
 
+/* A notice with an image and buttons (a held image generation approved):
+ * the image is saved as a reply's is and its path printed, the buttons are
+ * numbered for /press; an image alone is a notice too. */
+static void test_console_notify_image_and_buttons(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    char *dir = test_tmpdir_new();
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    struct console_options o = {
+        .user = "operator", .image_dir = dir, .in_fd = in[0], .out_fd = out[1]};
+    struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
+    struct adapter *a = console_new(&loop, &o, &host);
+    assert_non_null(a);
+    assert_int_equal(a->ops->start(a), 0);
+    struct notify_target to;
+    assert_int_equal(notify_target_from_account(&to, "console:operator"), 0);
+    static const unsigned char png[] = "\x89PNG\r\n\x1a\n-the-picture";
+    struct reply_image img = {
+        .data = png, .len = sizeof(png) - 1, .mime = "image/png", .filename = "image.png"};
+    struct reply_button buttons[2] = {{.label = "Regenerate"}, {.label = "Upvote"}};
+    struct reply_msg m = {.stage = REPLY_FINAL,
+                          .text = "Approved: your image.",
+                          .image = &img,
+                          .buttons = buttons,
+                          .nbuttons = 2};
+    assert_int_equal(a->ops->notify(a, &to, &m), 0);
+    struct reply_msg alone = {.stage = REPLY_FINAL, .image = &img};
+    assert_int_equal(a->ops->notify(a, &to, &alone), 0);
+    char buf[2048] = "";
+    size_t got = 0;
+    /* Both were written before notify returned; read until the second's
+     * line ends. */
+    while (strstr(buf, "(/press N)\n[notice] [image saved to ") == NULL || buf[got - 1] != '\n') {
+        ssize_t n = read(out[0], buf + got, sizeof(buf) - 1 - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+        buf[got] = '\0';
+    }
+    const char *text = strstr(buf, "[notice] Approved: your image.\n[image saved to ");
+    assert_non_null(text);
+    char path[1024];
+    assert_int_equal(
+        sscanf(text, "[notice] Approved: your image.\n[image saved to %1023[^,]", path), 1);
+    assert_non_null(strstr(text, ", 20 bytes]\nbuttons: [1] Regenerate [2] Upvote   (/press N)\n"));
+    size_t len = 0;
+    char *saved = test_file_read(path, &len);
+    assert_non_null(saved);
+    assert_int_equal(len, sizeof(png) - 1);
+    assert_memory_equal(saved, png, len);
+    free(saved);
+    assert_non_null(strstr(text, "(/press N)\n[notice] [image saved to "));
+    int closed = 0;
+    a->ops->close(a, nt_count, &closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    close(in[0]);
+    close(in[1]);
+    close(out[0]);
+    close(out[1]);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
 /* ---- telegram -------------------------------------------------------------- */
 
 #define TG_TOKEN "123456:TEST-token-abcdef"
@@ -561,6 +629,7 @@ static void test_payment_notice_private_for_a_wallet(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_console_notify_prints),
+    cmocka_unit_test(test_console_notify_image_and_buttons),
     cmocka_unit_test(test_payment_notice_private_for_a_wallet),
     cmocka_unit_test(test_telegram_notify_sends_message),
     cmocka_unit_test(test_discord_notify_dm_and_channel),
