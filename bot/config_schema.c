@@ -107,7 +107,8 @@ static const struct config_key_schema config_keys_console[] = {
     K_STRING(struct config_console, image_dir, ".", RESTART,
              "folder where images sent to the console are saved"),
     K_STRING(struct config_console, history_file, "~/.haibot_history", RESTART,
-             "file that keeps the lines typed at the terminal between runs; empty: none kept"),
+             "file that keeps the commands typed at the terminal between runs (never prompts); "
+             "empty: none kept"),
 };
 
 static const struct config_key_schema config_keys_discord[] = {

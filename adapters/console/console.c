@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "base/hex.h"
 #include "base/log.h"
+#include "core/commands.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -582,13 +583,36 @@ static void console__edit_closed(void *data)
     console__maybe_free(c);
 }
 
+/* Whether a line typed may go to the history file. A prompt may not: a
+ * chat turn (no slash), or a command with a prompt option (/chat,
+ * /imagine, /admin edit), nor a line that names no command (a /chta
+ * with its prompt behind it). Prompts are kept in the store alone, where
+ * retention and /forget erase them; a history file would outlive both. */
+static bool console__history_keeps(void *data, const char *line)
+{
+    (void)data;
+    if (line[0] != '/')
+        return false;
+    char name[64];
+    const char *args;
+    const struct command_spec *spec = commands_match(line + 1, name, sizeof(name), &args);
+    if (spec == NULL)
+        return false;
+    for (size_t i = 0; i < spec->noptions; i++) {
+        if (strcmp(spec->options[i].name, "prompt") == 0)
+            return false;
+    }
+    return true;
+}
+
 /* A person at a terminal (both ends of it, as the daemon's own standard
  * input and output): a banner, a prompt, line editing and history. */
 static int console__edit_start(struct console *c)
 {
     if (c->in_fd != STDIN_FILENO || c->out_fd != STDOUT_FILENO || !isatty(c->out_fd))
         return HB_EINVAL;
-    c->edit = console_edit_new(c->loop, CONSOLE_PROMPT, c->history_file, console__edit_line, c);
+    c->edit = console_edit_new(c->loop, CONSOLE_PROMPT, c->history_file, console__edit_line,
+                               console__history_keeps, c);
     if (c->edit == NULL)
         return HB_ENOMEM;
     c->handles_open++;

@@ -16,6 +16,7 @@
 struct console_edit {
     uv_poll_t poll;
     console_edit_line_cb cb;
+    console_edit_keep_cb keep;
     void *data;
     char *prompt;
     bool shown;   /* the handler is installed: the prompt is on screen */
@@ -33,7 +34,8 @@ static struct console_edit *console_edit_current;
 /* ---- history kept between runs ------------------------------------------ */
 
 /* A plain text file, one line per entry, private to its user (0600), as a
- * shell keeps its own. Each line typed is appended when it is entered, so a
+ * shell keeps its own, less what the console keeps off the disk (prompts:
+ * see console.c). Each line typed is appended when it is entered, so a
  * daemon killed keeps what was typed before; a file grown past twice the
  * history's size is rewritten with its newest entries at the next start. A
  * line typed after a space is not kept (nor recalled), as in a shell: the
@@ -135,7 +137,7 @@ static void console_edit__history_add(struct console_edit *e, const char *line)
     add_history(line);
     free(e->last);
     e->last = strdup(line);
-    if (e->history == NULL)
+    if (e->history == NULL || (e->keep != NULL && !e->keep(e->data, line)))
         return;
     int fd = open(e->history, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -179,7 +181,8 @@ static void console_edit__readable(uv_poll_t *h, int status, int events)
 }
 
 struct console_edit *console_edit_new(uv_loop_t *loop, const char *prompt, const char *history,
-                                      console_edit_line_cb cb, void *data)
+                                      console_edit_line_cb cb, console_edit_keep_cb keep,
+                                      void *data)
 {
     if (console_edit_current != NULL)
         return NULL;
@@ -196,6 +199,7 @@ struct console_edit *console_edit_new(uv_loop_t *loop, const char *prompt, const
     }
     e->poll.data = e;
     e->cb = cb;
+    e->keep = keep;
     e->data = data;
     /* The loop owns the signals: libedit must not install handlers. */
     rl_catch_signals = 0;

@@ -16,13 +16,18 @@ struct console_edit;
  *  hidden while the callee works; it shows it again with
  *  console_edit_prompt_show. */
 typedef void (*console_edit_line_cb)(void *data, char *line);
+/** Whether a line typed may be written to the history file (it is
+ *  recalled in this run either way). */
+typedef bool (*console_edit_keep_cb)(void *data, const char *line);
 
 /** An editor on standard input and output; the prompt is not shown yet.
  *  history names the file that keeps typed lines between runs (a leading
  *  "~/" is $HOME; NULL or "" keeps none): loaded now, appended to with each
- *  line. NULL when another editor exists or on failure. */
+ *  line keep(data, line) allows (NULL: every line). NULL when another
+ *  editor exists or on failure. */
 struct console_edit *console_edit_new(uv_loop_t *loop, const char *prompt, const char *history,
-                                      console_edit_line_cb cb, void *data);
+                                      console_edit_line_cb cb, console_edit_keep_cb keep,
+                                      void *data);
 
 /** Show the prompt and take keys (nothing when it shows already). */
 int console_edit_prompt_show(struct console_edit *e);

@@ -139,20 +139,26 @@ static void history_session(const struct test_daemon_dir *f, const char *home,
 }
 
 /* The terminal's history is kept between runs, in ~/.haibot_history by
- * default (private to the user), without the lines typed after a space;
- * an empty history_file keeps none. */
+ * default (private to the user), without the lines typed after a space
+ * and without prompts (chat turns, commands that take one), which only the
+ * store keeps (where /forget erases them); an empty history_file keeps
+ * none. */
 static void test_terminal_history_kept(void **state)
 {
     struct test_daemon_dir *f = *state;
     person_conf(f);
-    history_session(f, f->dir, (const char *const[]){"/balance\r", " /persona\r", NULL},
-                    (const char *const[]){"Your wallet: 100 credits available", "buttons:"});
+    history_session(f, f->dir,
+                    (const char *const[]){"/balance\r", " /persona\r", "hello there\r",
+                                          "/chat tell me more\r", "/models\r", NULL},
+                    (const char *const[]){"Your wallet: 100 credits available",
+                                          "buttons:", "[demo]", "[demo]", "demo-chat"});
     char path[600];
     snprintf(path, sizeof(path), "%s/.haibot_history", f->dir);
     size_t len = 0;
     char *kept = test_file_read(path, &len);
     assert_non_null(kept);
-    assert_string_equal(kept, "/balance\n");
+    /* Prompts stay off the disk: a chat turn and /chat are not kept. */
+    assert_string_equal(kept, "/balance\n/models\n");
     free(kept);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
@@ -166,7 +172,7 @@ static void test_terminal_history_kept(void **state)
     fputs("/balance\n", grow);
     fclose(grow);
     history_session(f, f->dir, (const char *const[]){"\033[A\r", NULL},
-                    (const char *const[]){"Your wallet: 100 credits available"});
+                    (const char *const[]){"Your wallet: 98 credits available"});
     kept = test_file_read(path, &len);
     assert_non_null(kept);
     size_t lines = 0;
@@ -193,7 +199,7 @@ static void test_terminal_history_kept(void **state)
     snprintf(home, sizeof(home), "%s/home2", f->dir);
     assert_int_equal(mkdir(home, 0700), 0);
     history_session(f, home, (const char *const[]){"/balance\r", NULL},
-                    (const char *const[]){"Your wallet: 100 credits available"});
+                    (const char *const[]){"Your wallet: 98 credits available"});
     snprintf(path, sizeof(path), "%s/.haibot_history", home);
     assert_int_equal(stat(path, &st), -1);
 }
