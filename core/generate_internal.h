@@ -521,6 +521,20 @@ void job__approval_check(struct job *job, int64_t amount);
 void job__hold(struct job *job);
 /** Extra ms a held job's reservation must stay open. */
 int64_t job__hold_extra_ms(const struct job *job);
+/** The job's approval id, from its id. */
+void job__appr_id(struct job *job);
+/** A reply handle that speaks through the host's notices, to who. NULL on
+ *  failure. */
+struct reply *generate__notice_reply(struct core *core, const struct invocation *who);
+/** Arm a held job's timer (its timeout, looked at hourly at the most). */
+void job__hold_arm(struct job *job);
+/** Void a held job's reservation and tell its member job->error. */
+void job__held_void(struct job *job);
+
+/* ---- the held job's record (generate_held.c) ------------------------------ */
+
+/** Write the record that brings the job back held after a restart. */
+void job__held_persist(struct job *job);
 /** Recovery found a held job's record: bring it back, held. */
 void generate__held_restore(struct generate *g, const char *key, const char *wallet, unsigned nres,
                             const char *json);

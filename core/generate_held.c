@@ -1,0 +1,158 @@
+/* The record of a job held for approval: what lets a restart bring it
+ * back held (generate_approval.c holds and decides).
+ *
+ * Its state row ("gen.job", the job's id) reads "<wallet> <reservations>
+ * held <json>": the member's identity and where they asked, the model,
+ * the size, the prompt, the reservation and the limits' counts, and an
+ * image the member attached to the turn (base64, with its kind), so that
+ * a vision model still sees it after a restart. This is the one place a
+ * prompt (and such an image) is stored durably outside the conversation
+ * memory; the record is removed once the job is decided. */
+#include "core/generate_internal.h"
+
+#include "core/attach.h"
+#include "core/core.h"
+#include "core/ledger.h"
+#include "core/messages.h"
+#include "core/state.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/text.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void job__held_written(int rc, const char *value, void *data)
+{
+    struct job *job = data;
+    (void)value;
+    if (rc < 0)
+        log_warn("approval.persist_failed", "id=%s error=%s", job->appr_id, hb_strerror(rc));
+    job__unref(job);
+}
+
+/* The record that lets a restart bring the job back held:
+ * "<wallet> <reservations> held <json>". */
+void job__held_persist(struct job *job)
+{
+    struct ledger *ledger = job->g->core->ledger;
+    if (ledger == NULL)
+        return;
+    char quota[GEN_QUOTA_RECORD_MAX];
+    job__quota_record(job, quota, sizeof(quota));
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return;
+    cJSON_AddNumberToObject(o, "platform", job->who.platform);
+    cJSON_AddStringToObject(o, "user", job->who.user_id);
+    cJSON_AddStringToObject(o, "name", job->who.user_name);
+    cJSON_AddNumberToObject(o, "scope", job->who.scope);
+    cJSON_AddStringToObject(o, "scope_id", job->who.scope_id);
+    cJSON_AddStringToObject(o, "channel", job->who.channel_id);
+    cJSON_AddStringToObject(o, "event", job->who.event_id);
+    cJSON_AddNumberToObject(o, "modality", job->modality);
+    cJSON_AddStringToObject(o, "model", job->first->name);
+    cJSON_AddStringToObject(o, "size", job->want_size);
+    cJSON_AddStringToObject(o, "prompt", job->prompt);
+    cJSON_AddStringToObject(o, "payer", job->payer);
+    cJSON_AddNumberToObject(o, "reserved", (double)job->reserved);
+    cJSON_AddNumberToObject(o, "held_at", (double)job->held_at);
+    cJSON_AddNumberToObject(o, "until", (double)job->hold_until);
+    cJSON_AddStringToObject(o, "why", job->hold_why);
+    cJSON_AddStringToObject(o, "quota", quota);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    char *value = NULL;
+    if (json == NULL || asprintf(&value, "%s %u held %s", job->wallet, job->nres, json) < 0) {
+        free(json);
+        log_warn("approval.persist_failed", "id=%s error=%s", job->appr_id, hb_strerror(HB_ENOMEM));
+        return;
+    }
+    free(json);
+    job->refs++;
+    if (state_put(ledger_store(ledger), GEN_NS_JOB, job->id, value, job__held_written, job) < 0)
+        job->refs--;
+    free(value);
+}
+
+/* Place in the review queue: the held jobs held before this one, plus one. */
+static const char *json_str(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double json_num(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+void generate__held_restore(struct generate *g, const char *key, const char *wallet, unsigned nres,
+                            const char *json)
+{
+    for (const struct job *j = g->all; j != NULL; j = j->all_next) {
+        if (strcmp(j->id, key) == 0)
+            return; /* held here already: recovery ran again */
+    }
+    cJSON *o = cJSON_Parse(json);
+    if (o == NULL || nres == 0) {
+        log_warn("approval.restore_failed", "job=%s reason=unreadable record", key);
+        cJSON_Delete(o);
+        return;
+    }
+    struct invocation inv;
+    memset(&inv, 0, sizeof(inv));
+    inv.platform = (enum command_platform)(int)json_num(o, "platform");
+    inv.scope = (enum command_scope)(int)json_num(o, "scope");
+    snprintf(inv.user_id, sizeof(inv.user_id), "%s", json_str(o, "user"));
+    snprintf(inv.user_name, sizeof(inv.user_name), "%s", json_str(o, "name"));
+    snprintf(inv.scope_id, sizeof(inv.scope_id), "%s", json_str(o, "scope_id"));
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "%s", json_str(o, "channel"));
+    snprintf(inv.event_id, sizeof(inv.event_id), "%s", json_str(o, "event"));
+    inv.reply = generate__notice_reply(g->core, &inv);
+    struct job *job = inv.reply != NULL ? job__new(g, &inv) : NULL;
+    if (job == NULL) {
+        if (inv.reply != NULL)
+            reply_finish(inv.reply);
+        cJSON_Delete(o);
+        log_warn("approval.restore_failed", "job=%s reason=out of memory", key);
+        return;
+    }
+    snprintf(job->id, sizeof(job->id), "%s", key);
+    snprintf(job->wallet, sizeof(job->wallet), "%s", wallet);
+    snprintf(job->payer, sizeof(job->payer), "%s", json_str(o, "payer"));
+    job->modality = (enum provider_modality)(int)json_num(o, "modality");
+    job->prompt = strdup(json_str(o, "prompt"));
+    snprintf(job->want_model, sizeof(job->want_model), "%s", json_str(o, "model"));
+    snprintf(job->want_size, sizeof(job->want_size), "%s", json_str(o, "size"));
+    snprintf(job->hold_why, sizeof(job->hold_why), "%s", json_str(o, "why"));
+    job->nres = nres;
+    snprintf(job->res_id, sizeof(job->res_id), "%s:r%u", job->id, job->nres);
+    job->reserved = (int64_t)json_num(o, "reserved");
+    job->res_open = true;
+    job->held_at = (int64_t)json_num(o, "held_at");
+    job->hold_until = (int64_t)json_num(o, "until");
+    generate__conv_key(&job->who, job->conv_key, sizeof(job->conv_key));
+    const struct catalog_model *m = catalog_model_find(job->cat, job->want_model);
+    if (m != NULL && m->enabled) {
+        job->first = job->model = m;
+        if (job->modality == PROVIDER_IMAGE)
+            catalog_model_size(m, job->want_size, &job->size);
+    }
+    job__quota_restore(job, json_str(o, "quota"));
+    cJSON_Delete(o);
+    job__appr_id(job);
+    job->state = JOB_HELD;
+    log_info("approval.restored", "id=%s job=%s", job->appr_id, job->id);
+    if (job->prompt == NULL) {
+        snprintf(job->error, sizeof(job->error), MSG_APPR_REJECTED, MSG_COMMON_OUT_OF_MEMORY);
+        job__held_void(job);
+        return;
+    }
+    job__hold_arm(job);
+}
