@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,54 @@ static void job__held_written(int rc, const char *value, void *data)
     if (rc < 0)
         log_warn("approval.persist_failed", "id=%s error=%s", job->appr_id, hb_strerror(rc));
     job__unref(job);
+}
+
+/* The member's attached image as the record's "image" (base64) and
+ * "image_mime". Returns 0 or HB_ENOMEM. */
+static int job__held_image_put(const struct job *job, cJSON *o)
+{
+    const struct invocation_image *img = job->attached;
+    if (img == NULL || img->data == NULL || img->len == 0)
+        return 0;
+    if (img->len > (size_t)INT_MAX / 4 * 3)
+        return HB_ENOMEM;
+    char *b64 = malloc((img->len + 2) / 3 * 4 + 1);
+    if (b64 == NULL)
+        return HB_ENOMEM;
+    EVP_EncodeBlock((unsigned char *)b64, img->data, (int)img->len);
+    cJSON *s = cJSON_CreateString(b64);
+    free(b64);
+    if (s == NULL || !cJSON_AddItemToObject(o, "image", s)) {
+        cJSON_Delete(s);
+        return HB_ENOMEM;
+    }
+    return cJSON_AddStringToObject(o, "image_mime", img->mime) != NULL ? 0 : HB_ENOMEM;
+}
+
+/* The attached image a record keeps, or NULL with *bad set when it has
+ * one that does not read back as an image. */
+static struct invocation_image *job__held_image_get(const cJSON *o, bool *bad)
+{
+    *bad = false;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "image");
+    if (!cJSON_IsString(v))
+        return NULL;
+    size_t n = strlen(v->valuestring);
+    struct invocation_image *img = calloc(1, sizeof(*img));
+    if (img != NULL)
+        img->data = malloc(n / 4 * 3 + 3);
+    long len = img != NULL && img->data != NULL
+                   ? text_base64_decode(v->valuestring, n, img->data, n / 4 * 3 + 3, false)
+                   : -1;
+    const char *kind = len > 0 ? attach_sniff(img->data, (size_t)len) : NULL;
+    if (kind == NULL) {
+        invocation_image_free(img);
+        *bad = true;
+        return NULL;
+    }
+    img->len = (size_t)len;
+    snprintf(img->mime, sizeof(img->mime), "%s", kind);
+    return img;
 }
 
 /* The record that lets a restart bring the job back held:
@@ -64,6 +113,11 @@ void job__held_persist(struct job *job)
     cJSON_AddNumberToObject(o, "until", (double)job->hold_until);
     cJSON_AddStringToObject(o, "why", job->hold_why);
     cJSON_AddStringToObject(o, "quota", quota);
+    if (job__held_image_put(job, o) < 0) {
+        cJSON_Delete(o);
+        log_warn("approval.persist_failed", "id=%s error=%s", job->appr_id, hb_strerror(HB_ENOMEM));
+        return;
+    }
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     char *value = NULL;
@@ -145,12 +199,21 @@ void generate__held_restore(struct generate *g, const char *key, const char *wal
             catalog_model_size(m, job->want_size, &job->size);
     }
     job__quota_restore(job, json_str(o, "quota"));
+    bool image_bad;
+    job->attached = job__held_image_get(o, &image_bad);
     cJSON_Delete(o);
     job__appr_id(job);
     job->state = JOB_HELD;
     log_info("approval.restored", "id=%s job=%s", job->appr_id, job->id);
-    if (job->prompt == NULL) {
-        snprintf(job->error, sizeof(job->error), MSG_APPR_REJECTED, MSG_COMMON_OUT_OF_MEMORY);
+    if (job->prompt == NULL || image_bad) {
+        /* A turn about an image is nothing without it: not run blind. */
+        if (image_bad)
+            log_warn("approval.restore_failed", "id=%s job=%s reason=unreadable image",
+                     job->appr_id, job->id);
+        if (image_bad)
+            snprintf(job->error, sizeof(job->error), MSG_APPR_IMAGE_LOST);
+        else
+            snprintf(job->error, sizeof(job->error), MSG_APPR_REJECTED, MSG_COMMON_OUT_OF_MEMORY);
         job__held_void(job);
         return;
     }

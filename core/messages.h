@@ -833,6 +833,9 @@
 /* %s: the reason. */
 #define MSG_APPR_REJECTED                                                                          \
     "An admin rejected your request (%s). Its reservation was released and nothing was charged."
+#define MSG_APPR_IMAGE_LOST                                                                        \
+    "Your request waiting for review could not be kept over a restart: its image did not read "    \
+    "back. Its reservation was released and nothing was charged; send the image again."
 #define MSG_APPR_TIMED_OUT                                                                         \
     "Nobody reviewed your request in time. Its reservation was released and nothing was charged."
 /* To admins. %s id; %s member; %s where; %s model; %lld credits; %s why. */

@@ -12,6 +12,7 @@
 #include "core/notify.h"
 #include "base/error.h"
 #include "base/metrics.h"
+#include "storage/store.h"
 #include "tests/core/test_generate.h"
 #include "tests/test.h"
 
@@ -67,6 +68,7 @@ struct at {
     struct gt gt;
     struct ah host;
     struct router *router;
+    struct catalog *cat; /* between at_stop and at_start */
 };
 
 static const char *const review_words[] = {"launch codes"};
@@ -173,12 +175,10 @@ static int64_t at_pending(struct at *at, const char *user)
     return lt_balance(&at->gt.lt, acct).pending_debits;
 }
 
-/* Submit on the held model "h" and wait until it is held. */
-static void at_hold(struct at *at, struct reply_capture *cap, const char *user, const char *model,
-                    const char *prompt, char id[APPROVAL_ID_LEN + 1])
+/* Wait until the job submitted after `before` notices is held. */
+static void at_held(struct at *at, struct reply_capture *cap, int before,
+                    char id[APPROVAL_ID_LEN + 1])
 {
-    int before = at->host.count;
-    gt_submit(&at->gt, cap, user, PROVIDER_TEXT, model, prompt);
     while (at->host.count < before + 2 && !at->gt.guard_fired)
         uv_run(&at->gt.lt.loop, UV_RUN_ONCE);
     assert_false(at->gt.guard_fired);
@@ -188,6 +188,15 @@ static void at_hold(struct at *at, struct reply_capture *cap, const char *user, 
     reply_capture_close(cap);
     at_notice(at, COMMAND_PLATFORM_CONSOLE, id);
     gt_settle(&at->gt, 5);
+}
+
+/* Submit on the held model "h" and wait until it is held. */
+static void at_hold(struct at *at, struct reply_capture *cap, const char *user, const char *model,
+                    const char *prompt, char id[APPROVAL_ID_LEN + 1])
+{
+    int before = at->host.count;
+    gt_submit(&at->gt, cap, user, PROVIDER_TEXT, model, prompt);
+    at_held(at, cap, before, id);
 }
 
 /* Wait for a notice to console member `user` holding needle; return its text. */
@@ -545,6 +554,64 @@ static void at_recovered(int rc, size_t voided, void *data)
     (*done)++;
 }
 
+/* Stop the engine (the held jobs' records and reservations stay), let
+ * edit change the store if given, and restart the ledger past an ordinary
+ * reservation's timeout (600 s), expiring what has run out. */
+static void at_stop(struct at *at, int (*edit)(struct store_txn *txn, void *data), void *data)
+{
+    at->cat = generate_catalog(at->gt.g);
+    catalog_ref(at->cat);
+    generate_close(at->gt.g, gt_closed, &at->gt);
+    gt_wait(&at->gt, &at->gt.closed, 1);
+    if (edit != NULL)
+        assert_int_equal(lt_store_run(&at->gt.lt, edit, data), 0);
+    lt_ledger_close(&at->gt.lt);
+    at->gt.lt.now += 30 * 60000;
+    at->gt.wall += 30 * 60000;
+    lt_ledger_open(&at->gt.lt);
+    at->gt.core.ledger = at->gt.lt.ledger;
+    struct lt_res res;
+    assert_int_equal(lt_expire(&at->gt.lt, &res), 0);
+}
+
+/* A new engine on the same catalog and rules, after its recovery. */
+static void at_start(struct at *at)
+{
+    struct generate_options opts = {.clock = {.now_ms = gt_clock, .data = &at->gt}};
+    at->gt.g = generate_new(&at->gt.lt.loop, &at->gt.core, at->cat, &opts);
+    catalog_unref(at->cat);
+    at->cat = NULL;
+    assert_non_null(at->gt.g);
+    at->gt.core.generate = at->gt.g;
+    struct approval_rules r;
+    at_rules(&r);
+    generate_approval_configure(at->gt.g, &r);
+    int done = 0;
+    assert_int_equal(generate_recover(at->gt.g, at_recovered, &done), 0);
+    gt_wait(&at->gt, &done, 1);
+}
+
+/* Hold a turn of user's on "h" with a small PNG attached. */
+static const unsigned char at_png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 7, 8, 9};
+
+static void at_hold_image(struct at *at, struct reply_capture *cap, const char *user,
+                          const char *prompt, char id[APPROVAL_ID_LEN + 1])
+{
+    int before = at->host.count;
+    struct invocation inv;
+    gt_inv(&inv, cap, user, NULL);
+    inv.image = calloc(1, sizeof(*inv.image));
+    assert_non_null(inv.image);
+    inv.image->data = malloc(sizeof(at_png));
+    assert_non_null(inv.image->data);
+    memcpy(inv.image->data, at_png, sizeof(at_png));
+    inv.image->len = sizeof(at_png);
+    snprintf(inv.image->mime, sizeof(inv.image->mime), "image/png");
+    struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = prompt, .model = "h"};
+    generate_submit(at->gt.g, &inv, &req);
+    at_held(at, cap, before, id);
+}
+
 static void test_restart_while_held(void **state)
 {
     (void)state;
@@ -560,37 +627,16 @@ static void test_restart_while_held(void **state)
     reply_capture_close(&adm);
     at_told(&at, "ivy", "rejected your request");
     gt_settle(&at.gt, 5);
-    at_hold(&at, &cap, "gus", "h", "survive this", id);
+    /* Held with an image attached: the record keeps it too. gus starts
+     * with enough for the image's reservation (1,600 input tokens). */
+    at.gt.core.welcome_bonus = 1000;
+    at_hold_image(&at, &cap, "gus", "survive this", id);
     int64_t held = at_pending(&at, "gus");
     assert_true(held > 0);
 
-    /* Stop: the record and the reservation stay. */
-    struct catalog *cat = generate_catalog(at.gt.g);
-    catalog_ref(cat);
-    generate_close(at.gt.g, gt_closed, &at.gt);
-    gt_wait(&at.gt, &at.gt.closed, 1);
-
-    /* The ledger restarts past an ordinary reservation's timeout (600 s). */
-    lt_ledger_close(&at.gt.lt);
-    at.gt.lt.now += 30 * 60000;
-    at.gt.wall += 30 * 60000;
-    lt_ledger_open(&at.gt.lt);
-    at.gt.core.ledger = at.gt.lt.ledger;
-    struct lt_res res;
-    assert_int_equal(lt_expire(&at.gt.lt, &res), 0);
+    at_stop(&at, NULL, NULL);
     assert_int_equal(at_pending(&at, "gus"), held);
-
-    struct generate_options opts = {.clock = {.now_ms = gt_clock, .data = &at.gt}};
-    at.gt.g = generate_new(&at.gt.lt.loop, &at.gt.core, cat, &opts);
-    catalog_unref(cat);
-    assert_non_null(at.gt.g);
-    at.gt.core.generate = at.gt.g;
-    struct approval_rules r;
-    at_rules(&r);
-    generate_approval_configure(at.gt.g, &r);
-    int done = 0;
-    assert_int_equal(generate_recover(at.gt.g, at_recovered, &done), 0);
-    gt_wait(&at.gt, &done, 1);
+    at_start(&at);
     assert_int_equal(at_pending(&at, "gus"), held);
 
     at_line(&at, "boss", true, "admin approvals", &adm);
@@ -609,6 +655,10 @@ static void test_restart_while_held(void **state)
     reply_capture_close(&adm);
     struct provider_call *c = held_wait_call(&at.gt, 0);
     assert_string_equal(c->last_prompt, "survive this");
+    assert_int_equal(c->nimages, 1);
+    assert_string_equal(c->image_mime, "image/png");
+    assert_int_equal(c->image_len, sizeof(at_png));
+    assert_memory_equal(c->image_head, at_png, sizeof(at_png));
     held_finish(c, 0, "still here", 5, 5);
     /* The answer reaches the member as a notice. */
     bool told = false;
@@ -624,7 +674,52 @@ static void test_restart_while_held(void **state)
     }
     gt_settle(&at.gt, 5);
     assert_true(told);
-    assert_true(gt_balance(&at.gt, "gus") < 100);
+    assert_true(gt_balance(&at.gt, "gus") < 1000); /* charged: below the bonus */
+    at.gt.closed = 0;
+    at_done(&at);
+}
+
+/* A held turn's image that does not read back after a restart (the record
+ * damaged): the turn is not run without it; its member hears why, and its
+ * reservation is released. */
+static int at_spoil_image(const char *key, const char *value, void *data)
+{
+    struct store_txn *txn = data;
+    const char *img = strstr(value, "\"image\":\"");
+    if (img == NULL)
+        return 0;
+    char *spoilt = strdup(value);
+    assert_non_null(spoilt);
+    memcpy(spoilt + (img - value) + 9, "!!!!", 4);
+    int rc = store_txn_state_put(txn, "gen.job", key, spoilt, 0);
+    free(spoilt);
+    return rc < 0 ? rc : 1;
+}
+
+static int at_spoil(struct store_txn *txn, void *data)
+{
+    (void)data;
+    int rc = store_txn_state_each(txn, "gen.job", "", at_spoil_image, txn);
+    return rc == 1 ? 0 : -1; /* a record with an image was found and spoilt */
+}
+
+static void test_restart_image_unreadable(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    at.gt.core.welcome_bonus = 1000;
+    struct reply_capture cap;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold_image(&at, &cap, "joy", "what is this", id);
+    assert_true(at_pending(&at, "joy") > 0);
+    at_stop(&at, at_spoil, NULL);
+    at_start(&at);
+    at_told(&at, "joy", "its image did not read back");
+    gt_settle(&at.gt, 5);
+    assert_int_equal(at_pending(&at, "joy"), 0);
+    assert_int_equal(gt_balance(&at.gt, "joy"), 1000);
+    assert_int_equal(at.gt.held.ncalls, 0);
     at.gt.closed = 0;
     at_done(&at);
 }
@@ -639,6 +734,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_persona_and_feature_switch),
     cmocka_unit_test(test_new_member_held),
     cmocka_unit_test(test_restart_while_held),
+    cmocka_unit_test(test_restart_image_unreadable),
 };
 
 TEST_GROUP_DEFINE(approval, tests, gt_group_setup, lt_group_teardown)

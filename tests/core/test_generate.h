@@ -32,9 +32,10 @@ struct provider_call {
     char last_prompt[256];
     char first_prompt[256]; /* the first message: the oldest remembered turn */
     size_t nmessages;
-    size_t nimages;      /* images that went with the prompt */
-    char image_mime[32]; /* the first one's kind */
-    size_t image_len;    /* ... and size */
+    size_t nimages;               /* images that went with the prompt */
+    char image_mime[32];          /* the first one's kind */
+    size_t image_len;             /* ... and size */
+    unsigned char image_head[16]; /* ... and its first bytes */
     bool active;
     bool cancelled;
 };

@@ -36,6 +36,9 @@ static int held_start(struct provider *p, const struct provider_request *req,
     if (req->nimages > 0) {
         snprintf(c->image_mime, sizeof(c->image_mime), "%s", req->images[0].mime);
         c->image_len = req->images[0].len;
+        memcpy(c->image_head, req->images[0].data,
+               req->images[0].len < sizeof(c->image_head) ? req->images[0].len
+                                                          : sizeof(c->image_head));
     }
     snprintf(c->model, sizeof(c->model), "%s", req->model);
     if (req->nmessages > 0) {
@@ -173,7 +176,16 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
         M("badkey", "fakeai", "ok"),
         M("claude", "fakeanthropic", NULL),
         M("overloaded", "fakeanthropic", NULL),
-        M("h", "held", NULL),
+        /* "h" also sees images: a held turn may carry one. */
+        {.name = "h",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .price_request = 1,
+         .price_input_1k = 100,
+         .price_output_1k = 100,
+         .max_output_tokens = 100,
+         .enabled = true,
+         .vision = true},
         M("h2", "held", NULL),
         {.name = "img-b64",
          .provider = "fakeai",
