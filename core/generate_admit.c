@@ -443,10 +443,9 @@ void job__admit_counted(struct job *job)
     int64_t estimate = job__estimate(job, m);
     if (estimate <= 0) {
         job->reserved = 0;
-        job__quota_take_alone(job);
-        return;
+        estimate = 0; /* free: nothing to reserve, but it may still be held */
     }
-    job__approval_check(job, estimate); /* then job__reserve */
+    job__approval_check(job, estimate); /* then job__reserve, or the counts alone */
 }
 
 /* The pool's spending today is known: choose who pays by the policy. A

@@ -148,6 +148,16 @@ static bool job__persona_needs_approval(const struct job *job)
     return job->persona != NULL && job->persona->approval;
 }
 
+/* The rules decided: reserve, or for a free job (nothing to reserve) take
+ * the limits' counts alone; then the job is held or runs. */
+static void job__approval_next(struct job *job, int64_t amount)
+{
+    if (amount > 0)
+        job__reserve(job, amount);
+    else
+        job__quota_take_alone(job);
+}
+
 static void job__member_read(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
@@ -166,7 +176,7 @@ static void job__member_read(int rc, const struct ledger_result *res, void *data
                      (long long)r->new_member_spent);
         }
     }
-    job__reserve(job, job->reserved);
+    job__approval_next(job, job->reserved);
     job__unref(job);
 }
 
@@ -185,7 +195,7 @@ void job__approval_check(struct job *job, int64_t amount)
     const struct approval_rules *r = &g->approval;
     if (!job__approvals_on(job)) {
         job->hold = false;
-        job__reserve(job, amount);
+        job__approval_next(job, amount);
         return;
     }
     if (!job->hold && r->above > 0 && amount > r->above) {
@@ -209,7 +219,7 @@ void job__approval_check(struct job *job, int64_t amount)
             return;
         job->refs--;
     }
-    job__reserve(job, amount);
+    job__approval_next(job, amount);
 }
 
 /* ---- holding -------------------------------------------------------------------- */
@@ -290,8 +300,12 @@ static void job__admins_tell(struct job *job)
         snprintf(where, sizeof(where), "in a private chat");
     const char *id = job->appr_id;
     char head[1024], how[512];
-    snprintf(head, sizeof(head), MSG_APPR_NOTICE, id, member, where, job->first->name,
-             (long long)job->reserved, job->hold_why);
+    if (job->reserved > 0)
+        snprintf(head, sizeof(head), MSG_APPR_NOTICE, id, member, where, job->first->name,
+                 (long long)job->reserved, job->hold_why);
+    else
+        snprintf(head, sizeof(head), MSG_APPR_NOTICE_FREE, id, member, where, job->first->name,
+                 job->hold_why);
     snprintf(how, sizeof(how), MSG_APPR_NOTICE_HOW, id, id, id);
     char *text = NULL;
     if (asprintf(&text, "%s" MSG_APPR_NOTICE_PROMPT "%s", head, job->prompt, how) < 0)
@@ -358,8 +372,11 @@ void job__hold(struct job *job)
     log_info("approval.held", "id=%s job=%s model=%s reserved=%lld why=%s", job->appr_id, job->id,
              job->first->name, (long long)job->reserved, job->hold_why);
     char price[128];
-    job__say(job, REPLY_FINAL, MSG_APPR_WAITING, job__hold_place(job),
-             job__price(job, price, sizeof(price)));
+    if (job->reserved > 0)
+        job__say(job, REPLY_FINAL, MSG_APPR_WAITING, job__hold_place(job),
+                 job__price(job, price, sizeof(price)));
+    else
+        job__say(job, REPLY_FINAL, MSG_APPR_WAITING_FREE, job__hold_place(job));
     /* The member's reply handle is released now: a hold may last hours,
      * longer than some handles live (a Discord interaction token: 15 min),
      * and an open handle keeps the console's next line (and a Telegram

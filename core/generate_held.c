@@ -154,7 +154,7 @@ void generate__held_restore(struct generate *g, const char *key, const char *wal
             return; /* held here already: recovery ran again */
     }
     cJSON *o = cJSON_Parse(json);
-    if (o == NULL || nres == 0) {
+    if (o == NULL) {
         log_warn("approval.restore_failed", "job=%s reason=unreadable record", key);
         cJSON_Delete(o);
         return;
@@ -186,9 +186,10 @@ void generate__held_restore(struct generate *g, const char *key, const char *wal
     snprintf(job->want_size, sizeof(job->want_size), "%s", json_str(o, "size"));
     snprintf(job->hold_why, sizeof(job->hold_why), "%s", json_str(o, "why"));
     job->nres = nres;
-    snprintf(job->res_id, sizeof(job->res_id), "%s:r%u", job->id, job->nres);
+    if (nres > 0)
+        snprintf(job->res_id, sizeof(job->res_id), "%s:r%u", job->id, job->nres);
     job->reserved = (int64_t)json_num(o, "reserved");
-    job->res_open = true;
+    job->res_open = nres > 0; /* a free job held has none */
     job->held_at = (int64_t)json_num(o, "held_at");
     job->hold_until = (int64_t)json_num(o, "until");
     generate__conv_key(&job->who, job->conv_key, sizeof(job->conv_key));

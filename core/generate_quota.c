@@ -412,6 +412,8 @@ static void job__quota_alone_done(struct gen_quota_op *op, int rc)
         job__refuse(job, GEN_REFUSE_OTHER, MSG_GEN_NOT_RESERVED, hb_strerror(rc));
     else if (job->g->closing)
         job__refuse(job, GEN_REFUSE_OTHER, MSG_ROUTER_SHUTTING_DOWN);
+    else if (job->hold)
+        job__hold(job); /* a free job an admin decides first (generate_approval.c) */
     else
         job__enqueue(job);
 }
@@ -421,7 +423,10 @@ void job__quota_take_alone(struct job *job)
     struct gen_quota_op *op = job->quota;
     job->quota = NULL;
     if (op == NULL) {
-        job__enqueue(job);
+        if (job->hold)
+            job__hold(job);
+        else
+            job__enqueue(job);
         return;
     }
     op->then = job__quota_alone_done;

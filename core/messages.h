@@ -828,6 +828,10 @@
 #define MSG_APPR_WAITING                                                                           \
     "Your request waits for an admin's review: place %zu in the review queue (%s, reserved "       \
     "until then)."
+/* %zu: the place in the queue. */
+#define MSG_APPR_WAITING_FREE                                                                      \
+    "Your request waits for an admin's review: place %zu in the review queue (free: nothing is "   \
+    "reserved)."
 #define MSG_APPR_APPROVED "An admin approved your request; it runs now."
 #define MSG_APPR_EDITED "An admin edited your prompt before approving it; it runs now."
 /* %s: the reason. */
@@ -840,6 +844,8 @@
     "Nobody reviewed your request in time. Its reservation was released and nothing was charged."
 /* To admins. %s id; %s member; %s where; %s model; %lld credits; %s why. */
 #define MSG_APPR_NOTICE "Approval needed [%s]: %s (%s) asks %s for up to %lld credits (held: %s)."
+/* %s id; %s member; %s where; %s model; %s why. */
+#define MSG_APPR_NOTICE_FREE "Approval needed [%s]: %s (%s) asks %s (free) (held: %s)."
 /* %s: the prompt. */
 #define MSG_APPR_NOTICE_PROMPT "\nPrompt: %s"
 /* %s: the id, three times. */

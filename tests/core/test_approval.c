@@ -82,7 +82,7 @@ static void at_rules(struct approval_rules *r)
 {
     memset(r, 0, sizeof(*r));
     r->enabled = true;
-    snprintf(r->models, sizeof(r->models), "h, img-b64");
+    snprintf(r->models, sizeof(r->models), "h, img-b64, hfree");
     r->timeout_ms = 3600000;
     snprintf(r->telegram_chat, sizeof(r->telegram_chat), "-100500");
     snprintf(r->reasons, sizeof(r->reasons), "Too expensive, Off topic");
@@ -724,6 +724,47 @@ static void test_restart_image_unreadable(void **state)
     at_done(&at);
 }
 
+/* A free model on the list is held too (the queue is for what is asked,
+ * not only for what it costs): nothing is reserved, the hold survives a
+ * restart, and once approved it runs and costs nothing. */
+static void test_free_model_held(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    int before = at.host.count;
+    gt_submit(&at.gt, &cap, "fay", PROVIDER_TEXT, "hfree", "free but watched");
+    while (at.host.count < before + 2 && !at.gt.guard_fired)
+        uv_run(&at.gt.lt.loop, UV_RUN_ONCE);
+    assert_false(at.gt.guard_fired);
+    assert_has(&cap, "waits for an admin's review: place 1 in the review queue (free");
+    reply_capture_close(&cap);
+    const struct ah_notice *n = at_notice(&at, COMMAND_PLATFORM_CONSOLE, id);
+    assert_non_null(strstr(n->text, "asks hfree (free)"));
+    gt_settle(&at.gt, 5);
+    assert_int_equal(at.gt.held.ncalls, 0);
+    assert_int_equal(at_pending(&at, "fay"), 0);
+
+    at_stop(&at, NULL, NULL);
+    at_start(&at);
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "approved");
+    reply_capture_close(&adm);
+    struct provider_call *c = held_wait_call(&at.gt, 0);
+    assert_string_equal(c->last_prompt, "free but watched");
+    held_finish(c, 0, "watched and free", 5, 5);
+    at_told(&at, "fay", "watched and free");
+    gt_settle(&at.gt, 5);
+    assert_int_equal(gt_balance(&at.gt, "fay"), 100);
+    assert_int_equal(at_pending(&at, "fay"), 0);
+    at.gt.closed = 0;
+    at_done(&at);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_held_job_approved),
     cmocka_unit_test(test_held_job_edited),
@@ -735,6 +776,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_new_member_held),
     cmocka_unit_test(test_restart_while_held),
     cmocka_unit_test(test_restart_image_unreadable),
+    cmocka_unit_test(test_free_model_held),
 };
 
 TEST_GROUP_DEFINE(approval, tests, gt_group_setup, lt_group_teardown)

@@ -266,6 +266,12 @@ void gt_init(struct gt *gt, const struct catalog_limits *limits, const struct fi
          .system_prompt = "Be brief.",
          .top_p_set = true,
          .top_p = 0.5},
+        /* Free: nothing to reserve. */
+        {.name = "hfree",
+         .provider = "held",
+         .modality = PROVIDER_TEXT,
+         .max_output_tokens = 100,
+         .enabled = true},
     };
 #undef M
     struct catalog_spec spec = {.providers = ps,
