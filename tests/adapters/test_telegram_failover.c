@@ -38,8 +38,7 @@ struct fo {
 };
 
 /* Two daemons' configurations; with pay, each takes Stripe's webhooks on
- * a [server] of its own, and no backlog waits; more (may be NULL) is added
- * to both. */
+ * a [server] of its own; more (may be NULL) is added to both. */
 static int fo_lease_s = FO_LEASE_S; /* the lease both daemons hold theirs for */
 
 static void fo_init_with(struct fo *f, bool pay, const char *more)
@@ -50,9 +49,7 @@ static void fo_init_with(struct fo *f, bool pay, const char *more)
     f->dir = test_tmpdir_new();
     f->api = tgapi_thread_new(FO_TOKEN);
     assert_non_null(f->api);
-    if (!pay)
-        tgapi_backlog(f->api, FO_UPDATES, FO_UPDATES);
-    else
+    if (pay)
         tgapi_record(f->api, true); /* a few calls: the notice is looked at */
     for (int i = 0; i < 2; i++) {
         snprintf(f->conf[i], sizeof(f->conf[i]), "%s/bot%d.conf", f->dir, i);
@@ -108,13 +105,16 @@ static void fo_pump(struct test_child *a, struct test_child *b, int ms)
         test_child_wait_for(b, "err", "\x01never\x01", ms);
 }
 
-/* Both daemons up, a the poller and b the standby, a quarter of the
- * backlog answered. */
+/* Both daemons up, a the poller and b the standby, then a backlog, a
+ * quarter of it answered. (Given before the standby started, the poller
+ * could answer all of it meanwhile, and a kill then fell after the last
+ * reply.) */
 static void fo_begin(struct fo *f, struct test_child *a, struct test_child *b)
 {
     fo_init(f);
     fo_start(f, 0, a, "telegram.polling");
     fo_start(f, 1, b, "role=standby");
+    tgapi_backlog(f->api, FO_UPDATES, FO_UPDATES);
     uint64_t end = test_now_ms() + 60000;
     while (tgapi_sends(f->api) < FO_UPDATES / 4 && test_now_ms() < end)
         fo_pump(a, b, 5);
@@ -147,6 +147,7 @@ static void fo_run(int sig, int64_t repeats_max, uint64_t takeover_max_ms)
     assert_non_null(strstr(b.err, "readers=1"));
     uint64_t killed_at = test_now_ms();
     kill(a.pid, sig);
+    uint64_t sent_at_kill = tgapi_sends(f.api);
     bool took = false;
     uint64_t end = killed_at + 30000;
     while (!took && test_now_ms() < end) {
@@ -168,14 +169,16 @@ static void fo_run(int sig, int64_t repeats_max, uint64_t takeover_max_ms)
     assert_null(strstr(b.err, "ERROR: AddressSanitizer"));
     tgapi_backlog_tally(f.api, &unanswered, &repeated);
     fprintf(stderr,
-            "telegram failover: signal=%d takeover_ms=%llu lease_ms=%d unanswered=%lld "
-            "repeated=%lld\n",
-            sig, (unsigned long long)takeover_ms, FO_LEASE_S * 1000, (long long)unanswered,
-            (long long)repeated);
+            "telegram failover: signal=%d takeover_ms=%llu lease_ms=%d killed_at=%llu "
+            "unanswered=%lld repeated=%lld\n",
+            sig, (unsigned long long)takeover_ms, FO_LEASE_S * 1000,
+            (unsigned long long)sent_at_kill, (long long)unanswered, (long long)repeated);
     test_child_free(&a);
     test_child_free(&b);
     assert_int_equal(unanswered, 0);
     assert_true(repeated <= repeats_max);
+    /* The kill fell in the middle of the backlog, as this test means. */
+    assert_true(sent_at_kill < FO_UPDATES);
     /* The lease runs out at most FO_LEASE_S after the kill (it was
      * renewed before), and the standby asks again right then; the margin
      * is its start as poller (the offset, the outbox) on a loaded
