@@ -397,7 +397,11 @@ static void job__held_voided(int rc, const struct ledger_result *res, void *data
                   hb_strerror(rc));
     job->res_open = false;
     job__persist(job, false);
-    struct reply_msg msg = {.stage = REPLY_FINAL, .text = job->error};
+    /* Why, then what became of its credits: a free job held none. */
+    char text[sizeof(job->error) + 64];
+    snprintf(text, sizeof(text), "%s %s", job->error,
+             job->reserved > 0 ? MSG_APPR_RELEASED : MSG_APPR_FREE_ENDED);
+    struct reply_msg msg = {.stage = REPLY_FINAL, .text = text};
     reply_send(job->reply, &msg);
     /* Nothing ran: the limits give its counts back (job__end). */
     job__end(job, HB_EPERM);

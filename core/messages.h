@@ -834,14 +834,15 @@
     "reserved)."
 #define MSG_APPR_APPROVED "An admin approved your request; it runs now."
 #define MSG_APPR_EDITED "An admin edited your prompt before approving it; it runs now."
-/* %s: the reason. */
-#define MSG_APPR_REJECTED                                                                          \
-    "An admin rejected your request (%s). Its reservation was released and nothing was charged."
+/* %s: the reason. Then MSG_APPR_RELEASED or MSG_APPR_FREE_ENDED. */
+#define MSG_APPR_REJECTED "An admin rejected your request (%s)."
 #define MSG_APPR_IMAGE_LOST                                                                        \
     "Your request waiting for review could not be kept over a restart: its image did not read "    \
-    "back. Its reservation was released and nothing was charged; send the image again."
-#define MSG_APPR_TIMED_OUT                                                                         \
-    "Nobody reviewed your request in time. Its reservation was released and nothing was charged."
+    "back; send the image again."
+#define MSG_APPR_TIMED_OUT "Nobody reviewed your request in time."
+/* After one of the three above: what held credits, or a free job. */
+#define MSG_APPR_RELEASED "Its reservation was released and nothing was charged."
+#define MSG_APPR_FREE_ENDED "Nothing was charged."
 /* To admins. %s id; %s member; %s where; %s model; %lld credits; %s why. */
 #define MSG_APPR_NOTICE "Approval needed [%s]: %s (%s) asks %s for up to %lld credits (held: %s)."
 /* %s id; %s member; %s where; %s model; %s why. */

@@ -314,7 +314,8 @@ static void test_held_job_rejected_no_charge(void **state)
     assert_has(&adm, "rejected");
     reply_capture_close(&adm);
     const char *told = at_told(&at, "cid", "An admin rejected your request (off topic here)");
-    assert_non_null(strstr(told, "nothing was charged"));
+    assert_non_null(strstr(told, "(off topic here). Its reservation was released and nothing was "
+                                 "charged."));
     gt_settle(&at.gt, 5);
     assert_int_equal(gt_balance(&at.gt, "cid"), 100); /* voided: nothing reserved or charged */
     assert_int_equal(at.gt.held.ncalls, 0);
@@ -761,6 +762,21 @@ static void test_free_model_held(void **state)
     gt_settle(&at.gt, 5);
     assert_int_equal(gt_balance(&at.gt, "fay"), 100);
     assert_int_equal(at_pending(&at, "fay"), 0);
+    /* Rejected, a free job is told nothing was charged, and nothing of a
+     * reservation (it had none). */
+    before = at.host.count;
+    gt_submit(&at.gt, &cap, "fay", PROVIDER_TEXT, "hfree", "free again");
+    while (at.host.count < before + 2 && !at.gt.guard_fired)
+        uv_run(&at.gt.lt.loop, UV_RUN_ONCE);
+    reply_capture_close(&cap);
+    at_notice(&at, COMMAND_PLATFORM_CONSOLE, id);
+    snprintf(line, sizeof(line), "admin reject %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    const char *told = at_told(&at, "fay", "rejected your request");
+    assert_non_null(strstr(told, "Nothing was charged."));
+    assert_null(strstr(told, "reservation"));
+    gt_settle(&at.gt, 5);
     at.gt.closed = 0;
     at_done(&at);
 }

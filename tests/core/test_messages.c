@@ -439,6 +439,8 @@ static const struct msg_entry msgs[] = {
     S(MSG_APPR_REJECTED),
     S(MSG_APPR_IMAGE_LOST),
     S(MSG_APPR_WAITING_FREE),
+    S(MSG_APPR_RELEASED),
+    S(MSG_APPR_FREE_ENDED),
     S(MSG_APPR_NOTICE_FREE),
     S(MSG_APPR_TIMED_OUT),
     S(MSG_APPR_NOTICE),
