@@ -73,42 +73,60 @@ static bool nt_count_reached(void *arg)
 
 /* ---- console --------------------------------------------------------------- */
 
+/* A started console adapter on pipes (the test reads what it prints from
+ * out[0]), saving images in image_dir (may be NULL: "."). */
+struct nt_console {
+    uv_loop_t loop;
+    int in[2], out[2];
+    struct adapter *a;
+    struct notify_target to; /* its member */
+};
+
+static void nt_console_open(struct nt_console *c, const char *image_dir)
+{
+    assert_int_equal(uv_loop_init(&c->loop), 0);
+    assert_int_equal(pipe(c->in), 0);
+    assert_int_equal(pipe(c->out), 0);
+    struct console_options o = {
+        .user = "operator", .image_dir = image_dir, .in_fd = c->in[0], .out_fd = c->out[1]};
+    struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
+    c->a = console_new(&c->loop, &o, &host);
+    assert_non_null(c->a);
+    assert_non_null(c->a->ops->notify);
+    assert_int_equal(c->a->ops->start(c->a), 0);
+    assert_int_equal(notify_target_from_account(&c->to, "console:operator"), 0);
+}
+
+static void nt_console_close(struct nt_console *c)
+{
+    int closed = 0;
+    c->a->ops->close(c->a, nt_count, &closed);
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, 1);
+    assert_int_equal(uv_loop_close(&c->loop), 0);
+    for (int i = 0; i < 2; i++) {
+        close(c->in[i]);
+        close(c->out[i]);
+    }
+}
+
 static void test_console_notify_prints(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    int in[2], out[2];
-    assert_int_equal(pipe(in), 0);
-    assert_int_equal(pipe(out), 0);
-    struct console_options o = {.user = "operator", .in_fd = in[0], .out_fd = out[1]};
-    struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
-    struct adapter *a = console_new(&loop, &o, &host);
-    assert_non_null(a);
-    assert_non_null(a->ops->notify);
-    assert_int_equal(a->ops->start(a), 0);
-    struct notify_target to;
-    assert_int_equal(notify_target_from_account(&to, "console:operator"), 0);
+    struct nt_console c;
+    nt_console_open(&c, NULL);
     struct reply_msg m = {.stage = REPLY_FINAL,
                           .text = "Your card payment arrived: 1,000 credits."};
-    assert_int_equal(a->ops->notify(a, &to, &m), 0);
+    assert_int_equal(c.a->ops->notify(c.a, &c.to, &m), 0);
     /* Nothing to say is refused. */
     struct reply_msg empty = {.stage = REPLY_FINAL, .text = ""};
-    assert_int_equal(a->ops->notify(a, &to, &empty), HB_EINVAL);
+    assert_int_equal(c.a->ops->notify(c.a, &c.to, &empty), HB_EINVAL);
     char buf[256] = "";
-    ssize_t n = read(out[0], buf, sizeof(buf) - 1);
+    ssize_t n = read(c.out[0], buf, sizeof(buf) - 1);
     assert_true(n > 0);
     buf[n] = '\0';
     assert_string_equal(buf, "[notice] Your card payment arrived: 1,000 credits.\n");
-    int closed = 0;
-    a->ops->close(a, nt_count, &closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(closed, 1);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    close(in[0]);
-    close(in[1]);
-    close(out[0]);
-    close(out[1]);
+    nt_console_close(&c);
 }
 
 /* A notice with an image and buttons (a held image generation approved):
@@ -117,20 +135,9 @@ static void test_console_notify_prints(void **state)
 static void test_console_notify_image_and_buttons(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     char *dir = test_tmpdir_new();
-    int in[2], out[2];
-    assert_int_equal(pipe(in), 0);
-    assert_int_equal(pipe(out), 0);
-    struct console_options o = {
-        .user = "operator", .image_dir = dir, .in_fd = in[0], .out_fd = out[1]};
-    struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
-    struct adapter *a = console_new(&loop, &o, &host);
-    assert_non_null(a);
-    assert_int_equal(a->ops->start(a), 0);
-    struct notify_target to;
-    assert_int_equal(notify_target_from_account(&to, "console:operator"), 0);
+    struct nt_console c;
+    nt_console_open(&c, dir);
     static const unsigned char png[] = "\x89PNG\r\n\x1a\n-the-picture";
     struct reply_image img = {
         .data = png, .len = sizeof(png) - 1, .mime = "image/png", .filename = "image.png"};
@@ -140,15 +147,15 @@ static void test_console_notify_image_and_buttons(void **state)
                           .image = &img,
                           .buttons = buttons,
                           .nbuttons = 2};
-    assert_int_equal(a->ops->notify(a, &to, &m), 0);
+    assert_int_equal(c.a->ops->notify(c.a, &c.to, &m), 0);
     struct reply_msg alone = {.stage = REPLY_FINAL, .image = &img};
-    assert_int_equal(a->ops->notify(a, &to, &alone), 0);
+    assert_int_equal(c.a->ops->notify(c.a, &c.to, &alone), 0);
     char buf[2048] = "";
     size_t got = 0;
     /* Both were written before notify returned; read until the second's
      * line ends. */
     while (strstr(buf, "(/press N)\n[notice] [image saved to ") == NULL || buf[got - 1] != '\n') {
-        ssize_t n = read(out[0], buf + got, sizeof(buf) - 1 - got);
+        ssize_t n = read(c.out[0], buf + got, sizeof(buf) - 1 - got);
         assert_true(n > 0);
         got += (size_t)n;
         buf[got] = '\0';
@@ -166,15 +173,7 @@ static void test_console_notify_image_and_buttons(void **state)
     assert_memory_equal(saved, png, len);
     free(saved);
     assert_non_null(strstr(text, "(/press N)\n[notice] [image saved to "));
-    int closed = 0;
-    a->ops->close(a, nt_count, &closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(closed, 1);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    close(in[0]);
-    close(in[1]);
-    close(out[0]);
-    close(out[1]);
+    nt_console_close(&c);
     test_tmpdir_remove(dir);
     free(dir);
 }

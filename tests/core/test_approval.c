@@ -601,13 +601,7 @@ static void at_hold_image(struct at *at, struct reply_capture *cap, const char *
     int before = at->host.count;
     struct invocation inv;
     gt_inv(&inv, cap, user, NULL);
-    inv.image = calloc(1, sizeof(*inv.image));
-    assert_non_null(inv.image);
-    inv.image->data = malloc(sizeof(at_png));
-    assert_non_null(inv.image->data);
-    memcpy(inv.image->data, at_png, sizeof(at_png));
-    inv.image->len = sizeof(at_png);
-    snprintf(inv.image->mime, sizeof(inv.image->mime), "image/png");
+    gt_inv_png(&inv, at_png, sizeof(at_png));
     struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = prompt, .model = "h"};
     generate_submit(at->gt.g, &inv, &req);
     at_held(at, cap, before, id);

@@ -106,6 +106,8 @@ void gt_wait(struct gt *gt, const int *flag, int want);
 /** A console invocation from user, in group scope (NULL: a DM), answering
  *  into cap, with a fresh event id. */
 void gt_inv(struct invocation *inv, struct reply_capture *cap, const char *user, const char *scope);
+/** Attach a PNG of len bytes (copied) to inv, as an adapter would. */
+void gt_inv_png(struct invocation *inv, const unsigned char *png, size_t len);
 void gt_submit(struct gt *gt, struct reply_capture *cap, const char *user,
                enum provider_modality modality, const char *model, const char *prompt);
 /** Submit and wait for the final reply. */

@@ -358,6 +358,17 @@ void gt_inv(struct invocation *inv, struct reply_capture *cap, const char *user,
     inv->reply = &cap->reply;
 }
 
+void gt_inv_png(struct invocation *inv, const unsigned char *png, size_t len)
+{
+    inv->image = calloc(1, sizeof(*inv->image));
+    assert_non_null(inv->image);
+    inv->image->data = malloc(len);
+    assert_non_null(inv->image->data);
+    memcpy(inv->image->data, png, len);
+    inv->image->len = len;
+    snprintf(inv->image->mime, sizeof(inv->image->mime), "image/png");
+}
+
 void gt_submit(struct gt *gt, struct reply_capture *cap, const char *user,
                enum provider_modality modality, const char *model, const char *prompt)
 {

@@ -83,13 +83,7 @@ static void vt_submit(struct gt *gt, struct reply_capture *cap, const char *user
 {
     struct invocation inv;
     gt_inv(&inv, cap, user, NULL);
-    inv.image = calloc(1, sizeof(*inv.image));
-    assert_non_null(inv.image);
-    inv.image->data = malloc(sizeof(vt_png));
-    assert_non_null(inv.image->data);
-    memcpy(inv.image->data, vt_png, sizeof(vt_png));
-    inv.image->len = sizeof(vt_png);
-    snprintf(inv.image->mime, sizeof(inv.image->mime), "image/png");
+    gt_inv_png(&inv, vt_png, sizeof(vt_png));
     struct generate_request req = {.modality = PROVIDER_TEXT, .prompt = prompt, .model = model};
     generate_submit(gt->g, &inv, &req);
     assert_null(inv.image); /* the engine took it */
