@@ -708,19 +708,25 @@ static void contest__job_done(struct store_job *job, int rc)
     free(op);
 }
 
+/* The results are posted by the daemon whose store job removed the
+ * contest's row: one daemon, once. */
 static void contest__announce_cb(int rc, void *data)
 {
     struct contest_job *op = data;
-    if (rc == 0 || rc == HB_EEXISTS)
+    if (rc == 0)
         contest__announce(op);
 }
 
-/* Paid (or nothing to pay): forget the row, then post when this daemon
- * is the one that paid. */
+/* Paid (or nothing to pay): forget the row, then post if this job is the
+ * one that removed it. Whether this daemon's payout was the first does
+ * not decide: a daemon that paid and stopped before removing the row
+ * leaves the post to the next end check, whose payout is a replay. (A stop
+ * between the removal and the post still loses the post.) announce says
+ * whether to post when the row cannot be removed at all (no store). */
 static void contest__ended(struct contest_job *op, bool announce)
 {
     op->what = CONTEST_FORGET;
-    op->cb = announce ? contest__announce_cb : NULL;
+    op->cb = contest__announce_cb;
     op->job.run = contest__job_run;
     op->job.done = contest__job_done;
     int rc = op->cs->core->ledger != NULL

@@ -18,6 +18,7 @@
 #include "storage/store.h"
 #include "tests/core/router_fixture.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,6 +383,51 @@ static void test_contest_run(void **state)
                         "this time.");
     assert_int_equal(lt_balance(&f->lt, PRIZES).posted, 100);
 
+    stop_daemon(f, cs, 1);
+    lt_ledger_open(&f->lt); /* the fixture closes it */
+    f->core.ledger = f->lt.ledger;
+}
+
+/* The daemon that paid a contest stopped before it posted the results
+ * (the payout committed, the contest's row not yet removed): the next end
+ * check finds the payout made (a replay moves nothing) and still posts,
+ * once. The payout is made here as that daemon made it. */
+static void test_results_posted_after_replayed_payout(void **state)
+{
+    struct rfx *f = *state;
+    struct posted posted;
+    posted_at_noon(f, &posted);
+    struct contests *cs[1] = {contests_new(&f->core)};
+    f->core.contests = cs[0];
+    open_account(f, "telegram:u1", LEDGER_ACCOUNT_NO_OVERDRAFT);
+    fund_prizes(f);
+    const char *t = run(f, true, "admin contest start 1 900");
+    assert_non_null(strstr(t, "Contest started"));
+    const struct contest *c = contests_find(cs[0], COMMAND_PLATFORM_TELEGRAM, "g1");
+    assert_non_null(c);
+    f->lt.now += HOUR_MS;
+    vote(f, "telegram:g1", "img1", "telegram:u2", "u1");
+    char id[128];
+    snprintf(id, sizeof(id), "prize:telegram:g1:%" PRId64 ":1", c->id);
+    struct lt_res res;
+    assert_int_equal(lt_plain(&f->lt, id, PRIZES, "telegram:u1", 450, LEDGER_KIND_TRANSFER, &res),
+                     0);
+    /* The pool as it stood when that daemon fixed the winners (1,000). */
+    assert_int_equal(
+        lt_plain(&f->lt, "fund2", LEDGER_SYSTEM_GRANTS, PRIZES, 450, LEDGER_KIND_GRANT, &res), 0);
+    f->lt.now += 2 * CONTEST_DAY_MS;
+    assert_int_equal(contests_tick(cs[0]), 1);
+    for (int k = 0; k < 100000 && contests_busy(cs[0]) > 0; k++)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(posted.n, 1);
+    assert_string_equal(posted.text, "The contest has ended. Winners:\n"
+                                     "1. u1 with 1 upvote: 450 credits");
+    assert_int_equal(lt_balance(&f->lt, "telegram:u1").posted, 450); /* paid once */
+    assert_int_equal(lt_balance(&f->lt, PRIZES).posted, 1000);       /* the replay moved nothing */
+    assert_null(contests_find(cs[0], COMMAND_PLATFORM_TELEGRAM, "g1"));
+    /* Ended: a second check posts nothing more. */
+    assert_int_equal(contests_tick(cs[0]), 0);
+    assert_int_equal(posted.n, 1);
     stop_daemon(f, cs, 1);
     lt_ledger_open(&f->lt); /* the fixture closes it */
     f->core.ledger = f->lt.ledger;
@@ -800,6 +846,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_payout),
     cmocka_unit_test_setup_teardown(test_contest_run, rfx_setup, rfx_teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_ends, rfx_setup, rfx_teardown),
+    cmocka_unit_test_setup_teardown(test_results_posted_after_replayed_payout, rfx_setup,
+                                    rfx_teardown),
     cmocka_unit_test_setup_teardown(test_weighted_votes, rfx_setup, rfx_teardown),
     cmocka_unit_test_setup_teardown(test_scheduled_contests, rfx_setup, rfx_teardown),
     cmocka_unit_test_setup_teardown(test_start_learns_running, rfx_setup, rfx_teardown),
