@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -24,7 +25,8 @@ struct console_edit {
     void (*closed)(void *data);
     void *closed_data;
     char *history; /* the file that keeps typed lines between runs; NULL none */
-    char *last;    /* the last line kept, not kept twice in a row */
+    char *last;    /* the last line recalled, not recalled twice in a row */
+    char *written; /* the file's last line, not written twice in a row */
 };
 
 /* libedit's readline interface keeps its state in globals, and its line
@@ -99,6 +101,12 @@ static void console_edit__history_load(struct console_edit *e)
             console_edit__history_off(e, "read");
         return;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+        log_warn("console.history_mode",
+                 "path=%s mode=%o problem=\"readable or writable by other "
+                 "users\" hint=\"make it private with chmod 600\"",
+                 e->history, (unsigned)(st.st_mode & 0777));
     /* The newest entries, in a ring, for a trim. */
     char **ring = calloc(CONSOLE_EDIT_HISTORY, sizeof(*ring));
     size_t count = 0;
@@ -122,6 +130,8 @@ static void console_edit__history_load(struct console_edit *e)
     if (count > 0 && ring != NULL) {
         free(e->last);
         e->last = strdup(ring[(count - 1) % CONSOLE_EDIT_HISTORY]);
+        free(e->written);
+        e->written = e->last != NULL ? strdup(e->last) : NULL;
     }
     if (count > 2 * CONSOLE_EDIT_HISTORY)
         console_edit__history_trim(e, ring, CONSOLE_EDIT_HISTORY, count % CONSOLE_EDIT_HISTORY);
@@ -137,7 +147,8 @@ static void console_edit__history_add(struct console_edit *e, const char *line)
     add_history(line);
     free(e->last);
     e->last = strdup(line);
-    if (e->history == NULL || (e->keep != NULL && !e->keep(e->data, line)))
+    if (e->history == NULL || (e->keep != NULL && !e->keep(e->data, line)) ||
+        (e->written != NULL && strcmp(e->written, line) == 0))
         return;
     int fd = open(e->history, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -146,8 +157,12 @@ static void console_edit__history_add(struct console_edit *e, const char *line)
     }
     size_t n = strlen(line);
     bool ok = write(fd, line, n) == (ssize_t)n && write(fd, "\n", 1) == 1;
-    if (close(fd) < 0 || !ok)
+    if (close(fd) < 0 || !ok) {
         console_edit__history_off(e, "write");
+        return;
+    }
+    free(e->written);
+    e->written = strdup(line);
 }
 
 /* ---- the editor -------------------------------------------------------- */
@@ -267,6 +282,7 @@ static void console_edit__closed(uv_handle_t *h)
     free(e->prompt);
     free(e->history);
     free(e->last);
+    free(e->written);
     free(e);
     if (cb != NULL)
         cb(data);
