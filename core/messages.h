@@ -371,7 +371,9 @@
 /* %s: the option; %.40s: what was typed. */
 #define MSG_OPTION_NOT_BOOLEAN "Option `%s` must be yes or no (got \"%.40s\")."
 /* %s: the option; %.40s: what was typed. */
-#define MSG_OPTION_NOT_USER "Option `%s` must name a member (got \"%.40s\")."
+#define MSG_OPTION_NOT_USER                                                                        \
+    "Option `%s` must name a member: a mention, @username, a numeric user id or a user name, "     \
+    "without a platform in front (got \"%.40s\")."
 /* %s: the option; %s: its description; %s: the command's example. */
 #define MSG_OPTION_MISSING "Missing `%s`: %s. Example: %s"
 /* %s: the option. */

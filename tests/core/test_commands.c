@@ -159,6 +159,13 @@ static void test_parse_errors_are_specific(void **state)
     assert_int_equal(parse("1 who:<#12>", &inv, err), HB_EINVAL);
     assert_non_null(strstr(err, "must name a member"));
     invocation_clear(&inv);
+    /* A wallet's account is not a member's name: the error says how to
+     * name one. */
+    assert_int_equal(parse("1 who:console:operator", &inv, err), HB_EINVAL);
+    assert_string_equal(err, "Option `who` must name a member: a mention, @username, a numeric "
+                             "user id or a user name, without a platform in front (got "
+                             "\"console:operator\").");
+    invocation_clear(&inv);
     assert_int_equal(parse("1 prompt:x", &inv, err), HB_EINVAL);
     assert_non_null(strstr(err, "at least 2 characters"));
     invocation_clear(&inv);
