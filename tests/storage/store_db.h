@@ -45,6 +45,22 @@ static inline void store_db_done(struct store_db *d)
     d->dir = NULL;
 }
 
+/* A store on d's database (its schema made or migrated), not started. */
+static inline struct store *store_db_open(const struct store_db *d)
+{
+    int rc = 0;
+    struct store *s = store_new(&d->opts, &rc);
+    assert_non_null(s);
+    return s;
+}
+
+/* Start s on a new loop. */
+static inline void store_db_start(struct store *s, uv_loop_t *loop)
+{
+    assert_int_equal(uv_loop_init(loop), 0);
+    assert_int_equal(store_start(s, loop), 0);
+}
+
 /* sql on the database directly, beside the store. */
 static inline int db_int(const struct store_db *d, const char *sql)
 {

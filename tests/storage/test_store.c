@@ -335,14 +335,11 @@ static void put_open_accounts(const struct store_db *d)
  * with that many readers (PostgreSQL's pool). */
 static struct store *put_start_readers(struct store_db *d, uv_loop_t *loop, unsigned readers)
 {
-    int rc = 0;
     store_db_init(d, store_backend);
     put_open_accounts(d);
     d->opts.readers = readers;
-    assert_int_equal(uv_loop_init(loop), 0);
-    struct store *s = store_new(&d->opts, &rc);
-    assert_non_null(s);
-    assert_int_equal(store_start(s, loop), 0);
+    struct store *s = store_db_open(d);
+    store_db_start(s, loop);
     return s;
 }
 
@@ -365,16 +362,6 @@ static void put_batch(struct store *s, uv_loop_t *loop, struct put_job *jobs, si
     for (size_t i = 0; i < n; i++)
         while (!jobs[i].done)
             uv_run(loop, UV_RUN_ONCE);
-}
-
-static void put_stop(struct store *s, uv_loop_t *loop)
-{
-    bool done = false;
-    store_stop(s, stopped, &done);
-    while (!done)
-        uv_run(loop, UV_RUN_ONCE);
-    store_free(s);
-    assert_int_equal(uv_loop_close(loop), 0);
 }
 
 /* In one group commit, a job that fails after its writes leaves nothing,
@@ -409,7 +396,7 @@ static void test_put_off_writes_in_group_commit(void **state)
         assert_int_equal(jobs[i].done_rc, want_rc[i]);
         assert_int_equal(jobs[i].w_debits_seen, want_seen[i]);
     }
-    put_stop(s, &loop);
+    store_db_stop(s, &loop);
     assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), 4);
     assert_int_equal(db_int(&d, "SELECT max(seq) FROM transfers"), 4);
     assert_int_equal(db_int(&d, "SELECT seq FROM head"), 4);
@@ -449,7 +436,7 @@ static void test_batch_cut_at_savepoints(void **state)
         assert_int_equal(jobs[i].done_rc, 0);
         assert_int_equal(jobs[i].w_debits_seen, (int64_t)i);
     }
-    put_stop(s, &loop);
+    store_db_stop(s, &loop);
     /* The gate's batch, then 60 + 60 + 30 on PostgreSQL, one on SQLite. */
     assert_true(taken == (store_backend == STORE_BACKEND_POSTGRES ? 4 : 2));
     assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), N);
@@ -487,7 +474,7 @@ static void test_put_off_buffers_given_back(void **state)
         assert_int_equal(one.done_rc, 0);
     }
     assert_true(pg->puts_cap <= PG_PUTS_KEEP / 4);
-    put_stop(s, &loop);
+    store_db_stop(s, &loop);
     assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), N + PG_PUTS_SMALL_BATCHES);
     assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"),
                      N + PG_PUTS_SMALL_BATCHES);
@@ -665,7 +652,7 @@ static void test_reads_beside_writes(void **state)
             uv_run(&loop, UV_RUN_ONCE);
         store_free(other);
     }
-    put_stop(s, &loop); /* the loop closes: every reader's handle is gone */
+    store_db_stop(s, &loop); /* the loop closes: every reader's handle is gone */
     assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'read'"), 0);
     uv_sem_destroy(&held);
     uv_sem_destroy(&release);
@@ -703,7 +690,7 @@ static void test_idle_connections_dropped(void **state)
             uv_run(&loop, UV_RUN_ONCE);
         assert_int_equal(move.done_rc, 0);
     }
-    put_stop(s, &loop);
+    store_db_stop(s, &loop);
     assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), 2);
     store_db_done(&d);
 }
@@ -897,9 +884,7 @@ static void test_account_sums_before_each(void **state)
     (void)state;
     struct store_db d;
     store_db_init(&d, store_backend);
-    int rc = 0;
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
+    struct store *s = store_db_open(&d);
     struct store_txn *txn = NULL;
     assert_int_equal(store_txn_begin(s, true, &txn), 0);
     struct store_account a = {.id = "w", .flags = 0, .created_at = 1};

@@ -60,10 +60,7 @@ static void test_counter_bound_across_daemons(void **state)
     (void)state;
     struct store_db d;
     store_db_init(&d, STORE_BACKEND_POSTGRES);
-    int rc = 0;
-    struct store *s = store_new(&d.opts, &rc); /* the schema, made once */
-    assert_non_null(s);
-    store_free(s);
+    store_free(store_db_open(&d)); /* the schema, made once */
     struct counters_daemon daemons[COUNTERS_DAEMONS];
     memset(daemons, 0, sizeof(daemons));
     for (int i = 0; i < COUNTERS_DAEMONS; i++) {
@@ -109,9 +106,7 @@ static void test_counter_rules(void **state)
 {
     struct store_db d;
     store_db_init(&d, *(enum store_backend_kind *)*state);
-    int rc = 0;
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
+    struct store *s = store_db_open(&d);
     int64_t used = -1;
     assert_int_equal(counter_add(s, "gen.user:a", 7, 2, 5, &used), 0);
     assert_int_equal(used, 2);
@@ -176,12 +171,9 @@ static void test_counter_in_group_commit(void **state)
 {
     struct store_db d;
     store_db_init(&d, *(enum store_backend_kind *)*state);
+    struct store *s = store_db_open(&d);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    int rc = 0;
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
-    assert_int_equal(store_start(s, &loop), 0);
+    store_db_start(s, &loop);
     /* The first, the window's first add, makes the row and fails. */
     struct count_job jobs[] = {
         {.delta = 50, .fail = true},

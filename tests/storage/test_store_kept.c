@@ -79,13 +79,10 @@ static void test_failed_job_beside_full_keep(void **state)
 {
     struct store_db d;
     store_db_init(&d, *(enum store_backend_kind *)*state);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    int rc = 0;
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
+    struct store *s = store_db_open(&d);
     kept_open(s);
-    assert_int_equal(store_start(s, &loop), 0);
+    uv_loop_t loop;
+    store_db_start(s, &loop);
     struct kept_job jobs[] = {
         {.step = KEPT_MOVE, .id = "x", .amount = 5},
         {.step = KEPT_FILL_READ},
