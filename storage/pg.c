@@ -399,12 +399,20 @@ static int pg__before(struct pg_store *s, bool read)
     return s->cache_on ? pg__puts_before(s, read) : 0;
 }
 
+/* A write whose result is read: in pipeline mode its job's SAVEPOINT goes
+ * first, so that the job's failure undoes it (pg__run alone takes it for
+ * a read). */
+static PGresult *pg__run_write(struct pg_store *s, const char *sql, const struct pg_params *p,
+                               ExecStatusType expect, const char *what, int *rc)
+{
+    *rc = s->pipeline ? pg__before(s, false) : 0;
+    return *rc < 0 ? NULL : pg__run(s, sql, p, expect, what, rc);
+}
+
 PGresult *pg__query_write(struct store_txn *txn, const char *sql, const struct pg_params *p,
                           const char *what, int *rc)
 {
-    struct pg_store *s = pg__of(txn);
-    *rc = s->pipeline ? pg__before(s, false) : 0;
-    return *rc < 0 ? NULL : pg__run(s, sql, p, PGRES_TUPLES_OK, what, rc);
+    return pg__run_write(pg__of(txn), sql, p, PGRES_TUPLES_OK, what, rc);
 }
 
 PGresult *pg__run(struct pg_store *s, const char *sql, const struct pg_params *p,
@@ -444,12 +452,8 @@ int pg__do(struct pg_store *s, const char *sql, const struct pg_params *p, const
         int rc = pg__before(s, false);
         return rc < 0 ? rc : pg__send(s, sql, p, what);
     }
-    /* One whose count is read is still a write: its job's SAVEPOINT goes
-     * first, so that the job's failure undoes it. */
-    int rc = s->pipeline ? pg__before(s, false) : 0;
-    if (rc < 0)
-        return rc;
-    PGresult *r = pg__run(s, sql, p, PGRES_COMMAND_OK, what, &rc);
+    int rc = 0;
+    PGresult *r = pg__run_write(s, sql, p, PGRES_COMMAND_OK, what, &rc);
     if (r == NULL)
         return rc;
     if (changed != NULL)

@@ -92,9 +92,10 @@ static int pg__counter_step(struct store_txn *txn, const struct pg_params *p, in
 }
 
 /* As SQLite's: one statement when the window's row is there. A window's
- * first add makes the row (a second daemon making it at once waits on the
- * key, then finds it), deletes the name's rows of earlier windows, and adds
- * again. */
+ * first add makes the row, deletes the name's rows of earlier windows, and
+ * adds again. Write transactions queue on the chain head's lock (pg.c), so
+ * no other daemon makes the row in between: a row the INSERT finds was
+ * there at the first step, which its bound refused. */
 int pg_txn_counter_add(struct store_txn *txn, const char *name, int64_t win, int64_t delta,
                        int64_t limit, int64_t *after)
 {
