@@ -395,15 +395,18 @@ static void job__held_voided(int rc, const struct ledger_result *res, void *data
     if (rc < 0 && rc != HB_EEXISTS)
         log_error("approval.void_failed", "id=%s job=%s error=%s", job->appr_id, job->id,
                   hb_strerror(rc));
+    job__quota_settled(job, rc);
     job->res_open = false;
-    job__persist(job, false);
+    if (rc != 0)
+        job__persist(job, false); /* else the void deleted it */
     /* Why, then what became of its credits: a free job held none. */
     char text[sizeof(job->error) + 64];
     snprintf(text, sizeof(text), "%s %s", job->error,
              job->reserved > 0 ? MSG_APPR_RELEASED : MSG_APPR_FREE_ENDED);
     struct reply_msg msg = {.stage = REPLY_FINAL, .text = text};
     reply_send(job->reply, &msg);
-    /* Nothing ran: the limits give its counts back (job__end). */
+    /* Nothing ran: the limits gave its counts back with the void (or, with
+     * none, give them back in job__end). */
     job__end(job, HB_EPERM);
     job__unref(job);
 }
@@ -411,13 +414,9 @@ static void job__held_voided(int rc, const struct ledger_result *res, void *data
 /* Reject or time out: void the reservation and tell the member why. */
 void job__held_void(struct job *job)
 {
-    struct ledger *ledger = job->g->core->ledger;
     job->state = JOB_SETTLE;
     job->refs++;
-    char void_id[LEDGER_ID_LEN_MAX + 16];
-    snprintf(void_id, sizeof(void_id), "%s:void%u", job->id, job->nres);
-    if (!job->res_open || ledger == NULL ||
-        ledger_transfer_void(ledger, void_id, job->res_id, job__held_voided, job) < 0) {
+    if (job__void(job, job__held_voided) < 0) {
         struct ledger_result none;
         memset(&none, 0, sizeof(none));
         job__held_voided(job->res_open ? HB_ECANCELED : 0, &none, job);

@@ -373,6 +373,11 @@ const char *job__record(struct job *job, char *buf, size_t cap);
 void job__settle(struct job *job);
 /** Every model failed (or the job was stopped): void and say so. */
 void job__fail(struct job *job);
+/** Void the job's reservation, its record and the counts it took going
+ *  with it in one commit (job__quota_void_prepare); cb then calls
+ *  job__quota_settled. A negative return (no reservation open, no ledger,
+ *  or the ledger refused the call): cb never runs. */
+int job__void(struct job *job, ledger_cb cb);
 
 /* ---- quotas (generate_quota.c) -------------------------------------------- */
 

@@ -332,6 +332,24 @@ void job__settle(struct job *job)
     }
 }
 
+int job__void(struct job *job, ledger_cb cb)
+{
+    struct ledger *ledger = job->g->core->ledger;
+    if (!job->res_open || ledger == NULL)
+        return HB_ECANCELED;
+    char void_id[LEDGER_ID_LEN_MAX + 16];
+    snprintf(void_id, sizeof(void_id), "%s:void%u", job->id, job->nres);
+    struct ledger_note forget = {.ns = GEN_NS_JOB, .key = job->id, .value = NULL};
+    /* Nothing was delivered: its counts go back with the void. */
+    job__quota_void_prepare(job);
+    struct ledger_transfer v = {.id = void_id,
+                                .pending_id = job->res_id,
+                                .flags = LEDGER_TRANSFER_VOID,
+                                .guard = job__back_guard,
+                                .guard_data = job};
+    return ledger_transfer_create_noted(ledger, &v, &forget, cb, job);
+}
+
 static void job__voided_final(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
@@ -361,27 +379,10 @@ void job__fail(struct job *job)
         generate__count(g, "failed", job->model != NULL ? job->model->provider->name : "none");
     log_info("generate.failed", "job=%s model=%s", job->id,
              job->model != NULL ? job->model->name : "-");
-    struct ledger *ledger = g->core->ledger;
     job->refs++;
-    if (!job->res_open || ledger == NULL) {
+    if (job__void(job, job__voided_final) < 0) {
         struct ledger_result none;
         memset(&none, 0, sizeof(none));
         job__voided_final(job->res_open ? HB_ECANCELED : 0, &none, job);
-        return;
-    }
-    char void_id[LEDGER_ID_LEN_MAX + 16];
-    snprintf(void_id, sizeof(void_id), "%s:void%u", job->id, job->nres);
-    struct ledger_note forget = {.ns = GEN_NS_JOB, .key = job->id, .value = NULL};
-    /* Nothing was delivered: its counts go back with the void. */
-    job__quota_void_prepare(job);
-    struct ledger_transfer v = {.id = void_id,
-                                .pending_id = job->res_id,
-                                .flags = LEDGER_TRANSFER_VOID,
-                                .guard = job__back_guard,
-                                .guard_data = job};
-    if (ledger_transfer_create_noted(ledger, &v, &forget, job__voided_final, job) < 0) {
-        struct ledger_result none;
-        memset(&none, 0, sizeof(none));
-        job__voided_final(HB_ECANCELED, &none, job);
     }
 }

@@ -35,6 +35,10 @@ struct ah_notice {
 struct ah {
     struct ah_notice n[AH_MAX];
     int count;
+    /* When set: a notice holding probe_on reads probe_sql on db_path as it
+     * arrives, into probed (the store as the member is told). */
+    const char *probe_on, *probe_sql, *db_path;
+    int64_t probed;
 };
 
 static int ah_notify_msg(void *host, const struct notify_target *to, const struct reply_msg *msg)
@@ -45,6 +49,8 @@ static int ah_notify_msg(void *host, const struct notify_target *to, const struc
     struct ah_notice *n = &h->n[h->count++];
     n->to = *to;
     snprintf(n->text, sizeof(n->text), "%s", msg->text != NULL ? msg->text : "");
+    if (h->probe_on != NULL && strstr(n->text, h->probe_on) != NULL)
+        h->probed = test_sql_int(h->db_path, h->probe_sql);
     n->nbuttons = msg->nbuttons < 8 ? msg->nbuttons : 8;
     for (size_t i = 0; i < n->nbuttons; i++) {
         n->buttons[i] = msg->buttons[i];
@@ -88,10 +94,10 @@ static void at_rules(struct approval_rules *r)
     snprintf(r->reasons, sizeof(r->reasons), "Too expensive, Off topic");
 }
 
-static void at_init(struct at *at)
+static void at_init_with(struct at *at, const struct catalog_limits *limits)
 {
     memset(at, 0, sizeof(*at));
-    gt_init(&at->gt, NULL, &review_rule, 1, 0);
+    gt_init(&at->gt, limits, &review_rule, 1, 0);
     at->gt.core.host_ops = &ah_ops;
     at->gt.core.host = &at->host;
     at->gt.core.bot_name = "HAI Bot";
@@ -100,6 +106,11 @@ static void at_init(struct at *at)
     generate_approval_configure(at->gt.g, &r);
     at->router = router_new(&at->gt.core);
     assert_non_null(at->router);
+}
+
+static void at_init(struct at *at)
+{
+    at_init_with(at, NULL);
 }
 
 static void at_done(struct at *at)
@@ -775,6 +786,34 @@ static void test_free_model_held(void **state)
     at_done(&at);
 }
 
+/* A rejected job's counts go back with its void, in one commit: when its
+ * member is told, the hour's count that held it is already given back. */
+static void test_rejected_counts_go_back_with_void(void **state)
+{
+    (void)state;
+    struct at at;
+    struct catalog_limits l = {.user_per_hour = 5};
+    at_init_with(&at, &l);
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "rex", "h", "count me", id);
+    at.host.db_path = at.gt.lt.path;
+    at.host.probe_on = "rejected your request";
+    at.host.probe_sql = "SELECT COALESCE(SUM(used), -1) FROM counters WHERE name LIKE 'gen.user:%'";
+    at.host.probed = -2;
+    assert_int_equal(test_sql_int(at.host.db_path, at.host.probe_sql), 1);
+    char line[64];
+    snprintf(line, sizeof(line), "admin reject %s", id);
+    at_line(&at, "boss", true, line, &adm);
+    reply_capture_close(&adm);
+    at_told(&at, "rex", "rejected your request");
+    assert_int_equal(at.host.probed, 0);
+    gt_settle(&at.gt, 5);
+    assert_int_equal(test_sql_int(at.host.db_path, at.host.probe_sql), 0);
+    assert_int_equal(at_pending(&at, "rex"), 0);
+    at_done(&at);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_held_job_approved),
     cmocka_unit_test(test_held_job_edited),
@@ -787,6 +826,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_restart_while_held),
     cmocka_unit_test(test_restart_image_unreadable),
     cmocka_unit_test(test_free_model_held),
+    cmocka_unit_test(test_rejected_counts_go_back_with_void),
 };
 
 TEST_GROUP_DEFINE(approval, tests, gt_group_setup, lt_group_teardown)
