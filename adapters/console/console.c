@@ -182,12 +182,10 @@ static void console__buttons_keep(struct console *c, const struct reply_msg *msg
     c->buttons_fresh = true;
 }
 
-/* A message as the console shows it: its text after prefix, its image
- * saved as a file and the file's path, its buttons numbered for /press.
- * prefix goes before the image's line when there is no text and
- * prefix_image is set (a notice of an image alone). */
-static void console__print(struct console *c, const struct reply_msg *msg, const char *prefix,
-                           bool prefix_image)
+/* A message as the console shows it: its text after prefix (or, with no
+ * text, its image's line after it), its image saved as a file and the
+ * file's path, its buttons numbered for /press. */
+static void console__print(struct console *c, const struct reply_msg *msg, const char *prefix)
 {
     if (c->edit != NULL)
         console_edit_print_begin(c->edit);
@@ -206,7 +204,7 @@ static void console__print(struct console *c, const struct reply_msg *msg, const
         else
             snprintf(line, sizeof(line), "[image of %zu bytes could not be saved in %s: %s]\n",
                      msg->image->len, c->image_dir, hb_strerror(rc));
-        if (!text && prefix_image)
+        if (!text)
             console__outs(c, prefix);
         console__outs(c, line);
     }
@@ -221,7 +219,7 @@ static void console__print(struct console *c, const struct reply_msg *msg, const
 static int console__send(struct reply *r, const struct reply_msg *msg)
 {
     struct console_reply *cr = r->data;
-    console__print(cr->console, msg, msg->stage == REPLY_PROGRESS ? "… " : "", false);
+    console__print(cr->console, msg, msg->stage == REPLY_PROGRESS ? "… " : "");
     return 0;
 }
 
@@ -733,7 +731,7 @@ static int console__notify(struct adapter *a, const struct notify_target *to,
         return HB_ECANCELED;
     if ((msg->text == NULL || msg->text[0] == '\0') && msg->image == NULL)
         return HB_EINVAL;
-    console__print(c, msg, "[notice] ", true);
+    console__print(c, msg, "[notice] ");
     return 0;
 }
 
