@@ -157,7 +157,7 @@ static void test_terminal_history_kept(void **state)
                               "/models\r", "hi again\r", "/models\r", NULL},
         (const char *const[]){"Your wallet: 100 credits available", "buttons:", "[demo]", "[demo]",
                               "demo-chat", "[demo]", "demo-chat"}));
-    char path[600];
+    char path[640]; /* room for home[600] and the file name */
     snprintf(path, sizeof(path), "%s/.haibot_history", f->dir);
     size_t len = 0;
     char *kept = test_file_read(path, &len);
