@@ -20,6 +20,7 @@ struct cluster {
     struct store *store;
     char run[CLUSTER_RUN_MAX];
     int64_t lease_ms;
+    int64_t term_ms; /* how long a lease row lasts: cluster_new says why */
     struct clock clock;
     uv_timer_t timer;
     struct map *alive; /* run ids whose heartbeat lease had not run out, as last read */
@@ -89,11 +90,11 @@ static int cluster__lease_run(struct store_txn *txn, struct store_job *job)
         lj->until = until;
         return HB_EBUSY;
     }
-    lj->until = lj->drop ? 0 : now + c->lease_ms;
+    lj->until = lj->drop ? 0 : now + c->term_ms;
     if (lj->drop)
         return mine ? store_txn_state_put(txn, CLUSTER_LEASE_NS, lj->name, NULL, now) : 0;
     char text[CLUSTER_RUN_MAX + 24];
-    snprintf(text, sizeof(text), "%s %" PRId64, c->run, now + c->lease_ms);
+    snprintf(text, sizeof(text), "%s %" PRId64, c->run, now + c->term_ms);
     return store_txn_state_put(txn, CLUSTER_LEASE_NS, lj->name, text, now);
 }
 
@@ -221,6 +222,11 @@ struct cluster *cluster_new(uv_loop_t *loop, struct store *store, const char *ru
     c->store = store;
     snprintf(c->run, sizeof(c->run), "%s", run);
     c->lease_ms = lease_ms;
+    /* A lease row lasts the lease less what the one taking over needs
+     * once it ran out (its timer's slack, a store round trip, its first
+     * poll): a tenth, at most a second. So a dead holder is replaced
+     * within the configured lease, not just after it. */
+    c->term_ms = lease_ms - (lease_ms / 10 < 1000 ? lease_ms / 10 : 1000);
     if (clock != NULL)
         c->clock = *clock;
     c->tick = tick;
@@ -269,6 +275,11 @@ const char *cluster_run(const struct cluster *c)
 int64_t cluster_lease_ms(const struct cluster *c)
 {
     return c->lease_ms;
+}
+
+int64_t cluster_lease_term_ms(const struct cluster *c)
+{
+    return c->term_ms;
 }
 
 bool cluster_run_alive(const struct cluster *c, const char *run)

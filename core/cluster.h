@@ -68,6 +68,12 @@ int cluster_on_change(struct cluster *c, void (*cb)(const char *what, void *data
 const char *cluster_run(const struct cluster *c);
 int64_t cluster_lease_ms(const struct cluster *c);
 
+/** How long a lease taken now lasts: the lease less the time the one
+ *  taking over needs once it ran out (a tenth, at most 1 s), so that a
+ *  dead holder is replaced within cluster_lease_ms. A holder counts its
+ *  lease's end by this. */
+int64_t cluster_lease_term_ms(const struct cluster *c);
+
 /** Take or renew the lease `name` for this daemon's run. */
 int cluster_lease_take(struct cluster *c, const char *name, cluster_lease_cb cb, void *data);
 

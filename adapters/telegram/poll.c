@@ -397,7 +397,7 @@ static void tg__lease_done(int rc, const char *holder, int64_t until, void *data
         return;
     }
     if (rc == 0) {
-        tg->lease_until = tg->lease_asked + (uint64_t)cluster_lease_ms(tg->core->cluster);
+        tg->lease_until = tg->lease_asked + (uint64_t)cluster_lease_term_ms(tg->core->cluster);
         if (!tg->lease_held) {
             tg->lease_held = true;
             log_info("telegram.poller", "bot=%s role=holder run=%s", tg->bot_username, holder);
