@@ -4,7 +4,8 @@
  * replies; the figure is the time
  * from the kill until the standby polls, beside the lease it must stay
  * under, and the updates left unanswered or answered twice once the
- * standby finished the backlog. HAIBOT_BENCH_PG_URL names the server
+ * standby finished the backlog. It runs twice: unpaced, and at Telegram's
+ * own limit of 30 sends a second. HAIBOT_BENCH_PG_URL names the server
  * (`make bench` starts one); without it the bench is skipped. */
 #include "bench/bench.h"
 
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #define FO_UPDATES 4000
+#define FO_PACED_UPDATES 400 /* at 30 a second: 13 s */
 #define FO_LEASE_S 3
 #define FO_TOKEN "123456:FAILOVER-bench-abcdef"
 
@@ -117,26 +119,24 @@ static int fo__database(const char *server, char *url, size_t cap)
         PQfinish(c);
         return -1;
     }
+    static int seq; /* one database a scenario */
+    seq++;
     char sql[96];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE hb_failover_%ld", (long)getpid());
+    snprintf(sql, sizeof(sql), "CREATE DATABASE hb_failover_%ld_%d", (long)getpid(), seq);
     PGresult *r = PQexec(c, sql);
     int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
     PQclear(r);
     PQfinish(c);
     /* A keyword given again overrides the earlier one. */
-    snprintf(url, cap, "%s dbname=hb_failover_%ld", server, (long)getpid());
+    snprintf(url, cap, "%s dbname=hb_failover_%ld_%d", server, (long)getpid(), seq);
     return rc;
 }
 
-int bench_telegram_failover(void)
+/* One failover: n updates, the daemons sending at most pace a second; the
+ * poller is killed once the fake took a quarter of the replies (and half a
+ * poll). Figures are reported with the prefix name. */
+static int fo__scenario(const char *server, const char *bin, const char *name, int n, int pace)
 {
-    const char *server = getenv("HAIBOT_BENCH_PG_URL");
-    const char *bin = getenv("HAIBOT_BIN");
-    if (server == NULL || server[0] == '\0' || bin == NULL) {
-        fprintf(stderr, "bench telegram_failover: HAIBOT_BENCH_PG_URL or HAIBOT_BIN is not set; "
-                        "skipped\n");
-        return 0;
-    }
     char url[1024];
     if (fo__database(server, url, sizeof(url)) < 0)
         return -1;
@@ -155,8 +155,8 @@ int bench_telegram_failover(void)
                 "[storage]\nbackend = postgres\npostgres_url = %s\nlease = %d\n"
                 "[console]\nenabled = false\n"
                 "[telegram]\nenabled = true\ntoken = " FO_TOKEN "\napi_base = %s\n"
-                "poll_timeout = 1\nsends_per_second = 100000\n",
-                url, FO_LEASE_S, tgapi_base(api));
+                "poll_timeout = 1\nsends_per_second = %d\n",
+                url, FO_LEASE_S, tgapi_base(api), pace);
         fclose(f);
         chmod(conf[i], 0600);
     }
@@ -172,19 +172,19 @@ int bench_telegram_failover(void)
     /* The backlog arrives once both daemons are up: given before, the
      * poller had answered all of it while the standby started, and the
      * kill found nothing left to lose or repeat. */
-    tgapi_backlog(api, FO_UPDATES, FO_UPDATES);
+    tgapi_backlog(api, n, n);
     double end = bench_now() + 60;
     /* Half a poll past a poll's end (the bot polls 100 at a time): a kill
      * at a round count of replies would land just after a poll was
      * answered, where the fewest repeats are. */
-    while (ready && tgapi_sends(api) < FO_UPDATES / 4 + 50 && bench_now() < end)
+    while (ready && tgapi_sends(api) < (size_t)n / 4 + 50 && bench_now() < end)
         fo__pump(d, 2, NULL, NULL, 5);
     double killed = bench_now();
     kill(d[0].pid, SIGKILL);
     size_t killed_at = tgapi_sends(api);
     bool took = ready && fo__wait(d, 2, &d[1], "telegram.polling", 30000);
     double takeover_ms = (bench_now() - killed) * 1000;
-    int64_t unanswered = FO_UPDATES, repeated = 0;
+    int64_t unanswered = n, repeated = 0;
     end = bench_now() + 120;
     while (took && bench_now() < end) {
         tgapi_backlog_tally(api, &unanswered, &repeated);
@@ -195,12 +195,18 @@ int bench_telegram_failover(void)
     fo__stop(&d[0], SIGKILL);
     fo__stop(&d[1], SIGTERM);
     if (took) {
-        bench_report("telegram_failover_takeover_ms", takeover_ms, "ms");
-        bench_report("telegram_failover_lease_ms", FO_LEASE_S * 1000, "ms");
-        bench_report("telegram_failover_unanswered", (double)unanswered, "updates");
-        bench_report("telegram_failover_repeated", (double)repeated, "updates");
+        char key[96];
+        snprintf(key, sizeof(key), "%s_takeover_ms", name);
+        bench_report(key, takeover_ms, "ms");
+        snprintf(key, sizeof(key), "%s_lease_ms", name);
+        bench_report(key, FO_LEASE_S * 1000, "ms");
+        snprintf(key, sizeof(key), "%s_unanswered", name);
+        bench_report(key, (double)unanswered, "updates");
+        snprintf(key, sizeof(key), "%s_repeated", name);
+        bench_report(key, (double)repeated, "updates");
         /* Where the kill fell: replies the fake had taken by then. */
-        bench_report("telegram_failover_killed_at", (double)killed_at, "replies");
+        snprintf(key, sizeof(key), "%s_killed_at", name);
+        bench_report(key, (double)killed_at, "replies");
         rc = 0;
     }
 out_api:
@@ -208,4 +214,22 @@ out_api:
     bench_tmpdir_remove(dir);
     free(dir);
     return rc;
+}
+
+int bench_telegram_failover(void)
+{
+    const char *server = getenv("HAIBOT_BENCH_PG_URL");
+    const char *bin = getenv("HAIBOT_BIN");
+    if (server == NULL || server[0] == '\0' || bin == NULL) {
+        fprintf(stderr, "bench telegram_failover: HAIBOT_BENCH_PG_URL or HAIBOT_BIN is not set; "
+                        "skipped\n");
+        return 0;
+    }
+    /* Unpaced: a poll's replies all go at once, the most a kill can repeat. */
+    if (fo__scenario(server, bin, "telegram_failover", FO_UPDATES, 100000) < 0)
+        return -1;
+    /* At Telegram's own limit (30 sends a second, the default): replies wait
+     * in the queue and the outbox, and a kill repeats only what was in
+     * flight or sent and not yet removed. */
+    return fo__scenario(server, bin, "telegram_failover_paced", FO_PACED_UPDATES, 30);
 }
