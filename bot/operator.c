@@ -268,14 +268,13 @@ int operator_start(struct operator* op, struct store *store, struct http_client 
         log_warn("contest.load_failed", "error=%s", hb_strerror(rc));
     /* A holder payout due while the daemon was down is paid now. */
     holders_tick(op->holders);
+    /* Other daemons on the same ledger read and move the same balances. */
+    op->notice_opts.shared = op->core->cluster != NULL;
     op->notices = notices_new(store, op->host.notify, op->host.data, &op->notice_opts);
     op->alerts = alerts_new(&op->core->clock, &op->rules, operator__read, operator__send, op);
     if (op->notices == NULL || op->alerts == NULL)
         return HB_ENOMEM;
     op->core->notices = op->notices;
-    rc = notices_load(op->notices, NULL, NULL);
-    if (rc < 0)
-        log_warn("notice.load_failed", "error=%s", hb_strerror(rc));
     rc = uv_timer_init(op->loop, &op->alert_timer);
     if (rc < 0)
         return rc;

@@ -1,11 +1,14 @@
 #include "core/notice.h"
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "base/util.h"
 #include "core/format.h"
 #include "core/messages.h"
 #include "core/state.h"
+#include "storage/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,21 +18,15 @@
  * the same side as the last one costs no store write. */
 enum notice_side { NOTICE_UNKNOWN = 0, NOTICE_ABOVE = 1, NOTICE_BELOW = 2 };
 
-struct notice_upvotes {
-    enum command_platform platform;
-    int64_t pending;   /* upvotes not told yet */
-    int64_t last_sent; /* ms of the last notice; 0: never */
-};
-
 struct notices {
     struct store *store;
     notify_fn fn;
     void *fn_data;
     struct notice_options opts;
-    struct map *sides;   /* account -> enum notice_side, as the pointer's value */
-    struct map *upvotes; /* "<platform>:<creator>" -> struct notice_upvotes (owned) */
-    unsigned busy;       /* store reads out that answer into this */
-    bool freed;          /* notices_free ran: free once busy is 0, tell nobody */
+    struct map *sides; /* account -> enum notice_side, as the pointer's value */
+    unsigned busy;     /* store reads out that answer into this */
+    bool ticking;      /* a tick's look at the untold upvotes is under way */
+    bool freed;        /* notices_free ran: free once busy is 0, tell nobody */
 };
 
 /* The owed row of a low-balance notice (NOTIFY_NS_PENDING). */
@@ -41,7 +38,6 @@ static void notice__owed_key(char *key, size_t cap, const char *account)
 static void notice__destroy(struct notices *n)
 {
     map_free(n->sides);
-    map_free(n->upvotes);
     free(n);
 }
 
@@ -68,13 +64,13 @@ struct notices *notices_new(struct store *store, notify_fn fn, void *fn_data,
     n->fn = fn;
     n->fn_data = fn_data;
     n->sides = map_new(NULL);
-    n->upvotes = map_new(free);
-    if (n->sides == NULL || n->upvotes == NULL) {
+    if (n->sides == NULL) {
         notices_free(n);
         return NULL;
     }
     notices_configure(n, opts);
     n->opts.clock = opts != NULL ? opts->clock : (struct clock){0};
+    n->opts.shared = opts != NULL && opts->shared;
     return n;
 }
 
@@ -92,9 +88,11 @@ void notices_free(struct notices *n)
 void notices_configure(struct notices *n, const struct notice_options *opts)
 {
     struct clock c = n->opts.clock;
+    bool shared = n->opts.shared;
     if (opts != NULL)
         n->opts = *opts;
     n->opts.clock = c;
+    n->opts.shared = shared;
     if (n->opts.upvote_interval_ms <= 0)
         n->opts.upvote_interval_ms = NOTICE_UPVOTE_INTERVAL_MS;
     /* A new threshold may put any account on the other side. */
@@ -173,17 +171,23 @@ struct notice_send {
     void *done_data;
 };
 
-/* Leave a low-balance notice this daemon may not send (a standby: only the
- * Telegram poller sends to Telegram) in the notices owed, which the poller
- * sends once the row is a lease old. A newer one replaces it; going back
- * above the threshold removes it. Returns 0, or a negative code (then the
- * crossing is forgotten, as when no adapter takes it). */
+/* Leave a notice this daemon may not send (a standby: only the Telegram
+ * poller sends to Telegram) in the notices owed, which the poller sends
+ * once the row is a lease old. A newer low-balance notice replaces the
+ * account's last one, and going back above the threshold removes it; each
+ * upvote notice is a row of its own (its count was taken off the untold
+ * ones). Returns 0, or a negative code (then a low balance's crossing is
+ * forgotten, as when no adapter takes it). */
 static int notice__owe(struct notice_send *s)
 {
     char key[STATE_KEY_MAX + 1], value[1024];
-    notice__owed_key(key, sizeof(key), s->account);
-    int rc = notify_pending_text_value(value, sizeof(value), s->account, s->to.channel_id, s->text,
-                                       clock_now_ms(&s->n->opts.clock));
+    int64_t now = clock_now_ms(&s->n->opts.clock);
+    if (s->unmark_failed)
+        notice__owed_key(key, sizeof(key), s->account);
+    else
+        snprintf(key, sizeof(key), NOTIFY_UPVOTES_PREFIX "%s.%lld", s->account, (long long)now);
+    int rc =
+        notify_pending_text_value(value, sizeof(value), s->account, s->to.channel_id, s->text, now);
     return rc < 0 ? rc : state_put(s->n->store, NOTIFY_NS_PENDING, key, value, NULL, NULL);
 }
 
@@ -198,7 +202,7 @@ static void notice__deliver(struct notice_send *s)
         return;
     }
     int rc = s->fn != NULL ? s->fn(s->fn_data, &s->to, s->text) : HB_ENOTFOUND;
-    if (rc == HB_ESTATE && s->unmark_failed && notice__owe(s) == 0) {
+    if (rc == HB_ESTATE && notice__owe(s) == 0) {
         /* A standby on a shared ledger: the poller tells it. */
         log_info("notice.owed", "kind=%s platform=%s", s->kind,
                  command_platform_name(s->to.platform));
@@ -279,6 +283,51 @@ struct notice_low_op {
     void *done_data;
 };
 
+/* Back at or above the threshold: the account's mark goes, and a low
+ * notice still owed with it (no longer true), in one job that writes
+ * nothing when there was no mark. */
+struct notice_above_job {
+    struct store_job job;
+    char account[160];
+};
+
+static int notice__above_run(struct store_txn *txn, struct store_job *job)
+{
+    struct notice_above_job *j = container_of(job, struct notice_above_job, job);
+    char *mark = NULL;
+    int rc = store_txn_state_get(txn, NOTICE_NS_LOW, j->account, &mark);
+    free(mark);
+    if (rc == HB_ENOTFOUND)
+        return HB_EEXISTS;
+    if (rc < 0)
+        return rc;
+    char key[STATE_KEY_MAX + 1];
+    notice__owed_key(key, sizeof(key), j->account);
+    int64_t at = clock_real_ms();
+    rc = store_txn_state_put(txn, NOTICE_NS_LOW, j->account, NULL, at);
+    return rc < 0 ? rc : store_txn_state_put(txn, NOTIFY_NS_PENDING, key, NULL, at);
+}
+
+static void notice__above_done(struct store_job *job, int rc)
+{
+    if (rc < 0 && rc != HB_EEXISTS)
+        log_warn("notice.low_not_stored", "error=%s", hb_strerror(rc));
+    free(container_of(job, struct notice_above_job, job));
+}
+
+static int notice__above(struct notices *n, const char *account)
+{
+    struct notice_above_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return HB_ENOMEM;
+    j->job = (struct store_job){.run = notice__above_run, .done = notice__above_done};
+    snprintf(j->account, sizeof(j->account), "%s", account);
+    int rc = store_submit(n->store, &j->job);
+    if (rc < 0)
+        free(j);
+    return rc < 0 ? rc : 0;
+}
+
 static void notice__low_counted(int rc, const char *value, void *data)
 {
     struct notice_low_op *op = data;
@@ -314,20 +363,19 @@ int notices_balance(struct notices *n, const char *account, int64_t available, c
     if (n == NULL || n->opts.low_balance <= 0 || account == NULL)
         return 0;
     enum notice_side side = available < n->opts.low_balance ? NOTICE_BELOW : NOTICE_ABOVE;
-    if ((enum notice_side)(uintptr_t)map_get(n->sides, account) == side)
-        return 0;
-    int rc = map_set(n->sides, account, (void *)(uintptr_t)side);
-    if (rc < 0)
-        return rc;
-    if (side == NOTICE_ABOVE) {
-        /* Back above: a low notice still owed is no longer true. */
-        char key[STATE_KEY_MAX + 1];
-        notice__owed_key(key, sizeof(key), account);
-        rc = state_put(n->store, NOTICE_NS_LOW, account, NULL, NULL, NULL);
-        if (rc == 0)
-            rc = state_put(n->store, NOTIFY_NS_PENDING, key, NULL, NULL, NULL);
-        return rc < 0 ? rc : 0;
+    int rc = 0;
+    if (!n->opts.shared) {
+        /* Alone on its ledger, this daemon saw every reading: one on the
+         * side of the last needs nothing of the store. With others, one of
+         * theirs may have moved the account across in between. */
+        if ((enum notice_side)(uintptr_t)map_get(n->sides, account) == side)
+            return 0;
+        rc = map_set(n->sides, account, (void *)(uintptr_t)side);
+        if (rc < 0)
+            return rc;
     }
+    if (side == NOTICE_ABOVE)
+        return notice__above(n, account);
     struct notice_low_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return HB_ENOMEM;
@@ -350,39 +398,91 @@ int notices_balance(struct notices *n, const char *account, int64_t available, c
 
 /* ---- upvotes -------------------------------------------------------------- */
 
-/* The upvotes not told yet are also counted in the store (NOTICE_NS_UPVOTES,
- * moved by state_incr: +1 per vote, minus what a notice told) with the
- * time of each creator's last notice (NOTICE_NS_UPVOTED), so a restart
- * neither forgets them nor tells them sooner than the interval allows. */
+/* The upvotes not told yet are counted in the store (NOTICE_NS_UPVOTES),
+ * beside the time of each creator's last notice (NOTICE_NS_UPVOTED), and
+ * whether a notice is due is decided there too, in the job that counts the
+ * vote (or a tick's look): a restart forgets none and tells none sooner
+ * than the interval, and daemons sharing a ledger count one total and tell
+ * it once an interval, whichever daemon's vote or tick finds it due. */
 
-static void notice__upvotes_tell(struct notices *n, const char *key, struct notice_upvotes *u,
-                                 int64_t now)
+struct notice_upvote_job {
+    struct store_job job;
+    struct notices *n;
+    char key[160]; /* "<platform>:<creator>": the creator's wallet */
+    int64_t delta; /* 1: a vote; 0: a tick's look */
+    int64_t now;   /* by the notices' clock */
+    int64_t interval;
+    int64_t tell; /* out: the count to tell now; 0: none */
+};
+
+static int notice__upvote_run(struct store_txn *txn, struct store_job *job)
 {
-    char count[32], text[512], at[32];
-    format_credits(count, sizeof(count), u->pending);
-    snprintf(text, sizeof(text), MSG_NOTICE_UPVOTES, count, u->pending == 1 ? "" : "s");
-    state_incr(n->store, NOTICE_NS_UPVOTES, key, -u->pending, NULL, NULL);
-    snprintf(at, sizeof(at), "%lld", (long long)now);
-    state_put(n->store, NOTICE_NS_UPVOTED, key, at, NULL, NULL);
-    u->pending = 0;
-    u->last_sent = now;
-    notice__send(n, key, NULL, "upvotes", text, NULL, NULL); /* the key is the wallet */
+    struct notice_upvote_job *j = container_of(job, struct notice_upvote_job, job);
+    char *value = NULL;
+    int rc = store_txn_state_get(txn, NOTICE_NS_UPVOTES, j->key, &value);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    int64_t count = (value != NULL ? strtoll(value, NULL, 10) : 0) + j->delta;
+    free(value);
+    value = NULL;
+    rc = store_txn_state_get(txn, NOTICE_NS_UPVOTED, j->key, &value);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    int64_t last = value != NULL ? strtoll(value, NULL, 10) : 0;
+    free(value);
+    int64_t at = clock_real_ms();
+    char text[32];
+    if (count > 0 && (last == 0 || j->now - last >= j->interval)) {
+        /* Due: told now, so counted no more. */
+        j->tell = count;
+        snprintf(text, sizeof(text), "%lld", (long long)j->now);
+        rc = store_txn_state_put(txn, NOTICE_NS_UPVOTED, j->key, text, at);
+        return rc < 0 ? rc : store_txn_state_put(txn, NOTICE_NS_UPVOTES, j->key, NULL, at);
+    }
+    if (count <= 0) /* nothing untold (a row an older build left at 0) */
+        return store_txn_state_put(txn, NOTICE_NS_UPVOTES, j->key, NULL, at);
+    if (j->delta == 0)
+        return HB_EEXISTS; /* not due yet: nothing written */
+    snprintf(text, sizeof(text), "%lld", (long long)count);
+    return store_txn_state_put(txn, NOTICE_NS_UPVOTES, j->key, text, at);
 }
 
-/* The creator's entry, made when missing. NULL on no memory. */
-static struct notice_upvotes *notice__upvotes_entry(struct notices *n, const char *key,
-                                                    enum command_platform platform)
+static void notice__upvote_done(struct store_job *job, int rc)
 {
-    struct notice_upvotes *u = map_get(n->upvotes, key);
-    if (u != NULL)
-        return u;
-    u = calloc(1, sizeof(*u));
-    if (u == NULL || map_set(n->upvotes, key, u) < 0) {
-        free(u);
-        return NULL;
+    struct notice_upvote_job *j = container_of(job, struct notice_upvote_job, job);
+    struct notices *n = j->n;
+    if (rc < 0 && rc != HB_EEXISTS)
+        log_warn("notice.upvotes_not_stored", "error=%s", hb_strerror(rc));
+    else if (j->tell > 0 && !n->freed && n->opts.upvotes) {
+        char count[32], text[512];
+        format_credits(count, sizeof(count), j->tell);
+        snprintf(text, sizeof(text), MSG_NOTICE_UPVOTES, count, j->tell == 1 ? "" : "s");
+        notice__send(n, j->key, NULL, "upvotes", text, NULL, NULL); /* the key is the wallet */
     }
-    u->platform = platform;
-    return u;
+    free(j);
+    notice__release(n);
+}
+
+/* Count delta more upvotes of key's images (0: only look) and tell them if
+ * a notice is due. */
+static int notice__upvote_submit(struct notices *n, const char *key, int64_t delta)
+{
+    struct notice_upvote_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return HB_ENOMEM;
+    *j = (struct notice_upvote_job){.job = {.run = notice__upvote_run, .done = notice__upvote_done},
+                                    .n = n,
+                                    .delta = delta,
+                                    .now = clock_now_ms(&n->opts.clock),
+                                    .interval = n->opts.upvote_interval_ms};
+    snprintf(j->key, sizeof(j->key), "%s", key);
+    int rc = store_submit(n->store, &j->job);
+    if (rc < 0) {
+        free(j);
+        return rc;
+    }
+    notice__hold(n);
+    return 0;
 }
 
 void notices_upvote(struct notices *n, enum command_platform platform, const char *creator)
@@ -391,136 +491,40 @@ void notices_upvote(struct notices *n, enum command_platform platform, const cha
         return;
     char key[160];
     snprintf(key, sizeof(key), "%s:%s", command_platform_name(platform), creator);
-    struct notice_upvotes *u = notice__upvotes_entry(n, key, platform);
-    if (u == NULL)
-        return;
-    u->pending++;
-    state_incr(n->store, NOTICE_NS_UPVOTES, key, 1, NULL, NULL);
-    int64_t now = clock_now_ms(&n->opts.clock);
-    if (u->last_sent == 0 || now - u->last_sent >= n->opts.upvote_interval_ms)
-        notice__upvotes_tell(n, key, u, now);
+    int rc = notice__upvote_submit(n, key, 1);
+    if (rc < 0)
+        log_warn("notice.upvotes_not_stored", "error=%s", hb_strerror(rc));
+}
+
+#define NOTICE_TICK_PAGE 1000 /* creators with untold upvotes looked at per store read */
+
+/* A page of the creators with untold upvotes: each is looked at in its
+ * own job, which tells them if their interval passed. */
+static void notice__untold_listed(int rc, const struct state_entry *e, size_t count, void *data)
+{
+    struct notices *n = data;
+    for (size_t i = 0; rc == 0 && !n->freed && n->opts.upvotes && i < count; i++)
+        if (notice__upvote_submit(n, e[i].key, 0) < 0)
+            rc = HB_ENOMEM;
+    if (rc == 0 && !n->freed && n->opts.upvotes &&
+        state_list_after(n->store, NOTICE_NS_UPVOTES, e, count, NOTICE_TICK_PAGE,
+                         notice__untold_listed, n) == 0)
+        return; /* a full page: the next one follows */
+    if (rc < 0)
+        log_warn("notice.upvotes_not_read", "error=%s", hb_strerror(rc));
+    n->ticking = false;
+    notice__release(n);
 }
 
 void notices_tick(struct notices *n)
 {
-    if (n == NULL)
+    if (n == NULL || !n->opts.upvotes || n->ticking)
         return;
-    int64_t now = clock_now_ms(&n->opts.clock);
-    struct map_iter it;
-    map_iter_init(&it, n->upvotes);
-    const char *key;
-    void *value;
-    while (map_iter_next(&it, &key, &value)) {
-        struct notice_upvotes *u = value;
-        if (now - u->last_sent < n->opts.upvote_interval_ms)
-            continue;
-        if (u->pending > 0 && n->opts.upvotes)
-            notice__upvotes_tell(n, key, u, now);
-        else if (u->pending == 0)
-            map_iter_remove(&it); /* quiet for an interval: the next upvote goes at once */
+    n->ticking = true;
+    notice__hold(n);
+    if (state_list_range(n->store, NOTICE_NS_UPVOTES, "", NULL, NOTICE_TICK_PAGE,
+                         notice__untold_listed, n) < 0) {
+        n->ticking = false;
+        notice__release(n);
     }
-}
-
-/* ---- reading back what a restart left ------------------------------------ */
-
-#define NOTICE_LOAD_PAGE 1000 /* rows per store job (state_list's most) */
-
-struct notice_load {
-    struct notices *n;
-    notices_cb cb;
-    void *data;
-    size_t waiting; /* reads of last-notice times not answered yet */
-    bool listed;    /* every page of counts was read */
-    int rc;
-};
-
-static void notice__load_maybe_done(struct notice_load *ld)
-{
-    if (!ld->listed || ld->waiting > 0)
-        return;
-    struct notices *n = ld->n;
-    if (!n->freed) {
-        log_info("notice.loaded", "creators=%zu", map_count(n->upvotes));
-        if (ld->cb != NULL)
-            ld->cb(ld->rc, ld->data);
-    }
-    free(ld);
-    notice__release(n);
-}
-
-struct notice_sent_read {
-    struct notice_load *ld;
-    char key[160];
-};
-
-static void notice__sent_read(int rc, const char *value, void *data)
-{
-    struct notice_sent_read *r = data;
-    struct notice_upvotes *u = map_get(r->ld->n->upvotes, r->key);
-    if (u != NULL && rc == 0 && value != NULL)
-        u->last_sent = strtoll(value, NULL, 10);
-    r->ld->waiting--;
-    notice__load_maybe_done(r->ld);
-    free(r);
-}
-
-static void notice__counts_listed(int rc, const struct state_entry *entries, size_t n, void *data)
-{
-    struct notice_load *ld = data;
-    struct notices *ns = ld->n;
-    for (size_t i = 0; rc == 0 && !ns->freed && i < n; i++) {
-        long long pending = strtoll(entries[i].value, NULL, 10);
-        const char *colon = strchr(entries[i].key, ':');
-        enum command_platform platform;
-        if (pending <= 0 || colon == NULL)
-            continue;
-        if (strncmp(entries[i].key, "discord:", 8) == 0)
-            platform = COMMAND_PLATFORM_DISCORD;
-        else if (strncmp(entries[i].key, "telegram:", 9) == 0)
-            platform = COMMAND_PLATFORM_TELEGRAM;
-        else
-            platform = COMMAND_PLATFORM_CONSOLE;
-        struct notice_upvotes *u = notice__upvotes_entry(ns, entries[i].key, platform);
-        struct notice_sent_read *r = u != NULL ? calloc(1, sizeof(*r)) : NULL;
-        if (r == NULL) {
-            rc = HB_ENOMEM;
-            break;
-        }
-        u->pending = pending;
-        /* Until its time is read, count the last notice as just sent:
-         * never sooner than the interval. */
-        u->last_sent = clock_now_ms(&ns->opts.clock);
-        r->ld = ld;
-        snprintf(r->key, sizeof(r->key), "%s", entries[i].key);
-        ld->waiting++;
-        if (state_get(ns->store, NOTICE_NS_UPVOTED, r->key, notice__sent_read, r) < 0) {
-            ld->waiting--;
-            free(r);
-        }
-    }
-    if (rc == 0 && !ns->freed &&
-        state_list_after(ns->store, NOTICE_NS_UPVOTES, entries, n, NOTICE_LOAD_PAGE,
-                         notice__counts_listed, ld) == 0)
-        return; /* a full page: the next one follows */
-    if (rc < 0) {
-        log_warn("notice.load_failed", "error=%s", hb_strerror(rc));
-        ld->rc = rc;
-    }
-    ld->listed = true;
-    notice__load_maybe_done(ld);
-}
-
-int notices_load(struct notices *n, notices_cb cb, void *data)
-{
-    struct notice_load *ld = calloc(1, sizeof(*ld));
-    if (ld == NULL)
-        return HB_ENOMEM;
-    *ld = (struct notice_load){.n = n, .cb = cb, .data = data};
-    int rc = state_list_range(n->store, NOTICE_NS_UPVOTES, "", NULL, NOTICE_LOAD_PAGE,
-                              notice__counts_listed, ld);
-    if (rc < 0)
-        free(ld);
-    else
-        notice__hold(n);
-    return rc;
 }

@@ -7,13 +7,20 @@
  * thread (state_incr), so two generations settling at once, or a restart,
  * never send a second notice for the same crossing; rising back to the
  * threshold or above removes the mark, and the next fall notifies again.
+ * A daemon alone on its ledger remembers which side each account was last
+ * read on and asks the store only when that changes; one sharing its
+ * ledger (options.shared) asks at every reading, since another daemon may
+ * have moved the account across in between.
  *
  * Upvotes: counted per creator and told at most once per
  * upvote_interval_ms (an hour by default): the first upvote after a quiet
  * hour is told at once, the ones after it wait for notices_tick once the
  * hour has passed and go as one notice. The untold counts and the time of
- * each creator's last notice are kept in the state table too, so a restart
- * (notices_load) forgets none and tells none sooner.
+ * each creator's last notice are kept in the state table only, and each
+ * vote or tick decides there, in one store job, whether a notice is due:
+ * a restart forgets none and tells none sooner, and daemons sharing a
+ * ledger count one total and tell it once an interval. A notice a standby
+ * may not send (to Telegram) is owed, as a low balance's is.
  *
  * A member who sent /notify off (NOTICE_NS_OFF) gets neither. Notices go
  * through notify_fn (core/notify.h): the adapters' durable outboxes, which
@@ -51,6 +58,8 @@ struct notice_options {
     int64_t
         upvote_interval_ms; /* least time between two upvote notices to one member; 0: default */
     bool upvotes;           /* tell creators about upvotes */
+    bool shared;            /* other daemons write the same ledger: no reading is judged by
+                               what this one last saw (kept from notices_new on) */
 };
 
 struct notices;
@@ -80,16 +89,9 @@ int notices_balance(struct notices *n, const char *account, int64_t available, c
 /** An upvote of one of creator's images was counted on platform. */
 void notices_upvote(struct notices *n, enum command_platform platform, const char *creator);
 
-/** Completion of notices_load: rc 0 or an error. */
-typedef void (*notices_cb)(int rc, void *data);
-
-/** Read back the upvotes a restart left untold, with when each creator
- *  was last told (at start; cb may be NULL). Returns 0 (cb follows) or a
- *  negative code. */
-int notices_load(struct notices *n, notices_cb cb, void *data);
-
-/** Send the batched upvote notices whose interval has passed. Call from a
- *  timer (the daemon ticks it every minute). */
+/** Send the batched upvote notices whose interval has passed (read from
+ *  the store: those another daemon, or a run before a restart, counted
+ *  too). Call from a timer (the daemon ticks it every minute). */
 void notices_tick(struct notices *n);
 
 /** Completion of notices_optout_set/get: rc 0 or an error; off is the

@@ -53,9 +53,11 @@ const char *notify_payment(notify_fn fn, void *data, const char *account, const 
  *  from there), so a kill between the commit and the send leaves it to be
  *  sent at the next start. A low balance a standby could not tell (only
  *  the Telegram poller sends to Telegram) is keyed NOTIFY_LOW_PREFIX and
- *  the account, for the poller's next pass (core/notice.c). */
+ *  the account, an upvote notice NOTIFY_UPVOTES_PREFIX, the account, a dot
+ *  and the time, for the poller's next pass (core/notice.c). */
 #define NOTIFY_NS_PENDING "notice.payment"
 #define NOTIFY_LOW_PREFIX "low."
+#define NOTIFY_UPVOTES_PREFIX "up."
 
 /** The row's value for a payment notice written at at_ms (ms since the
  *  epoch): JSON text in buf (cap bytes). Returns 0, or HB_EOVERFLOW /

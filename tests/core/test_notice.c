@@ -395,15 +395,8 @@ static void test_upvotes_batched_hourly(void **state)
     assert_int_equal(x->sent, 4);
 }
 
-static bool loaded;
-static void on_loaded(int rc, void *data)
-{
-    (void)data;
-    assert_int_equal(rc, 0);
-    loaded = true;
-}
-
-/* Upvotes waiting for their hour survive a restart, and are told when the
+/* Upvotes waiting for their hour survive a restart (nothing read back:
+ * they are in the store, where every tick looks), and are told when the
  * hour since the last notice is up, not sooner. */
 static void test_upvotes_across_restart(void **state)
 {
@@ -418,10 +411,6 @@ static void test_upvotes_across_restart(void **state)
     lt_ledger_close(&x->lt);
     lt_ledger_open(&x->lt);
     nx_open(x);
-    loaded = false;
-    assert_int_equal(notices_load(x->n, on_loaded, NULL), 0);
-    while (!loaded)
-        uv_run(&x->lt.loop, UV_RUN_ONCE);
     x->manual.ms += 20 * 60000; /* 30 minutes after the first notice */
     notices_tick(x->n);
     nx_flush(x);
@@ -438,29 +427,16 @@ static void test_upvotes_across_restart(void **state)
     lt_ledger_close(&x->lt);
     lt_ledger_open(&x->lt);
     nx_open(x);
-    loaded = false;
-    assert_int_equal(notices_load(x->n, on_loaded, NULL), 0);
-    while (!loaded)
-        uv_run(&x->lt.loop, UV_RUN_ONCE);
     x->manual.ms += 2 * HOUR;
     notices_tick(x->n);
     nx_flush(x);
     assert_int_equal(x->sent, 2);
 }
 
-static bool freed_cb_called;
-
-static void freed_loaded(int rc, void *data)
-{
-    (void)rc;
-    (void)data;
-    freed_cb_called = true;
-}
-
 /* The notices may be freed (the daemon stopping, a reload) while their
- * store reads are still queued: what answers later touches nothing freed
- * and calls back nobody who asked before the free; what was owed to a job
- * (its done) still runs, so the job can end. */
+ * store jobs are still queued: what answers later touches nothing freed
+ * and tells nobody; what was owed to a job (its done) still runs, so the
+ * job can end. */
 static void test_freed_while_reading(void **state)
 {
     struct nx *x = *state;
@@ -470,17 +446,107 @@ static void test_freed_while_reading(void **state)
     nx_flush(x);
     size_t sent = x->sent;
 
-    freed_cb_called = false;
-    assert_int_equal(notices_load(x->n, freed_loaded, NULL), 0);
+    /* An hour on: a tick's look and a vote, both due, still queued. */
+    x->manual.ms += HOUR;
+    notices_tick(x->n);
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "43");
     int done = 0;
     assert_int_equal(notices_balance(x->n, "telegram:7", 10, NULL, nx_done_count, &done), 1);
     notices_free(x->n);
     x->n = NULL;
     nx_flush(x);
-    assert_false(freed_cb_called);
     assert_int_equal(done, 1);
     assert_int_equal(x->sent, sent); /* nothing sent for freed notices */
     nx_open(x);
+}
+
+/* Two daemons on one ledger (each its own notices, one store): the upvotes
+ * counted through either make one total, told once an interval by
+ * whichever daemon finds it due, never once by each. */
+static void test_upvotes_two_daemons_one_count(void **state)
+{
+    struct nx *x = *state;
+    struct notices *other = notices_new(ledger_store(x->lt.ledger), nx_notify, x, &x->opts);
+    assert_non_null(other);
+    notices_upvote(x->n, COMMAND_PLATFORM_DISCORD, "42");
+    nx_flush(x);
+    assert_int_equal(x->sent, 1);
+    /* Within the hour: votes through both, none told yet. */
+    x->manual.ms += 10 * 60000;
+    notices_upvote(other, COMMAND_PLATFORM_DISCORD, "42");
+    notices_upvote(other, COMMAND_PLATFORM_DISCORD, "42");
+    notices_upvote(x->n, COMMAND_PLATFORM_DISCORD, "42");
+    nx_flush(x);
+    assert_int_equal(x->sent, 1);
+    /* The hour is up and both tick: one notice carries all three. */
+    x->manual.ms += 50 * 60000;
+    notices_tick(other);
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+    assert_string_equal(x->to[1].user_id, "42");
+    assert_string_equal(x->text[1],
+                        "Your images got 3 new upvotes. /notify off stops these notices.");
+    /* Another hour: nothing left for either to tell. */
+    x->manual.ms += HOUR;
+    notices_tick(x->n);
+    notices_tick(other);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+    notices_free(other);
+}
+
+/* Two daemons on one ledger: a wallet read low on one, topped up and read
+ * on the other, then read low on the first again has crossed twice, and
+ * is told twice; readings on the same side, on either, tell nothing. */
+static void test_low_balance_two_daemons(void **state)
+{
+    struct nx *x = *state;
+    notices_free(x->n);
+    x->opts.shared = true;
+    nx_open(x);
+    struct notices *other = notices_new(ledger_store(x->lt.ledger), nx_notify, x, &x->opts);
+    assert_non_null(other);
+    nx_balance(x, "discord:5", 10);
+    assert_int_equal(x->sent, 1);
+    assert_true(notices_balance(other, "discord:5", 500, NULL, NULL, NULL) >= 0);
+    nx_flush(x);
+    nx_balance(x, "discord:5", 10);
+    assert_int_equal(x->sent, 2);
+    nx_balance(x, "discord:5", 9);
+    assert_true(notices_balance(other, "discord:5", 8, NULL, NULL, NULL) >= 0);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+    notices_free(other);
+}
+
+/* An upvote notice a standby may not send (to Telegram) is owed, and the
+ * poller's pass sends it once, with its count. */
+static void test_upvotes_owed_by_a_standby(void **state)
+{
+    struct nx *x = *state;
+    x->refuse = 1;
+    x->refuse_rc = HB_ESTATE;
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "8");
+    notices_upvote(x->n, COMMAND_PLATFORM_TELEGRAM, "8");
+    nx_flush(x);
+    assert_int_equal(x->sent, 0);
+    x->manual.ms += 15000;
+    nx_poller_pass(x);
+    assert_int_equal(x->sent, 1);
+    assert_int_equal(x->to[0].platform, COMMAND_PLATFORM_TELEGRAM);
+    assert_string_equal(x->to[0].user_id, "8");
+    assert_string_equal(x->text[0],
+                        "Your images got 1 new upvote. /notify off stops these notices.");
+    nx_poller_pass(x);
+    assert_int_equal(x->sent, 1);
+    /* The second vote waits for its hour, as it would on the poller. */
+    x->manual.ms += HOUR;
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 2);
+    assert_string_equal(x->text[1],
+                        "Your images got 1 new upvote. /notify off stops these notices.");
 }
 
 static const struct CMUnitTest tests[] = {
@@ -491,6 +557,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_notify_off_silences, setup, teardown),
     cmocka_unit_test_setup_teardown(test_upvotes_batched_hourly, setup, teardown),
     cmocka_unit_test_setup_teardown(test_freed_while_reading, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_upvotes_two_daemons_one_count, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_low_balance_two_daemons, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_upvotes_owed_by_a_standby, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(notice, tests, lt_group_setup, lt_group_teardown)
