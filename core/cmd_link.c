@@ -12,6 +12,7 @@
 #include "core/wallet.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +39,9 @@ static bool link__in_public(const struct invocation *inv)
 
 /* ---- /link: a new code --------------------------------------------------- */
 
-static void link__code_opened(int rc, bool created, void *data)
+static void link__code_made(int rc, const char *code, void *data)
 {
     struct link_ctx *ctx = data;
-    (void)created;
-    char code[LINK_CODE_LEN + 1];
-    if (rc == 0)
-        rc = link_code_new(ctx->core, ctx->identity, code);
     if (rc < 0) {
         log_warn("command.failed", "command=link step=code error=%s", hb_strerror(rc));
         reply_text(ctx->inv->reply, true, MSG_CREDITS_FAILED, hb_strerror(rc));
@@ -54,7 +51,18 @@ static void link__code_opened(int rc, bool created, void *data)
     char text[512];
     snprintf(text, sizeof(text), MSG_LINK_CODE, code, (long long)(LINK_CODE_TTL_MS / 60000), code);
     reply_personal(ctx->inv->reply, text);
+    OPENSSL_cleanse(text, sizeof(text));
     link__end(ctx);
+}
+
+static void link__code_opened(int rc, bool created, void *data)
+{
+    struct link_ctx *ctx = data;
+    (void)created;
+    if (rc == 0)
+        rc = link_code_new(ctx->core, ctx->identity, link__code_made, ctx);
+    if (rc < 0)
+        link__code_made(rc, NULL, ctx);
 }
 
 /* ---- /link CODE ------------------------------------------------------------ */
@@ -83,13 +91,19 @@ static void link__joined(int rc, int64_t moved, int64_t held, void *data)
     link__end(ctx);
 }
 
-static void link__redeem(struct link_ctx *ctx, const char *text)
+static void link__taken(int rc, enum link_code_result r, const char *creator, int64_t retry_ms,
+                        void *data)
 {
-    char creator[LINK_IDENTITY_MAX];
-    int64_t retry_ms = 0;
+    struct link_ctx *ctx = data;
     struct invocation *inv = ctx->inv;
+    if (rc < 0) {
+        log_warn("command.failed", "command=link step=take error=%s", hb_strerror(rc));
+        reply_text(inv->reply, true, MSG_LINK_FAILED, hb_strerror(rc));
+        link__end(ctx);
+        return;
+    }
     char why[256] = ""; /* the refusal, when there is one */
-    switch (link_code_take(ctx->core, ctx->identity, text, creator, sizeof(creator), &retry_ms)) {
+    switch (r) {
     case LINK_CODE_OK:
         break;
     case LINK_CODE_WRONG:
@@ -131,9 +145,16 @@ static void link__redeem(struct link_ctx *ctx, const char *text)
         link__end(ctx);
         return;
     }
-    int rc = link_join(ctx->core, ctx->identity, ctx->wallet, inv->event_id, link__joined, ctx);
+    rc = link_join(ctx->core, ctx->identity, ctx->wallet, inv->event_id, link__joined, ctx);
     if (rc < 0)
         link__joined(rc, 0, 0, ctx);
+}
+
+static void link__redeem(struct link_ctx *ctx, const char *text)
+{
+    int rc = link_code_take(ctx->core, ctx->identity, text, link__taken, ctx);
+    if (rc < 0)
+        link__taken(rc, LINK_CODE_WRONG, NULL, 0, ctx);
 }
 
 void cmd_link(struct core *core, struct invocation *inv)

@@ -1,15 +1,21 @@
 /* One wallet across platforms (core/link.h): the links in memory in front
- * of the store's wallet_links table, the open codes, and the two store
- * operations that change links. */
+ * of the store's wallet_links table, the open codes in the store, and the
+ * two store operations that change links. */
 #include "core/link.h"
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/hash.h"
+#include "base/hex.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/util.h"
 #include "core/core.h"
 #include "core/ledger.h"
+#include "storage/store.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -25,11 +31,6 @@ struct link_entry {
     int64_t linked_at;              /* ms since the epoch */
 };
 
-struct link_code {
-    char creator[LINK_IDENTITY_MAX]; /* whose wallet survives */
-    int64_t expires_at;              /* ms since the epoch */
-};
-
 struct link_tries {
     int64_t since; /* start of the member's current window, ms */
     int count;     /* codes tried in it */
@@ -37,7 +38,6 @@ struct link_tries {
 
 struct link_dir {
     struct map *links; /* identity -> struct link_entry */
-    struct map *codes; /* code -> struct link_code */
     struct map *tries; /* identity -> struct link_tries */
     struct map *busy;  /* identities whose link is being written -> link__busy_mark */
     bool refreshing;   /* a link_dir_refresh read is under way */
@@ -52,10 +52,9 @@ struct link_dir *link_dir_new(void)
     if (d == NULL)
         return NULL;
     d->links = map_new(free);
-    d->codes = map_new(free);
     d->tries = map_new(free);
     d->busy = map_new(NULL);
-    if (d->links == NULL || d->codes == NULL || d->tries == NULL || d->busy == NULL) {
+    if (d->links == NULL || d->tries == NULL || d->busy == NULL) {
         link_dir_free(d);
         return NULL;
     }
@@ -67,7 +66,6 @@ void link_dir_free(struct link_dir *d)
     if (d == NULL)
         return;
     map_free(d->links);
-    map_free(d->codes);
     map_free(d->tries);
     map_free(d->busy);
     free(d);
@@ -132,56 +130,217 @@ static bool link__same_platform(const char *a, const char *b)
 
 /* ---- codes -------------------------------------------------------------- */
 
-static void link__codes_tidy(struct link_dir *d, int64_t now, const char *creator)
+/* Open codes live in the store, so a code made through one daemon is taken
+ * through any other of a shared ledger, and a restart keeps it: the row
+ * LINK_NS_CODE / <hash of the code> holds "<expires_at> <creator>", and
+ * LINK_NS_CODE_OF / <creator> the hash of the creator's open code (a new
+ * one replaces it). The code itself is never stored: its hash is
+ * PBKDF2-HMAC-SHA256, slow enough that trying every code against a stolen
+ * database takes far longer than a code lives. */
+#define LINK_NS_CODE "link.code"
+#define LINK_NS_CODE_OF "link.code.of"
+#define LINK_CODE_HASH_ROUNDS 4000 /* about 1 ms here; days of a GPU for every code */
+#define LINK_CODE_HASH_HEX 65      /* 64 hex digits and the NUL */
+#define LINK_CODE_SWEEP_MAX 64     /* expired codes removed per new code */
+
+static int link__code_hash(const char *code, char hex[LINK_CODE_HASH_HEX])
 {
-    struct map_iter it;
-    void *v;
-    map_iter_init(&it, d->codes);
-    while (map_iter_next(&it, NULL, &v)) {
-        const struct link_code *c = v;
-        if (c->expires_at <= now || (creator != NULL && strcmp(c->creator, creator) == 0))
-            map_iter_remove(&it);
-    }
+    static const char salt[] = "haibot link code";
+    unsigned char out[32];
+    if (PKCS5_PBKDF2_HMAC(code, (int)strlen(code), (const unsigned char *)salt,
+                          (int)sizeof(salt) - 1, LINK_CODE_HASH_ROUNDS, EVP_sha256(),
+                          (int)sizeof(out), out) != 1)
+        return HB_EIO;
+    hex_encode(out, sizeof(out), hex);
+    OPENSSL_cleanse(out, sizeof(out));
+    return 0;
 }
 
-int link_code_new(struct core *core, const char *identity, char *code)
+enum link_code_verb { LINK_CODE_PUT, LINK_CODE_TAKE, LINK_CODE_VOID };
+
+struct link_code_job {
+    struct store_job job;
+    enum link_code_verb verb;
+    char hash[LINK_CODE_HASH_HEX];
+    char creator[LINK_IDENTITY_MAX]; /* PUT: the code's creator; TAKE: read back */
+    char code[LINK_CODE_LEN + 1];    /* PUT: the clear code, for the callback only */
+    int64_t now;
+    int64_t expires_at; /* TAKE: read back */
+    bool found;         /* TAKE: the code was open */
+    size_t open;        /* PUT: live codes seen */
+    size_t nexpired;
+    char expired[LINK_CODE_SWEEP_MAX][LINK_CODE_HASH_HEX];
+    link_code_new_cb new_cb;
+    link_code_take_cb take_cb;
+    void *data;
+};
+
+/* "<expires_at> <creator>" into its parts; false when it is not one. */
+static bool link__code_parse(const char *value, int64_t *expires_at, char *creator, size_t cap)
 {
-    struct link_dir *d = core->links;
-    if (d == NULL)
-        return HB_ECANCELED;
-    int64_t now = core_now_ms(core);
-    link__codes_tidy(d, now, identity);
-    if (map_count(d->codes) >= LINK_CODES_MAX)
-        return HB_EBUSY;
-    const size_t na = sizeof(LINK_CODE_ALPHABET) - 1;
-    for (int attempt = 0; attempt < 8; attempt++) {
-        size_t len = 0;
-        while (len < LINK_CODE_LEN) {
-            unsigned char bytes[16];
-            if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes))
-                return HB_EIO;
-            /* Bytes past the last whole multiple of the alphabet's size are
-             * dropped, so every character is equally likely. */
-            for (size_t i = 0; i < sizeof(bytes) && len < LINK_CODE_LEN; i++) {
-                if (bytes[i] < 256 - 256 % na)
-                    code[len++] = LINK_CODE_ALPHABET[bytes[i] % na];
-            }
-        }
-        code[LINK_CODE_LEN] = '\0';
-        if (map_get(d->codes, code) != NULL)
-            continue; /* taken (vanishingly rare): draw again */
-        struct link_code *c = calloc(1, sizeof(*c));
-        if (c == NULL)
-            return HB_ENOMEM;
-        snprintf(c->creator, sizeof(c->creator), "%s", identity);
-        c->expires_at = now + LINK_CODE_TTL_MS;
-        if (map_set(d->codes, code, c) < 0) {
-            free(c);
-            return HB_ENOMEM;
-        }
-        return 0;
+    char *end = NULL;
+    long long at = strtoll(value, &end, 10);
+    if (end == value || *end != ' ' || strlen(end + 1) >= cap || end[1] == '\0')
+        return false;
+    *expires_at = at;
+    memcpy(creator, end + 1, strlen(end + 1) + 1);
+    return true;
+}
+
+static int link__code_seen(const char *key, const char *value, void *data)
+{
+    struct link_code_job *j = data;
+    int64_t at = 0;
+    char creator[LINK_IDENTITY_MAX];
+    bool ok = link__code_parse(value, &at, creator, sizeof(creator));
+    if (!ok || at <= j->now) {
+        if (j->nexpired < LINK_CODE_SWEEP_MAX && strlen(key) < LINK_CODE_HASH_HEX)
+            memcpy(j->expired[j->nexpired++], key, strlen(key) + 1);
+    } else {
+        j->open++;
     }
-    return HB_EBUSY;
+    return 0;
+}
+
+/* Remove the open code hash, and its creator's pointer to it. */
+static int link__code_remove(struct store_txn *txn, const char *hash, const char *creator,
+                             int64_t at)
+{
+    int rc = store_txn_state_put(txn, LINK_NS_CODE, hash, NULL, at);
+    if (rc < 0 || creator == NULL)
+        return rc;
+    char *mine = NULL;
+    rc = store_txn_state_get(txn, LINK_NS_CODE_OF, creator, &mine);
+    bool same = rc == 0 && mine != NULL && strcmp(mine, hash) == 0;
+    free(mine);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    return same ? store_txn_state_put(txn, LINK_NS_CODE_OF, creator, NULL, at) : 0;
+}
+
+static int link__code_put(struct store_txn *txn, struct link_code_job *j, int64_t at)
+{
+    int rc = store_txn_state_each(txn, LINK_NS_CODE, "", link__code_seen, j);
+    for (size_t i = 0; rc == 0 && i < j->nexpired; i++)
+        rc = store_txn_state_put(txn, LINK_NS_CODE, j->expired[i], NULL, at);
+    if (rc < 0)
+        return rc;
+    /* The creator's open code, if any, is replaced. */
+    char *old = NULL;
+    rc = store_txn_state_get(txn, LINK_NS_CODE_OF, j->creator, &old);
+    if (rc == 0 && old != NULL) {
+        if (j->open > 0)
+            j->open--;
+        rc = store_txn_state_put(txn, LINK_NS_CODE, old, NULL, at);
+    } else if (rc == HB_ENOTFOUND) {
+        rc = 0;
+    }
+    free(old);
+    if (rc < 0)
+        return rc;
+    if (j->open >= LINK_CODES_MAX)
+        return HB_EBUSY;
+    char *taken = NULL;
+    rc = store_txn_state_get(txn, LINK_NS_CODE, j->hash, &taken);
+    free(taken);
+    if (rc == 0)
+        return HB_EBUSY; /* drawn twice while open (vanishingly rare): the member asks again */
+    if (rc != HB_ENOTFOUND)
+        return rc;
+    char value[32 + LINK_IDENTITY_MAX];
+    snprintf(value, sizeof(value), "%lld %s", (long long)(j->now + LINK_CODE_TTL_MS), j->creator);
+    rc = store_txn_state_put(txn, LINK_NS_CODE, j->hash, value, at);
+    return rc < 0 ? rc : store_txn_state_put(txn, LINK_NS_CODE_OF, j->creator, j->hash, at);
+}
+
+static int link__code_run(struct store_txn *txn, struct store_job *job)
+{
+    struct link_code_job *j = container_of(job, struct link_code_job, job);
+    int64_t at = clock_real_ms();
+    if (j->verb == LINK_CODE_PUT)
+        return link__code_put(txn, j, at);
+    /* Taken or voided: used once, whatever the outcome. */
+    char *value = NULL;
+    int rc = store_txn_state_get(txn, LINK_NS_CODE, j->hash, &value);
+    if (rc == HB_ENOTFOUND)
+        return HB_EEXISTS; /* no such code: nothing written */
+    if (rc == 0 && value != NULL)
+        j->found = link__code_parse(value, &j->expires_at, j->creator, sizeof(j->creator));
+    free(value);
+    if (rc < 0)
+        return rc;
+    return link__code_remove(txn, j->hash, j->found ? j->creator : NULL, at);
+}
+
+static void link__code_done(struct store_job *job, int rc)
+{
+    struct link_code_job *j = container_of(job, struct link_code_job, job);
+    if (rc == HB_EEXISTS)
+        rc = 0;
+    if (j->verb == LINK_CODE_PUT && j->new_cb != NULL)
+        j->new_cb(rc, rc == 0 ? j->code : NULL, j->data);
+    else if (j->verb == LINK_CODE_TAKE && j->take_cb != NULL) {
+        enum link_code_result r = !j->found                 ? LINK_CODE_WRONG
+                                  : j->expires_at <= j->now ? LINK_CODE_EXPIRED
+                                                            : LINK_CODE_OK;
+        j->take_cb(rc < 0 ? rc : 0, r, r == LINK_CODE_OK ? j->creator : NULL, 0, j->data);
+    } else if (rc < 0)
+        log_warn("link.code_not_voided", "error=%s", hb_strerror(rc));
+    OPENSSL_cleanse(j->code, sizeof(j->code));
+    free(j);
+}
+
+static struct link_code_job *link__code_job(struct core *core, enum link_code_verb verb,
+                                            const char *code)
+{
+    if (core->links == NULL || core->ledger == NULL)
+        return NULL;
+    struct link_code_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->job = (struct store_job){.run = link__code_run, .done = link__code_done};
+    j->verb = verb;
+    j->now = core_now_ms(core);
+    if (link__code_hash(code, j->hash) < 0) {
+        free(j);
+        return NULL;
+    }
+    return j;
+}
+
+int link_code_new(struct core *core, const char *identity, link_code_new_cb cb, void *data)
+{
+    if (core->links == NULL || core->ledger == NULL)
+        return HB_ECANCELED;
+    char code[LINK_CODE_LEN + 1];
+    const size_t na = sizeof(LINK_CODE_ALPHABET) - 1;
+    size_t len = 0;
+    while (len < LINK_CODE_LEN) {
+        unsigned char bytes[16];
+        if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes))
+            return HB_EIO;
+        /* Bytes past the last whole multiple of the alphabet's size are
+         * dropped, so every character is equally likely. */
+        for (size_t i = 0; i < sizeof(bytes) && len < LINK_CODE_LEN; i++) {
+            if (bytes[i] < 256 - 256 % na)
+                code[len++] = LINK_CODE_ALPHABET[bytes[i] % na];
+        }
+    }
+    code[LINK_CODE_LEN] = '\0';
+    struct link_code_job *j = link__code_job(core, LINK_CODE_PUT, code);
+    if (j == NULL)
+        return HB_ENOMEM;
+    memcpy(j->code, code, sizeof(code));
+    OPENSSL_cleanse(code, sizeof(code));
+    snprintf(j->creator, sizeof(j->creator), "%s", identity);
+    j->new_cb = cb;
+    j->data = data;
+    int rc = store_submit(ledger_store(core->ledger), &j->job);
+    if (rc < 0) {
+        OPENSSL_cleanse(j->code, sizeof(j->code));
+        free(j);
+    }
+    return rc;
 }
 
 /* text as a code: letters upper-cased, spaces and dashes dropped. False
@@ -236,33 +395,43 @@ static bool link__try(struct link_dir *d, const char *identity, int64_t now, int
     return true;
 }
 
-enum link_code_result link_code_take(struct core *core, const char *identity, const char *text,
-                                     char *creator, size_t cap, int64_t *retry_ms)
+int link_code_take(struct core *core, const char *identity, const char *text, link_code_take_cb cb,
+                   void *data)
 {
     struct link_dir *d = core->links;
-    int64_t now = core_now_ms(core);
-    *retry_ms = 0;
-    if (d == NULL)
-        return LINK_CODE_WRONG;
-    if (!link__try(d, identity, now, retry_ms))
-        return LINK_CODE_LIMITED;
+    if (d == NULL || core->ledger == NULL)
+        return HB_ECANCELED;
+    int64_t retry_ms = 0;
+    if (!link__try(d, identity, core_now_ms(core), &retry_ms)) {
+        cb(0, LINK_CODE_LIMITED, NULL, retry_ms, data);
+        return 0;
+    }
     char code[LINK_CODE_LEN + 1];
-    if (text == NULL || !link__normalize(text, code))
-        return LINK_CODE_WRONG;
-    struct link_code *c = map_take(d->codes, code);
-    if (c == NULL)
-        return LINK_CODE_WRONG;
-    enum link_code_result r = c->expires_at <= now ? LINK_CODE_EXPIRED : LINK_CODE_OK;
-    snprintf(creator, cap, "%s", c->creator);
-    free(c);
-    return r;
+    if (text == NULL || !link__normalize(text, code)) {
+        cb(0, LINK_CODE_WRONG, NULL, 0, data);
+        return 0;
+    }
+    struct link_code_job *j = link__code_job(core, LINK_CODE_TAKE, code);
+    OPENSSL_cleanse(code, sizeof(code));
+    if (j == NULL)
+        return HB_ENOMEM;
+    j->take_cb = cb;
+    j->data = data;
+    int rc = store_submit(ledger_store(core->ledger), &j->job);
+    if (rc < 0)
+        free(j);
+    return rc;
 }
 
 void link_code_void(struct core *core, const char *text)
 {
     char code[LINK_CODE_LEN + 1];
-    if (core->links != NULL && text != NULL && link__normalize(text, code))
-        map_remove(core->links->codes, code);
+    if (text == NULL || !link__normalize(text, code))
+        return;
+    struct link_code_job *j = link__code_job(core, LINK_CODE_VOID, code);
+    OPENSSL_cleanse(code, sizeof(code));
+    if (j != NULL && store_submit(ledger_store(core->ledger), &j->job) < 0)
+        free(j);
 }
 
 /* ---- checks ------------------------------------------------------------- */

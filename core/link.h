@@ -13,10 +13,13 @@
  *
  * Links are kept durably in the store (store_txn_link_*) and all of them
  * in memory (loaded at start with link_dir_load), so resolving a member's
- * wallet costs no store round trip. Codes are kept only in memory: a
- * restart voids the open ones. A code is LINK_CODE_LEN characters from an
- * alphabet without look-alikes, lives LINK_CODE_TTL_MS, is used once, and
- * a member may try LINK_TRIES_MAX codes per LINK_TRIES_WINDOW_MS.
+ * wallet costs no store round trip. Open codes are kept in the store,
+ * hashed (never the code itself), so a code made through one daemon of a
+ * shared ledger is taken through any other, and a restart keeps it. A
+ * code is LINK_CODE_LEN characters from an alphabet without look-alikes,
+ * lives LINK_CODE_TTL_MS, is used once, and a member may try
+ * LINK_TRIES_MAX codes per LINK_TRIES_WINDOW_MS (counted by the daemon
+ * that takes the tries).
  *
  * Welcome bonuses: a linked identity's own wallet is opened (without a
  * bonus) when it links, so it never gets one later; one linked into a
@@ -73,10 +76,15 @@ int link_wallet_name(const struct core *core, const char *platform, const char *
 /** How many identities are linked into wallet (other than its holder). */
 size_t link_count_into(const struct core *core, const char *wallet);
 
-/** A new code for identity (replacing an open one of theirs) into code
- *  (LINK_CODE_LEN + 1 bytes). Returns 0, HB_EBUSY when too many codes are
- *  open, HB_ENOMEM or HB_EIO (no randomness). */
-int link_code_new(struct core *core, const char *identity, char *code);
+/** Completion of link_code_new: rc 0 with the code (borrowed for the
+ *  call), or HB_EBUSY when too many codes are open, or a storage error
+ *  (code NULL). */
+typedef void (*link_code_new_cb)(int rc, const char *code, void *data);
+
+/** A new code for identity, replacing an open one of theirs, kept in the
+ *  store (hashed). Returns 0 (cb follows once it is durable), or
+ *  HB_ECANCELED (no links or ledger), HB_ENOMEM, HB_EIO (no randomness). */
+int link_code_new(struct core *core, const char *identity, link_code_new_cb cb, void *data);
 
 /** What link_code_take found. */
 enum link_code_result {
@@ -86,10 +94,19 @@ enum link_code_result {
     LINK_CODE_LIMITED, /* too many tries: *retry_ms says how long to wait */
 };
 
+/** Completion of link_code_take: rc 0 or a storage error; r what was
+ *  found; creator (borrowed) with LINK_CODE_OK; retry_ms how long to wait
+ *  with LINK_CODE_LIMITED. */
+typedef void (*link_code_take_cb)(int rc, enum link_code_result r, const char *creator,
+                                  int64_t retry_ms, void *data);
+
 /** Use identity's try of text (case, spaces and dashes ignored): counts a
- *  try, and takes the code away (single use) whatever the outcome. */
-enum link_code_result link_code_take(struct core *core, const char *identity, const char *text,
-                                     char *creator, size_t cap, int64_t *retry_ms);
+ *  try (in this daemon's memory), and takes the code away (single use)
+ *  whatever the outcome. Returns 0, cb following (from inside the call
+ *  when no store read is needed: too many tries, or text cannot be a
+ *  code), or HB_ECANCELED / HB_ENOMEM (no callback). */
+int link_code_take(struct core *core, const char *identity, const char *text, link_code_take_cb cb,
+                   void *data);
 
 /** Void the open code text without counting a try (it was shown where
  *  others read it). */

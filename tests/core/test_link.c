@@ -443,7 +443,8 @@ static void test_rate_limit(void **state)
 }
 
 /* A link is durable: after the ledger is reopened and the links read
- * again, the Telegram identity still spends the Discord wallet. */
+ * again, the Telegram identity still spends the Discord wallet; so is an
+ * open code. */
 static void test_link_survives_restart(void **state)
 {
     struct fx *f = *state;
@@ -463,8 +464,11 @@ static void test_link_survives_restart(void **state)
     assert_string_equal(w, "discord:1001");
     const char *t = run(f, &alice_tg, "balance");
     assert_non_null(strstr(t, "200 credits available"));
-    /* Codes live in memory only: a restart voids the open ones. */
+    /* The open code was kept in the store: it still works after a restart,
+     * once. */
     t = redeem(f, &alice_console, open_code);
+    assert_non_null(strstr(t, "Linked"));
+    t = redeem(f, &bob, open_code);
     assert_non_null(strstr(t, "wrong or already used"));
     t = run(f, &alice_tg, "unlink");
     assert_non_null(strstr(t, "Unlinked"));
@@ -474,6 +478,33 @@ static void test_link_survives_restart(void **state)
     fx_links_load(f);
     wallet_of(f, &alice_tg, w, sizeof(w));
     assert_string_equal(w, "telegram:42");
+}
+
+static long long db_count(const char *path, const char *sql);
+
+/* A code made through one daemon of a shared ledger is taken through
+ * another (its own memory, the same store), once; nothing of it is stored
+ * in clear. */
+static void test_code_taken_through_other_daemon(void **state)
+{
+    struct fx *f = *state;
+    run(f, &alice, "start");
+    char code[LINK_CODE_LEN + 1];
+    code_get(f, &alice, code);
+    fx_links_load(f); /* the other daemon: what it holds in memory */
+    const char *t = redeem(f, &alice_tg, code);
+    assert_non_null(strstr(t, "Linked"));
+    char w[WALLET_ACCOUNT_MAX];
+    wallet_of(f, &alice_tg, w, sizeof(w));
+    assert_string_equal(w, "discord:1001");
+    code_get(f, &alice, code);
+    char sql[128];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM state WHERE key LIKE '%%%s%%' OR value LIKE '%%%s%%'", code,
+             code);
+    assert_int_equal(db_count(f->lt.path, sql), 0);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM state WHERE ns = 'link.code'");
+    assert_int_equal(db_count(f->lt.path, sql), 1);
 }
 
 /* What another daemon of a shared ledger did to the links, straight in
@@ -643,6 +674,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_code_rules, setup, teardown),
     cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
     cmocka_unit_test_setup_teardown(test_link_survives_restart, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_code_taken_through_other_daemon, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(link, tests, gt_group_setup, lt_group_teardown)
