@@ -255,8 +255,12 @@ static void generation__recovered(int rc, size_t voided, void *data)
 static void generation__tick(void *data)
 {
     struct core *core = data;
-    if (core->generate != NULL)
+    if (core->generate != NULL) {
         generate_recover_orphans(core->generate, generation__recovered, NULL);
+        /* An admin's decision made through another daemon, for a job held
+         * here. */
+        generate_approvals_asked(core->generate);
+    }
     /* A key another daemon made or revoked counts here within a beat, and
      * so does a wallet link. */
     apikeys_refresh(core);

@@ -19,12 +19,21 @@ static void approval__answer(struct invocation *inv, const char *text)
     reply_finish(inv->reply);
 }
 
+static void approval__listed(int rc, const char *text, void *data)
+{
+    (void)rc;
+    approval__answer(data, text);
+}
+
 void cmd_admin_approvals(struct core *core, struct invocation *inv)
 {
     if (core->generate == NULL) {
         approval__answer(inv, MSG_ROUTER_SHUTTING_DOWN);
         return;
     }
+    /* On a shared ledger every daemon's held jobs, from the store. */
+    if (generate_approvals_list_shared(core->generate, approval__listed, inv) == 0)
+        return;
     char *buf = malloc(8192);
     if (buf == NULL) {
         approval__answer(inv, MSG_COMMON_OUT_OF_MEMORY);
@@ -35,6 +44,12 @@ void cmd_admin_approvals(struct core *core, struct invocation *inv)
     free(buf);
 }
 
+static void approval__forwarded(int rc, const char *msg, void *data)
+{
+    (void)rc;
+    approval__answer(data, msg);
+}
+
 static void approval__decide(struct core *core, struct invocation *inv, const char *id,
                              enum approval_outcome outcome, const char *text)
 {
@@ -43,7 +58,11 @@ static void approval__decide(struct core *core, struct invocation *inv, const ch
         return;
     }
     char msg[512];
-    generate_approval_decide(core->generate, inv, id, outcome, text, msg, sizeof(msg));
+    int rc = generate_approval_decide(core->generate, inv, id, outcome, text, msg, sizeof(msg));
+    /* Not held here: on a shared ledger another daemon may hold it. */
+    if (rc == HB_ENOTFOUND && generate_approval_forward(core->generate, inv, id, outcome, text,
+                                                        approval__forwarded, inv) == 0)
+        return;
     approval__answer(inv, msg);
 }
 

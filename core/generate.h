@@ -288,6 +288,33 @@ int generate_approval_decide(struct generate *g, const struct invocation *by, co
                              enum approval_outcome outcome, const char *text, char *msg,
                              size_t cap);
 
+/** Completion of generate_approval_forward: rc as generate_approval_decide's,
+ *  or a storage error; msg (borrowed) the answer for the admin. */
+typedef void (*generate_approval_cb)(int rc, const char *msg, void *data);
+
+/** generate_approval_decide for a job this daemon does not hold, on a
+ *  ledger other daemons share: finds the held job's record in the store,
+ *  checks the admin may decide it, and leaves the decision there for the
+ *  daemon holding it, which applies it at its next heartbeat
+ *  (generate_approvals_asked). Returns 0 (cb follows), HB_ENOTFOUND (alone
+ *  on its ledger, or id cannot be one: nothing to look for), HB_ENOMEM or
+ *  the store's error. */
+int generate_approval_forward(struct generate *g, const struct invocation *by, const char *id,
+                              enum approval_outcome outcome, const char *text,
+                              generate_approval_cb cb, void *data);
+
+/** The held jobs of every daemon of a shared ledger, read from their
+ *  records in the store, oldest first (the first 200): cb(rc, text, data)
+ *  with the text for /admin approvals. Returns 0 (cb follows),
+ *  HB_ENOTFOUND (alone on its ledger: generate_approvals_list says it
+ *  all), HB_ENOMEM or the store's error. */
+int generate_approvals_list_shared(struct generate *g, generate_approval_cb cb, void *data);
+
+/** Apply the decisions left in the store (by other daemons) for the jobs
+ *  held here; drop those nobody took for ten minutes. The daemon calls it
+ *  at every heartbeat of a shared ledger. */
+void generate_approvals_asked(struct generate *g);
+
 /** Void the held jobs whose time is up (a timer runs it too). Returns how
  *  many timed out. */
 size_t generate_approvals_expire(struct generate *g);

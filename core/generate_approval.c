@@ -14,7 +14,7 @@
  * on the console, with buttons where the platform's notices carry them.
  * The buttons are signed like every other (core/button.h) but bound to the
  * chat they were posted in rather than to a member, since any admin there
- * may press them; the command's admin access and approval__may_decide()
+ * may press them; the command's admin access and generate__may_decide()
  * say who decides. Each decision is logged as approval.decided with the id,
  * the actor and the outcome (never the prompt), counted in
  * haibot_approvals_total{outcome}, and remembered for a while so a second
@@ -41,7 +41,6 @@
 #include <string.h>
 
 #define GEN_HOLD_TIMER_MAX_MS GEN_HOUR_MS    /* a held job's timer looks at the clock hourly */
-#define GEN_NS_DECIDED "approval.decided"    /* id -> "<ms> <outcome> <actor>" */
 #define GEN_DECIDED_KEEP_MS (7 * GEN_DAY_MS) /* how long a decision is remembered */
 
 static struct metrics_family *approval__metric(void)
@@ -235,8 +234,8 @@ static size_t job__hold_place(const struct job *job)
     return place;
 }
 
-static void job__decided(struct job *job, enum approval_outcome outcome, const char *actor,
-                         const char *text);
+void job__decided(struct job *job, enum approval_outcome outcome, const char *actor,
+                  const char *text);
 
 static void job__hold_timer(uv_timer_t *t)
 {
@@ -463,8 +462,8 @@ static void generate__decided_remember(struct generate *g, const char *id, const
     d->outcome = outcome;
 }
 
-static void job__decided(struct job *job, enum approval_outcome outcome, const char *actor,
-                         const char *text)
+void job__decided(struct job *job, enum approval_outcome outcome, const char *actor,
+                  const char *text)
 {
     struct generate *g = job->g;
     if (job->timer_open)
@@ -525,23 +524,23 @@ static void job__decided(struct job *job, enum approval_outcome outcome, const c
 /* Admins of the job's own server or group, admins in the approval chat of
  * their platform, Telegram's admins (the bot's, by [telegram] admins) in
  * their private chat, and the console's operator. */
-static bool approval__may_decide(const struct generate *g, const struct invocation *by,
-                                 const struct job *job)
+bool generate__may_decide(const struct approval_rules *rules, const struct invocation *by,
+                          const struct invocation *who)
 {
     if (!by->admin)
         return false;
     if (by->platform == COMMAND_PLATFORM_CONSOLE)
         return true;
-    const char *chat = approval__chat(&g->approval, by->platform);
+    const char *chat = approval__chat(rules, by->platform);
     if (chat[0] != '\0' && strcmp(by->channel_id, chat) == 0)
         return true;
-    if (by->platform == job->who.platform && by->scope == COMMAND_SCOPE_GROUP &&
-        job->who.scope == COMMAND_SCOPE_GROUP && strcmp(by->scope_id, job->who.scope_id) == 0)
+    if (by->platform == who->platform && by->scope == COMMAND_SCOPE_GROUP &&
+        who->scope == COMMAND_SCOPE_GROUP && strcmp(by->scope_id, who->scope_id) == 0)
         return true;
     return by->platform == COMMAND_PLATFORM_TELEGRAM && by->scope == COMMAND_SCOPE_DM;
 }
 
-static struct job *generate__held_find(struct generate *g, const char *id)
+struct job *generate__held_find(struct generate *g, const char *id)
 {
     for (struct job *j = g->all; j != NULL; j = j->all_next) {
         if (j->state == JOB_HELD && strcmp(j->appr_id, id) == 0)
@@ -565,7 +564,7 @@ int generate_approval_decide(struct generate *g, const struct invocation *by, co
         snprintf(msg, cap, MSG_APPR_NOT_FOUND, id);
         return HB_ENOTFOUND;
     }
-    if (!approval__may_decide(g, by, job)) {
+    if (!generate__may_decide(&g->approval, by, &job->who)) {
         log_info("approval.refused", "id=%s actor=%s:%s", id, command_platform_name(by->platform),
                  by->user_id);
         snprintf(msg, cap, "%s", MSG_APPR_NOT_YOURS);

@@ -14,6 +14,7 @@
  *   generate_switch.c       per-group model switches (/admin model)
  *   generate_persona.c      the job's persona: system prompt, settings, words
  *   generate_approval.c     the approval queue: holding jobs for an admin
+ *   generate_approval_remote.c  deciding a job another daemon holds
  *
  * Helpers shared between these files take a double underscore
  * (generate__now, job__end); everything else stays static in its file. */
@@ -194,6 +195,7 @@ struct generate {
     int64_t tokens_today; /* the store's token counter as last seen (for stats) */
     struct generate_stats stats;
     bool closing;
+    bool asked_listing; /* generate_approvals_asked's read is under way */
     void (*close_cb)(void *data);
     void *close_data;
     char run[64];                   /* this run's id, or "" until generate__run makes it */
@@ -535,6 +537,21 @@ struct reply *generate__notice_reply(struct core *core, const struct invocation 
 void job__hold_arm(struct job *job);
 /** Void a held job's reservation and tell its member job->error. */
 void job__held_void(struct job *job);
+/** Apply an admin's decision (or the timeout's) to a held job. */
+void job__decided(struct job *job, enum approval_outcome outcome, const char *actor,
+                  const char *text);
+/** The job held here under approval id `id`, or NULL. */
+struct job *generate__held_find(struct generate *g, const char *id);
+/** May the admin of `by` decide a job asked by `who`: an admin of its own
+ *  server or group, of the approval chat of their platform, Telegram's
+ *  admins in their private chat, the console's operator. */
+bool generate__may_decide(const struct approval_rules *rules, const struct invocation *by,
+                          const struct invocation *who);
+
+#define GEN_NS_DECIDED "approval.decided" /* id -> "<ms> <outcome> <actor>" */
+/* A decision made through a daemon that does not hold the job, left for
+ * the one that does (generate_approval_remote.c): id -> JSON. */
+#define GEN_NS_ASKED "approval.asked"
 
 /* ---- the held job's record (generate_held.c) ------------------------------ */
 

@@ -864,6 +864,8 @@
 #define MSG_APPR_LIST_HEAD "Waiting for approval:"
 /* %s id; %s member; %s model; %lld credits; %s why; %lld minutes waiting. */
 #define MSG_APPR_LIST_ITEM "\n[%s] %s, %s, up to %lld credits, held: %s, waiting %lld min"
+/* %zu: how many more than the list shows. */
+#define MSG_APPR_LIST_MORE "\n...and %zu more (the oldest are shown)."
 /* %s: the id. */
 #define MSG_APPR_NOT_FOUND "No held request has the id %s (see /admin approvals)."
 /* %s id; %s outcome; %s who. */
