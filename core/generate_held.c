@@ -2,7 +2,8 @@
  * back held (generate_approval.c holds and decides).
  *
  * Its state row ("gen.job", the job's id) reads "<wallet> <reservations>
- * held <json>": the member's identity and where they asked, the model,
+ * <run> held <json>" (run: the daemon that holds it; records of older
+ * builds have none): the member's identity and where they asked, the model,
  * the size, the prompt, the reservation and the limits' counts, and an
  * image the member attached to the turn (base64, with its kind), so that
  * a vision model still sees it after a restart. This is the one place a
@@ -18,6 +19,8 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/text.h"
+#include "base/util.h"
+#include "storage/store.h"
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
@@ -85,7 +88,7 @@ static struct invocation_image *job__held_image_get(const cJSON *o, bool *bad)
 }
 
 /* The record that lets a restart bring the job back held:
- * "<wallet> <reservations> held <json>". */
+ * "<wallet> <reservations> <run> held <json>", run the daemon holding it. */
 void job__held_persist(struct job *job)
 {
     struct ledger *ledger = job->g->core->ledger;
@@ -121,7 +124,8 @@ void job__held_persist(struct job *job)
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     char *value = NULL;
-    if (json == NULL || asprintf(&value, "%s %u held %s", job->wallet, job->nres, json) < 0) {
+    if (json == NULL || asprintf(&value, "%s %u %s held %s", job->wallet, job->nres,
+                                 generate__run(job->g), json) < 0) {
         free(json);
         log_warn("approval.persist_failed", "id=%s error=%s", job->appr_id, hb_strerror(HB_ENOMEM));
         return;
@@ -219,4 +223,99 @@ void generate__held_restore(struct generate *g, const char *key, const char *wal
         return;
     }
     job__hold_arm(job);
+}
+
+/* ---- taking a record over ------------------------------------------------- */
+
+/* A held record found by recovery becomes this daemon's in one store job,
+ * which writes this run into it only if it still reads as listed: of two
+ * daemons adopting a dead one's held job at once, one brings it back. */
+struct held_claim {
+    struct store_job job;
+    struct generate *g;
+    char key[96];   /* the job id (struct job's id) */
+    char *listed;   /* the record as recovery listed it */
+    char *claimed;  /* the record with this run in it */
+    size_t json_at; /* where the JSON starts in claimed */
+    char wallet[WALLET_ACCOUNT_MAX];
+    unsigned nres;
+    void (*done)(void *data); /* once it was brought back, or not; may be NULL */
+    void *done_data;
+};
+
+static int held__claim_run(struct store_txn *txn, struct store_job *job)
+{
+    struct held_claim *c = container_of(job, struct held_claim, job);
+    char *now = NULL;
+    int rc = store_txn_state_get(txn, GEN_NS_JOB, c->key, &now);
+    bool same = rc == 0 && now != NULL && strcmp(now, c->listed) == 0;
+    free(now);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    if (!same)
+        return HB_ECONFLICT; /* decided, or taken by another daemon, meanwhile */
+    return store_txn_state_put(txn, GEN_NS_JOB, c->key, c->claimed, clock_real_ms());
+}
+
+static void held__claim_done(struct store_job *job, int rc)
+{
+    struct held_claim *c = container_of(job, struct held_claim, job);
+    struct generate *g = c->g;
+    if (rc == 0 && !g->closing)
+        generate__held_restore(g, c->key, c->wallet, c->nres, c->claimed + c->json_at);
+    else if (rc == HB_ECONFLICT)
+        log_debug("approval.claim_lost", "job=%s", c->key);
+    else if (rc < 0)
+        log_warn("approval.restore_failed", "job=%s error=%s", c->key, hb_strerror(rc));
+    if (c->done != NULL)
+        c->done(c->done_data);
+    free(c->listed);
+    free(c->claimed);
+    free(c);
+    g->njobs--;
+    generate__maybe_free(g);
+}
+
+int generate__held_claim(struct generate *g, const char *key, const char *listed,
+                         const char *wallet, unsigned nres, const char *json,
+                         void (*done)(void *data), void *done_data)
+{
+    struct ledger *ledger = g->core->ledger;
+    struct held_claim *c = calloc(1, sizeof(*c));
+    if (ledger == NULL || c == NULL || strlen(key) >= sizeof(c->key)) {
+        free(c);
+        log_warn("approval.restore_failed", "job=%s error=%s", key, hb_strerror(HB_ENOMEM));
+        return HB_ENOMEM;
+    }
+    c->done = done;
+    c->done_data = done_data;
+    c->job = (struct store_job){.run = held__claim_run, .done = held__claim_done};
+    c->g = g;
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    snprintf(c->wallet, sizeof(c->wallet), "%s", wallet);
+    c->nres = nres;
+    c->listed = strdup(listed);
+    int n = asprintf(&c->claimed, "%s %u %s held ", wallet, nres, generate__run(g));
+    if (n > 0)
+        c->json_at = (size_t)n;
+    char *full = NULL;
+    if (c->listed == NULL || n < 0 || asprintf(&full, "%s%s", c->claimed, json) < 0) {
+        free(c->listed);
+        if (n >= 0)
+            free(c->claimed);
+        free(c);
+        log_warn("approval.restore_failed", "job=%s error=%s", key, hb_strerror(HB_ENOMEM));
+        return HB_ENOMEM;
+    }
+    free(c->claimed);
+    c->claimed = full;
+    int rc = store_submit(ledger_store(ledger), &c->job);
+    if (rc < 0) {
+        free(c->listed);
+        free(c->claimed);
+        free(c);
+        return rc;
+    }
+    g->njobs++;
+    return 0;
 }

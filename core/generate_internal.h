@@ -560,6 +560,14 @@ void job__held_persist(struct job *job);
 /** Recovery found a held job's record: bring it back, held. */
 void generate__held_restore(struct generate *g, const char *key, const char *wallet, unsigned nres,
                             const char *json);
+/** Recovery found a held job's record no live daemon holds (listed as it
+ *  read): write this run into it, unless it changed meanwhile (another
+ *  daemon took it, or it was decided), then bring it back here, held, and
+ *  call done(done_data) (may be NULL). Returns 0, or a negative code (then
+ *  done is not called). */
+int generate__held_claim(struct generate *g, const char *key, const char *listed,
+                         const char *wallet, unsigned nres, const char *json,
+                         void (*done)(void *data), void *done_data);
 /** Load the decisions of the last days (a second press after a restart
  *  still hears who decided). */
 void generate__decided_load(struct generate *g);

@@ -3,7 +3,10 @@
  * with their next generation command).
  *
  * Jobs held for an admin's approval are not voided: their records say
- * "held", and they come back held (generate_approval.c).
+ * "held", and they come back held (generate_approval.c), on one daemon:
+ * their record names the run holding them, and only a record whose run is
+ * gone is taken over (generate__held_claim), at a start or, on a shared
+ * ledger, by the heartbeat's pass.
  *
  * Only jobs of runs that are gone are voided. Each job record carries the
  * id of the run that wrote it; a record of this run is a job still in
@@ -163,6 +166,22 @@ static void recover__voided(int rc, const struct ledger_result *res, void *data)
     recover__one_done(op);
 }
 
+static void recover__claimed(void *data)
+{
+    recover__one_done(data);
+}
+
+/* Whether the run that wrote a record still runs: this one; on a shared
+ * ledger, one whose heartbeat has not run out (before the first read of
+ * the heartbeats, every run); alone on the ledger, no other. */
+static bool recover__run_alive(struct generate *g, const char *run)
+{
+    if (strcmp(run, generate__run(g)) == 0)
+        return true;
+    const struct cluster *cl = g->core->cluster;
+    return cl != NULL && (!cluster_runs_known(cl) || cluster_run_alive(cl, run));
+}
+
 static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *data)
 {
     struct recover_op *op = data;
@@ -186,26 +205,23 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
             int rlen = 0;
             if (strncmp(rest, "run-", 4) == 0 && sscanf(rest, "%63s %n", run, &rlen) == 1)
                 rest += rlen;
-            if (strncmp(rest, "held ", 5) == 0 && op->orphans) {
-                free(rv); /* every daemon brings held jobs back at its start */
-                continue;
-            }
             if (strncmp(rest, "held ", 5) == 0) {
                 /* Held for an admin: not voided but brought back, held
-                 * (generate_approval.c), with its reservation. */
-                generate__held_restore(g, e[i].key, wallet, nres, rest + 5);
+                 * (generate_approval.c), with its reservation, by one
+                 * daemon: the first to find its run gone (a record of an
+                 * older build, with no run, at a start). */
+                bool gone = run[0] != '\0' ? !recover__run_alive(g, run) : !op->orphans;
+                op->pending++; /* the recovery is over once it is back */
+                if (!gone || generate__held_claim(g, e[i].key, e[i].value, wallet, nres, rest + 5,
+                                                  recover__claimed, op) < 0)
+                    op->pending--;
                 free(rv);
                 continue;
             }
             if (*rest != '\0')
                 rv->quota = strdup(rest);
         }
-        const struct cluster *cl = g->core->cluster;
-        bool alive = run[0] != '\0' && strcmp(run, generate__run(g)) == 0;
-        /* On a shared ledger, a run is alive until its heartbeat ran out;
-         * before the first read of the heartbeats, every run is. */
-        if (cl != NULL && !alive && run[0] != '\0')
-            alive = !cluster_runs_known(cl) || cluster_run_alive(cl, run);
+        bool alive = run[0] != '\0' && recover__run_alive(g, run);
         if (alive) {
             /* A live run's job, still running: not ours to void. */
             log_debug("generate.recover_skip", "job=%s reason=its run is alive", e[i].key);

@@ -1,0 +1,257 @@
+/* The approval queue with several daemons on one ledger: a job held on one
+ * is decided through another, and held by one daemon only (taken over
+ * once its holder is gone). */
+#include "tests/core/approval_fixture.h"
+
+#include "core/cluster.h"
+#include "base/error.h"
+#include "tests/test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The other daemon of a shared ledger: its own engine and router over
+ * the same store, in a cluster. */
+struct at_other {
+    struct core core;
+    struct generate *g;
+    struct router *router;
+};
+
+static void at_other_start_lease(struct at *at, struct at_other *o, int64_t lease_ms)
+{
+    o->core = at->gt.core; /* the same ledger, host and keys */
+    o->g = NULL;
+    o->core.cluster = cluster_new(&at->gt.lt.loop, ledger_store(at->gt.lt.ledger), "run-other",
+                                  lease_ms, NULL, NULL, NULL);
+    assert_non_null(o->core.cluster);
+    struct generate_options opts = {.clock = {.now_ms = gt_clock, .data = &at->gt}};
+    o->g = generate_new(&at->gt.lt.loop, &o->core, generate_catalog(at->gt.g), &opts);
+    assert_non_null(o->g);
+    o->core.generate = o->g;
+    struct approval_rules r;
+    at_rules(&r);
+    generate_approval_configure(o->g, &r);
+    o->router = router_new(&o->core);
+    assert_non_null(o->router);
+}
+
+static void at_other_start(struct at *at, struct at_other *o)
+{
+    at_other_start_lease(at, o, 15000);
+}
+
+static void at_other_stop(struct at *at, struct at_other *o)
+{
+    router_free(o->router);
+    at->gt.closed = 0;
+    generate_close(o->g, gt_closed, &at->gt);
+    gt_wait(&at->gt, &at->gt.closed, 1);
+    cluster_free(o->core.cluster);
+}
+
+static void at_other_line(struct at *at, struct at_other *o, const char *line,
+                          struct reply_capture *cap)
+{
+    struct invocation inv;
+    gt_inv(&inv, cap, "boss", NULL);
+    inv.admin = true;
+    router_dispatch(o->router, &inv, line);
+    while (cap->finished == 0 && !at->gt.guard_fired)
+        uv_run(&at->gt.lt.loop, UV_RUN_ONCE);
+    invocation_clear(&inv);
+}
+
+struct at_fwd {
+    int rc;
+    bool done;
+    char msg[512];
+};
+
+static void at_fwd_done(int rc, const char *msg, void *data)
+{
+    struct at_fwd *f = data;
+    f->rc = rc;
+    f->done = true;
+    snprintf(f->msg, sizeof(f->msg), "%s", msg);
+}
+
+/* Several daemons on one ledger: a job held on one is decided through
+ * another (the admins' chat and commands reach whichever daemon serves
+ * them). The decision is checked there against the job's record, left in
+ * the store, and applied by the daemon holding the job at its heartbeat:
+ * the member is answered, once; a second decision hears it was decided;
+ * an admin of another server may not; an unknown id is told so. */
+static void test_decided_through_other_daemon(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct at_other other;
+    at_other_start(&at, &other);
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+    /* The other daemon's list shows it, from its record. */
+    at_other_line(&at, &other, "admin approvals", &adm);
+    assert_has(&adm, "Waiting for approval:");
+    assert_has(&adm, id);
+    assert_has(&adm, "console:ann, h, up to");
+    assert_has(&adm, "held: model h");
+    reply_capture_close(&adm);
+
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_other_line(&at, &other, line, &adm);
+    assert_has(&adm, "approved");
+    reply_capture_close(&adm);
+    assert_int_equal(at.gt.held.ncalls, 0); /* not yet: at the holder's heartbeat */
+    generate_approvals_asked(at.gt.g);
+    held_finish(held_wait_call(&at.gt, 0), 0, "once upon a time", 5, 5);
+    at_told(&at, "ann", "once upon a time");
+    gt_settle(&at.gt, 5);
+    assert_int_equal(at.gt.held.ncalls, 1);
+    assert_true(gt_balance(&at.gt, "ann") < 100);
+    assert_int_equal(
+        test_sql_int(at.gt.lt.path, "SELECT COUNT(*) FROM state WHERE ns = 'approval.asked'"), 0);
+
+    /* Decided: through the other daemon again, it says so and by whom. */
+    at_other_line(&at, &other, line, &adm);
+    assert_has(&adm, "already");
+    assert_has(&adm, "console:boss");
+    reply_capture_close(&adm);
+
+    /* Held again: an admin of another Discord server may not decide it. */
+    at_hold(&at, &cap, "bob", "h", "another story", id);
+    struct invocation by;
+    memset(&by, 0, sizeof(by));
+    by.platform = COMMAND_PLATFORM_DISCORD;
+    by.scope = COMMAND_SCOPE_GROUP;
+    by.admin = true;
+    snprintf(by.user_id, sizeof(by.user_id), "9");
+    snprintf(by.scope_id, sizeof(by.scope_id), "777");
+    snprintf(by.channel_id, sizeof(by.channel_id), "778");
+    struct at_fwd f = {0};
+    assert_int_equal(
+        generate_approval_forward(other.g, &by, id, APPROVAL_REJECTED, NULL, at_fwd_done, &f), 0);
+    while (!f.done)
+        uv_run(&at.gt.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(f.rc, HB_EPERM);
+    /* An id no daemon holds. */
+    f = (struct at_fwd){0};
+    assert_int_equal(generate_approval_forward(other.g, &by, "0badf00d", APPROVAL_REJECTED, NULL,
+                                               at_fwd_done, &f),
+                     0);
+    while (!f.done)
+        uv_run(&at.gt.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(f.rc, HB_ENOTFOUND);
+    assert_non_null(strstr(f.msg, "0badf00d"));
+    /* Rejected through the other daemon with a reason: voided, nothing charged. */
+    snprintf(line, sizeof(line), "admin reject %s Off topic", id);
+    at_other_line(&at, &other, line, &adm);
+    assert_has(&adm, "rejected");
+    reply_capture_close(&adm);
+    generate_approvals_asked(at.gt.g);
+    at_told(&at, "bob", "Off topic");
+    gt_settle(&at.gt, 5);
+    assert_int_equal(at_pending(&at, "bob"), 0);
+    assert_int_equal(at.gt.held.ncalls, 1);
+    at_other_line(&at, &other, "admin approvals", &adm);
+    assert_has(&adm, "Nothing waits for approval.");
+    reply_capture_close(&adm);
+
+    at_other_stop(&at, &other);
+    at_done(&at);
+}
+
+static void at_recovered_count(int rc, size_t voided, void *data)
+{
+    (void)voided;
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+static void at_noop_timer(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Run the loop (up to 4 s) until c has read the heartbeats and finds run
+ * alive (want) or gone. */
+static bool at_cluster_sees(struct at *at, struct cluster *c, const char *run, bool want)
+{
+    uv_timer_t t;
+    uv_timer_init(&at->gt.lt.loop, &t);
+    uv_timer_start(&t, at_noop_timer, 10, 10);
+    for (int i = 0; i < 400 && (!cluster_runs_known(c) || cluster_run_alive(c, run) != want); i++)
+        uv_run(&at->gt.lt.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&at->gt.lt.loop, UV_RUN_NOWAIT);
+    return cluster_runs_known(c) && cluster_run_alive(c, run) == want;
+}
+
+/* Several daemons on one ledger: a held job is held by one daemon only.
+ * Another one starting leaves it to the daemon holding it (before, every
+ * daemon brought every held job back at its start, and two held it);
+ * once the holder's heartbeat ran out, the first daemon to see it takes
+ * the job over, and runs it on approval. */
+static void test_held_job_held_by_one_daemon(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct cluster *mine = cluster_new(&at.gt.lt.loop, ledger_store(at.gt.lt.ledger),
+                                       generate_run(at.gt.g), 300, NULL, NULL, NULL);
+    assert_non_null(mine);
+    at.gt.core.cluster = mine;
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+
+    struct at_other other;
+    at_other_start_lease(&at, &other, 300);
+    int done = 0;
+    assert_int_equal(generate_recover(other.g, at_recovered_count, &done), 0);
+    gt_wait(&at.gt, &done, 1);
+    char *list = malloc(8192);
+    assert_non_null(list);
+    assert_int_equal(generate_approvals_list(other.g, list, 8192), 0);
+    /* Its heartbeat's pass while the holder lives: still not its own. */
+    assert_true(at_cluster_sees(&at, other.core.cluster, generate_run(at.gt.g), true));
+    assert_int_equal(generate_recover_orphans(other.g, at_recovered_count, &done), 0);
+    gt_wait(&at.gt, &done, 2);
+    assert_int_equal(generate_approvals_list(other.g, list, 8192), 0);
+
+    /* The holder stops beating (a lost host): the other takes the job over. */
+    cluster_free(mine);
+    at.gt.core.cluster = NULL;
+    assert_true(at_cluster_sees(&at, other.core.cluster, generate_run(at.gt.g), false));
+    assert_int_equal(generate_recover_orphans(other.g, at_recovered_count, &done), 0);
+    gt_wait(&at.gt, &done, 3);
+    assert_int_equal(generate_approvals_list(other.g, list, 8192), 1);
+    assert_non_null(strstr(list, id));
+    free(list);
+    /* A second pass takes nothing twice. */
+    assert_int_equal(generate_recover_orphans(other.g, at_recovered_count, &done), 0);
+    gt_wait(&at.gt, &done, 4);
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_other_line(&at, &other, line, &adm);
+    assert_has(&adm, "approved");
+    reply_capture_close(&adm);
+    held_finish(held_wait_call(&at.gt, 0), 0, "once upon a time", 5, 5);
+    at_told(&at, "ann", "once upon a time");
+    gt_settle(&at.gt, 5);
+    assert_int_equal(at.gt.held.ncalls, 1);
+
+    at_other_stop(&at, &other);
+    at_done(&at);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_decided_through_other_daemon),
+    cmocka_unit_test(test_held_job_held_by_one_daemon),
+};
+
+TEST_GROUP_DEFINE(approval_cluster, tests, gt_group_setup, lt_group_teardown)
