@@ -454,6 +454,7 @@ static const struct msg_entry msgs[] = {
     S(MSG_APPR_EMPTY),
     F(MSG_APPR_LIST_HEAD),
     F(MSG_APPR_LIST_ITEM),
+    F(MSG_APPR_LIST_MORE),
     S(MSG_APPR_NOT_FOUND),
     S(MSG_APPR_ALREADY),
     S(MSG_APPR_DONE),
