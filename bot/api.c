@@ -167,6 +167,63 @@ static bool api__park(struct api *a, struct server_request *req, server_handler_
     return true;
 }
 
+/* A request waiting for its key's shared per-minute count. */
+struct api_rate_park {
+    struct api *a;
+    struct server_request *req;
+    server_handler_fn fn;
+    int64_t rpm;
+    bool gone; /* the client left while it waited */
+};
+
+static void api__rate_gone(void *data)
+{
+    ((struct api_rate_park *)data)->gone = true;
+}
+
+static void api__rate_counted(int rc, int64_t retry_after_ms, void *data)
+{
+    struct api_rate_park *p = data;
+    struct api *a = p->a;
+    server_request_on_gone(p->req, NULL, NULL);
+    if (p->gone) {
+        api__unknown(p->req); /* nobody reads it; the request is freed */
+    } else if (rc == HB_ELIMIT) {
+        api__error(p->req, 429, "requests", "rate_limit_exceeded", NULL,
+                   (retry_after_ms + 999) / 1000,
+                   "Rate limit reached for this key: %lld requests per minute.", (long long)p->rpm);
+    } else {
+        /* Counted (or the store failed: this daemon's own count judges). */
+        if (rc < 0)
+            log_warn("api.rate_not_counted", "error=%s", hb_strerror(rc));
+        a->rate_counted = p->req;
+        a->rate_shared = rc == 0;
+        p->fn(p->req, a);
+        a->rate_counted = NULL;
+        a->rate_shared = false;
+    }
+    free(p);
+}
+
+/* Count req against its key's per-minute limit in the store (a shared
+ * ledger only), running self(req) again once counted. True when parked. */
+static bool api__rate_park(struct api *a, struct server_request *req, server_handler_fn self,
+                           const struct apikey *k, int64_t now)
+{
+    if (a->core->cluster == NULL || self == NULL)
+        return false;
+    struct api_rate_park *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return false;
+    *p = (struct api_rate_park){.a = a, .req = req, .fn = self, .rpm = k->rec.rpm};
+    if (apikey_rate_take_shared(a->core, k, now, api__rate_counted, p) < 0) {
+        free(p);
+        return false;
+    }
+    server_request_on_gone(req, api__rate_gone, p);
+    return true;
+}
+
 struct apikey *api__authorize(struct api *a, struct server_request *req, bool spending,
                               server_handler_fn self)
 {
@@ -207,7 +264,12 @@ struct apikey *api__authorize(struct api *a, struct server_request *req, bool sp
         return NULL;
     }
     int64_t wait_ms = 0;
-    if (!apikey_rate_take(k, now, &wait_ms)) {
+    /* On a shared ledger a key's requests per minute are counted in the
+     * store, across every daemon; the request runs again once counted. */
+    bool rerun = req == a->rate_counted;
+    if (k->rec.rpm > 0 && !rerun && api__rate_park(a, req, self, k, now))
+        return NULL;
+    if (!(rerun && a->rate_shared) && !apikey_rate_take(k, now, &wait_ms)) {
         api__error(req, 429, "requests", "rate_limit_exceeded", NULL, (wait_ms + 999) / 1000,
                    "Rate limit reached for this key: %lld requests per minute.",
                    (long long)k->rec.rpm);

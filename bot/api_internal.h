@@ -30,6 +30,11 @@ struct api {
     size_t nparks;
     int64_t miss_at;                 /* ms when the last such read began */
     struct server_request *retrying; /* the request being run again after it */
+    /* The request being run again once its key's minute was counted in the
+     * store (api__rate_park), and whether the store counted it (else this
+     * daemon's own count judges it). */
+    struct server_request *rate_counted;
+    bool rate_shared;
 };
 
 /** Answer req with OpenAI's error shape: {"error": {"message", "type",

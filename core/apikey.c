@@ -625,6 +625,50 @@ bool apikey_rate_take(struct apikey *k, int64_t now_ms, int64_t *retry_after_ms)
     return true;
 }
 
+struct apikey_rate_job {
+    struct store_job job;
+    char name[STORE_APIKEY_ID_SIZE + 16]; /* "api.rpm:<key id>" */
+    int64_t minute;
+    int64_t rpm;
+    int64_t retry_after_ms;
+    apikey_rate_cb cb;
+    void *data;
+};
+
+static int apikey__rate_run(struct store_txn *txn, struct store_job *job)
+{
+    struct apikey_rate_job *r = container_of(job, struct apikey_rate_job, job);
+    return store_txn_counter_add(txn, r->name, r->minute, 1, r->rpm, NULL);
+}
+
+static void apikey__rate_done(struct store_job *job, int rc)
+{
+    struct apikey_rate_job *r = container_of(job, struct apikey_rate_job, job);
+    r->cb(rc, rc == HB_ELIMIT ? r->retry_after_ms : 0, r->data);
+    free(r);
+}
+
+int apikey_rate_take_shared(struct core *core, const struct apikey *k, int64_t now_ms,
+                            apikey_rate_cb cb, void *data)
+{
+    if (core->ledger == NULL)
+        return HB_ECANCELED;
+    struct apikey_rate_job *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return HB_ENOMEM;
+    r->job = (struct store_job){.run = apikey__rate_run, .done = apikey__rate_done};
+    snprintf(r->name, sizeof(r->name), "api.rpm:%s", k->rec.id);
+    r->minute = now_ms / 60000;
+    r->rpm = k->rec.rpm;
+    r->retry_after_ms = (r->minute + 1) * 60000 - now_ms;
+    r->cb = cb;
+    r->data = data;
+    int rc = store_submit(ledger_store(core->ledger), &r->job);
+    if (rc < 0)
+        free(r);
+    return rc;
+}
+
 bool apikey_model_allowed(const struct apikey *k, const char *name)
 {
     const char *p = k->rec.models;

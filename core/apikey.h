@@ -135,6 +135,18 @@ enum apikey_verdict apikey_authenticate(struct core *core, const char *presented
  *  it may go; false with *retry_after_ms (until the next minute). */
 bool apikey_rate_take(struct apikey *k, int64_t now_ms, int64_t *retry_after_ms);
 
+/** Completion of apikey_rate_take_shared: rc 0 (it may go), HB_ELIMIT
+ *  (the minute's requests are used up: retry_after_ms until the next
+ *  minute), or a storage error. */
+typedef void (*apikey_rate_cb)(int rc, int64_t retry_after_ms, void *data);
+
+/** apikey_rate_take on a ledger several daemons share: the key's requests
+ *  of the minute are counted in the store (the counter "api.rpm:<id>"),
+ *  so the limit holds across every daemon the requests reach. Returns 0
+ *  (cb follows) or a negative code. */
+int apikey_rate_take_shared(struct core *core, const struct apikey *k, int64_t now_ms,
+                            apikey_rate_cb cb, void *data);
+
 /** Whether the key may use model `name`. */
 bool apikey_model_allowed(const struct apikey *k, const char *name);
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FO_UPDATES 4000
@@ -342,12 +343,16 @@ static void fo_key_sent(struct fo *f, char key[80])
 
 /* Ann (chat 777) makes an API key on Telegram: the poller's answer holds
  * it, into key. */
-static void fo_key_made(struct fo *f, struct test_child *a, struct test_child *b, char key[80])
+static void fo_key_made_with(struct fo *f, struct test_child *a, struct test_child *b,
+                             const char *command, char key[80])
 {
-    tgapi_push(f->api,
-               "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":777,"
-               "\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":777,"
-               "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"/apikey create laptop\"}");
+    char update[512];
+    snprintf(update, sizeof(update),
+             "\"message\":{\"message_id\":7,\"date\":1700000000,\"chat\":{\"id\":777,"
+             "\"type\":\"private\",\"first_name\":\"Ann\"},\"from\":{\"id\":777,"
+             "\"is_bot\":false,\"first_name\":\"Ann\"},\"text\":\"%s\"}",
+             command);
+    tgapi_push(f->api, update);
     key[0] = '\0';
     uint64_t end = test_now_ms() + 30000;
     while (strlen(key) != 68 && test_now_ms() < end) {
@@ -356,6 +361,11 @@ static void fo_key_made(struct fo *f, struct test_child *a, struct test_child *b
     }
     if (strlen(key) != 68)
         fail_msg("no key in the poller's answer (%zu calls)", tgapi_ncalls(f->api));
+}
+
+static void fo_key_made(struct fo *f, struct test_child *a, struct test_child *b, char key[80])
+{
+    fo_key_made_with(f, a, b, "/apikey create laptop", key);
 }
 
 /* How many sendMessage calls to chat (a body's "chat_id":N, or NULL: any)
@@ -502,6 +512,38 @@ static void test_revoked_key_refused_everywhere_at_once(void **state)
     fo_free(&f);
 }
 
+/* A key's requests per minute are counted across the daemons: with rpm 3,
+ * three requests through either daemon go, the fourth is refused on both
+ * (before, each daemon counted its own, and six went). */
+static void test_key_rpm_counted_across_daemons(void **state)
+{
+    (void)state;
+    struct fo f;
+    struct test_child a, b;
+    fo_lease_s = 60;
+    fo_init_with(&f, true,
+                 "[api]\nenabled = true\n[provider \"demo\"]\nkind = demo\n"
+                 "[model \"demo-chat\"]\nprovider = demo\nprice_request = 1\n"
+                 "max_output_tokens = 50\n[ledger]\nwelcome_bonus = 1000\n");
+    fo_lease_s = FO_LEASE_S;
+    fo_start(&f, 0, &a, "telegram.polling");
+    fo_start(&f, 1, &b, "role=standby");
+    char key[80];
+    fo_key_made_with(&f, &a, &b, "/apikey create laptop rpm:3", key);
+    /* All within one minute of the clock. */
+    while (time(NULL) % 60 > 45)
+        fo_pump(&a, &b, 100);
+    assert_int_equal(fo_complete(&f, 0, key), 200);
+    assert_int_equal(fo_complete(&f, 1, key), 200);
+    assert_int_equal(fo_complete(&f, 1, key), 200);
+    assert_int_equal(fo_complete(&f, 0, key), 429);
+    assert_int_equal(fo_complete(&f, 1, key), 429);
+    fo_stop(&a, &b);
+    test_child_free(&a);
+    test_child_free(&b);
+    fo_free(&f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sigkill_standby_takes_over),
     cmocka_unit_test(test_sigterm_hands_over_at_once),
@@ -509,6 +551,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_standby_payment_told_by_poller),
     cmocka_unit_test(test_standby_low_balance_told_by_poller),
     cmocka_unit_test(test_revoked_key_refused_everywhere_at_once),
+    cmocka_unit_test(test_key_rpm_counted_across_daemons),
 };
 
 TEST_GROUP_DEFINE(telegram_failover_pg, tests, NULL, NULL)
