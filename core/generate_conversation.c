@@ -478,12 +478,17 @@ static void conv__load_done(struct store_job *sj, int rc)
         op->cid[0] = '\0';
     } else {
         /* What the store said, unless a write of this daemon got there
-         * first (it is newer). */
+         * first (it is newer). On a shared ledger the store is newer than
+         * this daemon's cache (it flushed its writes before asking), so
+         * the store's answer replaces what the cache held. */
+        bool shared = g->core->cluster != NULL;
         struct map *m = op->by_msg ? g->conv_msgs : g->conv_places;
-        if (op->key[0] != '\0' && map_get(m, op->key) == NULL)
+        if (op->key[0] != '\0' && (shared || map_get(m, op->key) == NULL))
             conv__ptr_set(m, op->key, op->cid, op->loaded != NULL ? op->loaded->owner : job->wallet,
                           now);
-        if (op->loaded != NULL && map_get(g->convs, op->cid) == NULL) {
+        if (shared && op->loaded == NULL && op->cid[0] != '\0')
+            map_remove(g->convs, op->cid); /* gone from the store */
+        if (op->loaded != NULL && (shared || map_get(g->convs, op->cid) == NULL)) {
             /* Within today's budget (it may have been lowered since). */
             conv__trim(op->loaded, catalog_limits_get(job->cat)->memory_tokens);
             op->loaded->last_used = now;
@@ -517,15 +522,22 @@ void job__conversation_start(struct job *job)
                       job->conv_msg, sizeof(job->conv_msg));
     bool by_msg = job->conv_msg[0] != '\0';
     const char *key = by_msg ? job->conv_msg : job->conv_key;
-    struct gen_conv_ptr *p = map_get(by_msg ? g->conv_msgs : g->conv_places, key);
+    /* On a shared ledger another daemon may have moved the conversation
+     * (the Telegram poller before a failover, a Discord interaction served
+     * elsewhere): the store is asked every time, after this daemon's own
+     * writes. Alone, the cache is the truth. */
+    bool shared = g->core->cluster != NULL;
+    struct gen_conv_ptr *p = shared ? NULL : map_get(by_msg ? g->conv_msgs : g->conv_places, key);
     if (p != NULL) {
         p->last_used = generate__now(g);
         snprintf(job->conv_id, sizeof(job->conv_id), "%s", p->conv);
         if (p->conv[0] == '\0' || map_get(g->convs, p->conv) != NULL)
             return; /* all in the cache */
-    } else if (!by_msg && g->conv_known_ready && !conv__known_has(g, conv__hash(key))) {
+    } else if (!shared && !by_msg && g->conv_known_ready && !conv__known_has(g, conv__hash(key))) {
         return; /* a place the store has nothing for */
     }
+    if (shared)
+        generate__conv_flush(g);
     struct store *store = generate__conv_store(g);
     struct conv_load *op = store != NULL ? calloc(1, sizeof(*op)) : NULL;
     if (op == NULL) {

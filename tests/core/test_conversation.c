@@ -4,6 +4,7 @@
  * conversation starts over, retention and /forget delete the rows for
  * real, and the token budget trims the oldest turns, in memory and in the
  * store alike. */
+#include "core/cluster.h"
 #include "core/state.h"
 #include "tests/core/test_generate.h"
 #include "tests/test.h"
@@ -401,6 +402,55 @@ static void test_budget_trims_oldest_turns(void **state)
     gt_done(&gt);
 }
 
+/* Several daemons on one ledger: a conversation moved on through one
+ * daemon (the Telegram poller before a failover) goes on through the
+ * other with every turn, both ways; before, each answered from its own
+ * cache and start-time view of the store, and lost the other's turns. */
+static void test_conversation_across_daemons(void **state)
+{
+    (void)state;
+    struct gt gt;
+    ct_init(&gt, 0);
+    struct store *store = ledger_store(gt.lt.ledger);
+    gt.core.cluster = cluster_new(&gt.lt.loop, store, generate_run(gt.g), 15000, NULL, NULL, NULL);
+    assert_non_null(gt.core.cluster);
+    struct core other = gt.core;
+    other.cluster = cluster_new(&gt.lt.loop, store, "run-other", 15000, NULL, NULL, NULL);
+    assert_non_null(other.cluster);
+    struct generate_options opts = {.clock = {.now_ms = gt_clock, .data = &gt}};
+    struct generate *mine = gt.g;
+    other.generate = generate_new(&gt.lt.loop, &other, generate_catalog(mine), &opts);
+    assert_non_null(other.generate);
+    ct_barrier(&gt); /* both read what the store held at their start: nothing */
+
+    ct_turn(&gt, 0, "u1", NULL, NULL, NULL, "my name is Ada", "hello Ada", NULL);
+    gt.g = other.generate;
+    struct provider_call *c = ct_turn(&gt, 1, "u1", NULL, NULL, NULL, "what is 2+2", "4", NULL);
+    assert_int_equal(c->nmessages, 3);
+    assert_string_equal(c->first_prompt, "my name is Ada");
+    gt.g = mine;
+    c = ct_turn(&gt, 2, "u1", NULL, NULL, NULL, "what is my name?", "Ada", NULL);
+    assert_int_equal(c->nmessages, 5);
+    /* /new through the other: this one starts over too. */
+    struct invocation inv;
+    struct reply_capture cap;
+    gt_inv(&inv, &cap, "u1", NULL);
+    generate_conversation_reset(other.generate, &inv);
+    reply_capture_close(&cap);
+    gt_settle(&gt, 5); /* its write is queued (its flush timer ran) */
+    ct_barrier(&gt);
+    c = ct_turn(&gt, 3, "u1", NULL, NULL, NULL, "hello again", "hi", NULL);
+    assert_int_equal(c->nmessages, 1);
+
+    gt.closed = 0;
+    generate_close(other.generate, gt_closed, &gt);
+    gt_wait(&gt, &gt.closed, 1);
+    cluster_free(other.cluster);
+    cluster_free(gt.core.cluster);
+    gt.core.cluster = NULL;
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest conversation_tests[] = {
     cmocka_unit_test(test_conversation_survives_restart),
     cmocka_unit_test(test_new_place_needs_no_lookup),
@@ -411,6 +461,7 @@ static const struct CMUnitTest conversation_tests[] = {
     cmocka_unit_test(test_retention_keeps_a_conversation_in_use),
     cmocka_unit_test(test_forget_erases_rows),
     cmocka_unit_test(test_budget_trims_oldest_turns),
+    cmocka_unit_test(test_conversation_across_daemons),
 };
 
 TEST_GROUP_DEFINE(conversation, conversation_tests, gt_group_setup, lt_group_teardown)
