@@ -446,6 +446,20 @@ static void test_standby_low_balance_told_by_poller(void **state)
     fo_free(&f);
 }
 
+/* Both daemons up with the HTTP API and a demo model, a the poller and b
+ * the standby, on a minute's lease (no takeover while the test runs). */
+static void fo_api_pair(struct fo *f, struct test_child *a, struct test_child *b)
+{
+    fo_lease_s = 60;
+    fo_init_with(f, true,
+                 "[api]\nenabled = true\n[provider \"demo\"]\nkind = demo\n"
+                 "[model \"demo-chat\"]\nprovider = demo\nprice_request = 1\n"
+                 "max_output_tokens = 50\n[ledger]\nwelcome_bonus = 1000\n");
+    fo_lease_s = FO_LEASE_S;
+    fo_start(f, 0, a, "telegram.polling");
+    fo_start(f, 1, b, "role=standby");
+}
+
 /* A key revoked on the poller is refused by the standby at once, not at
  * the standby's next heartbeat (a third of the lease: 20 s here): the
  * revocation's commit is announced to every daemon (store_listen). */
@@ -454,14 +468,7 @@ static void test_revoked_key_refused_everywhere_at_once(void **state)
     (void)state;
     struct fo f;
     struct test_child a, b;
-    fo_lease_s = 60;
-    fo_init_with(&f, true,
-                 "[api]\nenabled = true\n[provider \"demo\"]\nkind = demo\n"
-                 "[model \"demo-chat\"]\nprovider = demo\nprice_request = 1\n"
-                 "max_output_tokens = 50\n[ledger]\nwelcome_bonus = 1000\n");
-    fo_lease_s = FO_LEASE_S;
-    fo_start(&f, 0, &a, "telegram.polling");
-    fo_start(&f, 1, &b, "role=standby");
+    fo_api_pair(&f, &a, &b);
     assert_non_null(strstr(a.err, "cluster.listening"));
     assert_non_null(strstr(b.err, "cluster.listening"));
     char key[80];
@@ -520,14 +527,7 @@ static void test_key_rpm_counted_across_daemons(void **state)
     (void)state;
     struct fo f;
     struct test_child a, b;
-    fo_lease_s = 60;
-    fo_init_with(&f, true,
-                 "[api]\nenabled = true\n[provider \"demo\"]\nkind = demo\n"
-                 "[model \"demo-chat\"]\nprovider = demo\nprice_request = 1\n"
-                 "max_output_tokens = 50\n[ledger]\nwelcome_bonus = 1000\n");
-    fo_lease_s = FO_LEASE_S;
-    fo_start(&f, 0, &a, "telegram.polling");
-    fo_start(&f, 1, &b, "role=standby");
+    fo_api_pair(&f, &a, &b);
     char key[80];
     fo_key_made_with(&f, &a, &b, "/apikey create laptop rpm:3", key);
     /* All within one minute of the clock. */
