@@ -24,21 +24,13 @@
 #include <sys/random.h>
 #include <sys/types.h>
 
-#define LINK_TRIES_HELD_MAX 10000 /* members' try counts held before old ones are dropped */
-
 struct link_entry {
     char wallet[LINK_IDENTITY_MAX]; /* the wallet account the identity spends */
     int64_t linked_at;              /* ms since the epoch */
 };
 
-struct link_tries {
-    int64_t since; /* start of the member's current window, ms */
-    int count;     /* codes tried in it */
-};
-
 struct link_dir {
     struct map *links; /* identity -> struct link_entry */
-    struct map *tries; /* identity -> struct link_tries */
     struct map *busy;  /* identities whose link is being written -> link__busy_mark */
     bool refreshing;   /* a link_dir_refresh read is under way */
     bool again;        /* asked for while one was under way: read once more after it */
@@ -52,9 +44,8 @@ struct link_dir *link_dir_new(void)
     if (d == NULL)
         return NULL;
     d->links = map_new(free);
-    d->tries = map_new(free);
     d->busy = map_new(NULL);
-    if (d->links == NULL || d->tries == NULL || d->busy == NULL) {
+    if (d->links == NULL || d->busy == NULL) {
         link_dir_free(d);
         return NULL;
     }
@@ -66,7 +57,6 @@ void link_dir_free(struct link_dir *d)
     if (d == NULL)
         return;
     map_free(d->links);
-    map_free(d->tries);
     map_free(d->busy);
     free(d);
 }
@@ -139,6 +129,7 @@ static bool link__same_platform(const char *a, const char *b)
  * database takes far longer than a code lives. */
 #define LINK_NS_CODE "link.code"
 #define LINK_NS_CODE_OF "link.code.of"
+#define LINK_NS_TRIES "link.tries" /* taker -> "<window start> <tries>" */
 #define LINK_CODE_HASH_ROUNDS 4000 /* about 1 ms here; days of a GPU for every code */
 #define LINK_CODE_HASH_HEX 65      /* 64 hex digits and the NUL */
 #define LINK_CODE_SWEEP_MAX 64     /* expired codes removed per new code */
@@ -165,9 +156,13 @@ struct link_code_job {
     char creator[LINK_IDENTITY_MAX]; /* PUT: the code's creator; TAKE: read back */
     char code[LINK_CODE_LEN + 1];    /* PUT: the clear code, for the callback only */
     int64_t now;
-    int64_t expires_at; /* TAKE: read back */
-    bool found;         /* TAKE: the code was open */
-    size_t open;        /* PUT: live codes seen */
+    int64_t expires_at;            /* TAKE: read back */
+    bool found;                    /* TAKE: the code was open */
+    bool malformed;                /* TAKE: the text cannot be a code (a try all the same) */
+    bool limited;                  /* TAKE: the taker has no tries left */
+    int64_t retry_ms;              /* TAKE, limited: until the taker's window ends */
+    char taker[LINK_IDENTITY_MAX]; /* TAKE: who tries the code */
+    size_t open;                   /* PUT: live codes seen */
     size_t nexpired;
     char expired[LINK_CODE_SWEEP_MAX][LINK_CODE_HASH_HEX];
     link_code_new_cb new_cb;
@@ -253,12 +248,44 @@ static int link__code_put(struct store_txn *txn, struct link_code_job *j, int64_
     return rc < 0 ? rc : store_txn_state_put(txn, LINK_NS_CODE_OF, j->creator, j->hash, at);
 }
 
+/* Count a try of j->taker in the store (LINK_NS_TRIES: "<window start>
+ * <tries>"), shared by every daemon: j->limited (with j->retry_ms) when the
+ * taker has no tries left in the window that began with its first try. */
+static int link__try(struct store_txn *txn, struct link_code_job *j, int64_t at)
+{
+    char *value = NULL;
+    int rc = store_txn_state_get(txn, LINK_NS_TRIES, j->taker, &value);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    long long since = 0;
+    int count = 0;
+    if (value == NULL || sscanf(value, "%lld %d", &since, &count) != 2 ||
+        j->now - since >= LINK_TRIES_WINDOW_MS) {
+        since = j->now;
+        count = 0;
+    }
+    free(value);
+    if (count >= LINK_TRIES_MAX) {
+        j->limited = true;
+        j->retry_ms = since + LINK_TRIES_WINDOW_MS - j->now;
+        return 0;
+    }
+    char text[48];
+    snprintf(text, sizeof(text), "%lld %d", since, count + 1);
+    return store_txn_state_put(txn, LINK_NS_TRIES, j->taker, text, at);
+}
+
 static int link__code_run(struct store_txn *txn, struct store_job *job)
 {
     struct link_code_job *j = container_of(job, struct link_code_job, job);
     int64_t at = clock_real_ms();
     if (j->verb == LINK_CODE_PUT)
         return link__code_put(txn, j, at);
+    if (j->verb == LINK_CODE_TAKE) {
+        int rc = link__try(txn, j, at);
+        if (rc < 0 || j->limited || j->malformed)
+            return rc; /* the code, if any, stays open */
+    }
     /* Taken or voided: used once, whatever the outcome. */
     char *value = NULL;
     int rc = store_txn_state_get(txn, LINK_NS_CODE, j->hash, &value);
@@ -280,10 +307,11 @@ static void link__code_done(struct store_job *job, int rc)
     if (j->verb == LINK_CODE_PUT && j->new_cb != NULL)
         j->new_cb(rc, rc == 0 ? j->code : NULL, j->data);
     else if (j->verb == LINK_CODE_TAKE && j->take_cb != NULL) {
-        enum link_code_result r = !j->found                 ? LINK_CODE_WRONG
+        enum link_code_result r = j->limited                ? LINK_CODE_LIMITED
+                                  : !j->found               ? LINK_CODE_WRONG
                                   : j->expires_at <= j->now ? LINK_CODE_EXPIRED
                                                             : LINK_CODE_OK;
-        j->take_cb(rc < 0 ? rc : 0, r, r == LINK_CODE_OK ? j->creator : NULL, 0, j->data);
+        j->take_cb(rc < 0 ? rc : 0, r, r == LINK_CODE_OK ? j->creator : NULL, j->retry_ms, j->data);
     } else if (rc < 0)
         log_warn("link.code_not_voided", "error=%s", hb_strerror(rc));
     OPENSSL_cleanse(j->code, sizeof(j->code));
@@ -360,61 +388,21 @@ static bool link__normalize(const char *text, char *code)
     return len == LINK_CODE_LEN;
 }
 
-/* Count a try of identity; false (with *retry_ms) when it has no tries left. */
-static bool link__try(struct link_dir *d, const char *identity, int64_t now, int64_t *retry_ms)
-{
-    struct link_tries *t = map_get(d->tries, identity);
-    if (t == NULL) {
-        if (map_count(d->tries) >= LINK_TRIES_HELD_MAX) {
-            struct map_iter it;
-            void *v;
-            map_iter_init(&it, d->tries);
-            while (map_iter_next(&it, NULL, &v)) {
-                const struct link_tries *old = v;
-                if (now - old->since >= LINK_TRIES_WINDOW_MS)
-                    map_iter_remove(&it);
-            }
-        }
-        t = calloc(1, sizeof(*t));
-        if (t == NULL || map_set(d->tries, identity, t) < 0) {
-            free(t);
-            *retry_ms = LINK_TRIES_WINDOW_MS; /* out of memory: refuse, never let through */
-            return false;
-        }
-        t->since = now;
-    }
-    if (now - t->since >= LINK_TRIES_WINDOW_MS) {
-        t->since = now;
-        t->count = 0;
-    }
-    if (t->count >= LINK_TRIES_MAX) {
-        *retry_ms = t->since + LINK_TRIES_WINDOW_MS - now;
-        return false;
-    }
-    t->count++;
-    return true;
-}
-
 int link_code_take(struct core *core, const char *identity, const char *text, link_code_take_cb cb,
                    void *data)
 {
-    struct link_dir *d = core->links;
-    if (d == NULL || core->ledger == NULL)
+    if (core->links == NULL || core->ledger == NULL)
         return HB_ECANCELED;
-    int64_t retry_ms = 0;
-    if (!link__try(d, identity, core_now_ms(core), &retry_ms)) {
-        cb(0, LINK_CODE_LIMITED, NULL, retry_ms, data);
-        return 0;
-    }
+    /* A text that cannot be a code still counts as a try; its hash is of
+     * nothing any code hashes to. */
     char code[LINK_CODE_LEN + 1];
-    if (text == NULL || !link__normalize(text, code)) {
-        cb(0, LINK_CODE_WRONG, NULL, 0, data);
-        return 0;
-    }
-    struct link_code_job *j = link__code_job(core, LINK_CODE_TAKE, code);
+    bool fits = text != NULL && link__normalize(text, code);
+    struct link_code_job *j = link__code_job(core, LINK_CODE_TAKE, fits ? code : "");
     OPENSSL_cleanse(code, sizeof(code));
     if (j == NULL)
         return HB_ENOMEM;
+    j->malformed = !fits;
+    snprintf(j->taker, sizeof(j->taker), "%s", identity);
     j->take_cb = cb;
     j->data = data;
     int rc = store_submit(ledger_store(core->ledger), &j->job);

@@ -18,8 +18,8 @@
  * shared ledger is taken through any other, and a restart keeps it. A
  * code is LINK_CODE_LEN characters from an alphabet without look-alikes,
  * lives LINK_CODE_TTL_MS, is used once, and a member may try
- * LINK_TRIES_MAX codes per LINK_TRIES_WINDOW_MS (counted by the daemon
- * that takes the tries).
+ * LINK_TRIES_MAX codes per LINK_TRIES_WINDOW_MS (counted in the store too,
+ * from the member's first try of the window).
  *
  * Welcome bonuses: a linked identity's own wallet is opened (without a
  * bonus) when it links, so it never gets one later; one linked into a
@@ -101,10 +101,10 @@ typedef void (*link_code_take_cb)(int rc, enum link_code_result r, const char *c
                                   int64_t retry_ms, void *data);
 
 /** Use identity's try of text (case, spaces and dashes ignored): counts a
- *  try (in this daemon's memory), and takes the code away (single use)
- *  whatever the outcome. Returns 0, cb following (from inside the call
- *  when no store read is needed: too many tries, or text cannot be a
- *  code), or HB_ECANCELED / HB_ENOMEM (no callback). */
+ *  try (in the store, so every daemon of a shared ledger counts the same
+ *  tries), and takes the code away (single use) whatever the outcome,
+ *  unless the member had no tries left. Returns 0 (cb follows), or
+ *  HB_ECANCELED / HB_ENOMEM / the store's error (no callback). */
 int link_code_take(struct core *core, const char *identity, const char *text, link_code_take_cb cb,
                    void *data);
 

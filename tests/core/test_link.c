@@ -440,6 +440,13 @@ static void test_rate_limit(void **state)
     code_get(f, &alice, code);
     t = redeem(f, &alice_tg, code);
     assert_non_null(strstr(t, "Linked"));
+    /* The tries are counted in the store: another daemon (its own memory)
+     * refuses a member who used them up through this one. */
+    for (int i = 0; i < LINK_TRIES_MAX; i++)
+        redeem(f, &bob, "ZZZZ2222");
+    fx_links_load(f);
+    t = redeem(f, &bob, "ZZZZ3333");
+    assert_non_null(strstr(t, "Too many link codes tried."));
 }
 
 /* A link is durable: after the ledger is reopened and the links read
