@@ -70,11 +70,25 @@ int64_t job__hold_extra_ms(const struct job *job)
 
 /* The short id admins type: a digest of the job id, the same after a
  * restart. */
-void job__appr_id(struct job *job)
+void generate__appr_id(const char *job_id, char out[APPROVAL_ID_LEN + 1])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)job->id, strlen(job->id), md);
-    hex_encode(md, APPROVAL_ID_LEN / 2, job->appr_id);
+    SHA256((const unsigned char *)job_id, strlen(job_id), md);
+    hex_encode(md, APPROVAL_ID_LEN / 2, out);
+}
+
+void job__appr_id(struct job *job)
+{
+    generate__appr_id(job->id, job->appr_id);
+}
+
+void generate__actor(const struct invocation *by, char *buf, size_t cap)
+{
+    if (by->user_name[0] != '\0')
+        snprintf(buf, cap, "%s:%s (%s)", command_platform_name(by->platform), by->user_id,
+                 by->user_name);
+    else
+        snprintf(buf, cap, "%s:%s", command_platform_name(by->platform), by->user_id);
 }
 
 /* ---- replies through notices ------------------------------------------------ */
@@ -570,12 +584,8 @@ int generate_approval_decide(struct generate *g, const struct invocation *by, co
         snprintf(msg, cap, "%s", MSG_APPR_NOT_YOURS);
         return HB_EPERM;
     }
-    char actor[COMMAND_ID_MAX * 2 + 16];
-    if (by->user_name[0] != '\0')
-        snprintf(actor, sizeof(actor), "%s:%s (%s)", command_platform_name(by->platform),
-                 by->user_id, by->user_name);
-    else
-        snprintf(actor, sizeof(actor), "%s:%s", command_platform_name(by->platform), by->user_id);
+    char actor[GEN_ACTOR_MAX];
+    generate__actor(by, actor, sizeof(actor));
     snprintf(msg, cap, MSG_APPR_DONE, id, approval_outcome_name(outcome));
     job__decided(job, outcome, actor, text);
     return 0;

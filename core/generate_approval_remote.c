@@ -19,13 +19,11 @@
 #include "core/messages.h"
 #include "core/state.h"
 #include "base/error.h"
-#include "base/hex.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "storage/store.h"
 
 #include <cjson/cJSON.h>
-#include <openssl/sha.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +43,7 @@ struct asked_job {
     struct invocation by;        /* the admin (identity only) */
     char id[APPROVAL_ID_LEN + 1];
     enum approval_outcome outcome;
-    char actor[COMMAND_ID_MAX * 2 + 16];
+    char actor[GEN_ACTOR_MAX];
     char *text; /* the reason or the new prompt; may be NULL */
     int64_t now;
     enum asked_found found;
@@ -59,16 +57,14 @@ struct asked_job {
 static bool asked__record_is(const struct asked_job *j, const char *key, const char *value,
                              struct invocation *who)
 {
-    const char *held = strstr(value, " held ");
-    if (held == NULL)
+    const char *json = generate__held_json(value);
+    if (json == NULL)
         return false;
-    unsigned char md[SHA256_DIGEST_LENGTH];
     char id[APPROVAL_ID_LEN + 1];
-    SHA256((const unsigned char *)key, strlen(key), md);
-    hex_encode(md, APPROVAL_ID_LEN / 2, id);
+    generate__appr_id(key, id);
     if (strcmp(id, j->id) != 0)
         return false;
-    cJSON *o = cJSON_Parse(held + strlen(" held "));
+    cJSON *o = cJSON_Parse(json);
     memset(who, 0, sizeof(*who));
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "platform");
     who->platform = cJSON_IsNumber(v) ? (enum command_platform)v->valueint : 0;
@@ -197,12 +193,7 @@ int generate_approval_forward(struct generate *g, const struct invocation *by, c
     j->by.reply = NULL; /* identity only: nothing of it answers */
     snprintf(j->id, sizeof(j->id), "%s", id);
     j->outcome = outcome;
-    if (by->user_name[0] != '\0')
-        snprintf(j->actor, sizeof(j->actor), "%s:%s (%s)", command_platform_name(by->platform),
-                 by->user_id, by->user_name);
-    else
-        snprintf(j->actor, sizeof(j->actor), "%s:%s", command_platform_name(by->platform),
-                 by->user_id);
+    generate__actor(by, j->actor, sizeof(j->actor));
     j->text = text != NULL ? strdup(text) : NULL;
     j->now = generate__now(g);
     j->cb = cb;
@@ -339,24 +330,41 @@ struct listed_job {
     void *data;
 };
 
+static int listed__older(const void *a, const void *b)
+{
+    const struct listed_item *x = a, *y = b;
+    if (x->held_at != y->held_at)
+        return x->held_at < y->held_at ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* Where a held job goes: a free slot, or (the list full) the place of the
+ * newest when this one is older; NULL when it is not shown. */
+static struct listed_item *listed__slot(struct listed_job *l, const struct listed_item *it)
+{
+    if (l->n < GEN_LISTED_MAX)
+        return &l->items[l->n++];
+    l->more++;
+    struct listed_item *newest = &l->items[0];
+    for (size_t i = 1; i < l->n; i++)
+        if (listed__older(newest, &l->items[i]) < 0)
+            newest = &l->items[i];
+    return listed__older(it, newest) < 0 ? newest : NULL;
+}
+
 static int listed__seen(const char *key, const char *value, void *data)
 {
     struct listed_job *l = data;
-    const char *held = strstr(value, " held ");
+    const char *json = generate__held_json(value);
     const char *space = strchr(value, ' ');
-    if (held == NULL || space == NULL)
+    if (json == NULL || space == NULL)
         return 0;
-    if (l->n == GEN_LISTED_MAX) {
-        l->more++;
-        return 0;
-    }
-    struct listed_item *it = &l->items[l->n];
+    struct listed_item item;
+    struct listed_item *it = &item;
     memset(it, 0, sizeof(*it));
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)key, strlen(key), md);
-    hex_encode(md, APPROVAL_ID_LEN / 2, it->id);
+    generate__appr_id(key, it->id);
     snprintf(it->wallet, sizeof(it->wallet), "%.*s", (int)(space - value), value);
-    cJSON *o = cJSON_Parse(held + strlen(" held "));
+    cJSON *o = cJSON_Parse(json);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "model");
     snprintf(it->model, sizeof(it->model), "%s", cJSON_IsString(v) ? v->valuestring : "?");
     v = cJSON_GetObjectItemCaseSensitive(o, "why");
@@ -366,7 +374,9 @@ static int listed__seen(const char *key, const char *value, void *data)
     v = cJSON_GetObjectItemCaseSensitive(o, "held_at");
     it->held_at = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
     cJSON_Delete(o);
-    l->n++;
+    struct listed_item *slot = listed__slot(l, it);
+    if (slot != NULL)
+        *slot = *it;
     return 0;
 }
 
@@ -374,14 +384,6 @@ static int listed__run(struct store_txn *txn, struct store_job *job)
 {
     struct listed_job *l = container_of(job, struct listed_job, job);
     return store_txn_state_each(txn, GEN_NS_JOB, "", listed__seen, l);
-}
-
-static int listed__older(const void *a, const void *b)
-{
-    const struct listed_item *x = a, *y = b;
-    if (x->held_at != y->held_at)
-        return x->held_at < y->held_at ? -1 : 1;
-    return strcmp(x->id, y->id);
 }
 
 static void listed__done(struct store_job *job, int rc)

@@ -123,9 +123,11 @@ void job__held_persist(struct job *job)
     }
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    char *value = NULL;
-    if (json == NULL || asprintf(&value, "%s %u %s held %s", job->wallet, job->nres,
-                                 generate__run(job->g), json) < 0) {
+    size_t json_at = 0;
+    char *value = json != NULL ? generate__held_record(job->wallet, job->nres,
+                                                       generate__run(job->g), json, &json_at)
+                               : NULL;
+    if (value == NULL) {
         free(json);
         log_warn("approval.persist_failed", "id=%s error=%s", job->appr_id, hb_strerror(HB_ENOMEM));
         return;
@@ -225,6 +227,25 @@ void generate__held_restore(struct generate *g, const char *key, const char *wal
     job__hold_arm(job);
 }
 
+/* ---- the record's text ---------------------------------------------------- */
+
+char *generate__held_record(const char *wallet, unsigned nres, const char *run, const char *json,
+                            size_t *json_at)
+{
+    char *value = NULL;
+    int n = asprintf(&value, "%s %u %s held %s", wallet, nres, run, json);
+    if (n < 0)
+        return NULL;
+    *json_at = (size_t)n - strlen(json);
+    return value;
+}
+
+const char *generate__held_json(const char *record)
+{
+    const char *held = strstr(record, " held ");
+    return held != NULL ? held + strlen(" held ") : NULL;
+}
+
 /* ---- taking a record over ------------------------------------------------- */
 
 /* A held record found by recovery becomes this daemon's in one store job,
@@ -295,20 +316,14 @@ int generate__held_claim(struct generate *g, const char *key, const char *listed
     snprintf(c->wallet, sizeof(c->wallet), "%s", wallet);
     c->nres = nres;
     c->listed = strdup(listed);
-    int n = asprintf(&c->claimed, "%s %u %s held ", wallet, nres, generate__run(g));
-    if (n > 0)
-        c->json_at = (size_t)n;
-    char *full = NULL;
-    if (c->listed == NULL || n < 0 || asprintf(&full, "%s%s", c->claimed, json) < 0) {
+    c->claimed = generate__held_record(wallet, nres, generate__run(g), json, &c->json_at);
+    if (c->listed == NULL || c->claimed == NULL) {
         free(c->listed);
-        if (n >= 0)
-            free(c->claimed);
+        free(c->claimed);
         free(c);
         log_warn("approval.restore_failed", "job=%s error=%s", key, hb_strerror(HB_ENOMEM));
         return HB_ENOMEM;
     }
-    free(c->claimed);
-    c->claimed = full;
     int rc = store_submit(ledger_store(ledger), &c->job);
     if (rc < 0) {
         free(c->listed);

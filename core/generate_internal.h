@@ -530,6 +530,13 @@ void job__hold(struct job *job);
 int64_t job__hold_extra_ms(const struct job *job);
 /** The job's approval id, from its id. */
 void job__appr_id(struct job *job);
+/** The approval id of the job `job_id` (a digest: the same on every
+ *  daemon and after a restart). */
+void generate__appr_id(const char *job_id, char out[APPROVAL_ID_LEN + 1]);
+#define GEN_ACTOR_MAX (COMMAND_ID_MAX * 2 + 16)
+/** Who decided, as the audit trail names them: "<platform>:<user>
+ *  (<name>)", without the name when there is none. */
+void generate__actor(const struct invocation *by, char *buf, size_t cap);
 /** A reply handle that speaks through the host's notices, to who. NULL on
  *  failure. */
 struct reply *generate__notice_reply(struct core *core, const struct invocation *who);
@@ -557,6 +564,13 @@ bool generate__may_decide(const struct approval_rules *rules, const struct invoc
 
 /** Write the record that brings the job back held after a restart. */
 void job__held_persist(struct job *job);
+/** A held job's record, "<wallet> <reservations> <run> held <json>" (heap;
+ *  NULL on no memory); *json_at is where json starts in it. */
+char *generate__held_record(const char *wallet, unsigned nres, const char *run, const char *json,
+                            size_t *json_at);
+/** The JSON of a held job's record, or NULL when the record is not one of
+ *  a held job. */
+const char *generate__held_json(const char *record);
 /** Recovery found a held job's record: bring it back, held. */
 void generate__held_restore(struct generate *g, const char *key, const char *wallet, unsigned nres,
                             const char *json);

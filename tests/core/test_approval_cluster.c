@@ -5,7 +5,10 @@
 
 #include "core/cluster.h"
 #include "base/error.h"
+#include "base/hex.h"
 #include "tests/test.h"
+
+#include <openssl/sha.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +69,7 @@ static void at_other_line(struct at *at, struct at_other *o, const char *line,
 struct at_fwd {
     int rc;
     bool done;
-    char msg[512];
+    char msg[65536]; /* a shared list of 200 jobs */
 };
 
 static void at_fwd_done(int rc, const char *msg, void *data)
@@ -249,9 +252,64 @@ static void test_held_job_held_by_one_daemon(void **state)
     at_done(&at);
 }
 
+#define AT_MANY 201 /* one more held job than the shared list shows */
+
+/* AT_MANY held records straight in the store, the later a key the older
+ * its hold: the oldest comes last in the store's key order. */
+static int at_many_held(struct store_txn *txn, void *data)
+{
+    (void)data;
+    for (int i = 0; i < AT_MANY; i++) {
+        char key[32], value[200];
+        snprintf(key, sizeof(key), "gen:many%03d", i);
+        snprintf(value, sizeof(value),
+                 "console:m%d 1 run-gone held {\"model\":\"h\",\"why\":\"model h\","
+                 "\"reserved\":5,\"held_at\":%d}",
+                 i, 1000000 - i);
+        int rc = store_txn_state_put(txn, "gen.job", key, value, 1);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The approval id admins type for job id: a digest of it. */
+static void at_appr_id(const char *job_id, char out[APPROVAL_ID_LEN + 1])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)job_id, strlen(job_id), md);
+    hex_encode(md, APPROVAL_ID_LEN / 2, out);
+}
+
+/* The shared list shows the oldest held jobs when there are more than it
+ * shows, and says how many more wait. */
+static void test_shared_list_shows_the_oldest(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    assert_int_equal(lt_store_run(&at.gt.lt, at_many_held, NULL), 0);
+    struct at_other other;
+    at_other_start(&at, &other);
+    struct at_fwd f = {0};
+    assert_int_equal(generate_approvals_list_shared(other.g, at_fwd_done, &f), 0);
+    while (!f.done)
+        uv_run(&at.gt.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(f.rc, 0);
+    char oldest[APPROVAL_ID_LEN + 1], newest[APPROVAL_ID_LEN + 1];
+    at_appr_id("gen:many200", oldest);
+    at_appr_id("gen:many000", newest);
+    assert_non_null(strstr(f.msg, oldest));
+    assert_null(strstr(f.msg, newest));
+    assert_non_null(strstr(f.msg, "...and 1 more"));
+    at_other_stop(&at, &other);
+    at_done(&at);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_decided_through_other_daemon),
     cmocka_unit_test(test_held_job_held_by_one_daemon),
+    cmocka_unit_test(test_shared_list_shows_the_oldest),
 };
 
 TEST_GROUP_DEFINE(approval_cluster, tests, gt_group_setup, lt_group_teardown)
