@@ -97,7 +97,8 @@ struct api_park {
     struct api *a;
     struct server_request *req;
     server_handler_fn fn;
-    bool gone; /* the client left while it waited */
+    int64_t rpm; /* api__rate_park's: the key's limit, for the refusal */
+    bool gone;   /* the client left while it waited */
 };
 
 static void api__park_gone(void *data)
@@ -167,31 +168,22 @@ static bool api__park(struct api *a, struct server_request *req, server_handler_
     return true;
 }
 
-/* A request waiting for its key's shared per-minute count. */
-struct api_rate_park {
-    struct api *a;
-    struct server_request *req;
-    server_handler_fn fn;
-    int64_t rpm;
-    bool gone; /* the client left while it waited */
-};
-
-static void api__rate_gone(void *data)
+static void api__rate_refused(struct server_request *req, int64_t rpm, int64_t retry_after_ms)
 {
-    ((struct api_rate_park *)data)->gone = true;
+    api__error(req, 429, "requests", "rate_limit_exceeded", NULL, (retry_after_ms + 999) / 1000,
+               "Rate limit reached for this key: %lld requests per minute.", (long long)rpm);
 }
 
+/* A request parked (api__rate_park) for its key's shared per-minute count. */
 static void api__rate_counted(int rc, int64_t retry_after_ms, void *data)
 {
-    struct api_rate_park *p = data;
+    struct api_park *p = data;
     struct api *a = p->a;
     server_request_on_gone(p->req, NULL, NULL);
     if (p->gone) {
         api__unknown(p->req); /* nobody reads it; the request is freed */
     } else if (rc == HB_ELIMIT) {
-        api__error(p->req, 429, "requests", "rate_limit_exceeded", NULL,
-                   (retry_after_ms + 999) / 1000,
-                   "Rate limit reached for this key: %lld requests per minute.", (long long)p->rpm);
+        api__rate_refused(p->req, p->rpm, retry_after_ms);
     } else {
         /* Counted (or the store failed: this daemon's own count judges). */
         if (rc < 0)
@@ -212,15 +204,15 @@ static bool api__rate_park(struct api *a, struct server_request *req, server_han
 {
     if (a->core->cluster == NULL || self == NULL)
         return false;
-    struct api_rate_park *p = calloc(1, sizeof(*p));
+    struct api_park *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return false;
-    *p = (struct api_rate_park){.a = a, .req = req, .fn = self, .rpm = k->rec.rpm};
+    *p = (struct api_park){.a = a, .req = req, .fn = self, .rpm = k->rec.rpm};
     if (apikey_rate_take_shared(a->core, k, now, api__rate_counted, p) < 0) {
         free(p);
         return false;
     }
-    server_request_on_gone(req, api__rate_gone, p);
+    server_request_on_gone(req, api__park_gone, p);
     return true;
 }
 
@@ -270,9 +262,7 @@ struct apikey *api__authorize(struct api *a, struct server_request *req, bool sp
     if (k->rec.rpm > 0 && !rerun && api__rate_park(a, req, self, k, now))
         return NULL;
     if (!(rerun && a->rate_shared) && !apikey_rate_take(k, now, &wait_ms)) {
-        api__error(req, 429, "requests", "rate_limit_exceeded", NULL, (wait_ms + 999) / 1000,
-                   "Rate limit reached for this key: %lld requests per minute.",
-                   (long long)k->rec.rpm);
+        api__rate_refused(req, k->rec.rpm, wait_ms);
         return NULL;
     }
     if (spending) {

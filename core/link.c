@@ -318,6 +318,7 @@ static void link__code_done(struct store_job *job, int rc)
     free(j);
 }
 
+/* A job for code (NULL: a text that cannot be one, so no hash). */
 static struct link_code_job *link__code_job(struct core *core, enum link_code_verb verb,
                                             const char *code)
 {
@@ -329,7 +330,7 @@ static struct link_code_job *link__code_job(struct core *core, enum link_code_ve
     j->job = (struct store_job){.run = link__code_run, .done = link__code_done};
     j->verb = verb;
     j->now = core_now_ms(core);
-    if (link__code_hash(code, j->hash) < 0) {
+    if (code != NULL && link__code_hash(code, j->hash) < 0) {
         free(j);
         return NULL;
     }
@@ -393,11 +394,11 @@ int link_code_take(struct core *core, const char *identity, const char *text, li
 {
     if (core->links == NULL || core->ledger == NULL)
         return HB_ECANCELED;
-    /* A text that cannot be a code still counts as a try; its hash is of
-     * nothing any code hashes to. */
+    /* A text that cannot be a code still counts as a try (not hashed:
+     * nothing is looked up for it). */
     char code[LINK_CODE_LEN + 1];
     bool fits = text != NULL && link__normalize(text, code);
-    struct link_code_job *j = link__code_job(core, LINK_CODE_TAKE, fits ? code : "");
+    struct link_code_job *j = link__code_job(core, LINK_CODE_TAKE, fits ? code : NULL);
     OPENSSL_cleanse(code, sizeof(code));
     if (j == NULL)
         return HB_ENOMEM;
