@@ -13,13 +13,14 @@
  * and the offset, joining the store's group commit like any other, and
  * polling waits for it. A later send of a confirmed update (a generation's
  * image) or a notice (no update at all) waits in the queue, held, until
- * its row is durable. A sent row is removed with the next write. So a kill
- * at any moment loses nothing: an update not confirmed comes again from
+ * its row is durable. A sent row's removal is written as soon as it is
+ * answered (with the next write, when one is in flight). So a kill at any
+ * moment loses nothing: an update not confirmed comes again from
  * Telegram; what a confirmed one owes is in the outbox, which is sent at
  * start before any new update is taken. A kill repeats the replies of the
  * last poll if its confirmation had not reached Telegram (at most a poll's
  * updates), and the rows sent but not yet removed: those in flight and
- * those answered while a removal waited to share a write.
+ * those answered within the commit that removes them.
  *
  * Rows are numbered by the adapter (channel "telegram"); body is
  * {"m":method,"g":group,"e":edit,"b":{...},"pn":name,"pt":mime}, data the
@@ -41,7 +42,7 @@
 
 #define TG_OB_CHANNEL "telegram"
 #define TG_OB_REPLAY_MAX 100000 /* rows loaded at start; more wait for the next start */
-#define TG_OB_LINGER_MS 20      /* a sent row's removal waits this long for other writes */
+#define TG_OB_LINGER_MS 20      /* an offset with no rows waits this long for another write */
 
 struct tg_ob_row {
     int64_t id;
@@ -163,12 +164,11 @@ void tg_outbox_done(struct tg *tg, struct tg_op *op, const char *undeliverable)
         tg->ob_del[tg->ob_ndel++] = op->outbox_id;
     }
     op->row_written = false;
-    /* Removals are not urgent (a kill before them repeats those sends, no
-     * more): they ride with the next checkpoint, or go on their own after
-     * a moment, so that a write of their own does not delay one a reply
-     * waits for. */
-    if (!tg->closing && !uv_is_active((uv_handle_t *)&tg->ob_timer))
-        uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_LINGER_MS, 0);
+    /* A kill before the removal is durable sends the row again, so it is
+     * written at once: one commit is the whole window. Removals answered
+     * while a write is in flight go together with the next one. */
+    if (!tg->closing)
+        tg_outbox_flush(tg, false);
 }
 
 /* ---- the write ----------------------------------------------------------- */
@@ -229,10 +229,9 @@ static void tg__write_done(struct store_job *job, int rc)
         tg_poll_kick(tg);
         for (size_t i = 0; i < w->nheld; i++)
             tg_sendq_release(tg, w->held[i]);
-        if (tg->ob_nput > 0 || tg->ob_nfail > 0)
+        if (tg->ob_nput > 0 || tg->ob_nfail > 0 || tg->ob_ndel > 0)
             tg_outbox_flush(tg, false);
-        else if ((tg->ob_ndel > 0 || tg->ob_offset > 0) &&
-                 !uv_is_active((uv_handle_t *)&tg->ob_timer))
+        else if (tg->ob_offset > 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer))
             uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_LINGER_MS, 0);
         tg_poll_kick(tg);
     }

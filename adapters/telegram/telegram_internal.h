@@ -172,7 +172,7 @@ struct tg {
     size_t ob_nfail, ob_capfail;
     int64_t ob_offset;   /* offset to store with the next write, 0 none */
     unsigned ob_writing; /* writes in the store */
-    uv_timer_t ob_timer; /* a sent row's removal waits a moment for a checkpoint to carry it */
+    uv_timer_t ob_timer; /* an offset with no rows waits a moment for another write to carry it */
 
     struct tg_img *imgs; /* images being fetched for chat turns (image.c) */
 };
