@@ -155,12 +155,7 @@ static void cmd_apikey__created(int rc, const char *key, const struct store_apik
     char *text = NULL;
     if (asprintf(&text, MSG_APIKEY_CREATED, rec->name, rec->owner, key, rec->name) >= 0) {
         /* Ephemeral and personal: never where others read it. */
-        struct reply_msg msg = {.stage = REPLY_FINAL,
-                                .ephemeral = true,
-                                .personal = true,
-                                .secret = true,
-                                .text = text};
-        reply_send(inv->reply, &msg);
+        reply_secret(inv->reply, text);
         explicit_bzero(text, strlen(text));
         free(text);
     }

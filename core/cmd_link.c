@@ -50,7 +50,7 @@ static void link__code_made(int rc, const char *code, void *data)
     }
     char text[512];
     snprintf(text, sizeof(text), MSG_LINK_CODE, code, (long long)(LINK_CODE_TTL_MS / 60000), code);
-    reply_personal(ctx->inv->reply, text);
+    reply_secret(ctx->inv->reply, text);
     OPENSSL_cleanse(text, sizeof(text));
     link__end(ctx);
 }

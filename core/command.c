@@ -62,6 +62,13 @@ int reply_personal(struct reply *r, const char *text)
     return reply_send(r, &msg);
 }
 
+int reply_secret(struct reply *r, const char *text)
+{
+    struct reply_msg msg = {
+        .stage = REPLY_FINAL, .ephemeral = true, .personal = true, .secret = true, .text = text};
+    return reply_send(r, &msg);
+}
+
 void reply_finish(struct reply *r)
 {
     r->ops->finish(r);

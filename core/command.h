@@ -90,7 +90,7 @@ struct reply_msg {
     /* The first markdown_len bytes of text are model output in Markdown,
      * which an adapter may render; the rest is the bot's own plain text. */
     size_t markdown_len;
-    bool secret; /* shown once (a new API key): never written to durable storage (an
+    bool secret; /* shown once (a new API key, a link code): never written to durable storage (an
                     adapter's outbox), so a crash may lose it rather than keep it */
 };
 
@@ -130,6 +130,10 @@ int reply_text(struct reply *r, bool ephemeral, const char *fmt, ...)
 
 /** Convenience: send a personal answer (stage FINAL; see reply_msg.personal). */
 int reply_personal(struct reply *r, const char *text);
+
+/** Convenience: a personal answer that carries a secret (a new key, a link
+ *  code): also marked reply_msg.secret, so no adapter keeps it. */
+int reply_secret(struct reply *r, const char *text);
 
 /** Release the handle: the adapter may free it. Called exactly once. */
 void reply_finish(struct reply *r);

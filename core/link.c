@@ -125,12 +125,13 @@ static bool link__same_platform(const char *a, const char *b)
  * LINK_NS_CODE / <hash of the code> holds "<expires_at> <creator>", and
  * LINK_NS_CODE_OF / <creator> the hash of the creator's open code (a new
  * one replaces it). The code itself is never stored: its hash is
- * PBKDF2-HMAC-SHA256, slow enough that trying every code against a stolen
- * database takes far longer than a code lives. */
+ * PBKDF2-HMAC-SHA256, so a stolen database must be searched over the
+ * whole code space. The salt is one for all codes (a code is found by its
+ * hash), so one search covers every code open at the time. */
 #define LINK_NS_CODE "link.code"
 #define LINK_NS_CODE_OF "link.code.of"
 #define LINK_NS_TRIES "link.tries" /* taker -> "<window start> <tries>" */
-#define LINK_CODE_HASH_ROUNDS 4000 /* about 1 ms here; days of a GPU for every code */
+#define LINK_CODE_HASH_ROUNDS 4000 /* about 1 ms here; days of a GPU for the code space */
 #define LINK_CODE_HASH_HEX 65      /* 64 hex digits and the NUL */
 #define LINK_CODE_SWEEP_MAX 64     /* expired codes removed per new code */
 

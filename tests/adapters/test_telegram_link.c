@@ -75,6 +75,35 @@ static void test_code_only_in_private(void **state)
     link_dir_free(fx.core.links);
 }
 
+/* A reply still held back by the chat's pace when its update is confirmed
+ * is written to the outbox; a link code's never is: the store holds only
+ * a slow hash of a code. */
+static void test_code_never_in_outbox(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.core.links = link_dir_new();
+    assert_non_null(fx.core.links);
+    fx.opts.chat_interval_ms = 1500;
+    fx_start(&fx);
+    fx_wait_count(&fx, "getUpdates", 1);
+    fx_dm(&fx, 77, "/help");
+    fx_wait_count(&fx, "sendMessage", 1);
+    fx_dm(&fx, 77, "/link");
+    fx_wait_count(&fx, "getUpdates", 3);                     /* the /link update was confirmed */
+    assert_int_equal(tgapi_count(fx.api, "sendMessage"), 1); /* its reply waits */
+    assert_int_equal(test_sql_int(fx.lt.path, "SELECT COUNT(*) FROM outbox WHERE "
+                                              "CAST(body AS TEXT) LIKE '%link code%'"),
+                     0);
+    fx_wait_count(&fx, "sendMessage", 2);
+    const char *dm[8];
+    assert_int_equal(fx_sends_to(&fx, 77, dm, 8), 2);
+    assert_non_null(strstr(dm[1], "Your link code: "));
+    fx_done(&fx);
+    link_dir_free(fx.core.links);
+}
+
 static void joined(int rc, int64_t moved, int64_t held, void *data)
 {
     int *out = data;
@@ -131,6 +160,7 @@ static void test_stars_land_in_linked_wallet(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_code_only_in_private),
+    cmocka_unit_test(test_code_never_in_outbox),
     cmocka_unit_test(test_stars_land_in_linked_wallet),
 };
 
