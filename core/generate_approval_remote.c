@@ -91,6 +91,22 @@ static int asked__record_seen(const char *key, const char *value, void *data)
     return 1; /* stop */
 }
 
+/* A decision row left for the holder and not yet stale: true, with
+ * j->decided set to "<outcome> <actor>" as a decided row gives it. */
+static bool asked__pending(struct asked_job *j, const char *value)
+{
+    cJSON *o = cJSON_Parse(value);
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "at");
+    const cJSON *outcome = cJSON_GetObjectItemCaseSensitive(o, "outcome");
+    const cJSON *actor = cJSON_GetObjectItemCaseSensitive(o, "actor");
+    bool pending = cJSON_IsNumber(at) && cJSON_IsNumber(outcome) && cJSON_IsString(actor) &&
+                   j->now - (int64_t)at->valuedouble <= GEN_ASKED_KEEP_MS;
+    if (pending)
+        snprintf(j->decided, sizeof(j->decided), "%d %s", outcome->valueint, actor->valuestring);
+    cJSON_Delete(o);
+    return pending;
+}
+
 static int asked__run(struct store_txn *txn, struct store_job *job)
 {
     struct asked_job *j = container_of(job, struct asked_job, job);
@@ -108,6 +124,18 @@ static int asked__run(struct store_txn *txn, struct store_job *job)
     free(value);
     if (rc < 0 && rc != HB_ENOTFOUND)
         return rc;
+    /* A decision another admin left that the holder has not taken yet:
+     * the first one stands (as on one daemon), the later one is told. */
+    value = NULL;
+    rc = store_txn_state_get(txn, GEN_NS_ASKED, j->id, &value);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    if (rc == 0 && value != NULL && asked__pending(j, value)) {
+        free(value);
+        j->found = ASKED_DECIDED;
+        return HB_EEXISTS;
+    }
+    free(value);
     struct asked_scan sc = {.j = j};
     rc = store_txn_state_each(txn, GEN_NS_JOB, "", asked__record_seen, &sc);
     if (rc < 0)

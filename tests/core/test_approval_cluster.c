@@ -168,6 +168,40 @@ static void test_decided_through_other_daemon(void **state)
     at_done(&at);
 }
 
+/* Two admins decide one held job through other daemons before its
+ * holder's heartbeat: the first decision stands and the second admin
+ * hears it was taken (before, the second replaced the first in the
+ * store, and the first admin had been told "rejected" for a job that
+ * then ran). */
+static void test_first_remote_decision_stands(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct at_other other;
+    at_other_start(&at, &other);
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+    char line[64];
+    snprintf(line, sizeof(line), "admin reject %s Off topic", id);
+    at_other_line(&at, &other, line, &adm);
+    assert_has(&adm, "rejected");
+    reply_capture_close(&adm);
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_other_line(&at, &other, line, &adm);
+    assert_has(&adm, "already");
+    assert_has(&adm, "rejected by console:boss");
+    reply_capture_close(&adm);
+    generate_approvals_asked(at.gt.g);
+    at_told(&at, "ann", "Off topic");
+    gt_settle(&at.gt, 5);
+    assert_int_equal(at.gt.held.ncalls, 0);
+    assert_int_equal(at_pending(&at, "ann"), 0);
+    at_other_stop(&at, &other);
+    at_done(&at);
+}
+
 static void at_recovered_count(int rc, size_t voided, void *data)
 {
     (void)voided;
@@ -308,6 +342,7 @@ static void test_shared_list_shows_the_oldest(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_decided_through_other_daemon),
+    cmocka_unit_test(test_first_remote_decision_stands),
     cmocka_unit_test(test_held_job_held_by_one_daemon),
     cmocka_unit_test(test_shared_list_shows_the_oldest),
 };
