@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define GEN_RECOVER_PAGE 1000 /* records read per store job; a full page reads on */
+
 const char *generate__run(struct generate *g)
 {
     if (g->run[0] == '\0') {
@@ -182,11 +184,26 @@ static bool recover__run_alive(struct generate *g, const char *run)
     return cl != NULL && (!cluster_runs_known(cl) || cluster_run_alive(cl, run));
 }
 
+/* A full page of ns: the next one is read too, and the recovery waits for
+ * it (state_list_after lists from after the page's last key). */
+static void recover__page_on(struct recover_op *op, const char *ns, const struct state_entry *e,
+                             size_t n, state_list_cb cb)
+{
+    struct ledger *ledger = op->g->core->ledger;
+    if (ledger == NULL || n < GEN_RECOVER_PAGE)
+        return;
+    op->pending++;
+    if (state_list_after(ledger_store(ledger), ns, e, n, GEN_RECOVER_PAGE, cb, op) != 0)
+        op->pending--;
+}
+
 static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *data)
 {
     struct recover_op *op = data;
     struct generate *g = op->g;
     struct ledger *ledger = g->core->ledger;
+    if (rc == 0)
+        recover__page_on(op, GEN_NS_JOB, e, n, recover__jobs);
     for (size_t i = 0; rc == 0 && ledger != NULL && i < n; i++) {
         struct recover_void *rv = calloc(1, sizeof(*rv));
         if (rv == NULL)
@@ -259,6 +276,8 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
 static void recover__notices(int rc, const struct state_entry *e, size_t n, void *data)
 {
     struct recover_op *op = data;
+    if (rc == 0)
+        recover__page_on(op, GEN_NS_NOTICE, e, n, recover__notices);
     for (size_t i = 0; rc == 0 && i < n; i++)
         recover__notice_add(op->g, e[i].key);
     recover__one_done(op);
@@ -280,7 +299,7 @@ int generate_recover_orphans(struct generate *g, void (*cb)(int rc, size_t voide
     op->pending = 1;
     g->njobs++;
     g->orphans_busy = true;
-    if (state_list(ledger_store(ledger), GEN_NS_JOB, "", 1000, recover__jobs, op) < 0)
+    if (state_list(ledger_store(ledger), GEN_NS_JOB, "", GEN_RECOVER_PAGE, recover__jobs, op) < 0)
         recover__one_done(op);
     return 0;
 }
@@ -297,14 +316,15 @@ int generate_recover(struct generate *g, void (*cb)(int rc, size_t voided, void 
     op->cb = cb;
     op->data = data;
     op->pending = 2;
-    int rc = state_list(ledger_store(ledger), GEN_NS_NOTICE, "", 1000, recover__notices, op);
+    int rc =
+        state_list(ledger_store(ledger), GEN_NS_NOTICE, "", GEN_RECOVER_PAGE, recover__notices, op);
     if (rc < 0) {
         free(op);
         return rc;
     }
     g->njobs++;
     generate__decided_load(g); /* before held jobs come back (generate_approval.c) */
-    rc = state_list(ledger_store(ledger), GEN_NS_JOB, "", 1000, recover__jobs, op);
+    rc = state_list(ledger_store(ledger), GEN_NS_JOB, "", GEN_RECOVER_PAGE, recover__jobs, op);
     if (rc < 0)
         recover__one_done(op);
     return 0;

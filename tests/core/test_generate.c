@@ -483,6 +483,36 @@ static void test_crash_restart_voids(void **state)
     gt_done(&gt);
 }
 
+/* More job records than one page of the store's listing (1,000): the
+ * recovery reads on to the last, and the crashed job past the first page
+ * is voided too (before, only the first page was read, and the rest stayed
+ * reserved until the ledger's own timeout, the member never told). */
+static void test_crash_restart_reads_every_record(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    int stored = 0;
+    for (int i = 0; i < 1000; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "gen:a%04d", i); /* before gen:crashed:1 */
+        assert_int_equal(state_put(ledger_store(gt.lt.ledger), "gen.job", key,
+                                   "console:u9 0 run-gone", gt_state_done, &stored),
+                         0);
+    }
+    gt_wait(&gt, &stored, 1000);
+    gt_crashed(&gt, "console:u1 1");
+    struct gt_recovered rec = {0};
+    assert_int_equal(generate_recover(gt.g, gt_recovered_cb, &rec), 0);
+    gt_wait(&gt, &rec.done, 1);
+    assert_int_equal(rec.voided, 1);
+    gt_settle(&gt, 10);
+    assert_int_equal(gt_balance(&gt, "u1"), 100);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM state WHERE ns = 'gen.job'"),
+                     0);
+    gt_done(&gt);
+}
+
 /* Recovery voids what earlier runs left, never a job this run still has
  * in flight: the member is charged for the answer and told of no restart. */
 static void test_recovery_spares_this_runs_jobs(void **state)
@@ -558,6 +588,7 @@ static const struct CMUnitTest generate_tests[] = {
     cmocka_unit_test(test_close_voids_running_job),
     cmocka_unit_test(test_cancel_caller_gone),
     cmocka_unit_test(test_crash_restart_voids),
+    cmocka_unit_test(test_crash_restart_reads_every_record),
     cmocka_unit_test(test_recovery_spares_this_runs_jobs),
     cmocka_unit_test(test_job_record_rides_with_its_transfers),
 };
