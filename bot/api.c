@@ -130,14 +130,18 @@ static void api__park_ready(void *data)
     struct api *a = p->a;
     api__park_unlink(a, p);
     server_request_on_gone(p->req, NULL, NULL);
-    if (p->gone) {
-        api__unknown(p->req); /* nobody reads it; the request is freed */
-    } else {
-        a->retrying = p->req;
-        p->fn(p->req, a);
-        a->retrying = NULL;
-    }
+    a->retrying = p->req;
+    a->caller_gone = p->gone ? p->req : NULL;
+    p->fn(p->req, a);
+    a->retrying = NULL;
+    a->caller_gone = NULL;
     free(p);
+}
+
+void api__withdraw_if_gone(struct api *a, struct server_request *req, const void *c)
+{
+    if (a->caller_gone == req)
+        generate_cancel(a->core->generate, c);
 }
 
 /* Park req to run again once the keys were read again. True when parked. */
@@ -180,9 +184,7 @@ static void api__rate_counted(int rc, int64_t retry_after_ms, void *data)
     struct api_park *p = data;
     struct api *a = p->a;
     server_request_on_gone(p->req, NULL, NULL);
-    if (p->gone) {
-        api__unknown(p->req); /* nobody reads it; the request is freed */
-    } else if (rc == HB_ELIMIT) {
+    if (rc == HB_ELIMIT) {
         api__rate_refused(p->req, p->rpm, retry_after_ms);
     } else {
         /* Counted (or the store failed: this daemon's own count judges). */
@@ -190,9 +192,11 @@ static void api__rate_counted(int rc, int64_t retry_after_ms, void *data)
             log_warn("api.rate_not_counted", "error=%s", hb_strerror(rc));
         a->rate_counted = p->req;
         a->rate_shared = rc == 0;
+        a->caller_gone = p->gone ? p->req : NULL;
         p->fn(p->req, a);
         a->rate_counted = NULL;
         a->rate_shared = false;
+        a->caller_gone = NULL;
     }
     free(p);
 }

@@ -465,6 +465,7 @@ void api__chat_completions(struct server_request *req, void *data)
     };
     server_request_on_gone(req, api__gone, c); /* before: the job may end at once */
     generate_submit(a->core->generate, &inv, &gr);
+    api__withdraw_if_gone(a, req, c);
     invocation_clear(&inv);
 out:
     api_chat_body_clear(&cb);
@@ -526,6 +527,7 @@ void api__images(struct server_request *req, void *data)
             };
             server_request_on_gone(req, api__gone, c);
             generate_submit(a->core->generate, &inv, &gr);
+            api__withdraw_if_gone(a, req, c);
             invocation_clear(&inv);
         }
     }

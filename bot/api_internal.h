@@ -35,7 +35,16 @@ struct api {
      * daemon's own count judges it). */
     struct server_request *rate_counted;
     bool rate_shared;
+    /* A parked request whose client sent its end (or left) while it
+     * waited, being run again: the gone notice was spent on the park, so
+     * a job it starts is withdrawn at once (api__withdraw_if_gone). */
+    struct server_request *caller_gone;
 };
+
+/** After a job was submitted for req with sink data c: withdraw it at once
+ *  when req's client left while req was parked (as a job whose caller
+ *  leaves while it waits: voided, nothing charged). c is only compared. */
+void api__withdraw_if_gone(struct api *a, struct server_request *req, const void *c);
 
 /** Answer req with OpenAI's error shape: {"error": {"message", "type",
  *  "param", "code"}}. param may be NULL; retry_after_s > 0 adds

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -389,7 +390,7 @@ static size_t fo_told(struct fo *f, const char *needle)
 }
 
 /* POST a chat completion with `key` to daemon i's API: its status. */
-static int fo_complete(struct fo *f, int i, const char *key)
+static int fo_complete_as(struct fo *f, int i, const char *key, bool half_close)
 {
     char body[] = "{\"model\":\"demo-chat\",\"messages\":[{\"role\":\"user\",\"content\":"
                   "\"hi\"}]}";
@@ -401,7 +402,14 @@ static int fo_complete(struct fo *f, int i, const char *key)
                      key, strlen(body), body);
     int fd = test_tcp_connect(f->port[i]);
     assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    if (half_close)
+        shutdown(fd, SHUT_WR); /* its end sent: it waits for the answer */
     return test_http_status(fd);
+}
+
+static int fo_complete(struct fo *f, int i, const char *key)
+{
+    return fo_complete_as(f, i, key, false);
 }
 
 /* A Telegram member's spend through the standby's HTTP API leaves the
@@ -519,9 +527,12 @@ static void test_revoked_key_refused_everywhere_at_once(void **state)
     fo_free(&f);
 }
 
-/* A key's requests per minute are counted across the daemons: with rpm 3,
- * three requests through either daemon go, the fourth is refused on both
- * (before, each daemon counted its own, and six went). */
+/* A key's requests per minute are counted across the daemons: with rpm 4,
+ * four requests through either daemon go, the fifth is refused on both
+ * (before, each daemon counted its own, and eight went). The first one's
+ * client sends its end while the request waits for its count: it is
+ * answered as a request whose caller left (before, "Incorrect API key"),
+ * and it counts. */
 static void test_key_rpm_counted_across_daemons(void **state)
 {
     (void)state;
@@ -529,10 +540,13 @@ static void test_key_rpm_counted_across_daemons(void **state)
     struct test_child a, b;
     fo_api_pair(&f, &a, &b);
     char key[80];
-    fo_key_made_with(&f, &a, &b, "/apikey create laptop rpm:3", key);
+    fo_key_made_with(&f, &a, &b, "/apikey create laptop rpm:4", key);
     /* All within one minute of the clock. */
     while (time(NULL) % 60 > 45)
         fo_pump(&a, &b, 100);
+    int half = fo_complete_as(&f, 1, key, true);
+    if (half != 200 && half != 503)
+        fail_msg("a half-closed request was answered %d", half);
     assert_int_equal(fo_complete(&f, 0, key), 200);
     assert_int_equal(fo_complete(&f, 1, key), 200);
     assert_int_equal(fo_complete(&f, 1, key), 200);
