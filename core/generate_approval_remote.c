@@ -249,15 +249,18 @@ struct taken_job {
     char *value; /* the decision taken, or NULL */
 };
 
+/* The decision is only read here: it is removed once applied (or once
+ * the job is no longer held here), so a daemon stopping, or a commit whose
+ * answer was lost, between the read and the apply leaves it in place for
+ * the holder's next heartbeat or its next start. Read twice, it is
+ * applied once: the first apply takes the job out of the held ones. */
 static int taken__run(struct store_txn *txn, struct store_job *job)
 {
     struct taken_job *t = container_of(job, struct taken_job, job);
     int rc = store_txn_state_get(txn, GEN_NS_ASKED, t->id, &t->value);
     if (rc == HB_ENOTFOUND)
         return HB_EEXISTS; /* taken already */
-    if (rc < 0)
-        return rc;
-    return store_txn_state_put(txn, GEN_NS_ASKED, t->id, NULL, clock_real_ms());
+    return rc;
 }
 
 static void taken__done(struct store_job *job, int rc)
@@ -266,6 +269,8 @@ static void taken__done(struct store_job *job, int rc)
     struct generate *g = t->g;
     struct job *held =
         rc == 0 && t->value != NULL && !g->closing ? generate__held_find(g, t->id) : NULL;
+    if (rc == 0 && t->value != NULL && !g->closing && g->core->ledger != NULL)
+        state_put(ledger_store(g->core->ledger), GEN_NS_ASKED, t->id, NULL, NULL, NULL);
     if (held != NULL) {
         cJSON *o = cJSON_Parse(t->value);
         const cJSON *outcome = cJSON_GetObjectItemCaseSensitive(o, "outcome");
