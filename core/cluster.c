@@ -35,6 +35,14 @@ struct cluster {
      * it (0 when the store has no clock): lease ends are the store's
      * times, and this turns them into this daemon's. */
     int64_t skew;
+    /* This daemon's own heartbeat, by its clock: when the beat in flight
+     * was asked, when the last one that renewed was asked, since when the
+     * beats have renewed without a gap longer than a lease row lasts
+     * (0: since the first), and how many such gaps there were. */
+    int64_t beat_at;
+    int64_t ok_at;
+    int64_t healthy_since;
+    unsigned lapses;
 };
 
 struct lease_job {
@@ -184,8 +192,19 @@ static void cluster__beaten(int rc, const char *holder, int64_t until, void *dat
         c->beating = false;
         return;
     }
-    if (rc < 0)
+    if (rc < 0) {
         log_warn("cluster.heartbeat_failed", "run=%s error=%s", c->run, hb_strerror(rc));
+    } else {
+        if (c->ok_at != 0 && c->beat_at - c->ok_at > c->term_ms) {
+            /* This run's lease ran out before this beat renewed it: the
+             * others may have judged it gone and taken its jobs, and
+             * theirs may have run out meanwhile too. */
+            c->healthy_since = c->beat_at;
+            c->lapses++;
+            log_warn("cluster.lapsed", "run=%s gap_ms=%" PRId64, c->run, c->beat_at - c->ok_at);
+        }
+        c->ok_at = c->beat_at;
+    }
     c->refs++;
     if (state_list(c->store, CLUSTER_LEASE_NS, "run:", 1000, cluster__runs_read, c) < 0) {
         c->beating = false;
@@ -201,6 +220,7 @@ static void cluster__beat(uv_timer_t *t)
     char name[CLUSTER_NAME_MAX];
     snprintf(name, sizeof(name), "run:%s", c->run);
     c->beating = true;
+    c->beat_at = clock_now_ms(&c->clock);
     if (cluster_lease_take(c, name, cluster__beaten, c) < 0)
         c->beating = false;
 }
@@ -290,4 +310,21 @@ bool cluster_run_alive(const struct cluster *c, const char *run)
 bool cluster_runs_known(const struct cluster *c)
 {
     return c->known;
+}
+
+bool cluster_fenced(const struct cluster *c)
+{
+    return c->ok_at == 0 || clock_now_ms(&c->clock) - c->ok_at >= c->term_ms;
+}
+
+bool cluster_judging(const struct cluster *c)
+{
+    int64_t now = clock_now_ms(&c->clock);
+    return c->known && !cluster_fenced(c) &&
+           (c->healthy_since == 0 || now - c->healthy_since >= c->lease_ms);
+}
+
+unsigned cluster_lapses(const struct cluster *c)
+{
+    return c->lapses;
 }

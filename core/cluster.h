@@ -89,4 +89,24 @@ bool cluster_run_alive(const struct cluster *c, const char *run);
 /** Whether the list of live runs has been read at least once. */
 bool cluster_runs_known(const struct cluster *c);
 
+/** Whether this run's own lease may have run out: no beat renewed it
+ *  within a lease row's term (cluster_lease_term_ms), counted from when
+ *  the last renewing beat was asked, so never later than the store's own
+ *  end of the row. Another daemon may then judge this run gone and take
+ *  its held jobs: this one must not act on them meanwhile. */
+bool cluster_fenced(const struct cluster *c);
+
+/** Whether this daemon may judge other runs gone (cluster_run_alive false
+ *  meaning dead): the runs were read, it is not fenced, and, after a gap
+ *  in its own beats (a database outage, a stalled host), it has beaten
+ *  again for a whole lease, so that every live daemon had time to renew
+ *  its lease after the same outage. Before that, a run whose lease ran
+ *  out may be a live daemon that has not beaten again yet. */
+bool cluster_judging(const struct cluster *c);
+
+/** How many times a beat found this run's own lease had run out before it
+ *  renewed it (cluster_fenced had been true): the daemon's held jobs may
+ *  have been taken over meanwhile, so it reads them again. */
+unsigned cluster_lapses(const struct cluster *c);
+
 #endif

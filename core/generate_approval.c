@@ -24,6 +24,7 @@
 #include "core/generate_internal.h"
 
 #include "core/button.h"
+#include "core/cluster.h"
 #include "core/core.h"
 #include "core/messages.h"
 #include "core/notify.h"
@@ -41,6 +42,7 @@
 #include <string.h>
 
 #define GEN_HOLD_TIMER_MAX_MS GEN_HOUR_MS    /* a held job's timer looks at the clock hourly */
+#define GEN_FENCED_RETRY_MS 1000             /* a held job's timeout waits this long while fenced */
 #define GEN_DECIDED_KEEP_MS (7 * GEN_DAY_MS) /* how long a decision is remembered */
 
 static struct metrics_family *approval__metric(void)
@@ -256,7 +258,9 @@ static void job__hold_timer(uv_timer_t *t)
     struct job *job = t->data;
     if (job->state != JOB_HELD)
         return;
-    if (generate__now(job->g) >= job->hold_until)
+    if (generate__fenced(job->g))
+        uv_timer_start(&job->timer, job__hold_timer, GEN_FENCED_RETRY_MS, 0);
+    else if (generate__now(job->g) >= job->hold_until)
         job__decided(job, APPROVAL_TIMED_OUT, "timeout", NULL);
     else
         job__hold_arm(job);
@@ -584,6 +588,11 @@ int generate_approval_decide(struct generate *g, const struct invocation *by, co
         snprintf(msg, cap, "%s", MSG_APPR_NOT_YOURS);
         return HB_EPERM;
     }
+    if (generate__fenced(g)) {
+        /* Another daemon may be taking it over this moment. */
+        snprintf(msg, cap, MSG_APPR_FENCED, id);
+        return HB_EBUSY;
+    }
     char actor[GEN_ACTOR_MAX];
     generate__actor(by, actor, sizeof(actor));
     snprintf(msg, cap, MSG_APPR_DONE, id, approval_outcome_name(outcome));
@@ -596,6 +605,8 @@ size_t generate_approvals_expire(struct generate *g)
     size_t n = 0;
     int64_t now = generate__now(g);
     struct job *next;
+    if (generate__fenced(g))
+        return 0;
     for (struct job *j = g->all; j != NULL; j = next) {
         next = j->all_next;
         if (j->state == JOB_HELD && now >= j->hold_until) {
@@ -652,6 +663,23 @@ void job__held_close(struct job *job)
     /* The record and the reservation stay for the next start; the member
      * hears the outcome after it. */
     job__end(job, 0);
+}
+
+void generate__held_let_go(struct generate *g)
+{
+    struct job *next;
+    for (struct job *j = g->all; j != NULL; j = next) {
+        next = j->all_next;
+        if (j->state == JOB_HELD) {
+            log_info("approval.let_go", "job=%s", j->id);
+            job__held_close(j);
+        }
+    }
+}
+
+bool generate__fenced(const struct generate *g)
+{
+    return g->core->cluster != NULL && cluster_fenced(g->core->cluster);
 }
 
 static void generate__decided_listed(int rc, const struct state_entry *e, size_t n, void *data)

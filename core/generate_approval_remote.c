@@ -267,9 +267,11 @@ static void taken__done(struct store_job *job, int rc)
 {
     struct taken_job *t = container_of(job, struct taken_job, job);
     struct generate *g = t->g;
-    struct job *held =
-        rc == 0 && t->value != NULL && !g->closing ? generate__held_find(g, t->id) : NULL;
-    if (rc == 0 && t->value != NULL && !g->closing && g->core->ledger != NULL)
+    /* Closing, or fenced (another daemon may be taking the job over): the
+     * decision stays for the next heartbeat, here or there. */
+    bool apply = rc == 0 && t->value != NULL && !g->closing && !generate__fenced(g);
+    struct job *held = apply ? generate__held_find(g, t->id) : NULL;
+    if (apply && g->core->ledger != NULL)
         state_put(ledger_store(g->core->ledger), GEN_NS_ASKED, t->id, NULL, NULL, NULL);
     if (held != NULL) {
         cJSON *o = cJSON_Parse(t->value);

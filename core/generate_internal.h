@@ -200,6 +200,7 @@ struct generate {
     void *close_data;
     char run[64];                   /* this run's id, or "" until generate__run makes it */
     bool orphans_busy;              /* a generate_recover_orphans pass is running */
+    unsigned lapses_seen;           /* cluster_lapses as the last orphan pass read it */
     struct approval_rules approval; /* the rules in force */
     struct gen_decided decided[GEN_DECIDED_KEPT]; /* the latest decisions, a ring */
     size_t decided_next;
@@ -587,6 +588,12 @@ int generate__held_claim(struct generate *g, const char *key, const char *listed
 void generate__decided_load(struct generate *g);
 /** Stop: a held job ends here and stays durable for the next start. */
 void job__held_close(struct job *job);
+/** Every held job ends here (job__held_close), left to whichever daemon
+ *  claims its record next (after this run's lease ran out). */
+void generate__held_let_go(struct generate *g);
+/** On a shared ledger, whether this run's lease may have run out
+ *  (cluster_fenced): held jobs are then neither decided nor timed out. */
+bool generate__fenced(const struct generate *g);
 
 /** Give the job the counts a record names (job__quota_record), as taken. */
 void job__quota_restore(struct job *job, const char *record);

@@ -67,6 +67,7 @@ struct recover_op {
     size_t pending;
     size_t voided;
     bool orphans; /* a heartbeat's pass: no held job comes back */
+    bool resync;  /* this run's lease had run out: its own held records are read again */
 };
 
 struct recover_void {
@@ -181,7 +182,8 @@ static bool recover__run_alive(struct generate *g, const char *run)
     if (strcmp(run, generate__run(g)) == 0)
         return true;
     const struct cluster *cl = g->core->cluster;
-    return cl != NULL && (!cluster_runs_known(cl) || cluster_run_alive(cl, run));
+    return cl != NULL &&
+           (!cluster_runs_known(cl) || !cluster_judging(cl) || cluster_run_alive(cl, run));
 }
 
 /* A full page of ns: the next one is read too, and the recovery waits for
@@ -228,6 +230,10 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
                  * daemon: the first to find its run gone (a record of an
                  * older build, with no run, at a start). */
                 bool gone = run[0] != '\0' ? !recover__run_alive(g, run) : !op->orphans;
+                /* After a lapse of this run's lease: its own held jobs
+                 * that no other daemon took meanwhile come back. */
+                if (op->resync && strcmp(run, generate__run(g)) == 0)
+                    gone = true;
                 op->pending++; /* the recovery is over once it is back */
                 if (!gone || generate__held_claim(g, e[i].key, e[i].value, wallet, nres, rest + 5,
                                                   recover__claimed, op) < 0)
@@ -299,6 +305,15 @@ int generate_recover_orphans(struct generate *g, void (*cb)(int rc, size_t voide
     op->pending = 1;
     g->njobs++;
     g->orphans_busy = true;
+    unsigned lapses = cluster_lapses(g->core->cluster);
+    if (lapses != g->lapses_seen) {
+        /* This run's lease ran out for a while: another daemon may have
+         * taken its held jobs. They are let go here (records and
+         * reservations stay) and those still this run's come back. */
+        g->lapses_seen = lapses;
+        op->resync = true;
+        generate__held_let_go(g);
+    }
     if (state_list(ledger_store(ledger), GEN_NS_JOB, "", GEN_RECOVER_PAGE, recover__jobs, op) < 0)
         recover__one_done(op);
     return 0;

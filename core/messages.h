@@ -872,6 +872,10 @@
 #define MSG_APPR_ALREADY "Request %s was already decided: %s by %s."
 /* %s id; %s outcome. */
 #define MSG_APPR_DONE "Request %s %s."
+/* %s id. */
+#define MSG_APPR_FENCED                                                                            \
+    "The bot lost touch with its database for a moment; decide request %s again in a few "         \
+    "seconds."
 #define MSG_APPR_NOT_YOURS                                                                         \
     "Only admins of the request's server or group, or of the approval chat, decide it."
 /* %s: the id. */

@@ -152,10 +152,19 @@ int64_t at_pending(struct at *at, const char *user)
 /* Wait until the job submitted after `before` notices is held. */
 void at_held(struct at *at, struct reply_capture *cap, int before, char id[APPROVAL_ID_LEN + 1])
 {
+    at_held_at(at, cap, before, 1, id);
+}
+
+void at_held_at(struct at *at, struct reply_capture *cap, int before, int place,
+                char id[APPROVAL_ID_LEN + 1])
+{
     while (at->host.count < before + 2 && !at->gt.guard_fired)
         uv_run(&at->gt.lt.loop, UV_RUN_ONCE);
     assert_false(at->gt.guard_fired);
-    assert_has(cap, "waits for an admin's review: place 1 in the review queue");
+    char want[96];
+    snprintf(want, sizeof(want), "waits for an admin's review: place %d in the review queue",
+             place);
+    assert_has(cap, want);
     /* The member's reply is released at once: the outcome comes as a notice. */
     assert_int_equal(cap->finished, 1);
     reply_capture_close(cap);
@@ -167,9 +176,15 @@ void at_held(struct at *at, struct reply_capture *cap, int before, char id[APPRO
 void at_hold(struct at *at, struct reply_capture *cap, const char *user, const char *model,
              const char *prompt, char id[APPROVAL_ID_LEN + 1])
 {
+    at_hold_at(at, cap, user, model, prompt, 1, id);
+}
+
+void at_hold_at(struct at *at, struct reply_capture *cap, const char *user, const char *model,
+                const char *prompt, int place, char id[APPROVAL_ID_LEN + 1])
+{
     int before = at->host.count;
     gt_submit(&at->gt, cap, user, PROVIDER_TEXT, model, prompt);
-    at_held(at, cap, before, id);
+    at_held_at(at, cap, before, place, id);
 }
 
 /* Wait for a notice to console member `user` holding needle; return its text. */

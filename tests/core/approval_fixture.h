@@ -50,8 +50,13 @@ const char *at_button(const struct ah_notice *n, const char *label);
 double at_outcomes(const char *outcome);
 int64_t at_pending(struct at *at, const char *user);
 void at_held(struct at *at, struct reply_capture *cap, int before, char id[APPROVAL_ID_LEN + 1]);
+/** at_held for a job whose place in the review queue is place. */
+void at_held_at(struct at *at, struct reply_capture *cap, int before, int place,
+                char id[APPROVAL_ID_LEN + 1]);
 void at_hold(struct at *at, struct reply_capture *cap, const char *user, const char *model,
              const char *prompt, char id[APPROVAL_ID_LEN + 1]);
+void at_hold_at(struct at *at, struct reply_capture *cap, const char *user, const char *model,
+                const char *prompt, int place, char id[APPROVAL_ID_LEN + 1]);
 const char *at_told(struct at *at, const char *user, const char *needle);
 
 #endif

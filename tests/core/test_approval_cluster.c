@@ -286,6 +286,127 @@ static void test_held_job_held_by_one_daemon(void **state)
     at_done(&at);
 }
 
+/* The holder's heartbeat, on the engine's manual clock: each beat's pass
+ * runs the orphan pass, as the daemon's tick does. */
+struct at_beats {
+    struct at *at;
+    int passes;
+};
+
+static void at_beats_done(int rc, size_t voided, void *data)
+{
+    (void)voided;
+    assert_int_equal(rc, 0);
+    ((struct at_beats *)data)->passes++;
+}
+
+static void at_beats_tick(void *data)
+{
+    struct at_beats *b = data;
+    generate_recover_orphans(b->at->gt.g, at_beats_done, b);
+}
+
+/* Another daemon takes over the held record whose prompt holds needle, as
+ * its claim does: the record names that daemon's run instead of run. */
+struct at_take {
+    const char *needle;
+    const char *run;
+    char key[96];
+    char *value;
+};
+
+static int at_take_seen(const char *key, const char *value, void *data)
+{
+    struct at_take *t = data;
+    if (strstr(value, t->needle) == NULL)
+        return 0;
+    snprintf(t->key, sizeof(t->key), "%s", key);
+    t->value = strdup(value);
+    return 1;
+}
+
+static int at_take_record(struct store_txn *txn, void *data)
+{
+    struct at_take *t = data;
+    int rc = store_txn_state_each(txn, "gen.job", "", at_take_seen, t);
+    if (rc < 0)
+        return rc;
+    assert_non_null(t->value);
+    char *at = strstr(t->value, t->run);
+    assert_non_null(at);
+    size_t n = strlen(t->value) + 32;
+    char *taken = malloc(n);
+    assert_non_null(taken);
+    snprintf(taken, n, "%.*srun-other%s", (int)(at - t->value), t->value, at + strlen(t->run));
+    rc = store_txn_state_put(txn, "gen.job", t->key, taken, 1);
+    free(taken);
+    free(t->value);
+    t->value = NULL;
+    return rc;
+}
+
+/* A holder whose own lease ran out (the database away, the host stalled)
+ * is fenced: an admin's decision there is refused until a beat renews
+ * the lease (before, it ran the job while another daemon could be taking
+ * it over). The beat that renews it lets every held job go and takes back
+ * only those still its own: one another daemon took meanwhile is not held
+ * twice (before, both held it, and it could run twice or be timed out by
+ * the one that lost it). */
+static void test_lapsed_holder_lets_go(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct at_beats beats = {.at = &at};
+    struct clock wall = {.now_ms = gt_clock, .data = &at.gt};
+    struct cluster *mine = cluster_new(&at.gt.lt.loop, ledger_store(at.gt.lt.ledger),
+                                       generate_run(at.gt.g), 300, &wall, at_beats_tick, &beats);
+    assert_non_null(mine);
+    at.gt.core.cluster = mine;
+    gt_wait(&at.gt, &beats.passes, 1);
+    struct reply_capture cap1, cap2, adm;
+    char kept[APPROVAL_ID_LEN + 1], taken[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap1, "ann", "h", "a story to keep", kept);
+    at_hold_at(&at, &cap2, "bob", "h", "a story taken", 2, taken);
+    char *list = malloc(8192);
+    assert_non_null(list);
+    assert_int_equal(generate_approvals_list(at.gt.g, list, 8192), 2);
+
+    /* No beat for two leases: fenced. */
+    at.gt.wall += 600;
+    assert_true(cluster_fenced(mine));
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", kept);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "lost touch with its database");
+    reply_capture_close(&adm);
+    assert_int_equal(at.gt.held.ncalls, 0);
+
+    /* Meanwhile another daemon took bob's job over. */
+    struct at_take t = {.needle = "a story taken", .run = generate_run(at.gt.g)};
+    assert_int_equal(lt_store_run(&at.gt.lt, at_take_record, &t), 0);
+    /* The next beats renew the lease: ann's job is held here again, bob's
+     * is not. */
+    int want = beats.passes + 2;
+    gt_wait(&at.gt, &beats.passes, want);
+    assert_false(cluster_fenced(mine));
+    assert_int_equal(cluster_lapses(mine), 1);
+    assert_int_equal(generate_approvals_list(at.gt.g, list, 8192), 1);
+    assert_non_null(strstr(list, kept));
+    assert_null(strstr(list, taken));
+    free(list);
+    at_line(&at, "boss", true, line, &adm);
+    assert_has(&adm, "approved");
+    reply_capture_close(&adm);
+    held_finish(held_wait_call(&at.gt, 0), 0, "once upon a time", 5, 5);
+    at_told(&at, "ann", "once upon a time");
+    gt_settle(&at.gt, 5);
+    assert_int_equal(at.gt.held.ncalls, 1);
+    cluster_free(mine);
+    at.gt.core.cluster = NULL;
+    at_done(&at);
+}
+
 #define AT_MANY 201 /* one more held job than the shared list shows */
 
 /* AT_MANY held records straight in the store, the later a key the older
@@ -344,6 +465,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_decided_through_other_daemon),
     cmocka_unit_test(test_first_remote_decision_stands),
     cmocka_unit_test(test_held_job_held_by_one_daemon),
+    cmocka_unit_test(test_lapsed_holder_lets_go),
     cmocka_unit_test(test_shared_list_shows_the_oldest),
 };
 

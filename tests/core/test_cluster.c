@@ -181,9 +181,16 @@ static void test_orphans_of_dead_runs_only(void **state)
     assert_int_equal(lt_balance(&gt.lt, "console:u1").pending_debits, 12);
     assert_true(cluster_run_alive(gt.core.cluster, "run-other"));
 
-    /* The other daemon dies: once its lease ran out, its job is voided. */
+    /* The other daemon dies: once its lease ran out, its job is voided.
+     * Time passes a beat at a time while this daemon goes on beating (a
+     * jump of two leases at once would be a lapse of its own lease too,
+     * after which it waits a lease before judging: test_judging_waits_after_an_outage). */
     cluster_free(other);
-    advance(&gt, 2 * LEASE_MS);
+    for (int i = 0; i < 6; i++) {
+        advance(&gt, LEASE_MS / 3);
+        int next = p.done + 1;
+        gt_wait(&gt, &p.done, next);
+    }
     int want = p.done + 3;
     gt_wait(&gt, &p.done, want);
     gt_settle(&gt, 10);
@@ -192,6 +199,81 @@ static void test_orphans_of_dead_runs_only(void **state)
     assert_int_equal(lt_balance(&gt.lt, "console:u1").pending_debits, 0);
     assert_int_equal(gt_balance(&gt, "u1"), 100);
     cluster_free(gt.core.cluster);
+    gt.core.cluster = NULL;
+    gt_done(&gt);
+}
+
+/* A lease row that ran out, as a live daemon's does while the database
+ * is away: "run-other" beat last long ago and has a job open. */
+static int outage_rows(struct store_txn *txn, void *data)
+{
+    const int64_t *until = data;
+    char value[64];
+    snprintf(value, sizeof(value), "run-other %lld", (long long)*until);
+    return store_txn_state_put(txn, CLUSTER_LEASE_NS, "run:run-other", value, 1);
+}
+
+/* After a gap in its own beats longer than its lease (the database away,
+ * the host stalled), a daemon gives the others a whole lease to beat again
+ * before it judges any of them gone: the others' leases ran out in the
+ * same outage. Before, its first beat back voided the job of a daemon that
+ * was only slower to come back. Its own lease having run out, it is fenced
+ * until a beat renews it, and counts the lapse. */
+static void test_judging_waits_after_an_outage(void **state)
+{
+    (void)state;
+    if (lt_backend == STORE_BACKEND_POSTGRES)
+        skip(); /* the lease rows below are written by this daemon's clock */
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct store *store = ledger_store(gt.lt.ledger);
+    struct lt_res res;
+    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    assert_int_equal(
+        lt_reserve(&gt.lt, "gen:other:1:r1", "console:u1", LEDGER_SYSTEM_REVENUE, 12, 600000, &res),
+        0);
+    int stored = 0;
+    assert_int_equal(
+        state_put(store, "gen.job", "gen:other:1", "console:u1 1 run-other", stored_cb, &stored),
+        0);
+    gt_wait(&gt, &stored, 1);
+    int64_t until = gt.wall + 100 * LEASE_MS; /* the other beats, as far as the rows say */
+    assert_int_equal(lt_store_run(&gt.lt, outage_rows, &until), 0);
+    struct clock clock = gt_wall(&gt);
+    struct passes p = {.gt = &gt};
+    struct cluster *c =
+        cluster_new(&gt.lt.loop, store, generate_run(gt.g), LEASE_MS, &clock, passes_tick, &p);
+    assert_non_null(c);
+    gt.core.cluster = c;
+    gt_wait(&gt, &p.done, 2);
+    assert_false(cluster_fenced(c));
+    assert_int_equal(cluster_lapses(c), 0);
+    /* The outage: no beat for two leases. The other's row ran out in it. */
+    advance(&gt, 2 * LEASE_MS);
+    assert_true(cluster_fenced(c));
+    assert_int_equal(p.voided, 0);
+    until = gt.wall - 1;
+    assert_int_equal(lt_store_run(&gt.lt, outage_rows, &until), 0);
+    int want = p.done + 2;
+    gt_wait(&gt, &p.done, want);
+    assert_false(cluster_fenced(c));
+    assert_int_equal(cluster_lapses(c), 1);
+    assert_false(cluster_judging(c));
+    assert_int_equal(p.voided, 0);
+    assert_int_equal(lt_balance(&gt.lt, "console:u1").pending_debits, 12);
+    /* A lease later, beating all along: the other never came back. */
+    for (int i = 0; i < 4; i++) {
+        advance(&gt, LEASE_MS / 3);
+        int next = p.done + 1;
+        gt_wait(&gt, &p.done, next);
+    }
+    want = p.done + 2;
+    gt_wait(&gt, &p.done, want);
+    assert_true(cluster_judging(c));
+    gt_settle(&gt, 10);
+    assert_int_equal(p.voided, 1);
+    assert_int_equal(lt_balance(&gt.lt, "console:u1").pending_debits, 0);
+    cluster_free(c);
     gt.core.cluster = NULL;
     gt_done(&gt);
 }
@@ -306,6 +388,7 @@ static const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test(test_balance_seen_across_daemons),
     cmocka_unit_test(test_lease_one_holder),
     cmocka_unit_test(test_orphans_of_dead_runs_only),
+    cmocka_unit_test(test_judging_waits_after_an_outage),
     cmocka_unit_test(test_leases_judged_by_one_clock),
 };
 
