@@ -32,14 +32,14 @@ void cmd_admin_approvals(struct core *core, struct invocation *inv)
         return;
     }
     /* On a shared ledger every daemon's held jobs, from the store. */
-    if (generate_approvals_list_shared(core->generate, approval__listed, inv) == 0)
+    if (generate_approvals_list_shared(core->generate, inv, approval__listed, inv) == 0)
         return;
     char *buf = malloc(8192);
     if (buf == NULL) {
         approval__answer(inv, MSG_COMMON_OUT_OF_MEMORY);
         return;
     }
-    generate_approvals_list(core->generate, buf, 8192);
+    generate_approvals_list(core->generate, inv, buf, 8192);
     approval__answer(inv, buf);
     free(buf);
 }

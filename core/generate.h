@@ -275,8 +275,10 @@ void generate_approval_configure(struct generate *g, const struct approval_rules
 void generate_approval_rules(const struct generate *g, struct approval_rules *out);
 
 /** The held jobs, oldest first, as text for /admin approvals, into buf
- *  (cap bytes). Returns how many wait. */
-size_t generate_approvals_list(struct generate *g, char *buf, size_t cap);
+ *  (cap bytes): those the admin of `by` may decide (generate_approval_decide;
+ *  by NULL: all). Returns how many are listed. */
+size_t generate_approvals_list(struct generate *g, const struct invocation *by, char *buf,
+                               size_t cap);
 
 /** Decide the held job `id` as the admin of `by` (identity borrowed):
  *  approve (it runs), edit (text: the new prompt, then it runs), reject
@@ -304,11 +306,13 @@ int generate_approval_forward(struct generate *g, const struct invocation *by, c
                               generate_approval_cb cb, void *data);
 
 /** The held jobs of every daemon of a shared ledger, read from their
- *  records in the store, oldest first (the first 200): cb(rc, text, data)
- *  with the text for /admin approvals. Returns 0 (cb follows),
- *  HB_ENOTFOUND (alone on its ledger: generate_approvals_list says it
- *  all), HB_ENOMEM or the store's error. */
-int generate_approvals_list_shared(struct generate *g, generate_approval_cb cb, void *data);
+ *  records in the store, oldest first (the first 200), those the admin of
+ *  `by` may decide (by NULL: all): cb(rc, text, data) with the text for
+ *  /admin approvals. Returns 0 (cb follows), HB_ENOTFOUND (alone on its
+ *  ledger: generate_approvals_list says it all), HB_ENOMEM or the store's
+ *  error. */
+int generate_approvals_list_shared(struct generate *g, const struct invocation *by,
+                                   generate_approval_cb cb, void *data);
 
 /** Apply the decisions left in the store (by other daemons) for the jobs
  *  held here; drop those nobody took for ten minutes. The daemon calls it

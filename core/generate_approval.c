@@ -617,7 +617,8 @@ size_t generate_approvals_expire(struct generate *g)
     return n;
 }
 
-size_t generate_approvals_list(struct generate *g, char *buf, size_t cap)
+size_t generate_approvals_list(struct generate *g, const struct invocation *by, char *buf,
+                               size_t cap)
 {
     size_t n = 0, off = 0;
     int64_t now = generate__now(g);
@@ -628,7 +629,8 @@ size_t generate_approvals_list(struct generate *g, char *buf, size_t cap)
     for (;;) {
         const struct job *best = NULL;
         for (const struct job *j = g->all; j != NULL; j = j->all_next) {
-            if (j->state != JOB_HELD)
+            if (j->state != JOB_HELD ||
+                (by != NULL && !generate__may_decide(&g->approval, by, &j->who)))
                 continue;
             bool later = j->held_at > after || (j->held_at == after && last != NULL && j > last);
             bool earlier = best == NULL || j->held_at < best->held_at ||

@@ -52,6 +52,19 @@ struct asked_job {
     void *data;
 };
 
+/* Who asked for the held job whose record's JSON is o: what deciding it
+ * depends on (generate__may_decide). */
+static void remote__who(const cJSON *o, struct invocation *who)
+{
+    memset(who, 0, sizeof(*who));
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "platform");
+    who->platform = cJSON_IsNumber(v) ? (enum command_platform)v->valueint : 0;
+    v = cJSON_GetObjectItemCaseSensitive(o, "scope");
+    who->scope = cJSON_IsNumber(v) ? (enum command_scope)v->valueint : 0;
+    v = cJSON_GetObjectItemCaseSensitive(o, "scope_id");
+    snprintf(who->scope_id, sizeof(who->scope_id), "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
 /* One record of GEN_NS_JOB: the held job of approval id j->id? Its asker
  * goes to *who. */
 static bool asked__record_is(const struct asked_job *j, const char *key, const char *value,
@@ -65,13 +78,7 @@ static bool asked__record_is(const struct asked_job *j, const char *key, const c
     if (strcmp(id, j->id) != 0)
         return false;
     cJSON *o = cJSON_Parse(json);
-    memset(who, 0, sizeof(*who));
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "platform");
-    who->platform = cJSON_IsNumber(v) ? (enum command_platform)v->valueint : 0;
-    v = cJSON_GetObjectItemCaseSensitive(o, "scope");
-    who->scope = cJSON_IsNumber(v) ? (enum command_scope)v->valueint : 0;
-    v = cJSON_GetObjectItemCaseSensitive(o, "scope_id");
-    snprintf(who->scope_id, sizeof(who->scope_id), "%s", cJSON_IsString(v) ? v->valuestring : "");
+    remote__who(o, who);
     cJSON_Delete(o);
     return true;
 }
@@ -358,6 +365,9 @@ struct listed_job {
     struct store_job job;
     struct generate *g;
     int64_t now;
+    bool mine_only;              /* only the jobs `by` may decide */
+    struct approval_rules rules; /* as in force when asked */
+    struct invocation by;        /* the admin (identity only) */
     struct listed_item items[GEN_LISTED_MAX];
     size_t n;
     size_t more; /* held jobs past GEN_LISTED_MAX */
@@ -400,6 +410,14 @@ static int listed__seen(const char *key, const char *value, void *data)
     generate__appr_id(key, it->id);
     snprintf(it->wallet, sizeof(it->wallet), "%.*s", (int)(space - value), value);
     cJSON *o = cJSON_Parse(json);
+    if (l->mine_only) {
+        struct invocation who;
+        remote__who(o, &who);
+        if (!generate__may_decide(&l->rules, &l->by, &who)) {
+            cJSON_Delete(o);
+            return 0; /* another server's or group's */
+        }
+    }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "model");
     snprintf(it->model, sizeof(it->model), "%s", cJSON_IsString(v) ? v->valuestring : "?");
     v = cJSON_GetObjectItemCaseSensitive(o, "why");
@@ -452,7 +470,8 @@ static void listed__done(struct store_job *job, int rc)
     generate__maybe_free(g);
 }
 
-int generate_approvals_list_shared(struct generate *g, generate_approval_cb cb, void *data)
+int generate_approvals_list_shared(struct generate *g, const struct invocation *by,
+                                   generate_approval_cb cb, void *data)
 {
     struct ledger *ledger = g->core->ledger;
     if (ledger == NULL || g->core->cluster == NULL)
@@ -463,6 +482,12 @@ int generate_approvals_list_shared(struct generate *g, generate_approval_cb cb, 
     l->job = (struct store_job){.run = listed__run, .done = listed__done};
     l->g = g;
     l->now = generate__now(g);
+    if (by != NULL) {
+        l->mine_only = true;
+        l->rules = g->approval;
+        l->by = *by;
+        l->by.reply = NULL; /* identity only */
+    }
     l->cb = cb;
     l->data = data;
     int rc = store_submit_read(ledger_store(ledger), &l->job);

@@ -202,6 +202,57 @@ static void test_first_remote_decision_stands(void **state)
     at_done(&at);
 }
 
+/* /admin approvals lists the held jobs the asking admin may decide, not
+ * every server's and group's (before, an admin of any Discord server read
+ * the wallets, models and hold reasons of every other server's members),
+ * on one daemon and across a shared ledger alike. */
+static void test_list_shows_only_what_the_admin_decides(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct at_other other;
+    at_other_start(&at, &other);
+    struct reply_capture cap;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+    struct invocation by;
+    memset(&by, 0, sizeof(by));
+    by.platform = COMMAND_PLATFORM_DISCORD;
+    by.scope = COMMAND_SCOPE_GROUP;
+    by.admin = true;
+    snprintf(by.user_id, sizeof(by.user_id), "9");
+    snprintf(by.scope_id, sizeof(by.scope_id), "777");
+    snprintf(by.channel_id, sizeof(by.channel_id), "778");
+    char *list = malloc(8192);
+    assert_non_null(list);
+    assert_int_equal(generate_approvals_list(at.gt.g, &by, list, 8192), 0);
+    assert_null(strstr(list, id));
+    struct at_fwd f = {0};
+    assert_int_equal(generate_approvals_list_shared(other.g, &by, at_fwd_done, &f), 0);
+    while (!f.done)
+        uv_run(&at.gt.lt.loop, UV_RUN_ONCE);
+    assert_int_equal(f.rc, 0);
+    assert_null(strstr(f.msg, id));
+    assert_non_null(strstr(f.msg, "Nothing waits for approval."));
+    /* The console's admin decides it, and sees it, here and there. */
+    struct invocation op;
+    memset(&op, 0, sizeof(op));
+    op.platform = COMMAND_PLATFORM_CONSOLE;
+    op.admin = true;
+    snprintf(op.user_id, sizeof(op.user_id), "boss");
+    assert_int_equal(generate_approvals_list(at.gt.g, &op, list, 8192), 1);
+    assert_non_null(strstr(list, id));
+    f = (struct at_fwd){0};
+    assert_int_equal(generate_approvals_list_shared(other.g, &op, at_fwd_done, &f), 0);
+    while (!f.done)
+        uv_run(&at.gt.lt.loop, UV_RUN_ONCE);
+    assert_non_null(strstr(f.msg, id));
+    free(list);
+    at_other_stop(&at, &other);
+    at_done(&at);
+}
+
 static void at_recovered_count(int rc, size_t voided, void *data)
 {
     (void)voided;
@@ -253,12 +304,12 @@ static void test_held_job_held_by_one_daemon(void **state)
     gt_wait(&at.gt, &done, 1);
     char *list = malloc(8192);
     assert_non_null(list);
-    assert_int_equal(generate_approvals_list(other.g, list, 8192), 0);
+    assert_int_equal(generate_approvals_list(other.g, NULL, list, 8192), 0);
     /* Its heartbeat's pass while the holder lives: still not its own. */
     assert_true(at_cluster_sees(&at, other.core.cluster, generate_run(at.gt.g), true));
     assert_int_equal(generate_recover_orphans(other.g, at_recovered_count, &done), 0);
     gt_wait(&at.gt, &done, 2);
-    assert_int_equal(generate_approvals_list(other.g, list, 8192), 0);
+    assert_int_equal(generate_approvals_list(other.g, NULL, list, 8192), 0);
 
     /* The holder stops beating (a lost host): the other takes the job over. */
     cluster_free(mine);
@@ -266,7 +317,7 @@ static void test_held_job_held_by_one_daemon(void **state)
     assert_true(at_cluster_sees(&at, other.core.cluster, generate_run(at.gt.g), false));
     assert_int_equal(generate_recover_orphans(other.g, at_recovered_count, &done), 0);
     gt_wait(&at.gt, &done, 3);
-    assert_int_equal(generate_approvals_list(other.g, list, 8192), 1);
+    assert_int_equal(generate_approvals_list(other.g, NULL, list, 8192), 1);
     assert_non_null(strstr(list, id));
     free(list);
     /* A second pass takes nothing twice. */
@@ -370,7 +421,7 @@ static void test_lapsed_holder_lets_go(void **state)
     at_hold_at(&at, &cap2, "bob", "h", "a story taken", 2, taken);
     char *list = malloc(8192);
     assert_non_null(list);
-    assert_int_equal(generate_approvals_list(at.gt.g, list, 8192), 2);
+    assert_int_equal(generate_approvals_list(at.gt.g, NULL, list, 8192), 2);
 
     /* No beat for two leases: fenced. */
     at.gt.wall += 600;
@@ -391,7 +442,7 @@ static void test_lapsed_holder_lets_go(void **state)
     gt_wait(&at.gt, &beats.passes, want);
     assert_false(cluster_fenced(mine));
     assert_int_equal(cluster_lapses(mine), 1);
-    assert_int_equal(generate_approvals_list(at.gt.g, list, 8192), 1);
+    assert_int_equal(generate_approvals_list(at.gt.g, NULL, list, 8192), 1);
     assert_non_null(strstr(list, kept));
     assert_null(strstr(list, taken));
     free(list);
@@ -447,7 +498,7 @@ static void test_shared_list_shows_the_oldest(void **state)
     struct at_other other;
     at_other_start(&at, &other);
     struct at_fwd f = {0};
-    assert_int_equal(generate_approvals_list_shared(other.g, at_fwd_done, &f), 0);
+    assert_int_equal(generate_approvals_list_shared(other.g, NULL, at_fwd_done, &f), 0);
     while (!f.done)
         uv_run(&at.gt.lt.loop, UV_RUN_ONCE);
     assert_int_equal(f.rc, 0);
@@ -464,6 +515,7 @@ static void test_shared_list_shows_the_oldest(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_decided_through_other_daemon),
     cmocka_unit_test(test_first_remote_decision_stands),
+    cmocka_unit_test(test_list_shows_only_what_the_admin_decides),
     cmocka_unit_test(test_held_job_held_by_one_daemon),
     cmocka_unit_test(test_lapsed_holder_lets_go),
     cmocka_unit_test(test_shared_list_shows_the_oldest),
