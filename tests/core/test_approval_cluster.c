@@ -418,6 +418,7 @@ static void test_lapsed_holder_lets_go(void **state)
     struct reply_capture cap1, cap2, adm;
     char kept[APPROVAL_ID_LEN + 1], taken[APPROVAL_ID_LEN + 1];
     at_hold(&at, &cap1, "ann", "h", "a story to keep", kept);
+    at.gt.wall += 1000; /* held after ann's: second in the queue */
     at_hold_at(&at, &cap2, "bob", "h", "a story taken", 2, taken);
     char *list = malloc(8192);
     assert_non_null(list);
