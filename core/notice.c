@@ -164,6 +164,7 @@ struct notice_send {
     void *fn_data;
     char account[160];  /* whose notice it is */
     bool unmark_failed; /* a low-balance notice no adapter took: forget the crossing */
+    int64_t upvotes;    /* an upvote notice's count: given back if no adapter took it */
     struct notify_target to;
     char kind[16];
     char text[512];
@@ -191,6 +192,8 @@ static int notice__owe(struct notice_send *s)
     return rc < 0 ? rc : state_put(s->n->store, NOTIFY_NS_PENDING, key, value, NULL, NULL);
 }
 
+static int notice__upvotes_back(struct notices *n, const char *key, int64_t count);
+
 static void notice__deliver(struct notice_send *s)
 {
     struct notices *n = s->n;
@@ -216,6 +219,11 @@ static void notice__deliver(struct notice_send *s)
             map_remove(s->n->sides, s->account);
             state_put(s->n->store, NOTICE_NS_LOW, s->account, NULL, NULL, NULL);
         }
+        /* Upvotes told to nobody go back to the untold ones: the next
+         * notice (an interval on, wherever an adapter takes it) has them. */
+        int brc = s->upvotes > 0 ? notice__upvotes_back(n, s->account, s->upvotes) : 0;
+        if (brc < 0)
+            log_warn("notice.upvotes_not_stored", "error=%s", hb_strerror(brc));
     } else
         log_info("notice.sent", "kind=%s platform=%s", s->kind,
                  command_platform_name(s->to.platform));
@@ -244,8 +252,8 @@ static void notice__optout_read(int rc, bool off, void *data)
  * turned notices off (a pool's notice goes to its group). done(done_data)
  * runs once after, whatever became of it (done may be NULL). */
 static void notice__send(struct notices *n, const char *account, const char *channel,
-                         const char *kind, const char *text, void (*done)(void *data),
-                         void *done_data)
+                         const char *kind, const char *text, int64_t upvotes,
+                         void (*done)(void *data), void *done_data)
 {
     struct notice_send *s = calloc(1, sizeof(*s));
     if (s == NULL || notify_target_from_account(&s->to, account) < 0) {
@@ -259,6 +267,7 @@ static void notice__send(struct notices *n, const char *account, const char *cha
     s->fn_data = n->fn_data;
     snprintf(s->account, sizeof(s->account), "%s", account);
     s->unmark_failed = strcmp(kind, "low_balance") == 0;
+    s->upvotes = upvotes;
     s->done = done;
     s->done_data = done_data;
     snprintf(s->kind, sizeof(s->kind), "%s", kind);
@@ -344,7 +353,7 @@ static void notice__low_counted(int rc, const char *value, void *data)
                  strncmp(op->account, "pool:", 5) == 0 ? MSG_NOTICE_LOW_POOL
                                                        : MSG_NOTICE_LOW_WALLET,
                  credits, threshold);
-        notice__send(n, op->account, op->channel, "low_balance", text, done, done_data);
+        notice__send(n, op->account, op->channel, "low_balance", text, 0, done, done_data);
         free(op);
         notice__release(n);
         return;
@@ -413,6 +422,7 @@ struct notice_upvote_job {
     int64_t now;   /* by the notices' clock */
     int64_t interval;
     int64_t tell; /* out: the count to tell now; 0: none */
+    bool back;    /* delta given back (a notice no adapter took): no notice now */
 };
 
 static int notice__upvote_run(struct store_txn *txn, struct store_job *job)
@@ -425,6 +435,11 @@ static int notice__upvote_run(struct store_txn *txn, struct store_job *job)
     int64_t count = (value != NULL ? strtoll(value, NULL, 10) : 0) + j->delta;
     free(value);
     value = NULL;
+    if (j->back) {
+        char back[32];
+        snprintf(back, sizeof(back), "%lld", (long long)count);
+        return store_txn_state_put(txn, NOTICE_NS_UPVOTES, j->key, back, clock_real_ms());
+    }
     rc = store_txn_state_get(txn, NOTICE_NS_UPVOTED, j->key, &value);
     if (rc < 0 && rc != HB_ENOTFOUND)
         return rc;
@@ -457,15 +472,16 @@ static void notice__upvote_done(struct store_job *job, int rc)
         char count[32], text[512];
         format_credits(count, sizeof(count), j->tell);
         snprintf(text, sizeof(text), MSG_NOTICE_UPVOTES, count, j->tell == 1 ? "" : "s");
-        notice__send(n, j->key, NULL, "upvotes", text, NULL, NULL); /* the key is the wallet */
+        /* The key is the wallet. */
+        notice__send(n, j->key, NULL, "upvotes", text, j->tell, NULL, NULL);
     }
     free(j);
     notice__release(n);
 }
 
 /* Count delta more upvotes of key's images (0: only look) and tell them if
- * a notice is due. */
-static int notice__upvote_submit(struct notices *n, const char *key, int64_t delta)
+ * a notice is due; back: only count them (a notice nobody took). */
+static int notice__upvote_job(struct notices *n, const char *key, int64_t delta, bool back)
 {
     struct notice_upvote_job *j = calloc(1, sizeof(*j));
     if (j == NULL)
@@ -474,7 +490,8 @@ static int notice__upvote_submit(struct notices *n, const char *key, int64_t del
                                     .n = n,
                                     .delta = delta,
                                     .now = clock_now_ms(&n->opts.clock),
-                                    .interval = n->opts.upvote_interval_ms};
+                                    .interval = n->opts.upvote_interval_ms,
+                                    .back = back};
     snprintf(j->key, sizeof(j->key), "%s", key);
     int rc = store_submit(n->store, &j->job);
     if (rc < 0) {
@@ -483,6 +500,16 @@ static int notice__upvote_submit(struct notices *n, const char *key, int64_t del
     }
     notice__hold(n);
     return 0;
+}
+
+static int notice__upvote_submit(struct notices *n, const char *key, int64_t delta)
+{
+    return notice__upvote_job(n, key, delta, false);
+}
+
+static int notice__upvotes_back(struct notices *n, const char *key, int64_t count)
+{
+    return notice__upvote_job(n, key, count, true);
 }
 
 void notices_upvote(struct notices *n, enum command_platform platform, const char *creator)

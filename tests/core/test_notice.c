@@ -549,6 +549,28 @@ static void test_upvotes_owed_by_a_standby(void **state)
                         "Your images got 1 new upvote. /notify off stops these notices.");
 }
 
+/* An upvote notice no adapter took (none runs for the creator's platform
+ * on this daemon, or the daemon is stopping) gives its count back to the
+ * untold ones, told with the next notice (before, those upvotes were
+ * taken off the count and never told). */
+static void test_upvotes_not_taken_are_told_later(void **state)
+{
+    struct nx *x = *state;
+    x->refuse = 1; /* no adapter */
+    notices_upvote(x->n, COMMAND_PLATFORM_DISCORD, "7");
+    nx_flush(x);
+    assert_int_equal(x->sent, 0);
+    notices_upvote(x->n, COMMAND_PLATFORM_DISCORD, "7");
+    nx_flush(x);
+    assert_int_equal(x->sent, 0);
+    x->manual.ms += HOUR;
+    notices_tick(x->n);
+    nx_flush(x);
+    assert_int_equal(x->sent, 1);
+    assert_string_equal(x->text[0],
+                        "Your images got 2 new upvotes. /notify off stops these notices.");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_upvotes_across_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_low_balance_once_per_crossing, setup, teardown),
@@ -560,6 +582,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_upvotes_two_daemons_one_count, setup, teardown),
     cmocka_unit_test_setup_teardown(test_low_balance_two_daemons, setup, teardown),
     cmocka_unit_test_setup_teardown(test_upvotes_owed_by_a_standby, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_upvotes_not_taken_are_told_later, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(notice, tests, lt_group_setup, lt_group_teardown)
