@@ -684,11 +684,18 @@ bool generate__fenced(const struct generate *g)
     return g->core->cluster != NULL && cluster_fenced(g->core->cluster);
 }
 
+#define GEN_DECIDED_PAGE 1000 /* decisions read per store job; a full page reads on */
+
 static void generate__decided_listed(int rc, const struct state_entry *e, size_t n, void *data)
 {
     struct generate *g = data;
     int64_t now = generate__now(g);
     struct ledger *ledger = g->core->ledger;
+    /* A full page: the next one is read too, holding the engine the same. */
+    if (rc == 0 && ledger != NULL && n == GEN_DECIDED_PAGE &&
+        state_list_after(ledger_store(ledger), GEN_NS_DECIDED, e, n, GEN_DECIDED_PAGE,
+                         generate__decided_listed, g) == 0)
+        g->njobs++;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         long long at = 0;
         int outcome = 0, used = 0;
@@ -711,6 +718,7 @@ void generate__decided_load(struct generate *g)
     if (ledger == NULL)
         return;
     g->njobs++;
-    if (state_list(ledger_store(ledger), GEN_NS_DECIDED, "", 1000, generate__decided_listed, g) < 0)
+    if (state_list(ledger_store(ledger), GEN_NS_DECIDED, "", GEN_DECIDED_PAGE,
+                   generate__decided_listed, g) < 0)
         g->njobs--;
 }

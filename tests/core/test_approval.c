@@ -611,6 +611,43 @@ static void test_rejected_counts_go_back_with_void(void **state)
     at_done(&at);
 }
 
+/* More decisions than one page of the store's listing (1,000) before an
+ * old one. */
+static int at_many_decided(struct store_txn *txn, void *data)
+{
+    const int64_t *now = data;
+    char key[32], value[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "0%07d", i);
+        snprintf(value, sizeof(value), "%lld 1 console:boss", (long long)*now);
+        int rc = store_txn_state_put(txn, "approval.decided", key, value, 1);
+        if (rc < 0)
+            return rc;
+    }
+    return store_txn_state_put(txn, "approval.decided", "ffffffff", "1 1 console:boss", 1);
+}
+
+/* A start reads every decision kept, not the first 1,000: one past them
+ * that is older than a week is dropped too (before, only the first page
+ * was read, and the rows past it were kept for ever). */
+static void test_start_reads_every_decision(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    int64_t now = at.gt.wall + 30 * 60000; /* as the restart below sees it */
+    at_stop(&at, at_many_decided, &now);
+    at_start(&at);
+    gt_settle(&at.gt, 10);
+    assert_int_equal(test_sql_int(at.gt.lt.path, "SELECT COUNT(*) FROM state WHERE ns = "
+                                                 "'approval.decided' AND key = 'ffffffff'"),
+                     0);
+    assert_int_equal(
+        test_sql_int(at.gt.lt.path, "SELECT COUNT(*) FROM state WHERE ns = 'approval.decided'"),
+        1000);
+    at_done(&at);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_held_job_approved),
     cmocka_unit_test(test_held_job_edited),
@@ -621,6 +658,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_persona_and_feature_switch),
     cmocka_unit_test(test_new_member_held),
     cmocka_unit_test(test_restart_while_held),
+    cmocka_unit_test(test_start_reads_every_decision),
     cmocka_unit_test(test_restart_image_unreadable),
     cmocka_unit_test(test_free_model_held),
     cmocka_unit_test(test_rejected_counts_go_back_with_void),
