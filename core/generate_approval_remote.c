@@ -4,13 +4,14 @@
  * admin's command or button press reaches whichever daemon serves the
  * admin's chat (the Telegram poller, a Discord shard's daemon). That daemon
  * finds the job's record in the store (generate_held.c: every held job has
- * one, under its job id; the approval id is a digest of that), checks the
- * admin may decide it, and leaves the decision in GEN_NS_ASKED, all in one
- * store job. The daemon holding the job takes the decision at its next
- * heartbeat (generate_approvals_asked) and applies it as its own: the
- * member hears the outcome where they asked, the audit trail and the
- * metric count it once. A decision no daemon takes (the job timed out
- * meanwhile, or its daemon died and recovery voided it) is dropped after
+ * one, under its job id; the approval id is a digest of that) with a read
+ * beside the writer, then in one write reads that record again, checks
+ * the admin may decide it, and leaves the decision in GEN_NS_ASKED (the
+ * search of every record is kept out of the write, which on PostgreSQL
+ * holds the lock every daemon's writes take). The daemon holding the job takes the decision at its
+ * next heartbeat (generate_approvals_asked) and applies it as its own: the member hears the outcome
+ * where they asked, the audit trail and the metric count it once. A decision no daemon takes (the
+ * job timed out meanwhile, or its daemon died and recovery voided it) is dropped after
  * GEN_ASKED_KEEP_MS. */
 #include "core/generate_internal.h"
 
@@ -48,6 +49,7 @@ struct asked_job {
     int64_t now;
     enum asked_found found;
     char decided[160]; /* ASKED_DECIDED: "<outcome> <actor>" as stored */
+    char key[96];      /* the held job's record, as the first step found it; "" none */
     generate_approval_cb cb;
     void *data;
 };
@@ -83,19 +85,23 @@ static bool asked__record_is(const struct asked_job *j, const char *key, const c
     return true;
 }
 
-struct asked_scan {
-    const struct asked_job *j;
-    struct invocation who;
-    bool found;
-};
-
+/* The first step, a read beside the writer (no write lock held across
+ * the daemons): which record is the held job of id j->id. */
 static int asked__record_seen(const char *key, const char *value, void *data)
 {
-    struct asked_scan *sc = data;
-    if (!asked__record_is(sc->j, key, value, &sc->who))
+    struct asked_job *j = data;
+    struct invocation who;
+    if (!asked__record_is(j, key, value, &who) || strlen(key) >= sizeof(j->key))
         return 0;
-    sc->found = true;
+    snprintf(j->key, sizeof(j->key), "%s", key);
     return 1; /* stop */
+}
+
+static int asked__find_run(struct store_txn *txn, struct store_job *job)
+{
+    struct asked_job *j = container_of(job, struct asked_job, job);
+    int rc = store_txn_state_each(txn, GEN_NS_JOB, "", asked__record_seen, j);
+    return rc < 0 ? rc : 0;
 }
 
 /* A decision row left for the holder and not yet stale: true, with
@@ -143,13 +149,19 @@ static int asked__run(struct store_txn *txn, struct store_job *job)
         return HB_EEXISTS;
     }
     free(value);
-    struct asked_scan sc = {.j = j};
-    rc = store_txn_state_each(txn, GEN_NS_JOB, "", asked__record_seen, &sc);
-    if (rc < 0)
-        return rc;
-    if (!sc.found)
+    /* The record the read found, read again here: still held? */
+    if (j->key[0] == '\0')
         return HB_EEXISTS; /* ASKED_NONE */
-    if (!generate__may_decide(&j->rules, &j->by, &sc.who)) {
+    value = NULL;
+    rc = store_txn_state_get(txn, GEN_NS_JOB, j->key, &value);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    struct invocation who;
+    bool held = rc == 0 && value != NULL && asked__record_is(j, j->key, value, &who);
+    free(value);
+    if (!held)
+        return HB_EEXISTS; /* ASKED_NONE: decided or gone meanwhile */
+    if (!generate__may_decide(&j->rules, &j->by, &who)) {
         j->found = ASKED_NOT_YOURS;
         return HB_EEXISTS;
     }
@@ -209,6 +221,21 @@ static void asked__done(struct store_job *job, int rc)
     generate__maybe_free(g);
 }
 
+/* The record found (or not): the decision is checked and left in one
+ * write. */
+static void asked__found(struct store_job *job, int rc)
+{
+    struct asked_job *j = container_of(job, struct asked_job, job);
+    struct ledger *ledger = j->g->core->ledger;
+    if (rc == 0 && ledger != NULL) {
+        j->job = (struct store_job){.run = asked__run, .done = asked__done};
+        rc = store_submit(ledger_store(ledger), &j->job);
+        if (rc == 0)
+            return;
+    }
+    asked__done(&j->job, rc < 0 ? rc : HB_ECANCELED);
+}
+
 int generate_approval_forward(struct generate *g, const struct invocation *by, const char *id,
                               enum approval_outcome outcome, const char *text,
                               generate_approval_cb cb, void *data)
@@ -221,7 +248,7 @@ int generate_approval_forward(struct generate *g, const struct invocation *by, c
     struct asked_job *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return HB_ENOMEM;
-    j->job = (struct store_job){.run = asked__run, .done = asked__done};
+    j->job = (struct store_job){.run = asked__find_run, .done = asked__found};
     j->g = g;
     j->rules = g->approval;
     j->by = *by;
@@ -237,7 +264,7 @@ int generate_approval_forward(struct generate *g, const struct invocation *by, c
         free(j);
         return HB_ENOMEM;
     }
-    int rc = store_submit(ledger_store(ledger), &j->job);
+    int rc = store_submit_read(ledger_store(ledger), &j->job);
     if (rc < 0) {
         free(j->text);
         free(j);
