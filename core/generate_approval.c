@@ -86,11 +86,22 @@ void job__appr_id(struct job *job)
 
 void generate__actor(const struct invocation *by, char *buf, size_t cap)
 {
-    if (by->user_name[0] != '\0')
-        snprintf(buf, cap, "%s:%s (%s)", command_platform_name(by->platform), by->user_id,
-                 by->user_name);
-    else
-        snprintf(buf, cap, "%s:%s", command_platform_name(by->platform), by->user_id);
+    /* No longer than a decision keeps of it (struct gen_decided), the name
+     * cut between characters: a cut inside one would make every answer
+     * that names the actor invalid UTF-8, which Telegram refuses. */
+    if (cap > GEN_ACTOR_KEPT)
+        cap = GEN_ACTOR_KEPT;
+    int n = snprintf(buf, cap, "%s:%s", command_platform_name(by->platform), by->user_id);
+    if (by->user_name[0] == '\0' || n < 0 || (size_t)n + 4 >= cap)
+        return;
+    const char *name = by->user_name;
+    size_t len = strlen(name), room = cap - (size_t)n - 4; /* " (", ")" and the NUL */
+    if (len > room) {
+        len = room;
+        while (len > 0 && ((unsigned char)name[len] & 0xc0) == 0x80)
+            len--;
+    }
+    snprintf(buf + n, cap - (size_t)n, " (%.*s)", (int)len, name);
 }
 
 /* ---- replies through notices ------------------------------------------------ */

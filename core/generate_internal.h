@@ -138,10 +138,14 @@ struct gen_hits {
 
 #define GEN_DECIDED_KEPT 256 /* decisions remembered to answer a second press */
 
+#define GEN_ACTOR_KEPT                                                                             \
+    (COMMAND_ID_MAX + 16) /* what generate__actor writes at most, NUL included                     \
+                           */
+
 /* A decision, so a second press can say who made it. */
 struct gen_decided {
     char id[APPROVAL_ID_LEN + 1];
-    char by[COMMAND_ID_MAX + 16];
+    char by[GEN_ACTOR_KEPT];
     enum approval_outcome outcome;
 };
 

@@ -611,6 +611,62 @@ static void test_rejected_counts_go_back_with_void(void **state)
     at_done(&at);
 }
 
+/* Whether s is valid UTF-8 (every sequence whole). */
+static bool at_utf8_whole(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != '\0') {
+        int more = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : 3;
+        p++;
+        for (int i = 0; i < more; i++, p++)
+            if ((*p & 0xc0) != 0x80)
+                return false;
+    }
+    return true;
+}
+
+/* An admin whose display name is long and not ASCII: a second decision
+ * hears who decided, in whole characters (before, the name was cut to
+ * fit inside a character, and the answer was invalid UTF-8, which
+ * Telegram refuses to send). */
+static void test_long_actor_name_cut_whole(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    /* Both ways the name may fall against the limit: ids of even and odd
+     * length before it. */
+    static const char *const ids[] = {"12345678901234567890", "123456789012345678901"};
+    for (int k = 0; k < 2; k++) {
+        struct reply_capture cap;
+        char id[APPROVAL_ID_LEN + 1];
+        at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+        struct invocation by;
+        memset(&by, 0, sizeof(by));
+        by.platform = COMMAND_PLATFORM_CONSOLE;
+        by.admin = true;
+        snprintf(by.user_id, sizeof(by.user_id), "%s", ids[k]);
+        size_t n = 0;
+        while (n + 3 < sizeof(by.user_name)) { /* "\xc3\xa9" (e acute) is two bytes */
+            memcpy(by.user_name + n, "\xc3\xa9", 2);
+            n += 2;
+        }
+        by.user_name[n] = '\0';
+        char msg[512];
+        assert_int_equal(
+            generate_approval_decide(at.gt.g, &by, id, APPROVAL_REJECTED, NULL, msg, sizeof(msg)),
+            0);
+        at_told(&at, "ann", "rejected your request");
+        gt_settle(&at.gt, 5);
+        assert_int_equal(
+            generate_approval_decide(at.gt.g, &by, id, APPROVAL_APPROVED, NULL, msg, sizeof(msg)),
+            HB_ESTATE);
+        assert_non_null(strstr(msg, "already decided"));
+        assert_true(at_utf8_whole(msg));
+    }
+    at_done(&at);
+}
+
 /* More decisions than one page of the store's listing (1,000) before an
  * old one. */
 static int at_many_decided(struct store_txn *txn, void *data)
@@ -659,6 +715,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_new_member_held),
     cmocka_unit_test(test_restart_while_held),
     cmocka_unit_test(test_start_reads_every_decision),
+    cmocka_unit_test(test_long_actor_name_cut_whole),
     cmocka_unit_test(test_restart_image_unreadable),
     cmocka_unit_test(test_free_model_held),
     cmocka_unit_test(test_rejected_counts_go_back_with_void),
