@@ -8,6 +8,7 @@
 #include "core/handlers.h"
 #include "core/messages.h"
 #include "base/error.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +60,17 @@ static void approval__decide(struct core *core, struct invocation *inv, const ch
     }
     char msg[512];
     int rc = generate_approval_decide(core->generate, inv, id, outcome, text, msg, sizeof(msg));
-    /* Not held here: on a shared ledger another daemon may hold it. */
-    if (rc == HB_ENOTFOUND && generate_approval_forward(core->generate, inv, id, outcome, text,
-                                                        approval__forwarded, inv) == 0)
-        return;
+    if (rc == HB_ENOTFOUND) {
+        /* Not held here: on a shared ledger another daemon may hold it. */
+        int frc = generate_approval_forward(core->generate, inv, id, outcome, text,
+                                            approval__forwarded, inv);
+        if (frc == 0)
+            return;
+        if (frc != HB_ENOTFOUND) {
+            log_warn("approval.forward_failed", "id=%s error=%s", id, hb_strerror(frc));
+            snprintf(msg, sizeof(msg), MSG_CREDITS_FAILED, hb_strerror(frc));
+        }
+    }
     approval__answer(inv, msg);
 }
 

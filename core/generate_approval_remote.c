@@ -35,7 +35,7 @@
 
 /* ---- the deciding daemon -------------------------------------------------- */
 
-enum asked_found { ASKED_NONE, ASKED_DONE, ASKED_DECIDED, ASKED_NOT_YOURS };
+enum asked_found { ASKED_NONE, ASKED_DONE, ASKED_DECIDED, ASKED_NOT_YOURS, ASKED_TIMED_OUT };
 
 struct asked_job {
     struct store_job job;
@@ -70,7 +70,7 @@ static void remote__who(const cJSON *o, struct invocation *who)
 /* One record of GEN_NS_JOB: the held job of approval id j->id? Its asker
  * goes to *who. */
 static bool asked__record_is(const struct asked_job *j, const char *key, const char *value,
-                             struct invocation *who)
+                             struct invocation *who, int64_t *until)
 {
     const char *json = generate__held_json(value);
     if (json == NULL)
@@ -81,6 +81,8 @@ static bool asked__record_is(const struct asked_job *j, const char *key, const c
         return false;
     cJSON *o = cJSON_Parse(json);
     remote__who(o, who);
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "until");
+    *until = cJSON_IsNumber(u) ? (int64_t)u->valuedouble : 0;
     cJSON_Delete(o);
     return true;
 }
@@ -91,7 +93,8 @@ static int asked__record_seen(const char *key, const char *value, void *data)
 {
     struct asked_job *j = data;
     struct invocation who;
-    if (!asked__record_is(j, key, value, &who) || strlen(key) >= sizeof(j->key))
+    int64_t until;
+    if (!asked__record_is(j, key, value, &who, &until) || strlen(key) >= sizeof(j->key))
         return 0;
     snprintf(j->key, sizeof(j->key), "%s", key);
     return 1; /* stop */
@@ -157,10 +160,15 @@ static int asked__run(struct store_txn *txn, struct store_job *job)
     if (rc < 0 && rc != HB_ENOTFOUND)
         return rc;
     struct invocation who;
-    bool held = rc == 0 && value != NULL && asked__record_is(j, j->key, value, &who);
+    int64_t until = 0;
+    bool held = rc == 0 && value != NULL && asked__record_is(j, j->key, value, &who, &until);
     free(value);
     if (!held)
         return HB_EEXISTS; /* ASKED_NONE: decided or gone meanwhile */
+    if (until > 0 && until <= j->now) {
+        j->found = ASKED_TIMED_OUT; /* its holder times it out at its next look */
+        return HB_EEXISTS;
+    }
     if (!generate__may_decide(&j->rules, &j->by, &who)) {
         j->found = ASKED_NOT_YOURS;
         return HB_EEXISTS;
@@ -195,7 +203,11 @@ static void asked__done(struct store_job *job, int rc)
     } else if (j->found == ASKED_DONE) {
         log_info("approval.forwarded", "id=%s actor=%s outcome=%s", j->id, j->actor,
                  approval_outcome_name(j->outcome));
-        snprintf(msg, sizeof(msg), MSG_APPR_DONE, j->id, approval_outcome_name(j->outcome));
+        snprintf(msg, sizeof(msg), MSG_APPR_FORWARDED, j->id, approval_outcome_name(j->outcome));
+    } else if (j->found == ASKED_TIMED_OUT) {
+        snprintf(msg, sizeof(msg), MSG_APPR_ALREADY, j->id,
+                 approval_outcome_name(APPROVAL_TIMED_OUT), "timeout");
+        rc = HB_ESTATE;
     } else if (j->found == ASKED_DECIDED) {
         int outcome = 0, used = 0;
         if (sscanf(j->decided, "%d %n", &outcome, &used) != 1 || outcome < 0 ||
@@ -307,6 +319,8 @@ static void taken__done(struct store_job *job, int rc)
     struct job *held = apply ? generate__held_find(g, t->id) : NULL;
     if (apply && g->core->ledger != NULL)
         state_put(ledger_store(g->core->ledger), GEN_NS_ASKED, t->id, NULL, NULL, NULL);
+    if (apply && held == NULL)
+        log_info("approval.asked_dropped", "id=%s reason=no longer held here", t->id);
     if (held != NULL) {
         cJSON *o = cJSON_Parse(t->value);
         const cJSON *outcome = cJSON_GetObjectItemCaseSensitive(o, "outcome");
@@ -470,7 +484,7 @@ static void listed__done(struct store_job *job, int rc)
 {
     struct listed_job *l = container_of(job, struct listed_job, job);
     struct generate *g = l->g;
-    size_t cap = 64 + (l->n + 1) * 256;
+    size_t cap = 64 + (l->n + 1) * 512; /* a line is at most about 400 bytes */
     char *buf = malloc(cap);
     if (buf == NULL) {
         l->cb(HB_ENOMEM, MSG_COMMON_OUT_OF_MEMORY, l->data);

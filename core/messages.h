@@ -872,6 +872,8 @@
 #define MSG_APPR_ALREADY "Request %s was already decided: %s by %s."
 /* %s id; %s outcome. */
 #define MSG_APPR_DONE "Request %s %s."
+/* %s id; %s outcome: a decision left for the daemon holding the job. */
+#define MSG_APPR_FORWARDED "Request %s %s (it takes effect within a few seconds)."
 /* %s id. */
 #define MSG_APPR_FENCED                                                                            \
     "The bot lost touch with its database for a moment; decide request %s again in a few "         \

@@ -107,7 +107,7 @@ static void test_decided_through_other_daemon(void **state)
     char line[64];
     snprintf(line, sizeof(line), "admin approve %s", id);
     at_other_line(&at, &other, line, &adm);
-    assert_has(&adm, "approved");
+    assert_has(&adm, "approved (it takes effect within a few seconds)");
     reply_capture_close(&adm);
     assert_int_equal(at.gt.held.ncalls, 0); /* not yet: at the holder's heartbeat */
     generate_approvals_asked(at.gt.g);
@@ -198,6 +198,32 @@ static void test_first_remote_decision_stands(void **state)
     gt_settle(&at.gt, 5);
     assert_int_equal(at.gt.held.ncalls, 0);
     assert_int_equal(at_pending(&at, "ann"), 0);
+    at_other_stop(&at, &other);
+    at_done(&at);
+}
+
+/* A decision through another daemon for a job whose hold ran out (its
+ * holder times it out at its next look) is told so, not "approved" for a
+ * job that then times out; one in time is told it takes effect shortly. */
+static void test_remote_decision_after_the_hold_ran_out(void **state)
+{
+    (void)state;
+    struct at at;
+    at_init(&at);
+    struct at_other other;
+    at_other_start(&at, &other);
+    struct reply_capture cap, adm;
+    char id[APPROVAL_ID_LEN + 1];
+    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+    at.gt.wall += 3600000 + 1000; /* past the rules' hour */
+    char line[64];
+    snprintf(line, sizeof(line), "admin approve %s", id);
+    at_other_line(&at, &other, line, &adm);
+    assert_has(&adm, "already decided: timed_out");
+    assert_null(strstr(adm.text, "takes effect"));
+    reply_capture_close(&adm);
+    assert_int_equal(
+        test_sql_int(at.gt.lt.path, "SELECT COUNT(*) FROM state WHERE ns = 'approval.asked'"), 0);
     at_other_stop(&at, &other);
     at_done(&at);
 }
@@ -516,6 +542,7 @@ static void test_shared_list_shows_the_oldest(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_decided_through_other_daemon),
     cmocka_unit_test(test_first_remote_decision_stands),
+    cmocka_unit_test(test_remote_decision_after_the_hold_ran_out),
     cmocka_unit_test(test_list_shows_only_what_the_admin_decides),
     cmocka_unit_test(test_held_job_held_by_one_daemon),
     cmocka_unit_test(test_lapsed_holder_lets_go),

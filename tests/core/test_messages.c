@@ -458,6 +458,7 @@ static const struct msg_entry msgs[] = {
     S(MSG_APPR_NOT_FOUND),
     S(MSG_APPR_ALREADY),
     S(MSG_APPR_DONE),
+    S(MSG_APPR_FORWARDED),
     S(MSG_APPR_FENCED),
     S(MSG_APPR_NOT_YOURS),
     F(MSG_APPR_EDIT_HOW),
