@@ -66,6 +66,15 @@ static void at_other_line(struct at *at, struct at_other *o, const char *line,
     invocation_clear(&inv);
 }
 
+/* Two daemons on one ledger, ann's turn held on the first (at). */
+static void at_pair_held(struct at *at, struct at_other *other, char id[APPROVAL_ID_LEN + 1])
+{
+    at_init(at);
+    at_other_start(at, other);
+    struct reply_capture cap;
+    at_hold(at, &cap, "ann", "h", "tell me a story", id);
+}
+
 struct at_fwd {
     int rc;
     bool done;
@@ -90,12 +99,10 @@ static void test_decided_through_other_daemon(void **state)
 {
     (void)state;
     struct at at;
-    at_init(&at);
     struct at_other other;
-    at_other_start(&at, &other);
-    struct reply_capture cap, adm;
     char id[APPROVAL_ID_LEN + 1];
-    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+    at_pair_held(&at, &other, id);
+    struct reply_capture adm;
     /* The other daemon's list shows it, from its record. */
     at_other_line(&at, &other, "admin approvals", &adm);
     assert_has(&adm, "Waiting for approval:");
@@ -126,6 +133,7 @@ static void test_decided_through_other_daemon(void **state)
     reply_capture_close(&adm);
 
     /* Held again: an admin of another Discord server may not decide it. */
+    struct reply_capture cap;
     at_hold(&at, &cap, "bob", "h", "another story", id);
     struct invocation by;
     memset(&by, 0, sizeof(by));
@@ -177,12 +185,10 @@ static void test_first_remote_decision_stands(void **state)
 {
     (void)state;
     struct at at;
-    at_init(&at);
     struct at_other other;
-    at_other_start(&at, &other);
-    struct reply_capture cap, adm;
     char id[APPROVAL_ID_LEN + 1];
-    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+    at_pair_held(&at, &other, id);
+    struct reply_capture adm;
     char line[64];
     snprintf(line, sizeof(line), "admin reject %s Off topic", id);
     at_other_line(&at, &other, line, &adm);
@@ -209,12 +215,10 @@ static void test_remote_decision_after_the_hold_ran_out(void **state)
 {
     (void)state;
     struct at at;
-    at_init(&at);
     struct at_other other;
-    at_other_start(&at, &other);
-    struct reply_capture cap, adm;
     char id[APPROVAL_ID_LEN + 1];
-    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+    at_pair_held(&at, &other, id);
+    struct reply_capture adm;
     at.gt.wall += 3600000 + 1000; /* past the rules' hour */
     char line[64];
     snprintf(line, sizeof(line), "admin approve %s", id);
@@ -236,12 +240,9 @@ static void test_list_shows_only_what_the_admin_decides(void **state)
 {
     (void)state;
     struct at at;
-    at_init(&at);
     struct at_other other;
-    at_other_start(&at, &other);
-    struct reply_capture cap;
     char id[APPROVAL_ID_LEN + 1];
-    at_hold(&at, &cap, "ann", "h", "tell me a story", id);
+    at_pair_held(&at, &other, id);
     struct invocation by;
     memset(&by, 0, sizeof(by));
     by.platform = COMMAND_PLATFORM_DISCORD;

@@ -148,6 +148,32 @@ static void stored_cb(int rc, const char *value, void *data)
     (*(int *)data)++;
 }
 
+/* A job of run-other, running: its record and its open reservation of 12
+ * credits of console:u1's 100. */
+static void other_job_open(struct gt *gt)
+{
+    struct lt_res res;
+    assert_int_equal(lt_open(&gt->lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    assert_int_equal(lt_reserve(&gt->lt, "gen:other:1:r1", "console:u1", LEDGER_SYSTEM_REVENUE, 12,
+                                600000, &res),
+                     0);
+    int stored = 0;
+    assert_int_equal(state_put(ledger_store(gt->lt.ledger), "gen.job", "gen:other:1",
+                               "console:u1 1 run-other", stored_cb, &stored),
+                     0);
+    gt_wait(gt, &stored, 1);
+}
+
+/* Time passes a beat at a time, steps of them, while the daemon beats. */
+static void beat_on(struct gt *gt, struct passes *p, int steps)
+{
+    for (int i = 0; i < steps; i++) {
+        advance(gt, LEASE_MS / 3);
+        int next = p->done + 1;
+        gt_wait(gt, &p->done, next);
+    }
+}
+
 /* A job of another daemon is left alone while that daemon beats, and
  * voided once (its reservation refunded) when its heartbeat runs out. */
 static void test_orphans_of_dead_runs_only(void **state)
@@ -156,16 +182,7 @@ static void test_orphans_of_dead_runs_only(void **state)
     struct gt gt;
     gt_init(&gt, NULL, NULL, 0, 0);
     struct store *store = ledger_store(gt.lt.ledger);
-    struct lt_res res;
-    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
-    assert_int_equal(
-        lt_reserve(&gt.lt, "gen:other:1:r1", "console:u1", LEDGER_SYSTEM_REVENUE, 12, 600000, &res),
-        0);
-    int stored = 0;
-    assert_int_equal(
-        state_put(store, "gen.job", "gen:other:1", "console:u1 1 run-other", stored_cb, &stored),
-        0);
-    gt_wait(&gt, &stored, 1);
+    other_job_open(&gt);
 
     struct clock clock = gt_wall(&gt);
     struct cluster *other =
@@ -186,11 +203,7 @@ static void test_orphans_of_dead_runs_only(void **state)
      * jump of two leases at once would be a lapse of its own lease too,
      * after which it waits a lease before judging: test_judging_waits_after_an_outage). */
     cluster_free(other);
-    for (int i = 0; i < 6; i++) {
-        advance(&gt, LEASE_MS / 3);
-        int next = p.done + 1;
-        gt_wait(&gt, &p.done, next);
-    }
+    beat_on(&gt, &p, 6);
     int want = p.done + 3;
     gt_wait(&gt, &p.done, want);
     gt_settle(&gt, 10);
@@ -227,16 +240,7 @@ static void test_judging_waits_after_an_outage(void **state)
     struct gt gt;
     gt_init(&gt, NULL, NULL, 0, 0);
     struct store *store = ledger_store(gt.lt.ledger);
-    struct lt_res res;
-    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
-    assert_int_equal(
-        lt_reserve(&gt.lt, "gen:other:1:r1", "console:u1", LEDGER_SYSTEM_REVENUE, 12, 600000, &res),
-        0);
-    int stored = 0;
-    assert_int_equal(
-        state_put(store, "gen.job", "gen:other:1", "console:u1 1 run-other", stored_cb, &stored),
-        0);
-    gt_wait(&gt, &stored, 1);
+    other_job_open(&gt);
     int64_t until = gt.wall + 100 * LEASE_MS; /* the other beats, as far as the rows say */
     assert_int_equal(lt_store_run(&gt.lt, outage_rows, &until), 0);
     struct clock clock = gt_wall(&gt);
@@ -262,11 +266,7 @@ static void test_judging_waits_after_an_outage(void **state)
     assert_int_equal(p.voided, 0);
     assert_int_equal(lt_balance(&gt.lt, "console:u1").pending_debits, 12);
     /* A lease later, beating all along: the other never came back. */
-    for (int i = 0; i < 4; i++) {
-        advance(&gt, LEASE_MS / 3);
-        int next = p.done + 1;
-        gt_wait(&gt, &p.done, next);
-    }
+    beat_on(&gt, &p, 4);
     want = p.done + 2;
     gt_wait(&gt, &p.done, want);
     assert_true(cluster_judging(c));
