@@ -66,6 +66,18 @@ static void at_other_line(struct at *at, struct at_other *o, const char *line,
     invocation_clear(&inv);
 }
 
+/* An admin of another Discord server (777) than any job here is from. */
+static void at_other_server_admin(struct invocation *by)
+{
+    memset(by, 0, sizeof(*by));
+    by->platform = COMMAND_PLATFORM_DISCORD;
+    by->scope = COMMAND_SCOPE_GROUP;
+    by->admin = true;
+    snprintf(by->user_id, sizeof(by->user_id), "9");
+    snprintf(by->scope_id, sizeof(by->scope_id), "777");
+    snprintf(by->channel_id, sizeof(by->channel_id), "778");
+}
+
 /* Two daemons on one ledger, ann's turn held on the first (at). */
 static void at_pair_held(struct at *at, struct at_other *other, char id[APPROVAL_ID_LEN + 1])
 {
@@ -136,13 +148,7 @@ static void test_decided_through_other_daemon(void **state)
     struct reply_capture cap;
     at_hold(&at, &cap, "bob", "h", "another story", id);
     struct invocation by;
-    memset(&by, 0, sizeof(by));
-    by.platform = COMMAND_PLATFORM_DISCORD;
-    by.scope = COMMAND_SCOPE_GROUP;
-    by.admin = true;
-    snprintf(by.user_id, sizeof(by.user_id), "9");
-    snprintf(by.scope_id, sizeof(by.scope_id), "777");
-    snprintf(by.channel_id, sizeof(by.channel_id), "778");
+    at_other_server_admin(&by);
     struct at_fwd f = {0};
     assert_int_equal(
         generate_approval_forward(other.g, &by, id, APPROVAL_REJECTED, NULL, at_fwd_done, &f), 0);
@@ -244,13 +250,7 @@ static void test_list_shows_only_what_the_admin_decides(void **state)
     char id[APPROVAL_ID_LEN + 1];
     at_pair_held(&at, &other, id);
     struct invocation by;
-    memset(&by, 0, sizeof(by));
-    by.platform = COMMAND_PLATFORM_DISCORD;
-    by.scope = COMMAND_SCOPE_GROUP;
-    by.admin = true;
-    snprintf(by.user_id, sizeof(by.user_id), "9");
-    snprintf(by.scope_id, sizeof(by.scope_id), "777");
-    snprintf(by.channel_id, sizeof(by.channel_id), "778");
+    at_other_server_admin(&by);
     char *list = malloc(8192);
     assert_non_null(list);
     assert_int_equal(generate_approvals_list(at.gt.g, &by, list, 8192), 0);
