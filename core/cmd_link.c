@@ -70,6 +70,11 @@ static void link__code_opened(int rc, bool created, void *data)
 static void link__joined(int rc, int64_t moved, int64_t held, void *data)
 {
     struct link_ctx *ctx = data;
+    if (rc == HB_ECONFLICT) {
+        reply_text(ctx->inv->reply, true, "%s", MSG_LINK_RACED);
+        link__end(ctx);
+        return;
+    }
     if (rc < 0) {
         reply_text(ctx->inv->reply, true, MSG_LINK_FAILED, hb_strerror(rc));
         link__end(ctx);

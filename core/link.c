@@ -639,10 +639,33 @@ static void link__join_finish(struct link_join_op *op, int rc)
     free(op);
 }
 
+/* One stored link against the one being made: another daemon's link,
+ * made since this daemon last read them, that link_check would refuse. */
+static int link__recheck_one(const char *identity, const char *wallet, int64_t linked_at,
+                             void *data)
+{
+    const struct link_join_op *op = data;
+    (void)linked_at;
+    if (strcmp(identity, op->joiner) == 0)
+        return strcmp(wallet, op->wallet) == 0 ? 0 : HB_ECONFLICT; /* the same: a replay */
+    if (strcmp(wallet, op->joiner) == 0 || strcmp(identity, op->wallet) == 0 ||
+        (strcmp(wallet, op->wallet) == 0 && link__same_platform(identity, op->joiner)))
+        return HB_ECONFLICT;
+    return 0;
+}
+
+/* The link, written in txn after the links as the store has them now are
+ * checked again: daemons sharing a ledger each check in their own memory
+ * first, and one may not have read another's newest link yet. */
+static int link__write(struct store_txn *txn, const struct link_join_op *op)
+{
+    int rc = store_txn_link_each(txn, link__recheck_one, (void *)op);
+    return rc < 0 ? rc : store_txn_link_put(txn, op->joiner, op->wallet, op->now);
+}
+
 static int link__row_run(struct store_txn *txn, struct store_job *job)
 {
-    struct link_join_op *op = container_of(job, struct link_join_op, job);
-    return store_txn_link_put(txn, op->joiner, op->wallet, op->now);
+    return link__write(txn, container_of(job, struct link_join_op, job));
 }
 
 static void link__row_done(struct store_job *job, int rc)
@@ -664,8 +687,7 @@ static void link__row_write(struct link_join_op *op)
 /* Inside the transfer's own transaction: the link commits with it. */
 static int link__guard(struct store_txn *txn, void *data)
 {
-    struct link_join_op *op = data;
-    return store_txn_link_put(txn, op->joiner, op->wallet, op->now);
+    return link__write(txn, data);
 }
 
 static void link__moved(int rc, const struct ledger_result *r, void *data)

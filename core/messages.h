@@ -919,6 +919,9 @@
 /* %s: why. */
 #define MSG_LINK_FAILED                                                                            \
     "Sorry, the link did not work (%s). Nothing changed; make a new code and try again."
+#define MSG_LINK_RACED                                                                             \
+    "Sorry, one of these accounts was linked another way a moment ago, so this link was not "      \
+    "made. Nothing changed; make a new code if you still want it."
 #define MSG_UNLINK_NONE "This account is not linked to another one."
 #define MSG_UNLINK_SELF                                                                            \
     "Unlinked: this account has its own wallet again. The credits stay in the shared wallet."

@@ -670,6 +670,60 @@ static void test_linked_identity_cannot_upvote_own_image(void **state)
     link_dir_free(gt.core.links);
 }
 
+struct joined_rc {
+    int done;
+    int rc;
+};
+
+static void join_rc_done(int rc, int64_t moved, int64_t held, void *data)
+{
+    struct joined_rc *j = data;
+    (void)moved;
+    (void)held;
+    j->rc = rc;
+    j->done++;
+}
+
+static int other_daemon_linked(struct store_txn *txn, void *data)
+{
+    (void)data;
+    return store_txn_link_put(txn, "telegram:77", "discord:9", 1000);
+}
+
+/* Two daemons of one ledger link one account at nearly the same moment:
+ * this one has not read the other's link yet, so its checks in memory
+ * pass, and the link's own transaction checks again against the store
+ * and refuses (before, it wrote over the other's link and moved the
+ * balance a second time: one Telegram account in two wallets' history). */
+static void test_link_checked_again_in_its_transaction(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    gt.core.links = link_dir_new();
+    assert_non_null(gt.core.links);
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_open(&gt.lt, "console:u1", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_open(&gt.lt, "telegram:77", LEDGER_ACCOUNT_NO_OVERDRAFT, 100, &res), 0);
+    assert_int_equal(lt_store_run(&gt.lt, other_daemon_linked, NULL), 0);
+    struct joined_rc j = {0};
+    assert_int_equal(link_join(&gt.core, "telegram:77", "console:u1", "ev-join", join_rc_done, &j),
+                     0);
+    gt_wait(&gt, &j.done, 1);
+    assert_int_equal(j.rc, HB_ECONFLICT);
+    assert_int_equal(lt_balance(&gt.lt, "telegram:77").posted, 100);
+    assert_int_equal(lt_balance(&gt.lt, "console:u1").posted, 100);
+    assert_int_equal(db_count(gt.lt.path, "SELECT COUNT(*) FROM wallet_links WHERE identity = "
+                                          "'telegram:77' AND wallet = 'discord:9'"),
+                     1);
+    assert_int_equal(link_wallet(&gt.core, "telegram:77") == NULL, true);
+    link_dir_free(gt.core.links);
+    gt.core.links = NULL;
+    gt_done(&gt);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_linked_identity_cannot_upvote_own_image),
     cmocka_unit_test_setup_teardown(test_link_moves_balance, setup, teardown),
@@ -677,6 +731,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_reserved_stay, setup, teardown),
     cmocka_unit_test_setup_teardown(test_commands_use_one_wallet, setup, teardown),
     cmocka_unit_test(test_generation_charges_one_wallet),
+    cmocka_unit_test(test_link_checked_again_in_its_transaction),
     cmocka_unit_test_setup_teardown(test_unlink_and_bonus_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_code_rules, setup, teardown),
     cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),

@@ -476,6 +476,7 @@ static const struct msg_entry msgs[] = {
     S(MSG_LINK_DONE),
     S(MSG_LINK_HELD),
     S(MSG_LINK_FAILED),
+    S(MSG_LINK_RACED),
     S(MSG_UNLINK_NONE),
     S(MSG_UNLINK_SELF),
     S(MSG_UNLINK_OTHERS),
