@@ -365,8 +365,9 @@ static void asked__listed(int rc, const struct state_entry *e, size_t n, void *d
         /* Not held here: another daemon's, unless nobody took it for long. */
         cJSON *o = cJSON_Parse(e[i].value);
         const cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "at");
+        /* Only as listed: a decision written over it since stays. */
         if (!cJSON_IsNumber(at) || now - (int64_t)at->valuedouble > GEN_ASKED_KEEP_MS)
-            state_put(store, GEN_NS_ASKED, e[i].key, NULL, NULL, NULL);
+            state_remove_if(store, GEN_NS_ASKED, e[i].key, e[i].value, NULL, NULL);
         cJSON_Delete(o);
     }
     if (rc < 0)

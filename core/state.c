@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-enum state_verb { STATE_GET, STATE_PUT, STATE_LIST, STATE_RANGE, STATE_INCR };
+enum state_verb { STATE_GET, STATE_PUT, STATE_LIST, STATE_RANGE, STATE_INCR, STATE_REMOVE_IF };
 
 struct state_op {
     struct store_job job;
@@ -78,6 +78,18 @@ static int state__run(struct store_txn *txn, struct store_job *job)
             op->value = strdup(buf); /* the new value, for the callback; NULL if no memory */
         }
         return rc;
+    }
+    case STATE_REMOVE_IF: {
+        /* Read and compare in the delete's own job: a value written since
+         * the caller read it stays. */
+        char *now = NULL;
+        int rc = store_txn_state_get(txn, op->ns, op->key, &now);
+        bool same = rc == 0 && now != NULL && strcmp(now, op->value) == 0;
+        free(now);
+        if (rc < 0 && rc != HB_ENOTFOUND)
+            return rc;
+        return same ? store_txn_state_put(txn, op->ns, op->key, NULL, clock_real_ms())
+                    : HB_ECONFLICT;
     }
     }
     return HB_EINVAL;
@@ -161,6 +173,22 @@ int state_put(struct store *store, const char *ns, const char *key, const char *
             state__op_free(op);
             return HB_ENOMEM;
         }
+    }
+    op->cb = cb;
+    op->data = data;
+    return state__submit(store, op);
+}
+
+int state_remove_if(struct store *store, const char *ns, const char *key, const char *value,
+                    state_cb cb, void *data)
+{
+    struct state_op *op = value != NULL ? state__op_new(STATE_REMOVE_IF, ns, key) : NULL;
+    if (op == NULL)
+        return HB_EINVAL;
+    op->value = strdup(value);
+    if (op->value == NULL) {
+        state__op_free(op);
+        return HB_ENOMEM;
     }
     op->cb = cb;
     op->data = data;

@@ -27,6 +27,13 @@ int state_get(struct store *store, const char *ns, const char *key, state_cb cb,
 int state_put(struct store *store, const char *ns, const char *key, const char *value, state_cb cb,
               void *data);
 
+/** Delete ns/key only if its value is still value (read and deleted in one
+ *  store job). cb (may be NULL) gets 0, HB_ECONFLICT (another value, or
+ *  none: nothing deleted) or a storage error. Returns 0 (cb follows) or a
+ *  negative code. */
+int state_remove_if(struct store *store, const char *ns, const char *key, const char *value,
+                    state_cb cb, void *data);
+
 /** Add delta to the integer value of ns/key (absent counts as 0), in one
  *  step on the store's thread so concurrent increments never lose each
  *  other. cb (may be NULL) receives the new value as text. Returns 0 (cb

@@ -240,11 +240,37 @@ static void test_state_read_all(void **state)
     lt_done(&t);
 }
 
+static int remove_if(struct lt *t, const char *key, const char *value)
+{
+    struct got g = {0};
+    assert_int_equal(state_remove_if(ledger_store(t->ledger), "asked", key, value, got_cb, &g), 0);
+    run_until(t, &g);
+    return g.rc;
+}
+
+/* A delete of a value as it was read: a value written over it since stays. */
+static void test_state_remove_if(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, false, false);
+    put(&t, "asked", "k", "new");
+    assert_int_equal(remove_if(&t, "k", "old"), HB_ECONFLICT);
+    assert_string_equal(get(&t, "asked", "k").value, "new");
+    assert_int_equal(remove_if(&t, "k", "new"), 0);
+    assert_int_equal(get(&t, "asked", "k").rc, HB_ENOTFOUND);
+    assert_int_equal(remove_if(&t, "k", "new"), HB_ECONFLICT);
+    assert_int_equal(state_remove_if(ledger_store(t.ledger), "asked", "k", NULL, NULL, NULL),
+                     HB_EINVAL);
+    lt_done(&t);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_state_put_get_delete_persist),
     cmocka_unit_test(test_state_rejects_bad_input),
     cmocka_unit_test(test_state_list_range),
     cmocka_unit_test(test_state_read_all),
+    cmocka_unit_test(test_state_remove_if),
 };
 
 TEST_GROUP_DEFINE(state, tests, lt_group_setup, lt_group_teardown)
