@@ -35,6 +35,12 @@ struct cluster {
      * it (0 when the store has no clock): lease ends are the store's
      * times, and this turns them into this daemon's. */
     int64_t skew;
+    /* The same, measured when the lease job's answer came back (the time
+     * it waited for the store counted against the store's clock): what
+     * judging other runs by uses, since it never makes a live run look
+     * gone early. */
+    int64_t judge_skew;
+    struct map *reading; /* the runs found alive so far by a read of several pages */
     /* This daemon's own heartbeat, by its clock: when the beat in flight
      * was asked, when the last one that renewed was asked, since when the
      * beats have renewed without a gap longer than a lease row lasts
@@ -53,6 +59,7 @@ struct lease_job {
     int64_t until;                /* when the holder's lease ends (the store's clock) */
     int64_t now;                  /* this daemon's clock when asked */
     int64_t skew;                 /* the store's clock less now, when read */
+    int64_t store_now;            /* the store's clock when read (now without one) */
     bool drop;
     cluster_lease_cb cb;
     void *data;
@@ -84,6 +91,7 @@ static int cluster__lease_run(struct store_txn *txn, struct store_job *job)
     if (rc < 0 && rc != UV_ENOTSUP)
         return rc;
     lj->skew = now - lj->now;
+    lj->store_now = now;
     char *value = NULL;
     rc = store_txn_state_get(txn, CLUSTER_LEASE_NS, lj->name, &value);
     if (rc < 0 && rc != HB_ENOTFOUND)
@@ -110,8 +118,10 @@ static void cluster__lease_done(struct store_job *job, int rc)
 {
     struct lease_job *lj = container_of(job, struct lease_job, job);
     struct cluster *c = lj->c;
-    if (rc == 0 || rc == HB_EBUSY)
+    if (rc == 0 || rc == HB_EBUSY) {
         c->skew = lj->skew;
+        c->judge_skew = lj->store_now - clock_now_ms(&c->clock);
+    }
     /* Always answered (HB_ECANCELED once freeing): callers hold references.
      * The lease's end by this daemon's clock. */
     if (lj->cb != NULL)
@@ -158,25 +168,47 @@ int cluster_lease_drop(struct cluster *c, const char *name, cluster_lease_cb cb,
 
 /* ---- The heartbeat ----------------------------------------------------------- */
 
+#define CLUSTER_RUNS_PAGE 1000                     /* heartbeat rows read per store job */
+#define CLUSTER_RUNS_END "run;"                    /* after every "run:" key (';' follows ':') */
+#define CLUSTER_RUN_FORGET_MS (24 * 3600 * 1000LL) /* a run this long gone: its row goes */
+
 static void cluster__runs_read(int rc, const struct state_entry *e, size_t n, void *data)
 {
     struct cluster *c = data;
     if (rc == 0 && !c->freeing) {
-        int64_t now = clock_now_ms(&c->clock) + c->skew; /* the store's clock */
-        struct map *alive = map_new(NULL);
-        for (size_t i = 0; alive != NULL && i < n; i++) {
+        int64_t now = clock_now_ms(&c->clock) + c->judge_skew; /* the store's, if anything late */
+        if (c->reading == NULL)
+            c->reading = map_new(NULL);
+        for (size_t i = 0; c->reading != NULL && i < n; i++) {
             char holder[CLUSTER_RUN_MAX];
             int64_t until = 0;
             /* Keys are "run:<id>", and each run holds its own. */
-            if (cluster__parse(e[i].value, holder, &until) && until > now)
-                map_set(alive, e[i].key + 4, (void *)1);
+            bool parsed = cluster__parse(e[i].value, holder, &until);
+            if (parsed && until > now)
+                map_set(c->reading, e[i].key + 4, (void *)1);
+            else if (!parsed || now - until > CLUSTER_RUN_FORGET_MS)
+                /* Long gone (its jobs were voided or taken over long
+                 * since): its row goes, as listed, so rows of every run
+                 * that ever ran do not pile up. */
+                state_remove_if(c->store, CLUSTER_LEASE_NS, e[i].key, e[i].value, NULL, NULL);
         }
-        if (alive != NULL) {
+        /* A full page: the rest is read before anyone is judged gone. */
+        char from[STATE_KEY_MAX + 2];
+        if (c->reading != NULL && n == CLUSTER_RUNS_PAGE) {
+            snprintf(from, sizeof(from), "%s\x01", e[n - 1].key);
+            if (state_list_range(c->store, CLUSTER_LEASE_NS, from, CLUSTER_RUNS_END,
+                                 CLUSTER_RUNS_PAGE, cluster__runs_read, c) == 0)
+                return;
+        }
+        if (c->reading != NULL) {
             map_free(c->alive);
-            c->alive = alive;
+            c->alive = c->reading;
+            c->reading = NULL;
             c->known = true;
         }
     }
+    map_free(c->reading);
+    c->reading = NULL;
     c->beating = false;
     if (!c->freeing && c->tick != NULL && c->known)
         c->tick(c->tick_data);
@@ -195,18 +227,22 @@ static void cluster__beaten(int rc, const char *holder, int64_t until, void *dat
     if (rc < 0) {
         log_warn("cluster.heartbeat_failed", "run=%s error=%s", c->run, hb_strerror(rc));
     } else {
-        if (c->ok_at != 0 && c->beat_at - c->ok_at > c->term_ms) {
-            /* This run's lease ran out before this beat renewed it: the
-             * others may have judged it gone and taken its jobs, and
-             * theirs may have run out meanwhile too. */
-            c->healthy_since = c->beat_at;
+        int64_t renewed = clock_now_ms(&c->clock);
+        if (c->ok_at != 0 && renewed - c->ok_at >= c->term_ms) {
+            /* This run's lease may have run out before this beat renewed
+             * it (counted to when the renewal came back: a beat asked in
+             * time may have waited past the end): the others may have
+             * judged it gone and taken its jobs, and theirs may have run
+             * out meanwhile too. */
+            c->healthy_since = renewed;
             c->lapses++;
-            log_warn("cluster.lapsed", "run=%s gap_ms=%" PRId64, c->run, c->beat_at - c->ok_at);
+            log_warn("cluster.lapsed", "run=%s gap_ms=%" PRId64, c->run, renewed - c->ok_at);
         }
         c->ok_at = c->beat_at;
     }
     c->refs++;
-    if (state_list(c->store, CLUSTER_LEASE_NS, "run:", 1000, cluster__runs_read, c) < 0) {
+    if (state_list_range(c->store, CLUSTER_LEASE_NS, "run:", CLUSTER_RUNS_END, CLUSTER_RUNS_PAGE,
+                         cluster__runs_read, c) < 0) {
         c->beating = false;
         cluster__unref(c);
     }
@@ -270,6 +306,12 @@ void cluster_free(struct cluster *c)
 {
     if (c == NULL)
         return;
+    /* A clean stop gives its heartbeat up: it is gone at once to the
+     * others (its held jobs are taken over now, not a lease later), and
+     * its row does not stay behind. */
+    char name[CLUSTER_NAME_MAX];
+    snprintf(name, sizeof(name), "run:%s", c->run);
+    cluster_lease_drop(c, name, NULL, NULL);
     c->freeing = true;
     store_listener_close(c->changes);
     c->changes = NULL;

@@ -278,6 +278,60 @@ static void test_judging_waits_after_an_outage(void **state)
     gt_done(&gt);
 }
 
+/* 1,000 heartbeat rows of runs gone two days, then a live run's. */
+static int many_runs(struct store_txn *txn, void *data)
+{
+    const int64_t *now = data;
+    char key[32], value[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "run:a%04d", i);
+        snprintf(value, sizeof(value), "a%04d %lld", i, (long long)(*now - 2 * 86400000LL));
+        int rc = store_txn_state_put(txn, CLUSTER_LEASE_NS, key, value, 1);
+        if (rc < 0)
+            return rc;
+    }
+    snprintf(value, sizeof(value), "zz-live %lld", (long long)(*now + 100 * LEASE_MS));
+    return store_txn_state_put(txn, CLUSTER_LEASE_NS, "run:zz-live", value, 1);
+}
+
+/* The heartbeat reads every run's row, not the first 1,000: a live run
+ * whose row sorts after a thousand others is alive (before, it was taken
+ * for dead once that many runs had ever started, and its jobs voided).
+ * Rows of runs gone a day are removed, and a clean stop removes its own. */
+static void test_every_run_read_old_ones_removed(void **state)
+{
+    (void)state;
+    if (lt_backend == STORE_BACKEND_POSTGRES)
+        skip(); /* the rows below are written by this daemon's clock */
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct store *store = ledger_store(gt.lt.ledger);
+    int64_t now = gt.wall;
+    assert_int_equal(lt_store_run(&gt.lt, many_runs, &now), 0);
+    struct clock clock = gt_wall(&gt);
+    struct passes p = {.gt = &gt};
+    struct cluster *c =
+        cluster_new(&gt.lt.loop, store, generate_run(gt.g), LEASE_MS, &clock, passes_tick, &p);
+    assert_non_null(c);
+    gt.core.cluster = c;
+    gt_wait(&gt, &p.done, 1); /* the first read, before any row was removed */
+    assert_true(cluster_run_alive(c, "zz-live"));
+    assert_false(cluster_run_alive(c, "a0001"));
+    gt_settle(&gt, 10);
+    assert_int_equal(test_sql_int(gt.lt.path, "SELECT COUNT(*) FROM state WHERE ns = 'lease' AND "
+                                              "key LIKE 'run:a%'"),
+                     0);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM state WHERE ns = 'lease' AND key = 'run:%s'",
+             generate_run(gt.g));
+    assert_int_equal(test_sql_int(gt.lt.path, sql), 1);
+    cluster_free(c);
+    gt.core.cluster = NULL;
+    gt_settle(&gt, 10);
+    assert_int_equal(test_sql_int(gt.lt.path, sql), 0);
+    gt_done(&gt);
+}
+
 /* Two daemons spending one wallet: each sees the other's spend, however
  * much of the wallet its own store keeps between batches. Without that,
  * the second spend of the first daemon passes on a stale balance and the
@@ -389,6 +443,7 @@ static const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test(test_lease_one_holder),
     cmocka_unit_test(test_orphans_of_dead_runs_only),
     cmocka_unit_test(test_judging_waits_after_an_outage),
+    cmocka_unit_test(test_every_run_read_old_ones_removed),
     cmocka_unit_test(test_leases_judged_by_one_clock),
 };
 
