@@ -323,6 +323,11 @@ static void tg__webhook_set(struct tg *tg)
     int rc = HB_ENOMEM;
     if (allowed != NULL) {
         cJSON_AddStringToObject(body, "url", tg->webhook_url);
+        /* One connection: updates then come in order, which the
+         * duplicate check (an id below the next one expected is a repeat)
+         * relies on. With Telegram's default of 40 an update of one chat
+         * can overtake another's, and the one overtaken would be dropped. */
+        cJSON_AddNumberToObject(body, "max_connections", 1);
         if (tg->webhook_secret != NULL)
             cJSON_AddStringToObject(body, "secret_token", tg->webhook_secret);
         cJSON_AddItemToArray(allowed, cJSON_CreateString("message"));

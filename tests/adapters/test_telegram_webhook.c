@@ -174,6 +174,9 @@ static void test_webhook_update_to_reply(void **state)
     assert_non_null(c);
     assert_non_null(strstr(c->body, "\"url\":\"https://bot.example.org/webhooks/telegram\""));
     assert_non_null(strstr(c->body, "\"secret_token\":\"" TW_SECRET "\""));
+    /* Updates in order: one connection (Telegram's default, 40, lets one
+     * overtake another, and the duplicate check would drop it). */
+    assert_non_null(strstr(c->body, "\"max_connections\":1"));
     char body[1024];
     tw_update(body, sizeof(body), 500, 77, "/help");
     struct tcall r = {0};
