@@ -133,17 +133,35 @@ static void tg__linger_done(uv_timer_t *t)
     tg_outbox_flush(tg, false);
 }
 
+/* op leaves the rows to write (its send ended). */
+static void tg__unput(struct tg *tg, struct tg_op *op)
+{
+    if (!op->in_put)
+        return;
+    for (size_t i = 0; i < tg->ob_nput; i++) {
+        if (tg->ob_put[i] == op) {
+            tg->ob_put[i] = tg->ob_put[--tg->ob_nput];
+            break;
+        }
+    }
+    op->in_put = false;
+}
+
+void tg_outbox_keep(struct tg *tg, struct tg_op *op)
+{
+    tg__unput(tg, op);
+    if (!op->row_written)
+        return;
+    /* The row stays as it is, unsent and not failed: the next start sends
+     * it before any new update is taken. */
+    log_warn("telegram.send_kept", "chat=%" PRId64 " row=%" PRId64, op->chat_id, op->outbox_id);
+    op->row_written = false;
+    tg->ob_rows -= tg->ob_rows > 0 ? 1 : 0;
+}
+
 void tg_outbox_done(struct tg *tg, struct tg_op *op, const char *undeliverable)
 {
-    if (op->in_put) {
-        for (size_t i = 0; i < tg->ob_nput; i++) {
-            if (tg->ob_put[i] == op) {
-                tg->ob_put[i] = tg->ob_put[--tg->ob_nput];
-                break;
-            }
-        }
-        op->in_put = false;
-    }
+    tg__unput(tg, op);
     if (!op->row_written) {
         /* Sent before its row was written: nothing to write or remove.
          * (Only replies go before their rows are written; notices are

@@ -420,6 +420,7 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
         return;
     }
     const char *undeliverable = NULL;
+    bool keep_row = false;
     uint64_t now = uv_now(tg->loop);
     uint64_t interval = tg->pacing_off ? 0
                         : c->group     ? tg->group_interval_ms
@@ -484,7 +485,7 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
                       "chat=%" PRId64 " method=%s attempts=%u error=%s "
                       "status=%d",
                       c->id, op->method, op->attempts, hb_strerror(res->rc), res->status);
-            undeliverable = "given up after network errors or 5xx";
+            keep_row = true; /* not refused: sent at the next start */
             done = true;
         } else {
             uint64_t d = tg->backoff_min_ms << (op->attempts < 10 ? op->attempts : 10);
@@ -514,7 +515,9 @@ static void sq__op_done(struct tg *tg, void *data, const struct tg_result *res)
     }
     if (done && op->reply != NULL && op->reply->sent != NULL)
         op->reply->sent(op->reply, res);
-    if (done && op->outbox_id != 0)
+    if (done && op->outbox_id != 0 && keep_row)
+        tg_outbox_keep(tg, op);
+    else if (done && op->outbox_id != 0)
         tg_outbox_done(tg, op, res->rc == 0 && res->status == 200 ? NULL : undeliverable);
     if (done)
         sq__pop(tg, c);

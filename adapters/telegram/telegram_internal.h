@@ -302,6 +302,10 @@ void tg_outbox_rewrite(struct tg *tg, struct tg_op *op);
 /** A send with a row is over: sent (or given up: then undeliverable, with
  *  reason, when it was a notice). */
 void tg_outbox_done(struct tg *tg, struct tg_op *op, const char *undeliverable);
+/** op's send was given up for network errors or 5xx (the Bot API out of
+ *  reach, not a refusal): its row, if it has one, is left as it is for
+ *  the next start, neither removed nor marked undeliverable. */
+void tg_outbox_keep(struct tg *tg, struct tg_op *op);
 /** Confirm updates below offset: rows for what they still owe, then the
  *  offset, in one store job; tg->persisted moves when it is durable. */
 void tg_outbox_checkpoint(struct tg *tg, int64_t offset);

@@ -822,6 +822,29 @@ static void test_notice_blocked_recorded_undeliverable(void **state)
     fx_done(&fx);
 }
 
+/* A notice the Bot API cannot take for a while (5xx, network errors: not
+ * a refusal) is given up for now, and its row stays as it is, for the next
+ * start (before, it was marked undeliverable for good, and a reply's row
+ * was removed, after about a minute of the Bot API being out of reach). */
+static void test_notice_kept_when_api_unreachable(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx_start(&fx);
+    fx_wait_count(&fx, "getUpdates", 1);
+    tgapi_fail(fx.api, "sendMessage", 100, 502,
+               "{\"ok\":false,\"error_code\":502,\"description\":\"Bad Gateway\"}");
+    fx_notice(&fx, "556", "Your payment arrived.");
+    fx_wait_count(&fx, "sendMessage", 6);
+    fx_run_for(&fx, 200);
+    assert_int_equal(tgapi_count(fx.api, "sendMessage"), 6); /* tried, then left for later */
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at = 0"), 1);
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at != 0"), 0);
+    assert_int_equal(fx_sql_int(&fx, "SELECT chat FROM outbox"), 556);
+    fx_done(&fx);
+}
+
 /* A notice that could not go out before the adapter closed (the Bot API
  * failing) stays in the outbox and goes first at the next start. */
 static void test_notice_kept_across_restart(void **state)
@@ -877,6 +900,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stars_purchase_credits_once),
     cmocka_unit_test(test_group_migration_moves_pool),
     cmocka_unit_test(test_notice_blocked_recorded_undeliverable),
+    cmocka_unit_test(test_notice_kept_when_api_unreachable),
     cmocka_unit_test(test_notice_kept_across_restart),
     cmocka_unit_test(test_admin_names_members),
     cmocka_unit_test(test_start_dm_tells_numeric_id),
