@@ -334,8 +334,10 @@ int api__invocation(struct api *a, const struct apikey *k, struct server_request
     snprintf(inv->name, sizeof(inv->name), "api");
     const char *idem = req != NULL ? server_request_header(req, "idempotency-key") : NULL;
     if (idem != NULL && *idem != '\0') {
-        /* The same key and Idempotency-Key name the same job, so the same
-         * ledger transfers: a retry is not charged again. */
+        /* The same key, Idempotency-Key and body name the same job, so the
+         * same ledger transfers: a retry is not charged again. The body is
+         * part of it: the same Idempotency-Key on another request (another
+         * prompt) is another job, charged as any. */
         bool plain = strlen(idem) <= API_IDEMPOTENCY_MAX;
         for (const char *c = idem; plain && *c != '\0'; c++)
             plain = isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.';
@@ -347,7 +349,13 @@ int api__invocation(struct api *a, const struct apikey *k, struct server_request
             SHA256((const unsigned char *)idem, strlen(idem), md);
             hex_encode(md, 16, part);
         }
-        snprintf(inv->event_id, sizeof(inv->event_id), "api:%s:i:%s", k->rec.id, part);
+        size_t blen = 0;
+        const char *body = server_request_body(req, &blen);
+        unsigned char bmd[SHA256_DIGEST_LENGTH];
+        char bhex[17];
+        SHA256((const unsigned char *)(body != NULL ? body : ""), body != NULL ? blen : 0, bmd);
+        hex_encode(bmd, 8, bhex);
+        snprintf(inv->event_id, sizeof(inv->event_id), "api:%s:i:%s:%s", k->rec.id, part, bhex);
     } else {
         unsigned char rnd[8];
         char hex[17];

@@ -341,6 +341,19 @@ static void test_api_end_to_end(void **state)
     dapi_say(&t, "/apikey list\n");
     assert_true(test_child_wait_for(&t.c, "out", "laptop  hai-", 15000));
     assert_true(test_child_wait_for(&t.c, "out", "14 credits", 15000));
+
+    /* The same Idempotency-Key on another request (another prompt) is
+     * another job, charged as any (before, it was taken for a retry of
+     * the first: run again, answered, and charged nothing). */
+    now_avail = dapi_available(&t, key);
+    dapi_call(&t, "POST", "/v1/chat/completions", key, "retry-1",
+              "{\"model\":\"demo-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"ho\"}]}",
+              &r);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "\"replayed\":true"));
+    assert_true(dapi_charged(r.body) > 0);
+    tcall_clear(&r);
+    assert_true(dapi_available(&t, key) < now_avail);
     dapi_stop(&t);
 
     /* Only hashes in the store, no key in any log line; every create and
@@ -348,7 +361,9 @@ static void test_api_end_to_end(void **state)
     assert_int_equal(test_sql_int(t.f.db, "SELECT COUNT(*) FROM apikeys"), 5);
     assert_int_equal(test_sql_int(t.f.db, "SELECT COUNT(*) FROM apikeys WHERE length(hash) = 32"),
                      5);
-    assert_int_equal(test_sql_int(t.f.db, "SELECT spend FROM apikeys WHERE name = 'laptop'"), 14);
+    /* The 14 the list showed, and the 3 of the reused Idempotency-Key's
+     * other request. */
+    assert_int_equal(test_sql_int(t.f.db, "SELECT spend FROM apikeys WHERE name = 'laptop'"), 17);
     assert_int_equal(
         test_sql_int(t.f.db, "SELECT COUNT(*) FROM audit WHERE action = 'apikey.create'"), 5);
     assert_int_equal(
