@@ -512,6 +512,45 @@ static void pg__notice(void *arg, const PGresult *r)
              sev != NULL ? sev : "-", pg__msg(msg != NULL ? msg : "", buf, sizeof(buf)));
 }
 
+PGconn *pg__conn_start(const char *url, bool nonblocking)
+{
+    /* Dead peers are noticed in seconds, not at TCP's minutes: defaults
+     * before the connection string, which overrides any of them (libpq
+     * keeps the last value of a key, and dbname expands the string). */
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "dbname",
+                                       NULL};
+    const char *const values[] = {"10", "1", "10", "5", "3", url, NULL};
+    return nonblocking ? PQconnectStartParams(keys, values, 1) : PQconnectdbParams(keys, values, 1);
+}
+
+int pg__url_check(const char *url)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &err);
+    if (opts == NULL) {
+        /* libpq's own message quotes the string, password and all. */
+        if (err != NULL)
+            PQfreemem(err);
+        log_error("store.unreachable",
+                  "backend=postgres err=the connection string does not parse hint=[storage] "
+                  "postgres_url is key=value pairs or a postgresql:// URI");
+        return HB_EINVAL;
+    }
+    /* Its password is a secret of its own in every log line: libpq's
+     * errors may quote parts of the string. */
+    for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val != NULL && strcmp(o->keyword, "password") == 0)
+            log_secret_add(o->val);
+    }
+    PQconninfoFree(opts);
+    return 0;
+}
+
 /* Connect (again): a fresh connection forgets its prepared statements. */
 static int pg__connect(struct pg_store *s)
 {
@@ -521,7 +560,7 @@ static int pg__connect(struct pg_store *s)
     s->pipeline = false;
     s->queued = 0;
     s->broken = false;
-    s->conn = PQconnectdb(s->url);
+    s->conn = pg__conn_start(s->url, false);
     if (s->conn == NULL)
         return HB_ENOMEM;
     if (PQstatus(s->conn) != CONNECTION_OK) {
@@ -921,7 +960,9 @@ struct store *store__pg_new(const struct store_options *opts, int *rc_out)
     if (s->base.batch_max > PG_BATCH_MAX)
         s->base.batch_max = PG_BATCH_MAX;
     s->read_only = opts->read_only;
-    rc = pg__connect(s);
+    rc = pg__url_check(s->url);
+    if (rc == 0)
+        rc = pg__connect(s);
     if (rc < 0)
         goto out;
     rc = pg__migrate(s, opts->schema_version != 0 ? opts->schema_version : PG_SCHEMA_LATEST,

@@ -109,6 +109,13 @@ void pg__bin(struct pg_params *p, const void *v, size_t len);
 /* PostgreSQL's message as one log value: its first line, quotes made
  * single. Returns buf. */
 const char *pg__msg(const char *msg, char *buf, size_t cap);
+/** A connection to url (PQconnectdbParams, or PQconnectStartParams when
+ *  nonblocking) with keepalives and a connect timeout the string may
+ *  override. NULL without memory. */
+PGconn *pg__conn_start(const char *url, bool nonblocking);
+/** Check url parses (logging only that it does not: libpq's message quotes
+ *  it) and register its password as a log secret. 0 or HB_EINVAL. */
+int pg__url_check(const char *url);
 
 /* store_listen on PostgreSQL (pg_listen.c). */
 struct store_listener *pg__listen(struct store *base, uv_loop_t *loop,

@@ -203,7 +203,7 @@ static void pg_listen__connect(struct store_listener *l)
     if (l->closing)
         return;
     l->state = PG_LISTEN_CONNECTING;
-    l->conn = PQconnectStart(l->url);
+    l->conn = pg__conn_start(l->url, true);
     if (l->conn == NULL || PQstatus(l->conn) == CONNECTION_BAD) {
         pg_listen__lost(l, "connect");
         return;

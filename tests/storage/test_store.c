@@ -903,6 +903,48 @@ static void test_account_sums_before_each(void **state)
     store_db_done(&d);
 }
 
+/* What a failed open logged, from a log written to a temporary file. */
+static char *store_open_logged(const char *url)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    log_configure(LOG_WARN, false, f);
+    struct store_options o = {.backend = STORE_BACKEND_POSTGRES, .url = url};
+    int rc = 0;
+    struct store *st = store_new(&o, &rc);
+    assert_null(st);
+    assert_true(rc < 0);
+    log_warn("test.after", "echo=%s", "Qw8rTy5uPass");
+    fflush(f);
+    long n = ftell(f);
+    char *text = calloc(1, (size_t)n + 1);
+    assert_non_null(text);
+    rewind(f);
+    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+    log_configure(LOG_WARN, false, store_log);
+    fclose(f);
+    return text;
+}
+
+/* A PostgreSQL connection string never reaches the log, not even in part:
+ * one libpq cannot parse is reported as that alone (libpq's own message
+ * quotes it: `missing "=" after "<part of the password>"`), and the
+ * password of one that parses is redacted from every line. */
+static void test_pg_url_never_logged(void **state)
+{
+    (void)state;
+    char *text = store_open_logged("host=127.0.0.1 password=Zq9xK7 Wv3mR8 dbname=x");
+    assert_non_null(strstr(text, "does not parse"));
+    assert_null(strstr(text, "Wv3mR8"));
+    assert_null(strstr(text, "Zq9xK7"));
+    free(text);
+    text = store_open_logged(
+        "host=127.0.0.1 port=1 connect_timeout=1 user=u password=Qw8rTy5uPass dbname=x");
+    assert_non_null(strstr(text, "store.unreachable"));
+    assert_null(strstr(text, "Qw8rTy5uPass"));
+    free(text);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_migrations),
     cmocka_unit_test(test_file_mode_and_append_only),
@@ -913,6 +955,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_one_writer_per_database),
     cmocka_unit_test(test_reads_beside_writes),
     cmocka_unit_test(test_images),
+    cmocka_unit_test(test_pg_url_never_logged),
 };
 
 TEST_GROUP_DEFINE(store, tests, store_group_setup, store_group_teardown)
