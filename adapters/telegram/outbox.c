@@ -14,7 +14,9 @@
  * polling waits for it. A later send of a confirmed update (a generation's
  * image) or a notice (no update at all) waits in the queue, held, until
  * its row is durable. A sent row's removal is written as soon as it is
- * answered (with the next write, when one is in flight). So a kill at any
+ * answered (with the next write, when one is in flight). A write the store
+ * refuses is tried again as it was, every TG_OB_RETRY_MS, and no update
+ * is confirmed meanwhile. So a kill at any
  * moment loses nothing: an update not confirmed comes again from
  * Telegram; what a confirmed one owes is in the outbox, which is sent at
  * start before any new update is taken. A kill repeats the replies of the
@@ -43,6 +45,7 @@
 #define TG_OB_CHANNEL "telegram"
 #define TG_OB_REPLAY_MAX 100000 /* rows loaded at start; more wait for the next start */
 #define TG_OB_LINGER_MS 20      /* an offset with no rows waits this long for another write */
+#define TG_OB_RETRY_MS 500      /* a write that failed is tried again after this */
 
 struct tg_ob_row {
     int64_t id;
@@ -127,9 +130,15 @@ void tg_outbox_rewrite(struct tg *tg, struct tg_op *op)
     tg_outbox_flush(tg, false);
 }
 
+static bool tg__retry_failed(struct tg *tg);
+
 static void tg__linger_done(uv_timer_t *t)
 {
     struct tg *tg = t->data;
+    if (tg->ob_failed != NULL && tg->ob_writing == 0) {
+        tg__retry_failed(tg);
+        return;
+    }
     tg_outbox_flush(tg, false);
 }
 
@@ -191,6 +200,15 @@ void tg_outbox_done(struct tg *tg, struct tg_op *op, const char *undeliverable)
 
 /* ---- the write ----------------------------------------------------------- */
 
+/* The i-th op w holds: released once no write in flight carries it. */
+static void tg__release_held(struct tg *tg, struct tg_ob_write *w, size_t i)
+{
+    struct tg_op *op = w->held[i];
+    if (op->held_writes > 0 && --op->held_writes > 0)
+        return;
+    tg_sendq_release(tg, op);
+}
+
 static void tg__write_free(struct tg_ob_write *w)
 {
     for (size_t i = 0; i < w->nrows; i++) {
@@ -246,7 +264,18 @@ static void tg__write_done(struct store_job *job, int rc)
          * never). */
         tg_poll_kick(tg);
         for (size_t i = 0; i < w->nheld; i++)
-            tg_sendq_release(tg, w->held[i]);
+            tg__release_held(tg, w, i);
+        w->nheld = 0;
+        if (rc < 0 && tg->ob_failed == NULL && (w->nrows > 0 || w->ndel > 0 || w->nfail > 0)) {
+            /* Its rows were not written: no checkpoint counts on them (it
+             * would confirm updates whose sends are nowhere) until the same
+             * write, tried again in a moment, commits. */
+            tg->ob_failed = w;
+            if (!uv_is_active((uv_handle_t *)&tg->ob_timer))
+                uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_RETRY_MS, 0);
+            tg_unref(tg);
+            return;
+        }
         if (tg->ob_nput > 0 || tg->ob_nfail > 0 || tg->ob_ndel > 0)
             tg_outbox_flush(tg, false);
         else if (tg->ob_offset > 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer))
@@ -255,6 +284,26 @@ static void tg__write_done(struct store_job *job, int rc)
     }
     tg__write_free(w);
     tg_unref(tg);
+}
+
+/* A failed write's retry: submitted again as it was (its puts, removals and
+ * marks are idempotent). True when it is in the store again. */
+static bool tg__retry_failed(struct tg *tg)
+{
+    struct tg_ob_write *w = tg->ob_failed;
+    struct store *store = tg__store(tg);
+    if (w == NULL || store == NULL)
+        return false;
+    w->job = (struct store_job){.run = tg__write_run, .done = tg__write_done};
+    if (store_submit(store, &w->job) < 0) {
+        uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_RETRY_MS, 0);
+        return true; /* still waiting: the next try is armed */
+    }
+    tg->ob_failed = NULL;
+    tg->ob_writing++;
+    tg_ref(tg);
+    log_info("telegram.outbox_retry", "rows=%zu", w->nrows);
+    return true;
 }
 
 /* The row of a queued send: its call as JSON, its photo aside. Built as
@@ -314,6 +363,16 @@ void tg_outbox_flush(struct tg *tg, bool force)
 {
     if (!tg->ob_on)
         return;
+    if (tg->ob_failed != NULL) {
+        /* The failed write first; what waits goes with the one after
+         * (or beside it when forced: a checkpoint's or the last one's). */
+        if (force)
+            tg__retry_failed(tg);
+        else if (tg->ob_writing == 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer))
+            tg__retry_failed(tg);
+        if (!force)
+            return;
+    }
     if (tg->ob_writing > 0 && !force) {
         /* What waits goes with the next write, after this one. */
         return;
@@ -344,8 +403,14 @@ void tg_outbox_flush(struct tg *tg, bool force)
                 tg->ob_rows++;
             op->in_put = false;
             op->row_written = true;
-            if (op->held)
+            if (op->held) {
+                /* A held op rewritten while an earlier write of its row is
+                 * in flight is carried by both: it goes once neither is in
+                 * flight (released by the first, it could be sent and
+                 * freed before the second ended, which still points at it). */
+                op->held_writes++;
                 w->held[w->nheld++] = op;
+            }
         }
     }
     if (rc < 0) {
@@ -370,7 +435,7 @@ void tg_outbox_flush(struct tg *tg, bool force)
     if (rc < 0) {
         log_error("telegram.outbox_error", "rows=%zu error=%s", w->nrows, hb_strerror(rc));
         for (size_t i = 0; i < w->nheld && !tg->closing; i++)
-            tg_sendq_release(tg, w->held[i]);
+            tg__release_held(tg, w, i);
         tg__write_free(w);
         return;
     }
@@ -396,6 +461,8 @@ static void tg__owed(struct tg *tg, struct tg_op *op, void *data)
 
 void tg_outbox_checkpoint(struct tg *tg, int64_t offset)
 {
+    if (tg->ob_failed != NULL)
+        return; /* its retry kicks again once it committed */
     if (!tg->ob_on) {
         tg->persisted = offset; /* no store: nothing to persist in */
         tg->confirm_upto = offset;
@@ -443,6 +510,9 @@ void tg_outbox_close(struct tg *tg)
 
 void tg_outbox_free(struct tg *tg)
 {
+    if (tg->ob_failed != NULL)
+        tg__write_free(tg->ob_failed);
+    tg->ob_failed = NULL;
     free(tg->ob_put);
     free(tg->ob_del);
     free(tg->ob_fail);

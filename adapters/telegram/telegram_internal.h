@@ -49,6 +49,7 @@
 #define TG_CALL_TIMEOUT_MS 30000
 
 struct tg;
+struct tg_ob_write;
 struct tg_chat;
 enum tg_op_kind { TG_OP_JSON = 0, TG_OP_PHOTO = 1 };
 struct tg_call;
@@ -170,8 +171,9 @@ struct tg {
     size_t ob_ndel, ob_capdel;
     struct tg_ob_fail *ob_fail; /* rows to mark undeliverable with the next write */
     size_t ob_nfail, ob_capfail;
-    int64_t ob_offset;   /* offset to store with the next write, 0 none */
-    unsigned ob_writing; /* writes in the store */
+    int64_t ob_offset;             /* offset to store with the next write, 0 none */
+    unsigned ob_writing;           /* writes in the store */
+    struct tg_ob_write *ob_failed; /* a write that failed, tried again on ob_timer; NULL none */
     uv_timer_t ob_timer; /* an offset with no rows waits a moment for another write to carry it */
 
     struct tg_img *imgs; /* images being fetched for chat turns (image.c) */
@@ -193,12 +195,13 @@ struct tg_op {
     unsigned attempts;
     int64_t chat_id; /* the queue it is in (its key) */
     bool group;
-    int64_t outbox_id; /* its outbox row, 0 none */
-    bool in_put;       /* its row goes with the next write (in tg->ob_put) */
-    bool row_written;  /* a write with its row went to the store */
-    bool held;         /* not sent before its row is durable */
-    bool replayed;     /* loaded from the outbox at start */
-    bool unconfirmed;  /* in flight as a reply to an update not yet confirmed */
+    int64_t outbox_id;    /* its outbox row, 0 none */
+    bool in_put;          /* its row goes with the next write (in tg->ob_put) */
+    bool row_written;     /* a write with its row went to the store */
+    bool held;            /* not sent before its row is durable */
+    unsigned held_writes; /* outbox writes in flight that carry its row: sent once none is */
+    bool replayed;        /* loaded from the outbox at start */
+    bool unconfirmed;     /* in flight as a reply to an update not yet confirmed */
 };
 
 struct tg_ob_fail {

@@ -8,6 +8,8 @@
 #include "core/audit.h"
 #include "core/feature.h"
 
+#include <sqlite3.h>
+
 static void test_text_helpers(void **state)
 {
     (void)state;
@@ -800,6 +802,43 @@ static void test_answered_replies_need_no_row(void **state)
     fx_done(&fx);
 }
 
+/* Run sql on the test's database from a connection of its own. */
+static void fx_sql_exec(struct fx *fx, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx->lt.path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* The write of a held reply's row fails (the store refused it): the update
+ * is not confirmed until the same write, tried again, commits (before, the
+ * next checkpoint found nothing more to write and confirmed the update,
+ * its reply's row nowhere: a kill then lost the reply). */
+static void test_failed_row_write_tried_again(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx.opts.chat_interval_ms = 1500;
+    fx.handler = fx_two_answers;
+    fx_start(&fx);
+    fx_wait_count(&fx, "getUpdates", 1);
+    fx_sql_exec(&fx, "CREATE TRIGGER refuse BEFORE INSERT ON outbox "
+                     "BEGIN SELECT RAISE(ABORT, 'refused'); END;");
+    fx_dm(&fx, 71, "/two");
+    fx_wait_count(&fx, "sendMessage", 1);
+    fx_run_for(&fx, 1200);
+    assert_int_equal(tgapi_count(fx.api, "getUpdates"), 1); /* not confirmed */
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox"), 0);
+    fx_sql_exec(&fx, "DROP TRIGGER refuse;");
+    fx_wait_count(&fx, "getUpdates", 2); /* the row is written, then confirmed */
+    fx_wait_count(&fx, "sendMessage", 2);
+    assert_non_null(strstr(fx_call(&fx, "sendMessage", 1)->body, "second"));
+    fx_done(&fx);
+}
+
 /* A member who blocked the bot: the notice is tried again with back-off,
  * then kept in the outbox marked undeliverable, never dropped silently. */
 static void test_notice_blocked_recorded_undeliverable(void **state)
@@ -901,6 +940,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_group_migration_moves_pool),
     cmocka_unit_test(test_notice_blocked_recorded_undeliverable),
     cmocka_unit_test(test_notice_kept_when_api_unreachable),
+    cmocka_unit_test(test_failed_row_write_tried_again),
     cmocka_unit_test(test_notice_kept_across_restart),
     cmocka_unit_test(test_admin_names_members),
     cmocka_unit_test(test_start_dm_tells_numeric_id),
