@@ -665,6 +665,34 @@ static void api__keys_loaded(int rc, void *data)
         log_error("api.keys", "error=%s", hb_strerror(rc));
 }
 
+/* The server's own refusals of an API path (a body past [server]
+ * max_body, a path or method no route takes, a malformed request), in
+ * OpenAI's error shape: its clients read nothing else. */
+static size_t api__refusal(int status, const char *reason, char *buf, size_t cap, void *data)
+{
+    (void)data;
+    const char *code = status == 413   ? "request_too_large"
+                       : status == 404 ? "unknown_url"
+                       : status == 405 ? "method_not_allowed"
+                                       : "invalid_request";
+    const char *message = status == 413   ? "The request body is larger than this server takes."
+                          : status == 404 ? "Unknown API path: see /v1/models for what is here."
+                          : status == 405 ? "This API path does not take that method."
+                                          : NULL;
+    char text[128];
+    if (message == NULL) {
+        /* The server's own short ASCII reason, without its newline. */
+        size_t n = strcspn(reason, "\n\"\\");
+        snprintf(text, sizeof(text), "%.*s.", (int)(n < 100 ? n : 100), reason);
+        message = text;
+    }
+    int n = snprintf(buf, cap,
+                     "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
+                     "\"param\":null,\"code\":\"%s\"}}",
+                     message, code);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 struct api *api_new(struct server *srv, struct core *core, int64_t max_body)
 {
     struct api *a = calloc(1, sizeof(*a));
@@ -697,6 +725,11 @@ struct api *api_new(struct server *srv, struct core *core, int64_t max_body)
             api_free(a);
             return NULL;
         }
+    }
+    static const char *const api_prefixes[] = {"/v1/", "/api/v1/", NULL};
+    if (server_refusals_json(srv, api_prefixes, api__refusal, NULL) < 0) {
+        api_free(a);
+        return NULL;
     }
     if (apikeys_ready(core, api__keys_loaded, NULL) < 0)
         log_warn("api.keys", "problem=API keys cannot be read; every request is refused");

@@ -467,5 +467,31 @@ void server_free(struct server *srv)
         free(r);
         r = next;
     }
+    for (size_t i = 0; i < SERVER_REFUSAL_PREFIXES; i++)
+        free(srv->refusal_prefixes[i]);
     free(srv);
+}
+
+int server_refusals_json(struct server *srv, const char *const *prefixes, server_refusal_fn fn,
+                         void *data)
+{
+    if (srv == NULL || prefixes == NULL || fn == NULL)
+        return HB_EINVAL;
+    size_t n = 0;
+    while (prefixes[n] != NULL)
+        n++;
+    if (n > SERVER_REFUSAL_PREFIXES)
+        return HB_EINVAL;
+    for (size_t i = 0; i < SERVER_REFUSAL_PREFIXES; i++) {
+        free(srv->refusal_prefixes[i]);
+        srv->refusal_prefixes[i] = NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        srv->refusal_prefixes[i] = strdup(prefixes[i]);
+        if (srv->refusal_prefixes[i] == NULL)
+            return HB_ENOMEM;
+    }
+    srv->refusal_fn = fn;
+    srv->refusal_data = data;
+    return 0;
 }

@@ -120,6 +120,20 @@ void server_stream_end(struct server_request *req);
  *  seen. cb NULL: none. */
 void server_request_on_gone(struct server_request *req, void (*cb)(void *data), void *data);
 
+/** Writes the body of a refusal the server makes itself (a body past
+ *  max_body, a path or method no route takes, a malformed request) into
+ *  buf (cap bytes) as application/json; returns its length, or 0 for the
+ *  server's plain text. reason is the server's own text (ASCII, ending in
+ *  a newline). */
+typedef size_t (*server_refusal_fn)(int status, const char *reason, char *buf, size_t cap,
+                                    void *data);
+
+/** Refusals of requests whose path starts with one of prefixes (NULL-
+ *  ended, at most 4, copied) are written by fn, for an API whose clients
+ *  read only its own error shape. Returns 0, HB_EINVAL or HB_ENOMEM. */
+int server_refusals_json(struct server *srv, const char *const *prefixes, server_refusal_fn fn,
+                         void *data);
+
 /** Requests handed to handlers and not yet answered (tests, shutdown). */
 size_t server_pending(const struct server *srv);
 

@@ -38,11 +38,17 @@ struct server_route {
 
 struct server_conn;
 
+#define SERVER_REFUSAL_PREFIXES 4
+
 struct server {
     uv_loop_t *loop;
     uv_tcp_t *listener; /* heap: freed by its close callback */
     int port;
     size_t max_body;
+    /* server_refusals_json: paths whose refusals a hook writes */
+    char *refusal_prefixes[SERVER_REFUSAL_PREFIXES];
+    server_refusal_fn refusal_fn;
+    void *refusal_data;
     bool closed;
     struct server_route *routes;
     struct server_request *handling; /* requests handlers own (doubly linked) */

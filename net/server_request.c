@@ -234,10 +234,30 @@ void server_respond(struct server_request *req, int status, const char *content_
                        strcmp(req->method, "HEAD") == 0);
 }
 
+/* A refusal's answer: the hook's JSON for a path it asked for, else text. */
+static void server__refusal_write(struct server_conn *conn, int status, const char *text, bool head)
+{
+    struct server *srv = conn->srv;
+    const char *path = conn->req != NULL ? conn->req->path : "";
+    for (size_t i = 0; srv->refusal_fn != NULL && i < SERVER_REFUSAL_PREFIXES; i++) {
+        const char *pre = srv->refusal_prefixes[i];
+        if (pre == NULL || strncmp(path, pre, strlen(pre)) != 0)
+            continue;
+        char body[512];
+        size_t n = srv->refusal_fn(status, text, body, sizeof(body), srv->refusal_data);
+        if (n > 0 && n < sizeof(body)) {
+            server__conn_write(conn, status, "application/json", body, n, NULL, head);
+            return;
+        }
+        break;
+    }
+    server__conn_write(conn, status, NULL, text, strlen(text), NULL, head);
+}
+
 void server__refuse(struct server_conn *conn, int status, const char *text)
 {
     conn->keep_alive = false;
-    server__conn_write(conn, status, NULL, text, strlen(text), NULL, false);
+    server__refusal_write(conn, status, text, false);
 }
 
 /* ---- parsing -------------------------------------------------------------------------------- */
@@ -633,8 +653,7 @@ static void server__request_ready(struct server_conn *conn)
     if (req->early_status != 0) {
         req->state = SERVER_REQ_ANSWERED;
         const char *text = req->early_status == 405 ? "method not allowed\n" : "not found\n";
-        server__conn_write(conn, req->early_status, NULL, text, strlen(text), NULL,
-                           strcmp(req->method, "HEAD") == 0);
+        server__refusal_write(conn, req->early_status, text, strcmp(req->method, "HEAD") == 0);
         return;
     }
     req->state = SERVER_REQ_HANDLING;

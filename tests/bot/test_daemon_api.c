@@ -335,6 +335,21 @@ static void test_api_end_to_end(void **state)
     dapi_call(&t, "POST", "/v1/chat/completions", key, NULL, big, &r);
     dapi_expect_error(&r, 413, "request_too_large");
     tcall_clear(&r);
+    /* Past the HTTP server's own limit ([server] max_body, 64 KiB), and an
+     * API path that does not exist: OpenAI's error shape all the same
+     * (before, the server's plain text, which a client cannot read). */
+    size_t huge_len = 70000;
+    char *huge = malloc(huge_len + 1);
+    assert_non_null(huge);
+    memset(huge, 'x', huge_len);
+    huge[huge_len] = '\0';
+    dapi_call(&t, "POST", "/v1/chat/completions", key, NULL, huge, &r);
+    dapi_expect_error(&r, 413, "request_too_large");
+    tcall_clear(&r);
+    free(huge);
+    dapi_call(&t, "GET", "/v1/nothing-here", key, NULL, NULL, &r);
+    dapi_expect_error(&r, 404, "unknown_url");
+    tcall_clear(&r);
     assert_int_equal(dapi_available(&t, key), now_avail);
 
     /* The console's list shows the key's spend. */
