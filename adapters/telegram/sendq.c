@@ -387,8 +387,13 @@ static void sq__run(uv_timer_t *t)
             if (rc != HB_ENOTFOUND)
                 log_warn("telegram.send_failed", "chat=%" PRId64 " error=%s", c->id,
                          hb_strerror(rc));
-            if (c->head->outbox_id != 0)
+            /* Nothing to send (HB_ENOTFOUND): done with. A send that could
+             * not even start (no memory, the HTTP client refused it) is not
+             * sent: its row stays for the next start. */
+            if (c->head->outbox_id != 0 && rc == HB_ENOTFOUND)
                 tg_outbox_done(tg, c->head, NULL);
+            else if (c->head->outbox_id != 0)
+                tg_outbox_keep(tg, c->head);
             sq__pop(tg, c);
             sq__ready(tg, c);
             sq__idle_add(tg, c);
