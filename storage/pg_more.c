@@ -169,9 +169,18 @@ int pg_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id, c
     pg__int(&p, id);
     pg__int(&p, now_ms > 0 ? now_ms : 1);
     pg__text(&p, error);
+    int rc = pg__do(pg__of(txn),
+                    "UPDATE outbox SET failed_at = $3, error = $4, data = NULL"
+                    " WHERE channel = $1 AND id = $2",
+                    &p, "outbox_fail", NULL);
+    if (rc < 0)
+        return rc;
+    pg__params_init(&p);
+    pg__text(&p, channel);
+    pg__int(&p, now_ms - STORE_OUTBOX_FAILED_KEEP_MS);
     return pg__do(pg__of(txn),
-                  "UPDATE outbox SET failed_at = $3, error = $4 WHERE channel = $1 AND id = $2", &p,
-                  "outbox_fail", NULL);
+                  "DELETE FROM outbox WHERE channel = $1 AND failed_at != 0 AND failed_at < $2", &p,
+                  "outbox_purge", NULL);
 }
 
 int pg_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,

@@ -53,6 +53,7 @@ enum store_stmt_id {
     ST_OUTBOX_PUT, /* from here to ST_OUTBOX_COUNT: statements of STORE_OUTBOX_VERSION */
     ST_OUTBOX_REMOVE,
     ST_OUTBOX_FAIL,
+    ST_OUTBOX_PURGE,
     ST_OUTBOX_EACH,
     ST_OUTBOX_MAX,
     ST_OUTBOX_COUNT,

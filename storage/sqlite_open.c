@@ -360,8 +360,10 @@ const char *const store__sql[ST_COUNT] = {
     [ST_OUTBOX_PUT] = "INSERT OR REPLACE INTO outbox (channel, id, chat, body, data, created_at)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_OUTBOX_REMOVE] = "DELETE FROM outbox WHERE channel = ?1 AND id = ?2",
-    [ST_OUTBOX_FAIL] =
-        "UPDATE outbox SET failed_at = ?3, error = ?4 WHERE channel = ?1 AND id = ?2",
+    [ST_OUTBOX_FAIL] = "UPDATE outbox SET failed_at = ?3, error = ?4, data = NULL"
+                       " WHERE channel = ?1 AND id = ?2",
+    [ST_OUTBOX_PURGE] =
+        "DELETE FROM outbox WHERE channel = ?1 AND failed_at != 0 AND failed_at < ?2",
     [ST_OUTBOX_EACH] =
         "SELECT id, chat, body, data FROM outbox WHERE channel = ?1 AND failed_at = 0"
         " AND id > ?2 ORDER BY id LIMIT ?3",

@@ -593,7 +593,13 @@ int sqlite_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t i
     sqlite3_bind_int64(st, 2, id);
     sqlite3_bind_int64(st, 3, now_ms > 0 ? now_ms : 1);
     sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
-    return store__step_done(s, st, "outbox_fail");
+    int rc = store__step_done(s, st, "outbox_fail");
+    if (rc < 0 || s->stmt[ST_OUTBOX_PURGE] == NULL)
+        return rc;
+    st = store__stmt(s, ST_OUTBOX_PURGE);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms - STORE_OUTBOX_FAILED_KEEP_MS);
+    return store__step_done(s, st, "outbox_purge");
 }
 
 int sqlite_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,

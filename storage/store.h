@@ -469,7 +469,7 @@ int store_backup_file(const char *src_path, const char *dst_path);
  * A channel (an adapter: "telegram", "discord") numbers its own rows with
  * ids it allocates, increasing. body is the channel's encoding of the call;
  * data an optional attachment (an image). Rows are removed once sent, or
- * kept and marked undeliverable (never dropped silently). Every call
+ * kept and marked undeliverable (never dropped silently; kept 30 days). Every call
  * returns HB_ESCHEMA on a database older than the outbox. */
 
 /** Write (or rewrite) row id of channel. data may be NULL. */
@@ -482,6 +482,9 @@ int store_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t 
 /** Mark a row undeliverable with a short reason (no secrets, no prompt text). */
 int store_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id, const char *error,
                           int64_t now_ms);
+/* A row marked undeliverable keeps its text and error (its photo goes at
+ * once) this long; each new mark removes the older ones of its channel. */
+#define STORE_OUTBOX_FAILED_KEEP_MS (30LL * 24 * 3600 * 1000)
 
 /** Call fn for the deliverable rows of channel with id > after_id, in id
  *  order, at most max of them, until fn returns non-zero (returned). body

@@ -884,6 +884,30 @@ static void test_notice_kept_when_api_unreachable(void **state)
     fx_done(&fx);
 }
 
+/* An undeliverable notice keeps its text and reason, not its photo, and
+ * marks of more than 30 days ago go with the next one (before, every row
+ * of a chat that blocked the bot stayed for ever, photos included). */
+static void test_undeliverable_rows_pruned(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, NULL);
+    fx_start(&fx);
+    fx_wait_count(&fx, "getUpdates", 1);
+    fx_sql_exec(&fx, "INSERT INTO outbox (channel, id, chat, body, data, created_at, failed_at, "
+                     "error) VALUES ('telegram', 900, 557, '{}', x'89504e47', 1, 1, 'old')");
+    tgapi_fail(fx.api, "sendMessage", 100, 403,
+               "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was "
+               "blocked by the user\"}");
+    fx_notice(&fx, "555", "Your payment arrived.");
+    fx_wait_count(&fx, "sendMessage", 6);
+    fx_run_for(&fx, 200);
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE id = 900"), 0);
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at != 0"), 1);
+    assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE data IS NOT NULL"), 0);
+    fx_done(&fx);
+}
+
 /* A notice that could not go out before the adapter closed (the Bot API
  * failing) stays in the outbox and goes first at the next start. */
 static void test_notice_kept_across_restart(void **state)
@@ -941,6 +965,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_notice_blocked_recorded_undeliverable),
     cmocka_unit_test(test_notice_kept_when_api_unreachable),
     cmocka_unit_test(test_failed_row_write_tried_again),
+    cmocka_unit_test(test_undeliverable_rows_pruned),
     cmocka_unit_test(test_notice_kept_across_restart),
     cmocka_unit_test(test_admin_names_members),
     cmocka_unit_test(test_start_dm_tells_numeric_id),
