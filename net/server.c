@@ -183,11 +183,11 @@ static void server__conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
     if (nread < 0) {
         struct server_request *req = conn->req;
         if (nread == UV_EOF && conn->state == SERVER_CONN_BUSY && req != NULL &&
-            req->state == SERVER_REQ_HANDLING) {
-            /* The client sent its end while its request is handled: gone,
-             * or half-closed to wait for the answer. The handler hears of
-             * it; an answer is still written, and the connection closes
-             * after it. */
+            (req->state == SERVER_REQ_HANDLING || req->state == SERVER_REQ_ANSWERED)) {
+            /* The client sent its end while its request is handled (or its
+             * answer is being written): gone, or half-closed to wait for
+             * the answer. The handler hears of it; the answer is still
+             * written whole, and the connection closes after it. */
             uv_read_stop((uv_stream_t *)&conn->tcp);
             conn->reading = false;
             conn->peer_done = true;

@@ -346,6 +346,47 @@ static void sfx_hold_watch(struct server_request *req, void *data)
     server_request_on_gone(req, sfx_gone, fx);
 }
 
+#define SFX_BIG (4 * 1024 * 1024)
+
+static void sfx_big(struct server_request *req, void *data)
+{
+    (void)data;
+    char *body = malloc(SFX_BIG);
+    assert_non_null(body);
+    memset(body, 'b', SFX_BIG);
+    server_respond(req, 200, "application/octet-stream", body, SFX_BIG, NULL);
+    free(body);
+}
+
+/* A client that sends its end right after its request and reads the
+ * answer only later gets all of it (before, its end arriving while a large
+ * answer was still being written closed the connection mid-answer). */
+static void test_server_half_close_whole_answer(void **state)
+{
+    struct sfx *fx = *state;
+    assert_int_equal(server_route_add(fx->srv, "GET", "/big", NULL, sfx_big, fx), 0);
+    static const char req[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = test_tcp_connect(server_port(fx->srv));
+    assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
+    shutdown(fd, SHUT_WR);
+    uint64_t end = test_now_ms() + 300;
+    while (test_now_ms() < end) /* the server answers and sees the end meanwhile */
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+    size_t got = 0;
+    char buf[65536];
+    end = test_now_ms() + 10000;
+    while (test_now_ms() < end) {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0)
+            break;
+        if (n > 0)
+            got += (size_t)n;
+    }
+    close(fd);
+    assert_true(got > SFX_BIG);
+}
+
 /* A client that leaves while its request is handled: the handler hears of
  * it at once; one that waits gets its answer, and the one after it, sent
  * on the same connection before the first was answered, its own. */
@@ -681,6 +722,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_server_refusals, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_late_answer, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_close_with_request_held, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_half_close_whole_answer, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_client_gone, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_pipelined_bodies, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_bad_version, sfx_setup, sfx_teardown),
