@@ -159,12 +159,11 @@ int state_get(struct store *store, const char *ns, const char *key, state_cb cb,
     return state__submit(store, op);
 }
 
-int state_put(struct store *store, const char *ns, const char *key, const char *value, state_cb cb,
-              void *data)
+/* A put or a remove_if of value (a copy), submitted. */
+static int state__value_op(struct store *store, enum state_verb verb, const char *ns,
+                           const char *key, const char *value, state_cb cb, void *data)
 {
-    if (value != NULL && strlen(value) > STATE_VALUE_MAX)
-        return HB_EOVERFLOW;
-    struct state_op *op = state__op_new(STATE_PUT, ns, key);
+    struct state_op *op = state__op_new(verb, ns, key);
     if (op == NULL)
         return HB_EINVAL;
     if (value != NULL) {
@@ -179,20 +178,20 @@ int state_put(struct store *store, const char *ns, const char *key, const char *
     return state__submit(store, op);
 }
 
+int state_put(struct store *store, const char *ns, const char *key, const char *value, state_cb cb,
+              void *data)
+{
+    if (value != NULL && strlen(value) > STATE_VALUE_MAX)
+        return HB_EOVERFLOW;
+    return state__value_op(store, STATE_PUT, ns, key, value, cb, data);
+}
+
 int state_remove_if(struct store *store, const char *ns, const char *key, const char *value,
                     state_cb cb, void *data)
 {
-    struct state_op *op = value != NULL ? state__op_new(STATE_REMOVE_IF, ns, key) : NULL;
-    if (op == NULL)
+    if (value == NULL)
         return HB_EINVAL;
-    op->value = strdup(value);
-    if (op->value == NULL) {
-        state__op_free(op);
-        return HB_ENOMEM;
-    }
-    op->cb = cb;
-    op->data = data;
-    return state__submit(store, op);
+    return state__value_op(store, STATE_REMOVE_IF, ns, key, value, cb, data);
 }
 
 int state_list(struct store *store, const char *ns, const char *prefix, size_t max,

@@ -839,21 +839,34 @@ static void test_failed_row_write_tried_again(void **state)
     fx_done(&fx);
 }
 
+/* A started adapter whose notice to user is answered status (body) every
+ * time: it tried it six times, and a moment passed. sql (may be NULL) runs
+ * on the database first, once polling began. */
+static void fx_notice_refused(struct fx *fx, int status, const char *body, const char *user,
+                              const char *sql)
+{
+    fx_init(fx, NULL);
+    fx_start(fx);
+    fx_wait_count(fx, "getUpdates", 1); /* the outbox was loaded: polling began */
+    if (sql != NULL)
+        fx_sql_exec(fx, sql);
+    tgapi_fail(fx->api, "sendMessage", 100, status, body);
+    fx_notice(fx, user, "Your payment arrived.");
+    fx_wait_count(fx, "sendMessage", 6);
+    fx_run_for(fx, 200);
+}
+
+#define FX_BLOCKED                                                                                 \
+    "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was blocked by the "        \
+    "user\"}"
+
 /* A member who blocked the bot: the notice is tried again with back-off,
  * then kept in the outbox marked undeliverable, never dropped silently. */
 static void test_notice_blocked_recorded_undeliverable(void **state)
 {
     (void)state;
     struct fx fx;
-    fx_init(&fx, NULL);
-    fx_start(&fx);
-    fx_wait_count(&fx, "getUpdates", 1); /* the outbox was loaded: polling began */
-    tgapi_fail(fx.api, "sendMessage", 100, 403,
-               "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was "
-               "blocked by the user\"}");
-    fx_notice(&fx, "555", "Your payment arrived.");
-    fx_wait_count(&fx, "sendMessage", 6);
-    fx_run_for(&fx, 200);
+    fx_notice_refused(&fx, 403, FX_BLOCKED, "555", NULL);
     assert_int_equal(tgapi_count(fx.api, "sendMessage"), 6); /* tried, then given up */
     assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at != 0"), 1);
     assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at = 0"), 0);
@@ -869,14 +882,8 @@ static void test_notice_kept_when_api_unreachable(void **state)
 {
     (void)state;
     struct fx fx;
-    fx_init(&fx, NULL);
-    fx_start(&fx);
-    fx_wait_count(&fx, "getUpdates", 1);
-    tgapi_fail(fx.api, "sendMessage", 100, 502,
-               "{\"ok\":false,\"error_code\":502,\"description\":\"Bad Gateway\"}");
-    fx_notice(&fx, "556", "Your payment arrived.");
-    fx_wait_count(&fx, "sendMessage", 6);
-    fx_run_for(&fx, 200);
+    fx_notice_refused(&fx, 502, "{\"ok\":false,\"error_code\":502,\"description\":\"Bad Gateway\"}",
+                      "556", NULL);
     assert_int_equal(tgapi_count(fx.api, "sendMessage"), 6); /* tried, then left for later */
     assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at = 0"), 1);
     assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at != 0"), 0);
@@ -891,17 +898,9 @@ static void test_undeliverable_rows_pruned(void **state)
 {
     (void)state;
     struct fx fx;
-    fx_init(&fx, NULL);
-    fx_start(&fx);
-    fx_wait_count(&fx, "getUpdates", 1);
-    fx_sql_exec(&fx, "INSERT INTO outbox (channel, id, chat, body, data, created_at, failed_at, "
-                     "error) VALUES ('telegram', 900, 557, '{}', x'89504e47', 1, 1, 'old')");
-    tgapi_fail(fx.api, "sendMessage", 100, 403,
-               "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was "
-               "blocked by the user\"}");
-    fx_notice(&fx, "555", "Your payment arrived.");
-    fx_wait_count(&fx, "sendMessage", 6);
-    fx_run_for(&fx, 200);
+    fx_notice_refused(&fx, 403, FX_BLOCKED, "555",
+                      "INSERT INTO outbox (channel, id, chat, body, data, created_at, failed_at, "
+                      "error) VALUES ('telegram', 900, 557, '{}', x'89504e47', 1, 1, 'old')");
     assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE id = 900"), 0);
     assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE failed_at != 0"), 1);
     assert_int_equal(fx_sql_int(&fx, "SELECT COUNT(*) FROM outbox WHERE data IS NOT NULL"), 0);
