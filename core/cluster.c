@@ -306,12 +306,9 @@ void cluster_free(struct cluster *c)
 {
     if (c == NULL)
         return;
-    /* A clean stop gives its heartbeat up: it is gone at once to the
-     * others (its held jobs are taken over now, not a lease later), and
-     * its row does not stay behind. */
-    char name[CLUSTER_NAME_MAX];
-    snprintf(name, sizeof(name), "run:%s", c->run);
-    cluster_lease_drop(c, name, NULL, NULL);
+    /* Its heartbeat row runs out by itself, a lease after its last beat:
+     * given up here, it would be gone to the others while this daemon's
+     * jobs still settle (generate_close finishes after this). */
     c->freeing = true;
     store_listener_close(c->changes);
     c->changes = NULL;
