@@ -150,9 +150,18 @@ void server_request_on_gone(struct server_request *req, void (*cb)(void *data), 
 
 static void server__conn_timeout(uv_timer_t *t)
 {
-    /* A request that did not arrive whole in time, an idle keep-alive, or
-     * the end of lingering. */
-    server__conn_close(t->data);
+    /* A request that did not arrive whole in time, an idle keep-alive, an
+     * answer the client did not take in time, or the end of lingering. */
+    struct server_conn *conn = t->data;
+    if (conn->state == SERVER_CONN_BUSY)
+        log_warn("server.answer_not_taken", "timeout_ms=%llu",
+                 (unsigned long long)(conn->srv != NULL ? conn->srv->write_timeout_ms : 0));
+    server__conn_close(conn);
+}
+
+void server__conn_deadline(struct server_conn *conn, uint64_t ms)
+{
+    uv_timer_start(&conn->timer, server__conn_timeout, ms, 0);
 }
 
 static void server__conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -253,7 +262,10 @@ void server__conn_process(struct server_conn *conn)
             }
             conn->reading = true;
         }
-        uv_timer_stop(&conn->timer);
+        /* A handler may take long; an answer being written has its own
+         * deadline (server__conn_write). */
+        if (conn->req == NULL || conn->req->state != SERVER_REQ_ANSWERED)
+            uv_timer_stop(&conn->timer);
         break;
     default:
         break;
@@ -389,6 +401,8 @@ struct server *server_new(uv_loop_t *loop, const struct server_options *opts)
         return NULL;
     srv->loop = loop;
     srv->max_body = opts != NULL && opts->max_body > 0 ? opts->max_body : SERVER_MAX_BODY_DEFAULT;
+    srv->write_timeout_ms = opts != NULL && opts->write_timeout_ms > 0 ? opts->write_timeout_ms
+                                                                       : SERVER_WRITE_TIMEOUT_MS;
     const char *address = opts != NULL && opts->address != NULL ? opts->address : "127.0.0.1";
     bool any = strcmp(address, "0.0.0.0") == 0 || strcmp(address, "*") == 0;
     int port = opts != NULL ? opts->port : 0;

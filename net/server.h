@@ -45,9 +45,11 @@ struct server;
 struct server_request;
 
 struct server_options {
-    const char *address; /* listen address; NULL: "127.0.0.1" */
-    int port;            /* 0: an ephemeral port (tests) */
-    size_t max_body;     /* largest request body accepted, in bytes; 0: 1 MiB */
+    const char *address;       /* listen address; NULL: "127.0.0.1" */
+    int port;                  /* 0: an ephemeral port (tests) */
+    size_t max_body;           /* largest request body accepted, in bytes; 0: 1 MiB */
+    uint64_t write_timeout_ms; /* an answer not taken by the client in this long closes its
+                                  connection; 0: 60 s */
 };
 
 /** A route's handler; req is the handler's until server_respond(). */

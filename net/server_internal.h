@@ -16,14 +16,15 @@
 #define SERVER_METHOD_MAX 16 /* longest method name a route may serve, with its NUL */
 #define SERVER_PATH_MAX 512
 #define SERVER_QUERY_MAX 1024
-#define SERVER_NAME_MAX 64           /* header names longer than this are never read */
-#define SERVER_HEAD_MAX 8192         /* request line and headers, bytes; 431 beyond */
-#define SERVER_READ_CHUNK 16384      /* bytes asked of one read */
-#define SERVER_BUSY_READ_MAX 65536   /* read ahead while a request is handled, at most */
-#define SERVER_CONNS_MAX 512         /* open connections; more are closed at once */
-#define SERVER_REQUESTS_PER_CONN 100 /* then the answer closes the connection */
-#define SERVER_TIMEOUT_MS 30000      /* for a whole request to arrive; keep-alive idle */
-#define SERVER_LINGER_MS 2000        /* reading and dropping after a closing answer */
+#define SERVER_NAME_MAX 64            /* header names longer than this are never read */
+#define SERVER_HEAD_MAX 8192          /* request line and headers, bytes; 431 beyond */
+#define SERVER_READ_CHUNK 16384       /* bytes asked of one read */
+#define SERVER_BUSY_READ_MAX 65536    /* read ahead while a request is handled, at most */
+#define SERVER_CONNS_MAX 512          /* open connections; more are closed at once */
+#define SERVER_REQUESTS_PER_CONN 100  /* then the answer closes the connection */
+#define SERVER_TIMEOUT_MS 30000       /* for a whole request to arrive; keep-alive idle */
+#define SERVER_LINGER_MS 2000         /* reading and dropping after a closing answer */
+#define SERVER_WRITE_TIMEOUT_MS 60000 /* an answer the client does not read in time */
 #define SERVER_LINGER_BYTES (256u * 1024u)
 
 struct server_route {
@@ -45,6 +46,7 @@ struct server {
     uv_tcp_t *listener; /* heap: freed by its close callback */
     int port;
     size_t max_body;
+    uint64_t write_timeout_ms;
     /* server_refusals_json: paths whose refusals a hook writes */
     char *refusal_prefixes[SERVER_REFUSAL_PREFIXES];
     server_refusal_fn refusal_fn;
@@ -144,6 +146,8 @@ struct server_conn {
 void server__conn_close(struct server_conn *conn);
 void server__conn_process(struct server_conn *conn);
 void server__conn_linger(struct server_conn *conn);
+/** Close conn unless what it waits for happens within ms (the timer's). */
+void server__conn_deadline(struct server_conn *conn, uint64_t ms);
 
 /* net/server_request.c */
 void server__request_free(struct server_request *req);

@@ -142,6 +142,7 @@ void server__answer_done(struct server_conn *conn, int status)
         server__conn_close(conn);
         return;
     }
+    uv_timer_stop(&conn->timer); /* the answer's deadline: it was taken */
     struct server_request *req = conn->req;
     conn->req = NULL;
     if (req != NULL) {
@@ -212,7 +213,12 @@ static void server__conn_write(struct server_conn *conn, int status, const char 
         free(conn->out);
         conn->out = NULL;
         server__conn_close(conn);
+        return;
     }
+    /* A client that never reads its answer does not hold the connection
+     * and the answer's memory for ever. */
+    server__conn_deadline(conn, conn->srv != NULL ? conn->srv->write_timeout_ms
+                                                  : SERVER_WRITE_TIMEOUT_MS);
 }
 
 void server_respond(struct server_request *req, int status, const char *content_type,

@@ -387,6 +387,55 @@ static void test_server_half_close_whole_answer(void **state)
     assert_true(got > SFX_BIG);
 }
 
+#define SFX_HUGE (32 * 1024 * 1024) /* more than the sockets' buffers hold */
+
+static void sfx_huge(struct server_request *req, void *data)
+{
+    (void)data;
+    char *body = malloc(SFX_HUGE);
+    assert_non_null(body);
+    memset(body, 'h', SFX_HUGE);
+    server_respond(req, 200, "application/octet-stream", body, SFX_HUGE, NULL);
+    free(body);
+}
+
+/* A client that never reads its answer does not hold its connection (and
+ * the answer's memory) for ever: past write_timeout_ms the connection
+ * closes (before, nothing ran while an answer was written, so it stayed
+ * open as long as the client liked). */
+static void test_server_answer_not_taken(void **state)
+{
+    struct sfx *fx = *state;
+    struct server_options o = {.address = "127.0.0.1", .port = 0, .write_timeout_ms = 300};
+    struct server *srv = server_new(&fx->loop, &o);
+    assert_non_null(srv);
+    assert_int_equal(server_route_add(srv, "GET", "/huge", NULL, sfx_huge, fx), 0);
+    static const char req[] = "GET /huge HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = test_tcp_connect(server_port(srv));
+    assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
+    uint64_t end = test_now_ms() + 1500; /* not reading: the deadline passes */
+    while (test_now_ms() < end)
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+    size_t got = 0;
+    bool ended = false;
+    char buf[65536];
+    end = test_now_ms() + 5000;
+    while (!ended && test_now_ms() < end) {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            ended = true;
+    }
+    close(fd);
+    server_free(srv); /* before the checks: a failed one leaves no open server behind */
+    for (int i = 0; i < 10; i++)
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_true(ended);
+    assert_true(got < SFX_HUGE);
+}
+
 /* A client that leaves while its request is handled: the handler hears of
  * it at once; one that waits gets its answer, and the one after it, sent
  * on the same connection before the first was answered, its own. */
@@ -723,6 +772,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_server_late_answer, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_close_with_request_held, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_half_close_whole_answer, sfx_setup, sfx_teardown),
+    cmocka_unit_test_setup_teardown(test_server_answer_not_taken, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_client_gone, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_pipelined_bodies, sfx_setup, sfx_teardown),
     cmocka_unit_test_setup_teardown(test_server_bad_version, sfx_setup, sfx_teardown),
