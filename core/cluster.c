@@ -192,15 +192,15 @@ static void cluster__runs_read(int rc, const struct state_entry *e, size_t n, vo
                  * that ever ran do not pile up. */
                 state_remove_if(c->store, CLUSTER_LEASE_NS, e[i].key, e[i].value, NULL, NULL);
         }
-        /* A full page: the rest is read before anyone is judged gone. */
-        char from[STATE_KEY_MAX + 2];
-        if (c->reading != NULL && n == CLUSTER_RUNS_PAGE) {
-            snprintf(from, sizeof(from), "%s\x01", e[n - 1].key);
-            if (state_list_range(c->store, CLUSTER_LEASE_NS, from, CLUSTER_RUNS_END,
-                                 CLUSTER_RUNS_PAGE, cluster__runs_read, c) == 0)
-                return;
-        }
-        if (c->reading != NULL) {
+        /* A full page: the rest is read before anyone is judged gone; if
+         * it cannot be, the last whole read stands. */
+        int more = c->reading != NULL
+                       ? state_list_range_after(c->store, CLUSTER_LEASE_NS, e, n, CLUSTER_RUNS_END,
+                                                CLUSTER_RUNS_PAGE, cluster__runs_read, c)
+                       : HB_ENOMEM;
+        if (more == 0)
+            return;
+        if (more == HB_ENOTFOUND) {
             map_free(c->alive);
             c->alive = c->reading;
             c->reading = NULL;

@@ -233,14 +233,20 @@ int state_list_range(struct store *store, const char *ns, const char *from, cons
     return state__submit(store, op);
 }
 
-int state_list_after(struct store *store, const char *ns, const struct state_entry *page, size_t n,
-                     size_t max, state_list_cb cb, void *data)
+int state_list_range_after(struct store *store, const char *ns, const struct state_entry *page,
+                           size_t n, const char *to, size_t max, state_list_cb cb, void *data)
 {
     if (n == 0 || n < max)
         return HB_ENOTFOUND;
     char from[STATE_KEY_MAX + 2];
     snprintf(from, sizeof(from), "%s\x01", page[n - 1].key);
-    return state_list_range(store, ns, from, NULL, max, cb, data);
+    return state_list_range(store, ns, from, to, max, cb, data);
+}
+
+int state_list_after(struct store *store, const char *ns, const struct state_entry *page, size_t n,
+                     size_t max, state_list_cb cb, void *data)
+{
+    return state_list_range_after(store, ns, page, n, NULL, max, cb, data);
 }
 
 #define STATE_READ_PAGE 1000 /* rows per store job of state_read_all */

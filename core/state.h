@@ -66,6 +66,11 @@ int state_list_range(struct store *store, const char *ns, const char *from, cons
 int state_list_after(struct store *store, const char *ns, const struct state_entry *page, size_t n,
                      size_t max, state_list_cb cb, void *data);
 
+/** state_list_after for a listing of a range (state_list_range with this
+ *  to and max). */
+int state_list_range_after(struct store *store, const char *ns, const struct state_entry *page,
+                           size_t n, const char *to, size_t max, state_list_cb cb, void *data);
+
 /** Read every row of ns in key order, a page (one store job) at a time:
  *  row(key, value, data) for each, on the loop; a negative return stops
  *  the read with that code. Then done(rc, data) once: 0, the read's

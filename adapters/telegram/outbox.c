@@ -130,16 +130,10 @@ void tg_outbox_rewrite(struct tg *tg, struct tg_op *op)
     tg_outbox_flush(tg, false);
 }
 
-static bool tg__retry_failed(struct tg *tg);
-
 static void tg__linger_done(uv_timer_t *t)
 {
-    struct tg *tg = t->data;
-    if (tg->ob_failed != NULL && tg->ob_writing == 0) {
-        tg__retry_failed(tg);
-        return;
-    }
-    tg_outbox_flush(tg, false);
+    /* Also a failed write's retry: the flush tries it first. */
+    tg_outbox_flush(t->data, false);
 }
 
 /* op leaves the rows to write (its send ended). */
@@ -276,8 +270,8 @@ static void tg__write_done(struct store_job *job, int rc)
             tg_unref(tg);
             return;
         }
-        if (tg->ob_nput > 0 || tg->ob_nfail > 0 || tg->ob_ndel > 0)
-            tg_outbox_flush(tg, false);
+        if (tg->ob_nput > 0 || tg->ob_nfail > 0 || tg->ob_ndel > 0 || tg->ob_failed != NULL)
+            tg_outbox_flush(tg, false); /* a failed write's retry first */
         else if (tg->ob_offset > 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer))
             uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_LINGER_MS, 0);
         tg_poll_kick(tg);
@@ -287,23 +281,20 @@ static void tg__write_done(struct store_job *job, int rc)
 }
 
 /* A failed write's retry: submitted again as it was (its puts, removals and
- * marks are idempotent). True when it is in the store again. */
-static bool tg__retry_failed(struct tg *tg)
+ * marks are idempotent), or armed again if the store will not take it. */
+static void tg__retry_failed(struct tg *tg)
 {
     struct tg_ob_write *w = tg->ob_failed;
     struct store *store = tg__store(tg);
-    if (w == NULL || store == NULL)
-        return false;
     w->job = (struct store_job){.run = tg__write_run, .done = tg__write_done};
-    if (store_submit(store, &w->job) < 0) {
+    if (store == NULL || store_submit(store, &w->job) < 0) {
         uv_timer_start(&tg->ob_timer, tg__linger_done, TG_OB_RETRY_MS, 0);
-        return true; /* still waiting: the next try is armed */
+        return;
     }
     tg->ob_failed = NULL;
     tg->ob_writing++;
     tg_ref(tg);
     log_info("telegram.outbox_retry", "rows=%zu", w->nrows);
-    return true;
 }
 
 /* The row of a queued send: its call as JSON, its photo aside. Built as
@@ -364,11 +355,9 @@ void tg_outbox_flush(struct tg *tg, bool force)
     if (!tg->ob_on)
         return;
     if (tg->ob_failed != NULL) {
-        /* The failed write first; what waits goes with the one after
-         * (or beside it when forced: a checkpoint's or the last one's). */
-        if (force)
-            tg__retry_failed(tg);
-        else if (tg->ob_writing == 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer))
+        /* The failed write first, when its retry is due; what waits goes
+         * with the write after it, or beside it when forced. */
+        if (force || (tg->ob_writing == 0 && !uv_is_active((uv_handle_t *)&tg->ob_timer)))
             tg__retry_failed(tg);
         if (!force)
             return;
