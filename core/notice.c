@@ -192,8 +192,6 @@ static int notice__owe(struct notice_send *s)
     return rc < 0 ? rc : state_put(s->n->store, NOTIFY_NS_PENDING, key, value, NULL, NULL);
 }
 
-static int notice__upvotes_back(struct notices *n, const char *key, int64_t count);
-
 static void notice__deliver(struct notice_send *s)
 {
     struct notices *n = s->n;
@@ -221,7 +219,9 @@ static void notice__deliver(struct notice_send *s)
         }
         /* Upvotes told to nobody go back to the untold ones: the next
          * notice (an interval on, wherever an adapter takes it) has them. */
-        int brc = s->upvotes > 0 ? notice__upvotes_back(n, s->account, s->upvotes) : 0;
+        int brc = s->upvotes > 0
+                      ? state_incr(n->store, NOTICE_NS_UPVOTES, s->account, s->upvotes, NULL, NULL)
+                      : 0;
         if (brc < 0)
             log_warn("notice.upvotes_not_stored", "error=%s", hb_strerror(brc));
     } else
@@ -422,7 +422,6 @@ struct notice_upvote_job {
     int64_t now;   /* by the notices' clock */
     int64_t interval;
     int64_t tell; /* out: the count to tell now; 0: none */
-    bool back;    /* delta given back (a notice no adapter took): no notice now */
 };
 
 static int notice__upvote_run(struct store_txn *txn, struct store_job *job)
@@ -435,11 +434,6 @@ static int notice__upvote_run(struct store_txn *txn, struct store_job *job)
     int64_t count = (value != NULL ? strtoll(value, NULL, 10) : 0) + j->delta;
     free(value);
     value = NULL;
-    if (j->back) {
-        char back[32];
-        snprintf(back, sizeof(back), "%lld", (long long)count);
-        return store_txn_state_put(txn, NOTICE_NS_UPVOTES, j->key, back, clock_real_ms());
-    }
     rc = store_txn_state_get(txn, NOTICE_NS_UPVOTED, j->key, &value);
     if (rc < 0 && rc != HB_ENOTFOUND)
         return rc;
@@ -480,8 +474,8 @@ static void notice__upvote_done(struct store_job *job, int rc)
 }
 
 /* Count delta more upvotes of key's images (0: only look) and tell them if
- * a notice is due; back: only count them (a notice nobody took). */
-static int notice__upvote_job(struct notices *n, const char *key, int64_t delta, bool back)
+ * a notice is due. */
+static int notice__upvote_submit(struct notices *n, const char *key, int64_t delta)
 {
     struct notice_upvote_job *j = calloc(1, sizeof(*j));
     if (j == NULL)
@@ -490,8 +484,7 @@ static int notice__upvote_job(struct notices *n, const char *key, int64_t delta,
                                     .n = n,
                                     .delta = delta,
                                     .now = clock_now_ms(&n->opts.clock),
-                                    .interval = n->opts.upvote_interval_ms,
-                                    .back = back};
+                                    .interval = n->opts.upvote_interval_ms};
     snprintf(j->key, sizeof(j->key), "%s", key);
     int rc = store_submit(n->store, &j->job);
     if (rc < 0) {
@@ -500,16 +493,6 @@ static int notice__upvote_job(struct notices *n, const char *key, int64_t delta,
     }
     notice__hold(n);
     return 0;
-}
-
-static int notice__upvote_submit(struct notices *n, const char *key, int64_t delta)
-{
-    return notice__upvote_job(n, key, delta, false);
-}
-
-static int notice__upvotes_back(struct notices *n, const char *key, int64_t count)
-{
-    return notice__upvote_job(n, key, count, true);
 }
 
 void notices_upvote(struct notices *n, enum command_platform platform, const char *creator)
