@@ -346,16 +346,45 @@ static void sfx_hold_watch(struct server_request *req, void *data)
     server_request_on_gone(req, sfx_gone, fx);
 }
 
-#define SFX_BIG (4 * 1024 * 1024)
+static const size_t sfx_big_len = 4 * 1024 * 1024;
+static const size_t sfx_huge_len = 32 * 1024 * 1024; /* more than the sockets' buffers hold */
 
-static void sfx_big(struct server_request *req, void *data)
+/* Answer a body of *(const size_t *)data bytes. */
+static void sfx_sized(struct server_request *req, void *data)
 {
-    (void)data;
-    char *body = malloc(SFX_BIG);
+    size_t len = *(const size_t *)data;
+    char *body = malloc(len);
     assert_non_null(body);
-    memset(body, 'b', SFX_BIG);
-    server_respond(req, 200, "application/octet-stream", body, SFX_BIG, NULL);
+    memset(body, 'b', len);
+    server_respond(req, 200, "application/octet-stream", body, len, NULL);
     free(body);
+}
+
+/* Run the loop for ms, the client reading nothing meanwhile. */
+static void sfx_idle(struct sfx *fx, uint64_t ms)
+{
+    uint64_t end = test_now_ms() + ms;
+    while (test_now_ms() < end)
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+}
+
+/* Read fd, running the loop, until the connection ends or ms pass: the
+ * bytes read; *ended says whether it ended. */
+static size_t sfx_drain(struct sfx *fx, int fd, uint64_t ms, bool *ended)
+{
+    size_t got = 0;
+    char buf[65536];
+    *ended = false;
+    uint64_t end = test_now_ms() + ms;
+    while (!*ended && test_now_ms() < end) {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            *ended = true;
+    }
+    return got;
 }
 
 /* A client that sends its end right after its request and reads the
@@ -364,39 +393,17 @@ static void sfx_big(struct server_request *req, void *data)
 static void test_server_half_close_whole_answer(void **state)
 {
     struct sfx *fx = *state;
-    assert_int_equal(server_route_add(fx->srv, "GET", "/big", NULL, sfx_big, fx), 0);
+    assert_int_equal(
+        server_route_add(fx->srv, "GET", "/big", NULL, sfx_sized, (void *)&sfx_big_len), 0);
     static const char req[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
     int fd = test_tcp_connect(server_port(fx->srv));
     assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
     shutdown(fd, SHUT_WR);
-    uint64_t end = test_now_ms() + 300;
-    while (test_now_ms() < end) /* the server answers and sees the end meanwhile */
-        uv_run(&fx->loop, UV_RUN_NOWAIT);
-    size_t got = 0;
-    char buf[65536];
-    end = test_now_ms() + 10000;
-    while (test_now_ms() < end) {
-        uv_run(&fx->loop, UV_RUN_NOWAIT);
-        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n == 0)
-            break;
-        if (n > 0)
-            got += (size_t)n;
-    }
+    sfx_idle(fx, 300); /* the server answers and sees the end meanwhile */
+    bool ended;
+    size_t got = sfx_drain(fx, fd, 10000, &ended);
     close(fd);
-    assert_true(got > SFX_BIG);
-}
-
-#define SFX_HUGE (32 * 1024 * 1024) /* more than the sockets' buffers hold */
-
-static void sfx_huge(struct server_request *req, void *data)
-{
-    (void)data;
-    char *body = malloc(SFX_HUGE);
-    assert_non_null(body);
-    memset(body, 'h', SFX_HUGE);
-    server_respond(req, 200, "application/octet-stream", body, SFX_HUGE, NULL);
-    free(body);
+    assert_true(got > sfx_big_len);
 }
 
 /* A client that never reads its answer does not hold its connection (and
@@ -409,31 +416,20 @@ static void test_server_answer_not_taken(void **state)
     struct server_options o = {.address = "127.0.0.1", .port = 0, .write_timeout_ms = 300};
     struct server *srv = server_new(&fx->loop, &o);
     assert_non_null(srv);
-    assert_int_equal(server_route_add(srv, "GET", "/huge", NULL, sfx_huge, fx), 0);
+    assert_int_equal(server_route_add(srv, "GET", "/huge", NULL, sfx_sized, (void *)&sfx_huge_len),
+                     0);
     static const char req[] = "GET /huge HTTP/1.1\r\nHost: x\r\n\r\n";
     int fd = test_tcp_connect(server_port(srv));
     assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
-    uint64_t end = test_now_ms() + 1500; /* not reading: the deadline passes */
-    while (test_now_ms() < end)
-        uv_run(&fx->loop, UV_RUN_NOWAIT);
-    size_t got = 0;
-    bool ended = false;
-    char buf[65536];
-    end = test_now_ms() + 5000;
-    while (!ended && test_now_ms() < end) {
-        uv_run(&fx->loop, UV_RUN_NOWAIT);
-        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n > 0)
-            got += (size_t)n;
-        else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            ended = true;
-    }
+    sfx_idle(fx, 1500); /* not reading: the deadline passes */
+    bool ended;
+    size_t got = sfx_drain(fx, fd, 5000, &ended);
     close(fd);
     server_free(srv); /* before the checks: a failed one leaves no open server behind */
     for (int i = 0; i < 10; i++)
         uv_run(&fx->loop, UV_RUN_NOWAIT);
     assert_true(ended);
-    assert_true(got < SFX_HUGE);
+    assert_true(got < sfx_huge_len);
 }
 
 /* A client that leaves while its request is handled: the handler hears of
