@@ -492,6 +492,7 @@ static int dc__gateways_start(struct discord *dc, const char *url, unsigned reco
             .shard_count = total,
             .events = dc_events,
             .compress = dc->compress,
+            .inflate_inline = dc->inflate_inline,
             .gate = &dc->gate,
             .on_event = dc__event,
             .on_state = dc__gw_state,
@@ -885,6 +886,7 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
     dc->notice_backoff_ms = opt->notice_backoff_ms != 0 ? opt->notice_backoff_ms : 1000;
     dc->retry_ms = DC_RETRY_MIN_MS;
     dc->prefilter_off = opt->prefilter_off;
+    dc->inflate_inline = opt->inflate_inline;
     dc->compress = opt->compress;
     dc->threads = map_new(free);
     dc->guilds = map_new(free);

@@ -81,6 +81,8 @@ struct discord_options {
     enum discord_compress compress; /* gateway transport compression; 0: zlib-stream */
     bool prefilter_off;             /* benchmarks: parse every MESSAGE_CREATE whole (as before
                                        the raw check), for the figure it replaces */
+    bool inflate_inline;            /* benchmarks: inflate the gateway stream on the loop (as
+                                       before ginflate.h), for the figure it replaces */
     double (*jitter)(void *data);   /* NULL: random */
     uint64_t notice_backoff_ms;     /* first wait before a failed notice is tried again, doubling
                                        for each of its DC_NOTICE_ATTEMPTS tries; 0: 1000 */

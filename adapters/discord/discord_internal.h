@@ -148,6 +148,7 @@ struct discord {
     struct map *guilds;  /* guild id -> its name (heap text), from GUILD_CREATE and GUILD_UPDATE,
                             for a persona's {server} */
     bool prefilter_off;  /* benchmarks: every MESSAGE_CREATE parsed whole */
+    bool inflate_inline; /* benchmarks: the gateway stream inflated on the loop */
     enum discord_compress compress;
     struct map *roles; /* guild id -> the bot's role ids there, each followed by a space
                           (heap text, "" for none), from GUILD_CREATE and the bot's own

@@ -152,6 +152,11 @@ static void gw__identify(struct discord_gateway *gw)
 
 void gw__conn_end(struct discord_gateway *gw, const char *error)
 {
+    /* What the connection received before its end is taken in first, as
+     * it would have been had it been inflated as it came. */
+    ginflate_drain(gw->gx);
+    ginflate_free(gw->gx);
+    gw->gx = NULL;
     bool was_open = gw->conn_open;
     gw->conn_live = false;
     gw->conn_open = false;
@@ -163,7 +168,6 @@ void gw__conn_end(struct discord_gateway *gw, const char *error)
         gw->retry_what = GW_RETRY_NONE;
     }
     gw__queue_clear(&gw->ctl);
-    discord_zstream_free(&gw->zs);
 
     if (gw->stopping) {
         if (gw->addrs != NULL) {
@@ -465,6 +469,7 @@ struct discord_gateway *discord_gateway_new(struct discord_ws *ws,
     gw->shard_count = count;
     gw->max_payload = opt->max_payload != 0 ? opt->max_payload : GW_MAX_PAYLOAD_DEFAULT;
     gw->compress = opt->compress;
+    gw->inflate_inline = opt->inflate_inline;
     discord_identify_gate_init(&gw->own_gate, 1);
     gw->gate = opt->gate != NULL ? opt->gate : &gw->own_gate;
     gw->on_event = opt->on_event;

@@ -5,7 +5,6 @@
 #include "adapters/discord/gateway.h"
 
 #include "adapters/discord/gateway_internal.h"
-#include "adapters/discord/zstream.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -187,57 +186,80 @@ void gw__drop(struct discord_gateway *gw, enum gw_why why, int code, uint32_t wa
 
 /* ---- the connection ----------------------------------------------------- */
 
-static void gw__receive(struct discord_gateway *gw, struct lws *wsi, const void *in, size_t len)
+/* A payload (or a failure) of the connection's stream, in order. */
+static void gw__inflated(void *data, const struct ginflated *r)
 {
+    struct discord_gateway *gw = data;
     if (gw->close_code != 0)
         return; /* leaving: nothing more is read */
-    int end = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
-    const char *json = NULL;
-    size_t jlen = 0;
-    /* Text is JSON as it is: a gateway (or a proxy) that ignores compress. */
-    int rc = lws_frame_is_binary(wsi)
-                 ? discord_zstream_feed_part(&gw->zs, in, len, end, &json, &jlen)
-                 : discord_zstream_feed_text(&gw->zs, in, len, end, &json, &jlen);
-    if ((gw->zs.switched || gw->zs.text) && !gw->zs.noted) {
-        gw->zs.noted = 1;
+    if ((r->switched || r->text) && !gw->transport_noted) {
+        gw->transport_noted = true;
         log_warn("discord.gateway.transport", "shard=%u asked=%s got=%s", gw->shard_id,
                  discord_compress_name(gw->compress),
-                 gw->zs.text ? "uncompressed" : discord_compress_name(gw->zs.kind));
+                 r->text ? "uncompressed" : discord_compress_name(r->kind));
     }
-    if (rc == 1) {
-        gw__payload(gw, json, jlen);
+    if (r->rc == 1) {
+        gw__payload(gw, r->json, r->len);
         return;
     }
-    if (rc == HB_EOVERFLOW) {
+    if (r->rc == HB_EOVERFLOW) {
         log_warn("discord.gateway.too_large", "shard=%u max_bytes=%zu", gw->shard_id,
                  gw->max_payload);
         return;
     }
+    /* A broken zlib stream cannot be picked up again mid-way: a new
+     * connection (resuming) starts a new one. */
+    log_warn("discord.gateway.stream", "shard=%u error=%s", gw->shard_id, hb_strerror(r->rc));
+    gw__drop(gw, GW_WHY_STREAM, DISCORD_CLOSE_RESUMABLE, 0);
+}
+
+/* Too much waits to be inflated: stop reading the socket until it is. */
+static void gw__inflate_flow(void *data, bool pause)
+{
+    struct discord_gateway *gw = data;
+    if (gw->wsi != NULL && gw->conn_open)
+        lws_rx_flow_control(gw->wsi, pause ? 0 : 1);
+}
+
+static void gw__receive(struct discord_gateway *gw, struct lws *wsi, const void *in, size_t len)
+{
+    if (gw->close_code != 0)
+        return; /* leaving: nothing more is read */
+    bool end = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    /* Text is JSON as it is: a gateway (or a proxy) that ignores compress. */
+    int rc = ginflate_push(gw->gx, in, len, lws_frame_is_binary(wsi) != 0, end);
     if (rc < 0) {
-        /* A broken zlib stream cannot be picked up again mid-way: a new
-         * connection (resuming) starts a new one. */
         log_warn("discord.gateway.stream", "shard=%u error=%s", gw->shard_id, hb_strerror(rc));
         gw__drop(gw, GW_WHY_STREAM, DISCORD_CLOSE_RESUMABLE, 0);
     }
 }
 
-/* Send the close frame ourselves, then drop the socket. lws 4.1 on libuv
- * does not send the frame set by lws_close_reason() when a WRITEABLE
- * callback returns -1: it kills the connection at once ("uv repeat"), and
- * the peer never learns the code. */
-static int gw__close_now(struct lws *wsi, int code)
+/* Send the close frame ourselves. lws 4.1 on libuv does not send the frame
+ * set by lws_close_reason() when a WRITEABLE callback returns -1: it kills
+ * the connection at once ("uv repeat"), and the peer never learns the
+ * code. Returns what lws_write did. */
+static int gw__close_frame(struct lws *wsi, int code)
 {
     unsigned char frame[LWS_PRE + 2];
     frame[LWS_PRE] = (unsigned char)((code >> 8) & 0xff);
     frame[LWS_PRE + 1] = (unsigned char)(code & 0xff);
-    lws_write(wsi, frame + LWS_PRE, 2, LWS_WRITE_CLOSE_FRAME);
-    return -1;
+    return lws_write(wsi, frame + LWS_PRE, 2, LWS_WRITE_CLOSE_FRAME);
 }
 
 static int gw__writable(struct discord_gateway *gw, struct lws *wsi)
 {
-    if (gw->close_code != 0)
-        return gw__close_now(wsi, gw->close_code);
+    if (gw->close_code != 0) {
+        if (gw->close_sent)
+            return 0;
+        gw->close_sent = true;
+        /* A zombie's socket is dropped at once: nobody answers there.
+         * Otherwise the close handshake (RFC 6455 5.5.1): the server's
+         * close frame in answer ends the connection, or the grace set by
+         * gw__drop does. */
+        if (gw__close_frame(wsi, gw->close_code) < 0 || gw->close_why == GW_WHY_ZOMBIE)
+            return -1;
+        return 0;
+    }
     struct gw_queue *q = &gw->ctl;
     if (q->head == NULL && gw->state == DISCORD_GW_IDENTIFIED)
         q = &gw->user;
@@ -302,7 +324,7 @@ static int gw__lws_callback(struct lws *wsi, enum lws_callback_reasons reason, v
         if (gw == NULL)
             return -1;
         gw__receive(gw, wsi, in, len);
-        if (gw->close_code != 0) {
+        if (gw->close_code != 0 && !gw->close_sent) {
             lws_close_reason(wsi, (enum lws_close_status)gw->close_code, NULL, 0);
             return -1;
         }
@@ -394,12 +416,15 @@ static int gw__connect_addr(struct discord_gateway *gw)
     else
         uv_ip4_name((const struct sockaddr_in *)(const void *)ai->ai_addr, addr, sizeof(addr));
 
-    int rc = discord_zstream_init(&gw->zs, gw->compress, gw->max_payload);
-    if (rc < 0)
-        return rc;
+    gw->gx = ginflate_new(gw->loop, gw->compress, gw->max_payload, gw->inflate_inline, gw__inflated,
+                          gw__inflate_flow, gw);
+    if (gw->gx == NULL)
+        return HB_ENOMEM;
+    gw->transport_noted = false;
     discord_send_limit_init(&gw->limit);
     gw->peer_close_code = 0;
     gw->close_code = 0;
+    gw->close_sent = false;
     gw->close_why = GW_WHY_NONE;
     gw->conn_live = true;
     gw->conn_open = false;
@@ -426,7 +451,8 @@ static int gw__connect_addr(struct discord_gateway *gw)
     } else if (gw->conn_live) {
         /* It failed without a callback. */
         gw->conn_live = false;
-        discord_zstream_free(&gw->zs);
+        ginflate_free(gw->gx);
+        gw->gx = NULL;
         return HB_EIO;
     }
     return 0;

@@ -7,7 +7,7 @@
 
 #include "adapters/discord/gateway.h"
 #include "adapters/discord/session.h"
-#include "adapters/discord/zstream.h"
+#include "adapters/discord/ginflate.h"
 #include "base/util.h"
 
 #include <libwebsockets.h>
@@ -61,6 +61,7 @@ struct discord_gateway {
     size_t nevents;
     size_t max_payload;
     enum discord_compress compress;
+    bool inflate_inline; /* benchmarks: inflate on the loop (ginflate.h) */
     struct discord_identify_gate own_gate;
     struct discord_identify_gate *gate;
     discord_gateway_event_cb on_event;
@@ -71,7 +72,8 @@ struct discord_gateway {
 
     struct discord_session session;
     struct discord_send_limit limit;
-    struct discord_zstream zs;
+    struct ginflate *gx;  /* the current connection's stream */
+    bool transport_noted; /* its transport, when not the one asked, was logged */
     enum discord_gateway_state state;
     struct discord_gateway_status st;
 
@@ -82,6 +84,7 @@ struct discord_gateway {
     int peer_close_code; /* from the server's close frame, 0 without one */
     int close_code;      /* the code we close with; 0 while not closing */
     enum gw_why close_why;
+    bool close_sent;        /* our close frame went out: the server's answer ends it */
     uint32_t close_wait_ms; /* op 9: how long to wait before identifying anew */
 
     /* where the current connection goes */

@@ -42,7 +42,6 @@ struct discord_zstream {
     int started;    /* a byte of the stream was fed */
     int switched;   /* the stream is of the other kind than asked (see below) */
     int text;       /* a text message came: not compressed at all */
-    int noted;      /* the caller's: it said so (once per connection) */
 };
 
 /** Prepare a context of kind for a new connection. max_payload bounds one
