@@ -223,7 +223,7 @@ static void gw__inflate_flow(void *data, bool pause)
 
 static void gw__receive(struct discord_gateway *gw, struct lws *wsi, const void *in, size_t len)
 {
-    if (gw->close_code != 0)
+    if (gw->close_code != 0 || gw->gx == NULL)
         return; /* leaving: nothing more is read */
     bool end = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     /* Text is JSON as it is: a gateway (or a proxy) that ignores compress. */
@@ -416,10 +416,11 @@ static int gw__connect_addr(struct discord_gateway *gw)
     else
         uv_ip4_name((const struct sockaddr_in *)(const void *)ai->ai_addr, addr, sizeof(addr));
 
-    gw->gx = ginflate_new(gw->loop, gw->compress, gw->max_payload, gw->inflate_inline, gw__inflated,
-                          gw__inflate_flow, gw);
-    if (gw->gx == NULL)
+    struct ginflate *gx = ginflate_new(gw->loop, gw->compress, gw->max_payload, gw->inflate_inline,
+                                       gw__inflated, gw__inflate_flow, gw);
+    if (gx == NULL)
         return HB_ENOMEM;
+    gw->gx = gx;
     gw->transport_noted = false;
     discord_send_limit_init(&gw->limit);
     gw->peer_close_code = 0;
@@ -448,8 +449,10 @@ static int gw__connect_addr(struct discord_gateway *gw)
         gw->wsi = wsi;
         if (gw->close_code != 0 || gw->stopping)
             lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    } else if (gw->conn_live) {
-        /* It failed without a callback. */
+    } else if (gw->conn_live && gw->gx == gx) {
+        /* It failed without a callback. (One that failed with a callback
+         * may already have started the next address's connection: that
+         * one stays.) */
         gw->conn_live = false;
         ginflate_free(gw->gx);
         gw->gx = NULL;

@@ -144,8 +144,16 @@ static void gx__deliver_one(struct ginflate *gx, const struct gx_res *r, const c
                             .switched = r->switched != 0,
                             .text = r->text != 0,
                             .kind = (enum discord_compress)r->kind};
-    if (r->rc < 0 && r->rc != HB_EOVERFLOW)
+    if (r->rc < 0 && r->rc != HB_EOVERFLOW) {
         gx->broken = true;
+        gx->stage.len = 0;
+        if (gx->paused) {
+            /* Nothing more is inflated, so nothing waits for room: the
+             * socket is read again (its close handshake needs that). */
+            gx->paused = false;
+            gx->flow(gx->data, false);
+        }
+    }
     gx->delivering = true;
     gx->deliver(gx->data, &out);
     gx->delivering = false;
@@ -398,8 +406,11 @@ static void gx__async(uv_async_t *a)
     pthread_mutex_lock(&gx->mu);
     size_t end = gx->tail;
     gx->in_seen = gx->in.len;
+    bool resume = gx->paused && gx->in_seen + gx->stage.len < GINFLATE_PEND_CAP;
+    if (gx->paused && !resume)
+        gx->tell_taken = true; /* still too much: ask again */
     pthread_mutex_unlock(&gx->mu);
-    if (gx->paused && gx->in_seen + gx->stage.len < GINFLATE_PEND_CAP) {
+    if (resume) {
         gx->paused = false;
         gx->flow(gx->data, false);
     }
@@ -432,7 +443,7 @@ static void gx__kick(uv_prepare_t *c)
     pthread_mutex_lock(&gx->mu);
     int rc = gx__move(&gx->in, &gx->stage);
     gx->in_seen = gx->in.len;
-    if (gx->want_tell) {
+    if (gx->want_tell && rc == 0) {
         gx->tell_taken = true;
         gx->want_tell = false;
     }
@@ -521,8 +532,8 @@ void ginflate_drain(struct ginflate *gx)
     if (gx == NULL || gx->inline_ || gx->freed || gx->delivering || !gx->running)
         return;
     gx__join(gx);
-    if (!gx__deliver(gx, gx->tail))
-        return;
+    if (!gx__deliver(gx, gx->tail) || gx->broken)
+        return; /* nothing follows a broken stream's error */
     gx->direct = true;
     if (gx->held_set) {
         gx->held_set = false;
@@ -536,7 +547,7 @@ void ginflate_drain(struct ginflate *gx)
     /* The rest of what was pushed, inflated here. */
     struct gx_buf *next[2] = {&gx->in, &gx->stage};
     for (int i = 0;; i++) {
-        while (gx->work_at < gx->work.len && !gx->freed && gx__step(gx)) {
+        while (!gx->stream_broken && gx->work_at < gx->work.len && !gx->freed && gx__step(gx)) {
         }
         if (i == 2 || gx->stream_broken || gx->freed)
             break;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -289,11 +290,68 @@ static void broken_stream(bool inline_)
     gi_stream_free(&s);
 }
 
+/* The connection ends with a broken stream among what it received: drain
+ * delivers the payloads before it and the one failure, and stops there
+ * (a text message after it would otherwise be read as a payload). */
+static void broken_then_drain(bool after_failure)
+{
+    struct gi_stream s;
+    gi_compress(DISCORD_COMPRESS_ZLIB, 300, &s);
+    struct gi t;
+    gi_start(&t, DISCORD_COMPRESS_ZLIB, false);
+    gi_push(&t, &s, 0, 200);
+    static const unsigned char bad[] = {0x07, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff};
+    assert_int_equal(ginflate_push(t.gx, bad, sizeof(bad), true, true), 0);
+    static const char text[] = "{\"op\":0,\"s\":201}";
+    assert_int_equal(ginflate_push(t.gx, text, strlen(text), false, true), 0);
+    gi_push(&t, &s, 200, 300);
+    /* after_failure: the worker stopped at the failure and the loop took
+     * it in, what follows it still pushed and not inflated. */
+    if (after_failure)
+        gi_run_until(&t, 300);
+    ginflate_drain(t.gx);
+    assert_int_equal(t.got, 200);
+    assert_true(t.order_ok);
+    assert_int_equal(t.errors, 1);
+    assert_int_equal(t.after_err, 0);
+    gi_end(&t);
+    gi_stream_free(&s);
+}
+
+/* The stream breaks while reading is stopped: reading starts again, since
+ * nothing more will be inflated (the connection's close handshake has to
+ * read the server's answer). */
+static void test_ginflate_broken_while_paused(void **state)
+{
+    (void)state;
+    struct gi_stream s;
+    gi_compress(DISCORD_COMPRESS_ZLIB, GI_MANY, &s);
+    struct gi t;
+    gi_start(&t, DISCORD_COMPRESS_ZLIB, false);
+    gi_push(&t, &s, 0, 10);
+    static const unsigned char bad[] = {0x07, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff};
+    assert_int_equal(ginflate_push(t.gx, bad, sizeof(bad), true, true), 0);
+    /* The worker takes those in and breaks on the last; while its results
+     * wait for the loop, far more comes in, and reading stops. */
+    uv_run(&t.loop, UV_RUN_NOWAIT);
+    usleep(50 * 1000);
+    gi_push(&t, &s, 10, GI_MANY);
+    assert_true(t.paused);
+    gi_run_until(&t, GI_MANY);
+    assert_int_equal(t.errors, 1);
+    assert_false(t.paused);
+    assert_int_equal(t.resumes, t.pauses);
+    gi_end(&t);
+    gi_stream_free(&s);
+}
+
 static void test_ginflate_broken_stream(void **state)
 {
     (void)state;
     broken_stream(false);
     broken_stream(true);
+    broken_then_drain(false);
+    broken_then_drain(true);
 }
 
 /* The owner lets go inside a delivery: nothing more is delivered, and the
@@ -425,6 +483,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_ginflate_order_and_flow),
     cmocka_unit_test(test_ginflate_drain_delivers_all),
     cmocka_unit_test(test_ginflate_broken_stream),
+    cmocka_unit_test(test_ginflate_broken_while_paused),
     cmocka_unit_test(test_ginflate_free_in_delivery),
     cmocka_unit_test(test_ginflate_other_kind),
     cmocka_unit_test(test_ginflate_large_payloads),
