@@ -418,6 +418,9 @@ static int gw__connect_addr(struct discord_gateway *gw)
 
     struct ginflate *gx = ginflate_new(gw->loop, gw->compress, gw->max_payload, gw->inflate_inline,
                                        gw__inflated, gw__inflate_flow, gw);
+    if (gx == NULL && !gw->inflate_inline) /* no thread to be had: on the loop, then */
+        gx = ginflate_new(gw->loop, gw->compress, gw->max_payload, true, gw__inflated,
+                          gw__inflate_flow, gw);
     if (gx == NULL)
         return HB_ENOMEM;
     gw->gx = gx;
