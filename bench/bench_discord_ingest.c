@@ -238,10 +238,9 @@ int bench_discord_ingest(void)
         return 1;
     log_configure(LOG_ERROR, false, NULL);
     http_global_init();
-    /* The three floods, interleaved BD_REPS times: this machine's speed
+    /* The four floods, interleaved BD_REPS times: this machine's speed
      * swings within seconds, so a ratio is taken between neighbouring runs
-     * and the median of BD_REPS reported. Memory is the first round's, as
-     * one run of each would leave it. */
+     * and the median of BD_REPS reported. Memory is the first round's. */
     double whole[BD_REPS], inl[BD_REPS], zlib[BD_REPS], zstd[BD_REPS], gz[BD_REPS], gzstd[BD_REPS];
     double up_inl[BD_REPS], up_zlib[BD_REPS], up_zstd[BD_REPS];
     long rss_whole = 0, rss_inl = 0, rss_zlib = 0, rss_zstd = 0, rss_gz = 0, rss_gzstd = 0;
