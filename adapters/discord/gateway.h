@@ -80,7 +80,7 @@ struct discord_gateway_options {
     const char *const *events;      /* dispatch types to deliver, NULL-terminated; NULL: all */
     size_t max_payload;             /* largest decompressed payload in bytes; 0: 16 MiB */
     enum discord_compress compress; /* transport compression (zstream.h); 0: zlib-stream */
-    bool inflate_inline; /* benchmarks: inflate on the loop, not a threadpool thread (ginflate.h) */
+    bool inflate_inline; /* benchmarks: inflate on the loop, not a thread of its own (ginflate.h) */
     struct discord_identify_gate
         *gate; /* shared by the shards (borrowed); NULL: own, concurrency 1 */
     discord_gateway_event_cb on_event;

@@ -229,8 +229,8 @@ static void gw__receive(struct discord_gateway *gw, struct lws *wsi, const void 
     /* Text is JSON as it is: a gateway (or a proxy) that ignores compress. */
     int rc = ginflate_push(gw->gx, in, len, lws_frame_is_binary(wsi) != 0, end);
     if (rc < 0) {
-        log_warn("discord.gateway.stream", "shard=%u error=%s", gw->shard_id, hb_strerror(rc));
-        gw__drop(gw, GW_WHY_STREAM, DISCORD_CLOSE_RESUMABLE, 0);
+        struct ginflated failed = {.rc = rc};
+        gw__inflated(gw, &failed); /* the stream cannot go on */
     }
 }
 
@@ -418,9 +418,6 @@ static int gw__connect_addr(struct discord_gateway *gw)
 
     struct ginflate *gx = ginflate_new(gw->loop, gw->compress, gw->max_payload, gw->inflate_inline,
                                        gw__inflated, gw__inflate_flow, gw);
-    if (gx == NULL && !gw->inflate_inline) /* no thread to be had: on the loop, then */
-        gx = ginflate_new(gw->loop, gw->compress, gw->max_payload, true, gw__inflated,
-                          gw__inflate_flow, gw);
     if (gx == NULL)
         return HB_ENOMEM;
     gw->gx = gx;

@@ -49,7 +49,6 @@ struct gx_res {
 };
 
 struct ginflate {
-    uv_loop_t *loop;
     bool inline_;
     ginflate_deliver_fn deliver;
     ginflate_flow_fn flow;
@@ -362,12 +361,26 @@ static void gx__destroy(struct ginflate *gx)
     uv_close((uv_handle_t *)&gx->kick, gx__closed);
 }
 
+/* The ring up to at was taken: its room goes back to the worker. */
+static void gx__give_back(struct ginflate *gx, size_t at)
+{
+    if (!gx->running) {
+        gx->head = at;
+        return;
+    }
+    pthread_mutex_lock(&gx->mu);
+    gx->head = at;
+    if (gx->waiting)
+        pthread_cond_signal(&gx->wake);
+    pthread_mutex_unlock(&gx->mu);
+}
+
 /* Hand the ring's results up to end to the caller, in order, giving room
  * back to the worker as it goes. Returns false once the caller let go (gx
  * is gone then). */
 static bool gx__deliver(struct ginflate *gx, size_t end)
 {
-    size_t at = gx->head, given = at;
+    size_t at = gx->head;
     while (at < end && !gx->freed) {
         const char *json;
         const struct gx_res *r = gx__at(gx, &at, &json);
@@ -375,22 +388,10 @@ static bool gx__deliver(struct ginflate *gx, size_t end)
         at += gx__size(r);
         gx__deliver_one(gx, &copy, json);
         free(copy.big);
-        if (at - given >= GX_PUBLISH_BYTES && gx->running) {
-            pthread_mutex_lock(&gx->mu);
-            gx->head = given = at;
-            if (gx->waiting)
-                pthread_cond_signal(&gx->wake);
-            pthread_mutex_unlock(&gx->mu);
-        }
+        if (at - gx->head >= GX_PUBLISH_BYTES)
+            gx__give_back(gx, at);
     }
-    if (gx->running)
-        pthread_mutex_lock(&gx->mu);
-    gx->head = at;
-    if (gx->running) {
-        if (gx->waiting)
-            pthread_cond_signal(&gx->wake);
-        pthread_mutex_unlock(&gx->mu);
-    }
+    gx__give_back(gx, at);
     if (gx->freed) {
         gx__destroy(gx);
         return false;
@@ -467,7 +468,6 @@ struct ginflate *ginflate_new(uv_loop_t *loop, enum discord_compress kind, size_
         free(gx);
         return NULL;
     }
-    gx->loop = loop;
     gx->inline_ = inline_;
     gx->direct = inline_;
     gx->deliver = deliver;
@@ -491,8 +491,9 @@ struct ginflate *ginflate_new(uv_loop_t *loop, enum discord_compress kind, size_
         pthread_attr_destroy(&attr);
     }
     if (!gx->running) {
+        /* No thread to be had: inflated on the loop, then. */
         gx__destroy(gx);
-        return NULL;
+        return ginflate_new(loop, kind, max_payload, true, deliver, flow, data);
     }
     return gx;
 }

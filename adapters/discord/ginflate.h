@@ -49,7 +49,8 @@ typedef void (*ginflate_flow_fn)(void *data, bool pause);
 
 struct ginflate;
 
-/** A connection's decompression. Returns NULL without memory. */
+/** A connection's decompression (inline when no thread can be started).
+ *  Returns NULL without memory. */
 struct ginflate *ginflate_new(uv_loop_t *loop, enum discord_compress kind, size_t max_payload,
                               bool inline_, ginflate_deliver_fn deliver, ginflate_flow_fn flow,
                               void *data);

@@ -184,6 +184,14 @@ static void gi_push(struct gi *t, const struct gi_stream *s, size_t from, size_t
     }
 }
 
+/* A message that breaks a deflate stream: a block header of the reserved
+ * type 3. */
+static void gi_push_broken(struct gi *t)
+{
+    static const unsigned char bad[] = {0x07, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff};
+    assert_int_equal(ginflate_push(t->gx, bad, sizeof(bad), true, true), 0);
+}
+
 /* Let go, and run the loop until everything is closed. */
 static void gi_end(struct gi *t)
 {
@@ -274,9 +282,7 @@ static void broken_stream(bool inline_)
     struct gi t;
     gi_start(&t, DISCORD_COMPRESS_ZLIB, inline_);
     gi_push(&t, &s, 0, 200);
-    /* A block header that no deflate stream has: type 3 is reserved. */
-    static const unsigned char bad[] = {0x07, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff};
-    assert_int_equal(ginflate_push(t.gx, bad, sizeof(bad), true, true), 0);
+    gi_push_broken(&t);
     gi_push(&t, &s, 200, 300);
     gi_run_until(&t, 300);
     assert_int_equal(t.got, 200);
@@ -300,8 +306,7 @@ static void broken_then_drain(bool after_failure)
     struct gi t;
     gi_start(&t, DISCORD_COMPRESS_ZLIB, false);
     gi_push(&t, &s, 0, 200);
-    static const unsigned char bad[] = {0x07, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff};
-    assert_int_equal(ginflate_push(t.gx, bad, sizeof(bad), true, true), 0);
+    gi_push_broken(&t);
     static const char text[] = "{\"op\":0,\"s\":201}";
     assert_int_equal(ginflate_push(t.gx, text, strlen(text), false, true), 0);
     gi_push(&t, &s, 200, 300);
@@ -329,8 +334,7 @@ static void test_ginflate_broken_while_paused(void **state)
     struct gi t;
     gi_start(&t, DISCORD_COMPRESS_ZLIB, false);
     gi_push(&t, &s, 0, 10);
-    static const unsigned char bad[] = {0x07, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff};
-    assert_int_equal(ginflate_push(t.gx, bad, sizeof(bad), true, true), 0);
+    gi_push_broken(&t);
     /* The worker takes those in and breaks on the last; while its results
      * wait for the loop, far more comes in, and reading stops. */
     uv_run(&t.loop, UV_RUN_NOWAIT);

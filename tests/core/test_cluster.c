@@ -141,6 +141,16 @@ static void passes_tick(void *data)
     generate_recover_orphans(p->gt->g, passes_done, p);
 }
 
+/* This daemon's cluster, its passes counted in p; attached to gt's core. */
+static struct cluster *passes_cluster(struct gt *gt, struct passes *p, const struct clock *clock)
+{
+    struct cluster *c = cluster_new(&gt->lt.loop, ledger_store(gt->lt.ledger), generate_run(gt->g),
+                                    LEASE_MS, clock, passes_tick, p);
+    assert_non_null(c);
+    gt->core.cluster = c;
+    return c;
+}
+
 static void stored_cb(int rc, const char *value, void *data)
 {
     (void)value;
@@ -188,10 +198,8 @@ static void test_orphans_of_dead_runs_only(void **state)
     struct cluster *other =
         cluster_new(&gt.lt.loop, store, "run-other", LEASE_MS, &clock, NULL, NULL);
     struct passes p = {.gt = &gt};
-    gt.core.cluster =
-        cluster_new(&gt.lt.loop, store, generate_run(gt.g), LEASE_MS, &clock, passes_tick, &p);
+    passes_cluster(&gt, &p, &clock);
     assert_non_null(other);
-    assert_non_null(gt.core.cluster);
     /* Beats while the other daemon beats too: nothing is voided. */
     gt_wait(&gt, &p.done, 4);
     assert_int_equal(p.voided, 0);
@@ -239,16 +247,12 @@ static void test_judging_waits_after_an_outage(void **state)
         skip(); /* the lease rows below are written by this daemon's clock */
     struct gt gt;
     gt_init(&gt, NULL, NULL, 0, 0);
-    struct store *store = ledger_store(gt.lt.ledger);
     other_job_open(&gt);
     int64_t until = gt.wall + 100 * LEASE_MS; /* the other beats, as far as the rows say */
     assert_int_equal(lt_store_run(&gt.lt, outage_rows, &until), 0);
     struct clock clock = gt_wall(&gt);
     struct passes p = {.gt = &gt};
-    struct cluster *c =
-        cluster_new(&gt.lt.loop, store, generate_run(gt.g), LEASE_MS, &clock, passes_tick, &p);
-    assert_non_null(c);
-    gt.core.cluster = c;
+    struct cluster *c = passes_cluster(&gt, &p, &clock);
     gt_wait(&gt, &p.done, 2);
     assert_false(cluster_fenced(c));
     assert_int_equal(cluster_lapses(c), 0);
@@ -305,15 +309,11 @@ static void test_every_run_read_old_ones_removed(void **state)
         skip(); /* the rows below are written by this daemon's clock */
     struct gt gt;
     gt_init(&gt, NULL, NULL, 0, 0);
-    struct store *store = ledger_store(gt.lt.ledger);
     int64_t now = gt.wall;
     assert_int_equal(lt_store_run(&gt.lt, many_runs, &now), 0);
     struct clock clock = gt_wall(&gt);
     struct passes p = {.gt = &gt};
-    struct cluster *c =
-        cluster_new(&gt.lt.loop, store, generate_run(gt.g), LEASE_MS, &clock, passes_tick, &p);
-    assert_non_null(c);
-    gt.core.cluster = c;
+    struct cluster *c = passes_cluster(&gt, &p, &clock);
     gt_wait(&gt, &p.done, 1); /* the first read, before any row was removed */
     assert_true(cluster_run_alive(c, "zz-live"));
     assert_false(cluster_run_alive(c, "a0001"));
