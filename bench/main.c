@@ -1,6 +1,7 @@
 /* The benchmark runner. */
 #include "bench/bench.h"
 
+#include "base/heap.h"
 #include "base/log.h"
 
 #include <dirent.h>
@@ -187,6 +188,7 @@ void bench_disk_fsync(const char *dir, const char *prefix)
 int main(int argc, char **argv)
 {
     int rc = 0;
+    hb_heap_tune(); /* as the daemon's main does, for the benches that run its code here */
     log_configure(LOG_WARN, false, NULL);
     for (size_t i = 0; i < sizeof(bench_entries) / sizeof(bench_entries[0]); i++) {
         bool want = argc < 2;

@@ -9,6 +9,7 @@
 #include "core/ledger.h"
 #include "storage/store.h"
 #include "base/error.h"
+#include "base/heap.h"
 #include "base/log.h"
 
 #include <stdbool.h>
@@ -199,6 +200,7 @@ int main(int argc, char **argv)
 {
     const char *path = HAIBOT_DEFAULT_CONFIG;
     int rc;
+    hb_heap_tune();
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
                      strcmp(argv[1], "help") == 0)) {
         main__usage(stdout);
