@@ -376,6 +376,7 @@ static void conv__write_submit(struct generate *g, struct conv_write *w)
         b->g = g;
         b->job.run = conv__batch_run;
         b->job.done = conv__batch_done;
+        b->job.grouped = true; /* writes only: the same again on the same data */
         g->njobs++;
         g->conv_batch = b;
         if (g->conv_flush_open)

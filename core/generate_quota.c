@@ -164,6 +164,7 @@ struct gen_quota_op *gen_quota_op_new(struct job *job)
     op->g = job->g;
     op->sj.run = gen_quota_run;
     op->sj.done = gen_quota_done;
+    op->sj.grouped = true; /* run sets each count it reports, and failed */
     return op;
 }
 

@@ -245,6 +245,11 @@ static struct ledger_op *ledger__op_new(struct ledger *l, enum ledger_op_type ty
 
 static int ledger__op_submit(struct ledger *l, struct ledger_op *op)
 {
+    /* What a generation's path runs (reservation, post or void, split,
+     * welcome, balance) sets each result it gives: it may share a
+     * savepoint with its neighbours (store.h, store_job.grouped). */
+    op->job.grouped = op->type == LEDGER_OP_TRANSFER || op->type == LEDGER_OP_BATCH ||
+                      op->type == LEDGER_OP_ACCOUNT_OPEN || op->type == LEDGER_OP_BALANCE;
     /* A transfer's own id and the one it resolves are read first. A page
      * only shown goes to the store's readers. */
     int rc = l->closing  ? HB_ECANCELED

@@ -529,6 +529,7 @@ static const struct store_ops sqlite__ops = {
     .savepoint = sqlite__savepoint,
     .release = sqlite__release,
     .rollback_to = sqlite__rollback_to,
+    .group_jobs = true,
     .head_record = sqlite__head_record,
     .after_batch = sqlite__after_batch,
     .free = sqlite__free,

@@ -3,8 +3,9 @@
  * one indirect call into the backend chosen at open (store_backend.h).
  *
  * Group commit: the thread takes every queued job (up to batch_max) into
- * one transaction, each job in its own savepoint, and commits once; the
- * jobs' done functions run on the loop thread after the commit. */
+ * one transaction, each job in its own savepoint (or grouped jobs in a
+ * shared one: store__group_undo), and commits once; the jobs' done
+ * functions run on the loop thread after the commit. */
 #include "storage/store.h"
 
 #include "base/error.h"
@@ -118,15 +119,106 @@ out:
     return rc;
 }
 
-/* Run the jobs of a batch in one transaction, each in its own savepoint.
- * Returns the jobs it did not take when the backend ended the batch early
- * (batch_full), cut off the list, with *last the last one it took; NULL
- * when it ran them all. */
+static bool store__job_failed(const struct store_job *j)
+{
+    return j->rc < 0 && j->rc != HB_EEXISTS;
+}
+
+/* Run j; on the backend's post-run check failing, j fails. */
+static void store__job_run(struct store *s, struct store_job *j)
+{
+    j->rc = j->run(&s->txn, j);
+    if (!store__job_failed(j) && s->ops->job_end != NULL) {
+        int end = s->ops->job_end(s, j);
+        if (end < 0)
+            j->rc = end;
+    }
+}
+
+/* Run j in a savepoint of its own: a failure undoes what it wrote.
+ * Returns 0, or the failure of the savepoint itself (the transaction is
+ * then lost). */
+static int store__job_alone(struct store *s, struct store_job *j)
+{
+    struct store_txn *txn = &s->txn;
+    int rc = s->ops->savepoint(s);
+    if (rc < 0) {
+        j->rc = HB_ESTORAGE;
+        return rc;
+    }
+    txn->saved_valid = txn->head_valid;
+    txn->saved_seq = txn->head_seq;
+    memcpy(txn->saved_hash, txn->head_hash, STORE_HASH_SIZE);
+    store__job_run(s, j);
+    if (store__job_failed(j)) {
+        rc = s->ops->rollback_to(s);
+        txn->head_valid = txn->saved_valid;
+        txn->head_seq = txn->saved_seq;
+        memcpy(txn->head_hash, txn->saved_hash, STORE_HASH_SIZE);
+    }
+    return rc == 0 ? s->ops->release(s) : rc;
+}
+
+/* Grouped jobs run one after another in one savepoint (store_job.grouped);
+ * the chain head as the group began. */
+struct store_group {
+    struct store_job *first; /* NULL: no group open */
+    bool head_valid;
+    uint64_t head_seq;
+    uint8_t head_hash[STORE_HASH_SIZE];
+};
+
+static int store__group_open(struct store *s, struct store_group *g, struct store_job *first)
+{
+    int rc = s->ops->savepoint(s);
+    if (rc < 0)
+        return rc;
+    g->first = first;
+    g->head_valid = s->txn.head_valid;
+    g->head_seq = s->txn.head_seq;
+    memcpy(g->head_hash, s->txn.head_hash, STORE_HASH_SIZE);
+    return 0;
+}
+
+static int store__group_close(struct store *s, struct store_group *g)
+{
+    if (g->first == NULL)
+        return 0;
+    g->first = NULL;
+    return s->ops->release(s);
+}
+
+/* failed, the group's last job, failed: undo the group, then run its jobs
+ * again, each alone, so that the failure undoes only its own writes. */
+static int store__group_undo(struct store *s, struct store_group *g, struct store_job *failed)
+{
+    struct store_txn *txn = &s->txn;
+    int rc = s->ops->rollback_to(s);
+    txn->head_valid = g->head_valid;
+    txn->head_seq = g->head_seq;
+    memcpy(txn->head_hash, g->head_hash, STORE_HASH_SIZE);
+    if (rc == 0)
+        rc = s->ops->release(s);
+    for (struct store_job *j = g->first; rc == 0; j = j->next) {
+        rc = store__job_alone(s, j);
+        if (j == failed)
+            break;
+    }
+    g->first = NULL;
+    return rc;
+}
+
+/* Run the jobs of a batch in one transaction, each in its own savepoint
+ * (grouped ones in a shared one: store__group_undo). Returns the jobs it
+ * did not take when the backend ended the batch early (batch_full), cut
+ * off the list, with *last the last one it took; NULL when it ran them
+ * all. */
 static struct store_job *store__batch_run(struct store *s, struct store_job *jobs,
                                           struct store_job **last)
 {
     struct store_job *rest = NULL;
     struct store_txn *txn = &s->txn;
+    struct store_group group = {.first = NULL};
     uint64_t started_ns = uv_hrtime();
     size_t njobs = 0;
     bool early = false;
@@ -147,28 +239,23 @@ static struct store_job *store__batch_run(struct store *s, struct store_job *job
             j->rc = HB_ESTORAGE;
             continue;
         }
-        rc = s->ops->savepoint(s);
-        if (rc < 0) {
-            j->rc = HB_ESTORAGE;
-            continue;
+        if (j->grouped && s->ops->group_jobs) {
+            if (group.first == NULL)
+                rc = store__group_open(s, &group, j);
+            if (rc < 0) {
+                j->rc = HB_ESTORAGE;
+                continue;
+            }
+            store__job_run(s, j);
+            if (store__job_failed(j))
+                rc = store__group_undo(s, &group, j);
+        } else {
+            rc = store__group_close(s, &group);
+            if (rc == 0)
+                rc = store__job_alone(s, j);
+            else
+                j->rc = HB_ESTORAGE;
         }
-        txn->saved_valid = txn->head_valid;
-        txn->saved_seq = txn->head_seq;
-        memcpy(txn->saved_hash, txn->head_hash, STORE_HASH_SIZE);
-        j->rc = j->run(txn, j);
-        if ((j->rc >= 0 || j->rc == HB_EEXISTS) && s->ops->job_end != NULL) {
-            int end = s->ops->job_end(s, j);
-            if (end < 0)
-                j->rc = end;
-        }
-        if (j->rc < 0 && j->rc != HB_EEXISTS) {
-            rc = s->ops->rollback_to(s);
-            txn->head_valid = txn->saved_valid;
-            txn->head_seq = txn->saved_seq;
-            memcpy(txn->head_hash, txn->saved_hash, STORE_HASH_SIZE);
-        }
-        if (rc == 0)
-            rc = s->ops->release(s);
         early = early || j->early;
         if (rc == 0 && j->next != NULL && s->ops->batch_full != NULL && s->ops->batch_full(s)) {
             rest = j->next;
@@ -176,6 +263,8 @@ static struct store_job *store__batch_run(struct store *s, struct store_job *job
             *last = j;
         }
     }
+    if (rc == 0)
+        rc = store__group_close(s, &group);
     if (rc == 0)
         rc = store__head_record(txn);
     if (rc == 0 && early && s->ops->commit_early != NULL)

@@ -57,6 +57,11 @@ struct store_ops {
     int (*savepoint)(struct store *s);
     int (*release)(struct store *s);
     int (*rollback_to)(struct store *s);
+    /* True: grouped jobs next to one another share one savepoint
+     * (store.h, store_job.grouped). A savepoint costs SQLite a copy of
+     * every page a job changes; it costs PostgreSQL a round trip, which a
+     * batch's pipeline hides. */
+    bool group_jobs;
     /* A batch's transaction began: its jobs (a list through next) are
      * about to run, in order; their keys are store_submit_keyed's hints.
      * May be NULL. */
