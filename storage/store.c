@@ -188,8 +188,10 @@ static int store__group_close(struct store *s, struct store_group *g)
     return s->ops->release(s);
 }
 
-/* failed, the group's last job, failed: undo the group, then run its jobs
- * again, each alone, so that the failure undoes only its own writes. */
+/* failed, the group's last job, failed: undo the group, then run the jobs
+ * before it again, each alone, so that the failure undoes only its own
+ * writes. failed itself keeps what it reported: its run saw what those
+ * jobs left, which their runs leave again (store_job.grouped). */
 static int store__group_undo(struct store *s, struct store_group *g, struct store_job *failed)
 {
     struct store_txn *txn = &s->txn;
@@ -199,11 +201,8 @@ static int store__group_undo(struct store *s, struct store_group *g, struct stor
     memcpy(txn->head_hash, g->head_hash, STORE_HASH_SIZE);
     if (rc == 0)
         rc = s->ops->release(s);
-    for (struct store_job *j = g->first; rc == 0; j = j->next) {
+    for (struct store_job *j = g->first; rc == 0 && j != failed; j = j->next)
         rc = store__job_alone(s, j);
-        if (j == failed)
-            break;
-    }
     g->first = NULL;
     return rc;
 }
