@@ -96,7 +96,11 @@ struct ledger_transfer {
      * the transfer with that code, and what guard wrote is undone with it.
      * Lets other durable counts (the generation limits) move all-or-none
      * with a reservation, its charge or its void, in the same commit.
-     * guard_data is the caller's and must live until the callback. */
+     * It may run more than once for one transfer (the store runs a group
+     * of jobs again when a later one fails: storage/store.h, grouped), so
+     * it sets what it reports rather than adds to it, and keeps nothing
+     * outside the transaction. guard_data is the caller's and must live
+     * until the callback. */
     int (*guard)(struct store_txn *txn, void *guard_data);
     void *guard_data;
 };

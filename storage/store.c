@@ -191,7 +191,9 @@ static int store__group_close(struct store *s, struct store_group *g)
 /* failed, the group's last job, failed: undo the group, then run the jobs
  * before it again, each alone, so that the failure undoes only its own
  * writes. failed itself keeps what it reported: its run saw what those
- * jobs left, which their runs leave again (store_job.grouped). */
+ * jobs left, which their runs leave again (store_job.grouped), unless one
+ * of them now ends otherwise (memory ran out): then failed runs again too,
+ * on what they left this time. */
 static int store__group_undo(struct store *s, struct store_group *g, struct store_job *failed)
 {
     struct store_txn *txn = &s->txn;
@@ -201,8 +203,14 @@ static int store__group_undo(struct store *s, struct store_group *g, struct stor
     memcpy(txn->head_hash, g->head_hash, STORE_HASH_SIZE);
     if (rc == 0)
         rc = s->ops->release(s);
-    for (struct store_job *j = g->first; rc == 0 && j != failed; j = j->next)
+    bool same = true;
+    for (struct store_job *j = g->first; rc == 0 && j != failed; j = j->next) {
+        int before = j->rc;
         rc = store__job_alone(s, j);
+        same = same && j->rc == before;
+    }
+    if (rc == 0 && !same)
+        rc = store__job_alone(s, failed);
     g->first = NULL;
     return rc;
 }

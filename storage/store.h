@@ -122,10 +122,9 @@ struct store_job {
      * copies every page it changes, most of a generation's store time.
      * When one of a group fails, the group is undone and the jobs before
      * it run again, each in its own savepoint, as ungrouped jobs always
-     * do. So
-     * only for a run that, run again on the same data, does and reports
-     * the same: it sets every result it gives rather than adds to one,
-     * and keeps nothing outside the transaction. */
+     * do. So only for a run that, run again on the same data, does and
+     * reports the same: it sets every result it gives rather than adds to
+     * one, and keeps nothing outside the transaction. */
     bool grouped;
 };
 

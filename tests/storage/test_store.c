@@ -228,7 +228,14 @@ static void test_savepoints_in_group_commit(void **state)
 
 /* ---- writes put off in a group commit ------------------------------------------ */
 
-enum put_step { PUT_MOVE, PUT_MOVE_FAIL, PUT_MOVE_READ_FAIL, PUT_STATE_MOVE, PUT_PENDING };
+enum put_step {
+    PUT_MOVE,
+    PUT_MOVE_FAIL,
+    PUT_MOVE_READ_FAIL,
+    PUT_STATE_MOVE,
+    PUT_PENDING,
+    PUT_MOVE_FLAKY /* a move whose second run runs out of memory */
+};
 
 /* A job that moves amount from w to r as a transfer (the ledger's
  * writes: the row, both accounts' sums, perhaps an open reservation),
@@ -298,6 +305,8 @@ static int put_run(struct store_txn *txn, struct store_job *job)
     case PUT_STATE_MOVE:
         rc = store_txn_state_put(txn, "put", j->id, "x", 1);
         return rc < 0 ? rc : put_move(txn, j);
+    case PUT_MOVE_FLAKY:
+        return j->runs == 2 ? HB_ENOMEM : put_move(txn, j);
     case PUT_PENDING:
         rc = store_txn_pending_add(txn, j->id, 99);
         if (rc == 0)
@@ -444,6 +453,69 @@ static void test_grouped_jobs_in_group_commit(void **state)
     static const unsigned want_sqlite[7] = {2, 1, 2, 1, 1, 1, 1};
     for (size_t i = 0; i < 7; i++)
         assert_int_equal(runs[i], store_backend == STORE_BACKEND_SQLITE ? want_sqlite[i] : 1);
+}
+
+/* Groups of other shapes: two jobs before a failure (both run again), a
+ * failure first in its group (nothing runs again), a group closed by an
+ * ungrouped job, one left open at the end of the batch. */
+static void test_grouped_jobs_shapes(void **state)
+{
+    (void)state;
+    struct store_db d;
+    uv_loop_t loop;
+    struct store *s = put_start(&d, &loop);
+    struct put_job jobs[] = {
+        {.step = PUT_MOVE, .id = "t0", .amount = 5, .job.grouped = true},
+        {.step = PUT_MOVE, .id = "t1", .amount = 7, .job.grouped = true},
+        {.step = PUT_MOVE_FAIL, .id = "t2", .amount = 100, .job.grouped = true},
+        {.step = PUT_MOVE_FAIL, .id = "t3", .amount = 100, .job.grouped = true},
+        {.step = PUT_MOVE, .id = "t4", .amount = 11, .job.grouped = true},
+        {.step = PUT_STATE_MOVE, .id = "t5", .amount = 13},
+        {.step = PUT_MOVE, .id = "t6", .amount = 17, .job.grouped = true},
+    };
+    put_batch(s, &loop, jobs, 7);
+    static const int want_rc[] = {0, 0, HB_EFUNDS, HB_EFUNDS, 0, 0, 0};
+    static const int64_t want_seen[] = {0, 5, 12, 12, 12, 23, 36};
+    static const unsigned want_runs[] = {2, 2, 1, 1, 1, 1, 1};
+    for (size_t i = 0; i < 7; i++) {
+        assert_int_equal(jobs[i].done_rc, want_rc[i]);
+        assert_int_equal(jobs[i].w_debits_seen, want_seen[i]);
+        assert_int_equal(jobs[i].runs, store_backend == STORE_BACKEND_SQLITE ? want_runs[i] : 1);
+    }
+    store_db_stop(s, &loop);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), 5);
+    assert_int_equal(db_int(&d, "SELECT seq FROM head"), 5);
+    assert_int_equal(db_int(&d, "SELECT sum(amount) FROM transfers"), 53);
+    assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"), 53);
+    assert_int_equal(db_int(&d, "SELECT credits_posted FROM accounts WHERE id = 'r'"), 53);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'put'"), 1);
+    store_db_done(&d);
+}
+
+/* A job before a grouped failure that ends otherwise when run again (out
+ * of memory, say): the failed job runs again too, on what is there now,
+ * and says what it saw then (on SQLite; PostgreSQL runs each alone). */
+static void test_grouped_run_again_differs(void **state)
+{
+    (void)state;
+    struct store_db d;
+    uv_loop_t loop;
+    struct store *s = put_start(&d, &loop);
+    struct put_job jobs[] = {
+        {.step = PUT_MOVE_FLAKY, .id = "f0", .amount = 5, .job.grouped = true},
+        {.step = PUT_MOVE_FAIL, .id = "f1", .amount = 100, .job.grouped = true},
+    };
+    put_batch(s, &loop, jobs, 2);
+    bool grouped = store_backend == STORE_BACKEND_SQLITE;
+    assert_int_equal(jobs[0].done_rc, grouped ? HB_ENOMEM : 0);
+    assert_int_equal(jobs[1].done_rc, HB_EFUNDS);
+    assert_int_equal(jobs[1].runs, grouped ? 2 : 1);
+    assert_int_equal(jobs[1].w_debits_seen, grouped ? 0 : 5);
+    store_db_stop(s, &loop);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), grouped ? 0 : 1);
+    assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"),
+                     grouped ? 0 : 5);
+    store_db_done(&d);
 }
 
 /* Jobs that each send statements of their own run in subtransactions: a
@@ -812,6 +884,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_savepoints_in_group_commit),
     cmocka_unit_test(test_put_off_writes_in_group_commit),
     cmocka_unit_test(test_grouped_jobs_in_group_commit),
+    cmocka_unit_test(test_grouped_jobs_shapes),
+    cmocka_unit_test(test_grouped_run_again_differs),
     cmocka_unit_test(test_account_sums_before_each),
     cmocka_unit_test(test_batch_cut_at_savepoints),
     cmocka_unit_test(test_one_writer_per_database),
@@ -826,6 +900,8 @@ static const struct CMUnitTest pg_tests[] = {
     cmocka_unit_test(test_savepoints_in_group_commit),
     cmocka_unit_test(test_put_off_writes_in_group_commit),
     cmocka_unit_test(test_grouped_jobs_in_group_commit),
+    cmocka_unit_test(test_grouped_jobs_shapes),
+    cmocka_unit_test(test_grouped_run_again_differs),
     cmocka_unit_test(test_account_sums_before_each),
     cmocka_unit_test(test_batch_cut_at_savepoints),
     cmocka_unit_test(test_reads_beside_writes),
