@@ -135,37 +135,51 @@ static void store__job_run(struct store *s, struct store_job *j)
     }
 }
 
+/* The chain head as a savepoint began, put back when it is rolled back. */
+struct store_head_mark {
+    bool valid;
+    uint64_t seq;
+    uint8_t hash[STORE_HASH_SIZE];
+};
+
+static void store__head_mark(const struct store_txn *txn, struct store_head_mark *m)
+{
+    m->valid = txn->head_valid;
+    m->seq = txn->head_seq;
+    memcpy(m->hash, txn->head_hash, STORE_HASH_SIZE);
+}
+
+static void store__head_back(struct store_txn *txn, const struct store_head_mark *m)
+{
+    txn->head_valid = m->valid;
+    txn->head_seq = m->seq;
+    memcpy(txn->head_hash, m->hash, STORE_HASH_SIZE);
+}
+
 /* Run j in a savepoint of its own: a failure undoes what it wrote.
  * Returns 0, or the failure of the savepoint itself (the transaction is
  * then lost). */
 static int store__job_alone(struct store *s, struct store_job *j)
 {
-    struct store_txn *txn = &s->txn;
     int rc = s->ops->savepoint(s);
     if (rc < 0) {
         j->rc = HB_ESTORAGE;
         return rc;
     }
-    txn->saved_valid = txn->head_valid;
-    txn->saved_seq = txn->head_seq;
-    memcpy(txn->saved_hash, txn->head_hash, STORE_HASH_SIZE);
+    struct store_head_mark mark;
+    store__head_mark(&s->txn, &mark);
     store__job_run(s, j);
     if (store__job_failed(j)) {
         rc = s->ops->rollback_to(s);
-        txn->head_valid = txn->saved_valid;
-        txn->head_seq = txn->saved_seq;
-        memcpy(txn->head_hash, txn->saved_hash, STORE_HASH_SIZE);
+        store__head_back(&s->txn, &mark);
     }
     return rc == 0 ? s->ops->release(s) : rc;
 }
 
-/* Grouped jobs run one after another in one savepoint (store_job.grouped);
- * the chain head as the group began. */
+/* Grouped jobs run one after another in one savepoint (store_job.grouped). */
 struct store_group {
     struct store_job *first; /* NULL: no group open */
-    bool head_valid;
-    uint64_t head_seq;
-    uint8_t head_hash[STORE_HASH_SIZE];
+    struct store_head_mark mark;
 };
 
 static int store__group_open(struct store *s, struct store_group *g, struct store_job *first)
@@ -174,9 +188,7 @@ static int store__group_open(struct store *s, struct store_group *g, struct stor
     if (rc < 0)
         return rc;
     g->first = first;
-    g->head_valid = s->txn.head_valid;
-    g->head_seq = s->txn.head_seq;
-    memcpy(g->head_hash, s->txn.head_hash, STORE_HASH_SIZE);
+    store__head_mark(&s->txn, &g->mark);
     return 0;
 }
 
@@ -196,11 +208,8 @@ static int store__group_close(struct store *s, struct store_group *g)
  * on what they left this time. */
 static int store__group_undo(struct store *s, struct store_group *g, struct store_job *failed)
 {
-    struct store_txn *txn = &s->txn;
     int rc = s->ops->rollback_to(s);
-    txn->head_valid = g->head_valid;
-    txn->head_seq = g->head_seq;
-    memcpy(txn->head_hash, g->head_hash, STORE_HASH_SIZE);
+    store__head_back(&s->txn, &g->mark);
     if (rc == 0)
         rc = s->ops->release(s);
     bool same = true;

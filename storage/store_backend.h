@@ -36,10 +36,7 @@ struct store_txn {
     bool head_valid;                    /* head_* hold the chain head */
     uint64_t head_seq;                  /* last appended seq */
     uint8_t head_hash[STORE_HASH_SIZE]; /* last appended hash */
-    uint64_t saved_seq;                 /* head at the current savepoint */
-    uint8_t saved_hash[STORE_HASH_SIZE];
-    bool saved_valid;
-    bool head_dirty; /* appended since the last commit */
+    bool head_dirty;                    /* appended since the last commit */
 };
 
 struct store_ops {

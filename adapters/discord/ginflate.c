@@ -11,6 +11,7 @@
 #include "adapters/discord/ginflate.h"
 
 #include "base/error.h"
+#include "base/util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -97,16 +98,14 @@ struct ginflate {
 
 static int gx__reserve(struct gx_buf *b, size_t more)
 {
-    if (b->len + more <= b->cap)
-        return 0;
-    size_t cap = b->cap != 0 ? b->cap : 4096;
-    while (cap < b->len + more)
-        cap *= 2;
-    unsigned char *p = realloc(b->p, cap);
-    if (p == NULL)
+    if (more > SIZE_MAX - b->len)
         return HB_ENOMEM;
-    b->p = p;
-    b->cap = cap;
+    while (b->len + more > b->cap) {
+        unsigned char *p = hb_grow(b->p, &b->cap, 4096, 1);
+        if (p == NULL)
+            return HB_ENOMEM;
+        b->p = p;
+    }
     return 0;
 }
 
