@@ -58,27 +58,45 @@ static struct sqlite_store *sqlite__store(struct store *s)
 
 int sqlite__begin(struct store *s, bool write)
 {
-    sqlite__kept_drop(sqlite__store(s));
+    struct sqlite_store *ss = sqlite__store(s);
     /* A reader's batches are read transactions: no write lock, a snapshot
-     * of what was committed when their first statement ran. */
-    return store__exec_stmt(sqlite__store(s), write && !s->reader ? ST_BEGIN_WRITE : ST_BEGIN_READ);
+     * of what was committed when their first statement ran. The writer
+     * may keep accounts and counters from its last commit
+     * (sqlite_kept.c). */
+    bool writer = write && !s->reader;
+    if (!writer)
+        sqlite__kept_drop(ss);
+    int rc = store__exec_stmt(ss, writer ? ST_BEGIN_WRITE : ST_BEGIN_READ);
+    if (rc == 0 && writer)
+        rc = sqlite__kept_txn_begin(ss);
+    if (rc < 0)
+        sqlite__kept_drop(ss);
+    return rc;
+}
+
+/* What a commit leaves kept: the writer's accounts and counters, written
+ * and so equal to their rows, or nothing after a failure. */
+static int sqlite__committed(struct store *s, int rc)
+{
+    if (rc < 0 || s->reader)
+        sqlite__kept_drop(sqlite__store(s));
+    return rc;
 }
 
 int sqlite__commit(struct store *s)
 {
     int rc = sqlite__kept_flush(sqlite__store(s));
-    sqlite__kept_drop(sqlite__store(s));
-    return rc < 0 ? rc : store__exec_stmt(sqlite__store(s), ST_COMMIT);
+    return sqlite__committed(s, rc < 0 ? rc : store__exec_stmt(sqlite__store(s), ST_COMMIT));
 }
 
 /* COMMIT with its WAL sync put off (sqlite_vfs.c), through the VFS that
  * gathers the WAL's writes only (a relaxed store has no sync to put off). */
 int sqlite__commit_early(struct store *s, bool *owed)
 {
+    *owed = false;
     int flushed = sqlite__kept_flush(sqlite__store(s));
-    sqlite__kept_drop(sqlite__store(s));
     if (flushed < 0)
-        return flushed;
+        return sqlite__committed(s, flushed);
     sqlite_walbuf_defer(true);
     int rc = store__exec_stmt(sqlite__store(s), ST_COMMIT);
     sqlite_walbuf_defer(false);
@@ -87,12 +105,15 @@ int sqlite__commit_early(struct store *s, bool *owed)
         *owed = false; /* nothing to tell early: made now */
         sqlite_walbuf_sync_owed();
     }
-    return rc;
+    return sqlite__committed(s, rc);
 }
 
 int sqlite__sync_owed(struct store *s)
 {
-    return sqlite_walbuf_sync_owed() == SQLITE_OK ? 0 : store__fail(sqlite__store(s), "sync");
+    if (sqlite_walbuf_sync_owed() == SQLITE_OK)
+        return 0;
+    sqlite__kept_drop(sqlite__store(s));
+    return store__fail(sqlite__store(s), "sync");
 }
 
 void sqlite__rollback(struct store *s)

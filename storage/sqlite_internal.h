@@ -20,6 +20,7 @@ enum store_stmt_id {
     ST_SAVEPOINT,
     ST_RELEASE,
     ST_ROLLBACK_TO,
+    ST_DATA_VERSION,
     ST_ACCOUNT_GET,
     ST_ACCOUNT_INSERT,
     ST_ACCOUNT_UPDATE,
@@ -83,14 +84,15 @@ struct sqlite_store {
     sqlite3_stmt *stmt[ST_COUNT];
     int lock_fd; /* the held `<path>.lock` (one daemon per database), or -1 */
     sqlite3_stmt *conv[STORE_CONV_STMTS]; /* conversation statements (sqlite_conv.c) */
-    /* Accounts and limit counters this transaction has read or written
-     * (sqlite_kept.c). */
+    /* Accounts and limit counters read or written (sqlite_kept.c): by
+     * this transaction, and by the writer's earlier ones that committed. */
     struct map *accounts;     /* id -> struct sqlite_kept, or NULL */
     struct map *counters;     /* "<win> <name>" -> struct sqlite_kept, or NULL */
     struct sqlite_undo *undo; /* what the running job changed in them, first value each */
     size_t nundo, undo_cap;
-    uint64_t job_gen; /* the running job's number */
-    bool in_job;      /* a job runs in its savepoint */
+    uint64_t job_gen;     /* the running job's number */
+    bool in_job;          /* a job runs in its savepoint */
+    int64_t data_version; /* PRAGMA data_version when the last write transaction began */
 };
 
 /* The SQLite store a transaction belongs to. */
@@ -112,6 +114,9 @@ int sqlite__head_record(struct store_txn *txn);
 /* The accounts and counters kept for a transaction (sqlite_kept.c): the
  * job and transaction boundaries they follow. */
 void sqlite__kept_drop(struct sqlite_store *s);
+/** At a write transaction's start: drop what is kept unless it is still
+ *  the database's. Returns 0, or an error (nothing is kept then). */
+int sqlite__kept_txn_begin(struct sqlite_store *s);
 void sqlite__kept_job_begin(struct sqlite_store *s);
 void sqlite__kept_job_end(struct sqlite_store *s, bool undo);
 /** Write every kept account and counter changed since the last flush.

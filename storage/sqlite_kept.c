@@ -1,6 +1,5 @@
-/* The accounts and limit counters a write transaction reads and writes,
- * kept in memory for the transaction's length (one group-committed batch
- * of jobs).
+/* The accounts and limit counters the writer reads and writes, kept in
+ * memory for as long as they are surely the database's.
  *
  * Every charge moves system:revenue, and a split's post moves each
  * share's account: within one batch the same few rows were read back and
@@ -18,16 +17,25 @@
  * flush) is noted the same way, so the database's rollback and the kept
  * values stay one. An account that cannot be kept (SQLITE_KEPT_MAX in one
  * transaction) is read and written in SQL, which the savepoint covers.
- * Everything kept is dropped when the transaction ends. A store without a job running
- * (store_txn_begin's callers) has no savepoint: the whole transaction commits or not, and nothing
- * is noted.
+ * A store without a job running (store_txn_begin's callers) has no
+ * savepoint: the whole transaction commits or not, and nothing is noted.
  *
  * Limit counters are kept the same way once a transaction has added to
  * one: the day's token count, which every job moves twice, is written
  * once a commit. A kept counter's bound is decided on its kept value,
  * which is the stored one (one writer: the transaction's own changes are
  * all here). A window's first add runs in SQL (it makes the row and
- * drops the earlier windows), and so does an add to a counter not kept. */
+ * drops the earlier windows), and so does an add to a counter not kept.
+ *
+ * Across transactions: a commit writes what changed and keeps the rest,
+ * now equal to the rows; a rollback, or a commit or flush that fails,
+ * drops everything. The next write transaction keeps them only if no
+ * other connection has committed since (PRAGMA data_version, which this
+ * connection's own commits do not move: an administrator's tool writing
+ * the file, say) and there are at most SQLITE_KEPT_ACROSS of them. A
+ * member's accounts and counters were each read back in SQL by every
+ * batch their job ran in, two reads and two bounded adds per generation;
+ * kept, they are read once. Readers keep nothing between transactions. */
 #include "storage/store.h"
 
 #include "base/error.h"
@@ -40,6 +48,7 @@
 #include <string.h>
 
 #define SQLITE_KEPT_MAX 4096
+#define SQLITE_KEPT_ACROSS 1024 /* accounts and counters kept from one transaction to the next */
 
 #define SQLITE_COUNTER_KEY_MAX 224 /* "<win> <name>"; a longer one is not kept */
 
@@ -73,6 +82,22 @@ void sqlite__kept_drop(struct sqlite_store *s)
     map_free(s->counters);
     s->counters = NULL;
     s->nundo = 0;
+}
+
+int sqlite__kept_txn_begin(struct sqlite_store *s)
+{
+    sqlite3_stmt *st = store__stmt(s, ST_DATA_VERSION);
+    int r = sqlite3_step(st);
+    int64_t version = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    size_t kept = (s->accounts != NULL ? map_count(s->accounts) : 0) +
+                  (s->counters != NULL ? map_count(s->counters) : 0);
+    if (version < 0 || version != s->data_version || kept > SQLITE_KEPT_ACROSS)
+        sqlite__kept_drop(s);
+    s->data_version = version;
+    s->nundo = 0;
+    s->in_job = false;
+    return r == SQLITE_ROW ? 0 : store__fail(s, "data_version");
 }
 
 void sqlite__kept_job_begin(struct sqlite_store *s)

@@ -298,6 +298,7 @@ static const char *const store_migrations[] = {
 const char *const store__sql[ST_COUNT] = {
     [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
     [ST_BEGIN_READ] = "BEGIN",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_SAVEPOINT] = "SAVEPOINT job",
@@ -627,6 +628,7 @@ struct store *store__sqlite_new(const struct store_options *opts, int *rc_out)
     }
     store__init(&s->base, &sqlite__ops, opts);
     s->lock_fd = -1;
+    s->data_version = -1; /* nothing kept yet */
     if (!opts->read_only) {
         rc = store__file_create(opts->path);
         if (rc < 0) {
