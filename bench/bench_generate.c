@@ -16,17 +16,10 @@
  * latency per job (p50, p99): the time from submit to the final reply
  * minus the time inside provider calls, measured one job at a time.
  *
- * And the pipeline's capacity: the plain throughput with 256 members in
- * flight instead of 64. At 64 the rate is bound by each job's latency
- * (two durable store round trips and the provider call, end to end), not
- * by what the daemon can carry; a community with a thousand members
- * waiting on answers keeps far more than 64 in flight.
- *
- * The three throughputs take turns, three runs of each, and the medians
- * are reported with the slowest run. Each run has members of its own (as
- * many as it keeps in flight), whose conversations start with it (3,000
- * jobs: up to 47 questions each at 64), so that no run is measured on
- * longer conversations than another. */
+ * The two throughputs take turns, three runs of each, and the medians are
+ * reported with the slowest run. Each run has 64 members of its own, whose
+ * conversations start with it (3,000 jobs: up to 47 questions each), so
+ * that no run is measured on longer conversations than another. */
 #include "bench/bench.h"
 
 #include "adapters/openai/openai.h"
@@ -47,7 +40,7 @@
 
 #define BG_THROUGHPUT_JOBS 3000
 #define BG_INFLIGHT 64
-#define BG_CAPACITY_INFLIGHT 256 /* the capacity runs' members in flight */
+#define BG_USERS 64
 #define BG_LATENCY_JOBS 400
 #define BG_RUNS 3 /* throughput runs of each kind; the median is reported */
 
@@ -89,10 +82,8 @@ struct bg {
     struct generate *g;
     unsigned started, done, failed;
     unsigned target, inflight;
-    unsigned members; /* which set of members the jobs come from: a throughput
+    unsigned members; /* which BG_USERS members the jobs come from: a throughput
                          run starts with members whose conversations are new */
-    unsigned users;   /* members in the set */
-    unsigned firsts;  /* members so far: requests with no conversation yet */
     double *added;    /* per job, ms */
     size_t nadded;
     bool closed;
@@ -141,8 +132,8 @@ static void bg_next(struct bg *b)
     struct invocation inv;
     memset(&inv, 0, sizeof(inv));
     inv.platform = COMMAND_PLATFORM_CONSOLE;
-    snprintf(inv.user_id, sizeof(inv.user_id), "bench%u.%u", b->members, b->started % b->users);
-    snprintf(inv.channel_id, sizeof(inv.channel_id), "c%u.%u", b->members, b->started % b->users);
+    snprintf(inv.user_id, sizeof(inv.user_id), "bench%u.%u", b->members, b->started % BG_USERS);
+    snprintf(inv.channel_id, sizeof(inv.channel_id), "c%u.%u", b->members, b->started % BG_USERS);
     snprintf(inv.event_id, sizeof(inv.event_id), "bench:%u", b->started);
     inv.reply = &br->reply;
     b->started++;
@@ -168,20 +159,16 @@ struct bg_figures {
     double jobs_per_s, store_us, loop_us, fake_us;
 };
 
-/* BG_THROUGHPUT_JOBS more jobs, inflight at a time, from as many new
- * members. */
-static struct bg_figures bg_throughput(struct bg *b, unsigned inflight)
+/* BG_THROUGHPUT_JOBS more jobs, BG_INFLIGHT at a time. */
+static struct bg_figures bg_throughput(struct bg *b)
 {
-    b->members++;
-    b->users = inflight;
-    b->firsts += inflight;
     b->target = b->started + BG_THROUGHPUT_JOBS;
     unsigned until = b->target;
     double cpu0 = bench_thread_cpu_s("haibot-store");
     double fake0 = bench_thread_cpu_s("fake-httpd");
     double loop0 = bench_cpu_s(RUSAGE_THREAD);
     double t0 = bench_now();
-    for (unsigned i = 0; i < inflight; i++)
+    for (unsigned i = 0; i < BG_INFLIGHT; i++)
         bg_next(b);
     while (b->done < until)
         uv_run(&b->loop, UV_RUN_ONCE);
@@ -279,7 +266,7 @@ int bench_generate(void)
     struct catalog_provider_spec p = {.name = "fake",
                                       .provider = openai_provider_new(http, &ps),
                                       .timeout_ms = 30000,
-                                      .max_concurrent = BG_CAPACITY_INFLIGHT};
+                                      .max_concurrent = BG_INFLIGHT};
     struct catalog_model_spec m = {.name = "fast",
                                    .provider = "fake",
                                    .modality = PROVIDER_TEXT,
@@ -322,8 +309,8 @@ int bench_generate(void)
     b.core.generate = b.g;
 
     /* Throughput: many members, BG_INFLIGHT jobs at a time. */
-    struct bg_figures plain[BG_RUNS], split4[BG_RUNS], capacity[BG_RUNS];
-    plain[0] = bg_throughput(&b, BG_INFLIGHT);
+    struct bg_figures plain[BG_RUNS], split4[BG_RUNS];
+    plain[0] = bg_throughput(&b);
 
     /* Added latency: one job at a time (two durable commits each), then
      * the disk's own sync time (after, so as not to disturb it). */
@@ -342,11 +329,9 @@ int bench_generate(void)
     /* Then the same throughput with seed 001's four-way revenue split
      * posted with every charge (holders, developers, prizes, treasury);
      * after the latency phase, so that the latency is measured on the
-     * same ledger as before this figure existed. The throughputs then
-     * take turns BG_RUNS times in all (the capacity runs last, so that the
-     * other two are measured on the same ledger as before they existed),
-     * and their medians are reported: this machine's speed swings within
-     * seconds. */
+     * same ledger as before this figure existed. The two throughputs then
+     * take turns BG_RUNS times in all, and their medians are reported:
+     * this machine's speed swings within seconds. */
     struct revenue_split split;
     struct revenue *revenue = revenue_new();
     if (revenue == NULL ||
@@ -360,16 +345,15 @@ int bench_generate(void)
     for (size_t r = 0; r < BG_RUNS; r++) {
         if (r > 0) {
             b.core.revenue = NULL;
-            plain[r] = bg_throughput(&b, BG_INFLIGHT);
+            b.members++;
+            plain[r] = bg_throughput(&b);
         }
         b.core.revenue = revenue;
-        split4[r] = bg_throughput(&b, BG_INFLIGHT);
-        b.core.revenue = NULL;
-        capacity[r] = bg_throughput(&b, BG_CAPACITY_INFLIGHT);
+        b.members++;
+        split4[r] = bg_throughput(&b);
     }
     bg_report("generate", plain);
     bg_report("generate_split4", split4);
-    bg_report("generate_capacity", capacity);
     if (bg_balance(&b, ledger, "system:treasury") <= 0) {
         fprintf(stderr, "bench_generate: the split posted nothing\n");
         rc = 1;
@@ -377,7 +361,8 @@ int bench_generate(void)
 
     /* Every request carried the persona; nearly every one (all but each
      * member's first) the conversation so far. */
-    if (bg_with_persona != bg_requests || bg_with_memory + b.firsts < bg_requests) {
+    if (bg_with_persona != bg_requests ||
+        bg_with_memory + BG_USERS * (b.members + 1) < bg_requests) {
         fprintf(stderr, "bench_generate: %u requests, %u with the persona, %u with memory\n",
                 bg_requests, bg_with_persona, bg_with_memory);
         rc = 1;
