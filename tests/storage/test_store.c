@@ -440,10 +440,12 @@ static void test_put_off_writes_in_group_commit(void **state)
 }
 
 /* The same jobs grouped (but t5), where SQLite runs a group in one
- * savepoint: a failure undoes its group (t1 with t2, t3 with t4) and runs
- * the jobs before it again one by one, so the outcome, the chain head, the
- * kept sums and what each job saw are the same as above. PostgreSQL runs
- * each job in its own savepoint still. */
+ * savepoint, or in none when it begins the transaction: a failure undoes
+ * its group (t1 with t2, t3 with t4; the first by rolling the transaction
+ * back and beginning it again) and runs the jobs before it again one by
+ * one, so the outcome, the chain head, the kept sums and what each job
+ * saw are the same as above. PostgreSQL runs each job in its own
+ * savepoint still. */
 static void test_grouped_jobs_in_group_commit(void **state)
 {
     (void)state;
@@ -488,6 +490,39 @@ static void test_grouped_jobs_shapes(void **state)
     assert_int_equal(db_int(&d, "SELECT sum(amount) FROM transfers"), 53);
     assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"), 53);
     assert_int_equal(db_int(&d, "SELECT credits_posted FROM accounts WHERE id = 'r'"), 53);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'put'"), 1);
+    store_db_done(&d);
+}
+
+/* A group after an ungrouped job runs in a savepoint of its own: its
+ * failure undoes the group alone (the transaction's start would undo the
+ * ungrouped job too), and the job before the failure runs again. */
+static void test_grouped_after_ungrouped(void **state)
+{
+    (void)state;
+    struct store_db d;
+    uv_loop_t loop;
+    struct store *s = put_start(&d, &loop);
+    struct put_job jobs[] = {
+        {.step = PUT_STATE_MOVE, .id = "u0", .amount = 3},
+        {.step = PUT_MOVE, .id = "g1", .amount = 5, .job.grouped = true},
+        {.step = PUT_MOVE_FAIL, .id = "g2", .amount = 100, .job.grouped = true},
+        {.step = PUT_MOVE, .id = "g3", .amount = 7, .job.grouped = true},
+    };
+    put_batch(s, &loop, jobs, 4);
+    static const int want_rc[] = {0, 0, HB_EFUNDS, 0};
+    static const int64_t want_seen[] = {0, 3, 8, 8};
+    static const unsigned want_runs[] = {1, 2, 1, 1};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(jobs[i].done_rc, want_rc[i]);
+        assert_int_equal(jobs[i].w_debits_seen, want_seen[i]);
+        assert_int_equal(jobs[i].runs, store_backend == STORE_BACKEND_SQLITE ? want_runs[i] : 1);
+    }
+    store_db_stop(s, &loop);
+    assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), 3);
+    assert_int_equal(db_int(&d, "SELECT seq FROM head"), 3);
+    assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"), 15);
+    assert_int_equal(db_int(&d, "SELECT credits_posted FROM accounts WHERE id = 'r'"), 15);
     assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'put'"), 1);
     store_db_done(&d);
 }
@@ -885,6 +920,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_put_off_writes_in_group_commit),
     cmocka_unit_test(test_grouped_jobs_in_group_commit),
     cmocka_unit_test(test_grouped_jobs_shapes),
+    cmocka_unit_test(test_grouped_after_ungrouped),
     cmocka_unit_test(test_grouped_run_again_differs),
     cmocka_unit_test(test_account_sums_before_each),
     cmocka_unit_test(test_batch_cut_at_savepoints),
