@@ -457,6 +457,28 @@ static void test_grouped_jobs_in_group_commit(void **state)
         assert_int_equal(runs[i], store_backend == STORE_BACKEND_SQLITE ? want_sqlite[i] : 1);
 }
 
+/* Each job's outcome, the debits it saw, and how many times it ran (on
+ * SQLite, which groups; PostgreSQL runs each once). */
+static void put_expect(const struct put_job *jobs, size_t n, const int *rc, const int64_t *seen,
+                       const unsigned *runs)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jobs[i].done_rc, rc[i]);
+        assert_int_equal(jobs[i].w_debits_seen, seen[i]);
+        assert_int_equal(jobs[i].runs, store_backend == STORE_BACKEND_SQLITE ? runs[i] : 1);
+    }
+}
+
+/* After the batch: the chain head at seq, w's debits and r's credits at
+ * sum, and the one state row the ungrouped job wrote. */
+static void put_expect_sums(const struct store_db *d, int seq, int sum)
+{
+    assert_int_equal(db_int(d, "SELECT seq FROM head"), seq);
+    assert_int_equal(db_int(d, "SELECT debits_posted FROM accounts WHERE id = 'w'"), sum);
+    assert_int_equal(db_int(d, "SELECT credits_posted FROM accounts WHERE id = 'r'"), sum);
+    assert_int_equal(db_int(d, "SELECT count(*) FROM state WHERE ns = 'put'"), 1);
+}
+
 /* Groups of other shapes: two jobs before a failure (both run again), a
  * failure first in its group (nothing runs again), a group closed by an
  * ungrouped job, one left open at the end of the batch. */
@@ -479,18 +501,11 @@ static void test_grouped_jobs_shapes(void **state)
     static const int want_rc[] = {0, 0, HB_EFUNDS, HB_EFUNDS, 0, 0, 0};
     static const int64_t want_seen[] = {0, 5, 12, 12, 12, 23, 36};
     static const unsigned want_runs[] = {2, 2, 1, 1, 1, 1, 1};
-    for (size_t i = 0; i < 7; i++) {
-        assert_int_equal(jobs[i].done_rc, want_rc[i]);
-        assert_int_equal(jobs[i].w_debits_seen, want_seen[i]);
-        assert_int_equal(jobs[i].runs, store_backend == STORE_BACKEND_SQLITE ? want_runs[i] : 1);
-    }
+    put_expect(jobs, 7, want_rc, want_seen, want_runs);
     store_db_stop(s, &loop);
     assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), 5);
-    assert_int_equal(db_int(&d, "SELECT seq FROM head"), 5);
     assert_int_equal(db_int(&d, "SELECT sum(amount) FROM transfers"), 53);
-    assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"), 53);
-    assert_int_equal(db_int(&d, "SELECT credits_posted FROM accounts WHERE id = 'r'"), 53);
-    assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'put'"), 1);
+    put_expect_sums(&d, 5, 53);
     store_db_done(&d);
 }
 
@@ -513,17 +528,10 @@ static void test_grouped_after_ungrouped(void **state)
     static const int want_rc[] = {0, 0, HB_EFUNDS, 0};
     static const int64_t want_seen[] = {0, 3, 8, 8};
     static const unsigned want_runs[] = {1, 2, 1, 1};
-    for (size_t i = 0; i < 4; i++) {
-        assert_int_equal(jobs[i].done_rc, want_rc[i]);
-        assert_int_equal(jobs[i].w_debits_seen, want_seen[i]);
-        assert_int_equal(jobs[i].runs, store_backend == STORE_BACKEND_SQLITE ? want_runs[i] : 1);
-    }
+    put_expect(jobs, 4, want_rc, want_seen, want_runs);
     store_db_stop(s, &loop);
     assert_int_equal(db_int(&d, "SELECT count(*) FROM transfers"), 3);
-    assert_int_equal(db_int(&d, "SELECT seq FROM head"), 3);
-    assert_int_equal(db_int(&d, "SELECT debits_posted FROM accounts WHERE id = 'w'"), 15);
-    assert_int_equal(db_int(&d, "SELECT credits_posted FROM accounts WHERE id = 'r'"), 15);
-    assert_int_equal(db_int(&d, "SELECT count(*) FROM state WHERE ns = 'put'"), 1);
+    put_expect_sums(&d, 3, 15);
     store_db_done(&d);
 }
 
