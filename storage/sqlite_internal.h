@@ -111,8 +111,8 @@ int sqlite__savepoint(struct store *s);
 int sqlite__release(struct store *s);
 int sqlite__rollback_to(struct store *s);
 int sqlite__head_record(struct store_txn *txn);
-/* The accounts and counters kept for a transaction (sqlite_kept.c): the
- * job and transaction boundaries they follow. */
+/* The accounts and counters kept by the writer (sqlite_kept.c): the job
+ * and transaction boundaries they follow. */
 void sqlite__kept_drop(struct sqlite_store *s);
 /** At a write transaction's start: drop what is kept unless it is still
  *  the database's. Returns 0, or an error (nothing is kept then). */

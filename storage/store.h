@@ -118,13 +118,15 @@ struct store_job {
      * before it is durable itself (a later commit's sync covers it). */
     bool early;
     /* Its run may share one savepoint with the grouped jobs beside it in
-     * a batch, where the backend groups (SQLite): a job's own savepoint
-     * copies every page it changes, most of a generation's store time.
-     * When one of a group fails, the group is undone and the jobs before
-     * it run again, each in its own savepoint, as ungrouped jobs always
-     * do. So only for a run that, run again on the same data, does and
-     * reports the same: it sets every result it gives rather than adds to
-     * one, and keeps nothing outside the transaction. */
+     * a batch, where the backend groups (SQLite), or none when the group
+     * begins the transaction: a job's own savepoint copies every page it
+     * changes, most of a generation's store time. When one of a group
+     * fails, the group is undone (the transaction rolled back and begun
+     * again, for a group that began it) and the jobs before it run again,
+     * each in its own savepoint, as ungrouped jobs always do. So only for
+     * a run that, run again on the same data, does and reports the same:
+     * it sets every result it gives rather than adds to one, and keeps
+     * nothing outside the transaction. */
     bool grouped;
 };
 

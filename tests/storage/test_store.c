@@ -119,10 +119,8 @@ static void test_file_mode_and_append_only(void **state)
 {
     (void)state;
     struct store_db d;
-    int rc = 0;
     store_db_init(&d, store_backend);
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
+    struct store *s = store_db_open(&d);
     struct store_txn *txn = NULL;
     assert_int_equal(store_txn_begin(s, true, &txn), 0);
     struct store_transfer t;
@@ -186,13 +184,10 @@ static void test_savepoints_in_group_commit(void **state)
 {
     (void)state;
     struct store_db d;
-    int rc = 0;
     uv_loop_t loop;
     store_db_init(&d, store_backend);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
-    assert_int_equal(store_start(s, &loop), 0);
+    struct store *s = store_db_open(&d);
+    store_db_start(s, &loop);
     struct insert_job jobs[4] = {
         {.id = "a", .result = 0},
         {.id = "b", .result = HB_EFUNDS},  /* rolled back alone */

@@ -62,10 +62,8 @@ static void test_images(void **state)
 {
     enum store_backend_kind store_backend = *(enum store_backend_kind *)*state;
     struct store_db d;
-    int rc = 0;
     store_db_init(&d, store_backend);
-    struct store *s = store_new(&d.opts, &rc);
-    assert_non_null(s);
+    struct store *s = store_db_open(&d);
     struct store_txn *txn = NULL;
     assert_int_equal(store_txn_begin(s, true, &txn), 0);
     image_put(txn, "a", "telegram:g1", 1000, "a red cat");
@@ -79,8 +77,7 @@ static void test_images(void **state)
     assert_int_equal(store_txn_end(txn, true), 0);
     store_free(s);
 
-    s = store_new(&d.opts, &rc);
-    assert_non_null(s);
+    s = store_db_open(&d);
     assert_int_equal(store_txn_begin(s, false, &txn), 0);
     struct store_image img;
     assert_int_equal(store_txn_image_get(txn, "a", STORE_IMAGE_FULL, &img), 0);
