@@ -5,8 +5,8 @@
  * Group commit: the thread takes every queued job (up to batch_max) into
  * one transaction, each job in its own savepoint (or grouped jobs in a
  * shared one, or none at the transaction's start: store__group_undo), and
- * commits once; the jobs' done
- * functions run on the loop thread after the commit. */
+ * commits once; the jobs' done functions run on the loop thread after the
+ * commit. */
 #include "storage/store.h"
 
 #include "base/error.h"
