@@ -42,6 +42,11 @@ static bool link__in_public(const struct invocation *inv)
 static void link__code_made(int rc, const char *code, void *data)
 {
     struct link_ctx *ctx = data;
+    if (rc == HB_EBUSY) { /* LINK_CODES_MAX codes are open */
+        reply_text(ctx->inv->reply, true, "%s", MSG_LINK_CODES_FULL);
+        link__end(ctx);
+        return;
+    }
     if (rc < 0) {
         log_warn("command.failed", "command=link step=code error=%s", hb_strerror(rc));
         reply_text(ctx->inv->reply, true, MSG_CREDITS_FAILED, hb_strerror(rc));

@@ -221,13 +221,21 @@ static int link__code_put(struct store_txn *txn, struct link_code_job *j, int64_
         rc = store_txn_state_put(txn, LINK_NS_CODE, j->expired[i], NULL, at);
     if (rc < 0)
         return rc;
-    /* The creator's open code, if any, is replaced. */
+    /* The creator's open code, if any, is replaced: it leaves the count
+     * only if it was in it (an expired one was not). */
     char *old = NULL;
     rc = store_txn_state_get(txn, LINK_NS_CODE_OF, j->creator, &old);
     if (rc == 0 && old != NULL) {
-        if (j->open > 0)
+        char *row = NULL;
+        rc = store_txn_state_get(txn, LINK_NS_CODE, old, &row);
+        int64_t until = 0;
+        char creator[LINK_IDENTITY_MAX];
+        if (rc == 0 && row != NULL && link__code_parse(row, &until, creator, sizeof(creator)) &&
+            until > j->now && j->open > 0)
             j->open--;
-        rc = store_txn_state_put(txn, LINK_NS_CODE, old, NULL, at);
+        free(row);
+        if (rc == 0 || rc == HB_ENOTFOUND)
+            rc = store_txn_state_put(txn, LINK_NS_CODE, old, NULL, at);
     } else if (rc == HB_ENOTFOUND) {
         rc = 0;
     }
@@ -240,7 +248,7 @@ static int link__code_put(struct store_txn *txn, struct link_code_job *j, int64_
     rc = store_txn_state_get(txn, LINK_NS_CODE, j->hash, &taken);
     free(taken);
     if (rc == 0)
-        return HB_EBUSY; /* drawn twice while open (vanishingly rare): the member asks again */
+        return HB_ECONFLICT; /* drawn twice while open (vanishingly rare): the member asks again */
     if (rc != HB_ENOTFOUND)
         return rc;
     char value[32 + LINK_IDENTITY_MAX];

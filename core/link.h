@@ -77,8 +77,9 @@ int link_wallet_name(const struct core *core, const char *platform, const char *
 size_t link_count_into(const struct core *core, const char *wallet);
 
 /** Completion of link_code_new: rc 0 with the code (borrowed for the
- *  call), or HB_EBUSY when too many codes are open, or a storage error
- *  (code NULL). */
+ *  call), or HB_EBUSY when LINK_CODES_MAX codes are open, HB_ECONFLICT
+ *  when the code drawn is open already (vanishingly rare: ask again), or
+ *  a storage error (code NULL). */
 typedef void (*link_code_new_cb)(int rc, const char *code, void *data);
 
 /** A new code for identity, replacing an open one of theirs, kept in the

@@ -889,6 +889,7 @@
     "Your link code: %s (valid %lld minutes, once). On your other platform (Discord, Telegram or " \
     "the console) send: /link %s\nThat account then spends this wallet: its available credits "    \
     "move here, and its own wallet stays as it is otherwise."
+#define MSG_LINK_CODES_FULL "Too many link codes are open right now. Try again in a few minutes."
 #define MSG_LINK_DM_ONLY "Link codes are private: send /link to me in a private chat."
 #define MSG_LINK_CODE_SHOWN                                                                        \
     "A link code is private: this one was shown in the group, so it no longer works. Make a new "  \

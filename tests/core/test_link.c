@@ -13,6 +13,7 @@
 #include "core/handlers.h"
 #include "core/ledger.h"
 #include "core/link.h"
+#include "core/messages.h"
 #include "core/wallet.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/core/test_generate.h"
@@ -724,6 +725,60 @@ static void test_link_checked_again_in_its_transaction(void **state)
     gt_done(&gt);
 }
 
+/* Open codes of other members, straight in the store: n of them, open
+ * until c->until. */
+struct codes_fill {
+    int64_t until;
+    int n;
+};
+
+static int codes_fill_run(struct store_txn *txn, void *data)
+{
+    const struct codes_fill *c = data;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < c->n; i++) {
+        char key[32], value[64];
+        snprintf(key, sizeof(key), "fill%05d", i);
+        snprintf(value, sizeof(value), "%lld discord:%d", (long long)c->until, 5000 + i);
+        rc = store_txn_state_put(txn, "link.code", key, value, 1000);
+    }
+    return rc;
+}
+
+static int codes_drop_one_run(struct store_txn *txn, void *data)
+{
+    (void)data;
+    return store_txn_state_put(txn, "link.code", "fill00000", NULL, 1000);
+}
+
+/* At most LINK_CODES_MAX codes are open. A member whose own code has
+ * expired gets no new one beyond them: before, the expired code was taken
+ * off the count as though it were open, and one more was let in. A
+ * member replacing an open code of their own still may. */
+static void test_open_codes_capped(void **state)
+{
+    struct fx *f = *state;
+    char code[LINK_CODE_LEN + 1];
+    code_get(f, &alice, code);
+    f->lt.now += LINK_CODE_TTL_MS + 1;
+    struct codes_fill c = {.until = f->lt.now + LINK_CODE_TTL_MS, .n = LINK_CODES_MAX};
+    assert_int_equal(lt_store_run(&f->lt, codes_fill_run, &c), 0);
+    const char *t = run(f, &alice, "link");
+    assert_null(strstr(t, "Your link code"));
+    assert_non_null(strstr(t, MSG_LINK_CODES_FULL));
+    /* One fewer open, and there is room for one. */
+    assert_int_equal(lt_store_run(&f->lt, codes_drop_one_run, NULL), 0);
+    code_get(f, &alice, code);
+    t = run(f, &bob, "link");
+    assert_non_null(strstr(t, MSG_LINK_CODES_FULL));
+    /* Replacing an open code of one's own adds none. */
+    char again[LINK_CODE_LEN + 1];
+    code_get(f, &alice, again);
+    assert_string_not_equal(again, code);
+    assert_int_equal(db_count(f->lt.path, "SELECT count(*) FROM state WHERE ns = 'link.code'"),
+                     LINK_CODES_MAX);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_linked_identity_cannot_upvote_own_image),
     cmocka_unit_test_setup_teardown(test_link_moves_balance, setup, teardown),
@@ -735,6 +790,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_unlink_and_bonus_once, setup, teardown),
     cmocka_unit_test_setup_teardown(test_code_rules, setup, teardown),
     cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_open_codes_capped, setup, teardown),
     cmocka_unit_test_setup_teardown(test_link_survives_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_code_taken_through_other_daemon, setup, teardown),
 };
