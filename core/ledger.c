@@ -843,6 +843,11 @@ struct store *ledger_store(struct ledger *ledger)
     return ledger->store;
 }
 
+uv_loop_t *ledger_loop(struct ledger *ledger)
+{
+    return ledger->loop;
+}
+
 int64_t ledger_now_ms(const struct ledger *ledger)
 {
     return ledger__now(ledger);

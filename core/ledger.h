@@ -167,6 +167,10 @@ struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, in
  *  until ledger_close(). */
 struct store *ledger_store(struct ledger *ledger);
 
+/** The loop the ledger answers on (ledger_new's), for work that goes
+ *  with a store job, such as a slow hash made on libuv's thread pool. */
+uv_loop_t *ledger_loop(struct ledger *ledger);
+
 /** The ledger's clock (ledger_options.clock): ms since the epoch. */
 int64_t ledger_now_ms(const struct ledger *ledger);
 

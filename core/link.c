@@ -29,11 +29,19 @@ struct link_entry {
     int64_t linked_at;              /* ms since the epoch */
 };
 
+struct link_code_job;
+
 struct link_dir {
     struct map *links; /* identity -> struct link_entry */
     struct map *busy;  /* identities whose link is being written -> link__busy_mark */
     bool refreshing;   /* a link_dir_refresh read is under way */
     bool again;        /* asked for while one was under way: read once more after it */
+    /* Code jobs waiting for their hash, oldest first; the oldest is being
+     * hashed when hashing is set. One at a time, so that they reach the
+     * store in the order they came: a code voided in a group is gone
+     * before anyone who read it there can take it. */
+    struct link_code_job *hashq, *hashq_tail;
+    bool hashing;
 };
 
 static char link__busy_mark = 1;
@@ -152,10 +160,14 @@ enum link_code_verb { LINK_CODE_PUT, LINK_CODE_TAKE, LINK_CODE_VOID };
 
 struct link_code_job {
     struct store_job job;
+    uv_work_t work;             /* the hash, on libuv's thread pool */
+    struct link_code_job *next; /* in link_dir.hashq */
+    struct core *core;
+    int hash_rc;
     enum link_code_verb verb;
     char hash[LINK_CODE_HASH_HEX];
     char creator[LINK_IDENTITY_MAX]; /* PUT: the code's creator; TAKE: read back */
-    char code[LINK_CODE_LEN + 1];    /* PUT: the clear code, for the callback only */
+    char code[LINK_CODE_LEN + 1];    /* the clear code until hashed; PUT: kept for the callback */
     int64_t now;
     int64_t expires_at;            /* TAKE: read back */
     bool found;                    /* TAKE: the code was open */
@@ -337,13 +349,76 @@ static struct link_code_job *link__code_job(struct core *core, enum link_code_ve
     if (j == NULL)
         return NULL;
     j->job = (struct store_job){.run = link__code_run, .done = link__code_done};
+    j->core = core;
     j->verb = verb;
     j->now = core_now_ms(core);
-    if (code != NULL && link__code_hash(code, j->hash) < 0) {
-        free(j);
-        return NULL;
-    }
+    if (code != NULL)
+        memcpy(j->code, code, LINK_CODE_LEN + 1);
     return j;
+}
+
+static void link__hash_work(uv_work_t *w)
+{
+    struct link_code_job *j = container_of(w, struct link_code_job, work);
+    j->hash_rc = link__code_hash(j->code, j->hash);
+    if (j->verb != LINK_CODE_PUT)
+        OPENSSL_cleanse(j->code, sizeof(j->code));
+}
+
+static void link__hashed(uv_work_t *w, int status);
+
+/* Hash the oldest code job waiting, if none is being hashed; while
+ * stopping (no ledger), the waiting ones fail. */
+static void link__hash_next(struct link_dir *d)
+{
+    while (!d->hashing && d->hashq != NULL) {
+        struct link_code_job *j = d->hashq;
+        struct ledger *ledger = j->core->ledger;
+        if (ledger != NULL &&
+            uv_queue_work(ledger_loop(ledger), &j->work, link__hash_work, link__hashed) == 0) {
+            d->hashing = true;
+            return;
+        }
+        d->hashq = j->next;
+        link__code_done(&j->job, ledger != NULL ? HB_EIO : HB_ECANCELED);
+    }
+}
+
+static void link__hashed(uv_work_t *w, int status)
+{
+    struct link_code_job *j = container_of(w, struct link_code_job, work);
+    struct core *core = j->core;
+    struct link_dir *d = core->links;
+    d->hashing = false;
+    d->hashq = j->next;
+    int rc = status < 0 ? HB_ECANCELED : j->hash_rc;
+    if (rc == 0 && core->ledger == NULL)
+        rc = HB_ECANCELED; /* stopping */
+    if (rc == 0)
+        rc = store_submit(ledger_store(core->ledger), &j->job);
+    if (rc < 0)
+        link__code_done(&j->job, rc);
+    link__hash_next(d);
+}
+
+/* Start j: its code is hashed first (PBKDF2, about a millisecond) on
+ * libuv's thread pool, so that no member typing codes holds up the loop;
+ * the store job follows. A failure from here on reaches j's callback. */
+static void link__code_start(struct link_code_job *j, bool hashed)
+{
+    struct link_dir *d = j->core->links;
+    if (!hashed) {
+        int rc = store_submit(ledger_store(j->core->ledger), &j->job);
+        if (rc < 0)
+            link__code_done(&j->job, rc);
+        return;
+    }
+    if (d->hashq_tail != NULL && d->hashq != NULL)
+        d->hashq_tail->next = j;
+    else
+        d->hashq = j;
+    d->hashq_tail = j;
+    link__hash_next(d);
 }
 
 int link_code_new(struct core *core, const char *identity, link_code_new_cb cb, void *data)
@@ -366,19 +441,14 @@ int link_code_new(struct core *core, const char *identity, link_code_new_cb cb, 
     }
     code[LINK_CODE_LEN] = '\0';
     struct link_code_job *j = link__code_job(core, LINK_CODE_PUT, code);
+    OPENSSL_cleanse(code, sizeof(code));
     if (j == NULL)
         return HB_ENOMEM;
-    memcpy(j->code, code, sizeof(code));
-    OPENSSL_cleanse(code, sizeof(code));
     snprintf(j->creator, sizeof(j->creator), "%s", identity);
     j->new_cb = cb;
     j->data = data;
-    int rc = store_submit(ledger_store(core->ledger), &j->job);
-    if (rc < 0) {
-        OPENSSL_cleanse(j->code, sizeof(j->code));
-        free(j);
-    }
-    return rc;
+    link__code_start(j, true);
+    return 0;
 }
 
 /* text as a code: letters upper-cased, spaces and dashes dropped. False
@@ -415,10 +485,8 @@ int link_code_take(struct core *core, const char *identity, const char *text, li
     snprintf(j->taker, sizeof(j->taker), "%s", identity);
     j->take_cb = cb;
     j->data = data;
-    int rc = store_submit(ledger_store(core->ledger), &j->job);
-    if (rc < 0)
-        free(j);
-    return rc;
+    link__code_start(j, fits);
+    return 0;
 }
 
 void link_code_void(struct core *core, const char *text)
@@ -428,8 +496,8 @@ void link_code_void(struct core *core, const char *text)
         return;
     struct link_code_job *j = link__code_job(core, LINK_CODE_VOID, code);
     OPENSSL_cleanse(code, sizeof(code));
-    if (j != NULL && store_submit(ledger_store(core->ledger), &j->job) < 0)
-        free(j);
+    if (j != NULL)
+        link__code_start(j, true);
 }
 
 /* ---- checks ------------------------------------------------------------- */

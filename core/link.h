@@ -83,8 +83,10 @@ size_t link_count_into(const struct core *core, const char *wallet);
 typedef void (*link_code_new_cb)(int rc, const char *code, void *data);
 
 /** A new code for identity, replacing an open one of theirs, kept in the
- *  store (hashed). Returns 0 (cb follows once it is durable), or
- *  HB_ECANCELED (no links or ledger), HB_ENOMEM, HB_EIO (no randomness). */
+ *  store (hashed). Codes are hashed on libuv's thread pool, one at a time
+ *  in the order they came (new, taken and voided alike), then written.
+ *  Returns 0 (cb follows once it is durable), or HB_ECANCELED (no links
+ *  or ledger), HB_ENOMEM, HB_EIO (no randomness). */
 int link_code_new(struct core *core, const char *identity, link_code_new_cb cb, void *data);
 
 /** What link_code_take found. */
@@ -104,8 +106,8 @@ typedef void (*link_code_take_cb)(int rc, enum link_code_result r, const char *c
 /** Use identity's try of text (case, spaces and dashes ignored): counts a
  *  try (in the store, so every daemon of a shared ledger counts the same
  *  tries), and takes the code away (single use) whatever the outcome,
- *  unless the member had no tries left. Returns 0 (cb follows), or
- *  HB_ECANCELED / HB_ENOMEM / the store's error (no callback). */
+ *  unless the member had no tries left. Returns 0 (cb follows, also with
+ *  the store's error), or HB_ECANCELED / HB_ENOMEM (no callback). */
 int link_code_take(struct core *core, const char *identity, const char *text, link_code_take_cb cb,
                    void *data);
 

@@ -19,7 +19,11 @@
 #include "tests/core/test_generate.h"
 #include "tests/fake/reply_capture.h"
 
+#include <dlfcn.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -779,6 +783,52 @@ static void test_open_codes_capped(void **state)
                      LINK_CODES_MAX);
 }
 
+/* Where link codes are hashed: this binary's PKCS5_PBKDF2_HMAC stands in
+ * front of libcrypto's (found with dlsym) and counts its calls, and those
+ * made on hash_watch's thread. */
+static pthread_t hash_watch;
+static atomic_int hash_calls, hash_calls_watched;
+
+int PKCS5_PBKDF2_HMAC(const char *pass, int passlen, const unsigned char *salt, int saltlen,
+                      int iter, const EVP_MD *digest, int keylen, unsigned char *out)
+{
+    typedef int (*pbkdf2_fn)(const char *, int, const unsigned char *, int, int, const EVP_MD *,
+                             int, unsigned char *);
+    static pbkdf2_fn real;
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "PKCS5_PBKDF2_HMAC");
+    if (real == NULL)
+        return 0;
+    hash_calls++;
+    if (pthread_equal(pthread_self(), hash_watch))
+        hash_calls_watched++;
+    return real(pass, passlen, salt, saltlen, iter, digest, keylen, out);
+}
+
+/* A code's hash (PBKDF2, about a millisecond) is made off the loop, for a
+ * new code, a code taken and one voided in a group: before, each held up
+ * every other member's traffic for as long. */
+static void test_codes_hashed_off_the_loop(void **state)
+{
+    struct fx *f = *state;
+    hash_watch = pthread_self(); /* the loop runs on the test's thread */
+    hash_calls = 0;
+    hash_calls_watched = 0;
+    char code[LINK_CODE_LEN + 1];
+    code_get(f, &alice, code);
+    const char *t = redeem(f, &alice_tg, code);
+    assert_non_null(strstr(t, "Linked"));
+    struct who in_group = {COMMAND_PLATFORM_TELEGRAM, "43", "-100", false};
+    code_get(f, &bob, code);
+    redeem(f, &in_group, code);
+    struct who private_chat = {COMMAND_PLATFORM_TELEGRAM, "43", NULL, false};
+    /* The void went ahead of this take in the store's queue. */
+    t = redeem(f, &private_chat, code);
+    assert_non_null(strstr(t, "wrong or already used"));
+    assert_int_equal(hash_calls, 5);
+    assert_int_equal(hash_calls_watched, 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_linked_identity_cannot_upvote_own_image),
     cmocka_unit_test_setup_teardown(test_link_moves_balance, setup, teardown),
@@ -791,6 +841,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_code_rules, setup, teardown),
     cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
     cmocka_unit_test_setup_teardown(test_open_codes_capped, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_codes_hashed_off_the_loop, setup, teardown),
     cmocka_unit_test_setup_teardown(test_link_survives_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_code_taken_through_other_daemon, setup, teardown),
 };
