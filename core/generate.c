@@ -653,8 +653,8 @@ static void job__fallback_counted(struct job *job, int rc)
     /* Dearer than what is held: release it and reserve the fallback's price. */
     job->state = JOB_SETTLE;
     struct ledger *ledger = g->core->ledger;
-    char void_id[LEDGER_ID_LEN_MAX + 16];
-    snprintf(void_id, sizeof(void_id), "%s:void%u", job->id, job->nres);
+    char void_id[GEN_TRANSFER_ID_MAX];
+    job__void_id(job->id, job->nres, void_id, sizeof(void_id));
     job->refs++;
     if (!job->res_open || ledger == NULL ||
         ledger_transfer_void(ledger, void_id, job->res_id, job__revoided, job) < 0) {

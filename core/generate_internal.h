@@ -376,6 +376,11 @@ void job__persist(struct job *job, bool keep);
 #define GEN_QUOTA_RECORD_MAX (GEN_KEY_MAX + 224) /* job__quota_record's text */
 #define GEN_RECORD_MAX (WALLET_ACCOUNT_MAX + GEN_QUOTA_RECORD_MAX + 96)
 const char *job__record(struct job *job, char *buf, size_t cap);
+/** The ids of the job's charge ("<job>:post") and of the void of its
+ *  reservation number nres ("<job>:void<nres>"), into buf (GEN_TRANSFER_ID_MAX). */
+#define GEN_TRANSFER_ID_MAX (LEDGER_ID_LEN_MAX + 16)
+void job__post_id(const struct job *job, char *buf, size_t cap);
+void job__void_id(const char *job_id, unsigned nres, char *buf, size_t cap);
 /** Post the actual cost of a delivered result. */
 void job__settle(struct job *job);
 /** Every model failed (or the job was stopped): void and say so. */

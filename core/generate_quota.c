@@ -109,6 +109,16 @@ int64_t job__tokens_bound(const struct job *job, const struct catalog_model *m)
 int gen_quota_run(struct store_txn *txn, struct store_job *sj)
 {
     struct gen_quota_op *op = container_of(sj, struct gen_quota_op, sj);
+    if (op->unless[0] != '\0') {
+        struct store_transfer t;
+        int rc = store_txn_transfer_get(txn, op->unless, &t);
+        if (rc == 0) {
+            op->skipped = true;
+            return 0;
+        }
+        if (rc != HB_ENOTFOUND)
+            return rc;
+    }
     for (size_t i = 0; i < op->n; i++) {
         int rc = store_txn_counter_add(txn, op->c[i].name, op->c[i].win, op->c[i].delta,
                                        op->c[i].limit, &op->c[i].used);
@@ -140,7 +150,8 @@ void gen_quota_done(struct store_job *sj, int rc)
     struct gen_quota_op *op = container_of(sj, struct gen_quota_op, sj);
     struct job *job = op->job;
     struct generate *g = op->g;
-    gen_quota_seen(op, rc);
+    if (!op->skipped)
+        gen_quota_seen(op, rc);
     if (rc < 0 && rc != HB_ELIMIT)
         log_warn("generate.quota_failed", "job=%s error=%s", job != NULL ? job->id : "-",
                  hb_strerror(rc));
@@ -634,13 +645,22 @@ void job__quota_settled(struct job *job, int rc)
         if (op != NULL && rc == 0)
             gen_quota_seen(op, 0);
         free(op);
-    } else if (kind == JOB_BACK_RELEASE) {
-        job__quota_back_submit(job, op); /* the void failed: on their own */
-    } else {
+        op = NULL;
+    } else if (kind == JOB_BACK_SETTLE) {
         /* Nothing was charged: every credit held goes back, with the
          * unused tokens, on their own. */
         free(op);
-        job__quota_back_submit(job, job__quota_back_op(job, job->settle_tokens, 0));
+        op = job__quota_back_op(job, job->settle_tokens, 0);
+    }
+    if (op != NULL) {
+        /* The void or the charge failed, as far as this daemon knows: its
+         * commit's answer may have been lost after the server committed
+         * (PostgreSQL), and then what it carried moved already. */
+        if (kind == JOB_BACK_SETTLE)
+            job__post_id(job, op->unless, sizeof(op->unless));
+        else
+            job__void_id(job->id, job->nres, op->unless, sizeof(op->unless));
+        job__quota_back_submit(job, op);
     }
     if (kind == JOB_BACK_SETTLE)
         job->tokens_held = job->key_held = job->pool_held = 0;

@@ -37,6 +37,11 @@ struct gen_quota_op {
     size_t n;
     struct gen_counter_move c[GEN_QUOTA_MAX];
     size_t failed; /* the counter that refused (HB_ELIMIT) */
+    /* A transfer id, or "": the moves are made only if the ledger holds no
+     * such transfer (then they went in its transaction already), and
+     * skipped is set. */
+    char unless[GEN_TRANSFER_ID_MAX];
+    bool skipped;
     void (*then)(struct gen_quota_op *op, int rc);
     void (*more_cb)(struct job *job, int rc); /* job__quota_tokens_more */
 };

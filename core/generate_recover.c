@@ -263,8 +263,8 @@ static void recover__jobs(int rc, const struct state_entry *e, size_t n, void *d
         rv->left = nres;
         op->pending++;
         for (unsigned r = 1; r <= nres; r++) {
-            char vid[LEDGER_ID_LEN_MAX + 16], pid[LEDGER_ID_LEN_MAX + 16];
-            snprintf(vid, sizeof(vid), "%s:void%u", rv->job, r);
+            char vid[GEN_TRANSFER_ID_MAX], pid[LEDGER_ID_LEN_MAX + 16];
+            job__void_id(rv->job, r, vid, sizeof(vid));
             snprintf(pid, sizeof(pid), "%s:r%u", rv->job, r);
             /* The member's notice record commits with the void: a kill
              * right after it cannot leave a refund untold. */

@@ -167,9 +167,10 @@ static int job__back_guard(struct store_txn *txn, void *data)
     return job__quota_back_run(txn, data);
 }
 
-static void job__posted(int rc, const struct ledger_result *res, void *data)
+/* The charge's outcome, known: rc 0 (charged), HB_EEXISTS (charged by an
+ * earlier run of the same job), or the failure that took nothing. */
+static void job__posted_known(struct job *job, int rc, const struct ledger_result *res)
 {
-    struct job *job = data;
     job->res_open = false;
     job__quota_settled(job, rc);
     if (rc == HB_EEXISTS)
@@ -202,7 +203,48 @@ static void job__posted(int rc, const struct ledger_result *res, void *data)
     job__unref(job);
 }
 
+/* What the ledger holds under the charge's id, read after its commit
+ * failed as a whole: there, the charge was made. */
+static void job__post_read(int rc, const struct ledger_result *res, void *data)
+{
+    struct job *job = data;
+    if (rc == 0) {
+        log_warn("generate.post_committed", "job=%s hint=%s", job->id,
+                 "the database's answer to the charge's commit was lost; the charge was made");
+        job__posted_known(job, 0, res);
+        return;
+    }
+    struct ledger_result none;
+    memset(&none, 0, sizeof(none));
+    job__posted_known(job, HB_ESTORAGE, &none);
+}
+
+static void job__posted(int rc, const struct ledger_result *res, void *data)
+{
+    struct job *job = data;
+    struct ledger *ledger = job->g->core->ledger;
+    if (rc == HB_ESTORAGE && ledger != NULL) {
+        /* The commit failed as a whole. On a shared ledger its answer may
+         * have been lost after the server committed: the ledger says. */
+        char post_id[GEN_TRANSFER_ID_MAX];
+        job__post_id(job, post_id, sizeof(post_id));
+        if (ledger_transfer_get(ledger, post_id, job__post_read, job) == 0)
+            return;
+    }
+    job__posted_known(job, rc, res);
+}
+
 static void job__voided_final(int rc, const struct ledger_result *res, void *data);
+
+void job__post_id(const struct job *job, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s:post", job->id);
+}
+
+void job__void_id(const char *job_id, unsigned nres, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s:void%u", job_id, nres);
+}
 
 /* Post the actual cost of a delivered result. */
 void job__settle(struct job *job)
@@ -286,8 +328,8 @@ void job__settle(struct job *job)
     /* The unused tokens go back, and the key's and the pool's caps count
      * the charge, no longer the reservation: in the charge's transaction. */
     job__quota_settle(job, tokens, cost);
-    char post_id[LEDGER_ID_LEN_MAX + 8];
-    snprintf(post_id, sizeof(post_id), "%s:post", job->id);
+    char post_id[GEN_TRANSFER_ID_MAX];
+    job__post_id(job, post_id, sizeof(post_id));
     job->refs++;
     /* The job's record goes in the same transaction as the charge: one
      * commit where there were two, and no record left behind a charge. */
@@ -337,8 +379,8 @@ int job__void(struct job *job, ledger_cb cb)
     struct ledger *ledger = job->g->core->ledger;
     if (!job->res_open || ledger == NULL)
         return HB_ECANCELED;
-    char void_id[LEDGER_ID_LEN_MAX + 16];
-    snprintf(void_id, sizeof(void_id), "%s:void%u", job->id, job->nres);
+    char void_id[GEN_TRANSFER_ID_MAX];
+    job__void_id(job->id, job->nres, void_id, sizeof(void_id));
     struct ledger_note forget = {.ns = GEN_NS_JOB, .key = job->id, .value = NULL};
     /* Nothing was delivered: its counts go back with the void. */
     job__quota_void_prepare(job);

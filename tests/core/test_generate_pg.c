@@ -1,0 +1,143 @@
+/* Generation on a shared ledger (PostgreSQL) when the server's answer to a
+ * COMMIT is lost on the way (tests/fake/pg_proxy.h): the server committed,
+ * the daemon's connection broke first. The charge or the void went into
+ * the ledger with the limits' settlement in its transaction; the daemon
+ * must not give those limits back a second time, nor tell the member that
+ * nothing was charged. */
+#include "tests/core/test_generate.h"
+#include "tests/fake/pg_proxy.h"
+#include "tests/test.h"
+
+#include "base/error.h"
+#include "core/ledger.h"
+#include "storage/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int gt_group_setup_pg(void **state)
+{
+    gt_group_setup(state);
+    return lt_group_setup_pg(state);
+}
+
+struct counter_read {
+    const char *name;
+    int64_t win, used;
+};
+
+static int counter_read_run(struct store_txn *txn, void *data)
+{
+    struct counter_read *r = data;
+    return store_txn_counter_get(txn, r->name, r->win, &r->used);
+}
+
+/* A counter as the store has it, once the jobs queued before have run. */
+static int64_t counter(struct gt *gt, const char *name, int64_t win)
+{
+    struct counter_read r = {.name = name, .win = win};
+    assert_int_equal(lt_store_run(&gt->lt, counter_read_run, &r), 0);
+    return r.used;
+}
+
+/* The engine's ledger reached through a relay that can lose an answer. */
+static struct pg_proxy *gt_proxied(struct gt *gt)
+{
+    char proxied[sizeof(gt->lt.url)];
+    struct pg_proxy *px = pg_proxy_start(gt->lt.url, proxied, sizeof(proxied));
+    assert_non_null(px);
+    memcpy(gt->lt.url, proxied, sizeof(proxied));
+    gt_restart(gt);
+    return px;
+}
+
+/* One job of u1's that the held provider answers with in and out tokens
+ * (rc 0), or fails (rc < 0); its final reply is in cap. */
+static void job_run(struct gt *gt, struct reply_capture *cap, size_t call, int rc, long in,
+                    long out)
+{
+    gt_submit(gt, cap, "u1", PROVIDER_TEXT, "h", "four");
+    held_finish(held_wait_call(gt, call), rc, rc == 0 ? "fine" : NULL, in, out);
+    gt_wait(gt, &cap->finished, 1);
+}
+
+/* The charge's commit answer is lost: it committed, with the unused
+ * tokens given back in it. Before, the daemon took it for failed and gave
+ * the unused tokens back again, on their own: the day's count fell by
+ * them a second time. */
+static void test_charge_commit_answer_lost(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.tokens_per_day = 100000};
+    gt_init(&gt, &l, NULL, 0, 0);
+    struct pg_proxy *px = gt_proxied(&gt);
+    int64_t day = gt.wall / 86400000;
+    struct reply_capture cap;
+    job_run(&gt, &cap, 0, 0, 40, 58);
+    reply_capture_close(&cap);
+    job_run(&gt, &cap, 1, 0, 40, 58);
+    reply_capture_close(&cap);
+    assert_int_equal(counter(&gt, "gen.tokens", day), 196);
+    int64_t balance = gt_balance(&gt, "u1");
+
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "four");
+    struct provider_call *c = held_wait_call(&gt, 2);
+    pg_proxy_lose_commit_after(px, ":post");
+    held_finish(c, 0, "fine", 2, 3);
+    gt_wait(&gt, &cap.finished, 1);
+    assert_int_equal(pg_proxy_lost(px), 1);
+    gt_settle(&gt, 4);
+    assert_int_equal(counter(&gt, "gen.tokens", day), 201);
+    /* It was charged, and the member is told what it cost. */
+    int64_t charged = balance - gt_balance(&gt, "u1");
+    assert_true(charged > 0);
+    char want[64];
+    snprintf(want, sizeof(want), "cost %lld credit", (long long)charged);
+    assert_has(&cap, want);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+    pg_proxy_stop(px);
+}
+
+/* The void's commit answer is lost: it committed, with the member's count
+ * and the tokens held given back in it. Before, they went back a second
+ * time on their own: the member's hourly count fell below what they had
+ * used. */
+static void test_void_commit_answer_lost(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct catalog_limits l = {.user_per_hour = 10, .tokens_per_day = 100000};
+    gt_init(&gt, &l, NULL, 0, 0);
+    struct pg_proxy *px = gt_proxied(&gt);
+    int64_t hour = gt.wall / 3600000, day = gt.wall / 86400000;
+    struct reply_capture cap;
+    job_run(&gt, &cap, 0, 0, 40, 58);
+    reply_capture_close(&cap);
+    job_run(&gt, &cap, 1, 0, 40, 58);
+    reply_capture_close(&cap);
+    assert_int_equal(counter(&gt, "gen.user:console:u1", hour), 2);
+    int64_t balance = gt_balance(&gt, "u1");
+
+    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "four");
+    struct provider_call *c = held_wait_call(&gt, 2);
+    pg_proxy_lose_commit_after(px, ":void");
+    held_finish(c, HB_EPROTO, NULL, -1, -1);
+    gt_wait(&gt, &cap.finished, 1);
+    reply_capture_close(&cap);
+    assert_int_equal(pg_proxy_lost(px), 1);
+    gt_settle(&gt, 4);
+    assert_int_equal(counter(&gt, "gen.user:console:u1", hour), 2);
+    assert_int_equal(counter(&gt, "gen.tokens", day), 196);
+    assert_int_equal(gt_balance(&gt, "u1"), balance);
+    gt_done(&gt);
+    pg_proxy_stop(px);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_charge_commit_answer_lost),
+    cmocka_unit_test(test_void_commit_answer_lost),
+};
+
+TEST_GROUP_DEFINE(generate_pg, tests, gt_group_setup_pg, lt_group_teardown)
