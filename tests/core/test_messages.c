@@ -463,6 +463,7 @@ static const struct msg_entry msgs[] = {
     S(MSG_APPR_NOT_YOURS),
     F(MSG_APPR_EDIT_HOW),
     S(MSG_LINK_CODE),
+    S(MSG_LINK_CODES_FULL),
     S(MSG_LINK_DM_ONLY),
     S(MSG_LINK_CODE_SHOWN),
     S(MSG_LINK_WRONG),
