@@ -51,45 +51,47 @@ static struct pg_proxy *gt_proxied(struct gt *gt)
     return px;
 }
 
-/* One job of u1's that the held provider answers with in and out tokens
- * (rc 0), or fails (rc < 0); its final reply is in cap. */
-static void job_run(struct gt *gt, struct reply_capture *cap, size_t call, int rc, long in,
-                    long out)
+/* Two jobs of u1's (40 + 58 tokens each), then a third whose charge
+ * (marker ":post": its provider answers 2 + 3 tokens) or void (":void":
+ * its provider fails) commits with the answer lost; its final reply is in
+ * cap. Returns u1's balance before the third. */
+static int64_t lost_answer_run(struct gt *gt, struct pg_proxy *px, struct reply_capture *cap,
+                               const char *marker)
 {
+    for (size_t i = 0; i < 2; i++) {
+        gt_submit(gt, cap, "u1", PROVIDER_TEXT, "h", "four");
+        held_finish(held_wait_call(gt, i), 0, "fine", 40, 58);
+        gt_wait(gt, &cap->finished, 1);
+        reply_capture_close(cap);
+    }
+    assert_int_equal(counter(gt, "gen.tokens", gt->wall / 86400000), 196);
+    assert_int_equal(counter(gt, "gen.user:console:u1", gt->wall / 3600000), 2);
+    int64_t balance = gt_balance(gt, "u1");
+    bool fail = strcmp(marker, ":void") == 0;
     gt_submit(gt, cap, "u1", PROVIDER_TEXT, "h", "four");
-    held_finish(held_wait_call(gt, call), rc, rc == 0 ? "fine" : NULL, in, out);
+    struct provider_call *c = held_wait_call(gt, 2);
+    pg_proxy_lose_commit_after(px, marker);
+    held_finish(c, fail ? HB_EPROTO : 0, fail ? NULL : "fine", fail ? -1 : 2, fail ? -1 : 3);
     gt_wait(gt, &cap->finished, 1);
+    assert_int_equal(pg_proxy_lost(px), 1);
+    gt_settle(gt, 4);
+    return balance;
 }
 
 /* The charge's commit answer is lost: it committed, with the unused
  * tokens given back in it. Before, the daemon took it for failed and gave
  * the unused tokens back again, on their own: the day's count fell by
- * them a second time. */
+ * them a second time; and it told the member nothing was charged. */
 static void test_charge_commit_answer_lost(void **state)
 {
     (void)state;
     struct gt gt;
-    struct catalog_limits l = {.tokens_per_day = 100000};
+    struct catalog_limits l = {.user_per_hour = 10, .tokens_per_day = 100000};
     gt_init(&gt, &l, NULL, 0, 0);
     struct pg_proxy *px = gt_proxied(&gt);
-    int64_t day = gt.wall / 86400000;
     struct reply_capture cap;
-    job_run(&gt, &cap, 0, 0, 40, 58);
-    reply_capture_close(&cap);
-    job_run(&gt, &cap, 1, 0, 40, 58);
-    reply_capture_close(&cap);
-    assert_int_equal(counter(&gt, "gen.tokens", day), 196);
-    int64_t balance = gt_balance(&gt, "u1");
-
-    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "four");
-    struct provider_call *c = held_wait_call(&gt, 2);
-    pg_proxy_lose_commit_after(px, ":post");
-    held_finish(c, 0, "fine", 2, 3);
-    gt_wait(&gt, &cap.finished, 1);
-    assert_int_equal(pg_proxy_lost(px), 1);
-    gt_settle(&gt, 4);
-    assert_int_equal(counter(&gt, "gen.tokens", day), 201);
-    /* It was charged, and the member is told what it cost. */
+    int64_t balance = lost_answer_run(&gt, px, &cap, ":post");
+    assert_int_equal(counter(&gt, "gen.tokens", gt.wall / 86400000), 201);
     int64_t charged = balance - gt_balance(&gt, "u1");
     assert_true(charged > 0);
     char want[64];
@@ -111,25 +113,11 @@ static void test_void_commit_answer_lost(void **state)
     struct catalog_limits l = {.user_per_hour = 10, .tokens_per_day = 100000};
     gt_init(&gt, &l, NULL, 0, 0);
     struct pg_proxy *px = gt_proxied(&gt);
-    int64_t hour = gt.wall / 3600000, day = gt.wall / 86400000;
     struct reply_capture cap;
-    job_run(&gt, &cap, 0, 0, 40, 58);
+    int64_t balance = lost_answer_run(&gt, px, &cap, ":void");
     reply_capture_close(&cap);
-    job_run(&gt, &cap, 1, 0, 40, 58);
-    reply_capture_close(&cap);
-    assert_int_equal(counter(&gt, "gen.user:console:u1", hour), 2);
-    int64_t balance = gt_balance(&gt, "u1");
-
-    gt_submit(&gt, &cap, "u1", PROVIDER_TEXT, "h", "four");
-    struct provider_call *c = held_wait_call(&gt, 2);
-    pg_proxy_lose_commit_after(px, ":void");
-    held_finish(c, HB_EPROTO, NULL, -1, -1);
-    gt_wait(&gt, &cap.finished, 1);
-    reply_capture_close(&cap);
-    assert_int_equal(pg_proxy_lost(px), 1);
-    gt_settle(&gt, 4);
-    assert_int_equal(counter(&gt, "gen.user:console:u1", hour), 2);
-    assert_int_equal(counter(&gt, "gen.tokens", day), 196);
+    assert_int_equal(counter(&gt, "gen.user:console:u1", gt.wall / 3600000), 2);
+    assert_int_equal(counter(&gt, "gen.tokens", gt.wall / 86400000), 196);
     assert_int_equal(gt_balance(&gt, "u1"), balance);
     gt_done(&gt);
     pg_proxy_stop(px);
