@@ -28,9 +28,48 @@ static const struct bench_entry bench_entries[] = {
 #undef BENCH
 };
 
+/* The figures the last landed code measured (bench/landed.txt, or the
+ * file HAIBOT_BENCH_LANDED names): "name value unit" a line, '#' a
+ * comment. Each figure of this run is printed beside its landed one. Read
+ * in main, before the benches fork. */
+struct bench_landed {
+    char name[96];
+    double value;
+};
+static struct bench_landed *bench_landed;
+static size_t bench_nlanded;
+
+static void bench_landed_read(void)
+{
+    const char *path = getenv("HAIBOT_BENCH_LANDED");
+    FILE *f = fopen(path != NULL && path[0] != '\0' ? path : "bench/landed.txt", "r");
+    if (f == NULL)
+        return;
+    char line[256];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        struct bench_landed l;
+        if (line[0] == '#' || sscanf(line, "%95s %lf", l.name, &l.value) != 2)
+            continue;
+        struct bench_landed *grown =
+            realloc(bench_landed, (bench_nlanded + 1) * sizeof(*bench_landed));
+        if (grown == NULL)
+            break;
+        bench_landed = grown;
+        bench_landed[bench_nlanded++] = l;
+    }
+    fclose(f);
+}
+
 void bench_report(const char *name, double value, const char *unit)
 {
-    printf("%s %.6g %s\n", name, value, unit);
+    const struct bench_landed *landed = NULL;
+    for (size_t i = 0; i < bench_nlanded && landed == NULL; i++)
+        if (strcmp(bench_landed[i].name, name) == 0)
+            landed = &bench_landed[i];
+    if (landed != NULL)
+        printf("%s %.6g %s (landed %.6g)\n", name, value, unit, landed->value);
+    else
+        printf("%s %.6g %s\n", name, value, unit);
     fflush(stdout);
 }
 
@@ -190,6 +229,7 @@ int main(int argc, char **argv)
     int rc = 0;
     hb_heap_tune(); /* as the daemon's main does, for the benches that run its code here */
     log_configure(LOG_WARN, false, NULL);
+    bench_landed_read();
     for (size_t i = 0; i < sizeof(bench_entries) / sizeof(bench_entries[0]); i++) {
         bool want = argc < 2;
         for (int a = 1; a < argc; a++)
@@ -217,5 +257,6 @@ int main(int argc, char **argv)
         }
     }
     log_shutdown();
+    free(bench_landed);
     return rc;
 }
