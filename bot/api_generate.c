@@ -12,6 +12,7 @@
 #include "core/catalog.h"
 #include "core/core.h"
 #include "core/generate.h"
+#include "core/wallet.h"
 #include "net/server.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -40,6 +41,7 @@ struct api_call {
     size_t sent;    /* streaming: output bytes sent as deltas */
     char *streamed; /* streaming: those bytes, to compare with the filtered end */
     size_t streamed_cap;
+    char replay_id[COMMAND_EVENT_ID_MAX]; /* an idempotent request's id: its answer is kept */
 };
 
 static int api__reply_send(struct reply *r, const struct reply_msg *msg)
@@ -322,6 +324,11 @@ static void api__sink_end(void *data, const struct generate_outcome *o)
     if (o->charged > 0 && !o->replayed)
         apikey_spend_record(c->a->core, c->key_id, o->charged, core_now_ms(c->a->core));
     bool filtered = o->rc == HB_EPERM && !o->refused;
+    /* The first answer to an idempotent request is kept for its retries
+     * (a retry of one charged before, whose answer was not kept, keeps
+     * none: the first may still be running). */
+    if (c->replay_id[0] != '\0' && !c->image && !o->replayed && (o->rc == 0 || filtered))
+        api_replay_keep(c->a, c->replay_id, c->model, o);
     if (c->started) {
         api__stream_end(c, o);
         return;
@@ -413,6 +420,87 @@ static bool api__int_field(struct server_request *req, const cJSON *body, const 
     return false;
 }
 
+/* A chat completion ready to run: what api__chat_completions read, owned
+ * here (for as long as the store looks for a kept answer, when the
+ * request is an idempotent one). */
+struct api_chat_run {
+    struct api *a;
+    struct server_request *req;
+    struct api_call *c;
+    struct api_chat_body cb;
+    struct invocation inv;
+    char model[128];
+    char payer[WALLET_ACCOUNT_MAX];
+    char key_id[STORE_APIKEY_ID_SIZE];
+    int64_t cap_day, cap_total;
+    bool gone; /* the client left while the store looked */
+};
+
+static void api__chat_run_clear(struct api_chat_run *run)
+{
+    invocation_clear(&run->inv);
+    api_chat_body_clear(&run->cb);
+}
+
+/* Submit the job. */
+static void api__chat_run(struct api_chat_run *run)
+{
+    struct api_call *c = run->c;
+    struct generate_sink sink = {.text = api__sink_text, .end = api__sink_end, .data = c};
+    struct generate_request gr = {
+        .modality = PROVIDER_TEXT,
+        .model = run->model,
+        .messages = run->cb.msgs,
+        .nmessages = run->cb.n,
+        .system = run->cb.system,
+        .max_tokens = run->cb.max_tokens,
+        .payer = run->payer,
+        .key_id = run->key_id,
+        .key_cap_day = run->cap_day,
+        .key_cap_total = run->cap_total,
+        .sink = &sink,
+    };
+    server_request_on_gone(run->req, api__gone, c); /* before: the job may end at once */
+    generate_submit(run->a->core->generate, &run->inv, &gr);
+    api__withdraw_if_gone(run->a, run->req, c);
+    if (run->gone)
+        generate_cancel(run->a->core->generate, c);
+}
+
+static void api__lookup_gone(void *data)
+{
+    ((struct api_chat_run *)data)->gone = true;
+}
+
+/* What the store kept for an idempotent request: a retry within the time
+ * answers are kept is answered from it, without running the model. */
+static void api__looked_up(int rc, const char *value, void *data)
+{
+    struct api_chat_run *run = data;
+    struct api *a = run->a;
+    server_request_on_gone(run->req, NULL, NULL);
+    struct generate_outcome o;
+    cJSON *kept = rc == 0 ? api_replay_decode(value, core_now_ms(a->core), &o) : NULL;
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        log_warn("api.replay_not_read", "error=%s", hb_strerror(rc));
+    if (kept != NULL) {
+        struct api_call *c = run->c;
+        c->replay_id[0] = '\0'; /* kept already */
+        log_info("api.replayed", "key=%s model=%s", run->key_id, o.model);
+        api__sink_end(c, &o);
+        cJSON_Delete(kept);
+        api__reply_finish(&c->reply); /* no job: the call ends here */
+    } else if (a->core->generate == NULL) {
+        api__error(run->req, 503, "server_error", "unavailable", NULL, 1,
+                   "No models are available.");
+        api__reply_finish(&run->c->reply);
+    } else {
+        api__chat_run(run);
+    }
+    api__chat_run_clear(run);
+    free(run);
+}
+
 void api__chat_completions(struct server_request *req, void *data)
 {
     struct api *a = data;
@@ -441,32 +529,37 @@ void api__chat_completions(struct server_request *req, void *data)
     snprintf(c->model, sizeof(c->model), "%s", m->name);
     snprintf(c->id, sizeof(c->id), "chatcmpl-%llx%llx", (unsigned long long)c->created,
              (unsigned long long)++a->next_id);
-    struct invocation inv;
-    if (api__invocation(a, k, req, &inv) < 0) {
+    struct api_chat_run run = {
+        .a = a, .req = req, .c = c, .cap_day = k->rec.cap_day, .cap_total = k->rec.cap_total};
+    if (api__invocation(a, k, req, &run.inv) < 0) {
         api__error(req, 500, "server_error", "internal", NULL, 0, "The key's owner is unknown.");
         free(c);
         c = NULL;
         goto out;
     }
-    inv.reply = &c->reply;
-    struct generate_sink sink = {.text = api__sink_text, .end = api__sink_end, .data = c};
-    struct generate_request gr = {
-        .modality = PROVIDER_TEXT,
-        .model = m->name,
-        .messages = cb.msgs,
-        .nmessages = cb.n,
-        .system = cb.system,
-        .max_tokens = cb.max_tokens,
-        .payer = api__wallet(a, k),
-        .key_id = k->rec.id,
-        .key_cap_day = k->rec.cap_day,
-        .key_cap_total = k->rec.cap_total,
-        .sink = &sink,
-    };
-    server_request_on_gone(req, api__gone, c); /* before: the job may end at once */
-    generate_submit(a->core->generate, &inv, &gr);
-    api__withdraw_if_gone(a, req, c);
-    invocation_clear(&inv);
+    run.inv.reply = &c->reply;
+    snprintf(run.model, sizeof(run.model), "%s", m->name);
+    snprintf(run.payer, sizeof(run.payer), "%s", api__wallet(a, k));
+    snprintf(run.key_id, sizeof(run.key_id), "%s", k->rec.id);
+    run.cb = cb; /* moved: the messages point into its own heap texts */
+    api_chat_body_init(&cb);
+    if (api_replay_wanted(run.inv.event_id)) {
+        snprintf(c->replay_id, sizeof(c->replay_id), "%s", run.inv.event_id);
+        struct api_chat_run *later = malloc(sizeof(*later));
+        if (later != NULL) {
+            *later = run;
+            /* A request parked before whose client left meanwhile (the
+             * gone notice was spent on the park) does not run its job. */
+            later->gone = a->caller_gone == req;
+            server_request_on_gone(req, api__lookup_gone, later);
+            if (api_replay_find(a, c->replay_id, api__looked_up, later) == 0)
+                goto out;
+            server_request_on_gone(req, NULL, NULL);
+            free(later);
+        }
+    }
+    api__chat_run(&run);
+    api__chat_run_clear(&run);
 out:
     api_chat_body_clear(&cb);
     cJSON_Delete(body);

@@ -39,6 +39,7 @@ struct api {
      * waited, being run again: the gone notice was spent on the park, so
      * a job it starts is withdrawn at once (api__withdraw_if_gone). */
     struct server_request *caller_gone;
+    int64_t replay_pruned; /* ms of the last removal of old kept answers (api_replay.c) */
 };
 
 /** After a job was submitted for req with sink data c: withdraw it at once
@@ -111,5 +112,35 @@ int api_chat_body_parse(const cJSON *body, struct api_chat_body *b, char *param,
  *  alone) or good; false with the reason in why. */
 bool api_int_field(const cJSON *body, const char *name, int64_t max, int64_t *out, char *why,
                    size_t wcap);
+
+/* ---- answers kept for idempotent retries (api_replay.c) ------------------ */
+
+#define API_REPLAY_TTL_MS (24 * 60 * 60 * 1000LL) /* how long an answer is kept */
+
+struct generate_outcome;
+
+/** Whether a request's event id (api__invocation) came from an
+ *  Idempotency-Key: then its answer is kept, and a retry answered from it. */
+bool api_replay_wanted(const char *event_id);
+
+/** A settled chat answer as kept (heap text the caller frees), or NULL
+ *  (out of memory, or longer than a state value may be). */
+char *api_replay_encode(const struct generate_outcome *o, const char *model, int64_t now);
+
+/** A kept answer read back into *o, its strings pointing into the tree
+ *  returned (the caller deletes it after using o); NULL when value is not
+ *  one, or older than API_REPLAY_TTL_MS at now. o->replayed is set and
+ *  o->charged is 0: the first answer was charged, not this one. */
+cJSON *api_replay_decode(const char *value, int64_t now, struct generate_outcome *o);
+
+/** Keep o, the settled answer to the request named event_id (best
+ *  effort), and remove old ones now and then. */
+void api_replay_keep(struct api *a, const char *event_id, const char *model,
+                     const struct generate_outcome *o);
+
+/** Look for the answer kept for event_id: cb as state_get's (HB_ENOTFOUND:
+ *  none). Returns 0 (cb follows) or a negative code (no callback). */
+int api_replay_find(struct api *a, const char *event_id,
+                    void (*cb)(int rc, const char *value, void *data), void *data);
 
 #endif

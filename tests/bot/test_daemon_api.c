@@ -879,10 +879,94 @@ static void test_api_key_follows_link(void **state)
     test_daemon_dir_free(&t.f);
 }
 
+/* How many jobs the daemon ran (their generate.done lines) whose id holds
+ * needle. */
+static int dapi_jobs_run(struct dapi *t, const char *needle)
+{
+    int n = 0;
+    for (const char *p = t->c.err; (p = strstr(p, "generate.done")) != NULL; p++) {
+        const char *eol = strchr(p, '\n');
+        const char *hit = strstr(p, needle);
+        n += hit != NULL && (eol == NULL || hit < eol);
+    }
+    return n;
+}
+
+/* The first "content" string of an answer (heap). */
+static char *dapi_content(const char *body)
+{
+    const char *p = strstr(body, "\"content\":\"");
+    assert_non_null(p);
+    p += strlen("\"content\":\"");
+    return strndup(p, strcspn(p, "\""));
+}
+
+/* A retry of an idempotent request is answered from the first answer,
+ * streamed or not as asked, without running the model again (before, it
+ * ran again: not charged, but paid to the provider, and its text could
+ * differ); and charged nothing. */
+static void test_api_retry_answered_from_first(void **state)
+{
+    (void)state;
+    struct dapi t;
+    dapi_open(&t);
+    dapi_client_open(&t);
+    dapi_start(&t);
+    char *key = dapi_key(&t, "laptop");
+    struct tcall first, again;
+    dapi_call(&t, "POST", "/v1/chat/completions", key, "once-1", CHAT_BODY, &first);
+    assert_int_equal(first.status, 200);
+    assert_int_equal(dapi_charged(first.body), 3);
+    assert_true(test_child_wait_for(&t.c, "err", ":i:once-1:", 15000));
+    long long avail = dapi_available(&t, key);
+    dapi_call(&t, "POST", "/v1/chat/completions", key, "once-1", CHAT_BODY, &again);
+    assert_int_equal(again.status, 200);
+    assert_non_null(strstr(again.body, "\"object\":\"chat.completion\""));
+    assert_non_null(strstr(again.body, "\"replayed\":true"));
+    assert_int_equal(dapi_charged(again.body), 0);
+    char *a = dapi_content(first.body), *b = dapi_content(again.body);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    tcall_clear(&first);
+    tcall_clear(&again);
+    /* What the daemon logged of the retry is read by then. */
+    bool replayed = test_child_wait_for(&t.c, "err", "api.replayed", 5000);
+    assert_int_equal(dapi_jobs_run(&t, ":i:once-1:"), 1);
+    assert_true(replayed);
+
+    /* Streamed, and retried: a stream again, from the kept answer. */
+    const char *streamed = "{\"model\":\"demo-chat\",\"stream\":true,\"messages\":[{\"role\":"
+                           "\"user\",\"content\":\"hi\"}]}";
+    dapi_call(&t, "POST", "/v1/chat/completions", key, "once-2", streamed, &first);
+    assert_int_equal(first.status, 200);
+    assert_true(dapi_charged(first.body) > 0);
+    assert_true(test_child_wait_for(&t.c, "err", ":i:once-2:", 15000));
+    long long avail2 = dapi_available(&t, key);
+    assert_true(avail2 < avail);
+    dapi_call(&t, "POST", "/v1/chat/completions", key, "once-2", streamed, &again);
+    assert_int_equal(again.status, 200);
+    assert_non_null(strstr(again.content_type, "text/event-stream"));
+    assert_non_null(strstr(again.body, "\"delta\":{\"content\":\"[demo]"));
+    assert_non_null(strstr(again.body, "\"replayed\":true"));
+    assert_non_null(strstr(again.body, "data: [DONE]\n\n"));
+    assert_int_equal(dapi_charged(again.body), 0);
+    tcall_clear(&first);
+    tcall_clear(&again);
+    assert_int_equal(dapi_available(&t, key), avail2);
+    dapi_stop(&t);
+    assert_int_equal(dapi_jobs_run(&t, ":i:once-2:"), 1);
+    free(key);
+    dapi_client_close(&t);
+    test_child_free(&t.c);
+    test_daemon_dir_free(&t.f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_api_key_never_in_telegram_outbox),
     cmocka_unit_test(test_api_fake_provider_fallback_refund),
     cmocka_unit_test(test_api_end_to_end),
+    cmocka_unit_test(test_api_retry_answered_from_first),
     cmocka_unit_test(test_api_key_caps_in_commit),
     cmocka_unit_test(test_api_openai_client),
     cmocka_unit_test(test_api_key_follows_link),
