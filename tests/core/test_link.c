@@ -829,6 +829,39 @@ static void test_codes_hashed_off_the_loop(void **state)
     assert_int_equal(hash_calls_watched, 0);
 }
 
+struct take_seen {
+    int rc, done;
+};
+
+static void take_seen_cb(int rc, enum link_code_result r, const char *creator, int64_t retry_ms,
+                         void *data)
+{
+    (void)r;
+    (void)creator;
+    (void)retry_ms;
+    struct take_seen *t = data;
+    t->rc = rc;
+    t->done++;
+}
+
+/* Stopping while codes wait for their hash: each is told it was cancelled,
+ * the one being hashed and those behind it. */
+static void test_codes_cancelled_when_stopping(void **state)
+{
+    struct fx *f = *state;
+    struct take_seen a = {0}, b = {0};
+    assert_int_equal(link_code_take(&f->core, "telegram:42", "ABCD2345", take_seen_cb, &a), 0);
+    assert_int_equal(link_code_take(&f->core, "telegram:43", "ABCD2346", take_seen_cb, &b), 0);
+    f->core.ledger = NULL; /* the daemon stopping */
+    while (a.done == 0 || b.done == 0)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    f->core.ledger = f->lt.ledger;
+    assert_int_equal(a.done, 1);
+    assert_int_equal(a.rc, HB_ECANCELED);
+    assert_int_equal(b.done, 1);
+    assert_int_equal(b.rc, HB_ECANCELED);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_linked_identity_cannot_upvote_own_image),
     cmocka_unit_test_setup_teardown(test_link_moves_balance, setup, teardown),
@@ -842,6 +875,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
     cmocka_unit_test_setup_teardown(test_open_codes_capped, setup, teardown),
     cmocka_unit_test_setup_teardown(test_codes_hashed_off_the_loop, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_codes_cancelled_when_stopping, setup, teardown),
     cmocka_unit_test_setup_teardown(test_link_survives_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_code_taken_through_other_daemon, setup, teardown),
 };
