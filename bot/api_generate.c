@@ -491,8 +491,10 @@ static void api__looked_up(int rc, const char *value, void *data)
         cJSON_Delete(kept);
         api__reply_finish(&c->reply); /* no job: the call ends here */
     } else if (a->core->generate == NULL) {
+        /* Stopping while the store looked. */
         api__error(run->req, 503, "server_error", "unavailable", NULL, 1,
                    "No models are available.");
+        run->c->ended = true; /* answered: the call only ends */
         api__reply_finish(&run->c->reply);
     } else {
         api__chat_run(run);
