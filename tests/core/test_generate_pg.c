@@ -51,13 +51,17 @@ static struct pg_proxy *gt_proxied(struct gt *gt)
     return px;
 }
 
-/* Two jobs of u1's (40 + 58 tokens each), then a third whose charge
- * (marker ":post": its provider answers 2 + 3 tokens) or void (":void":
- * its provider fails) commits with the answer lost; its final reply is in
- * cap. Returns u1's balance before the third. */
-static int64_t lost_answer_run(struct gt *gt, struct pg_proxy *px, struct reply_capture *cap,
+/* The engine with limits, through a relay (*px), then two jobs of u1's
+ * (40 + 58 tokens each), then a third whose charge (marker ":post": its
+ * provider answers 2 + 3 tokens) or void (":void": its provider fails)
+ * commits with the answer lost; its final reply is in cap. Returns u1's
+ * balance before the third. */
+static int64_t lost_answer_run(struct gt *gt, struct pg_proxy **px, struct reply_capture *cap,
                                const char *marker)
 {
+    struct catalog_limits l = {.user_per_hour = 10, .tokens_per_day = 100000};
+    gt_init(gt, &l, NULL, 0, 0);
+    *px = gt_proxied(gt);
     for (size_t i = 0; i < 2; i++) {
         gt_submit(gt, cap, "u1", PROVIDER_TEXT, "h", "four");
         held_finish(held_wait_call(gt, i), 0, "fine", 40, 58);
@@ -70,10 +74,10 @@ static int64_t lost_answer_run(struct gt *gt, struct pg_proxy *px, struct reply_
     bool fail = strcmp(marker, ":void") == 0;
     gt_submit(gt, cap, "u1", PROVIDER_TEXT, "h", "four");
     struct provider_call *c = held_wait_call(gt, 2);
-    pg_proxy_lose_commit_after(px, marker);
+    pg_proxy_lose_commit_after(*px, marker);
     held_finish(c, fail ? HB_EPROTO : 0, fail ? NULL : "fine", fail ? -1 : 2, fail ? -1 : 3);
     gt_wait(gt, &cap->finished, 1);
-    assert_int_equal(pg_proxy_lost(px), 1);
+    assert_int_equal(pg_proxy_lost(*px), 1);
     gt_settle(gt, 4);
     return balance;
 }
@@ -86,11 +90,9 @@ static void test_charge_commit_answer_lost(void **state)
 {
     (void)state;
     struct gt gt;
-    struct catalog_limits l = {.user_per_hour = 10, .tokens_per_day = 100000};
-    gt_init(&gt, &l, NULL, 0, 0);
-    struct pg_proxy *px = gt_proxied(&gt);
+    struct pg_proxy *px = NULL;
     struct reply_capture cap;
-    int64_t balance = lost_answer_run(&gt, px, &cap, ":post");
+    int64_t balance = lost_answer_run(&gt, &px, &cap, ":post");
     assert_int_equal(counter(&gt, "gen.tokens", gt.wall / 86400000), 201);
     int64_t charged = balance - gt_balance(&gt, "u1");
     assert_true(charged > 0);
@@ -110,11 +112,9 @@ static void test_void_commit_answer_lost(void **state)
 {
     (void)state;
     struct gt gt;
-    struct catalog_limits l = {.user_per_hour = 10, .tokens_per_day = 100000};
-    gt_init(&gt, &l, NULL, 0, 0);
-    struct pg_proxy *px = gt_proxied(&gt);
+    struct pg_proxy *px = NULL;
     struct reply_capture cap;
-    int64_t balance = lost_answer_run(&gt, px, &cap, ":void");
+    int64_t balance = lost_answer_run(&gt, &px, &cap, ":void");
     reply_capture_close(&cap);
     assert_int_equal(counter(&gt, "gen.user:console:u1", gt.wall / 3600000), 2);
     assert_int_equal(counter(&gt, "gen.tokens", gt.wall / 86400000), 196);
