@@ -11,7 +11,9 @@
  * lost in a crash leaves a retry to run the model again, still uncharged).
  * A daemon of a shared ledger answers another's retry alike. Old records
  * are removed as new ones are written, at most once per API_REPLAY_PRUNE_MS
- * per daemon, up to API_REPLAY_PRUNE_MAX at a time. Images are not kept. */
+ * per daemon, up to API_REPLAY_PRUNE_MAX at a time, found through an index
+ * by time (API_REPLAY_AT_NS) rather than by reading every answer on the
+ * store's thread. Images are not kept. */
 #include "bot/api_internal.h"
 
 #include "core/core.h"
@@ -95,7 +97,38 @@ cJSON *api_replay_decode(const char *value, int64_t now, struct generate_outcome
     return r;
 }
 
-/* ---- old records ------------------------------------------------------------ */
+/* ---- keeping, and removing old ones ---------------------------------------- */
+
+/* Beside each kept answer, a row of API_REPLAY_AT_NS keyed "<at> <id>"
+ * (at zero-padded, so keys sort by time): old answers are found by a
+ * range read of that index, without reading the answers themselves. */
+#define API_REPLAY_AT_NS "api.reply.at"
+#define API_REPLAY_AT_FMT "%013lld"
+
+struct api_keep {
+    struct store_job job;
+    int64_t now;
+    char id[COMMAND_EVENT_ID_MAX];
+    char *value;
+};
+
+static int api__keep_run(struct store_txn *txn, struct store_job *job)
+{
+    struct api_keep *k = container_of(job, struct api_keep, job);
+    char at[32 + COMMAND_EVENT_ID_MAX];
+    snprintf(at, sizeof(at), API_REPLAY_AT_FMT " %s", (long long)k->now, k->id);
+    int rc = store_txn_state_put(txn, API_REPLAY_NS, k->id, k->value, k->now);
+    return rc < 0 ? rc : store_txn_state_put(txn, API_REPLAY_AT_NS, at, "1", k->now);
+}
+
+static void api__keep_done(struct store_job *job, int rc)
+{
+    struct api_keep *k = container_of(job, struct api_keep, job);
+    if (rc < 0)
+        log_warn("api.replay_not_kept", "error=%s", hb_strerror(rc));
+    free(k->value);
+    free(k);
+}
 
 struct api_prune {
     struct store_job job;
@@ -106,11 +139,9 @@ struct api_prune {
 
 static int api__prune_seen(const char *key, const char *value, void *data)
 {
+    (void)value;
     struct api_prune *p = data;
-    cJSON *r = cJSON_Parse(value);
-    int64_t at = api__replay_at(r);
-    cJSON_Delete(r);
-    if (at < p->before && strlen(key) < STATE_KEY_MAX)
+    if (strlen(key) < STATE_KEY_MAX)
         memcpy(p->keys[p->n++], key, strlen(key) + 1);
     return p->n == API_REPLAY_PRUNE_MAX ? 1 : 0;
 }
@@ -118,11 +149,17 @@ static int api__prune_seen(const char *key, const char *value, void *data)
 static int api__prune_run(struct store_txn *txn, struct store_job *job)
 {
     struct api_prune *p = container_of(job, struct api_prune, job);
-    int rc = store_txn_state_each(txn, API_REPLAY_NS, "", api__prune_seen, p);
+    char to[32];
+    snprintf(to, sizeof(to), API_REPLAY_AT_FMT, (long long)p->before);
+    int rc = store_txn_state_range(txn, API_REPLAY_AT_NS, "", to, api__prune_seen, p);
     if (rc > 0)
         rc = 0; /* stopped at the most taken at once */
-    for (size_t i = 0; rc == 0 && i < p->n; i++)
-        rc = store_txn_state_put(txn, API_REPLAY_NS, p->keys[i], NULL, p->before);
+    for (size_t i = 0; rc == 0 && i < p->n; i++) {
+        const char *id = strchr(p->keys[i], ' ');
+        rc = store_txn_state_put(txn, API_REPLAY_AT_NS, p->keys[i], NULL, p->before);
+        if (rc == 0 && id != NULL)
+            rc = store_txn_state_put(txn, API_REPLAY_NS, id + 1, NULL, p->before);
+    }
     return rc;
 }
 
@@ -157,16 +194,23 @@ void api_replay_keep(struct api *a, const char *event_id, const char *model,
                      const struct generate_outcome *o)
 {
     struct ledger *ledger = a->core->ledger;
-    int64_t now = core_now_ms(a->core);
-    char *value = ledger != NULL ? api_replay_encode(o, model, now) : NULL;
-    if (value == NULL)
+    struct api_keep *k = ledger != NULL ? calloc(1, sizeof(*k)) : NULL;
+    if (k == NULL || strlen(event_id) >= sizeof(k->id)) {
+        free(k);
         return;
+    }
+    k->now = core_now_ms(a->core);
+    k->value = api_replay_encode(o, model, k->now);
+    if (k->value == NULL) {
+        free(k);
+        return;
+    }
+    memcpy(k->id, event_id, strlen(event_id) + 1);
+    k->job = (struct store_job){.run = api__keep_run, .done = api__keep_done};
     struct store *store = ledger_store(ledger);
-    int rc = state_put(store, API_REPLAY_NS, event_id, value, NULL, NULL);
-    free(value);
-    if (rc < 0)
-        log_warn("api.replay_not_kept", "error=%s", hb_strerror(rc));
-    api__replay_prune(a, store, now);
+    if (store_submit(store, &k->job) < 0)
+        api__keep_done(&k->job, HB_ECANCELED);
+    api__replay_prune(a, store, k->now);
 }
 
 int api_replay_find(struct api *a, const char *event_id,

@@ -4,6 +4,7 @@
 #include "core/core.h"
 #include "core/generate.h"
 #include "core/state.h"
+#include "storage/store.h"
 #include "base/error.h"
 #include "tests/core/ledger_helpers.h"
 #include "tests/test.h"
@@ -105,8 +106,22 @@ static int find(struct lt *lt, struct api *a, const char *id)
     return g.rc;
 }
 
+static int count_seen(const char *key, const char *value, void *data)
+{
+    (void)key;
+    (void)value;
+    (*(int *)data)++;
+    return 0;
+}
+
+static int index_count_run(struct store_txn *txn, void *data)
+{
+    return store_txn_state_each(txn, "api.reply.at", "", count_seen, data);
+}
+
 /* Kept in the store, found by the request's id; old ones are removed as
- * new ones are kept (at most once an hour). */
+ * new ones are kept (at most once an hour), with their rows in the index
+ * by time. */
 static void test_kept_in_store_and_removed_when_old(void **state)
 {
     (void)state;
@@ -125,6 +140,9 @@ static void test_kept_in_store_and_removed_when_old(void **state)
     assert_int_equal(find(&lt, &a, "api:k1:i:a:00"), HB_ENOTFOUND);
     assert_int_equal(find(&lt, &a, "api:k1:i:b:00"), 0);
     assert_int_equal(find(&lt, &a, "api:k1:i:c:00"), 0);
+    int indexed = 0;
+    assert_int_equal(lt_store_run(&lt, index_count_run, &indexed), 0);
+    assert_int_equal(indexed, 2);
     lt_done(&lt);
 }
 
