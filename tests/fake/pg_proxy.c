@@ -36,53 +36,26 @@ struct pg_proxy {
     size_t n;
 };
 
-/* url again, with host replaced by host (NULL: url's own), into out, and
- * url's host and port. False when it does not parse or fit. */
-static bool pg_proxy_url(const char *url, const char *host, char *out, size_t cap, char *old_host,
-                         size_t host_cap, char *port, size_t port_cap)
+/* url's host (a socket directory) and port. False when it does not parse
+ * or they do not fit. */
+static bool pg_proxy_server(const char *url, char *host, size_t host_cap, char *port,
+                            size_t port_cap)
 {
     PQconninfoOption *opts = PQconninfoParse(url, NULL);
     if (opts == NULL)
         return false;
-    bool ok = cap > 0;
-    size_t len = 0;
-    if (ok)
-        out[0] = '\0';
     snprintf(port, port_cap, "5432");
-    old_host[0] = '\0';
+    host[0] = '\0';
+    bool ok = true;
     for (PQconninfoOption *o = opts; ok && o->keyword != NULL; o++) {
-        if (o->val == NULL)
+        bool is_host = strcmp(o->keyword, "host") == 0;
+        if (o->val == NULL || (!is_host && strcmp(o->keyword, "port") != 0))
             continue;
-        const char *val = o->val;
-        if (strcmp(o->keyword, "host") == 0) {
-            ok = strlen(val) < host_cap;
-            if (ok)
-                memcpy(old_host, val, strlen(val) + 1);
-            if (host != NULL)
-                val = host;
-        } else if (strcmp(o->keyword, "port") == 0) {
-            ok = strlen(val) < port_cap;
-            if (ok)
-                memcpy(port, val, strlen(val) + 1);
-        }
-        int n = snprintf(out + len, cap - len, "%s%s='", len > 0 ? " " : "", o->keyword);
-        ok = ok && n > 0 && (size_t)n < cap - len;
-        if (ok)
-            len += (size_t)n;
-        for (const char *c = val; ok && *c != '\0'; c++) {
-            ok = len + 3 < cap;
-            if (ok && (*c == '\'' || *c == '\\'))
-                out[len++] = '\\';
-            if (ok)
-                out[len++] = *c;
-        }
-        if (ok) {
-            out[len++] = '\'';
-            out[len] = '\0';
-        }
+        ok = snprintf(is_host ? host : port, is_host ? host_cap : port_cap, "%s", o->val) <
+             (int)(is_host ? host_cap : port_cap);
     }
     PQconninfoFree(opts);
-    return ok && old_host[0] == '/';
+    return ok && host[0] == '/';
 }
 
 static int pg_proxy_unix(const char *path, bool listen_on)
@@ -213,7 +186,7 @@ static void *pg_proxy_run(void *arg)
 struct pg_proxy *pg_proxy_start(const char *url, char *proxied, size_t cap)
 {
     char host[72], port[8]; /* the socket's path fits in sun_path */
-    if (!pg_proxy_url(url, NULL, proxied, cap, host, sizeof(host), port, sizeof(port)))
+    if (!pg_proxy_server(url, host, sizeof(host), port, sizeof(port)))
         return NULL;
     struct pg_proxy *p = calloc(1, sizeof(*p));
     if (p == NULL)
@@ -228,12 +201,13 @@ struct pg_proxy *pg_proxy_start(const char *url, char *proxied, size_t cap)
         return NULL;
     }
     char path[sizeof(p->upstream)];
-    int n = -1;
-    if (mkdtemp(p->dir) != NULL)
+    int n = -1, m = -1;
+    if (mkdtemp(p->dir) != NULL && strpbrk(p->dir, "'\\") == NULL) {
         n = snprintf(path, sizeof(path), "%s/.s.PGSQL.%s", p->dir, port);
-    char h2[sizeof(host)], p2[sizeof(port)];
-    if (n < 0 || (size_t)n >= sizeof(path) ||
-        !pg_proxy_url(url, p->dir, proxied, cap, h2, sizeof(h2), p2, sizeof(p2)) ||
+        /* A keyword given twice takes its last value (libpq). */
+        m = snprintf(proxied, cap, "%s host='%s'", url, p->dir);
+    }
+    if (n < 0 || (size_t)n >= sizeof(path) || m < 0 || (size_t)m >= cap ||
         (p->lfd = pg_proxy_unix(path, true)) < 0 || pipe2(p->wake, O_CLOEXEC) != 0 ||
         pthread_create(&p->thread, NULL, pg_proxy_run, p) != 0) {
         if (p->lfd >= 0)
