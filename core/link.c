@@ -367,6 +367,14 @@ static void link__hash_work(uv_work_t *w)
 
 static void link__hashed(uv_work_t *w, int status);
 
+/* Take the oldest code job off the queue. */
+static void link__hashq_pop(struct link_dir *d)
+{
+    d->hashq = d->hashq->next;
+    if (d->hashq == NULL)
+        d->hashq_tail = NULL;
+}
+
 /* Hash the oldest code job waiting, if none is being hashed; while
  * stopping (no ledger), the waiting ones fail. */
 static void link__hash_next(struct link_dir *d)
@@ -379,7 +387,7 @@ static void link__hash_next(struct link_dir *d)
             d->hashing = true;
             return;
         }
-        d->hashq = j->next;
+        link__hashq_pop(d);
         link__code_done(&j->job, ledger != NULL ? HB_EIO : HB_ECANCELED);
     }
 }
@@ -390,7 +398,7 @@ static void link__hashed(uv_work_t *w, int status)
     struct core *core = j->core;
     struct link_dir *d = core->links;
     d->hashing = false;
-    d->hashq = j->next;
+    link__hashq_pop(d); /* j */
     int rc = status < 0 ? HB_ECANCELED : j->hash_rc;
     if (rc == 0 && core->ledger == NULL)
         rc = HB_ECANCELED; /* stopping */
@@ -413,7 +421,7 @@ static void link__code_start(struct link_code_job *j, bool hashed)
             link__code_done(&j->job, rc);
         return;
     }
-    if (d->hashq_tail != NULL && d->hashq != NULL)
+    if (d->hashq_tail != NULL)
         d->hashq_tail->next = j;
     else
         d->hashq = j;
