@@ -53,6 +53,7 @@ struct tg_ob_row {
     char *body;
     unsigned char *data;
     size_t data_len;
+    bool held; /* a notice's or a confirmed update's later send, not a checkpoint's reply */
 };
 
 struct tg_ob_write {
@@ -387,6 +388,7 @@ void tg_outbox_flush(struct tg *tg, bool force)
         for (size_t i = 0; i < tg->ob_nput && rc == 0; i++) {
             struct tg_op *op = tg->ob_put[i];
             rc = tg__row(op, &w->rows[w->nrows]);
+            w->rows[w->nrows].held = op->held;
             w->nrows++;
             if (!op->row_written)
                 tg->ob_rows++;
@@ -478,10 +480,46 @@ void tg_outbox_checkpoint(struct tg *tg, int64_t offset)
     tg_outbox_flush(tg, true);
 }
 
+void tg_outbox_lost(struct tg *tg)
+{
+    /* The new poller goes on from the stored offset: what this daemon
+     * polled beyond what it confirmed is the new poller's to confirm. */
+    tg->offset = tg->safe_upto;
+    tg->confirm_upto = tg->safe_upto;
+    tg->ob_offset = 0;
+    struct tg_ob_write *w = tg->ob_failed;
+    if (w == NULL)
+        return;
+    /* A write that failed (the store ended a transaction this daemon left
+     * open while it stalled) confirmed nothing: the new poller takes its
+     * updates again, so their replies' rows are not written after all.
+     * Its notices and later sends are written and sent from here: no other
+     * daemon knows them. */
+    w->offset = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < w->nrows; i++) {
+        if (w->rows[i].held) {
+            w->rows[kept++] = w->rows[i];
+            continue;
+        }
+        free(w->rows[i].body);
+        free(w->rows[i].data);
+    }
+    if (kept < w->nrows)
+        log_info("telegram.outbox_rows_dropped", "rows=%zu reason=lease", w->nrows - kept);
+    w->nrows = kept;
+}
+
 void tg_outbox_close(struct tg *tg)
 {
     if (!tg->ob_on)
         return;
+    if (tg->core != NULL && tg->core->cluster != NULL && (!tg->lease_held || tg_lease_lapsed(tg))) {
+        /* Not the poller: the one polling confirms the updates and keeps
+         * their replies (tg_outbox_lost). What is written here still goes. */
+        tg_outbox_flush(tg, true);
+        return;
+    }
     /* Updates from the first reply still deciding on are not confirmed:
      * Telegram gives them again, so their sends are not kept. */
     int64_t offset = tg->unsettled_head != NULL ? tg->unsettled_head->update_id : tg->offset;

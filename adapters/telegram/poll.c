@@ -109,8 +109,11 @@ static void tg__advance(struct tg *tg)
     tg_sendq_gauges(tg);
     if (tg->closing || !tg->replayed || tg->bot_id == 0)
         return;
-    /* Stopping too: the replies of the last updates wait for it. */
-    if (tg->offset > tg->safe_upto) {
+    /* Stopping too: the replies of the last updates wait for it. Only the
+     * poller whose lease holds confirms (tg_outbox_lost). */
+    bool polling =
+        tg->core == NULL || tg->core->cluster == NULL || (tg->lease_held && !tg_lease_lapsed(tg));
+    if (tg->offset > tg->safe_upto && polling) {
         /* Polling waits for the replies in flight (their answers come
          * within a round trip and then need no row), not in webhook mode,
          * where updates keep coming and Telegram was answered already. */
@@ -127,8 +130,7 @@ static void tg__advance(struct tg *tg)
     if (!tg->running || tg->webhook || tg->poll != NULL ||
         uv_is_active((uv_handle_t *)&tg->poll_timer))
         return;
-    if (tg->core != NULL && tg->core->cluster != NULL &&
-        (!tg->lease_held || uv_now(tg->loop) >= tg->lease_until))
+    if (tg->core != NULL && tg->core->cluster != NULL && (!tg->lease_held || tg_lease_lapsed(tg)))
         return; /* not the poller, or its lease may have run out: the renewal kicks */
     if (tg->replaying > 0 || tg->queued >= tg->queue_max || tg->ob_rows >= tg->queue_max) {
         if (!tg->held_back)
@@ -235,8 +237,7 @@ static void tg__poll_done(struct tg *tg, void *data, const struct tg_result *res
         return;
     }
     int n = cJSON_GetArraySize(res->result);
-    if (tg->core != NULL && tg->core->cluster != NULL &&
-        (!tg->lease_held || uv_now(tg->loop) >= tg->lease_until)) {
+    if (tg->core != NULL && tg->core->cluster != NULL && (!tg->lease_held || tg_lease_lapsed(tg))) {
         /* The lease ran out while the poll was away (this daemon stalled):
          * another may poll now. Its updates stay unconfirmed, so whoever
          * holds the lease next takes them from the stored offset; handled
@@ -393,6 +394,12 @@ static void tg__lease_name(const struct tg *tg, char *buf, size_t cap)
 
 static void tg__lease_tick(uv_timer_t *t);
 
+bool tg_lease_lapsed(const struct tg *tg)
+{
+    return tg->core != NULL && tg->core->cluster != NULL && tg->lease_held &&
+           uv_now(tg->loop) >= tg->lease_until;
+}
+
 static void tg__lease_done(int rc, const char *holder, int64_t until, void *data)
 {
     struct tg *tg = data;
@@ -409,6 +416,7 @@ static void tg__lease_done(int rc, const char *holder, int64_t until, void *data
             tg__offset_load(tg); /* resumes where the last holder confirmed */
         } else {
             tg_poll_kick(tg);
+            tg_sendq_kick(tg); /* sends held while it may have run out */
         }
         tg_notify_owed(tg);
     } else if (rc == HB_EBUSY) {
@@ -421,6 +429,10 @@ static void tg__lease_done(int rc, const char *holder, int64_t until, void *data
             tg->lease_waiting = false;
             log_error("telegram.poller_lost", "bot=%s holder=%s hint=%s", tg->bot_username, holder,
                       "another daemon polls now; this one stands by");
+            /* It replays the outbox and takes the updates not confirmed
+             * again: sent from here too, members would get them twice. */
+            tg_outbox_lost(tg);
+            tg_sendq_drop_lost(tg);
         }
         if (!tg->lease_waiting)
             log_info("telegram.poller", "bot=%s role=standby holder=%s", tg->bot_username, holder);

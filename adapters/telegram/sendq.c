@@ -336,8 +336,8 @@ static void sq__run(uv_timer_t *t)
 {
     struct tg *tg = t->data;
     tg->sq_armed = false;
-    if (tg->closing)
-        return;
+    if (tg->closing || tg_lease_lapsed(tg))
+        return; /* the renewal kicks again, or the loss drops what is another's */
     uint64_t now = uv_now(tg->loop);
     uint64_t wake = UINT64_MAX;
     sq__sweep(tg, now);
@@ -721,6 +721,65 @@ void tg_sendq_drop(struct tg *tg)
     if (dropped > 0)
         log_info("telegram.sends_unconfirmed", "count=%zu reason=closing note=%s", dropped,
                  "their updates were not confirmed and are taken again at start");
+}
+
+/* Whether a queued op is now the new poller's to send: a durable row not
+ * being written again (it replays the outbox), or a reply to an update not
+ * confirmed (Telegram gives the update to it again). Kept here: rows not
+ * yet durable or being written (no other daemon may have read them), and
+ * a confirmed update's send with no row (a secret: nobody else has it). */
+static bool sq__theirs(const struct tg *tg, const struct tg_op *op)
+{
+    if (op->outbox_id != 0)
+        return op->row_written && op->held_writes == 0 && !op->in_put;
+    return op->reply != NULL && op->reply->update_id != 0 &&
+           op->reply->update_id >= tg->confirm_upto;
+}
+
+void tg_sendq_drop_lost(struct tg *tg)
+{
+    size_t rows = 0, replies = 0;
+    tg->ready_head = tg->ready_tail = NULL;
+    for (size_t i = 0; i < tg->nbuckets; i++) {
+        for (struct tg_chat *c = tg->buckets[i]; c != NULL; c = c->hnext) {
+            /* A head in flight is freed by its completion. */
+            struct tg_op **link = c->busy ? &c->head->next : &c->head;
+            while (*link != NULL) {
+                struct tg_op *op = *link;
+                if (!sq__theirs(tg, op)) {
+                    link = &op->next;
+                    continue;
+                }
+                *link = op->next;
+                if (op->outbox_id != 0) {
+                    rows++;
+                    tg->ob_rows -= tg->ob_rows > 0 ? 1 : 0;
+                } else {
+                    replies++;
+                }
+                if (op->replayed && tg->replaying > 0)
+                    tg->replaying--;
+                tg->queued--;
+                tg_sendq_op_free(op);
+            }
+            c->tail = NULL;
+            for (struct tg_op *op = c->head; op != NULL; op = op->next)
+                c->tail = op;
+            c->ready = false;
+            c->rnext = NULL;
+            sq__ready(tg, c);
+            sq__idle_add(tg, c);
+        }
+    }
+    if (rows > 0 || replies > 0)
+        log_warn("telegram.sends_dropped", "rows=%zu replies=%zu reason=lease note=%s", rows,
+                 replies, "the daemon polling now sends them");
+    tg_sendq_kick(tg);
+}
+
+void tg_sendq_kick(struct tg *tg)
+{
+    sq__arm(tg, uv_now(tg->loop));
 }
 
 void tg_sendq_free(struct tg *tg)

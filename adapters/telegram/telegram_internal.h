@@ -273,6 +273,22 @@ int tg_sendq_json(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r
 int tg_sendq_photo(struct tg *tg, int64_t chat_id, bool group, struct tg_reply *r, cJSON *fields,
                    const struct reply_image *img);
 void tg_sendq_drop(struct tg *tg); /* closing: forget what has not started */
+/** The poller's lease went to another daemon: forget the queued sends it
+ *  now makes (the outbox's durable rows, which it replays, and replies to
+ *  updates not confirmed, which Telegram gives it again). */
+void tg_sendq_drop_lost(struct tg *tg);
+/** The poller's lease went to another daemon: no offset is written from
+ *  here any more, nor the rows of a failed write for replies to updates
+ *  it did not confirm (the new poller takes them again). Before
+ *  tg_sendq_drop_lost, which goes by what is confirmed. */
+void tg_outbox_lost(struct tg *tg);
+/** Look at the queue again now (sends held while the lease may have run
+ *  out go once it is renewed). */
+void tg_sendq_kick(struct tg *tg);
+/** On a shared ledger, the poller whose lease may have run out (it was not
+ *  renewed in time: a stall, the store out of reach) sends and polls
+ *  nothing until it knows: another daemon may have taken over. */
+bool tg_lease_lapsed(const struct tg *tg);
 void tg_sendq_free(struct tg *tg); /* free the chats */
 void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to);
 /** Delete the progress message r shows (its id is taken at send time;

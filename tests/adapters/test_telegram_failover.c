@@ -41,7 +41,8 @@ struct fo {
 
 /* Two daemons' configurations; with pay, each takes Stripe's webhooks on
  * a [server] of its own; more (may be NULL) is added to both. */
-static int fo_lease_s = FO_LEASE_S; /* the lease both daemons hold theirs for */
+static int fo_lease_s = FO_LEASE_S;              /* the lease both daemons hold theirs for */
+static int fo_sends_per_s[2] = {100000, 100000}; /* each daemon's sends_per_second */
 
 static void fo_init_with(struct fo *f, bool pay, const char *more)
 {
@@ -71,8 +72,9 @@ static void fo_init_with(struct fo *f, bool pay, const char *more)
                  "postgres_pool = %d\n"
                  "[console]\nenabled = false\n"
                  "[telegram]\nenabled = true\ntoken = " FO_TOKEN "\napi_base = %s\n"
-                 "poll_timeout = 1\nsends_per_second = 100000\nmax_inflight = %d\nadmins = 777\n%s",
-                 url, fo_lease_s, 3 - i, tgapi_base(f->api), FO_MAX_INFLIGHT, extra);
+                 "poll_timeout = 1\nsends_per_second = %d\nmax_inflight = %d\nadmins = 777\n%s",
+                 url, fo_lease_s, 3 - i, tgapi_base(f->api), fo_sends_per_s[i], FO_MAX_INFLIGHT,
+                 extra);
         test_file_write(f->conf[i], text, (size_t)-1);
         chmod(f->conf[i], 0600);
     }
@@ -251,6 +253,81 @@ static void test_lost_lease_stands_by_again(void **state)
     assert_int_equal(unanswered, 0);
     /* Two changes of poller, neither clean: a kill's worth each at most. */
     assert_true(repeated <= 2 * FO_KILL_REPEATS_MAX);
+    fo_free(&f);
+}
+
+/* The poller frozen (SIGSTOP) with a long queue (its sends paced): replies
+ * to updates confirmed, whose rows are in the outbox, and to updates
+ * polled since. The standby takes over, replays the outbox and polls the
+ * updates not confirmed again. Woken, the first sends nothing of its
+ * queue while its lease may have run out, drops it on learning of the
+ * loss, and writes no offset of its own any more: members get no more
+ * repeats than a kill allows (the replies of the last poll, and those in
+ * flight). Before, it sent its whole queue on waking, a second time. */
+static void test_frozen_poller_repeats_nothing_queued(void **state)
+{
+    (void)state;
+    enum { updates = 1000, sends_per_s = 100, queued_at_least = 150 };
+    struct fo f;
+    struct test_child a, b;
+    fo_sends_per_s[0] = sends_per_s;
+    fo_init(&f);
+    fo_sends_per_s[0] = 100000;
+    fo_start(&f, 0, &a, "telegram.polling");
+    fo_start(&f, 1, &b, "role=standby");
+    tgapi_backlog(f.api, updates, updates);
+    /* Paced, the poller runs ahead of its sends: its queue fills. */
+    uint64_t end = test_now_ms() + 60000;
+    while (tgapi_sends(f.api) < sends_per_s * 3 / 2 && test_now_ms() < end)
+        fo_pump(&a, &b, 5);
+    assert_true(tgapi_sends(f.api) >= sends_per_s * 3 / 2);
+    kill(a.pid, SIGSTOP);
+    uint64_t sent_at_stop = tgapi_sends(f.api);
+    bool took = false;
+    end = test_now_ms() + 30000;
+    while (!took && test_now_ms() < end)
+        took = test_child_wait_for(&b, "err", "telegram.polling", 10);
+    assert_true(took);
+    kill(a.pid, SIGCONT);
+    assert_true(test_child_wait_for(&a, "err", "telegram.poller_lost", 30000));
+    int64_t unanswered = updates, repeated = 0;
+    end = test_now_ms() + 120000;
+    while (test_now_ms() < end) {
+        tgapi_backlog_tally(f.api, &unanswered, &repeated);
+        if (unanswered == 0)
+            break;
+        fo_pump(&a, &b, 20);
+    }
+    /* Long enough for the first to have sent its whole queue at its pace,
+     * as it did before: those repeats are counted too. */
+    fo_pump(&a, &b, 1000 * queued_at_least / sends_per_s);
+    tgapi_backlog_tally(f.api, &unanswered, &repeated);
+    /* What it dropped: more than a kill may repeat, or this test would
+     * not tell the two apart. */
+    long rows = 0, replies = 0;
+    const char *dropped = strstr(a.err, "telegram.sends_dropped");
+    const char *r = dropped != NULL ? strstr(dropped, "rows=") : NULL;
+    const char *p = dropped != NULL ? strstr(dropped, "replies=") : NULL;
+    if (r != NULL && p != NULL) {
+        rows = strtol(r + 5, NULL, 10);
+        replies = strtol(p + 8, NULL, 10);
+    }
+    fprintf(stderr,
+            "telegram frozen poller: sent_at_stop=%llu dropped rows=%ld replies=%ld "
+            "unanswered=%lld repeated=%lld\n",
+            (unsigned long long)sent_at_stop, rows, replies, (long long)unanswered,
+            (long long)repeated);
+    for (int i = 0; i < 2; i++) {
+        struct test_child *c = i == 0 ? &a : &b;
+        kill(c->pid, SIGTERM);
+        assert_true(test_child_wait_for(c, "err", "daemon.stopped", 30000));
+        assert_int_equal(test_child_finish(c, 30000), 0);
+        assert_null(strstr(c->err, "ERROR: AddressSanitizer"));
+        test_child_free(c);
+    }
+    assert_int_equal(unanswered, 0);
+    assert_true(repeated <= FO_KILL_REPEATS_MAX);
+    assert_true(rows + replies >= queued_at_least);
     fo_free(&f);
 }
 
@@ -562,6 +639,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sigkill_standby_takes_over),
     cmocka_unit_test(test_sigterm_hands_over_at_once),
     cmocka_unit_test(test_lost_lease_stands_by_again),
+    cmocka_unit_test(test_frozen_poller_repeats_nothing_queued),
     cmocka_unit_test(test_standby_payment_told_by_poller),
     cmocka_unit_test(test_standby_low_balance_told_by_poller),
     cmocka_unit_test(test_revoked_key_refused_everywhere_at_once),
