@@ -18,11 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A code taken while another link of the same wallet or member is being
+ * written waits for it, then is checked again, this many times at most. */
+#define LINK_BUSY_WAITS 3
+
 struct link_ctx {
     struct core *core;
     struct invocation *inv;
     char identity[LINK_IDENTITY_MAX]; /* the member running the command */
     char wallet[LINK_IDENTITY_MAX];   /* the wallet that survives */
+    char creator[LINK_IDENTITY_MAX];  /* who made the code taken */
+    unsigned waits;                   /* for links being written (LINK_BUSY) */
 };
 
 static void link__end(struct link_ctx *ctx)
@@ -101,6 +107,63 @@ static void link__joined(int rc, int64_t moved, int64_t held, void *data)
     link__end(ctx);
 }
 
+static void link__decide(struct link_ctx *ctx);
+
+static void link__idle(void *data)
+{
+    link__decide(data);
+}
+
+/* The code was good: may this member join its creator's wallet? */
+static void link__decide(struct link_ctx *ctx)
+{
+    struct invocation *inv = ctx->inv;
+    char why[256] = ""; /* the refusal, when there is one */
+    switch (link_check(ctx->core, ctx->identity, ctx->creator, ctx->wallet, sizeof(ctx->wallet))) {
+    case LINK_OK:
+        break;
+    case LINK_SELF:
+        snprintf(why, sizeof(why), MSG_LINK_SELF);
+        break;
+    case LINK_SAME_PLATFORM:
+        snprintf(why, sizeof(why), MSG_LINK_SAME_PLATFORM);
+        break;
+    case LINK_JOINER_LINKED: {
+        const char *w = link_wallet(ctx->core, ctx->identity);
+        snprintf(why, sizeof(why), MSG_LINK_ALREADY, w != NULL ? w : "");
+        break;
+    }
+    case LINK_JOINER_HOLDS:
+        snprintf(why, sizeof(why), MSG_LINK_HOLDS);
+        break;
+    case LINK_BUSY: {
+        /* Another link of this member or wallet is being written, a few
+         * milliseconds: the code is used, so this one waits for it and is
+         * then checked again, rather than asking for a new code. */
+        int rc = ctx->waits < LINK_BUSY_WAITS
+                     ? link_when_idle(ctx->core, ctx->identity, ctx->wallet, link__idle, ctx)
+                     : HB_EBUSY;
+        ctx->waits++;
+        if (rc == 0)
+            return;
+        if (rc == 1) {
+            link__decide(ctx); /* over already */
+            return;
+        }
+        snprintf(why, sizeof(why), MSG_LINK_BUSY);
+        break;
+    }
+    }
+    if (why[0] != '\0') {
+        reply_text(inv->reply, true, "%s", why);
+        link__end(ctx);
+        return;
+    }
+    int rc = link_join(ctx->core, ctx->identity, ctx->wallet, inv->event_id, link__joined, ctx);
+    if (rc < 0)
+        link__joined(rc, 0, 0, ctx);
+}
+
 static void link__taken(int rc, enum link_code_result r, const char *creator, int64_t retry_ms,
                         void *data)
 {
@@ -126,38 +189,13 @@ static void link__taken(int rc, enum link_code_result r, const char *creator, in
         snprintf(why, sizeof(why), MSG_LINK_LIMITED, (long long)((retry_ms + 59999) / 60000));
         break;
     }
-    enum link_refusal check = why[0] != '\0' ? LINK_OK
-                                             : link_check(ctx->core, ctx->identity, creator,
-                                                          ctx->wallet, sizeof(ctx->wallet));
-    switch (check) {
-    case LINK_OK:
-        break;
-    case LINK_SELF:
-        snprintf(why, sizeof(why), MSG_LINK_SELF);
-        break;
-    case LINK_SAME_PLATFORM:
-        snprintf(why, sizeof(why), MSG_LINK_SAME_PLATFORM);
-        break;
-    case LINK_JOINER_LINKED: {
-        const char *w = link_wallet(ctx->core, ctx->identity);
-        snprintf(why, sizeof(why), MSG_LINK_ALREADY, w != NULL ? w : "");
-        break;
-    }
-    case LINK_JOINER_HOLDS:
-        snprintf(why, sizeof(why), MSG_LINK_HOLDS);
-        break;
-    case LINK_BUSY:
-        snprintf(why, sizeof(why), MSG_LINK_BUSY);
-        break;
-    }
     if (why[0] != '\0') {
         reply_text(inv->reply, true, "%s", why);
         link__end(ctx);
         return;
     }
-    rc = link_join(ctx->core, ctx->identity, ctx->wallet, inv->event_id, link__joined, ctx);
-    if (rc < 0)
-        link__joined(rc, 0, 0, ctx);
+    snprintf(ctx->creator, sizeof(ctx->creator), "%s", creator);
+    link__decide(ctx);
 }
 
 static void link__redeem(struct link_ctx *ctx, const char *text)

@@ -130,6 +130,13 @@ enum link_refusal {
 enum link_refusal link_check(const struct core *core, const char *joiner, const char *creator,
                              char *wallet, size_t cap);
 
+/** When link_check said LINK_BUSY: cb(data) once no link of a nor b is
+ *  being written any more (the one under way was written or failed), to
+ *  check again. Returns 0 (cb follows), 1 when neither is busy now (no
+ *  call), or a negative code. */
+int link_when_idle(struct core *core, const char *a, const char *b, void (*cb)(void *data),
+                   void *data);
+
 /** Completion of link_join: rc 0 once linked durably; moved is the
  *  available balance the joiner's own wallet gave over, held what it keeps
  *  reserved for work in progress. */

@@ -6,6 +6,8 @@
 
 #include "base/error.h"
 #include "storage/store.h"
+#include "storage/store_backend.h"
+#include "base/util.h"
 #include "bot/router.h"
 #include "core/audit.h"
 #include "core/core.h"
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct fx {
     struct lt lt;
@@ -862,6 +865,115 @@ static void test_codes_cancelled_when_stopping(void **state)
     assert_int_equal(b.rc, HB_ECANCELED);
 }
 
+/* A store job that holds the store's thread until it is let go. */
+struct hold {
+    struct store_job job;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running, go, done;
+};
+
+static int hold_run(struct store_txn *txn, struct store_job *job)
+{
+    (void)txn;
+    struct hold *h = container_of(job, struct hold, job);
+    pthread_mutex_lock(&h->mu);
+    h->running = true;
+    pthread_cond_broadcast(&h->cv);
+    while (!h->go)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return HB_EEXISTS; /* nothing written */
+}
+
+static void hold_done(struct store_job *job, int rc)
+{
+    (void)rc;
+    container_of(job, struct hold, job)->done = true;
+}
+
+static size_t store_queued(struct store *s)
+{
+    size_t n = 0;
+    uv_mutex_lock(&s->mu);
+    for (const struct store_job *j = s->queue_head; j != NULL; j = j->next)
+        n++;
+    uv_mutex_unlock(&s->mu);
+    return n;
+}
+
+struct join_seen {
+    int rc, done;
+};
+
+static void join_seen_cb(int rc, int64_t moved, int64_t held, void *data)
+{
+    (void)moved;
+    (void)held;
+    struct join_seen *j = data;
+    j->rc = rc;
+    j->done++;
+}
+
+/* A code taken while another link into the same wallet is being written:
+ * the member waits the few milliseconds it takes, and is linked, rather
+ * than told to make a new code (the one taken is used up). */
+static void test_code_taken_while_wallet_busy(void **state)
+{
+    struct fx *f = *state;
+    struct store *store = ledger_store(f->lt.ledger);
+    char code[LINK_CODE_LEN + 1];
+    code_get(f, &alice, code);
+    /* The store's thread held, so that nothing below completes yet. */
+    struct hold h = {.job = {.run = hold_run, .done = hold_done}};
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    assert_int_equal(store_submit(store, &h.job), 0);
+    pthread_mutex_lock(&h.mu);
+    while (!h.running)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    /* Alice's console account joins her wallet: a link of the wallet
+     * being written, over several trips to the store. */
+    struct join_seen js = {0};
+    assert_int_equal(
+        link_join(&f->core, "console:op", "discord:1001", "ev-join", join_seen_cb, &js), 0);
+    /* Her Telegram account takes the code meanwhile; once it is hashed,
+     * its take waits in the store's queue beside the join's first step. */
+    reply_capture_close(&f->cap);
+    reply_capture_init(&f->cap);
+    struct invocation inv;
+    who_inv(f, &alice_tg, &inv);
+    inv.reply = &f->cap.reply;
+    char line[64];
+    snprintf(line, sizeof(line), "link %s", code);
+    router_dispatch(f->router, &inv, line);
+    for (int i = 0; i < 20000 && store_queued(store) < 2; i++) {
+        uv_run(&f->lt.loop, UV_RUN_NOWAIT);
+        usleep(100);
+    }
+    assert_int_equal(store_queued(store), 2);
+    /* Let go: the take and the join's step commit together, and the take
+     * is answered while the join still has steps to go. */
+    pthread_mutex_lock(&h.mu);
+    h.go = true;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    while (f->cap.finished == 0 || js.done == 0 || !h.done)
+        uv_run(&f->lt.loop, UV_RUN_ONCE);
+    assert_int_equal(js.rc, 0);
+    const char *t = f->cap.text != NULL ? f->cap.text : "";
+    assert_null(strstr(t, "being made right now"));
+    assert_non_null(strstr(t, "Linked"));
+    char w[LINK_IDENTITY_MAX];
+    wallet_of(f, &alice_tg, w, sizeof(w));
+    assert_string_equal(w, "discord:1001");
+    wallet_of(f, &alice_console, w, sizeof(w));
+    assert_string_equal(w, "discord:1001");
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_linked_identity_cannot_upvote_own_image),
     cmocka_unit_test_setup_teardown(test_link_moves_balance, setup, teardown),
@@ -876,6 +988,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_open_codes_capped, setup, teardown),
     cmocka_unit_test_setup_teardown(test_codes_hashed_off_the_loop, setup, teardown),
     cmocka_unit_test_setup_teardown(test_codes_cancelled_when_stopping, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_code_taken_while_wallet_busy, setup, teardown),
     cmocka_unit_test_setup_teardown(test_link_survives_restart, setup, teardown),
     cmocka_unit_test_setup_teardown(test_code_taken_through_other_daemon, setup, teardown),
 };
