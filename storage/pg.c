@@ -22,10 +22,12 @@
  *
  * A lost connection (the server restarted) fails the batch in flight, whose
  * jobs complete with HB_ESTORAGE (the caller sees the error, nothing is
- * acknowledged that did not commit); the next batch reconnects, waiting
- * 100 ms, then twice as long each time up to 5 s, while the server stays
- * away. Opening and migrations are here; the records in pg_records.c,
- * pg_conv.c and pg_more.c, parameters in pg_params.c. */
+ * acknowledged that did not commit), unless it broke during COMMIT and the
+ * server says the transaction committed (pg_commit.c); the next batch
+ * reconnects, waiting 100 ms, then twice as long each time up to 5 s,
+ * while the server stays away. Opening and migrations are here; the
+ * records in pg_records.c, pg_conv.c and pg_more.c, parameters in
+ * pg_params.c, COMMIT in pg_commit.c. */
 #include "storage/store.h"
 
 #include "base/error.h"
@@ -288,7 +290,7 @@ static int pg__fail(struct pg_store *s, const PGresult *r, const char *what)
 /* The connection failed, or a rollback to a savepoint did: the
  * transaction can only roll back, and every job of its batch fails
  * (store.c). */
-static int pg__broke(struct pg_store *s, const PGresult *r, const char *what)
+int pg__broke(struct pg_store *s, const PGresult *r, const char *what)
 {
     s->broken = true;
     return pg__fail(s, r, what);
@@ -343,7 +345,7 @@ int pg__send(struct pg_store *s, const char *sql, const struct pg_params *p, con
 /* Pipeline mode: a sync point. Read the result of every queued command:
  * 0, or the first failure (the transaction is broken then). With keep,
  * the last command's result, when everything succeeded, is kept there. */
-static int pg__drain(struct pg_store *s, PGresult **keep, const char *what)
+int pg__drain(struct pg_store *s, PGresult **keep, const char *what)
 {
     if (keep != NULL)
         *keep = NULL;
@@ -488,7 +490,7 @@ int pg__ctl(struct pg_store *s, const char *sql, bool wait, const char *what)
 }
 
 /* Into pipeline mode, once the connection is open and migrated. */
-static int pg__pipeline_on(struct pg_store *s)
+int pg__pipeline_on(struct pg_store *s)
 {
     if (!PQenterPipelineMode(s->conn))
         return pg__fail(s, NULL, "pipeline");
@@ -552,7 +554,7 @@ int pg__url_check(const char *url)
 }
 
 /* Connect (again): a fresh connection forgets its prepared statements. */
-static int pg__connect(struct pg_store *s)
+int pg__connect(struct pg_store *s)
 {
     if (s->conn != NULL)
         PQfinish(s->conn);
@@ -655,39 +657,6 @@ static int pg__begin(struct store *base, bool write)
         s->accounts_checked = false;
     } else if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
         pg__ctl(s, "ROLLBACK", true, "rollback");
-    return rc;
-}
-
-/* COMMIT, and its answer: a transaction the server had aborted answers
- * COMMIT with ROLLBACK, which is a failure here. */
-static int pg__commit_sent(struct pg_store *s)
-{
-    if (!PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
-        return pg__broke(s, NULL, "commit");
-    s->queued++;
-    PGresult *r = NULL;
-    int rc = pg__drain(s, &r, "commit");
-    if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0)
-        rc = pg__broke(s, NULL, "commit");
-    PQclear(r);
-    return rc;
-}
-
-static int pg__commit(struct store *base)
-{
-    struct pg_store *s = (struct pg_store *)base;
-    if (s->broken)
-        return HB_ESTORAGE; /* store.c rolls it back */
-    /* The writes put off go out, and COMMIT is the sync point of every
-     * write still queued: any failure fails it. */
-    int rc = pg__puts_commit(s);
-    s->cache_on = false;
-    if (rc == 0)
-        rc = pg__commit_sent(s);
-    if (rc == 0)
-        pg__cache_committed(s, &s->base.txn);
-    else
-        pg__caches_forget(s);
     return rc;
 }
 

@@ -136,6 +136,15 @@ int pg__do(struct pg_store *s, const char *sql, const struct pg_params *p, const
            int64_t *changed);
 /* Run plain SQL text (no parameters, not prepared): 0 or HB_ESTORAGE. */
 int pg__exec(struct pg_store *s, const char *sql, const char *what);
+/* The connection (pg.c): a new one, in pipeline mode; the answers of what
+ * is queued, up to the sync point it adds (the last kept in *keep); a
+ * failure that loses the transaction. */
+int pg__connect(struct pg_store *s);
+int pg__pipeline_on(struct pg_store *s);
+int pg__drain(struct pg_store *s, PGresult **keep, const char *what);
+int pg__broke(struct pg_store *s, const PGresult *r, const char *what);
+/* COMMIT, and a commit whose answer was lost (pg_commit.c). */
+int pg__commit(struct store *base);
 
 int64_t pg__int_at(const PGresult *r, int row, int col);
 void pg__text_at(const PGresult *r, int row, int col, char *dst, size_t cap);

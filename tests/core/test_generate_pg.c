@@ -3,7 +3,8 @@
  * the daemon's connection broke first. The charge or the void went into
  * the ledger with the limits' settlement in its transaction; the daemon
  * must not give those limits back a second time, nor tell the member that
- * nothing was charged. */
+ * nothing was charged. Below generation, the store itself asks the server
+ * what became of such a commit (storage/pg_commit.c). */
 #include "tests/core/test_generate.h"
 #include "tests/fake/pg_proxy.h"
 #include "tests/test.h"
@@ -123,9 +124,44 @@ static void test_void_commit_answer_lost(void **state)
     pg_proxy_stop(px);
 }
 
+/* Any commit whose answer is lost, below generation: a grant, through the
+ * ledger. The store asks the server what became of the transaction and
+ * tells the caller it committed, where it used to say the batch failed
+ * (HB_ESTORAGE) though the credits were granted. */
+static void test_store_commit_answer_lost(void **state)
+{
+    (void)state;
+    struct gt gt;
+    gt_init(&gt, NULL, NULL, 0, 0);
+    struct pg_proxy *px = gt_proxied(&gt);
+    struct lt_res res;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_open(&gt.lt, "console:lost", LEDGER_ACCOUNT_NO_OVERDRAFT, 0, &res), 0);
+    assert_int_equal(res.rc, 0);
+    pg_proxy_lose_commit_after(px, "grant-lost-answer");
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_plain(&gt.lt, "grant-lost-answer", LEDGER_SYSTEM_GRANTS, "console:lost", 70,
+                              LEDGER_KIND_GRANT, &res),
+                     0);
+    assert_int_equal(pg_proxy_lost(px), 1);
+    assert_int_equal(res.rc, 0);
+    assert_int_equal(res.r.transfer.amount, 70);
+    /* Granted once, and the store goes on on its new connection. */
+    assert_int_equal(gt_balance(&gt, "lost"), 70);
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(lt_plain(&gt.lt, "grant-after", LEDGER_SYSTEM_GRANTS, "console:lost", 5,
+                              LEDGER_KIND_GRANT, &res),
+                     0);
+    assert_int_equal(res.rc, 0);
+    assert_int_equal(gt_balance(&gt, "lost"), 75);
+    gt_done(&gt);
+    pg_proxy_stop(px);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_charge_commit_answer_lost),
     cmocka_unit_test(test_void_commit_answer_lost),
+    cmocka_unit_test(test_store_commit_answer_lost),
 };
 
 TEST_GROUP_DEFINE(generate_pg, tests, gt_group_setup_pg, lt_group_teardown)
