@@ -109,6 +109,16 @@ static void link__joined(int rc, int64_t moved, int64_t held, void *data)
 
 static void link__decide(struct link_ctx *ctx);
 
+/* A refusal (why, when not empty) ends the command with it. */
+static bool link__refused(struct link_ctx *ctx, const char *why)
+{
+    if (why[0] == '\0')
+        return false;
+    reply_text(ctx->inv->reply, true, "%s", why);
+    link__end(ctx);
+    return true;
+}
+
 static void link__idle(void *data)
 {
     link__decide(data);
@@ -154,11 +164,8 @@ static void link__decide(struct link_ctx *ctx)
         break;
     }
     }
-    if (why[0] != '\0') {
-        reply_text(inv->reply, true, "%s", why);
-        link__end(ctx);
+    if (link__refused(ctx, why))
         return;
-    }
     int rc = link_join(ctx->core, ctx->identity, ctx->wallet, inv->event_id, link__joined, ctx);
     if (rc < 0)
         link__joined(rc, 0, 0, ctx);
@@ -189,11 +196,8 @@ static void link__taken(int rc, enum link_code_result r, const char *creator, in
         snprintf(why, sizeof(why), MSG_LINK_LIMITED, (long long)((retry_ms + 59999) / 60000));
         break;
     }
-    if (why[0] != '\0') {
-        reply_text(inv->reply, true, "%s", why);
-        link__end(ctx);
+    if (link__refused(ctx, why))
         return;
-    }
     snprintf(ctx->creator, sizeof(ctx->creator), "%s", creator);
     link__decide(ctx);
 }
