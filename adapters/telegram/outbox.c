@@ -514,7 +514,7 @@ void tg_outbox_close(struct tg *tg)
 {
     if (!tg->ob_on)
         return;
-    if (tg->core != NULL && tg->core->cluster != NULL && (!tg->lease_held || tg_lease_lapsed(tg))) {
+    if (tg_lease_standby(tg)) {
         /* Not the poller: the one polling confirms the updates and keeps
          * their replies (tg_outbox_lost). What is written here still goes. */
         tg_outbox_flush(tg, true);

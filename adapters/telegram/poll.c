@@ -109,11 +109,10 @@ static void tg__advance(struct tg *tg)
     tg_sendq_gauges(tg);
     if (tg->closing || !tg->replayed || tg->bot_id == 0)
         return;
-    /* Stopping too: the replies of the last updates wait for it. Only the
-     * poller whose lease holds confirms (tg_outbox_lost). */
-    bool polling =
-        tg->core == NULL || tg->core->cluster == NULL || (tg->lease_held && !tg_lease_lapsed(tg));
-    if (tg->offset > tg->safe_upto && polling) {
+    /* Stopping too: the replies of the last updates wait for it. On a
+     * shared ledger only the poller whose lease holds confirms
+     * (tg_outbox_lost). */
+    if (tg->offset > tg->safe_upto && !tg_lease_standby(tg)) {
         /* Polling waits for the replies in flight (their answers come
          * within a round trip and then need no row), not in webhook mode,
          * where updates keep coming and Telegram was answered already. */
@@ -398,6 +397,13 @@ bool tg_lease_lapsed(const struct tg *tg)
 {
     return tg->core != NULL && tg->core->cluster != NULL && tg->lease_held &&
            uv_now(tg->loop) >= tg->lease_until;
+}
+
+bool tg_lease_standby(const struct tg *tg)
+{
+    /* Webhook mode takes no lease: its one daemon confirms its updates. */
+    return tg->core != NULL && tg->core->cluster != NULL && !tg->webhook &&
+           (!tg->lease_held || tg_lease_lapsed(tg));
 }
 
 static void tg__lease_done(int rc, const char *holder, int64_t until, void *data)

@@ -289,6 +289,10 @@ void tg_sendq_kick(struct tg *tg);
  *  renewed in time: a stall, the store out of reach) sends and polls
  *  nothing until it knows: another daemon may have taken over. */
 bool tg_lease_lapsed(const struct tg *tg);
+/** On a shared ledger in polling mode (where one daemon holds the lease):
+ *  this one does not hold it, or it may have run out. It then confirms no
+ *  update and writes no offset: the poller does. */
+bool tg_lease_standby(const struct tg *tg);
 void tg_sendq_free(struct tg *tg); /* free the chats */
 void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to);
 /** Delete the progress message r shows (its id is taken at send time;

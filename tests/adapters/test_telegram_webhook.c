@@ -9,6 +9,7 @@
 #include "net/http.h"
 #include "net/server.h"
 #include "bot/webhooks.h"
+#include "core/cluster.h"
 #include "core/core.h"
 #include "base/error.h"
 #include "tests/bot/tcall.h"
@@ -81,6 +82,8 @@ static void tw_wait_count(struct tw *t, const char *method, size_t n)
     assert_false(fired);
 }
 
+static bool tw_shared; /* the next tw_open: a daemon of a shared ledger (a cluster) */
+
 static void tw_open(struct tw *t, const char *webhook_url)
 {
     memset(t, 0, sizeof(*t));
@@ -90,6 +93,11 @@ static void tw_open(struct tw *t, const char *webhook_url)
     assert_non_null(t->api);
     t->core.bot_name = "HAI Bot";
     t->core.ledger = t->lt.ledger;
+    if (tw_shared) {
+        t->core.cluster =
+            cluster_new(&t->lt.loop, ledger_store(t->lt.ledger), "run-w", 3000, NULL, NULL, NULL);
+        assert_non_null(t->core.cluster);
+    }
     struct telegram_options o = {.token = TW_TOKEN,
                                  .api_base = tgapi_base(t->api),
                                  .chat_interval_ms = 20,
@@ -128,6 +136,8 @@ static void tw_close(struct tw *t)
     t->tg->ops->close(t->tg, tw_closed, &closed);
     while (closed < 2)
         uv_run(&t->lt.loop, UV_RUN_ONCE);
+    cluster_free(t->core.cluster);
+    t->core.cluster = NULL;
     http_client_close(t->http, tw_closed, &closed);
     tgapi_close(t->api, tw_closed, &closed);
     while (closed < 4)
@@ -212,6 +222,7 @@ static void test_webhook_answered_once_reply_is_safe(void **state)
     (void)state;
     struct tw t;
     tw_open(&t, NULL);
+    tw_shared = false;
     tgapi_fail(t.api, "sendMessage", 1000, 502, "{\"ok\":false,\"error_code\":502}");
     char body[1024];
     tw_update(body, sizeof(body), 600, 78, "/help");
@@ -224,6 +235,15 @@ static void test_webhook_answered_once_reply_is_safe(void **state)
                                              "key = 'offset'"),
                      601);
     tw_close(&t);
+}
+
+/* The same on a shared ledger, where webhook mode takes no poller's lease:
+ * its daemon still confirms its updates and keeps their replies. (A
+ * standby in polling mode does neither: test_telegram_failover.c.) */
+static void test_webhook_reply_safe_on_shared_ledger(void **state)
+{
+    tw_shared = true;
+    test_webhook_answered_once_reply_is_safe(state);
 }
 
 /* A wrong, missing or prefix-only secret is 401 and reaches nothing.
@@ -361,6 +381,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_webhook_config),
     cmocka_unit_test(test_webhook_update_to_reply),
     cmocka_unit_test(test_webhook_answered_once_reply_is_safe),
+    cmocka_unit_test(test_webhook_reply_safe_on_shared_ledger),
     cmocka_unit_test(test_webhook_wrong_secret),
     cmocka_unit_test(test_webhook_numbers_out_of_range),
 };
