@@ -4,11 +4,12 @@
  * its answer arrived: the transaction may have committed or not, and the
  * batch's jobs would all be told it failed. So the transaction's id is
  * asked for first (pg_current_xact_id_if_assigned: none when the batch
- * wrote nothing, and so nothing to lose), one round trip more per
- * commit. When the answer is lost, a new connection asks the server what
- * became of that id (pg_xact_status, PostgreSQL 13): committed, and the
- * batch succeeded; aborted, and it failed; still in progress, and it asks
- * again, for a few seconds at most. */
+ * wrote nothing, and so nothing to lose), one round trip more per write
+ * transaction (a reader's asks nothing). When the answer is lost, a new
+ * connection asks the server what became of that id (pg_xact_status,
+ * PostgreSQL 13): committed, and the batch succeeded; aborted, and it
+ * failed; still in progress, and it asks again, for a few seconds at
+ * most. */
 #include "storage/pg_internal.h"
 
 #include "base/error.h"
@@ -87,9 +88,10 @@ int pg__commit(struct store *base)
      * write still queued: any failure fails it. The transaction's id is
      * read first, with them. */
     int rc = pg__puts_commit(s);
+    bool write = s->cache_on; /* a write transaction (pg__begin): a reader's asks nothing */
     s->cache_on = false;
     char xid[32] = "";
-    if (rc == 0) {
+    if (rc == 0 && write) {
         PGresult *r = pg__run(s, pg_sql_xact_id, NULL, PGRES_TUPLES_OK, "commit", &rc);
         if (r != NULL && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
             snprintf(xid, sizeof(xid), "%s", PQgetvalue(r, 0, 0));
