@@ -19,8 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#define PG_OUTCOME_TRIES 40   /* asked this many times at most ... */
-#define PG_OUTCOME_WAIT_MS 50 /* ... this long apart */
+#define PG_OUTCOME_FOR_MS 2000 /* asked for this long at most ... */
+#define PG_OUTCOME_WAIT_MS 50  /* ... this long apart */
 
 static const char pg_sql_xact_id[] = "SELECT pg_current_xact_id_if_assigned()::text";
 static const char pg_sql_xact_status[] = "SELECT pg_xact_status($1::text::xid8)";
@@ -51,7 +51,10 @@ static void pg__nap(int ms)
  * when the server cannot be asked). */
 static int pg__commit_outcome(struct pg_store *s, const char *xid)
 {
-    for (int i = 0; i < PG_OUTCOME_TRIES; i++) {
+    /* Each try may take a connection's own timeout when the server is
+     * away; none starts past the deadline. */
+    uint64_t until = uv_hrtime() + (uint64_t)PG_OUTCOME_FOR_MS * 1000000u;
+    for (int i = 0; i == 0 || uv_hrtime() < until; i++) {
         if (i > 0)
             pg__nap(PG_OUTCOME_WAIT_MS);
         if (pg__connect(s) < 0 || pg__pipeline_on(s) < 0)
