@@ -129,7 +129,7 @@ static void tg__advance(struct tg *tg)
     if (!tg->running || tg->webhook || tg->poll != NULL ||
         uv_is_active((uv_handle_t *)&tg->poll_timer))
         return;
-    if (tg->core != NULL && tg->core->cluster != NULL && (!tg->lease_held || tg_lease_lapsed(tg)))
+    if (tg_lease_standby(tg))
         return; /* not the poller, or its lease may have run out: the renewal kicks */
     if (tg->replaying > 0 || tg->queued >= tg->queue_max || tg->ob_rows >= tg->queue_max) {
         if (!tg->held_back)
@@ -236,7 +236,7 @@ static void tg__poll_done(struct tg *tg, void *data, const struct tg_result *res
         return;
     }
     int n = cJSON_GetArraySize(res->result);
-    if (tg->core != NULL && tg->core->cluster != NULL && (!tg->lease_held || tg_lease_lapsed(tg))) {
+    if (tg_lease_standby(tg)) {
         /* The lease ran out while the poll was away (this daemon stalled):
          * another may poll now. Its updates stay unconfirmed, so whoever
          * holds the lease next takes them from the stored offset; handled

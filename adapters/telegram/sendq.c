@@ -695,31 +695,54 @@ void tg_sendq_migrate(struct tg *tg, int64_t from, int64_t to)
     }
 }
 
-void tg_sendq_drop(struct tg *tg)
+/* Forget the queued sends pick chooses (every one, when NULL); a head in
+ * flight is freed by its completion. Counts those with a row and those
+ * without. */
+static void sq__drop(struct tg *tg, bool (*pick)(const struct tg *tg, const struct tg_op *op),
+                     size_t *rows, size_t *replies)
 {
-    size_t dropped = 0;
+    *rows = *replies = 0;
+    tg->ready_head = tg->ready_tail = NULL;
     for (size_t i = 0; i < tg->nbuckets; i++) {
         for (struct tg_chat *c = tg->buckets[i]; c != NULL; c = c->hnext) {
-            /* A head in flight is freed by its completion. Sends with a
-             * row are in the outbox (tg_outbox_close); the others belong
-             * to updates not confirmed, which Telegram gives again. */
             struct tg_op **link = c->busy ? &c->head->next : &c->head;
             while (*link != NULL) {
                 struct tg_op *op = *link;
+                if (pick != NULL && !pick(tg, op)) {
+                    link = &op->next;
+                    continue;
+                }
                 *link = op->next;
-                if (op->outbox_id == 0)
-                    dropped++;
+                if (op->outbox_id != 0) {
+                    (*rows)++;
+                    tg->ob_rows -= tg->ob_rows > 0 ? 1 : 0;
+                } else {
+                    (*replies)++;
+                }
+                if (op->replayed && tg->replaying > 0)
+                    tg->replaying--;
                 tg->queued--;
                 tg_sendq_op_free(op);
             }
-            c->tail = c->busy ? c->head : NULL;
+            c->tail = NULL;
+            for (struct tg_op *op = c->head; op != NULL; op = op->next)
+                c->tail = op;
             c->ready = false;
             c->rnext = NULL;
+            sq__ready(tg, c);
+            sq__idle_add(tg, c);
         }
     }
-    tg->ready_head = tg->ready_tail = NULL;
-    if (dropped > 0)
-        log_info("telegram.sends_unconfirmed", "count=%zu reason=closing note=%s", dropped,
+}
+
+void tg_sendq_drop(struct tg *tg)
+{
+    /* Sends with a row are in the outbox (tg_outbox_close); the others
+     * belong to updates not confirmed, which Telegram gives again. */
+    size_t rows, unconfirmed;
+    sq__drop(tg, NULL, &rows, &unconfirmed);
+    if (unconfirmed > 0)
+        log_info("telegram.sends_unconfirmed", "count=%zu reason=closing note=%s", unconfirmed,
                  "their updates were not confirmed and are taken again at start");
 }
 
@@ -738,39 +761,8 @@ static bool sq__theirs(const struct tg *tg, const struct tg_op *op)
 
 void tg_sendq_drop_lost(struct tg *tg)
 {
-    size_t rows = 0, replies = 0;
-    tg->ready_head = tg->ready_tail = NULL;
-    for (size_t i = 0; i < tg->nbuckets; i++) {
-        for (struct tg_chat *c = tg->buckets[i]; c != NULL; c = c->hnext) {
-            /* A head in flight is freed by its completion. */
-            struct tg_op **link = c->busy ? &c->head->next : &c->head;
-            while (*link != NULL) {
-                struct tg_op *op = *link;
-                if (!sq__theirs(tg, op)) {
-                    link = &op->next;
-                    continue;
-                }
-                *link = op->next;
-                if (op->outbox_id != 0) {
-                    rows++;
-                    tg->ob_rows -= tg->ob_rows > 0 ? 1 : 0;
-                } else {
-                    replies++;
-                }
-                if (op->replayed && tg->replaying > 0)
-                    tg->replaying--;
-                tg->queued--;
-                tg_sendq_op_free(op);
-            }
-            c->tail = NULL;
-            for (struct tg_op *op = c->head; op != NULL; op = op->next)
-                c->tail = op;
-            c->ready = false;
-            c->rnext = NULL;
-            sq__ready(tg, c);
-            sq__idle_add(tg, c);
-        }
-    }
+    size_t rows, replies;
+    sq__drop(tg, sq__theirs, &rows, &replies);
     if (rows > 0 || replies > 0)
         log_warn("telegram.sends_dropped", "rows=%zu replies=%zu reason=lease note=%s", rows,
                  replies, "the daemon polling now sends them");
