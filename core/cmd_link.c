@@ -156,10 +156,6 @@ static void link__decide(struct link_ctx *ctx)
         ctx->waits++;
         if (rc == 0)
             return;
-        if (rc == 1) {
-            link__decide(ctx); /* over already */
-            return;
-        }
         snprintf(why, sizeof(why), MSG_LINK_BUSY);
         break;
     }

@@ -74,8 +74,10 @@ int link_when_idle(struct core *core, const char *a, const char *b, void (*cb)(v
     struct link_dir *d = core->links;
     if (d == NULL)
         return HB_ECANCELED;
-    if (!link__busy(d, a, b))
-        return 1;
+    if (!link__busy(d, a, b)) {
+        cb(data);
+        return 0;
+    }
     struct link_waiter *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return HB_ENOMEM;

@@ -131,9 +131,9 @@ enum link_refusal link_check(const struct core *core, const char *joiner, const 
                              char *wallet, size_t cap);
 
 /** When link_check said LINK_BUSY: cb(data) once no link of a nor b is
- *  being written any more (the one under way was written or failed), to
- *  check again. Returns 0 (cb follows), 1 when neither is busy now (no
- *  call), or a negative code. */
+ *  being written any more (the one under way was written or failed; at
+ *  once when neither is), to check again. Returns 0 (cb follows) or a
+ *  negative code. */
 int link_when_idle(struct core *core, const char *a, const char *b, void (*cb)(void *data),
                    void *data);
 
