@@ -82,9 +82,8 @@ static void tw_wait_count(struct tw *t, const char *method, size_t n)
     assert_false(fired);
 }
 
-static bool tw_shared; /* the next tw_open: a daemon of a shared ledger (a cluster) */
-
-static void tw_open(struct tw *t, const char *webhook_url)
+/* shared: a daemon of a shared ledger (a cluster set up). */
+static void tw_open(struct tw *t, const char *webhook_url, bool shared)
 {
     memset(t, 0, sizeof(*t));
     lt_init(&t->lt, true, true);
@@ -93,7 +92,7 @@ static void tw_open(struct tw *t, const char *webhook_url)
     assert_non_null(t->api);
     t->core.bot_name = "HAI Bot";
     t->core.ledger = t->lt.ledger;
-    if (tw_shared) {
+    if (shared) {
         t->core.cluster =
             cluster_new(&t->lt.loop, ledger_store(t->lt.ledger), "run-w", 3000, NULL, NULL, NULL);
         assert_non_null(t->core.cluster);
@@ -174,7 +173,7 @@ static void test_webhook_update_to_reply(void **state)
 {
     (void)state;
     struct tw t;
-    tw_open(&t, "https://bot.example.org/webhooks/telegram");
+    tw_open(&t, "https://bot.example.org/webhooks/telegram", false);
     tw_wait_count(&t, "setWebhook", 1);
     const struct tgapi_call *c = NULL;
     for (size_t i = 0; i < tgapi_ncalls(t.api); i++) {
@@ -217,12 +216,10 @@ static void test_webhook_update_to_reply(void **state)
 /* Telegram hears 200 only once the update's reply is safe: here the Bot
  * API keeps failing the send, so the reply's outbox row must be durable
  * before the answer (a 200 first would let a kill lose the reply). */
-static void test_webhook_answered_once_reply_is_safe(void **state)
+static void tw_reply_safe(bool shared)
 {
-    (void)state;
     struct tw t;
-    tw_open(&t, NULL);
-    tw_shared = false;
+    tw_open(&t, NULL, shared);
     tgapi_fail(t.api, "sendMessage", 1000, 502, "{\"ok\":false,\"error_code\":502}");
     char body[1024];
     tw_update(body, sizeof(body), 600, 78, "/help");
@@ -237,13 +234,19 @@ static void test_webhook_answered_once_reply_is_safe(void **state)
     tw_close(&t);
 }
 
+static void test_webhook_answered_once_reply_is_safe(void **state)
+{
+    (void)state;
+    tw_reply_safe(false);
+}
+
 /* The same on a shared ledger, where webhook mode takes no poller's lease:
  * its daemon still confirms its updates and keeps their replies. (A
  * standby in polling mode does neither: test_telegram_failover.c.) */
 static void test_webhook_reply_safe_on_shared_ledger(void **state)
 {
-    tw_shared = true;
-    test_webhook_answered_once_reply_is_safe(state);
+    (void)state;
+    tw_reply_safe(true);
 }
 
 /* A wrong, missing or prefix-only secret is 401 and reaches nothing.
@@ -252,7 +255,7 @@ static void test_webhook_wrong_secret(void **state)
 {
     (void)state;
     struct tw t;
-    tw_open(&t, NULL);
+    tw_open(&t, NULL, false);
     tw_wait_count(&t, "getMe", 1);
     char body[1024];
     tw_update(body, sizeof(body), 600, 78, "/help");
@@ -296,7 +299,7 @@ static void test_webhook_numbers_out_of_range(void **state)
 {
     (void)state;
     struct tw t;
-    tw_open(&t, NULL);
+    tw_open(&t, NULL, false);
     tw_wait_count(&t, "getMe", 1);
     struct tcall r = {0};
     char *corpus = test_file_read("tests/corpus/telegram/telegram-update-id-1e300.json", NULL);
