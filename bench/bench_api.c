@@ -24,6 +24,7 @@
 #include "core/core.h"
 #include "core/generate.h"
 #include "core/ledger.h"
+#include "storage/store.h"
 #include "core/provider.h"
 #include "net/server.h"
 #include "base/log.h"
@@ -286,7 +287,9 @@ int bench_api(void)
     struct ba b;
     memset(&b, 0, sizeof(b));
     uv_loop_init(&b.loop);
-    struct ledger_options lopts = {.path = path};
+    /* The loop polls for the store's answers as the daemon's does by
+     * default ([storage] spin_us). */
+    struct ledger_options lopts = {.path = path, .spin_us = STORE_SPIN_US_DEFAULT};
     struct ledger *ledger = ledger_new(&b.loop, &lopts, &rc);
     struct provider *prov = calloc(1, sizeof(*prov));
     struct server_options so = {.port = 0};

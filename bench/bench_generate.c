@@ -28,6 +28,7 @@
 #include "core/core.h"
 #include "core/generate.h"
 #include "core/ledger.h"
+#include "storage/store.h"
 #include "core/revenue.h"
 #include "base/log.h"
 #include "tests/fake/httpd.h"
@@ -261,7 +262,9 @@ int bench_generate(void)
     struct bg b;
     memset(&b, 0, sizeof(b));
     uv_loop_init(&b.loop);
-    struct ledger_options lopts = {.path = path};
+    /* The loop polls for the store's answers as the daemon's does by
+     * default ([storage] spin_us). */
+    struct ledger_options lopts = {.path = path, .spin_us = STORE_SPIN_US_DEFAULT};
     struct ledger *ledger = ledger_new(&b.loop, &lopts, &rc);
     struct http_client *http = NULL;
     if (ledger == NULL || http_client_new(&b.loop, NULL, &http) < 0) {

@@ -70,6 +70,7 @@ struct config_storage {
     int64_t reservation_timeout;         /* seconds before a pending reservation is voided */
     int64_t lease;         /* postgres: seconds a daemon's heartbeat and leases last */
     int64_t postgres_pool; /* postgres: connections per daemon: one writes, the rest read */
+    int64_t spin_us;       /* microseconds the loop polls for the store's answers */
 };
 
 struct config_ledger {

@@ -1,6 +1,7 @@
 /* The configuration schema: one table row per key and section, and the
  * helpers that reach a field through it. See config.h for the file's shape. */
 #include "bot/config_internal.h"
+#include "storage/store.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -46,6 +47,8 @@ static const char *const config_filter_actions[] = {"block", "redact", "review",
     {                                                                                              \
 #f, CONFIG_BOOL, offsetof(S, f), def, 0, 0, NULL, fl, help                                 \
     }
+#define CONFIG__STR_(x) #x
+#define CONFIG__STR(x) CONFIG__STR_(x)
 #define K_INT(S, f, def, lo, hi, fl, help)                                                         \
     {                                                                                              \
 #f, CONFIG_INT, offsetof(S, f), def, lo, hi, NULL, fl, help                                \
@@ -91,6 +94,8 @@ static const struct config_key_schema config_keys_storage[] = {
               "postgres: seconds without a heartbeat before another daemon takes over"),
     K_INT(struct config_storage, postgres_pool, "3", 1, 16, RESTART,
           "postgres: connections per daemon; one carries the writes, the others pages to show"),
+    K_INT(struct config_storage, spin_us, CONFIG__STR(STORE_SPIN_US_DEFAULT), 0, 10000, RESTART,
+          "microseconds the loop polls for the store's answer before it sleeps; 0: at once"),
 };
 
 static const struct config_key_schema config_keys_ledger[] = {

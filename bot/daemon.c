@@ -689,8 +689,9 @@ int daemon_run(const char *config_path)
     struct ledger_options lopts = {.backend = pg ? STORE_BACKEND_POSTGRES : STORE_BACKEND_SQLITE,
                                    .path = sc->path,
                                    .url = sc->postgres_url,
-                                   .readers = pg ? (unsigned)sc->postgres_pool - 1
-                                                 : DAEMON_SQLITE_READERS};
+                                   .readers =
+                                       pg ? (unsigned)sc->postgres_pool - 1 : DAEMON_SQLITE_READERS,
+                                   .spin_us = (unsigned)sc->spin_us};
     d->ledger = ledger_new(&d->loop, &lopts, &rc);
     if (d->ledger == NULL) {
         const char *where = pg ? "in PostgreSQL" : sc->path;

@@ -749,7 +749,8 @@ struct ledger *ledger_new(uv_loop_t *loop, const struct ledger_options *opts, in
                                .single_commit = opts->single_commit,
                                .relaxed_sync = opts->relaxed_sync,
                                .batch_max = opts->batch_max,
-                               .readers = opts->readers};
+                               .readers = opts->readers,
+                               .spin_us = opts->spin_us};
     l->store = store_new(&so, &rc);
     if (l->store == NULL)
         goto out;

@@ -147,7 +147,8 @@ struct ledger_options {
     bool relaxed_sync;               /* tests on tmpfs only: commits are not durable */
     unsigned batch_max;              /* most operations per transaction; 0 = default */
     unsigned readers;                /* the store's readers (store.h) */
-    bool no_expire_timer;            /* do not void on a timer (tests call ledger_expire_run) */
+    unsigned spin_us;     /* the loop polls this long for the store's answers (store.h); 0: never */
+    bool no_expire_timer; /* do not void on a timer (tests call ledger_expire_run) */
     int64_t expire_poll_ms; /* PostgreSQL: also look for expired reservations (other daemons')
                                this often; 0 = LEDGER_EXPIRE_POLL_MS. SQLite: never */
 };

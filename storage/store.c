@@ -1,7 +1,7 @@
 /* The store's backend-independent half (storage/store.h): the store's
- * thread, the job queue and the group commit. The record calls, each one
- * indirect call into the backend chosen at open (store_backend.h), are in
- * store_records.c.
+ * thread, the job queue and the group commit, and the loop's polling for
+ * answers. The record calls, each one indirect call into the backend
+ * chosen at open (store_backend.h), are in store_records.c.
  *
  * Group commit: the thread takes every queued job (up to batch_max) into
  * one transaction, each job in its own savepoint (or grouped jobs in a
@@ -27,6 +27,8 @@ void store__init(struct store *s, const struct store_ops *ops, const struct stor
     s->txn.store = s;
     s->single_commit = opts->single_commit;
     s->batch_max = opts->batch_max != 0 ? opts->batch_max : STORE_BATCH_DEFAULT;
+    if (uv_available_parallelism() >= 2)
+        s->spin_ns = (uint64_t)opts->spin_us * 1000u;
 }
 
 struct store *store_new(const struct store_options *opts, int *rc)
@@ -445,6 +447,33 @@ static void store__closed(uv_handle_t *handle)
         s->stop_cb(s, s->stop_data);
 }
 
+/* Polling for an answer (store_options.spin_us). While the idle handle
+ * is active, the loop polls for I/O without a timeout, so the store's
+ * uv_async_send is seen at once instead of after the loop's thread is
+ * woken. It stops when every job submitted is done, or when spin_ns has
+ * passed since the last submit (a long transaction, a remote server): the
+ * loop then sleeps as before. It does not poll while more than
+ * STORE_SPIN_WAITING_MAX answers are awaited: under load the answers come
+ * in batches and the loop has work between them, and on the generation
+ * bench polling then only took the loop's CPU time per job from about 45
+ * to 62 us, at the same rate. */
+#define STORE_SPIN_WAITING_MAX 4u
+static void store__spin_check(uv_idle_t *idle)
+{
+    struct store *s = container_of(idle, struct store, spin);
+    if (s->spin_waiting == 0 || s->spin_waiting > STORE_SPIN_WAITING_MAX ||
+        uv_hrtime() - s->spin_since > s->spin_ns)
+        uv_idle_stop(idle);
+}
+
+static void store__spin(struct store *s)
+{
+    s->spin_waiting++;
+    s->spin_since = uv_hrtime();
+    if (!uv_is_active((uv_handle_t *)&s->spin) && s->spin_waiting <= STORE_SPIN_WAITING_MAX)
+        uv_idle_start(&s->spin, store__spin_check);
+}
+
 static void store__async(uv_async_t *handle)
 {
     struct store *s = container_of(handle, struct store, async);
@@ -458,6 +487,8 @@ static void store__async(uv_async_t *handle)
         done->next = NULL;
         if (s->reader)
             s->in_flight--;
+        if (s->spin_waiting > 0)
+            s->spin_waiting--;
         done->done(done, done->rc);
         done = next;
     }
@@ -466,6 +497,7 @@ static void store__async(uv_async_t *handle)
          * the list drained above was the last one. */
         uv_thread_join(&s->thread);
         s->started = false;
+        uv_close((uv_handle_t *)&s->spin, NULL);
         uv_close((uv_handle_t *)&s->async, store__closed);
     }
 }
@@ -489,6 +521,10 @@ static int store__start_one(struct store *s, uv_loop_t *loop)
         uv_mutex_destroy(&s->mu);
         goto out;
     }
+    /* Never keeps the loop alive: the async handle does while it runs. */
+    uv_idle_init(loop, &s->spin);
+    uv_unref((uv_handle_t *)&s->spin);
+    s->spin_waiting = 0;
     s->loop = loop;
     s->stopping = s->exited = false;
     s->stop_cb = NULL;
@@ -496,6 +532,7 @@ static int store__start_one(struct store *s, uv_loop_t *loop)
     rc = uv_thread_create(&s->thread, store__thread, s);
     if (rc < 0) {
         s->started = false;
+        uv_close((uv_handle_t *)&s->spin, NULL);
         uv_close((uv_handle_t *)&s->async, store__closed);
     }
 out:
@@ -590,6 +627,8 @@ int store_submit_keyed(struct store *s, struct store_job *job, const char *key0,
         uv_cond_signal(&s->cv);
     }
     uv_mutex_unlock(&s->mu);
+    if (rc == 0 && s->spin_ns > 0)
+        store__spin(s);
     return rc;
 }
 

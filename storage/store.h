@@ -97,7 +97,17 @@ struct store_options {
      * (PostgreSQL's pool; SQLite's read the same file beside the writer,
      * which WAL allows); 0 = none: reads queue with the writes. */
     unsigned readers;
+    /* Microseconds the loop keeps polling, without sleeping, after a job
+     * is submitted while an answer is awaited (store.c, store__spin): a
+     * generation waits on two store trips, and waking a sleeping loop
+     * costs each tens of microseconds on a virtual machine. 0 = sleep at
+     * once; ignored on a machine with one CPU, where polling would take
+     * the time the store's thread needs. The daemon's default is
+     * STORE_SPIN_US_DEFAULT ([storage] spin_us). */
+    unsigned spin_us;
 };
+
+#define STORE_SPIN_US_DEFAULT 500
 
 /** A unit of work for the store's thread. The caller owns the job (usually
  *  embedded in its own struct) and must keep it alive until done is called. */

@@ -220,7 +220,12 @@ struct store {
     uv_loop_t *loop;
     uv_thread_t thread;
     uv_async_t async; /* wakes the loop for completions */
-    bool started;     /* the thread runs (until joined) */
+    /* Loop thread: polling while an answer is awaited (store__spin). */
+    uv_idle_t spin;
+    uint64_t spin_ns;      /* store_options.spin_us; 0: never */
+    uint64_t spin_since;   /* uv_hrtime() of the last submit */
+    unsigned spin_waiting; /* jobs submitted and not yet done */
+    bool started;          /* the thread runs (until joined) */
     uv_mutex_t mu;
     uv_cond_t cv;
     struct store_job *queue_head; /* waiting to run */
