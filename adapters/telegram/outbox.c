@@ -24,7 +24,15 @@
  * updates), and the rows sent but not yet removed: those in flight and
  * those answered within the commit that removes them.
  *
- * Rows are numbered by the adapter (channel "telegram"); body is
+ * Rows are numbered by the adapter (channel "telegram"), from a range of
+ * its own: each reading of the outbox at start takes the next epoch (a
+ * count kept with it in the state table, in the same transaction), and
+ * numbers its rows from epoch << TG_OB_EPOCH_SHIFT on. Two pollers of a
+ * shared ledger that read it close together (one that lost its lease and
+ * still writes what it owes, and the one that took over) thus never
+ * number a row alike, where counting on from the highest row each had
+ * read made the second row written take the first one's place. Rows are
+ * replayed in the order of their numbers, older epochs first. Body is
  * {"m":method,"g":group,"e":edit,"b":{...},"pn":name,"pt":mime}, data the
  * photo of a sendPhoto. */
 #include "adapters/telegram/telegram_internal.h"
@@ -46,6 +54,7 @@
 #define TG_OB_REPLAY_MAX 100000 /* rows loaded at start; more wait for the next start */
 #define TG_OB_LINGER_MS 20      /* an offset with no rows waits this long for another write */
 #define TG_OB_RETRY_MS 500      /* a write that failed is tried again after this */
+#define TG_OB_EPOCH_SHIFT 32    /* rows an epoch may number: 2^32 */
 
 struct tg_ob_row {
     int64_t id;
@@ -557,6 +566,8 @@ struct tg_ob_load {
     struct tg_op *head, *tail;
     size_t n;
     int64_t max_id;
+    int64_t first_id; /* the first row number of this reading's epoch */
+    int64_t now_ms;
     bool schema_old;
 };
 
@@ -632,6 +643,26 @@ static int tg__load_row(int64_t id, int64_t chat, const char *body, const void *
     return 0;
 }
 
+/* This reading's epoch: the one after the last reading's, kept. */
+static int tg__epoch_take(struct store_txn *txn, struct tg_ob_load *l)
+{
+    char *value = NULL;
+    int rc = store_txn_state_get(txn, TG_STATE_NS, "outbox_epoch", &value);
+    if (rc < 0 && rc != HB_ENOTFOUND)
+        return rc;
+    int64_t epoch = value != NULL ? strtoll(value, NULL, 10) : 0;
+    free(value);
+    if (epoch < 0 || epoch >= (INT64_MAX >> TG_OB_EPOCH_SHIFT) - 1)
+        epoch = 0; /* unreadable, or at the end of the numbers: rows go on from the highest */
+    epoch++;
+    char text[32];
+    snprintf(text, sizeof(text), "%" PRId64, epoch);
+    rc = store_txn_state_put(txn, TG_STATE_NS, "outbox_epoch", text, l->now_ms);
+    if (rc == 0)
+        l->first_id = epoch << TG_OB_EPOCH_SHIFT;
+    return rc;
+}
+
 static int tg__load_run(struct store_txn *txn, struct store_job *job)
 {
     struct tg_ob_load *l = container_of(job, struct tg_ob_load, job);
@@ -641,8 +672,10 @@ static int tg__load_run(struct store_txn *txn, struct store_job *job)
         return 0;
     }
     if (rc == 0)
+        rc = tg__epoch_take(txn, l);
+    if (rc == 0)
         rc = store_txn_outbox_each(txn, TG_OB_CHANNEL, 0, TG_OB_REPLAY_MAX, tg__load_row, l);
-    return rc == 0 ? HB_EEXISTS : rc; /* nothing written */
+    return rc;
 }
 
 static void tg__load_done(struct store_job *job, int rc)
@@ -652,7 +685,7 @@ static void tg__load_done(struct store_job *job, int rc)
     if (rc < 0 && rc != HB_EEXISTS)
         log_error("telegram.outbox_error", "op=load error=%s", hb_strerror(rc));
     tg->ob_on = !l->schema_old && (rc == 0 || rc == HB_EEXISTS);
-    tg->ob_next = l->max_id + 1;
+    tg->ob_next = l->max_id >= l->first_id ? l->max_id + 1 : l->first_id;
     struct tg_op *op = l->head;
     size_t n = 0;
     while (op != NULL) {
@@ -688,6 +721,7 @@ void tg_outbox_replay(struct tg *tg, void (*done)(struct tg *tg))
     }
     l->tg = tg;
     l->done = done;
+    l->now_ms = clock_real_ms();
     l->job.run = tg__load_run;
     l->job.done = tg__load_done;
     tg_ref(tg);

@@ -57,6 +57,10 @@ struct fx {
 
 void fx_init(struct fx *fx, const char *api_token);
 void fx_start(struct fx *fx);
+/** Another adapter on fx's loop, ledger and Bot API, started (a second
+ *  daemon's, say); close it with fx_adapter_close_one. */
+struct adapter *fx_adapter_open(struct fx *fx);
+void fx_adapter_close_one(struct fx *fx, struct adapter *a);
 /** Run the loop until cond(fx, arg) holds (bounded by the guard timer). */
 void fx_until(struct fx *fx, bool (*cond)(struct fx *fx, void *arg), void *arg);
 void fx_run_for(struct fx *fx, uint64_t ms);

@@ -120,12 +120,18 @@ void fx_init(struct fx *fx, const char *api_token)
     fx->opts.backoff_max_ms = 100;
 }
 
-void fx_start(struct fx *fx)
+struct adapter *fx_adapter_open(struct fx *fx)
 {
     struct adapter_host host = {.dispatch = fx_dispatch, .ended = fx_ended, .data = fx};
-    fx->tg = telegram_new(&fx->lt.loop, fx->http, &fx->core, &fx->opts, &host);
-    assert_non_null(fx->tg);
-    assert_int_equal(fx->tg->ops->start(fx->tg), 0);
+    struct adapter *a = telegram_new(&fx->lt.loop, fx->http, &fx->core, &fx->opts, &host);
+    assert_non_null(a);
+    assert_int_equal(a->ops->start(a), 0);
+    return a;
+}
+
+void fx_start(struct fx *fx)
+{
+    fx->tg = fx_adapter_open(fx);
 }
 
 static void fx_guard(uv_timer_t *t)
@@ -190,13 +196,18 @@ static bool fx_is_closed(struct fx *fx, void *arg)
     return fx->closed > 0;
 }
 
+void fx_adapter_close_one(struct fx *fx, struct adapter *a)
+{
+    fx->closed = 0;
+    a->ops->close(a, fx_closed, &fx->closed);
+    fx_until(fx, fx_is_closed, NULL);
+}
+
 void fx_adapter_close(struct fx *fx)
 {
     if (fx->tg == NULL)
         return;
-    fx->closed = 0;
-    fx->tg->ops->close(fx->tg, fx_closed, &fx->closed);
-    fx_until(fx, fx_is_closed, NULL);
+    fx_adapter_close_one(fx, fx->tg);
     fx->tg = NULL;
 }
 
