@@ -102,7 +102,8 @@ struct store_options {
      * generation waits on two store trips, and waking a sleeping loop
      * costs each tens of microseconds on a virtual machine. 0 = sleep at
      * once; ignored on a machine with one CPU, where polling would take
-     * the time the store's thread needs. The daemon's default is
+     * the time the store's thread needs; left off for a while when the
+     * answers keep taking longer. The daemon's default is
      * STORE_SPIN_US_DEFAULT ([storage] spin_us). */
     unsigned spin_us;
 };

@@ -225,6 +225,8 @@ struct store {
     uint64_t spin_ns;      /* store_options.spin_us; 0: never */
     uint64_t spin_since;   /* uv_hrtime() of the last submit */
     unsigned spin_waiting; /* jobs submitted and not yet done */
+    unsigned spin_misses;  /* polls in a row that ran out of time unanswered */
+    unsigned spin_rest;    /* submits still to come that do not poll */
     bool started;          /* the thread runs (until joined) */
     uv_mutex_t mu;
     uv_cond_t cv;

@@ -2,7 +2,8 @@
  * answer is awaited it goes round without sleeping, for spin_us at most
  * after the last submit, and then sleeps until the answer wakes it; once
  * every answer is in, it sleeps as before. It does not poll while more
- * than four answers are awaited (under load). The group `store_spin`. */
+ * than four answers are awaited (under load), nor for a while after its
+ * polls ran out of time unanswered. The group `store_spin`. */
 #include "tests/test.h"
 
 #include "base/util.h"
@@ -66,18 +67,12 @@ static void spin_job_done(struct store_job *job, int rc)
 
 #define SPIN_MORE_MAX 8
 
-/* Hold a store polling for spin_us for release_ms (with `more` jobs
- * queued behind the one held), then let its answers come, and watch the
- * loop for 60 ms more. */
-static void spin_run(unsigned spin_us, uint64_t release_ms, unsigned more, struct spin_watch *w)
+/* Hold started store s for release_ms (with `more` jobs queued behind
+ * the one held), then let its answers come, and watch the loop for
+ * quiet_ms more. */
+static void spin_trip(struct store *s, uv_loop_t *loop, uint64_t release_ms, unsigned more,
+                      uint64_t quiet_ms, struct spin_watch *w)
 {
-    struct store_db d;
-    store_db_init(&d, STORE_BACKEND_SQLITE);
-    d.opts.spin_us = spin_us;
-    uv_loop_t loop;
-    struct store *s = store_db_open(&d);
-    store_db_start(s, &loop);
-
     struct store_gate gate;
     w->gate = &gate;
     w->t0 = uv_hrtime();
@@ -89,21 +84,37 @@ static void spin_run(unsigned spin_us, uint64_t release_ms, unsigned more, struc
         jobs[i].job.done = spin_job_done;
         assert_int_equal(store_submit(s, &jobs[i].job), 0);
     }
-    assert_int_equal(uv_check_init(&loop, &w->check), 0);
+    assert_int_equal(uv_check_init(loop, &w->check), 0);
     assert_int_equal(uv_check_start(&w->check, spin_round), 0);
-    assert_int_equal(uv_timer_init(&loop, &w->timer), 0);
+    assert_int_equal(uv_timer_init(loop, &w->timer), 0);
     assert_int_equal(uv_timer_start(&w->timer, spin_release, release_ms, 0), 0);
     while (!gate.done || (more > 0 && !jobs[more - 1].done))
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(loop, UV_RUN_ONCE);
     w->answered = true;
-    /* Answered: the loop has nothing to wait for but this timer. */
-    assert_int_equal(uv_timer_start(&w->timer, spin_quiet, 60, 0), 0);
-    while (uv_is_active((uv_handle_t *)&w->timer))
-        uv_run(&loop, UV_RUN_ONCE);
+    /* Answered: the loop has nothing to wait for but this timer (a round
+     * whose timers ran first still waits for I/O: none of 0 ms). */
+    if (quiet_ms > 0) {
+        assert_int_equal(uv_timer_start(&w->timer, spin_quiet, quiet_ms, 0), 0);
+        while (uv_is_active((uv_handle_t *)&w->timer))
+            uv_run(loop, UV_RUN_ONCE);
+    }
     uv_sem_destroy(&gate.open);
     uv_sem_destroy(&gate.entered);
     uv_close((uv_handle_t *)&w->check, NULL);
     uv_close((uv_handle_t *)&w->timer, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* The same on a store of its own, polling for spin_us; 60 ms of quiet. */
+static void spin_run(unsigned spin_us, uint64_t release_ms, unsigned more, struct spin_watch *w)
+{
+    struct store_db d;
+    store_db_init(&d, STORE_BACKEND_SQLITE);
+    d.opts.spin_us = spin_us;
+    uv_loop_t loop;
+    struct store *s = store_db_open(&d);
+    store_db_start(s, &loop);
+    spin_trip(s, &loop, release_ms, more, 60, w);
     store_db_stop(s, &loop);
     store_db_done(&d);
 }
@@ -159,11 +170,47 @@ static void test_no_polling_under_load(void **state)
     assert_true(w.after <= 3);
 }
 
+/* Answers slower than spin_us, eight in a row: the loop stops polling
+ * for the next 256 submits (its CPU was spent for nothing), then polls
+ * again. */
+static void test_slow_answers_stop_polling(void **state)
+{
+    (void)state;
+    if (uv_available_parallelism() < 2)
+        skip();
+    struct store_db d;
+    store_db_init(&d, STORE_BACKEND_SQLITE);
+    d.opts.spin_us = 2000;
+    uv_loop_t loop;
+    struct store *s = store_db_open(&d);
+    store_db_start(s, &loop);
+    for (int i = 0; i < 8; i++) {
+        struct spin_watch w = {.early_to = 1500000u};
+        spin_trip(s, &loop, 10, 0, 0, &w);
+        assert_true(w.early >= 20); /* it polled, for 2 ms, in vain */
+    }
+    struct spin_watch w = {.early_to = 8000000u};
+    spin_trip(s, &loop, 10, 0, 0, &w);
+    assert_true(w.early <= 2);
+    for (int i = 0; i < 255; i++) {
+        struct spin_job quick = {.job = {.run = spin_job_run, .done = spin_job_done}};
+        assert_int_equal(store_submit(s, &quick.job), 0);
+        while (!quick.done)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    struct spin_watch again = {.early_to = 1500000u};
+    spin_trip(s, &loop, 10, 0, 0, &again);
+    assert_true(again.early >= 20);
+    store_db_stop(s, &loop);
+    store_db_done(&d);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_loop_polls_then_sleeps),
     cmocka_unit_test(test_loop_sleeps_once_answered),
     cmocka_unit_test(test_no_polling_when_off),
     cmocka_unit_test(test_no_polling_under_load),
+    cmocka_unit_test(test_slow_answers_stop_polling),
 };
 
 TEST_GROUP_DEFINE(store_spin, tests, NULL, NULL)
