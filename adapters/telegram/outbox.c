@@ -678,10 +678,38 @@ static int tg__load_run(struct store_txn *txn, struct store_job *job)
     return rc;
 }
 
+/* The rows of this daemon's queue (ids in an array; sorted by the caller). */
+struct tg_ob_queued {
+    int64_t *ids;
+    size_t n, cap;
+};
+
+static void tg__queued_id(struct tg *tg, struct tg_op *op, void *data)
+{
+    (void)tg;
+    struct tg_ob_queued *q = data;
+    if (op->outbox_id != 0 && tg__grow((void **)&q->ids, &q->cap, q->n, sizeof(*q->ids)) == 0)
+        q->ids[q->n++] = op->outbox_id;
+}
+
+static int tg__id_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void tg__load_done(struct store_job *job, int rc)
 {
     struct tg_ob_load *l = container_of(job, struct tg_ob_load, job);
     struct tg *tg = l->tg;
+    /* Given the lease back, this daemon may still queue sends it kept when
+     * it lost it, whose rows it wrote since (sq__theirs): those rows are
+     * its own (no other daemon numbers rows alike), and go once. */
+    struct tg_ob_queued queued = {0};
+    tg_sendq_each(tg, tg__queued_id, &queued);
+    if (queued.n > 1)
+        qsort(queued.ids, queued.n, sizeof(*queued.ids), tg__id_cmp);
+    size_t skipped = 0;
     if (rc < 0 && rc != HB_EEXISTS)
         log_error("telegram.outbox_error", "op=load error=%s", hb_strerror(rc));
     tg->ob_on = !l->schema_old && (rc == 0 || rc == HB_EEXISTS);
@@ -693,6 +721,10 @@ static void tg__load_done(struct store_job *job, int rc)
         op->next = NULL;
         if (tg->closing) {
             tg_sendq_op_free(op);
+        } else if (queued.n > 0 && bsearch(&op->outbox_id, queued.ids, queued.n,
+                                           sizeof(*queued.ids), tg__id_cmp) != NULL) {
+            tg_sendq_op_free(op);
+            skipped++;
         } else {
             tg->ob_rows++;
             tg->replaying++;
@@ -701,8 +733,9 @@ static void tg__load_done(struct store_job *job, int rc)
         }
         op = next;
     }
-    if (n > 0)
-        log_info("telegram.outbox_replay", "rows=%zu", n);
+    free(queued.ids);
+    if (n > 0 || skipped > 0)
+        log_info("telegram.outbox_replay", "rows=%zu queued_already=%zu", n, skipped);
     tg->replayed = true;
     if (!tg->closing)
         l->done(tg);
