@@ -273,6 +273,7 @@ struct job {
     char res_id[LEDGER_ID_LEN_MAX + 8];
     int64_t reserved;
     unsigned nres;
+    unsigned post_reads; /* reads of the charge after its commit failed as a whole */
     bool res_open;
     uint64_t deadline; /* uv_now ms */
     struct provider_call *call;

@@ -203,6 +203,40 @@ static void job__posted_known(struct job *job, int rc, const struct ledger_resul
     job__unref(job);
 }
 
+/* A charge whose commit failed as a whole is read back (job__posted);
+ * while the database cannot be reached (the store asked the server what
+ * became of the commit for 2 s in vain), the read is tried again every
+ * GEN_POST_READ_WAIT_MS, GEN_POST_READS times in all, before the job
+ * takes the charge for not made. */
+#define GEN_POST_READS 20
+#define GEN_POST_READ_WAIT_MS 500
+
+static void job__post_read(int rc, const struct ledger_result *res, void *data);
+
+/* Read the charge back; false when the ledger would not take the read. */
+static bool job__post_read_start(struct job *job)
+{
+    struct ledger *ledger = job->g->core->ledger;
+    char post_id[GEN_TRANSFER_ID_MAX];
+    job__post_id(job, post_id, sizeof(post_id));
+    job->post_reads++;
+    return ledger != NULL && ledger_transfer_get(ledger, post_id, job__post_read, job) == 0;
+}
+
+static void job__post_read_fail(struct job *job)
+{
+    struct ledger_result none;
+    memset(&none, 0, sizeof(none));
+    job__posted_known(job, HB_ESTORAGE, &none);
+}
+
+static void job__post_reread(uv_timer_t *t)
+{
+    struct job *job = t->data;
+    if (!job__post_read_start(job))
+        job__post_read_fail(job);
+}
+
 /* What the ledger holds under the charge's id, read after its commit
  * failed as a whole: there, the charge was made. */
 static void job__post_read(int rc, const struct ledger_result *res, void *data)
@@ -214,23 +248,26 @@ static void job__post_read(int rc, const struct ledger_result *res, void *data)
         job__posted_known(job, 0, res);
         return;
     }
-    struct ledger_result none;
-    memset(&none, 0, sizeof(none));
-    job__posted_known(job, HB_ESTORAGE, &none);
+    if (rc != HB_ENOTFOUND && job->post_reads < GEN_POST_READS && job->timer_open &&
+        !job->g->closing) {
+        /* Not known yet: the database is out of reach. */
+        if (job->post_reads == 1)
+            log_warn("generate.post_unknown", "job=%s error=%s hint=%s", job->id, hb_strerror(rc),
+                     "the charge's commit may have been made; reading it again until the "
+                     "database answers");
+        uv_timer_start(&job->timer, job__post_reread, GEN_POST_READ_WAIT_MS, 0);
+        return;
+    }
+    job__post_read_fail(job);
 }
 
 static void job__posted(int rc, const struct ledger_result *res, void *data)
 {
     struct job *job = data;
-    struct ledger *ledger = job->g->core->ledger;
-    if (rc == HB_ESTORAGE && ledger != NULL) {
-        /* The commit failed as a whole. On a shared ledger its answer may
-         * have been lost after the server committed: the ledger says. */
-        char post_id[GEN_TRANSFER_ID_MAX];
-        job__post_id(job, post_id, sizeof(post_id));
-        if (ledger_transfer_get(ledger, post_id, job__post_read, job) == 0)
-            return;
-    }
+    /* The commit failed as a whole. On a shared ledger its answer may have
+     * been lost after the server committed: the ledger says. */
+    if (rc == HB_ESTORAGE && job__post_read_start(job))
+        return;
     job__posted_known(job, rc, res);
 }
 

@@ -57,8 +57,9 @@ static struct pg_proxy *gt_proxied(struct gt *gt)
  * provider answers 2 + 3 tokens) or void (":void": its provider fails)
  * commits with the answer lost; its final reply is in cap. Returns u1's
  * balance before the third. */
-static int64_t lost_answer_run(struct gt *gt, struct pg_proxy **px, struct reply_capture *cap,
-                               const char *marker)
+static int64_t lost_answer_run_refusing(struct gt *gt, struct pg_proxy **px,
+                                        struct reply_capture *cap, const char *marker,
+                                        unsigned refuse_ms)
 {
     struct catalog_limits l = {.user_per_hour = 10, .tokens_per_day = 100000};
     gt_init(gt, &l, NULL, 0, 0);
@@ -75,12 +76,21 @@ static int64_t lost_answer_run(struct gt *gt, struct pg_proxy **px, struct reply
     bool fail = strcmp(marker, ":void") == 0;
     gt_submit(gt, cap, "u1", PROVIDER_TEXT, "h", "four");
     struct provider_call *c = held_wait_call(gt, 2);
+    pg_proxy_refuse_after_loss(*px, refuse_ms);
     pg_proxy_lose_commit_after(*px, marker);
     held_finish(c, fail ? HB_EPROTO : 0, fail ? NULL : "fine", fail ? -1 : 2, fail ? -1 : 3);
     gt_wait(gt, &cap->finished, 1);
     assert_int_equal(pg_proxy_lost(*px), 1);
+    while (pg_proxy_refusing(*px)) /* the server back, for the reads below */
+        uv_sleep(20);
     gt_settle(gt, 4);
     return balance;
+}
+
+static int64_t lost_answer_run(struct gt *gt, struct pg_proxy **px, struct reply_capture *cap,
+                               const char *marker)
+{
+    return lost_answer_run_refusing(gt, px, cap, marker, 0);
 }
 
 /* The charge's commit answer is lost: it committed, with the unused
@@ -94,6 +104,29 @@ static void test_charge_commit_answer_lost(void **state)
     struct pg_proxy *px = NULL;
     struct reply_capture cap;
     int64_t balance = lost_answer_run(&gt, &px, &cap, ":post");
+    assert_int_equal(counter(&gt, "gen.tokens", gt.wall / 86400000), 201);
+    int64_t charged = balance - gt_balance(&gt, "u1");
+    assert_true(charged > 0);
+    char want[64];
+    snprintf(want, sizeof(want), "cost %lld credit", (long long)charged);
+    assert_has(&cap, want);
+    reply_capture_close(&cap);
+    gt_done(&gt);
+    pg_proxy_stop(px);
+}
+
+/* The charge's commit answer is lost and the server is out of reach for
+ * 3 s, past the store's 2 s of asking what became of it: the job reads
+ * the charge back, and waits for the server to do so. Before, the first
+ * read failed too, and the job told the member nothing was charged, and
+ * gave the tokens back a second time. */
+static void test_charge_read_back_waits_for_server(void **state)
+{
+    (void)state;
+    struct gt gt;
+    struct pg_proxy *px = NULL;
+    struct reply_capture cap;
+    int64_t balance = lost_answer_run_refusing(&gt, &px, &cap, ":post", 3000);
     assert_int_equal(counter(&gt, "gen.tokens", gt.wall / 86400000), 201);
     int64_t charged = balance - gt_balance(&gt, "u1");
     assert_true(charged > 0);
@@ -161,6 +194,7 @@ static void test_store_commit_answer_lost(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_charge_commit_answer_lost),
     cmocka_unit_test(test_void_commit_answer_lost),
+    cmocka_unit_test(test_charge_read_back_waits_for_server),
     cmocka_unit_test(test_store_commit_answer_lost),
 };
 

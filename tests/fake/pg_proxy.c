@@ -7,11 +7,13 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PG_PROXY_PAIRS 32
@@ -28,10 +30,12 @@ struct pg_proxy {
     char *dir;
     char upstream[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char port[8];
-    pthread_mutex_t mu; /* guards marker, armed, lost */
+    pthread_mutex_t mu; /* guards marker, armed, lost, refuse_ms, refuse_until */
     char marker[128];
     bool armed;
     unsigned lost;
+    unsigned refuse_ms;    /* pg_proxy_refuse_after_loss */
+    uint64_t refuse_until; /* monotonic ms: new connections are refused until then */
     struct pg_pair pairs[PG_PROXY_PAIRS];
     size_t n;
 };
@@ -92,6 +96,13 @@ static bool pg_proxy_write(int fd, const char *buf, size_t len)
     return true;
 }
 
+static uint64_t pg_proxy_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static void pg_proxy_drop(struct pg_proxy *p, size_t i)
 {
     close(p->pairs[i].c);
@@ -119,6 +130,9 @@ static bool pg_proxy_from_client(struct pg_proxy *p, struct pg_pair *pair, const
         if (lose) {
             p->armed = false;
             p->lost++;
+            if (p->refuse_ms > 0)
+                p->refuse_until = pg_proxy_now_ms() + p->refuse_ms;
+            p->refuse_ms = 0;
         }
     }
     pthread_mutex_unlock(&p->mu);
@@ -168,7 +182,10 @@ static void *pg_proxy_run(void *arg)
         }
         if ((fds[1].revents & POLLIN) != 0) {
             int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-            int s = c >= 0 ? pg_proxy_unix(p->upstream, false) : -1;
+            pthread_mutex_lock(&p->mu);
+            bool refuse = pg_proxy_now_ms() < p->refuse_until;
+            pthread_mutex_unlock(&p->mu);
+            int s = c >= 0 && !refuse ? pg_proxy_unix(p->upstream, false) : -1;
             if (c >= 0 && (s < 0 || p->n == PG_PROXY_PAIRS)) {
                 close(c);
                 if (s >= 0)
@@ -229,6 +246,21 @@ void pg_proxy_lose_commit_after(struct pg_proxy *p, const char *marker)
     snprintf(p->marker, sizeof(p->marker), "%s", marker);
     p->armed = true;
     pthread_mutex_unlock(&p->mu);
+}
+
+void pg_proxy_refuse_after_loss(struct pg_proxy *p, unsigned ms)
+{
+    pthread_mutex_lock(&p->mu);
+    p->refuse_ms = ms;
+    pthread_mutex_unlock(&p->mu);
+}
+
+bool pg_proxy_refusing(struct pg_proxy *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool refusing = pg_proxy_now_ms() < p->refuse_until;
+    pthread_mutex_unlock(&p->mu);
+    return refusing;
 }
 
 unsigned pg_proxy_lost(struct pg_proxy *p)

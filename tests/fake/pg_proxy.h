@@ -6,6 +6,7 @@
 #ifndef HB_TEST_FAKE_PG_PROXY_H
 #define HB_TEST_FAKE_PG_PROXY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct pg_proxy;
@@ -21,6 +22,14 @@ struct pg_proxy *pg_proxy_start(const char *url, char *proxied, size_t cap);
  *  COMMIT goes to the server, and the client's connection is closed
  *  before any answer. Once only. */
 void pg_proxy_lose_commit_after(struct pg_proxy *p, const char *marker);
+
+/** After the COMMIT answer lost next, refuse every new connection (close
+ *  it at once, as a server out of reach) for ms: the client can neither
+ *  ask what became of the transaction nor read it back meanwhile. */
+void pg_proxy_refuse_after_loss(struct pg_proxy *p, unsigned ms);
+
+/** Whether new connections are being refused now. */
+bool pg_proxy_refusing(struct pg_proxy *p);
 
 /** How many COMMIT answers were lost so far. */
 unsigned pg_proxy_lost(struct pg_proxy *p);
