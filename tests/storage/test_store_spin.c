@@ -119,15 +119,17 @@ static void spin_run(unsigned spin_us, uint64_t release_ms, unsigned more, struc
     store_db_done(&d);
 }
 
-/* Polling for 20 ms: the loop goes round and round at first, then sleeps
- * until the answer comes at 150 ms, and sleeps once it has it. */
+/* Polling for 50 ms: the loop goes round and round at first, then sleeps
+ * until the answer comes at 200 ms, and sleeps once it has it. (The
+ * windows are wide: on a busy machine the store's thread may take a few
+ * ms to take the job, and the loop's rounds come slower.) */
 static void test_loop_polls_then_sleeps(void **state)
 {
     (void)state;
     if (uv_available_parallelism() < 2)
         skip(); /* never polls there (store.h) */
-    struct spin_watch w = {.early_to = 20000000u, .late_from = 70000000u, .late_to = 140000000u};
-    spin_run(20000, 150, 0, &w);
+    struct spin_watch w = {.early_to = 40000000u, .late_from = 100000000u, .late_to = 190000000u};
+    spin_run(50000, 200, 0, &w);
     /* Tens of thousands of rounds at full speed; a slow build makes fewer. */
     assert_true(w.early >= 20);
     assert_int_equal(w.late, 0);
@@ -135,15 +137,15 @@ static void test_loop_polls_then_sleeps(void **state)
     assert_true(w.after <= 3);
 }
 
-/* Polling for a whole second, answered at 30 ms: the loop sleeps as soon
+/* Polling for a whole second, answered at 60 ms: the loop sleeps as soon
  * as it has the answer, not when the second is over. */
 static void test_loop_sleeps_once_answered(void **state)
 {
     (void)state;
     if (uv_available_parallelism() < 2)
         skip();
-    struct spin_watch w = {.early_to = 25000000u};
-    spin_run(1000000, 30, 0, &w);
+    struct spin_watch w = {.early_to = 50000000u};
+    spin_run(1000000, 60, 0, &w);
     assert_true(w.early >= 20);
     assert_true(w.after <= 3);
 }
@@ -170,7 +172,8 @@ static void test_no_polling_under_load(void **state)
     assert_true(w.after <= 3);
 }
 
-/* Answers slower than spin_us, eight in a row: the loop stops polling
+/* Answers slower than spin_us (50 ms, the store held for 120), eight in a
+ * row: the loop stops polling
  * for the next 256 submits (its CPU was spent for nothing), then polls
  * again. */
 static void test_slow_answers_stop_polling(void **state)
@@ -180,17 +183,17 @@ static void test_slow_answers_stop_polling(void **state)
         skip();
     struct store_db d;
     store_db_init(&d, STORE_BACKEND_SQLITE);
-    d.opts.spin_us = 2000;
+    d.opts.spin_us = 50000;
     uv_loop_t loop;
     struct store *s = store_db_open(&d);
     store_db_start(s, &loop);
     for (int i = 0; i < 8; i++) {
-        struct spin_watch w = {.early_to = 1500000u};
-        spin_trip(s, &loop, 10, 0, 0, &w);
-        assert_true(w.early >= 20); /* it polled, for 2 ms, in vain */
+        struct spin_watch w = {.early_to = 40000000u};
+        spin_trip(s, &loop, 120, 0, 0, &w);
+        assert_true(w.early >= 20); /* it polled, for 50 ms, in vain */
     }
-    struct spin_watch w = {.early_to = 8000000u};
-    spin_trip(s, &loop, 10, 0, 0, &w);
+    struct spin_watch w = {.early_to = 100000000u};
+    spin_trip(s, &loop, 120, 0, 0, &w);
     assert_true(w.early <= 2);
     for (int i = 0; i < 255; i++) {
         struct spin_job quick = {.job = {.run = spin_job_run, .done = spin_job_done}};
@@ -198,8 +201,8 @@ static void test_slow_answers_stop_polling(void **state)
         while (!quick.done)
             uv_run(&loop, UV_RUN_ONCE);
     }
-    struct spin_watch again = {.early_to = 1500000u};
-    spin_trip(s, &loop, 10, 0, 0, &again);
+    struct spin_watch again = {.early_to = 40000000u};
+    spin_trip(s, &loop, 120, 0, 0, &again);
     assert_true(again.early >= 20);
     store_db_stop(s, &loop);
     store_db_done(&d);
