@@ -469,7 +469,7 @@ static void store__closed(uv_handle_t *handle)
 static void store__spin_check(uv_idle_t *idle)
 {
     struct store *s = container_of(idle, struct store, spin);
-    if (s->spin_waiting == 0 || s->spin_waiting > STORE_SPIN_WAITING_MAX) {
+    if (s->in_flight == 0 || s->in_flight > STORE_SPIN_WAITING_MAX) {
         uv_idle_stop(idle);
     } else if (uv_hrtime() - s->spin_since > s->spin_ns) {
         uv_idle_stop(idle);
@@ -482,13 +482,12 @@ static void store__spin_check(uv_idle_t *idle)
 
 static void store__spin(struct store *s)
 {
-    s->spin_waiting++;
     s->spin_since = uv_hrtime();
     if (s->spin_rest > 0) {
         s->spin_rest--;
         return;
     }
-    if (!uv_is_active((uv_handle_t *)&s->spin) && s->spin_waiting <= STORE_SPIN_WAITING_MAX)
+    if (!uv_is_active((uv_handle_t *)&s->spin) && s->in_flight <= STORE_SPIN_WAITING_MAX)
         uv_idle_start(&s->spin, store__spin_check);
 }
 
@@ -503,10 +502,7 @@ static void store__async(uv_async_t *handle)
     while (done != NULL) {
         struct store_job *next = done->next;
         done->next = NULL;
-        if (s->reader)
-            s->in_flight--;
-        if (s->spin_waiting > 0)
-            s->spin_waiting--;
+        s->in_flight--;
         if (uv_is_active((uv_handle_t *)&s->spin))
             s->spin_misses = 0; /* answered while polling */
         done->done(done, done->rc);
@@ -544,7 +540,7 @@ static int store__start_one(struct store *s, uv_loop_t *loop)
     /* Never keeps the loop alive: the async handle does while it runs. */
     uv_idle_init(loop, &s->spin);
     uv_unref((uv_handle_t *)&s->spin);
-    s->spin_waiting = s->spin_misses = s->spin_rest = 0;
+    s->in_flight = s->spin_misses = s->spin_rest = 0;
     s->loop = loop;
     s->stopping = s->exited = false;
     s->stop_cb = NULL;
@@ -611,10 +607,7 @@ int store_submit_read(struct store *s, struct store_job *job)
         if (s->readers[i]->in_flight < r->in_flight)
             r = s->readers[i];
     }
-    int rc = store_submit_keyed(r, job, NULL, NULL);
-    if (rc == 0)
-        r->in_flight++;
-    return rc;
+    return store_submit_keyed(r, job, NULL, NULL);
 }
 
 struct store_listener *store_listen(struct store *s, uv_loop_t *loop,
@@ -647,6 +640,8 @@ int store_submit_keyed(struct store *s, struct store_job *job, const char *key0,
         uv_cond_signal(&s->cv);
     }
     uv_mutex_unlock(&s->mu);
+    if (rc == 0)
+        s->in_flight++;
     if (rc == 0 && s->spin_ns > 0)
         store__spin(s);
     return rc;

@@ -213,7 +213,7 @@ struct store {
     struct store **readers;
     unsigned nreaders;
     bool reader;         /* this store is a reader of another */
-    unsigned in_flight;  /* loop thread: a reader's jobs not yet done */
+    unsigned in_flight;  /* loop thread: jobs submitted and not yet done */
     unsigned stops_left; /* loop thread: threads still to close (store_stop) */
 
     /* Threading; all below mu is guarded by mu. */
@@ -222,12 +222,11 @@ struct store {
     uv_async_t async; /* wakes the loop for completions */
     /* Loop thread: polling while an answer is awaited (store__spin). */
     uv_idle_t spin;
-    uint64_t spin_ns;      /* store_options.spin_us; 0: never */
-    uint64_t spin_since;   /* uv_hrtime() of the last submit */
-    unsigned spin_waiting; /* jobs submitted and not yet done */
-    unsigned spin_misses;  /* polls in a row that ran out of time unanswered */
-    unsigned spin_rest;    /* submits still to come that do not poll */
-    bool started;          /* the thread runs (until joined) */
+    uint64_t spin_ns;     /* store_options.spin_us; 0: never */
+    uint64_t spin_since;  /* uv_hrtime() of the last submit */
+    unsigned spin_misses; /* polls in a row that ran out of time unanswered */
+    unsigned spin_rest;   /* submits still to come that do not poll */
+    bool started;         /* the thread runs (until joined) */
     uv_mutex_t mu;
     uv_cond_t cv;
     struct store_job *queue_head; /* waiting to run */
