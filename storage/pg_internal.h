@@ -288,6 +288,10 @@ int pg_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after
                        void *arg);
 int pg_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id);
 int pg_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable, int64_t *n);
+int pg_txn_outbox_channels(struct store_txn *txn, const char *family,
+                           int (*fn)(const char *channel, void *arg), void *arg);
+int pg_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
+                       int64_t *moved);
 int pg_txn_audit_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
 int pg_txn_audit_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
 int pg_txn_audit_append(struct store_txn *txn, const struct store_audit *a);

@@ -236,6 +236,41 @@ int pg_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliv
                        &p, n, "outbox_count");
 }
 
+int pg_txn_outbox_channels(struct store_txn *txn, const char *family,
+                           int (*fn)(const char *channel, void *arg), void *arg)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, family);
+    int rc = 0;
+    /* substr, not a range of names: the server's collation need not sort
+     * bytes. */
+    PGresult *r = pg__query(txn,
+                            "SELECT channel FROM outbox WHERE channel = $1"
+                            " OR substr(channel, 1, length($1) + 1) = $1 || '/'"
+                            " GROUP BY channel ORDER BY channel COLLATE \"C\"",
+                            &p, "outbox_channels", &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+        rc = fn(PQgetvalue(r, i, 0), arg);
+    PQclear(r);
+    return rc;
+}
+
+int pg_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
+                       int64_t *moved)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, from);
+    pg__text(&p, to);
+    pg__int(&p, upto_id);
+    return pg__do(pg__of(txn),
+                  "UPDATE outbox SET channel = $2 WHERE channel = $1 AND ($3 = 0 OR id <= $3)", &p,
+                  "outbox_move", moved);
+}
+
 /* ---- Audit trail ----------------------------------------------------------------- */
 
 #define PG_AUDIT_COLS "seq, ts, actor, action, subject, detail, prev, hash"

@@ -51,13 +51,15 @@ enum store_stmt_id {
     ST_COUNTER_GET,
     ST_COUNTER_SET,
     ST_COUNTER_PRUNE,
-    ST_OUTBOX_PUT, /* from here to ST_OUTBOX_COUNT: statements of STORE_OUTBOX_VERSION */
+    ST_OUTBOX_PUT, /* from here to ST_OUTBOX_MOVE: statements of STORE_OUTBOX_VERSION */
     ST_OUTBOX_REMOVE,
     ST_OUTBOX_FAIL,
     ST_OUTBOX_PURGE,
     ST_OUTBOX_EACH,
     ST_OUTBOX_MAX,
     ST_OUTBOX_COUNT,
+    ST_OUTBOX_CHANNELS,
+    ST_OUTBOX_MOVE,
     ST_AUDIT_HEAD, /* from here on: statements of STORE_AUDIT_VERSION */
     ST_AUDIT_HEAD_RECORD,
     ST_AUDIT_HEAD_RECORDED,
@@ -215,6 +217,10 @@ int sqlite_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t a
 int sqlite_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id);
 int sqlite_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable,
                             int64_t *n);
+int sqlite_txn_outbox_channels(struct store_txn *txn, const char *family,
+                               int (*fn)(const char *channel, void *arg), void *arg);
+int sqlite_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
+                           int64_t *moved);
 int sqlite_txn_audit_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
 int sqlite_txn_audit_head_recorded(struct store_txn *txn, uint64_t *seq,
                                    uint8_t hash[STORE_HASH_SIZE]);

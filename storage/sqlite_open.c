@@ -370,6 +370,9 @@ const char *const store__sql[ST_COUNT] = {
         " AND id > ?2 ORDER BY id LIMIT ?3",
     [ST_OUTBOX_MAX] = "SELECT COALESCE(MAX(id), 0) FROM outbox WHERE channel = ?1",
     [ST_OUTBOX_COUNT] = "SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND (failed_at != 0) = ?2",
+    [ST_OUTBOX_CHANNELS] = "SELECT DISTINCT channel FROM outbox WHERE channel = ?1"
+                           " OR substr(channel, 1, length(?1) + 1) = ?1 || '/' ORDER BY channel",
+    [ST_OUTBOX_MOVE] = "UPDATE outbox SET channel = ?2 WHERE channel = ?1 AND (?3 = 0 OR id <= ?3)",
     [ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
     [ST_AUDIT_HEAD_RECORD] =
         "INSERT OR REPLACE INTO audit_head (one, seq, hash) VALUES (1, ?1, ?2)",
@@ -584,6 +587,8 @@ static const struct store_ops sqlite__ops = {
     .outbox_each = sqlite_txn_outbox_each,
     .outbox_max = sqlite_txn_outbox_max,
     .outbox_count = sqlite_txn_outbox_count,
+    .outbox_channels = sqlite_txn_outbox_channels,
+    .outbox_move = sqlite_txn_outbox_move,
     .audit_head = sqlite_txn_audit_head,
     .audit_head_recorded = sqlite_txn_audit_head_recorded,
     .audit_append = sqlite_txn_audit_append,
@@ -743,7 +748,7 @@ struct store *store__sqlite_new(const struct store_options *opts, int *rc_out)
             s->base.version < STORE_COUNTER_VERSION)
             continue;
 
-        if (i >= ST_OUTBOX_PUT && i <= ST_OUTBOX_COUNT && s->base.version < STORE_OUTBOX_VERSION)
+        if (i >= ST_OUTBOX_PUT && i <= ST_OUTBOX_MOVE && s->base.version < STORE_OUTBOX_VERSION)
             continue;
         if (i >= ST_AUDIT_HEAD && s->base.version < STORE_AUDIT_VERSION)
             continue;

@@ -666,3 +666,40 @@ int sqlite_txn_outbox_count(struct store_txn *txn, const char *channel, bool und
     sqlite3_bind_int64(st, 2, undeliverable ? 1 : 0);
     return store__one_int(s, st, n, "outbox_count");
 }
+
+int sqlite_txn_outbox_channels(struct store_txn *txn, const char *family,
+                               int (*fn)(const char *channel, void *arg), void *arg)
+{
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->stmt[ST_OUTBOX_CHANNELS] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_CHANNELS);
+    sqlite3_bind_text(st, 1, family, -1, SQLITE_STATIC);
+    int rc = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *channel = (const char *)sqlite3_column_text(st, 0);
+        rc = fn(channel != NULL ? channel : "", arg);
+        if (rc != 0)
+            break;
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = store__fail(s, "outbox_channels");
+    sqlite3_reset(st);
+    return rc;
+}
+
+int sqlite_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
+                           int64_t *moved)
+{
+    struct sqlite_store *s = sqlite__of(txn);
+    if (s->stmt[ST_OUTBOX_MOVE] == NULL)
+        return HB_ESCHEMA;
+    sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_MOVE);
+    sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, upto_id);
+    int rc = store__step_done(s, st, "outbox_move");
+    *moved = rc == 0 ? sqlite3_changes(s->db) : 0;
+    return rc;
+}

@@ -524,6 +524,18 @@ int store_txn_outbox_max(struct store_txn *txn, const char *channel, int64_t *id
 int store_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliverable,
                            int64_t *n);
 
+/** Call fn with each channel named family or "family/..." that has rows,
+ *  in name order, until fn returns non-zero (returned). The name is
+ *  borrowed for the call. */
+int store_txn_outbox_channels(struct store_txn *txn, const char *family,
+                              int (*fn)(const char *channel, void *arg), void *arg);
+
+/** Move the rows of channel from to channel to, keeping their ids: those
+ *  with id <= upto_id, or all of them when upto_id is 0. *moved (may be
+ *  NULL) gets how many moved. */
+int store_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
+                          int64_t *moved);
+
 /* ---- Audit trail: who did what, append-only and hash-chained -----------
  * Its own chain beside the ledger's: entry seq n stores the hash of entry
  * n - 1 (prev) and SHA-256 over prev and its own canonical bytes

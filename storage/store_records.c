@@ -309,6 +309,22 @@ int store_txn_outbox_count(struct store_txn *txn, const char *channel, bool unde
     return txn->store->ops->outbox_count(txn, channel, undeliverable, n);
 }
 
+int store_txn_outbox_channels(struct store_txn *txn, const char *family,
+                              int (*fn)(const char *channel, void *arg), void *arg)
+{
+    return txn->store->ops->outbox_channels(txn, family, fn, arg);
+}
+
+int store_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
+                          int64_t *moved)
+{
+    int64_t n = 0;
+    int rc = txn->store->ops->outbox_move(txn, from, to, upto_id, &n);
+    if (moved != NULL)
+        *moved = rc == 0 ? n : 0;
+    return rc;
+}
+
 int store_txn_audit_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE])
 {
     return txn->store->ops->audit_head(txn, seq, hash);
