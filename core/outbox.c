@@ -8,22 +8,36 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
-enum outbox_verb { OUTBOX_PUT, OUTBOX_REMOVE, OUTBOX_FAIL, OUTBOX_LIST };
+enum outbox_verb {
+    OUTBOX_PUT,
+    OUTBOX_REMOVE,
+    OUTBOX_FAIL,
+    OUTBOX_LIST,
+    OUTBOX_CHANNELS,
+    OUTBOX_TAKE
+};
 
 struct outbox_op {
     struct store_job job;
     enum outbox_verb verb;
-    char channel[32];
+    char channel[OUTBOX_CHANNEL_MAX];
+    char to[OUTBOX_CHANNEL_MAX]; /* take: where the rows go */
     int64_t id, chat, now_ms;
     char *text;           /* put: the body; fail: the reason */
     unsigned char *bytes; /* put: kept beside the body, or NULL */
     size_t len;
     size_t max;
-    struct outbox_row *rows; /* list: what was read (bodies owned here) */
+    struct outbox_row *rows; /* list, take: what was read (bodies owned here) */
     size_t n;
+    char **names; /* channels: what was read (owned here) */
+    size_t nnames, names_cap;
     outbox_cb cb;
     outbox_list_cb list_cb;
+    outbox_channels_cb channels_cb;
     void *data;
 };
 
@@ -34,6 +48,9 @@ static void outbox__free(struct outbox_op *op)
         free((unsigned char *)op->rows[i].bytes);
     }
     free(op->rows);
+    for (size_t i = 0; i < op->nnames; i++)
+        free(op->names[i]);
+    free(op->names);
     free(op->text);
     free(op->bytes);
     free(op);
@@ -57,6 +74,35 @@ static int outbox__collect(int64_t id, int64_t chat, const char *body, const voi
     return 0;
 }
 
+static int outbox__name(const char *channel, void *arg)
+{
+    struct outbox_op *op = arg;
+    if (op->nnames == op->names_cap) {
+        size_t cap = op->names_cap > 0 ? op->names_cap * 2 : 8;
+        char **names = realloc(op->names, cap * sizeof(*names));
+        if (names == NULL)
+            return HB_ENOMEM;
+        op->names = names;
+        op->names_cap = cap;
+    }
+    if ((op->names[op->nnames] = strdup(channel)) == NULL)
+        return HB_ENOMEM;
+    op->nnames++;
+    return 0;
+}
+
+/* Read at most max rows of the channel and move them, with every row
+ * numbered below the last one read (undeliverable ones too); all of them
+ * when fewer were read. */
+static int outbox__take(struct store_txn *txn, struct outbox_op *op)
+{
+    int rc = store_txn_outbox_each(txn, op->channel, 0, op->max, outbox__collect, op);
+    if (rc == 0)
+        rc = store_txn_outbox_move(txn, op->channel, op->to,
+                                   op->n == op->max ? op->rows[op->n - 1].id : 0, NULL);
+    return rc;
+}
+
 static int outbox__run(struct store_txn *txn, struct store_job *job)
 {
     struct outbox_op *op = container_of(job, struct outbox_op, job);
@@ -72,6 +118,12 @@ static int outbox__run(struct store_txn *txn, struct store_job *job)
         int rc = store_txn_outbox_each(txn, op->channel, 0, op->max, outbox__collect, op);
         return rc < 0 ? rc : HB_EEXISTS; /* nothing written */
     }
+    case OUTBOX_CHANNELS: {
+        int rc = store_txn_outbox_channels(txn, op->channel, outbox__name, op);
+        return rc < 0 ? rc : HB_EEXISTS; /* nothing written */
+    }
+    case OUTBOX_TAKE:
+        return outbox__take(txn, op);
     }
     return HB_EINVAL;
 }
@@ -83,6 +135,8 @@ static void outbox__done(struct store_job *job, int rc)
         rc = 0;
     if (op->list_cb != NULL)
         op->list_cb(rc, op->rows, rc == 0 ? op->n : 0, op->data);
+    else if (op->channels_cb != NULL)
+        op->channels_cb(rc, (const char *const *)op->names, rc == 0 ? op->nnames : 0, op->data);
     else if (op->cb != NULL)
         op->cb(rc, op->data);
     outbox__free(op);
@@ -188,12 +242,60 @@ int outbox_list(struct store *store, const char *channel, size_t max, outbox_lis
     return outbox__go(store, op);
 }
 
+int outbox_channels(struct store *store, const char *family, outbox_channels_cb cb, void *data)
+{
+    struct outbox_op *op;
+    int rc = cb != NULL ? outbox__submit(store, OUTBOX_CHANNELS, family, 0, NULL, &op) : HB_EINVAL;
+    if (rc < 0)
+        return rc;
+    op->channels_cb = cb;
+    op->data = data;
+    return outbox__go(store, op);
+}
+
+int outbox_take(struct store *store, const char *from, const char *to, size_t max,
+                outbox_list_cb cb, void *data)
+{
+    struct outbox_op *op;
+    int rc = cb != NULL && max > 0 && to != NULL && strlen(to) < sizeof(op->to)
+                 ? outbox__submit(store, OUTBOX_TAKE, from, 0, NULL, &op)
+                 : HB_EINVAL;
+    if (rc < 0)
+        return rc;
+    op->rows = calloc(max, sizeof(*op->rows));
+    if (op->rows == NULL) {
+        outbox__free(op);
+        return HB_ENOMEM;
+    }
+    memcpy(op->to, to, strlen(to) + 1);
+    op->max = max;
+    op->list_cb = cb;
+    op->data = data;
+    return outbox__go(store, op);
+}
+
+/* The wall clock in microseconds, shifted left by OUTBOX_ID_TAG_BITS, and
+ * a tag drawn once per process in those bits: two processes numbering a
+ * row in the same microsecond still differ, unless their tags are alike
+ * too (one chance in 256). Ids of the earlier scheme (milliseconds times
+ * 1000) are all lower, so rows left by it go first. */
+#define OUTBOX_ID_TAG_BITS 8
+
 int64_t outbox_id_new(void)
 {
-    static int64_t last;
-    int64_t id = clock_real_ms() * 1000;
+    static int64_t last, tag = -1;
+    if (tag < 0) {
+        unsigned char b = 0;
+        if (getrandom(&b, 1, 0) != 1)
+            b = (unsigned char)getpid();
+        tag = b;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t id = us << OUTBOX_ID_TAG_BITS | tag;
     if (id <= last)
-        id = last + 1;
+        id = last + (INT64_C(1) << OUTBOX_ID_TAG_BITS);
     last = id;
     return id;
 }

@@ -50,9 +50,32 @@ typedef void (*outbox_list_cb)(int rc, const struct outbox_row *rows, size_t n, 
 int outbox_list(struct store *store, const char *channel, size_t max, outbox_list_cb cb,
                 void *data);
 
-/** A row id no earlier one of this host's runs used: the wall clock in
- *  microseconds, kept increasing within the process. Needs no read of the
- *  store, so notices can be taken before an adapter loaded its rows. */
+/** A row id no earlier run used, and one another daemon numbering rows at
+ *  the same time does not use either: the wall clock in microseconds with
+ *  a tag of the process's own in its low bits, kept increasing within the
+ *  process. Needs no read of the store, so notices can be taken before an
+ *  adapter loaded its rows. */
 int64_t outbox_id_new(void);
+
+/** Where a channel's name may be (the NUL included): a family's name, "/"
+ *  and a run id. */
+#define OUTBOX_CHANNEL_MAX 96
+
+/** The channels named family or "family/..." that hold rows: cb gets rc,
+ *  their names (valid during the call) and their count. Several daemons
+ *  of one ledger give each of their runs a channel of its own
+ *  ("discord/<run id>"), and a daemon takes over the rows of a run that is
+ *  gone (outbox_take). */
+typedef void (*outbox_channels_cb)(int rc, const char *const *names, size_t n, void *data);
+int outbox_channels(struct store *store, const char *family, outbox_channels_cb cb, void *data);
+
+/** Move rows of channel from to channel to, in one transaction: at most
+ *  max of its deliverable rows, oldest first, with every row numbered
+ *  below the last of them (undeliverable ones too), or all its rows when
+ *  fewer were deliverable. cb gets those deliverable rows, as outbox_list
+ *  gives them, to send. Two daemons taking one channel at once: the second
+ *  finds it empty (write transactions run one at a time). */
+int outbox_take(struct store *store, const char *from, const char *to, size_t max,
+                outbox_list_cb cb, void *data);
 
 #endif

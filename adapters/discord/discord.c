@@ -813,6 +813,8 @@ static void dc__close(struct adapter *a, void (*cb)(void *data), void *data)
     dc__images_cancel(dc);
     if (!uv_is_closing((uv_handle_t *)&dc->retry))
         uv_close((uv_handle_t *)&dc->retry, dc__handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&dc->outbox_timer))
+        uv_close((uv_handle_t *)&dc->outbox_timer, dc__handle_closed);
     dc->refs--; /* the open reference; the rest client's stays until the end */
     dc__maybe_closed(dc);
 }
@@ -907,7 +909,9 @@ struct adapter *discord_new(uv_loop_t *loop, const struct discord_options *opt,
         goto fail;
     uv_timer_init(loop, &dc->retry);
     dc->retry.data = dc;
-    dc->handles = 1;
+    uv_timer_init(loop, &dc->outbox_timer);
+    dc->outbox_timer.data = dc;
+    dc->handles = 2;
     dc->refs = 2; /* the open reference and the rest client */
     return &dc->adapter;
 fail:

@@ -8,6 +8,7 @@
 #include "adapters/discord/gateway.h"
 #include "adapters/discord/rest.h"
 #include "core/command.h"
+#include "core/outbox.h"
 #include "base/util.h"
 
 #include <cjson/cJSON.h>
@@ -18,13 +19,16 @@
 
 struct discord_rest_result;
 
-#define DC_TEXT_MAX 2000            /* characters in one Discord message */
-#define DC_OUTBOX_CHANNEL "discord" /* the outbox rows of this adapter (core/outbox.h) */
-#define DC_OUTBOX_REPLAY_MAX 1000   /* rows sent again at start; more wait for the next */
-#define DC_NOTICE_ATTEMPTS 5        /* tries of a notice before it is kept as undeliverable */
-#define DC_NOTICE_BUTTONS_MAX 25    /* buttons under a notice: Discord's five rows of five */
-#define DC_FENCE_ROOM 40            /* characters kept for reopening and closing a code block */
-#define DC_RECENT 1024              /* event ids remembered against replays */
+#define DC_TEXT_MAX 2000 /* characters in one Discord message */
+/* The outbox rows of this adapter (core/outbox.h): its channel when it is
+ * alone on its ledger; with other daemons, each run's are "discord/<run
+ * id>" (discord_notice.c). */
+#define DC_OUTBOX_CHANNEL "discord"
+#define DC_OUTBOX_REPLAY_MAX 1000 /* rows sent again at start; more wait for the next */
+#define DC_NOTICE_ATTEMPTS 5      /* tries of a notice before it is kept as undeliverable */
+#define DC_NOTICE_BUTTONS_MAX 25  /* buttons under a notice: Discord's five rows of five */
+#define DC_FENCE_ROOM 40          /* characters kept for reopening and closing a code block */
+#define DC_RECENT 1024            /* event ids remembered against replays */
 #define DC_MAX_SHARDS 4096
 #define DC_BUTTONS_PER_ROW 5
 #define DC_ROWS_MAX 5
@@ -169,7 +173,10 @@ struct discord {
     struct discord_adapter_stats stats;
     struct dc_notice *notices; /* notices on their way (discord_notice.c) */
     uint64_t notice_backoff_ms;
-    struct core *core;   /* borrowed, may be NULL: the image cap */
+    char outbox_channel[OUTBOX_CHANNEL_MAX]; /* this run's rows; "" until known */
+    uv_timer_t outbox_timer;                 /* with other daemons: look for rows of runs gone */
+    bool outbox_looking;                     /* a look is under way */
+    struct core *core;                       /* borrowed, may be NULL: the image cap */
     struct dc_img *imgs; /* attachments being fetched for chat turns (discord_image.c) */
 };
 
@@ -247,7 +254,8 @@ int dc__routes(struct adapter *a, const struct adapter_route **routes);
 
 /* discord_notice.c: messages no interaction asked for */
 int dc__notify(struct adapter *a, const struct notify_target *to, const struct reply_msg *msg);
-/** At start: send the outbox rows a kill left. */
+/** At start: send the outbox rows a kill left; with other daemons, then
+ *  every third of a lease, those of runs that are gone. */
 void dc__outbox_replay(struct discord *dc);
 /** Closing: drop the notices waiting to try again (their rows stay). */
 void dc__notices_close(struct discord *dc);

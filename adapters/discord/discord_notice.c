@@ -5,6 +5,8 @@
 #include "adapters/discord/rest.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "core/cluster.h"
+#include "core/core.h"
 #include "core/outbox.h"
 
 #include <inttypes.h>
@@ -21,15 +23,14 @@
  * one after the other so they arrive in order. Requests go through the
  * rest client, which paces them by Discord's buckets like every reply.
  *
- * With a store, the notice is a row of the outbox (channel "discord",
- * body {"u":user,"c":channel,"t":text,"b":[{"l":label,"r":ref}],
- * "pn":image name,"pt":image type}, the image's bytes beside it) written
- * before anything is sent and
- * removed once every piece is posted; rows left by a kill are sent at the
- * next start. A failure (the network, a 5xx, a member who closed their
- * DMs: 403) is tried again with back-off, then the row is kept marked
- * undeliverable, never dropped silently. A kill between two pieces of a
- * long notice repeats the pieces already posted. */
+ * With a store, the notice is a row of the outbox (channel "discord", or
+ * "discord/<run id>" with other daemons: dc__outbox_channel), body
+ * {"u":user,"c":channel,"t":text,"b":[{"l":label,"r":ref}], "pn":image name,"pt":image type}, the
+ * image's bytes beside it) written before anything is sent and removed once every piece is posted;
+ * rows left by a kill are sent at the next start. A failure (the network, a 5xx, a member who
+ * closed their DMs: 403) is tried again with back-off, then the row is kept marked undeliverable,
+ * never dropped silently. A kill between two pieces of a long notice repeats the pieces already
+ * posted. */
 struct dc_notice {
     struct discord *dc;
     char channel_id[COMMAND_ID_MAX]; /* where it is posted; "" until the DM is open */
@@ -100,6 +101,28 @@ static struct dc_notice *dc__notice_new(struct discord *dc, const char *text)
 static void dc__notice_begin(struct dc_notice *n);
 static void dc__notice_next(struct dc_notice *n);
 
+static struct cluster *dc__cluster(const struct discord *dc)
+{
+    return dc->core != NULL ? dc->core->cluster : NULL;
+}
+
+/* The channel of this run's rows: "discord" alone on the ledger (the next
+ * start sends what a kill left); with other daemons, one of the run's own,
+ * so that no other daemon sends them while this one lives, nor takes a
+ * row's number. */
+static const char *dc__outbox_channel(struct discord *dc)
+{
+    if (dc->outbox_channel[0] == '\0') {
+        struct cluster *c = dc__cluster(dc);
+        if (c != NULL)
+            snprintf(dc->outbox_channel, sizeof(dc->outbox_channel), "%s/%s", DC_OUTBOX_CHANNEL,
+                     cluster_run(c));
+        else
+            snprintf(dc->outbox_channel, sizeof(dc->outbox_channel), "%s", DC_OUTBOX_CHANNEL);
+    }
+    return dc->outbox_channel;
+}
+
 /* Keep a button (a copy of its label and ref). Returns 0 or HB_ENOMEM. */
 static int dc__notice_button(struct dc_notice *n, const char *label, const char *ref)
 {
@@ -130,7 +153,7 @@ static void dc__notice_sent(struct dc_notice *n)
 {
     struct discord *dc = n->dc;
     if (n->row != 0 && dc->store != NULL &&
-        outbox_remove(dc->store, DC_OUTBOX_CHANNEL, n->row, NULL, NULL) < 0)
+        outbox_remove(dc->store, dc__outbox_channel(dc), n->row, NULL, NULL) < 0)
         log_warn("discord.outbox_error", "row=%" PRId64 " op=remove", n->row);
     dc__notice_free(n);
 }
@@ -161,7 +184,7 @@ static void dc__notice_failed(struct dc_notice *n, const struct discord_rest_res
     log_warn("discord.notice_undeliverable", "user=%s channel=%s row=%" PRId64 " reason=%s",
              n->user_id, n->channel_id, n->row, reason);
     if (n->row != 0 && dc->store != NULL &&
-        outbox_fail(dc->store, DC_OUTBOX_CHANNEL, n->row, reason, NULL, NULL) < 0)
+        outbox_fail(dc->store, dc__outbox_channel(dc), n->row, reason, NULL, NULL) < 0)
         log_warn("discord.outbox_error", "row=%" PRId64 " op=fail", n->row);
     dc__notice_free(n);
 }
@@ -328,13 +351,66 @@ static void dc__outbox_loaded(int rc, const struct outbox_row *rows, size_t n, v
     dc__maybe_closed(dc);
 }
 
+/* The outbox's Discord channels, read: the rows of each run that is gone
+ * (its lease ran out), and of the channel the daemons used before each
+ * run had its own, are taken into this run's and sent. A run that lives
+ * is sending its own. Two daemons taking one channel: the second finds it
+ * empty. */
+static void dc__outbox_channels(int rc, const char *const *names, size_t n, void *data)
+{
+    struct discord *dc = data;
+    dc->refs--;
+    dc->outbox_looking = false;
+    struct cluster *c = dc__cluster(dc);
+    if (rc < 0 && rc != HB_ESCHEMA)
+        log_error("discord.outbox_error", "op=channels error=%s", hb_strerror(rc));
+    const char *mine = dc__outbox_channel(dc);
+    size_t family = strlen(DC_OUTBOX_CHANNEL);
+    for (size_t i = 0; rc == 0 && i < n && !dc->closing && c != NULL && cluster_judging(c); i++) {
+        const char *run = names[i][family] == '/' ? names[i] + family + 1 : "";
+        if (strcmp(names[i], mine) == 0 || (run[0] != '\0' && cluster_run_alive(c, run)))
+            continue;
+        log_info("discord.outbox_takeover", "from=%s", names[i]);
+        dc->refs++;
+        if (outbox_take(dc->store, names[i], mine, DC_OUTBOX_REPLAY_MAX, dc__outbox_loaded, dc) <
+            0) {
+            dc->refs--;
+            log_error("discord.outbox_error", "op=take error=cannot submit");
+        }
+    }
+    dc__maybe_closed(dc);
+}
+
+static void dc__outbox_look(uv_timer_t *t)
+{
+    struct discord *dc = t->data;
+    struct cluster *c = dc__cluster(dc);
+    if (dc->closing || dc->outbox_looking || c == NULL || !cluster_judging(c))
+        return;
+    dc->outbox_looking = true;
+    dc->refs++;
+    if (outbox_channels(dc->store, DC_OUTBOX_CHANNEL, dc__outbox_channels, dc) < 0) {
+        dc->refs--;
+        dc->outbox_looking = false;
+        log_error("discord.outbox_error", "op=channels error=cannot submit");
+    }
+}
+
 void dc__outbox_replay(struct discord *dc)
 {
     if (dc->store == NULL)
         return;
+    struct cluster *c = dc__cluster(dc);
+    if (c != NULL) {
+        /* At once (once this daemon may judge other runs gone), then as
+         * often as the heartbeat reads the runs. */
+        uint64_t every = (uint64_t)cluster_lease_ms(c) / 3;
+        uv_timer_start(&dc->outbox_timer, dc__outbox_look, 0, every > 1000 ? every : 1000);
+        return;
+    }
     dc->refs++;
-    if (outbox_list(dc->store, DC_OUTBOX_CHANNEL, DC_OUTBOX_REPLAY_MAX, dc__outbox_loaded, dc) <
-        0) {
+    if (outbox_list(dc->store, dc__outbox_channel(dc), DC_OUTBOX_REPLAY_MAX, dc__outbox_loaded,
+                    dc) < 0) {
         dc->refs--;
         log_error("discord.outbox_error", "op=load error=cannot submit");
     }
@@ -427,7 +503,7 @@ int dc__notify(struct adapter *a, const struct notify_target *to, const struct r
     }
     cJSON_Delete(body);
     int64_t chat = channel ? strtoll(n->channel_id, NULL, 10) : 0;
-    int rc = json != NULL ? outbox_put_bytes(dc->store, DC_OUTBOX_CHANNEL, n->row, chat, json,
+    int rc = json != NULL ? outbox_put_bytes(dc->store, dc__outbox_channel(dc), n->row, chat, json,
                                              n->image, n->image_len, dc__notice_stored, n)
                           : HB_ENOMEM;
     free(json);
