@@ -224,11 +224,15 @@ int outbox_fail(struct store *store, const char *channel, int64_t id, const char
     return outbox__go(store, op);
 }
 
-int outbox_list(struct store *store, const char *channel, size_t max, outbox_list_cb cb, void *data)
+/* A reading of at most max rows of channel (list), moved to `to` (take):
+ * submitted, cb to get them. */
+static int outbox__rows(struct store *store, enum outbox_verb verb, const char *channel,
+                        const char *to, size_t max, outbox_list_cb cb, void *data)
 {
     struct outbox_op *op;
-    int rc = cb != NULL && max > 0 ? outbox__submit(store, OUTBOX_LIST, channel, 0, NULL, &op)
-                                   : HB_EINVAL;
+    int rc = cb != NULL && max > 0 && (to == NULL || strlen(to) < sizeof(op->to))
+                 ? outbox__submit(store, verb, channel, 0, NULL, &op)
+                 : HB_EINVAL;
     if (rc < 0)
         return rc;
     op->rows = calloc(max, sizeof(*op->rows));
@@ -236,10 +240,23 @@ int outbox_list(struct store *store, const char *channel, size_t max, outbox_lis
         outbox__free(op);
         return HB_ENOMEM;
     }
+    if (to != NULL)
+        memcpy(op->to, to, strlen(to) + 1);
     op->max = max;
     op->list_cb = cb;
     op->data = data;
     return outbox__go(store, op);
+}
+
+int outbox_list(struct store *store, const char *channel, size_t max, outbox_list_cb cb, void *data)
+{
+    return outbox__rows(store, OUTBOX_LIST, channel, NULL, max, cb, data);
+}
+
+int outbox_take(struct store *store, const char *from, const char *to, size_t max,
+                outbox_list_cb cb, void *data)
+{
+    return to != NULL ? outbox__rows(store, OUTBOX_TAKE, from, to, max, cb, data) : HB_EINVAL;
 }
 
 int outbox_channels(struct store *store, const char *family, outbox_channels_cb cb, void *data)
@@ -249,27 +266,6 @@ int outbox_channels(struct store *store, const char *family, outbox_channels_cb 
     if (rc < 0)
         return rc;
     op->channels_cb = cb;
-    op->data = data;
-    return outbox__go(store, op);
-}
-
-int outbox_take(struct store *store, const char *from, const char *to, size_t max,
-                outbox_list_cb cb, void *data)
-{
-    struct outbox_op *op;
-    int rc = cb != NULL && max > 0 && to != NULL && strlen(to) < sizeof(op->to)
-                 ? outbox__submit(store, OUTBOX_TAKE, from, 0, NULL, &op)
-                 : HB_EINVAL;
-    if (rc < 0)
-        return rc;
-    op->rows = calloc(max, sizeof(*op->rows));
-    if (op->rows == NULL) {
-        outbox__free(op);
-        return HB_ENOMEM;
-    }
-    memcpy(op->to, to, strlen(to) + 1);
-    op->max = max;
-    op->list_cb = cb;
     op->data = data;
     return outbox__go(store, op);
 }

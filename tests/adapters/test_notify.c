@@ -10,6 +10,8 @@
 #include "adapters/discord/discord.h"
 #include "adapters/telegram/telegram.h"
 #include "net/http.h"
+#include "storage/store.h"
+#include "core/cluster.h"
 #include "core/core.h"
 #include "base/error.h"
 #include "core/notify.h"
@@ -464,7 +466,8 @@ static bool dco_matching(void *arg)
     return fake_rest_matching(w->rest, "POST", w->substr) >= w->n;
 }
 
-static void dco_init(struct dco *t)
+/* The ledger, the HTTP client and the fake REST, with no adapter yet. */
+static void dco_rig(struct dco *t)
 {
     memset(t, 0, sizeof(*t));
     lt_init(&t->lt, true, true);
@@ -472,12 +475,18 @@ static void dco_init(struct dco *t)
     struct fake_rest_options ro = {.gateway_url = "ws://127.0.0.1:1"};
     t->rest = fake_rest_new(&t->lt.loop, &ro);
     assert_non_null(t->rest);
+}
+
+static void dco_init(struct dco *t)
+{
+    dco_rig(t);
     t->dc = dco_adapter(t);
 }
 
 static void dco_done(struct dco *t)
 {
-    dco_close(t);
+    if (t->dc != NULL)
+        dco_close(t);
     int closed = 0;
     fake_rest_close(t->rest, nt_count, &closed);
     http_client_close(t->http, nt_count, &closed);
@@ -588,6 +597,199 @@ static void test_discord_image_notice_kept_in_outbox(void **state)
     dco_done(&t);
 }
 
+/* ---- discord: the outbox of a shared ledger ----------------------------------
+ * Each daemon sends the notice rows it wrote, and takes over those of a
+ * daemon that is gone (its run's lease ran out), never those of one that
+ * lives. Two adapters on one ledger stand for two daemons, each with a
+ * cluster of its own (core/cluster.h, on SQLite here: the rules are the
+ * store's, whichever backend), posting to one fake Discord REST (the
+ * group `discord_outbox`). */
+
+#define DOB_LEASE_MS 3000
+
+struct dob {
+    struct dco d;        /* the ledger, the fakes, the closed adapters */
+    struct core core[2]; /* one per daemon: its cluster */
+    struct adapter *dc[2];
+};
+
+/* Run the loop until cond(arg) holds (nt_until), or for ms when cond is
+ * NULL. */
+static void dob_run(struct dob *t, bool (*cond)(void *arg), void *arg, uint64_t ms)
+{
+    if (cond != NULL) {
+        nt_until(&t->d.lt.loop, cond, arg);
+        return;
+    }
+    uv_timer_t timer;
+    bool fired = false;
+    uv_timer_init(&t->d.lt.loop, &timer);
+    timer.data = &fired;
+    uv_timer_start(&timer, nt_guard, ms, 0);
+    while (!fired)
+        uv_run(&t->d.lt.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(&t->d.lt.loop, UV_RUN_NOWAIT);
+}
+
+static void dob_init(struct dob *t)
+{
+    memset(t, 0, sizeof(*t));
+    dco_rig(&t->d);
+}
+
+/* Daemon i: its cluster (run "run-a" or "run-b") and its adapter, trying
+ * a failed notice again after backoff_ms; started (its gateway, and the
+ * outbox's rows taken over) when start. One adapter at most is started in
+ * a test, as in a daemon: each start makes a websocket context, and with
+ * two in one process LeakSanitizer finds a TLS context left at exit. */
+static void dob_daemon(struct dob *t, int i, uint64_t backoff_ms, bool start)
+{
+    struct store *store = ledger_store(t->d.lt.ledger);
+    t->core[i].ledger = t->d.lt.ledger;
+    t->core[i].cluster = cluster_new(&t->d.lt.loop, store, i == 0 ? "run-a" : "run-b", DOB_LEASE_MS,
+                                     NULL, NULL, NULL);
+    assert_non_null(t->core[i].cluster);
+    struct discord_options o;
+    memset(&o, 0, sizeof(o));
+    o.token = "outbox-test-token.ZZZ-123456";
+    o.application_id = "4242";
+    o.api_base = fake_rest_api_base(t->d.rest);
+    o.shard_last = -1;
+    o.http = t->d.http;
+    o.store = store;
+    o.core = &t->core[i];
+    o.notice_backoff_ms = backoff_ms;
+    struct adapter_host host = {.dispatch = nt_dispatch, .ended = nt_ended, .data = NULL};
+    t->dc[i] = discord_new(&t->d.lt.loop, &o, &host);
+    assert_non_null(t->dc[i]);
+    if (start)
+        assert_int_equal(t->dc[i]->ops->start(t->dc[i]), 0);
+}
+
+/* Daemon i goes: its adapter closes (a notice still on its way keeps its
+ * row) and its heartbeat stops, so its run's lease runs out a lease later. */
+static void dob_daemon_gone(struct dob *t, int i)
+{
+    int closed = 0;
+    t->dc[i]->ops->close(t->dc[i], nt_count, &closed);
+    dob_run(t, nt_count_reached, &closed, 0);
+    t->d.old[t->d.nold++] = t->dc[i];
+    t->dc[i] = NULL;
+    cluster_free(t->core[i].cluster);
+    t->core[i].cluster = NULL;
+}
+
+static void dob_done(struct dob *t)
+{
+    for (int i = 0; i < 2; i++) {
+        if (t->dc[i] != NULL)
+            dob_daemon_gone(t, i);
+    }
+    dco_done(&t->d);
+}
+
+static void dob_notify(struct dob *t, int i, const char *text)
+{
+    struct notify_target to;
+    assert_int_equal(notify_target_from_account(&to, "discord:555"), 0);
+    snprintf(to.channel_id, sizeof(to.channel_id), "88");
+    struct reply_msg m = {.stage = REPLY_FINAL, .text = text};
+    assert_int_equal(t->dc[i]->ops->notify(t->dc[i], &to, &m), 0);
+}
+
+/* Posts of text to channel 88 that Discord took (status 200), from the
+ * fake's request number since on. */
+static size_t dob_posted(struct dob *t, const char *text, size_t since)
+{
+    size_t n = 0;
+    for (size_t i = since; i < fake_rest_count(t->d.rest); i++) {
+        struct fake_rest_request *q = fake_rest_get(t->d.rest, i);
+        if (q != NULL && q->status == 200 && strstr(q->target, "/channels/88/messages") != NULL &&
+            strstr(q->json, text) != NULL)
+            n++;
+        fake_rest_request_free(q);
+    }
+    return n;
+}
+
+struct dob_wait {
+    struct dob *t;
+    const char *text;
+    size_t since, n;
+};
+
+static bool dob_posted_enough(void *arg)
+{
+    struct dob_wait *w = arg;
+    return dob_posted(w->t, w->text, w->since) >= w->n;
+}
+
+static bool dob_tried(void *arg)
+{
+    struct dob *t = arg;
+    return fake_rest_matching(t->d.rest, "POST", "/channels/88/messages") > 0;
+}
+
+/* Rows of the outbox still to send, whichever daemon wrote them. */
+static int dob_rows(struct dob *t)
+{
+    return (int)test_sql_int(t->d.lt.path, "SELECT COUNT(*) FROM outbox WHERE failed_at = 0");
+}
+
+/* A daemon that starts while another lives leaves that one's rows alone:
+ * the other is still sending them (here: trying a refused post again
+ * after its back-off). Before, the starting daemon sent every row of the
+ * outbox, and the member got the notice twice. */
+static void test_live_run_keeps_its_rows(void **state)
+{
+    (void)state;
+    struct dob t;
+    dob_init(&t);
+    dob_daemon(&t, 0, 1500, false);
+    fake_rest_script_status(t.d.rest, "/channels/88/", 500);
+    dob_notify(&t, 0, "From the first daemon.");
+    dob_run(&t, dob_tried, &t, 0); /* refused: tried again in 1.5 s */
+    assert_int_equal(dob_rows(&t), 1);
+
+    dob_daemon(&t, 1, 1500, true);
+    struct dob_wait w = {.t = &t, .text = "From the first daemon.", .n = 1};
+    dob_run(&t, dob_posted_enough, &w, 0);
+    dob_run(&t, NULL, NULL, 2000); /* a second post would come by now */
+    assert_int_equal(dob_posted(&t, "From the first daemon.", 0), 1);
+    assert_int_equal(dob_rows(&t), 0);
+    dob_done(&t);
+}
+
+/* The rows of a daemon that is gone (a post in flight when it stopped)
+ * are sent once by a daemon that lives, and only once the gone one's run
+ * lease ran out: until then it may still be sending them. */
+static void test_gone_run_rows_sent_once(void **state)
+{
+    (void)state;
+    struct dob t;
+    dob_init(&t);
+    dob_daemon(&t, 0, 1000, false);
+    fake_rest_delay(t.d.rest, "/channels/88/", 60000);
+    dob_notify(&t, 0, "Kept when it stopped.");
+    dob_run(&t, dob_tried, &t, 0);
+    dob_daemon_gone(&t, 0); /* the post never answered: its row stays */
+    assert_int_equal(dob_rows(&t), 1);
+    fake_rest_delay(t.d.rest, "/channels/88/", 0);
+    size_t since = fake_rest_count(t.d.rest); /* the post in flight is counted */
+
+    dob_daemon(&t, 1, 1000, true);
+    dob_run(&t, NULL, NULL, 1000); /* the first run's lease has 2 s to go */
+    assert_int_equal(dob_posted(&t, "Kept when it stopped.", since), 0);
+    assert_int_equal(dob_rows(&t), 1);
+    struct dob_wait w = {.t = &t, .text = "Kept when it stopped.", .since = since, .n = 1};
+    dob_run(&t, dob_posted_enough, &w, 0);
+    dob_run(&t, NULL, NULL, 1500);
+    assert_int_equal(dob_posted(&t, "Kept when it stopped.", since), 1);
+    assert_int_equal(dob_rows(&t), 0);
+    dob_done(&t);
+}
+
 /* ---- payment notices ------------------------------------------------------- */
 
 struct nt_told {
@@ -637,3 +839,10 @@ static const struct CMUnitTest tests[] = {
 };
 
 TEST_GROUP_DEFINE(notify, tests, lt_group_setup, lt_group_teardown)
+
+static const struct CMUnitTest outbox_tests[] = {
+    cmocka_unit_test(test_live_run_keeps_its_rows),
+    cmocka_unit_test(test_gone_run_rows_sent_once),
+};
+
+TEST_GROUP_DEFINE(discord_outbox, outbox_tests, NULL, NULL)
