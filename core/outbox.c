@@ -2,7 +2,9 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/log.h"
 #include "base/util.h"
+#include "core/cluster.h"
 #include "storage/store.h"
 
 #include <stdbool.h>
@@ -268,6 +270,57 @@ int outbox_channels(struct store *store, const char *family, outbox_channels_cb 
     op->channels_cb = cb;
     op->data = data;
     return outbox__go(store, op);
+}
+
+struct outbox_takeover {
+    struct store *store;
+    struct cluster *c;
+    char family[OUTBOX_CHANNEL_MAX], mine[OUTBOX_CHANNEL_MAX];
+    size_t max;
+    outbox_list_cb cb;
+    void (*listed)(size_t takes, void *data);
+    void *data;
+};
+
+static void outbox__gone_listed(int rc, const char *const *names, size_t n, void *data)
+{
+    struct outbox_takeover *t = data;
+    if (rc < 0 && rc != HB_ESCHEMA)
+        log_error("outbox.error", "op=channels family=%s error=%s", t->family, hb_strerror(rc));
+    size_t family = strlen(t->family), takes = 0;
+    for (size_t i = 0; rc == 0 && i < n && cluster_judging(t->c); i++) {
+        const char *run = names[i][family] == '/' ? names[i] + family + 1 : "";
+        if (strcmp(names[i], t->mine) == 0 || (run[0] != '\0' && cluster_run_alive(t->c, run)))
+            continue;
+        log_info("outbox.takeover", "from=%s to=%s", names[i], t->mine);
+        if (outbox_take(t->store, names[i], t->mine, t->max, t->cb, t->data) == 0)
+            takes++;
+        else
+            log_error("outbox.error", "op=take from=%s error=cannot submit", names[i]);
+    }
+    t->listed(takes, t->data);
+    free(t);
+}
+
+int outbox_takeover(struct store *store, struct cluster *c, const char *family, const char *mine,
+                    size_t max, outbox_list_cb cb, void (*listed)(size_t takes, void *data),
+                    void *data)
+{
+    if (store == NULL || c == NULL || family == NULL || mine == NULL || cb == NULL ||
+        listed == NULL || max == 0 || strlen(family) >= OUTBOX_CHANNEL_MAX ||
+        strlen(mine) >= OUTBOX_CHANNEL_MAX)
+        return HB_EINVAL;
+    struct outbox_takeover *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return HB_ENOMEM;
+    *t = (struct outbox_takeover){
+        .store = store, .c = c, .max = max, .cb = cb, .listed = listed, .data = data};
+    memcpy(t->family, family, strlen(family) + 1);
+    memcpy(t->mine, mine, strlen(mine) + 1);
+    int rc = outbox_channels(store, family, outbox__gone_listed, t);
+    if (rc < 0)
+        free(t);
+    return rc;
 }
 
 /* The wall clock in microseconds, shifted left by OUTBOX_ID_TAG_BITS, and

@@ -78,4 +78,19 @@ int outbox_channels(struct store *store, const char *family, outbox_channels_cb 
 int outbox_take(struct store *store, const char *from, const char *to, size_t max,
                 outbox_list_cb cb, void *data);
 
+struct cluster;
+
+/** Take over what runs that are gone left: list the channels of family,
+ *  and take (outbox_take, at most max rows each) into the channel mine
+ *  each one named family (the one channel of a daemon alone, or of the
+ *  earlier scheme) or "family/<run id>" whose run is not alive by c, as
+ *  long as c may judge others gone (cluster_judging). A run that lives is
+ *  sending its own rows. cb is called once for each take, with its rows;
+ *  listed(takes, data) once the listing is done, with how many takes it
+ *  submitted (their cb calls come later). 0, or a negative code (no call
+ *  follows). */
+int outbox_takeover(struct store *store, struct cluster *c, const char *family, const char *mine,
+                    size_t max, outbox_list_cb cb, void (*listed)(size_t takes, void *data),
+                    void *data);
+
 #endif

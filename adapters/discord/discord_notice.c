@@ -351,33 +351,14 @@ static void dc__outbox_loaded(int rc, const struct outbox_row *rows, size_t n, v
     dc__maybe_closed(dc);
 }
 
-/* The outbox's Discord channels, read: the rows of each run that is gone
- * (its lease ran out), and of the channel the daemons used before each
- * run had its own, are taken into this run's and sent. A run that lives
- * is sending its own. Two daemons taking one channel: the second finds it
- * empty. */
-static void dc__outbox_channels(int rc, const char *const *names, size_t n, void *data)
+/* Takes over the rows of runs that are gone (outbox_takeover) submitted:
+ * each holds a reference until its rows are loaded (dc__outbox_loaded). */
+static void dc__outbox_listed(size_t takes, void *data)
 {
     struct discord *dc = data;
+    dc->refs += takes;
     dc->refs--;
     dc->outbox_looking = false;
-    struct cluster *c = dc__cluster(dc);
-    if (rc < 0 && rc != HB_ESCHEMA)
-        log_error("discord.outbox_error", "op=channels error=%s", hb_strerror(rc));
-    const char *mine = dc__outbox_channel(dc);
-    size_t family = strlen(DC_OUTBOX_CHANNEL);
-    for (size_t i = 0; rc == 0 && i < n && !dc->closing && c != NULL && cluster_judging(c); i++) {
-        const char *run = names[i][family] == '/' ? names[i] + family + 1 : "";
-        if (strcmp(names[i], mine) == 0 || (run[0] != '\0' && cluster_run_alive(c, run)))
-            continue;
-        log_info("discord.outbox_takeover", "from=%s", names[i]);
-        dc->refs++;
-        if (outbox_take(dc->store, names[i], mine, DC_OUTBOX_REPLAY_MAX, dc__outbox_loaded, dc) <
-            0) {
-            dc->refs--;
-            log_error("discord.outbox_error", "op=take error=cannot submit");
-        }
-    }
     dc__maybe_closed(dc);
 }
 
@@ -389,10 +370,11 @@ static void dc__outbox_look(uv_timer_t *t)
         return;
     dc->outbox_looking = true;
     dc->refs++;
-    if (outbox_channels(dc->store, DC_OUTBOX_CHANNEL, dc__outbox_channels, dc) < 0) {
+    if (outbox_takeover(dc->store, c, DC_OUTBOX_CHANNEL, dc__outbox_channel(dc),
+                        DC_OUTBOX_REPLAY_MAX, dc__outbox_loaded, dc__outbox_listed, dc) < 0) {
         dc->refs--;
         dc->outbox_looking = false;
-        log_error("discord.outbox_error", "op=channels error=cannot submit");
+        log_error("discord.outbox_error", "op=takeover error=cannot submit");
     }
 }
 

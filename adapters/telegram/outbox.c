@@ -32,11 +32,15 @@
  * still writes what it owes, and the one that took over) thus never
  * number a row alike, where counting on from the highest row each had
  * read made the second row written take the first one's place. Rows are
- * replayed in the order of their numbers, older epochs first. Body is
+ * replayed in the order of their numbers, older epochs first. In webhook
+ * mode with other daemons, which all take updates, each run has a channel
+ * of its own ("telegram/<run id>"), and takes over the rows of runs that
+ * are gone (tg__channels); one that lives is sending its own. Body is
  * {"m":method,"g":group,"e":edit,"b":{...},"pn":name,"pt":mime}, data the
  * photo of a sendPhoto. */
 #include "adapters/telegram/telegram_internal.h"
 
+#include "core/cluster.h"
 #include "core/core.h"
 #include "core/ledger.h"
 #include "base/clock.h"
@@ -232,13 +236,14 @@ static int tg__write_run(struct store_txn *txn, struct store_job *job)
     int rc = 0;
     for (size_t i = 0; i < w->nrows && rc == 0; i++) {
         const struct tg_ob_row *r = &w->rows[i];
-        rc = store_txn_outbox_put(txn, TG_OB_CHANNEL, r->id, r->chat, r->body, r->data, r->data_len,
-                                  w->now_ms);
+        rc = store_txn_outbox_put(txn, w->tg->ob_channel, r->id, r->chat, r->body, r->data,
+                                  r->data_len, w->now_ms);
     }
     for (size_t i = 0; i < w->ndel && rc == 0; i++)
-        rc = store_txn_outbox_remove(txn, TG_OB_CHANNEL, w->del[i]);
+        rc = store_txn_outbox_remove(txn, w->tg->ob_channel, w->del[i]);
     for (size_t i = 0; i < w->nfail && rc == 0; i++)
-        rc = store_txn_outbox_fail(txn, TG_OB_CHANNEL, w->fail[i].id, w->fail[i].reason, w->now_ms);
+        rc = store_txn_outbox_fail(txn, w->tg->ob_channel, w->fail[i].id, w->fail[i].reason,
+                                   w->now_ms);
     if (rc == 0 && w->offset > 0) {
         char text[32];
         snprintf(text, sizeof(text), "%" PRId64, w->offset);
@@ -666,7 +671,7 @@ static int tg__epoch_take(struct store_txn *txn, struct tg_ob_load *l)
 static int tg__load_run(struct store_txn *txn, struct store_job *job)
 {
     struct tg_ob_load *l = container_of(job, struct tg_ob_load, job);
-    int rc = store_txn_outbox_max(txn, TG_OB_CHANNEL, &l->max_id);
+    int rc = store_txn_outbox_max(txn, l->tg->ob_channel, &l->max_id);
     if (rc == HB_ESCHEMA) {
         l->schema_old = true;
         return 0;
@@ -674,8 +679,96 @@ static int tg__load_run(struct store_txn *txn, struct store_job *job)
     if (rc == 0)
         rc = tg__epoch_take(txn, l);
     if (rc == 0)
-        rc = store_txn_outbox_each(txn, TG_OB_CHANNEL, 0, TG_OB_REPLAY_MAX, tg__load_row, l);
+        rc = store_txn_outbox_each(txn, l->tg->ob_channel, 0, TG_OB_REPLAY_MAX, tg__load_row, l);
     return rc;
+}
+
+/* ---- several daemons in webhook mode ----------------------------------- */
+
+static struct cluster *tg__cluster(const struct tg *tg)
+{
+    return tg->core != NULL ? tg->core->cluster : NULL;
+}
+
+const char *tg_outbox_channel(struct tg *tg)
+{
+    if (tg->ob_channel[0] == '\0') {
+        struct cluster *c = tg__cluster(tg);
+        if (tg->webhook && c != NULL)
+            snprintf(tg->ob_channel, sizeof(tg->ob_channel), "%s/%s", TG_OB_CHANNEL,
+                     cluster_run(c));
+        else
+            snprintf(tg->ob_channel, sizeof(tg->ob_channel), "%s", TG_OB_CHANNEL);
+    }
+    return tg->ob_channel;
+}
+
+/* The rows of a run that is gone, taken into this one's channel: queued as
+ * at start. */
+static void tg__taken(int rc, const struct outbox_row *rows, size_t n, void *data)
+{
+    struct tg *tg = data;
+    if (rc < 0)
+        log_error("telegram.outbox_error", "op=take error=%s", hb_strerror(rc));
+    struct tg_ob_load l = {.tg = tg};
+    for (size_t i = 0; rc == 0 && i < n && !tg->closing; i++) {
+        if (tg__load_row(rows[i].id, rows[i].chat, rows[i].body, rows[i].bytes, rows[i].len, &l) <
+            0)
+            break;
+    }
+    size_t queued = 0;
+    for (struct tg_op *op = l.head, *next; op != NULL; op = next) {
+        next = op->next;
+        op->next = NULL;
+        if (tg->closing) {
+            tg_sendq_op_free(op);
+            continue;
+        }
+        tg->ob_rows++;
+        tg->replaying++;
+        queued++;
+        tg_sendq_push_op(tg, op);
+    }
+    if (queued > 0)
+        log_info("telegram.outbox_replay", "rows=%zu taken_over=true", queued);
+    tg_unref(tg);
+}
+
+/* Takes over the rows of runs that are gone (outbox_takeover) submitted:
+ * each holds a reference until its rows are queued (tg__taken). */
+static void tg__listed(size_t takes, void *data)
+{
+    struct tg *tg = data;
+    for (size_t i = 0; i < takes; i++)
+        tg_ref(tg);
+    tg->ob_looking = false;
+    tg_unref(tg);
+}
+
+static void tg__look(uv_timer_t *t)
+{
+    struct tg *tg = t->data;
+    struct cluster *c = tg__cluster(tg);
+    struct store *store = tg__store(tg);
+    if (tg->closing || tg->ob_looking || store == NULL || !cluster_judging(c))
+        return;
+    tg->ob_looking = true;
+    tg_ref(tg);
+    if (outbox_takeover(store, c, TG_OB_CHANNEL, tg_outbox_channel(tg), TG_OB_REPLAY_MAX, tg__taken,
+                        tg__listed, tg) < 0) {
+        tg->ob_looking = false;
+        log_error("telegram.outbox_error", "op=takeover error=cannot submit");
+        tg_unref(tg);
+    }
+}
+
+void tg_outbox_look_start(struct tg *tg)
+{
+    struct cluster *c = tg__cluster(tg);
+    if (!tg->webhook || c == NULL || !tg->ob_on || tg->closing)
+        return;
+    uint64_t every = (uint64_t)cluster_lease_ms(c) / 3;
+    uv_timer_start(&tg->ob_look, tg__look, 0, every > 1000 ? every : 1000);
 }
 
 /* The rows of this daemon's queue (ids in an array; sorted by the caller). */
@@ -740,11 +833,13 @@ static void tg__load_done(struct store_job *job, int rc)
     if (!tg->closing)
         l->done(tg);
     free(l);
+    tg_outbox_look_start(tg);
     tg_unref(tg);
 }
 
 void tg_outbox_replay(struct tg *tg, void (*done)(struct tg *tg))
 {
+    tg_outbox_channel(tg); /* known before the first job reads it */
     struct store *store = tg__store(tg);
     struct tg_ob_load *l = store != NULL ? calloc(1, sizeof(*l)) : NULL;
     if (l == NULL) {

@@ -97,6 +97,7 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     uv_close((uv_handle_t *)&tg->sq_timer, tg__handle_closed);
     uv_close((uv_handle_t *)&tg->kick_timer, tg__handle_closed);
     uv_close((uv_handle_t *)&tg->ob_timer, tg__handle_closed);
+    uv_close((uv_handle_t *)&tg->ob_look, tg__handle_closed);
     tg_poll_lease_drop(tg);
     uv_close((uv_handle_t *)&tg->lease_timer, tg__handle_closed);
     tg_unref(tg); /* the open reference */
@@ -298,6 +299,9 @@ struct adapter *telegram_new(uv_loop_t *loop, struct http_client *http, struct c
     tg->handles_open++;
     uv_timer_init(loop, &tg->ob_timer);
     tg->ob_timer.data = tg;
+    tg->handles_open++;
+    uv_timer_init(loop, &tg->ob_look);
+    tg->ob_look.data = tg;
     tg->handles_open++;
     uv_timer_init(loop, &tg->lease_timer);
     tg->lease_timer.data = tg;

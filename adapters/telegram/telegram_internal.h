@@ -35,6 +35,7 @@
 #include "net/http.h"
 #include "net/server.h"
 #include "core/command.h"
+#include "core/outbox.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -175,6 +176,9 @@ struct tg {
     unsigned ob_writing;           /* writes in the store */
     struct tg_ob_write *ob_failed; /* a write that failed, tried again on ob_timer; NULL none */
     uv_timer_t ob_timer; /* an offset with no rows waits a moment for another write to carry it */
+    char ob_channel[OUTBOX_CHANNEL_MAX]; /* the rows' channel; "" until known (tg_outbox_channel) */
+    uv_timer_t ob_look; /* webhook mode with other daemons: look for rows of runs gone */
+    bool ob_looking;    /* a look is under way */
 
     struct tg_img *imgs; /* images being fetched for chat turns (image.c) */
 };
@@ -334,8 +338,17 @@ void tg_outbox_keep(struct tg *tg, struct tg_op *op);
 void tg_outbox_checkpoint(struct tg *tg, int64_t offset);
 /** Submit what waits (force: even while another write is in the store). */
 void tg_outbox_flush(struct tg *tg, bool force);
-/** Load the outbox into the queue (start); then done(tg). */
+/** Load the outbox into the queue (start); then done(tg). In webhook mode
+ *  with other daemons, then every third of a lease, take the rows of runs
+ *  that are gone into this run's channel and queue them. */
 void tg_outbox_replay(struct tg *tg, void (*done)(struct tg *tg));
+/** The channel of the outbox rows: "telegram", shared by whichever daemon
+ *  polls; in webhook mode with other daemons, "telegram/<run id>", each
+ *  daemon's own. */
+const char *tg_outbox_channel(struct tg *tg);
+/** After the start's replay, in webhook mode with other daemons: look for
+ *  the rows of runs gone now, then every third of a lease. */
+void tg_outbox_look_start(struct tg *tg);
 /** Closing: every send still owed goes to the outbox with the offset of
  *  the updates whose replies are settled. */
 void tg_outbox_close(struct tg *tg);

@@ -35,6 +35,7 @@ struct tw {
     struct webhooks *wh;
     struct adapter *tg;
     struct adapter *no_secret; /* in webhook mode without a secret */
+    bool tg_closed;            /* tg closed already (its daemon gone) */
     char url[96];
     size_t dispatched;
     char last_args[256];
@@ -82,21 +83,21 @@ static void tw_wait_count(struct tw *t, const char *method, size_t n)
     assert_false(fired);
 }
 
-/* shared: a daemon of a shared ledger (a cluster set up). */
-static void tw_open(struct tw *t, const char *webhook_url, bool shared)
+/* A daemon's core on t's ledger; with a cluster as run when run is not
+ * NULL (a daemon of a shared ledger). */
+static void tw_core(struct tw *t, struct core *core, const char *run)
 {
-    memset(t, 0, sizeof(*t));
-    lt_init(&t->lt, true, true);
-    assert_int_equal(http_client_new(&t->lt.loop, NULL, &t->http), 0);
-    t->api = tgapi_new(&t->lt.loop, TW_TOKEN);
-    assert_non_null(t->api);
-    t->core.bot_name = "HAI Bot";
-    t->core.ledger = t->lt.ledger;
-    if (shared) {
-        t->core.cluster =
-            cluster_new(&t->lt.loop, ledger_store(t->lt.ledger), "run-w", 3000, NULL, NULL, NULL);
-        assert_non_null(t->core.cluster);
+    core->bot_name = "HAI Bot";
+    core->ledger = t->lt.ledger;
+    if (run != NULL) {
+        core->cluster =
+            cluster_new(&t->lt.loop, ledger_store(t->lt.ledger), run, 3000, NULL, NULL, NULL);
+        assert_non_null(core->cluster);
     }
+}
+
+static struct telegram_options tw_options(struct tw *t, const char *webhook_url)
+{
     struct telegram_options o = {.token = TW_TOKEN,
                                  .api_base = tgapi_base(t->api),
                                  .chat_interval_ms = 20,
@@ -107,6 +108,19 @@ static void tw_open(struct tw *t, const char *webhook_url, bool shared)
                                  .webhook = 1,
                                  .webhook_url = webhook_url,
                                  .webhook_secret = TW_SECRET};
+    return o;
+}
+
+/* shared: a daemon of a shared ledger (a cluster set up). */
+static void tw_open(struct tw *t, const char *webhook_url, bool shared)
+{
+    memset(t, 0, sizeof(*t));
+    lt_init(&t->lt, true, true);
+    assert_int_equal(http_client_new(&t->lt.loop, NULL, &t->http), 0);
+    t->api = tgapi_new(&t->lt.loop, TW_TOKEN);
+    assert_non_null(t->api);
+    tw_core(t, &t->core, shared ? "run-w" : NULL);
+    struct telegram_options o = tw_options(t, webhook_url);
     struct adapter_host host = {.dispatch = tw_dispatch, .ended = tw_ended, .data = t};
     o.webhook_secret = "";
     t->no_secret = telegram_new(&t->lt.loop, t->http, &t->core, &o, &host);
@@ -132,14 +146,18 @@ static void tw_close(struct tw *t)
     webhooks_stop(t->wh);
     server_stop(t->srv);
     t->no_secret->ops->close(t->no_secret, tw_closed, &closed);
-    t->tg->ops->close(t->tg, tw_closed, &closed);
-    while (closed < 2)
+    int want = 1;
+    if (!t->tg_closed) {
+        t->tg->ops->close(t->tg, tw_closed, &closed);
+        want++;
+    }
+    while (closed < want)
         uv_run(&t->lt.loop, UV_RUN_ONCE);
     cluster_free(t->core.cluster);
     t->core.cluster = NULL;
     http_client_close(t->http, tw_closed, &closed);
     tgapi_close(t->api, tw_closed, &closed);
-    while (closed < 4)
+    while (closed < want + 2)
         uv_run(&t->lt.loop, UV_RUN_ONCE);
     uv_run(&t->lt.loop, UV_RUN_NOWAIT);
     server_free(t->srv);
@@ -338,6 +356,133 @@ static void test_webhook_numbers_out_of_range(void **state)
     tw_close(&t);
 }
 
+/* ---- several daemons in webhook mode ----------------------------------- */
+
+/* A second daemon of t's ledger in webhook mode (run "run-v"), reached by
+ * no request: only what it sends of the outbox counts. Started. */
+struct tw_other {
+    struct core core;
+    struct adapter *tg;
+};
+
+static void tw_other_open(struct tw *t, struct tw_other *o)
+{
+    memset(o, 0, sizeof(*o));
+    tw_core(t, &o->core, "run-v");
+    struct telegram_options opts = tw_options(t, NULL);
+    struct adapter_host host = {.dispatch = tw_dispatch, .ended = tw_ended, .data = t};
+    o->tg = telegram_new(&t->lt.loop, t->http, &o->core, &opts, &host);
+    assert_non_null(o->tg);
+    assert_int_equal(o->tg->ops->start(o->tg), 0);
+}
+
+static void tw_other_close(struct tw *t, struct tw_other *o)
+{
+    int closed = 0;
+    o->tg->ops->close(o->tg, tw_closed, &closed);
+    while (closed < 1)
+        uv_run(&t->lt.loop, UV_RUN_ONCE);
+    cluster_free(o->core.cluster);
+    o->core.cluster = NULL;
+}
+
+static void tw_run_for(struct tw *t, uint64_t ms)
+{
+    uv_timer_t timer;
+    bool fired = false;
+    uv_timer_init(&t->lt.loop, &timer);
+    timer.data = &fired;
+    uv_timer_start(&timer, tw_guard, ms, 0);
+    while (!fired)
+        uv_run(&t->lt.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(&t->lt.loop, UV_RUN_NOWAIT);
+}
+
+/* sendMessage calls to chat the fake took (200). */
+static size_t tw_sent(struct tw *t, int64_t chat)
+{
+    char needle[48];
+    snprintf(needle, sizeof(needle), "\"chat_id\":%" PRId64, chat);
+    size_t n = 0;
+    for (size_t i = 0; i < tgapi_ncalls(t->api); i++) {
+        const struct tgapi_call *c = tgapi_call_at(t->api, i);
+        if (strcmp(c->method, "sendMessage") == 0 && c->status == 200 &&
+            strstr(c->body, needle) != NULL)
+            n++;
+    }
+    return n;
+}
+
+#define TW_RETRY_3S                                                                                \
+    "{\"ok\":false,\"error_code\":429,\"description\":\"Too Many Requests: retry after 3\","       \
+    "\"parameters\":{\"retry_after\":3}}"
+
+/* t open on a shared ledger, with the reply to an update from chat told
+ * to wait 3 s (429): answered 200 once its row is durable. */
+static void tw_open_reply_waits(struct tw *t, int64_t update_id, int64_t chat)
+{
+    tw_open(t, NULL, true);
+    tgapi_fail(t->api, "sendMessage", 1, 429, TW_RETRY_3S);
+    char body[1024];
+    tw_update(body, sizeof(body), update_id, chat, "/help");
+    struct tcall r = {0};
+    tw_post(t, TW_SECRET, body, &r);
+    assert_int_equal(r.status, 200);
+    tcall_clear(&r);
+}
+
+/* Several daemons behind one webhook URL: one that starts leaves the rows
+ * of a daemon that lives alone. Here the first daemon's reply was told to
+ * wait 3 s (429), so its row is written and it sends it after. Before,
+ * the second daemon sent every row of the outbox at its start, this one
+ * included, and the member got the reply twice. */
+static void test_webhook_second_daemon_leaves_rows(void **state)
+{
+    (void)state;
+    struct tw t;
+    tw_open_reply_waits(&t, 800, 79);
+    assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM outbox WHERE chat = 79"), 1);
+
+    struct tw_other o;
+    tw_other_open(&t, &o);
+    tw_run_for(&t, 4500); /* the first daemon's wait is over */
+    assert_int_equal(tw_sent(&t, 79), 1);
+    assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM outbox WHERE chat = 79"), 0);
+    tw_other_close(&t, &o);
+    tw_close(&t);
+}
+
+/* The rows of a daemon that is gone are sent by one that lives, once the
+ * gone one's run lease ran out (until then it may still send them). */
+static void test_webhook_gone_daemon_rows_sent(void **state)
+{
+    (void)state;
+    struct tw t;
+    tw_open_reply_waits(&t, 900, 81);
+    /* The first daemon stops before its wait is over: the row stays. Its
+     * heartbeat stops with it; its run's lease runs out 3 s later. */
+    int closed = 0;
+    webhooks_stop(t.wh);
+    t.tg->ops->close(t.tg, tw_closed, &closed);
+    while (closed < 1)
+        uv_run(&t.lt.loop, UV_RUN_ONCE);
+    t.tg_closed = true;
+    cluster_free(t.core.cluster);
+    t.core.cluster = NULL;
+    assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM outbox WHERE chat = 81"), 1);
+
+    struct tw_other o;
+    tw_other_open(&t, &o);
+    tw_run_for(&t, 1000);
+    assert_int_equal(tw_sent(&t, 81), 0); /* the first run's lease lasts */
+    tw_run_for(&t, 4000);
+    assert_int_equal(tw_sent(&t, 81), 1);
+    assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM outbox WHERE chat = 81"), 0);
+    tw_other_close(&t, &o);
+    tw_close(&t);
+}
+
 /* Load text as a config file: its result, and whether a problem mentions needle. */
 static int tw_config(const char *text, const char *needle)
 {
@@ -387,6 +532,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_webhook_reply_safe_on_shared_ledger),
     cmocka_unit_test(test_webhook_wrong_secret),
     cmocka_unit_test(test_webhook_numbers_out_of_range),
+    cmocka_unit_test(test_webhook_second_daemon_leaves_rows),
+    cmocka_unit_test(test_webhook_gone_daemon_rows_sent),
 };
 
 TEST_GROUP_DEFINE(telegram_webhook, tests, NULL, NULL)
