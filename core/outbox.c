@@ -101,7 +101,7 @@ static int outbox__take(struct store_txn *txn, struct outbox_op *op)
     int rc = store_txn_outbox_each(txn, op->channel, 0, op->max, outbox__collect, op);
     if (rc == 0)
         rc = store_txn_outbox_move(txn, op->channel, op->to,
-                                   op->n == op->max ? op->rows[op->n - 1].id : 0, NULL);
+                                   op->n == op->max ? op->rows[op->n - 1].id : 0, op->now_ms, NULL);
     return rc;
 }
 

@@ -291,7 +291,7 @@ int pg_txn_outbox_count(struct store_txn *txn, const char *channel, bool undeliv
 int pg_txn_outbox_channels(struct store_txn *txn, const char *family,
                            int (*fn)(const char *channel, void *arg), void *arg);
 int pg_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
-                       int64_t *moved);
+                       int64_t now_ms, int64_t *moved);
 int pg_txn_audit_head(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
 int pg_txn_audit_head_recorded(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
 int pg_txn_audit_append(struct store_txn *txn, const struct store_audit *a);

@@ -160,6 +160,18 @@ int pg_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t id)
                   "outbox_remove", NULL);
 }
 
+/* The rows of channel marked undeliverable long enough before now_ms. */
+static int pg__outbox_purge(struct store_txn *txn, const char *channel, int64_t now_ms)
+{
+    struct pg_params p;
+    pg__params_init(&p);
+    pg__text(&p, channel);
+    pg__int(&p, now_ms - STORE_OUTBOX_FAILED_KEEP_MS);
+    return pg__do(pg__of(txn),
+                  "DELETE FROM outbox WHERE channel = $1 AND failed_at != 0 AND failed_at < $2", &p,
+                  "outbox_purge", NULL);
+}
+
 int pg_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id, const char *error,
                        int64_t now_ms)
 {
@@ -173,14 +185,7 @@ int pg_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id, c
                     "UPDATE outbox SET failed_at = $3, error = $4, data = NULL"
                     " WHERE channel = $1 AND id = $2",
                     &p, "outbox_fail", NULL);
-    if (rc < 0)
-        return rc;
-    pg__params_init(&p);
-    pg__text(&p, channel);
-    pg__int(&p, now_ms - STORE_OUTBOX_FAILED_KEEP_MS);
-    return pg__do(pg__of(txn),
-                  "DELETE FROM outbox WHERE channel = $1 AND failed_at != 0 AND failed_at < $2", &p,
-                  "outbox_purge", NULL);
+    return rc < 0 ? rc : pg__outbox_purge(txn, channel, now_ms);
 }
 
 int pg_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
@@ -259,8 +264,11 @@ int pg_txn_outbox_channels(struct store_txn *txn, const char *family,
 }
 
 int pg_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
-                       int64_t *moved)
+                       int64_t now_ms, int64_t *moved)
 {
+    int rc = pg__outbox_purge(txn, from, now_ms);
+    if (rc < 0)
+        return rc;
     struct pg_params p;
     pg__params_init(&p);
     pg__text(&p, from);

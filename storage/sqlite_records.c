@@ -582,6 +582,17 @@ int sqlite_txn_outbox_remove(struct store_txn *txn, const char *channel, int64_t
     return store__step_done(s, st, "outbox_remove");
 }
 
+/* The rows of channel marked undeliverable long enough before now_ms. */
+static int sqlite__outbox_purge(struct sqlite_store *s, const char *channel, int64_t now_ms)
+{
+    if (s->stmt[ST_OUTBOX_PURGE] == NULL)
+        return 0;
+    sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_PURGE);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms - STORE_OUTBOX_FAILED_KEEP_MS);
+    return store__step_done(s, st, "outbox_purge");
+}
+
 int sqlite_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t id,
                            const char *error, int64_t now_ms)
 {
@@ -594,12 +605,7 @@ int sqlite_txn_outbox_fail(struct store_txn *txn, const char *channel, int64_t i
     sqlite3_bind_int64(st, 3, now_ms > 0 ? now_ms : 1);
     sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
     int rc = store__step_done(s, st, "outbox_fail");
-    if (rc < 0 || s->stmt[ST_OUTBOX_PURGE] == NULL)
-        return rc;
-    st = store__stmt(s, ST_OUTBOX_PURGE);
-    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now_ms - STORE_OUTBOX_FAILED_KEEP_MS);
-    return store__step_done(s, st, "outbox_purge");
+    return rc < 0 ? rc : sqlite__outbox_purge(s, channel, now_ms);
 }
 
 int sqlite_txn_outbox_each(struct store_txn *txn, const char *channel, int64_t after_id, size_t max,
@@ -690,16 +696,19 @@ int sqlite_txn_outbox_channels(struct store_txn *txn, const char *family,
 }
 
 int sqlite_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
-                           int64_t *moved)
+                           int64_t now_ms, int64_t *moved)
 {
     struct sqlite_store *s = sqlite__of(txn);
     if (s->stmt[ST_OUTBOX_MOVE] == NULL)
         return HB_ESCHEMA;
+    int rc = sqlite__outbox_purge(s, from, now_ms);
+    if (rc < 0)
+        return rc;
     sqlite3_stmt *st = store__stmt(s, ST_OUTBOX_MOVE);
     sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, upto_id);
-    int rc = store__step_done(s, st, "outbox_move");
+    rc = store__step_done(s, st, "outbox_move");
     *moved = rc == 0 ? sqlite3_changes(s->db) : 0;
     return rc;
 }

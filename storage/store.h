@@ -531,10 +531,12 @@ int store_txn_outbox_channels(struct store_txn *txn, const char *family,
                               int (*fn)(const char *channel, void *arg), void *arg);
 
 /** Move the rows of channel from to channel to, keeping their ids: those
- *  with id <= upto_id, or all of them when upto_id is 0. *moved (may be
- *  NULL) gets how many moved. */
+ *  with id <= upto_id, or all of them when upto_id is 0. Rows of from
+ *  marked undeliverable STORE_OUTBOX_FAILED_KEEP_MS or more before now_ms
+ *  are removed instead, as a new mark would. *moved (may be NULL) gets
+ *  how many moved. */
 int store_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
-                          int64_t *moved);
+                          int64_t now_ms, int64_t *moved);
 
 /* ---- Audit trail: who did what, append-only and hash-chained -----------
  * Its own chain beside the ledger's: entry seq n stores the hash of entry

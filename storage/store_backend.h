@@ -176,7 +176,7 @@ struct store_ops {
     int (*outbox_channels)(struct store_txn *txn, const char *family,
                            int (*fn)(const char *channel, void *arg), void *arg);
     int (*outbox_move)(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
-                       int64_t *moved);
+                       int64_t now_ms, int64_t *moved);
     int (*audit_head)(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
     int (*audit_head_recorded)(struct store_txn *txn, uint64_t *seq, uint8_t hash[STORE_HASH_SIZE]);
     int (*audit_append)(struct store_txn *txn, const struct store_audit *a);

@@ -316,10 +316,10 @@ int store_txn_outbox_channels(struct store_txn *txn, const char *family,
 }
 
 int store_txn_outbox_move(struct store_txn *txn, const char *from, const char *to, int64_t upto_id,
-                          int64_t *moved)
+                          int64_t now_ms, int64_t *moved)
 {
     int64_t n = 0;
-    int rc = txn->store->ops->outbox_move(txn, from, to, upto_id, &n);
+    int rc = txn->store->ops->outbox_move(txn, from, to, upto_id, now_ms, &n);
     if (moved != NULL)
         *moved = rc == 0 ? n : 0;
     return rc;

@@ -56,7 +56,8 @@ static const char *ids(struct store_txn *txn, const char *channel, char *buf)
 /* The family "discord" is its own channel and those under "discord/",
  * not "discordx" nor another family. A move keeps each row's id and body
  * (the same id may be used in two channels), takes those up to an id or
- * all of them, undeliverable ones included, and leaves the rest. */
+ * all of them, undeliverable ones included, and leaves the rest; those
+ * marked undeliverable longer ago than they are kept go instead. */
 static void test_outbox_channels_and_move(void **state)
 {
     enum store_backend_kind backend = *(enum store_backend_kind *)*state;
@@ -79,22 +80,38 @@ static void test_outbox_channels_and_move(void **state)
     assert_string_equal(channels(txn, "telegram", buf), "telegram");
 
     int64_t moved = -1;
-    assert_int_equal(store_txn_outbox_move(txn, "discord/run-a", "discord/run-c", 2, &moved), 0);
+    assert_int_equal(store_txn_outbox_move(txn, "discord/run-a", "discord/run-c", 2, 3000, &moved),
+                     0);
     assert_int_equal(moved, 2);
     assert_string_equal(ids(txn, "discord/run-c", buf),
                         "1:{\"t\":\"discord/run-a 1\"},2:{\"t\":\"discord/run-a 2\"}");
     assert_string_equal(ids(txn, "discord/run-a", buf), ""); /* the undeliverable one stays */
     assert_string_equal(channels(txn, "discord", buf),
                         "discord,discord/run-a,discord/run-b,discord/run-c");
-    assert_int_equal(store_txn_outbox_move(txn, "discord/run-a", "discord/run-c", 0, &moved), 0);
+    assert_int_equal(store_txn_outbox_move(txn, "discord/run-a", "discord/run-c", 0, 3000, &moved),
+                     0);
     assert_int_equal(moved, 1);
     int64_t n = 0;
     assert_int_equal(store_txn_outbox_count(txn, "discord/run-c", true, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(channels(txn, "discord", buf), "discord,discord/run-b,discord/run-c");
-    assert_int_equal(store_txn_outbox_move(txn, "discord/run-a", "discord/run-c", 0, &moved), 0);
+    assert_int_equal(store_txn_outbox_move(txn, "discord/run-a", "discord/run-c", 0, 3000, &moved),
+                     0);
     assert_int_equal(moved, 0); /* taken already: nothing */
     assert_string_equal(ids(txn, "discord/run-b", buf), "1:{\"t\":\"discord/run-b 1\"}");
+
+    /* One marked undeliverable long ago is removed, not moved; a row it
+     * could still be read for is moved. */
+    row_put(txn, "discord/run-d", 5);
+    row_put(txn, "discord/run-d", 6);
+    assert_int_equal(store_txn_outbox_fail(txn, "discord/run-d", 5, "refused: 403", 2000), 0);
+    int64_t later = 2000 + STORE_OUTBOX_FAILED_KEEP_MS + 1;
+    assert_int_equal(store_txn_outbox_move(txn, "discord/run-d", "discord/run-c", 0, later, &moved),
+                     0);
+    assert_int_equal(moved, 1);
+    assert_int_equal(store_txn_outbox_count(txn, "discord/run-c", true, &n), 0);
+    assert_int_equal(n, 1); /* the one moved before, marked at 2000: not yet due */
+    assert_string_equal(channels(txn, "discord", buf), "discord,discord/run-b,discord/run-c");
     assert_int_equal(store_txn_end(txn, true), 0);
     store_free(s);
     store_db_done(&d);
