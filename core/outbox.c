@@ -102,7 +102,10 @@ static int outbox__take(struct store_txn *txn, struct outbox_op *op)
     if (rc == 0)
         rc = store_txn_outbox_move(txn, op->channel, op->to,
                                    op->n == op->max ? op->rows[op->n - 1].id : 0, op->now_ms, NULL);
-    return rc;
+    /* A row of the same number where they go (HB_EEXISTS, which the store
+     * takes for "nothing written"): this take fails, and its savepoint
+     * goes back. */
+    return rc == HB_EEXISTS ? HB_ECONFLICT : rc;
 }
 
 static int outbox__run(struct store_txn *txn, struct store_job *job)

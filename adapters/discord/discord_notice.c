@@ -25,12 +25,14 @@
  *
  * With a store, the notice is a row of the outbox (channel "discord", or
  * "discord/<run id>" with other daemons: dc__outbox_channel), body
- * {"u":user,"c":channel,"t":text,"b":[{"l":label,"r":ref}], "pn":image name,"pt":image type}, the
- * image's bytes beside it) written before anything is sent and removed once every piece is posted;
- * rows left by a kill are sent at the next start. A failure (the network, a 5xx, a member who
- * closed their DMs: 403) is tried again with back-off, then the row is kept marked undeliverable,
- * never dropped silently. A kill between two pieces of a long notice repeats the pieces already
- * posted. */
+ * {"u":user,"c":channel,"t":text,"b":[{"l":label,"r":ref}],
+ * "pn":image name,"pt":image type}, the image's bytes beside it) written
+ * before anything is sent and removed once every piece is posted; rows
+ * left by a kill are sent at the next start (with other daemons, by one
+ * that takes them over). A failure (the network, a 5xx, a member who
+ * closed their DMs: 403) is tried again with back-off, then the row is
+ * kept marked undeliverable, never dropped silently. A kill between two
+ * pieces of a long notice repeats the pieces already posted. */
 struct dc_notice {
     struct discord *dc;
     char channel_id[COMMAND_ID_MAX]; /* where it is posted; "" until the DM is open */

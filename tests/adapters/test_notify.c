@@ -19,6 +19,7 @@
 #include "tests/core/ledger_helpers.h"
 #include "tests/fake/discord_rest.h"
 #include "tests/fake/telegram_api.h"
+#include "tests/storage/store_db.h"
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -840,9 +841,83 @@ static const struct CMUnitTest tests[] = {
 
 TEST_GROUP_DEFINE(notify, tests, lt_group_setup, lt_group_teardown)
 
+struct dob_taken {
+    bool done;
+    int rc;
+    size_t n;
+};
+
+static void dob_taken(int rc, const struct outbox_row *rows, size_t n, void *data)
+{
+    (void)rows;
+    struct dob_taken *t = data;
+    t->done = true;
+    t->rc = rc;
+    t->n = n;
+}
+
+static bool dob_taken_done(void *arg)
+{
+    return ((struct dob_taken *)arg)->done;
+}
+
+static void dob_stored(int rc, void *data)
+{
+    assert_int_equal(rc, 0);
+    (*(int *)data)++;
+}
+
+/* A take whose rows cannot move (a row of the same number in the channel
+ * they would go to) fails alone: none of its rows is given to send, they
+ * stay where they were, and what the same transaction wrote besides
+ * stands. Before, on PostgreSQL, the duplicate key's answer read as "no
+ * write, no failure": the transaction, aborted by the server, failed at
+ * its commit with every job in it. */
+static void test_take_that_cannot_move_gives_nothing(void **state)
+{
+    (void)state;
+    struct dob t;
+    dob_init(&t);
+    struct store *store = ledger_store(t.d.lt.ledger);
+    int stored = 0;
+    assert_int_equal(
+        outbox_put(store, "discord/run-x", 7, 88, "{\"t\":\"x\"}", dob_stored, &stored), 0);
+    assert_int_equal(
+        outbox_put(store, "discord/run-y", 7, 88, "{\"t\":\"y\"}", dob_stored, &stored), 0);
+    while (stored < 2)
+        uv_run(&t.d.lt.loop, UV_RUN_ONCE);
+    /* With a row written in the same transaction, which must stand. */
+    struct store_gate gate;
+    store_gate_hold(store, &gate);
+    struct dob_taken taken = {0};
+    assert_int_equal(outbox_take(store, "discord/run-x", "discord/run-y", 10, dob_taken, &taken),
+                     0);
+    assert_int_equal(
+        outbox_put(store, "discord/run-z", 8, 88, "{\"t\":\"z\"}", dob_stored, &stored), 0);
+    store_gate_release(&gate, &t.d.lt.loop);
+    dob_run(&t, dob_taken_done, &taken, 0);
+    assert_true(taken.rc < 0);
+    assert_int_equal(taken.n, 0);
+    while (stored < 3)
+        uv_run(&t.d.lt.loop, UV_RUN_ONCE);
+    const char *left = "SELECT COUNT(*) FROM outbox WHERE channel = 'discord/run-x'";
+    assert_int_equal(
+        t.d.lt.url[0] != '\0' ? test_pg_int(t.d.lt.url, left) : test_sql_int(t.d.lt.path, left), 1);
+    dob_done(&t);
+}
+
 static const struct CMUnitTest outbox_tests[] = {
     cmocka_unit_test(test_live_run_keeps_its_rows),
     cmocka_unit_test(test_gone_run_rows_sent_once),
+    cmocka_unit_test(test_take_that_cannot_move_gives_nothing),
 };
 
 TEST_GROUP_DEFINE(discord_outbox, outbox_tests, NULL, NULL)
+
+/* The store's part on PostgreSQL, whose duplicate key has an answer of
+ * its own. */
+static const struct CMUnitTest outbox_pg_tests[] = {
+    cmocka_unit_test(test_take_that_cannot_move_gives_nothing),
+};
+
+TEST_GROUP_DEFINE(discord_outbox_pg, outbox_pg_tests, lt_group_setup_pg, lt_group_teardown)
