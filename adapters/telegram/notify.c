@@ -107,10 +107,11 @@ static void tg__owed_done(void *data)
     tg_unref(tg);
 }
 
-void tg_notify_owed(struct tg *tg)
+/* A pass over the notices owed, by the daemon that holds the duty. */
+static void tg__owed_pass(struct tg *tg)
 {
     struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
-    if (c == NULL || tg->owed_busy || tg->closing || !tg->lease_held || tg->core->ledger == NULL)
+    if (c == NULL || tg->owed_busy || tg->closing || tg->core->ledger == NULL)
         return;
     /* A younger row is its own daemon's to send, right after its commit;
      * one a lease old was left by a daemon that could not. */
@@ -122,4 +123,59 @@ void tg_notify_owed(struct tg *tg)
         tg->owed_busy = false;
         tg_unref(tg);
     }
+}
+
+void tg_notify_owed(struct tg *tg)
+{
+    if (tg->lease_held)
+        tg__owed_pass(tg);
+}
+
+/* Webhook mode: no daemon polls, so the notices owed go through the one
+ * that holds the lease "telegram.owed:<bot id>" (taken at each of its
+ * outbox looks, and given up when it closes). */
+static void tg__owed_lease_name(const struct tg *tg, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "telegram.owed:%" PRId64, tg->bot_id);
+}
+
+static void tg__owed_lease_done(int rc, const char *holder, int64_t until, void *data)
+{
+    (void)holder;
+    (void)until;
+    struct tg *tg = data;
+    tg->owed_asking = false;
+    tg->owed_lease = rc == 0;
+    if (rc == 0 && !tg->closing)
+        tg__owed_pass(tg);
+    else if (rc < 0 && rc != HB_EBUSY && rc != HB_ECANCELED)
+        log_warn("telegram.lease_failed", "bot=%s duty=owed error=%s", tg->bot_username,
+                 hb_strerror(rc));
+    tg_unref(tg);
+}
+
+void tg_notify_owed_webhook(struct tg *tg)
+{
+    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    if (!tg->webhook || c == NULL || tg->closing || tg->owed_asking || tg->bot_id == 0)
+        return;
+    char name[48];
+    tg__owed_lease_name(tg, name, sizeof(name));
+    tg->owed_asking = true;
+    tg_ref(tg);
+    if (cluster_lease_take(c, name, tg__owed_lease_done, tg) < 0) {
+        tg->owed_asking = false;
+        tg_unref(tg);
+    }
+}
+
+void tg_notify_owed_drop(struct tg *tg)
+{
+    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    if (c == NULL || !tg->owed_lease)
+        return;
+    tg->owed_lease = false;
+    char name[48];
+    tg__owed_lease_name(tg, name, sizeof(name));
+    cluster_lease_drop(c, name, NULL, NULL);
 }

@@ -750,6 +750,7 @@ static void tg__look(uv_timer_t *t)
     struct tg *tg = t->data;
     struct cluster *c = tg__cluster(tg);
     struct store *store = tg__store(tg);
+    tg_notify_owed_webhook(tg);
     if (tg->closing || tg->ob_looking || store == NULL || !cluster_judging(c))
         return;
     tg->ob_looking = true;

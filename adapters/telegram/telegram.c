@@ -99,6 +99,7 @@ static void tg__close(struct adapter *a, void (*cb)(void *data), void *data)
     uv_close((uv_handle_t *)&tg->ob_timer, tg__handle_closed);
     uv_close((uv_handle_t *)&tg->ob_look, tg__handle_closed);
     tg_poll_lease_drop(tg);
+    tg_notify_owed_drop(tg);
     uv_close((uv_handle_t *)&tg->lease_timer, tg__handle_closed);
     tg_unref(tg); /* the open reference */
 }

@@ -115,6 +115,8 @@ struct tg {
     bool lease_asking;      /* a take is in flight */
     bool lease_waiting;     /* standing by (logged once) */
     bool owed_busy;         /* a pass over the payment notices owed is running */
+    bool owed_asking;       /* webhook mode: the lease of that duty is being taken */
+    bool owed_lease;        /* webhook mode: this daemon holds that lease */
     uint64_t lease_asked;   /* uv_now() when the take in flight was asked */
     uint64_t lease_until;   /* uv_now() past which the lease may have run out */
     uint64_t rng;           /* xorshift state for jitter */
@@ -369,6 +371,11 @@ int tg_notify(struct adapter *a, const struct notify_target *to, const struct re
  *  the poller sends to Telegram), those written at least a lease ago. One
  *  pass at a time; called with every renewal of the lease. */
 void tg_notify_owed(struct tg *tg);
+/** Webhook mode with other daemons: take the lease of the notices owed
+ *  (every look), and pass over them while holding it; give it up when
+ *  closing. */
+void tg_notify_owed_webhook(struct tg *tg);
+void tg_notify_owed_drop(struct tg *tg);
 
 /* ---- stars.c ---- */
 void tg_stars_offer(struct tg *tg, struct tg_reply *r, int64_t chat_id, bool group);

@@ -11,6 +11,9 @@
 #include "bot/webhooks.h"
 #include "core/cluster.h"
 #include "core/core.h"
+#include "core/notify.h"
+#include "core/state.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "tests/bot/tcall.h"
 #include "tests/core/ledger_helpers.h"
@@ -483,6 +486,44 @@ static void test_webhook_gone_daemon_rows_sent(void **state)
     tw_close(&t);
 }
 
+static void tw_noted(int rc, const char *value, void *data)
+{
+    (void)value;
+    assert_int_equal(rc, 0);
+    *(bool *)data = true;
+}
+
+/* A notice owed in the store (a payment's, a low balance's) that its
+ * daemon could not hand to Telegram before it went is sent by a daemon in
+ * webhook mode that lives, once it is a lease old, and once only. Before,
+ * only a poller sent such notices: with every daemon in webhook mode they
+ * waited for the next daemon to start. */
+static void test_webhook_owed_notice_sent(void **state)
+{
+    (void)state;
+    struct tw t;
+    tw_open(&t, NULL, true);
+    char value[512];
+    assert_int_equal(notify_pending_text_value(value, sizeof(value), "telegram:83", "",
+                                               "Your balance is low.", clock_real_ms() - 60000),
+                     0);
+    bool noted = false;
+    assert_int_equal(state_put(ledger_store(t.lt.ledger), NOTIFY_NS_PENDING, "low.telegram:83",
+                               value, tw_noted, &noted),
+                     0);
+    while (!noted)
+        uv_run(&t.lt.loop, UV_RUN_ONCE);
+    struct tw_other o;
+    tw_other_open(&t, &o); /* a second daemon: the notice goes once */
+    tw_run_for(&t, 3000);
+    assert_int_equal(tw_sent(&t, 83), 1);
+    assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM state WHERE ns = "
+                                             "'notice.payment'"),
+                     0);
+    tw_other_close(&t, &o);
+    tw_close(&t);
+}
+
 /* Load text as a config file: its result, and whether a problem mentions needle. */
 static int tw_config(const char *text, const char *needle)
 {
@@ -534,6 +575,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_webhook_numbers_out_of_range),
     cmocka_unit_test(test_webhook_second_daemon_leaves_rows),
     cmocka_unit_test(test_webhook_gone_daemon_rows_sent),
+    cmocka_unit_test(test_webhook_owed_notice_sent),
 };
 
 TEST_GROUP_DEFINE(telegram_webhook, tests, NULL, NULL)
