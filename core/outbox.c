@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The channels named family or "family/..." that hold rows: cb gets rc,
+ * their names (valid during the call) and their count. */
+typedef void (*outbox_channels_cb)(int rc, const char *const *names, size_t n, void *data);
+
 enum outbox_verb {
     OUTBOX_PUT,
     OUTBOX_REMOVE,
@@ -80,12 +84,10 @@ static int outbox__name(const char *channel, void *arg)
 {
     struct outbox_op *op = arg;
     if (op->nnames == op->names_cap) {
-        size_t cap = op->names_cap > 0 ? op->names_cap * 2 : 8;
-        char **names = realloc(op->names, cap * sizeof(*names));
+        char **names = hb_grow(op->names, &op->names_cap, 8, sizeof(*names));
         if (names == NULL)
             return HB_ENOMEM;
         op->names = names;
-        op->names_cap = cap;
     }
     if ((op->names[op->nnames] = strdup(channel)) == NULL)
         return HB_ENOMEM;
@@ -264,7 +266,8 @@ int outbox_take(struct store *store, const char *from, const char *to, size_t ma
     return to != NULL ? outbox__rows(store, OUTBOX_TAKE, from, to, max, cb, data) : HB_EINVAL;
 }
 
-int outbox_channels(struct store *store, const char *family, outbox_channels_cb cb, void *data)
+static int outbox__channels(struct store *store, const char *family, outbox_channels_cb cb,
+                            void *data)
 {
     struct outbox_op *op;
     int rc = cb != NULL ? outbox__submit(store, OUTBOX_CHANNELS, family, 0, NULL, &op) : HB_EINVAL;
@@ -273,6 +276,13 @@ int outbox_channels(struct store *store, const char *family, outbox_channels_cb 
     op->channels_cb = cb;
     op->data = data;
     return outbox__go(store, op);
+}
+
+int outbox_channel_name(char *buf, size_t cap, const char *family, const struct cluster *c)
+{
+    int n = c != NULL ? snprintf(buf, cap, "%s/%s", family, cluster_run(c))
+                      : snprintf(buf, cap, "%s", family);
+    return n >= 0 && (size_t)n < cap ? 0 : HB_EOVERFLOW;
 }
 
 struct outbox_takeover {
@@ -320,7 +330,7 @@ int outbox_takeover(struct store *store, struct cluster *c, const char *family, 
         .store = store, .c = c, .max = max, .cb = cb, .listed = listed, .data = data};
     memcpy(t->family, family, strlen(family) + 1);
     memcpy(t->mine, mine, strlen(mine) + 1);
-    int rc = outbox_channels(store, family, outbox__gone_listed, t);
+    int rc = outbox__channels(store, family, outbox__gone_listed, t);
     if (rc < 0)
         free(t);
     return rc;

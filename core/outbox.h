@@ -61,14 +61,6 @@ int64_t outbox_id_new(void);
  *  and a run id. */
 #define OUTBOX_CHANNEL_MAX 96
 
-/** The channels named family or "family/..." that hold rows: cb gets rc,
- *  their names (valid during the call) and their count. Several daemons
- *  of one ledger give each of their runs a channel of its own
- *  ("discord/<run id>"), and a daemon takes over the rows of a run that is
- *  gone (outbox_take). */
-typedef void (*outbox_channels_cb)(int rc, const char *const *names, size_t n, void *data);
-int outbox_channels(struct store *store, const char *family, outbox_channels_cb cb, void *data);
-
 /** Move rows of channel from to channel to, in one transaction: at most
  *  max of its deliverable rows, oldest first, with every row numbered
  *  below the last of them (undeliverable ones too), or all its rows when
@@ -79,6 +71,12 @@ int outbox_take(struct store *store, const char *from, const char *to, size_t ma
                 outbox_list_cb cb, void *data);
 
 struct cluster;
+
+/** The channel of this run's rows in buf (cap bytes): family itself
+ *  without a cluster (a daemon alone on its ledger); with one, a channel
+ *  of the run's own, "family/<run id>", so that no other daemon sends its
+ *  rows while it lives (outbox_takeover). 0, or HB_EOVERFLOW. */
+int outbox_channel_name(char *buf, size_t cap, const char *family, const struct cluster *c);
 
 /** Take over what runs that are gone left: list the channels of family,
  *  and take (outbox_take, at most max rows each) into the channel mine

@@ -248,12 +248,9 @@ int pg_txn_outbox_channels(struct store_txn *txn, const char *family,
     pg__params_init(&p);
     pg__text(&p, family);
     int rc = 0;
-    /* substr, not a range of names: the server's collation need not sort
-     * bytes. */
     PGresult *r = pg__query(txn,
-                            "SELECT channel FROM outbox WHERE channel = $1"
-                            " OR substr(channel, 1, length($1) + 1) = $1 || '/'"
-                            " GROUP BY channel ORDER BY channel COLLATE \"C\"",
+                            "SELECT DISTINCT channel FROM outbox WHERE channel = $1"
+                            " OR substr(channel, 1, length($1) + 1) = $1 || '/' ORDER BY channel",
                             &p, "outbox_channels", &rc);
     if (r == NULL)
         return rc;

@@ -108,20 +108,13 @@ static struct cluster *dc__cluster(const struct discord *dc)
     return dc->core != NULL ? dc->core->cluster : NULL;
 }
 
-/* The channel of this run's rows: "discord" alone on the ledger (the next
- * start sends what a kill left); with other daemons, one of the run's own,
- * so that no other daemon sends them while this one lives, nor takes a
- * row's number. */
+/* The channel of this run's rows (outbox_channel_name): "discord" alone on
+ * the ledger, where the next start sends what a kill left. */
 static const char *dc__outbox_channel(struct discord *dc)
 {
-    if (dc->outbox_channel[0] == '\0') {
-        struct cluster *c = dc__cluster(dc);
-        if (c != NULL)
-            snprintf(dc->outbox_channel, sizeof(dc->outbox_channel), "%s/%s", DC_OUTBOX_CHANNEL,
-                     cluster_run(c));
-        else
-            snprintf(dc->outbox_channel, sizeof(dc->outbox_channel), "%s", DC_OUTBOX_CHANNEL);
-    }
+    if (dc->outbox_channel[0] == '\0')
+        outbox_channel_name(dc->outbox_channel, sizeof(dc->outbox_channel), DC_OUTBOX_CHANNEL,
+                            dc__cluster(dc));
     return dc->outbox_channel;
 }
 

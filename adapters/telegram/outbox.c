@@ -692,14 +692,10 @@ static struct cluster *tg__cluster(const struct tg *tg)
 
 const char *tg_outbox_channel(struct tg *tg)
 {
-    if (tg->ob_channel[0] == '\0') {
-        struct cluster *c = tg__cluster(tg);
-        if (tg->webhook && c != NULL)
-            snprintf(tg->ob_channel, sizeof(tg->ob_channel), "%s/%s", TG_OB_CHANNEL,
-                     cluster_run(c));
-        else
-            snprintf(tg->ob_channel, sizeof(tg->ob_channel), "%s", TG_OB_CHANNEL);
-    }
+    /* Polling: one channel, the lease holder's. */
+    if (tg->ob_channel[0] == '\0')
+        outbox_channel_name(tg->ob_channel, sizeof(tg->ob_channel), TG_OB_CHANNEL,
+                            tg->webhook ? tg__cluster(tg) : NULL);
     return tg->ob_channel;
 }
 
