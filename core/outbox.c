@@ -348,7 +348,7 @@ int64_t outbox_id_new(void)
     static int64_t last, tag = -1;
     if (tag < 0) {
         unsigned char b = 0;
-        if (getrandom(&b, 1, 0) != 1)
+        if (getrandom(&b, 1, GRND_NONBLOCK) != 1) /* never waits on the loop */
             b = (unsigned char)getpid();
         tag = b;
     }
