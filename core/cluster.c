@@ -131,8 +131,8 @@ static void cluster__lease_done(struct store_job *job, int rc)
     cluster__unref(c);
 }
 
-static int cluster__lease(struct cluster *c, const char *name, bool drop, cluster_lease_cb cb,
-                          void *data)
+static int cluster__lease(struct cluster *c, const char *name, bool drop, bool last,
+                          cluster_lease_cb cb, void *data)
 {
     if (c == NULL || c->freeing || strlen(name) >= CLUSTER_NAME_MAX)
         return HB_EINVAL;
@@ -147,7 +147,7 @@ static int cluster__lease(struct cluster *c, const char *name, bool drop, cluste
     lj->drop = drop;
     lj->cb = cb;
     lj->data = data;
-    int rc = store_submit(c->store, &lj->job);
+    int rc = last ? store_submit_last(c->store, &lj->job) : store_submit(c->store, &lj->job);
     if (rc < 0) {
         free(lj);
         return rc;
@@ -158,12 +158,12 @@ static int cluster__lease(struct cluster *c, const char *name, bool drop, cluste
 
 int cluster_lease_take(struct cluster *c, const char *name, cluster_lease_cb cb, void *data)
 {
-    return cluster__lease(c, name, false, cb, data);
+    return cluster__lease(c, name, false, false, cb, data);
 }
 
 int cluster_lease_drop(struct cluster *c, const char *name, cluster_lease_cb cb, void *data)
 {
-    return cluster__lease(c, name, true, cb, data);
+    return cluster__lease(c, name, true, false, cb, data);
 }
 
 /* ---- The heartbeat ----------------------------------------------------------- */
@@ -306,9 +306,17 @@ void cluster_free(struct cluster *c)
 {
     if (c == NULL)
         return;
-    /* Its heartbeat row runs out by itself, a lease after its last beat:
-     * given up here, it would be gone to the others while this daemon's
-     * jobs still settle (generate_close finishes after this). */
+    /* Its heartbeat row is given up as the store's last job, once every
+     * other job of this daemon is done (the ledger closes last of all):
+     * the others then take over at once what this run leaves (Discord's
+     * outbox rows, jobs held for approval) instead of a lease later.
+     * Given up here, the run would be gone to the others while this
+     * daemon's jobs still settle (generate_close finishes after this). A
+     * crash, or a store that cannot take the job, leaves the row to run
+     * out by itself. */
+    char name[CLUSTER_NAME_MAX];
+    snprintf(name, sizeof(name), "run:%s", c->run);
+    (void)cluster__lease(c, name, true, true, NULL, NULL);
     c->freeing = true;
     store_listener_close(c->changes);
     c->changes = NULL;

@@ -52,8 +52,11 @@ typedef void (*cluster_lease_cb)(int rc, const char *holder, int64_t until, void
 struct cluster *cluster_new(uv_loop_t *loop, struct store *store, const char *run, int64_t lease_ms,
                             const struct clock *clock, void (*tick)(void *data), void *tick_data);
 
-/** Stop the heartbeat and free (its timer closes on the loop; the leases
- *  it held run out by themselves). NULL is ignored. */
+/** Stop the heartbeat and free (its timer closes on the loop). The run's
+ *  heartbeat lease is given up as the store's last job (store_submit_last),
+ *  once store_stop finished every other: the others take this run for gone
+ *  then, not a lease later. Other leases it held run out by themselves
+ *  unless dropped (cluster_lease_drop). NULL is ignored. */
 void cluster_free(struct cluster *c);
 
 /** Hear at once of what another daemon changed that every daemon keeps in

@@ -393,6 +393,12 @@ static void store__thread(void *arg)
     for (;;) {
         while (s->queue_head == NULL && !s->stopping)
             uv_cond_wait(&s->cv, &s->mu);
+        if (s->queue_head == NULL && s->last_head != NULL) {
+            /* Stopping, and every other job done: the last ones run. */
+            s->queue_head = s->last_head;
+            s->queue_tail = s->last_tail;
+            s->last_head = s->last_tail = NULL;
+        }
         if (s->queue_head == NULL)
             break;
         /* Take what is queued, up to the batch limit. Two ways to gather
@@ -579,6 +585,8 @@ static void store__stop_one(struct store *one, struct store *s)
     one->stop_cb = store__one_stopped;
     one->stop_data = s;
     uv_mutex_lock(&one->mu);
+    for (struct store_job *j = one->last_head; j != NULL; j = j->next)
+        one->in_flight++;
     one->stopping = true;
     uv_cond_signal(&one->cv);
     uv_mutex_unlock(&one->mu);
@@ -629,6 +637,25 @@ struct store_listener *store_listen(struct store *s, uv_loop_t *loop,
         return NULL;
     }
     return s->ops->listen(s, loop, on_change, data, rc);
+}
+
+int store_submit_last(struct store *s, struct store_job *job)
+{
+    int rc = 0;
+    job->next = NULL;
+    job->keys[0] = job->keys[1] = NULL;
+    uv_mutex_lock(&s->mu);
+    if (s->stopping) {
+        rc = HB_ECANCELED;
+    } else {
+        if (s->last_tail != NULL)
+            s->last_tail->next = job;
+        else
+            s->last_head = job;
+        s->last_tail = job;
+    }
+    uv_mutex_unlock(&s->mu);
+    return rc; /* awaited (in_flight) from store_stop on */
 }
 
 int store_submit_keyed(struct store *s, struct store_job *job, const char *key0, const char *key1)

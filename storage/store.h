@@ -173,6 +173,14 @@ int store_start(struct store *store, uv_loop_t *loop);
 /** Queue a job (loop thread). Returns 0, or HB_ECANCELED once stopping. */
 int store_submit(struct store *store, struct store_job *job);
 
+/** Queue a job to run last: once store_stop was called and every job
+ *  queued before it is done, just before the thread exits (the jobs
+ *  queued so share a transaction); its done call comes before
+ *  store_stop's. For what a run gives up only once nothing of it can run
+ *  any more (its heartbeat lease: core/cluster.c). Returns as
+ *  store_submit. */
+int store_submit_last(struct store *store, struct store_job *job);
+
 /** store_submit, with the ids of the transfers the job reads first (either
  *  may be NULL or ""; borrowed until done is called): a backend may read
  *  a whole batch's ahead, in one round trip (PostgreSQL). A hint only:

@@ -235,6 +235,8 @@ struct store {
     uv_cond_t cv;
     struct store_job *queue_head; /* waiting to run */
     struct store_job *queue_tail;
+    struct store_job *last_head; /* store_submit_last: queued once stopping */
+    struct store_job *last_tail;
     struct store_job *done_head; /* committed, waiting for their done call */
     struct store_job *done_tail;
     bool stopping; /* no new jobs; the thread exits when idle */

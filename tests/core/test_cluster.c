@@ -436,6 +436,47 @@ static void test_leases_judged_by_one_clock(void **state)
     gt_done(&gt);
 }
 
+/* Whether the run's heartbeat row is in the store (as a check job). */
+static int run_row_read(struct store_txn *txn, void *data)
+{
+    char *value = NULL;
+    int rc = store_txn_state_get(txn, CLUSTER_LEASE_NS, "run:run-stopping", &value);
+    *(bool *)data = rc == 0;
+    free(value);
+    return rc == HB_ENOTFOUND ? 0 : rc;
+}
+
+static bool run_row(struct lt *t)
+{
+    bool there = false;
+    assert_int_equal(lt_store_run(t, run_row_read, &there), 0);
+    return there;
+}
+
+/* A clean stop gives the run's heartbeat lease up, as the store's last job:
+ * the others take the run for gone at once (and its outbox rows, its held
+ * jobs), not a lease later. Until the store stops, jobs of the run may
+ * still settle (the ledger closes last of all): the row stays, also for
+ * a job queued after the cluster was freed. Before, the row stayed until
+ * it ran out. */
+static void test_clean_stop_gives_run_up(void **state)
+{
+    (void)state;
+    struct lt t;
+    lt_init(&t, false, true);
+    struct cluster *c =
+        cluster_new(&t.loop, ledger_store(t.ledger), "run-stopping", 60000, NULL, NULL, NULL);
+    assert_non_null(c);
+    while (!run_row(&t))
+        uv_run(&t.loop, UV_RUN_ONCE);
+    cluster_free(c);
+    assert_true(run_row(&t));
+    lt_ledger_close(&t);
+    lt_ledger_open(&t);
+    assert_false(run_row(&t));
+    lt_done(&t);
+}
+
 static const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test(test_balance_seen_across_daemons),
     cmocka_unit_test(test_lease_one_holder),
@@ -443,6 +484,7 @@ static const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test(test_judging_waits_after_an_outage),
     cmocka_unit_test(test_every_run_read_old_ones_removed),
     cmocka_unit_test(test_leases_judged_by_one_clock),
+    cmocka_unit_test(test_clean_stop_gives_run_up),
 };
 
 TEST_GROUP_DEFINE(cluster, cluster_tests, gt_group_setup, lt_group_teardown)
