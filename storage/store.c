@@ -639,43 +639,40 @@ struct store_listener *store_listen(struct store *s, uv_loop_t *loop,
     return s->ops->listen(s, loop, on_change, data, rc);
 }
 
-int store_submit_last(struct store *s, struct store_job *job)
+/* Queue job on the list head..tail (the queue, or the last jobs) unless
+ * the store is stopping. */
+static int store__queue(struct store *s, struct store_job **head, struct store_job **tail,
+                        struct store_job *job)
 {
     int rc = 0;
     job->next = NULL;
-    job->keys[0] = job->keys[1] = NULL;
     uv_mutex_lock(&s->mu);
     if (s->stopping) {
         rc = HB_ECANCELED;
     } else {
-        if (s->last_tail != NULL)
-            s->last_tail->next = job;
+        if (*tail != NULL)
+            (*tail)->next = job;
         else
-            s->last_head = job;
-        s->last_tail = job;
+            *head = job;
+        *tail = job;
+        uv_cond_signal(&s->cv);
     }
     uv_mutex_unlock(&s->mu);
-    return rc; /* awaited (in_flight) from store_stop on */
+    return rc;
+}
+
+int store_submit_last(struct store *s, struct store_job *job)
+{
+    job->keys[0] = job->keys[1] = NULL;
+    /* Awaited (in_flight) from store_stop on. */
+    return store__queue(s, &s->last_head, &s->last_tail, job);
 }
 
 int store_submit_keyed(struct store *s, struct store_job *job, const char *key0, const char *key1)
 {
-    int rc = 0;
-    job->next = NULL;
     job->keys[0] = key0;
     job->keys[1] = key1;
-    uv_mutex_lock(&s->mu);
-    if (s->stopping) {
-        rc = HB_ECANCELED;
-    } else {
-        if (s->queue_tail != NULL)
-            s->queue_tail->next = job;
-        else
-            s->queue_head = job;
-        s->queue_tail = job;
-        uv_cond_signal(&s->cv);
-    }
-    uv_mutex_unlock(&s->mu);
+    int rc = store__queue(s, &s->queue_head, &s->queue_tail, job);
     if (rc == 0)
         s->in_flight++;
     if (rc == 0 && s->spin_ns > 0)
