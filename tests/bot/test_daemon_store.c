@@ -1,7 +1,8 @@
 /* The daemon and its database, as an operator meets them: one daemon per
  * database, storage failures that stop the start with a message (never an
- * abort), a read-only or full disk that /healthz reports, and a storage
- * path that means the same wherever the daemon is started. Each test runs
+ * abort), a read-only or full disk that /healthz reports, a storage
+ * path that means the same wherever the daemon is started, and on
+ * PostgreSQL a clean stop that leaves no heartbeat lease behind. Each test runs
  * the real binary; the disk tests use a private mount namespace (as root)
  * and are skipped where one cannot be made. */
 #include "net/http.h"
@@ -128,6 +129,40 @@ static void test_second_daemon_refused(void **state)
     assert_null(strstr(c.out, "interrupted"));
     test_proc_free(&c);
     assert_int_equal(verify_status(f), 0);
+}
+
+/* Several daemons on PostgreSQL: a daemon that stops cleanly gives its
+ * run's heartbeat lease up as the last thing its ledger writes, so the
+ * others take it for gone at their next heartbeat (its outbox rows, its
+ * held jobs), not a lease later. Before, its row stayed until it ran
+ * out. */
+static void test_clean_stop_gives_run_up(void **state)
+{
+    struct store_fixture *f = *state;
+    char url[512];
+    assert_int_equal(test_pg_db(url, sizeof(url)), 0);
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "[bot]\nname = Store Bot\n"
+             "[storage]\nbackend = postgres\npostgres_url = \"%s\"\n"
+             "[console]\nuser = tester\nimage_dir = %s\n"
+             "[provider \"demo\"]\nkind = demo\n"
+             "[model \"demo-chat\"]\nprovider = demo\nprice_request = 1\n",
+             url, f->dir);
+    test_file_write(f->conf, text, (size_t)-1);
+    chmod(f->conf, 0600);
+    struct test_child a;
+    daemon_start(f, &a);
+    assert_true(test_child_wait_for(&a, "err", "cluster.joined", 15000));
+    const char *runs = "SELECT count(*) FROM state WHERE ns = 'lease' AND key LIKE 'run:%'";
+    for (int i = 0; i < 100 && test_pg_int(url, runs) == 0; i++)
+        usleep(50 * 1000);
+    assert_int_equal(test_pg_int(url, runs), 1);
+    assert_true(write(a.in_fd, "/chat hello\n", 12) == 12);
+    assert_true(test_child_wait_for(&a, "out", "cost 1 credit", 15000));
+    assert_int_equal(test_child_finish(&a, 15000), 0);
+    test_child_free(&a);
+    assert_int_equal(test_pg_int(url, runs), 0);
 }
 
 /* A wrong path, a file that is not a database, a database of a newer
@@ -345,6 +380,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_relative_path_follows_config, setup, teardown),
     cmocka_unit_test_setup_teardown(test_read_only_database_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_healthz_down_when_commits_fail, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_clean_stop_gives_run_up, setup, teardown),
 };
 
 TEST_GROUP_DEFINE(daemon_store, tests, NULL, NULL)
