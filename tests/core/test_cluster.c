@@ -11,6 +11,7 @@
 #include "tests/core/test_generate.h"
 #include "tests/test.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define LEASE_MS 300
