@@ -61,6 +61,7 @@ struct lease_job {
     int64_t skew;                 /* the store's clock less now, when read */
     int64_t store_now;            /* the store's clock when read (now without one) */
     bool drop;
+    bool last; /* the run's own row, given up as the store's last job */
     cluster_lease_cb cb;
     void *data;
 };
@@ -122,6 +123,11 @@ static void cluster__lease_done(struct store_job *job, int rc)
         c->skew = lj->skew;
         c->judge_skew = lj->store_now - clock_now_ms(&c->clock);
     }
+    if (lj->last && rc == 0)
+        log_info("cluster.left",
+                 "run=%s note=\"the others take this run for gone at their next "
+                 "heartbeat\"",
+                 c->run);
     /* Always answered (HB_ECANCELED once freeing): callers hold references.
      * The lease's end by this daemon's clock. */
     if (lj->cb != NULL)
@@ -145,6 +151,7 @@ static int cluster__lease(struct cluster *c, const char *name, bool drop, bool l
     snprintf(lj->name, sizeof(lj->name), "%s", name);
     lj->now = clock_now_ms(&c->clock);
     lj->drop = drop;
+    lj->last = last;
     lj->cb = cb;
     lj->data = data;
     int rc = last ? store_submit_last(c->store, &lj->job) : store_submit(c->store, &lj->job);

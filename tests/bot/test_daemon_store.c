@@ -161,6 +161,7 @@ static void test_clean_stop_gives_run_up(void **state)
     assert_true(write(a.in_fd, "/chat hello\n", 12) == 12);
     assert_true(test_child_wait_for(&a, "out", "cost 1 credit", 15000));
     assert_int_equal(test_child_finish(&a, 15000), 0);
+    assert_non_null(strstr(a.err, "cluster.left"));
     test_child_free(&a);
     assert_int_equal(test_pg_int(url, runs), 0);
 }
