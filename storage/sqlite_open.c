@@ -695,15 +695,15 @@ struct store *store__sqlite_new(const struct store_options *opts, int *rc_out)
      * (secure_delete below) and their pages reused; the file does not
      * shrink by itself. */
     if (!opts->read_only) {
-        /* WAL lets readers (verify) run beside the writer; FULL makes every
-         * commit durable before it returns. */
         /* The page stays SQLite's default of 4,096 bytes. A commit copies
          * every page it changed whole into the WAL, some 28 KB a
          * generation (mostly index pages at random places, measured with
          * about five jobs a commit); pages of 2,048 or 1,024 bytes
          * (three rounds each on the generation bench, taking turns) gave
          * no better rate (9,151 to 12,016 and 7,259 to 9,298 jobs/s,
-         * against 8,692 to 11,446): the indexes grow deeper. */
+         * against 8,692 to 11,446): the indexes grow deeper.
+         * WAL lets readers (verify) run beside the writer; FULL makes every
+         * commit durable before it returns. */
         rc = store__exec(s, "PRAGMA journal_mode = WAL");
         /* A larger page cache keeps the indexes' hot pages in memory under
          * load; checkpoints run less often and move more pages each. */
