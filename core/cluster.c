@@ -255,13 +255,19 @@ static void cluster__beaten(int rc, const char *holder, int64_t until, void *dat
     }
 }
 
+/* The run's heartbeat lease: "run:<run id>". */
+static void cluster__run_lease(const struct cluster *c, char name[CLUSTER_NAME_MAX])
+{
+    snprintf(name, CLUSTER_NAME_MAX, "run:%s", c->run);
+}
+
 static void cluster__beat(uv_timer_t *t)
 {
     struct cluster *c = t->data;
     if (c->beating || c->freeing)
         return;
     char name[CLUSTER_NAME_MAX];
-    snprintf(name, sizeof(name), "run:%s", c->run);
+    cluster__run_lease(c, name);
     c->beating = true;
     c->beat_at = clock_now_ms(&c->clock);
     if (cluster_lease_take(c, name, cluster__beaten, c) < 0)
@@ -322,7 +328,7 @@ void cluster_free(struct cluster *c)
      * crash, or a store that cannot take the job, leaves the row to run
      * out by itself. */
     char name[CLUSTER_NAME_MAX];
-    snprintf(name, sizeof(name), "run:%s", c->run);
+    cluster__run_lease(c, name);
     (void)cluster__lease(c, name, true, true, NULL, NULL);
     c->freeing = true;
     store_listener_close(c->changes);

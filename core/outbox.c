@@ -285,6 +285,12 @@ int outbox_channel_name(char *buf, size_t cap, const char *family, const struct 
     return n >= 0 && (size_t)n < cap ? 0 : HB_EOVERFLOW;
 }
 
+uint64_t outbox_look_ms(const struct cluster *c)
+{
+    uint64_t every = (uint64_t)cluster_lease_ms(c) / 3;
+    return every > 1000 ? every : 1000;
+}
+
 struct outbox_takeover {
     struct store *store;
     struct cluster *c;

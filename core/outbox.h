@@ -78,6 +78,11 @@ struct cluster;
  *  rows while it lives (outbox_takeover). 0, or HB_EOVERFLOW. */
 int outbox_channel_name(char *buf, size_t cap, const char *family, const struct cluster *c);
 
+/** How often an adapter looks for the rows of runs that are gone
+ *  (outbox_takeover): as often as the heartbeat reads the runs, a third of
+ *  c's lease, but no more than once a second. */
+uint64_t outbox_look_ms(const struct cluster *c);
+
 /** Take over what runs that are gone left: list the channels of family,
  *  and take (outbox_take, at most max rows each) into the channel mine
  *  each one named family (the one channel of a daemon alone, or of the

@@ -381,8 +381,7 @@ void dc__outbox_replay(struct discord *dc)
     if (c != NULL) {
         /* At once (once this daemon may judge other runs gone), then as
          * often as the heartbeat reads the runs. */
-        uint64_t every = (uint64_t)cluster_lease_ms(c) / 3;
-        uv_timer_start(&dc->outbox_timer, dc__outbox_look, 0, every > 1000 ? every : 1000);
+        uv_timer_start(&dc->outbox_timer, dc__outbox_look, 0, outbox_look_ms(c));
         return;
     }
     dc->refs++;

@@ -110,7 +110,7 @@ static void tg__owed_done(void *data)
 /* A pass over the notices owed, by the daemon that holds the duty. */
 static void tg__owed_pass(struct tg *tg)
 {
-    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    struct cluster *c = tg_cluster(tg);
     if (c == NULL || tg->owed_busy || tg->closing || tg->core->ledger == NULL)
         return;
     /* A younger row is its own daemon's to send, right after its commit;
@@ -156,7 +156,7 @@ static void tg__owed_lease_done(int rc, const char *holder, int64_t until, void 
 
 void tg_notify_owed_webhook(struct tg *tg)
 {
-    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    struct cluster *c = tg_cluster(tg);
     if (!tg->webhook || c == NULL || tg->closing || tg->owed_asking || tg->bot_id == 0)
         return;
     char name[48];
@@ -171,7 +171,7 @@ void tg_notify_owed_webhook(struct tg *tg)
 
 void tg_notify_owed_drop(struct tg *tg)
 {
-    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    struct cluster *c = tg_cluster(tg);
     if (c == NULL || !tg->owed_lease)
         return;
     tg->owed_lease = false;

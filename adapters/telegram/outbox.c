@@ -685,7 +685,7 @@ static int tg__load_run(struct store_txn *txn, struct store_job *job)
 
 /* ---- several daemons in webhook mode ----------------------------------- */
 
-static struct cluster *tg__cluster(const struct tg *tg)
+struct cluster *tg_cluster(const struct tg *tg)
 {
     return tg->core != NULL ? tg->core->cluster : NULL;
 }
@@ -695,8 +695,48 @@ const char *tg_outbox_channel(struct tg *tg)
     /* Polling: one channel, the lease holder's. */
     if (tg->ob_channel[0] == '\0')
         outbox_channel_name(tg->ob_channel, sizeof(tg->ob_channel), TG_OB_CHANNEL,
-                            tg->webhook ? tg__cluster(tg) : NULL);
+                            tg->webhook ? tg_cluster(tg) : NULL);
     return tg->ob_channel;
+}
+
+/* The rows of this daemon's queue (ids in an array; sorted by the caller). */
+struct tg_ob_queued {
+    int64_t *ids;
+    size_t n, cap;
+};
+
+static int tg__id_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Queue the sends loaded from rows (head, a list), each row counted as one
+ * the queue replays; those already queued (ids in queued, may be NULL) go,
+ * counted in *skipped, and all of them when closing. Returns how many were
+ * queued. */
+static size_t tg__queue_loaded(struct tg *tg, struct tg_op *head, const struct tg_ob_queued *queued,
+                               size_t *skipped)
+{
+    size_t n = 0;
+    for (struct tg_op *op = head, *next; op != NULL; op = next) {
+        next = op->next;
+        op->next = NULL;
+        if (tg->closing) {
+            tg_sendq_op_free(op);
+        } else if (queued != NULL && queued->n > 0 &&
+                   bsearch(&op->outbox_id, queued->ids, queued->n, sizeof(*queued->ids),
+                           tg__id_cmp) != NULL) {
+            tg_sendq_op_free(op);
+            (*skipped)++;
+        } else {
+            tg->ob_rows++;
+            tg->replaying++;
+            n++;
+            tg_sendq_push_op(tg, op);
+        }
+    }
+    return n;
 }
 
 /* The rows of a run that is gone, taken into this one's channel: queued as
@@ -712,19 +752,7 @@ static void tg__taken(int rc, const struct outbox_row *rows, size_t n, void *dat
             0)
             break;
     }
-    size_t queued = 0;
-    for (struct tg_op *op = l.head, *next; op != NULL; op = next) {
-        next = op->next;
-        op->next = NULL;
-        if (tg->closing) {
-            tg_sendq_op_free(op);
-            continue;
-        }
-        tg->ob_rows++;
-        tg->replaying++;
-        queued++;
-        tg_sendq_push_op(tg, op);
-    }
+    size_t queued = tg__queue_loaded(tg, l.head, NULL, NULL);
     if (queued > 0)
         log_info("telegram.outbox_replay", "rows=%zu taken_over=true", queued);
     tg_unref(tg);
@@ -744,7 +772,7 @@ static void tg__listed(size_t takes, void *data)
 static void tg__look(uv_timer_t *t)
 {
     struct tg *tg = t->data;
-    struct cluster *c = tg__cluster(tg);
+    struct cluster *c = tg_cluster(tg);
     struct store *store = tg__store(tg);
     tg_notify_owed_webhook(tg);
     if (tg->closing || tg->ob_looking || store == NULL || !cluster_judging(c))
@@ -761,18 +789,11 @@ static void tg__look(uv_timer_t *t)
 
 void tg_outbox_look_start(struct tg *tg)
 {
-    struct cluster *c = tg__cluster(tg);
+    struct cluster *c = tg_cluster(tg);
     if (!tg->webhook || c == NULL || !tg->ob_on || tg->closing)
         return;
-    uint64_t every = (uint64_t)cluster_lease_ms(c) / 3;
-    uv_timer_start(&tg->ob_look, tg__look, 0, every > 1000 ? every : 1000);
+    uv_timer_start(&tg->ob_look, tg__look, 0, outbox_look_ms(c));
 }
-
-/* The rows of this daemon's queue (ids in an array; sorted by the caller). */
-struct tg_ob_queued {
-    int64_t *ids;
-    size_t n, cap;
-};
 
 static void tg__queued_id(struct tg *tg, struct tg_op *op, void *data)
 {
@@ -780,12 +801,6 @@ static void tg__queued_id(struct tg *tg, struct tg_op *op, void *data)
     struct tg_ob_queued *q = data;
     if (op->outbox_id != 0 && tg__grow((void **)&q->ids, &q->cap, q->n, sizeof(*q->ids)) == 0)
         q->ids[q->n++] = op->outbox_id;
-}
-
-static int tg__id_cmp(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 static void tg__load_done(struct store_job *job, int rc)
@@ -804,25 +819,7 @@ static void tg__load_done(struct store_job *job, int rc)
         log_error("telegram.outbox_error", "op=load error=%s", hb_strerror(rc));
     tg->ob_on = !l->schema_old && (rc == 0 || rc == HB_EEXISTS);
     tg->ob_next = l->max_id >= l->first_id ? l->max_id + 1 : l->first_id;
-    struct tg_op *op = l->head;
-    size_t n = 0;
-    while (op != NULL) {
-        struct tg_op *next = op->next;
-        op->next = NULL;
-        if (tg->closing) {
-            tg_sendq_op_free(op);
-        } else if (queued.n > 0 && bsearch(&op->outbox_id, queued.ids, queued.n,
-                                           sizeof(*queued.ids), tg__id_cmp) != NULL) {
-            tg_sendq_op_free(op);
-            skipped++;
-        } else {
-            tg->ob_rows++;
-            tg->replaying++;
-            n++;
-            tg_sendq_push_op(tg, op);
-        }
-        op = next;
-    }
+    size_t n = tg__queue_loaded(tg, l->head, &queued, &skipped);
     free(queued.ids);
     if (n > 0 || skipped > 0)
         log_info("telegram.outbox_replay", "rows=%zu queued_already=%zu", n, skipped);

@@ -459,7 +459,7 @@ static void tg__lease_done(int rc, const char *holder, int64_t until, void *data
 static void tg__lease_tick(uv_timer_t *t)
 {
     struct tg *tg = t->data;
-    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    struct cluster *c = tg_cluster(tg);
     if (c == NULL || tg->closing || tg->lease_asking)
         return;
     if (!uv_is_active((uv_handle_t *)&tg->lease_timer)) {
@@ -479,7 +479,7 @@ static void tg__lease_tick(uv_timer_t *t)
 
 void tg_poll_lease_drop(struct tg *tg)
 {
-    struct cluster *c = tg->core != NULL ? tg->core->cluster : NULL;
+    struct cluster *c = tg_cluster(tg);
     uv_timer_stop(&tg->lease_timer);
     if (c == NULL || !tg->lease_held)
         return;

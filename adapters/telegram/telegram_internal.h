@@ -344,6 +344,8 @@ void tg_outbox_flush(struct tg *tg, bool force);
  *  with other daemons, then every third of a lease, take the rows of runs
  *  that are gone into this run's channel and queue them. */
 void tg_outbox_replay(struct tg *tg, void (*done)(struct tg *tg));
+/** The daemon's cluster (core/cluster.h), or NULL alone on its ledger. */
+struct cluster *tg_cluster(const struct tg *tg);
 /** The channel of the outbox rows: "telegram", shared by whichever daemon
  *  polls; in webhook mode with other daemons, "telegram/<run id>", each
  *  daemon's own. */
