@@ -122,6 +122,11 @@ bool test_child_wait_for(struct test_child *c, const char *stream, const char *n
 int test_child_finish(struct test_child *c, int timeout_ms);
 void test_child_free(struct test_child *c);
 
+struct uv_loop_s;
+/** Run loop for ms (a timer of its own ends the wait), then once more
+ *  without waiting, so that the timer's close is done. */
+void test_run_for(struct uv_loop_s *loop, uint64_t ms);
+
 /** A loopback TCP port nobody listens on right now. */
 int test_port_free(void);
 

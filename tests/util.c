@@ -555,3 +555,21 @@ int64_t test_pg_int(const char *url, const char *sql)
     assert_true(ok);
     return v;
 }
+
+static void test__run_fired(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+void test_run_for(uv_loop_t *loop, uint64_t ms)
+{
+    uv_timer_t t;
+    bool fired = false;
+    uv_timer_init(loop, &t);
+    t.data = &fired;
+    uv_timer_start(&t, test__run_fired, ms, 0);
+    while (!fired)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}

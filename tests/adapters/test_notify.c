@@ -618,19 +618,10 @@ struct dob {
  * NULL. */
 static void dob_run(struct dob *t, bool (*cond)(void *arg), void *arg, uint64_t ms)
 {
-    if (cond != NULL) {
+    if (cond != NULL)
         nt_until(&t->d.lt.loop, cond, arg);
-        return;
-    }
-    uv_timer_t timer;
-    bool fired = false;
-    uv_timer_init(&t->d.lt.loop, &timer);
-    timer.data = &fired;
-    uv_timer_start(&timer, nt_guard, ms, 0);
-    while (!fired)
-        uv_run(&t->d.lt.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&timer, NULL);
-    uv_run(&t->d.lt.loop, UV_RUN_NOWAIT);
+    else
+        test_run_for(&t->d.lt.loop, ms);
 }
 
 static void dob_init(struct dob *t)

@@ -156,22 +156,9 @@ void fx_until(struct fx *fx, bool (*cond)(struct fx *fx, void *arg), void *arg)
 }
 
 /* Run the loop for ms (only where time itself is what is tested). */
-static bool fx_never(struct fx *fx, void *arg)
-{
-    (void)fx;
-    return *(bool *)arg;
-}
-
 void fx_run_for(struct fx *fx, uint64_t ms)
 {
-    uv_timer_t t;
-    bool done = false;
-    uv_timer_init(&fx->lt.loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, fx_guard, ms, 0);
-    fx_until(fx, fx_never, &done);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&fx->lt.loop, UV_RUN_NOWAIT);
+    test_run_for(&fx->lt.loop, ms);
 }
 
 static bool fx_has_count(struct fx *fx, void *arg)

@@ -389,19 +389,6 @@ static void tw_other_close(struct tw *t, struct tw_other *o)
     o->core.cluster = NULL;
 }
 
-static void tw_run_for(struct tw *t, uint64_t ms)
-{
-    uv_timer_t timer;
-    bool fired = false;
-    uv_timer_init(&t->lt.loop, &timer);
-    timer.data = &fired;
-    uv_timer_start(&timer, tw_guard, ms, 0);
-    while (!fired)
-        uv_run(&t->lt.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&timer, NULL);
-    uv_run(&t->lt.loop, UV_RUN_NOWAIT);
-}
-
 /* sendMessage calls to chat the fake took (200). */
 static size_t tw_sent(struct tw *t, int64_t chat)
 {
@@ -449,7 +436,7 @@ static void test_webhook_second_daemon_leaves_rows(void **state)
 
     struct tw_other o;
     tw_other_open(&t, &o);
-    tw_run_for(&t, 4500); /* the first daemon's wait is over */
+    test_run_for(&t.lt.loop, 4500); /* the first daemon's wait is over */
     assert_int_equal(tw_sent(&t, 79), 1);
     assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM outbox WHERE chat = 79"), 0);
     tw_other_close(&t, &o);
@@ -477,9 +464,9 @@ static void test_webhook_gone_daemon_rows_sent(void **state)
 
     struct tw_other o;
     tw_other_open(&t, &o);
-    tw_run_for(&t, 1000);
+    test_run_for(&t.lt.loop, 1000);
     assert_int_equal(tw_sent(&t, 81), 0); /* the first run's lease lasts */
-    tw_run_for(&t, 4000);
+    test_run_for(&t.lt.loop, 4000);
     assert_int_equal(tw_sent(&t, 81), 1);
     assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM outbox WHERE chat = 81"), 0);
     tw_other_close(&t, &o);
@@ -515,7 +502,7 @@ static void test_webhook_owed_notice_sent(void **state)
         uv_run(&t.lt.loop, UV_RUN_ONCE);
     struct tw_other o;
     tw_other_open(&t, &o); /* a second daemon: the notice goes once */
-    tw_run_for(&t, 3000);
+    test_run_for(&t.lt.loop, 3000);
     assert_int_equal(tw_sent(&t, 83), 1);
     assert_int_equal(test_sql_int(t.lt.path, "SELECT COUNT(*) FROM state WHERE ns = "
                                              "'notice.payment'"),

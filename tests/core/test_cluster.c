@@ -26,29 +26,11 @@ static struct clock gt_wall(struct gt *gt)
 /* Time passes: by the engine's manual clock, and on PostgreSQL, whose
  * server's clock judges leases, by the real one too (the loop runs
  * meanwhile). */
-static void fired(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static void run_for(struct gt *gt, int ms)
-{
-    bool done = false;
-    uv_timer_t t;
-    uv_timer_init(&gt->lt.loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, fired, (uint64_t)ms, 0);
-    while (!done)
-        uv_run(&gt->lt.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&gt->lt.loop, UV_RUN_NOWAIT);
-}
-
 static void advance(struct gt *gt, int ms)
 {
     gt->wall += ms;
     if (lt_backend == STORE_BACKEND_POSTGRES)
-        run_for(gt, ms);
+        test_run_for(&gt->lt.loop, (uint64_t)ms);
 }
 
 struct took {
@@ -414,21 +396,21 @@ static void test_leases_judged_by_one_clock(void **state)
      * holder is replaced within the lease). */
     assert_true(until > ahead_ms.ms && until <= ahead_ms.ms + LEASE_MS - LEASE_MS / 10);
     /* A few beats: everyone is alive to everyone. */
-    run_for(&gt, LEASE_MS);
+    test_run_for(&gt.lt.loop, LEASE_MS);
     assert_true(cluster_run_alive(b, "run-a"));
     assert_true(cluster_run_alive(b, "run-c"));
     assert_true(cluster_run_alive(c, "run-a"));
     assert_true(cluster_run_alive(c, "run-b"));
     /* a stops renewing telegram:1 (it never asked again): once it ran out
      * by the server's clock, the daemon behind takes it. */
-    run_for(&gt, LEASE_MS + 50);
+    test_run_for(&gt.lt.loop, LEASE_MS + 50);
     assert_int_equal(take(&gt, c, "telegram:1", holder), 0);
     assert_int_equal(take(&gt, b, "telegram:1", holder), HB_EBUSY);
     assert_string_equal(holder, "run-c");
     /* a dies: the others see its run end within a few leases, by the
      * server's clock, whatever theirs say. */
     cluster_free(a);
-    run_for(&gt, 3 * LEASE_MS);
+    test_run_for(&gt.lt.loop, 3 * LEASE_MS);
     assert_false(cluster_run_alive(b, "run-a"));
     assert_false(cluster_run_alive(c, "run-a"));
     assert_true(cluster_run_alive(b, "run-c"));
